@@ -1,0 +1,15 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * CPU facts and spin-wait hint for architectures without a port.
+ * ARCH_CACHE_LINE is the assumed line size used to pad shared data.
+ */
+#ifndef HAK_ASM_GENERIC_PROCESSOR_H
+#define HAK_ASM_GENERIC_PROCESSOR_H
+
+#define ARCH_CACHE_LINE		64
+#define ARCH_NAME		"generic"
+
+/* Nothing portable to hint with; a compiler barrier keeps the loop honest. */
+#define arch_cpu_relax()	__asm__ __volatile__("" ::: "memory")
+
+#endif /* HAK_ASM_GENERIC_PROCESSOR_H */

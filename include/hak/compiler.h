@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Compiler helpers shared by every layer: branch hints, inlining control,
+ * symbol visibility and the annotations sparse checks (lock context,
+ * must-check results). Nothing here depends on the configuration.
+ */
+#ifndef HAK_COMPILER_H
+#define HAK_COMPILER_H
+
+#define likely(x)		__builtin_expect(!!(x), 1)
+#define unlikely(x)		__builtin_expect(!!(x), 0)
+
+#define __always_inline		inline __attribute__((always_inline))
+#define __noinline		__attribute__((noinline))
+#define __cold			__attribute__((cold))
+#define __hot			__attribute__((hot))
+#define __unused		__attribute__((unused))
+#define __noreturn		__attribute__((noreturn))
+#define __aligned(n)		__attribute__((aligned(n)))
+#define __packed		__attribute__((packed))
+#define __printf(a, b)		__attribute__((format(printf, a, b)))
+
+/* Symbols of the public API; everything else stays hidden (-fvisibility). */
+#define HAK_EXPORT		__attribute__((visibility("default")))
+
+#ifdef __CHECKER__
+# define __must_check
+# define __acquires(x)		__attribute__((context(x, 0, 1)))
+# define __releases(x)		__attribute__((context(x, 1, 0)))
+# define __acquire(x)		__context__(x, 1)
+# define __release(x)		__context__(x, -1)
+# define __force		__attribute__((force))
+#else
+# define __must_check		__attribute__((warn_unused_result))
+# define __acquires(x)
+# define __releases(x)
+# define __acquire(x)		((void)0)
+# define __release(x)		((void)0)
+# define __force
+#endif
+
+#define ARRAY_SIZE(a)		(sizeof(a) / sizeof((a)[0]))
+#define HAK_ALIGN_UP(x, a)	(((x) + ((a) - 1)) & ~((__typeof__(x))(a) - 1))
+#define HAK_ALIGN_DOWN(x, a)	((x) & ~((__typeof__(x))(a) - 1))
+#define HAK_IS_POW2(x)		((x) != 0 && ((x) & ((x) - 1)) == 0)
+
+/* Compile-time assertion usable at file or block scope. */
+#define HAK_BUILD_BUG_ON(cond)	_Static_assert(!(cond), #cond)
+
+#define barrier()		__asm__ __volatile__("" ::: "memory")
+
+#endif /* HAK_COMPILER_H */
