@@ -1,0 +1,103 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Helpers shared by the selftests/core programs (header-only, not a test).
+ *
+ * The tests target glibc's semantics: each one also builds with plain
+ * gcc against the system malloc, and must pass there. Inside the hakmem
+ * tree every TU is compiled with -include include/hak/kconfig.h, so
+ * HAK_KCONFIG_H tells us "linked with libhakmem.a": only then do we test
+ * the functions glibc 2.36 lacks (free_sized, free_aligned_sized) and the
+ * hak_* public API.
+ */
+#ifndef HAK_SELFTEST_CORE_H
+#define HAK_SELFTEST_CORE_H
+
+#include <errno.h>
+#include <malloc.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../lib/tap.h"
+
+#ifdef HAK_KCONFIG_H
+# define CT_HAKMEM 1
+#else
+# define CT_HAKMEM 0
+#endif
+
+/*
+ * Hide a size from the optimiser, so -Walloc-size-larger-than and friends
+ * do not reject deliberately absurd requests at compile time, and calls
+ * are not folded away.
+ */
+#define ARRAY_SIZE_CT(a)	(sizeof(a) / sizeof((a)[0]))
+
+static inline size_t ct_opaque(size_t n)
+{
+	volatile size_t v = n;
+
+	return v;
+}
+
+static inline void *ct_launder(void *p)
+{
+	__asm__ __volatile__("" : "+r"(p) :: "memory");
+	return p;
+}
+
+/* A byte pattern derived from a block's address and an offset in it. */
+static inline unsigned char ct_pat(const void *base, size_t i)
+{
+	uintptr_t a = (uintptr_t)base;
+
+	return (unsigned char)((a >> 4) ^ (a >> 12) ^ (i * 131u) ^ (i >> 8));
+}
+
+static inline void ct_fill(void *p, size_t n)
+{
+	unsigned char *c = p;
+
+	for (size_t i = 0; i < n; i++)
+		c[i] = ct_pat(p, i);
+}
+
+/* Returns the first bad offset, or n when the whole block is intact. */
+static inline size_t ct_check(const void *p, size_t n)
+{
+	const unsigned char *c = p;
+
+	for (size_t i = 0; i < n; i++)
+		if (c[i] != ct_pat(p, i))
+			return i;
+	return n;
+}
+
+/* A value from /proc/self/status in KiB ("VmRSS", "VmSize"), or -1. */
+static inline long ct_status_kib(const char *key)
+{
+	char line[256];
+	size_t kl = strlen(key);
+	long v = -1;
+	FILE *f = fopen("/proc/self/status", "r");
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		if (!strncmp(line, key, kl) && line[kl] == ':') {
+			v = strtol(line + kl + 1, NULL, 10);
+			break;
+		}
+	}
+	fclose(f);
+	return v;
+}
+
+static inline int ct_is_aligned(const void *p, size_t a)
+{
+	return ((uintptr_t)p & (a - 1)) == 0;
+}
+
+#endif /* HAK_SELFTEST_CORE_H */
