@@ -1,0 +1,204 @@
+// SPDX-License-Identifier: MIT
+/*
+ * api_misc: the statistics calls, trimming, RSS release and the hak_* API.
+ *
+ * Proves that
+ *  - mallinfo2's in-use figures (uordblks + hblkhd) grow by about 64 MiB
+ *    when 64 MiB is allocated (as one large block and as 64 Ki small
+ *    blocks) and fall back when it is freed, and arena/free figures are
+ *    sane;
+ *  - memory freed in bulk goes back to the OS: VmRSS falls after a 64 MiB
+ *    peak of small blocks once they are freed (and malloc_trim(0) does not
+ *    undo that);
+ *  - malloc_trim returns 0 or 1 and the allocator still works after it;
+ *  - malloc_stats prints something to stderr;
+ *  - (hakmem builds) the hak_* public API behaves like the libc names.
+ */
+#include <fcntl.h>
+
+#include "core_test.h"
+
+#if CT_HAKMEM && __has_include(<hakmem/hakmem.h>)
+# include <hakmem/hakmem.h>
+# define CT_HAK_API 1
+#else
+# define CT_HAK_API 0
+#endif
+
+#define MIB	((size_t)1 << 20)
+
+static size_t in_use(void)
+{
+	struct mallinfo2 mi = mallinfo2();
+
+	return mi.uordblks + mi.hblkhd;
+}
+
+static void mallinfo_moves(void)
+{
+	enum { NSMALL = 65536 };
+	static void *v[NSMALL];
+	size_t base, peak, after;
+	void *big;
+	struct mallinfo2 mi;
+
+	base = in_use();
+	big = ct_launder(malloc(ct_opaque(64 * MIB)));
+	memset(big, 1, 64 * MIB);
+	peak = in_use();
+	tap_ok(big && peak >= base + 63 * MIB,
+	       "mallinfo2 in-use grows by 64 MiB after malloc(64 MiB) (%zu -> %zu)", base, peak);
+	free(big);
+	after = in_use();
+	tap_ok(after + 63 * MIB <= peak,
+	       "mallinfo2 in-use falls by 64 MiB after free (%zu -> %zu)", peak, after);
+
+	base = in_use();
+	for (int i = 0; i < NSMALL; i++) {
+		v[i] = malloc(ct_opaque(1024));
+		if (!v[i])
+			tap_bail("malloc(1024) failed");
+	}
+	peak = in_use();
+	mi = mallinfo2();
+	tap_ok(peak >= base + 63 * MIB,
+	       "mallinfo2 in-use grows by 64 MiB after 64 Ki x malloc(1 KiB) (%zu -> %zu)",
+	       base, peak);
+	tap_ok(mi.arena + mi.hblkhd >= mi.uordblks + mi.hblkhd && mi.arena >= mi.fordblks,
+	       "mallinfo2 arena %zu >= in-use %zu and free %zu", mi.arena, mi.uordblks,
+	       mi.fordblks);
+	for (int i = 0; i < NSMALL; i++)
+		free(v[i]);
+	after = in_use();
+	tap_ok(after + 63 * MIB <= peak,
+	       "mallinfo2 in-use falls by 64 MiB after freeing them (%zu -> %zu)", peak, after);
+}
+
+static void rss_falls(void)
+{
+	enum { N = 64 * 1024 };
+	static void *v[N];
+	long base, peak, after, trimmed;
+	int r;
+
+	base = ct_status_kib("VmRSS");
+	for (int i = 0; i < N; i++) {
+		/* a mix of small and mid sizes: 64 MiB in all */
+		size_t n = (i & 15) == 0 ? 8192 : 512;
+
+		v[i] = malloc(ct_opaque(n));
+		if (!v[i])
+			tap_bail("malloc failed");
+		memset(v[i], 0x33, n);
+	}
+	peak = ct_status_kib("VmRSS");
+	for (int i = 0; i < N; i++)
+		free(v[i]);
+	after = ct_status_kib("VmRSS");
+	tap_diag("VmRSS: start %ld KiB, peak %ld KiB, after free %ld KiB", base, peak, after);
+	tap_ok(peak - base >= 40 * 1024 && after < base + (peak - base) / 2,
+	       "RSS falls by at least half of a 64 MiB small-block peak after the frees");
+	r = malloc_trim(0);
+	trimmed = ct_status_kib("VmRSS");
+	tap_ok((r == 0 || r == 1) && trimmed < base + (peak - base) / 2,
+	       "malloc_trim(0) returns %d, RSS stays low (%ld KiB)", r, trimmed);
+	r = malloc_trim(1 << 20);
+	{
+		void *p = malloc(100), *q = malloc(1 << 20);
+
+		tap_ok((r == 0 || r == 1) && p && q,
+		       "malloc_trim(1 MiB pad) returns %d and allocation works afterwards", r);
+		free(p);
+		free(q);
+	}
+}
+
+static void stats_print(void)
+{
+	char path[] = "/tmp/hak-api-misc-XXXXXX";
+	char buf[4096];
+	int fd = mkstemp(path), saved;
+	ssize_t n;
+	void *keep = malloc(1000);
+
+	if (fd < 0)
+		tap_bail("mkstemp failed");
+	unlink(path);
+	fflush(stderr);
+	saved = dup(2);
+	dup2(fd, 2);
+	malloc_stats();
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	lseek(fd, 0, SEEK_SET);
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	free(keep);
+	if (n > 0) {
+		char *nl;
+
+		buf[n] = 0;
+		nl = strchr(buf, '\n');
+		if (nl)
+			*nl = 0;
+		tap_diag("malloc_stats: %s", buf);
+	}
+	tap_ok(n > 0, "malloc_stats prints to stderr (%zd bytes)", n);
+}
+
+#if CT_HAK_API
+static void hak_api(void)
+{
+	void *p, *q;
+	int ok = 1;
+
+	p = hak_malloc(100);
+	ok = p && ct_is_aligned(p, 16);
+	if (p)
+		memset(p, 7, 100);
+	q = hak_realloc(p, 5000);
+	ok = ok && q && ((unsigned char *)q)[99] == 7;
+	hak_free(q);
+	tap_ok(ok, "hak_malloc/hak_realloc/hak_free behave like malloc/realloc/free");
+
+	p = hak_calloc(100, 100);
+	ok = p != NULL;
+	for (int i = 0; p && i < 10000; i++)
+		if (((unsigned char *)p)[i])
+			ok = 0;
+	hak_free(p);
+	errno = 0;
+	p = hak_calloc(SIZE_MAX / 2, ct_opaque(3));
+	ok = ok && !p && errno == ENOMEM;
+	tap_ok(ok, "hak_calloc zeroes and rejects overflow with ENOMEM");
+
+	errno = 0;
+	p = hak_malloc(ct_opaque(SIZE_MAX));
+	tap_ok(!p && errno == ENOMEM, "hak_malloc(SIZE_MAX) -> NULL, ENOMEM");
+
+	/* a block from one API family is freed by the other */
+	p = hak_malloc(300);
+	q = malloc(300);
+	free(p);
+	hak_free(q);
+	hak_free(NULL);
+	tap_ok(1, "hak_* and libc names share one heap (cross free survives)");
+}
+#endif
+
+int main(void)
+{
+	tap_plan(0);
+	mallinfo_moves();
+	rss_falls();
+	stats_print();
+#if CT_HAK_API
+	hak_api();
+#elif CT_HAKMEM
+	tap_skip("hak_* API: include/hakmem/hakmem.h not found");
+#else
+	tap_skip("hak_* API: tested when linked with hakmem only");
+#endif
+	tap_finish();
+}
