@@ -1,0 +1,175 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Shared helpers of the hakmem benchmark programs (tools/bench/).
+ *
+ * Every program is plain C linked against the system libc only, so any
+ * allocator can be swapped in with LD_PRELOAD.  Each prints exactly one
+ * result line on stdout:
+ *
+ *   RESULT bench=<name> threads=<n> ops=<count> seconds=<s> ops_per_sec=<x>
+ *          rss_peak_kb=<VmHWM> rss_end_kb=<VmRSS> [key=value ...]
+ *
+ * (on one line).  tools/bench/run.sh parses the key=value pairs.
+ */
+#ifndef HAK_BENCH_H
+#define HAK_BENCH_H
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <errno.h>
+
+#define BENCH_NOINLINE	__attribute__((noinline))
+#define BENCH_UNUSED	__attribute__((unused))
+
+/* splitmix64: used to seed and for one-off draws. */
+static inline uint64_t splitmix64(uint64_t *s)
+{
+	uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+/* xorshift64*: the per-thread fast generator. */
+struct rng {
+	uint64_t s;
+};
+
+static inline void rng_seed(struct rng *r, uint64_t seed)
+{
+	uint64_t t = seed;
+
+	r->s = splitmix64(&t) | 1;
+}
+
+static inline uint64_t rng_next(struct rng *r)
+{
+	uint64_t x = r->s;
+
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	r->s = x;
+	return x * 0x2545f4914f6cdd1dull;
+}
+
+/* Uniform in [lo, hi] (inclusive), multiply-shift instead of modulo. */
+static inline size_t rng_range(struct rng *r, size_t lo, size_t hi)
+{
+	uint64_t span = (uint64_t)(hi - lo) + 1;
+
+	return lo + (size_t)(((rng_next(r) >> 32) * span) >> 32);
+}
+
+/*
+ * Log-uniform in [lo, hi]: every power-of-two band gets the same share of
+ * draws, the shape of real size distributions over a wide range.
+ */
+static inline size_t rng_log_range(struct rng *r, size_t lo, size_t hi)
+{
+	unsigned lo_bits = 63 - __builtin_clzll(lo);
+	unsigned hi_bits = 63 - __builtin_clzll(hi);
+	unsigned b = (unsigned)rng_range(r, lo_bits, hi_bits);
+	size_t base = (size_t)1 << b;
+	size_t v = base + rng_range(r, 0, base - 1);
+
+	if (v < lo)
+		v = lo;
+	if (v > hi)
+		v = hi;
+	return v;
+}
+
+static inline double now_sec(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* Read a "Key:  N kB" line of /proc/self/status; 0 if not found. */
+static BENCH_UNUSED long proc_status_kb(const char *key)
+{
+	char line[256];
+	size_t klen = strlen(key);
+	long v = 0;
+	FILE *f = fopen("/proc/self/status", "r");
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f)) {
+		if (!strncmp(line, key, klen) && line[klen] == ':') {
+			v = strtol(line + klen + 1, NULL, 10);
+			break;
+		}
+	}
+	fclose(f);
+	return v;
+}
+
+static BENCH_UNUSED void die(const char *msg)
+{
+	fprintf(stderr, "bench: %s\n", msg);
+	exit(2);
+}
+
+static BENCH_UNUSED void *xmalloc(size_t n)
+{
+	void *p = malloc(n);
+
+	if (!p)
+		die("out of memory");
+	return p;
+}
+
+/* Strict integer argument parsing: the runner passes numbers only. */
+static BENCH_UNUSED long arg_long(const char *s, const char *what)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 0);
+	if (errno || end == s || *end || v < 0) {
+		fprintf(stderr, "bench: bad %s '%s'\n", what, s);
+		exit(2);
+	}
+	return v;
+}
+
+/*
+ * Print the result line.  extra is NULL or " key=value ..." (leading space).
+ * The RSS numbers are read after the measured work, so rss_end_kb is what
+ * the allocator still holds with the workload's end state live.
+ */
+static BENCH_UNUSED void bench_report(const char *name, int threads,
+				      double ops, double secs,
+				      const char *extra)
+{
+	long hwm = proc_status_kb("VmHWM");
+	long rss = proc_status_kb("VmRSS");
+
+	if (secs <= 0)
+		secs = 1e-9;
+	printf("RESULT bench=%s threads=%d ops=%.0f seconds=%.6f "
+	       "ops_per_sec=%.0f rss_peak_kb=%ld rss_end_kb=%ld%s\n",
+	       name, threads, ops, secs, ops / secs, hwm, rss,
+	       extra ? extra : "");
+	fflush(stdout);
+}
+
+/* Keep the compiler from proving a block is never read. */
+static inline void touch(void *p, size_t n, unsigned char v)
+{
+	volatile unsigned char *c = p;
+
+	c[0] = v;
+	c[n - 1] = v;
+}
+
+#endif /* HAK_BENCH_H */
