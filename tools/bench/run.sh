@@ -1,0 +1,349 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+#
+# hakmem benchmark runner (`make bench`).  Documentation/benchmarks.md.
+#
+# Builds the benchmark programs (tools/bench/*.c, plain libc) into
+# build/bench/, builds the hakmem perf_defconfig and defconfig variants into
+# build/bench-perf and build/bench-default, then runs every benchmark under
+# every allocator through LD_PRELOAD in interleaved rounds (A B C ... A B C
+# ...), so all allocators see the same machine noise.  Reports the median
+# throughput, peak RSS (/usr/bin/time %M) and ratios against the system
+# malloc and the best peer; writes CSV, a Markdown table and PNG plots under
+# bench-results/<date>/ (bench-results/latest points there).
+#
+#   tools/bench/run.sh [--quick] [--rounds N] [--only NAME[,NAME..]]
+#                      [--threads "1 2"] [--alloc NAME[,NAME..]]
+#                      [--callgrind] [--update-docs] [--no-build]
+#
+#   --quick        1 round, a subset of the benchmarks (smoke test)
+#   --rounds N     rounds per benchmark (default 3; the median is reported)
+#   --only LIST    only these benchmarks (names as in the table, prefixes ok)
+#   --threads L    thread counts for the threaded benchmarks (default "1 2")
+#   --alloc LIST   only these allocators (hakmem-perf, hakmem-default, glibc,
+#                  mimalloc, jemalloc, tcmalloc, tbbmalloc)
+#   --callgrind    instructions per malloc+free pair on random-mixed
+#                  (valgrind --tool=callgrind) instead of the timed suite
+#   --update-docs  also regenerate the results section and plots of
+#                  Documentation/benchmarks.md
+#   --no-build     do not rebuild hakmem (use what is in build/bench-*)
+#
+# Environment: BENCH_TIMEOUT (seconds per run, default 60), BENCH_OUT
+# (results directory, default bench-results/<date>), CC (default cc).
+
+set -u -o pipefail
+
+srctree=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+benchsrc=$srctree/tools/bench
+bindir=$srctree/build/bench
+libdir=/usr/lib/x86_64-linux-gnu
+
+rounds=3
+quick=0
+only=""
+threads_list="1 2"
+alloc_filter=""
+callgrind=0
+update_docs=0
+build_hakmem=1
+timeout_s=${BENCH_TIMEOUT:-60}
+CC=${CC:-cc}
+
+usage() {
+	sed -n '/^#   tools\/bench\/run.sh/,/^# Environment/p' "$0" | sed 's/^# \{0,1\}//'
+	exit "${1:-0}"
+}
+
+while [ $# -gt 0 ]; do
+	case $1 in
+	--quick) quick=1; rounds=1 ;;
+	--rounds) rounds=${2:?--rounds needs a number}; shift ;;
+	--rounds=*) rounds=${1#*=} ;;
+	--only) only=${2:?--only needs a name}; shift ;;
+	--only=*) only=${1#*=} ;;
+	--threads) threads_list=${2:?--threads needs a list}; shift ;;
+	--threads=*) threads_list=${1#*=} ;;
+	--alloc) alloc_filter=${2:?--alloc needs a list}; shift ;;
+	--alloc=*) alloc_filter=${1#*=} ;;
+	--callgrind) callgrind=1 ;;
+	--update-docs) update_docs=1 ;;
+	--no-build) build_hakmem=0 ;;
+	-h|--help) usage 0 ;;
+	*) echo "run.sh: unknown option '$1'" >&2; usage 2 ;;
+	esac
+	shift
+done
+case $rounds in ''|*[!0-9]*|0) echo "run.sh: --rounds needs a positive number" >&2; exit 2 ;; esac
+
+say() { printf '%s\n' "$*" >&2; }
+
+# ---------------------------------------------------------------------------
+# Dependencies: installed with apt-get when running as root.
+
+need_pkgs=()
+[ -x /usr/bin/time ] || need_pkgs+=(time)
+command -v gnuplot >/dev/null || need_pkgs+=(gnuplot-nox)
+[ -x /usr/bin/python3 ] || need_pkgs+=(python3)
+command -v "$CC" >/dev/null || need_pkgs+=(gcc libc6-dev)
+[ $callgrind = 1 ] && ! command -v valgrind >/dev/null && need_pkgs+=(valgrind)
+for p in libmimalloc2.0 libjemalloc2 libtcmalloc-minimal4 libtbbmalloc2; do
+	dpkg -s "$p" >/dev/null 2>&1 || need_pkgs+=("$p")
+done
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+	if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+		say "==> installing ${need_pkgs[*]}"
+		export DEBIAN_FRONTEND=noninteractive
+		apt-get install -y -q "${need_pkgs[@]}" >/dev/null 2>&1 ||
+			{ apt-get update -q >/dev/null 2>&1 &&
+			  apt-get install -y -q "${need_pkgs[@]}" >/dev/null; } ||
+			say "warning: apt-get install ${need_pkgs[*]} failed"
+	else
+		say "warning: missing ${need_pkgs[*]} (run as root to install them)"
+	fi
+fi
+[ -x /usr/bin/time ] || { say "run.sh: /usr/bin/time is required"; exit 1; }
+[ -x /usr/bin/python3 ] || { say "run.sh: /usr/bin/python3 is required"; exit 1; }
+
+# Shared object of a Debian package whose name matches a pattern.
+pkg_lib() {
+	local f
+	f=$(dpkg -L "$1" 2>/dev/null | grep -E "$2" | head -n1)
+	if [ -z "$f" ] && [ -e "$libdir/${3:-}" ]; then
+		f=$libdir/$3
+	fi
+	printf '%s' "$f"
+}
+
+# ---------------------------------------------------------------------------
+# Build the benchmark programs.
+
+mkdir -p "$bindir"
+say "==> building benchmark programs into ${bindir#$srctree/}/"
+for src in "$benchsrc"/*.c; do
+	prog=$(basename "$src" .c)
+	if ! $CC -O2 -std=gnu11 -Wall -Wextra -pthread -o "$bindir/$prog" "$src"; then
+		say "run.sh: building $prog failed"
+		exit 1
+	fi
+done
+
+# ---------------------------------------------------------------------------
+# Allocators: name and LD_PRELOAD value (empty for the system malloc).
+
+alloc_names=()
+alloc_preload=()
+add_alloc() {
+	if [ -n "$alloc_filter" ] && [[ ",$alloc_filter," != *",$1,"* ]]; then
+		return
+	fi
+	alloc_names+=("$1")
+	alloc_preload+=("$2")
+}
+
+build_variant() {	# name target -> prints the .so path or nothing
+	local name=$1 target=$2 out=$srctree/build/bench-$1
+	local log=$srctree/build/bench-$name.log
+
+	if [ $build_hakmem = 1 ]; then
+		if [ ! -f "$srctree/Makefile" ]; then
+			say "    hakmem-$name: no Makefile in the tree yet, skipping hakmem"
+			return
+		fi
+		say "    hakmem-$name: make O=build/bench-$name $target all"
+		if ! make -C "$srctree" O="$out" "$target" all >"$log" 2>&1; then
+			say "    hakmem-$name: build FAILED, skipping (log: ${log#$srctree/})"
+			tail -n 5 "$log" | sed 's/^/      | /' >&2
+			return
+		fi
+	fi
+	if [ -f "$out/libhakmem.so" ]; then
+		printf '%s' "$out/libhakmem.so"
+	else
+		say "    hakmem-$name: $out/libhakmem.so not found, skipping"
+	fi
+}
+
+say "==> allocators"
+if [ -z "$alloc_filter" ] || [[ ",$alloc_filter," == *",hakmem-perf,"* ]]; then
+	so=$(build_variant perf perf_defconfig)
+	[ -n "$so" ] && add_alloc hakmem-perf "$so"
+fi
+if [ -z "$alloc_filter" ] || [[ ",$alloc_filter," == *",hakmem-default,"* ]]; then
+	so=$(build_variant default defconfig)
+	[ -n "$so" ] && add_alloc hakmem-default "$so"
+fi
+add_alloc glibc ""
+peer() {	# name package regexp fallback
+	local so
+	so=$(pkg_lib "$2" "$3" "$4")
+	if [ -n "$so" ] && [ -e "$so" ]; then
+		add_alloc "$1" "$so"
+	else
+		say "    $1: package $2 not installed, skipping"
+	fi
+}
+peer mimalloc libmimalloc2.0 '/libmimalloc\.so\.2$' libmimalloc.so.2
+peer jemalloc libjemalloc2 '/libjemalloc\.so\.2$' libjemalloc.so.2
+peer tcmalloc libtcmalloc-minimal4 '/libtcmalloc_minimal\.so\.4$' libtcmalloc_minimal.so.4
+# tbbmalloc replaces malloc only through its proxy library.
+peer tbbmalloc libtbbmalloc2 '/libtbbmalloc_proxy\.so\.2$' libtbbmalloc_proxy.so.2
+for i in "${!alloc_names[@]}"; do
+	say "    ${alloc_names[$i]}: ${alloc_preload[$i]:-(system libc)}"
+done
+[ ${#alloc_names[@]} -gt 0 ] || { say "run.sh: no allocator selected"; exit 1; }
+
+stamp=$(date -u +%Y%m%d-%H%M%S)
+out=${BENCH_OUT:-$srctree/bench-results/$stamp}
+mkdir -p "$out"
+ln -sfn "$(basename "$out")" "$srctree/bench-results/latest" 2>/dev/null || true
+{
+	echo "date=$(date -u '+%Y-%m-%d %H:%M UTC')"
+	echo "host=$(uname -srm)"
+	echo "cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)"
+	echo "cpus=$(nproc)"
+	echo "os=$(. /etc/os-release 2>/dev/null && echo "$PRETTY_NAME")"
+	echo "commit=$(git -C "$srctree" rev-parse --short HEAD 2>/dev/null)"
+	echo "rounds=$rounds"
+	for i in "${!alloc_names[@]}"; do
+		echo "alloc.${alloc_names[$i]}=${alloc_preload[$i]:-libc}"
+	done
+} >"$out/machine.txt"
+
+report_args=(--results "$out" --srctree "$srctree")
+[ $update_docs = 1 ] && report_args+=(--update-docs)
+
+# ---------------------------------------------------------------------------
+# Instruction-count mode.
+
+if [ $callgrind = 1 ]; then
+	command -v valgrind >/dev/null || { say "run.sh: valgrind is required for --callgrind"; exit 1; }
+	cg_ops=200000
+	csv=$out/callgrind.csv
+	echo "allocator,max_size,ops,ir_alloc,ir_noop,ir_per_pair" >"$csv"
+	cg_run() {	# preload max_size [noop] -> Ir inside bench_loop
+		local pre=$1 max=$2 mode=${3:-} f=$out/callgrind.out.tmp
+		env LD_PRELOAD="$pre" valgrind --tool=callgrind \
+			--toggle-collect=bench_loop --callgrind-out-file="$f" \
+			"$bindir/random-mixed" "$max" $cg_ops 4096 42 $mode \
+			>/dev/null 2>"$f.log" ||
+			{ say "    FAILED: LD_PRELOAD=$pre valgrind --tool=callgrind $bindir/random-mixed $max $cg_ops 4096 42 $mode"; return 1; }
+		sed -n 's/^==[0-9]*== Collected : \([0-9]*\).*/\1/p' "$f.log" | tail -n1
+		rm -f "$f" "$f.log"
+	}
+	say "==> callgrind: instructions per malloc+free pair, random-mixed, $cg_ops pairs"
+	for max in 128 1024; do
+		noop=$(cg_run "" "$max" noop) || exit 1
+		for i in "${!alloc_names[@]}"; do
+			name=${alloc_names[$i]}
+			say "    random-mixed-$max  $name ..."
+			ir=$(cg_run "${alloc_preload[$i]}" "$max") || continue
+			per=$(awk -v a="$ir" -v b="$noop" -v n=$cg_ops 'BEGIN { printf "%.1f", (a - b) / n }')
+			echo "$name,$max,$cg_ops,$ir,$noop,$per" >>"$csv"
+			say "      $per instructions/pair"
+		done
+	done
+	/usr/bin/python3 "$benchsrc/report.py" "${report_args[@]}" --callgrind
+	exit $?
+fi
+
+# ---------------------------------------------------------------------------
+# The suite.  Each entry: name, threaded (1) or single-thread (0), command
+# with @T@ for the thread count.  Every run takes ~0.3-1.5 s.
+
+suite=(
+	"larson|1|larson 1 8 1000 5000 100 4141 @T@"
+	"random-mixed-128|0|random-mixed 128 20000000 4096 42"
+	"random-mixed-1024|0|random-mixed 1024 15000000 4096 42"
+	"producer-consumer|1|producer-consumer @T@ 2000000 8 512 42"
+	"cache-scratch|1|cache-scratch @T@ 1000 8 50000"
+	"thread-churn|1|thread-churn @T@ 10000 64 42"
+	"mid-size|1|size-mix mid-size @T@ 1000000 1024 262144 256 42 1.0"
+	"large-block|1|size-mix large-block @T@ 20000 65536 16777216 16 42 1.0"
+	"realloc-chain|1|realloc-chain @T@ 3000000 8 1048576 42 1.0"
+	"footprint|1|footprint @T@ 6 200000 42"
+)
+quick_set=",larson,random-mixed-128,producer-consumer,footprint,"
+
+selected() {	# name
+	local n=$1 o
+	if [ -n "$only" ]; then
+		for o in ${only//,/ }; do
+			[[ $n == "$o"* ]] && return 0
+		done
+		return 1
+	fi
+	[ $quick = 0 ] || [[ $quick_set == *",$n,"* ]]
+}
+
+jobs_list=()
+for e in "${suite[@]}"; do
+	IFS='|' read -r name threaded cmd <<<"$e"
+	selected "$name" || continue
+	if [ "$threaded" = 1 ]; then
+		for t in $threads_list; do jobs_list+=("$name|$t|${cmd//@T@/$t}"); done
+	else
+		jobs_list+=("$name|1|$cmd")
+	fi
+done
+[ ${#jobs_list[@]} -gt 0 ] || { say "run.sh: no benchmark matches '$only'"; exit 2; }
+
+raw=$out/raw.csv
+echo "bench,threads,allocator,round,status,ops_per_sec,seconds,maxrss_kb,rss_peak_kb,rss_end_kb" >"$raw"
+: >"$out/failures.txt"
+total=$(( ${#jobs_list[@]} * rounds * ${#alloc_names[@]} ))
+n=0
+t_start=$(date +%s)
+
+say "==> running ${#jobs_list[@]} benchmarks x ${#alloc_names[@]} allocators x $rounds rounds = $total runs -> ${out#$srctree/}/"
+tf=$(mktemp)
+trap 'rm -f "$tf" "$tf.out" "$tf.err"' EXIT
+for j in "${jobs_list[@]}"; do
+	IFS='|' read -r name t cmd <<<"$j"
+	for ((r = 1; r <= rounds; r++)); do
+		for i in "${!alloc_names[@]}"; do
+			a=${alloc_names[$i]}
+			pre=${alloc_preload[$i]}
+			n=$((n + 1))
+			read -r -a argv <<<"$cmd"
+			argv[0]=$bindir/${argv[0]}
+			: >"$tf"
+			timeout -k 5 "$timeout_s" /usr/bin/time -f 'MAXRSS %M' -o "$tf" \
+				env LD_PRELOAD="$pre" "${argv[@]}" >"$tf.out" 2>"$tf.err"
+			rc=$?
+			line=$(grep -m1 '^RESULT ' "$tf.out")
+			maxrss=$(sed -n 's/^MAXRSS //p' "$tf" | tail -n1)
+			if [ $rc -eq 0 ] && [ -n "$line" ]; then
+				kv() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$line"; }
+				ops=$(kv ops_per_sec); secs=$(kv seconds)
+				hwm=$(kv rss_peak_kb); end=$(kv rss_end_kb)
+				status=ok
+			else
+				ops=""; secs=""; hwm=""; end=""
+				if [ $rc -eq 124 ] || [ $rc -eq 137 ]; then status=timeout; else status="rc$rc"; fi
+				{
+					echo "$a $name threads=$t round $r: $status"
+					echo "  command: LD_PRELOAD=$pre ${argv[*]}"
+					sed 's/^/  | /' "$tf.err" "$tf" | tail -n 8
+				} >>"$out/failures.txt"
+			fi
+			echo "$name,$t,$a,$r,$status,$ops,$secs,${maxrss:-},$hwm,$end" >>"$raw"
+			el=$(( $(date +%s) - t_start ))
+			eta=$(( n > 0 ? el * (total - n) / n : 0 ))
+			if [ "$status" = ok ]; then
+				msg=$(awk -v o="$ops" -v m="${maxrss:-0}" \
+					'BEGIN { printf "%10.3f Mops/s  %8.1f MiB", o / 1e6, m / 1024 }')
+			else
+				msg="    $status (see failures.txt)"
+			fi
+			printf '[%4d/%d %3ds eta %3ds] %-18s t=%s r%d %-15s %s\n' \
+				"$n" "$total" "$el" "$eta" "$name" "$t" "$r" "$a" "$msg" >&2
+		done
+	done
+done
+
+say "==> done in $(( $(date +%s) - t_start ))s"
+if [ -s "$out/failures.txt" ]; then
+	say "==> FAILED runs (exact commands in ${out#$srctree/}/failures.txt):"
+	sed 's/^/    /' "$out/failures.txt" >&2
+fi
+/usr/bin/python3 "$benchsrc/report.py" "${report_args[@]}"
