@@ -10,14 +10,24 @@
 #define likely(x)		__builtin_expect(!!(x), 1)
 #define unlikely(x)		__builtin_expect(!!(x), 0)
 
+/* glibc's <sys/cdefs.h> may define some of these the same way first. */
+#undef __always_inline
 #define __always_inline		inline __attribute__((always_inline))
+#undef __noinline
 #define __noinline		__attribute__((noinline))
+#undef __cold
 #define __cold			__attribute__((cold))
+#undef __hot
 #define __hot			__attribute__((hot))
+#undef __unused
 #define __unused		__attribute__((unused))
+#undef __noreturn
 #define __noreturn		__attribute__((noreturn))
+#undef __aligned
 #define __aligned(n)		__attribute__((aligned(n)))
+#undef __packed
 #define __packed		__attribute__((packed))
+#undef __printf
 #define __printf(a, b)		__attribute__((format(printf, a, b)))
 
 /* Symbols of the public API; everything else stays hidden (-fvisibility). */

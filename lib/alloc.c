@@ -1,0 +1,233 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The out-of-line half of the API: big requests, calloc, realloc, the
+ * aligned family, usable size and trim, with glibc's semantics:
+ *   - every failure is NULL (or the return code) with errno ENOMEM, also for
+ *     sizes that overflow only when rounded up;
+ *   - a bad alignment is EINVAL;
+ *   - realloc(p, 0) frees p and returns NULL; growing within the usable
+ *     size keeps the block in place; a failed realloc leaves p intact;
+ *   - free and its relatives keep errno.
+ * A pointer hakmem did not hand out is reported and the process aborted;
+ * it is never passed to another allocator and never written through.
+ */
+#include <errno.h>
+#include <string.h>
+#include <stdint.h>
+#include "alloc.h"
+#include "heap.h"
+#include "init.h"
+#include "large.h"
+#include "os.h"
+
+/* glibc's limit: no object may be larger than PTRDIFF_MAX. */
+#define HAK_MAX_REQUEST		((size_t)PTRDIFF_MAX)
+
+static void *fail_enomem(void)
+{
+	errno = ENOMEM;
+	return NULL;
+}
+
+static void *large_alloc(size_t n, size_t align, bool zero)
+{
+	bool zeroed = false;
+	void *p;
+
+	if (n > HAK_MAX_REQUEST)
+		return fail_enomem();
+	p = __hak_large_alloc(n, align < HAK_OS_PAGE ? HAK_OS_PAGE : align, &zeroed);
+	if (p && zero && !zeroed)
+		memset(p, 0, n);
+	return p;
+}
+
+void *__hak_alloc_big(size_t n)
+{
+	return large_alloc(n, HAK_OS_PAGE, false);
+}
+
+void __hak_free_big(void *p)
+{
+	int saved = errno;
+
+	if (!p)
+		return;
+	if (!__hak_large_free(p))
+		__hak_bad_free(p, "not allocated by hakmem");
+	errno = saved;
+}
+
+/* Class of a small block, reporting a pointer into a free page. */
+static unsigned small_class(const void *p, const char *what)
+{
+	unsigned c = __hak_page_of((uintptr_t)p)->class_idx;
+
+	if (unlikely(c >= HAK_NCLASS))
+		__hak_bad_free(p, what);
+	return c;
+}
+
+size_t __hak_usable_size(const void *p)
+{
+	size_t n;
+
+	if (!p)
+		return 0;
+	if (__hak_ss_owns((uintptr_t)p))
+		return __hak_class_size[small_class(p, "usable size of a pointer in a free page")];
+	n = __hak_large_usable(p);
+	if (!n)
+		__hak_bad_free(p, "usable size of a pointer not allocated by hakmem");
+	return n;
+}
+
+void *__hak_calloc(size_t n, size_t size)
+{
+	size_t total;
+	void *p;
+
+	if (__builtin_mul_overflow(n, size, &total))
+		return fail_enomem();
+	if (total > HAK_SMALL_MAX)
+		return large_alloc(total, HAK_OS_PAGE, true);
+	p = __hak_alloc(total);
+	if (p)
+		memset(p, 0, total);
+	return p;
+}
+
+/* Move a block: new block, copy what fits, free the old one. */
+static void *realloc_move(void *p, size_t old, size_t n)
+{
+	void *q = __hak_alloc(n);
+
+	if (!q)
+		return NULL;
+	memcpy(q, p, old < n ? old : n);
+	__hak_free(p);
+	return q;
+}
+
+void *__hak_realloc(void *p, size_t n)
+{
+	size_t old;
+	void *q;
+
+	if (!p)
+		return __hak_alloc(n);
+	if (n == 0) {
+		__hak_free(p);
+		return NULL;
+	}
+	if (n > HAK_MAX_REQUEST)
+		return fail_enomem();
+	if (__hak_ss_owns((uintptr_t)p)) {
+		old = __hak_class_size[small_class(p, "realloc of a pointer in a free page")];
+		/* Stay put when it fits and would not waste more than half. */
+		if (n <= old && (n > old / 2 || old <= 64))
+			return p;
+		return realloc_move(p, old, n);
+	}
+	old = __hak_large_usable(p);
+	if (!old)
+		__hak_bad_free(p, "realloc of a pointer not allocated by hakmem");
+	if (n <= HAK_SMALL_MAX)
+		return realloc_move(p, old, n);
+	if (n <= old && n > old / 2)
+		return p;
+	q = __hak_large_resize(p, n);
+	if (q)
+		return q;
+	return realloc_move(p, old, n);
+}
+
+void *__hak_reallocarray(void *p, size_t n, size_t size)
+{
+	size_t total;
+
+	if (__builtin_mul_overflow(n, size, &total))
+		return fail_enomem();
+	return __hak_realloc(p, total);
+}
+
+/* align is a power of two. */
+static void *alloc_aligned(size_t align, size_t n)
+{
+	if (align <= 16)
+		return __hak_alloc(n);
+	if (n <= HAK_SMALL_MAX) {
+		unsigned c = __hak_class_for_align(n, align);
+
+		if (c != HAK_CLASS_NONE)
+			return __hak_tcache_pop(c);
+	}
+	return large_alloc(n, align, false);
+}
+
+void *__hak_memalign(size_t align, size_t n)
+{
+	if (!HAK_IS_POW2(align)) {
+		errno = EINVAL;
+		return NULL;
+	}
+	return alloc_aligned(align, n);
+}
+
+void *__hak_aligned_alloc(size_t align, size_t n)
+{
+	return __hak_memalign(align, n);
+}
+
+int __hak_posix_memalign(void **out, size_t align, size_t n)
+{
+	int saved = errno;
+	void *p;
+
+	if (!HAK_IS_POW2(align) || align % sizeof(void *))
+		return EINVAL;
+	p = alloc_aligned(align, n);
+	errno = saved;
+	if (!p)
+		return ENOMEM;
+	*out = p;
+	return 0;
+}
+
+void *__hak_valloc(size_t n)
+{
+	return alloc_aligned(HAK_OS_PAGE, n);
+}
+
+void *__hak_pvalloc(size_t n)
+{
+	if (n > HAK_MAX_REQUEST)
+		return fail_enomem();
+	return alloc_aligned(HAK_OS_PAGE, HAK_ALIGN_UP(n ? n : 1, HAK_OS_PAGE));
+}
+
+void __hak_free_sized(void *p, size_t n)
+{
+	(void)n;
+	__hak_free(p);
+}
+
+void __hak_free_aligned_sized(void *p, size_t align, size_t n)
+{
+	(void)align;
+	(void)n;
+	__hak_free(p);
+}
+
+int __hak_trim(size_t pad)
+{
+	int saved = errno;
+	size_t done;
+
+	(void)pad;
+	__hak_heap_flush_self();
+	__hak_heap_scavenge_pool();
+	done = __hak_ss_release(true);
+	errno = saved;
+	return done != 0;
+}

@@ -1,0 +1,57 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The allocator's entry logic, shared by the hak_* API (api.c) and the
+ * libc names (interpose.c). malloc and free are inline here so each entry
+ * point carries its own copy of the fast path; everything else is an
+ * out-of-line function in alloc.c.
+ *
+ * malloc: small request -> tcache pop (miss: refill); else the big path.
+ * free:   in a superslab -> tcache push by the page's class (overflow or a
+ *         free page: slow path); else NULL, a large block, or a foreign
+ *         pointer, all sorted out of line.
+ */
+#ifndef HAK_ALLOC_H
+#define HAK_ALLOC_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <hak/compiler.h>
+#include "size_class.h"
+#include "superslab.h"
+#include "tcache.h"
+
+void *__hak_alloc_big(size_t n) __noinline;
+void __hak_free_big(void *p) __noinline;
+
+static __always_inline void *__hak_alloc(size_t n)
+{
+	if (likely(n <= HAK_SMALL_MAX))
+		return __hak_tcache_pop(__hak_class_of(n));
+	return __hak_alloc_big(n);
+}
+
+static __always_inline void __hak_free(void *p)
+{
+	uintptr_t a = (uintptr_t)p;
+
+	if (likely(__hak_ss_owns(a))) {
+		__hak_tcache_push(p, __hak_page_of(a)->class_idx);
+		return;
+	}
+	__hak_free_big(p);
+}
+
+void *__hak_calloc(size_t n, size_t size);
+void *__hak_realloc(void *p, size_t n);
+void *__hak_reallocarray(void *p, size_t n, size_t size);
+int __hak_posix_memalign(void **out, size_t align, size_t n);
+void *__hak_aligned_alloc(size_t align, size_t n);
+void *__hak_memalign(size_t align, size_t n);
+void *__hak_valloc(size_t n);
+void *__hak_pvalloc(size_t n);
+size_t __hak_usable_size(const void *p);
+void __hak_free_sized(void *p, size_t n);
+void __hak_free_aligned_sized(void *p, size_t align, size_t n);
+int __hak_trim(size_t pad);
+
+#endif /* HAK_ALLOC_H */

@@ -1,0 +1,28 @@
+// SPDX-License-Identifier: MIT
+/*
+ * hakmem's own names for the allocation API (include/hakmem/hakmem.h),
+ * plus statistics and version queries. Always built, so a program (or a
+ * sanitizer build) can use hakmem without replacing the C library's malloc.
+ */
+#include <hakmem/hakmem.h>
+#include "init.h"
+#include "stats.h"
+
+#define HAK_API(name)	hak_##name
+#define HAK_API_CONST	const
+#include "entry.h"
+
+HAK_EXPORT void hak_stats_get(struct hak_stats *st)
+{
+	__hak_stats_get(st);
+}
+
+HAK_EXPORT const char *hak_version(void)
+{
+	return HAKMEM_VERSION;
+}
+
+HAK_EXPORT const char *hak_config(void)
+{
+	return __hak_config();
+}

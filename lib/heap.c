@@ -1,0 +1,525 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Heap slow paths: tcache refill and overflow, remote free and its
+ * collection, slab life cycle, and thread attach/detach.
+ *
+ * Remote free protocol (any thread, lock-free):
+ *   1. push the chain onto s->remote with cmpxchg;
+ *   2. if s->remote was empty before, push s onto owner->pending.
+ * The owner takes owner->pending whole with xchg and, for each slab, reads
+ * pending_next first, then takes s->remote whole with xchg. So a slab is
+ * on at most one pending stack, is on it exactly while s->remote is
+ * non-empty, and its blocks count in s->used until collected: a slab with
+ * used == 0 has no block in flight and may be released. Both stacks are
+ * multi-producer, single-consumer with take-all, so there is no ABA.
+ */
+#include <errno.h>
+#include <unistd.h>
+#include <pthread.h>
+#include <asm/atomic.h>
+#include "heap.h"
+#include "init.h"
+#include "lock.h"
+#include "meta.h"
+
+__thread struct hak_tcache __hak_tc __attribute__((tls_model("initial-exec")));
+
+static struct hak_lock heap_lock = HAK_LOCK_INIT;
+static struct hak_heap *all_heaps;	/* heap_lock */
+static struct hak_heap *heap_pool;	/* heap_lock */
+static size_t nr_heaps;			/* heap_lock */
+static size_t tcache_bytes = CONFIG_HAK_TCACHE_BYTES;
+
+#define HAK_KEEP_EMPTY		1	/* empty slabs a heap keeps per class */
+#define HAK_TCACHE_CAP_MIN	8
+#define HAK_TCACHE_CAP_MAX	256
+
+uint32_t __hak_tcache_cap(unsigned c)
+{
+	size_t cap = tcache_bytes / __hak_class_size[c];
+
+	if (cap < HAK_TCACHE_CAP_MIN)
+		cap = HAK_TCACHE_CAP_MIN;
+	if (cap > HAK_TCACHE_CAP_MAX)
+		cap = HAK_TCACHE_CAP_MAX;
+	return (uint32_t)cap;
+}
+
+void __hak_tcache_set_bytes(size_t bytes)
+{
+	tcache_bytes = bytes;
+}
+
+/* ---- partial list (owner only) ---- */
+
+static void partial_add(struct hak_heap *h, struct hak_slab *s)
+{
+	unsigned c = s->class_idx;
+
+	s->prev = NULL;
+	s->next = h->partial[c];
+	if (s->next)
+		s->next->prev = s;
+	h->partial[c] = s;
+	s->flags |= HAK_SLAB_PARTIAL;
+}
+
+static void partial_del(struct hak_heap *h, struct hak_slab *s)
+{
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		h->partial[s->class_idx] = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	s->next = s->prev = NULL;
+	s->flags &= ~HAK_SLAB_PARTIAL;
+}
+
+/* s just reached used == 0: keep it for reuse or give it back. */
+static void slab_emptied(struct hak_heap *h, struct hak_slab *s)
+{
+	unsigned c = s->class_idx;
+
+	if (h->nempty[c] < HAK_KEEP_EMPTY) {
+		h->nempty[c]++;
+		return;
+	}
+	partial_del(h, s);
+	HAK_STAT_ADD(h, slabs_released, 1);
+	__hak_span_free(s);
+}
+
+/* Give every empty slab of h back (thread exit, trim). */
+static void release_empty(struct hak_heap *h)
+{
+	unsigned c;
+
+	for (c = 0; c < HAK_NCLASS; c++) {
+		struct hak_slab *s = h->partial[c], *next;
+
+		for (; s; s = next) {
+			next = s->next;
+			if (s->used)
+				continue;
+			partial_del(h, s);
+			HAK_STAT_ADD(h, slabs_released, 1);
+			__hak_span_free(s);
+		}
+		h->nempty[c] = 0;
+	}
+}
+
+/* ---- remote free ---- */
+
+void __hak_remote_push(struct hak_slab *s, void *head, void *tail, uint32_t n)
+{
+	struct hak_heap *owner;
+	void *old, *seen;
+	struct hak_slab *top, *was;
+
+	old = arch_load_relaxed(&s->remote);
+	for (;;) {
+		*(void **)tail = old;
+		seen = arch_cmpxchg(&s->remote, old, head);
+		if (seen == old)
+			break;
+		old = seen;
+	}
+	(void)n;
+	if (old)
+		return;		/* s is already on its owner's pending stack */
+	owner = s->owner;
+	top = arch_load_relaxed(&owner->pending);
+	for (;;) {
+		s->pending_next = top;
+		was = arch_cmpxchg(&owner->pending, top, s);
+		if (was == top)
+			break;
+		top = was;
+	}
+}
+
+/* Merge every pending slab's remote frees into its local free list. */
+static void collect_pending(struct hak_heap *h)
+{
+	struct hak_slab *s, *next;
+
+	s = arch_xchg(&h->pending, NULL);
+	for (; s; s = next) {
+		void *chain, *tail;
+		uint32_t n = 1;
+
+		next = s->pending_next;
+		chain = arch_xchg(&s->remote, NULL);
+		for (tail = chain; *(void **)tail; tail = *(void **)tail)
+			n++;
+		*(void **)tail = s->free;
+		s->free = chain;
+		s->used -= n;
+		HAK_STAT_ADD(h, remote_collected, n);
+		HAK_STAT_ADD(h, bytes_out, -(uint64_t)n * __hak_class_size[s->class_idx]);
+		if (!(s->flags & HAK_SLAB_PARTIAL))
+			partial_add(h, s);
+		if (s->used == 0)
+			slab_emptied(h, s);
+	}
+}
+
+/* ---- local free ---- */
+
+static void local_free(struct hak_heap *h, struct hak_slab *s, void *p)
+{
+	*(void **)p = s->free;
+	s->free = p;
+	s->used--;
+	HAK_STAT_ADD(h, bytes_out, -(uint64_t)__hak_class_size[s->class_idx]);
+	if (!(s->flags & HAK_SLAB_PARTIAL))
+		partial_add(h, s);
+	if (s->used == 0)
+		slab_emptied(h, s);
+}
+
+/*
+ * Return a list of blocks (any slabs, one class) to their slabs: our own
+ * slabs directly, other heaps' slabs through their remote lists, batching
+ * runs of blocks that share a slab into one atomic push.
+ */
+static void flush_list(struct hak_heap *h, void *p)
+{
+	while (p) {
+		struct hak_slab *s = __hak_slab_head(__hak_page_of((uintptr_t)p));
+		void *next = *(void **)p;
+
+		if (s->owner == h) {
+			local_free(h, s, p);
+			p = next;
+			continue;
+		}
+		{
+			void *tail = p;
+			uint32_t n = 1;
+
+			while (next && __hak_slab_head(__hak_page_of((uintptr_t)next)) == s) {
+				tail = next;
+				next = *(void **)next;
+				n++;
+			}
+			HAK_STAT_ADD(h, remote_frees, n);
+			__hak_remote_push(s, p, tail, n);
+		}
+		p = next;
+	}
+}
+
+/* Flush bin c down to keep blocks (the most recently freed stay). */
+static void bin_trim(struct hak_heap *h, struct hak_tbin *b, uint32_t keep)
+{
+	void *cut, *rest;
+	uint32_t i;
+
+	if (b->count <= keep)
+		return;
+	HAK_STAT_ADD(h, blocks_flushed, b->count - keep);
+	if (keep == 0) {
+		rest = b->head;
+		b->head = NULL;
+	} else {
+		cut = b->head;
+		for (i = 1; i < keep; i++)
+			cut = *(void **)cut;
+		rest = *(void **)cut;
+		*(void **)cut = NULL;
+	}
+	b->count = keep;
+	flush_list(h, rest);
+}
+
+/* ---- refill ---- */
+
+/* Take up to want blocks of slab s onto *list; returns how many. */
+static uint32_t slab_take(struct hak_heap *h, struct hak_slab *s,
+			  void **list, uint32_t want)
+{
+	uint32_t got = 0;
+
+	if (s->used == 0 && h->nempty[s->class_idx])
+		h->nempty[s->class_idx]--;
+	while (got < want && s->free) {
+		void *p = s->free;
+
+		s->free = *(void **)p;
+		*(void **)p = *list;
+		*list = p;
+		got++;
+	}
+	if (got < want && s->carved < s->capacity) {
+		size_t size = __hak_class_size[s->class_idx];
+		uint32_t n = s->capacity - s->carved;
+		uintptr_t blk;
+
+		if (n > want - got)
+			n = want - got;
+		/* Carve from the top down so the list runs in address order. */
+		blk = __hak_slab_start(s) + (s->carved + n - 1) * size;
+		s->carved += n;
+		got += n;
+		while (n--) {
+			*(void **)blk = *list;
+			*list = (void *)blk;
+			blk -= size;
+		}
+	}
+	s->used += got;
+	HAK_STAT_ADD(h, bytes_out, (uint64_t)got * __hak_class_size[s->class_idx]);
+	if (!s->free && s->carved == s->capacity)
+		partial_del(h, s);
+	return got;
+}
+
+static struct hak_heap *heap_of_thread(void)
+{
+	struct hak_tcache *tc = &__hak_tc;
+
+	if (likely(tc->heap))
+		return tc->heap;
+	return __hak_heap_attach();
+}
+
+void *__hak_tcache_refill(unsigned c)
+{
+	struct hak_tbin *b = &__hak_tc.bins[c];
+	struct hak_heap *h = heap_of_thread();
+	uint32_t want, got = 0;
+	void *list = NULL;
+
+	if (unlikely(!h))
+		return NULL;
+	if (b->head) {			/* attach may have prewarmed this bin */
+		void *p = b->head;
+
+		b->head = *(void **)p;
+		b->count--;
+		return p;
+	}
+	if (arch_load_relaxed(&h->pending))
+		collect_pending(h);
+	want = b->cap / 2 ? b->cap / 2 : 1;
+	while (got < want) {
+		struct hak_slab *s = h->partial[c];
+
+		if (!s) {
+			s = __hak_span_alloc(h, c);
+			if (!s)
+				break;
+			HAK_STAT_ADD(h, slabs_taken, 1);
+			partial_add(h, s);
+		}
+		got += slab_take(h, s, &list, want - got);
+	}
+	HAK_STAT_ADD(h, refills, 1);
+	HAK_STAT_ADD(h, blocks_refilled, got);
+	if (!got) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	b->head = *(void **)list;
+	b->count += got - 1;
+	return list;
+}
+
+void __hak_tcache_overflow(void *p, unsigned c)
+{
+	struct hak_tbin *b = &__hak_tc.bins[c];
+	struct hak_heap *h;
+	int saved = errno;
+
+	if (unlikely(c >= HAK_NCLASS)) {
+		__hak_bad_free(p, "not in a slab (free page)");
+		return;
+	}
+	h = heap_of_thread();
+	if (unlikely(!h)) {
+		/*
+		 * No heap could be attached (metadata memory exhausted): hand
+		 * the block to its slab's owner as a remote free.
+		 */
+		struct hak_slab *s = __hak_slab_head(__hak_page_of((uintptr_t)p));
+
+		__hak_remote_push(s, p, p, 1);
+		errno = saved;
+		return;
+	}
+	*(void **)p = b->head;
+	b->head = p;
+	b->count++;
+	if (b->count > b->cap) {
+		HAK_STAT_ADD(h, overflows, 1);
+		bin_trim(h, b, b->cap / 2);
+	}
+	errno = saved;
+}
+
+/* ---- thread attach / detach ---- */
+
+static struct hak_heap *heap_new(void)
+{
+	struct hak_heap *h = __hak_meta_alloc(sizeof(*h));
+
+	if (!h)
+		return NULL;
+	hak_lock(&heap_lock);
+	h->all_next = all_heaps;
+	all_heaps = h;
+	nr_heaps++;
+	hak_unlock(&heap_lock);
+	return h;
+}
+
+static struct hak_heap *heap_pool_pop(void)
+{
+	struct hak_heap *h;
+
+	hak_lock(&heap_lock);
+	h = heap_pool;
+	if (h)
+		heap_pool = h->pool_next;
+	hak_unlock(&heap_lock);
+	if (h)
+		h->pool_next = NULL;
+	return h;
+}
+
+static void heap_pool_push(struct hak_heap *h)
+{
+	hak_lock(&heap_lock);
+	h->pool_next = heap_pool;
+	heap_pool = h;
+	hak_unlock(&heap_lock);
+}
+
+struct hak_heap *__hak_heap_attach(void)
+{
+	struct hak_tcache *tc = &__hak_tc;
+	struct hak_heap *h;
+	unsigned c;
+
+	__hak_init();
+	h = heap_pool_pop();
+	if (h)
+		h->adopted++;
+	else
+		h = heap_new();
+	if (!h) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	h->tid = gettid();
+	tc->heap = h;
+	for (c = 0; c < HAK_NCLASS; c++)
+		tc->bins[c].cap = __hak_tcache_cap(c);
+	tc->bins[HAK_CLASS_NONE].cap = 0;
+	tc->state = HAK_T_LIVE;
+	__hak_thread_register(tc);
+	if (arch_load_relaxed(&h->pending))
+		collect_pending(h);
+	return h;
+}
+
+static void flush_all_bins(struct hak_tcache *tc, struct hak_heap *h)
+{
+	unsigned c;
+
+	for (c = 0; c < HAK_NCLASS; c++) {
+		bin_trim(h, &tc->bins[c], 0);
+		tc->bins[c].cap = 0;
+	}
+}
+
+void __hak_heap_detach(void)
+{
+	struct hak_tcache *tc = &__hak_tc;
+	struct hak_heap *h = tc->heap;
+
+	if (!h)
+		return;
+	flush_all_bins(tc, h);
+	if (arch_load_relaxed(&h->pending))
+		collect_pending(h);
+	release_empty(h);
+	h->tid = 0;
+	tc->heap = NULL;
+	tc->state = HAK_T_EXITING;
+	tc->exits++;
+	heap_pool_push(h);
+}
+
+void __hak_heap_flush_self(void)
+{
+	struct hak_tcache *tc = &__hak_tc;
+	struct hak_heap *h = tc->heap;
+	unsigned c;
+
+	if (!h)
+		return;
+	for (c = 0; c < HAK_NCLASS; c++)
+		bin_trim(h, &tc->bins[c], 0);
+	if (arch_load_relaxed(&h->pending))
+		collect_pending(h);
+	release_empty(h);
+}
+
+void __hak_heap_scavenge_pool(void)
+{
+	struct hak_heap *taken = NULL, *h;
+
+	/* Take the pooled heaps one at a time so new threads can still attach. */
+	while ((h = heap_pool_pop())) {
+		if (arch_load_relaxed(&h->pending))
+			collect_pending(h);
+		release_empty(h);
+		h->pool_next = taken;
+		taken = h;
+	}
+	while ((h = taken)) {
+		taken = h->pool_next;
+		heap_pool_push(h);
+	}
+}
+
+void __hak_heap_stats(struct hak_heap_stats *sum, size_t *nr)
+{
+	struct hak_heap *h;
+
+	*sum = (struct hak_heap_stats){ 0 };
+	hak_lock(&heap_lock);
+	for (h = all_heaps; h; h = h->all_next) {
+		sum->refills += arch_load_relaxed(&h->stats.refills);
+		sum->overflows += arch_load_relaxed(&h->stats.overflows);
+		sum->blocks_refilled += arch_load_relaxed(&h->stats.blocks_refilled);
+		sum->blocks_flushed += arch_load_relaxed(&h->stats.blocks_flushed);
+		sum->remote_frees += arch_load_relaxed(&h->stats.remote_frees);
+		sum->remote_collected += arch_load_relaxed(&h->stats.remote_collected);
+		sum->slabs_taken += arch_load_relaxed(&h->stats.slabs_taken);
+		sum->slabs_released += arch_load_relaxed(&h->stats.slabs_released);
+		sum->bytes_out += arch_load_relaxed(&h->stats.bytes_out);
+	}
+	*nr = nr_heaps;
+	hak_unlock(&heap_lock);
+}
+
+void __hak_heap_fork_prepare(void) __acquires(&heap_lock)
+{
+	hak_lock(&heap_lock);
+}
+
+void __hak_heap_fork_parent(void) __releases(&heap_lock)
+{
+	hak_unlock(&heap_lock);
+}
+
+void __hak_heap_fork_child(void) __releases(&heap_lock)
+{
+	__release(&heap_lock);
+	hak_lock_reinit(&heap_lock);
+}

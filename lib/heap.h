@@ -1,0 +1,80 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Heaps: the slab-owning half of a thread. A heap holds, per class, a list
+ * of its slabs that have free blocks ("partial", including a few empty
+ * ones), and a lock-free stack of its slabs that received remote frees
+ * ("pending"). A thread's tcache draws batches from its heap and returns
+ * overflow to it.
+ *
+ * A heap outlives its thread: at thread exit the tcache is flushed, empty
+ * slabs are released and the heap goes to a pool, to be adopted whole by the
+ * next new thread. So heap pointers never dangle, a slab's owner never
+ * changes while it has live blocks, and remote frees to a dead thread's
+ * slabs are collected by whichever thread adopts its heap.
+ *
+ * Lock order: heap_lock (pool and list of all heaps) -> ss_lock. The
+ * partial lists and slab fields marked "owner" in superslab.h are touched
+ * only by the thread that has the heap attached.
+ */
+#ifndef HAK_HEAP_H
+#define HAK_HEAP_H
+
+#include <stdint.h>
+#include <stdbool.h>
+#include <sys/types.h>
+#include <hak/compiler.h>
+#include "size_class.h"
+#include "superslab.h"
+#include "tcache.h"
+
+struct hak_heap_stats {
+	uint64_t refills;		/* tcache refills */
+	uint64_t overflows;		/* tcache flushes on free */
+	uint64_t blocks_refilled;
+	uint64_t blocks_flushed;
+	uint64_t remote_frees;		/* blocks pushed to another heap's slab */
+	uint64_t remote_collected;	/* blocks collected from this heap's slabs */
+	uint64_t slabs_taken;
+	uint64_t slabs_released;
+	uint64_t bytes_out;		/* bytes of blocks out of this heap's slabs */
+};
+
+struct hak_heap {
+	struct hak_slab *partial[HAK_NCLASS];
+	uint16_t nempty[HAK_NCLASS];	/* empty slabs kept on partial[c] */
+	struct hak_slab *pending;	/* remote-freed slabs; atomic push */
+	struct hak_heap *all_next;	/* heap_lock */
+	struct hak_heap *pool_next;	/* heap_lock */
+	pid_t tid;			/* thread attached, 0 in the pool */
+	uint32_t adopted;		/* times taken from the pool */
+	struct hak_heap_stats stats;
+};
+
+/* Owner-written counters that the statistics reader may read at any time. */
+#define HAK_STAT_ADD(h, field, n) \
+	arch_store_relaxed(&(h)->stats.field, arch_load_relaxed(&(h)->stats.field) + (n))
+
+/* Attach a heap to the calling thread (first slow path of a thread). */
+struct hak_heap *__hak_heap_attach(void) __must_check;
+/* Thread exit: flush the tcache, release what is empty, pool the heap. */
+void __hak_heap_detach(void);
+/* Flush the calling thread's tcache and release its empty slabs (trim). */
+void __hak_heap_flush_self(void);
+/* Collect remote frees and empty slabs of pooled heaps (trim). */
+void __hak_heap_scavenge_pool(void);
+
+/* Default tcache capacity of class c. */
+uint32_t __hak_tcache_cap(unsigned c);
+void __hak_tcache_set_bytes(size_t bytes);
+
+/* Remote free of a chain head..tail of n blocks of slab s (lock-free). */
+void __hak_remote_push(struct hak_slab *s, void *head, void *tail, uint32_t n);
+
+/* Sum of every heap's counters (including pooled ones). */
+void __hak_heap_stats(struct hak_heap_stats *sum, size_t *nr_heaps);
+
+void __hak_heap_fork_prepare(void);
+void __hak_heap_fork_parent(void);
+void __hak_heap_fork_child(void);
+
+#endif /* HAK_HEAP_H */

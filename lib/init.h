@@ -1,0 +1,51 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Start-up, thread exit, fork, runtime options and diagnostics.
+ *
+ * Nothing needs initialising before the first malloc: the size tables are
+ * const, the registry is zeroed .bss and the locks are static. The first
+ * slow path of the process reads the HAKMEM_* options and registers the
+ * thread-exit key and the fork handlers; a malloc that those calls make
+ * re-enters safely.
+ */
+#ifndef HAK_INIT_H
+#define HAK_INIT_H
+
+#include <stddef.h>
+#include <hak/compiler.h>
+
+struct hak_tcache;
+
+/* Runtime options, read once from the environment (see options.c). */
+struct hak_options {
+	size_t stats;		/* HAKMEM_STATS: print statistics at exit */
+	size_t dirty_max;	/* HAKMEM_DIRTY_MAX: free resident bytes kept */
+	size_t tcache_bytes;	/* HAKMEM_TCACHE_BYTES: per-class cache budget */
+};
+extern struct hak_options __hak_opt;
+
+extern int __hak_init_done;
+void __hak_init_slow(void);
+
+static inline void __hak_init(void)
+{
+	if (likely(__hak_init_done))
+		return;
+	__hak_init_slow();
+}
+
+/* Read the option table from the environment (init.c calls it once). */
+void __hak_options_read(void);
+
+/* Arrange for the calling thread's heap to be detached at thread exit. */
+void __hak_thread_register(struct hak_tcache *tc);
+
+/* One line "hakmem: ..." on stderr, without allocating. */
+void __hak_report(const char *fmt, ...) __printf(1, 2) __cold;
+/* A free (or size query) of p failed check: report it and abort. */
+void __hak_bad_free(const void *p, const char *check) __noreturn __cold;
+
+/* Print statistics to fd (HAKMEM_STATS, malloc_stats). */
+void __hak_stats_print(int fd);
+
+#endif /* HAK_INIT_H */

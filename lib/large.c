@@ -1,0 +1,274 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Large-block registry: 16 shards, each a chained hash table under its own
+ * lock, keyed by block address (= mapping start: aligned requests are
+ * trimmed to their alignment by the OS layer, so there is no offset).
+ * Entries come from the metadata arena and are recycled per shard. A table
+ * doubles when it holds more entries than buckets; if the OS refuses the
+ * memory, chains just grow longer.
+ *
+ * Lock order: shard lock -> meta_lock. No other lock is held with a shard.
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <asm/atomic.h>
+#include <asm/processor.h>
+#include "large.h"
+#include "lock.h"
+#include "meta.h"
+#include "os.h"
+
+#define NSHARD_BITS	4
+#define NSHARD		(1u << NSHARD_BITS)
+#define INIT_BITS	6
+
+struct large_ent {
+	uintptr_t key;
+	size_t len;
+	struct large_ent *next;
+};
+
+struct large_shard {
+	struct hak_lock lock;
+	struct large_ent **tab;
+	unsigned bits;
+	size_t count;
+	size_t bytes;
+	size_t maps, unmaps;
+	struct large_ent *spare;
+	struct large_ent *init_tab[1u << INIT_BITS];
+} __aligned(ARCH_CACHE_LINE);
+
+static struct large_shard shards[NSHARD];
+
+static inline uint64_t key_hash(uintptr_t key)
+{
+	return (uint64_t)(key >> 12) * 0x9e3779b97f4a7c15ULL;
+}
+
+static struct large_shard *shard_of(uintptr_t key)
+{
+	return &shards[key_hash(key) >> (64 - NSHARD_BITS)];
+}
+
+static struct large_ent **bucket(struct large_shard *sh, uintptr_t key)
+{
+	if (!sh->tab) {
+		sh->tab = sh->init_tab;
+		sh->bits = INIT_BITS;
+	}
+	return &sh->tab[(key_hash(key) >> 24) & ((1u << sh->bits) - 1)];
+}
+
+static void grow(struct large_shard *sh)
+{
+	unsigned bits = sh->bits + 1, i;
+	size_t n = (size_t)1 << bits;
+	struct large_ent **old = sh->tab, **tab;
+
+	tab = __hak_os_map(HAK_ALIGN_UP(n * sizeof(*tab), HAK_OS_PAGE));
+	if (!tab)
+		return;
+	sh->tab = tab;
+	sh->bits = bits;
+	for (i = 0; i < (1u << (bits - 1)); i++) {
+		struct large_ent *e = old[i], *next;
+
+		for (; e; e = next) {
+			struct large_ent **b = bucket(sh, e->key);
+
+			next = e->next;
+			e->next = *b;
+			*b = e;
+		}
+	}
+	if (old != sh->init_tab)
+		__hak_os_unmap(old, HAK_ALIGN_UP((n / 2) * sizeof(*old), HAK_OS_PAGE));
+}
+
+/* Link e (key and len set) into its shard. */
+static void ent_link(struct large_ent *e)
+{
+	struct large_shard *sh = shard_of(e->key);
+	struct large_ent **b;
+
+	hak_lock(&sh->lock);
+	if (sh->tab && sh->count >= ((size_t)1 << sh->bits))
+		grow(sh);
+	b = bucket(sh, e->key);
+	e->next = *b;
+	*b = e;
+	sh->count++;
+	sh->bytes += e->len;
+	hak_unlock(&sh->lock);
+}
+
+/* Unlink and return key's entry, NULL when key is not registered. */
+static struct large_ent *ent_take(uintptr_t key)
+{
+	struct large_shard *sh = shard_of(key);
+	struct large_ent **pp, *e;
+
+	hak_lock(&sh->lock);
+	for (pp = bucket(sh, key); (e = *pp); pp = &e->next) {
+		if (e->key != key)
+			continue;
+		*pp = e->next;
+		sh->count--;
+		sh->bytes -= e->len;
+		break;
+	}
+	hak_unlock(&sh->lock);
+	return e;
+}
+
+/* A spare entry of key's shard, or a new one; counts a mapping. */
+static struct large_ent *ent_get(uintptr_t key)
+{
+	struct large_shard *sh = shard_of(key);
+	struct large_ent *e;
+
+	hak_lock(&sh->lock);
+	e = sh->spare;
+	if (e)
+		sh->spare = e->next;
+	else
+		e = __hak_meta_alloc(sizeof(*e));
+	if (e)
+		sh->maps++;
+	hak_unlock(&sh->lock);
+	return e;
+}
+
+/* Recycle e into its shard's spare list; counts an unmapping. */
+static void ent_put(struct large_ent *e)
+{
+	struct large_shard *sh = shard_of(e->key);
+
+	hak_lock(&sh->lock);
+	e->next = sh->spare;
+	sh->spare = e;
+	sh->unmaps++;
+	hak_unlock(&sh->lock);
+}
+
+static inline size_t large_len(size_t n)
+{
+	return HAK_ALIGN_UP(n ? n : 1, HAK_OS_PAGE);
+}
+
+void *__hak_large_alloc(size_t n, size_t align, bool *zeroed)
+{
+	struct large_ent *e;
+	size_t len;
+	void *p;
+
+	if (n > SIZE_MAX / 2 || align > SIZE_MAX / 4) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	len = large_len(n);
+	p = __hak_os_map_aligned(len, align);
+	if (!p)
+		return NULL;
+	e = ent_get((uintptr_t)p);
+	if (!e) {
+		__hak_os_unmap(p, len);
+		errno = ENOMEM;
+		return NULL;
+	}
+	e->key = (uintptr_t)p;
+	e->len = len;
+	ent_link(e);
+	*zeroed = true;
+	return p;
+}
+
+bool __hak_large_free(void *p)
+{
+	struct large_ent *e = ent_take((uintptr_t)p);
+
+	if (!e)
+		return false;
+	__hak_os_unmap(p, e->len);
+	ent_put(e);
+	return true;
+}
+
+size_t __hak_large_usable(const void *p)
+{
+	uintptr_t key = (uintptr_t)p;
+	struct large_shard *sh = shard_of(key);
+	struct large_ent *e;
+	size_t len = 0;
+
+	hak_lock(&sh->lock);
+	for (e = *bucket(sh, key); e; e = e->next) {
+		if (e->key == key) {
+			len = e->len;
+			break;
+		}
+	}
+	hak_unlock(&sh->lock);
+	return len;
+}
+
+void *__hak_large_resize(void *p, size_t n)
+{
+	struct large_ent *e;
+	size_t new_len;
+	void *q;
+
+	if (n > SIZE_MAX / 2)
+		return NULL;
+	new_len = large_len(n);
+	e = ent_take((uintptr_t)p);
+	if (!e)
+		return NULL;
+	q = new_len == e->len ? p : __hak_os_remap(p, e->len, new_len);
+	if (q) {
+		e->key = (uintptr_t)q;
+		e->len = new_len;
+	}
+	ent_link(e);
+	return q;
+}
+
+void __hak_large_stats(struct hak_large_stats *st)
+{
+	unsigned i;
+
+	*st = (struct hak_large_stats){ 0 };
+	for (i = 0; i < NSHARD; i++) {
+		hak_lock(&shards[i].lock);
+		st->blocks += shards[i].count;
+		st->bytes += shards[i].bytes;
+		st->maps += shards[i].maps;
+		st->unmaps += shards[i].unmaps;
+		hak_unlock(&shards[i].lock);
+	}
+}
+
+void __hak_large_fork_prepare(void)
+{
+	unsigned i;
+
+	for (i = 0; i < NSHARD; i++)
+		pthread_mutex_lock(&shards[i].lock.mu);
+}
+
+void __hak_large_fork_parent(void)
+{
+	unsigned i;
+
+	for (i = 0; i < NSHARD; i++)
+		pthread_mutex_unlock(&shards[i].lock.mu);
+}
+
+void __hak_large_fork_child(void)
+{
+	unsigned i;
+
+	for (i = 0; i < NSHARD; i++)
+		hak_lock_reinit(&shards[i].lock);
+}

@@ -1,0 +1,42 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Large blocks: requests above the small classes, each its own mapping,
+ * registered in a sharded hash table keyed by the block's address. The
+ * registry is the only record of a large block, so free() of a pointer that
+ * is neither in a superslab nor registered here is provably not ours.
+ *
+ * Blocks are page-aligned (or aligned as asked); usable size is the mapping
+ * from the block to its end.
+ */
+#ifndef HAK_LARGE_H
+#define HAK_LARGE_H
+
+#include <stddef.h>
+#include <stdbool.h>
+#include <hak/compiler.h>
+
+/* NULL with errno ENOMEM on failure. *zeroed tells whether it reads as 0. */
+void *__hak_large_alloc(size_t n, size_t align, bool *zeroed) __must_check;
+/* false when p is not a registered large block. */
+bool __hak_large_free(void *p);
+/* Usable bytes of p, or 0 when p is not a registered large block. */
+size_t __hak_large_usable(const void *p);
+/*
+ * Resize in place or by moving the mapping (mremap). NULL when it cannot:
+ * the block is then untouched and still registered.
+ */
+void *__hak_large_resize(void *p, size_t n) __must_check;
+
+struct hak_large_stats {
+	size_t blocks;		/* live large blocks */
+	size_t bytes;		/* bytes mapped for them */
+	size_t maps;		/* total mappings made */
+	size_t unmaps;		/* total mappings released */
+};
+void __hak_large_stats(struct hak_large_stats *st);
+
+void __hak_large_fork_prepare(void);
+void __hak_large_fork_parent(void);
+void __hak_large_fork_child(void);
+
+#endif /* HAK_LARGE_H */

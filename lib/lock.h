@@ -1,0 +1,39 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The one lock type of the slow paths: a pthread mutex wrapped so sparse can
+ * check lock context. A mutex (not a spinlock) because a slow path may call
+ * mmap while holding it, and a statically initialised mutex works before
+ * the C library has run any constructor. Fork handling re-initialises every
+ * lock in the child (init.c); nothing here allocates.
+ */
+#ifndef HAK_LOCK_H
+#define HAK_LOCK_H
+
+#include <pthread.h>
+#include <hak/compiler.h>
+
+struct hak_lock {
+	pthread_mutex_t mu;
+};
+
+#define HAK_LOCK_INIT	{ PTHREAD_MUTEX_INITIALIZER }
+
+static inline void hak_lock(struct hak_lock *l) __acquires(l)
+{
+	pthread_mutex_lock(&l->mu);
+	__acquire(l);
+}
+
+static inline void hak_unlock(struct hak_lock *l) __releases(l)
+{
+	__release(l);
+	pthread_mutex_unlock(&l->mu);
+}
+
+/* Child side of fork(): the lock may have been held by a thread that is gone. */
+static inline void hak_lock_reinit(struct hak_lock *l)
+{
+	pthread_mutex_init(&l->mu, NULL);
+}
+
+#endif /* HAK_LOCK_H */

@@ -1,0 +1,70 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Metadata arena: a bump pointer in the current chunk under meta_lock
+ * (a leaf lock). Allocation is rare (a heap per new thread, a registry
+ * entry per new large block), so one lock is enough.
+ */
+#include <errno.h>
+#include <stdint.h>
+#include "lock.h"
+#include "meta.h"
+#include "os.h"
+
+#define META_CHUNK	(256UL << 10)
+#define META_ALIGN	64UL
+
+static struct hak_lock meta_lock = HAK_LOCK_INIT;
+static uintptr_t meta_cur, meta_end;
+static size_t meta_bytes;
+
+void *__hak_meta_alloc(size_t size)
+{
+	void *p = NULL;
+
+	size = HAK_ALIGN_UP(size, META_ALIGN);
+	if (size > META_CHUNK) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	hak_lock(&meta_lock);
+	if (meta_end - meta_cur < size) {
+		void *chunk = __hak_os_map(META_CHUNK);
+
+		if (!chunk)
+			goto out;
+		meta_cur = (uintptr_t)chunk;
+		meta_end = meta_cur + META_CHUNK;
+		meta_bytes += META_CHUNK;
+	}
+	p = (void *)meta_cur;
+	meta_cur += size;
+out:
+	hak_unlock(&meta_lock);
+	return p;
+}
+
+size_t __hak_meta_bytes(void)
+{
+	size_t n;
+
+	hak_lock(&meta_lock);
+	n = meta_bytes;
+	hak_unlock(&meta_lock);
+	return n;
+}
+
+void __hak_meta_fork_prepare(void) __acquires(&meta_lock)
+{
+	hak_lock(&meta_lock);
+}
+
+void __hak_meta_fork_parent(void) __releases(&meta_lock)
+{
+	hak_unlock(&meta_lock);
+}
+
+void __hak_meta_fork_child(void) __releases(&meta_lock)
+{
+	__release(&meta_lock);
+	hak_lock_reinit(&meta_lock);
+}

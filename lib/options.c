@@ -1,0 +1,88 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The one table of HAKMEM_* environment variables. Each entry names a
+ * size_t in __hak_opt, its bounds and what it does; values take an optional
+ * k/m/g suffix. Read once, at the first slow path, with getenv (which does
+ * not allocate). Documentation/options.md lists the same table.
+ */
+#include <stdlib.h>
+#include <stdint.h>
+#include "heap.h"
+#include "init.h"
+#include "superslab.h"
+
+struct hak_options __hak_opt = {
+	.stats = 0,
+	.dirty_max = (size_t)CONFIG_HAK_DIRTY_MAX_KIB << 10,
+	.tcache_bytes = CONFIG_HAK_TCACHE_BYTES,
+};
+
+struct hak_option {
+	const char *name;
+	size_t *value;
+	size_t min, max;
+};
+
+static const struct hak_option options[] = {
+	{ "HAKMEM_STATS", &__hak_opt.stats, 0, 1 },
+	{ "HAKMEM_DIRTY_MAX", &__hak_opt.dirty_max, 0, SIZE_MAX / 2 },
+	{ "HAKMEM_TCACHE_BYTES", &__hak_opt.tcache_bytes, 0, 1UL << 24 },
+};
+
+/* Parse "123", "64k", "16M", "1g"; false on anything else. */
+static bool parse_size(const char *s, size_t *out)
+{
+	size_t v = 0, shift = 0;
+
+	if (!*s)
+		return false;
+	for (; *s >= '0' && *s <= '9'; s++) {
+		if (v > (SIZE_MAX - 9) / 10)
+			return false;
+		v = v * 10 + (size_t)(*s - '0');
+	}
+	switch (*s) {
+	case '\0':
+		break;
+	case 'k': case 'K':
+		shift = 10;
+		s++;
+		break;
+	case 'm': case 'M':
+		shift = 20;
+		s++;
+		break;
+	case 'g': case 'G':
+		shift = 30;
+		s++;
+		break;
+	default:
+		return false;
+	}
+	if (*s || (shift && v > (SIZE_MAX >> shift)))
+		return false;
+	*out = v << shift;
+	return true;
+}
+
+void __hak_options_read(void)
+{
+	unsigned i;
+
+	for (i = 0; i < ARRAY_SIZE(options); i++) {
+		const struct hak_option *o = &options[i];
+		const char *s = getenv(o->name);
+		size_t v;
+
+		if (!s)
+			continue;
+		if (!parse_size(s, &v) || v < o->min || v > o->max) {
+			__hak_report("ignoring %s=%s (want %zu..%zu, k/m/g suffix)",
+				     o->name, s, o->min, o->max);
+			continue;
+		}
+		*o->value = v;
+	}
+	__hak_ss_set_dirty_max(__hak_opt.dirty_max);
+	__hak_tcache_set_bytes(__hak_opt.tcache_bytes);
+}

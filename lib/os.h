@@ -1,0 +1,46 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The OS layer: the only place hakmem talks to the kernel about memory.
+ * mmap/munmap/mremap/madvise, nothing else. Every call can be made to fail
+ * on purpose by the fault-injection test hook (CONFIG_HAK_FAULT_INJECT) so
+ * tests reach each caller's error path.
+ */
+#ifndef HAK_OS_H
+#define HAK_OS_H
+
+#include <stddef.h>
+#include <stdbool.h>
+#include <hak/compiler.h>
+
+#define HAK_OS_PAGE	4096UL
+
+/* Fresh zeroed read-write memory of len bytes (page multiple), or NULL. */
+void *__hak_os_map(size_t len) __must_check;
+/* Same, aligned to align (a power of two >= page size), or NULL. */
+void *__hak_os_map_aligned(size_t len, size_t align) __must_check;
+void __hak_os_unmap(void *p, size_t len);
+/* Grow or shrink a mapping; may move it. NULL on failure (old one intact). */
+void *__hak_os_remap(void *p, size_t old_len, size_t new_len) __must_check;
+/* Give the pages back; they read as zero on next touch. false on failure. */
+bool __hak_os_purge(void *p, size_t len);
+
+/* Bytes currently mapped through this layer, for statistics. */
+size_t __hak_os_mapped(void);
+
+/* The points at which a test may inject a failure. */
+enum hak_os_site {
+	HAK_OS_MAP,
+	HAK_OS_REMAP,
+	HAK_OS_PURGE,
+	HAK_OS_NSITES,
+};
+
+/*
+ * Fault injection (test builds only): the next n calls at site fail, or
+ * every call after the first skip calls. A no-op without
+ * CONFIG_HAK_FAULT_INJECT.
+ */
+void hak_test_os_fail(enum hak_os_site site, unsigned long skip, unsigned long n);
+unsigned long hak_test_os_failed(enum hak_os_site site);
+
+#endif /* HAK_OS_H */

@@ -1,0 +1,89 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The size-class tables. Class sizes and the size-to-class table are const
+ * data so that the malloc fast path needs no initialisation; the selftest
+ * selftests/core/size_class checks that the tables agree with each other.
+ */
+#include "size_class.h"
+#include "superslab.h"
+
+/* __hak_size_class[(n + 15) / 16] is the class of an n-byte request. */
+const uint8_t __hak_size_class[HAK_SMALL_MAX_IDX + 1] = {
+	[0 ... 1] = 0,
+	[2 ... 2] = 1,
+	[3 ... 3] = 2,
+	[4 ... 4] = 3,
+	[5 ... 5] = 4,
+	[6 ... 6] = 5,
+	[7 ... 7] = 6,
+	[8 ... 8] = 7,
+	[9 ... 10] = 8,
+	[11 ... 12] = 9,
+	[13 ... 14] = 10,
+	[15 ... 16] = 11,
+	[17 ... 20] = 12,
+	[21 ... 24] = 13,
+	[25 ... 28] = 14,
+	[29 ... 32] = 15,
+	[33 ... 40] = 16,
+	[41 ... 48] = 17,
+	[49 ... 56] = 18,
+	[57 ... 64] = 19,
+	[65 ... 80] = 20,
+	[81 ... 96] = 21,
+	[97 ... 112] = 22,
+	[113 ... 128] = 23,
+	[129 ... 160] = 24,
+	[161 ... 192] = 25,
+	[193 ... 224] = 26,
+	[225 ... 256] = 27,
+	[257 ... 320] = 28,
+	[321 ... 384] = 29,
+	[385 ... 448] = 30,
+	[449 ... 512] = 31,
+	[513 ... 640] = 32,
+	[641 ... 768] = 33,
+	[769 ... 896] = 34,
+	[897 ... 1024] = 35,
+	[1025 ... 1280] = 36,
+	[1281 ... 1536] = 37,
+	[1537 ... 1792] = 38,
+	[1793 ... 2048] = 39,
+};
+
+const uint32_t __hak_class_size[HAK_NCLASS] = {
+	16, 32, 48, 64, 80, 96, 112, 128,
+	160, 192, 224, 256, 320, 384, 448, 512,
+	640, 768, 896, 1024, 1280, 1536, 1792, 2048,
+	2560, 3072, 3584, 4096, 5120, 6144, 7168, 8192,
+	10240, 12288, 14336, 16384, 20480, 24576, 28672, 32768,
+};
+
+/*
+ * Pages (64 KiB each) per slab: enough for at least 8 blocks, so a refill
+ * of a large class does not take the superslab lock every other block.
+ */
+const uint8_t __hak_class_span[HAK_NCLASS] = {
+	1, 1, 1, 1, 1, 1, 1, 1,
+	1, 1, 1, 1, 1, 1, 1, 1,
+	1, 1, 1, 1, 1, 1, 1, 1,
+	1, 1, 1, 1, 1, 1, 1, 1,
+	2, 2, 2, 2, 4, 4, 4, 4,
+};
+
+unsigned __hak_class_for_align(size_t n, size_t align)
+{
+	unsigned c;
+
+	if (n > HAK_SMALL_MAX || align > HAK_SLAB_ALIGN_MAX)
+		return HAK_CLASS_NONE;
+	/*
+	 * Blocks start at span_start + i * size, and every span start is a
+	 * multiple of HAK_SLAB_ALIGN_MAX, so a class whose size is a multiple
+	 * of align keeps every block aligned.
+	 */
+	for (c = __hak_class_of(n); c < HAK_NCLASS; c++)
+		if ((__hak_class_size[c] & (align - 1)) == 0)
+			return c;
+	return HAK_CLASS_NONE;
+}

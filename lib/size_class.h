@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Size classes of the small-block path.
+ *
+ * 40 classes from 16 B to 32 KiB: 16-byte steps up to 128 B, then four
+ * classes per doubling. Every class size is a multiple of 16, so every block
+ * is 16-byte aligned. Worst-case internal waste (request n, class c):
+ *   n <= 16:            up to 15 B (alignment floor)
+ *   17..128:            under 16 B (< 49% at 17 B, < 12% from 128 B)
+ *   129..32768:         under a quarter step: < 20% (e.g. 129 -> 160)
+ *
+ * Size to class is one byte load from __hak_size_class[], indexed by
+ * (n + 15) / 16; the table is const data, so it works before init.
+ *
+ * A slab of a class spans 1, 2 or 4 pages of 64 KiB so that it holds at
+ * least 8 blocks (see __hak_class_span).
+ */
+#ifndef HAK_SIZE_CLASS_H
+#define HAK_SIZE_CLASS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <hak/compiler.h>
+
+#define HAK_NCLASS		40
+#define HAK_CLASS_NONE		HAK_NCLASS	/* sentinel: a bin that never caches */
+#define HAK_SMALL_MAX		32768u
+#define HAK_SMALL_MAX_IDX	(HAK_SMALL_MAX / 16)
+
+extern const uint8_t __hak_size_class[HAK_SMALL_MAX_IDX + 1];
+extern const uint32_t __hak_class_size[HAK_NCLASS];
+extern const uint8_t __hak_class_span[HAK_NCLASS];
+
+/* Class of a request of n bytes; n must be <= HAK_SMALL_MAX. */
+static __always_inline unsigned __hak_class_of(size_t n)
+{
+	return __hak_size_class[(n + 15) >> 4];
+}
+
+static __always_inline size_t __hak_class_bytes(unsigned c)
+{
+	return __hak_class_size[c];
+}
+
+/*
+ * Smallest class of at least n bytes whose blocks all start on an
+ * align-byte boundary (align a power of two, 16 < align <= 4096), or
+ * HAK_CLASS_NONE when no class fits.
+ */
+unsigned __hak_class_for_align(size_t n, size_t align);
+
+#endif /* HAK_SIZE_CLASS_H */

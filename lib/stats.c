@@ -1,0 +1,104 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Statistics: one snapshot (hak_stats_get) gathered from the superslab
+ * pool, the large registry, the heaps and the OS layer, and the views of it
+ * that libc programs know: mallinfo2 and malloc_stats. Figures are exact at
+ * the moment each subsystem is read, not across subsystems.
+ */
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include <asm/processor.h>
+#include <hakmem/hakmem.h>
+#include "heap.h"
+#include "init.h"
+#include "large.h"
+#include "meta.h"
+#include "os.h"
+#include "stats.h"
+#include "superslab.h"
+
+void __hak_stats_get(struct hak_stats *st)
+{
+	struct hak_heap_stats hs;
+	struct hak_large_stats ls;
+	struct hak_ss_stats ss;
+
+	__hak_ss_stats(&ss);
+	__hak_large_stats(&ls);
+	__hak_heap_stats(&hs, &st->heaps);
+	st->mapped_bytes = __hak_os_mapped();
+	st->superslabs = ss.superslabs;
+	st->slab_bytes = ss.pages_used << HAK_PAGE_SHIFT;
+	st->dirty_bytes = ss.pages_dirty << HAK_PAGE_SHIFT;
+	st->purged_bytes = ss.purged_bytes;
+	st->small_in_use = hs.bytes_out;
+	st->large_blocks = ls.blocks;
+	st->large_bytes = ls.bytes;
+	st->large_maps = ls.maps;
+	st->large_unmaps = ls.unmaps;
+	st->meta_bytes = __hak_meta_bytes();
+	st->refills = hs.refills;
+	st->overflows = hs.overflows;
+	st->remote_frees = hs.remote_frees;
+	st->remote_collected = hs.remote_collected;
+	st->slabs_taken = hs.slabs_taken;
+	st->slabs_released = hs.slabs_released;
+}
+
+void __hak_mallinfo2(struct mallinfo2 *mi)
+{
+	struct hak_stats st;
+
+	__hak_stats_get(&st);
+	memset(mi, 0, sizeof(*mi));
+	mi->arena = st.slab_bytes + st.dirty_bytes;
+	mi->ordblks = st.superslabs;
+	mi->hblks = st.large_blocks;
+	mi->hblkhd = st.large_bytes;
+	mi->uordblks = st.small_in_use;
+	mi->fordblks = mi->arena > st.small_in_use ? mi->arena - st.small_in_use : 0;
+	mi->keepcost = st.dirty_bytes;
+}
+
+const char *__hak_config(void)
+{
+	static char buf[256];
+
+	if (!buf[0])
+		snprintf(buf, sizeof(buf), "arch=%s", ARCH_NAME);
+	return buf;
+}
+
+void __hak_stats_print(int fd)
+{
+	struct hak_stats st;
+	char buf[1536];
+	int n;
+
+	__hak_stats_get(&st);
+	n = snprintf(buf, sizeof(buf),
+		"hakmem %s statistics (%s)\n"
+		"  mapped          %12zu bytes\n"
+		"  superslabs      %12zu (%zu bytes in slabs, %zu dirty, %zu purged)\n"
+		"  small in use    %12zu bytes (incl. thread caches)\n"
+		"  large blocks    %12zu (%zu bytes; %zu maps, %zu unmaps)\n"
+		"  heaps           %12zu (metadata %zu bytes)\n"
+		"  refills         %12llu\n"
+		"  overflows       %12llu\n"
+		"  remote frees    %12llu (collected %llu)\n"
+		"  slabs           %12llu taken, %llu released\n",
+		HAKMEM_VERSION, __hak_config(), st.mapped_bytes,
+		st.superslabs, st.slab_bytes, st.dirty_bytes, st.purged_bytes,
+		st.small_in_use, st.large_blocks, st.large_bytes, st.large_maps,
+		st.large_unmaps, st.heaps, st.meta_bytes,
+		(unsigned long long)st.refills, (unsigned long long)st.overflows,
+		(unsigned long long)st.remote_frees,
+		(unsigned long long)st.remote_collected,
+		(unsigned long long)st.slabs_taken,
+		(unsigned long long)st.slabs_released);
+	if (n > (int)sizeof(buf))
+		n = sizeof(buf);
+	if (n > 0 && write(fd, buf, (size_t)n) < 0)
+		return;
+}

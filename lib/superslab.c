@@ -1,0 +1,287 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Superslab pool: hands out page runs (slabs) to heaps and takes them back.
+ *
+ * Every superslab is in the registry (__hak_ssmap) from its mapping until it
+ * is unmapped. Those with at least one free page are on the avail list;
+ * full ones are on no list and come back to it when a page is freed.
+ * Free pages stay resident ("dirty") until more than dirty_max bytes of them
+ * accumulate; then they are purged with madvise, oldest superslab first, down
+ * to half the limit. A wholly free superslab beyond HAK_SS_KEEP is unmapped.
+ *
+ * Lock order: ss_lock is a leaf (taken by heaps, never held across a heap
+ * operation).
+ */
+#include <errno.h>
+#include <asm/atomic.h>
+#include "lock.h"
+#include "os.h"
+#include "superslab.h"
+
+#define HAK_SS_ALL_FREE		0xffffffffu
+#define HAK_SS_KEEP		2	/* wholly free superslabs kept mapped */
+
+HAK_BUILD_BUG_ON(HAK_SS_PAGES != 32);
+
+uint8_t __hak_ssmap[HAK_SSMAP_SIZE];
+
+static struct hak_lock ss_lock = HAK_LOCK_INIT;
+static struct hak_superslab *avail;	/* superslabs with a free page */
+static size_t nr_superslabs;
+static size_t nr_pages_used;
+static size_t nr_pages_dirty;
+static size_t nr_free_superslabs;	/* wholly free, still mapped */
+static size_t purged_bytes;
+static size_t dirty_max = (size_t)CONFIG_HAK_DIRTY_MAX_KIB << 10;
+
+static void avail_add(struct hak_superslab *ss)
+{
+	ss->prev = NULL;
+	ss->next = avail;
+	if (avail)
+		avail->prev = ss;
+	avail = ss;
+}
+
+static void avail_del(struct hak_superslab *ss)
+{
+	if (ss->prev)
+		ss->prev->next = ss->next;
+	else
+		avail = ss->next;
+	if (ss->next)
+		ss->next->prev = ss->prev;
+	ss->next = ss->prev = NULL;
+}
+
+static struct hak_superslab *ss_new(void)
+{
+	struct hak_superslab *ss;
+	unsigned i;
+
+	ss = __hak_os_map_aligned(HAK_SS_SIZE, HAK_SS_SIZE);
+	if (!ss)
+		return NULL;
+	ss->magic = HAK_SS_MAGIC;
+	ss->free_mask = HAK_SS_ALL_FREE;
+	ss->dirty_mask = 0;
+	for (i = 0; i < HAK_SS_PAGES; i++)
+		ss->slabs[i].class_idx = HAK_CLASS_NONE;
+	arch_store_release(&__hak_ssmap[(uintptr_t)ss >> HAK_SS_SHIFT], 1);
+	nr_superslabs++;
+	nr_free_superslabs++;
+	avail_add(ss);
+	return ss;
+}
+
+/* A free run of span pages (span-aligned) in ss, preferring resident pages. */
+static int ss_find_run(const struct hak_superslab *ss, unsigned span)
+{
+	uint32_t run = (span == 32) ? HAK_SS_ALL_FREE : ((1u << span) - 1);
+	int found = -1;
+	unsigned i;
+
+	for (i = 0; i < HAK_SS_PAGES; i += span) {
+		uint32_t m = run << i;
+
+		if ((ss->free_mask & m) != m)
+			continue;
+		if ((ss->dirty_mask & m) == m)
+			return (int)i;
+		if (found < 0)
+			found = (int)i;
+	}
+	return found;
+}
+
+static void slab_init(struct hak_superslab *ss, unsigned first,
+		      unsigned span, struct hak_heap *owner, unsigned c)
+{
+	struct hak_slab *s = &ss->slabs[first];
+	size_t bytes = ((size_t)span << HAK_PAGE_SHIFT) - (first == 0 ? HAK_SS_HDR : 0);
+	unsigned k;
+
+	for (k = 1; k < span; k++) {
+		ss->slabs[first + k].class_idx = (uint8_t)c;
+		ss->slabs[first + k].head_off = (uint8_t)k;
+		ss->slabs[first + k].span = 0;
+	}
+	s->free = NULL;
+	s->remote = NULL;
+	s->owner = owner;
+	s->next = s->prev = s->pending_next = NULL;
+	s->used = 0;
+	s->carved = 0;
+	s->capacity = (uint32_t)(bytes / __hak_class_size[c]);
+	s->flags = 0;
+	s->span = (uint8_t)span;
+	s->head_off = 0;
+	s->class_idx = (uint8_t)c;
+}
+
+struct hak_slab *__hak_span_alloc(struct hak_heap *owner, unsigned c)
+{
+	unsigned span = __hak_class_span[c];
+	uint32_t run = (1u << span) - 1;
+	struct hak_superslab *ss;
+	int first = -1;
+
+	hak_lock(&ss_lock);
+	for (ss = avail; ss; ss = ss->next) {
+		first = ss_find_run(ss, span);
+		if (first >= 0)
+			break;
+	}
+	if (!ss) {
+		ss = ss_new();
+		if (!ss) {
+			hak_unlock(&ss_lock);
+			errno = ENOMEM;
+			return NULL;
+		}
+		first = 0;
+	}
+	if (ss->free_mask == HAK_SS_ALL_FREE)
+		nr_free_superslabs--;
+	ss->free_mask &= ~(run << first);
+	nr_pages_dirty -= __builtin_popcount(ss->dirty_mask & (run << first));
+	ss->dirty_mask &= ~(run << first);
+	if (!ss->free_mask)
+		avail_del(ss);
+	nr_pages_used += span;
+	slab_init(ss, (unsigned)first, span, owner, c);
+	hak_unlock(&ss_lock);
+	return &ss->slabs[first];
+}
+
+/* madvise the dirty pages of ss; page 0 keeps its header. */
+static size_t ss_purge(struct hak_superslab *ss)
+{
+	uintptr_t base = (uintptr_t)ss;
+	size_t done = 0;
+	unsigned i = 0;
+
+	while (i < HAK_SS_PAGES) {
+		unsigned j;
+		uintptr_t from, to;
+
+		if (!(ss->dirty_mask & (1u << i))) {
+			i++;
+			continue;
+		}
+		for (j = i; j < HAK_SS_PAGES && (ss->dirty_mask & (1u << j)); j++)
+			;
+		from = base + ((uintptr_t)i << HAK_PAGE_SHIFT) + (i == 0 ? HAK_SS_HDR : 0);
+		to = base + ((uintptr_t)j << HAK_PAGE_SHIFT);
+		if (__hak_os_purge((void *)from, to - from)) {
+			ss->dirty_mask &= ~(((j == 32) ? 0u : (1u << j)) - (1u << i));
+			nr_pages_dirty -= j - i;
+			done += to - from;
+		}
+		i = j;
+	}
+	purged_bytes += done;
+	return done;
+}
+
+static void ss_unmap(struct hak_superslab *ss)
+{
+	avail_del(ss);
+	nr_pages_dirty -= __builtin_popcount(ss->dirty_mask);
+	nr_superslabs--;
+	nr_free_superslabs--;
+	arch_store_release(&__hak_ssmap[(uintptr_t)ss >> HAK_SS_SHIFT], 0);
+	__hak_os_unmap(ss, HAK_SS_SIZE);
+}
+
+static size_t ss_release_locked(bool all)
+{
+	struct hak_superslab *ss, *next;
+	size_t target = all ? 0 : (dirty_max >> HAK_PAGE_SHIFT) / 2;
+	size_t done = 0;
+
+	for (ss = avail; ss; ss = next) {
+		next = ss->next;
+		if (ss->free_mask == HAK_SS_ALL_FREE &&
+		    (all || nr_free_superslabs > HAK_SS_KEEP)) {
+			done += HAK_SS_SIZE;
+			ss_unmap(ss);
+			continue;
+		}
+		if (nr_pages_dirty <= target)
+			continue;
+		if (ss->dirty_mask)
+			done += ss_purge(ss);
+	}
+	return done;
+}
+
+void __hak_span_free(struct hak_slab *s)
+{
+	struct hak_superslab *ss = (struct hak_superslab *)((uintptr_t)s & ~(HAK_SS_SIZE - 1));
+	unsigned first = __hak_slab_index(s), span = s->span, k;
+	uint32_t run = (1u << span) - 1;
+
+	hak_lock(&ss_lock);
+	for (k = 0; k < span; k++) {
+		ss->slabs[first + k].class_idx = HAK_CLASS_NONE;
+		ss->slabs[first + k].head_off = 0;
+	}
+	s->owner = NULL;
+	s->span = 0;
+	if (!ss->free_mask)
+		avail_add(ss);
+	ss->free_mask |= run << first;
+	ss->dirty_mask |= run << first;
+	if (ss->free_mask == HAK_SS_ALL_FREE)
+		nr_free_superslabs++;
+	nr_pages_used -= span;
+	nr_pages_dirty += span;
+	if ((nr_pages_dirty << HAK_PAGE_SHIFT) > dirty_max ||
+	    nr_free_superslabs > HAK_SS_KEEP)
+		ss_release_locked(false);
+	hak_unlock(&ss_lock);
+}
+
+size_t __hak_ss_release(bool all)
+{
+	size_t done;
+
+	hak_lock(&ss_lock);
+	done = ss_release_locked(all);
+	hak_unlock(&ss_lock);
+	return done;
+}
+
+void __hak_ss_set_dirty_max(size_t bytes)
+{
+	hak_lock(&ss_lock);
+	dirty_max = bytes;
+	hak_unlock(&ss_lock);
+}
+
+void __hak_ss_stats(struct hak_ss_stats *st)
+{
+	hak_lock(&ss_lock);
+	st->superslabs = nr_superslabs;
+	st->pages_used = nr_pages_used;
+	st->pages_dirty = nr_pages_dirty;
+	st->purged_bytes = purged_bytes;
+	hak_unlock(&ss_lock);
+}
+
+void __hak_ss_fork_prepare(void) __acquires(&ss_lock)
+{
+	hak_lock(&ss_lock);
+}
+
+void __hak_ss_fork_parent(void) __releases(&ss_lock)
+{
+	hak_unlock(&ss_lock);
+}
+
+void __hak_ss_fork_child(void) __releases(&ss_lock)
+{
+	__release(&ss_lock);
+	hak_lock_reinit(&ss_lock);
+}
