@@ -1,0 +1,114 @@
+# SPDX-License-Identifier: MIT
+#
+# Shared helpers for the selftests/preload scripts (sourced, not a test).
+#
+# Each script runs a real program twice, once plainly and once with
+# LD_PRELOAD=$HAKMEM_LIB, and compares what they produce byte for byte.
+# Output is TAP 13; exit 0 (pass), 1 (fail) or 4 (whole script skipped).
+# Environment (set by the selftest runner): HAKMEM_LIB (absolute path of
+# libhakmem.so), O (build dir), SRCTREE (source dir).
+
+tap_n=0
+tap_failed=0
+tap_planned=0
+
+tap_plan() {
+	tap_planned=$1
+	echo "TAP version 13"
+	echo "1..$1"
+}
+
+# tap_ok STATUS DESCRIPTION: STATUS 0 is a pass (shell convention)
+tap_ok() {
+	tap_n=$((tap_n + 1))
+	if [ "$1" -eq 0 ]; then
+		echo "ok $tap_n $2"
+	else
+		echo "not ok $tap_n $2"
+		tap_failed=$((tap_failed + 1))
+	fi
+}
+
+tap_skip() {
+	tap_n=$((tap_n + 1))
+	echo "ok $tap_n # SKIP $1"
+}
+
+tap_diag() {
+	echo "# $*"
+}
+
+tap_skip_all() {
+	echo "TAP version 13"
+	echo "1..0 # SKIP $1"
+	exit 4
+}
+
+tap_finish() {
+	[ -n "$workdir" ] && rm -rf "$workdir"
+	if [ "$tap_failed" -eq 0 ] && [ "$tap_n" -eq "$tap_planned" ]; then
+		exit 0
+	fi
+	exit 1
+}
+
+# Show the first lines where two files differ, as TAP diagnostics.
+tap_diff() {
+	diff "$1" "$2" 2>/dev/null | head -n 10 | sed 's/^/# /'
+}
+
+preload_setup() {
+	if [ -z "$HAKMEM_LIB" ] || [ ! -f "$HAKMEM_LIB" ]; then
+		tap_skip_all "HAKMEM_LIB is not set to a built libhakmem.so"
+	fi
+	case "$HAKMEM_LIB" in
+	/*) ;;
+	*) HAKMEM_LIB=$(cd "$(dirname "$HAKMEM_LIB")" && pwd)/$(basename "$HAKMEM_LIB") ;;
+	esac
+	workdir=$(mktemp -d "${TMPDIR:-/tmp}/hakmem-preload.XXXXXX") || exit 1
+	trap 'rm -rf "$workdir"' EXIT
+	trap 'rm -rf "$workdir"; exit 1' INT TERM
+	# the stats switch must not leak into the compared runs
+	unset HAKMEM_STATS
+	LC_ALL=C
+	export LC_ALL
+}
+
+# with_hakmem CMD...: run CMD with hakmem preloaded (only for that process tree)
+with_hakmem() {
+	env LD_PRELOAD="$HAKMEM_LIB" "$@"
+}
+
+# stats_check NAME CMD...: with HAKMEM_STATS=1, stderr mentions hakmem, which
+# proves the preloaded process really ran on hakmem.
+stats_check() {
+	name=$1
+	shift
+	env HAKMEM_STATS=1 LD_PRELOAD="$HAKMEM_LIB" "$@" >/dev/null 2>"$workdir/stats.err"
+	if grep -qi hakmem "$workdir/stats.err"; then
+		tap_ok 0 "$name under LD_PRELOAD uses hakmem (HAKMEM_STATS=1 prints hakmem statistics)"
+	else
+		tap_ok 1 "$name under LD_PRELOAD uses hakmem (HAKMEM_STATS=1 prints hakmem statistics)"
+		tap_diag "stderr was:"
+		head -n 5 "$workdir/stats.err" | sed 's/^/# /'
+	fi
+}
+
+# same_files DESCRIPTION A B: pass when A and B are byte-identical
+same_files() {
+	if cmp -s "$2" "$3"; then
+		tap_ok 0 "$1"
+	else
+		tap_ok 1 "$1"
+		tap_diff "$2" "$3"
+	fi
+}
+
+# same_status DESCRIPTION RC_PLAIN RC_HAKMEM
+same_status() {
+	if [ "$2" -eq "$3" ] && [ "$2" -eq 0 ]; then
+		tap_ok 0 "$1 (exit status $2 both)"
+	else
+		tap_ok 1 "$1 (exit status $2 without, $3 with hakmem)"
+	fi
+}
