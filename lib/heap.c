@@ -28,6 +28,8 @@ static struct hak_lock heap_lock = HAK_LOCK_INIT;
 static struct hak_heap *all_heaps;	/* heap_lock */
 static struct hak_heap *heap_pool;	/* heap_lock */
 static size_t nr_heaps;			/* heap_lock */
+/* Set by a remote free to a pooled heap: its slabs may be reclaimable. */
+static int pool_dirty;
 static size_t tcache_bytes = CONFIG_HAK_TCACHE_BYTES;
 
 #define HAK_KEEP_EMPTY		1	/* empty slabs a heap keeps per class */
@@ -130,6 +132,8 @@ void __hak_remote_push(struct hak_slab *s, void *head, void *tail, uint32_t n)
 	if (old)
 		return;		/* s is already on its owner's pending stack */
 	owner = s->owner;
+	if (!arch_load_relaxed(&owner->tid) && !arch_load_relaxed(&pool_dirty))
+		arch_store_relaxed(&pool_dirty, 1);
 	top = arch_load_relaxed(&owner->pending);
 	for (;;) {
 		s->pending_next = top;
@@ -309,6 +313,13 @@ void *__hak_tcache_refill(unsigned c)
 		struct hak_slab *s = h->partial[c];
 
 		if (!s) {
+			/*
+			 * Before taking new pages, let pooled heaps (of exited
+			 * threads) give back slabs that remote frees emptied.
+			 */
+			if (arch_load_relaxed(&pool_dirty) &&
+			    arch_xchg(&pool_dirty, 0))
+				__hak_heap_scavenge_pool();
 			s = __hak_span_alloc(h, c);
 			if (!s)
 				break;
@@ -414,7 +425,7 @@ struct hak_heap *__hak_heap_attach(void)
 		errno = ENOMEM;
 		return NULL;
 	}
-	h->tid = gettid();
+	arch_store_relaxed(&h->tid, gettid());
 	tc->heap = h;
 	for (c = 0; c < HAK_NCLASS; c++)
 		tc->bins[c].cap = __hak_tcache_cap(c);
@@ -447,7 +458,7 @@ void __hak_heap_detach(void)
 	if (arch_load_relaxed(&h->pending))
 		collect_pending(h);
 	release_empty(h);
-	h->tid = 0;
+	arch_store_relaxed(&h->tid, 0);
 	tc->heap = NULL;
 	tc->state = HAK_T_EXITING;
 	tc->exits++;

@@ -27,9 +27,9 @@
 #define HAK_SMALL_MAX		32768u
 #define HAK_SMALL_MAX_IDX	(HAK_SMALL_MAX / 16)
 
-extern const uint8_t __hak_size_class[HAK_SMALL_MAX_IDX + 1];
-extern const uint32_t __hak_class_size[HAK_NCLASS];
-extern const uint8_t __hak_class_span[HAK_NCLASS];
+extern HAK_HIDDEN const uint8_t __hak_size_class[HAK_SMALL_MAX_IDX + 1];
+extern HAK_HIDDEN const uint32_t __hak_class_size[HAK_NCLASS];
+extern HAK_HIDDEN const uint8_t __hak_class_span[HAK_NCLASS];
 
 /* Class of a request of n bytes; n must be <= HAK_SMALL_MAX. */
 static __always_inline unsigned __hak_class_of(size_t n)

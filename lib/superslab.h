@@ -81,7 +81,7 @@ struct hak_superslab {
 HAK_BUILD_BUG_ON(sizeof(struct hak_slab) != 64);
 HAK_BUILD_BUG_ON(sizeof(struct hak_superslab) > HAK_SS_HDR);
 
-extern uint8_t __hak_ssmap[HAK_SSMAP_SIZE];
+extern HAK_HIDDEN uint8_t __hak_ssmap[HAK_SSMAP_SIZE];
 
 /* Is a inside a live superslab? Never reads *a. */
 static __always_inline bool __hak_ss_owns(uintptr_t a)

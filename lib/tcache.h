@@ -46,7 +46,7 @@ struct hak_tcache {
 	uint32_t exits;		/* times the exit destructor ran for this thread */
 };
 
-extern __thread struct hak_tcache __hak_tc __attribute__((tls_model("initial-exec")));
+extern HAK_HIDDEN __thread struct hak_tcache __hak_tc __attribute__((tls_model("initial-exec")));
 
 /* Slow paths (heap.c). */
 void *__hak_tcache_refill(unsigned c) __noinline;

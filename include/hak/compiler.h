@@ -32,6 +32,11 @@
 
 /* Symbols of the public API; everything else stays hidden (-fvisibility). */
 #define HAK_EXPORT		__attribute__((visibility("default")))
+/*
+ * For extern declarations of internal data: -fvisibility only marks
+ * definitions, so without this every access would go through the GOT.
+ */
+#define HAK_HIDDEN		__attribute__((visibility("hidden")))
 
 #ifdef __CHECKER__
 # define __must_check
