@@ -1,0 +1,527 @@
+# SPDX-License-Identifier: MIT
+#
+# hakmem: the one entry point of the build. Kbuild-like and non-recursive:
+# lib/Makefile and every boxes/<box>/Makefile are read into this make and
+# only list their objects (obj-y, obj-$(CONFIG_HAK_X)); selftests/<dir>/
+# Makefile lists test programs (tests-y) and scripts (scripts-y).
+#
+#   make [all]            libhakmem.so and libhakmem.a from .config
+#   make menuconfig ...   configuration (see `make help`)
+#   make selftests [T=d]  build and run the selftests of this configuration
+#   make check            what CI runs (tools/check.sh)
+#
+# Variables: O=dir (out-of-tree), ARCH=, V=1, C=1/C=2 (sparse), T=,
+# CC=, KCFLAGS=, PREFIX=, DESTDIR=. Documentation/building-variants.md.
+
+HAKMEM_VERSION := 0.1.0
+
+MAKEFLAGS += -rR --no-print-directory
+.SUFFIXES:
+.DEFAULT_GOAL := all
+
+this-makefile := $(lastword $(MAKEFILE_LIST))
+srctree := $(realpath $(dir $(this-makefile)))
+ifneq ($(words $(srctree)),1)
+  $(error the source path "$(srctree)" must not contain spaces)
+endif
+
+# ---------------------------------------------------------------------------
+# O= : all outputs go to $(objtree); without it, into the source tree as the
+# kernel does (everything generated is in .gitignore).
+
+ifeq ("$(origin O)", "command line")
+  KBUILD_OUTPUT := $(O)
+endif
+ifneq ($(KBUILD_OUTPUT),)
+  $(shell mkdir -p "$(KBUILD_OUTPUT)")
+  objtree := $(realpath $(KBUILD_OUTPUT))
+  ifeq ($(objtree),)
+    $(error cannot create output directory "$(KBUILD_OUTPUT)")
+  endif
+else
+  objtree := $(srctree)
+endif
+
+# ---------------------------------------------------------------------------
+# ARCH: detected like the kernel's SUBARCH, overridable (ARCH=generic).
+
+SUBARCH := $(shell uname -m | sed -e 's/^amd64$$/x86_64/')
+ARCH ?= $(if $(filter x86_64,$(SUBARCH)),x86_64,generic)
+ifeq ($(wildcard $(srctree)/arch/$(ARCH)/include/asm),)
+  $(error ARCH=$(ARCH): no arch/$(ARCH)/include/asm; use one of: $(notdir $(wildcard $(srctree)/arch/*)))
+endif
+
+# ---------------------------------------------------------------------------
+# V=1 prints whole commands; the default prints "  CC      lib/x.o".
+
+ifeq ("$(origin V)", "command line")
+  KBUILD_VERBOSE := $(V)
+endif
+ifeq ($(KBUILD_VERBOSE),1)
+  quiet :=
+  Q :=
+else
+  quiet := quiet_
+  Q := @
+endif
+ifneq ($(findstring s,$(firstword -$(MAKEFLAGS))),)
+  quiet := silent_
+endif
+
+# C=1: sparse on every C file compiled; C=2: on every C file, compiled or not.
+ifeq ("$(origin C)", "command line")
+  KBUILD_CHECKSRC := $(C)
+endif
+
+export srctree objtree ARCH
+export KCONFIG_CONFIG := $(objtree)/.config
+export KCONFIG_WARN_UNDEF := y
+
+# ---------------------------------------------------------------------------
+# Tools
+
+ifneq ($(filter default undefined,$(origin CC)),)
+  CC := gcc
+endif
+ifneq ($(filter default undefined,$(origin CXX)),)
+  CXX := g++
+endif
+ifneq ($(filter default undefined,$(origin AR)),)
+  AR := ar
+endif
+SPARSE ?= sparse
+INSTALL ?= install
+# Debian's python3-kconfiglib lives in /usr/bin/python3's path; a pyenv or
+# venv python3 earlier in PATH cannot import it.
+PYTHON3 ?= $(firstword $(wildcard /usr/bin/python3) python3)
+
+# Missing tools are installed (as root) or named by tools/deps.sh.
+need-kconfiglib = $(PYTHON3) -c 'import kconfiglib' 2>/dev/null || $(srctree)/tools/deps.sh
+need-sparse = command -v $(SPARSE) >/dev/null 2>&1 || $(srctree)/tools/deps.sh
+
+# ---------------------------------------------------------------------------
+# Helpers (after scripts/Kbuild.include)
+
+empty :=
+space := $(empty) $(empty)
+space_escape := _-_SPACE_-_
+pound := \#
+comma := ,
+squote := '
+escsq = $(subst $(squote),'\$(squote)',$1)
+short = $(patsubst $(objtree)/%,%,$(patsubst $(srctree)/%,%,$1))
+
+dot-target = $(@D)/.$(@F)
+depfile = $(dot-target).d
+
+echo-cmd = $(if $($(quiet)cmd_$(1)),echo '  $(call escsq,$($(quiet)cmd_$(1)))';)
+cmd = @set -e; $(echo-cmd) $(cmd_$(1))
+
+# A target is rebuilt when a prerequisite is newer or its command changed
+# (saved in .<target>.cmd): a new ARCH, compiler flag or object list is
+# enough to redo exactly what it affects.
+newer-prereqs = $(filter-out FORCE,$?)
+cmd-check = $(filter-out $(subst $(space),$(space_escape),$(strip $(savedcmd_$@))), \
+                         $(subst $(space),$(space_escape),$(strip $(cmd_$1))))
+if-changed-cond = $(newer-prereqs)$(cmd-check)
+make-cmd = $(call escsq,$(subst $(pound),$$(pound),$(subst $$,$$$$,$(cmd_$(1)))))
+
+if_changed = $(if $(if-changed-cond),$(cmd_and_savecmd),@:)
+cmd_and_savecmd = $(cmd); printf '%s\n' 'savedcmd_$@ := $(make-cmd)' > $(dot-target).cmd
+
+# Compile, then let tools/fixdep turn the .d into per-symbol dependencies.
+cmd_and_fixdep = $(cmd); \
+	$(PYTHON3) $(srctree)/tools/fixdep $(depfile) $@ $(objtree)/include/config '$(call escsq,$(cmd_$(1)))' > $(dot-target).cmd; \
+	rm -f $(depfile)
+
+# Compile-and-check rule: rebuild when needed; with C=2 also check sources
+# whose object is up to date.
+define rule_cc
+	$(call cmd_and_fixdep,$(1))
+	$(if $(KBUILD_CHECKSRC),$(call cmd,checksrc))
+endef
+if_changed_cc = $(if $(if-changed-cond),$(call rule_cc,$(1)),$(if $(filter 2,$(KBUILD_CHECKSRC)),$(call cmd,checksrc),@:))
+
+PHONY := FORCE
+FORCE:
+
+# ---------------------------------------------------------------------------
+# Which goals need a configuration, and mixed goals (`make defconfig all`):
+# config and clean targets run one by one, each in its own make, like Kbuild.
+
+config-targets := menuconfig oldconfig olddefconfig defconfig %_defconfig \
+	savedefconfig listnewconfig alldefconfig allnoconfig allyesconfig setconfig
+clean-targets := clean mrproper distclean
+no-dot-config-targets := $(config-targets) $(clean-targets) help check bench \
+	uninstall
+
+mixed-build :=
+need-config := 1
+ifneq ($(filter $(config-targets) $(clean-targets),$(MAKECMDGOALS)),)
+  ifneq ($(words $(MAKECMDGOALS)),1)
+    mixed-build := 1
+  endif
+endif
+ifneq ($(MAKECMDGOALS),)
+  ifeq ($(filter-out $(no-dot-config-targets),$(MAKECMDGOALS)),)
+    need-config :=
+  endif
+endif
+
+ifdef mixed-build
+# ===========================================================================
+PHONY += __build_one_by_one
+$(MAKECMDGOALS): __build_one_by_one
+	@:
+__build_one_by_one:
+	$(Q)set -e; for i in $(MAKECMDGOALS); do \
+		$(MAKE) -f $(this-makefile) $$i; \
+	done
+
+else
+# ===========================================================================
+
+PHONY += all
+all:
+
+# ---------------------------------------------------------------------------
+# Configuration (Kconfiglib front ends). Config targets never read .config
+# through make; menuconfig/olddefconfig read it as their input.
+
+kconfig := $(srctree)/Kconfig
+kconfig-run = $(PYTHON3) -m
+
+PHONY += $(config-targets)
+menuconfig: FORCE
+	$(Q)$(need-kconfiglib)
+	$(Q)$(kconfig-run) menuconfig $(kconfig)
+
+oldconfig olddefconfig alldefconfig allnoconfig allyesconfig listnewconfig: FORCE
+	$(Q)$(need-kconfiglib)
+	$(Q)$(kconfig-run) $@ $(kconfig)
+
+cmd_defconfig = $(need-kconfiglib); \
+	test -f $(srctree)/configs/$@ || { \
+		echo >&2 "*** configs/$@ does not exist; see 'make help'"; exit 1; }; \
+	KCONFIG_WARN_UNDEF_ASSIGN=y $(kconfig-run) defconfig --kconfig $(kconfig) \
+		$(srctree)/configs/$@
+
+defconfig: FORCE
+	$(Q)$(cmd_defconfig)
+
+%_defconfig: FORCE
+	$(Q)$(cmd_defconfig)
+
+savedefconfig: FORCE
+	$(Q)$(need-kconfiglib)
+	$(Q)$(kconfig-run) savedefconfig --kconfig $(kconfig) --out $(objtree)/defconfig
+
+# make setconfig SET="HAK_FOO=y HAK_BAR=n"   (scripts, CI matrices)
+setconfig: FORCE
+	$(Q)$(need-kconfiglib)
+	$(Q)$(kconfig-run) setconfig --kconfig $(kconfig) $(SET)
+
+ifdef need-config
+# ---------------------------------------------------------------------------
+# .config -> include/config/auto.conf (read by this Makefile),
+# include/generated/autoconf.h, and per-symbol change files. auto.conf is
+# the stamp: it is touched whenever tools/syncconfig runs, while autoconf.h
+# and the symbol files only change when their content does, so a touched
+# but unchanged .config rebuilds nothing.
+
+autoconf := $(objtree)/include/config/auto.conf
+
+$(KCONFIG_CONFIG):
+	@echo "*** No $(call short,$@): using configs/defconfig"
+	$(Q)$(MAKE) -f $(this-makefile) defconfig
+
+quiet_cmd_syncconfig = SYNC    $(call short,$(objtree)/include/generated/autoconf.h)
+      cmd_syncconfig = $(need-kconfiglib); \
+	$(PYTHON3) $(srctree)/tools/syncconfig $(kconfig) $(objtree); touch $@
+
+$(autoconf): $(KCONFIG_CONFIG) $(wildcard $(srctree)/boxes/*/Kconfig)
+	$(call cmd,syncconfig)
+
+-include $(autoconf).cmd
+include $(autoconf)
+
+endif # need-config
+
+# ---------------------------------------------------------------------------
+# Objects: lib/Makefile and boxes/*/Makefile, Kbuild style. A directory
+# Makefile may also set ccflags-y (flags for its objects), ldlibs-y (extra
+# libraries for libhakmem.so) and list subdirectories as obj-y += dir/.
+
+lib-objs :=
+lib-ldlibs :=
+
+define add-dir
+obj-y :=
+ccflags-y :=
+ldlibs-y :=
+include $(srctree)/$(1)/Makefile
+objs_$(1) := $$(addprefix $(objtree)/$(1)/,$$(filter %.o,$$(obj-y)))
+subdirs_$(1) := $$(patsubst %/,$(1)/%,$$(filter %/,$$(obj-y)))
+$$(objs_$(1)): dir-ccflags := $$(ccflags-y)
+lib-objs += $$(objs_$(1))
+lib-ldlibs += $$(ldlibs-y)
+$$(foreach d,$$(subdirs_$(1)),$$(eval $$(call add-dir,$$(d))))
+endef
+
+src-dirs := $(patsubst $(srctree)/%/Makefile,%,$(wildcard $(srctree)/lib/Makefile \
+	$(sort $(wildcard $(srctree)/boxes/*/Makefile))))
+ifdef need-config
+$(foreach d,$(src-dirs),$(eval $(call add-dir,$(d))))
+endif
+
+# ---------------------------------------------------------------------------
+# Flags (see the contract in Documentation/building-variants.md)
+
+opt-flags-$(CONFIG_HAK_CC_OPTIMIZE_O2) := -O2
+opt-flags-$(CONFIG_HAK_CC_OPTIMIZE_O3) := -O3
+opt-flags-$(CONFIG_HAK_CC_OPTIMIZE_SIZE) := -Os
+opt-flags-$(CONFIG_HAK_CC_OPTIMIZE_DEBUG) := -Og
+opt-flags := $(or $(opt-flags-y),-O2)
+opt-flags += $(if $(CONFIG_HAK_DEBUG_INFO),-g)
+opt-flags += $(if $(CONFIG_HAK_FRAME_POINTER),-fno-omit-frame-pointer)
+
+hak-cppflags := -D_GNU_SOURCE -I$(objtree)/include -I$(srctree)/include \
+	-I$(srctree)/arch/$(ARCH)/include -I$(srctree)/lib -I$(srctree) \
+	-include $(srctree)/include/hak/kconfig.h
+hak-warnings := -Wall -Wextra -Werror
+lib-cflags := -std=gnu11 $(opt-flags) -fPIC -fvisibility=hidden \
+	-ftls-model=initial-exec $(hak-warnings)
+test-cppflags := $(hak-cppflags) -I$(srctree)/selftests/lib
+test-cflags := -std=gnu11 $(opt-flags) $(hak-warnings)
+test-cxxflags := -std=gnu++17 $(opt-flags) $(hak-warnings)
+
+# sparse: flag set checked on this toolchain (Documentation/building-variants.md)
+sparse-flags := -std=gnu11 -D_GNU_SOURCE -Wsparse-all -Wno-unknown-attribute \
+	-Wno-declaration-after-statement -Wno-non-pointer-null \
+	-D__GCC_ATOMIC_TEST_AND_SET_TRUEVAL=1 -Wsparse-error
+
+quiet_cmd_checksrc = CHECK   $(call short,$<)
+      cmd_checksrc = $(need-sparse); \
+	$(SPARSE) $(sparse-flags) $(filter -I% -D% -include %/kconfig.h,$(cppflags-for-sparse)) $< \
+	|| { rm -f $@; exit 1; }
+
+# ---------------------------------------------------------------------------
+# The library
+
+so := $(objtree)/libhakmem.so
+ar := $(objtree)/libhakmem.a
+
+quiet_cmd_cc_o_c = CC      $(call short,$@)
+      cmd_cc_o_c = $(CC) $(hak-cppflags) $(lib-cflags) $(dir-ccflags) $(KCFLAGS) \
+	-MMD -MF $(depfile) -c -o $@ $<
+
+$(lib-objs): cppflags-for-sparse = $(hak-cppflags) $(dir-ccflags)
+$(lib-objs): $(objtree)/%.o: $(srctree)/%.c FORCE
+	@mkdir -p $(@D)
+	$(call if_changed_cc,cc_o_c)
+
+quiet_cmd_ld_so = LD      $(call short,$@)
+      cmd_ld_so = $(CC) $(opt-flags) $(KCFLAGS) $(KLDFLAGS) -shared -o $@ $(lib-objs) \
+	-Wl,-soname,libhakmem.so -Wl,-z,defs -lpthread $(lib-ldlibs)
+
+quiet_cmd_ar = AR      $(call short,$@)
+      cmd_ar = rm -f $@; $(AR) rcsD $@ $(lib-objs)
+
+$(so): $(lib-objs) FORCE
+	$(call if_changed,ld_so)
+
+$(ar): $(lib-objs) FORCE
+	$(call if_changed,ar)
+
+all: $(so) $(ar)
+
+# ---------------------------------------------------------------------------
+# Selftests: selftests/<dir>/Makefile lists tests-y (C or C++ programs,
+# name.c / name.cc, linked with the whole libhakmem.a so that malloc IS
+# hakmem), scripts-y (name.sh) and optional name-ldlibs. T="arch core"
+# limits everything to those folders.
+
+test-progs :=
+test-scripts :=
+test-run :=
+
+define add-selftest-dir
+tests-y :=
+scripts-y :=
+include $(srctree)/selftests/$(1)/Makefile
+$$(foreach t,$$(tests-y),$$(eval ldlibs_selftests/$(1)/$$(t) := $$($$(t)-ldlibs))$$(eval undefine $$(t)-ldlibs))
+test-progs += $$(addprefix $(objtree)/selftests/$(1)/,$$(tests-y))
+test-scripts += $$(addprefix $(srctree)/selftests/$(1)/,$$(scripts-y))
+test-run += $$(addprefix $(objtree)/selftests/$(1)/,$$(tests-y)) \
+	$$(addprefix $(srctree)/selftests/$(1)/,$$(scripts-y))
+endef
+
+selftest-dirs := $(patsubst $(srctree)/selftests/%/Makefile,%, \
+	$(sort $(wildcard $(srctree)/selftests/*/Makefile)))
+ifneq ($(T),)
+  selftest-dirs := $(filter $(patsubst selftests/%,%,$(patsubst %/,%,$(T))),$(selftest-dirs))
+  ifeq ($(selftest-dirs),)
+    $(error T=$(T): no such selftests folder)
+  endif
+endif
+ifdef need-config
+$(foreach d,$(selftest-dirs),$(eval $(call add-selftest-dir,$(d))))
+endif
+
+test-src = $(firstword $(wildcard $(srctree)/selftests/$(1).c $(srctree)/selftests/$(1).cc))
+test-progs-c := $(foreach p,$(test-progs),$(if $(filter %.c,$(call test-src,$(patsubst $(objtree)/selftests/%,%,$(p)))),$(p)))
+test-progs-cc := $(filter-out $(test-progs-c),$(test-progs))
+test-ldlibs = $(ldlibs_$(patsubst $(objtree)/%,%,$@))
+
+quiet_cmd_test_c = CC      $(call short,$@)
+      cmd_test_c = $(CC) $(test-cppflags) $(test-cflags) $(KCFLAGS) -MMD -MF $(depfile) \
+	-o $@ $< -Wl,--whole-archive $(ar) -Wl,--no-whole-archive -lpthread $(test-ldlibs)
+
+quiet_cmd_test_cc = CXX     $(call short,$@)
+      cmd_test_cc = $(CXX) $(test-cppflags) $(test-cxxflags) $(KCFLAGS) -MMD -MF $(depfile) \
+	-o $@ $< -Wl,--whole-archive $(ar) -Wl,--no-whole-archive -lpthread $(test-ldlibs)
+
+$(test-progs): cppflags-for-sparse = $(test-cppflags)
+$(test-progs-c): $(objtree)/selftests/%: $(srctree)/selftests/%.c $(ar) FORCE
+	@mkdir -p $(@D)
+	$(call if_changed_cc,test_c)
+
+# C++: no sparse
+$(test-progs-cc): $(objtree)/selftests/%: $(srctree)/selftests/%.cc $(ar) FORCE
+	@mkdir -p $(@D)
+	$(if $(if-changed-cond),$(call cmd_and_fixdep,test_cc),@:)
+
+PHONY += selftests selftests-build
+selftests-build: $(so) $(ar) $(test-progs)
+
+selftests: selftests-build
+	$(Q)HAKMEM_LIB=$(so) O=$(objtree) SRCTREE=$(srctree) \
+		$(srctree)/selftests/lib/runner.sh $(test-run)
+
+# ---------------------------------------------------------------------------
+# Hermetic headers: every header compiles on its own (with the -include of
+# include/hak/kconfig.h every translation unit gets). C=1 also runs sparse.
+
+hdr-files = $(sort $(filter-out $(srctree)/include/generated/% $(srctree)/include/config/%, \
+	$(shell find $(srctree)/include $(srctree)/arch/$(ARCH)/include -name '*.h')) \
+	$(wildcard $(srctree)/lib/*.h $(srctree)/boxes/*/*.h))
+
+PHONY += headers_check
+headers_check: $(autoconf)
+	$(Q)set -e; fail=0; for h in $(hdr-files); do \
+		rel=$${h#$(srctree)/}; \
+		$(if $(Q),echo "  HDRCHK  $$rel";) \
+		$(CC) $(hak-cppflags) $(lib-cflags) $(KCFLAGS) -fsyntax-only -x c $$h || fail=1; \
+		$(if $(KBUILD_CHECKSRC),$(need-sparse); \
+		$(SPARSE) $(sparse-flags) $(filter -I% -D% -include %/kconfig.h,$(hak-cppflags)) $$h || fail=1;) \
+	done; exit $$fail
+
+# ---------------------------------------------------------------------------
+# install / uninstall
+
+PREFIX ?= /usr/local
+libdir ?= $(PREFIX)/lib
+includedir ?= $(PREFIX)/include
+pkgconfigdir ?= $(libdir)/pkgconfig
+pc := $(objtree)/hakmem.pc
+
+quiet_cmd_pc = GEN     $(call short,$@)
+      cmd_pc = printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$(libdir)' \
+	'includedir=$(includedir)' '' 'Name: hakmem' \
+	'Description: modular malloc (Kconfig-assembled boxes)' \
+	'Version: $(HAKMEM_VERSION)' 'Libs: -L$${libdir} -lhakmem' \
+	'Libs.private: -lpthread' 'Cflags: -I$${includedir}' > $@
+
+$(pc): FORCE
+	$(call if_changed,pc)
+
+pub-headers = $(wildcard $(srctree)/include/hakmem/*.h)
+
+PHONY += install
+install: $(so) $(ar) $(pc)
+	$(Q)$(INSTALL) -d $(DESTDIR)$(libdir) $(DESTDIR)$(includedir)/hakmem $(DESTDIR)$(pkgconfigdir)
+	$(Q)$(INSTALL) -m 0755 $(so) $(DESTDIR)$(libdir)/libhakmem.so
+	$(Q)$(INSTALL) -m 0644 $(ar) $(DESTDIR)$(libdir)/libhakmem.a
+	$(Q)$(if $(pub-headers),$(INSTALL) -m 0644 $(pub-headers) $(DESTDIR)$(includedir)/hakmem/,:)
+	$(Q)$(INSTALL) -m 0644 $(pc) $(DESTDIR)$(pkgconfigdir)/hakmem.pc
+	@echo "  INSTALL $(DESTDIR)$(libdir)/libhakmem.{so,a} $(DESTDIR)$(includedir)/hakmem/ $(DESTDIR)$(pkgconfigdir)/hakmem.pc"
+
+PHONY += uninstall
+uninstall:
+	$(Q)rm -f $(DESTDIR)$(libdir)/libhakmem.so $(DESTDIR)$(libdir)/libhakmem.a \
+		$(DESTDIR)$(pkgconfigdir)/hakmem.pc
+	$(Q)rm -rf $(DESTDIR)$(includedir)/hakmem
+
+# ---------------------------------------------------------------------------
+# CI and benchmarks: scripts that build their own variants with O=.
+
+PHONY += check bench
+check:
+	$(Q)$(srctree)/tools/check.sh $(STEPS)
+
+bench:
+	$(Q)test -x $(srctree)/tools/bench/run.sh || { \
+		echo >&2 "*** tools/bench/run.sh is missing"; exit 1; }
+	$(Q)cd $(srctree) && tools/bench/run.sh
+
+# ---------------------------------------------------------------------------
+# clean: every build output has a .<name>.cmd next to it; remove both. Nested
+# output trees (build/, build-*/, any folder with its own .config) are left
+# alone. mrproper also removes the configuration.
+
+PHONY += clean mrproper distclean
+clean:
+	$(Q)cd $(objtree) && find . \( -name .git -o -path ./build -o -path './build-*' \
+		-o \( -type d ! -path . -exec test -f {}/.config \; \) \) -prune \
+		-o -type f -name '.*.cmd' ! -path ./include/config/'*' -print | \
+		while read -r f; do \
+			d=$${f%/*}; t=$${f##*/.}; t=$${t%.cmd}; rm -f "$$d/$$t" "$$f" "$$d/.$$t.d"; \
+		done
+	$(Q)rm -f $(objtree)/hakmem.pc
+
+mrproper distclean: clean
+	$(Q)rm -rf $(objtree)/.config $(objtree)/.config.old $(objtree)/defconfig \
+		$(objtree)/include/generated $(objtree)/include/config
+
+# ---------------------------------------------------------------------------
+
+PHONY += help
+help:
+	@echo 'Configuration (Kconfiglib, as in the kernel):'
+	@echo '  menuconfig       - edit .config in a terminal menu'
+	@echo '  defconfig        - .config from configs/defconfig'
+	@echo '  <name>_defconfig - .config from configs/<name>_defconfig:'
+	@echo '                     $(sort $(notdir $(wildcard $(srctree)/configs/*_defconfig)))'
+	@echo '  olddefconfig     - update .config, new symbols get their defaults'
+	@echo '  oldconfig        - update .config, asking about new symbols'
+	@echo '  savedefconfig    - write the minimal $(if $(KBUILD_OUTPUT),$$O/)defconfig for .config'
+	@echo '  listnewconfig    - list symbols that .config does not set yet'
+	@echo '  allnoconfig, allyesconfig, alldefconfig'
+	@echo '  setconfig SET="HAK_X=y ..." - set symbols from a script'
+	@echo ''
+	@echo 'Build (no .config: defconfig first):'
+	@echo '  all              - libhakmem.so and libhakmem.a (default)'
+	@echo '  selftests        - build and run the selftests of this configuration'
+	@echo '                     (T="arch core" runs only those folders)'
+	@echo '  headers_check    - every header compiles on its own'
+	@echo '  install          - PREFIX=$(PREFIX) DESTDIR=: libs, include/hakmem, hakmem.pc'
+	@echo '  uninstall        - remove what install put there'
+	@echo '  clean            - remove build outputs, keep the configuration'
+	@echo '  mrproper         - clean and remove .config and generated headers'
+	@echo ''
+	@echo 'Project:'
+	@echo '  check            - what CI runs (tools/check.sh; STEPS="pattern" picks steps)'
+	@echo '  bench            - build variants and run the benchmarks (tools/bench/run.sh)'
+	@echo ''
+	@echo 'Variables:'
+	@echo '  O=dir     build out of tree (several variants side by side)'
+	@echo '  ARCH=     x86_64 or generic (detected: $(ARCH))'
+	@echo '  V=1       show full commands'
+	@echo '  C=1       sparse on every compiled C file (C=2: every C file)'
+	@echo '  CC= KCFLAGS= KLDFLAGS=   compiler, extra compile/link flags'
+
+-include $(foreach f,$(lib-objs) $(so) $(ar) $(pc) $(test-progs),$(dir $(f)).$(notdir $(f)).cmd)
+
+endif # mixed-build
+
+.PHONY: $(PHONY)
