@@ -401,6 +401,8 @@ selftests: selftests-build
 # ---------------------------------------------------------------------------
 # Hermetic headers: every header compiles on its own (with the -include of
 # include/hak/kconfig.h every translation unit gets). C=1 also runs sparse.
+# A header that is a fragment by design (included once, in one place, into
+# a prepared context) opts out with the comment "hdrcheck: skip".
 
 hdr-files = $(sort $(filter-out $(srctree)/include/generated/% $(srctree)/include/config/%, \
 	$(shell find $(srctree)/include $(srctree)/arch/$(ARCH)/include -name '*.h')) \
@@ -410,6 +412,7 @@ PHONY += headers_check
 headers_check: $(autoconf)
 	$(Q)set -e; fail=0; for h in $(hdr-files); do \
 		rel=$${h#$(srctree)/}; \
+		if grep -q 'hdrcheck: skip' $$h; then echo "  HDRSKIP $$rel"; continue; fi; \
 		$(if $(Q),echo "  HDRCHK  $$rel";) \
 		$(CC) $(hak-cppflags) $(lib-cflags) $(KCFLAGS) -fsyntax-only -x c $$h || fail=1; \
 		$(if $(KBUILD_CHECKSRC),$(need-sparse); \

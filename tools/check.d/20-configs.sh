@@ -1,0 +1,32 @@
+# SPDX-License-Identifier: MIT
+# Every configs/*defconfig as its own variant (build with sparse, hermetic
+# headers, selftests), then defconfig once more with ARCH=generic.
+
+savedefconfig_roundtrip() {
+	# configs/X -> .config -> savedefconfig -> .config again: same result
+	local name=$1 d=$BUILD/check-roundtrip-$1
+	rm -rf "$d" && mkdir -p "$d" || return 1
+	hakmake -s O="$d/a" "$name" >/dev/null &&
+	hakmake -s O="$d/a" savedefconfig >/dev/null &&
+	mkdir -p "$d/b" && cp "$d/a/defconfig" "$d/b/.config" &&
+	hakmake -s O="$d/b" olddefconfig >/dev/null || return 1
+	if ! diff -u <(grep -v '^#' "$d/a/.config") <(grep -v '^#' "$d/b/.config"); then
+		echo "$name: savedefconfig does not round-trip"
+		return 1
+	fi
+	if ! diff -q <(grep -v '^#' "$SRCTREE/configs/$name" | grep -v '^$') \
+		     <(grep -v '^#' "$d/a/defconfig" | grep -v '^$') >/dev/null; then
+		echo "note: configs/$name is not minimal; 'make $name savedefconfig' gives:"
+		cat "$d/a/defconfig"
+	fi
+}
+
+for cfg in "$SRCTREE"/configs/defconfig "$SRCTREE"/configs/*_defconfig; do
+	[ -f "$cfg" ] || continue
+	name=${cfg##*/}
+	label=${name%_defconfig}
+	variant "$label" "$name"
+	step "$label:savedefconfig" savedefconfig_roundtrip "$name"
+done
+
+variant generic defconfig ARCH=generic
