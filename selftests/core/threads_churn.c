@@ -3,7 +3,8 @@
  * threads_churn: many short-lived threads keep a flat RSS.
  *
  * Proves that thread exit hands a thread's caches back: thousands of short
- * threads, started one at a time and four at a time, each allocate and free
+ * threads, started in alternating phases of 500 one at a time and 500 four
+ * at a time, each allocate and free
  * a mix of sizes and free blocks that earlier (already dead) threads left
  * behind in a shared hand-off table. Every handed-off block is checked
  * against an address-derived pattern before it is freed. VmRSS after the
@@ -111,15 +112,15 @@ int main(int argc, char **argv)
 	unsigned long warm = total / 10, done = 0;
 	long rss_warm = 0, rss_end;
 
-	if (total < 100)
-		total = 100;
+	if (total < 2000)
+		total = 2000;
 	warm = total / 10;
 	tap_plan(4);
-	tap_diag("%lu threads (half one at a time, half four at a time)", total);
+	tap_diag("%lu threads (phases of 500 one at a time, then four at a time)", total);
 
 	while (done < total) {
-		/* alternate phases: one at a time for the first half, then 4 */
-		unsigned width = done < total / 2 ? 1 : 4;
+		/* alternate phases of 500: one at a time, then four at a time */
+		unsigned width = (done / 500) % 2 ? 4 : 1;
 
 		if (width > total - done)
 			width = (unsigned)(total - done);
