@@ -112,3 +112,20 @@ same_status() {
 		tap_ok 1 "$1 (exit status $2 without, $3 with hakmem)"
 	fi
 }
+
+# binding_check NAME CMD...: the dynamic linker binds the program's malloc
+# and free to libhakmem.so. For programs that close stderr before exiting
+# (GNU coreutils' close_stdout), where HAKMEM_STATS output cannot appear.
+binding_check() {
+	name=$1
+	shift
+	env LD_DEBUG=bindings LD_PRELOAD="$HAKMEM_LIB" "$@" >/dev/null 2>"$workdir/bind.err"
+	lib=$(basename "$HAKMEM_LIB")
+	if grep -q "to .*$lib .*symbol \`malloc'" "$workdir/bind.err" &&
+	   grep -q "to .*$lib .*symbol \`free'" "$workdir/bind.err"; then
+		tap_ok 0 "$name under LD_PRELOAD binds malloc and free to $lib"
+	else
+		tap_ok 1 "$name under LD_PRELOAD binds malloc and free to $lib"
+		grep "symbol \`malloc'" "$workdir/bind.err" | head -n 3 | sed 's/^/# /'
+	fi
+}
