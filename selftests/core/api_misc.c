@@ -12,7 +12,10 @@
  *    undo that);
  *  - malloc_trim returns 0 or 1 and the allocator still works after it;
  *  - malloc_stats prints something to stderr;
- *  - (hakmem builds) the hak_* public API behaves like the libc names.
+ *  - (hakmem builds) the hak_* public API behaves like the libc names
+ *    (allocation, alignment, errors, usable size, sized frees, a shared
+ *    heap with the libc names) and hak_stats_get/hak_version/hak_config
+ *    report sane values.
  */
 #include <fcntl.h>
 
@@ -177,13 +180,63 @@ static void hak_api(void)
 	p = hak_malloc(ct_opaque(SIZE_MAX));
 	tap_ok(!p && errno == ENOMEM, "hak_malloc(SIZE_MAX) -> NULL, ENOMEM");
 
+	{
+		void *a = NULL;
+		int rc = hak_posix_memalign(&a, 4096, 100);
+		void *b = hak_aligned_alloc(1 << 16, 10);
+		void *c = hak_memalign(256, 1000);
+		void *d = hak_valloc(10);
+		void *e = hak_pvalloc(10);
+		void *f = (void *)0x1;
+
+		ok = rc == 0 && ct_is_aligned(a, 4096) && hak_malloc_usable_size(a) >= 100 &&
+		     b && ct_is_aligned(b, 1 << 16) && c && ct_is_aligned(c, 256) &&
+		     d && ct_is_aligned(d, 4096) && e && hak_malloc_usable_size(e) >= 4096;
+		ok = ok && hak_posix_memalign(&f, 24, 64) == EINVAL && f == (void *)0x1;
+		hak_free(a);
+		hak_free_aligned_sized(b, 1 << 16, 10);
+		hak_free(c);
+		hak_free(d);
+		hak_free(e);
+		tap_ok(ok, "hak_posix_memalign/aligned_alloc/memalign/valloc/pvalloc honour alignment");
+	}
+
+	p = hak_reallocarray(NULL, 100, 8);
+	ok = p && hak_malloc_usable_size(p) >= 800;
+	hak_free_sized(p, 800);
+	errno = 0;
+	p = hak_reallocarray(NULL, SIZE_MAX / 2, ct_opaque(3));
+	ok = ok && !p && errno == ENOMEM;
+	tap_ok(ok, "hak_reallocarray allocates and rejects overflow; hak_free_sized frees");
+
 	/* a block from one API family is freed by the other */
 	p = hak_malloc(300);
 	q = malloc(300);
+	ok = hak_malloc_usable_size(q) == malloc_usable_size(q);
 	free(p);
 	hak_free(q);
 	hak_free(NULL);
-	tap_ok(1, "hak_* and libc names share one heap (cross free survives)");
+	tap_ok(ok, "hak_* and libc names share one heap (cross frees, same usable size)");
+
+	{
+		struct hak_stats st;
+		void *big;
+		int r;
+
+		memset(&st, 0xff, sizeof(st));
+		big = hak_malloc(8 << 20);
+		hak_stats_get(&st);
+		tap_ok(st.large_blocks >= 1 && st.large_bytes >= (8u << 20) &&
+		       st.mapped_bytes >= st.large_bytes && st.large_maps >= st.large_unmaps,
+		       "hak_stats_get: %zu large blocks, %zu bytes, %zu mapped", st.large_blocks,
+		       st.large_bytes, st.mapped_bytes);
+		hak_free(big);
+		r = hak_malloc_trim(0);
+		tap_ok(r == 0 || r == 1, "hak_malloc_trim returns %d", r);
+		tap_ok(hak_version() && !strcmp(hak_version(), HAKMEM_VERSION) && hak_config() &&
+		       hak_config()[0], "hak_version() = %s, hak_config() = %s", hak_version(),
+		       hak_config() ? hak_config() : "(null)");
+	}
 }
 #endif
 
