@@ -17,7 +17,7 @@
 #                      [--callgrind] [--update-docs] [--no-build]
 #
 #   --quick        1 round, a subset of the benchmarks (smoke test)
-#   --rounds N     rounds per benchmark (default 3; the median is reported)
+#   --rounds N     rounds per benchmark (default 5; the median is reported)
 #   --only LIST    only these benchmarks (names as in the table, prefixes ok)
 #   --threads L    thread counts for the threaded benchmarks (default "1 2")
 #   --alloc LIST   only these allocators (hakmem-perf, hakmem-default, glibc,
@@ -31,6 +31,9 @@
 # Environment: BENCH_TIMEOUT (seconds per run, default 60), BENCH_OUT
 # (results directory, default bench-results/<date>), CC (default cc).
 
+# The body is one brace group: bash parses it whole before running it, so
+# editing this file while a run is in progress cannot derail that run.
+{
 set -u -o pipefail
 
 srctree=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -38,7 +41,7 @@ benchsrc=$srctree/tools/bench
 bindir=$srctree/build/bench
 libdir=/usr/lib/x86_64-linux-gnu
 
-rounds=3
+rounds=5
 quick=0
 only=""
 threads_list="1 2"
@@ -195,7 +198,9 @@ done
 stamp=$(date -u +%Y%m%d-%H%M%S)
 out=${BENCH_OUT:-$srctree/bench-results/$stamp}
 mkdir -p "$out"
-ln -sfn "$(basename "$out")" "$srctree/bench-results/latest" 2>/dev/null || true
+if [ "$(dirname "$out")" = "$srctree/bench-results" ]; then
+	ln -sfn "$(basename "$out")" "$srctree/bench-results/latest"
+fi
 {
 	echo "date=$(date -u '+%Y-%m-%d %H:%M UTC')"
 	echo "host=$(uname -srm)"
@@ -347,3 +352,5 @@ if [ -s "$out/failures.txt" ]; then
 	sed 's/^/    /' "$out/failures.txt" >&2
 fi
 /usr/bin/python3 "$benchsrc/report.py" "${report_args[@]}"
+exit
+}
