@@ -476,9 +476,10 @@ PHONY += clean mrproper distclean
 clean:
 	$(Q)cd $(objtree) && find . \( -name .git -o -path ./build -o -path './build-*' \
 		-o \( -type d ! -path . -exec test -f {}/.config \; \) \) -prune \
-		-o -type f -name '.*.cmd' ! -path ./include/config/'*' -print | \
+		-o -type f \( -name '.*.cmd' -o -name '.*.d' \) ! -path ./include/config/'*' -print | \
 		while read -r f; do \
-			d=$${f%/*}; t=$${f##*/.}; t=$${t%.cmd}; rm -f "$$d/$$t" "$$f" "$$d/.$$t.d"; \
+			case $$f in *.cmd) d=$${f%/*}; t=$${f##*/.}; rm -f "$$d/$${t%.cmd}";; esac; \
+			rm -f "$$f"; \
 		done
 	$(Q)rm -f $(objtree)/hakmem.pc
 
