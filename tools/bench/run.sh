@@ -28,8 +28,10 @@
 #                  Documentation/benchmarks.md
 #   --no-build     do not rebuild hakmem (use what is in build/bench-*)
 #
-# Environment: BENCH_TIMEOUT (seconds per run, default 60), BENCH_OUT
-# (results directory, default bench-results/<date>), CC (default cc).
+# Environment: BENCH_ARGS (options read before the command line, so
+# `make bench BENCH_ARGS="--quick"` works), BENCH_TIMEOUT (seconds per run,
+# default 60), BENCH_OUT (results directory, default bench-results/<date>),
+# CC (default cc).
 
 # The body is one brace group: bash parses it whole before running it, so
 # editing this file while a run is in progress cannot derail that run.
@@ -53,10 +55,12 @@ timeout_s=${BENCH_TIMEOUT:-60}
 CC=${CC:-cc}
 
 usage() {
-	sed -n '/^#   tools\/bench\/run.sh/,/^# Environment/p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '/^#   tools\/bench\/run.sh/,/^# CC (default/p' "$0" | sed 's/^# \{0,1\}//'
 	exit "${1:-0}"
 }
 
+# shellcheck disable=SC2086 # BENCH_ARGS is a list of words
+set -- ${BENCH_ARGS:-} "$@"
 while [ $# -gt 0 ]; do
 	case $1 in
 	--quick) quick=1; rounds=1 ;;
@@ -121,7 +125,7 @@ pkg_lib() {
 # Build the benchmark programs.
 
 mkdir -p "$bindir"
-say "==> building benchmark programs into ${bindir#$srctree/}/"
+say "==> building benchmark programs into ${bindir#"$srctree"/}/"
 for src in "$benchsrc"/*.c; do
 	prog=$(basename "$src" .c)
 	if ! $CC -O2 -std=gnu11 -Wall -Wextra -pthread -o "$bindir/$prog" "$src"; then
@@ -154,7 +158,7 @@ build_variant() {	# name target -> prints the .so path or nothing
 		fi
 		say "    hakmem-$name: make O=build/bench-$name $target all"
 		if ! make -C "$srctree" O="$out" "$target" all >"$log" 2>&1; then
-			say "    hakmem-$name: build FAILED, skipping (log: ${log#$srctree/})"
+			say "    hakmem-$name: build FAILED, skipping (log: ${log#"$srctree"/})"
 			tail -n 5 "$log" | sed 's/^/      | /' >&2
 			return
 		fi
@@ -206,6 +210,7 @@ fi
 	echo "host=$(uname -srm)"
 	echo "cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)"
 	echo "cpus=$(nproc)"
+	# shellcheck disable=SC1091
 	echo "os=$(. /etc/os-release 2>/dev/null && echo "$PRETTY_NAME")"
 	echo "commit=$(git -C "$srctree" rev-parse --short HEAD 2>/dev/null)"
 	echo "rounds=$rounds"
@@ -229,7 +234,7 @@ if [ $callgrind = 1 ]; then
 		local pre=$1 max=$2 mode=${3:-} f=$out/callgrind.out.tmp
 		env LD_PRELOAD="$pre" valgrind --tool=callgrind \
 			--toggle-collect=bench_loop --callgrind-out-file="$f" \
-			"$bindir/random-mixed" "$max" $cg_ops 4096 42 $mode \
+			"$bindir/random-mixed" "$max" $cg_ops 4096 42 ${mode:+"$mode"} \
 			>/dev/null 2>"$f.log" ||
 			{ say "    FAILED: LD_PRELOAD=$pre valgrind --tool=callgrind $bindir/random-mixed $max $cg_ops 4096 42 $mode"; return 1; }
 		sed -n 's/^==[0-9]*== Collected : \([0-9]*\).*/\1/p' "$f.log" | tail -n1
@@ -299,7 +304,7 @@ total=$(( ${#jobs_list[@]} * rounds * ${#alloc_names[@]} ))
 n=0
 t_start=$(date +%s)
 
-say "==> running ${#jobs_list[@]} benchmarks x ${#alloc_names[@]} allocators x $rounds rounds = $total runs -> ${out#$srctree/}/"
+say "==> running ${#jobs_list[@]} benchmarks x ${#alloc_names[@]} allocators x $rounds rounds = $total runs -> ${out#"$srctree"/}/"
 tf=$(mktemp)
 trap 'rm -f "$tf" "$tf.out" "$tf.err"' EXIT
 for j in "${jobs_list[@]}"; do
@@ -348,7 +353,7 @@ done
 
 say "==> done in $(( $(date +%s) - t_start ))s"
 if [ -s "$out/failures.txt" ]; then
-	say "==> FAILED runs (exact commands in ${out#$srctree/}/failures.txt):"
+	say "==> FAILED runs (exact commands in ${out#"$srctree"/}/failures.txt):"
 	sed 's/^/    /' "$out/failures.txt" >&2
 fi
 /usr/bin/python3 "$benchsrc/report.py" "${report_args[@]}"
