@@ -10,6 +10,9 @@
  *   - free and its relatives keep errno.
  * A pointer hakmem did not hand out is reported and the process aborted;
  * it is never passed to another allocator and never written through.
+ *
+ * Three kinds of block, told apart by the registry without touching p:
+ * small (superslab), mid (L2.5 pool box region), large (own mapping).
  */
 #include <errno.h>
 #include <string.h>
@@ -19,6 +22,9 @@
 #include "init.h"
 #include "large.h"
 #include "os.h"
+#include "boxes/failfast/failfast.h"
+#include "boxes/header_classidx/header.h"
+#include "boxes/l25_pool/l25.h"
 
 /* glibc's limit: no object may be larger than PTRDIFF_MAX. */
 #define HAK_MAX_REQUEST		((size_t)PTRDIFF_MAX)
@@ -44,6 +50,8 @@ static void *large_alloc(size_t n, size_t align, bool zero)
 
 void *__hak_alloc_big(size_t n)
 {
+	if (hak_l25_wants(n))
+		return hak_l25_alloc(n);
 	return large_alloc(n, HAK_OS_PAGE, false);
 }
 
@@ -53,19 +61,40 @@ void __hak_free_big(void *p)
 
 	if (!p)
 		return;
-	if (!__hak_large_free(p))
+	if (__hak_ssmap_kind((uintptr_t)p) == HAK_SSMAP_L25)
+		hak_l25_free(p);
+	else if (!__hak_large_free(p))
 		__hak_bad_free(p, "not allocated by hakmem");
 	errno = saved;
 }
 
-/* Class of a small block, reporting a pointer into a free page. */
-static unsigned small_class(const void *p, const char *what)
+/*
+ * Usable bytes of small block p. With the header box an aligned block is
+ * an address inside a larger slot; its header says how far in.
+ */
+static size_t small_usable(const void *p, const char *what)
 {
-	unsigned c = __hak_page_of((uintptr_t)p)->class_idx;
+	unsigned c = __hak_block_class((uintptr_t)p);
 
-	if (unlikely(c >= HAK_NCLASS))
-		__hak_bad_free(p, what);
-	return c;
+	if (hak_ff_level())
+		hak_ff_check_live(p, c);
+	if (likely(c < HAK_NCLASS))
+		return __hak_class_size[c];
+	if (HAK_HDR_SIZE) {
+		const struct hak_hdr *hd = hak_hdr_of(p);
+
+		if (hd->check == hak_hdr_check(p) && hd->slot_class < HAK_NCLASS)
+			return __hak_class_size[hd->slot_class] - 16 * (size_t)hd->delta;
+	}
+	__hak_bad_free(p, what);
+}
+
+/* Usable bytes of a mid or large block p, 0 when p is neither. */
+static size_t big_usable(const void *p)
+{
+	if (__hak_ssmap_kind((uintptr_t)p) == HAK_SSMAP_L25)
+		return hak_l25_usable(p);
+	return __hak_large_usable(p);
 }
 
 size_t __hak_usable_size(const void *p)
@@ -75,8 +104,8 @@ size_t __hak_usable_size(const void *p)
 	if (!p)
 		return 0;
 	if (__hak_ss_owns((uintptr_t)p))
-		return __hak_class_size[small_class(p, "usable size of a pointer in a free page")];
-	n = __hak_large_usable(p);
+		return small_usable(p, "usable size of a pointer that is not a live block");
+	n = big_usable(p);
 	if (!n)
 		__hak_bad_free(p, "usable size of a pointer not allocated by hakmem");
 	return n;
@@ -89,7 +118,7 @@ void *__hak_calloc(size_t n, size_t size)
 
 	if (__builtin_mul_overflow(n, size, &total))
 		return fail_enomem();
-	if (total > HAK_SMALL_MAX)
+	if (total > HAK_SMALL_MAX && !hak_l25_wants(total))
 		return large_alloc(total, HAK_OS_PAGE, true);
 	p = __hak_alloc(total);
 	if (p)
@@ -123,19 +152,20 @@ void *__hak_realloc(void *p, size_t n)
 	if (n > HAK_MAX_REQUEST)
 		return fail_enomem();
 	if (__hak_ss_owns((uintptr_t)p)) {
-		old = __hak_class_size[small_class(p, "realloc of a pointer in a free page")];
+		old = small_usable(p, "realloc of a pointer that is not a live block");
 		/* Stay put when it fits and would not waste more than half. */
 		if (n <= old && (n > old / 2 || old <= 64))
 			return p;
 		return realloc_move(p, old, n);
 	}
-	old = __hak_large_usable(p);
+	old = big_usable(p);
 	if (!old)
 		__hak_bad_free(p, "realloc of a pointer not allocated by hakmem");
-	if (n <= HAK_SMALL_MAX)
-		return realloc_move(p, old, n);
 	if (n <= old && n > old / 2)
 		return p;
+	if (n <= HAK_SMALL_MAX || hak_l25_wants(n) ||
+	    __hak_ssmap_kind((uintptr_t)p) == HAK_SSMAP_L25)
+		return realloc_move(p, old, n);
 	q = __hak_large_resize(p, n);
 	if (q)
 		return q;
@@ -151,12 +181,41 @@ void *__hak_reallocarray(void *p, size_t n, size_t size)
 	return __hak_realloc(p, total);
 }
 
+/*
+ * An aligned block cut from a larger small slot (header box): the slot's
+ * own header is left alone unless the block starts at the slot, and the
+ * block's header records the slot's class and distance.
+ */
+static void *alloc_aligned_in_slot(size_t align, size_t n)
+{
+	size_t need = n + align - 16;
+	unsigned c;
+	uintptr_t slot, q;
+	struct hak_hdr *hd;
+
+	c = __hak_class_of(need);
+	slot = (uintptr_t)__hak_tcache_pop(c);
+	if (!slot)
+		return NULL;
+	q = HAK_ALIGN_UP(slot, (uintptr_t)align);
+	hd = hak_hdr_of((void *)q);
+	hd->check = hak_hdr_check((void *)q);
+	hd->slot_class = (uint8_t)c;
+	hd->delta = (uint8_t)((q - slot) / 16);
+	hd->class_idx = HAK_HDR_ALIGNED;
+	return (void *)q;
+}
+
 /* align is a power of two. */
 static void *alloc_aligned(size_t align, size_t n)
 {
 	if (align <= 16)
 		return __hak_alloc(n);
-	if (n <= HAK_SMALL_MAX) {
+	if (HAK_HDR_SIZE) {
+		/* delta is one byte of 16-byte units: slots up to 4 KiB apart */
+		if (align <= 2048 && n <= HAK_SMALL_MAX - align)
+			return alloc_aligned_in_slot(align, n);
+	} else if (n <= HAK_SMALL_MAX) {
 		unsigned c = __hak_class_for_align(n, align);
 
 		if (c != HAK_CLASS_NONE)
@@ -228,6 +287,8 @@ int __hak_trim(size_t pad)
 	__hak_heap_flush_self();
 	__hak_heap_scavenge_pool();
 	done = __hak_ss_release(true);
+	done += hak_l25_release();
+	done += __hak_large_release_cache();
 	errno = saved;
 	return done != 0;
 }

@@ -19,23 +19,40 @@
 #include "size_class.h"
 #include "superslab.h"
 #include "tcache.h"
+#include "boxes/aggressive_inline/inline.h"
+#include "boxes/header_classidx/header.h"
 
-void *__hak_alloc_big(size_t n) __noinline;
-void __hak_free_big(void *p) __noinline;
+void *__hak_alloc_big(size_t n) HAK_SLOWPATH;
+void __hak_free_big(void *p) HAK_SLOWPATH;
 
-static __always_inline void *__hak_alloc(size_t n)
+HAK_FASTPATH void *__hak_alloc(size_t n)
 {
 	if (likely(n <= HAK_SMALL_MAX))
 		return __hak_tcache_pop(__hak_class_of(n));
 	return __hak_alloc_big(n);
 }
 
-static __always_inline void __hak_free(void *p)
+/*
+ * Class of a small block p (a inside a live superslab): from the block's
+ * header with that box, else from the superslab's page-class line.
+ */
+static __always_inline unsigned __hak_block_class(uintptr_t a)
+{
+	if (HAK_HDR_SIZE) {
+		unsigned c = hak_hdr_class((const void *)a);
+
+		/* A wild pointer's "header" must not index past the bins. */
+		return c < HAK_CLASS_NONE ? c : HAK_CLASS_NONE;
+	}
+	return __hak_page_class(a);
+}
+
+HAK_FASTPATH void __hak_free(void *p)
 {
 	uintptr_t a = (uintptr_t)p;
 
 	if (likely(__hak_ss_owns(a))) {
-		__hak_tcache_push(p, __hak_page_of(a)->class_idx);
+		__hak_tcache_push(p, __hak_block_class(a));
 		return;
 	}
 	__hak_free_big(p);

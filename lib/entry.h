@@ -4,6 +4,8 @@
  * defines them as hak_malloc, hak_free, ... and interpose.c as malloc,
  * free, ... (the includer defines HAK_API(name) and HAK_API_CONST first).
  * malloc and free inline their fast paths; the rest are tail calls.
+ *
+ * A fragment, not a header of its own (hdrcheck: skip).
  */
 #include <hak/compiler.h>
 #include "alloc.h"

@@ -21,6 +21,10 @@
 #include "init.h"
 #include "lock.h"
 #include "meta.h"
+#include "boxes/adaptive_sizing/adaptive.h"
+#include "boxes/failfast/failfast.h"
+#include "boxes/header_classidx/header.h"
+#include "boxes/tls_prewarm/prewarm.h"
 
 __thread struct hak_tcache __hak_tc __attribute__((tls_model("initial-exec")));
 
@@ -160,6 +164,8 @@ static void collect_pending(struct hak_heap *h)
 			n++;
 		*(void **)tail = s->free;
 		s->free = chain;
+		if (hak_ff_level() && unlikely(n > s->used))
+			hak_ff_fail(chain, s->class_idx, "slab used counter underflow (remote)");
 		s->used -= n;
 		HAK_STAT_ADD(h, remote_collected, n);
 		HAK_STAT_ADD(h, bytes_out, -(uint64_t)n * __hak_class_size[s->class_idx]);
@@ -174,6 +180,8 @@ static void collect_pending(struct hak_heap *h)
 
 static void local_free(struct hak_heap *h, struct hak_slab *s, void *p)
 {
+	if (hak_ff_level() && unlikely(s->used == 0))
+		hak_ff_fail(p, s->class_idx, "slab used counter underflow");
 	*(void **)p = s->free;
 	s->free = p;
 	s->used--;
@@ -245,37 +253,46 @@ static void bin_trim(struct hak_heap *h, struct hak_tbin *b, uint32_t keep)
 static uint32_t slab_take(struct hak_heap *h, struct hak_slab *s,
 			  void **list, uint32_t want)
 {
+	unsigned c = s->class_idx;
 	uint32_t got = 0;
 
-	if (s->used == 0 && h->nempty[s->class_idx])
-		h->nempty[s->class_idx]--;
+	if (s->used == 0 && h->nempty[c])
+		h->nempty[c]--;
+	if (hak_ff_level() >= 2)
+		hak_ff_walk_slab(s);
 	while (got < want && s->free) {
 		void *p = s->free;
 
+		if (hak_ff_level())
+			hak_ff_on_slab_pop(s, p);
 		s->free = *(void **)p;
 		*(void **)p = *list;
 		*list = p;
 		got++;
 	}
 	if (got < want && s->carved < s->capacity) {
-		size_t size = __hak_class_size[s->class_idx];
+		size_t stride = __hak_class_stride(c);
 		uint32_t n = s->capacity - s->carved;
 		uintptr_t blk;
 
 		if (n > want - got)
 			n = want - got;
 		/* Carve from the top down so the list runs in address order. */
-		blk = __hak_slab_start(s) + (s->carved + n - 1) * size;
+		blk = __hak_slab_block(s, s->carved + n - 1);
 		s->carved += n;
 		got += n;
 		while (n--) {
+			if (HAK_HDR_SIZE)
+				hak_hdr_write((void *)blk, c);
 			*(void **)blk = *list;
 			*list = (void *)blk;
-			blk -= size;
+			blk -= stride;
 		}
 	}
+	if (hak_ff_level() && unlikely(s->used + got > s->capacity))
+		hak_ff_fail(*list, c, "slab used counter overflow");
 	s->used += got;
-	HAK_STAT_ADD(h, bytes_out, (uint64_t)got * __hak_class_size[s->class_idx]);
+	HAK_STAT_ADD(h, bytes_out, (uint64_t)got * __hak_class_size[c]);
 	if (!s->free && s->carved == s->capacity)
 		partial_del(h, s);
 	return got;
@@ -290,25 +307,15 @@ static struct hak_heap *heap_of_thread(void)
 	return __hak_heap_attach();
 }
 
-void *__hak_tcache_refill(unsigned c)
+/* Move up to want blocks of class c from h's slabs onto bin b. */
+static uint32_t bin_fill(struct hak_heap *h, struct hak_tbin *b, unsigned c,
+			 uint32_t want)
 {
-	struct hak_tbin *b = &__hak_tc.bins[c];
-	struct hak_heap *h = heap_of_thread();
-	uint32_t want, got = 0;
-	void *list = NULL;
+	uint32_t got = 0;
+	void *list = b->head;
 
-	if (unlikely(!h))
-		return NULL;
-	if (b->head) {			/* attach may have prewarmed this bin */
-		void *p = b->head;
-
-		b->head = *(void **)p;
-		b->count--;
-		return p;
-	}
 	if (arch_load_relaxed(&h->pending))
 		collect_pending(h);
-	want = b->cap / 2 ? b->cap / 2 : 1;
 	while (got < want) {
 		struct hak_slab *s = h->partial[c];
 
@@ -328,15 +335,76 @@ void *__hak_tcache_refill(unsigned c)
 		}
 		got += slab_take(h, s, &list, want - got);
 	}
-	HAK_STAT_ADD(h, refills, 1);
-	HAK_STAT_ADD(h, blocks_refilled, got);
-	if (!got) {
-		errno = ENOMEM;
+	b->head = list;
+	b->count += got;
+	return got;
+}
+
+uint32_t __hak_tcache_fill(unsigned c, uint32_t n)
+{
+	struct hak_tcache *tc = &__hak_tc;
+	struct hak_tbin *b = &tc->bins[c];
+	uint32_t room;
+
+	if (!tc->heap || c >= HAK_NCLASS)
+		return 0;
+	room = b->cap > b->count ? b->cap - b->count : 0;
+	return bin_fill(tc->heap, b, c, n < room ? n : room);
+}
+
+void __hak_tcache_trim(unsigned c, uint32_t keep)
+{
+	struct hak_tcache *tc = &__hak_tc;
+
+	if (tc->heap && c < HAK_NCLASS)
+		bin_trim(tc->heap, &tc->bins[c], keep);
+}
+
+void *__hak_tcache_refill(unsigned c)
+{
+	struct hak_tbin *b = &__hak_tc.bins[c];
+	struct hak_heap *h = heap_of_thread();
+	uint32_t got;
+	void *p;
+
+	if (unlikely(!h))
 		return NULL;
+	if (!b->head) {			/* attach may have prewarmed this bin */
+		hak_adapt_on_refill(c);
+		got = bin_fill(h, b, c, b->cap / 2 ? b->cap / 2 : 1);
+		HAK_STAT_ADD(h, refills, 1);
+		HAK_STAT_ADD(h, blocks_refilled, got);
+		if (!got) {
+			errno = ENOMEM;
+			return NULL;
+		}
 	}
-	b->head = *(void **)list;
-	b->count += got - 1;
-	return list;
+	p = b->head;
+	b->head = *(void **)p;
+	b->count--;
+	if (hak_ff_level())
+		hak_ff_on_alloc(p, c);
+	return p;
+}
+
+/*
+ * With the header box, an aligned block's header sends its free here (its
+ * class byte is HAK_HDR_ALIGNED): find the slot it was cut from, restore the
+ * slot's header and cache the slot. Without the box a block of class
+ * HAK_CLASS_NONE lies in a free page: not a live block.
+ */
+static void free_unclassed(void *p)
+{
+	const struct hak_hdr *hd = hak_hdr_of(p);
+	unsigned sc;
+	void *slot;
+
+	if (!HAK_HDR_SIZE || hd->check != hak_hdr_check(p) || hd->slot_class >= HAK_NCLASS)
+		__hak_bad_free(p, "not a live block (free page or bad header)");
+	sc = hd->slot_class;
+	slot = (char *)p - 16 * (size_t)hd->delta;
+	hak_hdr_write(slot, sc);
+	__hak_tcache_push(slot, sc);
 }
 
 void __hak_tcache_overflow(void *p, unsigned c)
@@ -346,7 +414,8 @@ void __hak_tcache_overflow(void *p, unsigned c)
 	int saved = errno;
 
 	if (unlikely(c >= HAK_NCLASS)) {
-		__hak_bad_free(p, "not in a slab (free page)");
+		free_unclassed(p);
+		errno = saved;
 		return;
 	}
 	h = heap_of_thread();
@@ -366,6 +435,7 @@ void __hak_tcache_overflow(void *p, unsigned c)
 	b->count++;
 	if (b->count > b->cap) {
 		HAK_STAT_ADD(h, overflows, 1);
+		hak_adapt_on_overflow(c);
 		bin_trim(h, b, b->cap / 2);
 	}
 	errno = saved;
@@ -428,12 +498,13 @@ struct hak_heap *__hak_heap_attach(void)
 	arch_store_relaxed(&h->tid, gettid());
 	tc->heap = h;
 	for (c = 0; c < HAK_NCLASS; c++)
-		tc->bins[c].cap = __hak_tcache_cap(c);
+		tc->bins[c].cap = hak_adapt_initial_cap(c, __hak_tcache_cap(c));
 	tc->bins[HAK_CLASS_NONE].cap = 0;
 	tc->state = HAK_T_LIVE;
 	__hak_thread_register(tc);
 	if (arch_load_relaxed(&h->pending))
 		collect_pending(h);
+	hak_prewarm_thread();
 	return h;
 }
 

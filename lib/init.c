@@ -7,7 +7,8 @@
  * work, init only adds options and handlers. Other threads wait for it.
  *
  * Fork: the prepare handler takes every global lock in the documented
- * order (heap -> large shards -> meta -> superslab), the parent releases
+ * order (heap -> L2.5 -> BigCache -> large shards -> meta -> superslab;
+ * a box's locks come before the core locks it calls into), the parent releases
  * them, the child re-initialises them. The child keeps the forking
  * thread's heap; the heaps of threads that do not exist in the child stay
  * attached to nobody (their memory is a copy the child never uses).
@@ -26,6 +27,8 @@
 #include "large.h"
 #include "meta.h"
 #include "superslab.h"
+#include "boxes/bigcache/bigcache.h"
+#include "boxes/l25_pool/l25.h"
 
 int __hak_init_done;
 static int init_state;			/* 0 none, 1 running, 2 done */
@@ -42,6 +45,8 @@ static void thread_exit(void *arg)
 static void fork_prepare(void)
 {
 	__hak_heap_fork_prepare();
+	hak_l25_fork_prepare();
+	hak_bigcache_fork_prepare();
 	__hak_large_fork_prepare();
 	__hak_meta_fork_prepare();
 	__hak_ss_fork_prepare();
@@ -52,6 +57,8 @@ static void fork_parent(void)
 	__hak_ss_fork_parent();
 	__hak_meta_fork_parent();
 	__hak_large_fork_parent();
+	hak_bigcache_fork_parent();
+	hak_l25_fork_parent();
 	__hak_heap_fork_parent();
 }
 
@@ -60,6 +67,8 @@ static void fork_child(void)
 	__hak_ss_fork_child();
 	__hak_meta_fork_child();
 	__hak_large_fork_child();
+	hak_bigcache_fork_child();
+	hak_l25_fork_child();
 	__hak_heap_fork_child();
 }
 

@@ -21,6 +21,8 @@ struct hak_options {
 	size_t stats;		/* HAKMEM_STATS: print statistics at exit */
 	size_t dirty_max;	/* HAKMEM_DIRTY_MAX: free resident bytes kept */
 	size_t tcache_bytes;	/* HAKMEM_TCACHE_BYTES: per-class cache budget */
+	size_t failfast;	/* HAKMEM_TINY_REFILL_FAILFAST: fail-fast level */
+	size_t bigcache_max;	/* HAKMEM_BIGCACHE_MAX: bytes BigCache may hold */
 };
 extern struct hak_options __hak_opt;
 

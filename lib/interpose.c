@@ -13,6 +13,10 @@
 #include "init.h"
 #include "stats.h"
 
+/* C23 names that glibc 2.36's headers do not declare yet. */
+void free_sized(void *p, size_t n);
+void free_aligned_sized(void *p, size_t align, size_t n);
+
 #define HAK_API(name)	name
 #define HAK_API_CONST
 #include "entry.h"

@@ -7,6 +7,10 @@
  * doubles when it holds more entries than buckets; if the OS refuses the
  * memory, chains just grow longer.
  *
+ * With the BigCache box, a block about to be unmapped is offered to the
+ * cache instead, and a new block is looked for there first; a cached
+ * mapping is not registered (it is no block until handed out again).
+ *
  * Lock order: shard lock -> meta_lock. No other lock is held with a shard.
  */
 #include <errno.h>
@@ -17,6 +21,7 @@
 #include "lock.h"
 #include "meta.h"
 #include "os.h"
+#include "boxes/bigcache/bigcache.h"
 
 #define NSHARD_BITS	4
 #define NSHARD		(1u << NSHARD_BITS)
@@ -160,7 +165,7 @@ static inline size_t large_len(size_t n)
 void *__hak_large_alloc(size_t n, size_t align, bool *zeroed)
 {
 	struct large_ent *e;
-	size_t len;
+	size_t len, got;
 	void *p;
 
 	if (n > SIZE_MAX / 2 || align > SIZE_MAX / 4) {
@@ -168,9 +173,15 @@ void *__hak_large_alloc(size_t n, size_t align, bool *zeroed)
 		return NULL;
 	}
 	len = large_len(n);
-	p = __hak_os_map_aligned(len, align);
-	if (!p)
-		return NULL;
+	p = hak_bigcache_take(len, align, &got, zeroed);
+	if (p) {
+		len = got;
+	} else {
+		p = __hak_os_map_aligned(len, align);
+		if (!p)
+			return NULL;
+		*zeroed = true;
+	}
 	e = ent_get((uintptr_t)p);
 	if (!e) {
 		__hak_os_unmap(p, len);
@@ -180,7 +191,6 @@ void *__hak_large_alloc(size_t n, size_t align, bool *zeroed)
 	e->key = (uintptr_t)p;
 	e->len = len;
 	ent_link(e);
-	*zeroed = true;
 	return p;
 }
 
@@ -190,9 +200,15 @@ bool __hak_large_free(void *p)
 
 	if (!e)
 		return false;
-	__hak_os_unmap(p, e->len);
+	if (!hak_bigcache_put(p, e->len))
+		__hak_os_unmap(p, e->len);
 	ent_put(e);
 	return true;
+}
+
+size_t __hak_large_release_cache(void)
+{
+	return hak_bigcache_release();
 }
 
 size_t __hak_large_usable(const void *p)

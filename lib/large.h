@@ -27,6 +27,9 @@ size_t __hak_large_usable(const void *p);
  */
 void *__hak_large_resize(void *p, size_t n) __must_check;
 
+/* Give mappings kept by the BigCache box back to the OS; bytes released. */
+size_t __hak_large_release_cache(void);
+
 struct hak_large_stats {
 	size_t blocks;		/* live large blocks */
 	size_t bytes;		/* bytes mapped for them */

@@ -10,11 +10,15 @@
 #include "heap.h"
 #include "init.h"
 #include "superslab.h"
+#include "boxes/bigcache/bigcache.h"
+#include "boxes/failfast/failfast.h"
 
 struct hak_options __hak_opt = {
 	.stats = 0,
 	.dirty_max = (size_t)CONFIG_HAK_DIRTY_MAX_KIB << 10,
 	.tcache_bytes = CONFIG_HAK_TCACHE_BYTES,
+	.failfast = HAK_FF_DEFAULT_LEVEL,
+	.bigcache_max = HAK_BIGCACHE_DEFAULT_MAX,
 };
 
 struct hak_option {
@@ -27,6 +31,9 @@ static const struct hak_option options[] = {
 	{ "HAKMEM_STATS", &__hak_opt.stats, 0, 1 },
 	{ "HAKMEM_DIRTY_MAX", &__hak_opt.dirty_max, 0, SIZE_MAX / 2 },
 	{ "HAKMEM_TCACHE_BYTES", &__hak_opt.tcache_bytes, 0, 1UL << 24 },
+	/* Box options: read always, used only when the box is built in. */
+	{ "HAKMEM_TINY_REFILL_FAILFAST", &__hak_opt.failfast, 0, 2 },
+	{ "HAKMEM_BIGCACHE_MAX", &__hak_opt.bigcache_max, 0, SIZE_MAX / 2 },
 };
 
 /* Parse "123", "64k", "16M", "1g"; false on anything else. */
@@ -85,4 +92,6 @@ void __hak_options_read(void)
 	}
 	__hak_ss_set_dirty_max(__hak_opt.dirty_max);
 	__hak_tcache_set_bytes(__hak_opt.tcache_bytes);
+	hak_ff_init();
+	hak_bigcache_init();
 }

@@ -21,6 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <hak/compiler.h>
+#include "boxes/header_classidx/header.h"
 
 #define HAK_NCLASS		40
 #define HAK_CLASS_NONE		HAK_NCLASS	/* sentinel: a bin that never caches */
@@ -41,6 +42,12 @@ static __always_inline size_t __hak_class_bytes(unsigned c)
 {
 	return __hak_class_size[c];
 }
+
+/*
+ * Distance between blocks of class c in a slab: the class size, plus the
+ * block header when the header-class-index box is on (HAK_HDR_SIZE).
+ */
+#define __hak_class_stride(c)	(__hak_class_size[c] + HAK_HDR_SIZE)
 
 /*
  * Smallest class of at least n bytes whose blocks all start on an

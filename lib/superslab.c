@@ -26,6 +26,11 @@ HAK_BUILD_BUG_ON(HAK_SS_PAGES != 32);
 uint8_t __hak_ssmap[HAK_SSMAP_SIZE];
 
 static struct hak_lock ss_lock = HAK_LOCK_INIT;
+
+void __hak_ssmap_set(uintptr_t region, unsigned kind)
+{
+	arch_store_release(&__hak_ssmap[region >> HAK_SS_SHIFT], (uint8_t)kind);
+}
 static struct hak_superslab *avail;	/* superslabs with a free page */
 static size_t nr_superslabs;
 static size_t nr_pages_used;
@@ -65,9 +70,11 @@ static struct hak_superslab *ss_new(void)
 	ss->magic = HAK_SS_MAGIC;
 	ss->free_mask = HAK_SS_ALL_FREE;
 	ss->dirty_mask = 0;
-	for (i = 0; i < HAK_SS_PAGES; i++)
+	for (i = 0; i < HAK_SS_PAGES; i++) {
 		ss->slabs[i].class_idx = HAK_CLASS_NONE;
-	arch_store_release(&__hak_ssmap[(uintptr_t)ss >> HAK_SS_SHIFT], 1);
+		ss->page_class[i] = HAK_CLASS_NONE;
+	}
+	__hak_ssmap_set((uintptr_t)ss, HAK_SSMAP_SLAB);
 	nr_superslabs++;
 	nr_free_superslabs++;
 	avail_add(ss);
@@ -106,13 +113,15 @@ static void slab_init(struct hak_superslab *ss, unsigned first,
 		ss->slabs[first + k].head_off = (uint8_t)k;
 		ss->slabs[first + k].span = 0;
 	}
+	for (k = 0; k < span; k++)
+		ss->page_class[first + k] = (uint8_t)c;
 	s->free = NULL;
 	s->remote = NULL;
 	s->owner = owner;
 	s->next = s->prev = s->pending_next = NULL;
 	s->used = 0;
 	s->carved = 0;
-	s->capacity = (uint32_t)(bytes / __hak_class_size[c]);
+	s->capacity = (uint32_t)(bytes / __hak_class_stride(c));
 	s->flags = 0;
 	s->span = (uint8_t)span;
 	s->head_off = 0;
@@ -190,7 +199,7 @@ static void ss_unmap(struct hak_superslab *ss)
 	nr_pages_dirty -= __builtin_popcount(ss->dirty_mask);
 	nr_superslabs--;
 	nr_free_superslabs--;
-	arch_store_release(&__hak_ssmap[(uintptr_t)ss >> HAK_SS_SHIFT], 0);
+	__hak_ssmap_set((uintptr_t)ss, 0);
 	__hak_os_unmap(ss, HAK_SS_SIZE);
 }
 
@@ -226,6 +235,7 @@ void __hak_span_free(struct hak_slab *s)
 	for (k = 0; k < span; k++) {
 		ss->slabs[first + k].class_idx = HAK_CLASS_NONE;
 		ss->slabs[first + k].head_off = 0;
+		ss->page_class[first + k] = HAK_CLASS_NONE;
 	}
 	s->owner = NULL;
 	s->span = 0;

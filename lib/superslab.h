@@ -6,9 +6,14 @@
  * blocks start HAK_SS_HDR bytes in.
  *
  * Ownership registry: __hak_ssmap has one byte per 2 MiB of the 47-bit user
- * address space; non-zero means "a live superslab starts here". Lookup is
- * one shift and one load and never touches the pointer's own memory, so a
- * foreign pointer is recognised without reading through it.
+ * address space: HAK_SSMAP_SLAB for a live superslab, HAK_SSMAP_L25 for a
+ * region of the L2.5 pool box, 0 for anything else. Lookup is one shift and
+ * one load and never touches the pointer's own memory, so a foreign pointer
+ * is recognised without reading through it.
+ *
+ * page_class[i] repeats the class of page i in a line of its own that only
+ * changes when a slab is handed out or freed, so the free fast path reads a
+ * line no thread writes while it has live blocks.
  *
  * Descriptors: slabs[i] describes page i. For a multi-page slab, the first
  * page's descriptor is the slab; the others carry only the class (for the
@@ -44,6 +49,8 @@
 #define HAK_SLAB_ALIGN_MAX	HAK_SS_HDR
 #define HAK_VA_BITS		47
 #define HAK_SSMAP_SIZE		(1UL << (HAK_VA_BITS - HAK_SS_SHIFT))
+#define HAK_SSMAP_SLAB		1
+#define HAK_SSMAP_L25		2
 
 struct hak_heap;
 
@@ -68,6 +75,8 @@ struct hak_slab {
 
 struct hak_superslab {
 	struct hak_slab slabs[HAK_SS_PAGES];	/* first: lookup is base + index */
+	uint8_t page_class[HAK_SS_PAGES];	/* read by the free fast path */
+	uint8_t pad_line[64 - HAK_SS_PAGES];
 	uint32_t magic;
 	uint32_t free_mask;		/* pages not in any slab */
 	uint32_t dirty_mask;		/* free pages that may be resident */
@@ -83,12 +92,32 @@ HAK_BUILD_BUG_ON(sizeof(struct hak_superslab) > HAK_SS_HDR);
 
 extern HAK_HIDDEN uint8_t __hak_ssmap[HAK_SSMAP_SIZE];
 
+/* Registry kind of a's 2 MiB region (0: not hakmem's). Never reads *a. */
+static __always_inline unsigned __hak_ssmap_kind(uintptr_t a)
+{
+	uintptr_t i = a >> HAK_SS_SHIFT;
+
+	return i < HAK_SSMAP_SIZE ? __hak_ssmap[i] : 0;
+}
+
 /* Is a inside a live superslab? Never reads *a. */
 static __always_inline bool __hak_ss_owns(uintptr_t a)
 {
 	uintptr_t i = a >> HAK_SS_SHIFT;
 
-	return i < HAK_SSMAP_SIZE && __hak_ssmap[i];
+	return i < HAK_SSMAP_SIZE && __hak_ssmap[i] == HAK_SSMAP_SLAB;
+}
+
+/* Register (kind != 0) or unregister a 2 MiB-aligned region. */
+void __hak_ssmap_set(uintptr_t region, unsigned kind);
+
+/* Class of the page holding a (HAK_CLASS_NONE for a free page). */
+static __always_inline unsigned __hak_page_class(uintptr_t a)
+{
+	const struct hak_superslab *ss =
+		(const struct hak_superslab *)(a & ~(HAK_SS_SIZE - 1));
+
+	return ss->page_class[(a >> HAK_PAGE_SHIFT) & (HAK_SS_PAGES - 1)];
 }
 
 static __always_inline struct hak_superslab *__hak_ss_of(uintptr_t a)
@@ -113,13 +142,19 @@ static inline unsigned __hak_slab_index(const struct hak_slab *s)
 	return ((uintptr_t)s & (HAK_SS_SIZE - 1)) / sizeof(struct hak_slab);
 }
 
-/* First byte of the slab's block area. */
+/* First byte of the slab's block area (a block header, with that box). */
 static inline uintptr_t __hak_slab_start(const struct hak_slab *s)
 {
 	unsigned i = __hak_slab_index(s);
 	uintptr_t base = (uintptr_t)s & ~(HAK_SS_SIZE - 1);
 
 	return base + ((uintptr_t)i << HAK_PAGE_SHIFT) + (i == 0 ? HAK_SS_HDR : 0);
+}
+
+/* The address of block i of slab s, as handed to the program. */
+static inline uintptr_t __hak_slab_block(const struct hak_slab *s, uint32_t i)
+{
+	return __hak_slab_start(s) + HAK_HDR_SIZE + (uintptr_t)i * __hak_class_stride(s->class_idx);
 }
 
 static inline uintptr_t __hak_slab_end(const struct hak_slab *s)

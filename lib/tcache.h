@@ -23,6 +23,7 @@
 #include <hak/compiler.h>
 #include "size_class.h"
 #include "superslab.h"
+#include "boxes/failfast/failfast.h"
 
 struct hak_heap;
 
@@ -51,6 +52,9 @@ extern HAK_HIDDEN __thread struct hak_tcache __hak_tc __attribute__((tls_model("
 /* Slow paths (heap.c). */
 void *__hak_tcache_refill(unsigned c) __noinline;
 void __hak_tcache_overflow(void *p, unsigned c) __noinline;
+/* For boxes: add up to n blocks to bin c / flush bin c down to keep blocks. */
+uint32_t __hak_tcache_fill(unsigned c, uint32_t n);
+void __hak_tcache_trim(unsigned c, uint32_t keep);
 
 /* Pop a block of class c, or take the refill slow path. */
 static __always_inline void *__hak_tcache_pop(unsigned c)
@@ -59,9 +63,11 @@ static __always_inline void *__hak_tcache_pop(unsigned c)
 	void *p = b->head;
 
 	if (unlikely(!p))
-		return __hak_tcache_refill(c);
+		return __hak_tcache_refill(c);	/* runs the same checks */
 	b->head = *(void **)p;
 	b->count--;
+	if (hak_ff_level())
+		hak_ff_on_alloc(p, c);
 	return p;
 }
 
@@ -70,6 +76,8 @@ static __always_inline void __hak_tcache_push(void *p, unsigned c)
 {
 	struct hak_tbin *b = &__hak_tc.bins[c];
 
+	if (hak_ff_level())
+		hak_ff_on_free(p, c);
 	if (unlikely(b->count >= b->cap)) {
 		__hak_tcache_overflow(p, c);
 		return;

@@ -1,0 +1,64 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Hook header of the BigCache box (CONFIG_HAK_BIGCACHE).
+ *
+ * lib/large.c asks the cache before mapping and offers it every block it is
+ * about to unmap:
+ *   hak_bigcache_take(len, align, &got, &zeroed)  a cached mapping of at least
+ *       len bytes (and at most a little more), aligned to align, or NULL;
+ *       *got is its real length, *zeroed whether it reads as zero;
+ *   hak_bigcache_put(p, len)   true when the cache kept the mapping (the
+ *       caller must not unmap it), false to unmap;
+ *   hak_bigcache_release()     give every cached mapping back (trim);
+ *   hak_bigcache_init()        apply HAKMEM_BIGCACHE_MAX (__hak_opt);
+ *   fork hooks                 the cache's locks around fork().
+ * With the box off nothing is cached.
+ */
+#ifndef HAK_BOX_BIGCACHE_H
+#define HAK_BOX_BIGCACHE_H
+
+#include <stddef.h>
+#include <stdbool.h>
+#include <hak/compiler.h>
+
+struct hak_bigcache_stats {
+	size_t hits, misses, puts, evictions;
+	size_t cached_blocks, cached_bytes;
+	size_t buckets;
+};
+
+#if IS_ENABLED(CONFIG_HAK_BIGCACHE)
+#define HAK_BIGCACHE_DEFAULT_MAX	((size_t)CONFIG_HAK_BIGCACHE_MAX_MB << 20)
+void *hak_bigcache_take(size_t len, size_t align, size_t *got, bool *zeroed);
+bool hak_bigcache_put(void *p, size_t len);
+size_t hak_bigcache_release(void);
+void hak_bigcache_stats(struct hak_bigcache_stats *st);
+void hak_bigcache_init(void);
+void hak_bigcache_fork_prepare(void);
+void hak_bigcache_fork_parent(void);
+void hak_bigcache_fork_child(void);
+#else
+#define HAK_BIGCACHE_DEFAULT_MAX	0
+static inline void *hak_bigcache_take(size_t len, size_t align, size_t *got,
+				      bool *zeroed)
+{
+	(void)len; (void)align; (void)got; (void)zeroed;
+	return NULL;
+}
+static inline bool hak_bigcache_put(void *p, size_t len)
+{
+	(void)p; (void)len;
+	return false;
+}
+static inline size_t hak_bigcache_release(void) { return 0; }
+static inline void hak_bigcache_stats(struct hak_bigcache_stats *st)
+{
+	*st = (struct hak_bigcache_stats){ 0 };
+}
+static inline void hak_bigcache_init(void) { }
+static inline void hak_bigcache_fork_prepare(void) { }
+static inline void hak_bigcache_fork_parent(void) { }
+static inline void hak_bigcache_fork_child(void) { }
+#endif
+
+#endif /* HAK_BOX_BIGCACHE_H */

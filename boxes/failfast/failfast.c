@@ -1,0 +1,141 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Fail-fast guards: validate what the allocator is about to trust.
+ *
+ * Level 1 (cheap enough for staging): a freed pointer lies in a live slab
+ * of its class, on a block boundary (and carries a valid header with that
+ * box); the link a thread-cache pop exposes and every block taken from a
+ * slab's free list stay inside a slab of the class; slab counters never
+ * wrap (checked in lib/heap.c). Level 2 adds double-free detection (a
+ * freed block's second word holds its address ^ a key; cleared when the
+ * block is handed out) and a full walk of a slab's free list on refill.
+ *
+ * Any violation prints one line and aborts: the process is not allowed to
+ * run on with a corrupt heap.
+ */
+#include <stdlib.h>
+#include <stdint.h>
+#include "init.h"
+#include "superslab.h"
+#include "tcache.h"
+#include "boxes/failfast/failfast.h"
+#include "boxes/header_classidx/header.h"
+
+#define FF_FREED_KEY	0x46726565644b6579ULL	/* "FreedKey" */
+
+int __hak_ff_level = CONFIG_HAK_FAILFAST_LEVEL;
+
+void hak_ff_init(void)
+{
+	__hak_ff_level = (int)__hak_opt.failfast;
+}
+
+void hak_ff_fail(const void *p, unsigned c, const char *check)
+{
+	if (c < HAK_NCLASS)
+		__hak_report("fail-fast: %s: %p (class %u, %u bytes)", check, p, c,
+			     (unsigned)__hak_class_size[c]);
+	else
+		__hak_report("fail-fast: %s: %p", check, p);
+	abort();
+}
+
+static inline uint64_t freed_mark(const void *p)
+{
+	return (uint64_t)(uintptr_t)p ^ FF_FREED_KEY;
+}
+
+/*
+ * p must be block of class c: in a live superslab page of that class, on a
+ * block boundary of its slab, and (header box) with a valid header.
+ */
+static void check_block(const void *p, unsigned c, const char *what)
+{
+	uintptr_t a = (uintptr_t)p, start, off;
+	const struct hak_slab *s;
+	size_t stride;
+
+	if (!__hak_ss_owns(a))
+		hak_ff_fail(p, c, what);
+	if (__hak_page_class(a) != c)
+		hak_ff_fail(p, c, what);
+	s = __hak_slab_head(__hak_page_of(a));
+	start = __hak_slab_start(s) + HAK_HDR_SIZE;
+	stride = __hak_class_stride(c);
+	if (a < start)
+		hak_ff_fail(p, c, what);
+	off = a - start;
+	if (off % stride || off / stride >= s->capacity)
+		hak_ff_fail(p, c, what);
+	if (HAK_HDR_SIZE && hak_hdr_of(p)->check != hak_hdr_check(p))
+		hak_ff_fail(p, c, what);
+}
+
+void hak_ff_on_free(void *p, unsigned c)
+{
+	if (c >= HAK_NCLASS) {
+		const struct hak_hdr *hd = hak_hdr_of(p);
+
+		/* An aligned block of the header box: its slot is checked next. */
+		if (HAK_HDR_SIZE && hd->check == hak_hdr_check(p) &&
+		    hd->slot_class < HAK_NCLASS) {
+			void *slot = (char *)p - 16 * (size_t)hd->delta;
+
+			if (__hak_page_class((uintptr_t)slot) != hd->slot_class)
+				hak_ff_fail(p, hd->slot_class,
+					    "aligned block outside a live slab");
+			return;
+		}
+		hak_ff_fail(p, c, "free of a pointer that is not a live block (free page or bad header)");
+	}
+	check_block(p, c, "free of a pointer that is not a block boundary (interior or never allocated)");
+	if (__hak_ff_level >= 2) {
+		uint64_t *w = (uint64_t *)p;
+
+		if (w[1] == freed_mark(p))
+			hak_ff_fail(p, c, "double free");
+		w[1] = freed_mark(p);
+	}
+}
+
+void hak_ff_on_alloc(void *p, unsigned c)
+{
+	void *next = __hak_tc.bins[c].head;
+
+	if (next)
+		check_block(next, c, "corrupted free-list link in the thread cache");
+	if (__hak_ff_level >= 2)
+		((uint64_t *)p)[1] = 0;
+}
+
+void hak_ff_on_slab_pop(const struct hak_slab *s, const void *p)
+{
+	uintptr_t a = (uintptr_t)p, start = __hak_slab_start(s) + HAK_HDR_SIZE;
+	size_t stride = __hak_class_stride(s->class_idx);
+
+	if (a < start || a >= __hak_slab_end(s) || (a - start) % stride)
+		hak_ff_fail(p, s->class_idx, "slab free-list head outside its slab");
+}
+
+void hak_ff_walk_slab(const struct hak_slab *s)
+{
+	const void *p;
+	uint32_t n = 0, limit = s->carved;
+
+	for (p = s->free; p; p = *(void *const *)p) {
+		hak_ff_on_slab_pop(s, p);
+		if (++n > limit)
+			hak_ff_fail(p, s->class_idx, "slab free list longer than the slab (cycle)");
+	}
+	if (n + s->used > s->carved)
+		hak_ff_fail(s->free, s->class_idx, "slab free list and used counter disagree");
+}
+
+void hak_ff_check_live(const void *p, unsigned c)
+{
+	if (c < HAK_NCLASS) {
+		check_block(p, c, "pointer is not a live block");
+		if (__hak_ff_level >= 2 && ((const uint64_t *)p)[1] == freed_mark(p))
+			hak_ff_fail(p, c, "use of a freed block (realloc or usable size after free)");
+	}
+}

@@ -1,0 +1,72 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Hook header of the header-class-index box (CONFIG_HAK_HEADER_CLASSIDX).
+ *
+ * With the box on, every small block is preceded by a 16-byte header (so
+ * the block itself stays 16-byte aligned):
+ *
+ *	bytes 0..7	check word: (address of the block) ^ HAK_HDR_MAGIC
+ *	bytes 8..12	unused
+ *	byte  13	aligned block: the slot's class
+ *	byte  14	aligned block: (block - slot start) / 16
+ *	byte  15	class index (HAK_HDR_ALIGNED for an aligned block)
+ *
+ * free reads the class from byte p[-1], next to the block it is about to
+ * write anyway, instead of the superslab's page table. The core still
+ * checks the registry first, so a foreign pointer is never read. An
+ * aligned allocation hands out an address inside a larger slot; its header
+ * says HAK_HDR_ALIGNED, which sends free to the slow path to find the slot.
+ *
+ * With the box off, HAK_HDR_SIZE is 0 and everything here is unused.
+ */
+#ifndef HAK_BOX_HEADER_CLASSIDX_H
+#define HAK_BOX_HEADER_CLASSIDX_H
+
+#include <stdint.h>
+#include <hak/compiler.h>
+
+#define HAK_HDR_SIZE	(IS_ENABLED(CONFIG_HAK_HEADER_CLASSIDX) ? 16u : 0u)
+#define HAK_HDR_MAGIC	0x68616b4864720000ULL	/* "hakHdr" */
+/*
+ * Class byte of an aligned block: the bin that never caches, so free takes
+ * the slow path (HAK_CLASS_NONE, lib/size_class.h, where this is used).
+ */
+#define HAK_HDR_ALIGNED	HAK_CLASS_NONE
+
+struct hak_hdr {
+	uint64_t check;
+	uint8_t pad[5];
+	uint8_t slot_class;
+	uint8_t delta;
+	uint8_t class_idx;
+};
+
+HAK_BUILD_BUG_ON(sizeof(struct hak_hdr) != 16);
+
+static __always_inline struct hak_hdr *hak_hdr_of(const void *p)
+{
+	return (struct hak_hdr *)((uintptr_t)p - sizeof(struct hak_hdr));
+}
+
+static __always_inline uint64_t hak_hdr_check(const void *p)
+{
+	return (uint64_t)(uintptr_t)p ^ HAK_HDR_MAGIC;
+}
+
+/* Class byte of block p: the last byte before it. */
+static __always_inline unsigned hak_hdr_class(const void *p)
+{
+	return ((const uint8_t *)p)[-1];
+}
+
+/* Stamp a block's header (at carve time, or when an aligned block is freed). */
+static inline void hak_hdr_write(void *p, unsigned c)
+{
+	struct hak_hdr *h = hak_hdr_of(p);
+
+	h->check = hak_hdr_check(p);
+	h->delta = 0;
+	h->class_idx = (uint8_t)c;
+}
+
+#endif /* HAK_BOX_HEADER_CLASSIDX_H */

@@ -1,0 +1,70 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Hook header of the L2.5 pool box (CONFIG_HAK_L25_POOL).
+ *
+ * Mid-size requests (above the largest small class, up to
+ * CONFIG_HAK_L25_MAX_KIB) go to the pool when the box is on; otherwise they
+ * are large blocks. The pool's memory is in 2 MiB regions registered in
+ * the superslab registry with kind HAK_SSMAP_L25, so ownership is one byte
+ * load like everything else:
+ *   hak_l25_wants(n)       n is in the pool's range (inline, constant-folded);
+ *   hak_l25_alloc(n)       a block or NULL with errno ENOMEM;
+ *   hak_l25_free(p)        p is in an L2.5 region: free it;
+ *   hak_l25_usable(p)      usable bytes of p (in an L2.5 region);
+ *   hak_l25_release()      give empty pages back (trim), bytes released;
+ *   fork hooks.
+ */
+#ifndef HAK_BOX_L25_POOL_H
+#define HAK_BOX_L25_POOL_H
+
+#include <stddef.h>
+#include <stdbool.h>
+#include <hak/compiler.h>
+#include "size_class.h"
+
+struct hak_l25_stats {
+	size_t regions, shards, blocks_in_use, bytes_in_use;
+	size_t allocs, frees, remote_frees, pages_released;
+};
+
+#if IS_ENABLED(CONFIG_HAK_L25_POOL)
+static __always_inline bool hak_l25_wants(size_t n)
+{
+	return n > HAK_SMALL_MAX && n <= ((size_t)CONFIG_HAK_L25_MAX_KIB << 10);
+}
+void *hak_l25_alloc(size_t n);
+void hak_l25_free(void *p);
+size_t hak_l25_usable(const void *p);
+size_t hak_l25_release(void);
+void hak_l25_stats(struct hak_l25_stats *st);
+void hak_l25_fork_prepare(void);
+void hak_l25_fork_parent(void);
+void hak_l25_fork_child(void);
+#else
+static __always_inline bool hak_l25_wants(size_t n)
+{
+	(void)n;
+	return false;
+}
+static inline void *hak_l25_alloc(size_t n)
+{
+	(void)n;
+	return NULL;
+}
+static inline void hak_l25_free(void *p) { (void)p; }
+static inline size_t hak_l25_usable(const void *p)
+{
+	(void)p;
+	return 0;
+}
+static inline size_t hak_l25_release(void) { return 0; }
+static inline void hak_l25_stats(struct hak_l25_stats *st)
+{
+	*st = (struct hak_l25_stats){ 0 };
+}
+static inline void hak_l25_fork_prepare(void) { }
+static inline void hak_l25_fork_parent(void) { }
+static inline void hak_l25_fork_child(void) { }
+#endif
+
+#endif /* HAK_BOX_L25_POOL_H */
