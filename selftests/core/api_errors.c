@@ -123,18 +123,18 @@ static void failed_realloc_keeps_block(void)
 			tap_bail("malloc(%zu) failed", n);
 		ct_fill(p, n);
 		errno = 0;
-		q = realloc(p, ct_opaque(SIZE_MAX - 64));
+		q = ct_realloc(p, ct_opaque(SIZE_MAX - 64));
 		e = errno;
 		ok = q == NULL && e == ENOMEM && ct_check(p, n) == n;
 		errno = 0;
-		q = reallocarray(p, ct_opaque(SIZE_MAX / 4), 8);
+		q = ct_reallocarray(p, ct_opaque(SIZE_MAX / 4), 8);
 		ok = ok && q == NULL && errno == ENOMEM && ct_check(p, n) == n;
 		errno = 0;
-		q = realloc(p, ct_opaque((size_t)1 << 46));
+		q = ct_realloc(p, ct_opaque((size_t)1 << 46));
 		ok = ok && q == NULL && errno == ENOMEM && ct_check(p, n) == n;
 		/* still ours: growable, with the contents carried over */
 		base = (uintptr_t)ct_launder(p);
-		q = realloc(p, n * 2);
+		q = ct_realloc(p, n * 2);
 		if (!q) {
 			ok = 0;
 		} else {

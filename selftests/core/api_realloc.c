@@ -183,14 +183,14 @@ static void grow_in_place(void)
 		vfill(p, 0, sz[i], 3);
 		/* every size between n and usable keeps the pointer */
 		for (size_t m = sz[i]; m <= u; m += (u - sz[i]) / 7 + 1) {
-			uintptr_t old = (uintptr_t)ct_launder(p);
+			uintptr_t was = (uintptr_t)ct_launder(p);
 
 			q = realloc(p, m);
 			tried++;
-			if ((uintptr_t)q != old) {
+			if ((uintptr_t)q != was) {
 				if (bad++ < 3)
 					tap_diag("realloc(%#lx [n %zu usable %zu], %zu) moved to %p",
-						 (unsigned long)old, sz[i], u, m, (void *)q);
+						 (unsigned long)was, sz[i], u, m, (void *)q);
 				if (!q)
 					tap_bail("realloc failed");
 				p = q;

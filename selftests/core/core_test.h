@@ -48,6 +48,14 @@ static inline void *ct_launder(void *p)
 	return p;
 }
 
+/*
+ * realloc through a pointer the compiler cannot see through: for tests of
+ * a *failing* realloc, after which the old block is still valid and used
+ * (-Wuse-after-free cannot know that the call failed).
+ */
+static void *(*volatile const ct_realloc)(void *, size_t) = realloc;
+static void *(*volatile const ct_reallocarray)(void *, size_t, size_t) = reallocarray;
+
 /* A byte pattern derived from a block's address and an offset in it. */
 static inline unsigned char ct_pat(const void *base, size_t i)
 {

@@ -185,7 +185,7 @@ static int run_realloc(void)
 		void *q;
 
 		errno = 0;
-		q = realloc(blk[i], 256 * MIB);
+		q = ct_realloc(blk[i], 256 * MIB);
 		if (q) {
 			uncap();
 			return 31;

@@ -13,7 +13,6 @@
  */
 #include <pthread.h>
 #include <signal.h>
-#include <stdatomic.h>
 #include <sys/wait.h>
 
 #include "core_test.h"
@@ -22,15 +21,16 @@
 #define SLOTS	512
 #define ITERS	50
 
-static _Atomic(void *) slot[SLOTS];
-static atomic_int stop;
+/* published blocks; accessed only with __atomic builtins */
+static void *slot[SLOTS];
+static int stop;
 
 static void *busy(void *arg)
 {
 	uint64_t x = 0x1234567ull + (uintptr_t)arg;
 	void *mine[16] = { 0 };
 
-	while (!atomic_load_explicit(&stop, memory_order_relaxed)) {
+	while (!__atomic_load_n(&stop, __ATOMIC_RELAXED)) {
 		size_t n;
 		void *p, *old;
 
@@ -43,7 +43,7 @@ static void *busy(void *arg)
 			abort();
 		*(size_t *)p = n;
 		ct_fill((char *)p + sizeof(size_t), n - sizeof(size_t) < 64 ? n - sizeof(size_t) : 64);
-		old = atomic_exchange(&slot[x % SLOTS], p);
+		old = __atomic_exchange_n(&slot[x % SLOTS], p, __ATOMIC_ACQ_REL);
 		free(old);
 		/* some purely local traffic too */
 		free(mine[x % 16]);
@@ -99,7 +99,7 @@ static int child(void)
 	}
 	/* free what the parent's (absent) threads published */
 	for (int i = 0; i < SLOTS; i += 3) {
-		void *b = atomic_exchange(&slot[i], NULL);
+		void *b = __atomic_exchange_n(&slot[i], NULL, __ATOMIC_ACQ_REL);
 
 		if (b && !check_block(b))
 			return 11;
@@ -164,7 +164,7 @@ int main(int argc, char **argv)
 					 WTERMSIG(st), WTERMSIG(st) == SIGALRM ? " (hang)" : "");
 		}
 	}
-	atomic_store(&stop, 1);
+	__atomic_store_n(&stop, 1, __ATOMIC_RELAXED);
 	for (int i = 0; i < NBUSY; i++)
 		pthread_join(th[i], NULL);
 
@@ -177,7 +177,7 @@ int main(int argc, char **argv)
 		unsigned long bad = 0;
 
 		for (int i = 0; i < SLOTS; i++) {
-			void *b = atomic_exchange(&slot[i], NULL);
+			void *b = __atomic_exchange_n(&slot[i], NULL, __ATOMIC_ACQ_REL);
 
 			if (b && !check_block(b))
 				bad++;
