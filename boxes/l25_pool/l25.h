@@ -25,6 +25,14 @@
 struct hak_l25_stats {
 	size_t regions, shards, blocks_in_use, bytes_in_use;
 	size_t allocs, frees, remote_frees, pages_released;
+	size_t shard_cap;	/* most shards this process may grow to */
+	size_t shard_grows;	/* times the shard count doubled */
+	size_t contended;	/* shard locks that had to wait */
+	size_t dirty_bytes;	/* freed blocks not yet given back */
+	size_t purged_bytes;	/* bytes given back with madvise, ever */
+	size_t region_maps;	/* 2 MiB regions mapped, ever */
+	size_t region_unmaps;	/* and unmapped */
+	size_t pooled;		/* empty purged regions kept in reserve */
 };
 
 #if IS_ENABLED(CONFIG_HAK_L25_POOL)

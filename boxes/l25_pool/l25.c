@@ -1,0 +1,657 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The L2.5 pool: mid-size blocks (HAK_SMALL_MAX < n <= CONFIG_HAK_L25_MAX_KIB
+ * KiB) from size-classed 2 MiB regions, in shards that multiply under
+ * contention.
+ *
+ * Classes: four per doubling above 32 KiB: 40, 48, 56, 64, 80, ... KiB, size
+ * ((c & 3) + 5) << ((c >> 2) + 13). Every class is a multiple of 8 KiB and
+ * blocks start 4 KiB into the region, so every block is 4 KiB aligned. The
+ * worst internal waste is just under 25% of the request (32 KiB + 1 -> 40 KiB),
+ * under 20% for every request above 40 KiB.
+ *
+ * Region (2 MiB, 2 MiB aligned, registered as HAK_SSMAP_L25): one class, one
+ * shard. Its first 4 KiB is the header below; blocks follow at the class
+ * stride. Free blocks are tracked in the header only (a stack of indices and
+ * a state byte per block), never inside the block, so a purged block is not
+ * touched again until it is handed out, and a write after free corrupts
+ * nothing of ours.
+ *
+ * Shard: a lock, for each class the list of its regions with a free block,
+ * and counters. A thread takes a sequence number on its first mid-size
+ * request and uses shard (number mod nshards). Any thread frees a block
+ * by locking the shard that owns the block's region (region->shard, stable
+ * while the region has a live block). nshards starts at 1 and doubles, up
+ * to shard_cap, when a shard's trylock fails in more than
+ * L25_GROW_FAILS of L25_WINDOW consecutive lock acquisitions.
+ *
+ * Giving memory back, with a delay: every L25_EPOCH_OPS operations of a
+ * shard start a new epoch; a free block stamped (freed) two epochs back is
+ * purged (madvise), and a wholly empty region that stayed empty that long
+ * goes to the pool, except the first empty region of each class, kept for
+ * reuse. When a shard holds more than L25_DIRTY_MAX bytes of freed,
+ * resident blocks, it purges them all at once. The pool keeps up to
+ * L25_RESERVE purged regions for any shard and class; it unmaps the rest.
+ * hak_l25_release() purges and unmaps everything empty.
+ *
+ * Locks: shard lock -> pool_lock. madvise happens under a shard lock;
+ * mmap and munmap happen with no lock but the shard's held (or none).
+ * Fork takes every shard lock in index order, then pool_lock; the core
+ * takes its own locks after ours (lib/init.c).
+ *
+ * Validation: hak_l25_free/usable check, under the owning shard's lock,
+ * that p is the start of a live block of its region; anything else goes
+ * to __hak_bad_free. A bad pointer racing with the unmapping of its
+ * region can still fault: the registry is cleared before munmap, so the
+ * window is the few instructions between the registry load and ours.
+ */
+#include <errno.h>
+#include <sched.h>
+#include <stdint.h>
+#include <string.h>
+#include <pthread.h>
+#include <asm/atomic.h>
+#include "init.h"
+#include "lock.h"
+#include "os.h"
+#include "superslab.h"
+#include "boxes/l25_pool/l25.h"
+
+#define L25_REGION	HAK_SS_SIZE
+#define L25_HDR		4096UL
+#define L25_NCLASS	20		/* 40 KiB .. 1 MiB: the Kconfig range */
+#define L25_MAXBLK	64		/* (2 MiB - 4 KiB) / 40 KiB = 51 */
+#define L25_MAGIC	0x68616b4cu	/* "hakL" */
+#define L25_MAX		((size_t)CONFIG_HAK_L25_MAX_KIB << 10)
+
+#define L25_EPOCH_OPS	4096		/* shard operations per epoch */
+#define L25_DIRTY_MAX	(8UL << 20)	/* freed resident bytes a shard keeps */
+#define L25_RESERVE	2		/* purged regions kept in the pool */
+#define L25_WINDOW	1024		/* lock acquisitions per contention window */
+#define L25_GROW_FAILS	32		/* failed trylocks in a window to grow */
+
+#define POW2_FLOOR(x)	((x) >= 64 ? 64 : (x) >= 32 ? 32 : (x) >= 16 ? 16 : \
+			 (x) >= 8 ? 8 : (x) >= 4 ? 4 : (x) >= 2 ? 2 : 1)
+#define L25_SHARDS_MAX	POW2_FLOOR(CONFIG_HAK_L25_MAX_SHARDS)
+
+/* Block states (region->state[]). */
+#define B_CLEAN		0	/* free, not resident (never touched or purged) */
+#define B_LIVE		1	/* handed out */
+#define B_DIRTY		2	/* free, probably resident */
+
+struct l25_shard;
+
+struct l25_region {
+	uint32_t magic;
+	uint32_t stride;		/* class size */
+	uint8_t cls;
+	uint8_t nblocks;
+	uint8_t nfree;			/* depth of stack[] */
+	uint8_t listed;			/* on its shard's partial list */
+	uint32_t idle;			/* epoch it became wholly free */
+	struct l25_shard *shard;	/* atomic; NULL in the pool */
+	struct l25_region *next;	/* partial list, or pool */
+	struct l25_region *prev;
+	uint8_t state[L25_MAXBLK];
+	uint8_t stack[L25_MAXBLK];	/* free block indices, top = nfree - 1 */
+	uint32_t stamp[L25_MAXBLK];	/* epoch a dirty block was freed in */
+};
+
+struct l25_shard {
+	struct hak_lock lock;
+	struct l25_region *partial[L25_NCLASS];	/* regions with a free block */
+	size_t dirty_bytes;		/* B_DIRTY blocks */
+	uint32_t epoch, ops;		/* ops since the epoch began */
+	uint32_t win_ops, win_fails;	/* contention window */
+	size_t regions;
+	size_t blocks_in_use, bytes_in_use;
+	uint64_t allocs, frees, remote_frees, contended, purged_bytes;
+} __aligned(64);
+
+HAK_BUILD_BUG_ON(sizeof(struct l25_region) > L25_HDR);
+HAK_BUILD_BUG_ON(L25_MAX <= HAK_SMALL_MAX || L25_MAX > (1UL << 20));
+HAK_BUILD_BUG_ON((L25_REGION - L25_HDR) / (40UL << 10) > L25_MAXBLK);
+
+static struct l25_shard shards[L25_SHARDS_MAX] = {
+	[0 ... L25_SHARDS_MAX - 1] = { .lock = HAK_LOCK_INIT },
+};
+static unsigned nshards = 1;		/* atomic; a power of two */
+static unsigned shard_cap;		/* atomic; set on first use */
+static unsigned next_tidx;		/* atomic */
+static __thread unsigned my_tidx;	/* 1 + sequence number, 0: none yet */
+
+static struct hak_lock pool_lock = HAK_LOCK_INIT;
+static struct l25_region *pool;		/* pool_lock */
+static size_t npool;			/* pool_lock */
+
+/* Atomic counters. */
+static size_t nr_regions, nr_maps, nr_unmaps, nr_grows;
+static uint64_t pool_purged_bytes, unmapped_bytes;
+
+/* ---- classes ---- */
+
+static inline unsigned class_of(size_t n)
+{
+	size_t m = n - 1;
+	unsigned k = 63 - (unsigned)__builtin_clzl(m);	/* m >= 32 KiB: k >= 15 */
+
+	return (k - 15) * 4 + (unsigned)(m >> (k - 2)) - 4;
+}
+
+static inline size_t class_size(unsigned c)
+{
+	return (size_t)((c & 3) + 5) << ((c >> 2) + 13);
+}
+
+static inline uintptr_t block_addr(const struct l25_region *r, unsigned i)
+{
+	return (uintptr_t)r + L25_HDR + (uintptr_t)i * r->stride;
+}
+
+/* ---- shards ---- */
+
+static unsigned compute_cap(void)
+{
+	cpu_set_t set;
+	unsigned cpus = 1, cap = 1;
+
+	if (sched_getaffinity(0, sizeof(set), &set) == 0)
+		cpus = (unsigned)CPU_COUNT(&set);
+	if (cpus < 1)
+		cpus = 1;
+	while (cap * 2 <= 2 * cpus && cap * 2 <= L25_SHARDS_MAX)
+		cap *= 2;
+	return cap;
+}
+
+static __noinline unsigned tidx_assign(void)
+{
+	__hak_init();
+	if (!arch_load_relaxed(&shard_cap))
+		arch_store_relaxed(&shard_cap, compute_cap());
+	my_tidx = arch_fetch_add(&next_tidx, 1) + 1;
+	return my_tidx;
+}
+
+static inline unsigned shard_index(unsigned tidx)
+{
+	return (tidx - 1) & (arch_load_relaxed(&nshards) - 1);
+}
+
+static struct l25_shard *my_shard(void)
+{
+	unsigned t = my_tidx;
+
+	if (unlikely(!t))
+		t = tidx_assign();
+	return &shards[shard_index(t)];
+}
+
+static void shards_grow(void)
+{
+	unsigned cur = arch_load_relaxed(&nshards);
+
+	if (cur < arch_load_relaxed(&shard_cap) &&
+	    arch_cmpxchg(&nshards, cur, cur * 2) == cur)
+		arch_fetch_add(&nr_grows, 1);
+}
+
+/*
+ * Lock sh, counting whether we had to wait: the contention signal that
+ * makes the pool add shards.
+ */
+static void shard_lock(struct l25_shard *sh) __acquires(&sh->lock)
+{
+	bool waited = pthread_mutex_trylock(&sh->lock.mu) != 0;
+
+	if (waited)
+		pthread_mutex_lock(&sh->lock.mu);
+	__acquire(&sh->lock);
+	sh->win_ops++;
+	if (waited) {
+		sh->win_fails++;
+		sh->contended++;
+	}
+	if (sh->win_ops >= L25_WINDOW) {
+		if (sh->win_fails >= L25_GROW_FAILS)
+			shards_grow();
+		sh->win_ops = sh->win_fails = 0;
+	}
+}
+
+/* ---- partial lists (shard lock) ---- */
+
+static void partial_add(struct l25_shard *sh, struct l25_region *r)
+{
+	r->prev = NULL;
+	r->next = sh->partial[r->cls];
+	if (r->next)
+		r->next->prev = r;
+	sh->partial[r->cls] = r;
+	r->listed = 1;
+}
+
+static void partial_del(struct l25_shard *sh, struct l25_region *r)
+{
+	if (r->prev)
+		r->prev->next = r->next;
+	else
+		sh->partial[r->cls] = r->next;
+	if (r->next)
+		r->next->prev = r->prev;
+	r->next = r->prev = NULL;
+	r->listed = 0;
+}
+
+/* ---- regions and the pool ---- */
+
+static void region_unmap(struct l25_region *r)
+{
+	__hak_ssmap_set((uintptr_t)r, 0);
+	__hak_os_unmap(r, L25_REGION);
+	arch_fetch_add(&nr_regions, -1);
+	arch_fetch_add(&nr_unmaps, 1);
+	arch_fetch_add(&unmapped_bytes, L25_REGION);
+}
+
+/* Purge every dirty block of r; false when the OS refused. */
+static bool region_purge_all(struct l25_region *r, uint64_t *bytes)
+{
+	unsigned i, n = 0;
+
+	for (i = 0; i < r->nblocks; i++)
+		n += r->state[i] == B_DIRTY;
+	if (!n)
+		return true;
+	if (!__hak_os_purge((char *)r + L25_HDR, L25_REGION - L25_HDR))
+		return false;
+	*bytes += (uint64_t)n * r->stride;
+	memset(r->state, B_CLEAN, sizeof(r->state));
+	return true;
+}
+
+/*
+ * Give wholly free regions (detached from their shard, linked by next) to
+ * the pool, or unmap them: all of them when keep is false.
+ */
+static void pool_put_list(struct l25_region *r, bool keep)
+{
+	struct l25_region *next;
+	uint64_t purged = 0;
+
+	for (; r; r = next) {
+		next = r->next;
+		if (keep && arch_load_relaxed(&npool) < L25_RESERVE &&
+		    region_purge_all(r, &purged)) {
+			hak_lock(&pool_lock);
+			if (npool < L25_RESERVE) {
+				r->next = pool;
+				pool = r;
+				npool++;
+				r = NULL;
+			}
+			hak_unlock(&pool_lock);
+		}
+		if (r)
+			region_unmap(r);
+	}
+	if (purged)
+		arch_fetch_add(&pool_purged_bytes, purged);
+}
+
+/* A fresh, clean region of class c for sh; NULL when the OS refuses. */
+static struct l25_region *region_get(struct l25_shard *sh, unsigned c)
+{
+	struct l25_region *r;
+	unsigned i, nb;
+
+	hak_lock(&pool_lock);
+	r = pool;
+	if (r) {
+		pool = r->next;
+		npool--;
+	}
+	hak_unlock(&pool_lock);
+	if (!r) {
+		r = __hak_os_map_aligned(L25_REGION, L25_REGION);
+		if (!r)
+			return NULL;
+		arch_fetch_add(&nr_regions, 1);
+		arch_fetch_add(&nr_maps, 1);
+	}
+	nb = (unsigned)((L25_REGION - L25_HDR) / class_size(c));
+	r->magic = L25_MAGIC;
+	r->stride = (uint32_t)class_size(c);
+	r->cls = (uint8_t)c;
+	r->nblocks = (uint8_t)nb;
+	r->nfree = (uint8_t)nb;
+	r->idle = sh->epoch;
+	memset(r->state, B_CLEAN, sizeof(r->state));
+	for (i = 0; i < nb; i++)
+		r->stack[i] = (uint8_t)(nb - 1 - i);	/* block 0 on top */
+	arch_store_release(&r->shard, sh);
+	if (__hak_ssmap_kind((uintptr_t)r) != HAK_SSMAP_L25)
+		__hak_ssmap_set((uintptr_t)r, HAK_SSMAP_L25);
+	partial_add(sh, r);
+	sh->regions++;
+	return r;
+}
+
+/* Take the wholly free region r away from sh (shard lock held). */
+static void region_detach(struct l25_shard *sh, struct l25_region *r)
+{
+	unsigned i;
+
+	for (i = 0; i < r->nblocks; i++)
+		if (r->state[i] == B_DIRTY)
+			sh->dirty_bytes -= r->stride;
+	partial_del(sh, r);
+	arch_store_relaxed(&r->shard, NULL);
+	sh->regions--;
+}
+
+/* ---- decay (shard lock) ---- */
+
+/*
+ * Purge r's dirty free blocks stamped before epoch `before` (all of them
+ * when before is UINT32_MAX), merging neighbours into one madvise, then
+ * restack so the blocks still resident are handed out first.
+ */
+static void region_purge(struct l25_shard *sh, struct l25_region *r, uint32_t before)
+{
+	unsigned i, j, run = 0, start = 0, n;
+	uint8_t clean[L25_MAXBLK], dirty[L25_MAXBLK];
+	unsigned nc = 0, nd = 0;
+
+	for (i = 0; i <= r->nblocks; i++) {
+		bool old = i < r->nblocks && r->state[i] == B_DIRTY &&
+			   r->stamp[i] < before;
+
+		if (old) {
+			if (!run++)
+				start = i;
+			continue;
+		}
+		if (!run)
+			continue;
+		if (__hak_os_purge((void *)block_addr(r, start), (size_t)run * r->stride)) {
+			for (j = start; j < start + run; j++)
+				r->state[j] = B_CLEAN;
+			sh->dirty_bytes -= (size_t)run * r->stride;
+			sh->purged_bytes += (uint64_t)run * r->stride;
+		}
+		run = 0;
+	}
+	n = r->nfree;
+	for (i = 0; i < n; i++) {
+		uint8_t b = r->stack[i];
+
+		if (r->state[b] == B_CLEAN)
+			clean[nc++] = b;
+		else
+			dirty[nd++] = b;
+	}
+	memcpy(r->stack, clean, nc);
+	memcpy(r->stack + nc, dirty, nd);
+}
+
+/* What a decay pass may give back. */
+enum l25_decay {
+	DECAY_EPOCH,	/* blocks and empty regions idle since before the last epoch */
+	DECAY_DIRTY,	/* every dirty block, empty regions but one per class */
+	DECAY_ALL,	/* every dirty block and every empty region (trim) */
+};
+
+/*
+ * Start a new epoch and give back what mode allows. The first empty region
+ * of each class stays (purged by age like any block) except for DECAY_ALL.
+ * Returns the detached regions, for pool_put_list() once unlocked.
+ */
+static struct l25_region *shard_decay(struct l25_shard *sh, enum l25_decay mode)
+{
+	struct l25_region *out = NULL, *r, *next;
+	uint32_t before;
+	unsigned c;
+
+	sh->epoch++;
+	sh->ops = 0;
+	before = mode == DECAY_EPOCH ? sh->epoch - 1 : UINT32_MAX;
+	for (c = 0; c < L25_NCLASS; c++) {
+		bool kept = false;
+
+		for (r = sh->partial[c]; r; r = next) {
+			next = r->next;
+			if (r->nfree == r->nblocks) {
+				if (mode == DECAY_ALL ||
+				    (kept && (mode == DECAY_DIRTY || r->idle < before))) {
+					region_detach(sh, r);
+					r->next = out;
+					out = r;
+					continue;
+				}
+				kept = true;
+			}
+			if (sh->dirty_bytes)
+				region_purge(sh, r, before);
+		}
+	}
+	return out;
+}
+
+/* Count one operation; maybe decay. Returns regions to release. */
+static inline struct l25_region *shard_tick(struct l25_shard *sh)
+{
+	if (unlikely(sh->dirty_bytes > L25_DIRTY_MAX))
+		return shard_decay(sh, DECAY_DIRTY);
+	if (unlikely(++sh->ops >= L25_EPOCH_OPS))
+		return shard_decay(sh, DECAY_EPOCH);
+	return NULL;
+}
+
+/* ---- the hooks ---- */
+
+static void *shard_alloc(struct l25_shard *sh, unsigned c)
+{
+	struct l25_region *r = sh->partial[c];
+	unsigned i;
+
+	/* Leave a wholly free region alone while a partial one can serve. */
+	if (r && r->nfree == r->nblocks && r->next)
+		r = r->next;
+	if (!r) {
+		r = region_get(sh, c);
+		if (!r)
+			return NULL;
+	}
+	i = r->stack[--r->nfree];
+	if (r->state[i] == B_DIRTY)
+		sh->dirty_bytes -= r->stride;
+	r->state[i] = B_LIVE;
+	if (!r->nfree)
+		partial_del(sh, r);
+	sh->allocs++;
+	sh->blocks_in_use++;
+	sh->bytes_in_use += r->stride;
+	return (void *)block_addr(r, i);
+}
+
+void *hak_l25_alloc(size_t n)
+{
+	struct l25_shard *sh = my_shard();
+	struct l25_region *rel;
+	void *p;
+
+	shard_lock(sh);
+	p = shard_alloc(sh, class_of(n));
+	rel = shard_tick(sh);
+	hak_unlock(&sh->lock);
+	if (unlikely(rel))
+		pool_put_list(rel, true);
+	if (unlikely(!p))
+		errno = ENOMEM;
+	return p;
+}
+
+/*
+ * Lock the shard owning p's region and return it with the block index,
+ * or report p: it must be the first byte of a live block.
+ */
+static struct l25_shard *lock_block(const void *p, unsigned *idx, const char *what)
+	__acquires(shards)
+{
+	struct l25_region *r = (struct l25_region *)((uintptr_t)p & ~(L25_REGION - 1));
+	struct l25_shard *sh = arch_load_acquire(&r->shard);
+	uintptr_t off = (uintptr_t)p - (uintptr_t)r;
+	unsigned i;
+
+	if (!sh)
+		__hak_bad_free(p, what);
+	shard_lock(sh);
+	if (r->shard != sh || r->magic != L25_MAGIC || off < L25_HDR ||
+	    (off - L25_HDR) % r->stride)
+		goto bad;
+	i = (unsigned)((off - L25_HDR) / r->stride);
+	if (i >= r->nblocks || r->state[i] != B_LIVE)
+		goto bad;
+	*idx = i;
+	return sh;
+bad:
+	hak_unlock(&sh->lock);
+	__hak_bad_free(p, what);
+}
+
+void hak_l25_free(void *p)
+{
+	struct l25_region *r = (struct l25_region *)((uintptr_t)p & ~(L25_REGION - 1));
+	struct l25_shard *sh;
+	struct l25_region *rel;
+	unsigned i, t = my_tidx;
+
+	sh = lock_block(p, &i, "not a live L2.5 pool block");
+	r->state[i] = B_DIRTY;
+	r->stamp[i] = sh->epoch;
+	r->stack[r->nfree++] = (uint8_t)i;
+	sh->dirty_bytes += r->stride;
+	if (!r->listed)
+		partial_add(sh, r);
+	if (r->nfree == r->nblocks)
+		r->idle = sh->epoch;
+	sh->frees++;
+	if (!t || &shards[shard_index(t)] != sh)
+		sh->remote_frees++;
+	sh->blocks_in_use--;
+	sh->bytes_in_use -= r->stride;
+	rel = shard_tick(sh);
+	hak_unlock(&sh->lock);
+	if (unlikely(rel))
+		pool_put_list(rel, true);
+}
+
+size_t hak_l25_usable(const void *p)
+{
+	const struct l25_region *r =
+		(const struct l25_region *)((uintptr_t)p & ~(L25_REGION - 1));
+	struct l25_shard *sh;
+	unsigned i;
+	size_t n;
+
+	sh = lock_block(p, &i, "usable size of a pointer that is not a live L2.5 block");
+	n = r->stride;
+	hak_unlock(&sh->lock);
+	return n;
+}
+
+size_t hak_l25_release(void)
+{
+	struct l25_region *rel, *r;
+	size_t done = 0;
+	unsigned s, n = arch_load_relaxed(&nshards);
+
+	for (s = 0; s < n; s++) {
+		struct l25_shard *sh = &shards[s];
+		uint64_t before;
+
+		shard_lock(sh);
+		before = sh->purged_bytes;
+		rel = shard_decay(sh, DECAY_ALL);
+		done += (size_t)(sh->purged_bytes - before);
+		hak_unlock(&sh->lock);
+		for (r = rel; r; r = r->next)
+			done += L25_REGION;
+		pool_put_list(rel, false);
+	}
+	hak_lock(&pool_lock);
+	rel = pool;
+	pool = NULL;
+	npool = 0;
+	hak_unlock(&pool_lock);
+	for (r = rel; r; r = r->next)
+		done += L25_REGION;
+	pool_put_list(rel, false);
+	return done;
+}
+
+void hak_l25_stats(struct hak_l25_stats *st)
+{
+	unsigned s, n = arch_load_relaxed(&nshards);
+	uint64_t purged = arch_load_relaxed(&pool_purged_bytes);
+
+	*st = (struct hak_l25_stats){ 0 };
+	for (s = 0; s < n; s++) {
+		struct l25_shard *sh = &shards[s];
+
+		hak_lock(&sh->lock);
+		st->blocks_in_use += sh->blocks_in_use;
+		st->bytes_in_use += sh->bytes_in_use;
+		st->allocs += sh->allocs;
+		st->frees += sh->frees;
+		st->remote_frees += sh->remote_frees;
+		st->contended += sh->contended;
+		st->dirty_bytes += sh->dirty_bytes;
+		purged += sh->purged_bytes;
+		hak_unlock(&sh->lock);
+	}
+	st->regions = arch_load_relaxed(&nr_regions);
+	st->shards = n;
+	st->shard_cap = arch_load_relaxed(&shard_cap);
+	st->shard_grows = arch_load_relaxed(&nr_grows);
+	st->region_maps = arch_load_relaxed(&nr_maps);
+	st->region_unmaps = arch_load_relaxed(&nr_unmaps);
+	st->purged_bytes = (size_t)purged;
+	st->pages_released = (size_t)((purged + arch_load_relaxed(&unmapped_bytes)) / HAK_OS_PAGE);
+	hak_lock(&pool_lock);
+	st->pooled = npool;
+	hak_unlock(&pool_lock);
+}
+
+/*
+ * Fork: every shard lock (all of the static array, so a shard added
+ * meanwhile is covered), then the pool. Raw mutex calls: sparse cannot
+ * follow a lock count that depends on a loop.
+ */
+void hak_l25_fork_prepare(void)
+{
+	unsigned s;
+
+	for (s = 0; s < L25_SHARDS_MAX; s++)
+		pthread_mutex_lock(&shards[s].lock.mu);
+	pthread_mutex_lock(&pool_lock.mu);
+}
+
+void hak_l25_fork_parent(void)
+{
+	unsigned s = L25_SHARDS_MAX;
+
+	pthread_mutex_unlock(&pool_lock.mu);
+	while (s--)
+		pthread_mutex_unlock(&shards[s].lock.mu);
+}
+
+void hak_l25_fork_child(void)
+{
+	unsigned s;
+
+	hak_lock_reinit(&pool_lock);
+	for (s = 0; s < L25_SHARDS_MAX; s++)
+		hak_lock_reinit(&shards[s].lock);
+}
