@@ -25,6 +25,13 @@ struct hak_bigcache_stats {
 	size_t hits, misses, puts, evictions;
 	size_t cached_blocks, cached_bytes;
 	size_t buckets;
+	size_t refused;		/* puts refused (too big, bound 0, no metadata) */
+	size_t purges;		/* blocks released with madvise, ever */
+	size_t resident_bytes;	/* cached bytes not purged */
+	size_t peak_bytes;	/* most cached_bytes since the bound was set */
+	size_t max_bytes;	/* the bound (HAKMEM_BIGCACHE_MAX) */
+	size_t grows, shrinks;	/* hash table resizes, ever */
+	size_t peak_buckets;	/* largest table so far */
 };
 
 #if IS_ENABLED(CONFIG_HAK_BIGCACHE)
