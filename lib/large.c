@@ -127,8 +127,8 @@ static struct large_ent *ent_take(uintptr_t key)
 	return e;
 }
 
-/* A spare entry of key's shard, or a new one; counts a mapping. */
-static struct large_ent *ent_get(uintptr_t key)
+/* A spare entry of key's shard, or a new one; counts a mapping if mapped. */
+static struct large_ent *ent_get(uintptr_t key, bool mapped)
 {
 	struct large_shard *sh = shard_of(key);
 	struct large_ent *e;
@@ -139,21 +139,22 @@ static struct large_ent *ent_get(uintptr_t key)
 		sh->spare = e->next;
 	else
 		e = __hak_meta_alloc(sizeof(*e));
-	if (e)
+	if (e && mapped)
 		sh->maps++;
 	hak_unlock(&sh->lock);
 	return e;
 }
 
-/* Recycle e into its shard's spare list; counts an unmapping. */
-static void ent_put(struct large_ent *e)
+/* Recycle e into its shard's spare list; counts an unmapping if unmapped. */
+static void ent_put(struct large_ent *e, bool unmapped)
 {
 	struct large_shard *sh = shard_of(e->key);
 
 	hak_lock(&sh->lock);
 	e->next = sh->spare;
 	sh->spare = e;
-	sh->unmaps++;
+	if (unmapped)
+		sh->unmaps++;
 	hak_unlock(&sh->lock);
 }
 
@@ -166,6 +167,7 @@ void *__hak_large_alloc(size_t n, size_t align, bool *zeroed)
 {
 	struct large_ent *e;
 	size_t len, got;
+	bool cached;
 	void *p;
 
 	if (n > SIZE_MAX / 2 || align > SIZE_MAX / 4) {
@@ -174,7 +176,8 @@ void *__hak_large_alloc(size_t n, size_t align, bool *zeroed)
 	}
 	len = large_len(n);
 	p = hak_bigcache_take(len, align, &got, zeroed);
-	if (p) {
+	cached = p != NULL;
+	if (cached) {
 		len = got;
 	} else {
 		p = __hak_os_map_aligned(len, align);
@@ -182,7 +185,7 @@ void *__hak_large_alloc(size_t n, size_t align, bool *zeroed)
 			return NULL;
 		*zeroed = true;
 	}
-	e = ent_get((uintptr_t)p);
+	e = ent_get((uintptr_t)p, !cached);
 	if (!e) {
 		__hak_os_unmap(p, len);
 		errno = ENOMEM;
@@ -197,12 +200,14 @@ void *__hak_large_alloc(size_t n, size_t align, bool *zeroed)
 bool __hak_large_free(void *p)
 {
 	struct large_ent *e = ent_take((uintptr_t)p);
+	bool unmap;
 
 	if (!e)
 		return false;
-	if (!hak_bigcache_put(p, e->len))
+	unmap = !hak_bigcache_put(p, e->len);
+	if (unmap)
 		__hak_os_unmap(p, e->len);
-	ent_put(e);
+	ent_put(e, unmap);
 	return true;
 }
 
