@@ -1,0 +1,122 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Helpers shared by the selftests/bigcache programs (header-only, not a
+ * test). They are linked statically with libhakmem.a, so they may read the
+ * box's statistics and change its bound at run time (__hak_opt +
+ * hak_bigcache_init(), as the HAKMEM_BIGCACHE_MAX option does at start).
+ */
+#ifndef HAK_SELFTEST_BIGCACHE_H
+#define HAK_SELFTEST_BIGCACHE_H
+
+#include <malloc.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <hakmem/hakmem.h>
+
+#include "../lib/tap.h"
+#include "init.h"
+#include "boxes/bigcache/bigcache.h"
+
+#define BC_PAGE		4096UL
+
+static inline struct hak_bigcache_stats bc_stats(void)
+{
+	struct hak_bigcache_stats st;
+
+	hak_bigcache_stats(&st);
+	return st;
+}
+
+static inline struct hak_stats bc_core_stats(void)
+{
+	struct hak_stats st;
+
+	hak_stats_get(&st);
+	return st;
+}
+
+/* Set the cache's bound now (0 turns the cache off); empties it first. */
+static inline void bc_set_max(size_t bytes)
+{
+	malloc_trim(0);
+	__hak_opt.bigcache_max = bytes;
+	hak_bigcache_init();
+}
+
+/* Hide a pointer from the optimiser (malloc/free pairs are not elided). */
+static inline void *bc_launder(void *p)
+{
+	__asm__ __volatile__("" : "+r"(p) :: "memory");
+	return p;
+}
+
+/*
+ * The smallest request (of a few candidates) served by the large path:
+ * 32 KiB + 1 by default, more when the L2.5 pool box takes mid sizes.
+ */
+static inline size_t bc_large_min(void)
+{
+	static const size_t cand[] = {
+		(32u << 10) + 1, 64u << 10, 128u << 10, 256u << 10,
+		512u << 10, 1u << 20, 2u << 20, 4u << 20,
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(cand) / sizeof(cand[0]); i++) {
+		size_t before = bc_core_stats().large_blocks, after;
+		void *p = bc_launder(malloc(cand[i]));
+
+		after = bc_core_stats().large_blocks;
+		free(p);
+		if (after > before)
+			return cand[i];
+	}
+	tap_bail("no request up to 4 MiB reaches the large path");
+}
+
+static inline size_t bc_page_up(size_t n)
+{
+	return (n + BC_PAGE - 1) & ~(BC_PAGE - 1);
+}
+
+/* Resident set size of this process in bytes. */
+static inline size_t bc_rss(void)
+{
+	unsigned long size = 0, rss = 0;
+	FILE *f = fopen("/proc/self/statm", "r");
+
+	if (!f)
+		return 0;
+	if (fscanf(f, "%lu %lu", &size, &rss) != 2)
+		rss = 0;
+	fclose(f);
+	return rss * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+/* xorshift64*: a seeded generator per thread. */
+static inline uint64_t bc_rand(uint64_t *s)
+{
+	uint64_t x = *s;
+
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	*s = x;
+	return x * 0x2545f4914f6cdd1dULL;
+}
+
+/* A size log-uniformly distributed in [lo, hi]. */
+static inline size_t bc_log_size(uint64_t *s, size_t lo, size_t hi)
+{
+	unsigned lo_b = 63 - (unsigned)__builtin_clzl(lo);
+	unsigned hi_b = 63 - (unsigned)__builtin_clzl(hi);
+	unsigned b = lo_b + (unsigned)(bc_rand(s) % (hi_b - lo_b + 1));
+	size_t n = ((size_t)1 << b) + (bc_rand(s) & (((size_t)1 << b) - 1));
+
+	return n < lo ? lo : n > hi ? hi : n;
+}
+
+#endif /* HAK_SELFTEST_BIGCACHE_H */
