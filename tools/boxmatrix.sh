@@ -1,0 +1,107 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+#
+# boxmatrix.sh: every on/off combination of the seed boxes builds with
+# -Werror, is sparse clean (C=1) and passes `make selftests` (all folders
+# but preload/, which the defconfig variants run; HAKMEM_SELFTEST_QUICK=1
+# shortens the long core tests). Each combination is built from scratch in
+# build/matrix/<mask>. Ends with "N passed, N failed".
+#
+#   tools/boxmatrix.sh [-j JOBS] [--build-only] [MASK...]
+#
+# MASK selects combinations by number (bit i = i-th box below, on).
+set -u
+export LC_ALL=C
+SRCTREE=$(cd "$(dirname "$0")/.." && pwd)
+OUT=$SRCTREE/build/matrix
+JOBS=$(nproc 2>/dev/null || echo 2)
+build_only=
+masks=()
+unset MAKEFLAGS MFLAGS MAKELEVEL MAKEOVERRIDES O ARCH V C T KBUILD_OUTPUT
+
+while [ $# -gt 0 ]; do
+	case $1 in
+	-j) JOBS=$2; shift ;;
+	--build-only) build_only=1 ;;
+	*) masks+=("$1") ;;
+	esac
+	shift
+done
+
+# The boxes of the matrix (those present in this tree).
+boxes=()
+for sym in HAK_HEADER_CLASSIDX HAK_AGGRESSIVE_INLINE HAK_TLS_PREWARM \
+	   HAK_ADAPTIVE_SIZING HAK_FAILFAST; do
+	grep -qs "^config $sym\$" "$SRCTREE"/boxes/*/Kconfig && boxes+=("$sym")
+done
+n=${#boxes[@]}
+if [ ${#masks[@]} -eq 0 ]; then
+	for ((m = 0; m < (1 << n); m++)); do masks+=("$m"); done
+fi
+
+# Every selftests folder except the real-program runs.
+tdirs=$(cd "$SRCTREE/selftests" && for d in */Makefile; do d=${d%/Makefile}; [ "$d" != preload ] && echo "$d"; done)
+tdirs=$(echo $tdirs)
+
+hakmake() {
+	make -C "$SRCTREE" --no-print-directory -j"$JOBS" "$@"
+}
+
+echo "box matrix: ${boxes[*]} (${#masks[@]} combinations), selftests: $tdirs"
+passed=0 failed=0
+for m in "${masks[@]}"; do
+	set_args= label=
+	for ((i = 0; i < n; i++)); do
+		if (( m >> i & 1 )); then
+			set_args+="${boxes[i]}=y "
+			label+="${boxes[i]#HAK_} "
+		else
+			set_args+="${boxes[i]}=n "
+		fi
+	done
+	dir=$OUT/$m
+	log=$dir.log
+	rm -rf "$dir"
+	mkdir -p "$OUT"
+	start=$(date +%s)
+	printf '[%2d] %-60s ' "$m" "${label:-(none)}"
+	if ! { hakmake O="$dir" defconfig && hakmake O="$dir" setconfig SET="$set_args" &&
+	       hakmake O="$dir" C=1 all; } >"$log" 2>&1; then
+		echo "BUILD FAILED (log: ${log#"$SRCTREE"/})"
+		tail -n 20 "$log" | sed 's/^/| /'
+		failed=$((failed + 1))
+		continue
+	fi
+	# setconfig must have taken: a box that silently stayed off is a failure.
+	for ((i = 0; i < n; i++)); do
+		want=n; (( m >> i & 1 )) && want=y
+		got=$(grep -q "^CONFIG_${boxes[i]}=y" "$dir/.config" && echo y || echo n)
+		if [ "$want" != "$got" ]; then
+			echo "CONFIG MISMATCH: ${boxes[i]}=$got, wanted $want"
+			failed=$((failed + 1))
+			continue 2
+		fi
+	done
+	if [ -n "$build_only" ]; then
+		echo "built $(( $(date +%s) - start ))s"
+		passed=$((passed + 1))
+		continue
+	fi
+	HAKMEM_SELFTEST_QUICK=1 hakmake O="$dir" selftests T="$tdirs" >>"$log" 2>&1
+	rc=$?
+	line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$log" | tail -n 1)
+	p=${line%% passed*}; p=${p:-0}
+	f=${line#*passed, }; f=${f%% failed}; f=${f:-1}
+	[ $rc -ne 0 ] && [ "$f" -eq 0 ] && f=1
+	passed=$((passed + p))
+	failed=$((failed + f))
+	if [ "$f" -eq 0 ]; then
+		echo "ok $(( $(date +%s) - start ))s ($p passed)"
+		rm -rf "$dir"	# keep the disk small; the log stays
+	else
+		echo "FAILED $(( $(date +%s) - start ))s ($f failed, log: ${log#"$SRCTREE"/})"
+		grep -E '^(not ok|# not ok)' "$log" | head -n 10 | sed 's/^/| /'
+	fi
+done
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
