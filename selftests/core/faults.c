@@ -7,12 +7,16 @@
  * (a new superslab, a mid-size pool chunk, a large block, an mremap) fails.
  * Under the cap, each caller must eventually get NULL (or ENOMEM from
  * posix_memalign) with errno = ENOMEM - never a crash, never a block from
- * somewhere else - and blocks allocated before the cap must survive a failed
- * realloc. Then the child lifts the cap and checks that the allocator works
- * again for the same sizes, frees everything and exits with a code that
- * names the first failed step. The parent turns each child's status into
- * one TAP result, so a crash under the cap is a failure, not a lost run.
+ * somewhere else; blocks allocated before the cap must survive a failed
+ * realloc; a thread whose first allocation (its per-thread setup) comes
+ * under the cap must fail cleanly too, and its frees of another thread's
+ * blocks must work. Then the child lifts the cap, checks that the
+ * allocator works again for the same sizes, frees everything and exits
+ * with a code that names the first failed step. The parent turns each
+ * child's status into one TAP result, so a crash under the cap is a
+ * failure, not a lost run.
  */
+#include <pthread.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
@@ -212,6 +216,76 @@ static int run_realloc(void)
 	return 0;
 }
 
+/*
+ * A thread created before the cap makes its first allocation under it (so
+ * its per-thread state is set up while mmap fails), frees blocks the main
+ * thread allocated before the cap, allocates until it gets NULL + ENOMEM,
+ * and allocates normally once the cap is lifted.
+ */
+static int go[2], done[2];
+static void *pre[64];
+
+static void *capped_thread(void *arg)
+{
+	char c;
+	int rc = 0;
+	void *p;
+
+	(void)arg;
+	if (read(go[0], &c, 1) != 1)
+		return (void *)(uintptr_t)40;
+	/* first allocation of this thread, under the cap */
+	errno = 0;
+	p = malloc(48);
+	if (!p && errno != ENOMEM)
+		rc = 41;
+	free(p);
+	for (int i = 0; i < 64; i++)
+		free(pre[i]);			/* cross-thread frees under the cap */
+	if (!rc)
+		rc = exhaust(K_MALLOC, 48, 0, MAXPTR) ? 42 : 0;
+	if (write(done[1], "x", 1) != 1 || read(go[0], &c, 1) != 1)
+		return (void *)(uintptr_t)40;
+	/* cap lifted */
+	if (!rc && (!works_again(K_MALLOC, 48, 0) || !works_again(K_MALLOC, 100 * 1024, 0) ||
+		    !works_again(K_MALLOC, 64 * MIB, 0)))
+		rc = 43;
+	return (void *)(uintptr_t)rc;
+}
+
+static int run_thread(const struct scenario *unused)
+{
+	pthread_t t;
+	void *ret;
+	char c;
+
+	(void)unused;
+	if (pipe(go) || pipe(done))
+		return 44;
+	for (int i = 0; i < 64; i++) {
+		pre[i] = malloc((size_t)i * 1000 + 8);
+		if (!pre[i])
+			return 44;
+	}
+	if (pthread_create(&t, NULL, capped_thread, NULL))
+		return 44;
+	cap();
+	if (write(go[1], "x", 1) != 1 || read(done[0], &c, 1) != 1)
+		return 40;
+	uncap();
+	if (write(go[1], "x", 1) != 1)
+		return 40;
+	pthread_join(t, &ret);
+	release_all();
+	return (int)(uintptr_t)ret;
+}
+
+static int run_realloc_s(const struct scenario *unused)
+{
+	(void)unused;
+	return run_realloc();
+}
+
 static int in_child(int (*fn)(const struct scenario *), const struct scenario *s,
 		    const char *what)
 {
@@ -225,7 +299,7 @@ static int in_child(int (*fn)(const struct scenario *), const struct scenario *s
 		tap_bail("fork failed");
 	if (pid == 0) {
 		alarm(60);
-		_exit(fn ? fn(s) : run_realloc());
+		_exit(fn(s));
 	}
 	if (waitpid(pid, &st, 0) != pid)
 		tap_bail("waitpid failed");
@@ -251,6 +325,10 @@ static int in_child(int (*fn)(const struct scenario *), const struct scenario *s
 		tap_ok(0, "%s: code %d (31 grew anyway, 32 errno, 33 old block damaged, 34 no recovery)",
 		       what, WEXITSTATUS(st));
 		break;
+	case 40: case 41: case 42: case 43: case 44:
+		tap_ok(0, "%s: code %d (41 wrong errno, 42 never failed, 43 no recovery, 40/44 setup)",
+		       what, WEXITSTATUS(st));
+		break;
 	case 80:
 		tap_ok(0, "%s: returned a misaligned block", what);
 		break;
@@ -273,11 +351,13 @@ int main(void)
 		tap_bail("mmap failed");
 	/* warm the allocator and stdio up so the children start from a used heap */
 	free(malloc(100));
-	tap_plan(ARRAY_SIZE_CT(scen) + 1);
+	tap_plan(ARRAY_SIZE_CT(scen) + 2);
 	if (saved_as.rlim_max != RLIM_INFINITY)
 		tap_diag("hard RLIMIT_AS is %llu", (unsigned long long)saved_as.rlim_max);
 	for (size_t i = 0; i < ARRAY_SIZE_CT(scen); i++)
 		in_child(run_scenario, &scen[i], scen[i].what);
-	in_child(NULL, NULL, "realloc growth of small/mid/large blocks to 256 MiB");
+	in_child(run_realloc_s, NULL, "realloc growth of small/mid/large blocks to 256 MiB");
+	in_child(run_thread, NULL,
+		 "a thread's first malloc and cross-thread frees under the cap");
 	tap_finish();
 }
