@@ -103,6 +103,22 @@ static inline long ct_status_kib(const char *key)
 	return v;
 }
 
+/*
+ * HAKMEM_SELFTEST_QUICK=1 (set by tools/boxmatrix.sh for its many builds)
+ * asks the long tests for a shorter run of the same checks.
+ */
+static inline int ct_quick(void)
+{
+	static int quick = -1;
+
+	if (quick < 0) {
+		const char *q = getenv("HAKMEM_SELFTEST_QUICK");
+
+		quick = q && *q && strcmp(q, "0") != 0;
+	}
+	return quick;
+}
+
 static inline int ct_is_aligned(const void *p, size_t a)
 {
 	return ((uintptr_t)p & (a - 1)) == 0;

@@ -12,7 +12,8 @@
  * and checked when freed; all 20 rounds must finish with zero failures,
  * and VmRSS must not keep growing through the second half of the rounds.
  *
- * Usage: larson_sim [rounds] [ops-per-thread-per-round]
+ * Usage: larson_sim [rounds] [ops-per-thread-per-round]   (default 20
+ * 250000; HAKMEM_SELFTEST_QUICK=1 keeps the 20 rounds with 60000 ops)
  */
 #include <pthread.h>
 
@@ -117,7 +118,7 @@ static void *work(void *arg)
 int main(int argc, char **argv)
 {
 	unsigned rounds = argc > 1 ? (unsigned)strtoul(argv[1], NULL, 0) : 20;
-	unsigned long ops = argc > 2 ? strtoul(argv[2], NULL, 0) : 250000;
+	unsigned long ops = argc > 2 ? strtoul(argv[2], NULL, 0) : ct_quick() ? 60000 : 250000;
 	unsigned long total_bad = 0, total_nulls = 0, failed_rounds = 0, final_bad = 0;
 	long rss_mid = 0, rss_end;
 	uint64_t seed = 42;

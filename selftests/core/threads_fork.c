@@ -10,6 +10,9 @@
  * and exits 0 through exit() (running atexit handlers). A deadlocked child
  * is killed by alarm() and reported. The parent keeps allocating
  * throughout and checks every exit status.
+ *
+ * Usage: threads_fork [iterations]   (default 50, 15 with
+ * HAKMEM_SELFTEST_QUICK=1)
  */
 #include <pthread.h>
 #include <signal.h>
@@ -120,7 +123,7 @@ static int child(void)
 
 int main(int argc, char **argv)
 {
-	int iters = argc > 1 ? atoi(argv[1]) : ITERS;
+	int iters = argc > 1 ? atoi(argv[1]) : ct_quick() ? 15 : ITERS;
 	pthread_t th[NBUSY];
 	int ok = 0, bad_exit = 0, bad_sig = 0, fork_fail = 0;
 

@@ -17,7 +17,8 @@
  *    leaked (a round allocates over 100 MiB in all, so even a small leak
  *    fraction shows).
  *
- * Usage: threads_prodcons [blocks-per-round] [rounds]
+ * Usage: threads_prodcons [blocks-per-round] [rounds]   (default 60000 6,
+ * with HAKMEM_SELFTEST_QUICK=1 20000 4)
  */
 #include <pthread.h>
 #include <sched.h>
@@ -238,8 +239,8 @@ static unsigned long round_run(unsigned np, unsigned nc, unsigned long blocks,
 
 int main(int argc, char **argv)
 {
-	unsigned long blocks = argc > 1 ? strtoul(argv[1], NULL, 0) : 60000;
-	unsigned rounds = argc > 2 ? (unsigned)strtoul(argv[2], NULL, 0) : 6;
+	unsigned long blocks = argc > 1 ? strtoul(argv[1], NULL, 0) : ct_quick() ? 20000 : 60000;
+	unsigned rounds = argc > 2 ? (unsigned)strtoul(argv[2], NULL, 0) : ct_quick() ? 4 : 6;
 	static const struct { unsigned np, nc; const char *shape; } cfg[] = {
 		{ 1, 3, "1 producer -> 3 consumers" },
 		{ 2, 2, "2 producers -> 2 consumers" },
