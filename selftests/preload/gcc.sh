@@ -9,6 +9,7 @@
 
 dir=$(dirname "$0")
 [ -f "$dir/preload_lib.sh" ] || dir="$SRCTREE/selftests/preload"
+# shellcheck source=selftests/preload/preload_lib.sh
 . "$dir/preload_lib.sh"
 
 preload_setup
@@ -31,7 +32,7 @@ src=$workdir/gen.c
 	i=0
 	while [ $i -lt 120 ]; do
 		cat <<C
-static const char *names_$i[] = { "alpha$i", "beta$i", "gamma$i", "delta$i" };
+static const char *names_${i}[] = { "alpha$i", "beta$i", "gamma$i", "delta$i" };
 long f_$i(struct node *n, long x)
 {
 	long acc = $i;
@@ -40,8 +41,8 @@ long f_$i(struct node *n, long x)
 		case 0: acc += n->v * $((i + 3)); break;
 		case 1: acc ^= (long)strlen(n->name) << ($i % 13); break;
 		case 2: acc -= x / ($i + 1); break;
-		case 3: acc += names_$i[n->v & 3][0]; break;
-		case 4: snprintf(n->name, sizeof(n->name), "%s-%ld", names_$i[x & 3], acc); break;
+		case 3: acc += names_${i}[n->v & 3][0]; break;
+		case 4: snprintf(n->name, sizeof(n->name), "%s-%ld", names_${i}[x & 3], acc); break;
 		default: acc = acc * 31 + $i; break;
 		}
 	}
@@ -62,6 +63,8 @@ C
 flags="-O2 -g -frandom-seed=hakmem -fno-ident -Wall"
 # Both compilations run in the same directory with the same command line,
 # so the debug info (comp_dir, producer) matches; outputs are moved aside.
+# $flags is a list of options: split on purpose
+# shellcheck disable=SC2086
 compile() {
 	(cd "$workdir" && "$@" "$cc" $flags -S gen.c -o gen.s &&
 		"$@" "$cc" $flags -c gen.c -o gen.o)

@@ -8,6 +8,7 @@
 
 dir=$(dirname "$0")
 [ -f "$dir/preload_lib.sh" ] || dir="$SRCTREE/selftests/preload"
+# shellcheck source=selftests/preload/preload_lib.sh
 . "$dir/preload_lib.sh"
 
 preload_setup
