@@ -14,6 +14,7 @@
  * attached to nobody (their memory is a copy the child never uses).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,6 +36,8 @@ static int init_state;			/* 0 none, 1 running, 2 done */
 static __thread int init_running;	/* this thread is inside init */
 static pthread_key_t exit_key;
 static int exit_key_ok;
+
+static void stats_setup(void);
 
 static void thread_exit(void *arg)
 {
@@ -83,6 +86,7 @@ void __hak_init_slow(void)
 	}
 	init_running = 1;
 	__hak_options_read();
+	stats_setup();
 	exit_key_ok = pthread_key_create(&exit_key, thread_exit) == 0;
 	pthread_atfork(fork_prepare, fork_parent, fork_child);
 	init_running = 0;
@@ -127,8 +131,20 @@ void __hak_bad_free(const void *p, const char *check)
 	abort();
 }
 
+/*
+ * HAKMEM_STATS: a private copy of stderr, taken at start-up, because some
+ * programs (GNU coreutils) close fd 2 before they exit.
+ */
+static int stats_fd = -1;
+
+static void stats_setup(void)
+{
+	if (__hak_opt.stats)
+		stats_fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3);
+}
+
 __attribute__((destructor)) static void hak_exit_stats(void)
 {
 	if (__hak_opt.stats)
-		__hak_stats_print(STDERR_FILENO);
+		__hak_stats_print(stats_fd >= 0 ? stats_fd : STDERR_FILENO);
 }
