@@ -25,12 +25,17 @@
  * to shard_cap, when a shard's trylock fails in more than
  * L25_GROW_FAILS of L25_WINDOW consecutive lock acquisitions.
  *
- * Giving memory back, with a delay: every L25_EPOCH_OPS operations of a
- * shard start a new epoch; a free block stamped (freed) two epochs back is
- * purged (madvise), and a wholly empty region that stayed empty that long
- * goes to the pool, except the first empty region of each class, kept for
- * reuse. When a shard holds more than L25_DIRTY_MAX bytes of freed,
- * resident blocks, it purges them all at once. The pool keeps up to
+ * Giving memory back, with a delay: each shard counts its operations
+ * (ticks) and stamps a freed block, and a region when it becomes wholly
+ * free, with the tick. Every L25_EPOCH_OPS ticks a decay pass purges
+ * (madvise) the free blocks stamped at least that long ago, merging
+ * neighbours, and sends the regions empty that long to the pool, except
+ * the first empty region of each class, kept for reuse (its blocks are
+ * purged by age like any others). So a block is given back 4096..8192
+ * operations after its free unless it is reused first. When a shard
+ * holds more freed resident bytes than it has in use plus L25_DIRTY_BASE
+ * (a random mix of sizes keeps about as many free as in use), it purges
+ * the longest-free ones until half of that limit is left. The pool keeps up to
  * L25_RESERVE purged regions for any shard and class; it unmaps the rest.
  * hak_l25_release() purges and unmaps everything empty.
  *
@@ -65,7 +70,8 @@
 #define L25_MAX		((size_t)CONFIG_HAK_L25_MAX_KIB << 10)
 
 #define L25_EPOCH_OPS	4096		/* shard operations per epoch */
-#define L25_DIRTY_MAX	(8UL << 20)	/* freed resident bytes a shard keeps */
+#define L25_DIRTY_BASE	(8UL << 20)	/* freed resident bytes a shard keeps, */
+					/* plus as many as it has in use */
 #define L25_RESERVE	2		/* purged regions kept in the pool */
 #define L25_WINDOW	1024		/* lock acquisitions per contention window */
 #define L25_GROW_FAILS	32		/* failed trylocks in a window to grow */
@@ -88,20 +94,21 @@ struct l25_region {
 	uint8_t nblocks;
 	uint8_t nfree;			/* depth of stack[] */
 	uint8_t listed;			/* on its shard's partial list */
-	uint32_t idle;			/* epoch it became wholly free */
+	uint32_t idle;			/* shard tick it became wholly free */
 	struct l25_shard *shard;	/* atomic; NULL in the pool */
 	struct l25_region *next;	/* partial list, or pool */
 	struct l25_region *prev;
 	uint8_t state[L25_MAXBLK];
 	uint8_t stack[L25_MAXBLK];	/* free block indices, top = nfree - 1 */
-	uint32_t stamp[L25_MAXBLK];	/* epoch a dirty block was freed in */
+	uint32_t stamp[L25_MAXBLK];	/* shard tick a dirty block was freed at */
 };
 
 struct l25_shard {
 	struct hak_lock lock;
 	struct l25_region *partial[L25_NCLASS];	/* regions with a free block */
 	size_t dirty_bytes;		/* B_DIRTY blocks */
-	uint32_t epoch, ops;		/* ops since the epoch began */
+	uint32_t ticks;			/* operations so far (wraps) */
+	uint32_t next_decay;		/* ticks of the next decay pass */
 	uint32_t win_ops, win_fails;	/* contention window */
 	size_t regions;
 	size_t blocks_in_use, bytes_in_use;
@@ -113,7 +120,7 @@ HAK_BUILD_BUG_ON(L25_MAX <= HAK_SMALL_MAX || L25_MAX > (1UL << 20));
 HAK_BUILD_BUG_ON((L25_REGION - L25_HDR) / (40UL << 10) > L25_MAXBLK);
 
 static struct l25_shard shards[L25_SHARDS_MAX] = {
-	[0 ... L25_SHARDS_MAX - 1] = { .lock = HAK_LOCK_INIT },
+	[0 ... L25_SHARDS_MAX - 1] = { .lock = HAK_LOCK_INIT, .next_decay = L25_EPOCH_OPS },
 };
 static unsigned nshards = 1;		/* atomic; a power of two */
 static unsigned shard_cap;		/* atomic; set on first use */
@@ -325,7 +332,7 @@ static struct l25_region *region_get(struct l25_shard *sh, unsigned c)
 	r->cls = (uint8_t)c;
 	r->nblocks = (uint8_t)nb;
 	r->nfree = (uint8_t)nb;
-	r->idle = sh->epoch;
+	r->idle = sh->ticks;
 	memset(r->state, B_CLEAN, sizeof(r->state));
 	for (i = 0; i < nb; i++)
 		r->stack[i] = (uint8_t)(nb - 1 - i);	/* block 0 on top */
@@ -352,12 +359,18 @@ static void region_detach(struct l25_shard *sh, struct l25_region *r)
 
 /* ---- decay (shard lock) ---- */
 
+/* Operations of sh since tick t (wraps safely). */
+static inline uint32_t age_of(const struct l25_shard *sh, uint32_t t)
+{
+	return sh->ticks - t;
+}
+
 /*
- * Purge r's dirty free blocks stamped before epoch `before` (all of them
- * when before is UINT32_MAX), merging neighbours into one madvise, then
- * restack so the blocks still resident are handed out first.
+ * Purge r's dirty free blocks freed at least min_age operations ago (all
+ * of them for 0), merging neighbours into one madvise, then restack so
+ * the blocks still resident are handed out first.
  */
-static void region_purge(struct l25_shard *sh, struct l25_region *r, uint32_t before)
+static void region_purge(struct l25_shard *sh, struct l25_region *r, uint32_t min_age)
 {
 	unsigned i, j, run = 0, start = 0, n;
 	uint8_t clean[L25_MAXBLK], dirty[L25_MAXBLK];
@@ -365,7 +378,7 @@ static void region_purge(struct l25_shard *sh, struct l25_region *r, uint32_t be
 
 	for (i = 0; i <= r->nblocks; i++) {
 		bool old = i < r->nblocks && r->state[i] == B_DIRTY &&
-			   r->stamp[i] < before;
+			   age_of(sh, r->stamp[i]) >= min_age;
 
 		if (old) {
 			if (!run++)
@@ -395,69 +408,112 @@ static void region_purge(struct l25_shard *sh, struct l25_region *r, uint32_t be
 	memcpy(r->stack + nc, dirty, nd);
 }
 
-/* What a decay pass may give back. */
-enum l25_decay {
-	DECAY_EPOCH,	/* blocks and empty regions idle since before the last epoch */
-	DECAY_DIRTY,	/* every dirty block, empty regions but one per class */
-	DECAY_ALL,	/* every dirty block and every empty region (trim) */
-};
-
-/*
- * Start a new epoch and give back what mode allows. The first empty region
- * of each class stays (purged by age like any block) except for DECAY_ALL.
- * Returns the detached regions, for pool_put_list() once unlocked.
- */
-static struct l25_region *shard_decay(struct l25_shard *sh, enum l25_decay mode)
+static void purge_older(struct l25_shard *sh, uint32_t min_age)
 {
-	struct l25_region *out = NULL, *r, *next;
-	uint32_t before;
+	struct l25_region *r;
 	unsigned c;
 
-	sh->epoch++;
-	sh->ops = 0;
-	before = mode == DECAY_EPOCH ? sh->epoch - 1 : UINT32_MAX;
+	for (c = 0; c < L25_NCLASS && sh->dirty_bytes; c++)
+		for (r = sh->partial[c]; r && sh->dirty_bytes; r = r->next)
+			region_purge(sh, r, min_age);
+}
+
+/*
+ * Detach the wholly free regions of sh empty for at least min_age
+ * operations, except the first empty region of each class unless all.
+ * Returns them linked by next, for pool_put_list() once unlocked.
+ */
+static struct l25_region *detach_empty(struct l25_shard *sh, bool all, uint32_t min_age)
+{
+	struct l25_region *out = NULL, *r, *next;
+	unsigned c;
+
 	for (c = 0; c < L25_NCLASS; c++) {
-		bool kept = false;
+		bool kept = all;
 
 		for (r = sh->partial[c]; r; r = next) {
 			next = r->next;
-			if (r->nfree == r->nblocks) {
-				if (mode == DECAY_ALL ||
-				    (kept && (mode == DECAY_DIRTY || r->idle < before))) {
-					region_detach(sh, r);
-					r->next = out;
-					out = r;
-					continue;
-				}
+			if (r->nfree != r->nblocks)
+				continue;
+			if (!kept) {
 				kept = true;
+				continue;
 			}
-			if (sh->dirty_bytes)
-				region_purge(sh, r, before);
+			if (age_of(sh, r->idle) < min_age)
+				continue;
+			region_detach(sh, r);
+			r->next = out;
+			out = r;
 		}
 	}
 	return out;
 }
 
+static inline size_t dirty_limit(const struct l25_shard *sh)
+{
+	return L25_DIRTY_BASE + sh->bytes_in_use;
+}
+
+/*
+ * Every L25_EPOCH_OPS operations: purge blocks free for an epoch, release
+ * regions empty that long. Past dirty_limit(): purge the longest-free
+ * blocks first until half of it is left, release the empty regions.
+ */
+static __noinline struct l25_region *shard_decay(struct l25_shard *sh)
+{
+	static const uint32_t ages[] = { L25_EPOCH_OPS, 1024, 256, 32, 0 };
+	unsigned i;
+
+	sh->next_decay = sh->ticks + L25_EPOCH_OPS;
+	if (sh->dirty_bytes <= dirty_limit(sh)) {
+		purge_older(sh, L25_EPOCH_OPS);
+		return detach_empty(sh, false, L25_EPOCH_OPS);
+	}
+	for (i = 0; i < ARRAY_SIZE(ages) && sh->dirty_bytes > dirty_limit(sh) / 2; i++)
+		purge_older(sh, ages[i]);
+	return detach_empty(sh, false, 0);
+}
+
 /* Count one operation; maybe decay. Returns regions to release. */
 static inline struct l25_region *shard_tick(struct l25_shard *sh)
 {
-	if (unlikely(sh->dirty_bytes > L25_DIRTY_MAX))
-		return shard_decay(sh, DECAY_DIRTY);
-	if (unlikely(++sh->ops >= L25_EPOCH_OPS))
-		return shard_decay(sh, DECAY_EPOCH);
+	sh->ticks++;
+	if (unlikely(sh->dirty_bytes > dirty_limit(sh) || sh->ticks == sh->next_decay))
+		return shard_decay(sh);
 	return NULL;
 }
 
 /* ---- the hooks ---- */
 
+/*
+ * Which of a class's regions to take a block from: the first few are
+ * scored, a resident (dirty) block on top of the stack first (no page
+ * faults, and the purged blocks stay unused), then a region in use over a
+ * wholly free one (so empty regions stay empty and can be given back).
+ */
+static struct l25_region *pick_region(struct l25_region *r)
+{
+	struct l25_region *best = r;
+	unsigned score, best_score = 0, n;
+
+	for (n = 0; r && n < 4; r = r->next, n++) {
+		score = (r->state[r->stack[r->nfree - 1]] == B_DIRTY) * 2 +
+			(r->nfree != r->nblocks);
+		if (score > best_score) {
+			best = r;
+			best_score = score;
+			if (score == 3)
+				break;
+		}
+	}
+	return best;
+}
+
 static void *shard_alloc(struct l25_shard *sh, unsigned c)
 {
-	struct l25_region *r = sh->partial[c];
+	struct l25_region *r = pick_region(sh->partial[c]);
 	unsigned i;
 
-	/* Leave a wholly free region alone while a partial one can serve. */
-	if (r && r->nfree == r->nblocks && r->next)
-		r = r->next;
 	if (!r) {
 		r = region_get(sh, c);
 		if (!r)
@@ -529,13 +585,13 @@ void hak_l25_free(void *p)
 
 	sh = lock_block(p, &i, "not a live L2.5 pool block");
 	r->state[i] = B_DIRTY;
-	r->stamp[i] = sh->epoch;
+	r->stamp[i] = sh->ticks;
 	r->stack[r->nfree++] = (uint8_t)i;
 	sh->dirty_bytes += r->stride;
 	if (!r->listed)
 		partial_add(sh, r);
 	if (r->nfree == r->nblocks)
-		r->idle = sh->epoch;
+		r->idle = sh->ticks;
 	sh->frees++;
 	if (!t || &shards[shard_index(t)] != sh)
 		sh->remote_frees++;
@@ -573,7 +629,8 @@ size_t hak_l25_release(void)
 
 		shard_lock(sh);
 		before = sh->purged_bytes;
-		rel = shard_decay(sh, DECAY_ALL);
+		purge_older(sh, 0);
+		rel = detach_empty(sh, true, 0);
 		done += (size_t)(sh->purged_bytes - before);
 		hak_unlock(&sh->lock);
 		for (r = rel; r; r = r->next)

@@ -1,0 +1,173 @@
+// SPDX-License-Identifier: MIT
+/*
+ * l25_rss: the pool gives memory back, and costs no system call in steady
+ * state.
+ *  - burst: 96 MiB of 128 KiB blocks, every page touched, then all freed:
+ *    RSS falls by most of it at once (a shard keeps at most 8 MiB of
+ *    freed blocks resident), and malloc_trim gives back the rest and
+ *    unmaps every region;
+ *  - delay: blocks freed and left alone are purged within two epochs of
+ *    pool operations on other blocks;
+ *  - steady state: after a warm-up, 200,000 malloc/free pairs of random
+ *    mid sizes (a fixed number of slots per class, random order) map and
+ *    unmap nothing (region and OS-layer counters unchanged).
+ *
+ * "l25_rss loop N" runs only N pairs of the steady-state loop, no TAP:
+ * l25_syscalls.sh counts its system calls with strace.
+ */
+#include "l25_test.h"
+
+#define MiB		(1UL << 20)
+#define BURST		(96 * MiB)
+#define BURST_BLOCK	(128UL << 10)
+#define SLOTS		64
+
+static void *slot[SLOTS];
+static uint64_t seed = 0x243f6a8885a308d3ULL;
+
+/*
+ * Slot k always holds a block of pool class k mod (number of classes), of
+ * a random size in that class: a fixed demand per class, freed and
+ * reallocated in random order, as a server reusing its buffers.
+ */
+static size_t slot_size(unsigned k)
+{
+	unsigned nclass = 0, c;
+	size_t edge, step;
+
+	while ((((size_t)(nclass & 3) + 5) << ((nclass >> 2) + 13)) <= L25_TEST_MAX)
+		nclass++;
+	c = k % nclass;
+	step = (size_t)1 << ((c >> 2) + 13);
+	edge = ((size_t)(c & 3) + 5) * step;
+	return edge - lt_rand(&seed) % step;
+}
+
+/* One free + malloc in a random slot, touching every page of the block. */
+static void churn(unsigned long pairs)
+{
+	for (unsigned long i = 0; i < pairs; i++) {
+		unsigned k = (unsigned)(lt_rand(&seed) % SLOTS);
+		size_t n = slot_size(k);
+		char *p;
+
+		free(slot[k]);
+		p = malloc(lt_opaque(n));
+		if (!p)
+			abort();
+		for (size_t off = 0; off < n; off += 4096)
+			p[off] = (char)i;
+		slot[k] = p;
+	}
+}
+
+static void churn_end(void)
+{
+	for (unsigned k = 0; k < SLOTS; k++) {
+		free(slot[k]);
+		slot[k] = NULL;
+	}
+}
+
+static void test_burst(void)
+{
+	static void *blk[BURST / BURST_BLOCK];
+	struct hak_l25_stats st;
+	long base, peak, after, trimmed;
+	size_t i, n = ARRAY_SIZE(blk);
+
+	malloc_trim(0);
+	base = lt_rss_kib();
+	for (i = 0; i < n; i++) {
+		blk[i] = malloc(lt_opaque(BURST_BLOCK));
+		if (!blk[i])
+			abort();
+		memset(blk[i], 1, BURST_BLOCK);
+	}
+	peak = lt_rss_kib();
+	for (i = 0; i < n; i++)
+		free(blk[i]);
+	after = lt_rss_kib();
+	hak_l25_stats(&st);
+	tap_ok(peak - base >= (long)(BURST / 1024) * 9 / 10,
+	       "burst of %zu x 128 KiB: RSS %ld -> %ld KiB", n, base, peak);
+	tap_ok(after - base <= 16 * 1024,
+	       "all freed: RSS %ld KiB (%ld above the start; pool keeps %zu KiB dirty, "
+	       "%zu regions)", after, after - base, st.dirty_bytes >> 10, st.regions);
+	malloc_trim(0);
+	trimmed = lt_rss_kib();
+	hak_l25_stats(&st);
+	tap_ok(trimmed - base <= 2 * 1024 && st.regions == 0 && st.dirty_bytes == 0,
+	       "malloc_trim: RSS %ld KiB (%ld above the start), %zu regions left",
+	       trimmed, trimmed - base, st.regions);
+}
+
+static void test_delay(void)
+{
+	struct hak_l25_stats a, b;
+	void *keep = malloc(lt_opaque(200000));
+	void *p[8];
+	long r0, r1;
+	int i;
+
+	malloc_trim(0);
+	for (i = 0; i < 8; i++) {
+		p[i] = malloc(lt_opaque(100000));
+		memset(p[i], 2, 100000);
+	}
+	for (i = 0; i < 8; i++)
+		free(p[i]);
+	hak_l25_stats(&a);
+	r0 = lt_rss_kib();
+	/* Other pool traffic: a few epochs' worth of one block reused. */
+	for (i = 0; i < 4 * 4096 + 16; i++) {
+		void *q = malloc(lt_opaque(40000));
+
+		*(volatile char *)q = 1;
+		free(q);
+	}
+	hak_l25_stats(&b);
+	r1 = lt_rss_kib();
+	tap_ok(a.dirty_bytes >= 8 * 100000 && b.dirty_bytes < a.dirty_bytes &&
+	       b.purged_bytes - a.purged_bytes >= 8 * 98304,
+	       "freed blocks left alone are purged after a delay: dirty %zu -> %zu KiB, "
+	       "RSS %ld -> %ld KiB", a.dirty_bytes >> 10, b.dirty_bytes >> 10, r0, r1);
+	free(keep);
+}
+
+static void test_steady(void)
+{
+	struct hak_l25_stats a, b;
+	struct hak_stats sa, sb;
+	double t0;
+
+	churn(20000);
+	hak_l25_stats(&a);
+	hak_stats_get(&sa);
+	t0 = lt_now();
+	churn(200000);
+	hak_l25_stats(&b);
+	hak_stats_get(&sb);
+	tap_ok(b.region_maps == a.region_maps && b.region_unmaps == a.region_unmaps &&
+	       sb.mapped_bytes == sa.mapped_bytes,
+	       "steady state: 200000 mid-size pairs map/unmap no region "
+	       "(%zu regions, mapped %zu KiB before and %zu after, %.2f s)",
+	       b.regions, sa.mapped_bytes >> 10, sb.mapped_bytes >> 10, lt_now() - t0);
+	tap_diag("madvise in that loop: %zu KiB purged", (b.purged_bytes - a.purged_bytes) >> 10);
+	churn_end();
+}
+
+int main(int argc, char **argv)
+{
+	if (argc == 3 && !strcmp(argv[1], "loop")) {
+		churn(20000);
+		churn(strtoul(argv[2], NULL, 0));
+		churn_end();
+		return 0;
+	}
+	tap_plan(0);
+	test_burst();
+	test_delay();
+	test_steady();
+	tap_finish();
+}
