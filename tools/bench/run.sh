@@ -240,26 +240,37 @@ if [ $callgrind = 1 ]; then
 	command -v valgrind >/dev/null || { say "run.sh: valgrind is required for --callgrind"; exit 1; }
 	cg_ops=200000
 	csv=$out/callgrind.csv
-	echo "allocator,max_size,ops,ir_alloc,ir_noop,ir_per_pair" >"$csv"
-	cg_run() {	# preload max_size [noop] -> Ir inside bench_loop
-		local pre=$1 max=$2 mode=${3:-} f=$out/callgrind.out.tmp
-		env LD_PRELOAD="$pre" valgrind --tool=callgrind \
-			--toggle-collect=bench_loop --callgrind-out-file="$f" \
-			"$bindir/random-mixed" "$max" $cg_ops 4096 42 ${mode:+"$mode"} \
+	echo "allocator,max_size,ops,ir_loop_alloc,ir_loop_noop,ir_noop_fns,ir_per_pair" >"$csv"
+	cg_run() {	# preload max_size ops mode(''|noop) toggle-fn... -> Ir collected
+		local pre=$1 max=$2 ops=$3 mode=$4 f=$out/callgrind.out.tmp t toggles=()
+		shift 4
+		for t in "$@"; do toggles+=("--toggle-collect=$t"); done
+		env LD_PRELOAD="$pre" valgrind --tool=callgrind "${toggles[@]}" \
+			--callgrind-out-file="$f" \
+			"$bindir/random-mixed" "$max" "$ops" 4096 42 ${mode:+"$mode"} \
 			>/dev/null 2>"$f.log" ||
-			{ say "    FAILED: LD_PRELOAD=$pre valgrind --tool=callgrind $bindir/random-mixed $max $cg_ops 4096 42 $mode"; return 1; }
+			{ say "    FAILED: LD_PRELOAD=$pre valgrind --tool=callgrind ${toggles[*]} $bindir/random-mixed $max $ops 4096 42 $mode"; return 1; }
 		sed -n 's/^==[0-9]*== Collected : \([0-9]*\).*/\1/p' "$f.log" | tail -n1
 		rm -f "$f" "$f.log"
 	}
 	say "==> callgrind: instructions per malloc+free pair, random-mixed, $cg_ops pairs"
 	for max in 128 1024; do
-		noop=$(cg_run "" "$max" noop) || exit 1
+		# The loop with no-op functions, and those functions alone (their
+		# count per pair from a run with twice the pairs, which cancels
+		# the fill and teardown calls): the allocator's count is
+		# Ir(loop) - Ir(no-op loop) + Ir(no-op functions), everything from
+		# the entry to the return of malloc and free.
+		noop=$(cg_run "" "$max" $cg_ops noop bench_loop) || exit 1
+		fn1=$(cg_run "" "$max" $cg_ops noop noop_malloc noop_free) || exit 1
+		fn2=$(cg_run "" "$max" $((2 * cg_ops)) noop noop_malloc noop_free) || exit 1
+		noopfn=$((fn2 - fn1))
 		for i in "${!alloc_names[@]}"; do
 			name=${alloc_names[$i]}
 			say "    random-mixed-$max  $name ..."
-			ir=$(cg_run "${alloc_preload[$i]}" "$max") || continue
-			per=$(awk -v a="$ir" -v b="$noop" -v n=$cg_ops 'BEGIN { printf "%.1f", (a - b) / n }')
-			echo "$name,$max,$cg_ops,$ir,$noop,$per" >>"$csv"
+			ir=$(cg_run "${alloc_preload[$i]}" "$max" $cg_ops "" bench_loop) || continue
+			per=$(awk -v a="$ir" -v b="$noop" -v c="$noopfn" -v n=$cg_ops \
+				'BEGIN { printf "%.1f", (a - b + c) / n }')
+			echo "$name,$max,$cg_ops,$ir,$noop,$noopfn,$per" >>"$csv"
 			say "      $per instructions/pair"
 		done
 	done
