@@ -366,8 +366,9 @@ def do_callgrind(args):
                         for i, c in enumerate(r)))
     print("csv: %s/callgrind.csv" % d)
     n = rows[0]["ops"] if rows else "?"
-    text = ("_%s; %s pairs per run, valgrind --tool=callgrind "
-            "--toggle-collect=bench_loop._\n\n" % (m.get("date", "?"), n)
+    text = ("_%s; %s; hakmem %s; %s pairs per run, valgrind "
+            "--tool=callgrind --toggle-collect=bench_loop._\n\n"
+            % (m.get("date", "?"), m.get("cpu", "?"), m.get("commit", "?"), n)
             + md_table(["allocator"] + head[1:], body))
     text = text.replace("|---|---|", "|---|---:|")
     with open(os.path.join(d, "callgrind.md"), "w") as f:
