@@ -1,0 +1,200 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Adaptive sizing: each thread cache's capacity per class follows the
+ * class's demand, between ADAPT_CAP_MIN and ADAPT_CAP_MAX blocks, within a
+ * per-thread byte budget.
+ *
+ * The box sees only the slow paths: a refill (bin ran empty) and an
+ * overflow (bin ran full). These events are the thread's clock; every
+ * CONFIG_HAK_ADAPTIVE_WINDOW of them close a window.
+ *   Grow:   the second and every later refill of a class within one window
+ *           doubles its capacity. A bin that keeps running empty has a
+ *           high-water mark of live blocks above its capacity; doubling
+ *           stops once the capacity covers it (the refills stop), so the
+ *           capacity ends within 2x of the mark. The refill that follows
+ *           takes half the new capacity.
+ *   Shrink: at the end of a window, a class that had neither refill nor
+ *           overflow for ADAPT_COLD_WINDOWS windows halves its capacity
+ *           (and again each further idle window, down to the floor); the
+ *           blocks above the new capacity go back to their slabs at once
+ *           (__hak_tcache_trim), where the shared pool can take them.
+ *   Budget: sum over classes of cap * stride <= max(budget, floor), where
+ *           floor = sum of ADAPT_CAP_MIN * stride (about 3.3 MiB). Since a
+ *           bin never holds more than its capacity (one block more inside
+ *           the overflow slow path), that bounds the bytes the thread
+ *           caches. A class that cannot grow within the budget first
+ *           halves every other class idle for a window, then grows by
+ *           what is left.
+ *
+ * All state is the calling thread's own (initial-exec TLS, touched only by
+ * the hooks on that thread), so no locks or atomics. The capacity charged
+ * here for class c equals __hak_tc.bins[c].cap while the heap is attached;
+ * a class not yet started is charged the floor, so the bound holds while a
+ * thread's capacities are being set up at attach.
+ */
+#include <stddef.h>
+#include <stdint.h>
+#include "size_class.h"
+#include "tcache.h"
+#include "boxes/adaptive_sizing/adaptive.h"
+
+#define ADAPT_CAP_MIN		16u
+#define ADAPT_CAP_MAX		2048u
+#define ADAPT_HOT_REFILLS	2	/* refills in a window that make a class hot */
+#define ADAPT_COLD_WINDOWS	2	/* idle windows before a class shrinks */
+#define ADAPT_BUDGET		((size_t)CONFIG_HAK_ADAPTIVE_BUDGET_KIB << 10)
+#define ADAPT_WINDOW		((uint32_t)CONFIG_HAK_ADAPTIVE_WINDOW)
+
+struct adapt_bin {
+	uint16_t cap;		/* capacity charged to the budget */
+	uint8_t refills;	/* refills in the current window (saturating) */
+	uint8_t active;		/* a refill or overflow in the current window */
+	uint8_t idle;		/* whole windows without either (saturating) */
+};
+
+struct adapt_state {
+	size_t bytes;		/* sum of cap * stride */
+	uint32_t tick;		/* refills + overflows of this thread */
+	uint32_t window_start;	/* tick at which the current window opened */
+	uint32_t ready;
+	struct adapt_bin bin[HAK_NCLASS];
+};
+
+static __thread struct adapt_state adapt __attribute__((tls_model("initial-exec")));
+
+static inline size_t stride(unsigned c)
+{
+	return __hak_class_stride(c);
+}
+
+static size_t room(void)
+{
+	return adapt.bytes < ADAPT_BUDGET ? ADAPT_BUDGET - adapt.bytes : 0;
+}
+
+/* Set class c's capacity to cap (the budget was checked by the caller). */
+static void set_cap(unsigned c, uint32_t cap)
+{
+	struct adapt_bin *ab = &adapt.bin[c];
+
+	adapt.bytes = adapt.bytes - ab->cap * stride(c) + cap * stride(c);
+	ab->cap = (uint16_t)cap;
+	__hak_tc.bins[c].cap = cap;
+	if (__hak_tc.bins[c].count > cap)
+		__hak_tcache_trim(c, cap);	/* excess back to its slabs */
+}
+
+static void shrink(unsigned c)
+{
+	uint32_t cap = adapt.bin[c].cap / 2;
+
+	set_cap(c, cap > ADAPT_CAP_MIN ? cap : ADAPT_CAP_MIN);
+}
+
+/* Close the window: age every class, shrink the cold ones. */
+static void sweep(void)
+{
+	unsigned c;
+
+	adapt.window_start = adapt.tick;
+	for (c = 0; c < HAK_NCLASS; c++) {
+		struct adapt_bin *ab = &adapt.bin[c];
+
+		if (ab->active)
+			ab->idle = 0;
+		else if (ab->idle < UINT8_MAX)
+			ab->idle++;
+		ab->active = 0;
+		ab->refills = 0;
+		if (ab->idle >= ADAPT_COLD_WINDOWS && ab->cap > ADAPT_CAP_MIN)
+			shrink(c);
+	}
+}
+
+/* Count a slow-path event of class c; close the window when it is due. */
+static void event(unsigned c)
+{
+	adapt.bin[c].active = 1;
+	if (++adapt.tick - adapt.window_start >= ADAPT_WINDOW)
+		sweep();
+}
+
+/* Make room for class c to grow: halve the classes idle for a window. */
+static void reclaim(unsigned c)
+{
+	unsigned d;
+
+	for (d = 0; d < HAK_NCLASS; d++)
+		if (d != c && adapt.bin[d].idle && adapt.bin[d].cap > ADAPT_CAP_MIN)
+			shrink(d);
+}
+
+static void grow(unsigned c)
+{
+	uint32_t cap = adapt.bin[c].cap, want;
+	size_t need;
+
+	if (cap >= ADAPT_CAP_MAX)
+		return;
+	want = cap * 2 < ADAPT_CAP_MAX ? cap * 2 : ADAPT_CAP_MAX;
+	need = (want - cap) * stride(c);
+	if (need > room())
+		reclaim(c);
+	if (need > room())
+		want = cap + (uint32_t)(room() / stride(c));
+	if (want > cap)
+		set_cap(c, want);
+}
+
+uint32_t hak_adapt_initial_cap(unsigned c, uint32_t cap)
+{
+	struct adapt_bin *ab;
+	size_t fit;
+
+	if (c >= HAK_NCLASS)
+		return cap;
+	if (!adapt.ready) {
+		unsigned d;
+
+		/* Charge every class its floor until it is started. */
+		for (d = 0; d < HAK_NCLASS; d++) {
+			adapt.bin[d].cap = ADAPT_CAP_MIN;
+			adapt.bytes += ADAPT_CAP_MIN * stride(d);
+		}
+		adapt.window_start = adapt.tick;
+		adapt.ready = 1;
+	}
+	ab = &adapt.bin[c];
+	adapt.bytes -= ab->cap * stride(c);
+	if (cap < ADAPT_CAP_MIN)
+		cap = ADAPT_CAP_MIN;
+	if (cap > ADAPT_CAP_MAX)
+		cap = ADAPT_CAP_MAX;
+	fit = room() / stride(c);
+	if (cap > fit)
+		cap = fit > ADAPT_CAP_MIN ? (uint32_t)fit : ADAPT_CAP_MIN;
+	*ab = (struct adapt_bin){ .cap = (uint16_t)cap };
+	adapt.bytes += cap * stride(c);
+	return cap;
+}
+
+void hak_adapt_on_refill(unsigned c)
+{
+	struct adapt_bin *ab;
+
+	if (c >= HAK_NCLASS || !adapt.ready)
+		return;
+	ab = &adapt.bin[c];
+	event(c);
+	if (ab->refills < UINT8_MAX)
+		ab->refills++;
+	if (ab->refills >= ADAPT_HOT_REFILLS)
+		grow(c);
+}
+
+void hak_adapt_on_overflow(unsigned c)
+{
+	if (c >= HAK_NCLASS || !adapt.ready)
+		return;
+	event(c);
+}
