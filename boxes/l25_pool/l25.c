@@ -74,7 +74,7 @@
 					/* plus as many as it has in use */
 #define L25_RESERVE	2		/* purged regions kept in the pool */
 #define L25_WINDOW	1024		/* lock acquisitions per contention window */
-#define L25_GROW_FAILS	32		/* failed trylocks in a window to grow */
+#define L25_GROW_FAILS	8		/* failed trylocks in a window to grow */
 
 #define POW2_FLOOR(x)	((x) >= 64 ? 64 : (x) >= 32 ? 32 : (x) >= 16 ? 16 : \
 			 (x) >= 8 ? 8 : (x) >= 4 ? 4 : (x) >= 2 ? 2 : 1)
