@@ -29,9 +29,12 @@
  * took it off, outside the lock, then linked to the cold list.
  *
  * Policy (put): refuse blocks over max/4; evict (unmap) the coldest until
- * the new block fits in max; then purge the oldest hot blocks while more
- * than max/2 is resident (0 under memory pressure: free + buffer RAM below
- * 1/16 of RAM, sampled with sysinfo() every 256 puts).
+ * the new block fits in max. Under memory pressure (free + buffer RAM below
+ * 1/16 of RAM, sampled with sysinfo() every 256 puts) purge every hot
+ * block, oldest first, at each put. Without pressure everything cached
+ * stays resident (BC_RESIDENT_DIV = 1): a purged block costs the same page
+ * faults as a fresh mapping, and keeping only half resident cost ~6x in the
+ * large-block churn (Documentation/boxes/bigcache.md).
  * munmap and madvise run outside the lock; a table resize maps its bucket
  * array under it (rare: log2 steps).
  *
@@ -48,11 +51,13 @@
 #include "meta.h"
 #include "os.h"
 #include "boxes/bigcache/bigcache.h"
+#include "boxes/bigcache/bc_internal.h"
 
 #define BC_MIN_BITS		8
 #define BC_MAX_BITS		16
 #define BC_WALK_MAX		32	/* chain entries take() looks at */
 #define BC_PRESSURE_EVERY	256	/* puts between sysinfo() samples */
+#define BC_RESIDENT_DIV		1	/* resident limit: max / this (no pressure) */
 
 struct bc_ent {
 	struct bc_ent *next, **pprev;	/* hash chain */
@@ -87,6 +92,7 @@ static struct {
 
 static unsigned long bc_put_tick;
 static int bc_pressure;
+static int bc_pressure_forced = -1;	/* tests: -1 sample, else 0/1 */
 
 /* Work left for after the lock: blocks to unmap and blocks to purge. */
 struct bc_batch {
@@ -256,7 +262,7 @@ static bool evict_coldest(struct bc_batch *b)
 /* Put the oldest hot blocks in flight until at most the limit is resident. */
 static void pick_purges(struct bc_batch *b)
 {
-	size_t limit = arch_load_relaxed(&bc_pressure) ? 0 : bc.max / 2;
+	size_t limit = arch_load_relaxed(&bc_pressure) ? 0 : bc.max / BC_RESIDENT_DIV;
 
 	while (bc.resident > limit) {
 		struct bc_ent *e = bc.hot.oldest;
@@ -323,7 +329,15 @@ static void sample_pressure(void)
 
 		tight = avail < si.totalram * unit / 16;
 	}
+	if (arch_load_relaxed(&bc_pressure_forced) >= 0)
+		tight = arch_load_relaxed(&bc_pressure_forced);
 	arch_store_relaxed(&bc_pressure, tight);
+}
+
+void __hak_bigcache_force_pressure(int tight)
+{
+	arch_store_relaxed(&bc_pressure_forced, tight);
+	sample_pressure();
 }
 
 void *hak_bigcache_take(size_t len, size_t align, size_t *got, bool *zeroed)

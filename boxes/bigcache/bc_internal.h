@@ -1,0 +1,15 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * BigCache internals for its selftests (not a hook: the core never calls
+ * these). Only built with CONFIG_HAK_BIGCACHE.
+ */
+#ifndef HAK_BOX_BIGCACHE_INTERNAL_H
+#define HAK_BOX_BIGCACHE_INTERNAL_H
+
+/*
+ * Pretend memory is tight (1), plenty (0), or go back to sampling it with
+ * sysinfo() (-1). Under pressure every put purges all resident blocks.
+ */
+void __hak_bigcache_force_pressure(int tight);
+
+#endif /* HAK_BOX_BIGCACHE_INTERNAL_H */
