@@ -13,6 +13,7 @@
 
 #include <stddef.h>
 #include <hak/compiler.h>
+#include <asm/atomic.h>
 
 struct hak_tcache;
 
@@ -29,9 +30,14 @@ extern struct hak_options __hak_opt;
 extern int __hak_init_done;
 void __hak_init_slow(void);
 
+/*
+ * Acquire pairs with the release store at the end of __hak_init_slow():
+ * a thread that sees init done also sees the options it set. (A plain
+ * load here is a data race with that store; ThreadSanitizer reports it.)
+ */
 static inline void __hak_init(void)
 {
-	if (likely(__hak_init_done))
+	if (likely(arch_load_acquire(&__hak_init_done)))
 		return;
 	__hak_init_slow();
 }
