@@ -25,6 +25,7 @@
 #include "boxes/failfast/failfast.h"
 #include "boxes/header_classidx/header.h"
 #include "boxes/l25_pool/l25.h"
+#include "boxes/valgrind/valgrind_hooks.h"
 
 /* glibc's limit: no object may be larger than PTRDIFF_MAX. */
 #define HAK_MAX_REQUEST		((size_t)PTRDIFF_MAX)
@@ -42,7 +43,8 @@ static void *large_alloc(size_t n, size_t align, bool zero)
 
 	if (n > HAK_MAX_REQUEST)
 		return fail_enomem();
-	p = __hak_large_alloc(n, align < HAK_OS_PAGE ? HAK_OS_PAGE : align, &zeroed);
+	p = hak_vg_big(__hak_large_alloc(n, align < HAK_OS_PAGE ? HAK_OS_PAGE : align,
+					 &zeroed), zero);
 	if (p && zero && !zeroed)
 		memset(p, 0, n);
 	return p;
@@ -51,7 +53,7 @@ static void *large_alloc(size_t n, size_t align, bool zero)
 void *__hak_alloc_big(size_t n)
 {
 	if (hak_l25_wants(n))
-		return hak_l25_alloc(n);
+		return hak_vg_big(hak_l25_alloc(n), false);
 	return large_alloc(n, HAK_OS_PAGE, false);
 }
 
@@ -61,6 +63,7 @@ void __hak_free_big(void *p)
 
 	if (!p)
 		return;
+	hak_vg_free(p);
 	if (__hak_ssmap_kind((uintptr_t)p) == HAK_SSMAP_L25)
 		hak_l25_free(p);
 	else if (!__hak_large_free(p))
@@ -166,7 +169,8 @@ void *__hak_realloc(void *p, size_t n)
 	if (n <= HAK_SMALL_MAX || hak_l25_wants(n) ||
 	    __hak_ssmap_kind((uintptr_t)p) == HAK_SSMAP_L25)
 		return realloc_move(p, old, n);
-	q = __hak_large_resize(p, n);
+	/* memcheck cannot follow a described block that mremap moves */
+	q = hak_vg_running() ? NULL : __hak_large_resize(p, n);
 	if (q)
 		return q;
 	return realloc_move(p, old, n);
@@ -203,6 +207,7 @@ static void *alloc_aligned_in_slot(size_t align, size_t n)
 	hd->slot_class = (uint8_t)c;
 	hd->delta = (uint8_t)((q - slot) / 16);
 	hd->class_idx = HAK_HDR_ALIGNED;
+	hak_vg_slot_alias((void *)slot, c, (void *)q);
 	return (void *)q;
 }
 

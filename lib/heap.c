@@ -25,6 +25,7 @@
 #include "boxes/failfast/failfast.h"
 #include "boxes/header_classidx/header.h"
 #include "boxes/tls_prewarm/prewarm.h"
+#include "boxes/valgrind/valgrind_hooks.h"
 
 __thread struct hak_tcache __hak_tc __attribute__((tls_model("initial-exec")));
 
@@ -126,7 +127,7 @@ void __hak_remote_push(struct hak_slab *s, void *head, void *tail, uint32_t n)
 
 	old = arch_load_relaxed(&s->remote);
 	for (;;) {
-		*(void **)tail = old;
+		hak_vg_set_next(tail, old);
 		seen = arch_cmpxchg(&s->remote, old, head);
 		if (seen == old)
 			break;
@@ -160,9 +161,9 @@ static void collect_pending(struct hak_heap *h)
 
 		next = s->pending_next;
 		chain = arch_xchg(&s->remote, NULL);
-		for (tail = chain; *(void **)tail; tail = *(void **)tail)
+		for (tail = chain; hak_vg_next(tail); tail = hak_vg_next(tail))
 			n++;
-		*(void **)tail = s->free;
+		hak_vg_set_next(tail, s->free);
 		s->free = chain;
 		if (hak_ff_level() && unlikely(n > s->used))
 			hak_ff_fail(chain, s->class_idx, "slab used counter underflow (remote)");
@@ -182,7 +183,7 @@ static void local_free(struct hak_heap *h, struct hak_slab *s, void *p)
 {
 	if (hak_ff_level() && unlikely(s->used == 0))
 		hak_ff_fail(p, s->class_idx, "slab used counter underflow");
-	*(void **)p = s->free;
+	hak_vg_set_next(p, s->free);
 	s->free = p;
 	s->used--;
 	HAK_STAT_ADD(h, bytes_out, -(uint64_t)__hak_class_size[s->class_idx]);
@@ -201,7 +202,7 @@ static void flush_list(struct hak_heap *h, void *p)
 {
 	while (p) {
 		struct hak_slab *s = __hak_slab_head(__hak_page_of((uintptr_t)p));
-		void *next = *(void **)p;
+		void *next = hak_vg_next(p);
 
 		if (s->owner == h) {
 			local_free(h, s, p);
@@ -214,7 +215,7 @@ static void flush_list(struct hak_heap *h, void *p)
 
 			while (next && __hak_slab_head(__hak_page_of((uintptr_t)next)) == s) {
 				tail = next;
-				next = *(void **)next;
+				next = hak_vg_next(next);
 				n++;
 			}
 			HAK_STAT_ADD(h, remote_frees, n);
@@ -239,9 +240,9 @@ static void bin_trim(struct hak_heap *h, struct hak_tbin *b, uint32_t keep)
 	} else {
 		cut = b->head;
 		for (i = 1; i < keep; i++)
-			cut = *(void **)cut;
-		rest = *(void **)cut;
-		*(void **)cut = NULL;
+			cut = hak_vg_next(cut);
+		rest = hak_vg_next(cut);
+		hak_vg_set_next(cut, NULL);
 	}
 	b->count = keep;
 	flush_list(h, rest);
@@ -265,8 +266,8 @@ static uint32_t slab_take(struct hak_heap *h, struct hak_slab *s,
 
 		if (hak_ff_level())
 			hak_ff_on_slab_pop(s, p);
-		s->free = *(void **)p;
-		*(void **)p = *list;
+		s->free = hak_vg_next(p);
+		hak_vg_set_next(p, *list);
 		*list = p;
 		got++;
 	}
@@ -284,7 +285,8 @@ static uint32_t slab_take(struct hak_heap *h, struct hak_slab *s,
 		while (n--) {
 			if (HAK_HDR_SIZE)
 				hak_hdr_write((void *)blk, c);
-			*(void **)blk = *list;
+			hak_vg_noaccess((void *)blk, __hak_class_size[c]);
+			hak_vg_set_next((void *)blk, *list);
 			*list = (void *)blk;
 			blk -= stride;
 		}
@@ -380,8 +382,9 @@ void *__hak_tcache_refill(unsigned c)
 		}
 	}
 	p = b->head;
-	b->head = *(void **)p;
+	b->head = hak_vg_next(p);
 	b->count--;
+	hak_vg_alloc(p, __hak_class_size[c], false);
 	if (hak_ff_level())
 		hak_ff_on_alloc(p, c);
 	return p;
@@ -404,6 +407,7 @@ static void free_unclassed(void *p)
 	sc = hd->slot_class;
 	slot = (char *)p - 16 * (size_t)hd->delta;
 	hak_hdr_write(slot, sc);
+	hak_vg_alloc(slot, __hak_class_size[sc], false);	/* whole again, then freed */
 	__hak_tcache_push(slot, sc);
 }
 
@@ -430,7 +434,7 @@ void __hak_tcache_overflow(void *p, unsigned c)
 		errno = saved;
 		return;
 	}
-	*(void **)p = b->head;
+	hak_vg_set_next(p, b->head);
 	b->head = p;
 	b->count++;
 	if (b->count > b->cap) {

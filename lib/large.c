@@ -22,6 +22,7 @@
 #include "meta.h"
 #include "os.h"
 #include "boxes/bigcache/bigcache.h"
+#include "boxes/valgrind/valgrind_hooks.h"
 
 #define NSHARD_BITS	4
 #define NSHARD		(1u << NSHARD_BITS)
@@ -185,13 +186,13 @@ void *__hak_large_alloc(size_t n, size_t align, bool *zeroed)
 			return NULL;
 		*zeroed = true;
 	}
-	e = ent_get((uintptr_t)p, !cached);
+	e = ent_get(hak_vg_key(p), !cached);
 	if (!e) {
 		__hak_os_unmap(p, len);
 		errno = ENOMEM;
 		return NULL;
 	}
-	e->key = (uintptr_t)p;
+	e->key = hak_vg_key(p);
 	e->len = len;
 	ent_link(e);
 	return p;
@@ -199,7 +200,7 @@ void *__hak_large_alloc(size_t n, size_t align, bool *zeroed)
 
 bool __hak_large_free(void *p)
 {
-	struct large_ent *e = ent_take((uintptr_t)p);
+	struct large_ent *e = ent_take(hak_vg_key(p));
 	bool unmap;
 
 	if (!e)
@@ -218,7 +219,7 @@ size_t __hak_large_release_cache(void)
 
 size_t __hak_large_usable(const void *p)
 {
-	uintptr_t key = (uintptr_t)p;
+	uintptr_t key = hak_vg_key(p);
 	struct large_shard *sh = shard_of(key);
 	struct large_ent *e;
 	size_t len = 0;
@@ -243,12 +244,12 @@ void *__hak_large_resize(void *p, size_t n)
 	if (n > SIZE_MAX / 2)
 		return NULL;
 	new_len = large_len(n);
-	e = ent_take((uintptr_t)p);
+	e = ent_take(hak_vg_key(p));
 	if (!e)
 		return NULL;
 	q = new_len == e->len ? p : __hak_os_remap(p, e->len, new_len);
 	if (q) {
-		e->key = (uintptr_t)q;
+		e->key = hak_vg_key(q);
 		e->len = new_len;
 	}
 	ent_link(e);

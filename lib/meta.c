@@ -14,7 +14,13 @@
 #define META_ALIGN	64UL
 
 static struct hak_lock meta_lock = HAK_LOCK_INIT;
-static uintptr_t meta_cur, meta_end;
+/*
+ * Bytes left rather than an end pointer: an end pointer would hold the
+ * address of whatever is mapped next, a false reference for leak checkers
+ * (valgrind box).
+ */
+static uintptr_t meta_cur;
+static size_t meta_left;
 static size_t meta_bytes;
 
 void *__hak_meta_alloc(size_t size)
@@ -27,17 +33,18 @@ void *__hak_meta_alloc(size_t size)
 		return NULL;
 	}
 	hak_lock(&meta_lock);
-	if (meta_end - meta_cur < size) {
+	if (meta_left < size) {
 		void *chunk = __hak_os_map(META_CHUNK);
 
 		if (!chunk)
 			goto out;
 		meta_cur = (uintptr_t)chunk;
-		meta_end = meta_cur + META_CHUNK;
+		meta_left = META_CHUNK;
 		meta_bytes += META_CHUNK;
 	}
 	p = (void *)meta_cur;
 	meta_cur += size;
+	meta_left -= size;
 out:
 	hak_unlock(&meta_lock);
 	return p;

@@ -24,6 +24,7 @@
 #include "size_class.h"
 #include "superslab.h"
 #include "boxes/failfast/failfast.h"
+#include "boxes/valgrind/valgrind_hooks.h"
 
 struct hak_heap;
 
@@ -64,8 +65,9 @@ static __always_inline void *__hak_tcache_pop(unsigned c)
 
 	if (unlikely(!p))
 		return __hak_tcache_refill(c);	/* runs the same checks */
-	b->head = *(void **)p;
+	b->head = hak_vg_next(p);
 	b->count--;
+	hak_vg_alloc(p, __hak_class_size[c], false);
 	if (hak_ff_level())
 		hak_ff_on_alloc(p, c);
 	return p;
@@ -78,11 +80,12 @@ static __always_inline void __hak_tcache_push(void *p, unsigned c)
 
 	if (hak_ff_level())
 		hak_ff_on_free(p, c);
+	hak_vg_free(p);
 	if (unlikely(b->count >= b->cap)) {
 		__hak_tcache_overflow(p, c);
 		return;
 	}
-	*(void **)p = b->head;
+	hak_vg_set_next(p, b->head);
 	b->head = p;
 	b->count++;
 }
