@@ -5,9 +5,11 @@
  * that libc programs know: mallinfo2 and malloc_stats. Figures are exact at
  * the moment each subsystem is read, not across subsystems.
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
+#include <asm/atomic.h>
 #include <asm/processor.h>
 #include <hakmem/hakmem.h>
 #include "heap.h"
@@ -61,12 +63,47 @@ void __hak_mallinfo2(struct mallinfo2 *mi)
 	mi->keepcost = st.dirty_bytes;
 }
 
+/* Boxes built in, by name (the folder under boxes/). */
+static const struct {
+	const char *name;
+	bool on;
+} boxes[] = {
+	{ "header_classidx", IS_ENABLED(CONFIG_HAK_HEADER_CLASSIDX) },
+	{ "aggressive_inline", IS_ENABLED(CONFIG_HAK_AGGRESSIVE_INLINE) },
+	{ "tls_prewarm", IS_ENABLED(CONFIG_HAK_TLS_PREWARM) },
+	{ "adaptive_sizing", IS_ENABLED(CONFIG_HAK_ADAPTIVE_SIZING) },
+	{ "failfast", IS_ENABLED(CONFIG_HAK_FAILFAST) },
+	{ "bigcache", IS_ENABLED(CONFIG_HAK_BIGCACHE) },
+	{ "l25_pool", IS_ENABLED(CONFIG_HAK_L25_POOL) },
+	{ "valgrind", IS_ENABLED(CONFIG_HAK_VALGRIND) },
+};
+
+/* "arch=x86_64 boxes=aggressive_inline,bigcache" (built once; no allocation). */
 const char *__hak_config(void)
 {
 	static char buf[256];
+	size_t n;
+	unsigned i;
+	const char *sep = "";
 
-	if (!buf[0])
-		snprintf(buf, sizeof(buf), "arch=%s", ARCH_NAME);
+	if (arch_load_acquire(&buf[0]))
+		return buf;
+	{
+		char tmp[sizeof(buf)];
+
+		n = (size_t)snprintf(tmp, sizeof(tmp), "arch=%s boxes=", ARCH_NAME);
+		for (i = 0; i < ARRAY_SIZE(boxes) && n < sizeof(tmp); i++) {
+			if (!boxes[i].on)
+				continue;
+			n += (size_t)snprintf(tmp + n, sizeof(tmp) - n, "%s%s", sep, boxes[i].name);
+			sep = ",";
+		}
+		if (!*sep && n < sizeof(tmp))
+			snprintf(tmp + n, sizeof(tmp) - n, "none");
+		/* Racing first callers write the same bytes; the first byte last. */
+		memcpy(buf + 1, tmp + 1, sizeof(buf) - 1);
+		arch_store_release(&buf[0], tmp[0]);
+	}
 	return buf;
 }
 
