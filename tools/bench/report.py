@@ -172,8 +172,10 @@ def bar_table(benches, allocs, summ):
                 bar.append("speed")
             if not s.get("bar_rss"):
                 bar.append("rss")
+            vb = s.get("vs_best")
             row += [ratio(s.get("vs_glibc")),
-                    "%s (%s)" % (ratio(s.get("vs_best")), s.get("best_peer")),
+                    "%s (%s)" % ("-" if vb is None else "%.3f" % vb,
+                                 s.get("best_peer")),
                     ratio(s.get("rss_vs_mi")),
                     "ok" if not bar else "MISS " + "+".join(bar)]
         body.append(row)
