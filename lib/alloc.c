@@ -170,7 +170,20 @@ void *__hak_realloc(void *p, size_t n)
 	    __hak_ssmap_kind((uintptr_t)p) == HAK_SSMAP_L25)
 		return realloc_move(p, old, n);
 	/* memcheck cannot follow a described block that mremap moves */
-	q = hak_vg_running() ? NULL : __hak_large_resize(p, n);
+	if (hak_vg_running())
+		return realloc_move(p, old, n);
+	/*
+	 * Grow a large block by at least half again, so a chain of small
+	 * increments (string builders, vectors) remaps once per 50% of growth
+	 * instead of once per page; the extra pages cost address space, not
+	 * memory, until they are written.
+	 */
+	if (n > old && old + old / 2 > n) {
+		q = __hak_large_resize(p, old + old / 2);
+		if (q)
+			return q;
+	}
+	q = __hak_large_resize(p, n);
 	if (q)
 		return q;
 	return realloc_move(p, old, n);
