@@ -20,6 +20,7 @@
 #include "tcache.h"
 #include "boxes/failfast/failfast.h"
 #include "boxes/header_classidx/header.h"
+#include "boxes/valgrind/valgrind_hooks.h"
 
 #define FF_FREED_KEY	0x46726565644b6579ULL	/* "FreedKey" */
 
@@ -43,6 +44,17 @@ void hak_ff_fail(const void *p, unsigned c, const char *check)
 static inline uint64_t freed_mark(const void *p)
 {
 	return (uint64_t)(uintptr_t)p ^ FF_FREED_KEY;
+}
+
+/*
+ * Level 2 marks freed blocks in their second word. Under valgrind,
+ * memcheck tracks double frees and use after free itself, and the mark
+ * would read program data it (rightly) calls uninitialised: leave it to
+ * memcheck.
+ */
+static inline bool use_marks(void)
+{
+	return __hak_ff_level >= 2 && !hak_vg_running();
 }
 
 /*
@@ -89,7 +101,7 @@ void hak_ff_on_free(void *p, unsigned c)
 		hak_ff_fail(p, c, "free of a pointer that is not a live block (free page or bad header)");
 	}
 	check_block(p, c, "free of a pointer that is not a block boundary (interior or never allocated)");
-	if (__hak_ff_level >= 2) {
+	if (use_marks()) {
 		uint64_t *w = (uint64_t *)p;
 
 		if (w[1] == freed_mark(p))
@@ -104,7 +116,7 @@ void hak_ff_on_alloc(void *p, unsigned c)
 
 	if (next)
 		check_block(next, c, "corrupted free-list link in the thread cache");
-	if (__hak_ff_level >= 2)
+	if (use_marks())
 		((uint64_t *)p)[1] = 0;
 }
 
@@ -135,7 +147,7 @@ void hak_ff_check_live(const void *p, unsigned c)
 {
 	if (c < HAK_NCLASS) {
 		check_block(p, c, "pointer is not a live block");
-		if (__hak_ff_level >= 2 && ((const uint64_t *)p)[1] == freed_mark(p))
+		if (use_marks() && ((const uint64_t *)p)[1] == freed_mark(p))
 			hak_ff_fail(p, c, "use of a freed block (realloc or usable size after free)");
 	}
 }
