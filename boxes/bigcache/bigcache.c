@@ -351,11 +351,13 @@ void *hak_bigcache_take(size_t len, size_t align, size_t *got, bool *zeroed)
 	if (!bc.count)
 		goto miss;
 	for (c = bc_class(len); c <= c_end; c++) {
+		struct bc_ent *fit = NULL;
 		bool in_group = false;
 
+		/* Best fit within the class: an exact length, else the smallest. */
 		for (e = *bc_bucket(c); e; e = e->next) {
 			if (++walked > BC_WALK_MAX)
-				goto miss;
+				break;
 			if (e->cls != c) {
 				if (in_group)
 					break;
@@ -363,9 +365,19 @@ void *hak_bigcache_take(size_t len, size_t align, size_t *got, bool *zeroed)
 			}
 			in_group = true;
 			if (e->len >= len && e->len <= lmax &&
-			    !((uintptr_t)e->addr & (align - 1)))
-				goto hit;
+			    !((uintptr_t)e->addr & (align - 1)) &&
+			    (!fit || e->len < fit->len)) {
+				fit = e;
+				if (e->len == len)
+					break;
+			}
 		}
+		if (fit) {
+			e = fit;
+			goto hit;
+		}
+		if (walked > BC_WALK_MAX)
+			break;
 	}
 miss:
 	bc.st.misses++;
