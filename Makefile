@@ -153,7 +153,7 @@ config-targets := menuconfig oldconfig olddefconfig defconfig %_defconfig \
 	savedefconfig listnewconfig alldefconfig allnoconfig allyesconfig setconfig
 clean-targets := clean mrproper distclean
 no-dot-config-targets := $(config-targets) $(clean-targets) help check bench \
-	uninstall
+	uninstall stress fuzz
 
 mixed-build :=
 need-config := 1
@@ -458,9 +458,16 @@ uninstall:
 # ---------------------------------------------------------------------------
 # CI and benchmarks: scripts that build their own variants with O=.
 
-PHONY += check bench
+PHONY += check bench stress fuzz
 check:
 	$(Q)$(srctree)/tools/check.sh $(STEPS)
+
+# Long reliability runs (Documentation/reliability.md): DURATION=2h, 30m, 600.
+stress:
+	$(Q)$(srctree)/tools/stress.sh -d $(or $(DURATION),1h) $(STRESS_CONFIGS)
+
+fuzz:
+	$(Q)$(srctree)/tools/fuzz.sh -t $(or $(DURATION),3600) -j $(or $(FUZZ_JOBS),2)
 
 bench:
 	$(Q)test -x $(srctree)/tools/bench/run.sh || { \
@@ -516,6 +523,8 @@ help:
 	@echo 'Project:'
 	@echo '  check            - what CI runs (tools/check.sh; STEPS="pattern" picks steps)'
 	@echo '  bench            - build variants and run the benchmarks (tools/bench/run.sh)'
+	@echo '  stress           - threaded selftests again and again (DURATION=1h, tools/stress.sh)'
+	@echo '  fuzz             - libFuzzer on the hak_* API (DURATION=3600 seconds, tools/fuzz.sh)'
 	@echo ''
 	@echo 'Variables:'
 	@echo '  O=dir     build out of tree (several variants side by side)'

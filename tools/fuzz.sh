@@ -3,7 +3,7 @@
 #
 # fuzz.sh: libFuzzer on the hak_* API (selftests/fuzz/fuzz_api.c).
 #
-#   tools/fuzz.sh [-t SECONDS] [-j JOBS] [-r RUNS]
+#   tools/fuzz.sh [-t SECONDS] [-j JOBS] [-r RUNS]   (-t also takes 30m, 2h)
 #
 # Builds hakmem with clang, CONFIG_HAK_INTERPOSE=n (AddressSanitizer keeps
 # its own malloc) and -fsanitize=address,fuzzer-no-link into build/fuzz,
@@ -37,6 +37,12 @@ while getopts "t:j:r:" o; do
 	esac
 done
 
+case $secs in
+*h) secs=$(( ${secs%h} * 3600 )) ;;
+*m) secs=$(( ${secs%m} * 60 )) ;;
+*s) secs=${secs%s} ;;
+esac
+
 command -v clang >/dev/null 2>&1 || "$SRCTREE/tools/deps.sh" || exit 1
 CLANG=clang
 arch=$(uname -m)	# as the Makefile picks it
@@ -59,7 +65,7 @@ if ! { [ -f "$D/.config" ] || "${mk[@]}" -s defconfig; } ||
 	exit 1
 fi
 
-rm -rf "$D/corpus" "$D/artifacts"
+rm -rf "$D/corpus" "$D/artifacts" "$D"/fuzz-*.log
 mkdir -p "$D/corpus" "$D/artifacts"
 cp "$SRCTREE"/selftests/fuzz/corpus/* "$D/corpus/"
 export ASAN_OPTIONS="halt_on_error=1:detect_leaks=1:allocator_may_return_null=1"
@@ -69,8 +75,7 @@ echo "fuzz: ${secs}s$([ "$runs" -ge 0 ] && echo ", at most $runs inputs"), $jobs
 cd "$D" || exit 1
 if [ "$jobs" -gt 1 ]; then
 	./fuzz_api "${opts[@]}" -jobs="$jobs" -workers="$jobs" corpus >"$D/fuzz.log" 2>&1
-	rc=$?
-	cat "$D"/fuzz-*.log >>"$D/fuzz.log" 2>/dev/null
+	rc=$?	# the jobs' logs (fuzz-N.log) are echoed into fuzz.log as they end
 else
 	./fuzz_api "${opts[@]}" corpus >"$D/fuzz.log" 2>&1
 	rc=$?

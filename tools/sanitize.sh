@@ -42,7 +42,7 @@ one() {
 	local name=$1 san set tests dir log line p f
 	case $name in
 	ubsan)	san="-fsanitize=undefined -fno-sanitize-recover=all"
-		set= tests="arch core sanitize" ;;
+		set='' tests="arch core sanitize" ;;
 	tsan)	san="-fsanitize=thread"
 		set="HAK_INTERPOSE=n" tests="sanitize" ;;
 	asan)	san="-fsanitize=address"

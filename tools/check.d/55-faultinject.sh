@@ -1,0 +1,19 @@
+# SPDX-License-Identifier: MIT
+# Fault injection (CONFIG_HAK_FAULT_INJECT=y, the hook in lib/os.c):
+#  - defconfig with the hook, a full variant: sparse, headers, every
+#    selftest (long ones in quick mode), selftests/faultinject among them;
+#    defconfig's boxes (BigCache, L2.5 pool) add OS call sites of their own;
+#  - the bare core with the hook, selftests/faultinject only, so the core's
+#    own call sites are swept without the boxes in front of them.
+variant faultinject defconfig SET="HAK_FAULT_INJECT=y" HAKMEM_SELFTEST_QUICK=1
+
+faultinject_core() {
+	local d=$BUILD/check-faultinject-core
+	rm -rf "$d"
+	hakmake -s O="$d" defconfig &&
+	hakmake -s O="$d" setconfig \
+		SET="HAK_FAULT_INJECT=y HAK_BIGCACHE=n HAK_L25_POOL=n HAK_ADAPTIVE_SIZING=n" &&
+	hakmake O="$d" C=1 all &&
+	hakmake O="$d" T=faultinject selftests
+}
+step faultinject-core faultinject_core

@@ -1,0 +1,144 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+#
+# stress.sh: the threaded selftests run again and again, each run a new
+# process, under several configurations.
+#
+#   tools/stress.sh [-n RUNS] [CONFIG...]      bounded (make check)
+#   tools/stress.sh -d DURATION [CONFIG...]    long mode (make stress)
+#
+# CONFIG: configs/ names (default: defconfig perf_defconfig debug_defconfig),
+# each built into build/stress-<name> (the library and its core and
+# sanitize selftests).
+#
+# Bounded mode: for every CONFIG, RUNS (default 100) runs of
+#   larson_sim 2 40000         4 threads, 2 rounds of fresh threads,
+#                              320000 checked block replacements
+#   threads_prodcons 4000 4    4- and 8-thread producer/consumer shapes,
+#                              4 rounds each, cross-thread frees checked
+# Every repetition is its own process: a fresh allocator (first-use init,
+# empty registry, first heap attach) and fresh threads, so start-up races
+# get 100 chances per configuration, and a crash or hang ends one run and
+# is counted, not the whole stress. A run fails on a non-zero exit, a
+# signal or more than 120 s; its output is kept in build/stress-<name>/.
+#
+# Long mode: until DURATION (seconds, or with an s/m/h suffix) has passed,
+# round-robin over the configurations and the full-size programs
+# (larson_sim and threads_prodcons with their default sizes,
+# selftests/sanitize at scale 4); -j JOBS runs (default 2) at a time.
+#
+# Ends with "N passed, N failed" (N = runs).
+
+set -u
+SRCTREE=$(cd "$(dirname "$0")/.." && pwd)
+BUILD=$SRCTREE/build
+unset MAKEFLAGS MFLAGS MAKELEVEL O ARCH V C T KBUILD_OUTPUT HAKMEM_SELFTEST_QUICK
+
+runs=100
+duration=
+jobs=2
+while getopts "n:d:j:" o; do
+	case $o in
+	n) runs=$OPTARG ;;
+	d) duration=$OPTARG ;;
+	j) jobs=$OPTARG ;;
+	*) sed -n '4,8p' "$0"; exit 2 ;;
+	esac
+done
+shift $((OPTIND - 1))
+[ $# -eq 0 ] && set -- defconfig perf_defconfig debug_defconfig
+
+if [ -n "$duration" ]; then
+	case $duration in
+	*h) duration=$(( ${duration%h} * 3600 )) ;;
+	*m) duration=$(( ${duration%m} * 60 )) ;;
+	*s) duration=${duration%s} ;;
+	esac
+fi
+
+passed=0
+failed=0
+
+build() {
+	local cfg=$1 dir=$BUILD/stress-${1%_defconfig}
+	local mk=(make -C "$SRCTREE" --no-print-directory -j"$(nproc 2>/dev/null || echo 2)" O="$dir")
+	if ! { "${mk[@]}" -s "$cfg" && "${mk[@]}" -s all selftests-build T="core sanitize"; } \
+		>"$dir.build.log" 2>&1; then
+		tail -n 30 "$dir.build.log"
+		echo "stress: build of $cfg failed"
+		return 1
+	fi
+}
+
+# run CFG LABEL PROG ARGS...: one run, counted; output kept on failure.
+run() {
+	local cfg=$1 label=$2 prog=$3; shift 3
+	local dir=$BUILD/stress-${cfg%_defconfig} rc out
+	out=$(mktemp)
+	(cd "$dir/selftests/${prog%/*}" && exec timeout -k 10 120 "./${prog#*/}" "$@") \
+		>"$out" 2>&1 </dev/null
+	rc=$?
+	if [ $rc -eq 0 ]; then
+		rm -f "$out"
+		return 0
+	fi
+	mv "$out" "$dir/fail-$label.log"
+	echo "FAIL $cfg $prog $* ($label): exit $rc, log ${dir#"$SRCTREE"/}/fail-$label.log"
+	grep -E '^not ok|^Bail|^#' "$dir/fail-$label.log" | head -n 10 | sed 's/^/  | /'
+	return 1
+}
+
+mkdir -p "$BUILD"
+for cfg in "$@"; do
+	build "$cfg" || { failed=$((failed + 1)); exit 1; }
+done
+
+if [ -z "$duration" ]; then
+	for cfg in "$@"; do
+		start=$(date +%s)
+		p=0 f=0
+		for i in $(seq 1 "$runs"); do
+			if run "$cfg" "larson-$i" core/larson_sim 2 40000; then
+				p=$((p + 1)); else f=$((f + 1)); fi
+			if run "$cfg" "prodcons-$i" core/threads_prodcons 4000 4; then
+				p=$((p + 1)); else f=$((f + 1)); fi
+		done
+		echo "$cfg: larson_sim x $runs, threads_prodcons x $runs: $p runs passed," \
+			"$f failed in $(( $(date +%s) - start ))s"
+		passed=$((passed + p))
+		failed=$((failed + f))
+	done
+	echo "$passed passed, $failed failed"
+	[ "$failed" -eq 0 ]
+	exit
+fi
+
+# Long mode
+progs=("core/larson_sim" "core/threads_prodcons" "sanitize/san_prodcons 4"
+       "sanitize/san_larson 4" "sanitize/san_api 4")
+end=$(( $(date +%s) + duration ))
+echo "stress: until $(date -d "@$end" '+%F %T'), configs: $*, $jobs runs at a time"
+resdir=$(mktemp -d)
+n=0
+while [ "$(date +%s)" -lt "$end" ]; do
+	for cfg in "$@"; do
+		for pa in "${progs[@]}"; do
+			[ "$(date +%s)" -lt "$end" ] || break 3
+			n=$((n + 1))
+			# shellcheck disable=SC2086
+			( if run "$cfg" "long-$n" $pa; then touch "$resdir/p.$n"; else touch "$resdir/f.$n"; fi ) &
+			while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do
+				wait -n
+			done
+		done
+	done
+	p=$(find "$resdir" -name 'p.*' | wc -l)
+	f=$(find "$resdir" -name 'f.*' | wc -l)
+	echo "stress: $(date '+%T') $p runs passed, $f failed"
+done
+wait
+passed=$(find "$resdir" -name 'p.*' | wc -l)
+failed=$(find "$resdir" -name 'f.*' | wc -l)
+rm -rf "$resdir"
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
