@@ -99,7 +99,7 @@ if gcc -O2 -g -pthread -I"$SRCTREE/selftests/lib" -o "$plain" \
 	preload=$HAKMEM_LIB run_set preload "$plain"
 else
 	sed 's/^/# /' "$workdir/gcc.err" | head -n 5
-	for i in 1 2 3 4 5; do
+	for _ in 1 2 3 4 5; do
 		tap_ok 1 "preload: build vg_target.c with gcc"
 	done
 fi
