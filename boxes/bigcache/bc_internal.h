@@ -6,10 +6,18 @@
 #ifndef HAK_BOX_BIGCACHE_INTERNAL_H
 #define HAK_BOX_BIGCACHE_INTERNAL_H
 
+#include <stdbool.h>
+
 /*
  * Pretend memory is tight (1), plenty (0), or go back to sampling it with
  * sysinfo() (-1). Under pressure every put purges all resident blocks.
  */
 void __hak_bigcache_force_pressure(int tight);
+
+/*
+ * Merge a freed block with cached neighbours (true, the default) or cache
+ * every block as it came (tests that count blocks).
+ */
+void __hak_bigcache_set_merge(bool on);
 
 #endif /* HAK_BOX_BIGCACHE_INTERNAL_H */

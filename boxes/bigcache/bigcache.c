@@ -15,6 +15,15 @@
  * buckets (up to 65,536) and halves when it holds fewer than a quarter
  * (down to 256); a resize rebuilds the chains from the LRU lists.
  *
+ * Split and merge: a cached block is a page range, not necessarily a whole
+ * mapping (munmap, madvise and a shrinking mremap work on any range). A
+ * take uses the best-fitting block of at least len bytes: whole when at
+ * most len + len/4 long, else it hands out the head and keeps the tail. A
+ * put merges the block with the cached blocks ending where it starts and
+ * starting where it ends (found in two more hash tables, by start and by
+ * end address), while the result stays within max / 4. A bitmap of the
+ * classes that hold blocks lets take() skip empty classes.
+ *
  * LRU: every cached block is on one of two lists, newest first: hot
  * (resident) and cold (purged with madvise: no RSS, reads as zero). Blocks
  * are purged from the hot list's old end, so every cold block is older
@@ -58,9 +67,13 @@
 #define BC_WALK_MAX		32	/* chain entries take() looks at */
 #define BC_PRESSURE_EVERY	256	/* puts between sysinfo() samples */
 #define BC_RESIDENT_DIV		1	/* resident limit: max / this (no pressure) */
+#define BC_NCLASS		320	/* > bc_class() of any 47-bit length */
+#define BC_MAP_WORDS		(BC_NCLASS / 64)
 
 struct bc_ent {
 	struct bc_ent *next, **pprev;	/* hash chain */
+	struct bc_ent *snext, **spprev;	/* address chain, by start */
+	struct bc_ent *enext, **epprev;	/* address chain, by end */
 	struct bc_ent *newer, *older;	/* hot or cold list; batch link */
 	void *addr;
 	size_t len;
@@ -74,7 +87,8 @@ struct bc_list {
 
 static struct {
 	struct hak_lock lock;
-	struct bc_ent **tab;
+	struct bc_ent **tab;		/* by class; then by start, by end */
+	struct bc_ent **atab_s, **atab_e;
 	unsigned bits;
 	size_t count;			/* blocks on the table */
 	size_t bytes;			/* linked + in flight */
@@ -83,8 +97,10 @@ static struct {
 	size_t max;
 	struct bc_list hot, cold;
 	struct bc_ent *spare;
+	uint32_t cls_count[BC_NCLASS];	/* linked blocks per class */
+	uint64_t cls_map[BC_MAP_WORDS];	/* bit c: cls_count[c] != 0 */
 	struct hak_bigcache_stats st;
-	struct bc_ent *init_tab[1u << BC_MIN_BITS];
+	struct bc_ent *init_tab[3u << BC_MIN_BITS];
 } bc = {
 	.lock = HAK_LOCK_INIT,
 	.max = HAK_BIGCACHE_DEFAULT_MAX,
@@ -93,6 +109,7 @@ static struct {
 static unsigned long bc_put_tick;
 static int bc_pressure;
 static int bc_pressure_forced = -1;	/* tests: -1 sample, else 0/1 */
+static bool bc_merge = true;		/* tests may turn merging off */
 
 /* Work left for after the lock: blocks to unmap and blocks to purge. */
 struct bc_batch {
@@ -129,9 +146,54 @@ static struct bc_ent **bc_bucket(unsigned cls)
 	return &bc.tab[bc_hash(cls) & ((1u << bc.bits) - 1)];
 }
 
+static uint64_t addr_hash(uintptr_t a)
+{
+	return ((uint64_t)a >> 12) * 0x9e3779b97f4a7c15ULL;
+}
+
+static struct bc_ent **addr_bucket(struct bc_ent **t, uintptr_t a)
+{
+	return &t[addr_hash(a) >> (64 - bc.bits)];
+}
+
+/* The cached block starting (or ending) at a, or NULL. */
+static struct bc_ent *find_start(uintptr_t a)
+{
+	struct bc_ent *e;
+
+	for (e = *addr_bucket(bc.atab_s, a); e; e = e->snext)
+		if ((uintptr_t)e->addr == a)
+			return e;
+	return NULL;
+}
+
+static struct bc_ent *find_end(uintptr_t a)
+{
+	struct bc_ent *e;
+
+	for (e = *addr_bucket(bc.atab_e, a); e; e = e->enext)
+		if ((uintptr_t)e->addr + e->len == a)
+			return e;
+	return NULL;
+}
+
 static void tab_insert(struct bc_ent *e)
 {
 	struct bc_ent **pp = bc_bucket(e->cls), *f;
+
+	pp = addr_bucket(bc.atab_s, (uintptr_t)e->addr);
+	e->snext = *pp;
+	if (e->snext)
+		e->snext->spprev = &e->snext;
+	e->spprev = pp;
+	*pp = e;
+	pp = addr_bucket(bc.atab_e, (uintptr_t)e->addr + e->len);
+	e->enext = *pp;
+	if (e->enext)
+		e->enext->epprev = &e->enext;
+	e->epprev = pp;
+	*pp = e;
+	pp = bc_bucket(e->cls);
 
 	/* In front of its class's group, or at the head. */
 	for (f = *pp; f; f = f->next) {
@@ -145,6 +207,8 @@ static void tab_insert(struct bc_ent *e)
 		e->next->pprev = &e->next;
 	e->pprev = pp;
 	*pp = e;
+	if (!bc.cls_count[e->cls]++)
+		bc.cls_map[e->cls / 64] |= 1ULL << (e->cls % 64);
 }
 
 static void tab_remove(struct bc_ent *e)
@@ -152,6 +216,31 @@ static void tab_remove(struct bc_ent *e)
 	*e->pprev = e->next;
 	if (e->next)
 		e->next->pprev = e->pprev;
+	*e->spprev = e->snext;
+	if (e->snext)
+		e->snext->spprev = e->spprev;
+	*e->epprev = e->enext;
+	if (e->enext)
+		e->enext->epprev = e->epprev;
+	if (!--bc.cls_count[e->cls])
+		bc.cls_map[e->cls / 64] &= ~(1ULL << (e->cls % 64));
+}
+
+/* The first class >= c that holds a block, or BC_NCLASS. */
+static unsigned next_class(unsigned c)
+{
+	unsigned w = c / 64;
+	uint64_t m;
+
+	if (c >= BC_NCLASS)
+		return BC_NCLASS;
+	m = bc.cls_map[w] & (~0ULL << (c % 64));
+	while (!m) {
+		if (++w == BC_MAP_WORDS)
+			return BC_NCLASS;
+		m = bc.cls_map[w];
+	}
+	return w * 64 + (unsigned)__builtin_ctzll(m);
 }
 
 static void list_add_newest(struct bc_list *l, struct bc_ent *e)
@@ -179,8 +268,7 @@ static void list_remove(struct bc_list *l, struct bc_ent *e)
 
 static size_t tab_size(unsigned bits)
 {
-	return HAK_ALIGN_UP(((size_t)1 << bits) * sizeof(struct bc_ent *),
-			    HAK_OS_PAGE);
+	return HAK_ALIGN_UP(((size_t)3 << bits) * sizeof(struct bc_ent *), HAK_OS_PAGE);
 }
 
 /* Rebuild the chains with 2^bits buckets; keeps the old table on failure. */
@@ -198,7 +286,11 @@ static void tab_resize(unsigned bits)
 			return;
 	}
 	bc.tab = tab;
+	bc.atab_s = tab + ((size_t)1 << bits);
+	bc.atab_e = tab + ((size_t)2 << bits);
 	bc.bits = bits;
+	memset(bc.cls_count, 0, sizeof(bc.cls_count));
+	memset(bc.cls_map, 0, sizeof(bc.cls_map));
 	/* Oldest first, each in front of its group: groups end newest first. */
 	for (e = bc.cold.oldest; e; e = e->newer)
 		tab_insert(e);
@@ -228,6 +320,8 @@ static void bc_setup(void)
 {
 	if (!bc.tab) {
 		bc.tab = bc.init_tab;
+		bc.atab_s = bc.init_tab + (1u << BC_MIN_BITS);
+		bc.atab_e = bc.init_tab + (2u << BC_MIN_BITS);
 		bc.bits = BC_MIN_BITS;
 		bc.st.peak_buckets = (size_t)1 << BC_MIN_BITS;
 	}
@@ -334,50 +428,68 @@ static void sample_pressure(void)
 	arch_store_relaxed(&bc_pressure, tight);
 }
 
+void __hak_bigcache_set_merge(bool on)
+{
+	hak_lock(&bc.lock);
+	bc_merge = on;
+	hak_unlock(&bc.lock);
+}
+
 void __hak_bigcache_force_pressure(int tight)
 {
 	arch_store_relaxed(&bc_pressure_forced, tight);
 	sample_pressure();
 }
 
+/*
+ * The best block of class c for len bytes aligned to align, or NULL: in
+ * len's own class (whose blocks may be shorter) an exact length, else the
+ * shortest that fits; in a higher class (every block long enough) the
+ * newest aligned one. At most *walked chain entries in all.
+ */
+static struct bc_ent *class_fit(unsigned c, size_t len, size_t align, bool own,
+				unsigned *walked)
+{
+	struct bc_ent *e, *fit = NULL;
+	bool in_group = false;
+
+	for (e = *bc_bucket(c); e; e = e->next) {
+		if (++*walked > BC_WALK_MAX)
+			break;
+		if (e->cls != c) {
+			if (in_group)
+				break;
+			continue;
+		}
+		in_group = true;
+		if (e->len < len || ((uintptr_t)e->addr & (align - 1)))
+			continue;
+		if (!own)
+			return e;
+		if (!fit || e->len < fit->len) {
+			fit = e;
+			if (e->len == len)
+				break;
+		}
+	}
+	return fit;
+}
+
 void *hak_bigcache_take(size_t len, size_t align, size_t *got, bool *zeroed)
 {
-	size_t lmax = len + HAK_ALIGN_DOWN(len / 4, HAK_OS_PAGE);
-	unsigned c, c_end = bc_class(lmax), walked = 0;
-	struct bc_ent *e = NULL;
+	size_t slack = HAK_ALIGN_DOWN(len / 4, HAK_OS_PAGE);
+	unsigned c, c0 = bc_class(len), walked = 0;
+	struct bc_ent *e = NULL, *t;
 	void *p;
 
 	hak_lock(&bc.lock);
 	if (!bc.count)
 		goto miss;
-	for (c = bc_class(len); c <= c_end; c++) {
-		struct bc_ent *fit = NULL;
-		bool in_group = false;
-
-		/* Best fit within the class: an exact length, else the smallest. */
-		for (e = *bc_bucket(c); e; e = e->next) {
-			if (++walked > BC_WALK_MAX)
-				break;
-			if (e->cls != c) {
-				if (in_group)
-					break;
-				continue;
-			}
-			in_group = true;
-			if (e->len >= len && e->len <= lmax &&
-			    !((uintptr_t)e->addr & (align - 1)) &&
-			    (!fit || e->len < fit->len)) {
-				fit = e;
-				if (e->len == len)
-					break;
-			}
-		}
-		if (fit) {
-			e = fit;
+	for (c = next_class(c0); c < BC_NCLASS && walked < BC_WALK_MAX;
+	     c = next_class(c + 1)) {
+		e = class_fit(c, len, align, c == c0, &walked);
+		if (e)
 			goto hit;
-		}
-		if (walked > BC_WALK_MAX)
-			break;
 	}
 miss:
 	bc.st.misses++;
@@ -385,21 +497,59 @@ miss:
 	return NULL;
 hit:
 	unlink_ent(e);
-	bc.bytes -= e->len;
 	bc.st.hits++;
 	p = e->addr;
-	*got = e->len;
 	*zeroed = e->purged;
+	/*
+	 * More than len/4 too long: split, hand out the head and keep the
+	 * tail cached (same residency). No system call: a block is a page
+	 * range, and munmap/madvise work on any range. Without an entry for
+	 * the tail the whole block goes.
+	 */
+	t = NULL;
+	if (e->len - len > slack) {
+		t = bc.spare;
+		if (t)
+			bc.spare = t->next;
+		else
+			t = __hak_meta_alloc(sizeof(*t));
+	}
+	if (t) {
+		t->addr = (char *)p + len;
+		t->len = e->len - len;
+		t->cls = bc_class(t->len);
+		t->purged = e->purged;
+		list_add_newest(t->purged ? &bc.cold : &bc.hot, t);
+		tab_insert(t);
+		bc.count++;
+		if (!t->purged)
+			bc.resident += t->len;
+		bc.st.splits++;
+		*got = len;
+	} else {
+		*got = e->len;
+	}
+	bc.bytes -= *got;
 	spare_put(e);
 	tab_check_size();
 	hak_unlock(&bc.lock);
 	return p;
 }
 
+/* Take the cached neighbour n off the books: the block put extends over it. */
+static void absorb(struct bc_ent *n)
+{
+	unlink_ent(n);
+	bc.bytes -= n->len;
+	bc.st.merges++;
+	spare_put(n);
+}
+
 bool hak_bigcache_put(void *p, size_t len)
 {
 	struct bc_batch b = { NULL, NULL, 0 };
-	struct bc_ent *e = NULL;
+	struct bc_ent *e = NULL, *n;
+	bool merged = false;
 
 	if ((arch_fetch_add(&bc_put_tick, 1UL) % BC_PRESSURE_EVERY) == 0)
 		sample_pressure();
@@ -414,10 +564,30 @@ bool hak_bigcache_put(void *p, size_t len)
 		e = __hak_meta_alloc(sizeof(*e));
 	if (!e)
 		goto refuse;
+	/*
+	 * Merge with the cached blocks right before and after it: a block is
+	 * a page range, and munmap, madvise and mremap's shrink work on any
+	 * range. The result counts as resident (it is partly).
+	 */
+	if (bc_merge) {
+		n = find_end((uintptr_t)p);
+		if (n && len + n->len <= bc.max / 4) {
+			p = n->addr;
+			len += n->len;
+			absorb(n);
+			merged = true;
+		}
+		n = find_start((uintptr_t)p + len);
+		if (n && len + n->len <= bc.max / 4) {
+			len += n->len;
+			absorb(n);
+			merged = true;
+		}
+	}
 	while (bc.bytes + len > bc.max) {
 		/* Only blocks in flight left: refuse rather than wait. */
 		if (!evict_coldest(&b))
-			goto refuse;
+			goto refuse_merged;
 	}
 	e->addr = p;
 	e->len = len;
@@ -436,6 +606,19 @@ bool hak_bigcache_put(void *p, size_t len)
 	hak_unlock(&bc.lock);
 	finish(&b);
 	return true;
+refuse_merged:
+	if (merged) {
+		/* Neighbours were taken off the books: unmap the whole range. */
+		e->addr = p;
+		e->len = len;
+		e->older = b.dead;
+		b.dead = e;
+		b.dead_bytes += len;
+		bc.st.evictions++;
+		hak_unlock(&bc.lock);
+		finish(&b);
+		return true;
+	}
 refuse:
 	if (e)
 		spare_put(e);

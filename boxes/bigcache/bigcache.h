@@ -32,6 +32,8 @@ struct hak_bigcache_stats {
 	size_t max_bytes;	/* the bound (HAKMEM_BIGCACHE_MAX) */
 	size_t grows, shrinks;	/* hash table resizes, ever */
 	size_t peak_buckets;	/* largest table so far */
+	size_t splits;		/* hits that kept the tail of a longer block */
+	size_t merges;		/* cached neighbours a put absorbed */
 };
 
 #if IS_ENABLED(CONFIG_HAK_BIGCACHE)

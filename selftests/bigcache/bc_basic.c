@@ -1,13 +1,14 @@
 // SPDX-License-Identifier: MIT
 /*
  * BigCache: which cached block serves which request (every size and class
- * boundary, the len + len/4 slack bound), alignment, realloc across the
- * small/mid/large borders keeping contents, calloc of a reused dirty block,
- * frees from another thread, fork.
+ * boundary: whole up to len + len/4, split beyond), split tails merging back,
+ * alignment, realloc across the small/mid/large borders keeping contents,
+ * calloc of a reused dirty block, frees from another thread, fork.
  */
 #include <pthread.h>
 #include <sys/wait.h>
 #include "bc_test.h"
+#include "boxes/bigcache/bc_internal.h"
 
 static size_t lmin;	/* smallest large request, page-rounded */
 
@@ -42,7 +43,7 @@ static int reused(size_t have, size_t want, size_t *usable)
 
 static void test_boundaries(void)
 {
-	size_t u, b, i, bad = 0;
+	size_t u, b, i, bad = 0, splits0 = bc_stats().splits;
 	/* Block lengths on every kind of boundary, in pages. */
 	static const size_t pages[] = { 15, 16, 17, 18, 19, 20, 31, 32, 33, 36,
 		40, 63, 64, 65, 72, 127, 128, 129, 255, 256, 257, 1023, 1024, 1025,
@@ -65,14 +66,17 @@ static void test_boundaries(void)
 			want -= BC_PAGE;
 		if (want >= lmin && (!reused(have, want, &u) || u != have))
 			bad++, tap_diag("%zu pages: %zu not reused", pages[i], want);
-		/* One page smaller than that: too much slack, not reused. */
-		if (want - BC_PAGE >= lmin && reused(have, want - BC_PAGE, &u))
-			bad++, tap_diag("%zu pages: %zu reused (slack)", pages[i], want - BC_PAGE);
+		/* One page smaller than that: split, the head comes back exact. */
+		if (want - BC_PAGE >= lmin &&
+		    (!reused(have, want - BC_PAGE, &u) || u != want - BC_PAGE))
+			bad++, tap_diag("%zu pages: %zu not split", pages[i], want - BC_PAGE);
 		/* One byte more: the cached block is too short. */
 		if (reused(have, have + 1, &u))
 			bad++, tap_diag("%zu pages: +1 reused", pages[i]);
 	}
-	tap_ok(bad == 0, "reuse follows len <= block <= len + len/4 at every boundary");
+	tap_ok(bad == 0 && bc_stats().splits > splits0,
+	       "reuse at every boundary: whole up to len + len/4, split beyond (%zu splits)",
+	       bc_stats().splits - splits0);
 
 	/* Requests just around the large threshold still work and are exact. */
 	bad = 0;
@@ -113,6 +117,44 @@ static void test_usable_bound(void)
 		free(slot[i]);
 	tap_ok(bad == 0, "usable size within [n, page_up(n) * 1.25] in a churn");
 	tap_ok(bc_stats().hits > 0, "the churn hit the cache (%zu hits)", bc_stats().hits);
+}
+
+/*
+ * One cached block cut in three by three requests: freed, the pieces merge
+ * back into one block that serves the whole length again, at the same place.
+ */
+static void test_merge(void)
+{
+	size_t n = 3 * lmin, merges0;
+	unsigned char *p, *a, *b, *c;
+	struct hak_bigcache_stats st;
+
+	malloc_trim(0);
+	p = bc_launder(malloc(n));
+	memset(p, 0x11, n);
+	free(p);
+	a = malloc(lmin);
+	b = malloc(lmin);
+	c = malloc(lmin);
+	st = bc_stats();
+	tap_ok(a == p && b == p + lmin && c == p + 2 * lmin && st.cached_bytes == 0,
+	       "a cached block is split for smaller requests, head first");
+	merges0 = st.merges;
+	fill(a, lmin, 1);
+	fill(c, lmin, 3);
+	free(a);
+	free(c);
+	st = bc_stats();
+	tap_ok(st.cached_blocks == 2 && st.merges == merges0,
+	       "pieces with no cached neighbour stay apart (%zu blocks)", st.cached_blocks);
+	free(b);
+	st = bc_stats();
+	tap_ok(st.cached_blocks == 1 && st.cached_bytes == n && st.merges == merges0 + 2,
+	       "the middle piece merges both neighbours: %zu block(s), %zu bytes",
+	       st.cached_blocks, st.cached_bytes);
+	a = bc_launder(malloc(n));
+	tap_ok(a == p && malloc_usable_size(a) == n, "and the whole length is served again");
+	free(a);
 }
 
 static void test_align(void)
@@ -221,6 +263,8 @@ static void test_cross_thread(void)
 	pthread_t t;
 	size_t hits0, i, bad = 0;
 
+	/* Each block its own (merged neighbours would be split differently). */
+	__hak_bigcache_set_merge(false);
 	malloc_trim(0);
 	for (i = 0; i < XT_N; i++) {
 		v[i] = malloc(lmin + i * BC_PAGE);
@@ -241,6 +285,7 @@ static void test_cross_thread(void)
 	       bc_stats().hits - hits0, XT_N);
 	for (i = 0; i < XT_N; i++)
 		free(v[i]);
+	__hak_bigcache_set_merge(true);
 }
 
 static void test_fork(void)
@@ -271,6 +316,7 @@ int main(void)
 	tap_diag("large path from %zu bytes", lmin);
 	test_boundaries();
 	test_usable_bound();
+	test_merge();
 	test_align();
 	test_realloc();
 	test_calloc();

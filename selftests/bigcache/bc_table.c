@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
  * BigCache under concurrent use: 4 threads free ~34,000 large blocks into
- * the cache at once (the hash table grows 256 -> 65,536 buckets), take
+ * the cache at once (the hash table grows 256 -> 65,536 buckets; merging of
+ * neighbours is off so that each stays a block of its own), take
  * them back (it shrinks to 256), no block is handed out twice; then 2
  * threads churn against a small bound while a third samples the
  * statistics: the cached bytes never exceed the bound, and blocks were
@@ -9,6 +10,7 @@
  */
 #include <pthread.h>
 #include "bc_test.h"
+#include "boxes/bigcache/bc_internal.h"
 
 #define NTHREAD		4
 #define NBLOCK		34000		/* > 32,768: the table reaches 2^16 */
@@ -71,6 +73,7 @@ static void test_resize(void)
 
 	/* Room for every block, none purged: a bound far above them. */
 	bc_set_max((size_t)64 << 30);
+	__hak_bigcache_set_merge(false);
 	pthread_barrier_init(&bar, NULL, NTHREAD + 1);
 	for (t = 0; t < NTHREAD; t++)
 		pthread_create(&th[t], NULL, resize_worker, (void *)(uintptr_t)t);
@@ -102,6 +105,7 @@ static void test_resize(void)
 	st = bc_stats();
 	tap_ok(st.cached_bytes == 0 && st.buckets == 256, "trim: %zu bytes, %zu buckets",
 	       st.cached_bytes, st.buckets);
+	__hak_bigcache_set_merge(true);
 }
 
 static size_t bound, hi;
