@@ -29,6 +29,13 @@ int __hak_ff_level = CONFIG_HAK_FAILFAST_LEVEL;
 void hak_ff_init(void)
 {
 	__hak_ff_level = (int)__hak_opt.failfast;
+	/*
+	 * Under valgrind, memcheck already catches double frees and use after
+	 * free, and level 2's free-list walks would read links it keeps
+	 * inaccessible: run level 1 at most.
+	 */
+	if (__hak_ff_level > 1 && hak_vg_running())
+		__hak_ff_level = 1;
 }
 
 void hak_ff_fail(const void *p, unsigned c, const char *check)
