@@ -12,10 +12,11 @@
 # sanitize selftests).
 #
 # Bounded mode: for every CONFIG, RUNS (default 100) runs of
-#   larson_sim 2 40000         4 threads, 2 rounds of fresh threads,
-#                              320000 checked block replacements
-#   threads_prodcons 4000 4    4- and 8-thread producer/consumer shapes,
-#                              4 rounds each, cross-thread frees checked
+#   larson_sim 3 100000        4 threads, 3 rounds of fresh threads,
+#                              1.2 million checked block replacements
+#   threads_prodcons 10000 4   4- and 8-thread producer/consumer shapes,
+#                              4 rounds each, 160000 blocks freed
+#                              cross-thread and checked
 # Every repetition is its own process: a fresh allocator (first-use init,
 # empty registry, first heap attach) and fresh threads, so start-up races
 # get 100 chances per configuration, and a crash or hang ends one run and
@@ -98,9 +99,9 @@ if [ -z "$duration" ]; then
 		start=$(date +%s)
 		p=0 f=0
 		for i in $(seq 1 "$runs"); do
-			if run "$cfg" "larson-$i" core/larson_sim 2 40000; then
+			if run "$cfg" "larson-$i" core/larson_sim 3 100000; then
 				p=$((p + 1)); else f=$((f + 1)); fi
-			if run "$cfg" "prodcons-$i" core/threads_prodcons 4000 4; then
+			if run "$cfg" "prodcons-$i" core/threads_prodcons 10000 4; then
 				p=$((p + 1)); else f=$((f + 1)); fi
 		done
 		echo "$cfg: larson_sim x $runs, threads_prodcons x $runs: $p runs passed," \
