@@ -51,19 +51,23 @@ one() {
 		failed=$((failed + 1)); return ;;
 	esac
 	dir=$BUILD/sanitize-$name
+	# clang links a sanitizer runtime into executables only: the shared
+	# library (built but not used by the tests) needs the shared runtime.
+	local ldextra=
+	case $CC in *clang*) ldextra=-shared-libsan ;; esac
 	log=$dir.log
 	echo "== $name: $CC $san${set:+, $set}, selftests: $tests"
 	rm -rf "$dir"
 	local mk=(make -C "$SRCTREE" --no-print-directory -j"$JOBS" O="$dir" CC="$CC")
 	if ! { "${mk[@]}" -s defconfig && { [ -z "$set" ] || "${mk[@]}" -s setconfig SET="$set"; } &&
-	       "${mk[@]}" KCFLAGS="$san -fno-omit-frame-pointer -g" KLDFLAGS="$san" \
+	       "${mk[@]}" KCFLAGS="$san -fno-omit-frame-pointer -g" KLDFLAGS="$san $ldextra" \
 			all selftests-build T="$tests"; } >"$log" 2>&1; then
 		tail -n 30 "$log"
 		echo "== $name: build failed"
 		failed=$((failed + 1))
 		return
 	fi
-	"${mk[@]}" KCFLAGS="$san -fno-omit-frame-pointer -g" KLDFLAGS="$san" \
+	"${mk[@]}" KCFLAGS="$san -fno-omit-frame-pointer -g" KLDFLAGS="$san $ldextra" \
 		selftests T="$tests" >"$log" 2>&1
 	grep -E '^(not )?ok [0-9]+ selftests' "$log"
 	line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$log" | tail -n 1)
