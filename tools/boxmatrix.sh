@@ -7,21 +7,24 @@
 # shortens the long core tests). Each combination is built from scratch in
 # build/matrix/<mask>. Ends with "N passed, N failed".
 #
-#   tools/boxmatrix.sh [-j JOBS] [--build-only] [MASK...]
+#   tools/boxmatrix.sh [-j LANES] [--build-only] [MASK...]
+#
+# -j: combinations built and tested at once (default: the CPU count).
 #
 # MASK selects combinations by number (bit i = i-th box below, on).
 set -u
 export LC_ALL=C
 SRCTREE=$(cd "$(dirname "$0")/.." && pwd)
 OUT=$SRCTREE/build/matrix
-JOBS=$(nproc 2>/dev/null || echo 2)
+LANES=$(nproc 2>/dev/null || echo 2)
+JOBS=1
 build_only=
 masks=()
 unset MAKEFLAGS MFLAGS MAKELEVEL MAKEOVERRIDES O ARCH V C T KBUILD_OUTPUT
 
 while [ $# -gt 0 ]; do
 	case $1 in
-	-j) JOBS=$2; shift ;;
+	-j) LANES=$2; shift ;;
 	--build-only) build_only=1 ;;
 	*) masks+=("$1") ;;
 	esac
@@ -47,10 +50,9 @@ hakmake() {
 	make -C "$SRCTREE" --no-print-directory -j"$JOBS" "$@"
 }
 
-echo "box matrix: ${boxes[*]} (${#masks[@]} combinations), selftests: $tdirs"
-passed=0 failed=0
-for m in "${masks[@]}"; do
-	set_args= label=
+# One combination, from scratch; prints its result line, then "RESULT p f".
+run_combo() {
+	local m=$1 set_args= label= i dir log start rc line p f want got
 	for ((i = 0; i < n; i++)); do
 		if (( m >> i & 1 )); then
 			set_args+="${boxes[i]}=y "
@@ -62,15 +64,14 @@ for m in "${masks[@]}"; do
 	dir=$OUT/$m
 	log=$dir.log
 	rm -rf "$dir"
-	mkdir -p "$OUT"
 	start=$(date +%s)
 	printf '[%2d] %-60s ' "$m" "${label:-(none)}"
 	if ! { hakmake O="$dir" defconfig && hakmake O="$dir" setconfig SET="$set_args" &&
 	       hakmake O="$dir" C=1 all; } >"$log" 2>&1; then
 		echo "BUILD FAILED (log: ${log#"$SRCTREE"/})"
 		tail -n 20 "$log" | sed 's/^/| /'
-		failed=$((failed + 1))
-		continue
+		echo "RESULT 0 1"
+		return
 	fi
 	# setconfig must have taken: a box that silently stayed off is a failure.
 	for ((i = 0; i < n; i++)); do
@@ -78,14 +79,14 @@ for m in "${masks[@]}"; do
 		got=$(grep -q "^CONFIG_${boxes[i]}=y" "$dir/.config" && echo y || echo n)
 		if [ "$want" != "$got" ]; then
 			echo "CONFIG MISMATCH: ${boxes[i]}=$got, wanted $want"
-			failed=$((failed + 1))
-			continue 2
+			echo "RESULT 0 1"
+			return
 		fi
 	done
 	if [ -n "$build_only" ]; then
 		echo "built $(( $(date +%s) - start ))s"
-		passed=$((passed + 1))
-		continue
+		echo "RESULT 1 0"
+		return
 	fi
 	HAKMEM_SELFTEST_QUICK=1 hakmake O="$dir" selftests T="$tdirs" >>"$log" 2>&1
 	rc=$?
@@ -93,8 +94,6 @@ for m in "${masks[@]}"; do
 	p=${line%% passed*}; p=${p:-0}
 	f=${line#*passed, }; f=${f%% failed}; f=${f:-1}
 	[ $rc -ne 0 ] && [ "$f" -eq 0 ] && f=1
-	passed=$((passed + p))
-	failed=$((failed + f))
 	if [ "$f" -eq 0 ]; then
 		echo "ok $(( $(date +%s) - start ))s ($p passed)"
 		rm -rf "$dir"	# keep the disk small; the log stays
@@ -102,6 +101,31 @@ for m in "${masks[@]}"; do
 		echo "FAILED $(( $(date +%s) - start ))s ($f failed, log: ${log#"$SRCTREE"/})"
 		grep -E '^(not ok|# not ok)' "$log" | head -n 10 | sed 's/^/| /'
 	fi
+	echo "RESULT $p $f"
+}
+
+echo "box matrix: ${boxes[*]} (${#masks[@]} combinations, $LANES at a time), selftests: $tdirs"
+mkdir -p "$OUT"
+passed=0 failed=0
+pending=()
+# Combinations run $LANES at a time (each make with -j1: the lanes are the
+# parallelism); results are printed in order as each lane finishes.
+flush_one() {
+	local m=${pending[0]} r
+	wait "${pids[$m]}"
+	grep -v '^RESULT ' "$OUT/$m.out"
+	r=$(sed -n 's/^RESULT //p' "$OUT/$m.out")
+	passed=$((passed + ${r% *}))
+	failed=$((failed + ${r#* }))
+	pending=("${pending[@]:1}")
+}
+declare -A pids=()
+for m in "${masks[@]}"; do
+	[ ${#pending[@]} -ge "$LANES" ] && flush_one
+	run_combo "$m" >"$OUT/$m.out" 2>&1 &
+	pids[$m]=$!
+	pending+=("$m")
 done
+while [ ${#pending[@]} -gt 0 ]; do flush_one; done
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
