@@ -53,10 +53,10 @@ HAK_EXPORT struct mallinfo mallinfo(void)
 	return mi;
 }
 
-HAK_EXPORT void *__libc_malloc(size_t n) __attribute__((alias("malloc"), copy(malloc)));
-HAK_EXPORT void __libc_free(void *p) __attribute__((alias("free"), copy(free)));
-HAK_EXPORT void *__libc_calloc(size_t n, size_t size) __attribute__((alias("calloc"), copy(calloc)));
-HAK_EXPORT void *__libc_realloc(void *p, size_t n) __attribute__((alias("realloc"), copy(realloc)));
-HAK_EXPORT void *__libc_memalign(size_t align, size_t n) __attribute__((alias("memalign"), copy(memalign)));
-HAK_EXPORT void *__libc_valloc(size_t n) __attribute__((alias("valloc"), copy(valloc)));
-HAK_EXPORT void *__libc_pvalloc(size_t n) __attribute__((alias("pvalloc"), copy(pvalloc)));
+HAK_EXPORT void *__libc_malloc(size_t n) HAK_ALIAS_OF(malloc);
+HAK_EXPORT void __libc_free(void *p) HAK_ALIAS_OF(free);
+HAK_EXPORT void *__libc_calloc(size_t n, size_t size) HAK_ALIAS_OF(calloc);
+HAK_EXPORT void *__libc_realloc(void *p, size_t n) HAK_ALIAS_OF(realloc);
+HAK_EXPORT void *__libc_memalign(size_t align, size_t n) HAK_ALIAS_OF(memalign);
+HAK_EXPORT void *__libc_valloc(size_t n) HAK_ALIAS_OF(valloc);
+HAK_EXPORT void *__libc_pvalloc(size_t n) HAK_ALIAS_OF(pvalloc);

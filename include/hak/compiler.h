@@ -38,6 +38,13 @@
  */
 #define HAK_HIDDEN		__attribute__((visibility("hidden")))
 
+/* An alias takes its target's attributes (gcc checks; clang lacks "copy"). */
+#if defined(__clang__)
+# define HAK_ALIAS_OF(f)	__attribute__((alias(#f)))
+#else
+# define HAK_ALIAS_OF(f)	__attribute__((alias(#f), copy(f)))
+#endif
+
 #ifdef __CHECKER__
 # define __must_check
 # define __acquires(x)		__attribute__((context(x, 0, 1)))
