@@ -44,11 +44,30 @@
  * Fork takes every shard lock in index order, then pool_lock; the core
  * takes its own locks after ours (lib/init.c).
  *
- * Validation: hak_l25_free/usable check, under the owning shard's lock,
- * that p is the start of a live block of its region; anything else goes
- * to __hak_bad_free. A bad pointer racing with the unmapping of its
- * region can still fault: the registry is cleared before munmap, so the
- * window is the few instructions between the registry load and ours.
+ * Thread cache (CONFIG_HAK_L25_TCACHE blocks per class, at most
+ * CONFIG_HAK_L25_TCACHE_KIB bytes, initial-exec TLS): free pushes the
+ * block to the freeing thread's cache when there is room, malloc pops
+ * from it, neither takes a lock. A cached block stays live in its shard's
+ * accounting (so its region cannot be released, and a cross-thread free
+ * is just a push), with state B_CACHED: only the thread whose cache holds
+ * it writes that byte (pop: B_LIVE; flush: B_DIRTY under the shard lock),
+ * and the only lock-free write is LIVE -> CACHED by the thread freeing a
+ * live block it owns, so state bytes of live or cached blocks are read
+ * and written with relaxed atomics. A second free of a cached block sees
+ * B_CACHED, not B_LIVE, and is reported. The cache is flushed to the
+ * shards by a pthread key destructor at thread exit (the thread then
+ * bypasses it), by hak_l25_release() for the calling thread, and a class
+ * at a time when full. After fork the child keeps the forking thread's
+ * cache; blocks in other threads' caches stay live (leaked) in the child.
+ *
+ * Validation: hak_l25_free checks without a lock that p is the start of
+ * a live block of its region (magic, stride, state B_LIVE) before caching
+ * it; anything that fails goes to the locked path, which checks again
+ * under the owning shard's lock, as do flushes (state B_CACHED), and
+ * reports to __hak_bad_free. hak_l25_usable checks the same without a
+ * lock. A bad pointer racing with the unmapping of its region can still
+ * fault: the registry is cleared before munmap, so the window is the few
+ * instructions between the registry load and ours.
  */
 #include <errno.h>
 #include <sched.h>
@@ -76,6 +95,15 @@
 #define L25_WINDOW	1024		/* lock acquisitions per contention window */
 #define L25_GROW_FAILS	8		/* failed trylocks in a window to grow */
 
+/* Thread cache: slots per class, byte cap, classes up to L25_MAX. */
+#define L25_TC_N	CONFIG_HAK_L25_TCACHE
+#define L25_TC_SLOTS	(L25_TC_N ? L25_TC_N : 1)
+#define L25_TC_BYTES	((size_t)CONFIG_HAK_L25_TCACHE_KIB << 10)
+#define L25_LOG2(m)	((m) >= (1UL << 19) ? 19 : (m) >= (1UL << 18) ? 18 : \
+			 (m) >= (1UL << 17) ? 17 : (m) >= (1UL << 16) ? 16 : 15)
+#define L25_TC_NCLASS	((L25_LOG2(L25_MAX - 1) - 15) * 4 + \
+			 (unsigned)((L25_MAX - 1) >> (L25_LOG2(L25_MAX - 1) - 2)) - 3)
+
 #define POW2_FLOOR(x)	((x) >= 64 ? 64 : (x) >= 32 ? 32 : (x) >= 16 ? 16 : \
 			 (x) >= 8 ? 8 : (x) >= 4 ? 4 : (x) >= 2 ? 2 : 1)
 #define L25_SHARDS_MAX	POW2_FLOOR(CONFIG_HAK_L25_MAX_SHARDS)
@@ -84,6 +112,7 @@
 #define B_CLEAN		0	/* free, not resident (never touched or purged) */
 #define B_LIVE		1	/* handed out */
 #define B_DIRTY		2	/* free, probably resident */
+#define B_CACHED	3	/* free, in a thread cache; live for its shard */
 
 struct l25_shard;
 
@@ -116,6 +145,8 @@ struct l25_shard {
 } __aligned(64);
 
 HAK_BUILD_BUG_ON(sizeof(struct l25_region) > L25_HDR);
+HAK_BUILD_BUG_ON(L25_TC_NCLASS < 1 || L25_TC_NCLASS > L25_NCLASS);
+HAK_BUILD_BUG_ON(L25_MAXBLK > 4096);	/* an index fits below a block's 4 KiB alignment */
 HAK_BUILD_BUG_ON(L25_MAX <= HAK_SMALL_MAX || L25_MAX > (1UL << 20));
 HAK_BUILD_BUG_ON((L25_REGION - L25_HDR) / (40UL << 10) > L25_MAXBLK);
 
@@ -126,6 +157,23 @@ static unsigned nshards = 1;		/* atomic; a power of two */
 static unsigned shard_cap;		/* atomic; set on first use */
 static unsigned next_tidx;		/* atomic */
 static __thread unsigned my_tidx;	/* 1 + sequence number, 0: none yet */
+
+/*
+ * The thread cache. An entry is a block address (4 KiB aligned) or'ed
+ * with its index in the region; blk[c][0] is the oldest.
+ */
+enum { TC_NONE, TC_ON, TC_DEAD };
+
+struct l25_tcache {
+	uint8_t state;			/* TC_* */
+	uint8_t n[L25_TC_NCLASS];
+	size_t bytes;
+	uintptr_t blk[L25_TC_NCLASS][L25_TC_SLOTS];
+};
+
+static __thread struct l25_tcache tc __attribute__((tls_model("initial-exec")));
+static pthread_key_t tc_key;
+static unsigned tc_key_state;		/* atomic: 0 none, 1 being made, 2 made, 3 failed */
 
 static struct hak_lock pool_lock = HAK_LOCK_INIT;
 static struct l25_region *pool;		/* pool_lock */
@@ -377,7 +425,7 @@ static void region_purge(struct l25_shard *sh, struct l25_region *r, uint32_t mi
 	unsigned nc = 0, nd = 0;
 
 	for (i = 0; i <= r->nblocks; i++) {
-		bool old = i < r->nblocks && r->state[i] == B_DIRTY &&
+		bool old = i < r->nblocks && arch_load_relaxed(&r->state[i]) == B_DIRTY &&
 			   age_of(sh, r->stamp[i]) >= min_age;
 
 		if (old) {
@@ -453,6 +501,7 @@ static inline size_t dirty_limit(const struct l25_shard *sh)
 {
 	return L25_DIRTY_BASE + sh->bytes_in_use;
 }
+
 
 /*
  * Every L25_EPOCH_OPS operations: purge blocks free for an epoch, release
@@ -531,14 +580,14 @@ static void *shard_alloc(struct l25_shard *sh, unsigned c)
 	return (void *)block_addr(r, i);
 }
 
-void *hak_l25_alloc(size_t n)
+static __noinline void *l25_alloc_slow(unsigned c)
 {
 	struct l25_shard *sh = my_shard();
 	struct l25_region *rel;
 	void *p;
 
 	shard_lock(sh);
-	p = shard_alloc(sh, class_of(n));
+	p = shard_alloc(sh, c);
 	rel = shard_tick(sh);
 	hak_unlock(&sh->lock);
 	if (unlikely(rel))
@@ -548,11 +597,34 @@ void *hak_l25_alloc(size_t n)
 	return p;
 }
 
+static inline struct l25_region *region_of(uintptr_t p)
+{
+	return (struct l25_region *)(p & ~(L25_REGION - 1));
+}
+
+/*
+ * Fast path, about 15 instructions: pop the newest cached block of the
+ * class (a cached block's region cannot go away), mark it live.
+ */
+void *hak_l25_alloc(size_t n)
+{
+	unsigned c = class_of(n);
+	uintptr_t e;
+
+	if (unlikely(!tc.n[c]))
+		return l25_alloc_slow(c);
+	e = tc.blk[c][--tc.n[c]];
+	tc.bytes -= class_size(c);
+	arch_store_relaxed(&region_of(e)->state[e & 4095], B_LIVE);
+	return (void *)(e & ~4095UL);
+}
+
 /*
  * Lock the shard owning p's region and return it with the block index,
  * or report p: it must be the first byte of a live block.
  */
-static struct l25_shard *lock_block(const void *p, unsigned *idx, const char *what)
+static struct l25_shard *lock_block(const void *p, unsigned *idx, uint8_t want,
+				    const char *what)
 	__acquires(shards)
 {
 	struct l25_region *r = (struct l25_region *)((uintptr_t)p & ~(L25_REGION - 1));
@@ -567,7 +639,7 @@ static struct l25_shard *lock_block(const void *p, unsigned *idx, const char *wh
 	    (off - L25_HDR) % r->stride)
 		goto bad;
 	i = (unsigned)((off - L25_HDR) / r->stride);
-	if (i >= r->nblocks || r->state[i] != B_LIVE)
+	if (i >= r->nblocks || arch_load_relaxed(&r->state[i]) != want)
 		goto bad;
 	*idx = i;
 	return sh;
@@ -576,14 +648,15 @@ bad:
 	__hak_bad_free(p, what);
 }
 
-void hak_l25_free(void *p)
+/* Give p (in state want) back to its shard, locked. */
+static void shard_free(void *p, uint8_t want, const char *what)
 {
-	struct l25_region *r = (struct l25_region *)((uintptr_t)p & ~(L25_REGION - 1));
+	struct l25_region *r = region_of((uintptr_t)p);
 	struct l25_shard *sh;
 	struct l25_region *rel;
 	unsigned i, t = my_tidx;
 
-	sh = lock_block(p, &i, "not a live L2.5 pool block");
+	sh = lock_block(p, &i, want, what);
 	r->state[i] = B_DIRTY;
 	r->stamp[i] = sh->ticks;
 	r->stack[r->nfree++] = (uint8_t)i;
@@ -603,6 +676,114 @@ void hak_l25_free(void *p)
 		pool_put_list(rel, true);
 }
 
+/*
+ * Index of p in its region when p is, by a lock-free look, the start of
+ * a live block; -1 otherwise (the locked path then decides). Reads of a
+ * live block's region header are stable: the region keeps its class
+ * while it has a live block.
+ */
+static inline int live_index(uintptr_t p, const struct l25_region *r)
+{
+	uint32_t off = (uint32_t)(p - (uintptr_t)r), stride, i;
+
+	if (unlikely(r->magic != L25_MAGIC || off < L25_HDR))
+		return -1;
+	stride = r->stride;
+	i = (off - (uint32_t)L25_HDR) / stride;
+	if (unlikely(i * stride != off - L25_HDR || i >= r->nblocks ||
+		     arch_load_relaxed(&r->state[i]) != B_LIVE))
+		return -1;
+	return (int)i;
+}
+
+/* Flush the oldest k cached blocks of class c to their shards. */
+static void tc_flush(unsigned c, unsigned k)
+{
+	unsigned j, n = tc.n[c];
+
+	for (j = 0; j < k; j++)
+		shard_free((void *)(tc.blk[c][j] & ~4095UL), B_CACHED,
+			   "corrupt L2.5 thread cache entry");
+	memmove(tc.blk[c], tc.blk[c] + k, (n - k) * sizeof(tc.blk[c][0]));
+	tc.n[c] = (uint8_t)(n - k);
+	tc.bytes -= (size_t)k * class_size(c);
+}
+
+static void tc_flush_all(void)
+{
+	unsigned c;
+
+	for (c = 0; c < L25_TC_NCLASS; c++)
+		if (tc.n[c])
+			tc_flush(c, tc.n[c]);
+}
+
+/* Thread exit: give the cache back; later frees of this thread bypass it. */
+static void tc_dtor(void *arg)
+{
+	(void)arg;
+	tc_flush_all();
+	tc.state = TC_DEAD;
+}
+
+/* First free of this thread: register the exit flush, turn the cache on. */
+static __noinline bool tc_attach(void)
+{
+	unsigned st = arch_load_acquire(&tc_key_state);
+
+	if (st == 0 && arch_cmpxchg(&tc_key_state, 0, 1) == 0) {
+		st = pthread_key_create(&tc_key, tc_dtor) == 0 ? 2 : 3;
+		arch_store_release(&tc_key_state, st);
+	}
+	while ((st = arch_load_acquire(&tc_key_state)) == 1)
+		sched_yield();
+	if (st != 2 || pthread_setspecific(tc_key, &tc) != 0) {
+		tc.state = TC_DEAD;
+		return false;
+	}
+	tc.state = TC_ON;
+	return true;
+}
+
+static __noinline void l25_free_slow(void *p)
+{
+	if (L25_TC_N && tc.state == TC_NONE && tc_attach()) {
+		hak_l25_free(p);
+		return;
+	}
+	shard_free(p, B_LIVE, "not a live L2.5 pool block");
+}
+
+/*
+ * Fast path, about 30 instructions: check by a lock-free look that p is
+ * a live block, mark it cached and push it; when the class is full,
+ * flush its older half first. Over the byte cap, or anything unusual
+ * (including every bad pointer), the locked path.
+ */
+void hak_l25_free(void *p)
+{
+	struct l25_region *r = region_of((uintptr_t)p);
+	unsigned c;
+	int i;
+
+	if (unlikely(tc.state != TC_ON))
+		goto slow;
+	i = live_index((uintptr_t)p, r);
+	if (unlikely(i < 0))
+		goto slow;
+	c = r->cls;
+	if (unlikely(c >= L25_TC_NCLASS || tc.bytes + r->stride > L25_TC_BYTES))
+		goto slow;
+	if (unlikely(tc.n[c] == L25_TC_N))
+		tc_flush(c, (L25_TC_N + 1) / 2);
+	arch_store_relaxed(&r->state[i], B_CACHED);
+	tc.blk[c][tc.n[c]++] = (uintptr_t)p | (unsigned)i;
+	tc.bytes += r->stride;
+	return;
+slow:
+	l25_free_slow(p);
+}
+
 size_t hak_l25_usable(const void *p)
 {
 	const struct l25_region *r =
@@ -611,7 +792,9 @@ size_t hak_l25_usable(const void *p)
 	unsigned i;
 	size_t n;
 
-	sh = lock_block(p, &i, "usable size of a pointer that is not a live L2.5 block");
+	if (likely(live_index((uintptr_t)p, r) >= 0))
+		return r->stride;
+	sh = lock_block(p, &i, B_LIVE, "usable size of a pointer that is not a live L2.5 block");
 	n = r->stride;
 	hak_unlock(&sh->lock);
 	return n;
@@ -623,6 +806,7 @@ size_t hak_l25_release(void)
 	size_t done = 0;
 	unsigned s, n = arch_load_relaxed(&nshards);
 
+	tc_flush_all();
 	for (s = 0; s < n; s++) {
 		struct l25_shard *sh = &shards[s];
 		uint64_t before;
@@ -679,6 +863,8 @@ void hak_l25_stats(struct hak_l25_stats *st)
 	hak_lock(&pool_lock);
 	st->pooled = npool;
 	hak_unlock(&pool_lock);
+	for (s = 0; s < L25_TC_NCLASS; s++)
+		st->cached += tc.n[s];
 }
 
 /*

@@ -11,7 +11,8 @@
  *   hak_l25_alloc(n)       a block or NULL with errno ENOMEM;
  *   hak_l25_free(p)        p is in an L2.5 region: free it;
  *   hak_l25_usable(p)      usable bytes of p (in an L2.5 region);
- *   hak_l25_release()      give empty pages back (trim), bytes released;
+ *   hak_l25_release()      flush the calling thread's cache, give empty
+ *                          pages back (trim), bytes released;
  *   fork hooks.
  */
 #ifndef HAK_BOX_L25_POOL_H
@@ -33,6 +34,7 @@ struct hak_l25_stats {
 	size_t region_maps;	/* 2 MiB regions mapped, ever */
 	size_t region_unmaps;	/* and unmapped */
 	size_t pooled;		/* empty purged regions kept in reserve */
+	size_t cached;		/* blocks in the calling thread's cache */
 };
 
 #if IS_ENABLED(CONFIG_HAK_L25_POOL)

@@ -15,6 +15,7 @@
  * "l25_rss loop N" runs only N pairs of the steady-state loop, no TAP:
  * l25_syscalls.sh counts its system calls with strace.
  */
+#include <pthread.h>
 #include "l25_test.h"
 
 #define MiB		(1UL << 20)
@@ -102,11 +103,21 @@ static void test_burst(void)
 	       trimmed, trimmed - base, st.regions);
 }
 
+static void *free_eight(void *arg)
+{
+	void **p = arg;
+
+	for (int i = 0; i < 8; i++)
+		free(p[i]);
+	return NULL;
+}
+
 static void test_delay(void)
 {
 	struct hak_l25_stats a, b;
 	void *keep = malloc(lt_opaque(200000));
 	void *p[8];
+	pthread_t t;
 	long r0, r1;
 	int i;
 
@@ -115,16 +126,26 @@ static void test_delay(void)
 		p[i] = malloc(lt_opaque(100000));
 		memset(p[i], 2, 100000);
 	}
-	for (i = 0; i < 8; i++)
-		free(p[i]);
+	/* Freed by a thread that exits: its cache goes back to the shard. */
+	pthread_create(&t, NULL, free_eight, p);
+	pthread_join(t, NULL);
 	hak_l25_stats(&a);
 	r0 = lt_rss_kib();
-	/* Other pool traffic: a few epochs' worth of one block reused. */
-	for (i = 0; i < 4 * 4096 + 16; i++) {
-		void *q = malloc(lt_opaque(40000));
+	/*
+	 * Other pool traffic, a few epochs' worth of shard operations: 16
+	 * blocks at a time, twice what the thread cache holds per class
+	 * (cache hits are not shard operations, and do not age anything).
+	 */
+	for (i = 0; i < (4 * 4096 + 16) / 8; i++) {
+		void *q[16];
+		int j;
 
-		*(volatile char *)q = 1;
-		free(q);
+		for (j = 0; j < 16; j++) {
+			q[j] = malloc(lt_opaque(40000));
+			*(volatile char *)q[j] = 1;
+		}
+		for (j = 0; j < 16; j++)
+			free(q[j]);
 	}
 	hak_l25_stats(&b);
 	r1 = lt_rss_kib();
