@@ -27,15 +27,20 @@
  *
  * Giving memory back, with a delay: each shard counts its operations
  * (ticks) and stamps a freed block, and a region when it becomes wholly
- * free, with the tick. Every L25_EPOCH_OPS ticks a decay pass purges
- * (madvise) the free blocks stamped at least that long ago, merging
- * neighbours, and sends the regions empty that long to the pool, except
- * the first empty region of each class, kept for reuse (its blocks are
- * purged by age like any others). So a block is given back 4096..8192
- * operations after its free unless it is reused first. When a shard
- * holds more freed resident bytes than it has in use plus L25_DIRTY_BASE
- * (a random mix of sizes keeps about as many free as in use), it purges
- * the longest-free ones until half of that limit is left. The pool keeps up to
+ * free, with the tick, and tracks the least freed resident bytes
+ * (dirty_bytes) seen this epoch: bytes that stayed free the whole
+ * epoch. Every L25_EPOCH_OPS ticks a decay pass purges (madvise) that
+ * low-water amount beyond idle_limit() (L25_IDLE_BASE plus half the
+ * bytes in use), longest-free blocks first, merging neighbours, and sends
+ * the regions empty for an epoch to the pool, except the first empty
+ * region of each class, kept for reuse. A random mix of sizes keeps
+ * about as many bytes free as in use, with one class per region, so
+ * purging by age alone (blocks free for an epoch) made such a mix
+ * refault constantly. When a shard holds more freed resident bytes than
+ * it has in use plus L25_DIRTY_BASE, it purges the longest-free ones
+ * until 3/4 of that limit is left. Thread-cache hits are not shard
+ * operations: a shard whose threads only hit their caches does not age
+ * its blocks until it is used again (or trimmed). The pool keeps up to
  * L25_RESERVE purged regions for any shard and class; it unmaps the rest.
  * hak_l25_release() purges and unmaps everything empty.
  *
@@ -88,9 +93,11 @@
 #define L25_MAGIC	0x68616b4cu	/* "hakL" */
 #define L25_MAX		((size_t)CONFIG_HAK_L25_MAX_KIB << 10)
 
-#define L25_EPOCH_OPS	4096		/* shard operations per epoch */
+#define L25_EPOCH_OPS	8192		/* shard operations per epoch */
 #define L25_DIRTY_BASE	(8UL << 20)	/* freed resident bytes a shard keeps, */
 					/* plus as many as it has in use */
+#define L25_IDLE_BASE	(1UL << 20)	/* idle a whole epoch, kept: this plus */
+#define L25_IDLE_SHIFT	1		/* bytes in use >> this */
 #define L25_RESERVE	2		/* purged regions kept in the pool */
 #define L25_WINDOW	1024		/* lock acquisitions per contention window */
 #define L25_GROW_FAILS	8		/* failed trylocks in a window to grow */
@@ -136,6 +143,7 @@ struct l25_shard {
 	struct hak_lock lock;
 	struct l25_region *partial[L25_NCLASS];	/* regions with a free block */
 	size_t dirty_bytes;		/* B_DIRTY blocks */
+	size_t low_dirty;		/* least dirty_bytes this epoch */
 	uint32_t ticks;			/* operations so far (wraps) */
 	uint32_t next_decay;		/* ticks of the next decay pass */
 	uint32_t win_ops, win_fails;	/* contention window */
@@ -502,24 +510,51 @@ static inline size_t dirty_limit(const struct l25_shard *sh)
 	return L25_DIRTY_BASE + sh->bytes_in_use;
 }
 
+/* Freed bytes that may stay resident, unused, through a whole epoch. */
+static inline size_t idle_limit(const struct l25_shard *sh)
+{
+	return L25_IDLE_BASE + (sh->bytes_in_use >> L25_IDLE_SHIFT);
+}
 
 /*
  * Every L25_EPOCH_OPS operations: purge blocks free for an epoch, release
  * regions empty that long. Past dirty_limit(): purge the longest-free
  * blocks first until half of it is left, release the empty regions.
  */
+/* Purge the longest-free blocks until dirty_bytes is at most goal. */
+static void purge_to(struct l25_shard *sh, size_t goal)
+{
+	static const uint32_t ages[] = {
+		8 * L25_EPOCH_OPS, 4 * L25_EPOCH_OPS, 2 * L25_EPOCH_OPS, L25_EPOCH_OPS,
+		L25_EPOCH_OPS / 4, L25_EPOCH_OPS / 16, 32, 0,
+	};
+	unsigned i;
+
+	for (i = 0; i < ARRAY_SIZE(ages) && sh->dirty_bytes > goal; i++)
+		purge_older(sh, ages[i]);
+}
+
+/*
+ * Every L25_EPOCH_OPS operations: the freed bytes that stayed free the
+ * whole epoch (its low-water mark) were not needed, so purge that much,
+ * longest-free first, and release regions empty for an epoch. Bytes
+ * that were reused at some point stay resident. Past dirty_limit():
+ * purge the longest-free blocks until half of it is left, release the
+ * empty regions.
+ */
 static __noinline struct l25_region *shard_decay(struct l25_shard *sh)
 {
-	static const uint32_t ages[] = { L25_EPOCH_OPS, 1024, 256, 32, 0 };
-	unsigned i;
+	size_t idle = sh->low_dirty < sh->dirty_bytes ? sh->low_dirty : sh->dirty_bytes;
 
 	sh->next_decay = sh->ticks + L25_EPOCH_OPS;
 	if (sh->dirty_bytes <= dirty_limit(sh)) {
-		purge_older(sh, L25_EPOCH_OPS);
+		if (idle > idle_limit(sh))
+			purge_to(sh, sh->dirty_bytes - (idle - idle_limit(sh)));
+		sh->low_dirty = sh->dirty_bytes;
 		return detach_empty(sh, false, L25_EPOCH_OPS);
 	}
-	for (i = 0; i < ARRAY_SIZE(ages) && sh->dirty_bytes > dirty_limit(sh) / 2; i++)
-		purge_older(sh, ages[i]);
+	purge_to(sh, dirty_limit(sh) * 3 / 4);
+	sh->low_dirty = sh->dirty_bytes;
 	return detach_empty(sh, false, 0);
 }
 
@@ -569,8 +604,11 @@ static void *shard_alloc(struct l25_shard *sh, unsigned c)
 			return NULL;
 	}
 	i = r->stack[--r->nfree];
-	if (r->state[i] == B_DIRTY)
+	if (r->state[i] == B_DIRTY) {
 		sh->dirty_bytes -= r->stride;
+		if (sh->dirty_bytes < sh->low_dirty)
+			sh->low_dirty = sh->dirty_bytes;
+	}
 	r->state[i] = B_LIVE;
 	if (!r->nfree)
 		partial_del(sh, r);
