@@ -9,12 +9,15 @@
  *
  * With the BigCache box, a block about to be unmapped is offered to the
  * cache instead, and a new block is looked for there first; a cached
- * mapping is not registered (it is no block until handed out again).
+ * mapping is not registered (it is no block until handed out again). A
+ * growing block first asks for the cached range right after it and, when
+ * it gets it, just extends its entry (no system call, resident pages).
  *
  * Lock order: shard lock -> meta_lock. No other lock is held with a shard.
  */
 #include <errno.h>
 #include <stdint.h>
+#include <string.h>
 #include <asm/atomic.h>
 #include <asm/processor.h>
 #include "large.h"
@@ -235,10 +238,54 @@ size_t __hak_large_usable(const void *p)
 	return len;
 }
 
+/*
+ * Growth that cannot extend in place, by a copy: into a cached block
+ * (resident pages; fresh == false) or a new mapping (fresh == true, when
+ * mremap failed: the block spans two mappings, EFAULT). Preferred to
+ * mremap, whose new pages are fresh (page faults) while the blocks freed
+ * later fill the cache. A copy costs the old length, so the new block is at
+ * least half again as long (a chain of small increments copies once per 50%
+ * of growth, not once per page). e is p's entry, unlinked. NULL when
+ * nothing fits (e untouched).
+ */
+static void *grow_by_copy(void *p, struct large_ent *e, size_t new_len, bool fresh)
+{
+	size_t got, want = large_len(e->len + e->len / 2);
+	struct large_ent *f;
+	bool zeroed, unmap;
+	void *q;
+
+	if (want < new_len)
+		want = new_len;
+	if (fresh) {
+		q = __hak_os_map(want);
+		got = want;
+	} else {
+		q = hak_bigcache_take(want, HAK_OS_PAGE, &got, &zeroed);
+	}
+	if (!q)
+		return NULL;
+	f = ent_get(hak_vg_key(q), fresh);
+	if (!f) {
+		if (fresh || !hak_bigcache_put(q, got))
+			__hak_os_unmap(q, got);
+		return NULL;
+	}
+	memcpy(q, p, e->len);
+	f->key = hak_vg_key(q);
+	f->len = got;
+	ent_link(f);
+	unmap = !hak_bigcache_put(p, e->len);
+	if (unmap)
+		__hak_os_unmap(p, e->len);
+	ent_put(e, unmap);
+	return q;
+}
+
 void *__hak_large_resize(void *p, size_t n)
 {
 	struct large_ent *e;
-	size_t new_len;
+	size_t new_len, got;
 	void *q;
 
 	if (n > SIZE_MAX / 2)
@@ -247,7 +294,25 @@ void *__hak_large_resize(void *p, size_t n)
 	e = ent_take(hak_vg_key(p));
 	if (!e)
 		return NULL;
-	q = new_len == e->len ? p : __hak_os_remap(p, e->len, new_len);
+	q = p;
+	if (new_len > e->len) {
+		/* The cached range right after p, a cached block, mremap. */
+		if (hak_bigcache_take_at((char *)p + e->len, new_len - e->len, &got)) {
+			new_len = e->len + got;
+		} else {
+			q = grow_by_copy(p, e, new_len, false);
+			if (q)
+				return q;
+			q = __hak_os_remap(p, e->len, new_len);
+			if (!q) {
+				q = grow_by_copy(p, e, new_len, true);
+				if (q)
+					return q;
+			}
+		}
+	} else if (new_len != e->len) {
+		q = __hak_os_remap(p, e->len, new_len);
+	}
 	if (q) {
 		e->key = hak_vg_key(q);
 		e->len = new_len;

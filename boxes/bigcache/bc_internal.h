@@ -20,4 +20,11 @@ void __hak_bigcache_force_pressure(int tight);
  */
 void __hak_bigcache_set_merge(bool on);
 
+/*
+ * Purge hot blocks unused for more than ms milliseconds (checked at each
+ * put and take); 0 turns the decay off. The default is
+ * CONFIG_HAK_BIGCACHE_DECAY_MS.
+ */
+void __hak_bigcache_set_decay(unsigned ms);
+
 #endif /* HAK_BOX_BIGCACHE_INTERNAL_H */

@@ -37,6 +37,13 @@
  * bytes still in bytes (so the bound holds), purged by the thread that
  * took it off, outside the lock, then linked to the cold list.
  *
+ * Growth: take_at(addr, len) hands out (the head of) the cached block that
+ * starts at addr, so lib/large.c extends a block over the range after it.
+ *
+ * Decay: a hot block carries bc.now of its put (a split tail: of the take);
+ * each put/take/take_at purges up to BC_DECAY_BATCH hot blocks older than
+ * decay_ms from the hot list's old end (the list is in stamp order).
+ *
  * Policy (put): refuse blocks over max/4; evict (unmap) the coldest until
  * the new block fits in max. Under memory pressure (free + buffer RAM below
  * 1/16 of RAM, sampled with sysinfo() every 256 puts) purge every hot
@@ -54,6 +61,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/sysinfo.h>
+#include <time.h>
 #include <asm/atomic.h>
 #include "init.h"
 #include "lock.h"
@@ -67,6 +75,7 @@
 #define BC_WALK_MAX		32	/* chain entries take() looks at */
 #define BC_PRESSURE_EVERY	256	/* puts between sysinfo() samples */
 #define BC_RESIDENT_DIV		1	/* resident limit: max / this (no pressure) */
+#define BC_DECAY_BATCH		4	/* idle blocks purged per operation, at most */
 #define BC_NCLASS		320	/* > bc_class() of any 47-bit length */
 #define BC_MAP_WORDS		(BC_NCLASS / 64)
 
@@ -78,6 +87,7 @@ struct bc_ent {
 	void *addr;
 	size_t len;
 	unsigned cls;
+	unsigned stamp;			/* bc.now when it went on the hot list */
 	bool purged;
 };
 
@@ -95,6 +105,8 @@ static struct {
 	size_t resident;		/* bytes on the hot list */
 	size_t inflight;		/* bytes being purged */
 	size_t max;
+	unsigned decay_ms;		/* purge hot blocks idle longer; 0: never */
+	unsigned now;			/* ms, coarse clock, at the last operation */
 	struct bc_list hot, cold;
 	struct bc_ent *spare;
 	uint32_t cls_count[BC_NCLASS];	/* linked blocks per class */
@@ -104,6 +116,7 @@ static struct {
 } bc = {
 	.lock = HAK_LOCK_INIT,
 	.max = HAK_BIGCACHE_DEFAULT_MAX,
+	.decay_ms = CONFIG_HAK_BIGCACHE_DECAY_MS,
 };
 
 static unsigned long bc_put_tick;
@@ -353,13 +366,40 @@ static bool evict_coldest(struct bc_batch *b)
 	return true;
 }
 
-/* Put the oldest hot blocks in flight until at most the limit is resident. */
+/* Milliseconds of CLOCK_MONOTONIC_COARSE (a vDSO read, no system call). */
+static unsigned now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (unsigned)ts.tv_sec * 1000u + (unsigned)(ts.tv_nsec / 1000000);
+}
+
+/* Has the hot block e sat unused longer than the decay window? */
+static bool decayed(const struct bc_ent *e)
+{
+	return bc.decay_ms && bc.now - e->stamp > bc.decay_ms;
+}
+
+/*
+ * Put the oldest hot blocks in flight until at most the limit is resident
+ * and none is older than the decay window (the hot list is in stamp order).
+ * Decay takes a few blocks per operation: a block in flight is invisible to
+ * take(), and one thread should not spend a burst of madvise calls.
+ */
 static void pick_purges(struct bc_batch *b)
 {
 	size_t limit = arch_load_relaxed(&bc_pressure) ? 0 : bc.max / BC_RESIDENT_DIV;
+	unsigned decay = BC_DECAY_BATCH;
 
-	while (bc.resident > limit) {
+	while (bc.hot.oldest) {
 		struct bc_ent *e = bc.hot.oldest;
+
+		if (bc.resident <= limit) {
+			if (!decay || !decayed(e))
+				break;
+			decay--;
+		}
 
 		unlink_ent(e);
 		bc.inflight += e->len;
@@ -435,6 +475,13 @@ void __hak_bigcache_set_merge(bool on)
 	hak_unlock(&bc.lock);
 }
 
+void __hak_bigcache_set_decay(unsigned ms)
+{
+	hak_lock(&bc.lock);
+	bc.decay_ms = ms;
+	hak_unlock(&bc.lock);
+}
+
 void __hak_bigcache_force_pressure(int tight)
 {
 	arch_store_relaxed(&bc_pressure_forced, tight);
@@ -475,38 +522,20 @@ static struct bc_ent *class_fit(unsigned c, size_t len, size_t align, bool own,
 	return fit;
 }
 
-void *hak_bigcache_take(size_t len, size_t align, size_t *got, bool *zeroed)
+/*
+ * Hand out e (linked) for a request of len bytes; *got is the length handed
+ * out. More than len/4 too long: split, hand out the head and keep the tail
+ * cached (same residency). No system call: a block is a page range, and
+ * munmap/madvise work on any range. Without an entry for the tail the whole
+ * block goes.
+ */
+static void *take_head(struct bc_ent *e, size_t len, size_t *got)
 {
 	size_t slack = HAK_ALIGN_DOWN(len / 4, HAK_OS_PAGE);
-	unsigned c, c0 = bc_class(len), walked = 0;
-	struct bc_ent *e = NULL, *t;
-	void *p;
+	struct bc_ent *t = NULL;
+	void *p = e->addr;
 
-	hak_lock(&bc.lock);
-	if (!bc.count)
-		goto miss;
-	for (c = next_class(c0); c < BC_NCLASS && walked < BC_WALK_MAX;
-	     c = next_class(c + 1)) {
-		e = class_fit(c, len, align, c == c0, &walked);
-		if (e)
-			goto hit;
-	}
-miss:
-	bc.st.misses++;
-	hak_unlock(&bc.lock);
-	return NULL;
-hit:
 	unlink_ent(e);
-	bc.st.hits++;
-	p = e->addr;
-	*zeroed = e->purged;
-	/*
-	 * More than len/4 too long: split, hand out the head and keep the
-	 * tail cached (same residency). No system call: a block is a page
-	 * range, and munmap/madvise work on any range. Without an entry for
-	 * the tail the whole block goes.
-	 */
-	t = NULL;
 	if (e->len - len > slack) {
 		t = bc.spare;
 		if (t)
@@ -519,6 +548,7 @@ hit:
 		t->len = e->len - len;
 		t->cls = bc_class(t->len);
 		t->purged = e->purged;
+		t->stamp = bc.now;
 		list_add_newest(t->purged ? &bc.cold : &bc.hot, t);
 		tab_insert(t);
 		bc.count++;
@@ -531,8 +561,72 @@ hit:
 	}
 	bc.bytes -= *got;
 	spare_put(e);
-	tab_check_size();
+	return p;
+}
+
+void *hak_bigcache_take(size_t len, size_t align, size_t *got, bool *zeroed)
+{
+	struct bc_batch b = { NULL, NULL, 0 };
+	unsigned c, c0 = bc_class(len), walked = 0, now = now_ms();
+	struct bc_ent *e = NULL;
+	void *p;
+
+	hak_lock(&bc.lock);
+	bc.now = now;
+	if (!bc.count)
+		goto miss;
+	for (c = next_class(c0); c < BC_NCLASS && walked < BC_WALK_MAX;
+	     c = next_class(c + 1)) {
+		e = class_fit(c, len, align, c == c0, &walked);
+		if (e)
+			goto hit;
+	}
+miss:
+	bc.st.misses++;
+	pick_purges(&b);
 	hak_unlock(&bc.lock);
+	finish(&b);
+	return NULL;
+hit:
+	bc.st.hits++;
+	*zeroed = e->purged;
+	p = take_head(e, len, got);
+	tab_check_size();
+	pick_purges(&b);
+	hak_unlock(&bc.lock);
+	finish(&b);
+	return p;
+}
+
+/*
+ * Growth in place: the cached block that starts exactly at addr, when it is
+ * at least len bytes long (its head when longer, as in take()). The caller
+ * extends the block that ends at addr over it: resident pages, no system
+ * call. The range may be another mapping (VMA) than the caller's block:
+ * munmap and madvise of the union work, mremap of it fails (EFAULT) and
+ * realloc falls back to a copy.
+ */
+void *hak_bigcache_take_at(void *addr, size_t len, size_t *got)
+{
+	struct bc_batch b = { NULL, NULL, 0 };
+	unsigned now = now_ms();
+	struct bc_ent *e;
+	void *p = NULL;
+
+	hak_lock(&bc.lock);
+	bc.now = now;
+	if (!bc.count)
+		goto out;
+	e = find_start((uintptr_t)addr);
+	if (!e || e->len < len)
+		goto out;
+	bc.st.extends++;
+	p = take_head(e, len, got);
+	tab_check_size();
+out:
+	pick_purges(&b);
+	hak_unlock(&bc.lock);
+	finish(&b);
 	return p;
 }
 
@@ -549,11 +643,13 @@ bool hak_bigcache_put(void *p, size_t len)
 {
 	struct bc_batch b = { NULL, NULL, 0 };
 	struct bc_ent *e = NULL, *n;
+	unsigned now = now_ms();
 	bool merged = false;
 
 	if ((arch_fetch_add(&bc_put_tick, 1UL) % BC_PRESSURE_EVERY) == 0)
 		sample_pressure();
 	hak_lock(&bc.lock);
+	bc.now = now;
 	bc_setup();
 	if (len > bc.max / 4)
 		goto refuse;
@@ -592,6 +688,7 @@ bool hak_bigcache_put(void *p, size_t len)
 	e->addr = p;
 	e->len = len;
 	e->cls = bc_class(len);
+	e->stamp = now;
 	e->purged = false;
 	list_add_newest(&bc.hot, e);
 	tab_insert(e);

@@ -7,6 +7,9 @@
  *   hak_bigcache_take(len, align, &got, &zeroed)  a cached mapping of at least
  *       len bytes (and at most a little more), aligned to align, or NULL;
  *       *got is its real length, *zeroed whether it reads as zero;
+ *   hak_bigcache_take_at(addr, len, &got)  the cached block that starts at
+ *       addr, when at least len bytes long (its head, when much longer), or
+ *       NULL: lib/large.c grows a block in place over it;
  *   hak_bigcache_put(p, len)   true when the cache kept the mapping (the
  *       caller must not unmap it), false to unmap;
  *   hak_bigcache_release()     give every cached mapping back (trim);
@@ -34,11 +37,13 @@ struct hak_bigcache_stats {
 	size_t peak_buckets;	/* largest table so far */
 	size_t splits;		/* hits that kept the tail of a longer block */
 	size_t merges;		/* cached neighbours a put absorbed */
+	size_t extends;		/* take_at hits: blocks grown in place */
 };
 
 #if IS_ENABLED(CONFIG_HAK_BIGCACHE)
 #define HAK_BIGCACHE_DEFAULT_MAX	((size_t)CONFIG_HAK_BIGCACHE_MAX_MB << 20)
 void *hak_bigcache_take(size_t len, size_t align, size_t *got, bool *zeroed);
+void *hak_bigcache_take_at(void *addr, size_t len, size_t *got);
 bool hak_bigcache_put(void *p, size_t len);
 size_t hak_bigcache_release(void);
 void hak_bigcache_stats(struct hak_bigcache_stats *st);
@@ -52,6 +57,11 @@ static inline void *hak_bigcache_take(size_t len, size_t align, size_t *got,
 				      bool *zeroed)
 {
 	(void)len; (void)align; (void)got; (void)zeroed;
+	return NULL;
+}
+static inline void *hak_bigcache_take_at(void *addr, size_t len, size_t *got)
+{
+	(void)addr; (void)len; (void)got;
 	return NULL;
 }
 static inline bool hak_bigcache_put(void *p, size_t len)

@@ -71,8 +71,12 @@ static void test_resize(void)
 	size_t err = 0, hits0;
 	unsigned t;
 
-	/* Room for every block, none purged: a bound far above them. */
+	/*
+	 * Room for every block, none purged: a bound far above them, no decay
+	 * (a block being purged is off the table: a take would miss it).
+	 */
 	bc_set_max((size_t)64 << 30);
+	__hak_bigcache_set_decay(0);
 	__hak_bigcache_set_merge(false);
 	pthread_barrier_init(&bar, NULL, NTHREAD + 1);
 	for (t = 0; t < NTHREAD; t++)
@@ -106,6 +110,7 @@ static void test_resize(void)
 	tap_ok(st.cached_bytes == 0 && st.buckets == 256, "trim: %zu bytes, %zu buckets",
 	       st.cached_bytes, st.buckets);
 	__hak_bigcache_set_merge(true);
+	__hak_bigcache_set_decay(CONFIG_HAK_BIGCACHE_DECAY_MS);
 }
 
 static size_t bound, hi;

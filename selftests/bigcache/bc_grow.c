@@ -1,0 +1,235 @@
+// SPDX-License-Identifier: MIT
+/*
+ * BigCache and realloc growth: a large block grows in place over the cached
+ * range right after it (same pointer, contents kept, no new mapping); a
+ * block whose neighbour is not cached grows into a cached block by a copy
+ * (no new mapping); a block grown over two mappings still grows (mremap or
+ * the copy fallback), shrinks and frees; a chain of small increments copies
+ * once per 50% of growth, not once per page; and idle cached blocks are
+ * purged after the decay window (resident bytes and RSS fall), a few per
+ * operation.
+ */
+#include <time.h>
+#include "bc_test.h"
+#include "boxes/bigcache/bc_internal.h"
+
+#define MIB	(1u << 20)
+
+static void fill(unsigned char *p, size_t n, unsigned seed)
+{
+	for (size_t i = 0; i < n; i += 509)
+		p[i] = (unsigned char)(i * 13 + seed);
+}
+
+static int check(const unsigned char *p, size_t n, unsigned seed)
+{
+	for (size_t i = 0; i < n; i += 509)
+		if (p[i] != (unsigned char)(i * 13 + seed))
+			return 0;
+	return 1;
+}
+
+static void sleep_ms(unsigned ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+
+	while (nanosleep(&ts, &ts))
+		;
+}
+
+/* Cache a 4 MiB block, take its head, grow it: extended in place. */
+static void test_grow_in_place(size_t s)
+{
+	size_t maps0, ext0;
+	unsigned char *p, *q;
+	volatile uintptr_t x;
+
+	malloc_trim(0);
+	p = bc_launder(malloc(4 * MIB));
+	x = (uintptr_t)p;
+	free(p);
+	p = bc_launder(malloc(s));
+	tap_ok((uintptr_t)p == x, "a %zu KiB block is the head of the cached 4 MiB one", s >> 10);
+	fill(p, s, 1);
+	maps0 = bc_core_stats().large_maps;
+	ext0 = bc_stats().extends;
+	x = (uintptr_t)p;
+	q = bc_launder(realloc(p, s + 1));
+	tap_ok((uintptr_t)q == x && check(q, s, 1), "realloc(%zu + 1) grows in place, contents kept",
+	       s);
+	tap_ok(bc_stats().extends == ext0 + 1 && bc_core_stats().large_maps == maps0 &&
+	       malloc_usable_size(q) >= s + s / 2,
+	       "over the cached tail: %zu extends, %zu new mappings, usable %zu KiB",
+	       bc_stats().extends - ext0, bc_core_stats().large_maps - maps0,
+	       malloc_usable_size(q) >> 10);
+	/* Grow far beyond the cache's tail; shrink; free. */
+	fill(q, s + 1, 2);
+	p = bc_launder(realloc(q, 16 * MIB));
+	tap_ok(p && check(p, s + 1, 2), "then realloc to 16 MiB keeps contents");
+	q = bc_launder(realloc(p, s));
+	tap_ok(q && check(q, s, 2), "and back to %zu KiB", s >> 10);
+	free(q);
+	malloc_trim(0);
+}
+
+/*
+ * Two blocks mapped one after the other (the kernel usually places the
+ * second right below the first); the upper one is freed and cached, the
+ * lower one grows over it: a block that may span two mappings. Growing it
+ * further (mremap fails on two mappings: copy) and freeing it work.
+ */
+static void test_two_mappings(size_t s)
+{
+	unsigned char *a, *b, *q;
+	size_t ext0;
+	volatile uintptr_t ub;
+	bool adjacent;
+
+	malloc_trim(0);
+	a = bc_launder(malloc(s));
+	b = bc_launder(malloc(s));
+	fill(a, s, 3);
+	fill(b, s, 4);
+	ext0 = bc_stats().extends;
+	adjacent = b + s == a;
+	ub = (uintptr_t)b;
+	free(a);
+	q = bc_launder(realloc(b, s + 1));
+	if (adjacent)
+		tap_ok((uintptr_t)q == ub && bc_stats().extends == ext0 + 1 && check(q, s, 4),
+		       "grown in place over the next mapping");
+	else
+		tap_skip("the kernel did not place the two mappings next to each other");
+	fill(q, s + 1, 5);
+	b = bc_launder(realloc(q, 8 * MIB));
+	tap_ok(b && check(b, s + 1, 5), "grown again to 8 MiB, contents kept");
+	q = bc_launder(realloc(b, s / 2 > bc_large_min() ? s / 2 : s));
+	tap_ok(q && check(q, s / 2, 5), "shrunk, contents kept");
+	free(q);
+	malloc_trim(0);
+	tap_ok(bc_stats().cached_bytes == 0, "freed and trimmed");
+}
+
+/* A block with no cached neighbour grows into a cached block: a copy. */
+static void test_grow_by_copy(size_t s)
+{
+	unsigned char *p, *q;
+	size_t maps0;
+	volatile uintptr_t y;
+
+	malloc_trim(0);
+	p = bc_launder(malloc(s));
+	q = bc_launder(malloc(8 * MIB));
+	y = (uintptr_t)q;
+	fill(p, s, 6);
+	free(q);
+	maps0 = bc_core_stats().large_maps;
+	if ((uintptr_t)p + s == y) {
+		tap_skip("the cached block is p's neighbour");
+		free(p);
+		return;
+	}
+	q = bc_launder(realloc(p, s + 1));
+	tap_ok((uintptr_t)q == y && check(q, s, 6) && bc_core_stats().large_maps == maps0 &&
+	       malloc_usable_size(q) >= s + s / 2,
+	       "grown into the cached 8 MiB block: copied, no new mapping, usable %zu KiB",
+	       malloc_usable_size(q) >> 10);
+	free(q);
+	malloc_trim(0);
+}
+
+/* Growth by one page at a time, 1 MiB -> 8 MiB: few moves. */
+static void test_increments(size_t s)
+{
+	unsigned char *p = bc_launder(malloc(s)), *q;
+	size_t n = s, moves = 0;
+
+	malloc_trim(0);
+	fill(p, s, 7);
+	while (n < 8 * MIB) {
+		n += BC_PAGE;
+		volatile uintptr_t old = (uintptr_t)p;
+
+		q = bc_launder(realloc(p, n));
+		if (!q)
+			break;
+		moves += (uintptr_t)q != old;
+		p = q;
+	}
+	tap_ok(n >= 8 * MIB && check(p, s, 7) && moves <= 8,
+	       "%zu KiB -> 8 MiB a page at a time: %zu moves", s >> 10, moves);
+	free(p);
+	malloc_trim(0);
+}
+
+static void test_decay(size_t s)
+{
+	enum { NB = 16 };
+	unsigned char *v[NB], *t;
+	size_t i, rss_before, rss_after, purges0, len_t, got;
+	struct hak_bigcache_stats st;
+
+	__hak_bigcache_set_merge(false);
+	for (int on = 1; on >= 0; on--) {
+		__hak_bigcache_set_decay(on ? 20 : 0);
+		malloc_trim(0);
+		t = bc_launder(malloc(s));
+		len_t = malloc_usable_size(t);
+		for (i = 0; i < NB; i++) {
+			v[i] = bc_launder(malloc(s));
+			memset(v[i], 0x33, s);
+		}
+		for (i = 0; i < NB; i++)
+			free(v[i]);
+		st = bc_stats();
+		purges0 = st.purges;
+		rss_before = bc_rss();
+		sleep_ms(100);
+		/*
+		 * A put, then operations that find nothing: each purges a few
+		 * idle blocks (the box looks at its clock only when called).
+		 */
+		free(t);
+		for (i = 0; i < NB; i++)
+			if (hak_bigcache_take_at((void *)BC_PAGE, BC_PAGE, &got))
+				tap_bail("take_at of an address never cached");
+		st = bc_stats();
+		rss_after = bc_rss();
+		if (on)
+			tap_ok(st.resident_bytes == len_t && st.purges >= purges0 + NB &&
+			       rss_after + NB * s / 2 < rss_before + len_t,
+			       "decay 20 ms: after 100 ms idle %zu KiB resident of %zu, RSS %zu -> %zu KiB",
+			       st.resident_bytes >> 10, st.cached_bytes >> 10,
+			       rss_before >> 10, rss_after >> 10);
+		else
+			tap_ok(st.resident_bytes == st.cached_bytes && st.purges == purges0,
+			       "decay off: %zu KiB resident of %zu",
+			       st.resident_bytes >> 10, st.cached_bytes >> 10);
+	}
+	/* Purged blocks come back zeroed. */
+	t = bc_launder(calloc(1, s));
+	for (i = 0; i < s && !t[i]; i += 512)
+		;
+	tap_ok(i >= s, "calloc of a purged block reads as zero");
+	free(t);
+	__hak_bigcache_set_merge(true);
+	__hak_bigcache_set_decay(CONFIG_HAK_BIGCACHE_DECAY_MS);
+	malloc_trim(0);
+}
+
+int main(void)
+{
+	size_t s = MIB;
+
+	tap_plan(0);
+	bc_set_max(256 * MIB);
+	__hak_bigcache_set_decay(0);
+	if (bc_page_up(bc_large_min()) > s)
+		s = bc_page_up(bc_large_min());
+	test_grow_in_place(s);
+	test_two_mappings(s);
+	test_grow_by_copy(s);
+	test_increments(s);
+	test_decay(s);
+	tap_finish();
+}
