@@ -367,7 +367,6 @@ void *__hak_tcache_refill(unsigned c)
 	struct hak_tbin *b = &__hak_tc.bins[c];
 	struct hak_heap *h = heap_of_thread();
 	uint32_t got;
-	void *p;
 
 	if (unlikely(!h))
 		return NULL;
@@ -381,13 +380,7 @@ void *__hak_tcache_refill(unsigned c)
 			return NULL;
 		}
 	}
-	p = b->head;
-	b->head = hak_vg_next(p);
-	b->count--;
-	hak_vg_alloc(p, __hak_class_size[c], false);
-	if (hak_ff_level())
-		hak_ff_on_alloc(p, c);
-	return p;
+	return __hak_tbin_take(b, b->head, c);
 }
 
 /*
@@ -594,18 +587,4 @@ void __hak_heap_stats(struct hak_heap_stats *sum, size_t *nr)
 	hak_unlock(&heap_lock);
 }
 
-void __hak_heap_fork_prepare(void) __acquires(&heap_lock)
-{
-	hak_lock(&heap_lock);
-}
-
-void __hak_heap_fork_parent(void) __releases(&heap_lock)
-{
-	hak_unlock(&heap_lock);
-}
-
-void __hak_heap_fork_child(void) __releases(&heap_lock)
-{
-	__release(&heap_lock);
-	hak_lock_reinit(&heap_lock);
-}
+HAK_DEFINE_FORK_LOCK(__hak_heap, &heap_lock)

@@ -36,4 +36,27 @@ static inline void hak_lock_reinit(struct hak_lock *l)
 	pthread_mutex_init(&l->mu, NULL);
 }
 
+/*
+ * The fork handlers of a file whose one global lock is `lock`: prepare
+ * takes it, the parent releases it, and the child re-initialises it (the
+ * thread that held it may not exist in the child). Defines
+ * prefix_fork_prepare/_parent/_child, declared in the file's header.
+ */
+#define HAK_DEFINE_FORK_LOCK(prefix, lock)				\
+void prefix##_fork_prepare(void) __acquires(lock)			\
+{									\
+	hak_lock(lock);							\
+}									\
+									\
+void prefix##_fork_parent(void) __releases(lock)			\
+{									\
+	hak_unlock(lock);						\
+}									\
+									\
+void prefix##_fork_child(void) __releases(lock)				\
+{									\
+	__release(lock);						\
+	hak_lock_reinit(lock);						\
+}
+
 #endif /* HAK_LOCK_H */

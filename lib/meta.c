@@ -60,18 +60,4 @@ size_t __hak_meta_bytes(void)
 	return n;
 }
 
-void __hak_meta_fork_prepare(void) __acquires(&meta_lock)
-{
-	hak_lock(&meta_lock);
-}
-
-void __hak_meta_fork_parent(void) __releases(&meta_lock)
-{
-	hak_unlock(&meta_lock);
-}
-
-void __hak_meta_fork_child(void) __releases(&meta_lock)
-{
-	__release(&meta_lock);
-	hak_lock_reinit(&meta_lock);
-}
+HAK_DEFINE_FORK_LOCK(__hak_meta, &meta_lock)

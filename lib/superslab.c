@@ -280,18 +280,4 @@ void __hak_ss_stats(struct hak_ss_stats *st)
 	hak_unlock(&ss_lock);
 }
 
-void __hak_ss_fork_prepare(void) __acquires(&ss_lock)
-{
-	hak_lock(&ss_lock);
-}
-
-void __hak_ss_fork_parent(void) __releases(&ss_lock)
-{
-	hak_unlock(&ss_lock);
-}
-
-void __hak_ss_fork_child(void) __releases(&ss_lock)
-{
-	__release(&ss_lock);
-	hak_lock_reinit(&ss_lock);
-}
+HAK_DEFINE_FORK_LOCK(__hak_ss, &ss_lock)

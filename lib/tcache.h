@@ -57,6 +57,17 @@ void __hak_tcache_overflow(void *p, unsigned c) __noinline;
 uint32_t __hak_tcache_fill(unsigned c, uint32_t n);
 void __hak_tcache_trim(unsigned c, uint32_t keep);
 
+/* Take the first block p of bin b (class c), which must not be empty. */
+static __always_inline void *__hak_tbin_take(struct hak_tbin *b, void *p, unsigned c)
+{
+	b->head = hak_vg_next(p);
+	b->count--;
+	hak_vg_alloc(p, __hak_class_size[c], false);
+	if (hak_ff_level())
+		hak_ff_on_alloc(p, c);
+	return p;
+}
+
 /* Pop a block of class c, or take the refill slow path. */
 static __always_inline void *__hak_tcache_pop(unsigned c)
 {
@@ -64,13 +75,8 @@ static __always_inline void *__hak_tcache_pop(unsigned c)
 	void *p = b->head;
 
 	if (unlikely(!p))
-		return __hak_tcache_refill(c);	/* runs the same checks */
-	b->head = hak_vg_next(p);
-	b->count--;
-	hak_vg_alloc(p, __hak_class_size[c], false);
-	if (hak_ff_level())
-		hak_ff_on_alloc(p, c);
-	return p;
+		return __hak_tcache_refill(c);	/* ends in __hak_tbin_take too */
+	return __hak_tbin_take(b, p, c);
 }
 
 /* Push a freed block of class c (c may be HAK_CLASS_NONE: slow path). */
