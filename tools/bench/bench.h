@@ -20,6 +20,7 @@
 #include <string.h>
 #include <time.h>
 #include <errno.h>
+#include <pthread.h>
 
 #define BENCH_NOINLINE	__attribute__((noinline))
 #define BENCH_UNUSED	__attribute__((unused))
@@ -128,6 +129,22 @@ static BENCH_UNUSED void *xmalloc(size_t n)
 }
 
 /* Strict integer argument parsing: the runner passes numbers only. */
+/*
+ * Run fn once per element of the array arg (n elements of size bytes), each
+ * in its own thread, and wait for all of them. The thread ids live on the
+ * stack, so the allocator under test sees no call from here.
+ */
+static BENCH_UNUSED void run_threads(int n, void *(*fn)(void *), void *arg, size_t size)
+{
+	pthread_t tids[n > 0 ? n : 1];
+
+	for (int i = 0; i < n; i++)
+		if (pthread_create(&tids[i], NULL, fn, (char *)arg + (size_t)i * size))
+			die("pthread_create failed");
+	for (int i = 0; i < n; i++)
+		pthread_join(tids[i], NULL);
+}
+
 static BENCH_UNUSED long arg_long(const char *s, const char *what)
 {
 	char *end;

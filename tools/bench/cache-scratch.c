@@ -46,7 +46,6 @@ static void *worker_thread(void *arg)
 int main(int argc, char **argv)
 {
 	struct worker *w;
-	pthread_t *tids;
 	unsigned long iterations, repetitions;
 	size_t objsize;
 	int threads;
@@ -66,7 +65,6 @@ int main(int argc, char **argv)
 		die("bad arguments");
 
 	w = xmalloc(sizeof(*w) * threads);
-	tids = xmalloc(sizeof(*tids) * threads);
 	for (int i = 0; i < threads; i++) {
 		w[i].first = xmalloc(objsize);
 		memset(w[i].first, 0, objsize);
@@ -75,18 +73,13 @@ int main(int argc, char **argv)
 		w[i].objsize = objsize;
 	}
 	t0 = now_sec();
-	for (int i = 0; i < threads; i++)
-		if (pthread_create(&tids[i], NULL, worker_thread, &w[i]))
-			die("pthread_create failed");
-	for (int i = 0; i < threads; i++)
-		pthread_join(tids[i], NULL);
+	run_threads(threads, worker_thread, w, sizeof(*w));
 	t1 = now_sec();
 
 	snprintf(extra, sizeof(extra), " objsize=%zu repetitions=%lu", objsize,
 		 repetitions);
 	bench_report("cache-scratch", threads,
 		     (double)iterations * repetitions * threads, t1 - t0, extra);
-	free(tids);
 	free(w);
 	return 0;
 }

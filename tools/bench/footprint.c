@@ -93,7 +93,6 @@ static void *worker_thread(void *arg)
 int main(int argc, char **argv)
 {
 	struct worker *w;
-	pthread_t *tids;
 	unsigned long cycles, nsmall, seed;
 	int threads;
 	double t0, t1, ops = 0;
@@ -113,7 +112,6 @@ int main(int argc, char **argv)
 		die("bad arguments");
 
 	w = xmalloc(sizeof(*w) * threads);
-	tids = xmalloc(sizeof(*tids) * threads);
 	for (int i = 0; i < threads; i++) {
 		w[i].cycles = cycles;
 		w[i].nsmall = nsmall;
@@ -123,11 +121,7 @@ int main(int argc, char **argv)
 		w[i].live_bytes = 0;
 	}
 	t0 = now_sec();
-	for (int i = 0; i < threads; i++)
-		if (pthread_create(&tids[i], NULL, worker_thread, &w[i]))
-			die("pthread_create failed");
-	for (int i = 0; i < threads; i++)
-		pthread_join(tids[i], NULL);
+	run_threads(threads, worker_thread, w, sizeof(*w));
 	t1 = now_sec();
 
 	/* Idle, then a little activity: lazy purging gets its chance. */
@@ -147,6 +141,5 @@ int main(int argc, char **argv)
 		free(w[i].keep);
 	}
 	free(w);
-	free(tids);
 	return 0;
 }

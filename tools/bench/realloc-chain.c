@@ -70,7 +70,6 @@ static void *worker_thread(void *arg)
 int main(int argc, char **argv)
 {
 	struct worker *w;
-	pthread_t *tids;
 	unsigned long ops, seed;
 	double max_seconds = 0, done = 0;
 	size_t chains, max_size;
@@ -94,7 +93,6 @@ int main(int argc, char **argv)
 		die("bad arguments (max_size >= 4096)");
 
 	w = xmalloc(sizeof(*w) * threads);
-	tids = xmalloc(sizeof(*tids) * threads);
 	for (int i = 0; i < threads; i++) {
 		w[i].ops = ops;
 		w[i].nchains = chains;
@@ -104,11 +102,7 @@ int main(int argc, char **argv)
 	t0 = now_sec();
 	for (int i = 0; i < threads; i++)
 		w[i].deadline = max_seconds > 0 ? t0 + max_seconds : 0;
-	for (int i = 0; i < threads; i++)
-		if (pthread_create(&tids[i], NULL, worker_thread, &w[i]))
-			die("pthread_create failed");
-	for (int i = 0; i < threads; i++)
-		pthread_join(tids[i], NULL);
+	run_threads(threads, worker_thread, w, sizeof(*w));
 	t1 = now_sec();
 	for (int i = 0; i < threads; i++)
 		done += (double)w[i].done;
@@ -117,7 +111,6 @@ int main(int argc, char **argv)
 		 max_size);
 	bench_report("realloc-chain", threads, done, t1 - t0,
 		     extra);
-	free(tids);
 	free(w);
 	return 0;
 }

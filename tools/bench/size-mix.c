@@ -62,7 +62,6 @@ static void *worker_thread(void *arg)
 int main(int argc, char **argv)
 {
 	struct worker *w;
-	pthread_t *tids;
 	const char *name;
 	unsigned long ops, seed;
 	double max_seconds = 0, done = 0;
@@ -89,7 +88,6 @@ int main(int argc, char **argv)
 		die("bad arguments");
 
 	w = xmalloc(sizeof(*w) * threads);
-	tids = xmalloc(sizeof(*tids) * threads);
 	for (int i = 0; i < threads; i++) {
 		w[i].nslots = slots;
 		w[i].min = min;
@@ -103,11 +101,7 @@ int main(int argc, char **argv)
 	t0 = now_sec();
 	for (int i = 0; i < threads; i++)
 		w[i].deadline = max_seconds > 0 ? t0 + max_seconds : 0;
-	for (int i = 0; i < threads; i++)
-		if (pthread_create(&tids[i], NULL, worker_thread, &w[i]))
-			die("pthread_create failed");
-	for (int i = 0; i < threads; i++)
-		pthread_join(tids[i], NULL);
+	run_threads(threads, worker_thread, w, sizeof(*w));
 	t1 = now_sec();
 	for (int i = 0; i < threads; i++)
 		done += (double)w[i].done;
@@ -121,6 +115,5 @@ int main(int argc, char **argv)
 		free(w[i].slot);
 	}
 	free(w);
-	free(tids);
 	return 0;
 }

@@ -51,7 +51,6 @@ static void *churn_thread(void *arg)
 int main(int argc, char **argv)
 {
 	struct lane *lanes;
-	pthread_t *tids;
 	unsigned long total, seed, done = 0;
 	size_t blocks;
 	int threads;
@@ -71,7 +70,6 @@ int main(int argc, char **argv)
 		die("bad arguments (blocks must be 1..512)");
 
 	lanes = xmalloc(sizeof(*lanes) * threads);
-	tids = xmalloc(sizeof(*tids) * threads);
 	for (int i = 0; i < threads; i++) {
 		lanes[i].left = xmalloc(sizeof(void *) * blocks);
 		lanes[i].nleft = 0;
@@ -81,11 +79,7 @@ int main(int argc, char **argv)
 
 	t0 = now_sec();
 	while (done < total) {
-		for (int i = 0; i < threads; i++)
-			if (pthread_create(&tids[i], NULL, churn_thread, &lanes[i]))
-				die("pthread_create failed");
-		for (int i = 0; i < threads; i++)
-			pthread_join(tids[i], NULL);
+		run_threads(threads, churn_thread, lanes, sizeof(*lanes));
 		done += threads;
 	}
 	t1 = now_sec();
@@ -98,6 +92,5 @@ int main(int argc, char **argv)
 		free(lanes[i].left);
 	}
 	free(lanes);
-	free(tids);
 	return 0;
 }
