@@ -218,6 +218,7 @@ static void *alloc_aligned_in_slot(size_t align, size_t n)
 	hd = hak_hdr_of((void *)q);
 	hd->check = hak_hdr_check((void *)q);
 	hd->slot_class = (uint8_t)c;
+	hd->owner = hak_hdr_of((void *)slot)->owner;
 	hd->delta = (uint8_t)((q - slot) / 16);
 	hd->class_idx = HAK_HDR_ALIGNED;
 	hak_vg_slot_alias((void *)slot, c, (void *)q);

@@ -47,12 +47,27 @@ static __always_inline unsigned __hak_block_class(uintptr_t a)
 	return __hak_page_class(a);
 }
 
+/* Tag of the heap that owns block p's slab (header or page-owner line). */
+static __always_inline unsigned __hak_block_owner(uintptr_t a)
+{
+	if (HAK_HDR_SIZE)
+		return hak_hdr_owner((const void *)a);
+	return __hak_page_owner(a);
+}
+
 HAK_FASTPATH void __hak_free(void *p)
 {
 	uintptr_t a = (uintptr_t)p;
 
 	if (likely(__hak_ss_owns(a))) {
-		__hak_tcache_push(p, __hak_block_class(a));
+		unsigned c = __hak_block_class(a);
+
+		/* Another thread's block goes home; ours (or a pre-attach) caches. */
+		if (unlikely(__hak_block_owner(a) != __hak_tc.tag)) {
+			__hak_free_remote(p, c);
+			return;
+		}
+		__hak_tcache_push(p, c);
 		return;
 	}
 	__hak_free_big(p);

@@ -284,7 +284,7 @@ static uint32_t slab_take(struct hak_heap *h, struct hak_slab *s,
 		got += n;
 		while (n--) {
 			if (HAK_HDR_SIZE)
-				hak_hdr_write((void *)blk, c);
+				hak_hdr_write((void *)blk, c, h->tag);
 			hak_vg_noaccess((void *)blk, __hak_class_size[c]);
 			hak_vg_set_next((void *)blk, *list);
 			*list = (void *)blk;
@@ -329,7 +329,7 @@ static uint32_t bin_fill(struct hak_heap *h, struct hak_tbin *b, unsigned c,
 			if (arch_load_relaxed(&pool_dirty) &&
 			    arch_xchg(&pool_dirty, 0))
 				__hak_heap_scavenge_pool();
-			s = __hak_span_alloc(h, c);
+			s = __hak_span_alloc(h, h->tag, c);
 			if (!s)
 				break;
 			HAK_STAT_ADD(h, slabs_taken, 1);
@@ -384,6 +384,34 @@ void *__hak_tcache_refill(unsigned c)
 }
 
 /*
+ * Free of block p (class c) of a slab owned by another heap: give it
+ * straight back to its owner with one atomic push, rather than caching it
+ * here, so a block never serves a second thread while its neighbours in
+ * the same cache line serve the first (false sharing). Before this
+ * thread has a heap (tag 0) or for an unclassed block, take the ordinary
+ * path, which attaches a heap or sorts the block out.
+ */
+void __hak_free_remote(void *p, unsigned c)
+{
+	struct hak_tcache *tc = &__hak_tc;
+	struct hak_slab *s;
+	int saved;
+
+	if (c >= HAK_NCLASS || !tc->heap) {
+		__hak_tcache_push(p, c);
+		return;
+	}
+	saved = errno;
+	if (hak_ff_level())
+		hak_ff_on_free(p, c);
+	hak_vg_free(p);
+	s = __hak_slab_head(__hak_page_of((uintptr_t)p));
+	HAK_STAT_ADD(tc->heap, remote_frees, 1);
+	__hak_remote_push(s, p, p, 1);
+	errno = saved;
+}
+
+/*
  * With the header box, an aligned block's header sends its free here (its
  * class byte is HAK_HDR_ALIGNED): find the slot it was cut from, restore the
  * slot's header and cache the slot. Without the box a block of class
@@ -399,7 +427,7 @@ static void free_unclassed(void *p)
 		__hak_bad_free(p, "not a live block (free page or bad header)");
 	sc = hd->slot_class;
 	slot = (char *)p - 16 * (size_t)hd->delta;
-	hak_hdr_write(slot, sc);
+	hak_hdr_write(slot, sc, hd->owner);
 	hak_vg_alloc(slot, __hak_class_size[sc], false);	/* whole again, then freed */
 	__hak_tcache_push(slot, sc);
 }
@@ -442,10 +470,17 @@ void __hak_tcache_overflow(void *p, unsigned c)
 
 static struct hak_heap *heap_new(void)
 {
+	static unsigned next_tag;
 	struct hak_heap *h = __hak_meta_alloc(sizeof(*h));
 
 	if (!h)
 		return NULL;
+	/*
+	 * Tags 1..255, round robin: two heaps may share one, which only makes
+	 * a free between them look local (the block is then cached by the
+	 * freeing thread, as every free was before tags).
+	 */
+	h->tag = (uint8_t)(1 + arch_fetch_add(&next_tag, 1u) % 255);
 	hak_lock(&heap_lock);
 	h->all_next = all_heaps;
 	all_heaps = h;
@@ -494,6 +529,7 @@ struct hak_heap *__hak_heap_attach(void)
 	}
 	arch_store_relaxed(&h->tid, gettid());
 	tc->heap = h;
+	tc->tag = h->tag;
 	for (c = 0; c < HAK_NCLASS; c++)
 		tc->bins[c].cap = hak_adapt_initial_cap(c, __hak_tcache_cap(c));
 	tc->bins[HAK_CLASS_NONE].cap = 0;
@@ -528,6 +564,7 @@ void __hak_heap_detach(void)
 	release_empty(h);
 	arch_store_relaxed(&h->tid, 0);
 	tc->heap = NULL;
+	tc->tag = 0;
 	tc->state = HAK_T_EXITING;
 	tc->exits++;
 	heap_pool_push(h);

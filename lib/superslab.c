@@ -101,8 +101,8 @@ static int ss_find_run(const struct hak_superslab *ss, unsigned span)
 	return found;
 }
 
-static void slab_init(struct hak_superslab *ss, unsigned first,
-		      unsigned span, struct hak_heap *owner, unsigned c)
+static void slab_init(struct hak_superslab *ss, unsigned first, unsigned span,
+		      struct hak_heap *owner, unsigned tag, unsigned c)
 {
 	struct hak_slab *s = &ss->slabs[first];
 	size_t bytes = ((size_t)span << HAK_PAGE_SHIFT) - (first == 0 ? HAK_SS_HDR : 0);
@@ -113,8 +113,10 @@ static void slab_init(struct hak_superslab *ss, unsigned first,
 		ss->slabs[first + k].head_off = (uint8_t)k;
 		ss->slabs[first + k].span = 0;
 	}
-	for (k = 0; k < span; k++)
+	for (k = 0; k < span; k++) {
 		ss->page_class[first + k] = (uint8_t)c;
+		ss->page_owner[first + k] = (uint8_t)tag;
+	}
 	s->free = NULL;
 	s->remote = NULL;
 	s->owner = owner;
@@ -128,7 +130,7 @@ static void slab_init(struct hak_superslab *ss, unsigned first,
 	s->class_idx = (uint8_t)c;
 }
 
-struct hak_slab *__hak_span_alloc(struct hak_heap *owner, unsigned c)
+struct hak_slab *__hak_span_alloc(struct hak_heap *owner, unsigned tag, unsigned c)
 {
 	unsigned span = __hak_class_span[c];
 	uint32_t run = (1u << span) - 1;
@@ -158,7 +160,7 @@ struct hak_slab *__hak_span_alloc(struct hak_heap *owner, unsigned c)
 	if (!ss->free_mask)
 		avail_del(ss);
 	nr_pages_used += span;
-	slab_init(ss, (unsigned)first, span, owner, c);
+	slab_init(ss, (unsigned)first, span, owner, tag, c);
 	hak_unlock(&ss_lock);
 	return &ss->slabs[first];
 }
@@ -236,6 +238,7 @@ void __hak_span_free(struct hak_slab *s)
 		ss->slabs[first + k].class_idx = HAK_CLASS_NONE;
 		ss->slabs[first + k].head_off = 0;
 		ss->page_class[first + k] = HAK_CLASS_NONE;
+		ss->page_owner[first + k] = 0;
 	}
 	s->owner = NULL;
 	s->span = 0;

@@ -11,9 +11,10 @@
  * one load and never touches the pointer's own memory, so a foreign pointer
  * is recognised without reading through it.
  *
- * page_class[i] repeats the class of page i in a line of its own that only
- * changes when a slab is handed out or freed, so the free fast path reads a
- * line no thread writes while it has live blocks.
+ * page_class[i] repeats the class of page i, and page_owner[i] the tag of
+ * the heap that owns it (1..255, 0 for a free page), in a line of their own
+ * that only changes when a slab is handed out or freed, so the free fast
+ * path reads a line no thread writes while it has live blocks.
  *
  * Descriptors: slabs[i] describes page i. For a multi-page slab, the first
  * page's descriptor is the slab; the others carry only the class (for the
@@ -76,7 +77,7 @@ struct hak_slab {
 struct hak_superslab {
 	struct hak_slab slabs[HAK_SS_PAGES];	/* first: lookup is base + index */
 	uint8_t page_class[HAK_SS_PAGES];	/* read by the free fast path */
-	uint8_t pad_line[64 - HAK_SS_PAGES];
+	uint8_t page_owner[HAK_SS_PAGES];	/* owning heap's tag, same line */
 	uint32_t magic;
 	uint32_t free_mask;		/* pages not in any slab */
 	uint32_t dirty_mask;		/* free pages that may be resident */
@@ -110,6 +111,15 @@ static __always_inline bool __hak_ss_owns(uintptr_t a)
 
 /* Register (kind != 0) or unregister a 2 MiB-aligned region. */
 void __hak_ssmap_set(uintptr_t region, unsigned kind);
+
+/* Tag of the heap owning the page holding a (0 for a free page). */
+static __always_inline unsigned __hak_page_owner(uintptr_t a)
+{
+	const struct hak_superslab *ss =
+		(const struct hak_superslab *)(a & ~(HAK_SS_SIZE - 1));
+
+	return ss->page_owner[(a >> HAK_PAGE_SHIFT) & (HAK_SS_PAGES - 1)];
+}
 
 /* Class of the page holding a (HAK_CLASS_NONE for a free page). */
 static __always_inline unsigned __hak_page_class(uintptr_t a)
@@ -164,8 +174,9 @@ static inline uintptr_t __hak_slab_end(const struct hak_slab *s)
 	return base + ((uintptr_t)(__hak_slab_index(s) + s->span) << HAK_PAGE_SHIFT);
 }
 
-/* Take a slab of class c for owner; NULL with errno ENOMEM. */
-struct hak_slab *__hak_span_alloc(struct hak_heap *owner, unsigned c) __must_check;
+/* Take a slab of class c for owner (tagged tag); NULL with errno ENOMEM. */
+struct hak_slab *__hak_span_alloc(struct hak_heap *owner, unsigned tag,
+				  unsigned c) __must_check;
 /* Give an empty slab (used == 0, no remote blocks) back to its superslab. */
 void __hak_span_free(struct hak_slab *s);
 

@@ -46,6 +46,7 @@ struct hak_tcache {
 	struct hak_heap *heap;
 	uint32_t state;
 	uint32_t exits;		/* times the exit destructor ran for this thread */
+	uint32_t tag;		/* the attached heap's tag, 0 without a heap */
 };
 
 extern HAK_HIDDEN __thread struct hak_tcache __hak_tc __attribute__((tls_model("initial-exec")));
@@ -53,6 +54,8 @@ extern HAK_HIDDEN __thread struct hak_tcache __hak_tc __attribute__((tls_model("
 /* Slow paths (heap.c). */
 void *__hak_tcache_refill(unsigned c) __noinline;
 void __hak_tcache_overflow(void *p, unsigned c) __noinline;
+/* Free of a block whose slab another heap owns (or before attach). */
+void __hak_free_remote(void *p, unsigned c) __noinline;
 /* For boxes: add up to n blocks to bin c / flush bin c down to keep blocks. */
 uint32_t __hak_tcache_fill(unsigned c, uint32_t n);
 void __hak_tcache_trim(unsigned c, uint32_t keep);

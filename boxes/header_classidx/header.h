@@ -6,7 +6,9 @@
  * the block itself stays 16-byte aligned):
  *
  *	bytes 0..7	check word: (address of the block) ^ HAK_HDR_MAGIC
- *	bytes 8..12	unused
+ *	bytes 8..11	unused
+ *	byte  12	tag of the heap that owns the block's slab (free's
+ *			local/remote test reads it here, not in the superslab)
  *	byte  13	aligned block: the slot's class
  *	byte  14	aligned block: (block - slot start) / 16
  *	byte  15	class index (HAK_HDR_ALIGNED for an aligned block)
@@ -35,7 +37,8 @@
 
 struct hak_hdr {
 	uint64_t check;
-	uint8_t pad[5];
+	uint8_t pad[4];
+	uint8_t owner;
 	uint8_t slot_class;
 	uint8_t delta;
 	uint8_t class_idx;
@@ -59,12 +62,22 @@ static __always_inline unsigned hak_hdr_class(const void *p)
 	return ((const uint8_t *)p)[-1];
 }
 
-/* Stamp a block's header (at carve time, or when an aligned block is freed). */
-static inline void hak_hdr_write(void *p, unsigned c)
+/* Owner tag byte of block p. */
+static __always_inline unsigned hak_hdr_owner(const void *p)
+{
+	return ((const uint8_t *)p)[-4];
+}
+
+/*
+ * Stamp a block's header (at carve time, or when an aligned block is
+ * freed): class c, in a slab of the heap tagged owner.
+ */
+static inline void hak_hdr_write(void *p, unsigned c, unsigned owner)
 {
 	struct hak_hdr *h = hak_hdr_of(p);
 
 	h->check = hak_hdr_check(p);
+	h->owner = (uint8_t)owner;
 	h->delta = 0;
 	h->class_idx = (uint8_t)c;
 }
