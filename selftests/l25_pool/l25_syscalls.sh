@@ -36,7 +36,13 @@ read -r m1 u1 a1 <<<"$(count 1000)"
 read -r m2 u2 a2 <<<"$(count 200000)"
 echo "# N=1000:   mmap $m1, munmap $u1, madvise $a1"
 echo "# N=200000: mmap $m2, munmap $u2, madvise $a2"
-if [ "$m1" = "$m2" ] && [ "$u1" = "$u2" ]; then
+# Mappings are the cost that matters and must match exactly. munmap counts
+# may differ by the trims of 2 MiB-aligned mappings: whether the head of an
+# over-sized mapping needs trimming depends on where ASLR put it, so each
+# mapping makes one or two munmap calls (a run-to-run difference, not a
+# per-operation one).
+du=$((u2 > u1 ? u2 - u1 : u1 - u2))
+if [ "$m1" = "$m2" ] && [ "$du" -le "$m1" ]; then
 	echo "ok 1 199,000 more mid-size pairs made no mmap/munmap"
 else
 	echo "not ok 1 199,000 more mid-size pairs made mmap/munmap calls"
