@@ -6,9 +6,11 @@
  * out-of-line function in alloc.c.
  *
  * malloc: small request -> tcache pop (miss: refill); else the big path.
- * free:   in a superslab -> tcache push by the page's class (overflow or a
- *         free page: slow path); else NULL, a large block, or a foreign
- *         pointer, all sorted out of line.
+ * free:   in a superslab -> if this thread's heap owns the block's slab
+ *         (owner tag), tcache push by its class (overflow or a free page:
+ *         slow path), else straight home to its slab's remote list; outside
+ *         superslabs, NULL, a mid or large block, or a foreign pointer, all
+ *         sorted out of line.
  */
 #ifndef HAK_ALLOC_H
 #define HAK_ALLOC_H

@@ -119,7 +119,7 @@ static void release_empty(struct hak_heap *h)
 
 /* ---- remote free ---- */
 
-void __hak_remote_push(struct hak_slab *s, void *head, void *tail, uint32_t n)
+void __hak_remote_push(struct hak_slab *s, void *head, void *tail)
 {
 	struct hak_heap *owner;
 	void *old, *seen;
@@ -133,7 +133,6 @@ void __hak_remote_push(struct hak_slab *s, void *head, void *tail, uint32_t n)
 			break;
 		old = seen;
 	}
-	(void)n;
 	if (old)
 		return;		/* s is already on its owner's pending stack */
 	owner = s->owner;
@@ -219,7 +218,7 @@ static void flush_list(struct hak_heap *h, void *p)
 				n++;
 			}
 			HAK_STAT_ADD(h, remote_frees, n);
-			__hak_remote_push(s, p, tail, n);
+			__hak_remote_push(s, p, tail);
 		}
 		p = next;
 	}
@@ -407,7 +406,7 @@ void __hak_free_remote(void *p, unsigned c)
 	hak_vg_free(p);
 	s = __hak_slab_head(__hak_page_of((uintptr_t)p));
 	HAK_STAT_ADD(tc->heap, remote_frees, 1);
-	__hak_remote_push(s, p, p, 1);
+	__hak_remote_push(s, p, p);
 	errno = saved;
 }
 
@@ -451,7 +450,7 @@ void __hak_tcache_overflow(void *p, unsigned c)
 		 */
 		struct hak_slab *s = __hak_slab_head(__hak_page_of((uintptr_t)p));
 
-		__hak_remote_push(s, p, p, 1);
+		__hak_remote_push(s, p, p);
 		errno = saved;
 		return;
 	}

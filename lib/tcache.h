@@ -12,9 +12,10 @@
  * A zeroed tcache (a new thread) has cap 0 everywhere, so the first malloc
  * and the first free both take the slow path, which attaches a heap.
  *
- * Fast-path budget: malloc hit about 10 instructions (range check, table
- * load, pop); free hit about 15 (registry byte, page descriptor class,
- * capacity check, push). Measured figures: Documentation/design.md.
+ * Fast-path budget: malloc hit 18 instructions to ret (range check, class
+ * table, TLS bin address, pop); free hit 26 (registry byte, page class and
+ * owner tag, capacity check, push). Keep them there: the figures are
+ * checked in Documentation/design.md and by tools/boxcost.sh.
  */
 #ifndef HAK_TCACHE_H
 #define HAK_TCACHE_H
