@@ -104,6 +104,18 @@ static inline long ct_status_kib(const char *key)
 }
 
 /*
+ * VmRSS of what the allocator retains: free memory it keeps resident for
+ * reuse on purpose (hakmem: up to HAKMEM_DIRTY_MAX of empty slab pages,
+ * cached large blocks; glibc: its top chunk) is given back with
+ * malloc_trim first, so RSS checks compare retention, not reuse policy.
+ */
+static inline long ct_retained_kib(void)
+{
+	malloc_trim(0);
+	return ct_status_kib("VmRSS");
+}
+
+/*
  * HAKMEM_SELFTEST_QUICK=1 (set by tools/boxmatrix.sh for its many builds)
  * asks the long tests for a shorter run of the same checks.
  */

@@ -167,9 +167,9 @@ int main(int argc, char **argv)
 		total_bad += bad;
 		total_nulls += nulls;
 		if (r == rounds / 2 - 1)
-			rss_mid = ct_status_kib("VmRSS");
+			rss_mid = ct_retained_kib();
 	}
-	rss_end = ct_status_kib("VmRSS");
+	rss_end = ct_retained_kib();
 
 	for (int l = 0; l < LANES; l++)
 		for (int s = 0; s < SLOTS; s++) {

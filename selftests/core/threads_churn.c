@@ -107,18 +107,6 @@ static void spawn(unsigned long first, unsigned width)
 		pthread_join(th[i], NULL);
 }
 
-/*
- * RSS the allocator cannot give back: free memory it keeps resident for
- * reuse on purpose (hakmem keeps up to HAKMEM_DIRTY_MAX of empty slab
- * pages) is returned first with malloc_trim, so what is compared is what
- * dead threads' heaps still hold.
- */
-static long retained_kib(void)
-{
-	malloc_trim(0);
-	return ct_status_kib("VmRSS");
-}
-
 int main(int argc, char **argv)
 {
 	unsigned long total = argc > 1 ? strtoul(argv[1], NULL, 0) : ct_quick() ? 3000 : 10000;
@@ -147,9 +135,9 @@ int main(int argc, char **argv)
 		spawn(done, width);
 		done += width;
 		if (!rss_warm && done >= warm)
-			rss_warm = retained_kib();
+			rss_warm = ct_retained_kib();
 	}
-	rss_end = retained_kib();
+	rss_end = ct_retained_kib();
 
 	tap_ok(create_fail == 0, "%lu threads created (%lu pthread_create failures)", total,
 	       create_fail);

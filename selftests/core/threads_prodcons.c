@@ -261,13 +261,7 @@ int main(int argc, char **argv)
 		for (unsigned k = 0; k < rounds; k++) {
 			bad += round_run(cfg[c].np, cfg[c].nc, blocks, &consumed, c * 100 + k);
 			total += consumed;
-			/*
-			 * What the allocator retains, not what it keeps resident
-			 * for reuse on purpose (up to HAKMEM_DIRTY_MAX of empty
-			 * slab pages, cached large blocks): trim first.
-			 */
-			malloc_trim(0);
-			rss_last = ct_status_kib("VmRSS");
+			rss_last = ct_retained_kib();
 			/* reference: the highest RSS of the first half of the rounds */
 			if (k < rounds / 2 && rss_last > rss_ref)
 				rss_ref = rss_last;
