@@ -4,8 +4,8 @@
 # stress.sh: the threaded selftests run again and again, each run a new
 # process, under several configurations.
 #
-#   tools/stress.sh [-n RUNS] [CONFIG...]      bounded (make check)
-#   tools/stress.sh -d DURATION [CONFIG...]    long mode (make stress)
+#   tools/stress.sh [-n RUNS] [-t THREADS] [CONFIG...]   bounded (make check)
+#   tools/stress.sh -d DURATION [CONFIG...]                long mode (make stress)
 #
 # CONFIG: configs/ names (default: defconfig perf_defconfig debug_defconfig),
 # each built into build/stress-<name> (the library and its core and
@@ -17,6 +17,15 @@
 #   threads_prodcons 10000 4   4- and 8-thread producer/consumer shapes,
 #                              4 rounds each, 160000 blocks freed
 #                              cross-thread and checked
+# With -t "16 64" (a list of thread counts, 2..64), the bounded mode runs
+# instead, for every count T, RUNS runs of each of
+#   larson_sim 12 100000/T T   T threads, 12 rounds of fresh threads
+#                              (1.2 million replacements, 8000 slots;
+#                              12 rounds so 64 heaps pass their warm-up)
+#   threads_prodcons 10000 4 T 1 producer -> T-1 consumers and T/2 -> T/2
+#   threads_churn 2000 T       2000 short threads, T at a time in the
+#                              wide phases
+# so a run at 64 threads on 2 cores stays about a second.
 # Every repetition is its own process: a fresh allocator (first-use init,
 # empty registry, first heap attach) and fresh threads, so start-up races
 # get 100 chances per configuration, and a crash or hang ends one run and
@@ -25,8 +34,9 @@
 #
 # Long mode: until DURATION (seconds, or with an s/m/h suffix) has passed,
 # round-robin over the configurations and the full-size programs
-# (larson_sim and threads_prodcons with their default sizes,
-# selftests/sanitize at scale 4); -j JOBS runs (default 2) at a time.
+# (larson_sim and threads_prodcons with their default sizes, the -t
+# programs above at 16 and 64 threads, selftests/sanitize at scale 4);
+# -j JOBS runs (default 2) at a time.
 #
 # Ends with "N passed, N failed" (N = runs).
 
@@ -38,13 +48,23 @@ unset MAKEFLAGS MFLAGS MAKELEVEL O ARCH V C T KBUILD_OUTPUT HAKMEM_SELFTEST_QUIC
 runs=100
 duration=
 jobs=2
-while getopts "n:d:j:" o; do
+threads=
+while getopts "n:d:j:t:" o; do
 	case $o in
 	n) runs=$OPTARG ;;
 	d) duration=$OPTARG ;;
 	j) jobs=$OPTARG ;;
+	t) threads=${OPTARG//,/ } ;;
 	*) sed -n '4,8p' "$0"; exit 2 ;;
 	esac
+done
+for t in $threads; do
+	case $t in
+	''|*[!0-9]*) echo "stress: -t needs thread counts (2..64), got '$t'"; exit 2 ;;
+	esac
+	if [ "$t" -lt 2 ] || [ "$t" -gt 64 ]; then
+		echo "stress: -t needs thread counts (2..64), got '$t'"; exit 2
+	fi
 done
 shift $((OPTIND - 1))
 [ $# -eq 0 ] && set -- defconfig perf_defconfig debug_defconfig
@@ -94,6 +114,37 @@ for cfg in "$@"; do
 	build "$cfg" || { failed=$((failed + 1)); exit 1; }
 done
 
+# The programs of one bounded repetition at T threads (-t).
+wide_progs() {
+	echo "core/larson_sim 12 $((100000 / $1)) $1"
+	echo "core/threads_prodcons 10000 4 $1"
+	echo "core/threads_churn 2000 $1"
+}
+
+if [ -z "$duration" ] && [ -n "$threads" ]; then
+	for cfg in "$@"; do
+		for t in $threads; do
+			start=$(date +%s)
+			p=0 f=0
+			mapfile -t wp < <(wide_progs "$t")
+			for i in $(seq 1 "$runs"); do
+				for pa in "${wp[@]}"; do
+					# shellcheck disable=SC2086 # program and its arguments
+					if run "$cfg" "t$t-$(basename "${pa%% *}")-$i" $pa; then
+						p=$((p + 1)); else f=$((f + 1)); fi
+				done
+			done
+			echo "$cfg, $t threads: larson_sim, threads_prodcons, threads_churn x $runs:" \
+				"$p runs passed, $f failed in $(( $(date +%s) - start ))s"
+			passed=$((passed + p))
+			failed=$((failed + f))
+		done
+	done
+	echo "$passed passed, $failed failed"
+	[ "$failed" -eq 0 ]
+	exit
+fi
+
 if [ -z "$duration" ]; then
 	for cfg in "$@"; do
 		start=$(date +%s)
@@ -117,6 +168,9 @@ fi
 # Long mode
 progs=("core/larson_sim" "core/threads_prodcons" "sanitize/san_prodcons 4"
        "sanitize/san_larson 4" "sanitize/san_api 4")
+for t in 16 64; do
+	mapfile -t -O "${#progs[@]}" progs < <(wide_progs "$t")
+done
 end=$(( $(date +%s) + duration ))
 echo "stress: until $(date -d "@$end" '+%F %T'), configs: $*, $jobs runs at a time"
 resdir=$(mktemp -d)

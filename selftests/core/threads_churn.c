@@ -12,9 +12,11 @@
  * small slack (4 MiB + 10%): a per-thread leak of even one slab would
  * show up as hundreds of MiB.
  *
- * Usage: threads_churn [threads]   (default 10000, about 2 s on 2 cores;
- * 3000 with HAKMEM_SELFTEST_QUICK=1; the long mode from the issue is
- * "threads_churn 100000")
+ * Usage: threads_churn [threads] [width]   (default 10000 4, about 2 s on 2
+ * cores; 3000 with HAKMEM_SELFTEST_QUICK=1; the long mode from the issue is
+ * "threads_churn 100000"). Width (up to 64; tools/stress.sh -t runs 16 and
+ * 64) is how many threads run at once in the wide phases: more threads than
+ * cores exit and adopt pooled heaps at the same time.
  */
 #include <pthread.h>
 
@@ -22,6 +24,7 @@
 
 #define HANDOFF		256
 #define PER_THREAD	8
+#define MAX_WIDTH	64
 
 static pthread_mutex_t handoff_lock = PTHREAD_MUTEX_INITIALIZER;
 static void *handoff[HANDOFF];
@@ -94,7 +97,7 @@ static unsigned long create_fail;
 
 static void spawn(unsigned long first, unsigned width)
 {
-	pthread_t th[4];
+	pthread_t th[MAX_WIDTH];
 	unsigned made = 0;
 
 	for (unsigned i = 0; i < width; i++) {
@@ -110,6 +113,7 @@ static void spawn(unsigned long first, unsigned width)
 int main(int argc, char **argv)
 {
 	unsigned long total = argc > 1 ? strtoul(argv[1], NULL, 0) : ct_quick() ? 3000 : 10000;
+	long wide = argc > 2 ? strtol(argv[2], NULL, 0) : 4;
 	unsigned long warm = total / 10, done = 0;
 	long rss_warm = 0, rss_end;
 
@@ -123,12 +127,14 @@ int main(int argc, char **argv)
 	 * rest would still be hundreds of MiB.
 	 */
 	warm = total / 10 > 1000 ? total / 10 : (total / 2 < 1000 ? total / 2 : 1000);
+	if (wide < 1 || wide > MAX_WIDTH)
+		wide = wide < 1 ? 1 : MAX_WIDTH;
 	tap_plan(4);
-	tap_diag("%lu threads (phases of 500 one at a time, then four at a time)", total);
+	tap_diag("%lu threads (phases of 500 one at a time, then %ld at a time)", total, wide);
 
 	while (done < total) {
-		/* alternate phases of 500: one at a time, then four at a time */
-		unsigned width = (done / 500) % 2 ? 4 : 1;
+		/* alternate phases of 500: one at a time, then `wide` at a time */
+		unsigned width = (done / 500) % 2 ? (unsigned)wide : 1;
 
 		if (width > total - done)
 			width = (unsigned)(total - done);

@@ -17,8 +17,10 @@
  *    leaked (a round allocates over 100 MiB in all, so even a small leak
  *    fraction shows).
  *
- * Usage: threads_prodcons [blocks-per-round] [rounds]   (default 60000 6,
- * with HAKMEM_SELFTEST_QUICK=1 20000 4)
+ * Usage: threads_prodcons [blocks-per-round] [rounds] [threads]   (default
+ * 60000 6, with HAKMEM_SELFTEST_QUICK=1 20000 4). Given a thread count T
+ * (2..64; tools/stress.sh -t runs 16 and 64), the two shapes are run with
+ * T threads instead: 1 producer -> T-1 consumers and T/2 -> T/2.
  */
 #include <pthread.h>
 #include <sched.h>
@@ -27,6 +29,7 @@
 
 #define BATCH	64
 #define QCAP	32
+#define MAX_THREADS	64
 
 struct queue {
 	pthread_mutex_t lock;
@@ -201,9 +204,9 @@ static unsigned long round_run(unsigned np, unsigned nc, unsigned long blocks,
 			       unsigned long *consumed, uint64_t seed)
 {
 	struct run r = { 0 };
-	pthread_t th[16];
-	struct targ ta[16];
-	struct queue q[16];
+	pthread_t th[MAX_THREADS];
+	struct targ ta[MAX_THREADS];
+	struct queue q[MAX_THREADS];
 
 	memset(q, 0, sizeof(q));
 	for (unsigned i = 0; i < nc; i++) {
@@ -241,18 +244,32 @@ int main(int argc, char **argv)
 {
 	unsigned long blocks = argc > 1 ? strtoul(argv[1], NULL, 0) : ct_quick() ? 20000 : 60000;
 	unsigned rounds = argc > 2 ? (unsigned)strtoul(argv[2], NULL, 0) : ct_quick() ? 4 : 6;
-	static const struct { unsigned np, nc; const char *shape; } cfg[] = {
+	long nthreads = argc > 3 ? strtol(argv[3], NULL, 0) : 0;
+	struct { unsigned np, nc; char shape[48]; } cfg[] = {
 		{ 1, 3, "1 producer -> 3 consumers" },
 		{ 2, 2, "2 producers -> 2 consumers" },
 		{ 1, 7, "1 producer -> 7 consumers" },
 		{ 4, 4, "4 producers -> 4 consumers" },
 	};
+	size_t ncfg = ARRAY_SIZE_CT(cfg);
 
 	if (rounds < 4)
 		rounds = 4;
-	tap_plan(2 * ARRAY_SIZE_CT(cfg));
+	if (nthreads) {
+		unsigned t = nthreads < 2 ? 2 : nthreads > MAX_THREADS ? MAX_THREADS : (unsigned)nthreads;
+
+		cfg[0].np = 1;
+		cfg[0].nc = t - 1;
+		cfg[1].np = t / 2;
+		cfg[1].nc = t - t / 2;
+		for (size_t c = 0; c < 2; c++)
+			snprintf(cfg[c].shape, sizeof(cfg[c].shape), "%u producer%s -> %u consumers",
+				 cfg[c].np, cfg[c].np > 1 ? "s" : "", cfg[c].nc);
+		ncfg = 2;
+	}
+	tap_plan(2 * (unsigned)ncfg);
 	tap_diag("%lu blocks per round, %u rounds per shape", blocks, rounds);
-	for (size_t c = 0; c < ARRAY_SIZE_CT(cfg); c++) {
+	for (size_t c = 0; c < ncfg; c++) {
 		unsigned long bad = 0, consumed, total = 0;
 		long rss_ref = 0, rss_last = 0;
 		char trace[256];
@@ -270,8 +287,8 @@ int main(int argc, char **argv)
 					       rss_last / 1024);
 		}
 		tap_diag("%s: VmRSS MiB per round:%s", cfg[c].shape, trace);
-		tap_ok(bad == 0, "%s threads, %s: %lu blocks checked and freed cross-thread, %lu bad",
-		       cfg[c].np + cfg[c].nc == 4 ? "4" : "8", cfg[c].shape, total, bad);
+		tap_ok(bad == 0, "%u threads, %s: %lu blocks checked and freed cross-thread, %lu bad",
+		       cfg[c].np + cfg[c].nc, cfg[c].shape, total, bad);
 		tap_ok(rss_last <= rss_ref + rss_ref / 4 + 8192,
 		       "%s: VmRSS peak of rounds 1-%u %ld KiB, after round %u %ld KiB (no unbounded growth)",
 		       cfg[c].shape, rounds / 2, rss_ref, rounds, rss_last);

@@ -3,3 +3,8 @@
 # 100 runs each, every run its own process, for defconfig, perf_defconfig
 # and debug_defconfig (tools/stress.sh; `make stress` is the long mode).
 step stress tools/stress.sh -n 100 defconfig perf_defconfig debug_defconfig
+# Past the cores: the same programs (and threads_churn) at 16 and 64
+# threads on this 2-core machine, 10 runs each (about 1 s a run); the
+# 100-run version is `tools/stress.sh -n 100 -t "16 64"`, and `make stress`
+# includes them in its round robin.
+step stress-wide tools/stress.sh -n 10 -t "16 64" defconfig debug_defconfig
