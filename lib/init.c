@@ -15,6 +15,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -80,8 +81,19 @@ void __hak_init_slow(void)
 	if (init_running)
 		return;
 	if (arch_cmpxchg(&init_state, 0, 1) != 0) {
-		while (arch_load_acquire(&init_state) != 2)
-			arch_cpu_relax();
+		unsigned spins = 0;
+
+		/*
+		 * Spin briefly, then yield: with more threads than cores the
+		 * initialising thread may be preempted, and pure spinning
+		 * would burn the time slices it needs to finish.
+		 */
+		while (arch_load_acquire(&init_state) != 2) {
+			if (++spins < 64)
+				arch_cpu_relax();
+			else
+				sched_yield();
+		}
 		return;
 	}
 	init_running = 1;

@@ -8,9 +8,10 @@
  * Free pages stay resident ("dirty") until more than dirty_max bytes of them
  * accumulate; then they are purged with madvise, oldest superslab first, down
  * to half the limit. A wholly free superslab beyond HAK_SS_KEEP is unmapped.
+ * Neither system call runs under ss_lock (see ss_release).
  *
  * Lock order: ss_lock is a leaf (taken by heaps, never held across a heap
- * operation).
+ * operation or a purge).
  */
 #include <errno.h>
 #include <asm/atomic.h>
@@ -165,65 +166,151 @@ struct hak_slab *__hak_span_alloc(struct hak_heap *owner, unsigned tag, unsigned
 	return &ss->slabs[first];
 }
 
-/* madvise the dirty pages of ss; page 0 keeps its header. */
-static size_t ss_purge(struct hak_superslab *ss)
+/*
+ * Purging and unmapping are system calls (and madvise flushes the TLB of
+ * every CPU that runs a thread of the process), so they run outside
+ * ss_lock, where threads that need or return a slab would queue behind
+ * them. Under the lock, the dirty pages to purge are claimed: taken out of
+ * free_mask, so no span_alloc hands them out, and no unmap can happen to
+ * their superslab (it is never wholly free while they are claimed);
+ * wholly free superslabs to unmap are taken off the avail list and out of
+ * the registry. Then the lock is dropped for the system calls, and taken
+ * again to give the purged pages back, clean. One thread purges at a time
+ * (`purging`); a span_free that finds a purge running leaves the excess to
+ * it or to the next one.
+ */
+#define HAK_SS_BATCH		32	/* superslabs per unlocked batch */
+
+struct ss_batch {
+	unsigned npurge, nunmap;
+	struct hak_superslab *purge[HAK_SS_BATCH];
+	uint32_t mask[HAK_SS_BATCH];	/* claimed pages, all dirty and free */
+	struct hak_superslab *unmap[HAK_SS_BATCH];
+};
+
+static bool purging;			/* ss_lock; a soft purge is running */
+
+/* Take the pages of mask (free and dirty) out of circulation. */
+static void ss_claim(struct hak_superslab *ss, uint32_t mask)
+{
+	if (ss->free_mask == HAK_SS_ALL_FREE)
+		nr_free_superslabs--;
+	ss->free_mask &= ~mask;
+	ss->dirty_mask &= ~mask;
+	nr_pages_dirty -= __builtin_popcount(mask);
+	if (!ss->free_mask)
+		avail_del(ss);
+}
+
+/* Give claimed pages back; those in `dirty` could not be purged. */
+static void ss_unclaim(struct hak_superslab *ss, uint32_t mask, uint32_t dirty)
+{
+	if (!ss->free_mask)
+		avail_add(ss);
+	ss->free_mask |= mask;
+	ss->dirty_mask |= dirty;
+	nr_pages_dirty += __builtin_popcount(dirty);
+	if (ss->free_mask == HAK_SS_ALL_FREE)
+		nr_free_superslabs++;
+}
+
+/* Under ss_lock: choose the next batch of work. */
+static void ss_release_pick(bool all, struct ss_batch *b)
+{
+	struct hak_superslab *ss, *next;
+	size_t target = all ? 0 : (dirty_max >> HAK_PAGE_SHIFT) / 2;
+
+	b->npurge = b->nunmap = 0;
+	for (ss = avail; ss; ss = next) {
+		next = ss->next;
+		if (ss->free_mask == HAK_SS_ALL_FREE &&
+		    (all || nr_free_superslabs > HAK_SS_KEEP)) {
+			if (b->nunmap == HAK_SS_BATCH)
+				break;
+			avail_del(ss);
+			nr_pages_dirty -= __builtin_popcount(ss->dirty_mask);
+			nr_superslabs--;
+			nr_free_superslabs--;
+			__hak_ssmap_set((uintptr_t)ss, 0);
+			b->unmap[b->nunmap++] = ss;
+			continue;
+		}
+		if (nr_pages_dirty <= target || !ss->dirty_mask)
+			continue;
+		if (b->npurge == HAK_SS_BATCH)
+			break;
+		b->purge[b->npurge] = ss;
+		b->mask[b->npurge++] = ss->dirty_mask;
+		ss_claim(ss, ss->dirty_mask);
+	}
+}
+
+/* Unlocked: madvise the claimed runs of ss; returns the pages left dirty. */
+static uint32_t ss_purge(struct hak_superslab *ss, uint32_t mask, size_t *done)
 {
 	uintptr_t base = (uintptr_t)ss;
-	size_t done = 0;
+	uint32_t failed = 0;
 	unsigned i = 0;
 
 	while (i < HAK_SS_PAGES) {
 		unsigned j;
 		uintptr_t from, to;
+		uint32_t run;
 
-		if (!(ss->dirty_mask & (1u << i))) {
+		if (!(mask & (1u << i))) {
 			i++;
 			continue;
 		}
-		for (j = i; j < HAK_SS_PAGES && (ss->dirty_mask & (1u << j)); j++)
+		for (j = i; j < HAK_SS_PAGES && (mask & (1u << j)); j++)
 			;
+		/* page 0 keeps its header */
 		from = base + ((uintptr_t)i << HAK_PAGE_SHIFT) + (i == 0 ? HAK_SS_HDR : 0);
 		to = base + ((uintptr_t)j << HAK_PAGE_SHIFT);
-		if (__hak_os_purge((void *)from, to - from)) {
-			ss->dirty_mask &= ~(((j == 32) ? 0u : (1u << j)) - (1u << i));
-			nr_pages_dirty -= j - i;
-			done += to - from;
-		}
+		run = ((j == 32) ? 0u : (1u << j)) - (1u << i);
+		if (__hak_os_purge((void *)from, to - from))
+			*done += to - from;
+		else
+			failed |= run;
 		i = j;
 	}
-	purged_bytes += done;
-	return done;
+	return failed;
 }
 
-static void ss_unmap(struct hak_superslab *ss)
+/*
+ * Purge down to the target (half of dirty_max, or everything with all)
+ * and unmap the wholly free superslabs beyond HAK_SS_KEEP; called and
+ * returns with ss_lock held, drops it around the system calls.
+ */
+static size_t ss_release(bool all) __must_hold(&ss_lock)
 {
-	avail_del(ss);
-	nr_pages_dirty -= __builtin_popcount(ss->dirty_mask);
-	nr_superslabs--;
-	nr_free_superslabs--;
-	__hak_ssmap_set((uintptr_t)ss, 0);
-	__hak_os_unmap(ss, HAK_SS_SIZE);
-}
+	struct ss_batch b;
+	size_t done = 0, purged;
+	uint32_t left[HAK_SS_BATCH];
+	unsigned i;
 
-static size_t ss_release_locked(bool all)
-{
-	struct hak_superslab *ss, *next;
-	size_t target = all ? 0 : (dirty_max >> HAK_PAGE_SHIFT) / 2;
-	size_t done = 0;
-
-	for (ss = avail; ss; ss = next) {
-		next = ss->next;
-		if (ss->free_mask == HAK_SS_ALL_FREE &&
-		    (all || nr_free_superslabs > HAK_SS_KEEP)) {
-			done += HAK_SS_SIZE;
-			ss_unmap(ss);
-			continue;
-		}
-		if (nr_pages_dirty <= target)
-			continue;
-		if (ss->dirty_mask)
-			done += ss_purge(ss);
-	}
+	/* trim (all) runs even beside a purge: claims never overlap */
+	if (purging && !all)
+		return 0;
+	if (!all)
+		purging = true;
+	do {
+		ss_release_pick(all, &b);
+		if (!b.npurge && !b.nunmap)
+			break;
+		hak_unlock(&ss_lock);
+		purged = 0;
+		for (i = 0; i < b.nunmap; i++)
+			__hak_os_unmap(b.unmap[i], HAK_SS_SIZE);
+		for (i = 0; i < b.npurge; i++)
+			left[i] = ss_purge(b.purge[i], b.mask[i], &purged);
+		hak_lock(&ss_lock);
+		for (i = 0; i < b.npurge; i++)
+			ss_unclaim(b.purge[i], b.mask[i], left[i]);
+		purged_bytes += purged;
+		done += purged + (size_t)b.nunmap * HAK_SS_SIZE;
+	} while (b.npurge == HAK_SS_BATCH || b.nunmap == HAK_SS_BATCH);
+	if (!all)
+		purging = false;
 	return done;
 }
 
@@ -252,7 +339,7 @@ void __hak_span_free(struct hak_slab *s)
 	nr_pages_dirty += span;
 	if ((nr_pages_dirty << HAK_PAGE_SHIFT) > dirty_max ||
 	    nr_free_superslabs > HAK_SS_KEEP)
-		ss_release_locked(false);
+		ss_release(false);
 	hak_unlock(&ss_lock);
 }
 
@@ -261,7 +348,7 @@ size_t __hak_ss_release(bool all)
 	size_t done;
 
 	hak_lock(&ss_lock);
-	done = ss_release_locked(all);
+	done = ss_release(all);
 	hak_unlock(&ss_lock);
 	return done;
 }
@@ -283,4 +370,25 @@ void __hak_ss_stats(struct hak_ss_stats *st)
 	hak_unlock(&ss_lock);
 }
 
-HAK_DEFINE_FORK_LOCK(__hak_ss, &ss_lock)
+void __hak_ss_fork_prepare(void) __acquires(&ss_lock)
+{
+	hak_lock(&ss_lock);
+}
+
+void __hak_ss_fork_parent(void) __releases(&ss_lock)
+{
+	hak_unlock(&ss_lock);
+}
+
+/*
+ * A purge that another thread had running at the fork never finishes in
+ * the child: its claimed pages stay out of circulation there (free pages
+ * the child never reuses, at most HAK_SS_BATCH superslabs' worth), and
+ * purging is cleared so the child purges again.
+ */
+void __hak_ss_fork_child(void) __releases(&ss_lock)
+{
+	__release(&ss_lock);
+	hak_lock_reinit(&ss_lock);
+	purging = false;
+}

@@ -49,6 +49,7 @@
 # define __must_check
 # define __acquires(x)		__attribute__((context(x, 0, 1)))
 # define __releases(x)		__attribute__((context(x, 1, 0)))
+# define __must_hold(x)		__attribute__((context(x, 1, 1)))
 # define __acquire(x)		__context__(x, 1)
 # define __release(x)		__context__(x, -1)
 # define __force		__attribute__((force))
@@ -56,6 +57,7 @@
 # define __must_check		__attribute__((warn_unused_result))
 # define __acquires(x)
 # define __releases(x)
+# define __must_hold(x)
 # define __acquire(x)		((void)0)
 # define __release(x)		((void)0)
 # define __force
