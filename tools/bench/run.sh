@@ -20,7 +20,10 @@
 #   --quick        1 round, a subset of the benchmarks (smoke test)
 #   --rounds N     rounds per benchmark (default 5; the median is reported)
 #   --only LIST    only these benchmarks (names as in the table, prefixes ok)
-#   --threads L    thread counts for the threaded benchmarks (default "1 2")
+#   --threads L    thread counts for the threaded benchmarks (default "1 2";
+#                  e.g. "1 2 4 8 16 64" or 1,2,16,64; past 2 threads the
+#                  per-thread work of producer-consumer, cache-scratch and
+#                  footprint shrinks so the total stays that of 2 threads)
 #   --alloc LIST   only these allocators (hakmem-perf, hakmem-default, glibc,
 #                  mimalloc, jemalloc, tcmalloc, tbbmalloc)
 #   --with N=SO    also run LD_PRELOAD=SO under the name N (repeatable)
@@ -86,6 +89,10 @@ while [ $# -gt 0 ]; do
 	shift
 done
 case $rounds in ''|*[!0-9]*|0) echo "run.sh: --rounds needs a positive number" >&2; exit 2 ;; esac
+threads_list=${threads_list//,/ }
+for t in $threads_list; do
+	case $t in ''|*[!0-9]*|0) echo "run.sh: --threads needs positive numbers, got '$t'" >&2; exit 2 ;; esac
+done
 
 say() { printf '%s\n' "$*" >&2; }
 
@@ -280,7 +287,9 @@ fi
 
 # ---------------------------------------------------------------------------
 # The suite.  Each entry: name, threaded (1) or single-thread (0), command
-# with @T@ for the thread count.  Every run takes ~0.2-1 s, so the
+# with @T@ for the thread count and @W:N@ for per-thread work N at 1 and 2
+# threads, N * 2 / T past 2 (so 64 threads on 2 cores do the total work of
+# 2 and a row stays about a second).  Every run takes ~0.2-1 s, so the
 # default suite (18 rows x 7 allocators x 5 rounds) takes ~8 minutes on 2
 # cores.
 
@@ -288,13 +297,13 @@ suite=(
 	"larson|1|larson 0.75 8 1000 5000 100 4141 @T@"
 	"random-mixed-128|0|random-mixed 128 15000000 4096 42"
 	"random-mixed-1024|0|random-mixed 1024 10000000 4096 42"
-	"producer-consumer|1|producer-consumer @T@ 1500000 8 512 42"
-	"cache-scratch|1|cache-scratch @T@ 1000 8 40000"
+	"producer-consumer|1|producer-consumer @T@ @W:1500000@ 8 512 42"
+	"cache-scratch|1|cache-scratch @T@ @W:1000@ 8 40000"
 	"thread-churn|1|thread-churn @T@ 8000 64 42"
 	"mid-size|1|size-mix mid-size @T@ 1000000 1024 262144 256 42 0.75"
 	"large-block|1|size-mix large-block @T@ 20000 65536 16777216 16 42 0.75"
 	"realloc-chain|1|realloc-chain @T@ 2500000 8 1048576 42 0.75"
-	"footprint|1|footprint @T@ 5 200000 42"
+	"footprint|1|footprint @T@ 5 @W:200000@ 42"
 )
 quick_set=",larson,random-mixed-128,producer-consumer,footprint,"
 
@@ -309,12 +318,23 @@ selected() {	# name
 	[ $quick = 0 ] || [[ $quick_set == *",$n,"* ]]
 }
 
+# Command of a suite entry at t threads: @T@ and @W:N@ substituted.
+subst() {	# cmd t
+	local c=${1//@T@/$2} w n
+	while [[ $c =~ @W:([0-9]+)@ ]]; do
+		w=${BASH_REMATCH[1]}
+		n=$(( $2 > 2 ? w * 2 / $2 : w ))
+		c=${c/"${BASH_REMATCH[0]}"/$n}
+	done
+	printf '%s' "$c"
+}
+
 jobs_list=()
 for e in "${suite[@]}"; do
 	IFS='|' read -r name threaded cmd <<<"$e"
 	selected "$name" || continue
 	if [ "$threaded" = 1 ]; then
-		for t in $threads_list; do jobs_list+=("$name|$t|${cmd//@T@/$t}"); done
+		for t in $threads_list; do jobs_list+=("$name|$t|$(subst "$cmd" "$t")"); done
 	else
 		jobs_list+=("$name|1|$cmd")
 	fi
