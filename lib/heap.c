@@ -383,12 +383,46 @@ void *__hak_tcache_refill(unsigned c)
 }
 
 /*
+ * An owner that does not allocate (a main thread that filled tables and
+ * waits, a producer that is done) never collects its remote frees, so the
+ * memory freed to it is not reused: with 64 larson threads on 2 cores the
+ * whole timed run was such a warm-up, twice the peers' page faults. The
+ * freeing thread remembers the last owner it freed to and that owner's
+ * refill count; after HAK_IDLE_FREES frees to it with no refill in
+ * between, the owner counts as idle and its blocks are cached here (then
+ * served to this thread, or sent home in batches at overflow, as for a
+ * tag collision). A working owner refills often, so producer/consumer
+ * pairs and cache-scratch's single frees still send every block home.
+ */
+#define HAK_IDLE_FREES	256
+
+static __thread struct hak_heap *rf_owner __attribute__((tls_model("initial-exec")));
+static __thread uint64_t rf_refills __attribute__((tls_model("initial-exec")));
+static __thread uint32_t rf_same __attribute__((tls_model("initial-exec")));
+
+static bool owner_idle(const struct hak_heap *h)
+{
+	uint64_t r = arch_load_relaxed(&h->stats.refills);
+
+	if (h != rf_owner || r != rf_refills) {
+		rf_owner = (struct hak_heap *)h;
+		rf_refills = r;
+		rf_same = 0;
+		return false;
+	}
+	if (rf_same < HAK_IDLE_FREES)
+		rf_same++;
+	return rf_same >= HAK_IDLE_FREES;
+}
+
+/*
  * Free of block p (class c) of a slab owned by another heap: give it
  * straight back to its owner with one atomic push, rather than caching it
  * here, so a block never serves a second thread while its neighbours in
- * the same cache line serve the first (false sharing). Before this
- * thread has a heap (tag 0) or for an unclassed block, take the ordinary
- * path, which attaches a heap or sorts the block out.
+ * the same cache line serve the first (false sharing), unless the owner is
+ * idle (above). Before this thread has a heap (tag 0) or for an unclassed
+ * block, take the ordinary path, which attaches a heap or sorts the block
+ * out.
  */
 void __hak_free_remote(void *p, unsigned c)
 {
@@ -396,7 +430,8 @@ void __hak_free_remote(void *p, unsigned c)
 	struct hak_slab *s;
 	int saved;
 
-	if (c >= HAK_NCLASS || !tc->heap) {
+	if (c >= HAK_NCLASS || !tc->heap ||
+	    owner_idle(__hak_slab_head(__hak_page_of((uintptr_t)p))->owner)) {
 		__hak_tcache_push(p, c);
 		return;
 	}
