@@ -153,7 +153,7 @@ config-targets := menuconfig oldconfig olddefconfig defconfig %_defconfig \
 	savedefconfig listnewconfig alldefconfig allnoconfig allyesconfig setconfig
 clean-targets := clean mrproper distclean
 no-dot-config-targets := $(config-targets) $(clean-targets) help check bench \
-	uninstall stress fuzz
+	uninstall stress fuzz autotune
 
 mixed-build :=
 need-config := 1
@@ -458,7 +458,7 @@ uninstall:
 # ---------------------------------------------------------------------------
 # CI and benchmarks: scripts that build their own variants with O=.
 
-PHONY += check bench stress fuzz
+PHONY += check bench stress fuzz autotune
 check:
 	$(Q)$(srctree)/tools/check.sh $(STEPS)
 
@@ -473,6 +473,13 @@ bench:
 	$(Q)test -x $(srctree)/tools/bench/run.sh || { \
 		echo >&2 "*** tools/bench/run.sh is missing"; exit 1; }
 	$(Q)cd $(srctree) && tools/bench/run.sh
+
+# The best variant and HAKMEM_* options for a workload
+# (Documentation/autotune.md). WORKLOAD, OBJECTIVE, BUDGET, METRIC,
+# METRIC_DIR, OUT ... reach tools/autotune.sh through the environment
+# (make exports command-line variables); AUTOTUNE_ARGS adds options.
+autotune:
+	$(Q)$(srctree)/tools/autotune.sh $(AUTOTUNE_ARGS)
 
 # ---------------------------------------------------------------------------
 # clean: every build output has a .<name>.cmd next to it; remove both. Nested
@@ -525,6 +532,9 @@ help:
 	@echo '  bench            - build variants and run the benchmarks (tools/bench/run.sh)'
 	@echo '  stress           - threaded selftests again and again (DURATION=1h, tools/stress.sh)'
 	@echo '  fuzz             - libFuzzer on the hak_* API (DURATION=3600 seconds, tools/fuzz.sh)'
+	@echo '  autotune         - best variant and options for WORKLOAD="cmd args" [OBJECTIVE=time|rss|time*rss'
+	@echo '                     BUDGET=600 METRIC=regexp METRIC_DIR=higher|lower]: configs/autotune_defconfig,'
+	@echo '                     autotune-results/<date>/report.md (tools/autotune.sh)'
 	@echo ''
 	@echo 'Variables:'
 	@echo '  O=dir     build out of tree (several variants side by side)'
