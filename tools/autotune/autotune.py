@@ -271,7 +271,7 @@ class Point:
         parts = [self.start.replace("_defconfig", "")]
         for n, v in self.edits:
             if n in OPT_VALUES:
-                parts.append("-" + {"HAK_CC_OPTIMIZE_SIZE": "Os"}.get(n, short(n)))
+                parts.append("cc=-" + {"HAK_CC_OPTIMIZE_SIZE": "Os"}.get(n, short(n)))
             elif v == "y":
                 parts.append("+" + short(n))
             elif v == "n":
@@ -786,9 +786,17 @@ class Autotune:
                         examined[d.name] = current.key(self.cfgs)
                 if not group:
                     continue
-                if not self.fits([q for q, _ in group], current):
+                # Fewer alternatives when the budget cannot take them all
+                # (the rest come back in the next pass).
+                cut = False
+                while group and not self.fits([q for q, _ in group], current):
+                    group.pop()
+                    cut = True
+                if not group:
                     stopped = "budget"
                     break
+                gdims = [d for d in gdims if any(gd is d for _, gd in group)]
+                names = [short(d.name) for d in gdims]
                 title = "pass %d: %s" % (npass, ", ".join(names))
                 res = self.batch(title, [q for q, _ in group], current)
                 if res is None:
@@ -797,7 +805,7 @@ class Autotune:
                 ran = True
                 before = current.key(self.cfgs)
                 w = self.judge(title, res, current)
-                for d in gdims:
+                for d in gdims[:-1] if cut else gdims:
                     examined[d.name] = before
                 if w is not None:
                     wd = next(d for q, d in group if q is w)
