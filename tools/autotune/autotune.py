@@ -32,6 +32,7 @@ and never chosen.
 """
 
 import argparse
+import atexit
 import fcntl
 import hashlib
 import os
@@ -41,6 +42,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -268,7 +270,7 @@ class Point:
     def label(self):
         if self.glibc:
             return "glibc (no LD_PRELOAD)"
-        parts = [self.start.replace("_defconfig", "")]
+        parts = [os.path.basename(self.start).replace("_defconfig", "")]
         for n, v in self.edits:
             if n in OPT_VALUES:
                 parts.append("cc=-" + {"HAK_CC_OPTIMIZE_SIZE": "Os"}.get(n, short(n)))
@@ -518,7 +520,9 @@ class Autotune:
         self.out = args.out
         os.makedirs(self.out, exist_ok=True)
         self.cfgs = Configs(args.cache, args.jobs, self.budget)
-        self.runner = Runner(args, self.budget, self.out)
+        self.tmp = tempfile.mkdtemp(prefix="autotune.")
+        atexit.register(shutil.rmtree, self.tmp, True)
+        self.runner = Runner(args, self.budget, self.tmp)
         self.lower = self.runner.lower_better()
         self.batches = []       # (title, [(point, Stats, verdict)])
         self.disq = {}          # key -> reason
@@ -704,7 +708,51 @@ class Autotune:
                 sys.exit("autotune: no configs/%s" % n)
         return names
 
+    def compare(self):
+        """--compare: the given variants (and glibc) interleaved, no search;
+        the first one is the reference of the verdicts."""
+        a = self.args
+        self.known_time = {}
+        self.fail_tail = {}
+        pts = []
+        for spec in a.compare:
+            words = spec.split()
+            conf = words[0]
+            path = conf if os.path.exists(conf) else os.path.join(SRCTREE, "configs", conf)
+            if not os.path.exists(path):
+                sys.exit("autotune: --compare %r: no such defconfig" % spec)
+            env = []
+            for w in words[1:]:
+                n, eq, v = w.partition("=")
+                if not eq:
+                    sys.exit("autotune: --compare %r: %r is not NAME=VALUE" % (spec, w))
+                env.append((n, v))
+            pts.append(Point(os.path.abspath(path), (), env))
+        self.progress("reference run under glibc")
+        ref = self.runner.run("", {}, a.timeout or 3600)
+        self.runner.expected_rc = ref["rc"]
+        self.timeout = a.timeout or max(10.0, 10 * ref["secs"])
+        res = self.batch("comparison", pts + [Point(None, glibc=True)])
+        if res is None:
+            sys.exit("autotune: the budget ran out")
+        self.reference = pts[0]
+        self.judge("comparison", res, pts[0])
+        self.csv.close()
+        png = self.plot(None)
+        self.stopped = "comparison only"
+        self.report(None, "", None, png, compare=True)
+        L = ["%-50s %10s %10s %12s  %s" % ("variant", "time (s)", "RSS (MiB)", a.objective, "verdict")]
+        for p, st, v in self.batches[-1][1]:
+            L.append("%-50s %10s %10s %12s  %s" % (
+                p.label()[:50], "-" if st.time is None else "%.3f" % st.time,
+                "-" if st.rss is None else "%.1f" % (st.rss / 1024), self.fmt(st, "obj").split(" ±")[0], v))
+        print("\n".join(L))
+        say("autotune: report: %s" % os.path.relpath(os.path.join(self.out, "report.md")))
+        return 0
+
     def main(self):
+        if self.args.compare:
+            return self.compare()
         a = self.args
         self.known_time = {}
         self.fail_tail = {}
@@ -807,16 +855,30 @@ class Autotune:
                 w = self.judge(title, res, current)
                 for d in gdims[:-1] if cut else gdims:
                     examined[d.name] = before
+                if w is None and current.key(self.cfgs) in self.disq:
+                    # The current point itself failed (a crash that does not
+                    # happen every run): it must not be the answer.
+                    w = self.fallback(res)
+                    self.notes.append("%s failed in %s; moved to %s" % (
+                        current.label(), title, w.label() if w else "nothing"))
+                    if w is None:
+                        stopped = "every candidate failed"
+                        current = None
+                        break
                 if w is not None:
-                    wd = next(d for q, d in group if q is w)
+                    wd = next((d for q, d in group if q is w), None)
                     self.progress("adopted: %s" % w.label())
                     current = w
-                    examined[wd.name] = current.key(self.cfgs)
+                    if wd is not None:
+                        examined[wd.name] = current.key(self.cfgs)
             if stopped is None and not ran:
                 stopped = "converged"
             if stopped is None and npass >= a.max_passes:
                 stopped = "max passes"
         self.stopped = stopped
+        if current is None:
+            self.finish(None)
+            return 1
         self.progress("search ended (%s): %s" % (stopped, current.label()))
 
         # Confirmation: the choice against the reference, interleaved.
@@ -844,6 +906,14 @@ class Autotune:
                 self.notes.append("no budget left for the confirmation run")
         self.finish(current)
         return 0
+
+    def fallback(self, res):
+        """The best candidate of res that never failed (not glibc)."""
+        valid = [(p, st) for p, st in res
+                 if not p.glibc and p.key(self.cfgs) not in self.disq and st.obj is not None]
+        if not valid:
+            return None
+        return min(valid, key=lambda x: x[1].obj if self.lower else -x[1].obj)[0]
 
     def judge_starts(self, res, current, refst):
         """Verdicts of the defconfig batch; another defconfig replaces the
@@ -972,7 +1042,7 @@ plot '%s' using 1:2:5:xtic(6) with boxes lc palette, '' using 1:2:3:4 with yerro
             return None
         return png
 
-    def report(self, best, env_line, defc, png):
+    def report(self, best, env_line, defc, png, compare=False):
         a = self.args
         L = []
         L.append("# autotune report\n")
@@ -992,7 +1062,9 @@ plot '%s' using 1:2:5:xtic(6) with boxes lc palette, '' using 1:2:3:4 with yerro
         L.append("- commit: %s" % git_head())
         L.append("")
         L.append("## Result\n")
-        if best is None:
+        if compare:
+            L.append("Comparison only (--compare); the first variant is the reference.\n")
+        elif best is None:
             L.append("Every candidate failed; nothing chosen.\n")
         else:
             L.append("- variant: **%s**" % best.label())
@@ -1124,6 +1196,9 @@ def main(argv):
     ap.add_argument("--cache", default=os.path.join(SRCTREE, "build", "autotune"),
                     help="where variants are built (default build/autotune)")
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 2, help="make -j for the builds")
+    ap.add_argument("--compare", action="append", metavar="'DEFCONFIG [NAME=VAL...]'",
+                    help="no search: run these variants (a defconfig file or configs/ name, then "
+                         "run-time options) and glibc interleaved, the first one the reference (repeatable)")
     a = ap.parse_args(argv)
     if a.command:
         a.workload = " ".join(a.command) if len(a.command) > 1 else a.command[0]
