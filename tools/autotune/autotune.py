@@ -23,8 +23,9 @@ coordinate descent: the dimensions are visited in order, a few
 alternatives at a time; each batch runs those candidates and the current
 point interleaved in rounds (the order rotates every round) with
 LD_PRELOAD, and the best candidate is adopted only when its median beats
-the current point's by more than both spreads (max - min over the rounds)
-and by at least --min-gain. A pass over all dimensions without an
+the current point's by more than both spreads and by at least --min-gain;
+the spread of a candidate is the ratio max/min of its rounds (machine load
+slows runs by a factor), so the medians' ratio must exceed both. A pass over all dimensions without an
 adoption ends the search, as does the budget. A run that crashes, times
 out, exits with another status than the workload under glibc, or (with
 --metric) prints no figure disqualifies its candidate, which is reported
@@ -35,6 +36,7 @@ import argparse
 import atexit
 import fcntl
 import hashlib
+import math
 import os
 import re
 import shutil
@@ -502,6 +504,10 @@ class Stats:
         self.rss, self.rss_sp = ms("rss_kb")
         self.metric, self.metric_sp = ms("metric")
         self.obj, self.obj_sp = ms("obj")
+        # The spread as a ratio (log max/min): load slows every run by a
+        # factor, so a 10x effect keeps standing out of a noisy slow run.
+        v = [r["obj"] for r in ok if r["obj"] is not None]
+        self.obj_lsp = math.log(max(v) / min(v)) if v and min(v) > 0 else None
 
     def gain_over(self, other):
         """How much better self's objective median is than other's (> 0: better)."""
@@ -567,8 +573,10 @@ class Autotune:
     def batch(self, title, points, current=None, rounds=None):
         """Runs points (current first when given) interleaved; returns
         [(point, Stats)] of those measured in every round, or None when
-        the budget ran out first."""
+        the budget ran out first. When it runs out after two whole rounds,
+        those rounds are the result and self.cut_short is set."""
         rounds = rounds or self.args.rounds
+        self.cut_short = False
         pts = ([current] if current else []) + points
         todo = []
         for p in pts:
@@ -598,8 +606,7 @@ class Autotune:
                     continue
                 left = self.budget.remaining() - self.reserve()
                 if left < 1:
-                    self.progress("budget used up in the middle of %s" % title)
-                    return None
+                    return self.cut(title, todo, runs, r)
                 t = min(self.timeout, left)
                 res = self.runner.run(so, dict(p.env), t)
                 runs[k].append(res)
@@ -610,15 +617,15 @@ class Autotune:
                 self.csv.flush()
                 if res["status"] != "ok":
                     if left <= self.timeout and res["status"].startswith("timeout"):
-                        self.progress("budget used up in the middle of %s" % title)
-                        return None
+                        runs[k].pop()
+                        return self.cut(title, todo, runs, r)
                     self.disq[k] = "%s in round %d" % (res["status"], r + 1)
                     self.fail_tail[k] = res["tail"]
-                    self.progress("  r%d %-44s DISQUALIFIED: %s" % (r + 1, p.label()[:44], res["status"]))
+                    self.progress("  r%d %-56s DISQUALIFIED: %s" % (r + 1, p.label()[:56], res["status"]))
                     continue
                 self.known_time[k] = res["secs"]
-                self.progress("  r%d %-44s %8.3f s %9.1f MiB%s" % (
-                    r + 1, p.label()[:44], res["secs"], res["rss_kb"] / 1024.0,
+                self.progress("  r%d %-56s %8.3f s %9.1f MiB%s" % (
+                    r + 1, p.label()[:56], res["secs"], res["rss_kb"] / 1024.0,
                     "" if res["metric"] is None else "  metric %g" % res["metric"]))
         out = []
         for p, _ in todo:
@@ -626,12 +633,27 @@ class Autotune:
             out.append((p, Stats(runs[k], self.lower)))
         return out
 
+    def cut(self, title, todo, runs, rdone):
+        """The budget ran out in round rdone + 1 of a batch."""
+        if rdone < 2:
+            self.progress("budget used up in the middle of %s" % title)
+            return None
+        self.progress("budget used up in round %d of %s: judging the %d whole rounds" % (
+            rdone + 1, title, rdone))
+        self.cut_short = True
+        return [(p, Stats(runs[p.key(self.cfgs)][:rdone], self.lower)) for p, _ in todo]
+
     def significant(self, a, b):
         """a beats b by more than both spreads and the minimum gain."""
         if a.obj is None or b.obj is None:
             return False
         g = a.gain_over(b)
-        return g > max(a.obj_sp, b.obj_sp) and g > self.args.min_gain * abs(b.obj)
+        if g <= self.args.min_gain * abs(b.obj):
+            return False
+        if a.obj_lsp is not None and b.obj_lsp is not None and a.obj > 0 and b.obj > 0:
+            lg = math.log(b.obj / a.obj) if self.lower else math.log(a.obj / b.obj)
+            return lg > max(a.obj_lsp, b.obj_lsp)
+        return g > max(a.obj_sp, b.obj_sp)
 
     def judge(self, title, res, current):
         """Verdicts for a batch; returns the winner (or None)."""
@@ -737,6 +759,8 @@ class Autotune:
             sys.exit("autotune: the budget ran out")
         self.reference = pts[0]
         self.judge("comparison", res, pts[0])
+        for row in self.batches[-1][1]:
+            row[2] = {"current": "reference", "win, adopted": "win"}.get(row[2], row[2])
         self.csv.close()
         png = self.plot(None)
         self.stopped = "comparison only"
@@ -851,6 +875,8 @@ class Autotune:
                     stopped = "budget"
                     break
                 ran = True
+                if self.cut_short:
+                    stopped = "budget"
                 before = current.key(self.cfgs)
                 w = self.judge(title, res, current)
                 for d in gdims[:-1] if cut else gdims:
@@ -871,6 +897,8 @@ class Autotune:
                     current = w
                     if wd is not None:
                         examined[wd.name] = current.key(self.cfgs)
+                if stopped is not None:
+                    break
             if stopped is None and not ran:
                 stopped = "converged"
             if stopped is None and npass >= a.max_passes:
@@ -1055,8 +1083,8 @@ plot '%s' using 1:2:5:xtic(6) with boxes lc palette, '' using 1:2:3:4 with yerro
             a.budget, self.budget.elapsed(), self.runner.nruns, len(self.cfgs.build_times),
             self.cfgs.estimate_build() if self.cfgs.build_times else 0, getattr(self, "stopped", "-")))
         L.append("- rounds per comparison: %d, interleaved, order rotated each round; "
-                 "a win needs a median gain larger than both spreads (max - min) and "
-                 "at least %.1f%%" % (a.rounds, 100 * a.min_gain))
+                 "a win needs a ratio of medians larger than both spreads (max/min of "
+                 "the rounds) and a gain of at least %.1f%%" % (a.rounds, 100 * a.min_gain))
         L.append("- machine: %s, %d CPUs, load %s" % (
             os.uname().machine, os.cpu_count() or 0, " ".join("%.2f" % x for x in os.getloadavg())))
         L.append("- commit: %s" % git_head())
@@ -1081,9 +1109,10 @@ plot '%s' using 1:2:5:xtic(6) with boxes lc palette, '' using 1:2:3:4 with yerro
             conf = getattr(self, "confirm", None)
             if conf:
                 cs, rs = conf
-                L.append("- confirmation run (interleaved, %d rounds), %s median: chosen %.4g, %s %.4g; "
+                L.append("- confirmation run (interleaved, %d rounds), %s median: chosen %s, %s %s; "
                          "the choice is %.3fx as good" % (
-                             a.rounds, a.objective, cs.obj, self.reference.label(), rs.obj,
+                             a.rounds, a.objective, self.fmt(cs, "obj"), self.reference.label(),
+                             self.fmt(rs, "obj"),
                              (rs.obj / cs.obj) if self.lower else (cs.obj / rs.obj)))
             L.append("")
             if defc is not None:
