@@ -1034,15 +1034,24 @@ class Autotune:
                     base = next((st for p, st, v in rows if not p.glibc and st.obj), None)
                 if base is None or not base.obj:
                     continue
+                curp = next((p for p, st, v in rows if v in ("current", "reference")), None)
                 for p, st, v in rows:
                     if st.obj is None or not st.ok:
                         continue
                     vals = [r["obj"] for r in st.ok]
                     n += 1
-                    col = 3 if v.startswith("win") else (2 if v == "current" else (4 if p.glibc else 1))
+                    # The x label: what differs from the batch's current point.
+                    if p is curp or curp is None or p.glibc or \
+                            p.label().split()[0] != curp.label().split()[0]:
+                        name = p.label() if p is not curp else "current: " + p.label()
+                    else:
+                        a_t, c_t = p.label().split(), curp.label().split()
+                        name = " ".join([t for t in a_t if t not in c_t] +
+                                        ["undo " + t for t in c_t if t not in a_t]) or p.label()
+                    col = 3 if v.startswith("win") else (2 if v in ("current", "reference") else (4 if p.glibc else 1))
                     f.write("%d %.5f %.5f %.5f %d \"%s\"\n" % (
                         n, st.obj / base.obj, min(vals) / base.obj, max(vals) / base.obj, col,
-                        ("%d:" % (bi + 1)) + p.label()[:40].replace('"', "'")))
+                        ("%d: " % (bi + 1)) + name[:44].replace('"', "'")))
         if not n:
             return None
         png = "plot.png"
