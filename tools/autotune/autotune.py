@@ -22,11 +22,11 @@ the reference, another one becomes the start only when it wins), then
 coordinate descent: the dimensions are visited in order, a few
 alternatives at a time; each batch runs those candidates and the current
 point interleaved in rounds (the order rotates every round) with
-LD_PRELOAD, and the best candidate is adopted only when its median beats
-the current point's by more than both spreads and by at least --min-gain;
-the spread of a candidate is the ratio max/min of its rounds (machine load
-slows runs by a factor), so the medians' ratio must exceed both. A pass over all dimensions without an
-adoption ends the search, as does the budget. A run that crashes, times
+LD_PRELOAD, and the best candidate is adopted only when it beats the
+current point by at least --min-gain and the ratio of the medians exceeds
+both candidates' spreads (max/min of their rounds: machine load slows
+runs by a factor). A pass over all dimensions without an adoption ends
+the search, as does the budget. A run that crashes, times
 out, exits with another status than the workload under glibc, or (with
 --metric) prints no figure disqualifies its candidate, which is reported
 and never chosen.
@@ -719,6 +719,16 @@ class Autotune:
         for name, vals, needs, dflt in RUNTIME_KNOBS:
             if ('"%s"' % name) in src and want(name):
                 ds.append(Dim("env", name, vals, needs, dflt))
+        # Said in the report: what the tree has that no dimension covers.
+        known = {n for n, _ in BUILD_KNOBS} | {n for n, *_ in RUNTIME_KNOBS} | \
+            {k[3][0] for k in RUNTIME_KNOBS}     # run-time options stand for these
+        ints = [s.name for s in self.cfgs.kconf.unique_defined_syms
+                if s.orig_type in (self.cfgs.kl.INT, self.cfgs.kl.HEX) and s.nodes
+                and s.nodes[0].prompt and s.name not in known]
+        envs = sorted(set(re.findall(r'"(HAKMEM_[A-Z0-9_]+)"', src)) - known - {"HAKMEM_STATS"})
+        if ints or envs:
+            self.notes.append("not searched (no values to try are known for them; --fix or the "
+                              "environment sets them): %s" % ", ".join(ints + envs))
         return ds
 
     def starts(self):
