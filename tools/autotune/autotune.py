@@ -1101,9 +1101,11 @@ plot '%s' using 1:2:5:xtic(6) with boxes lc palette, '' using 1:2:3:4 with yerro
         L.append("- objective: %s (%s is better)%s" % (
             a.objective, "lower" if self.lower else "higher",
             "; METRIC `%s` (%s is better)" % (a.metric, a.metric_dir) if a.metric else ""))
-        L.append("- budget: %d s; used %.0f s (%d runs, %d builds of %.1f s median); search ended: %s" % (
-            a.budget, self.budget.elapsed(), self.runner.nruns, len(self.cfgs.build_times),
-            self.cfgs.estimate_build() if self.cfgs.build_times else 0, getattr(self, "stopped", "-")))
+        nb = len(self.cfgs.build_times)
+        L.append("- budget: %d s; used %.0f s (%d runs, %s); search ended: %s" % (
+            a.budget, self.budget.elapsed(), self.runner.nruns,
+            "%d builds of %.1f s median" % (nb, self.cfgs.estimate_build()) if nb else
+            "no build: every variant was in build/autotune already", getattr(self, "stopped", "-")))
         L.append("- rounds per comparison: %d, interleaved, order rotated each round; "
                  "a win needs a ratio of medians larger than both spreads (max/min of "
                  "the rounds) and a gain of at least %.1f%%" % (a.rounds, 100 * a.min_gain))

@@ -17,6 +17,10 @@
 # (the L2.5 pool, or BigCache with a cache bound above 0).
 # Everything goes to build/autotune-test/ (the variants to build/autotune/,
 # shared with real runs). Prints TAP and ends with "N passed, N failed".
+
+# The body is one brace group: bash parses it whole before running it, so
+# editing this file while a test runs cannot derail that run.
+{
 set -u
 export LC_ALL=C
 SRCTREE=$(cd "$(dirname "$0")/../.." && pwd)
@@ -110,13 +114,13 @@ for ((i = 1; i <= repeat; i++)); do
 		if (u == "k") n *= 1024; else if (u == "m") n *= 1048576; else if (u == "g") n *= 1073741824;
 		exit !(n > 0 && n < 16 * 1048576) }'; echo $?) ;;
 	esac
-	ok $r "dirty$sfx: a dirty limit below the default, not the crashing 0 (env: ${e:-none})"
+	ok "$r" "dirty$sfx: a dirty limit below the default, not the crashing 0 (env: ${e:-none})"
 	grep -q '^- .*HAKMEM_DIRTY_MAX=0: SIGSEGV' "$TOUT/dirty$sfx/report.md"
 	ok $? "dirty$sfx: the crashing candidate (HAKMEM_DIRTY_MAX=0) is reported as SIGSEGV"
 
 	# 3. mid-size with every box free
 	if [ $full = 1 ]; then
-		run midsize-free$sfx $b3 -- "$TOUT/wl-midsize" $mid_ops
+		run midsize-free$sfx "$b3" -- "$TOUT/wl-midsize" $mid_ops
 		e=$(env_of midsize-free$sfx)
 		{ conf_has midsize-free$sfx CONFIG_HAK_L25_POOL=y ||
 		  { conf_has midsize-free$sfx CONFIG_HAK_BIGCACHE=y &&
@@ -128,3 +132,5 @@ done
 echo "1..$n"
 echo "$pass passed, $fail failed"
 [ $fail = 0 ]
+exit
+}
