@@ -23,15 +23,25 @@
 #include "tcache.h"
 #include "boxes/aggressive_inline/inline.h"
 #include "boxes/header_classidx/header.h"
+#include "boxes/heapprof/heapprof.h"
 
 void *__hak_alloc_big(size_t n) HAK_SLOWPATH;
 void __hak_free_big(void *p) HAK_SLOWPATH;
 
-HAK_FASTPATH void *__hak_alloc(size_t n)
+/* malloc without the profiler's countdown (the profiler's own slow path). */
+static __always_inline void *__hak_alloc_nosample(size_t n)
 {
 	if (likely(n <= HAK_SMALL_MAX))
 		return __hak_tcache_pop(__hak_class_of(n));
 	return __hak_alloc_big(n);
+}
+
+/* The heap profiler's countdown costs a sub and a branch (none box off). */
+HAK_FASTPATH void *__hak_alloc(size_t n)
+{
+	if (hak_prof_tick(&__hak_tc.prof_left, n))
+		return hak_prof_alloc(n);
+	return __hak_alloc_nosample(n);
 }
 
 /*
