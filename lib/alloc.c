@@ -124,8 +124,7 @@ void *__hak_calloc(size_t n, size_t size)
 	if (__builtin_mul_overflow(n, size, &total))
 		return fail_enomem();
 	if (total > HAK_SMALL_MAX && !hak_l25_wants(total))
-		return hak_prof_big(&__hak_tc.prof_left,
-				    large_alloc(total, HAK_OS_PAGE, true), total);
+		return hak_prof_big(large_alloc(total, HAK_OS_PAGE, true), total);
 	p = __hak_alloc(total);
 	if (p)
 		memset(p, 0, total);
@@ -184,11 +183,11 @@ void *__hak_realloc(void *p, size_t n)
 	if (n > old && old + old / 2 > n) {
 		q = __hak_large_resize(p, old + old / 2);
 		if (q)
-			return hak_prof_moved(&__hak_tc.prof_left, p, q, n);
+			return hak_prof_moved(p, q, n);
 	}
 	q = __hak_large_resize(p, n);
 	if (q)
-		return hak_prof_moved(&__hak_tc.prof_left, p, q, n);
+		return hak_prof_moved(p, q, n);
 	return realloc_move(p, old, n);
 }
 
@@ -243,7 +242,7 @@ static void *alloc_aligned(size_t align, size_t n)
 		if (c != HAK_CLASS_NONE)
 			return __hak_tcache_pop(c);
 	}
-	return hak_prof_big(&__hak_tc.prof_left, large_alloc(n, align, false), n);
+	return hak_prof_big(large_alloc(n, align, false), n);
 }
 
 void *__hak_memalign(size_t align, size_t n)

@@ -36,11 +36,20 @@ static __always_inline void *__hak_alloc_nosample(size_t n)
 	return __hak_alloc_big(n);
 }
 
-/* The heap profiler's countdown costs a sub and a branch (none box off). */
+/*
+ * With the heap profiler built in, its countdown is also the small-size
+ * check: the budget in prof_left never exceeds HAK_SMALL_MAX, so a request
+ * it covers is small, and every other one (big, or the budget spent) goes
+ * to the profiler's slow path. A SUB and a JB replace the CMP and the JA;
+ * the dormant cost is the TLS offset load the SUB needs.
+ */
 HAK_FASTPATH void *__hak_alloc(size_t n)
 {
-	if (hak_prof_tick(&__hak_tc.prof_left, n))
-		return hak_prof_alloc(n);
+	if (HAK_PROF_BUILT) {
+		if (hak_prof_tick(&__hak_tc.prof_left, n))
+			return hak_prof_alloc(n);
+		return __hak_tcache_pop(__hak_class_of(n));
+	}
 	return __hak_alloc_nosample(n);
 }
 

@@ -48,7 +48,7 @@ struct hak_tcache {
 	uint32_t state;
 	uint32_t exits;		/* times the exit destructor ran for this thread */
 	uint32_t tag;		/* the attached heap's tag, 0 without a heap */
-	intptr_t prof_left;	/* heap profiler: bytes to the next sample */
+	unsigned long prof_left;	/* heap profiler: fast byte budget */
 };
 
 extern HAK_HIDDEN __thread struct hak_tcache __hak_tc __attribute__((tls_model("initial-exec")));

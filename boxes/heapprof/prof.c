@@ -2,8 +2,10 @@
 /*
  * Heap profiler: sampling, sampled-block bookkeeping and dumps.
  *
- * Sampling. Each thread counts down the bytes it asks malloc for
- * (__hak_tc.prof_left). When the count goes negative, the allocation that
+ * Sampling. Each thread counts down the bytes it asks malloc for: the
+ * fast path takes them off a budget of at most HAK_SMALL_MAX bytes
+ * (__hak_tc.prof_left), the slow path off the rest (hp_pending). When the
+ * count would go negative, the allocation that
  * crossed zero is sampled and a new count is drawn from an exponential
  * distribution of mean HAKMEM_PROF_SAMPLE: a block of n bytes is then
  * sampled with probability 1 - exp(-n/mean), whatever came before it, and
@@ -29,6 +31,7 @@
  * only sets a flag, and the next sample or sampled free writes the file.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -176,7 +179,7 @@ static struct hp_stack *hp_stack_get(const uintptr_t *pc, unsigned n)
 	for (s = *b; s; s = s->next)
 		if (s->hash == h && s->depth == n && !memcmp(s->pc, pc, n * sizeof(*pc)))
 			return s;
-	s = __hak_meta_alloc(sizeof(*s) + n * sizeof(*pc));
+	s = __hak_meta_alloc(offsetof(struct hp_stack, pc) + n * sizeof(*pc));
 	if (!s)
 		return NULL;
 	s->hash = h;
@@ -296,24 +299,44 @@ static void hp_record(void *p, size_t n, void *ra)
 	hak_unlock(&prof_lock);
 }
 
-/*
- * The countdown ran out. Before init is done (a malloc made by init
- * itself) leave it at zero or below, so the next malloc comes back here.
- */
-static bool hp_reset_countdown(struct hak_tcache *tc)
+static __thread unsigned long hp_pending;	/* countdown beyond the fast budget */
+
+/* Split countdown r into the fast budget (at most HAK_SMALL_MAX) and the rest. */
+static void hp_set_countdown(struct hak_tcache *tc, unsigned long r)
 {
+	unsigned long fast = r < HAK_SMALL_MAX ? r : HAK_SMALL_MAX;
+
+	tc->prof_left = fast;
+	hp_pending = r - fast;
+}
+
+/*
+ * Count n bytes against the thread's countdown (fast budget + pending);
+ * true when this allocation is to be sampled. Dormant, only refill the
+ * fast budget; before init is done (a malloc made by init itself) leave it
+ * at zero, so the next malloc comes back here.
+ */
+static bool hp_count(struct hak_tcache *tc, size_t n)
+{
+	unsigned long r;
+
 	if (!hp_on) {
 		tc->prof_left = __atomic_load_n(&__hak_init_done, __ATOMIC_ACQUIRE) ?
-				INTPTR_MAX : 0;
+				HAK_SMALL_MAX : 0;
 		return false;
 	}
 	/* A thread's first countdown (0 in fresh TLS) samples nothing. */
-	if (!hp_rng || hp_busy) {
-		tc->prof_left = hp_interval();
+	if (!hp_rng) {
+		hp_set_countdown(tc, (unsigned long)hp_interval());
 		return false;
 	}
-	tc->prof_left = hp_interval();
-	return true;
+	r = tc->prof_left + hp_pending;
+	if (n <= r) {
+		hp_set_countdown(tc, r - n);
+		return false;
+	}
+	hp_set_countdown(tc, (unsigned long)hp_interval());
+	return !hp_busy;
 }
 
 void *hak_prof_alloc(size_t n)
@@ -321,8 +344,9 @@ void *hak_prof_alloc(size_t n)
 	struct hak_tcache *tc = &__hak_tc;
 	void *p;
 
+	tc->prof_left += n;		/* undo the fast path's borrow */
 	__hak_init();
-	if (!hp_reset_countdown(tc))
+	if (!hp_count(tc, n))
 		return __hak_alloc_nosample(n);
 	hp_busy = 1;
 	p = __hak_alloc_big(n);
@@ -336,7 +360,7 @@ void *hak_prof_alloc(size_t n)
 
 void *hak_prof_note_big(void *p, size_t n)
 {
-	if (!hp_reset_countdown(&__hak_tc) || !p)
+	if (!hp_on || !hp_count(&__hak_tc, n) || !p)
 		return p;
 	hp_busy = 1;
 	hp_record(p, n, __builtin_return_address(0));
