@@ -13,7 +13,8 @@
  * and the first free both take the slow path, which attaches a heap.
  *
  * Fast-path budget: malloc hit 18 instructions to ret (range check, class
- * table, TLS bin address, pop); free hit 26 (registry byte, page class and
+ * table, TLS bin address, pop; 19 with the heap profiler, whose countdown
+ * replaces the range check); free hit 26 (registry byte, page class and
  * owner tag, capacity check, push). Keep them there: the figures are
  * checked in Documentation/design.md and by tools/boxcost.sh.
  */

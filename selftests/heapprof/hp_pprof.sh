@@ -27,11 +27,11 @@ export PPROF_TMPDIR=$tmp HOME=${HOME:-$tmp}
 MiB=1048576
 
 echo "TAP version 13"
-echo "1..22"
+echo "1..24"
 
 if ! go tool pprof -h >/dev/null 2>&1; then
 	echo "# go tool pprof is missing: run tools/deps.sh (golang-go)"
-	for i in $(seq 1 22); do ok 1 "go tool pprof available"; done
+	for i in $(seq 1 24); do ok 1 "go tool pprof available"; done
 	exit 1
 fi
 
@@ -67,6 +67,14 @@ for mode in plain threads fork; do
 		[ "$cnt" -eq 2 ]; ok $? "fork: parent and child each wrote an exit profile ($cnt files)"
 	fi
 done
+
+# A dump asked for by HAKMEM_PROF_SIGNAL (the churn that follows writes it).
+HAKMEM_PROF=1 HAKMEM_PROF_SAMPLE=16384 HAKMEM_PROF_SIGNAL=10 HP_RAISE=10 \
+	HAKMEM_PROF_OUT=$tmp/sig "$prog" plain "$tmp/sig-dump.pb.gz" >/dev/null 2>&1
+ok $? "signal: hp_sites ran with HAKMEM_PROF_SIGNAL=10"
+s=$(ls "$tmp"/sig.*.1.pb.gz 2>/dev/null | head -n1)
+k64=$(flat "${s:-/dev/null}" inuse_space site_keep64)
+near "$k64" $((64 * MiB)); ok $? "signal: the signalled dump ${s##*/} holds site_keep64 ($k64 B)"
 
 # Folded stacks and the leak report (names from the dynamic symbol
 # tables: hp_sites has few, so check for the frames libc exports).
