@@ -13,8 +13,9 @@
  *   collapsed  one line per stack with live bytes, "root;...;leaf bytes",
  *              named from the dynamic symbol tables (flamegraph tools).
  *
- * gzip: deflate stored blocks (no compression) with the CRC-32 and length
- * trailer (RFC 1951/1952); pprof and gunzip read it.
+ * gzip (RFC 1951/1952): one deflate block per 64 KiB of output, greedy
+ * LZ77 inside the block and the fixed Huffman codes, then the CRC-32 and
+ * length trailer; pprof and gunzip read it.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -25,9 +26,14 @@
 #include "box.h"
 #include "boxes/heapprof/prof_internal.h"
 
-#define SINK_BUF	65535		/* one stored block at most */
+#define SINK_BUF	65536		/* input bytes per deflate block */
 
-/* ---- output: plain or gzip (stored blocks) ---- */
+/* ---- output: plain or gzip (deflate, fixed Huffman codes) ---- */
+
+#define GZ_OUT		(SINK_BUF + SINK_BUF / 4 + 64)	/* 9 bits a byte at worst */
+#define GZ_HASH		4096
+#define GZ_WINDOW	32768
+#define GZ_MAX_MATCH	258
 
 struct sink {
 	int fd;
@@ -35,7 +41,12 @@ struct sink {
 	int err;
 	uint32_t crc, isize;
 	size_t n;
-	uint8_t *buf;			/* SINK_BUF bytes */
+	uint8_t *buf;			/* SINK_BUF bytes of input */
+	uint8_t *out;			/* GZ_OUT bytes of compressed output */
+	uint32_t *head;			/* GZ_HASH: last position + 1 of a 3-byte hash */
+	size_t on;
+	uint64_t bb;			/* bits not yet written, LSB first */
+	unsigned bn;
 };
 
 static uint32_t crc_table[256];
@@ -80,24 +91,126 @@ static void write_all(struct sink *s, const void *p, size_t n)
 	}
 }
 
+static void bits_put(struct sink *s, uint32_t v, unsigned n)
+{
+	s->bb |= (uint64_t)v << s->bn;
+	s->bn += n;
+	while (s->bn >= 8) {
+		s->out[s->on++] = (uint8_t)s->bb;
+		s->bb >>= 8;
+		s->bn -= 8;
+	}
+}
+
+/* A Huffman code: n bits of v, most significant first. */
+static void code_put(struct sink *s, uint32_t v, unsigned n)
+{
+	uint32_t r = 0;
+	unsigned i;
+
+	for (i = 0; i < n; i++)
+		r |= ((v >> i) & 1) << (n - 1 - i);
+	bits_put(s, r, n);
+}
+
+/* Literal/length symbol v in the fixed code (RFC 1951, 3.2.6). */
+static void lit_put(struct sink *s, unsigned v)
+{
+	if (v < 144)
+		code_put(s, 0x30 + v, 8);
+	else if (v < 256)
+		code_put(s, 0x190 + v - 144, 9);
+	else if (v < 280)
+		code_put(s, v - 256, 7);
+	else
+		code_put(s, 0xc0 + v - 280, 8);
+}
+
+static const uint16_t len_base[29] = {
+	3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 15, 17, 19, 23, 27, 31,
+	35, 43, 51, 59, 67, 83, 99, 115, 131, 163, 195, 227, 258,
+};
+static const uint8_t len_extra[29] = {
+	0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2,
+	3, 3, 3, 3, 4, 4, 4, 4, 5, 5, 5, 5, 0,
+};
+static const uint16_t dist_base[30] = {
+	1, 2, 3, 4, 5, 7, 9, 13, 17, 25, 33, 49, 65, 97, 129, 193,
+	257, 385, 513, 769, 1025, 1537, 2049, 3073, 4097, 6145, 8193, 12289, 16385, 24577,
+};
+static const uint8_t dist_extra[30] = {
+	0, 0, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6,
+	7, 7, 8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13,
+};
+
+static void match_put(struct sink *s, unsigned len, unsigned dist)
+{
+	unsigned i = 28, d = 29;
+
+	while (len_base[i] > len)
+		i--;
+	lit_put(s, 257 + i);
+	bits_put(s, len - len_base[i], len_extra[i]);
+	while (dist_base[d] > dist)
+		d--;
+	code_put(s, d, 5);
+	bits_put(s, dist - dist_base[d], dist_extra[d]);
+}
+
+static unsigned hash3(const uint8_t *p)
+{
+	return ((uint32_t)p[0] << 16 | (uint32_t)p[1] << 8 | p[2]) * 2654435761u >> 20;
+}
+
+/*
+ * One deflate block of buf[0..n): greedy LZ77 within the block (one
+ * candidate per 3-byte hash), fixed Huffman codes.
+ */
+static void deflate_block(struct sink *s, bool final)
+{
+	const uint8_t *b = s->buf;
+	size_t i = 0, n = s->n;
+
+	memset(s->head, 0, GZ_HASH * sizeof(*s->head));
+	bits_put(s, final, 1);
+	bits_put(s, 1, 2);			/* BTYPE 01: fixed codes */
+	while (i < n) {
+		if (i + 3 <= n) {
+			unsigned h = hash3(b + i);
+			size_t c = s->head[h], len = 0;
+
+			s->head[h] = (uint32_t)i + 1;
+			if (c-- && i - c <= GZ_WINDOW) {
+				size_t max = n - i < GZ_MAX_MATCH ? n - i : GZ_MAX_MATCH;
+
+				while (len < max && b[c + len] == b[i + len])
+					len++;
+			}
+			if (len >= 3) {
+				match_put(s, (unsigned)len, (unsigned)(i - c));
+				i += len;
+				continue;
+			}
+		}
+		lit_put(s, b[i++]);
+	}
+	lit_put(s, 256);			/* end of block */
+	if (final && s->bn)
+		bits_put(s, 0, 8 - s->bn);	/* pad to a byte */
+	write_all(s, s->out, s->on);
+	s->on = 0;
+}
+
 static void sink_flush(struct sink *s, bool final)
 {
-	uint8_t h[5];
-
 	if (!s->gz) {
 		write_all(s, s->buf, s->n);
 		s->n = 0;
 		return;
 	}
-	h[0] = final ? 1 : 0;		/* BFINAL, BTYPE 00 (stored) */
-	h[1] = (uint8_t)s->n;
-	h[2] = (uint8_t)(s->n >> 8);
-	h[3] = (uint8_t)~h[1];
-	h[4] = (uint8_t)~h[2];
-	write_all(s, h, 5);
-	write_all(s, s->buf, s->n);
 	s->crc = crc32_update(s->crc, s->buf, s->n);
 	s->isize += (uint32_t)s->n;
+	deflate_block(s, final);
 	s->n = 0;
 }
 
@@ -664,19 +777,23 @@ static void write_collapsed(struct sink *s, struct hp_stack *all)
 int __hak_prof_write(int fd, enum hp_format fmt, struct hp_stack *all, size_t mean)
 {
 	struct sink s = { .fd = fd };
+	size_t bytes = HAK_ALIGN_UP(SINK_BUF + GZ_OUT + GZ_HASH * sizeof(uint32_t), HAK_OS_PAGE);
+	uint8_t *mem = __hak_os_map(bytes);
 
-	s.buf = __hak_os_map(HAK_ALIGN_UP(SINK_BUF, HAK_OS_PAGE));
-	if (!s.buf) {
+	if (!mem) {
 		errno = ENOMEM;
 		return -1;
 	}
+	s.buf = mem;
+	s.out = mem + SINK_BUF;
+	s.head = (uint32_t *)(void *)(mem + HAK_ALIGN_UP(SINK_BUF + GZ_OUT, 8));
 	sink_open(&s, fmt == HP_FMT_PPROF);
 	if (fmt == HP_FMT_PPROF)
 		write_pprof(&s, all, mean);
 	else
 		write_collapsed(&s, all);
 	sink_close(&s);
-	__hak_os_unmap(s.buf, HAK_ALIGN_UP(SINK_BUF, HAK_OS_PAGE));
+	__hak_os_unmap(mem, bytes);
 	if (s.err) {
 		errno = s.err;
 		return -1;
