@@ -67,6 +67,13 @@ static struct hak_lock prof_lock = HAK_LOCK_INIT;
 static struct hp_stack **hp_buckets;
 static struct hp_stack *hp_all;
 static struct hp_entry *hp_tab;
+/*
+ * Sampled blocks per hash bucket of their address, read without the lock
+ * by frees of big blocks: a zero proves the block was not sampled, so the
+ * mid-size and large frees of a profiled process seldom take prof_lock.
+ */
+#define HP_FILTER	65536
+static uint32_t *hp_filter;
 static size_t hp_tab_cap;		/* power of two */
 static size_t hp_tab_used;
 
@@ -201,6 +208,11 @@ static size_t hp_slot(uintptr_t a, size_t cap)
 	return (size_t)(h >> 20) & (cap - 1);
 }
 
+static uint32_t *hp_filter_of(uintptr_t a)
+{
+	return &hp_filter[((uint64_t)a * 0xc2b2ae3d27d4eb4fULL >> 40) & (HP_FILTER - 1)];
+}
+
 static bool hp_tab_grow(void)
 {
 	size_t cap = hp_tab_cap ? hp_tab_cap * 2 : 4096, i, j;
@@ -231,8 +243,13 @@ static void hp_tab_insert(uintptr_t a, struct hp_stack *st, double w, size_t n)
 	for (j = hp_slot(a, hp_tab_cap); hp_tab[j].addr; j = (j + 1) & (hp_tab_cap - 1))
 		if (hp_tab[j].addr == a)
 			break;
-	if (!hp_tab[j].addr)
+	if (!hp_tab[j].addr) {
 		hp_tab_used++;
+		__atomic_add_fetch(hp_filter_of(a), 1, __ATOMIC_RELAXED);
+	} else {
+		hp_tab[j].st->live_n -= hp_tab[j].w;	/* a block freed unseen */
+		hp_tab[j].st->live_b -= hp_tab[j].w * (double)hp_tab[j].n;
+	}
 	hp_tab[j] = (struct hp_entry){ a, st, w, n };
 	st->live_n += w;
 	st->live_b += w * (double)n;
@@ -269,6 +286,7 @@ static void hp_tab_remove(uintptr_t a)
 		i = j;
 	}
 done:
+	__atomic_sub_fetch(hp_filter_of(a), 1, __ATOMIC_RELAXED);
 	hp_tab_used--;
 	__atomic_store_n(&__hak_prof_live, hp_tab_used, __ATOMIC_RELAXED);
 }
@@ -372,6 +390,8 @@ void hak_prof_forget(void *p)
 {
 	int was = hp_busy;
 
+	if (!__atomic_load_n(hp_filter_of((uintptr_t)p), __ATOMIC_RELAXED) && !hp_signalled)
+		return;
 	hp_busy = 1;
 	hak_lock(&prof_lock);
 	hp_tab_remove((uintptr_t)p);
@@ -549,7 +569,8 @@ void hak_prof_init(void)
 	else if (s && strcmp(s, "pprof"))
 		__hak_report("ignoring HAKMEM_PROF_FORMAT=%s (want pprof or collapsed)", s);
 	hp_buckets = __hak_meta_alloc(HP_STACK_BUCKETS * sizeof(*hp_buckets));
-	if (!hp_buckets || !hp_tab_grow()) {
+	hp_filter = __hak_os_map(HP_FILTER * sizeof(*hp_filter));
+	if (!hp_buckets || !hp_filter || !hp_tab_grow()) {
 		__hak_report("heap profiler: no memory for its tables; not profiling");
 		return;
 	}
