@@ -45,6 +45,8 @@ static bool mods_valid;
 
 /* ---- module cache ---- */
 
+static void rules_clear(void);
+
 struct scan {
 	bool first, changed;
 };
@@ -98,8 +100,10 @@ static void modules_refresh(void)
 	struct scan sc = { .first = true };
 
 	dl_iterate_phdr(scan_one, &sc);
-	if (sc.changed)
+	if (sc.changed) {
 		mods_valid = true;
+		rules_clear();
+	}
 }
 
 static const struct hp_module *module_find(uintptr_t pc, bool refresh)
@@ -638,15 +642,34 @@ struct regs {
 	bool bp_ok;
 };
 
-/* One frame up from r (ip exact when exact, else a return address). */
-static bool step(const struct hp_module *m, struct regs *r, bool exact)
+/*
+ * What a frame's CFI says at one pc, reduced to what the walk uses. Kept
+ * in a direct-mapped cache: samples repeat their stacks, so most steps
+ * skip the FDE search and the CFA programs. Cleared whenever the module
+ * list changes (an unloaded module's addresses may be reused).
+ */
+struct cfa_rule {
+	uintptr_t pc;			/* 0: empty */
+	int32_t cfa_off, ra_off, bp_off;
+	uint8_t cfa_reg, bp_how;
+};
+
+#define HP_RULES	2048
+static struct cfa_rule rules[HP_RULES];
+
+static void rules_clear(void)
 {
+	memset(rules, 0, sizeof(rules));
+}
+
+/* The rule at pc from the FDE that covers it; false when the walk must stop. */
+static bool rule_from_cfi(uintptr_t pc, struct cfa_rule *out)
+{
+	const struct hp_module *m = module_find(pc, true);
 	struct fde f;
 	struct frame_state s, init;
-	uintptr_t pc = exact ? r->ip : r->ip - 1, cfa, ra;
-	const struct regrule *rr;
 
-	if (!find_fde(m, pc, &f))
+	if (!m || !find_fde(m, pc, &f))
 		return false;
 	memset(&s, 0, sizeof(s));
 	if (!run_cfa(f.cie.insn, f.cie.end, &f.cie, 0, UINTPTR_MAX, &s, NULL))
@@ -654,30 +677,51 @@ static bool step(const struct hp_module *m, struct regs *r, bool exact)
 	init = s;
 	if (!run_cfa(f.insn, f.insn_end, &f.cie, f.start, pc, &s, &init))
 		return false;
-	if (s.cfa_expr || f.cie.ra != REG_RA)
+	if (s.cfa_expr || f.cie.ra != REG_RA ||
+	    (s.cfa_reg != REG_RSP && s.cfa_reg != REG_RBP))
 		return false;
-	if (s.cfa_reg == REG_RSP)
-		cfa = r->sp + (uintptr_t)s.cfa_off;
-	else if (s.cfa_reg == REG_RBP && r->bp_ok)
-		cfa = r->bp + (uintptr_t)s.cfa_off;
+	if (s.r[REG_RA].how != R_OFFSET)
+		return false;	/* R_UNDEF: the outermost frame */
+	if (s.cfa_off != (int32_t)s.cfa_off || s.r[REG_RA].val != (int32_t)s.r[REG_RA].val ||
+	    s.r[REG_RBP].val != (int32_t)s.r[REG_RBP].val)
+		return false;
+	out->pc = pc;
+	out->cfa_reg = (uint8_t)s.cfa_reg;
+	out->cfa_off = (int32_t)s.cfa_off;
+	out->ra_off = (int32_t)s.r[REG_RA].val;
+	out->bp_how = s.r[REG_RBP].how;
+	out->bp_off = (int32_t)s.r[REG_RBP].val;
+	return true;
+}
+
+/* One frame up from r (ip exact when exact, else a return address). */
+static bool step(struct regs *r, bool exact)
+{
+	uintptr_t pc = exact ? r->ip : r->ip - 1, cfa, ra;
+	struct cfa_rule *ru = &rules[(pc ^ (pc >> 11)) & (HP_RULES - 1)];
+
+	if (ru->pc != pc && !rule_from_cfi(pc, ru)) {
+		ru->pc = 0;
+		return false;
+	}
+	if (ru->cfa_reg == REG_RSP)
+		cfa = r->sp + (uintptr_t)(intptr_t)ru->cfa_off;
+	else if (r->bp_ok)
+		cfa = r->bp + (uintptr_t)(intptr_t)ru->cfa_off;
 	else
 		return false;
 	if (cfa <= r->sp || cfa - r->sp > HP_MAX_FRAME || (cfa & 7))
 		return false;
-	rr = &s.r[REG_RA];
-	if (rr->how != R_OFFSET)
-		return false;	/* R_UNDEF: the outermost frame */
-	ra = *(const uintptr_t *)(cfa + (uintptr_t)rr->val);
-	rr = &s.r[REG_RBP];
-	switch (rr->how) {
+	ra = *(const uintptr_t *)(cfa + (uintptr_t)(intptr_t)ru->ra_off);
+	switch (ru->bp_how) {
 	case R_SAME:
 		break;
 	case R_OFFSET:
-		r->bp = *(const uintptr_t *)(cfa + (uintptr_t)rr->val);
+		r->bp = *(const uintptr_t *)(cfa + (uintptr_t)(intptr_t)ru->bp_off);
 		r->bp_ok = true;
 		break;
 	case R_VAL_OFFSET:
-		r->bp = cfa + (uintptr_t)rr->val;
+		r->bp = cfa + (uintptr_t)(intptr_t)ru->bp_off;
 		break;
 	default:
 		r->bp_ok = false;
@@ -692,7 +736,6 @@ static bool step(const struct hp_module *m, struct regs *r, bool exact)
 static __noinline unsigned walk(uintptr_t *pc, unsigned max)
 {
 	struct regs r;
-	const struct hp_module *m;
 	unsigned n = 0;
 	bool exact = true;
 
@@ -700,8 +743,7 @@ static __noinline unsigned walk(uintptr_t *pc, unsigned max)
 			 : "=r"(r.ip), "=r"(r.sp), "=r"(r.bp));
 	r.bp_ok = true;
 	while (n < max) {
-		m = module_find(exact ? r.ip : r.ip - 1, true);
-		if (!m || !step(m, &r, exact))
+		if (!step(&r, exact))
 			break;
 		exact = false;
 		pc[n++] = r.ip;
@@ -722,6 +764,10 @@ static bool fde_range(uintptr_t fn, uintptr_t *lo, uintptr_t *hi)
 }
 
 #else	/* frame pointers */
+
+static void rules_clear(void)
+{
+}
 
 static __noinline unsigned walk(uintptr_t *pc, unsigned max)
 {
