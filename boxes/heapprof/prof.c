@@ -362,6 +362,12 @@ void *hak_prof_alloc(size_t n)
 	struct hak_tcache *tc = &__hak_tc;
 	void *p;
 
+	/* Dormant: every big request comes here; refill and go (hp_on is set by init). */
+	if (likely(!__atomic_load_n(&hp_on, __ATOMIC_RELAXED)) &&
+	    likely(__atomic_load_n(&__hak_init_done, __ATOMIC_ACQUIRE))) {
+		tc->prof_left = HAK_SMALL_MAX;
+		return __hak_alloc_nosample(n);
+	}
 	tc->prof_left += n;		/* undo the fast path's borrow */
 	__hak_init();
 	if (!hp_count(tc, n))

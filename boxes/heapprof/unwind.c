@@ -655,6 +655,7 @@ struct cfa_rule {
 };
 
 #define HP_RULES	2048
+#define RULE_STOP	0xff		/* cfa_reg of a pc where the walk ends */
 static struct cfa_rule rules[HP_RULES];
 
 static void rules_clear(void)
@@ -701,9 +702,12 @@ static bool step(struct regs *r, bool exact)
 	struct cfa_rule *ru = &rules[(pc ^ (pc >> 11)) & (HP_RULES - 1)];
 
 	if (ru->pc != pc && !rule_from_cfi(pc, ru)) {
-		ru->pc = 0;
-		return false;
+		/* Remember the stops too: each thread's outermost frame is one. */
+		ru->pc = pc;
+		ru->cfa_reg = RULE_STOP;
 	}
+	if (ru->cfa_reg == RULE_STOP)
+		return false;
 	if (ru->cfa_reg == REG_RSP)
 		cfa = r->sp + (uintptr_t)(intptr_t)ru->cfa_off;
 	else if (r->bp_ok)
@@ -853,9 +857,8 @@ unsigned __hak_prof_backtrace(uintptr_t *pc, unsigned max, uintptr_t ra)
 			break;
 		}
 	/* Then the allocator's entry points (malloc, calloc -> __hak_calloc). */
-	for (i = skip; i < n && i < skip + HP_SKIP_SCAN; i++)
-		if (in_entry(raw[i] - 1))
-			skip = i + 1;
+	while (skip < n && in_entry(raw[skip] - 1))
+		skip++;
 	while (skip < n && raw[skip] - 1 >= self_lo && raw[skip] - 1 < self_hi)
 		skip++;
 	n -= skip;
