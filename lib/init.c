@@ -7,9 +7,9 @@
  * work, init only adds options and handlers. Other threads wait for it.
  *
  * Fork: the prepare handler takes every global lock in the documented
- * order (heap profiler -> heap -> L2.5 -> BigCache -> large shards -> meta -> superslab;
- * a box's locks come before the core locks it calls into), the parent releases
- * them, the child re-initialises them. The child keeps the forking
+ * order (heap profiler -> heap -> L2.5 -> BigCache -> large shards ->
+ * meta -> superslab; a box's locks come before the core locks it calls
+ * into), the parent releases them, the child re-initialises them. The child keeps the forking
  * thread's heap; the heaps of threads that do not exist in the child stay
  * attached to nobody (their memory is a copy the child never uses).
  */

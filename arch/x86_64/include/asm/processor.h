@@ -27,8 +27,9 @@ static inline __attribute__((always_inline)) int arch_sub_borrows(unsigned long 
 {
 	/*
 	 * *p is an input: with it as a "+m" output, GCC 12 was seen to send
-	 * the borrow jump to the wrong block. Nothing in C reads *p between this and the slow
-	 * path (an out-of-line call, which the compiler assumes writes it).
+	 * the borrow jump to the wrong block. Nothing in C reads *p between
+	 * this and the slow path (an out-of-line call, which the compiler
+	 * assumes writes it).
 	 */
 	__asm__ goto("subq %1, %0\n\tjb %l[borrow]" : : "m"(*p), "r"(n) : "cc" : borrow);
 	return 0;
