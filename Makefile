@@ -153,7 +153,7 @@ config-targets := menuconfig oldconfig olddefconfig defconfig %_defconfig \
 	savedefconfig listnewconfig alldefconfig allnoconfig allyesconfig setconfig
 clean-targets := clean mrproper distclean
 no-dot-config-targets := $(config-targets) $(clean-targets) help check bench \
-	uninstall stress fuzz autotune
+	uninstall stress fuzz boxmatrix boxmatrix-all autotune
 
 mixed-build :=
 need-config := 1
@@ -458,9 +458,17 @@ uninstall:
 # ---------------------------------------------------------------------------
 # CI and benchmarks: scripts that build their own variants with O=.
 
-PHONY += check bench stress fuzz autotune
+PHONY += check bench stress fuzz boxmatrix boxmatrix-all autotune
 check:
 	$(Q)$(srctree)/tools/check.sh $(STEPS)
+
+# Box combinations: a strength-3 covering array (what make check runs), or
+# every valid combination (2^boxes builds; hours once there are many boxes).
+boxmatrix:
+	$(Q)$(srctree)/tools/boxmatrix.sh
+
+boxmatrix-all:
+	$(Q)$(srctree)/tools/boxmatrix.sh --all
 
 # Long reliability runs (Documentation/reliability.md): DURATION=2h, 30m, 600.
 stress:
@@ -532,6 +540,8 @@ help:
 	@echo '  bench            - build variants and run the benchmarks (tools/bench/run.sh)'
 	@echo '  stress           - threaded selftests again and again (DURATION=1h, tools/stress.sh)'
 	@echo '  fuzz             - libFuzzer on the hak_* API (DURATION=3600 seconds, tools/fuzz.sh)'
+	@echo '  boxmatrix        - box combinations, covering every 3 boxes (tools/boxmatrix.sh)'
+	@echo '  boxmatrix-all    - every valid combination of the boxes (long)'
 	@echo '  autotune         - best variant and options for WORKLOAD="cmd args" [OBJECTIVE=time|rss|time*rss'
 	@echo '                     BUDGET=600 METRIC=regexp METRIC_DIR=higher|lower]: configs/autotune_defconfig,'
 	@echo '                     autotune-results/<date>/report.md (tools/autotune.sh)'

@@ -24,6 +24,7 @@
 #include "os.h"
 #include "boxes/failfast/failfast.h"
 #include "boxes/header_classidx/header.h"
+#include "boxes/heapprof/heapprof.h"
 #include "boxes/l25_pool/l25.h"
 #include "boxes/valgrind/valgrind_hooks.h"
 
@@ -64,6 +65,7 @@ void __hak_free_big(void *p)
 	if (!p)
 		return;
 	hak_vg_free(p);
+	hak_prof_free(p);
 	if (__hak_ssmap_kind((uintptr_t)p) == HAK_SSMAP_L25)
 		hak_l25_free(p);
 	else if (!__hak_large_free(p))
@@ -122,7 +124,7 @@ void *__hak_calloc(size_t n, size_t size)
 	if (__builtin_mul_overflow(n, size, &total))
 		return fail_enomem();
 	if (total > HAK_SMALL_MAX && !hak_l25_wants(total))
-		return large_alloc(total, HAK_OS_PAGE, true);
+		return hak_prof_big(large_alloc(total, HAK_OS_PAGE, true), total);
 	p = __hak_alloc(total);
 	if (p)
 		memset(p, 0, total);
@@ -181,11 +183,11 @@ void *__hak_realloc(void *p, size_t n)
 	if (n > old && old + old / 2 > n) {
 		q = __hak_large_resize(p, old + old / 2);
 		if (q)
-			return q;
+			return hak_prof_moved(p, q, n);
 	}
 	q = __hak_large_resize(p, n);
 	if (q)
-		return q;
+		return hak_prof_moved(p, q, n);
 	return realloc_move(p, old, n);
 }
 
@@ -240,7 +242,7 @@ static void *alloc_aligned(size_t align, size_t n)
 		if (c != HAK_CLASS_NONE)
 			return __hak_tcache_pop(c);
 	}
-	return large_alloc(n, align, false);
+	return hak_prof_big(large_alloc(n, align, false), n);
 }
 
 void *__hak_memalign(size_t align, size_t n)

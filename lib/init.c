@@ -7,9 +7,9 @@
  * work, init only adds options and handlers. Other threads wait for it.
  *
  * Fork: the prepare handler takes every global lock in the documented
- * order (heap -> L2.5 -> BigCache -> large shards -> meta -> superslab;
- * a box's locks come before the core locks it calls into), the parent releases
- * them, the child re-initialises them. The child keeps the forking
+ * order (heap profiler -> heap -> L2.5 -> BigCache -> large shards ->
+ * meta -> superslab; a box's locks come before the core locks it calls
+ * into), the parent releases them, the child re-initialises them. The child keeps the forking
  * thread's heap; the heaps of threads that do not exist in the child stay
  * attached to nobody (their memory is a copy the child never uses).
  */
@@ -29,6 +29,7 @@
 #include "meta.h"
 #include "superslab.h"
 #include "boxes/bigcache/bigcache.h"
+#include "boxes/heapprof/heapprof.h"
 #include "boxes/l25_pool/l25.h"
 
 int __hak_init_done;
@@ -47,6 +48,7 @@ static void thread_exit(void *arg)
 
 static void fork_prepare(void)
 {
+	hak_prof_fork_prepare();
 	__hak_heap_fork_prepare();
 	hak_l25_fork_prepare();
 	hak_bigcache_fork_prepare();
@@ -63,6 +65,7 @@ static void fork_parent(void)
 	hak_bigcache_fork_parent();
 	hak_l25_fork_parent();
 	__hak_heap_fork_parent();
+	hak_prof_fork_parent();
 }
 
 static void fork_child(void)
@@ -73,6 +76,7 @@ static void fork_child(void)
 	hak_bigcache_fork_child();
 	hak_l25_fork_child();
 	__hak_heap_fork_child();
+	hak_prof_fork_child();
 }
 
 void __hak_init_slow(void)

@@ -80,10 +80,7 @@
 #include <string.h>
 #include <pthread.h>
 #include <asm/atomic.h>
-#include "init.h"
-#include "lock.h"
-#include "os.h"
-#include "superslab.h"
+#include "box.h"
 #include "boxes/l25_pool/l25.h"
 
 #define L25_REGION	HAK_SS_SIZE
