@@ -43,6 +43,8 @@ static void *large_alloc(size_t n, size_t align, bool zero)
 
 	if (n > HAK_MAX_REQUEST)
 		return fail_enomem();
+	/* a first allocation may be large: the fork handlers before any lock */
+	__hak_init();
 	p = hak_vg_big(__hak_large_alloc(n, align < HAK_OS_PAGE ? HAK_OS_PAGE : align,
 					 &zeroed), zero);
 	if (p && zero && !zeroed)
