@@ -245,7 +245,27 @@ static void *alloc_aligned(size_t align, size_t n)
 	return large_alloc(n, align, false);
 }
 
+/*
+ * glibc's memalign: an alignment up to 16 is malloc's, another that is not
+ * a power of two is rounded up to one, and only one above 2^63 (which
+ * cannot be rounded) is EINVAL.
+ */
 void *__hak_memalign(size_t align, size_t n)
+{
+	if (align > SIZE_MAX / 2 + 1) {
+		errno = EINVAL;
+		return NULL;
+	}
+	if (!HAK_IS_POW2(align))
+		align = align <= 16 ? 16 : (size_t)1 << (64 - __builtin_clzll(align));
+	return alloc_aligned(align, n);
+}
+
+/*
+ * C17 (DR 460) and glibc 2.38: an alignment that is not a power of two is
+ * EINVAL (glibc 2.36 treats aligned_alloc as memalign and rounds it up).
+ */
+void *__hak_aligned_alloc(size_t align, size_t n)
 {
 	if (!HAK_IS_POW2(align)) {
 		errno = EINVAL;
@@ -254,11 +274,11 @@ void *__hak_memalign(size_t align, size_t n)
 	return alloc_aligned(align, n);
 }
 
-void *__hak_aligned_alloc(size_t align, size_t n)
-{
-	return __hak_memalign(align, n);
-}
-
+/*
+ * glibc: EINVAL is returned with errno untouched; ENOMEM is returned and
+ * also left in errno (its memalign sets it), as programs that test errno
+ * after any failed allocation expect.
+ */
 int __hak_posix_memalign(void **out, size_t align, size_t n)
 {
 	int saved = errno;
@@ -267,9 +287,11 @@ int __hak_posix_memalign(void **out, size_t align, size_t n)
 	if (!HAK_IS_POW2(align) || align % sizeof(void *))
 		return EINVAL;
 	p = alloc_aligned(align, n);
-	errno = saved;
-	if (!p)
+	if (!p) {
+		errno = ENOMEM;
 		return ENOMEM;
+	}
+	errno = saved;
 	*out = p;
 	return 0;
 }
