@@ -17,7 +17,7 @@
  *    allocator usable in the parent.
  * alarm(120) turns a hang into a failure (killed by SIGALRM).
  *
- * Usage: fork_others [forks]   (default 40, 10 with HAKMEM_SELFTEST_QUICK=1)
+ * Usage: fork_others [forks]   (default 20, 8 with HAKMEM_SELFTEST_QUICK=1)
  */
 #include <pthread.h>
 #include <signal.h>
@@ -208,7 +208,7 @@ static void no_handler_calls(int n)
 
 int main(int argc, char **argv)
 {
-	int n = argc > 1 ? atoi(argv[1]) : ct_quick() ? 10 : 40;
+	int n = argc > 1 ? atoi(argv[1]) : ct_quick() ? 8 : 20;
 	pthread_t th[NBUSY];
 	pid_t pid;
 

@@ -12,7 +12,7 @@
  * thread); hakmem must too.
  *
  * Proves that N handler forks (argv[1]; 10000 is the full scenario, run
- * by tools/stress.sh; without an argument a bounded slice of 1000, 300
+ * by tools/stress.sh; without an argument a bounded slice of 500, 100
  * with HAKMEM_SELFTEST_QUICK=1) all complete with every child
  * exiting 0, that the blocks live across them are intact, and that the
  * process still allocates afterwards. A hang is a failure: the sender
@@ -98,7 +98,7 @@ static void sender(pid_t target, long n)
 
 int main(int argc, char **argv)
 {
-	long iters = argc > 1 ? atol(argv[1]) : ct_quick() ? 300 : 1000;
+	long iters = argc > 1 ? atol(argv[1]) : ct_quick() ? 100 : 500;
 	void *slot[SLOTS] = { 0 };
 	size_t len[SLOTS] = { 0 };
 	uint64_t x = 0x9e3779b97f4a7c15ull;

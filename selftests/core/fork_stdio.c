@@ -10,7 +10,7 @@
  * library's own; a wrong order between them deadlocks within seconds.
  *
  * Proves that for DURATION seconds (argv[1]; 20 is the full scenario, run
- * by tools/stress.sh; without an argument a bounded slice of 4 s, 2 with
+ * by tools/stress.sh; without an argument a bounded slice of 3 s, 1 with
  * HAKMEM_SELFTEST_QUICK=1) every thread keeps making progress, every child
  * exits 0, and the lines read are the lines written. A hang is a failure:
  * a watchdog thread (which never allocates) reports it and ends the
@@ -166,7 +166,7 @@ static void die_hung(void)
 
 int main(int argc, char **argv)
 {
-	int secs = argc > 1 ? atoi(argv[1]) : ct_quick() ? 2 : 4;
+	int secs = argc > 1 ? atoi(argv[1]) : ct_quick() ? 1 : 3;
 	void *(*fn[NTHREAD])(void *);
 	pthread_t th[NTHREAD];
 	long last[NTHREAD] = { 0 };
