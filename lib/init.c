@@ -61,7 +61,8 @@ static void thread_exit(void *arg)
  * reading it is async-signal-safe and it is never true while a second
  * thread runs. Threads made with a raw clone() are outside this promise,
  * as they are for glibc. The decision is taken once, in prepare, and
- * parent/child follow it (fork_locked), so the three always agree.
+ * parent/child follow it (fork_locked, the forking thread's own), so the
+ * three always agree.
  *
  * Multi-threaded process, the forking thread takes, in this order:
  *
@@ -120,18 +121,25 @@ static void thread_exit(void *arg)
  * call async-signal-safe functions (POSIX), so it never reaches malloc.
  */
 __thread int __hak_fork_holder __attribute__((tls_model("initial-exec")));
-static int fork_locked;			/* this fork took the locks */
+/* this thread's fork took the locks (prepare, parent and child all run on it) */
+static __thread bool fork_locked;
 
 extern void _IO_list_lock(void) __attribute__((weak));
 extern void _IO_list_unlock(void) __attribute__((weak));
+
+/* A C library without the stream-list lock (not glibc) leaves it NULL. */
+static void call_weak(void (*fn)(void))
+{
+	if (fn)
+		fn();
+}
 
 static void fork_prepare(void)
 {
 	fork_locked = !__libc_single_threaded;
 	if (!fork_locked)
 		return;
-	if (_IO_list_lock)
-		_IO_list_lock();
+	call_weak(_IO_list_lock);
 	__hak_heap_fork_prepare();
 	hak_l25_fork_prepare();
 	hak_bigcache_fork_prepare();
@@ -152,8 +160,7 @@ static void fork_parent(void)
 	hak_bigcache_fork_parent();
 	hak_l25_fork_parent();
 	__hak_heap_fork_parent();
-	if (_IO_list_unlock)
-		_IO_list_unlock();
+	call_weak(_IO_list_unlock);
 }
 
 static void fork_child(void)
