@@ -189,7 +189,9 @@ all:
 # through make; menuconfig/olddefconfig read it as their input.
 
 kconfig := $(srctree)/Kconfig
-kconfig-run = $(PYTHON3) -m
+# Every front end runs under tools/kconfig-run, which ends it when its
+# terminal hangs up (make alone would wait for it forever).
+kconfig-run = $(PYTHON3) $(srctree)/tools/kconfig-run
 
 PHONY += $(config-targets)
 menuconfig: FORCE
