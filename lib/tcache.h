@@ -13,7 +13,8 @@
  * and the first free both take the slow path, which attaches a heap.
  *
  * Fast-path budget: malloc hit 18 instructions to ret (range check, class
- * table, TLS bin address, pop); free hit 26 (registry byte, page class and
+ * table, TLS bin address, pop; 19 with the heap profiler, whose countdown
+ * replaces the range check); free hit 26 (registry byte, page class and
  * owner tag, capacity check, push). Keep them there: the figures are
  * checked in Documentation/design.md and by tools/boxcost.sh.
  */
@@ -48,6 +49,7 @@ struct hak_tcache {
 	uint32_t state;
 	uint32_t exits;		/* times the exit destructor ran for this thread */
 	uint32_t tag;		/* the attached heap's tag, 0 without a heap */
+	unsigned long prof_left;	/* heap profiler: fast byte budget */
 };
 
 extern HAK_HIDDEN __thread struct hak_tcache __hak_tc __attribute__((tls_model("initial-exec")));

@@ -34,8 +34,7 @@
  */
 #include <stddef.h>
 #include <stdint.h>
-#include "size_class.h"
-#include "tcache.h"
+#include "box.h"
 #include "boxes/adaptive_sizing/adaptive.h"
 
 #define ADAPT_CAP_MIN		16u

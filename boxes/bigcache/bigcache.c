@@ -63,10 +63,7 @@
 #include <sys/sysinfo.h>
 #include <time.h>
 #include <asm/atomic.h>
-#include "init.h"
-#include "lock.h"
-#include "meta.h"
-#include "os.h"
+#include "box.h"
 #include "boxes/bigcache/bigcache.h"
 #include "boxes/bigcache/bc_internal.h"
 

@@ -15,9 +15,7 @@
  */
 #include <stdlib.h>
 #include <stdint.h>
-#include "init.h"
-#include "superslab.h"
-#include "tcache.h"
+#include "box.h"
 #include "boxes/failfast/failfast.h"
 #include "boxes/header_classidx/header.h"
 #include "boxes/valgrind/valgrind_hooks.h"

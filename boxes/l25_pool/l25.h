@@ -21,7 +21,7 @@
 #include <stddef.h>
 #include <stdbool.h>
 #include <hak/compiler.h>
-#include "size_class.h"
+#include "box.h"
 
 struct hak_l25_stats {
 	size_t regions, shards, blocks_in_use, bytes_in_use;

@@ -16,8 +16,7 @@
  * die and the blocks would only be flushed again.
  */
 #include <stdint.h>
-#include "size_class.h"
-#include "tcache.h"
+#include "box.h"
 #include "boxes/tls_prewarm/prewarm.h"
 
 void hak_prewarm_thread(void)

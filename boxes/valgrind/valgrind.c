@@ -17,7 +17,7 @@
  * registry stores keys scrambled (lib/large.c: hak_vg_key()).
  */
 #include <stdint.h>
-#include "alloc.h"
+#include "box.h"
 #include "boxes/header_classidx/header.h"
 #include "boxes/valgrind/valgrind_hooks.h"
 
