@@ -12,8 +12,20 @@
  * non-empty, and its blocks count in s->used until collected: a slab with
  * used == 0 has no block in flight and may be released. Both stacks are
  * multi-producer, single-consumer with take-all, so there is no ABA.
+ *
+ * Double and invalid frees (every variant; see tcache.h for the mark):
+ * a free by the owner thread that finds its own mark is confirmed here by
+ * walking what the owner alone may walk: its bin, the slab's free list and
+ * the slab's remote list (nodes leave that stack only by the owner's xchg,
+ * and a pushed node's link never changes, so the owner's walk is safe).
+ * A free by another thread that finds the owner's mark cannot walk the
+ * owner's bin: it parks the block in suspects[] instead of freeing it, and
+ * the owner settles it on its next slow path (refill, overflow, trim,
+ * thread exit): reported if found free, freed normally otherwise. So a
+ * report always names a block that was on a free list: no false positive.
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <unistd.h>
 #include <pthread.h>
 #include <asm/atomic.h>
@@ -37,6 +49,16 @@ static size_t nr_heaps;			/* heap_lock */
 static int pool_dirty;
 static size_t tcache_bytes = CONFIG_HAK_TCACHE_BYTES;
 
+/*
+ * Blocks freed by a non-owner thread with the owner's mark on them, to be
+ * settled by the owner. Lock-free slots (fork copies them as they are);
+ * when all are taken the block is kept out of circulation (leaked), which
+ * is safe either way. nr_suspects is a hint read on slow paths.
+ */
+#define HAK_SUSPECTS		64
+static void *suspects[HAK_SUSPECTS];
+static unsigned nr_suspects;
+
 #define HAK_KEEP_EMPTY		1	/* empty slabs a heap keeps per class */
 #define HAK_TCACHE_CAP_MIN	8
 #define HAK_TCACHE_CAP_MAX	256
@@ -55,6 +77,136 @@ uint32_t __hak_tcache_cap(unsigned c)
 void __hak_tcache_set_bytes(size_t bytes)
 {
 	tcache_bytes = bytes;
+}
+
+/* ---- double and invalid free reports ---- */
+
+static void __noreturn __cold bad_block(const void *p, unsigned c, const char *what)
+{
+	if (c < HAK_NCLASS)
+		__hak_report("%s of %p (class %u, %u bytes)", what, p, c,
+			     (unsigned)__hak_class_size[c]);
+	else
+		__hak_report("%s of %p", what, p);
+	abort();
+}
+
+void __hak_free_misaligned(void *p, unsigned c)
+{
+	bad_block(p, c, "invalid free (not a block boundary: interior or unaligned pointer)");
+}
+
+/* The free mark of a block of slab s: its owner thread's bin address. */
+static uintptr_t owner_mark(const struct hak_slab *s, unsigned c)
+{
+	struct hak_heap *h = s->owner;
+	struct hak_tcache *tc = arch_load_relaxed(&h->tc);
+
+	return tc ? (uintptr_t)&tc->bins[c] : (uintptr_t)h;
+}
+
+/* Is p on the list from head (at most limit links)? */
+static bool on_list(void *head, const void *p, uint32_t limit)
+{
+	void *q;
+	uint32_t n = 0;
+
+	for (q = head; q && n <= limit; q = hak_vg_next(q), n++)
+		if (q == p)
+			return true;
+	return false;
+}
+
+/*
+ * Owner-side confirmation: report p (of slab s, class c, owned by h) if it
+ * sits in h's thread's bin (when mine), its slab's free list or its remote
+ * list, or was never carved; return when it is a live block.
+ */
+static void confirm_owned(struct hak_heap *h, struct hak_slab *s, void *p,
+			  unsigned c, bool mine)
+{
+	struct hak_tbin *b = &__hak_tc.bins[c];
+	uintptr_t first = __hak_slab_block(s, 0);
+
+	if (mine && on_list(b->head, p, b->count))
+		bad_block(p, c, "double free (block in the thread cache)");
+	if (s->owner != h)
+		return;
+	if ((uintptr_t)p >= first + (uintptr_t)s->carved * __hak_class_stride(c))
+		bad_block(p, c, "invalid free (block never allocated)");
+	if (on_list(s->free, p, s->carved))
+		bad_block(p, c, "double free (block in its slab's free list)");
+	if (on_list(arch_load_acquire(&s->remote), p, s->carved))
+		bad_block(p, c, "double free (block in its slab's remote-free list)");
+}
+
+static void local_free(struct hak_heap *h, struct hak_slab *s, void *p);
+
+/* Settle the parked blocks of h's slabs (h attached to us when mine). */
+static void settle_suspects(struct hak_heap *h, bool mine)
+{
+	unsigned i;
+
+	for (i = 0; i < HAK_SUSPECTS; i++) {
+		void *p = arch_load_relaxed(&suspects[i]);
+		struct hak_slab *s;
+		unsigned c;
+
+		if (!p)
+			continue;
+		s = __hak_slab_head(__hak_page_of((uintptr_t)p));
+		if (s->owner != h || arch_cmpxchg(&suspects[i], p, NULL) != p)
+			continue;
+		arch_fetch_add(&nr_suspects, -1u);
+		c = s->class_idx;
+		confirm_owned(h, s, p, c, mine);
+		/* a live block that held the mark's value: free it now */
+		hak_vg_set_mark(p, owner_mark(s, c));
+		local_free(h, s, p);
+	}
+}
+
+static inline void settle_if_any(struct hak_heap *h, bool mine)
+{
+	if (unlikely(arch_load_relaxed(&nr_suspects)))
+		settle_suspects(h, mine);
+}
+
+void __hak_free_confirm(void *p, unsigned c)
+{
+	struct hak_heap *h = __hak_tc.heap;
+	struct hak_tbin *b = &__hak_tc.bins[c];
+
+	if (c < HAK_NCLASS) {
+		if (on_list(b->head, p, b->count))
+			bad_block(p, c, "double free (block in the thread cache)");
+		if (h)
+			confirm_owned(h, __hak_slab_head(__hak_page_of((uintptr_t)p)),
+				      p, c, true);
+	}
+	/* a live block that held the mark's value: the rest of the push */
+	if (hak_ff_level())
+		hak_ff_on_free(p, c);
+	hak_vg_free(p);
+	if (b->count >= b->cap) {
+		__hak_tcache_overflow(p, c);
+		return;
+	}
+	hak_vg_set_next(p, b->head);
+	b->head = p;
+	b->count++;
+}
+
+/* Park p, freed by a non-owner with the owner's mark, for its owner. */
+static void park_suspect(void *p)
+{
+	unsigned i;
+
+	arch_fetch_add(&nr_suspects, 1u);
+	for (i = 0; i < HAK_SUSPECTS; i++)
+		if (!arch_load_relaxed(&suspects[i]) && !arch_cmpxchg(&suspects[i], NULL, p))
+			return;
+	arch_fetch_add(&nr_suspects, -1u);	/* full: p stays out of circulation */
 }
 
 /* ---- partial list (owner only) ---- */
@@ -369,6 +521,7 @@ void *__hak_tcache_refill(unsigned c)
 
 	if (unlikely(!h))
 		return NULL;
+	settle_if_any(h, true);
 	if (!b->head) {			/* attach may have prewarmed this bin */
 		hak_adapt_on_refill(c);
 		got = bin_fill(h, b, c, b->cap / 2 ? b->cap / 2 : 1);
@@ -394,6 +547,7 @@ void __hak_free_remote(void *p, unsigned c)
 {
 	struct hak_tcache *tc = &__hak_tc;
 	struct hak_slab *s;
+	uintptr_t mark;
 	int saved;
 
 	if (c >= HAK_NCLASS || !tc->heap) {
@@ -401,10 +555,20 @@ void __hak_free_remote(void *p, unsigned c)
 		return;
 	}
 	saved = errno;
+	if (unlikely(((uintptr_t)p - HAK_HDR_SIZE) & __hak_class_mask[c]))
+		__hak_free_misaligned(p, c);
+	s = __hak_slab_head(__hak_page_of((uintptr_t)p));
+	mark = owner_mark(s, c);
+	if (unlikely(hak_vg_mark(p) == mark)) {
+		/* free already, or a live block holding that value: ask the owner */
+		park_suspect(p);
+		errno = saved;
+		return;
+	}
+	hak_vg_set_mark(p, mark);
 	if (hak_ff_level())
 		hak_ff_on_free(p, c);
 	hak_vg_free(p);
-	s = __hak_slab_head(__hak_page_of((uintptr_t)p));
 	HAK_STAT_ADD(tc->heap, remote_frees, 1);
 	__hak_remote_push(s, p, p);
 	errno = saved;
@@ -457,6 +621,7 @@ void __hak_tcache_overflow(void *p, unsigned c)
 	hak_vg_set_next(p, b->head);
 	b->head = p;
 	b->count++;
+	settle_if_any(h, true);
 	if (b->count > b->cap) {
 		HAK_STAT_ADD(h, overflows, 1);
 		hak_adapt_on_overflow(c);
@@ -527,6 +692,7 @@ struct hak_heap *__hak_heap_attach(void)
 		return NULL;
 	}
 	arch_store_relaxed(&h->tid, gettid());
+	arch_store_relaxed(&h->tc, tc);
 	tc->heap = h;
 	tc->tag = h->tag;
 	for (c = 0; c < HAK_NCLASS; c++)
@@ -558,10 +724,12 @@ void __hak_heap_detach(void)
 	if (!h)
 		return;
 	flush_all_bins(tc, h);
+	settle_if_any(h, true);
 	if (arch_load_relaxed(&h->pending))
 		collect_pending(h);
 	release_empty(h);
 	arch_store_relaxed(&h->tid, 0);
+	arch_store_relaxed(&h->tc, NULL);
 	tc->heap = NULL;
 	tc->tag = 0;
 	tc->state = HAK_T_EXITING;
@@ -579,6 +747,7 @@ void __hak_heap_flush_self(void)
 		return;
 	for (c = 0; c < HAK_NCLASS; c++)
 		bin_trim(h, &tc->bins[c], 0);
+	settle_if_any(h, true);
 	if (arch_load_relaxed(&h->pending))
 		collect_pending(h);
 	release_empty(h);
@@ -590,6 +759,7 @@ void __hak_heap_scavenge_pool(void)
 
 	/* Take the pooled heaps one at a time so new threads can still attach. */
 	while ((h = heap_pool_pop())) {
+		settle_if_any(h, false);
 		if (arch_load_relaxed(&h->pending))
 			collect_pending(h);
 		release_empty(h);

@@ -12,10 +12,21 @@
  * A zeroed tcache (a new thread) has cap 0 everywhere, so the first malloc
  * and the first free both take the slow path, which attaches a heap.
  *
- * Fast-path budget: malloc hit 18 instructions to ret (range check, class
- * table, TLS bin address, pop); free hit 26 (registry byte, page class and
- * owner tag, capacity check, push). Keep them there: the figures are
- * checked in Documentation/design.md and by tools/boxcost.sh.
+ * Free marks (double-free detection, every variant): a block in a bin, in
+ * its slab's free list or in its slab's remote list holds, in its second
+ * word, the address of its owner thread's bin (&bins[c] of the tcache of
+ * the heap owning its slab); a block handed out has that word cleared. A
+ * free that finds the mark of its own bin asks __hak_free_confirm(),
+ * which reports only a block it finds on one of those lists, so a program
+ * that stores the same value is never reported. The bin address costs no
+ * load: the push has it in a register. A freed pointer must also pass the
+ * class's block-boundary mask (unaligned and most interior pointers).
+ *
+ * Fast-path budget: malloc hit 19 instructions to ret (range check, class
+ * table, TLS bin address, pop, mark clear); free hit 32 (registry byte,
+ * page class and owner tag, boundary mask, mark test and store, capacity
+ * check, push). Keep them there: the figures are checked in
+ * Documentation/design.md and by tools/boxcost.sh.
  */
 #ifndef HAK_TCACHE_H
 #define HAK_TCACHE_H
@@ -42,6 +53,8 @@ enum hak_tstate {
 	HAK_T_EXITING,		/* heap detached by the thread-exit destructor */
 };
 
+HAK_BUILD_BUG_ON(sizeof(struct hak_tbin) != 16);	/* == a class_mask slot */
+
 struct hak_tcache {
 	struct hak_tbin bins[HAK_NCLASS + 1];	/* first: bins[c] is tc + 16 * c */
 	struct hak_heap *heap;
@@ -57,6 +70,13 @@ void *__hak_tcache_refill(unsigned c) __noinline;
 void __hak_tcache_overflow(void *p, unsigned c) __noinline;
 /* Free of a block whose slab another heap owns (or before attach). */
 void __hak_free_remote(void *p, unsigned c) __noinline;
+/*
+ * p carries this thread's free mark: report it if it is free, else free it
+ * (the rest of __hak_tcache_push).
+ */
+void __hak_free_confirm(void *p, unsigned c) __noinline __cold;
+/* p fails class c's block-boundary mask: report it and abort. */
+void __hak_free_misaligned(void *p, unsigned c) __noreturn __noinline __cold;
 /* For boxes: add up to n blocks to bin c / flush bin c down to keep blocks. */
 uint32_t __hak_tcache_fill(unsigned c, uint32_t n);
 void __hak_tcache_trim(unsigned c, uint32_t keep);
@@ -67,6 +87,7 @@ static __always_inline void *__hak_tbin_take(struct hak_tbin *b, void *p, unsign
 	b->head = hak_vg_next(p);
 	b->count--;
 	hak_vg_alloc(p, __hak_class_size[c], false);
+	hak_vg_clear_mark(p);
 	if (hak_ff_level())
 		hak_ff_on_alloc(p, c);
 	return p;
@@ -86,8 +107,17 @@ static __always_inline void *__hak_tcache_pop(unsigned c)
 /* Push a freed block of class c (c may be HAK_CLASS_NONE: slow path). */
 static __always_inline void __hak_tcache_push(void *p, unsigned c)
 {
-	struct hak_tbin *b = &__hak_tc.bins[c];
+	uintptr_t off16 = (uintptr_t)c * sizeof(struct hak_tbin);
+	struct hak_tbin *b = (struct hak_tbin *)((char *)__hak_tc.bins + off16);
 
+	if (unlikely(__hak_off_boundary((uintptr_t)p, off16)))
+		__hak_free_misaligned(p, c);
+	if (unlikely(hak_vg_mark(p) == (uintptr_t)b)) {
+		__hak_free_confirm(p, c);
+		return;
+	}
+	hak_vg_set_mark(p, (uintptr_t)b);
+	/* after the mark: fail-fast level 2 puts its own mark over ours */
 	if (hak_ff_level())
 		hak_ff_on_free(p, c);
 	hak_vg_free(p);
