@@ -187,7 +187,7 @@ void __hak_free_confirm(void *p, unsigned c)
 	/* a live block that held the mark's value: the rest of the push */
 	if (hak_ff_level())
 		hak_ff_on_free(p, c);
-	hak_vg_free(p);
+	hak_vg_free(p);	/* the mark is in place already */
 	if (b->count >= b->cap) {
 		__hak_tcache_overflow(p, c);
 		return;
@@ -401,9 +401,13 @@ static void bin_trim(struct hak_heap *h, struct hak_tbin *b, uint32_t keep)
 
 /* ---- refill ---- */
 
-/* Take up to want blocks of slab s onto *list; returns how many. */
+/*
+ * Take up to want blocks of slab s onto *list; returns how many. Carved
+ * blocks get the free mark of the bin they go to (mark), so a free of one
+ * the program was never given is caught like a double free.
+ */
 static uint32_t slab_take(struct hak_heap *h, struct hak_slab *s,
-			  void **list, uint32_t want)
+			  void **list, uint32_t want, uintptr_t mark)
 {
 	unsigned c = s->class_idx;
 	uint32_t got = 0;
@@ -436,6 +440,7 @@ static uint32_t slab_take(struct hak_heap *h, struct hak_slab *s,
 		while (n--) {
 			if (HAK_HDR_SIZE)
 				hak_hdr_write((void *)blk, c, h->tag);
+			hak_vg_set_mark((void *)blk, mark);
 			hak_vg_noaccess((void *)blk, __hak_class_size[c]);
 			hak_vg_set_next((void *)blk, *list);
 			*list = (void *)blk;
@@ -449,6 +454,14 @@ static uint32_t slab_take(struct hak_heap *h, struct hak_slab *s,
 	if (!s->free && s->carved == s->capacity)
 		partial_del(h, s);
 	return got;
+}
+
+/* Owner tag of small block p, as the free fast path reads it. */
+static unsigned block_owner_tag(const void *p)
+{
+	if (HAK_HDR_SIZE)
+		return hak_hdr_owner(p);
+	return __hak_page_owner((uintptr_t)p);
 }
 
 static struct hak_heap *heap_of_thread(void)
@@ -486,7 +499,7 @@ static uint32_t bin_fill(struct hak_heap *h, struct hak_tbin *b, unsigned c,
 			HAK_STAT_ADD(h, slabs_taken, 1);
 			partial_add(h, s);
 		}
-		got += slab_take(h, s, &list, want - got);
+		got += slab_take(h, s, &list, want - got, (uintptr_t)b);
 	}
 	b->head = list;
 	b->count += got;
@@ -550,11 +563,18 @@ void __hak_free_remote(void *p, unsigned c)
 	uintptr_t mark;
 	int saved;
 
-	if (c >= HAK_NCLASS || !tc->heap) {
+	saved = errno;
+	/*
+	 * A thread's first free may be of another thread's block: attach
+	 * first, so that the block goes home with its owner's mark (caching
+	 * it here would hide a double free from the owner).
+	 */
+	if (c < HAK_NCLASS && !tc->heap && heap_of_thread())
+		errno = saved;
+	if (c >= HAK_NCLASS || !tc->heap || block_owner_tag(p) == tc->tag) {
 		__hak_tcache_push(p, c);
 		return;
 	}
-	saved = errno;
 	if (unlikely(((uintptr_t)p - HAK_HDR_SIZE) & __hak_class_mask[c]))
 		__hak_free_misaligned(p, c);
 	s = __hak_slab_head(__hak_page_of((uintptr_t)p));
@@ -565,9 +585,10 @@ void __hak_free_remote(void *p, unsigned c)
 		errno = saved;
 		return;
 	}
-	hak_vg_set_mark(p, mark);
 	if (hak_ff_level())
 		hak_ff_on_free(p, c);
+	if (hak_ff_level() < 2)
+		hak_vg_set_mark(p, mark);
 	hak_vg_free(p);
 	HAK_STAT_ADD(tc->heap, remote_frees, 1);
 	__hak_remote_push(s, p, p);

@@ -134,14 +134,18 @@ static __always_inline unsigned __hak_page_owner(uintptr_t a)
 
 /*
  * Is a, freed as a block of class c, off the class's block boundaries?
- * off16 is 16 * c (the caller's bin offset).
+ * off16 is 16 * c (the caller's bin offset). With the header box, the
+ * block's check word says it instead (exact, and the header's class byte
+ * of an interior pointer is program data).
  */
 static __always_inline bool __hak_off_boundary(uintptr_t a, uintptr_t off16)
 {
 	const char *ss = (const char *)(a & ~(HAK_SS_SIZE - 1));
 	uint16_t mask = *(const uint16_t *)(ss + offsetof(struct hak_superslab, class_mask) + off16);
 
-	return ((uint16_t)(a - HAK_HDR_SIZE) & mask) != 0;
+	if (HAK_HDR_SIZE)
+		return hak_hdr_of((const void *)a)->check != hak_hdr_check((const void *)a);
+	return ((uint16_t)a & mask) != 0;
 }
 
 /* Class of the page holding a (HAK_CLASS_NONE for a free page). */

@@ -116,10 +116,11 @@ static __always_inline void __hak_tcache_push(void *p, unsigned c)
 		__hak_free_confirm(p, c);
 		return;
 	}
-	hak_vg_set_mark(p, (uintptr_t)b);
-	/* after the mark: fail-fast level 2 puts its own mark over ours */
+	/* fail-fast level 2 keeps its own mark in that word: ours stays out */
 	if (hak_ff_level())
 		hak_ff_on_free(p, c);
+	if (hak_ff_level() < 2)
+		hak_vg_set_mark(p, (uintptr_t)b);
 	hak_vg_free(p);
 	if (unlikely(b->count >= b->cap)) {
 		__hak_tcache_overflow(p, c);
