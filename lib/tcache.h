@@ -104,6 +104,17 @@ static __always_inline void *__hak_tcache_pop(unsigned c)
 	return __hak_tbin_take(b, p, c);
 }
 
+/*
+ * Mark block p free (bin b's address) and close it for memcheck. Fail-fast
+ * level 2 keeps its own mark in that word: ours stays out then.
+ */
+static __always_inline void __hak_tcache_mark(void *p, struct hak_tbin *b)
+{
+	if (hak_ff_level() < 2)
+		hak_vg_set_mark(p, (uintptr_t)b);
+	hak_vg_free(p);
+}
+
 /* Push a freed block of class c (c may be HAK_CLASS_NONE: slow path). */
 static __always_inline void __hak_tcache_push(void *p, unsigned c)
 {
@@ -116,19 +127,17 @@ static __always_inline void __hak_tcache_push(void *p, unsigned c)
 		__hak_free_confirm(p, c);
 		return;
 	}
-	/* fail-fast level 2 keeps its own mark in that word: ours stays out */
 	if (hak_ff_level())
 		hak_ff_on_free(p, c);
-	if (hak_ff_level() < 2)
-		hak_vg_set_mark(p, (uintptr_t)b);
-	hak_vg_free(p);
 	if (unlikely(b->count >= b->cap)) {
+		__hak_tcache_mark(p, b);
 		__hak_tcache_overflow(p, c);
 		return;
 	}
 	hak_vg_set_next(p, b->head);
 	b->head = p;
 	b->count++;
+	__hak_tcache_mark(p, b);	/* last: the compiler need not reload count */
 }
 
 #endif /* HAK_TCACHE_H */
