@@ -35,6 +35,7 @@
 #include "meta.h"
 #include "boxes/adaptive_sizing/adaptive.h"
 #include "boxes/failfast/failfast.h"
+#include "boxes/hardened/hardened.h"
 #include "boxes/header_classidx/header.h"
 #include "boxes/tls_prewarm/prewarm.h"
 #include "boxes/valgrind/valgrind_hooks.h"
@@ -111,7 +112,7 @@ static bool on_list(void *head, const void *p, uint32_t limit)
 	void *q;
 	uint32_t n = 0;
 
-	for (q = head; q && n <= limit; q = hak_vg_next(q), n++)
+	for (q = head; q && n <= limit; q = __hak_link(q), n++)
 		if (q == p)
 			return true;
 	return false;
@@ -187,12 +188,13 @@ void __hak_free_confirm(void *p, unsigned c)
 	/* a live block that held the mark's value: the rest of the push */
 	if (hak_ff_level())
 		hak_ff_on_free(p, c);
+	__hak_zero_freed(p, c);
 	hak_vg_free(p);	/* the mark is in place already */
 	if (b->count >= b->cap) {
 		__hak_tcache_overflow(p, c);
 		return;
 	}
-	hak_vg_set_next(p, b->head);
+	__hak_set_link(p, b->head);
 	b->head = p;
 	b->count++;
 }
@@ -279,7 +281,7 @@ void __hak_remote_push(struct hak_slab *s, void *head, void *tail)
 
 	old = arch_load_relaxed(&s->remote);
 	for (;;) {
-		hak_vg_set_next(tail, old);
+		__hak_set_link(tail, old);
 		seen = arch_cmpxchg(&s->remote, old, head);
 		if (seen == old)
 			break;
@@ -312,9 +314,9 @@ static void collect_pending(struct hak_heap *h)
 
 		next = s->pending_next;
 		chain = arch_xchg(&s->remote, NULL);
-		for (tail = chain; hak_vg_next(tail); tail = hak_vg_next(tail))
+		for (tail = chain; __hak_link(tail); tail = __hak_link(tail))
 			n++;
-		hak_vg_set_next(tail, s->free);
+		__hak_set_link(tail, s->free);
 		s->free = chain;
 		if (hak_ff_level() && unlikely(n > s->used))
 			hak_ff_fail(chain, s->class_idx, "slab used counter underflow (remote)");
@@ -334,7 +336,7 @@ static void local_free(struct hak_heap *h, struct hak_slab *s, void *p)
 {
 	if (hak_ff_level() && unlikely(s->used == 0))
 		hak_ff_fail(p, s->class_idx, "slab used counter underflow");
-	hak_vg_set_next(p, s->free);
+	__hak_set_link(p, s->free);
 	s->free = p;
 	s->used--;
 	HAK_STAT_ADD(h, bytes_out, -(uint64_t)__hak_class_size[s->class_idx]);
@@ -353,7 +355,7 @@ static void flush_list(struct hak_heap *h, void *p)
 {
 	while (p) {
 		struct hak_slab *s = __hak_slab_head(__hak_page_of((uintptr_t)p));
-		void *next = hak_vg_next(p);
+		void *next = __hak_link(p);
 
 		if (s->owner == h) {
 			local_free(h, s, p);
@@ -366,7 +368,7 @@ static void flush_list(struct hak_heap *h, void *p)
 
 			while (next && __hak_slab_head(__hak_page_of((uintptr_t)next)) == s) {
 				tail = next;
-				next = hak_vg_next(next);
+				next = __hak_link(next);
 				n++;
 			}
 			HAK_STAT_ADD(h, remote_frees, n);
@@ -391,15 +393,43 @@ static void bin_trim(struct hak_heap *h, struct hak_tbin *b, uint32_t keep)
 	} else {
 		cut = b->head;
 		for (i = 1; i < keep; i++)
-			cut = hak_vg_next(cut);
-		rest = hak_vg_next(cut);
-		hak_vg_set_next(cut, NULL);
+			cut = __hak_link(cut);
+		rest = __hak_link(cut);
+		__hak_set_link(cut, NULL);
 	}
 	b->count = keep;
 	flush_list(h, rest);
 }
 
 /* ---- refill ---- */
+
+/* Cut the block at blk (class c) and put it on *list, marked free. */
+static inline void carve_one(struct hak_heap *h, unsigned c, void **list,
+			     uintptr_t blk, uintptr_t mark)
+{
+	if (HAK_HDR_SIZE)
+		hak_hdr_write((void *)blk, c, h->tag);
+	hak_vg_set_mark((void *)blk, mark);
+	hak_vg_noaccess((void *)blk, __hak_class_size[c]);
+	__hak_set_link((void *)blk, *list);
+	*list = (void *)blk;
+}
+
+/* Hardened: cut the next n blocks of s in a random order. */
+static void carve_random(struct hak_heap *h, struct hak_slab *s, void **list,
+			 uint32_t n, uintptr_t mark)
+{
+	uint16_t idx[HAK_HD_SHUFFLE_MAX];
+	uint32_t done, k, m;
+
+	for (done = 0; done < n; done += m) {
+		m = n - done < HAK_HD_SHUFFLE_MAX ? n - done : HAK_HD_SHUFFLE_MAX;
+		hak_hd_shuffle(idx, m);
+		for (k = 0; k < m; k++)
+			carve_one(h, s->class_idx, list,
+				  __hak_slab_block(s, s->carved + done + idx[k]), mark);
+	}
+}
 
 /*
  * Take up to want blocks of slab s onto *list; returns how many. Carved
@@ -421,31 +451,30 @@ static uint32_t slab_take(struct hak_heap *h, struct hak_slab *s,
 
 		if (hak_ff_level())
 			hak_ff_on_slab_pop(s, p);
-		s->free = hak_vg_next(p);
-		hak_vg_set_next(p, *list);
+		s->free = __hak_link(p);
+		__hak_set_link(p, *list);
 		*list = p;
 		got++;
 	}
 	if (got < want && s->carved < s->capacity) {
 		size_t stride = __hak_class_stride(c);
-		uint32_t n = s->capacity - s->carved;
+		uint32_t n = s->capacity - s->carved, k;
 		uintptr_t blk;
 
 		if (n > want - got)
 			n = want - got;
-		/* Carve from the top down so the list runs in address order. */
-		blk = __hak_slab_block(s, s->carved + n - 1);
+		if (hak_hd_on()) {
+			carve_random(h, s, list, n, mark);
+		} else {
+			/* Carve from the top down so the list runs in address order. */
+			blk = __hak_slab_block(s, s->carved + n - 1);
+			for (k = n; k; k--) {
+				carve_one(h, c, list, blk, mark);
+				blk -= stride;
+			}
+		}
 		s->carved += n;
 		got += n;
-		while (n--) {
-			if (HAK_HDR_SIZE)
-				hak_hdr_write((void *)blk, c, h->tag);
-			hak_vg_set_mark((void *)blk, mark);
-			hak_vg_noaccess((void *)blk, __hak_class_size[c]);
-			hak_vg_set_next((void *)blk, *list);
-			*list = (void *)blk;
-			blk -= stride;
-		}
 	}
 	if (hak_ff_level() && unlikely(s->used + got > s->capacity))
 		hak_ff_fail(*list, c, "slab used counter overflow");
@@ -587,6 +616,7 @@ void __hak_free_remote(void *p, unsigned c)
 	}
 	if (hak_ff_level())
 		hak_ff_on_free(p, c);
+	__hak_zero_freed(p, c);
 	if (hak_ff_level() < 2)
 		hak_vg_set_mark(p, mark);
 	hak_vg_free(p);
@@ -639,7 +669,7 @@ void __hak_tcache_overflow(void *p, unsigned c)
 		errno = saved;
 		return;
 	}
-	hak_vg_set_next(p, b->head);
+	__hak_set_link(p, b->head);
 	b->head = p;
 	b->count++;
 	settle_if_any(h, true);
@@ -703,6 +733,7 @@ struct hak_heap *__hak_heap_attach(void)
 	unsigned c;
 
 	__hak_init();
+	hak_hd_init();		/* before this thread writes any link */
 	h = heap_pool_pop();
 	if (h)
 		h->adopted++;

@@ -36,6 +36,7 @@
 #include "size_class.h"
 #include "superslab.h"
 #include "boxes/failfast/failfast.h"
+#include "boxes/hardened/hardened.h"
 #include "boxes/valgrind/valgrind_hooks.h"
 
 struct hak_heap;
@@ -81,10 +82,46 @@ void __hak_free_misaligned(void *p, unsigned c) __noreturn __noinline __cold;
 uint32_t __hak_tcache_fill(unsigned c, uint32_t n);
 void __hak_tcache_trim(unsigned c, uint32_t keep);
 
+/*
+ * The free-list link in free block p, and setting it: every list of free
+ * blocks (bins, slab free lists, remote lists) goes through these. With
+ * the hardened box the link is stored encoded and checked when read: a
+ * link overwritten by the program (overflow, write after free) is caught
+ * before it is followed or handed out.
+ */
+static __always_inline void *__hak_link(void *p)
+{
+	void *next = hak_vg_next(p);
+
+	if (hak_hd_on()) {
+		uintptr_t v = (uintptr_t)next;
+
+		next = hak_hd_dec(p, v);
+		if (unlikely(next && (((uintptr_t)next & 15) || !__hak_ss_owns((uintptr_t)next))))
+			hak_hd_bad_link(p, v);
+	}
+	return next;
+}
+
+static __always_inline void __hak_set_link(void *p, void *next)
+{
+	hak_vg_set_next(p, hak_hd_on() ? (void *)hak_hd_enc(p, next) : next);
+}
+
+/*
+ * Hardened zero-on-free: clear a freed block but its first two words,
+ * which the link and the free mark (or fail-fast's) overwrite anyway.
+ */
+static __always_inline void __hak_zero_freed(void *p, unsigned c)
+{
+	if (hak_hd_zero_on_free() && c < HAK_NCLASS)
+		__builtin_memset((char *)p + 16, 0, __hak_class_size[c] - 16);
+}
+
 /* Take the first block p of bin b (class c), which must not be empty. */
 static __always_inline void *__hak_tbin_take(struct hak_tbin *b, void *p, unsigned c)
 {
-	b->head = hak_vg_next(p);
+	b->head = __hak_link(p);
 	b->count--;
 	hak_vg_alloc(p, __hak_class_size[c], false);
 	hak_vg_clear_mark(p);
@@ -129,12 +166,13 @@ static __always_inline void __hak_tcache_push(void *p, unsigned c)
 	}
 	if (hak_ff_level())
 		hak_ff_on_free(p, c);
+	__hak_zero_freed(p, c);
 	if (unlikely(b->count >= b->cap)) {
 		__hak_tcache_mark(p, b);
 		__hak_tcache_overflow(p, c);
 		return;
 	}
-	hak_vg_set_next(p, b->head);
+	__hak_set_link(p, b->head);
 	b->head = p;
 	b->count++;
 	__hak_tcache_mark(p, b);	/* last: the compiler need not reload count */
