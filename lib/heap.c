@@ -604,7 +604,7 @@ void __hak_free_remote(void *p, unsigned c)
 		__hak_tcache_push(p, c);
 		return;
 	}
-	if (unlikely(((uintptr_t)p - HAK_HDR_SIZE) & __hak_class_mask[c]))
+	if (unlikely(__hak_off_boundary((uintptr_t)p, (uintptr_t)c * sizeof(struct hak_tbin))))
 		__hak_free_misaligned(p, c);
 	s = __hak_slab_head(__hak_page_of((uintptr_t)p));
 	mark = owner_mark(s, c);
