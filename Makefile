@@ -153,7 +153,7 @@ config-targets := menuconfig oldconfig olddefconfig defconfig %_defconfig \
 	savedefconfig listnewconfig alldefconfig allnoconfig allyesconfig setconfig
 clean-targets := clean mrproper distclean
 no-dot-config-targets := $(config-targets) $(clean-targets) help check bench \
-	uninstall stress fuzz
+	uninstall stress fuzz boxmatrix boxmatrix-all autotune
 
 mixed-build :=
 need-config := 1
@@ -189,7 +189,9 @@ all:
 # through make; menuconfig/olddefconfig read it as their input.
 
 kconfig := $(srctree)/Kconfig
-kconfig-run = $(PYTHON3) -m
+# Every front end runs under tools/kconfig-run, which ends it when its
+# terminal hangs up (make alone would wait for it forever).
+kconfig-run = $(PYTHON3) $(srctree)/tools/kconfig-run
 
 PHONY += $(config-targets)
 menuconfig: FORCE
@@ -458,9 +460,17 @@ uninstall:
 # ---------------------------------------------------------------------------
 # CI and benchmarks: scripts that build their own variants with O=.
 
-PHONY += check bench stress fuzz
+PHONY += check bench stress fuzz boxmatrix boxmatrix-all autotune
 check:
 	$(Q)$(srctree)/tools/check.sh $(STEPS)
+
+# Box combinations: a strength-3 covering array (what make check runs), or
+# every valid combination (2^boxes builds; hours once there are many boxes).
+boxmatrix:
+	$(Q)$(srctree)/tools/boxmatrix.sh
+
+boxmatrix-all:
+	$(Q)$(srctree)/tools/boxmatrix.sh --all
 
 # Long reliability runs (Documentation/reliability.md): DURATION=2h, 30m, 600.
 stress:
@@ -473,6 +483,13 @@ bench:
 	$(Q)test -x $(srctree)/tools/bench/run.sh || { \
 		echo >&2 "*** tools/bench/run.sh is missing"; exit 1; }
 	$(Q)cd $(srctree) && tools/bench/run.sh
+
+# The best variant and HAKMEM_* options for a workload
+# (Documentation/autotune.md). WORKLOAD, OBJECTIVE, BUDGET, METRIC,
+# METRIC_DIR, OUT ... reach tools/autotune.sh through the environment
+# (make exports command-line variables); AUTOTUNE_ARGS adds options.
+autotune:
+	$(Q)$(srctree)/tools/autotune.sh $(AUTOTUNE_ARGS)
 
 # ---------------------------------------------------------------------------
 # clean: every build output has a .<name>.cmd next to it; remove both. Nested
@@ -525,6 +542,11 @@ help:
 	@echo '  bench            - build variants and run the benchmarks (tools/bench/run.sh)'
 	@echo '  stress           - threaded selftests again and again (DURATION=1h, tools/stress.sh)'
 	@echo '  fuzz             - libFuzzer on the hak_* API (DURATION=3600 seconds, tools/fuzz.sh)'
+	@echo '  boxmatrix        - box combinations, covering every 3 boxes (tools/boxmatrix.sh)'
+	@echo '  boxmatrix-all    - every valid combination of the boxes (long)'
+	@echo '  autotune         - best variant and options for WORKLOAD="cmd args" [OBJECTIVE=time|rss|time*rss'
+	@echo '                     BUDGET=600 METRIC=regexp METRIC_DIR=higher|lower]: configs/autotune_defconfig,'
+	@echo '                     autotune-results/<date>/report.md (tools/autotune.sh)'
 	@echo ''
 	@echo 'Variables:'
 	@echo '  O=dir     build out of tree (several variants side by side)'

@@ -24,6 +24,7 @@
 #include "os.h"
 #include "boxes/failfast/failfast.h"
 #include "boxes/header_classidx/header.h"
+#include "boxes/heapprof/heapprof.h"
 #include "boxes/l25_pool/l25.h"
 #include "boxes/valgrind/valgrind_hooks.h"
 
@@ -43,6 +44,8 @@ static void *large_alloc(size_t n, size_t align, bool zero)
 
 	if (n > HAK_MAX_REQUEST)
 		return fail_enomem();
+	/* a first allocation may be large: the fork handlers before any lock */
+	__hak_init();
 	p = hak_vg_big(__hak_large_alloc(n, align < HAK_OS_PAGE ? HAK_OS_PAGE : align,
 					 &zeroed), zero);
 	if (p && zero && !zeroed)
@@ -64,6 +67,7 @@ void __hak_free_big(void *p)
 	if (!p)
 		return;
 	hak_vg_free(p);
+	hak_prof_free(p);
 	if (__hak_ssmap_kind((uintptr_t)p) == HAK_SSMAP_L25)
 		hak_l25_free(p);
 	else if (!__hak_large_free(p))
@@ -122,7 +126,7 @@ void *__hak_calloc(size_t n, size_t size)
 	if (__builtin_mul_overflow(n, size, &total))
 		return fail_enomem();
 	if (total > HAK_SMALL_MAX && !hak_l25_wants(total))
-		return large_alloc(total, HAK_OS_PAGE, true);
+		return hak_prof_big(large_alloc(total, HAK_OS_PAGE, true), total);
 	p = __hak_alloc(total);
 	if (p)
 		memset(p, 0, total);
@@ -181,11 +185,11 @@ void *__hak_realloc(void *p, size_t n)
 	if (n > old && old + old / 2 > n) {
 		q = __hak_large_resize(p, old + old / 2);
 		if (q)
-			return q;
+			return hak_prof_moved(p, q, n);
 	}
 	q = __hak_large_resize(p, n);
 	if (q)
-		return q;
+		return hak_prof_moved(p, q, n);
 	return realloc_move(p, old, n);
 }
 
@@ -240,10 +244,30 @@ static void *alloc_aligned(size_t align, size_t n)
 		if (c != HAK_CLASS_NONE)
 			return __hak_tcache_pop(c);
 	}
-	return large_alloc(n, align, false);
+	return hak_prof_big(large_alloc(n, align, false), n);
 }
 
+/*
+ * glibc's memalign: an alignment up to 16 is malloc's, another that is not
+ * a power of two is rounded up to one, and only one above 2^63 (which
+ * cannot be rounded) is EINVAL.
+ */
 void *__hak_memalign(size_t align, size_t n)
+{
+	if (align > SIZE_MAX / 2 + 1) {
+		errno = EINVAL;
+		return NULL;
+	}
+	if (!HAK_IS_POW2(align))
+		align = align <= 16 ? 16 : (size_t)1 << (64 - __builtin_clzll(align));
+	return alloc_aligned(align, n);
+}
+
+/*
+ * C17 (DR 460) and glibc 2.38: an alignment that is not a power of two is
+ * EINVAL (glibc 2.36 treats aligned_alloc as memalign and rounds it up).
+ */
+void *__hak_aligned_alloc(size_t align, size_t n)
 {
 	if (!HAK_IS_POW2(align)) {
 		errno = EINVAL;
@@ -252,11 +276,11 @@ void *__hak_memalign(size_t align, size_t n)
 	return alloc_aligned(align, n);
 }
 
-void *__hak_aligned_alloc(size_t align, size_t n)
-{
-	return __hak_memalign(align, n);
-}
-
+/*
+ * glibc: EINVAL is returned with errno untouched; ENOMEM is returned and
+ * also left in errno (its memalign sets it), as programs that test errno
+ * after any failed allocation expect.
+ */
 int __hak_posix_memalign(void **out, size_t align, size_t n)
 {
 	int saved = errno;
@@ -265,9 +289,11 @@ int __hak_posix_memalign(void **out, size_t align, size_t n)
 	if (!HAK_IS_POW2(align) || align % sizeof(void *))
 		return EINVAL;
 	p = alloc_aligned(align, n);
-	errno = saved;
-	if (!p)
+	if (!p) {
+		errno = ENOMEM;
 		return ENOMEM;
+	}
+	errno = saved;
 	*out = p;
 	return 0;
 }

@@ -23,15 +23,34 @@
 #include "tcache.h"
 #include "boxes/aggressive_inline/inline.h"
 #include "boxes/header_classidx/header.h"
+#include "boxes/heapprof/heapprof.h"
 
 void *__hak_alloc_big(size_t n) HAK_SLOWPATH;
 void __hak_free_big(void *p) HAK_SLOWPATH;
 
-HAK_FASTPATH void *__hak_alloc(size_t n)
+/* malloc without the profiler's countdown (the profiler's own slow path). */
+static __always_inline void *__hak_alloc_nosample(size_t n)
 {
 	if (likely(n <= HAK_SMALL_MAX))
 		return __hak_tcache_pop(__hak_class_of(n));
 	return __hak_alloc_big(n);
+}
+
+/*
+ * With the heap profiler built in, its countdown is also the small-size
+ * check: the budget in prof_left never exceeds HAK_SMALL_MAX, so a request
+ * it covers is small, and every other one (big, or the budget spent) goes
+ * to the profiler's slow path. A SUB and a JB replace the CMP and the JA;
+ * the dormant cost is the TLS offset load the SUB needs.
+ */
+HAK_FASTPATH void *__hak_alloc(size_t n)
+{
+	if (HAK_PROF_BUILT) {
+		if (hak_prof_tick(&__hak_tc.prof_left, n))
+			return hak_prof_alloc(n);
+		return __hak_tcache_pop(__hak_class_of(n));
+	}
+	return __hak_alloc_nosample(n);
 }
 
 /*

@@ -7,6 +7,7 @@
 #include <hakmem/hakmem.h>
 #include "init.h"
 #include "stats.h"
+#include "boxes/heapprof/prof_api.h"
 
 #define HAK_API(name)	hak_##name
 #define HAK_API_CONST	const
@@ -25,4 +26,9 @@ HAK_EXPORT const char *hak_version(void)
 HAK_EXPORT const char *hak_config(void)
 {
 	return __hak_config();
+}
+
+HAK_EXPORT int hak_prof_dump(const char *path)
+{
+	return __hak_prof_dump(path);
 }

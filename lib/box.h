@@ -19,9 +19,13 @@
  *                 slab metadata (fail-fast) and for a box that registers
  *                 regions of its own (L2.5)
  *   tcache.h      the calling thread's cache (__hak_tc: bins' count/cap,
- *                 read and set by the sizing boxes), __hak_tcache_fill and
+ *                 read and set by the sizing boxes; prof_left, the heap
+ *                 profiler's countdown), __hak_tcache_fill and
  *                 __hak_tcache_trim (move blocks between a bin and the heap)
- *   alloc.h       __hak_usable_size (annotations that describe a block)
+ *   alloc.h       __hak_usable_size (annotations that describe a block);
+ *                 __hak_alloc_nosample and __hak_alloc_big (the heap
+ *                 profiler allocates without its countdown, and serves
+ *                 sampled blocks from the big path)
  *   os.h          the OS layer: map, aligned map, unmap, remap, purge, and
  *                 HAK_OS_PAGE (a box never calls mmap/madvise itself, so
  *                 fault injection and accounting see every mapping)

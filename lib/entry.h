@@ -7,6 +7,7 @@
  *
  * A fragment, not a header of its own (hdrcheck: skip).
  */
+#include <errno.h>
 #include <hak/compiler.h>
 #include "alloc.h"
 
@@ -86,5 +87,8 @@ HAK_EXPORT int HAK_API(malloc_trim)(size_t pad)
 
 HAK_EXPORT void HAK_API(malloc_stats)(void)
 {
+	int saved = errno;	/* a closed stderr fails the write, not the call */
+
 	__hak_stats_print(2);
+	errno = saved;
 }

@@ -6,21 +6,19 @@
  * made by pthread_atfork, say) returns at once: the core needs no set-up to
  * work, init only adds options and handlers. Other threads wait for it.
  *
- * Fork: the prepare handler takes every global lock in the documented
- * order (heap -> L2.5 -> BigCache -> large shards -> meta -> superslab;
- * a box's locks come before the core locks it calls into), the parent releases
- * them, the child re-initialises them. The child keeps the forking
- * thread's heap; the heaps of threads that do not exist in the child stay
- * attached to nobody (their memory is a copy the child never uses).
+ * Fork: see "Fork" below for the lock order and the argument that it
+ * cannot deadlock against the C library's own fork-time locks.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
-#include <stdio.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <pthread.h>
+#include <sys/single_threaded.h>
 #include <asm/atomic.h>
 #include <asm/processor.h>
 #include "heap.h"
@@ -29,6 +27,7 @@
 #include "meta.h"
 #include "superslab.h"
 #include "boxes/bigcache/bigcache.h"
+#include "boxes/heapprof/heapprof.h"
 #include "boxes/l25_pool/l25.h"
 
 int __hak_init_done;
@@ -45,34 +44,140 @@ static void thread_exit(void *arg)
 	__hak_heap_detach();
 }
 
+/*
+ * Fork
+ * ====
+ *
+ * Single-threaded process (__libc_single_threaded): the handlers do
+ * nothing. fork() may run in a signal handler that interrupted malloc in
+ * the middle of an update with an allocator lock held; taking that lock
+ * would wait forever. Nothing needs it: with one thread, no other thread
+ * can hold a lock or change allocator state, and the child is a copy of
+ * that one thread, whose own frames release what they hold when the
+ * handler returns, in the parent and in the child alike. (A child that
+ * does not return from the handler may only call async-signal-safe
+ * functions, as with glibc, whose fork skips its malloc locks in the same
+ * case.) __libc_single_threaded is a plain byte the C library clears in
+ * pthread_create before the second thread exists and never sets again, so
+ * reading it is async-signal-safe and it is never true while a second
+ * thread runs. Threads made with a raw clone() are outside this promise,
+ * as they are for glibc. The decision is taken once, in prepare, and
+ * parent/child follow it (fork_locked, the forking thread's own), so the
+ * three always agree.
+ *
+ * Multi-threaded process, the forking thread takes, in this order:
+ *
+ *   1. the C library's list-of-streams lock (_IO_list_lock, exported by
+ *      glibc since 2.2.5; it is recursive, so fork taking it again below
+ *      is fine);
+ *   2. every allocator lock: heap profiler -> heap -> L2.5 -> BigCache ->
+ *      large shards -> meta -> superslab (a box's locks come before the core locks it
+ *      calls into);
+ *   and then glibc's fork takes, after all prepare handlers: atfork_lock
+ *   (its handler list), the NSS database lock (taken and dropped), the
+ *   stream list again, and its own malloc's arena locks.
+ *
+ * Why this order cannot deadlock. A deadlock needs a thread holding one of
+ * these locks while it waits for one taken earlier in the order.
+ *  - Stream locks. fflush(NULL), exit's flush and fopen/fclose take the
+ *    list lock, then a stream's lock, and may allocate under either
+ *    (buffers): list -> stream -> allocator. getline/getdelim and every
+ *    other stdio call allocate under the stream's lock only: stream ->
+ *    allocator. The forking thread takes the list lock before any
+ *    allocator lock and never a stream's lock, so both chains agree with
+ *    the order. (Taking the allocator locks first, as plain pthread_atfork
+ *    handlers do, closes the cycle fork -> allocator -> list, fflush ->
+ *    list -> stream, getline -> stream -> allocator: that was the hang.)
+ *  - Allocator locks among themselves: the order above is the order every
+ *    slow path nests them in.
+ *  - glibc's malloc locks: hakmem never calls glibc's malloc.
+ *  - The dynamic loader's lock: fork (2.36) does not take it (the child
+ *    re-initialises it), and hakmem never calls into the loader (no dlsym,
+ *    no dlopen) with or without a lock held.
+ *  - Other libraries' fork handlers, which run while we hold our locks
+ *    (prepare handlers registered before ours run after ours; parent and
+ *    child handlers registered before ours run before ours) and may
+ *    allocate: the forking thread is marked __hak_fork_holder and passes
+ *    every allocator lock (lock.h). It holds all of them, so no other thread
+ *    is inside a critical section and its allocations are exclusive.
+ *  - Nothing of ours in the window can reach stdio, the loader or malloc:
+ *    the handlers only lock, unlock and re-initialise, and diagnostics
+ *    (__hak_report) format with their own code and write(2).
+ *  - Left over, and documented (Documentation/design.md): atfork_lock and
+ *    the NSS lock are taken after ours and are held, rarely, around an
+ *    allocation (pthread_atfork past the 48 handlers glibc keeps without
+ *    allocating; an NSS configuration reload). A fork racing exactly such
+ *    a call in another thread can still wait for it; no allocator that
+ *    registers pthread_atfork handlers can order itself after them.
+ *
+ * The parent releases in reverse order; the child re-initialises our locks
+ * (their holders other than us do not exist there) and leaves the stream
+ * list alone: glibc resets it in the child before any child handler runs.
+ * The child keeps the forking thread's heap; the heaps of threads that do
+ * not exist in the child stay attached to nobody (their memory is a copy
+ * the child never uses).
+ *
+ * vfork, posix_spawn and _Fork run no handlers: the vfork/spawn child only
+ * execs or exits, and a _Fork child of a multi-threaded process may only
+ * call async-signal-safe functions (POSIX), so it never reaches malloc.
+ */
+__thread int __hak_fork_holder __attribute__((tls_model("initial-exec")));
+/* this thread's fork took the locks (prepare, parent and child all run on it) */
+static __thread bool fork_locked;
+
+extern void _IO_list_lock(void) __attribute__((weak));
+extern void _IO_list_unlock(void) __attribute__((weak));
+
+/* A C library without the stream-list lock (not glibc) leaves it NULL. */
+static void call_weak(void (*fn)(void))
+{
+	if (fn)
+		fn();
+}
+
 static void fork_prepare(void)
 {
+	fork_locked = !__libc_single_threaded;
+	if (!fork_locked)
+		return;
+	call_weak(_IO_list_lock);
+	hak_prof_fork_prepare();
 	__hak_heap_fork_prepare();
 	hak_l25_fork_prepare();
 	hak_bigcache_fork_prepare();
 	__hak_large_fork_prepare();
 	__hak_meta_fork_prepare();
 	__hak_ss_fork_prepare();
+	__hak_fork_holder = 1;
 }
 
 static void fork_parent(void)
 {
+	if (!fork_locked)
+		return;
+	__hak_fork_holder = 0;
 	__hak_ss_fork_parent();
 	__hak_meta_fork_parent();
 	__hak_large_fork_parent();
 	hak_bigcache_fork_parent();
 	hak_l25_fork_parent();
 	__hak_heap_fork_parent();
+	hak_prof_fork_parent();
+	call_weak(_IO_list_unlock);
 }
 
 static void fork_child(void)
 {
+	if (!fork_locked)
+		return;
+	__hak_fork_holder = 0;
 	__hak_ss_fork_child();
 	__hak_meta_fork_child();
 	__hak_large_fork_child();
 	hak_bigcache_fork_child();
 	hak_l25_fork_child();
 	__hak_heap_fork_child();
+	hak_prof_fork_child();
 }
 
 void __hak_init_slow(void)
@@ -85,10 +190,16 @@ void __hak_init_slow(void)
 		return;
 	}
 	init_running = 1;
+	/*
+	 * The fork handlers first: until they are registered a fork takes no
+	 * allocator lock, so no other slow work may run here before them. The
+	 * registration itself may allocate (it then holds glibc's handler-list
+	 * lock, which keeps any fork out of its locked window meanwhile).
+	 */
+	pthread_atfork(fork_prepare, fork_parent, fork_child);
 	__hak_options_read();
 	stats_setup();
 	exit_key_ok = pthread_key_create(&exit_key, thread_exit) == 0;
-	pthread_atfork(fork_prepare, fork_parent, fork_child);
 	init_running = 0;
 	arch_store_release(&init_state, 2);
 	arch_store_release(&__hak_init_done, 1);
@@ -105,23 +216,107 @@ void __hak_thread_register(struct hak_tcache *tc)
 		pthread_setspecific(exit_key, tc);
 }
 
+/*
+ * Diagnostics are formatted here, not by vsnprintf: they may be printed
+ * from a fork handler's allocation, a signal handler's fork or a corrupt
+ * heap, where nothing may reach stdio, the locale machinery or malloc.
+ * Conversions: %s %p %d %u %x %zu %lu %llu %%; anything else is copied.
+ */
+struct report_buf {
+	char *p, *end;
+};
+
+static void put_char(struct report_buf *b, char c)
+{
+	if (b->p < b->end)
+		*b->p++ = c;
+}
+
+static void put_str(struct report_buf *b, const char *s)
+{
+	if (!s)
+		s = "(null)";
+	while (*s)
+		put_char(b, *s++);
+}
+
+static void put_num(struct report_buf *b, unsigned long long v, unsigned base, bool neg)
+{
+	char d[24];
+	int i = 0;
+
+	do {
+		d[i++] = "0123456789abcdef"[v % base];
+		v /= base;
+	} while (v);
+	if (neg)
+		put_char(b, '-');
+	while (i)
+		put_char(b, d[--i]);
+}
+
+static void format(struct report_buf *b, const char *fmt, va_list ap)
+{
+	for (; *fmt; fmt++) {
+		int lng = 0;
+		bool sz = false;
+
+		if (*fmt != '%') {
+			put_char(b, *fmt);
+			continue;
+		}
+		fmt++;
+		if (*fmt == 'z') {
+			sz = true;
+			fmt++;
+		}
+		while (*fmt == 'l' && lng < 2) {
+			lng++;
+			fmt++;
+		}
+		switch (*fmt) {
+		case 's':
+			put_str(b, va_arg(ap, const char *));
+			break;
+		case 'p':
+			put_str(b, "0x");
+			put_num(b, (uintptr_t)va_arg(ap, void *), 16, false);
+			break;
+		case 'd': {
+			long long v = lng ? va_arg(ap, long) : va_arg(ap, int);
+
+			put_num(b, v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v, 10, v < 0);
+			break;
+		}
+		case 'u':
+		case 'x': {
+			unsigned long long v = sz ? va_arg(ap, size_t) :
+				lng == 2 ? va_arg(ap, unsigned long long) :
+				lng ? va_arg(ap, unsigned long) : va_arg(ap, unsigned);
+
+			put_num(b, v, *fmt == 'x' ? 16 : 10, false);
+			break;
+		}
+		case '\0':
+			return;
+		default:
+			put_char(b, *fmt);
+		}
+	}
+}
+
 void __hak_report(const char *fmt, ...)
 {
 	char buf[512];
+	struct report_buf b = { buf, buf + sizeof(buf) - 1 };
 	va_list ap;
-	int n;
 
-	memcpy(buf, "hakmem: ", 8);
+	put_str(&b, "hakmem: ");
 	va_start(ap, fmt);
-	n = vsnprintf(buf + 8, sizeof(buf) - 9, fmt, ap);
+	format(&b, fmt, ap);
 	va_end(ap);
-	if (n < 0)
-		n = 0;
-	n += 8;
-	if (n > (int)sizeof(buf) - 1)
-		n = sizeof(buf) - 1;
-	buf[n++] = '\n';
-	if (write(STDERR_FILENO, buf, (size_t)n) < 0)
+	*b.p++ = '\n';
+	if (write(STDERR_FILENO, buf, (size_t)(b.p - buf)) < 0)
 		return;
 }
 

@@ -24,6 +24,11 @@ struct hak_options {
 	size_t tcache_bytes;	/* HAKMEM_TCACHE_BYTES: per-class cache budget */
 	size_t failfast;	/* HAKMEM_TINY_REFILL_FAILFAST: fail-fast level */
 	size_t bigcache_max;	/* HAKMEM_BIGCACHE_MAX: bytes BigCache may hold */
+	size_t prof;		/* HAKMEM_PROF: heap profiler on */
+	size_t prof_sample;	/* HAKMEM_PROF_SAMPLE: mean bytes between samples */
+	size_t prof_depth;	/* HAKMEM_PROF_DEPTH: frames kept per stack */
+	size_t prof_leaks;	/* HAKMEM_PROF_LEAKS: live stacks at exit */
+	size_t prof_signal;	/* HAKMEM_PROF_SIGNAL: dump on this signal */
 };
 extern struct hak_options __hak_opt;
 

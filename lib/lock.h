@@ -10,6 +10,7 @@
 #define HAK_LOCK_H
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <hak/compiler.h>
 
 struct hak_lock {
@@ -18,16 +19,32 @@ struct hak_lock {
 
 #define HAK_LOCK_INIT	{ PTHREAD_MUTEX_INITIALIZER }
 
+/*
+ * Set on the thread inside fork() while it holds every allocator lock
+ * (from the end of hakmem's prepare handler to the start of its parent or
+ * child handler, init.c). That thread passes the locks: a malloc made by
+ * another library's fork handler in that window would otherwise wait for
+ * a lock its own thread holds.
+ */
+extern HAK_HIDDEN __thread int __hak_fork_holder __attribute__((tls_model("initial-exec")));
+
+static inline bool hak_lock_passed(void)
+{
+	return unlikely(__hak_fork_holder);
+}
+
 static inline void hak_lock(struct hak_lock *l) __acquires(l)
 {
-	pthread_mutex_lock(&l->mu);
+	if (!hak_lock_passed())
+		pthread_mutex_lock(&l->mu);
 	__acquire(l);
 }
 
 static inline void hak_unlock(struct hak_lock *l) __releases(l)
 {
 	__release(l);
-	pthread_mutex_unlock(&l->mu);
+	if (!hak_lock_passed())
+		pthread_mutex_unlock(&l->mu);
 }
 
 /* Child side of fork(): the lock may have been held by a thread that is gone. */

@@ -12,6 +12,7 @@
 #include "superslab.h"
 #include "boxes/bigcache/bigcache.h"
 #include "boxes/failfast/failfast.h"
+#include "boxes/heapprof/heapprof.h"
 
 struct hak_options __hak_opt = {
 	.stats = 0,
@@ -19,6 +20,8 @@ struct hak_options __hak_opt = {
 	.tcache_bytes = CONFIG_HAK_TCACHE_BYTES,
 	.failfast = HAK_FF_DEFAULT_LEVEL,
 	.bigcache_max = HAK_BIGCACHE_DEFAULT_MAX,
+	.prof_sample = 524288,
+	.prof_depth = 64,
 };
 
 struct hak_option {
@@ -34,6 +37,11 @@ static const struct hak_option options[] = {
 	/* Box options: read always, used only when the box is built in. */
 	{ "HAKMEM_TINY_REFILL_FAILFAST", &__hak_opt.failfast, 0, 2 },
 	{ "HAKMEM_BIGCACHE_MAX", &__hak_opt.bigcache_max, 0, SIZE_MAX / 2 },
+	{ "HAKMEM_PROF", &__hak_opt.prof, 0, 1 },
+	{ "HAKMEM_PROF_SAMPLE", &__hak_opt.prof_sample, 1, 1UL << 40 },
+	{ "HAKMEM_PROF_DEPTH", &__hak_opt.prof_depth, 1, 64 },
+	{ "HAKMEM_PROF_LEAKS", &__hak_opt.prof_leaks, 0, 1000 },
+	{ "HAKMEM_PROF_SIGNAL", &__hak_opt.prof_signal, 0, 64 },
 };
 
 /* Parse "123", "64k", "16M", "1g"; false on anything else. */
@@ -94,4 +102,5 @@ void __hak_options_read(void)
 	__hak_tcache_set_bytes(__hak_opt.tcache_bytes);
 	hak_ff_init();
 	hak_bigcache_init();
+	hak_prof_init();
 }

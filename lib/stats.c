@@ -76,6 +76,7 @@ static const struct {
 	{ "bigcache", IS_ENABLED(CONFIG_HAK_BIGCACHE) },
 	{ "l25_pool", IS_ENABLED(CONFIG_HAK_L25_POOL) },
 	{ "valgrind", IS_ENABLED(CONFIG_HAK_VALGRIND) },
+	{ "heapprof", IS_ENABLED(CONFIG_HAK_HEAPPROF) },
 };
 
 /* "arch=x86_64 boxes=aggressive_inline,bigcache" (built once; no allocation). */

@@ -23,10 +23,11 @@
  * class's block-boundary mask (unaligned and most interior pointers).
  *
  * Fast-path budget: malloc hit 19 instructions to ret (range check, class
- * table, TLS bin address, pop, mark clear); free hit 32 (registry byte,
- * page class and owner tag, boundary mask, mark test and store, capacity
- * check, push). Keep them there: the figures are checked in
- * Documentation/design.md and by tools/boxcost.sh.
+ * table, TLS bin address, pop, mark clear; one more with the heap
+ * profiler, whose countdown replaces the range check); free hit 32
+ * (registry byte, page class and owner tag, boundary mask, mark test and
+ * store, capacity check, push). Keep them there: the figures are checked
+ * in Documentation/design.md and by tools/boxcost.sh.
  */
 #ifndef HAK_TCACHE_H
 #define HAK_TCACHE_H
@@ -62,6 +63,7 @@ struct hak_tcache {
 	uint32_t state;
 	uint32_t exits;		/* times the exit destructor ran for this thread */
 	uint32_t tag;		/* the attached heap's tag, 0 without a heap */
+	unsigned long prof_left;	/* heap profiler: fast byte budget */
 };
 
 extern HAK_HIDDEN __thread struct hak_tcache __hak_tc __attribute__((tls_model("initial-exec")));

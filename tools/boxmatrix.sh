@@ -1,17 +1,20 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
 #
-# boxmatrix.sh: every on/off combination of the seed boxes builds with
-# -Werror, is sparse clean (C=1) and passes `make selftests` (all folders
-# but preload/, which the defconfig variants run; HAKMEM_SELFTEST_QUICK=1
-# shortens the long core tests). Each combination is built from scratch in
-# build/matrix/<mask>. Ends with "N passed, N failed".
+# boxmatrix.sh: combinations of the boxes build with -Werror, are sparse
+# clean (C=1) and pass `make selftests` (all folders but preload/, which
+# the defconfig variants run; HAKMEM_SELFTEST_QUICK=1 shortens the long
+# core tests). Each combination is built from scratch in
+# build/matrix/<n>. Ends with "N passed, N failed".
 #
-#   tools/boxmatrix.sh [-j LANES] [--build-only] [MASK...]
+#   tools/boxmatrix.sh [-j LANES] [--build-only] [--all | --strength T] [N...]
 #
+# Which combinations: tools/boxcombos picks them from every box in
+# boxes/*/Kconfig. By default a covering array of strength 3 (every three
+# boxes see all eight of their on/off settings; `make check` runs this);
+# --all runs every valid combination (2^boxes; `make boxmatrix-all`).
+# N... runs only those entries of the list (numbers as printed).
 # -j: combinations built and tested at once (default: the CPU count).
-#
-# MASK selects combinations by number (bit i = i-th box below, on).
 set -u
 export LC_ALL=C
 SRCTREE=$(cd "$(dirname "$0")/.." && pwd)
@@ -19,27 +22,33 @@ OUT=$SRCTREE/build/matrix
 LANES=$(nproc 2>/dev/null || echo 2)
 JOBS=1
 build_only=
-masks=()
+select=()
+combo_args=()
 unset MAKEFLAGS MFLAGS MAKELEVEL MAKEOVERRIDES O ARCH V C T KBUILD_OUTPUT
 
 while [ $# -gt 0 ]; do
 	case $1 in
 	-j) LANES=$2; shift ;;
 	--build-only) build_only=1 ;;
-	*) masks+=("$1") ;;
+	--all) combo_args=(--all) ;;
+	--strength) combo_args=(--strength "$2"); shift ;;
+	*) select+=("$1") ;;
 	esac
 	shift
 done
 
-# The boxes of the matrix (those present in this tree).
-boxes=()
-for sym in HAK_HEADER_CLASSIDX HAK_AGGRESSIVE_INLINE HAK_TLS_PREWARM \
-	   HAK_ADAPTIVE_SIZING HAK_FAILFAST HAK_HARDENED; do
-	grep -qs "^config $sym\$" "$SRCTREE"/boxes/*/Kconfig && boxes+=("$sym")
-done
-n=${#boxes[@]}
-if [ ${#masks[@]} -eq 0 ]; then
-	for ((m = 0; m < (1 << n); m++)); do masks+=("$m"); done
+# The combinations: one line each, "HAK_X=y HAK_Y=n ...".
+mapfile -t combos < <("$SRCTREE"/tools/boxcombos "${combo_args[@]+"${combo_args[@]}"}")
+if [ ${#combos[@]} -eq 0 ]; then
+	echo "tools/boxcombos gave no combination"
+	echo "0 passed, 1 failed"
+	exit 1
+fi
+masks=()
+if [ ${#select[@]} -gt 0 ]; then
+	masks=("${select[@]}")
+else
+	for ((m = 0; m < ${#combos[@]}; m++)); do masks+=("$m"); done
 fi
 
 # Every selftests folder except the real-program runs.
@@ -52,14 +61,9 @@ hakmake() {
 
 # One combination, from scratch; prints its result line, then "RESULT p f".
 run_combo() {
-	local m=$1 set_args= label= i dir log start rc line p f want got
-	for ((i = 0; i < n; i++)); do
-		if (( m >> i & 1 )); then
-			set_args+="${boxes[i]}=y "
-			label+="${boxes[i]#HAK_} "
-		else
-			set_args+="${boxes[i]}=n "
-		fi
+	local m=$1 set_args=${combos[$1]} label= a dir log start rc line p f want got
+	for a in $set_args; do
+		[ "${a#*=}" = y ] && label+="$(echo "${a%=y}" | sed 's/^HAK_//') "
 	done
 	dir=$OUT/$m
 	log=$dir.log
@@ -74,11 +78,11 @@ run_combo() {
 		return
 	fi
 	# setconfig must have taken: a box that silently stayed off is a failure.
-	for ((i = 0; i < n; i++)); do
-		want=n; (( m >> i & 1 )) && want=y
-		got=$(grep -q "^CONFIG_${boxes[i]}=y" "$dir/.config" && echo y || echo n)
+	for a in $set_args; do
+		want=${a#*=}
+		got=$(grep -q "^CONFIG_${a%=*}=y" "$dir/.config" && echo y || echo n)
 		if [ "$want" != "$got" ]; then
-			echo "CONFIG MISMATCH: ${boxes[i]}=$got, wanted $want"
+			echo "CONFIG MISMATCH: ${a%=*}=$got, wanted $want"
 			echo "RESULT 0 1"
 			return
 		fi
@@ -104,7 +108,7 @@ run_combo() {
 	echo "RESULT $p $f"
 }
 
-echo "box matrix: ${boxes[*]} (${#masks[@]} combinations, $LANES at a time), selftests: $tdirs"
+echo "box matrix: $("$SRCTREE"/tools/boxcombos --list-boxes) (${#masks[@]} of ${#combos[@]} combinations, $LANES at a time), selftests: $tdirs"
 mkdir -p "$OUT"
 passed=0 failed=0
 pending=()

@@ -25,6 +25,7 @@ PACKAGES="
 	clang
 	libclang-rt-14-dev
 	gnuplot-nox
+	golang-go
 "
 
 set -eu

@@ -4,8 +4,8 @@
 # stress.sh: the threaded selftests run again and again, each run a new
 # process, under several configurations.
 #
-#   tools/stress.sh [-n RUNS] [CONFIG...]      bounded (make check)
-#   tools/stress.sh -d DURATION [CONFIG...]    long mode (make stress)
+#   tools/stress.sh [-n RUNS] [-f FORKRUNS] [CONFIG...]   bounded (make check)
+#   tools/stress.sh -d DURATION [CONFIG...]                long mode (make stress)
 #
 # CONFIG: configs/ names (default: defconfig perf_defconfig debug_defconfig),
 # each built into build/stress-<name> (the library and its core and
@@ -17,16 +17,26 @@
 #   threads_prodcons 10000 4   4- and 8-thread producer/consumer shapes,
 #                              4 rounds each, 160000 blocks freed
 #                              cross-thread and checked
+# and FORKRUNS (default 5) runs of the fork scenarios at a short slice:
+#   fork_signal 200            200 forks from a signal handler that
+#                              interrupted malloc (signals from a second
+#                              process, single-threaded allocating process)
+#   fork_stdio 1               1 s of fork racing getline, fflush(NULL)
+#                              and malloc threads
 # Every repetition is its own process: a fresh allocator (first-use init,
 # empty registry, first heap attach) and fresh threads, so start-up races
 # get 100 chances per configuration, and a crash or hang ends one run and
 # is counted, not the whole stress. A run fails on a non-zero exit, a
-# signal or more than 120 s; its output is kept in build/stress-<name>/.
+# signal or more than 120 s (a hang is a failure, never a skip; the fork
+# scenarios also detect a hang themselves after 30 s without progress);
+# its output is kept in build/stress-<name>/.
 #
 # Long mode: until DURATION (seconds, or with an s/m/h suffix) has passed,
 # round-robin over the configurations and the full-size programs
 # (larson_sim and threads_prodcons with their default sizes,
-# selftests/sanitize at scale 4); -j JOBS runs (default 2) at a time.
+# selftests/sanitize at scale 4, and the fork scenarios at full size:
+# fork_signal 10000 and fork_stdio 20, each allowed 900 s); -j JOBS runs
+# (default 2) at a time.
 #
 # Ends with "N passed, N failed" (N = runs).
 
@@ -36,11 +46,13 @@ BUILD=$SRCTREE/build
 unset MAKEFLAGS MFLAGS MAKELEVEL O ARCH V C T KBUILD_OUTPUT HAKMEM_SELFTEST_QUICK
 
 runs=100
+forkruns=5
 duration=
 jobs=2
-while getopts "n:d:j:" o; do
+while getopts "n:f:d:j:" o; do
 	case $o in
 	n) runs=$OPTARG ;;
+	f) forkruns=$OPTARG ;;
 	d) duration=$OPTARG ;;
 	j) jobs=$OPTARG ;;
 	*) sed -n '4,8p' "$0"; exit 2 ;;
@@ -72,11 +84,12 @@ build() {
 }
 
 # run CFG LABEL PROG ARGS...: one run, counted; output kept on failure.
+# RUN_TIMEOUT (seconds, default 120) bounds it.
 run() {
 	local cfg=$1 label=$2 prog=$3; shift 3
 	local dir=$BUILD/stress-${cfg%_defconfig} rc out
 	out=$(mktemp)
-	(cd "$dir/selftests/${prog%/*}" && exec timeout -k 10 120 "./${prog#*/}" "$@") \
+	(cd "$dir/selftests/${prog%/*}" && exec timeout -k 10 "${RUN_TIMEOUT:-120}" "./${prog#*/}" "$@") \
 		>"$out" 2>&1 </dev/null
 	rc=$?
 	if [ $rc -eq 0 ]; then
@@ -104,7 +117,14 @@ if [ -z "$duration" ]; then
 			if run "$cfg" "prodcons-$i" core/threads_prodcons 10000 4; then
 				p=$((p + 1)); else f=$((f + 1)); fi
 		done
-		echo "$cfg: larson_sim x $runs, threads_prodcons x $runs: $p runs passed," \
+		for i in $(seq 1 "$forkruns"); do
+			if run "$cfg" "fork-signal-$i" core/fork_signal 200; then
+				p=$((p + 1)); else f=$((f + 1)); fi
+			if run "$cfg" "fork-stdio-$i" core/fork_stdio 1; then
+				p=$((p + 1)); else f=$((f + 1)); fi
+		done
+		echo "$cfg: larson_sim x $runs, threads_prodcons x $runs," \
+			"fork_signal 200 x $forkruns, fork_stdio 1 x $forkruns: $p runs passed," \
 			"$f failed in $(( $(date +%s) - start ))s"
 		passed=$((passed + p))
 		failed=$((failed + f))
@@ -116,7 +136,8 @@ fi
 
 # Long mode
 progs=("core/larson_sim" "core/threads_prodcons" "sanitize/san_prodcons 4"
-       "sanitize/san_larson 4" "sanitize/san_api 4")
+       "sanitize/san_larson 4" "sanitize/san_api 4" "core/fork_signal 10000"
+       "core/fork_stdio 20")
 end=$(( $(date +%s) + duration ))
 echo "stress: until $(date -d "@$end" '+%F %T'), configs: $*, $jobs runs at a time"
 resdir=$(mktemp -d)
@@ -127,7 +148,9 @@ while [ "$(date +%s)" -lt "$end" ]; do
 			[ "$(date +%s)" -lt "$end" ] || break 3
 			n=$((n + 1))
 			# shellcheck disable=SC2086
-			( if run "$cfg" "long-$n" $pa; then touch "$resdir/p.$n"; else touch "$resdir/f.$n"; fi ) &
+			t=120
+			case $pa in core/fork_*) t=900 ;; esac
+			( if RUN_TIMEOUT=$t run "$cfg" "long-$n" $pa; then touch "$resdir/p.$n"; else touch "$resdir/f.$n"; fi ) &
 			while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do
 				wait -n
 			done

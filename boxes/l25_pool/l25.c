@@ -262,7 +262,7 @@ static void shards_grow(void)
  */
 static void shard_lock(struct l25_shard *sh) __acquires(&sh->lock)
 {
-	bool waited = pthread_mutex_trylock(&sh->lock.mu) != 0;
+	bool waited = !hak_lock_passed() && pthread_mutex_trylock(&sh->lock.mu) != 0;
 
 	if (waited)
 		pthread_mutex_lock(&sh->lock.mu);

@@ -64,6 +64,14 @@ struct hak_stats {
 };
 void hak_stats_get(struct hak_stats *st);
 
+/*
+ * Heap profiler (CONFIG_HAK_HEAPPROF, HAKMEM_PROF=1): write the sampled
+ * heap profile now to path (NULL: HAKMEM_PROF_OUT.<pid>.pb.gz), in the
+ * HAKMEM_PROF_FORMAT format. 0 on success; -1 with errno set otherwise
+ * (ENOSYS: the box is not built in; EINVAL: the profiler is not on).
+ */
+int hak_prof_dump(const char *path);
+
 /* "0.1.0" */
 const char *hak_version(void);
 /* The configuration built in, e.g. "arch=x86_64 boxes=failfast:2,bigcache". */

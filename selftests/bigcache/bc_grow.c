@@ -188,6 +188,8 @@ static void test_decay(size_t s)
 		/*
 		 * A put, then operations that find nothing: each purges a few
 		 * idle blocks (the box looks at its clock only when called).
+		 * t itself may be purged too if this thread is descheduled
+		 * for the decay time on a loaded machine: at most t stays.
 		 */
 		free(t);
 		for (i = 0; i < NB; i++)
@@ -196,7 +198,7 @@ static void test_decay(size_t s)
 		st = bc_stats();
 		rss_after = bc_rss();
 		if (on)
-			tap_ok(st.resident_bytes == len_t && st.purges >= purges0 + NB &&
+			tap_ok(st.resident_bytes <= len_t && st.purges >= purges0 + NB &&
 			       rss_after + NB * s / 2 < rss_before + len_t,
 			       "decay 20 ms: after 100 ms idle %zu KiB resident of %zu, RSS %zu -> %zu KiB",
 			       st.resident_bytes >> 10, st.cached_bytes >> 10,

@@ -12,4 +12,13 @@
 /* Nothing portable to hint with; a compiler barrier keeps the loop honest. */
 #define arch_cpu_relax()	__asm__ __volatile__("" ::: "memory")
 
+/* *p -= n; true when that borrowed (n > *p). */
+static inline int arch_sub_borrows(unsigned long *p, unsigned long n)
+{
+	unsigned long old = *p;
+
+	*p = old - n;
+	return n > old;
+}
+
 #endif /* HAK_ASM_GENERIC_PROCESSOR_H */

@@ -16,4 +16,34 @@
  */
 #define arch_cpu_relax()	__asm__ __volatile__("pause" ::: "memory")
 
+#ifndef __CHECKER__
+/*
+ * *p -= n; true when that borrowed (n > *p). One SUB on memory and one
+ * JB: compilers fuse the signed form (sub; js) but not this one, and the
+ * heap profiler's countdown must treat any n above *p, however large, as
+ * a miss (its budget doubles as malloc's small-size check).
+ */
+static inline __attribute__((always_inline)) int arch_sub_borrows(unsigned long *p, unsigned long n)
+{
+	/*
+	 * *p is an input: with it as a "+m" output, GCC 12 was seen to send
+	 * the borrow jump to the wrong block. Nothing in C reads *p between
+	 * this and the slow path (an out-of-line call, which the compiler
+	 * assumes writes it).
+	 */
+	__asm__ goto("subq %1, %0\n\tjb %l[borrow]" : : "m"(*p), "r"(n) : "cc" : borrow);
+	return 0;
+borrow:
+	return 1;
+}
+#else
+static inline int arch_sub_borrows(unsigned long *p, unsigned long n)
+{
+	unsigned long old = *p;
+
+	*p = old - n;
+	return n > old;
+}
+#endif
+
 #endif /* HAK_ASM_X86_64_PROCESSOR_H */

@@ -1,0 +1,101 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Hook header of the heap profiler box (CONFIG_HAK_HEAPPROF).
+ *
+ * The malloc fast path pays one subtraction and one branch, and they
+ * replace its small-size check: each thread has a fast byte budget
+ * (__hak_tc.prof_left, never above HAK_SMALL_MAX); malloc takes n off it
+ * (hak_prof_tick) and goes out of line (hak_prof_alloc) when n is more than
+ * is left, which is true of every big request. The slow path refills the
+ * budget from the thread's real countdown to the next sample (active: drawn
+ * from an exponential distribution of mean HAKMEM_PROF_SAMPLE bytes;
+ * dormant: endless), so dormant it runs once per 32 KiB allocated. A new
+ * thread's budget is 0: its first malloc sets it.
+ *
+ * A sampled block is always served by the big path (the L2.5 pool or its
+ * own mapping, whatever its size), so its free reaches __hak_free_big,
+ * which is out of line already: the small free fast path never checks for
+ * samples. The frees of big blocks ask hak_prof_free() only while samples
+ * are live.
+ */
+#ifndef HAK_BOX_HEAPPROF_H
+#define HAK_BOX_HEAPPROF_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+#include <hak/compiler.h>
+#include <asm/processor.h>
+
+#if IS_ENABLED(CONFIG_HAK_HEAPPROF)
+
+#define HAK_PROF_BUILT	1
+
+/* Sampled blocks live now (0: frees of big blocks need not look). */
+extern HAK_HIDDEN unsigned long __hak_prof_live;
+
+/* Take n bytes from the fast budget *left; true when it does not cover n. */
+static __always_inline bool hak_prof_tick(unsigned long *left, size_t n)
+{
+	return unlikely(arch_sub_borrows(left, n));
+}
+
+/* A malloc(n) the fast budget did not cover (already taken off it). */
+void *hak_prof_alloc(size_t n) __noinline;
+/* A big block the core made without __hak_alloc (calloc, memalign, realloc). */
+void *hak_prof_note_big(void *p, size_t n) __noinline;
+/* A big block p is being freed (or moved away by realloc). */
+void hak_prof_forget(void *p) __noinline;
+
+static __always_inline void *hak_prof_big(void *p, size_t n)
+{
+	return hak_prof_note_big(p, n);
+}
+
+static __always_inline void hak_prof_free(void *p)
+{
+	if (unlikely(__atomic_load_n(&__hak_prof_live, __ATOMIC_RELAXED)))
+		hak_prof_forget(p);
+}
+
+/* realloc moved or resized big block p to q (n bytes). */
+static __always_inline void *hak_prof_moved(void *p, void *q, size_t n)
+{
+	hak_prof_free(p);
+	return hak_prof_note_big(q, n);
+}
+
+/* Options are read: arm the profiler (HAKMEM_PROF and friends). */
+void hak_prof_init(void);
+void hak_prof_fork_prepare(void);
+void hak_prof_fork_parent(void);
+void hak_prof_fork_child(void);
+
+#else
+
+#define HAK_PROF_BUILT	0
+
+static __always_inline bool hak_prof_tick(unsigned long *left, size_t n)
+{
+	(void)left; (void)n;
+	return false;
+}
+
+static inline void *hak_prof_alloc(size_t n) { (void)n; return NULL; }
+static __always_inline void *hak_prof_big(void *p, size_t n) { (void)n; return p; }
+static __always_inline void hak_prof_free(void *p) { (void)p; }
+
+static __always_inline void *hak_prof_moved(void *p, void *q, size_t n)
+{
+	(void)p; (void)n;
+	return q;
+}
+
+static inline void hak_prof_init(void) { }
+static inline void hak_prof_fork_prepare(void) { }
+static inline void hak_prof_fork_parent(void) { }
+static inline void hak_prof_fork_child(void) { }
+
+#endif
+
+#endif /* HAK_BOX_HEAPPROF_H */

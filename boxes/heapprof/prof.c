@@ -1,0 +1,614 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Heap profiler: sampling, sampled-block bookkeeping and dumps.
+ *
+ * Sampling. Each thread counts down the bytes it asks malloc for: the
+ * fast path takes them off a budget of at most HAK_SMALL_MAX bytes
+ * (__hak_tc.prof_left), the slow path off the rest (hp_pending). When the
+ * count would go negative, the allocation that
+ * crossed zero is sampled and a new count is drawn from an exponential
+ * distribution of mean HAKMEM_PROF_SAMPLE: a block of n bytes is then
+ * sampled with probability 1 - exp(-n/mean), whatever came before it, and
+ * each sample stands for 1 / (1 - exp(-n/mean)) blocks like it (the weight
+ * added to its stack's totals), which makes the totals unbiased.
+ *
+ * Sampled blocks. A sampled block is served by the big path, so its free
+ * reaches __hak_free_big, which calls hak_prof_forget() while any sample
+ * is live. The blocks are in an open-addressing table keyed by address
+ * (linear probing, backward-shift deletion) in an OS-layer mapping that
+ * doubles when half full; each entry points at its stack record.
+ *
+ * Stacks. Walked by unwind.c (never allocates), hashed and kept once each
+ * in metadata memory, never freed (a profile has few distinct stacks).
+ *
+ * Locking: one lock (prof_lock) for both tables and for dumps; the stack
+ * walk happens before it is taken. A per-thread flag (busy) stops a
+ * malloc made while the thread is inside the profiler (a signal handler,
+ * the loader) from sampling again; it is served unsampled.
+ *
+ * Dumps: at exit (a destructor; a fork child writes its own file, named by
+ * its pid), by hak_prof_dump() and after HAKMEM_PROF_SIGNAL: the handler
+ * only sets a flag, and the next sample or sampled free writes the file.
+ */
+#include <errno.h>
+#include <stddef.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "box.h"
+#include "boxes/heapprof/heapprof.h"
+#include "boxes/heapprof/prof_api.h"
+#include "boxes/heapprof/prof_internal.h"
+
+#define HP_STACK_BUCKETS	16384
+#define HP_LEAKS_TOP		20
+
+struct hp_entry {
+	uintptr_t addr;			/* 0: empty */
+	struct hp_stack *st;
+	double w;			/* weight: objects this sample stands for */
+	size_t n;			/* requested bytes */
+};
+
+unsigned long __hak_prof_live;
+
+static int hp_on;			/* HAKMEM_PROF=1 and the tables exist */
+static size_t hp_mean;
+static unsigned hp_depth;
+static enum hp_format hp_format;
+static char hp_out[256] = "hakmem-prof";
+static volatile sig_atomic_t hp_signalled;
+static unsigned hp_signal_dumps;
+
+static struct hak_lock prof_lock = HAK_LOCK_INIT;
+static struct hp_stack **hp_buckets;
+static struct hp_stack *hp_all;
+static struct hp_entry *hp_tab;
+/*
+ * Sampled blocks per hash bucket of their address, read without the lock
+ * by frees of big blocks: a zero proves the block was not sampled, so the
+ * mid-size and large frees of a profiled process seldom take prof_lock.
+ */
+#define HP_FILTER	65536
+static uint32_t *hp_filter;
+static size_t hp_tab_cap;		/* power of two */
+static size_t hp_tab_used;
+
+static __thread int hp_busy;
+static __thread uint64_t hp_rng;
+
+/* ---- numbers without libm ---- */
+
+/* ln(x) for x > 0: exponent by frexp-style bit work, then atanh series. */
+static double hp_ln(double x)
+{
+	union { double d; uint64_t u; } v = { .d = x };
+	int e = (int)((v.u >> 52) & 0x7ff) - 1023;
+	double m, z, z2, s;
+
+	v.u = (v.u & ~(0x7ffULL << 52)) | (1023ULL << 52);
+	m = v.d;				/* [1, 2) */
+	if (m > 1.41421356237) {
+		m /= 2;
+		e++;
+	}
+	z = (m - 1) / (m + 1);			/* |z| < 0.172 */
+	z2 = z * z;
+	s = z * (2 + z2 * (2.0 / 3 + z2 * (2.0 / 5 + z2 * (2.0 / 7 + z2 * (2.0 / 9)))));
+	return s + e * 0.69314718055994531;
+}
+
+/* exp(-x) for x >= 0. */
+static double hp_exp_neg(double x)
+{
+	double t, f, r, term;
+	union { double d; uint64_t u; } sc;
+	int k, i;
+
+	if (x > 700)
+		return 0;
+	t = x * 1.4426950408889634;		/* x log2(e) */
+	k = (int)t;
+	f = (t - k) * 0.69314718055994531;	/* [0, ln 2) */
+	r = 1;
+	term = 1;
+	for (i = 1; i < 14; i++) {
+		term *= -f / i;
+		r += term;
+	}
+	sc.u = (uint64_t)(1023 - k) << 52;
+	return r * sc.d;
+}
+
+/* Objects one sample of n bytes stands for: 1 / (1 - exp(-n/mean)). */
+static double hp_weight(size_t n)
+{
+	double x = (double)n / (double)hp_mean;
+
+	if (n == 0)
+		return 1;
+	if (x < 1e-4)
+		return 1 / x + 0.5 + x / 12;
+	return 1 / (1 - hp_exp_neg(x));
+}
+
+static uint64_t hp_next_random(void)
+{
+	static unsigned long seq;
+	uint64_t z;
+
+	if (!hp_rng)
+		hp_rng = (uint64_t)(uintptr_t)&hp_rng ^
+			 (__atomic_add_fetch(&seq, 1, __ATOMIC_RELAXED) * 0x9e3779b97f4a7c15ULL) ^
+			 ((uint64_t)getpid() << 32);
+	z = (hp_rng += 0x9e3779b97f4a7c15ULL);
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+/* Bytes to the next sample: exponential with mean hp_mean. */
+static intptr_t hp_interval(void)
+{
+	double u = ((double)(hp_next_random() >> 11) + 1) * (1.0 / 9007199254740992.0);
+	double d = -hp_ln(u) * (double)hp_mean;
+
+	if (d > (double)(INTPTR_MAX / 2))
+		return INTPTR_MAX / 2;
+	return (intptr_t)d;
+}
+
+/* ---- stack table ---- */
+
+static uint64_t hp_hash(const uintptr_t *pc, unsigned n)
+{
+	uint64_t h = 0xcbf29ce484222325ULL ^ n;
+	unsigned i;
+
+	for (i = 0; i < n; i++) {
+		h ^= pc[i];
+		h *= 0x100000001b3ULL;
+		h ^= h >> 29;
+	}
+	return h;
+}
+
+/* The record of stack pc[0..n), made on first sight; NULL without memory. */
+static struct hp_stack *hp_stack_get(const uintptr_t *pc, unsigned n)
+{
+	uint64_t h = hp_hash(pc, n);
+	struct hp_stack **b = &hp_buckets[h & (HP_STACK_BUCKETS - 1)];
+	struct hp_stack *s;
+
+	for (s = *b; s; s = s->next)
+		if (s->hash == h && s->depth == n && !memcmp(s->pc, pc, n * sizeof(*pc)))
+			return s;
+	s = __hak_meta_alloc(offsetof(struct hp_stack, pc) + n * sizeof(*pc));
+	if (!s)
+		return NULL;
+	s->hash = h;
+	s->depth = n;
+	memcpy(s->pc, pc, n * sizeof(*pc));
+	s->next = *b;
+	*b = s;
+	s->all = hp_all;
+	hp_all = s;
+	return s;
+}
+
+/* ---- sampled-block table ---- */
+
+static size_t hp_slot(uintptr_t a, size_t cap)
+{
+	uint64_t h = (uint64_t)a * 0x9e3779b97f4a7c15ULL;
+
+	return (size_t)(h >> 20) & (cap - 1);
+}
+
+static uint32_t *hp_filter_of(uintptr_t a)
+{
+	return &hp_filter[((uint64_t)a * 0xc2b2ae3d27d4eb4fULL >> 40) & (HP_FILTER - 1)];
+}
+
+static bool hp_tab_grow(void)
+{
+	size_t cap = hp_tab_cap ? hp_tab_cap * 2 : 4096, i, j;
+	struct hp_entry *t = __hak_os_map(HAK_ALIGN_UP(cap * sizeof(*t), HAK_OS_PAGE));
+
+	if (!t)
+		return false;
+	for (i = 0; i < hp_tab_cap; i++) {
+		if (!hp_tab[i].addr)
+			continue;
+		for (j = hp_slot(hp_tab[i].addr, cap); t[j].addr; j = (j + 1) & (cap - 1))
+			;
+		t[j] = hp_tab[i];
+	}
+	if (hp_tab)
+		__hak_os_unmap(hp_tab, HAK_ALIGN_UP(hp_tab_cap * sizeof(*t), HAK_OS_PAGE));
+	hp_tab = t;
+	hp_tab_cap = cap;
+	return true;
+}
+
+static void hp_tab_insert(uintptr_t a, struct hp_stack *st, double w, size_t n)
+{
+	size_t j;
+
+	if ((hp_tab_used + 1) * 2 > hp_tab_cap && !hp_tab_grow())
+		return;
+	for (j = hp_slot(a, hp_tab_cap); hp_tab[j].addr; j = (j + 1) & (hp_tab_cap - 1))
+		if (hp_tab[j].addr == a)
+			break;
+	if (!hp_tab[j].addr) {
+		hp_tab_used++;
+		__atomic_add_fetch(hp_filter_of(a), 1, __ATOMIC_RELAXED);
+	} else {
+		hp_tab[j].st->live_n -= hp_tab[j].w;	/* a block freed unseen */
+		hp_tab[j].st->live_b -= hp_tab[j].w * (double)hp_tab[j].n;
+	}
+	hp_tab[j] = (struct hp_entry){ a, st, w, n };
+	st->live_n += w;
+	st->live_b += w * (double)n;
+	__atomic_store_n(&__hak_prof_live, hp_tab_used, __ATOMIC_RELAXED);
+}
+
+static void hp_tab_remove(uintptr_t a)
+{
+	size_t mask = hp_tab_cap - 1, i, j, k;
+	struct hp_entry *e;
+
+	if (!hp_tab)
+		return;
+	for (i = hp_slot(a, hp_tab_cap); hp_tab[i].addr != a; i = (i + 1) & mask)
+		if (!hp_tab[i].addr)
+			return;
+	e = &hp_tab[i];
+	e->st->live_n -= e->w;
+	e->st->live_b -= e->w * (double)e->n;
+	/* Backward shift: pull later entries of the run into the hole. */
+	for (j = i;;) {
+		hp_tab[i].addr = 0;
+		for (;;) {
+			j = (j + 1) & mask;
+			if (!hp_tab[j].addr)
+				goto done;
+			k = hp_slot(hp_tab[j].addr, hp_tab_cap);
+			/* stay when k lies cyclically in (i, j] */
+			if (i <= j ? (i < k && k <= j) : (i < k || k <= j))
+				continue;
+			break;
+		}
+		hp_tab[i] = hp_tab[j];
+		i = j;
+	}
+done:
+	__atomic_sub_fetch(hp_filter_of(a), 1, __ATOMIC_RELAXED);
+	hp_tab_used--;
+	__atomic_store_n(&__hak_prof_live, hp_tab_used, __ATOMIC_RELAXED);
+}
+
+/* ---- sampling ---- */
+
+static void hp_dump_pending(void);
+
+/*
+ * Walk the stack of a sampled block p of n bytes and record it; ra is the
+ * return address of the profiler's entry (frames below it are ours).
+ */
+static void hp_record(void *p, size_t n, void *ra)
+{
+	uintptr_t pc[HP_MAX_DEPTH];
+	unsigned depth;
+	struct hp_stack *st;
+	double w = hp_weight(n);
+
+	depth = __hak_prof_backtrace(pc, hp_depth, (uintptr_t)ra);
+	hak_lock(&prof_lock);
+	st = hp_stack_get(pc, depth);
+	if (st) {
+		st->alloc_n += w;
+		st->alloc_b += w * (double)n;
+		hp_tab_insert((uintptr_t)p, st, w, n);
+	}
+	hak_unlock(&prof_lock);
+}
+
+static __thread unsigned long hp_pending;	/* countdown beyond the fast budget */
+
+/* Split countdown r into the fast budget (at most HAK_SMALL_MAX) and the rest. */
+static void hp_set_countdown(struct hak_tcache *tc, unsigned long r)
+{
+	unsigned long fast = r < HAK_SMALL_MAX ? r : HAK_SMALL_MAX;
+
+	tc->prof_left = fast;
+	hp_pending = r - fast;
+}
+
+/*
+ * Count n bytes against the thread's countdown (fast budget + pending);
+ * true when this allocation is to be sampled. Dormant, only refill the
+ * fast budget; before init is done (a malloc made by init itself) leave it
+ * at zero, so the next malloc comes back here.
+ */
+static bool hp_count(struct hak_tcache *tc, size_t n)
+{
+	unsigned long r;
+
+	if (!hp_on) {
+		tc->prof_left = __atomic_load_n(&__hak_init_done, __ATOMIC_ACQUIRE) ?
+				HAK_SMALL_MAX : 0;
+		return false;
+	}
+	/* A thread's first countdown (0 in fresh TLS) samples nothing. */
+	if (!hp_rng) {
+		hp_set_countdown(tc, (unsigned long)hp_interval());
+		return false;
+	}
+	r = tc->prof_left + hp_pending;
+	if (n <= r) {
+		hp_set_countdown(tc, r - n);
+		return false;
+	}
+	hp_set_countdown(tc, (unsigned long)hp_interval());
+	return !hp_busy;
+}
+
+void *hak_prof_alloc(size_t n)
+{
+	struct hak_tcache *tc = &__hak_tc;
+	void *p;
+
+	/* Dormant: every big request comes here; refill and go (hp_on is set by init). */
+	if (likely(!__atomic_load_n(&hp_on, __ATOMIC_RELAXED)) &&
+	    likely(__atomic_load_n(&__hak_init_done, __ATOMIC_ACQUIRE))) {
+		tc->prof_left = HAK_SMALL_MAX;
+		return __hak_alloc_nosample(n);
+	}
+	tc->prof_left += n;		/* undo the fast path's borrow */
+	__hak_init();
+	if (!hp_count(tc, n))
+		return __hak_alloc_nosample(n);
+	hp_busy = 1;
+	p = __hak_alloc_big(n);
+	if (p)
+		hp_record(p, n, __builtin_return_address(0));
+	if (hp_signalled)
+		hp_dump_pending();
+	hp_busy = 0;
+	return p;
+}
+
+void *hak_prof_note_big(void *p, size_t n)
+{
+	if (!hp_on || !hp_count(&__hak_tc, n) || !p)
+		return p;
+	hp_busy = 1;
+	hp_record(p, n, __builtin_return_address(0));
+	hp_busy = 0;
+	return p;
+}
+
+void hak_prof_forget(void *p)
+{
+	int was = hp_busy;
+
+	if (!__atomic_load_n(hp_filter_of((uintptr_t)p), __ATOMIC_RELAXED) && !hp_signalled)
+		return;
+	hp_busy = 1;
+	hak_lock(&prof_lock);
+	hp_tab_remove((uintptr_t)p);
+	hak_unlock(&prof_lock);
+	if (hp_signalled && !was)
+		hp_dump_pending();
+	hp_busy = was;
+}
+
+/* ---- dumps ---- */
+
+static size_t hp_utoa(char *b, unsigned long v)
+{
+	char t[24];
+	size_t n = 0, i;
+
+	do {
+		t[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	for (i = 0; i < n; i++)
+		b[i] = t[n - 1 - i];
+	b[n] = 0;
+	return n;
+}
+
+/* HAKMEM_PROF_OUT.<pid>[.<seq>].pb.gz (or .folded) into buf. */
+static void hp_default_path(char *buf, size_t len, unsigned seq)
+{
+	size_t n = strlen(hp_out);
+
+	if (n + 64 > len)
+		n = len - 64;
+	memcpy(buf, hp_out, n);
+	buf[n++] = '.';
+	n += hp_utoa(buf + n, (unsigned long)getpid());
+	if (seq) {
+		buf[n++] = '.';
+		n += hp_utoa(buf + n, seq);
+	}
+	strcpy(buf + n, hp_format == HP_FMT_PPROF ? ".pb.gz" : ".folded");
+}
+
+static int hp_dump_to(const char *path)
+{
+	int fd, rc, err;
+
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -1;
+	hak_lock(&prof_lock);
+	rc = __hak_prof_write(fd, hp_format, hp_all, hp_mean);
+	hak_unlock(&prof_lock);
+	err = errno;
+	if (close(fd) < 0 && rc == 0)
+		return -1;
+	errno = err;
+	return rc;
+}
+
+int __hak_prof_dump(const char *path)
+{
+	char def[320];
+	int was = hp_busy, rc;
+
+	__hak_init();
+	if (!hp_on) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (!path) {
+		hp_default_path(def, sizeof(def), 0);
+		path = def;
+	}
+	hp_busy = 1;
+	rc = hp_dump_to(path);
+	hp_busy = was;
+	return rc;
+}
+
+static void hp_dump_pending(void)
+{
+	char path[320];
+
+	hp_signalled = 0;
+	hp_default_path(path, sizeof(path), ++hp_signal_dumps);
+	if (hp_dump_to(path) < 0)
+		__hak_report("heap profile %s: %s", path, strerror(errno));
+}
+
+static void hp_on_signal(int sig)
+{
+	(void)sig;
+	hp_signalled = 1;
+}
+
+/* HAKMEM_PROF_LEAKS: the top live stacks by estimated bytes, on stderr. */
+static void hp_leaks(void)
+{
+	struct hp_stack *top[HP_LEAKS_TOP], *s;
+	unsigned n = 0, i, j, k;
+	char line[1024];
+	size_t len;
+
+	hak_lock(&prof_lock);
+	for (s = hp_all; s; s = s->all) {
+		if (s->live_b < 0.5)
+			continue;
+		for (i = n; i > 0 && top[i - 1]->live_b < s->live_b; i--)
+			if (i < HP_LEAKS_TOP)
+				top[i] = top[i - 1];
+		if (i < HP_LEAKS_TOP)
+			top[i] = s;
+		if (n < HP_LEAKS_TOP)
+			n++;
+	}
+	for (i = 0; i < n; i++) {
+		s = top[i];
+		len = (size_t)snprintf(line, sizeof(line), "hakmem: live %.0f bytes in %.0f objects at ",
+				       s->live_b, s->live_n + 0.5);
+		for (k = 0; k < s->depth && len + 8 < sizeof(line); k++) {
+			if (k) {
+				memcpy(line + len, " < ", 3);
+				len += 3;
+			}
+			j = (unsigned)__hak_prof_pc_text(s->pc[k], line + len, sizeof(line) - len - 2);
+			len += j;
+		}
+		line[len++] = '\n';
+		if (write(STDERR_FILENO, line, len) < 0)
+			break;
+	}
+	if (!n) {
+		static const char none[] = "hakmem: no live sampled blocks at exit\n";
+
+		if (write(STDERR_FILENO, none, sizeof(none) - 1) < 0)
+			n = 0;
+	}
+	hak_unlock(&prof_lock);
+}
+
+__attribute__((destructor)) static void hp_exit(void)
+{
+	char path[320];
+
+	if (!hp_on)
+		return;
+	hp_busy = 1;
+	hp_default_path(path, sizeof(path), 0);
+	if (hp_dump_to(path) < 0)
+		__hak_report("heap profile %s: %s", path, strerror(errno));
+	if (__hak_opt.prof_leaks)
+		hp_leaks();
+	hp_busy = 0;
+}
+
+/* ---- set-up and fork ---- */
+
+void hak_prof_init(void)
+{
+	const char *s;
+
+	if (!__hak_opt.prof)
+		return;
+	hp_mean = __hak_opt.prof_sample;
+	hp_depth = (unsigned)__hak_opt.prof_depth;
+	if (hp_depth > HP_MAX_DEPTH)
+		hp_depth = HP_MAX_DEPTH;
+	s = getenv("HAKMEM_PROF_OUT");
+	if (s && *s && strlen(s) < sizeof(hp_out))
+		strcpy(hp_out, s);
+	s = getenv("HAKMEM_PROF_FORMAT");
+	if (s && !strcmp(s, "collapsed"))
+		hp_format = HP_FMT_COLLAPSED;
+	else if (s && strcmp(s, "pprof"))
+		__hak_report("ignoring HAKMEM_PROF_FORMAT=%s (want pprof or collapsed)", s);
+	hp_buckets = __hak_meta_alloc(HP_STACK_BUCKETS * sizeof(*hp_buckets));
+	hp_filter = __hak_os_map(HP_FILTER * sizeof(*hp_filter));
+	if (!hp_buckets || !hp_filter || !hp_tab_grow()) {
+		__hak_report("heap profiler: no memory for its tables; not profiling");
+		return;
+	}
+	if (__hak_opt.prof_signal) {
+		struct sigaction sa;
+
+		memset(&sa, 0, sizeof(sa));
+		sa.sa_handler = hp_on_signal;
+		sa.sa_flags = SA_RESTART;
+		sigemptyset(&sa.sa_mask);
+		if (sigaction((int)__hak_opt.prof_signal, &sa, NULL) < 0)
+			__hak_report("HAKMEM_PROF_SIGNAL=%zu: %s", __hak_opt.prof_signal,
+				     strerror(errno));
+	}
+	__atomic_store_n(&hp_on, 1, __ATOMIC_RELEASE);
+}
+
+void hak_prof_fork_prepare(void) __acquires(&prof_lock)
+{
+	hak_lock(&prof_lock);
+	__hak_prof_unwind_fork_prepare();
+}
+
+void hak_prof_fork_parent(void) __releases(&prof_lock)
+{
+	__hak_prof_unwind_fork_parent();
+	hak_unlock(&prof_lock);
+}
+
+void hak_prof_fork_child(void) __releases(&prof_lock)
+{
+	__hak_prof_unwind_fork_child();
+	__release(&prof_lock);
+	hak_lock_reinit(&prof_lock);
+}
