@@ -12,8 +12,20 @@
  * non-empty, and its blocks count in s->used until collected: a slab with
  * used == 0 has no block in flight and may be released. Both stacks are
  * multi-producer, single-consumer with take-all, so there is no ABA.
+ *
+ * Double and invalid frees (every variant; see tcache.h for the mark):
+ * a free by the owner thread that finds its own mark is confirmed here by
+ * walking what the owner alone may walk: its bin, the slab's free list and
+ * the slab's remote list (nodes leave that stack only by the owner's xchg,
+ * and a pushed node's link never changes, so the owner's walk is safe).
+ * A free by another thread that finds the owner's mark cannot walk the
+ * owner's bin: it parks the block in suspects[] instead of freeing it, and
+ * the owner settles it on its next slow path (refill, overflow, trim,
+ * thread exit): reported if found free, freed normally otherwise. So a
+ * report always names a block that was on a free list: no false positive.
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <unistd.h>
 #include <pthread.h>
 #include <asm/atomic.h>
@@ -23,6 +35,7 @@
 #include "meta.h"
 #include "boxes/adaptive_sizing/adaptive.h"
 #include "boxes/failfast/failfast.h"
+#include "boxes/hardened/hardened.h"
 #include "boxes/header_classidx/header.h"
 #include "boxes/tls_prewarm/prewarm.h"
 #include "boxes/valgrind/valgrind_hooks.h"
@@ -36,6 +49,16 @@ static size_t nr_heaps;			/* heap_lock */
 /* Set by a remote free to a pooled heap: its slabs may be reclaimable. */
 static int pool_dirty;
 static size_t tcache_bytes = CONFIG_HAK_TCACHE_BYTES;
+
+/*
+ * Blocks freed by a non-owner thread with the owner's mark on them, to be
+ * settled by the owner. Lock-free slots (fork copies them as they are);
+ * when all are taken the block is kept out of circulation (leaked), which
+ * is safe either way. nr_suspects is a hint read on slow paths.
+ */
+#define HAK_SUSPECTS		64
+static void *suspects[HAK_SUSPECTS];
+static unsigned nr_suspects;
 
 #define HAK_KEEP_EMPTY		1	/* empty slabs a heap keeps per class */
 #define HAK_TCACHE_CAP_MIN	8
@@ -55,6 +78,137 @@ uint32_t __hak_tcache_cap(unsigned c)
 void __hak_tcache_set_bytes(size_t bytes)
 {
 	tcache_bytes = bytes;
+}
+
+/* ---- double and invalid free reports ---- */
+
+static void __noreturn __cold bad_block(const void *p, unsigned c, const char *what)
+{
+	if (c < HAK_NCLASS)
+		__hak_report("%s of %p (class %u, %u bytes)", what, p, c,
+			     (unsigned)__hak_class_size[c]);
+	else
+		__hak_report("%s of %p", what, p);
+	abort();
+}
+
+void __hak_free_misaligned(void *p, unsigned c)
+{
+	bad_block(p, c, "invalid free (not a block boundary: interior or unaligned pointer)");
+}
+
+/* The free mark of a block of slab s: its owner thread's bin address. */
+static uintptr_t owner_mark(const struct hak_slab *s, unsigned c)
+{
+	struct hak_heap *h = s->owner;
+	struct hak_tcache *tc = arch_load_relaxed(&h->tc);
+
+	return tc ? (uintptr_t)&tc->bins[c] : (uintptr_t)h;
+}
+
+/* Is p on the list from head (at most limit links)? */
+static bool on_list(void *head, const void *p, uint32_t limit)
+{
+	void *q;
+	uint32_t n = 0;
+
+	for (q = head; q && n <= limit; q = __hak_link(q), n++)
+		if (q == p)
+			return true;
+	return false;
+}
+
+/*
+ * Owner-side confirmation: report p (of slab s, class c, owned by h) if it
+ * sits in h's thread's bin (when mine), its slab's free list or its remote
+ * list, or was never carved; return when it is a live block.
+ */
+static void confirm_owned(struct hak_heap *h, struct hak_slab *s, void *p,
+			  unsigned c, bool mine)
+{
+	struct hak_tbin *b = &__hak_tc.bins[c];
+	uintptr_t first = __hak_slab_block(s, 0);
+
+	if (mine && on_list(b->head, p, b->count))
+		bad_block(p, c, "double free (block in the thread cache)");
+	if (s->owner != h)
+		return;
+	if ((uintptr_t)p >= first + (uintptr_t)s->carved * __hak_class_stride(c))
+		bad_block(p, c, "invalid free (block never allocated)");
+	if (on_list(s->free, p, s->carved))
+		bad_block(p, c, "double free (block in its slab's free list)");
+	if (on_list(arch_load_acquire(&s->remote), p, s->carved))
+		bad_block(p, c, "double free (block in its slab's remote-free list)");
+}
+
+static void local_free(struct hak_heap *h, struct hak_slab *s, void *p);
+
+/* Settle the parked blocks of h's slabs (h attached to us when mine). */
+static void settle_suspects(struct hak_heap *h, bool mine)
+{
+	unsigned i;
+
+	for (i = 0; i < HAK_SUSPECTS; i++) {
+		void *p = arch_load_relaxed(&suspects[i]);
+		struct hak_slab *s;
+		unsigned c;
+
+		if (!p)
+			continue;
+		s = __hak_slab_head(__hak_page_of((uintptr_t)p));
+		if (s->owner != h || arch_cmpxchg(&suspects[i], p, NULL) != p)
+			continue;
+		arch_fetch_add(&nr_suspects, -1u);
+		c = s->class_idx;
+		confirm_owned(h, s, p, c, mine);
+		/* a live block that held the mark's value: free it now */
+		hak_vg_set_mark(p, owner_mark(s, c));
+		local_free(h, s, p);
+	}
+}
+
+static inline void settle_if_any(struct hak_heap *h, bool mine)
+{
+	if (unlikely(arch_load_relaxed(&nr_suspects)))
+		settle_suspects(h, mine);
+}
+
+void __hak_free_confirm(void *p, unsigned c)
+{
+	struct hak_heap *h = __hak_tc.heap;
+	struct hak_tbin *b = &__hak_tc.bins[c];
+
+	if (c < HAK_NCLASS) {
+		if (on_list(b->head, p, b->count))
+			bad_block(p, c, "double free (block in the thread cache)");
+		if (h)
+			confirm_owned(h, __hak_slab_head(__hak_page_of((uintptr_t)p)),
+				      p, c, true);
+	}
+	/* a live block that held the mark's value: the rest of the push */
+	if (hak_ff_level())
+		hak_ff_on_free(p, c);
+	__hak_zero_freed(p, c);
+	hak_vg_free(p);	/* the mark is in place already */
+	if (b->count >= b->cap) {
+		__hak_tcache_overflow(p, c);
+		return;
+	}
+	__hak_set_link(p, b->head);
+	b->head = p;
+	b->count++;
+}
+
+/* Park p, freed by a non-owner with the owner's mark, for its owner. */
+static void park_suspect(void *p)
+{
+	unsigned i;
+
+	arch_fetch_add(&nr_suspects, 1u);
+	for (i = 0; i < HAK_SUSPECTS; i++)
+		if (!arch_load_relaxed(&suspects[i]) && !arch_cmpxchg(&suspects[i], NULL, p))
+			return;
+	arch_fetch_add(&nr_suspects, -1u);	/* full: p stays out of circulation */
 }
 
 /* ---- partial list (owner only) ---- */
@@ -127,7 +281,7 @@ void __hak_remote_push(struct hak_slab *s, void *head, void *tail)
 
 	old = arch_load_relaxed(&s->remote);
 	for (;;) {
-		hak_vg_set_next(tail, old);
+		__hak_set_link(tail, old);
 		seen = arch_cmpxchg(&s->remote, old, head);
 		if (seen == old)
 			break;
@@ -160,9 +314,9 @@ static void collect_pending(struct hak_heap *h)
 
 		next = s->pending_next;
 		chain = arch_xchg(&s->remote, NULL);
-		for (tail = chain; hak_vg_next(tail); tail = hak_vg_next(tail))
+		for (tail = chain; __hak_link(tail); tail = __hak_link(tail))
 			n++;
-		hak_vg_set_next(tail, s->free);
+		__hak_set_link(tail, s->free);
 		s->free = chain;
 		if (hak_ff_level() && unlikely(n > s->used))
 			hak_ff_fail(chain, s->class_idx, "slab used counter underflow (remote)");
@@ -182,7 +336,7 @@ static void local_free(struct hak_heap *h, struct hak_slab *s, void *p)
 {
 	if (hak_ff_level() && unlikely(s->used == 0))
 		hak_ff_fail(p, s->class_idx, "slab used counter underflow");
-	hak_vg_set_next(p, s->free);
+	__hak_set_link(p, s->free);
 	s->free = p;
 	s->used--;
 	HAK_STAT_ADD(h, bytes_out, -(uint64_t)__hak_class_size[s->class_idx]);
@@ -201,7 +355,7 @@ static void flush_list(struct hak_heap *h, void *p)
 {
 	while (p) {
 		struct hak_slab *s = __hak_slab_head(__hak_page_of((uintptr_t)p));
-		void *next = hak_vg_next(p);
+		void *next = __hak_link(p);
 
 		if (s->owner == h) {
 			local_free(h, s, p);
@@ -212,9 +366,21 @@ static void flush_list(struct hak_heap *h, void *p)
 			void *tail = p;
 			uint32_t n = 1;
 
+			/*
+			 * Blocks cached here (an idle owner's, or a tag
+			 * collision's) carry this thread's mark: give them
+			 * their owner's, so a later double free of one, by
+			 * any thread, is parked for the owner to confirm.
+			 */
+			uintptr_t mark = owner_mark(s, s->class_idx);
+
+			if (hak_ff_level() < 2)
+				hak_vg_remark(p, mark);
 			while (next && __hak_slab_head(__hak_page_of((uintptr_t)next)) == s) {
 				tail = next;
-				next = hak_vg_next(next);
+				next = __hak_link(next);
+				if (hak_ff_level() < 2)
+					hak_vg_remark(tail, mark);
 				n++;
 			}
 			HAK_STAT_ADD(h, remote_frees, n);
@@ -239,9 +405,9 @@ static void bin_trim(struct hak_heap *h, struct hak_tbin *b, uint32_t keep)
 	} else {
 		cut = b->head;
 		for (i = 1; i < keep; i++)
-			cut = hak_vg_next(cut);
-		rest = hak_vg_next(cut);
-		hak_vg_set_next(cut, NULL);
+			cut = __hak_link(cut);
+		rest = __hak_link(cut);
+		__hak_set_link(cut, NULL);
 	}
 	b->count = keep;
 	flush_list(h, rest);
@@ -249,9 +415,41 @@ static void bin_trim(struct hak_heap *h, struct hak_tbin *b, uint32_t keep)
 
 /* ---- refill ---- */
 
-/* Take up to want blocks of slab s onto *list; returns how many. */
+/* Cut the block at blk (class c) and put it on *list, marked free. */
+static inline void carve_one(struct hak_heap *h, unsigned c, void **list,
+			     uintptr_t blk, uintptr_t mark)
+{
+	if (HAK_HDR_SIZE)
+		hak_hdr_write((void *)blk, c, h->tag);
+	hak_vg_set_mark((void *)blk, mark);
+	hak_vg_noaccess((void *)blk, __hak_class_size[c]);
+	__hak_set_link((void *)blk, *list);
+	*list = (void *)blk;
+}
+
+/* Hardened: cut the next n blocks of s in a random order. */
+static void carve_random(struct hak_heap *h, struct hak_slab *s, void **list,
+			 uint32_t n, uintptr_t mark)
+{
+	uint16_t idx[HAK_HD_SHUFFLE_MAX];
+	uint32_t done, k, m;
+
+	for (done = 0; done < n; done += m) {
+		m = n - done < HAK_HD_SHUFFLE_MAX ? n - done : HAK_HD_SHUFFLE_MAX;
+		hak_hd_shuffle(idx, m);
+		for (k = 0; k < m; k++)
+			carve_one(h, s->class_idx, list,
+				  __hak_slab_block(s, s->carved + done + idx[k]), mark);
+	}
+}
+
+/*
+ * Take up to want blocks of slab s onto *list; returns how many. Carved
+ * blocks get the free mark of the bin they go to (mark), so a free of one
+ * the program was never given is caught like a double free.
+ */
 static uint32_t slab_take(struct hak_heap *h, struct hak_slab *s,
-			  void **list, uint32_t want)
+			  void **list, uint32_t want, uintptr_t mark)
 {
 	unsigned c = s->class_idx;
 	uint32_t got = 0;
@@ -265,30 +463,30 @@ static uint32_t slab_take(struct hak_heap *h, struct hak_slab *s,
 
 		if (hak_ff_level())
 			hak_ff_on_slab_pop(s, p);
-		s->free = hak_vg_next(p);
-		hak_vg_set_next(p, *list);
+		s->free = __hak_link(p);
+		__hak_set_link(p, *list);
 		*list = p;
 		got++;
 	}
 	if (got < want && s->carved < s->capacity) {
 		size_t stride = __hak_class_stride(c);
-		uint32_t n = s->capacity - s->carved;
+		uint32_t n = s->capacity - s->carved, k;
 		uintptr_t blk;
 
 		if (n > want - got)
 			n = want - got;
-		/* Carve from the top down so the list runs in address order. */
-		blk = __hak_slab_block(s, s->carved + n - 1);
+		if (hak_hd_on()) {
+			carve_random(h, s, list, n, mark);
+		} else {
+			/* Carve from the top down so the list runs in address order. */
+			blk = __hak_slab_block(s, s->carved + n - 1);
+			for (k = n; k; k--) {
+				carve_one(h, c, list, blk, mark);
+				blk -= stride;
+			}
+		}
 		s->carved += n;
 		got += n;
-		while (n--) {
-			if (HAK_HDR_SIZE)
-				hak_hdr_write((void *)blk, c, h->tag);
-			hak_vg_noaccess((void *)blk, __hak_class_size[c]);
-			hak_vg_set_next((void *)blk, *list);
-			*list = (void *)blk;
-			blk -= stride;
-		}
 	}
 	if (hak_ff_level() && unlikely(s->used + got > s->capacity))
 		hak_ff_fail(*list, c, "slab used counter overflow");
@@ -297,6 +495,14 @@ static uint32_t slab_take(struct hak_heap *h, struct hak_slab *s,
 	if (!s->free && s->carved == s->capacity)
 		partial_del(h, s);
 	return got;
+}
+
+/* Owner tag of small block p, as the free fast path reads it. */
+static unsigned block_owner_tag(const void *p)
+{
+	if (HAK_HDR_SIZE)
+		return hak_hdr_owner(p);
+	return __hak_page_owner((uintptr_t)p);
 }
 
 static struct hak_heap *heap_of_thread(void)
@@ -334,7 +540,7 @@ static uint32_t bin_fill(struct hak_heap *h, struct hak_tbin *b, unsigned c,
 			HAK_STAT_ADD(h, slabs_taken, 1);
 			partial_add(h, s);
 		}
-		got += slab_take(h, s, &list, want - got);
+		got += slab_take(h, s, &list, want - got, (uintptr_t)b);
 	}
 	b->head = list;
 	b->count += got;
@@ -369,6 +575,7 @@ void *__hak_tcache_refill(unsigned c)
 
 	if (unlikely(!h))
 		return NULL;
+	settle_if_any(h, true);
 	if (!b->head) {			/* attach may have prewarmed this bin */
 		hak_adapt_on_refill(c);
 		got = bin_fill(h, b, c, b->cap / 2 ? b->cap / 2 : 1);
@@ -428,18 +635,47 @@ void __hak_free_remote(void *p, unsigned c)
 {
 	struct hak_tcache *tc = &__hak_tc;
 	struct hak_slab *s;
+	uintptr_t mark;
 	int saved;
 
-	if (c >= HAK_NCLASS || !tc->heap ||
-	    owner_idle(__hak_slab_head(__hak_page_of((uintptr_t)p))->owner)) {
+	saved = errno;
+	/*
+	 * A thread's first free may be of another thread's block: attach
+	 * first, so that the block goes home with its owner's mark (caching
+	 * it here would hide a double free from the owner).
+	 */
+	if (c < HAK_NCLASS && !tc->heap && heap_of_thread())
+		errno = saved;
+	if (c >= HAK_NCLASS || !tc->heap || block_owner_tag(p) == tc->tag) {
 		__hak_tcache_push(p, c);
 		return;
 	}
-	saved = errno;
+	if (unlikely(__hak_off_boundary((uintptr_t)p, (uintptr_t)c * sizeof(struct hak_tbin))))
+		__hak_free_misaligned(p, c);
+	s = __hak_slab_head(__hak_page_of((uintptr_t)p));
+	mark = owner_mark(s, c);
+	if (unlikely(hak_vg_mark(p) == mark)) {
+		/* free already, or a live block holding that value: ask the owner */
+		park_suspect(p);
+		errno = saved;
+		return;
+	}
+	/*
+	 * An idle owner's block is cached here with this thread's mark (a
+	 * second free by this thread finds it in the bin); when the bin sends
+	 * it home, flush_list gives it the owner's mark again.
+	 */
+	if (owner_idle(s->owner)) {
+		__hak_tcache_push(p, c);
+		errno = saved;
+		return;
+	}
 	if (hak_ff_level())
 		hak_ff_on_free(p, c);
+	__hak_zero_freed(p, c);
+	if (hak_ff_level() < 2)
+		hak_vg_set_mark(p, mark);
 	hak_vg_free(p);
-	s = __hak_slab_head(__hak_page_of((uintptr_t)p));
 	HAK_STAT_ADD(tc->heap, remote_frees, 1);
 	__hak_remote_push(s, p, p);
 	errno = saved;
@@ -489,9 +725,10 @@ void __hak_tcache_overflow(void *p, unsigned c)
 		errno = saved;
 		return;
 	}
-	hak_vg_set_next(p, b->head);
+	__hak_set_link(p, b->head);
 	b->head = p;
 	b->count++;
+	settle_if_any(h, true);
 	if (b->count > b->cap) {
 		HAK_STAT_ADD(h, overflows, 1);
 		hak_adapt_on_overflow(c);
@@ -552,6 +789,7 @@ struct hak_heap *__hak_heap_attach(void)
 	unsigned c;
 
 	__hak_init();
+	hak_hd_init();		/* before this thread writes any link */
 	h = heap_pool_pop();
 	if (h)
 		h->adopted++;
@@ -562,6 +800,7 @@ struct hak_heap *__hak_heap_attach(void)
 		return NULL;
 	}
 	arch_store_relaxed(&h->tid, gettid());
+	arch_store_relaxed(&h->tc, tc);
 	tc->heap = h;
 	tc->tag = h->tag;
 	for (c = 0; c < HAK_NCLASS; c++)
@@ -593,10 +832,12 @@ void __hak_heap_detach(void)
 	if (!h)
 		return;
 	flush_all_bins(tc, h);
+	settle_if_any(h, true);
 	if (arch_load_relaxed(&h->pending))
 		collect_pending(h);
 	release_empty(h);
 	arch_store_relaxed(&h->tid, 0);
+	arch_store_relaxed(&h->tc, NULL);
 	tc->heap = NULL;
 	tc->tag = 0;
 	tc->state = HAK_T_EXITING;
@@ -614,6 +855,7 @@ void __hak_heap_flush_self(void)
 		return;
 	for (c = 0; c < HAK_NCLASS; c++)
 		bin_trim(h, &tc->bins[c], 0);
+	settle_if_any(h, true);
 	if (arch_load_relaxed(&h->pending))
 		collect_pending(h);
 	release_empty(h);
@@ -625,6 +867,7 @@ void __hak_heap_scavenge_pool(void)
 
 	/* Take the pooled heaps one at a time so new threads can still attach. */
 	while ((h = heap_pool_pop())) {
+		settle_if_any(h, false);
 		if (arch_load_relaxed(&h->pending))
 			collect_pending(h);
 		release_empty(h);

@@ -46,6 +46,7 @@ struct hak_heap {
 	struct hak_heap *all_next;	/* heap_lock */
 	struct hak_heap *pool_next;	/* heap_lock */
 	pid_t tid;			/* thread attached, 0 in the pool */
+	struct hak_tcache *tc;		/* its tcache (free marks), NULL in the pool */
 	uint8_t tag;			/* 1..255, in page_owner[] and headers */
 	uint32_t adopted;		/* times taken from the pool */
 	struct hak_heap_stats stats;

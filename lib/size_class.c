@@ -71,6 +71,25 @@ const uint8_t __hak_class_span[HAK_NCLASS] = {
 	2, 2, 2, 2, 4, 4, 4, 4,
 };
 
+/* Lowest set bit of a class's stride, at most HAK_SLAB_ALIGN_MAX, minus 1. */
+#define STRIDE(c)	((c) + HAK_HDR_SIZE)
+#define BMASK(c)	((STRIDE(c) & -STRIDE(c)) < HAK_SLAB_ALIGN_MAX ? \
+			 (STRIDE(c) & -STRIDE(c)) - 1 : HAK_SLAB_ALIGN_MAX - 1)
+
+const uint32_t __hak_class_mask[HAK_NCLASS + 1] = {
+	BMASK(16), BMASK(32), BMASK(48), BMASK(64),
+	BMASK(80), BMASK(96), BMASK(112), BMASK(128),
+	BMASK(160), BMASK(192), BMASK(224), BMASK(256),
+	BMASK(320), BMASK(384), BMASK(448), BMASK(512),
+	BMASK(640), BMASK(768), BMASK(896), BMASK(1024),
+	BMASK(1280), BMASK(1536), BMASK(1792), BMASK(2048),
+	BMASK(2560), BMASK(3072), BMASK(3584), BMASK(4096),
+	BMASK(5120), BMASK(6144), BMASK(7168), BMASK(8192),
+	BMASK(10240), BMASK(12288), BMASK(14336), BMASK(16384),
+	BMASK(20480), BMASK(24576), BMASK(28672), BMASK(32768),
+	0,	/* HAK_CLASS_NONE: sorted out by the slow path */
+};
+
 unsigned __hak_class_for_align(size_t n, size_t align)
 {
 	unsigned c;

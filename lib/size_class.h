@@ -31,6 +31,14 @@
 extern HAK_HIDDEN const uint8_t __hak_size_class[HAK_SMALL_MAX_IDX + 1];
 extern HAK_HIDDEN const uint32_t __hak_class_size[HAK_NCLASS];
 extern HAK_HIDDEN const uint8_t __hak_class_span[HAK_NCLASS];
+/*
+ * Block-boundary mask of class c (HAK_NCLASS + 1 entries, 0 for
+ * HAK_CLASS_NONE): every block of the class starts at an address a with
+ * (a - HAK_HDR_SIZE) & mask == 0, mask being the largest power of two
+ * that divides the stride (at most HAK_SLAB_ALIGN_MAX), minus one. A freed
+ * pointer that fails it is not a block start (unaligned or interior).
+ */
+extern HAK_HIDDEN const uint32_t __hak_class_mask[HAK_NCLASS + 1];
 
 /* Class of a request of n bytes; n must be <= HAK_SMALL_MAX. */
 static __always_inline unsigned __hak_class_of(size_t n)

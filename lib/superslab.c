@@ -69,6 +69,8 @@ static struct hak_superslab *ss_new(void)
 	if (!ss)
 		return NULL;
 	ss->magic = HAK_SS_MAGIC;
+	for (i = 0; i <= HAK_NCLASS; i++)
+		ss->class_mask[i].mask = (uint16_t)__hak_class_mask[i];
 	ss->free_mask = HAK_SS_ALL_FREE;
 	ss->dirty_mask = 0;
 	for (i = 0; i < HAK_SS_PAGES; i++) {

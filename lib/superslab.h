@@ -84,12 +84,23 @@ struct hak_superslab {
 	uint32_t pad;
 	struct hak_superslab *next;	/* global list, ss_lock */
 	struct hak_superslab *prev;
+	/*
+	 * A copy of __hak_class_mask (written once, when the superslab is
+	 * made): the free fast path reads it off the base it already has,
+	 * 16 bytes apart like the thread-cache bins, so the bin offset it
+	 * computes anyway indexes it too (no table address, no extra index).
+	 */
+	struct {
+		uint16_t mask;
+		uint16_t pad[7];
+	} class_mask[HAK_NCLASS + 1];
 };
 
 #define HAK_SS_MAGIC		0x68616b53u	/* "hakS" */
 
 HAK_BUILD_BUG_ON(sizeof(struct hak_slab) != 64);
 HAK_BUILD_BUG_ON(sizeof(struct hak_superslab) > HAK_SS_HDR);
+HAK_BUILD_BUG_ON(sizeof(((struct hak_superslab *)0)->class_mask[0]) != 16);
 
 extern HAK_HIDDEN uint8_t __hak_ssmap[HAK_SSMAP_SIZE];
 
@@ -119,6 +130,22 @@ static __always_inline unsigned __hak_page_owner(uintptr_t a)
 		(const struct hak_superslab *)(a & ~(HAK_SS_SIZE - 1));
 
 	return ss->page_owner[(a >> HAK_PAGE_SHIFT) & (HAK_SS_PAGES - 1)];
+}
+
+/*
+ * Is a, freed as a block of class c, off the class's block boundaries?
+ * off16 is 16 * c (the caller's bin offset). With the header box, the
+ * block's check word says it instead (exact, and the header's class byte
+ * of an interior pointer is program data).
+ */
+static __always_inline bool __hak_off_boundary(uintptr_t a, uintptr_t off16)
+{
+	const char *ss = (const char *)(a & ~(HAK_SS_SIZE - 1));
+	uint16_t mask = *(const uint16_t *)(ss + offsetof(struct hak_superslab, class_mask) + off16);
+
+	if (HAK_HDR_SIZE)
+		return hak_hdr_of((const void *)a)->check != hak_hdr_check((const void *)a);
+	return ((uint16_t)a & mask) != 0;
 }
 
 /* Class of the page holding a (HAK_CLASS_NONE for a free page). */

@@ -139,7 +139,7 @@ void hak_ff_walk_slab(const struct hak_slab *s)
 	const void *p;
 	uint32_t n = 0, limit = s->carved;
 
-	for (p = s->free; p; p = *(void *const *)p) {
+	for (p = s->free; p; p = __hak_link((void *)p)) {
 		hak_ff_on_slab_pop(s, p);
 		if (++n > limit)
 			hak_ff_fail(p, s->class_idx, "slab free list longer than the slab (cycle)");

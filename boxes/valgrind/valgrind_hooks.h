@@ -17,6 +17,13 @@
  *                               and closed (NOACCESS) again, so the
  *                               allocator's own writes are never reported
  *                               and the program's are;
+ *   hak_vg_mark(p)              read the free mark (second word) of a block
+ *                               being freed (still live: defined first, so
+ *                               program data it never wrote is no error);
+ *   hak_vg_set_mark(p, v)       write it (before hak_vg_free closes p);
+ *   hak_vg_remark(p, v)         rewrite it in a block already freed;
+ *   hak_vg_clear_mark(p)        clear it in a block just handed out, and
+ *                               leave the word undefined, as new memory is;
  *   hak_vg_big(p, zero)         mid/large block p handed out (out of line:
  *                               looks up its usable size); returns p;
  *   hak_vg_slot_alias(slot, c, q)  an aligned block q cut from slot (header
@@ -77,6 +84,30 @@ static __always_inline void hak_vg_set_next(void *p, void *next)
 	VALGRIND_MAKE_MEM_NOACCESS(p, sizeof(void *));
 }
 
+static __always_inline uintptr_t hak_vg_mark(void *p)
+{
+	VALGRIND_MAKE_MEM_DEFINED((uintptr_t *)p + 1, sizeof(uintptr_t));
+	return ((uintptr_t *)p)[1];
+}
+
+static __always_inline void hak_vg_set_mark(void *p, uintptr_t v)
+{
+	((uintptr_t *)p)[1] = v;
+}
+
+static __always_inline void hak_vg_remark(void *p, uintptr_t v)
+{
+	VALGRIND_MAKE_MEM_UNDEFINED((uintptr_t *)p + 1, sizeof(uintptr_t));
+	((uintptr_t *)p)[1] = v;
+	VALGRIND_MAKE_MEM_NOACCESS((uintptr_t *)p + 1, sizeof(uintptr_t));
+}
+
+static __always_inline void hak_vg_clear_mark(void *p)
+{
+	((uintptr_t *)p)[1] = 0;
+	VALGRIND_MAKE_MEM_UNDEFINED((uintptr_t *)p + 1, sizeof(uintptr_t));
+}
+
 static __always_inline bool hak_vg_running(void)
 {
 	return RUNNING_ON_VALGRIND != 0;
@@ -115,6 +146,26 @@ static __always_inline void *hak_vg_next(void *p)
 static __always_inline void hak_vg_set_next(void *p, void *next)
 {
 	*(void **)p = next;
+}
+
+static __always_inline uintptr_t hak_vg_mark(void *p)
+{
+	return ((uintptr_t *)p)[1];
+}
+
+static __always_inline void hak_vg_set_mark(void *p, uintptr_t v)
+{
+	((uintptr_t *)p)[1] = v;
+}
+
+static __always_inline void hak_vg_remark(void *p, uintptr_t v)
+{
+	((uintptr_t *)p)[1] = v;
+}
+
+static __always_inline void hak_vg_clear_mark(void *p)
+{
+	((uintptr_t *)p)[1] = 0;
 }
 
 static __always_inline bool hak_vg_running(void)

@@ -1,0 +1,280 @@
+// SPDX-License-Identifier: MIT
+/*
+ * bad_free: every double free and invalid free of the kinds below, at
+ * three sizes (8 B: a small class; 4 KiB: a large small class; 256 KiB: a
+ * mid block of the L2.5 pool, or a large block without it), ends in
+ * abort() with one line on stderr naming the freed address: in every
+ * variant, not only with the fail-fast box. And a clean run of the same
+ * calls, minus the bad free, exits normally (no false alarm).
+ *
+ * The kinds (Documentation/bad-input.md), p a block of the size:
+ *   double free:
+ *     immediate    free(p); free(p)
+ *     delayed      free(p); allocations and frees of other sizes; free(p)
+ *     flushed      free(p); 600 more frees of the size (the thread cache
+ *                  overflows, p goes back to its slab); free(p)
+ *     reused       free(p); q = malloc(size) (gets p back); free(q);
+ *                  free(p): a stale pointer freed while the block is free
+ *                  (freeing a reused block once more while the program
+ *                  holds it is a legal free of the new owner's block, and
+ *                  no allocator without per-owner state can tell it)
+ *     interleaved  free(p); free(q); free(p)
+ *     thread       free(p); another thread frees p; the owner's next slow
+ *                  path (here malloc_trim) settles it
+ *     remote       another thread frees p; free(p)
+ *   invalid free:
+ *     interior     free(p + size / 2), or p + 8 for the 8 B block (p + 16
+ *                  is the next block there, a block start)
+ *     unaligned    free(p + 1)
+ *     before       free(p - 8), just before the block
+ *     far          free(p + 1 TiB), in no block at all
+ *     never        free of a block start the program was never given: the
+ *                  next block in the thread cache (mid/large: p + 4 * size)
+ *     global       free of a global, never returned by malloc
+ *
+ * Pointers go through a volatile stash so the compiler neither drops a
+ * pair nor warns about the deliberate misuse.
+ */
+#include <errno.h>
+#include <malloc.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/mman.h>
+#include "tap.h"
+#include "child.h"
+#include "tcache.h"
+
+static void *volatile stash;
+static uintptr_t *shared;	/* the address freed last, for the parent */
+static char global_buf[8192] __attribute__((aligned(4096)));
+
+static const size_t sizes[] = { 8, 4096, 256 << 10 };
+
+struct kind {
+	const char *name;
+	void (*run)(size_t n, int bad);
+};
+
+static void *launder(void *p)
+{
+	__asm__ __volatile__("" : "+r"(p) :: "memory");
+	return p;
+}
+
+/* The last free: the bad one (bad) or nothing (the clean twin). */
+static void last_free(void *p, int bad)
+{
+	*shared = (uintptr_t)p;
+	if (bad)
+		free(launder(p));
+}
+
+static void k_immediate(size_t n, int bad)
+{
+	stash = malloc(n);
+	free(stash);
+	last_free(stash, bad);
+}
+
+static void k_delayed(size_t n, int bad)
+{
+	void *v[32];
+	unsigned i;
+
+	stash = malloc(n);
+	free(stash);
+	for (i = 0; i < 32; i++)
+		v[i] = malloc(n == 8 ? 100 + i : n == 4096 ? 1000 + i : 5000 + i);
+	for (i = 0; i < 32; i++)
+		free(v[i]);
+	last_free(stash, bad);
+}
+
+static void k_flushed(size_t n, int bad)
+{
+	unsigned i, k = n > 65536 ? 24 : 600;
+	void **v = mmap(NULL, k * sizeof(void *), PROT_READ | PROT_WRITE,
+			MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	stash = malloc(n);
+	for (i = 0; i < k; i++)
+		v[i] = malloc(n);
+	free(stash);
+	for (i = 0; i < k; i++)
+		free(v[i]);
+	last_free(stash, bad);
+}
+
+static void k_reused(size_t n, int bad)
+{
+	void *q;
+
+	stash = malloc(n);
+	free(stash);
+	q = malloc(n);
+	if (q != stash)
+		fprintf(stdout, "# reused: malloc gave %p, not %p\n", q, stash);
+	free(q);
+	last_free(stash, bad);
+}
+
+static void k_interleaved(size_t n, int bad)
+{
+	void *q = malloc(n);
+
+	stash = malloc(n);
+	free(stash);
+	free(q);
+	last_free(stash, bad);
+}
+
+static void *thread_free(void *arg)
+{
+	free(launder(arg));
+	return NULL;
+}
+
+static void free_in_thread(void *p)
+{
+	pthread_t t;
+
+	if (pthread_create(&t, NULL, thread_free, p) == 0)
+		pthread_join(t, NULL);
+}
+
+static void k_thread(size_t n, int bad)
+{
+	stash = malloc(n);
+	free(stash);
+	*shared = (uintptr_t)stash;
+	if (bad)
+		free_in_thread(stash);
+	malloc_trim(0);
+}
+
+static void k_remote(size_t n, int bad)
+{
+	stash = malloc(n);
+	free_in_thread(stash);
+	last_free(stash, bad);
+}
+
+static void k_interior(size_t n, int bad)
+{
+	char *p = malloc(n);
+
+	last_free(p + (n < 64 ? 8 : n / 2), bad);
+	free(p);
+}
+
+static void k_unaligned(size_t n, int bad)
+{
+	char *p = malloc(n);
+
+	last_free(p + 1, bad);
+	free(p);
+}
+
+static void k_before(size_t n, int bad)
+{
+	char *p = malloc(n);
+
+	last_free(p - 8, bad);
+	free(p);
+}
+
+static void k_far(size_t n, int bad)
+{
+	char *p = malloc(n);
+
+	last_free(p + (1UL << 40), bad);
+	free(p);
+}
+
+static void k_never(size_t n, int bad)
+{
+	char *p = malloc(n);
+	void *q = p + 4 * n;	/* mid or large: a slot of the region, or nothing */
+
+	if (n <= HAK_SMALL_MAX) {
+		struct hak_tbin *b = &__hak_tc.bins[__hak_class_of(n)];
+
+		while (!b->head)
+			(void)launder(malloc(n));
+		q = b->head;	/* carved, cached, never handed out */
+	}
+	last_free(q, bad);
+	free(p);
+}
+
+static void k_global(size_t n, int bad)
+{
+	(void)n;
+	last_free(global_buf + 4096, bad);
+}
+
+static const struct kind kinds[] = {
+	{ "double free, immediate", k_immediate },
+	{ "double free, delayed by other allocations", k_delayed },
+	{ "double free, after the cache overflowed to the slab", k_flushed },
+	{ "double free of a stale pointer after reuse", k_reused },
+	{ "double free, interleaved with another free", k_interleaved },
+	{ "double free from another thread", k_thread },
+	{ "double free after another thread's free", k_remote },
+	{ "invalid free, interior pointer", k_interior },
+	{ "invalid free, unaligned pointer", k_unaligned },
+	{ "invalid free, just before a block", k_before },
+	{ "invalid free, far outside any block", k_far },
+	{ "invalid free, block never handed out", k_never },
+	{ "invalid free, global never returned by malloc", k_global },
+};
+
+struct job {
+	const struct kind *k;
+	size_t n;
+	int bad;
+};
+
+static void run_job(void *arg)
+{
+	const struct job *j = arg;
+
+	j->k->run(j->n, j->bad);
+}
+
+int main(void)
+{
+	struct child_result r;
+	unsigned i, s;
+
+	shared = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (shared == MAP_FAILED)
+		tap_bail("mmap: %s", strerror(errno));
+	tap_plan(2 * ARRAY_SIZE(kinds) * ARRAY_SIZE(sizes));
+	for (i = 0; i < ARRAY_SIZE(kinds); i++) {
+		for (s = 0; s < ARRAY_SIZE(sizes); s++) {
+			struct job j = { &kinds[i], sizes[s], 1 };
+			char addr[32];
+			const char *line;
+
+			*shared = 0;
+			child_run(run_job, &j, &r);
+			snprintf(addr, sizeof(addr), "%p", (void *)*shared);
+			line = strstr(r.err, "hakmem: ");
+			tap_ok(child_aborted(&r) && line && strstr(line, addr) &&
+			       child_err_lines(&r) == 1,
+			       "%s, %zu B: abort, one line naming %s", kinds[i].name, sizes[s], addr);
+			if (!child_aborted(&r) || !line || !strstr(line, addr))
+				tap_diag("status %#x, stderr: %s", r.status, r.err);
+
+			j.bad = 0;
+			child_run(run_job, &j, &r);
+			tap_ok(child_exited_ok(&r) && !r.err[0], "%s, %zu B: clean twin runs",
+			       kinds[i].name, sizes[s]);
+			if (!child_exited_ok(&r) || r.err[0])
+				tap_diag("status %#x, stderr: %s", r.status, r.err);
+		}
+	}
+	tap_finish();
+}

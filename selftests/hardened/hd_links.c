@@ -1,0 +1,153 @@
+// SPDX-License-Identifier: MIT
+/*
+ * hd_links: with the hardened box, a program write into a free block's
+ * link is caught when the block is handed out, at 8 B, 4 KiB and (where
+ * the sizes have links) never silently followed:
+ *   overflow     a write past the end of a live block, over the link of
+ *                the free block after it, then allocations of the size;
+ *   uaf-link     a write after free into the freed block's first word,
+ *                then an allocation of the size.
+ * Each ends in abort() with one line naming the check. (Mid
+ * blocks of the L2.5 pool keep no link inside a block: a write after
+ * free corrupts nothing of ours there, so there is nothing to catch.)
+ * Also: a clean workload passes; zero-on-free (when configured) leaves a
+ * freed block zeroed past its first two words; consecutive allocations
+ * from a new slab are not in address order.
+ */
+#include <stdint.h>
+#include <string.h>
+#include <malloc.h>
+#include "tap.h"
+#include "child.h"
+#include "tcache.h"
+
+static void *volatile stash;
+
+static void *launder(void *p)
+{
+	__asm__ __volatile__("" : "+r"(p) :: "memory");
+	return p;
+}
+
+struct job {
+	size_t n;
+	int bad;
+};
+
+/*
+ * Overflow: take the block the next malloc would return (q, free, in the
+ * cache) and a live block p; write past p's end over q's first word, as
+ * a linear overflow from the block below q would. Then allocate: q comes
+ * out and its link is checked.
+ */
+static void overflow(void *arg)
+{
+	const struct job *j = arg;
+	unsigned c = __hak_class_of(j->n);
+	char *p = malloc(j->n), *q;
+
+	while (!__hak_tc.bins[c].head)
+		(void)launder(malloc(j->n));
+	q = __hak_tc.bins[c].head;
+	stash = q;
+	if (j->bad)
+		memset(launder(q) - 8, 'A', 16);	/* the 8 bytes before q, then q's link */
+	for (unsigned i = 0; i < 4; i++)
+		(void)launder(malloc(j->n));
+	free(p);
+}
+
+static void uaf_link(void *arg)
+{
+	const struct job *j = arg;
+	char *q = malloc(j->n);
+
+	stash = malloc(j->n);
+	free(q);
+	free(stash);	/* the cache holds p -> q */
+	if (j->bad)
+		*(uintptr_t *)stash = 0x4141414141414141UL;	/* write after free */
+	(void)launder(malloc(j->n));	/* p: its link is read and checked */
+	(void)launder(malloc(j->n));
+}
+
+static void clean(void *arg)
+{
+	void *v[3000];
+	unsigned i, r;
+
+	(void)arg;
+	for (r = 0; r < 10; r++) {
+		for (i = 0; i < 3000; i++)
+			v[i] = malloc((i * 37 + r) % 4000 + 1);
+		for (i = 0; i < 3000; i += 2)
+			free(v[i]);
+		for (i = 0; i < 3000; i += 2)
+			v[i] = malloc(i % 300 + 1);
+		for (i = 0; i < 3000; i++)
+			free(v[i]);
+	}
+}
+
+int main(void)
+{
+	static const size_t sizes[] = { 8, 4096 };
+	struct child_result r;
+	unsigned s, i, inorder = 0;
+	char *v[64];
+
+	tap_plan(4 * ARRAY_SIZE(sizes) + 3);
+	for (s = 0; s < ARRAY_SIZE(sizes); s++) {
+		struct job j = { sizes[s], 1 };
+
+		child_run(overflow, &j, &r);
+		tap_ok(child_aborted(&r) && strstr(r.err, "corrupted free-list link") &&
+		       child_err_lines(&r) == 1,
+		       "overflow into the next free block's link, %zu B: caught at malloc", j.n);
+		if (!child_aborted(&r))
+			tap_diag("status %#x, stderr: %s", r.status, r.err);
+		j.bad = 0;
+		child_run(overflow, &j, &r);
+		tap_ok(child_exited_ok(&r) && !r.err[0], "overflow twin without the write, %zu B", j.n);
+
+		j.bad = 1;
+		child_run(uaf_link, &j, &r);
+		tap_ok(child_aborted(&r) && strstr(r.err, "corrupted free-list link") &&
+		       child_err_lines(&r) == 1,
+		       "write after free into a free-list link, %zu B: caught at malloc", j.n);
+		if (!child_aborted(&r))
+			tap_diag("status %#x, stderr: %s", r.status, r.err);
+		j.bad = 0;
+		child_run(uaf_link, &j, &r);
+		tap_ok(child_exited_ok(&r) && !r.err[0], "write-after-free twin without the write, %zu B", j.n);
+	}
+
+	child_run(clean, NULL, &r);
+	tap_ok(child_exited_ok(&r) && !r.err[0], "clean workload passes");
+
+	/* a class this program has not used: 48 of 200 B (224) from a new slab */
+	for (i = 0; i < 48; i++)
+		v[i] = malloc(200);
+	for (i = 1; i < 48; i++)
+		inorder += v[i] == v[i - 1] + 224 || v[i] == v[i - 1] - 224;
+	tap_ok(inorder < 24, "new blocks come out in a random order (%u of 47 neighbours adjacent)",
+	       inorder);
+	for (i = 0; i < 48; i++)
+		free(v[i]);
+
+	if (IS_ENABLED(CONFIG_HAK_HARDENED_ZERO_ON_FREE)) {
+		size_t k, nz = 0;
+		unsigned char *p;
+
+		stash = malloc(1000);
+		memset(stash, 0x5a, 1000);
+		free(stash);
+		p = stash;	/* the block stays mapped: ours to read */
+		for (k = 16; k < 1000; k++)
+			nz += p[k] != 0;
+		tap_ok(nz == 0, "zero on free: %zu nonzero bytes past the first 16", nz);
+	} else {
+		tap_skip("zero on free: CONFIG_HAK_HARDENED_ZERO_ON_FREE is off");
+	}
+	tap_finish();
+}
