@@ -30,6 +30,8 @@
  *   lock.h        struct hak_lock, hak_lock/hak_unlock, HAK_DEFINE_FORK_LOCK
  *   init.h        the runtime options (__hak_opt), __hak_init, and the
  *                 diagnostics __hak_report / __hak_bad_free
+ *   purge.h       the decay pass when due (__hak_purge_idle), for the
+ *                 background purge box; __hak_now_ms is in os.h
  *
  * Anything else a box needs is added here, with a line in this table, so
  * this header stays the complete list.
@@ -45,5 +47,6 @@
 #include "meta.h"
 #include "lock.h"
 #include "init.h"
+#include "purge.h"
 
 #endif /* HAK_BOX_H */

@@ -21,6 +21,7 @@
 #include "init.h"
 #include "lock.h"
 #include "meta.h"
+#include "purge.h"
 #include "boxes/adaptive_sizing/adaptive.h"
 #include "boxes/failfast/failfast.h"
 #include "boxes/header_classidx/header.h"
@@ -369,9 +370,12 @@ void *__hak_tcache_refill(unsigned c)
 
 	if (unlikely(!h))
 		return NULL;
+	__hak_purge_tick();
 	if (!b->head) {			/* attach may have prewarmed this bin */
 		hak_adapt_on_refill(c);
 		got = bin_fill(h, b, c, b->cap / 2 ? b->cap / 2 : 1);
+		if (!got && __hak_purge_for_retry())
+			got = bin_fill(h, b, c, b->cap / 2 ? b->cap / 2 : 1);
 		HAK_STAT_ADD(h, refills, 1);
 		HAK_STAT_ADD(h, blocks_refilled, got);
 		if (!got) {
@@ -454,6 +458,7 @@ void __hak_tcache_overflow(void *p, unsigned c)
 		errno = saved;
 		return;
 	}
+	__hak_purge_tick();
 	hak_vg_set_next(p, b->head);
 	b->head = p;
 	b->count++;
@@ -582,6 +587,13 @@ void __hak_heap_flush_self(void)
 	if (arch_load_relaxed(&h->pending))
 		collect_pending(h);
 	release_empty(h);
+}
+
+size_t __hak_heap_purge_pages(unsigned now, unsigned delay)
+{
+	(void)now;
+	(void)delay;
+	return 0;
 }
 
 void __hak_heap_scavenge_pool(void)

@@ -61,6 +61,12 @@ struct hak_heap *__hak_heap_attach(void) __must_check;
 void __hak_heap_detach(void);
 /* Flush the calling thread's tcache and release its empty slabs (trim). */
 void __hak_heap_flush_self(void);
+/*
+ * Purge the whole 4 KiB pages of free blocks inside the calling thread's
+ * slabs that have seen no allocation or free for delay ms (purge tick).
+ * Bytes purged.
+ */
+size_t __hak_heap_purge_pages(unsigned now, unsigned delay);
 /* Collect remote frees and empty slabs of pooled heaps (trim). */
 void __hak_heap_scavenge_pool(void);
 

@@ -27,6 +27,7 @@
 #include "init.h"
 #include "large.h"
 #include "meta.h"
+#include "purge.h"
 #include "superslab.h"
 #include "boxes/bigcache/bigcache.h"
 #include "boxes/l25_pool/l25.h"
@@ -73,6 +74,7 @@ static void fork_child(void)
 	hak_bigcache_fork_child();
 	hak_l25_fork_child();
 	__hak_heap_fork_child();
+	__hak_purge_fork_child();
 }
 
 void __hak_init_slow(void)

@@ -24,7 +24,12 @@ struct hak_options {
 	size_t tcache_bytes;	/* HAKMEM_TCACHE_BYTES: per-class cache budget */
 	size_t failfast;	/* HAKMEM_TINY_REFILL_FAILFAST: fail-fast level */
 	size_t bigcache_max;	/* HAKMEM_BIGCACHE_MAX: bytes BigCache may hold */
+	size_t purge_delay_ms;	/* HAKMEM_PURGE_DELAY_MS: purge caches unused this long */
+	size_t memory_limit;	/* HAKMEM_MEMORY_LIMIT: bytes; HAK_LIMIT_UNSET: cgroup's */
+	size_t memory_limit_hard; /* HAKMEM_MEMORY_LIMIT_HARD: fail past the limit */
+	size_t background_purge; /* HAKMEM_BACKGROUND_PURGE: start the purge thread */
 };
+#define HAK_LIMIT_UNSET		((size_t)-1)
 extern struct hak_options __hak_opt;
 
 extern int __hak_init_done;

@@ -17,8 +17,12 @@
 #include "large.h"
 #include "meta.h"
 #include "os.h"
+#include "purge.h"
 #include "stats.h"
 #include "superslab.h"
+#include "boxes/background_purge/bgpurge.h"
+#include "boxes/bigcache/bigcache.h"
+#include "boxes/l25_pool/l25.h"
 
 void __hak_stats_get(struct hak_stats *st)
 {
@@ -76,6 +80,7 @@ static const struct {
 	{ "bigcache", IS_ENABLED(CONFIG_HAK_BIGCACHE) },
 	{ "l25_pool", IS_ENABLED(CONFIG_HAK_L25_POOL) },
 	{ "valgrind", IS_ENABLED(CONFIG_HAK_VALGRIND) },
+	{ "background_purge", IS_ENABLED(CONFIG_HAK_BACKGROUND_PURGE) },
 };
 
 /* "arch=x86_64 boxes=aggressive_inline,bigcache" (built once; no allocation). */
@@ -105,6 +110,46 @@ const char *__hak_config(void)
 		arch_store_release(&buf[0], tmp[0]);
 	}
 	return buf;
+}
+
+/*
+ * Where memory sits, per layer: resident (in use or cached and not
+ * purged), dirty (free, possibly resident), purged (given back, ever) and
+ * cached bytes; the purge delay, the limit and the background thread.
+ */
+static void __hak_stats_print_memory(int fd)
+{
+	struct hak_ss_stats ss;
+	struct hak_bigcache_stats bc;
+	struct hak_l25_stats l25;
+	struct hak_purge_stats ps;
+	struct hak_bgpurge_stats bg;
+	char buf[1024];
+	int n;
+
+	__hak_ss_stats(&ss);
+	hak_bigcache_stats(&bc);
+	hak_l25_stats(&l25);
+	__hak_purge_stats(&ps);
+	hak_bgpurge_stats(&bg);
+	n = snprintf(buf, sizeof(buf),
+		"  small slabs     %12zu bytes in slabs, %zu dirty, %zu purged\n"
+		"  mid (L2.5)      %12zu bytes in use, %zu dirty, %zu purged\n"
+		"  large cache     %12zu bytes cached, %zu resident, %zu purges\n"
+		"  purge           %12zu ms delay, %zu passes, %zu bytes decayed\n"
+		"  memory limit    %12zu bytes%s, %zu purges near it, %zu retries\n"
+		"  background      %12s (%zu starts, %zu wakeups, %zu passes, %zu bytes)\n",
+		ss.pages_used << HAK_PAGE_SHIFT, ss.pages_dirty << HAK_PAGE_SHIFT,
+		ss.purged_bytes, l25.bytes_in_use, l25.dirty_bytes, l25.purged_bytes,
+		bc.cached_bytes, bc.resident_bytes, bc.purges,
+		ps.delay_ms, ps.passes, ps.decayed_bytes,
+		ps.limit, ps.limit_hard ? " (hard)" : "", ps.limit_purges, ps.retries,
+		bg.running ? "running" : IS_ENABLED(CONFIG_HAK_BACKGROUND_PURGE) ? "off" : "not built",
+		bg.starts, bg.wakeups, bg.passes, bg.purged_bytes);
+	if (n > (int)sizeof(buf))
+		n = sizeof(buf);
+	if (n > 0 && write(fd, buf, (size_t)n) < 0)
+		return;
 }
 
 void __hak_stats_print(int fd)
@@ -138,4 +183,5 @@ void __hak_stats_print(int fd)
 		n = sizeof(buf);
 	if (n > 0 && write(fd, buf, (size_t)n) < 0)
 		return;
+	__hak_stats_print_memory(fd);
 }

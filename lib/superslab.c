@@ -8,6 +8,9 @@
  * Free pages stay resident ("dirty") until more than dirty_max bytes of them
  * accumulate; then they are purged with madvise, oldest superslab first, down
  * to half the limit. A wholly free superslab beyond HAK_SS_KEEP is unmapped.
+ * Each free page also carries the time it went dirty (dirty_stamp), so the
+ * decay pass (lib/purge.c) purges pages free for longer than the purge
+ * delay whatever the limit, and an idle process gives them back.
  *
  * Lock order: ss_lock is a leaf (taken by heaps, never held across a heap
  * operation).
@@ -165,8 +168,8 @@ struct hak_slab *__hak_span_alloc(struct hak_heap *owner, unsigned tag, unsigned
 	return &ss->slabs[first];
 }
 
-/* madvise the dirty pages of ss; page 0 keeps its header. */
-static size_t ss_purge(struct hak_superslab *ss)
+/* madvise the dirty pages of ss in mask; page 0 keeps its header. */
+static size_t ss_purge_mask(struct hak_superslab *ss, uint32_t mask)
 {
 	uintptr_t base = (uintptr_t)ss;
 	size_t done = 0;
@@ -176,11 +179,11 @@ static size_t ss_purge(struct hak_superslab *ss)
 		unsigned j;
 		uintptr_t from, to;
 
-		if (!(ss->dirty_mask & (1u << i))) {
+		if (!(mask & (1u << i))) {
 			i++;
 			continue;
 		}
-		for (j = i; j < HAK_SS_PAGES && (ss->dirty_mask & (1u << j)); j++)
+		for (j = i; j < HAK_SS_PAGES && (mask & (1u << j)); j++)
 			;
 		from = base + ((uintptr_t)i << HAK_PAGE_SHIFT) + (i == 0 ? HAK_SS_HDR : 0);
 		to = base + ((uintptr_t)j << HAK_PAGE_SHIFT);
@@ -193,6 +196,11 @@ static size_t ss_purge(struct hak_superslab *ss)
 	}
 	purged_bytes += done;
 	return done;
+}
+
+static size_t ss_purge(struct hak_superslab *ss)
+{
+	return ss_purge_mask(ss, ss->dirty_mask);
 }
 
 static void ss_unmap(struct hak_superslab *ss)
@@ -246,6 +254,12 @@ void __hak_span_free(struct hak_slab *s)
 		avail_add(ss);
 	ss->free_mask |= run << first;
 	ss->dirty_mask |= run << first;
+	{
+		unsigned now = __hak_now_ms();
+
+		for (k = 0; k < span; k++)
+			ss->dirty_stamp[first + k] = now;
+	}
 	if (ss->free_mask == HAK_SS_ALL_FREE)
 		nr_free_superslabs++;
 	nr_pages_used -= span;
@@ -262,6 +276,37 @@ size_t __hak_ss_release(bool all)
 
 	hak_lock(&ss_lock);
 	done = ss_release_locked(all);
+	hak_unlock(&ss_lock);
+	return done;
+}
+
+size_t __hak_ss_decay(unsigned now, unsigned delay)
+{
+	struct hak_superslab *ss, *next;
+	size_t done = 0;
+
+	hak_lock(&ss_lock);
+	for (ss = avail; ss; ss = next) {
+		uint32_t old = 0, m = ss->dirty_mask;
+
+		next = ss->next;
+		while (m) {
+			unsigned i = (unsigned)__builtin_ctz(m);
+
+			m &= m - 1;
+			if (now - ss->dirty_stamp[i] >= delay)
+				old |= 1u << i;
+		}
+		if (!old)
+			continue;
+		if (ss->free_mask == HAK_SS_ALL_FREE && old == ss->dirty_mask &&
+		    nr_free_superslabs > HAK_SS_KEEP) {
+			done += HAK_SS_SIZE;
+			ss_unmap(ss);
+			continue;
+		}
+		done += ss_purge_mask(ss, old);
+	}
 	hak_unlock(&ss_lock);
 	return done;
 }

@@ -84,6 +84,7 @@ struct hak_superslab {
 	uint32_t pad;
 	struct hak_superslab *next;	/* global list, ss_lock */
 	struct hak_superslab *prev;
+	uint32_t dirty_stamp[HAK_SS_PAGES];	/* ms a free page went dirty, ss_lock */
 };
 
 #define HAK_SS_MAGIC		0x68616b53u	/* "hakS" */
@@ -187,6 +188,12 @@ void __hak_span_free(struct hak_slab *s);
  */
 size_t __hak_ss_release(bool all);
 void __hak_ss_set_dirty_max(size_t bytes);
+/*
+ * Time-based decay: purge the free pages that have been dirty for at least
+ * delay ms at time now (__hak_now_ms), and unmap wholly free superslabs
+ * beyond the few kept. Returns bytes released.
+ */
+size_t __hak_ss_decay(unsigned now, unsigned delay);
 
 struct hak_ss_stats {
 	size_t superslabs;	/* live superslabs */
