@@ -67,6 +67,8 @@ void __hak_heap_flush_self(void);
  * Bytes purged.
  */
 size_t __hak_heap_purge_pages(unsigned now, unsigned delay);
+/* Bytes purged that way, ever. */
+size_t __hak_heap_pages_purged(void);
 /* Collect remote frees and empty slabs of pooled heaps (trim). */
 void __hak_heap_scavenge_pool(void);
 

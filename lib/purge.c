@@ -108,7 +108,8 @@ void __hak_purge_tick(void)
 	if (delay && (int)(now - arch_load_relaxed(&next_ms)) >= 0)
 		__hak_purge_decay(now);
 	if (delay && (int)(now - heap_next_ms) >= 0) {
-		heap_next_ms = now + pass_step(delay);
+		/* A slab unchanged over a whole interval is scanned (heap.c). */
+		heap_next_ms = now + delay;
 		__hak_heap_purge_pages(now, delay);
 	}
 	hak_bgpurge_kick();

@@ -119,6 +119,7 @@ static void slab_init(struct hak_superslab *ss, unsigned first, unsigned span,
 	for (k = 0; k < span; k++) {
 		ss->page_class[first + k] = (uint8_t)c;
 		ss->page_owner[first + k] = (uint8_t)tag;
+		ss->page_purged[first + k] = 0;
 	}
 	s->free = NULL;
 	s->remote = NULL;

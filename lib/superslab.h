@@ -57,6 +57,10 @@ struct hak_heap;
 
 /* Slab flags (owner thread only). */
 #define HAK_SLAB_PARTIAL	0x1	/* on the heap's partial list */
+#define HAK_SLAB_SCANNED	0x2	/* page-purge scan done, no change since */
+#define HAK_SLAB_IDLE1		0x4	/* no change since the last purge pass */
+#define HAK_SLAB_IDLE_MASK	HAK_SLAB_IDLE1
+#define HAK_SLAB_TAIL_PURGED	0x10	/* its never-carved pages were purged */
 
 struct hak_slab {
 	void *free;			/* local free list */
@@ -85,6 +89,12 @@ struct hak_superslab {
 	struct hak_superslab *next;	/* global list, ss_lock */
 	struct hak_superslab *prev;
 	uint32_t dirty_stamp[HAK_SS_PAGES];	/* ms a free page went dirty, ss_lock */
+	/*
+	 * Per 64 KiB page in a slab, the 4 KiB pages purged inside the live
+	 * slab (bit k: page k); the blocks that overlap them are free and
+	 * "parked" off the free list (lib/heap.c). Owner thread only.
+	 */
+	uint16_t page_purged[HAK_SS_PAGES];
 };
 
 #define HAK_SS_MAGIC		0x68616b53u	/* "hakS" */
