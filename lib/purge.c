@@ -94,8 +94,12 @@ bool __hak_purge_for_retry(void)
 
 void __hak_purge_tick(void)
 {
-	unsigned now = __hak_now_ms();
-	unsigned delay = (unsigned)__hak_opt.purge_delay_ms;
+	unsigned now, delay;
+
+	/* A mid or large request may come before any small one. */
+	__hak_init();
+	now = __hak_now_ms();
+	delay = (unsigned)__hak_opt.purge_delay_ms;
 
 	if (unlikely(__hak_os_take_near()) &&
 	    (int)(now - arch_load_relaxed(&limit_next_ms)) >= 0) {
