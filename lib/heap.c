@@ -370,9 +370,13 @@ static size_t slab_purge_pages(struct hak_slab *s)
 		i = (uint32_t)(((uintptr_t)p - HAK_HDR_SIZE - start) / stride);
 		bits[i / 64] |= 1ULL << (i % 64);
 	}
-	for (i = 0; parked && i < s->carved; i++)
-		if (block_pages(start, base, stride, i) & parked)
+	for (all = parked; all; all &= all - 1) {
+		if (!page_blocks(s, start, base, stride, (unsigned)__builtin_ctzll(all),
+				 &first, &last))
+			continue;
+		for (i = first; i <= last; i++)
 			bits[i / 64] |= 1ULL << (i % 64);
+	}
 	for (k = 0; k < npages; k++) {
 		if (parked & (1ULL << k))
 			continue;
@@ -453,7 +457,8 @@ size_t __hak_heap_purge_pages(unsigned now, unsigned delay)
 			if (s->flags & HAK_SLAB_SCANNED)
 				continue;
 			s->flags |= HAK_SLAB_SCANNED;
-			if (s->used == 0 ||
+			/* Worth a scan: a quarter of it free, two pages' worth at least. */
+			if (s->used == 0 || (s->carved - s->used) * 4 < s->carved ||
 			    (size_t)(s->carved - s->used) * __hak_class_stride(c) < 2 * HAK_SUBPAGE)
 				continue;
 			done += slab_purge_pages(s);

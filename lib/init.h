@@ -28,6 +28,7 @@ struct hak_options {
 	size_t memory_limit;	/* HAKMEM_MEMORY_LIMIT: bytes; HAK_LIMIT_UNSET: cgroup's */
 	size_t memory_limit_hard; /* HAKMEM_MEMORY_LIMIT_HARD: fail past the limit */
 	size_t background_purge; /* HAKMEM_BACKGROUND_PURGE: start the purge thread */
+	size_t hugepage_collapse; /* HAKMEM_HUGEPAGE_COLLAPSE: MADV_COLLAPSE dense superslabs */
 };
 #define HAK_LIMIT_UNSET		((size_t)-1)
 extern struct hak_options __hak_opt;

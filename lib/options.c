@@ -41,6 +41,7 @@ static const struct hak_option options[] = {
 	{ "HAKMEM_TINY_REFILL_FAILFAST", &__hak_opt.failfast, 0, 2 },
 	{ "HAKMEM_BIGCACHE_MAX", &__hak_opt.bigcache_max, 0, SIZE_MAX / 2 },
 	{ "HAKMEM_BACKGROUND_PURGE", &__hak_opt.background_purge, 0, 1 },
+	{ "HAKMEM_HUGEPAGE_COLLAPSE", &__hak_opt.hugepage_collapse, 0, 1 },
 };
 
 /* Parse "123", "64k", "16M", "1g"; false on anything else. */

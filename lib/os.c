@@ -171,6 +171,20 @@ bool __hak_os_purge(void *p, size_t len)
 	return madvise(p, len, MADV_DONTNEED) == 0;
 }
 
+#ifndef MADV_COLLAPSE
+#define MADV_COLLAPSE	25
+#endif
+
+bool __hak_os_advise_huge(void *p, size_t len, bool on)
+{
+	return madvise(p, len, on ? MADV_HUGEPAGE : MADV_NOHUGEPAGE) == 0;
+}
+
+bool __hak_os_collapse(void *p, size_t len)
+{
+	return madvise(p, len, MADV_COLLAPSE) == 0;
+}
+
 size_t __hak_os_mapped(void)
 {
 	return arch_load_relaxed(&os_mapped);

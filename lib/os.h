@@ -24,6 +24,14 @@ void *__hak_os_remap(void *p, size_t old_len, size_t new_len) __must_check;
 /* Give the pages back; they read as zero on next touch. false on failure. */
 bool __hak_os_purge(void *p, size_t len);
 
+/*
+ * Transparent hugepage advice for a 2 MiB-aligned range: MADV_HUGEPAGE
+ * (on) or MADV_NOHUGEPAGE (off). false on failure (no THP in the kernel).
+ */
+bool __hak_os_advise_huge(void *p, size_t len, bool on);
+/* MADV_COLLAPSE (Linux 6.1): make the range hugepages now. Slow: a copy. */
+bool __hak_os_collapse(void *p, size_t len);
+
 /* Bytes currently mapped through this layer, for statistics. */
 size_t __hak_os_mapped(void);
 

@@ -22,6 +22,7 @@
 #include "superslab.h"
 #include "boxes/background_purge/bgpurge.h"
 #include "boxes/bigcache/bigcache.h"
+#include "boxes/hugepage/hugepage.h"
 #include "boxes/l25_pool/l25.h"
 
 void __hak_stats_get(struct hak_stats *st)
@@ -81,6 +82,7 @@ static const struct {
 	{ "l25_pool", IS_ENABLED(CONFIG_HAK_L25_POOL) },
 	{ "valgrind", IS_ENABLED(CONFIG_HAK_VALGRIND) },
 	{ "background_purge", IS_ENABLED(CONFIG_HAK_BACKGROUND_PURGE) },
+	{ "hugepage", IS_ENABLED(CONFIG_HAK_HUGEPAGE) },
 };
 
 /* "arch=x86_64 boxes=aggressive_inline,bigcache" (built once; no allocation). */
@@ -124,7 +126,8 @@ static void __hak_stats_print_memory(int fd)
 	struct hak_l25_stats l25;
 	struct hak_purge_stats ps;
 	struct hak_bgpurge_stats bg;
-	char buf[1024];
+	struct hak_huge_stats hp;
+	char buf[1280];
 	int n;
 
 	__hak_ss_stats(&ss);
@@ -132,20 +135,24 @@ static void __hak_stats_print_memory(int fd)
 	hak_l25_stats(&l25);
 	__hak_purge_stats(&ps);
 	hak_bgpurge_stats(&bg);
+	hak_huge_stats(&hp);
 	n = snprintf(buf, sizeof(buf),
 		"  small slabs     %12zu bytes in slabs, %zu dirty, %zu purged\n"
 		"  mid (L2.5)      %12zu bytes in use, %zu dirty, %zu purged\n"
 		"  large cache     %12zu bytes cached, %zu resident, %zu purges\n"
 		"  purge           %12zu ms delay, %zu passes, %zu bytes decayed\n"
 		"  memory limit    %12zu bytes%s, %zu purges near it, %zu retries\n"
-		"  background      %12s (%zu starts, %zu wakeups, %zu passes, %zu bytes)\n",
+		"  background      %12s (%zu starts, %zu wakeups, %zu passes, %zu bytes)\n"
+		"  hugepages       %12zu bytes (AnonHugePages; %zu advised, %zu withdrawn, "
+		"%zu collapsed, %zu failed)\n",
 		ss.pages_used << HAK_PAGE_SHIFT, ss.pages_dirty << HAK_PAGE_SHIFT,
 		ss.purged_bytes, l25.bytes_in_use, l25.dirty_bytes, l25.purged_bytes,
 		bc.cached_bytes, bc.resident_bytes, bc.purges,
 		ps.delay_ms, ps.passes, ps.decayed_bytes,
 		ps.limit, ps.limit_hard ? " (hard)" : "", ps.limit_purges, ps.retries,
 		bg.running ? "running" : IS_ENABLED(CONFIG_HAK_BACKGROUND_PURGE) ? "off" : "not built",
-		bg.starts, bg.wakeups, bg.passes, bg.purged_bytes);
+		bg.starts, bg.wakeups, bg.passes, bg.purged_bytes,
+		hp.anon_huge_bytes, hp.advised, hp.withdrawn, hp.collapses, hp.collapse_fails);
 	if (n > (int)sizeof(buf))
 		n = sizeof(buf);
 	if (n > 0 && write(fd, buf, (size_t)n) < 0)

@@ -20,6 +20,7 @@
 #include "lock.h"
 #include "os.h"
 #include "superslab.h"
+#include "boxes/hugepage/hugepage.h"
 
 #define HAK_SS_ALL_FREE		0xffffffffu
 #define HAK_SS_KEEP		2	/* wholly free superslabs kept mapped */
@@ -70,6 +71,7 @@ static struct hak_superslab *ss_new(void)
 	ss = __hak_os_map_aligned(HAK_SS_SIZE, HAK_SS_SIZE);
 	if (!ss)
 		return NULL;
+	hak_huge_on_new(ss, nr_superslabs + 1);	/* before the first touch */
 	ss->magic = HAK_SS_MAGIC;
 	ss->free_mask = HAK_SS_ALL_FREE;
 	ss->dirty_mask = 0;
@@ -164,6 +166,7 @@ struct hak_slab *__hak_span_alloc(struct hak_heap *owner, unsigned tag, unsigned
 	if (!ss->free_mask)
 		avail_del(ss);
 	nr_pages_used += span;
+	hak_huge_on_used(ss, HAK_SS_PAGES - (unsigned)__builtin_popcount(ss->free_mask));
 	slab_init(ss, (unsigned)first, span, owner, tag, c);
 	hak_unlock(&ss_lock);
 	return &ss->slabs[first];
@@ -265,6 +268,7 @@ void __hak_span_free(struct hak_slab *s)
 		nr_free_superslabs++;
 	nr_pages_used -= span;
 	nr_pages_dirty += span;
+	hak_huge_on_used(ss, HAK_SS_PAGES - (unsigned)__builtin_popcount(ss->free_mask));
 	if ((nr_pages_dirty << HAK_PAGE_SHIFT) > dirty_max ||
 	    nr_free_superslabs > HAK_SS_KEEP)
 		ss_release_locked(false);
@@ -291,6 +295,7 @@ size_t __hak_ss_decay(unsigned now, unsigned delay)
 		uint32_t old = 0, m = ss->dirty_mask;
 
 		next = ss->next;
+		hak_huge_collapse(ss, now, HAK_SS_PAGES - (unsigned)__builtin_popcount(ss->free_mask));
 		while (m) {
 			unsigned i = (unsigned)__builtin_ctz(m);
 
@@ -306,6 +311,8 @@ size_t __hak_ss_decay(unsigned now, unsigned delay)
 			ss_unmap(ss);
 			continue;
 		}
+		if (hak_huge_keeps(ss))
+			continue;	/* a partial purge would split its hugepage */
 		done += ss_purge_mask(ss, old);
 	}
 	hak_unlock(&ss_lock);
