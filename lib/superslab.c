@@ -213,6 +213,7 @@ static void ss_unmap(struct hak_superslab *ss)
 	nr_pages_dirty -= __builtin_popcount(ss->dirty_mask);
 	nr_superslabs--;
 	nr_free_superslabs--;
+	hak_huge_on_unmap(ss);
 	__hak_ssmap_set((uintptr_t)ss, 0);
 	__hak_os_unmap(ss, HAK_SS_SIZE);
 }
@@ -291,11 +292,11 @@ size_t __hak_ss_decay(unsigned now, unsigned delay)
 	size_t done = 0;
 
 	hak_lock(&ss_lock);
+	hak_huge_collapse(now);
 	for (ss = avail; ss; ss = next) {
 		uint32_t old = 0, m = ss->dirty_mask;
 
 		next = ss->next;
-		hak_huge_collapse(ss, now, HAK_SS_PAGES - (unsigned)__builtin_popcount(ss->free_mask));
 		while (m) {
 			unsigned i = (unsigned)__builtin_ctz(m);
 

@@ -18,10 +18,12 @@
  * (hak_huge_keeps): purging them would split the page; the dirty limit
  * still applies and a wholly free superslab is unmapped whole.
  *
- * MADV_COLLAPSE (HAKMEM_HUGEPAGE_COLLAPSE=1, off by default): the decay
- * pass offers each dense advised superslab once; at most one collapse per
- * pass; after a failure none for HUGE_BACKOFF_MS. It copies up to 2 MiB
- * under ss_lock, so it never runs on an allocation path.
+ * MADV_COLLAPSE (HAKMEM_HUGEPAGE_COLLAPSE=1, off by default): a superslab
+ * advised when it turned dense (its pages already faulted as 4 KiB ones)
+ * is remembered (up to HUGE_CAND, forgotten when unmapped); each decay
+ * pass collapses at most one, if it is still dense and advised; after a
+ * failure none for HUGE_BACKOFF_MS. It copies up to 2 MiB under ss_lock,
+ * so it never runs on an allocation path.
  */
 #include <fcntl.h>
 #include <string.h>
@@ -34,10 +36,13 @@
 #define HUGE_DENSE		28	/* pages in slabs to advise */
 #define HUGE_SPARSE		8	/* pages in slabs to withdraw the advice */
 #define HUGE_BACKOFF_MS		1000
+#define HUGE_CAND		64	/* collapse candidates remembered */
 
 static size_t nr_advised, nr_withdrawn, nr_collapses, nr_collapse_fails;	/* atomic */
 static unsigned collapse_after;		/* ms; ss_lock */
-static unsigned collapse_tried;		/* passes with a collapse; ss_lock */
+/* Superslabs advised when already partly faulted: collapse candidates. */
+static struct hak_superslab *cand[HUGE_CAND];	/* ss_lock */
+static unsigned ncand;				/* ss_lock */
 
 static void advise(struct hak_superslab *ss, bool on)
 {
@@ -57,19 +62,39 @@ void hak_huge_on_used(struct hak_superslab *ss, unsigned used)
 {
 	unsigned st = ss->huge & 3;
 
-	if (st != HAK_HUGE_ON && used >= HUGE_DENSE)
+	if (st != HAK_HUGE_ON && used >= HUGE_DENSE) {
 		advise(ss, true);
-	else if (st == HAK_HUGE_ON && used <= HUGE_SPARSE)
+		if ((ss->huge & 3) == HAK_HUGE_ON && ncand < HUGE_CAND &&
+		    !(ss->huge & HAK_HUGE_COLLAPSED))
+			cand[ncand++] = ss;
+	} else if (st == HAK_HUGE_ON && used <= HUGE_SPARSE)
 		advise(ss, false);
 }
 
-bool hak_huge_collapse(struct hak_superslab *ss, unsigned now, unsigned used)
+void hak_huge_on_unmap(struct hak_superslab *ss)
 {
-	if (!__hak_opt.hugepage_collapse || (ss->huge & 3) != HAK_HUGE_ON ||
-	    (ss->huge & HAK_HUGE_COLLAPSED) || used < HUGE_DENSE ||
-	    (int)(now - collapse_after) < 0 || collapse_tried == now)
+	unsigned i;
+
+	for (i = 0; i < ncand; i++) {
+		if (cand[i] == ss) {
+			cand[i] = cand[--ncand];
+			return;
+		}
+	}
+}
+
+bool hak_huge_collapse(unsigned now)
+{
+	struct hak_superslab *ss;
+	unsigned used;
+
+	if (!__hak_opt.hugepage_collapse || !ncand || (int)(now - collapse_after) < 0)
 		return false;
-	collapse_tried = now;
+	ss = cand[--ncand];
+	used = HAK_SS_PAGES - (unsigned)__builtin_popcount(ss->free_mask);
+	if ((ss->huge & 3) != HAK_HUGE_ON || (ss->huge & HAK_HUGE_COLLAPSED) ||
+	    used < HUGE_DENSE)
+		return false;
 	ss->huge |= HAK_HUGE_COLLAPSED;
 	if (__hak_os_collapse(ss, HAK_SS_SIZE)) {
 		arch_fetch_add(&nr_collapses, 1UL);

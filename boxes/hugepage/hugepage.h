@@ -8,8 +8,9 @@
  *       it when dense, withdraw the advice when sparse;
  *   hak_huge_keeps(ss)          the time decay leaves its free pages alone
  *       (purging part of a 2 MiB page splits it);
- *   hak_huge_collapse(ss)       from the decay pass: maybe MADV_COLLAPSE a
- *       dense advised superslab; true when it tried (one per pass).
+ *   hak_huge_collapse(now)      from the decay pass: maybe MADV_COLLAPSE one
+ *       dense advised superslab; true when it tried;
+ *   hak_huge_on_unmap(ss)       a superslab is about to be unmapped.
  * hak_huge_stats() is for HAKMEM_STATS. With the box off the hooks are
  * empty and hak_huge_keeps() is false.
  */
@@ -41,7 +42,8 @@ static inline bool hak_huge_keeps(const struct hak_superslab *ss)
 {
 	return (ss->huge & 3) == HAK_HUGE_ON;
 }
-bool hak_huge_collapse(struct hak_superslab *ss, unsigned now, unsigned used);
+bool hak_huge_collapse(unsigned now);
+void hak_huge_on_unmap(struct hak_superslab *ss);
 void hak_huge_stats(struct hak_huge_stats *st);
 #else
 static inline void hak_huge_on_new(struct hak_superslab *ss, size_t nr)
@@ -57,11 +59,12 @@ static inline bool hak_huge_keeps(const struct hak_superslab *ss)
 	(void)ss;
 	return false;
 }
-static inline bool hak_huge_collapse(struct hak_superslab *ss, unsigned now, unsigned used)
+static inline bool hak_huge_collapse(unsigned now)
 {
-	(void)ss; (void)now; (void)used;
+	(void)now;
 	return false;
 }
+static inline void hak_huge_on_unmap(struct hak_superslab *ss) { (void)ss; }
 static inline void hak_huge_stats(struct hak_huge_stats *st)
 {
 	*st = (struct hak_huge_stats){ 0 };
