@@ -34,7 +34,7 @@ done
 # The boxes of the matrix (those present in this tree).
 boxes=()
 for sym in HAK_HEADER_CLASSIDX HAK_AGGRESSIVE_INLINE HAK_TLS_PREWARM \
-	   HAK_ADAPTIVE_SIZING HAK_FAILFAST; do
+	   HAK_ADAPTIVE_SIZING HAK_FAILFAST HAK_BACKGROUND_PURGE HAK_HUGEPAGE; do
 	grep -qs "^config $sym\$" "$SRCTREE"/boxes/*/Kconfig && boxes+=("$sym")
 done
 n=${#boxes[@]}

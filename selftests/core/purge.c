@@ -46,6 +46,8 @@ static void test_pages(void)
 		b[i] = malloc(BS);
 		memset(b[i], (int)(i & 0xff), BS);
 	}
+	/* Slow builds purge while the loop below still frees: measure here. */
+	before = ct_status_kib("VmRSS");
 	/* Keep every 64th block: one per 32 KiB, so every slab stays live. */
 	for (i = 0; i < NB; i++) {
 		if (i % 64 == 0) {
@@ -56,14 +58,14 @@ static void test_pages(void)
 		b[i] = NULL;
 	}
 	tick();
-	before = ct_status_kib("VmRSS");
 	sleep_ms(3 * CONFIG_HAK_PURGE_DELAY_MS + 30);
 	tick();
 	sleep_ms(CONFIG_HAK_PURGE_DELAY_MS + 30);
 	tick();
 	after = ct_status_kib("VmRSS");
 	hak_stats_get(&st);
-	tap_ok(after + 32 * 1024 < before,
+	/* One live block per 32 KiB: at most an eighth of the pages stay. */
+	tap_ok(after < before / 3,
 	       "pages of free blocks in live slabs purged: RSS %ld -> %ld KiB (%zu blocks live)",
 	       before, after, kept);
 	for (i = 0; i < NB; i += 64) {
