@@ -5,6 +5,7 @@
  * that libc programs know: mallinfo2 and malloc_stats. Figures are exact at
  * the moment each subsystem is read, not across subsystems.
  */
+#include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -137,7 +138,7 @@ static void __hak_stats_print_memory(int fd)
 	hak_bgpurge_stats(&bg);
 	hak_huge_stats(&hp);
 	n = snprintf(buf, sizeof(buf),
-		"  small slabs     %12zu bytes in slabs, %zu dirty, %zu purged\n"
+		"  small slabs     %12zu bytes in slabs, %zu dirty, %zu purged, %zu in live slabs\n"
 		"  mid (L2.5)      %12zu bytes in use, %zu dirty, %zu purged\n"
 		"  large cache     %12zu bytes cached, %zu resident, %zu purges\n"
 		"  purge           %12zu ms delay, %zu passes, %zu bytes decayed\n"
@@ -146,7 +147,8 @@ static void __hak_stats_print_memory(int fd)
 		"  hugepages       %12zu bytes (AnonHugePages; %zu advised, %zu withdrawn, "
 		"%zu collapsed, %zu failed)\n",
 		ss.pages_used << HAK_PAGE_SHIFT, ss.pages_dirty << HAK_PAGE_SHIFT,
-		ss.purged_bytes, l25.bytes_in_use, l25.dirty_bytes, l25.purged_bytes,
+		ss.purged_bytes, __hak_heap_pages_purged(),
+		l25.bytes_in_use, l25.dirty_bytes, l25.purged_bytes,
 		bc.cached_bytes, bc.resident_bytes, bc.purges,
 		ps.delay_ms, ps.passes, ps.decayed_bytes,
 		ps.limit, ps.limit_hard ? " (hard)" : "", ps.limit_purges, ps.retries,
@@ -157,6 +159,68 @@ static void __hak_stats_print_memory(int fd)
 		n = sizeof(buf);
 	if (n > 0 && write(fd, buf, (size_t)n) < 0)
 		return;
+}
+
+int __hak_malloc_info(int options, FILE *fp)
+{
+	struct hak_stats st;
+	struct hak_ss_stats ss;
+	struct hak_bigcache_stats bc;
+	struct hak_l25_stats l25;
+	struct hak_purge_stats ps;
+	struct hak_bgpurge_stats bg;
+	struct hak_huge_stats hp;
+	size_t page_purged;
+
+	if (options != 0 || !fp) {
+		errno = EINVAL;
+		return -1;
+	}
+	__hak_stats_get(&st);
+	__hak_ss_stats(&ss);
+	hak_bigcache_stats(&bc);
+	hak_l25_stats(&l25);
+	__hak_purge_stats(&ps);
+	hak_bgpurge_stats(&bg);
+	hak_huge_stats(&hp);
+	page_purged = __hak_heap_pages_purged();
+	fprintf(fp, "<malloc version=\"hakmem-%s\">\n", HAKMEM_VERSION);
+	fprintf(fp, "<heap nr=\"0\" name=\"small\">\n"
+		"<total type=\"in_use\" size=\"%zu\"/>\n"
+		"<total type=\"resident\" size=\"%zu\"/>\n"
+		"<total type=\"dirty\" size=\"%zu\"/>\n"
+		"<total type=\"purged\" size=\"%zu\"/>\n"
+		"<total type=\"purged_in_slabs\" size=\"%zu\"/>\n"
+		"<total type=\"hugepage\" size=\"%zu\"/>\n"
+		"</heap>\n",
+		st.small_in_use, ss.pages_used << HAK_PAGE_SHIFT,
+		ss.pages_dirty << HAK_PAGE_SHIFT, ss.purged_bytes, page_purged,
+		hp.anon_huge_bytes);
+	fprintf(fp, "<heap nr=\"1\" name=\"mid\">\n"
+		"<total type=\"in_use\" size=\"%zu\"/>\n"
+		"<total type=\"dirty\" size=\"%zu\"/>\n"
+		"<total type=\"purged\" size=\"%zu\"/>\n"
+		"<total type=\"mapped\" count=\"%zu\" size=\"%zu\"/>\n"
+		"</heap>\n",
+		l25.bytes_in_use, l25.dirty_bytes, l25.purged_bytes,
+		l25.regions, l25.regions * HAK_SS_SIZE);
+	fprintf(fp, "<heap nr=\"2\" name=\"large\">\n"
+		"<total type=\"in_use\" count=\"%zu\" size=\"%zu\"/>\n"
+		"<total type=\"cached\" count=\"%zu\" size=\"%zu\"/>\n"
+		"<total type=\"cached_resident\" size=\"%zu\"/>\n"
+		"<total type=\"purges\" count=\"%zu\"/>\n"
+		"</heap>\n",
+		st.large_blocks, st.large_bytes, bc.cached_blocks, bc.cached_bytes,
+		bc.resident_bytes, bc.purges);
+	fprintf(fp, "<purge delay_ms=\"%zu\" passes=\"%zu\" decayed=\"%zu\" "
+		"limit=\"%zu\" hard=\"%zu\" limit_purges=\"%zu\" retries=\"%zu\" "
+		"background=\"%zu\" background_passes=\"%zu\" background_purged=\"%zu\"/>\n",
+		ps.delay_ms, ps.passes, ps.decayed_bytes, ps.limit, ps.limit_hard,
+		ps.limit_purges, ps.retries, bg.running, bg.passes, bg.purged_bytes);
+	fprintf(fp, "<system type=\"current\" size=\"%zu\"/>\n"
+		"<aspace type=\"total\" size=\"%zu\"/>\n"
+		"</malloc>\n", st.mapped_bytes, st.mapped_bytes);
+	return 0;
 }
 
 void __hak_stats_print(int fd)
