@@ -441,10 +441,13 @@ size_t __hak_heap_purge_pages(unsigned now, unsigned delay)
 	size_t done = 0;
 	unsigned c;
 
-	(void)now;
-	(void)delay;
-	if (!h)
+	/*
+	 * Per heap, not per thread: a heap adopted by a new thread keeps its
+	 * pace, so "unchanged since the last pass" means for a whole delay.
+	 */
+	if (!h || now - h->page_pass_ms < delay)
 		return 0;
+	h->page_pass_ms = now;
 	for (c = 0; c < HAK_NCLASS; c++) {
 		struct hak_slab *s;
 

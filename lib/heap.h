@@ -48,6 +48,7 @@ struct hak_heap {
 	pid_t tid;			/* thread attached, 0 in the pool */
 	uint8_t tag;			/* 1..255, in page_owner[] and headers */
 	uint32_t adopted;		/* times taken from the pool */
+	unsigned page_pass_ms;		/* last in-slab page purge pass (owner) */
 	struct hak_heap_stats stats;
 };
 

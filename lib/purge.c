@@ -33,7 +33,6 @@
 static int purge_busy;			/* atomic: a pass is running */
 static unsigned next_ms;		/* atomic: when the next pass is due */
 static unsigned limit_next_ms;		/* atomic: next purge-all near the limit */
-static __thread unsigned heap_next_ms;	/* this thread's next own-heap scan */
 static size_t nr_passes, nr_decayed, nr_limit_purges, nr_retries;	/* atomic */
 
 static unsigned pass_step(unsigned delay)
@@ -111,11 +110,8 @@ void __hak_purge_tick(void)
 	}
 	if (delay && (int)(now - arch_load_relaxed(&next_ms)) >= 0)
 		__hak_purge_decay(now);
-	if (delay && (int)(now - heap_next_ms) >= 0) {
-		/* A slab unchanged over a whole interval is scanned (heap.c). */
-		heap_next_ms = now + delay;
-		__hak_heap_purge_pages(now, delay);
-	}
+	if (delay)
+		__hak_heap_purge_pages(now, delay);	/* once per delay per heap */
 	hak_bgpurge_kick();
 }
 
