@@ -274,6 +274,8 @@ static void bin_trim(struct hak_heap *h, struct hak_tbin *b, uint32_t keep)
 #define HAK_SUBPAGES		(HAK_PAGE_SIZE / HAK_SUBPAGE)	/* per 64 KiB page */
 #define HAK_SLAB_MAX_BLOCKS	(HAK_PAGE_SIZE / 16)		/* 16 B in one page */
 
+#define HAK_PURGE_BUSY_BLOCKS	4096	/* blocks returned per delay: busy */
+
 static size_t heap_pages_purged;	/* atomic: bytes, ever */
 
 static inline uintptr_t slab_base(const struct hak_slab *s)
@@ -445,8 +447,19 @@ size_t __hak_heap_purge_pages(unsigned now, unsigned delay)
 	 * Per heap, not per thread: a heap adopted by a new thread keeps its
 	 * pace, so "unchanged since the last pass" means for a whole delay.
 	 */
+	uint64_t act;
+	bool busy;
+
 	if (!h || now - h->page_pass_ms < delay)
 		return 0;
+	/*
+	 * A heap still freeing in bulk (a teardown, a burst) is not scanned,
+	 * only aged: its slabs are likely to empty whole, and purging pages
+	 * first would only add madvise calls and TLB shootdowns.
+	 */
+	act = h->stats.blocks_flushed + h->stats.remote_collected;
+	busy = act - h->page_pass_act > HAK_PURGE_BUSY_BLOCKS;
+	h->page_pass_act = act;
 	h->page_pass_ms = now;
 	for (c = 0; c < HAK_NCLASS; c++) {
 		struct hak_slab *s;
@@ -457,7 +470,7 @@ size_t __hak_heap_purge_pages(unsigned now, unsigned delay)
 				s->flags |= HAK_SLAB_IDLE1;
 				continue;
 			}
-			if (s->flags & HAK_SLAB_SCANNED)
+			if (busy || (s->flags & HAK_SLAB_SCANNED))
 				continue;
 			s->flags |= HAK_SLAB_SCANNED;
 			/* Worth a scan: a quarter of it free, two pages' worth at least. */

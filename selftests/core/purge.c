@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * Giving memory back: after the purge delay (50 ms by default) with no
+ * Giving memory back: after the purge delay (250 ms by default) with no
  * change, whole 4 KiB pages of free blocks inside live slabs are purged
  * (RSS falls although every slab keeps live blocks), the survivors keep
  * their contents and the purged blocks are handed out again without
