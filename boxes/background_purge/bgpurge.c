@@ -21,8 +21,8 @@
  *
  * Pace: it sleeps a quarter of the purge delay (at least BG_MIN_MS). A
  * wake-up that found the program purging on its own (a tick ran a pass
- * recently) or nothing to purge doubles the sleep, up to BG_MAX_MS; one
- * that purged something goes back to the short sleep.
+ * recently) or nothing to purge doubles the sleep, up to the delay (at
+ * most BG_MAX_MS); one that purged something goes back to the short sleep.
  */
 #include <pthread.h>
 #include <signal.h>
@@ -56,6 +56,15 @@ static unsigned base_ms(void)
 	return d < BG_MIN_MS ? BG_MIN_MS : d > BG_MAX_MS ? BG_MAX_MS : d;
 }
 
+/* The longest sleep: the delay itself (1 s at most), so what was freed
+ * just before the program went idle is purged within two delays. */
+static unsigned max_ms(void)
+{
+	unsigned d = (unsigned)__hak_opt.purge_delay_ms;
+
+	return d < BG_MIN_MS ? BG_MIN_MS : d > BG_MAX_MS ? BG_MAX_MS : d;
+}
+
 static void *bg_main(void *arg)
 {
 	unsigned nap = base_ms();
@@ -79,8 +88,8 @@ static void *bg_main(void *arg)
 		}
 		if (done)
 			nap = base_ms();
-		else if (nap < BG_MAX_MS)
-			nap = nap * 2 < BG_MAX_MS ? nap * 2 : BG_MAX_MS;
+		else if (nap < max_ms())
+			nap = nap * 2 < max_ms() ? nap * 2 : max_ms();
 	}
 	return NULL;
 }
