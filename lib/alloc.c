@@ -22,6 +22,7 @@
 #include "init.h"
 #include "large.h"
 #include "os.h"
+#include "purge.h"
 #include "boxes/failfast/failfast.h"
 #include "boxes/header_classidx/header.h"
 #include "boxes/heapprof/heapprof.h"
@@ -46,8 +47,13 @@ static void *large_alloc(size_t n, size_t align, bool zero)
 		return fail_enomem();
 	/* a first allocation may be large: the fork handlers before any lock */
 	__hak_init();
-	p = hak_vg_big(__hak_large_alloc(n, align < HAK_OS_PAGE ? HAK_OS_PAGE : align,
-					 &zeroed), zero);
+	__hak_purge_tick();
+	if (align < HAK_OS_PAGE)
+		align = HAK_OS_PAGE;
+	p = __hak_large_alloc(n, align, &zeroed);
+	if (unlikely(!p) && __hak_purge_for_retry())
+		p = __hak_large_alloc(n, align, &zeroed);
+	p = hak_vg_big(p, zero);
 	if (p && zero && !zeroed)
 		memset(p, 0, n);
 	return p;
@@ -55,8 +61,15 @@ static void *large_alloc(size_t n, size_t align, bool zero)
 
 void *__hak_alloc_big(size_t n)
 {
-	if (hak_l25_wants(n))
-		return hak_vg_big(hak_l25_alloc(n), false);
+	if (hak_l25_wants(n)) {
+		void *p;
+
+		__hak_purge_tick();
+		p = hak_l25_alloc(n);
+		if (unlikely(!p) && __hak_purge_for_retry())
+			p = hak_l25_alloc(n);
+		return hak_vg_big(p, false);
+	}
 	return large_alloc(n, HAK_OS_PAGE, false);
 }
 
@@ -66,6 +79,7 @@ void __hak_free_big(void *p)
 
 	if (!p)
 		return;
+	__hak_purge_tick();
 	hak_vg_free(p);
 	hak_prof_free(p);
 	if (__hak_ssmap_kind((uintptr_t)p) == HAK_SSMAP_L25)

@@ -15,7 +15,8 @@
  *                 (__hak_ssmap_kind, __hak_ss_owns, __hak_ssmap_set and the
  *                 kinds HAK_SSMAP_SLAB/HAK_SSMAP_L25), page and slab lookup
  *                 (__hak_page_of, __hak_slab_head, __hak_slab_start/end,
- *                 __hak_page_class, __hak_page_owner), for checks that read
+ *                 __hak_page_class, __hak_page_owner), struct
+ *                 hak_superslab (its huge field, for the hugepage box), for checks that read
  *                 slab metadata (fail-fast) and for a box that registers
  *                 regions of its own (L2.5)
  *   tcache.h      the calling thread's cache (__hak_tc: bins' count/cap,
@@ -28,12 +29,16 @@
  *                 sampled blocks from the big path)
  *   os.h          the OS layer: map, aligned map, unmap, remap, purge, and
  *                 HAK_OS_PAGE (a box never calls mmap/madvise itself, so
- *                 fault injection and accounting see every mapping)
+ *                 fault injection and accounting see every mapping);
+ *                 hugepage advice and collapse (__hak_os_advise_huge,
+ *                 __hak_os_collapse) and the coarse clock (__hak_now_ms)
  *   meta.h        __hak_meta_alloc: zeroed metadata memory that is never
  *                 freed (a box never calls malloc)
  *   lock.h        struct hak_lock, hak_lock/hak_unlock, HAK_DEFINE_FORK_LOCK
  *   init.h        the runtime options (__hak_opt), __hak_init, and the
  *                 diagnostics __hak_report / __hak_bad_free
+ *   purge.h       the decay pass when due (__hak_purge_idle), for the
+ *                 background purge box; __hak_now_ms is in os.h
  *
  * Anything else a box needs is added here, with a line in this table, so
  * this header stays the complete list.
@@ -49,5 +54,6 @@
 #include "meta.h"
 #include "lock.h"
 #include "init.h"
+#include "purge.h"
 
 #endif /* HAK_BOX_H */

@@ -33,6 +33,8 @@
 #include "init.h"
 #include "lock.h"
 #include "meta.h"
+#include "os.h"
+#include "purge.h"
 #include "boxes/adaptive_sizing/adaptive.h"
 #include "boxes/failfast/failfast.h"
 #include "boxes/hardened/hardened.h"
@@ -321,6 +323,7 @@ static void collect_pending(struct hak_heap *h)
 		if (hak_ff_level() && unlikely(n > s->used))
 			hak_ff_fail(chain, s->class_idx, "slab used counter underflow (remote)");
 		s->used -= n;
+		s->flags &= ~(HAK_SLAB_SCANNED | HAK_SLAB_IDLE_MASK);
 		HAK_STAT_ADD(h, remote_collected, n);
 		HAK_STAT_ADD(h, bytes_out, -(uint64_t)n * __hak_class_size[s->class_idx]);
 		if (!(s->flags & HAK_SLAB_PARTIAL))
@@ -339,6 +342,7 @@ static void local_free(struct hak_heap *h, struct hak_slab *s, void *p)
 	__hak_set_link(p, s->free);
 	s->free = p;
 	s->used--;
+	s->flags &= ~(HAK_SLAB_SCANNED | HAK_SLAB_IDLE_MASK);
 	HAK_STAT_ADD(h, bytes_out, -(uint64_t)__hak_class_size[s->class_idx]);
 	if (!(s->flags & HAK_SLAB_PARTIAL))
 		partial_add(h, s);
@@ -443,6 +447,257 @@ static void carve_random(struct hak_heap *h, struct hak_slab *s, void **list,
 	}
 }
 
+/* ---- page-granular purging inside live slabs (owner only) ---- */
+
+/*
+ * A slab's 4 KiB pages whose blocks are all free are purged (madvise)
+ * once the slab has gone a purge delay without an allocation or free,
+ * and the blocks that overlap a purged page are "parked": taken off the
+ * free list (their links were in the purged memory) and still free (not
+ * in used). The purged pages are recorded in the superslab header
+ * (page_purged, 16 bits per 64 KiB page, 64 bits for the largest slab).
+ * slab_take() unparks a page at a time when the free list and the
+ * carving area are exhausted: the blocks that overlap it and no other
+ * purged page go back on the free list (their headers rewritten). Only
+ * pages wholly covered by carved blocks are parked; the never-carved
+ * tail is purged without parking (carving writes it afresh). The scan
+ * walks the free list into a bitmap out of line; the fast paths are
+ * untouched.
+ */
+#define HAK_SUBPAGE		4096UL
+#define HAK_SUBPAGES		(HAK_PAGE_SIZE / HAK_SUBPAGE)	/* per 64 KiB page */
+#define HAK_SLAB_MAX_BLOCKS	(HAK_PAGE_SIZE / 16)		/* 16 B in one page */
+
+#define HAK_PURGE_BUSY_BLOCKS	4096	/* blocks returned per delay: busy */
+
+static size_t heap_pages_purged;	/* atomic: bytes, ever */
+
+static inline uintptr_t slab_base(const struct hak_slab *s)
+{
+	return ((uintptr_t)s & ~(HAK_SS_SIZE - 1)) +
+	       ((uintptr_t)__hak_slab_index(s) << HAK_PAGE_SHIFT);
+}
+
+static inline uint64_t slab_parked(const struct hak_slab *s)
+{
+	const struct hak_superslab *ss = __hak_ss_of((uintptr_t)s);
+	unsigned i = __hak_slab_index(s), k;
+	uint64_t m = 0;
+
+	for (k = 0; k < s->span; k++)
+		m |= (uint64_t)ss->page_purged[i + k] << (16 * k);
+	return m;
+}
+
+static inline void slab_set_parked(struct hak_slab *s, uint64_t m)
+{
+	struct hak_superslab *ss = __hak_ss_of((uintptr_t)s);
+	unsigned i = __hak_slab_index(s), k;
+
+	for (k = 0; k < s->span; k++)
+		ss->page_purged[i + k] = (uint16_t)(m >> (16 * k));
+}
+
+/* Sub-pages (bits, relative to slab_base) that block i's slot overlaps. */
+static inline uint64_t block_pages(uintptr_t start, uintptr_t base, size_t stride, uint32_t i)
+{
+	uintptr_t lo = start + (uintptr_t)i * stride, hi = lo + stride - 1;
+	unsigned a = (unsigned)((lo - base) / HAK_SUBPAGE), b = (unsigned)((hi - base) / HAK_SUBPAGE);
+
+	return (b >= 63 ? ~0ULL : (1ULL << (b + 1)) - 1) & ~((1ULL << a) - 1);
+}
+
+/* Blocks [*first, *last] overlapping sub-page k (clamped to carved). */
+static inline bool page_blocks(const struct hak_slab *s, uintptr_t start, uintptr_t base,
+			       size_t stride, unsigned k, uint32_t *first, uint32_t *last)
+{
+	uintptr_t lo = base + (uintptr_t)k * HAK_SUBPAGE, hi = lo + HAK_SUBPAGE - 1;
+
+	if (hi < start)
+		return false;
+	*first = lo < start ? 0 : (uint32_t)((lo - start) / stride);
+	*last = (uint32_t)((hi - start) / stride);
+	if (*last >= s->carved)
+		*last = s->carved - 1;
+	return *first < s->carved;
+}
+
+/* Put back on the free list the blocks of s's lowest purged sub-page. */
+static void unpark_page(struct hak_heap *h, struct hak_slab *s)
+{
+	uint64_t m = slab_parked(s);
+	unsigned k = (unsigned)__builtin_ctzll(m), c = s->class_idx;
+	uintptr_t start = __hak_slab_start(s), base = slab_base(s);
+	size_t stride = __hak_class_stride(c);
+	uint32_t i, first, last;
+
+	m &= m - 1;
+	slab_set_parked(s, m);
+	if (!page_blocks(s, start, base, stride, k, &first, &last))
+		return;
+	for (i = last + 1; i-- > first;) {
+		uintptr_t blk = start + HAK_HDR_SIZE + (uintptr_t)i * stride;
+
+		if (block_pages(start, base, stride, i) & m)
+			continue;	/* still overlaps another purged page */
+		/*
+		 * Parking zeroed the link and mark words and purged the page:
+		 * a word written since is a free (a double free) or a write
+		 * into a block nobody was given.
+		 */
+		if (unlikely(hak_vg_next((void *)blk) || hak_vg_mark((void *)blk)))
+			bad_block((void *)blk, c,
+				  "double free or write after free (block in a purged page)");
+		if (HAK_HDR_SIZE)
+			hak_hdr_write((void *)blk, c, h->tag);
+		hak_vg_noaccess((void *)blk, __hak_class_size[c]);
+		if (hak_ff_level() < 2)
+			hak_vg_remark((void *)blk, owner_mark(s, c));
+		__hak_set_link((void *)blk, s->free);
+		s->free = (void *)blk;
+	}
+}
+
+/* Scan s and purge its wholly free sub-pages; bytes purged. */
+static size_t slab_purge_pages(struct hak_slab *s)
+{
+	uint64_t bits[HAK_SLAB_MAX_BLOCKS / 64] = { 0 };
+	uint64_t parked = slab_parked(s), purge = 0, all;
+	uintptr_t start = __hak_slab_start(s), base = slab_base(s);
+	size_t stride = __hak_class_stride(s->class_idx), done = 0;
+	unsigned k, npages = s->span * HAK_SUBPAGES;
+	uint32_t i, first, last;
+	void *p, *next, *keep = NULL, *tail = NULL;
+
+	if (s->capacity > HAK_SLAB_MAX_BLOCKS)
+		return 0;
+	/* Free blocks: the free list and the parked ones. */
+	for (p = s->free; p; p = __hak_link(p)) {
+		i = (uint32_t)(((uintptr_t)p - HAK_HDR_SIZE - start) / stride);
+		bits[i / 64] |= 1ULL << (i % 64);
+	}
+	for (all = parked; all; all &= all - 1) {
+		if (!page_blocks(s, start, base, stride, (unsigned)__builtin_ctzll(all),
+				 &first, &last))
+			continue;
+		for (i = first; i <= last; i++)
+			bits[i / 64] |= 1ULL << (i % 64);
+	}
+	for (k = 0; k < npages; k++) {
+		if (parked & (1ULL << k))
+			continue;
+		if (!page_blocks(s, start, base, stride, k, &first, &last)) {
+			uintptr_t lo = base + (uintptr_t)k * HAK_SUBPAGE;
+
+			/* Never carved (or the header): purge the tail once. */
+			if (lo >= start && !(s->flags & HAK_SLAB_TAIL_PURGED))
+				done += __hak_os_purge((void *)lo, HAK_SUBPAGE) ? HAK_SUBPAGE : 0;
+			continue;
+		}
+		if ((uintptr_t)(start + (uintptr_t)(last + 1) * stride) <
+		    base + (uintptr_t)(k + 1) * HAK_SUBPAGE)
+			continue;	/* reaches past the carved blocks */
+		for (i = first; i <= last; i++)
+			if (!(bits[i / 64] & (1ULL << (i % 64))))
+				break;
+		if (i > last)
+			purge |= 1ULL << k;
+	}
+	s->flags |= HAK_SLAB_TAIL_PURGED;
+	if (!purge)
+		return done;
+	/* Unlink the blocks that overlap a page to purge, while still readable. */
+	all = parked | purge;
+	for (p = s->free; p; p = next) {
+		next = __hak_link(p);
+		i = (uint32_t)(((uintptr_t)p - HAK_HDR_SIZE - start) / stride);
+		if (block_pages(start, base, stride, i) & all) {
+			/* parked: zero words (unpark_page checks them) */
+			hak_vg_set_next(p, NULL);
+			hak_vg_remark(p, 0);
+			continue;
+		}
+		if (tail)
+			__hak_set_link(tail, p);
+		else
+			keep = p;
+		tail = p;
+	}
+	if (tail)
+		__hak_set_link(tail, NULL);
+	s->free = keep;
+	for (k = 0; k < npages;) {
+		unsigned j;
+
+		if (!(purge & (1ULL << k))) {
+			k++;
+			continue;
+		}
+		for (j = k; j < npages && (purge & (1ULL << j)); j++)
+			;
+		/* A failed madvise leaves the pages resident: still parked. */
+		if (__hak_os_purge((void *)(base + (uintptr_t)k * HAK_SUBPAGE),
+				   (size_t)(j - k) * HAK_SUBPAGE))
+			done += (size_t)(j - k) * HAK_SUBPAGE;
+		k = j;
+	}
+	slab_set_parked(s, all);
+	return done;
+}
+
+size_t __hak_heap_purge_pages(unsigned now, unsigned delay)
+{
+	struct hak_heap *h = __hak_tc.heap;
+	size_t done = 0;
+	unsigned c;
+
+	/*
+	 * Per heap, not per thread: a heap adopted by a new thread keeps its
+	 * pace, so "unchanged since the last pass" means for a whole delay.
+	 */
+	uint64_t act;
+	bool busy;
+
+	if (!h || now - h->page_pass_ms < delay)
+		return 0;
+	/*
+	 * A heap still freeing in bulk (a teardown, a burst) is not scanned,
+	 * only aged: its slabs are likely to empty whole, and purging pages
+	 * first would only add madvise calls and TLB shootdowns.
+	 */
+	act = h->stats.blocks_flushed + h->stats.remote_collected;
+	busy = act - h->page_pass_act > HAK_PURGE_BUSY_BLOCKS;
+	h->page_pass_act = act;
+	h->page_pass_ms = now;
+	for (c = 0; c < HAK_NCLASS; c++) {
+		struct hak_slab *s;
+
+		for (s = h->partial[c]; s; s = s->next) {
+			/* Unchanged since the last pass, a delay ago? */
+			if (!(s->flags & HAK_SLAB_IDLE1)) {
+				s->flags |= HAK_SLAB_IDLE1;
+				continue;
+			}
+			if (busy || (s->flags & HAK_SLAB_SCANNED))
+				continue;
+			s->flags |= HAK_SLAB_SCANNED;
+			/* Worth a scan: a quarter of it free, two pages' worth at least. */
+			if (s->used == 0 || (s->carved - s->used) * 4 < s->carved ||
+			    (size_t)(s->carved - s->used) * __hak_class_stride(c) < 2 * HAK_SUBPAGE)
+				continue;
+			done += slab_purge_pages(s);
+		}
+	}
+	if (done)
+		arch_fetch_add(&heap_pages_purged, done);
+	return done;
+}
+
+size_t __hak_heap_pages_purged(void)
+{
+	return arch_load_relaxed(&heap_pages_purged);
+}
+
 /*
  * Take up to want blocks of slab s onto *list; returns how many. Carved
  * blocks get the free mark of the bin they go to (mark), so a free of one
@@ -488,11 +743,23 @@ static uint32_t slab_take(struct hak_heap *h, struct hak_slab *s,
 		s->carved += n;
 		got += n;
 	}
+	while (got < want && unlikely(slab_parked(s))) {
+		unpark_page(h, s);
+		while (got < want && s->free) {
+			void *p = s->free;
+
+			s->free = __hak_link(p);
+			__hak_set_link(p, *list);
+			*list = p;
+			got++;
+		}
+	}
+	s->flags &= ~(HAK_SLAB_SCANNED | HAK_SLAB_IDLE_MASK);
 	if (hak_ff_level() && unlikely(s->used + got > s->capacity))
 		hak_ff_fail(*list, c, "slab used counter overflow");
 	s->used += got;
 	HAK_STAT_ADD(h, bytes_out, (uint64_t)got * __hak_class_size[c]);
-	if (!s->free && s->carved == s->capacity)
+	if (!s->free && s->carved == s->capacity && !slab_parked(s))
 		partial_del(h, s);
 	return got;
 }
@@ -576,9 +843,12 @@ void *__hak_tcache_refill(unsigned c)
 	if (unlikely(!h))
 		return NULL;
 	settle_if_any(h, true);
+	__hak_purge_tick();
 	if (!b->head) {			/* attach may have prewarmed this bin */
 		hak_adapt_on_refill(c);
 		got = bin_fill(h, b, c, b->cap / 2 ? b->cap / 2 : 1);
+		if (!got && __hak_purge_for_retry())
+			got = bin_fill(h, b, c, b->cap / 2 ? b->cap / 2 : 1);
 		HAK_STAT_ADD(h, refills, 1);
 		HAK_STAT_ADD(h, blocks_refilled, got);
 		if (!got) {
@@ -725,6 +995,7 @@ void __hak_tcache_overflow(void *p, unsigned c)
 		errno = saved;
 		return;
 	}
+	__hak_purge_tick();
 	__hak_set_link(p, b->head);
 	b->head = p;
 	b->count++;

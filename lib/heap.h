@@ -49,6 +49,8 @@ struct hak_heap {
 	struct hak_tcache *tc;		/* its tcache (free marks), NULL in the pool */
 	uint8_t tag;			/* 1..255, in page_owner[] and headers */
 	uint32_t adopted;		/* times taken from the pool */
+	unsigned page_pass_ms;		/* last in-slab page purge pass (owner) */
+	uint64_t page_pass_act;		/* blocks flushed + collected by then */
 	struct hak_heap_stats stats;
 };
 
@@ -62,6 +64,14 @@ struct hak_heap *__hak_heap_attach(void) __must_check;
 void __hak_heap_detach(void);
 /* Flush the calling thread's tcache and release its empty slabs (trim). */
 void __hak_heap_flush_self(void);
+/*
+ * Purge the whole 4 KiB pages of free blocks inside the calling thread's
+ * slabs that have seen no allocation or free for delay ms (purge tick).
+ * Bytes purged.
+ */
+size_t __hak_heap_purge_pages(unsigned now, unsigned delay);
+/* Bytes purged that way, ever. */
+size_t __hak_heap_pages_purged(void);
 /* Collect remote frees and empty slabs of pooled heaps (trim). */
 void __hak_heap_scavenge_pool(void);
 

@@ -26,6 +26,7 @@
 #include "init.h"
 #include "large.h"
 #include "meta.h"
+#include "purge.h"
 #include "superslab.h"
 #include "boxes/bigcache/bigcache.h"
 #include "boxes/heapprof/heapprof.h"
@@ -179,6 +180,7 @@ static void fork_child(void)
 	hak_l25_fork_child();
 	__hak_heap_fork_child();
 	hak_prof_fork_child();
+	__hak_purge_fork_child();
 }
 
 void __hak_init_slow(void)

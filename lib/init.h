@@ -29,7 +29,13 @@ struct hak_options {
 	size_t prof_depth;	/* HAKMEM_PROF_DEPTH: frames kept per stack */
 	size_t prof_leaks;	/* HAKMEM_PROF_LEAKS: live stacks at exit */
 	size_t prof_signal;	/* HAKMEM_PROF_SIGNAL: dump on this signal */
+	size_t purge_delay_ms;	/* HAKMEM_PURGE_DELAY_MS: purge caches unused this long */
+	size_t memory_limit;	/* HAKMEM_MEMORY_LIMIT: bytes; HAK_LIMIT_UNSET: cgroup's */
+	size_t memory_limit_hard; /* HAKMEM_MEMORY_LIMIT_HARD: fail past the limit */
+	size_t background_purge; /* HAKMEM_BACKGROUND_PURGE: start the purge thread */
+	size_t hugepage_collapse; /* HAKMEM_HUGEPAGE_COLLAPSE: MADV_COLLAPSE dense superslabs */
 };
+#define HAK_LIMIT_UNSET		((size_t)-1)
 extern struct hak_options __hak_opt;
 
 extern int __hak_init_done;

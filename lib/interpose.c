@@ -9,6 +9,7 @@
  * directly, so they are aliases here too (never glibc's own allocator).
  */
 #include <malloc.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include "init.h"
 #include "stats.h"
@@ -51,6 +52,11 @@ HAK_EXPORT struct mallinfo mallinfo(void)
 	mi.fordblks = clamp_int(mi2.fordblks);
 	mi.keepcost = clamp_int(mi2.keepcost);
 	return mi;
+}
+
+HAK_EXPORT int malloc_info(int options, FILE *fp)
+{
+	return __hak_malloc_info(options, fp);
 }
 
 HAK_EXPORT void *__libc_malloc(size_t n) HAK_ALIAS_OF(malloc);

@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include "heap.h"
 #include "init.h"
+#include "purge.h"
 #include "superslab.h"
 #include "boxes/bigcache/bigcache.h"
 #include "boxes/failfast/failfast.h"
@@ -22,6 +23,8 @@ struct hak_options __hak_opt = {
 	.bigcache_max = HAK_BIGCACHE_DEFAULT_MAX,
 	.prof_sample = 524288,
 	.prof_depth = 64,
+	.purge_delay_ms = CONFIG_HAK_PURGE_DELAY_MS,
+	.memory_limit = HAK_LIMIT_UNSET,
 };
 
 struct hak_option {
@@ -34,6 +37,9 @@ static const struct hak_option options[] = {
 	{ "HAKMEM_STATS", &__hak_opt.stats, 0, 1 },
 	{ "HAKMEM_DIRTY_MAX", &__hak_opt.dirty_max, 0, SIZE_MAX / 2 },
 	{ "HAKMEM_TCACHE_BYTES", &__hak_opt.tcache_bytes, 0, 1UL << 24 },
+	{ "HAKMEM_PURGE_DELAY_MS", &__hak_opt.purge_delay_ms, 0, 3600000 },
+	{ "HAKMEM_MEMORY_LIMIT", &__hak_opt.memory_limit, 0, SIZE_MAX / 2 },
+	{ "HAKMEM_MEMORY_LIMIT_HARD", &__hak_opt.memory_limit_hard, 0, 1 },
 	/* Box options: read always, used only when the box is built in. */
 	{ "HAKMEM_TINY_REFILL_FAILFAST", &__hak_opt.failfast, 0, 2 },
 	{ "HAKMEM_BIGCACHE_MAX", &__hak_opt.bigcache_max, 0, SIZE_MAX / 2 },
@@ -42,6 +48,8 @@ static const struct hak_option options[] = {
 	{ "HAKMEM_PROF_DEPTH", &__hak_opt.prof_depth, 1, 64 },
 	{ "HAKMEM_PROF_LEAKS", &__hak_opt.prof_leaks, 0, 1000 },
 	{ "HAKMEM_PROF_SIGNAL", &__hak_opt.prof_signal, 0, 64 },
+	{ "HAKMEM_BACKGROUND_PURGE", &__hak_opt.background_purge, 0, 1 },
+	{ "HAKMEM_HUGEPAGE_COLLAPSE", &__hak_opt.hugepage_collapse, 0, 1 },
 };
 
 /* Parse "123", "64k", "16M", "1g"; false on anything else. */
@@ -103,4 +111,5 @@ void __hak_options_read(void)
 	hak_ff_init();
 	hak_bigcache_init();
 	hak_prof_init();
+	__hak_limit_init();
 }

@@ -7,10 +7,14 @@
 #include <errno.h>
 #include <stdint.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <asm/atomic.h>
 #include "os.h"
 
 static size_t os_mapped;
+static size_t os_limit;		/* 0: no limit */
+static int os_limit_hard;
+static int os_near;		/* atomic: mappings came near the limit */
 
 struct fault_site {
 	unsigned long skip;	/* calls to let through before failing */
@@ -51,11 +55,53 @@ unsigned long hak_test_os_failed(enum hak_os_site site)
 	return site < HAK_OS_NSITES ? arch_load_relaxed(&fault[site].failed) : 0;
 }
 
+/*
+ * May len more bytes be mapped? Raises the near flag within 1/8 of the
+ * limit; refuses past it when the limit is hard. Racing mappers may
+ * overshoot by one mapping each: the limit is a bound on our own
+ * accounting, the kernel's is the one that cannot be crossed.
+ */
+static bool limit_allows(size_t len)
+{
+	size_t lim = arch_load_relaxed(&os_limit);
+	size_t m = arch_load_relaxed(&os_mapped) + len;
+
+	if (likely(!lim) || m <= lim - lim / 8)
+		return true;
+	if (!arch_load_relaxed(&os_near))
+		arch_store_relaxed(&os_near, 1);
+	return !(arch_load_relaxed(&os_limit_hard) && m > lim);
+}
+
+void __hak_os_set_limit(size_t bytes, bool hard)
+{
+	arch_store_relaxed(&os_limit_hard, hard ? 1 : 0);
+	arch_store_relaxed(&os_limit, bytes);
+}
+
+size_t __hak_os_limit(void)
+{
+	return arch_load_relaxed(&os_limit);
+}
+
+bool __hak_os_take_near(void)
+{
+	return arch_load_relaxed(&os_near) && arch_xchg(&os_near, 0);
+}
+
+unsigned __hak_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (unsigned)ts.tv_sec * 1000u + (unsigned)(ts.tv_nsec / 1000000);
+}
+
 void *__hak_os_map(size_t len)
 {
 	void *p;
 
-	if (fault_hit(HAK_OS_MAP)) {
+	if (fault_hit(HAK_OS_MAP) || !limit_allows(len)) {
 		errno = ENOMEM;
 		return NULL;
 	}
@@ -104,7 +150,8 @@ void *__hak_os_remap(void *p, size_t old_len, size_t new_len)
 {
 	void *q;
 
-	if (fault_hit(HAK_OS_REMAP)) {
+	if (fault_hit(HAK_OS_REMAP) ||
+	    (new_len > old_len && !limit_allows(new_len - old_len))) {
 		errno = ENOMEM;
 		return NULL;
 	}
@@ -122,6 +169,20 @@ bool __hak_os_purge(void *p, size_t len)
 	if (fault_hit(HAK_OS_PURGE))
 		return false;
 	return madvise(p, len, MADV_DONTNEED) == 0;
+}
+
+#ifndef MADV_COLLAPSE
+#define MADV_COLLAPSE	25
+#endif
+
+bool __hak_os_advise_huge(void *p, size_t len, bool on)
+{
+	return madvise(p, len, on ? MADV_HUGEPAGE : MADV_NOHUGEPAGE) == 0;
+}
+
+bool __hak_os_collapse(void *p, size_t len)
+{
+	return madvise(p, len, MADV_COLLAPSE) == 0;
 }
 
 size_t __hak_os_mapped(void)

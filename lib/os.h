@@ -24,8 +24,30 @@ void *__hak_os_remap(void *p, size_t old_len, size_t new_len) __must_check;
 /* Give the pages back; they read as zero on next touch. false on failure. */
 bool __hak_os_purge(void *p, size_t len);
 
+/*
+ * Transparent hugepage advice for a 2 MiB-aligned range: MADV_HUGEPAGE
+ * (on) or MADV_NOHUGEPAGE (off). false on failure (no THP in the kernel).
+ */
+bool __hak_os_advise_huge(void *p, size_t len, bool on);
+/* MADV_COLLAPSE (Linux 6.1): make the range hugepages now. Slow: a copy. */
+bool __hak_os_collapse(void *p, size_t len);
+
 /* Bytes currently mapped through this layer, for statistics. */
 size_t __hak_os_mapped(void);
+
+/* Milliseconds of CLOCK_MONOTONIC_COARSE (a vDSO read, no system call). */
+unsigned __hak_now_ms(void);
+
+/*
+ * Memory limit (lib/limit.c sets it at start-up; 0: none). A mapping that
+ * would take the mapped bytes within 1/8 of the limit raises the "near"
+ * flag, which the next purge tick consumes by purging every cache; with
+ * hard set, a mapping past the limit fails with ENOMEM.
+ */
+void __hak_os_set_limit(size_t bytes, bool hard);
+size_t __hak_os_limit(void);
+/* Was the near-limit flag raised since the last call? Clears it. */
+bool __hak_os_take_near(void);
 
 /* The points at which a test may inject a failure. */
 enum hak_os_site {

@@ -5,6 +5,7 @@
  * that libc programs know: mallinfo2 and malloc_stats. Figures are exact at
  * the moment each subsystem is read, not across subsystems.
  */
+#include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -17,8 +18,13 @@
 #include "large.h"
 #include "meta.h"
 #include "os.h"
+#include "purge.h"
 #include "stats.h"
 #include "superslab.h"
+#include "boxes/background_purge/bgpurge.h"
+#include "boxes/bigcache/bigcache.h"
+#include "boxes/hugepage/hugepage.h"
+#include "boxes/l25_pool/l25.h"
 
 void __hak_stats_get(struct hak_stats *st)
 {
@@ -77,6 +83,8 @@ static const struct {
 	{ "l25_pool", IS_ENABLED(CONFIG_HAK_L25_POOL) },
 	{ "valgrind", IS_ENABLED(CONFIG_HAK_VALGRIND) },
 	{ "heapprof", IS_ENABLED(CONFIG_HAK_HEAPPROF) },
+	{ "background_purge", IS_ENABLED(CONFIG_HAK_BACKGROUND_PURGE) },
+	{ "hugepage", IS_ENABLED(CONFIG_HAK_HUGEPAGE) },
 };
 
 /* "arch=x86_64 boxes=aggressive_inline,bigcache" (built once; no allocation). */
@@ -106,6 +114,114 @@ const char *__hak_config(void)
 		arch_store_release(&buf[0], tmp[0]);
 	}
 	return buf;
+}
+
+/*
+ * Where memory sits, per layer: resident (in use or cached and not
+ * purged), dirty (free, possibly resident), purged (given back, ever) and
+ * cached bytes; the purge delay, the limit and the background thread.
+ */
+static void __hak_stats_print_memory(int fd)
+{
+	struct hak_ss_stats ss;
+	struct hak_bigcache_stats bc;
+	struct hak_l25_stats l25;
+	struct hak_purge_stats ps;
+	struct hak_bgpurge_stats bg;
+	struct hak_huge_stats hp;
+	char buf[1280];
+	int n;
+
+	__hak_ss_stats(&ss);
+	hak_bigcache_stats(&bc);
+	hak_l25_stats(&l25);
+	__hak_purge_stats(&ps);
+	hak_bgpurge_stats(&bg);
+	hak_huge_stats(&hp);
+	n = snprintf(buf, sizeof(buf),
+		"  small slabs     %12zu bytes in slabs, %zu dirty, %zu purged, %zu in live slabs\n"
+		"  mid (L2.5)      %12zu bytes in use, %zu dirty, %zu purged\n"
+		"  large cache     %12zu bytes cached, %zu resident, %zu purges\n"
+		"  purge           %12zu ms delay, %zu passes, %zu bytes decayed\n"
+		"  memory limit    %12zu bytes%s, %zu purges near it, %zu retries\n"
+		"  background      %12s (%zu starts, %zu wakeups, %zu passes, %zu bytes)\n"
+		"  hugepages       %12zu bytes (AnonHugePages; %zu advised, %zu withdrawn, "
+		"%zu collapsed, %zu failed)\n",
+		ss.pages_used << HAK_PAGE_SHIFT, ss.pages_dirty << HAK_PAGE_SHIFT,
+		ss.purged_bytes, __hak_heap_pages_purged(),
+		l25.bytes_in_use, l25.dirty_bytes, l25.purged_bytes,
+		bc.cached_bytes, bc.resident_bytes, bc.purges,
+		ps.delay_ms, ps.passes, ps.decayed_bytes,
+		ps.limit, ps.limit_hard ? " (hard)" : "", ps.limit_purges, ps.retries,
+		bg.running ? "running" : IS_ENABLED(CONFIG_HAK_BACKGROUND_PURGE) ? "off" : "not built",
+		bg.starts, bg.wakeups, bg.passes, bg.purged_bytes,
+		hp.anon_huge_bytes, hp.advised, hp.withdrawn, hp.collapses, hp.collapse_fails);
+	if (n > (int)sizeof(buf))
+		n = sizeof(buf);
+	if (n > 0 && write(fd, buf, (size_t)n) < 0)
+		return;
+}
+
+int __hak_malloc_info(int options, FILE *fp)
+{
+	struct hak_stats st;
+	struct hak_ss_stats ss;
+	struct hak_bigcache_stats bc;
+	struct hak_l25_stats l25;
+	struct hak_purge_stats ps;
+	struct hak_bgpurge_stats bg;
+	struct hak_huge_stats hp;
+	size_t page_purged;
+
+	if (options != 0 || !fp) {
+		errno = EINVAL;
+		return -1;
+	}
+	__hak_stats_get(&st);
+	__hak_ss_stats(&ss);
+	hak_bigcache_stats(&bc);
+	hak_l25_stats(&l25);
+	__hak_purge_stats(&ps);
+	hak_bgpurge_stats(&bg);
+	hak_huge_stats(&hp);
+	page_purged = __hak_heap_pages_purged();
+	fprintf(fp, "<malloc version=\"hakmem-%s\">\n", HAKMEM_VERSION);
+	fprintf(fp, "<heap nr=\"0\" name=\"small\">\n"
+		"<total type=\"in_use\" size=\"%zu\"/>\n"
+		"<total type=\"resident\" size=\"%zu\"/>\n"
+		"<total type=\"dirty\" size=\"%zu\"/>\n"
+		"<total type=\"purged\" size=\"%zu\"/>\n"
+		"<total type=\"purged_in_slabs\" size=\"%zu\"/>\n"
+		"<total type=\"hugepage\" size=\"%zu\"/>\n"
+		"</heap>\n",
+		st.small_in_use, ss.pages_used << HAK_PAGE_SHIFT,
+		ss.pages_dirty << HAK_PAGE_SHIFT, ss.purged_bytes, page_purged,
+		hp.anon_huge_bytes);
+	fprintf(fp, "<heap nr=\"1\" name=\"mid\">\n"
+		"<total type=\"in_use\" size=\"%zu\"/>\n"
+		"<total type=\"dirty\" size=\"%zu\"/>\n"
+		"<total type=\"purged\" size=\"%zu\"/>\n"
+		"<total type=\"mapped\" count=\"%zu\" size=\"%zu\"/>\n"
+		"</heap>\n",
+		l25.bytes_in_use, l25.dirty_bytes, l25.purged_bytes,
+		l25.regions, l25.regions * HAK_SS_SIZE);
+	fprintf(fp, "<heap nr=\"2\" name=\"large\">\n"
+		"<total type=\"in_use\" count=\"%zu\" size=\"%zu\"/>\n"
+		"<total type=\"cached\" count=\"%zu\" size=\"%zu\"/>\n"
+		"<total type=\"cached_resident\" size=\"%zu\"/>\n"
+		"<total type=\"purges\" count=\"%zu\"/>\n"
+		"</heap>\n",
+		st.large_blocks, st.large_bytes, bc.cached_blocks, bc.cached_bytes,
+		bc.resident_bytes, bc.purges);
+	fprintf(fp, "<purge delay_ms=\"%zu\" passes=\"%zu\" decayed=\"%zu\" "
+		"limit=\"%zu\" hard=\"%zu\" limit_purges=\"%zu\" retries=\"%zu\" "
+		"background=\"%zu\" background_passes=\"%zu\" background_purged=\"%zu\"/>\n",
+		ps.delay_ms, ps.passes, ps.decayed_bytes, ps.limit, ps.limit_hard,
+		ps.limit_purges, ps.retries, bg.running, bg.passes, bg.purged_bytes);
+	fprintf(fp, "<system type=\"current\" size=\"%zu\"/>\n"
+		"<aspace type=\"total\" size=\"%zu\"/>\n"
+		"</malloc>\n", st.mapped_bytes, st.mapped_bytes);
+	return 0;
 }
 
 void __hak_stats_print(int fd)
@@ -139,4 +255,5 @@ void __hak_stats_print(int fd)
 		n = sizeof(buf);
 	if (n > 0 && write(fd, buf, (size_t)n) < 0)
 		return;
+	__hak_stats_print_memory(fd);
 }

@@ -9,6 +9,10 @@
  * accumulate; then they are purged with madvise, oldest superslab first, down
  * to half the limit. A wholly free superslab beyond HAK_SS_KEEP is unmapped.
  * Neither system call runs under ss_lock (see ss_release).
+ * Each free page also carries the time it went dirty (dirty_stamp), so the
+ * decay pass (lib/purge.c, __hak_ss_decay) purges pages free for longer
+ * than the purge delay whatever the limit, and an idle process gives them
+ * back; it claims and purges the same way, outside the lock.
  *
  * Lock order: ss_lock is a leaf (taken by heaps, never held across a heap
  * operation or a purge).
@@ -18,6 +22,7 @@
 #include "lock.h"
 #include "os.h"
 #include "superslab.h"
+#include "boxes/hugepage/hugepage.h"
 
 #define HAK_SS_ALL_FREE		0xffffffffu
 #define HAK_SS_KEEP		2	/* wholly free superslabs kept mapped */
@@ -68,6 +73,7 @@ static struct hak_superslab *ss_new(void)
 	ss = __hak_os_map_aligned(HAK_SS_SIZE, HAK_SS_SIZE);
 	if (!ss)
 		return NULL;
+	hak_huge_on_new(ss, nr_superslabs + 1);	/* before the first touch */
 	ss->magic = HAK_SS_MAGIC;
 	for (i = 0; i <= HAK_NCLASS; i++)
 		ss->class_mask[i].mask = (uint16_t)__hak_class_mask[i];
@@ -119,6 +125,7 @@ static void slab_init(struct hak_superslab *ss, unsigned first, unsigned span,
 	for (k = 0; k < span; k++) {
 		ss->page_class[first + k] = (uint8_t)c;
 		ss->page_owner[first + k] = (uint8_t)tag;
+		ss->page_purged[first + k] = 0;
 	}
 	s->free = NULL;
 	s->remote = NULL;
@@ -163,6 +170,7 @@ struct hak_slab *__hak_span_alloc(struct hak_heap *owner, unsigned tag, unsigned
 	if (!ss->free_mask)
 		avail_del(ss);
 	nr_pages_used += span;
+	hak_huge_on_used(ss, HAK_SS_PAGES - (unsigned)__builtin_popcount(ss->free_mask));
 	slab_init(ss, (unsigned)first, span, owner, tag, c);
 	hak_unlock(&ss_lock);
 	return &ss->slabs[first];
@@ -233,6 +241,7 @@ static void ss_release_pick(bool all, struct ss_batch *b)
 			nr_pages_dirty -= __builtin_popcount(ss->dirty_mask);
 			nr_superslabs--;
 			nr_free_superslabs--;
+			hak_huge_on_unmap(ss);
 			__hak_ssmap_set((uintptr_t)ss, 0);
 			b->unmap[b->nunmap++] = ss;
 			continue;
@@ -339,6 +348,13 @@ void __hak_span_free(struct hak_slab *s)
 		nr_free_superslabs++;
 	nr_pages_used -= span;
 	nr_pages_dirty += span;
+	{
+		unsigned now = __hak_now_ms();
+
+		for (k = 0; k < span; k++)
+			ss->dirty_stamp[first + k] = now;
+	}
+	hak_huge_on_used(ss, HAK_SS_PAGES - (unsigned)__builtin_popcount(ss->free_mask));
 	if ((nr_pages_dirty << HAK_PAGE_SHIFT) > dirty_max ||
 	    nr_free_superslabs > HAK_SS_KEEP)
 		ss_release(false);
@@ -351,6 +367,82 @@ size_t __hak_ss_release(bool all)
 
 	hak_lock(&ss_lock);
 	done = ss_release(all);
+	hak_unlock(&ss_lock);
+	return done;
+}
+
+/*
+ * Under ss_lock: the next batch of the decay pass, pages free and dirty
+ * for at least delay ms at now (a wholly free superslab beyond the ones
+ * kept is unmapped instead). A superslab the hugepage box keeps whole is
+ * left alone: a partial purge would split its hugepage.
+ */
+static void ss_decay_pick(unsigned now, unsigned delay, struct ss_batch *b)
+{
+	struct hak_superslab *ss, *next;
+
+	b->npurge = b->nunmap = 0;
+	for (ss = avail; ss; ss = next) {
+		uint32_t old = 0, m = ss->dirty_mask;
+
+		next = ss->next;
+		while (m) {
+			unsigned i = (unsigned)__builtin_ctz(m);
+
+			m &= m - 1;
+			if (now - ss->dirty_stamp[i] >= delay)
+				old |= 1u << i;
+		}
+		if (!old)
+			continue;
+		if (ss->free_mask == HAK_SS_ALL_FREE && old == ss->dirty_mask &&
+		    nr_free_superslabs > HAK_SS_KEEP) {
+			if (b->nunmap == HAK_SS_BATCH)
+				break;
+			avail_del(ss);
+			nr_pages_dirty -= __builtin_popcount(ss->dirty_mask);
+			nr_superslabs--;
+			nr_free_superslabs--;
+			hak_huge_on_unmap(ss);
+			__hak_ssmap_set((uintptr_t)ss, 0);
+			b->unmap[b->nunmap++] = ss;
+			continue;
+		}
+		if (hak_huge_keeps(ss))
+			continue;
+		if (b->npurge == HAK_SS_BATCH)
+			break;
+		b->purge[b->npurge] = ss;
+		b->mask[b->npurge++] = old;
+		ss_claim(ss, old);
+	}
+}
+
+size_t __hak_ss_decay(unsigned now, unsigned delay)
+{
+	struct ss_batch b;
+	size_t done = 0, purged;
+	uint32_t left[HAK_SS_BATCH];
+	unsigned i;
+
+	hak_lock(&ss_lock);
+	hak_huge_collapse(now);
+	do {
+		ss_decay_pick(now, delay, &b);
+		if (!b.npurge && !b.nunmap)
+			break;
+		hak_unlock(&ss_lock);
+		purged = 0;
+		for (i = 0; i < b.nunmap; i++)
+			__hak_os_unmap(b.unmap[i], HAK_SS_SIZE);
+		for (i = 0; i < b.npurge; i++)
+			left[i] = ss_purge(b.purge[i], b.mask[i], &purged);
+		hak_lock(&ss_lock);
+		for (i = 0; i < b.npurge; i++)
+			ss_unclaim(b.purge[i], b.mask[i], left[i]);
+		purged_bytes += purged;
+		done += purged + (size_t)b.nunmap * HAK_SS_SIZE;
+	} while (b.npurge == HAK_SS_BATCH || b.nunmap == HAK_SS_BATCH);
 	hak_unlock(&ss_lock);
 	return done;
 }

@@ -57,6 +57,10 @@ struct hak_heap;
 
 /* Slab flags (owner thread only). */
 #define HAK_SLAB_PARTIAL	0x1	/* on the heap's partial list */
+#define HAK_SLAB_SCANNED	0x2	/* page-purge scan done, no change since */
+#define HAK_SLAB_IDLE1		0x4	/* no change since the last purge pass */
+#define HAK_SLAB_IDLE_MASK	HAK_SLAB_IDLE1
+#define HAK_SLAB_TAIL_PURGED	0x10	/* its never-carved pages were purged */
 
 struct hak_slab {
 	void *free;			/* local free list */
@@ -81,7 +85,7 @@ struct hak_superslab {
 	uint32_t magic;
 	uint32_t free_mask;		/* pages not in any slab */
 	uint32_t dirty_mask;		/* free pages that may be resident */
-	uint32_t pad;
+	uint32_t huge;			/* hugepage box state (HAK_HUGE_*), ss_lock */
 	struct hak_superslab *next;	/* global list, ss_lock */
 	struct hak_superslab *prev;
 	/*
@@ -94,6 +98,13 @@ struct hak_superslab {
 		uint16_t mask;
 		uint16_t pad[7];
 	} class_mask[HAK_NCLASS + 1];
+	uint32_t dirty_stamp[HAK_SS_PAGES];	/* ms a free page went dirty, ss_lock */
+	/*
+	 * Per 64 KiB page in a slab, the 4 KiB pages purged inside the live
+	 * slab (bit k: page k); the blocks that overlap them are free and
+	 * "parked" off the free list (lib/heap.c). Owner thread only.
+	 */
+	uint16_t page_purged[HAK_SS_PAGES];
 };
 
 #define HAK_SS_MAGIC		0x68616b53u	/* "hakS" */
@@ -214,6 +225,12 @@ void __hak_span_free(struct hak_slab *s);
  */
 size_t __hak_ss_release(bool all);
 void __hak_ss_set_dirty_max(size_t bytes);
+/*
+ * Time-based decay: purge the free pages that have been dirty for at least
+ * delay ms at time now (__hak_now_ms), and unmap wholly free superslabs
+ * beyond the few kept. Returns bytes released.
+ */
+size_t __hak_ss_decay(unsigned now, unsigned delay);
 
 struct hak_ss_stats {
 	size_t superslabs;	/* live superslabs */

@@ -23,7 +23,7 @@ void __hak_bigcache_set_merge(bool on);
 /*
  * Purge hot blocks unused for more than ms milliseconds (checked at each
  * put and take); 0 turns the decay off. The default is
- * CONFIG_HAK_BIGCACHE_DECAY_MS.
+ * CONFIG_HAK_PURGE_DELAY_MS.
  */
 void __hak_bigcache_set_decay(unsigned ms);
 

@@ -103,6 +103,7 @@ static struct {
 	size_t inflight;		/* bytes being purged */
 	size_t max;
 	unsigned decay_ms;		/* purge hot blocks idle longer; 0: never */
+	bool delay_read;		/* decay_ms taken from HAKMEM_PURGE_DELAY_MS */
 	unsigned now;			/* ms, coarse clock, at the last operation */
 	struct bc_list hot, cold;
 	struct bc_ent *spare;
@@ -113,7 +114,7 @@ static struct {
 } bc = {
 	.lock = HAK_LOCK_INIT,
 	.max = HAK_BIGCACHE_DEFAULT_MAX,
-	.decay_ms = CONFIG_HAK_BIGCACHE_DECAY_MS,
+	.decay_ms = CONFIG_HAK_PURGE_DELAY_MS,
 };
 
 static unsigned long bc_put_tick;
@@ -722,6 +723,31 @@ refuse:
 	return false;
 }
 
+/*
+ * The core's decay pass (lib/purge.c, possibly from the background purge
+ * thread while the program is idle): purge every hot block unused for
+ * longer than the delay, not just the few an operation purges.
+ */
+size_t hak_bigcache_decay(unsigned now)
+{
+	struct bc_batch b = { NULL, NULL, 0 };
+	size_t done = 0;
+	struct bc_ent *e;
+
+	hak_lock(&bc.lock);
+	bc.now = now;
+	while ((e = bc.hot.oldest) && decayed(e)) {
+		unlink_ent(e);
+		bc.inflight += e->len;
+		done += e->len;
+		e->older = b.purge;
+		b.purge = e;
+	}
+	hak_unlock(&bc.lock);
+	finish(&b);
+	return done;
+}
+
 size_t hak_bigcache_release(void)
 {
 	struct bc_batch b = { NULL, NULL, 0 };
@@ -758,6 +784,11 @@ void hak_bigcache_init(void)
 	hak_lock(&bc.lock);
 	bc_setup();
 	bc.max = __hak_opt.bigcache_max;
+	/* The delay once, at start-up: tests that call init again keep theirs. */
+	if (!bc.delay_read) {
+		bc.delay_read = true;
+		bc.decay_ms = (unsigned)__hak_opt.purge_delay_ms;
+	}
 	while (bc.bytes > bc.max && evict_coldest(&b))
 		;
 	bc.st.peak_bytes = bc.bytes;	/* the high-water mark under this bound */

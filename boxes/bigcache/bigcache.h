@@ -13,6 +13,8 @@
  *   hak_bigcache_put(p, len)   true when the cache kept the mapping (the
  *       caller must not unmap it), false to unmap;
  *   hak_bigcache_release()     give every cached mapping back (trim);
+ *   hak_bigcache_decay(now)    purge the blocks unused for longer than the
+ *       purge delay (HAKMEM_PURGE_DELAY_MS) at time now; bytes purged;
  *   hak_bigcache_init()        apply HAKMEM_BIGCACHE_MAX (__hak_opt);
  *   fork hooks                 the cache's locks around fork().
  * With the box off nothing is cached.
@@ -46,6 +48,7 @@ void *hak_bigcache_take(size_t len, size_t align, size_t *got, bool *zeroed);
 void *hak_bigcache_take_at(void *addr, size_t len, size_t *got);
 bool hak_bigcache_put(void *p, size_t len);
 size_t hak_bigcache_release(void);
+size_t hak_bigcache_decay(unsigned now);
 void hak_bigcache_stats(struct hak_bigcache_stats *st);
 void hak_bigcache_init(void);
 void hak_bigcache_fork_prepare(void);
@@ -70,6 +73,11 @@ static inline bool hak_bigcache_put(void *p, size_t len)
 	return false;
 }
 static inline size_t hak_bigcache_release(void) { return 0; }
+static inline size_t hak_bigcache_decay(unsigned now)
+{
+	(void)now;
+	return 0;
+}
 static inline void hak_bigcache_stats(struct hak_bigcache_stats *st)
 {
 	*st = (struct hak_bigcache_stats){ 0 };

@@ -42,7 +42,11 @@
  * operations: a shard whose threads only hit their caches does not age
  * its blocks until it is used again (or trimmed). The pool keeps up to
  * L25_RESERVE purged regions for any shard and class; it unmaps the rest.
- * hak_l25_release() purges and unmaps everything empty.
+ * hak_l25_release() purges and unmaps everything empty. The core's
+ * time-based decay (hak_l25_decay, every few ms of allocator activity or
+ * from the background purge thread) purges every free block of a shard
+ * that saw no operation for the purge delay, and releases its empty
+ * regions, so an idle program gives its mid-size memory back.
  *
  * Locks: shard lock -> pool_lock. madvise happens under a shard lock;
  * mmap and munmap happen with no lock but the shard's held (or none).
@@ -144,6 +148,8 @@ struct l25_shard {
 	uint32_t ticks;			/* operations so far (wraps) */
 	uint32_t next_decay;		/* ticks of the next decay pass */
 	uint32_t win_ops, win_fails;	/* contention window */
+	uint32_t seen_ticks;		/* ticks at the last time-decay pass */
+	unsigned seen_ms;		/* when ticks last moved, as seen by it */
 	size_t regions;
 	size_t blocks_in_use, bytes_in_use;
 	uint64_t allocs, frees, remote_frees, contended, purged_bytes;
@@ -833,6 +839,40 @@ size_t hak_l25_usable(const void *p)
 	n = r->stride;
 	hak_unlock(&sh->lock);
 	return n;
+}
+
+size_t hak_l25_decay(unsigned now, unsigned delay)
+{
+	struct l25_region *rel, *r;
+	size_t done = 0;
+	unsigned s, n = arch_load_relaxed(&nshards);
+
+	for (s = 0; s < n; s++) {
+		struct l25_shard *sh = &shards[s];
+		uint64_t before;
+
+		hak_lock(&sh->lock);
+		if (sh->ticks != sh->seen_ticks) {
+			sh->seen_ticks = sh->ticks;
+			sh->seen_ms = now;
+			hak_unlock(&sh->lock);
+			continue;
+		}
+		if (now - sh->seen_ms < delay || sh->regions == 0) {
+			hak_unlock(&sh->lock);
+			continue;
+		}
+		before = sh->purged_bytes;
+		purge_older(sh, 0);
+		rel = detach_empty(sh, false, 0);
+		sh->low_dirty = sh->dirty_bytes;
+		done += (size_t)(sh->purged_bytes - before);
+		hak_unlock(&sh->lock);
+		for (r = rel; r; r = r->next)
+			done += L25_REGION;
+		pool_put_list(rel, true);
+	}
+	return done;
 }
 
 size_t hak_l25_release(void)

@@ -13,6 +13,8 @@
  *   hak_l25_usable(p)      usable bytes of p (in an L2.5 region);
  *   hak_l25_release()      flush the calling thread's cache, give empty
  *                          pages back (trim), bytes released;
+ *   hak_l25_decay(now, delay)  purge the free blocks of shards idle for
+ *                          delay ms (the core's decay pass), bytes released;
  *   fork hooks.
  */
 #ifndef HAK_BOX_L25_POOL_H
@@ -46,6 +48,7 @@ void *hak_l25_alloc(size_t n);
 void hak_l25_free(void *p);
 size_t hak_l25_usable(const void *p);
 size_t hak_l25_release(void);
+size_t hak_l25_decay(unsigned now, unsigned delay);
 void hak_l25_stats(struct hak_l25_stats *st);
 void hak_l25_fork_prepare(void);
 void hak_l25_fork_parent(void);
@@ -68,6 +71,11 @@ static inline size_t hak_l25_usable(const void *p)
 	return 0;
 }
 static inline size_t hak_l25_release(void) { return 0; }
+static inline size_t hak_l25_decay(unsigned now, unsigned delay)
+{
+	(void)now; (void)delay;
+	return 0;
+}
 static inline void hak_l25_stats(struct hak_l25_stats *st)
 {
 	*st = (struct hak_l25_stats){ 0 };

@@ -215,7 +215,7 @@ static void test_decay(size_t s)
 	tap_ok(i >= s, "calloc of a purged block reads as zero");
 	free(t);
 	__hak_bigcache_set_merge(true);
-	__hak_bigcache_set_decay(CONFIG_HAK_BIGCACHE_DECAY_MS);
+	__hak_bigcache_set_decay(CONFIG_HAK_PURGE_DELAY_MS);
 	malloc_trim(0);
 }
 

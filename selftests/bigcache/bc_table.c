@@ -110,7 +110,7 @@ static void test_resize(void)
 	tap_ok(st.cached_bytes == 0 && st.buckets == 256, "trim: %zu bytes, %zu buckets",
 	       st.cached_bytes, st.buckets);
 	__hak_bigcache_set_merge(true);
-	__hak_bigcache_set_decay(CONFIG_HAK_BIGCACHE_DECAY_MS);
+	__hak_bigcache_set_decay(CONFIG_HAK_PURGE_DELAY_MS);
 }
 
 static size_t bound, hi;

@@ -304,6 +304,8 @@ suite=(
 	"large-block|1|size-mix large-block @T@ 20000 65536 16777216 16 42 0.75"
 	"realloc-chain|1|realloc-chain @T@ 2500000 8 1048576 42 0.75"
 	"footprint|1|footprint @T@ 5 @W:200000@ 42"
+	"idle-rss|0|idle-rss 2 256 256 1000 42"
+	"large-ws|0|large-ws 1 1024 10000000 42"
 )
 quick_set=",larson,random-mixed-128,producer-consumer,footprint,"
 

@@ -1,0 +1,139 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Background purge box (Documentation/boxes/background_purge.md): one
+ * detached thread per process that runs the core's decay pass
+ * (__hak_purge_idle) while the program does not call the allocator.
+ *
+ * Start: the core's purge tick calls hak_bgpurge_kick() at a slow path
+ * with no allocator lock held. pthread_create maps the stack itself but
+ * may call malloc (glibc's TLS bookkeeping), which re-enters the tick:
+ * the state moves 0 -> STARTING with a cmpxchg first, so the re-entry
+ * (and every other thread) sees a non-zero state and returns. All signals
+ * are blocked in the new thread (it must never run the program's
+ * handlers); it never allocates.
+ *
+ * Fork: the child has no purge thread. An atfork child handler (registered
+ * at the first start) puts the state back to 0, so the child starts its
+ * own at its first slow path, if it has the option on.
+ *
+ * Exit: the thread is detached and exit() ends it with the process; it
+ * holds no lock across its sleep.
+ *
+ * Pace: it sleeps a quarter of the purge delay (at least BG_MIN_MS). A
+ * wake-up that found the program purging on its own (a tick ran a pass
+ * recently) or nothing to purge doubles the sleep, up to the delay (at
+ * most BG_MAX_MS); one that purged something goes back to the short sleep.
+ */
+#include <pthread.h>
+#include <signal.h>
+#include <time.h>
+#include <asm/atomic.h>
+#include "box.h"
+#include "boxes/background_purge/bgpurge.h"
+
+#define BG_MIN_MS	10
+#define BG_MAX_MS	1000
+#define BG_STACK	(64UL << 10)
+
+enum { BG_NONE, BG_STARTING, BG_RUNNING, BG_FAILED };
+
+int __hak_bgpurge_state;		/* atomic, BG_* */
+static int bg_atfork_done;		/* atomic */
+static size_t bg_starts, bg_wakeups, bg_passes, bg_bytes;	/* atomic */
+
+static void sleep_ms(unsigned ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+
+	while (nanosleep(&ts, &ts) != 0)
+		;
+}
+
+static unsigned base_ms(void)
+{
+	unsigned d = (unsigned)__hak_opt.purge_delay_ms / 4;
+
+	return d < BG_MIN_MS ? BG_MIN_MS : d > BG_MAX_MS ? BG_MAX_MS : d;
+}
+
+/* The longest sleep: the delay itself (1 s at most), so what was freed
+ * just before the program went idle is purged within two delays. */
+static unsigned max_ms(void)
+{
+	unsigned d = (unsigned)__hak_opt.purge_delay_ms;
+
+	return d < BG_MIN_MS ? BG_MIN_MS : d > BG_MAX_MS ? BG_MAX_MS : d;
+}
+
+static void *bg_main(void *arg)
+{
+	unsigned nap = base_ms();
+
+	(void)arg;
+	for (;;) {
+		size_t done;
+		bool ran;
+
+		sleep_ms(nap);
+		arch_fetch_add(&bg_wakeups, 1UL);
+		if (!__hak_opt.purge_delay_ms) {
+			nap = BG_MAX_MS;
+			continue;
+		}
+		done = __hak_purge_idle(&ran);
+		if (ran) {
+			arch_fetch_add(&bg_passes, 1UL);
+			if (done)
+				arch_fetch_add(&bg_bytes, done);
+		}
+		if (done)
+			nap = base_ms();
+		else if (nap < max_ms())
+			nap = nap * 2 < max_ms() ? nap * 2 : max_ms();
+	}
+	return NULL;
+}
+
+static void bg_fork_child(void)
+{
+	arch_store_relaxed(&__hak_bgpurge_state, BG_NONE);
+}
+
+void hak_bgpurge_start(void)
+{
+	sigset_t all, old;
+	pthread_attr_t attr;
+	pthread_t t;
+	bool ok;
+
+	if (arch_cmpxchg(&__hak_bgpurge_state, BG_NONE, BG_STARTING) != BG_NONE)
+		return;
+	if (!arch_load_relaxed(&bg_atfork_done)) {
+		arch_store_relaxed(&bg_atfork_done, 1);
+		pthread_atfork(NULL, NULL, bg_fork_child);
+	}
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	ok = pthread_attr_init(&attr) == 0;
+	if (ok) {
+		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+		pthread_attr_setstacksize(&attr, BG_STACK);
+		ok = pthread_create(&t, &attr, bg_main, NULL) == 0;
+		pthread_attr_destroy(&attr);
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (ok) {
+		pthread_setname_np(t, "hakmem-purge");
+		arch_fetch_add(&bg_starts, 1UL);
+	}
+	arch_store_release(&__hak_bgpurge_state, ok ? BG_RUNNING : BG_FAILED);
+}
+
+void hak_bgpurge_stats(struct hak_bgpurge_stats *st)
+{
+	st->running = arch_load_relaxed(&__hak_bgpurge_state) == BG_RUNNING;
+	st->starts = arch_load_relaxed(&bg_starts);
+	st->wakeups = arch_load_relaxed(&bg_wakeups);
+	st->passes = arch_load_relaxed(&bg_passes);
+	st->purged_bytes = arch_load_relaxed(&bg_bytes);
+}

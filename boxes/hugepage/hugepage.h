@@ -1,0 +1,74 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Hook header of the hugepage box (CONFIG_HAK_HUGEPAGE). lib/superslab.c
+ * calls, with ss_lock held:
+ *   hak_huge_on_new(ss, nr)     a superslab just mapped (nr live ones, this
+ *       included), before its first touch: advise it when the heap is large;
+ *   hak_huge_on_used(ss, used)  its pages in slabs changed to used: advise
+ *       it when dense, withdraw the advice when sparse;
+ *   hak_huge_keeps(ss)          the time decay leaves its free pages alone
+ *       (purging part of a 2 MiB page splits it);
+ *   hak_huge_collapse(now)      from the decay pass: maybe MADV_COLLAPSE one
+ *       dense advised superslab; true when it tried;
+ *   hak_huge_on_unmap(ss)       a superslab is about to be unmapped.
+ * hak_huge_stats() is for HAKMEM_STATS. With the box off the hooks are
+ * empty and hak_huge_keeps() is false.
+ */
+#ifndef HAK_BOX_HUGEPAGE_H
+#define HAK_BOX_HUGEPAGE_H
+
+#include <stddef.h>
+#include <stdbool.h>
+#include <hak/compiler.h>
+#include "box.h"
+
+#define HAK_HUGE_NONE		0	/* no advice given */
+#define HAK_HUGE_ON		1	/* MADV_HUGEPAGE */
+#define HAK_HUGE_OFF		2	/* MADV_NOHUGEPAGE (was on, turned sparse) */
+#define HAK_HUGE_COLLAPSED	4	/* flag: MADV_COLLAPSE done */
+
+struct hak_huge_stats {
+	size_t advised;		/* MADV_HUGEPAGE given, ever */
+	size_t withdrawn;	/* MADV_NOHUGEPAGE given, ever */
+	size_t collapses;	/* MADV_COLLAPSE that worked */
+	size_t collapse_fails;
+	size_t anon_huge_bytes;	/* AnonHugePages of the process now */
+};
+
+#if IS_ENABLED(CONFIG_HAK_HUGEPAGE)
+void hak_huge_on_new(struct hak_superslab *ss, size_t nr);
+void hak_huge_on_used(struct hak_superslab *ss, unsigned used);
+static inline bool hak_huge_keeps(const struct hak_superslab *ss)
+{
+	return (ss->huge & 3) == HAK_HUGE_ON;
+}
+bool hak_huge_collapse(unsigned now);
+void hak_huge_on_unmap(struct hak_superslab *ss);
+void hak_huge_stats(struct hak_huge_stats *st);
+#else
+static inline void hak_huge_on_new(struct hak_superslab *ss, size_t nr)
+{
+	(void)ss; (void)nr;
+}
+static inline void hak_huge_on_used(struct hak_superslab *ss, unsigned used)
+{
+	(void)ss; (void)used;
+}
+static inline bool hak_huge_keeps(const struct hak_superslab *ss)
+{
+	(void)ss;
+	return false;
+}
+static inline bool hak_huge_collapse(unsigned now)
+{
+	(void)now;
+	return false;
+}
+static inline void hak_huge_on_unmap(struct hak_superslab *ss) { (void)ss; }
+static inline void hak_huge_stats(struct hak_huge_stats *st)
+{
+	*st = (struct hak_huge_stats){ 0 };
+}
+#endif
+
+#endif /* HAK_BOX_HUGEPAGE_H */

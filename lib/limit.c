@@ -1,0 +1,143 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The memory limit: the cgroup's (v2 memory.max, v1 memory.limit_in_bytes,
+ * the least over the process's cgroup and its ancestors) unless
+ * HAKMEM_MEMORY_LIMIT says otherwise (0: no limit). Read once at start-up
+ * with open/read into stack buffers: no stdio and no malloc, since this
+ * runs inside the first malloc. The limit goes to the OS layer, which
+ * counts every mapping against it (lib/os.c, lib/purge.c).
+ */
+#include <fcntl.h>
+#include <stdint.h>
+#include <string.h>
+#include <unistd.h>
+#include "init.h"
+#include "os.h"
+#include "purge.h"
+
+#define CG_PATH_MAX	512
+#define CG_NONE		((size_t)1 << 62)	/* v1 "unlimited" is just below 2^63 */
+
+/* Read a small file into buf (NUL-terminated); bytes read or -1. */
+static ssize_t read_small(const char *path, char *buf, size_t size)
+{
+	ssize_t n, got = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return -1;
+	while ((size_t)got < size - 1) {
+		n = read(fd, buf + got, size - 1 - (size_t)got);
+		if (n <= 0)
+			break;
+		got += n;
+	}
+	close(fd);
+	buf[got] = '\0';
+	return got;
+}
+
+/* The number in file dir/name ("max" or anything unparsable: none). */
+static size_t read_limit(const char *dir, size_t dlen, const char *name)
+{
+	char path[CG_PATH_MAX + 64], buf[64];
+	size_t nlen = strlen(name), v = 0;
+	const char *s;
+
+	if (dlen + nlen + 2 > sizeof(path))
+		return CG_NONE;
+	memcpy(path, dir, dlen);
+	path[dlen] = '/';
+	memcpy(path + dlen + 1, name, nlen + 1);
+	if (read_small(path, buf, sizeof(buf)) <= 0)
+		return CG_NONE;
+	for (s = buf; *s >= '0' && *s <= '9'; s++) {
+		if (v > (SIZE_MAX - 9) / 10)
+			return CG_NONE;
+		v = v * 10 + (size_t)(*s - '0');
+	}
+	return s == buf ? CG_NONE : v;
+}
+
+/* Least limit over root/path and its ancestors down to root. */
+static size_t walk_up(const char *root, const char *path, size_t plen, const char *name)
+{
+	char dir[CG_PATH_MAX];
+	size_t rlen = strlen(root), len, best = CG_NONE, v;
+
+	while (plen && path[plen - 1] == '/')
+		plen--;
+	if (rlen + plen + 1 > sizeof(dir))
+		return CG_NONE;
+	memcpy(dir, root, rlen);
+	memcpy(dir + rlen, path, plen);
+	len = rlen + plen;
+	for (;;) {
+		v = read_limit(dir, len, name);
+		if (v < best)
+			best = v;
+		if (len <= rlen)
+			break;
+		while (len > rlen && dir[len - 1] != '/')
+			len--;
+		if (len > rlen)
+			len--;		/* drop the '/' */
+	}
+	return best;
+}
+
+size_t __hak_cgroup_limit(void)
+{
+	char buf[4096];
+	size_t best = CG_NONE, v;
+	char *line, *end;
+
+	if (read_small("/proc/self/cgroup", buf, sizeof(buf)) <= 0)
+		return 0;
+	for (line = buf; *line; line = end) {
+		char *c1, *c2, *nl;
+
+		nl = strchr(line, '\n');
+		end = nl ? nl + 1 : line + strlen(line);
+		c1 = memchr(line, ':', (size_t)(end - line));
+		c2 = c1 ? memchr(c1 + 1, ':', (size_t)(end - c1 - 1)) : NULL;
+		if (!c2)
+			continue;
+		if (c1 == line + 1 && line[0] == '0' && c2 == c1 + 1) {
+			/* v2: "0::/path" */
+			v = walk_up("/sys/fs/cgroup", c2 + 1,
+				    (size_t)((nl ? nl : end) - c2 - 1), "memory.max");
+		} else {
+			/* v1: "N:ctrl,ctrl:/path", the memory controller's */
+			const char *p = c1 + 1;
+			bool mem = false;
+
+			while (p < c2) {
+				const char *q = memchr(p, ',', (size_t)(c2 - p));
+
+				if (!q)
+					q = c2;
+				if (q - p == 6 && !memcmp(p, "memory", 6))
+					mem = true;
+				p = q + 1;
+			}
+			if (!mem)
+				continue;
+			v = walk_up("/sys/fs/cgroup/memory", c2 + 1,
+				    (size_t)((nl ? nl : end) - c2 - 1),
+				    "memory.limit_in_bytes");
+		}
+		if (v < best)
+			best = v;
+	}
+	return best >= CG_NONE ? 0 : best;
+}
+
+void __hak_limit_init(void)
+{
+	size_t lim = __hak_opt.memory_limit;
+
+	if (lim == HAK_LIMIT_UNSET)
+		lim = __hak_cgroup_limit();
+	__hak_os_set_limit(lim, __hak_opt.memory_limit_hard != 0);
+}

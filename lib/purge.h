@@ -1,0 +1,64 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Giving memory back over time (lib/purge.c) and within a memory limit
+ * (lib/limit.c).
+ *
+ * Every cache (free superslab pages, the L2.5 pool's free blocks, BigCache's
+ * blocks) is purged once it has stayed unused for the purge delay
+ * (HAKMEM_PURGE_DELAY_MS, CONFIG_HAK_PURGE_DELAY_MS). The decay runs from
+ * the allocator's slow paths (__hak_purge_tick: one coarse-clock read, and
+ * a pass every quarter delay) and, with the background purge box, from its
+ * thread while the program is idle. Near the memory limit every cache is
+ * purged; an allocation that the OS (or a hard limit) refused is retried
+ * once after purging everything.
+ *
+ * Locks: none held by the caller of any function here; a pass takes the
+ * caches' locks one at a time. One pass runs at a time (purge_busy).
+ */
+#ifndef HAK_PURGE_H
+#define HAK_PURGE_H
+
+#include <stddef.h>
+#include <stdbool.h>
+#include <hak/compiler.h>
+
+/* A slow path with no lock held: maybe run a decay pass (cheap otherwise). */
+void __hak_purge_tick(void);
+/*
+ * One decay pass over the shared caches at time now (ms, __hak_now_ms):
+ * what has been unused for the purge delay is purged. Bytes released.
+ * Called by the tick and by the background purge thread.
+ */
+size_t __hak_purge_decay(unsigned now);
+/*
+ * A decay pass if one is due (no tick ran one for a quarter of the delay:
+ * the program is idle); *ran tells whether it ran. For the background
+ * purge box.
+ */
+size_t __hak_purge_idle(bool *ran);
+/* Purge every cache now (near the limit, trim-like). Bytes released. */
+size_t __hak_purge_all(void);
+/*
+ * An allocation failed: purge every cache; true when something was
+ * released, so the caller retries once.
+ */
+bool __hak_purge_for_retry(void) __cold;
+
+struct hak_purge_stats {
+	size_t delay_ms;	/* the purge delay in force */
+	size_t passes;		/* decay passes run */
+	size_t decayed_bytes;	/* bytes released by decay passes */
+	size_t limit;		/* memory limit (0: none) */
+	size_t limit_hard;	/* 1: allocations past it fail */
+	size_t limit_purges;	/* purge-everything runs near the limit */
+	size_t retries;		/* failed allocations retried after a purge */
+};
+void __hak_purge_stats(struct hak_purge_stats *st);
+void __hak_purge_fork_child(void);
+
+/* Read the cgroup memory limit and HAKMEM_MEMORY_LIMIT* (start-up). */
+void __hak_limit_init(void);
+/* The cgroup memory limit of the process, 0 when none (lib/limit.c). */
+size_t __hak_cgroup_limit(void);
+
+#endif /* HAK_PURGE_H */

@@ -1,0 +1,173 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The background purge thread: it is not there before the allocator is
+ * used, starts at the first slow path (with HAKMEM_BACKGROUND_PURGE=1),
+ * shows in the statistics and as a thread named hakmem-purge; while the
+ * program sleeps without calling the allocator it purges the cached large
+ * blocks (RSS falls); a forked child starts its own; a program whose
+ * thread runs still exits at once (the thread is detached).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <malloc.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/wait.h>
+#include <hakmem/hakmem.h>
+#include "../lib/tap.h"
+#include "init.h"
+#include "boxes/background_purge/bgpurge.h"
+#include "boxes/bigcache/bigcache.h"
+
+/* A malloc/free pair the compiler cannot elide. */
+static void use_allocator(size_t n)
+{
+	void *volatile p = malloc(n);
+
+	free(p);
+}
+
+static long rss_kib(void)
+{
+	char buf[4096];
+	FILE *f = fopen("/proc/self/status", "r");
+	long v = 0;
+
+	if (!f)
+		return 0;
+	while (fgets(buf, sizeof(buf), f))
+		if (!strncmp(buf, "VmRSS:", 6))
+			v = strtol(buf + 6, NULL, 10);
+	fclose(f);
+	return v;
+}
+
+/* Threads of this process named name. */
+static int threads_named(const char *name)
+{
+	char path[300], comm[64];
+	struct dirent *d;
+	DIR *dir = opendir("/proc/self/task");
+	int n = 0;
+
+	if (!dir)
+		return -1;
+	while ((d = readdir(dir))) {
+		FILE *f;
+
+		if (d->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/self/task/%s/comm", d->d_name);
+		f = fopen(path, "r");
+		if (!f)
+			continue;
+		if (fgets(comm, sizeof(comm), f) && !strncmp(comm, name, strlen(name)))
+			n++;
+		fclose(f);
+	}
+	closedir(dir);
+	return n;
+}
+
+static struct hak_bgpurge_stats bg(void)
+{
+	struct hak_bgpurge_stats st;
+
+	hak_bgpurge_stats(&st);
+	return st;
+}
+
+/* Free a burst of large blocks, then sleep without calling malloc. */
+static int idle_release(long *before, long *after)
+{
+	enum { N = 16, SZ = 2 << 20 };
+	void *v[N];
+	int i;
+
+	for (i = 0; i < N; i++) {
+		v[i] = malloc(SZ);
+		memset(v[i], 0x5a, SZ);
+	}
+	for (i = 0; i < N; i++)
+		free(v[i]);
+	*before = rss_kib();
+	usleep(1000 * 1000);		/* no allocator call while idle */
+	*after = rss_kib();
+	return *after + (N * SZ >> 10) / 2 < *before;
+}
+
+int main(int argc, char **argv)
+{
+	long before = 0, after = 0;
+	struct hak_bgpurge_stats st;
+	pid_t pid;
+	int status;
+
+	if (!getenv("HAKMEM_BACKGROUND_PURGE")) {
+		setenv("HAKMEM_BACKGROUND_PURGE", "1", 1);
+		execv("/proc/self/exe", argv);
+		return 1;
+	}
+	if (argc > 1 && !strcmp(argv[1], "exit-child")) {
+		use_allocator(100);
+		return bg().running ? 0 : 3;	/* returns with the thread running */
+	}
+	st = bg();		/* before any allocation of this program */
+	tap_plan(0);
+	tap_ok(st.starts == 0, "no purge thread before the allocator is used");
+	use_allocator(1 << 20);
+	st = bg();
+	tap_ok(st.running == 1 && st.starts == 1, "first slow path starts the thread (starts %zu)",
+	       st.starts);
+	usleep(20000);
+	tap_ok(threads_named("hakmem-purge") == 1, "one thread named hakmem-purge");
+
+	{
+		int released = idle_release(&before, &after);
+
+		tap_ok(released, "idle 1 s without allocator calls: RSS %ld -> %ld KiB",
+		       before, after);
+	}
+	st = bg();
+	tap_ok(st.passes > 0 && st.purged_bytes > 0,
+	       "statistics: %zu wakeups, %zu passes, %zu bytes purged",
+	       st.wakeups, st.passes, st.purged_bytes);
+
+	fflush(stdout);
+	pid = fork();
+	if (pid == 0) {
+		/* Not threads_named(): opendir allocates, which starts one. */
+		int none = !bg().running, own, rel;
+
+		use_allocator(1 << 20);
+		usleep(20000);
+		own = bg().running && threads_named("hakmem-purge") == 1;
+		rel = idle_release(&before, &after);
+		if (!(none && own && rel))
+			printf("# child: no thread at fork %d, own thread %d, idle RSS %ld -> %ld KiB\n",
+			       none, own, before, after);
+		fflush(stdout);
+		_exit(none && own && rel ? 0 : 1);
+	}
+	waitpid(pid, &status, 0);
+	tap_ok(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	       "a forked child starts its own thread and releases memory while idle (status %d)",
+	       status);
+
+	pid = fork();
+	if (pid == 0) {
+		char *av[] = { argv[0], (char *)"exit-child", NULL };
+
+		alarm(10);
+		execv("/proc/self/exe", av);
+		_exit(9);
+	}
+	waitpid(pid, &status, 0);
+	tap_ok(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	       "a program returns from main with the thread running and exits (status %d)",
+	       status);
+	tap_finish();
+}

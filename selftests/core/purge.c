@@ -1,0 +1,271 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Giving memory back: after the purge delay (250 ms by default) with no
+ * change, whole 4 KiB pages of free blocks inside live slabs are purged
+ * (RSS falls although every slab keeps live blocks), the survivors keep
+ * their contents and the purged blocks are handed out again without
+ * overlapping anything; the free pages of released slabs decay too. The
+ * memory limit: a hard limit makes malloc fail with ENOMEM instead of
+ * mapping past it, after purging the caches; HAKMEM_MEMORY_LIMIT (a
+ * re-executed child) sets one; the cgroup limit reader agrees with the
+ * cgroup files.
+ */
+#include <errno.h>
+#include <sys/wait.h>
+#include <hakmem/hakmem.h>
+#include "core_test.h"
+#include "init.h"
+#include "os.h"
+#include "purge.h"
+
+#define NB	(1u << 17)	/* 128 Ki blocks of 512 B: 64 MiB */
+#define BS	512
+
+static void sleep_ms(unsigned ms)
+{
+	usleep(ms * 1000u);
+}
+
+/* One slow path of this thread: a large malloc/free ticks the decay. */
+static void tick(void)
+{
+	void *p = malloc(4u << 20);
+
+	((volatile char *)p)[0] = 1;
+	free(p);
+}
+
+static void test_pages(void)
+{
+	static unsigned char *b[NB], *again[NB];
+	long before, after;
+	size_t i, kept = 0, bad = 0, dup = 0, n2 = 0;
+	struct hak_stats st;
+
+	for (i = 0; i < NB; i++) {
+		b[i] = malloc(BS);
+		memset(b[i], (int)(i & 0xff), BS);
+	}
+	/* Slow builds purge while the loop below still frees: measure here. */
+	before = ct_status_kib("VmRSS");
+	/* Keep every 64th block: one per 32 KiB, so every slab stays live. */
+	for (i = 0; i < NB; i++) {
+		if (i % 64 == 0) {
+			kept++;
+			continue;
+		}
+		free(b[i]);
+		b[i] = NULL;
+	}
+	tick();
+	sleep_ms(3 * CONFIG_HAK_PURGE_DELAY_MS + 30);
+	tick();
+	sleep_ms(CONFIG_HAK_PURGE_DELAY_MS + 30);
+	tick();
+	after = ct_status_kib("VmRSS");
+	hak_stats_get(&st);
+	/* One live block per 32 KiB: at most an eighth of the pages stay. */
+	tap_ok(after < before / 3,
+	       "pages of free blocks in live slabs purged: RSS %ld -> %ld KiB (%zu blocks live)",
+	       before, after, kept);
+	for (i = 0; i < NB; i += 64) {
+		size_t k;
+
+		for (k = 0; k < BS; k++)
+			bad += b[i][k] != (unsigned char)(i & 0xff);
+	}
+	tap_ok(bad == 0, "survivors keep their contents (%zu bad bytes)", bad);
+	/* Take the purged blocks back: unparked, zero or stale, all distinct. */
+	for (i = 0; i < NB - kept; i++) {
+		again[i] = malloc(BS);
+		memset(again[i], 0xa5, BS);
+		n2++;
+	}
+	for (i = 0; i < NB; i += 64) {
+		size_t k;
+
+		for (k = 0; k < BS; k++)
+			bad += b[i][k] != (unsigned char)(i & 0xff);
+	}
+	for (i = 0; i < n2; i++) {
+		size_t k;
+
+		for (k = 0; k < BS; k += 64)
+			dup += again[i][k] != 0xa5;
+	}
+	tap_ok(bad == 0 && dup == 0,
+	       "%zu blocks handed out again overlap nothing (%zu bad, %zu overwritten)",
+	       n2, bad, dup);
+	for (i = 0; i < n2; i++)
+		free(again[i]);
+	for (i = 0; i < NB; i += 64)
+		free(b[i]);
+}
+
+static void test_decay(void)
+{
+	struct hak_stats st;
+
+	tick();
+	sleep_ms(2 * CONFIG_HAK_PURGE_DELAY_MS + 30);
+	tick();
+	hak_stats_get(&st);
+	if (IS_ENABLED(CONFIG_HAK_HUGEPAGE)) {
+		/* Advised superslabs keep their free pages through the decay. */
+		tap_skip("hugepage box: %zu dirty bytes kept on purpose", st.dirty_bytes);
+		return;
+	}
+	tap_ok(st.dirty_bytes == 0,
+	       "free superslab pages decay after the delay (%zu dirty bytes left)",
+	       st.dirty_bytes);
+}
+
+static void test_hard_limit(void)
+{
+	void *p, *q[8];
+	unsigned i;
+	struct hak_purge_stats ps, ps2;
+
+	malloc_trim(0);
+	__hak_purge_stats(&ps);
+	__hak_os_set_limit(__hak_os_mapped() + (24u << 20), true);
+	/* Cached large blocks count against the limit until purged. */
+	for (i = 0; i < 8; i++)
+		q[i] = malloc(2u << 20);
+	for (i = 0; i < 8; i++)
+		free(q[i]);
+	errno = 0;
+	p = malloc(64u << 20);
+	tap_ok(!p && errno == ENOMEM, "hard limit: malloc past it fails with ENOMEM "
+	       "(mapped %zu, limit %zu, got %p)", __hak_os_mapped(), __hak_os_limit(), p);
+	p = malloc(20u << 20);
+	__hak_purge_stats(&ps2);
+	tap_ok(p != NULL && ps2.retries > ps.retries,
+	       "hard limit: a request that fits once the caches are purged succeeds "
+	       "(retries %zu -> %zu)", ps.retries, ps2.retries);
+	free(p);
+	__hak_os_set_limit(0, false);
+}
+
+static int child_limit(void)
+{
+	void *p;
+
+	errno = 0;
+	p = malloc(256u << 20);
+	if (p || errno != ENOMEM)
+		return 1;
+	p = malloc(1u << 20);
+	if (!p)
+		return 2;
+	free(p);
+	return __hak_os_limit() == (64u << 20) ? 0 : 3;
+}
+
+static void test_env_limit(const char *self)
+{
+	pid_t pid = fork();
+	int status = -1;
+
+	if (pid == 0) {
+		char *argv[] = { (char *)self, (char *)"child-limit", NULL };
+
+		setenv("HAKMEM_MEMORY_LIMIT", "64m", 1);
+		setenv("HAKMEM_MEMORY_LIMIT_HARD", "1", 1);
+		execv("/proc/self/exe", argv);
+		_exit(9);
+	}
+	waitpid(pid, &status, 0);
+	tap_ok(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	       "HAKMEM_MEMORY_LIMIT=64m HAKMEM_MEMORY_LIMIT_HARD=1: 256 MiB fails, 1 MiB works "
+	       "(child status %d)", status);
+}
+
+/* The memory cgroup files, read here with stdio: the least limit found. */
+static size_t stdio_cgroup_limit(void)
+{
+	char line[1024], path[1400];
+	size_t best = 0;
+	FILE *f = fopen("/proc/self/cgroup", "r");
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f)) {
+		char *c2 = strchr(line, ':'), *nl = strchr(line, '\n');
+		const char *fmt = NULL;
+
+		if (nl)
+			*nl = '\0';
+		c2 = c2 ? strchr(c2 + 1, ':') : NULL;
+		if (!c2)
+			continue;
+		if (!strncmp(line, "0::", 3))
+			fmt = "/sys/fs/cgroup%s/memory.max";
+		else if (strstr(line, "memory"))
+			fmt = "/sys/fs/cgroup/memory%s/memory.limit_in_bytes";
+		if (!fmt)
+			continue;
+		for (;;) {
+			FILE *g;
+			unsigned long long v;
+			char *slash;
+
+			snprintf(path, sizeof(path), fmt, c2 + 1);
+			g = fopen(path, "r");
+			if (g) {
+				if (fscanf(g, "%llu", &v) == 1 && v < (1ULL << 62) &&
+				    (!best || v < best))
+					best = (size_t)v;
+				fclose(g);
+			}
+			slash = strrchr(c2 + 1, '/');
+			if (!slash || !c2[1])
+				break;
+			*slash = '\0';
+		}
+	}
+	fclose(f);
+	return best;
+}
+
+/* malloc_info: glibc's XML, on a stream whose buffer stdio allocates. */
+static void test_malloc_info(void)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	int rc, bad;
+
+	rc = malloc_info(0, f);
+	fclose(f);
+	tap_ok(rc == 0 && buf && strstr(buf, "<malloc version=") &&
+	       strstr(buf, "name=\"small\"") && strstr(buf, "type=\"purged\"") &&
+	       strstr(buf, "name=\"large\"") && strstr(buf, "</malloc>"),
+	       "malloc_info(0, fp) writes the XML (%zu bytes)", len);
+	free(buf);
+	f = tmpfile();
+	errno = 0;
+	bad = malloc_info(1, f);
+	tap_ok(bad == -1 && errno == EINVAL, "malloc_info(1, fp): -1, EINVAL");
+	if (f)
+		fclose(f);
+}
+
+int main(int argc, char **argv)
+{
+	size_t cg;
+
+	if (argc > 1 && !strcmp(argv[1], "child-limit"))
+		return child_limit();
+	tap_plan(0);
+	test_pages();
+	test_decay();
+	test_hard_limit();
+	test_env_limit(argv[0]);
+	test_malloc_info();
+	cg = stdio_cgroup_limit();
+	tap_ok(__hak_cgroup_limit() == cg,
+	       "cgroup memory limit read without stdio: %zu (stdio: %zu)",
+	       __hak_cgroup_limit(), cg);
+	tap_finish();
+}

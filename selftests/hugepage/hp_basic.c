@@ -1,0 +1,95 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The hugepage box: a heap of small blocks beyond a few superslabs is
+ * advised MADV_HUGEPAGE and lands in 2 MiB pages (AnonHugePages grows
+ * with it); the small heap of the first superslabs is not advised until
+ * dense; freeing everything withdraws the advice (MADV_NOHUGEPAGE) and
+ * malloc_trim gives the hugepages back; with HAKMEM_HUGEPAGE_COLLAPSE on,
+ * the decay pass collapses a dense advised superslab (or counts a failure
+ * and backs off), never more than one per pass.
+ */
+#include <malloc.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <hakmem/hakmem.h>
+#include "../lib/tap.h"
+#include "init.h"
+#include "boxes/hugepage/hugepage.h"
+
+#define NB	(1u << 20)	/* 1 Mi blocks of 64 B: 64 MiB */
+
+static struct hak_huge_stats hs(void)
+{
+	struct hak_huge_stats st;
+
+	hak_huge_stats(&st);
+	return st;
+}
+
+static int thp_never(void)
+{
+	char buf[128] = "";
+	FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
+
+	if (!f)
+		return 1;
+	if (!fgets(buf, sizeof(buf), f))
+		buf[0] = '\0';
+	fclose(f);
+	return strstr(buf, "[never]") != NULL || !buf[0];
+}
+
+/* A large malloc/free: a slow path of this thread, which ticks the decay. */
+static void tick(void)
+{
+	void *volatile p = malloc(1u << 20);
+
+	free(p);
+}
+
+int main(void)
+{
+	static void *b[NB];
+	struct hak_huge_stats a, z;
+	unsigned i;
+
+	if (thp_never())
+		tap_skip_all("transparent hugepages are off (\"never\") here");
+	tap_plan(0);
+	a = hs();
+	for (i = 0; i < 1000; i++)
+		b[i] = malloc(64);
+	tap_ok(hs().advised == a.advised, "a small heap is not advised (%zu advised)", hs().advised);
+	for (i = 1000; i < NB; i++) {
+		b[i] = malloc(64);
+		memset(b[i], 1, 64);
+	}
+	z = hs();
+	tap_ok(z.advised >= 20, "64 MiB of small blocks: %zu superslabs advised", z.advised);
+	tap_ok(z.anon_huge_bytes >= (32u << 20),
+	       "AnonHugePages %zu KiB with 64 MiB of small blocks", z.anon_huge_bytes >> 10);
+
+	/* Collapse: the first superslabs were 4 KiB-faulted before they were dense. */
+	__hak_opt.hugepage_collapse = 1;
+	for (i = 0; i < 6; i++) {
+		usleep(30000);
+		tick();
+	}
+	z = hs();
+	tap_ok(z.collapses + z.collapse_fails >= 1 &&
+	       z.collapses + z.collapse_fails <= 6,
+	       "HAKMEM_HUGEPAGE_COLLAPSE: %zu collapsed, %zu failed in 6 passes",
+	       z.collapses, z.collapse_fails);
+	__hak_opt.hugepage_collapse = 0;
+
+	for (i = 0; i < NB; i++)
+		free(b[i]);
+	malloc_trim(0);
+	z = hs();
+	tap_ok(z.withdrawn >= 1, "freed: advice withdrawn from %zu superslabs", z.withdrawn);
+	tap_ok(z.anon_huge_bytes < (8u << 20), "after malloc_trim AnonHugePages is %zu KiB",
+	       z.anon_huge_bytes >> 10);
+	tap_finish();
+}
