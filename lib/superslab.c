@@ -288,6 +288,29 @@ static uint32_t ss_purge(struct hak_superslab *ss, uint32_t mask, size_t *done)
 }
 
 /*
+ * Carry out a picked batch: drop ss_lock for the system calls, then give
+ * the claimed pages back (those whose purge failed stay dirty). Called and
+ * returns with ss_lock held; returns the bytes purged or unmapped.
+ */
+static size_t ss_batch_run(struct ss_batch *b) __must_hold(&ss_lock)
+{
+	uint32_t left[HAK_SS_BATCH];
+	size_t purged = 0;
+	unsigned i;
+
+	hak_unlock(&ss_lock);
+	for (i = 0; i < b->nunmap; i++)
+		__hak_os_unmap(b->unmap[i], HAK_SS_SIZE);
+	for (i = 0; i < b->npurge; i++)
+		left[i] = ss_purge(b->purge[i], b->mask[i], &purged);
+	hak_lock(&ss_lock);
+	for (i = 0; i < b->npurge; i++)
+		ss_unclaim(b->purge[i], b->mask[i], left[i]);
+	purged_bytes += purged;
+	return purged + (size_t)b->nunmap * HAK_SS_SIZE;
+}
+
+/*
  * Purge down to the target (half of dirty_max, or everything with all)
  * and unmap the wholly free superslabs beyond HAK_SS_KEEP; called and
  * returns with ss_lock held, drops it around the system calls.
@@ -295,9 +318,7 @@ static uint32_t ss_purge(struct hak_superslab *ss, uint32_t mask, size_t *done)
 static size_t ss_release(bool all) __must_hold(&ss_lock)
 {
 	struct ss_batch b;
-	size_t done = 0, purged;
-	uint32_t left[HAK_SS_BATCH];
-	unsigned i;
+	size_t done = 0;
 
 	/* trim (all) runs even beside a purge: claims never overlap */
 	if (purging && !all)
@@ -308,17 +329,7 @@ static size_t ss_release(bool all) __must_hold(&ss_lock)
 		ss_release_pick(all, &b);
 		if (!b.npurge && !b.nunmap)
 			break;
-		hak_unlock(&ss_lock);
-		purged = 0;
-		for (i = 0; i < b.nunmap; i++)
-			__hak_os_unmap(b.unmap[i], HAK_SS_SIZE);
-		for (i = 0; i < b.npurge; i++)
-			left[i] = ss_purge(b.purge[i], b.mask[i], &purged);
-		hak_lock(&ss_lock);
-		for (i = 0; i < b.npurge; i++)
-			ss_unclaim(b.purge[i], b.mask[i], left[i]);
-		purged_bytes += purged;
-		done += purged + (size_t)b.nunmap * HAK_SS_SIZE;
+		done += ss_batch_run(&b);
 	} while (b.npurge == HAK_SS_BATCH || b.nunmap == HAK_SS_BATCH);
 	if (!all)
 		purging = false;
@@ -421,9 +432,7 @@ static void ss_decay_pick(unsigned now, unsigned delay, struct ss_batch *b)
 size_t __hak_ss_decay(unsigned now, unsigned delay)
 {
 	struct ss_batch b;
-	size_t done = 0, purged;
-	uint32_t left[HAK_SS_BATCH];
-	unsigned i;
+	size_t done = 0;
 
 	hak_lock(&ss_lock);
 	hak_huge_collapse(now);
@@ -431,17 +440,7 @@ size_t __hak_ss_decay(unsigned now, unsigned delay)
 		ss_decay_pick(now, delay, &b);
 		if (!b.npurge && !b.nunmap)
 			break;
-		hak_unlock(&ss_lock);
-		purged = 0;
-		for (i = 0; i < b.nunmap; i++)
-			__hak_os_unmap(b.unmap[i], HAK_SS_SIZE);
-		for (i = 0; i < b.npurge; i++)
-			left[i] = ss_purge(b.purge[i], b.mask[i], &purged);
-		hak_lock(&ss_lock);
-		for (i = 0; i < b.npurge; i++)
-			ss_unclaim(b.purge[i], b.mask[i], left[i]);
-		purged_bytes += purged;
-		done += purged + (size_t)b.nunmap * HAK_SS_SIZE;
+		done += ss_batch_run(&b);
 	} while (b.npurge == HAK_SS_BATCH || b.nunmap == HAK_SS_BATCH);
 	hak_unlock(&ss_lock);
 	return done;

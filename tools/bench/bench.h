@@ -93,13 +93,13 @@ static inline double now_sec(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-/* Read a "Key:  N kB" line of /proc/self/status; 0 if not found. */
-static BENCH_UNUSED long proc_status_kb(const char *key)
+/* Read a "Key:  N kB" line of a /proc file (status, smaps_rollup); 0 if not found. */
+static BENCH_UNUSED long proc_file_kb(const char *path, const char *key)
 {
 	char line[256];
 	size_t klen = strlen(key);
 	long v = 0;
-	FILE *f = fopen("/proc/self/status", "r");
+	FILE *f = fopen(path, "r");
 
 	if (!f)
 		return 0;
@@ -111,6 +111,12 @@ static BENCH_UNUSED long proc_status_kb(const char *key)
 	}
 	fclose(f);
 	return v;
+}
+
+/* A "Key:  N kB" line of /proc/self/status; 0 if not found. */
+static BENCH_UNUSED long proc_status_kb(const char *key)
+{
+	return proc_file_kb("/proc/self/status", key);
 }
 
 static BENCH_UNUSED void die(const char *msg)

@@ -27,21 +27,7 @@ static pthread_barrier_t start_line;
 
 static long smaps_kb(const char *key)
 {
-	char line[256];
-	size_t klen = strlen(key);
-	long v = 0;
-	FILE *f = fopen("/proc/self/smaps_rollup", "r");
-
-	if (!f)
-		return 0;
-	while (fgets(line, sizeof(line), f)) {
-		if (!strncmp(line, key, klen) && line[klen] == ':') {
-			v = strtol(line + klen + 1, NULL, 10);
-			break;
-		}
-	}
-	fclose(f);
-	return v;
+	return proc_file_kb("/proc/self/smaps_rollup", key);
 }
 
 static void *worker_thread(void *arg)
