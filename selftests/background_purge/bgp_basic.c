@@ -125,6 +125,18 @@ int main(int argc, char **argv)
 	usleep(20000);
 	tap_ok(threads_named("hakmem-purge") == 1, "one thread named hakmem-purge");
 
+	/*
+	 * The memory an idle process holds here is BigCache's: without the
+	 * box a large block is unmapped at free and there is nothing for the
+	 * thread to release (small pages in combination with the hugepage
+	 * box are not yet released reliably: issue 11).
+	 */
+	if (!IS_ENABLED(CONFIG_HAK_BIGCACHE)) {
+		tap_skip("idle release needs BigCache (large blocks are unmapped at free)");
+		tap_skip("purge statistics need BigCache");
+		tap_skip("fork child's idle release needs BigCache");
+		goto exit_child;
+	}
 	{
 		int released = idle_release(&before, &after);
 
@@ -157,6 +169,7 @@ int main(int argc, char **argv)
 	       "a forked child starts its own thread and releases memory while idle (status %d)",
 	       status);
 
+exit_child:
 	pid = fork();
 	if (pid == 0) {
 		char *av[] = { argv[0], (char *)"exit-child", NULL };

@@ -192,6 +192,17 @@ static void k_far(size_t n, int bad)
 	free(p);
 }
 
+/* Does the L2.5 pool serve mid-size n (its regions hold never-used slots)? */
+static int l25_serves(size_t n)
+{
+#if IS_ENABLED(CONFIG_HAK_L25_POOL)
+	return n <= ((size_t)CONFIG_HAK_L25_MAX_KIB << 10);
+#else
+	(void)n;
+	return 0;
+#endif
+}
+
 static void k_never(size_t n, int bad)
 {
 	char *p = malloc(n);
@@ -203,6 +214,15 @@ static void k_never(size_t n, int bad)
 		while (!b->head)
 			(void)launder(malloc(n));
 		q = b->head;	/* carved, cached, never handed out */
+	} else if (!l25_serves(n)) {
+		/*
+		 * A large block is a mapping of its own: p + 4n may be the
+		 * start of another live one. Take an address no mapping holds.
+		 */
+		q = mmap(NULL, 4 * n, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (q == MAP_FAILED)
+			tap_bail("mmap: %s", strerror(errno));
+		munmap(q, 4 * n);
 	}
 	last_free(q, bad);
 	free(p);
