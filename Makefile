@@ -464,7 +464,7 @@ PHONY += check bench stress fuzz boxmatrix boxmatrix-all autotune
 check:
 	$(Q)$(srctree)/tools/check.sh $(STEPS)
 
-# Box combinations: a strength-3 covering array (what make check runs), or
+# Box combinations: a strength-3 covering array (make check runs strength 2), or
 # every valid combination (2^boxes builds; hours once there are many boxes).
 boxmatrix:
 	$(Q)$(srctree)/tools/boxmatrix.sh
