@@ -542,8 +542,8 @@ enum {
 static const char *const fixed_strings[S_FIXED] = {
 	"", "alloc_objects", "count", "alloc_space", "bytes",
 	"inuse_objects", "inuse_space", "space",
-	"operator new.*|malloc|calloc|realloc|reallocarray|posix_memalign|"
-	"aligned_alloc|memalign|valloc|pvalloc|hak_.*|__hak_.*",
+	("operator new.*|malloc|calloc|realloc|reallocarray|posix_memalign|"
+	 "aligned_alloc|memalign|valloc|pvalloc|hak_.*|__hak_.*"),
 	"hakmem heap profile",
 };
 
