@@ -224,6 +224,21 @@ static void ss_unclaim(struct hak_superslab *ss, uint32_t mask, uint32_t dirty)
 		nr_free_superslabs++;
 }
 
+/*
+ * Under ss_lock: take wholly free ss out of the pool and the registry for
+ * batch b to unmap (no lookup can find it from here on).
+ */
+static void ss_take_unmap(struct hak_superslab *ss, struct ss_batch *b)
+{
+	avail_del(ss);
+	nr_pages_dirty -= __builtin_popcount(ss->dirty_mask);
+	nr_superslabs--;
+	nr_free_superslabs--;
+	hak_huge_on_unmap(ss);
+	__hak_ssmap_set((uintptr_t)ss, 0);
+	b->unmap[b->nunmap++] = ss;
+}
+
 /* Under ss_lock: choose the next batch of work. */
 static void ss_release_pick(bool all, struct ss_batch *b)
 {
@@ -237,13 +252,7 @@ static void ss_release_pick(bool all, struct ss_batch *b)
 		    (all || nr_free_superslabs > HAK_SS_KEEP)) {
 			if (b->nunmap == HAK_SS_BATCH)
 				break;
-			avail_del(ss);
-			nr_pages_dirty -= __builtin_popcount(ss->dirty_mask);
-			nr_superslabs--;
-			nr_free_superslabs--;
-			hak_huge_on_unmap(ss);
-			__hak_ssmap_set((uintptr_t)ss, 0);
-			b->unmap[b->nunmap++] = ss;
+			ss_take_unmap(ss, b);
 			continue;
 		}
 		if (nr_pages_dirty <= target || !ss->dirty_mask)
@@ -410,13 +419,7 @@ static void ss_decay_pick(unsigned now, unsigned delay, struct ss_batch *b)
 		    nr_free_superslabs > HAK_SS_KEEP) {
 			if (b->nunmap == HAK_SS_BATCH)
 				break;
-			avail_del(ss);
-			nr_pages_dirty -= __builtin_popcount(ss->dirty_mask);
-			nr_superslabs--;
-			nr_free_superslabs--;
-			hak_huge_on_unmap(ss);
-			__hak_ssmap_set((uintptr_t)ss, 0);
-			b->unmap[b->nunmap++] = ss;
+			ss_take_unmap(ss, b);
 			continue;
 		}
 		if (hak_huge_keeps(ss))
