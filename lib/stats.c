@@ -116,6 +116,26 @@ const char *__hak_config(void)
 	return buf;
 }
 
+/* Every layer's figures, for the HAKMEM_STATS memory lines and malloc_info. */
+struct layer_stats {
+	struct hak_ss_stats ss;
+	struct hak_bigcache_stats bc;
+	struct hak_l25_stats l25;
+	struct hak_purge_stats ps;
+	struct hak_bgpurge_stats bg;
+	struct hak_huge_stats hp;
+};
+
+static void layer_stats_get(struct layer_stats *m)
+{
+	__hak_ss_stats(&m->ss);
+	hak_bigcache_stats(&m->bc);
+	hak_l25_stats(&m->l25);
+	__hak_purge_stats(&m->ps);
+	hak_bgpurge_stats(&m->bg);
+	hak_huge_stats(&m->hp);
+}
+
 /*
  * Where memory sits, per layer: resident (in use or cached and not
  * purged), dirty (free, possibly resident), purged (given back, ever) and
@@ -123,21 +143,11 @@ const char *__hak_config(void)
  */
 static void __hak_stats_print_memory(int fd)
 {
-	struct hak_ss_stats ss;
-	struct hak_bigcache_stats bc;
-	struct hak_l25_stats l25;
-	struct hak_purge_stats ps;
-	struct hak_bgpurge_stats bg;
-	struct hak_huge_stats hp;
+	struct layer_stats m;
 	char buf[1280];
 	int n;
 
-	__hak_ss_stats(&ss);
-	hak_bigcache_stats(&bc);
-	hak_l25_stats(&l25);
-	__hak_purge_stats(&ps);
-	hak_bgpurge_stats(&bg);
-	hak_huge_stats(&hp);
+	layer_stats_get(&m);
 	n = snprintf(buf, sizeof(buf),
 		"  small slabs     %12zu bytes in slabs, %zu dirty, %zu purged, %zu in live slabs\n"
 		"  mid (L2.5)      %12zu bytes in use, %zu dirty, %zu purged\n"
@@ -147,15 +157,15 @@ static void __hak_stats_print_memory(int fd)
 		"  background      %12s (%zu starts, %zu wakeups, %zu passes, %zu bytes)\n"
 		"  hugepages       %12zu bytes (AnonHugePages; %zu advised, %zu withdrawn, "
 		"%zu collapsed, %zu failed)\n",
-		ss.pages_used << HAK_PAGE_SHIFT, ss.pages_dirty << HAK_PAGE_SHIFT,
-		ss.purged_bytes, __hak_heap_pages_purged(),
-		l25.bytes_in_use, l25.dirty_bytes, l25.purged_bytes,
-		bc.cached_bytes, bc.resident_bytes, bc.purges,
-		ps.delay_ms, ps.passes, ps.decayed_bytes,
-		ps.limit, ps.limit_hard ? " (hard)" : "", ps.limit_purges, ps.retries,
-		bg.running ? "running" : IS_ENABLED(CONFIG_HAK_BACKGROUND_PURGE) ? "off" : "not built",
-		bg.starts, bg.wakeups, bg.passes, bg.purged_bytes,
-		hp.anon_huge_bytes, hp.advised, hp.withdrawn, hp.collapses, hp.collapse_fails);
+		m.ss.pages_used << HAK_PAGE_SHIFT, m.ss.pages_dirty << HAK_PAGE_SHIFT,
+		m.ss.purged_bytes, __hak_heap_pages_purged(),
+		m.l25.bytes_in_use, m.l25.dirty_bytes, m.l25.purged_bytes,
+		m.bc.cached_bytes, m.bc.resident_bytes, m.bc.purges,
+		m.ps.delay_ms, m.ps.passes, m.ps.decayed_bytes,
+		m.ps.limit, m.ps.limit_hard ? " (hard)" : "", m.ps.limit_purges, m.ps.retries,
+		m.bg.running ? "running" : IS_ENABLED(CONFIG_HAK_BACKGROUND_PURGE) ? "off" : "not built",
+		m.bg.starts, m.bg.wakeups, m.bg.passes, m.bg.purged_bytes,
+		m.hp.anon_huge_bytes, m.hp.advised, m.hp.withdrawn, m.hp.collapses, m.hp.collapse_fails);
 	if (n > (int)sizeof(buf))
 		n = sizeof(buf);
 	if (n > 0 && write(fd, buf, (size_t)n) < 0)
@@ -165,12 +175,7 @@ static void __hak_stats_print_memory(int fd)
 int __hak_malloc_info(int options, FILE *fp)
 {
 	struct hak_stats st;
-	struct hak_ss_stats ss;
-	struct hak_bigcache_stats bc;
-	struct hak_l25_stats l25;
-	struct hak_purge_stats ps;
-	struct hak_bgpurge_stats bg;
-	struct hak_huge_stats hp;
+	struct layer_stats m;
 	size_t page_purged;
 
 	if (options != 0 || !fp) {
@@ -178,12 +183,7 @@ int __hak_malloc_info(int options, FILE *fp)
 		return -1;
 	}
 	__hak_stats_get(&st);
-	__hak_ss_stats(&ss);
-	hak_bigcache_stats(&bc);
-	hak_l25_stats(&l25);
-	__hak_purge_stats(&ps);
-	hak_bgpurge_stats(&bg);
-	hak_huge_stats(&hp);
+	layer_stats_get(&m);
 	page_purged = __hak_heap_pages_purged();
 	fprintf(fp, "<malloc version=\"hakmem-%s\">\n", HAKMEM_VERSION);
 	fprintf(fp, "<heap nr=\"0\" name=\"small\">\n"
@@ -194,30 +194,30 @@ int __hak_malloc_info(int options, FILE *fp)
 		"<total type=\"purged_in_slabs\" size=\"%zu\"/>\n"
 		"<total type=\"hugepage\" size=\"%zu\"/>\n"
 		"</heap>\n",
-		st.small_in_use, ss.pages_used << HAK_PAGE_SHIFT,
-		ss.pages_dirty << HAK_PAGE_SHIFT, ss.purged_bytes, page_purged,
-		hp.anon_huge_bytes);
+		st.small_in_use, m.ss.pages_used << HAK_PAGE_SHIFT,
+		m.ss.pages_dirty << HAK_PAGE_SHIFT, m.ss.purged_bytes, page_purged,
+		m.hp.anon_huge_bytes);
 	fprintf(fp, "<heap nr=\"1\" name=\"mid\">\n"
 		"<total type=\"in_use\" size=\"%zu\"/>\n"
 		"<total type=\"dirty\" size=\"%zu\"/>\n"
 		"<total type=\"purged\" size=\"%zu\"/>\n"
 		"<total type=\"mapped\" count=\"%zu\" size=\"%zu\"/>\n"
 		"</heap>\n",
-		l25.bytes_in_use, l25.dirty_bytes, l25.purged_bytes,
-		l25.regions, l25.regions * HAK_SS_SIZE);
+		m.l25.bytes_in_use, m.l25.dirty_bytes, m.l25.purged_bytes,
+		m.l25.regions, m.l25.regions * HAK_SS_SIZE);
 	fprintf(fp, "<heap nr=\"2\" name=\"large\">\n"
 		"<total type=\"in_use\" count=\"%zu\" size=\"%zu\"/>\n"
 		"<total type=\"cached\" count=\"%zu\" size=\"%zu\"/>\n"
 		"<total type=\"cached_resident\" size=\"%zu\"/>\n"
 		"<total type=\"purges\" count=\"%zu\"/>\n"
 		"</heap>\n",
-		st.large_blocks, st.large_bytes, bc.cached_blocks, bc.cached_bytes,
-		bc.resident_bytes, bc.purges);
+		st.large_blocks, st.large_bytes, m.bc.cached_blocks, m.bc.cached_bytes,
+		m.bc.resident_bytes, m.bc.purges);
 	fprintf(fp, "<purge delay_ms=\"%zu\" passes=\"%zu\" decayed=\"%zu\" "
 		"limit=\"%zu\" hard=\"%zu\" limit_purges=\"%zu\" retries=\"%zu\" "
 		"background=\"%zu\" background_passes=\"%zu\" background_purged=\"%zu\"/>\n",
-		ps.delay_ms, ps.passes, ps.decayed_bytes, ps.limit, ps.limit_hard,
-		ps.limit_purges, ps.retries, bg.running, bg.passes, bg.purged_bytes);
+		m.ps.delay_ms, m.ps.passes, m.ps.decayed_bytes, m.ps.limit, m.ps.limit_hard,
+		m.ps.limit_purges, m.ps.retries, m.bg.running, m.bg.passes, m.bg.purged_bytes);
 	fprintf(fp, "<system type=\"current\" size=\"%zu\"/>\n"
 		"<aspace type=\"total\" size=\"%zu\"/>\n"
 		"</malloc>\n", st.mapped_bytes, st.mapped_bytes);
