@@ -20,11 +20,15 @@
  *
  * Stacks. Walked by unwind.c (never allocates), hashed and kept once each
  * in metadata memory, never freed (a profile has few distinct stacks).
+ * unwind.c remembers which record a walk gave, and when a later sample's
+ * stack is provably the same (its walk cache) hands the record back
+ * without walking or hashing.
  *
- * Locking: one lock (prof_lock) for both tables and for dumps; the stack
- * walk happens before it is taken. A per-thread flag (busy) stops a
- * malloc made while the thread is inside the profiler (a signal handler,
- * the loader) from sampling again; it is served unsampled.
+ * Locking: one lock (prof_lock) for both tables, the walk cache and
+ * dumps; a full walk takes unwind.c's module lock inside it. A per-thread
+ * flag (busy) stops a malloc made while the thread is inside the profiler
+ * (a signal handler, the loader) from sampling again; it is served
+ * unsampled.
  *
  * Dumps: at exit (a destructor; a fork child writes its own file, named by
  * its pid), by hak_prof_dump() and after HAKMEM_PROF_SIGNAL: the handler
@@ -302,13 +306,16 @@ static void hp_dump_pending(void);
 static void hp_record(void *p, size_t n, void *ra)
 {
 	uintptr_t pc[HP_MAX_DEPTH];
-	unsigned depth;
+	unsigned depth = 0;
 	struct hp_stack *st;
 	double w = hp_weight(n);
 
-	depth = __hak_prof_backtrace(pc, hp_depth, (uintptr_t)ra);
 	hak_lock(&prof_lock);
-	st = hp_stack_get(pc, depth);
+	st = __hak_prof_backtrace(pc, hp_depth, (uintptr_t)ra, &depth);
+	if (!st) {
+		st = hp_stack_get(pc, depth);
+		__hak_prof_backtrace_remember(st);
+	}
 	if (st) {
 		st->alloc_n += w;
 		st->alloc_b += w * (double)n;

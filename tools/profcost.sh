@@ -1,0 +1,139 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+#
+# profcost.sh: what the heap profiler costs when it is active, on every
+# row of the bench suite: whole-program instructions (valgrind callgrind)
+# with HAKMEM_PROF=1 at the default rate against HAKMEM_PROF unset, same
+# library. Sizes are reduced from tools/bench/run.sh's so a row takes a few
+# seconds under callgrind; the time-bounded rows get a limit they never
+# reach, so both runs do the same work. larson is time-bounded by design:
+# its row compares instructions per operation.
+#
+#   tools/profcost.sh [--timed N] [--only ROW[,ROW..]] [LIBHAKMEM.so]
+#
+#   LIBHAKMEM.so  default build/profcost/libhakmem.so (defconfig, built here)
+#   --timed N     instead: N interleaved timed runs of each row at
+#                 run.sh's sizes, off and on alternating; prints the median
+#                 ops/s of each and the ratio
+#   --only LIST   only these rows (prefixes ok)
+#
+# Environment: PROFCOST_ENV (extra NAME=VALUE words for the active runs,
+# e.g. HAKMEM_PROF_SAMPLE=65536).
+set -u -o pipefail
+export LC_ALL=C
+SRCTREE=$(cd "$(dirname "$0")/.." && pwd)
+OUT=$SRCTREE/build/profcost
+BIN=$SRCTREE/build/bench
+timed=0
+only=""
+lib=""
+while [ $# -gt 0 ]; do
+	case $1 in
+	--timed) timed=${2:?--timed needs a count}; shift ;;
+	--only) only=${2:?--only needs a list}; shift ;;
+	-*) echo "profcost.sh: unknown option $1" >&2; exit 2 ;;
+	*) lib=$1 ;;
+	esac
+	shift
+done
+unset MAKEFLAGS MFLAGS MAKELEVEL MAKEOVERRIDES O ARCH V C T KBUILD_OUTPUT
+unset HAKMEM_PROF HAKMEM_PROF_SAMPLE HAKMEM_PROF_LEAKS HAKMEM_PROF_SIGNAL
+mkdir -p "$OUT" "$BIN"
+if [ -z "$lib" ]; then
+	make -C "$SRCTREE" -s O="$OUT/build" defconfig >/dev/null &&
+		make -C "$SRCTREE" -s -j"$(nproc)" O="$OUT/build" all >/dev/null || exit 1
+	lib=$OUT/build/libhakmem.so
+fi
+lib=$(realpath "$lib")
+for p in "$SRCTREE"/tools/bench/*.c; do
+	b=$BIN/$(basename "$p" .c)
+	[ "$b" -nt "$p" ] && [ "$b" -nt "$SRCTREE/tools/bench/bench.h" ] && continue
+	${CC:-cc} -O2 -std=gnu11 -Wall -Wextra -pthread -o "$b" "$p" || exit 1
+done
+
+# name|callgrind arguments|timed arguments (run.sh's, 2 threads where threaded)
+rows=(
+	"random-mixed-128|random-mixed 128 1000000 4096 42|random-mixed 128 15000000 4096 42"
+	"random-mixed-1024|random-mixed 1024 1000000 4096 42|random-mixed 1024 10000000 4096 42"
+	"mid-size|size-mix mid-size 1 50000 1024 262144 256 42 1000|size-mix mid-size 1 1000000 1024 262144 256 42 0.75"
+	"large-block|size-mix large-block 1 2000 65536 16777216 16 42 1000|size-mix large-block 1 20000 65536 16777216 16 42 0.75"
+	"producer-consumer|producer-consumer 2 100000 8 512 42|producer-consumer 2 1500000 8 512 42"
+	"thread-churn|thread-churn 2 800 64 42|thread-churn 2 8000 64 42"
+	"larson|larson 2 8 1000 5000 100 4141 2|larson 0.75 8 1000 5000 100 4141 2"
+	"realloc-chain|realloc-chain 1 200000 8 1048576 42 1000|realloc-chain 1 2500000 8 1048576 42 0.75"
+	"footprint|footprint 2 5 200000 42|footprint 2 5 200000 42"
+	"cache-scratch|cache-scratch 2 100 8 40000|cache-scratch 2 1000 8 40000"
+)
+
+selected() {
+	local o
+	[ -z "$only" ] && return 0
+	for o in ${only//,/ }; do
+		[[ $1 == "$o"* ]] && return 0
+	done
+	return 1
+}
+
+# callgrind Ir of the whole program; "Ir ops" on stdout
+cg() {	# on|off args...
+	local mode=$1 f=$OUT/cg.$$ ir ops
+	shift
+	(cd "$OUT" && if [ "$mode" = on ]; then
+		# shellcheck disable=SC2086 # PROFCOST_ENV is a list of words
+		env LD_PRELOAD="$lib" HAKMEM_PROF=1 HAKMEM_PROF_OUT="$OUT/prof" ${PROFCOST_ENV:-} \
+			valgrind --tool=callgrind --callgrind-out-file="$f" "$BIN/$@"
+	else
+		env LD_PRELOAD="$lib" valgrind --tool=callgrind --callgrind-out-file="$f" "$BIN/$@"
+	fi) >"$f.stdout" 2>"$f.log" || { cat "$f.log" >&2; return 1; }
+	ir=$(sed -n 's/^==[0-9]*== Collected : \([0-9]*\).*/\1/p' "$f.log" | tail -n1)
+	ops=$(sed -n 's/^RESULT .* ops=\([0-9]*\) .*/\1/p' "$f.stdout" | head -n1)
+	rm -f "$f" "$f".* "$OUT"/prof.*
+	echo "$ir ${ops:-1}"
+}
+
+# median ops/s of the RESULT lines in a file
+median() {
+	sed -n 's/^RESULT .* ops_per_sec=\([0-9]*\) .*/\1/p' "$1" | sort -n |
+		awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
+}
+
+if [ "$timed" -gt 0 ]; then
+	printf '%-20s %14s %14s %9s\n' row "off ops/s" "on ops/s" "on/off"
+	for r in "${rows[@]}"; do
+		IFS='|' read -r name _ targs <<<"$r"
+		selected "$name" || continue
+		: >"$OUT/t.off"; : >"$OUT/t.on"
+		for ((i = 0; i < timed; i++)); do
+			# shellcheck disable=SC2086
+			(cd "$OUT" && env LD_PRELOAD="$lib" "$BIN"/$targs) >>"$OUT/t.off" 2>/dev/null
+			# shellcheck disable=SC2086
+			(cd "$OUT" && env LD_PRELOAD="$lib" HAKMEM_PROF=1 HAKMEM_PROF_OUT="$OUT/prof" \
+				${PROFCOST_ENV:-} "$BIN"/$targs) >>"$OUT/t.on" 2>/dev/null
+			rm -f "$OUT"/prof.*
+		done
+		off=$(median "$OUT/t.off"); on=$(median "$OUT/t.on")
+		printf '%-20s %14s %14s %+8.1f%%\n' "$name" "$off" "$on" \
+			"$(echo "$on $off" | awk '{ print ($1 / $2 - 1) * 100 }')"
+	done
+	exit 0
+fi
+
+printf '%-20s %14s %14s %9s\n' row "off Ir" "on Ir" "on/off"
+for r in "${rows[@]}"; do
+	IFS='|' read -r name cargs _ <<<"$r"
+	selected "$name" || continue
+	# shellcheck disable=SC2086
+	read -r off offops < <(cg off $cargs) || exit 1
+	# shellcheck disable=SC2086
+	read -r on onops < <(cg on $cargs) || exit 1
+	if [ "$name" = larson ]; then	# per operation
+		printf '%-20s %14.1f %14.1f %+8.2f%%  (Ir per op; %s / %s ops)\n' "$name" \
+			"$(echo "$off $offops" | awk '{ print $1 / $2 }')" \
+			"$(echo "$on $onops" | awk '{ print $1 / $2 }')" \
+			"$(echo "$on $onops $off $offops" | awk '{ print ($1 / $2) / ($3 / $4) * 100 - 100 }')" \
+			"$offops" "$onops"
+	else
+		printf '%-20s %14s %14s %+8.2f%%\n' "$name" "$off" "$on" \
+			"$(echo "$on $off" | awk '{ print ($1 / $2 - 1) * 100 }')"
+	fi
+done
