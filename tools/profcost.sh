@@ -7,14 +7,19 @@
 # library. Sizes are reduced from tools/bench/run.sh's so a row takes a few
 # seconds under callgrind; the time-bounded rows get a limit they never
 # reach, so both runs do the same work. larson is time-bounded by design:
-# its row compares instructions per operation.
+# its row compares instructions per operation inside its lanes
+# (--toggle-collect=lane_thread: the lanes' mallocs and frees, the
+# profiler's samples among them).
 #
 #   tools/profcost.sh [--timed N] [--only ROW[,ROW..]] [LIBHAKMEM.so]
 #
 #   LIBHAKMEM.so  default build/profcost/libhakmem.so (defconfig, built here)
 #   --timed N     instead: N interleaved timed runs of each row at
 #                 run.sh's sizes, off and on alternating; prints the median
-#                 ops/s of each and the ratio
+#                 CPU time per operation of each (perf stat's task-clock,
+#                 all threads, over the RESULT line's ops: on a loaded
+#                 machine CPU time moves less than wall-clock throughput)
+#                 and the ratio, and the median ops/s for reference
 #   --only LIST   only these rows (prefixes ok)
 #
 # Environment: PROFCOST_ENV (extra NAME=VALUE words for the active runs,
@@ -76,14 +81,15 @@ selected() {
 
 # callgrind Ir of the whole program; "Ir ops" on stdout
 cg() {	# on|off args...
-	local mode=$1 f=$OUT/cg.$$ ir ops
+	local mode=$1 f=$OUT/cg.$$ ir ops tog=()
 	shift
+	[ "$1" = larson ] && tog=(--toggle-collect=lane_thread)
 	(cd "$OUT" && if [ "$mode" = on ]; then
 		# shellcheck disable=SC2086 # PROFCOST_ENV is a list of words
 		env LD_PRELOAD="$lib" HAKMEM_PROF=1 HAKMEM_PROF_OUT="$OUT/prof" ${PROFCOST_ENV:-} \
-			valgrind --tool=callgrind --callgrind-out-file="$f" "$BIN/$@"
+			valgrind --tool=callgrind "${tog[@]}" --callgrind-out-file="$f" "$BIN/$@"
 	else
-		env LD_PRELOAD="$lib" valgrind --tool=callgrind --callgrind-out-file="$f" "$BIN/$@"
+		env LD_PRELOAD="$lib" valgrind --tool=callgrind "${tog[@]}" --callgrind-out-file="$f" "$BIN/$@"
 	fi) >"$f.stdout" 2>"$f.log" || { cat "$f.log" >&2; return 1; }
 	ir=$(sed -n 's/^==[0-9]*== Collected : \([0-9]*\).*/\1/p' "$f.log" | tail -n1)
 	ops=$(sed -n 's/^RESULT .* ops=\([0-9]*\) .*/\1/p' "$f.stdout" | head -n1)
@@ -91,29 +97,48 @@ cg() {	# on|off args...
 	echo "$ir ${ops:-1}"
 }
 
-# median ops/s of the RESULT lines in a file
+# median of column $2 of file $1
 median() {
-	sed -n 's/^RESULT .* ops_per_sec=\([0-9]*\) .*/\1/p' "$1" | sort -n |
+	awk -v c="$2" '{ print $c }' "$1" | sort -g |
 		awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
 }
 
+# one timed run: "cpu-ns-per-op ops-per-sec" appended to $1
+timed_run() {	# file on|off args...
+	local f=$1 mode=$2 ms ops ops_s
+	shift 2
+	# shellcheck disable=SC2086 # PROFCOST_ENV is a list of words
+	(cd "$OUT" && if [ "$mode" = on ]; then
+		env LD_PRELOAD="$lib" HAKMEM_PROF=1 HAKMEM_PROF_OUT="$OUT/prof" ${PROFCOST_ENV:-} \
+			perf stat -x, -e task-clock -o "$OUT/perf.txt" "$BIN/$@"
+	else
+		env LD_PRELOAD="$lib" perf stat -x, -e task-clock -o "$OUT/perf.txt" "$BIN/$@"
+	fi) >"$OUT/run.txt" 2>/dev/null
+	rm -f "$OUT"/prof.*
+	ms=$(awk -F, '$3 == "task-clock" || $3 ~ /^task-clock/ { print $1; exit }' "$OUT/perf.txt")
+	ops=$(sed -n 's/^RESULT .* ops=\([0-9]*\) .*/\1/p' "$OUT/run.txt" | head -n1)
+	ops_s=$(sed -n 's/^RESULT .* ops_per_sec=\([0-9]*\) .*/\1/p' "$OUT/run.txt" | head -n1)
+	[ -n "$ms" ] && [ -n "$ops" ] && [ "$ops" -gt 0 ] || return 0
+	echo "$ms $ops $ops_s" | awk '{ printf "%.3f %s\n", $1 * 1e6 / $2, $3 }' >>"$f"
+}
+
 if [ "$timed" -gt 0 ]; then
-	printf '%-20s %14s %14s %9s\n' row "off ops/s" "on ops/s" "on/off"
+	command -v perf >/dev/null || { echo "profcost.sh: --timed needs perf (linux-perf)" >&2; exit 1; }
+	printf '%-20s %12s %12s %9s %14s %14s\n' row "off ns/op" "on ns/op" "on/off" "off ops/s" "on ops/s"
 	for r in "${rows[@]}"; do
 		IFS='|' read -r name _ targs <<<"$r"
 		selected "$name" || continue
 		: >"$OUT/t.off"; : >"$OUT/t.on"
 		for ((i = 0; i < timed; i++)); do
 			# shellcheck disable=SC2086
-			(cd "$OUT" && env LD_PRELOAD="$lib" "$BIN"/$targs) >>"$OUT/t.off" 2>/dev/null
+			timed_run "$OUT/t.off" off $targs
 			# shellcheck disable=SC2086
-			(cd "$OUT" && env LD_PRELOAD="$lib" HAKMEM_PROF=1 HAKMEM_PROF_OUT="$OUT/prof" \
-				${PROFCOST_ENV:-} "$BIN"/$targs) >>"$OUT/t.on" 2>/dev/null
-			rm -f "$OUT"/prof.*
+			timed_run "$OUT/t.on" on $targs
 		done
-		off=$(median "$OUT/t.off"); on=$(median "$OUT/t.on")
-		printf '%-20s %14s %14s %+8.1f%%\n' "$name" "$off" "$on" \
-			"$(echo "$on $off" | awk '{ print ($1 / $2 - 1) * 100 }')"
+		off=$(median "$OUT/t.off" 1); on=$(median "$OUT/t.on" 1)
+		printf '%-20s %12s %12s %+8.1f%% %14s %14s\n' "$name" "$off" "$on" \
+			"$(echo "$on $off" | awk '{ print ($1 / $2 - 1) * 100 }')" \
+			"$(median "$OUT/t.off" 2)" "$(median "$OUT/t.on" 2)"
 	done
 	exit 0
 fi

@@ -37,7 +37,8 @@
  * later frame's CFA was computed from that rbp, and the starting rbp
  * itself only when a CFA was computed from it (rbp is an ordinary
  * register in code without frame pointers, so its value is usually
- * noise). A later walk from the same key re-reads those words in the
+ * noise), leaving out the profiler's own frames below the sampled call's
+ * (fixed for a key). A later walk from the same key re-reads those words in the
  * same order; when all still hold, it would take the very same steps, so
  * the remembered result (the caller's stack record) is the answer,
  * without a rule lookup or a frame step. The first word that differs
@@ -855,7 +856,7 @@ static __noinline unsigned walk(uintptr_t *pc, unsigned max, uintptr_t key, void
 {
 	struct regs r;
 	unsigned n = 0;
-	bool exact = true;
+	bool exact = true, rebased = false;
 
 	__asm__ volatile("lea 1f(%%rip), %0\n1:\n\tmov %%rsp, %1\n\tmov %%rbp, %2"
 			 : "=r"(r.ip), "=r"(r.sp), "=r"(r.bp));
@@ -875,6 +876,19 @@ static __noinline unsigned walk(uintptr_t *pc, unsigned max, uintptr_t key, void
 			break;
 		exact = false;
 		pc[n++] = r.ip;
+		/*
+		 * The frames below the one that returns to key are the
+		 * profiler's, one fixed chain for one key (key is a call
+		 * instruction's return address, so it names the entry point
+		 * called, and frame sizes are fixed): their words hold
+		 * whenever key and sp do, so the cache need not re-read them.
+		 * A saved rbp among them that a later CFA uses is still
+		 * recorded then (rec_bp_used).
+		 */
+		if (!rebased && n <= HP_SKIP_SCAN && r.ip == key) {
+			pend.n = 0;
+			rebased = true;
+		}
 	}
 	hak_unlock(&module_lock);
 	return n;
