@@ -406,17 +406,12 @@ static size_t hp_sampled_size(size_t n)
 	return n;
 }
 
-void *hak_prof_alloc(size_t n)
+/* hak_prof_alloc's rest: a thread's first count, calls before init, samples. */
+static __noinline void *hp_alloc_slow(size_t n)
 {
 	struct hak_tcache *tc = &__hak_tc;
 	void *p;
 
-	/* Dormant: every big request comes here; refill and go (hp_on is set by init). */
-	if (likely(!__atomic_load_n(&hp_on, __ATOMIC_RELAXED)) &&
-	    likely(__atomic_load_n(&__hak_init_done, __ATOMIC_ACQUIRE))) {
-		tc->prof_left = HAK_SMALL_MAX;
-		return __hak_alloc_nosample(n);
-	}
 	tc->prof_left += n;		/* undo the fast path's borrow */
 	__hak_init();
 	if (!hp_count(tc, n))
@@ -429,6 +424,34 @@ void *hak_prof_alloc(size_t n)
 		hp_dump_pending();
 	hp_busy = 0;
 	return p;
+}
+
+/*
+ * Every big request comes here, and every 32 KiB of small ones. The two
+ * common cases make no call of their own and end in the allocation (a
+ * tail call for a big one), so they save no registers: dormant, refill
+ * the budget; active with the countdown covering n, take n off it.
+ * Anything else (a sample) goes on to hp_alloc_slow, also by a tail call,
+ * so its return address is still the caller's.
+ */
+void *hak_prof_alloc(size_t n)
+{
+	struct hak_tcache *tc = &__hak_tc;
+	unsigned long total;
+
+	if (likely(__atomic_load_n(&__hak_init_done, __ATOMIC_ACQUIRE))) {
+		if (likely(!__atomic_load_n(&hp_on, __ATOMIC_RELAXED))) {
+			tc->prof_left = HAK_SMALL_MAX;
+			return __hak_alloc_nosample(n);
+		}
+		/* fast budget before the borrow, plus the rest of the countdown */
+		total = tc->prof_left + n + hp_pending;
+		if (likely(hp_rng) && likely(n <= total)) {
+			hp_set_countdown(tc, total - n);
+			return __hak_alloc_nosample(n);
+		}
+	}
+	return hp_alloc_slow(n);
 }
 
 void *hak_prof_note_big(void *p, size_t n)
