@@ -21,6 +21,10 @@
 #                 machine CPU time moves less than wall-clock throughput)
 #                 and the ratio, and the median ops/s for reference
 #   --only LIST   only these rows (prefixes ok)
+#   --reps N      callgrind runs per row and mode (default 1), the median
+#                 taken: the rows that free big blocks and the threaded ones
+#                 vary by a few percent between runs (purge and decay
+#                 follow the clock, threads interleave differently)
 #
 # Environment: PROFCOST_ENV (extra NAME=VALUE words for the active runs,
 # e.g. HAKMEM_PROF_SAMPLE=65536).
@@ -30,12 +34,14 @@ SRCTREE=$(cd "$(dirname "$0")/.." && pwd)
 OUT=$SRCTREE/build/profcost
 BIN=$SRCTREE/build/bench
 timed=0
+reps=1
 only=""
 lib=""
 while [ $# -gt 0 ]; do
 	case $1 in
 	--timed) timed=${2:?--timed needs a count}; shift ;;
 	--only) only=${2:?--only needs a list}; shift ;;
+	--reps) reps=${2:?--reps needs a count}; shift ;;
 	-*) echo "profcost.sh: unknown option $1" >&2; exit 2 ;;
 	*) lib=$1 ;;
 	esac
@@ -84,12 +90,14 @@ cg() {	# on|off args...
 	local mode=$1 f=$OUT/cg.$$ ir ops tog=()
 	shift
 	[ "$1" = larson ] && tog=(--toggle-collect=lane_thread)
+	local prog=$BIN/$1
+	shift
 	(cd "$OUT" && if [ "$mode" = on ]; then
 		# shellcheck disable=SC2086 # PROFCOST_ENV is a list of words
 		env LD_PRELOAD="$lib" HAKMEM_PROF=1 HAKMEM_PROF_OUT="$OUT/prof" ${PROFCOST_ENV:-} \
-			valgrind --tool=callgrind "${tog[@]}" --callgrind-out-file="$f" "$BIN/$@"
+			valgrind --tool=callgrind "${tog[@]}" --callgrind-out-file="$f" "$prog" "$@"
 	else
-		env LD_PRELOAD="$lib" valgrind --tool=callgrind "${tog[@]}" --callgrind-out-file="$f" "$BIN/$@"
+		env LD_PRELOAD="$lib" valgrind --tool=callgrind "${tog[@]}" --callgrind-out-file="$f" "$prog" "$@"
 	fi) >"$f.stdout" 2>"$f.log" || { cat "$f.log" >&2; return 1; }
 	ir=$(sed -n 's/^==[0-9]*== Collected : \([0-9]*\).*/\1/p' "$f.log" | tail -n1)
 	ops=$(sed -n 's/^RESULT .* ops=\([0-9]*\) .*/\1/p' "$f.stdout" | head -n1)
@@ -100,19 +108,19 @@ cg() {	# on|off args...
 # median of column $2 of file $1
 median() {
 	awk -v c="$2" '{ print $c }' "$1" | sort -g |
-		awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
+		awk '{ a[NR] = $1 } END { printf "%.1f\n", NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
 }
 
 # one timed run: "cpu-ns-per-op ops-per-sec" appended to $1
 timed_run() {	# file on|off args...
-	local f=$1 mode=$2 ms ops ops_s
-	shift 2
+	local f=$1 mode=$2 prog=$BIN/$3 ms ops ops_s
+	shift 3
 	# shellcheck disable=SC2086 # PROFCOST_ENV is a list of words
 	(cd "$OUT" && if [ "$mode" = on ]; then
 		env LD_PRELOAD="$lib" HAKMEM_PROF=1 HAKMEM_PROF_OUT="$OUT/prof" ${PROFCOST_ENV:-} \
-			perf stat -x, -e task-clock -o "$OUT/perf.txt" "$BIN/$@"
+			perf stat -x, -e task-clock -o "$OUT/perf.txt" "$prog" "$@"
 	else
-		env LD_PRELOAD="$lib" perf stat -x, -e task-clock -o "$OUT/perf.txt" "$BIN/$@"
+		env LD_PRELOAD="$lib" perf stat -x, -e task-clock -o "$OUT/perf.txt" "$prog" "$@"
 	fi) >"$OUT/run.txt" 2>/dev/null
 	rm -f "$OUT"/prof.*
 	ms=$(awk -F, '$3 == "task-clock" || $3 ~ /^task-clock/ { print $1; exit }' "$OUT/perf.txt")
@@ -147,18 +155,23 @@ printf '%-20s %14s %14s %9s\n' row "off Ir" "on Ir" "on/off"
 for r in "${rows[@]}"; do
 	IFS='|' read -r name cargs _ <<<"$r"
 	selected "$name" || continue
-	# shellcheck disable=SC2086
-	read -r off offops < <(cg off $cargs) || exit 1
-	# shellcheck disable=SC2086
-	read -r on onops < <(cg on $cargs) || exit 1
+	: >"$OUT/r.off"; : >"$OUT/r.on"
+	for ((i = 0; i < reps; i++)); do
+		# shellcheck disable=SC2086
+		cg off $cargs >>"$OUT/r.off" || exit 1
+		# shellcheck disable=SC2086
+		cg on $cargs >>"$OUT/r.on" || exit 1
+	done
+	if [ "$name" = larson ]; then	# the median of Ir per op
+		awk '{ print $1 / $2, 1 }' "$OUT/r.off" >"$OUT/r.tmp" && mv "$OUT/r.tmp" "$OUT/r.off"
+		awk '{ print $1 / $2, 1 }' "$OUT/r.on" >"$OUT/r.tmp" && mv "$OUT/r.tmp" "$OUT/r.on"
+	fi
+	off=$(median "$OUT/r.off" 1); on=$(median "$OUT/r.on" 1)
 	if [ "$name" = larson ]; then	# per operation
-		printf '%-20s %14.1f %14.1f %+8.2f%%  (Ir per op; %s / %s ops)\n' "$name" \
-			"$(echo "$off $offops" | awk '{ print $1 / $2 }')" \
-			"$(echo "$on $onops" | awk '{ print $1 / $2 }')" \
-			"$(echo "$on $onops $off $offops" | awk '{ print ($1 / $2) / ($3 / $4) * 100 - 100 }')" \
-			"$offops" "$onops"
+		printf '%-20s %14.1f %14.1f %+8.2f%%  (Ir per op in the lanes)\n' "$name" \
+			"$off" "$on" "$(echo "$on $off" | awk '{ print ($1 / $2 - 1) * 100 }')"
 	else
-		printf '%-20s %14s %14s %+8.2f%%\n' "$name" "$off" "$on" \
+		printf '%-20s %14.0f %14.0f %+8.2f%%\n' "$name" "$off" "$on" \
 			"$(echo "$on $off" | awk '{ print ($1 / $2 - 1) * 100 }')"
 	fi
 done
