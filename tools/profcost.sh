@@ -6,7 +6,11 @@
 # with HAKMEM_PROF=1 at the default rate against HAKMEM_PROF unset, same
 # library. Sizes are reduced from tools/bench/run.sh's so a row takes a few
 # seconds under callgrind; the time-bounded rows get a limit they never
-# reach, so both runs do the same work. larson is time-bounded by design:
+# reach, so both runs do the same work, and with the clock-driven purge
+# pushed past the run (HAKMEM_PURGE_DELAY_MS=3600000, both modes): with
+# it, when a decay pass falls moves the counts of the rows that free big
+# blocks by a few percent from run to run, hiding the profiler's share.
+# larson is time-bounded by design:
 # its row compares instructions per operation inside its lanes
 # (--toggle-collect=lane_thread: the lanes' mallocs and frees, the
 # profiler's samples among them).
@@ -92,7 +96,7 @@ cg() {	# on|off args...
 	[ "$1" = larson ] && tog=(--toggle-collect=lane_thread)
 	local prog=$BIN/$1
 	shift
-	(cd "$OUT" && if [ "$mode" = on ]; then
+	(cd "$OUT" && export HAKMEM_PURGE_DELAY_MS=3600000 && if [ "$mode" = on ]; then
 		# shellcheck disable=SC2086 # PROFCOST_ENV is a list of words
 		env LD_PRELOAD="$lib" HAKMEM_PROF=1 HAKMEM_PROF_OUT="$OUT/prof" ${PROFCOST_ENV:-} \
 			valgrind --tool=callgrind "${tog[@]}" --callgrind-out-file="$f" "$prog" "$@"
