@@ -12,8 +12,9 @@
  * dormant: endless), so dormant it runs once per 32 KiB allocated. A new
  * thread's budget is 0: its first malloc sets it.
  *
- * A sampled block is always served by the big path (the L2.5 pool or its
- * own mapping, whatever its size), so its free reaches __hak_free_big,
+ * A sampled block is always served by the big path, whatever its size (a
+ * small one from the L2.5 pool's smallest class when the pool is built,
+ * else a mapping of its own), so its free reaches __hak_free_big,
  * which is out of line already: the small free fast path never checks for
  * samples. The frees of big blocks ask hak_prof_free() only while samples
  * are live, and call out only for an address whose filter bucket holds a
