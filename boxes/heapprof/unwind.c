@@ -19,8 +19,8 @@
  * Modules (their PT_LOAD range, bias, .eh_frame_hdr and PT_DYNAMIC) are
  * cached; the cache is rebuilt with dl_iterate_phdr, which takes the
  * loader's lock, only when a pc misses it and the loader's add/remove
- * counters have moved. module_lock guards the cache and is held for a
- * whole walk.
+ * counters have moved. module_lock guards the cache (and the CFA rules)
+ * and is held for a whole full walk; a walk-cache hit does not take it.
  *
  * The allocator's own frames are cut from the front: everything up to the
  * outermost frame that lies in a known entry point (malloc, calloc, ...,
