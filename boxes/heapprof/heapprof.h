@@ -12,11 +12,13 @@
  * dormant: endless), so dormant it runs once per 32 KiB allocated. A new
  * thread's budget is 0: its first malloc sets it.
  *
- * A sampled block is always served by the big path (the L2.5 pool or its
- * own mapping, whatever its size), so its free reaches __hak_free_big,
+ * A sampled block is always served by the big path, whatever its size (a
+ * small one from the L2.5 pool's smallest class when the pool is built,
+ * else a mapping of its own), so its free reaches __hak_free_big,
  * which is out of line already: the small free fast path never checks for
  * samples. The frees of big blocks ask hak_prof_free() only while samples
- * are live.
+ * are live, and call out only for an address whose filter bucket holds a
+ * sample.
  */
 #ifndef HAK_BOX_HEAPPROF_H
 #define HAK_BOX_HEAPPROF_H
@@ -33,6 +35,21 @@
 
 /* Sampled blocks live now (0: frees of big blocks need not look). */
 extern HAK_HIDDEN unsigned long __hak_prof_live;
+
+/*
+ * Sampled blocks per hash bucket of their address, read without a lock by
+ * frees of big blocks while samples are live: a zero proves the block was
+ * not sampled, so most mid-size and large frees of a profiled process do
+ * not leave __hak_free_big.
+ */
+#define HAK_PROF_FILTER	65536
+extern HAK_HIDDEN uint32_t *__hak_prof_filter;
+
+static __always_inline uint32_t *hak_prof_filter_of(uintptr_t a)
+{
+	return &__hak_prof_filter[((uint64_t)a * 0xc2b2ae3d27d4eb4fULL >> 40) &
+				  (HAK_PROF_FILTER - 1)];
+}
 
 /* Take n bytes from the fast budget *left; true when it does not cover n. */
 static __always_inline bool hak_prof_tick(unsigned long *left, size_t n)
@@ -54,7 +71,8 @@ static __always_inline void *hak_prof_big(void *p, size_t n)
 
 static __always_inline void hak_prof_free(void *p)
 {
-	if (unlikely(__atomic_load_n(&__hak_prof_live, __ATOMIC_RELAXED)))
+	if (unlikely(__atomic_load_n(&__hak_prof_live, __ATOMIC_RELAXED)) &&
+	    __atomic_load_n(hak_prof_filter_of((uintptr_t)p), __ATOMIC_RELAXED))
 		hak_prof_forget(p);
 }
 

@@ -12,19 +12,24 @@
  * each sample stands for 1 / (1 - exp(-n/mean)) blocks like it (the weight
  * added to its stack's totals), which makes the totals unbiased.
  *
- * Sampled blocks. A sampled block is served by the big path, so its free
- * reaches __hak_free_big, which calls hak_prof_forget() while any sample
+ * Sampled blocks. A sampled block is served by the big path (a small one
+ * from the L2.5 pool's smallest class, when built), so its free reaches
+ * __hak_free_big, which calls hak_prof_forget() while any sample
  * is live. The blocks are in an open-addressing table keyed by address
  * (linear probing, backward-shift deletion) in an OS-layer mapping that
  * doubles when half full; each entry points at its stack record.
  *
  * Stacks. Walked by unwind.c (never allocates), hashed and kept once each
  * in metadata memory, never freed (a profile has few distinct stacks).
+ * unwind.c remembers which record a walk gave, and when a later sample's
+ * stack is provably the same (its walk cache) hands the record back
+ * without walking or hashing.
  *
- * Locking: one lock (prof_lock) for both tables and for dumps; the stack
- * walk happens before it is taken. A per-thread flag (busy) stops a
- * malloc made while the thread is inside the profiler (a signal handler,
- * the loader) from sampling again; it is served unsampled.
+ * Locking: one lock (prof_lock) for both tables, the walk cache and
+ * dumps; a full walk takes unwind.c's module lock inside it. A per-thread
+ * flag (busy) stops a malloc made while the thread is inside the profiler
+ * (a signal handler, the loader) from sampling again; it is served
+ * unsampled.
  *
  * Dumps: at exit (a destructor; a fork child writes its own file, named by
  * its pid), by hak_prof_dump() and after HAKMEM_PROF_SIGNAL: the handler
@@ -33,6 +38,7 @@
 #include <errno.h>
 #include <stddef.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,6 +48,7 @@
 #include "boxes/heapprof/heapprof.h"
 #include "boxes/heapprof/prof_api.h"
 #include "boxes/heapprof/prof_internal.h"
+#include "boxes/l25_pool/l25.h"
 
 #define HP_STACK_BUCKETS	16384
 #define HP_LEAKS_TOP		20
@@ -63,17 +70,44 @@ static char hp_out[256] = "hakmem-prof";
 static volatile sig_atomic_t hp_signalled;
 static unsigned hp_signal_dumps;
 
-static struct hak_lock prof_lock = HAK_LOCK_INIT;
+/*
+ * The profile lock is a test-and-set word, not a struct hak_lock: a
+ * sample or a sampled free holds it for about a hundred instructions, and
+ * a glibc mutex lock/unlock pair costs some fifty more (callgrind), which
+ * every sample paid twice. A waiter spins briefly, then yields the CPU
+ * (the holder may be preempted, or in a full walk or a dump). Like every
+ * allocator lock, it is passed by the thread inside fork (lock.h).
+ */
+static int prof_lock;
+
+static __always_inline void prof_lock_take(void) __acquires(&prof_lock)
+{
+	unsigned spins = 0;
+
+	__acquire(&prof_lock);
+	if (hak_lock_passed())
+		return;
+	while (__atomic_exchange_n(&prof_lock, 1, __ATOMIC_ACQUIRE))
+		while (__atomic_load_n(&prof_lock, __ATOMIC_RELAXED)) {
+			if (++spins < 64)
+				arch_cpu_relax();
+			else
+				sched_yield();
+		}
+}
+
+static __always_inline void prof_lock_drop(void) __releases(&prof_lock)
+{
+	__release(&prof_lock);
+	if (!hak_lock_passed())
+		__atomic_store_n(&prof_lock, 0, __ATOMIC_RELEASE);
+}
+
 static struct hp_stack **hp_buckets;
 static struct hp_stack *hp_all;
 static struct hp_entry *hp_tab;
-/*
- * Sampled blocks per hash bucket of their address, read without the lock
- * by frees of big blocks: a zero proves the block was not sampled, so the
- * mid-size and large frees of a profiled process seldom take prof_lock.
- */
-#define HP_FILTER	65536
-static uint32_t *hp_filter;
+/* Sampled blocks per hash bucket of their address (heapprof.h). */
+uint32_t *__hak_prof_filter;
 static size_t hp_tab_cap;		/* power of two */
 static size_t hp_tab_used;
 
@@ -101,24 +135,21 @@ static double hp_ln(double x)
 	return s + e * 0.69314718055994531;
 }
 
-/* exp(-x) for x >= 0. */
+/* exp(-x) for x >= 0: 2^-k e^-g, g in [0, ln 2), Taylor to degree 10 (error < 5e-10). */
 static double hp_exp_neg(double x)
 {
-	double t, f, r, term;
+	double t, g, r;
 	union { double d; uint64_t u; } sc;
-	int k, i;
+	int k;
 
 	if (x > 700)
 		return 0;
 	t = x * 1.4426950408889634;		/* x log2(e) */
 	k = (int)t;
-	f = (t - k) * 0.69314718055994531;	/* [0, ln 2) */
-	r = 1;
-	term = 1;
-	for (i = 1; i < 14; i++) {
-		term *= -f / i;
-		r += term;
-	}
+	g = -(t - k) * 0.69314718055994531;	/* (-ln 2, 0] */
+	r = 1 + g * (1 + g * (1.0 / 2 + g * (1.0 / 6 + g * (1.0 / 24 + g * (1.0 / 120 +
+	    g * (1.0 / 720 + g * (1.0 / 5040 + g * (1.0 / 40320 + g * (1.0 / 362880 +
+	    g * (1.0 / 3628800))))))))));
 	sc.u = (uint64_t)(1023 - k) << 52;
 	return r * sc.d;
 }
@@ -210,7 +241,7 @@ static size_t hp_slot(uintptr_t a, size_t cap)
 
 static uint32_t *hp_filter_of(uintptr_t a)
 {
-	return &hp_filter[((uint64_t)a * 0xc2b2ae3d27d4eb4fULL >> 40) & (HP_FILTER - 1)];
+	return hak_prof_filter_of(a);
 }
 
 static bool hp_tab_grow(void)
@@ -302,19 +333,22 @@ static void hp_dump_pending(void);
 static void hp_record(void *p, size_t n, void *ra)
 {
 	uintptr_t pc[HP_MAX_DEPTH];
-	unsigned depth;
+	unsigned depth = 0;
 	struct hp_stack *st;
 	double w = hp_weight(n);
 
-	depth = __hak_prof_backtrace(pc, hp_depth, (uintptr_t)ra);
-	hak_lock(&prof_lock);
-	st = hp_stack_get(pc, depth);
+	prof_lock_take();
+	st = __hak_prof_backtrace(pc, hp_depth, (uintptr_t)ra, &depth);
+	if (!st) {
+		st = hp_stack_get(pc, depth);
+		__hak_prof_backtrace_remember(st);
+	}
 	if (st) {
 		st->alloc_n += w;
 		st->alloc_b += w * (double)n;
 		hp_tab_insert((uintptr_t)p, st, w, n);
 	}
-	hak_unlock(&prof_lock);
+	prof_lock_drop();
 }
 
 static __thread unsigned long hp_pending;	/* countdown beyond the fast budget */
@@ -334,7 +368,7 @@ static void hp_set_countdown(struct hak_tcache *tc, unsigned long r)
  * fast budget; before init is done (a malloc made by init itself) leave it
  * at zero, so the next malloc comes back here.
  */
-static bool hp_count(struct hak_tcache *tc, size_t n)
+static __always_inline bool hp_count(struct hak_tcache *tc, size_t n)
 {
 	unsigned long r;
 
@@ -357,29 +391,67 @@ static bool hp_count(struct hak_tcache *tc, size_t n)
 	return !hp_busy;
 }
 
-void *hak_prof_alloc(size_t n)
+/*
+ * What to ask the big path for, for a sampled block of n bytes. A small
+ * one comes from the L2.5 pool's smallest class (40 KiB) when the pool is
+ * built: about 150 instructions there and back, against 1,700 for a
+ * mapping of its own from the large path (BigCache, the large-block
+ * table). Only the pages the program touches become resident, as with a
+ * mapping of its own; malloc_usable_size() says 40 KiB.
+ */
+static size_t hp_sampled_size(size_t n)
+{
+	if (n <= HAK_SMALL_MAX && hak_l25_wants(HAK_SMALL_MAX + 1))
+		return HAK_SMALL_MAX + 1;
+	return n;
+}
+
+/* hak_prof_alloc's rest: a thread's first count, calls before init, samples. */
+static __noinline void *hp_alloc_slow(size_t n)
 {
 	struct hak_tcache *tc = &__hak_tc;
 	void *p;
 
-	/* Dormant: every big request comes here; refill and go (hp_on is set by init). */
-	if (likely(!__atomic_load_n(&hp_on, __ATOMIC_RELAXED)) &&
-	    likely(__atomic_load_n(&__hak_init_done, __ATOMIC_ACQUIRE))) {
-		tc->prof_left = HAK_SMALL_MAX;
-		return __hak_alloc_nosample(n);
-	}
 	tc->prof_left += n;		/* undo the fast path's borrow */
 	__hak_init();
 	if (!hp_count(tc, n))
 		return __hak_alloc_nosample(n);
 	hp_busy = 1;
-	p = __hak_alloc_big(n);
+	p = __hak_alloc_big(hp_sampled_size(n));
 	if (p)
 		hp_record(p, n, __builtin_return_address(0));
 	if (hp_signalled)
 		hp_dump_pending();
 	hp_busy = 0;
 	return p;
+}
+
+/*
+ * Every big request comes here, and every 32 KiB of small ones. The two
+ * common cases make no call of their own and end in the allocation (a
+ * tail call for a big one), so they save no registers: dormant, refill
+ * the budget; active with the countdown covering n, take n off it.
+ * Anything else (a sample) goes on to hp_alloc_slow, also by a tail call,
+ * so its return address is still the caller's.
+ */
+void *hak_prof_alloc(size_t n)
+{
+	struct hak_tcache *tc = &__hak_tc;
+	unsigned long total;
+
+	if (likely(__atomic_load_n(&__hak_init_done, __ATOMIC_ACQUIRE))) {
+		if (likely(!__atomic_load_n(&hp_on, __ATOMIC_RELAXED))) {
+			tc->prof_left = HAK_SMALL_MAX;
+			return __hak_alloc_nosample(n);
+		}
+		/* fast budget before the borrow, plus the rest of the countdown */
+		total = tc->prof_left + n + hp_pending;
+		if (likely(hp_rng) && likely(n <= total)) {
+			hp_set_countdown(tc, total - n);
+			return __hak_alloc_nosample(n);
+		}
+	}
+	return hp_alloc_slow(n);
 }
 
 void *hak_prof_note_big(void *p, size_t n)
@@ -396,12 +468,12 @@ void hak_prof_forget(void *p)
 {
 	int was = hp_busy;
 
-	if (!__atomic_load_n(hp_filter_of((uintptr_t)p), __ATOMIC_RELAXED) && !hp_signalled)
+	if (!__atomic_load_n(hp_filter_of((uintptr_t)p), __ATOMIC_RELAXED))
 		return;
 	hp_busy = 1;
-	hak_lock(&prof_lock);
+	prof_lock_take();
 	hp_tab_remove((uintptr_t)p);
-	hak_unlock(&prof_lock);
+	prof_lock_drop();
 	if (hp_signalled && !was)
 		hp_dump_pending();
 	hp_busy = was;
@@ -448,9 +520,9 @@ static int hp_dump_to(const char *path)
 	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0)
 		return -1;
-	hak_lock(&prof_lock);
+	prof_lock_take();
 	rc = __hak_prof_write(fd, hp_format, hp_all, hp_mean);
-	hak_unlock(&prof_lock);
+	prof_lock_drop();
 	err = errno;
 	if (close(fd) < 0 && rc == 0)
 		return -1;
@@ -502,7 +574,7 @@ static void hp_leaks(void)
 	char line[1024];
 	size_t len;
 
-	hak_lock(&prof_lock);
+	prof_lock_take();
 	for (s = hp_all; s; s = s->all) {
 		if (s->live_b < 0.5)
 			continue;
@@ -536,7 +608,7 @@ static void hp_leaks(void)
 		if (write(STDERR_FILENO, none, sizeof(none) - 1) < 0)
 			n = 0;
 	}
-	hak_unlock(&prof_lock);
+	prof_lock_drop();
 }
 
 __attribute__((destructor)) static void hp_exit(void)
@@ -575,8 +647,8 @@ void hak_prof_init(void)
 	else if (s && strcmp(s, "pprof"))
 		__hak_report("ignoring HAKMEM_PROF_FORMAT=%s (want pprof or collapsed)", s);
 	hp_buckets = __hak_meta_alloc(HP_STACK_BUCKETS * sizeof(*hp_buckets));
-	hp_filter = __hak_os_map(HP_FILTER * sizeof(*hp_filter));
-	if (!hp_buckets || !hp_filter || !hp_tab_grow()) {
+	__hak_prof_filter = __hak_os_map(HAK_PROF_FILTER * sizeof(*__hak_prof_filter));
+	if (!hp_buckets || !__hak_prof_filter || !hp_tab_grow()) {
 		__hak_report("heap profiler: no memory for its tables; not profiling");
 		return;
 	}
@@ -596,19 +668,19 @@ void hak_prof_init(void)
 
 void hak_prof_fork_prepare(void) __acquires(&prof_lock)
 {
-	hak_lock(&prof_lock);
+	prof_lock_take();
 	__hak_prof_unwind_fork_prepare();
 }
 
 void hak_prof_fork_parent(void) __releases(&prof_lock)
 {
 	__hak_prof_unwind_fork_parent();
-	hak_unlock(&prof_lock);
+	prof_lock_drop();
 }
 
 void hak_prof_fork_child(void) __releases(&prof_lock)
 {
 	__hak_prof_unwind_fork_child();
 	__release(&prof_lock);
-	hak_lock_reinit(&prof_lock);
+	__atomic_store_n(&prof_lock, 0, __ATOMIC_RELAXED);
 }

@@ -44,11 +44,15 @@ struct hp_module {
 
 /* unwind.c */
 /*
- * Up to max callers, leaf first, from the frame that returns to ra (the
- * profiler's entry point's return address) outwards, without the
- * allocator's own frames; each pc is a return address minus one.
+ * Under prof_lock: the stack of the sampled call that returns to ra (the
+ * profiler's entry point's return address). When the walk cache holds
+ * this very stack, returns what __hak_prof_backtrace_remember() was given
+ * for it; else NULL, with up to max callers in pc[0..*depth), leaf first,
+ * without the allocator's own frames, each a return address minus one.
  */
-unsigned __hak_prof_backtrace(uintptr_t *pc, unsigned max, uintptr_t ra);
+void *__hak_prof_backtrace(uintptr_t *pc, unsigned max, uintptr_t ra, unsigned *depth);
+/* After a NULL from __hak_prof_backtrace, in the same hold of prof_lock. */
+void __hak_prof_backtrace_remember(void *result);
 bool __hak_prof_module_of(uintptr_t pc, struct hp_module *out);
 void __hak_prof_unwind_fork_prepare(void);
 void __hak_prof_unwind_fork_parent(void);

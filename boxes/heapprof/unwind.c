@@ -19,12 +19,33 @@
  * Modules (their PT_LOAD range, bias, .eh_frame_hdr and PT_DYNAMIC) are
  * cached; the cache is rebuilt with dl_iterate_phdr, which takes the
  * loader's lock, only when a pc misses it and the loader's add/remove
- * counters have moved. module_lock guards the cache and is held for a
- * whole walk.
+ * counters have moved. module_lock guards the cache (and the CFA rules)
+ * and is held for a whole full walk; a walk-cache hit does not take it.
  *
  * The allocator's own frames are cut from the front: everything up to the
  * outermost frame that lies in a known entry point (malloc, calloc, ...,
  * their hak_ names and the profiler's slow paths; ranges from their FDEs).
+ *
+ * Walk cache (x86_64). Samples repeat their stacks, and a walk is a pure
+ * function of the registers it starts from and of the stack words it
+ * reads: the rule of each frame depends only on its pc, and the next
+ * frame's pc, sp and rbp only on that rule, the frame's sp and rbp and
+ * the words read at the return-address (and saved-rbp) slots. So a walk
+ * remembers, keyed by the sampled call's return address and the sp the
+ * walk starts from, the words it read that decided its course: every
+ * return-address slot (address and value), a saved-rbp slot only when a
+ * later frame's CFA was computed from that rbp, and the starting rbp
+ * itself only when a CFA was computed from it (rbp is an ordinary
+ * register in code without frame pointers, so its value is usually
+ * noise), leaving out the profiler's own frames below the sampled call's
+ * (fixed for a key). A later walk from the same key re-reads those words in the
+ * same order; when all still hold, it would take the very same steps, so
+ * the remembered result (the caller's stack record) is the answer,
+ * without a rule lookup or a frame step. The first word that differs
+ * sends it down the full walk, which then replaces the entry. The reads
+ * are the ones the full walk would make, in its order, so they are as
+ * safe. The cache is used under the caller's lock (prof.c's prof_lock)
+ * and is forgotten (a generation count) whenever the module list changes.
  */
 #include <link.h>
 #include <string.h>
@@ -46,6 +67,7 @@ static bool mods_valid;
 /* ---- module cache ---- */
 
 static void rules_clear(void);
+static unsigned walk_gen = 1;		/* walk cache generation */
 
 struct scan {
 	bool first, changed;
@@ -103,6 +125,7 @@ static void modules_refresh(void)
 	if (sc.changed) {
 		mods_valid = true;
 		rules_clear();
+		walk_gen++;
 	}
 }
 
@@ -643,6 +666,85 @@ struct regs {
 };
 
 /*
+ * What a full walk read that decided its course, being recorded for the
+ * walk cache: the words in order, and where the current rbp came from.
+ */
+struct wcheck {
+	uintptr_t addr, val;
+};
+
+#define HP_WALK_CHECKS	64		/* words per cached walk; more: not cached */
+#define HP_WALKS	1024		/* cached walks (direct-mapped) */
+
+enum { BP_LIVE, BP_SLOT, BP_DONE };
+
+struct wrec {
+	uintptr_t key, sp, bp;		/* the walk's key and starting rbp */
+	unsigned n;
+	bool over, need_bp;
+	uint8_t bp_src;			/* BP_LIVE: the starting rbp; BP_SLOT: bp_slot */
+	struct wcheck bp_slot;
+	struct wcheck c[HP_WALK_CHECKS];
+};
+
+struct walk_ent {
+	uintptr_t key, sp, bp;		/* key 0: empty */
+	void *result;
+	unsigned gen, n;
+	bool need_bp;
+	struct wcheck c[HP_WALK_CHECKS];
+};
+
+static struct walk_ent *walks;		/* OS-layer mapping, made on first use */
+static struct wrec pend;		/* the last full walk, for ..._remember() */
+
+static void rec_word(struct wrec *w, uintptr_t addr, uintptr_t val)
+{
+	if (w->n == HP_WALK_CHECKS) {
+		w->over = true;
+		return;
+	}
+	w->c[w->n].addr = addr;
+	w->c[w->n].val = val;
+	w->n++;
+}
+
+/* A CFA is being computed from the current rbp: its origin must hold too. */
+static void rec_bp_used(struct wrec *w)
+{
+	if (w->bp_src == BP_LIVE)
+		w->need_bp = true;
+	else if (w->bp_src == BP_SLOT)
+		rec_word(w, w->bp_slot.addr, w->bp_slot.val);
+	w->bp_src = BP_DONE;
+}
+
+static struct walk_ent *walk_slot(uintptr_t key, uintptr_t sp)
+{
+	uint64_t h = ((uint64_t)key ^ ((uint64_t)sp << 7)) * 0x9e3779b97f4a7c15ULL;
+
+	return &walks[h >> 54 & (HP_WALKS - 1)];
+}
+
+/* The result remembered for this exact walk, or NULL. */
+static void *walk_cached(uintptr_t key, const struct regs *r)
+{
+	const struct walk_ent *e;
+	unsigned i;
+
+	if (!walks)
+		return NULL;
+	e = walk_slot(key, r->sp);
+	if (e->key != key || e->sp != r->sp || e->gen != walk_gen ||
+	    (e->need_bp && e->bp != r->bp))
+		return NULL;
+	for (i = 0; i < e->n; i++)
+		if (*(const uintptr_t *)e->c[i].addr != e->c[i].val)
+			return NULL;
+	return e->result;
+}
+
+/*
  * What a frame's CFI says at one pc, reduced to what the walk uses. Kept
  * in a direct-mapped cache: samples repeat their stacks, so most steps
  * skip the FDE search and the CFA programs. Cleared whenever the module
@@ -696,9 +798,9 @@ static bool rule_from_cfi(uintptr_t pc, struct cfa_rule *out)
 }
 
 /* One frame up from r (ip exact when exact, else a return address). */
-static bool step(struct regs *r, bool exact)
+static bool step(struct regs *r, bool exact, struct wrec *w)
 {
-	uintptr_t pc = exact ? r->ip : r->ip - 1, cfa, ra;
+	uintptr_t pc = exact ? r->ip : r->ip - 1, cfa, ra, slot;
 	struct cfa_rule *ru = &rules[(pc ^ (pc >> 11)) & (HP_RULES - 1)];
 
 	if (ru->pc != pc && !rule_from_cfi(pc, ru)) {
@@ -708,24 +810,33 @@ static bool step(struct regs *r, bool exact)
 	}
 	if (ru->cfa_reg == RULE_STOP)
 		return false;
-	if (ru->cfa_reg == REG_RSP)
+	if (ru->cfa_reg == REG_RSP) {
 		cfa = r->sp + (uintptr_t)(intptr_t)ru->cfa_off;
-	else if (r->bp_ok)
+	} else if (r->bp_ok) {
 		cfa = r->bp + (uintptr_t)(intptr_t)ru->cfa_off;
-	else
+		rec_bp_used(w);
+	} else {
 		return false;
+	}
 	if (cfa <= r->sp || cfa - r->sp > HP_MAX_FRAME || (cfa & 7))
 		return false;
-	ra = *(const uintptr_t *)(cfa + (uintptr_t)(intptr_t)ru->ra_off);
+	slot = cfa + (uintptr_t)(intptr_t)ru->ra_off;
+	ra = *(const uintptr_t *)slot;
+	rec_word(w, slot, ra);
 	switch (ru->bp_how) {
 	case R_SAME:
 		break;
 	case R_OFFSET:
-		r->bp = *(const uintptr_t *)(cfa + (uintptr_t)(intptr_t)ru->bp_off);
+		slot = cfa + (uintptr_t)(intptr_t)ru->bp_off;
+		r->bp = *(const uintptr_t *)slot;
 		r->bp_ok = true;
+		w->bp_src = BP_SLOT;
+		w->bp_slot.addr = slot;
+		w->bp_slot.val = r->bp;
 		break;
 	case R_VAL_OFFSET:
 		r->bp = cfa + (uintptr_t)(intptr_t)ru->bp_off;
+		w->bp_src = BP_DONE;
 		break;
 	default:
 		r->bp_ok = false;
@@ -736,23 +847,74 @@ static bool step(struct regs *r, bool exact)
 	return ra != 0;
 }
 
-/* Raw walk from the caller's frame: return addresses, outermost last. */
-static __noinline unsigned walk(uintptr_t *pc, unsigned max)
+/*
+ * Raw walk from the caller's frame: return addresses, outermost last.
+ * When the walk cache knows this stack (key: the sampled call's return
+ * address), returns 0 with *hit its result instead.
+ */
+static __noinline unsigned walk(uintptr_t *pc, unsigned max, uintptr_t key, void **hit)
 {
 	struct regs r;
 	unsigned n = 0;
-	bool exact = true;
+	bool exact = true, rebased = false;
 
 	__asm__ volatile("lea 1f(%%rip), %0\n1:\n\tmov %%rsp, %1\n\tmov %%rbp, %2"
 			 : "=r"(r.ip), "=r"(r.sp), "=r"(r.bp));
 	r.bp_ok = true;
+	*hit = walk_cached(key, &r);
+	if (*hit)
+		return 0;
+	pend.key = key;
+	pend.sp = r.sp;
+	pend.bp = r.bp;
+	pend.n = 0;
+	pend.over = pend.need_bp = false;
+	pend.bp_src = BP_LIVE;
+	hak_lock(&module_lock);
 	while (n < max) {
-		if (!step(&r, exact))
+		if (!step(&r, exact, &pend))
 			break;
 		exact = false;
 		pc[n++] = r.ip;
+		/*
+		 * The frames below the one that returns to key are the
+		 * profiler's, one fixed chain for one key (key is a call
+		 * instruction's return address, so it names the entry point
+		 * called, and frame sizes are fixed): their words hold
+		 * whenever key and sp do, so the cache need not re-read them.
+		 * A saved rbp among them that a later CFA uses is still
+		 * recorded then (rec_bp_used).
+		 */
+		if (!rebased && n <= HP_SKIP_SCAN && r.ip == key) {
+			pend.n = 0;
+			rebased = true;
+		}
 	}
+	hak_unlock(&module_lock);
 	return n;
+}
+
+/* The full walk just made (under the same hold of the caller's lock) gave result. */
+void __hak_prof_backtrace_remember(void *result)
+{
+	struct walk_ent *e;
+
+	if (!walks) {
+		walks = __hak_os_map(HAK_ALIGN_UP(HP_WALKS * sizeof(*walks), HAK_OS_PAGE));
+		if (!walks)
+			return;
+	}
+	if (pend.over || !pend.key || !result)
+		return;
+	e = walk_slot(pend.key, pend.sp);
+	e->key = pend.key;
+	e->sp = pend.sp;
+	e->bp = pend.bp;
+	e->need_bp = pend.need_bp;
+	e->gen = walk_gen;
+	e->n = pend.n;
+	memcpy(e->c, pend.c, pend.n * sizeof(pend.c[0]));
+	e->result = result;
 }
 
 static bool fde_range(uintptr_t fn, uintptr_t *lo, uintptr_t *hi)
@@ -773,11 +935,14 @@ static void rules_clear(void)
 {
 }
 
-static __noinline unsigned walk(uintptr_t *pc, unsigned max)
+static __noinline unsigned walk(uintptr_t *pc, unsigned max, uintptr_t key, void **hit)
 {
 	uintptr_t *fp = __builtin_frame_address(0), *next;
 	unsigned n = 0;
 
+	(void)key;
+	*hit = NULL;
+	hak_lock(&module_lock);
 	while (fp && n < max) {
 		uintptr_t ra = fp[1];
 
@@ -789,7 +954,14 @@ static __noinline unsigned walk(uintptr_t *pc, unsigned max)
 			break;
 		fp = next;
 	}
+	hak_unlock(&module_lock);
 	return n;
+}
+
+/* No walk cache without CFI: every sample walks its frame pointers. */
+void __hak_prof_backtrace_remember(void *result)
+{
+	(void)result;
 }
 
 /* Without FDEs, the entry points' extents are unknown: 256 bytes each. */
@@ -829,14 +1001,15 @@ static bool in_entry(uintptr_t pc)
 	return false;
 }
 
-unsigned __hak_prof_backtrace(uintptr_t *pc, unsigned max, uintptr_t ra)
+void *__hak_prof_backtrace(uintptr_t *pc, unsigned max, uintptr_t ra, unsigned *depth)
 {
 	uintptr_t raw[HP_MAX_DEPTH + 2 * HP_SKIP_SCAN];
 	unsigned n, i, skip = 0;
 	const struct hp_module *self;
+	void *hit;
 
-	hak_lock(&module_lock);
-	if (!entries_done) {
+	if (unlikely(!entries_done)) {
+		hak_lock(&module_lock);
 		for (i = 0; i < ARRAY_SIZE(entries); i++)
 			if (!fde_range((uintptr_t)entries[i], &entry_lo[i], &entry_hi[i]))
 				entry_lo[i] = entry_hi[i] = 0;
@@ -847,9 +1020,11 @@ unsigned __hak_prof_backtrace(uintptr_t *pc, unsigned max, uintptr_t ra)
 			self_hi = self->hi;
 		}
 		entries_done = true;
+		hak_unlock(&module_lock);
 	}
-	n = walk(raw, max + 2 * HP_SKIP_SCAN);
-	hak_unlock(&module_lock);
+	n = walk(raw, max + 2 * HP_SKIP_SCAN, ra, &hit);
+	if (hit)
+		return hit;
 	/* Below the frame the entry returns to, everything is the profiler. */
 	for (i = 0; i < n && i < HP_SKIP_SCAN; i++)
 		if (raw[i] == ra) {
@@ -867,5 +1042,6 @@ unsigned __hak_prof_backtrace(uintptr_t *pc, unsigned max, uintptr_t ra)
 	/* Return addresses point after the call: name the call itself. */
 	for (i = 0; i < n; i++)
 		pc[i] = raw[skip + i] - 1;
-	return n;
+	*depth = n;
+	return NULL;
 }

@@ -9,8 +9,10 @@
 # site must be within 10% of the truth and the churned site about 0 live;
 # alloc_space must see the 256 MiB churn within 10%. The fork child's own
 # profile (dumped by hak_prof_dump and written again at its exit) holds
-# its 32 MiB site_child. Also: the folded-stack format and the leak
-# report name the sites.
+# its 32 MiB site_child. The twins (16 MiB live each) reach malloc
+# through one helper at the same stack pointer: each must get its own
+# 16 MiB (the walk cache must not hand one twin's stack to the other).
+# Also: the folded-stack format and the leak report name the sites.
 set -u
 n=0
 fails=0
@@ -27,11 +29,11 @@ export PPROF_TMPDIR=$tmp HOME=${HOME:-$tmp}
 MiB=1048576
 
 echo "TAP version 13"
-echo "1..24"
+echo "1..27"
 
 if ! go tool pprof -h >/dev/null 2>&1; then
 	echo "# go tool pprof is missing: run tools/deps.sh (golang-go)"
-	for i in $(seq 1 24); do ok 1 "go tool pprof available"; done
+	for i in $(seq 1 27); do ok 1 "go tool pprof available"; done
 	exit 1
 fi
 
@@ -39,6 +41,13 @@ fi
 flat() {
 	go tool pprof -top -unit=B -nodefraction=0 -nodecount=1000 -sample_index="$2" "$prog" "$1" 2>/dev/null |
 		awk -v f="$3" '$NF == f { v = $1; sub(/B$/, "", v); print v; found = 1; exit }
+			END { if (!found) print 0 }'
+}
+
+# cumulative bytes of function $3 in profile $1 for sample index $2 (0 if absent)
+cum() {
+	go tool pprof -top -cum -unit=B -nodefraction=0 -nodecount=1000 -sample_index="$2" "$prog" "$1" 2>/dev/null |
+		awk -v f="$3" '$NF == f { v = $4; sub(/B$/, "", v); print v; found = 1; exit }
 			END { if (!found) print 0 }'
 }
 
@@ -60,6 +69,10 @@ for mode in plain threads fork; do
 	near "$k16" $((16 * MiB)); ok $? "$mode: inuse_space site_keep16 $k16 B ~ 16 MiB"
 	[ "$ch" -lt $((MiB / 2)) ]; ok $? "$mode: inuse_space site_churn $ch B ~ 0"
 	near "$cha" $((256 * MiB)); ok $? "$mode: alloc_space site_churn $cha B ~ 256 MiB"
+	ta=$(cum "$out" inuse_space twin_a)
+	tb=$(cum "$out" inuse_space twin_b)
+	near "$ta" $((16 * MiB)) && near "$tb" $((16 * MiB))
+	ok $? "$mode: inuse_space twin_a $ta B, twin_b $tb B, ~ 16 MiB each"
 	if [ "$mode" = fork ]; then
 		kc=$(flat "$out.child" inuse_space site_child)
 		near "$kc" $((32 * MiB)); ok $? "fork: the child's profile has site_child $kc B ~ 32 MiB"

@@ -14,6 +14,11 @@
  * live), dumps OUT.child and exits through exit() (its own exit profile).
  * Prints TAP: the dumps succeed with HAKMEM_PROF=1 and fail with EINVAL
  * without it.
+ *
+ * Every mode also runs the twins: twin_a and twin_b (16 MiB live each,
+ * calls alternating) reach malloc through one helper, site_common, at
+ * the same stack pointer, so their samples share the walk cache's key and
+ * only the words further up tell them apart.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -44,7 +49,9 @@ struct keep {
 	size_t n;
 };
 
-static struct keep k64, k16, kchild;
+static struct keep k64, k16, kchild, ktwin;
+static uintptr_t twin_sp[2];
+static unsigned long twin_calls[2];
 
 /* Allocate total bytes in varied sizes, keep them all. */
 static NOFP void fill(struct keep *k, size_t total, void *(*alloc)(size_t))
@@ -88,6 +95,48 @@ static NOFP void *site_child(size_t n)
 	return p;
 }
 
+static NOFP void *site_common(size_t n, int who)
+{
+	volatile char here = 0;
+
+	twin_sp[who] = (uintptr_t)&here;
+	return malloc(n + here);
+}
+
+/* Same shape, so the same frame size; different bodies, so not folded. */
+static NOFP void *twin_a(size_t n)
+{
+	void *p = site_common(n, 0);
+
+	twin_calls[0]++;
+	return p;
+}
+
+static NOFP void *twin_b(size_t n)
+{
+	void *p = site_common(n, 1);
+
+	twin_calls[1]++;
+	return p;
+}
+
+/* 32 MiB live, every other block from each twin. */
+static NOFP void fill_twins(struct keep *k, size_t total)
+{
+	void *(*twin[2])(size_t) = { twin_a, twin_b };
+	size_t done = 0, cap = total / 16;
+
+	k->p = calloc(cap, sizeof(void *));
+	while (done < total) {
+		size_t n = next_size();
+
+		k->p[k->n] = twin[k->n & 1](n);
+		memset(k->p[k->n], 1, 8);
+		k->n++;
+		done += n;
+	}
+}
+
 static NOFP void site_churn(size_t total)
 {
 	size_t done = 0;
@@ -115,7 +164,7 @@ int main(int argc, char **argv)
 	const char *on_env = getenv("HAKMEM_PROF");
 	int on = on_env && !strcmp(on_env, "1");
 
-	tap_plan(3);
+	tap_plan(4);
 	if (!strcmp(mode, "threads")) {
 		pthread_t t[3];
 
@@ -132,7 +181,10 @@ int main(int argc, char **argv)
 			raise(atoi(getenv("HP_RAISE")));
 		run_churn(NULL);
 	}
+	fill_twins(&ktwin, 32 * MiB);
 	tap_ok(k64.n > 0 && k16.n > 0, "%s: sites allocated %zu and %zu blocks", mode, k64.n, k16.n);
+	tap_ok(twin_sp[0] == twin_sp[1] && twin_calls[0] && twin_calls[1],
+	       "%s: the twins reach site_common at one stack pointer", mode);
 	if (on)
 		tap_ok(hak_prof_dump(out) == 0, "%s: hak_prof_dump(%s)", mode, out);
 	else
