@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 #include <pthread.h>
+#include <sched.h>
 #include <asm/atomic.h>
 #include "heap.h"
 #include "init.h"
@@ -80,6 +81,48 @@ uint32_t __hak_tcache_cap(unsigned c)
 void __hak_tcache_set_bytes(size_t bytes)
 {
 	tcache_bytes = bytes;
+}
+
+/*
+ * ---- scan lock ----
+ *
+ * A heap's slabs belong to its thread, but a thread that went idle would
+ * keep their free pages for good: so another thread (the background purge
+ * thread, or any thread's decay pass) may scan an idle heap's slabs for
+ * free pages, holding scan_lk (HAK_SCAN_OTHER, taken with a cmpxchg, never
+ * waited for). The owner holds it (HAK_SCAN_OWNER) around every slow path
+ * that touches its slabs; depth (owner only) lets those nest. The fast
+ * paths touch only the thread's bins, which no other thread ever touches.
+ */
+#define HAK_SCAN_OWNER	1
+#define HAK_SCAN_OTHER	2
+
+/*
+ * Fork must not copy a scan in progress (the child has no scanner to end
+ * it): its prepare handler sets scan_stop and waits for heap_scanning.
+ */
+static int scan_stop;		/* atomic */
+static int heap_scanning;	/* atomic: a scan of other heaps runs */
+
+/* Another thread scans our heap: it stops at the next slab when asked. */
+static void __cold heap_enter_wait(struct hak_heap *h)
+{
+	arch_store_relaxed(&h->scan_want, 1);
+	while (arch_cmpxchg(&h->scan_lk, 0, HAK_SCAN_OWNER) != 0)
+		sched_yield();
+	arch_store_relaxed(&h->scan_want, 0);
+}
+
+static inline void heap_enter(struct hak_heap *h)
+{
+	if (h->depth++ == 0 && unlikely(arch_cmpxchg(&h->scan_lk, 0, HAK_SCAN_OWNER) != 0))
+		heap_enter_wait(h);
+}
+
+static inline void heap_exit(struct hak_heap *h)
+{
+	if (--h->depth == 0)
+		arch_store_release(&h->scan_lk, 0);
 }
 
 /* ---- double and invalid free reports ---- */
@@ -183,9 +226,12 @@ void __hak_free_confirm(void *p, unsigned c)
 	if (c < HAK_NCLASS) {
 		if (on_list(b->head, p, b->count))
 			bad_block(p, c, "double free (block in the thread cache)");
-		if (h)
+		if (h) {
+			heap_enter(h);
 			confirm_owned(h, __hak_slab_head(__hak_page_of((uintptr_t)p)),
 				      p, c, true);
+			heap_exit(h);
+		}
 	}
 	/* a live block that held the mark's value: the rest of the push */
 	if (hak_ff_level())
@@ -594,9 +640,17 @@ static size_t slab_purge_pages(struct hak_slab *s)
 				done += __hak_os_purge((void *)lo, HAK_SUBPAGE) ? HAK_SUBPAGE : 0;
 			continue;
 		}
-		if ((uintptr_t)(start + (uintptr_t)(last + 1) * stride) <
+		/*
+		 * A page that reaches past the carved blocks would be carved
+		 * into later: not yet. Once the slab is carved whole, what
+		 * lies past its last block is never used, so its last page
+		 * goes like any other (one per slab whose blocks do not fill
+		 * it exactly: 4 MiB per 1000 slabs otherwise).
+		 */
+		if (s->carved < s->capacity &&
+		    (uintptr_t)(start + (uintptr_t)(last + 1) * stride) <
 		    base + (uintptr_t)(k + 1) * HAK_SUBPAGE)
-			continue;	/* reaches past the carved blocks */
+			continue;
 		for (i = first; i <= last; i++)
 			if (!(bits[i / 64] & (1ULL << (i % 64))))
 				break;
@@ -645,20 +699,99 @@ static size_t slab_purge_pages(struct hak_slab *s)
 	return done;
 }
 
-size_t __hak_heap_purge_pages(unsigned now, unsigned delay)
+/*
+ * The thread cache's bins hold blocks that keep their pages resident (a few
+ * MiB per thread with the adaptive sizing box), and a thread that goes idle
+ * would leave them there for good: no other thread may touch its bins. A
+ * bin whose head and count are what the owner saw an eighth of the delay
+ * ago has most likely not been used since (a malloc and free of the same
+ * block in between would cost one refill later): it goes back to its
+ * slabs, where the pages it held can be purged once the heap has been
+ * idle for the delay, by any thread (__hak_heap_purge_idle). So a thread
+ * that stops right after a burst of frees still hands its cache back if
+ * it calls the allocator for another eighth of the delay.
+ */
+static void trim_idle_bins(struct hak_heap *h)
 {
-	struct hak_heap *h = __hak_tc.heap;
+	struct hak_tcache *tc = &__hak_tc;
+	unsigned c;
+
+	for (c = 0; c < HAK_NCLASS; c++) {
+		struct hak_tbin *b = &tc->bins[c];
+
+		if (b->head && b->head == h->bin_seen[c] && b->count == h->bin_seen_n[c])
+			bin_trim(h, b, 0);
+		h->bin_seen[c] = b->head;
+		h->bin_seen_n[c] = b->count;
+	}
+}
+
+/*
+ * Scan h's partial slabs for free pages. By the owner (idle false): a slab
+ * is scanned once it has gone a whole pass (a delay) unchanged, and not
+ * while the heap is busy. By another thread on an idle heap (idle true,
+ * the scan lock held): no slab changed for a delay, so every one is due.
+ */
+static size_t heap_scan(struct hak_heap *h, bool busy, bool idle)
+{
 	size_t done = 0;
 	unsigned c;
 
+	for (c = 0; c < HAK_NCLASS; c++) {
+		struct hak_slab *s;
+
+		for (s = h->partial[c]; s; s = s->next) {
+			/* The owner wants its heap back: the rest can wait. */
+			if (idle && (arch_load_relaxed(&h->scan_want) ||
+				     arch_load_relaxed(&scan_stop)))
+				goto out;
+			/* Unchanged since the last pass, a delay ago? */
+			if (!(s->flags & HAK_SLAB_IDLE1)) {
+				s->flags |= HAK_SLAB_IDLE1;
+				if (!idle)
+					continue;
+			}
+			if (busy || (s->flags & HAK_SLAB_SCANNED))
+				continue;
+			s->flags |= HAK_SLAB_SCANNED;
+			/*
+			 * Worth a scan: a quarter of it free, two pages' worth
+			 * at least (an empty slab kept for reuse qualifies: it
+			 * has been idle a delay too).
+			 */
+			if ((s->carved - s->used) * 4 < s->carved ||
+			    (size_t)(s->carved - s->used) * __hak_class_stride(c) < 2 * HAK_SUBPAGE)
+				continue;
+			done += slab_purge_pages(s);
+		}
+	}
+out:
+	if (done)
+		arch_fetch_add(&heap_pages_purged, done);
+	return done;
+}
+
+size_t __hak_heap_purge_pages(unsigned now, unsigned delay)
+{
+	struct hak_heap *h = __hak_tc.heap;
+	size_t done;
+	uint64_t act;
+	bool busy;
+
+	if (!h)
+		return 0;
+	arch_store_relaxed(&h->active_ms, now);
+	if (now - h->bin_pass_ms > delay / 8) {
+		h->bin_pass_ms = now;
+		heap_enter(h);
+		trim_idle_bins(h);
+		heap_exit(h);
+	}
 	/*
 	 * Per heap, not per thread: a heap adopted by a new thread keeps its
 	 * pace, so "unchanged since the last pass" means for a whole delay.
 	 */
-	uint64_t act;
-	bool busy;
-
-	if (!h || now - h->page_pass_ms < delay)
+	if (now - h->page_pass_ms < delay)
 		return 0;
 	/*
 	 * A heap still freeing in bulk (a teardown, a burst) is not scanned,
@@ -669,27 +802,42 @@ size_t __hak_heap_purge_pages(unsigned now, unsigned delay)
 	busy = act - h->page_pass_act > HAK_PURGE_BUSY_BLOCKS;
 	h->page_pass_act = act;
 	h->page_pass_ms = now;
-	for (c = 0; c < HAK_NCLASS; c++) {
-		struct hak_slab *s;
+	heap_enter(h);
+	done = heap_scan(h, busy, false);
+	heap_exit(h);
+	return done;
+}
 
-		for (s = h->partial[c]; s; s = s->next) {
-			/* Unchanged since the last pass, a delay ago? */
-			if (!(s->flags & HAK_SLAB_IDLE1)) {
-				s->flags |= HAK_SLAB_IDLE1;
-				continue;
-			}
-			if (busy || (s->flags & HAK_SLAB_SCANNED))
-				continue;
-			s->flags |= HAK_SLAB_SCANNED;
-			/* Worth a scan: a quarter of it free, two pages' worth at least. */
-			if (s->used == 0 || (s->carved - s->used) * 4 < s->carved ||
-			    (size_t)(s->carved - s->used) * __hak_class_stride(c) < 2 * HAK_SUBPAGE)
-				continue;
-			done += slab_purge_pages(s);
-		}
+size_t __hak_heap_purge_idle(unsigned now, unsigned delay)
+{
+	struct hak_heap *h;
+	size_t done = 0;
+
+	/*
+	 * Heaps are never freed and all_next never changes once a heap is on
+	 * the list, so the walk needs heap_lock only to read the head: a scan
+	 * can take long (thousands of madvise calls) and must not hold up
+	 * threads that start or exit. Fork waits for it (scan_stop).
+	 */
+	arch_xchg(&heap_scanning, 1);
+	if (arch_load_relaxed(&scan_stop)) {
+		arch_store_release(&heap_scanning, 0);
+		return 0;
 	}
-	if (done)
-		arch_fetch_add(&heap_pages_purged, done);
+	hak_lock(&heap_lock);
+	h = all_heaps;
+	hak_unlock(&heap_lock);
+	for (; h && !arch_load_relaxed(&scan_stop); h = h->all_next) {
+		/* Signed: a tick after our clock read is not an old one. */
+		if ((int)(now - arch_load_relaxed(&h->active_ms)) < (int)delay ||
+		    arch_cmpxchg(&h->scan_lk, 0, HAK_SCAN_OTHER) != 0)
+			continue;
+		/* A pooled heap is left to the pool's scavenger. */
+		if (arch_load_relaxed(&h->tid))
+			done += heap_scan(h, false, true);
+		arch_store_release(&h->scan_lk, 0);
+	}
+	arch_store_release(&heap_scanning, 0);
 	return done;
 }
 
@@ -823,15 +971,21 @@ uint32_t __hak_tcache_fill(unsigned c, uint32_t n)
 	if (!tc->heap || c >= HAK_NCLASS)
 		return 0;
 	room = b->cap > b->count ? b->cap - b->count : 0;
-	return bin_fill(tc->heap, b, c, n < room ? n : room);
+	heap_enter(tc->heap);
+	n = bin_fill(tc->heap, b, c, n < room ? n : room);
+	heap_exit(tc->heap);
+	return n;
 }
 
 void __hak_tcache_trim(unsigned c, uint32_t keep)
 {
 	struct hak_tcache *tc = &__hak_tc;
 
-	if (tc->heap && c < HAK_NCLASS)
+	if (tc->heap && c < HAK_NCLASS) {
+		heap_enter(tc->heap);
 		bin_trim(tc->heap, &tc->bins[c], keep);
+		heap_exit(tc->heap);
+	}
 }
 
 void *__hak_tcache_refill(unsigned c)
@@ -842,6 +996,7 @@ void *__hak_tcache_refill(unsigned c)
 
 	if (unlikely(!h))
 		return NULL;
+	heap_enter(h);
 	settle_if_any(h, true);
 	__hak_purge_tick();
 	if (!b->head) {			/* attach may have prewarmed this bin */
@@ -852,10 +1007,12 @@ void *__hak_tcache_refill(unsigned c)
 		HAK_STAT_ADD(h, refills, 1);
 		HAK_STAT_ADD(h, blocks_refilled, got);
 		if (!got) {
+			heap_exit(h);
 			errno = ENOMEM;
 			return NULL;
 		}
 	}
+	heap_exit(h);
 	return __hak_tbin_take(b, b->head, c);
 }
 
@@ -1000,6 +1157,7 @@ void __hak_tcache_overflow(void *p, unsigned c)
 		errno = saved;
 		return;
 	}
+	heap_enter(h);
 	__hak_purge_tick();
 	__hak_set_link(p, b->head);
 	b->head = p;
@@ -1010,6 +1168,7 @@ void __hak_tcache_overflow(void *p, unsigned c)
 		hak_adapt_on_overflow(c);
 		bin_trim(h, b, b->cap / 2);
 	}
+	heap_exit(h);
 	errno = saved;
 }
 
@@ -1075,6 +1234,7 @@ struct hak_heap *__hak_heap_attach(void)
 		errno = ENOMEM;
 		return NULL;
 	}
+	heap_enter(h);
 	arch_store_relaxed(&h->tid, gettid());
 	arch_store_relaxed(&h->tc, tc);
 	tc->heap = h;
@@ -1087,6 +1247,7 @@ struct hak_heap *__hak_heap_attach(void)
 	if (arch_load_relaxed(&h->pending))
 		collect_pending(h);
 	hak_prewarm_thread();
+	heap_exit(h);
 	return h;
 }
 
@@ -1107,6 +1268,7 @@ void __hak_heap_detach(void)
 
 	if (!h)
 		return;
+	heap_enter(h);
 	flush_all_bins(tc, h);
 	settle_if_any(h, true);
 	if (arch_load_relaxed(&h->pending))
@@ -1118,6 +1280,7 @@ void __hak_heap_detach(void)
 	tc->tag = 0;
 	tc->state = HAK_T_EXITING;
 	tc->exits++;
+	heap_exit(h);
 	heap_pool_push(h);
 }
 
@@ -1129,12 +1292,14 @@ void __hak_heap_flush_self(void)
 
 	if (!h)
 		return;
+	heap_enter(h);
 	for (c = 0; c < HAK_NCLASS; c++)
 		bin_trim(h, &tc->bins[c], 0);
 	settle_if_any(h, true);
 	if (arch_load_relaxed(&h->pending))
 		collect_pending(h);
 	release_empty(h);
+	heap_exit(h);
 }
 
 void __hak_heap_scavenge_pool(void)
@@ -1143,10 +1308,12 @@ void __hak_heap_scavenge_pool(void)
 
 	/* Take the pooled heaps one at a time so new threads can still attach. */
 	while ((h = heap_pool_pop())) {
+		heap_enter(h);
 		settle_if_any(h, false);
 		if (arch_load_relaxed(&h->pending))
 			collect_pending(h);
 		release_empty(h);
+		heap_exit(h);
 		h->pool_next = taken;
 		taken = h;
 	}
@@ -1177,4 +1344,23 @@ void __hak_heap_stats(struct hak_heap_stats *sum, size_t *nr)
 	hak_unlock(&heap_lock);
 }
 
-HAK_DEFINE_FORK_LOCK(__hak_heap, &heap_lock)
+void __hak_heap_fork_prepare(void) __acquires(&heap_lock)
+{
+	arch_xchg(&scan_stop, 1);
+	while (arch_load_acquire(&heap_scanning))
+		sched_yield();
+	hak_lock(&heap_lock);
+}
+
+void __hak_heap_fork_parent(void) __releases(&heap_lock)
+{
+	hak_unlock(&heap_lock);
+	arch_store_release(&scan_stop, 0);
+}
+
+void __hak_heap_fork_child(void) __releases(&heap_lock)
+{
+	__release(&heap_lock);
+	hak_lock_reinit(&heap_lock);
+	arch_store_release(&scan_stop, 0);
+}

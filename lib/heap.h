@@ -51,6 +51,13 @@ struct hak_heap {
 	uint32_t adopted;		/* times taken from the pool */
 	unsigned page_pass_ms;		/* last in-slab page purge pass (owner) */
 	uint64_t page_pass_act;		/* blocks flushed + collected by then */
+	int scan_lk;			/* atomic: HAK_SCAN_* (lib/heap.c) */
+	int scan_want;			/* atomic: the owner waits for scan_lk */
+	unsigned depth;			/* owner's nesting of scan_lk */
+	unsigned active_ms;		/* atomic: the owner's last purge tick */
+	unsigned bin_pass_ms;		/* last idle-bin check (owner) */
+	void *bin_seen[HAK_NCLASS];	/* bin heads at that check (owner) */
+	uint32_t bin_seen_n[HAK_NCLASS];	/* and their counts */
 	struct hak_heap_stats stats;
 };
 
@@ -70,6 +77,11 @@ void __hak_heap_flush_self(void);
  * Bytes purged.
  */
 size_t __hak_heap_purge_pages(unsigned now, unsigned delay);
+/*
+ * The same for every other heap whose thread has not called the allocator
+ * for delay ms (decay pass, any thread). Bytes purged.
+ */
+size_t __hak_heap_purge_idle(unsigned now, unsigned delay);
 /* Bytes purged that way, ever. */
 size_t __hak_heap_pages_purged(void);
 /* Collect remote frees and empty slabs of pooled heaps (trim). */

@@ -49,6 +49,7 @@ size_t __hak_purge_decay(unsigned now)
 		return 0;
 	arch_store_relaxed(&next_ms, now + pass_step(delay));
 	done = __hak_ss_decay(now, delay);
+	done += __hak_heap_purge_idle(now, delay);
 	done += hak_bigcache_decay(now);
 	done += hak_l25_decay(now, delay);
 	arch_fetch_add(&nr_passes, 1UL);

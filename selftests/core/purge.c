@@ -4,13 +4,16 @@
  * change, whole 4 KiB pages of free blocks inside live slabs are purged
  * (RSS falls although every slab keeps live blocks), the survivors keep
  * their contents and the purged blocks are handed out again without
- * overlapping anything; the free pages of released slabs decay too. The
+ * overlapping anything; the free pages of released slabs decay too, and
+ * so do those of a thread that went idle right after freeing (at another
+ * thread's next call). The
  * memory limit: a hard limit makes malloc fail with ENOMEM instead of
  * mapping past it, after purging the caches; HAKMEM_MEMORY_LIMIT (a
  * re-executed child) sets one; the cgroup limit reader agrees with the
  * cgroup files.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <sys/wait.h>
 #include <hakmem/hakmem.h>
 #include "core_test.h"
@@ -106,6 +109,16 @@ static void test_decay(void)
 {
 	struct hak_stats st;
 
+	/*
+	 * The first ticks flush the thread cache's bins (a bin two checks an
+	 * eighth of the delay apart find unchanged): the slabs that empties
+	 * go back to their superslabs, dirty from then on, and decay one
+	 * delay later.
+	 */
+	for (int i = 0; i < 3; i++) {
+		tick();
+		sleep_ms(CONFIG_HAK_PURGE_DELAY_MS / 4 + 30);
+	}
 	tick();
 	sleep_ms(2 * CONFIG_HAK_PURGE_DELAY_MS + 30);
 	tick();
@@ -118,6 +131,75 @@ static void test_decay(void)
 	tap_ok(st.dirty_bytes == 0,
 	       "free superslab pages decay after the delay (%zu dirty bytes left)",
 	       st.dirty_bytes);
+}
+
+/*
+ * A thread that frees a burst of small blocks and then waits without
+ * calling the allocator: the next call of another thread, a delay later,
+ * purges the free pages of its slabs (without the background purge box).
+ */
+enum { IDLE_NB = 32 << 10, IDLE_BS = 1024, IDLE_KEEP = 32 };	/* 32 MiB */
+static pthread_mutex_t idle_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t idle_cv = PTHREAD_COND_INITIALIZER;
+static int idle_state;
+static void *idle_keep[IDLE_NB / IDLE_KEEP];
+
+static void *idle_worker(void *arg)
+{
+	static void *b[IDLE_NB];
+	int i;
+
+	(void)arg;
+	for (i = 0; i < IDLE_NB; i++) {
+		b[i] = malloc(IDLE_BS);
+		memset(b[i], i, IDLE_BS);
+	}
+	for (i = 0; i < IDLE_NB; i++) {
+		if (i % IDLE_KEEP == 0)
+			idle_keep[i / IDLE_KEEP] = b[i];
+		else
+			free(b[i]);
+	}
+	pthread_mutex_lock(&idle_mu);
+	idle_state = 1;
+	pthread_cond_broadcast(&idle_cv);
+	while (idle_state != 2)
+		pthread_cond_wait(&idle_cv, &idle_mu);
+	pthread_mutex_unlock(&idle_mu);
+	return NULL;
+}
+
+static void test_idle_thread(void)
+{
+	pthread_t t;
+	long before, after;
+	int i, bad = 0;
+
+	if (pthread_create(&t, NULL, idle_worker, NULL)) {
+		tap_ok(0, "pthread_create");
+		return;
+	}
+	pthread_mutex_lock(&idle_mu);
+	while (idle_state != 1)
+		pthread_cond_wait(&idle_cv, &idle_mu);
+	pthread_mutex_unlock(&idle_mu);
+	before = ct_status_kib("VmRSS");
+	sleep_ms(3 * CONFIG_HAK_PURGE_DELAY_MS + 30);
+	tick();
+	after = ct_status_kib("VmRSS");
+	for (i = 0; i < IDLE_NB / IDLE_KEEP; i++)
+		bad += ((unsigned char *)idle_keep[i])[IDLE_BS - 1] != (unsigned char)(i * IDLE_KEEP);
+	pthread_mutex_lock(&idle_mu);
+	idle_state = 2;
+	pthread_cond_broadcast(&idle_cv);
+	pthread_mutex_unlock(&idle_mu);
+	pthread_join(t, NULL);
+	for (i = 0; i < IDLE_NB / IDLE_KEEP; i++)
+		free(idle_keep[i]);
+	/* 31 MiB freed; the idle thread's cache may keep a few MiB of it. */
+	tap_ok(!bad && after + 16 * 1024 < before,
+	       "an idle thread's free pages go at another thread's next call: "
+	       "RSS %ld -> %ld KiB (%d survivors changed)", before, after, bad);
 }
 
 static void test_hard_limit(void)
@@ -260,6 +342,7 @@ int main(int argc, char **argv)
 	tap_plan(0);
 	test_pages();
 	test_decay();
+	test_idle_thread();
 	test_hard_limit();
 	test_env_limit(argv[0]);
 	test_malloc_info();
