@@ -48,6 +48,14 @@
  * that saw no operation for the purge delay, and releases its empty
  * regions, so an idle program gives its mid-size memory back.
  *
+ * Guard pages (hardened box): the last page of every block's slot is a
+ * guard (PROT_NONE), made when the region is given a class and cleared
+ * (one mprotect of the whole block area) before the region goes back to
+ * the pool, where it may get another class; a request takes the class
+ * that fits it and the guard, and the usable size is a page less than the
+ * class. Purging leaves the guards as they are. region->guards counts
+ * them (the hardened box keeps a budget of guards).
+ *
  * Locks: shard lock -> pool_lock. madvise happens under a shard lock;
  * mmap and munmap happen with no lock but the shard's held (or none).
  * Fork takes every shard lock in index order, then pool_lock; the core
@@ -132,6 +140,7 @@ struct l25_region {
 	uint8_t nfree;			/* depth of stack[] */
 	uint8_t listed;			/* on its shard's partial list */
 	uint32_t idle;			/* shard tick it became wholly free */
+	uint32_t guards;		/* guard pages made in it (hardened) */
 	struct l25_shard *shard;	/* atomic; NULL in the pool */
 	struct l25_region *next;	/* partial list, or pool */
 	struct l25_region *prev;
@@ -313,6 +322,8 @@ static void partial_del(struct l25_shard *sh, struct l25_region *r)
 
 static void region_unmap(struct l25_region *r)
 {
+	if (r->guards)
+		hak_hd_guard_gone(r->guards);
 	__hak_ssmap_set((uintptr_t)r, 0);
 	__hak_os_unmap(r, L25_REGION);
 	arch_fetch_add(&nr_regions, -1);
@@ -336,6 +347,30 @@ static bool region_purge_all(struct l25_region *r, uint64_t *bytes)
 	return true;
 }
 
+/* Make r's guard pages ordinary again (for the pool); false when refused. */
+static bool guards_clear(struct l25_region *r)
+{
+	if (!r->guards)
+		return true;
+	if (!hak_hd_guards_clear((char *)r + L25_HDR, L25_REGION - L25_HDR, r->guards))
+		return false;
+	r->guards = 0;
+	return true;
+}
+
+/* Make the guard page at the end of each of r's block slots. */
+static void guards_make(struct l25_region *r)
+{
+	size_t g = hak_hd_guard_len();
+	unsigned i;
+
+	if (!g)
+		return;
+	for (i = 0; i < r->nblocks; i++)
+		if (hak_hd_guard_set((void *)(block_addr(r, i) + r->stride - g)))
+			r->guards++;
+}
+
 /*
  * Give wholly free regions (detached from their shard, linked by next) to
  * the pool, or unmap them: all of them when keep is false.
@@ -348,7 +383,7 @@ static void pool_put_list(struct l25_region *r, bool keep)
 	for (; r; r = next) {
 		next = r->next;
 		if (keep && arch_load_relaxed(&npool) < L25_RESERVE &&
-		    region_purge_all(r, &purged)) {
+		    region_purge_all(r, &purged) && guards_clear(r)) {
 			hak_lock(&pool_lock);
 			if (npool < L25_RESERVE) {
 				r->next = pool;
@@ -395,6 +430,7 @@ static struct l25_region *region_get(struct l25_shard *sh, unsigned c)
 	memset(r->state, B_CLEAN, sizeof(r->state));
 	for (i = 0; i < nb; i++)
 		r->stack[i] = (uint8_t)(nb - 1 - i);	/* block 0 on top */
+	guards_make(r);
 	arch_store_release(&r->shard, sh);
 	if (__hak_ssmap_kind((uintptr_t)r) != HAK_SSMAP_L25)
 		__hak_ssmap_set((uintptr_t)r, HAK_SSMAP_L25);
@@ -649,7 +685,7 @@ static inline struct l25_region *region_of(uintptr_t p)
  */
 void *hak_l25_alloc(size_t n)
 {
-	unsigned c = class_of(n);
+	unsigned c = class_of(n + hak_hd_guard_len());
 	uintptr_t e;
 
 	if (unlikely(!tc.n[c]))
@@ -834,9 +870,9 @@ size_t hak_l25_usable(const void *p)
 	size_t n;
 
 	if (likely(live_index((uintptr_t)p, r) >= 0))
-		return r->stride;
+		return r->stride - hak_hd_guard_len();
 	sh = lock_block(p, &i, B_LIVE, "usable size of a pointer that is not a live L2.5 block");
-	n = r->stride;
+	n = r->stride - hak_hd_guard_len();
 	hak_unlock(&sh->lock);
 	return n;
 }
