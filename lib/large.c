@@ -224,11 +224,7 @@ void *__hak_large_alloc(size_t n, size_t align, bool *zeroed)
 		errno = ENOMEM;
 		return NULL;
 	}
-	len = large_len(n);
-	if (len + hak_hd_guard_len() < len) {
-		errno = ENOMEM;
-		return NULL;
-	}
+	len = large_len(n);	/* n <= SIZE_MAX / 2: len plus a guard page cannot wrap */
 	p = hak_bigcache_take(len, align, &got, zeroed);
 	cached = p != NULL;
 	if (cached) {

@@ -39,8 +39,7 @@
  *   hak_hd_guards_clear(p, len, n)  make the range read-write again, with
  *                              the n guards in it (an L2.5 region going
  *                              back to its pool); false when refused.
- * The L2.5 pool box keeps the last page of every block's slot as its
- * guard (usable size one page less).
+ * The L2.5 pool box makes every block's slot its class and a guard page.
  * A guard splits a mapping, and a process may hold vm.max_map_count
  * mappings (65530 by default): guards are limited to a quarter of that
  * (each adds at most two), so past it blocks are made without one.

@@ -48,13 +48,13 @@
  * that saw no operation for the purge delay, and releases its empty
  * regions, so an idle program gives its mid-size memory back.
  *
- * Guard pages (hardened box): the last page of every block's slot is a
- * guard (PROT_NONE), made when the region is given a class and cleared
- * (one mprotect of the whole block area) before the region goes back to
- * the pool, where it may get another class; a request takes the class
- * that fits it and the guard, and the usable size is a page less than the
- * class. Purging leaves the guards as they are. region->guards counts
- * them (the hardened box keeps a budget of guards).
+ * Guard pages (hardened box): a block's slot (the stride) is its class
+ * and a guard page (PROT_NONE) after it, made when the region is given a
+ * class and cleared (one mprotect of the whole block area) before the
+ * region goes back to the pool, where it may get another class. Classes
+ * and usable sizes stay as without the box; a region holds fewer blocks
+ * (46 instead of 51 of 40 KiB). Purging leaves the guards as they are.
+ * region->guards counts them (the hardened box keeps a budget of guards).
  *
  * Locks: shard lock -> pool_lock. madvise happens under a shard lock;
  * mmap and munmap happen with no lock but the shard's held (or none).
@@ -94,6 +94,7 @@
 #include <asm/atomic.h>
 #include "box.h"
 #include "boxes/l25_pool/l25.h"
+#include "boxes/hardened/hardened.h"
 
 #define L25_REGION	HAK_SS_SIZE
 #define L25_HDR		4096UL
@@ -216,6 +217,12 @@ static inline unsigned class_of(size_t n)
 static inline size_t class_size(unsigned c)
 {
 	return (size_t)((c & 3) + 5) << ((c >> 2) + 13);
+}
+
+/* A block's slot in its region: the class, and its guard page (hardened). */
+static inline size_t slot_size(unsigned c)
+{
+	return class_size(c) + hak_hd_guard_len();
 }
 
 static inline uintptr_t block_addr(const struct l25_region *r, unsigned i)
@@ -420,9 +427,9 @@ static struct l25_region *region_get(struct l25_shard *sh, unsigned c)
 		arch_fetch_add(&nr_regions, 1);
 		arch_fetch_add(&nr_maps, 1);
 	}
-	nb = (unsigned)((L25_REGION - L25_HDR) / class_size(c));
+	nb = (unsigned)((L25_REGION - L25_HDR) / slot_size(c));
 	r->magic = L25_MAGIC;
-	r->stride = (uint32_t)class_size(c);
+	r->stride = (uint32_t)slot_size(c);
 	r->cls = (uint8_t)c;
 	r->nblocks = (uint8_t)nb;
 	r->nfree = (uint8_t)nb;
@@ -685,13 +692,13 @@ static inline struct l25_region *region_of(uintptr_t p)
  */
 void *hak_l25_alloc(size_t n)
 {
-	unsigned c = class_of(n + hak_hd_guard_len());
+	unsigned c = class_of(n);
 	uintptr_t e;
 
 	if (unlikely(!tc.n[c]))
 		return l25_alloc_slow(c);
 	e = tc.blk[c][--tc.n[c]];
-	tc.bytes -= class_size(c);
+	tc.bytes -= slot_size(c);
 	arch_store_relaxed(&region_of(e)->state[e & 4095], B_LIVE);
 	return (void *)(e & ~4095UL);
 }
@@ -783,7 +790,7 @@ static void tc_flush(unsigned c, unsigned k)
 			   "corrupt L2.5 thread cache entry");
 	memmove(tc.blk[c], tc.blk[c] + k, (n - k) * sizeof(tc.blk[c][0]));
 	tc.n[c] = (uint8_t)(n - k);
-	tc.bytes -= (size_t)k * class_size(c);
+	tc.bytes -= (size_t)k * slot_size(c);
 }
 
 static void tc_flush_all(void)

@@ -10,9 +10,9 @@
  *   hak_l25_wants(n)       n is in the pool's range (inline, constant-folded);
  *   hak_l25_alloc(n)       a block or NULL with errno ENOMEM;
  *   hak_l25_free(p)        p is in an L2.5 region: free it;
- *   hak_l25_usable(p)      usable bytes of p (in an L2.5 region): the
- *                          class size, less the guard page that ends
- *                          every block's slot with the hardened box;
+ *   hak_l25_usable(p)      usable bytes of p (in an L2.5 region): its
+ *                          class (with the hardened box a guard page
+ *                          follows it in its slot);
  *   hak_l25_release()      flush the calling thread's cache, give empty
  *                          pages back (trim), bytes released;
  *   hak_l25_decay(now, delay)  purge the free blocks of shards idle for
@@ -26,7 +26,6 @@
 #include <stdbool.h>
 #include <hak/compiler.h>
 #include "box.h"
-#include "boxes/hardened/hardened.h"
 
 struct hak_l25_stats {
 	size_t regions, shards, blocks_in_use, bytes_in_use;
@@ -45,9 +44,7 @@ struct hak_l25_stats {
 #if IS_ENABLED(CONFIG_HAK_L25_POOL)
 static __always_inline bool hak_l25_wants(size_t n)
 {
-	/* with the hardened box, n and a guard page fit in the largest class */
-	return n > HAK_SMALL_MAX &&
-	       n <= ((size_t)CONFIG_HAK_L25_MAX_KIB << 10) - hak_hd_guard_len();
+	return n > HAK_SMALL_MAX && n <= ((size_t)CONFIG_HAK_L25_MAX_KIB << 10);
 }
 void *hak_l25_alloc(size_t n);
 void hak_l25_free(void *p);

@@ -20,12 +20,7 @@
 #include "boxes/l25_pool/l25.h"
 #include "../lib/tap.h"
 
-/*
- * The largest request the pool serves: with the hardened box every block's
- * slot ends in a guard page, so a page less (L25_TEST_GUARD).
- */
-#define L25_TEST_GUARD	(IS_ENABLED(CONFIG_HAK_HARDENED) ? 4096UL : 0UL)
-#define L25_TEST_MAX	(((size_t)CONFIG_HAK_L25_MAX_KIB << 10) - L25_TEST_GUARD)
+#define L25_TEST_MAX	((size_t)CONFIG_HAK_L25_MAX_KIB << 10)
 
 /* Hide a value from the optimiser (no folding of malloc/free pairs). */
 static inline size_t lt_opaque(size_t n)
