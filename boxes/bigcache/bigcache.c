@@ -58,9 +58,12 @@
  * their guard page, which stays outside the cached range, protected, while
  * the range is cached; a split makes the head's guard out of the first
  * page of the tail (the tail keeps the old one), so every range handed
- * out is followed by a guard. Two ranges are then never adjacent (a guard
- * is between), so there is nothing to merge; unmapping a range takes its
- * guard with it. Purging leaves the guard alone.
+ * out is followed by a guard. Two cached ranges are never adjacent: a put
+ * merges with the range whose guard ends where the block starts, and with
+ * the range that starts after the block's own guard, by making the guard
+ * between them read-write (one mprotect under the lock, as for a split):
+ * the merged range keeps the last guard. Unmapping a range takes its guard
+ * with it. Purging leaves the guard alone.
  *
  * Lock order: bc.lock -> meta lock (entries come from the metadata arena
  * and are recycled on a spare list). The large registry's locks are never
@@ -665,6 +668,7 @@ bool hak_bigcache_put(void *p, size_t len)
 	struct bc_batch b = { NULL, NULL, 0 };
 	struct bc_ent *e = NULL, *n;
 	unsigned now = now_ms();
+	size_t g = hak_hd_guard_len();
 	bool merged = false;
 
 	if ((arch_fetch_add(&bc_put_tick, 1UL) % BC_PRESSURE_EVERY) == 0)
@@ -686,17 +690,19 @@ bool hak_bigcache_put(void *p, size_t len)
 	 * a page range, and munmap, madvise and mremap's shrink work on any
 	 * range. The result counts as resident (it is partly).
 	 */
-	if (bc_merge && !hak_hd_guard_len()) {
-		n = find_end((uintptr_t)p);
-		if (n && len + n->len <= bc.max / 4) {
+	if (bc_merge) {
+		n = find_end((uintptr_t)p - g);
+		if (n && len + g + n->len <= bc.max / 4 &&
+		    (!g || hak_hd_guard_unset((char *)p - g))) {
 			p = n->addr;
-			len += n->len;
+			len += n->len + g;
 			absorb(n);
 			merged = true;
 		}
-		n = find_start((uintptr_t)p + len);
-		if (n && len + n->len <= bc.max / 4) {
-			len += n->len;
+		n = find_start((uintptr_t)p + len + g);
+		if (n && len + g + n->len <= bc.max / 4 &&
+		    (!g || hak_hd_guard_unset((char *)p + len))) {
+			len += g + n->len;
 			absorb(n);
 			merged = true;
 		}

@@ -6,7 +6,8 @@
  * faulting address (caught by a handler that prints it and lets the fault
  * happen again with the default action) is the guard's first byte. The
  * guard is there for a fresh large block, a block BigCache hands out again
- * (whole, and the head of a split), a cached block purged by the decay, a
+ * (whole, the head of a split, three merged neighbours), a cached block
+ * purged by the decay, a
  * block grown by realloc (over a fresh mapping, by mremap) and shrunk, a
  * slab of 32 KiB and of 10 KiB blocks, and in a fork child of the process
  * that made it. A write up to the last usable byte does not fault. A few
@@ -91,7 +92,7 @@ struct job {
 	int kind;
 };
 
-enum { K_PLAIN, K_REUSE, K_SPLIT, K_GROW, K_REMAP, K_SHRINK, K_SLAB32, K_SLAB10 };
+enum { K_PLAIN, K_REUSE, K_SPLIT, K_MERGE, K_GROW, K_REMAP, K_SHRINK, K_SLAB32, K_SLAB10 };
 
 /* A block of class n that is its slab's last one (ends at the guard). */
 static char *last_of_slab(size_t n)
@@ -136,6 +137,22 @@ static void run(void *arg)
 		if (q != p && IS_ENABLED(CONFIG_HAK_BIGCACHE))
 			put_addr("not-split", (uintptr_t)q);
 		p = q;
+		break;
+	case K_MERGE:
+		/*
+		 * Three neighbours (mappings usually are) freed into the cache
+		 * merge over the guards between them; the merged range must
+		 * still end at a guard and hold none inside (the twin writes
+		 * all of it).
+		 */
+		malloc_trim(0);
+		p = launder(malloc(j->n));
+		q = launder(malloc(j->n));
+		sink = launder(malloc(j->n));
+		free(p);
+		free(sink);
+		free(q);
+		p = launder(malloc(3 * j->n));
 		break;
 	case K_GROW:
 		p = malloc(j->n);
@@ -299,6 +316,9 @@ int main(void)
 	j.kind = K_SPLIT;
 	j.n = 300000;
 	check(&j, "head of a split cached block");
+	j.kind = K_MERGE;
+	j.n = 1u << 20;
+	check(&j, "three neighbours merged in BigCache, taken whole");
 	j.kind = K_GROW;
 	j.n = 100000;
 	check(&j, "realloc growth");
