@@ -135,8 +135,8 @@ static void test_merge(void)
 	struct hak_bigcache_stats st;
 
 	if (guard) {
-		tap_skip("split and merge: with the hardened box a guard page follows every "
-			 "piece, so pieces are never neighbours (selftests/hardened/hd_guard)");
+		tap_skip("split and merge at these addresses: with the hardened box a guard page "
+			 "follows every piece (selftests/hardened/hd_guard merges neighbours)");
 		return;
 	}
 	malloc_trim(0);
