@@ -27,7 +27,8 @@
  *                 __hak_alloc_nosample and __hak_alloc_big (the heap
  *                 profiler allocates without its countdown, and serves
  *                 sampled blocks from the big path)
- *   os.h          the OS layer: map, aligned map, unmap, remap, purge, and
+ *   os.h          the OS layer: map, aligned map, unmap, remap, purge,
+ *                 protect (the hardened box's guard pages), and
  *                 HAK_OS_PAGE (a box never calls mmap/madvise itself, so
  *                 fault injection and accounting see every mapping);
  *                 hugepage advice and collapse (__hak_os_advise_huge,

@@ -13,6 +13,14 @@
  * growing block first asks for the cached range right after it and, when
  * it gets it, just extends its entry (no system call, resident pages).
  *
+ * With the hardened box, a block's mapping ends in a guard page (PROT_NONE,
+ * right after the block: entry->guard says it is there), so a linear
+ * overflow off the end faults. A cached range keeps its guard: BigCache
+ * takes only guarded blocks, and every range it hands out is followed by
+ * one. Growth over the cached range after a block goes over the block's
+ * own guard first (the range after it starts a page later), and mremap
+ * moves the guard with the block.
+ *
  * Lock order: shard lock -> meta_lock. No other lock is held with a shard.
  */
 #include <errno.h>
@@ -25,6 +33,7 @@
 #include "meta.h"
 #include "os.h"
 #include "boxes/bigcache/bigcache.h"
+#include "boxes/hardened/hardened.h"
 #include "boxes/valgrind/valgrind_hooks.h"
 
 #define NSHARD_BITS	4
@@ -34,6 +43,7 @@
 struct large_ent {
 	uintptr_t key;
 	size_t len;
+	size_t guard;		/* bytes of the guard page after it, or 0 */
 	struct large_ent *next;
 };
 
@@ -167,10 +177,46 @@ static inline size_t large_len(size_t n)
 	return HAK_ALIGN_UP(n ? n : 1, HAK_OS_PAGE);
 }
 
+/*
+ * A fresh mapping for a len-byte block, with a guard page after it when
+ * the hardened box is on and its budget allows (*guard: its bytes, or 0).
+ */
+static void *map_block(size_t len, size_t align, size_t *guard)
+{
+	size_t g = hak_hd_guard_len();
+	void *p = __hak_os_map_aligned(len + g, align);
+
+	if (p && g && !hak_hd_guard_set((char *)p + len)) {
+		__hak_os_unmap((char *)p + len, g);
+		g = 0;
+	}
+	*guard = g;
+	return p;
+}
+
+static void unmap_block(void *p, size_t len, size_t guard)
+{
+	__hak_os_unmap(p, len + guard);
+	if (guard)
+		hak_hd_guard_gone(1);
+}
+
+/*
+ * Offer a freed block to BigCache: true when it kept it. With the hardened
+ * box it takes only guarded blocks (every cached range is followed by its
+ * guard, so the ranges it hands out are too).
+ */
+static bool cache_put(void *p, size_t len, size_t guard)
+{
+	if (hak_hd_guard_len() && !guard)
+		return false;
+	return hak_bigcache_put(p, len);
+}
+
 void *__hak_large_alloc(size_t n, size_t align, bool *zeroed)
 {
 	struct large_ent *e;
-	size_t len, got;
+	size_t len, got, guard;
 	bool cached;
 	void *p;
 
@@ -178,25 +224,27 @@ void *__hak_large_alloc(size_t n, size_t align, bool *zeroed)
 		errno = ENOMEM;
 		return NULL;
 	}
-	len = large_len(n);
+	len = large_len(n);	/* n <= SIZE_MAX / 2: len plus a guard page cannot wrap */
 	p = hak_bigcache_take(len, align, &got, zeroed);
 	cached = p != NULL;
 	if (cached) {
 		len = got;
+		guard = hak_hd_guard_len();
 	} else {
-		p = __hak_os_map_aligned(len, align);
+		p = map_block(len, align, &guard);
 		if (!p)
 			return NULL;
 		*zeroed = true;
 	}
 	e = ent_get(hak_vg_key(p), !cached);
 	if (!e) {
-		__hak_os_unmap(p, len);
+		unmap_block(p, len, guard);
 		errno = ENOMEM;
 		return NULL;
 	}
 	e->key = hak_vg_key(p);
 	e->len = len;
+	e->guard = guard;
 	ent_link(e);
 	return p;
 }
@@ -208,9 +256,9 @@ bool __hak_large_free(void *p)
 
 	if (!e)
 		return false;
-	unmap = !hak_bigcache_put(p, e->len);
+	unmap = !cache_put(p, e->len, e->guard);
 	if (unmap)
-		__hak_os_unmap(p, e->len);
+		unmap_block(p, e->len, e->guard);
 	ent_put(e, unmap);
 	return true;
 }
@@ -250,7 +298,7 @@ size_t __hak_large_usable(const void *p)
  */
 static void *grow_by_copy(void *p, struct large_ent *e, size_t new_len, bool fresh)
 {
-	size_t got, want = large_len(e->len + e->len / 2);
+	size_t got, guard, want = large_len(e->len + e->len / 2);
 	struct large_ent *f;
 	bool zeroed, unmap;
 	void *q;
@@ -258,34 +306,114 @@ static void *grow_by_copy(void *p, struct large_ent *e, size_t new_len, bool fre
 	if (want < new_len)
 		want = new_len;
 	if (fresh) {
-		q = __hak_os_map(want);
+		q = map_block(want, HAK_OS_PAGE, &guard);
 		got = want;
 	} else {
 		q = hak_bigcache_take(want, HAK_OS_PAGE, &got, &zeroed);
+		guard = hak_hd_guard_len();
 	}
 	if (!q)
 		return NULL;
 	f = ent_get(hak_vg_key(q), fresh);
 	if (!f) {
-		if (fresh || !hak_bigcache_put(q, got))
-			__hak_os_unmap(q, got);
+		if (fresh || !cache_put(q, got, guard))
+			unmap_block(q, got, guard);
 		return NULL;
 	}
 	memcpy(q, p, e->len);
 	f->key = hak_vg_key(q);
 	f->len = got;
+	f->guard = guard;
 	ent_link(f);
-	unmap = !hak_bigcache_put(p, e->len);
+	unmap = !cache_put(p, e->len, e->guard);
 	if (unmap)
-		__hak_os_unmap(p, e->len);
+		unmap_block(p, e->len, e->guard);
 	ent_put(e, unmap);
 	return q;
+}
+
+/*
+ * Grow e's block (at p, unlinked) in place over the cached range right
+ * after it: after its guard, with one, which then joins the block (the
+ * range brings its own guard). false when there is no such range.
+ */
+static bool grow_over_cache(void *p, struct large_ent *e, size_t new_len)
+{
+	char *end = (char *)p + e->len;
+	size_t got, need = new_len - e->len;
+	void *q;
+
+	need = need > e->guard + HAK_OS_PAGE ? need - e->guard : HAK_OS_PAGE;
+	q = hak_bigcache_take_at(end + e->guard, need, &got);
+	if (!q)
+		return false;
+	if (e->guard && !hak_hd_guard_unset(end)) {
+		if (!cache_put(q, got, hak_hd_guard_len()))
+			unmap_block(q, got, hak_hd_guard_len());
+		return false;
+	}
+	e->len += e->guard + got;
+	e->guard = hak_hd_guard_len();
+	return true;
+}
+
+/*
+ * mremap the block, its guard with it: the guard goes read-write for the
+ * call (one mapping again, so the block may grow in place) and is made
+ * again at the new end. NULL when the OS refused (the block is as it was,
+ * though it may have lost its guard).
+ */
+static void *remap_block(void *p, struct large_ent *e, size_t new_len)
+{
+	size_t g = e->guard;
+	char *q;
+	bool moved;
+
+	if (g && !hak_hd_guard_unset((char *)p + e->len))
+		return NULL;
+	q = __hak_os_remap(p, e->len + g, new_len + g);
+	moved = q != NULL;
+	if (!moved) {
+		q = p;
+		new_len = e->len;
+	}
+	if (g && !hak_hd_guard_set(q + new_len)) {
+		__hak_os_unmap(q + new_len, g);
+		e->guard = 0;
+	}
+	if (!moved)
+		return NULL;
+	e->len = new_len;
+	return q;
+}
+
+/*
+ * Shrink in place: a guarded block makes its new guard first and unmaps
+ * the rest with the old one; when the guard cannot be made it keeps its
+ * length (p, unchanged). NULL when the OS refused an unguarded shrink.
+ */
+static void *shrink_block(void *p, struct large_ent *e, size_t new_len)
+{
+	void *q;
+
+	if (!e->guard) {
+		q = __hak_os_remap(p, e->len, new_len);
+		if (q)
+			e->len = new_len;
+		return q;
+	}
+	if (!hak_hd_guard_set((char *)p + new_len))
+		return p;
+	__hak_os_unmap((char *)p + new_len + e->guard, e->len - new_len);
+	hak_hd_guard_gone(1);
+	e->len = new_len;
+	return p;
 }
 
 void *__hak_large_resize(void *p, size_t n)
 {
 	struct large_ent *e;
-	size_t new_len, got;
+	size_t new_len;
 	void *q;
 
 	if (n > SIZE_MAX / 2)
@@ -297,13 +425,11 @@ void *__hak_large_resize(void *p, size_t n)
 	q = p;
 	if (new_len > e->len) {
 		/* The cached range right after p, a cached block, mremap. */
-		if (hak_bigcache_take_at((char *)p + e->len, new_len - e->len, &got)) {
-			new_len = e->len + got;
-		} else {
+		if (!grow_over_cache(p, e, new_len)) {
 			q = grow_by_copy(p, e, new_len, false);
 			if (q)
 				return q;
-			q = __hak_os_remap(p, e->len, new_len);
+			q = remap_block(p, e, new_len);
 			if (!q) {
 				q = grow_by_copy(p, e, new_len, true);
 				if (q)
@@ -311,12 +437,10 @@ void *__hak_large_resize(void *p, size_t n)
 			}
 		}
 	} else if (new_len != e->len) {
-		q = __hak_os_remap(p, e->len, new_len);
+		q = shrink_block(p, e, new_len);
 	}
-	if (q) {
+	if (q)
 		e->key = hak_vg_key(q);
-		e->len = new_len;
-	}
 	ent_link(e);
 	return q;
 }

@@ -171,6 +171,11 @@ bool __hak_os_purge(void *p, size_t len)
 	return madvise(p, len, MADV_DONTNEED) == 0;
 }
 
+bool __hak_os_protect(void *p, size_t len, bool none)
+{
+	return mprotect(p, len, none ? PROT_NONE : PROT_READ | PROT_WRITE) == 0;
+}
+
 #ifndef MADV_COLLAPSE
 #define MADV_COLLAPSE	25
 #endif

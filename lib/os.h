@@ -23,6 +23,12 @@ void __hak_os_unmap(void *p, size_t len);
 void *__hak_os_remap(void *p, size_t old_len, size_t new_len) __must_check;
 /* Give the pages back; they read as zero on next touch. false on failure. */
 bool __hak_os_purge(void *p, size_t len);
+/*
+ * Make pages inaccessible (none) or read-write again (guard pages of the
+ * hardened box). false on failure (ENOMEM: the process has as many
+ * mappings as vm.max_map_count allows, and the change would split one).
+ */
+bool __hak_os_protect(void *p, size_t len, bool none) __must_check;
 
 /*
  * Transparent hugepage advice for a 2 MiB-aligned range: MADV_HUGEPAGE

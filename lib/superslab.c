@@ -14,6 +14,14 @@
  * than the purge delay whatever the limit, and an idle process gives them
  * back; it claims and purges the same way, outside the lock.
  *
+ * With the hardened box, a slab of a class of at least
+ * HAK_HD_SLAB_GUARD_MIN bytes keeps its last 4 KiB out of its capacity and
+ * makes it a guard page (PROT_NONE) once handed out, and the page is made
+ * read-write again before the slab's pages go back (so free pages are never
+ * guards, and purging or unmapping them needs nothing more). Both
+ * mprotect calls happen outside ss_lock, by the owner thread, while no
+ * other thread can reach the slab.
+ *
  * Lock order: ss_lock is a leaf (taken by heaps, never held across a heap
  * operation or a purge).
  */
@@ -23,6 +31,7 @@
 #include "os.h"
 #include "superslab.h"
 #include "boxes/hugepage/hugepage.h"
+#include "boxes/hardened/hardened.h"
 
 #define HAK_SS_ALL_FREE		0xffffffffu
 #define HAK_SS_KEEP		2	/* wholly free superslabs kept mapped */
@@ -114,7 +123,8 @@ static void slab_init(struct hak_superslab *ss, unsigned first, unsigned span,
 		      struct hak_heap *owner, unsigned tag, unsigned c)
 {
 	struct hak_slab *s = &ss->slabs[first];
-	size_t bytes = ((size_t)span << HAK_PAGE_SHIFT) - (first == 0 ? HAK_SS_HDR : 0);
+	size_t bytes = ((size_t)span << HAK_PAGE_SHIFT) - (first == 0 ? HAK_SS_HDR : 0) -
+		       hak_hd_slab_guard(__hak_class_size[c]);
 	unsigned k;
 
 	for (k = 1; k < span; k++) {
@@ -145,7 +155,9 @@ struct hak_slab *__hak_span_alloc(struct hak_heap *owner, unsigned tag, unsigned
 	unsigned span = __hak_class_span[c];
 	uint32_t run = (1u << span) - 1;
 	struct hak_superslab *ss;
+	struct hak_slab *s;
 	int first = -1;
+	size_t g;
 
 	hak_lock(&ss_lock);
 	for (ss = avail; ss; ss = ss->next) {
@@ -173,7 +185,11 @@ struct hak_slab *__hak_span_alloc(struct hak_heap *owner, unsigned tag, unsigned
 	hak_huge_on_used(ss, HAK_SS_PAGES - (unsigned)__builtin_popcount(ss->free_mask));
 	slab_init(ss, (unsigned)first, span, owner, tag, c);
 	hak_unlock(&ss_lock);
-	return &ss->slabs[first];
+	s = &ss->slabs[first];
+	g = hak_hd_slab_guard(__hak_class_size[c]);
+	if (g && hak_hd_guard_set((void *)(__hak_slab_end(s) - g)))
+		s->flags |= HAK_SLAB_GUARDED;
+	return s;
 }
 
 /*
@@ -351,6 +367,17 @@ void __hak_span_free(struct hak_slab *s)
 	unsigned first = __hak_slab_index(s), span = s->span, k;
 	uint32_t run = (1u << span) - 1;
 
+	/*
+	 * The guard becomes an ordinary page again first. Should the OS
+	 * refuse, the slab's pages stay out of circulation (never handed out
+	 * with a guard in them); the class and owner stay, so a stray free
+	 * of them is still sorted out by the slow path.
+	 */
+	if (s->flags & HAK_SLAB_GUARDED) {
+		if (!hak_hd_guard_unset((void *)(__hak_slab_end(s) - HAK_HD_GUARD_PAGE)))
+			return;
+		s->flags &= ~HAK_SLAB_GUARDED;
+	}
 	hak_lock(&ss_lock);
 	for (k = 0; k < span; k++) {
 		ss->slabs[first + k].class_idx = HAK_CLASS_NONE;

@@ -39,6 +39,7 @@
 #include <stddef.h>
 #include <hak/compiler.h>
 #include "size_class.h"
+#include "boxes/hardened/hardened.h"
 
 #define HAK_SS_SHIFT		21
 #define HAK_SS_SIZE		(1UL << HAK_SS_SHIFT)
@@ -61,6 +62,7 @@ struct hak_heap;
 #define HAK_SLAB_IDLE1		0x4	/* no change since the last purge pass */
 #define HAK_SLAB_IDLE_MASK	HAK_SLAB_IDLE1
 #define HAK_SLAB_TAIL_PURGED	0x10	/* its never-carved pages were purged */
+#define HAK_SLAB_GUARDED	0x20	/* its last 4 KiB is a guard page (hardened) */
 
 struct hak_slab {
 	void *free;			/* local free list */
@@ -190,12 +192,26 @@ static inline unsigned __hak_slab_index(const struct hak_slab *s)
 	return ((uintptr_t)s & (HAK_SS_SIZE - 1)) / sizeof(struct hak_slab);
 }
 
-/* First byte of the slab's block area (a block header, with that box). */
+static inline uintptr_t __hak_slab_end(const struct hak_slab *s);
+
+/*
+ * First byte of the slab's block area (a block header, with that box).
+ * A slab that ends in a guard page (hardened box, large classes) starts
+ * its blocks as late as a 4 KiB boundary allows, so its last block ends
+ * at the guard (or within 4 KiB of it with block headers) instead of
+ * leaving the slab's slack between them; with the box off the branch
+ * folds away.
+ */
 static inline uintptr_t __hak_slab_start(const struct hak_slab *s)
 {
-	unsigned i = __hak_slab_index(s);
+	unsigned i = __hak_slab_index(s), c = s->class_idx;
 	uintptr_t base = (uintptr_t)s & ~(HAK_SS_SIZE - 1);
+	size_t g;
 
+	if (hak_hd_on() && c < HAK_NCLASS && (g = hak_hd_slab_guard(__hak_class_size[c])))
+		return HAK_ALIGN_DOWN(__hak_slab_end(s) - g -
+				      (uintptr_t)s->capacity * __hak_class_stride(c),
+				      (uintptr_t)HAK_SLAB_ALIGN_MAX);
 	return base + ((uintptr_t)i << HAK_PAGE_SHIFT) + (i == 0 ? HAK_SS_HDR : 0);
 }
 

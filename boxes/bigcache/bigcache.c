@@ -54,6 +54,17 @@
  * munmap and madvise run outside the lock; a table resize maps its bucket
  * array under it (rare: log2 steps).
  *
+ * Guard pages (hardened box): lib/large.c puts only blocks followed by
+ * their guard page, which stays outside the cached range, protected, while
+ * the range is cached; a split makes the head's guard out of the first
+ * page of the tail (the tail keeps the old one), so every range handed
+ * out is followed by a guard. Two cached ranges are never adjacent: a put
+ * merges with the range whose guard ends where the block starts, and with
+ * the range that starts after the block's own guard, by making the guard
+ * between them read-write (one mprotect under the lock, as for a split):
+ * the merged range keeps the last guard. Unmapping a range takes its guard
+ * with it. Purging leaves the guard alone.
+ *
  * Lock order: bc.lock -> meta lock (entries come from the metadata arena
  * and are recycled on a spare list). The large registry's locks are never
  * held with bc.lock: lib/large.c calls in with no lock held.
@@ -66,6 +77,7 @@
 #include "box.h"
 #include "boxes/bigcache/bigcache.h"
 #include "boxes/bigcache/bc_internal.h"
+#include "boxes/hardened/hardened.h"
 
 #define BC_MIN_BITS		8
 #define BC_MAX_BITS		16
@@ -412,6 +424,14 @@ static void spare_put(struct bc_ent *e)
 	bc.spare = e;
 }
 
+/* Unmap a cached range, and its guard page with the hardened box. */
+static void range_unmap(const struct bc_ent *e)
+{
+	__hak_os_unmap(e->addr, e->len + hak_hd_guard_len());
+	if (hak_hd_guard_len())
+		hak_hd_guard_gone(1);
+}
+
 /* Unmap and purge outside the lock, then settle the books under it. */
 static void finish(struct bc_batch *b)
 {
@@ -420,11 +440,11 @@ static void finish(struct bc_batch *b)
 	if (!b->dead && !b->purge)
 		return;
 	for (e = b->dead; e; e = e->older)
-		__hak_os_unmap(e->addr, e->len);
+		range_unmap(e);
 	for (e = b->purge; e; e = e->older) {
 		e->purged = __hak_os_purge(e->addr, e->len);
 		if (!e->purged)
-			__hak_os_unmap(e->addr, e->len);
+			range_unmap(e);
 	}
 	hak_lock(&bc.lock);
 	for (e = b->dead; e; e = next) {
@@ -525,25 +545,31 @@ static struct bc_ent *class_fit(unsigned c, size_t len, size_t align, bool own,
  * out. More than len/4 too long: split, hand out the head and keep the tail
  * cached (same residency). No system call: a block is a page range, and
  * munmap/madvise work on any range. Without an entry for the tail the whole
- * block goes.
+ * block goes. With guard pages the tail's first page becomes the head's
+ * guard (one mprotect, under the lock: splits are the rare case); when it
+ * cannot, the whole block goes.
  */
 static void *take_head(struct bc_ent *e, size_t len, size_t *got)
 {
-	size_t slack = HAK_ALIGN_DOWN(len / 4, HAK_OS_PAGE);
+	size_t slack = HAK_ALIGN_DOWN(len / 4, HAK_OS_PAGE), g = hak_hd_guard_len();
 	struct bc_ent *t = NULL;
 	void *p = e->addr;
 
 	unlink_ent(e);
-	if (e->len - len > slack) {
+	if (e->len - len > slack + g) {
 		t = bc.spare;
 		if (t)
 			bc.spare = t->next;
 		else
 			t = __hak_meta_alloc(sizeof(*t));
+		if (t && g && !hak_hd_guard_set((char *)p + len)) {
+			spare_put(t);
+			t = NULL;
+		}
 	}
 	if (t) {
-		t->addr = (char *)p + len;
-		t->len = e->len - len;
+		t->addr = (char *)p + len + g;
+		t->len = e->len - len - g;
 		t->cls = bc_class(t->len);
 		t->purged = e->purged;
 		t->stamp = bc.now;
@@ -557,7 +583,7 @@ static void *take_head(struct bc_ent *e, size_t len, size_t *got)
 	} else {
 		*got = e->len;
 	}
-	bc.bytes -= *got;
+	bc.bytes -= e->len - (t ? t->len : 0);	/* the head, and a new guard */
 	spare_put(e);
 	return p;
 }
@@ -642,6 +668,7 @@ bool hak_bigcache_put(void *p, size_t len)
 	struct bc_batch b = { NULL, NULL, 0 };
 	struct bc_ent *e = NULL, *n;
 	unsigned now = now_ms();
+	size_t g = hak_hd_guard_len();
 	bool merged = false;
 
 	if ((arch_fetch_add(&bc_put_tick, 1UL) % BC_PRESSURE_EVERY) == 0)
@@ -664,16 +691,18 @@ bool hak_bigcache_put(void *p, size_t len)
 	 * range. The result counts as resident (it is partly).
 	 */
 	if (bc_merge) {
-		n = find_end((uintptr_t)p);
-		if (n && len + n->len <= bc.max / 4) {
+		n = find_end((uintptr_t)p - g);
+		if (n && len + g + n->len <= bc.max / 4 &&
+		    (!g || hak_hd_guard_unset((char *)p - g))) {
 			p = n->addr;
-			len += n->len;
+			len += n->len + g;
 			absorb(n);
 			merged = true;
 		}
-		n = find_start((uintptr_t)p + len);
-		if (n && len + n->len <= bc.max / 4) {
-			len += n->len;
+		n = find_start((uintptr_t)p + len + g);
+		if (n && len + g + n->len <= bc.max / 4 &&
+		    (!g || hak_hd_guard_unset((char *)p + len))) {
+			len += g + n->len;
 			absorb(n);
 			merged = true;
 		}

@@ -19,17 +19,45 @@
  *                              (n <= HAK_HD_SHUFFLE_MAX): the order in
  *                              which to cut n new blocks;
  *   hak_hd_zero_on_free()      clear small blocks on free.
+ *
+ * Guard pages: a PROT_NONE page after every large block (lib/large.c, and
+ * every range BigCache keeps: the guard stays with it while it is cached)
+ * and at the end of every slab of a class of at least
+ * HAK_HD_SLAB_GUARD_MIN bytes, so a linear overflow off the end faults:
+ *   hak_hd_guard_len()         bytes of a large block's guard (a page, 0
+ *                              with the box off: the callers' arithmetic
+ *                              folds away);
+ *   hak_hd_slab_guard(size)    bytes a slab of size-byte blocks keeps at
+ *                              its end for the guard (a page or 0);
+ *   hak_hd_guard_set(page)     make page a guard; false when the budget
+ *                              of guards is spent or the OS refused (the
+ *                              page then stays read-write, unused);
+ *   hak_hd_guard_unset(page)   make the guard page read-write again;
+ *                              false when the OS refused (it stays a
+ *                              guard, still counted);
+ *   hak_hd_guard_gone(n)       n guards were unmapped with their blocks;
+ *   hak_hd_guards_clear(p, len, n)  make the range read-write again, with
+ *                              the n guards in it (an L2.5 region going
+ *                              back to its pool); false when refused.
+ * The L2.5 pool box makes every block's slot its class and a guard page.
+ * A guard splits a mapping, and a process may hold vm.max_map_count
+ * mappings (65530 by default): guards are limited to a quarter of that
+ * (each adds at most two), so past it blocks are made without one.
  * With the box off, enc/dec are the identity and nothing else is called.
  */
 #ifndef HAK_BOX_HARDENED_H
 #define HAK_BOX_HARDENED_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <stdbool.h>
 #include <hak/compiler.h>
 
 #define hak_hd_on()	IS_ENABLED(CONFIG_HAK_HARDENED)
 #define HAK_HD_SHUFFLE_MAX	256
+#define HAK_HD_GUARD_PAGE	4096UL
+/* Classes from 10 KiB (slabs of two and four 64 KiB pages) get a guard. */
+#define HAK_HD_SLAB_GUARD_MIN	10240UL
 
 #if IS_ENABLED(CONFIG_HAK_HARDENED)
 
@@ -53,6 +81,21 @@ static __always_inline bool hak_hd_zero_on_free(void)
 {
 	return IS_ENABLED(CONFIG_HAK_HARDENED_ZERO_ON_FREE);
 }
+
+static __always_inline size_t hak_hd_guard_len(void)
+{
+	return HAK_HD_GUARD_PAGE;
+}
+
+static __always_inline size_t hak_hd_slab_guard(size_t size)
+{
+	return size >= HAK_HD_SLAB_GUARD_MIN ? HAK_HD_GUARD_PAGE : 0;
+}
+
+bool hak_hd_guard_set(void *page) __must_check;
+bool hak_hd_guard_unset(void *page) __must_check;
+void hak_hd_guard_gone(size_t n);
+bool hak_hd_guards_clear(void *p, size_t len, size_t n) __must_check;
 
 #else
 
@@ -86,6 +129,40 @@ static inline void hak_hd_shuffle(uint16_t *idx, uint32_t n)
 static __always_inline bool hak_hd_zero_on_free(void)
 {
 	return false;
+}
+
+static __always_inline size_t hak_hd_guard_len(void)
+{
+	return 0;
+}
+
+static __always_inline size_t hak_hd_slab_guard(size_t size)
+{
+	(void)size;
+	return 0;
+}
+
+static inline bool hak_hd_guard_set(void *page)
+{
+	(void)page;
+	return false;
+}
+
+static inline bool hak_hd_guard_unset(void *page)
+{
+	(void)page;
+	return true;
+}
+
+static inline void hak_hd_guard_gone(size_t n)
+{
+	(void)n;
+}
+
+static inline bool hak_hd_guards_clear(void *p, size_t len, size_t n)
+{
+	(void)p; (void)len; (void)n;
+	return true;
 }
 
 #endif

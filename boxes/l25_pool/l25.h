@@ -10,7 +10,9 @@
  *   hak_l25_wants(n)       n is in the pool's range (inline, constant-folded);
  *   hak_l25_alloc(n)       a block or NULL with errno ENOMEM;
  *   hak_l25_free(p)        p is in an L2.5 region: free it;
- *   hak_l25_usable(p)      usable bytes of p (in an L2.5 region);
+ *   hak_l25_usable(p)      usable bytes of p (in an L2.5 region): its
+ *                          class (with the hardened box a guard page
+ *                          follows it in its slot);
  *   hak_l25_release()      flush the calling thread's cache, give empty
  *                          pages back (trim), bytes released;
  *   hak_l25_decay(now, delay)  purge the free blocks of shards idle for

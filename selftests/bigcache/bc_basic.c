@@ -11,6 +11,11 @@
 #include "boxes/bigcache/bc_internal.h"
 
 static size_t lmin;	/* smallest large request, page-rounded */
+/*
+ * With the hardened box a split turns the tail's first page into the
+ * head's guard page: a block is split only when a page more is left over.
+ */
+static const size_t guard = IS_ENABLED(CONFIG_HAK_HARDENED) ? BC_PAGE : 0;
 
 static void fill(unsigned char *p, size_t n, unsigned seed)
 {
@@ -62,7 +67,7 @@ static void test_boundaries(void)
 		/* The smallest request allowed: have <= want + want/4 (page-rounded). */
 		want = have;
 		while (want - BC_PAGE >= lmin &&
-		       have <= (want - BC_PAGE) + (((want - BC_PAGE) / 4) & ~(BC_PAGE - 1)))
+		       have <= (want - BC_PAGE) + (((want - BC_PAGE) / 4) & ~(BC_PAGE - 1)) + guard)
 			want -= BC_PAGE;
 		if (want >= lmin && (!reused(have, want, &u) || u != have))
 			bad++, tap_diag("%zu pages: %zu not reused", pages[i], want);
@@ -110,7 +115,7 @@ static void test_usable_bound(void)
 		slot[k] = malloc(n);
 		len = bc_page_up(n);
 		if (!slot[k] || malloc_usable_size(slot[k]) < n ||
-		    malloc_usable_size(slot[k]) > len + ((len / 4) & ~(BC_PAGE - 1)))
+		    malloc_usable_size(slot[k]) > len + ((len / 4) & ~(BC_PAGE - 1)) + guard)
 			bad++;
 	}
 	for (i = 0; i < 16; i++)
@@ -129,6 +134,11 @@ static void test_merge(void)
 	unsigned char *p, *a, *b, *c;
 	struct hak_bigcache_stats st;
 
+	if (guard) {
+		tap_skip("split and merge at these addresses: with the hardened box a guard page "
+			 "follows every piece (selftests/hardened/hd_guard merges neighbours)");
+		return;
+	}
 	malloc_trim(0);
 	p = bc_launder(malloc(n));
 	memset(p, 0x11, n);
