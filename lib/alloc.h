@@ -5,12 +5,13 @@
  * point carries its own copy of the fast path; everything else is an
  * out-of-line function in alloc.c.
  *
- * malloc: small request -> tcache pop (miss: refill); else the big path.
- * free:   in a superslab -> if this thread's heap owns the block's slab
- *         (owner tag), tcache push by its class (overflow or a free page:
- *         slow path), else straight home to its slab's remote list; outside
- *         superslabs, NULL, a mid or large block, or a foreign pointer, all
- *         sorted out of line.
+ * malloc: small request -> tcache pop of bin __hak_size_ix[n] (miss:
+ *         refill); else the big path.
+ * free:   page-map entry ^ tagx is a bin index -> a block of this thread's
+ *         heap: tcache push (overflow: slow path); anything else (another
+ *         heap's block, which goes straight home to its slab's remote list,
+ *         a free page, NULL, a mid or large block, a foreign pointer) is
+ *         sorted out of line by __hak_free_slow.
  */
 #ifndef HAK_ALLOC_H
 #define HAK_ALLOC_H

@@ -1,33 +1,35 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Per-thread caches: one LIFO list of free blocks per size class, in
- * initial-exec TLS so the fast paths address it with one segment-relative
- * access. Blocks link through their first word.
+ * initial-exec TLS, which the fast paths address relative to the thread
+ * pointer (asm/tls.h). Blocks link through their first word.
  *
  * Invariants (this thread only, no atomics):
- *   bins[c].count is the length of bins[c].head's list;
- *   bins[c].count <= bins[c].cap, except transiently inside the slow path;
- *   bins[HAK_CLASS_NONE] is always empty with cap 0, so a free of a block
- *     whose page is not in a slab always misses to the slow path.
- * A zeroed tcache (a new thread) has cap 0 everywhere, so the first malloc
- * and the first free both take the slow path, which attaches a heap.
+ *   bins[c].cap - bins[c].room is the length of bins[c].head's list
+ *   (__hak_tbin_count); room <= cap, and room is "minus one" only inside
+ *   the overflow slow path;
+ *   bins[HAK_CLASS_NONE] is always empty with cap 0;
+ *   tagx is HAK_TAGX(tag) with a heap, HAK_TAGX_NONE without, so a free
+ *   on a thread without a heap never matches the page map (lib/superslab.h)
+ *   and takes the slow path, which attaches a heap; a new thread's bins
+ *   are empty, so its first malloc refills (and attaches) too.
  *
  * Free marks (double-free detection, every variant): a block in a bin, in
  * its slab's free list or in its slab's remote list holds, in its second
  * word, the address of its owner thread's bin (&bins[c] of the tcache of
- * the heap owning its slab); a block handed out has that word cleared. A
- * free that finds the mark of its own bin asks __hak_free_confirm(),
- * which reports only a block it finds on one of those lists, so a program
- * that stores the same value is never reported. The bin address costs no
- * load: the push has it in a register. A freed pointer must also pass the
- * class's block-boundary mask (unaligned and most interior pointers).
+ * the heap owning its slab; bins[c].mark); a block handed out has that
+ * word cleared. A free that finds the mark of its own bin asks
+ * __hak_free_confirm(), which reports only a block it finds on one of
+ * those lists, so a program that stores the same value is never
+ * reported. A freed pointer must also pass the class's block-boundary
+ * mask (bins[c].mask: unaligned and most interior pointers).
  *
- * Fast-path budget: malloc hit 19 instructions to ret (range check, class
- * table, TLS bin address, pop, mark clear; one more with the heap
- * profiler, whose countdown replaces the range check); free hit 32
- * (registry byte, page class and owner tag, boundary mask, mark test and
- * store, capacity check, push). Keep them there: the figures are checked
- * in Documentation/design.md and by tools/boxcost.sh.
+ * Fast-path budget (x86_64, gcc 12 -O2, objdump to ret): malloc hit 14
+ * (GOT offset, size check or the heap profiler's countdown, size table,
+ * bin, pop, room, mark clear); free hit 23 (page-map range, entry, tag
+ * xor and bin-index check, bin, boundary mask, mark test, room, push, mark
+ * store). Keep them there: the figures are in Documentation/design.md and
+ * checked by tools/boxcost.sh.
  */
 #ifndef HAK_TCACHE_H
 #define HAK_TCACHE_H
@@ -43,6 +45,16 @@
 #include "boxes/valgrind/valgrind_hooks.h"
 
 struct hak_heap;
+
+/*
+ * Issue 13's double- and invalid-free checks on the fast paths (the
+ * boundary mask and the free mark). Not a configuration option: the
+ * checks are always on; KCFLAGS=-DHAK_FREE_CHECKS=0 builds the same paths
+ * without them only to measure what they cost (Documentation/bad-input.md).
+ */
+#ifndef HAK_FREE_CHECKS
+#define HAK_FREE_CHECKS	1
+#endif
 
 /*
  * One bin, 32 bytes, addressed by the fast paths as 8 * ix from the
@@ -196,7 +208,8 @@ static __always_inline void __hak_zero_freed(void *p, unsigned c)
 static __always_inline void *__hak_tbin_took(void *p, unsigned c)
 {
 	hak_vg_alloc(p, __hak_class_size[c], false);
-	hak_vg_clear_mark(p);
+	if (HAK_FREE_CHECKS)
+		hak_vg_clear_mark(p);
 	if (hak_ff_level())
 		hak_ff_on_alloc(p, c);
 	return p;
@@ -234,7 +247,7 @@ static __always_inline void *__hak_tcache_pop(unsigned c)
  */
 static __always_inline void __hak_tcache_mark(void *p, uintptr_t mark)
 {
-	if (hak_ff_level() < 2)
+	if (HAK_FREE_CHECKS && hak_ff_level() < 2)
 		hak_vg_set_mark(p, mark);
 	hak_vg_free(p);
 }
@@ -249,10 +262,10 @@ static __always_inline void __hak_tcache_push_ix(hak_tc_tls *t, void *p, uintptr
 	unsigned c = (unsigned)(ix / 4);
 	uintptr_t mark;
 
-	if (unlikely(__hak_off_boundary((uintptr_t)p, b->mask)))
+	if (HAK_FREE_CHECKS && unlikely(__hak_off_boundary((uintptr_t)p, b->mask)))
 		__hak_free_misaligned(p, ix);
-	mark = b->mark;
-	if (unlikely(hak_vg_mark(p) == mark)) {
+	mark = HAK_FREE_CHECKS ? b->mark : 0;
+	if (HAK_FREE_CHECKS && unlikely(hak_vg_mark(p) == mark)) {
 		__hak_free_confirm(p, ix);
 		return;
 	}
