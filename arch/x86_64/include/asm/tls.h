@@ -17,7 +17,12 @@
 
 #include <stdint.h>
 
-#if defined(__SEG_FS) && !defined(__CHECKER__)
+/*
+ * ASan and TSan would check a %fs-relative access at its offset as if it
+ * were an address: they get the generic form too.
+ */
+#if defined(__SEG_FS) && !defined(__CHECKER__) && \
+    !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
 
 #define ARCH_TLS_SEG	__seg_fs
 
