@@ -44,16 +44,18 @@ static void pm_init(void)
 	m = __hak_os_reserve(HAK_PM_ENTRIES * sizeof(uint16_t));
 	if (!m)
 		return;		/* every free takes the slow path, which needs no map */
-	__hak_pm.map = m;
-	arch_store_release(&__hak_pm.lim, HAK_PM_ENTRIES);
+	__atomic_store_n(&__hak_pm.map, m, __ATOMIC_RELAXED);
+	__atomic_store_n(&__hak_pm.lim, HAK_PM_ENTRIES, __ATOMIC_RELEASE);
 }
 
 /* Page-map entry of the 64 KiB page at a (ss_lock held). */
 static void pm_set(uintptr_t a, unsigned c, unsigned tag)
 {
-	if (__hak_pm.map)
-		arch_store_relaxed(&__hak_pm.map[a >> HAK_PM_SHIFT],
-				   (uint16_t)(tag ? HAK_TAGX(tag) | 4 * c : 0));
+	uint16_t *m = __hak_pm.map;	/* written under ss_lock, held */
+
+	if (m)
+		__atomic_store_n(&m[a >> HAK_PM_SHIFT],
+				 (uint16_t)(tag ? HAK_TAGX(tag) | 4 * c : 0), __ATOMIC_RELAXED);
 }
 
 static struct hak_lock ss_lock = HAK_LOCK_INIT;

@@ -158,9 +158,16 @@ static __always_inline uint32_t __hak_pm_entry(uintptr_t a)
 {
 	uintptr_t i = a >> HAK_PM_SHIFT;
 
-	if (unlikely(i >= __hak_pm.lim))
+	/*
+	 * lim is published after map (release): acquire it, then map is
+	 * there. The builtins, not arch_load_*: a volatile load cannot be an
+	 * operand of the entry's MOVZWL (these two still cost one MOV more
+	 * than plain reads, which are a data race with the first superslab).
+	 */
+	if (unlikely(i >= __atomic_load_n(&__hak_pm.lim, __ATOMIC_ACQUIRE)))
 		return HAK_PM_OUT;
-	return __hak_pm.map[i];
+	return __atomic_load_n(&__atomic_load_n(&__hak_pm.map, __ATOMIC_RELAXED)[i],
+			       __ATOMIC_RELAXED);
 }
 
 /* Tag of the heap owning the page holding a (0 for a free page). */
