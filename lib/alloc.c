@@ -73,6 +73,30 @@ void *__hak_alloc_big(size_t n)
 	return large_alloc(n, HAK_OS_PAGE, false);
 }
 
+/*
+ * A free the page map did not match to this thread: another heap's block
+ * (or this thread has no heap yet), a free page, a mid or large block,
+ * NULL, a foreign pointer; also every small free when the map could not
+ * be reserved. Sorted out by the 2 MiB registry and the superslab's page
+ * lines, as the fast path did before the page map.
+ */
+void __hak_free_slow(void *p)
+{
+	uintptr_t a = (uintptr_t)p;
+
+	if (__hak_ss_owns(a)) {
+		unsigned c = __hak_block_class(a);
+
+		/* Another thread's block goes home; ours (or a pre-attach) caches. */
+		if (__hak_block_owner(a) != __hak_tc.tag)
+			__hak_free_remote(p, c);
+		else
+			__hak_tcache_push(p, c);
+		return;
+	}
+	__hak_free_big(p);
+}
+
 void __hak_free_big(void *p)
 {
 	int saved = errno;

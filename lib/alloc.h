@@ -5,12 +5,13 @@
  * point carries its own copy of the fast path; everything else is an
  * out-of-line function in alloc.c.
  *
- * malloc: small request -> tcache pop (miss: refill); else the big path.
- * free:   in a superslab -> if this thread's heap owns the block's slab
- *         (owner tag), tcache push by its class (overflow or a free page:
- *         slow path), else straight home to its slab's remote list; outside
- *         superslabs, NULL, a mid or large block, or a foreign pointer, all
- *         sorted out of line.
+ * malloc: small request -> tcache pop of bin __hak_size_ix[n] (miss:
+ *         refill); else the big path.
+ * free:   page-map entry ^ tagx is a bin index -> a block of this thread's
+ *         heap: tcache push (overflow: slow path); anything else (another
+ *         heap's block, which goes straight home to its slab's remote list,
+ *         a free page, NULL, a mid or large block, a foreign pointer) is
+ *         sorted out of line by __hak_free_slow.
  */
 #ifndef HAK_ALLOC_H
 #define HAK_ALLOC_H
@@ -32,7 +33,7 @@ void __hak_free_big(void *p) HAK_SLOWPATH;
 static __always_inline void *__hak_alloc_nosample(size_t n)
 {
 	if (likely(n <= HAK_SMALL_MAX))
-		return __hak_tcache_pop(__hak_class_of(n));
+		return __hak_tcache_pop_ix(__hak_tc_tls(), __hak_size_ix_of(n));
 	return __hak_alloc_big(n);
 }
 
@@ -46,16 +47,19 @@ static __always_inline void *__hak_alloc_nosample(size_t n)
 HAK_FASTPATH void *__hak_alloc(size_t n)
 {
 	if (HAK_PROF_BUILT) {
-		if (hak_prof_tick(&__hak_tc.prof_left, n))
+		hak_tc_tls *t = __hak_tc_tls();
+
+		if (hak_prof_tick(&t->prof_left, n))
 			return hak_prof_alloc(n);
-		return __hak_tcache_pop(__hak_class_of(n));
+		return __hak_tcache_pop_ix(t, __hak_size_ix_of(n));
 	}
 	return __hak_alloc_nosample(n);
 }
 
 /*
  * Class of a small block p (a inside a live superslab): from the block's
- * header with that box, else from the superslab's page-class line.
+ * header with that box, else from the superslab's page-class line. For
+ * the slow paths (the fast path has it from the page map).
  */
 static __always_inline unsigned __hak_block_class(uintptr_t a)
 {
@@ -76,22 +80,42 @@ static __always_inline unsigned __hak_block_owner(uintptr_t a)
 	return __hak_page_owner(a);
 }
 
+/* Free of anything the fast path does not take (alloc.c). */
+void __hak_free_slow(void *p) HAK_SLOWPATH;
+
+/*
+ * Bin index of small block p whose page-map entry matched this thread
+ * (ix): from the page map, or with the header box from the block's header
+ * (an aligned block's says HAK_CLASS_NONE: the slow path finds its slot).
+ */
+static __always_inline uintptr_t __hak_block_ix(uintptr_t a, uintptr_t ix)
+{
+	if (HAK_HDR_SIZE) {
+		unsigned c = hak_hdr_class((const void *)a);
+
+		/* A wild pointer's "header" must not index past the bins. */
+		return 4 * (uintptr_t)(c < HAK_CLASS_NONE ? c : HAK_CLASS_NONE);
+	}
+	return ix;
+}
+
+/*
+ * One page-map load proves p is a block of a slab of this thread's heap
+ * and gives its bin (lib/superslab.h); anything else (another thread's
+ * block, a free page, a mid or large block, NULL, a foreign pointer, a
+ * thread without a heap) goes out of line in one branch.
+ */
 HAK_FASTPATH void __hak_free(void *p)
 {
 	uintptr_t a = (uintptr_t)p;
+	hak_tc_tls *t = __hak_tc_tls();
+	uintptr_t ix = __hak_pm_entry(a) ^ t->tagx;
 
-	if (likely(__hak_ss_owns(a))) {
-		unsigned c = __hak_block_class(a);
-
-		/* Another thread's block goes home; ours (or a pre-attach) caches. */
-		if (unlikely(__hak_block_owner(a) != __hak_tc.tag)) {
-			__hak_free_remote(p, c);
-			return;
-		}
-		__hak_tcache_push(p, c);
+	if (unlikely(ix > HAK_PM_IX_MAX)) {
+		__hak_free_slow(p);
 		return;
 	}
-	__hak_free_big(p);
+	__hak_tcache_push_ix(t, p, __hak_block_ix(a, ix));
 }
 
 void *__hak_calloc(size_t n, size_t size);

@@ -19,9 +19,11 @@
  *                 hak_superslab (its huge field, for the hugepage box), for checks that read
  *                 slab metadata (fail-fast) and for a box that registers
  *                 regions of its own (L2.5)
- *   tcache.h      the calling thread's cache (__hak_tc: bins' count/cap,
- *                 read and set by the sizing boxes; prof_left, the heap
- *                 profiler's countdown), __hak_tcache_fill and
+ *   tcache.h      the calling thread's cache (__hak_tc: bins' head and
+ *                 cap, __hak_tbin_count and __hak_tbin_set_cap, read and
+ *                 set by the sizing boxes; prof_left, the heap profiler's
+ *                 countdown, hak_tc_tls for its %fs-relative tick),
+ *                 __hak_tcache_fill and
  *                 __hak_tcache_trim (move blocks between a bin and the heap)
  *   alloc.h       __hak_usable_size (annotations that describe a block);
  *                 __hak_alloc_nosample and __hak_alloc_big (the heap

@@ -43,7 +43,9 @@
 #include "boxes/tls_prewarm/prewarm.h"
 #include "boxes/valgrind/valgrind_hooks.h"
 
-__thread struct hak_tcache __hak_tc __attribute__((tls_model("initial-exec")));
+__thread struct hak_tcache __hak_tc __attribute__((tls_model("initial-exec"))) = {
+	.tagx = HAK_TAGX_NONE,	/* no heap: the free fast path matches nothing */
+};
 
 static struct hak_lock heap_lock = HAK_LOCK_INIT;
 static struct hak_heap *all_heaps;	/* heap_lock */
@@ -137,8 +139,10 @@ static void __noreturn __cold bad_block(const void *p, unsigned c, const char *w
 	abort();
 }
 
-void __hak_free_misaligned(void *p, unsigned c)
+void __hak_free_misaligned(void *p, uintptr_t ix)
 {
+	unsigned c = (unsigned)(ix / 4);
+
 	bad_block(p, c, "invalid free (not a block boundary: interior or unaligned pointer)");
 }
 
@@ -174,7 +178,7 @@ static void confirm_owned(struct hak_heap *h, struct hak_slab *s, void *p,
 	struct hak_tbin *b = &__hak_tc.bins[c];
 	uintptr_t first = __hak_slab_block(s, 0);
 
-	if (mine && on_list(b->head, p, b->count))
+	if (mine && on_list(b->head, p, __hak_tbin_count(b)))
 		bad_block(p, c, "double free (block in the thread cache)");
 	if (s->owner != h)
 		return;
@@ -218,13 +222,14 @@ static inline void settle_if_any(struct hak_heap *h, bool mine)
 		settle_suspects(h, mine);
 }
 
-void __hak_free_confirm(void *p, unsigned c)
+void __hak_free_confirm(void *p, uintptr_t ix)
 {
+	unsigned c = (unsigned)(ix / 4);
 	struct hak_heap *h = __hak_tc.heap;
 	struct hak_tbin *b = &__hak_tc.bins[c];
 
 	if (c < HAK_NCLASS) {
-		if (on_list(b->head, p, b->count))
+		if (on_list(b->head, p, __hak_tbin_count(b)))
 			bad_block(p, c, "double free (block in the thread cache)");
 		if (h) {
 			heap_enter(h);
@@ -238,13 +243,12 @@ void __hak_free_confirm(void *p, unsigned c)
 		hak_ff_on_free(p, c);
 	__hak_zero_freed(p, c);
 	hak_vg_free(p);	/* the mark is in place already */
-	if (b->count >= b->cap) {
-		__hak_tcache_overflow(p, c);
+	if (b->room-- == 0) {
+		__hak_tcache_overflow(p, ix);	/* room taken for p */
 		return;
 	}
 	__hak_set_link(p, b->head);
 	b->head = p;
-	b->count++;
 }
 
 /* Park p, freed by a non-owner with the owner's mark, for its owner. */
@@ -446,9 +450,9 @@ static void bin_trim(struct hak_heap *h, struct hak_tbin *b, uint32_t keep)
 	void *cut, *rest;
 	uint32_t i;
 
-	if (b->count <= keep)
+	if (__hak_tbin_count(b) <= keep)
 		return;
-	HAK_STAT_ADD(h, blocks_flushed, b->count - keep);
+	HAK_STAT_ADD(h, blocks_flushed, __hak_tbin_count(b) - keep);
 	if (keep == 0) {
 		rest = b->head;
 		b->head = NULL;
@@ -459,7 +463,7 @@ static void bin_trim(struct hak_heap *h, struct hak_tbin *b, uint32_t keep)
 		rest = __hak_link(cut);
 		__hak_set_link(cut, NULL);
 	}
-	b->count = keep;
+	__hak_tbin_set_count(b, keep);
 	flush_list(h, rest);
 }
 
@@ -719,10 +723,11 @@ static void trim_idle_bins(struct hak_heap *h)
 	for (c = 0; c < HAK_NCLASS; c++) {
 		struct hak_tbin *b = &tc->bins[c];
 
-		if (b->head && b->head == h->bin_seen[c] && b->count == h->bin_seen_n[c])
+		if (b->head && b->head == h->bin_seen[c] &&
+		    __hak_tbin_count(b) == h->bin_seen_n[c])
 			bin_trim(h, b, 0);
 		h->bin_seen[c] = b->head;
-		h->bin_seen_n[c] = b->count;
+		h->bin_seen_n[c] = __hak_tbin_count(b);
 	}
 }
 
@@ -958,7 +963,7 @@ static uint32_t bin_fill(struct hak_heap *h, struct hak_tbin *b, unsigned c,
 		got += slab_take(h, s, &list, want - got, (uintptr_t)b);
 	}
 	b->head = list;
-	b->count += got;
+	b->room -= got;
 	return got;
 }
 
@@ -970,7 +975,7 @@ uint32_t __hak_tcache_fill(unsigned c, uint32_t n)
 
 	if (!tc->heap || c >= HAK_NCLASS)
 		return 0;
-	room = b->cap > b->count ? b->cap - b->count : 0;
+	room = b->cap > __hak_tbin_count(b) ? b->cap - __hak_tbin_count(b) : 0;
 	heap_enter(tc->heap);
 	n = bin_fill(tc->heap, b, c, n < room ? n : room);
 	heap_exit(tc->heap);
@@ -988,8 +993,9 @@ void __hak_tcache_trim(unsigned c, uint32_t keep)
 	}
 }
 
-void *__hak_tcache_refill(unsigned c)
+void *__hak_tcache_refill(uintptr_t ix)
 {
+	unsigned c = (unsigned)(ix / 4);
 	struct hak_tbin *b = &__hak_tc.bins[c];
 	struct hak_heap *h = heap_of_thread();
 	uint32_t got;
@@ -1077,8 +1083,8 @@ void __hak_free_remote(void *p, unsigned c)
 		__hak_tcache_push(p, c);
 		return;
 	}
-	if (unlikely(__hak_off_boundary((uintptr_t)p, (uintptr_t)c * sizeof(struct hak_tbin))))
-		__hak_free_misaligned(p, c);
+	if (unlikely(__hak_off_boundary((uintptr_t)p, (uint16_t)__hak_class_mask[c])))
+		__hak_free_misaligned(p, 4 * (uintptr_t)c);
 	s = __hak_slab_head(__hak_page_of((uintptr_t)p));
 	mark = owner_mark(s, c);
 	if (unlikely(hak_vg_mark(p) == mark)) {
@@ -1134,13 +1140,15 @@ static void free_unclassed(void *p)
 	__hak_tcache_push(slot, sc);
 }
 
-void __hak_tcache_overflow(void *p, unsigned c)
+void __hak_tcache_overflow(void *p, uintptr_t ix)
 {
+	unsigned c = (unsigned)(ix / 4);
 	struct hak_tbin *b = &__hak_tc.bins[c];
 	struct hak_heap *h;
 	int saved = errno;
 
 	if (unlikely(c >= HAK_NCLASS)) {
+		__hak_tbin_set_count(b, 0);	/* the sentinel bin holds nothing */
 		free_unclassed(p);
 		errno = saved;
 		return;
@@ -1153,6 +1161,7 @@ void __hak_tcache_overflow(void *p, unsigned c)
 		 */
 		struct hak_slab *s = __hak_slab_head(__hak_page_of((uintptr_t)p));
 
+		b->room++;	/* p does not stay */
 		__hak_remote_push(s, p, p);
 		errno = saved;
 		return;
@@ -1161,9 +1170,8 @@ void __hak_tcache_overflow(void *p, unsigned c)
 	__hak_purge_tick();
 	__hak_set_link(p, b->head);
 	b->head = p;
-	b->count++;
 	settle_if_any(h, true);
-	if (b->count > b->cap) {
+	if (__hak_tbin_count(b) > b->cap) {
 		HAK_STAT_ADD(h, overflows, 1);
 		hak_adapt_on_overflow(c);
 		bin_trim(h, b, b->cap / 2);
@@ -1239,9 +1247,15 @@ struct hak_heap *__hak_heap_attach(void)
 	arch_store_relaxed(&h->tc, tc);
 	tc->heap = h;
 	tc->tag = h->tag;
-	for (c = 0; c < HAK_NCLASS; c++)
-		tc->bins[c].cap = hak_adapt_initial_cap(c, __hak_tcache_cap(c));
-	tc->bins[HAK_CLASS_NONE].cap = 0;
+	for (c = 0; c <= HAK_NCLASS; c++) {
+		struct hak_tbin *b = &tc->bins[c];
+
+		b->mark = (uintptr_t)b;
+		b->mask = (uint16_t)__hak_class_mask[c];
+		__hak_tbin_set_cap(b, c < HAK_NCLASS ?
+				   hak_adapt_initial_cap(c, __hak_tcache_cap(c)) : 0);
+	}
+	tc->tagx = HAK_TAGX(h->tag);
 	tc->state = HAK_T_LIVE;
 	__hak_thread_register(tc);
 	if (arch_load_relaxed(&h->pending))
@@ -1257,7 +1271,7 @@ static void flush_all_bins(struct hak_tcache *tc, struct hak_heap *h)
 
 	for (c = 0; c < HAK_NCLASS; c++) {
 		bin_trim(h, &tc->bins[c], 0);
-		tc->bins[c].cap = 0;
+		__hak_tbin_set_cap(&tc->bins[c], 0);
 	}
 }
 
@@ -1278,6 +1292,7 @@ void __hak_heap_detach(void)
 	arch_store_relaxed(&h->tc, NULL);
 	tc->heap = NULL;
 	tc->tag = 0;
+	tc->tagx = HAK_TAGX_NONE;
 	tc->state = HAK_T_EXITING;
 	tc->exits++;
 	heap_exit(h);

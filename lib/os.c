@@ -115,6 +115,14 @@ void *__hak_os_map(size_t len)
 	return p;
 }
 
+void *__hak_os_reserve(size_t len)
+{
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+
+	return p == MAP_FAILED ? NULL : p;
+}
+
 void *__hak_os_map_aligned(size_t len, size_t align)
 {
 	uintptr_t raw, start;

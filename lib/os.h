@@ -18,6 +18,12 @@
 void *__hak_os_map(size_t len) __must_check;
 /* Same, aligned to align (a power of two >= page size), or NULL. */
 void *__hak_os_map_aligned(size_t len, size_t align) __must_check;
+/*
+ * Reserve len bytes of zeroed address space for a sparse table (the page
+ * map): no swap accounting, not counted against the memory limit (only
+ * touched pages become memory); NULL when the kernel refuses it.
+ */
+void *__hak_os_reserve(size_t len) __must_check;
 void __hak_os_unmap(void *p, size_t len);
 /* Grow or shrink a mapping; may move it. NULL on failure (old one intact). */
 void *__hak_os_remap(void *p, size_t old_len, size_t new_len) __must_check;

@@ -29,6 +29,7 @@
 #define HAK_SMALL_MAX_IDX	(HAK_SMALL_MAX / 16)
 
 extern HAK_HIDDEN const uint8_t __hak_size_class[HAK_SMALL_MAX_IDX + 1];
+extern HAK_HIDDEN const uint8_t __hak_size_ix[HAK_SMALL_MAX + 1];
 extern HAK_HIDDEN const uint32_t __hak_class_size[HAK_NCLASS];
 extern HAK_HIDDEN const uint8_t __hak_class_span[HAK_NCLASS];
 /*
@@ -44,6 +45,12 @@ extern HAK_HIDDEN const uint32_t __hak_class_mask[HAK_NCLASS + 1];
 static __always_inline unsigned __hak_class_of(size_t n)
 {
 	return __hak_size_class[(n + 15) >> 4];
+}
+
+/* 4 * the class of a request of n bytes (n <= HAK_SMALL_MAX): a bin index. */
+static __always_inline unsigned __hak_size_ix_of(size_t n)
+{
+	return __hak_size_ix[n];
 }
 
 static __always_inline size_t __hak_class_bytes(unsigned c)

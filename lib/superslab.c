@@ -39,6 +39,33 @@
 HAK_BUILD_BUG_ON(HAK_SS_PAGES != 32);
 
 uint8_t __hak_ssmap[HAK_SSMAP_SIZE];
+struct hak_pagemap __hak_pm;
+
+#define HAK_PM_ENTRIES	(1UL << (HAK_VA_BITS - HAK_PM_SHIFT))
+
+/* Reserve the page map once, before the first superslab (ss_lock held). */
+static void pm_init(void)
+{
+	uint16_t *m;
+
+	if (__hak_pm.map)
+		return;
+	m = __hak_os_reserve(HAK_PM_ENTRIES * sizeof(uint16_t));
+	if (!m)
+		return;		/* every free takes the slow path, which needs no map */
+	__atomic_store_n(&__hak_pm.map, m, __ATOMIC_RELAXED);
+	__atomic_store_n(&__hak_pm.lim, HAK_PM_ENTRIES, __ATOMIC_RELEASE);
+}
+
+/* Page-map entry of the 64 KiB page at a (ss_lock held). */
+static void pm_set(uintptr_t a, unsigned c, unsigned tag)
+{
+	uint16_t *m = __hak_pm.map;	/* written under ss_lock, held */
+
+	if (m)
+		__atomic_store_n(&m[a >> HAK_PM_SHIFT],
+				 (uint16_t)(tag ? HAK_TAGX(tag) | 4 * c : 0), __ATOMIC_RELAXED);
+}
 
 static struct hak_lock ss_lock = HAK_LOCK_INIT;
 
@@ -79,13 +106,12 @@ static struct hak_superslab *ss_new(void)
 	struct hak_superslab *ss;
 	unsigned i;
 
+	pm_init();
 	ss = __hak_os_map_aligned(HAK_SS_SIZE, HAK_SS_SIZE);
 	if (!ss)
 		return NULL;
 	hak_huge_on_new(ss, nr_superslabs + 1);	/* before the first touch */
 	ss->magic = HAK_SS_MAGIC;
-	for (i = 0; i <= HAK_NCLASS; i++)
-		ss->class_mask[i].mask = (uint16_t)__hak_class_mask[i];
 	ss->free_mask = HAK_SS_ALL_FREE;
 	ss->dirty_mask = 0;
 	for (i = 0; i < HAK_SS_PAGES; i++) {
@@ -136,6 +162,7 @@ static void slab_init(struct hak_superslab *ss, unsigned first, unsigned span,
 		ss->page_class[first + k] = (uint8_t)c;
 		ss->page_owner[first + k] = (uint8_t)tag;
 		ss->page_purged[first + k] = 0;
+		pm_set((uintptr_t)ss + ((uintptr_t)(first + k) << HAK_PAGE_SHIFT), c, tag);
 	}
 	s->free = NULL;
 	s->remote = NULL;
@@ -384,6 +411,7 @@ void __hak_span_free(struct hak_slab *s)
 		ss->slabs[first + k].head_off = 0;
 		ss->page_class[first + k] = HAK_CLASS_NONE;
 		ss->page_owner[first + k] = 0;
+		pm_set((uintptr_t)ss + ((uintptr_t)(first + k) << HAK_PAGE_SHIFT), 0, 0);
 	}
 	s->owner = NULL;
 	s->span = 0;

@@ -90,16 +90,6 @@ struct hak_superslab {
 	uint32_t huge;			/* hugepage box state (HAK_HUGE_*), ss_lock */
 	struct hak_superslab *next;	/* global list, ss_lock */
 	struct hak_superslab *prev;
-	/*
-	 * A copy of __hak_class_mask (written once, when the superslab is
-	 * made): the free fast path reads it off the base it already has,
-	 * 16 bytes apart like the thread-cache bins, so the bin offset it
-	 * computes anyway indexes it too (no table address, no extra index).
-	 */
-	struct {
-		uint16_t mask;
-		uint16_t pad[7];
-	} class_mask[HAK_NCLASS + 1];
 	uint32_t dirty_stamp[HAK_SS_PAGES];	/* ms a free page went dirty, ss_lock */
 	/*
 	 * Per 64 KiB page in a slab, the 4 KiB pages purged inside the live
@@ -113,7 +103,6 @@ struct hak_superslab {
 
 HAK_BUILD_BUG_ON(sizeof(struct hak_slab) != 64);
 HAK_BUILD_BUG_ON(sizeof(struct hak_superslab) > HAK_SS_HDR);
-HAK_BUILD_BUG_ON(sizeof(((struct hak_superslab *)0)->class_mask[0]) != 16);
 
 extern HAK_HIDDEN uint8_t __hak_ssmap[HAK_SSMAP_SIZE];
 
@@ -136,6 +125,53 @@ static __always_inline bool __hak_ss_owns(uintptr_t a)
 /* Register (kind != 0) or unregister a 2 MiB-aligned region. */
 void __hak_ssmap_set(uintptr_t region, unsigned kind);
 
+/*
+ * The page map: one 16-bit entry per 64 KiB page of the 47-bit address
+ * space (4 GiB of address space reserved without swap accounting, mapped
+ * with the first superslab; only touched pages cost memory, one per
+ * 128 MiB of superslabs). The entry of a page in a live slab of class c
+ * owned by the heap tagged t is t << 8 | 4 * c, 0 for any other page, so
+ * the free fast path gets ownership proof, owner tag and bin index in one
+ * load and never reads the pointer's own memory for it: entry ^
+ * __hak_tc.tagx is at most HAK_PM_IX_MAX only for a block of a slab of
+ * this thread's heap (tags are never 0; tagx of a thread without a heap
+ * is above every entry). Written under ss_lock with the page's class and
+ * owner lines; lim is 0 until the map exists (every free goes the slow
+ * way, which needs no map), or if it could not be reserved.
+ */
+#define HAK_PM_SHIFT		HAK_PAGE_SHIFT
+#define HAK_PM_IX_MAX		(4 * (HAK_NCLASS - 1))
+#define HAK_TAGX(tag)		((uint32_t)(tag) << 8)
+
+struct hak_pagemap {
+	uint16_t *map;
+	uintptr_t lim;		/* entries in map; 0: no map */
+};
+
+extern HAK_HIDDEN struct hak_pagemap __hak_pm;
+
+/*
+ * Page-map entry of a, or HAK_PM_OUT when the map does not cover a (no
+ * map yet, or a at or above 2^47). Never reads *a.
+ */
+#define HAK_PM_OUT		0xffffffffu
+
+static __always_inline uint32_t __hak_pm_entry(uintptr_t a)
+{
+	uintptr_t i = a >> HAK_PM_SHIFT;
+
+	/*
+	 * lim is published after map (release): acquire it, then map is
+	 * there. The builtins, not arch_load_*: a volatile load cannot be an
+	 * operand of the entry's MOVZWL (these two still cost one MOV more
+	 * than plain reads, which are a data race with the first superslab).
+	 */
+	if (unlikely(i >= __atomic_load_n(&__hak_pm.lim, __ATOMIC_ACQUIRE)))
+		return HAK_PM_OUT;
+	return __atomic_load_n(&__atomic_load_n(&__hak_pm.map, __ATOMIC_RELAXED)[i],
+			       __ATOMIC_RELAXED);
+}
+
 /* Tag of the heap owning the page holding a (0 for a free page). */
 static __always_inline unsigned __hak_page_owner(uintptr_t a)
 {
@@ -146,16 +182,13 @@ static __always_inline unsigned __hak_page_owner(uintptr_t a)
 }
 
 /*
- * Is a, freed as a block of class c, off the class's block boundaries?
- * off16 is 16 * c (the caller's bin offset). With the header box, the
- * block's check word says it instead (exact, and the header's class byte
- * of an interior pointer is program data).
+ * Is a, freed as a block whose class has block-boundary mask mask, off
+ * the class's block boundaries? With the header box, the block's check
+ * word says it instead (exact, and the header's class byte of an interior
+ * pointer is program data).
  */
-static __always_inline bool __hak_off_boundary(uintptr_t a, uintptr_t off16)
+static __always_inline bool __hak_off_boundary(uintptr_t a, uint16_t mask)
 {
-	const char *ss = (const char *)(a & ~(HAK_SS_SIZE - 1));
-	uint16_t mask = *(const uint16_t *)(ss + offsetof(struct hak_superslab, class_mask) + off16);
-
 	if (HAK_HDR_SIZE)
 		return hak_hdr_of((const void *)a)->check != hak_hdr_check((const void *)a);
 	return ((uint16_t)a & mask) != 0;

@@ -1,33 +1,35 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Per-thread caches: one LIFO list of free blocks per size class, in
- * initial-exec TLS so the fast paths address it with one segment-relative
- * access. Blocks link through their first word.
+ * initial-exec TLS, which the fast paths address relative to the thread
+ * pointer (asm/tls.h). Blocks link through their first word.
  *
  * Invariants (this thread only, no atomics):
- *   bins[c].count is the length of bins[c].head's list;
- *   bins[c].count <= bins[c].cap, except transiently inside the slow path;
- *   bins[HAK_CLASS_NONE] is always empty with cap 0, so a free of a block
- *     whose page is not in a slab always misses to the slow path.
- * A zeroed tcache (a new thread) has cap 0 everywhere, so the first malloc
- * and the first free both take the slow path, which attaches a heap.
+ *   bins[c].cap - bins[c].room is the length of bins[c].head's list
+ *   (__hak_tbin_count); room <= cap, and room is "minus one" only inside
+ *   the overflow slow path;
+ *   bins[HAK_CLASS_NONE] is always empty with cap 0;
+ *   tagx is HAK_TAGX(tag) with a heap, HAK_TAGX_NONE without, so a free
+ *   on a thread without a heap never matches the page map (lib/superslab.h)
+ *   and takes the slow path, which attaches a heap; a new thread's bins
+ *   are empty, so its first malloc refills (and attaches) too.
  *
  * Free marks (double-free detection, every variant): a block in a bin, in
  * its slab's free list or in its slab's remote list holds, in its second
  * word, the address of its owner thread's bin (&bins[c] of the tcache of
- * the heap owning its slab); a block handed out has that word cleared. A
- * free that finds the mark of its own bin asks __hak_free_confirm(),
- * which reports only a block it finds on one of those lists, so a program
- * that stores the same value is never reported. The bin address costs no
- * load: the push has it in a register. A freed pointer must also pass the
- * class's block-boundary mask (unaligned and most interior pointers).
+ * the heap owning its slab; bins[c].mark); a block handed out has that
+ * word cleared. A free that finds the mark of its own bin asks
+ * __hak_free_confirm(), which reports only a block it finds on one of
+ * those lists, so a program that stores the same value is never
+ * reported. A freed pointer must also pass the class's block-boundary
+ * mask (bins[c].mask: unaligned and most interior pointers).
  *
- * Fast-path budget: malloc hit 19 instructions to ret (range check, class
- * table, TLS bin address, pop, mark clear; one more with the heap
- * profiler, whose countdown replaces the range check); free hit 32
- * (registry byte, page class and owner tag, boundary mask, mark test and
- * store, capacity check, push). Keep them there: the figures are checked
- * in Documentation/design.md and by tools/boxcost.sh.
+ * Fast-path budget (x86_64, gcc 12 -O2, objdump to ret): malloc hit 14
+ * (GOT offset, size check or the heap profiler's countdown, size table,
+ * bin, pop, room, mark clear); free hit 24 (page-map range, entry, tag
+ * xor and bin-index check, bin, boundary mask, mark test, room, push, mark
+ * store). Keep them there: the figures are in Documentation/design.md and
+ * checked by tools/boxcost.sh.
  */
 #ifndef HAK_TCACHE_H
 #define HAK_TCACHE_H
@@ -36,16 +38,46 @@
 #include <hak/compiler.h>
 #include "size_class.h"
 #include "superslab.h"
+#include <asm/processor.h>
+#include <asm/tls.h>
 #include "boxes/failfast/failfast.h"
 #include "boxes/hardened/hardened.h"
 #include "boxes/valgrind/valgrind_hooks.h"
 
 struct hak_heap;
 
+/*
+ * Issue 13's double- and invalid-free checks on the fast paths (the
+ * boundary mask and the free mark). Not a configuration option: the
+ * checks are always on; KCFLAGS=-DHAK_FREE_CHECKS=0 builds the same paths
+ * without them only to measure what they cost (Documentation/bad-input.md).
+ */
+#ifndef HAK_FREE_CHECKS
+#define HAK_FREE_CHECKS	1
+#endif
+
+/*
+ * One bin, 32 bytes, addressed by the fast paths as 8 * ix from the
+ * tcache's TLS offset, ix = 4 * class (the value the size table and the
+ * page map hand out), so no shift or class table sits between the lookup
+ * and the bin:
+ *   head  the LIFO list;
+ *   mark  this bin's own address, set at attach: the free mark (a
+ *         register load where the push needs it, not an address sum);
+ *   room  cap - blocks held: the push takes one (SUB, borrow = full), the
+ *         pop gives one back (ADD); "all ones" (count cap + 1) only inside
+ *         the overflow slow path;
+ *   cap   the capacity (the slow paths and the adaptive box);
+ *   mask  the class's block-boundary mask (__hak_class_mask), copied here
+ *         at attach so the free check needs no table and no superslab line.
+ */
 struct hak_tbin {
 	void *head;
-	uint32_t count;
+	uintptr_t mark;
+	unsigned long room;
 	uint32_t cap;
+	uint16_t mask;
+	uint16_t pad;
 };
 
 /* Thread state, in the tcache so the slow path reads one TLS block. */
@@ -55,31 +87,83 @@ enum hak_tstate {
 	HAK_T_EXITING,		/* heap detached by the thread-exit destructor */
 };
 
-HAK_BUILD_BUG_ON(sizeof(struct hak_tbin) != 16);	/* == a class_mask slot */
+HAK_BUILD_BUG_ON(sizeof(struct hak_tbin) != 32);	/* ix * 8, ix = 4 * class */
 
 struct hak_tcache {
-	struct hak_tbin bins[HAK_NCLASS + 1];	/* first: bins[c] is tc + 16 * c */
+	struct hak_tbin bins[HAK_NCLASS + 1];	/* first: bins[c] is tc + 32 * c */
 	struct hak_heap *heap;
 	uint32_t state;
 	uint32_t exits;		/* times the exit destructor ran for this thread */
 	uint32_t tag;		/* the attached heap's tag, 0 without a heap */
+	/*
+	 * The free fast path's key: tag << 8 with a heap, HAK_TAGX_NONE
+	 * without; a page-map entry (tag << 8 | 4 * class) xor this is the
+	 * bin index when the block is ours (lib/superslab.h). Initialised
+	 * TLS, so a new thread's key already fails every entry.
+	 */
+	uint32_t tagx;
 	unsigned long prof_left;	/* heap profiler: fast byte budget */
 };
 
+/* tagx of a thread without a heap: above every 16-bit page-map entry. */
+#define HAK_TAGX_NONE	0x10000u
+
 extern HAK_HIDDEN __thread struct hak_tcache __hak_tc __attribute__((tls_model("initial-exec")));
 
+/*
+ * The calling thread's tcache as the fast paths address it: relative to
+ * the thread pointer (asm/tls.h), so a bin's fields are one operand each.
+ */
+typedef struct hak_tcache ARCH_TLS_SEG hak_tc_tls;
+typedef struct hak_tbin ARCH_TLS_SEG hak_tbin_tls;
+
+static __always_inline hak_tc_tls *__hak_tc_tls(void)
+{
+	return (hak_tc_tls *)arch_tls_off(__hak_tc);
+}
+
+/*
+ * Bin of index ix = 4 * class of tcache t (__hak_tc_tls(), taken once per
+ * entry point: each call is a GOT load the compiler may not merge).
+ */
+static __always_inline hak_tbin_tls *__hak_tbin_ix(hak_tc_tls *t, uintptr_t ix)
+{
+	return (hak_tbin_tls *)((uintptr_t)t->bins + ix * 8);
+}
+
+/* Blocks held by bin b (cap + 1 inside the overflow slow path). */
+static __always_inline uint32_t __hak_tbin_count(const struct hak_tbin *b)
+{
+	return (uint32_t)(b->cap - b->room);
+}
+
+static __always_inline void __hak_tbin_set_count(struct hak_tbin *b, uint32_t n)
+{
+	b->room = (unsigned long)b->cap - n;
+}
+
+/* Set bin b's capacity, keeping its count (trim it if it is now over). */
+static __always_inline void __hak_tbin_set_cap(struct hak_tbin *b, uint32_t cap)
+{
+	uint32_t n = __hak_tbin_count(b);
+
+	b->cap = cap;
+	__hak_tbin_set_count(b, n);
+}
+
 /* Slow paths (heap.c). */
-void *__hak_tcache_refill(unsigned c) __noinline;
-void __hak_tcache_overflow(void *p, unsigned c) __noinline;
+/* The slow paths take the bin index ix = 4 * class (the fast paths' value). */
+void *__hak_tcache_refill(uintptr_t ix) __noinline;
+void __hak_tcache_overflow(void *p, uintptr_t ix) __noinline;
 /* Free of a block whose slab another heap owns (or before attach). */
 void __hak_free_remote(void *p, unsigned c) __noinline;
 /*
  * p carries this thread's free mark: report it if it is free, else free it
  * (the rest of __hak_tcache_push).
  */
-void __hak_free_confirm(void *p, unsigned c) __noinline __cold;
-/* p fails class c's block-boundary mask: report it and abort. */
-void __hak_free_misaligned(void *p, unsigned c) __noreturn __noinline __cold;
+void __hak_free_confirm(void *p, uintptr_t ix) __noinline __cold;
+/* p fails its class's block-boundary mask: report it and abort. */
+void __hak_free_misaligned(void *p, uintptr_t ix) __noreturn __noinline __cold;
 /* For boxes: add up to n blocks to bin c / flush bin c down to keep blocks. */
 uint32_t __hak_tcache_fill(unsigned c, uint32_t n);
 void __hak_tcache_trim(unsigned c, uint32_t keep);
@@ -120,64 +204,87 @@ static __always_inline void __hak_zero_freed(void *p, unsigned c)
 		__builtin_memset((char *)p + 16, 0, __hak_class_size[c] - 16);
 }
 
-/* Take the first block p of bin b (class c), which must not be empty. */
-static __always_inline void *__hak_tbin_take(struct hak_tbin *b, void *p, unsigned c)
+/* Block p (class c) was just taken off a bin: clear its mark, tell the boxes. */
+static __always_inline void *__hak_tbin_took(void *p, unsigned c)
 {
-	b->head = __hak_link(p);
-	b->count--;
 	hak_vg_alloc(p, __hak_class_size[c], false);
-	hak_vg_clear_mark(p);
+	if (HAK_FREE_CHECKS)
+		hak_vg_clear_mark(p);
 	if (hak_ff_level())
 		hak_ff_on_alloc(p, c);
 	return p;
 }
 
-/* Pop a block of class c, or take the refill slow path. */
-static __always_inline void *__hak_tcache_pop(unsigned c)
+/* Take the first block p of bin b (class c), which must not be empty. */
+static __always_inline void *__hak_tbin_take(struct hak_tbin *b, void *p, unsigned c)
 {
-	struct hak_tbin *b = &__hak_tc.bins[c];
+	b->head = __hak_link(p);
+	b->room++;
+	return __hak_tbin_took(p, c);
+}
+
+/* Pop a block of bin index ix (4 * class c), or take the refill slow path. */
+static __always_inline void *__hak_tcache_pop_ix(hak_tc_tls *t, uintptr_t ix)
+{
+	hak_tbin_tls *b = __hak_tbin_ix(t, ix);
 	void *p = b->head;
 
 	if (unlikely(!p))
-		return __hak_tcache_refill(c);	/* ends in __hak_tbin_take too */
-	return __hak_tbin_take(b, p, c);
+		return __hak_tcache_refill(ix);	/* ends in __hak_tbin_take too */
+	b->head = __hak_link(p);
+	b->room++;
+	return __hak_tbin_took(p, (unsigned)(ix / 4));
+}
+
+static __always_inline void *__hak_tcache_pop(unsigned c)
+{
+	return __hak_tcache_pop_ix(__hak_tc_tls(), (uintptr_t)c * 4);
 }
 
 /*
- * Mark block p free (bin b's address) and close it for memcheck. Fail-fast
+ * Mark block p free (its bin's mark) and close it for memcheck. Fail-fast
  * level 2 keeps its own mark in that word: ours stays out then.
  */
-static __always_inline void __hak_tcache_mark(void *p, struct hak_tbin *b)
+static __always_inline void __hak_tcache_mark(void *p, uintptr_t mark)
 {
-	if (hak_ff_level() < 2)
-		hak_vg_set_mark(p, (uintptr_t)b);
+	if (HAK_FREE_CHECKS && hak_ff_level() < 2)
+		hak_vg_set_mark(p, mark);
 	hak_vg_free(p);
 }
 
-/* Push a freed block of class c (c may be HAK_CLASS_NONE: slow path). */
-static __always_inline void __hak_tcache_push(void *p, unsigned c)
+/*
+ * Push a freed block of bin index ix (4 * class c; c may be
+ * HAK_CLASS_NONE with the header box: slow path).
+ */
+static __always_inline void __hak_tcache_push_ix(hak_tc_tls *t, void *p, uintptr_t ix)
 {
-	uintptr_t off16 = (uintptr_t)c * sizeof(struct hak_tbin);
-	struct hak_tbin *b = (struct hak_tbin *)((char *)__hak_tc.bins + off16);
+	hak_tbin_tls *b = __hak_tbin_ix(t, ix);
+	unsigned c = (unsigned)(ix / 4);
+	uintptr_t mark;
 
-	if (unlikely(__hak_off_boundary((uintptr_t)p, off16)))
-		__hak_free_misaligned(p, c);
-	if (unlikely(hak_vg_mark(p) == (uintptr_t)b)) {
-		__hak_free_confirm(p, c);
+	if (HAK_FREE_CHECKS && unlikely(__hak_off_boundary((uintptr_t)p, b->mask)))
+		__hak_free_misaligned(p, ix);
+	mark = HAK_FREE_CHECKS ? b->mark : 0;
+	if (HAK_FREE_CHECKS && unlikely(hak_vg_mark(p) == mark)) {
+		__hak_free_confirm(p, ix);
 		return;
 	}
 	if (hak_ff_level())
 		hak_ff_on_free(p, c);
 	__hak_zero_freed(p, c);
-	if (unlikely(b->count >= b->cap)) {
-		__hak_tcache_mark(p, b);
-		__hak_tcache_overflow(p, c);
+	if (unlikely(arch_tls_sub_borrows(&b->room, 1))) {
+		__hak_tcache_mark(p, mark);
+		__hak_tcache_overflow(p, ix);	/* room already taken for p */
 		return;
 	}
 	__hak_set_link(p, b->head);
 	b->head = p;
-	b->count++;
-	__hak_tcache_mark(p, b);	/* last: the compiler need not reload count */
+	__hak_tcache_mark(p, mark);
+}
+
+static __always_inline void __hak_tcache_push(void *p, unsigned c)
+{
+	__hak_tcache_push_ix(__hak_tc_tls(), p, (uintptr_t)c * 4);
 }
 
 #endif /* HAK_TCACHE_H */

@@ -78,8 +78,8 @@ static void set_cap(unsigned c, uint32_t cap)
 
 	adapt.bytes = adapt.bytes - ab->cap * stride(c) + cap * stride(c);
 	ab->cap = (uint16_t)cap;
-	__hak_tc.bins[c].cap = cap;
-	if (__hak_tc.bins[c].count > cap)
+	__hak_tbin_set_cap(&__hak_tc.bins[c], cap);
+	if (__hak_tbin_count(&__hak_tc.bins[c]) > cap)
 		__hak_tcache_trim(c, cap);	/* excess back to its slabs */
 }
 

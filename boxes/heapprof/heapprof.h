@@ -28,6 +28,7 @@
 #include <stdbool.h>
 #include <hak/compiler.h>
 #include <asm/processor.h>
+#include <asm/tls.h>
 
 #if IS_ENABLED(CONFIG_HAK_HEAPPROF)
 
@@ -52,9 +53,9 @@ static __always_inline uint32_t *hak_prof_filter_of(uintptr_t a)
 }
 
 /* Take n bytes from the fast budget *left; true when it does not cover n. */
-static __always_inline bool hak_prof_tick(unsigned long *left, size_t n)
+static __always_inline bool hak_prof_tick(unsigned long ARCH_TLS_SEG *left, size_t n)
 {
-	return unlikely(arch_sub_borrows(left, n));
+	return unlikely(arch_tls_sub_borrows(left, n));
 }
 
 /* A malloc(n) the fast budget did not cover (already taken off it). */
@@ -93,7 +94,7 @@ void hak_prof_fork_child(void);
 
 #define HAK_PROF_BUILT	0
 
-static __always_inline bool hak_prof_tick(unsigned long *left, size_t n)
+static __always_inline bool hak_prof_tick(unsigned long ARCH_TLS_SEG *left, size_t n)
 {
 	(void)left; (void)n;
 	return false;

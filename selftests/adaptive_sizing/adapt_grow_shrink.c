@@ -90,7 +90,7 @@ static void *worker(void *arg)
 	for (r = 0; r < 10; r++)
 		hot_round(c, NULL);
 	s->refills_warm = at_refills() - r0;
-	s->count_hot = __hak_tc.bins[c].count;
+	s->count_hot = __hak_tbin_count(&__hak_tc.bins[c]);
 	s->sane_hot = at_bins_sane();
 
 	note(&s->shrink, __hak_tc.bins[c].cap);
@@ -101,7 +101,7 @@ static void *worker(void *arg)
 		note(&s->shrink, __hak_tc.bins[c].cap);
 	}
 	s->cold_rounds = r;
-	s->count_cold = __hak_tc.bins[c].count;
+	s->count_cold = __hak_tbin_count(&__hak_tc.bins[c]);
 	s->sane_cold = at_bins_sane();
 
 	note(&s->regrow, __hak_tc.bins[c].cap);

@@ -53,7 +53,7 @@ static inline size_t at_held_bytes(void)
 	unsigned c;
 
 	for (c = 0; c < HAK_NCLASS; c++)
-		n += __hak_tc.bins[c].count * at_stride(c);
+		n += __hak_tbin_count(&__hak_tc.bins[c]) * at_stride(c);
 	return n;
 }
 
@@ -65,7 +65,7 @@ static inline int at_bins_sane(void)
 	for (c = 0; c < HAK_NCLASS; c++) {
 		const struct hak_tbin *b = &__hak_tc.bins[c];
 
-		if (b->cap < AT_CAP_MIN || b->cap > AT_CAP_MAX || b->count > b->cap)
+		if (b->cap < AT_CAP_MIN || b->cap > AT_CAP_MAX || __hak_tbin_count(b) > b->cap)
 			return 0;
 	}
 	return 1;

@@ -51,7 +51,7 @@ static void snap(struct seen *s)
 	unsigned c;
 
 	for (c = 0; c < HAK_NCLASS; c++) {
-		s->count[c] = __hak_tc.bins[c].count;
+		s->count[c] = __hak_tbin_count(&__hak_tc.bins[c]);
 		s->cap[c] = __hak_tc.bins[c].cap;
 	}
 }

@@ -31,7 +31,7 @@ static inline __attribute__((always_inline)) int arch_sub_borrows(unsigned long 
 	 * this and the slow path (an out-of-line call, which the compiler
 	 * assumes writes it).
 	 */
-	__asm__ goto("subq %1, %0\n\tjb %l[borrow]" : : "m"(*p), "r"(n) : "cc" : borrow);
+	__asm__ goto("subq %1, %0\n\tjb %l[borrow]" : : "m"(*p), "er"(n) : "cc" : borrow);
 	return 0;
 borrow:
 	return 1;

@@ -1,0 +1,62 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Thread-pointer-relative access to an initial-exec TLS variable on x86_64.
+ *
+ * GCC addresses an element of a TLS array by a variable index by adding
+ * the thread pointer (%fs:0) to the variable's offset and indexing the sum:
+ * two instructions the access does not need, since %fs can prefix any
+ * address. ARCH_TLS_SEG names the %fs address space (GCC's __seg_fs), and
+ * arch_tls_off(sym) is sym's offset from the thread pointer (the one GOT
+ * load every initial-exec access makes anyway), so
+ * (T ARCH_TLS_SEG *)(arch_tls_off(sym) + x) is sym's byte x in one operand.
+ * sym must be declared tls_model("initial-exec"). sparse sees the generic
+ * form (plain pointers).
+ */
+#ifndef HAK_ASM_X86_64_TLS_H
+#define HAK_ASM_X86_64_TLS_H
+
+#include <stdint.h>
+
+/*
+ * ASan and TSan would check a %fs-relative access at its offset as if it
+ * were an address: they get the generic form too.
+ */
+#if defined(__SEG_FS) && !defined(__CHECKER__) && \
+    !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+
+#define ARCH_TLS_SEG	__seg_fs
+
+/* Not volatile: every use in a function shares the one load. */
+#define arch_tls_off(sym) ({						\
+	uintptr_t __off;						\
+	__asm__("movq " #sym "@gottpoff(%%rip), %0" : "=r"(__off));	\
+	__off;								\
+})
+
+/* *p -= n; true when that borrowed (n > old *p): SUB and JB. */
+static inline __attribute__((always_inline)) int
+arch_tls_sub_borrows(unsigned long ARCH_TLS_SEG *p, unsigned long n)
+{
+	/* *p an input, as in arch_sub_borrows (asm/processor.h) */
+	__asm__ goto("subq %1, %0\n\tjb %l[borrow]" : : "m"(*p), "er"(n) : "cc" : borrow);
+	return 0;
+borrow:
+	return 1;
+}
+
+#else
+
+#define ARCH_TLS_SEG
+#define arch_tls_off(sym)	((uintptr_t)&(sym))
+
+static inline int arch_tls_sub_borrows(unsigned long *p, unsigned long n)
+{
+	unsigned long old = *p;
+
+	*p = old - n;
+	return n > old;
+}
+
+#endif
+
+#endif /* HAK_ASM_X86_64_TLS_H */

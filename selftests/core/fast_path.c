@@ -1,0 +1,86 @@
+// SPDX-License-Identifier: MIT
+/*
+ * fast_path: the tables and thread state the malloc/free fast paths index
+ * without a check (lib/tcache.h, lib/size_class.h, lib/superslab.h).
+ *
+ * Proves that
+ *  - __hak_size_ix[n] is 4 * the class of every request n <= 32 KiB (the
+ *    malloc fast path's only size lookup), and that class holds n;
+ *  - a small block's page-map entry xor this thread's tagx is its bin
+ *    index (4 * class), and another heap's block, a block of a free page
+ *    and a foreign address never give a bin index (so they take the slow
+ *    path);
+ *  - every bin's mark is its own address and its mask the class's, and
+ *    room + blocks held == cap while a heap is attached.
+ */
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include "tap.h"
+#include "tcache.h"
+
+static void *other_block;
+
+static void *other_thread(void *arg)
+{
+	(void)arg;
+	other_block = malloc(48);
+	return NULL;
+}
+
+int main(void)
+{
+	static char foreign[64];
+	unsigned bad = 0, c;
+	size_t n;
+	void *p;
+	pthread_t t;
+	uint32_t x;
+
+	tap_plan(7);
+	for (n = 0; n <= HAK_SMALL_MAX; n++) {
+		unsigned cl = __hak_class_of(n);
+
+		if (__hak_size_ix[n] != 4 * cl || __hak_class_size[cl] < n)
+			bad++;
+	}
+	tap_ok(bad == 0, "size_ix[n] == 4 * class_of(n) for n = 0..32768 (%u wrong)", bad);
+
+	p = malloc(100);
+	x = __hak_pm_entry((uintptr_t)p) ^ __hak_tc.tagx;
+	tap_ok(x == 4 * __hak_class_of(100), "a block's page-map entry ^ tagx is its bin index (%#x)", x);
+
+	if (pthread_create(&t, NULL, other_thread, NULL) || pthread_join(t, NULL))
+		tap_bail("pthread_create");
+	x = __hak_pm_entry((uintptr_t)other_block) ^ __hak_tc.tagx;
+	tap_ok(x > HAK_PM_IX_MAX || __hak_page_owner((uintptr_t)other_block) == __hak_tc.tag,
+	       "another heap's block gives no bin index (%#x)", x);
+	x = __hak_pm_entry((uintptr_t)foreign) ^ __hak_tc.tagx;
+	tap_ok(x > HAK_PM_IX_MAX, "a foreign address gives no bin index (%#x)", x);
+	x = __hak_pm_entry((uintptr_t)1 << 47) ^ __hak_tc.tagx;
+	tap_ok(x > HAK_PM_IX_MAX, "an address past 2^47 gives no bin index (%#x)", x);
+
+	bad = 0;
+	for (c = 0; c <= HAK_NCLASS; c++) {
+		const struct hak_tbin *b = &__hak_tc.bins[c];
+
+		if (b->mark != (uintptr_t)b || b->mask != (uint16_t)__hak_class_mask[c])
+			bad++;
+	}
+	tap_ok(bad == 0, "every bin's mark is its address and its mask the class's (%u wrong)", bad);
+	bad = 0;
+	for (c = 0; c < HAK_NCLASS; c++) {
+		const struct hak_tbin *b = &__hak_tc.bins[c];
+		uint32_t held = 0;
+		void *q;
+
+		for (q = b->head; q && held <= b->cap; q = __hak_link(q))
+			held++;
+		if (held != __hak_tbin_count(b) || held > b->cap)
+			bad++;
+	}
+	tap_ok(bad == 0, "room + blocks held == cap in every bin (%u wrong)", bad);
+	free(other_block);
+	free(p);
+	tap_finish();
+}
