@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 #include <pthread.h>
+#include <sched.h>
 #include <asm/atomic.h>
 #include "heap.h"
 #include "init.h"
@@ -51,6 +52,13 @@ static size_t nr_heaps;			/* heap_lock */
 /* Set by a remote free to a pooled heap: its slabs may be reclaimable. */
 static int pool_dirty;
 static size_t tcache_bytes = CONFIG_HAK_TCACHE_BYTES;
+/*
+ * Threads with a heap attached, and the CPUs this process may run on
+ * (read at the first attach). Past the CPU count the threads' cache
+ * budgets shrink with the thread count (__hak_thread_share).
+ */
+static unsigned nr_live;
+static unsigned nr_cpus;
 
 /*
  * Blocks freed by a non-owner thread with the owner's mark on them, to be
@@ -66,9 +74,27 @@ static unsigned nr_suspects;
 #define HAK_TCACHE_CAP_MIN	8
 #define HAK_TCACHE_CAP_MAX	256
 
+/*
+ * A thread's share of a per-thread budget: the whole of it while threads
+ * do not outnumber the CPUs, bytes * cpus / threads past that. Threads
+ * beyond the CPU count take turns on them, so their caches serve no more
+ * operations per second between them than the CPUs' worth would, and the
+ * memory held in caches (and the page faults to fill it) would otherwise
+ * grow with the thread count: producer-consumer at 16 pairs held 52 MiB,
+ * 5 times the peers, most of it in producers' caches grown to 2048 blocks.
+ */
+size_t __hak_thread_share(size_t bytes)
+{
+	unsigned live = arch_load_relaxed(&nr_live), cpus = arch_load_relaxed(&nr_cpus);
+
+	if (!cpus || live <= cpus)
+		return bytes;
+	return (size_t)((unsigned __int128)bytes * cpus / live);
+}
+
 uint32_t __hak_tcache_cap(unsigned c)
 {
-	size_t cap = tcache_bytes / __hak_class_size[c];
+	size_t cap = __hak_thread_share(tcache_bytes) / __hak_class_size[c];
 
 	if (cap < HAK_TCACHE_CAP_MIN)
 		cap = HAK_TCACHE_CAP_MIN;
@@ -1058,6 +1084,18 @@ static void heap_pool_push(struct hak_heap *h)
 	hak_unlock(&heap_lock);
 }
 
+/* CPUs in this thread's affinity mask (a cpuset limits it), at least 1. */
+static unsigned count_cpus(void)
+{
+	cpu_set_t set;
+	int n;
+
+	if (sched_getaffinity(0, sizeof(set), &set))
+		return 1;
+	n = CPU_COUNT(&set);
+	return n > 0 ? (unsigned)n : 1;
+}
+
 struct hak_heap *__hak_heap_attach(void)
 {
 	struct hak_tcache *tc = &__hak_tc;
@@ -1066,6 +1104,8 @@ struct hak_heap *__hak_heap_attach(void)
 
 	__hak_init();
 	hak_hd_init();		/* before this thread writes any link */
+	if (unlikely(!arch_load_relaxed(&nr_cpus)))
+		arch_store_relaxed(&nr_cpus, count_cpus());
 	h = heap_pool_pop();
 	if (h)
 		h->adopted++;
@@ -1075,6 +1115,7 @@ struct hak_heap *__hak_heap_attach(void)
 		errno = ENOMEM;
 		return NULL;
 	}
+	arch_fetch_add(&nr_live, 1u);
 	arch_store_relaxed(&h->tid, gettid());
 	arch_store_relaxed(&h->tc, tc);
 	tc->heap = h;
@@ -1118,6 +1159,7 @@ void __hak_heap_detach(void)
 	tc->tag = 0;
 	tc->state = HAK_T_EXITING;
 	tc->exits++;
+	arch_fetch_add(&nr_live, -1u);
 	heap_pool_push(h);
 }
 

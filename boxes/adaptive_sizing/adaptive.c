@@ -19,12 +19,17 @@
  *           blocks above the new capacity go back to their slabs at once
  *           (__hak_tcache_trim), where the shared pool can take them.
  *   Budget: sum over classes of cap * stride <= max(budget, floor), where
+ *           budget is the thread's share of HAK_ADAPTIVE_BUDGET_KIB (all
+ *           of it up to as many threads as CPUs, cpus / threads of it
+ *           past that) and
  *           floor = sum of ADAPT_CAP_MIN * stride (about 3.3 MiB). Since a
  *           bin never holds more than its capacity (one block more inside
  *           the overflow slow path), that bounds the bytes the thread
  *           caches. A class that cannot grow within the budget first
  *           halves every other class idle for a window, then grows by
- *           what is left.
+ *           what is left. A refill while the thread is over its budget
+ *           (threads were started since it grew) halves its class
+ *           instead, down to the core's default capacity.
  *
  * All state is the calling thread's own (initial-exec TLS, touched only by
  * the hooks on that thread), so no locks or atomics. The capacity charged
@@ -66,9 +71,21 @@ static inline size_t stride(unsigned c)
 	return __hak_class_stride(c);
 }
 
+/*
+ * The budget is a share: past the CPU count it shrinks with the number of
+ * threads (__hak_thread_share), so many threads on few cores do not each
+ * grow caches that only one CPU's worth of them can use at a time.
+ */
+static size_t budget(void)
+{
+	return __hak_thread_share(ADAPT_BUDGET);
+}
+
 static size_t room(void)
 {
-	return adapt.bytes < ADAPT_BUDGET ? ADAPT_BUDGET - adapt.bytes : 0;
+	size_t b = budget();
+
+	return adapt.bytes < b ? b - adapt.bytes : 0;
 }
 
 /* Set class c's capacity to cap (the budget was checked by the caller). */
@@ -187,6 +204,18 @@ void hak_adapt_on_refill(unsigned c)
 	event(c);
 	if (ab->refills < UINT8_MAX)
 		ab->refills++;
+	/*
+	 * Over budget (threads were started since this one grew): halve the
+	 * class instead, back towards the core's default for this many
+	 * threads, one refill at a time.
+	 */
+	if (adapt.bytes > budget()) {
+		uint32_t def = __hak_tcache_cap(c);
+
+		if (ab->cap > def)
+			set_cap(c, ab->cap / 2 > def ? ab->cap / 2 : def);
+		return;
+	}
 	if (ab->refills >= ADAPT_HOT_REFILLS)
 		grow(c);
 }
