@@ -35,10 +35,8 @@
  *   meta.h        __hak_meta_alloc: zeroed metadata memory that is never
  *                 freed (a box never calls malloc)
  *   lock.h        struct hak_lock, hak_lock/hak_unlock, HAK_DEFINE_FORK_LOCK
- *   init.h        the runtime options (__hak_opt), __hak_init, the
- *                 diagnostics __hak_report / __hak_bad_free, and a
- *                 thread's share of a cache budget (__hak_thread_share,
- *                 __hak_tcache_cap; both defined in heap.c)
+ *   init.h        the runtime options (__hak_opt), __hak_init, and the
+ *                 diagnostics __hak_report / __hak_bad_free
  *   purge.h       the decay pass when due (__hak_purge_idle), for the
  *                 background purge box; __hak_now_ms is in os.h
  *

@@ -54,8 +54,8 @@ static int pool_dirty;
 static size_t tcache_bytes = CONFIG_HAK_TCACHE_BYTES;
 /*
  * Threads with a heap attached, and the CPUs this process may run on
- * (read at the first attach). Past the CPU count the threads' cache
- * budgets shrink with the thread count (__hak_thread_share).
+ * (read at the first attach). Past the CPU count the threads' default
+ * cache capacities shrink with the thread count (thread_share).
  */
 static unsigned nr_live;
 static unsigned nr_cpus;
@@ -80,10 +80,13 @@ static unsigned nr_suspects;
  * beyond the CPU count take turns on them, so their caches serve no more
  * operations per second between them than the CPUs' worth would, and the
  * memory held in caches (and the page faults to fill it) would otherwise
- * grow with the thread count: producer-consumer at 16 pairs held 52 MiB,
- * 5 times the peers, most of it in producers' caches grown to 2048 blocks.
+ * grow with the thread count. Applied to the default capacities
+ * (HAKMEM_TCACHE_BYTES); the adaptive-sizing box grows a class past them
+ * only when it both refills and overflows, whatever the thread count
+ * (larson's lanes need it: scaling the box's budget too cut larson at 16
+ * threads from 8M to 2M ops/s).
  */
-size_t __hak_thread_share(size_t bytes)
+static size_t thread_share(size_t bytes)
 {
 	unsigned live = arch_load_relaxed(&nr_live), cpus = arch_load_relaxed(&nr_cpus);
 
@@ -94,7 +97,7 @@ size_t __hak_thread_share(size_t bytes)
 
 uint32_t __hak_tcache_cap(unsigned c)
 {
-	size_t cap = __hak_thread_share(tcache_bytes) / __hak_class_size[c];
+	size_t cap = thread_share(tcache_bytes) / __hak_class_size[c];
 
 	if (cap < HAK_TCACHE_CAP_MIN)
 		cap = HAK_TCACHE_CAP_MIN;

@@ -24,7 +24,6 @@
 #include <sys/types.h>
 #include <hak/compiler.h>
 #include "size_class.h"
-#include "init.h"
 #include "superslab.h"
 #include "tcache.h"
 
@@ -76,6 +75,8 @@ size_t __hak_heap_pages_purged(void);
 /* Collect remote frees and empty slabs of pooled heaps (trim). */
 void __hak_heap_scavenge_pool(void);
 
+/* Default tcache capacity of class c. */
+uint32_t __hak_tcache_cap(unsigned c);
 void __hak_tcache_set_bytes(size_t bytes);
 
 /* Remote free of a chain head..tail of blocks of slab s (lock-free). */

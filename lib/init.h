@@ -12,7 +12,6 @@
 #define HAK_INIT_H
 
 #include <stddef.h>
-#include <stdint.h>
 #include <hak/compiler.h>
 #include <asm/atomic.h>
 
@@ -59,15 +58,6 @@ void __hak_options_read(void);
 
 /* Arrange for the calling thread's heap to be detached at thread exit. */
 void __hak_thread_register(struct hak_tcache *tc);
-
-/*
- * A thread's share of a per-thread cache budget of bytes: all of it while
- * the threads with a heap do not outnumber the CPUs, bytes * cpus / threads
- * past that (heap.c; thread caches and the adaptive-sizing box use it).
- */
-size_t __hak_thread_share(size_t bytes);
-/* Default tcache capacity of class c: the thread's share of HAKMEM_TCACHE_BYTES. */
-uint32_t __hak_tcache_cap(unsigned c);
 
 /* One line "hakmem: ..." on stderr, without allocating. */
 void __hak_report(const char *fmt, ...) __printf(1, 2) __cold;
