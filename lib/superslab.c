@@ -128,7 +128,7 @@ static void slab_init(struct hak_superslab *ss, unsigned first, unsigned span,
 		ss->page_purged[first + k] = 0;
 	}
 	s->free = NULL;
-	s->remote = NULL;
+	s->remote = 0;
 	s->owner = owner;
 	s->next = s->prev = s->pending_next = NULL;
 	s->used = 0;
