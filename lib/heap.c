@@ -13,6 +13,14 @@
  * used == 0 has no block in flight and may be released. Both stacks are
  * multi-producer, single-consumer with take-all, so there is no ABA.
  *
+ * s->remote is one word: the number of blocks on the stack, its top block
+ * and its bottom block, both as offsets in 16-byte units from the slab's
+ * first page (a slab spans at most 256 KiB, so 14 bits each). The pusher
+ * knows both ends of its own chain, so the owner splices what it takes
+ * onto the slab's free list and subtracts the count without walking it:
+ * that walk was a cache miss per block (the blocks were last written by
+ * the freeing threads), 31% of producer-consumer at 64 pairs.
+ *
  * Double and invalid frees (every variant; see tcache.h for the mark):
  * a free by the owner thread that finds its own mark is confirmed here by
  * walking what the owner alone may walk: its bin, the slab's free list and
@@ -54,6 +62,13 @@ static size_t nr_heaps;			/* heap_lock */
 /* Set by a remote free to a pooled heap: its slabs may be reclaimable. */
 static int pool_dirty;
 static size_t tcache_bytes = CONFIG_HAK_TCACHE_BYTES;
+/*
+ * Threads with a heap attached, and the CPUs this process may run on
+ * (read at the first attach). Past the CPU count the threads' default
+ * cache capacities shrink with the thread count (thread_share).
+ */
+static unsigned nr_live;
+static unsigned nr_cpus;
 
 /*
  * Blocks freed by a non-owner thread with the owner's mark on them, to be
@@ -69,9 +84,30 @@ static unsigned nr_suspects;
 #define HAK_TCACHE_CAP_MIN	8
 #define HAK_TCACHE_CAP_MAX	256
 
+/*
+ * A thread's share of a per-thread budget: the whole of it while threads
+ * do not outnumber the CPUs, bytes * cpus / threads past that. Threads
+ * beyond the CPU count take turns on them, so their caches serve no more
+ * operations per second between them than the CPUs' worth would, and the
+ * memory held in caches (and the page faults to fill it) would otherwise
+ * grow with the thread count. Applied to the default capacities
+ * (HAKMEM_TCACHE_BYTES); the adaptive-sizing box grows a class past them
+ * only when it both refills and overflows, whatever the thread count
+ * (larson's lanes need it: scaling the box's budget too cut larson at 16
+ * threads from 8M to 2M ops/s).
+ */
+static size_t thread_share(size_t bytes)
+{
+	unsigned live = arch_load_relaxed(&nr_live), cpus = arch_load_relaxed(&nr_cpus);
+
+	if (!cpus || live <= cpus)
+		return bytes;
+	return (size_t)((unsigned __int128)bytes * cpus / live);
+}
+
 uint32_t __hak_tcache_cap(unsigned c)
 {
-	size_t cap = tcache_bytes / __hak_class_size[c];
+	size_t cap = thread_share(tcache_bytes) / __hak_class_size[c];
 
 	if (cap < HAK_TCACHE_CAP_MIN)
 		cap = HAK_TCACHE_CAP_MIN;
@@ -155,6 +191,8 @@ static uintptr_t owner_mark(const struct hak_slab *s, unsigned c)
 	return tc ? (uintptr_t)&tc->bins[c] : (uintptr_t)h;
 }
 
+static void *remote_top(const struct hak_slab *s);
+
 /* Is p on the list from head (at most limit links)? */
 static bool on_list(void *head, const void *p, uint32_t limit)
 {
@@ -186,7 +224,7 @@ static void confirm_owned(struct hak_heap *h, struct hak_slab *s, void *p,
 		bad_block(p, c, "invalid free (block never allocated)");
 	if (on_list(s->free, p, s->carved))
 		bad_block(p, c, "double free (block in its slab's free list)");
-	if (on_list(arch_load_acquire(&s->remote), p, s->carved))
+	if (on_list(remote_top(s), p, s->carved))
 		bad_block(p, c, "double free (block in its slab's remote-free list)");
 }
 
@@ -325,21 +363,62 @@ static void release_empty(struct hak_heap *h)
 
 /* ---- remote free ---- */
 
-void __hak_remote_push(struct hak_slab *s, void *head, void *tail)
+/* The packed remote-stack word: count | top << 16 | bottom << 32. */
+#define HAK_RW_COUNT(w)		((uint32_t)((w) & 0xffff))
+#define HAK_RW_TOP(w)		((uint32_t)(((w) >> 16) & 0xffff))
+#define HAK_RW_BOTTOM(w)	((uint32_t)(((w) >> 32) & 0xffff))
+#define HAK_RW_UNIT_SHIFT	4
+
+HAK_BUILD_BUG_ON((4 * HAK_PAGE_SIZE) >> HAK_RW_UNIT_SHIFT > 0x10000);
+
+/* The address of the first page of slab s. */
+static inline uintptr_t slab_base(const struct hak_slab *s)
 {
+	return ((uintptr_t)s & ~(HAK_SS_SIZE - 1)) +
+	       ((uintptr_t)__hak_slab_index(s) << HAK_PAGE_SHIFT);
+}
+
+static inline uint64_t rw_off(uintptr_t base, const void *p)
+{
+	return ((uintptr_t)p - base) >> HAK_RW_UNIT_SHIFT;
+}
+
+static inline void *rw_ptr(uintptr_t base, uint32_t off)
+{
+	return (void *)(base + ((uintptr_t)off << HAK_RW_UNIT_SHIFT));
+}
+
+/* The top block of the remote stack of s (NULL when empty), for walks. */
+static void *remote_top(const struct hak_slab *s)
+{
+	uint64_t w = arch_load_acquire(&s->remote);
+
+	return HAK_RW_COUNT(w) ? rw_ptr(slab_base(s), HAK_RW_TOP(w)) : NULL;
+}
+
+void __hak_remote_push(struct hak_slab *s, void *head, void *tail, uint32_t n)
+{
+	uintptr_t base = slab_base(s);
 	struct hak_heap *owner;
-	void *old, *seen;
+	uint64_t old, seen, w;
 	struct hak_slab *top, *was;
 
 	old = arch_load_relaxed(&s->remote);
 	for (;;) {
-		__hak_set_link(tail, old);
-		seen = arch_cmpxchg(&s->remote, old, head);
+		if (HAK_RW_COUNT(old)) {
+			__hak_set_link(tail, rw_ptr(base, HAK_RW_TOP(old)));
+			w = (HAK_RW_COUNT(old) + n) | rw_off(base, head) << 16 |
+			    (uint64_t)HAK_RW_BOTTOM(old) << 32;
+		} else {
+			__hak_set_link(tail, NULL);
+			w = n | rw_off(base, head) << 16 | rw_off(base, tail) << 32;
+		}
+		seen = arch_cmpxchg(&s->remote, old, w);
 		if (seen == old)
 			break;
 		old = seen;
 	}
-	if (old)
+	if (HAK_RW_COUNT(old))
 		return;		/* s is already on its owner's pending stack */
 	owner = s->owner;
 	if (!arch_load_relaxed(&owner->tid) && !arch_load_relaxed(&pool_dirty))
@@ -354,33 +433,58 @@ void __hak_remote_push(struct hak_slab *s, void *head, void *tail)
 	}
 }
 
-/* Merge every pending slab's remote frees into its local free list. */
-static void collect_pending(struct hak_heap *h)
+/*
+ * Merge every pending slab's remote frees into its local free list. A
+ * refill of class c passes its list and room: a whole chain of class c
+ * that fits goes straight onto the list instead, without a block being
+ * read (the blocks stay counted in used: they go from one holder to
+ * another). Returns the blocks put on *list.
+ */
+static uint32_t collect_pending(struct hak_heap *h, unsigned c, void **list, uint32_t room)
 {
 	struct hak_slab *s, *next;
+	uint32_t moved = 0;
 
 	s = arch_xchg(&h->pending, NULL);
 	for (; s; s = next) {
+		uintptr_t base = slab_base(s);
 		void *chain, *tail;
-		uint32_t n = 1;
+		uint64_t w;
+		uint32_t n;
 
 		next = s->pending_next;
-		chain = arch_xchg(&s->remote, NULL);
-		for (tail = chain; __hak_link(tail); tail = __hak_link(tail))
-			n++;
+		w = arch_xchg(&s->remote, 0);
+		n = HAK_RW_COUNT(w);
+		chain = rw_ptr(base, HAK_RW_TOP(w));
+		tail = rw_ptr(base, HAK_RW_BOTTOM(w));
+		HAK_STAT_ADD(h, remote_collected, n);
+		if (s->class_idx == c && n <= room - moved && !hak_ff_level()) {
+			__hak_set_link(tail, *list);
+			*list = chain;
+			moved += n;
+			s->flags &= ~(HAK_SLAB_SCANNED | HAK_SLAB_IDLE_MASK);
+			continue;
+		}
 		__hak_set_link(tail, s->free);
 		s->free = chain;
 		if (hak_ff_level() && unlikely(n > s->used))
 			hak_ff_fail(chain, s->class_idx, "slab used counter underflow (remote)");
 		s->used -= n;
 		s->flags &= ~(HAK_SLAB_SCANNED | HAK_SLAB_IDLE_MASK);
-		HAK_STAT_ADD(h, remote_collected, n);
 		HAK_STAT_ADD(h, bytes_out, -(uint64_t)n * __hak_class_size[s->class_idx]);
 		if (!(s->flags & HAK_SLAB_PARTIAL))
 			partial_add(h, s);
 		if (s->used == 0)
 			slab_emptied(h, s);
 	}
+	return moved;
+}
+
+static inline void collect_all(struct hak_heap *h)
+{
+	void *none = NULL;
+
+	collect_pending(h, HAK_NCLASS, &none, 0);
 }
 
 /* ---- local free ---- */
@@ -400,19 +504,150 @@ static void local_free(struct hak_heap *h, struct hak_slab *s, void *p)
 		slab_emptied(h, s);
 }
 
+/* Idle-owner detection (__hak_free_remote): this thread's view. */
+#define HAK_IDLE_FREES	256
+
+static __thread struct hak_heap *rf_owner __attribute__((tls_model("initial-exec")));
+static __thread uint64_t rf_refills __attribute__((tls_model("initial-exec")));
+static __thread uint32_t rf_same __attribute__((tls_model("initial-exec")));
+
+/* Is o the owner this thread found idle, still without a refill since? */
+static inline bool owner_seen_idle(const struct hak_heap *o)
+{
+	return o == rf_owner && rf_same >= HAK_IDLE_FREES &&
+	       arch_load_relaxed(&o->stats.refills) == rf_refills;
+}
+
+/*
+ * The depot: per class, a few batches of blocks of idle owners' slabs
+ * that a thread's cache overflowed. Sending them home would lose them:
+ * an owner that does not allocate never collects its remote frees (larson's
+ * main thread, which filled every lane's table and sleeps), so each lane
+ * carved fresh memory for what it sent there, and needed caches of
+ * thousands of blocks per class to keep the owner's blocks in circulation.
+ * A refill that finds no free block in its own slabs takes a batch here
+ * before it takes new pages. Blocks in the depot count as out in their
+ * slab's used, exactly as in a thread cache, and carry their owner's mark
+ * (a double free of one is parked for the owner, never freed twice).
+ *
+ * The depot is only ever try-locked: a thread that finds it busy or full
+ * sends the blocks home, and a refill that finds it busy carves, so it
+ * never waits and needs no fork handling (a child that inherits it busy
+ * just does without it). Trim sends everything in it home.
+ */
+#define HAK_DEPOT_SLOTS		8
+#define HAK_DEPOT_BATCH_BYTES	(256u << 10)
+
+struct depot_batch {
+	void *head, *tail;
+	uint32_t n;
+};
+
+static struct depot {
+	int busy;			/* try-lock */
+	unsigned nr;			/* batches; read unlocked as a hint */
+	struct depot_batch b[HAK_DEPOT_SLOTS];
+} __aligned(64) depot[HAK_NCLASS];
+
+static inline bool depot_trylock(struct depot *d)
+{
+	return !arch_load_relaxed(&d->busy) && !arch_xchg(&d->busy, 1);
+}
+
+static inline void depot_unlock(struct depot *d)
+{
+	arch_store_release(&d->busy, 0);
+}
+
+static bool depot_put(unsigned c, void *head, void *tail, uint32_t n)
+{
+	struct depot *d = &depot[c];
+	unsigned nr;
+
+	if ((size_t)n * __hak_class_size[c] > HAK_DEPOT_BATCH_BYTES ||
+	    arch_load_relaxed(&d->nr) == HAK_DEPOT_SLOTS || !depot_trylock(d))
+		return false;
+	nr = d->nr;
+	if (nr < HAK_DEPOT_SLOTS) {
+		d->b[nr] = (struct depot_batch){ head, tail, n };
+		arch_store_relaxed(&d->nr, nr + 1);
+	}
+	depot_unlock(d);
+	return nr < HAK_DEPOT_SLOTS;
+}
+
+/* Link a batch of class c of at most room blocks onto *list; its size. */
+static uint32_t depot_take(unsigned c, void **list, uint32_t room)
+{
+	struct depot *d = &depot[c];
+	struct depot_batch bt = { NULL, NULL, 0 };
+	unsigned i;
+
+	if (!arch_load_relaxed(&d->nr) || !depot_trylock(d))
+		return 0;
+	for (i = d->nr; i--;) {
+		if (d->b[i].n > room)
+			continue;
+		bt = d->b[i];
+		d->b[i] = d->b[d->nr - 1];
+		arch_store_relaxed(&d->nr, d->nr - 1);
+		break;
+	}
+	depot_unlock(d);
+	if (!bt.n)
+		return 0;
+	__hak_set_link(bt.tail, *list);
+	*list = bt.head;
+	return bt.n;
+}
+
+static void flush_list_home(struct hak_heap *h, void *p, bool depot_ok);
+
+/* Trim: send every batch in the depot home. */
+static void depot_drain(struct hak_heap *h)
+{
+	unsigned c;
+
+	for (c = 0; c < HAK_NCLASS; c++) {
+		void *list = NULL;
+
+		while (depot_take(c, &list, UINT32_MAX))
+			;
+		flush_list_home(h, list, false);
+	}
+}
+
 /*
  * Return a list of blocks (any slabs, one class) to their slabs: our own
  * slabs directly, other heaps' slabs through their remote lists, batching
- * runs of blocks that share a slab into one atomic push.
+ * runs of blocks that share a slab into one atomic push; blocks of an
+ * owner this thread found idle go to the depot (when depot_ok) instead.
  */
-static void flush_list(struct hak_heap *h, void *p)
+static void flush_list_home(struct hak_heap *h, void *p, bool depot_ok)
 {
+	void *ihead = NULL, *itail = NULL;
+	uint32_t in = 0;
+	unsigned ic = 0;
+
+	if (hak_ff_level())
+		depot_ok = false;
 	while (p) {
 		struct hak_slab *s = __hak_slab_head(__hak_page_of((uintptr_t)p));
 		void *next = __hak_link(p);
 
 		if (s->owner == h) {
 			local_free(h, s, p);
+			p = next;
+			continue;
+		}
+		if (depot_ok && owner_seen_idle(s->owner)) {
+			hak_vg_remark(p, owner_mark(s, s->class_idx));
+			__hak_set_link(p, ihead);
+			ihead = p;
+			if (!itail)
+				itail = p;
+			in++;
+			ic = s->class_idx;
 			p = next;
 			continue;
 		}
@@ -438,10 +673,17 @@ static void flush_list(struct hak_heap *h, void *p)
 				n++;
 			}
 			HAK_STAT_ADD(h, remote_frees, n);
-			__hak_remote_push(s, p, tail);
+			__hak_remote_push(s, p, tail, n);
 		}
 		p = next;
 	}
+	if (in && !depot_put(ic, ihead, itail, in))
+		flush_list_home(h, ihead, false);
+}
+
+static inline void flush_list(struct hak_heap *h, void *p)
+{
+	flush_list_home(h, p, true);
 }
 
 /* Flush bin c down to keep blocks (the most recently freed stay). */
@@ -522,11 +764,6 @@ static void carve_random(struct hak_heap *h, struct hak_slab *s, void **list,
 
 static size_t heap_pages_purged;	/* atomic: bytes, ever */
 
-static inline uintptr_t slab_base(const struct hak_slab *s)
-{
-	return ((uintptr_t)s & ~(HAK_SS_SIZE - 1)) +
-	       ((uintptr_t)__hak_slab_index(s) << HAK_PAGE_SHIFT);
-}
 
 static inline uint64_t slab_parked(const struct hak_slab *s)
 {
@@ -938,15 +1175,22 @@ static struct hak_heap *heap_of_thread(void)
 static uint32_t bin_fill(struct hak_heap *h, struct hak_tbin *b, unsigned c,
 			 uint32_t want)
 {
-	uint32_t got = 0;
+	uint32_t got = 0, room = b->cap > __hak_tbin_count(b) ?
+				    b->cap - __hak_tbin_count(b) : 0;
 	void *list = b->head;
 
 	if (arch_load_relaxed(&h->pending))
-		collect_pending(h);
+		got = collect_pending(h, c, &list, room);
 	while (got < want) {
 		struct hak_slab *s = h->partial[c];
 
 		if (!s) {
+			uint32_t n = depot_take(c, &list, room > got ? room - got : 0);
+
+			if (n) {
+				got += n;
+				continue;
+			}
 			/*
 			 * Before taking new pages, let pooled heaps (of exited
 			 * threads) give back slabs that remote frees emptied.
@@ -1034,11 +1278,6 @@ void *__hak_tcache_refill(uintptr_t ix)
  * tag collision). A working owner refills often, so producer/consumer
  * pairs and cache-scratch's single frees still send every block home.
  */
-#define HAK_IDLE_FREES	256
-
-static __thread struct hak_heap *rf_owner __attribute__((tls_model("initial-exec")));
-static __thread uint64_t rf_refills __attribute__((tls_model("initial-exec")));
-static __thread uint32_t rf_same __attribute__((tls_model("initial-exec")));
 
 static bool owner_idle(const struct hak_heap *h)
 {
@@ -1110,7 +1349,7 @@ void __hak_free_remote(void *p, unsigned c)
 		hak_vg_set_mark(p, mark);
 	hak_vg_free(p);
 	HAK_STAT_ADD(tc->heap, remote_frees, 1);
-	__hak_remote_push(s, p, p);
+	__hak_remote_push(s, p, p, 1);
 	errno = saved;
 }
 
@@ -1162,7 +1401,7 @@ void __hak_tcache_overflow(void *p, uintptr_t ix)
 		struct hak_slab *s = __hak_slab_head(__hak_page_of((uintptr_t)p));
 
 		b->room++;	/* p does not stay */
-		__hak_remote_push(s, p, p);
+		__hak_remote_push(s, p, p, 1);
 		errno = saved;
 		return;
 	}
@@ -1225,6 +1464,18 @@ static void heap_pool_push(struct hak_heap *h)
 	hak_unlock(&heap_lock);
 }
 
+/* CPUs in this thread's affinity mask (a cpuset limits it), at least 1. */
+static unsigned count_cpus(void)
+{
+	cpu_set_t set;
+	int n;
+
+	if (sched_getaffinity(0, sizeof(set), &set))
+		return 1;
+	n = CPU_COUNT(&set);
+	return n > 0 ? (unsigned)n : 1;
+}
+
 struct hak_heap *__hak_heap_attach(void)
 {
 	struct hak_tcache *tc = &__hak_tc;
@@ -1233,6 +1484,8 @@ struct hak_heap *__hak_heap_attach(void)
 
 	__hak_init();
 	hak_hd_init();		/* before this thread writes any link */
+	if (unlikely(!arch_load_relaxed(&nr_cpus)))
+		arch_store_relaxed(&nr_cpus, count_cpus());
 	h = heap_pool_pop();
 	if (h)
 		h->adopted++;
@@ -1243,6 +1496,7 @@ struct hak_heap *__hak_heap_attach(void)
 		return NULL;
 	}
 	heap_enter(h);
+	arch_fetch_add(&nr_live, 1u);
 	arch_store_relaxed(&h->tid, gettid());
 	arch_store_relaxed(&h->tc, tc);
 	tc->heap = h;
@@ -1259,7 +1513,7 @@ struct hak_heap *__hak_heap_attach(void)
 	tc->state = HAK_T_LIVE;
 	__hak_thread_register(tc);
 	if (arch_load_relaxed(&h->pending))
-		collect_pending(h);
+		collect_all(h);
 	hak_prewarm_thread();
 	heap_exit(h);
 	return h;
@@ -1286,7 +1540,7 @@ void __hak_heap_detach(void)
 	flush_all_bins(tc, h);
 	settle_if_any(h, true);
 	if (arch_load_relaxed(&h->pending))
-		collect_pending(h);
+		collect_all(h);
 	release_empty(h);
 	arch_store_relaxed(&h->tid, 0);
 	arch_store_relaxed(&h->tc, NULL);
@@ -1295,6 +1549,7 @@ void __hak_heap_detach(void)
 	tc->tagx = HAK_TAGX_NONE;
 	tc->state = HAK_T_EXITING;
 	tc->exits++;
+	arch_fetch_add(&nr_live, -1u);
 	heap_exit(h);
 	heap_pool_push(h);
 }
@@ -1310,9 +1565,10 @@ void __hak_heap_flush_self(void)
 	heap_enter(h);
 	for (c = 0; c < HAK_NCLASS; c++)
 		bin_trim(h, &tc->bins[c], 0);
+	depot_drain(h);
 	settle_if_any(h, true);
 	if (arch_load_relaxed(&h->pending))
-		collect_pending(h);
+		collect_all(h);
 	release_empty(h);
 	heap_exit(h);
 }
@@ -1326,7 +1582,7 @@ void __hak_heap_scavenge_pool(void)
 		heap_enter(h);
 		settle_if_any(h, false);
 		if (arch_load_relaxed(&h->pending))
-			collect_pending(h);
+			collect_all(h);
 		release_empty(h);
 		heap_exit(h);
 		h->pool_next = taken;

@@ -91,8 +91,8 @@ void __hak_heap_scavenge_pool(void);
 uint32_t __hak_tcache_cap(unsigned c);
 void __hak_tcache_set_bytes(size_t bytes);
 
-/* Remote free of a chain head..tail of blocks of slab s (lock-free). */
-void __hak_remote_push(struct hak_slab *s, void *head, void *tail);
+/* Remote free of a chain head..tail of n blocks of slab s (lock-free). */
+void __hak_remote_push(struct hak_slab *s, void *head, void *tail, uint32_t n);
 
 /* Sum of every heap's counters (including pooled ones). */
 void __hak_heap_stats(struct hak_heap_stats *sum, size_t *nr_heaps);

@@ -165,7 +165,7 @@ static void slab_init(struct hak_superslab *ss, unsigned first, unsigned span,
 		pm_set((uintptr_t)ss + ((uintptr_t)(first + k) << HAK_PAGE_SHIFT), c, tag);
 	}
 	s->free = NULL;
-	s->remote = NULL;
+	s->remote = 0;
 	s->owner = owner;
 	s->next = s->prev = s->pending_next = NULL;
 	s->used = 0;

@@ -66,7 +66,7 @@ struct hak_heap;
 
 struct hak_slab {
 	void *free;			/* local free list */
-	void *remote;			/* remote-free stack; atomic */
+	uint64_t remote;		/* remote-free stack, packed (heap.c); atomic */
 	struct hak_heap *owner;
 	struct hak_slab *next;		/* heap partial list */
 	struct hak_slab *prev;

@@ -8,7 +8,14 @@
  * overflow (bin ran full). These events are the thread's clock; every
  * CONFIG_HAK_ADAPTIVE_WINDOW of them close a window.
  *   Grow:   the second and every later refill of a class within one window
- *           doubles its capacity. A bin that keeps running empty has a
+ *           doubles its capacity, if the class also overflowed in this
+ *           window or the one before: a class that only refills (a
+ *           producer whose blocks are freed by other threads) gains
+ *           nothing from a bigger cache but fewer refills, and each of
+ *           its refills then takes half the capacity from its slabs:
+ *           producer-consumer at 16 pairs on 2 cores grew producers to
+ *           2048 blocks per class, 52 MiB peak (tcmalloc 11 MiB) and 7
+ *           times the page faults. A bin that keeps running empty has a
  *           high-water mark of live blocks above its capacity; doubling
  *           stops once the capacity covers it (the refills stop), so the
  *           capacity ends within 2x of the mark. The refill that follows
@@ -49,6 +56,7 @@ struct adapt_bin {
 	uint8_t refills;	/* refills in the current window (saturating) */
 	uint8_t active;		/* a refill or overflow in the current window */
 	uint8_t idle;		/* whole windows without either (saturating) */
+	uint8_t overflowed;	/* windows in which a past overflow still counts */
 };
 
 struct adapt_state {
@@ -105,6 +113,8 @@ static void sweep(void)
 			ab->idle++;
 		ab->active = 0;
 		ab->refills = 0;
+		if (ab->overflowed)
+			ab->overflowed--;
 		if (ab->idle >= ADAPT_COLD_WINDOWS && ab->cap > ADAPT_CAP_MIN)
 			shrink(c);
 	}
@@ -187,7 +197,7 @@ void hak_adapt_on_refill(unsigned c)
 	event(c);
 	if (ab->refills < UINT8_MAX)
 		ab->refills++;
-	if (ab->refills >= ADAPT_HOT_REFILLS)
+	if (ab->refills >= ADAPT_HOT_REFILLS && ab->overflowed)
 		grow(c);
 }
 
@@ -195,5 +205,6 @@ void hak_adapt_on_overflow(unsigned c)
 {
 	if (c >= HAK_NCLASS || !adapt.ready)
 		return;
+	adapt.bin[c].overflowed = 2;	/* this window and the next */
 	event(c);
 }
