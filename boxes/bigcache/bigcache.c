@@ -105,6 +105,9 @@ static struct {
 	unsigned decay_ms;		/* purge hot blocks idle longer; 0: never */
 	bool delay_read;		/* decay_ms taken from HAKMEM_PURGE_DELAY_MS */
 	unsigned now;			/* ms, coarse clock, at the last operation */
+	unsigned last_take;		/* bc.now of the last take() */
+	unsigned dwin;			/* decay window (now / decay_ms) of dmin[0] */
+	size_t dmin[2];			/* shortest take() of this window, the last */
 	struct bc_list hot, cold;
 	struct bc_ent *spare;
 	uint32_t cls_count[BC_NCLASS];	/* linked blocks per class */
@@ -115,6 +118,7 @@ static struct {
 	.lock = HAK_LOCK_INIT,
 	.max = HAK_BIGCACHE_DEFAULT_MAX,
 	.decay_ms = CONFIG_HAK_PURGE_DELAY_MS,
+	.dmin = { SIZE_MAX, SIZE_MAX },
 };
 
 static unsigned long bc_put_tick;
@@ -373,10 +377,69 @@ static unsigned now_ms(void)
 	return (unsigned)ts.tv_sec * 1000u + (unsigned)(ts.tv_nsec / 1000000);
 }
 
-/* Has the hot block e sat unused longer than the decay window? */
-static bool decayed(const struct bc_ent *e)
+/*
+ * Demand: the shortest request take() saw in this decay window and the
+ * last one (hits and misses alike; take_at is growth of a live block, not
+ * a new request). Called under the lock with bc.now set.
+ */
+static void note_demand(size_t len)
 {
-	return bc.decay_ms && bc.now - e->stamp > bc.decay_ms;
+	unsigned w;
+
+	bc.last_take = bc.now;
+	if (!bc.decay_ms)
+		return;
+	w = bc.now / bc.decay_ms;
+	if (w != bc.dwin) {
+		bc.dmin[1] = w == bc.dwin + 1 ? bc.dmin[0] : SIZE_MAX;
+		bc.dmin[0] = SIZE_MAX;
+		bc.dwin = w;
+	}
+	if (len < bc.dmin[0])
+		bc.dmin[0] = len;
+}
+
+/*
+ * Is the idle block e still wanted? Yes while the program takes from the
+ * cache (a take within the delay) and e could serve a request of the size
+ * it has been making (no shorter than the shortest take of this window and
+ * the last). Such a block is the stock best fit draws on: purging it only
+ * makes the next take of it fault every page back (large-replace: 5x the
+ * page faults of keeping it). Blocks too short for any recent request (a
+ * split's tail, a burst's leftovers) and every block of a cache that is no
+ * longer used decay as before.
+ */
+static bool wanted(const struct bc_ent *e)
+{
+	unsigned w;
+	size_t m;
+
+	if (bc.now - bc.last_take > bc.decay_ms)
+		return false;
+	w = bc.now / bc.decay_ms;
+	if (w == bc.dwin)
+		m = bc.dmin[0] < bc.dmin[1] ? bc.dmin[0] : bc.dmin[1];
+	else
+		m = w == bc.dwin + 1 ? bc.dmin[0] : SIZE_MAX;
+	return e->len >= m;
+}
+
+/*
+ * Has the hot block e sat unused longer than the decay window? A block
+ * that is old but still wanted is stamped anew (moved to the hot list's
+ * new end, which keeps the list in stamp order): it is looked at again a
+ * window later.
+ */
+static bool decayed(struct bc_ent *e)
+{
+	if (!bc.decay_ms || bc.now - e->stamp <= bc.decay_ms)
+		return false;
+	if (!wanted(e))
+		return true;
+	list_remove(&bc.hot, e);
+	e->stamp = bc.now;
+	list_add_newest(&bc.hot, e);
+	return false;
 }
 
 /*
@@ -394,8 +457,10 @@ static void pick_purges(struct bc_batch *b)
 		struct bc_ent *e = bc.hot.oldest;
 
 		if (bc.resident <= limit) {
-			if (!decay || !decayed(e))
+			if (!decay || bc.now - e->stamp <= bc.decay_ms || !bc.decay_ms)
 				break;
+			if (!decayed(e))
+				continue;	/* re-stamped: look at the next */
 			decay--;
 		}
 
@@ -571,6 +636,7 @@ void *hak_bigcache_take(size_t len, size_t align, size_t *got, bool *zeroed)
 
 	hak_lock(&bc.lock);
 	bc.now = now;
+	note_demand(len);
 	if (!bc.count)
 		goto miss;
 	for (c = next_class(c0); c < BC_NCLASS && walked < BC_WALK_MAX;
@@ -736,7 +802,9 @@ size_t hak_bigcache_decay(unsigned now)
 
 	hak_lock(&bc.lock);
 	bc.now = now;
-	while ((e = bc.hot.oldest) && decayed(e)) {
+	while ((e = bc.hot.oldest) && bc.decay_ms && bc.now - e->stamp > bc.decay_ms) {
+		if (!decayed(e))
+			continue;	/* still wanted: re-stamped */
 		unlink_ent(e);
 		bc.inflight += e->len;
 		done += e->len;
