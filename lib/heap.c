@@ -26,7 +26,6 @@
  */
 #include <errno.h>
 #include <stdlib.h>
-#include <string.h>
 #include <unistd.h>
 #include <pthread.h>
 #include <asm/atomic.h>
@@ -835,36 +834,11 @@ void __hak_tcache_trim(unsigned c, uint32_t keep)
 		bin_trim(tc->heap, &tc->bins[c], keep);
 }
 
-/*
- * Slow start: the k-th refill of a class since this thread attached its
- * heap takes at most 4 << k blocks, then half the cache as always. A
- * short-lived thread (thread-churn: 64 allocations over ~20 classes)
- * otherwise filled half a cache per class it touched and gave all of it
- * back at exit: 62k instructions per thread against glibc's 34k, most of
- * them moving unused blocks in and out. A long-lived thread pays five
- * smaller refills per class, once. Reset at attach.
- */
-#define HAK_SLOW_START_STEPS	5
-static __thread uint8_t fill_steps[HAK_NCLASS] __attribute__((tls_model("initial-exec")));
-
-static uint32_t refill_batch(const struct hak_tbin *b, unsigned c)
-{
-	uint32_t n = b->cap / 2 ? b->cap / 2 : 1;
-	unsigned k = fill_steps[c];
-
-	if (k < HAK_SLOW_START_STEPS) {
-		fill_steps[c] = (uint8_t)(k + 1);
-		if (n > (4u << k))
-			n = 4u << k;
-	}
-	return n;
-}
-
 void *__hak_tcache_refill(unsigned c)
 {
 	struct hak_tbin *b = &__hak_tc.bins[c];
 	struct hak_heap *h = heap_of_thread();
-	uint32_t got, n;
+	uint32_t got;
 
 	if (unlikely(!h))
 		return NULL;
@@ -872,10 +846,9 @@ void *__hak_tcache_refill(unsigned c)
 	__hak_purge_tick();
 	if (!b->head) {			/* attach may have prewarmed this bin */
 		hak_adapt_on_refill(c);
-		n = refill_batch(b, c);
-		got = bin_fill(h, b, c, n);
+		got = bin_fill(h, b, c, b->cap / 2 ? b->cap / 2 : 1);
 		if (!got && __hak_purge_for_retry())
-			got = bin_fill(h, b, c, n);
+			got = bin_fill(h, b, c, b->cap / 2 ? b->cap / 2 : 1);
 		HAK_STAT_ADD(h, refills, 1);
 		HAK_STAT_ADD(h, blocks_refilled, got);
 		if (!got) {
@@ -1109,7 +1082,6 @@ struct hak_heap *__hak_heap_attach(void)
 	for (c = 0; c < HAK_NCLASS; c++)
 		tc->bins[c].cap = hak_adapt_initial_cap(c, __hak_tcache_cap(c));
 	tc->bins[HAK_CLASS_NONE].cap = 0;
-	memset(fill_steps, 0, sizeof(fill_steps));
 	tc->state = HAK_T_LIVE;
 	__hak_thread_register(tc);
 	if (arch_load_relaxed(&h->pending))
