@@ -234,8 +234,8 @@ static void test_decay_wanted(size_t s)
 	int round;
 
 	__hak_bigcache_set_merge(false);
-	/* 100 ms: a loaded machine may stall this thread for tens of ms. */
-	__hak_bigcache_set_decay(100);
+	/* No decay while they are made: a request of s would count as demand. */
+	__hak_bigcache_set_decay(0);
 	malloc_trim(0);
 	shorty = bc_launder(malloc(s));
 	memset(shorty, 0x11, s);
@@ -243,6 +243,8 @@ static void test_decay_wanted(size_t s)
 		v[i] = bc_launder(malloc(2 * s));
 		memset(v[i], 0x22, 2 * s);
 	}
+	/* 100 ms: a loaded machine may stall this thread for tens of ms. */
+	__hak_bigcache_set_decay(100);
 	free(shorty);
 	for (i = 0; i < NB; i++)
 		free(v[i]);
