@@ -85,6 +85,8 @@
 #define BC_PRESSURE_EVERY	256	/* puts between sysinfo() samples */
 #define BC_RESIDENT_DIV		1	/* resident limit: max / this (no pressure) */
 #define BC_DECAY_BATCH		4	/* idle blocks purged per operation, at most */
+#define BC_DEMAND_WINDOWS	8	/* decay windows of requests remembered */
+#define BC_ACTIVE_MAX		8	/* a cache is idle after at most 8 delays */
 #define BC_NCLASS		320	/* > bc_class() of any 47-bit length */
 #define BC_MAP_WORDS		(BC_NCLASS / 64)
 
@@ -117,6 +119,10 @@ static struct {
 	unsigned decay_ms;		/* purge hot blocks idle longer; 0: never */
 	bool delay_read;		/* decay_ms taken from HAKMEM_PURGE_DELAY_MS */
 	unsigned now;			/* ms, coarse clock, at the last operation */
+	unsigned last_take;		/* bc.now of the last take() */
+	unsigned gap_ms;		/* longest recent time between takes, decaying */
+	unsigned dwin[BC_DEMAND_WINDOWS];	/* window (now / decay_ms) of dmin[i] */
+	size_t dmin[BC_DEMAND_WINDOWS];		/* shortest take() of that window */
 	struct bc_list hot, cold;
 	struct bc_ent *spare;
 	uint32_t cls_count[BC_NCLASS];	/* linked blocks per class */
@@ -385,10 +391,91 @@ static unsigned now_ms(void)
 	return (unsigned)ts.tv_sec * 1000u + (unsigned)(ts.tv_nsec / 1000000);
 }
 
-/* Has the hot block e sat unused longer than the decay window? */
-static bool decayed(const struct bc_ent *e)
+/*
+ * Demand: the shortest request take() saw in each of the last
+ * BC_DEMAND_WINDOWS decay windows (hits and misses alike; take_at is growth
+ * of a live block, not a new request). A slot belongs to the window in its
+ * dwin; a slot of an older window is reused. Called under the lock with
+ * bc.now set.
+ */
+static void note_demand(size_t len)
 {
-	return bc.decay_ms && bc.now - e->stamp > bc.decay_ms;
+	unsigned w, i, gap = bc.now - bc.last_take;
+
+	bc.last_take = bc.now;
+	if (!bc.decay_ms)
+		return;
+	/* A pause longer than an idle cache's was the program resting. */
+	if (gap > BC_ACTIVE_MAX * bc.decay_ms)
+		bc.gap_ms = 0;
+	else if (gap > bc.gap_ms - bc.gap_ms / 16)
+		bc.gap_ms = gap;
+	else
+		bc.gap_ms -= bc.gap_ms / 16;
+	w = bc.now / bc.decay_ms;
+	i = w % BC_DEMAND_WINDOWS;
+	if (bc.dwin[i] != w || !bc.dmin[i]) {
+		bc.dwin[i] = w;
+		bc.dmin[i] = len;
+	} else if (len < bc.dmin[i]) {
+		bc.dmin[i] = len;
+	}
+}
+
+/*
+ * Is the idle block e still wanted? Yes while the program takes from the
+ * cache (a take within the delay) and e could serve a request of the size
+ * it has been making (no shorter than the shortest take of the last
+ * BC_DEMAND_WINDOWS windows: one window's few requests are a noisy floor,
+ * and a block purged for sitting just above it faults back a window later).
+ * Such a block is the stock best fit draws on: purging it only makes the
+ * next take of it fault every page back (large-replace: 4-5x the page
+ * faults of keeping it). Blocks too short for any recent request (a split's
+ * tail, a burst's leftovers) and every block of a cache that is no longer
+ * used decay as before.
+ */
+static bool wanted(const struct bc_ent *e)
+{
+	unsigned w, i, active = 2 * bc.gap_ms;
+	size_t m = SIZE_MAX;
+
+	/*
+	 * The cache is in use while the last take is recent: within two
+	 * delays, or two of the longest recent gaps between takes (up to
+	 * BC_ACTIVE_MAX delays). With one delay, a program descheduled for
+	 * 450 ms on a loaded machine (large-replace at load 30 on 2 cores)
+	 * found its whole stock purged at its next take, faulted it back
+	 * (slower still), and did so again at the next stall.
+	 */
+	if (active < 2 * bc.decay_ms)
+		active = 2 * bc.decay_ms;
+	if (active > BC_ACTIVE_MAX * bc.decay_ms)
+		active = BC_ACTIVE_MAX * bc.decay_ms;
+	if (bc.now - bc.last_take > active)
+		return false;
+	w = bc.now / bc.decay_ms;
+	for (i = 0; i < BC_DEMAND_WINDOWS; i++)
+		if (bc.dmin[i] && w - bc.dwin[i] < BC_DEMAND_WINDOWS && bc.dmin[i] < m)
+			m = bc.dmin[i];
+	return e->len >= m;
+}
+
+/*
+ * Has the hot block e sat unused longer than the decay window? A block
+ * that is old but still wanted is stamped anew (moved to the hot list's
+ * new end, which keeps the list in stamp order): it is looked at again a
+ * window later.
+ */
+static bool decayed(struct bc_ent *e)
+{
+	if (!bc.decay_ms || bc.now - e->stamp <= bc.decay_ms)
+		return false;
+	if (!wanted(e))
+		return true;
+	list_remove(&bc.hot, e);
+	e->stamp = bc.now;
+	list_add_newest(&bc.hot, e);
+	return false;
 }
 
 /*
@@ -406,8 +493,10 @@ static void pick_purges(struct bc_batch *b)
 		struct bc_ent *e = bc.hot.oldest;
 
 		if (bc.resident <= limit) {
-			if (!decay || !decayed(e))
+			if (!decay || bc.now - e->stamp <= bc.decay_ms || !bc.decay_ms)
 				break;
+			if (!decayed(e))
+				continue;	/* re-stamped: look at the next */
 			decay--;
 		}
 
@@ -597,6 +686,7 @@ void *hak_bigcache_take(size_t len, size_t align, size_t *got, bool *zeroed)
 
 	hak_lock(&bc.lock);
 	bc.now = now;
+	note_demand(len);
 	if (!bc.count)
 		goto miss;
 	for (c = next_class(c0); c < BC_NCLASS && walked < BC_WALK_MAX;
@@ -765,7 +855,9 @@ size_t hak_bigcache_decay(unsigned now)
 
 	hak_lock(&bc.lock);
 	bc.now = now;
-	while ((e = bc.hot.oldest) && decayed(e)) {
+	while ((e = bc.hot.oldest) && bc.decay_ms && bc.now - e->stamp > bc.decay_ms) {
+		if (!decayed(e))
+			continue;	/* still wanted: re-stamped */
 		unlink_ent(e);
 		bc.inflight += e->len;
 		done += e->len;

@@ -5,9 +5,9 @@
  * block whose neighbour is not cached grows into a cached block by a copy
  * (no new mapping); a block grown over two mappings still grows (mremap or
  * the copy fallback), shrinks and frees; a chain of small increments copies
- * once per 50% of growth, not once per page; and idle cached blocks are
+ * once per 50% of growth, not once per page; idle cached blocks are
  * purged after the decay window (resident bytes and RSS fall), a few per
- * operation.
+ * operation, except those the program's current requests could use.
  */
 #include <time.h>
 #include "bc_test.h"
@@ -219,6 +219,51 @@ static void test_decay(size_t s)
 	malloc_trim(0);
 }
 
+/*
+ * While the program keeps taking blocks of 2s, idle cached blocks of 2s
+ * stay resident past the decay window (best fit draws on them; purging
+ * them would only fault their pages back), and an idle block of s, shorter
+ * than every request, is purged.
+ */
+static void test_decay_wanted(size_t s)
+{
+	enum { NB = 4 };
+	unsigned char *v[NB], *shorty, *p;
+	struct hak_bigcache_stats st;
+	size_t purges0, i;
+	int round;
+
+	__hak_bigcache_set_merge(false);
+	/* No decay while they are made: a request of s would count as demand. */
+	__hak_bigcache_set_decay(0);
+	malloc_trim(0);
+	shorty = bc_launder(malloc(s));
+	memset(shorty, 0x11, s);
+	for (i = 0; i < NB; i++) {
+		v[i] = bc_launder(malloc(2 * s));
+		memset(v[i], 0x22, 2 * s);
+	}
+	/* 100 ms: a loaded machine may stall this thread for tens of ms. */
+	__hak_bigcache_set_decay(100);
+	free(shorty);
+	for (i = 0; i < NB; i++)
+		free(v[i]);
+	purges0 = bc_stats().purges;
+	for (round = 0; round < 80; round++) {
+		p = bc_launder(malloc(2 * s));
+		p[0] = 1;
+		free(p);
+		sleep_ms(5);
+	}
+	st = bc_stats();
+	tap_ok(st.purges == purges0 + 1 && st.resident_bytes == st.cached_bytes - s,
+	       "decay 100 ms, takes of %zu KiB every 5 ms for 400 ms: %zu purge(s), %zu KiB resident of %zu",
+	       (2 * s) >> 10, st.purges - purges0, st.resident_bytes >> 10, st.cached_bytes >> 10);
+	__hak_bigcache_set_merge(true);
+	__hak_bigcache_set_decay(0);
+	malloc_trim(0);
+}
+
 int main(void)
 {
 	size_t s = MIB;
@@ -233,5 +278,6 @@ int main(void)
 	test_grow_by_copy(s);
 	test_increments(s);
 	test_decay(s);
+	test_decay_wanted(s);
 	tap_finish();
 }

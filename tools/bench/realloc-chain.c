@@ -7,9 +7,13 @@
  * grows in place.  A buffer that reaches its random limit (up to
  * <max_size>) is freed and restarted at 16 bytes.
  *
- *   usage: realloc-chain threads ops_per_thread chains max_size seed [max_seconds]
+ *   usage: realloc-chain threads ops_per_thread chains max_size seed [max_seconds [grow_pct]]
  *
  * With max_seconds a thread stops early when that much time has passed.
+ * With grow_pct a step grows a buffer by 1..max(256, size * grow_pct / 100)
+ * bytes instead, so buffers cross 32 KiB, 1 MiB and 16 MiB in a few
+ * hundred steps (the suite's "realloc-large" row: vectors and string
+ * builders that double, logs and network buffers that grow a lot).
  * One operation = one realloc.
  */
 #include <pthread.h>
@@ -23,7 +27,7 @@ struct chain {
 struct worker {
 	unsigned long ops, done;
 	double deadline;
-	size_t nchains, max_size;
+	size_t nchains, max_size, grow_pct;
 	struct rng rng;
 };
 
@@ -38,7 +42,8 @@ static void *worker_thread(void *arg)
 		die("out of memory");
 	for (i = 0; i < w->ops; i++) {
 		struct chain *ch = &c[rng_range(&r, 0, w->nchains - 1)];
-		size_t grow = rng_range(&r, 1, 256);
+		size_t step = w->grow_pct ? ch->size / 100 * w->grow_pct : 0;
+		size_t grow = rng_range(&r, 1, step > 256 ? step : 256);
 		unsigned char *np;
 
 		if ((i & 255) == 0 && w->deadline > 0 && now_sec() > w->deadline)
@@ -72,13 +77,13 @@ int main(int argc, char **argv)
 	struct worker *w;
 	unsigned long ops, seed;
 	double max_seconds = 0, done = 0;
-	size_t chains, max_size;
+	size_t chains, max_size, grow_pct = 0;
 	int threads;
 	double t0, t1;
 	char extra[96];
 
-	if (argc != 6 && argc != 7) {
-		fprintf(stderr, "usage: %s threads ops_per_thread chains max_size seed [max_seconds]\n",
+	if (argc < 6 || argc > 8) {
+		fprintf(stderr, "usage: %s threads ops_per_thread chains max_size seed [max_seconds [grow_pct]]\n",
 			argv[0]);
 		return 2;
 	}
@@ -87,8 +92,10 @@ int main(int argc, char **argv)
 	chains = arg_long(argv[3], "chains");
 	max_size = arg_long(argv[4], "max_size");
 	seed = arg_long(argv[5], "seed");
-	if (argc == 7)
+	if (argc >= 7)
 		max_seconds = strtod(argv[6], NULL);
+	if (argc == 8)
+		grow_pct = arg_long(argv[7], "grow_pct");
 	if (threads < 1 || !chains || max_size < 4096)
 		die("bad arguments (max_size >= 4096)");
 
@@ -97,6 +104,7 @@ int main(int argc, char **argv)
 		w[i].ops = ops;
 		w[i].nchains = chains;
 		w[i].max_size = max_size;
+		w[i].grow_pct = grow_pct;
 		rng_seed(&w[i].rng, seed * 613 + i);
 	}
 	t0 = now_sec();
@@ -107,8 +115,8 @@ int main(int argc, char **argv)
 	for (int i = 0; i < threads; i++)
 		done += (double)w[i].done;
 
-	snprintf(extra, sizeof(extra), " chains=%zu max_size=%zu", chains,
-		 max_size);
+	snprintf(extra, sizeof(extra), " chains=%zu max_size=%zu grow_pct=%zu",
+		 chains, max_size, grow_pct);
 	bench_report("realloc-chain", threads, done, t1 - t0,
 		     extra);
 	free(w);

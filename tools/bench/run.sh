@@ -303,6 +303,8 @@ suite=(
 	"mid-size|1|size-mix mid-size @T@ 1000000 1024 262144 256 42 0.75"
 	"large-block|1|size-mix large-block @T@ 20000 65536 16777216 16 42 0.75"
 	"realloc-chain|1|realloc-chain @T@ 2500000 8 1048576 42 0.75"
+	"realloc-large|1|realloc-chain @T@ 1000000 4 33554432 42 0.75 10"
+	"large-replace|1|large-replace @T@ 100000 16 5242880 26214400 42 1.5"
 	"footprint|1|footprint @T@ 5 @W:200000@ 42"
 	"idle-rss|0|idle-rss 2 256 256 1000 42"
 	"large-ws|0|large-ws 1 1024 10000000 42"
