@@ -86,7 +86,7 @@
 #define BC_RESIDENT_DIV		1	/* resident limit: max / this (no pressure) */
 #define BC_DECAY_BATCH		4	/* idle blocks purged per operation, at most */
 #define BC_DEMAND_WINDOWS	8	/* decay windows of requests remembered */
-#define BC_ACTIVE_MAX		8	/* a cache is idle after at most 8 delays */
+#define BC_ACTIVE_MAX		3	/* a cache is idle after at most 3 delays */
 #define BC_NCLASS		320	/* > bc_class() of any 47-bit length */
 #define BC_MAP_WORDS		(BC_NCLASS / 64)
 
@@ -422,6 +422,26 @@ static void note_demand(size_t len)
 	}
 }
 
+/* How long after the last take the cache counts as in use (ms). */
+static unsigned active_ms(void)
+{
+	unsigned active = 2 * bc.gap_ms;
+
+	/*
+	 * The cache is in use while the last take is recent: within two
+	 * delays, or two of the longest recent gaps between takes (up to
+	 * BC_ACTIVE_MAX delays). With one delay, a program descheduled for
+	 * 450 ms on a loaded machine (large-replace at load 30 on 2 cores)
+	 * found its whole stock purged at its next take, faulted it back
+	 * (slower still), and did so again at the next stall.
+	 */
+	if (active < 2 * bc.decay_ms)
+		active = 2 * bc.decay_ms;
+	if (active > BC_ACTIVE_MAX * bc.decay_ms)
+		active = BC_ACTIVE_MAX * bc.decay_ms;
+	return active;
+}
+
 /*
  * Is the idle block e still wanted? Yes while the program takes from the
  * cache (a take within the delay) and e could serve a request of the size
@@ -436,22 +456,10 @@ static void note_demand(size_t len)
  */
 static bool wanted(const struct bc_ent *e)
 {
-	unsigned w, i, active = 2 * bc.gap_ms;
+	unsigned w, i;
 	size_t m = SIZE_MAX;
 
-	/*
-	 * The cache is in use while the last take is recent: within two
-	 * delays, or two of the longest recent gaps between takes (up to
-	 * BC_ACTIVE_MAX delays). With one delay, a program descheduled for
-	 * 450 ms on a loaded machine (large-replace at load 30 on 2 cores)
-	 * found its whole stock purged at its next take, faulted it back
-	 * (slower still), and did so again at the next stall.
-	 */
-	if (active < 2 * bc.decay_ms)
-		active = 2 * bc.decay_ms;
-	if (active > BC_ACTIVE_MAX * bc.decay_ms)
-		active = BC_ACTIVE_MAX * bc.decay_ms;
-	if (bc.now - bc.last_take > active)
+	if (bc.now - bc.last_take > active_ms())
 		return false;
 	w = bc.now / bc.decay_ms;
 	for (i = 0; i < BC_DEMAND_WINDOWS; i++)
@@ -462,18 +470,31 @@ static bool wanted(const struct bc_ent *e)
 
 /*
  * Has the hot block e sat unused longer than the decay window? A block
- * that is old but still wanted is stamped anew (moved to the hot list's
- * new end, which keeps the list in stamp order): it is looked at again a
- * window later.
+ * that is old but still wanted is stamped anew and moved to the hot list's
+ * new end, to be looked at again when the cache stops counting as in use
+ * (or a window later, whichever is first). Its stamp may then be older
+ * than its neighbours': the list stays in stamp order but for such blocks,
+ * which can only wait behind younger ones, never hold an older one back.
  */
 static bool decayed(struct bc_ent *e)
 {
+	unsigned due;
+
 	if (!bc.decay_ms || bc.now - e->stamp <= bc.decay_ms)
 		return false;
 	if (!wanted(e))
 		return true;
+	/*
+	 * Due again when the cache stops counting as in use, not a whole
+	 * delay after this look: a pass (the background thread's, every
+	 * quarter delay while the program is idle) that re-stamped it to now
+	 * would keep it resident up to a delay and a pass longer than the
+	 * program's activity warrants (idle-rss: 180 MiB still resident one
+	 * second after the last take).
+	 */
+	due = bc.last_take + active_ms() - bc.decay_ms;
 	list_remove(&bc.hot, e);
-	e->stamp = bc.now;
+	e->stamp = (int)(due - bc.now) < 0 ? due : bc.now;	/* never ahead */
 	list_add_newest(&bc.hot, e);
 	return false;
 }
