@@ -20,6 +20,7 @@
 #include <sys/wait.h>
 #include <hakmem/hakmem.h>
 #include "../lib/tap.h"
+#include "../lib/idle_burst.h"
 #include "init.h"
 #include "boxes/background_purge/bgpurge.h"
 #include "boxes/bigcache/bigcache.h"
@@ -82,41 +83,8 @@ static struct hak_bgpurge_stats bg(void)
 	return st;
 }
 
-/*
- * A thread that frees a burst of small blocks and then waits without
- * calling the allocator: its heap is another thread's to purge.
- */
-enum { IDLE_NB = 48 << 10, IDLE_BS = 1024, IDLE_KEEP = 32 };	/* 48 MiB */
-static pthread_mutex_t idle_mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t idle_cv = PTHREAD_COND_INITIALIZER;
-static int idle_state;		/* 1: burst done, 2: may exit */
-static void *idle_keep[IDLE_NB / IDLE_KEEP];
-
-static void *idle_worker(void *arg)
-{
-	static void *b[IDLE_NB];
-	int i;
-
-	(void)arg;
-	for (i = 0; i < IDLE_NB; i++) {
-		b[i] = malloc(IDLE_BS);
-		memset(b[i], i, IDLE_BS);
-	}
-	/* One block in 32 stays: every 4 KiB page but one in eight is free. */
-	for (i = 0; i < IDLE_NB; i++) {
-		if (i % IDLE_KEEP == 0)
-			idle_keep[i / IDLE_KEEP] = b[i];
-		else
-			free(b[i]);
-	}
-	pthread_mutex_lock(&idle_mu);
-	idle_state = 1;
-	pthread_cond_broadcast(&idle_cv);
-	while (idle_state != 2)
-		pthread_cond_wait(&idle_cv, &idle_mu);
-	pthread_mutex_unlock(&idle_mu);
-	return NULL;
-}
+enum { IDLE_NB = 48 << 10 };	/* 48 MiB in the burst */
+static void *idle_b[IDLE_NB], *idle_keep[IDLE_NB / IDLE_BURST_KEEP];
 
 /* VmRSS with open/read: stdio would allocate (and so tick the decay). */
 static long rss_kib_raw(void)
@@ -144,16 +112,12 @@ static long rss_kib_raw(void)
 static int idle_thread_release(long *before, long *after)
 {
 	/* 46.5 MiB freed; the thread's cache may keep a few MiB of it. */
-	long goal = (IDLE_NB / 1024 * IDLE_BS / 1024) * 1024 / 2;
-	pthread_t t;
-	int i, bad = 0;
+	long goal = (IDLE_NB / 1024 * IDLE_BURST_BS / 1024) * 1024 / 2;
+	struct idle_burst ib;
+	int i, bad;
 
-	if (pthread_create(&t, NULL, idle_worker, NULL))
+	if (idle_burst_start(&ib, IDLE_NB, idle_b, idle_keep))
 		return 0;
-	pthread_mutex_lock(&idle_mu);
-	while (idle_state != 1)
-		pthread_cond_wait(&idle_cv, &idle_mu);
-	pthread_mutex_unlock(&idle_mu);
 	*before = rss_kib_raw();
 	for (i = 0; i < 60; i++) {
 		usleep(100 * 1000);
@@ -161,15 +125,7 @@ static int idle_thread_release(long *before, long *after)
 		if (*after + goal < *before)
 			break;
 	}
-	for (i = 0; i < IDLE_NB / IDLE_KEEP; i++)
-		bad += ((unsigned char *)idle_keep[i])[IDLE_BS - 1] != (unsigned char)(i * IDLE_KEEP);
-	pthread_mutex_lock(&idle_mu);
-	idle_state = 2;
-	pthread_cond_broadcast(&idle_cv);
-	pthread_mutex_unlock(&idle_mu);
-	pthread_join(t, NULL);
-	for (i = 0; i < IDLE_NB / IDLE_KEEP; i++)
-		free(idle_keep[i]);
+	bad = idle_burst_stop(&ib);
 	return !bad && *after + goal < *before;
 }
 

@@ -17,6 +17,7 @@
 #include <sys/wait.h>
 #include <hakmem/hakmem.h>
 #include "core_test.h"
+#include "../lib/idle_burst.h"
 #include "init.h"
 #include "os.h"
 #include "purge.h"
@@ -138,64 +139,24 @@ static void test_decay(void)
  * calling the allocator: the next call of another thread, a delay later,
  * purges the free pages of its slabs (without the background purge box).
  */
-enum { IDLE_NB = 32 << 10, IDLE_BS = 1024, IDLE_KEEP = 32 };	/* 32 MiB */
-static pthread_mutex_t idle_mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t idle_cv = PTHREAD_COND_INITIALIZER;
-static int idle_state;
-static void *idle_keep[IDLE_NB / IDLE_KEEP];
-
-static void *idle_worker(void *arg)
-{
-	static void *b[IDLE_NB];
-	int i;
-
-	(void)arg;
-	for (i = 0; i < IDLE_NB; i++) {
-		b[i] = malloc(IDLE_BS);
-		memset(b[i], i, IDLE_BS);
-	}
-	for (i = 0; i < IDLE_NB; i++) {
-		if (i % IDLE_KEEP == 0)
-			idle_keep[i / IDLE_KEEP] = b[i];
-		else
-			free(b[i]);
-	}
-	pthread_mutex_lock(&idle_mu);
-	idle_state = 1;
-	pthread_cond_broadcast(&idle_cv);
-	while (idle_state != 2)
-		pthread_cond_wait(&idle_cv, &idle_mu);
-	pthread_mutex_unlock(&idle_mu);
-	return NULL;
-}
+enum { IDLE_NB = 32 << 10 };	/* 32 MiB in the burst */
+static void *idle_b[IDLE_NB], *idle_keep[IDLE_NB / IDLE_BURST_KEEP];
 
 static void test_idle_thread(void)
 {
-	pthread_t t;
+	struct idle_burst ib;
 	long before, after;
-	int i, bad = 0;
+	int bad;
 
-	if (pthread_create(&t, NULL, idle_worker, NULL)) {
+	if (idle_burst_start(&ib, IDLE_NB, idle_b, idle_keep)) {
 		tap_ok(0, "pthread_create");
 		return;
 	}
-	pthread_mutex_lock(&idle_mu);
-	while (idle_state != 1)
-		pthread_cond_wait(&idle_cv, &idle_mu);
-	pthread_mutex_unlock(&idle_mu);
 	before = ct_status_kib("VmRSS");
 	sleep_ms(3 * CONFIG_HAK_PURGE_DELAY_MS + 30);
 	tick();
 	after = ct_status_kib("VmRSS");
-	for (i = 0; i < IDLE_NB / IDLE_KEEP; i++)
-		bad += ((unsigned char *)idle_keep[i])[IDLE_BS - 1] != (unsigned char)(i * IDLE_KEEP);
-	pthread_mutex_lock(&idle_mu);
-	idle_state = 2;
-	pthread_cond_broadcast(&idle_cv);
-	pthread_mutex_unlock(&idle_mu);
-	pthread_join(t, NULL);
-	for (i = 0; i < IDLE_NB / IDLE_KEEP; i++)
-		free(idle_keep[i]);
+	bad = idle_burst_stop(&ib);
 	/* 31 MiB freed; the idle thread's cache may keep a few MiB of it. */
 	tap_ok(!bad && after + 16 * 1024 < before,
 	       "an idle thread's free pages go at another thread's next call: "
