@@ -86,7 +86,7 @@
 #define BC_RESIDENT_DIV		1	/* resident limit: max / this (no pressure) */
 #define BC_DECAY_BATCH		4	/* idle blocks purged per operation, at most */
 #define BC_DEMAND_WINDOWS	8	/* decay windows of requests remembered */
-#define BC_ACTIVE_MAX		3	/* a cache is idle after at most 3 delays */
+#define BC_ACTIVE_DELAYS	2	/* a cache is idle 2 delays after its last take */
 #define BC_NCLASS		320	/* > bc_class() of any 47-bit length */
 #define BC_MAP_WORDS		(BC_NCLASS / 64)
 
@@ -120,7 +120,6 @@ static struct {
 	bool delay_read;		/* decay_ms taken from HAKMEM_PURGE_DELAY_MS */
 	unsigned now;			/* ms, coarse clock, at the last operation */
 	unsigned last_take;		/* bc.now of the last take() */
-	unsigned gap_ms;		/* longest recent time between takes, decaying */
 	unsigned dwin[BC_DEMAND_WINDOWS];	/* window (now / decay_ms) of dmin[i] */
 	size_t dmin[BC_DEMAND_WINDOWS];		/* shortest take() of that window */
 	struct bc_list hot, cold;
@@ -400,18 +399,11 @@ static unsigned now_ms(void)
  */
 static void note_demand(size_t len)
 {
-	unsigned w, i, gap = bc.now - bc.last_take;
+	unsigned w, i;
 
 	bc.last_take = bc.now;
 	if (!bc.decay_ms)
 		return;
-	/* A pause longer than an idle cache's was the program resting. */
-	if (gap > BC_ACTIVE_MAX * bc.decay_ms)
-		bc.gap_ms = 0;
-	else if (gap > bc.gap_ms - bc.gap_ms / 16)
-		bc.gap_ms = gap;
-	else
-		bc.gap_ms -= bc.gap_ms / 16;
 	w = bc.now / bc.decay_ms;
 	i = w % BC_DEMAND_WINDOWS;
 	if (bc.dwin[i] != w || !bc.dmin[i]) {
@@ -422,24 +414,18 @@ static void note_demand(size_t len)
 	}
 }
 
-/* How long after the last take the cache counts as in use (ms). */
+/*
+ * How long after the last take the cache counts as in use (ms): two delays.
+ * With one, a program descheduled for 450 ms on a loaded machine
+ * (large-replace at load 30 on 2 cores) found its whole stock purged at its
+ * next take, faulted it back (slower still), and did so again at the next
+ * stall. Longer windows (up to 8 delays, stretched by the longest recent gap
+ * between takes) were tried: they kept a program that had gone idle
+ * resident past a second (issue 11's idle bar, bgp_basic's fork child).
+ */
 static unsigned active_ms(void)
 {
-	unsigned active = 2 * bc.gap_ms;
-
-	/*
-	 * The cache is in use while the last take is recent: within two
-	 * delays, or two of the longest recent gaps between takes (up to
-	 * BC_ACTIVE_MAX delays). With one delay, a program descheduled for
-	 * 450 ms on a loaded machine (large-replace at load 30 on 2 cores)
-	 * found its whole stock purged at its next take, faulted it back
-	 * (slower still), and did so again at the next stall.
-	 */
-	if (active < 2 * bc.decay_ms)
-		active = 2 * bc.decay_ms;
-	if (active > BC_ACTIVE_MAX * bc.decay_ms)
-		active = BC_ACTIVE_MAX * bc.decay_ms;
-	return active;
+	return BC_ACTIVE_DELAYS * bc.decay_ms;
 }
 
 /*

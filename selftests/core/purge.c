@@ -68,8 +68,12 @@ static void test_pages(void)
 	tick();
 	after = ct_status_kib("VmRSS");
 	hak_stats_get(&st);
-	/* One live block per 32 KiB: at most an eighth of the pages stay. */
-	tap_ok(after < before / 3,
+	/*
+	 * One live block per 32 KiB: at most an eighth of the pages stay,
+	 * plus tick()'s own 4 MiB block, which BigCache keeps resident (the
+	 * program takes one every tick: a block it still requests).
+	 */
+	tap_ok(after < before / 3 + (IS_ENABLED(CONFIG_HAK_BIGCACHE) ? 4096 : 0),
 	       "pages of free blocks in live slabs purged: RSS %ld -> %ld KiB (%zu blocks live)",
 	       before, after, kept);
 	for (i = 0; i < NB; i += 64) {
