@@ -19,10 +19,19 @@
 
 /*
  * ASan and TSan would check a %fs-relative access at its offset as if it
- * were an address: they get the generic form too.
+ * were an address: they get the generic form too. GCC says so with
+ * __SANITIZE_*__, clang 14 only through __has_feature.
  */
-#if defined(__SEG_FS) && !defined(__CHECKER__) && \
-    !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define HAK_TLS_SANITIZED	1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) || \
+    __has_feature(memory_sanitizer)
+#define HAK_TLS_SANITIZED	1
+#endif
+#endif
+
+#if defined(__SEG_FS) && !defined(__CHECKER__) && !defined(HAK_TLS_SANITIZED)
 
 #define ARCH_TLS_SEG	__seg_fs
 
