@@ -10,6 +10,7 @@
 #include <time.h>
 #include <asm/atomic.h>
 #include "os.h"
+#include "boxes/valgrind/valgrind_hooks.h"
 
 static size_t os_mapped;
 static size_t os_limit;		/* 0: no limit */
@@ -181,7 +182,13 @@ bool __hak_os_purge(void *p, size_t len)
 
 bool __hak_os_protect(void *p, size_t len, bool none)
 {
-	return mprotect(p, len, none ? PROT_NONE : PROT_READ | PROT_WRITE) == 0;
+	if (mprotect(p, len, none ? PROT_NONE : PROT_READ | PROT_WRITE))
+		return false;
+	/* memcheck keeps a lifted guard NOACCESS: a slab carved over it later
+	 * would report the allocator's own header writes */
+	if (!none)
+		hak_vg_opened(p, len);
+	return true;
 }
 
 #ifndef MADV_COLLAPSE

@@ -11,6 +11,9 @@
  *                               becomes NOACCESS; a double or foreign free is
  *                               reported by memcheck here);
  *   hak_vg_noaccess(p, n)       fresh block carved from a slab: off limits;
+ *   hak_vg_opened(p, n)         pages made accessible again after PROT_NONE
+ *                               (a guard page lifted): memory like a fresh
+ *                               mapping's, not the NOACCESS memcheck keeps;
  *   hak_vg_next(p)              read the free-list link of free block p,
  *   hak_vg_set_next(p, next)    write it: the link word is opened
  *                               (DEFINED/UNDEFINED) for exactly that access
@@ -65,6 +68,11 @@ static __always_inline void hak_vg_free(void *p)
 static __always_inline void hak_vg_noaccess(void *p, size_t n)
 {
 	VALGRIND_MAKE_MEM_NOACCESS(p, n);
+}
+
+static __always_inline void hak_vg_opened(void *p, size_t n)
+{
+	VALGRIND_MAKE_MEM_DEFINED(p, n);
 }
 
 static __always_inline void *hak_vg_next(void *p)
@@ -134,6 +142,11 @@ static __always_inline void hak_vg_alloc(void *p, size_t n, bool zeroed)
 static __always_inline void hak_vg_free(void *p) { (void)p; }
 
 static __always_inline void hak_vg_noaccess(void *p, size_t n)
+{
+	(void)p; (void)n;
+}
+
+static __always_inline void hak_vg_opened(void *p, size_t n)
 {
 	(void)p; (void)n;
 }
