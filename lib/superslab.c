@@ -32,6 +32,7 @@
 #include "superslab.h"
 #include "boxes/hugepage/hugepage.h"
 #include "boxes/hardened/hardened.h"
+#include "boxes/valgrind/valgrind_hooks.h"
 
 #define HAK_SS_ALL_FREE		0xffffffffu
 #define HAK_SS_KEEP		2	/* wholly free superslabs kept mapped */
@@ -175,6 +176,14 @@ static void slab_init(struct hak_superslab *ss, unsigned first, unsigned span,
 	s->span = (uint8_t)span;
 	s->head_off = 0;
 	s->class_idx = (uint8_t)c;
+	/*
+	 * memcheck still holds the span's old blocks NOACCESS (freed, or a
+	 * lifted guard): a slab carved over them for another class would
+	 * report the allocator's own header and link writes. A span taken
+	 * anew is memory as from a fresh mapping.
+	 */
+	hak_vg_opened((char *)ss + ((size_t)first << HAK_PAGE_SHIFT) +
+		      (first == 0 ? HAK_SS_HDR : 0), bytes);
 }
 
 struct hak_slab *__hak_span_alloc(struct hak_heap *owner, unsigned tag, unsigned c)
