@@ -16,6 +16,7 @@
 #define HAK_ASM_X86_64_TLS_H
 
 #include <stdint.h>
+#include <asm/processor.h>
 
 /*
  * ASan and TSan would check a %fs-relative access at its offset as if it
@@ -58,12 +59,11 @@ borrow:
 #define ARCH_TLS_SEG
 #define arch_tls_off(sym)	((uintptr_t)&(sym))
 
-static inline int arch_tls_sub_borrows(unsigned long *p, unsigned long n)
+/* A plain pointer: the ordinary SUB and JB (C for sparse). */
+static inline __attribute__((always_inline)) int
+arch_tls_sub_borrows(unsigned long *p, unsigned long n)
 {
-	unsigned long old = *p;
-
-	*p = old - n;
-	return n > old;
+	return arch_sub_borrows(p, n);
 }
 
 #endif
