@@ -1,4 +1,4 @@
 # SPDX-License-Identifier: MIT
-# libFuzzer on the hak_* API for 90 seconds from the seed corpus
+# libFuzzer on the hak_* API for 60 seconds from the seed corpus
 # (tools/fuzz.sh; `make fuzz` for long runs).
-step fuzz tools/fuzz.sh -t 90
+step fuzz tools/fuzz.sh -t 60
