@@ -845,19 +845,22 @@ static void unpark_page(struct hak_heap *h, struct hak_slab *s)
 	}
 }
 
-/* Scan s and purge its wholly free sub-pages; bytes purged. */
-static size_t slab_purge_pages(struct hak_slab *s)
+/*
+ * Scan s and queue its wholly free sub-pages on b (purged when the caller
+ * flushes b, before it lets the owner back in).
+ */
+static void slab_purge_pages(struct hak_slab *s, struct hak_purge_batch *b)
 {
 	uint64_t bits[HAK_SLAB_MAX_BLOCKS / 64] = { 0 };
 	uint64_t parked = slab_parked(s), purge = 0, all;
 	uintptr_t start = __hak_slab_start(s), base = slab_base(s);
-	size_t stride = __hak_class_stride(s->class_idx), done = 0;
+	size_t stride = __hak_class_stride(s->class_idx);
 	unsigned k, npages = s->span * HAK_SUBPAGES;
 	uint32_t i, first, last;
 	void *p, *next, *keep = NULL, *tail = NULL;
 
 	if (s->capacity > HAK_SLAB_MAX_BLOCKS)
-		return 0;
+		return;
 	/* Free blocks: the free list and the parked ones. */
 	for (p = s->free; p; p = __hak_link(p)) {
 		i = (uint32_t)(((uintptr_t)p - HAK_HDR_SIZE - start) / stride);
@@ -878,7 +881,7 @@ static size_t slab_purge_pages(struct hak_slab *s)
 
 			/* Never carved (or the header): purge the tail once. */
 			if (lo >= start && !(s->flags & HAK_SLAB_TAIL_PURGED))
-				done += __hak_os_purge((void *)lo, HAK_SUBPAGE) ? HAK_SUBPAGE : 0;
+				__hak_os_purge_add(b, (void *)lo, HAK_SUBPAGE);
 			continue;
 		}
 		/*
@@ -900,7 +903,7 @@ static size_t slab_purge_pages(struct hak_slab *s)
 	}
 	s->flags |= HAK_SLAB_TAIL_PURGED;
 	if (!purge)
-		return done;
+		return;
 	/* Unlink the blocks that overlap a page to purge, while still readable. */
 	all = parked | purge;
 	for (p = s->free; p; p = next) {
@@ -931,13 +934,11 @@ static size_t slab_purge_pages(struct hak_slab *s)
 		for (j = k; j < npages && (purge & (1ULL << j)); j++)
 			;
 		/* A failed madvise leaves the pages resident: still parked. */
-		if (__hak_os_purge((void *)(base + (uintptr_t)k * HAK_SUBPAGE),
-				   (size_t)(j - k) * HAK_SUBPAGE))
-			done += (size_t)(j - k) * HAK_SUBPAGE;
+		__hak_os_purge_add(b, (void *)(base + (uintptr_t)k * HAK_SUBPAGE),
+				   (size_t)(j - k) * HAK_SUBPAGE);
 		k = j;
 	}
 	slab_set_parked(s, all);
-	return done;
 }
 
 /*
@@ -976,9 +977,12 @@ static void trim_idle_bins(struct hak_heap *h)
  */
 static size_t heap_scan(struct hak_heap *h, bool busy, bool idle)
 {
-	size_t done = 0;
+	struct hak_purge_batch b;
+	size_t done;
 	unsigned c;
 
+	b.n = 0;
+	b.done = 0;
 	for (c = 0; c < HAK_NCLASS; c++) {
 		struct hak_slab *s;
 
@@ -1004,10 +1008,12 @@ static size_t heap_scan(struct hak_heap *h, bool busy, bool idle)
 			if ((s->carved - s->used) * 4 < s->carved ||
 			    (size_t)(s->carved - s->used) * __hak_class_stride(c) < 2 * HAK_SUBPAGE)
 				continue;
-			done += slab_purge_pages(s);
+			slab_purge_pages(s, &b);
 		}
 	}
 out:
+	/* Before the owner may touch these pages again (the caller's unlock). */
+	done = __hak_os_purge_flush(&b);
 	if (done)
 		arch_fetch_add(&heap_pages_purged, done);
 	return done;

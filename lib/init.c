@@ -24,6 +24,7 @@
 #include <asm/processor.h>
 #include "heap.h"
 #include "init.h"
+#include "os.h"
 #include "large.h"
 #include "meta.h"
 #include "purge.h"
@@ -212,6 +213,8 @@ void __hak_init_slow(void)
 	 */
 	pthread_atfork(fork_prepare, fork_parent, fork_child);
 	__hak_options_read();
+	if (!__hak_opt.purge_batch)
+		__hak_os_purge_batch_off();
 	stats_setup();
 	exit_key_ok = pthread_key_create(&exit_key, thread_exit) == 0;
 	init_running = 0;

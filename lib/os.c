@@ -6,11 +6,23 @@
  */
 #include <errno.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
 #include <time.h>
+#include <unistd.h>
 #include <asm/atomic.h>
 #include "os.h"
 #include "boxes/valgrind/valgrind_hooks.h"
+
+/* Generic numbers (the same on every architecture but alpha). */
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open		434
+#endif
+#ifndef SYS_process_madvise
+#define SYS_process_madvise	440
+#endif
 
 static size_t os_mapped;
 static size_t os_limit;		/* 0: no limit */
@@ -178,6 +190,75 @@ bool __hak_os_purge(void *p, size_t len)
 	if (fault_hit(HAK_OS_PURGE))
 		return false;
 	return madvise(p, len, MADV_DONTNEED) == 0;
+}
+
+/* 0: untried, 1: process_madvise takes MADV_DONTNEED, -1: it does not */
+static int batch_works;		/* atomic */
+
+/* One system call for the whole batch; false when it cannot be used. */
+static bool purge_batched(struct hak_purge_batch *b)
+{
+	size_t sum = 0;
+	ssize_t r;
+	unsigned i;
+	int fd;
+
+	/*
+	 * valgrind does not know the call (it warns, then fails it); a pidfd
+	 * opened per batch, not kept, so fork and programs that close every
+	 * descriptor cannot leave us a stale one.
+	 */
+	if (arch_load_relaxed(&batch_works) < 0 || hak_vg_running())
+		return false;
+	fd = (int)syscall(SYS_pidfd_open, getpid(), 0);
+	if (fd < 0)
+		return false;		/* EMFILE, or no pidfd: per range */
+	r = syscall(SYS_process_madvise, fd, b->r, (size_t)b->n, MADV_DONTNEED, 0);
+	close(fd);
+	if (r < 0) {
+		if (errno == EINVAL || errno == ENOSYS || errno == EPERM)
+			arch_store_relaxed(&batch_works, -1);
+		return false;
+	}
+	arch_store_relaxed(&batch_works, 1);
+	/* A short count: the ranges past it go one by one (again is harmless). */
+	for (i = 0; i < b->n && sum + b->r[i].iov_len <= (size_t)r; i++)
+		sum += b->r[i].iov_len;
+	b->done += sum;
+	memmove(b->r, b->r + i, (b->n - i) * sizeof(b->r[0]));
+	b->n -= i;
+	return true;
+}
+
+void __hak_os_purge_batch_off(void)
+{
+	arch_store_relaxed(&batch_works, -1);
+}
+
+void __hak_os_purge_add(struct hak_purge_batch *b, void *p, size_t len)
+{
+	if (fault_hit(HAK_OS_PURGE))
+		return;
+	if (b->n == HAK_PURGE_BATCH)
+		__hak_os_purge_flush(b);
+	b->r[b->n].iov_base = p;
+	b->r[b->n].iov_len = len;
+	b->n++;
+}
+
+size_t __hak_os_purge_flush(struct hak_purge_batch *b)
+{
+	int err = errno;	/* a malloc that succeeds leaves errno alone */
+	unsigned i;
+
+	if (b->n > 1)
+		purge_batched(b);
+	for (i = 0; i < b->n; i++)
+		if (madvise(b->r[i].iov_base, b->r[i].iov_len, MADV_DONTNEED) == 0)
+			b->done += b->r[i].iov_len;
+	b->n = 0;
+	errno = err;
+	return b->done;
 }
 
 bool __hak_os_protect(void *p, size_t len, bool none)

@@ -10,6 +10,7 @@
 
 #include <stddef.h>
 #include <stdbool.h>
+#include <sys/uio.h>
 #include <hak/compiler.h>
 
 #define HAK_OS_PAGE	4096UL
@@ -29,6 +30,28 @@ void __hak_os_unmap(void *p, size_t len);
 void *__hak_os_remap(void *p, size_t old_len, size_t new_len) __must_check;
 /* Give the pages back; they read as zero on next touch. false on failure. */
 bool __hak_os_purge(void *p, size_t len);
+
+/*
+ * Many scattered ranges to give back (a page scan): collected, then purged
+ * by one process_madvise call per HAK_PURGE_BATCH ranges where the kernel
+ * takes MADV_DONTNEED from a process for itself (Linux 6.13 on), which
+ * flushes the other CPUs' TLBs once per call instead of once per range;
+ * one madvise per range elsewhere. The ranges are not purged until
+ * __hak_os_purge_flush: flush before anyone may reuse them.
+ */
+#define HAK_PURGE_BATCH	64
+
+struct hak_purge_batch {
+	unsigned n;
+	size_t done;			/* bytes purged by earlier flushes */
+	struct iovec r[HAK_PURGE_BATCH];
+};
+
+void __hak_os_purge_add(struct hak_purge_batch *b, void *p, size_t len);
+/* One madvise per range from now on (HAKMEM_PURGE_BATCH=0). */
+void __hak_os_purge_batch_off(void);
+/* Purge what was added; bytes purged since the batch was zeroed. */
+size_t __hak_os_purge_flush(struct hak_purge_batch *b);
 /*
  * Make pages inaccessible (none) or read-write again (guard pages of the
  * hardened box). false on failure (ENOMEM: the process has as many
