@@ -8,7 +8,15 @@
  * ((c & 3) + 5) << ((c >> 2) + 13). Every class is a multiple of 8 KiB and
  * blocks start 4 KiB into the region, so every block is 4 KiB aligned. The
  * worst internal waste is just under 25% of the request (32 KiB + 1 -> 40 KiB),
- * under 20% for every request above 40 KiB.
+ * under 20% for every request above 40 KiB. A request whose class has no
+ * resident free block among its first regions takes one of up to
+ * L25_BORROW classes above (borrow()), if one is resident: a page fault
+ * costs more than the address space, and a clean block of the request's
+ * class would add to the resident set while a larger free block sits in
+ * it unused (one class per region keeps about as many bytes free as in
+ * use on a random mix; the sum of the classes' peaks is what this cuts).
+ * Waste is then under 75% of the request, in address space: the block's
+ * pages past the request were resident already.
  *
  * Region (2 MiB, 2 MiB aligned, registered as HAK_SSMAP_L25): one class, one
  * shard. Its first 4 KiB is the header below; blocks follow at the class
@@ -25,28 +33,22 @@
  * to shard_cap, when a shard's trylock fails in more than
  * L25_GROW_FAILS of L25_WINDOW consecutive lock acquisitions.
  *
- * Giving memory back, with a delay: each shard counts its operations
- * (ticks) and stamps a freed block, and a region when it becomes wholly
- * free, with the tick, and tracks the least freed resident bytes
- * (dirty_bytes) seen this epoch: bytes that stayed free the whole
- * epoch. Every L25_EPOCH_OPS ticks a decay pass purges (madvise) that
- * low-water amount beyond idle_limit() (L25_IDLE_BASE plus half the
- * bytes in use), longest-free blocks first, merging neighbours, and sends
- * the regions empty for an epoch to the pool, except the first empty
- * region of each class, kept for reuse. A random mix of sizes keeps
- * about as many bytes free as in use, with one class per region, so
- * purging by age alone (blocks free for an epoch) made such a mix
- * refault constantly. When a shard holds more freed resident bytes than
- * it has in use plus L25_DIRTY_BASE, it purges the longest-free ones
- * until 3/4 of that limit is left. Thread-cache hits are not shard
- * operations: a shard whose threads only hit their caches does not age
- * its blocks until it is used again (or trimmed). The pool keeps up to
- * L25_RESERVE purged regions for any shard and class; it unmaps the rest.
- * hak_l25_release() purges and unmaps everything empty. The core's
- * time-based decay (hak_l25_decay, every few ms of allocator activity or
- * from the background purge thread) purges every free block of a shard
- * that saw no operation for the purge delay, and releases its empty
- * regions, so an idle program gives its mid-size memory back.
+ * Giving memory back, with a delay (the decay rule of lib/purge.h): a
+ * freed block is stamped with the coarse clock (ms), and a region when it
+ * becomes wholly free. The core's decay pass (hak_l25_decay, every quarter
+ * of the purge delay of allocator activity, or from the background purge
+ * thread) purges (madvise) the free blocks unused for the delay, merging
+ * neighbours, and sends the regions empty that long to the pool, except
+ * the first empty region of each class, kept for reuse. Blocks reused
+ * within the delay stay resident: what is hot is never purged. Only a
+ * size bound acts sooner: a shard holding more freed resident bytes than
+ * its bytes in use plus L25_DIRTY_BASE purges the longest-free ones until
+ * 3/4 of that limit is left (a burst of frees, not a steady mix: the
+ * mid-size mix keeps about as many bytes free as in use, one class per
+ * region). Thread-cache blocks are live for their shard and not purged.
+ * The pool keeps up to L25_RESERVE purged regions for any shard and
+ * class; it unmaps the rest. hak_l25_release() purges and unmaps
+ * everything empty.
  *
  * Guard pages (hardened box): a block's slot (the stride) is its class
  * and a guard page (PROT_NONE) after it, made when the region is given a
@@ -103,11 +105,9 @@
 #define L25_MAGIC	0x68616b4cu	/* "hakL" */
 #define L25_MAX		((size_t)CONFIG_HAK_L25_MAX_KIB << 10)
 
-#define L25_EPOCH_OPS	8192		/* shard operations per epoch */
-#define L25_DIRTY_BASE	(8UL << 20)	/* freed resident bytes a shard keeps, */
+#define L25_DIRTY_BASE	(16UL << 20)	/* freed resident bytes a shard may hold, */
 					/* plus as many as it has in use */
-#define L25_IDLE_BASE	(1UL << 20)	/* idle a whole epoch, kept: this plus */
-#define L25_IDLE_SHIFT	1		/* bytes in use >> this */
+#define L25_BORROW	2		/* classes up a resident block may come from */
 #define L25_RESERVE	2		/* purged regions kept in the pool */
 #define L25_WINDOW	1024		/* lock acquisitions per contention window */
 #define L25_GROW_FAILS	8		/* failed trylocks in a window to grow */
@@ -140,29 +140,25 @@ struct l25_region {
 	uint8_t nblocks;
 	uint8_t nfree;			/* depth of stack[] */
 	uint8_t listed;			/* on its shard's partial list */
-	uint32_t idle;			/* shard tick it became wholly free */
+	uint32_t idle;			/* ms (__hak_now_ms) it became wholly free */
 	uint32_t guards;		/* guard pages made in it (hardened) */
 	struct l25_shard *shard;	/* atomic; NULL in the pool */
 	struct l25_region *next;	/* partial list, or pool */
 	struct l25_region *prev;
 	uint8_t state[L25_MAXBLK];
 	uint8_t stack[L25_MAXBLK];	/* free block indices, top = nfree - 1 */
-	uint32_t stamp[L25_MAXBLK];	/* shard tick a dirty block was freed at */
+	uint32_t stamp[L25_MAXBLK];	/* ms a dirty block was freed at */
 };
 
 struct l25_shard {
 	struct hak_lock lock;
 	struct l25_region *partial[L25_NCLASS];	/* regions with a free block */
 	size_t dirty_bytes;		/* B_DIRTY blocks */
-	size_t low_dirty;		/* least dirty_bytes this epoch */
-	uint32_t ticks;			/* operations so far (wraps) */
-	uint32_t next_decay;		/* ticks of the next decay pass */
 	uint32_t win_ops, win_fails;	/* contention window */
-	uint32_t seen_ticks;		/* ticks at the last time-decay pass */
-	unsigned seen_ms;		/* when ticks last moved, as seen by it */
 	size_t regions;
 	size_t blocks_in_use, bytes_in_use;
 	uint64_t allocs, frees, remote_frees, contended, purged_bytes;
+	uint64_t cap_purged;		/* bytes purged at dirty_limit() */
 } __aligned(64);
 
 HAK_BUILD_BUG_ON(sizeof(struct l25_region) > L25_HDR);
@@ -172,7 +168,7 @@ HAK_BUILD_BUG_ON(L25_MAX <= HAK_SMALL_MAX || L25_MAX > (1UL << 20));
 HAK_BUILD_BUG_ON((L25_REGION - L25_HDR) / (40UL << 10) > L25_MAXBLK);
 
 static struct l25_shard shards[L25_SHARDS_MAX] = {
-	[0 ... L25_SHARDS_MAX - 1] = { .lock = HAK_LOCK_INIT, .next_decay = L25_EPOCH_OPS },
+	[0 ... L25_SHARDS_MAX - 1] = { .lock = HAK_LOCK_INIT },
 };
 static unsigned nshards = 1;		/* atomic; a power of two */
 static unsigned shard_cap;		/* atomic; set on first use */
@@ -433,7 +429,7 @@ static struct l25_region *region_get(struct l25_shard *sh, unsigned c)
 	r->cls = (uint8_t)c;
 	r->nblocks = (uint8_t)nb;
 	r->nfree = (uint8_t)nb;
-	r->idle = sh->ticks;
+	r->idle = __hak_now_ms();
 	memset(r->state, B_CLEAN, sizeof(r->state));
 	for (i = 0; i < nb; i++)
 		r->stack[i] = (uint8_t)(nb - 1 - i);	/* block 0 on top */
@@ -461,18 +457,13 @@ static void region_detach(struct l25_shard *sh, struct l25_region *r)
 
 /* ---- decay (shard lock) ---- */
 
-/* Operations of sh since tick t (wraps safely). */
-static inline uint32_t age_of(const struct l25_shard *sh, uint32_t t)
-{
-	return sh->ticks - t;
-}
-
 /*
- * Purge r's dirty free blocks freed at least min_age operations ago (all
- * of them for 0), merging neighbours into one madvise, then restack so
- * the blocks still resident are handed out first.
+ * Purge r's dirty free blocks freed at least min_age ms before now (all of
+ * them for 0), merging neighbours into one madvise, then restack so the
+ * blocks still resident are handed out first.
  */
-static void region_purge(struct l25_shard *sh, struct l25_region *r, uint32_t min_age)
+static void region_purge(struct l25_shard *sh, struct l25_region *r, uint32_t now,
+			 uint32_t min_age)
 {
 	unsigned i, j, run = 0, start = 0, n;
 	uint8_t clean[L25_MAXBLK], dirty[L25_MAXBLK];
@@ -480,7 +471,7 @@ static void region_purge(struct l25_shard *sh, struct l25_region *r, uint32_t mi
 
 	for (i = 0; i <= r->nblocks; i++) {
 		bool old = i < r->nblocks && arch_load_relaxed(&r->state[i]) == B_DIRTY &&
-			   age_of(sh, r->stamp[i]) >= min_age;
+			   now - r->stamp[i] >= min_age;
 
 		if (old) {
 			if (!run++)
@@ -510,22 +501,23 @@ static void region_purge(struct l25_shard *sh, struct l25_region *r, uint32_t mi
 	memcpy(r->stack + nc, dirty, nd);
 }
 
-static void purge_older(struct l25_shard *sh, uint32_t min_age)
+static void purge_older(struct l25_shard *sh, uint32_t now, uint32_t min_age)
 {
 	struct l25_region *r;
 	unsigned c;
 
 	for (c = 0; c < L25_NCLASS && sh->dirty_bytes; c++)
 		for (r = sh->partial[c]; r && sh->dirty_bytes; r = r->next)
-			region_purge(sh, r, min_age);
+			region_purge(sh, r, now, min_age);
 }
 
 /*
- * Detach the wholly free regions of sh empty for at least min_age
- * operations, except the first empty region of each class unless all.
- * Returns them linked by next, for pool_put_list() once unlocked.
+ * Detach the wholly free regions of sh empty for at least min_age ms,
+ * except the first empty region of each class unless all. Returns them
+ * linked by next, for pool_put_list() once unlocked.
  */
-static struct l25_region *detach_empty(struct l25_shard *sh, bool all, uint32_t min_age)
+static struct l25_region *detach_empty(struct l25_shard *sh, bool all, uint32_t now,
+				       uint32_t min_age)
 {
 	struct l25_region *out = NULL, *r, *next;
 	unsigned c;
@@ -541,7 +533,7 @@ static struct l25_region *detach_empty(struct l25_shard *sh, bool all, uint32_t 
 				kept = true;
 				continue;
 			}
-			if (age_of(sh, r->idle) < min_age)
+			if (now - r->idle < min_age)
 				continue;
 			region_detach(sh, r);
 			r->next = out;
@@ -551,65 +543,42 @@ static struct l25_region *detach_empty(struct l25_shard *sh, bool all, uint32_t 
 	return out;
 }
 
+/*
+ * The size bound: freed bytes a shard may hold resident, whatever their
+ * age. The time rule (hak_l25_decay) is what normally gives them back;
+ * this only stops a burst of frees from staying resident for a whole
+ * delay.
+ */
 static inline size_t dirty_limit(const struct l25_shard *sh)
 {
 	return L25_DIRTY_BASE + sh->bytes_in_use;
 }
 
-/* Freed bytes that may stay resident, unused, through a whole epoch. */
-static inline size_t idle_limit(const struct l25_shard *sh)
-{
-	return L25_IDLE_BASE + (sh->bytes_in_use >> L25_IDLE_SHIFT);
-}
-
-/*
- * Every L25_EPOCH_OPS operations: purge blocks free for an epoch, release
- * regions empty that long. Past dirty_limit(): purge the longest-free
- * blocks first until half of it is left, release the empty regions.
- */
 /* Purge the longest-free blocks until dirty_bytes is at most goal. */
-static void purge_to(struct l25_shard *sh, size_t goal)
+static void purge_to(struct l25_shard *sh, uint32_t now, size_t goal)
 {
-	static const uint32_t ages[] = {
-		8 * L25_EPOCH_OPS, 4 * L25_EPOCH_OPS, 2 * L25_EPOCH_OPS, L25_EPOCH_OPS,
-		L25_EPOCH_OPS / 4, L25_EPOCH_OPS / 16, 32, 0,
-	};
+	static const uint32_t ages[] = { 4000, 2000, 1000, 500, 250, 100, 30, 10, 0 };
 	unsigned i;
 
 	for (i = 0; i < ARRAY_SIZE(ages) && sh->dirty_bytes > goal; i++)
-		purge_older(sh, ages[i]);
+		purge_older(sh, now, ages[i]);
 }
 
-/*
- * Every L25_EPOCH_OPS operations: the freed bytes that stayed free the
- * whole epoch (its low-water mark) were not needed, so purge that much,
- * longest-free first, and release regions empty for an epoch. Bytes
- * that were reused at some point stay resident. Past dirty_limit():
- * purge the longest-free blocks until half of it is left, release the
- * empty regions.
- */
-static __noinline struct l25_region *shard_decay(struct l25_shard *sh)
+/* Over dirty_limit(): purge the longest-free down to 3/4 of it. */
+static __noinline struct l25_region *shard_over(struct l25_shard *sh, uint32_t now)
 {
-	size_t idle = sh->low_dirty < sh->dirty_bytes ? sh->low_dirty : sh->dirty_bytes;
+	uint64_t before = sh->purged_bytes;
 
-	sh->next_decay = sh->ticks + L25_EPOCH_OPS;
-	if (sh->dirty_bytes <= dirty_limit(sh)) {
-		if (idle > idle_limit(sh))
-			purge_to(sh, sh->dirty_bytes - (idle - idle_limit(sh)));
-		sh->low_dirty = sh->dirty_bytes;
-		return detach_empty(sh, false, L25_EPOCH_OPS);
-	}
-	purge_to(sh, dirty_limit(sh) * 3 / 4);
-	sh->low_dirty = sh->dirty_bytes;
-	return detach_empty(sh, false, 0);
+	purge_to(sh, now, dirty_limit(sh) * 3 / 4);
+	sh->cap_purged += sh->purged_bytes - before;
+	return detach_empty(sh, false, now, 0);
 }
 
-/* Count one operation; maybe decay. Returns regions to release. */
-static inline struct l25_region *shard_tick(struct l25_shard *sh)
+/* After a free (shard lock): apply the size bound. Regions to release. */
+static inline struct l25_region *shard_check(struct l25_shard *sh, uint32_t now)
 {
-	sh->ticks++;
-	if (unlikely(sh->dirty_bytes > dirty_limit(sh) || sh->ticks == sh->next_decay))
-		return shard_decay(sh);
+	if (unlikely(sh->dirty_bytes > dirty_limit(sh)))
+		return shard_over(sh, now);
 	return NULL;
 }
 
@@ -639,22 +608,48 @@ static struct l25_region *pick_region(struct l25_region *r)
 	return best;
 }
 
+static inline bool top_dirty(const struct l25_region *r)
+{
+	return r->state[r->stack[r->nfree - 1]] == B_DIRTY;
+}
+
+/*
+ * No resident block in class c: a resident block of one of the next
+ * L25_BORROW classes, if any (no page fault, and no clean block of c
+ * touched while a larger free block sits resident).
+ */
+static struct l25_region *borrow(struct l25_shard *sh, unsigned c)
+{
+	unsigned k;
+
+	for (k = c + 1; k <= c + L25_BORROW && k < L25_NCLASS; k++) {
+		struct l25_region *r = pick_region(sh->partial[k]);
+
+		if (r && top_dirty(r))
+			return r;
+	}
+	return NULL;
+}
+
 static void *shard_alloc(struct l25_shard *sh, unsigned c)
 {
 	struct l25_region *r = pick_region(sh->partial[c]);
 	unsigned i;
 
+	if (L25_BORROW && (!r || !top_dirty(r))) {
+		struct l25_region *b = borrow(sh, c);
+
+		if (b)
+			r = b;
+	}
 	if (!r) {
 		r = region_get(sh, c);
 		if (!r)
 			return NULL;
 	}
 	i = r->stack[--r->nfree];
-	if (r->state[i] == B_DIRTY) {
+	if (r->state[i] == B_DIRTY)
 		sh->dirty_bytes -= r->stride;
-		if (sh->dirty_bytes < sh->low_dirty)
-			sh->low_dirty = sh->dirty_bytes;
-	}
 	r->state[i] = B_LIVE;
 	if (!r->nfree)
 		partial_del(sh, r);
@@ -667,15 +662,11 @@ static void *shard_alloc(struct l25_shard *sh, unsigned c)
 static __noinline void *l25_alloc_slow(unsigned c)
 {
 	struct l25_shard *sh = my_shard();
-	struct l25_region *rel;
 	void *p;
 
 	shard_lock(sh);
 	p = shard_alloc(sh, c);
-	rel = shard_tick(sh);
 	hak_unlock(&sh->lock);
-	if (unlikely(rel))
-		pool_put_list(rel, true);
 	if (unlikely(!p))
 		errno = ENOMEM;
 	return p;
@@ -732,8 +723,8 @@ bad:
 	__hak_bad_free(p, what);
 }
 
-/* Give p (in state want) back to its shard, locked. */
-static void shard_free(void *p, uint8_t want, const char *what)
+/* Give p (in state want) back to its shard, locked, freed at now (ms). */
+static void shard_free(void *p, uint8_t want, const char *what, uint32_t now)
 {
 	struct l25_region *r = region_of((uintptr_t)p);
 	struct l25_shard *sh;
@@ -742,19 +733,19 @@ static void shard_free(void *p, uint8_t want, const char *what)
 
 	sh = lock_block(p, &i, want, what);
 	r->state[i] = B_DIRTY;
-	r->stamp[i] = sh->ticks;
+	r->stamp[i] = now;
 	r->stack[r->nfree++] = (uint8_t)i;
 	sh->dirty_bytes += r->stride;
 	if (!r->listed)
 		partial_add(sh, r);
 	if (r->nfree == r->nblocks)
-		r->idle = sh->ticks;
+		r->idle = now;
 	sh->frees++;
 	if (!t || &shards[shard_index(t)] != sh)
 		sh->remote_frees++;
 	sh->blocks_in_use--;
 	sh->bytes_in_use -= r->stride;
-	rel = shard_tick(sh);
+	rel = shard_check(sh, now);
 	hak_unlock(&sh->lock);
 	if (unlikely(rel))
 		pool_put_list(rel, true);
@@ -784,10 +775,11 @@ static inline int live_index(uintptr_t p, const struct l25_region *r)
 static void tc_flush(unsigned c, unsigned k)
 {
 	unsigned j, n = tc.n[c];
+	uint32_t now = __hak_now_ms();
 
 	for (j = 0; j < k; j++)
 		shard_free((void *)(tc.blk[c][j] & ~4095UL), B_CACHED,
-			   "corrupt L2.5 thread cache entry");
+			   "corrupt L2.5 thread cache entry", now);
 	memmove(tc.blk[c], tc.blk[c] + k, (n - k) * sizeof(tc.blk[c][0]));
 	tc.n[c] = (uint8_t)(n - k);
 	tc.bytes -= (size_t)k * slot_size(c);
@@ -835,7 +827,7 @@ static __noinline void l25_free_slow(void *p)
 		hak_l25_free(p);
 		return;
 	}
-	shard_free(p, B_LIVE, "not a live L2.5 pool block");
+	shard_free(p, B_LIVE, "not a live L2.5 pool block", __hak_now_ms());
 }
 
 /*
@@ -894,21 +886,12 @@ size_t hak_l25_decay(unsigned now, unsigned delay)
 		struct l25_shard *sh = &shards[s];
 		uint64_t before;
 
+		if (!arch_load_relaxed(&sh->regions))
+			continue;
 		hak_lock(&sh->lock);
-		if (sh->ticks != sh->seen_ticks) {
-			sh->seen_ticks = sh->ticks;
-			sh->seen_ms = now;
-			hak_unlock(&sh->lock);
-			continue;
-		}
-		if (now - sh->seen_ms < delay || sh->regions == 0) {
-			hak_unlock(&sh->lock);
-			continue;
-		}
 		before = sh->purged_bytes;
-		purge_older(sh, 0);
-		rel = detach_empty(sh, false, 0);
-		sh->low_dirty = sh->dirty_bytes;
+		purge_older(sh, now, delay);
+		rel = detach_empty(sh, false, now, delay);
 		done += (size_t)(sh->purged_bytes - before);
 		hak_unlock(&sh->lock);
 		for (r = rel; r; r = r->next)
@@ -931,8 +914,8 @@ size_t hak_l25_release(void)
 
 		shard_lock(sh);
 		before = sh->purged_bytes;
-		purge_older(sh, 0);
-		rel = detach_empty(sh, true, 0);
+		purge_older(sh, 0, 0);
+		rel = detach_empty(sh, true, 0, 0);
 		done += (size_t)(sh->purged_bytes - before);
 		hak_unlock(&sh->lock);
 		for (r = rel; r; r = r->next)
@@ -968,6 +951,7 @@ void hak_l25_stats(struct hak_l25_stats *st)
 		st->contended += sh->contended;
 		st->dirty_bytes += sh->dirty_bytes;
 		purged += sh->purged_bytes;
+		st->cap_purged_bytes += (size_t)sh->cap_purged;
 		hak_unlock(&sh->lock);
 	}
 	st->regions = arch_load_relaxed(&nr_regions);
