@@ -190,17 +190,19 @@ static void *realloc_move(void *p, size_t old, size_t n)
  * moved once per class copied about five times its final size; half again
  * copies about three times (realloc-chain: 696 -> 289 MB copied, 2x
  * faster, and a lower peak RSS, since fewer blocks of every class are
- * left free along the way). The bigger block is asked for only when the
- * exact one would do; if it cannot be had, the exact one is tried.
+ * left free along the way). Growth by half or more is served exactly; if
+ * the bigger block cannot be had, the exact one is tried (errno kept).
  */
 static void *realloc_grow_move(void *p, size_t old, size_t n)
 {
+	int saved = errno;
 	void *q;
 
 	if (n > old && n - old < old / 2) {
 		q = realloc_move(p, old, old + old / 2);
 		if (q)
 			return q;
+		errno = saved;	/* the exact size may still succeed */
 	}
 	return realloc_move(p, old, n);
 }
