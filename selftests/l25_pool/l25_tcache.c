@@ -200,9 +200,12 @@ static void double_free_here(void)
 	free(p);	/* p is in this thread's cache */
 }
 
+static int freed_other;	/* set by free_one_stay once p is in its cache */
+
 static void *free_one_stay(void *p)
 {
 	free(p);
+	__atomic_store_n(&freed_other, 1, __ATOMIC_RELEASE);
 	for (;;)
 		pause();	/* keep the block in this thread's cache */
 	return NULL;
@@ -214,7 +217,9 @@ static void double_free_other(void)
 	pthread_t t;
 
 	pthread_create(&t, NULL, free_one_stay, p);
-	usleep(50000);		/* t has cached p (it never exits) */
+	/* t has cached p (it never exits); a fixed sleep lost the race under load */
+	while (!__atomic_load_n(&freed_other, __ATOMIC_ACQUIRE))
+		usleep(1000);
 	free(p);
 }
 
