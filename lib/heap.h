@@ -6,11 +6,14 @@
  * ("pending"). A thread's tcache draws batches from its heap and returns
  * overflow to it.
  *
- * A heap outlives its thread: at thread exit the tcache is flushed, empty
- * slabs are released and the heap goes to a pool, to be adopted whole by the
- * next new thread. So heap pointers never dangle, a slab's owner never
- * changes while it has live blocks, and remote frees to a dead thread's
- * slabs are collected by whichever thread adopts its heap.
+ * A heap outlives its thread: at thread exit the tcache's bins are kept in
+ * the heap (kept[], warm), empty slabs are released and the heap goes to a
+ * pool, to be adopted whole by the next new thread, which starts with those
+ * bins. So heap pointers never dangle, a slab's owner never changes while
+ * it has live blocks, and remote frees to a dead thread's slabs are
+ * collected by whichever thread adopts its heap. A pooled heap's kept bins
+ * go back to their slabs at trim, or once it has sat a purge delay in the
+ * pool (decay pass).
  *
  * Lock order: heap_lock (pool and list of all heaps) -> ss_lock. The
  * partial lists and slab fields marked "owner" in superslab.h are touched
@@ -39,6 +42,12 @@ struct hak_heap_stats {
 	uint64_t bytes_out;		/* bytes of blocks out of this heap's slabs */
 };
 
+/* A bin of the thread that last detached the heap (owner, or pool holder). */
+struct hak_kept_bin {
+	void *head;
+	uint32_t n;
+};
+
 struct hak_heap {
 	struct hak_slab *partial[HAK_NCLASS];
 	uint16_t nempty[HAK_NCLASS];	/* empty slabs kept on partial[c] */
@@ -46,7 +55,6 @@ struct hak_heap {
 	struct hak_heap *all_next;	/* heap_lock */
 	struct hak_heap *pool_next;	/* heap_lock */
 	pid_t tid;			/* thread attached, 0 in the pool */
-	struct hak_tcache *tc;		/* its tcache (free marks), NULL in the pool */
 	uint8_t tag;			/* 1..255, in page_owner[] and headers */
 	uint32_t adopted;		/* times taken from the pool */
 	unsigned page_pass_ms;		/* last in-slab page purge pass (owner) */
@@ -54,10 +62,17 @@ struct hak_heap {
 	int scan_lk;			/* atomic: HAK_SCAN_* (lib/heap.c) */
 	int scan_want;			/* atomic: the owner waits for scan_lk */
 	unsigned depth;			/* owner's nesting of scan_lk */
-	unsigned active_ms;		/* atomic: the owner's last purge tick */
+	unsigned active_ms;		/* atomic: the owner's last purge tick, or detach */
 	unsigned bin_pass_ms;		/* last idle-bin check (owner) */
 	void *bin_seen[HAK_NCLASS];	/* bin heads at that check (owner) */
 	uint32_t bin_seen_n[HAK_NCLASS];	/* and their counts */
+	/*
+	 * The last thread's bins while the heap is pooled (empty while a
+	 * thread has it). &kept[c] is also the free mark of the heap's
+	 * blocks of class c (tcache.h), so the blocks keep a valid mark
+	 * whichever thread adopts the heap.
+	 */
+	struct hak_kept_bin kept[HAK_NCLASS];
 	struct hak_heap_stats stats;
 };
 
@@ -84,7 +99,7 @@ size_t __hak_heap_purge_pages(unsigned now, unsigned delay);
 size_t __hak_heap_purge_idle(unsigned now, unsigned delay);
 /* Bytes purged that way, ever. */
 size_t __hak_heap_pages_purged(void);
-/* Collect remote frees and empty slabs of pooled heaps (trim). */
+/* Return pooled heaps' kept bins, remote frees and empty slabs (trim). */
 void __hak_heap_scavenge_pool(void);
 
 /* Default tcache capacity of class c. */

@@ -16,9 +16,11 @@
  *
  * Free marks (double-free detection, every variant): a block in a bin, in
  * its slab's free list or in its slab's remote list holds, in its second
- * word, the address of its owner thread's bin (&bins[c] of the tcache of
- * the heap owning its slab; bins[c].mark); a block handed out has that
- * word cleared. A free that finds the mark of its own bin asks
+ * word, the free mark of the heap owning its slab (&kept[c] of that heap,
+ * lib/heap.h, which its thread's bins[c].mark holds: a heap's, not a
+ * thread's, so it stays valid when the heap passes to another thread at
+ * thread exit); a block handed out has that word cleared. A free that
+ * finds the mark of its own bin asks
  * __hak_free_confirm(), which reports only a block it finds on one of
  * those lists, so a program that stores the same value is never
  * reported. A freed pointer must also pass the class's block-boundary
@@ -62,8 +64,8 @@ struct hak_heap;
  * page map hand out), so no shift or class table sits between the lookup
  * and the bin:
  *   head  the LIFO list;
- *   mark  this bin's own address, set at attach: the free mark (a
- *         register load where the push needs it, not an address sum);
+ *   mark  the free mark of this bin's class in the attached heap, set at
+ *         attach (a register load where the push needs it);
  *   room  cap - blocks held: the push takes one (SUB, borrow = full), the
  *         pop gives one back (ADD); "all ones" (count cap + 1) only inside
  *         the overflow slow path;

@@ -27,7 +27,15 @@ void hak_prewarm_thread(void)
 
 	if (__hak_tc.exits)
 		return;
-	/* Out of memory only leaves bins short: the next refill reports it. */
-	for (c = lo; c <= hi; c++)
-		(void)__hak_tcache_fill(c, CONFIG_HAK_TLS_PREWARM_BLOCKS);
+	/*
+	 * Top up to BLOCKS: a thread that adopts a pooled heap starts with
+	 * its last thread's bins. Out of memory only leaves bins short: the
+	 * next refill reports it.
+	 */
+	for (c = lo; c <= hi; c++) {
+		uint32_t n = __hak_tbin_count(&__hak_tc.bins[c]);
+
+		if (n < CONFIG_HAK_TLS_PREWARM_BLOCKS)
+			(void)__hak_tcache_fill(c, CONFIG_HAK_TLS_PREWARM_BLOCKS - n);
+	}
 }

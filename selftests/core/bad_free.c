@@ -22,6 +22,11 @@
  *     thread       free(p); another thread frees p; the owner's next slow
  *                  path (here malloc_trim) settles it
  *     remote       another thread frees p; free(p)
+ *     adopted      a thread frees p and exits; a thread on a stack of its
+ *                  own (so its thread cache lies elsewhere in TLS) adopts
+ *                  the exited thread's heap and frees p
+ *     adopted-trim the same with malloc_trim between the two threads (p
+ *                  goes from the pooled heap's kept cache to its slab)
  *   invalid free:
  *     interior     free(p + size / 2), or p + 8 for the 8 B block (p + 16
  *                  is the next block there, a block start)
@@ -160,6 +165,60 @@ static void k_remote(size_t n, int bad)
 	last_free(stash, bad);
 }
 
+static void *volatile kept_live;
+
+/* Free a block, keeping its neighbour live (so its slab stays the heap's). */
+static void *thread_malloc_free(void *arg)
+{
+	size_t n = *(size_t *)arg;
+
+	kept_live = malloc(n);
+	stash = malloc(n);
+	free(stash);
+	return NULL;
+}
+
+/* Run fn(arg) in a thread whose stack (and so TLS) is a fresh mapping. */
+static void run_on_own_stack(void *(*fn)(void *), void *arg)
+{
+	size_t len = 1 << 20;
+	void *stack = mmap(NULL, len, PROT_READ | PROT_WRITE,
+			   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	pthread_attr_t at;
+	pthread_t t;
+
+	if (stack == MAP_FAILED || pthread_attr_init(&at) ||
+	    pthread_attr_setstack(&at, stack, len) || pthread_create(&t, &at, fn, arg))
+		tap_bail("thread on its own stack: %s", strerror(errno));
+	pthread_join(t, NULL);
+	pthread_attr_destroy(&at);
+}
+
+static void adopted(size_t n, int bad, int trim)
+{
+	pthread_t t;
+
+	if (pthread_create(&t, NULL, thread_malloc_free, &n) == 0)
+		pthread_join(t, NULL);
+	if (trim)
+		malloc_trim(0);
+	*shared = (uintptr_t)stash;
+	if (bad)
+		run_on_own_stack(thread_free, stash);
+	else
+		run_on_own_stack(thread_malloc_free, &n);
+}
+
+static void k_adopted(size_t n, int bad)
+{
+	adopted(n, bad, 0);
+}
+
+static void k_adopted_trim(size_t n, int bad)
+{
+	adopted(n, bad, 1);
+}
+
 static void k_interior(size_t n, int bad)
 {
 	char *p = malloc(n);
@@ -242,6 +301,8 @@ static const struct kind kinds[] = {
 	{ "double free, interleaved with another free", k_interleaved },
 	{ "double free from another thread", k_thread },
 	{ "double free after another thread's free", k_remote },
+	{ "double free by the thread that adopted the freeing thread's heap", k_adopted },
+	{ "double free by an adopting thread, after trim", k_adopted_trim },
 	{ "invalid free, interior pointer", k_interior },
 	{ "invalid free, unaligned pointer", k_unaligned },
 	{ "invalid free, just before a block", k_before },

@@ -10,7 +10,8 @@
  *    index (4 * class), and another heap's block, a block of a free page
  *    and a foreign address never give a bin index (so they take the slow
  *    path);
- *  - every bin's mark is its own address and its mask the class's, and
+ *  - every bin's mark is its heap's kept slot of the class (the sentinel
+ *    bin's, its own address) and its mask the class's, and
  *    room + blocks held == cap while a heap is attached.
  */
 #include <pthread.h>
@@ -18,6 +19,7 @@
 #include <stdlib.h>
 #include "tap.h"
 #include "tcache.h"
+#include "heap.h"
 
 static void *other_block;
 
@@ -64,10 +66,12 @@ int main(void)
 	for (c = 0; c <= HAK_NCLASS; c++) {
 		const struct hak_tbin *b = &__hak_tc.bins[c];
 
-		if (b->mark != (uintptr_t)b || b->mask != (uint16_t)__hak_class_mask[c])
+		uintptr_t mark = c < HAK_NCLASS ? (uintptr_t)&__hak_tc.heap->kept[c] : (uintptr_t)b;
+
+		if (b->mark != mark || b->mask != (uint16_t)__hak_class_mask[c])
 			bad++;
 	}
-	tap_ok(bad == 0, "every bin's mark is its address and its mask the class's (%u wrong)", bad);
+	tap_ok(bad == 0, "every bin's mark is its heap's and its mask the class's (%u wrong)", bad);
 	bad = 0;
 	for (c = 0; c < HAK_NCLASS; c++) {
 		const struct hak_tbin *b = &__hak_tc.bins[c];
