@@ -507,19 +507,30 @@ static inline void collect_all(struct hak_heap *h)
 
 /* ---- local free ---- */
 
-static void local_free(struct hak_heap *h, struct hak_slab *s, void *p)
+/*
+ * Put the chain head..tail of n blocks of h's slab s back on its free list
+ * (one splice: the chain's links are already in place). Counters only: the
+ * caller accounts bytes_out.
+ */
+static inline void local_free_run(struct hak_heap *h, struct hak_slab *s, void *head,
+				  void *tail, uint32_t n)
 {
-	if (hak_ff_level() && unlikely(s->used == 0))
-		hak_ff_fail(p, s->class_idx, "slab used counter underflow");
-	__hak_set_link(p, s->free);
-	s->free = p;
-	s->used--;
+	if (hak_ff_level() && unlikely(n > s->used))
+		hak_ff_fail(head, s->class_idx, "slab used counter underflow");
+	__hak_set_link(tail, s->free);
+	s->free = head;
+	s->used -= n;
 	s->flags &= ~(HAK_SLAB_SCANNED | HAK_SLAB_IDLE_MASK);
-	HAK_STAT_ADD(h, bytes_out, -(uint64_t)__hak_class_size[s->class_idx]);
 	if (!(s->flags & HAK_SLAB_PARTIAL))
 		partial_add(h, s);
 	if (s->used == 0)
 		slab_emptied(h, s);
+}
+
+static void local_free(struct hak_heap *h, struct hak_slab *s, void *p)
+{
+	local_free_run(h, s, p, p, 1);
+	HAK_STAT_ADD(h, bytes_out, -(uint64_t)__hak_class_size[s->class_idx]);
 }
 
 /* Idle-owner detection (__hak_free_remote): this thread's view. */
@@ -647,6 +658,8 @@ static void flush_list_home(struct hak_heap *h, void *p, bool depot_ok)
 	uint32_t in = 0;
 	unsigned ic = 0;
 
+	uint64_t local = 0, csize = 0;
+
 	if (hak_ff_level())
 		depot_ok = false;
 	while (p) {
@@ -654,7 +667,26 @@ static void flush_list_home(struct hak_heap *h, void *p, bool depot_ok)
 		void *next = __hak_link(p);
 
 		if (s->owner == h) {
-			local_free(h, s, p);
+			/*
+			 * The run of blocks of this slab that follow goes back
+			 * in one splice: a bin's blocks mostly come from one
+			 * slab in a row (a refill takes them so), and the bin's
+			 * own links already chain them, so each block costs a
+			 * link read and a slab compare, not a whole free.
+			 */
+			uintptr_t lo = slab_base(s), len = (uintptr_t)s->span << HAK_PAGE_SHIFT;
+			void *tail = p;
+			uint32_t n = 1;
+
+			/* In s's pages (NULL wraps to above len). */
+			while ((uintptr_t)next - lo < len) {
+				tail = next;
+				next = __hak_link(next);
+				n++;
+			}
+			csize = __hak_class_size[s->class_idx];
+			local += n;
+			local_free_run(h, s, p, tail, n);
 			p = next;
 			continue;
 		}
@@ -695,6 +727,8 @@ static void flush_list_home(struct hak_heap *h, void *p, bool depot_ok)
 		}
 		p = next;
 	}
+	if (local)
+		HAK_STAT_ADD(h, bytes_out, -local * csize);
 	if (in && !depot_put(ic, ihead, itail, in))
 		flush_list_home(h, ihead, false);
 }
@@ -1152,6 +1186,22 @@ static uint32_t slab_take(struct hak_heap *h, struct hak_slab *s,
 		h->nempty[c]--;
 	if (hak_ff_level() >= 2)
 		hak_ff_walk_slab(s);
+	/*
+	 * A free list no longer than what is wanted goes over whole, without
+	 * a block being read (popping it is a cache miss per block: the
+	 * blocks were freed long ago), as the pops below would have taken it
+	 * all anyway. Not up to room: a refill that fills the bin makes the
+	 * frees that follow overflow (adaptive_sizing/adapt_grow_shrink).
+	 * Its length is carved - used while nothing is parked. The bin's
+	 * list must be empty (the free list's tail is unknown); carving
+	 * below may still prepend to it.
+	 */
+	if (!*list && s->free && !hak_ff_level() && s->carved - s->used <= want &&
+	    !slab_parked(s)) {
+		got = s->carved - s->used;
+		*list = s->free;
+		s->free = NULL;
+	}
 	while (got < want && s->free) {
 		void *p = s->free;
 
