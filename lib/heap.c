@@ -182,13 +182,11 @@ void __hak_free_misaligned(void *p, uintptr_t ix)
 	bad_block(p, c, "invalid free (not a block boundary: interior or unaligned pointer)");
 }
 
-/* The free mark of a block of slab s: its owner thread's bin address. */
+/* The free mark of a block of slab s: one key for all (lib/tcache.h). */
 static uintptr_t owner_mark(const struct hak_slab *s, unsigned c)
 {
-	struct hak_heap *h = s->owner;
-	struct hak_tcache *tc = arch_load_relaxed(&h->tc);
-
-	return tc ? (uintptr_t)&tc->bins[c] : (uintptr_t)h;
+	(void)s; (void)c;
+	return __hak_free_key();
 }
 
 static void *remote_top(const struct hak_slab *s);
@@ -1204,7 +1202,7 @@ static uint32_t bin_fill(struct hak_heap *h, struct hak_tbin *b, unsigned c,
 			HAK_STAT_ADD(h, slabs_taken, 1);
 			partial_add(h, s);
 		}
-		got += slab_take(h, s, &list, want - got, (uintptr_t)b);
+		got += slab_take(h, s, &list, want - got, __hak_free_key());
 	}
 	b->head = list;
 	b->room -= got;
@@ -1327,7 +1325,15 @@ void __hak_free_remote(void *p, unsigned c)
 	s = __hak_slab_head(__hak_page_of((uintptr_t)p));
 	mark = owner_mark(s, c);
 	if (unlikely(hak_vg_mark(p) == mark)) {
-		/* free already, or a live block holding that value: ask the owner */
+		/*
+		 * Free already, or a live block holding that value. In this
+		 * thread's bin (an idle owner's block cached here): report it
+		 * now; anywhere else only the owner can tell: ask it.
+		 */
+		struct hak_tbin *b = &tc->bins[c];
+
+		if (on_list(b->head, p, __hak_tbin_count(b)))
+			bad_block(p, c, "double free (block in the thread cache)");
 		park_suspect(p);
 		errno = saved;
 		return;
@@ -1504,7 +1510,6 @@ struct hak_heap *__hak_heap_attach(void)
 	for (c = 0; c <= HAK_NCLASS; c++) {
 		struct hak_tbin *b = &tc->bins[c];
 
-		b->mark = (uintptr_t)b;
 		b->mask = (uint16_t)__hak_class_mask[c];
 		__hak_tbin_set_cap(b, c < HAK_NCLASS ?
 				   hak_adapt_initial_cap(c, __hak_tcache_cap(c)) : 0);

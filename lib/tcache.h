@@ -16,17 +16,20 @@
  *
  * Free marks (double-free detection, every variant): a block in a bin, in
  * its slab's free list or in its slab's remote list holds, in its second
- * word, the address of its owner thread's bin (&bins[c] of the tcache of
- * the heap owning its slab; bins[c].mark); a block handed out has that
- * word cleared. A free that finds the mark of its own bin asks
- * __hak_free_confirm(), which reports only a block it finds on one of
- * those lists, so a program that stores the same value is never
- * reported. A freed pointer must also pass the class's block-boundary
- * mask (bins[c].mask: unaligned and most interior pointers).
+ * word, the free key (__hak_free_key(): the page map's address, one value
+ * for the process, which the free fast path holds in a register as the
+ * base of its page-map load); a block handed out has that word cleared.
+ * A free that finds the key asks the slow path, which reports only a block
+ * it finds on a free list: __hak_free_confirm() for a block of this
+ * thread's heap (this thread's bin, the slab's free and remote lists),
+ * the owner (parked, lib/heap.c) for another heap's. So a program that
+ * stores the same value is never reported. A freed pointer must also pass
+ * the class's block-boundary mask (bins[c].mask: unaligned and most
+ * interior pointers).
  *
  * Fast-path budget (x86_64, gcc 12 -O2, objdump to ret): malloc hit 14
  * (GOT offset, size check or the heap profiler's countdown, size table,
- * bin, pop, room, mark clear); free hit 24 (page-map range, entry, tag
+ * bin, pop, room, mark clear); free hit 21 (page-map range, entry, tag
  * xor and bin-index check, bin, boundary mask, mark test, room, push, mark
  * store). Keep them there: the figures are in Documentation/design.md and
  * checked by tools/boxcost.sh.
@@ -62,8 +65,7 @@ struct hak_heap;
  * page map hand out), so no shift or class table sits between the lookup
  * and the bin:
  *   head  the LIFO list;
- *   mark  this bin's own address, set at attach: the free mark (a
- *         register load where the push needs it, not an address sum);
+ *   spare unused (the free mark is one value for all bins, tcache.h);
  *   room  cap - blocks held: the push takes one (SUB, borrow = full), the
  *         pop gives one back (ADD); "all ones" (count cap + 1) only inside
  *         the overflow slow path;
@@ -73,7 +75,7 @@ struct hak_heap;
  */
 struct hak_tbin {
 	void *head;
-	uintptr_t mark;
+	uintptr_t spare;
 	unsigned long room;
 	uint32_t cap;
 	uint16_t mask;
@@ -254,17 +256,18 @@ static __always_inline void __hak_tcache_mark(void *p, uintptr_t mark)
 
 /*
  * Push a freed block of bin index ix (4 * class c; c may be
- * HAK_CLASS_NONE with the header box: slow path).
+ * HAK_CLASS_NONE with the header box: slow path); key is
+ * __hak_free_key(), which the free fast path has at hand.
  */
-static __always_inline void __hak_tcache_push_ix(hak_tc_tls *t, void *p, uintptr_t ix)
+static __always_inline void __hak_tcache_push_ix(hak_tc_tls *t, void *p, uintptr_t ix,
+						 uintptr_t key)
 {
 	hak_tbin_tls *b = __hak_tbin_ix(t, ix);
 	unsigned c = (unsigned)(ix / 4);
-	uintptr_t mark;
+	uintptr_t mark = HAK_FREE_CHECKS ? key : 0;
 
 	if (HAK_FREE_CHECKS && unlikely(__hak_off_boundary((uintptr_t)p, b->mask)))
 		__hak_free_misaligned(p, ix);
-	mark = HAK_FREE_CHECKS ? b->mark : 0;
 	if (HAK_FREE_CHECKS && unlikely(hak_vg_mark(p) == mark)) {
 		__hak_free_confirm(p, ix);
 		return;
@@ -284,7 +287,7 @@ static __always_inline void __hak_tcache_push_ix(hak_tc_tls *t, void *p, uintptr
 
 static __always_inline void __hak_tcache_push(void *p, unsigned c)
 {
-	__hak_tcache_push_ix(__hak_tc_tls(), p, (uintptr_t)c * 4);
+	__hak_tcache_push_ix(__hak_tc_tls(), p, (uintptr_t)c * 4, __hak_free_key());
 }
 
 #endif /* HAK_TCACHE_H */
