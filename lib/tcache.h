@@ -176,25 +176,13 @@ void __hak_tcache_trim(unsigned c, uint32_t keep);
  * the hardened box the link is stored encoded and checked when read: a
  * link overwritten by the program (overflow, write after free) is caught
  * before it is followed or handed out. A link must decode to NULL or a
- * 16-byte-aligned address below 2^47 (one TEST: a value the program wrote
- * decodes to a random-looking word, which passes with odds of 2^-21); the
- * slow paths, which walk whole lists, also want it in a live superslab.
+ * 16-byte-aligned address below 2^47: one TEST, where a lookup in the
+ * superslab registry cost nine instructions and a branch per link. A
+ * value the program wrote decodes to a word it cannot predict (the
+ * secret), which passes with odds of 2^-21, and then points nowhere the
+ * program chose.
  */
 #define HAK_LINK_BAD	(~((1UL << HAK_VA_BITS) - 1) | 15UL)
-
-static __always_inline void *__hak_link_fast(void *p)
-{
-	void *next = hak_vg_next(p);
-
-	if (hak_hd_on()) {
-		uintptr_t v = (uintptr_t)next;
-
-		next = hak_hd_dec(p, v);
-		if (unlikely((uintptr_t)next & HAK_LINK_BAD))
-			hak_hd_bad_link(p, v);
-	}
-	return next;
-}
 
 static __always_inline void *__hak_link(void *p)
 {
@@ -204,8 +192,7 @@ static __always_inline void *__hak_link(void *p)
 		uintptr_t v = (uintptr_t)next;
 
 		next = hak_hd_dec(p, v);
-		if (unlikely(((uintptr_t)next & HAK_LINK_BAD) ||
-			     (next && !__hak_ss_owns((uintptr_t)next))))
+		if (unlikely((uintptr_t)next & HAK_LINK_BAD))
 			hak_hd_bad_link(p, v);
 	}
 	return next;
@@ -253,7 +240,7 @@ static __always_inline void *__hak_tcache_pop_ix(hak_tc_tls *t, uintptr_t ix)
 
 	if (unlikely(!p))
 		return __hak_tcache_refill(ix);	/* ends in __hak_tbin_take too */
-	b->head = __hak_link_fast(p);
+	b->head = __hak_link(p);
 	b->room++;
 	return __hak_tbin_took(p, (unsigned)(ix / 4));
 }

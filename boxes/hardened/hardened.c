@@ -83,7 +83,8 @@ void hak_hd_shuffle(uint16_t *idx, uint32_t n)
 		x ^= x << 13;
 		x ^= x >> 7;
 		x ^= x << 17;
-		j = (uint32_t)((x >> 16) % i);
+		/* 0..i-1 from the top 32 bits: a multiply, not a division */
+		j = (uint32_t)(((x >> 32) * i) >> 32);
 		t = idx[i - 1];
 		idx[i - 1] = idx[j];
 		idx[j] = t;

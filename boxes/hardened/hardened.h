@@ -10,7 +10,7 @@
  *   hak_hd_enc(where, next)    value to store at where for link next;
  *   hak_hd_dec(where, v)       the link stored as v at where (the core
  *                              then checks it: NULL, or 16-byte aligned
- *                              in a live superslab, else
+ *                              below 2^47, else
  *                              hak_hd_bad_link() reports and aborts);
  *   hak_hd_init()              pick the secret (every heap attach calls
  *                              it; the first, before any link exists,
