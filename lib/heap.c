@@ -726,14 +726,18 @@ static void carve_random(struct hak_heap *h, struct hak_slab *s, void **list,
 			 uint32_t n, uintptr_t mark)
 {
 	uint16_t idx[HAK_HD_SHUFFLE_MAX];
+	unsigned c = s->class_idx;
+	size_t stride = __hak_class_stride(c);
 	uint32_t done, k, m;
 
 	for (done = 0; done < n; done += m) {
+		/* the slab's block arithmetic once per batch, not per block */
+		uintptr_t base = __hak_slab_block(s, s->carved + done);
+
 		m = n - done < HAK_HD_SHUFFLE_MAX ? n - done : HAK_HD_SHUFFLE_MAX;
 		hak_hd_shuffle(idx, m);
 		for (k = 0; k < m; k++)
-			carve_one(h, s->class_idx, list,
-				  __hak_slab_block(s, s->carved + done + idx[k]), mark);
+			carve_one(h, c, list, base + idx[k] * stride, mark);
 	}
 }
 
