@@ -3,7 +3,11 @@
  * Hook header of the hardened box (CONFIG_HAK_HARDENED).
  *
  * Free-list links in free blocks are stored encoded (safe-linking):
- *	stored = next ^ (address of the link >> 12) ^ secret
+ *	stored = next ^ (address of the link) ^ secret
+ * (glibc shifts the address right by 12 because it has no secret and needs
+ * the address's random bits to mask the pointer's; here the secret masks
+ * it, and the address, unshifted, makes every location's mask different:
+ * one XOR each way instead of a copy, a shift and an XOR)
  * so a program that overwrites a link (overflow, write after free) cannot
  * aim it, and a decoded link is checked before it is followed:
  *   hak_hd_on()                the box is on (a constant);
@@ -69,12 +73,12 @@ void hak_hd_shuffle(uint16_t *idx, uint32_t n);
 
 static __always_inline uintptr_t hak_hd_enc(const void *where, const void *next)
 {
-	return (uintptr_t)next ^ ((uintptr_t)where >> 12) ^ __hak_hd_secret;
+	return (uintptr_t)next ^ (uintptr_t)where ^ __hak_hd_secret;
 }
 
 static __always_inline void *hak_hd_dec(const void *where, uintptr_t v)
 {
-	return (void *)(v ^ ((uintptr_t)where >> 12) ^ __hak_hd_secret);
+	return (void *)((v ^ __hak_hd_secret) ^ (uintptr_t)where);
 }
 
 static __always_inline bool hak_hd_zero_on_free(void)
