@@ -29,7 +29,7 @@
  *
  * Fast-path budget (x86_64, gcc 12 -O2, objdump to ret): malloc hit 14
  * (GOT offset, size check or the heap profiler's countdown, size table,
- * bin, pop, room, mark clear); free hit 21 (page-map range, entry, tag
+ * bin, pop, room, mark clear); free hit 22 (page-map range, entry, tag
  * xor and bin-index check, bin, boundary mask, mark test, room, push, mark
  * store). Keep them there: the figures are in Documentation/design.md and
  * checked by tools/boxcost.sh.
