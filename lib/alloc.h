@@ -109,13 +109,14 @@ HAK_FASTPATH void __hak_free(void *p)
 {
 	uintptr_t a = (uintptr_t)p;
 	hak_tc_tls *t = __hak_tc_tls();
-	uintptr_t ix = __hak_pm_entry(a) ^ t->tagx;
+	uintptr_t key;
+	uintptr_t ix = __hak_pm_lookup(a, &key) ^ t->tagx;
 
 	if (unlikely(ix > HAK_PM_IX_MAX)) {
 		__hak_free_slow(p);
 		return;
 	}
-	__hak_tcache_push_ix(t, p, __hak_block_ix(a, ix));
+	__hak_tcache_push_ix(t, p, __hak_block_ix(a, ix), key);
 }
 
 void *__hak_calloc(size_t n, size_t size);

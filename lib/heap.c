@@ -189,22 +189,14 @@ void __hak_free_misaligned(void *p, uintptr_t ix)
 }
 
 /*
- * The free mark of heap h's blocks of class c: the address of its kept bin
- * of the class, the value its thread's bin c carries (bins[c].mark). A
- * property of the heap, not of the thread, so a block keeps a valid mark
- * when the heap passes to another thread at thread exit: a mark that named
- * the exiting thread's bin was stale for an adopter whose TLS lies
- * elsewhere, and a double free of a block it left behind went unseen.
+ * The free mark of a block of slab s: one key for all (lib/tcache.h), so
+ * a block keeps a valid mark when its heap passes to another thread at
+ * thread exit (a mark naming the exiting thread's bin went stale there).
  */
-static inline uintptr_t heap_mark(const struct hak_heap *h, unsigned c)
+static uintptr_t owner_mark(const struct hak_slab *s, unsigned c)
 {
-	return (uintptr_t)&h->kept[c];
-}
-
-/* The free mark of a block of slab s. */
-static inline uintptr_t owner_mark(const struct hak_slab *s, unsigned c)
-{
-	return heap_mark(s->owner, c);
+	(void)s; (void)c;
+	return __hak_free_key();
 }
 
 static void *remote_top(const struct hak_slab *s);
@@ -780,14 +772,18 @@ static void carve_random(struct hak_heap *h, struct hak_slab *s, void **list,
 			 uint32_t n, uintptr_t mark)
 {
 	uint16_t idx[HAK_HD_SHUFFLE_MAX];
+	unsigned c = s->class_idx;
+	size_t stride = __hak_class_stride(c);
 	uint32_t done, k, m;
 
 	for (done = 0; done < n; done += m) {
+		/* the slab's block arithmetic once per batch, not per block */
+		uintptr_t base = __hak_slab_block(s, s->carved + done);
+
 		m = n - done < HAK_HD_SHUFFLE_MAX ? n - done : HAK_HD_SHUFFLE_MAX;
 		hak_hd_shuffle(idx, m);
 		for (k = 0; k < m; k++)
-			carve_one(h, s->class_idx, list,
-				  __hak_slab_block(s, s->carved + done + idx[k]), mark);
+			carve_one(h, c, list, base + idx[k] * stride, mark);
 	}
 }
 
@@ -1305,7 +1301,7 @@ static uint32_t bin_fill(struct hak_heap *h, struct hak_tbin *b, unsigned c,
 			HAK_STAT_ADD(h, slabs_taken, 1);
 			partial_add(h, s);
 		}
-		got += slab_take(h, s, &list, want - got, heap_mark(h, c));
+		got += slab_take(h, s, &list, want - got, __hak_free_key());
 	}
 	b->head = list;
 	b->room -= got;
@@ -1428,7 +1424,15 @@ void __hak_free_remote(void *p, unsigned c)
 	s = __hak_slab_head(__hak_page_of((uintptr_t)p));
 	mark = owner_mark(s, c);
 	if (unlikely(hak_vg_mark(p) == mark)) {
-		/* free already, or a live block holding that value: ask the owner */
+		/*
+		 * Free already, or a live block holding that value. In this
+		 * thread's bin (an idle owner's block cached here): report it
+		 * now; anywhere else only the owner can tell: ask it.
+		 */
+		struct hak_tbin *b = &tc->bins[c];
+
+		if (on_list(b->head, p, __hak_tbin_count(b)))
+			bad_block(p, c, "double free (block in the thread cache)");
 		park_suspect(p);
 		errno = saved;
 		return;
@@ -1671,7 +1675,6 @@ struct hak_heap *__hak_heap_attach(void)
 	for (c = 0; c <= HAK_NCLASS; c++) {
 		struct hak_tbin *b = &tc->bins[c];
 
-		b->mark = c < HAK_NCLASS ? heap_mark(h, c) : (uintptr_t)b;
 		b->mask = (uint16_t)__hak_class_mask[c];
 		__hak_tbin_set_cap(b, c < HAK_NCLASS ?
 				   hak_adapt_initial_cap(c, tcache_cap_of(share, c)) : 0);

@@ -68,9 +68,8 @@ struct hak_heap {
 	uint32_t bin_seen_n[HAK_NCLASS];	/* and their counts */
 	/*
 	 * The last thread's bins while the heap is pooled (empty while a
-	 * thread has it). &kept[c] is also the free mark of the heap's
-	 * blocks of class c (tcache.h), so the blocks keep a valid mark
-	 * whichever thread adopts the heap.
+	 * thread has it); the blocks keep a valid free mark whichever
+	 * thread adopts the heap, the mark being one key for all (tcache.h).
 	 */
 	struct hak_kept_bin kept[HAK_NCLASS];
 	struct hak_heap_stats stats;

@@ -44,7 +44,12 @@ struct hak_pagemap __hak_pm;
 
 #define HAK_PM_ENTRIES	(1UL << (HAK_VA_BITS - HAK_PM_SHIFT))
 
-/* Reserve the page map once, before the first superslab (ss_lock held). */
+/*
+ * Reserve the page map once, before the first superslab (ss_lock held).
+ * The map's address is also the free mark (__hak_free_key), so it must be
+ * set before any block exists: without a map it is the address of the
+ * map's descriptor, never indexed (lim stays 0) and not retried.
+ */
 static void pm_init(void)
 {
 	uint16_t *m;
@@ -52,8 +57,11 @@ static void pm_init(void)
 	if (__hak_pm.map)
 		return;
 	m = __hak_os_reserve(HAK_PM_ENTRIES * sizeof(uint16_t));
-	if (!m)
-		return;		/* every free takes the slow path, which needs no map */
+	if (!m) {
+		/* every free takes the slow path, which needs no map */
+		__atomic_store_n(&__hak_pm.map, (uint16_t *)(void *)&__hak_pm, __ATOMIC_RELAXED);
+		return;
+	}
 	__atomic_store_n(&__hak_pm.map, m, __ATOMIC_RELAXED);
 	__atomic_store_n(&__hak_pm.lim, HAK_PM_ENTRIES, __ATOMIC_RELEASE);
 }
@@ -63,7 +71,7 @@ static void pm_set(uintptr_t a, unsigned c, unsigned tag)
 {
 	uint16_t *m = __hak_pm.map;	/* written under ss_lock, held */
 
-	if (m)
+	if (__hak_pm.lim)
 		__atomic_store_n(&m[a >> HAK_PM_SHIFT],
 				 (uint16_t)(tag ? HAK_TAGX(tag) | 4 * c : 0), __ATOMIC_RELAXED);
 }

@@ -38,6 +38,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <hak/compiler.h>
+#include <asm/atomic.h>
 #include "size_class.h"
 #include "boxes/hardened/hardened.h"
 
@@ -137,7 +138,8 @@ void __hak_ssmap_set(uintptr_t region, unsigned kind);
  * this thread's heap (tags are never 0; tagx of a thread without a heap
  * is above every entry). Written under ss_lock with the page's class and
  * owner lines; lim is 0 until the map exists (every free goes the slow
- * way, which needs no map), or if it could not be reserved.
+ * way, which needs no map), or if it could not be reserved (map is then
+ * a dummy, never indexed: it is also the free mark, __hak_free_key).
  */
 #define HAK_PM_SHIFT		HAK_PAGE_SHIFT
 #define HAK_PM_IX_MAX		(4 * (HAK_NCLASS - 1))
@@ -145,31 +147,57 @@ void __hak_ssmap_set(uintptr_t region, unsigned kind);
 
 struct hak_pagemap {
 	uint16_t *map;
-	uintptr_t lim;		/* entries in map; 0: no map */
+	unsigned long lim;	/* entries in map; 0: no map */
 };
 
 extern HAK_HIDDEN struct hak_pagemap __hak_pm;
 
 /*
  * Page-map entry of a, or HAK_PM_OUT when the map does not cover a (no
- * map yet, or a at or above 2^47). Never reads *a.
+ * map yet, or a at or above 2^47); *key is the map's address (see
+ * __hak_free_key), loaded for the entry anyway. Never reads *a.
  */
 #define HAK_PM_OUT		0xffffffffu
 
-static __always_inline uint32_t __hak_pm_entry(uintptr_t a)
+static __always_inline uint32_t __hak_pm_lookup(uintptr_t a, uintptr_t *key)
 {
 	uintptr_t i = a >> HAK_PM_SHIFT;
+	uint16_t *map;
 
 	/*
-	 * lim is published after map (release): acquire it, then map is
-	 * there. The builtins, not arch_load_*: a volatile load cannot be an
-	 * operand of the entry's MOVZWL (these two still cost one MOV more
-	 * than plain reads, which are a data race with the first superslab).
+	 * lim is published after map (release): read it with acquire, then
+	 * map is there. arch_below_acquire is one CMP with lim as operand
+	 * (a plain read would be a data race with the first superslab; an
+	 * __atomic one costs a MOV more). The map pointer: the builtin, so
+	 * the entry's MOVZWL can index it.
 	 */
-	if (unlikely(i >= __atomic_load_n(&__hak_pm.lim, __ATOMIC_ACQUIRE)))
+	if (unlikely(!arch_below_acquire(i, &__hak_pm.lim))) {
+		*key = 0;
 		return HAK_PM_OUT;
-	return __atomic_load_n(&__atomic_load_n(&__hak_pm.map, __ATOMIC_RELAXED)[i],
-			       __ATOMIC_RELAXED);
+	}
+	map = __atomic_load_n(&__hak_pm.map, __ATOMIC_RELAXED);
+	*key = (uintptr_t)map;
+	return __atomic_load_n(&map[i], __ATOMIC_RELAXED);
+}
+
+static __always_inline uint32_t __hak_pm_entry(uintptr_t a)
+{
+	uintptr_t key;
+
+	return __hak_pm_lookup(a, &key);
+}
+
+/*
+ * The free mark (lib/tcache.h): the page map's address, the same for every
+ * thread and class, so the free fast path has it in a register (the base
+ * of the entry's load) and needs no load for it. Set before the first
+ * superslab (a dummy address of our own when the map could not be
+ * reserved), so never 0 while any block exists; no program data holds it
+ * but by chance (the map's address is nowhere in the program's reach).
+ */
+static __always_inline uintptr_t __hak_free_key(void)
+{
+	return (uintptr_t)__atomic_load_n(&__hak_pm.map, __ATOMIC_RELAXED);
 }
 
 /* Tag of the heap owning the page holding a (0 for a free page). */

@@ -16,19 +16,22 @@
  *
  * Free marks (double-free detection, every variant): a block in a bin, in
  * its slab's free list or in its slab's remote list holds, in its second
- * word, the free mark of the heap owning its slab (&kept[c] of that heap,
- * lib/heap.h, which its thread's bins[c].mark holds: a heap's, not a
- * thread's, so it stays valid when the heap passes to another thread at
- * thread exit); a block handed out has that word cleared. A free that
- * finds the mark of its own bin asks
- * __hak_free_confirm(), which reports only a block it finds on one of
- * those lists, so a program that stores the same value is never
- * reported. A freed pointer must also pass the class's block-boundary
- * mask (bins[c].mask: unaligned and most interior pointers).
+ * word, the free key (__hak_free_key(): the page map's address, one value
+ * for the process, which the free fast path holds in a register as the
+ * base of its page-map load); a block handed out has that word cleared.
+ * A free that finds the key asks the slow path, which reports only a block
+ * it finds on a free list: __hak_free_confirm() for a block of this
+ * thread's heap (this thread's bin, the slab's free and remote lists),
+ * the owner (parked, lib/heap.c) for another heap's, an exited thread's
+ * cache kept in its pooled heap included. One value for all, so a block
+ * keeps a valid mark when its heap passes to another thread at thread
+ * exit. So a program that stores the same value is never reported. A freed pointer must also pass
+ * the class's block-boundary mask (bins[c].mask: unaligned and most
+ * interior pointers).
  *
  * Fast-path budget (x86_64, gcc 12 -O2, objdump to ret): malloc hit 14
  * (GOT offset, size check or the heap profiler's countdown, size table,
- * bin, pop, room, mark clear); free hit 24 (page-map range, entry, tag
+ * bin, pop, room, mark clear); free hit 22 (page-map range, entry, tag
  * xor and bin-index check, bin, boundary mask, mark test, room, push, mark
  * store). Keep them there: the figures are in Documentation/design.md and
  * checked by tools/boxcost.sh.
@@ -64,8 +67,7 @@ struct hak_heap;
  * page map hand out), so no shift or class table sits between the lookup
  * and the bin:
  *   head  the LIFO list;
- *   mark  the free mark of this bin's class in the attached heap, set at
- *         attach (a register load where the push needs it);
+ *   spare unused (the free mark is one value for all bins, tcache.h);
  *   room  cap - blocks held: the push takes one (SUB, borrow = full), the
  *         pop gives one back (ADD); "all ones" (count cap + 1) only inside
  *         the overflow slow path;
@@ -75,7 +77,7 @@ struct hak_heap;
  */
 struct hak_tbin {
 	void *head;
-	uintptr_t mark;
+	uintptr_t spare;
 	unsigned long room;
 	uint32_t cap;
 	uint16_t mask;
@@ -175,8 +177,15 @@ void __hak_tcache_trim(unsigned c, uint32_t keep);
  * blocks (bins, slab free lists, remote lists) goes through these. With
  * the hardened box the link is stored encoded and checked when read: a
  * link overwritten by the program (overflow, write after free) is caught
- * before it is followed or handed out.
+ * before it is followed or handed out. A link must decode to NULL or a
+ * 16-byte-aligned address below 2^47: one TEST, where a lookup in the
+ * superslab registry cost nine instructions and a branch per link. A
+ * value the program wrote decodes to a word it cannot predict (the
+ * secret), which passes with odds of 2^-21, and then points nowhere the
+ * program chose.
  */
+#define HAK_LINK_BAD	(~((1UL << HAK_VA_BITS) - 1) | 15UL)
+
 static __always_inline void *__hak_link(void *p)
 {
 	void *next = hak_vg_next(p);
@@ -185,7 +194,7 @@ static __always_inline void *__hak_link(void *p)
 		uintptr_t v = (uintptr_t)next;
 
 		next = hak_hd_dec(p, v);
-		if (unlikely(next && (((uintptr_t)next & 15) || !__hak_ss_owns((uintptr_t)next))))
+		if (unlikely((uintptr_t)next & HAK_LINK_BAD))
 			hak_hd_bad_link(p, v);
 	}
 	return next;
@@ -256,17 +265,18 @@ static __always_inline void __hak_tcache_mark(void *p, uintptr_t mark)
 
 /*
  * Push a freed block of bin index ix (4 * class c; c may be
- * HAK_CLASS_NONE with the header box: slow path).
+ * HAK_CLASS_NONE with the header box: slow path); key is
+ * __hak_free_key(), which the free fast path has at hand.
  */
-static __always_inline void __hak_tcache_push_ix(hak_tc_tls *t, void *p, uintptr_t ix)
+static __always_inline void __hak_tcache_push_ix(hak_tc_tls *t, void *p, uintptr_t ix,
+						 uintptr_t key)
 {
 	hak_tbin_tls *b = __hak_tbin_ix(t, ix);
 	unsigned c = (unsigned)(ix / 4);
-	uintptr_t mark;
+	uintptr_t mark = HAK_FREE_CHECKS ? key : 0;
 
 	if (HAK_FREE_CHECKS && unlikely(__hak_off_boundary((uintptr_t)p, b->mask)))
 		__hak_free_misaligned(p, ix);
-	mark = HAK_FREE_CHECKS ? b->mark : 0;
 	if (HAK_FREE_CHECKS && unlikely(hak_vg_mark(p) == mark)) {
 		__hak_free_confirm(p, ix);
 		return;
@@ -286,7 +296,7 @@ static __always_inline void __hak_tcache_push_ix(hak_tc_tls *t, void *p, uintptr
 
 static __always_inline void __hak_tcache_push(void *p, unsigned c)
 {
-	__hak_tcache_push_ix(__hak_tc_tls(), p, (uintptr_t)c * 4);
+	__hak_tcache_push_ix(__hak_tc_tls(), p, (uintptr_t)c * 4, __hak_free_key());
 }
 
 #endif /* HAK_TCACHE_H */

@@ -3,14 +3,18 @@
  * Hook header of the hardened box (CONFIG_HAK_HARDENED).
  *
  * Free-list links in free blocks are stored encoded (safe-linking):
- *	stored = next ^ (address of the link >> 12) ^ secret
+ *	stored = next ^ (address of the link) ^ secret
+ * (glibc shifts the address right by 12 because it has no secret and needs
+ * the address's random bits to mask the pointer's; here the secret masks
+ * it, and the address, unshifted, makes every location's mask different:
+ * one XOR each way instead of a copy, a shift and an XOR)
  * so a program that overwrites a link (overflow, write after free) cannot
  * aim it, and a decoded link is checked before it is followed:
  *   hak_hd_on()                the box is on (a constant);
  *   hak_hd_enc(where, next)    value to store at where for link next;
  *   hak_hd_dec(where, v)       the link stored as v at where (the core
  *                              then checks it: NULL, or 16-byte aligned
- *                              in a live superslab, else
+ *                              below 2^47, else
  *                              hak_hd_bad_link() reports and aborts);
  *   hak_hd_init()              pick the secret (every heap attach calls
  *                              it; the first, before any link exists,
@@ -69,12 +73,12 @@ void hak_hd_shuffle(uint16_t *idx, uint32_t n);
 
 static __always_inline uintptr_t hak_hd_enc(const void *where, const void *next)
 {
-	return (uintptr_t)next ^ ((uintptr_t)where >> 12) ^ __hak_hd_secret;
+	return (uintptr_t)next ^ (uintptr_t)where ^ __hak_hd_secret;
 }
 
 static __always_inline void *hak_hd_dec(const void *where, uintptr_t v)
 {
-	return (void *)(v ^ ((uintptr_t)where >> 12) ^ __hak_hd_secret);
+	return (void *)((v ^ __hak_hd_secret) ^ (uintptr_t)where);
 }
 
 static __always_inline bool hak_hd_zero_on_free(void)

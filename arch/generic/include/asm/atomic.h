@@ -11,6 +11,9 @@
  *                               (equal to old on success)
  *   arch_fetch_add(p, v)        full barrier, returns the old value
  *   arch_smp_mb()               full memory barrier
+ *   arch_below_acquire(v, p)    v < *p, *p read with acquire (an unsigned
+ *                               long); ports make it one compare with *p
+ *                               as its operand
  *
  * All take a pointer to a naturally aligned integer or pointer object.
  */
@@ -24,6 +27,12 @@
 #define arch_xchg(p, v)			__atomic_exchange_n((p), (v), __ATOMIC_SEQ_CST)
 #define arch_fetch_add(p, v)		__atomic_fetch_add((p), (v), __ATOMIC_SEQ_CST)
 #define arch_smp_mb()			__atomic_thread_fence(__ATOMIC_SEQ_CST)
+
+static inline __attribute__((always_inline)) int
+arch_below_acquire(unsigned long v, const unsigned long *p)
+{
+	return v < __atomic_load_n(p, __ATOMIC_ACQUIRE);
+}
 
 #define arch_cmpxchg(p, old, new)					\
 ({									\

@@ -150,6 +150,28 @@
 #define arch_smp_mb()							\
 	__asm__ __volatile__("lock addl $0, -4(%%rsp)" ::: "memory", "cc")
 
+#ifndef __CHECKER__
+/*
+ * v < *p, *p read with acquire: one CMP with *p as its memory operand and
+ * one JAE (a load on x86 is an acquire load; a volatile or __atomic load
+ * cannot be CMP's operand, so C costs a MOV more). The "memory" clobber
+ * keeps the compiler from moving what the caller reads next above it.
+ */
+static inline __attribute__((always_inline)) int
+arch_below_acquire(unsigned long v, const unsigned long *p)
+{
+	__asm__ goto("cmpq %1, %0\n\tjae %l[no]" : : "r"(v), "m"(*p) : "cc", "memory" : no);
+	return 1;
+no:
+	return 0;
+}
+#else
+static inline int arch_below_acquire(unsigned long v, const unsigned long *p)
+{
+	return v < arch_load_acquire(p);
+}
+#endif
+
 #endif /* !HAK_ARCH_ATOMIC_GENERIC */
 
 #endif /* HAK_ASM_X86_64_ATOMIC_H */
