@@ -438,7 +438,8 @@ static struct l25_region *region_get(struct l25_shard *sh, unsigned c)
 	if (__hak_ssmap_kind((uintptr_t)r) != HAK_SSMAP_L25)
 		__hak_ssmap_set((uintptr_t)r, HAK_SSMAP_L25);
 	partial_add(sh, r);
-	sh->regions++;
+	/* the decay pass peeks at it without the lock */
+	arch_store_relaxed(&sh->regions, sh->regions + 1);
 	return r;
 }
 
@@ -452,7 +453,7 @@ static void region_detach(struct l25_shard *sh, struct l25_region *r)
 			sh->dirty_bytes -= r->stride;
 	partial_del(sh, r);
 	arch_store_relaxed(&r->shard, NULL);
-	sh->regions--;
+	arch_store_relaxed(&sh->regions, sh->regions - 1);
 }
 
 /* ---- decay (shard lock) ---- */
