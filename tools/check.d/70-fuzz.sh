@@ -1,4 +1,4 @@
 # SPDX-License-Identifier: MIT
-# libFuzzer on the hak_* API for 60 seconds from the seed corpus
+# libFuzzer on the hak_* API for 45 seconds from the seed corpus
 # (tools/fuzz.sh; `make fuzz` for long runs).
-step fuzz tools/fuzz.sh -t 60
+step fuzz tools/fuzz.sh -t 45
