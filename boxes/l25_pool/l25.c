@@ -42,7 +42,7 @@
  * the first empty region of each class, kept for reuse. Blocks reused
  * within the delay stay resident: what is hot is never purged. Only a
  * size bound acts sooner: a shard holding more freed resident bytes than
- * its bytes in use plus L25_DIRTY_BASE purges the longest-free ones until
+ * its recent peak in use plus L25_DIRTY_BASE purges the longest-free ones until
  * 3/4 of that limit is left (a burst of frees, not a steady mix: the
  * mid-size mix keeps about as many bytes free as in use, one class per
  * region). Thread-cache blocks are live for their shard and not purged.
@@ -157,6 +157,7 @@ struct l25_shard {
 	uint32_t win_ops, win_fails;	/* contention window */
 	size_t regions;
 	size_t blocks_in_use, bytes_in_use;
+	size_t peak_in_use;		/* recent peak of bytes_in_use (halved per pass) */
 	uint64_t allocs, frees, remote_frees, contended, purged_bytes;
 	uint64_t cap_purged;		/* bytes purged at dirty_limit() */
 } __aligned(64);
@@ -548,11 +549,16 @@ static struct l25_region *detach_empty(struct l25_shard *sh, bool all, uint32_t 
  * The size bound: freed bytes a shard may hold resident, whatever their
  * age. The time rule (hak_l25_decay) is what normally gives them back;
  * this only stops a burst of frees from staying resident for a whole
- * delay.
+ * delay. A program that frees its mid blocks and takes as many again
+ * within the delay (phases, cycles: the footprint row purged 94 MB at a
+ * bound of 16 MiB + bytes in use, and faulted it all back) keeps them up
+ * to its recent peak in use: the peak of the last pass or two, halved at
+ * each decay pass (every quarter of the delay).
  */
 static inline size_t dirty_limit(const struct l25_shard *sh)
 {
-	return L25_DIRTY_BASE + sh->bytes_in_use;
+	return L25_DIRTY_BASE + (sh->peak_in_use > sh->bytes_in_use ?
+				  sh->peak_in_use : sh->bytes_in_use);
 }
 
 /* Purge the longest-free blocks until dirty_bytes is at most goal. */
@@ -657,6 +663,8 @@ static void *shard_alloc(struct l25_shard *sh, unsigned c)
 	sh->allocs++;
 	sh->blocks_in_use++;
 	sh->bytes_in_use += r->stride;
+	if (sh->bytes_in_use > sh->peak_in_use)
+		sh->peak_in_use = sh->bytes_in_use;
 	return (void *)block_addr(r, i);
 }
 
@@ -891,6 +899,9 @@ size_t hak_l25_decay(unsigned now, unsigned delay)
 			continue;
 		hak_lock(&sh->lock);
 		before = sh->purged_bytes;
+		sh->peak_in_use /= 2;
+		if (sh->peak_in_use < sh->bytes_in_use)
+			sh->peak_in_use = sh->bytes_in_use;
 		purge_older(sh, now, delay);
 		rel = detach_empty(sh, false, now, delay);
 		done += (size_t)(sh->purged_bytes - before);
