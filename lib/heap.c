@@ -22,11 +22,11 @@
  * the freeing threads), 31% of producer-consumer at 64 pairs.
  *
  * Double and invalid frees (every variant; see tcache.h for the mark):
- * a free by the owner thread that finds its own mark is confirmed here by
+ * a free by the owner thread that finds the free mark is confirmed here by
  * walking what the owner alone may walk: its bin, the slab's free list and
  * the slab's remote list (nodes leave that stack only by the owner's xchg,
  * and a pushed node's link never changes, so the owner's walk is safe).
- * A free by another thread that finds the owner's mark cannot walk the
+ * A free by another thread that finds the free mark cannot walk the
  * owner's bin: it parks the block in suspects[] instead of freeing it, and
  * the owner settles it on its next slow path (refill, overflow, trim,
  * thread exit): reported if found free, freed normally otherwise. So a
@@ -71,7 +71,7 @@ static unsigned nr_live;
 static unsigned nr_cpus;
 
 /*
- * Blocks freed by a non-owner thread with the owner's mark on them, to be
+ * Blocks freed by a non-owner thread with the free mark on them, to be
  * settled by the owner. Lock-free slots (fork copies them as they are);
  * when all are taken the block is kept out of circulation (leaked), which
  * is safe either way. nr_suspects is a hint read on slow paths.
@@ -188,17 +188,6 @@ void __hak_free_misaligned(void *p, uintptr_t ix)
 	bad_block(p, c, "invalid free (not a block boundary: interior or unaligned pointer)");
 }
 
-/*
- * The free mark of a block of slab s: one key for all (lib/tcache.h), so
- * a block keeps a valid mark when its heap passes to another thread at
- * thread exit (a mark naming the exiting thread's bin went stale there).
- */
-static uintptr_t owner_mark(const struct hak_slab *s, unsigned c)
-{
-	(void)s; (void)c;
-	return __hak_free_key();
-}
-
 static void *remote_top(const struct hak_slab *s);
 
 /* Is p on the list from head (at most limit links)? */
@@ -259,7 +248,7 @@ static void settle_suspects(struct hak_heap *h, bool mine)
 		c = s->class_idx;
 		confirm_owned(h, s, p, c, mine);
 		/* a live block that held the mark's value: free it now */
-		hak_vg_set_mark(p, owner_mark(s, c));
+		hak_vg_set_mark(p, __hak_free_key());
 		local_free(h, s, p);
 	}
 }
@@ -299,7 +288,7 @@ void __hak_free_confirm(void *p, uintptr_t ix)
 	b->head = p;
 }
 
-/* Park p, freed by a non-owner with the owner's mark, for its owner. */
+/* Park p, freed by a non-owner with the free mark, for its owner. */
 static void park_suspect(void *p)
 {
 	unsigned i;
@@ -548,7 +537,7 @@ static inline bool owner_seen_idle(const struct hak_heap *o)
  * thousands of blocks per class to keep the owner's blocks in circulation.
  * A refill that finds no free block in its own slabs takes a batch here
  * before it takes new pages. Blocks in the depot count as out in their
- * slab's used, exactly as in a thread cache, and carry their owner's mark
+ * slab's used, exactly as in a thread cache, and carry the free mark
  * (a double free of one is parked for the owner, never freed twice).
  *
  * The depot is only ever try-locked: a thread that finds it busy or full
@@ -649,8 +638,7 @@ static void flush_list_home(struct hak_heap *h, void *p, bool depot_ok)
 	void *ihead = NULL, *itail = NULL;
 	uint32_t in = 0;
 	unsigned ic = 0;
-
-	uint64_t local = 0, csize = 0;
+	uint64_t local_bytes = 0;
 
 	if (hak_ff_level())
 		depot_ok = false;
@@ -676,14 +664,12 @@ static void flush_list_home(struct hak_heap *h, void *p, bool depot_ok)
 				next = __hak_link(next);
 				n++;
 			}
-			csize = __hak_class_size[s->class_idx];
-			local += n;
+			local_bytes += (uint64_t)n * __hak_class_size[s->class_idx];
 			local_free_run(h, s, p, tail, n);
 			p = next;
 			continue;
 		}
 		if (depot_ok && owner_seen_idle(s->owner)) {
-			hak_vg_remark(p, owner_mark(s, s->class_idx));
 			__hak_set_link(p, ihead);
 			ihead = p;
 			if (!itail)
@@ -699,19 +685,13 @@ static void flush_list_home(struct hak_heap *h, void *p, bool depot_ok)
 
 			/*
 			 * Blocks cached here (an idle owner's, or a tag
-			 * collision's) carry this thread's mark: give them
-			 * their owner's, so a later double free of one, by
+			 * collision's) already carry the free key, which is
+			 * every heap's mark: a later double free of one, by
 			 * any thread, is parked for the owner to confirm.
 			 */
-			uintptr_t mark = owner_mark(s, s->class_idx);
-
-			if (hak_ff_level() < 2)
-				hak_vg_remark(p, mark);
 			while (next && __hak_slab_head(__hak_page_of((uintptr_t)next)) == s) {
 				tail = next;
 				next = __hak_link(next);
-				if (hak_ff_level() < 2)
-					hak_vg_remark(tail, mark);
 				n++;
 			}
 			HAK_STAT_ADD(h, remote_frees, n);
@@ -719,8 +699,8 @@ static void flush_list_home(struct hak_heap *h, void *p, bool depot_ok)
 		}
 		p = next;
 	}
-	if (local)
-		HAK_STAT_ADD(h, bytes_out, -local * csize);
+	if (local_bytes)
+		HAK_STAT_ADD(h, bytes_out, -local_bytes);
 	if (in && !depot_put(ic, ihead, itail, in))
 		flush_list_home(h, ihead, false);
 }
@@ -887,7 +867,7 @@ static void unpark_page(struct hak_heap *h, struct hak_slab *s)
 			hak_hdr_write((void *)blk, c, h->tag);
 		hak_vg_noaccess((void *)blk, __hak_class_size[c]);
 		if (hak_ff_level() < 2)
-			hak_vg_remark((void *)blk, owner_mark(s, c));
+			hak_vg_remark((void *)blk, __hak_free_key());
 		__hak_set_link((void *)blk, s->free);
 		s->free = (void *)blk;
 	}
@@ -1404,13 +1384,12 @@ void __hak_free_remote(void *p, unsigned c)
 {
 	struct hak_tcache *tc = &__hak_tc;
 	struct hak_slab *s;
-	uintptr_t mark;
 	int saved;
 
 	saved = errno;
 	/*
 	 * A thread's first free may be of another thread's block: attach
-	 * first, so that the block goes home with its owner's mark (caching
+	 * first, so that the block goes home through its owner (caching
 	 * it here would hide a double free from the owner).
 	 */
 	if (c < HAK_NCLASS && !tc->heap && heap_of_thread())
@@ -1422,8 +1401,7 @@ void __hak_free_remote(void *p, unsigned c)
 	if (unlikely(__hak_off_boundary((uintptr_t)p, (uint16_t)__hak_class_mask[c])))
 		__hak_free_misaligned(p, 4 * (uintptr_t)c);
 	s = __hak_slab_head(__hak_page_of((uintptr_t)p));
-	mark = owner_mark(s, c);
-	if (unlikely(hak_vg_mark(p) == mark)) {
+	if (unlikely(hak_vg_mark(p) == __hak_free_key())) {
 		/*
 		 * Free already, or a live block holding that value. In this
 		 * thread's bin (an idle owner's block cached here): report it
@@ -1438,9 +1416,9 @@ void __hak_free_remote(void *p, unsigned c)
 		return;
 	}
 	/*
-	 * An idle owner's block is cached here with this thread's mark (a
-	 * second free by this thread finds it in the bin); when the bin sends
-	 * it home, flush_list gives it the owner's mark again.
+	 * An idle owner's block is cached here (a second free by this thread
+	 * finds it in the bin); it carries the free key, every heap's mark,
+	 * when the bin sends it home.
 	 */
 	if (owner_idle(s->owner)) {
 		__hak_tcache_push(p, c);
@@ -1451,7 +1429,7 @@ void __hak_free_remote(void *p, unsigned c)
 		hak_ff_on_free(p, c);
 	__hak_zero_freed(p, c);
 	if (hak_ff_level() < 2)
-		hak_vg_set_mark(p, mark);
+		hak_vg_set_mark(p, __hak_free_key());
 	hak_vg_free(p);
 	HAK_STAT_ADD(tc->heap, remote_frees, 1);
 	__hak_remote_push(s, p, p, 1);
@@ -1587,7 +1565,7 @@ static unsigned count_cpus(void)
  * next thread refilling from those cold lists, were most of a short-lived
  * thread's cost in the allocator (thread-churn: 24k of 42k instructions
  * and nearly all data cache misses per thread). The blocks stay counted
- * out of their slabs, as in any bin, and carry the heap's mark.
+ * out of their slabs, as in any bin, and carry the free key.
  */
 static void kept_save(struct hak_tcache *tc, struct hak_heap *h)
 {

@@ -25,9 +25,9 @@
  * the owner (parked, lib/heap.c) for another heap's, an exited thread's
  * cache kept in its pooled heap included. One value for all, so a block
  * keeps a valid mark when its heap passes to another thread at thread
- * exit. So a program that stores the same value is never reported. A freed pointer must also pass
- * the class's block-boundary mask (bins[c].mask: unaligned and most
- * interior pointers).
+ * exit. So a program that stores the same value is never reported. A
+ * freed pointer must also pass the class's block-boundary mask
+ * (bins[c].mask: unaligned and most interior pointers).
  *
  * Fast-path budget (x86_64, gcc 12 -O2, objdump to ret): malloc hit 14
  * (GOT offset, size check or the heap profiler's countdown, size table,
