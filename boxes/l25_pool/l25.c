@@ -130,6 +130,8 @@
 #define B_LIVE		1	/* handed out */
 #define B_DIRTY		2	/* free, probably resident */
 #define B_CACHED	3	/* free, in a thread cache; live for its shard */
+#define B_REMOTE	4	/* freed by a thread of another shard, not yet */
+				/* collected by its own; live for its shard */
 
 struct l25_shard;
 
@@ -145,6 +147,8 @@ struct l25_region {
 	struct l25_shard *shard;	/* atomic; NULL in the pool */
 	struct l25_region *next;	/* partial list, or pool */
 	struct l25_region *prev;
+	uint64_t remote;		/* atomic: B_REMOTE blocks, one bit each */
+	struct l25_region *rnext;	/* its shard's remote stack (atomic push) */
 	uint8_t state[L25_MAXBLK];
 	uint8_t stack[L25_MAXBLK];	/* free block indices, top = nfree - 1 */
 	uint32_t stamp[L25_MAXBLK];	/* ms a dirty block was freed at */
@@ -160,11 +164,14 @@ struct l25_shard {
 	size_t peak_in_use;		/* recent peak of bytes_in_use (halved per pass) */
 	uint64_t allocs, frees, remote_frees, contended, purged_bytes;
 	uint64_t cap_purged;		/* bytes purged at dirty_limit() */
+	/* Written by other shards' threads: a line of its own. */
+	struct l25_region *remote_head __aligned(64);	/* atomic */
 } __aligned(64);
 
 HAK_BUILD_BUG_ON(sizeof(struct l25_region) > L25_HDR);
 HAK_BUILD_BUG_ON(L25_TC_NCLASS < 1 || L25_TC_NCLASS > L25_NCLASS);
 HAK_BUILD_BUG_ON(L25_MAXBLK > 4096);	/* an index fits below a block's 4 KiB alignment */
+HAK_BUILD_BUG_ON(L25_MAXBLK > 64);	/* region->remote has a bit per block */
 HAK_BUILD_BUG_ON(L25_MAX <= HAK_SMALL_MAX || L25_MAX > (1UL << 20));
 HAK_BUILD_BUG_ON((L25_REGION - L25_HDR) / (40UL << 10) > L25_MAXBLK);
 
@@ -610,6 +617,51 @@ static inline struct l25_region *shard_check(struct l25_shard *sh, uint32_t now)
 	return NULL;
 }
 
+/* ---- frees into a shard (shard lock) ---- */
+
+/* Block i of r (sh's, which is locked) is free from now (ms) on. */
+static void block_put(struct l25_shard *sh, struct l25_region *r, unsigned i, uint32_t now)
+{
+	r->state[i] = B_DIRTY;
+	r->stamp[i] = now;
+	r->stack[r->nfree++] = (uint8_t)i;
+	sh->dirty_bytes += r->stride;
+	if (!r->listed)
+		partial_add(sh, r);
+	if (r->nfree == r->nblocks)
+		r->idle = now;
+	sh->frees++;
+	sh->blocks_in_use--;
+	sh->bytes_in_use -= r->stride;
+}
+
+/*
+ * Collect the blocks other shards' threads freed into sh (shard lock
+ * held): take the whole stack of regions, then each region's bits. A
+ * region whose bits go from 0 to non-zero again after our exchange is
+ * pushed anew; we read its link before the exchange, so it is on at
+ * most one stack at a time (the pop takes everything: no ABA).
+ */
+static void remote_collect(struct l25_shard *sh, uint32_t now)
+{
+	struct l25_region *r = arch_xchg(&sh->remote_head, (struct l25_region *)NULL);
+	struct l25_region *next;
+
+	for (; r; r = next) {
+		uint64_t bits;
+
+		next = arch_load_relaxed(&r->rnext);
+		bits = arch_xchg(&r->remote, (uint64_t)0);
+		while (bits) {
+			unsigned i = (unsigned)__builtin_ctzll(bits);
+
+			bits &= bits - 1;
+			block_put(sh, r, i, now);
+			sh->remote_frees++;
+		}
+	}
+}
+
 /* ---- the hooks ---- */
 
 /*
@@ -692,11 +744,20 @@ static void *shard_alloc(struct l25_shard *sh, unsigned c)
 static __noinline void *l25_alloc_slow(unsigned c)
 {
 	struct l25_shard *sh = my_shard();
+	struct l25_region *rel = NULL;
 	void *p;
 
 	shard_lock(sh);
+	if (arch_load_relaxed(&sh->remote_head)) {
+		uint32_t now = __hak_now_ms();
+
+		remote_collect(sh, now);
+		rel = shard_check(sh, now);
+	}
 	p = shard_alloc(sh, c);
 	hak_unlock(&sh->lock);
+	if (unlikely(rel))
+		pool_put_list(rel, true);
 	if (unlikely(!p))
 		errno = ENOMEM;
 	return p;
@@ -753,6 +814,39 @@ bad:
 	__hak_bad_free(p, what);
 }
 
+/*
+ * Free block i of r, LIVE and (by the caller's look) not of this thread's
+ * shard, without a lock: LIVE -> REMOTE (a second free sees REMOTE and
+ * goes to the locked path, which reports it), set its bit, and push the
+ * region on its shard's stack when the bit is the first. The block stays
+ * live for its shard (so the region and r->shard stay) until the shard's
+ * own thread, or the decay pass, collects it under the shard lock.
+ * False when the block was not LIVE.
+ */
+static bool remote_free(struct l25_region *r, unsigned i)
+{
+	struct l25_shard *sh;
+	struct l25_region *head, *was;
+	uint64_t old, seen, bit = 1ULL << i;
+
+	if (arch_cmpxchg(&r->state[i], (uint8_t)B_LIVE, (uint8_t)B_REMOTE) != B_LIVE)
+		return false;
+	sh = arch_load_acquire(&r->shard);
+	old = arch_load_relaxed(&r->remote);
+	while ((seen = arch_cmpxchg(&r->remote, old, old | bit)) != old)
+		old = seen;
+	if (old)
+		return true;
+	head = arch_load_relaxed(&sh->remote_head);
+	for (;;) {
+		arch_store_relaxed(&r->rnext, head);
+		was = arch_cmpxchg(&sh->remote_head, head, r);
+		if (was == head)
+			return true;
+		head = was;
+	}
+}
+
 /* Give p (in state want) back to its shard, locked, freed at now (ms). */
 static void shard_free(void *p, uint8_t want, const char *what, uint32_t now)
 {
@@ -762,19 +856,9 @@ static void shard_free(void *p, uint8_t want, const char *what, uint32_t now)
 	unsigned i, t = my_tidx;
 
 	sh = lock_block(p, &i, want, what);
-	r->state[i] = B_DIRTY;
-	r->stamp[i] = now;
-	r->stack[r->nfree++] = (uint8_t)i;
-	sh->dirty_bytes += r->stride;
-	if (!r->listed)
-		partial_add(sh, r);
-	if (r->nfree == r->nblocks)
-		r->idle = now;
-	sh->frees++;
+	block_put(sh, r, i, now);
 	if (!t || &shards[shard_index(t)] != sh)
 		sh->remote_frees++;
-	sh->blocks_in_use--;
-	sh->bytes_in_use -= r->stride;
 	rel = shard_check(sh, now);
 	hak_unlock(&sh->lock);
 	if (unlikely(rel))
@@ -860,11 +944,20 @@ static __noinline void l25_free_slow(void *p)
 	shard_free(p, B_LIVE, "not a live L2.5 pool block", __hak_now_ms());
 }
 
+/* r belongs to the shard this thread allocates from. */
+static inline bool region_mine(const struct l25_region *r)
+{
+	unsigned t = my_tidx;
+
+	return t && arch_load_relaxed(&r->shard) == &shards[shard_index(t)];
+}
+
 /*
  * Fast path, about 30 instructions: check by a lock-free look that p is
- * a live block, mark it cached and push it; when the class is full,
- * flush its older half first. Over the byte cap, or anything unusual
- * (including every bad pointer), the locked path.
+ * a live block; another shard's block goes to it on the lock-free remote
+ * path (remote_free), one of ours is marked cached and pushed; when the
+ * class is full, its older half is flushed first. Over the byte cap, or
+ * anything unusual (including every bad pointer), the locked path.
  */
 void hak_l25_free(void *p)
 {
@@ -872,10 +965,15 @@ void hak_l25_free(void *p)
 	unsigned c;
 	int i;
 
-	if (unlikely(tc.state != TC_ON))
-		goto slow;
 	i = live_index((uintptr_t)p, r);
 	if (unlikely(i < 0))
+		goto slow;
+	if (unlikely(!region_mine(r))) {
+		if (remote_free(r, (unsigned)i))
+			return;
+		goto slow;
+	}
+	if (unlikely(tc.state != TC_ON))
 		goto slow;
 	c = r->cls;
 	if (unlikely(c >= L25_TC_NCLASS || tc.bytes + r->stride > L25_TC_BYTES))
@@ -919,6 +1017,7 @@ size_t hak_l25_decay(unsigned now, unsigned delay)
 		if (!arch_load_relaxed(&sh->regions))
 			continue;
 		hak_lock(&sh->lock);
+		remote_collect(sh, now);
 		before = sh->purged_bytes;
 		sh->peak_in_use /= 2;
 		if (sh->peak_in_use < sh->bytes_in_use)
@@ -946,6 +1045,7 @@ size_t hak_l25_release(void)
 		uint64_t before;
 
 		shard_lock(sh);
+		remote_collect(sh, __hak_now_ms());
 		before = sh->purged_bytes;
 		purge_older(sh, 0, 0);
 		rel = detach_empty(sh, true, 0, 0);
@@ -976,6 +1076,7 @@ void hak_l25_stats(struct hak_l25_stats *st)
 		struct l25_shard *sh = &shards[s];
 
 		hak_lock(&sh->lock);
+		remote_collect(sh, __hak_now_ms());
 		st->blocks_in_use += sh->blocks_in_use;
 		st->bytes_in_use += sh->bytes_in_use;
 		st->allocs += sh->allocs;
