@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
  * The L2.5 pool: mid-size blocks (HAK_SMALL_MAX < n <= CONFIG_HAK_L25_MAX_KIB
- * KiB) from size-classed 2 MiB regions, in shards that multiply under
- * contention.
+ * KiB) from size-classed 2 MiB regions, in shards: one per thread up to
+ * the cap, with lock-free frees from other shards' threads.
  *
  * Classes: four per doubling above 32 KiB: 40, 48, 56, 64, 80, ... KiB, size
  * ((c & 3) + 5) << ((c >> 2) + 13). Every class is a multiple of 8 KiB and
@@ -26,12 +26,23 @@
  * nothing of ours.
  *
  * Shard: a lock, for each class the list of its regions with a free block,
- * and counters. A thread takes a sequence number on its first mid-size
- * request and uses shard (number mod nshards). Any thread frees a block
- * by locking the shard that owns the block's region (region->shard, stable
- * while the region has a live block). nshards starts at 1 and doubles, up
- * to shard_cap, when a shard's trylock fails in more than
- * L25_GROW_FAILS of L25_WINDOW consecutive lock acquisitions.
+ * counters, and a stack of regions with remote frees. A thread takes a
+ * sequence number on its first mid-size request and uses shard (number
+ * mod nshards); taking it grows nshards (a power of two) to cover every
+ * thread so far, up to shard_cap (2 x CPUs, CONFIG_HAK_L25_MAX_SHARDS),
+ * so the first shard_cap threads each have a shard of their own from
+ * their first block on, and its lock is uncontended but for the decay
+ * pass. Past the cap nshards still doubles when a shard's trylock fails
+ * in more than L25_GROW_FAILS of L25_WINDOW acquisitions (until the cap).
+ *
+ * Remote frees: a thread frees a live block of another shard's region
+ * (region->shard, stable while the region has a live block) without a
+ * lock: LIVE -> B_REMOTE by compare-and-swap, its bit set in
+ * region->remote, and the region pushed on its shard's remote_head stack
+ * when that bit is the first. The shard's own thread collects the stack
+ * (one exchange) and each region's bits (another) on its next miss, as
+ * do the decay pass, trim and the stats, under the shard lock. A REMOTE
+ * block is live for its shard until collected; see remote_collect().
  *
  * Giving memory back, with a delay (the decay rule of lib/purge.h): a
  * freed block is stamped with the coarse clock (ms), and a region when it
@@ -58,22 +69,27 @@
  * (46 instead of 51 of 40 KiB). Purging leaves the guards as they are.
  * region->guards counts them (the hardened box keeps a budget of guards).
  *
- * Locks: shard lock -> pool_lock. madvise happens under a shard lock;
+ * Locks: shard lock -> pool_lock. The remote stacks and bits are
+ * lock-free (pushed by any thread, taken under the shard lock). madvise
+ * happens under a shard lock;
  * mmap and munmap happen with no lock but the shard's held (or none).
  * Fork takes every shard lock in index order, then pool_lock; the core
  * takes its own locks after ours (lib/init.c).
  *
  * Thread cache (CONFIG_HAK_L25_TCACHE blocks per class, at most
- * CONFIG_HAK_L25_TCACHE_KIB bytes, initial-exec TLS): free pushes the
- * block to the freeing thread's cache when there is room, malloc pops
- * from it, neither takes a lock. A cached block stays live in its shard's
- * accounting (so its region cannot be released, and a cross-thread free
- * is just a push), with state B_CACHED: only the thread whose cache holds
- * it writes that byte (pop: B_LIVE; flush: B_DIRTY under the shard lock),
- * and the only lock-free write is LIVE -> CACHED by the thread freeing a
- * live block it owns, so state bytes of live or cached blocks are read
- * and written with relaxed atomics. A second free of a cached block sees
- * B_CACHED, not B_LIVE, and is reported. The cache is flushed to the
+ * CONFIG_HAK_L25_TCACHE_KIB bytes, initial-exec TLS): free pushes a
+ * block of the freeing thread's own shard to its cache when there is
+ * room (another shard's block takes the remote path), malloc pops from
+ * it, neither takes a lock. A cached block stays live in its shard's
+ * accounting (so its region cannot be released), with state B_CACHED:
+ * only the thread whose cache holds it writes that byte (pop: B_LIVE;
+ * flush: B_DIRTY under the shard lock), and the lock-free writes are
+ * LIVE -> CACHED by the thread caching a live block and LIVE -> REMOTE
+ * (compare-and-swap) by a thread of another shard, so state bytes of
+ * live, cached or remote blocks are read and written with atomics. A
+ * second free of a cached or remote block sees B_CACHED or B_REMOTE,
+ * not B_LIVE, and is reported; two frees of one block racing on two
+ * threads at the same instant are not (as before the remote path). The cache is flushed to the
  * shards by a pthread key destructor at thread exit (the thread then
  * bypasses it), by hak_l25_release() for the calling thread, and a class
  * at a time when full. After fork the child keeps the forking thread's
@@ -81,7 +97,8 @@
  *
  * Validation: hak_l25_free checks without a lock that p is the start of
  * a live block of its region (magic, stride, state B_LIVE) before caching
- * it; anything that fails goes to the locked path, which checks again
+ * or remote-freeing it (the latter by a compare-and-swap of that state);
+ * anything that fails goes to the locked path, which checks again
  * under the owning shard's lock, as do flushes (state B_CACHED), and
  * reports to __hak_bad_free. hak_l25_usable checks the same without a
  * lock. A bad pointer racing with the unmapping of its region can still
