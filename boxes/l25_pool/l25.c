@@ -199,6 +199,8 @@ static unsigned nshards = 1;		/* atomic; a power of two */
 static unsigned shard_cap;		/* atomic; set on first use */
 static unsigned next_tidx;		/* atomic */
 static __thread unsigned my_tidx;	/* 1 + sequence number, 0: none yet */
+/* The shard of this thread's last miss: the free path's "mine?" test (NULL: none yet). */
+static __thread struct l25_shard *my_home;
 
 /*
  * The thread cache. An entry is a block address (4 KiB aligned) or'ed
@@ -308,7 +310,8 @@ static struct l25_shard *my_shard(void)
 
 	if (unlikely(!t))
 		t = tidx_assign();
-	return &shards[shard_index(t)];
+	my_home = &shards[shard_index(t)];
+	return my_home;
 }
 
 static void shards_grow(void)
@@ -961,12 +964,14 @@ static __noinline void l25_free_slow(void *p)
 	shard_free(p, B_LIVE, "not a live L2.5 pool block", __hak_now_ms());
 }
 
-/* r belongs to the shard this thread allocates from. */
+/*
+ * r belongs to the shard this thread allocates from: the one of its last
+ * miss (a shard count grown since then only sends a block the other way
+ * until the next miss: both ways are correct).
+ */
 static inline bool region_mine(const struct l25_region *r)
 {
-	unsigned t = my_tidx;
-
-	return t && arch_load_relaxed(&r->shard) == &shards[shard_index(t)];
+	return arch_load_relaxed(&r->shard) == my_home && my_home;
 }
 
 /*
