@@ -89,10 +89,10 @@
  * live, cached or remote blocks are read and written with atomics. A
  * second free of a cached or remote block sees B_CACHED or B_REMOTE,
  * not B_LIVE, and is reported; two frees of one block racing on two
- * threads at the same instant are not (as before the remote path). The cache is flushed to the
- * shards by a pthread key destructor at thread exit (the thread then
- * bypasses it), by hak_l25_release() for the calling thread, and a class
- * at a time when full. After fork the child keeps the forking thread's
+ * threads at the same instant are not (as before the remote path). The
+ * cache is flushed to the shards by a pthread key destructor at thread
+ * exit (the thread then bypasses it), by hak_l25_release() for the
+ * calling thread, and a class at a time when full. After fork the child keeps the forking thread's
  * cache; blocks in other threads' caches stay live (leaked) in the child.
  *
  * Validation: hak_l25_free checks without a lock that p is the start of
@@ -975,7 +975,7 @@ static inline bool region_mine(const struct l25_region *r)
 }
 
 /*
- * Fast path, about 30 instructions: check by a lock-free look that p is
+ * Fast path, about 40 instructions: check by a lock-free look that p is
  * a live block; another shard's block goes to it on the lock-free remote
  * path (remote_free), one of ours is marked cached and pushed; when the
  * class is full, its older half is flushed first. Over the byte cap, or
