@@ -381,9 +381,16 @@ static __noinline size_t usable_walk(struct large_shard *sh, uintptr_t key,
 
 	if (usable_nolock(sh, key, &len, &seq)) {
 		if (len) {
-			m->key = key;
+			/*
+			 * The key last: a signal handler that reallocs in
+			 * between finds no key, not a new key's old len.
+			 */
+			m->key = 0;
+			barrier();
 			m->len = len;
 			m->seq = seq;
+			barrier();
+			m->key = key;
 		}
 		return len;
 	}
