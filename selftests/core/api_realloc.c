@@ -11,8 +11,11 @@
  *  - calloc returns zeroed memory, also when it reuses blocks that were
  *    filled with 0xff and freed (small, mid and large sizes), and
  *    calloc(0, n) / calloc(n, 0) return unique blocks;
- *  - reallocarray grows an array keeping its elements.
+ *  - reallocarray grows an array keeping its elements;
+ *  - a block at the address of a large block another thread freed has its
+ *    own usable size (not the per-thread memo's of the freed block).
  */
+#include <pthread.h>
 #include "core_test.h"
 
 #define MAXSZ	((size_t)16 << 20)
@@ -326,13 +329,83 @@ static void reallocarray_grows(void)
 	tap_ok(bad == 0, "reallocarray grows an array to 4 MiB and shrinks it, keeping elements");
 }
 
+/*
+ * The large registry remembers, per thread, the usable size of the blocks
+ * it looked up (lib/large.c). A block freed by another thread and an
+ * address mapped again with another length must not be answered from that
+ * memo: look a 2 MiB block up here, free it in a thread, take blocks of
+ * other lengths until one lands at the same address (BigCache hands out
+ * the head of the cached range; without it the kernel often reuses the
+ * hole) and check its usable size against its length, and that realloc
+ * within the memo's stale size but beyond the real one moves or grows it.
+ */
+static void *free_in_thread(void *p)
+{
+	free(p);
+	return NULL;
+}
+
+static void memo_after_remote_free(void)
+{
+	size_t big = 2u << 20, small = 300u << 10;
+	int tries, same = 0, bad = 0;
+
+	for (tries = 0; tries < 16; tries++) {
+		unsigned char *p, *q, *r;
+		pthread_t t;
+		size_t u;
+
+		malloc_trim(0);	/* an empty cache: p's range is the one to reuse */
+		p = malloc(big);
+		if (!p)
+			tap_bail("malloc(2 MiB) failed");
+		for (int k = 0; k < 4; k++) {	/* in-place reallocs fill the memo */
+			unsigned char *np = realloc(p, big - 4096 * (size_t)k);
+
+			if (!np)
+				tap_bail("realloc failed");
+			bad += np != p;
+			p = np;
+		}
+		if (malloc_usable_size(p) < big - 4096 * 3)
+			bad++;
+		if (pthread_create(&t, NULL, free_in_thread, p) || pthread_join(t, NULL))
+			tap_bail("pthread failed");
+		q = malloc(small + 4096 * (size_t)tries);
+		if (!q)
+			tap_bail("malloc failed");
+		u = malloc_usable_size(q);
+		if (q == p) {
+			same++;
+			if (u >= big - 4096 * 3) {
+				tap_diag("block at the freed address says usable %zu (asked %zu)",
+					 u, small + 4096 * (size_t)tries);
+				bad++;
+			}
+		}
+		memset(q, 0x5a, u);
+		r = realloc(q, u + 4096);	/* past its end: must not stay within u */
+		if (!r)
+			tap_bail("realloc failed");
+		if (malloc_usable_size(r) < u + 4096)
+			bad++;
+		for (size_t i = 0; i < u; i += 4093)
+			if (r[i] != 0x5a)
+				bad++;
+		free(r);
+	}
+	tap_ok(bad == 0, "usable size after another thread freed the block (%d of 16 at the same address)",
+	       same);
+}
+
 int main(void)
 {
-	tap_plan(10);
+	tap_plan(11);
 	chains();
 	random_walk();
 	grow_in_place();
 	calloc_zeroes();
 	reallocarray_grows();
+	memo_after_remote_free();
 	tap_finish();
 }
