@@ -12,7 +12,8 @@
  *       NULL: lib/large.c grows a block in place over it;
  *   hak_bigcache_take_shorter(len, &got)  after a miss: the longest resident
  *       cached block shorter than len (whole), or NULL: lib/large.c grows
- *       it to len with mremap (its pages move, only the rest is fresh);
+ *       it to len where it lies (its pages stay, only the rest is fresh)
+ *       or, when the address space next to it is taken, puts it back;
  *   hak_bigcache_put(p, len)   true when the cache kept the mapping (the
  *       caller must not unmap it), false to unmap;
  *   hak_bigcache_release()     give every cached mapping back (trim);
@@ -43,7 +44,7 @@ struct hak_bigcache_stats {
 	size_t splits;		/* hits that kept the tail of a longer block */
 	size_t merges;		/* cached neighbours a put absorbed */
 	size_t extends;		/* take_at hits: blocks grown in place */
-	size_t shorter;		/* misses served by a shorter block (mremap) */
+	size_t shorter;		/* misses that took a shorter block to grow */
 };
 
 #if IS_ENABLED(CONFIG_HAK_BIGCACHE)
