@@ -11,7 +11,10 @@
  * cache instead, and a new block is looked for there first; a cached
  * mapping is not registered (it is no block until handed out again). A
  * growing block first asks for the cached range right after it and, when
- * it gets it, just extends its entry (no system call, resident pages).
+ * it gets it, just extends its entry (no system call, resident pages). A
+ * miss grows the longest shorter resident cached block where it lies,
+ * when the address space next to it is free, before it maps a fresh one
+ * (grow_shorter).
  *
  * With the hardened box, a block's mapping ends in a guard page (PROT_NONE,
  * right after the block: entry->guard says it is there), so a linear
@@ -282,6 +285,31 @@ static bool cache_put(void *p, size_t len, size_t guard)
 	return hak_bigcache_put(p, len);
 }
 
+/*
+ * After a cache miss: a shorter resident cached block grown to len where it
+ * lies (its pages stay, only len minus its length are fresh), or NULL. A
+ * miss that maps len fresh bytes while shorter blocks sit cached and
+ * resident adds its whole length to the footprint. The block grows up or
+ * down into free address space (__hak_os_extend); when both sides are
+ * taken it goes back to the cache. Not with guard pages (the cached range's
+ * guard would end up inside the block) nor for alignments above a page.
+ */
+static void *grow_shorter(size_t len, size_t align)
+{
+	size_t got;
+	void *p, *q;
+
+	if (align > HAK_OS_PAGE || hak_hd_guard_len())
+		return NULL;
+	p = hak_bigcache_take_shorter(len, &got);
+	if (!p)
+		return NULL;
+	q = __hak_os_extend(p, got, len);
+	if (!q && !cache_put(p, got, 0))
+		unmap_block(p, got, 0);
+	return q;
+}
+
 void *__hak_large_alloc(size_t n, size_t align, bool *zeroed)
 {
 	struct large_ent *e;
@@ -295,6 +323,11 @@ void *__hak_large_alloc(size_t n, size_t align, bool *zeroed)
 	}
 	len = large_len(n);	/* n <= SIZE_MAX / 2: len plus a guard page cannot wrap */
 	p = hak_bigcache_take(len, align, &got, zeroed);
+	if (!p) {
+		p = grow_shorter(len, align);
+		got = len;
+		*zeroed = false;
+	}
 	cached = p != NULL;
 	if (cached) {
 		len = got;

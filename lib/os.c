@@ -185,6 +185,31 @@ void *__hak_os_remap(void *p, size_t old_len, size_t new_len)
 	return q;
 }
 
+void *__hak_os_extend(void *p, size_t old_len, size_t new_len)
+{
+	size_t more = new_len - old_len;
+	char *q;
+
+	if (fault_hit(HAK_OS_MAP) || !limit_allows(more))
+		return NULL;
+	if (mremap(p, old_len, new_len, 0) != MAP_FAILED) {
+		arch_fetch_add(&os_mapped, more);
+		return p;
+	}
+	if ((uintptr_t)p < more)
+		return NULL;
+	q = mmap((char *)p - more, more, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+	if (q == MAP_FAILED)
+		return NULL;
+	if (q != (char *)p - more) {	/* a kernel without MAP_FIXED_NOREPLACE */
+		munmap(q, more);
+		return NULL;
+	}
+	arch_fetch_add(&os_mapped, more);
+	return q;
+}
+
 bool __hak_os_purge(void *p, size_t len)
 {
 	if (fault_hit(HAK_OS_PURGE))

@@ -28,6 +28,14 @@ void *__hak_os_reserve(size_t len) __must_check;
 void __hak_os_unmap(void *p, size_t len);
 /* Grow or shrink a mapping; may move it. NULL on failure (old one intact). */
 void *__hak_os_remap(void *p, size_t old_len, size_t new_len) __must_check;
+/*
+ * Grow the range [p, p + old_len) to new_len bytes without moving its
+ * pages: upwards (mremap in place) or, when the address space after it is
+ * taken, downwards (a fixed mapping of the free space right before it).
+ * The new start, or NULL when neither side is free (the range intact).
+ * The result may span two kernel mappings.
+ */
+void *__hak_os_extend(void *p, size_t old_len, size_t new_len) __must_check;
 /* Give the pages back; they read as zero on next touch. false on failure. */
 bool __hak_os_purge(void *p, size_t len);
 

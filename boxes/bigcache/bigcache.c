@@ -719,6 +719,77 @@ hit:
 	return p;
 }
 
+/* The last class <= c that holds a block, or BC_NCLASS when none does. */
+static unsigned prev_class(unsigned c)
+{
+	unsigned w = c / 64;
+	uint64_t m = bc.cls_map[w] & (~0ULL >> (63 - c % 64));
+
+	while (!m) {
+		if (!w--)
+			return BC_NCLASS;
+		m = bc.cls_map[w];
+	}
+	return w * 64 + 63 - (unsigned)__builtin_clzll(m);
+}
+
+/*
+ * A miss's second chance: the longest resident cached block shorter than
+ * len, handed out whole (*got: its length), or NULL. lib/large.c grows it
+ * to len where it lies, without moving its pages (the free address space
+ * right after or right before it; lib/os.c __hak_os_extend), and puts it
+ * back when neither side is free. Without it a miss maps len fresh bytes
+ * while the shorter blocks stay cached and resident: every miss adds its
+ * whole length to the footprint, which is how the stock that best fit
+ * draws on grew to 100+ MiB above the live blocks in large-replace. Moving
+ * the block with mremap (MREMAP_MAYMOVE) would always succeed, but on the
+ * measuring machine (a guest with shadow page tables) touching moved pages
+ * cost as much as faulting them: user time doubled. Purged blocks are left
+ * alone: their pages are gone, growing one saves nothing. At most
+ * BC_WALK_MAX chain entries.
+ */
+void *hak_bigcache_take_shorter(size_t len, size_t *got)
+{
+	unsigned c, walked = 0;
+	struct bc_ent *e, *fit = NULL;
+	void *p = NULL;
+
+	hak_lock(&bc.lock);
+	if (!bc.resident)
+		goto out;
+	for (c = prev_class(bc_class(len)); c < BC_NCLASS && walked < BC_WALK_MAX && !fit;
+	     c = c ? prev_class(c - 1) : BC_NCLASS) {
+		bool in_group = false;
+
+		for (e = *bc_bucket(c); e; e = e->next) {
+			if (++walked > BC_WALK_MAX)
+				break;
+			if (e->cls != c) {
+				if (in_group)
+					break;
+				continue;
+			}
+			in_group = true;
+			if (e->purged || e->len >= len)
+				continue;
+			if (!fit || e->len > fit->len)
+				fit = e;
+		}
+	}
+	if (!fit)
+		goto out;
+	bc.st.shorter++;
+	unlink_ent(fit);
+	bc.bytes -= fit->len;
+	p = fit->addr;
+	*got = fit->len;
+	spare_put(fit);
+	tab_check_size();
+out:
+	hak_unlock(&bc.lock);
+	return p;
+}
+
 /*
  * Growth in place: the cached block that starts exactly at addr, when it is
  * at least len bytes long (its head when longer, as in take()). The caller

@@ -10,6 +10,10 @@
  *   hak_bigcache_take_at(addr, len, &got)  the cached block that starts at
  *       addr, when at least len bytes long (its head, when much longer), or
  *       NULL: lib/large.c grows a block in place over it;
+ *   hak_bigcache_take_shorter(len, &got)  after a miss: the longest resident
+ *       cached block shorter than len (whole), or NULL: lib/large.c grows
+ *       it to len where it lies (its pages stay, only the rest is fresh)
+ *       or, when the address space next to it is taken, puts it back;
  *   hak_bigcache_put(p, len)   true when the cache kept the mapping (the
  *       caller must not unmap it), false to unmap;
  *   hak_bigcache_release()     give every cached mapping back (trim);
@@ -40,12 +44,14 @@ struct hak_bigcache_stats {
 	size_t splits;		/* hits that kept the tail of a longer block */
 	size_t merges;		/* cached neighbours a put absorbed */
 	size_t extends;		/* take_at hits: blocks grown in place */
+	size_t shorter;		/* misses that took a shorter block to grow */
 };
 
 #if IS_ENABLED(CONFIG_HAK_BIGCACHE)
 #define HAK_BIGCACHE_DEFAULT_MAX	((size_t)CONFIG_HAK_BIGCACHE_MAX_MB << 20)
 void *hak_bigcache_take(size_t len, size_t align, size_t *got, bool *zeroed);
 void *hak_bigcache_take_at(void *addr, size_t len, size_t *got);
+void *hak_bigcache_take_shorter(size_t len, size_t *got);
 bool hak_bigcache_put(void *p, size_t len);
 size_t hak_bigcache_release(void);
 size_t hak_bigcache_decay(unsigned now);
@@ -65,6 +71,11 @@ static inline void *hak_bigcache_take(size_t len, size_t align, size_t *got,
 static inline void *hak_bigcache_take_at(void *addr, size_t len, size_t *got)
 {
 	(void)addr; (void)len; (void)got;
+	return NULL;
+}
+static inline void *hak_bigcache_take_shorter(size_t len, size_t *got)
+{
+	(void)len; (void)got;
 	return NULL;
 }
 static inline bool hak_bigcache_put(void *p, size_t len)

@@ -7,9 +7,13 @@
  * the copy fallback), shrinks and frees; a chain of small increments copies
  * once per 50% of growth, not once per page; idle cached blocks are
  * purged after the decay window (resident bytes and RSS fall), a few per
- * operation, except those the program's current requests could use.
+ * operation, except those the program's current requests could use; a
+ * miss grows a shorter cached block where it lies when the address space
+ * next to it is free (no new mapping, its pages stay resident).
  */
+#include <fcntl.h>
 #include <time.h>
+#include <sys/mman.h>
 #include "bc_test.h"
 #include "boxes/bigcache/bc_internal.h"
 
@@ -264,6 +268,88 @@ static void test_decay_wanted(size_t s)
 	malloc_trim(0);
 }
 
+/*
+ * Does any mapping of this process overlap [lo, hi)? Read from
+ * /proc/self/maps without stdio (its buffer would be an allocation).
+ */
+static int range_free(uintptr_t lo, uintptr_t hi)
+{
+	static char buf[1 << 16];
+	size_t n = 0;
+	ssize_t r;
+	char *l;
+	int fd = open("/proc/self/maps", O_RDONLY);
+
+	if (fd < 0)
+		return 0;
+	while (n < sizeof(buf) - 1 && (r = read(fd, buf + n, sizeof(buf) - 1 - n)) > 0)
+		n += (size_t)r;
+	close(fd);
+	buf[n] = 0;
+	for (l = buf; *l; ) {
+		char *end;
+		uintptr_t a = strtoul(l, &end, 16), b = strtoul(end + 1, NULL, 16);
+
+		if (a < hi && b > lo)
+			return 0;
+		l = strchr(l, '\n');
+		if (!l)
+			break;
+		l++;
+	}
+	return 1;
+}
+
+/*
+ * A cached 4 MiB block and a 6 MiB request: the block grows where it lies
+ * (up or down, into free address space) instead of a fresh mapping next to
+ * it, its old pages still resident; when both sides are taken it stays
+ * cached and the request is mapped fresh.
+ */
+static void test_grow_shorter(void)
+{
+	static unsigned char vec[4 * MIB / BC_PAGE];
+	size_t maps0, sh0, i, resident = 0;
+	unsigned char *p, *q;
+	volatile uintptr_t x;
+	int room;
+
+	malloc_trim(0);
+	p = bc_launder(malloc(4 * MIB));
+	fill(p, 4 * MIB, 5);
+	x = (uintptr_t)p;
+	free(p);
+	room = range_free(x - 2 * MIB, x) || range_free(x + 4 * MIB, x + 6 * MIB);
+	maps0 = bc_core_stats().large_maps;
+	sh0 = bc_stats().shorter;
+	q = bc_launder(malloc(6 * MIB));
+	if (IS_ENABLED(CONFIG_HAK_HARDENED)) {
+		/* the cached range's guard page would end up inside the block */
+		tap_ok(q && bc_stats().shorter == sh0, "guard pages: a 6 MiB miss grows no cached block");
+		tap_ok(bc_core_stats().large_maps == maps0 + 1 && bc_stats().cached_bytes >= 4 * MIB,
+		       "a fresh mapping, the 4 MiB block stays cached");
+	} else if (room) {
+		tap_ok(q && bc_stats().shorter == sh0 + 1,
+		       "a 6 MiB miss takes the cached 4 MiB block to grow");
+		if (mincore((void *)x, 4 * MIB, vec) == 0)
+			for (i = 0; i < sizeof(vec); i++)
+				resident += vec[i] & 1;
+		tap_ok(bc_core_stats().large_maps == maps0 && (uintptr_t)q <= x &&
+		       (uintptr_t)q + 6 * MIB >= x + 4 * MIB && resident == sizeof(vec),
+		       "free space next to it: grown in place (%+ld KiB), no new mapping, %zu of %zu old pages resident",
+		       (long)((intptr_t)q - (intptr_t)x) / 1024, resident, sizeof(vec));
+	} else {
+		tap_ok(q && bc_stats().shorter == sh0 + 1,
+		       "a 6 MiB miss takes the cached 4 MiB block to grow");
+		tap_ok(bc_core_stats().large_maps == maps0 + 1 && bc_stats().cached_bytes >= 4 * MIB,
+		       "no free space next to it: a fresh mapping, the block cached again");
+	}
+	fill(q, 6 * MIB, 6);
+	tap_ok(check(q, 6 * MIB, 6), "the grown block holds 6 MiB");
+	free(q);
+	malloc_trim(0);
+}
+
 int main(void)
 {
 	size_t s = MIB;
@@ -279,5 +365,6 @@ int main(void)
 	test_increments(s);
 	test_decay(s);
 	test_decay_wanted(s);
+	test_grow_shorter();
 	tap_finish();
 }
