@@ -32,8 +32,8 @@ static void *worker(void *arg)
 {
 	unsigned w = (unsigned)(uintptr_t)arg, i;
 
-	for (i = 0; i < PER; i++) {
-		void *p = orig[w * PER + i];
+	for (i = w * PER; i < (w + 1) * PER; i++) {
+		void *p = orig[i];
 
 		if (!san_check(p, sizes[i % 3]))
 			bad[w]++;
