@@ -237,11 +237,14 @@ static void *thread_take_free(void *arg)
 		p = malloc(steal_n);
 		if (!p || p == stash)
 			break;
-		if (nheld < 512)
+		if (nheld < 512) {
 			held[nheld++] = p;
-		else
+		} else {
 			free(p);
+			p = NULL;	/* freed: not the block to free below */
+		}
 	}
+	/* Not found (another heap holds it, e.g. prewarm took it): any live block. */
 	stash = p ? p : malloc(steal_n);
 	free(stash);
 	last_free(stash, steal_bad);
