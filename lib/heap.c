@@ -31,6 +31,18 @@
  * the owner settles it on its next slow path (refill, overflow, trim,
  * thread exit): reported if found free, freed normally otherwise. So a
  * report always names a block that was on a free list: no false positive.
+ *
+ * A free block may also sit where its owner cannot look: in the cache of
+ * a thread that cached an idle owner's blocks (__hak_free_remote), in the
+ * depot, or in the kept bins of that thread's pooled heap; with more than
+ * 255 heaps, in the cache of a thread whose heap shares the owner's tag.
+ * So every thread's slow path also looks for every parked block in its own
+ * bins (and the kept bins of the heap it holds), and the owner of a heap
+ * that lent blocks so (h->lent, or tags shared) never frees a parked block
+ * it did not find: it stays parked (out of circulation, so never handed
+ * out twice) until the thread whose cache holds it reports it, or for
+ * good if it was a live block holding the key by chance. A block freed
+ * while parked already is reported at once.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -79,6 +91,8 @@ static unsigned nr_cpus;
 #define HAK_SUSPECTS		64
 static void *suspects[HAK_SUSPECTS];
 static unsigned nr_suspects;
+/* atomic: more than 255 heaps exist, so two may share a tag */
+static int tags_shared;
 
 #define HAK_KEEP_EMPTY		1	/* empty slabs a heap keeps per class */
 #define HAK_TCACHE_CAP_MIN	8
@@ -229,24 +243,48 @@ static void confirm_owned(struct hak_heap *h, struct hak_slab *s, void *p,
 
 static void local_free(struct hak_heap *h, struct hak_slab *s, void *p);
 
-/* Settle the parked blocks of h's slabs (h attached to us when mine). */
+/*
+ * May a free block of h's slabs sit in another thread's cache, the depot
+ * or another heap's kept bins (where h's thread cannot look)?
+ */
+static bool heap_lent(const struct hak_heap *h)
+{
+	return arch_load_relaxed(&h->lent) || arch_load_relaxed(&tags_shared);
+}
+
+static bool depot_holds(unsigned c, const void *p);
+static void park_suspect(void *p, unsigned c);
+
+/*
+ * Settle the parked blocks (h attached to us when mine): any of them in
+ * our bins or h's kept bins is reported; h's own are confirmed and, unless
+ * h lent blocks to other caches, freed.
+ */
 static void settle_suspects(struct hak_heap *h, bool mine)
 {
 	unsigned i;
 
 	for (i = 0; i < HAK_SUSPECTS; i++) {
-		void *p = arch_load_relaxed(&suspects[i]);
+		void *p = arch_load_acquire(&suspects[i]);
 		struct hak_slab *s;
 		unsigned c;
 
 		if (!p)
 			continue;
 		s = __hak_slab_head(__hak_page_of((uintptr_t)p));
-		if (s->owner != h || arch_cmpxchg(&suspects[i], p, NULL) != p)
+		c = s->class_idx;
+		/* the bin and kept walks of confirm_owned, for any owner */
+		confirm_owned(h, s, p, c, mine);
+		if (s->owner != h)
+			continue;
+		if (heap_lent(h)) {
+			if (depot_holds(c, p))
+				bad_block(p, c, "double free (block in the depot)");
+			continue;	/* stays parked */
+		}
+		if (arch_cmpxchg(&suspects[i], p, NULL) != p)
 			continue;
 		arch_fetch_add(&nr_suspects, -1u);
-		c = s->class_idx;
-		confirm_owned(h, s, p, c, mine);
 		/* a live block that held the mark's value: free it now */
 		hak_vg_set_mark(p, __hak_free_key());
 		local_free(h, s, p);
@@ -266,13 +304,22 @@ void __hak_free_confirm(void *p, uintptr_t ix)
 	struct hak_tbin *b = &__hak_tc.bins[c];
 
 	if (c < HAK_NCLASS) {
+		struct hak_slab *s = __hak_slab_head(__hak_page_of((uintptr_t)p));
+
 		if (on_list(b->head, p, __hak_tbin_count(b)))
 			bad_block(p, c, "double free (block in the thread cache)");
 		if (h) {
 			heap_enter(h);
-			confirm_owned(h, __hak_slab_head(__hak_page_of((uintptr_t)p)),
-				      p, c, true);
+			confirm_owned(h, s, p, c, true);
 			heap_exit(h);
+		}
+		/*
+		 * Not found, but it may sit in the cache of a thread that
+		 * cached this heap's blocks: only that thread can tell.
+		 */
+		if (heap_lent(s->owner)) {
+			park_suspect(p, c);
+			return;
 		}
 	}
 	/* a live block that held the mark's value: the rest of the push */
@@ -288,11 +335,18 @@ void __hak_free_confirm(void *p, uintptr_t ix)
 	b->head = p;
 }
 
-/* Park p, freed by a non-owner with the free mark, for its owner. */
-static void park_suspect(void *p)
+/*
+ * Park p (class c), freed with the free mark where it cannot be confirmed,
+ * for its owner and the other threads' slow paths. A block parked already
+ * was freed twice after it left circulation: report it.
+ */
+static void park_suspect(void *p, unsigned c)
 {
 	unsigned i;
 
+	for (i = 0; i < HAK_SUSPECTS; i++)
+		if (arch_load_relaxed(&suspects[i]) == p)
+			bad_block(p, c, "double free (block already freed by another thread)");
 	arch_fetch_add(&nr_suspects, 1u);
 	for (i = 0; i < HAK_SUSPECTS; i++)
 		if (!arch_load_relaxed(&suspects[i]) && !arch_cmpxchg(&suspects[i], NULL, p))
@@ -612,6 +666,21 @@ static uint32_t depot_take(unsigned c, void **list, uint32_t room)
 	__hak_set_link(bt.tail, *list);
 	*list = bt.head;
 	return bt.n;
+}
+
+/* Is p in a batch of class c in the depot (when it is free to look)? */
+static bool depot_holds(unsigned c, const void *p)
+{
+	struct depot *d = &depot[c];
+	bool found = false;
+	unsigned i;
+
+	if (!arch_load_relaxed(&d->nr) || !depot_trylock(d))
+		return false;
+	for (i = 0; i < d->nr && !found; i++)
+		found = on_list(d->b[i].head, p, d->b[i].n);
+	depot_unlock(d);
+	return found;
 }
 
 static void flush_list_home(struct hak_heap *h, void *p, bool depot_ok);
@@ -1537,7 +1606,7 @@ void __hak_free_remote(void *p, unsigned c)
 
 		if (on_list(b->head, p, __hak_tbin_count(b)))
 			bad_block(p, c, "double free (block in the thread cache)");
-		park_suspect(p);
+		park_suspect(p, c);
 		errno = saved;
 		return;
 	}
@@ -1547,6 +1616,8 @@ void __hak_free_remote(void *p, unsigned c)
 	 * when the bin sends it home.
 	 */
 	if (owner_idle(s->owner)) {
+		if (!arch_load_relaxed(&s->owner->lent))
+			arch_store_relaxed(&s->owner->lent, 1);
 		__hak_tcache_push(p, c);
 		errno = saved;
 		return;
@@ -1634,15 +1705,20 @@ static struct hak_heap *heap_new(void)
 {
 	static unsigned next_tag;
 	struct hak_heap *h = __hak_meta_alloc(sizeof(*h));
+	unsigned n;
 
 	if (!h)
 		return NULL;
 	/*
 	 * Tags 1..255, round robin: two heaps may share one, which only makes
 	 * a free between them look local (the block is then cached by the
-	 * freeing thread, as every free was before tags).
+	 * freeing thread, as every free was before tags; the double-free
+	 * confirmation then counts every heap as lent).
 	 */
-	h->tag = (uint8_t)(1 + arch_fetch_add(&next_tag, 1u) % 255);
+	n = arch_fetch_add(&next_tag, 1u);
+	h->tag = (uint8_t)(1 + n % 255);
+	if (n >= 255 && !arch_load_relaxed(&tags_shared))
+		arch_store_relaxed(&tags_shared, 1);
 	hak_lock(&heap_lock);
 	h->all_next = all_heaps;
 	/* release: thieves walk the list without heap_lock (steal_idle) */

@@ -65,6 +65,12 @@ struct hak_heap {
 	uint64_t page_pass_act;		/* blocks flushed + collected by then */
 	int scan_lk;			/* atomic: HAK_SCAN_* (lib/heap.c) */
 	int scan_want;			/* atomic: the owner waits for scan_lk */
+	/*
+	 * atomic, never cleared: another thread has cached blocks of this
+	 * heap's slabs (an idle owner's, lib/heap.c), so a free block of
+	 * them may sit where this heap cannot look (suspects).
+	 */
+	int lent;
 	unsigned depth;			/* owner's nesting of scan_lk */
 	unsigned active_ms;		/* atomic: the owner's last purge tick, or detach */
 	int robbed;			/* atomic: a thief took blocks since that tick */

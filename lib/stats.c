@@ -150,7 +150,8 @@ static void __hak_stats_print_memory(int fd)
 	layer_stats_get(&m);
 	n = snprintf(buf, sizeof(buf),
 		"  small slabs     %12zu bytes in slabs, %zu dirty, %zu purged, %zu in live slabs\n"
-		"  mid (L2.5)      %12zu bytes in use, %zu dirty, %zu purged (%zu at the size bound)\n"
+		"  mid (L2.5)      %12zu bytes in use, %zu dirty, %zu purged (%zu at the size bound), "
+		"%zu shards, %zu lock waits, %zu remote frees\n"
 		"  large cache     %12zu bytes cached, %zu resident, %zu purges\n"
 		"  purge           %12zu ms delay, %zu passes, %zu bytes decayed\n"
 		"  memory limit    %12zu bytes%s, %zu purges near it, %zu retries\n"
@@ -160,6 +161,7 @@ static void __hak_stats_print_memory(int fd)
 		m.ss.pages_used << HAK_PAGE_SHIFT, m.ss.pages_dirty << HAK_PAGE_SHIFT,
 		m.ss.purged_bytes, __hak_heap_pages_purged(),
 		m.l25.bytes_in_use, m.l25.dirty_bytes, m.l25.purged_bytes, m.l25.cap_purged_bytes,
+		m.l25.shards, m.l25.contended, m.l25.remote_frees,
 		m.bc.cached_bytes, m.bc.resident_bytes, m.bc.purges,
 		m.ps.delay_ms, m.ps.passes, m.ps.decayed_bytes,
 		m.ps.limit, m.ps.limit_hard ? " (hard)" : "", m.ps.limit_purges, m.ps.retries,

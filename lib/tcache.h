@@ -29,11 +29,12 @@
  * freed pointer must also pass the class's block-boundary mask
  * (bins[c].mask: unaligned and most interior pointers).
  *
- * Fast-path budget (x86_64, gcc 12 -O2, objdump to ret): malloc hit 14
+ * Fast-path budget (x86_64, gcc 12 -O2, objdump to ret): malloc hit 13
  * (GOT offset, size check or the heap profiler's countdown, size table,
- * bin, pop, room, mark clear); free hit 22 (page-map range, entry, tag
- * xor and bin-index check, bin, boundary mask, mark test, room, push, mark
- * store). Keep them there: the figures are in Documentation/design.md and
+ * pop, room, mark clear); free hit 21 (page-map range, entry, tag xor and
+ * bin-index check, boundary mask, mark test, room, push, mark store). The
+ * bin is addressed in each access's operand, %fs:off(t, ix, 8), with no
+ * LEA of its own (__hak_tbin_at). Keep them there: the figures are in Documentation/design.md and
  * checked by tools/boxcost.sh.
  */
 #ifndef HAK_TCACHE_H
@@ -133,6 +134,18 @@ static __always_inline hak_tc_tls *__hak_tc_tls(void)
 static __always_inline hak_tbin_tls *__hak_tbin_ix(hak_tc_tls *t, uintptr_t ix)
 {
 	return (hak_tbin_tls *)((uintptr_t)t->bins + ix * 8);
+}
+
+/*
+ * The same, for one access: ix passes through an empty asm first, so the
+ * compiler cannot reuse an earlier t + 8 * ix and folds the sum into the
+ * access's own operand (%fs:off(t, ix, 8)) instead of keeping the bin's
+ * address in a register, which cost a LEA per fast path.
+ */
+static __always_inline hak_tbin_tls *__hak_tbin_at(hak_tc_tls *t, uintptr_t *ix)
+{
+	__asm__("" : "+r"(*ix));
+	return __hak_tbin_ix(t, *ix);
 }
 
 /* Blocks held by bin b (cap + 1 inside the overflow slow path). */
@@ -237,13 +250,12 @@ static __always_inline void *__hak_tbin_take(struct hak_tbin *b, void *p, unsign
 /* Pop a block of bin index ix (4 * class c), or take the refill slow path. */
 static __always_inline void *__hak_tcache_pop_ix(hak_tc_tls *t, uintptr_t ix)
 {
-	hak_tbin_tls *b = __hak_tbin_ix(t, ix);
-	void *p = b->head;
+	void *p = __hak_tbin_at(t, &ix)->head;
 
 	if (unlikely(!p))
 		return __hak_tcache_refill(ix);	/* ends in __hak_tbin_take too */
-	b->head = __hak_link(p);
-	b->room++;
+	__hak_tbin_at(t, &ix)->head = __hak_link(p);
+	__hak_tbin_at(t, &ix)->room++;
 	return __hak_tbin_took(p, (unsigned)(ix / 4));
 }
 
@@ -271,11 +283,11 @@ static __always_inline void __hak_tcache_mark(void *p, uintptr_t mark)
 static __always_inline void __hak_tcache_push_ix(hak_tc_tls *t, void *p, uintptr_t ix,
 						 uintptr_t key)
 {
-	hak_tbin_tls *b = __hak_tbin_ix(t, ix);
 	unsigned c = (unsigned)(ix / 4);
 	uintptr_t mark = HAK_FREE_CHECKS ? key : 0;
 
-	if (HAK_FREE_CHECKS && unlikely(__hak_off_boundary((uintptr_t)p, b->mask)))
+	if (HAK_FREE_CHECKS &&
+	    unlikely(__hak_off_boundary((uintptr_t)p, __hak_tbin_at(t, &ix)->mask)))
 		__hak_free_misaligned(p, ix);
 	if (HAK_FREE_CHECKS && unlikely(hak_vg_mark(p) == mark)) {
 		__hak_free_confirm(p, ix);
@@ -284,13 +296,13 @@ static __always_inline void __hak_tcache_push_ix(hak_tc_tls *t, void *p, uintptr
 	if (hak_ff_level())
 		hak_ff_on_free(p, c);
 	__hak_zero_freed(p, c);
-	if (unlikely(arch_tls_sub_borrows(&b->room, 1))) {
+	if (unlikely(arch_tls_sub_borrows(&__hak_tbin_at(t, &ix)->room, 1))) {
 		__hak_tcache_mark(p, mark);
 		__hak_tcache_overflow(p, ix);	/* room already taken for p */
 		return;
 	}
-	__hak_set_link(p, b->head);
-	b->head = p;
+	__hak_set_link(p, __hak_tbin_at(t, &ix)->head);
+	__hak_tbin_at(t, &ix)->head = p;
 	__hak_tcache_mark(p, mark);
 }
 

@@ -71,6 +71,15 @@ hakmake() {
 	make -C "$SRCTREE" --no-print-directory -j"$JOBS" "$@"
 }
 
+# CPU seconds (user + system) used so far by finished children: a step's
+# share tells what it costs on a busier or smaller machine, where its wall
+# time does not.
+children_cpu() {
+	# fields 16 and 17 of /proc/PID/stat: the waited-for children's user
+	# and system time in clock ticks ($$ is this shell, even in $(...))
+	awk -v hz="$(getconf CLK_TCK)" '{ printf "%d\n", ($16 + $17) / hz }' "/proc/$$/stat"
+}
+
 step() {
 	local name=$1; shift
 	wanted "$name" || return 0
@@ -80,9 +89,10 @@ step() {
 		return 0
 	fi
 	local log=$LOGDIR/${name//[^A-Za-z0-9_.-]/_}.log
-	local start rc p f line
+	local start cpu rc p f line
 	printf '[%3d] %-40s ' "$nsteps" "$name"
 	start=$(date +%s)
+	cpu=$(children_cpu)
 	(cd "$SRCTREE" && "$@") >"$log" 2>&1 </dev/null
 	rc=$?
 	line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$log" | tail -n 1)
@@ -95,13 +105,14 @@ step() {
 		p=0 f=1
 	fi
 	[ $rc -ne 0 ] && [ "$f" -eq 0 ] && f=1
+	cpu=$(( $(children_cpu) - cpu ))
 	total_passed=$((total_passed + p))
 	total_failed=$((total_failed + f))
 	if [ $rc -eq 0 ] && [ "$f" -eq 0 ]; then
-		printf 'ok   %4ds  %s passed\n' $(( $(date +%s) - start )) "$p"
+		printf 'ok   %4ds  cpu %4ds  %s passed\n' $(( $(date +%s) - start )) "$cpu" "$p"
 	else
-		printf 'FAIL %4ds  %s passed, %s failed (log: %s)\n' \
-			$(( $(date +%s) - start )) "$p" "$f" "${log#"$SRCTREE"/}"
+		printf 'FAIL %4ds  cpu %4ds  %s passed, %s failed (log: %s)\n' \
+			$(( $(date +%s) - start )) "$cpu" "$p" "$f" "${log#"$SRCTREE"/}"
 		failed_steps+=("$name")
 		echo "------ last lines of $name ------"
 		tail -n 40 "$log" | sed 's/^/| /'
@@ -146,7 +157,7 @@ done
 [ -n "$list_only" ] && exit 0
 
 echo
-echo "check: $nsteps steps in $(( $(date +%s) - started ))s"
+echo "check: $nsteps steps in $(( $(date +%s) - started ))s, $(children_cpu)s of CPU"
 for s in "${failed_steps[@]+"${failed_steps[@]}"}"; do
 	echo "  failed: $s"
 done

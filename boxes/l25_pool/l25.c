@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
  * The L2.5 pool: mid-size blocks (HAK_SMALL_MAX < n <= CONFIG_HAK_L25_MAX_KIB
- * KiB) from size-classed 2 MiB regions, in shards that multiply under
- * contention.
+ * KiB) from size-classed 2 MiB regions, in shards: one per thread up to
+ * the cap, with lock-free frees from other shards' threads.
  *
  * Classes: four per doubling above 32 KiB: 40, 48, 56, 64, 80, ... KiB, size
  * ((c & 3) + 5) << ((c >> 2) + 13). Every class is a multiple of 8 KiB and
@@ -26,12 +26,23 @@
  * nothing of ours.
  *
  * Shard: a lock, for each class the list of its regions with a free block,
- * and counters. A thread takes a sequence number on its first mid-size
- * request and uses shard (number mod nshards). Any thread frees a block
- * by locking the shard that owns the block's region (region->shard, stable
- * while the region has a live block). nshards starts at 1 and doubles, up
- * to shard_cap, when a shard's trylock fails in more than
- * L25_GROW_FAILS of L25_WINDOW consecutive lock acquisitions.
+ * counters, and a stack of regions with remote frees. A thread takes a
+ * sequence number on its first mid-size request and uses shard (number
+ * mod nshards); taking it grows nshards (a power of two) to cover every
+ * thread so far, up to shard_cap (2 x CPUs, CONFIG_HAK_L25_MAX_SHARDS),
+ * so the first shard_cap threads each have a shard of their own from
+ * their first block on, and its lock is uncontended but for the decay
+ * pass. Past the cap nshards still doubles when a shard's trylock fails
+ * in more than L25_GROW_FAILS of L25_WINDOW acquisitions (until the cap).
+ *
+ * Remote frees: a thread frees a live block of another shard's region
+ * (region->shard, stable while the region has a live block) without a
+ * lock: LIVE -> B_REMOTE by compare-and-swap, its bit set in
+ * region->remote, and the region pushed on its shard's remote_head stack
+ * when that bit is the first. The shard's own thread collects the stack
+ * (one exchange) and each region's bits (another) on its next miss, as
+ * do the decay pass, trim and the stats, under the shard lock. A REMOTE
+ * block is live for its shard until collected; see remote_collect().
  *
  * Giving memory back, with a delay (the decay rule of lib/purge.h): a
  * freed block is stamped with the coarse clock (ms), and a region when it
@@ -58,30 +69,36 @@
  * (46 instead of 51 of 40 KiB). Purging leaves the guards as they are.
  * region->guards counts them (the hardened box keeps a budget of guards).
  *
- * Locks: shard lock -> pool_lock. madvise happens under a shard lock;
+ * Locks: shard lock -> pool_lock. The remote stacks and bits are
+ * lock-free (pushed by any thread, taken under the shard lock). madvise
+ * happens under a shard lock;
  * mmap and munmap happen with no lock but the shard's held (or none).
  * Fork takes every shard lock in index order, then pool_lock; the core
  * takes its own locks after ours (lib/init.c).
  *
  * Thread cache (CONFIG_HAK_L25_TCACHE blocks per class, at most
- * CONFIG_HAK_L25_TCACHE_KIB bytes, initial-exec TLS): free pushes the
- * block to the freeing thread's cache when there is room, malloc pops
- * from it, neither takes a lock. A cached block stays live in its shard's
- * accounting (so its region cannot be released, and a cross-thread free
- * is just a push), with state B_CACHED: only the thread whose cache holds
- * it writes that byte (pop: B_LIVE; flush: B_DIRTY under the shard lock),
- * and the only lock-free write is LIVE -> CACHED by the thread freeing a
- * live block it owns, so state bytes of live or cached blocks are read
- * and written with relaxed atomics. A second free of a cached block sees
- * B_CACHED, not B_LIVE, and is reported. The cache is flushed to the
- * shards by a pthread key destructor at thread exit (the thread then
- * bypasses it), by hak_l25_release() for the calling thread, and a class
- * at a time when full. After fork the child keeps the forking thread's
+ * CONFIG_HAK_L25_TCACHE_KIB bytes, initial-exec TLS): free pushes a
+ * block of the freeing thread's own shard to its cache when there is
+ * room (another shard's block takes the remote path), malloc pops from
+ * it, neither takes a lock. A cached block stays live in its shard's
+ * accounting (so its region cannot be released), with state B_CACHED:
+ * only the thread whose cache holds it writes that byte (pop: B_LIVE;
+ * flush: B_DIRTY under the shard lock), and the lock-free writes are
+ * LIVE -> CACHED by the thread caching a live block and LIVE -> REMOTE
+ * (compare-and-swap) by a thread of another shard, so state bytes of
+ * live, cached or remote blocks are read and written with atomics. A
+ * second free of a cached or remote block sees B_CACHED or B_REMOTE,
+ * not B_LIVE, and is reported; two frees of one block racing on two
+ * threads at the same instant are not (as before the remote path). The
+ * cache is flushed to the shards by a pthread key destructor at thread
+ * exit (the thread then bypasses it), by hak_l25_release() for the
+ * calling thread, and a class at a time when full. After fork the child keeps the forking thread's
  * cache; blocks in other threads' caches stay live (leaked) in the child.
  *
  * Validation: hak_l25_free checks without a lock that p is the start of
  * a live block of its region (magic, stride, state B_LIVE) before caching
- * it; anything that fails goes to the locked path, which checks again
+ * or remote-freeing it (the latter by a compare-and-swap of that state);
+ * anything that fails goes to the locked path, which checks again
  * under the owning shard's lock, as do flushes (state B_CACHED), and
  * reports to __hak_bad_free. hak_l25_usable checks the same without a
  * lock. A bad pointer racing with the unmapping of its region can still
@@ -130,6 +147,8 @@
 #define B_LIVE		1	/* handed out */
 #define B_DIRTY		2	/* free, probably resident */
 #define B_CACHED	3	/* free, in a thread cache; live for its shard */
+#define B_REMOTE	4	/* freed by a thread of another shard, not yet */
+				/* collected by its own; live for its shard */
 
 struct l25_shard;
 
@@ -145,6 +164,8 @@ struct l25_region {
 	struct l25_shard *shard;	/* atomic; NULL in the pool */
 	struct l25_region *next;	/* partial list, or pool */
 	struct l25_region *prev;
+	uint64_t remote;		/* atomic: B_REMOTE blocks, one bit each */
+	struct l25_region *rnext;	/* its shard's remote stack (atomic push) */
 	uint8_t state[L25_MAXBLK];
 	uint8_t stack[L25_MAXBLK];	/* free block indices, top = nfree - 1 */
 	uint32_t stamp[L25_MAXBLK];	/* ms a dirty block was freed at */
@@ -160,11 +181,14 @@ struct l25_shard {
 	size_t peak_in_use;		/* recent peak of bytes_in_use (halved per pass) */
 	uint64_t allocs, frees, remote_frees, contended, purged_bytes;
 	uint64_t cap_purged;		/* bytes purged at dirty_limit() */
+	/* Written by other shards' threads: a line of its own. */
+	struct l25_region *remote_head __aligned(64);	/* atomic */
 } __aligned(64);
 
 HAK_BUILD_BUG_ON(sizeof(struct l25_region) > L25_HDR);
 HAK_BUILD_BUG_ON(L25_TC_NCLASS < 1 || L25_TC_NCLASS > L25_NCLASS);
 HAK_BUILD_BUG_ON(L25_MAXBLK > 4096);	/* an index fits below a block's 4 KiB alignment */
+HAK_BUILD_BUG_ON(L25_MAXBLK > 64);	/* region->remote has a bit per block */
 HAK_BUILD_BUG_ON(L25_MAX <= HAK_SMALL_MAX || L25_MAX > (1UL << 20));
 HAK_BUILD_BUG_ON((L25_REGION - L25_HDR) / (40UL << 10) > L25_MAXBLK);
 
@@ -175,6 +199,8 @@ static unsigned nshards = 1;		/* atomic; a power of two */
 static unsigned shard_cap;		/* atomic; set on first use */
 static unsigned next_tidx;		/* atomic */
 static __thread unsigned my_tidx;	/* 1 + sequence number, 0: none yet */
+/* The shard of this thread's last miss: the free path's "mine?" test (NULL: none yet). */
+static __thread struct l25_shard *my_home;
 
 /*
  * The thread cache. An entry is a block address (4 KiB aligned) or'ed
@@ -243,12 +269,33 @@ static unsigned compute_cap(void)
 	return cap;
 }
 
+/*
+ * A thread's first mid-size request: its sequence number, and shards for
+ * every thread seen so far (up to the cap) before it takes a block. Each
+ * of the first shard_cap threads then has a shard to itself from its
+ * first block on; growing only on contention left the second thread
+ * filling a new shard in mid-run while its old blocks sat in the first
+ * one for a purge delay (about 10 MiB and 4k page faults more on the
+ * 2-thread mid-size row, and a lock shared by both threads until then).
+ */
 static __noinline unsigned tidx_assign(void)
 {
+	unsigned cap, cur, want = 1;
+
 	__hak_init();
-	if (!arch_load_relaxed(&shard_cap))
-		arch_store_relaxed(&shard_cap, compute_cap());
+	cap = arch_load_relaxed(&shard_cap);
+	if (!cap) {
+		cap = compute_cap();
+		arch_store_relaxed(&shard_cap, cap);
+	}
 	my_tidx = arch_fetch_add(&next_tidx, 1) + 1;
+	while (want < my_tidx && want < cap)
+		want *= 2;
+	while ((cur = arch_load_relaxed(&nshards)) < want)
+		if (arch_cmpxchg(&nshards, cur, want) == cur) {
+			arch_fetch_add(&nr_grows, 1);
+			break;
+		}
 	return my_tidx;
 }
 
@@ -263,7 +310,8 @@ static struct l25_shard *my_shard(void)
 
 	if (unlikely(!t))
 		t = tidx_assign();
-	return &shards[shard_index(t)];
+	my_home = &shards[shard_index(t)];
+	return my_home;
 }
 
 static void shards_grow(void)
@@ -589,6 +637,51 @@ static inline struct l25_region *shard_check(struct l25_shard *sh, uint32_t now)
 	return NULL;
 }
 
+/* ---- frees into a shard (shard lock) ---- */
+
+/* Block i of r (sh's, which is locked) is free from now (ms) on. */
+static void block_put(struct l25_shard *sh, struct l25_region *r, unsigned i, uint32_t now)
+{
+	r->state[i] = B_DIRTY;
+	r->stamp[i] = now;
+	r->stack[r->nfree++] = (uint8_t)i;
+	sh->dirty_bytes += r->stride;
+	if (!r->listed)
+		partial_add(sh, r);
+	if (r->nfree == r->nblocks)
+		r->idle = now;
+	sh->frees++;
+	sh->blocks_in_use--;
+	sh->bytes_in_use -= r->stride;
+}
+
+/*
+ * Collect the blocks other shards' threads freed into sh (shard lock
+ * held): take the whole stack of regions, then each region's bits. A
+ * region whose bits go from 0 to non-zero again after our exchange is
+ * pushed anew; we read its link before the exchange, so it is on at
+ * most one stack at a time (the pop takes everything: no ABA).
+ */
+static void remote_collect(struct l25_shard *sh, uint32_t now)
+{
+	struct l25_region *r = arch_xchg(&sh->remote_head, (struct l25_region *)NULL);
+	struct l25_region *next;
+
+	for (; r; r = next) {
+		uint64_t bits;
+
+		next = arch_load_relaxed(&r->rnext);
+		bits = arch_xchg(&r->remote, (uint64_t)0);
+		while (bits) {
+			unsigned i = (unsigned)__builtin_ctzll(bits);
+
+			bits &= bits - 1;
+			block_put(sh, r, i, now);
+			sh->remote_frees++;
+		}
+	}
+}
+
 /* ---- the hooks ---- */
 
 /*
@@ -671,11 +764,20 @@ static void *shard_alloc(struct l25_shard *sh, unsigned c)
 static __noinline void *l25_alloc_slow(unsigned c)
 {
 	struct l25_shard *sh = my_shard();
+	struct l25_region *rel = NULL;
 	void *p;
 
 	shard_lock(sh);
+	if (arch_load_relaxed(&sh->remote_head)) {
+		uint32_t now = __hak_now_ms();
+
+		remote_collect(sh, now);
+		rel = shard_check(sh, now);
+	}
 	p = shard_alloc(sh, c);
 	hak_unlock(&sh->lock);
+	if (unlikely(rel))
+		pool_put_list(rel, true);
 	if (unlikely(!p))
 		errno = ENOMEM;
 	return p;
@@ -732,6 +834,39 @@ bad:
 	__hak_bad_free(p, what);
 }
 
+/*
+ * Free block i of r, LIVE and (by the caller's look) not of this thread's
+ * shard, without a lock: LIVE -> REMOTE (a second free sees REMOTE and
+ * goes to the locked path, which reports it), set its bit, and push the
+ * region on its shard's stack when the bit is the first. The block stays
+ * live for its shard (so the region and r->shard stay) until the shard's
+ * own thread, or the decay pass, collects it under the shard lock.
+ * False when the block was not LIVE.
+ */
+static bool remote_free(struct l25_region *r, unsigned i)
+{
+	struct l25_shard *sh;
+	struct l25_region *head, *was;
+	uint64_t old, seen, bit = 1ULL << i;
+
+	if (arch_cmpxchg(&r->state[i], (uint8_t)B_LIVE, (uint8_t)B_REMOTE) != B_LIVE)
+		return false;
+	sh = arch_load_acquire(&r->shard);
+	old = arch_load_relaxed(&r->remote);
+	while ((seen = arch_cmpxchg(&r->remote, old, old | bit)) != old)
+		old = seen;
+	if (old)
+		return true;
+	head = arch_load_relaxed(&sh->remote_head);
+	for (;;) {
+		arch_store_relaxed(&r->rnext, head);
+		was = arch_cmpxchg(&sh->remote_head, head, r);
+		if (was == head)
+			return true;
+		head = was;
+	}
+}
+
 /* Give p (in state want) back to its shard, locked, freed at now (ms). */
 static void shard_free(void *p, uint8_t want, const char *what, uint32_t now)
 {
@@ -741,19 +876,9 @@ static void shard_free(void *p, uint8_t want, const char *what, uint32_t now)
 	unsigned i, t = my_tidx;
 
 	sh = lock_block(p, &i, want, what);
-	r->state[i] = B_DIRTY;
-	r->stamp[i] = now;
-	r->stack[r->nfree++] = (uint8_t)i;
-	sh->dirty_bytes += r->stride;
-	if (!r->listed)
-		partial_add(sh, r);
-	if (r->nfree == r->nblocks)
-		r->idle = now;
-	sh->frees++;
+	block_put(sh, r, i, now);
 	if (!t || &shards[shard_index(t)] != sh)
 		sh->remote_frees++;
-	sh->blocks_in_use--;
-	sh->bytes_in_use -= r->stride;
 	rel = shard_check(sh, now);
 	hak_unlock(&sh->lock);
 	if (unlikely(rel))
@@ -840,10 +965,21 @@ static __noinline void l25_free_slow(void *p)
 }
 
 /*
- * Fast path, about 30 instructions: check by a lock-free look that p is
- * a live block, mark it cached and push it; when the class is full,
- * flush its older half first. Over the byte cap, or anything unusual
- * (including every bad pointer), the locked path.
+ * r belongs to the shard this thread allocates from: the one of its last
+ * miss (a shard count grown since then only sends a block the other way
+ * until the next miss: both ways are correct).
+ */
+static inline bool region_mine(const struct l25_region *r)
+{
+	return arch_load_relaxed(&r->shard) == my_home && my_home;
+}
+
+/*
+ * Fast path, about 40 instructions: check by a lock-free look that p is
+ * a live block; another shard's block goes to it on the lock-free remote
+ * path (remote_free), one of ours is marked cached and pushed; when the
+ * class is full, its older half is flushed first. Over the byte cap, or
+ * anything unusual (including every bad pointer), the locked path.
  */
 void hak_l25_free(void *p)
 {
@@ -851,10 +987,15 @@ void hak_l25_free(void *p)
 	unsigned c;
 	int i;
 
-	if (unlikely(tc.state != TC_ON))
-		goto slow;
 	i = live_index((uintptr_t)p, r);
 	if (unlikely(i < 0))
+		goto slow;
+	if (unlikely(!region_mine(r))) {
+		if (remote_free(r, (unsigned)i))
+			return;
+		goto slow;
+	}
+	if (unlikely(tc.state != TC_ON))
 		goto slow;
 	c = r->cls;
 	if (unlikely(c >= L25_TC_NCLASS || tc.bytes + r->stride > L25_TC_BYTES))
@@ -898,6 +1039,7 @@ size_t hak_l25_decay(unsigned now, unsigned delay)
 		if (!arch_load_relaxed(&sh->regions))
 			continue;
 		hak_lock(&sh->lock);
+		remote_collect(sh, now);
 		before = sh->purged_bytes;
 		sh->peak_in_use /= 2;
 		if (sh->peak_in_use < sh->bytes_in_use)
@@ -925,6 +1067,7 @@ size_t hak_l25_release(void)
 		uint64_t before;
 
 		shard_lock(sh);
+		remote_collect(sh, __hak_now_ms());
 		before = sh->purged_bytes;
 		purge_older(sh, 0, 0);
 		rel = detach_empty(sh, true, 0, 0);
@@ -955,6 +1098,7 @@ void hak_l25_stats(struct hak_l25_stats *st)
 		struct l25_shard *sh = &shards[s];
 
 		hak_lock(&sh->lock);
+		remote_collect(sh, __hak_now_ms());
 		st->blocks_in_use += sh->blocks_in_use;
 		st->bytes_in_use += sh->bytes_in_use;
 		st->allocs += sh->allocs;

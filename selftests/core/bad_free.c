@@ -22,6 +22,12 @@
  *     thread       free(p); another thread frees p; the owner's next slow
  *                  path (here malloc_trim) settles it
  *     remote       another thread frees p; free(p)
+ *     third        another thread B frees 300 blocks of this thread's
+ *                  (which then counts as idle to B, so B caches them),
+ *                  then p (p now in B's cache); a third thread C frees p;
+ *                  B's next slow path (here its exit) settles it
+ *     third-owner  the same, with this thread (p's owner) freeing p
+ *                  again instead of C
  *     adopted      a thread frees p and exits; a thread on a stack of its
  *                  own (so its thread cache lies elsewhere in TLS) adopts
  *                  the exited thread's heap and frees p
@@ -167,6 +173,62 @@ static void k_remote(size_t n, int bad)
 	stash = malloc(n);
 	free_in_thread(stash);
 	last_free(stash, bad);
+}
+
+/* k_third's thread B: caches this thread's blocks, waits for C's free. */
+struct third {
+	void **v;
+	unsigned k;
+	pthread_barrier_t bar;
+};
+
+static void *third_cacher(void *arg)
+{
+	struct third *t = arg;
+	unsigned i;
+
+	for (i = 0; i < t->k; i++)
+		free(t->v[i]);
+	free(launder(stash));
+	pthread_barrier_wait(&t->bar);	/* p sits in this thread's cache */
+	pthread_barrier_wait(&t->bar);	/* C has freed it again */
+	return NULL;			/* the exit is this thread's slow path */
+}
+
+static void third(size_t n, int bad, int owner)
+{
+	struct third t = { .k = n > 65536 ? 24 : 300 };
+	pthread_t b;
+	unsigned i;
+
+	t.v = mmap(NULL, t.k * sizeof(void *), PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (t.v == MAP_FAILED || pthread_barrier_init(&t.bar, NULL, 2))
+		tap_bail("k_third: %s", strerror(errno));
+	for (i = 0; i < t.k; i++)
+		t.v[i] = malloc(n);
+	stash = malloc(n);
+	if (pthread_create(&b, NULL, third_cacher, &t))
+		tap_bail("k_third: pthread_create");
+	pthread_barrier_wait(&t.bar);
+	*shared = (uintptr_t)stash;
+	if (bad && owner)
+		free(launder(stash));
+	else if (bad)
+		free_in_thread(stash);
+	pthread_barrier_wait(&t.bar);
+	pthread_join(b, NULL);
+	malloc_trim(0);
+}
+
+static void k_third(size_t n, int bad)
+{
+	third(n, bad, 0);
+}
+
+static void k_third_owner(size_t n, int bad)
+{
+	third(n, bad, 1);
 }
 
 static void *volatile kept_live;
@@ -350,6 +412,8 @@ static const struct kind kinds[] = {
 	{ "double free, interleaved with another free", k_interleaved },
 	{ "double free from another thread", k_thread },
 	{ "double free after another thread's free", k_remote },
+	{ "double free of a block in a third thread's cache", k_third },
+	{ "double free by the owner of a block in another thread's cache", k_third_owner },
 	{ "double free by the thread that adopted the freeing thread's heap", k_adopted },
 	{ "double free by an adopting thread, after trim", k_adopted_trim },
 	{ "double free of a block taken from an idle thread's slabs", k_stolen },

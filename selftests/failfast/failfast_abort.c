@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <malloc.h>
+#include <pthread.h>
 #include <sys/mman.h>
 #include "tap.h"
 #include "child.h"
@@ -42,6 +43,51 @@ static void do_double_free(void)
 	stash = malloc(64);
 	free(stash);
 	free(stash);
+}
+
+/*
+ * A block of this thread's that a thread B cached (B freed 300 of this
+ * thread's blocks first, so this thread counts as idle to B), freed again
+ * by a third thread C while it sits in B's cache.
+ */
+static void *third_blocks[300];
+static pthread_barrier_t third_bar;
+
+static void *third_cacher(void *arg)
+{
+	unsigned i;
+
+	(void)arg;
+	for (i = 0; i < ARRAY_SIZE(third_blocks); i++)
+		free(third_blocks[i]);
+	free(launder(stash));
+	pthread_barrier_wait(&third_bar);
+	pthread_barrier_wait(&third_bar);
+	return NULL;
+}
+
+static void *third_free(void *arg)
+{
+	free(launder(arg));
+	return NULL;
+}
+
+static void do_third_thread_free(void)
+{
+	pthread_t b, c;
+	unsigned i;
+
+	for (i = 0; i < ARRAY_SIZE(third_blocks); i++)
+		third_blocks[i] = malloc(64);
+	stash = malloc(64);
+	pthread_barrier_init(&third_bar, NULL, 2);
+	if (pthread_create(&b, NULL, third_cacher, NULL))
+		return;
+	pthread_barrier_wait(&third_bar);
+	if (!pthread_create(&c, NULL, third_free, stash))
+		pthread_join(c, NULL);
+	pthread_barrier_wait(&third_bar);
+	pthread_join(b, NULL);
 }
 
 static void do_stack_free(void)
@@ -99,6 +145,8 @@ static void do_usable_freed(void)
 
 static const struct scenario scenarios[] = {
 	{ "double free", 2, do_double_free, "double free" },
+	{ "double free of a block in a third thread's cache", 2, do_third_thread_free,
+	  "double free" },
 	{ "free of a stack address", 1, do_stack_free, "not allocated by hakmem" },
 	{ "free of a global", 1, do_global_free, "not allocated by hakmem" },
 	{ "free of an mmap'd pointer", 1, do_mmap_free, "not allocated by hakmem" },

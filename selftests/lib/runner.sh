@@ -13,6 +13,13 @@
 # (default 300). Exit 4 is a whole-program skip. Exit status: 0 if
 # nothing failed.
 #
+# $HAKMEM_TEST_JOBS programs run at once (default: the CPU count): most
+# programs are one thread or sleep through purge delays, so one at a time
+# leaves cores idle. Output stays in the order of the arguments. A test
+# whose assertions need the machine to itself lists its name (as printed,
+# e.g. core/purge) in $HAKMEM_TEST_SERIAL or carries the line
+# "runner: serial" in its first 20 lines; it runs after the others, alone.
+#
 # Scripts get HAKMEM_LIB, O and SRCTREE from the environment (the Makefile
 # sets them).
 
@@ -20,10 +27,13 @@ set -u
 ulimit -c 0 2>/dev/null
 
 timeout_s=${HAKMEM_TEST_TIMEOUT:-300}
+jobs=${HAKMEM_TEST_JOBS:-$(nproc 2>/dev/null || echo 1)}
+[ "$jobs" -ge 1 ] 2>/dev/null || jobs=1
 passed=0
 failed=0
 skipped=0
-n=0
+work=$(mktemp -d "${TMPDIR:-/tmp}/hakmem-runner.XXXXXX") || exit 1
+trap 'rm -rf "$work"' EXIT
 
 name_of() {
 	local t=$1
@@ -32,19 +42,36 @@ name_of() {
 	echo "$t"
 }
 
-echo "TAP version 13"
-echo "1..$#"
+# The source of a program (for its "runner: serial" mark) or the script.
+source_of() {
+	local name=$1 t=$2 s
+	case $t in *.sh) echo "$t"; return ;; esac
+	for s in "${SRCTREE:-/nonexistent}/selftests/$name.c" \
+		 "${SRCTREE:-/nonexistent}/selftests/$name.cc"; do
+		[ -e "$s" ] && { echo "$s"; return; }
+	done
+}
 
-for t in "$@"; do
-	n=$((n + 1))
+is_serial() {
+	local name=$1 t=$2 s
+	case " ${HAKMEM_TEST_SERIAL:-} " in *" $name "*) return 0 ;; esac
+	s=$(source_of "$name" "$t")
+	[ -n "$s" ] && head -n 20 "$s" | grep -q 'runner: serial'
+}
+
+# Runs test number $1 ($2 the path); writes its TAP block to $work/$1.out
+# and "ok notok skipped" to $work/$1.res.
+run_one() {
+	local n=$1 t=$2 name out start dir rc secs ok notok plan npoints why
 	name=$(name_of "$t")
+	out=$work/$n.log
+	{
 	echo "# selftests: $name"
 	if [ ! -e "$t" ]; then
 		echo "not ok $n selftests: $name # missing $t"
-		failed=$((failed + 1))
-		continue
+		echo "0 1 0" >"$work/$n.res"
+		return
 	fi
-	out=$(mktemp)
 	start=$(date +%s)
 	dir=$(dirname "$t")
 	if [ "${t%.sh}" != "$t" ] && [ ! -x "$t" ]; then
@@ -61,7 +88,6 @@ for t in "$@"; do
 	notok=$(grep -E '^not ok [0-9]+' "$out" | grep -cvE '#[[:space:]]*TODO')
 	plan=$(sed -nE 's/^1\.\.([0-9]+).*/\1/p' "$out" | tail -n 1)
 	npoints=$(grep -cE '^(not )?ok [0-9]+' "$out")
-	rm -f "$out"
 
 	why=
 	case $rc in
@@ -78,20 +104,68 @@ for t in "$@"; do
 		fi ;;
 	esac
 
-	passed=$((passed + ok))
-	failed=$((failed + notok))
 	if [ -n "$why" ]; then
-		failed=$((failed + 1))
+		notok=$((notok + 1))
 		echo "not ok $n selftests: $name # $why"
+		echo "$ok $notok 0" >"$work/$n.res"
 	elif [ "$rc" -eq 4 ]; then
-		skipped=$((skipped + 1))
 		echo "ok $n selftests: $name # SKIP"
+		echo "$ok $notok 1" >"$work/$n.res"
 	elif [ "$rc" -ne 0 ] || [ "$notok" -gt 0 ]; then
 		echo "not ok $n selftests: $name # $notok failed (exit $rc, ${secs}s)"
+		echo "$ok $notok 0" >"$work/$n.res"
 	else
 		echo "ok $n selftests: $name # ${secs}s"
+		echo "$ok $notok 0" >"$work/$n.res"
 	fi
+	} >"$work/$n.out"
+}
+
+echo "TAP version 13"
+echo "1..$#"
+
+# Parallel tests first, the serial ones after them, alone; every block is
+# printed in argument order as soon as all before it are done.
+tests=("$@")
+serial=()
+declare -A pid=()
+next=1	# the next block to print
+collect() {
+	local r
+	while [ "$next" -le ${#tests[@]} ] && [ -e "$work/$next.res" ]; do
+		[ -n "${pid[$next]:-}" ] && wait "${pid[$next]}"
+		cat "$work/$next.out"
+		read -r r_ok r_notok r_skip <"$work/$next.res"
+		passed=$((passed + r_ok))
+		failed=$((failed + r_notok))
+		skipped=$((skipped + r_skip))
+		next=$((next + 1))
+	done
+}
+running() {
+	jobs -pr | wc -l
+}
+for ((i = 1; i <= ${#tests[@]}; i++)); do
+	t=${tests[$((i - 1))]}
+	if [ "$jobs" -gt 1 ] && is_serial "$(name_of "$t")" "$t"; then
+		serial+=("$i")
+		continue
+	fi
+	while [ "$(running)" -ge "$jobs" ]; do
+		wait -n 2>/dev/null
+		collect
+	done
+	run_one "$i" "$t" &
+	pid[$i]=$!
+	collect
 done
+wait
+collect
+for i in "${serial[@]+"${serial[@]}"}"; do
+	run_one "$i" "${tests[$((i - 1))]}"
+done
+collect
+wait
 
 [ "$skipped" -gt 0 ] && echo "# $skipped program(s) skipped"
 echo "$passed passed, $failed failed"

@@ -36,10 +36,15 @@
 
 #define ARCH_TLS_SEG	__seg_fs
 
-/* Not volatile: every use in a function shares the one load. */
+/*
+ * Not volatile: every use in a function shares the one load. In %rdx, not
+ * any register: malloc's pop returns the block in %rax, and GCC, left to
+ * choose, put the offset there and spent a MOV on the result (the offset
+ * stays live until the pop's last store; free has no preference).
+ */
 #define arch_tls_off(sym) ({						\
 	uintptr_t __off;						\
-	__asm__("movq " #sym "@gottpoff(%%rip), %0" : "=r"(__off));	\
+	__asm__("movq " #sym "@gottpoff(%%rip), %0" : "=d"(__off));	\
 	__off;								\
 })
 
