@@ -1362,9 +1362,11 @@ static struct hak_heap *heap_of_thread(void)
  *     other than remote_frees; its fast paths touch only its bins;
  *   - the free mark: taken blocks keep the process's free key (carved
  *     ones get it), so a double free of one is caught as for any block
- *     cached by a non-owner: in the thief's bin by the thief, parked for
- *     the owner otherwise; the thief never settles the owner's suspects
- *     (it cannot walk the owner's bins);
+ *     cached by a non-owner: in the thief's bin by the thief, parked
+ *     otherwise and found by the slow path of the thread whose cache
+ *     holds it; the heap is marked lent, so its owner never frees a
+ *     parked block it did not find; the thief never settles the owner's
+ *     suspects (it cannot walk the owner's bins);
  *   - no waits: the thief holds its own scan lock and try-locks the other
  *     one; the owner that comes back meanwhile waits for one refill's
  *     worth (heap_enter_wait). Fork prepare waits for thieves to let go
@@ -1401,6 +1403,9 @@ static uint32_t steal_from(struct hak_heap *me, struct hak_heap *o, unsigned c,
 	}
 	arch_store_release(&o->scan_lk, 0);
 	if (got) {
+		/* o's free blocks now sit in our cache, where o cannot look */
+		if (!arch_load_relaxed(&o->lent))
+			arch_store_relaxed(&o->lent, 1);
 		if (!arch_load_relaxed(&o->robbed))
 			arch_store_relaxed(&o->robbed, 1);
 		HAK_STAT_ADD(me, steals, 1);
