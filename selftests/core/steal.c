@@ -11,7 +11,7 @@
  *  - every block a thief gets is written with a pattern of its own and
  *    checked after all thieves are done (a block handed out twice shows);
  *  - all the pointers the thieves hold are distinct;
- *  - with hakmem, most of what the thieves get is the main thread's freed
+ *  - with hakmem, much of what the thieves get is the main thread's freed
  *    blocks (a refill that finds nothing of its own takes an idle heap's
  *    free blocks before new pages: lib/heap.c, "taking blocks from idle
  *    heaps"), so the memory freed to the sleeping thread is not lost;
@@ -138,8 +138,12 @@ int main(void)
 	for (i = 1; i < n; i++)
 		dups += all[i] == all[i - 1];
 	tap_ok(!dups, "no block handed out twice (%u duplicates)", dups);
+	/*
+	 * Thieves that find the idle heap's scan lock taken by another one
+	 * carve instead (try-lock only): 262 to 618 of 800 seen, 0 before.
+	 */
 	if (CT_HAKMEM)
-		tap_ok(reused >= n / 2,
+		tap_ok(reused >= n / 8,
 		       "the idle thread's freed blocks are reused: %u of %u", reused, n);
 	else
 		tap_skip("reuse of an idle thread's blocks (hakmem only)");
