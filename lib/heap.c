@@ -1935,12 +1935,21 @@ static void scavenge_pool(bool kept)
 		settle_if_any(h, false);
 		if (kept)
 			kept_flush(h);
+		heap_exit(h);
+		h->pool_next = taken;
+		taken = h;
+	}
+	/*
+	 * Collect in a second pass: a kept bin holds other heaps' blocks (an
+	 * idle owner's blocks cached by the freer, blocks taken from an idle
+	 * heap), and its flush sends them home to heaps taken before it.
+	 */
+	for (h = taken; h; h = h->pool_next) {
+		heap_enter(h);
 		if (arch_load_relaxed(&h->pending))
 			collect_all(h);
 		release_empty(h);
 		heap_exit(h);
-		h->pool_next = taken;
-		taken = h;
 	}
 	while ((h = taken)) {
 		taken = h->pool_next;
@@ -1950,7 +1959,16 @@ static void scavenge_pool(bool kept)
 
 void __hak_heap_scavenge_pool(void)
 {
+	struct hak_heap *h = __hak_tc.heap;
+
 	scavenge_pool(true);
+	/* the kept bins may have sent blocks home to our own heap too */
+	if (h && arch_load_relaxed(&h->pending)) {
+		heap_enter(h);
+		collect_all(h);
+		release_empty(h);
+		heap_exit(h);
+	}
 }
 
 void __hak_heap_stats(struct hak_heap_stats *sum, size_t *nr)

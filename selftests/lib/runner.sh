@@ -133,7 +133,8 @@ next=1	# the next block to print
 collect() {
 	local r
 	while [ "$next" -le ${#tests[@]} ] && [ -e "$work/$next.res" ]; do
-		[ -n "${pid[$next]:-}" ] && wait "${pid[$next]}"
+		# (wait -n may have reaped it already)
+		[ -n "${pid[$next]:-}" ] && wait "${pid[$next]}" 2>/dev/null
 		cat "$work/$next.out"
 		read -r r_ok r_notok r_skip <"$work/$next.res"
 		passed=$((passed + r_ok))
