@@ -603,6 +603,26 @@ void __hak_bigcache_force_pressure(int tight)
 }
 
 /*
+ * The entry of class c after e (NULL: its first) in c's bucket chain, where
+ * a class's entries sit together; NULL past them or past BC_WALK_MAX
+ * entries walked in all (*walked).
+ */
+static struct bc_ent *class_next(unsigned c, struct bc_ent *e, unsigned *walked)
+{
+	bool in_group = e != NULL;
+
+	for (e = e ? e->next : *bc_bucket(c); e; e = e->next) {
+		if (++*walked > BC_WALK_MAX)
+			return NULL;
+		if (e->cls == c)
+			return e;
+		if (in_group)
+			return NULL;
+	}
+	return NULL;
+}
+
+/*
  * The best block of class c for len bytes aligned to align, or NULL: in
  * len's own class (whose blocks may be shorter) an exact length, else the
  * shortest that fits; in a higher class (every block long enough) the
@@ -612,17 +632,8 @@ static struct bc_ent *class_fit(unsigned c, size_t len, size_t align, bool own,
 				unsigned *walked)
 {
 	struct bc_ent *e, *fit = NULL;
-	bool in_group = false;
 
-	for (e = *bc_bucket(c); e; e = e->next) {
-		if (++*walked > BC_WALK_MAX)
-			break;
-		if (e->cls != c) {
-			if (in_group)
-				break;
-			continue;
-		}
-		in_group = true;
+	for (e = class_next(c, NULL, walked); e; e = class_next(c, e, walked)) {
 		if (e->len < len || ((uintptr_t)e->addr & (align - 1)))
 			continue;
 		if (!own)
@@ -758,24 +769,10 @@ void *hak_bigcache_take_shorter(size_t len, size_t *got)
 	if (!bc.resident)
 		goto out;
 	for (c = prev_class(bc_class(len)); c < BC_NCLASS && walked < BC_WALK_MAX && !fit;
-	     c = c ? prev_class(c - 1) : BC_NCLASS) {
-		bool in_group = false;
-
-		for (e = *bc_bucket(c); e; e = e->next) {
-			if (++walked > BC_WALK_MAX)
-				break;
-			if (e->cls != c) {
-				if (in_group)
-					break;
-				continue;
-			}
-			in_group = true;
-			if (e->purged || e->len >= len)
-				continue;
-			if (!fit || e->len > fit->len)
+	     c = c ? prev_class(c - 1) : BC_NCLASS)
+		for (e = class_next(c, NULL, &walked); e; e = class_next(c, e, &walked))
+			if (!e->purged && e->len < len && (!fit || e->len > fit->len))
 				fit = e;
-		}
-	}
 	if (!fit)
 		goto out;
 	bc.st.shorter++;
