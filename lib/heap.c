@@ -533,11 +533,13 @@ static uint32_t collect_pending(struct hak_heap *h, unsigned c, void **list, uin
 	return moved;
 }
 
+/* Merge every pending slab's remote frees (a load when there is none). */
 static inline void collect_all(struct hak_heap *h)
 {
 	void *none = NULL;
 
-	collect_pending(h, HAK_NCLASS, &none, 0);
+	if (arch_load_relaxed(&h->pending))
+		collect_pending(h, HAK_NCLASS, &none, 0);
 }
 
 /* ---- local free ---- */
@@ -1737,8 +1739,7 @@ struct hak_heap *__hak_heap_attach(void)
 	tc->state = HAK_T_LIVE;
 	__hak_thread_register(tc);
 	kept_restore(h, tc);
-	if (arch_load_relaxed(&h->pending))
-		collect_all(h);
+	collect_all(h);
 	hak_prewarm_thread();
 	heap_exit(h);
 	return h;
@@ -1754,8 +1755,7 @@ void __hak_heap_detach(void)
 	heap_enter(h);
 	kept_save(tc, h);
 	settle_if_any(h, true);
-	if (arch_load_relaxed(&h->pending))
-		collect_all(h);
+	collect_all(h);
 	release_empty(h);
 	arch_store_relaxed(&h->active_ms, __hak_now_ms());	/* pooled since */
 	arch_store_relaxed(&h->tid, 0);
@@ -1782,8 +1782,7 @@ void __hak_heap_flush_self(void)
 		bin_trim(h, &tc->bins[c], 0);
 	depot_drain(h);
 	settle_if_any(h, true);
-	if (arch_load_relaxed(&h->pending))
-		collect_all(h);
+	collect_all(h);
 	release_empty(h);
 	heap_exit(h);
 }
@@ -1814,8 +1813,7 @@ static void scavenge_pool(bool kept)
 	 */
 	for (h = taken; h; h = h->pool_next) {
 		heap_enter(h);
-		if (arch_load_relaxed(&h->pending))
-			collect_all(h);
+		collect_all(h);
 		release_empty(h);
 		heap_exit(h);
 	}
