@@ -124,6 +124,7 @@
 
 #define L25_DIRTY_BASE	(16UL << 20)	/* freed resident bytes a shard may hold, */
 					/* plus as many as it has in use */
+#define L25_PEAK_PASSES	4		/* decay passes (a purge delay) a peak is kept */
 #define L25_BORROW	2		/* classes up a resident block may come from */
 #define L25_RESERVE	2		/* purged regions kept in the pool */
 #define L25_WINDOW	1024		/* lock acquisitions per contention window */
@@ -178,7 +179,10 @@ struct l25_shard {
 	uint32_t win_ops, win_fails;	/* contention window */
 	size_t regions;
 	size_t blocks_in_use, bytes_in_use;
-	size_t peak_in_use;		/* recent peak of bytes_in_use (halved per pass) */
+	size_t peak_in_use;		/* peak of bytes_in_use since the last decay pass */
+	size_t peak_recent;		/* the largest of peak_pass[] */
+	size_t peak_pass[L25_PEAK_PASSES];	/* peak_in_use of the last passes */
+	unsigned peak_next;		/* next peak_pass[] slot to fill */
 	uint64_t allocs, frees, remote_frees, contended, purged_bytes;
 	uint64_t cap_purged;		/* bytes purged at dirty_limit() */
 	/* Written by other shards' threads: a line of its own. */
@@ -605,8 +609,9 @@ static struct l25_region *detach_empty(struct l25_shard *sh, bool all, uint32_t 
  */
 static inline size_t dirty_limit(const struct l25_shard *sh)
 {
-	return L25_DIRTY_BASE + (sh->peak_in_use > sh->bytes_in_use ?
-				  sh->peak_in_use : sh->bytes_in_use);
+	/* bytes_in_use <= peak_in_use: shard_alloc() raises the peak */
+	return L25_DIRTY_BASE + (sh->peak_in_use > sh->peak_recent ?
+				  sh->peak_in_use : sh->peak_recent);
 }
 
 /* Purge the longest-free blocks until dirty_bytes is at most goal. */
@@ -1026,6 +1031,25 @@ size_t hak_l25_usable(const void *p)
 	return n;
 }
 
+/*
+ * A decay pass (shard lock): the peak in use of the pass that ends goes
+ * into the window of the last L25_PEAK_PASSES passes (one purge delay),
+ * whose largest is what dirty_limit() allows above L25_DIRTY_BASE.
+ */
+static void peak_pass(struct l25_shard *sh)
+{
+	size_t m = 0;
+	unsigned k;
+
+	sh->peak_pass[sh->peak_next] = sh->peak_in_use;
+	sh->peak_next = (sh->peak_next + 1) % L25_PEAK_PASSES;
+	for (k = 0; k < L25_PEAK_PASSES; k++)
+		if (sh->peak_pass[k] > m)
+			m = sh->peak_pass[k];
+	sh->peak_recent = m;
+	sh->peak_in_use = sh->bytes_in_use;
+}
+
 size_t hak_l25_decay(unsigned now, unsigned delay)
 {
 	struct l25_region *rel, *r;
@@ -1041,9 +1065,7 @@ size_t hak_l25_decay(unsigned now, unsigned delay)
 		hak_lock(&sh->lock);
 		remote_collect(sh, now);
 		before = sh->purged_bytes;
-		sh->peak_in_use /= 2;
-		if (sh->peak_in_use < sh->bytes_in_use)
-			sh->peak_in_use = sh->bytes_in_use;
+		peak_pass(sh);
 		purge_older(sh, now, delay);
 		rel = detach_empty(sh, false, now, delay);
 		done += (size_t)(sh->purged_bytes - before);
