@@ -94,6 +94,9 @@
  * exit (the thread then bypasses it), by hak_l25_release() for the
  * calling thread, and a class at a time when full. After fork the child keeps the forking thread's
  * cache; blocks in other threads' caches stay live (leaked) in the child.
+ * A remote free another thread was in the middle of is made whole in the
+ * child (remote_rebuild(), over all_regions, the list of every mapped
+ * region).
  *
  * Validation: hak_l25_free checks without a lock that p is the start of
  * a live block of its region (magic, stride, state B_LIVE) before caching
@@ -167,6 +170,7 @@ struct l25_region {
 	struct l25_region *prev;
 	uint64_t remote;		/* atomic: B_REMOTE blocks, one bit each */
 	struct l25_region *rnext;	/* its shard's remote stack (atomic push) */
+	struct l25_region *anext, *aprev;	/* all_regions (pool_lock) */
 	uint8_t state[L25_MAXBLK];
 	uint8_t stack[L25_MAXBLK];	/* free block indices, top = nfree - 1 */
 	uint32_t stamp[L25_MAXBLK];	/* ms a dirty block was freed at */
@@ -225,6 +229,7 @@ static unsigned tc_key_state;		/* atomic: 0 none, 1 being made, 2 made, 3 failed
 
 static struct hak_lock pool_lock = HAK_LOCK_INIT;
 static struct l25_region *pool;		/* pool_lock */
+static struct l25_region *all_regions;	/* pool_lock: every mapped region */
 static size_t npool;			/* pool_lock */
 
 /* Atomic counters. */
@@ -378,6 +383,14 @@ static void partial_del(struct l25_shard *sh, struct l25_region *r)
 
 static void region_unmap(struct l25_region *r)
 {
+	hak_lock(&pool_lock);
+	if (r->aprev)
+		r->aprev->anext = r->anext;
+	else
+		all_regions = r->anext;
+	if (r->anext)
+		r->anext->aprev = r->aprev;
+	hak_unlock(&pool_lock);
 	if (r->guards)
 		hak_hd_guard_gone(r->guards);
 	__hak_ssmap_set((uintptr_t)r, 0);
@@ -475,6 +488,13 @@ static struct l25_region *region_get(struct l25_shard *sh, unsigned c)
 			return NULL;
 		arch_fetch_add(&nr_regions, 1);
 		arch_fetch_add(&nr_maps, 1);
+		hak_lock(&pool_lock);
+		r->aprev = NULL;
+		r->anext = all_regions;
+		if (all_regions)
+			all_regions->aprev = r;
+		all_regions = r;
+		hak_unlock(&pool_lock);
 	}
 	nb = (unsigned)((L25_REGION - L25_HDR) / slot_size(c));
 	r->magic = L25_MAGIC;
@@ -839,6 +859,36 @@ bad:
 	__hak_bad_free(p, what);
 }
 
+/* remote_free(), first half: LIVE -> REMOTE and the bit; the old word. */
+static inline bool remote_mark(struct l25_region *r, unsigned i, uint64_t *was)
+{
+	uint64_t old, seen, bit = 1ULL << i;
+
+	if (arch_cmpxchg(&r->state[i], (uint8_t)B_LIVE, (uint8_t)B_REMOTE) != B_LIVE)
+		return false;
+	old = arch_load_relaxed(&r->remote);
+	while ((seen = arch_cmpxchg(&r->remote, old, old | bit)) != old)
+		old = seen;
+	*was = old;
+	return true;
+}
+
+/* remote_free(), second half: push r on its shard's stack. */
+static inline void remote_push(struct l25_region *r)
+{
+	struct l25_shard *sh = arch_load_acquire(&r->shard);
+	struct l25_region *head, *was;
+
+	head = arch_load_relaxed(&sh->remote_head);
+	for (;;) {
+		arch_store_relaxed(&r->rnext, head);
+		was = arch_cmpxchg(&sh->remote_head, head, r);
+		if (was == head)
+			return;
+		head = was;
+	}
+}
+
 /*
  * Free block i of r, LIVE and (by the caller's look) not of this thread's
  * shard, without a lock: LIVE -> REMOTE (a second free sees REMOTE and
@@ -850,26 +900,13 @@ bad:
  */
 static bool remote_free(struct l25_region *r, unsigned i)
 {
-	struct l25_shard *sh;
-	struct l25_region *head, *was;
-	uint64_t old, seen, bit = 1ULL << i;
+	uint64_t old;
 
-	if (arch_cmpxchg(&r->state[i], (uint8_t)B_LIVE, (uint8_t)B_REMOTE) != B_LIVE)
+	if (!remote_mark(r, i, &old))
 		return false;
-	sh = arch_load_acquire(&r->shard);
-	old = arch_load_relaxed(&r->remote);
-	while ((seen = arch_cmpxchg(&r->remote, old, old | bit)) != old)
-		old = seen;
-	if (old)
-		return true;
-	head = arch_load_relaxed(&sh->remote_head);
-	for (;;) {
-		arch_store_relaxed(&r->rnext, head);
-		was = arch_cmpxchg(&sh->remote_head, head, r);
-		if (was == head)
-			return true;
-		head = was;
-	}
+	if (!old)
+		remote_push(r);
+	return true;
 }
 
 /* Give p (in state want) back to its shard, locked, freed at now (ms). */
@@ -908,6 +945,29 @@ static inline int live_index(uintptr_t p, const struct l25_region *r)
 		     arch_load_relaxed(&r->state[i]) != B_LIVE))
 		return -1;
 	return (int)i;
+}
+
+/*
+ * Selftests only (selftests/l25_pool/l25_fork): step 1 does the first
+ * half of a remote free of the live block p (state and bit), as a thread
+ * stopped there by a fork would have, and returns 1 when p's bit was the
+ * first in its region's word (the case that must push); step 2 does the
+ * push. Nothing else calls it.
+ */
+int __hak_l25_test_remote_free(void *p, int step)
+{
+	struct l25_region *r = region_of((uintptr_t)p);
+	uint64_t old;
+	int i;
+
+	if (step == 2) {
+		remote_push(r);
+		return 0;
+	}
+	i = live_index((uintptr_t)p, r);
+	if (i < 0 || !remote_mark(r, (unsigned)i, &old))
+		return -1;
+	return !old;
 }
 
 /* Flush the oldest k cached blocks of class c to their shards. */
@@ -1170,6 +1230,42 @@ void hak_l25_fork_parent(void)
 		pthread_mutex_unlock(&shards[s].lock.mu);
 }
 
+/*
+ * The child of a fork (one thread, every lock of ours was held at the
+ * fork): rebuild the remote state a remote_free() may have left half
+ * done in another thread of the parent. A block it had turned REMOTE
+ * may lack its bit, and a region whose word it had made non-zero may be
+ * missing from its shard's stack; later remote frees into that region
+ * would then never be pushed, nor collected. So: every REMOTE block gets
+ * its bit, every shard's stack is emptied, and each region with a bit is
+ * pushed again. Collections run under the shard locks, so no bit was
+ * being taken at the fork.
+ */
+static void remote_rebuild(void)
+{
+	struct l25_region *r;
+	unsigned s, i;
+
+	for (s = 0; s < L25_SHARDS_MAX; s++)
+		arch_store_relaxed(&shards[s].remote_head, (struct l25_region *)NULL);
+	for (r = all_regions; r; r = r->anext) {
+		struct l25_shard *sh = arch_load_relaxed(&r->shard);
+		uint64_t bits;
+
+		if (!sh)
+			continue;
+		bits = arch_load_relaxed(&r->remote);
+		for (i = 0; i < r->nblocks; i++)
+			if (arch_load_relaxed(&r->state[i]) == B_REMOTE)
+				bits |= 1ULL << i;
+		arch_store_relaxed(&r->remote, bits);
+		if (!bits)
+			continue;
+		arch_store_relaxed(&r->rnext, arch_load_relaxed(&sh->remote_head));
+		arch_store_relaxed(&sh->remote_head, r);
+	}
+}
+
 void hak_l25_fork_child(void)
 {
 	unsigned s;
@@ -1177,4 +1273,5 @@ void hak_l25_fork_child(void)
 	hak_lock_reinit(&pool_lock);
 	for (s = 0; s < L25_SHARDS_MAX; s++)
 		hak_lock_reinit(&shards[s].lock);
+	remote_rebuild();
 }
