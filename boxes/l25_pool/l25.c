@@ -624,8 +624,11 @@ static struct l25_region *detach_empty(struct l25_shard *sh, bool all, uint32_t 
  * delay. A program that frees its mid blocks and takes as many again
  * within the delay (phases, cycles: the footprint row purged 94 MB at a
  * bound of 16 MiB + bytes in use, and faulted it all back) keeps them up
- * to its recent peak in use: the peak of the last pass or two, halved at
- * each decay pass (every quarter of the delay).
+ * to its recent peak in use: the largest in use over the last
+ * L25_PEAK_PASSES decay passes (a purge delay). Until 2026-12-02 the
+ * peak was halved at each pass: a producer descheduled for a pass or two
+ * (2 threads on a loaded machine) then saw the blocks it had in flight,
+ * freed by its consumer, purged at the bound and faulted back.
  */
 static inline size_t dirty_limit(const struct l25_shard *sh)
 {
