@@ -94,6 +94,9 @@
  * exit (the thread then bypasses it), by hak_l25_release() for the
  * calling thread, and a class at a time when full. After fork the child keeps the forking thread's
  * cache; blocks in other threads' caches stay live (leaked) in the child.
+ * A remote free another thread was in the middle of is made whole in the
+ * child (remote_rebuild(), over all_regions, the list of every mapped
+ * region).
  *
  * Validation: hak_l25_free checks without a lock that p is the start of
  * a live block of its region (magic, stride, state B_LIVE) before caching
@@ -124,6 +127,7 @@
 
 #define L25_DIRTY_BASE	(16UL << 20)	/* freed resident bytes a shard may hold, */
 					/* plus as many as it has in use */
+#define L25_PEAK_PASSES	4		/* decay passes (a purge delay) a peak is kept */
 #define L25_BORROW	2		/* classes up a resident block may come from */
 #define L25_RESERVE	2		/* purged regions kept in the pool */
 #define L25_WINDOW	1024		/* lock acquisitions per contention window */
@@ -166,6 +170,7 @@ struct l25_region {
 	struct l25_region *prev;
 	uint64_t remote;		/* atomic: B_REMOTE blocks, one bit each */
 	struct l25_region *rnext;	/* its shard's remote stack (atomic push) */
+	struct l25_region *anext, *aprev;	/* all_regions (pool_lock) */
 	uint8_t state[L25_MAXBLK];
 	uint8_t stack[L25_MAXBLK];	/* free block indices, top = nfree - 1 */
 	uint32_t stamp[L25_MAXBLK];	/* ms a dirty block was freed at */
@@ -178,7 +183,10 @@ struct l25_shard {
 	uint32_t win_ops, win_fails;	/* contention window */
 	size_t regions;
 	size_t blocks_in_use, bytes_in_use;
-	size_t peak_in_use;		/* recent peak of bytes_in_use (halved per pass) */
+	size_t peak_in_use;		/* peak of bytes_in_use since the last decay pass */
+	size_t peak_recent;		/* the largest of peak_pass[] */
+	size_t peak_pass[L25_PEAK_PASSES];	/* peak_in_use of the last passes */
+	unsigned peak_next;		/* next peak_pass[] slot to fill */
 	uint64_t allocs, frees, remote_frees, contended, purged_bytes;
 	uint64_t cap_purged;		/* bytes purged at dirty_limit() */
 	/* Written by other shards' threads: a line of its own. */
@@ -221,6 +229,7 @@ static unsigned tc_key_state;		/* atomic: 0 none, 1 being made, 2 made, 3 failed
 
 static struct hak_lock pool_lock = HAK_LOCK_INIT;
 static struct l25_region *pool;		/* pool_lock */
+static struct l25_region *all_regions;	/* pool_lock: every mapped region */
 static size_t npool;			/* pool_lock */
 
 /* Atomic counters. */
@@ -374,6 +383,14 @@ static void partial_del(struct l25_shard *sh, struct l25_region *r)
 
 static void region_unmap(struct l25_region *r)
 {
+	hak_lock(&pool_lock);
+	if (r->aprev)
+		r->aprev->anext = r->anext;
+	else
+		all_regions = r->anext;
+	if (r->anext)
+		r->anext->aprev = r->aprev;
+	hak_unlock(&pool_lock);
 	if (r->guards)
 		hak_hd_guard_gone(r->guards);
 	__hak_ssmap_set((uintptr_t)r, 0);
@@ -471,6 +488,13 @@ static struct l25_region *region_get(struct l25_shard *sh, unsigned c)
 			return NULL;
 		arch_fetch_add(&nr_regions, 1);
 		arch_fetch_add(&nr_maps, 1);
+		hak_lock(&pool_lock);
+		r->aprev = NULL;
+		r->anext = all_regions;
+		if (all_regions)
+			all_regions->aprev = r;
+		all_regions = r;
+		hak_unlock(&pool_lock);
 	}
 	nb = (unsigned)((L25_REGION - L25_HDR) / slot_size(c));
 	r->magic = L25_MAGIC;
@@ -600,13 +624,17 @@ static struct l25_region *detach_empty(struct l25_shard *sh, bool all, uint32_t 
  * delay. A program that frees its mid blocks and takes as many again
  * within the delay (phases, cycles: the footprint row purged 94 MB at a
  * bound of 16 MiB + bytes in use, and faulted it all back) keeps them up
- * to its recent peak in use: the peak of the last pass or two, halved at
- * each decay pass (every quarter of the delay).
+ * to its recent peak in use: the largest in use over the last
+ * L25_PEAK_PASSES decay passes (a purge delay). Until 2026-12-02 the
+ * peak was halved at each pass: a producer descheduled for a pass or two
+ * (2 threads on a loaded machine) then saw the blocks it had in flight,
+ * freed by its consumer, purged at the bound and faulted back.
  */
 static inline size_t dirty_limit(const struct l25_shard *sh)
 {
-	return L25_DIRTY_BASE + (sh->peak_in_use > sh->bytes_in_use ?
-				  sh->peak_in_use : sh->bytes_in_use);
+	/* bytes_in_use <= peak_in_use: shard_alloc() raises the peak */
+	return L25_DIRTY_BASE + (sh->peak_in_use > sh->peak_recent ?
+				  sh->peak_in_use : sh->peak_recent);
 }
 
 /* Purge the longest-free blocks until dirty_bytes is at most goal. */
@@ -834,6 +862,36 @@ bad:
 	__hak_bad_free(p, what);
 }
 
+/* remote_free(), first half: LIVE -> REMOTE and the bit; the old word. */
+static inline bool remote_mark(struct l25_region *r, unsigned i, uint64_t *was)
+{
+	uint64_t old, seen, bit = 1ULL << i;
+
+	if (arch_cmpxchg(&r->state[i], (uint8_t)B_LIVE, (uint8_t)B_REMOTE) != B_LIVE)
+		return false;
+	old = arch_load_relaxed(&r->remote);
+	while ((seen = arch_cmpxchg(&r->remote, old, old | bit)) != old)
+		old = seen;
+	*was = old;
+	return true;
+}
+
+/* remote_free(), second half: push r on its shard's stack. */
+static inline void remote_push(struct l25_region *r)
+{
+	struct l25_shard *sh = arch_load_acquire(&r->shard);
+	struct l25_region *head, *was;
+
+	head = arch_load_relaxed(&sh->remote_head);
+	for (;;) {
+		arch_store_relaxed(&r->rnext, head);
+		was = arch_cmpxchg(&sh->remote_head, head, r);
+		if (was == head)
+			return;
+		head = was;
+	}
+}
+
 /*
  * Free block i of r, LIVE and (by the caller's look) not of this thread's
  * shard, without a lock: LIVE -> REMOTE (a second free sees REMOTE and
@@ -845,26 +903,13 @@ bad:
  */
 static bool remote_free(struct l25_region *r, unsigned i)
 {
-	struct l25_shard *sh;
-	struct l25_region *head, *was;
-	uint64_t old, seen, bit = 1ULL << i;
+	uint64_t old;
 
-	if (arch_cmpxchg(&r->state[i], (uint8_t)B_LIVE, (uint8_t)B_REMOTE) != B_LIVE)
+	if (!remote_mark(r, i, &old))
 		return false;
-	sh = arch_load_acquire(&r->shard);
-	old = arch_load_relaxed(&r->remote);
-	while ((seen = arch_cmpxchg(&r->remote, old, old | bit)) != old)
-		old = seen;
-	if (old)
-		return true;
-	head = arch_load_relaxed(&sh->remote_head);
-	for (;;) {
-		arch_store_relaxed(&r->rnext, head);
-		was = arch_cmpxchg(&sh->remote_head, head, r);
-		if (was == head)
-			return true;
-		head = was;
-	}
+	if (!old)
+		remote_push(r);
+	return true;
 }
 
 /* Give p (in state want) back to its shard, locked, freed at now (ms). */
@@ -903,6 +948,29 @@ static inline int live_index(uintptr_t p, const struct l25_region *r)
 		     arch_load_relaxed(&r->state[i]) != B_LIVE))
 		return -1;
 	return (int)i;
+}
+
+/*
+ * Selftests only (selftests/l25_pool/l25_fork): step 1 does the first
+ * half of a remote free of the live block p (state and bit), as a thread
+ * stopped there by a fork would have, and returns 1 when p's bit was the
+ * first in its region's word (the case that must push); step 2 does the
+ * push. Nothing else calls it.
+ */
+int __hak_l25_test_remote_free(void *p, int step)
+{
+	struct l25_region *r = region_of((uintptr_t)p);
+	uint64_t old;
+	int i;
+
+	if (step == 2) {
+		remote_push(r);
+		return 0;
+	}
+	i = live_index((uintptr_t)p, r);
+	if (i < 0 || !remote_mark(r, (unsigned)i, &old))
+		return -1;
+	return !old;
 }
 
 /* Flush the oldest k cached blocks of class c to their shards. */
@@ -1026,6 +1094,25 @@ size_t hak_l25_usable(const void *p)
 	return n;
 }
 
+/*
+ * A decay pass (shard lock): the peak in use of the pass that ends goes
+ * into the window of the last L25_PEAK_PASSES passes (one purge delay),
+ * whose largest is what dirty_limit() allows above L25_DIRTY_BASE.
+ */
+static void peak_pass(struct l25_shard *sh)
+{
+	size_t m = 0;
+	unsigned k;
+
+	sh->peak_pass[sh->peak_next] = sh->peak_in_use;
+	sh->peak_next = (sh->peak_next + 1) % L25_PEAK_PASSES;
+	for (k = 0; k < L25_PEAK_PASSES; k++)
+		if (sh->peak_pass[k] > m)
+			m = sh->peak_pass[k];
+	sh->peak_recent = m;
+	sh->peak_in_use = sh->bytes_in_use;
+}
+
 size_t hak_l25_decay(unsigned now, unsigned delay)
 {
 	struct l25_region *rel, *r;
@@ -1041,9 +1128,7 @@ size_t hak_l25_decay(unsigned now, unsigned delay)
 		hak_lock(&sh->lock);
 		remote_collect(sh, now);
 		before = sh->purged_bytes;
-		sh->peak_in_use /= 2;
-		if (sh->peak_in_use < sh->bytes_in_use)
-			sh->peak_in_use = sh->bytes_in_use;
+		peak_pass(sh);
 		purge_older(sh, now, delay);
 		rel = detach_empty(sh, false, now, delay);
 		done += (size_t)(sh->purged_bytes - before);
@@ -1148,6 +1233,42 @@ void hak_l25_fork_parent(void)
 		pthread_mutex_unlock(&shards[s].lock.mu);
 }
 
+/*
+ * The child of a fork (one thread, every lock of ours was held at the
+ * fork): rebuild the remote state a remote_free() may have left half
+ * done in another thread of the parent. A block it had turned REMOTE
+ * may lack its bit, and a region whose word it had made non-zero may be
+ * missing from its shard's stack; later remote frees into that region
+ * would then never be pushed, nor collected. So: every REMOTE block gets
+ * its bit, every shard's stack is emptied, and each region with a bit is
+ * pushed again. Collections run under the shard locks, so no bit was
+ * being taken at the fork.
+ */
+static void remote_rebuild(void)
+{
+	struct l25_region *r;
+	unsigned s, i;
+
+	for (s = 0; s < L25_SHARDS_MAX; s++)
+		arch_store_relaxed(&shards[s].remote_head, (struct l25_region *)NULL);
+	for (r = all_regions; r; r = r->anext) {
+		struct l25_shard *sh = arch_load_relaxed(&r->shard);
+		uint64_t bits;
+
+		if (!sh)
+			continue;
+		bits = arch_load_relaxed(&r->remote);
+		for (i = 0; i < r->nblocks; i++)
+			if (arch_load_relaxed(&r->state[i]) == B_REMOTE)
+				bits |= 1ULL << i;
+		arch_store_relaxed(&r->remote, bits);
+		if (!bits)
+			continue;
+		arch_store_relaxed(&r->rnext, arch_load_relaxed(&sh->remote_head));
+		arch_store_relaxed(&sh->remote_head, r);
+	}
+}
+
 void hak_l25_fork_child(void)
 {
 	unsigned s;
@@ -1155,4 +1276,5 @@ void hak_l25_fork_child(void)
 	hak_lock_reinit(&pool_lock);
 	for (s = 0; s < L25_SHARDS_MAX; s++)
 		hak_lock_reinit(&shards[s].lock);
+	remote_rebuild();
 }

@@ -56,6 +56,8 @@ void hak_l25_stats(struct hak_l25_stats *st);
 void hak_l25_fork_prepare(void);
 void hak_l25_fork_parent(void);
 void hak_l25_fork_child(void);
+/* Selftests only: half a remote free (step 1), then its push (step 2). */
+int __hak_l25_test_remote_free(void *p, int step);
 #else
 static __always_inline bool hak_l25_wants(size_t n)
 {
