@@ -666,6 +666,11 @@ void hak_prof_init(void)
 	__atomic_store_n(&hp_on, 1, __ATOMIC_RELEASE);
 }
 
+bool hak_prof_sampling(void)
+{
+	return __atomic_load_n(&hp_on, __ATOMIC_ACQUIRE);
+}
+
 void hak_prof_fork_prepare(void) __acquires(&prof_lock)
 {
 	prof_lock_take();
