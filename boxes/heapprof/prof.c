@@ -427,7 +427,8 @@ static __noinline void *hp_alloc_slow(size_t n)
 }
 
 /*
- * Every big request comes here, and every 32 KiB of small ones. The two
+ * Every big request comes here, and every 32 KiB of small ones above
+ * HAK_DIRECT_MAX (smaller ones only while sampling, by __hak_prof_direct). The two
  * common cases make no call of their own and end in the allocation (a
  * tail call for a big one), so they save no registers: dormant, refill
  * the budget; active with the countdown covering n, take n off it.
