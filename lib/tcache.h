@@ -29,9 +29,9 @@
  * freed pointer must also pass the class's block-boundary mask
  * (bins[c].mask: unaligned and most interior pointers).
  *
- * Fast-path budget (x86_64, gcc 12 -O2, objdump to ret): malloc hit 13
- * (GOT offset, size check or the heap profiler's countdown, size table,
- * pop, room, mark clear); free hit 21 (page-map range, entry, tag xor and
+ * Fast-path budget (x86_64, gcc 12 -O2, objdump to ret): malloc hit 12
+ * up to 1 KiB (GOT offset, size check, the direct size table size_ix,
+ * pop, room, mark clear; 14 above 1 KiB); free hit 21 (page-map range, entry, tag xor and
  * bin-index check, boundary mask, mark test, room, push, mark store). The
  * bin is addressed in each access's operand, %fs:off(t, ix, 8), with no
  * LEA of its own (__hak_tbin_at). Keep them there: the figures are in Documentation/design.md and
