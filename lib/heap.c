@@ -1705,6 +1705,13 @@ static void kept_flush(struct hak_heap *h)
 	}
 }
 
+void __hak_tcache_direct_setup(void)
+{
+	/* every direct request to the profiler's countdown (lib/alloc.h) */
+	if (hak_prof_sampling())
+		memset(__hak_tc.size_ix, 4 * HAK_CLASS_NONE, sizeof(__hak_tc.size_ix));
+}
+
 struct hak_heap *__hak_heap_attach(void)
 {
 	struct hak_tcache *tc = &__hak_tc;
@@ -1738,9 +1745,7 @@ struct hak_heap *__hak_heap_attach(void)
 		__hak_tbin_set_cap(b, c < HAK_NCLASS ?
 				   hak_adapt_initial_cap(c, tcache_cap_of(share, c)) : 0);
 	}
-	/* every direct request to the profiler's countdown (lib/alloc.h) */
-	if (hak_prof_sampling())
-		memset(tc->size_ix, 4 * HAK_CLASS_NONE, sizeof(tc->size_ix));
+	__hak_tcache_direct_setup();
 	tc->tagx = HAK_TAGX(h->tag);
 	tc->state = HAK_T_LIVE;
 	__hak_thread_register(tc);
