@@ -59,6 +59,20 @@ static void *large_alloc(size_t n, size_t align, bool zero)
 	return p;
 }
 
+/*
+ * malloc's direct table sent n here (lib/tcache.h): the countdown that the
+ * fast path takes for larger requests, then the allocation, both as tail
+ * calls (the profiler's stack starts at its return address).
+ */
+void *__hak_prof_direct(size_t n)
+{
+	hak_tc_tls *t = __hak_tc_tls();
+
+	if (hak_prof_tick(&t->prof_left, n))
+		return hak_prof_alloc(n);
+	return __hak_tcache_pop_ix(t, __hak_size_ix_of(n));
+}
+
 void *__hak_alloc_big(size_t n)
 {
 	if (hak_l25_wants(n)) {

@@ -38,22 +38,36 @@ static __always_inline void *__hak_alloc_nosample(size_t n)
 }
 
 /*
- * With the heap profiler built in, its countdown is also the small-size
- * check: the budget in prof_left never exceeds HAK_SMALL_MAX, so a request
- * it covers is small, and every other one (big, or the budget spent) goes
- * to the profiler's slow path. A SUB and a JB replace the CMP and the JA;
- * the dormant cost is the TLS offset load the SUB needs.
+ * Up to HAK_DIRECT_MAX bytes the bin index comes from the tcache's copy of
+ * the size table, in the TLS block the pop addresses anyway: one MOVZBL
+ * %fs-relative, where the const table needs a LEA for its address first.
+ * 1 KiB per thread (mimalloc's direct pages stop at 1 KiB too); larger
+ * small requests pay a CMP and a JA more. With the heap profiler built,
+ * its countdown is also the small-size check of those larger ones: the
+ * budget in prof_left never exceeds HAK_SMALL_MAX, so a request it covers
+ * is small, and every other one (big, or the budget spent) goes to the
+ * profiler's slow path (a SUB and a JB replace the CMP and the JA). The
+ * direct ones are counted only while the profiler samples, out of line
+ * (__hak_prof_direct), so the dormant profiler costs them nothing.
  */
 HAK_FASTPATH void *__hak_alloc(size_t n)
 {
-	if (HAK_PROF_BUILT) {
-		hak_tc_tls *t = __hak_tc_tls();
+	hak_tc_tls *t = __hak_tc_tls();
 
+	/*
+	 * Not with the hardened box: its link check's cold call made GCC
+	 * set up a stack frame on the direct path (+2 for the LEA's -1).
+	 */
+	if (!hak_hd_on() && likely(n <= HAK_DIRECT_MAX))
+		return __hak_tcache_pop_direct(t, n, t->size_ix[n]);
+	if (HAK_PROF_BUILT) {
 		if (hak_prof_tick(&t->prof_left, n))
 			return hak_prof_alloc(n);
 		return __hak_tcache_pop_ix(t, __hak_size_ix_of(n));
 	}
-	return __hak_alloc_nosample(n);
+	if (likely(n <= HAK_SMALL_MAX))
+		return __hak_tcache_pop_ix(t, __hak_size_ix_of(n));
+	return __hak_alloc_big(n);
 }
 
 /*

@@ -46,6 +46,7 @@
  */
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 #include <pthread.h>
 #include <sched.h>
@@ -60,11 +61,13 @@
 #include "boxes/failfast/failfast.h"
 #include "boxes/hardened/hardened.h"
 #include "boxes/header_classidx/header.h"
+#include "boxes/heapprof/heapprof.h"
 #include "boxes/tls_prewarm/prewarm.h"
 #include "boxes/valgrind/valgrind_hooks.h"
 
 __thread struct hak_tcache __hak_tc __attribute__((tls_model("initial-exec"))) = {
 	.tagx = HAK_TAGX_NONE,	/* no heap: the free fast path matches nothing */
+	.size_ix = { HAK_SIZE_IX_DIRECT },
 };
 
 static struct hak_lock heap_lock = HAK_LOCK_INIT;
@@ -1702,6 +1705,13 @@ static void kept_flush(struct hak_heap *h)
 	}
 }
 
+void __hak_tcache_direct_setup(void)
+{
+	/* every direct request to the profiler's countdown (lib/alloc.h) */
+	if (hak_prof_sampling())
+		memset(__hak_tc.size_ix, 4 * HAK_CLASS_NONE, sizeof(__hak_tc.size_ix));
+}
+
 struct hak_heap *__hak_heap_attach(void)
 {
 	struct hak_tcache *tc = &__hak_tc;
@@ -1735,6 +1745,7 @@ struct hak_heap *__hak_heap_attach(void)
 		__hak_tbin_set_cap(b, c < HAK_NCLASS ?
 				   hak_adapt_initial_cap(c, tcache_cap_of(share, c)) : 0);
 	}
+	__hak_tcache_direct_setup();
 	tc->tagx = HAK_TAGX(h->tag);
 	tc->state = HAK_T_LIVE;
 	__hak_thread_register(tc);

@@ -87,6 +87,13 @@ struct hak_heap {
 
 /* Attach a heap to the calling thread (first slow path of a thread). */
 struct hak_heap *__hak_heap_attach(void) __must_check;
+/*
+ * While the heap profiler samples, point this thread's direct size table
+ * at the always-empty bin (lib/alloc.h): at attach, and at the end of
+ * init for the initialising thread, which may have attached from inside
+ * init (a malloc made by pthread_atfork) before the options were read.
+ */
+void __hak_tcache_direct_setup(void);
 /* Thread exit: flush the tcache, release what is empty, pool the heap. */
 void __hak_heap_detach(void);
 /* Flush the calling thread's tcache and release its empty slabs (trim). */

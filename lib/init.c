@@ -217,6 +217,7 @@ void __hak_init_slow(void)
 		__hak_os_purge_batch_off();
 	stats_setup();
 	exit_key_ok = pthread_key_create(&exit_key, thread_exit) == 0;
+	__hak_tcache_direct_setup();
 	init_running = 0;
 	arch_store_release(&init_state, 2);
 	arch_store_release(&__hak_init_done, 1);

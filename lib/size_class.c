@@ -58,28 +58,9 @@ const uint8_t __hak_size_class[HAK_SMALL_MAX_IDX + 1] = {
  * program touches the lines of the sizes it asks for. Same ranges as above,
  * in bytes: table entries lo..hi are the requests 16 * lo - 15 .. 16 * hi.
  */
-#define IX(lo, hi, c)	[16 * (lo) - 15 ... 16 * (hi)] = 4 * (c)
+#define IX(lo, hi, c)	__HAK_IX(lo, hi, c)
 const uint8_t __hak_size_ix[HAK_SMALL_MAX + 1] = {
-	[0 ... 16] = 0,
-	IX(2, 2, 1),
-	IX(3, 3, 2),
-	IX(4, 4, 3),
-	IX(5, 5, 4),
-	IX(6, 6, 5),
-	IX(7, 7, 6),
-	IX(8, 8, 7),
-	IX(9, 10, 8),
-	IX(11, 12, 9),
-	IX(13, 14, 10),
-	IX(15, 16, 11),
-	IX(17, 20, 12),
-	IX(21, 24, 13),
-	IX(25, 28, 14),
-	IX(29, 32, 15),
-	IX(33, 40, 16),
-	IX(41, 48, 17),
-	IX(49, 56, 18),
-	IX(57, 64, 19),
+	HAK_SIZE_IX_DIRECT,	/* up to HAK_DIRECT_MAX: size_class.h */
 	IX(65, 80, 20),
 	IX(81, 96, 21),
 	IX(97, 112, 22),

@@ -47,6 +47,28 @@ static __always_inline unsigned __hak_class_of(size_t n)
 	return __hak_size_class[(n + 15) >> 4];
 }
 
+/*
+ * Requests up to HAK_DIRECT_MAX bytes find their bin index in a copy of the
+ * first HAK_DIRECT_MAX + 1 entries of __hak_size_ix kept in the thread
+ * cache (lib/tcache.h, size_ix), which the malloc fast path reads relative
+ * to the thread pointer with the offset it already holds: one load, where
+ * the const table needs its address first (a LEA: the library is PIC).
+ * HAK_SIZE_IX_DIRECT is that part of the table, as initialiser entries:
+ * entries 16 * lo - 15 .. 16 * hi are the requests of class c.
+ */
+#define HAK_DIRECT_MAX		1024u
+#define __HAK_IX(lo, hi, c)	[16 * (lo) - 15 ... 16 * (hi)] = 4 * (c)
+#define HAK_SIZE_IX_DIRECT						\
+	[0 ... 16] = 0,							\
+	__HAK_IX(2, 2, 1), __HAK_IX(3, 3, 2), __HAK_IX(4, 4, 3),	\
+	__HAK_IX(5, 5, 4), __HAK_IX(6, 6, 5), __HAK_IX(7, 7, 6),	\
+	__HAK_IX(8, 8, 7), __HAK_IX(9, 10, 8), __HAK_IX(11, 12, 9),	\
+	__HAK_IX(13, 14, 10), __HAK_IX(15, 16, 11),			\
+	__HAK_IX(17, 20, 12), __HAK_IX(21, 24, 13),			\
+	__HAK_IX(25, 28, 14), __HAK_IX(29, 32, 15),			\
+	__HAK_IX(33, 40, 16), __HAK_IX(41, 48, 17),			\
+	__HAK_IX(49, 56, 18), __HAK_IX(57, 64, 19)
+
 /* 4 * the class of a request of n bytes (n <= HAK_SMALL_MAX): a bin index. */
 static __always_inline unsigned __hak_size_ix_of(size_t n)
 {

@@ -29,9 +29,9 @@
  * freed pointer must also pass the class's block-boundary mask
  * (bins[c].mask: unaligned and most interior pointers).
  *
- * Fast-path budget (x86_64, gcc 12 -O2, objdump to ret): malloc hit 13
- * (GOT offset, size check or the heap profiler's countdown, size table,
- * pop, room, mark clear); free hit 21 (page-map range, entry, tag xor and
+ * Fast-path budget (x86_64, gcc 12 -O2, objdump to ret): malloc hit 12
+ * up to 1 KiB (GOT offset, size check, the direct size table size_ix,
+ * pop, room, mark clear; 14 above 1 KiB); free hit 21 (page-map range, entry, tag xor and
  * bin-index check, boundary mask, mark test, room, push, mark store). The
  * bin is addressed in each access's operand, %fs:off(t, ix, 8), with no
  * LEA of its own (__hak_tbin_at). Keep them there: the figures are in Documentation/design.md and
@@ -48,6 +48,7 @@
 #include <asm/tls.h>
 #include "boxes/failfast/failfast.h"
 #include "boxes/hardened/hardened.h"
+#include "boxes/heapprof/heapprof.h"
 #include "boxes/valgrind/valgrind_hooks.h"
 
 struct hak_heap;
@@ -108,6 +109,13 @@ struct hak_tcache {
 	 */
 	uint32_t tagx;
 	unsigned long prof_left;	/* heap profiler: fast byte budget */
+	/*
+	 * The bin index of a request of n <= HAK_DIRECT_MAX bytes: the first
+	 * entries of __hak_size_ix, copied here by the TLS initialiser so
+	 * that malloc reads them %fs-relative with the offset it holds
+	 * (lib/alloc.h; the const table costs a LEA more). Never written.
+	 */
+	uint8_t size_ix[HAK_DIRECT_MAX + 1];
 };
 
 /* tagx of a thread without a heap: above every 16-bit page-map entry. */
@@ -254,6 +262,37 @@ static __always_inline void *__hak_tcache_pop_ix(hak_tc_tls *t, uintptr_t ix)
 
 	if (unlikely(!p))
 		return __hak_tcache_refill(ix);	/* ends in __hak_tbin_take too */
+	__hak_tbin_at(t, &ix)->head = __hak_link(p);
+	__hak_tbin_at(t, &ix)->room++;
+	return __hak_tbin_took(p, (unsigned)(ix / 4));
+}
+
+/*
+ * A request of n <= HAK_DIRECT_MAX bytes while the heap profiler samples
+ * (alloc.c): the profiler set this thread's direct table (size_ix) to the
+ * bin that is always empty, so such requests come here for the countdown
+ * the fast path does not carry. Ends in tail calls, so the profiler's
+ * slow path sees malloc's caller as its return address.
+ */
+void *__hak_prof_direct(size_t n) __noinline;
+
+/*
+ * The pop for malloc's direct table (lib/alloc.h): there ix may be the
+ * always-empty bin of HAK_CLASS_NONE (above); that miss goes to the
+ * profiler's countdown, every other one refills.
+ */
+static __always_inline void *__hak_tcache_pop_direct(hak_tc_tls *t, size_t n, uintptr_t ix)
+{
+	void *p;
+
+	arch_tls_ix_reg(ix);
+	p = __hak_tbin_at(t, &ix)->head;
+
+	if (unlikely(!p)) {
+		if (HAK_PROF_BUILT && ix == 4 * HAK_CLASS_NONE)
+			return __hak_prof_direct(n);
+		return __hak_tcache_refill(ix);
+	}
 	__hak_tbin_at(t, &ix)->head = __hak_link(p);
 	__hak_tbin_at(t, &ix)->room++;
 	return __hak_tbin_took(p, (unsigned)(ix / 4));

@@ -86,6 +86,12 @@ static __always_inline void *hak_prof_moved(void *p, void *q, size_t n)
 
 /* Options are read: arm the profiler (HAKMEM_PROF and friends). */
 void hak_prof_init(void);
+/*
+ * True once the profiler samples: a thread attaching then points its
+ * direct size table (lib/tcache.h) at the always-empty bin, so its
+ * requests up to HAK_DIRECT_MAX bytes reach the countdown.
+ */
+bool hak_prof_sampling(void);
 void hak_prof_fork_prepare(void);
 void hak_prof_fork_parent(void);
 void hak_prof_fork_child(void);
@@ -111,6 +117,7 @@ static __always_inline void *hak_prof_moved(void *p, void *q, size_t n)
 }
 
 static inline void hak_prof_init(void) { }
+static inline bool hak_prof_sampling(void) { return false; }
 static inline void hak_prof_fork_prepare(void) { }
 static inline void hak_prof_fork_parent(void) { }
 static inline void hak_prof_fork_child(void) { }

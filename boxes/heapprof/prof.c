@@ -427,7 +427,8 @@ static __noinline void *hp_alloc_slow(size_t n)
 }
 
 /*
- * Every big request comes here, and every 32 KiB of small ones. The two
+ * Every big request comes here, and every 32 KiB of small ones above
+ * HAK_DIRECT_MAX (smaller ones only while sampling, by __hak_prof_direct). The two
  * common cases make no call of their own and end in the allocation (a
  * tail call for a big one), so they save no registers: dormant, refill
  * the budget; active with the countdown covering n, take n off it.
@@ -664,6 +665,11 @@ void hak_prof_init(void)
 				     strerror(errno));
 	}
 	__atomic_store_n(&hp_on, 1, __ATOMIC_RELEASE);
+}
+
+bool hak_prof_sampling(void)
+{
+	return __atomic_load_n(&hp_on, __ATOMIC_ACQUIRE);
 }
 
 void hak_prof_fork_prepare(void) __acquires(&prof_lock)

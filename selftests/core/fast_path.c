@@ -5,7 +5,9 @@
  *
  * Proves that
  *  - __hak_size_ix[n] is 4 * the class of every request n <= 32 KiB (the
- *    malloc fast path's only size lookup), and that class holds n;
+ *    malloc fast path's size lookup above 1 KiB), and that class holds n;
+ *  - this thread's direct table (__hak_tc.size_ix, the lookup up to
+ *    HAK_DIRECT_MAX bytes) agrees with it (the profiler is off here);
  *  - a small block's page-map entry xor this thread's tagx is its bin
  *    index (4 * class), and another heap's block, a block of a free page
  *    and a foreign address never give a bin index (so they take the slow
@@ -39,7 +41,7 @@ int main(void)
 	pthread_t t;
 	uint32_t x;
 
-	tap_plan(7);
+	tap_plan(8);
 	for (n = 0; n <= HAK_SMALL_MAX; n++) {
 		unsigned cl = __hak_class_of(n);
 
@@ -47,6 +49,12 @@ int main(void)
 			bad++;
 	}
 	tap_ok(bad == 0, "size_ix[n] == 4 * class_of(n) for n = 0..32768 (%u wrong)", bad);
+	bad = 0;
+	for (n = 0; n <= HAK_DIRECT_MAX; n++)
+		if (__hak_tc.size_ix[n] != __hak_size_ix[n])
+			bad++;
+	tap_ok(bad == 0, "the tcache's direct table matches size_ix for n = 0..%u (%u wrong)",
+	       HAK_DIRECT_MAX, bad);
 
 	p = malloc(100);
 	x = __hak_pm_entry((uintptr_t)p) ^ __hak_tc.tagx;

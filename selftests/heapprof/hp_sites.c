@@ -30,6 +30,7 @@
 #include <unistd.h>
 #include <hakmem/hakmem.h>
 #include "tap.h"
+#include "tcache.h"
 
 #define MiB (1UL << 20)
 #define NOFP __attribute__((noinline, noclone, optimize("omit-frame-pointer")))
@@ -164,7 +165,7 @@ int main(int argc, char **argv)
 	const char *on_env = getenv("HAKMEM_PROF");
 	int on = on_env && !strcmp(on_env, "1");
 
-	tap_plan(4);
+	tap_plan(5);
 	if (!strcmp(mode, "threads")) {
 		pthread_t t[3];
 
@@ -182,6 +183,15 @@ int main(int argc, char **argv)
 		run_churn(NULL);
 	}
 	fill_twins(&ktwin, 32 * MiB);
+	/*
+	 * Requests up to 1 KiB skip the countdown on the fast path; while the
+	 * profiler samples, this thread's direct table must send them to it
+	 * (lib/alloc.h), the initialising thread's included.
+	 */
+	tap_ok(__hak_tc.size_ix[64] == (on ? 4 * HAK_CLASS_NONE : __hak_size_ix[64]),
+	       "%s: the direct size table %s (size_ix[64] = %u)", mode,
+	       on ? "sends small requests to the countdown" : "is the size table",
+	       __hak_tc.size_ix[64]);
 	tap_ok(k64.n > 0 && k16.n > 0, "%s: sites allocated %zu and %zu blocks", mode, k64.n, k16.n);
 	tap_ok(twin_sp[0] == twin_sp[1] && twin_calls[0] && twin_calls[1],
 	       "%s: the twins reach site_common at one stack pointer", mode);
