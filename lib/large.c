@@ -453,12 +453,7 @@ size_t __hak_large_usable(const void *p)
 /*
  * Growth that cannot extend in place, by a copy: into a cached block
  * (resident pages; fresh == false) or a new mapping (fresh == true, when
- * mremap failed: the block spans two mappings, EFAULT). Into a new mapping
- * the pages move instead (__hak_os_move: mremap part by part), and the old
- * range is unmapped, not cached: copying them left the old block resident
- * in the cache besides its copy (realloc-large at 2 threads: 49-133 MiB of
- * fresh copies in a 170-215 MiB footprint) and faulted every page of the
- * copy. Preferred to
+ * mremap failed: the block spans two mappings, EFAULT). Preferred to
  * mremap, whose new pages are fresh (page faults) while the blocks freed
  * later fill the cache. A copy costs the old length, so the new block is at
  * least half again as long (a chain of small increments copies once per 50%
@@ -489,18 +484,13 @@ static void *grow_by_copy(void *p, struct large_ent *e, size_t new_len, bool fre
 			unmap_block(q, got, guard);
 		return NULL;
 	}
-	if (fresh)
-		__hak_os_move(p, e->len, q);	/* p's pages are gone: its guard */
-	else
-		memcpy(q, p, e->len);
+	memcpy(q, p, e->len);
 	ent_store(f->key, hak_vg_key(q));
 	ent_store(f->len, got);
 	f->guard = guard;
 	ent_link(f);
-	unmap = fresh || !cache_put(p, e->len, e->guard);
-	if (fresh && e->guard)
-		unmap_block((char *)p + e->len, 0, e->guard);
-	else if (unmap)
+	unmap = !cache_put(p, e->len, e->guard);
+	if (unmap)
 		unmap_block(p, e->len, e->guard);
 	ent_put(e, unmap);
 	return q;
@@ -598,10 +588,7 @@ void *__hak_large_resize(void *p, size_t n)
 		return NULL;
 	q = p;
 	if (new_len > e->len) {
-		/*
-		 * The cached range right after p, a cached block, mremap, a
-		 * move into a fresh mapping.
-		 */
+		/* The cached range right after p, a cached block, mremap. */
 		if (!grow_over_cache(p, e, new_len)) {
 			q = grow_by_copy(p, e, new_len, false);
 			if (q)

@@ -210,25 +210,6 @@ void *__hak_os_extend(void *p, size_t old_len, size_t new_len)
 	return q;
 }
 
-void __hak_os_move(void *src, size_t len, void *dst)
-{
-	size_t half;
-
-	if (mremap(src, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, dst) != MAP_FAILED) {
-		arch_fetch_add(&os_mapped, -len);	/* dst's pages were replaced */
-		return;
-	}
-	/* EFAULT: the range spans mappings; move each part on its own. */
-	if (errno != EFAULT || len <= HAK_OS_PAGE) {
-		memcpy(dst, src, len);
-		__hak_os_unmap(src, len);
-		return;
-	}
-	half = len / 2 & ~(HAK_OS_PAGE - 1);
-	__hak_os_move(src, half, dst);
-	__hak_os_move((char *)src + half, len - half, (char *)dst + half);
-}
-
 bool __hak_os_purge(void *p, size_t len)
 {
 	if (fault_hit(HAK_OS_PURGE))

@@ -36,16 +36,6 @@ void *__hak_os_remap(void *p, size_t old_len, size_t new_len) __must_check;
  * The result may span two kernel mappings.
  */
 void *__hak_os_extend(void *p, size_t old_len, size_t new_len) __must_check;
-/*
- * Move the contents of [src, src + len) to [dst, dst + len), a range mapped
- * read-write by the caller, by moving the pages (mremap, no copy, no page
- * fault), part by part where src spans several kernel mappings; a part
- * that cannot be moved is copied and unmapped. src is unmapped when it
- * returns (each part as soon as it is done: another thread may map that
- * address space again at once, so the caller must not unmap src after
- * it). Page-aligned ranges.
- */
-void __hak_os_move(void *src, size_t len, void *dst);
 /* Give the pages back; they read as zero on next touch. false on failure. */
 bool __hak_os_purge(void *p, size_t len);
 
