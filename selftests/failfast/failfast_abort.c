@@ -144,6 +144,7 @@ static void do_usable_freed(void)
 	fprintf(stdout, "%zu\n", malloc_usable_size(stash));
 }
 
+#if IS_ENABLED(CONFIG_HAK_HEADER_CLASSIDX)
 /*
  * Header box: an aligned block whose header names a slot that is no block
  * (its distance byte overwritten, as an underflow of the block would).
@@ -155,6 +156,7 @@ static void do_aligned_bad_slot(void)
 	hak_hdr_of(p)->delta++;
 	free(launder(p));
 }
+#endif
 
 static const struct scenario scenarios[] = {
 	{ "double free", 2, do_double_free, "double free" },
