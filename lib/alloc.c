@@ -307,10 +307,18 @@ void *__hak_reallocarray(void *p, size_t n, size_t size)
  * An aligned block cut from a larger small slot (header box): the slot's
  * own header is left alone unless the block starts at the slot, and the
  * block's header records the slot's class and distance.
+ *
+ * The block gets at least 16 bytes of its slot, as malloc(0) does: its
+ * free writes the free mark into its second word before the slow path
+ * finds the slot (tcache.h), so a block of 0 bytes at the very end of its
+ * slot, where a slot of exactly n + align - 16 bytes put it whenever the
+ * slot started 16 bytes past an align boundary, had that write land in the
+ * next block's header (its class byte became 0: fail-fast's "not a block
+ * boundary" abort, or without fail-fast that block freed into class 0).
  */
 static void *alloc_aligned_in_slot(size_t align, size_t n)
 {
-	size_t need = n + align - 16;
+	size_t need = (n ? n : 1) + align - 16;
 	unsigned c;
 	uintptr_t slot, q;
 	struct hak_hdr *hd;

@@ -16,6 +16,9 @@
 # --all runs every valid combination (2^boxes; `make boxmatrix-all`).
 # N... runs only those entries of the list (numbers as printed).
 # -j: combinations built and tested at once (default: the CPU count).
+# Each lane's selftest runner runs $HAKMEM_TEST_JOBS programs at once
+# (default here: CPUs / lanes, at least 1), so the lanes together do not
+# run more programs than there are CPUs.
 set -u
 export LC_ALL=C
 SRCTREE=$(cd "$(dirname "$0")/.." && pwd)
@@ -39,6 +42,9 @@ while [ $# -gt 0 ]; do
 done
 
 # The combinations: one line each, "HAK_X=y HAK_Y=n ...".
+CPUS=$(nproc 2>/dev/null || echo 2)
+TEST_JOBS=${HAKMEM_TEST_JOBS:-$(( CPUS / LANES > 0 ? CPUS / LANES : 1 ))}
+
 mapfile -t combos < <("$SRCTREE"/tools/boxcombos "${combo_args[@]+"${combo_args[@]}"}")
 if [ ${#combos[@]} -eq 0 ]; then
 	echo "tools/boxcombos gave no combination"
@@ -95,7 +101,7 @@ run_combo() {
 		echo "RESULT 1 0"
 		return
 	fi
-	HAKMEM_SELFTEST_QUICK=1 HAKMEM_SELFTEST_MATRIX=1 \
+	HAKMEM_SELFTEST_QUICK=1 HAKMEM_SELFTEST_MATRIX=1 HAKMEM_TEST_JOBS=$TEST_JOBS \
 		hakmake O="$dir" selftests T="$tdirs" >>"$log" 2>&1
 	rc=$?
 	line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$log" | tail -n 1)
@@ -112,7 +118,7 @@ run_combo() {
 	echo "RESULT $p $f"
 }
 
-echo "box matrix: $("$SRCTREE"/tools/boxcombos --list-boxes) (${#masks[@]} of ${#combos[@]} combinations, $LANES at a time), selftests: $tdirs"
+echo "box matrix: $("$SRCTREE"/tools/boxcombos --list-boxes) (${#masks[@]} of ${#combos[@]} combinations, $LANES at a time, $TEST_JOBS test program(s) each), selftests: $tdirs"
 mkdir -p "$OUT"
 passed=0 failed=0
 pending=()

@@ -93,14 +93,22 @@ void hak_ff_on_free(void *p, unsigned c)
 	if (c >= HAK_NCLASS) {
 		const struct hak_hdr *hd = hak_hdr_of(p);
 
-		/* An aligned block of the header box: its slot is checked next. */
+		/*
+		 * An aligned block of the header box: its slot must be a block
+		 * of the slot class, and the block's first 16 bytes (which
+		 * its free writes) inside the slot, not in the next block's
+		 * header.
+		 */
 		if (HAK_HDR_SIZE && hd->check == hak_hdr_check(p) &&
 		    hd->slot_class < HAK_NCLASS) {
+			unsigned sc = hd->slot_class;
 			void *slot = (char *)p - 16 * (size_t)hd->delta;
 
-			if (__hak_page_class((uintptr_t)slot) != hd->slot_class)
-				hak_ff_fail(p, hd->slot_class,
-					    "aligned block outside a live slab");
+			if (__hak_page_class((uintptr_t)slot) != sc)
+				hak_ff_fail(p, sc, "aligned block outside a live slab");
+			check_block(slot, sc, "aligned block whose slot is not a block boundary");
+			if (16 * (size_t)hd->delta + 16 > __hak_class_size[sc])
+				hak_ff_fail(p, sc, "aligned block at the end of its slot");
 			return;
 		}
 		hak_ff_fail(p, c, "free of a pointer that is not a live block (free page or bad header)");

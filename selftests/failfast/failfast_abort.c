@@ -19,6 +19,7 @@
 #include "tap.h"
 #include "child.h"
 #include "boxes/failfast/failfast.h"
+#include "boxes/header_classidx/header.h"
 
 static char global_buf[64];
 
@@ -143,6 +144,20 @@ static void do_usable_freed(void)
 	fprintf(stdout, "%zu\n", malloc_usable_size(stash));
 }
 
+#if IS_ENABLED(CONFIG_HAK_HEADER_CLASSIDX)
+/*
+ * Header box: an aligned block whose header names a slot that is no block
+ * (its distance byte overwritten, as an underflow of the block would).
+ */
+static void do_aligned_bad_slot(void)
+{
+	char *p = aligned_alloc(256, 16);
+
+	hak_hdr_of(p)->delta++;
+	free(launder(p));
+}
+#endif
+
 static const struct scenario scenarios[] = {
 	{ "double free", 2, do_double_free, "double free" },
 	{ "double free of a block in a third thread's cache", 2, do_third_thread_free,
@@ -154,6 +169,10 @@ static const struct scenario scenarios[] = {
 	{ "corrupted free-list link", 1, do_corrupt_link, "corrupted free-list link" },
 	{ "realloc of a freed block", 2, do_realloc_freed, "use of a freed block" },
 	{ "usable size of a freed block", 2, do_usable_freed, "use of a freed block" },
+#if IS_ENABLED(CONFIG_HAK_HEADER_CLASSIDX)
+	{ "free of an aligned block with a forged slot distance", 1, do_aligned_bad_slot,
+	  "slot is not a block boundary" },
+#endif
 };
 
 static void run_scenario(void *arg)
