@@ -1531,6 +1531,18 @@ static void free_unclassed(void *p)
 	hak_hdr_write(slot, sc, hd->owner);
 	hak_vg_alloc(slot, __hak_class_size[sc], false);	/* whole again, then freed */
 	/*
+	 * A block cut at its slot's start (delta 0) was just given the free
+	 * mark by the class-less bin's push that sent it here, at the very
+	 * word the slot's push below tests: it would take the slot for a
+	 * block freed twice, and park it for good once its heap has lent
+	 * blocks (stolen from, or cached by an idle owner's freer). The
+	 * aligned header proves it live (a second free finds the slot's own
+	 * header, restored above, and goes the usual way). Fail-fast level 2
+	 * keeps its own mark there, and ours was not written.
+	 */
+	if (slot == p && hak_ff_level() < 2)
+		hak_vg_set_mark(slot, 0);
+	/*
 	 * The push re-checks the header just written (always a pass here);
 	 * the barrier keeps sparse from calling that a self-comparison.
 	 */
