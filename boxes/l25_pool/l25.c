@@ -508,8 +508,12 @@ static struct l25_region *region_get(struct l25_shard *sh, unsigned c)
 		r->stack[i] = (uint8_t)(nb - 1 - i);	/* block 0 on top */
 	guards_make(r);
 	arch_store_release(&r->shard, sh);
-	if (__hak_ssmap_kind((uintptr_t)r) != HAK_SSMAP_L25)
-		__hak_ssmap_set((uintptr_t)r, HAK_SSMAP_L25);
+	/*
+	 * Always stored, never tested first: a plain read here races (for
+	 * TSan) with the store of the thread that unmapped the region last
+	 * held at this address; the kernel orders the two, TSan cannot see it.
+	 */
+	__hak_ssmap_set((uintptr_t)r, HAK_SSMAP_L25);
 	partial_add(sh, r);
 	/* the decay pass peeks at it without the lock */
 	arch_store_relaxed(&sh->regions, sh->regions + 1);
