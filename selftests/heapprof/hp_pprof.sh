@@ -6,8 +6,8 @@
 # hp_sites keeps 64 MiB live at site_keep64, 16 MiB at site_keep16 and
 # churns 256 MiB through site_churn; its sites are compiled without frame
 # pointers. For each mode (plain, threads, fork) the inuse_space of each
-# site must be within 10% of the truth and the churned site about 0 live;
-# alloc_space must see the 256 MiB churn within 10%. The fork child's own
+# site must be within 15% of the truth and the churned site about 0 live;
+# alloc_space must see the 256 MiB churn within 15%. The fork child's own
 # profile (dumped by hak_prof_dump and written again at its exit) holds
 # its 32 MiB site_child. The twins (16 MiB live each) reach malloc
 # through one helper at the same stack pointer: each must get its own
@@ -51,9 +51,13 @@ cum() {
 			END { if (!found) print 0 }'
 }
 
-# |got - want| <= want / 10
+# |got - want| <= 15% of want. A site's bytes are estimated from ~1,000
+# samples (16 MiB at one per 16 KiB), each weighted by its block's size:
+# six runs of 16 MiB gave 15.5..17.7 MB (16.8 MB asked), so 10% was about
+# three standard deviations and failed about once in a few hundred checks
+# (18.55 MB once); a broken profiler is off by far more than 15%.
 near() {
-	awk -v g="$1" -v w="$2" 'BEGIN { d = g - w; if (d < 0) d = -d; exit !(d <= w / 10) }'
+	awk -v g="$1" -v w="$2" 'BEGIN { d = g - w; if (d < 0) d = -d; exit !(d <= w * 0.15) }'
 }
 
 for mode in plain threads fork; do
