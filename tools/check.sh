@@ -53,6 +53,7 @@ total_passed=0
 total_failed=0
 nsteps=0
 failed_steps=()
+failed_why=()
 variant_broken=
 
 mkdir -p "$LOGDIR"
@@ -114,6 +115,8 @@ step() {
 		printf 'FAIL %4ds  cpu %4ds  %s passed, %s failed (log: %s)\n' \
 			$(( $(date +%s) - start )) "$cpu" "$p" "$f" "${log#"$SRCTREE"/}"
 		failed_steps+=("$name")
+		# What failed, for the summary at the end: CI shows only the tail.
+		failed_why+=("$(grep -E '^(\| )*(not ok|# not ok)|FAILED' "$log" | head -n 6 | sed 's/^/      /')")
 		echo "------ last lines of $name ------"
 		tail -n 40 "$log" | sed 's/^/| /'
 		echo "------"
@@ -158,8 +161,9 @@ done
 
 echo
 echo "check: $nsteps steps in $(( $(date +%s) - started ))s, $(children_cpu)s of CPU"
-for s in "${failed_steps[@]+"${failed_steps[@]}"}"; do
-	echo "  failed: $s"
+for i in "${!failed_steps[@]}"; do
+	echo "  failed: ${failed_steps[$i]}"
+	[ -n "${failed_why[$i]}" ] && echo "${failed_why[$i]}"
 done
 echo "$total_passed passed, $total_failed failed"
 [ "$total_failed" -eq 0 ]
