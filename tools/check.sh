@@ -22,6 +22,15 @@
 #       "LABEL:selftests". After a failed step the variant's later steps
 #       are not run.
 #
+#   bgstep NAME COMMAND [ARG...]
+#       As step, but in the background: the steps after it run at the same
+#       time. For a step that leaves a CPU idle (one process at a time, or
+#       sleeps), next to one that does too. Its line is printed when it has
+#       ended, with its own number. Each step's CPU seconds are its own.
+#
+#   bgwait               wait for the background steps (before a step that
+#                        needs them done; the end of the check waits too)
+#
 #   hakmake ARGS...      make -C <srctree> -j<cpus> ARGS (for step commands)
 #
 # Variables for step files: SRCTREE, BUILD (=SRCTREE/build), JOBS, LOGDIR.
@@ -81,6 +90,89 @@ children_cpu() {
 	awk -v hz="$(getconf CLK_TCK)" '{ printf "%d\n", ($16 + $17) / hz }' "/proc/$$/stat"
 }
 
+# run_step LOG COMMAND...: COMMAND from the source tree, output to LOG;
+# leaves "STATUS CPU END" in LOG.res (CPU: seconds of user and system time
+# of the step and everything it waited for, END: when it ended). In a
+# subshell of its own, so a step's CPU is its own even while a background
+# step runs next to it.
+run_step() {
+	local log=$1; shift
+	(
+		me=$BASHPID
+		(cd "$SRCTREE" && "$@") >"$log" 2>&1 </dev/null
+		rc=$?
+		# fields 14-17 of /proc/PID/stat: user and system time of this
+		# subshell and of its waited-for children, in clock ticks
+		echo "$rc $(awk -v hz="$(getconf CLK_TCK)" '{ printf "%d\n", ($14 + $15 + $16 + $17) / hz }' \
+			"/proc/$me/stat") $(date +%s)" >"$log.res.tmp"
+		mv "$log.res.tmp" "$log.res"
+	)
+}
+
+# finish_step NAME LOG START: counts the step's result, prints the rest of
+# its line (and on failure the log's last lines); returns its status.
+finish_step() {
+	local name=$1 log=$2 start=$3 rc cpu end p f line
+	read -r rc cpu end <"$log.res" || { rc=1 cpu=0 end=$(date +%s); }
+	line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$log" | tail -n 1)
+	if [ -n "$line" ]; then
+		p=${line%% passed*}
+		f=${line#*passed, }; f=${f%% failed}
+	elif [ "$rc" -eq 0 ]; then
+		p=1 f=0
+	else
+		p=0 f=1
+	fi
+	[ "$rc" -ne 0 ] && [ "$f" -eq 0 ] && f=1
+	total_passed=$((total_passed + p))
+	total_failed=$((total_failed + f))
+	if [ "$rc" -eq 0 ] && [ "$f" -eq 0 ]; then
+		printf 'ok   %4ds  cpu %4ds  %s passed\n' $((end - start)) "$cpu" "$p"
+	else
+		printf 'FAIL %4ds  cpu %4ds  %s passed, %s failed (log: %s)\n' \
+			$((end - start)) "$cpu" "$p" "$f" "${log#"$SRCTREE"/}"
+		failed_steps+=("$name")
+		# What failed, for the summary at the end: CI shows only the tail.
+		failed_why+=("$(grep -E '^(\| )*(not ok|# not ok)|FAILED' "$log" | head -n 6 | sed 's/^/      /')")
+		echo "------ last lines of $name ------"
+		tail -n 40 "$log" | sed 's/^/| /'
+		echo "------"
+	fi
+	return "$rc"
+}
+
+# Background steps (bgstep): number, name, log, start and pid of each one
+# not yet reported.
+bg_n=()
+bg_name=()
+bg_log=()
+bg_start=()
+bg_pid=()
+
+# bg_reap [wait]: prints the line of every background step that has ended
+# (with "wait": waits for all of them first).
+bg_reap() {
+	local i keep=()
+	for i in "${!bg_pid[@]}"; do
+		if [ "${1:-}" = wait ] || [ -e "${bg_log[$i]}.res" ]; then
+			wait "${bg_pid[$i]}" 2>/dev/null
+			printf '[%3d] %-40s ' "${bg_n[$i]}" "${bg_name[$i]}"
+			finish_step "${bg_name[$i]}" "${bg_log[$i]}" "${bg_start[$i]}"
+			unset "bg_n[$i]" "bg_name[$i]" "bg_log[$i]" "bg_start[$i]" "bg_pid[$i]"
+		fi
+	done
+	return 0
+}
+
+# bgwait: every background step has ended and is reported.
+bgwait() {
+	[ -n "$list_only" ] || bg_reap wait
+}
+
+step_log() {
+	echo "$LOGDIR/${1//[^A-Za-z0-9_.-]/_}.log"
+}
+
 step() {
 	local name=$1; shift
 	wanted "$name" || return 0
@@ -89,39 +181,37 @@ step() {
 		echo "$name"
 		return 0
 	fi
-	local log=$LOGDIR/${name//[^A-Za-z0-9_.-]/_}.log
-	local start cpu rc p f line
+	local log start
+	log=$(step_log "$name")
+	bg_reap
 	printf '[%3d] %-40s ' "$nsteps" "$name"
 	start=$(date +%s)
-	cpu=$(children_cpu)
-	(cd "$SRCTREE" && "$@") >"$log" 2>&1 </dev/null
-	rc=$?
-	line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$log" | tail -n 1)
-	if [ -n "$line" ]; then
-		p=${line%% passed*}
-		f=${line#*passed, }; f=${f%% failed}
-	elif [ $rc -eq 0 ]; then
-		p=1 f=0
-	else
-		p=0 f=1
+	rm -f "$log.res"
+	run_step "$log" "$@"
+	finish_step "$name" "$log" "$start"
+}
+
+# bgstep NAME COMMAND...: a step that runs in the background, next to the
+# steps after it, for steps that leave a CPU idle (one process, or sleeps).
+# Its line is printed when it has ended (at the start of a later step, or
+# at bgwait), with the number it was given here.
+bgstep() {
+	local name=$1; shift
+	wanted "$name" || return 0
+	nsteps=$((nsteps + 1))
+	if [ -n "$list_only" ]; then
+		echo "$name"
+		return 0
 	fi
-	[ $rc -ne 0 ] && [ "$f" -eq 0 ] && f=1
-	cpu=$(( $(children_cpu) - cpu ))
-	total_passed=$((total_passed + p))
-	total_failed=$((total_failed + f))
-	if [ $rc -eq 0 ] && [ "$f" -eq 0 ]; then
-		printf 'ok   %4ds  cpu %4ds  %s passed\n' $(( $(date +%s) - start )) "$cpu" "$p"
-	else
-		printf 'FAIL %4ds  cpu %4ds  %s passed, %s failed (log: %s)\n' \
-			$(( $(date +%s) - start )) "$cpu" "$p" "$f" "${log#"$SRCTREE"/}"
-		failed_steps+=("$name")
-		# What failed, for the summary at the end: CI shows only the tail.
-		failed_why+=("$(grep -E '^(\| )*(not ok|# not ok)|FAILED' "$log" | head -n 6 | sed 's/^/      /')")
-		echo "------ last lines of $name ------"
-		tail -n 40 "$log" | sed 's/^/| /'
-		echo "------"
-	fi
-	return $rc
+	local log
+	log=$(step_log "$name")
+	rm -f "$log.res"
+	bg_n+=("$nsteps")
+	bg_name+=("$name")
+	bg_log+=("$log")
+	bg_start+=("$(date +%s)")
+	run_step "$log" "$@" &
+	bg_pid+=("$!")
 }
 
 variant() {
@@ -158,6 +248,7 @@ for f in "$SRCTREE"/tools/check.d/*.sh; do
 done
 
 [ -n "$list_only" ] && exit 0
+bgwait
 
 echo
 echo "check: $nsteps steps in $(( $(date +%s) - started ))s, $(children_cpu)s of CPU"

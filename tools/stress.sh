@@ -4,12 +4,15 @@
 # stress.sh: the threaded selftests run again and again, each run a new
 # process, under several configurations.
 #
-#   tools/stress.sh [-n RUNS] [-f FORKRUNS] [-t THREADS] [CONFIG...]   bounded (make check)
-#   tools/stress.sh -d DURATION [CONFIG...]                long mode (make stress)
+#   tools/stress.sh [-n RUNS] [-f FORKRUNS] [-t THREADS] [-o PREFIX] [CONFIG...]   bounded (make check)
+#   tools/stress.sh -d DURATION [-o PREFIX] [CONFIG...]                long mode (make stress)
 #
 # CONFIG: configs/ names (default: defconfig perf_defconfig debug_defconfig),
 # each built into build/stress-<name> (the library and its core and
-# sanitize selftests).
+# sanitize selftests; -o PREFIX: into PREFIX-<name> instead, with <name>
+# without its _defconfig, so `make check` passes build/check and the runs
+# use its variants' trees, already built with the same configuration and
+# flags, instead of building each configuration a second time).
 #
 # Bounded mode: for every CONFIG, RUNS (default 100) runs of
 #   larson_sim 3 100000        4 threads, 3 rounds of fresh threads,
@@ -59,13 +62,15 @@ forkruns=5
 duration=
 jobs=2
 threads=
-while getopts "n:f:d:j:t:" o; do
+prefix=$BUILD/stress
+while getopts "n:f:d:j:t:o:" o; do
 	case $o in
 	n) runs=$OPTARG ;;
 	f) forkruns=$OPTARG ;;
 	d) duration=$OPTARG ;;
 	j) jobs=$OPTARG ;;
 	t) threads=${OPTARG//,/ } ;;
+	o) prefix=$OPTARG ;;
 	*) sed -n '4,8p' "$0"; exit 2 ;;
 	esac
 done
@@ -92,7 +97,7 @@ passed=0
 failed=0
 
 build() {
-	local cfg=$1 dir=$BUILD/stress-${1%_defconfig}
+	local cfg=$1 dir=$prefix-${1%_defconfig}
 	local mk=(make -C "$SRCTREE" --no-print-directory -j"$(nproc 2>/dev/null || echo 2)" O="$dir")
 	if ! { "${mk[@]}" -s "$cfg" && "${mk[@]}" -s all selftests-build T="core sanitize"; } \
 		>"$dir.build.log" 2>&1; then
@@ -106,7 +111,7 @@ build() {
 # RUN_TIMEOUT (seconds, default 120) bounds it.
 run() {
 	local cfg=$1 label=$2 prog=$3; shift 3
-	local dir=$BUILD/stress-${cfg%_defconfig} rc out
+	local dir=$prefix-${cfg%_defconfig} rc out
 	out=$(mktemp)
 	(cd "$dir/selftests/${prog%/*}" && exec timeout -k 10 "${RUN_TIMEOUT:-120}" "./${prog#*/}" "$@") \
 		>"$out" 2>&1 </dev/null

@@ -11,6 +11,13 @@
  *                               becomes NOACCESS; a double or foreign free is
  *                               reported by memcheck here);
  *   hak_vg_noaccess(p, n)       fresh block carved from a slab: off limits;
+ *   hak_vg_unscanned(p, n)      a reserve that never holds a pointer (the
+ *                               page map): NOACCESS for memcheck, with its
+ *                               address errors off, so the leak check skips
+ *                               it and hakmem's own loads and stores there
+ *                               still read and write as usual (about 40 s
+ *                               of CPU less per leak check: 4 GiB of zeros
+ *                               not scanned word by word);
  *   hak_vg_opened(p, n)         pages made accessible again after PROT_NONE
  *                               (a guard page lifted): memory like a fresh
  *                               mapping's, not the NOACCESS memcheck keeps;
@@ -73,6 +80,12 @@ static __always_inline void hak_vg_noaccess(void *p, size_t n)
 static __always_inline void hak_vg_opened(void *p, size_t n)
 {
 	VALGRIND_MAKE_MEM_DEFINED(p, n);
+}
+
+static __always_inline void hak_vg_unscanned(void *p, size_t n)
+{
+	VALGRIND_MAKE_MEM_NOACCESS(p, n);
+	VALGRIND_DISABLE_ADDR_ERROR_REPORTING_IN_RANGE(p, n);
 }
 
 static __always_inline void *hak_vg_next(void *p)
@@ -147,6 +160,11 @@ static __always_inline void hak_vg_noaccess(void *p, size_t n)
 }
 
 static __always_inline void hak_vg_opened(void *p, size_t n)
+{
+	(void)p; (void)n;
+}
+
+static __always_inline void hak_vg_unscanned(void *p, size_t n)
 {
 	(void)p; (void)n;
 }

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
  * threads_churn: many short-lived threads keep a flat RSS.
+ * runner: long (one of the longest selftests: the runner starts it first)
  *
  * Proves that thread exit hands a thread's caches back: thousands of short
  * threads, started in alternating phases of 500 one at a time and 500 four

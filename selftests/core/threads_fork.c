@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
  * threads_fork: fork() from a process whose threads are busy in malloc.
+ * runner: long (one of the longest selftests: the runner starts it first)
  *
  * Proves that a child forked while four other threads allocate and free
  * (so allocator locks and caches may be mid-update at the moment of the

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
  * fi_sites: every OS call site fails in turn, and nothing breaks.
+ * runner: long (one of the longest selftests: the runner starts it first)
  *
  * The OS layer (lib/os.c) has three injection sites: HAK_OS_MAP (every
  * mmap: superslabs, metadata arena chunks, large blocks, large-registry

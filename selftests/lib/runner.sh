@@ -19,6 +19,10 @@
 # whose assertions need the machine to itself lists its name (as printed,
 # e.g. core/purge) in $HAKMEM_TEST_SERIAL or carries the line
 # "runner: serial" in its first 20 lines; it runs after the others, alone.
+# A test that takes much longer than the others carries "runner: long" in
+# its first 20 lines (or is named in $HAKMEM_TEST_LONG): the long ones
+# start first, so that none of them starts last and runs alone at the end
+# while the other CPUs sit idle.
 #
 # Scripts get HAKMEM_LIB, O and SRCTREE from the environment (the Makefile
 # sets them).
@@ -52,11 +56,21 @@ source_of() {
 	done
 }
 
-is_serial() {
+# has_mark NAME PATH MARK LISTVAR: the test carries "runner: MARK" or is
+# named in the list
+has_mark() {
 	local name=$1 t=$2 s
-	case " ${HAKMEM_TEST_SERIAL:-} " in *" $name "*) return 0 ;; esac
+	case " $4 " in *" $name "*) return 0 ;; esac
 	s=$(source_of "$name" "$t")
-	[ -n "$s" ] && head -n 20 "$s" | grep -q 'runner: serial'
+	[ -n "$s" ] && head -n 20 "$s" | grep -q "runner: $3"
+}
+
+is_serial() {
+	has_mark "$1" "$2" serial "${HAKMEM_TEST_SERIAL:-}"
+}
+
+is_long() {
+	has_mark "$1" "$2" long "${HAKMEM_TEST_LONG:-}"
 }
 
 # Runs test number $1 ($2 the path); writes its TAP block to $work/$1.out
@@ -124,10 +138,13 @@ run_one() {
 echo "TAP version 13"
 echo "1..$#"
 
-# Parallel tests first, the serial ones after them, alone; every block is
-# printed in argument order as soon as all before it are done.
+# Parallel tests first (the long ones before the others), the serial ones
+# after them, alone; every block is printed in argument order as soon as
+# all before it are done.
 tests=("$@")
 serial=()
+long=()
+short=()
 declare -A pid=()
 next=1	# the next block to print
 collect() {
@@ -150,8 +167,14 @@ for ((i = 1; i <= ${#tests[@]}; i++)); do
 	t=${tests[$((i - 1))]}
 	if [ "$jobs" -gt 1 ] && is_serial "$(name_of "$t")" "$t"; then
 		serial+=("$i")
-		continue
+	elif [ "$jobs" -gt 1 ] && is_long "$(name_of "$t")" "$t"; then
+		long+=("$i")
+	else
+		short+=("$i")
 	fi
+done
+for i in "${long[@]+"${long[@]}"}" "${short[@]+"${short[@]}"}"; do
+	t=${tests[$((i - 1))]}
 	while [ "$(running)" -ge "$jobs" ]; do
 		wait -n 2>/dev/null
 		collect

@@ -1,5 +1,6 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
+# runner: long (one of the longest selftests: the runner starts it first)
 #
 # git under LD_PRELOAD=$HAKMEM_LIB: the same scripted session over a
 # generated repository (init, 60 porcelain commits with edits, renames and

@@ -1,5 +1,6 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
+# runner: long (one of the longest selftests: the runner starts it first)
 #
 # Heap profiles of real programs under LD_PRELOAD=$HAKMEM_LIB with
 # HAKMEM_PROF=1: python3, git and gcc (the driver and its cc1/as children,

@@ -1,5 +1,6 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
+# runner: long (one of the longest selftests: the runner starts it first)
 #
 # sort under LD_PRELOAD=$HAKMEM_LIB: sorting a generated 50 MB file (about
 # 2 million lines; GNU sort runs several threads and large buffers) by the

@@ -1,5 +1,6 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
+# runner: long (one of the longest selftests: the runner starts it first)
 #
 # memcheck.sh: with the valgrind box built in, memcheck sees hakmem's
 # blocks. vg_target (this folder) runs under

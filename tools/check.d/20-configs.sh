@@ -41,7 +41,9 @@ for cfg in "$SRCTREE"/configs/defconfig "$SRCTREE"/configs/*_defconfig; do
 	minimal|perf) HAKMEM_SELFTEST_QUICK=1 variant "$label" "$name" "$no_preload" ;;
 	*) HAKMEM_SELFTEST_QUICK=1 variant "$label" "$name" ;;
 	esac
-	step "$label:savedefconfig" savedefconfig_roundtrip "$name"
+	# in the background (its own trees, mostly one process at a time),
+	# next to the next variant's build
+	bgstep "$label:savedefconfig" savedefconfig_roundtrip "$name"
 done
 
 HAKMEM_SELFTEST_QUICK=1 variant generic defconfig ARCH=generic "$no_preload"

@@ -1,12 +1,14 @@
 # SPDX-License-Identifier: MIT
 # make install into a DESTDIR, then build a program against the installed
-# files only (headers, pkg-config, -lhakmem) and run it.
+# files only (headers, pkg-config, -lhakmem) and run it. It installs the
+# defconfig variant's tree (build/check-defconfig, built and tested above;
+# built here when that step did not run), not another build of defconfig.
 install_check() {
 	local d=$BUILD/check-install dest prefix=/usr/local
 	rm -rf "$d" && mkdir -p "$d" || return 1
 	dest=$d/root
-	hakmake O="$d/build" defconfig >/dev/null &&
-	hakmake O="$d/build" install PREFIX=$prefix DESTDIR="$dest" || return 1
+	hakmake O="$BUILD/check-defconfig" defconfig >/dev/null &&
+	hakmake O="$BUILD/check-defconfig" install PREFIX=$prefix DESTDIR="$dest" || return 1
 	for f in lib/libhakmem.so lib/libhakmem.a lib/pkgconfig/hakmem.pc; do
 		[ -f "$dest$prefix/$f" ] || { echo "not installed: $prefix/$f"; return 1; }
 	done

@@ -4,14 +4,16 @@
 # (fork_signal, fork_stdio) at a short slice, 5 runs each, every run its
 # own process, for defconfig, perf_defconfig and debug_defconfig
 # (tools/stress.sh; `make stress` is the long mode, with the fork scenarios
-# at full size).
-step stress tools/stress.sh -n 50 defconfig
+# at full size). The runs use the trees of the variants above
+# (build/check-<name>, same configuration and flags; -o), so no
+# configuration is built twice (about 80 s of CPU).
+step stress tools/stress.sh -o "$BUILD/check" -n 50 defconfig
 # perf and debug share defconfig's code paths but for their boxes; 20 runs
 # each keep make check under 20 minutes (make stress runs them for hours)
-step stress-variants tools/stress.sh -n 20 perf_defconfig debug_defconfig
+step stress-variants tools/stress.sh -o "$BUILD/check" -n 20 perf_defconfig debug_defconfig
 # Past the cores: the same programs (and threads_churn) at 16 and 64
 # threads on this 2-core machine, 10 runs each for defconfig (60 runs,
 # about 3 minutes); the 100-run version is
 # `tools/stress.sh -n 100 -t "16 64"`, and `make stress` includes them in
 # its round robin for every config.
-step stress-wide tools/stress.sh -n 10 -t "16 64" defconfig
+step stress-wide tools/stress.sh -o "$BUILD/check" -n 10 -t "16 64" defconfig

@@ -7,7 +7,10 @@
 #    real programs never arm a fault, so here they only repeated defconfig's
 #    run (about 80 s of make check);
 #  - the bare core with the hook, selftests/faultinject only, so the core's
-#    own call sites are swept without the boxes in front of them.
+#    own call sites are swept without the boxes in front of them. One
+#    program, one process at a time (about 45 s of one CPU): it runs in the
+#    background, next to the fuzz step (56-fuzz.sh, one libFuzzer process),
+#    which follows it.
 variant faultinject defconfig SET="HAK_FAULT_INJECT=y" HAKMEM_SELFTEST_QUICK=1 "${no_preload:?20-configs.sh sets it}"
 
 faultinject_core() {
@@ -19,4 +22,4 @@ faultinject_core() {
 	hakmake O="$d" C=1 all &&
 	hakmake O="$d" T=faultinject selftests
 }
-step faultinject-core faultinject_core
+bgstep faultinject-core faultinject_core

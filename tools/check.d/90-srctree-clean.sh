@@ -14,4 +14,5 @@ srctree_clean() {
 		return 1
 	fi
 }
+bgwait
 step srctree-clean srctree_clean
