@@ -123,13 +123,24 @@ HAK_FASTPATH void __hak_free(void *p)
 {
 	uintptr_t a = (uintptr_t)p;
 	hak_tc_tls *t = __hak_tc_tls();
-	uintptr_t key;
-	uintptr_t ix = __hak_pm_lookup(a, &key) ^ t->tagx;
+	uintptr_t key, ix;
 
-	if (unlikely(ix > HAK_PM_IX_MAX)) {
+	/*
+	 * The entry's owner byte xor this thread's tag byte: zero exactly for
+	 * a block of this thread's heap (entries of other pages are 0, tags
+	 * 1..254, 0xff without a heap), and then the entry is the bin index.
+	 * One XOR into the byte and its flag (the full-width XOR took a CMP
+	 * more); out of the map's range goes out before any entry is read.
+	 */
+	if (unlikely(!__hak_pm_load(a, &ix, &key)))
+		goto slow;
+	arch_tls_ix_reg_free(ix);
+	if (unlikely(arch_tls_xor_byte1_ne(&ix, (uintptr_t)t, HAK_TC_TAGB_OFF))) {
+slow:
 		__hak_free_slow(p);
 		return;
 	}
+	arch_tls_ix_reg_free(ix);
 	__hak_tcache_push_ix(t, p, __hak_block_ix(a, ix), key);
 }
 

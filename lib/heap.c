@@ -35,7 +35,7 @@
  * A free block may also sit where its owner cannot look: in the cache of
  * a thread that cached an idle owner's blocks (__hak_free_remote), in the
  * depot, or in the kept bins of that thread's pooled heap; with more than
- * 255 heaps, in the cache of a thread whose heap shares the owner's tag.
+ * 254 heaps, in the cache of a thread whose heap shares the owner's tag.
  * So every thread's slow path also looks for every parked block in its own
  * bins (and the kept bins of the heap it holds), and the owner of a heap
  * that lent blocks so (h->lent, or tags shared) never frees a parked block
@@ -94,7 +94,7 @@ static unsigned nr_cpus;
 #define HAK_SUSPECTS		64
 static void *suspects[HAK_SUSPECTS];
 static unsigned nr_suspects;
-/* atomic: more than 255 heaps exist, so two may share a tag */
+/* atomic: more than HAK_TAG_MAX heaps exist, so two may share a tag */
 static int tags_shared;
 
 #define HAK_KEEP_EMPTY		1	/* empty slabs a heap keeps per class */
@@ -1601,14 +1601,15 @@ static struct hak_heap *heap_new(void)
 	if (!h)
 		return NULL;
 	/*
-	 * Tags 1..255, round robin: two heaps may share one, which only makes
+	 * Tags 1..HAK_TAG_MAX (254; 0xff is the tag byte of a thread without
+	 * a heap, HAK_TAGX_NONE), round robin: two heaps may share one, which only makes
 	 * a free between them look local (the block is then cached by the
 	 * freeing thread, as every free was before tags; the double-free
 	 * confirmation then counts every heap as lent).
 	 */
 	n = arch_fetch_add(&next_tag, 1u);
-	h->tag = (uint8_t)(1 + n % 255);
-	if (n >= 255 && !arch_load_relaxed(&tags_shared))
+	h->tag = (uint8_t)(1 + n % HAK_TAG_MAX);
+	if (n >= HAK_TAG_MAX && !arch_load_relaxed(&tags_shared))
 		arch_store_relaxed(&tags_shared, 1);
 	hak_lock(&heap_lock);
 	h->all_next = all_heaps;

@@ -180,6 +180,27 @@ static __always_inline uint32_t __hak_pm_lookup(uintptr_t a, uintptr_t *key)
 	return __atomic_load_n(&map[i], __ATOMIC_RELAXED);
 }
 
+/*
+ * The free fast path's form: false when the map does not cover a; else
+ * *e is a's entry and *key the map's address. The caller branches on the
+ * range itself, so no out-of-range entry value is ever compared.
+ */
+static __always_inline bool __hak_pm_load(uintptr_t a, uintptr_t *e, uintptr_t *key)
+{
+	uintptr_t i = a >> HAK_PM_SHIFT;
+	uint16_t *map;
+
+	if (unlikely(!arch_below_acquire(i, &__hak_pm.lim))) {
+		*e = 0;		/* never read (the caller branches): for -Og's warning */
+		*key = 0;
+		return false;
+	}
+	map = __atomic_load_n(&__hak_pm.map, __ATOMIC_RELAXED);
+	*key = (uintptr_t)map;
+	*e = __atomic_load_n(&map[i], __ATOMIC_RELAXED);
+	return true;
+}
+
 static __always_inline uint32_t __hak_pm_entry(uintptr_t a)
 {
 	uintptr_t key;

@@ -31,8 +31,9 @@
  *
  * Fast-path budget (x86_64, gcc 12 -O2, objdump to ret): malloc hit 12
  * up to 1 KiB (GOT offset, size check, the direct size table size_ix,
- * pop, room, mark clear; 14 above 1 KiB); free hit 21 (page-map range, entry, tag xor and
- * bin-index check, boundary mask, mark test, room, push, mark store). The
+ * pop, room, mark clear; 14 above 1 KiB); free hit 20 (page-map range,
+ * entry, owner-byte xor and its branch, boundary mask, mark test, room,
+ * push, mark store). The
  * bin is addressed in each access's operand, %fs:off(t, ix, 8), with no
  * LEA of its own (__hak_tbin_at). Keep them there: the figures are in Documentation/design.md and
  * checked by tools/boxcost.sh.
@@ -40,6 +41,7 @@
 #ifndef HAK_TCACHE_H
 #define HAK_TCACHE_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <hak/compiler.h>
 #include "size_class.h"
@@ -118,8 +120,13 @@ struct hak_tcache {
 	uint8_t size_ix[HAK_DIRECT_MAX + 1];
 };
 
-/* tagx of a thread without a heap: above every 16-bit page-map entry. */
-#define HAK_TAGX_NONE	0x10000u
+/*
+ * tagx of a thread without a heap: above every 16-bit page-map entry, and
+ * its tag byte (bits 8..15) is 0xff, which no heap has (tags are 1..254):
+ * the free fast path compares that byte alone (HAK_TC_TAGB_OFF).
+ */
+#define HAK_TAGX_NONE	0x1ff00u
+#define HAK_TAG_MAX	254
 
 extern HAK_HIDDEN __thread struct hak_tcache __hak_tc __attribute__((tls_model("initial-exec")));
 
@@ -134,6 +141,14 @@ static __always_inline hak_tc_tls *__hak_tc_tls(void)
 {
 	return (hak_tc_tls *)arch_tls_off(__hak_tc);
 }
+
+/*
+ * Offset in the tcache of its tag byte (bits 8..15 of tagx): the free
+ * fast path XORs it into the page-map entry's owner byte
+ * (arch_tls_xor_byte1_ne).
+ */
+#define HAK_TC_TAGB_OFF	(offsetof(struct hak_tcache, tagx) +		\
+			 (__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ ? 1 : 2))
 
 /*
  * Bin of index ix = 4 * class of tcache t (__hak_tc_tls(), taken once per
@@ -335,12 +350,15 @@ static __always_inline void __hak_tcache_push_ix(hak_tc_tls *t, void *p, uintptr
 	if (hak_ff_level())
 		hak_ff_on_free(p, c);
 	__hak_zero_freed(p, c);
+	arch_tls_ix_reg_free(ix);
 	if (unlikely(arch_tls_sub_borrows(&__hak_tbin_at(t, &ix)->room, 1))) {
 		__hak_tcache_mark(p, mark);
 		__hak_tcache_overflow(p, ix);	/* room already taken for p */
 		return;
 	}
+	arch_tls_ix_reg_free(ix);
 	__hak_set_link(p, __hak_tbin_at(t, &ix)->head);
+	arch_tls_ix_reg_free(ix);
 	__hak_tbin_at(t, &ix)->head = p;
 	__hak_tcache_mark(p, mark);
 }

@@ -20,7 +20,17 @@ static inline int arch_tls_sub_borrows(unsigned long *p, unsigned long n)
 	return n > old;
 }
 
+/*
+ * *x ^= (the byte at base + disp) << 8 on bits 8..15; true when those
+ * bits are not zero after.
+ */
+#define arch_tls_xor_byte1_ne(x, base, disp) ({				\
+	*(x) ^= (uintptr_t)*(const uint8_t *)((base) + (disp)) << 8;	\
+	(*(x) & 0xff00) != 0;						\
+})
+
 /* A register hint for the x86_64 fast paths; nothing here. */
 #define arch_tls_ix_reg(x)	((void)0)
+#define arch_tls_ix_reg_free(x)	((void)0)
 
 #endif /* HAK_ASM_GENERIC_TLS_H */

@@ -59,6 +59,27 @@ borrow:
 	return 1;
 }
 
+/*
+ * *x ^= (the byte at TLS offset base + disp) << 8, on bits 8..15 only;
+ * true when those bits are not zero afterwards (byte 1 of *x was not that
+ * byte). One XOR into the register's high byte (%ch, ...: x in a Q
+ * register) and its flag, where the full-width XOR needed a CMP more to
+ * test the byte: the free fast path's owner-tag check (lib/alloc.h). The
+ * address is spelt out with base in a legacy register ("R"): a high-byte
+ * register cannot be encoded next to %r8-%r15 (a REX prefix), which GCC
+ * picks at -O0. The unused "m" operand tells GCC what the XOR reads.
+ * Reading the whole register after writing its high byte costs a merge
+ * uop on some Intel cores, no instruction.
+ */
+#define arch_tls_xor_byte1_ne(x, base, disp) ({				\
+	int __ne;							\
+	__asm__("xorb %%fs:%c3(%2), %h0"				\
+		: "+Q"(*(x)), "=@ccnz"(__ne)				\
+		: "R"(base), "i"(disp),					\
+		  "m"(*(const uint8_t ARCH_TLS_SEG *)((base) + (disp))));	\
+	__ne;								\
+})
+
 #else
 
 #define ARCH_TLS_SEG
@@ -71,6 +92,12 @@ arch_tls_sub_borrows(unsigned long *p, unsigned long n)
 	return arch_sub_borrows(p, n);
 }
 
+/* The same in C (sparse, sanitizers). */
+#define arch_tls_xor_byte1_ne(x, base, disp) ({				\
+	*(x) ^= (uintptr_t)*(const uint8_t *)((base) + (disp)) << 8;	\
+	(*(x) & 0xff00) != 0;						\
+})
+
 #endif
 
 /*
@@ -79,5 +106,13 @@ arch_tls_sub_borrows(unsigned long *p, unsigned long n)
  * put the bin index in %rax and spent a MOV on the returned block.
  */
 #define arch_tls_ix_reg(x)	__asm__("" : "+S"(x))
+
+/*
+ * Keep x in %rcx (an empty asm): the free fast path's bin index comes out
+ * of arch_tls_xor_byte1_ne in a register with a high byte, and GCC, left
+ * to choose, moved it to %rsi (the slow calls' second argument) at the
+ * cost of two MOVs on the hot path.
+ */
+#define arch_tls_ix_reg_free(x)	__asm__("" : "+c"(x))
 
 #endif /* HAK_ASM_X86_64_TLS_H */
