@@ -144,7 +144,7 @@ static void layer_stats_get(struct layer_stats *m)
 static void __hak_stats_print_memory(int fd)
 {
 	struct layer_stats m;
-	char buf[1280];
+	char buf[1536];
 	int n;
 
 	layer_stats_get(&m);
@@ -152,7 +152,8 @@ static void __hak_stats_print_memory(int fd)
 		"  small slabs     %12zu bytes in slabs, %zu dirty, %zu purged, %zu in live slabs\n"
 		"  mid (L2.5)      %12zu bytes in use, %zu dirty, %zu purged (%zu at the size bound), "
 		"%zu shards, %zu lock waits, %zu remote frees\n"
-		"  large cache     %12zu bytes cached, %zu resident, %zu purges\n"
+		"  large cache     %12zu bytes cached, %zu resident, %zu purges, %zu hits, "
+		"%zu misses, %zu splits, %zu merges, %zu shorter, %zu evictions\n"
 		"  purge           %12zu ms delay, %zu passes, %zu bytes decayed\n"
 		"  memory limit    %12zu bytes%s, %zu purges near it, %zu retries\n"
 		"  background      %12s (%zu starts, %zu wakeups, %zu passes, %zu bytes)\n"
@@ -162,7 +163,8 @@ static void __hak_stats_print_memory(int fd)
 		m.ss.purged_bytes, __hak_heap_pages_purged(),
 		m.l25.bytes_in_use, m.l25.dirty_bytes, m.l25.purged_bytes, m.l25.cap_purged_bytes,
 		m.l25.shards, m.l25.contended, m.l25.remote_frees,
-		m.bc.cached_bytes, m.bc.resident_bytes, m.bc.purges,
+		m.bc.cached_bytes, m.bc.resident_bytes, m.bc.purges, m.bc.hits,
+		m.bc.misses, m.bc.splits, m.bc.merges, m.bc.shorter, m.bc.evictions,
 		m.ps.delay_ms, m.ps.passes, m.ps.decayed_bytes,
 		m.ps.limit, m.ps.limit_hard ? " (hard)" : "", m.ps.limit_purges, m.ps.retries,
 		m.bg.running ? "running" : IS_ENABLED(CONFIG_HAK_BACKGROUND_PURGE) ? "off" : "not built",

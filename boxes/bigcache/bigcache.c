@@ -15,14 +15,19 @@
  * buckets (up to 65,536) and halves when it holds fewer than a quarter
  * (down to 256); a resize rebuilds the chains from the LRU lists.
  *
- * Split and merge: a cached block is a page range, not necessarily a whole
+ * Split and join: a cached block is a page range, not necessarily a whole
  * mapping (munmap, madvise and a shrinking mremap work on any range). A
- * take uses the best-fitting block of at least len bytes: whole when at
- * most len + len/4 long, else it hands out the head and keeps the tail. A
- * put merges the block with the cached blocks ending where it starts and
- * starting where it ends (found in two more hash tables, by start and by
- * end address), while the result stays within max / 4. A bitmap of the
- * classes that hold blocks lets take() skip empty classes.
+ * put keeps the freed block as it came, next to cached neighbours it may
+ * have (found in two more hash tables, by start and by end address): its
+ * boundaries are where its user's touched pages are. A take of len bytes
+ * uses, in this order, a whole block of len..len + len/4 bytes (best fit);
+ * the best run of adjacent cached blocks that holds len (joined from its
+ * first block as far as needed, the head handed out, the rest of the last
+ * block kept); any longer block (head handed out, tail kept). Merging at
+ * the put, as this box first did, made every reuse a cut of a merged range
+ * whose pages nobody had touched: twice the page faults and 3x the peak
+ * RSS in producer-consumer at 8..512 KiB. A bitmap of the classes that
+ * hold blocks lets take() skip empty classes.
  *
  * LRU: every cached block is on one of two lists, newest first: hot
  * (resident) and cold (purged with madvise: no RSS, reads as zero). Blocks
@@ -58,11 +63,10 @@
  * their guard page, which stays outside the cached range, protected, while
  * the range is cached; a split makes the head's guard out of the first
  * page of the tail (the tail keeps the old one), so every range handed
- * out is followed by a guard. Two cached ranges are never adjacent: a put
- * merges with the range whose guard ends where the block starts, and with
- * the range that starts after the block's own guard, by making the guard
- * between them read-write (one mprotect under the lock, as for a split):
- * the merged range keeps the last guard. Unmapping a range takes its guard
+ * out is followed by a guard. Two cached ranges are adjacent when one's
+ * guard ends where the other starts; a join makes the guards between them
+ * read-write (one mprotect each under the lock, as for a split): the
+ * joined range keeps the last guard. Unmapping a range takes its guard
  * with it. Purging leaves the guard alone.
  *
  * Lock order: bc.lock -> meta lock (entries come from the metadata arena
@@ -87,6 +91,8 @@
 #define BC_DECAY_BATCH		4	/* idle blocks purged per operation, at most */
 #define BC_DEMAND_WINDOWS	8	/* decay windows of requests remembered */
 #define BC_ACTIVE_DELAYS	2	/* a cache is idle 2 delays after its last take */
+#define BC_RUN_MAX		32	/* neighbours a run walk looks at */
+#define BC_RUN_SCAN		1024	/* blocks a miss looks at for a run */
 #define BC_NCLASS		320	/* > bc_class() of any 47-bit length */
 #define BC_MAP_WORDS		(BC_NCLASS / 64)
 
@@ -203,6 +209,43 @@ static struct bc_ent *find_end(uintptr_t a)
 		if ((uintptr_t)e->addr + e->len == a)
 			return e;
 	return NULL;
+}
+
+/* The cached block right after e (past e's guard), or NULL. */
+static struct bc_ent *right_of(const struct bc_ent *e)
+{
+	return find_start((uintptr_t)e->addr + e->len + hak_hd_guard_len());
+}
+
+/* The cached block right before e (its guard ends where e starts), or NULL. */
+static struct bc_ent *left_of(const struct bc_ent *e)
+{
+	return find_end((uintptr_t)e->addr - hak_hd_guard_len());
+}
+
+/*
+ * Bytes of the run of cached neighbours from e rightwards (guards between
+ * them included), counted until want or BC_RUN_MAX blocks.
+ */
+static size_t run_right(const struct bc_ent *e, size_t want)
+{
+	size_t g = hak_hd_guard_len(), n = e->len;
+	unsigned i;
+
+	for (i = 0; n < want && i < BC_RUN_MAX && (e = right_of(e)); i++)
+		n += g + e->len;
+	return n;
+}
+
+/* Bytes of e's run on both sides, counted until want (bounded walks). */
+static size_t run_len(const struct bc_ent *e, size_t want)
+{
+	size_t g = hak_hd_guard_len(), n = run_right(e, want);
+	unsigned i;
+
+	for (i = 0; n < want && i < BC_RUN_MAX && (e = left_of(e)); i++)
+		n += g + e->len;
+	return n;
 }
 
 static void tab_insert(struct bc_ent *e)
@@ -451,7 +494,7 @@ static bool wanted(const struct bc_ent *e)
 	for (i = 0; i < BC_DEMAND_WINDOWS; i++)
 		if (bc.dmin[i] && w - bc.dwin[i] < BC_DEMAND_WINDOWS && bc.dmin[i] < m)
 			m = bc.dmin[i];
-	return e->len >= m;
+	return e->len >= m || (bc_merge && run_len(e, m) >= m);
 }
 
 /*
@@ -623,18 +666,19 @@ static struct bc_ent *class_next(unsigned c, struct bc_ent *e, unsigned *walked)
 }
 
 /*
- * The best block of class c for len bytes aligned to align, or NULL: in
- * len's own class (whose blocks may be shorter) an exact length, else the
- * shortest that fits; in a higher class (every block long enough) the
- * newest aligned one. At most *walked chain entries in all.
+ * The best block of class c for len bytes aligned to align and at most
+ * max long, or NULL: in len's own class (whose blocks may be shorter) an
+ * exact length, else the shortest that fits; in a higher class (every
+ * block long enough) the newest aligned one. At most *walked chain
+ * entries in all.
  */
-static struct bc_ent *class_fit(unsigned c, size_t len, size_t align, bool own,
-				unsigned *walked)
+static struct bc_ent *class_fit(unsigned c, size_t len, size_t max, size_t align,
+				bool own, unsigned *walked)
 {
 	struct bc_ent *e, *fit = NULL;
 
 	for (e = class_next(c, NULL, walked); e; e = class_next(c, e, walked)) {
-		if (e->len < len || ((uintptr_t)e->addr & (align - 1)))
+		if (e->len < len || e->len > max || ((uintptr_t)e->addr & (align - 1)))
 			continue;
 		if (!own)
 			return e;
@@ -645,6 +689,104 @@ static struct bc_ent *class_fit(unsigned c, size_t len, size_t align, bool own,
 		}
 	}
 	return fit;
+}
+
+/*
+ * A block of classes c0..c1 for len bytes (at most max long), or NULL;
+ * BC_WALK_MAX chain entries in all.
+ */
+static struct bc_ent *classes_fit(unsigned c0, unsigned c1, size_t len, size_t max,
+				  size_t align)
+{
+	unsigned c, walked = 0;
+	struct bc_ent *e;
+
+	for (c = next_class(c0); c <= c1 && c < BC_NCLASS && walked < BC_WALK_MAX;
+	     c = next_class(c + 1)) {
+		e = class_fit(c, len, max, align, c == c0, &walked);
+		if (e)
+			return e;
+	}
+	return NULL;
+}
+
+/*
+ * Join the cached blocks right after s into s until it holds len bytes
+ * (the caller checked with run_right that the run is long enough; a guard
+ * between two that cannot be made read-write stops it short). The result
+ * is s, linked again, hot unless every part was purged (a partly purged
+ * range counts as resident, as the merges of a put once did). The joined
+ * guards become cached bytes: the caller hands out the head, which holds
+ * them all, under the same lock, so the bound holds when it is dropped.
+ */
+static struct bc_ent *coalesce(struct bc_ent *s, size_t len)
+{
+	size_t g = hak_hd_guard_len();
+	bool purged = s->purged;
+	struct bc_ent *n;
+	unsigned i = 0;
+
+	unlink_ent(s);
+	while (s->len < len && i++ < BC_RUN_MAX &&
+	       (n = find_start((uintptr_t)s->addr + s->len + g))) {
+		if (g && !hak_hd_guard_unset((char *)s->addr + s->len))
+			break;
+		unlink_ent(n);
+		s->len += g + n->len;
+		bc.bytes += g;
+		purged = purged && n->purged;
+		bc.st.merges++;
+		spare_put(n);
+	}
+	s->cls = bc_class(s->len);
+	s->purged = purged;
+	s->stamp = bc.now;
+	list_add_newest(purged ? &bc.cold : &bc.hot, s);
+	tab_insert(s);
+	bc.count++;
+	if (!purged)
+		bc.resident += s->len;
+	return s;
+}
+
+/*
+ * After take() found no single block of len bytes: the best run of cached
+ * neighbours that holds len bytes from a block aligned as asked (the
+ * least bytes beyond len once the run holds len), joined into one, or
+ * NULL. Looks at up to BC_RUN_SCAN blocks of the hot list, then of the
+ * cold one (resident pages first); a run is walked from its first block,
+ * or from any aligned block when the alignment is above a page. A miss
+ * maps and faults len fresh bytes, so a walk over the cached blocks is
+ * cheap beside it. Blocks are joined only here and in take_at, when one
+ * is needed: a put keeps its block's boundaries, so a request of about
+ * that size gets back the block whose pages were touched, not a cut of a
+ * merged range that lands on pages nobody touched (producer-consumer-mid:
+ * twice the page faults and RSS when puts merged, Documentation/boxes/
+ * bigcache.md).
+ */
+static struct bc_ent *find_run(size_t len, size_t align)
+{
+	struct bc_list *lists[2] = { &bc.hot, &bc.cold };
+	struct bc_ent *e, *best = NULL;
+	size_t n, best_n = SIZE_MAX;
+	unsigned i = 0, k;
+
+	for (k = 0; k < 2 && !best; k++) {
+		for (e = lists[k]->newest; e && i < BC_RUN_SCAN; e = e->older, i++) {
+			if ((uintptr_t)e->addr & (align - 1))
+				continue;
+			if (align <= HAK_OS_PAGE && left_of(e))
+				continue;	/* walked from its run's first block */
+			n = run_right(e, SIZE_MAX);
+			if (n >= len && n < best_n) {
+				best = e;
+				best_n = n;
+				if (n == len)
+					break;
+			}
+		}
+	}
+	return best ? coalesce(best, len) : NULL;
 }
 
 /*
@@ -698,7 +840,8 @@ static void *take_head(struct bc_ent *e, size_t len, size_t *got)
 void *hak_bigcache_take(size_t len, size_t align, size_t *got, bool *zeroed)
 {
 	struct bc_batch b = { NULL, NULL, 0 };
-	unsigned c, c0 = bc_class(len), walked = 0, now = now_ms();
+	size_t slack = HAK_ALIGN_DOWN(len / 4, HAK_OS_PAGE);
+	unsigned c0 = bc_class(len), now = now_ms();
 	struct bc_ent *e = NULL;
 	void *p;
 
@@ -707,12 +850,22 @@ void *hak_bigcache_take(size_t len, size_t align, size_t *got, bool *zeroed)
 	note_demand(len);
 	if (!bc.count)
 		goto miss;
-	for (c = next_class(c0); c < BC_NCLASS && walked < BC_WALK_MAX;
-	     c = next_class(c + 1)) {
-		e = class_fit(c, len, align, c == c0, &walked);
-		if (e)
+	/*
+	 * A whole block first (at most len/4 too long): the one the last user
+	 * of about this size touched. Then the best run of neighbours (cut at
+	 * its head), then any longer block (cut).
+	 */
+	e = classes_fit(c0, bc_class(len + slack), len, len + slack, align);
+	if (e)
+		goto hit;
+	if (bc_merge) {
+		e = find_run(len, align);
+		if (e && e->len >= len)
 			goto hit;
 	}
+	e = classes_fit(c0, BC_NCLASS, len, SIZE_MAX, align);
+	if (e)
+		goto hit;
 miss:
 	bc.st.misses++;
 	pick_purges(&b);
@@ -807,6 +960,8 @@ void *hak_bigcache_take_at(void *addr, size_t len, size_t *got)
 	if (!bc.count)
 		goto out;
 	e = find_start((uintptr_t)addr);
+	if (e && e->len < len && bc_merge && run_right(e, len) >= len)
+		e = coalesce(e, len);
 	if (!e || e->len < len)
 		goto out;
 	bc.st.extends++;
@@ -819,22 +974,11 @@ out:
 	return p;
 }
 
-/* Take the cached neighbour n off the books: the block put extends over it. */
-static void absorb(struct bc_ent *n)
-{
-	unlink_ent(n);
-	bc.bytes -= n->len;
-	bc.st.merges++;
-	spare_put(n);
-}
-
 bool hak_bigcache_put(void *p, size_t len)
 {
 	struct bc_batch b = { NULL, NULL, 0 };
-	struct bc_ent *e = NULL, *n;
+	struct bc_ent *e = NULL;
 	unsigned now = now_ms();
-	size_t g = hak_hd_guard_len();
-	bool merged = false;
 
 	if ((arch_fetch_add(&bc_put_tick, 1UL) % BC_PRESSURE_EVERY) == 0)
 		sample_pressure();
@@ -851,31 +995,15 @@ bool hak_bigcache_put(void *p, size_t len)
 	if (!e)
 		goto refuse;
 	/*
-	 * Merge with the cached blocks right before and after it: a block is
-	 * a page range, and munmap, madvise and mremap's shrink work on any
-	 * range. The result counts as resident (it is partly).
+	 * No merge here: the block keeps its own boundaries, so the next
+	 * request of about its size gets it back whole, with the pages its
+	 * last user touched (coalesce() joins neighbours when a request needs
+	 * more than any one block).
 	 */
-	if (bc_merge) {
-		n = find_end((uintptr_t)p - g);
-		if (n && len + g + n->len <= bc.max / 4 &&
-		    (!g || hak_hd_guard_unset((char *)p - g))) {
-			p = n->addr;
-			len += n->len + g;
-			absorb(n);
-			merged = true;
-		}
-		n = find_start((uintptr_t)p + len + g);
-		if (n && len + g + n->len <= bc.max / 4 &&
-		    (!g || hak_hd_guard_unset((char *)p + len))) {
-			len += g + n->len;
-			absorb(n);
-			merged = true;
-		}
-	}
 	while (bc.bytes + len > bc.max) {
 		/* Only blocks in flight left: refuse rather than wait. */
 		if (!evict_coldest(&b))
-			goto refuse_merged;
+			goto refuse;
 	}
 	e->addr = p;
 	e->len = len;
@@ -895,19 +1023,6 @@ bool hak_bigcache_put(void *p, size_t len)
 	hak_unlock(&bc.lock);
 	finish(&b);
 	return true;
-refuse_merged:
-	if (merged) {
-		/* Neighbours were taken off the books: unmap the whole range. */
-		e->addr = p;
-		e->len = len;
-		e->older = b.dead;
-		b.dead = e;
-		b.dead_bytes += len;
-		bc.st.evictions++;
-		hak_unlock(&bc.lock);
-		finish(&b);
-		return true;
-	}
 refuse:
 	if (e)
 		spare_put(e);

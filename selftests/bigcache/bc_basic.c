@@ -125,13 +125,16 @@ static void test_usable_bound(void)
 }
 
 /*
- * One cached block cut in three by three requests: freed, the pieces merge
- * back into one block that serves the whole length again, at the same place.
+ * One cached block cut in three by three requests: freed, the pieces stay
+ * three blocks (each keeps its boundaries, so a request of its size gets
+ * it back whole); a request for the whole length joins them into one block
+ * at the same place.
  */
 static void test_merge(void)
 {
 	size_t n = 3 * lmin, merges0;
 	unsigned char *p, *a, *b, *c;
+	uintptr_t base;
 	struct hak_bigcache_stats st;
 
 	if (guard) {
@@ -150,6 +153,7 @@ static void test_merge(void)
 	tap_ok(a == p && b == p + lmin && c == p + 2 * lmin && st.cached_bytes == 0,
 	       "a cached block is split for smaller requests, head first");
 	merges0 = st.merges;
+	base = (uintptr_t)a;
 	fill(a, lmin, 1);
 	fill(c, lmin, 3);
 	free(a);
@@ -159,11 +163,19 @@ static void test_merge(void)
 	       "pieces with no cached neighbour stay apart (%zu blocks)", st.cached_blocks);
 	free(b);
 	st = bc_stats();
-	tap_ok(st.cached_blocks == 1 && st.cached_bytes == n && st.merges == merges0 + 2,
-	       "the middle piece merges both neighbours: %zu block(s), %zu bytes",
+	tap_ok(st.cached_blocks == 3 && st.cached_bytes == n && st.merges == merges0,
+	       "the middle piece keeps its boundaries: %zu block(s), %zu bytes",
 	       st.cached_blocks, st.cached_bytes);
+	b = bc_launder(malloc(lmin));
+	tap_ok((uintptr_t)b == base + lmin && bc_stats().splits == st.splits,
+	       "a request of a piece's length gets a piece back whole, not a cut");
+	free(b);
 	a = bc_launder(malloc(n));
-	tap_ok(a == p && malloc_usable_size(a) == n, "and the whole length is served again");
+	st = bc_stats();
+	tap_ok(a == p && malloc_usable_size(a) == n && st.merges == merges0 + 2 &&
+	       st.cached_blocks == 0,
+	       "the whole length joins the three pieces, served at the same place (%zu merges)",
+	       st.merges - merges0);
 	free(a);
 }
 
