@@ -948,11 +948,25 @@ static void unpark_page(struct hak_heap *h, struct hak_slab *s)
 }
 
 /*
+ * Before the first page of s is queued: its superslab loses its hugepage
+ * advice (the box's; khugepaged would otherwise fill the purged pages in
+ * again). The purge comes after, at the caller's flush.
+ */
+static void slab_before_purge(struct hak_slab *s, bool *told)
+{
+	if (*told)
+		return;
+	*told = true;
+	__hak_ss_before_purge(__hak_ss_of((uintptr_t)s));
+}
+
+/*
  * Scan s and queue its wholly free sub-pages on b (purged when the caller
  * flushes b, before it lets the owner back in).
  */
 static void slab_purge_pages(struct hak_slab *s, struct hak_purge_batch *b)
 {
+	bool told = false;
 	uint64_t bits[HAK_SLAB_MAX_BLOCKS / 64] = { 0 };
 	uint64_t parked = slab_parked(s), purge = 0, all;
 	uintptr_t start = __hak_slab_start(s), base = slab_base(s);
@@ -982,8 +996,10 @@ static void slab_purge_pages(struct hak_slab *s, struct hak_purge_batch *b)
 			uintptr_t lo = base + (uintptr_t)k * HAK_SUBPAGE;
 
 			/* Never carved (or the header): purge the tail once. */
-			if (lo >= start && !(s->flags & HAK_SLAB_TAIL_PURGED))
+			if (lo >= start && !(s->flags & HAK_SLAB_TAIL_PURGED)) {
+				slab_before_purge(s, &told);
 				__hak_os_purge_add(b, (void *)lo, HAK_SUBPAGE);
+			}
 			continue;
 		}
 		/*
@@ -1006,6 +1022,7 @@ static void slab_purge_pages(struct hak_slab *s, struct hak_purge_batch *b)
 	s->flags |= HAK_SLAB_TAIL_PURGED;
 	if (!purge)
 		return;
+	slab_before_purge(s, &told);
 	/* Unlink the blocks that overlap a page to purge, while still readable. */
 	all = parked | purge;
 	for (p = s->free; p; p = next) {

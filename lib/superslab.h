@@ -309,6 +309,13 @@ void __hak_ss_set_dirty_max(size_t bytes);
  */
 size_t __hak_ss_decay(unsigned now, unsigned delay);
 
+/*
+ * Part of ss (inside its live slabs) is about to be purged: the hugepage
+ * box withdraws its advice first, or khugepaged would make the purged
+ * range resident again. Nothing without the box.
+ */
+void __hak_ss_before_purge(struct hak_superslab *ss);
+
 struct hak_ss_stats {
 	size_t superslabs;	/* live superslabs */
 	size_t pages_used;	/* pages in slabs */
