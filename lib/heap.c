@@ -948,23 +948,26 @@ static void unpark_page(struct hak_heap *h, struct hak_slab *s)
 }
 
 /*
- * Before the first page of s is queued: its superslab loses its hugepage
- * advice (the box's; khugepaged would otherwise fill the purged pages in
- * again). The purge comes after, at the caller's flush.
+ * Before the first page of s is queued: the hugepage box may keep the
+ * pages of a slab in a superslab it advised (false), else the superslab
+ * loses its advice (khugepaged would otherwise fill the purged pages in
+ * again). The purge comes after, at the caller's flush. cold: the heap
+ * has been idle for the delay, or s is at least 3/4 free.
  */
-static void slab_before_purge(struct hak_slab *s, bool *told)
+static bool slab_before_purge(struct hak_slab *s, bool idle, bool *told)
 {
 	if (*told)
-		return;
+		return true;
 	*told = true;
-	__hak_ss_before_purge(__hak_ss_of((uintptr_t)s));
+	return __hak_ss_before_purge(__hak_ss_of((uintptr_t)s),
+				     idle || (s->carved - s->used) * 4 >= s->carved * 3);
 }
 
 /*
  * Scan s and queue its wholly free sub-pages on b (purged when the caller
  * flushes b, before it lets the owner back in).
  */
-static void slab_purge_pages(struct hak_slab *s, struct hak_purge_batch *b)
+static void slab_purge_pages(struct hak_slab *s, struct hak_purge_batch *b, bool idle)
 {
 	bool told = false;
 	uint64_t bits[HAK_SLAB_MAX_BLOCKS / 64] = { 0 };
@@ -997,7 +1000,8 @@ static void slab_purge_pages(struct hak_slab *s, struct hak_purge_batch *b)
 
 			/* Never carved (or the header): purge the tail once. */
 			if (lo >= start && !(s->flags & HAK_SLAB_TAIL_PURGED)) {
-				slab_before_purge(s, &told);
+				if (!slab_before_purge(s, idle, &told))
+					return;
 				__hak_os_purge_add(b, (void *)lo, HAK_SUBPAGE);
 			}
 			continue;
@@ -1020,9 +1024,8 @@ static void slab_purge_pages(struct hak_slab *s, struct hak_purge_batch *b)
 			purge |= 1ULL << k;
 	}
 	s->flags |= HAK_SLAB_TAIL_PURGED;
-	if (!purge)
+	if (!purge || !slab_before_purge(s, idle, &told))
 		return;
-	slab_before_purge(s, &told);
 	/* Unlink the blocks that overlap a page to purge, while still readable. */
 	all = parked | purge;
 	for (p = s->free; p; p = next) {
@@ -1127,7 +1130,7 @@ static size_t heap_scan(struct hak_heap *h, bool busy, bool idle)
 			if ((s->carved - s->used) * 4 < s->carved ||
 			    (size_t)(s->carved - s->used) * __hak_class_stride(c) < 2 * HAK_SUBPAGE)
 				continue;
-			slab_purge_pages(s, &b);
+			slab_purge_pages(s, &b, idle);
 		}
 	}
 out:

@@ -529,13 +529,16 @@ size_t __hak_ss_decay(unsigned now, unsigned delay)
 	return done;
 }
 
-void __hak_ss_before_purge(struct hak_superslab *ss)
+bool __hak_ss_before_purge(struct hak_superslab *ss, bool cold)
 {
+	bool ok;
+
 	if (!IS_ENABLED(CONFIG_HAK_HUGEPAGE))
-		return;
+		return true;
 	hak_lock(&ss_lock);
-	hak_huge_on_purge(ss, ss_used(ss));
+	ok = hak_huge_may_purge(ss, ss_used(ss), cold);
 	hak_unlock(&ss_lock);
+	return ok;
 }
 
 void __hak_ss_set_dirty_max(size_t bytes)

@@ -21,7 +21,12 @@
  *     a range with a single resident 4 KiB page back into a whole 2 MiB
  *     page, and the purge is undone within its scan period (10 s). Such a
  *     "cold" superslab is advised again only when it gains slabs past
- *     HUGE_DENSE after having had fewer (it is being filled again).
+ *     HUGE_DENSE after having had fewer (it is being filled again);
+ *   - free 4 KiB pages inside the live slabs of an advised superslab are
+ *     purged (and the advice withdrawn) only when the slab is cold (its
+ *     heap idle for the delay) or at least 3/4 free (hak_huge_may_purge):
+ *     the few pages of a busy heap's holes are not worth a 2 MiB page
+ *     (the large-ws bench lost half its AnonHugePages to them otherwise).
  * The time decay leaves the free pages of a superslab that is advised and
  * still dense (hak_huge_keeps: at most 4 pages, 256 KiB, beside 1.75 MiB
  * in slabs) resident, so as not to split its hugepage; a less dense one
@@ -103,6 +108,14 @@ void hak_huge_on_purge(struct hak_superslab *ss, unsigned used)
 }
 
 /* Every entry: a superslab advised again after a withdrawal is there twice. */
+bool hak_huge_may_purge(struct hak_superslab *ss, unsigned used, bool cold)
+{
+	if ((ss->huge & 3) == HAK_HUGE_ON && !cold)
+		return false;
+	hak_huge_on_purge(ss, used);
+	return true;
+}
+
 void hak_huge_on_unmap(struct hak_superslab *ss)
 {
 	unsigned i = 0;

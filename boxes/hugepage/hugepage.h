@@ -10,9 +10,12 @@
  *       of a dense advised superslab alone (purging part of a 2 MiB page
  *       splits it);
  *   hak_huge_on_purge(ss, used) part of it is about to be purged (decay,
- *       dirty limit, or free pages inside its live slabs): withdraw the
- *       advice first, or khugepaged collapses the purged range back into
- *       a whole 2 MiB page, resident again;
+ *       dirty limit): withdraw the advice first, or khugepaged collapses
+ *       the purged range back into a whole 2 MiB page, resident again;
+ *   hak_huge_may_purge(ss, used, cold) free 4 KiB pages inside a live
+ *       slab of ss could be purged: false keeps them (ss is advised and
+ *       the slab is neither cold nor mostly free: a few KiB are not worth
+ *       its 2 MiB page), else as hak_huge_on_purge and true;
  *   hak_huge_collapse(now)      from the decay pass: maybe MADV_COLLAPSE one
  *       dense advised superslab; true when it tried;
  *   hak_huge_on_unmap(ss)       a superslab is about to be unmapped.
@@ -51,6 +54,7 @@ static inline bool hak_huge_keeps(const struct hak_superslab *ss, unsigned used)
 	return (ss->huge & 3) == HAK_HUGE_ON && used >= HAK_HUGE_DENSE;
 }
 void hak_huge_on_purge(struct hak_superslab *ss, unsigned used);
+bool hak_huge_may_purge(struct hak_superslab *ss, unsigned used, bool cold);
 bool hak_huge_collapse(unsigned now);
 void hak_huge_on_unmap(struct hak_superslab *ss);
 void hak_huge_stats(struct hak_huge_stats *st);
@@ -71,6 +75,11 @@ static inline bool hak_huge_keeps(const struct hak_superslab *ss, unsigned used)
 static inline void hak_huge_on_purge(struct hak_superslab *ss, unsigned used)
 {
 	(void)ss; (void)used;
+}
+static inline bool hak_huge_may_purge(struct hak_superslab *ss, unsigned used, bool cold)
+{
+	(void)ss; (void)used; (void)cold;
+	return true;
 }
 static inline bool hak_huge_collapse(unsigned now)
 {
