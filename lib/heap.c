@@ -948,11 +948,28 @@ static void unpark_page(struct hak_heap *h, struct hak_slab *s)
 }
 
 /*
+ * Before the first page of s is queued: the hugepage box may keep the
+ * pages of a slab in a superslab it advised (false), else the superslab
+ * loses its advice (khugepaged would otherwise fill the purged pages in
+ * again). The purge comes after, at the caller's flush. cold: the heap
+ * has been idle for the delay, or s is at least 3/4 free.
+ */
+static bool slab_before_purge(struct hak_slab *s, bool idle, bool *told)
+{
+	if (*told)
+		return true;
+	*told = true;
+	return __hak_ss_before_purge(__hak_ss_of((uintptr_t)s),
+				     idle || (s->carved - s->used) * 4 >= s->carved * 3);
+}
+
+/*
  * Scan s and queue its wholly free sub-pages on b (purged when the caller
  * flushes b, before it lets the owner back in).
  */
-static void slab_purge_pages(struct hak_slab *s, struct hak_purge_batch *b)
+static void slab_purge_pages(struct hak_slab *s, struct hak_purge_batch *b, bool idle)
 {
+	bool told = false;
 	uint64_t bits[HAK_SLAB_MAX_BLOCKS / 64] = { 0 };
 	uint64_t parked = slab_parked(s), purge = 0, all;
 	uintptr_t start = __hak_slab_start(s), base = slab_base(s);
@@ -982,8 +999,11 @@ static void slab_purge_pages(struct hak_slab *s, struct hak_purge_batch *b)
 			uintptr_t lo = base + (uintptr_t)k * HAK_SUBPAGE;
 
 			/* Never carved (or the header): purge the tail once. */
-			if (lo >= start && !(s->flags & HAK_SLAB_TAIL_PURGED))
+			if (lo >= start && !(s->flags & HAK_SLAB_TAIL_PURGED)) {
+				if (!slab_before_purge(s, idle, &told))
+					return;
 				__hak_os_purge_add(b, (void *)lo, HAK_SUBPAGE);
+			}
 			continue;
 		}
 		/*
@@ -1004,7 +1024,7 @@ static void slab_purge_pages(struct hak_slab *s, struct hak_purge_batch *b)
 			purge |= 1ULL << k;
 	}
 	s->flags |= HAK_SLAB_TAIL_PURGED;
-	if (!purge)
+	if (!purge || !slab_before_purge(s, idle, &told))
 		return;
 	/* Unlink the blocks that overlap a page to purge, while still readable. */
 	all = parked | purge;
@@ -1110,7 +1130,7 @@ static size_t heap_scan(struct hak_heap *h, bool busy, bool idle)
 			if ((s->carved - s->used) * 4 < s->carved ||
 			    (size_t)(s->carved - s->used) * __hak_class_stride(c) < 2 * HAK_SUBPAGE)
 				continue;
-			slab_purge_pages(s, &b);
+			slab_purge_pages(s, &b, idle);
 		}
 	}
 out:

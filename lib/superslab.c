@@ -92,6 +92,11 @@ static size_t nr_free_superslabs;	/* wholly free, still mapped */
 static size_t purged_bytes;
 static size_t dirty_max = (size_t)CONFIG_HAK_DIRTY_MAX_KIB << 10;
 
+static unsigned ss_used(const struct hak_superslab *ss)
+{
+	return HAK_SS_PAGES - (unsigned)__builtin_popcount(ss->free_mask);
+}
+
 static void avail_add(struct hak_superslab *ss)
 {
 	ss->prev = NULL;
@@ -321,6 +326,7 @@ static void ss_release_pick(bool all, struct ss_batch *b)
 			continue;
 		if (b->npurge == HAK_SS_BATCH)
 			break;
+		hak_huge_on_purge(ss, ss_used(ss));
 		b->purge[b->npurge] = ss;
 		b->mask[b->npurge++] = ss->dirty_mask;
 		ss_claim(ss, ss->dirty_mask);
@@ -468,8 +474,9 @@ size_t __hak_ss_release(bool all)
 /*
  * Under ss_lock: the next batch of the decay pass, pages free and dirty
  * for at least delay ms at now (a wholly free superslab beyond the ones
- * kept is unmapped instead). A superslab the hugepage box keeps whole is
- * left alone: a partial purge would split its hugepage.
+ * kept is unmapped instead). The few free pages of a dense superslab the
+ * hugepage box advised are left alone: a partial purge would split its
+ * hugepage; from any other advised one the advice goes first.
  */
 static void ss_decay_pick(unsigned now, unsigned delay, struct ss_batch *b)
 {
@@ -496,10 +503,11 @@ static void ss_decay_pick(unsigned now, unsigned delay, struct ss_batch *b)
 			ss_take_unmap(ss, b);
 			continue;
 		}
-		if (hak_huge_keeps(ss))
+		if (hak_huge_keeps(ss, ss_used(ss)))
 			continue;
 		if (b->npurge == HAK_SS_BATCH)
 			break;
+		hak_huge_on_purge(ss, ss_used(ss));
 		b->purge[b->npurge] = ss;
 		b->mask[b->npurge++] = old;
 		ss_claim(ss, old);
@@ -521,6 +529,18 @@ size_t __hak_ss_decay(unsigned now, unsigned delay)
 	} while (b.npurge == HAK_SS_BATCH || b.nunmap == HAK_SS_BATCH);
 	hak_unlock(&ss_lock);
 	return done;
+}
+
+bool __hak_ss_before_purge(struct hak_superslab *ss, bool cold)
+{
+	bool ok;
+
+	if (!IS_ENABLED(CONFIG_HAK_HUGEPAGE))
+		return true;
+	hak_lock(&ss_lock);
+	ok = hak_huge_may_purge(ss, ss_used(ss), cold);
+	hak_unlock(&ss_lock);
+	return ok;
 }
 
 void __hak_ss_set_dirty_max(size_t bytes)

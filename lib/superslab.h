@@ -330,6 +330,15 @@ void __hak_ss_set_dirty_max(size_t bytes);
  */
 size_t __hak_ss_decay(unsigned now, unsigned delay);
 
+/*
+ * Free pages inside a live slab of ss could be purged; cold: the slab's
+ * heap has been idle for the delay, or the slab is mostly free. The
+ * hugepage box may refuse (false: ss keeps its 2 MiB page), else it
+ * withdraws its advice first, or khugepaged would make the purged range
+ * resident again. Always true without the box.
+ */
+bool __hak_ss_before_purge(struct hak_superslab *ss, bool cold) __must_check;
+
 struct hak_ss_stats {
 	size_t superslabs;	/* live superslabs */
 	size_t pages_used;	/* pages in slabs */

@@ -13,10 +13,25 @@
  *   - an advised superslab with at most HUGE_SPARSE pages in slabs gets
  *     MADV_NOHUGEPAGE: its free pages may then be purged one by one (which
  *     splits the 2 MiB page) and khugepaged will not collapse them back.
- *     It is advised again only when it turns dense.
- * While advised, the time decay leaves a superslab's free pages resident
- * (hak_huge_keeps): purging them would split the page; the dirty limit
- * still applies and a wholly free superslab is unmapped whole.
+ *     It is advised again only when it turns dense;
+ *   - before any part of an advised superslab is purged (free pages that
+ *     decayed, the dirty limit, or 4 KiB pages of free blocks inside its
+ *     live slabs), the advice is withdrawn (hak_huge_on_purge): with
+ *     MADV_HUGEPAGE, khugepaged (max_ptes_none 511 by default) collapses
+ *     a range with a single resident 4 KiB page back into a whole 2 MiB
+ *     page, and the purge is undone within its scan period (10 s). Such a
+ *     "cold" superslab is advised again only when it gains slabs past
+ *     HUGE_DENSE after having had fewer (it is being filled again);
+ *   - free 4 KiB pages inside the live slabs of an advised superslab are
+ *     purged (and the advice withdrawn) only when the slab is cold (its
+ *     heap idle for the delay) or at least 3/4 free (hak_huge_may_purge):
+ *     the few pages of a busy heap's holes are not worth a 2 MiB page
+ *     (the large-ws bench lost half its AnonHugePages to them otherwise).
+ * The time decay leaves the free pages of a superslab that is advised and
+ * still dense (hak_huge_keeps: at most 4 pages, 256 KiB, beside 1.75 MiB
+ * in slabs) resident, so as not to split its hugepage; a less dense one
+ * loses the advice and its decayed pages, and a wholly free one is
+ * purged whole (its header page aside) or unmapped.
  *
  * MADV_COLLAPSE (HAKMEM_HUGEPAGE_COLLAPSE=1, off by default): a superslab
  * advised when it turned dense (its pages already faulted as 4 KiB ones)
@@ -33,7 +48,7 @@
 #include "boxes/hugepage/hugepage.h"
 
 #define HUGE_MIN_SS		5	/* superslabs before new ones are advised */
-#define HUGE_DENSE		28	/* pages in slabs to advise */
+#define HUGE_DENSE		HAK_HUGE_DENSE	/* pages in slabs to advise */
 #define HUGE_SPARSE		8	/* pages in slabs to withdraw the advice */
 #define HUGE_BACKOFF_MS		1000
 #define HUGE_CAND		64	/* collapse candidates remembered */
@@ -62,6 +77,18 @@ void hak_huge_on_used(struct hak_superslab *ss, unsigned used)
 {
 	unsigned st = ss->huge & 3;
 
+	if (ss->huge & HAK_HUGE_COLD) {
+		unsigned then = (ss->huge >> HAK_HUGE_COLD_SHIFT) & 0xff;
+
+		/* Dense again only by gaining slabs: not at once. */
+		if (used < then) {
+			ss->huge = (ss->huge & ~(0xffu << HAK_HUGE_COLD_SHIFT)) |
+				   used << HAK_HUGE_COLD_SHIFT;
+			return;
+		}
+		if (used == then || used < HUGE_DENSE)
+			return;
+	}
 	if (st != HAK_HUGE_ON && used >= HUGE_DENSE) {
 		advise(ss, true);
 		if ((ss->huge & 3) == HAK_HUGE_ON && ncand < HUGE_CAND &&
@@ -71,15 +98,33 @@ void hak_huge_on_used(struct hak_superslab *ss, unsigned used)
 		advise(ss, false);
 }
 
+void hak_huge_on_purge(struct hak_superslab *ss, unsigned used)
+{
+	if ((ss->huge & 3) != HAK_HUGE_ON)
+		return;
+	advise(ss, false);
+	if ((ss->huge & 3) == HAK_HUGE_OFF)
+		ss->huge |= HAK_HUGE_COLD | used << HAK_HUGE_COLD_SHIFT;
+}
+
+/* Every entry: a superslab advised again after a withdrawal is there twice. */
+bool hak_huge_may_purge(struct hak_superslab *ss, unsigned used, bool cold)
+{
+	if ((ss->huge & 3) == HAK_HUGE_ON && !cold)
+		return false;
+	hak_huge_on_purge(ss, used);
+	return true;
+}
+
 void hak_huge_on_unmap(struct hak_superslab *ss)
 {
-	unsigned i;
+	unsigned i = 0;
 
-	for (i = 0; i < ncand; i++) {
-		if (cand[i] == ss) {
+	while (i < ncand) {
+		if (cand[i] == ss)
 			cand[i] = cand[--ncand];
-			return;
-		}
+		else
+			i++;
 	}
 }
 

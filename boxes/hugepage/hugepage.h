@@ -6,8 +6,16 @@
  *       included), before its first touch: advise it when the heap is large;
  *   hak_huge_on_used(ss, used)  its pages in slabs changed to used: advise
  *       it when dense, withdraw the advice when sparse;
- *   hak_huge_keeps(ss)          the time decay leaves its free pages alone
- *       (purging part of a 2 MiB page splits it);
+ *   hak_huge_keeps(ss, used)    the time decay leaves the few free pages
+ *       of a dense advised superslab alone (purging part of a 2 MiB page
+ *       splits it);
+ *   hak_huge_on_purge(ss, used) part of it is about to be purged (decay,
+ *       dirty limit): withdraw the advice first, or khugepaged collapses
+ *       the purged range back into a whole 2 MiB page, resident again;
+ *   hak_huge_may_purge(ss, used, cold) free 4 KiB pages inside a live
+ *       slab of ss could be purged: false keeps them (ss is advised and
+ *       the slab is neither cold nor mostly free: a few KiB are not worth
+ *       its 2 MiB page), else as hak_huge_on_purge and true;
  *   hak_huge_collapse(now)      from the decay pass: maybe MADV_COLLAPSE one
  *       dense advised superslab; true when it tried;
  *   hak_huge_on_unmap(ss)       a superslab is about to be unmapped.
@@ -26,6 +34,9 @@
 #define HAK_HUGE_ON		1	/* MADV_HUGEPAGE */
 #define HAK_HUGE_OFF		2	/* MADV_NOHUGEPAGE (was on, turned sparse) */
 #define HAK_HUGE_COLLAPSED	4	/* flag: MADV_COLLAPSE done */
+#define HAK_HUGE_COLD		8	/* flag: withdrawn for a purge while dense */
+#define HAK_HUGE_COLD_SHIFT	8	/* pages in slabs then (bits 8..15) */
+#define HAK_HUGE_DENSE		28	/* pages in slabs (of 32) to advise */
 
 struct hak_huge_stats {
 	size_t advised;		/* MADV_HUGEPAGE given, ever */
@@ -38,10 +49,12 @@ struct hak_huge_stats {
 #if IS_ENABLED(CONFIG_HAK_HUGEPAGE)
 void hak_huge_on_new(struct hak_superslab *ss, size_t nr);
 void hak_huge_on_used(struct hak_superslab *ss, unsigned used);
-static inline bool hak_huge_keeps(const struct hak_superslab *ss)
+static inline bool hak_huge_keeps(const struct hak_superslab *ss, unsigned used)
 {
-	return (ss->huge & 3) == HAK_HUGE_ON;
+	return (ss->huge & 3) == HAK_HUGE_ON && used >= HAK_HUGE_DENSE;
 }
+void hak_huge_on_purge(struct hak_superslab *ss, unsigned used);
+bool hak_huge_may_purge(struct hak_superslab *ss, unsigned used, bool cold);
 bool hak_huge_collapse(unsigned now);
 void hak_huge_on_unmap(struct hak_superslab *ss);
 void hak_huge_stats(struct hak_huge_stats *st);
@@ -54,10 +67,19 @@ static inline void hak_huge_on_used(struct hak_superslab *ss, unsigned used)
 {
 	(void)ss; (void)used;
 }
-static inline bool hak_huge_keeps(const struct hak_superslab *ss)
+static inline bool hak_huge_keeps(const struct hak_superslab *ss, unsigned used)
 {
-	(void)ss;
+	(void)ss; (void)used;
 	return false;
+}
+static inline void hak_huge_on_purge(struct hak_superslab *ss, unsigned used)
+{
+	(void)ss; (void)used;
+}
+static inline bool hak_huge_may_purge(struct hak_superslab *ss, unsigned used, bool cold)
+{
+	(void)ss; (void)used; (void)cold;
+	return true;
 }
 static inline bool hak_huge_collapse(unsigned now)
 {
