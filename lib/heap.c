@@ -1441,9 +1441,17 @@ static uint32_t steal_idle(struct hak_heap *me, unsigned c, void **list,
 	return got;
 }
 
-/* Move up to want blocks of class c from h's slabs onto bin b. */
+/*
+ * Move up to want blocks of class c from h's slabs onto bin b; with steal,
+ * from idle heaps' slabs too before new pages (a refill: the program
+ * needs the block now). A box's speculative fill (the prewarm at thread
+ * start) takes none: it would mark the idle heaps robbed and lent, so the
+ * new thread's first free of their blocks stayed in its cache and a
+ * double free of one went unreported once that thread exited
+ * (core/bad_free, tls_prewarm/prewarm_first under load).
+ */
 static uint32_t bin_fill(struct hak_heap *h, struct hak_tbin *b, unsigned c,
-			 uint32_t want)
+			 uint32_t want, bool steal)
 {
 	uint32_t got = 0, room = b->cap > __hak_tbin_count(b) ?
 				    b->cap - __hak_tbin_count(b) : 0;
@@ -1465,7 +1473,8 @@ static uint32_t bin_fill(struct hak_heap *h, struct hak_tbin *b, unsigned c,
 			 * Then idle heaps' free blocks: what they got is a
 			 * refill, however short, rather than new pages.
 			 */
-			n = steal_idle(h, c, &list, want - got, room > got ? room - got : 0);
+			n = steal ? steal_idle(h, c, &list, want - got,
+					       room > got ? room - got : 0) : 0;
 			if (n) {
 				got += n;
 				break;
@@ -1500,7 +1509,7 @@ uint32_t __hak_tcache_fill(unsigned c, uint32_t n)
 		return 0;
 	room = b->cap > __hak_tbin_count(b) ? b->cap - __hak_tbin_count(b) : 0;
 	heap_enter(tc->heap);
-	n = bin_fill(tc->heap, b, c, n < room ? n : room);
+	n = bin_fill(tc->heap, b, c, n < room ? n : room, false);
 	heap_exit(tc->heap);
 	return n;
 }
@@ -1530,9 +1539,9 @@ void *__hak_tcache_refill(uintptr_t ix)
 	__hak_purge_tick();
 	if (!b->head) {			/* attach may have prewarmed this bin */
 		hak_adapt_on_refill(c);
-		got = bin_fill(h, b, c, b->cap / 2 ? b->cap / 2 : 1);
+		got = bin_fill(h, b, c, b->cap / 2 ? b->cap / 2 : 1, true);
 		if (!got && __hak_purge_for_retry())
-			got = bin_fill(h, b, c, b->cap / 2 ? b->cap / 2 : 1);
+			got = bin_fill(h, b, c, b->cap / 2 ? b->cap / 2 : 1, true);
 		HAK_STAT_ADD(h, refills, 1);
 		HAK_STAT_ADD(h, blocks_refilled, got);
 		if (!got) {

@@ -25,7 +25,12 @@
 
 #include "core_test.h"
 
-#define SIZE		256
+/*
+ * Above the prewarm box's default sizes (16..256 B): a new thread's
+ * prewarm carves a slab of its own for those classes, and a refill takes
+ * an idle heap's blocks only when its own slabs have none.
+ */
+#define SIZE		384
 #define PER_WORKER	200	/* under the idle-owner threshold of 256 */
 #define THIEVES		4
 #define TOTAL		(PER_WORKER * THIEVES)
