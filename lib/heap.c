@@ -1382,10 +1382,11 @@ static struct hak_heap *heap_of_thread(void)
 /*
  * Take up to want blocks of class c from heap o (not ours) onto *list, o
  * being idle and its scan lock free; room bounds a remote chain moved
- * whole. Blocks taken.
+ * whole; rob marks o robbed (a refill's take, not a speculative fill's).
+ * Blocks taken.
  */
 static uint32_t steal_from(struct hak_heap *me, struct hak_heap *o, unsigned c,
-			   void **list, uint32_t want, uint32_t room, unsigned now)
+			   void **list, uint32_t want, uint32_t room, unsigned now, bool rob)
 {
 	struct hak_slab *s;
 	uint32_t got = 0;
@@ -1411,7 +1412,7 @@ static uint32_t steal_from(struct hak_heap *me, struct hak_heap *o, unsigned c,
 		/* o's free blocks now sit in our cache, where o cannot look */
 		if (!arch_load_relaxed(&o->lent))
 			arch_store_relaxed(&o->lent, 1);
-		if (!arch_load_relaxed(&o->robbed))
+		if (rob && !arch_load_relaxed(&o->robbed))
 			arch_store_relaxed(&o->robbed, 1);
 		HAK_STAT_ADD(me, steals, 1);
 		HAK_STAT_ADD(me, blocks_stolen, got);
@@ -1426,32 +1427,32 @@ static uint32_t steal_from(struct hak_heap *me, struct hak_heap *o, unsigned c,
  * The heap list is walked without heap_lock, as the decay pass does.
  */
 static uint32_t steal_idle(struct hak_heap *me, unsigned c, void **list,
-			   uint32_t want, uint32_t room)
+			   uint32_t want, uint32_t room, bool rob)
 {
 	struct hak_heap *hint = rf_owner, *o;
 	unsigned now = __hak_now_ms();
 	uint32_t got = 0;
 
 	if (hint && hint != me)
-		got = steal_from(me, hint, c, list, want, room, now);
+		got = steal_from(me, hint, c, list, want, room, now, rob);
 	for (o = arch_load_acquire(&all_heaps); o && got < want; o = o->all_next)
 		if (o != me && o != hint)
 			got += steal_from(me, o, c, list, want - got,
-					  room > got ? room - got : 0, now);
+					  room > got ? room - got : 0, now, rob);
 	return got;
 }
 
 /*
- * Move up to want blocks of class c from h's slabs onto bin b; with steal,
- * from idle heaps' slabs too before new pages (a refill: the program
- * needs the block now). A box's speculative fill (the prewarm at thread
- * start) takes none: it would mark the idle heaps robbed and lent, so the
- * new thread's first free of their blocks stayed in its cache and a
- * double free of one went unreported once that thread exited
- * (core/bad_free, tls_prewarm/prewarm_first under load).
+ * Move up to want blocks of class c from h's slabs onto bin b, or from
+ * idle heaps' slabs before new pages. A refill (the program needs the
+ * block now) marks the heaps it took from robbed; a box's speculative
+ * fill (the prewarm at thread start) does not: the new thread's first
+ * free of such a heap's block must still go home, not stay in its cache
+ * (tls_prewarm/prewarm_first), and a handful of prewarmed blocks going
+ * home by remote frees costs little.
  */
 static uint32_t bin_fill(struct hak_heap *h, struct hak_tbin *b, unsigned c,
-			 uint32_t want, bool steal)
+			 uint32_t want, bool refill)
 {
 	uint32_t got = 0, room = b->cap > __hak_tbin_count(b) ?
 				    b->cap - __hak_tbin_count(b) : 0;
@@ -1473,8 +1474,8 @@ static uint32_t bin_fill(struct hak_heap *h, struct hak_tbin *b, unsigned c,
 			 * Then idle heaps' free blocks: what they got is a
 			 * refill, however short, rather than new pages.
 			 */
-			n = steal ? steal_idle(h, c, &list, want - got,
-					       room > got ? room - got : 0) : 0;
+			n = steal_idle(h, c, &list, want - got,
+				       room > got ? room - got : 0, refill);
 			if (n) {
 				got += n;
 				break;

@@ -25,12 +25,7 @@
 
 #include "core_test.h"
 
-/*
- * Above the prewarm box's default sizes (16..256 B): a new thread's
- * prewarm carves a slab of its own for those classes, and a refill takes
- * an idle heap's blocks only when its own slabs have none.
- */
-#define SIZE		384
+#define SIZE		256
 #define PER_WORKER	200	/* under the idle-owner threshold of 256 */
 #define THIEVES		4
 #define TOTAL		(PER_WORKER * THIEVES)
