@@ -1587,6 +1587,27 @@ static bool owner_idle(const struct hak_heap *h)
 }
 
 /*
+ * p (class c, of another heap's slab s) was freed with the free mark on
+ * it: when that heap's scan lock is free, look in its kept bins and the
+ * slab's free and remote lists now (as a thief would hold it), instead of
+ * leaving the report to its owner's next slow path, which may never come
+ * (a block a refill took from an idle heap, freed twice by a thread that
+ * adopted the thief's heap: core/bad_free).
+ */
+static void confirm_foreign(struct hak_slab *s, void *p, unsigned c)
+{
+	struct hak_heap *o = s->owner;
+
+	if (arch_load_relaxed(&o->scan_lk) ||
+	    arch_cmpxchg(&o->scan_lk, 0, HAK_SCAN_OTHER) != 0)
+		return;
+	/* After the cmpxchg: a fork prepare that set it waits for us. */
+	if (!arch_load_relaxed(&scan_stop))
+		confirm_owned(o, s, p, c, false);
+	arch_store_release(&o->scan_lk, 0);
+}
+
+/*
  * Free of block p (class c) of a slab owned by another heap: give it
  * straight back to its owner with one atomic push, rather than caching it
  * here, so a block never serves a second thread while its neighbours in
@@ -1626,6 +1647,7 @@ void __hak_free_remote(void *p, unsigned c)
 
 		if (on_list(b->head, p, __hak_tbin_count(b)))
 			bad_block(p, c, "double free (block in the thread cache)");
+		confirm_foreign(s, p, c);
 		park_suspect(p, c);
 		errno = saved;
 		return;
