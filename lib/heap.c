@@ -1847,6 +1847,15 @@ static void kept_restore(struct hak_heap *h, struct hak_tcache *tc)
 {
 	unsigned c;
 
+	/*
+	 * The idle-bin check (trim_idle_bins) starts over: the bins it saw
+	 * are the last thread's, the very heads and counts restored here,
+	 * and its first pass (the refill that follows the attach) would take
+	 * them for a delay unused and flush them (tls_prewarm/prewarm_first:
+	 * an adopted heap's kept bin of 16 blocks gone at the first malloc).
+	 */
+	memset(h->bin_seen, 0, sizeof(h->bin_seen));
+	memset(h->bin_seen_n, 0, sizeof(h->bin_seen_n));
 	for (c = 0; c < HAK_NCLASS; c++) {
 		struct hak_kept_bin *k = &h->kept[c];
 		struct hak_tbin *b = &tc->bins[c];
