@@ -1862,12 +1862,7 @@ static void kept_save(struct hak_tcache *tc, struct hak_heap *h)
 /*
  * Attach: the bins of the heap's last thread become this thread's, down to
  * this thread's capacities (which may be smaller: more threads live, or
- * the adaptive box's fresh start). They count as just handed over, not as
- * unused since the last thread's idle-bin pass: with that pass's heads
- * still in bin_seen, the new thread's first call could trim them all
- * (trim_idle_bins) whenever the heap sat pooled for an eighth of the
- * delay, undoing the kept bins and the prewarm (tls_prewarm/prewarm_first
- * #8 under load).
+ * the adaptive box's fresh start).
  */
 static void kept_restore(struct hak_heap *h, struct hak_tcache *tc)
 {
@@ -1886,7 +1881,6 @@ static void kept_restore(struct hak_heap *h, struct hak_tcache *tc)
 		struct hak_kept_bin *k = &h->kept[c];
 		struct hak_tbin *b = &tc->bins[c];
 
-		h->bin_seen[c] = NULL;
 		if (!k->head)
 			continue;
 		if (b->head) {			/* never: bins are empty at attach */
