@@ -367,8 +367,7 @@ static void partial_add(struct hak_heap *h, struct hak_slab *s)
 	s->next = h->partial[c];
 	if (s->next)
 		s->next->prev = s;
-	/* atomic: a thief reads the head unlocked, as a hint (steal_from) */
-	arch_store_relaxed(&h->partial[c], s);
+	h->partial[c] = s;
 	s->flags |= HAK_SLAB_PARTIAL;
 }
 
@@ -377,7 +376,7 @@ static void partial_del(struct hak_heap *h, struct hak_slab *s)
 	if (s->prev)
 		s->prev->next = s->next;
 	else
-		arch_store_relaxed(&h->partial[s->class_idx], s->next);
+		h->partial[s->class_idx] = s->next;
 	if (s->next)
 		s->next->prev = s->prev;
 	s->next = s->prev = NULL;
@@ -584,8 +583,6 @@ static __thread uint32_t rf_same __attribute__((tls_model("initial-exec")));
 /* Is o the owner this thread found idle, still without a refill since? */
 static inline bool owner_seen_idle(const struct hak_heap *o)
 {
-	if (arch_load_relaxed(&o->robbed))
-		return true;
 	return o == rf_owner && rf_same >= HAK_IDLE_FREES &&
 	       arch_load_relaxed(&o->stats.refills) == rf_refills;
 }
@@ -1154,10 +1151,6 @@ size_t __hak_heap_purge_pages(unsigned now, unsigned delay)
 	if (!h)
 		return 0;
 	arch_store_relaxed(&h->active_ms, now);
-	if (arch_load_relaxed(&h->robbed))
-		arch_store_relaxed(&h->robbed, 0);	/* working again */
-	if (!delay)
-		return 0;	/* purging off: the tick only stamps activity */
 	if (now - h->bin_pass_ms > delay / 8) {
 		h->bin_pass_ms = now;
 		heap_enter(h);
@@ -1349,130 +1342,9 @@ static struct hak_heap *heap_of_thread(void)
 	return __hak_heap_attach();
 }
 
-/*
- * ---- taking blocks from idle heaps ----
- *
- * An owner that stops allocating never collects the remote frees sent to
- * its slabs, nor takes the free blocks already on them: larson's main
- * thread fills every lane's table and sleeps, so every block the lanes
- * free of it (whatever the idle-owner cache and the depot did not keep)
- * was lost to them, and they carved fresh slabs for their mallocs (at 16
- * threads 1,194 slabs, 74 MiB, for 40 MiB live; 44% of the samples on the
- * carve's first write and 21% in the page faults under it).
- *
- * So a refill that finds nothing in its own slabs nor in the depot takes
- * an idle heap's scan lock (HAK_SCAN_OTHER, one cmpxchg, never waited
- * for, as the decay pass does), collects that heap's remote frees into
- * its slabs and takes blocks from its partial slabs, as its owner's refill
- * would, before it takes new pages. A heap is idle when it is pooled or
- * its thread has not run a slow path (refill, overflow: the tick stamps
- * active_ms) for HAK_STEAL_IDLE_MS; a working owner keeps its blocks, so
- * they never serve two threads at once from one cache line. (With 8 ms
- * the lanes of larson robbed each other whenever one was descheduled.)
- *
- * The thief then marks the heap robbed, until its owner's next tick: a
- * free of its blocks by any thread is cached by the freer, as for an
- * owner found idle (owner_idle), and an overflow sends them to the depot.
- * Without that, every taken block went home by a remote free when the
- * thief freed it, to be taken again: remote frees up 10 to 25 times.
- *
- * What keeps holding:
- *   - ownership: the slabs stay the idle heap's (owner, tag, page map
- *     unchanged); the taken blocks stay counted in their slab's used, in
- *     the thief's bin exactly as an idle owner's block cached there
- *     (__hak_free_remote), and go home through the overflow flush (a run
- *     per slab, one atomic push; or the depot);
- *   - owner-only fields: the scan lock excludes the owner's slow paths,
- *     the only code that touches its slabs, partial lists and counters
- *     other than remote_frees; its fast paths touch only its bins;
- *   - the free mark: taken blocks keep the process's free key (carved
- *     ones get it), so a double free of one is caught as for any block
- *     cached by a non-owner: in the thief's bin by the thief, parked
- *     otherwise and found by the slow path of the thread whose cache
- *     holds it; the heap is marked lent, so its owner never frees a
- *     parked block it did not find; the thief never settles the owner's
- *     suspects (it cannot walk the owner's bins);
- *   - no waits: the thief holds its own scan lock and try-locks the other
- *     one; the owner that comes back meanwhile waits for one refill's
- *     worth (heap_enter_wait). Fork prepare waits for thieves to let go
- *     (scan_stop, then every heap's scan lock).
- */
-#define HAK_STEAL_IDLE_MS	50
-
-/*
- * Take up to want blocks of class c from heap o (not ours) onto *list, o
- * being idle and its scan lock free; room bounds a remote chain moved
- * whole; rob marks o robbed (a refill's take, not a speculative fill's).
- * Blocks taken.
- */
-static uint32_t steal_from(struct hak_heap *me, struct hak_heap *o, unsigned c,
-			   void **list, uint32_t want, uint32_t room, unsigned now, bool rob)
-{
-	struct hak_slab *s;
-	uint32_t got = 0;
-
-	/* Unlocked hints: nothing to take, or not idle. */
-	if (!arch_load_relaxed(&o->pending) && !arch_load_relaxed(&o->partial[c]))
-		return 0;
-	if (arch_load_relaxed(&o->tid) &&
-	    (int)(now - arch_load_relaxed(&o->active_ms)) < HAK_STEAL_IDLE_MS)
-		return 0;
-	if (arch_load_relaxed(&o->scan_lk) ||
-	    arch_cmpxchg(&o->scan_lk, 0, HAK_SCAN_OTHER) != 0)
-		return 0;
-	/* After the cmpxchg: a fork prepare that set it waits for us. */
-	if (!arch_load_relaxed(&scan_stop)) {
-		if (arch_load_relaxed(&o->pending))
-			got = collect_pending(o, c, list, room);
-		while (got < want && (s = o->partial[c]))
-			got += slab_take(o, s, list, want - got, __hak_free_key());
-	}
-	arch_store_release(&o->scan_lk, 0);
-	if (got) {
-		/* o's free blocks now sit in our cache, where o cannot look */
-		if (!arch_load_relaxed(&o->lent))
-			arch_store_relaxed(&o->lent, 1);
-		if (rob && !arch_load_relaxed(&o->robbed))
-			arch_store_relaxed(&o->robbed, 1);
-		HAK_STAT_ADD(me, steals, 1);
-		HAK_STAT_ADD(me, blocks_stolen, got);
-	}
-	return got;
-}
-
-/*
- * A refill of class c found nothing free in our own slabs: take up to
- * want blocks from idle heaps, first the owner this thread last freed
- * remotely to (the likeliest holder of free blocks), then the others.
- * The heap list is walked without heap_lock, as the decay pass does.
- */
-static uint32_t steal_idle(struct hak_heap *me, unsigned c, void **list,
-			   uint32_t want, uint32_t room, bool rob)
-{
-	struct hak_heap *hint = rf_owner, *o;
-	unsigned now = __hak_now_ms();
-	uint32_t got = 0;
-
-	if (hint && hint != me)
-		got = steal_from(me, hint, c, list, want, room, now, rob);
-	for (o = arch_load_acquire(&all_heaps); o && got < want; o = o->all_next)
-		if (o != me && o != hint)
-			got += steal_from(me, o, c, list, want - got,
-					  room > got ? room - got : 0, now, rob);
-	return got;
-}
-
-/*
- * Move up to want blocks of class c from h's slabs onto bin b, or from
- * idle heaps' slabs before new pages. A refill (the program needs the
- * block now) marks the heaps it took from robbed; a box's speculative
- * fill (the prewarm at thread start) does not: the new thread's first
- * free of such a heap's block must still go home, not stay in its cache
- * (tls_prewarm/prewarm_first), and a handful of prewarmed blocks going
- * home by remote frees costs little.
- */
+/* Move up to want blocks of class c from h's slabs onto bin b. */
 static uint32_t bin_fill(struct hak_heap *h, struct hak_tbin *b, unsigned c,
-			 uint32_t want, bool refill)
+			 uint32_t want)
 {
 	uint32_t got = 0, room = b->cap > __hak_tbin_count(b) ?
 				    b->cap - __hak_tbin_count(b) : 0;
@@ -1489,16 +1361,6 @@ static uint32_t bin_fill(struct hak_heap *h, struct hak_tbin *b, unsigned c,
 			if (n) {
 				got += n;
 				continue;
-			}
-			/*
-			 * Then idle heaps' free blocks: what they got is a
-			 * refill, however short, rather than new pages.
-			 */
-			n = steal_idle(h, c, &list, want - got,
-				       room > got ? room - got : 0, refill);
-			if (n) {
-				got += n;
-				break;
 			}
 			/*
 			 * Before taking new pages, let pooled heaps (of exited
@@ -1530,7 +1392,7 @@ uint32_t __hak_tcache_fill(unsigned c, uint32_t n)
 		return 0;
 	room = b->cap > __hak_tbin_count(b) ? b->cap - __hak_tbin_count(b) : 0;
 	heap_enter(tc->heap);
-	n = bin_fill(tc->heap, b, c, n < room ? n : room, false);
+	n = bin_fill(tc->heap, b, c, n < room ? n : room);
 	heap_exit(tc->heap);
 	return n;
 }
@@ -1560,9 +1422,9 @@ void *__hak_tcache_refill(uintptr_t ix)
 	__hak_purge_tick();
 	if (!b->head) {			/* attach may have prewarmed this bin */
 		hak_adapt_on_refill(c);
-		got = bin_fill(h, b, c, b->cap / 2 ? b->cap / 2 : 1, true);
+		got = bin_fill(h, b, c, b->cap / 2 ? b->cap / 2 : 1);
 		if (!got && __hak_purge_for_retry())
-			got = bin_fill(h, b, c, b->cap / 2 ? b->cap / 2 : 1, true);
+			got = bin_fill(h, b, c, b->cap / 2 ? b->cap / 2 : 1);
 		HAK_STAT_ADD(h, refills, 1);
 		HAK_STAT_ADD(h, blocks_refilled, got);
 		if (!got) {
@@ -1592,9 +1454,6 @@ static bool owner_idle(const struct hak_heap *h)
 {
 	uint64_t r = arch_load_relaxed(&h->stats.refills);
 
-	if (arch_load_relaxed(&h->robbed))
-		return true;
-
 	if (h != rf_owner || r != rf_refills) {
 		rf_owner = (struct hak_heap *)h;
 		rf_refills = r;
@@ -1604,27 +1463,6 @@ static bool owner_idle(const struct hak_heap *h)
 	if (rf_same < HAK_IDLE_FREES)
 		rf_same++;
 	return rf_same >= HAK_IDLE_FREES;
-}
-
-/*
- * p (class c, of another heap's slab s) was freed with the free mark on
- * it: when that heap's scan lock is free, look in its kept bins and the
- * slab's free and remote lists now (as a thief would hold it), instead of
- * leaving the report to its owner's next slow path, which may never come
- * (a block a refill took from an idle heap, freed twice by a thread that
- * adopted the thief's heap: core/bad_free).
- */
-static void confirm_foreign(struct hak_slab *s, void *p, unsigned c)
-{
-	struct hak_heap *o = s->owner;
-
-	if (arch_load_relaxed(&o->scan_lk) ||
-	    arch_cmpxchg(&o->scan_lk, 0, HAK_SCAN_OTHER) != 0)
-		return;
-	/* After the cmpxchg: a fork prepare that set it waits for us. */
-	if (!arch_load_relaxed(&scan_stop))
-		confirm_owned(o, s, p, c, false);
-	arch_store_release(&o->scan_lk, 0);
 }
 
 /*
@@ -1667,7 +1505,6 @@ void __hak_free_remote(void *p, unsigned c)
 
 		if (on_list(b->head, p, __hak_tbin_count(b)))
 			bad_block(p, c, "double free (block in the thread cache)");
-		confirm_foreign(s, p, c);
 		park_suspect(p, c);
 		errno = saved;
 		return;
@@ -1796,8 +1633,7 @@ static struct hak_heap *heap_new(void)
 		arch_store_relaxed(&tags_shared, 1);
 	hak_lock(&heap_lock);
 	h->all_next = all_heaps;
-	/* release: thieves walk the list without heap_lock (steal_idle) */
-	arch_store_release(&all_heaps, h);
+	all_heaps = h;
 	nr_heaps++;
 	hak_unlock(&heap_lock);
 	return h;
@@ -1868,15 +1704,6 @@ static void kept_restore(struct hak_heap *h, struct hak_tcache *tc)
 {
 	unsigned c;
 
-	/*
-	 * The idle-bin check (trim_idle_bins) starts over: the bins it saw
-	 * are the last thread's, the very heads and counts restored here,
-	 * and its first pass (the refill that follows the attach) would take
-	 * them for a delay unused and flush them (tls_prewarm/prewarm_first:
-	 * an adopted heap's kept bin of 16 blocks gone at the first malloc).
-	 */
-	memset(h->bin_seen, 0, sizeof(h->bin_seen));
-	memset(h->bin_seen_n, 0, sizeof(h->bin_seen_n));
 	for (c = 0; c < HAK_NCLASS; c++) {
 		struct hak_kept_bin *k = &h->kept[c];
 		struct hak_tbin *b = &tc->bins[c];
@@ -2069,8 +1896,6 @@ void __hak_heap_stats(struct hak_heap_stats *sum, size_t *nr)
 		sum->remote_collected += arch_load_relaxed(&h->stats.remote_collected);
 		sum->slabs_taken += arch_load_relaxed(&h->stats.slabs_taken);
 		sum->slabs_released += arch_load_relaxed(&h->stats.slabs_released);
-		sum->steals += arch_load_relaxed(&h->stats.steals);
-		sum->blocks_stolen += arch_load_relaxed(&h->stats.blocks_stolen);
 		sum->bytes_out += arch_load_relaxed(&h->stats.bytes_out);
 	}
 	*nr = nr_heaps;
@@ -2079,21 +1904,10 @@ void __hak_heap_stats(struct hak_heap_stats *sum, size_t *nr)
 
 void __hak_heap_fork_prepare(void) __acquires(&heap_lock)
 {
-	struct hak_heap *h;
-
 	arch_xchg(&scan_stop, 1);
 	while (arch_load_acquire(&heap_scanning))
 		sched_yield();
 	hak_lock(&heap_lock);
-	/*
-	 * A thief (steal_from) that took a scan lock before it could see
-	 * scan_stop is in the middle of a refill from that heap: the child
-	 * must not copy it half done. One that sees scan_stop lets go at
-	 * once. Thieves take no other lock but ss_lock, after this one.
-	 */
-	for (h = all_heaps; h; h = h->all_next)
-		while (arch_load_acquire(&h->scan_lk) == HAK_SCAN_OTHER)
-			sched_yield();
 }
 
 void __hak_heap_fork_parent(void) __releases(&heap_lock)

@@ -17,9 +17,7 @@
  *
  * Lock order: heap_lock (pool and list of all heaps) -> ss_lock. The
  * partial lists and slab fields marked "owner" in superslab.h are touched
- * only by the thread that has the heap attached, or by a thread that holds
- * the heap's scan lock while the owner is idle (the decay pass, a refill
- * taking an idle heap's free blocks: lib/heap.c).
+ * only by the thread that has the heap attached.
  */
 #ifndef HAK_HEAP_H
 #define HAK_HEAP_H
@@ -42,8 +40,6 @@ struct hak_heap_stats {
 	uint64_t slabs_taken;
 	uint64_t slabs_released;
 	uint64_t bytes_out;		/* bytes of blocks out of this heap's slabs */
-	uint64_t steals;		/* refills served from an idle heap's slabs */
-	uint64_t blocks_stolen;		/* blocks they took */
 };
 
 /* A bin of the thread that last detached the heap (owner, or pool holder). */
@@ -73,7 +69,6 @@ struct hak_heap {
 	int lent;
 	unsigned depth;			/* owner's nesting of scan_lk */
 	unsigned active_ms;		/* atomic: the owner's last purge tick, or detach */
-	int robbed;			/* atomic: a thief took blocks since that tick */
 	unsigned bin_pass_ms;		/* last idle-bin check (owner) */
 	void *bin_seen[HAK_NCLASS];	/* bin heads at that check (owner) */
 	uint32_t bin_seen_n[HAK_NCLASS];	/* and their counts */
@@ -106,8 +101,7 @@ void __hak_heap_flush_self(void);
 /*
  * Purge the whole 4 KiB pages of free blocks inside the calling thread's
  * slabs that have seen no allocation or free for delay ms (purge tick).
- * Bytes purged. Every tick (also with delay 0) stamps the heap active,
- * which keeps other threads' refills from taking its blocks.
+ * Bytes purged.
  */
 size_t __hak_heap_purge_pages(unsigned now, unsigned delay);
 /*

@@ -111,8 +111,8 @@ void __hak_purge_tick(void)
 	}
 	if (delay && (int)(now - arch_load_relaxed(&next_ms)) >= 0)
 		__hak_purge_decay(now);
-	/* once per delay per heap; every tick stamps the heap active */
-	__hak_heap_purge_pages(now, delay);
+	if (delay)
+		__hak_heap_purge_pages(now, delay);	/* once per delay per heap */
 	hak_bgpurge_kick();
 }
 

@@ -230,9 +230,7 @@ int __hak_malloc_info(int options, FILE *fp)
 
 void __hak_stats_print(int fd)
 {
-	struct hak_heap_stats hs;
 	struct hak_stats st;
-	size_t nr;
 	char buf[1536];
 	int n;
 
@@ -259,11 +257,6 @@ void __hak_stats_print(int fd)
 		(unsigned long long)st.slabs_released);
 	if (n > (int)sizeof(buf))
 		n = sizeof(buf);
-	if (n > 0 && write(fd, buf, (size_t)n) < 0)
-		return;
-	__hak_heap_stats(&hs, &nr);
-	n = snprintf(buf, sizeof(buf), "  stolen          %12llu blocks in %llu refills from idle heaps\n",
-		     (unsigned long long)hs.blocks_stolen, (unsigned long long)hs.steals);
 	if (n > 0 && write(fd, buf, (size_t)n) < 0)
 		return;
 	__hak_stats_print_memory(fd);

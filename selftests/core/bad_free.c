@@ -33,9 +33,6 @@
  *                  the exited thread's heap and frees p
  *     adopted-trim the same with malloc_trim between the two threads (p
  *                  goes from the pooled heap's kept cache to its slab)
- *     stolen       another thread frees p and the thread goes idle; a
- *                  third thread allocates until it gets p back (taken
- *                  from the idle thread's slabs) and frees it twice
  *   invalid free:
  *     interior     free(p + size / 2), or p + 8 for the 8 B block (p + 16
  *                  is the next block there, a block start)
@@ -55,7 +52,6 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <time.h>
 #include "tap.h"
 #include "child.h"
 #include "tcache.h"
@@ -285,51 +281,6 @@ static void k_adopted_trim(size_t n, int bad)
 	adopted(n, bad, 1);
 }
 
-static size_t steal_n;
-static int steal_bad;
-
-/* Allocate until p (stash) comes back, or a bound; free it (twice if bad). */
-static void *thread_take_free(void *arg)
-{
-	void *held[512], *p = NULL;
-	unsigned i, nheld = 0;
-
-	(void)arg;
-	for (i = 0; i < 4096; i++) {
-		p = malloc(steal_n);
-		if (!p || p == stash)
-			break;
-		if (nheld < 512) {
-			held[nheld++] = p;
-		} else {
-			free(p);
-			p = NULL;	/* freed: not the block to free below */
-		}
-	}
-	/* Not found (another heap holds it, e.g. prewarm took it): any live block. */
-	stash = p ? p : malloc(steal_n);
-	free(stash);
-	last_free(stash, steal_bad);
-	while (nheld)
-		free(held[--nheld]);
-	return NULL;
-}
-
-static void k_stolen(size_t n, int bad)
-{
-	struct timespec idle = { 0, 80 * 1000 * 1000 };
-	pthread_t t;
-
-	kept_live = malloc(n);
-	stash = malloc(n);
-	free_in_thread(stash);
-	nanosleep(&idle, NULL);	/* this thread goes idle */
-	steal_n = n;
-	steal_bad = bad;
-	if (pthread_create(&t, NULL, thread_take_free, NULL) == 0)
-		pthread_join(t, NULL);
-}
-
 static void k_interior(size_t n, int bad)
 {
 	char *p = malloc(n);
@@ -416,7 +367,6 @@ static const struct kind kinds[] = {
 	{ "double free by the owner of a block in another thread's cache", k_third_owner },
 	{ "double free by the thread that adopted the freeing thread's heap", k_adopted },
 	{ "double free by an adopting thread, after trim", k_adopted_trim },
-	{ "double free of a block taken from an idle thread's slabs", k_stolen },
 	{ "invalid free, interior pointer", k_interior },
 	{ "invalid free, unaligned pointer", k_unaligned },
 	{ "invalid free, just before a block", k_before },

@@ -242,16 +242,6 @@ int main(void)
 
 	/* A thread whose first call is free() is prewarmed too. */
 	memset(&f, 0, sizeof(f));
-	/*
-	 * The main thread has only waited in pthread_join: on a loaded
-	 * machine that is past the idle threshold (50 ms), and a worker's
-	 * refill may have taken blocks from its heap and marked it robbed, in
-	 * which case a free of its blocks is cached by the freeing thread by
-	 * design (lib/heap.c, owner_idle; Documentation/design.md). A slow
-	 * path of its own (a large block's tick) marks it working again, as a
-	 * thread that hands out its blocks is.
-	 */
-	hak_free(hak_malloc(1 << 20));
 	f.gift = hak_malloc(__hak_class_size[HI]);
 	gift_class = HI;
 	run(worker_free, &f);
