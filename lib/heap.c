@@ -1704,6 +1704,15 @@ static void kept_restore(struct hak_heap *h, struct hak_tcache *tc)
 {
 	unsigned c;
 
+	/*
+	 * The idle-bin check (trim_idle_bins) starts over: the bins it saw
+	 * are the last thread's, the very heads and counts restored here, so
+	 * the new thread's first call would take them for unused since and
+	 * flush them whenever the heap sat pooled for an eighth of the delay,
+	 * undoing the kept bins and the prewarm (tls_prewarm/prewarm_first).
+	 */
+	memset(h->bin_seen, 0, sizeof(h->bin_seen));
+	memset(h->bin_seen_n, 0, sizeof(h->bin_seen_n));
 	for (c = 0; c < HAK_NCLASS; c++) {
 		struct hak_kept_bin *k = &h->kept[c];
 		struct hak_tbin *b = &tc->bins[c];
