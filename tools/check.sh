@@ -169,18 +169,25 @@ bgwait() {
 	[ -n "$list_only" ] || bg_reap wait
 }
 
+# step_counts NAME: false when the step does not run (not wanted, or only
+# listed: then its name is printed); else it gets the next number.
+step_counts() {
+	wanted "$1" || return 1
+	nsteps=$((nsteps + 1))
+	if [ -n "$list_only" ]; then
+		echo "$1"
+		return 1
+	fi
+	return 0
+}
+
 step_log() {
 	echo "$LOGDIR/${1//[^A-Za-z0-9_.-]/_}.log"
 }
 
 step() {
 	local name=$1; shift
-	wanted "$name" || return 0
-	nsteps=$((nsteps + 1))
-	if [ -n "$list_only" ]; then
-		echo "$name"
-		return 0
-	fi
+	step_counts "$name" || return 0
 	local log start
 	log=$(step_log "$name")
 	bg_reap
@@ -197,12 +204,7 @@ step() {
 # at bgwait), with the number it was given here.
 bgstep() {
 	local name=$1; shift
-	wanted "$name" || return 0
-	nsteps=$((nsteps + 1))
-	if [ -n "$list_only" ]; then
-		echo "$name"
-		return 0
-	fi
+	step_counts "$name" || return 0
 	local log
 	log=$(step_log "$name")
 	rm -f "$log.res"

@@ -17,6 +17,7 @@
 #include "../lib/tap.h"
 #include "init.h"
 #include "boxes/hugepage/hugepage.h"
+#include "hp_thp.h"
 
 #define NB	(1u << 20)	/* 1 Mi blocks of 64 B: 64 MiB */
 
@@ -26,19 +27,6 @@ static struct hak_huge_stats hs(void)
 
 	hak_huge_stats(&st);
 	return st;
-}
-
-static int thp_never(void)
-{
-	char buf[128] = "";
-	FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
-
-	if (!f)
-		return 1;
-	if (!fgets(buf, sizeof(buf), f))
-		buf[0] = '\0';
-	fclose(f);
-	return strstr(buf, "[never]") != NULL || !buf[0];
 }
 
 /* A large malloc/free: a slow path of this thread, which ticks the decay. */

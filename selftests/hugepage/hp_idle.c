@@ -22,22 +22,10 @@
 #include "../lib/idle_burst.h"
 #include "init.h"
 #include "boxes/hugepage/hugepage.h"
+#include "hp_thp.h"
 
 enum { NB = 32 << 10 };	/* 32 MiB in the burst */
 static void *b[NB], *keep[NB / IDLE_BURST_KEEP];
-
-static int thp_never(void)
-{
-	char buf[128] = "";
-	FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
-
-	if (!f)
-		return 1;
-	if (!fgets(buf, sizeof(buf), f))
-		buf[0] = '\0';
-	fclose(f);
-	return strstr(buf, "[never]") != NULL || !buf[0];
-}
 
 static long rss_kib(void)
 {
