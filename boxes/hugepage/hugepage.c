@@ -107,7 +107,6 @@ void hak_huge_on_purge(struct hak_superslab *ss, unsigned used)
 		ss->huge |= HAK_HUGE_COLD | used << HAK_HUGE_COLD_SHIFT;
 }
 
-/* Every entry: a superslab advised again after a withdrawal is there twice. */
 bool hak_huge_may_purge(struct hak_superslab *ss, unsigned used, bool cold)
 {
 	if ((ss->huge & 3) == HAK_HUGE_ON && !cold)
@@ -120,6 +119,7 @@ void hak_huge_on_unmap(struct hak_superslab *ss)
 {
 	unsigned i = 0;
 
+	/* Every entry: a superslab advised again after a withdrawal is there twice. */
 	while (i < ncand) {
 		if (cand[i] == ss)
 			cand[i] = cand[--ncand];
