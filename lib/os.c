@@ -210,7 +210,11 @@ void *__hak_os_extend(void *p, size_t old_len, size_t new_len)
 	return q;
 }
 
-/* 1 once a move failed with EFAULT: this kernel moves one mapping per call */
+/*
+ * 1 once a move failed (not by injection): a kernel that moves one mapping
+ * per call (EFAULT before Linux 6.17), or one out of memory; either way
+ * later moves would fail too, and a failure may lose dst's address space.
+ */
 static int move_off;		/* atomic */
 
 void (*hak_test_os_move_hole)(void *dst, size_t len);
@@ -242,7 +246,8 @@ enum hak_os_move __hak_os_move(void *src, void *dst, size_t len)
 	bool injected = false;
 	void *r;
 
-	if (arch_load_relaxed(&move_off))
+	/* valgrind tracks mappings itself and may refuse a move of several */
+	if (arch_load_relaxed(&move_off) || hak_vg_running())
 		return HAK_MOVE_KEPT;
 	if (fault_hit(HAK_OS_REMAP)) {
 		/* as a kernel that unmaps the destination, then finds the source unfit */
@@ -258,7 +263,7 @@ enum hak_os_move __hak_os_move(void *src, void *dst, size_t len)
 		arch_fetch_add(&os_mapped, -len);	/* src's range is gone */
 		return HAK_MOVE_DONE;
 	}
-	if (!injected && errno == EFAULT)
+	if (!injected)
 		arch_store_relaxed(&move_off, 1);
 	/*
 	 * mremap may have unmapped dst before it failed, and another thread

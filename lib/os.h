@@ -50,8 +50,9 @@ void *__hak_os_extend(void *p, size_t old_len, size_t new_len) __must_check;
  *     unmapped dst): the caller must neither use nor unmap dst.
  *   HAK_MOVE_SPLIT: the kernel moved part of src and failed (a move of
  *     several mappings out of memory): src has holes; nothing to recover.
- * After an EFAULT (a kernel that moves one mapping per call) every later
- * call answers KEPT without a system call.
+ * After one failure (a kernel that moves one mapping per call answers
+ * EFAULT; else out of memory) and under valgrind every call answers KEPT
+ * without a system call: dst may be lost at most once per process.
  */
 enum hak_os_move {
 	HAK_MOVE_DONE,
