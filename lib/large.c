@@ -54,9 +54,11 @@
  */
 #include <errno.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <asm/atomic.h>
 #include <asm/processor.h>
+#include "init.h"
 #include "large.h"
 #include "lock.h"
 #include "meta.h"
@@ -87,6 +89,7 @@ struct large_shard {
 	size_t count;
 	size_t bytes;
 	size_t maps, unmaps;
+	size_t moves, move_fails;
 	struct large_ent *spare;
 	struct large_ent *init_tab[1u << INIT_BITS];
 } __aligned(ARCH_CACHE_LINE);
@@ -450,6 +453,55 @@ size_t __hak_large_usable(const void *p)
 	return usable_walk(sh, key, m);
 }
 
+enum move_result { MOVED, COPY, NO_ROOM };
+
+/*
+ * Move e's block (at p, unlinked) onto the head of *q, a fresh mapping of
+ * got bytes and *guard after them (the pages move, nothing is copied or
+ * faulted). MOVED: p's range is gone (unmapped by mremap, maybe mapped by
+ * another thread a moment later: never touched or unmapped here again,
+ * only the old guard page after it is), e is recycled. COPY: not moved, p
+ * intact, *q (maybe a new mapping, *guard with it) ready for the copy.
+ * NO_ROOM: not moved, p intact, no mapping to copy into (nothing left
+ * mapped).
+ */
+static enum move_result move_block(void *p, struct large_ent *e, void **q,
+				   size_t got, size_t *guard)
+{
+	enum hak_os_move r = __hak_os_move(p, *q, e->len);
+	struct large_shard *sh = shard_of(hak_vg_key(p));
+	char *d = *q;
+
+	hak_lock(&sh->lock);
+	if (r == HAK_MOVE_DONE)
+		sh->moves++;
+	else
+		sh->move_fails++;
+	hak_unlock(&sh->lock);
+	switch (r) {
+	case HAK_MOVE_DONE:
+		if (e->guard)
+			unmap_block((char *)p + e->len, 0, e->guard);
+		ent_put(e, true);
+		return MOVED;
+	case HAK_MOVE_KEPT:
+		return COPY;
+	case HAK_MOVE_LOST:
+		/*
+		 * The head of *q is not ours to use or unmap (another thread
+		 * may have mapped it): give back the rest and map anew.
+		 */
+		unmap_block(d + e->len, got - e->len, *guard);
+		*q = map_block(got, HAK_OS_PAGE, guard);
+		return *q ? COPY : NO_ROOM;
+	case HAK_MOVE_SPLIT:
+		break;
+	}
+	__hak_report("mremap moved part of the large block %p (%zu bytes) and failed: "
+		     "the kernel left it split", p, e->len);
+	abort();
+}
+
 /*
  * Growth that cannot extend in place, by a copy: into a cached block
  * (resident pages; fresh == false) or a new mapping (fresh == true, when
@@ -459,10 +511,14 @@ size_t __hak_large_usable(const void *p)
  * least half again as long (a chain of small increments copies once per 50%
  * of growth, not once per page). e is p's entry, unlinked. NULL when
  * nothing fits (e untouched).
+ *
+ * Into a new mapping the old pages are moved, not copied, where the kernel
+ * can (move_block): no page faults, no copy, and the old block is not left
+ * behind resident.
  */
 static void *grow_by_copy(void *p, struct large_ent *e, size_t new_len, bool fresh)
 {
-	size_t got, guard, want = large_len(e->len + e->len / 2);
+	size_t got = 0, guard = 0, want = large_len(e->len + e->len / 2);
 	struct large_ent *f;
 	bool zeroed, unmap;
 	void *q;
@@ -484,15 +540,27 @@ static void *grow_by_copy(void *p, struct large_ent *e, size_t new_len, bool fre
 			unmap_block(q, got, guard);
 		return NULL;
 	}
+	if (fresh) {
+		switch (move_block(p, e, &q, got, &guard)) {
+		case MOVED:
+			goto link;
+		case COPY:
+			break;
+		case NO_ROOM:
+			ent_put(f, false);
+			return NULL;
+		}
+	}
 	memcpy(q, p, e->len);
-	ent_store(f->key, hak_vg_key(q));
-	ent_store(f->len, got);
-	f->guard = guard;
-	ent_link(f);
 	unmap = !cache_put(p, e->len, e->guard);
 	if (unmap)
 		unmap_block(p, e->len, e->guard);
 	ent_put(e, unmap);
+link:
+	ent_store(f->key, hak_vg_key(q));
+	ent_store(f->len, got);
+	f->guard = guard;
+	ent_link(f);
 	return q;
 }
 
@@ -620,6 +688,8 @@ void __hak_large_stats(struct hak_large_stats *st)
 		st->bytes += shards[i].bytes;
 		st->maps += shards[i].maps;
 		st->unmaps += shards[i].unmaps;
+		st->moves += shards[i].moves;
+		st->move_fails += shards[i].move_fails;
 		hak_unlock(&shards[i].lock);
 	}
 }

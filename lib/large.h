@@ -35,6 +35,8 @@ struct hak_large_stats {
 	size_t bytes;		/* bytes mapped for them */
 	size_t maps;		/* total mappings made */
 	size_t unmaps;		/* total mappings released */
+	size_t moves;		/* growths that moved the pages to a new mapping */
+	size_t move_fails;	/* moves the kernel refused (then a copy) */
 };
 void __hak_large_stats(struct hak_large_stats *st);
 

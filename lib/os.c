@@ -210,6 +210,84 @@ void *__hak_os_extend(void *p, size_t old_len, size_t new_len)
 	return q;
 }
 
+/*
+ * 1 once a move failed (not by injection): a kernel that moves one mapping
+ * per call (EFAULT before Linux 6.17), or one out of memory; either way
+ * later moves would fail too, and a failure may lose dst's address space.
+ */
+static int move_off;		/* atomic */
+
+void (*hak_test_os_move_hole)(void *dst, size_t len);
+
+/*
+ * Is every page of [p, p + len) mapped? mincore fails with ENOMEM on a
+ * range with a hole; it faults nothing in.
+ */
+static bool all_mapped(void *p, size_t len)
+{
+	unsigned char vec[256];
+	char *c = p, *end = c + len;
+
+	while (c < end) {
+		size_t n = (size_t)(end - c) / HAK_OS_PAGE;
+
+		if (n > sizeof(vec))
+			n = sizeof(vec);
+		if (mincore(c, n * HAK_OS_PAGE, vec) && errno == ENOMEM)
+			return false;
+		c += n * HAK_OS_PAGE;
+	}
+	return true;
+}
+
+enum hak_os_move __hak_os_move(void *src, void *dst, size_t len)
+{
+	int err = errno;
+	bool injected = false;
+	void *r;
+
+	/* valgrind tracks mappings itself and may refuse a move of several */
+	if (arch_load_relaxed(&move_off) || hak_vg_running())
+		return HAK_MOVE_KEPT;
+	if (fault_hit(HAK_OS_REMAP)) {
+		/* as a kernel that unmaps the destination, then finds the source unfit */
+		munmap(dst, len);
+		if (IS_ENABLED(CONFIG_HAK_FAULT_INJECT) && hak_test_os_move_hole)
+			hak_test_os_move_hole(dst, len);
+		injected = true;
+		r = MAP_FAILED;
+	} else {
+		r = mremap(src, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, dst);
+	}
+	if (r != MAP_FAILED) {
+		arch_fetch_add(&os_mapped, -len);	/* src's range is gone */
+		return HAK_MOVE_DONE;
+	}
+	if (!injected)
+		arch_store_relaxed(&move_off, 1);
+	/*
+	 * mremap may have unmapped dst before it failed, and another thread
+	 * may map that hole at once: map it back only where it is still free.
+	 */
+	r = mmap(dst, len, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+	errno = err;
+	if (r == dst)
+		return HAK_MOVE_KEPT;	/* nothing of dst was mapped: nothing moved */
+	if (r != MAP_FAILED)		/* a kernel without MAP_FIXED_NOREPLACE */
+		munmap(r, len);
+	/*
+	 * Part of dst is mapped: by another thread, or still ours (the call
+	 * failed before it unmapped dst), or pages that moved (a move of
+	 * several mappings that failed half way: Linux 6.17 on, only out of
+	 * memory or at the map count limit). The last leaves holes in src.
+	 */
+	if (!all_mapped(src, len))
+		return HAK_MOVE_SPLIT;
+	arch_fetch_add(&os_mapped, -len);	/* dst is not ours to use or unmap */
+	return HAK_MOVE_LOST;
+}
+
 bool __hak_os_purge(void *p, size_t len)
 {
 	if (fault_hit(HAK_OS_PURGE))

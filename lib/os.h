@@ -36,6 +36,37 @@ void *__hak_os_remap(void *p, size_t old_len, size_t new_len) __must_check;
  * The result may span two kernel mappings.
  */
 void *__hak_os_extend(void *p, size_t old_len, size_t new_len) __must_check;
+/*
+ * Move the pages of [src, src + len) onto [dst, dst + len), the head of a
+ * mapping of the caller's (mremap MREMAP_FIXED, one call: from Linux 6.17
+ * the source may span several mappings). Never touches src's contents.
+ *   HAK_MOVE_DONE: moved; src is unmapped (another thread may map there at
+ *     once: the caller must not touch or unmap it again).
+ *   HAK_MOVE_KEPT: not moved; src intact, dst ours again (zero pages):
+ *     mremap may unmap dst before it fails, and dst is mapped back with
+ *     MAP_FIXED_NOREPLACE (never over someone else's mapping).
+ *   HAK_MOVE_LOST: not moved; src intact, but dst could not be mapped
+ *     back (another thread took part of it, or mremap failed before it
+ *     unmapped dst): the caller must neither use nor unmap dst.
+ *   HAK_MOVE_SPLIT: the kernel moved part of src and failed (a move of
+ *     several mappings out of memory): src has holes; nothing to recover.
+ * After one failure (a kernel that moves one mapping per call answers
+ * EFAULT; else out of memory) and under valgrind every call answers KEPT
+ * without a system call: dst may be lost at most once per process.
+ */
+enum hak_os_move {
+	HAK_MOVE_DONE,
+	HAK_MOVE_KEPT,
+	HAK_MOVE_LOST,
+	HAK_MOVE_SPLIT,
+};
+enum hak_os_move __hak_os_move(void *src, void *dst, size_t len) __must_check;
+/*
+ * Test hook (CONFIG_HAK_FAULT_INJECT): called when an injected move
+ * failure has unmapped dst, before it is mapped back, so a test can take
+ * the hole as another thread would.
+ */
+extern void (*hak_test_os_move_hole)(void *dst, size_t len);
 /* Give the pages back; they read as zero on next touch. false on failure. */
 bool __hak_os_purge(void *p, size_t len);
 

@@ -4,14 +4,14 @@
  * range right after it (same pointer, contents kept, no new mapping); a
  * block whose neighbour is not cached grows into a cached block by a copy
  * (no new mapping); a block grown over two mappings still grows (mremap or
- * the copy fallback), shrinks and frees; a chain of small increments copies
+ * the copy fallback), shrinks and frees; a block over two kernel mappings
+ * that mremap cannot resize has its pages moved to a new mapping; a chain of small increments copies
  * once per 50% of growth, not once per page; idle cached blocks are
  * purged after the decay window (resident bytes and RSS fall), a few per
  * operation, except those the program's current requests could use; a
  * miss grows a shorter cached block where it lies when the address space
  * next to it is free (no new mapping, its pages stay resident).
  */
-#include <fcntl.h>
 #include <time.h>
 #include <sys/mman.h>
 #include "bc_test.h"
@@ -269,38 +269,6 @@ static void test_decay_wanted(size_t s)
 }
 
 /*
- * Does any mapping of this process overlap [lo, hi)? Read from
- * /proc/self/maps without stdio (its buffer would be an allocation).
- */
-static int range_free(uintptr_t lo, uintptr_t hi)
-{
-	static char buf[1 << 16];
-	size_t n = 0;
-	ssize_t r;
-	char *l;
-	int fd = open("/proc/self/maps", O_RDONLY);
-
-	if (fd < 0)
-		return 0;
-	while (n < sizeof(buf) - 1 && (r = read(fd, buf + n, sizeof(buf) - 1 - n)) > 0)
-		n += (size_t)r;
-	close(fd);
-	buf[n] = 0;
-	for (l = buf; *l; ) {
-		char *end;
-		uintptr_t a = strtoul(l, &end, 16), b = strtoul(end + 1, NULL, 16);
-
-		if (a < hi && b > lo)
-			return 0;
-		l = strchr(l, '\n');
-		if (!l)
-			break;
-		l++;
-	}
-	return 1;
-}
-
-/*
  * A cached 4 MiB block and a 6 MiB request: the block grows where it lies
  * (up or down, into free address space) instead of a fresh mapping next to
  * it, its old pages still resident; when both sides are taken it stays
@@ -319,7 +287,7 @@ static void test_grow_shorter(void)
 	fill(p, 4 * MIB, 5);
 	x = (uintptr_t)p;
 	free(p);
-	room = range_free(x - 2 * MIB, x) || range_free(x + 4 * MIB, x + 6 * MIB);
+	room = bc_range_free(x - 2 * MIB, x) || bc_range_free(x + 4 * MIB, x + 6 * MIB);
 	maps0 = bc_core_stats().large_maps;
 	sh0 = bc_stats().shorter;
 	q = bc_launder(malloc(6 * MIB));
@@ -350,6 +318,51 @@ static void test_grow_shorter(void)
 	malloc_trim(0);
 }
 
+/*
+ * A block over two kernel mappings (its upper half MADV_DONTFORK: other
+ * flags, so the kernel keeps two VMAs) cannot be resized by mremap; grown
+ * to 8 MiB with nothing cached, its pages move onto the head of a new
+ * mapping in one mremap (Linux 6.17 on; older kernels refuse: a copy).
+ * Contents kept, the old range (and its guard page, hardened) unmapped,
+ * nothing of it cached, one mapping made and one released.
+ */
+static void test_move(void)
+{
+	struct hak_large_stats l0, l1;
+	size_t len, cached0, g = IS_ENABLED(CONFIG_HAK_HARDENED) ? BC_PAGE : 0;
+	unsigned char *p, *q;
+	volatile uintptr_t x;
+
+	malloc_trim(0);
+	p = bc_launder(malloc(4 * MIB));
+	len = malloc_usable_size(p);
+	fill(p, len, 7);
+	if (madvise(p + 2 * MIB, len - 2 * MIB, MADV_DONTFORK)) {
+		tap_skip("madvise(MADV_DONTFORK) failed");
+		free(p);
+		return;
+	}
+	x = (uintptr_t)p;
+	l0 = bc_large_stats();
+	cached0 = bc_stats().cached_bytes;
+	q = bc_launder(realloc(p, 8 * MIB));
+	l1 = bc_large_stats();
+	tap_ok(q && check(q, len, 7), "a block over two mappings grown to 8 MiB, contents kept");
+	if (l1.moves == l0.moves + 1) {
+		tap_ok(bc_range_free(x, x + len + g) && bc_stats().cached_bytes == cached0 &&
+		       l1.maps == l0.maps + 1 && l1.unmaps == l0.unmaps + 1,
+		       "pages moved: the old range%s unmapped, nothing cached, 1 mapping made, 1 released",
+		       g ? " and its guard page" : "");
+	} else {
+		tap_ok(l1.move_fails == l0.move_fails + 1,
+		       "the kernel moves one mapping per call: copied");
+	}
+	fill(q, 8 * MIB, 8);
+	tap_ok(check(q, 8 * MIB, 8), "the moved block holds 8 MiB");
+	free(q);
+	malloc_trim(0);
+}
+
 int main(void)
 {
 	size_t s = MIB;
@@ -366,5 +379,6 @@ int main(void)
 	test_decay(s);
 	test_decay_wanted(s);
 	test_grow_shorter();
+	test_move();
 	tap_finish();
 }

@@ -8,6 +8,7 @@
 #ifndef HAK_SELFTEST_BIGCACHE_H
 #define HAK_SELFTEST_BIGCACHE_H
 
+#include <fcntl.h>
 #include <malloc.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -19,6 +20,7 @@
 #include "../lib/tap.h"
 #include "init.h"
 #include "boxes/bigcache/bigcache.h"
+#include "large.h"
 
 #define BC_PAGE		4096UL
 
@@ -35,6 +37,14 @@ static inline struct hak_stats bc_core_stats(void)
 	struct hak_stats st;
 
 	hak_stats_get(&st);
+	return st;
+}
+
+static inline struct hak_large_stats bc_large_stats(void)
+{
+	struct hak_large_stats st;
+
+	__hak_large_stats(&st);
 	return st;
 }
 
@@ -94,6 +104,38 @@ static inline size_t bc_rss(void)
 		rss = 0;
 	fclose(f);
 	return rss * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+/*
+ * Does any mapping of this process overlap [lo, hi)? Read from
+ * /proc/self/maps without stdio (its buffer would be an allocation).
+ */
+static inline int bc_range_free(uintptr_t lo, uintptr_t hi)
+{
+	static char buf[1 << 16];
+	size_t n = 0;
+	ssize_t r;
+	char *l;
+	int fd = open("/proc/self/maps", O_RDONLY);
+
+	if (fd < 0)
+		return 0;
+	while (n < sizeof(buf) - 1 && (r = read(fd, buf + n, sizeof(buf) - 1 - n)) > 0)
+		n += (size_t)r;
+	close(fd);
+	buf[n] = 0;
+	for (l = buf; *l; ) {
+		char *end;
+		uintptr_t a = strtoul(l, &end, 16), b = strtoul(end + 1, NULL, 16);
+
+		if (a < hi && b > lo)
+			return 0;
+		l = strchr(l, '\n');
+		if (!l)
+			break;
+		l++;
+	}
+	return 1;
 }
 
 /* xorshift64*: a seeded generator per thread. */
