@@ -579,6 +579,20 @@ static void local_free(struct hak_heap *h, struct hak_slab *s, void *p)
 static __thread struct hak_heap *rf_owner __attribute__((tls_model("initial-exec")));
 static __thread uint64_t rf_refills __attribute__((tls_model("initial-exec")));
 static __thread uint32_t rf_same __attribute__((tls_model("initial-exec")));
+/*
+ * The tag of rf_owner while it counts as idle, 0 otherwise: a free of a
+ * block with that tag is cached at once (__hak_free_remote). Cleared at
+ * this thread's refills and overflows, so an owner that went back to work
+ * is seen at the next of them (owner_idle() then reads its refill count).
+ */
+static __thread uint32_t rf_tag __attribute__((tls_model("initial-exec")));
+
+/*
+ * Heap hand-over (heap_handover(), below): frees of pooled heaps' blocks
+ * this thread lets pass before it tries again after a failed try.
+ */
+static __thread uint32_t handover_skip __attribute__((tls_model("initial-exec")));
+static bool heap_handover(struct hak_tcache *tc, struct hak_heap *to);
 
 /* Is o the owner this thread found idle, still without a refill since? */
 static inline bool owner_seen_idle(const struct hak_heap *o)
@@ -1417,6 +1431,7 @@ void *__hak_tcache_refill(uintptr_t ix)
 
 	if (unlikely(!h))
 		return NULL;
+	rf_tag = 0;			/* look at the idle owner again */
 	heap_enter(h);
 	settle_if_any(h, true);
 	__hak_purge_tick();
@@ -1458,11 +1473,15 @@ static bool owner_idle(const struct hak_heap *h)
 		rf_owner = (struct hak_heap *)h;
 		rf_refills = r;
 		rf_same = 0;
+		rf_tag = 0;
 		return false;
 	}
 	if (rf_same < HAK_IDLE_FREES)
 		rf_same++;
-	return rf_same >= HAK_IDLE_FREES;
+	if (rf_same < HAK_IDLE_FREES)
+		return false;
+	rf_tag = h->tag;
+	return true;
 }
 
 /*
@@ -1480,6 +1499,17 @@ void __hak_free_remote(void *p, unsigned c)
 	struct hak_slab *s;
 	int saved;
 
+	/*
+	 * A block of the owner found idle at the last look (owner_idle(),
+	 * below): cached here without the slab and owner reads, as a block of
+	 * our own would be. This is most of the frees of a thread that took
+	 * over another's data (larson's lanes: every block of the tables the
+	 * sleeping main thread filled, each time it is freed again).
+	 */
+	if (rf_tag && c < HAK_NCLASS && block_owner_tag(p) == rf_tag) {
+		__hak_tcache_push(p, c);
+		return;
+	}
 	saved = errno;
 	/*
 	 * A thread's first free may be of another thread's block: attach
@@ -1506,6 +1536,16 @@ void __hak_free_remote(void *p, unsigned c)
 		if (on_list(b->head, p, __hak_tbin_count(b)))
 			bad_block(p, c, "double free (block in the thread cache)");
 		park_suspect(p, c);
+		errno = saved;
+		return;
+	}
+	/*
+	 * A pooled heap that has more out than ours (a predecessor's, whose
+	 * data this thread inherited): take it, and the block, with the rest
+	 * of that data, is then our own.
+	 */
+	if (!arch_load_relaxed(&s->owner->tid) && heap_handover(tc, s->owner)) {
+		__hak_tcache_push(p, c);
 		errno = saved;
 		return;
 	}
@@ -1596,6 +1636,7 @@ void __hak_tcache_overflow(void *p, uintptr_t ix)
 		errno = saved;
 		return;
 	}
+	rf_tag = 0;			/* look at the idle owner again */
 	heap_enter(h);
 	__hak_purge_tick();
 	__hak_set_link(p, b->head);
@@ -1659,6 +1700,26 @@ static void heap_pool_push(struct hak_heap *h)
 	h->pool_next = heap_pool;
 	heap_pool = h;
 	hak_unlock(&heap_lock);
+}
+
+/* Take h out of the pool if it is there (not adopted, not being scavenged). */
+static bool heap_pool_take(struct hak_heap *h)
+{
+	struct hak_heap **pp;
+	bool found = false;
+
+	hak_lock(&heap_lock);
+	for (pp = &heap_pool; *pp; pp = &(*pp)->pool_next) {
+		if (*pp == h) {
+			*pp = h->pool_next;
+			found = true;
+			break;
+		}
+	}
+	hak_unlock(&heap_lock);
+	if (found)
+		h->pool_next = NULL;
+	return found;
 }
 
 /* CPUs in this thread's affinity mask (a cpuset limits it), at least 1. */
@@ -1747,6 +1808,75 @@ static void kept_flush(struct hak_heap *h)
 	}
 }
 
+/*
+ * ---- heap hand-over ----
+ *
+ * A thread that hands its data to a successor and exits (a worker replaced
+ * by a fresh thread, a pipeline stage restarted, larson's lanes) pools its
+ * heap only after the successor started, so the successor attached to
+ * another heap, and every free of what it inherited is a free of another
+ * heap's block: the out-of-line path, and a block it caches as an idle
+ * owner's stays foreign each time it frees it again (at 16 threads under
+ * callgrind, 64 instructions per larson operation in __hak_free_remote).
+ * So a thread that frees a block of a pooled heap holding more than twice
+ * what its own heap has out (bytes_out: blocks out of the heap's slabs,
+ * wherever they are) takes that heap: its own goes to the pool with its
+ * bins kept, as at thread exit, and the pooled heap's kept bins become its
+ * bins, as at attach (the thread keeps its capacities). The test keeps a
+ * thread on the heap that holds most of its data: a long-lived thread with
+ * data of its own keeps its heap, and one hand-over makes the next one
+ * need a heap larger still, so threads do not trade heaps back and forth.
+ * Nothing moves between heaps, so a slab's owner still never changes; only
+ * which thread holds which heap. heap_lock is taken once per try (a walk
+ * of the pool); after a failed take (the heap was adopted or is being
+ * scavenged) the next HAK_IDLE_FREES frees of pooled heaps do not try.
+ */
+static bool heap_handover(struct hak_tcache *tc, struct hak_heap *to)
+{
+	struct hak_heap *h = tc->heap;
+	uint32_t cap[HAK_NCLASS];
+	unsigned c;
+
+	if (handover_skip) {
+		handover_skip--;
+		return false;
+	}
+	if (!h || h->depth ||
+	    arch_load_relaxed(&to->stats.bytes_out) <= 2 * h->stats.bytes_out)
+		return false;
+	if (!heap_pool_take(to)) {
+		handover_skip = HAK_IDLE_FREES;	/* adopted or scavenged meanwhile */
+		return false;
+	}
+	to->adopted++;
+	heap_enter(h);
+	for (c = 0; c < HAK_NCLASS; c++)
+		cap[c] = tc->bins[c].cap;
+	kept_save(tc, h);
+	settle_if_any(h, true);
+	collect_all(h);
+	release_empty(h);
+	arch_store_relaxed(&h->active_ms, __hak_now_ms());	/* pooled since */
+	arch_store_relaxed(&h->tid, 0);
+	heap_exit(h);
+	heap_pool_push(h);
+
+	heap_enter(to);
+	arch_store_relaxed(&to->tid, gettid());
+	HAK_STAT_ADD(to, handovers, 1);
+	tc->heap = to;
+	tc->tag = to->tag;
+	tc->tagx = HAK_TAGX(to->tag);
+	for (c = 0; c < HAK_NCLASS; c++)
+		__hak_tbin_set_cap(&tc->bins[c], cap[c]);
+	kept_restore(to, tc);
+	collect_all(to);
+	heap_exit(to);
+	rf_owner = NULL;	/* the idle-owner memo may name either heap */
+	rf_tag = 0;
+	return true;
+}
+
 void __hak_tcache_direct_setup(void)
 {
 	/* every direct request to the profiler's countdown (lib/alloc.h) */
@@ -1817,6 +1947,8 @@ void __hak_heap_detach(void)
 	tc->tagx = HAK_TAGX_NONE;
 	tc->state = HAK_T_EXITING;
 	tc->exits++;
+	rf_owner = NULL;
+	rf_tag = 0;
 	arch_fetch_add(&nr_live, -1u);
 	heap_exit(h);
 	heap_pool_push(h);
@@ -1906,6 +2038,7 @@ void __hak_heap_stats(struct hak_heap_stats *sum, size_t *nr)
 		sum->slabs_taken += arch_load_relaxed(&h->stats.slabs_taken);
 		sum->slabs_released += arch_load_relaxed(&h->stats.slabs_released);
 		sum->bytes_out += arch_load_relaxed(&h->stats.bytes_out);
+		sum->handovers += arch_load_relaxed(&h->stats.handovers);
 	}
 	*nr = nr_heaps;
 	hak_unlock(&heap_lock);

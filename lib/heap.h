@@ -40,6 +40,7 @@ struct hak_heap_stats {
 	uint64_t slabs_taken;
 	uint64_t slabs_released;
 	uint64_t bytes_out;		/* bytes of blocks out of this heap's slabs */
+	uint64_t handovers;		/* taken from the pool by a thread that had one */
 };
 
 /* A bin of the thread that last detached the heap (owner, or pool holder). */

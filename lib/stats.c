@@ -52,6 +52,7 @@ void __hak_stats_get(struct hak_stats *st)
 	st->remote_collected = hs.remote_collected;
 	st->slabs_taken = hs.slabs_taken;
 	st->slabs_released = hs.slabs_released;
+	st->heap_handovers = hs.handovers;
 }
 
 void __hak_mallinfo2(struct mallinfo2 *mi)
@@ -241,7 +242,7 @@ void __hak_stats_print(int fd)
 		"  superslabs      %12zu (%zu bytes in slabs, %zu dirty, %zu purged)\n"
 		"  small in use    %12zu bytes (incl. thread caches)\n"
 		"  large blocks    %12zu (%zu bytes; %zu maps, %zu unmaps)\n"
-		"  heaps           %12zu (metadata %zu bytes)\n"
+		"  heaps           %12zu (metadata %zu bytes, %llu handed over)\n"
 		"  refills         %12llu\n"
 		"  overflows       %12llu\n"
 		"  remote frees    %12llu (collected %llu)\n"
@@ -250,6 +251,7 @@ void __hak_stats_print(int fd)
 		st.superslabs, st.slab_bytes, st.dirty_bytes, st.purged_bytes,
 		st.small_in_use, st.large_blocks, st.large_bytes, st.large_maps,
 		st.large_unmaps, st.heaps, st.meta_bytes,
+		(unsigned long long)st.heap_handovers,
 		(unsigned long long)st.refills, (unsigned long long)st.overflows,
 		(unsigned long long)st.remote_frees,
 		(unsigned long long)st.remote_collected,

@@ -61,6 +61,8 @@ struct hak_stats {
 	uint64_t remote_collected;
 	uint64_t slabs_taken;
 	uint64_t slabs_released;
+	uint64_t heap_handovers;	/* pooled heaps taken by a young thread
+					   that freed their blocks (design.md) */
 };
 void hak_stats_get(struct hak_stats *st);
 
