@@ -1438,16 +1438,6 @@ void __hak_tcache_trim(unsigned c, uint32_t keep)
 	}
 }
 
-#ifndef HAK_REFILL_MAX
-#define HAK_REFILL_MAX	64
-#endif
-static inline uint32_t refill_want(const struct hak_tbin *b)
-{
-	uint32_t w = b->cap / 2 ? b->cap / 2 : 1;
-
-	return w < HAK_REFILL_MAX ? w : HAK_REFILL_MAX;
-}
-
 void *__hak_tcache_refill(uintptr_t ix)
 {
 	unsigned c = (unsigned)(ix / 4);
@@ -1462,9 +1452,9 @@ void *__hak_tcache_refill(uintptr_t ix)
 	__hak_purge_tick();
 	if (!b->head) {			/* attach may have prewarmed this bin */
 		hak_adapt_on_refill(c);
-		got = bin_fill(h, b, c, refill_want(b));
+		got = bin_fill(h, b, c, b->cap / 2 ? b->cap / 2 : 1);
 		if (!got && __hak_purge_for_retry())
-			got = bin_fill(h, b, c, refill_want(b));
+			got = bin_fill(h, b, c, b->cap / 2 ? b->cap / 2 : 1);
 		HAK_STAT_ADD(h, refills, 1);
 		HAK_STAT_ADD(h, blocks_refilled, got);
 		if (!got) {
