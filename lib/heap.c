@@ -821,6 +821,33 @@ static void bin_trim(struct hak_heap *h, struct hak_tbin *b, uint32_t keep)
 	flush_list(h, rest);
 }
 
+/*
+ * The bin overflowed: send its n most recently freed blocks (n <= count)
+ * to their slabs and keep the older ones. The newest blocks are the ones
+ * still in the cache, so the cut and the walk home read hot links; trimming
+ * to half the capacity read the cold older half (freed up to cap frees of
+ * every class ago, long evicted when frees come in random order), twice,
+ * and a miss each time (footprint: bin_trim + flush_list_home were a third
+ * of the profile). A bin at its capacity serves malloc as well with old
+ * blocks as with new ones; each spill takes HAK_SPILL blocks, so a run of
+ * frees pays one slow call (and one scan-lock cmpxchg) per HAK_SPILL.
+ */
+#define HAK_SPILL	32
+
+static void bin_spill(struct hak_heap *h, struct hak_tbin *b, uint32_t n)
+{
+	void *head = b->head, *cut = head;
+	uint32_t i;
+
+	for (i = 1; i < n; i++)
+		cut = __hak_link(cut);
+	b->head = __hak_link(cut);
+	__hak_set_link(cut, NULL);
+	__hak_tbin_set_count(b, __hak_tbin_count(b) - n);
+	HAK_STAT_ADD(h, blocks_flushed, n);
+	flush_list(h, head);
+}
+
 /* ---- refill ---- */
 
 /* Cut the block at blk (class c) and put it on *list, marked free. */
@@ -1261,7 +1288,7 @@ size_t __hak_heap_pages_purged(void)
  * the program was never given is caught like a double free.
  */
 static uint32_t slab_take(struct hak_heap *h, struct hak_slab *s,
-			  void **list, uint32_t want, uintptr_t mark)
+			  void **list, uint32_t want, uint32_t whole, uintptr_t mark)
 {
 	unsigned c = s->class_idx;
 	uint32_t got = 0;
@@ -1274,13 +1301,15 @@ static uint32_t slab_take(struct hak_heap *h, struct hak_slab *s,
 	 * A free list no longer than what is wanted goes over whole, without
 	 * a block being read (popping it is a cache miss per block: the
 	 * blocks were freed long ago), as the pops below would have taken it
-	 * all anyway. Not up to room: a refill that fills the bin makes the
-	 * frees that follow overflow (adaptive_sizing/adapt_grow_shrink).
-	 * Its length is carved - used while nothing is parked. The bin's
-	 * list must be empty (the free list's tail is unknown); carving
-	 * below may still prepend to it.
+	 * all anyway; and one up to whole (the bin's room, >= want) too:
+	 * popping want of a longer list reads each link twice, cold here
+	 * and again at malloc's pop (footprint's random frees leave long
+	 * lists), and a full bin costs the frees that follow only a spill
+	 * of its newest blocks. Its length is carved - used while nothing
+	 * is parked. The bin's list must be empty (the free list's tail is
+	 * unknown); carving below may still prepend to it.
 	 */
-	if (!*list && s->free && !hak_ff_level() && s->carved - s->used <= want &&
+	if (!*list && s->free && !hak_ff_level() && s->carved - s->used <= whole &&
 	    !slab_parked(s)) {
 		got = s->carved - s->used;
 		*list = s->free;
@@ -1389,7 +1418,8 @@ static uint32_t bin_fill(struct hak_heap *h, struct hak_tbin *b, unsigned c,
 			HAK_STAT_ADD(h, slabs_taken, 1);
 			partial_add(h, s);
 		}
-		got += slab_take(h, s, &list, want - got, __hak_free_key());
+		got += slab_take(h, s, &list, want - got,
+				 (room > want ? room : want) - got, __hak_free_key());
 	}
 	b->head = list;
 	b->room -= got;
@@ -1643,9 +1673,17 @@ void __hak_tcache_overflow(void *p, uintptr_t ix)
 	b->head = p;
 	settle_if_any(h, true);
 	if (__hak_tbin_count(b) > b->cap) {
-		HAK_STAT_ADD(h, overflows, 1);
-		hak_adapt_on_overflow(c);
-		bin_trim(h, b, b->cap / 2);
+		uint32_t n = __hak_tbin_count(b) - b->cap / 2;
+
+		if (n > HAK_SPILL)
+			n = HAK_SPILL;
+		b->spare += n;
+		if (b->spare >= b->cap / 2) {
+			b->spare = 0;
+			HAK_STAT_ADD(h, overflows, 1);
+			hak_adapt_on_overflow(c);
+		}
+		bin_spill(h, b, n);
 	}
 	heap_exit(h);
 	errno = saved;

@@ -71,7 +71,9 @@ struct hak_heap;
  * page map hand out), so no shift or class table sits between the lookup
  * and the bin:
  *   head  the LIFO list;
- *   spare unused (the free mark is one value for all bins, tcache.h);
+ *   spare the overflow slow path's count of blocks spilled since it last
+ *         counted an overflow (heap.c, __hak_tcache_overflow; the free
+ *         mark is one value for all bins, tcache.h);
  *   room  cap - blocks held: the push takes one (SUB, borrow = full), the
  *         pop gives one back (ADD); "all ones" (count cap + 1) only inside
  *         the overflow slow path;

@@ -12,7 +12,10 @@
  *     immediate    free(p); free(p)
  *     delayed      free(p); allocations and frees of other sizes; free(p)
  *     flushed      free(p); 600 more frees of the size (the thread cache
- *                  overflows, p goes back to its slab); free(p)
+ *                  overflows); free(p)
+ *     spilled      600 frees of the size (the cache is full), free(p), 31
+ *                  more: the overflow among those 32 frees sends the
+ *                  newest blocks, p with them, to the slab; free(p)
  *     reused       free(p); q = malloc(size) (gets p back); free(q);
  *                  free(p): a stale pointer freed while the block is free
  *                  (freeing a reused block once more while the program
@@ -113,6 +116,27 @@ static void k_flushed(size_t n, int bad)
 		v[i] = malloc(n);
 	free(stash);
 	for (i = 0; i < k; i++)
+		free(v[i]);
+	last_free(stash, bad);
+}
+
+/*
+ * p freed into a full bin, then the frees that fill it once more: the
+ * overflow among them spills the newest blocks, p with them, to the slab.
+ */
+static void k_spilled(size_t n, int bad)
+{
+	unsigned i, k = n > 65536 ? 24 : 600, m = n > 65536 ? 8 : 31;
+	void **v = mmap(NULL, (k + m) * sizeof(void *), PROT_READ | PROT_WRITE,
+			MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	for (i = 0; i < k + m; i++)
+		v[i] = malloc(n);
+	stash = malloc(n);
+	for (i = 0; i < k; i++)
+		free(v[i]);
+	free(stash);
+	for (i = k; i < k + m; i++)
 		free(v[i]);
 	last_free(stash, bad);
 }
@@ -359,6 +383,7 @@ static const struct kind kinds[] = {
 	{ "double free, immediate", k_immediate },
 	{ "double free, delayed by other allocations", k_delayed },
 	{ "double free, after the cache overflowed to the slab", k_flushed },
+	{ "double free, after the overflow spilled it to the slab", k_spilled },
 	{ "double free of a stale pointer after reuse", k_reused },
 	{ "double free, interleaved with another free", k_interleaved },
 	{ "double free from another thread", k_thread },
