@@ -1448,8 +1448,10 @@ void *__hak_tcache_refill(uintptr_t ix)
  * refill count; after HAK_IDLE_FREES frees to it with no refill in
  * between, the owner counts as idle and its blocks are cached here (then
  * served to this thread, or sent home in batches at overflow, as for a
- * tag collision). A working owner refills often, so producer/consumer
- * pairs and cache-scratch's single frees still send every block home.
+ * tag collision), if this thread allocates (heap_allocates). A working
+ * owner refills often, so producer/consumer pairs and cache-scratch's
+ * single frees still send every block home; past the cores a producer
+ * waiting for a CPU does not, but its consumer never allocates.
  */
 
 static bool owner_idle(const struct hak_heap *h)
