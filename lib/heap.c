@@ -1477,6 +1477,8 @@ static bool owner_idle(const struct hak_heap *h)
  * handled. Past the cores that was most of what it cached: a producer
  * waiting for a CPU looks idle to its consumer after HAK_IDLE_FREES
  * frees (producer-consumer at 64 pairs: 180k overflows, none without).
+ * Tested first: a thread that only frees then never reads the owner's
+ * refill counter, a line the owner writes at every refill.
  */
 static inline bool heap_allocates(const struct hak_heap *h)
 {
@@ -1539,7 +1541,7 @@ void __hak_free_remote(void *p, unsigned c)
 	 * finds it in the bin); it carries the free key, every heap's mark,
 	 * when the bin sends it home.
 	 */
-	if (owner_idle(s->owner) && heap_allocates(tc->heap)) {
+	if (heap_allocates(tc->heap) && owner_idle(s->owner)) {
 		if (!arch_load_relaxed(&s->owner->lent))
 			arch_store_relaxed(&s->owner->lent, 1);
 		__hak_tcache_push(p, c);
