@@ -51,6 +51,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <asm/atomic.h>
+#include <asm/prefetch.h>
 #include "heap.h"
 #include "init.h"
 #include "lock.h"
@@ -1318,6 +1319,7 @@ static uint32_t slab_take(struct hak_heap *h, struct hak_slab *s,
 	while (got < want && s->free) {
 		void *p = s->free;
 
+		arch_prefetchw(p);	/* read, then written: one ownership request */
 		if (hak_ff_level())
 			hak_ff_on_slab_pop(s, p);
 		s->free = __hak_link(p);
@@ -1491,8 +1493,10 @@ void *__hak_tcache_refill(uintptr_t ix)
  * refill count; after HAK_IDLE_FREES frees to it with no refill in
  * between, the owner counts as idle and its blocks are cached here (then
  * served to this thread, or sent home in batches at overflow, as for a
- * tag collision). A working owner refills often, so producer/consumer
- * pairs and cache-scratch's single frees still send every block home.
+ * tag collision), if this thread allocates (heap_allocates). A working
+ * owner refills often, so producer/consumer pairs and cache-scratch's
+ * single frees still send every block home; past the cores a producer
+ * waiting for a CPU does not, but its consumer never allocates.
  */
 
 static bool owner_idle(const struct hak_heap *h)
@@ -1515,6 +1519,22 @@ static bool owner_idle(const struct hak_heap *h)
 }
 
 /*
+ * Does the thread of heap h allocate small blocks (has it ever refilled a
+ * bin)? Caching an idle owner's blocks pays only in a thread that serves
+ * them again: a thread that only frees (a consumer) would overflow them
+ * into the depot or back to the owner, a walk of blocks it already
+ * handled. Past the cores that was most of what it cached: a producer
+ * waiting for a CPU looks idle to its consumer after HAK_IDLE_FREES
+ * frees (producer-consumer at 64 pairs: 180k overflows, none without).
+ * Tested first: a thread that only frees then never reads the owner's
+ * refill counter, a line the owner writes at every refill.
+ */
+static inline bool heap_allocates(const struct hak_heap *h)
+{
+	return arch_load_relaxed(&h->stats.refills) != 0;
+}
+
+/*
  * Free of block p (class c) of a slab owned by another heap: give it
  * straight back to its owner with one atomic push, rather than caching it
  * here, so a block never serves a second thread while its neighbours in
@@ -1529,6 +1549,13 @@ void __hak_free_remote(void *p, unsigned c)
 	struct hak_slab *s;
 	int saved;
 
+	/*
+	 * The mark test below reads p, the push then writes it: p was last
+	 * written by the thread that allocated it, on another core. Fetch
+	 * its line for writing first, so it moves once instead of being
+	 * shared by the read and taken over again by the write.
+	 */
+	arch_prefetchw(p);
 	/*
 	 * A block of the owner found idle at the last look (owner_idle(),
 	 * below): cached here without the slab and owner reads, as a block of
@@ -1584,7 +1611,7 @@ void __hak_free_remote(void *p, unsigned c)
 	 * finds it in the bin); it carries the free key, every heap's mark,
 	 * when the bin sends it home.
 	 */
-	if (owner_idle(s->owner)) {
+	if (heap_allocates(tc->heap) && owner_idle(s->owner)) {
 		if (!arch_load_relaxed(&s->owner->lent))
 			arch_store_relaxed(&s->owner->lent, 1);
 		__hak_tcache_push(p, c);

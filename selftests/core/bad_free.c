@@ -25,8 +25,9 @@
  *     thread       free(p); another thread frees p; the owner's next slow
  *                  path (here malloc_trim) settles it
  *     remote       another thread frees p; free(p)
- *     third        another thread B frees 300 blocks of this thread's
- *                  (which then counts as idle to B, so B caches them),
+ *     third        another thread B, which allocates too, frees 300
+ *                  blocks of this thread's (which then counts as idle to
+ *                  B, so B caches them),
  *                  then p (p now in B's cache); a third thread C frees p;
  *                  B's next slow path (here its exit) settles it
  *     third-owner  the same, with this thread (p's owner) freeing p
@@ -207,6 +208,7 @@ static void *third_cacher(void *arg)
 	struct third *t = arg;
 	unsigned i;
 
+	free(launder(malloc(1000)));	/* a thread that allocates caches */
 	for (i = 0; i < t->k; i++)
 		free(t->v[i]);
 	free(launder(stash));

@@ -47,8 +47,9 @@ static void do_double_free(void)
 }
 
 /*
- * A block of this thread's that a thread B cached (B freed 300 of this
- * thread's blocks first, so this thread counts as idle to B), freed again
+ * A block of this thread's that a thread B cached (B, which allocates too,
+ * freed 300 of this thread's blocks first, so this thread counts as idle
+ * to B), freed again
  * by a third thread C while it sits in B's cache.
  */
 static void *third_blocks[300];
@@ -59,6 +60,7 @@ static void *third_cacher(void *arg)
 	unsigned i;
 
 	(void)arg;
+	free(launder(malloc(1000)));	/* a thread that allocates caches */
 	for (i = 0; i < ARRAY_SIZE(third_blocks); i++)
 		free(third_blocks[i]);
 	free(launder(stash));

@@ -8,9 +8,9 @@
  * the slot was parked for good once the heap counted as lent (a heap
  * robbed by the idle-heap refill always does), and stayed counted in use.
  *
- * The main thread lends its heap deterministically: another thread frees
- * 400 of its blocks while it waits, and caches them from the 257th on
- * (the owner counts as idle, lib/heap.c). Then aligned blocks of several
+ * The main thread lends its heap deterministically: another thread, which
+ * allocates too, frees 400 of its blocks while it waits, and caches them
+ * from the 257th on (the owner counts as idle, lib/heap.c). Then aligned blocks of several
  * sizes and alignments are taken in batches and freed; some start their
  * slot. After a trim nothing may be left in use.
  */
@@ -31,6 +31,7 @@ static void *freer(void *arg)
 	unsigned i;
 
 	(void)arg;
+	hak_free(hak_malloc(1000));	/* a thread that allocates caches */
 	for (i = 0; i < NLEND; i++)
 		hak_free(lend[i]);
 	return NULL;
