@@ -1,5 +1,6 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
+# runner: long (6-7 s: the runner starts it first)
 #
 # python3 forking with threads alive, under LD_PRELOAD=$HAKMEM_LIB: three
 # threads allocate and free all the time (bytearrays up to 70 KB, so the
