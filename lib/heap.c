@@ -1874,6 +1874,21 @@ static void kept_flush(struct hak_heap *h)
 }
 
 /*
+ * The thread of tc lets go of h (entered): its bins are kept with the heap
+ * for the next thread, what is owed to it is collected and its empty slabs
+ * released; h counts as pooled from now (thread exit, hand-over).
+ */
+static void heap_leave(struct hak_tcache *tc, struct hak_heap *h)
+{
+	kept_save(tc, h);
+	settle_if_any(h, true);
+	collect_all(h);
+	release_empty(h);
+	arch_store_relaxed(&h->active_ms, __hak_now_ms());	/* pooled since */
+	arch_store_relaxed(&h->tid, 0);
+}
+
+/*
  * ---- heap hand-over ----
  *
  * A thread that hands its data to a successor and exits (a worker replaced
@@ -1917,12 +1932,7 @@ static bool heap_handover(struct hak_tcache *tc, struct hak_heap *to)
 	heap_enter(h);
 	for (c = 0; c < HAK_NCLASS; c++)
 		cap[c] = tc->bins[c].cap;
-	kept_save(tc, h);
-	settle_if_any(h, true);
-	collect_all(h);
-	release_empty(h);
-	arch_store_relaxed(&h->active_ms, __hak_now_ms());	/* pooled since */
-	arch_store_relaxed(&h->tid, 0);
+	heap_leave(tc, h);
 	heap_exit(h);
 	heap_pool_push(h);
 
@@ -2001,12 +2011,7 @@ void __hak_heap_detach(void)
 	if (!h)
 		return;
 	heap_enter(h);
-	kept_save(tc, h);
-	settle_if_any(h, true);
-	collect_all(h);
-	release_empty(h);
-	arch_store_relaxed(&h->active_ms, __hak_now_ms());	/* pooled since */
-	arch_store_relaxed(&h->tid, 0);
+	heap_leave(tc, h);
 	tc->heap = NULL;
 	tc->tag = 0;
 	tc->tagx = HAK_TAGX_NONE;

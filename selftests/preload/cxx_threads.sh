@@ -17,10 +17,7 @@ tap_plan 4
 
 cxx=$(command -v g++ 2>/dev/null)
 if [ -z "$cxx" ]; then
-	for i in 1 2 3 4; do
-		tap_skip "g++ is not installed"
-	done
-	tap_finish
+	tap_skip_rest "g++ is not installed"
 fi
 
 prog=$workdir/cxx_threads

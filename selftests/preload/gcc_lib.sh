@@ -17,10 +17,7 @@ tap_plan 3
 
 cc=$(command -v gcc 2>/dev/null)
 if [ -z "$cc" ] || [ ! -f "$O/include/generated/autoconf.h" ] || [ ! -d "$SRCTREE/lib" ]; then
-	for _ in 1 2 3; do
-		tap_skip "gcc, \$O/include/generated/autoconf.h or \$SRCTREE/lib missing"
-	done
-	tap_finish
+	tap_skip_rest "gcc, \$O/include/generated/autoconf.h or \$SRCTREE/lib missing"
 fi
 
 arch=generic

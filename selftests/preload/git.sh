@@ -20,10 +20,7 @@ tap_plan 3
 
 g=$(command -v git 2>/dev/null)
 if [ -z "$g" ]; then
-	tap_skip "git is not installed"
-	tap_skip "git is not installed"
-	tap_skip "git is not installed"
-	tap_finish
+	tap_skip_rest "git is not installed"
 fi
 
 # session PRELOAD REPO: run the whole session, every git call through $run

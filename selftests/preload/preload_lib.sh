@@ -34,6 +34,15 @@ tap_skip() {
 	echo "ok $tap_n # SKIP $1"
 }
 
+# Skip every planned point not run yet (a tool the test needs is missing)
+# and finish.
+tap_skip_rest() {
+	while [ "$tap_n" -lt "$tap_planned" ]; do
+		tap_skip "$1"
+	done
+	tap_finish
+}
+
 tap_diag() {
 	echo "# $*"
 }

@@ -22,10 +22,7 @@ for c in /usr/bin/python3 python3; do
 	fi
 done
 if [ -z "$py" ]; then
-	tap_skip "python3 is not installed"
-	tap_skip "python3 is not installed"
-	tap_skip "python3 is not installed"
-	tap_finish
+	tap_skip_rest "python3 is not installed"
 fi
 
 cat >"$workdir/alloc.py" <<'PY'

@@ -18,10 +18,7 @@ tap_plan 3
 
 py=$(command -v python3 2>/dev/null)
 if [ -z "$py" ]; then
-	for _ in 1 2 3; do
-		tap_skip "python3 is not installed"
-	done
-	tap_finish
+	tap_skip_rest "python3 is not installed"
 fi
 
 cat >"$workdir/threads.py" <<'PY'

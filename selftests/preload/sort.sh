@@ -21,10 +21,7 @@ tap_plan 4
 
 s=$(command -v sort 2>/dev/null)
 if [ -z "$s" ] || ! command -v awk >/dev/null 2>&1; then
-	for i in 1 2 3 4; do
-		tap_skip "sort or awk is not installed"
-	done
-	tap_finish
+	tap_skip_rest "sort or awk is not installed"
 fi
 
 mb=${SORT_MB:-50}

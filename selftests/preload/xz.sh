@@ -18,10 +18,7 @@ tap_plan 5
 
 x=$(command -v xz 2>/dev/null)
 if [ -z "$x" ] || ! command -v awk >/dev/null 2>&1; then
-	for _ in 1 2 3 4 5; do
-		tap_skip "xz or awk is not installed"
-	done
-	tap_finish
+	tap_skip_rest "xz or awk is not installed"
 fi
 
 mb=${XZ_MB:-30}
