@@ -123,7 +123,7 @@ static struct {
 	size_t bytes;			/* linked + in flight */
 	size_t resident;		/* bytes on the hot list */
 	size_t inflight;		/* bytes being purged */
-	size_t max;			/* the bound: base * users (bc_rescale) */
+	size_t max;			/* the bound: base * users (note_user) */
 	size_t base;			/* HAKMEM_BIGCACHE_MAX */
 	bool scaled;			/* base is the default: scale it */
 	unsigned uwin;			/* window (now / BC_USER_WINDOW_MS + 1) */
@@ -496,10 +496,11 @@ static void note_user(void)
 	}
 	if (!bc.scaled)
 		return;
+	/* at least 1: the caller was counted in this window */
 	n = bc.users > bc.users_prev ? bc.users : bc.users_prev;
 	if (n > BC_USERS_MAX)
 		n = BC_USERS_MAX;
-	bc.max = bc.base * (n ? n : 1);
+	bc.max = bc.base * n;
 }
 
 /*
