@@ -122,6 +122,21 @@ same_status() {
 	fi
 }
 
+# same_run STATUS_DESC OUTPUT_DESC CMD...: run CMD without and with hakmem
+# (stdout and stderr into $workdir/plain.out and hak.out); both must exit 0
+# and print the same.
+same_run() {
+	status_desc=$1
+	output_desc=$2
+	shift 2
+	"$@" >"$workdir/plain.out" 2>&1
+	rc1=$?
+	with_hakmem "$@" >"$workdir/hak.out" 2>&1
+	rc2=$?
+	same_status "$status_desc" "$rc1" "$rc2"
+	same_files "$output_desc" "$workdir/plain.out" "$workdir/hak.out"
+}
+
 # binding_check NAME CMD...: the dynamic linker binds the program's malloc
 # and free to libhakmem.so. For programs that close stderr before exiting
 # (GNU coreutils' close_stdout), where HAKMEM_STATS output cannot appear.
