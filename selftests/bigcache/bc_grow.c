@@ -5,12 +5,13 @@
  * block whose neighbour is not cached grows into a cached block by a copy
  * (no new mapping); a block grown over two mappings still grows (mremap or
  * the copy fallback), shrinks and frees; a block over two kernel mappings
- * that mremap cannot resize has its pages moved to a new mapping; a chain of small increments copies
- * once per 50% of growth, not once per page; idle cached blocks are
- * purged after the decay window (resident bytes and RSS fall), a few per
- * operation, except those the program's current requests could use; a
- * miss grows a shorter cached block where it lies when the address space
- * next to it is free (no new mapping, its pages stay resident).
+ * that mremap cannot resize has its pages moved to a new mapping; a chain
+ * of small increments copies once per 50% of growth, not once per page;
+ * idle cached blocks are purged after the decay window (resident bytes and
+ * RSS fall), a few per operation, except those the program's current
+ * requests could use; a miss grows a shorter cached block where it lies
+ * when the address space next to it is free (no new mapping, its pages
+ * stay resident).
  */
 #include <time.h>
 #include <sys/mman.h>
