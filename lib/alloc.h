@@ -22,6 +22,7 @@
 #include "size_class.h"
 #include "superslab.h"
 #include "tcache.h"
+#include <sys/mman.h>
 #include "boxes/aggressive_inline/inline.h"
 #include "boxes/header_classidx/header.h"
 #include "boxes/heapprof/heapprof.h"
@@ -143,6 +144,80 @@ slow:
 	arch_tls_ix_reg_free(ix);
 	__hak_tcache_push_ix(t, p, __hak_block_ix(a, ix), key);
 }
+
+#ifdef HAK_PM_FIXED
+#define HAK_PM_FIXED_OK		(!hak_hd_on() && !HAK_HDR_SIZE)
+
+/*
+ * Reserve the map at HAK_PM_FIXED once; true when it is there. Runs in an
+ * IFUNC resolver, maybe before the library is relocated: system calls
+ * only, no TLS, no errno, nothing through the GOT.
+ */
+static __always_inline bool __hak_pm_fixed_reserve(void)
+{
+	long r;
+
+	if (__hak_pm_fixed)
+		return __hak_pm_fixed == 1;
+	__hak_pm_fixed = 2;
+	if (!HAK_PM_FIXED_OK)
+		return false;
+	r = arch_raw_mmap(HAK_PM_FIXED, HAK_PM_ENTRIES * sizeof(uint16_t),
+			  PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE);
+	if (r == (long)HAK_PM_FIXED) {
+		__hak_pm_fixed = 1;
+		return true;
+	}
+	/* a kernel before 4.17 takes the address as a hint */
+	if (r > 0 || r < -4095)
+		arch_raw_munmap((unsigned long)r, HAK_PM_ENTRIES * sizeof(uint16_t));
+	return false;
+}
+
+/*
+ * Entry of a in the fixed map, with no range check: the index wraps at
+ * 2^47, and the caller's boundary mask refuses such a pointer.
+ */
+static __always_inline uintptr_t __hak_pm_fixed_entry(uintptr_t a)
+{
+	const uint16_t *map = (const uint16_t *)HAK_PM_FIXED;
+	uintptr_t i = arch_shr_dirty(a, HAK_PM_SHIFT) & (HAK_PM_ENTRIES - 1);
+
+	return __atomic_load_n(&map[i], __ATOMIC_RELAXED);
+}
+
+/*
+ * free() on the fixed page map (lib/superslab.h): __hak_free with the
+ * map's address and the free key as constants and the range check folded
+ * into the boundary mask. Only free's IFUNC picks it (lib/entry.h), and
+ * only once the map is reserved there. With the checks compiled out there
+ * is no mask to fold it into: the index is range-checked as in __hak_free.
+ */
+HAK_FASTPATH void __hak_free_fixed(void *p)
+{
+	uintptr_t a = (uintptr_t)p;
+	hak_tc_tls *t = __hak_tc_tls();
+	uintptr_t ix;
+
+	if (HAK_FREE_CHECKS) {
+		ix = __hak_pm_fixed_entry(a);
+	} else {
+		if (unlikely(a >> HAK_PM_SHIFT >= HAK_PM_ENTRIES))
+			goto slow;
+		ix = __atomic_load_n((const uint16_t *)HAK_PM_FIXED + (a >> HAK_PM_SHIFT),
+				     __ATOMIC_RELAXED);
+	}
+	arch_tls_ix_reg_free(ix);
+	if (unlikely(arch_tls_xor_byte1_ne(&ix, (uintptr_t)t, HAK_TC_TAGB_OFF))) {
+slow:
+		__hak_free_slow(p);
+		return;
+	}
+	arch_tls_ix_reg_free(ix);
+	__hak_tcache_push_ix(t, p, __hak_block_ix(a, ix), HAK_PM_FIXED);
+}
+#endif
 
 void *__hak_calloc(size_t n, size_t size);
 void *__hak_realloc(void *p, size_t n);

@@ -38,6 +38,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <hak/compiler.h>
+#include <asm/tls.h>
 #include <asm/atomic.h>
 #include "size_class.h"
 #include "boxes/hardened/hardened.h"
@@ -142,8 +143,11 @@ void __hak_ssmap_set(uintptr_t region, unsigned kind);
  * a dummy, never indexed: it is also the free mark, __hak_free_key).
  */
 #define HAK_PM_SHIFT		HAK_PAGE_SHIFT
+#define HAK_PM_ENTRIES		(1UL << (HAK_VA_BITS - HAK_PM_SHIFT))
 #define HAK_PM_IX_MAX		(4 * (HAK_NCLASS - 1))
 #define HAK_TAGX(tag)		((uint32_t)(tag) << 8)
+/* Every address bit from HAK_VA_BITS up: a bin's mask has them (tcache.h). */
+#define HAK_MASK_HIGH		(~((1UL << HAK_VA_BITS) - 1))
 
 struct hak_pagemap {
 	uint16_t *map;
@@ -221,6 +225,35 @@ static __always_inline uintptr_t __hak_free_key(void)
 	return (uintptr_t)__atomic_load_n(&__hak_pm.map, __ATOMIC_RELAXED);
 }
 
+/*
+ * The fixed page map (x86_64, not sanitized): when the 4 GiB of the map
+ * can be reserved at HAK_PM_FIXED before anything runs (the IFUNC
+ * resolver of free, lib/entry.h: __hak_pm_fixed_reserve), the map is
+ * there for the life of the process, and free() uses a copy of the fast
+ * path that knows it: the map's address and the free key become
+ * constants (a 32-bit displacement and immediate: no MOV of the map's
+ * address), and since the map covers the whole index range from the
+ * start, the range check becomes an AND of the index (bits 16..46 of the
+ * pointer, from one SHLD), which wraps a pointer at or above 2^47 onto
+ * some page: the bin's mask (HAK_MASK_HIGH) refuses such a pointer in the
+ * boundary TEST before anything reads or writes through it. 2 of the 20
+ * instructions go (Documentation/design.md, "Fast-path cost").
+ *
+ * Address: below 2^31 (a displacement and an immediate are 32 bits,
+ * sign-extended), above valgrind's tool (0x58000000) and the non-PIE
+ * executables and their brk (0x400000 up): [0x7fff0000, 0x17fff0000).
+ * When anything holds it (another copy of hakmem, a program that mapped
+ * there first), free keeps the movable map (__hak_free). Not with the
+ * hardened box (its map's address stays random) or the header box (the
+ * boundary check is the header's, which knows no high bits).
+ */
+#if defined(ARCH_PM_FIXED) && !defined(__CHECKER__)
+#define HAK_PM_FIXED		0x7fff0000UL
+
+/* 0: not tried; 1: reserved at HAK_PM_FIXED; 2: could not be (lib/alloc.h). */
+extern HAK_HIDDEN int __hak_pm_fixed;
+#endif
+
 /* Tag of the heap owning the page holding a (0 for a free page). */
 static __always_inline unsigned __hak_page_owner(uintptr_t a)
 {
@@ -236,11 +269,11 @@ static __always_inline unsigned __hak_page_owner(uintptr_t a)
  * word says it instead (exact, and the header's class byte of an interior
  * pointer is program data).
  */
-static __always_inline bool __hak_off_boundary(uintptr_t a, uint16_t mask)
+static __always_inline bool __hak_off_boundary(uintptr_t a, uintptr_t mask)
 {
 	if (HAK_HDR_SIZE)
 		return hak_hdr_of((const void *)a)->check != hak_hdr_check((const void *)a);
-	return ((uint16_t)a & mask) != 0;
+	return (a & mask) != 0;
 }
 
 /* Class of the page holding a (HAK_CLASS_NONE for a free page). */

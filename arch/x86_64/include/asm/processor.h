@@ -46,4 +46,47 @@ static inline int arch_sub_borrows(unsigned long *p, unsigned long n)
 }
 #endif
 
+
+/*
+ * a >> shift in bits 0..63-shift, whatever x held above: one SHLD, where
+ * the copy and the shift are two. For an index the caller masks anyway
+ * (the fixed page map, lib/superslab.h). x is output only: its old bits
+ * land above and are masked off, never used.
+ */
+#define arch_shr_dirty(a, shift) ({					\
+	unsigned long __x;						\
+	__asm__("shldq %2, %1, %0" : "=r"(__x) : "r"(a), "J"(64 - (shift)) : "cc"); \
+	__x;								\
+})
+
+/*
+ * mmap by the system call itself, for code that runs before the library
+ * is relocated (an IFUNC resolver: no PLT, no errno, no TLS). Returns the
+ * kernel's result: an address, or -errno.
+ */
+static inline __attribute__((always_inline)) long
+arch_raw_mmap(unsigned long addr, unsigned long len, long prot, long flags)
+{
+	register long r10 __asm__("r10") = flags;
+	register long r8 __asm__("r8") = -1;
+	register long r9 __asm__("r9") = 0;
+	long ret;
+
+	__asm__ __volatile__("syscall"
+			     : "=a"(ret)
+			     : "0"(9L), "D"(addr), "S"(len), "d"(prot), "r"(r10), "r"(r8), "r"(r9)
+			     : "rcx", "r11", "memory");
+	return ret;
+}
+
+/* munmap, the same way. */
+static inline __attribute__((always_inline)) long arch_raw_munmap(unsigned long addr, unsigned long len)
+{
+	long ret;
+
+	__asm__ __volatile__("syscall" : "=a"(ret) : "0"(11L), "D"(addr), "S"(len)
+			     : "rcx", "r11", "memory");
+	return ret;
+}
+
 #endif /* HAK_ASM_X86_64_PROCESSOR_H */
