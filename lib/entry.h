@@ -20,38 +20,10 @@ HAK_EXPORT void *HAK_API(malloc)(size_t n)
 	return __hak_alloc(n);
 }
 
-#if defined(HAK_PM_FIXED) && defined(HAK_API_FREE_IFUNC)
-/*
- * free is an IFUNC: its resolver reserves the page map at its fixed
- * address (lib/superslab.h) and, when that worked, picks the fast path
- * that knows the address; else the one that loads it. The resolver may
- * run before this library is relocated (a reference from an object
- * relocated first): it makes system calls only.
- */
-static void free_movable(void *p)
-{
-	__hak_free(p);
-}
-
-static void free_fixed(void *p)
-{
-	__hak_free_fixed(p);
-}
-
-typedef void hak_free_fn(void *);
-
-__attribute__((no_stack_protector, used)) static hak_free_fn *free_resolve(void)
-{
-	return __hak_pm_fixed_reserve() ? free_fixed : free_movable;
-}
-
-HAK_EXPORT void HAK_API(free)(void *p) __attribute__((ifunc("free_resolve")));
-#else
 HAK_EXPORT void HAK_API(free)(void *p)
 {
 	__hak_free(p);
 }
-#endif
 
 HAK_EXPORT void *HAK_API(calloc)(size_t n, size_t size)
 {

@@ -20,7 +20,6 @@ void free_aligned_sized(void *p, size_t align, size_t n);
 
 #define HAK_API(name)	name
 #define HAK_API_CONST
-#define HAK_API_FREE_IFUNC
 #include "entry.h"
 
 HAK_EXPORT struct mallinfo2 mallinfo2(void)

@@ -41,10 +41,6 @@ HAK_BUILD_BUG_ON(HAK_SS_PAGES != 32);
 
 uint8_t __hak_ssmap[HAK_SSMAP_SIZE];
 struct hak_pagemap __hak_pm;
-#ifdef HAK_PM_FIXED
-int __hak_pm_fixed;
-#endif
-
 
 /*
  * Reserve the page map once, before the first superslab (ss_lock held).
@@ -59,11 +55,11 @@ static void pm_init(void)
 	if (__hak_pm.map)
 		return;
 #ifdef HAK_PM_FIXED
-	if (__hak_pm_fixed == 1)
-		m = (uint16_t *)HAK_PM_FIXED;	/* reserved by free's resolver */
-	else
+	/* reserved at relocation (alloc.c); with one page only, no map */
+	m = __hak_pm_fixed == 1 ? (uint16_t *)HAK_PM_FIXED : NULL;
+#else
+	m = __hak_os_reserve(HAK_PM_ENTRIES * sizeof(uint16_t));
 #endif
-		m = __hak_os_reserve(HAK_PM_ENTRIES * sizeof(uint16_t));
 	if (!m) {
 		/* every free takes the slow path, which needs no map */
 		__atomic_store_n(&__hak_pm.map, (uint16_t *)(void *)&__hak_pm, __ATOMIC_RELAXED);

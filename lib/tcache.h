@@ -56,16 +56,6 @@
 struct hak_heap;
 
 /*
- * Issue 13's double- and invalid-free checks on the fast paths (the
- * boundary mask and the free mark). Not a configuration option: the
- * checks are always on; KCFLAGS=-DHAK_FREE_CHECKS=0 builds the same paths
- * without them only to measure what they cost (Documentation/bad-input.md).
- */
-#ifndef HAK_FREE_CHECKS
-#define HAK_FREE_CHECKS	1
-#endif
-
-/*
  * One bin, 32 bytes, addressed by the fast paths as 8 * ix from the
  * tcache's TLS offset, ix = 4 * class (the value the size table and the
  * page map hand out), so no shift or class table sits between the lookup

@@ -79,12 +79,13 @@ arch_raw_mmap(unsigned long addr, unsigned long len, long prot, long flags)
 	return ret;
 }
 
-/* munmap, the same way. */
-static inline __attribute__((always_inline)) long arch_raw_munmap(unsigned long addr, unsigned long len)
+/* Any system call of up to 3 arguments, the same way. */
+static inline __attribute__((always_inline)) long
+arch_raw_syscall3(long nr, unsigned long a1, unsigned long a2, unsigned long a3)
 {
 	long ret;
 
-	__asm__ __volatile__("syscall" : "=a"(ret) : "0"(11L), "D"(addr), "S"(len)
+	__asm__ __volatile__("syscall" : "=a"(ret) : "0"(nr), "D"(a1), "S"(a2), "d"(a3)
 			     : "rcx", "r11", "memory");
 	return ret;
 }
