@@ -31,9 +31,11 @@
  *
  * Fast-path budget (x86_64, gcc 12 -O2, objdump to ret): malloc hit 12
  * up to 1 KiB (GOT offset, size check, the direct size table size_ix,
- * pop, room, mark clear; 14 above 1 KiB); free hit 20 (page-map range,
- * entry, owner-byte xor and its branch, boundary mask, mark test, room,
- * push, mark store). The
+ * pop, room, mark clear; 14 above 1 KiB); free hit 17 on the fixed page
+ * map (index by SHLD and AND, entry, owner-byte xor and its branch,
+ * boundary mask, mark test, room, push, mark store; superslab.h), 20 on
+ * the movable one (hardened and header boxes: range check, map address).
+ * The
  * bin is addressed in each access's operand, %fs:off(t, ix, 8), with no
  * LEA of its own (__hak_tbin_at). Keep them there: the figures are in Documentation/design.md and
  * checked by tools/boxcost.sh.

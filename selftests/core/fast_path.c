@@ -16,9 +16,9 @@
  *    class's with every bit from 2^47 up, and
  *    room + blocks held == cap while a heap is attached;
  *  - where the fixed page map is built (x86_64, not sanitized, neither
- *    the hardened nor the header box), free's resolver reserved it at
- *    HAK_PM_FIXED and the map in use is that one (free() takes the fast
- *    path that knows its address, lib/alloc.h).
+ *    the hardened nor the header box), the resolver run at relocation
+ *    (lib/alloc.c) reserved it at HAK_PM_FIXED, the map in use is that
+ *    one, its index mask covers it and the free key is its address.
  */
 #include <pthread.h>
 #include <stdint.h>
@@ -26,7 +26,6 @@
 #include "tap.h"
 #include "tcache.h"
 #include "heap.h"
-#include "alloc.h"
 
 static void *other_block;
 
@@ -96,10 +95,10 @@ int main(void)
 	}
 	tap_ok(bad == 0, "room + blocks held == cap in every bin (%u wrong)", bad);
 #ifdef HAK_PM_FIXED
-	tap_ok(!HAK_PM_FIXED_OK ||
-	       (__hak_pm_fixed == 1 && (uintptr_t)__hak_pm.map == HAK_PM_FIXED),
-	       "the page map is at its fixed address %#lx (%p, state %d)",
-	       HAK_PM_FIXED, (void *)__hak_pm.map, __hak_pm_fixed);
+	tap_ok(__hak_pm_fixed == 1 && (uintptr_t)__hak_pm.map == HAK_PM_FIXED &&
+	       __hak_pm.mask == HAK_PM_ENTRIES - 1 && __hak_free_key() == HAK_PM_FIXED,
+	       "the page map is at its fixed address %#lx (%p, state %d, mask %#lx)",
+	       HAK_PM_FIXED, (void *)__hak_pm.map, __hak_pm_fixed, __hak_pm.mask);
 #else
 	tap_ok(1, "no fixed page map in this build");
 #endif
