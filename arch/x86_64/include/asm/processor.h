@@ -48,16 +48,26 @@ static inline int arch_sub_borrows(unsigned long *p, unsigned long n)
 
 
 /*
- * a >> shift in bits 0..63-shift, whatever x held above: one SHLD, where
- * the copy and the shift are two. For an index the caller masks anyway
- * (the fixed page map, lib/superslab.h). x is output only: its old bits
- * land above and are masked off, never used.
+ * a >> shift in bits 0..63-shift, anything above: one instruction, where
+ * the copy and the shift are two, for an index the caller masks anyway
+ * (the fixed page map, lib/superslab.h). With BMI2 (x86-64-v3) a RORX,
+ * which puts a's low bits above; else a SHLD, which puts x's old bits
+ * there (x is output only: they are masked off, never used; SHLD reads
+ * them, a false dependency, and is several uops on AMD Zen).
  */
+#ifdef __BMI2__
+#define arch_shr_dirty(a, shift) ({					\
+	unsigned long __x;						\
+	__asm__("rorxq %2, %1, %0" : "=r"(__x) : "r"(a), "J"(shift));	\
+	__x;								\
+})
+#else
 #define arch_shr_dirty(a, shift) ({					\
 	unsigned long __x;						\
 	__asm__("shldq %2, %1, %0" : "=r"(__x) : "r"(a), "J"(64 - (shift)) : "cc"); \
 	__x;								\
 })
+#endif
 
 /*
  * mmap by the system call itself, for code that runs before the library
