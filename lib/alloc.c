@@ -69,14 +69,19 @@ __attribute__((no_stack_protector)) static void (*pm_fixed_resolve(void))(void)
 	}
 	if (!PM_RAW_ERR(r))	/* a kernel before 4.17 took the address as a hint */
 		arch_raw_syscall3(SYS_munmap, (unsigned long)r, PM_FIXED_LEN + 4096, 0);
-	/* mask stays 0: every free reads entry 0 (below 64 KiB), which is 0 */
+	/*
+	 * mask stays 0: every free reads entry 0 (below 64 KiB), which is 0.
+	 * The signature too, for another copy of hakmem.
+	 */
 	__hak_pm_fixed = 2;
-	r = arch_raw_mmap(HAK_PM_FIXED, 4096, PROT_READ,
+	r = arch_raw_mmap(PM_FIXED_SIG, 2 * 4096, PROT_READ | PROT_WRITE,
 			  MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE);
-	if (r == (long)HAK_PM_FIXED)
+	if (r == (long)PM_FIXED_SIG) {
+		*(volatile unsigned long *)PM_FIXED_SIG = HAK_PM_FIXED_SIG;
 		return pm_fixed_noop;
+	}
 	if (!PM_RAW_ERR(r))
-		arch_raw_syscall3(SYS_munmap, (unsigned long)r, 4096, 0);
+		arch_raw_syscall3(SYS_munmap, (unsigned long)r, 2 * 4096, 0);
 	/*
 	 * Taken. Another hakmem's map holds 0 at entry 0 for good: its
 	 * signature page says so (readable: access() does not fault on it).

@@ -184,8 +184,8 @@ extern HAK_HIDDEN struct hak_pagemap __hak_pm;
  * Address: below 2^31 (a displacement and an immediate are 32 bits,
  * sign-extended), above valgrind's tool (0x58000000) and rr's page
  * (0x70000000), above a non-PIE executable and its brk (0x400000 up):
- * [0x7fff0000, 0x17fff0000). When it cannot be reserved there, one page
- * at HAK_PM_FIXED is, and mask stays 0: every index is 0, whose entry
+ * [0x7fff0000, 0x17fff0000). When it cannot be reserved there (or with
+ * RLIMIT_AS under 4 GiB), its first page is, and mask stays 0: every index is 0, whose entry
  * (addresses below 64 KiB) is 0 for good, so every free takes the slow
  * path, which needs no map. When even that page is taken by another copy
  * of hakmem (its signature is in the page before the map), the same holds
