@@ -22,7 +22,6 @@
 #include "size_class.h"
 #include "superslab.h"
 #include "tcache.h"
-#include <sys/mman.h>
 #include "boxes/aggressive_inline/inline.h"
 #include "boxes/header_classidx/header.h"
 #include "boxes/heapprof/heapprof.h"
@@ -144,7 +143,6 @@ slow:
 	arch_tls_ix_reg_free(ix);
 	__hak_tcache_push_ix(t, p, __hak_block_ix(a, ix), key);
 }
-
 
 void *__hak_calloc(size_t n, size_t size);
 void *__hak_realloc(void *p, size_t n);

@@ -170,8 +170,8 @@ extern HAK_HIDDEN struct hak_pagemap __hak_pm;
 /*
  * The fixed page map (x86_64, not sanitized, neither the hardened nor the
  * header box): the map is reserved at HAK_PM_FIXED when the library is
- * relocated, before any of its code runs (__hak_pm_fixed_reserve, an
- * IRELATIVE relocation of alloc.c), and the free fast path knows its
+ * relocated, before any of its code runs (pm_fixed_resolve, the resolver
+ * of an IRELATIVE relocation in alloc.c), and the free fast path knows its
  * address: the map's base is a 32-bit displacement and the free key an
  * immediate (no MOV of the map's address). The range check becomes an AND
  * of the index with __hak_pm.mask (2^31 - 1: the map covers every index

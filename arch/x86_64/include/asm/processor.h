@@ -71,7 +71,7 @@ static inline int arch_sub_borrows(unsigned long *p, unsigned long n)
 
 /*
  * mmap by the system call itself, for code that runs before the library
- * is relocated (an IFUNC resolver: no PLT, no errno, no TLS). Returns the
+ * is relocated (an IRELATIVE resolver: no PLT, no errno, no TLS). Returns the
  * kernel's result: an address, or -errno.
  */
 static inline __attribute__((always_inline)) long
