@@ -29,6 +29,82 @@
 #include "boxes/l25_pool/l25.h"
 #include "boxes/valgrind/valgrind_hooks.h"
 
+#ifdef HAK_PM_FIXED
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+int __hak_pm_fixed;
+
+#define PM_FIXED_LEN	(HAK_PM_ENTRIES * sizeof(uint16_t))
+#define PM_FIXED_SIG	(HAK_PM_FIXED - 4096)	/* the signature's page */
+#define PM_RAW_ERR(r)	((unsigned long)(r) > -4096UL)
+
+static void pm_fixed_noop(void)
+{
+}
+
+/*
+ * Reserve the fixed page map (lib/superslab.h), with the page before it
+ * holding HAK_PM_FIXED_SIG so that another copy of hakmem in the process
+ * can tell its map from anything else. The resolver of an IRELATIVE
+ * relocation: it runs while this library (or the executable it is linked
+ * into) is relocated, before any code of ours can run, and maybe before
+ * the library's own relocations are done: system calls only (no PLT, no
+ * errno, no TLS, no stack protector).
+ */
+__attribute__((no_stack_protector)) static void (*pm_fixed_resolve(void))(void)
+{
+	long r;
+
+	if (__hak_pm_fixed)
+		return pm_fixed_noop;
+	r = arch_raw_mmap(PM_FIXED_SIG, PM_FIXED_LEN + 4096, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE);
+	if (r == (long)PM_FIXED_SIG) {
+		*(volatile unsigned long *)PM_FIXED_SIG = HAK_PM_FIXED_SIG;
+		__hak_pm.mask = HAK_PM_ENTRIES - 1;	/* no thread runs yet */
+		__hak_pm_fixed = 1;
+		return pm_fixed_noop;
+	}
+	if (!PM_RAW_ERR(r))	/* a kernel before 4.17 took the address as a hint */
+		arch_raw_syscall3(SYS_munmap, (unsigned long)r, PM_FIXED_LEN + 4096, 0);
+	/*
+	 * mask stays 0: every free reads entry 0 (below 64 KiB), which is 0.
+	 * The signature too, for another copy of hakmem.
+	 */
+	__hak_pm_fixed = 2;
+	r = arch_raw_mmap(PM_FIXED_SIG, 2 * 4096, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE);
+	if (r == (long)PM_FIXED_SIG) {
+		*(volatile unsigned long *)PM_FIXED_SIG = HAK_PM_FIXED_SIG;
+		return pm_fixed_noop;
+	}
+	if (!PM_RAW_ERR(r))
+		arch_raw_syscall3(SYS_munmap, (unsigned long)r, 2 * 4096, 0);
+	/*
+	 * Taken. Another hakmem's map holds 0 at entry 0 for good: its
+	 * signature page says so (readable: access() does not fault on it).
+	 */
+	if (arch_raw_syscall3(SYS_access, PM_FIXED_SIG, F_OK, 0) != -EFAULT &&
+	    *(volatile unsigned long *)PM_FIXED_SIG == HAK_PM_FIXED_SIG)
+		return pm_fixed_noop;
+	{
+		static const char msg[] = "hakmem: the page map's address 0x7fff0000 "
+					  "is taken by another mapping; cannot run\n";
+
+		arch_raw_syscall3(SYS_write, 2, (unsigned long)msg, sizeof(msg) - 1);
+		arch_raw_syscall3(SYS_exit_group, 127, 0, 0);
+	}
+	return pm_fixed_noop;
+}
+
+static void pm_fixed_hook(void) __attribute__((ifunc("pm_fixed_resolve")));
+
+/* Its address in data is the IRELATIVE relocation that runs the resolver. */
+__attribute__((used)) static void (*const pm_fixed_at_load)(void) = pm_fixed_hook;
+#endif
+
 /* glibc's limit: no object may be larger than PTRDIFF_MAX. */
 #define HAK_MAX_REQUEST		((size_t)PTRDIFF_MAX)
 

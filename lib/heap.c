@@ -203,6 +203,9 @@ void __hak_free_misaligned(void *p, uintptr_t ix)
 {
 	unsigned c = (unsigned)(ix / 4);
 
+	/* The fixed page map's index wrapped (lib/superslab.h): not ours. */
+	if ((uintptr_t)p & HAK_MASK_HIGH)
+		__hak_bad_free(p, "not allocated by hakmem");
 	bad_block(p, c, "invalid free (not a block boundary: interior or unaligned pointer)");
 }
 
@@ -1988,7 +1991,7 @@ struct hak_heap *__hak_heap_attach(void)
 	for (c = 0; c <= HAK_NCLASS; c++) {
 		struct hak_tbin *b = &tc->bins[c];
 
-		b->mask = (uint16_t)__hak_class_mask[c];
+		b->mask = __hak_class_mask[c] | HAK_MASK_HIGH;
 		__hak_tbin_set_cap(b, c < HAK_NCLASS ?
 				   hak_adapt_initial_cap(c, tcache_cap_of(share, c)) : 0);
 	}

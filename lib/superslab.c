@@ -42,8 +42,6 @@ HAK_BUILD_BUG_ON(HAK_SS_PAGES != 32);
 uint8_t __hak_ssmap[HAK_SSMAP_SIZE];
 struct hak_pagemap __hak_pm;
 
-#define HAK_PM_ENTRIES	(1UL << (HAK_VA_BITS - HAK_PM_SHIFT))
-
 /*
  * Reserve the page map once, before the first superslab (ss_lock held).
  * The map's address is also the free mark (__hak_free_key), so it must be
@@ -56,7 +54,12 @@ static void pm_init(void)
 
 	if (__hak_pm.map)
 		return;
+#ifdef HAK_PM_FIXED
+	/* reserved at relocation (alloc.c); with one page only, no map */
+	m = __hak_pm_fixed == 1 ? (uint16_t *)HAK_PM_FIXED : NULL;
+#else
 	m = __hak_os_reserve(HAK_PM_ENTRIES * sizeof(uint16_t));
+#endif
 	if (!m) {
 		/* every free takes the slow path, which needs no map */
 		__atomic_store_n(&__hak_pm.map, (uint16_t *)(void *)&__hak_pm, __ATOMIC_RELAXED);

@@ -38,6 +38,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <hak/compiler.h>
+#include <asm/tls.h>
 #include <asm/atomic.h>
 #include "size_class.h"
 #include "boxes/hardened/hardened.h"
@@ -127,6 +128,16 @@ static __always_inline bool __hak_ss_owns(uintptr_t a)
 void __hak_ssmap_set(uintptr_t region, unsigned kind);
 
 /*
+ * Issue 13's double- and invalid-free checks on the fast paths (the
+ * boundary mask and the free mark). Not a configuration option: the
+ * checks are always on; KCFLAGS=-DHAK_FREE_CHECKS=0 builds the same paths
+ * without them only to measure what they cost (Documentation/bad-input.md).
+ */
+#ifndef HAK_FREE_CHECKS
+#define HAK_FREE_CHECKS	1
+#endif
+
+/*
  * The page map: one 16-bit entry per 64 KiB page of the 47-bit address
  * space (4 GiB of address space reserved without swap accounting, mapped
  * with the first superslab; only touched pages cost memory, one per
@@ -142,15 +153,53 @@ void __hak_ssmap_set(uintptr_t region, unsigned kind);
  * a dummy, never indexed: it is also the free mark, __hak_free_key).
  */
 #define HAK_PM_SHIFT		HAK_PAGE_SHIFT
+#define HAK_PM_ENTRIES		(1UL << (HAK_VA_BITS - HAK_PM_SHIFT))
 #define HAK_PM_IX_MAX		(4 * (HAK_NCLASS - 1))
 #define HAK_TAGX(tag)		((uint32_t)(tag) << 8)
+/* Every address bit from HAK_VA_BITS up: a bin's mask has them (tcache.h). */
+#define HAK_MASK_HIGH		(~((1UL << HAK_VA_BITS) - 1))
 
 struct hak_pagemap {
 	uint16_t *map;
 	unsigned long lim;	/* entries in map; 0: no map */
+	unsigned long mask;	/* fixed map: index mask, 0 without the map */
 };
 
 extern HAK_HIDDEN struct hak_pagemap __hak_pm;
+
+/*
+ * The fixed page map (x86_64, not sanitized, neither the hardened nor the
+ * header box): the map is reserved at HAK_PM_FIXED when the library is
+ * relocated, before any of its code runs (pm_fixed_resolve, the resolver
+ * of an IRELATIVE relocation in alloc.c), and the free fast path knows its
+ * address: the map's base is a 32-bit displacement and the free key an
+ * immediate (no MOV of the map's address). The range check becomes an AND
+ * of the index with __hak_pm.mask (2^31 - 1: the map covers every index
+ * from the start), the index taken from the pointer with one SHLD (the
+ * copy and the shift were two). A pointer at or above 2^47 wraps onto
+ * some page; the bin's boundary mask (HAK_MASK_HIGH) refuses it in the
+ * same TEST before anything reads or writes through it. 3 of free's 20
+ * instructions go (Documentation/design.md, "Fast-path cost").
+ *
+ * Address: below 2^31 (a displacement and an immediate are 32 bits,
+ * sign-extended), above valgrind's tool (0x58000000) and rr's page
+ * (0x70000000), above a non-PIE executable and its brk (0x400000 up):
+ * [0x7fff0000, 0x17fff0000). When it cannot be reserved there (or with
+ * RLIMIT_AS under 4 GiB), its first page is, and mask stays 0: every index is 0, whose entry
+ * (addresses below 64 KiB) is 0 for good, so every free takes the slow
+ * path, which needs no map. When even that page is taken by another copy
+ * of hakmem (its signature is in the page before the map), the same holds
+ * (its entry 0 is 0 for good); by anything else, the library cannot run
+ * and says so. The hardened box keeps its map at a random address.
+ */
+#if defined(ARCH_PM_FIXED) && !defined(__CHECKER__) && \
+    !IS_ENABLED(CONFIG_HAK_HARDENED) && !IS_ENABLED(CONFIG_HAK_HEADER_CLASSIDX)
+#define HAK_PM_FIXED		0x7fff0000UL
+#define HAK_PM_FIXED_SIG	0x70614d656761506bUL	/* "kPageMap" */
+
+/* 0: not tried; 1: the map is at HAK_PM_FIXED; 2: one page only (lib/alloc.c). */
+extern HAK_HIDDEN int __hak_pm_fixed;
+#endif
 
 /*
  * Page-map entry of a, or HAK_PM_OUT when the map does not cover a (no
@@ -190,6 +239,25 @@ static __always_inline bool __hak_pm_load(uintptr_t a, uintptr_t *e, uintptr_t *
 	uintptr_t i = a >> HAK_PM_SHIFT;
 	uint16_t *map;
 
+#ifdef HAK_PM_FIXED
+	/*
+	 * The fixed map (below): with the checks, the index wraps (the AND
+	 * with mask, no branch) and the caller's boundary mask refuses a
+	 * pointer above 2^47 before it reads or writes through it; without
+	 * them (measurement builds) there is no such mask: a CMP with mask.
+	 */
+	map = (uint16_t *)HAK_PM_FIXED;
+	*key = HAK_PM_FIXED;
+	if (HAK_FREE_CHECKS) {
+		i = arch_and_acquire(arch_shr_dirty(a, HAK_PM_SHIFT), &__hak_pm.mask);
+	} else if (unlikely(!arch_below_acquire(i, &__hak_pm.lim))) {
+		*e = 0;
+		return false;
+	}
+	*e = __atomic_load_n(&map[i], __ATOMIC_RELAXED);
+	return true;
+#endif
+
 	if (unlikely(!arch_below_acquire(i, &__hak_pm.lim))) {
 		*e = 0;		/* never read (the caller branches): for -Og's warning */
 		*key = 0;
@@ -218,8 +286,13 @@ static __always_inline uint32_t __hak_pm_entry(uintptr_t a)
  */
 static __always_inline uintptr_t __hak_free_key(void)
 {
+#ifdef HAK_PM_FIXED
+	return HAK_PM_FIXED;	/* even with one page there: never 0 */
+#else
 	return (uintptr_t)__atomic_load_n(&__hak_pm.map, __ATOMIC_RELAXED);
+#endif
 }
+
 
 /* Tag of the heap owning the page holding a (0 for a free page). */
 static __always_inline unsigned __hak_page_owner(uintptr_t a)
@@ -236,11 +309,11 @@ static __always_inline unsigned __hak_page_owner(uintptr_t a)
  * word says it instead (exact, and the header's class byte of an interior
  * pointer is program data).
  */
-static __always_inline bool __hak_off_boundary(uintptr_t a, uint16_t mask)
+static __always_inline bool __hak_off_boundary(uintptr_t a, uintptr_t mask)
 {
 	if (HAK_HDR_SIZE)
 		return hak_hdr_of((const void *)a)->check != hak_hdr_check((const void *)a);
-	return ((uint16_t)a & mask) != 0;
+	return (a & mask) != 0;
 }
 
 /* Class of the page holding a (HAK_CLASS_NONE for a free page). */

@@ -31,9 +31,11 @@
  *
  * Fast-path budget (x86_64, gcc 12 -O2, objdump to ret): malloc hit 12
  * up to 1 KiB (GOT offset, size check, the direct size table size_ix,
- * pop, room, mark clear; 14 above 1 KiB); free hit 20 (page-map range,
- * entry, owner-byte xor and its branch, boundary mask, mark test, room,
- * push, mark store). The
+ * pop, room, mark clear; 14 above 1 KiB); free hit 17 on the fixed page
+ * map (index by SHLD and AND, entry, owner-byte xor and its branch,
+ * boundary mask, mark test, room, push, mark store; superslab.h), 20 on
+ * the movable one (hardened and header boxes: range check, map address).
+ * The
  * bin is addressed in each access's operand, %fs:off(t, ix, 8), with no
  * LEA of its own (__hak_tbin_at). Keep them there: the figures are in Documentation/design.md and
  * checked by tools/boxcost.sh.
@@ -56,38 +58,30 @@
 struct hak_heap;
 
 /*
- * Issue 13's double- and invalid-free checks on the fast paths (the
- * boundary mask and the free mark). Not a configuration option: the
- * checks are always on; KCFLAGS=-DHAK_FREE_CHECKS=0 builds the same paths
- * without them only to measure what they cost (Documentation/bad-input.md).
- */
-#ifndef HAK_FREE_CHECKS
-#define HAK_FREE_CHECKS	1
-#endif
-
-/*
  * One bin, 32 bytes, addressed by the fast paths as 8 * ix from the
  * tcache's TLS offset, ix = 4 * class (the value the size table and the
  * page map hand out), so no shift or class table sits between the lookup
  * and the bin:
  *   head  the LIFO list;
- *   spare the overflow slow path's count of blocks spilled since it last
- *         counted an overflow (heap.c, __hak_tcache_overflow; the free
- *         mark is one value for all bins, tcache.h);
+ *   mask  the class's block-boundary mask (__hak_class_mask) with every
+ *         bit from HAK_VA_BITS up set (HAK_MASK_HIGH), copied here at
+ *         attach so the free check needs no table and no superslab line;
+ *         the high bits make the same TEST refuse a pointer at or above
+ *         2^47, which the fixed page map's index wraps (superslab.h);
  *   room  cap - blocks held: the push takes one (SUB, borrow = full), the
  *         pop gives one back (ADD); "all ones" (count cap + 1) only inside
  *         the overflow slow path;
  *   cap   the capacity (the slow paths and the adaptive box);
- *   mask  the class's block-boundary mask (__hak_class_mask), copied here
- *         at attach so the free check needs no table and no superslab line.
+ *   spare the overflow slow path's count of blocks spilled since it last
+ *         counted an overflow (heap.c, __hak_tcache_overflow; the free
+ *         mark is one value for all bins, tcache.h).
  */
 struct hak_tbin {
 	void *head;
-	uintptr_t spare;
+	uintptr_t mask;
 	unsigned long room;
 	uint32_t cap;
-	uint16_t mask;
-	uint16_t pad;
+	uint32_t spare;
 };
 
 /* Thread state, in the tcache so the slow path reads one TLS block. */
@@ -343,7 +337,8 @@ static __always_inline void __hak_tcache_push_ix(hak_tc_tls *t, void *p, uintptr
 	uintptr_t mark = HAK_FREE_CHECKS ? key : 0;
 
 	if (HAK_FREE_CHECKS &&
-	    unlikely(__hak_off_boundary((uintptr_t)p, __hak_tbin_at(t, &ix)->mask)))
+	    unlikely(HAK_HDR_SIZE ? __hak_off_boundary((uintptr_t)p, 0) :
+		     arch_tls_test_ne((uintptr_t)p, &__hak_tbin_at(t, &ix)->mask)))
 		__hak_free_misaligned(p, ix);
 	if (HAK_FREE_CHECKS && unlikely(hak_vg_mark(p) == mark)) {
 		__hak_free_confirm(p, ix);

@@ -43,6 +43,8 @@
  *     unaligned    free(p + 1)
  *     before       free(p - 8), just before the block
  *     far          free(p + 1 TiB), in no block at all
+ *     past 2^47    free(p + 2^47), outside the address space (the fixed
+ *                  page map's index wraps it onto p's page, lib/alloc.h)
  *     never        free of a block start the program was never given: the
  *                  next block in the thread cache (mid/large: p + 4 * size)
  *     global       free of a global, never returned by malloc
@@ -339,6 +341,14 @@ static void k_far(size_t n, int bad)
 	free(p);
 }
 
+static void k_past_va(size_t n, int bad)
+{
+	char *p = malloc(n);
+
+	last_free(p + (1UL << 47), bad);
+	free(p);
+}
+
 /* Does the L2.5 pool serve mid-size n (its regions hold never-used slots)? */
 static int l25_serves(size_t n)
 {
@@ -398,6 +408,7 @@ static const struct kind kinds[] = {
 	{ "invalid free, unaligned pointer", k_unaligned },
 	{ "invalid free, just before a block", k_before },
 	{ "invalid free, far outside any block", k_far },
+	{ "invalid free, past 2^47 (wraps onto the block's page)", k_past_va },
 	{ "invalid free, block never handed out", k_never },
 	{ "invalid free, global never returned by malloc", k_global },
 };

@@ -13,8 +13,12 @@
  *    and a foreign address never give a bin index (so they take the slow
  *    path);
  *  - the free mark is the page map's address, and every bin's mask the
- *    class's, and
- *    room + blocks held == cap while a heap is attached.
+ *    class's with every bit from 2^47 up, and
+ *    room + blocks held == cap while a heap is attached;
+ *  - where the fixed page map is built (x86_64, not sanitized, neither
+ *    the hardened nor the header box), the resolver run at relocation
+ *    (lib/alloc.c) reserved it at HAK_PM_FIXED, the map in use is that
+ *    one, its index mask covers it and the free key is its address.
  */
 #include <pthread.h>
 #include <stdint.h>
@@ -41,7 +45,7 @@ int main(void)
 	pthread_t t;
 	uint32_t x;
 
-	tap_plan(8);
+	tap_plan(9);
 	for (n = 0; n <= HAK_SMALL_MAX; n++) {
 		unsigned cl = __hak_class_of(n);
 
@@ -74,7 +78,7 @@ int main(void)
 	for (c = 0; c <= HAK_NCLASS; c++) {
 		const struct hak_tbin *b = &__hak_tc.bins[c];
 
-		if (b->mask != (uint16_t)__hak_class_mask[c])
+		if (b->mask != (__hak_class_mask[c] | HAK_MASK_HIGH))
 			bad++;
 	}
 	tap_ok(bad == 0, "the free key is the page map's address, every bin's mask the class's (%u wrong)", bad);
@@ -90,6 +94,14 @@ int main(void)
 			bad++;
 	}
 	tap_ok(bad == 0, "room + blocks held == cap in every bin (%u wrong)", bad);
+#ifdef HAK_PM_FIXED
+	tap_ok(__hak_pm_fixed == 1 && (uintptr_t)__hak_pm.map == HAK_PM_FIXED &&
+	       __hak_pm.mask == HAK_PM_ENTRIES - 1 && __hak_free_key() == HAK_PM_FIXED,
+	       "the page map is at its fixed address %#lx (%p, state %d, mask %#lx)",
+	       HAK_PM_FIXED, (void *)__hak_pm.map, __hak_pm_fixed, __hak_pm.mask);
+#else
+	tap_ok(1, "no fixed page map in this build");
+#endif
 	free(other_block);
 	free(p);
 	tap_finish();

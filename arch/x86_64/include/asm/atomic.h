@@ -165,10 +165,26 @@ arch_below_acquire(unsigned long v, const unsigned long *p)
 no:
 	return 0;
 }
+
+/*
+ * v & *p, *p read with acquire: one AND with *p as its memory operand (the
+ * fixed page map's index, lib/superslab.h); "memory" as above.
+ */
+static inline __attribute__((always_inline)) unsigned long
+arch_and_acquire(unsigned long v, const unsigned long *p)
+{
+	__asm__("andq %1, %0" : "+r"(v) : "m"(*p) : "cc", "memory");
+	return v;
+}
 #else
 static inline int arch_below_acquire(unsigned long v, const unsigned long *p)
 {
 	return v < arch_load_acquire(p);
+}
+
+static inline unsigned long arch_and_acquire(unsigned long v, const unsigned long *p)
+{
+	return v & arch_load_acquire(p);
 }
 #endif
 

@@ -46,4 +46,58 @@ static inline int arch_sub_borrows(unsigned long *p, unsigned long n)
 }
 #endif
 
+
+/*
+ * a >> shift in bits 0..63-shift, anything above: one instruction, where
+ * the copy and the shift are two, for an index the caller masks anyway
+ * (the fixed page map, lib/superslab.h). With BMI2 (x86-64-v3) a RORX,
+ * which puts a's low bits above; else a SHLD, which puts x's old bits
+ * there (x is output only: they are masked off, never used; SHLD reads
+ * them, a false dependency, and is several uops on AMD Zen).
+ */
+#ifdef __BMI2__
+#define arch_shr_dirty(a, shift) ({					\
+	unsigned long __x;						\
+	__asm__("rorxq %2, %1, %0" : "=r"(__x) : "r"(a), "J"(shift));	\
+	__x;								\
+})
+#else
+#define arch_shr_dirty(a, shift) ({					\
+	unsigned long __x;						\
+	__asm__("shldq %2, %1, %0" : "=r"(__x) : "r"(a), "J"(64 - (shift)) : "cc"); \
+	__x;								\
+})
+#endif
+
+/*
+ * mmap by the system call itself, for code that runs before the library
+ * is relocated (an IRELATIVE resolver: no PLT, no errno, no TLS). Returns the
+ * kernel's result: an address, or -errno.
+ */
+static inline __attribute__((always_inline)) long
+arch_raw_mmap(unsigned long addr, unsigned long len, long prot, long flags)
+{
+	register long r10 __asm__("r10") = flags;
+	register long r8 __asm__("r8") = -1;
+	register long r9 __asm__("r9") = 0;
+	long ret;
+
+	__asm__ __volatile__("syscall"
+			     : "=a"(ret)
+			     : "0"(9L), "D"(addr), "S"(len), "d"(prot), "r"(r10), "r"(r8), "r"(r9)
+			     : "rcx", "r11", "memory");
+	return ret;
+}
+
+/* Any system call of up to 3 arguments, the same way. */
+static inline __attribute__((always_inline)) long
+arch_raw_syscall3(long nr, unsigned long a1, unsigned long a2, unsigned long a3)
+{
+	long ret;
+
+	__asm__ __volatile__("syscall" : "=a"(ret) : "0"(nr), "D"(a1), "S"(a2), "d"(a3)
+			     : "rcx", "r11", "memory");
+	return ret;
+}
+
 #endif /* HAK_ASM_X86_64_PROCESSOR_H */
