@@ -168,8 +168,8 @@ struct hak_pagemap {
 extern HAK_HIDDEN struct hak_pagemap __hak_pm;
 
 /*
- * The fixed page map (x86_64, not sanitized, neither the hardened nor the
- * header box): the map is reserved at HAK_PM_FIXED when the library is
+ * The fixed page map (CONFIG_HAK_PM_FIXED: x86_64, not sanitized, neither
+ * the hardened nor the header box): the map is reserved at HAK_PM_FIXED when the library is
  * relocated, before any of its code runs (pm_fixed_resolve, the resolver
  * of an IRELATIVE relocation in alloc.c), and the free fast path knows its
  * address: the map's base is a 32-bit displacement and the free key an
@@ -192,7 +192,7 @@ extern HAK_HIDDEN struct hak_pagemap __hak_pm;
  * (its entry 0 is 0 for good); by anything else, the library cannot run
  * and says so. The hardened box keeps its map at a random address.
  */
-#if defined(ARCH_PM_FIXED) && !defined(__CHECKER__) && \
+#if defined(ARCH_PM_FIXED) && !defined(__CHECKER__) && IS_ENABLED(CONFIG_HAK_PM_FIXED) && \
     !IS_ENABLED(CONFIG_HAK_HARDENED) && !IS_ENABLED(CONFIG_HAK_HEADER_CLASSIDX)
 #define HAK_PM_FIXED		0x7fff0000UL
 #define HAK_PM_FIXED_SIG	0x70614d656761506bUL	/* "kPageMap" */
