@@ -91,7 +91,8 @@ __attribute__((no_stack_protector)) static void (*pm_fixed_resolve(void))(void)
 		return pm_fixed_noop;
 	{
 		static const char msg[] = "hakmem: the page map's address 0x7fff0000 "
-					  "is taken by another mapping; cannot run\n";
+					  "is taken by another mapping; cannot run "
+					  "(build with CONFIG_HAK_PM_FIXED=n)\n";
 
 		arch_raw_syscall3(SYS_write, 2, (unsigned long)msg, sizeof(msg) - 1);
 		arch_raw_syscall3(SYS_exit_group, 127, 0, 0);
