@@ -108,9 +108,9 @@ void __hak_free_slow(void *p)
 		 * most of the frees of a thread that took over another's data
 		 * (larson's lanes past the cores: a third of their frees are of
 		 * the blocks the sleeping main thread filled the tables with,
-		 * each time they are freed again). Tested here, not in
-		 * __hak_free_remote, it takes no call, no second owner read
-		 * and no prefetch. Any other block goes home.
+		 * each time they are freed again). Tested here rather than in
+		 * __hak_free_remote, such a free takes no call, no second
+		 * owner read and no prefetch. Any other block goes home.
 		 */
 		if (o == __hak_tc.tag ||
 		    (o == __hak_rf_tag && __hak_rf_tag && c < HAK_NCLASS))
