@@ -585,11 +585,12 @@ static __thread uint64_t rf_refills __attribute__((tls_model("initial-exec")));
 static __thread uint32_t rf_same __attribute__((tls_model("initial-exec")));
 /*
  * The tag of rf_owner while it counts as idle, 0 otherwise: a free of a
- * block with that tag is cached at once (__hak_free_remote). Cleared at
- * this thread's refills and overflows, so an owner that went back to work
- * is seen at the next of them (owner_idle() then reads its refill count).
+ * block with that tag is cached at once (__hak_free_slow, lib/alloc.c).
+ * Cleared at this thread's refills and overflows, so an owner that went
+ * back to work is seen at the next of them (owner_idle() then reads its
+ * refill count).
  */
-static __thread uint32_t rf_tag __attribute__((tls_model("initial-exec")));
+HAK_HIDDEN __thread uint32_t __hak_rf_tag __attribute__((tls_model("initial-exec")));
 
 /*
  * Heap hand-over (heap_handover(), below): frees of pooled heaps' blocks
@@ -1466,7 +1467,7 @@ void *__hak_tcache_refill(uintptr_t ix)
 
 	if (unlikely(!h))
 		return NULL;
-	rf_tag = 0;			/* look at the idle owner again */
+	__hak_rf_tag = 0;	/* look at the idle owner again */
 	heap_enter(h);
 	settle_if_any(h, true);
 	__hak_purge_tick();
@@ -1510,14 +1511,14 @@ static bool owner_idle(const struct hak_heap *h)
 		rf_owner = (struct hak_heap *)h;
 		rf_refills = r;
 		rf_same = 0;
-		rf_tag = 0;
+		__hak_rf_tag = 0;
 		return false;
 	}
 	if (rf_same < HAK_IDLE_FREES)
 		rf_same++;
 	if (rf_same < HAK_IDLE_FREES)
 		return false;
-	rf_tag = h->tag;
+	__hak_rf_tag = h->tag;
 	return true;
 }
 
@@ -1561,15 +1562,8 @@ void __hak_free_remote(void *p, unsigned c)
 	arch_prefetchw(p);
 	/*
 	 * A block of the owner found idle at the last look (owner_idle(),
-	 * below): cached here without the slab and owner reads, as a block of
-	 * our own would be. This is most of the frees of a thread that took
-	 * over another's data (larson's lanes: every block of the tables the
-	 * sleeping main thread filled, each time it is freed again).
+	 * below) does not come here: __hak_free_slow caches it at once.
 	 */
-	if (rf_tag && c < HAK_NCLASS && block_owner_tag(p) == rf_tag) {
-		__hak_tcache_push(p, c);
-		return;
-	}
 	saved = errno;
 	/*
 	 * A thread's first free may be of another thread's block: attach
@@ -1696,7 +1690,7 @@ void __hak_tcache_overflow(void *p, uintptr_t ix)
 		errno = saved;
 		return;
 	}
-	rf_tag = 0;			/* look at the idle owner again */
+	__hak_rf_tag = 0;	/* look at the idle owner again */
 	heap_enter(h);
 	__hak_purge_tick();
 	__hak_set_link(p, b->head);
@@ -1951,7 +1945,7 @@ static bool heap_handover(struct hak_tcache *tc, struct hak_heap *to)
 	collect_all(to);
 	heap_exit(to);
 	rf_owner = NULL;	/* the idle-owner memo may name either heap */
-	rf_tag = 0;
+	__hak_rf_tag = 0;
 	return true;
 }
 
@@ -2021,7 +2015,7 @@ void __hak_heap_detach(void)
 	tc->state = HAK_T_EXITING;
 	tc->exits++;
 	rf_owner = NULL;
-	rf_tag = 0;
+	__hak_rf_tag = 0;
 	arch_fetch_add(&nr_live, -1u);
 	heap_exit(h);
 	heap_pool_push(h);

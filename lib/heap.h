@@ -119,6 +119,12 @@ void __hak_heap_scavenge_pool(void);
 uint32_t __hak_tcache_cap(unsigned c);
 void __hak_tcache_set_bytes(size_t bytes);
 
+/*
+ * The owner tag whose blocks this thread caches as an idle owner's (0:
+ * none): the free slow path pushes them on the bin at once (lib/heap.c).
+ */
+extern HAK_HIDDEN __thread uint32_t __hak_rf_tag __attribute__((tls_model("initial-exec")));
+
 /* Remote free of a chain head..tail of n blocks of slab s (lock-free). */
 void __hak_remote_push(struct hak_slab *s, void *head, void *tail, uint32_t n);
 
