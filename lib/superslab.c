@@ -9,7 +9,8 @@
  * accumulate; then they are purged with madvise, oldest superslab first, down
  * to half the limit; while other threads live, the pages that went free
  * within the last eighth of the purge delay are spared unless there are
- * HAK_SS_DIRTY_CEIL times the limit (ss_release). A wholly free superslab beyond HAK_SS_KEEP is unmapped.
+ * HAK_SS_DIRTY_CEIL times the limit (ss_release). A wholly free superslab
+ * beyond HAK_SS_KEEP is unmapped.
  * Neither system call runs under ss_lock (see ss_release).
  * Each free page also carries the time it went dirty (dirty_stamp), so the
  * decay pass (lib/purge.c, __hak_ss_decay) purges pages free for longer
@@ -446,8 +447,8 @@ static unsigned young_pass_ms;	/* ss_lock: last limit pass that spared pages */
  * first reused (ss_find_run prefers resident pages); those still free go
  * at a later limit pass, once old, in longer runs, or at the decay pass
  * (the delay bounds how long any free page stays). Such a pass runs at
- * most once per a quarter of that grace period. No purge delay (decay
- * off) or no limit (0) spares nothing.
+ * most once per quarter of that grace period. No purge delay (decay off)
+ * or no limit (0) spares nothing.
  */
 static size_t ss_release(bool all) __must_hold(&ss_lock)
 {
@@ -460,7 +461,7 @@ static size_t ss_release(bool all) __must_hold(&ss_lock)
 		return 0;
 	if (!all) {
 		young = (unsigned)(__hak_opt.purge_delay_ms / HAK_SS_YOUNG_DIV);
-		if ((nr_pages_dirty << HAK_PAGE_SHIFT) > HAK_SS_DIRTY_CEIL * dirty_max ||
+		if ((nr_pages_dirty << HAK_PAGE_SHIFT) / HAK_SS_DIRTY_CEIL > dirty_max ||
 		    __hak_heap_nr_live() < 2)
 			young = 0;
 		if (young) {
