@@ -102,6 +102,11 @@ static int tags_shared;
 #define HAK_TCACHE_CAP_MIN	8
 #define HAK_TCACHE_CAP_MAX	256
 
+unsigned __hak_heap_nr_live(void)
+{
+	return arch_load_relaxed(&nr_live);
+}
+
 /*
  * A thread's share of a per-thread budget: the whole of it while threads
  * do not outnumber the CPUs, bytes * cpus / threads past that. Threads

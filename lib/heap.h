@@ -115,6 +115,9 @@ size_t __hak_heap_pages_purged(void);
 /* Return pooled heaps' kept bins, remote frees and empty slabs (trim). */
 void __hak_heap_scavenge_pool(void);
 
+/* Threads with a heap attached (a hint: it may change at once). */
+unsigned __hak_heap_nr_live(void);
+
 /* Default tcache capacity of class c. */
 uint32_t __hak_tcache_cap(unsigned c);
 void __hak_tcache_set_bytes(size_t bytes);

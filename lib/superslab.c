@@ -7,7 +7,10 @@
  * full ones are on no list and come back to it when a page is freed.
  * Free pages stay resident ("dirty") until more than dirty_max bytes of them
  * accumulate; then they are purged with madvise, oldest superslab first, down
- * to half the limit. A wholly free superslab beyond HAK_SS_KEEP is unmapped.
+ * to half the limit; while other threads live, the pages that went free
+ * within the last eighth of the purge delay are spared unless there are
+ * HAK_SS_DIRTY_CEIL times the limit (ss_release). A wholly free superslab
+ * beyond HAK_SS_KEEP is unmapped.
  * Neither system call runs under ss_lock (see ss_release).
  * Each free page also carries the time it went dirty (dirty_stamp), so the
  * decay pass (lib/purge.c, __hak_ss_decay) purges pages free for longer
@@ -27,6 +30,8 @@
  */
 #include <errno.h>
 #include <asm/atomic.h>
+#include "heap.h"
+#include "init.h"
 #include "lock.h"
 #include "os.h"
 #include "superslab.h"
@@ -36,6 +41,13 @@
 
 #define HAK_SS_ALL_FREE		0xffffffffu
 #define HAK_SS_KEEP		2	/* wholly free superslabs kept mapped */
+/*
+ * With other threads live, the dirty limit leaves alone the pages that
+ * went free less than an eighth of the purge delay ago, until the free
+ * pages reach this many times the limit (see ss_release).
+ */
+#define HAK_SS_YOUNG_DIV	8
+#define HAK_SS_DIRTY_CEIL	8
 
 HAK_BUILD_BUG_ON(HAK_SS_PAGES != 32);
 
@@ -309,30 +321,57 @@ static void ss_take_unmap(struct hak_superslab *ss, struct ss_batch *b)
 	b->unmap[b->nunmap++] = ss;
 }
 
-/* Under ss_lock: choose the next batch of work. */
-static void ss_release_pick(bool all, struct ss_batch *b)
+/* The dirty pages of ss that went free less than young ms before now. */
+static uint32_t ss_young(const struct hak_superslab *ss, unsigned now, unsigned young)
+{
+	uint32_t m = ss->dirty_mask, y = 0;
+
+	if (!young)
+		return 0;
+	while (m) {
+		unsigned i = (unsigned)__builtin_ctz(m);
+
+		m &= m - 1;
+		if (now - ss->dirty_stamp[i] < young)
+			y |= 1u << i;
+	}
+	return y;
+}
+
+/*
+ * Under ss_lock: choose the next batch of work. Pages that went free
+ * less than young ms ago (0: none spared) stay, and so does a wholly
+ * free superslab that has any.
+ */
+static void ss_release_pick(bool all, unsigned now, unsigned young, struct ss_batch *b)
 {
 	struct hak_superslab *ss, *next;
 	size_t target = all ? 0 : (dirty_max >> HAK_PAGE_SHIFT) / 2;
 
 	b->npurge = b->nunmap = 0;
 	for (ss = avail; ss; ss = next) {
+		uint32_t m;
+
 		next = ss->next;
 		if (ss->free_mask == HAK_SS_ALL_FREE &&
-		    (all || nr_free_superslabs > HAK_SS_KEEP)) {
+		    (all || nr_free_superslabs > HAK_SS_KEEP) &&
+		    !ss_young(ss, now, young)) {
 			if (b->nunmap == HAK_SS_BATCH)
 				break;
 			ss_take_unmap(ss, b);
 			continue;
 		}
-		if (nr_pages_dirty <= target || !ss->dirty_mask)
+		if (nr_pages_dirty <= target)
+			continue;
+		m = ss->dirty_mask & ~ss_young(ss, now, young);
+		if (!m)
 			continue;
 		if (b->npurge == HAK_SS_BATCH)
 			break;
 		hak_huge_on_purge(ss, ss_used(ss));
 		b->purge[b->npurge] = ss;
-		b->mask[b->npurge++] = ss->dirty_mask;
-		ss_claim(ss, ss->dirty_mask);
+		b->mask[b->npurge++] = m;
+		ss_claim(ss, m);
 	}
 }
 
@@ -390,23 +429,54 @@ static size_t ss_batch_run(struct ss_batch *b) __must_hold(&ss_lock)
 	return purged + (size_t)b->nunmap * HAK_SS_SIZE;
 }
 
+static unsigned young_pass_ms;	/* ss_lock: last limit pass that spared pages */
+
 /*
  * Purge down to the target (half of dirty_max, or everything with all)
  * and unmap the wholly free superslabs beyond HAK_SS_KEEP; called and
  * returns with ss_lock held, drops it around the system calls.
+ *
+ * While other threads live, the dirty limit (not all) spares the pages
+ * that went free less than an eighth of the purge delay ago, as long as
+ * the free pages stay under HAK_SS_DIRTY_CEIL times the limit: a burst of
+ * frees that empties slab after slab (idle-rss: two threads free 95% of
+ * 256 MiB of small blocks) otherwise purged every 8 MiB as it went, in a
+ * madvise per slab or two (the slabs empty in random order, so the dirty
+ * runs are short), each a TLB shootdown on the CPUs that run the other
+ * threads: 20-45 ms added to one thread's 5 ms of frees, and the other
+ * thread slowed meanwhile (alone, the same purges cost the thread about
+ * 5 ms: no other CPU to interrupt, so a single thread still purges as it
+ * goes and its RSS falls right after the frees). Spared pages are the
+ * first reused (ss_find_run prefers resident pages); those still free go
+ * at a later limit pass, once old, in longer runs, or at the decay pass
+ * (the delay bounds how long any free page stays). Such a pass runs at
+ * most once per quarter of that grace period. No purge delay (decay off)
+ * or no limit (0) spares nothing.
  */
 static size_t ss_release(bool all) __must_hold(&ss_lock)
 {
 	struct ss_batch b;
 	size_t done = 0;
+	unsigned now = 0, young = 0;
 
 	/* trim (all) runs even beside a purge: claims never overlap */
 	if (purging && !all)
 		return 0;
-	if (!all)
+	if (!all) {
+		young = (unsigned)(__hak_opt.purge_delay_ms / HAK_SS_YOUNG_DIV);
+		if ((nr_pages_dirty << HAK_PAGE_SHIFT) / HAK_SS_DIRTY_CEIL > dirty_max ||
+		    __hak_heap_nr_live() < 2)
+			young = 0;
+		if (young) {
+			now = __hak_now_ms();
+			if (now - young_pass_ms < young / 4)
+				return 0;
+			young_pass_ms = now;
+		}
 		purging = true;
+	}
 	do {
-		ss_release_pick(all, &b);
+		ss_release_pick(all, now, young, &b);
 		if (!b.npurge && !b.nunmap)
 			break;
 		done += ss_batch_run(&b);

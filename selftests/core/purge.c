@@ -10,7 +10,9 @@
  * memory limit: a hard limit makes malloc fail with ENOMEM instead of
  * mapping past it, after purging the caches; HAKMEM_MEMORY_LIMIT (a
  * re-executed child) sets one; the cgroup limit reader agrees with the
- * cgroup files.
+ * cgroup files. A burst of frees that empties slabs past the dirty limit
+ * leaves their pages resident (young) up to eight times the limit, and
+ * purges them at once without a purge delay.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -248,6 +250,106 @@ static void test_env_limit(const char *self)
 	       "(child status %d)", status);
 }
 
+/*
+ * A re-executed child (HAKMEM_DIRTY_MAX and HAKMEM_PURGE_DELAY_MS set by
+ * the parent) frees 64 MiB of 4 KiB blocks in one burst, emptying their
+ * slabs, alone or while another thread (with a heap) lives; its status is
+ * the free superslab memory still resident, in MiB.
+ */
+#define BURST_NB	16384
+
+static pthread_mutex_t burst_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t burst_cv = PTHREAD_COND_INITIALIZER;
+static int burst_state;		/* 1: the other thread has a heap; 2: done */
+
+static void *burst_other(void *arg)
+{
+	void *volatile p = malloc(64);	/* attaches a heap */
+
+	free(p);
+	pthread_mutex_lock(&burst_mu);
+	burst_state = 1;
+	pthread_cond_broadcast(&burst_cv);
+	while (burst_state != 2)
+		pthread_cond_wait(&burst_cv, &burst_mu);
+	pthread_mutex_unlock(&burst_mu);
+	return arg;
+}
+
+static int child_burst(bool other)
+{
+	static void *b[BURST_NB];
+	struct hak_stats st;
+	pthread_t t;
+	size_t mib;
+	unsigned i;
+
+	if (other) {
+		if (pthread_create(&t, NULL, burst_other, NULL))
+			return 255;
+		pthread_mutex_lock(&burst_mu);
+		while (burst_state != 1)
+			pthread_cond_wait(&burst_cv, &burst_mu);
+		pthread_mutex_unlock(&burst_mu);
+	}
+	for (i = 0; i < BURST_NB; i++) {
+		b[i] = malloc(4096);
+		if (!b[i])
+			return 255;
+		((volatile char *)b[i])[0] = 1;
+	}
+	for (i = 0; i < BURST_NB; i++)
+		free(b[i]);
+	hak_stats_get(&st);
+	mib = st.dirty_bytes >> 20;
+	if (other) {
+		pthread_mutex_lock(&burst_mu);
+		burst_state = 2;
+		pthread_cond_broadcast(&burst_cv);
+		pthread_mutex_unlock(&burst_mu);
+		pthread_join(t, NULL);
+	}
+	return mib < 254 ? (int)mib : 254;
+}
+
+static int run_burst(const char *self, const char *how, const char *dirty_max,
+		     const char *delay)
+{
+	pid_t pid = fork();
+	int status = -1;
+
+	if (pid == 0) {
+		char *argv[] = { (char *)self, (char *)how, NULL };
+
+		setenv("HAKMEM_DIRTY_MAX", dirty_max, 1);
+		setenv("HAKMEM_PURGE_DELAY_MS", delay, 1);
+		execv("/proc/self/exe", argv);
+		_exit(255);
+	}
+	waitpid(pid, &status, 0);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 255;
+}
+
+static void test_burst(const char *self)
+{
+	int mib;
+
+	/* 20 s delay: pages freed within 2.5 s are young */
+	mib = run_burst(self, "child-burst", "16m", "20000");
+	tap_ok(mib >= 32 && mib < 255,
+	       "a 64 MiB burst of frees past a 16 MiB dirty limit, another thread live: "
+	       "the young pages stay (%d MiB free and resident)", mib);
+	mib = run_burst(self, "child-burst", "4m", "20000");
+	tap_ok(mib <= 33,
+	       "the same burst past 8 times a 4 MiB limit: purged down (%d MiB left)", mib);
+	mib = run_burst(self, "child-burst", "16m", "0");
+	tap_ok(mib <= 16,
+	       "the same burst without a purge delay: purged as it goes (%d MiB left)", mib);
+	mib = run_burst(self, "child-burst1", "16m", "20000");
+	tap_ok(mib <= 16,
+	       "the same burst in a thread alone: purged as it goes (%d MiB left)", mib);
+}
+
 /* The memory cgroup files, read here with stdio: the least limit found. */
 static size_t stdio_cgroup_limit(void)
 {
@@ -357,12 +459,17 @@ int main(int argc, char **argv)
 
 	if (argc > 1 && !strcmp(argv[1], "child-limit"))
 		return child_limit();
+	if (argc > 1 && !strcmp(argv[1], "child-burst"))
+		return child_burst(true);
+	if (argc > 1 && !strcmp(argv[1], "child-burst1"))
+		return child_burst(false);
 	tap_plan(0);
 	test_pages();
 	test_decay();
 	test_idle_thread();
 	test_hard_limit();
 	test_env_limit(argv[0]);
+	test_burst(argv[0]);
 	test_malloc_info();
 	test_purge_batch("batched purge");
 	__hak_os_purge_batch_off();
