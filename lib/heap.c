@@ -844,6 +844,39 @@ static void bin_trim(struct hak_heap *h, struct hak_tbin *b, uint32_t keep)
  */
 #define HAK_SPILL	32
 
+/*
+ * Hardened: the list head (n <= HAK_SPILL blocks, NULL-terminated) relinked
+ * in falling address order. The carve order is random 16 wide (above), so
+ * a program that frees its blocks in the order it got them frees them
+ * nearly, not exactly, in address order; the spill's run goes to the front
+ * of its slab's free list, and a refill pops that list, one dependent load
+ * per block. Out of order, every pop is a cache miss (footprint, CPU at
+ * fixed work: 1.38-1.47x defconfig's with the 16-wide order alone,
+ * 1.13-1.22x with this); in order, as the default build's lists come out
+ * of the same program, the loads go down through memory and the hardware
+ * fetches them ahead. The links are hot (the blocks were just freed):
+ * insertion into an array of HAK_SPILL, in place when already in order.
+ */
+static void *spill_sorted(void *head)
+{
+	void *a[HAK_SPILL], *p = head;
+	uint32_t k = 0, j;
+
+	while (p && k < HAK_SPILL) {
+		void *q = p;
+
+		p = __hak_link(p);
+		for (j = k++; j && (uintptr_t)a[j - 1] < (uintptr_t)q; j--)
+			a[j] = a[j - 1];
+		a[j] = q;
+	}
+	for (j = k; j--;) {
+		__hak_set_link(a[j], p);
+		p = a[j];
+	}
+	return p;
+}
+
 static void bin_spill(struct hak_heap *h, struct hak_tbin *b, uint32_t n)
 {
 	void *head = b->head, *cut = head;
@@ -855,6 +888,8 @@ static void bin_spill(struct hak_heap *h, struct hak_tbin *b, uint32_t n)
 	__hak_set_link(cut, NULL);
 	__hak_tbin_set_count(b, __hak_tbin_count(b) - n);
 	HAK_STAT_ADD(h, blocks_flushed, n);
+	if (hak_hd_on())
+		head = spill_sorted(head);
 	flush_list(h, head);
 }
 
@@ -872,11 +907,16 @@ static inline void carve_one(struct hak_heap *h, unsigned c, void **list,
 	*list = (void *)blk;
 }
 
-/* Hardened: cut the next n blocks of s in a random order. */
+/*
+ * Hardened: cut the next n blocks of s in a random order (the box's
+ * hak_hd_carve_order: each a random one of the 16 lowest not yet cut).
+ * idx[0] goes on *list last, so it is the first handed out: the blocks
+ * come out going up through memory, 16 wide.
+ */
 static void carve_random(struct hak_heap *h, struct hak_slab *s, void **list,
 			 uint32_t n, uintptr_t mark)
 {
-	uint16_t idx[HAK_HD_SHUFFLE_MAX];
+	uint16_t idx[HAK_HD_CARVE_MAX];
 	unsigned c = s->class_idx;
 	size_t stride = __hak_class_stride(c);
 	uint32_t done, k, m;
@@ -885,10 +925,10 @@ static void carve_random(struct hak_heap *h, struct hak_slab *s, void **list,
 		/* the slab's block arithmetic once per batch, not per block */
 		uintptr_t base = __hak_slab_block(s, s->carved + done);
 
-		m = n - done < HAK_HD_SHUFFLE_MAX ? n - done : HAK_HD_SHUFFLE_MAX;
-		hak_hd_shuffle(idx, m);
-		for (k = 0; k < m; k++)
-			carve_one(h, c, list, base + idx[k] * stride, mark);
+		m = n - done < HAK_HD_CARVE_MAX ? n - done : HAK_HD_CARVE_MAX;
+		hak_hd_carve_order(idx, m);
+		for (k = m; k; k--)
+			carve_one(h, c, list, base + idx[k - 1] * stride, mark);
 	}
 }
 

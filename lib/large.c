@@ -294,22 +294,25 @@ static bool cache_put(void *p, size_t len, size_t guard)
  * miss that maps len fresh bytes while shorter blocks sit cached and
  * resident adds its whole length to the footprint. The block grows up or
  * down into free address space (__hak_os_extend); when both sides are
- * taken it goes back to the cache. Not with guard pages (the cached range's
- * guard would end up inside the block) nor for alignments above a page.
+ * taken it goes back to the cache. With guard pages it grows down only:
+ * the cached range's guard, right after it, then stays right after the
+ * grown block (no mprotect; growing up would need the guard opened, the
+ * range remapped over it and a new guard made). Not for alignments above
+ * a page.
  */
 static void *grow_shorter(size_t len, size_t align)
 {
-	size_t got;
+	size_t got, g = hak_hd_guard_len();
 	void *p, *q;
 
-	if (align > HAK_OS_PAGE || hak_hd_guard_len())
+	if (align > HAK_OS_PAGE)
 		return NULL;
 	p = hak_bigcache_take_shorter(len, &got);
 	if (!p)
 		return NULL;
-	q = __hak_os_extend(p, got, len);
-	if (!q && !cache_put(p, got, 0))
-		unmap_block(p, got, 0);
+	q = __hak_os_extend(p, got, len, !g);
+	if (!q && !cache_put(p, got, g))
+		unmap_block(p, got, g);
 	return q;
 }
 

@@ -185,14 +185,14 @@ void *__hak_os_remap(void *p, size_t old_len, size_t new_len)
 	return q;
 }
 
-void *__hak_os_extend(void *p, size_t old_len, size_t new_len)
+void *__hak_os_extend(void *p, size_t old_len, size_t new_len, bool up)
 {
 	size_t more = new_len - old_len;
 	char *q;
 
 	if (fault_hit(HAK_OS_MAP) || !limit_allows(more))
 		return NULL;
-	if (mremap(p, old_len, new_len, 0) != MAP_FAILED) {
+	if (up && mremap(p, old_len, new_len, 0) != MAP_FAILED) {
 		arch_fetch_add(&os_mapped, more);
 		return p;
 	}

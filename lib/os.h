@@ -30,12 +30,13 @@ void __hak_os_unmap(void *p, size_t len);
 void *__hak_os_remap(void *p, size_t old_len, size_t new_len) __must_check;
 /*
  * Grow the range [p, p + old_len) to new_len bytes without moving its
- * pages: upwards (mremap in place) or, when the address space after it is
- * taken, downwards (a fixed mapping of the free space right before it).
- * The new start, or NULL when neither side is free (the range intact).
- * The result may span two kernel mappings.
+ * pages: upwards (mremap in place; only when up) or, when the address
+ * space after it is taken (or !up: the page after it is a guard page that
+ * must stay right after the range), downwards (a fixed mapping of the free
+ * space right before it). The new start, or NULL when no allowed side is
+ * free (the range intact). The result may span two kernel mappings.
  */
-void *__hak_os_extend(void *p, size_t old_len, size_t new_len) __must_check;
+void *__hak_os_extend(void *p, size_t old_len, size_t new_len, bool up) __must_check;
 /*
  * Move the pages of [src, src + len) onto [dst, dst + len), the head of a
  * mapping of the caller's (mremap MREMAP_FIXED, one call: from Linux 6.17

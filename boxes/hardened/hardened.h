@@ -19,9 +19,11 @@
  *   hak_hd_init()              pick the secret (every heap attach calls
  *                              it; the first, before any link exists,
  *                              sets it);
- *   hak_hd_shuffle(idx, n)     a random permutation of 0..n-1 in idx
- *                              (n <= HAK_HD_SHUFFLE_MAX): the order in
- *                              which to cut n new blocks;
+ *   hak_hd_carve_order(idx, n) the order in which to cut n new blocks
+ *                              (n <= HAK_HD_CARVE_MAX), a permutation of
+ *                              0..n-1 in idx: each next one a random one
+ *                              of the HAK_HD_CARVE_WINDOW lowest not yet
+ *                              cut;
  *   hak_hd_zero_on_free()      clear small blocks on free.
  *
  * Guard pages: a PROT_NONE page after every large block (lib/large.c, and
@@ -58,7 +60,8 @@
 #include <hak/compiler.h>
 
 #define hak_hd_on()	IS_ENABLED(CONFIG_HAK_HARDENED)
-#define HAK_HD_SHUFFLE_MAX	256
+#define HAK_HD_CARVE_MAX	256
+#define HAK_HD_CARVE_WINDOW	16
 #define HAK_HD_GUARD_PAGE	4096UL
 /* Classes from 10 KiB (slabs of two and four 64 KiB pages) get a guard. */
 #define HAK_HD_SLAB_GUARD_MIN	10240UL
@@ -69,7 +72,7 @@ extern HAK_HIDDEN uintptr_t __hak_hd_secret;
 
 void hak_hd_init(void);
 void hak_hd_bad_link(const void *where, uintptr_t v) __noreturn __cold;
-void hak_hd_shuffle(uint16_t *idx, uint32_t n);
+void hak_hd_carve_order(uint16_t *idx, uint32_t n);
 
 static __always_inline uintptr_t hak_hd_enc(const void *where, const void *next)
 {
@@ -122,7 +125,7 @@ static inline void hak_hd_bad_link(const void *where, uintptr_t v)
 	(void)where; (void)v;
 }
 
-static inline void hak_hd_shuffle(uint16_t *idx, uint32_t n)
+static inline void hak_hd_carve_order(uint16_t *idx, uint32_t n)
 {
 	uint32_t i;
 

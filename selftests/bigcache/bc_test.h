@@ -138,6 +138,38 @@ static inline int bc_range_free(uintptr_t lo, uintptr_t hi)
 	return 1;
 }
 
+/*
+ * Is the page at a inaccessible (a ---p mapping covers it: a guard page)?
+ * Read as bc_range_free does.
+ */
+static inline int bc_page_none(uintptr_t a)
+{
+	static char buf[1 << 16];
+	size_t n = 0;
+	ssize_t r;
+	char *l;
+	int fd = open("/proc/self/maps", O_RDONLY);
+
+	if (fd < 0)
+		return 0;
+	while (n < sizeof(buf) - 1 && (r = read(fd, buf + n, sizeof(buf) - 1 - n)) > 0)
+		n += (size_t)r;
+	close(fd);
+	buf[n] = 0;
+	for (l = buf; *l; ) {
+		char *end;
+		uintptr_t lo = strtoul(l, &end, 16), hi = strtoul(end + 1, &end, 16);
+
+		if (lo <= a && a < hi)
+			return !strncmp(end + 1, "---p", 4);
+		l = strchr(l, '\n');
+		if (!l)
+			break;
+		l++;
+	}
+	return 0;
+}
+
 /* xorshift64*: a seeded generator per thread. */
 static inline uint64_t bc_rand(uint64_t *s)
 {

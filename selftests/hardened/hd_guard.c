@@ -7,7 +7,7 @@
  * happen again with the default action) is the guard's first byte. The
  * guard is there for a fresh large block, a block BigCache hands out again
  * (whole, the head of a split, three merged neighbours), a cached block
- * purged by the decay, a
+ * purged by the decay, a cached block a miss grew down to a larger size, a
  * block grown by realloc (over a fresh mapping, by mremap) and shrunk, a
  * slab of 32 KiB and of 10 KiB blocks, and in a fork child of the process
  * that made it. A write up to the last usable byte does not fault. A few
@@ -95,7 +95,8 @@ struct job {
 	int kind;
 };
 
-enum { K_PLAIN, K_REUSE, K_SPLIT, K_MERGE, K_GROW, K_REMAP, K_SHRINK, K_SLAB32, K_SLAB10 };
+enum { K_PLAIN, K_REUSE, K_SPLIT, K_MERGE, K_GROW, K_REMAP, K_SHRINK, K_SLAB32, K_SLAB10,
+       K_SHORTER };
 
 /* A block of class n that is its slab's last one (ends at the guard). */
 static char *last_of_slab(size_t n)
@@ -121,6 +122,7 @@ static void run(void *arg)
 {
 	const struct job *j = arg;
 	char *p = j->p, *q;
+	uintptr_t at;
 
 	catch_segv();
 	switch (j->kind) {
@@ -174,6 +176,20 @@ static void run(void *arg)
 	case K_SHRINK:
 		p = malloc(8u << 20);
 		p = realloc(p, 1u << 20);
+		break;
+	case K_SHORTER:
+		/*
+		 * A miss grows a shorter cached block down where the address
+		 * space below it is free: its guard stays after it. (Else a
+		 * fresh mapping, which must end at a guard too.)
+		 */
+		malloc_trim(0);
+		p = launder(malloc(4u << 20));
+		at = (uintptr_t)p;
+		free(p);
+		p = launder(malloc(6u << 20));
+		if ((uintptr_t)p != at - (2u << 20))
+			put_addr("fresh-mapping", (uintptr_t)p);
 		break;
 	case K_SLAB32:
 		p = last_of_slab(32768);
@@ -334,6 +350,8 @@ int main(void)
 	check(&j, "realloc growth by mremap (8 -> 24 MiB)");
 	j.kind = K_SHRINK;
 	check(&j, "realloc shrink (8 -> 1 MiB)");
+	j.kind = K_SHORTER;
+	check(&j, "a cached 4 MiB block grown down to 6 MiB");
 	j.kind = K_SLAB32;
 	check(&j, "last 32 KiB block of a slab");
 	j.kind = K_SLAB10;

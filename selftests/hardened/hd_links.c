@@ -12,7 +12,8 @@
  * free corrupts nothing of ours there, so there is nothing to catch.)
  * Also: a clean workload passes; zero-on-free (when configured) leaves a
  * freed block zeroed past its first two words; consecutive allocations
- * from a new slab are not in address order.
+ * from a new slab are not in address order (each a random one of the 16
+ * lowest blocks not yet cut).
  */
 #include <stdint.h>
 #include <string.h>
@@ -93,8 +94,9 @@ int main(void)
 {
 	static const size_t sizes[] = { 8, 4096 };
 	struct child_result r;
-	unsigned s, i, inorder = 0;
-	char *v[64];
+	unsigned s, i, inorder = 0, far = 0, nsteps = 0;
+	long steps[48];
+	char *v[64], *lo = NULL;
 
 	tap_plan(4 * ARRAY_SIZE(sizes) + 3);
 	for (s = 0; s < ARRAY_SIZE(sizes); s++) {
@@ -125,13 +127,36 @@ int main(void)
 	child_run(clean, NULL, &r);
 	tap_ok(child_exited_ok(&r) && !r.err[0], "clean workload passes");
 
-	/* a class this program has not used: 48 of 200 B (224) from a new slab */
-	for (i = 0; i < 48; i++)
+	/*
+	 * A class this program has not used: 48 of 200 B (224) from a new
+	 * slab. Each comes from a window of the 16 lowest blocks not yet cut:
+	 * few neighbours adjacent, many different steps, and the i-th block
+	 * at most i + 15 blocks above the batch's first, so at most i + 31
+	 * above the lowest we see (other boxes may take blocks of the batch
+	 * first: with TLS prewarm and block headers one was missing); a full
+	 * shuffle of the batch (73 blocks) fails that.
+	 */
+	for (i = 0; i < 48; i++) {
 		v[i] = malloc(200);
-	for (i = 1; i < 48; i++)
-		inorder += v[i] == v[i - 1] + 224 || v[i] == v[i - 1] - 224;
-	tap_ok(inorder < 24, "new blocks come out in a random order (%u of 47 neighbours adjacent)",
-	       inorder);
+		if (!lo || v[i] < lo)
+			lo = v[i];
+	}
+	for (i = 0; i < 48; i++) {
+		long d = i ? (long)(v[i] - v[i - 1]) / 224 : 0;
+		unsigned k;
+
+		far += (unsigned long)(v[i] - lo) / 224 > i + 31;
+		if (!i)
+			continue;
+		inorder += d == 1 || d == -1;
+		for (k = 0; k < nsteps && steps[k] != d; k++)
+			;
+		if (k == nsteps)
+			steps[nsteps++] = d;
+	}
+	tap_ok(inorder < 16 && nsteps >= 8 && !far,
+	       "new blocks come out in a random order, 16 wide (%u of 47 neighbours adjacent, "
+	       "%u different steps, %u outside the window)", inorder, nsteps, far);
 	for (i = 0; i < 48; i++)
 		free(v[i]);
 
