@@ -529,7 +529,7 @@ static void *grow_by_copy(void *p, struct large_ent *e, size_t new_len, bool fre
 		q = map_block(want, HAK_OS_PAGE, &guard);
 		got = want;
 	} else {
-		q = hak_bigcache_take(want, HAK_OS_PAGE, &got, &zeroed);
+		q = hak_bigcache_take_grow(want, &got, &zeroed);
 		guard = hak_hd_guard_len();
 	}
 	if (!q)

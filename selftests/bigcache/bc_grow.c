@@ -3,7 +3,9 @@
  * BigCache and realloc growth: a large block grows in place over the cached
  * range right after it (same pointer, contents kept, no new mapping); a
  * block whose neighbour is not cached grows into a cached block by a copy
- * (no new mapping); a block grown over two mappings still grows (mremap or
+ * (no new mapping), taking exactly what it asks when the cached block is
+ * a little longer (the rest stays cached behind it, and the next growth
+ * extends over it); a block grown over two mappings still grows (mremap or
  * the copy fallback), shrinks and frees; a block over two kernel mappings
  * that mremap cannot resize has its pages moved to a new mapping; a chain
  * of small increments copies once per 50% of growth, not once per page;
@@ -17,6 +19,7 @@
 #include <sys/mman.h>
 #include "bc_test.h"
 #include "boxes/bigcache/bc_internal.h"
+#include "boxes/hardened/hardened.h"
 
 #define MIB	(1u << 20)
 
@@ -139,6 +142,44 @@ static void test_grow_by_copy(size_t s)
 	       malloc_usable_size(q) >= s + s / 2,
 	       "grown into the cached 8 MiB block: copied, no new mapping, usable %zu KiB",
 	       malloc_usable_size(q) >> 10);
+	free(q);
+	malloc_trim(0);
+}
+
+/*
+ * A growth's copy into a cached block that a plain take would hand out
+ * whole (at most a quarter longer) takes exactly what it asks (half again
+ * the old length): the rest stays cached right behind it (found there by
+ * take_at, as a later growth over it would), not resident slack inside
+ * the block.
+ */
+static void test_grow_exact(size_t s)
+{
+	size_t want = bc_page_up(s + s / 2), c = want + bc_page_up(s / 8), got = 0;
+	unsigned char *p, *q, *t;
+	volatile uintptr_t y;
+
+	malloc_trim(0);
+	p = bc_launder(malloc(s));
+	q = bc_launder(malloc(c));
+	y = (uintptr_t)q;
+	fill(p, s, 9);
+	free(q);
+	if ((uintptr_t)p + s == y) {
+		tap_skip("the cached block is p's neighbour");
+		free(p);
+		return;
+	}
+	q = bc_launder(realloc(p, s + 1));
+	tap_ok((uintptr_t)q == y && check(q, s, 9) && malloc_usable_size(q) == want,
+	       "grown into a cached %zu KiB block: exactly %zu KiB out (usable %zu KiB)",
+	       c >> 10, want >> 10, malloc_usable_size(q) >> 10);
+	/* with guard pages the tail's first page is the head's guard */
+	t = hak_bigcache_take_at(q + want + hak_hd_guard_len(), BC_PAGE, &got);
+	tap_ok(t == q + want + hak_hd_guard_len(), "the rest (%zu KiB) is cached right behind it",
+	       (c - want - hak_hd_guard_len()) >> 10);
+	if (t && !hak_bigcache_put(t, got))
+		munmap(t, got);
 	free(q);
 	malloc_trim(0);
 }
@@ -376,6 +417,7 @@ int main(void)
 	test_grow_in_place(s);
 	test_two_mappings(s);
 	test_grow_by_copy(s);
+	test_grow_exact(s);
 	test_increments(s);
 	test_decay(s);
 	test_decay_wanted(s);
