@@ -13,13 +13,15 @@
  * RSS fall), a few per operation, except those the program's current
  * requests could use; a miss grows a shorter cached block where it lies
  * when the address space next to it is free (no new mapping, its pages
- * stay resident).
+ * stay resident), else, with enough cached, is filled from the longest
+ * shorter blocks by moving their pages in.
  */
 #include <time.h>
 #include <sys/mman.h>
 #include "bc_test.h"
 #include "boxes/bigcache/bc_internal.h"
 #include "boxes/hardened/hardened.h"
+#include "boxes/valgrind/valgrind_hooks.h"
 
 #define MIB	(1u << 20)
 
@@ -405,6 +407,76 @@ static void test_move(void)
 	malloc_trim(0);
 }
 
+/*
+ * A miss while the cache holds at least three times the request in shorter
+ * resident blocks (with no free address space next to them: one-page
+ * fences, and none next to another: live blocks between) is filled from them: the longest that
+ * fits has its pages moved onto the head of the new block (contents and
+ * residency come along, no page fault), it leaves the cache, and the rest
+ * of the block is fresh.
+ */
+static void test_fill(void)
+{
+	static unsigned char vec[3 * MIB / BC_PAGE];
+	unsigned char *b[4], *sp[4], *q;
+	void *fence[8];
+	size_t fills0, cached0, i, j, nf = 0, resident = 0;
+	int next = 0, src = -1;
+
+	malloc_trim(0);
+	for (i = 0; i < 4; i++) {	/* live spacers keep them apart */
+		b[i] = bc_launder(malloc(3 * MIB));
+		sp[i] = bc_launder(malloc(MIB));
+		fill(b[i], 3 * MIB, 20 + (unsigned)i);
+	}
+	for (i = 0; i < 4; i++) {
+		void *at[2] = { b[i] - BC_PAGE, b[i] + 3 * MIB };
+
+		for (j = 0; j < 2; j++) {
+			void *f = mmap(at[j], BC_PAGE, PROT_NONE,
+				       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+
+			if (f == at[j])
+				fence[nf++] = f;
+			else if (f != MAP_FAILED)
+				munmap(f, BC_PAGE);	/* a kernel without NOREPLACE */
+		}
+		for (j = 0; j < 4; j++)
+			next |= b[i] + 3 * MIB == b[j];
+	}
+	for (i = 0; i < 4; i++)
+		free(b[i]);
+	fills0 = bc_large_stats().fills;
+	cached0 = bc_stats().cached_bytes;
+	q = bc_launder(malloc(4 * MIB));
+	if (IS_ENABLED(CONFIG_HAK_HARDENED) || hak_vg_running()) {
+		tap_ok(q && bc_large_stats().fills == fills0,
+		       "guard pages or valgrind: a miss is not filled from cached blocks");
+	} else if (next) {
+		tap_skip("two of the cached blocks are neighbours (a run serves the request)");
+	} else {
+		for (i = 0; i < 4; i++)
+			if (check(q, 3 * MIB, 20 + (unsigned)i))
+				src = (int)i;
+		if (mincore(q, 3 * MIB, vec) == 0)
+			for (i = 0; i < sizeof(vec); i++)
+				resident += vec[i] & 1;
+		tap_ok(bc_large_stats().fills == fills0 + 1 && src >= 0 &&
+		       resident == sizeof(vec) && bc_stats().cached_bytes == cached0 - 3 * MIB,
+		       "a 4 MiB miss with 4 x 3 MiB cached: %zu block moved in (block %d's contents, %zu of %zu pages resident), %zu KiB left cached",
+		       bc_large_stats().fills - fills0, src, resident, sizeof(vec),
+		       bc_stats().cached_bytes >> 10);
+	}
+	fill(q, 4 * MIB, 30);
+	tap_ok(check(q, 4 * MIB, 30), "the filled block holds 4 MiB");
+	free(q);
+	for (i = 0; i < 4; i++)
+		free(sp[i]);
+	for (i = 0; i < nf; i++)
+		munmap(fence[i], BC_PAGE);
+	malloc_trim(0);
+}
+
 int main(void)
 {
 	size_t s = MIB;
@@ -422,6 +494,7 @@ int main(void)
 	test_decay(s);
 	test_decay_wanted(s);
 	test_grow_shorter();
+	test_fill();
 	test_move();
 	tap_finish();
 }
