@@ -37,6 +37,7 @@ struct hak_large_stats {
 	size_t unmaps;		/* total mappings released */
 	size_t moves;		/* growths that moved the pages to a new mapping */
 	size_t move_fails;	/* moves the kernel refused (then a copy) */
+	size_t fills;		/* cached blocks moved into a miss's new block */
 };
 void __hak_large_stats(struct hak_large_stats *st);
 

@@ -7,6 +7,8 @@
  *   hak_bigcache_take(len, align, &got, &zeroed)  a cached mapping of at least
  *       len bytes (and at most a little more), aligned to align, or NULL;
  *       *got is its real length, *zeroed whether it reads as zero;
+ *   hak_bigcache_take_grow(len, &got, &zeroed)  as take, for a realloc
+ *       growth's copy: exactly len bytes, the rest left cached after it;
  *   hak_bigcache_take_at(addr, len, &got)  the cached block that starts at
  *       addr, when at least len bytes long (its head, when much longer), or
  *       NULL: lib/large.c grows a block in place over it;
@@ -50,6 +52,7 @@ struct hak_bigcache_stats {
 #if IS_ENABLED(CONFIG_HAK_BIGCACHE)
 #define HAK_BIGCACHE_DEFAULT_MAX	((size_t)CONFIG_HAK_BIGCACHE_MAX_MB << 20)
 void *hak_bigcache_take(size_t len, size_t align, size_t *got, bool *zeroed);
+void *hak_bigcache_take_grow(size_t len, size_t *got, bool *zeroed);
 void *hak_bigcache_take_at(void *addr, size_t len, size_t *got);
 void *hak_bigcache_take_shorter(size_t len, size_t *got);
 bool hak_bigcache_put(void *p, size_t len);
@@ -66,6 +69,11 @@ static inline void *hak_bigcache_take(size_t len, size_t align, size_t *got,
 				      bool *zeroed)
 {
 	(void)len; (void)align; (void)got; (void)zeroed;
+	return NULL;
+}
+static inline void *hak_bigcache_take_grow(size_t len, size_t *got, bool *zeroed)
+{
+	(void)len; (void)got; (void)zeroed;
 	return NULL;
 }
 static inline void *hak_bigcache_take_at(void *addr, size_t len, size_t *got)

@@ -3,7 +3,9 @@
  * BigCache and realloc growth: a large block grows in place over the cached
  * range right after it (same pointer, contents kept, no new mapping); a
  * block whose neighbour is not cached grows into a cached block by a copy
- * (no new mapping); a block grown over two mappings still grows (mremap or
+ * (no new mapping), taking exactly what it asks when the cached block is
+ * a little longer (the rest stays cached behind it, and the next growth
+ * extends over it); a block grown over two mappings still grows (mremap or
  * the copy fallback), shrinks and frees; a block over two kernel mappings
  * that mremap cannot resize has its pages moved to a new mapping; a chain
  * of small increments copies once per 50% of growth, not once per page;
@@ -11,12 +13,15 @@
  * RSS fall), a few per operation, except those the program's current
  * requests could use; a miss grows a shorter cached block where it lies
  * when the address space next to it is free (no new mapping, its pages
- * stay resident).
+ * stay resident), else, with enough cached, is filled from the longest
+ * shorter blocks by moving their pages in.
  */
 #include <time.h>
 #include <sys/mman.h>
 #include "bc_test.h"
 #include "boxes/bigcache/bc_internal.h"
+#include "boxes/hardened/hardened.h"
+#include "boxes/valgrind/valgrind_hooks.h"
 
 #define MIB	(1u << 20)
 
@@ -139,6 +144,44 @@ static void test_grow_by_copy(size_t s)
 	       malloc_usable_size(q) >= s + s / 2,
 	       "grown into the cached 8 MiB block: copied, no new mapping, usable %zu KiB",
 	       malloc_usable_size(q) >> 10);
+	free(q);
+	malloc_trim(0);
+}
+
+/*
+ * A growth's copy into a cached block that a plain take would hand out
+ * whole (at most a quarter longer) takes exactly what it asks (half again
+ * the old length): the rest stays cached right behind it (found there by
+ * take_at, as a later growth over it would), not resident slack inside
+ * the block.
+ */
+static void test_grow_exact(size_t s)
+{
+	size_t want = bc_page_up(s + s / 2), c = want + bc_page_up(s / 8), got = 0;
+	unsigned char *p, *q, *t;
+	volatile uintptr_t y;
+
+	malloc_trim(0);
+	p = bc_launder(malloc(s));
+	q = bc_launder(malloc(c));
+	y = (uintptr_t)q;
+	fill(p, s, 9);
+	free(q);
+	if ((uintptr_t)p + s == y) {
+		tap_skip("the cached block is p's neighbour");
+		free(p);
+		return;
+	}
+	q = bc_launder(realloc(p, s + 1));
+	tap_ok((uintptr_t)q == y && check(q, s, 9) && malloc_usable_size(q) == want,
+	       "grown into a cached %zu KiB block: exactly %zu KiB out (usable %zu KiB)",
+	       c >> 10, want >> 10, malloc_usable_size(q) >> 10);
+	/* with guard pages the tail's first page is the head's guard */
+	t = hak_bigcache_take_at(q + want + hak_hd_guard_len(), BC_PAGE, &got);
+	tap_ok(t == q + want + hak_hd_guard_len(), "the rest (%zu KiB) is cached right behind it",
+	       (c - want - hak_hd_guard_len()) >> 10);
+	if (t && !hak_bigcache_put(t, got))
+		munmap(t, got);
 	free(q);
 	malloc_trim(0);
 }
@@ -371,6 +414,76 @@ static void test_move(void)
 	malloc_trim(0);
 }
 
+/*
+ * A miss while the cache holds at least three times the request in shorter
+ * resident blocks (with no free address space next to them: one-page
+ * fences, and none next to another: live blocks between) is filled from them: the longest that
+ * fits has its pages moved onto the head of the new block (contents and
+ * residency come along, no page fault), it leaves the cache, and the rest
+ * of the block is fresh.
+ */
+static void test_fill(void)
+{
+	static unsigned char vec[3 * MIB / BC_PAGE];
+	unsigned char *b[4], *sp[4], *q;
+	void *fence[8];
+	size_t fills0, cached0, i, j, nf = 0, resident = 0;
+	int next = 0, src = -1;
+
+	malloc_trim(0);
+	for (i = 0; i < 4; i++) {	/* live spacers keep them apart */
+		b[i] = bc_launder(malloc(3 * MIB));
+		sp[i] = bc_launder(malloc(MIB));
+		fill(b[i], 3 * MIB, 20 + (unsigned)i);
+	}
+	for (i = 0; i < 4; i++) {
+		void *at[2] = { b[i] - BC_PAGE, b[i] + 3 * MIB };
+
+		for (j = 0; j < 2; j++) {
+			void *f = mmap(at[j], BC_PAGE, PROT_NONE,
+				       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+
+			if (f == at[j])
+				fence[nf++] = f;
+			else if (f != MAP_FAILED)
+				munmap(f, BC_PAGE);	/* a kernel without NOREPLACE */
+		}
+		for (j = 0; j < 4; j++)
+			next |= b[i] + 3 * MIB == b[j];
+	}
+	for (i = 0; i < 4; i++)
+		free(b[i]);
+	fills0 = bc_large_stats().fills;
+	cached0 = bc_stats().cached_bytes;
+	q = bc_launder(malloc(4 * MIB));
+	if (IS_ENABLED(CONFIG_HAK_HARDENED) || hak_vg_running()) {
+		tap_ok(q && bc_large_stats().fills == fills0,
+		       "guard pages or valgrind: a miss is not filled from cached blocks");
+	} else if (next) {
+		tap_skip("two of the cached blocks are neighbours (a run serves the request)");
+	} else {
+		for (i = 0; i < 4; i++)
+			if (check(q, 3 * MIB, 20 + (unsigned)i))
+				src = (int)i;
+		if (mincore(q, 3 * MIB, vec) == 0)
+			for (i = 0; i < sizeof(vec); i++)
+				resident += vec[i] & 1;
+		tap_ok(bc_large_stats().fills == fills0 + 1 && src >= 0 &&
+		       resident == sizeof(vec) && bc_stats().cached_bytes == cached0 - 3 * MIB,
+		       "a 4 MiB miss with 4 x 3 MiB cached: %zu block moved in (block %d's contents, %zu of %zu pages resident), %zu KiB left cached",
+		       bc_large_stats().fills - fills0, src, resident, sizeof(vec),
+		       bc_stats().cached_bytes >> 10);
+	}
+	fill(q, 4 * MIB, 30);
+	tap_ok(check(q, 4 * MIB, 30), "the filled block holds 4 MiB");
+	free(q);
+	for (i = 0; i < 4; i++)
+		free(sp[i]);
+	for (i = 0; i < nf; i++)
+		munmap(fence[i], BC_PAGE);
+	malloc_trim(0);
+}
+
 int main(void)
 {
 	size_t s = MIB;
@@ -383,10 +496,12 @@ int main(void)
 	test_grow_in_place(s);
 	test_two_mappings(s);
 	test_grow_by_copy(s);
+	test_grow_exact(s);
 	test_increments(s);
 	test_decay(s);
 	test_decay_wanted(s);
 	test_grow_shorter();
+	test_fill();
 	test_move();
 	tap_finish();
 }
