@@ -107,24 +107,33 @@ static inline size_t bc_rss(void)
 }
 
 /*
- * Does any mapping of this process overlap [lo, hi)? Read from
- * /proc/self/maps without stdio (its buffer would be an allocation).
+ * /proc/self/maps read whole without stdio (its buffer would be an
+ * allocation) into a static buffer; NULL if it cannot be opened.
  */
-static inline int bc_range_free(uintptr_t lo, uintptr_t hi)
+static inline char *bc_maps(void)
 {
 	static char buf[1 << 16];
 	size_t n = 0;
 	ssize_t r;
-	char *l;
 	int fd = open("/proc/self/maps", O_RDONLY);
 
 	if (fd < 0)
-		return 0;
+		return NULL;
 	while (n < sizeof(buf) - 1 && (r = read(fd, buf + n, sizeof(buf) - 1 - n)) > 0)
 		n += (size_t)r;
 	close(fd);
 	buf[n] = 0;
-	for (l = buf; *l; ) {
+	return buf;
+}
+
+/* Does any mapping of this process overlap [lo, hi)? */
+static inline int bc_range_free(uintptr_t lo, uintptr_t hi)
+{
+	char *l = bc_maps();
+
+	if (!l)
+		return 0;
+	while (*l) {
 		char *end;
 		uintptr_t a = strtoul(l, &end, 16), b = strtoul(end + 1, NULL, 16);
 
@@ -138,25 +147,14 @@ static inline int bc_range_free(uintptr_t lo, uintptr_t hi)
 	return 1;
 }
 
-/*
- * Is the page at a inaccessible (a ---p mapping covers it: a guard page)?
- * Read as bc_range_free does.
- */
+/* Is the page at a inaccessible (a ---p mapping covers it: a guard page)? */
 static inline int bc_page_none(uintptr_t a)
 {
-	static char buf[1 << 16];
-	size_t n = 0;
-	ssize_t r;
-	char *l;
-	int fd = open("/proc/self/maps", O_RDONLY);
+	char *l = bc_maps();
 
-	if (fd < 0)
+	if (!l)
 		return 0;
-	while (n < sizeof(buf) - 1 && (r = read(fd, buf + n, sizeof(buf) - 1 - n)) > 0)
-		n += (size_t)r;
-	close(fd);
-	buf[n] = 0;
-	for (l = buf; *l; ) {
+	while (*l) {
 		char *end;
 		uintptr_t lo = strtoul(l, &end, 16), hi = strtoul(end + 1, &end, 16);
 
