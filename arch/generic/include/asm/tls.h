@@ -29,6 +29,9 @@ static inline int arch_tls_sub_borrows(unsigned long *p, unsigned long n)
 	(*(x) & 0xff00) != 0;						\
 })
 
+/* (a & *m) != 0 for a word *m in TLS. */
+#define arch_tls_test_ne(a, m)	(((a) & *(m)) != 0)
+
 /* A register hint for the x86_64 fast paths; nothing here. */
 #define arch_tls_ix_reg(x)	((void)0)
 #define arch_tls_ix_reg_free(x)	((void)0)
