@@ -15,10 +15,7 @@ dir=$(dirname "$0")
 preload_setup
 tap_plan 4
 
-cxx=$(command -v g++ 2>/dev/null)
-if [ -z "$cxx" ]; then
-	tap_skip_rest "g++ is not installed"
-fi
+cxx=$(command -v g++) || tap_skip_rest "g++ is not installed"
 
 prog=$workdir/cxx_threads
 "$cxx" -std=c++17 -O2 -g -Wall -Wextra -Werror -pthread -o "$prog" \

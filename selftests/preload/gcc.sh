@@ -15,10 +15,7 @@ dir=$(dirname "$0")
 preload_setup
 tap_plan 4
 
-cc=$(command -v gcc 2>/dev/null)
-if [ -z "$cc" ]; then
-	tap_skip_rest "gcc is not installed"
-fi
+cc=$(command -v gcc) || tap_skip_rest "gcc is not installed"
 
 # Generate the source: deterministic, a few thousand lines.
 src=$workdir/gen.c

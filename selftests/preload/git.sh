@@ -18,10 +18,7 @@ dir=$(dirname "$0")
 preload_setup
 tap_plan 3
 
-g=$(command -v git 2>/dev/null)
-if [ -z "$g" ]; then
-	tap_skip_rest "git is not installed"
-fi
+g=$(command -v git) || tap_skip_rest "git is not installed"
 
 # session PRELOAD REPO: run the whole session, every git call through $run
 session() {

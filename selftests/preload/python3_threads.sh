@@ -16,10 +16,7 @@ dir=$(dirname "$0")
 preload_setup
 tap_plan 3
 
-py=$(command -v python3 2>/dev/null)
-if [ -z "$py" ]; then
-	tap_skip_rest "python3 is not installed"
-fi
+py=$(command -v python3) || tap_skip_rest "python3 is not installed"
 
 cat >"$workdir/threads.py" <<'PY'
 import hashlib, queue, threading
