@@ -16,7 +16,12 @@
  * it unused (one class per region keeps about as many bytes free as in
  * use on a random mix; the sum of the classes' peaks is what this cuts).
  * Waste is then under 75% of the request, in address space: the block's
- * pages past the request were resident already.
+ * pages past the request were resident already. Within its class a
+ * request takes the free resident block whose span (the most pages its
+ * requests asked for since it was last clean: what a program that writes
+ * its buffers has resident) covers it most tightly (span_fit()), so a
+ * request does not fault in the tail of a block while another block of
+ * the class has those pages resident.
  *
  * Region (2 MiB, 2 MiB aligned, registered as HAK_SSMAP_L25): one class, one
  * shard. Its first 4 KiB is the header below; blocks follow at the class
@@ -132,6 +137,7 @@
 #define L25_RESERVE	2		/* purged regions kept in the pool */
 #define L25_WINDOW	1024		/* lock acquisitions per contention window */
 #define L25_GROW_FAILS	8		/* failed trylocks in a window to grow */
+#define L25_FIT_SCAN	64		/* free blocks span_fit() looks at */
 
 /* Thread cache: slots per class, byte cap, classes up to L25_MAX. */
 #define L25_TC_N	CONFIG_HAK_L25_TCACHE
@@ -174,6 +180,7 @@ struct l25_region {
 	uint8_t state[L25_MAXBLK];
 	uint8_t stack[L25_MAXBLK];	/* free block indices, top = nfree - 1 */
 	uint32_t stamp[L25_MAXBLK];	/* ms a dirty block was freed at */
+	uint16_t span[L25_MAXBLK];	/* pages its requests covered since clean */
 };
 
 struct l25_shard {
@@ -763,10 +770,66 @@ static struct l25_region *borrow(struct l25_shard *sh, unsigned c)
 	return NULL;
 }
 
-static void *shard_alloc(struct l25_shard *sh, unsigned c)
+/*
+ * Best fit on resident pages. A free dirty block's span is the most pages
+ * any request it served since it was last clean asked for: a program that
+ * writes its buffer has them resident, so a request of up to that many
+ * pages takes no page fault there. The first regions of the class (at
+ * most L25_FIT_SCAN free dirty blocks in all) are searched for the block
+ * with the smallest span that covers `pages` (one of exactly `pages`
+ * ends the search), else the one with the largest span; it is swapped to
+ * the top of its region's stack and the region returned. NULL when none
+ * of those regions has a dirty block. A region's stack holds its clean
+ * blocks below its dirty ones (block_put pushes dirty ones on top,
+ * region_purge() reorders), so each walk stops at the first clean one.
+ */
+static struct l25_region *span_fit(struct l25_region *r, unsigned pages)
+{
+	struct l25_region *best = NULL;
+	unsigned seen = 0, best_k = 0, best_span = 0;
+
+	for (; r && seen < L25_FIT_SCAN; r = r->next) {
+		unsigned k = r->nfree;
+
+		while (k-- > 0 && seen++ < L25_FIT_SCAN) {
+			uint8_t b = r->stack[k];
+			unsigned sp = r->span[b];
+
+			if (r->state[b] != B_DIRTY)
+				break;
+			if (!best || (sp >= pages ? best_span < pages || sp < best_span :
+				      best_span < pages && sp > best_span)) {
+				best = r;
+				best_k = k;
+				best_span = sp;
+				if (sp == pages)
+					goto found;
+			}
+		}
+	}
+	if (!best)
+		return NULL;
+found:
+	if (best_k != best->nfree - 1u) {
+		uint8_t b = best->stack[best_k];
+
+		best->stack[best_k] = best->stack[best->nfree - 1];
+		best->stack[best->nfree - 1] = b;
+	}
+	return best;
+}
+
+static void *shard_alloc(struct l25_shard *sh, unsigned c, unsigned pages)
 {
 	struct l25_region *r = pick_region(sh->partial[c]);
 	unsigned i;
+
+	if (r && (!top_dirty(r) || r->span[r->stack[r->nfree - 1]] != pages)) {
+		struct l25_region *f = span_fit(sh->partial[c], pages);
+
+		if (f)
+			r = f;
+	}
 
 	if (L25_BORROW && (!r || !top_dirty(r))) {
 		struct l25_region *b = borrow(sh, c);
@@ -780,8 +843,12 @@ static void *shard_alloc(struct l25_shard *sh, unsigned c)
 			return NULL;
 	}
 	i = r->stack[--r->nfree];
-	if (r->state[i] == B_DIRTY)
+	if (r->state[i] == B_DIRTY) {
 		sh->dirty_bytes -= r->stride;
+		if (r->span[i] > pages)
+			pages = r->span[i];
+	}
+	r->span[i] = (uint16_t)pages;
 	r->state[i] = B_LIVE;
 	if (!r->nfree)
 		partial_del(sh, r);
@@ -793,7 +860,7 @@ static void *shard_alloc(struct l25_shard *sh, unsigned c)
 	return (void *)block_addr(r, i);
 }
 
-static __noinline void *l25_alloc_slow(unsigned c)
+static __noinline void *l25_alloc_slow(unsigned c, unsigned pages)
 {
 	struct l25_shard *sh = my_shard();
 	struct l25_region *rel = NULL;
@@ -806,7 +873,7 @@ static __noinline void *l25_alloc_slow(unsigned c)
 		remote_collect(sh, now);
 		rel = shard_check(sh, now);
 	}
-	p = shard_alloc(sh, c);
+	p = shard_alloc(sh, c, pages);
 	hak_unlock(&sh->lock);
 	if (unlikely(rel))
 		pool_put_list(rel, true);
@@ -821,19 +888,25 @@ static inline struct l25_region *region_of(uintptr_t p)
 }
 
 /*
- * Fast path, about 15 instructions: pop the newest cached block of the
- * class (a cached block's region cannot go away), mark it live.
+ * Fast path, about 20 instructions: pop the newest cached block of the
+ * class (a cached block's region cannot go away), raise its span, mark
+ * it live.
  */
 void *hak_l25_alloc(size_t n)
 {
-	unsigned c = class_of(n);
+	unsigned c = class_of(n), pages = (unsigned)((n + 4095) >> 12);
+	struct l25_region *r;
 	uintptr_t e;
 
 	if (unlikely(!tc.n[c]))
-		return l25_alloc_slow(c);
+		return l25_alloc_slow(c, pages);
 	e = tc.blk[c][--tc.n[c]];
 	tc.bytes -= slot_size(c);
-	arch_store_relaxed(&region_of(e)->state[e & 4095], B_LIVE);
+	r = region_of(e);
+	/* a cached block's span is its thread's alone */
+	if (r->span[e & 4095] < pages)
+		r->span[e & 4095] = (uint16_t)pages;
+	arch_store_relaxed(&r->state[e & 4095], B_LIVE);
 	return (void *)(e & ~4095UL);
 }
 
