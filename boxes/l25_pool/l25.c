@@ -17,11 +17,12 @@
  * use on a random mix; the sum of the classes' peaks is what this cuts).
  * Waste is then under 75% of the request, in address space: the block's
  * pages past the request were resident already. Within its class a
- * request takes the free resident block whose span (the most pages its
- * requests asked for since it was last clean: what a program that writes
- * its buffers has resident) covers it most tightly (span_fit()), so a
- * request does not fault in the tail of a block while another block of
- * the class has those pages resident.
+ * request takes the newest free resident block when that block's span
+ * (the most pages its requests asked for since it was last clean: what a
+ * program that writes its buffers has resident) covers it, else the one
+ * whose span covers it most tightly (span_fit()), so a request does not
+ * fault in the tail of a block while another block of the class has
+ * those pages resident.
  *
  * Region (2 MiB, 2 MiB aligned, registered as HAK_SSMAP_L25): one class, one
  * shard. Its first 4 KiB is the header below; blocks follow at the class
@@ -774,10 +775,11 @@ static struct l25_region *borrow(struct l25_shard *sh, unsigned c)
  * Best fit on resident pages. A free dirty block's span is the most pages
  * any request it served since it was last clean asked for: a program that
  * writes its buffer has them resident, so a request of up to that many
- * pages takes no page fault there. The first regions of the class (at
- * most L25_FIT_SCAN free dirty blocks in all) are searched for the block
- * with the smallest span that covers `pages` (one of exactly `pages`
- * ends the search), else the one with the largest span; it is swapped to
+ * pages takes no page fault there. Called when the block on top does not
+ * cover the request: the first regions of the class (at most
+ * L25_FIT_SCAN free dirty blocks in all) are searched for the block with
+ * the smallest span that covers `pages` (one of exactly `pages` ends the
+ * search), else the one with the largest span; it is swapped to
  * the top of its region's stack and the region returned. NULL when none
  * of those regions has a dirty block. A region's stack holds its clean
  * blocks below its dirty ones (block_put pushes dirty ones on top,
@@ -824,7 +826,7 @@ static void *shard_alloc(struct l25_shard *sh, unsigned c, unsigned pages)
 	struct l25_region *r = pick_region(sh->partial[c]);
 	unsigned i;
 
-	if (r && (!top_dirty(r) || r->span[r->stack[r->nfree - 1]] != pages)) {
+	if (r && (!top_dirty(r) || r->span[r->stack[r->nfree - 1]] < pages)) {
 		struct l25_region *f = span_fit(sh->partial[c], pages);
 
 		if (f)
