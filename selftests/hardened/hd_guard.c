@@ -334,11 +334,12 @@ int main(void)
 	check(&j, "fresh 200000 B block (L2.5 pool when on)");
 	j.n = 1000000;
 	check(&j, "fresh 1000000 B block (a mapping)");
+	/* above the L2.5 pool's largest maximum (1 MiB): large blocks */
 	j.kind = K_REUSE;
-	j.n = 300000;
+	j.n = 1200000;
 	check(&j, "block reused from BigCache");
 	j.kind = K_SPLIT;
-	j.n = 300000;
+	j.n = 1200000;
 	check(&j, "head of a split cached block");
 	j.kind = K_MERGE;
 	j.n = 1u << 20;

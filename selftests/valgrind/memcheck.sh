@@ -76,8 +76,8 @@ run_set() {
 	vg "$tag.leak" "$@" leak
 	leak_ok "$tag: planted 100-byte leak is definitely lost (112 usable bytes), stack names leak()" \
 		"$tag.leak" "112"
-	leak_ok "$tag: planted 300 KiB leak is definitely lost, stack names leak()" \
-		"$tag.leak" "307,200"
+	leak_ok "$tag: planted 1200 KiB leak is definitely lost, stack names leak()" \
+		"$tag.leak" "1,228,800"
 	vg "$tag.uaf" "$@" uaf
 	grep_ok "$tag: use-after-free is an invalid read at the reading line, in a free'd 224-byte block" \
 		"$tag.uaf" 'Invalid read of size 1' 'at 0x[0-9A-F]*: use_after_free \(vg_target.c:' \

@@ -7,7 +7,8 @@
  *                      family, usable size, trim, and two threads freeing
  *                      each other's blocks; everything freed;
  *   vg_target leak     a planted leak, then the clean workload: a 100-byte
- *                      block (leak_small) and a 300 KiB block (leak_large)
+ *                      block (leak_small) and a 1200 KiB block (leak_large,
+ *                      a large block: above the L2.5 pool's range)
  *                      whose only pointers are dropped;
  *   vg_target uaf      a block is freed and then read (use_after_free),
  *                      then the clean workload.
@@ -152,7 +153,7 @@ static void clean(void)
 __attribute__((noinline)) static void leak(void)
 {
 	char *small = malloc(100);
-	char *large = malloc(300 << 10);
+	char *large = malloc(1200 << 10);
 
 	if (small)
 		strcpy(small, "leak_small");
