@@ -311,7 +311,9 @@ static void *grow_shorter(size_t len, size_t align)
 	if (!p)
 		return NULL;
 	q = __hak_os_extend(p, got, len, !g);
-	if (!q && !cache_put(p, got, g))
+	if (q)
+		hak_bigcache_offset(len - got);
+	else if (!cache_put(p, got, g))
 		unmap_block(p, got, g);
 	return q;
 }
@@ -343,7 +345,7 @@ static void *grow_shorter(size_t len, size_t align)
 #define FILL_PIECES	4
 #define FILL_STOCK	3
 
-static char *fill_from_cache(char *p, size_t len, bool *zeroed)
+static char *fill_from_cache(char *p, size_t len, bool *zeroed, size_t *filled)
 {
 	struct large_shard *sh = shard_of(hak_vg_key(p));
 	size_t off = 0, got, moved = 0, fails = 0, guard;
@@ -351,6 +353,7 @@ static char *fill_from_cache(char *p, size_t len, bool *zeroed)
 	unsigned i;
 	char *c;
 
+	*filled = 0;
 	hak_bigcache_stats(&st);
 	if (st.resident_bytes < FILL_STOCK * len)
 		return p;
@@ -392,6 +395,7 @@ static char *fill_from_cache(char *p, size_t len, bool *zeroed)
 		}
 	}
 out:
+	*filled = moved ? off : 0;
 	hak_lock(&sh->lock);
 	sh->fills += moved;
 	sh->move_fails += fails;
@@ -403,7 +407,7 @@ out:
 void *__hak_large_alloc(size_t n, size_t align, bool *zeroed)
 {
 	struct large_ent *e;
-	size_t len, got, guard;
+	size_t len, got, guard, filled = 0;
 	bool cached;
 	void *p;
 
@@ -428,10 +432,11 @@ void *__hak_large_alloc(size_t n, size_t align, bool *zeroed)
 			return NULL;
 		*zeroed = true;
 		if (!hak_hd_guard_len() && align <= HAK_OS_PAGE && !hak_vg_running()) {
-			p = fill_from_cache(p, len, zeroed);
+			p = fill_from_cache(p, len, zeroed, &filled);
 			if (!p)
 				return NULL;
 		}
+		hak_bigcache_offset(len - filled);
 	}
 	e = ent_get(hak_vg_key(p), !cached);
 	if (!e) {
@@ -633,6 +638,7 @@ static void *grow_by_copy(void *p, struct large_ent *e, size_t new_len, bool fre
 		return NULL;
 	}
 	if (fresh) {
+		hak_bigcache_offset(got - e->len);
 		switch (move_block(p, e, &q, got, &guard)) {
 		case MOVED:
 			goto link;
@@ -707,6 +713,7 @@ static void *remap_block(void *p, struct large_ent *e, size_t new_len)
 	}
 	if (!moved)
 		return NULL;
+	hak_bigcache_offset(new_len - e->len);
 	ent_store(e->len, new_len);
 	return q;
 }

@@ -97,6 +97,7 @@
 #define BC_MAP_WORDS		(BC_NCLASS / 64)
 #define BC_USERS_MAX		4	/* threads the default bound scales to */
 #define BC_USER_WINDOW_MS	1000	/* users counted per window of this */
+#define BC_STALE_TAKES		64	/* a block no take chose for this many is stale */
 
 struct bc_ent {
 	struct bc_ent *next, **pprev;	/* hash chain */
@@ -107,6 +108,7 @@ struct bc_ent {
 	size_t len;
 	unsigned cls;
 	unsigned stamp;			/* bc.now when it went on the hot list */
+	unsigned long taken;		/* bc.takes when it was cached */
 	bool purged;
 };
 
@@ -132,6 +134,7 @@ static struct {
 	bool delay_read;		/* decay_ms taken from HAKMEM_PURGE_DELAY_MS */
 	unsigned now;			/* ms, coarse clock, at the last operation */
 	unsigned last_take;		/* bc.now of the last take() */
+	unsigned long takes;		/* take() calls, ever */
 	unsigned dwin[BC_DEMAND_WINDOWS];	/* window (now / decay_ms) of dmin[i] */
 	size_t dmin[BC_DEMAND_WINDOWS];		/* shortest take() of that window */
 	struct bc_list hot, cold;
@@ -416,6 +419,17 @@ static void unlink_ent(struct bc_ent *e)
 		bc.resident -= e->len;
 }
 
+/* Unlink e and put it on b->dead, to be unmapped by finish(). */
+static void evict(struct bc_batch *b, struct bc_ent *e)
+{
+	unlink_ent(e);
+	bc.bytes -= e->len;
+	bc.st.evictions++;
+	e->older = b->dead;
+	b->dead = e;
+	b->dead_bytes += e->len;
+}
+
 /* Evict the coldest block onto b->dead; false when nothing is linked. */
 static bool evict_coldest(struct bc_batch *b)
 {
@@ -423,12 +437,7 @@ static bool evict_coldest(struct bc_batch *b)
 
 	if (!e)
 		return false;
-	unlink_ent(e);
-	bc.bytes -= e->len;
-	bc.st.evictions++;
-	e->older = b->dead;
-	b->dead = e;
-	b->dead_bytes += e->len;
+	evict(b, e);
 	return true;
 }
 
@@ -787,6 +796,7 @@ static struct bc_ent *coalesce(struct bc_ent *s, size_t len)
 	s->cls = bc_class(s->len);
 	s->purged = purged;
 	s->stamp = bc.now;
+	s->taken = bc.takes;
 	list_add_newest(purged ? &bc.cold : &bc.hot, s);
 	tab_insert(s);
 	bc.count++;
@@ -869,6 +879,7 @@ static void *take_head(struct bc_ent *e, size_t len, size_t slack, size_t *got)
 		t->cls = bc_class(t->len);
 		t->purged = e->purged;
 		t->stamp = bc.now;
+		t->taken = bc.takes;
 		list_add_newest(t->purged ? &bc.cold : &bc.hot, t);
 		tab_insert(t);
 		bc.count++;
@@ -901,6 +912,7 @@ static void *take(size_t len, size_t align, size_t *got, bool *zeroed, bool exac
 	bc.now = now;
 	note_demand(len);
 	note_user();
+	bc.takes++;
 	if (!bc.count)
 		goto miss;
 	/*
@@ -1050,6 +1062,41 @@ out:
 	return p;
 }
 
+/*
+ * The core is about to add len fresh bytes to the footprint (a miss mapped
+ * a new block, or a block grew by mremap or over fresh address space).
+ * Unmap, oldest first, the resident cached blocks that no take chose in the
+ * last BC_STALE_TAKES takes, up to about len bytes: the new pages then
+ * replace blocks the program stopped asking for instead of adding to them.
+ * A cache's stock only grows at misses and nothing in it ages out while
+ * the program keeps taking from it (wanted()): in a churn of big buffers
+ * it stayed at its high-water mark of 120+ MiB over the live blocks
+ * (large-replace). Stale, not all: unmapping the coldest blocks at every
+ * miss regardless of use made more misses, each unmapping more (6x the
+ * CPU). Unmapped, not purged: a purged block stays a best-fit candidate
+ * and faults every page back when taken, where with the block gone the
+ * take falls to a hot neighbour or a split (realloc-chain: purging stale
+ * blocks made 45% more page faults, unmapping them 3%). Looks only at the
+ * hot list's old end (stamp order, close to take order).
+ */
+void hak_bigcache_offset(size_t len)
+{
+	struct bc_batch b = { NULL, NULL, 0 };
+	size_t done = 0;
+	struct bc_ent *e;
+
+	if (!len || !arch_load_relaxed(&bc.resident))
+		return;
+	hak_lock(&bc.lock);
+	while (done < len && (e = bc.hot.oldest) && bc.takes - e->taken > BC_STALE_TAKES) {
+		done += e->len;
+		bc.st.offsets++;
+		evict(&b, e);
+	}
+	hak_unlock(&bc.lock);
+	finish(&b);
+}
+
 bool hak_bigcache_put(void *p, size_t len)
 {
 	struct bc_batch b = { NULL, NULL, 0 };
@@ -1086,6 +1133,7 @@ bool hak_bigcache_put(void *p, size_t len)
 	e->len = len;
 	e->cls = bc_class(len);
 	e->stamp = now;
+	e->taken = bc.takes;
 	e->purged = false;
 	list_add_newest(&bc.hot, e);
 	tab_insert(e);
