@@ -311,9 +311,7 @@ static void *grow_shorter(size_t len, size_t align)
 	if (!p)
 		return NULL;
 	q = __hak_os_extend(p, got, len, !g);
-	if (q)
-		hak_bigcache_offset(len - got);
-	else if (!cache_put(p, got, g))
+	if (!q && !cache_put(p, got, g))
 		unmap_block(p, got, g);
 	return q;
 }
@@ -345,7 +343,7 @@ static void *grow_shorter(size_t len, size_t align)
 #define FILL_PIECES	4
 #define FILL_STOCK	3
 
-static char *fill_from_cache(char *p, size_t len, bool *zeroed, size_t *filled)
+static char *fill_from_cache(char *p, size_t len, bool *zeroed)
 {
 	struct large_shard *sh = shard_of(hak_vg_key(p));
 	size_t off = 0, got, moved = 0, fails = 0, guard;
@@ -353,7 +351,6 @@ static char *fill_from_cache(char *p, size_t len, bool *zeroed, size_t *filled)
 	unsigned i;
 	char *c;
 
-	*filled = 0;
 	hak_bigcache_stats(&st);
 	if (st.resident_bytes < FILL_STOCK * len)
 		return p;
@@ -395,7 +392,6 @@ static char *fill_from_cache(char *p, size_t len, bool *zeroed, size_t *filled)
 		}
 	}
 out:
-	*filled = moved ? off : 0;
 	hak_lock(&sh->lock);
 	sh->fills += moved;
 	sh->move_fails += fails;
@@ -407,7 +403,7 @@ out:
 void *__hak_large_alloc(size_t n, size_t align, bool *zeroed)
 {
 	struct large_ent *e;
-	size_t len, got, guard, filled = 0;
+	size_t len, got, guard;
 	bool cached;
 	void *p;
 
@@ -432,11 +428,10 @@ void *__hak_large_alloc(size_t n, size_t align, bool *zeroed)
 			return NULL;
 		*zeroed = true;
 		if (!hak_hd_guard_len() && align <= HAK_OS_PAGE && !hak_vg_running()) {
-			p = fill_from_cache(p, len, zeroed, &filled);
+			p = fill_from_cache(p, len, zeroed);
 			if (!p)
 				return NULL;
 		}
-		hak_bigcache_offset(len - filled);
 	}
 	e = ent_get(hak_vg_key(p), !cached);
 	if (!e) {
@@ -600,6 +595,14 @@ static enum move_result move_block(void *p, struct large_ent *e, void **q,
 }
 
 /*
+ * A growth that adds at least this many fresh bytes lets BigCache unmap as
+ * many of its stale blocks (hak_bigcache_offset). Smaller ones (a chain of
+ * 1..256-byte steps grows page by page with mremap once nothing cached
+ * fits) would take the cache's lock for every page and find nothing stale.
+ */
+#define OFFSET_MIN	(64u << 10)
+
+/*
  * Growth that cannot extend in place, by a copy: into a cached block
  * (resident pages; fresh == false) or a new mapping (fresh == true, when
  * mremap failed: the block spans two mappings, EFAULT). Preferred to
@@ -638,7 +641,8 @@ static void *grow_by_copy(void *p, struct large_ent *e, size_t new_len, bool fre
 		return NULL;
 	}
 	if (fresh) {
-		hak_bigcache_offset(got - e->len);
+		if (got - e->len >= OFFSET_MIN)
+			hak_bigcache_offset(got - e->len);
 		switch (move_block(p, e, &q, got, &guard)) {
 		case MOVED:
 			goto link;
@@ -713,7 +717,8 @@ static void *remap_block(void *p, struct large_ent *e, size_t new_len)
 	}
 	if (!moved)
 		return NULL;
-	hak_bigcache_offset(new_len - e->len);
+	if (new_len - e->len >= OFFSET_MIN)
+		hak_bigcache_offset(new_len - e->len);
 	ent_store(e->len, new_len);
 	return q;
 }

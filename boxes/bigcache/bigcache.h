@@ -18,9 +18,9 @@
  *       or, when the address space next to it is taken, puts it back;
  *   hak_bigcache_put(p, len)   true when the cache kept the mapping (the
  *       caller must not unmap it), false to unmap;
- *   hak_bigcache_offset(len)   the core adds len fresh bytes to the
- *       footprint: unmap up to about len bytes of stale cached blocks (no
- *       take chose them for a while) so they do not stay on top of it;
+ *   hak_bigcache_offset(len)   a realloc growth adds len fresh bytes to
+ *       the footprint: unmap up to about len bytes of stale cached blocks
+ *       (no take chose them for a while) so they do not stay on top of it;
  *   hak_bigcache_release()     give every cached mapping back (trim);
  *   hak_bigcache_decay(now)    purge the blocks unused for longer than the
  *       purge delay (HAKMEM_PURGE_DELAY_MS) at time now; bytes purged;
