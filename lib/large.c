@@ -595,6 +595,14 @@ static enum move_result move_block(void *p, struct large_ent *e, void **q,
 }
 
 /*
+ * A growth that adds at least this many fresh bytes lets BigCache unmap as
+ * many of its stale blocks (hak_bigcache_offset). Smaller ones (a chain of
+ * 1..256-byte steps grows page by page with mremap once nothing cached
+ * fits) would take the cache's lock for every page and find nothing stale.
+ */
+#define OFFSET_MIN	(64u << 10)
+
+/*
  * Growth that cannot extend in place, by a copy: into a cached block
  * (resident pages; fresh == false) or a new mapping (fresh == true, when
  * mremap failed: the block spans two mappings, EFAULT). Preferred to
@@ -633,6 +641,8 @@ static void *grow_by_copy(void *p, struct large_ent *e, size_t new_len, bool fre
 		return NULL;
 	}
 	if (fresh) {
+		if (got - e->len >= OFFSET_MIN)
+			hak_bigcache_offset(got - e->len);
 		switch (move_block(p, e, &q, got, &guard)) {
 		case MOVED:
 			goto link;
@@ -707,6 +717,8 @@ static void *remap_block(void *p, struct large_ent *e, size_t new_len)
 	}
 	if (!moved)
 		return NULL;
+	if (new_len - e->len >= OFFSET_MIN)
+		hak_bigcache_offset(new_len - e->len);
 	ent_store(e->len, new_len);
 	return q;
 }

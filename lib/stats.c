@@ -154,7 +154,7 @@ static void __hak_stats_print_memory(int fd)
 		"  mid (L2.5)      %12zu bytes in use, %zu dirty, %zu purged (%zu at the size bound), "
 		"%zu shards, %zu lock waits, %zu remote frees\n"
 		"  large cache     %12zu bytes cached, %zu resident, %zu purges, %zu hits, "
-		"%zu misses, %zu splits, %zu merges, %zu shorter, %zu evictions\n"
+		"%zu misses, %zu splits, %zu merges, %zu shorter, %zu evictions, %zu offsets\n"
 		"  purge           %12zu ms delay, %zu passes, %zu bytes decayed\n"
 		"  memory limit    %12zu bytes%s, %zu purges near it, %zu retries\n"
 		"  background      %12s (%zu starts, %zu wakeups, %zu passes, %zu bytes)\n"
@@ -165,7 +165,7 @@ static void __hak_stats_print_memory(int fd)
 		m.l25.bytes_in_use, m.l25.dirty_bytes, m.l25.purged_bytes, m.l25.cap_purged_bytes,
 		m.l25.shards, m.l25.contended, m.l25.remote_frees,
 		m.bc.cached_bytes, m.bc.resident_bytes, m.bc.purges, m.bc.hits,
-		m.bc.misses, m.bc.splits, m.bc.merges, m.bc.shorter, m.bc.evictions,
+		m.bc.misses, m.bc.splits, m.bc.merges, m.bc.shorter, m.bc.evictions, m.bc.offsets,
 		m.ps.delay_ms, m.ps.passes, m.ps.decayed_bytes,
 		m.ps.limit, m.ps.limit_hard ? " (hard)" : "", m.ps.limit_purges, m.ps.retries,
 		m.bg.running ? "running" : IS_ENABLED(CONFIG_HAK_BACKGROUND_PURGE) ? "off" : "not built",

@@ -18,6 +18,9 @@
  *       or, when the address space next to it is taken, puts it back;
  *   hak_bigcache_put(p, len)   true when the cache kept the mapping (the
  *       caller must not unmap it), false to unmap;
+ *   hak_bigcache_offset(len)   a realloc growth adds len fresh bytes to
+ *       the footprint: unmap up to about len bytes of stale cached blocks
+ *       (no take chose them for a while) so they do not stay on top of it;
  *   hak_bigcache_release()     give every cached mapping back (trim);
  *   hak_bigcache_decay(now)    purge the blocks unused for longer than the
  *       purge delay (HAKMEM_PURGE_DELAY_MS) at time now; bytes purged;
@@ -47,6 +50,7 @@ struct hak_bigcache_stats {
 	size_t merges;		/* cached neighbours a put absorbed */
 	size_t extends;		/* take_at hits: blocks grown in place */
 	size_t shorter;		/* misses that took a shorter block to grow */
+	size_t offsets;		/* stale blocks unmapped as fresh pages came (in evictions) */
 };
 
 #if IS_ENABLED(CONFIG_HAK_BIGCACHE)
@@ -56,6 +60,7 @@ void *hak_bigcache_take_grow(size_t len, size_t *got, bool *zeroed);
 void *hak_bigcache_take_at(void *addr, size_t len, size_t *got);
 void *hak_bigcache_take_shorter(size_t len, size_t *got);
 bool hak_bigcache_put(void *p, size_t len);
+void hak_bigcache_offset(size_t len);
 size_t hak_bigcache_release(void);
 size_t hak_bigcache_decay(unsigned now);
 void hak_bigcache_stats(struct hak_bigcache_stats *st);
@@ -91,6 +96,7 @@ static inline bool hak_bigcache_put(void *p, size_t len)
 	(void)p; (void)len;
 	return false;
 }
+static inline void hak_bigcache_offset(size_t len) { (void)len; }
 static inline size_t hak_bigcache_release(void) { return 0; }
 static inline size_t hak_bigcache_decay(unsigned now)
 {
