@@ -166,7 +166,6 @@ struct l25_region {
 	uint8_t listed;			/* on its shard's partial list */
 	uint32_t idle;			/* ms (__hak_now_ms) it became wholly free */
 	uint32_t guards;		/* guard pages made in it (hardened) */
-	uint64_t gmask;			/* blocks whose guard was tried (hardened) */
 	struct l25_shard *shard;	/* atomic; NULL in the pool */
 	struct l25_region *next;	/* partial list, or pool */
 	struct l25_region *prev;
@@ -176,6 +175,7 @@ struct l25_region {
 	uint8_t state[L25_MAXBLK];
 	uint8_t stack[L25_MAXBLK];	/* free block indices, top = nfree - 1 */
 	uint32_t stamp[L25_MAXBLK];	/* ms a dirty block was freed at */
+	uint64_t gmask;			/* blocks whose guard was tried (hardened) */
 };
 
 struct l25_shard {
