@@ -40,7 +40,8 @@
  *   resident = bytes of hot blocks; count = linked blocks.
  * A block being purged is "in flight": off the table and the lists, its
  * bytes still in bytes (so the bound holds), purged by the thread that
- * took it off, outside the lock, then linked to the cold list.
+ * took it off, outside the lock, then linked to the cold list. So is a
+ * block being split with guard pages, while its head's guard is made.
  *
  * Growth: take_at(addr, len) hands out (the head of) the cached block that
  * starts at addr, so lib/large.c extends a block over the range after it.
@@ -63,10 +64,11 @@
  * their guard page, which stays outside the cached range, protected, while
  * the range is cached; a split makes the head's guard out of the first
  * page of the tail (the tail keeps the old one), so every range handed
- * out is followed by a guard. Two cached ranges are adjacent when one's
- * guard ends where the other starts; a join makes the guards between them
- * read-write (one mprotect each under the lock, as for a split): the
- * joined range keeps the last guard. Unmapping a range takes its guard
+ * out is followed by a guard; that mprotect runs after the lock is
+ * dropped, the block in flight meanwhile (split_settle). Two cached
+ * ranges are adjacent when one's guard ends where the other starts; a
+ * join makes the guards between them read-write (one mprotect each, under
+ * the lock): the joined range keeps the last guard. Unmapping a range takes its guard
  * with it. Purging leaves the guard alone.
  *
  * Lock order: bc.lock -> meta lock (entries come from the metadata arena
@@ -847,16 +849,50 @@ static struct bc_ent *find_run(size_t len, size_t align)
 }
 
 /*
+ * A split whose guard page is made after the lock is dropped (hardened
+ * box): e (unlinked, its bytes in flight) is cut at len, t is the entry
+ * for its tail. split_settle() makes the guard and links the tail.
+ */
+struct bc_split {
+	struct bc_ent *e, *t;
+	size_t len;
+};
+
+/* Link t as e's tail after a head of len bytes and a guard of g. */
+static void tail_link(struct bc_ent *e, struct bc_ent *t, size_t len, size_t g)
+{
+	t->addr = (char *)e->addr + len + g;
+	t->len = e->len - len - g;
+	t->cls = bc_class(t->len);
+	t->purged = e->purged;
+	t->stamp = bc.now;
+	t->taken = bc.takes;
+	list_add_newest(t->purged ? &bc.cold : &bc.hot, t);
+	tab_insert(t);
+	bc.count++;
+	if (!t->purged)
+		bc.resident += t->len;
+	bc.st.splits++;
+}
+
+/*
  * Hand out e (linked) for a request of len bytes; *got is the length handed
  * out. More than slack too long (len/4, or 0 for a growth's copy:
  * hak_bigcache_take_grow): split, hand out the head and keep the tail
  * cached (same residency). No system call: a block is a page range, and
  * munmap/madvise work on any range. Without an entry for the tail the whole
  * block goes. With guard pages the tail's first page becomes the head's
- * guard (one mprotect, under the lock: splits are the rare case); when it
- * cannot, the whole block goes.
+ * guard, made by split_settle() once the caller has dropped the lock
+ * (*sp set): an mprotect takes the process's mmap lock for writing and
+ * waits for the page faults other threads are in, and made under bc.lock
+ * it held every other thread's take and put as long (hardened
+ * realloc-chain at 2 threads: 1,377 futex calls per run, 66 without
+ * guards). Meanwhile the whole block is in flight: off the table, its
+ * bytes still counted, so no one else takes the page that becomes the
+ * guard and the bound holds.
  */
-static void *take_head(struct bc_ent *e, size_t len, size_t slack, size_t *got)
+static void *take_head(struct bc_ent *e, size_t len, size_t slack, size_t *got,
+		       struct bc_split *sp)
 {
 	size_t g = hak_hd_guard_len();
 	struct bc_ent *t = NULL;
@@ -869,31 +905,51 @@ static void *take_head(struct bc_ent *e, size_t len, size_t slack, size_t *got)
 			bc.spare = t->next;
 		else
 			t = __hak_meta_alloc(sizeof(*t));
-		if (t && g && !hak_hd_guard_set((char *)p + len)) {
-			spare_put(t);
-			t = NULL;
+		if (t && g) {
+			bc.inflight += e->len;
+			*sp = (struct bc_split){ e, t, len };
+			*got = len;
+			return p;
 		}
 	}
 	if (t) {
-		t->addr = (char *)p + len + g;
-		t->len = e->len - len - g;
-		t->cls = bc_class(t->len);
-		t->purged = e->purged;
-		t->stamp = bc.now;
-		t->taken = bc.takes;
-		list_add_newest(t->purged ? &bc.cold : &bc.hot, t);
-		tab_insert(t);
-		bc.count++;
-		if (!t->purged)
-			bc.resident += t->len;
-		bc.st.splits++;
+		tail_link(e, t, len, 0);
 		*got = len;
 	} else {
 		*got = e->len;
 	}
-	bc.bytes -= e->len - (t ? t->len : 0);	/* the head, and a new guard */
+	bc.bytes -= e->len - (t ? t->len : 0);	/* the head */
 	spare_put(e);
 	return p;
+}
+
+/*
+ * The second half of a guarded split (no lock held): the guard after the
+ * head, then the tail linked. When the guard cannot be made the whole
+ * block goes (*got: its length), as before the split was deferred.
+ */
+static void split_settle(struct bc_split *sp, size_t *got)
+{
+	struct bc_ent *e = sp->e, *t = sp->t;
+	size_t g = hak_hd_guard_len();
+	bool ok;
+
+	if (!e)
+		return;
+	ok = hak_hd_guard_set((char *)e->addr + sp->len);
+	hak_lock(&bc.lock);
+	bc.inflight -= e->len;
+	if (ok) {
+		tail_link(e, t, sp->len, g);
+		bc.bytes -= e->len - t->len;	/* the head, and a new guard */
+		*got = sp->len;
+	} else {
+		spare_put(t);
+		bc.bytes -= e->len;
+		*got = e->len;
+	}
+	spare_put(e);
+	hak_unlock(&bc.lock);
 }
 
 /*
@@ -904,6 +960,7 @@ static void *take_head(struct bc_ent *e, size_t len, size_t slack, size_t *got)
 static void *take(size_t len, size_t align, size_t *got, bool *zeroed, bool exact)
 {
 	struct bc_batch b = { NULL, NULL, 0 };
+	struct bc_split sp = { NULL, NULL, 0 };
 	size_t slack = HAK_ALIGN_DOWN(len / 4, HAK_OS_PAGE);
 	unsigned c0 = bc_class(len), now = now_ms();
 	struct bc_ent *e = NULL;
@@ -941,10 +998,11 @@ miss:
 hit:
 	bc.st.hits++;
 	*zeroed = e->purged;
-	p = take_head(e, len, exact ? 0 : slack, got);
+	p = take_head(e, len, exact ? 0 : slack, got, &sp);
 	tab_check_size();
 	pick_purges(&b);
 	hak_unlock(&bc.lock);
+	split_settle(&sp, got);
 	finish(&b);
 	return p;
 }
@@ -1040,6 +1098,7 @@ out:
 void *hak_bigcache_take_at(void *addr, size_t len, size_t *got)
 {
 	struct bc_batch b = { NULL, NULL, 0 };
+	struct bc_split sp = { NULL, NULL, 0 };
 	unsigned now = now_ms();
 	struct bc_ent *e;
 	void *p = NULL;
@@ -1054,11 +1113,12 @@ void *hak_bigcache_take_at(void *addr, size_t len, size_t *got)
 	if (!e || e->len < len)
 		goto out;
 	bc.st.extends++;
-	p = take_head(e, len, HAK_ALIGN_DOWN(len / 4, HAK_OS_PAGE), got);
+	p = take_head(e, len, HAK_ALIGN_DOWN(len / 4, HAK_OS_PAGE), got, &sp);
 	tab_check_size();
 out:
 	pick_purges(&b);
 	hak_unlock(&bc.lock);
+	split_settle(&sp, got);
 	finish(&b);
 	return p;
 }

@@ -68,9 +68,10 @@
  * everything empty.
  *
  * Guard pages (hardened box): a block's slot (the stride) is its class
- * and a guard page (PROT_NONE) after it, made when the region is given a
- * class and cleared (one mprotect of the whole block area) before the
- * region goes back to the pool, where it may get another class. Classes
+ * and a guard page (PROT_NONE) after it, made when the block is first
+ * handed out after the region got its class (guard_first_use; r->gmask
+ * says which were) and cleared (one mprotect of the whole block area)
+ * before the region goes back to the pool, where it may get another class. Classes
  * and usable sizes stay as without the box; a region holds fewer blocks
  * (46 instead of 51 of 40 KiB). Purging leaves the guards as they are.
  * region->guards counts them (the hardened box keeps a budget of guards).
@@ -182,6 +183,7 @@ struct l25_region {
 	uint8_t stack[L25_MAXBLK];	/* free block indices, top = nfree - 1 */
 	uint32_t stamp[L25_MAXBLK];	/* ms a dirty block was freed at */
 	uint16_t span[L25_MAXBLK];	/* pages its requests covered since clean */
+	uint64_t gmask;			/* blocks whose guard was tried (hardened) */
 };
 
 struct l25_shard {
@@ -432,20 +434,29 @@ static bool guards_clear(struct l25_region *r)
 	if (!hak_hd_guards_clear((char *)r + L25_HDR, L25_REGION - L25_HDR, r->guards))
 		return false;
 	r->guards = 0;
+	r->gmask = 0;
 	return true;
 }
 
-/* Make the guard page at the end of each of r's block slots. */
-static void guards_make(struct l25_region *r)
+/*
+ * Make the guard page at the end of block i's slot, the first time the
+ * block is handed out since its region got its class (shard lock held).
+ * Made for every block when the region got its class, a region of a large
+ * class cost up to its 46 mprotect calls (each takes the process's mmap
+ * lock for writing, waiting for the page faults of other threads) for the
+ * few blocks a chain of reallocs used of it. A guard that cannot be made
+ * (budget spent, OS refused) is not tried again for the block until the
+ * region is given a class again, as when they were all made at once.
+ */
+static inline void guard_first_use(struct l25_region *r, unsigned i)
 {
 	size_t g = hak_hd_guard_len();
-	unsigned i;
 
-	if (!g)
+	if (!g || (r->gmask >> i & 1))
 		return;
-	for (i = 0; i < r->nblocks; i++)
-		if (hak_hd_guard_set((void *)(block_addr(r, i) + r->stride - g)))
-			r->guards++;
+	r->gmask |= 1ULL << i;
+	if (hak_hd_guard_set((void *)(block_addr(r, i) + r->stride - g)))
+		r->guards++;
 }
 
 /*
@@ -514,7 +525,7 @@ static struct l25_region *region_get(struct l25_shard *sh, unsigned c)
 	memset(r->state, B_CLEAN, sizeof(r->state));
 	for (i = 0; i < nb; i++)
 		r->stack[i] = (uint8_t)(nb - 1 - i);	/* block 0 on top */
-	guards_make(r);
+	r->gmask = 0;	/* no guard yet (a pooled region's were cleared) */
 	arch_store_release(&r->shard, sh);
 	/*
 	 * Always stored, never tested first: a plain read here races (for
@@ -845,6 +856,7 @@ static void *shard_alloc(struct l25_shard *sh, unsigned c, unsigned pages)
 			return NULL;
 	}
 	i = r->stack[--r->nfree];
+	guard_first_use(r, i);
 	if (r->state[i] == B_DIRTY) {
 		sh->dirty_bytes -= r->stride;
 		if (r->span[i] > pages)
