@@ -602,7 +602,7 @@ HAK_HIDDEN __thread uint32_t __hak_rf_tag __attribute__((tls_model("initial-exec
  * this thread lets pass before it tries again after a failed try.
  */
 static __thread uint32_t handover_skip __attribute__((tls_model("initial-exec")));
-static bool heap_handover(struct hak_tcache *tc, struct hak_heap *to);
+static bool heap_handover(struct hak_tcache *tc, struct hak_heap *to) __noinline;
 
 /* Is o the owner this thread found idle, still without a refill since? */
 static inline bool owner_seen_idle(const struct hak_heap *o)
@@ -1608,15 +1608,20 @@ void __hak_free_remote(void *p, unsigned c)
 	/*
 	 * A block of the owner found idle at the last look (owner_idle(),
 	 * below) does not come here: __hak_free_slow caches it at once.
-	 */
-	saved = errno;
-	/*
+	 *
+	 * errno is saved only around what may set it (an attach, a
+	 * hand-over); the push home makes no system call: no call to
+	 * __errno_location on the common path.
+	 *
 	 * A thread's first free may be of another thread's block: attach
 	 * first, so that the block goes home through its owner (caching
 	 * it here would hide a double free from the owner).
 	 */
-	if (c < HAK_NCLASS && !tc->heap && heap_of_thread())
-		errno = saved;
+	if (c < HAK_NCLASS && !tc->heap) {
+		saved = errno;
+		if (heap_of_thread())
+			errno = saved;
+	}
 	if (c >= HAK_NCLASS || !tc->heap || block_owner_tag(p) == tc->tag) {
 		__hak_tcache_push(p, c);
 		return;
@@ -1635,7 +1640,6 @@ void __hak_free_remote(void *p, unsigned c)
 		if (on_list(b->head, p, __hak_tbin_count(b)))
 			bad_block(p, c, "double free (block in the thread cache)");
 		park_suspect(p, c);
-		errno = saved;
 		return;
 	}
 	/*
@@ -1643,10 +1647,16 @@ void __hak_free_remote(void *p, unsigned c)
 	 * data this thread inherited): take it, and the block, with the rest
 	 * of that data, is then our own.
 	 */
-	if (!arch_load_relaxed(&s->owner->tid) && heap_handover(tc, s->owner)) {
-		__hak_tcache_push(p, c);
+	if (!arch_load_relaxed(&s->owner->tid)) {
+		bool took;
+
+		saved = errno;
+		took = heap_handover(tc, s->owner);
 		errno = saved;
-		return;
+		if (took) {
+			__hak_tcache_push(p, c);
+			return;
+		}
 	}
 	/*
 	 * An idle owner's block is cached here (a second free by this thread
@@ -1657,7 +1667,6 @@ void __hak_free_remote(void *p, unsigned c)
 		if (!arch_load_relaxed(&s->owner->lent))
 			arch_store_relaxed(&s->owner->lent, 1);
 		__hak_tcache_push(p, c);
-		errno = saved;
 		return;
 	}
 	if (hak_ff_level())
@@ -1668,7 +1677,6 @@ void __hak_free_remote(void *p, unsigned c)
 	hak_vg_free(p);
 	HAK_STAT_ADD(tc->heap, remote_frees, 1);
 	__hak_remote_push(s, p, p, 1);
-	errno = saved;
 }
 
 /*

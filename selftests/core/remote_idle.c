@@ -16,6 +16,10 @@
  * Then every block is back where it belongs: the freer's cache is kept
  * with its pooled heap at its exit, a trim sends it home and a second one
  * collects it: every remote free counted was collected by its owner.
+ *
+ * And none of those frees changes errno (the remote free saves it only
+ * around what may set it: the thread's first free, which attaches a heap,
+ * and a hand-over).
  */
 #include <pthread.h>
 #include <hakmem/hakmem.h>
@@ -28,6 +32,7 @@ static void *blk[NB];
 
 struct freer {
 	int allocates;			/* refill one bin first */
+	unsigned errno_lost;		/* frees that changed errno */
 	pthread_barrier_t bar;
 	struct hak_stats before, after;
 };
@@ -45,13 +50,19 @@ static void *freer(void *arg)
 		free(own);
 	}
 	hak_stats_get(&f->before);
-	for (i = 0; i < NB; i++)
+	for (i = 0; i < NB; i++) {
+		errno = EDOM;
 		free(blk[i]);
+		if (errno != EDOM)
+			f->errno_lost++;
+	}
 	hak_stats_get(&f->after);
 	pthread_barrier_wait(&f->bar);	/* the main thread reads the counters */
 	pthread_barrier_wait(&f->bar);
 	return NULL;
 }
+
+static unsigned errno_lost;
 
 static void run(int allocates, uint64_t *remote, uint64_t *overflows)
 {
@@ -74,6 +85,7 @@ static void run(int allocates, uint64_t *remote, uint64_t *overflows)
 	pthread_barrier_wait(&f.bar);
 	pthread_join(t, NULL);
 	pthread_barrier_destroy(&f.bar);
+	errno_lost += f.errno_lost;
 }
 
 int main(void)
@@ -81,7 +93,7 @@ int main(void)
 	struct hak_stats st0, st;
 	uint64_t remote, overflows;
 
-	tap_plan(3);
+	tap_plan(4);
 	malloc_trim(0);
 	hak_stats_get(&st0);
 
@@ -95,6 +107,9 @@ int main(void)
 	tap_ok(remote < NB,
 	       "a thread that allocates caches an idle owner's blocks "
 	       "(%llu of %u sent home while it ran)", (unsigned long long)remote, NB);
+
+	tap_ok(errno_lost == 0, "errno kept by all %u cross-thread frees (%u changed it)",
+	       2 * NB, errno_lost);
 
 	malloc_trim(0);		/* flushes the pooled freers' caches home */
 	malloc_trim(0);		/* and collects what they sent */
