@@ -1445,9 +1445,13 @@ static struct hak_heap *heap_of_thread(void)
  */
 #define HAK_WHOLE_MIN	16
 
-/* Move up to want blocks of class c from h's slabs onto bin b. */
+/*
+ * Move up to want blocks of class c from h's slabs onto bin b; a refill
+ * (refill true) may stop short at a list taken whole, a box's fill of a
+ * given count (__hak_tcache_fill) does not.
+ */
 static uint32_t bin_fill(struct hak_heap *h, struct hak_tbin *b, unsigned c,
-			 uint32_t want)
+			 uint32_t want, bool refill)
 {
 	uint32_t got = 0, room = b->cap > __hak_tbin_count(b) ?
 				    b->cap - __hak_tbin_count(b) : 0;
@@ -1491,7 +1495,7 @@ static uint32_t bin_fill(struct hak_heap *h, struct hak_tbin *b, unsigned c,
 		 * program's own work, as with a page-local free list
 		 * (footprint: simulated misses in refills 826k -> 315k).
 		 */
-		if (all && got >= HAK_WHOLE_MIN)
+		if (refill && all && got >= HAK_WHOLE_MIN)
 			break;
 	}
 	b->head = list;
@@ -1509,7 +1513,7 @@ uint32_t __hak_tcache_fill(unsigned c, uint32_t n)
 		return 0;
 	room = b->cap > __hak_tbin_count(b) ? b->cap - __hak_tbin_count(b) : 0;
 	heap_enter(tc->heap);
-	n = bin_fill(tc->heap, b, c, n < room ? n : room);
+	n = bin_fill(tc->heap, b, c, n < room ? n : room, false);
 	heap_exit(tc->heap);
 	return n;
 }
@@ -1540,9 +1544,9 @@ void *__hak_tcache_refill(uintptr_t ix)
 	__hak_purge_tick();
 	if (!b->head) {			/* attach may have prewarmed this bin */
 		hak_adapt_on_refill(c);
-		got = bin_fill(h, b, c, b->cap / 2 ? b->cap / 2 : 1);
+		got = bin_fill(h, b, c, b->cap / 2 ? b->cap / 2 : 1, true);
 		if (!got && __hak_purge_for_retry())
-			got = bin_fill(h, b, c, b->cap / 2 ? b->cap / 2 : 1);
+			got = bin_fill(h, b, c, b->cap / 2 ? b->cap / 2 : 1, true);
 		HAK_STAT_ADD(h, refills, 1);
 		HAK_STAT_ADD(h, blocks_refilled, got);
 		if (!got) {
