@@ -1338,7 +1338,8 @@ size_t __hak_heap_pages_purged(void)
  * the program was never given is caught like a double free.
  */
 static uint32_t slab_take(struct hak_heap *h, struct hak_slab *s,
-			  void **list, uint32_t want, uint32_t whole, uintptr_t mark)
+			  void **list, uint32_t want, uint32_t whole, uintptr_t mark,
+			  bool *all)
 {
 	unsigned c = s->class_idx;
 	uint32_t got = 0;
@@ -1364,6 +1365,7 @@ static uint32_t slab_take(struct hak_heap *h, struct hak_slab *s,
 		got = s->carved - s->used;
 		*list = s->free;
 		s->free = NULL;
+		*all = true;
 	}
 	while (got < want && s->free) {
 		void *p = s->free;
@@ -1436,9 +1438,20 @@ static struct hak_heap *heap_of_thread(void)
 	return __hak_heap_attach();
 }
 
-/* Move up to want blocks of class c from h's slabs onto bin b. */
+/*
+ * A refill ends at a slab free list taken whole once it holds this many
+ * blocks (bin_fill); a shorter one is followed by pops from the next slab,
+ * so a refill never hands out a block or two for its call.
+ */
+#define HAK_WHOLE_MIN	16
+
+/*
+ * Move up to want blocks of class c from h's slabs onto bin b; a refill
+ * (refill true) may stop short at a list taken whole, a box's fill of a
+ * given count (__hak_tcache_fill) does not.
+ */
 static uint32_t bin_fill(struct hak_heap *h, struct hak_tbin *b, unsigned c,
-			 uint32_t want)
+			 uint32_t want, bool refill)
 {
 	uint32_t got = 0, room = b->cap > __hak_tbin_count(b) ?
 				    b->cap - __hak_tbin_count(b) : 0;
@@ -1448,6 +1461,7 @@ static uint32_t bin_fill(struct hak_heap *h, struct hak_tbin *b, unsigned c,
 		got = collect_pending(h, c, &list, room);
 	while (got < want) {
 		struct hak_slab *s = h->partial[c];
+		bool all = false;
 
 		if (!s) {
 			uint32_t n = depot_take(c, &list, room > got ? room - got : 0);
@@ -1470,7 +1484,19 @@ static uint32_t bin_fill(struct hak_heap *h, struct hak_tbin *b, unsigned c,
 			partial_add(h, s);
 		}
 		got += slab_take(h, s, &list, want - got,
-				 (room > want ? room : want) - got, __hak_free_key());
+				 (room > want ? room : want) - got, __hak_free_key(), &all);
+		/*
+		 * A free list taken whole (unread) ends the refill, short of
+		 * want: the next slab's blocks would be popped one cold link
+		 * at a time (in front of the whole list, whose tail is
+		 * unknown), a dependent cache miss each, where the refill
+		 * they save costs about 150 instructions. The malloc that
+		 * pops each block reads its line then, overlapped with the
+		 * program's own work, as with a page-local free list
+		 * (footprint: simulated misses in refills 826k -> 315k).
+		 */
+		if (refill && all && got >= HAK_WHOLE_MIN)
+			break;
 	}
 	b->head = list;
 	b->room -= got;
@@ -1487,7 +1513,7 @@ uint32_t __hak_tcache_fill(unsigned c, uint32_t n)
 		return 0;
 	room = b->cap > __hak_tbin_count(b) ? b->cap - __hak_tbin_count(b) : 0;
 	heap_enter(tc->heap);
-	n = bin_fill(tc->heap, b, c, n < room ? n : room);
+	n = bin_fill(tc->heap, b, c, n < room ? n : room, false);
 	heap_exit(tc->heap);
 	return n;
 }
@@ -1518,9 +1544,9 @@ void *__hak_tcache_refill(uintptr_t ix)
 	__hak_purge_tick();
 	if (!b->head) {			/* attach may have prewarmed this bin */
 		hak_adapt_on_refill(c);
-		got = bin_fill(h, b, c, b->cap / 2 ? b->cap / 2 : 1);
+		got = bin_fill(h, b, c, b->cap / 2 ? b->cap / 2 : 1, true);
 		if (!got && __hak_purge_for_retry())
-			got = bin_fill(h, b, c, b->cap / 2 ? b->cap / 2 : 1);
+			got = bin_fill(h, b, c, b->cap / 2 ? b->cap / 2 : 1, true);
 		HAK_STAT_ADD(h, refills, 1);
 		HAK_STAT_ADD(h, blocks_refilled, got);
 		if (!got) {
