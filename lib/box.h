@@ -30,7 +30,8 @@
  *                 profiler allocates without its countdown, and serves
  *                 sampled blocks from the big path)
  *   os.h          the OS layer: map, aligned map, unmap, remap, purge,
- *                 protect (the hardened box's guard pages), and
+ *                 guard pages (the hardened box's __hak_os_guard and
+ *                 __hak_os_unguard), and
  *                 HAK_OS_PAGE (a box never calls mmap/madvise itself, so
  *                 fault injection and accounting see every mapping);
  *                 hugepage advice and collapse (__hak_os_advise_huge,

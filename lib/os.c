@@ -364,14 +364,95 @@ size_t __hak_os_purge_flush(struct hak_purge_batch *b)
 	return b->done;
 }
 
-bool __hak_os_protect(void *p, size_t len, bool none)
+#ifndef MADV_GUARD_INSTALL
+#define MADV_GUARD_INSTALL	102
+#endif
+#ifndef MADV_GUARD_REMOVE
+#define MADV_GUARD_REMOVE	103
+#endif
+
+enum { GUARD_UNTRIED, GUARD_MARKER, GUARD_PROTECT };
+
+static int guard_how;		/* atomic: GUARD_*, set once by the probe */
+static int guard_mixed;		/* atomic: markers, but some guard is an mprotect */
+
+/*
+ * Does this kernel take MADV_GUARD_INSTALL? Tried on a page of its own
+ * (a refusal on a caller's page may be its mlock, not the kernel's age).
+ * Racing first callers may both probe; they agree.
+ */
+static int guard_probe(void)
 {
-	if (mprotect(p, len, none ? PROT_NONE : PROT_READ | PROT_WRITE))
+	int how = GUARD_PROTECT;
+	void *p;
+
+	if (!hak_vg_running()) {
+		p = mmap(NULL, HAK_OS_PAGE, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (p != MAP_FAILED) {
+			if (madvise(p, HAK_OS_PAGE, MADV_GUARD_INSTALL) == 0)
+				how = GUARD_MARKER;
+			munmap(p, HAK_OS_PAGE);
+		}
+	}
+	arch_cmpxchg(&guard_how, GUARD_UNTRIED, how);
+	return arch_load_relaxed(&guard_how);
+}
+
+static inline bool guard_markers(void)
+{
+	int how = arch_load_relaxed(&guard_how);
+
+	if (unlikely(how == GUARD_UNTRIED)) {
+		int err = errno;
+
+		how = guard_probe();
+		errno = err;
+	}
+	return how == GUARD_MARKER;
+}
+
+bool __hak_os_guard_splits(void)
+{
+	return !guard_markers() || arch_load_relaxed(&guard_mixed);
+}
+
+bool __hak_os_guard(void *p, size_t len)
+{
+	int err = errno;
+	bool ok;
+
+	if (guard_markers()) {
+		if (madvise(p, len, MADV_GUARD_INSTALL) == 0)
+			return true;
+		if (errno != EINVAL) {
+			errno = err;
+			return false;
+		}
+		/* before the mprotect: an unguard of this page must undo it */
+		arch_store_relaxed(&guard_mixed, 1);
+	}
+	ok = mprotect(p, len, PROT_NONE) == 0;
+	errno = err;
+	return ok;
+}
+
+bool __hak_os_unguard(void *p, size_t len)
+{
+	int err = errno;
+	bool ok = true, markers = guard_markers();
+
+	if (markers)
+		ok = madvise(p, len, MADV_GUARD_REMOVE) == 0;
+	/* mprotect(PROT_READ | PROT_WRITE) leaves a marker in place */
+	if (ok && (!markers || arch_load_relaxed(&guard_mixed)))
+		ok = mprotect(p, len, PROT_READ | PROT_WRITE) == 0;
+	errno = err;
+	if (!ok)
 		return false;
 	/* memcheck keeps a lifted guard NOACCESS: a slab carved over it later
 	 * would report the allocator's own header writes */
-	if (!none)
-		hak_vg_opened(p, len);
+	hak_vg_opened(p, len);
 	return true;
 }
 

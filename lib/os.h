@@ -93,11 +93,26 @@ void __hak_os_purge_batch_off(void);
 /* Purge what was added; bytes purged since the batch was zeroed. */
 size_t __hak_os_purge_flush(struct hak_purge_batch *b);
 /*
- * Make pages inaccessible (none) or read-write again (guard pages of the
- * hardened box). false on failure (ENOMEM: the process has as many
- * mappings as vm.max_map_count allows, and the change would split one).
+ * Guard pages (the hardened box): __hak_os_guard makes [p, p + len) fault
+ * on any access, __hak_os_unguard makes it read-write memory again (it
+ * then reads as zeros or as it was: callers rely on neither). Linux 6.13
+ * on: MADV_GUARD_INSTALL / MADV_GUARD_REMOVE, markers in the page table,
+ * under the mmap lock taken for reading, without splitting the mapping;
+ * they stay through MADV_DONTNEED, MADV_FREE, mremap and fork, and go
+ * with munmap. Older kernels (EINVAL): mprotect, which splits a mapping in
+ * three and takes the mmap lock for writing. Chosen once, by a probe at
+ * the first call; always mprotect under valgrind (memcheck follows it). A
+ * range the kernel refuses markers in (EINVAL: mlock()ed) gets mprotect.
+ * false on failure (ENOMEM: with mprotect, the split would pass
+ * vm.max_map_count). errno is left alone.
  */
-bool __hak_os_protect(void *p, size_t len, bool none) __must_check;
+bool __hak_os_guard(void *p, size_t len) __must_check;
+bool __hak_os_unguard(void *p, size_t len) __must_check;
+/*
+ * Does a guard split a mapping (mprotect: it counts against
+ * vm.max_map_count)? false once markers are in use and none fell back.
+ */
+bool __hak_os_guard_splits(void);
 
 /*
  * Transparent hugepage advice for a 2 MiB-aligned range: MADV_HUGEPAGE

@@ -13,14 +13,17 @@
  *
  * Guard pages: the callers (lib/large.c, lib/superslab.c, BigCache) own
  * the page and know whether it is a guard; this file only protects it,
- * through the OS layer, and counts the guards against a budget of a
- * quarter of vm.max_map_count (read once): a guard in the middle of a
- * mapping splits it in three, and running the process out of mappings
- * would fail every later mmap (thread stacks, other libraries), not just
- * ours. Past the budget, blocks and slabs are made without a guard
- * (counted in skipped). fork keeps the protection in the child.
+ * through the OS layer (page-table markers, MADV_GUARD_INSTALL, on Linux
+ * 6.13 and later; mprotect before), and counts them. With mprotect a
+ * guard in the middle of a mapping splits it in three, and running the
+ * process out of mappings would fail every later mmap (thread stacks,
+ * other libraries), not just ours: then guards are counted against a
+ * budget of a quarter of vm.max_map_count (read once), past which blocks
+ * and slabs are made without a guard (counted in skipped). Markers split
+ * nothing and have no budget. fork keeps the guards in the child.
  */
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
@@ -122,7 +125,8 @@ void hak_hd_carve_order(uint16_t *idx, uint32_t n)
 #define HD_MAP_COUNT_DEFAULT	65530UL	/* Linux's DEFAULT_MAX_MAP_COUNT */
 
 static size_t hd_guards;		/* atomic: guard pages now protected */
-static size_t hd_guard_max;		/* atomic: the budget; 0 until read */
+static size_t hd_guard_max;		/* atomic: the map-count budget; 0 until read */
+static size_t hd_guard_test_max;	/* atomic: a test's budget, 0: none */
 static size_t hd_guard_skipped;		/* atomic: guards not made, ever */
 
 /* vm.max_map_count, or Linux's default when /proc cannot say. */
@@ -143,10 +147,20 @@ static size_t read_map_count(void)
 	return v ? v : HD_MAP_COUNT_DEFAULT;
 }
 
+/*
+ * Most guards at once: a quarter of vm.max_map_count while guards split
+ * mappings (mprotect); no limit with page-table markers, which add no
+ * mapping (an mlock()ed range that refused one brings the limit back).
+ */
 static size_t guard_budget(void)
 {
-	size_t max = arch_load_relaxed(&hd_guard_max);
+	size_t max = arch_load_relaxed(&hd_guard_test_max);
 
+	if (max)
+		return max;
+	if (!__hak_os_guard_splits())
+		return SIZE_MAX;
+	max = arch_load_relaxed(&hd_guard_max);
 	if (unlikely(!max)) {
 		max = read_map_count() / 4;
 		if (!max)
@@ -160,7 +174,7 @@ static size_t guard_budget(void)
 bool hak_hd_guard_set(void *page)
 {
 	if (arch_fetch_add(&hd_guards, 1UL) >= guard_budget() ||
-	    !__hak_os_protect(page, HAK_HD_GUARD_PAGE, true)) {
+	    !__hak_os_guard(page, HAK_HD_GUARD_PAGE)) {
 		arch_fetch_add(&hd_guards, -1UL);
 		arch_fetch_add(&hd_guard_skipped, 1UL);
 		return false;
@@ -170,7 +184,7 @@ bool hak_hd_guard_set(void *page)
 
 bool hak_hd_guard_unset(void *page)
 {
-	if (!__hak_os_protect(page, HAK_HD_GUARD_PAGE, false))
+	if (!__hak_os_unguard(page, HAK_HD_GUARD_PAGE))
 		return false;
 	arch_fetch_add(&hd_guards, -1UL);
 	return true;
@@ -183,7 +197,7 @@ void hak_hd_guard_gone(size_t n)
 
 bool hak_hd_guards_clear(void *p, size_t len, size_t n)
 {
-	if (!__hak_os_protect(p, len, false))
+	if (!__hak_os_unguard(p, len))
 		return false;
 	arch_fetch_add(&hd_guards, -n);
 	return true;
@@ -194,9 +208,10 @@ void __hak_hd_guard_stats(struct hak_hd_guard_stats *st)
 	st->live = arch_load_relaxed(&hd_guards);
 	st->skipped = arch_load_relaxed(&hd_guard_skipped);
 	st->budget = guard_budget();
+	st->markers = !__hak_os_guard_splits();
 }
 
 void __hak_hd_set_guard_budget(size_t n)
 {
-	arch_store_relaxed(&hd_guard_max, n ? n : 1);
+	arch_store_relaxed(&hd_guard_test_max, n);
 }

@@ -18,6 +18,7 @@
 #include <hakmem/hakmem.h>
 
 #include "../lib/tap.h"
+#include "../lib/guardpage.h"
 #include "init.h"
 #include "boxes/bigcache/bigcache.h"
 #include "large.h"
@@ -147,25 +148,13 @@ static inline int bc_range_free(uintptr_t lo, uintptr_t hi)
 	return 1;
 }
 
-/* Is the page at a inaccessible (a ---p mapping covers it: a guard page)? */
+/*
+ * Is the page at a a guard page (mapped, inaccessible: PROT_NONE or a
+ * MADV_GUARD_INSTALL marker, selftests/lib/guardpage.h)?
+ */
 static inline int bc_page_none(uintptr_t a)
 {
-	char *l = bc_maps();
-
-	if (!l)
-		return 0;
-	while (*l) {
-		char *end;
-		uintptr_t lo = strtoul(l, &end, 16), hi = strtoul(end + 1, &end, 16);
-
-		if (lo <= a && a < hi)
-			return !strncmp(end + 1, "---p", 4);
-		l = strchr(l, '\n');
-		if (!l)
-			break;
-		l++;
-	}
-	return 0;
+	return page_is_guard(a);
 }
 
 /* xorshift64*: a seeded generator per thread. */

@@ -9,24 +9,34 @@
  * (whole, the head of a split, three merged neighbours), a cached block
  * purged by the decay, a cached block a miss grew down to a larger size, a
  * block grown by realloc (over a fresh mapping, by mremap) and shrunk, a
- * slab of 32 KiB and of 10 KiB blocks, and in a fork child of the process
- * that made it. A write up to the last usable byte does not fault. A few
- * thousand live large blocks all get their guard (checked in
- * /proc/self/maps); past the guard budget, blocks come without one and
- * allocation goes on; freeing gives the guards back.
+ * slab of 32 KiB and of 10 KiB blocks, a block grown by realloc in a
+ * process that locked its future mappings (mlockall: the kernel refuses
+ * markers there, the guard falls back to mprotect), and in a fork child of
+ * the process that made it. A write up to the last usable byte does not fault. A few
+ * thousand live large blocks all get their guard (checked page by page,
+ * selftests/lib/guardpage.h), in one map entry each with mprotect, in
+ * none with MADV_GUARD_INSTALL markers; past the guard budget, blocks come
+ * without one and allocation goes on; freeing gives the guards back.
+ * hd_fallback runs this program again with the markers refused (as an
+ * older kernel does), so both ways of making a guard pass it.
  */
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <malloc.h>
 #include <signal.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
 #include <unistd.h>
 #include "tap.h"
 #include "child.h"
+#include "guardpage.h"
 #include "box.h"
 #include "boxes/hardened/hardened.h"
 #include "boxes/hardened/hd_internal.h"
 #include "boxes/bigcache/bigcache.h"
+#include "boxes/valgrind/valgrind_hooks.h"
 
 #define PAGE	4096UL
 
@@ -96,7 +106,7 @@ struct job {
 };
 
 enum { K_PLAIN, K_REUSE, K_SPLIT, K_MERGE, K_GROW, K_REMAP, K_SHRINK, K_SLAB32, K_SLAB10,
-       K_SHORTER };
+       K_SHORTER, K_LOCKED };
 
 /* A block of class n that is its slab's last one (ends at the guard). */
 static char *last_of_slab(size_t n)
@@ -191,6 +201,18 @@ static void run(void *arg)
 		if ((uintptr_t)p != at - (2u << 20))
 			put_addr("fresh-mapping", (uintptr_t)p);
 		break;
+	case K_LOCKED:
+		/*
+		 * Mappings locked from now on: the kernel refuses markers in
+		 * them (EINVAL), the guard falls back to mprotect, and a
+		 * growth must open it again (remove and mprotect both).
+		 */
+		if (mlockall(MCL_FUTURE))
+			_exit(6);
+		p = malloc(j->n);
+		memset(p, 1, j->n);
+		p = realloc(p, 3 * j->n);
+		break;
 	case K_SLAB32:
 		p = last_of_slab(32768);
 		break;
@@ -230,46 +252,18 @@ static void check(struct job *j, const char *name)
 	       "%s: writing up to the usable size does not fault", name);
 }
 
-/* Is there a ---p mapping starting at a? (a sorted copy of /proc/self/maps) */
-static uintptr_t *guards;
-static size_t nguards;
-
-static void read_maps(void)
+/* Lines in /proc/self/maps: mappings. */
+static size_t map_lines(void)
 {
 	FILE *f = fopen("/proc/self/maps", "r");
-	unsigned long lo, hi;
-	char perm[8], line[512];
-	size_t cap = 0;
+	size_t n = 0;
+	int c;
 
-	nguards = 0;
-	while (f && fgets(line, sizeof(line), f)) {
-		if (sscanf(line, "%lx-%lx %7s", &lo, &hi, perm) != 3 || strcmp(perm, "---p"))
-			continue;
-		if (nguards == cap) {
-			cap = cap ? 2 * cap : 1024;
-			guards = realloc(guards, cap * sizeof(*guards));
-		}
-		guards[nguards++] = lo;
-	}
+	while (f && (c = fgetc(f)) != EOF)
+		n += c == '\n';
 	if (f)
 		fclose(f);
-}
-
-static int guard_at(uintptr_t a)
-{
-	size_t lo = 0, hi = nguards;
-
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-
-		if (guards[mid] == a)
-			return 1;
-		if (guards[mid] < a)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return 0;
+	return n;
 }
 
 #define MANY	3000
@@ -278,18 +272,30 @@ static void test_many(void)
 {
 	static char *v[MANY];
 	struct hak_hd_guard_stats st0, st;
-	size_t i, have = 0, budget;
+	size_t i, have = 0, maps0, maps1;
 
 	__hak_hd_guard_stats(&st0);
+	maps0 = map_lines();
 	for (i = 0; i < MANY; i++)
 		v[i] = malloc(i % 2 ? 300000 + (i % 41) * 4096 : 40000 + (i % 41) * 4096);
+	maps1 = map_lines();
 	__hak_hd_guard_stats(&st);
-	read_maps();
 	for (i = 0; i < MANY; i++)
-		have += v[i] && guard_at((uintptr_t)v[i] + malloc_usable_size(v[i]));
+		have += v[i] && page_is_guard((uintptr_t)v[i] + malloc_usable_size(v[i]));
 	tap_ok(have == MANY && st.skipped == st0.skipped,
-	       "%d live mid and large blocks: %zu with a guard page in /proc/self/maps, %zu guards live "
+	       "%d live mid and large blocks: %zu with a guard page, %zu guards live "
 	       "(budget %zu)", MANY, have, st.live, st.budget);
+	/*
+	 * mprotect: a block and its guard are two mappings (no merging with
+	 * neighbours); markers split nothing (the L2.5 regions are 2 MiB
+	 * mappings, large blocks merge with their neighbours or not).
+	 */
+	if (st.markers)
+		tap_ok(maps1 - maps0 < MANY / 2, "markers: %zu map entries added for %d blocks",
+		       maps1 - maps0, MANY);
+	else
+		tap_ok(maps1 - maps0 >= MANY, "mprotect: %zu map entries added for %d blocks",
+		       maps1 - maps0, MANY);
 	for (i = 0; i < MANY; i++)
 		free(v[i]);
 	malloc_trim(0);
@@ -299,7 +305,6 @@ static void test_many(void)
 	       st.live, st0.live);
 
 	/* Past the budget: blocks come without a guard, nothing fails. */
-	budget = st.budget;
 	__hak_hd_set_guard_budget(st.live + 10);
 	__hak_hd_guard_stats(&st0);
 	have = 0;
@@ -316,8 +321,27 @@ static void test_many(void)
 	for (i = 0; i < 50; i++)
 		free(v[i]);
 	malloc_trim(0);
-	__hak_hd_set_guard_budget(budget);
-	free(guards);
+	__hak_hd_set_guard_budget(0);
+}
+
+/*
+ * How guards are made: page-table markers where the kernel takes
+ * MADV_GUARD_INSTALL (and not under valgrind), else mprotect; the runner
+ * of the fallback (hd_fallback) says which it forced.
+ */
+static void test_mechanism(void)
+{
+	struct hak_hd_guard_stats st;
+	const char *want = getenv("HAKMEM_TEST_EXPECT_GUARDS");
+	int markers = kernel_guard_markers() && !hak_vg_running();
+
+	if (want)
+		markers = !strcmp(want, "markers");
+	free(malloc(1000000));
+	__hak_hd_guard_stats(&st);
+	tap_ok(st.markers == markers, "guards made by %s (expected %s)",
+	       st.markers ? "MADV_GUARD_INSTALL markers" : "mprotect",
+	       markers ? "markers" : "mprotect");
 }
 
 int main(void)
@@ -358,6 +382,19 @@ int main(void)
 	j.kind = K_SLAB10;
 	check(&j, "last 10 KiB block of a slab");
 
+	{
+		struct rlimit rl;
+
+		if (geteuid() == 0 || (!getrlimit(RLIMIT_MEMLOCK, &rl) && rl.rlim_cur >= (64u << 20))) {
+			j.kind = K_LOCKED;
+			j.n = 1200000;
+			check(&j, "mlockall(MCL_FUTURE), a block grown by realloc");
+		} else {
+			tap_skip("mlockall: RLIMIT_MEMLOCK under 64 MiB");
+			tap_skip("mlockall: RLIMIT_MEMLOCK under 64 MiB");
+		}
+	}
+
 	/* Made here, overflowed in the fork child. */
 	j.kind = K_PLAIN;
 	j.p = p = malloc(500000);
@@ -396,6 +433,7 @@ int main(void)
 	}
 
 	test_many();
+	test_mechanism();
 	(void)sink;
 	tap_finish();
 }

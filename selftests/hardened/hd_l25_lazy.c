@@ -4,10 +4,14 @@
  * of a block slot when that block is first handed out, not all of them
  * when the region is given its class (a region of 200 KiB blocks had its
  * nine guards made by nine mprotect calls for the one or two blocks a
- * program used). Checked in /proc/self/maps: a fresh region holds exactly
- * one guard after its first block, right after the block's usable end,
- * two after a second block, still two when a freed block is handed out
- * again, and each block's guard is where an overflow off its end runs.
+ * program used). Checked page by page (selftests/lib/guardpage.h: mprotect
+ * guards and page-table markers alike): a fresh region holds exactly one
+ * guard after its first block, right after the block's usable end, two
+ * after a second block, still two when a freed block is handed out again,
+ * and each block's guard is where an overflow off its end runs. The purge
+ * of a free block's slot (madvise(MADV_DONTNEED) over the block and its
+ * guard) keeps the guard: the block is not guarded again when it is next
+ * handed out.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -15,35 +19,13 @@
 #include <string.h>
 #include <malloc.h>
 #include "tap.h"
+#include "guardpage.h"
 #include "box.h"
 #include "boxes/hardened/hardened.h"
 
 #define REGION	(2UL << 20)
 
-/* Guard pages (---p) inside [lo, hi); *first: the lowest one's start. */
-static size_t guards_in(uintptr_t lo, uintptr_t hi, uintptr_t *first)
-{
-	FILE *f = fopen("/proc/self/maps", "r");
-	unsigned long a, b;
-	char perm[8], line[512];
-	size_t n = 0;
-
-	*first = 0;
-	while (f && fgets(line, sizeof(line), f)) {
-		if (sscanf(line, "%lx-%lx %7s", &a, &b, perm) != 3 || strcmp(perm, "---p"))
-			continue;
-		if (a < lo || b > hi)
-			continue;
-		if (!*first)
-			*first = a;
-		n += (b - a) / hak_hd_guard_len();
-	}
-	if (f)
-		fclose(f);
-	return n;
-}
-
-/* Is the page right after p's usable bytes a guard (one ---p page)? */
+/* Is the page right after p's usable bytes a guard (one page)? */
 static int guarded_end(void *p)
 {
 	uintptr_t end = (uintptr_t)p + malloc_usable_size(p), first;
@@ -53,10 +35,10 @@ static int guarded_end(void *p)
 
 int main(void)
 {
-	uintptr_t r, first;
+	uintptr_t r, first, end;
 	void *p, *q, *q2, *s;
 
-	tap_plan(7);
+	tap_plan(9);
 	p = malloc(200000);
 	r = (uintptr_t)p & ~(REGION - 1);
 	if (!IS_ENABLED(CONFIG_HAK_L25_POOL) || !p || !hak_hd_guard_len())
@@ -82,6 +64,26 @@ int main(void)
 	free(s);
 	p = malloc(200000);
 	tap_ok(p && guarded_end(p), "a block freed and taken again is still guarded");
+
+	/* A free block's slot purged (its guard inside the range), then reused. */
+	q = malloc(200000);
+	memset(p, 1, 200000);
+	memset(q, 1, 200000);
+	r = (uintptr_t)q;
+	end = r + malloc_usable_size(q);
+	__asm__ __volatile__("" : "+r"(r));	/* a number now, not q */
+	free(q);
+	malloc_trim(0);
+	{
+		unsigned char v = 1;
+
+		tap_ok(mincore((void *)r, 4096, &v) == 0 && !(v & 1) &&
+		       guards_in(end, end + hak_hd_guard_len(), &first) == 1 && first == end,
+		       "a free block's slot purged (not resident): its guard stays");
+	}
+	q2 = malloc(200000);
+	tap_ok((uintptr_t)q2 == r && guarded_end(q2), "handed out again after the purge: still guarded");
+	free(q2);
 	free(p);
 	tap_finish();
 }
