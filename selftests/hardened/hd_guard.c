@@ -205,8 +205,11 @@ static void run(void *arg)
 		/*
 		 * Mappings locked from now on: the kernel refuses markers in
 		 * them (EINVAL), the guard falls back to mprotect, and a
-		 * growth must open it again (remove and mprotect both).
+		 * growth must open it again (remove and mprotect both). A
+		 * guard made first, so the probe ran before the lock.
 		 */
+		free(launder(malloc(2 * j->n)));
+		malloc_trim(0);
 		if (mlockall(MCL_FUTURE))
 			_exit(6);
 		p = malloc(j->n);
