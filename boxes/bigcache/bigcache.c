@@ -127,7 +127,7 @@ static struct {
 	size_t count;			/* blocks on the table */
 	size_t bytes;			/* linked + in flight */
 	size_t resident;		/* bytes on the hot list */
-	size_t inflight;		/* bytes being purged */
+	size_t inflight;		/* bytes being purged or split */
 	size_t max;			/* the bound: base * users (note_user) */
 	size_t base;			/* HAKMEM_BIGCACHE_MAX */
 	bool scaled;			/* base is the default: scale it */
