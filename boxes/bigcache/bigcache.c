@@ -1313,8 +1313,8 @@ void hak_bigcache_fork_parent(void)
 }
 
 /*
- * The child has no thread to finish a purge in flight: those mappings stay
- * (unused) and leave the books.
+ * The child has no thread to finish a purge or a guarded split in flight
+ * (bc.inflight): those mappings stay (unused) and leave the books.
  */
 void hak_bigcache_fork_child(void)
 {
