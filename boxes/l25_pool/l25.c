@@ -135,7 +135,7 @@
 #define L25_DIRTY_BASE	(16UL << 20)	/* freed resident bytes a shard may hold, */
 					/* plus as many as it has in use */
 #define L25_PEAK_PASSES	4		/* decay passes (a purge delay) a peak is kept */
-#define L25_BORROW	2		/* classes up a resident block may come from */
+#define L25_BORROW	3		/* classes up a resident block may come from */
 #define L25_RESERVE	2		/* purged regions kept in the pool */
 #define L25_WINDOW	1024		/* lock acquisitions per contention window */
 #define L25_GROW_FAILS	8		/* failed trylocks in a window to grow */
@@ -264,7 +264,7 @@ static uintptr_t carve_cur, carve_end;
 static unsigned carve_n = 1;		/* regions the next mapping takes */
 
 /* Atomic counters. */
-static size_t nr_regions, nr_maps, nr_unmaps, nr_grows;
+static size_t nr_regions, nr_maps, nr_unmaps, nr_grows, nr_map_calls;
 static uint64_t pool_purged_bytes, unmapped_bytes;
 
 /* ---- classes ---- */
@@ -567,6 +567,7 @@ static uintptr_t region_map(void)
 	}
 	if (!m)
 		return 0;
+	arch_fetch_add(&nr_map_calls, 1);
 	if (n > 1) {
 		hak_lock(&pool_lock);
 		if (carve_cur == carve_end) {
@@ -1395,11 +1396,13 @@ void hak_l25_stats(struct hak_l25_stats *st)
 	st->shard_cap = arch_load_relaxed(&shard_cap);
 	st->shard_grows = arch_load_relaxed(&nr_grows);
 	st->region_maps = arch_load_relaxed(&nr_maps);
+	st->map_calls = arch_load_relaxed(&nr_map_calls);
 	st->region_unmaps = arch_load_relaxed(&nr_unmaps);
 	st->purged_bytes = (size_t)purged;
 	st->pages_released = (size_t)((purged + arch_load_relaxed(&unmapped_bytes)) / HAK_OS_PAGE);
 	hak_lock(&pool_lock);
 	st->pooled = npool;
+	st->reserved_bytes = carve_end - carve_cur;
 	hak_unlock(&pool_lock);
 	for (s = 0; s < L25_TC_NCLASS; s++)
 		st->cached += tc.n[s];
