@@ -135,7 +135,7 @@
 #define L25_DIRTY_BASE	(16UL << 20)	/* freed resident bytes a shard may hold, */
 					/* plus as many as it has in use */
 #define L25_PEAK_PASSES	4		/* decay passes (a purge delay) a peak is kept */
-#define L25_BORROW	3		/* classes up a resident block may come from */
+#define L25_BORROW	2		/* classes up a resident block may come from */
 #define L25_RESERVE	2		/* purged regions kept in the pool */
 #define L25_WINDOW	1024		/* lock acquisitions per contention window */
 #define L25_GROW_FAILS	8		/* failed trylocks in a window to grow */
