@@ -342,8 +342,14 @@ static __noinline void *realloc_big(void *p, size_t n, size_t old)
 
 	if (!old)
 		__hak_bad_free(p, "realloc of a pointer not allocated by hakmem");
-	if (n <= HAK_SMALL_MAX || hak_l25_wants(n) ||
-	    __hak_ssmap_kind((uintptr_t)p) == HAK_SSMAP_L25)
+	/*
+	 * A large block that grows past HAK_GROW_POOL_MAX stays large and
+	 * grows as one (below), also to a size the pool serves: moved, it
+	 * was copied into a fresh large mapping at every step up to the
+	 * pool's maximum (realloc_move), never grown in place.
+	 */
+	if (n <= HAK_SMALL_MAX || __hak_ssmap_kind((uintptr_t)p) == HAK_SSMAP_L25 ||
+	    (hak_l25_wants(n) && (n <= old || n <= HAK_GROW_POOL_MAX)))
 		return realloc_grow_move(p, old, n);
 	/* memcheck cannot follow a described block that mremap moves */
 	if (hak_vg_running())

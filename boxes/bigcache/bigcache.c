@@ -127,7 +127,7 @@ static struct {
 	size_t count;			/* blocks on the table */
 	size_t bytes;			/* linked + in flight */
 	size_t resident;		/* bytes on the hot list */
-	size_t inflight;		/* bytes being purged */
+	size_t inflight;		/* bytes being purged or split */
 	size_t max;			/* the bound: base * users (note_user) */
 	size_t base;			/* HAKMEM_BIGCACHE_MAX */
 	bool scaled;			/* base is the default: scale it */
@@ -1313,8 +1313,8 @@ void hak_bigcache_fork_parent(void)
 }
 
 /*
- * The child has no thread to finish a purge in flight: those mappings stay
- * (unused) and leave the books.
+ * The child has no thread to finish a purge or a guarded split in flight
+ * (bc.inflight): those mappings stay (unused) and leave the books.
  */
 void hak_bigcache_fork_child(void)
 {

@@ -140,6 +140,8 @@
 #define L25_WINDOW	1024		/* lock acquisitions per contention window */
 #define L25_GROW_FAILS	8		/* failed trylocks in a window to grow */
 #define L25_FIT_SCAN	64		/* free blocks span_fit() looks at */
+#define L25_COLORS	32		/* header offsets, 64 bytes apart (region_at) */
+#define L25_CARVE_MAX	16		/* regions mapped at once, at most (region_map) */
 
 /* Thread cache: slots per class, byte cap, classes up to L25_MAX. */
 #define L25_TC_N	CONFIG_HAK_L25_TCACHE
@@ -164,26 +166,41 @@
 
 struct l25_shard;
 
+/*
+ * Laid out by who writes what: the first line is read by every thread's
+ * free and written only when the region gets its class; the owner's
+ * fields (its shard lock) follow; the lines other shards' threads write
+ * on every remote free (state[], remote, rnext) come last, each of their
+ * own, so an owner walking its regions (pick_region, span_fit) reads
+ * lines no other CPU keeps taking away.
+ */
 struct l25_region {
 	uint32_t magic;
 	uint32_t stride;		/* class size */
 	uint8_t cls;
 	uint8_t nblocks;
-	uint8_t nfree;			/* depth of stack[] */
+	struct l25_shard *shard;	/* atomic; NULL in the pool */
+	/* the owner's (shard lock) */
+	uint8_t nfree __aligned(64);	/* depth of stack[] */
 	uint8_t listed;			/* on its shard's partial list */
 	uint32_t idle;			/* ms (__hak_now_ms) it became wholly free */
 	uint32_t guards;		/* guard pages made in it (hardened) */
-	struct l25_shard *shard;	/* atomic; NULL in the pool */
 	struct l25_region *next;	/* partial list, or pool */
 	struct l25_region *prev;
-	uint64_t remote;		/* atomic: B_REMOTE blocks, one bit each */
+	uint64_t gmask;			/* blocks whose guard was tried (hardened) */
+	uint8_t stack[L25_MAXBLK];	/* free block indices, top = nfree - 1 */
+	/*
+	 * Pages its requests covered since clean; 0 for a clean free block
+	 * (never touched or purged), and only for one: the walks tell dirty
+	 * from clean by it without reading state[].
+	 */
+	uint16_t span[L25_MAXBLK];
+	uint32_t stamp[L25_MAXBLK];	/* ms a dirty block was freed at */
+	/* written by other shards' threads (remote frees) */
+	uint8_t state[L25_MAXBLK] __aligned(64);
+	uint64_t remote __aligned(64);	/* atomic: B_REMOTE blocks, one bit each */
 	struct l25_region *rnext;	/* its shard's remote stack (atomic push) */
 	struct l25_region *anext, *aprev;	/* all_regions (pool_lock) */
-	uint8_t state[L25_MAXBLK];
-	uint8_t stack[L25_MAXBLK];	/* free block indices, top = nfree - 1 */
-	uint32_t stamp[L25_MAXBLK];	/* ms a dirty block was freed at */
-	uint16_t span[L25_MAXBLK];	/* pages its requests covered since clean */
-	uint64_t gmask;			/* blocks whose guard was tried (hardened) */
 };
 
 struct l25_shard {
@@ -203,7 +220,8 @@ struct l25_shard {
 	struct l25_region *remote_head __aligned(64);	/* atomic */
 } __aligned(64);
 
-HAK_BUILD_BUG_ON(sizeof(struct l25_region) > L25_HDR);
+HAK_BUILD_BUG_ON(sizeof(struct l25_region) + (L25_COLORS - 1) * 64 > L25_HDR);
+HAK_BUILD_BUG_ON(L25_COLORS & (L25_COLORS - 1));
 HAK_BUILD_BUG_ON(L25_TC_NCLASS < 1 || L25_TC_NCLASS > L25_NCLASS);
 HAK_BUILD_BUG_ON(L25_MAXBLK > 4096);	/* an index fits below a block's 4 KiB alignment */
 HAK_BUILD_BUG_ON(L25_MAXBLK > 64);	/* region->remote has a bit per block */
@@ -241,9 +259,12 @@ static struct hak_lock pool_lock = HAK_LOCK_INIT;
 static struct l25_region *pool;		/* pool_lock */
 static struct l25_region *all_regions;	/* pool_lock: every mapped region */
 static size_t npool;			/* pool_lock */
+/* Address space mapped ahead for regions, not yet handed out (pool_lock). */
+static uintptr_t carve_cur, carve_end;
+static unsigned carve_n = 1;		/* regions the next mapping takes */
 
 /* Atomic counters. */
-static size_t nr_regions, nr_maps, nr_unmaps, nr_grows;
+static size_t nr_regions, nr_maps, nr_unmaps, nr_grows, nr_map_calls;
 static uint64_t pool_purged_bytes, unmapped_bytes;
 
 /* ---- classes ---- */
@@ -267,9 +288,33 @@ static inline size_t slot_size(unsigned c)
 	return class_size(c) + hak_hd_guard_len();
 }
 
+/*
+ * The header of the region at base (L25_REGION aligned). It sits at one
+ * of L25_COLORS offsets 64 bytes apart in the header page, by the
+ * region's number: at offset 0 in every region, the headers (2 MiB
+ * aligned) all fall in the same set of every cache level and evict one
+ * another when a miss walks a few dozen of them (span_fit, the partial
+ * lists; see the box page, "header colouring").
+ */
+static inline struct l25_region *region_at(uintptr_t base)
+{
+	return (struct l25_region *)(base +
+		((base / L25_REGION) & (L25_COLORS - 1)) * 64);
+}
+
+static inline uintptr_t region_base(const struct l25_region *r)
+{
+	return (uintptr_t)r & ~(L25_REGION - 1);
+}
+
+static inline struct l25_region *region_of(uintptr_t p)
+{
+	return region_at(p & ~(L25_REGION - 1));
+}
+
 static inline uintptr_t block_addr(const struct l25_region *r, unsigned i)
 {
-	return (uintptr_t)r + L25_HDR + (uintptr_t)i * r->stride;
+	return region_base(r) + L25_HDR + (uintptr_t)i * r->stride;
 }
 
 /* ---- shards ---- */
@@ -403,8 +448,8 @@ static void region_unmap(struct l25_region *r)
 	hak_unlock(&pool_lock);
 	if (r->guards)
 		hak_hd_guard_gone(r->guards);
-	__hak_ssmap_set((uintptr_t)r, 0);
-	__hak_os_unmap(r, L25_REGION);
+	__hak_ssmap_set(region_base(r), 0);
+	__hak_os_unmap((void *)region_base(r), L25_REGION);
 	arch_fetch_add(&nr_regions, -1);
 	arch_fetch_add(&nr_unmaps, 1);
 	arch_fetch_add(&unmapped_bytes, L25_REGION);
@@ -419,10 +464,11 @@ static bool region_purge_all(struct l25_region *r, uint64_t *bytes)
 		n += r->state[i] == B_DIRTY;
 	if (!n)
 		return true;
-	if (!__hak_os_purge((char *)r + L25_HDR, L25_REGION - L25_HDR))
+	if (!__hak_os_purge((char *)region_base(r) + L25_HDR, L25_REGION - L25_HDR))
 		return false;
 	*bytes += (uint64_t)n * r->stride;
 	memset(r->state, B_CLEAN, sizeof(r->state));
+	memset(r->span, 0, sizeof(r->span));
 	return true;
 }
 
@@ -431,7 +477,7 @@ static bool guards_clear(struct l25_region *r)
 {
 	if (!r->guards)
 		return true;
-	if (!hak_hd_guards_clear((char *)r + L25_HDR, L25_REGION - L25_HDR, r->guards))
+	if (!hak_hd_guards_clear((char *)region_base(r) + L25_HDR, L25_REGION - L25_HDR, r->guards))
 		return false;
 	r->guards = 0;
 	r->gmask = 0;
@@ -488,6 +534,59 @@ static void pool_put_list(struct l25_region *r, bool keep)
 		arch_fetch_add(&pool_purged_bytes, purged);
 }
 
+/*
+ * Address space for one more region (never touched), 0 when the OS
+ * refuses. Regions are cut from mappings of carve_n regions, carve_n
+ * doubling from 1 to L25_CARVE_MAX: one mmap (and the two munmap calls of
+ * its alignment trim) per up to 16 regions instead of per region. Each
+ * of those calls takes the process's mmap lock for writing, and a region
+ * mapped next to the last one extends the mapping the other threads are
+ * faulting pages into at that moment (producer-consumer-mid: ~1,000
+ * mapping calls per run, against tbbmalloc's ~200..450). The part not yet
+ * handed out costs address space only; hak_l25_release() unmaps it.
+ */
+static uintptr_t region_map(void)
+{
+	uintptr_t p = 0, m;
+	unsigned n;
+	bool spare = false;
+
+	hak_lock(&pool_lock);
+	if (carve_cur < carve_end) {
+		p = carve_cur;
+		carve_cur += L25_REGION;
+	}
+	n = carve_n;
+	hak_unlock(&pool_lock);
+	if (p)
+		return p;
+	m = (uintptr_t)__hak_os_map_aligned(n * L25_REGION, L25_REGION);
+	if (!m && n > 1) {
+		n = 1;
+		m = (uintptr_t)__hak_os_map_aligned(L25_REGION, L25_REGION);
+	}
+	if (!m)
+		return 0;
+	arch_fetch_add(&nr_map_calls, 1);
+	if (n > 1) {
+		hak_lock(&pool_lock);
+		if (carve_cur == carve_end) {
+			carve_cur = m + L25_REGION;
+			carve_end = m + (uintptr_t)n * L25_REGION;
+		} else {
+			spare = true;	/* another thread refilled meanwhile */
+		}
+		hak_unlock(&pool_lock);
+		if (spare)
+			__hak_os_unmap((void *)(m + L25_REGION), (size_t)(n - 1) * L25_REGION);
+	}
+	hak_lock(&pool_lock);
+	if (carve_n < L25_CARVE_MAX)
+		carve_n *= 2;
+	hak_unlock(&pool_lock);
+	return m;
+}
+
 /* A fresh, clean region of class c for sh; NULL when the OS refuses. */
 static struct l25_region *region_get(struct l25_shard *sh, unsigned c)
 {
@@ -502,9 +601,11 @@ static struct l25_region *region_get(struct l25_shard *sh, unsigned c)
 	}
 	hak_unlock(&pool_lock);
 	if (!r) {
-		r = __hak_os_map_aligned(L25_REGION, L25_REGION);
-		if (!r)
+		uintptr_t m = region_map();
+
+		if (!m)
 			return NULL;
+		r = region_at(m);
 		arch_fetch_add(&nr_regions, 1);
 		arch_fetch_add(&nr_maps, 1);
 		hak_lock(&pool_lock);
@@ -523,6 +624,7 @@ static struct l25_region *region_get(struct l25_shard *sh, unsigned c)
 	r->nfree = (uint8_t)nb;
 	r->idle = __hak_now_ms();
 	memset(r->state, B_CLEAN, sizeof(r->state));
+	memset(r->span, 0, sizeof(r->span));
 	for (i = 0; i < nb; i++)
 		r->stack[i] = (uint8_t)(nb - 1 - i);	/* block 0 on top */
 	r->gmask = 0;	/* no guard yet (a pooled region's were cleared) */
@@ -532,7 +634,7 @@ static struct l25_region *region_get(struct l25_shard *sh, unsigned c)
 	 * TSan) with the store of the thread that unmapped the region last
 	 * held at this address; the kernel orders the two, TSan cannot see it.
 	 */
-	__hak_ssmap_set((uintptr_t)r, HAK_SSMAP_L25);
+	__hak_ssmap_set(region_base(r), HAK_SSMAP_L25);
 	partial_add(sh, r);
 	/* the decay pass peeks at it without the lock */
 	arch_store_relaxed(&sh->regions, sh->regions + 1);
@@ -578,8 +680,10 @@ static void region_purge(struct l25_shard *sh, struct l25_region *r, uint32_t no
 		if (!run)
 			continue;
 		if (__hak_os_purge((void *)block_addr(r, start), (size_t)run * r->stride)) {
-			for (j = start; j < start + run; j++)
+			for (j = start; j < start + run; j++) {
 				r->state[j] = B_CLEAN;
+				r->span[j] = 0;
+			}
 			sh->dirty_bytes -= (size_t)run * r->stride;
 			sh->purged_bytes += (uint64_t)run * r->stride;
 		}
@@ -747,7 +851,7 @@ static struct l25_region *pick_region(struct l25_region *r)
 	unsigned score, best_score = 0, n;
 
 	for (n = 0; r && n < 4; r = r->next, n++) {
-		score = (r->state[r->stack[r->nfree - 1]] == B_DIRTY) * 2 +
+		score = (r->span[r->stack[r->nfree - 1]] != 0) * 2 +
 			(r->nfree != r->nblocks);
 		if (score > best_score) {
 			best = r;
@@ -759,9 +863,10 @@ static struct l25_region *pick_region(struct l25_region *r)
 	return best;
 }
 
+/* The block on top of r's stack is dirty (span: see struct l25_region). */
 static inline bool top_dirty(const struct l25_region *r)
 {
-	return r->state[r->stack[r->nfree - 1]] == B_DIRTY;
+	return r->span[r->stack[r->nfree - 1]] != 0;
 }
 
 /*
@@ -808,7 +913,7 @@ static struct l25_region *span_fit(struct l25_region *r, unsigned pages)
 			uint8_t b = r->stack[k];
 			unsigned sp = r->span[b];
 
-			if (r->state[b] != B_DIRTY)
+			if (!sp)	/* clean: the rest below is too */
 				break;
 			if (!best || (sp >= pages ? best_span < pages || sp < best_span :
 				      best_span < pages && sp > best_span)) {
@@ -896,11 +1001,6 @@ static __noinline void *l25_alloc_slow(unsigned c, unsigned pages)
 	return p;
 }
 
-static inline struct l25_region *region_of(uintptr_t p)
-{
-	return (struct l25_region *)(p & ~(L25_REGION - 1));
-}
-
 /*
  * Fast path, about 20 instructions: pop the newest cached block of the
  * class (a cached block's region cannot go away), raise its span, mark
@@ -932,9 +1032,9 @@ static struct l25_shard *lock_block(const void *p, unsigned *idx, uint8_t want,
 				    const char *what)
 	__acquires(shards)
 {
-	struct l25_region *r = (struct l25_region *)((uintptr_t)p & ~(L25_REGION - 1));
+	struct l25_region *r = region_of((uintptr_t)p);
 	struct l25_shard *sh = arch_load_acquire(&r->shard);
-	uintptr_t off = (uintptr_t)p - (uintptr_t)r;
+	uintptr_t off = (uintptr_t)p - region_base(r);
 	unsigned i;
 
 	if (!sh)
@@ -1029,7 +1129,7 @@ static void shard_free(void *p, uint8_t want, const char *what, uint32_t now)
  */
 static inline int live_index(uintptr_t p, const struct l25_region *r)
 {
-	uint32_t off = (uint32_t)(p - (uintptr_t)r), stride, i;
+	uint32_t off = (uint32_t)(p - region_base(r)), stride, i;
 
 	if (unlikely(r->magic != L25_MAGIC || off < L25_HDR))
 		return -1;
@@ -1171,8 +1271,7 @@ slow:
 
 size_t hak_l25_usable(const void *p)
 {
-	const struct l25_region *r =
-		(const struct l25_region *)((uintptr_t)p & ~(L25_REGION - 1));
+	const struct l25_region *r = region_of((uintptr_t)p);
 	struct l25_shard *sh;
 	unsigned i;
 	size_t n;
@@ -1234,6 +1333,7 @@ size_t hak_l25_decay(unsigned now, unsigned delay)
 size_t hak_l25_release(void)
 {
 	struct l25_region *rel, *r;
+	uintptr_t cur, end;
 	size_t done = 0;
 	unsigned s, n = arch_load_relaxed(&nshards);
 
@@ -1257,10 +1357,15 @@ size_t hak_l25_release(void)
 	rel = pool;
 	pool = NULL;
 	npool = 0;
+	cur = carve_cur;
+	end = carve_end;
+	carve_cur = carve_end = 0;
 	hak_unlock(&pool_lock);
 	for (r = rel; r; r = r->next)
 		done += L25_REGION;
 	pool_put_list(rel, false);
+	if (cur < end)
+		__hak_os_unmap((void *)cur, end - cur);
 	return done;
 }
 
@@ -1291,11 +1396,13 @@ void hak_l25_stats(struct hak_l25_stats *st)
 	st->shard_cap = arch_load_relaxed(&shard_cap);
 	st->shard_grows = arch_load_relaxed(&nr_grows);
 	st->region_maps = arch_load_relaxed(&nr_maps);
+	st->map_calls = arch_load_relaxed(&nr_map_calls);
 	st->region_unmaps = arch_load_relaxed(&nr_unmaps);
 	st->purged_bytes = (size_t)purged;
 	st->pages_released = (size_t)((purged + arch_load_relaxed(&unmapped_bytes)) / HAK_OS_PAGE);
 	hak_lock(&pool_lock);
 	st->pooled = npool;
+	st->reserved_bytes = carve_end - carve_cur;
 	hak_unlock(&pool_lock);
 	for (s = 0; s < L25_TC_NCLASS; s++)
 		st->cached += tc.n[s];

@@ -40,6 +40,8 @@ struct hak_l25_stats {
 	size_t region_unmaps;	/* and unmapped */
 	size_t pooled;		/* empty purged regions kept in reserve */
 	size_t cached;		/* blocks in the calling thread's cache */
+	size_t map_calls;	/* mmap calls that made regions, ever */
+	size_t reserved_bytes;	/* mapped ahead, not yet a region */
 };
 
 #if IS_ENABLED(CONFIG_HAK_L25_POOL)

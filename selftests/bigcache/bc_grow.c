@@ -267,17 +267,29 @@ static void test_decay(size_t s)
 	malloc_trim(0);
 }
 
+static unsigned long mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (unsigned long)ts.tv_sec * 1000 + (unsigned long)ts.tv_nsec / 1000000;
+}
+
 /*
  * While the program keeps taking blocks of 2s, idle cached blocks of 2s
  * stay resident past the decay window (best fit draws on them; purging
  * them would only fault their pages back), and an idle block of s, shorter
- * than every request, is purged.
+ * than every request, is purged. One attempt; *gap is the longest time
+ * between two takes: a thread the machine stalled for half the decay
+ * window or more (seen under make check's own load) did not keep taking,
+ * and its purges say nothing about the rule.
  */
-static void test_decay_wanted(size_t s)
+static bool decay_wanted_once(size_t s, unsigned long *gap, size_t *purges)
 {
 	enum { NB = 4 };
 	unsigned char *v[NB], *shorty, *p;
 	struct hak_bigcache_stats st;
+	unsigned long t, last;
 	size_t purges0, i;
 	int round;
 
@@ -291,25 +303,49 @@ static void test_decay_wanted(size_t s)
 		v[i] = bc_launder(malloc(2 * s));
 		memset(v[i], 0x22, 2 * s);
 	}
-	/* 100 ms: a loaded machine may stall this thread for tens of ms. */
 	__hak_bigcache_set_decay(100);
 	free(shorty);
 	for (i = 0; i < NB; i++)
 		free(v[i]);
 	purges0 = bc_stats().purges;
+	*gap = 0;
+	last = mono_ms();
 	for (round = 0; round < 80; round++) {
 		p = bc_launder(malloc(2 * s));
+		t = mono_ms();
+		if (t - last > *gap)
+			*gap = t - last;
+		last = t;
 		p[0] = 1;
 		free(p);
 		sleep_ms(5);
 	}
 	st = bc_stats();
-	tap_ok(st.purges == purges0 + 1 && st.resident_bytes == st.cached_bytes - s,
-	       "decay 100 ms, takes of %zu KiB every 5 ms for 400 ms: %zu purge(s), %zu KiB resident of %zu",
-	       (2 * s) >> 10, st.purges - purges0, st.resident_bytes >> 10, st.cached_bytes >> 10);
+	*purges = st.purges - purges0;
 	__hak_bigcache_set_merge(true);
 	__hak_bigcache_set_decay(0);
 	malloc_trim(0);
+	return *purges == 1 && st.resident_bytes == st.cached_bytes - s;
+}
+
+static void test_decay_wanted(size_t s)
+{
+	unsigned long gap = 0;
+	size_t purges = 0;
+	int tries;
+	bool ok = false;
+
+	for (tries = 1; tries <= 3; tries++) {
+		ok = decay_wanted_once(s, &gap, &purges);
+		if (ok || gap < 50)
+			break;
+	}
+	if (!ok && gap >= 50) {
+		tap_skip("the machine stalled this thread %lu ms between two takes in 3 tries", gap);
+		return;
+	}
+	tap_ok(ok, "decay 100 ms, takes of %zu KiB every 5 ms for 400 ms: %zu purge(s), longest gap %lu ms, try %d",
+	       (2 * s) >> 10, purges, gap, tries > 3 ? 3 : tries);
 }
 
 /*
