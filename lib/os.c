@@ -32,6 +32,9 @@ static int os_limit_hard;
 static int os_near;		/* atomic: mappings came near the limit */
 static int exact_off;		/* atomic: an exact-length map came misaligned */
 
+/* The kernel's PMD size with 4 KiB pages (x86_64, arm64, riscv64). */
+#define OS_PMD_SIZE	((size_t)2 << 20)
+
 struct fault_site {
 	unsigned long skip;	/* calls to let through before failing */
 	unsigned long fail;	/* calls to fail after that */
@@ -152,10 +155,12 @@ void *__hak_os_map_aligned(size_t len, size_t align)
 	 * kernel aligns it: a superslab or L2.5 region (2 MiB) costs one
 	 * address-space call. Each takes the mmap lock for writing while the
 	 * other threads fault (realloc-chain at 2 threads: 14 regions mapped
-	 * at start-up, 20-30 trims). A kernel that did not align it is not
-	 * asked again.
+	 * at start-up, 20-30 trims). Only where the kernel's rule applies
+	 * (a length that is a multiple of the PMD size, an alignment up to
+	 * it); a kernel that did not align such a mapping is not asked again.
 	 */
-	if (len % align == 0 && !arch_load_relaxed(&exact_off)) {
+	if (len % OS_PMD_SIZE == 0 && align <= OS_PMD_SIZE &&
+	    !arch_load_relaxed(&exact_off)) {
 		p = __hak_os_map(len);
 		if (!p || ((uintptr_t)p & (align - 1)) == 0)
 			return p;
