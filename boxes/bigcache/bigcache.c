@@ -774,8 +774,10 @@ static struct bc_ent *classes_fit(unsigned c0, unsigned c1, size_t len, size_t m
  * between two that cannot be made read-write stops it short). The result
  * is s, linked again, hot unless every part was purged (a partly purged
  * range counts as resident, as the merges of a put once did). The joined
- * guards become cached bytes: the caller hands out the head, which holds
- * them all, under the same lock, so the bound holds when it is dropped.
+ * guards become cached bytes, and a join that would take them past the
+ * bound stops short: a guarded split of the result keeps them counted
+ * after the lock is dropped, until split_settle() (bc_table's monitor saw
+ * the bound exceeded in that window).
  */
 static struct bc_ent *coalesce(struct bc_ent *s, size_t len)
 {
@@ -787,6 +789,8 @@ static struct bc_ent *coalesce(struct bc_ent *s, size_t len)
 	unlink_ent(s);
 	while (s->len < len && i++ < BC_RUN_MAX &&
 	       (n = find_start((uintptr_t)s->addr + s->len + g))) {
+		if (g && bc.bytes + g > bc.max)
+			break;
 		if (g && !hak_hd_guard_unset((char *)s->addr + s->len))
 			break;
 		unlink_ent(n);
