@@ -549,6 +549,7 @@ static uintptr_t region_map(void)
 {
 	uintptr_t p = 0, m;
 	unsigned n;
+	int err;
 	bool spare = false;
 
 	hak_lock(&pool_lock);
@@ -560,8 +561,11 @@ static uintptr_t region_map(void)
 	hak_unlock(&pool_lock);
 	if (p)
 		return p;
+	err = errno;
 	m = (uintptr_t)__hak_os_map_aligned(n * L25_REGION, L25_REGION);
 	if (!m && n > 1) {
+		/* a malloc that succeeds with one region keeps errno */
+		errno = err;
 		n = 1;
 		m = (uintptr_t)__hak_os_map_aligned(L25_REGION, L25_REGION);
 	}
