@@ -267,14 +267,6 @@ static void test_decay(size_t s)
 	malloc_trim(0);
 }
 
-static unsigned long mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (unsigned long)ts.tv_sec * 1000 + (unsigned long)ts.tv_nsec / 1000000;
-}
-
 /*
  * While the program keeps taking blocks of 2s, idle cached blocks of 2s
  * stay resident past the decay window (best fit draws on them; purging
@@ -309,10 +301,10 @@ static bool decay_wanted_once(size_t s, unsigned long *gap, size_t *purges)
 		free(v[i]);
 	purges0 = bc_stats().purges;
 	*gap = 0;
-	last = mono_ms();
+	last = bc_now_ms();
 	for (round = 0; round < 80; round++) {
 		p = bc_launder(malloc(2 * s));
-		t = mono_ms();
+		t = bc_now_ms();
 		if (t - last > *gap)
 			*gap = t - last;
 		last = t;

@@ -40,14 +40,6 @@ static unsigned run_ms = 2500;
 static volatile int stop;
 static unsigned long bad, grows, chains, maps;
 
-static unsigned now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (unsigned)(ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
-}
-
 /* One word per page: the chain's seed and the page's index. */
 static inline uint64_t stamp(uint64_t seed, size_t page)
 {
@@ -152,7 +144,7 @@ static void test_stress(void)
 {
 	pthread_t t[GROWERS + MAPPERS];
 	struct hak_large_stats l0 = bc_large_stats(), l1;
-	unsigned t0 = now_ms();
+	unsigned long t0 = bc_now_ms();
 	int i;
 
 	stop = 0;
@@ -160,7 +152,7 @@ static void test_stress(void)
 		pthread_create(&t[i], NULL, grower, (void *)(uintptr_t)(i + 1));
 	for (i = 0; i < MAPPERS; i++)
 		pthread_create(&t[GROWERS + i], NULL, mapper, (void *)(uintptr_t)(i + 1));
-	while (now_ms() - t0 < run_ms)
+	while (bc_now_ms() - t0 < run_ms)
 		usleep(20000);
 	stop = 1;
 	for (i = 0; i < GROWERS + MAPPERS; i++)

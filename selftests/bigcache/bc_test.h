@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <hakmem/hakmem.h>
 
@@ -24,6 +25,15 @@
 #include "large.h"
 
 #define BC_PAGE		4096UL
+
+/* Milliseconds on the monotonic clock (timing of decay and churn tests). */
+static inline unsigned long bc_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (unsigned long)ts.tv_sec * 1000 + (unsigned long)ts.tv_nsec / 1000000;
+}
 
 static inline struct hak_bigcache_stats bc_stats(void)
 {
