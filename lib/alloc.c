@@ -283,10 +283,16 @@ void *__hak_calloc(size_t n, size_t size)
  */
 #define HAK_GROW_POOL_MAX	((size_t)256 << 10)
 
+/* Does a realloc from old to n bytes grow past the pool (above)? */
+static inline bool realloc_skips_pool(size_t old, size_t n)
+{
+	return n > old && n > HAK_GROW_POOL_MAX && hak_l25_wants(n);
+}
+
 /* Move a block: new block, copy what fits, free the old one. */
 static void *realloc_move(void *p, size_t old, size_t n)
 {
-	void *q = n > old && n > HAK_GROW_POOL_MAX && hak_l25_wants(n) ?
+	void *q = realloc_skips_pool(old, n) ?
 		  hak_prof_big(large_alloc(n, HAK_OS_PAGE, false), n) : __hak_alloc(n);
 
 	if (!q)
@@ -349,7 +355,7 @@ static __noinline void *realloc_big(void *p, size_t n, size_t old)
 	 * pool's maximum (realloc_move), never grown in place.
 	 */
 	if (n <= HAK_SMALL_MAX || __hak_ssmap_kind((uintptr_t)p) == HAK_SSMAP_L25 ||
-	    (hak_l25_wants(n) && (n <= old || n <= HAK_GROW_POOL_MAX)))
+	    (hak_l25_wants(n) && !realloc_skips_pool(old, n)))
 		return realloc_grow_move(p, old, n);
 	/* memcheck cannot follow a described block that mremap moves */
 	if (hak_vg_running())
