@@ -215,6 +215,7 @@ void __hak_free_misaligned(void *p, uintptr_t ix)
 }
 
 static void *remote_top(const struct hak_slab *s);
+static bool run_holds(const void *p, unsigned c);
 
 /* Is p on the list from head (at most limit links)? */
 static bool on_list(void *head, const void *p, uint32_t limit)
@@ -241,6 +242,8 @@ static void confirm_owned(struct hak_heap *h, struct hak_slab *s, void *p,
 
 	if (mine && on_list(b->head, p, __hak_tbin_count(b)))
 		bad_block(p, c, "double free (block in the thread cache)");
+	if (mine && run_holds(p, c))
+		bad_block(p, c, "double free (block on its way home)");
 	if (on_list(h->kept[c].head, p, h->kept[c].n))
 		bad_block(p, c, "double free (block in an exited thread's cache)");
 	if (s->owner != h)
@@ -580,6 +583,110 @@ static void local_free(struct hak_heap *h, struct hak_slab *s, void *p)
 {
 	local_free_run(h, s, p, p, 1);
 	HAK_STAT_ADD(h, bytes_out, -(uint64_t)__hak_class_size[s->class_idx]);
+}
+
+/* ---- runs of blocks going home (__hak_free_remote) ---- */
+
+/*
+ * A free of another heap's block links it onto this thread's run of its
+ * class; the run is one slab's blocks, sent home with one splice onto the
+ * slab's remote stack (__hak_remote_push) when a block of another slab of
+ * the class comes, when it holds HAK_RUN_MAX blocks, and at this thread's
+ * refills, overflows, hand-over, exit and flush_self. The blocks of a run
+ * carry the free mark and stay counted in their slab's used, like blocks
+ * on the remote stack: the slab is not released while one sits here.
+ * A run is never served here, only sent home (no false sharing).
+ */
+#ifndef HAK_RUN_MAX
+#define HAK_RUN_MAX	16
+#endif
+#ifndef HAK_RUN_BYTES
+#define HAK_RUN_BYTES	4096
+#endif
+#ifndef HAK_RUN_SLOTS
+#define HAK_RUN_SLOTS	HAK_NCLASS
+#endif
+
+struct hak_run {
+	struct hak_slab *s;
+	void *head, *tail;
+	uint32_t n, lim;	/* blocks held; sent home at lim */
+};
+
+static __thread struct hak_run runs[HAK_RUN_SLOTS] __attribute__((tls_model("initial-exec")));
+/* bit i: runs[i] holds blocks */
+static __thread uint64_t runs_held __attribute__((tls_model("initial-exec")));
+
+HAK_BUILD_BUG_ON(HAK_RUN_SLOTS > 64);
+
+static inline struct hak_run *run_of(unsigned c)
+{
+	return &runs[HAK_RUN_SLOTS == 1 ? 0 : c];
+}
+
+static void run_send(struct hak_run *r)
+{
+	__hak_remote_push(r->s, r->head, r->tail, r->n);
+	r->n = 0;
+	runs_held &= ~(1ull << (r - runs));
+}
+
+/* Send every run home (this thread's slow paths, exit, hand-over). */
+static void runs_send_all(void)
+{
+	while (runs_held)
+		run_send(&runs[__builtin_ctzll(runs_held)]);
+}
+
+static inline void runs_send_any(void)
+{
+	if (unlikely(runs_held))
+		runs_send_all();
+}
+
+/* Does this thread's run of class c hold p? */
+static bool run_holds(const void *p, unsigned c)
+{
+	struct hak_run *r;
+
+	if (c >= HAK_NCLASS)
+		return false;
+	r = run_of(c);
+	return r->n && on_list(r->head, p, r->n);
+}
+
+/* p, of slab s (class c, another heap's), goes home in this thread's run. */
+static void run_add(struct hak_slab *s, void *p, unsigned c)
+{
+	struct hak_run *r = run_of(c);
+	uint32_t lim;
+
+	if (r->n) {
+		if (r->s == s) {
+			__hak_set_link(p, r->head);
+			r->head = p;
+			if (++r->n >= r->lim)
+				run_send(r);
+			return;
+		}
+		run_send(r);
+	}
+	lim = HAK_RUN_BYTES / __hak_class_size[c];
+	if (lim < 2) {
+		__hak_remote_push(s, p, p, 1);
+		return;
+	}
+	/*
+	 * The owner cannot see this run: a second free of p by its thread
+	 * must park p rather than take the mark for a live block's value.
+	 */
+	if (!arch_load_relaxed(&s->owner->lent))
+		arch_store_relaxed(&s->owner->lent, 1);
+	r->s = s;
+	r->head = r->tail = p;
+	r->n = 1;
+	r->lim = lim < HAK_RUN_MAX ? lim : HAK_RUN_MAX;
+	runs_held |= 1ull << (r - runs);
 }
 
 /* Idle-owner detection (__hak_free_remote): this thread's view. */
@@ -1539,6 +1646,7 @@ void *__hak_tcache_refill(uintptr_t ix)
 	if (unlikely(!h))
 		return NULL;
 	__hak_rf_tag = 0;	/* look at the idle owner again */
+	runs_send_any();
 	heap_enter(h);
 	settle_if_any(h, true);
 	__hak_purge_tick();
@@ -1665,6 +1773,8 @@ void __hak_free_remote(void *p, unsigned c)
 
 		if (on_list(b->head, p, __hak_tbin_count(b)))
 			bad_block(p, c, "double free (block in the thread cache)");
+		if (run_holds(p, c))
+			bad_block(p, c, "double free (block on its way home)");
 		park_suspect(p, c);
 		return;
 	}
@@ -1702,7 +1812,7 @@ void __hak_free_remote(void *p, unsigned c)
 		hak_vg_set_mark(p, __hak_free_key());
 	hak_vg_free(p);
 	HAK_STAT_ADD(tc->heap, remote_frees, 1);
-	__hak_remote_push(s, p, p, 1);
+	run_add(s, p, c);
 }
 
 /*
@@ -1770,6 +1880,7 @@ void __hak_tcache_overflow(void *p, uintptr_t ix)
 		return;
 	}
 	__hak_rf_tag = 0;	/* look at the idle owner again */
+	runs_send_any();
 	heap_enter(h);
 	__hak_purge_tick();
 	__hak_set_link(p, b->head);
@@ -1956,6 +2067,7 @@ static void kept_flush(struct hak_heap *h)
  */
 static void heap_leave(struct hak_tcache *tc, struct hak_heap *h)
 {
+	runs_send_any();	/* before collect_all: some may be h's own */
 	kept_save(tc, h);
 	settle_if_any(h, true);
 	collect_all(h);
@@ -2108,6 +2220,7 @@ void __hak_heap_flush_self(void)
 
 	if (!h)
 		return;
+	runs_send_any();
 	heap_enter(h);
 	for (c = 0; c < HAK_NCLASS; c++)
 		bin_trim(h, &tc->bins[c], 0);

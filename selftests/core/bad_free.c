@@ -25,6 +25,11 @@
  *     thread       free(p); another thread frees p; the owner's next slow
  *                  path (here malloc_trim) settles it
  *     remote       another thread frees p; free(p)
+ *     foreign      another thread frees p, then frees p again (p waits
+ *                  in that thread's run of blocks going home)
+ *     run-owner    another thread frees p and waits, p in its run; free(p)
+ *                  (parked: the owner cannot see that run); the other
+ *                  thread exits (its run goes home); malloc_trim settles
  *     third        another thread B, which allocates too, frees 300
  *                  blocks of this thread's (which then counts as idle to
  *                  B, so B caches them),
@@ -196,6 +201,53 @@ static void k_remote(size_t n, int bad)
 	stash = malloc(n);
 	free_in_thread(stash);
 	last_free(stash, bad);
+}
+
+static void *thread_free_twice(void *arg)
+{
+	free(launder(arg));
+	*shared = (uintptr_t)arg;
+	if (*(volatile int *)&shared[1])
+		free(launder(arg));
+	return NULL;
+}
+
+static void k_foreign(size_t n, int bad)
+{
+	pthread_t t;
+
+	stash = malloc(n);
+	shared[1] = bad;
+	if (pthread_create(&t, NULL, thread_free_twice, stash) == 0)
+		pthread_join(t, NULL);
+}
+
+/* k_run_owner's other thread: frees p, waits while the owner frees it. */
+static pthread_barrier_t run_bar;
+
+static void *run_holder(void *arg)
+{
+	free(launder(arg));
+	pthread_barrier_wait(&run_bar);	/* p sits in this thread's run */
+	pthread_barrier_wait(&run_bar);	/* the owner has freed it again */
+	return NULL;			/* the exit sends the run home */
+}
+
+static void k_run_owner(size_t n, int bad)
+{
+	pthread_t t;
+
+	stash = malloc(n);
+	if (pthread_barrier_init(&run_bar, NULL, 2) ||
+	    pthread_create(&t, NULL, run_holder, stash))
+		tap_bail("k_run_owner: %s", strerror(errno));
+	pthread_barrier_wait(&run_bar);
+	*shared = (uintptr_t)stash;
+	if (bad)
+		free(launder(stash));
+	pthread_barrier_wait(&run_bar);
+	pthread_join(t, NULL);
+	malloc_trim(0);
 }
 
 /* k_third's thread B: caches this thread's blocks, waits for C's free. */
@@ -400,6 +452,8 @@ static const struct kind kinds[] = {
 	{ "double free, interleaved with another free", k_interleaved },
 	{ "double free from another thread", k_thread },
 	{ "double free after another thread's free", k_remote },
+	{ "double free by another thread, twice", k_foreign },
+	{ "double free by the owner of a block in another thread's run", k_run_owner },
 	{ "double free of a block in a third thread's cache", k_third },
 	{ "double free by the owner of a block in another thread's cache", k_third_owner },
 	{ "double free by the thread that adopted the freeing thread's heap", k_adopted },
