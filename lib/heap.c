@@ -13,6 +13,21 @@
  * used == 0 has no block in flight and may be released. Both stacks are
  * multi-producer, single-consumer with take-all, so there is no ABA.
  *
+ * A thread's frees of another heap's blocks are gathered first in its runs
+ * (one per class, one slab's blocks each: runs[] below) and pushed as one
+ * chain. A block in a run was freed but is not yet pushed: it is still
+ * counted in its slab's used, as on the remote stack, so the slab is not
+ * released while it sits there, whoever holds the run, and nothing else
+ * can hold the block (it is on no list the owner or a refill takes from).
+ * A run is pushed by the thread holding it only: when a block of another
+ * slab of its class comes, at its size limit, and at that thread's
+ * refills, overflows, flush_self (trim), hand-over and exit (heap_leave).
+ * Runs are thread-local, so a fork child keeps the forking thread's runs
+ * (pushed at its own slow paths) and loses the other threads', as it loses
+ * their bins: those blocks stay counted in used, never handed out. A
+ * thread that stops freeing and never reaches a slow path holds at most
+ * HAK_RUN_MAX blocks or HAK_RUN_BYTES per class until it does or exits.
+ *
  * s->remote is one word: the number of blocks on the stack, its top block
  * and its bottom block, both as offsets in 16-byte units from the slab's
  * first page (a slab spans at most 256 KiB, so 14 bits each). The pusher
@@ -33,9 +48,14 @@
  * report always names a block that was on a free list: no false positive.
  *
  * A free block may also sit where its owner cannot look: in the cache of
- * a thread that cached an idle owner's blocks (__hak_free_remote), in the
- * depot, or in the kept bins of that thread's pooled heap; with more than
- * 254 heaps, in the cache of a thread whose heap shares the owner's tag.
+ * a thread that cached an idle owner's blocks (__hak_free_remote), in
+ * another thread's run going home, in the depot, or in the kept bins of
+ * that thread's pooled heap; with more than 254 heaps, in the cache of a
+ * thread whose heap shares the owner's tag. A thread that starts a run of
+ * h's blocks sets h->lent first. A second free of a block in a run by the
+ * thread holding it finds it there at once (run_holds); by any other
+ * thread it is parked until the run is pushed home, where the owner's walk
+ * of the remote stack or the free list finds it.
  * So every thread's slow path also looks for every parked block in its own
  * bins (and the kept bins of the heap it holds), and the owner of a heap
  * that lent blocks so (h->lent, or tags shared) never frees a parked block
