@@ -25,8 +25,10 @@
  *     thread       free(p); another thread frees p; the owner's next slow
  *                  path (here malloc_trim) settles it
  *     remote       another thread frees p; free(p)
- *     foreign      another thread frees p, then frees p again (p waits
- *                  in that thread's run of blocks going home)
+ *     foreign      another thread frees p, then frees p again: caught
+ *                  at once when p waits in that thread's run of blocks
+ *                  going home (under 4 KiB), else parked and settled at
+ *                  the owner's next slow path (here malloc_trim)
  *     run-owner    another thread frees p and waits, p in its run; free(p)
  *                  (parked: the owner cannot see that run); the other
  *                  thread exits (its run goes home); malloc_trim settles
@@ -220,6 +222,7 @@ static void k_foreign(size_t n, int bad)
 	shared[1] = bad;
 	if (pthread_create(&t, NULL, thread_free_twice, stash) == 0)
 		pthread_join(t, NULL);
+	malloc_trim(0);
 }
 
 /* k_run_owner's other thread: frees p, waits while the owner frees it. */
