@@ -623,9 +623,6 @@ static void local_free(struct hak_heap *h, struct hak_slab *s, void *p)
 #ifndef HAK_RUN_BYTES
 #define HAK_RUN_BYTES	4096
 #endif
-#ifndef HAK_RUN_SLOTS
-#define HAK_RUN_SLOTS	HAK_NCLASS
-#endif
 
 struct hak_run {
 	struct hak_slab *s;
@@ -633,15 +630,15 @@ struct hak_run {
 	uint32_t n, lim;	/* blocks held; sent home at lim */
 };
 
-static __thread struct hak_run runs[HAK_RUN_SLOTS] __attribute__((tls_model("initial-exec")));
+static __thread struct hak_run runs[HAK_NCLASS] __attribute__((tls_model("initial-exec")));
 /* bit i: runs[i] holds blocks */
 static __thread uint64_t runs_held __attribute__((tls_model("initial-exec")));
 
-HAK_BUILD_BUG_ON(HAK_RUN_SLOTS > 64);
+HAK_BUILD_BUG_ON(HAK_NCLASS > 64);
 
 static inline struct hak_run *run_of(unsigned c)
 {
-	return &runs[HAK_RUN_SLOTS == 1 ? 0 : c];
+	return &runs[c];
 }
 
 static void run_send(struct hak_run *r)
