@@ -87,6 +87,7 @@
 #include "boxes/bigcache/bigcache.h"
 #include "boxes/bigcache/bc_internal.h"
 #include "boxes/hardened/hardened.h"
+#include "boxes/valgrind/valgrind_hooks.h"
 
 #define BC_MIN_BITS		8
 #define BC_MAX_BITS		16
@@ -795,6 +796,7 @@ static struct bc_ent *classes_fit(unsigned c0, unsigned c1, size_t len, size_t m
 struct bc_join {
 	char *from;
 	size_t len, n;
+	char *at[BC_RUN_MAX];	/* each guard (for valgrind, below) */
 };
 
 /*
@@ -842,7 +844,8 @@ static struct bc_ent *coalesce(struct bc_ent *s, size_t len, struct bc_join *j)
 	struct bc_ent *n;
 	unsigned i = 0;
 
-	*j = (struct bc_join){ (char *)s->addr + s->len, 0, 0 };
+	j->from = (char *)s->addr + s->len;
+	j->len = j->n = 0;
 	unlink_ent(s);
 	while (s->len < len && i++ < BC_RUN_MAX &&
 	       (n = find_start((uintptr_t)s->addr + s->len + g))) {
@@ -856,7 +859,7 @@ static struct bc_ent *coalesce(struct bc_ent *s, size_t len, struct bc_join *j)
 		purged = purged && n->purged;
 		bc.st.merges++;
 		if (defer) {
-			j->n++;
+			j->at[j->n++] = (char *)n->addr - g;
 			j->len = (size_t)((char *)n->addr - j->from);
 		}
 		spare_put(n);
@@ -876,16 +879,29 @@ static struct bc_ent *coalesce(struct bc_ent *s, size_t len, struct bc_join *j)
 /*
  * The second half of a deferred join (no lock held; the joined block is
  * handed out or in flight): its inner guards made read-write, one call
- * for all of them. False when the kernel refused (the block then still
- * has guards inside: the caller gives it up, join_fail()).
+ * for all of them. Under valgrind one call per guard: a lifted guard is
+ * made accessible to memcheck (lib/os.c), and the blocks between, a tail
+ * that stays cached among them, must stay as memcheck has them. False
+ * when the kernel refused (the block then still has guards inside: the
+ * caller gives it up, join_fail()).
  */
-static bool join_settle(const struct bc_join *j)
+static bool join_settle(struct bc_join *j)
 {
+	size_t i;
+
 	if (!j->n)
 		return true;
 	if (unlikely(bc_join_hook))
 		bc_join_hook(j->from, j->len, j->n);
-	return hak_hd_guards_clear(j->from, j->len, j->n);
+	if (likely(!hak_vg_running()))
+		return hak_hd_guards_clear(j->from, j->len, j->n);
+	for (i = 0; i < j->n; i++) {
+		if (!hak_hd_guard_unset(j->at[i])) {
+			j->n -= i;	/* the guards left, for join_fail */
+			return false;
+		}
+	}
+	return true;
 }
 
 /*
@@ -1057,7 +1073,7 @@ static void *join_fail(void *p, struct bc_split *sp, size_t *got, const struct b
 }
 
 /* Both deferred halves of a take, in order (no lock held). */
-static void *take_settle(void *p, struct bc_split *sp, size_t *got, const struct bc_join *j)
+static void *take_settle(void *p, struct bc_split *sp, size_t *got, struct bc_join *j)
 {
 	if (unlikely(!join_settle(j)))
 		return join_fail(p, sp, got, j);
@@ -1074,12 +1090,13 @@ static void *take(size_t len, size_t align, size_t *got, bool *zeroed, bool exac
 {
 	struct bc_batch b = { NULL, NULL, 0 };
 	struct bc_split sp = { NULL, NULL, 0 };
-	struct bc_join jn = { NULL, 0, 0 };
+	struct bc_join jn;	/* .at[] is set by coalesce() only */
 	size_t slack = HAK_ALIGN_DOWN(len / 4, HAK_OS_PAGE);
 	unsigned c0 = bc_class(len), now = now_ms();
 	struct bc_ent *e = NULL;
 	void *p;
 
+	jn.n = 0;
 	hak_lock(&bc.lock);
 	bc.now = now;
 	note_demand(len);
@@ -1213,11 +1230,12 @@ void *hak_bigcache_take_at(void *addr, size_t len, size_t *got)
 {
 	struct bc_batch b = { NULL, NULL, 0 };
 	struct bc_split sp = { NULL, NULL, 0 };
-	struct bc_join jn = { NULL, 0, 0 };
+	struct bc_join jn;	/* .at[] is set by coalesce() only */
 	unsigned now = now_ms();
 	struct bc_ent *e;
 	void *p = NULL;
 
+	jn.n = 0;
 	hak_lock(&bc.lock);
 	bc.now = now;
 	if (!bc.count)
