@@ -799,6 +799,24 @@ struct bc_join {
 	char *at[BC_RUN_MAX];	/* each guard (for valgrind, below) */
 };
 
+/* Whether coalesce(s, len) would reach len bytes: its loop, dry. */
+static bool join_reaches(const struct bc_ent *s, size_t len)
+{
+	size_t g = hak_hd_guard_len(), have = s->len, bytes = bc.bytes;
+	uintptr_t end = (uintptr_t)s->addr + s->len;
+	const struct bc_ent *n;
+	unsigned i = 0;
+
+	while (have < len && i++ < BC_RUN_MAX && (n = find_start(end + g))) {
+		if (bytes + g > bc.max)
+			break;
+		bytes += g;
+		have += g + n->len;
+		end = (uintptr_t)n->addr + n->len;
+	}
+	return have >= len;
+}
+
 /*
  * Join the cached blocks right after s into s until it holds len bytes
  * (the caller checked with run_right that the run is long enough). The
@@ -819,24 +837,6 @@ struct bc_join {
  * cached: its guards are removed here, under the lock, and a guard that
  * cannot be stops it.
  */
-/* Whether coalesce(s, len) would reach len bytes: its loop, dry. */
-static bool join_reaches(const struct bc_ent *s, size_t len)
-{
-	size_t g = hak_hd_guard_len(), have = s->len, bytes = bc.bytes;
-	uintptr_t end = (uintptr_t)s->addr + s->len;
-	const struct bc_ent *n;
-	unsigned i = 0;
-
-	while (have < len && i++ < BC_RUN_MAX && (n = find_start(end + g))) {
-		if (bytes + g > bc.max)
-			break;
-		bytes += g;
-		have += g + n->len;
-		end = (uintptr_t)n->addr + n->len;
-	}
-	return have >= len;
-}
-
 static struct bc_ent *coalesce(struct bc_ent *s, size_t len, struct bc_join *j)
 {
 	size_t g = hak_hd_guard_len();
