@@ -334,8 +334,11 @@ static void *grow_shorter(size_t len, size_t align)
  *
  * Returns p, or a new fresh block when the kernel gave part of p's range
  * to another thread (HAK_MOVE_LOST), or NULL when none can be mapped;
- * *zeroed is false once a piece moved. Not with guard pages (a cached
- * range's guard stays behind it, as in grow_shorter). The moved pieces
+ * *zeroed is false once a piece moved; *guard: the returned block's guard
+ * page (map_block). With guard pages a piece's guard stays where it was
+ * and is unmapped after the move: p's own guard, after p + len, is
+ * the one the block keeps (a piece never reaches it). Not under valgrind
+ * (as before guard pages were allowed, 2026-12-02). The moved pieces
  * stay separate kernel mappings inside the block (munmap and madvise of
  * the block work; mremap growth of it fails and copies, as for a block
  * grown over a cached neighbour).
@@ -343,10 +346,10 @@ static void *grow_shorter(size_t len, size_t align)
 #define FILL_PIECES	4
 #define FILL_STOCK	3
 
-static char *fill_from_cache(char *p, size_t len, bool *zeroed)
+static char *fill_from_cache(char *p, size_t len, size_t *guard, bool *zeroed)
 {
 	struct large_shard *sh = shard_of(hak_vg_key(p));
-	size_t off = 0, got, moved = 0, fails = 0, guard;
+	size_t off = 0, got, moved = 0, fails = 0, g = hak_hd_guard_len();
 	struct hak_bigcache_stats st;
 	unsigned i;
 	char *c;
@@ -359,30 +362,35 @@ static char *fill_from_cache(char *p, size_t len, bool *zeroed)
 		if (!c)
 			break;
 		if (got < len / 8) {
-			if (!cache_put(c, got, 0))
-				unmap_block(c, got, 0);
+			if (!cache_put(c, got, g))
+				unmap_block(c, got, g);
 			break;
 		}
 		switch (__hak_os_move(c, p + off, got)) {
 		case HAK_MOVE_DONE:
+			/* the piece's guard stayed behind, alone */
+			if (g)
+				unmap_block(c + got, 0, g);
 			off += got;
 			moved++;
 			continue;
 		case HAK_MOVE_KEPT:
 			fails++;
-			if (!cache_put(c, got, 0))
-				unmap_block(c, got, 0);
+			if (!cache_put(c, got, g))
+				unmap_block(c, got, g);
 			goto out;
 		case HAK_MOVE_LOST:
 			/* [p + off, + got) is not ours: give back the rest, map anew */
 			fails++;
-			if (!cache_put(c, got, 0))
-				unmap_block(c, got, 0);
+			if (!cache_put(c, got, g))
+				unmap_block(c, got, g);
 			if (off)
 				unmap_block(p, off, 0);
 			if (off + got < len)
-				unmap_block(p + off + got, len - off - got, 0);
-			p = map_block(len, HAK_OS_PAGE, &guard);
+				unmap_block(p + off + got, len - off - got, *guard);
+			else if (*guard)
+				unmap_block(p + len, 0, *guard);
+			p = map_block(len, HAK_OS_PAGE, guard);
 			moved = 0;
 			goto out;
 		case HAK_MOVE_SPLIT:
@@ -427,8 +435,8 @@ void *__hak_large_alloc(size_t n, size_t align, bool *zeroed)
 		if (!p)
 			return NULL;
 		*zeroed = true;
-		if (!hak_hd_guard_len() && align <= HAK_OS_PAGE && !hak_vg_running()) {
-			p = fill_from_cache(p, len, zeroed);
+		if (align <= HAK_OS_PAGE && !hak_vg_running()) {
+			p = fill_from_cache(p, len, &guard, zeroed);
 			if (!p)
 				return NULL;
 		}

@@ -7,6 +7,7 @@
 #define HAK_BOX_BIGCACHE_INTERNAL_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 /*
  * Pretend memory is tight (1), plenty (0), or go back to sampling it with
@@ -26,5 +27,15 @@ void __hak_bigcache_set_merge(bool on);
  * CONFIG_HAK_PURGE_DELAY_MS.
  */
 void __hak_bigcache_set_decay(unsigned ms);
+
+/*
+ * Call fn (NULL: nothing) each time a take that joined cached neighbours
+ * is about to make the n guard pages between them, in [from, from + len),
+ * read-write: after BigCache's lock was dropped (hardened box).
+ */
+void __hak_bigcache_set_join_hook(void (*fn)(void *from, size_t len, size_t n));
+
+/* Whether some thread (the caller included) holds BigCache's lock. */
+bool __hak_bigcache_lock_held(void);
 
 #endif /* HAK_BOX_BIGCACHE_INTERNAL_H */

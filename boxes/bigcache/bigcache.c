@@ -67,8 +67,11 @@
  * out is followed by a guard; that mprotect runs after the lock is
  * dropped, the block in flight meanwhile (split_settle). Two cached
  * ranges are adjacent when one's guard ends where the other starts; a
- * join makes the guards between them read-write (one mprotect each, under
- * the lock): the joined range keeps the last guard. Unmapping a range takes its guard
+ * join makes the guards between them read-write: the joined range keeps
+ * the last guard. A join that a take hands out (or splits) at once does
+ * that with one call for all of them after the lock is dropped
+ * (join_settle; the block is no one else's by then), before the split's
+ * guard; a join that stays cached, under the lock, one call each. Unmapping a range takes its guard
  * with it. Purging leaves the guard alone.
  *
  * Lock order: bc.lock -> meta lock (entries come from the metadata arena
@@ -84,6 +87,7 @@
 #include "boxes/bigcache/bigcache.h"
 #include "boxes/bigcache/bc_internal.h"
 #include "boxes/hardened/hardened.h"
+#include "boxes/valgrind/valgrind_hooks.h"
 
 #define BC_MIN_BITS		8
 #define BC_MAX_BITS		16
@@ -158,6 +162,8 @@ static unsigned long bc_put_tick;
 static int bc_pressure;
 static int bc_pressure_forced = -1;	/* tests: -1 sample, else 0/1 */
 static bool bc_merge = true;		/* tests may turn merging off */
+/* tests: called by join_settle() before a deferred join's guards go */
+static void (*bc_join_hook)(void *from, size_t len, size_t n);
 
 /* Work left for after the lock: blocks to unmap and blocks to purge. */
 struct bc_batch {
@@ -690,6 +696,19 @@ void __hak_bigcache_set_merge(bool on)
 	hak_unlock(&bc.lock);
 }
 
+void __hak_bigcache_set_join_hook(void (*fn)(void *from, size_t len, size_t n))
+{
+	bc_join_hook = fn;
+}
+
+bool __hak_bigcache_lock_held(void)
+{
+	if (pthread_mutex_trylock(&bc.lock.mu))
+		return true;
+	pthread_mutex_unlock(&bc.lock.mu);
+	return false;
+}
+
 void __hak_bigcache_set_decay(unsigned ms)
 {
 	hak_lock(&bc.lock);
@@ -769,35 +788,80 @@ static struct bc_ent *classes_fit(unsigned c0, unsigned c1, size_t len, size_t m
 }
 
 /*
+ * Guard pages a join left between its parts (hardened box), made
+ * read-write by join_settle() once the lock is dropped: n guards, in the
+ * range [from, from + len) (the rest of that range is the joined blocks'
+ * own pages, which a guard removal leaves as they are).
+ */
+struct bc_join {
+	char *from;
+	size_t len, n;
+	char *at[BC_RUN_MAX];	/* each guard (for valgrind, below) */
+};
+
+/* Whether coalesce(s, len) would reach len bytes: its loop, dry. */
+static bool join_reaches(const struct bc_ent *s, size_t len)
+{
+	size_t g = hak_hd_guard_len(), have = s->len, bytes = bc.bytes;
+	uintptr_t end = (uintptr_t)s->addr + s->len;
+	const struct bc_ent *n;
+	unsigned i = 0;
+
+	while (have < len && i++ < BC_RUN_MAX && (n = find_start(end + g))) {
+		if (bytes + g > bc.max)
+			break;
+		bytes += g;
+		have += g + n->len;
+		end = (uintptr_t)n->addr + n->len;
+	}
+	return have >= len;
+}
+
+/*
  * Join the cached blocks right after s into s until it holds len bytes
- * (the caller checked with run_right that the run is long enough; a guard
- * between two that cannot be made read-write stops it short). The result
- * is s, linked again, hot unless every part was purged (a partly purged
- * range counts as resident, as the merges of a put once did). The joined
- * guards become cached bytes, and a join that would take them past the
- * bound stops short: a guarded split of the result keeps them counted
+ * (the caller checked with run_right that the run is long enough). The
+ * result is s, linked again, hot unless every part was purged (a partly
+ * purged range counts as resident, as the merges of a put once did). The
+ * joined guards become cached bytes, and a join that would take them past
+ * the bound stops short: a guarded split of the result keeps them counted
  * after the lock is dropped, until split_settle() (bc_table's monitor saw
  * the bound exceeded in that window).
+ *
+ * With guard pages, a join that reaches len leaves the guards between its
+ * parts in place and describes them in *j: the caller hands the result out
+ * (take_head) before it drops the lock, so no other thread sees it, and
+ * join_settle() removes them all with one call after the lock is dropped.
+ * Made here, one call per guard under bc.lock held every other thread's
+ * take and put for as long (hardened large-block at 2 threads: 2,670 futex
+ * calls per run, 486 without guards). A join that stops short stays
+ * cached: its guards are removed here, under the lock, and a guard that
+ * cannot be stops it.
  */
-static struct bc_ent *coalesce(struct bc_ent *s, size_t len)
+static struct bc_ent *coalesce(struct bc_ent *s, size_t len, struct bc_join *j)
 {
 	size_t g = hak_hd_guard_len();
-	bool purged = s->purged;
+	bool purged = s->purged, defer = g && join_reaches(s, len);
 	struct bc_ent *n;
 	unsigned i = 0;
 
+	j->from = (char *)s->addr + s->len;
+	j->len = j->n = 0;
 	unlink_ent(s);
 	while (s->len < len && i++ < BC_RUN_MAX &&
 	       (n = find_start((uintptr_t)s->addr + s->len + g))) {
 		if (g && bc.bytes + g > bc.max)
 			break;
-		if (g && !hak_hd_guard_unset((char *)s->addr + s->len))
+		if (g && !defer && !hak_hd_guard_unset((char *)s->addr + s->len))
 			break;
 		unlink_ent(n);
 		s->len += g + n->len;
 		bc.bytes += g;
 		purged = purged && n->purged;
 		bc.st.merges++;
+		if (defer) {
+			j->at[j->n++] = (char *)n->addr - g;
+			j->len = (size_t)((char *)n->addr - j->from);
+		}
 		spare_put(n);
 	}
 	s->cls = bc_class(s->len);
@@ -810,6 +874,34 @@ static struct bc_ent *coalesce(struct bc_ent *s, size_t len)
 	if (!purged)
 		bc.resident += s->len;
 	return s;
+}
+
+/*
+ * The second half of a deferred join (no lock held; the joined block is
+ * handed out or in flight): its inner guards made read-write, one call
+ * for all of them. Under valgrind one call per guard: a lifted guard is
+ * made accessible to memcheck (lib/os.c), and the blocks between, a tail
+ * that stays cached among them, must stay as memcheck has them. False
+ * when the kernel refused (the block then still has guards inside: the
+ * caller gives it up, join_fail()).
+ */
+static bool join_settle(struct bc_join *j)
+{
+	size_t i;
+
+	if (!j->n)
+		return true;
+	if (unlikely(bc_join_hook))
+		bc_join_hook(j->from, j->len, j->n);
+	if (likely(!hak_vg_running()))
+		return hak_hd_guards_clear(j->from, j->len, j->n);
+	for (i = 0; i < j->n; i++) {
+		if (!hak_hd_guard_unset(j->at[i])) {
+			j->n -= i;	/* the guards left, for join_fail */
+			return false;
+		}
+	}
+	return true;
 }
 
 /*
@@ -827,7 +919,7 @@ static struct bc_ent *coalesce(struct bc_ent *s, size_t len)
  * twice the page faults and RSS when puts merged, Documentation/boxes/
  * bigcache.md).
  */
-static struct bc_ent *find_run(size_t len, size_t align)
+static struct bc_ent *find_run(size_t len, size_t align, struct bc_join *j)
 {
 	struct bc_list *lists[2] = { &bc.hot, &bc.cold };
 	struct bc_ent *e, *best = NULL;
@@ -849,7 +941,7 @@ static struct bc_ent *find_run(size_t len, size_t align)
 			}
 		}
 	}
-	return best ? coalesce(best, len) : NULL;
+	return best ? coalesce(best, len, j) : NULL;
 }
 
 /*
@@ -957,6 +1049,39 @@ static void split_settle(struct bc_split *sp, size_t *got)
 }
 
 /*
+ * A deferred join whose guards could not be removed (join_settle): the
+ * block at p (handed out, or in flight for a split, *sp) goes, with its
+ * guards, and the take is a miss. Rare: a guard marker's removal does not
+ * fail; an mprotect can (ENOMEM past vm.max_map_count).
+ */
+static void *join_fail(void *p, struct bc_split *sp, size_t *got, const struct bc_join *j)
+{
+	size_t len = *got;
+
+	if (sp->e) {
+		hak_lock(&bc.lock);
+		len = sp->e->len;
+		bc.inflight -= len;
+		bc.bytes -= len;
+		spare_put(sp->t);
+		spare_put(sp->e);
+		hak_unlock(&bc.lock);
+	}
+	__hak_os_unmap(p, len + hak_hd_guard_len());
+	hak_hd_guard_gone(j->n + 1);
+	return NULL;
+}
+
+/* Both deferred halves of a take, in order (no lock held). */
+static void *take_settle(void *p, struct bc_split *sp, size_t *got, struct bc_join *j)
+{
+	if (unlikely(!join_settle(j)))
+		return join_fail(p, sp, got, j);
+	split_settle(sp, got);
+	return p;
+}
+
+/*
  * A take of len bytes; a block within slack of len is handed out whole
  * (take_head splits a longer one). The search for a whole block always
  * allows len/4: what differs is only how much of it goes out.
@@ -965,11 +1090,13 @@ static void *take(size_t len, size_t align, size_t *got, bool *zeroed, bool exac
 {
 	struct bc_batch b = { NULL, NULL, 0 };
 	struct bc_split sp = { NULL, NULL, 0 };
+	struct bc_join jn;	/* .at[] is set by coalesce() only */
 	size_t slack = HAK_ALIGN_DOWN(len / 4, HAK_OS_PAGE);
 	unsigned c0 = bc_class(len), now = now_ms();
 	struct bc_ent *e = NULL;
 	void *p;
 
+	jn.n = 0;
 	hak_lock(&bc.lock);
 	bc.now = now;
 	note_demand(len);
@@ -986,7 +1113,7 @@ static void *take(size_t len, size_t align, size_t *got, bool *zeroed, bool exac
 	if (e)
 		goto hit;
 	if (bc_merge) {
-		e = find_run(len, align);
+		e = find_run(len, align, &jn);
 		if (e && e->len >= len)
 			goto hit;
 	}
@@ -1006,7 +1133,7 @@ hit:
 	tab_check_size();
 	pick_purges(&b);
 	hak_unlock(&bc.lock);
-	split_settle(&sp, got);
+	p = take_settle(p, &sp, got, &jn);
 	finish(&b);
 	return p;
 }
@@ -1103,17 +1230,19 @@ void *hak_bigcache_take_at(void *addr, size_t len, size_t *got)
 {
 	struct bc_batch b = { NULL, NULL, 0 };
 	struct bc_split sp = { NULL, NULL, 0 };
+	struct bc_join jn;	/* .at[] is set by coalesce() only */
 	unsigned now = now_ms();
 	struct bc_ent *e;
 	void *p = NULL;
 
+	jn.n = 0;
 	hak_lock(&bc.lock);
 	bc.now = now;
 	if (!bc.count)
 		goto out;
 	e = find_start((uintptr_t)addr);
 	if (e && e->len < len && bc_merge && run_right(e, len) >= len)
-		e = coalesce(e, len);
+		e = coalesce(e, len, &jn);
 	if (!e || e->len < len)
 		goto out;
 	bc.st.extends++;
@@ -1122,7 +1251,8 @@ void *hak_bigcache_take_at(void *addr, size_t len, size_t *got)
 out:
 	pick_purges(&b);
 	hak_unlock(&bc.lock);
-	split_settle(&sp, got);
+	if (p)
+		p = take_settle(p, &sp, got, &jn);
 	finish(&b);
 	return p;
 }
