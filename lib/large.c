@@ -191,7 +191,7 @@ static void ent_link(struct large_ent *e)
 	ent_store(*b, e);
 	seq_end(sh);
 	sh->count++;
-	sh->bytes += e->len;
+	arch_store_relaxed(&sh->bytes, sh->bytes + e->len);	/* live_bytes() */
 	hak_unlock(&sh->lock);
 }
 
@@ -209,7 +209,7 @@ static struct large_ent *ent_take(uintptr_t key)
 		ent_store(*pp, e->next);
 		seq_end(sh);
 		sh->count--;
-		sh->bytes -= e->len;
+		arch_store_relaxed(&sh->bytes, sh->bytes - e->len);
 		break;
 	}
 	hak_unlock(&sh->lock);
@@ -289,12 +289,28 @@ static bool cache_put(void *p, size_t len, size_t guard)
 }
 
 /*
+ * Bytes in live large blocks, all shards, read without their locks: an
+ * estimate for hak_bigcache_offset_miss at a miss (which maps anyway).
+ */
+static size_t live_bytes(void)
+{
+	size_t n = 0;
+	unsigned i;
+
+	for (i = 0; i < NSHARD; i++)
+		n += arch_load_relaxed(&shards[i].bytes);
+	return n;
+}
+
+/*
  * After a cache miss: a shorter resident cached block grown to len where it
  * lies (its pages stay, only len minus its length are fresh), or NULL. A
  * miss that maps len fresh bytes while shorter blocks sit cached and
  * resident adds its whole length to the footprint. The block grows up or
  * down into free address space (__hak_os_extend); when both sides are
- * taken it goes back to the cache. With guard pages it grows down only:
+ * taken it goes back to the cache; grown, its fresh part asks BigCache to
+ * make room as a miss does (hak_bigcache_offset_miss). With guard pages it
+ * grows down only:
  * the cached range's guard, right after it, then stays right after the
  * grown block (no mprotect; growing up would need the guard opened, the
  * range remapped over it and a new guard made). Not for alignments above
@@ -311,15 +327,18 @@ static void *grow_shorter(size_t len, size_t align)
 	if (!p)
 		return NULL;
 	q = __hak_os_extend(p, got, len, !g);
-	if (!q && !cache_put(p, got, g))
+	if (q)
+		hak_bigcache_offset_miss(len - got, live_bytes() + len);
+	else if (!cache_put(p, got, g))
 		unmap_block(p, got, g);
 	return q;
 }
 
 /*
- * A miss's new block p (len bytes, fresh, no guard page) filled from the
- * cache's fragments: the longest resident cached blocks that fit in what
- * is left (at least len/8 each, at most FILL_PIECES of them) have their
+ * A miss's new block p (len bytes, fresh; its guard page, if any, at
+ * p + len) filled from the cache's fragments: the longest resident cached
+ * blocks that fit in what is left (at least len/8 each, at most
+ * FILL_PIECES of them) have their
  * pages moved onto it, one mremap each (__hak_os_move), instead of
  * faulting fresh pages while they stay cached and resident. A miss is a
  * request longer than every cached block, and in a churn of big buffers
@@ -334,11 +353,12 @@ static void *grow_shorter(size_t len, size_t align)
  *
  * Returns p, or a new fresh block when the kernel gave part of p's range
  * to another thread (HAK_MOVE_LOST), or NULL when none can be mapped;
- * *zeroed is false once a piece moved; *guard: the returned block's guard
- * page (map_block). With guard pages a piece's guard stays where it was
- * and is unmapped after the move: p's own guard, after p + len, is
- * the one the block keeps (a piece never reaches it). Not under valgrind
- * (as before guard pages were allowed, 2026-12-02). The moved pieces
+ * *zeroed is false once a piece moved, *filled the bytes moved in (0 when
+ * none); *guard: the returned block's guard page (map_block). With guard
+ * pages a piece's guard stays where it was and is unmapped after the move:
+ * p's own guard, after p + len, is the one the block keeps (a piece never
+ * reaches it). Not under valgrind (as before guard pages were allowed,
+ * 2026-12-02). The moved pieces
  * stay separate kernel mappings inside the block (munmap and madvise of
  * the block work; mremap growth of it fails and copies, as for a block
  * grown over a cached neighbour).
@@ -346,7 +366,8 @@ static void *grow_shorter(size_t len, size_t align)
 #define FILL_PIECES	4
 #define FILL_STOCK	3
 
-static char *fill_from_cache(char *p, size_t len, size_t *guard, bool *zeroed)
+static char *fill_from_cache(char *p, size_t len, size_t *guard, bool *zeroed,
+			     size_t *filled)
 {
 	struct large_shard *sh = shard_of(hak_vg_key(p));
 	size_t off = 0, got, moved = 0, fails = 0, g = hak_hd_guard_len();
@@ -354,6 +375,7 @@ static char *fill_from_cache(char *p, size_t len, size_t *guard, bool *zeroed)
 	unsigned i;
 	char *c;
 
+	*filled = 0;
 	hak_bigcache_stats(&st);
 	if (st.resident_bytes < FILL_STOCK * len)
 		return p;
@@ -400,6 +422,7 @@ static char *fill_from_cache(char *p, size_t len, size_t *guard, bool *zeroed)
 		}
 	}
 out:
+	*filled = moved ? off : 0;
 	hak_lock(&sh->lock);
 	sh->fills += moved;
 	sh->move_fails += fails;
@@ -411,7 +434,7 @@ out:
 void *__hak_large_alloc(size_t n, size_t align, bool *zeroed)
 {
 	struct large_ent *e;
-	size_t len, got, guard;
+	size_t len, got, guard, filled = 0;
 	bool cached;
 	void *p;
 
@@ -436,10 +459,11 @@ void *__hak_large_alloc(size_t n, size_t align, bool *zeroed)
 			return NULL;
 		*zeroed = true;
 		if (align <= HAK_OS_PAGE && !hak_vg_running()) {
-			p = fill_from_cache(p, len, &guard, zeroed);
+			p = fill_from_cache(p, len, &guard, zeroed, &filled);
 			if (!p)
 				return NULL;
 		}
+		hak_bigcache_offset_miss(len - filled, live_bytes() + len);
 	}
 	e = ent_get(hak_vg_key(p), !cached);
 	if (!e) {

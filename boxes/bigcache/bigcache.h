@@ -21,6 +21,10 @@
  *   hak_bigcache_offset(len)   a realloc growth adds len fresh bytes to
  *       the footprint: unmap up to about len bytes of stale cached blocks
  *       (no take chose them for a while) so they do not stay on top of it;
+ *   hak_bigcache_offset_miss(fresh, live)  a malloc's miss adds fresh
+ *       bytes, live bytes are in large blocks (the new one included): the
+ *       same for the part that lifts live + resident cached bytes over
+ *       their highest at any miss so far;
  *   hak_bigcache_release()     give every cached mapping back (trim);
  *   hak_bigcache_decay(now)    purge the blocks unused for longer than the
  *       purge delay (HAKMEM_PURGE_DELAY_MS) at time now; bytes purged;
@@ -51,6 +55,7 @@ struct hak_bigcache_stats {
 	size_t extends;		/* take_at hits: blocks grown in place */
 	size_t shorter;		/* misses that took a shorter block to grow */
 	size_t offsets;		/* stale blocks unmapped as fresh pages came (in evictions) */
+	size_t foot_peak;	/* most live large + resident cached bytes at a miss */
 };
 
 #if IS_ENABLED(CONFIG_HAK_BIGCACHE)
@@ -61,6 +66,7 @@ void *hak_bigcache_take_at(void *addr, size_t len, size_t *got);
 void *hak_bigcache_take_shorter(size_t len, size_t *got);
 bool hak_bigcache_put(void *p, size_t len);
 void hak_bigcache_offset(size_t len);
+void hak_bigcache_offset_miss(size_t fresh, size_t live);
 size_t hak_bigcache_release(void);
 size_t hak_bigcache_decay(unsigned now);
 void hak_bigcache_stats(struct hak_bigcache_stats *st);
@@ -97,6 +103,11 @@ static inline bool hak_bigcache_put(void *p, size_t len)
 	return false;
 }
 static inline void hak_bigcache_offset(size_t len) { (void)len; }
+static inline void hak_bigcache_offset_miss(size_t fresh, size_t live)
+{
+	(void)fresh;
+	(void)live;
+}
 static inline size_t hak_bigcache_release(void) { return 0; }
 static inline size_t hak_bigcache_decay(unsigned now)
 {
