@@ -132,13 +132,15 @@ static void avail_del(struct hak_superslab *ss)
 	ss->next = ss->prev = NULL;
 }
 
+static struct hak_os_stock ss_stock;	/* ss_lock */
+
 static struct hak_superslab *ss_new(void)
 {
 	struct hak_superslab *ss;
 	unsigned i;
 
 	pm_init();
-	ss = __hak_os_map_aligned(HAK_SS_SIZE, HAK_SS_SIZE);
+	ss = __hak_os_stock_take(&ss_stock, HAK_SS_SIZE);
 	if (!ss)
 		return NULL;
 	hak_huge_on_new(ss, nr_superslabs + 1);	/* before the first touch */
