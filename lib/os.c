@@ -267,6 +267,13 @@ void *__hak_os_stock_take(struct hak_os_stock *st, size_t len)
 	return p;
 }
 
+void __hak_os_stock_drop(struct hak_os_stock *st, size_t len)
+{
+	if (st->left)
+		munmap((void *)st->next, (size_t)st->left * len);
+	st->left = 0;
+}
+
 void __hak_os_unmap(void *p, size_t len)
 {
 	if (munmap(p, len) == 0)

@@ -45,6 +45,8 @@ struct hak_os_stock {
 	unsigned long refills;	/* mmap calls made, for statistics and tests */
 };
 void *__hak_os_stock_take(struct hak_os_stock *st, size_t len) __must_check;
+/* Unmap the untouched rest of st (pieces of len bytes); st is empty after. */
+void __hak_os_stock_drop(struct hak_os_stock *st, size_t len);
 /* Grow or shrink a mapping; may move it. NULL on failure (old one intact). */
 void *__hak_os_remap(void *p, size_t old_len, size_t new_len) __must_check;
 /*
