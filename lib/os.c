@@ -230,7 +230,9 @@ static void *os_map_raw_aligned(size_t len, size_t align)
  * on those locks (perf record -e context-switches: 36% in mmap's
  * vma_expand, 48% in page faults waiting in lock_mm_and_find_vma).
  * Mapping them in growing batches makes it ~12 calls, and a process that
- * needs one superslab still maps one.
+ * needs one superslab still maps one. The memory limit and the mapped
+ * bytes count a piece when it is taken, so a limit (a cgroup's, usually)
+ * needs no exception: the rest of a refill is address space, not memory.
  */
 void *__hak_os_stock_take(struct hak_os_stock *st, size_t len)
 {
@@ -242,8 +244,6 @@ void *__hak_os_stock_take(struct hak_os_stock *st, size_t len)
 		return NULL;
 	}
 	if (!st->left) {
-		if (arch_load_relaxed(&os_limit))
-			n = 1;
 		if (n > 1)
 			p = os_map_raw_aligned((size_t)n * len, len);
 		if (!p) {

@@ -34,8 +34,8 @@ void __hak_os_unmap(void *p, size_t len);
  * HAK_OS_STOCK_MAX pieces, handed out a piece at a time. Each piece counts
  * as one mapping (the memory limit, the mapped bytes and the fault
  * injection site HAK_OS_MAP see it when it is taken); the untouched rest of
- * a refill is address space only. Pieces go back with __hak_os_unmap. With
- * a memory limit set, each refill is one piece. The caller serializes.
+ * a refill is address space only. Pieces go back with __hak_os_unmap. The
+ * caller serializes.
  */
 #define HAK_OS_STOCK_MAX	32
 struct hak_os_stock {

@@ -5,8 +5,8 @@
  * their length, distinct, zeroed and writable; refills grow 1, 2, 4 .. up
  * to HAK_OS_STOCK_MAX pieces per mmap, so 100 superslabs cost 8 mmap calls,
  * not 100; the mapped bytes grow by one piece per take (the untouched rest
- * of a refill is not counted); with a memory limit set each refill is one
- * piece; a piece unmaps alone; a drop unmaps the untouched rest.
+ * of a refill is not counted), and so does what a memory limit sees; a
+ * piece unmaps alone; a drop unmaps the untouched rest.
  */
 #include <errno.h>
 #include <sys/mman.h>
@@ -73,19 +73,32 @@ int main(void)
 		if (v[k])
 			__hak_os_unmap(v[k], PIECE);
 
-	/* Under a memory limit a refill is one piece: nothing unaccounted. */
+	/*
+	 * A hard memory limit counts taken pieces only: with room for 2 more,
+	 * 2 takes succeed and the 3rd fails with ENOMEM although the stock
+	 * still holds a piece; lifted, the same stock goes on.
+	 */
 	lim = __hak_os_limit();
-	__hak_os_set_limit(__hak_os_mapped() + 64 * PIECE, false);
-	ok = 1;
-	for (k = 0; k < 8; k++) {
+	for (k = 0; k < 4; k++)		/* refills of 1, 2 and 4: 3 left */
+		v[k] = __hak_os_stock_take(&lst, PIECE);
+	ok = v[0] && v[1] && v[2] && v[3] && lst.left == 3;
+	__hak_os_set_limit(__hak_os_mapped() + 2 * PIECE + PIECE / 2, true);
+	for (k = 4; k < 6; k++) {
 		v[k] = __hak_os_stock_take(&lst, PIECE);
 		ok &= v[k] != NULL;
 	}
+	errno = 0;
+	v[6] = __hak_os_stock_take(&lst, PIECE);
+	ok &= !v[6] && errno == ENOMEM && lst.left == 1;
 	__hak_os_set_limit(lim, false);
-	tap_ok(ok && lst.refills == 8 && lst.left == 0,
-	       "with a memory limit, 8 pieces are 8 refills of one (%lu)", lst.refills);
+	v[6] = __hak_os_stock_take(&lst, PIECE);
+	ok &= v[6] && lst.left == 0 && lst.refills == 3;
+	v[7] = NULL;
+	tap_ok(ok, "a hard limit counts taken pieces: the 3rd past it fails with ENOMEM "
+	       "with a piece still in stock, which a lifted limit hands out");
 	for (k = 0; k < 8; k++)
 		if (v[k])
 			__hak_os_unmap(v[k], PIECE);
+	__hak_os_stock_drop(&lst, PIECE);
 	tap_finish();
 }
