@@ -229,7 +229,7 @@ static void *os_map_raw_aligned(size_t len, size_t align)
  * in a 0.1 s burst on two threads, and each thread slept about 100 times
  * on those locks (perf record -e context-switches: 36% in mmap's
  * vma_expand, 48% in page faults waiting in lock_mm_and_find_vma).
- * Mapping them in growing batches makes it ~12 calls, and a process that
+ * Mapping them in growing batches makes it 9 calls, and a process that
  * needs one superslab still maps one. The memory limit and the mapped
  * bytes count a piece when it is taken, so a limit (a cgroup's, usually)
  * needs no exception: the rest of a refill is address space, not memory.
