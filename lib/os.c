@@ -184,6 +184,96 @@ void *__hak_os_map_aligned(size_t len, size_t align)
 	return (void *)start;
 }
 
+/*
+ * mmap len bytes aligned to align, as __hak_os_map_aligned does, without
+ * the accounting, the limit or fault injection; NULL on failure.
+ */
+static void *os_map_raw_aligned(size_t len, size_t align)
+{
+	uintptr_t raw, start;
+	size_t over;
+	void *p;
+
+	if (len % OS_PMD_SIZE == 0 && align <= OS_PMD_SIZE &&
+	    !arch_load_relaxed(&exact_off)) {
+		p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (p == MAP_FAILED)
+			return NULL;
+		if (((uintptr_t)p & (align - 1)) == 0)
+			return p;
+		munmap(p, len);
+		arch_store_relaxed(&exact_off, 1);
+	}
+	over = len + align - HAK_OS_PAGE;
+	if (over < len)
+		return NULL;
+	p = mmap(NULL, over, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return NULL;
+	raw = (uintptr_t)p;
+	start = HAK_ALIGN_UP(raw, (uintptr_t)align);
+	if (start > raw)
+		munmap(p, start - raw);
+	if (raw + over > start + len)
+		munmap((void *)(start + len), raw + over - (start + len));
+	return (void *)start;
+}
+
+/*
+ * Two threads that fault in pages of neighbouring superslabs share one
+ * VMA (the kernel merges adjacent anonymous mappings). Each new mapping
+ * next to it expands that VMA, which takes its write lock: the other
+ * thread's page faults in it wait, or fall back to the mmap lock, and the
+ * mapper waits for the faults in flight. idle-rss mapped 143 superslabs
+ * in a 0.1 s burst on two threads, and each thread slept about 100 times
+ * on those locks (perf record -e context-switches: 36% in mmap's
+ * vma_expand, 48% in page faults waiting in lock_mm_and_find_vma).
+ * Mapping them in growing batches makes it 9 calls, and a process that
+ * needs one superslab still maps one. The memory limit and the mapped
+ * bytes count a piece when it is taken, so a limit (a cgroup's, usually)
+ * needs no exception: the rest of a refill is address space, not memory.
+ */
+void *__hak_os_stock_take(struct hak_os_stock *st, size_t len)
+{
+	unsigned n = 1u << st->shift;
+	void *p = NULL;
+
+	if (fault_hit(HAK_OS_MAP) || !limit_allows(len)) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	if (!st->left) {
+		if (n > 1)
+			p = os_map_raw_aligned((size_t)n * len, len);
+		if (!p) {
+			n = 1;
+			p = os_map_raw_aligned(len, len);
+		}
+		if (!p) {
+			errno = ENOMEM;
+			return NULL;
+		}
+		st->refills++;
+		st->next = (uintptr_t)p;
+		st->left = n;
+		if ((1u << st->shift) < HAK_OS_STOCK_MAX)
+			st->shift++;
+	}
+	p = (void *)st->next;
+	st->next += len;
+	st->left--;
+	arch_fetch_add(&os_mapped, len);
+	return p;
+}
+
+void __hak_os_stock_drop(struct hak_os_stock *st, size_t len)
+{
+	if (st->left)
+		munmap((void *)st->next, (size_t)st->left * len);
+	st->left = 0;
+}
+
 void __hak_os_unmap(void *p, size_t len)
 {
 	if (munmap(p, len) == 0)

@@ -13,6 +13,8 @@
 #include <sys/uio.h>
 #include <hak/compiler.h>
 
+#include <stdint.h>
+
 #define HAK_OS_PAGE	4096UL
 
 /* Fresh zeroed read-write memory of len bytes (page multiple), or NULL. */
@@ -26,6 +28,25 @@ void *__hak_os_map_aligned(size_t len, size_t align) __must_check;
  */
 void *__hak_os_reserve(size_t len) __must_check;
 void __hak_os_unmap(void *p, size_t len);
+/*
+ * A stock of address space for mappings of one length, aligned to it (the
+ * superslabs): refilled by one mmap of 1, 2, 4, ... up to
+ * HAK_OS_STOCK_MAX pieces, handed out a piece at a time. Each piece counts
+ * as one mapping (the memory limit, the mapped bytes and the fault
+ * injection site HAK_OS_MAP see it when it is taken); the untouched rest of
+ * a refill is address space only. Pieces go back with __hak_os_unmap. The
+ * caller serializes.
+ */
+#define HAK_OS_STOCK_MAX	32
+struct hak_os_stock {
+	uintptr_t next;		/* the next piece */
+	unsigned left;		/* pieces left from next on */
+	unsigned shift;		/* the next refill maps 1 << shift pieces */
+	unsigned long refills;	/* mmap calls made, for statistics and tests */
+};
+void *__hak_os_stock_take(struct hak_os_stock *st, size_t len) __must_check;
+/* Unmap the untouched rest of st (pieces of len bytes); st is empty after. */
+void __hak_os_stock_drop(struct hak_os_stock *st, size_t len);
 /* Grow or shrink a mapping; may move it. NULL on failure (old one intact). */
 void *__hak_os_remap(void *p, size_t old_len, size_t new_len) __must_check;
 /*

@@ -12,6 +12,11 @@
  * HAK_SS_DIRTY_CEIL times the limit (ss_release). A wholly free superslab
  * beyond HAK_SS_KEEP is unmapped.
  * Neither system call runs under ss_lock (see ss_release).
+ * Superslabs are mapped from a stock (__hak_os_stock_take, lib/os.c)
+ * refilled 1, 2, 4 .. 32 at a time, so threads that fault in pages of
+ * their superslabs rarely wait on a neighbouring mapping's VMA write lock;
+ * the refill's mmap is the one system call made under ss_lock, and a trim
+ * (release all) unmaps the stock's untouched rest after dropping it.
  * Each free page also carries the time it went dirty (dirty_stamp), so the
  * decay pass (lib/purge.c, __hak_ss_decay) purges pages free for longer
  * than the purge delay whatever the limit, and an idle process gives them
@@ -132,13 +137,15 @@ static void avail_del(struct hak_superslab *ss)
 	ss->next = ss->prev = NULL;
 }
 
+static struct hak_os_stock ss_stock;	/* ss_lock */
+
 static struct hak_superslab *ss_new(void)
 {
 	struct hak_superslab *ss;
 	unsigned i;
 
 	pm_init();
-	ss = __hak_os_map_aligned(HAK_SS_SIZE, HAK_SS_SIZE);
+	ss = __hak_os_stock_take(&ss_stock, HAK_SS_SIZE);
 	if (!ss)
 		return NULL;
 	hak_huge_on_new(ss, nr_superslabs + 1);	/* before the first touch */
@@ -536,11 +543,17 @@ void __hak_span_free(struct hak_slab *s)
 
 size_t __hak_ss_release(bool all)
 {
+	struct hak_os_stock rest = { 0 };
 	size_t done;
 
 	hak_lock(&ss_lock);
 	done = ss_release(all);
+	if (all) {	/* trim: the stock's untouched address space goes too */
+		rest = ss_stock;
+		ss_stock.left = 0;
+	}
 	hak_unlock(&ss_lock);
+	__hak_os_stock_drop(&rest, HAK_SS_SIZE);
 	return done;
 }
 
