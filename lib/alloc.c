@@ -340,9 +340,10 @@ static __noinline void *realloc_odd(void *p, size_t n)
 
 /*
  * A mid or large block (old: its usable size, 0 when it is not one) that
- * does not stay in place: moved, or resized.
+ * does not stay in place: moved, or resized. Each way tried may fail with
+ * errno set before the next one succeeds: realloc_big restores it.
  */
-static __noinline void *realloc_big(void *p, size_t n, size_t old)
+static void *realloc_big_try(void *p, size_t n, size_t old)
 {
 	void *q;
 
@@ -375,6 +376,16 @@ static __noinline void *realloc_big(void *p, size_t n, size_t old)
 	if (q)
 		return hak_prof_moved(p, q, n);
 	return realloc_move(p, old, n);
+}
+
+static __noinline void *realloc_big(void *p, size_t n, size_t old)
+{
+	int saved = errno;
+	void *q = realloc_big_try(p, n, old);
+
+	if (q)
+		errno = saved;
+	return q;
 }
 
 /*
