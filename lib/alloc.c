@@ -115,9 +115,23 @@ static void *fail_enomem(void)
 	return NULL;
 }
 
+/*
+ * A refused mapping, then a purge that made room (__hak_purge_for_retry)
+ * and a second try that succeeds: large_alloc saved errno before the
+ * first try (the refusal set ENOMEM) and gets it back with the block. Out
+ * of line: the first try's success costs nothing more than reading errno.
+ */
+static __noinline void *retried(void *p, int saved)
+{
+	if (p)
+		errno = saved;
+	return p;
+}
+
 static void *large_alloc(size_t n, size_t align, bool zero)
 {
 	bool zeroed = false;
+	int saved;
 	void *p;
 
 	if (n > HAK_MAX_REQUEST)
@@ -127,9 +141,10 @@ static void *large_alloc(size_t n, size_t align, bool zero)
 	__hak_purge_tick();
 	if (align < HAK_OS_PAGE)
 		align = HAK_OS_PAGE;
+	saved = errno;
 	p = __hak_large_alloc(n, align, &zeroed);
 	if (unlikely(!p) && __hak_purge_for_retry())
-		p = __hak_large_alloc(n, align, &zeroed);
+		p = retried(__hak_large_alloc(n, align, &zeroed), saved);
 	p = hak_vg_big(p, zero);
 	if (p && zero && !zeroed)
 		memset(p, 0, n);
@@ -150,6 +165,22 @@ void *__hak_prof_direct(size_t n)
 	return __hak_tcache_pop_ix(t, __hak_size_ix_of(n));
 }
 
+/*
+ * The pool refused (it leaves errno alone): release what is cached and try
+ * once more; ENOMEM only when that fails too, so a success keeps errno at
+ * no cost to the pool's own successes.
+ */
+static __noinline void *l25_retry(size_t n)
+{
+	void *p = NULL;
+
+	if (__hak_purge_for_retry())
+		p = hak_l25_alloc(n);
+	if (!p)
+		errno = ENOMEM;
+	return p;
+}
+
 void *__hak_alloc_big(size_t n)
 {
 	if (hak_l25_wants(n)) {
@@ -157,8 +188,8 @@ void *__hak_alloc_big(size_t n)
 
 		__hak_purge_tick();
 		p = hak_l25_alloc(n);
-		if (unlikely(!p) && __hak_purge_for_retry())
-			p = hak_l25_alloc(n);
+		if (unlikely(!p))
+			p = l25_retry(n);
 		return hak_vg_big(p, false);
 	}
 	return large_alloc(n, HAK_OS_PAGE, false);
