@@ -115,19 +115,6 @@ static void *fail_enomem(void)
 	return NULL;
 }
 
-/*
- * A refused mapping, then a purge that made room (__hak_purge_for_retry)
- * and a second try that succeeds: large_alloc saved errno before the
- * first try (the refusal set ENOMEM) and gets it back with the block. Out
- * of line: the first try's success costs nothing more than reading errno.
- */
-static __noinline void *retried(void *p, int saved)
-{
-	if (p)
-		errno = saved;
-	return p;
-}
-
 static void *large_alloc(size_t n, size_t align, bool zero)
 {
 	bool zeroed = false;
@@ -141,10 +128,18 @@ static void *large_alloc(size_t n, size_t align, bool zero)
 	__hak_purge_tick();
 	if (align < HAK_OS_PAGE)
 		align = HAK_OS_PAGE;
+	/*
+	 * A block keeps errno: on the way a mapping may be refused (ENOMEM)
+	 * and served otherwise (BigCache, a purge and a second try, a fresh
+	 * mapping after a cached one could not grow), one errno store per
+	 * large block.
+	 */
 	saved = errno;
 	p = __hak_large_alloc(n, align, &zeroed);
 	if (unlikely(!p) && __hak_purge_for_retry())
-		p = retried(__hak_large_alloc(n, align, &zeroed), saved);
+		p = __hak_large_alloc(n, align, &zeroed);
+	if (p)
+		errno = saved;
 	p = hak_vg_big(p, zero);
 	if (p && zero && !zeroed)
 		memset(p, 0, n);
