@@ -118,6 +118,7 @@ static void *fail_enomem(void)
 static void *large_alloc(size_t n, size_t align, bool zero)
 {
 	bool zeroed = false;
+	int saved;
 	void *p;
 
 	if (n > HAK_MAX_REQUEST)
@@ -127,9 +128,18 @@ static void *large_alloc(size_t n, size_t align, bool zero)
 	__hak_purge_tick();
 	if (align < HAK_OS_PAGE)
 		align = HAK_OS_PAGE;
+	/*
+	 * A block keeps errno: on the way a mapping may be refused (ENOMEM)
+	 * and served otherwise (BigCache, a purge and a second try, a fresh
+	 * mapping after a cached one could not grow), one errno store per
+	 * large block.
+	 */
+	saved = errno;
 	p = __hak_large_alloc(n, align, &zeroed);
 	if (unlikely(!p) && __hak_purge_for_retry())
 		p = __hak_large_alloc(n, align, &zeroed);
+	if (p)
+		errno = saved;
 	p = hak_vg_big(p, zero);
 	if (p && zero && !zeroed)
 		memset(p, 0, n);
@@ -150,6 +160,22 @@ void *__hak_prof_direct(size_t n)
 	return __hak_tcache_pop_ix(t, __hak_size_ix_of(n));
 }
 
+/*
+ * The pool refused (it leaves errno alone): release what is cached and try
+ * once more; ENOMEM only when that fails too, so a success keeps errno at
+ * no cost to the pool's own successes.
+ */
+static __noinline void *l25_retry(size_t n)
+{
+	void *p = NULL;
+
+	if (__hak_purge_for_retry())
+		p = hak_l25_alloc(n);
+	if (!p)
+		errno = ENOMEM;
+	return p;
+}
+
 void *__hak_alloc_big(size_t n)
 {
 	if (hak_l25_wants(n)) {
@@ -157,8 +183,8 @@ void *__hak_alloc_big(size_t n)
 
 		__hak_purge_tick();
 		p = hak_l25_alloc(n);
-		if (unlikely(!p) && __hak_purge_for_retry())
-			p = hak_l25_alloc(n);
+		if (unlikely(!p))
+			p = l25_retry(n);
 		return hak_vg_big(p, false);
 	}
 	return large_alloc(n, HAK_OS_PAGE, false);
@@ -340,9 +366,10 @@ static __noinline void *realloc_odd(void *p, size_t n)
 
 /*
  * A mid or large block (old: its usable size, 0 when it is not one) that
- * does not stay in place: moved, or resized.
+ * does not stay in place: moved, or resized. Each way tried may fail with
+ * errno set before the next one succeeds: realloc_big restores it.
  */
-static __noinline void *realloc_big(void *p, size_t n, size_t old)
+static void *realloc_big_try(void *p, size_t n, size_t old)
 {
 	void *q;
 
@@ -375,6 +402,16 @@ static __noinline void *realloc_big(void *p, size_t n, size_t old)
 	if (q)
 		return hak_prof_moved(p, q, n);
 	return realloc_move(p, old, n);
+}
+
+static __noinline void *realloc_big(void *p, size_t n, size_t old)
+{
+	int saved = errno;
+	void *q = realloc_big_try(p, n, old);
+
+	if (q)
+		errno = saved;
+	return q;
 }
 
 /*

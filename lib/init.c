@@ -186,6 +186,8 @@ static void fork_child(void)
 
 void __hak_init_slow(void)
 {
+	int saved;
+
 	if (init_running)
 		return;
 	if (arch_cmpxchg(&init_state, 0, 1) != 0) {
@@ -206,6 +208,12 @@ void __hak_init_slow(void)
 	}
 	init_running = 1;
 	/*
+	 * The set-up may fail system calls on the way (the cgroup files of
+	 * lib/limit.c that do not exist: ENOENT) and the call it runs in
+	 * must keep errno when it succeeds.
+	 */
+	saved = errno;
+	/*
 	 * The fork handlers first: until they are registered a fork takes no
 	 * allocator lock, so no other slow work may run here before them. The
 	 * registration itself may allocate (it then holds glibc's handler-list
@@ -218,6 +226,7 @@ void __hak_init_slow(void)
 	stats_setup();
 	exit_key_ok = pthread_key_create(&exit_key, thread_exit) == 0;
 	__hak_tcache_direct_setup();
+	errno = saved;
 	init_running = 0;
 	arch_store_release(&init_state, 2);
 	arch_store_release(&__hak_init_done, 1);

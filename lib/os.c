@@ -301,6 +301,7 @@ void *__hak_os_remap(void *p, size_t old_len, size_t new_len)
 void *__hak_os_extend(void *p, size_t old_len, size_t new_len, bool up)
 {
 	size_t more = new_len - old_len;
+	int err = errno;	/* a refused side is no error: the caller maps fresh */
 	char *q;
 
 	if (fault_hit(HAK_OS_MAP) || !limit_allows(more))
@@ -309,10 +310,12 @@ void *__hak_os_extend(void *p, size_t old_len, size_t new_len, bool up)
 		arch_fetch_add(&os_mapped, more);
 		return p;
 	}
+	errno = err;
 	if ((uintptr_t)p < more)
 		return NULL;
 	q = mmap((char *)p - more, more, PROT_READ | PROT_WRITE,
 		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+	errno = err;
 	if (q == MAP_FAILED)
 		return NULL;
 	if (q != (char *)p - more) {	/* a kernel without MAP_FIXED_NOREPLACE */

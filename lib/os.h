@@ -55,7 +55,8 @@ void *__hak_os_remap(void *p, size_t old_len, size_t new_len) __must_check;
  * space after it is taken (or !up: the page after it is a guard page that
  * must stay right after the range), downwards (a fixed mapping of the free
  * space right before it). The new start, or NULL when no allowed side is
- * free (the range intact). The result may span two kernel mappings.
+ * free (the range intact, errno unchanged: the caller maps fresh). The
+ * result may span two kernel mappings.
  */
 void *__hak_os_extend(void *p, size_t old_len, size_t new_len, bool up) __must_check;
 /*

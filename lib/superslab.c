@@ -239,10 +239,17 @@ struct hak_slab *__hak_span_alloc(struct hak_heap *owner, unsigned tag, unsigned
 			break;
 	}
 	if (!ss) {
+		int saved = errno;
+
 		ss = ss_new();
 		if (!ss) {
+			/*
+			 * errno as it was: the refill may still end with blocks
+			 * (some taken before, or a retry after a purge), and sets
+			 * ENOMEM itself when it ends with none.
+			 */
 			hak_unlock(&ss_lock);
-			errno = ENOMEM;
+			errno = saved;
 			return NULL;
 		}
 		first = 0;

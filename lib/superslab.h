@@ -383,7 +383,10 @@ static inline uintptr_t __hak_slab_end(const struct hak_slab *s)
 	return base + ((uintptr_t)(__hak_slab_index(s) + s->span) << HAK_PAGE_SHIFT);
 }
 
-/* Take a slab of class c for owner (tagged tag); NULL with errno ENOMEM. */
+/*
+ * Take a slab of class c for owner (tagged tag); NULL when no superslab
+ * could be mapped, errno unchanged (the refill sets ENOMEM if it gives up).
+ */
 struct hak_slab *__hak_span_alloc(struct hak_heap *owner, unsigned tag,
 				  unsigned c) __must_check;
 /* Give an empty slab (used == 0, no remote blocks) back to its superslab. */

@@ -569,8 +569,10 @@ static uintptr_t region_map(void)
 		n = 1;
 		m = (uintptr_t)__hak_os_map_aligned(L25_REGION, L25_REGION);
 	}
-	if (!m)
+	if (!m) {
+		errno = err;	/* lib/alloc.c sets ENOMEM if its retry fails too */
 		return 0;
+	}
 	arch_fetch_add(&nr_map_calls, 1);
 	if (n > 1) {
 		hak_lock(&pool_lock);
@@ -1000,8 +1002,6 @@ static __noinline void *l25_alloc_slow(unsigned c, unsigned pages)
 	hak_unlock(&sh->lock);
 	if (unlikely(rel))
 		pool_put_list(rel, true);
-	if (unlikely(!p))
-		errno = ENOMEM;
 	return p;
 }
 

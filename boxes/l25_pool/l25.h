@@ -8,7 +8,8 @@
  * the superslab registry with kind HAK_SSMAP_L25, so ownership is one byte
  * load like everything else:
  *   hak_l25_wants(n)       n is in the pool's range (inline, constant-folded);
- *   hak_l25_alloc(n)       a block or NULL with errno ENOMEM;
+ *   hak_l25_alloc(n)       a block, or NULL with errno unchanged (the
+ *                          caller retries after a purge, then sets ENOMEM);
  *   hak_l25_free(p)        p is in an L2.5 region: free it;
  *   hak_l25_usable(p)      usable bytes of p (in an L2.5 region): its
  *                          class (with the hardened box a guard page
