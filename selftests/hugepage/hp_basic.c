@@ -16,10 +16,19 @@
 #include <hakmem/hakmem.h>
 #include "../lib/tap.h"
 #include "init.h"
+#include "purge.h"
 #include "boxes/hugepage/hugepage.h"
 #include "hp_thp.h"
 
 #define NB	(1u << 20)	/* 1 Mi blocks of 64 B: 64 MiB */
+
+static size_t passes(void)
+{
+	struct hak_purge_stats st;
+
+	__hak_purge_stats(&st);
+	return st.passes;
+}
 
 static struct hak_huge_stats hs(void)
 {
@@ -41,6 +50,7 @@ int main(void)
 {
 	static void *b[NB];
 	struct hak_huge_stats a, z;
+	size_t np;
 	unsigned i;
 
 	if (thp_never())
@@ -60,17 +70,25 @@ int main(void)
 	       "AnonHugePages %zu KiB with 64 MiB of small blocks", z.anon_huge_bytes >> 10);
 
 	/* Collapse: the first superslabs were 4 KiB-faulted before they were dense. */
+	/*
+	 * Passes also run in the background purge thread and at every slow
+	 * path whose pass is due, so a loaded machine runs more of them than
+	 * the ticks here: the bound is the passes counted, plus one in flight
+	 * at each end of the window (a pass counts itself after collapsing).
+	 */
+	np = passes();
 	__hak_opt.hugepage_collapse = 1;
 	for (i = 0; i < 6; i++) {
 		usleep(30000);
 		tick();
 	}
-	z = hs();
-	tap_ok(z.collapses + z.collapse_fails >= 1 &&
-	       z.collapses + z.collapse_fails <= 6,
-	       "HAKMEM_HUGEPAGE_COLLAPSE: %zu collapsed, %zu failed in 6 passes",
-	       z.collapses, z.collapse_fails);
 	__hak_opt.hugepage_collapse = 0;
+	z = hs();
+	np = passes() - np + 2;
+	tap_ok(z.collapses + z.collapse_fails >= 1 &&
+	       z.collapses + z.collapse_fails <= np,
+	       "HAKMEM_HUGEPAGE_COLLAPSE: %zu collapsed, %zu failed, at most one per pass (%zu)",
+	       z.collapses, z.collapse_fails, np);
 
 	for (i = 0; i < NB; i++)
 		free(b[i]);
