@@ -118,7 +118,7 @@ static int idle_thread_release(long *before, long *after)
 
 	if (idle_burst_start(&ib, IDLE_NB, idle_b, idle_keep))
 		return 0;
-	*before = rss_kib_raw();
+	*before = ib.peak_kib > 0 ? ib.peak_kib : rss_kib_raw();
 	for (i = 0; i < 60; i++) {
 		usleep(100 * 1000);
 		*after = rss_kib_raw();

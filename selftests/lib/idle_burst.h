@@ -9,13 +9,19 @@
  * idle_burst_start() returns once the burst is done; idle_burst_stop()
  * lets the thread end, frees the kept blocks and returns how many of them
  * changed while it waited (a purge that took a live page would show).
+ * peak_kib is the process's VmRSS read by the thread with the whole burst
+ * live, before its frees: read by the caller after idle_burst_start(), it
+ * missed what a background pass had already purged when a loaded machine
+ * ran one first (hugepage/hp_idle failed so once).
  */
 #ifndef HAK_SELFTEST_IDLE_BURST_H
 #define HAK_SELFTEST_IDLE_BURST_H
 
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define IDLE_BURST_BS	1024
 #define IDLE_BURST_KEEP	32
@@ -28,7 +34,26 @@ struct idle_burst {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	int state;		/* 1: burst done, 2: may exit */
+	long peak_kib;		/* VmRSS with the burst live; -1 unknown */
 };
+
+/* VmRSS in KiB, -1 if unknown; open/read only: no allocation. */
+static inline long idle_burst_rss_kib(void)
+{
+	char buf[4096], *p;
+	ssize_t n;
+	int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = 0;
+	p = strstr(buf, "VmRSS:");
+	return p ? strtol(p + 6, NULL, 10) : -1;
+}
 
 static void idle_burst_set(struct idle_burst *ib, int state)
 {
@@ -55,6 +80,7 @@ static void *idle_burst_main(void *arg)
 		ib->b[i] = malloc(IDLE_BURST_BS);
 		memset(ib->b[i], (int)i, IDLE_BURST_BS);
 	}
+	ib->peak_kib = idle_burst_rss_kib();
 	for (i = 0; i < ib->nb; i++) {
 		if (i % IDLE_BURST_KEEP == 0)
 			ib->keep[i / IDLE_BURST_KEEP] = ib->b[i];
