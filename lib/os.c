@@ -244,8 +244,13 @@ void *__hak_os_stock_take(struct hak_os_stock *st, size_t len)
 		return NULL;
 	}
 	if (!st->left) {
-		if (n > 1)
+		if (n > 1) {
+			int err = errno;	/* a refused batch is no error */
+
 			p = os_map_raw_aligned((size_t)n * len, len);
+			if (!p)
+				errno = err;
+		}
 		if (!p) {
 			n = 1;
 			p = os_map_raw_aligned(len, len);
