@@ -12,7 +12,9 @@
  * peak_kib is the process's VmRSS read by the thread with the whole burst
  * live, before its frees: read by the caller after idle_burst_start(), it
  * missed what a background pass had already purged when a loaded machine
- * ran one first (hugepage/hp_idle failed so once).
+ * ran one first. (hugepage/hp_idle keeps the read after the burst: its
+ * third check wants the loop to run until that RSS falls, one tick past
+ * the peak's fall, when the last superslab's advice is withdrawn.)
  */
 #ifndef HAK_SELFTEST_IDLE_BURST_H
 #define HAK_SELFTEST_IDLE_BURST_H
