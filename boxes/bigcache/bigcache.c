@@ -1304,10 +1304,16 @@ void hak_bigcache_offset(size_t len)
 {
 	struct bc_batch b = { NULL, NULL, 0 };
 
-	if (!len || !arch_load_relaxed(&bc.resident))
+	/*
+	 * No unlocked look at bc.resident first: the puts write it as a
+	 * plain field under the lock (TSan: a data race), and this runs
+	 * only where a growth maps 64 KiB or more anyway.
+	 */
+	if (!len)
 		return;
 	hak_lock(&bc.lock);
-	evict_stale(&b, len, BC_STALE_PER_BLOCK);
+	if (bc.resident)
+		evict_stale(&b, len, BC_STALE_PER_BLOCK);
 	hak_unlock(&bc.lock);
 	finish(&b);
 }
