@@ -81,7 +81,7 @@ env_of() { sed -n 's/^AUTOTUNE_ENV=//p' "$TOUT/$1.stdout"; }
 if [ $full = 1 ]; then
 	mid_ops=2000 dirty_mib=16 b1=420 b2=300 b3=480
 else
-	mid_ops=300 dirty_mib=8 b1=90 b2=30
+	mid_ops=1000 dirty_mib=8 b1=90 b2=30
 fi
 
 for ((i = 1; i <= repeat; i++)); do
