@@ -142,51 +142,18 @@ void *__hak_os_reserve(size_t len)
 	return p == MAP_FAILED ? NULL : p;
 }
 
-void *__hak_os_map_aligned(size_t len, size_t align)
-{
-	uintptr_t raw, start;
-	size_t over;
-	void *p;
-
-	if (align <= HAK_OS_PAGE)
-		return __hak_os_map(len);
-	/*
-	 * One mmap instead of two or three (the map and its trims) where the
-	 * kernel aligns it: a superslab or L2.5 region (2 MiB) costs one
-	 * address-space call. Each takes the mmap lock for writing while the
-	 * other threads fault (realloc-chain at 2 threads: 14 regions mapped
-	 * at start-up, 20-30 trims). Only where the kernel's rule applies
-	 * (a length that is a multiple of the PMD size, an alignment up to
-	 * it); a kernel that did not align such a mapping is not asked again.
-	 */
-	if (len % OS_PMD_SIZE == 0 && align <= OS_PMD_SIZE &&
-	    !arch_load_relaxed(&exact_off)) {
-		p = __hak_os_map(len);
-		if (!p || ((uintptr_t)p & (align - 1)) == 0)
-			return p;
-		__hak_os_unmap(p, len);
-		arch_store_relaxed(&exact_off, 1);
-	}
-	over = len + align - HAK_OS_PAGE;
-	if (over < len) {
-		errno = ENOMEM;
-		return NULL;
-	}
-	p = __hak_os_map(over);
-	if (!p)
-		return NULL;
-	raw = (uintptr_t)p;
-	start = HAK_ALIGN_UP(raw, (uintptr_t)align);
-	if (start > raw)
-		__hak_os_unmap(p, start - raw);
-	if (raw + over > start + len)
-		__hak_os_unmap((void *)(start + len), raw + over - (start + len));
-	return (void *)start;
-}
-
 /*
- * mmap len bytes aligned to align, as __hak_os_map_aligned does, without
- * the accounting, the limit or fault injection; NULL on failure.
+ * mmap len bytes aligned to align (a power of two past the page size);
+ * NULL on failure. No accounting, limit or fault injection: the callers
+ * count what they hand out.
+ *
+ * One mmap instead of two or three (the map and its trims) where the
+ * kernel aligns it: a superslab or L2.5 region (2 MiB) costs one
+ * address-space call. Each takes the mmap lock for writing while the
+ * other threads fault (realloc-chain at 2 threads: 14 regions mapped at
+ * start-up, 20-30 trims). Only where the kernel's rule applies (a length
+ * that is a multiple of the PMD size, an alignment up to it); a kernel
+ * that did not align such a mapping is not asked again.
  */
 static void *os_map_raw_aligned(size_t len, size_t align)
 {
@@ -218,6 +185,29 @@ static void *os_map_raw_aligned(size_t len, size_t align)
 	if (raw + over > start + len)
 		munmap((void *)(start + len), raw + over - (start + len));
 	return (void *)start;
+}
+
+/*
+ * The memory limit and fault injection see the length asked for, once per
+ * call: the over-mapped ends are trimmed at once and never counted.
+ */
+void *__hak_os_map_aligned(size_t len, size_t align)
+{
+	void *p;
+
+	if (align <= HAK_OS_PAGE)
+		return __hak_os_map(len);
+	if (fault_hit(HAK_OS_MAP) || !limit_allows(len)) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	p = os_map_raw_aligned(len, align);
+	if (!p) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	arch_fetch_add(&os_mapped, len);
+	return p;
 }
 
 /*
