@@ -1667,14 +1667,23 @@ void *__hak_tcache_refill(uintptr_t ix)
 	heap_enter(h);
 	settle_if_any(h, true);
 	__hak_purge_tick();
-	if (!b->head) {			/* attach may have prewarmed this bin */
+	if (!b->head) {
 		hak_adapt_on_refill(c);
-		got = bin_fill(h, b, c, b->cap / 2 ? b->cap / 2 : 1, true);
-		if (!got && __hak_purge_for_retry())
+		/*
+		 * The thread's first refill warms its hot classes (this one
+		 * too, if it is one of them): a thread that only frees never
+		 * takes blocks it would not use.
+		 */
+		hak_prewarm_thread();
+		got = 0;
+		if (!b->head) {
 			got = bin_fill(h, b, c, b->cap / 2 ? b->cap / 2 : 1, true);
+			if (!got && __hak_purge_for_retry())
+				got = bin_fill(h, b, c, b->cap / 2 ? b->cap / 2 : 1, true);
+		}
 		HAK_STAT_ADD(h, refills, 1);
 		HAK_STAT_ADD(h, blocks_refilled, got);
-		if (!got) {
+		if (!b->head) {
 			heap_exit(h);
 			errno = ENOMEM;
 			return NULL;
@@ -2203,7 +2212,6 @@ struct hak_heap *__hak_heap_attach(void)
 	__hak_thread_register(tc);
 	kept_restore(h, tc);
 	collect_all(h);
-	hak_prewarm_thread();
 	heap_exit(h);
 	return h;
 }

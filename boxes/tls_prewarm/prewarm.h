@@ -2,10 +2,10 @@
 /*
  * Hook header of the TLS-prewarm box (CONFIG_HAK_TLS_PREWARM).
  *
- * hak_prewarm_thread() runs once when a thread attaches its heap (its first
- * allocation slow path) and fills the thread cache of the configured hot
- * classes in one batch, so the thread's next allocations of those classes
- * hit the fast path. A no-op with the box off.
+ * hak_prewarm_thread() is called at every refill; at a thread's first it
+ * fills the thread cache of the configured hot classes in one batch, so the
+ * thread's next allocations of those classes hit the fast path, and later
+ * it returns at once. A no-op with the box off.
  */
 #ifndef HAK_BOX_TLS_PREWARM_H
 #define HAK_BOX_TLS_PREWARM_H

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
 /*
- * TLS prewarm: a fresh thread's first malloc fills the caches of the
- * configured classes, so its next allocations of those classes take the
- * fast path. Proof by the refill counter (hak_stats_get, summed over all
+ * TLS prewarm: a thread's first refill (its first malloc that finds its
+ * bin empty) fills the caches of the configured classes, so its next
+ * allocations of those classes take the fast path; a thread that only
+ * frees takes nothing. Proof by the refill counter (hak_stats_get, summed over all
  * threads: the main thread only waits in pthread_join meanwhile) and by
  * the thread's own bins (__hak_tc, linked statically).
  *
@@ -11,9 +12,10 @@
  * what it measures.
  *
  * A thread that adopts a pooled heap starts with the bins its last thread
- * left (lib/heap.c, kept_save), trimmed to its capacities: prewarm only
- * tops the prewarmed classes up to BLOCKS, and every other class holds
- * what was left. Each worker records its bins as it leaves (left[]), and
+ * left (lib/heap.c, kept_save), trimmed to its capacities: its first
+ * malloc of a class that was kept makes no refill and no prewarm; its
+ * first refill tops the prewarmed classes up to BLOCKS, and every other
+ * class holds what was left. Each worker records its bins as it leaves (left[]), and
  * the next thread's expectations start from them.
  *
  * Time-based decay may hand a pooled heap's kept bins back after a delay,
@@ -41,6 +43,7 @@ struct seen {
 	int fresh;			/* no heap before the first call */
 	unsigned first;			/* class of the first malloc */
 	uint32_t count[HAK_NCLASS];	/* bins right after the first call */
+	uint32_t warm[HAK_NCLASS];	/* bins right after the first refill */
 	uint32_t cap[HAK_NCLASS];
 	uint64_t refills_first;		/* refills made by the first malloc */
 	uint64_t refills_warm;		/* ... by draining every prewarmed bin */
@@ -48,6 +51,8 @@ struct seen {
 	uint64_t refills_cold;		/* ... by a first malloc outside the range */
 	int cold_class;			/* -1: the range covers every class */
 	void *gift;			/* free()d by the thread as its first call */
+	int refill_class;		/* free-first thread: class it then allocates */
+	uint64_t refills_then;		/* ... refills that malloc made */
 	uint32_t left[HAK_NCLASS];	/* bins as the thread exits */
 };
 
@@ -74,6 +79,14 @@ static void snap(struct seen *s)
 	}
 }
 
+static void snap_warm(struct seen *s)
+{
+	unsigned c;
+
+	for (c = 0; c < HAK_NCLASS; c++)
+		s->warm[c] = __hak_tbin_count(&__hak_tc.bins[c]);
+}
+
 static void snap_left(struct seen *s)
 {
 	unsigned c;
@@ -97,6 +110,8 @@ static void *worker_malloc(void *arg)
 	r1 = refills();
 	s->refills_first = r1 - r0;
 	snap(s);
+	if (s->refills_first)
+		snap_warm(s);
 
 	for (c = LO; c <= HI; c++)
 		for (i = 0; i < s->count[c] && n < MAXBLK; i++)
@@ -107,6 +122,8 @@ static void *worker_malloc(void *arg)
 	q = hak_malloc(__hak_class_size[LO]);	/* bin LO is empty now */
 	r1 = refills();
 	s->refills_after = r1 - r0;
+	if (!s->refills_first)
+		snap_warm(s);		/* that was the thread's first refill */
 
 	s->cold_class = -1;
 	for (c = 0; c < HAK_NCLASS; c++)
@@ -131,9 +148,18 @@ static void *worker_free(void *arg)
 {
 	struct seen *s = arg;
 
+	uint64_t r0;
+	void *p;
+
 	s->fresh = __hak_tc.heap == NULL;
 	hak_free(s->gift);
 	snap(s);
+	/* Then a malloc of a class whose bin is empty: the first refill. */
+	r0 = refills();
+	p = hak_malloc(__hak_class_size[s->refill_class]);
+	s->refills_then = refills() - r0;
+	snap_warm(s);
+	hak_free(p);
 	snap_left(s);
 	return NULL;
 }
@@ -156,12 +182,13 @@ static uint32_t expect(const struct seen *s, unsigned c)
 }
 
 /*
- * Every prewarmed class holds min(BLOCKS, cap) blocks, class cd delta more
- * (delta SKIP: class cd is not checked).
+ * Every prewarmed class holds min(BLOCKS, cap) blocks, or what was kept if
+ * more, in bins n (count or warm), class cd delta more (delta SKIP: class cd
+ * is not checked).
  */
 #define SKIP	INT32_MIN
 
-static int prewarmed(const struct seen *s, unsigned cd, int delta)
+static int prewarmed(const struct seen *s, const uint32_t *n, unsigned cd, int delta)
 {
 	unsigned c;
 
@@ -172,9 +199,28 @@ static int prewarmed(const struct seen *s, unsigned cd, int delta)
 			continue;
 		if (c == cd)
 			want = (uint32_t)((int)want + delta);
-		if (s->count[c] != want) {
+		if (n[c] != want) {
 			tap_diag("class %u (%u B): %u blocks, want %u (cap %u)", c,
-				 (unsigned)__hak_class_size[c], s->count[c], want, s->cap[c]);
+				 (unsigned)__hak_class_size[c], n[c], want, s->cap[c]);
+			return 0;
+		}
+	}
+	return 1;
+}
+
+/* Every bin of n holds what the last thread left, class cd delta more. */
+static int only_kept(const struct seen *s, const uint32_t *n, unsigned cd, int delta)
+{
+	unsigned c;
+
+	for (c = 0; c < HAK_NCLASS; c++) {
+		uint32_t want = prev_left[c] < s->cap[c] ? prev_left[c] : s->cap[c];
+
+		if (c == cd)
+			want = (uint32_t)((int)want + delta);
+		if (n[c] != want) {
+			tap_diag("class %u (%u B): %u blocks, want %u kept", c,
+				 (unsigned)__hak_class_size[c], n[c], want);
 			return 0;
 		}
 	}
@@ -200,7 +246,6 @@ static int others_empty(const struct seen *s, unsigned except)
 int main(void)
 {
 	static struct seen a, b, f;
-	unsigned gift_class;
 	int round;
 
 	tap_plan(0);
@@ -211,6 +256,7 @@ int main(void)
 	for (round = 0; round < 2; round++) {
 		struct seen *s = round ? &b : &a;
 		const char *who = round ? "second thread (adopted heap)" : "new thread";
+		int kept_lo;
 
 		memset(s, 0, sizeof(*s));
 		if (round)
@@ -218,19 +264,47 @@ int main(void)
 		run(worker_malloc, s);
 		if (!s->fresh)
 			tap_diag("%s had a heap before its first malloc", who);
-		tap_ok(s->refills_first == 0,
-		       "%s: first malloc (class %u) made no refill (%llu)", who,
-		       s->first, (unsigned long long)s->refills_first);
-		tap_ok(prewarmed(s, s->first, -1),
-		       "%s: every prewarmed class holds min(%u, cap) blocks, or what was kept", who, NBLK);
+		kept_lo = prev_left[s->first] && s->cap[s->first];
+		if (!kept_lo) {
+			/* The first malloc is the first refill: it prewarms. */
+			tap_ok(s->refills_first == 1,
+			       "%s: first malloc (class %u, bin empty) refilled once (%llu)", who,
+			       s->first, (unsigned long long)s->refills_first);
+			tap_ok(prewarmed(s, s->count, s->first, -1),
+			       "%s: then every prewarmed class holds min(%u, cap) blocks, or what was kept",
+			       who, NBLK);
+		} else {
+			/* Served from the kept bin: no refill, nothing prewarmed yet. */
+			tap_ok(s->refills_first == 0,
+			       "%s: first malloc (class %u, kept) made no refill (%llu)", who,
+			       s->first, (unsigned long long)s->refills_first);
+			tap_ok(only_kept(s, s->count, s->first, -1),
+			       "%s: no refill, no prewarm: every bin holds what was kept", who);
+		}
 		tap_ok(others_empty(s, HAK_NCLASS),
 		       "%s: no other class was filled (beyond what the last thread left)", who);
 		tap_ok(s->refills_warm == 0,
-		       "%s: allocating all prewarmed blocks made no refill (%llu)", who,
+		       "%s: allocating every block of the prewarmed bins made no refill (%llu)", who,
 		       (unsigned long long)s->refills_warm);
 		tap_ok(s->refills_after == 1,
 		       "%s: the next malloc of a drained class refills once (%llu)", who,
 		       (unsigned long long)s->refills_after);
+		if (kept_lo) {
+			/*
+			 * That refill was the thread's first: every prewarmed bin,
+			 * drained, got min(BLOCKS, cap) blocks (LO one fewer).
+			 */
+			uint32_t keep[HAK_NCLASS];
+
+			memcpy(keep, prev_left, sizeof(keep));
+			memset(prev_left, 0, sizeof(prev_left));
+			tap_ok(prewarmed(s, s->warm, s->first, -1),
+			       "%s: its first refill prewarmed every drained class to min(%u, cap)",
+			       who, NBLK);
+			memcpy(prev_left, keep, sizeof(keep));
+		} else {
+			tap_skip("%s: the first malloc was the first refill", who);
+		}
 		if (s->cold_class >= 0)
 			tap_ok(s->refills_cold == (prev_left[s->cold_class] ? 0 : 1),
 			       "%s: first malloc of class %d (not prewarmed) refills unless kept (%llu)",
@@ -240,19 +314,31 @@ int main(void)
 		memcpy(prev_left, s->left, sizeof(prev_left));
 	}
 
-	/* A thread whose first call is free() is prewarmed too. */
+	/*
+	 * A thread whose first call is free() takes nothing: it may never
+	 * allocate (a consumer). Its first refill prewarms.
+	 */
 	memset(&f, 0, sizeof(f));
 	f.gift = hak_malloc(__hak_class_size[HI]);
-	gift_class = HI;
+	f.refill_class = -1;
+	for (round = HAK_NCLASS - 1; round >= 0 && f.refill_class < 0; round--)
+		if (!prev_left[round] && __hak_class_size[round] <= 4096)
+			f.refill_class = round;
+	if (f.refill_class < 0)
+		tap_bail("no class with an empty kept bin");
 	run(worker_free, &f);
 	/*
 	 * The gift is the main thread's block: it goes home to its owner's
 	 * slab (with the owner's free mark, so the owner sees a double free
 	 * of it), not into this thread's cache.
 	 */
-	tap_ok(f.gift && prewarmed(&f, gift_class, 0),
-	       "thread whose first call is free(): prewarmed, another thread's block sent home");
-	tap_ok(others_empty(&f, gift_class),
-	       "free-first thread: no other class was filled (beyond what the last thread left)");
+	tap_ok(f.gift && only_kept(&f, f.count, HAK_NCLASS, 0),
+	       "thread whose first call is free(): not prewarmed, another thread's block sent home");
+	tap_ok(f.refills_then == 1,
+	       "free-first thread: its first malloc (class %d, bin empty) refilled once (%llu)",
+	       f.refill_class, (unsigned long long)f.refills_then);
+	tap_ok(prewarmed(&f, f.warm, (unsigned)f.refill_class, -1),
+	       "free-first thread: that first refill prewarmed every class to min(%u, cap), or what was kept",
+	       NBLK);
 	tap_finish();
 }
