@@ -59,6 +59,7 @@
 #include <asm/atomic.h>
 #include <asm/processor.h>
 #include "init.h"
+#include "grow.h"
 #include "large.h"
 #include "lock.h"
 #include "meta.h"
@@ -79,6 +80,7 @@ struct large_ent {
 	size_t len;
 	size_t guard;		/* bytes of the guard page after it, or 0 */
 	struct large_ent *next;
+	bool area;		/* in a grow area's slot (lib/grow.c), not a mapping */
 };
 
 struct large_shard {
@@ -474,6 +476,39 @@ void *__hak_large_alloc(size_t n, size_t align, bool *zeroed)
 	ent_store(e->key, hak_vg_key(p));
 	ent_store(e->len, len);
 	e->guard = guard;
+	e->area = false;
+	ent_link(e);
+	return p;
+}
+
+/*
+ * A block that realloc moves out of the pool (or out of a small block)
+ * and will likely grow on: a slot of this thread's grow area, where it
+ * grows without system calls (lib/grow.c); else as __hak_large_alloc.
+ */
+void *__hak_large_alloc_grow(size_t n, bool *zeroed)
+{
+	struct large_ent *e;
+	size_t len;
+	void *p;
+
+	if (n > HAK_GROW_SLOT)
+		return __hak_large_alloc(n, HAK_OS_PAGE, zeroed);
+	len = large_len(n);
+	p = __hak_grow_take(len);
+	if (!p)
+		return __hak_large_alloc(n, HAK_OS_PAGE, zeroed);
+	e = ent_get((uintptr_t)p, false);
+	if (!e) {
+		__hak_grow_free(p);
+		errno = ENOMEM;
+		return NULL;
+	}
+	*zeroed = false;
+	ent_store(e->key, (uintptr_t)p);
+	ent_store(e->len, len);
+	e->guard = 0;
+	e->area = true;
 	ent_link(e);
 	return p;
 }
@@ -485,6 +520,11 @@ bool __hak_large_free(void *p)
 
 	if (!e)
 		return false;
+	if (e->area) {
+		__hak_grow_free(p);
+		ent_put(e, false);
+		return true;
+	}
 	unmap = !cache_put(p, e->len, e->guard);
 	if (unmap)
 		unmap_block(p, e->len, e->guard);
@@ -494,7 +534,7 @@ bool __hak_large_free(void *p)
 
 size_t __hak_large_release_cache(void)
 {
-	return hak_bigcache_release();
+	return hak_bigcache_release() + __hak_grow_release();
 }
 
 /*
@@ -694,6 +734,7 @@ link:
 	ent_store(f->key, hak_vg_key(q));
 	ent_store(f->len, got);
 	f->guard = guard;
+	f->area = false;
 	ent_link(f);
 	return q;
 }
@@ -791,7 +832,13 @@ void *__hak_large_resize(void *p, size_t n)
 	if (!e)
 		return NULL;
 	q = p;
-	if (new_len > e->len) {
+	if (e->area) {
+		/* in its slot, or NULL: past the slot realloc moves it */
+		if (new_len > HAK_GROW_SLOT || !__hak_grow_resize(p, e->len, new_len))
+			q = NULL;
+		else
+			ent_store(e->len, new_len);
+	} else if (new_len > e->len) {
 		/* The cached range right after p, a cached block, mremap. */
 		if (!grow_over_cache(p, e, new_len)) {
 			q = grow_by_copy(p, e, new_len, false);
