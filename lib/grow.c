@@ -48,6 +48,7 @@
 #include "init.h"
 #include "lock.h"
 #include "os.h"
+#include "tcache.h"
 #include "boxes/hardened/hardened.h"
 #include "boxes/valgrind/valgrind_hooks.h"
 
@@ -159,6 +160,8 @@ void *__hak_grow_take(size_t len)
 		if (!a)
 			goto refused;
 		my_area = a;
+		/* give it up at thread exit, also without a small heap */
+		__hak_thread_register(&__hak_tc);
 	}
 	hak_lock(&a->lock);
 	s = slot_pick(a);
