@@ -19,6 +19,7 @@
 #include <stdint.h>
 #include "alloc.h"
 #include "heap.h"
+#include "grow.h"
 #include "init.h"
 #include "large.h"
 #include "os.h"
@@ -398,7 +399,12 @@ static void *realloc_big_try(void *p, size_t n, size_t old)
 	 * memory, until they are written.
 	 */
 	if (n > old && old + old / 2 > n) {
-		q = __hak_large_resize(p, old + old / 2);
+		size_t want = old + old / 2;
+
+		/* not out of a grow area's slot for headroom alone (lib/grow.h) */
+		if (n <= HAK_GROW_SLOT && want > HAK_GROW_SLOT)
+			want = HAK_GROW_SLOT;
+		q = __hak_large_resize(p, want);
 		if (q)
 			return hak_prof_moved(p, q, n);
 	}

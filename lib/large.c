@@ -819,6 +819,47 @@ static void *shrink_block(void *p, struct large_ent *e, size_t new_len)
 	return p;
 }
 
+/*
+ * A grow area's block (e, unlinked) that grows past its slot: copied into
+ * a resident cached block or a fresh mapping of at least half again its
+ * length (as grow_by_copy), its slot freed. NULL when neither can be had
+ * (e untouched). Its pages are copied, not moved: mremap would leave a
+ * hole in the area.
+ */
+static void *area_move_out(void *p, struct large_ent *e, size_t new_len)
+{
+	size_t got, guard = 0, want = large_len(e->len + e->len / 2);
+	struct large_ent *f;
+	bool zeroed, fresh = false;
+	void *q;
+
+	if (want < new_len)
+		want = new_len;
+	q = hak_bigcache_take_grow(want, &got, &zeroed);
+	if (!q) {
+		q = map_block(want, HAK_OS_PAGE, &guard);
+		got = want;
+		fresh = true;
+	}
+	if (!q)
+		return NULL;
+	f = ent_get((uintptr_t)q, fresh);
+	if (!f) {
+		if (fresh || !cache_put(q, got, guard))
+			unmap_block(q, got, guard);
+		return NULL;
+	}
+	memcpy(q, p, e->len);
+	__hak_grow_free(p);
+	ent_put(e, false);
+	ent_store(f->key, (uintptr_t)q);
+	ent_store(f->len, got);
+	f->guard = guard;
+	f->area = false;
+	ent_link(f);
+	return q;
+}
+
 void *__hak_large_resize(void *p, size_t n)
 {
 	struct large_ent *e;
@@ -833,11 +874,16 @@ void *__hak_large_resize(void *p, size_t n)
 		return NULL;
 	q = p;
 	if (e->area) {
-		/* in its slot, or NULL: past the slot realloc moves it */
-		if (new_len > HAK_GROW_SLOT || !__hak_grow_resize(p, e->len, new_len))
-			q = NULL;
-		else
+		/* in its slot, or out of it by a copy */
+		if (new_len > HAK_GROW_SLOT) {
+			q = area_move_out(p, e, new_len);
+			if (q)
+				return q;	/* e recycled */
+		} else if (__hak_grow_resize(p, e->len, new_len)) {
 			ent_store(e->len, new_len);
+		} else {
+			q = NULL;
+		}
 	} else if (new_len > e->len) {
 		/* The cached range right after p, a cached block, mremap. */
 		if (!grow_over_cache(p, e, new_len)) {
