@@ -11,11 +11,13 @@
  * 26-32 context switches a run, nearly all in lock_mm_and_find_vma or
  * behind do_mremap's down_write; mimalloc, which commits in its own
  * reserved arena, 1-3). Here a thread reserves one area of GROW_NSLOT
- * slots of HAK_GROW_SLOT bytes (one mmap with MAP_NORESERVE, advised
- * MADV_NOHUGEPAGE so THP cannot fault 2 MiB at once into a slot and so the
- * area never merges with another mapping), and a block grows within its
- * slot by a store: its new pages are faulted by the program's own writes,
- * under the VMA's read lock, which no one here ever takes for writing.
+ * slots of HAK_GROW_SLOT (1 MiB) bytes (one mmap with MAP_NORESERVE,
+ * advised MADV_NOHUGEPAGE so THP cannot fault 2 MiB at once over two
+ * slots, and so the area never merges with another mapping), and a block
+ * grows within its slot by a store: its new pages are faulted by the
+ * program's own writes, under the VMA's read lock, which no one here ever
+ * takes for writing. Past its slot a block is copied out to the usual
+ * large path with half again its length (lib/large.c).
  *
  * Accounting: a slot's dirty bytes (from its start: the most any block
  * in it reached since it was last purged) are counted as mapped
@@ -147,12 +149,13 @@ static int slot_pick(struct grow_area *a)
 	return best;
 }
 
-void *__hak_grow_take(size_t len)
+void *__hak_grow_take(size_t len, size_t *fresh)
 {
 	struct grow_area *a = my_area;
 	void *p = NULL;
 	int s;
 
+	*fresh = 0;
 	if (len > HAK_GROW_SLOT || !grow_enabled())
 		return NULL;
 	if (!a) {
@@ -166,8 +169,10 @@ void *__hak_grow_take(size_t len)
 	hak_lock(&a->lock);
 	s = slot_pick(a);
 	if (s >= 0 && (a->dirty[s] >= len || __hak_os_commit(len - a->dirty[s]))) {
-		if (a->dirty[s] < len)
+		if (a->dirty[s] < len) {
+			*fresh = len - a->dirty[s];
 			a->dirty[s] = len;
+		}
 		a->used |= 1u << s;
 		p = a->base + (size_t)s * HAK_GROW_SLOT;
 	}
@@ -181,19 +186,22 @@ refused:
 	return NULL;
 }
 
-bool __hak_grow_resize(void *p, size_t old_len, size_t new_len)
+bool __hak_grow_resize(void *p, size_t old_len, size_t new_len, size_t *fresh)
 {
 	unsigned s;
 	struct grow_area *a = area_of(p, &s);
 	bool ok = true;
 	size_t d;
 
+	*fresh = 0;
 	hak_lock(&a->lock);
 	d = a->dirty[s];
 	if (new_len > d) {
 		ok = __hak_os_commit(new_len - d);
-		if (ok)
+		if (ok) {
+			*fresh = new_len - d;
 			a->dirty[s] = new_len;
+		}
 	} else if (new_len < old_len && d - new_len >= HAK_GROW_SLOT / 8 &&
 		   __hak_os_purge((char *)p + new_len, d - new_len)) {
 		/* a big shrink gives its tail back now, as munmap did */

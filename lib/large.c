@@ -482,6 +482,25 @@ void *__hak_large_alloc(size_t n, size_t align, bool *zeroed)
 }
 
 /*
+ * A growth that adds at least this many fresh bytes lets BigCache unmap as
+ * many of its stale blocks (hak_bigcache_offset). Smaller ones (a chain of
+ * 1..256-byte steps grows page by page with mremap once nothing cached
+ * fits) would take the cache's lock for every page and find nothing stale.
+ */
+#define OFFSET_MIN	(64u << 10)
+
+/*
+ * Fresh pages counted for a grow area's block: stale cached blocks make
+ * room, as for a growth by mremap (the stock the chains' earlier growth
+ * took pieces of, before the areas, would otherwise stay whole).
+ */
+static void grow_offset(size_t fresh)
+{
+	if (fresh >= OFFSET_MIN)
+		hak_bigcache_offset(fresh);
+}
+
+/*
  * A block that realloc moves out of the pool (or out of a small block)
  * and will likely grow on: a slot of this thread's grow area, where it
  * grows without system calls (lib/grow.c); else as __hak_large_alloc.
@@ -489,15 +508,16 @@ void *__hak_large_alloc(size_t n, size_t align, bool *zeroed)
 void *__hak_large_alloc_grow(size_t n, bool *zeroed)
 {
 	struct large_ent *e;
-	size_t len;
+	size_t len, fresh;
 	void *p;
 
 	if (n > HAK_GROW_SLOT)
 		return __hak_large_alloc(n, HAK_OS_PAGE, zeroed);
 	len = large_len(n);
-	p = __hak_grow_take(len);
+	p = __hak_grow_take(len, &fresh);
 	if (!p)
 		return __hak_large_alloc(n, HAK_OS_PAGE, zeroed);
+	grow_offset(fresh);
 	e = ent_get((uintptr_t)p, false);
 	if (!e) {
 		__hak_grow_free(p);
@@ -666,13 +686,6 @@ static enum move_result move_block(void *p, struct large_ent *e, void **q,
 	abort();
 }
 
-/*
- * A growth that adds at least this many fresh bytes lets BigCache unmap as
- * many of its stale blocks (hak_bigcache_offset). Smaller ones (a chain of
- * 1..256-byte steps grows page by page with mremap once nothing cached
- * fits) would take the cache's lock for every page and find nothing stale.
- */
-#define OFFSET_MIN	(64u << 10)
 
 /*
  * Growth that cannot extend in place, by a copy: into a cached block
@@ -849,6 +862,9 @@ static void *area_move_out(void *p, struct large_ent *e, size_t new_len)
 			unmap_block(q, got, guard);
 		return NULL;
 	}
+	/* fresh pages: stale cached blocks make room, as for a growth by mremap */
+	if (fresh && got - e->len >= OFFSET_MIN)
+		hak_bigcache_offset(got - e->len);
 	memcpy(q, p, e->len);
 	__hak_grow_free(p);
 	ent_put(e, false);
@@ -863,7 +879,7 @@ static void *area_move_out(void *p, struct large_ent *e, size_t new_len)
 void *__hak_large_resize(void *p, size_t n)
 {
 	struct large_ent *e;
-	size_t new_len;
+	size_t new_len, fresh;
 	void *q;
 
 	if (n > SIZE_MAX / 2)
@@ -879,8 +895,9 @@ void *__hak_large_resize(void *p, size_t n)
 			q = area_move_out(p, e, new_len);
 			if (q)
 				return q;	/* e recycled */
-		} else if (__hak_grow_resize(p, e->len, new_len)) {
+		} else if (__hak_grow_resize(p, e->len, new_len, &fresh)) {
 			ent_store(e->len, new_len);
+			grow_offset(fresh);
 		} else {
 			q = NULL;
 		}

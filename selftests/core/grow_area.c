@@ -2,7 +2,8 @@
 /*
  * grow_area: large blocks that realloc grows live in per-thread grow areas
  * (lib/grow.c). A block that grows past the L2.5 pool (256 KiB) takes a
- * slot of the thread's area and grows in it to 2 MiB without moving and
+ * slot of the thread's area and grows in it to the slot's length (1 MiB)
+ * without moving and
  * without a new mapping; its contents survive every step, and past the
  * slot it moves out. A freed slot (from any thread) is reused with its
  * pages; an exited thread's area goes to the next thread; the slots' pages
@@ -27,6 +28,7 @@
 
 #define KIB	((size_t)1 << 10)
 #define MIB	((size_t)1 << 20)
+#define SLOT	HAK_GROW_SLOT
 
 static struct hak_grow_stats gs(void)
 {
@@ -82,7 +84,7 @@ static unsigned char *chain(size_t n)
 /* Resident pages of [p, p + len) (mincore). */
 static size_t resident(void *p, size_t len)
 {
-	static unsigned char vec[2 * MIB / 4096];
+	static unsigned char vec[SLOT / 4096];
 	size_t n = len / 4096, r = 0;
 
 	if (mincore(p, len, vec))
@@ -134,8 +136,8 @@ int main(void)
 	       s1.areas == 1, "a block grown past 256 KiB takes a slot of the thread's area");
 	slot = ct_launder(p);
 	moved = 0;
-	for (sz = 300 * KIB; p && sz < 2 * MIB; ) {
-		size_t to = sz + 4 * KIB + 123 < 2 * MIB ? sz + 4 * KIB + 123 : 2 * MIB;
+	for (sz = 300 * KIB; p && sz < SLOT; ) {
+		size_t to = sz + 4 * KIB + 123 < SLOT ? sz + 4 * KIB + 123 : SLOT;
 
 		q = realloc(p, to);
 		if (!q)
@@ -146,15 +148,17 @@ int main(void)
 		sz = to;
 	}
 	__hak_large_stats(&l1);
-	tap_ok(sz == 2 * MIB && !moved && p == slot && l1.maps == l0.maps &&
-	       l1.moves == l0.moves, "it grows in place to 2 MiB in 4 KiB steps, no mapping made");
+	tap_ok(sz == SLOT && !moved && p == slot && l1.maps == l0.maps &&
+	       l1.moves == l0.moves, "it grows in place to the slot's %zu KiB in 4 KiB steps, no mapping made",
+	       SLOT >> 10);
 	tap_ok(intact(p, sz), "its contents survive every step");
 
 	/* 4: past the slot it moves out, contents kept, slot freed */
-	q = realloc(p, 3 * MIB);
+	q = realloc(p, SLOT + 1);
 	s1 = gs();
-	tap_ok(q && q != slot && intact(q, 2 * MIB) && s1.live == 0,
-	       "past 2 MiB it moves out of the slot, contents kept, the slot free");
+	tap_ok(q && q != slot && intact(q, SLOT) && s1.live == 0 &&
+	       malloc_usable_size(q) >= SLOT + SLOT / 2,
+	       "past the slot it moves out with half again its length, contents kept, the slot free");
 	free(q);
 
 	/* 5: the freed slot is taken again with its pages (no new commit) */
@@ -198,13 +202,13 @@ int main(void)
 	       "and leaves a live slot's pages alone");
 
 	/* 10-11: decay purges a free slot once it is older than the delay */
-	q = chain(500 * KIB);
+	q = chain(SLOT / 2);
 	slot = ct_launder(q);
 	free(q);
-	tap_ok(__hak_grow_decay(__hak_now_ms(), 60000) == 0 && resident(slot, 500 * KIB) > 0,
+	tap_ok(__hak_grow_decay(__hak_now_ms(), 60000) == 0 && resident(slot, SLOT / 2) > 0,
 	       "decay leaves a slot freed less than the delay ago");
 	usleep(30000);
-	tap_ok(__hak_grow_decay(__hak_now_ms(), 20) >= 500 * KIB && resident(slot, 500 * KIB) == 0,
+	tap_ok(__hak_grow_decay(__hak_now_ms(), 20) >= SLOT / 2 && resident(slot, SLOT / 2) == 0,
 	       "and purges it once it is older");
 
 	/* 12-13: a hard memory limit refuses a growth past the slot's pages */
@@ -215,11 +219,11 @@ int main(void)
 	lim = __hak_os_limit();
 	__hak_os_set_limit(__hak_os_mapped() + 64 * KIB, true);
 	errno = 0;
-	q = ct_realloc(p, 1800 * KIB);
+	q = ct_realloc(p, SLOT - 4 * KIB);
 	tap_ok(p && !q && errno == ENOMEM && intact(p, 300 * KIB),
 	       "past a hard limit the growth fails with ENOMEM, the block intact");
 	__hak_os_set_limit(lim, false);
-	q = realloc(p, 1800 * KIB);
+	q = realloc(p, SLOT - 4 * KIB);
 	tap_ok(q == p && intact(q, 300 * KIB), "with the limit lifted it grows in place");
 	free(q);
 
@@ -227,7 +231,7 @@ int main(void)
 	malloc_trim(0);
 	p = chain(300 * KIB);
 	sz = malloc_usable_size(p);
-	if (IS_ENABLED(CONFIG_HAK_FAULT_INJECT) && sz + sz / 2 <= 2 * MIB) {
+	if (IS_ENABLED(CONFIG_HAK_FAULT_INJECT) && sz + sz / 2 <= SLOT) {
 		unsigned long f0 = hak_test_os_failed(HAK_OS_MAP);
 
 		hak_test_os_fail(HAK_OS_MAP, 0, 1);
@@ -249,8 +253,8 @@ int main(void)
 			unsigned char *c;
 
 			free(p);
-			c = chain(1200 * KIB);
-			_exit(c && intact(c, 1200 * KIB) && gs().live == 1 ? 0 : 1);
+			c = chain(SLOT * 3 / 4);
+			_exit(c && intact(c, SLOT * 3 / 4) && gs().live == 1 ? 0 : 1);
 		}
 		tap_ok(pid > 0 && waitpid(pid, &st, 0) == pid && WIFEXITED(st) &&
 		       WEXITSTATUS(st) == 0, "a fork child frees the parent's block and grows its own");
