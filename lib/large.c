@@ -518,14 +518,14 @@ void *__hak_large_alloc_grow(size_t n, bool *zeroed)
 	if (!p)
 		return __hak_large_alloc(n, HAK_OS_PAGE, zeroed);
 	grow_offset(fresh);
-	e = ent_get((uintptr_t)p, false);
+	e = ent_get(hak_vg_key(p), false);
 	if (!e) {
 		__hak_grow_free(p);
 		errno = ENOMEM;
 		return NULL;
 	}
 	*zeroed = false;
-	ent_store(e->key, (uintptr_t)p);
+	ent_store(e->key, hak_vg_key(p));
 	ent_store(e->len, len);
 	e->guard = 0;
 	e->area = true;
@@ -856,7 +856,7 @@ static void *area_move_out(void *p, struct large_ent *e, size_t new_len)
 	}
 	if (!q)
 		return NULL;
-	f = ent_get((uintptr_t)q, fresh);
+	f = ent_get(hak_vg_key(q), fresh);
 	if (!f) {
 		if (fresh || !cache_put(q, got, guard))
 			unmap_block(q, got, guard);
@@ -868,7 +868,7 @@ static void *area_move_out(void *p, struct large_ent *e, size_t new_len)
 	memcpy(q, p, e->len);
 	__hak_grow_free(p);
 	ent_put(e, false);
-	ent_store(f->key, (uintptr_t)q);
+	ent_store(f->key, hak_vg_key(q));
 	ent_store(f->len, got);
 	f->guard = guard;
 	f->area = false;

@@ -57,17 +57,23 @@ static int intact(const unsigned char *p, size_t n)
 	return 1;
 }
 
-/* A block grown from 100 KiB to n bytes by realloc, filled; NULL on failure. */
+/*
+ * A block grown from 16 KiB to n (at least 260 KiB) bytes by realloc,
+ * filled; NULL on failure. The first step goes straight past 256 KiB, so
+ * the block reaches the area also without the L2.5 pool (whose absence
+ * makes every block above 32 KiB a large block from its malloc on, which
+ * then grows the usual way).
+ */
 static unsigned char *chain(size_t n)
 {
-	unsigned char *p = malloc(100 * KIB), *q;
-	size_t sz = 100 * KIB;
+	unsigned char *p = malloc(16 * KIB), *q;
+	size_t sz = 16 * KIB;
 
 	if (!p)
 		return NULL;
 	fill(p, 0, sz);
 	while (sz < n) {
-		size_t to = sz + 64 * KIB < n ? sz + 64 * KIB : n;
+		size_t to = sz == 16 * KIB ? 260 * KIB : sz + 64 * KIB < n ? sz + 64 * KIB : n;
 
 		q = realloc(p, to);
 		if (!q) {
