@@ -50,6 +50,13 @@
  * mapping or mremap, so that is hours of nothing but system calls between
  * two reallocs of one block.)
  *
+ * Grow areas (lib/grow.c): a block that realloc moves past the L2.5 pool
+ * is placed in a slot of its thread's reserved area instead of a mapping
+ * of its own (entry->area), and grows there to HAK_GROW_SLOT with no
+ * system call; past it, it is copied out to a block of this file's usual
+ * kind (area_move_out). Free and usable size go through the registry as
+ * for any block; the area's functions are called with no shard lock held.
+ *
  * Lock order: shard lock -> meta_lock. No other lock is held with a shard.
  */
 #include <errno.h>
@@ -685,7 +692,6 @@ static enum move_result move_block(void *p, struct large_ent *e, void **q,
 		     "the kernel left it split", p, e->len);
 	abort();
 }
-
 
 /*
  * Growth that cannot extend in place, by a copy: into a cached block
