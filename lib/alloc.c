@@ -19,6 +19,7 @@
 #include <stdint.h>
 #include "alloc.h"
 #include "heap.h"
+#include "grow.h"
 #include "init.h"
 #include "large.h"
 #include "os.h"
@@ -115,7 +116,7 @@ static void *fail_enomem(void)
 	return NULL;
 }
 
-static void *large_alloc(size_t n, size_t align, bool zero)
+static void *large_alloc(size_t n, size_t align, bool zero, bool grow)
 {
 	bool zeroed = false;
 	int saved;
@@ -135,7 +136,7 @@ static void *large_alloc(size_t n, size_t align, bool zero)
 	 * large block.
 	 */
 	saved = errno;
-	p = __hak_large_alloc(n, align, &zeroed);
+	p = grow ? __hak_large_alloc_grow(n, &zeroed) : __hak_large_alloc(n, align, &zeroed);
 	if (unlikely(!p) && __hak_purge_for_retry())
 		p = __hak_large_alloc(n, align, &zeroed);
 	if (p)
@@ -187,7 +188,7 @@ void *__hak_alloc_big(size_t n)
 			p = l25_retry(n);
 		return hak_vg_big(p, false);
 	}
-	return large_alloc(n, HAK_OS_PAGE, false);
+	return large_alloc(n, HAK_OS_PAGE, false, false);
 }
 
 /*
@@ -292,7 +293,7 @@ void *__hak_calloc(size_t n, size_t size)
 	if (__builtin_mul_overflow(n, size, &total))
 		return fail_enomem();
 	if (total > HAK_SMALL_MAX && !hak_l25_wants(total))
-		return hak_prof_big(large_alloc(total, HAK_OS_PAGE, true), total);
+		return hak_prof_big(large_alloc(total, HAK_OS_PAGE, true, false), total);
 	p = __hak_alloc(total);
 	if (p)
 		memset(p, 0, total);
@@ -315,11 +316,15 @@ static inline bool realloc_skips_pool(size_t old, size_t n)
 	return n > old && n > HAK_GROW_POOL_MAX && hak_l25_wants(n);
 }
 
-/* Move a block: new block, copy what fits, free the old one. */
+/*
+ * Move a block: new block, copy what fits, free the old one. A block that
+ * grows past the pool's growth maximum goes to the large path's grow area
+ * (lib/grow.c), where it grows on without system calls.
+ */
 static void *realloc_move(void *p, size_t old, size_t n)
 {
-	void *q = realloc_skips_pool(old, n) ?
-		  hak_prof_big(large_alloc(n, HAK_OS_PAGE, false), n) : __hak_alloc(n);
+	void *q = n > old && n > HAK_GROW_POOL_MAX ?
+		  hak_prof_big(large_alloc(n, HAK_OS_PAGE, false, true), n) : __hak_alloc(n);
 
 	if (!q)
 		return NULL;
@@ -394,7 +399,12 @@ static void *realloc_big_try(void *p, size_t n, size_t old)
 	 * memory, until they are written.
 	 */
 	if (n > old && old + old / 2 > n) {
-		q = __hak_large_resize(p, old + old / 2);
+		size_t want = old + old / 2;
+
+		/* not out of a grow area's slot for headroom alone (lib/grow.h) */
+		if (n <= HAK_GROW_SLOT && want > HAK_GROW_SLOT)
+			want = HAK_GROW_SLOT;
+		q = __hak_large_resize(p, want);
 		if (q)
 			return hak_prof_moved(p, q, n);
 	}
@@ -501,7 +511,7 @@ static void *alloc_aligned(size_t align, size_t n)
 		if (c != HAK_CLASS_NONE)
 			return __hak_tcache_pop(c);
 	}
-	return hak_prof_big(large_alloc(n, align, false), n);
+	return hak_prof_big(large_alloc(n, align, false, false), n);
 }
 
 /*

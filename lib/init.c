@@ -25,6 +25,7 @@
 #include "heap.h"
 #include "init.h"
 #include "os.h"
+#include "grow.h"
 #include "large.h"
 #include "meta.h"
 #include "purge.h"
@@ -45,6 +46,7 @@ static void thread_exit(void *arg)
 {
 	(void)arg;
 	__hak_heap_detach();
+	__hak_grow_detach();
 }
 
 /*
@@ -74,7 +76,7 @@ static void thread_exit(void *arg)
  *      glibc since 2.2.5; it is recursive, so fork taking it again below
  *      is fine);
  *   2. every allocator lock: heap profiler -> heap -> L2.5 -> BigCache ->
- *      large shards -> meta -> superslab (a box's locks come before the core locks it
+ *      large shards -> grow areas -> meta -> superslab (a box's locks come before the core locks it
  *      calls into);
  *   and then glibc's fork takes, after all prepare handlers: atfork_lock
  *   (its handler list), the NSS database lock (taken and dropped), the
@@ -149,6 +151,7 @@ static void fork_prepare(void)
 	hak_l25_fork_prepare();
 	hak_bigcache_fork_prepare();
 	__hak_large_fork_prepare();
+	__hak_grow_fork_prepare();
 	__hak_meta_fork_prepare();
 	__hak_ss_fork_prepare();
 	__hak_fork_holder = 1;
@@ -161,6 +164,7 @@ static void fork_parent(void)
 	__hak_fork_holder = 0;
 	__hak_ss_fork_parent();
 	__hak_meta_fork_parent();
+	__hak_grow_fork_parent();
 	__hak_large_fork_parent();
 	hak_bigcache_fork_parent();
 	hak_l25_fork_parent();
@@ -176,6 +180,7 @@ static void fork_child(void)
 	__hak_fork_holder = 0;
 	__hak_ss_fork_child();
 	__hak_meta_fork_child();
+	__hak_grow_fork_child();
 	__hak_large_fork_child();
 	hak_bigcache_fork_child();
 	hak_l25_fork_child();

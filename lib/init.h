@@ -35,6 +35,7 @@ struct hak_options {
 	size_t background_purge; /* HAKMEM_BACKGROUND_PURGE: start the purge thread */
 	size_t hugepage_collapse; /* HAKMEM_HUGEPAGE_COLLAPSE: MADV_COLLAPSE dense superslabs */
 	size_t purge_batch;	/* HAKMEM_PURGE_BATCH: process_madvise for page scans */
+	size_t grow_area;	/* HAKMEM_GROW_AREA: realloc growth in per-thread areas */
 };
 #define HAK_LIMIT_UNSET		((size_t)-1)
 extern struct hak_options __hak_opt;

@@ -50,6 +50,13 @@
  * mapping or mremap, so that is hours of nothing but system calls between
  * two reallocs of one block.)
  *
+ * Grow areas (lib/grow.c): a block that realloc moves past the L2.5 pool
+ * is placed in a slot of its thread's reserved area instead of a mapping
+ * of its own (entry->area), and grows there to HAK_GROW_SLOT with no
+ * system call; past it, it is copied out to a block of this file's usual
+ * kind (area_move_out). Free and usable size go through the registry as
+ * for any block; the area's functions are called with no shard lock held.
+ *
  * Lock order: shard lock -> meta_lock. No other lock is held with a shard.
  */
 #include <errno.h>
@@ -59,6 +66,7 @@
 #include <asm/atomic.h>
 #include <asm/processor.h>
 #include "init.h"
+#include "grow.h"
 #include "large.h"
 #include "lock.h"
 #include "meta.h"
@@ -79,6 +87,7 @@ struct large_ent {
 	size_t len;
 	size_t guard;		/* bytes of the guard page after it, or 0 */
 	struct large_ent *next;
+	bool area;		/* in a grow area's slot (lib/grow.c), not a mapping */
 };
 
 struct large_shard {
@@ -474,6 +483,59 @@ void *__hak_large_alloc(size_t n, size_t align, bool *zeroed)
 	ent_store(e->key, hak_vg_key(p));
 	ent_store(e->len, len);
 	e->guard = guard;
+	e->area = false;
+	ent_link(e);
+	return p;
+}
+
+/*
+ * A growth that adds at least this many fresh bytes lets BigCache unmap as
+ * many of its stale blocks (hak_bigcache_offset). Smaller ones (a chain of
+ * 1..256-byte steps grows page by page with mremap once nothing cached
+ * fits) would take the cache's lock for every page and find nothing stale.
+ */
+#define OFFSET_MIN	(64u << 10)
+
+/*
+ * Fresh pages counted for a grow area's block: stale cached blocks make
+ * room, as for a growth by mremap (the stock the chains' earlier growth
+ * took pieces of, before the areas, would otherwise stay whole).
+ */
+static void grow_offset(size_t fresh)
+{
+	if (fresh >= OFFSET_MIN)
+		hak_bigcache_offset(fresh);
+}
+
+/*
+ * A block that realloc moves out of the pool (or out of a small block)
+ * and will likely grow on: a slot of this thread's grow area, where it
+ * grows without system calls (lib/grow.c); else as __hak_large_alloc.
+ */
+void *__hak_large_alloc_grow(size_t n, bool *zeroed)
+{
+	struct large_ent *e;
+	size_t len, fresh;
+	void *p;
+
+	if (n > HAK_GROW_SLOT)
+		return __hak_large_alloc(n, HAK_OS_PAGE, zeroed);
+	len = large_len(n);
+	p = __hak_grow_take(len, &fresh);
+	if (!p)
+		return __hak_large_alloc(n, HAK_OS_PAGE, zeroed);
+	grow_offset(fresh);
+	e = ent_get(hak_vg_key(p), false);
+	if (!e) {
+		__hak_grow_free(p);
+		errno = ENOMEM;
+		return NULL;
+	}
+	*zeroed = false;
+	ent_store(e->key, hak_vg_key(p));
+	ent_store(e->len, len);
+	e->guard = 0;
+	e->area = true;
 	ent_link(e);
 	return p;
 }
@@ -485,6 +547,11 @@ bool __hak_large_free(void *p)
 
 	if (!e)
 		return false;
+	if (e->area) {
+		__hak_grow_free(p);
+		ent_put(e, false);
+		return true;
+	}
 	unmap = !cache_put(p, e->len, e->guard);
 	if (unmap)
 		unmap_block(p, e->len, e->guard);
@@ -494,7 +561,7 @@ bool __hak_large_free(void *p)
 
 size_t __hak_large_release_cache(void)
 {
-	return hak_bigcache_release();
+	return hak_bigcache_release() + __hak_grow_release();
 }
 
 /*
@@ -627,14 +694,6 @@ static enum move_result move_block(void *p, struct large_ent *e, void **q,
 }
 
 /*
- * A growth that adds at least this many fresh bytes lets BigCache unmap as
- * many of its stale blocks (hak_bigcache_offset). Smaller ones (a chain of
- * 1..256-byte steps grows page by page with mremap once nothing cached
- * fits) would take the cache's lock for every page and find nothing stale.
- */
-#define OFFSET_MIN	(64u << 10)
-
-/*
  * Growth that cannot extend in place, by a copy: into a cached block
  * (resident pages; fresh == false) or a new mapping (fresh == true, when
  * mremap failed: the block spans two mappings, EFAULT). Preferred to
@@ -694,6 +753,7 @@ link:
 	ent_store(f->key, hak_vg_key(q));
 	ent_store(f->len, got);
 	f->guard = guard;
+	f->area = false;
 	ent_link(f);
 	return q;
 }
@@ -778,10 +838,54 @@ static void *shrink_block(void *p, struct large_ent *e, size_t new_len)
 	return p;
 }
 
+/*
+ * A grow area's block (e, unlinked) that grows past its slot: copied into
+ * a resident cached block or a fresh mapping of at least half again its
+ * length (as grow_by_copy), its slot freed. NULL when neither can be had
+ * (e untouched). Its pages are copied, not moved: mremap would leave a
+ * hole in the area.
+ */
+static void *area_move_out(void *p, struct large_ent *e, size_t new_len)
+{
+	size_t got, guard = 0, want = large_len(e->len + e->len / 2);
+	struct large_ent *f;
+	bool zeroed, fresh = false;
+	void *q;
+
+	if (want < new_len)
+		want = new_len;
+	q = hak_bigcache_take_grow(want, &got, &zeroed);
+	if (!q) {
+		q = map_block(want, HAK_OS_PAGE, &guard);
+		got = want;
+		fresh = true;
+	}
+	if (!q)
+		return NULL;
+	f = ent_get(hak_vg_key(q), fresh);
+	if (!f) {
+		if (fresh || !cache_put(q, got, guard))
+			unmap_block(q, got, guard);
+		return NULL;
+	}
+	/* fresh pages: stale cached blocks make room, as for a growth by mremap */
+	if (fresh && got - e->len >= OFFSET_MIN)
+		hak_bigcache_offset(got - e->len);
+	memcpy(q, p, e->len);
+	__hak_grow_free(p);
+	ent_put(e, false);
+	ent_store(f->key, hak_vg_key(q));
+	ent_store(f->len, got);
+	f->guard = guard;
+	f->area = false;
+	ent_link(f);
+	return q;
+}
+
 void *__hak_large_resize(void *p, size_t n)
 {
 	struct large_ent *e;
-	size_t new_len;
+	size_t new_len, fresh;
 	void *q;
 
 	if (n > SIZE_MAX / 2)
@@ -791,7 +895,19 @@ void *__hak_large_resize(void *p, size_t n)
 	if (!e)
 		return NULL;
 	q = p;
-	if (new_len > e->len) {
+	if (e->area) {
+		/* in its slot, or out of it by a copy */
+		if (new_len > HAK_GROW_SLOT) {
+			q = area_move_out(p, e, new_len);
+			if (q)
+				return q;	/* e recycled */
+		} else if (__hak_grow_resize(p, e->len, new_len, &fresh)) {
+			ent_store(e->len, new_len);
+			grow_offset(fresh);
+		} else {
+			q = NULL;
+		}
+	} else if (new_len > e->len) {
 		/* The cached range right after p, a cached block, mremap. */
 		if (!grow_over_cache(p, e, new_len)) {
 			q = grow_by_copy(p, e, new_len, false);

@@ -17,6 +17,11 @@
 
 /* NULL with errno ENOMEM on failure. *zeroed tells whether it reads as 0. */
 void *__hak_large_alloc(size_t n, size_t align, bool *zeroed) __must_check;
+/*
+ * Same, for a block realloc moves to the large path as it grows: placed in
+ * a slot of the thread's grow area when it can (lib/grow.h).
+ */
+void *__hak_large_alloc_grow(size_t n, bool *zeroed) __must_check;
 /* false when p is not a registered large block. */
 bool __hak_large_free(void *p);
 /* Usable bytes of p, or 0 when p is not a registered large block. */
@@ -27,7 +32,10 @@ size_t __hak_large_usable(const void *p);
  */
 void *__hak_large_resize(void *p, size_t n) __must_check;
 
-/* Give mappings kept by the BigCache box back to the OS; bytes released. */
+/*
+ * Give mappings kept by the BigCache box, and the grow areas' free slots,
+ * back to the OS; bytes released.
+ */
 size_t __hak_large_release_cache(void);
 
 struct hak_large_stats {

@@ -134,6 +134,26 @@ void *__hak_os_map(size_t len)
 	return p;
 }
 
+/*
+ * Count len bytes of reserved address space as mapped (a grow area's slot,
+ * lib/grow.c): the memory limit and the fault-injection site HAK_OS_MAP
+ * see them as a mapping. false with errno ENOMEM when refused.
+ */
+bool __hak_os_commit(size_t len)
+{
+	if (fault_hit(HAK_OS_MAP) || !limit_allows(len)) {
+		errno = ENOMEM;
+		return false;
+	}
+	arch_fetch_add(&os_mapped, len);
+	return true;
+}
+
+void __hak_os_uncommit(size_t len)
+{
+	arch_fetch_add(&os_mapped, -len);
+}
+
 void *__hak_os_reserve(size_t len)
 {
 	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,

@@ -29,6 +29,13 @@ void *__hak_os_map_aligned(size_t len, size_t align) __must_check;
 void *__hak_os_reserve(size_t len) __must_check;
 void __hak_os_unmap(void *p, size_t len);
 /*
+ * Count len bytes of reserved address space as mapped, as __hak_os_map
+ * would (memory limit, fault injection): false with errno ENOMEM when
+ * refused. __hak_os_uncommit takes them off again (after a purge).
+ */
+bool __hak_os_commit(size_t len) __must_check;
+void __hak_os_uncommit(size_t len);
+/*
  * A stock of address space for mappings of one length, aligned to it (the
  * superslabs): refilled by one mmap of 1, 2, 4, ... up to
  * HAK_OS_STOCK_MAX pieces, handed out a piece at a time. Each piece counts

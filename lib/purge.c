@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <stdint.h>
 #include <asm/atomic.h>
+#include "grow.h"
 #include "heap.h"
 #include "init.h"
 #include "large.h"
@@ -52,6 +53,7 @@ size_t __hak_purge_decay(unsigned now)
 	done += __hak_heap_purge_idle(now, delay);
 	done += hak_bigcache_decay(now);
 	done += hak_l25_decay(now, delay);
+	done += __hak_grow_decay(now, delay);
 	arch_fetch_add(&nr_passes, 1UL);
 	if (done)
 		arch_fetch_add(&nr_decayed, done);

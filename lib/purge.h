@@ -4,7 +4,7 @@
  * (lib/limit.c).
  *
  * Every cache (free superslab pages, the L2.5 pool's free blocks, BigCache's
- * blocks) is purged once it has stayed unused for the purge delay
+ * blocks, the grow areas' free slots) is purged once it has stayed unused for the purge delay
  * (HAKMEM_PURGE_DELAY_MS, CONFIG_HAK_PURGE_DELAY_MS). The decay runs from
  * the allocator's slow paths (__hak_purge_tick: one coarse-clock read, and
  * a pass every quarter delay) and, with the background purge box, from its

@@ -15,6 +15,7 @@
 #include <hakmem/hakmem.h>
 #include "heap.h"
 #include "init.h"
+#include "grow.h"
 #include "large.h"
 #include "meta.h"
 #include "os.h"
@@ -125,6 +126,7 @@ struct layer_stats {
 	struct hak_purge_stats ps;
 	struct hak_bgpurge_stats bg;
 	struct hak_huge_stats hp;
+	struct hak_grow_stats gr;
 };
 
 static void layer_stats_get(struct layer_stats *m)
@@ -135,6 +137,7 @@ static void layer_stats_get(struct layer_stats *m)
 	__hak_purge_stats(&m->ps);
 	hak_bgpurge_stats(&m->bg);
 	hak_huge_stats(&m->hp);
+	__hak_grow_stats(&m->gr);
 }
 
 /*
@@ -145,7 +148,7 @@ static void layer_stats_get(struct layer_stats *m)
 static void __hak_stats_print_memory(int fd)
 {
 	struct layer_stats m;
-	char buf[1536];
+	char buf[2048];
 	int n;
 
 	layer_stats_get(&m);
@@ -154,7 +157,9 @@ static void __hak_stats_print_memory(int fd)
 		"  mid (L2.5)      %12zu bytes in use, %zu dirty, %zu purged (%zu at the size bound), "
 		"%zu shards, %zu lock waits, %zu remote frees\n"
 		"  large cache     %12zu bytes cached, %zu resident, %zu purges, %zu hits, "
-		"%zu misses, %zu splits, %zu merges, %zu shorter, %zu evictions, %zu offsets\n"
+"%zu misses, %zu splits, %zu merges, %zu shorter, %zu evictions, %zu offsets\n"
+		"  grow areas      %12zu (%zu blocks live, %zu bytes committed, %zu takes, %zu resizes, "
+		"%zu refused, %zu bytes purged)\n"
 		"  purge           %12zu ms delay, %zu passes, %zu bytes decayed\n"
 		"  memory limit    %12zu bytes%s, %zu purges near it, %zu retries\n"
 		"  background      %12s (%zu starts, %zu wakeups, %zu passes, %zu bytes)\n"
@@ -166,6 +171,8 @@ static void __hak_stats_print_memory(int fd)
 		m.l25.shards, m.l25.contended, m.l25.remote_frees,
 		m.bc.cached_bytes, m.bc.resident_bytes, m.bc.purges, m.bc.hits,
 		m.bc.misses, m.bc.splits, m.bc.merges, m.bc.shorter, m.bc.evictions, m.bc.offsets,
+		m.gr.areas, m.gr.live, m.gr.committed, m.gr.takes, m.gr.grows, m.gr.refused,
+		m.gr.purged,
 		m.ps.delay_ms, m.ps.passes, m.ps.decayed_bytes,
 		m.ps.limit, m.ps.limit_hard ? " (hard)" : "", m.ps.limit_purges, m.ps.retries,
 		m.bg.running ? "running" : IS_ENABLED(CONFIG_HAK_BACKGROUND_PURGE) ? "off" : "not built",
@@ -215,9 +222,11 @@ int __hak_malloc_info(int options, FILE *fp)
 		"<total type=\"cached\" count=\"%zu\" size=\"%zu\"/>\n"
 		"<total type=\"cached_resident\" size=\"%zu\"/>\n"
 		"<total type=\"purges\" count=\"%zu\"/>\n"
+		"<total type=\"grow_committed\" count=\"%zu\" size=\"%zu\"/>\n"
+		"<total type=\"grow_purged\" size=\"%zu\"/>\n"
 		"</heap>\n",
 		st.large_blocks, st.large_bytes, m.bc.cached_blocks, m.bc.cached_bytes,
-		m.bc.resident_bytes, m.bc.purges);
+		m.bc.resident_bytes, m.bc.purges, m.gr.live, m.gr.committed, m.gr.purged);
 	fprintf(fp, "<purge delay_ms=\"%zu\" passes=\"%zu\" decayed=\"%zu\" "
 		"limit=\"%zu\" hard=\"%zu\" limit_purges=\"%zu\" retries=\"%zu\" "
 		"background=\"%zu\" background_passes=\"%zu\" background_purged=\"%zu\"/>\n",

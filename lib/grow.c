@@ -1,0 +1,338 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Grow areas: address space reserved per thread for large blocks that
+ * realloc grows (lib/grow.h).
+ *
+ * Why: a chain of small increments past the L2.5 pool (string builders,
+ * vectors; realloc-chain) grew each large block with mremap, moved it
+ * into a fresh mapping or extended a cached neighbour: each of those calls
+ * takes the mmap lock for writing (and the VMA's lock), and at two threads
+ * the other thread's page faults slept on it (realloc-chain, 2 threads:
+ * 26-32 context switches a run, nearly all in lock_mm_and_find_vma or
+ * behind do_mremap's down_write; mimalloc, which commits in its own
+ * reserved arena, 1-3). Here a thread reserves one area of GROW_NSLOT
+ * slots of HAK_GROW_SLOT (1 MiB) bytes (one mmap with MAP_NORESERVE,
+ * advised MADV_NOHUGEPAGE so THP cannot fault 2 MiB at once over two
+ * slots, and so the area never merges with another mapping), and a block
+ * grows within its slot by a store: its new pages are faulted by the
+ * program's own writes, under the VMA's read lock, which no one here ever
+ * takes for writing. Past its slot a block is copied out to the usual
+ * large path with half again its length (lib/large.c).
+ *
+ * Accounting: a slot's dirty bytes (from its start: the most any block
+ * in it reached since it was last purged) are counted as mapped
+ * (__hak_os_commit: the memory limit and the fault-injection site
+ * HAK_OS_MAP see them); the rest of the area is address space only. A
+ * freed slot keeps its pages, stamped with the time, for the next block
+ * (the take prefers the free slot with the most dirty bytes); a free slot
+ * unused for the purge delay is purged with MADV_DONTNEED and uncounted,
+ * and malloc_trim, the memory limit and a failed allocation's retry purge
+ * every free slot at once.
+ *
+ * Ownership: an area is taken by one thread (owner), which places blocks
+ * in it; any thread frees or resizes the blocks (the large registry finds
+ * them), under the area's lock. At thread exit the area is given up with
+ * its live blocks, and the next thread that needs one takes it. Areas are
+ * never unmapped (at most GROW_MAX_AREAS; past that, and when an area is
+ * full, blocks go the usual large way). Under valgrind and with guard
+ * pages (hardened) there are no areas: a block's end must be followed by
+ * its guard, not by the rest of a slot.
+ *
+ * Lock order: areas_lock -> an area's lock -> nothing (the OS layer takes
+ * none). Called with no registry lock held.
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <asm/atomic.h>
+#include <asm/processor.h>
+#include "grow.h"
+#include "init.h"
+#include "lock.h"
+#include "os.h"
+#include "tcache.h"
+#include "boxes/hardened/hardened.h"
+#include "boxes/valgrind/valgrind_hooks.h"
+
+#define GROW_NSLOT	32
+#define GROW_AREA_LEN	(GROW_NSLOT * HAK_GROW_SLOT)
+#define GROW_MAX_AREAS	64
+
+struct grow_area {
+	struct hak_lock lock;
+	char *base;			/* set once, before nr_areas counts it */
+	int owner;			/* a thread places blocks here */
+	uint32_t used;			/* slots holding a block */
+	size_t dirty[GROW_NSLOT];	/* counted bytes from each slot's start */
+	unsigned stamp[GROW_NSLOT];	/* ms: when a free slot was freed */
+} __aligned(ARCH_CACHE_LINE);
+
+static struct grow_area areas[GROW_MAX_AREAS];
+static unsigned nr_areas;		/* atomic: areas with a base */
+static struct hak_lock areas_lock = HAK_LOCK_INIT;
+static size_t nr_takes, nr_grows, nr_refused, nr_purged;	/* atomic */
+static int grow_off;			/* atomic: no reservation possible */
+
+static __thread struct grow_area *my_area __attribute__((tls_model("initial-exec")));
+
+static bool grow_enabled(void)
+{
+	return __hak_opt.grow_area && !hak_hd_guard_len() && !hak_vg_running() &&
+	       !arch_load_relaxed(&grow_off);
+}
+
+/* An area for this thread: one given up by an exited thread, or a new one. */
+static struct grow_area *area_claim(void)
+{
+	struct grow_area *a = NULL;
+	unsigned i, n;
+	void *p;
+
+	hak_lock(&areas_lock);
+	n = arch_load_relaxed(&nr_areas);
+	for (i = 0; i < n; i++) {
+		if (!areas[i].owner) {
+			a = &areas[i];
+			a->owner = 1;
+			goto out;
+		}
+	}
+	if (n == GROW_MAX_AREAS)
+		goto out;
+	p = __hak_os_reserve(GROW_AREA_LEN);
+	if (!p) {
+		/* no address space (RLIMIT_AS): the usual large way from now on */
+		arch_store_relaxed(&grow_off, 1);
+		goto out;
+	}
+	/* THP would fault a whole 2 MiB slot on its first write */
+	(void)__hak_os_advise_huge(p, GROW_AREA_LEN, false);
+	a = &areas[n];
+	a->base = p;
+	a->owner = 1;
+	arch_store_release(&nr_areas, n + 1);
+out:
+	hak_unlock(&areas_lock);
+	return a;
+}
+
+/* The area and slot of p, a slot's start handed out here. */
+static struct grow_area *area_of(const void *p, unsigned *slot)
+{
+	unsigned i, n = arch_load_acquire(&nr_areas);
+	uintptr_t a = (uintptr_t)p;
+
+	for (i = 0; i < n; i++) {
+		uintptr_t b = (uintptr_t)areas[i].base;
+
+		if (a - b < GROW_AREA_LEN) {
+			*slot = (unsigned)((a - b) / HAK_GROW_SLOT);
+			return &areas[i];
+		}
+	}
+	__hak_report("grow area block %p not in any area", p);
+	abort();
+}
+
+/* The free slot with the most dirty bytes, or -1 when all are used. */
+static int slot_pick(struct grow_area *a)
+{
+	int best = -1;
+	unsigned i;
+
+	for (i = 0; i < GROW_NSLOT; i++) {
+		if (a->used & (1u << i))
+			continue;
+		if (best < 0 || a->dirty[i] > a->dirty[best])
+			best = (int)i;
+	}
+	return best;
+}
+
+void *__hak_grow_take(size_t len, size_t *fresh)
+{
+	struct grow_area *a = my_area;
+	void *p = NULL;
+	int s;
+
+	*fresh = 0;
+	if (len > HAK_GROW_SLOT || !grow_enabled())
+		return NULL;
+	if (!a) {
+		a = area_claim();
+		if (!a)
+			goto refused;
+		my_area = a;
+		/* give it up at thread exit, also without a small heap */
+		__hak_thread_register(&__hak_tc);
+	}
+	hak_lock(&a->lock);
+	s = slot_pick(a);
+	if (s >= 0 && (a->dirty[s] >= len || __hak_os_commit(len - a->dirty[s]))) {
+		if (a->dirty[s] < len) {
+			*fresh = len - a->dirty[s];
+			a->dirty[s] = len;
+		}
+		a->used |= 1u << s;
+		p = a->base + (size_t)s * HAK_GROW_SLOT;
+	}
+	hak_unlock(&a->lock);
+	if (p) {
+		arch_fetch_add(&nr_takes, 1UL);
+		return p;
+	}
+refused:
+	arch_fetch_add(&nr_refused, 1UL);
+	return NULL;
+}
+
+bool __hak_grow_resize(void *p, size_t old_len, size_t new_len, size_t *fresh)
+{
+	unsigned s;
+	struct grow_area *a = area_of(p, &s);
+	bool ok = true;
+	size_t d;
+
+	*fresh = 0;
+	hak_lock(&a->lock);
+	d = a->dirty[s];
+	if (new_len > d) {
+		ok = __hak_os_commit(new_len - d);
+		if (ok) {
+			*fresh = new_len - d;
+			a->dirty[s] = new_len;
+		}
+	} else if (new_len < old_len && d - new_len >= HAK_GROW_SLOT / 8 &&
+		   __hak_os_purge((char *)p + new_len, d - new_len)) {
+		/* a big shrink gives its tail back now, as munmap did */
+		__hak_os_uncommit(d - new_len);
+		a->dirty[s] = new_len;
+		arch_fetch_add(&nr_purged, d - new_len);
+	}
+	hak_unlock(&a->lock);
+	if (ok)
+		arch_fetch_add(&nr_grows, 1UL);
+	return ok;
+}
+
+void __hak_grow_free(void *p)
+{
+	unsigned s;
+	struct grow_area *a = area_of(p, &s);
+
+	hak_lock(&a->lock);
+	a->used &= ~(1u << s);
+	a->stamp[s] = __hak_now_ms();
+	hak_unlock(&a->lock);
+}
+
+/* Purge a's free slots freed at least delay ms before now (all: any). */
+static size_t area_purge(struct grow_area *a, unsigned now, unsigned delay, bool all)
+{
+	size_t done = 0;
+	unsigned i;
+
+	hak_lock(&a->lock);
+	for (i = 0; i < GROW_NSLOT; i++) {
+		size_t d = a->dirty[i];
+
+		if (!d || (a->used & (1u << i)))
+			continue;
+		if (!all && (int)(now - a->stamp[i]) < (int)delay)
+			continue;
+		if (!__hak_os_purge(a->base + (size_t)i * HAK_GROW_SLOT, d))
+			continue;
+		__hak_os_uncommit(d);
+		a->dirty[i] = 0;
+		done += d;
+	}
+	hak_unlock(&a->lock);
+	if (done)
+		arch_fetch_add(&nr_purged, done);
+	return done;
+}
+
+static size_t purge_areas(unsigned now, unsigned delay, bool all)
+{
+	unsigned i, n = arch_load_acquire(&nr_areas);
+	size_t done = 0;
+	int err = errno;
+
+	for (i = 0; i < n; i++)
+		done += area_purge(&areas[i], now, delay, all);
+	errno = err;
+	return done;
+}
+
+size_t __hak_grow_decay(unsigned now, unsigned delay)
+{
+	return purge_areas(now, delay, false);
+}
+
+size_t __hak_grow_release(void)
+{
+	return purge_areas(0, 0, true);
+}
+
+void __hak_grow_detach(void)
+{
+	struct grow_area *a = my_area;
+
+	if (!a)
+		return;
+	my_area = NULL;
+	hak_lock(&areas_lock);
+	a->owner = 0;
+	hak_unlock(&areas_lock);
+}
+
+void __hak_grow_stats(struct hak_grow_stats *st)
+{
+	unsigned i, n = arch_load_acquire(&nr_areas), k;
+
+	*st = (struct hak_grow_stats){ 0 };
+	st->areas = n;
+	for (i = 0; i < n; i++) {
+		hak_lock(&areas[i].lock);
+		st->live += (size_t)__builtin_popcount(areas[i].used);
+		for (k = 0; k < GROW_NSLOT; k++)
+			st->committed += areas[i].dirty[k];
+		hak_unlock(&areas[i].lock);
+	}
+	st->takes = arch_load_relaxed(&nr_takes);
+	st->grows = arch_load_relaxed(&nr_grows);
+	st->refused = arch_load_relaxed(&nr_refused);
+	st->purged = arch_load_relaxed(&nr_purged);
+}
+
+void __hak_grow_fork_prepare(void) __acquires(&areas_lock)
+{
+	unsigned i;
+
+	hak_lock(&areas_lock);
+	for (i = 0; i < GROW_MAX_AREAS; i++)
+		pthread_mutex_lock(&areas[i].lock.mu);
+}
+
+void __hak_grow_fork_parent(void) __releases(&areas_lock)
+{
+	unsigned i;
+
+	for (i = 0; i < GROW_MAX_AREAS; i++)
+		pthread_mutex_unlock(&areas[i].lock.mu);
+	hak_unlock(&areas_lock);
+}
+
+/* Only the forking thread exists in the child: every other area is free. */
+void __hak_grow_fork_child(void) __releases(&areas_lock)
+{
+	unsigned i;
+
+	__release(&areas_lock);
+	hak_lock_reinit(&areas_lock);
+	for (i = 0; i < GROW_MAX_AREAS; i++) {
+		hak_lock_reinit(&areas[i].lock);
+		if (&areas[i] != my_area)
+			areas[i].owner = 0;
+	}
+}

@@ -1,0 +1,285 @@
+// SPDX-License-Identifier: MIT
+/*
+ * grow_area: large blocks that realloc grows live in per-thread grow areas
+ * (lib/grow.c). A block that grows past the L2.5 pool (256 KiB) takes a
+ * slot of the thread's area and grows in it to the slot's length (1 MiB)
+ * without moving and
+ * without a new mapping; its contents survive every step, and past the
+ * slot it moves out. A freed slot (from any thread) is reused with its
+ * pages; an exited thread's area goes to the next thread; the slots' pages
+ * count as mapped (the memory limit refuses a growth past a hard limit,
+ * the block intact; fault injection reaches the commit); malloc_trim and
+ * the decay purge free slots (not resident after, no longer counted); a
+ * fork child frees the parent's blocks and grows its own. Without areas
+ * (guard pages, valgrind, HAKMEM_GROW_AREA=0) the same growth takes no
+ * slot.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include "core_test.h"
+#include "grow.h"
+#include "init.h"
+#include "large.h"
+#include "os.h"
+#include "boxes/hardened/hardened.h"
+#include "boxes/valgrind/valgrind_hooks.h"
+
+#define KIB	((size_t)1 << 10)
+#define MIB	((size_t)1 << 20)
+#define SLOT	HAK_GROW_SLOT
+
+static struct hak_grow_stats gs(void)
+{
+	struct hak_grow_stats s;
+
+	__hak_grow_stats(&s);
+	return s;
+}
+
+static unsigned char pat(size_t i)
+{
+	return (unsigned char)(i * 131u ^ (i >> 9));
+}
+
+static void fill(unsigned char *p, size_t from, size_t to)
+{
+	for (size_t i = from; i < to; i++)
+		p[i] = pat(i);
+}
+
+static int intact(const unsigned char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i] != pat(i))
+			return 0;
+	return 1;
+}
+
+/*
+ * A block grown from 16 KiB to n (at least 260 KiB) bytes by realloc,
+ * filled; NULL on failure. The first step goes straight past 256 KiB, so
+ * the block reaches the area also without the L2.5 pool (whose absence
+ * makes every block above 32 KiB a large block from its malloc on, which
+ * then grows the usual way).
+ */
+static unsigned char *chain(size_t n)
+{
+	unsigned char *p = malloc(16 * KIB), *q;
+	size_t sz = 16 * KIB;
+
+	if (!p)
+		return NULL;
+	fill(p, 0, sz);
+	while (sz < n) {
+		size_t to = sz == 16 * KIB ? 260 * KIB : sz + 64 * KIB < n ? sz + 64 * KIB : n;
+
+		q = realloc(p, to);
+		if (!q) {
+			free(p);
+			return NULL;
+		}
+		p = q;
+		fill(p, sz, to);
+		sz = to;
+	}
+	return p;
+}
+
+/* Resident pages of [p, p + len) (mincore). */
+static size_t resident(void *p, size_t len)
+{
+	static unsigned char vec[SLOT / 4096];
+	size_t n = len / 4096, r = 0;
+
+	if (mincore(p, len, vec))
+		return (size_t)-1;
+	for (size_t i = 0; i < n; i++)
+		r += vec[i] & 1;
+	return r;
+}
+
+static void *free_it(void *p)
+{
+	free(p);
+	return NULL;
+}
+
+static void *make_and_exit(void *arg)
+{
+	*(unsigned char **)arg = chain(400 * KIB);
+	return NULL;
+}
+
+int main(void)
+{
+	struct hak_grow_stats s0, s1;
+	struct hak_large_stats l0, l1;
+	unsigned char *p, *q, *slot;
+	size_t sz, m0, lim;
+	int moved, ok;
+	pthread_t t;
+
+	if (hak_hd_guard_len() || hak_vg_running()) {
+		tap_plan(1);
+		s0 = gs();
+		p = chain(600 * KIB);
+		s1 = gs();
+		tap_ok(p && intact(p, 600 * KIB) && s1.takes == s0.takes && !s1.areas,
+		       "guard pages or valgrind: no grow area, the block grew the usual way");
+		free(p);
+		tap_finish();
+	}
+	tap_plan(18);
+
+	/* 1-3: into a slot past the pool, then in place to the slot's end */
+	s0 = gs();
+	__hak_large_stats(&l0);
+	p = chain(300 * KIB);
+	s1 = gs();
+	tap_ok(p && intact(p, 300 * KIB) && s1.takes == s0.takes + 1 && s1.live == 1 &&
+	       s1.areas == 1, "a block grown past 256 KiB takes a slot of the thread's area");
+	slot = ct_launder(p);
+	moved = 0;
+	for (sz = 300 * KIB; p && sz < SLOT; ) {
+		size_t to = sz + 4 * KIB + 123 < SLOT ? sz + 4 * KIB + 123 : SLOT;
+
+		q = realloc(p, to);
+		if (!q)
+			break;
+		moved |= q != p;
+		p = q;
+		fill(p, sz, to);
+		sz = to;
+	}
+	__hak_large_stats(&l1);
+	tap_ok(sz == SLOT && !moved && p == slot && l1.maps == l0.maps &&
+	       l1.moves == l0.moves, "it grows in place to the slot's %zu KiB in 4 KiB steps, no mapping made",
+	       SLOT >> 10);
+	tap_ok(intact(p, sz), "its contents survive every step");
+
+	/* 4: past the slot it moves out, contents kept, slot freed */
+	q = realloc(p, SLOT + 1);
+	s1 = gs();
+	tap_ok(q && q != slot && intact(q, SLOT) && s1.live == 0 &&
+	       malloc_usable_size(q) >= SLOT + SLOT / 2,
+	       "past the slot it moves out with half again its length, contents kept, the slot free");
+	free(q);
+
+	/* 5: the freed slot is taken again with its pages (no new commit) */
+	s0 = gs();
+	p = chain(300 * KIB);
+	s1 = gs();
+	tap_ok(p == slot && s1.committed == s0.committed && resident(slot, 300 * KIB) == 75,
+	       "the next block takes the same slot, its pages resident, nothing counted anew");
+
+	/* 6: a free from another thread releases the slot */
+	ok = pthread_create(&t, NULL, free_it, p) == 0 && pthread_join(t, NULL) == 0;
+	s1 = gs();
+	tap_ok(ok && s1.live == 0, "another thread's free releases the slot");
+
+	/* 7: an exited thread's area goes to the next thread */
+	ok = pthread_create(&t, NULL, make_and_exit, &q) == 0 && pthread_join(t, NULL) == 0;
+	s0 = gs();
+	tap_ok(ok && q && intact(q, 400 * KIB) && s0.areas == 2 && s0.live == 1,
+	       "a second thread gets an area of its own");
+	ok = pthread_create(&t, NULL, make_and_exit, &p) == 0 && pthread_join(t, NULL) == 0;
+	s1 = gs();
+	tap_ok(ok && p && intact(p, 400 * KIB) && s1.areas == 2 && s1.live == 2 && p != q,
+	       "a third thread after it exited takes its area (still 2 areas), beside its live block");
+	free(p);
+	free(q);
+
+	/* 8-9: trim purges free slots: not resident, no longer counted */
+	p = chain(700 * KIB);
+	q = chain(900 * KIB);
+	slot = ct_launder(q);
+	free(q);
+	m0 = __hak_os_mapped();
+	s0 = gs();
+	malloc_trim(0);
+	s1 = gs();
+	tap_ok(resident(slot, 900 * KIB) == 0 && s1.committed <= s0.committed - 900 * KIB &&
+	       __hak_os_mapped() <= m0 - 900 * KIB,
+	       "malloc_trim purges a free slot (%zu -> %zu bytes committed)", s0.committed,
+	       s1.committed);
+	tap_ok(intact(p, 700 * KIB) && resident(p, 700 * KIB) == 175,
+	       "and leaves a live slot's pages alone");
+
+	/* 10-11: decay purges a free slot once it is older than the delay */
+	q = chain(SLOT / 2);
+	slot = ct_launder(q);
+	free(q);
+	tap_ok(__hak_grow_decay(__hak_now_ms(), 60000) == 0 && resident(slot, SLOT / 2) > 0,
+	       "decay leaves a slot freed less than the delay ago");
+	usleep(30000);
+	tap_ok(__hak_grow_decay(__hak_now_ms(), 20) >= SLOT / 2 && resident(slot, SLOT / 2) == 0,
+	       "and purges it once it is older");
+
+	/* 12-13: a hard memory limit refuses a growth past the slot's pages */
+	free(p);
+	malloc_trim(0);
+	p = chain(300 * KIB);
+	malloc_trim(0);		/* the pool's region the chain left: nothing to purge */
+	lim = __hak_os_limit();
+	__hak_os_set_limit(__hak_os_mapped() + 64 * KIB, true);
+	errno = 0;
+	q = ct_realloc(p, SLOT - 4 * KIB);
+	tap_ok(p && !q && errno == ENOMEM && intact(p, 300 * KIB),
+	       "past a hard limit the growth fails with ENOMEM, the block intact");
+	__hak_os_set_limit(lim, false);
+	q = realloc(p, SLOT - 4 * KIB);
+	tap_ok(q == p && intact(q, 300 * KIB), "with the limit lifted it grows in place");
+	free(q);
+
+	/* 14: fault injection reaches the slot's commit */
+	malloc_trim(0);
+	p = chain(300 * KIB);
+	sz = malloc_usable_size(p);
+	if (IS_ENABLED(CONFIG_HAK_FAULT_INJECT) && sz + sz / 2 <= SLOT) {
+		unsigned long f0 = hak_test_os_failed(HAK_OS_MAP);
+
+		hak_test_os_fail(HAK_OS_MAP, 0, 1);
+		q = realloc(p, sz + 4 * KIB);
+		tap_ok(q == p && hak_test_os_failed(HAK_OS_MAP) == f0 + 1 && intact(q, 300 * KIB),
+		       "an injected failure of the commit: realloc tries the exact size, in place");
+		p = q;
+	} else {
+		tap_skip("fault injection not built");
+	}
+
+	/* 15: a fork child frees the parent's block and grows its own */
+	fflush(stdout);
+	{
+		pid_t pid = fork();
+		int st = 0;
+
+		if (pid == 0) {
+			unsigned char *c;
+
+			free(p);
+			c = chain(SLOT * 3 / 4);
+			_exit(c && intact(c, SLOT * 3 / 4) && gs().live == 1 ? 0 : 1);
+		}
+		tap_ok(pid > 0 && waitpid(pid, &st, 0) == pid && WIFEXITED(st) &&
+		       WEXITSTATUS(st) == 0, "a fork child frees the parent's block and grows its own");
+	}
+	free(p);
+
+	/* 16: HAKMEM_GROW_AREA=0 */
+	__hak_opt.grow_area = 0;
+	s0 = gs();
+	p = chain(600 * KIB);
+	s1 = gs();
+	tap_ok(p && intact(p, 600 * KIB) && s1.takes == s0.takes && s1.live == 0,
+	       "with the areas off the block grows the usual way");
+	free(p);
+	__hak_opt.grow_area = 1;
+
+	/* 17: everything freed and trimmed: nothing left counted */
+	malloc_trim(0);
+	s1 = gs();
+	tap_ok(s1.live == 0 && s1.committed == 0, "all freed and trimmed: no slot live or counted");
+	tap_finish();
+}
