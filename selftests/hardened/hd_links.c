@@ -13,7 +13,8 @@
  * Also: a clean workload passes; zero-on-free (when configured) leaves a
  * freed block zeroed past its first two words; consecutive allocations
  * from a new slab are not in address order (each a random one of the 16
- * lowest blocks not yet cut).
+ * lowest blocks not yet cut); blocks freed in the order they came go home
+ * in address order (the spill sort).
  */
 #include <stdint.h>
 #include <string.h>
