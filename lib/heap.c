@@ -980,17 +980,37 @@ static void bin_trim(struct hak_heap *h, struct hak_tbin *b, uint32_t keep)
  * of the same program, the loads go down through memory and the hardware
  * fetches them ahead. The links are hot (the blocks were just freed):
  * insertion into an array of HAK_SPILL, in place when already in order.
+ *
+ * Only when the run is dense: blocks spread over more than
+ * HAK_SPILL_SORT_SPAN bytes lie on different pages whatever their order,
+ * so sorting them gives the refill's pops nothing to prefetch, and the
+ * insertion sort of a run freed in random order (larson's: about 2,400
+ * instructions a spill, a mispredicted branch per block) is pure cost. The
+ * span costs a compare and two conditional moves per block, read on the
+ * walk the cut makes anyway.
  */
+#define HAK_SPILL_SORT_SPAN	(64UL << 10)
+
 static void *spill_sorted(void *head)
 {
 	void *a[HAK_SPILL], *p = head;
-	uint32_t k = 0, j;
+	uintptr_t lo = UINTPTR_MAX, hi = 0;
+	uint32_t k = 0, i, j;
 
 	while (p && k < HAK_SPILL) {
-		void *q = p;
+		uintptr_t q = (uintptr_t)p;
 
 		p = __hak_link(p);
-		for (j = k++; j && (uintptr_t)a[j - 1] < (uintptr_t)q; j--)
+		a[k++] = (void *)q;
+		lo = q < lo ? q : lo;
+		hi = q > hi ? q : hi;
+	}
+	if (hi - lo > HAK_SPILL_SORT_SPAN)
+		return head;
+	for (i = 1; i < k; i++) {
+		void *q = a[i];
+
+		for (j = i; j && (uintptr_t)a[j - 1] < (uintptr_t)q; j--)
 			a[j] = a[j - 1];
 		a[j] = q;
 	}

@@ -13,7 +13,8 @@
  * Also: a clean workload passes; zero-on-free (when configured) leaves a
  * freed block zeroed past its first two words; consecutive allocations
  * from a new slab are not in address order (each a random one of the 16
- * lowest blocks not yet cut).
+ * lowest blocks not yet cut); blocks freed in the order they came go home
+ * in address order (the spill sort).
  */
 #include <stdint.h>
 #include <string.h>
@@ -21,6 +22,7 @@
 #include "tap.h"
 #include "child.h"
 #include "tcache.h"
+#include "superslab.h"
 
 static void *volatile stash;
 
@@ -90,6 +92,43 @@ static void clean(void *arg)
 	}
 }
 
+/*
+ * Blocks freed in the order they were handed out go home in address order
+ * (lib/heap.c, spill_sorted: a full bin's newest 32, when they lie within
+ * 64 KiB): their slabs' free lists run down through memory, where the
+ * random carve order alone leaves them going up and down about half the
+ * time. Walks the free list of every slab of the blocks (this thread owns
+ * them) and counts the links that go down; *pairs is how many were seen.
+ */
+static unsigned spill_order(unsigned *pairs)
+{
+	enum { N = 600 };
+	static char *v[N];
+	struct hak_slab *seen[64];
+	unsigned i, k, ns = 0, down = 0;
+
+	*pairs = 0;
+	for (i = 0; i < N; i++)
+		v[i] = malloc(320);
+	for (i = 0; i < N; i++)
+		free(v[i]);
+	for (i = 0; i < N; i++) {
+		struct hak_slab *sl = __hak_slab_head(__hak_page_of((uintptr_t)v[i]));
+		void *p;
+
+		for (k = 0; k < ns && seen[k] != sl; k++)
+			;
+		if (k < ns || ns == ARRAY_SIZE(seen))
+			continue;
+		seen[ns++] = sl;
+		for (p = sl->free; p && __hak_link(p); p = __hak_link(p)) {
+			down += (uintptr_t)__hak_link(p) < (uintptr_t)p;
+			(*pairs)++;
+		}
+	}
+	return down;
+}
+
 int main(void)
 {
 	static const size_t sizes[] = { 8, 4096 };
@@ -98,7 +137,7 @@ int main(void)
 	long steps[48];
 	char *v[64], *lo = NULL;
 
-	tap_plan(4 * ARRAY_SIZE(sizes) + 3);
+	tap_plan(4 * ARRAY_SIZE(sizes) + 4);
 	for (s = 0; s < ARRAY_SIZE(sizes); s++) {
 		struct job j = { sizes[s], 1 };
 
@@ -159,6 +198,14 @@ int main(void)
 	       "%u different steps, %u outside the window)", inorder, nsteps, far);
 	for (i = 0; i < 48; i++)
 		free(v[i]);
+
+	{
+		unsigned pairs, down = spill_order(&pairs);
+
+		tap_ok(pairs >= 300 && down * 10 >= pairs * 9,
+		       "blocks freed in the order they came go home in address order "
+		       "(%u of %u links in the slabs' free lists go down)", down, pairs);
+	}
 
 	if (IS_ENABLED(CONFIG_HAK_HARDENED_ZERO_ON_FREE)) {
 		size_t k, nz = 0;
