@@ -148,9 +148,22 @@ static int idle_release(long *before, long *after)
 	*before = rss_kib();
 	for (i = 0; i < N; i++)
 		free(v[i]);
-	usleep(1000 * 1000);		/* no allocator call while idle */
-	*after = rss_kib();
-	return *after + (N * SZ >> 10) / 2 < *before;
+	/*
+	 * No allocator call while idle (rss_kib_raw does not allocate). The
+	 * thread purges within two delays (1 s here); a loaded machine may
+	 * not run it in time (two helpers' runs at load 13+ missed the 1 s
+	 * mark), so wait up to 6 s in 0.1 s steps, the way
+	 * idle_thread_release does: what is asserted is that memory comes
+	 * back with no allocator call, not how fast the scheduler lets it.
+	 */
+	usleep(1000 * 1000);
+	for (i = 0; i < 50; i++) {
+		*after = rss_kib_raw();
+		if (*after + (N * SZ >> 10) / 2 < *before)
+			return 1;
+		usleep(100 * 1000);
+	}
+	return 0;
 }
 
 int main(int argc, char **argv)
@@ -200,7 +213,7 @@ int main(int argc, char **argv)
 	{
 		int released = idle_release(&before, &after);
 
-		tap_ok(released, "idle 1 s without allocator calls: RSS %ld -> %ld KiB",
+		tap_ok(released, "idle without allocator calls (1 s, 6 s at most): RSS %ld -> %ld KiB",
 		       before, after);
 	}
 	st = bg();
