@@ -1008,16 +1008,17 @@ static __noinline void *l25_alloc_slow(unsigned c, unsigned pages)
 /*
  * Fast path, about 20 instructions: pop the newest cached block of the
  * class (a cached block's region cannot go away), raise its span, mark
- * it live.
+ * it live; NULL when the class has none (no lock, no clock read: the
+ * core runs its purge tick only when this misses).
  */
-void *hak_l25_alloc(size_t n)
+void *hak_l25_alloc_cached(size_t n)
 {
 	unsigned c = class_of(n), pages = (unsigned)((n + 4095) >> 12);
 	struct l25_region *r;
 	uintptr_t e;
 
 	if (unlikely(!tc.n[c]))
-		return l25_alloc_slow(c, pages);
+		return NULL;
 	e = tc.blk[c][--tc.n[c]];
 	tc.bytes -= slot_size(c);
 	r = region_of(e);
@@ -1026,6 +1027,34 @@ void *hak_l25_alloc(size_t n)
 		r->span[e & 4095] = (uint16_t)pages;
 	arch_store_relaxed(&r->state[e & 4095], B_LIVE);
 	return (void *)(e & ~4095UL);
+}
+
+void *hak_l25_alloc(size_t n)
+{
+	void *p = hak_l25_alloc_cached(n);
+
+	if (likely(p))
+		return p;
+	return l25_alloc_slow(class_of(n), (unsigned)((n + 4095) >> 12));
+}
+
+/*
+ * With sh locked: the block at offset off of r is block *idx of sh in
+ * state want.
+ */
+static inline bool block_index(const struct l25_shard *sh, const struct l25_region *r,
+			       uintptr_t off, unsigned *idx, uint8_t want)
+{
+	unsigned i;
+
+	if (r->shard != sh || r->magic != L25_MAGIC || off < L25_HDR ||
+	    (off - L25_HDR) % r->stride)
+		return false;
+	i = (unsigned)((off - L25_HDR) / r->stride);
+	if (i >= r->nblocks || arch_load_relaxed(&r->state[i]) != want)
+		return false;
+	*idx = i;
+	return true;
 }
 
 /*
@@ -1044,17 +1073,12 @@ static struct l25_shard *lock_block(const void *p, unsigned *idx, uint8_t want,
 	if (!sh)
 		__hak_bad_free(p, what);
 	shard_lock(sh);
-	if (r->shard != sh || r->magic != L25_MAGIC || off < L25_HDR ||
-	    (off - L25_HDR) % r->stride)
-		goto bad;
-	i = (unsigned)((off - L25_HDR) / r->stride);
-	if (i >= r->nblocks || arch_load_relaxed(&r->state[i]) != want)
-		goto bad;
+	if (!block_index(sh, r, off, &i, want)) {
+		hak_unlock(&sh->lock);
+		__hak_bad_free(p, what);
+	}
 	*idx = i;
 	return sh;
-bad:
-	hak_unlock(&sh->lock);
-	__hak_bad_free(p, what);
 }
 
 /* remote_free(), first half: LIVE -> REMOTE and the bit; the old word. */
@@ -1168,15 +1192,52 @@ int __hak_l25_test_remote_free(void *p, int step)
 	return !old;
 }
 
+/*
+ * Give k cached blocks (entries e[]) back to their shards: one lock and
+ * one size-bound check per run of blocks of one shard (a whole flush is
+ * one run but after a growth of the shard count), where each block took
+ * its own before.
+ */
+static void cached_put(const uintptr_t *e, unsigned k, uint32_t now)
+{
+	static const char what[] = "corrupt L2.5 thread cache entry";
+	unsigned i, j = 0, t = my_tidx;
+
+	while (j < k) {
+		void *p = (void *)(e[j] & ~4095UL);
+		struct l25_region *r = region_of((uintptr_t)p);
+		struct l25_shard *sh = lock_block(p, &i, B_CACHED, what);
+		struct l25_region *rel;
+
+		for (;;) {
+			block_put(sh, r, i, now);
+			if (!t || &shards[shard_index(t)] != sh)
+				sh->remote_frees++;
+			if (++j == k)
+				break;
+			p = (void *)(e[j] & ~4095UL);
+			r = region_of((uintptr_t)p);
+			/* a cached block's region keeps its shard */
+			if (arch_load_relaxed(&r->shard) != sh)
+				break;
+			if (!block_index(sh, r, (uintptr_t)p - region_base(r), &i, B_CACHED)) {
+				hak_unlock(&sh->lock);
+				__hak_bad_free(p, what);
+			}
+		}
+		rel = shard_check(sh, now);
+		hak_unlock(&sh->lock);
+		if (unlikely(rel))
+			pool_put_list(rel, true);
+	}
+}
+
 /* Flush the oldest k cached blocks of class c to their shards. */
 static void tc_flush(unsigned c, unsigned k)
 {
-	unsigned j, n = tc.n[c];
-	uint32_t now = __hak_now_ms();
+	unsigned n = tc.n[c];
 
-	for (j = 0; j < k; j++)
-		shard_free((void *)(tc.blk[c][j] & ~4095UL), B_CACHED,
-			   "corrupt L2.5 thread cache entry", now);
+	cached_put(tc.blk[c], k, __hak_now_ms());
 	memmove(tc.blk[c], tc.blk[c] + k, (n - k) * sizeof(tc.blk[c][0]));
 	tc.n[c] = (uint8_t)(n - k);
 	tc.bytes -= (size_t)k * slot_size(c);
@@ -1242,11 +1303,15 @@ static inline bool region_mine(const struct l25_region *r)
  * a live block; another shard's block goes to it on the lock-free remote
  * path (remote_free), one of ours is marked cached and pushed; when the
  * class is full, its older half is flushed first. Over the byte cap, or
- * anything unusual (including every bad pointer), the locked path.
+ * anything unusual (including every bad pointer), the locked path. True
+ * only when p went into the cache and nothing else was done (no lock, no
+ * clock read): the core skips its purge tick then, as the small fast
+ * path does.
  */
-void hak_l25_free(void *p)
+bool hak_l25_free(void *p)
 {
 	struct l25_region *r = region_of((uintptr_t)p);
+	bool cached = true;
 	unsigned c;
 	int i;
 
@@ -1255,7 +1320,7 @@ void hak_l25_free(void *p)
 		goto slow;
 	if (unlikely(!region_mine(r))) {
 		if (remote_free(r, (unsigned)i))
-			return;
+			return false;
 		goto slow;
 	}
 	if (unlikely(tc.state != TC_ON))
@@ -1263,14 +1328,17 @@ void hak_l25_free(void *p)
 	c = r->cls;
 	if (unlikely(c >= L25_TC_NCLASS || tc.bytes + r->stride > L25_TC_BYTES))
 		goto slow;
-	if (unlikely(tc.n[c] == L25_TC_N))
+	if (unlikely(tc.n[c] == L25_TC_N)) {
 		tc_flush(c, (L25_TC_N + 1) / 2);
+		cached = false;
+	}
 	arch_store_relaxed(&r->state[i], B_CACHED);
 	tc.blk[c][tc.n[c]++] = (uintptr_t)p | (unsigned)i;
 	tc.bytes += r->stride;
-	return;
+	return cached;
 slow:
 	l25_free_slow(p);
+	return false;
 }
 
 size_t hak_l25_usable(const void *p)
