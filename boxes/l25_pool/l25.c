@@ -1039,25 +1039,6 @@ void *hak_l25_alloc(size_t n)
 }
 
 /*
- * With sh locked: the block at offset off of r is block *idx of sh in
- * state want.
- */
-static inline bool block_index(const struct l25_shard *sh, const struct l25_region *r,
-			       uintptr_t off, unsigned *idx, uint8_t want)
-{
-	unsigned i;
-
-	if (r->shard != sh || r->magic != L25_MAGIC || off < L25_HDR ||
-	    (off - L25_HDR) % r->stride)
-		return false;
-	i = (unsigned)((off - L25_HDR) / r->stride);
-	if (i >= r->nblocks || arch_load_relaxed(&r->state[i]) != want)
-		return false;
-	*idx = i;
-	return true;
-}
-
-/*
  * Lock the shard owning p's region and return it with the block index,
  * or report p: it must be the first byte of a live block.
  */
@@ -1073,12 +1054,17 @@ static struct l25_shard *lock_block(const void *p, unsigned *idx, uint8_t want,
 	if (!sh)
 		__hak_bad_free(p, what);
 	shard_lock(sh);
-	if (!block_index(sh, r, off, &i, want)) {
-		hak_unlock(&sh->lock);
-		__hak_bad_free(p, what);
-	}
+	if (r->shard != sh || r->magic != L25_MAGIC || off < L25_HDR ||
+	    (off - L25_HDR) % r->stride)
+		goto bad;
+	i = (unsigned)((off - L25_HDR) / r->stride);
+	if (i >= r->nblocks || arch_load_relaxed(&r->state[i]) != want)
+		goto bad;
 	*idx = i;
 	return sh;
+bad:
+	hak_unlock(&sh->lock);
+	__hak_bad_free(p, what);
 }
 
 /* remote_free(), first half: LIVE -> REMOTE and the bit; the old word. */
@@ -1192,52 +1178,15 @@ int __hak_l25_test_remote_free(void *p, int step)
 	return !old;
 }
 
-/*
- * Give k cached blocks (entries e[]) back to their shards: one lock and
- * one size-bound check per run of blocks of one shard (a whole flush is
- * one run but after a growth of the shard count), where each block took
- * its own before.
- */
-static void cached_put(const uintptr_t *e, unsigned k, uint32_t now)
-{
-	static const char what[] = "corrupt L2.5 thread cache entry";
-	unsigned i, j = 0, t = my_tidx;
-
-	while (j < k) {
-		void *p = (void *)(e[j] & ~4095UL);
-		struct l25_region *r = region_of((uintptr_t)p);
-		struct l25_shard *sh = lock_block(p, &i, B_CACHED, what);
-		struct l25_region *rel;
-
-		for (;;) {
-			block_put(sh, r, i, now);
-			if (!t || &shards[shard_index(t)] != sh)
-				sh->remote_frees++;
-			if (++j == k)
-				break;
-			p = (void *)(e[j] & ~4095UL);
-			r = region_of((uintptr_t)p);
-			/* a cached block's region keeps its shard */
-			if (arch_load_relaxed(&r->shard) != sh)
-				break;
-			if (!block_index(sh, r, (uintptr_t)p - region_base(r), &i, B_CACHED)) {
-				hak_unlock(&sh->lock);
-				__hak_bad_free(p, what);
-			}
-		}
-		rel = shard_check(sh, now);
-		hak_unlock(&sh->lock);
-		if (unlikely(rel))
-			pool_put_list(rel, true);
-	}
-}
-
 /* Flush the oldest k cached blocks of class c to their shards. */
 static void tc_flush(unsigned c, unsigned k)
 {
-	unsigned n = tc.n[c];
+	unsigned j, n = tc.n[c];
+	uint32_t now = __hak_now_ms();
 
-	cached_put(tc.blk[c], k, __hak_now_ms());
+	for (j = 0; j < k; j++)
+		shard_free((void *)(tc.blk[c][j] & ~4095UL), B_CACHED,
+			   "corrupt L2.5 thread cache entry", now);
 	memmove(tc.blk[c], tc.blk[c] + k, (n - k) * sizeof(tc.blk[c][0]));
 	tc.n[c] = (uint8_t)(n - k);
 	tc.bytes -= (size_t)k * slot_size(c);
