@@ -1008,16 +1008,17 @@ static __noinline void *l25_alloc_slow(unsigned c, unsigned pages)
 /*
  * Fast path, about 20 instructions: pop the newest cached block of the
  * class (a cached block's region cannot go away), raise its span, mark
- * it live.
+ * it live; NULL when the class has none (no lock, no clock read: the
+ * core runs its purge tick only when this misses).
  */
-void *hak_l25_alloc(size_t n)
+void *hak_l25_alloc_cached(size_t n)
 {
 	unsigned c = class_of(n), pages = (unsigned)((n + 4095) >> 12);
 	struct l25_region *r;
 	uintptr_t e;
 
 	if (unlikely(!tc.n[c]))
-		return l25_alloc_slow(c, pages);
+		return NULL;
 	e = tc.blk[c][--tc.n[c]];
 	tc.bytes -= slot_size(c);
 	r = region_of(e);
@@ -1026,6 +1027,15 @@ void *hak_l25_alloc(size_t n)
 		r->span[e & 4095] = (uint16_t)pages;
 	arch_store_relaxed(&r->state[e & 4095], B_LIVE);
 	return (void *)(e & ~4095UL);
+}
+
+void *hak_l25_alloc(size_t n)
+{
+	void *p = hak_l25_alloc_cached(n);
+
+	if (likely(p))
+		return p;
+	return l25_alloc_slow(class_of(n), (unsigned)((n + 4095) >> 12));
 }
 
 /*
@@ -1242,11 +1252,15 @@ static inline bool region_mine(const struct l25_region *r)
  * a live block; another shard's block goes to it on the lock-free remote
  * path (remote_free), one of ours is marked cached and pushed; when the
  * class is full, its older half is flushed first. Over the byte cap, or
- * anything unusual (including every bad pointer), the locked path.
+ * anything unusual (including every bad pointer), the locked path. True
+ * only when p went into the cache and nothing else was done (no lock, no
+ * clock read): the core skips its purge tick then, as the small fast
+ * path does.
  */
-void hak_l25_free(void *p)
+bool hak_l25_free(void *p)
 {
 	struct l25_region *r = region_of((uintptr_t)p);
+	bool cached = true;
 	unsigned c;
 	int i;
 
@@ -1255,7 +1269,7 @@ void hak_l25_free(void *p)
 		goto slow;
 	if (unlikely(!region_mine(r))) {
 		if (remote_free(r, (unsigned)i))
-			return;
+			return false;
 		goto slow;
 	}
 	if (unlikely(tc.state != TC_ON))
@@ -1263,14 +1277,17 @@ void hak_l25_free(void *p)
 	c = r->cls;
 	if (unlikely(c >= L25_TC_NCLASS || tc.bytes + r->stride > L25_TC_BYTES))
 		goto slow;
-	if (unlikely(tc.n[c] == L25_TC_N))
+	if (unlikely(tc.n[c] == L25_TC_N)) {
 		tc_flush(c, (L25_TC_N + 1) / 2);
+		cached = false;
+	}
 	arch_store_relaxed(&r->state[i], B_CACHED);
 	tc.blk[c][tc.n[c]++] = (uintptr_t)p | (unsigned)i;
 	tc.bytes += r->stride;
-	return;
+	return cached;
 slow:
 	l25_free_slow(p);
+	return false;
 }
 
 size_t hak_l25_usable(const void *p)

@@ -10,7 +10,12 @@
  *   hak_l25_wants(n)       n is in the pool's range (inline, constant-folded);
  *   hak_l25_alloc(n)       a block, or NULL with errno unchanged (the
  *                          caller retries after a purge, then sets ENOMEM);
- *   hak_l25_free(p)        p is in an L2.5 region: free it;
+ *   hak_l25_alloc_cached(n)  a block from the calling thread's cache, or
+ *                          NULL: no lock, no system call, no clock read;
+ *   hak_l25_free(p)        p is in an L2.5 region: free it; true when it
+ *                          only went into the thread cache (the same
+ *                          promise; the core's purge tick runs on every
+ *                          other mid-size free and allocation);
  *   hak_l25_usable(p)      usable bytes of p (in an L2.5 region): its
  *                          class (with the hardened box a guard page
  *                          follows it in its slot);
@@ -51,7 +56,8 @@ static __always_inline bool hak_l25_wants(size_t n)
 	return n > HAK_SMALL_MAX && n <= ((size_t)CONFIG_HAK_L25_MAX_KIB << 10);
 }
 void *hak_l25_alloc(size_t n);
-void hak_l25_free(void *p);
+void *hak_l25_alloc_cached(size_t n);
+bool hak_l25_free(void *p);
 size_t hak_l25_usable(const void *p);
 size_t hak_l25_release(void);
 size_t hak_l25_decay(unsigned now, unsigned delay);
@@ -72,7 +78,16 @@ static inline void *hak_l25_alloc(size_t n)
 	(void)n;
 	return NULL;
 }
-static inline void hak_l25_free(void *p) { (void)p; }
+static inline void *hak_l25_alloc_cached(size_t n)
+{
+	(void)n;
+	return NULL;
+}
+static inline bool hak_l25_free(void *p)
+{
+	(void)p;
+	return false;
+}
 static inline size_t hak_l25_usable(const void *p)
 {
 	(void)p;

@@ -11,6 +11,8 @@
  *    stay resident while other pool traffic runs within the purge
  *    delay, and are purged by the allocator calls after the delay, while
  *    the blocks in use meanwhile stay;
+ *  - delay with cached traffic only: the same purge a delay later when
+ *    every pool call after it is a thread-cache hit (no shard operation);
  *  - steady state: after a warm-up, 200,000 malloc/free pairs of random
  *    mid sizes (a fixed number of slots per class, random order) map and
  *    unmap nothing (region and OS-layer counters unchanged).
@@ -188,6 +190,49 @@ static void test_delay(void)
 	free(keep);
 }
 
+/*
+ * Blocks freed to the shard are purged a delay later even when all the
+ * pool traffic after it is thread-cache hits (one block freed and taken
+ * again): those skip the purge tick but one in 64, which must still run
+ * the decay pass.
+ */
+static void test_delay_cached(void)
+{
+	const unsigned delay = CONFIG_HAK_PURGE_DELAY_MS;
+	struct hak_l25_stats a, b, c;
+	void *p[NIDLE], *q;
+	int i;
+
+	malloc_trim(0);
+	for (i = 0; i < NIDLE; i++) {
+		p[i] = malloc(lt_opaque(100000));
+		memset(p[i], 2, 100000);
+	}
+	/* freed here: past the cache's bytes, into this thread's shard */
+	for (i = 0; i < NIDLE; i++)
+		free(p[i]);
+	q = malloc(lt_opaque(40000));
+	*(volatile char *)q = 1;
+	free(q);
+	hak_l25_stats(&a);
+	usleep((delay + delay / 2 + 30) * 1000);
+	for (i = 0; i < 1000; i++) {
+		q = malloc(lt_opaque(40000));
+		*(volatile char *)q = 1;
+		free(q);
+	}
+	hak_l25_stats(&b);
+	tap_ok(b.allocs == a.allocs && b.frees == a.frees,
+	       "1000 pairs after the delay all served by the thread cache "
+	       "(%zu shard allocs, %zu shard frees)", b.allocs - a.allocs, b.frees - a.frees);
+	hak_l25_stats(&c);
+	tap_ok(a.dirty_bytes >= NIDLE / 2 * 100000 &&
+	       c.purged_bytes - a.purged_bytes >= a.dirty_bytes,
+	       "and they purge what was freed to the shard a delay before: "
+	       "dirty %zu -> %zu KiB, %zu KiB purged", a.dirty_bytes >> 10,
+	       c.dirty_bytes >> 10, (c.purged_bytes - a.purged_bytes) >> 10);
+}
+
 static void test_steady(void)
 {
 	struct hak_l25_stats a, b;
@@ -221,6 +266,7 @@ int main(int argc, char **argv)
 	tap_plan(0);
 	test_burst();
 	test_delay();
+	test_delay_cached();
 	test_steady();
 	tap_finish();
 }
