@@ -64,7 +64,8 @@ struct grow_area {
 	int owner;			/* a thread places blocks here */
 	uint32_t used;			/* slots holding a block */
 	size_t dirty[GROW_NSLOT];	/* counted bytes from each slot's start */
-	unsigned stamp[GROW_NSLOT];	/* ms: when a free slot was freed */
+	size_t len[GROW_NSLOT];		/* a used slot's block length */
+	unsigned stamp[GROW_NSLOT];	/* ms: when a slot was freed or taken */
 } __aligned(ARCH_CACHE_LINE);
 
 static struct grow_area areas[GROW_MAX_AREAS];
@@ -174,6 +175,8 @@ void *__hak_grow_take(size_t len, size_t *fresh)
 			a->dirty[s] = len;
 		}
 		a->used |= 1u << s;
+		a->len[s] = len;
+		a->stamp[s] = __hak_now_ms();
 		p = a->base + (size_t)s * HAK_GROW_SLOT;
 	}
 	hak_unlock(&a->lock);
@@ -209,6 +212,8 @@ bool __hak_grow_resize(void *p, size_t old_len, size_t new_len, size_t *fresh)
 		a->dirty[s] = new_len;
 		arch_fetch_add(&nr_purged, d - new_len);
 	}
+	if (ok)
+		a->len[s] = new_len;
 	hak_unlock(&a->lock);
 	if (ok)
 		arch_fetch_add(&nr_grows, 1UL);
@@ -222,11 +227,21 @@ void __hak_grow_free(void *p)
 
 	hak_lock(&a->lock);
 	a->used &= ~(1u << s);
+	a->len[s] = 0;
 	a->stamp[s] = __hak_now_ms();
 	hak_unlock(&a->lock);
 }
 
-/* Purge a's free slots freed at least delay ms before now (all: any). */
+/*
+ * Purge a's free slots freed at least delay ms before now (all: any), and
+ * the dirty tail past the block of a used slot taken that long ago: a
+ * slot reused by a smaller block (the take prefers the dirtiest free
+ * slot) would otherwise keep up to a whole slot resident and counted for
+ * the block's life. A tail under an eighth of a slot stays (the shrink
+ * rule of __hak_grow_resize). The block's owner may be writing to it:
+ * only bytes past its length, which it may not touch, are purged, and
+ * its length changes only under the area's lock.
+ */
 static size_t area_purge(struct grow_area *a, unsigned now, unsigned delay, bool all)
 {
 	size_t done = 0;
@@ -234,17 +249,21 @@ static size_t area_purge(struct grow_area *a, unsigned now, unsigned delay, bool
 
 	hak_lock(&a->lock);
 	for (i = 0; i < GROW_NSLOT; i++) {
-		size_t d = a->dirty[i];
+		size_t d = a->dirty[i], keep = 0;
 
-		if (!d || (a->used & (1u << i)))
-			continue;
 		if (!all && (int)(now - a->stamp[i]) < (int)delay)
 			continue;
-		if (!__hak_os_purge(a->base + (size_t)i * HAK_GROW_SLOT, d))
+		if (a->used & (1u << i)) {
+			keep = HAK_ALIGN_UP(a->len[i], HAK_OS_PAGE);
+			if (d < keep + HAK_GROW_SLOT / 8)
+				continue;
+		}
+		if (!d || !__hak_os_purge(a->base + (size_t)i * HAK_GROW_SLOT + keep,
+					  d - keep))
 			continue;
-		__hak_os_uncommit(d);
-		a->dirty[i] = 0;
-		done += d;
+		__hak_os_uncommit(d - keep);
+		a->dirty[i] = keep;
+		done += d - keep;
 	}
 	hak_unlock(&a->lock);
 	if (done)

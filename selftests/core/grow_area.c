@@ -6,7 +6,8 @@
  * without moving and
  * without a new mapping; its contents survive every step, and past the
  * slot it moves out. A freed slot (from any thread) is reused with its
- * pages; an exited thread's area goes to the next thread; the slots' pages
+ * pages, and the tail past a smaller block that reused it is purged once
+ * the block has been there for the delay; an exited thread's area goes to the next thread; the slots' pages
  * count as mapped (the memory limit refuses a growth past a hard limit,
  * the block intact; fault injection reaches the commit); malloc_trim and
  * the decay purge free slots (not resident after, no longer counted); a
@@ -117,7 +118,7 @@ int main(void)
 	struct hak_grow_stats s0, s1;
 	struct hak_large_stats l0, l1;
 	unsigned char *p, *q, *slot;
-	size_t sz, m0, lim;
+	size_t sz, m0, lim, u;
 	int moved, ok;
 	pthread_t t;
 
@@ -131,7 +132,7 @@ int main(void)
 		free(p);
 		tap_finish();
 	}
-	tap_plan(18);
+	tap_plan(21);
 
 	/* 1-3: into a slot past the pool, then in place to the slot's end */
 	s0 = gs();
@@ -173,6 +174,28 @@ int main(void)
 	s1 = gs();
 	tap_ok(p == slot && s1.committed == s0.committed && resident(slot, 300 * KIB) == 75,
 	       "the next block takes the same slot, its pages resident, nothing counted anew");
+
+	/*
+	 * 5b: the slot's tail past that smaller block (the 1 MiB the last
+	 * block reached) is purged once the block has been there for the
+	 * delay; the block's own pages (its usable length) stay.
+	 */
+	u = malloc_usable_size(p);
+	s0 = gs();
+	tap_ok(u >= 300 * KIB && u <= SLOT - SLOT / 8 &&
+	       __hak_grow_decay(__hak_now_ms(), 60000) == 0 &&
+	       resident(slot + u, SLOT - u) == (SLOT - u) / 4096,
+	       "decay leaves the tail past a block taken less than the delay ago (block %zu KiB)",
+	       u / KIB);
+	usleep(30000);
+	tap_ok(__hak_grow_decay(__hak_now_ms(), 20) >= SLOT - u &&
+	       resident(slot + u, SLOT - u) == 0 && resident(slot, u) == u / 4096 &&
+	       intact(p, 300 * KIB) && gs().committed <= s0.committed - (SLOT - u),
+	       "and purges it once the block is older, the block's pages and contents kept");
+	q = realloc(p, 600 * KIB);
+	tap_ok(q == p && intact(q, 300 * KIB), "the block grows into the purged tail in place");
+	fill(q, 300 * KIB, 600 * KIB);
+	p = q;
 
 	/* 6: a free from another thread releases the slot */
 	ok = pthread_create(&t, NULL, free_it, p) == 0 && pthread_join(t, NULL) == 0;
