@@ -32,14 +32,20 @@
  * Ownership: an area is taken by one thread (owner), which places blocks
  * in it; any thread frees or resizes the blocks (the large registry finds
  * them), under the area's lock. At thread exit the area is given up with
- * its live blocks, and the next thread that needs one takes it. Areas are
- * never unmapped (at most GROW_MAX_AREAS; past that, and when an area is
- * full, blocks go the usual large way). Under valgrind and with guard
+ * its live blocks, and the next thread that needs one takes it. An area
+ * no thread owns and no block uses is unmapped by malloc_trim, the memory
+ * limit's purge-all and a failed allocation's retry (areas_give_back), and
+ * its index reserved again by a later claim (at most GROW_MAX_AREAS; past
+ * that, and when an area is full, blocks go the usual large way). A used
+ * slot's dirty tail past its block is purged like a free slot, once the
+ * block has been there for the delay. Under valgrind and with guard
  * pages (hardened) there are no areas: a block's end must be followed by
  * its guard, not by the rest of a slot.
  *
  * Lock order: areas_lock -> an area's lock -> nothing (the OS layer takes
- * none). Called with no registry lock held.
+ * none). Called with no registry lock held; the decay and the retry's
+ * purge come with the caller's heap entered (refill -> purge tick), the
+ * order the fork handlers keep too.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -60,7 +66,7 @@
 
 struct grow_area {
 	struct hak_lock lock;
-	char *base;			/* set once, before nr_areas counts it */
+	char *base;			/* atomic: NULL once given back (trim) */
 	int owner;			/* a thread places blocks here */
 	uint32_t used;			/* slots holding a block */
 	size_t dirty[GROW_NSLOT];	/* counted bytes from each slot's start */
@@ -69,9 +75,10 @@ struct grow_area {
 } __aligned(ARCH_CACHE_LINE);
 
 static struct grow_area areas[GROW_MAX_AREAS];
-static unsigned nr_areas;		/* atomic: areas with a base */
+static unsigned nr_areas;		/* atomic: areas ever used */
 static struct hak_lock areas_lock = HAK_LOCK_INIT;
 static size_t nr_takes, nr_grows, nr_refused, nr_purged;	/* atomic */
+static size_t nr_given_back;					/* atomic */
 static int grow_off;			/* atomic: no reservation possible */
 
 static __thread struct grow_area *my_area __attribute__((tls_model("initial-exec")));
@@ -92,26 +99,35 @@ static struct grow_area *area_claim(void)
 	hak_lock(&areas_lock);
 	n = arch_load_relaxed(&nr_areas);
 	for (i = 0; i < n; i++) {
-		if (!areas[i].owner) {
+		if (areas[i].owner)
+			continue;
+		if (arch_load_relaxed(&areas[i].base)) {
 			a = &areas[i];
-			a->owner = 1;
-			goto out;
+			goto own;
 		}
+		if (!a)
+			a = &areas[i];	/* given back: reserve it again */
 	}
-	if (n == GROW_MAX_AREAS)
+	if (!a && n == GROW_MAX_AREAS)
 		goto out;
 	p = __hak_os_reserve(GROW_AREA_LEN);
 	if (!p) {
 		/* no address space (RLIMIT_AS): the usual large way from now on */
 		arch_store_relaxed(&grow_off, 1);
+		a = NULL;
 		goto out;
 	}
 	/* THP would fault a whole 2 MiB slot on its first write */
 	(void)__hak_os_advise_huge(p, GROW_AREA_LEN, false);
-	a = &areas[n];
-	a->base = p;
+	if (!a) {
+		a = &areas[n];
+		arch_store_relaxed(&a->base, (char *)p);
+		arch_store_release(&nr_areas, n + 1);
+	} else {
+		arch_store_relaxed(&a->base, (char *)p);
+	}
+own:
 	a->owner = 1;
-	arch_store_release(&nr_areas, n + 1);
 out:
 	hak_unlock(&areas_lock);
 	return a;
@@ -124,9 +140,9 @@ static struct grow_area *area_of(const void *p, unsigned *slot)
 	uintptr_t a = (uintptr_t)p;
 
 	for (i = 0; i < n; i++) {
-		uintptr_t b = (uintptr_t)areas[i].base;
+		uintptr_t b = (uintptr_t)arch_load_relaxed(&areas[i].base);
 
-		if (a - b < GROW_AREA_LEN) {
+		if (b && a - b < GROW_AREA_LEN) {
 			*slot = (unsigned)((a - b) / HAK_GROW_SLOT);
 			return &areas[i];
 		}
@@ -288,9 +304,50 @@ size_t __hak_grow_decay(unsigned now, unsigned delay)
 	return purge_areas(now, delay, false);
 }
 
+/*
+ * Give the address space of areas no thread owns and no block uses back
+ * (malloc_trim, the memory limit's purge-all, a failed allocation's
+ * retry): an area is 32 MiB of a process's RLIMIT_AS and RLIMIT_DATA, and
+ * of its commit charge where overcommit is strict, so areas left by exited
+ * threads must not keep a later mapping from being made. A block is only
+ * ever placed in an owned area, so no lookup (area_of) can be looking for
+ * one of these; the slot index is reused, with a new reservation, by the
+ * next claim. Called after purge_areas(all): an area whose pages did not
+ * all go stays.
+ */
+static void areas_give_back(void)
+{
+	unsigned i, k, n = arch_load_acquire(&nr_areas);
+	size_t d;
+
+	hak_lock(&areas_lock);
+	for (i = 0; i < n; i++) {
+		struct grow_area *a = &areas[i];
+		char *b = arch_load_relaxed(&a->base);
+
+		if (!b || a->owner)
+			continue;
+		hak_lock(&a->lock);
+		for (d = 0, k = 0; k < GROW_NSLOT; k++)
+			d += a->dirty[k];
+		if (!a->used && !d) {
+			arch_store_relaxed(&a->base, (char *)NULL);
+			__hak_os_unreserve(b, GROW_AREA_LEN);
+			arch_fetch_add(&nr_given_back, 1UL);
+		}
+		hak_unlock(&a->lock);
+	}
+	hak_unlock(&areas_lock);
+}
+
 size_t __hak_grow_release(void)
 {
-	return purge_areas(0, 0, true);
+	size_t done = purge_areas(0, 0, true);
+	int err = errno;
+
+	areas_give_back();
+	errno = err;
+	return done;
 }
 
 void __hak_grow_detach(void)
@@ -310,9 +367,9 @@ void __hak_grow_stats(struct hak_grow_stats *st)
 	unsigned i, n = arch_load_acquire(&nr_areas), k;
 
 	*st = (struct hak_grow_stats){ 0 };
-	st->areas = n;
 	for (i = 0; i < n; i++) {
 		hak_lock(&areas[i].lock);
+		st->areas += !!arch_load_relaxed(&areas[i].base);
 		st->live += (size_t)__builtin_popcount(areas[i].used);
 		for (k = 0; k < GROW_NSLOT; k++)
 			st->committed += areas[i].dirty[k];

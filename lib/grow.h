@@ -51,7 +51,7 @@ size_t __hak_grow_release(void);
 void __hak_grow_detach(void);
 
 struct hak_grow_stats {
-	size_t areas;		/* areas reserved */
+	size_t areas;		/* areas reserved now (trim gives unused ones back) */
 	size_t live;		/* slots holding a block */
 	size_t committed;	/* bytes counted as mapped (live and free slots) */
 	size_t takes;		/* blocks placed in a slot */

@@ -162,6 +162,11 @@ void *__hak_os_reserve(size_t len)
 	return p == MAP_FAILED ? NULL : p;
 }
 
+void __hak_os_unreserve(void *p, size_t len)
+{
+	munmap(p, len);
+}
+
 /*
  * mmap len bytes aligned to align (a power of two past the page size);
  * NULL on failure. No accounting, limit or fault injection: the callers

@@ -27,6 +27,8 @@ void *__hak_os_map_aligned(size_t len, size_t align) __must_check;
  * touched pages become memory); NULL when the kernel refuses it.
  */
 void *__hak_os_reserve(size_t len) __must_check;
+/* Give back what __hak_os_reserve reserved (never counted as mapped). */
+void __hak_os_unreserve(void *p, size_t len);
 void __hak_os_unmap(void *p, size_t len);
 /*
  * Count len bytes of reserved address space as mapped, as __hak_os_map

@@ -158,8 +158,8 @@ static void __hak_stats_print_memory(int fd)
 		"%zu shards, %zu lock waits, %zu remote frees\n"
 		"  large cache     %12zu bytes cached, %zu resident, %zu purges, %zu hits, "
 "%zu misses, %zu splits, %zu merges, %zu shorter, %zu evictions, %zu offsets\n"
-		"  grow areas      %12zu (%zu blocks live, %zu bytes committed, %zu takes, %zu resizes, "
-		"%zu refused, %zu bytes purged)\n"
+		"  grow areas      %12zu bytes committed (%zu areas, %zu blocks live, %zu takes, "
+		"%zu resizes, %zu refused, %zu bytes purged)\n"
 		"  purge           %12zu ms delay, %zu passes, %zu bytes decayed\n"
 		"  memory limit    %12zu bytes%s, %zu purges near it, %zu retries\n"
 		"  background      %12s (%zu starts, %zu wakeups, %zu passes, %zu bytes)\n"
@@ -171,7 +171,7 @@ static void __hak_stats_print_memory(int fd)
 		m.l25.shards, m.l25.contended, m.l25.remote_frees,
 		m.bc.cached_bytes, m.bc.resident_bytes, m.bc.purges, m.bc.hits,
 		m.bc.misses, m.bc.splits, m.bc.merges, m.bc.shorter, m.bc.evictions, m.bc.offsets,
-		m.gr.areas, m.gr.live, m.gr.committed, m.gr.takes, m.gr.grows, m.gr.refused,
+		m.gr.committed, m.gr.areas, m.gr.live, m.gr.takes, m.gr.grows, m.gr.refused,
 		m.gr.purged,
 		m.ps.delay_ms, m.ps.passes, m.ps.decayed_bytes,
 		m.ps.limit, m.ps.limit_hard ? " (hard)" : "", m.ps.limit_purges, m.ps.retries,

@@ -10,7 +10,8 @@
  * the block has been there for the delay; an exited thread's area goes to the next thread; the slots' pages
  * count as mapped (the memory limit refuses a growth past a hard limit,
  * the block intact; fault injection reaches the commit); malloc_trim and
- * the decay purge free slots (not resident after, no longer counted); a
+ * the decay purge free slots (not resident after, no longer counted), and
+ * trim gives back an area no thread owns and no block uses; a
  * fork child frees the parent's blocks and grows its own. Without areas
  * (guard pages, valgrind, HAKMEM_GROW_AREA=0) the same growth takes no
  * slot.
@@ -132,7 +133,7 @@ int main(void)
 		free(p);
 		tap_finish();
 	}
-	tap_plan(21);
+	tap_plan(22);
 
 	/* 1-3: into a slot past the pool, then in place to the slot's end */
 	s0 = gs();
@@ -229,6 +230,9 @@ int main(void)
 	       s1.committed);
 	tap_ok(intact(p, 700 * KIB) && resident(p, 700 * KIB) == 175,
 	       "and leaves a live slot's pages alone");
+	tap_ok(s0.areas == 2 && s1.areas == 1,
+	       "and gives back the area of the exited threads, now unused (areas %zu -> %zu)",
+	       s0.areas, s1.areas);
 
 	/* 10-11: decay purges a free slot once it is older than the delay */
 	q = chain(SLOT / 2);
