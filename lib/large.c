@@ -694,6 +694,59 @@ static enum move_result move_block(void *p, struct large_ent *e, void **q,
 }
 
 /*
+ * The block a growth by copy of a block of old_len bytes to new_len goes
+ * to, with its entry: half again old_len or new_len bytes, whichever is
+ * more (a chain of small increments copies once per 50% of growth; *got:
+ * its length), a resident cached block unless *fresh, else (or,
+ * with map_on_miss, when the cache has none) a new mapping; *fresh says
+ * which it is. A new mapping's fresh pages make stale cached blocks room
+ * (hak_bigcache_offset), as a growth by mremap does. NULL when neither can
+ * be had.
+ */
+static void *copy_target(size_t old_len, size_t new_len, bool *fresh, bool map_on_miss,
+			 size_t *got, size_t *guard, struct large_ent **f)
+{
+	size_t want = large_len(old_len + old_len / 2);
+	bool zeroed;
+	void *q = NULL;
+
+	if (want < new_len)
+		want = new_len;
+	if (!*fresh) {
+		q = hak_bigcache_take_grow(want, got, &zeroed);
+		*guard = hak_hd_guard_len();
+		*fresh = !q && map_on_miss;
+	}
+	if (*fresh) {
+		*guard = 0;
+		q = map_block(want, HAK_OS_PAGE, guard);
+		*got = want;
+	}
+	if (!q)
+		return NULL;
+	*f = ent_get(hak_vg_key(q), *fresh);
+	if (!*f) {
+		if (*fresh || !cache_put(q, *got, *guard))
+			unmap_block(q, *got, *guard);
+		return NULL;
+	}
+	if (*fresh && *got - old_len >= OFFSET_MIN)
+		hak_bigcache_offset(*got - old_len);
+	return q;
+}
+
+/* Link f, the entry copy_target gave, as the block q of got bytes. */
+static void *link_moved(struct large_ent *f, void *q, size_t got, size_t guard)
+{
+	ent_store(f->key, hak_vg_key(q));
+	ent_store(f->len, got);
+	f->guard = guard;
+	f->area = false;
+	ent_link(f);
+	return q;
+}
+
+/*
  * Growth that cannot extend in place, by a copy: into a cached block
  * (resident pages; fresh == false) or a new mapping (fresh == true, when
  * mremap failed: the block spans two mappings, EFAULT). Preferred to
@@ -709,31 +762,15 @@ static enum move_result move_block(void *p, struct large_ent *e, void **q,
  */
 static void *grow_by_copy(void *p, struct large_ent *e, size_t new_len, bool fresh)
 {
-	size_t got = 0, guard = 0, want = large_len(e->len + e->len / 2);
+	size_t got = 0, guard = 0;
 	struct large_ent *f;
-	bool zeroed, unmap;
+	bool unmap;
 	void *q;
 
-	if (want < new_len)
-		want = new_len;
-	if (fresh) {
-		q = map_block(want, HAK_OS_PAGE, &guard);
-		got = want;
-	} else {
-		q = hak_bigcache_take_grow(want, &got, &zeroed);
-		guard = hak_hd_guard_len();
-	}
+	q = copy_target(e->len, new_len, &fresh, false, &got, &guard, &f);
 	if (!q)
 		return NULL;
-	f = ent_get(hak_vg_key(q), fresh);
-	if (!f) {
-		if (fresh || !cache_put(q, got, guard))
-			unmap_block(q, got, guard);
-		return NULL;
-	}
 	if (fresh) {
-		if (got - e->len >= OFFSET_MIN)
-			hak_bigcache_offset(got - e->len);
 		switch (move_block(p, e, &q, got, &guard)) {
 		case MOVED:
 			goto link;
@@ -750,12 +787,7 @@ static void *grow_by_copy(void *p, struct large_ent *e, size_t new_len, bool fre
 		unmap_block(p, e->len, e->guard);
 	ent_put(e, unmap);
 link:
-	ent_store(f->key, hak_vg_key(q));
-	ent_store(f->len, got);
-	f->guard = guard;
-	f->area = false;
-	ent_link(f);
-	return q;
+	return link_moved(f, q, got, guard);
 }
 
 /*
@@ -847,39 +879,18 @@ static void *shrink_block(void *p, struct large_ent *e, size_t new_len)
  */
 static void *area_move_out(void *p, struct large_ent *e, size_t new_len)
 {
-	size_t got, guard = 0, want = large_len(e->len + e->len / 2);
+	size_t got = 0, guard = 0;
 	struct large_ent *f;
-	bool zeroed, fresh = false;
+	bool fresh = false;
 	void *q;
 
-	if (want < new_len)
-		want = new_len;
-	q = hak_bigcache_take_grow(want, &got, &zeroed);
-	if (!q) {
-		q = map_block(want, HAK_OS_PAGE, &guard);
-		got = want;
-		fresh = true;
-	}
+	q = copy_target(e->len, new_len, &fresh, true, &got, &guard, &f);
 	if (!q)
 		return NULL;
-	f = ent_get(hak_vg_key(q), fresh);
-	if (!f) {
-		if (fresh || !cache_put(q, got, guard))
-			unmap_block(q, got, guard);
-		return NULL;
-	}
-	/* fresh pages: stale cached blocks make room, as for a growth by mremap */
-	if (fresh && got - e->len >= OFFSET_MIN)
-		hak_bigcache_offset(got - e->len);
 	memcpy(q, p, e->len);
 	__hak_grow_free(p);
 	ent_put(e, false);
-	ent_store(f->key, hak_vg_key(q));
-	ent_store(f->len, got);
-	f->guard = guard;
-	f->area = false;
-	ent_link(f);
-	return q;
+	return link_moved(f, q, got, guard);
 }
 
 void *__hak_large_resize(void *p, size_t n)
