@@ -78,7 +78,6 @@ static struct grow_area areas[GROW_MAX_AREAS];
 static unsigned nr_areas;		/* atomic: areas ever used */
 static struct hak_lock areas_lock = HAK_LOCK_INIT;
 static size_t nr_takes, nr_grows, nr_refused, nr_purged;	/* atomic */
-static size_t nr_given_back;					/* atomic */
 static int grow_off;			/* atomic: no reservation possible */
 
 static __thread struct grow_area *my_area __attribute__((tls_model("initial-exec")));
@@ -333,7 +332,6 @@ static void areas_give_back(void)
 		if (!a->used && !d) {
 			arch_store_relaxed(&a->base, (char *)NULL);
 			__hak_os_unreserve(b, GROW_AREA_LEN);
-			arch_fetch_add(&nr_given_back, 1UL);
 		}
 		hak_unlock(&a->lock);
 	}
