@@ -440,6 +440,20 @@ out:
 	return p;
 }
 
+/*
+ * Fill e in for the block p of len bytes (guard bytes after it; in a grow
+ * area or not) and link it: every way a block enters the registry.
+ */
+static void *link_block(struct large_ent *e, void *p, size_t len, size_t guard, bool area)
+{
+	ent_store(e->key, hak_vg_key(p));
+	ent_store(e->len, len);
+	e->guard = guard;
+	e->area = area;
+	ent_link(e);
+	return p;
+}
+
 void *__hak_large_alloc(size_t n, size_t align, bool *zeroed)
 {
 	struct large_ent *e;
@@ -480,12 +494,7 @@ void *__hak_large_alloc(size_t n, size_t align, bool *zeroed)
 		errno = ENOMEM;
 		return NULL;
 	}
-	ent_store(e->key, hak_vg_key(p));
-	ent_store(e->len, len);
-	e->guard = guard;
-	e->area = false;
-	ent_link(e);
-	return p;
+	return link_block(e, p, len, guard, false);
 }
 
 /*
@@ -532,12 +541,7 @@ void *__hak_large_alloc_grow(size_t n, bool *zeroed)
 		return NULL;
 	}
 	*zeroed = false;
-	ent_store(e->key, hak_vg_key(p));
-	ent_store(e->len, len);
-	e->guard = 0;
-	e->area = true;
-	ent_link(e);
-	return p;
+	return link_block(e, p, len, 0, true);
 }
 
 bool __hak_large_free(void *p)
@@ -735,17 +739,6 @@ static void *copy_target(size_t old_len, size_t new_len, bool *fresh, bool map_o
 	return q;
 }
 
-/* Link f, the entry copy_target gave, as the block q of got bytes. */
-static void *link_moved(struct large_ent *f, void *q, size_t got, size_t guard)
-{
-	ent_store(f->key, hak_vg_key(q));
-	ent_store(f->len, got);
-	f->guard = guard;
-	f->area = false;
-	ent_link(f);
-	return q;
-}
-
 /*
  * Growth that cannot extend in place, by a copy: into a cached block
  * (resident pages; fresh == false) or a new mapping (fresh == true, when
@@ -787,7 +780,7 @@ static void *grow_by_copy(void *p, struct large_ent *e, size_t new_len, bool fre
 		unmap_block(p, e->len, e->guard);
 	ent_put(e, unmap);
 link:
-	return link_moved(f, q, got, guard);
+	return link_block(f, q, got, guard, false);
 }
 
 /*
@@ -890,7 +883,7 @@ static void *area_move_out(void *p, struct large_ent *e, size_t new_len)
 	memcpy(q, p, e->len);
 	__hak_grow_free(p);
 	ent_put(e, false);
-	return link_moved(f, q, got, guard);
+	return link_block(f, q, got, guard, false);
 }
 
 void *__hak_large_resize(void *p, size_t n)
