@@ -337,10 +337,16 @@ void *__hak_calloc(size_t n, size_t size)
  */
 #define HAK_GROW_POOL_MAX	((size_t)256 << 10)
 
-/* Does a realloc from old to n bytes grow past the pool (above)? */
+/* Does a realloc from old to n bytes grow past the pool's growth maximum? */
+static inline bool realloc_grows_big(size_t old, size_t n)
+{
+	return n > old && n > HAK_GROW_POOL_MAX;
+}
+
+/* ... to a size the pool would serve, which it skips (above)? */
 static inline bool realloc_skips_pool(size_t old, size_t n)
 {
-	return n > old && n > HAK_GROW_POOL_MAX && hak_l25_wants(n);
+	return realloc_grows_big(old, n) && hak_l25_wants(n);
 }
 
 /*
@@ -350,7 +356,7 @@ static inline bool realloc_skips_pool(size_t old, size_t n)
  */
 static void *realloc_move(void *p, size_t old, size_t n)
 {
-	void *q = n > old && n > HAK_GROW_POOL_MAX ?
+	void *q = realloc_grows_big(old, n) ?
 		  hak_prof_big(large_alloc(n, HAK_OS_PAGE, false, true), n) : __hak_alloc(n);
 
 	if (!q)
