@@ -1477,6 +1477,33 @@ size_t __hak_heap_pages_purged(void)
 }
 
 /*
+ * Prefetch (for writing) the first line of every carved block of slab s,
+ * whose free list a refill has just taken whole: malloc will pop those
+ * blocks one by one, and each pop reads the link in the block's line, a
+ * dependent cold miss per block (the list was freed long ago, in the
+ * program's order), which holds retirement and serialises the pops.
+ * Issued here the lines come in together, as independent misses, and the
+ * pops find them in the L1 or L2. The refill calls it only when at least
+ * half the carved blocks are free, so at most two lines are fetched per
+ * block handed out (the other lines are live blocks'); a line of a live
+ * block costs a fetch, never a fault (prefetches do not fault).
+ * footprint at fixed work: Documentation/design.md, "The free path".
+ */
+static void slab_prefetch(const struct hak_slab *s, unsigned c)
+{
+	size_t step = __hak_class_stride(c);
+	uintptr_t q = __hak_slab_block(s, 0);
+	uintptr_t end = q + (uintptr_t)s->carved * step;
+
+	if (step < ARCH_CACHE_LINE) {
+		step = ARCH_CACHE_LINE;
+		q &= ~(uintptr_t)(ARCH_CACHE_LINE - 1);
+	}
+	for (; q < end; q += step)
+		arch_prefetchw((void *)q);
+}
+
+/*
  * Take up to want blocks of slab s onto *list; returns how many. Carved
  * blocks get the free mark of the bin they go to (mark), so a free of one
  * the program was never given is caught like a double free.
@@ -1510,6 +1537,8 @@ static uint32_t slab_take(struct hak_heap *h, struct hak_slab *s,
 		*list = s->free;
 		s->free = NULL;
 		*all = true;
+		if (2 * got >= s->carved)
+			slab_prefetch(s, c);
 	}
 	while (got < want && s->free) {
 		void *p = s->free;
