@@ -728,16 +728,11 @@ HAK_HIDDEN __thread uint32_t __hak_rf_tag __attribute__((tls_model("initial-exec
 static __thread uint32_t handover_skip __attribute__((tls_model("initial-exec")));
 static bool heap_handover(struct hak_tcache *tc, struct hak_heap *to) __noinline;
 
-/*
- * Has a thread found o idle (owner_idle(): this one, or another whose
- * finding o->idle_at records), with no refill of o since?
- */
+/* Is o the owner this thread found idle, still without a refill since? */
 static inline bool owner_seen_idle(const struct hak_heap *o)
 {
-	uint64_t r = arch_load_relaxed(&o->stats.refills);
-
-	return (o == rf_owner && rf_same >= HAK_IDLE_FREES && r == rf_refills) ||
-	       arch_load_relaxed(&o->idle_at) == r + 1;
+	return o == rf_owner && rf_same >= HAK_IDLE_FREES &&
+	       arch_load_relaxed(&o->stats.refills) == rf_refills;
 }
 
 /*
@@ -1733,25 +1728,10 @@ void *__hak_tcache_refill(uintptr_t ix)
  * waiting for a CPU does not, but its consumer never allocates.
  */
 
-static bool owner_idle(struct hak_heap *h)
+static bool owner_idle(const struct hak_heap *h)
 {
 	uint64_t r = arch_load_relaxed(&h->stats.refills);
 
-	/*
-	 * Found idle by some thread and no refill since (idle_at): idle for
-	 * this one too at once. Without it a thread whose frees alternate
-	 * between owners (a successor freeing a table that holds both its
-	 * predecessor's and the sleeping main thread's blocks) never counted
-	 * HAK_IDLE_FREES frees to one owner in a row, and sent every block of
-	 * the idle one home, where nobody collects it.
-	 */
-	if (arch_load_relaxed(&h->idle_at) == r + 1) {
-		rf_owner = h;
-		rf_refills = r;
-		rf_same = HAK_IDLE_FREES;
-		__hak_rf_tag = h->tag;
-		return true;
-	}
 	if (h != rf_owner || r != rf_refills) {
 		rf_owner = (struct hak_heap *)h;
 		rf_refills = r;
@@ -1763,7 +1743,6 @@ static bool owner_idle(struct hak_heap *h)
 		rf_same++;
 	if (rf_same < HAK_IDLE_FREES)
 		return false;
-	arch_store_relaxed(&h->idle_at, r + 1);
 	__hak_rf_tag = h->tag;
 	return true;
 }

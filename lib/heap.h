@@ -68,12 +68,6 @@ struct hak_heap {
 	 * them may sit where this heap cannot look (suspects).
 	 */
 	int lent;
-	/*
-	 * atomic: 1 + this heap's refill count when a freeing thread found
-	 * it idle (owner_idle(), lib/heap.c), 0 if never; it counts as idle
-	 * for every thread while its refill count has not moved since.
-	 */
-	uint64_t idle_at;
 	unsigned depth;			/* owner's nesting of scan_lk */
 	unsigned active_ms;		/* atomic: the owner's last purge tick, or detach */
 	unsigned bin_pass_ms;		/* last idle-bin check (owner) */
