@@ -222,7 +222,24 @@ void *__hak_alloc_big(size_t n)
 void __hak_free_slow(void *p)
 {
 	uintptr_t a = (uintptr_t)p;
+	uint32_t rf = __hak_rf_tag;
 
+	/*
+	 * A block of the idle owner this thread caches (below): the page-map
+	 * entry with that owner's tag proves it a block of that heap's slab
+	 * exactly as the fast path's entry proves one of ours (the push then
+	 * checks the boundary and the mark as the fast path does), so neither
+	 * the registry nor the superslab's page line is read: the first
+	 * generation of larson's lanes frees such blocks at most of its frees.
+	 */
+	if (rf) {
+		uintptr_t e, key;
+
+		if (likely(__hak_pm_load(a, &e, &key)) && (e >> 8) == rf) {
+			__hak_tcache_push_ix(__hak_tc_tls(), p, __hak_block_ix(a, e & 0xff), key);
+			return;
+		}
+	}
 	if (__hak_ss_owns(a)) {
 		unsigned c = __hak_block_class(a);
 		unsigned o = __hak_block_owner(a);

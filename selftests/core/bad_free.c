@@ -39,6 +39,9 @@
  *                  B's next slow path (here its exit) settles it
  *     third-owner  the same, with this thread (p's owner) freeing p
  *                  again instead of C
+ *     cacher       thread B frees 300 blocks of this thread's (idle to B,
+ *                  which then takes the idle owner's blocks by their
+ *                  page-map entry, lib/alloc.c), then p, then p again
  *     adopted      a thread frees p and exits; a thread on a stack of its
  *                  own (so its thread cache lies elsewhere in TLS) adopts
  *                  the exited thread's heap and frees p
@@ -257,6 +260,7 @@ static void k_run_owner(size_t n, int bad)
 struct third {
 	void **v;
 	unsigned k;
+	int bad;			/* k_cacher: B frees p twice */
 	pthread_barrier_t bar;
 };
 
@@ -297,6 +301,40 @@ static void third(size_t n, int bad, int owner)
 		free_in_thread(stash);
 	pthread_barrier_wait(&t.bar);
 	pthread_join(b, NULL);
+	malloc_trim(0);
+}
+
+/* k_cacher's thread B: finds this thread idle, then frees p (twice). */
+static void *cacher_twice(void *arg)
+{
+	struct third *t = arg;
+	unsigned i;
+
+	free(launder(malloc(1000)));	/* a thread that allocates caches */
+	for (i = 0; i < t->k; i++)
+		free(t->v[i]);
+	*shared = (uintptr_t)stash;
+	free(launder(stash));
+	if (t->bad)
+		free(launder(stash));
+	return NULL;
+}
+
+static void k_cacher(size_t n, int bad)
+{
+	struct third t = { .k = n > 65536 ? 24 : 300, .bad = bad };
+	pthread_t b;
+	unsigned i;
+
+	t.v = mmap(NULL, t.k * sizeof(void *), PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (t.v == MAP_FAILED)
+		tap_bail("k_cacher: %s", strerror(errno));
+	for (i = 0; i < t.k; i++)
+		t.v[i] = malloc(n);
+	stash = malloc(n);
+	if (pthread_create(&b, NULL, cacher_twice, &t) || pthread_join(b, NULL))
+		tap_bail("k_cacher: pthread");
 	malloc_trim(0);
 }
 
@@ -459,6 +497,7 @@ static const struct kind kinds[] = {
 	{ "double free by the owner of a block in another thread's run", k_run_owner },
 	{ "double free of a block in a third thread's cache", k_third },
 	{ "double free by the owner of a block in another thread's cache", k_third_owner },
+	{ "double free by a thread caching an idle owner's blocks", k_cacher },
 	{ "double free by the thread that adopted the freeing thread's heap", k_adopted },
 	{ "double free by an adopting thread, after trim", k_adopted_trim },
 	{ "invalid free, interior pointer", k_interior },
