@@ -85,8 +85,12 @@ struct grow_area {
 	size_t dirty[GROW_NSLOT];	/* counted bytes from each slot's start */
 	size_t len[GROW_NSLOT];		/* a used slot's block length */
 	unsigned stamp[GROW_NSLOT];	/* ms: when a slot was freed or taken */
-	/* guard pages (hardened): offset of slot i's guard page, GUARD_NONE */
-	size_t guard[GROW_NSLOT];
+	/*
+	 * Guard pages (hardened): offsets of slot i's guard pages, GUARD_NONE
+	 * for none: its block's (or its last block's) and at most one more
+	 * past it, left by a longer block before.
+	 */
+	size_t guard[GROW_NSLOT], stray[GROW_NSLOT];
 	uint32_t dead;			/* slots a failed guard call left unusable */
 } __aligned(ARCH_CACHE_LINE);
 
@@ -112,27 +116,60 @@ static bool grow_enabled(void)
 
 /*
  * Hardened: slot s's guard page (a's lock held) moved to len, its block's
- * length: the old one made read-write (it may be inside the block now),
- * the page at len made a guard (the kernel frees it if it was resident).
- * No call when it is there already, else two (one for a slot's first).
- * The rest of the slot past the guard stays as it was, its pages kept for
- * the block's growth. A failed call may leave a guard where the slot's
- * next block would be: the slot is never used again (false).
+ * length: guards now inside the block are made read-write, the page at
+ * len made a guard unless it is one (the kernel frees it if it was
+ * resident). A guard past len stays (the next growth may end right at
+ * it: a call saved twice); of two past len the farther goes. The rest of
+ * the slot keeps its pages for the block's growth. A failed call may
+ * leave a guard where the slot's next block would be: the slot is never
+ * used again (false).
  */
 static bool slot_guard_at(struct grow_area *a, unsigned s, size_t len)
 {
 	char *slot = a->base + (size_t)s * GROW_STRIDE;
-	size_t g = a->guard[s];
+	size_t g[2] = { a->guard[s], a->stray[s] };
+	size_t past = GUARD_NONE, far = GUARD_NONE;
+	bool there = false;
+	unsigned i;
 
-	if (g == len)
-		return true;
-	if ((g != GUARD_NONE && !__hak_os_unguard(slot + g, HAK_HD_GUARD_PAGE)) ||
-	    !__hak_os_guard(slot + len, HAK_HD_GUARD_PAGE)) {
-		a->dead |= 1u << s;
-		return false;
+	for (i = 0; i < 2; i++) {
+		if (g[i] == GUARD_NONE)
+			continue;
+		if (g[i] < len) {
+			/* inside the block now */
+			if (!__hak_os_unguard(slot + g[i], HAK_HD_GUARD_PAGE))
+				goto dead;
+		} else if (g[i] == len) {
+			there = true;
+		} else if (past == GUARD_NONE) {
+			past = g[i];
+		} else if (g[i] < past) {
+			far = past;
+			past = g[i];
+		} else {
+			far = g[i];
+		}
 	}
+	if (!there && !__hak_os_guard(slot + len, HAK_HD_GUARD_PAGE))
+		goto dead;
+	if (far != GUARD_NONE && !__hak_os_unguard(slot + far, HAK_HD_GUARD_PAGE))
+		goto dead;
 	a->guard[s] = len;
+	a->stray[s] = past;
 	return true;
+dead:
+	a->dead |= 1u << s;
+	return false;
+}
+
+/* A guard page of free or resized slot s at an offset in [lo, hi], else GUARD_NONE. */
+static size_t slot_fit(const struct grow_area *a, unsigned s, size_t lo, size_t hi)
+{
+	if (a->guard[s] >= lo && a->guard[s] <= hi)
+		return a->guard[s];
+	if (a->stray[s] >= lo && a->stray[s] <= hi)
+		return a->stray[s];
+	return GUARD_NONE;
 }
 
 /* An area for this thread: one given up by an exited thread, or a new one. */
@@ -170,7 +207,7 @@ static struct grow_area *area_claim(void)
 	if (fresh)
 		a = &areas[n];
 	for (i = 0; i < GROW_NSLOT; i++)
-		a->guard[i] = GUARD_NONE;
+		a->guard[i] = a->stray[i] = GUARD_NONE;
 	a->dead = 0;
 	arch_store_relaxed(&a->base, (char *)p);
 	if (fresh)
@@ -215,8 +252,8 @@ static int slot_pick(struct grow_area *a, size_t len)
 			continue;
 		if (best < 0 || a->dirty[i] > a->dirty[best])
 			best = (int)i;
-		if (hak_hd_guard_len() && a->guard[i] != GUARD_NONE && a->guard[i] >= len &&
-		    a->guard[i] <= len + len / 4 && (fit < 0 || a->dirty[i] > a->dirty[fit]))
+		if (hak_hd_guard_len() && slot_fit(a, i, len, len + len / 4) != GUARD_NONE &&
+		    (fit < 0 || a->dirty[i] > a->dirty[fit]))
 			fit = (int)i;
 	}
 	return fit >= 0 ? fit : best;
@@ -249,9 +286,9 @@ void *__hak_grow_take(size_t *lenp, size_t *fresh)
 	 * its usable size, and a take's request already has half again the
 	 * size realloc moves.
 	 */
-	if (hak_hd_guard_len() && s >= 0 && a->guard[s] != GUARD_NONE &&
-	    a->guard[s] >= len && a->guard[s] <= len + len / 4)
-		len = a->guard[s];
+	if (hak_hd_guard_len() && s >= 0 &&
+	    slot_fit(a, (unsigned)s, len, len + len / 4) != GUARD_NONE)
+		len = slot_fit(a, (unsigned)s, len, len + len / 4);
 	if (s >= 0 && (a->dirty[s] >= len || __hak_os_commit(len - a->dirty[s]))) {
 		if (hak_hd_guard_len() && !slot_guard_at(a, (unsigned)s, len)) {
 			if (a->dirty[s] < len)
@@ -289,16 +326,21 @@ bool __hak_grow_resize(void *p, size_t old_len, size_t *lenp, size_t *fresh)
 	*fresh = 0;
 	if (new_len > HAK_GROW_SLOT)
 		return false;
-	/*
-	 * Hardened: each resize moves the guard (two calls), so a growth is
-	 * given up to twice the old length (realloc already asks half again):
-	 * fewer resizes, and the block stays over half used, as realloc keeps
-	 * it. The pages past what the program writes cost nothing until then.
-	 */
-	if (hak_hd_guard_len() && new_len > old_len && new_len < 2 * old_len - HAK_OS_PAGE)
-		new_len = 2 * old_len - HAK_OS_PAGE < HAK_GROW_SLOT ?
-			  2 * old_len - HAK_OS_PAGE : HAK_GROW_SLOT;
 	hak_lock(&a->lock);
+	/*
+	 * Hardened: a resize moves the guard (two calls), so a growth is
+	 * given up to twice the old length (realloc already asks half again;
+	 * the block stays over half used, as realloc keeps it), or to a guard
+	 * already there short of that (one call). Pages past what the
+	 * program writes cost nothing until it does.
+	 */
+	if (hak_hd_guard_len() && new_len > old_len) {
+		size_t most = 2 * old_len - HAK_OS_PAGE < HAK_GROW_SLOT ?
+			      2 * old_len - HAK_OS_PAGE : HAK_GROW_SLOT;
+		size_t at = slot_fit(a, s, new_len, most);
+
+		new_len = at != GUARD_NONE ? at : new_len > most ? new_len : most;
+	}
 	d = a->dirty[s];
 	if (new_len > d) {
 		ok = __hak_os_commit(new_len - d);
