@@ -38,9 +38,19 @@
  * its index reserved again by a later claim (at most GROW_MAX_AREAS; past
  * that, and when an area is full, blocks go the usual large way). A used
  * slot's dirty tail past its block is purged like a free slot, once the
- * block has been there for the delay. Under valgrind and with guard
- * pages (hardened) there are no areas: a block's end must be followed by
- * its guard, not by the rest of a slot.
+ * block has been there for the delay. Under valgrind there are no areas.
+ *
+ * Guard pages (hardened, where guards are page-table markers): a slot is
+ * a page longer (GROW_STRIDE), and the page right after its block is a
+ * guard, so an overflow off the block's end faults as it does off any
+ * large block's. A resize moves the guard (MADV_GUARD_REMOVE of the old
+ * page, now inside the block or past it, MADV_GUARD_INSTALL at the new
+ * end: two calls), so a growth is given up to twice the old length; the
+ * rest of the slot keeps its pages for the growth, as without guards. A
+ * free leaves the guard where it is, and a take prefers a free slot whose
+ * guard is up to a quarter past the request, whose length the block then
+ * gets: no call. With mprotect guards (kernels before 6.13) each guard
+ * would split the area's mapping: no areas then, as before.
  *
  * Lock order: areas_lock -> an area's lock -> nothing (the OS layer takes
  * none). Called with no registry lock held; the decay and the retry's
@@ -61,8 +71,11 @@
 #include "boxes/valgrind/valgrind_hooks.h"
 
 #define GROW_NSLOT	32
-#define GROW_AREA_LEN	(GROW_NSLOT * HAK_GROW_SLOT)
+/* with guard pages a slot also holds the guard after a block of a whole slot */
+#define GROW_STRIDE	(HAK_GROW_SLOT + hak_hd_guard_len())
+#define GROW_AREA_LEN	(GROW_NSLOT * GROW_STRIDE)
 #define GROW_MAX_AREAS	64
+#define GUARD_NONE	SIZE_MAX	/* no guard page in the slot */
 
 struct grow_area {
 	struct hak_lock lock;
@@ -72,6 +85,13 @@ struct grow_area {
 	size_t dirty[GROW_NSLOT];	/* counted bytes from each slot's start */
 	size_t len[GROW_NSLOT];		/* a used slot's block length */
 	unsigned stamp[GROW_NSLOT];	/* ms: when a slot was freed or taken */
+	/*
+	 * Guard pages (hardened): offsets of slot i's guard pages, GUARD_NONE
+	 * for none: its block's (or its last block's) and at most one more
+	 * past it, left by a longer block before.
+	 */
+	size_t guard[GROW_NSLOT], stray[GROW_NSLOT];
+	uint32_t dead;			/* slots a failed guard call left unusable */
 } __aligned(ARCH_CACHE_LINE);
 
 static struct grow_area areas[GROW_MAX_AREAS];
@@ -82,10 +102,74 @@ static int grow_off;			/* atomic: no reservation possible */
 
 static __thread struct grow_area *my_area __attribute__((tls_model("initial-exec")));
 
+/*
+ * With guard pages (hardened) only where they are page-table markers
+ * (Linux 6.13 on), which split no mapping: with mprotect every slot's
+ * guard would split the area (and count against the map-count budget).
+ */
 static bool grow_enabled(void)
 {
-	return __hak_opt.grow_area && !hak_hd_guard_len() && !hak_vg_running() &&
-	       !arch_load_relaxed(&grow_off);
+	return __hak_opt.grow_area && !hak_vg_running() &&
+	       !arch_load_relaxed(&grow_off) &&
+	       (!hak_hd_guard_len() || !__hak_os_guard_splits());
+}
+
+/*
+ * Hardened: slot s's guard page (a's lock held) moved to len, its block's
+ * length: guards now inside the block are made read-write, the page at
+ * len made a guard unless it is one (the kernel frees it if it was
+ * resident). A guard past len stays (the next growth may end right at
+ * it: a call saved twice); of two past len the farther goes. The rest of
+ * the slot keeps its pages for the block's growth. A failed call may
+ * leave a guard where the slot's next block would be: the slot is never
+ * used again (false).
+ */
+static bool slot_guard_at(struct grow_area *a, unsigned s, size_t len)
+{
+	char *slot = a->base + (size_t)s * GROW_STRIDE;
+	size_t g[2] = { a->guard[s], a->stray[s] };
+	size_t past = GUARD_NONE, far = GUARD_NONE;
+	bool there = false;
+	unsigned i;
+
+	for (i = 0; i < 2; i++) {
+		if (g[i] == GUARD_NONE)
+			continue;
+		if (g[i] < len) {
+			/* inside the block now */
+			if (!__hak_os_unguard(slot + g[i], HAK_HD_GUARD_PAGE))
+				goto dead;
+		} else if (g[i] == len) {
+			there = true;
+		} else if (past == GUARD_NONE) {
+			past = g[i];
+		} else if (g[i] < past) {
+			far = past;
+			past = g[i];
+		} else {
+			far = g[i];
+		}
+	}
+	if (!there && !__hak_os_guard(slot + len, HAK_HD_GUARD_PAGE))
+		goto dead;
+	if (far != GUARD_NONE && !__hak_os_unguard(slot + far, HAK_HD_GUARD_PAGE))
+		goto dead;
+	a->guard[s] = len;
+	a->stray[s] = past;
+	return true;
+dead:
+	a->dead |= 1u << s;
+	return false;
+}
+
+/* A guard page of free or resized slot s at an offset in [lo, hi], else GUARD_NONE. */
+static size_t slot_fit(const struct grow_area *a, unsigned s, size_t lo, size_t hi)
+{
+	if (a->guard[s] >= lo && a->guard[s] <= hi)
+		return a->guard[s];
+	if (a->stray[s] >= lo && a->stray[s] <= hi)
+		return a->stray[s];
+	return GUARD_NONE;
 }
 
 /* An area for this thread: one given up by an exited thread, or a new one. */
@@ -93,6 +177,7 @@ static struct grow_area *area_claim(void)
 {
 	struct grow_area *a = NULL;
 	unsigned i, n;
+	bool fresh;
 	void *p;
 
 	hak_lock(&areas_lock);
@@ -118,13 +203,15 @@ static struct grow_area *area_claim(void)
 	}
 	/* THP would fault a whole 2 MiB slot on its first write */
 	(void)__hak_os_advise_huge(p, GROW_AREA_LEN, false);
-	if (!a) {
+	fresh = !a;
+	if (fresh)
 		a = &areas[n];
-		arch_store_relaxed(&a->base, (char *)p);
+	for (i = 0; i < GROW_NSLOT; i++)
+		a->guard[i] = a->stray[i] = GUARD_NONE;
+	a->dead = 0;
+	arch_store_relaxed(&a->base, (char *)p);
+	if (fresh)
 		arch_store_release(&nr_areas, n + 1);
-	} else {
-		arch_store_relaxed(&a->base, (char *)p);
-	}
 own:
 	a->owner = 1;
 out:
@@ -142,7 +229,7 @@ static struct grow_area *area_of(const void *p, unsigned *slot)
 		uintptr_t b = (uintptr_t)arch_load_relaxed(&areas[i].base);
 
 		if (b && a - b < GROW_AREA_LEN) {
-			*slot = (unsigned)((a - b) / HAK_GROW_SLOT);
+			*slot = (unsigned)((a - b) / GROW_STRIDE);
 			return &areas[i];
 		}
 	}
@@ -150,24 +237,32 @@ static struct grow_area *area_of(const void *p, unsigned *slot)
 	abort();
 }
 
-/* The free slot with the most dirty bytes, or -1 when all are used. */
-static int slot_pick(struct grow_area *a)
+/*
+ * The free slot with the most dirty bytes, or -1 when all are used; with
+ * guard pages, first one whose guard starts within a quarter past len
+ * (the most dirty of those): it needs no guard call.
+ */
+static int slot_pick(struct grow_area *a, size_t len)
 {
-	int best = -1;
+	int best = -1, fit = -1;
 	unsigned i;
 
 	for (i = 0; i < GROW_NSLOT; i++) {
-		if (a->used & (1u << i))
+		if ((a->used | a->dead) & (1u << i))
 			continue;
 		if (best < 0 || a->dirty[i] > a->dirty[best])
 			best = (int)i;
+		if (hak_hd_guard_len() && slot_fit(a, i, len, len + len / 4) != GUARD_NONE &&
+		    (fit < 0 || a->dirty[i] > a->dirty[fit]))
+			fit = (int)i;
 	}
-	return best;
+	return fit >= 0 ? fit : best;
 }
 
-void *__hak_grow_take(size_t len, size_t *fresh)
+void *__hak_grow_take(size_t *lenp, size_t *fresh)
 {
 	struct grow_area *a = my_area;
+	size_t len = *lenp;
 	void *p = NULL;
 	int s;
 
@@ -183,8 +278,23 @@ void *__hak_grow_take(size_t len, size_t *fresh)
 		__hak_thread_register(&__hak_tc);
 	}
 	hak_lock(&a->lock);
-	s = slot_pick(a);
+	s = slot_pick(a, len);
+	/*
+	 * Hardened: a slot whose guard already starts up to a quarter past
+	 * len gives the block that length: no guard call (slot_pick prefers
+	 * one). Not more: realloc moves a block that would use less than half
+	 * its usable size, and a take's request already has half again the
+	 * size realloc moves.
+	 */
+	if (hak_hd_guard_len() && s >= 0 &&
+	    slot_fit(a, (unsigned)s, len, len + len / 4) != GUARD_NONE)
+		len = slot_fit(a, (unsigned)s, len, len + len / 4);
 	if (s >= 0 && (a->dirty[s] >= len || __hak_os_commit(len - a->dirty[s]))) {
+		if (hak_hd_guard_len() && !slot_guard_at(a, (unsigned)s, len)) {
+			if (a->dirty[s] < len)
+				__hak_os_uncommit(len - a->dirty[s]);
+			goto unlock;
+		}
 		if (a->dirty[s] < len) {
 			*fresh = len - a->dirty[s];
 			a->dirty[s] = len;
@@ -192,11 +302,13 @@ void *__hak_grow_take(size_t len, size_t *fresh)
 		a->used |= 1u << s;
 		a->len[s] = len;
 		a->stamp[s] = __hak_now_ms();
-		p = a->base + (size_t)s * HAK_GROW_SLOT;
+		p = a->base + (size_t)s * GROW_STRIDE;
 	}
+unlock:
 	hak_unlock(&a->lock);
 	if (p) {
 		arch_fetch_add(&nr_takes, 1UL);
+		*lenp = len;
 		return p;
 	}
 refused:
@@ -204,22 +316,45 @@ refused:
 	return NULL;
 }
 
-bool __hak_grow_resize(void *p, size_t old_len, size_t new_len, size_t *fresh)
+bool __hak_grow_resize(void *p, size_t old_len, size_t *lenp, size_t *fresh)
 {
 	unsigned s;
 	struct grow_area *a = area_of(p, &s);
+	size_t new_len = *lenp, d;
 	bool ok = true;
-	size_t d;
 
 	*fresh = 0;
+	if (new_len > HAK_GROW_SLOT)
+		return false;
 	hak_lock(&a->lock);
+	/*
+	 * Hardened: a resize moves the guard (two calls), so a growth is
+	 * given up to twice the old length (realloc already asks half again;
+	 * the block stays over half used, as realloc keeps it), or to a guard
+	 * already there short of that (one call). Pages past what the
+	 * program writes cost nothing until it does.
+	 */
+	if (hak_hd_guard_len() && new_len > old_len) {
+		size_t most = 2 * old_len - HAK_OS_PAGE < HAK_GROW_SLOT ?
+			      2 * old_len - HAK_OS_PAGE : HAK_GROW_SLOT;
+		size_t at = slot_fit(a, s, new_len, most);
+
+		new_len = at != GUARD_NONE ? at : new_len > most ? new_len : most;
+	}
 	d = a->dirty[s];
 	if (new_len > d) {
 		ok = __hak_os_commit(new_len - d);
+		/* hardened: the guard follows the block's end */
+		if (ok && hak_hd_guard_len() && !slot_guard_at(a, s, new_len)) {
+			__hak_os_uncommit(new_len - d);
+			ok = false;
+		}
 		if (ok) {
 			*fresh = new_len - d;
 			a->dirty[s] = new_len;
 		}
+	} else if (hak_hd_guard_len() && !slot_guard_at(a, s, new_len)) {
+		ok = false;
 	} else if (new_len < old_len && d - new_len >= HAK_GROW_SLOT / 8 &&
 		   __hak_os_purge((char *)p + new_len, d - new_len)) {
 		/* a big shrink gives its tail back now, as munmap did */
@@ -230,8 +365,10 @@ bool __hak_grow_resize(void *p, size_t old_len, size_t new_len, size_t *fresh)
 	if (ok)
 		a->len[s] = new_len;
 	hak_unlock(&a->lock);
-	if (ok)
+	if (ok) {
 		arch_fetch_add(&nr_grows, 1UL);
+		*lenp = new_len;
+	}
 	return ok;
 }
 
@@ -273,7 +410,7 @@ static size_t area_purge(struct grow_area *a, unsigned now, unsigned delay, bool
 			if (d < keep + HAK_GROW_SLOT / 8)
 				continue;
 		}
-		if (!d || !__hak_os_purge(a->base + (size_t)i * HAK_GROW_SLOT + keep,
+		if (!d || !__hak_os_purge(a->base + (size_t)i * GROW_STRIDE + keep,
 					  d - keep))
 			continue;
 		__hak_os_uncommit(d - keep);

@@ -27,20 +27,24 @@
 #define HAK_GROW_SLOT	((size_t)1 << 20)
 
 /*
- * A slot for a block of len bytes (page multiple, at most HAK_GROW_SLOT),
- * its first len bytes counted as mapped (memory limit, fault injection
+ * A slot for a block of *len bytes (page multiple, at most HAK_GROW_SLOT),
+ * its first *len bytes counted as mapped (memory limit, fault injection
  * site HAK_OS_MAP); NULL when there is none (no area, all slots taken,
  * the limit refused, the feature is off). Its pages may be resident and
- * hold old data (not zeroed). *fresh: the bytes newly counted.
+ * hold old data (not zeroed). *fresh: the bytes newly counted. With guard
+ * pages a slot whose guard page is already a little past *len gives the
+ * block that length (*len grows).
  */
-void *__hak_grow_take(size_t len, size_t *fresh) __must_check;
+void *__hak_grow_take(size_t *len, size_t *fresh) __must_check;
 /*
- * Resize the block at p (a slot's start) from old_len to new_len bytes
- * (both page multiples, new_len at most HAK_GROW_SLOT) in place. false
- * when growth was refused (memory limit, fault injection): nothing changed.
- * *fresh: the bytes newly counted (pages never touched since the last purge).
+ * Resize the block at p (a slot's start) from old_len to *new_len bytes
+ * (both page multiples) in place. false when refused (past HAK_GROW_SLOT,
+ * memory limit, fault injection, a guard call failed): nothing changed.
+ * *fresh: the bytes newly counted (pages never touched since the last
+ * purge). With guard pages a growth is given up to twice old_len (*new_len
+ * grows): each resize moves the guard (two calls).
  */
-bool __hak_grow_resize(void *p, size_t old_len, size_t new_len, size_t *fresh) __must_check;
+bool __hak_grow_resize(void *p, size_t old_len, size_t *new_len, size_t *fresh) __must_check;
 /* The block at p (a slot's start) is freed: its slot may be reused. */
 void __hak_grow_free(void *p);
 /* Free slots unused for delay ms purged; bytes released. */

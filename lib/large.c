@@ -53,7 +53,9 @@
  * Grow areas (lib/grow.c): a block that realloc moves past the L2.5 pool
  * is placed in a slot of its thread's reserved area instead of a mapping
  * of its own (entry->area), and grows there to HAK_GROW_SLOT with no
- * system call; past it, it is copied out to a block of this file's usual
+ * system call (hardened: one guard call per resize, the rest of the slot
+ * past the block being its guard); past it, it is copied out to a block
+ * of this file's usual
  * kind (area_move_out). Free and usable size go through the registry as
  * for any block; the area's functions are called with no shard lock held.
  *
@@ -530,7 +532,7 @@ void *__hak_large_alloc_grow(size_t n, bool *zeroed)
 	if (n > HAK_GROW_SLOT)
 		return __hak_large_alloc(n, HAK_OS_PAGE, zeroed);
 	len = large_len(n);
-	p = __hak_grow_take(len, &fresh);
+	p = __hak_grow_take(&len, &fresh);
 	if (!p)
 		return __hak_large_alloc(n, HAK_OS_PAGE, zeroed);
 	grow_offset(fresh);
@@ -905,7 +907,7 @@ void *__hak_large_resize(void *p, size_t n)
 			q = area_move_out(p, e, new_len);
 			if (q)
 				return q;	/* e recycled */
-		} else if (__hak_grow_resize(p, e->len, new_len, &fresh)) {
+		} else if (__hak_grow_resize(p, e->len, &new_len, &fresh)) {
 			ent_store(e->len, new_len);
 			grow_offset(fresh);
 		} else {

@@ -14,14 +14,18 @@
  * the decay purge free slots (not resident after, no longer counted), and
  * trim gives back an area no thread owns and no block uses; a
  * fork child frees the parent's blocks and grows its own. Without areas
- * (guard pages, valgrind, HAKMEM_GROW_AREA=0) the same growth takes no
- * slot.
+ * (mprotect guard pages, valgrind, HAKMEM_GROW_AREA=0) the same growth
+ * takes no slot. With guard pages as page-table markers (hardened, Linux
+ * 6.13 on) the page right after a slot's block is a guard wherever the
+ * block is: taken, grown in place (to the whole slot), a slot taken again
+ * by a shorter block, after the decay purged the slot (main_guarded).
  */
 #include <errno.h>
 #include <pthread.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include "core_test.h"
+#include "child.h"
 #include "grow.h"
 #include "init.h"
 #include "large.h"
@@ -115,6 +119,103 @@ static void *make_and_exit(void *arg)
 	return NULL;
 }
 
+/* Guard checks (hardened): a child writes p[0..off) then p[off]. */
+struct poke {
+	unsigned char *p;
+	size_t off;
+};
+
+static void poke_run(void *arg)
+{
+	const struct poke *k = arg;
+	volatile unsigned char *v = k->p;
+
+	for (size_t i = 0; i < k->off; i++)
+		v[i] = 1;
+	if (write(STDERR_FILENO, "wrote\n", 6) != 6)
+		_exit(3);
+	v[k->off] = 1;
+	_exit(0);
+}
+
+/* Writing up to p + off is fine and the byte at p + off faults. */
+static int guard_at(unsigned char *p, size_t off)
+{
+	struct poke k = { p, off };
+	struct child_result r;
+
+	child_run(poke_run, &k, &r);
+	return r.status != -1 && WIFSIGNALED(r.status) && WTERMSIG(r.status) == SIGSEGV &&
+	       strstr(r.err, "wrote") != NULL;
+}
+
+/*
+ * Hardened with page-table markers: areas in use, each block followed by
+ * its guard page.
+ */
+static void main_guarded(void)
+{
+	struct hak_grow_stats s0, s1;
+	unsigned char *p, *q, *slot;
+	size_t sz, u;
+	int moved;
+
+	tap_plan(9);
+	__hak_opt.purge_delay_ms = 60000;
+
+	s0 = gs();
+	p = chain(300 * KIB);
+	s1 = gs();
+	u = malloc_usable_size(p);
+	tap_ok(p && intact(p, 300 * KIB) && s1.takes == s0.takes + 1 && s1.live == 1,
+	       "guard pages: a block grown past 256 KiB takes a slot of the thread's area");
+	tap_ok(u >= 300 * KIB && guard_at(p, u),
+	       "its guard page is right after its usable size (%zu KiB)", u / KIB);
+	slot = ct_launder(p);
+	moved = 0;
+	for (sz = 300 * KIB; p && sz < SLOT; ) {
+		size_t to = sz + 4 * KIB + 123 < SLOT ? sz + 4 * KIB + 123 : SLOT;
+
+		q = realloc(p, to);
+		if (!q)
+			break;
+		moved |= q != p;
+		p = q;
+		fill(p, sz, to);
+		sz = to;
+		if (malloc_usable_size(p) != u && !guard_at(p, malloc_usable_size(p)))
+			moved |= 2;
+		u = malloc_usable_size(p);
+	}
+	tap_ok(sz == SLOT && !moved && p == slot && intact(p, sz),
+	       "it grows in place to the whole slot, contents kept, the guard after it at every size (%d)",
+	       moved);
+	tap_ok(malloc_usable_size(p) == SLOT && guard_at(p, SLOT),
+	       "a block of the whole slot ends at its guard too");
+	q = realloc(p, SLOT + 1);
+	tap_ok(q && q != slot && intact(q, SLOT) && gs().live == 0,
+	       "past the slot it moves out, contents kept, the slot free");
+	free(q);
+
+	p = chain(300 * KIB);
+	u = malloc_usable_size(p);
+	tap_ok(p == slot && intact(p, 300 * KIB) && guard_at(p, u),
+	       "a shorter block takes the slot again, its guard right after it (%zu KiB)",
+	       u / KIB);
+	free(p);
+	usleep(30000);
+	tap_ok(__hak_grow_decay(__hak_now_ms(), 20) > 0, "the decay purges the free slot");
+	p = chain(300 * KIB);
+	u = malloc_usable_size(p);
+	tap_ok(p == slot && intact(p, 300 * KIB) && guard_at(p, u),
+	       "after the purge the slot's next block still ends at a guard (%zu KiB)", u / KIB);
+	free(p);
+	malloc_trim(0);
+	s1 = gs();
+	tap_ok(s1.live == 0 && s1.committed == 0, "all freed and trimmed: no slot live or counted");
+	tap_finish();
+}
+
 int main(void)
 {
 	struct hak_grow_stats s0, s1;
@@ -124,13 +225,15 @@ int main(void)
 	int moved, ok;
 	pthread_t t;
 
+	if (hak_hd_guard_len() && !hak_vg_running() && !__hak_os_guard_splits())
+		main_guarded();
 	if (hak_hd_guard_len() || hak_vg_running()) {
 		tap_plan(1);
 		s0 = gs();
 		p = chain(600 * KIB);
 		s1 = gs();
 		tap_ok(p && intact(p, 600 * KIB) && s1.takes == s0.takes && !s1.areas,
-		       "guard pages or valgrind: no grow area, the block grew the usual way");
+		       "mprotect guard pages or valgrind: no grow area, the block grew the usual way");
 		free(p);
 		tap_finish();
 	}
