@@ -163,6 +163,8 @@
 #define B_CACHED	3	/* free, in a thread cache; live for its shard */
 #define B_REMOTE	4	/* freed by a thread of another shard, not yet */
 				/* collected by its own; live for its shard */
+#define B_CPURGE	5	/* cached, its pages being purged (tc_purge, */
+				/* shard lock): the owner's pop waits */
 
 struct l25_shard;
 
@@ -187,6 +189,7 @@ struct l25_region {
 	uint32_t guards;		/* guard pages made in it (hardened) */
 	struct l25_region *next;	/* partial list, or pool */
 	struct l25_region *prev;
+	struct l25_region *snext, *sprev;	/* every region of its shard */
 	uint64_t gmask;			/* blocks whose guard was tried (hardened) */
 	uint8_t stack[L25_MAXBLK];	/* free block indices, top = nfree - 1 */
 	/*
@@ -195,7 +198,11 @@ struct l25_region {
 	 * from clean by it without reading state[].
 	 */
 	uint16_t span[L25_MAXBLK];
-	uint32_t stamp[L25_MAXBLK];	/* ms a dirty block was freed at */
+	/*
+	 * ms a dirty block was freed at; for a cached block, l25_pass when
+	 * it went into its cache (written by the caching thread, atomic)
+	 */
+	uint32_t stamp[L25_MAXBLK];
 	/* written by other shards' threads (remote frees) */
 	uint8_t state[L25_MAXBLK] __aligned(64);
 	uint64_t remote __aligned(64);	/* atomic: B_REMOTE blocks, one bit each */
@@ -206,6 +213,7 @@ struct l25_region {
 struct l25_shard {
 	struct hak_lock lock;
 	struct l25_region *partial[L25_NCLASS];	/* regions with a free block */
+	struct l25_region *all;		/* every region of the shard (snext) */
 	size_t dirty_bytes;		/* B_DIRTY blocks */
 	uint32_t win_ops, win_fails;	/* contention window */
 	size_t regions;
@@ -216,6 +224,7 @@ struct l25_shard {
 	unsigned peak_next;		/* next peak_pass[] slot to fill */
 	uint64_t allocs, frees, remote_frees, contended, purged_bytes;
 	uint64_t cap_purged;		/* bytes purged at dirty_limit() */
+	uint64_t tc_purged;		/* bytes of cached blocks purged (tc_purge) */
 	/* Written by other shards' threads: a line of its own. */
 	struct l25_region *remote_head __aligned(64);	/* atomic */
 } __aligned(64);
@@ -266,6 +275,16 @@ static unsigned carve_n = 1;		/* regions the next mapping takes */
 /* Atomic counters. */
 static size_t nr_regions, nr_maps, nr_unmaps, nr_grows, nr_map_calls;
 static uint64_t pool_purged_bytes, unmapped_bytes;
+/*
+ * Decay passes run (atomic): the stamp of a block going into a thread
+ * cache, whose free reads no clock. pass_ms[k % L25_PASS_RING] is when
+ * pass k ran (written by the passes, which are exclusive; read by them).
+ * A block stamped k went into its cache before pass k + 1 began, so it
+ * has been there at least now - pass_ms[k + 1] (tc_old()).
+ */
+#define L25_PASS_RING	8
+static uint32_t l25_pass;
+static uint32_t pass_ms[L25_PASS_RING];
 
 /* ---- classes ---- */
 
@@ -642,6 +661,11 @@ static struct l25_region *region_get(struct l25_shard *sh, unsigned c)
 	 */
 	__hak_ssmap_set(region_base(r), HAK_SSMAP_L25);
 	partial_add(sh, r);
+	r->sprev = NULL;
+	r->snext = sh->all;
+	if (r->snext)
+		r->snext->sprev = r;
+	sh->all = r;
 	/* the decay pass peeks at it without the lock */
 	arch_store_relaxed(&sh->regions, sh->regions + 1);
 	return r;
@@ -656,6 +680,12 @@ static void region_detach(struct l25_shard *sh, struct l25_region *r)
 		if (r->state[i] == B_DIRTY)
 			sh->dirty_bytes -= r->stride;
 	partial_del(sh, r);
+	if (r->sprev)
+		r->sprev->snext = r->snext;
+	else
+		sh->all = r->snext;
+	if (r->snext)
+		r->snext->sprev = r->sprev;
 	arch_store_relaxed(&r->shard, NULL);
 	arch_store_relaxed(&sh->regions, sh->regions - 1);
 }
@@ -716,6 +746,76 @@ static void purge_older(struct l25_shard *sh, uint32_t now, uint32_t min_age)
 	for (c = 0; c < L25_NCLASS && sh->dirty_bytes; c++)
 		for (r = sh->partial[c]; r && sh->dirty_bytes; r = r->next)
 			region_purge(sh, r, now, min_age);
+}
+
+/*
+ * A cached block stamped k has been cached for at least min_age ms at
+ * pass cur (time now): pass k + 1 began after it went in. Past the ring
+ * (L25_PASS_RING passes, each a quarter delay or more apart) it is old;
+ * min_age 0 (trim) takes every block.
+ */
+static inline bool tc_old(uint32_t k, uint32_t cur, uint32_t now, uint32_t min_age)
+{
+	if (!min_age)
+		return true;
+	if (k == cur)
+		return false;
+	if (cur - k >= L25_PASS_RING)
+		return true;
+	return now - pass_ms[(k + 1) % L25_PASS_RING] >= min_age;
+}
+
+/*
+ * Purge the pages of blocks that sit in thread caches (any thread's: an
+ * idle thread never runs this for itself) and went in at least min_age
+ * ms before now; they stay cached, clean (span 0): the owner's pop faults
+ * them in again, its flush puts them back as clean blocks (block_put).
+ * The shard lock is held, so no flush (shard_free, which wants B_CACHED)
+ * runs meanwhile; the owner's pop takes no lock, so each block is claimed
+ * first, B_CACHED -> B_CPURGE by compare-and-swap, and put back B_CACHED
+ * (release) after the madvise: a pop that finds B_CPURGE waits
+ * (tc_wait()), and a block a pop took first is live and left alone. The
+ * stamp is read again after the claim (the block may have been popped
+ * and cached anew since the look). Neighbouring blocks share one madvise.
+ */
+static void tc_purge(struct l25_shard *sh, uint32_t now, uint32_t min_age)
+{
+	uint32_t cur = arch_load_relaxed(&l25_pass);
+	struct l25_region *r;
+
+	for (r = sh->all; r; r = r->snext) {
+		unsigned i, j, run = 0, start = 0;
+
+		for (i = 0; i <= r->nblocks; i++) {
+			bool old = false;
+
+			if (i < r->nblocks && arch_load_relaxed(&r->state[i]) == B_CACHED &&
+			    tc_old(arch_load_relaxed(&r->stamp[i]), cur, now, min_age) &&
+			    arch_cmpxchg(&r->state[i], (uint8_t)B_CACHED,
+					 (uint8_t)B_CPURGE) == B_CACHED) {
+				old = r->span[i] &&
+				      tc_old(arch_load_relaxed(&r->stamp[i]), cur, now, min_age);
+				if (!old)
+					arch_store_release(&r->state[i], B_CACHED);
+			}
+			if (old) {
+				if (!run++)
+					start = i;
+				continue;
+			}
+			if (!run)
+				continue;
+			if (__hak_os_purge((void *)block_addr(r, start), (size_t)run * r->stride)) {
+				for (j = start; j < start + run; j++)
+					r->span[j] = 0;
+				sh->purged_bytes += (uint64_t)run * r->stride;
+				sh->tc_purged += (uint64_t)run * r->stride;
+			}
+			for (j = start; j < start + run; j++)
+				arch_store_release(&r->state[j], B_CACHED);
+			run = 0;
+		}
+	}
 }
 
 /*
@@ -800,13 +900,29 @@ static inline struct l25_region *shard_check(struct l25_shard *sh, uint32_t now)
 
 /* ---- frees into a shard (shard lock) ---- */
 
+/*
+ * A cached block that tc_purge() purged (span 0) goes back clean, below
+ * the dirty ones: the walks tell clean from dirty by span.
+ */
+static __noinline void stack_put_clean(struct l25_region *r, unsigned i)
+{
+	r->state[i] = B_CLEAN;
+	memmove(r->stack + 1, r->stack, r->nfree);
+	r->stack[0] = (uint8_t)i;
+	r->nfree++;
+}
+
 /* Block i of r (sh's, which is locked) is free from now (ms) on. */
 static void block_put(struct l25_shard *sh, struct l25_region *r, unsigned i, uint32_t now)
 {
-	r->state[i] = B_DIRTY;
-	r->stamp[i] = now;
-	r->stack[r->nfree++] = (uint8_t)i;
-	sh->dirty_bytes += r->stride;
+	if (likely(r->span[i])) {
+		r->state[i] = B_DIRTY;
+		r->stamp[i] = now;
+		r->stack[r->nfree++] = (uint8_t)i;
+		sh->dirty_bytes += r->stride;
+	} else {
+		stack_put_clean(r, i);
+	}
 	if (!r->listed)
 		partial_add(sh, r);
 	if (r->nfree == r->nblocks)
@@ -1006,26 +1122,59 @@ static __noinline void *l25_alloc_slow(unsigned c, unsigned pages)
 }
 
 /*
+ * The decay pass is purging block i's pages (B_CPURGE, tc_purge()): wait
+ * for it to put the block back, clean, then take it.
+ */
+static __noinline void tc_wait(struct l25_region *r, unsigned i)
+{
+	while (arch_cmpxchg(&r->state[i], (uint8_t)B_CACHED, (uint8_t)B_LIVE) != B_CACHED)
+		arch_cpu_relax();
+}
+
+/*
+ * No cached block of class c: one of the next L25_BORROW classes, as the
+ * shard's borrow() would take (a resident block, waste under 75%), or
+ * L25_TC_NCLASS.
+ */
+static __noinline unsigned tc_borrow(unsigned c)
+{
+	unsigned k;
+
+	for (k = c + 1; k <= c + L25_BORROW && k < L25_TC_NCLASS; k++)
+		if (tc.n[k])
+			return k;
+	return L25_TC_NCLASS;
+}
+
+/*
  * Fast path, about 20 instructions: pop the newest cached block of the
- * class (a cached block's region cannot go away), raise its span, mark
- * it live; NULL when the class has none (no lock, no clock read: the
- * core runs its purge tick only when this misses).
+ * class (a cached block's region cannot go away), mark it live, raise
+ * its span; NULL when the class has none (no lock, no clock read: the
+ * core runs its purge tick only when this misses). The mark is a
+ * compare-and-swap B_CACHED -> B_LIVE: the decay pass of another thread
+ * may be purging the block's pages (tc_purge()), and must not once it is
+ * live.
  */
 void *hak_l25_alloc_cached(size_t n)
 {
-	unsigned c = class_of(n), pages = (unsigned)((n + 4095) >> 12);
+	unsigned c = class_of(n), pages = (unsigned)((n + 4095) >> 12), i;
 	struct l25_region *r;
 	uintptr_t e;
 
-	if (unlikely(!tc.n[c]))
-		return NULL;
+	if (unlikely(!tc.n[c])) {
+		c = tc_borrow(c);
+		if (c >= L25_TC_NCLASS)
+			return NULL;
+	}
 	e = tc.blk[c][--tc.n[c]];
 	tc.bytes -= slot_size(c);
 	r = region_of(e);
-	/* a cached block's span is its thread's alone */
-	if (r->span[e & 4095] < pages)
-		r->span[e & 4095] = (uint16_t)pages;
-	arch_store_relaxed(&r->state[e & 4095], B_LIVE);
+	i = (unsigned)(e & 4095);
+	if (unlikely(arch_cmpxchg(&r->state[i], (uint8_t)B_CACHED, (uint8_t)B_LIVE) != B_CACHED))
+		tc_wait(r, i);
+	/* a cached (now live) block's span is its thread's alone */
+	if (r->span[i] < pages)
+		r->span[i] = (uint16_t)pages;
 	return (void *)(e & ~4095UL);
 }
 
@@ -1281,7 +1430,9 @@ bool hak_l25_free(void *p)
 		tc_flush(c, (L25_TC_N + 1) / 2);
 		cached = false;
 	}
-	arch_store_relaxed(&r->state[i], B_CACHED);
+	/* the stamp first: tc_purge() reads it once it sees B_CACHED */
+	arch_store_relaxed(&r->stamp[i], arch_load_relaxed(&l25_pass));
+	arch_store_release(&r->state[i], B_CACHED);
 	tc.blk[c][tc.n[c]++] = (uintptr_t)p | (unsigned)i;
 	tc.bytes += r->stride;
 	return cached;
@@ -1329,7 +1480,11 @@ size_t hak_l25_decay(unsigned now, unsigned delay)
 	struct l25_region *rel, *r;
 	size_t done = 0;
 	unsigned s, n = arch_load_relaxed(&nshards);
+	uint32_t k = arch_load_relaxed(&l25_pass) + 1;
 
+	/* pass k's time before k is seen: tc_old() reads it for stamp k - 1 */
+	pass_ms[k % L25_PASS_RING] = now;
+	arch_store_release(&l25_pass, k);
 	for (s = 0; s < n; s++) {
 		struct l25_shard *sh = &shards[s];
 		uint64_t before;
@@ -1341,6 +1496,7 @@ size_t hak_l25_decay(unsigned now, unsigned delay)
 		before = sh->purged_bytes;
 		peak_pass(sh);
 		purge_older(sh, now, delay);
+		tc_purge(sh, now, delay);
 		rel = detach_empty(sh, false, now, delay);
 		done += (size_t)(sh->purged_bytes - before);
 		hak_unlock(&sh->lock);
@@ -1367,6 +1523,7 @@ size_t hak_l25_release(void)
 		remote_collect(sh, __hak_now_ms());
 		before = sh->purged_bytes;
 		purge_older(sh, 0, 0);
+		tc_purge(sh, 0, 0);
 		rel = detach_empty(sh, true, 0, 0);
 		done += (size_t)(sh->purged_bytes - before);
 		hak_unlock(&sh->lock);
@@ -1410,6 +1567,7 @@ void hak_l25_stats(struct hak_l25_stats *st)
 		st->dirty_bytes += sh->dirty_bytes;
 		purged += sh->purged_bytes;
 		st->cap_purged_bytes += (size_t)sh->cap_purged;
+		st->tc_purged_bytes += (size_t)sh->tc_purged;
 		hak_unlock(&sh->lock);
 	}
 	st->regions = arch_load_relaxed(&nr_regions);

@@ -42,6 +42,7 @@ struct hak_l25_stats {
 	size_t dirty_bytes;	/* freed blocks not yet given back */
 	size_t purged_bytes;	/* bytes given back with madvise, ever */
 	size_t cap_purged_bytes; /* of which at the size bound (not the delay) */
+	size_t tc_purged_bytes;	/* of which of blocks in thread caches (any thread's) */
 	size_t region_maps;	/* 2 MiB regions mapped, ever */
 	size_t region_unmaps;	/* and unmapped */
 	size_t pooled;		/* empty purged regions kept in reserve */
