@@ -199,8 +199,8 @@ struct l25_region {
 	 */
 	uint16_t span[L25_MAXBLK];
 	/*
-	 * ms a dirty block was freed at; for a cached block, l25_pass when
-	 * it went into its cache (written by the caching thread, atomic)
+	 * ms a dirty block was freed at; for a cached block, its thread's
+	 * __hak_tick_ms when it went in (written by that thread, atomic)
 	 */
 	uint32_t stamp[L25_MAXBLK];
 	/* written by other shards' threads (remote frees) */
@@ -275,16 +275,6 @@ static unsigned carve_n = 1;		/* regions the next mapping takes */
 /* Atomic counters. */
 static size_t nr_regions, nr_maps, nr_unmaps, nr_grows, nr_map_calls;
 static uint64_t pool_purged_bytes, unmapped_bytes;
-/*
- * Decay passes run (atomic): the stamp of a block going into a thread
- * cache, whose free reads no clock. pass_ms[k % L25_PASS_RING] is when
- * pass k ran (written by the passes, which are exclusive; read by them).
- * A block stamped k went into its cache before pass k + 1 began, so it
- * has been there at least now - pass_ms[k + 1] (tc_old()).
- */
-#define L25_PASS_RING	8
-static uint32_t l25_pass;
-static uint32_t pass_ms[L25_PASS_RING];
 
 /* ---- classes ---- */
 
@@ -749,26 +739,23 @@ static void purge_older(struct l25_shard *sh, uint32_t now, uint32_t min_age)
 }
 
 /*
- * A cached block stamped k has been cached for at least min_age ms at
- * pass cur (time now): pass k + 1 began after it went in. Past the ring
- * (L25_PASS_RING passes, each a quarter delay or more apart) it is old;
- * min_age 0 (trim) takes every block.
+ * A cached block's stamp is min_age ms or more before now (0: every
+ * block, for trim). The stamp is its thread's __hak_tick_ms, which may
+ * be a little ahead of a pass's now (read before) and lags the clock by
+ * the time since that thread's last slow path: a block cached after a
+ * long run of fast paths only (a thread back from an idle spell, before
+ * its next miss or 64th hit) can look older than it is and be purged
+ * early, which costs its page faults and nothing else.
  */
-static inline bool tc_old(uint32_t k, uint32_t cur, uint32_t now, uint32_t min_age)
+static inline bool tc_old(uint32_t stamp, uint32_t now, uint32_t min_age)
 {
-	if (!min_age)
-		return true;
-	if (k == cur)
-		return false;
-	if (cur - k >= L25_PASS_RING)
-		return true;
-	return now - pass_ms[(k + 1) % L25_PASS_RING] >= min_age;
+	return !min_age || (int32_t)(now - stamp) >= (int32_t)min_age;
 }
 
 /*
  * Purge the pages of blocks that sit in thread caches (any thread's: an
- * idle thread never runs this for itself) and went in at least min_age
- * ms before now; they stay cached, clean (span 0): the owner's pop faults
+ * idle thread never runs this for itself) and went in min_age ms or more
+ * before now (tc_old()); they stay cached, clean (span 0): the owner's pop faults
  * them in again, its flush puts them back as clean blocks (block_put).
  * The shard lock is held, so no flush (shard_free, which wants B_CACHED)
  * runs meanwhile; the owner's pop takes no lock, so each block is claimed
@@ -780,7 +767,6 @@ static inline bool tc_old(uint32_t k, uint32_t cur, uint32_t now, uint32_t min_a
  */
 static void tc_purge(struct l25_shard *sh, uint32_t now, uint32_t min_age)
 {
-	uint32_t cur = arch_load_relaxed(&l25_pass);
 	struct l25_region *r;
 
 	for (r = sh->all; r; r = r->snext) {
@@ -790,11 +776,11 @@ static void tc_purge(struct l25_shard *sh, uint32_t now, uint32_t min_age)
 			bool old = false;
 
 			if (i < r->nblocks && arch_load_relaxed(&r->state[i]) == B_CACHED &&
-			    tc_old(arch_load_relaxed(&r->stamp[i]), cur, now, min_age) &&
+			    tc_old(arch_load_relaxed(&r->stamp[i]), now, min_age) &&
 			    arch_cmpxchg(&r->state[i], (uint8_t)B_CACHED,
 					 (uint8_t)B_CPURGE) == B_CACHED) {
 				old = r->span[i] &&
-				      tc_old(arch_load_relaxed(&r->stamp[i]), cur, now, min_age);
+				      tc_old(arch_load_relaxed(&r->stamp[i]), now, min_age);
 				if (!old)
 					arch_store_release(&r->state[i], B_CACHED);
 			}
@@ -1431,7 +1417,7 @@ bool hak_l25_free(void *p)
 		cached = false;
 	}
 	/* the stamp first: tc_purge() reads it once it sees B_CACHED */
-	arch_store_relaxed(&r->stamp[i], arch_load_relaxed(&l25_pass));
+	arch_store_relaxed(&r->stamp[i], __hak_tick_ms);
 	arch_store_release(&r->state[i], B_CACHED);
 	tc.blk[c][tc.n[c]++] = (uintptr_t)p | (unsigned)i;
 	tc.bytes += r->stride;
@@ -1480,11 +1466,7 @@ size_t hak_l25_decay(unsigned now, unsigned delay)
 	struct l25_region *rel, *r;
 	size_t done = 0;
 	unsigned s, n = arch_load_relaxed(&nshards);
-	uint32_t k = arch_load_relaxed(&l25_pass) + 1;
 
-	/* pass k's time before k is seen: tc_old() reads it for stamp k - 1 */
-	pass_ms[k % L25_PASS_RING] = now;
-	arch_store_release(&l25_pass, k);
 	for (s = 0; s < n; s++) {
 		struct l25_shard *sh = &shards[s];
 		uint64_t before;
