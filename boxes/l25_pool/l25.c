@@ -62,7 +62,8 @@
  * its recent peak in use plus L25_DIRTY_BASE purges the longest-free ones until
  * 3/4 of that limit is left (a burst of frees, not a steady mix: the
  * mid-size mix keeps about as many bytes free as in use, one class per
- * region). Thread-cache blocks are live for their shard and not purged.
+ * region). Thread-cache blocks are live for their shard; the decay pass
+ * purges the pages of those cached for the delay in place (tc_purge()).
  * The pool keeps up to L25_RESERVE purged regions for any shard and
  * class; it unmaps the rest. hak_l25_release() purges and unmaps
  * everything empty.
@@ -87,12 +88,15 @@
  * CONFIG_HAK_L25_TCACHE_KIB bytes, initial-exec TLS): free pushes a
  * block of the freeing thread's own shard to its cache when there is
  * room (another shard's block takes the remote path), malloc pops from
- * it, neither takes a lock. A cached block stays live in its shard's
+ * it (from one of the next L25_BORROW classes when its own has none),
+ * neither takes a lock. A cached block stays live in its shard's
  * accounting (so its region cannot be released), with state B_CACHED:
  * only the thread whose cache holds it writes that byte (pop: B_LIVE;
  * flush: B_DIRTY under the shard lock), and the lock-free writes are
- * LIVE -> CACHED by the thread caching a live block and LIVE -> REMOTE
- * (compare-and-swap) by a thread of another shard, so state bytes of
+ * LIVE -> CACHED by the thread caching a live block, LIVE -> REMOTE
+ * (compare-and-swap) by a thread of another shard, and CACHED -> CPURGE
+ * -> CACHED by the decay pass (under the shard lock; the owner's pop is a
+ * compare-and-swap CACHED -> LIVE that waits out CPURGE), so state bytes of
  * live, cached or remote blocks are read and written with atomics. A
  * second free of a cached or remote block sees B_CACHED or B_REMOTE,
  * not B_LIVE, and is reported; two frees of one block racing on two

@@ -20,9 +20,12 @@
  *                          class (with the hardened box a guard page
  *                          follows it in its slot);
  *   hak_l25_release()      flush the calling thread's cache, give empty
- *                          pages back (trim), bytes released;
+ *                          pages back (trim; other threads' cached blocks
+ *                          are purged in place), bytes released;
  *   hak_l25_decay(now, delay)  purge the free blocks of shards idle for
- *                          delay ms (the core's decay pass), bytes released;
+ *                          delay ms and the blocks cached that long in any
+ *                          thread's cache (the core's decay pass), bytes
+ *                          released;
  *   fork hooks.
  */
 #ifndef HAK_BOX_L25_POOL_H
