@@ -123,6 +123,7 @@
 #include <sched.h>
 #include <stdint.h>
 #include <string.h>
+#include <time.h>
 #include <pthread.h>
 #include <asm/atomic.h>
 #include "box.h"
@@ -1113,12 +1114,26 @@ static __noinline void *l25_alloc_slow(unsigned c, unsigned pages)
 
 /*
  * The decay pass is purging block i's pages (B_CPURGE, tc_purge()): wait
- * for it to put the block back, clean, then take it.
+ * for it to put the block back, clean, then take it. The pass may run on
+ * this CPU at a lower priority (a background purge thread under a
+ * SCHED_FIFO program): spin briefly, then yield, then sleep.
  */
 static __noinline void tc_wait(struct l25_region *r, unsigned i)
 {
-	while (arch_cmpxchg(&r->state[i], (uint8_t)B_CACHED, (uint8_t)B_LIVE) != B_CACHED)
-		arch_cpu_relax();
+	unsigned n;
+
+	for (n = 0; arch_cmpxchg(&r->state[i], (uint8_t)B_CACHED, (uint8_t)B_LIVE) != B_CACHED;
+	     n++) {
+		if (n < 64) {
+			arch_cpu_relax();
+		} else if (n < 128) {
+			sched_yield();
+		} else {
+			struct timespec ts = { 0, 50000 };
+
+			nanosleep(&ts, NULL);
+		}
+	}
 }
 
 /*
