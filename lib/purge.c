@@ -95,8 +95,11 @@ bool __hak_purge_for_retry(void)
 	return got;
 }
 
-/* The coarse clock's value at this thread's last full tick. */
-static __thread unsigned tick_ms __attribute__((tls_model("initial-exec")));
+/*
+ * The coarse clock's value at this thread's last full tick (lib/purge.h:
+ * the L2.5 pool stamps the blocks going into its thread cache with it).
+ */
+__thread unsigned __hak_tick_ms __attribute__((tls_model("initial-exec")));
 
 void __hak_purge_tick(void)
 {
@@ -122,9 +125,9 @@ void __hak_purge_tick(void)
 	 * or large-block loop ticks at every operation the thread caches do
 	 * not serve; this halves what each of those ticks costs.
 	 */
-	if (now == tick_ms)
+	if (now == __hak_tick_ms)
 		return;
-	tick_ms = now;
+	__hak_tick_ms = now;
 	if (delay && (int)(now - arch_load_relaxed(&next_ms)) >= 0)
 		__hak_purge_decay(now);
 	if (delay)

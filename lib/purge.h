@@ -25,6 +25,12 @@
 /* A slow path with no lock held: maybe run a decay pass (cheap otherwise). */
 void __hak_purge_tick(void);
 /*
+ * The coarse clock (__hak_now_ms) at this thread's last tick that found
+ * it moved: a time stamp for fast paths that read no clock. It lags
+ * behind the clock by the time since the thread's last slow path.
+ */
+extern __thread unsigned __hak_tick_ms __attribute__((tls_model("initial-exec")));
+/*
  * One decay pass over the shared caches at time now (ms, __hak_now_ms):
  * what has been unused for the purge delay is purged. Bytes released.
  * Called by the tick and by the background purge thread.

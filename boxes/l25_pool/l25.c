@@ -62,7 +62,8 @@
  * its recent peak in use plus L25_DIRTY_BASE purges the longest-free ones until
  * 3/4 of that limit is left (a burst of frees, not a steady mix: the
  * mid-size mix keeps about as many bytes free as in use, one class per
- * region). Thread-cache blocks are live for their shard and not purged.
+ * region). Thread-cache blocks are live for their shard; the decay pass
+ * purges the pages of those cached for the delay in place (tc_purge()).
  * The pool keeps up to L25_RESERVE purged regions for any shard and
  * class; it unmaps the rest. hak_l25_release() purges and unmaps
  * everything empty.
@@ -87,12 +88,15 @@
  * CONFIG_HAK_L25_TCACHE_KIB bytes, initial-exec TLS): free pushes a
  * block of the freeing thread's own shard to its cache when there is
  * room (another shard's block takes the remote path), malloc pops from
- * it, neither takes a lock. A cached block stays live in its shard's
+ * it (from one of the next L25_BORROW classes when its own has none),
+ * neither takes a lock. A cached block stays live in its shard's
  * accounting (so its region cannot be released), with state B_CACHED:
  * only the thread whose cache holds it writes that byte (pop: B_LIVE;
  * flush: B_DIRTY under the shard lock), and the lock-free writes are
- * LIVE -> CACHED by the thread caching a live block and LIVE -> REMOTE
- * (compare-and-swap) by a thread of another shard, so state bytes of
+ * LIVE -> CACHED by the thread caching a live block, LIVE -> REMOTE
+ * (compare-and-swap) by a thread of another shard, and CACHED -> CPURGE
+ * -> CACHED by the decay pass (under the shard lock; the owner's pop is a
+ * compare-and-swap CACHED -> LIVE that waits out CPURGE), so state bytes of
  * live, cached or remote blocks are read and written with atomics. A
  * second free of a cached or remote block sees B_CACHED or B_REMOTE,
  * not B_LIVE, and is reported; two frees of one block racing on two
@@ -119,6 +123,7 @@
 #include <sched.h>
 #include <stdint.h>
 #include <string.h>
+#include <time.h>
 #include <pthread.h>
 #include <asm/atomic.h>
 #include "box.h"
@@ -163,6 +168,8 @@
 #define B_CACHED	3	/* free, in a thread cache; live for its shard */
 #define B_REMOTE	4	/* freed by a thread of another shard, not yet */
 				/* collected by its own; live for its shard */
+#define B_CPURGE	5	/* cached, its pages being purged (tc_purge, */
+				/* shard lock): the owner's pop waits */
 
 struct l25_shard;
 
@@ -187,6 +194,7 @@ struct l25_region {
 	uint32_t guards;		/* guard pages made in it (hardened) */
 	struct l25_region *next;	/* partial list, or pool */
 	struct l25_region *prev;
+	struct l25_region *snext, *sprev;	/* every region of its shard */
 	uint64_t gmask;			/* blocks whose guard was tried (hardened) */
 	uint8_t stack[L25_MAXBLK];	/* free block indices, top = nfree - 1 */
 	/*
@@ -195,7 +203,11 @@ struct l25_region {
 	 * from clean by it without reading state[].
 	 */
 	uint16_t span[L25_MAXBLK];
-	uint32_t stamp[L25_MAXBLK];	/* ms a dirty block was freed at */
+	/*
+	 * ms a dirty block was freed at; for a cached block, its thread's
+	 * __hak_tick_ms when it went in (written by that thread, atomic)
+	 */
+	uint32_t stamp[L25_MAXBLK];
 	/* written by other shards' threads (remote frees) */
 	uint8_t state[L25_MAXBLK] __aligned(64);
 	uint64_t remote __aligned(64);	/* atomic: B_REMOTE blocks, one bit each */
@@ -206,6 +218,7 @@ struct l25_region {
 struct l25_shard {
 	struct hak_lock lock;
 	struct l25_region *partial[L25_NCLASS];	/* regions with a free block */
+	struct l25_region *all;		/* every region of the shard (snext) */
 	size_t dirty_bytes;		/* B_DIRTY blocks */
 	uint32_t win_ops, win_fails;	/* contention window */
 	size_t regions;
@@ -216,6 +229,7 @@ struct l25_shard {
 	unsigned peak_next;		/* next peak_pass[] slot to fill */
 	uint64_t allocs, frees, remote_frees, contended, purged_bytes;
 	uint64_t cap_purged;		/* bytes purged at dirty_limit() */
+	uint64_t tc_purged;		/* bytes of cached blocks purged (tc_purge) */
 	/* Written by other shards' threads: a line of its own. */
 	struct l25_region *remote_head __aligned(64);	/* atomic */
 } __aligned(64);
@@ -642,6 +656,11 @@ static struct l25_region *region_get(struct l25_shard *sh, unsigned c)
 	 */
 	__hak_ssmap_set(region_base(r), HAK_SSMAP_L25);
 	partial_add(sh, r);
+	r->sprev = NULL;
+	r->snext = sh->all;
+	if (r->snext)
+		r->snext->sprev = r;
+	sh->all = r;
 	/* the decay pass peeks at it without the lock */
 	arch_store_relaxed(&sh->regions, sh->regions + 1);
 	return r;
@@ -656,6 +675,12 @@ static void region_detach(struct l25_shard *sh, struct l25_region *r)
 		if (r->state[i] == B_DIRTY)
 			sh->dirty_bytes -= r->stride;
 	partial_del(sh, r);
+	if (r->sprev)
+		r->sprev->snext = r->snext;
+	else
+		sh->all = r->snext;
+	if (r->snext)
+		r->snext->sprev = r->sprev;
 	arch_store_relaxed(&r->shard, NULL);
 	arch_store_relaxed(&sh->regions, sh->regions - 1);
 }
@@ -716,6 +741,72 @@ static void purge_older(struct l25_shard *sh, uint32_t now, uint32_t min_age)
 	for (c = 0; c < L25_NCLASS && sh->dirty_bytes; c++)
 		for (r = sh->partial[c]; r && sh->dirty_bytes; r = r->next)
 			region_purge(sh, r, now, min_age);
+}
+
+/*
+ * A cached block's stamp is min_age ms or more before now (0: every
+ * block, for trim). The stamp is its thread's __hak_tick_ms, which may
+ * be a little ahead of a pass's now (read before) and lags the clock by
+ * the time since that thread's last slow path: a block cached after a
+ * long run of fast paths only (a thread back from an idle spell, before
+ * its next miss or 64th hit) can look older than it is and be purged
+ * early, which costs its page faults and nothing else.
+ */
+static inline bool tc_old(uint32_t stamp, uint32_t now, uint32_t min_age)
+{
+	return !min_age || (int32_t)(now - stamp) >= (int32_t)min_age;
+}
+
+/*
+ * Purge the pages of blocks that sit in thread caches (any thread's: an
+ * idle thread never runs this for itself) and went in min_age ms or more
+ * before now (tc_old()); they stay cached, clean (span 0): the owner's pop faults
+ * them in again, its flush puts them back as clean blocks (block_put).
+ * The shard lock is held, so no flush (shard_free, which wants B_CACHED)
+ * runs meanwhile; the owner's pop takes no lock, so each block is claimed
+ * first, B_CACHED -> B_CPURGE by compare-and-swap, and put back B_CACHED
+ * (release) after the madvise: a pop that finds B_CPURGE waits
+ * (tc_wait()), and a block a pop took first is live and left alone. The
+ * stamp is read again after the claim (the block may have been popped
+ * and cached anew since the look). Neighbouring blocks share one madvise.
+ */
+static void tc_purge(struct l25_shard *sh, uint32_t now, uint32_t min_age)
+{
+	struct l25_region *r;
+
+	for (r = sh->all; r; r = r->snext) {
+		unsigned i, j, run = 0, start = 0;
+
+		for (i = 0; i <= r->nblocks; i++) {
+			bool old = false;
+
+			if (i < r->nblocks && arch_load_relaxed(&r->state[i]) == B_CACHED &&
+			    tc_old(arch_load_relaxed(&r->stamp[i]), now, min_age) &&
+			    arch_cmpxchg(&r->state[i], (uint8_t)B_CACHED,
+					 (uint8_t)B_CPURGE) == B_CACHED) {
+				old = r->span[i] &&
+				      tc_old(arch_load_relaxed(&r->stamp[i]), now, min_age);
+				if (!old)
+					arch_store_release(&r->state[i], B_CACHED);
+			}
+			if (old) {
+				if (!run++)
+					start = i;
+				continue;
+			}
+			if (!run)
+				continue;
+			if (__hak_os_purge((void *)block_addr(r, start), (size_t)run * r->stride)) {
+				for (j = start; j < start + run; j++)
+					r->span[j] = 0;
+				sh->purged_bytes += (uint64_t)run * r->stride;
+				sh->tc_purged += (uint64_t)run * r->stride;
+			}
+			for (j = start; j < start + run; j++)
+				arch_store_release(&r->state[j], B_CACHED);
+			run = 0;
+		}
+	}
 }
 
 /*
@@ -800,13 +891,29 @@ static inline struct l25_region *shard_check(struct l25_shard *sh, uint32_t now)
 
 /* ---- frees into a shard (shard lock) ---- */
 
+/*
+ * A cached block that tc_purge() purged (span 0) goes back clean, below
+ * the dirty ones: the walks tell clean from dirty by span.
+ */
+static __noinline void stack_put_clean(struct l25_region *r, unsigned i)
+{
+	r->state[i] = B_CLEAN;
+	memmove(r->stack + 1, r->stack, r->nfree);
+	r->stack[0] = (uint8_t)i;
+	r->nfree++;
+}
+
 /* Block i of r (sh's, which is locked) is free from now (ms) on. */
 static void block_put(struct l25_shard *sh, struct l25_region *r, unsigned i, uint32_t now)
 {
-	r->state[i] = B_DIRTY;
-	r->stamp[i] = now;
-	r->stack[r->nfree++] = (uint8_t)i;
-	sh->dirty_bytes += r->stride;
+	if (likely(r->span[i])) {
+		r->state[i] = B_DIRTY;
+		r->stamp[i] = now;
+		r->stack[r->nfree++] = (uint8_t)i;
+		sh->dirty_bytes += r->stride;
+	} else {
+		stack_put_clean(r, i);
+	}
 	if (!r->listed)
 		partial_add(sh, r);
 	if (r->nfree == r->nblocks)
@@ -1006,26 +1113,73 @@ static __noinline void *l25_alloc_slow(unsigned c, unsigned pages)
 }
 
 /*
+ * The decay pass is purging block i's pages (B_CPURGE, tc_purge()): wait
+ * for it to put the block back, clean, then take it. The pass may run on
+ * this CPU at a lower priority (a background purge thread under a
+ * SCHED_FIFO program): spin briefly, then yield, then sleep.
+ */
+static __noinline void tc_wait(struct l25_region *r, unsigned i)
+{
+	unsigned n;
+
+	for (n = 0; arch_cmpxchg(&r->state[i], (uint8_t)B_CACHED, (uint8_t)B_LIVE) != B_CACHED;
+	     n++) {
+		if (n < 64) {
+			arch_cpu_relax();
+		} else if (n < 128) {
+			sched_yield();
+		} else {
+			struct timespec ts = { 0, 50000 };
+
+			nanosleep(&ts, NULL);
+		}
+	}
+}
+
+/*
+ * No cached block of class c: one of the next L25_BORROW classes, as the
+ * shard's borrow() would take (a resident block, waste under 75%), or
+ * L25_TC_NCLASS.
+ */
+static __noinline unsigned tc_borrow(unsigned c)
+{
+	unsigned k;
+
+	for (k = c + 1; k <= c + L25_BORROW && k < L25_TC_NCLASS; k++)
+		if (tc.n[k])
+			return k;
+	return L25_TC_NCLASS;
+}
+
+/*
  * Fast path, about 20 instructions: pop the newest cached block of the
- * class (a cached block's region cannot go away), raise its span, mark
- * it live; NULL when the class has none (no lock, no clock read: the
- * core runs its purge tick only when this misses).
+ * class (a cached block's region cannot go away), mark it live, raise
+ * its span; NULL when the class has none (no lock, no clock read: the
+ * core runs its purge tick only when this misses). The mark is a
+ * compare-and-swap B_CACHED -> B_LIVE: the decay pass of another thread
+ * may be purging the block's pages (tc_purge()), and must not once it is
+ * live.
  */
 void *hak_l25_alloc_cached(size_t n)
 {
-	unsigned c = class_of(n), pages = (unsigned)((n + 4095) >> 12);
+	unsigned c = class_of(n), pages = (unsigned)((n + 4095) >> 12), i;
 	struct l25_region *r;
 	uintptr_t e;
 
-	if (unlikely(!tc.n[c]))
-		return NULL;
+	if (unlikely(!tc.n[c])) {
+		c = tc_borrow(c);
+		if (c >= L25_TC_NCLASS)
+			return NULL;
+	}
 	e = tc.blk[c][--tc.n[c]];
 	tc.bytes -= slot_size(c);
 	r = region_of(e);
-	/* a cached block's span is its thread's alone */
-	if (r->span[e & 4095] < pages)
-		r->span[e & 4095] = (uint16_t)pages;
-	arch_store_relaxed(&r->state[e & 4095], B_LIVE);
+	i = (unsigned)(e & 4095);
+	if (unlikely(arch_cmpxchg(&r->state[i], (uint8_t)B_CACHED, (uint8_t)B_LIVE) != B_CACHED))
+		tc_wait(r, i);
+	/* a cached (now live) block's span is its thread's alone */
+	if (r->span[i] < pages)
+		r->span[i] = (uint16_t)pages;
 	return (void *)(e & ~4095UL);
 }
 
@@ -1281,7 +1435,9 @@ bool hak_l25_free(void *p)
 		tc_flush(c, (L25_TC_N + 1) / 2);
 		cached = false;
 	}
-	arch_store_relaxed(&r->state[i], B_CACHED);
+	/* the stamp first: tc_purge() reads it once it sees B_CACHED */
+	arch_store_relaxed(&r->stamp[i], __hak_tick_ms);
+	arch_store_release(&r->state[i], B_CACHED);
 	tc.blk[c][tc.n[c]++] = (uintptr_t)p | (unsigned)i;
 	tc.bytes += r->stride;
 	return cached;
@@ -1341,6 +1497,7 @@ size_t hak_l25_decay(unsigned now, unsigned delay)
 		before = sh->purged_bytes;
 		peak_pass(sh);
 		purge_older(sh, now, delay);
+		tc_purge(sh, now, delay);
 		rel = detach_empty(sh, false, now, delay);
 		done += (size_t)(sh->purged_bytes - before);
 		hak_unlock(&sh->lock);
@@ -1367,6 +1524,7 @@ size_t hak_l25_release(void)
 		remote_collect(sh, __hak_now_ms());
 		before = sh->purged_bytes;
 		purge_older(sh, 0, 0);
+		tc_purge(sh, 0, 0);
 		rel = detach_empty(sh, true, 0, 0);
 		done += (size_t)(sh->purged_bytes - before);
 		hak_unlock(&sh->lock);
@@ -1410,6 +1568,7 @@ void hak_l25_stats(struct hak_l25_stats *st)
 		st->dirty_bytes += sh->dirty_bytes;
 		purged += sh->purged_bytes;
 		st->cap_purged_bytes += (size_t)sh->cap_purged;
+		st->tc_purged_bytes += (size_t)sh->tc_purged;
 		hak_unlock(&sh->lock);
 	}
 	st->regions = arch_load_relaxed(&nr_regions);

@@ -20,9 +20,12 @@
  *                          class (with the hardened box a guard page
  *                          follows it in its slot);
  *   hak_l25_release()      flush the calling thread's cache, give empty
- *                          pages back (trim), bytes released;
+ *                          pages back (trim; other threads' cached blocks
+ *                          are purged in place), bytes released;
  *   hak_l25_decay(now, delay)  purge the free blocks of shards idle for
- *                          delay ms (the core's decay pass), bytes released;
+ *                          delay ms and the blocks cached that long in any
+ *                          thread's cache (the core's decay pass), bytes
+ *                          released;
  *   fork hooks.
  */
 #ifndef HAK_BOX_L25_POOL_H
@@ -42,6 +45,7 @@ struct hak_l25_stats {
 	size_t dirty_bytes;	/* freed blocks not yet given back */
 	size_t purged_bytes;	/* bytes given back with madvise, ever */
 	size_t cap_purged_bytes; /* of which at the size bound (not the delay) */
+	size_t tc_purged_bytes;	/* of which of blocks in thread caches (any thread's) */
 	size_t region_maps;	/* 2 MiB regions mapped, ever */
 	size_t region_unmaps;	/* and unmapped */
 	size_t pooled;		/* empty purged regions kept in reserve */

@@ -12,10 +12,20 @@
  *    on the remote path, aborts in a child with the one-line diagnostic;
  *  - thread exit returns the cached blocks (shard blocks in use);
  *  - malloc_trim flushes the calling thread's cache;
- *  - fork: the child keeps the forking thread's cache and can use it.
+ *  - fork: the child keeps the forking thread's cache and can use it;
+ *  - the decay purges an idle thread's cached blocks: a thread caches
+ *    blocks and sleeps; within the delay they stay resident, a delay
+ *    later the passes other threads drive have given their pages back
+ *    (mincore) while they stay in its cache, and it gets them again,
+ *    zero-filled, without a shard operation;
+ *  - a thread that reuses its cached blocks while another trims (purging
+ *    every thread's cached blocks) never loses what it wrote to a live
+ *    block.
  */
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
+#include <sys/mman.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include "l25_test.h"
@@ -260,6 +270,190 @@ static void test_fork(void)
 	malloc_trim(0);
 }
 
+/* ---- the decay and other threads' caches ---- */
+
+#define NIDLE_BLK	4	/* 4 x 112 KiB (116 with a guard page): under the byte cap */
+
+static pthread_mutex_t idle_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t idle_cv = PTHREAD_COND_INITIALIZER;
+static int idle_step;			/* 1: cached, 2: go on, 3: done */
+static void *idle_blk[NIDLE_BLK];
+static int idle_again, idle_zero, idle_hits;
+
+static void idle_wait(int step)
+{
+	pthread_mutex_lock(&idle_mu);
+	while (idle_step < step)
+		pthread_cond_wait(&idle_cv, &idle_mu);
+	pthread_mutex_unlock(&idle_mu);
+}
+
+static void idle_set(int step)
+{
+	pthread_mutex_lock(&idle_mu);
+	idle_step = step;
+	pthread_cond_broadcast(&idle_cv);
+	pthread_mutex_unlock(&idle_mu);
+}
+
+static void *idle_cacher(void *arg)
+{
+	struct hak_l25_stats a, b;
+	void *q[NIDLE_BLK];
+	int i, j;
+
+	(void)arg;
+	for (i = 0; i < NIDLE_BLK; i++) {
+		idle_blk[i] = malloc(lt_opaque(SZ));
+		memset(idle_blk[i], 7, SZ);
+	}
+	for (i = 0; i < NIDLE_BLK; i++)
+		free(idle_blk[i]);
+	idle_set(1);
+	idle_wait(2);	/* idle, alive, its blocks in its cache */
+	a = stats();
+	for (i = 0; i < NIDLE_BLK; i++)
+		q[i] = malloc(lt_opaque(SZ));
+	b = stats();
+	idle_hits = b.allocs == a.allocs;
+	for (i = 0; i < NIDLE_BLK; i++) {
+		const unsigned char *c = q[i];
+
+		for (j = 0; j < NIDLE_BLK; j++)
+			idle_again += q[i] == idle_blk[j];
+		for (j = 0; j < SZ && !c[j]; j += 512)
+			;
+		idle_zero += j >= SZ;
+		lt_fill(q[i], SZ, 1);
+		idle_zero -= !lt_check_sparse(q[i], SZ);
+	}
+	for (i = 0; i < NIDLE_BLK; i++)
+		free(q[i]);
+	return NULL;
+}
+
+/* Resident pages of the idle thread's blocks. */
+static size_t idle_resident(void)
+{
+	unsigned char vec[(SZ + 4095) / 4096];
+	size_t n = 0, j;
+	int i;
+
+	for (i = 0; i < NIDLE_BLK; i++) {
+		if (mincore(idle_blk[i], SZ, vec))
+			return (size_t)-1;
+		for (j = 0; j < sizeof(vec); j++)
+			n += vec[j] & 1;
+	}
+	return n;
+}
+
+/* This thread's allocator calls for ms: large blocks, each a purge tick. */
+static void ticks_for(unsigned ms)
+{
+	double end = lt_now() + ms / 1000.0;
+
+	do {
+		void *p = malloc(lt_opaque(L25_TEST_MAX + 4096));
+
+		*(volatile char *)p = 1;
+		free(p);
+		usleep(2000);
+	} while (lt_now() < end);
+}
+
+static void test_idle_purge(void)
+{
+	const unsigned delay = CONFIG_HAK_PURGE_DELAY_MS;
+	const size_t pages = NIDLE_BLK * ((SZ + 4095) / 4096);
+	struct hak_l25_stats a, b, c;
+	size_t r0, r1, r2;
+	pthread_t t;
+	double t0, busy;
+
+	malloc_trim(0);
+	pthread_create(&t, NULL, idle_cacher, NULL);
+	idle_wait(1);
+	a = stats();
+	r0 = idle_resident();
+	t0 = lt_now();
+	ticks_for(delay / 2);
+	busy = lt_now() - t0;
+	b = stats();
+	r1 = idle_resident();
+	if (busy * 1000 < delay * 3 / 4)
+		tap_ok(r0 == pages && r1 == pages && b.tc_purged_bytes == a.tc_purged_bytes,
+		       "an idle thread's cached blocks stay resident within the delay "
+		       "(%zu, %zu of %zu pages after %.0f ms)", r0, r1, pages, busy * 1000);
+	else
+		tap_skip("%.0f ms went by, three quarters of the delay or more", busy * 1000);
+	ticks_for(delay * 2 + 100);
+	c = stats();
+	r2 = idle_resident();
+	tap_ok(r2 == 0 && c.tc_purged_bytes - a.tc_purged_bytes >= NIDLE_BLK * SZ &&
+	       c.blocks_in_use == a.blocks_in_use,
+	       "a delay later other threads' passes purged them in its cache: %zu of %zu "
+	       "pages resident, %zu KiB purged from caches, %zu -> %zu blocks in use",
+	       r2, pages, (c.tc_purged_bytes - a.tc_purged_bytes) >> 10, a.blocks_in_use,
+	       c.blocks_in_use);
+	idle_set(2);
+	pthread_join(t, NULL);
+	tap_ok(idle_hits && idle_again == NIDLE_BLK && idle_zero == NIDLE_BLK,
+	       "the thread gets them from its cache again (%d of %d, no shard operation: %d), "
+	       "zero-filled and usable (%d)", idle_again, NIDLE_BLK, idle_hits, idle_zero);
+	malloc_trim(0);
+}
+
+static volatile int race_stop;
+
+static void *race_trim(void *arg)
+{
+	unsigned long *n = arg;
+
+	while (!race_stop) {
+		malloc_trim(0);
+		(*n)++;
+	}
+	return NULL;
+}
+
+static void test_purge_race(void)
+{
+	struct hak_l25_stats a, b;
+	unsigned long trims = 0, ops = 0, bad = 0;
+	pthread_t t;
+	double end;
+	void *p[3];
+	int i;
+
+	a = stats();
+	race_stop = 0;
+	pthread_create(&t, NULL, race_trim, &trims);
+	end = lt_now() + 0.3;
+	while (lt_now() < end || trims < 20) {
+		/* taken from the cache while the trim may be purging them */
+		for (i = 0; i < 3; i++) {
+			p[i] = malloc(lt_opaque(SZ - (size_t)i * 20000));
+			lt_fill(p[i], SZ - (size_t)i * 20000, 1);
+		}
+		sched_yield();	/* live: a trim must leave them alone */
+		for (i = 0; i < 3; i++) {
+			bad += !lt_check_sparse(p[i], SZ - (size_t)i * 20000);
+			free(p[i]);
+		}
+		sched_yield();	/* cached: a trim purges them */
+		ops++;
+	}
+	race_stop = 1;
+	pthread_join(t, NULL);
+	b = stats();
+	tap_ok(!bad && b.tc_purged_bytes > a.tc_purged_bytes,
+	       "another thread trimming (purging cached blocks) while this one reuses them: "
+	       "%lu of %lu rounds lost data, %lu trims, %zu KiB purged from caches",
+	       bad, ops, trims, (b.tc_purged_bytes - a.tc_purged_bytes) >> 10);
+	malloc_trim(0);
+}
+
 int main(void)
 {
 	if (!TC_N)
@@ -272,5 +466,7 @@ int main(void)
 	test_trim();
 	test_double_free();
 	test_fork();
+	test_idle_purge();
+	test_purge_race();
 	tap_finish();
 }
