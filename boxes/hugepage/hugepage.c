@@ -12,12 +12,13 @@
  *     then faults the whole 2 MiB in as one zeroed page) only once the
  *     heap has earned it: the process has HUGE_MIN_SS superslabs, and
  *     HUGE_MIN_SS candidates have stayed dense and advised for
- *     HUGE_PROVE_X times the purge delay (500 ms at the default 250) with no advice withdrawn in that
- *     time. A burst that is freed again soon after (a 2 MiB page zeroed
- *     whole, then split by the purge of its holes) or a churning heap
- *     never earns it and keeps 4 KiB faults; a heap that fills and stays
- *     (large working sets) earns it a little past a second into its fill.
- *     Any withdrawal (below) takes it away again;
+ *     HUGE_PROVE_X times the purge delay (500 ms at the default 250), and
+ *     fewer than one advice per HUGE_CHURN of them was withdrawn in the
+ *     last one or two proof times. A burst that is freed again soon
+ *     after (a 2 MiB page zeroed whole, then split by the purge of its
+ *     holes) or a churning heap never earns it and keeps 4 KiB faults; a heap that fills and stays
+ *     (large working sets) earns it about half a second into its fill.
+ *     Withdrawals (below) past that share take it away again;
  *   - an advised superslab with at most HUGE_SPARSE pages in slabs gets
  *     MADV_NOHUGEPAGE: its free pages may then be purged one by one (which
  *     splits the 2 MiB page) and khugepaged will not collapse them back.
@@ -61,6 +62,7 @@
 #define HUGE_SPARSE		8	/* pages in slabs to withdraw the advice */
 #define HUGE_BACKOFF_MS		1000
 #define HUGE_CAND		64	/* candidates remembered */
+#define HUGE_CHURN		8	/* proven superslabs per withdrawal allowed */
 #ifndef HUGE_PROVE_X
 #define HUGE_PROVE_X		HAK_HUGE_PROVE_X	/* KCFLAGS=-DHUGE_PROVE_X=n to try */
 #endif
@@ -77,7 +79,19 @@ static struct hak_superslab *cand[HUGE_CAND];	/* ss_lock */
 static unsigned cand_ms[HUGE_CAND];		/* ss_lock */
 static unsigned ncand;				/* ss_lock */
 static bool earned;		/* new superslabs advised at map time; ss_lock */
-static unsigned withdrawn_ms;	/* last withdrawal (coarse clock); ss_lock */
+/*
+ * Withdrawals in this proof window and the one before (the window moves
+ * at a pass once it is a proof time old), and the candidates proven at
+ * the last pass: the heap churns when the withdrawals reach one per
+ * HUGE_CHURN proven superslabs (a few decayed pages of the first, mixed
+ * superslab do not take the grant from a heap of 64 that stays).
+ */
+static unsigned nwd, nwd_prev, wd_ms, nproven;	/* ss_lock */
+
+static bool churns(void)
+{
+	return (nwd + nwd_prev) * HUGE_CHURN >= nproven;
+}
 
 static void advise(struct hak_superslab *ss, bool on)
 {
@@ -86,9 +100,10 @@ static void advise(struct hak_superslab *ss, bool on)
 	ss->huge = on ? HAK_HUGE_ON : HAK_HUGE_OFF;
 	arch_fetch_add(on ? &nr_advised : &nr_withdrawn, 1UL);
 	if (!on) {
+		nwd++;
 		/* The heap churns: new superslabs fault 4 KiB pages again. */
-		earned = false;
-		withdrawn_ms = __hak_now_ms();
+		if (churns())
+			earned = false;
 	}
 }
 
@@ -199,7 +214,13 @@ bool hak_huge_pass(unsigned now)
 		}
 		i++;
 	}
-	if (!earned && proven >= HUGE_MIN_SS && now - withdrawn_ms >= prove) {
+	nproven = proven;
+	if (now - wd_ms >= prove) {
+		nwd_prev = nwd;
+		nwd = 0;
+		wd_ms = now;
+	}
+	if (!earned && proven >= HUGE_MIN_SS && !churns()) {
 		earned = true;
 		arch_fetch_add(&nr_earned, 1UL);
 	}
