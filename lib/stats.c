@@ -164,8 +164,8 @@ static void __hak_stats_print_memory(int fd)
 		"  purge           %12zu ms delay, %zu passes, %zu bytes decayed\n"
 		"  memory limit    %12zu bytes%s, %zu purges near it, %zu retries\n"
 		"  background      %12s (%zu starts, %zu wakeups, %zu passes, %zu bytes)\n"
-		"  hugepages       %12zu bytes (AnonHugePages; %zu advised, %zu withdrawn, "
-		"%zu collapsed, %zu failed)\n",
+		"  hugepages       %12zu bytes (AnonHugePages; %zu advised, %zu at map, "
+		"%zu earned, %zu withdrawn, %zu collapsed, %zu failed)\n",
 		m.ss.pages_used << HAK_PAGE_SHIFT, m.ss.pages_dirty << HAK_PAGE_SHIFT,
 		m.ss.purged_bytes, __hak_heap_pages_purged(),
 		m.l25.bytes_in_use, m.l25.dirty_bytes, m.l25.purged_bytes, m.l25.cap_purged_bytes,
@@ -178,7 +178,7 @@ static void __hak_stats_print_memory(int fd)
 		m.ps.limit, m.ps.limit_hard ? " (hard)" : "", m.ps.limit_purges, m.ps.retries,
 		m.bg.running ? "running" : IS_ENABLED(CONFIG_HAK_BACKGROUND_PURGE) ? "off" : "not built",
 		m.bg.starts, m.bg.wakeups, m.bg.passes, m.bg.purged_bytes,
-		m.hp.anon_huge_bytes, m.hp.advised, m.hp.withdrawn, m.hp.collapses, m.hp.collapse_fails);
+		m.hp.anon_huge_bytes, m.hp.advised, m.hp.at_map, m.hp.earned, m.hp.withdrawn, m.hp.collapses, m.hp.collapse_fails);
 	if (n > (int)sizeof(buf))
 		n = sizeof(buf);
 	if (n > 0 && write(fd, buf, (size_t)n) < 0)

@@ -613,7 +613,7 @@ size_t __hak_ss_decay(unsigned now, unsigned delay)
 	size_t done = 0;
 
 	hak_lock(&ss_lock);
-	hak_huge_collapse(now);
+	hak_huge_pass(now);
 	do {
 		ss_decay_pick(now, delay, &b);
 		if (!b.npurge && !b.nunmap)

@@ -4,12 +4,21 @@
  * advice for superslabs.
  *
  * Policy, per superslab (state in ss->huge, under ss_lock):
- *   - a new superslab is advised (MADV_HUGEPAGE) before its first touch
- *     once the process has HUGE_MIN_SS superslabs: the header write then
- *     faults the whole 2 MiB in as one page. A small heap stays on 4 KiB
- *     pages (2 MiB of RSS for a few KiB of blocks would be a bad trade);
  *   - any superslab with at least HUGE_DENSE of its 32 pages in slabs is
- *     advised too (khugepaged, or MADV_COLLAPSE below, makes it huge);
+ *     advised (MADV_HUGEPAGE): khugepaged, or MADV_COLLAPSE below, may
+ *     make it huge. Its pages were faulted in as 4 KiB ones, so this costs
+ *     nothing until then. It becomes a candidate (cand[], with the time);
+ *   - a new superslab is advised before its first touch (its header write
+ *     then faults the whole 2 MiB in as one zeroed page) only once the
+ *     heap has earned it: the process has HUGE_MIN_SS superslabs, and
+ *     HUGE_MIN_SS candidates have stayed dense and advised for
+ *     HUGE_PROVE_X times the purge delay (500 ms at the default 250), and
+ *     fewer than one advice per HUGE_CHURN of them was withdrawn in the
+ *     last one or two proof times. A burst that is freed again soon
+ *     after (a 2 MiB page zeroed whole, then split by the purge of its
+ *     holes) or a churning heap never earns it and keeps 4 KiB faults; a heap that fills and stays
+ *     (large working sets) earns it about half a second into its fill.
+ *     Withdrawals (below) past that share take it away again;
  *   - an advised superslab with at most HUGE_SPARSE pages in slabs gets
  *     MADV_NOHUGEPAGE: its free pages may then be purged one by one (which
  *     splits the 2 MiB page) and khugepaged will not collapse them back.
@@ -33,12 +42,13 @@
  * loses the advice and its decayed pages, and a wholly free one is
  * purged whole (its header page aside) or unmapped.
  *
- * MADV_COLLAPSE (HAKMEM_HUGEPAGE_COLLAPSE=1, off by default): a superslab
- * advised when it turned dense (its pages already faulted as 4 KiB ones)
- * is remembered (up to HUGE_CAND, forgotten when unmapped); each decay
- * pass collapses at most one, if it is still dense and advised; after a
+ * MADV_COLLAPSE (HAKMEM_HUGEPAGE_COLLAPSE=1, off by default): each decay
+ * pass collapses at most one candidate that has stayed dense and advised
+ * for the proof time (a burst freed soon after is not copied); after a
  * failure none for HUGE_BACKOFF_MS. It copies up to 2 MiB under ss_lock,
  * so it never runs on an allocation path.
+ * With the time decay off (HAKMEM_PURGE_DELAY_MS=0) there are no passes
+ * to prove anything: new superslabs are advised from the HUGE_MIN_SS-th on.
  */
 #include <fcntl.h>
 #include <string.h>
@@ -51,13 +61,37 @@
 #define HUGE_DENSE		HAK_HUGE_DENSE	/* pages in slabs to advise */
 #define HUGE_SPARSE		8	/* pages in slabs to withdraw the advice */
 #define HUGE_BACKOFF_MS		1000
-#define HUGE_CAND		64	/* collapse candidates remembered */
+#define HUGE_CAND		64	/* candidates remembered */
+#define HUGE_CHURN		8	/* proven superslabs per withdrawal allowed */
+#ifndef HUGE_PROVE_X
+#define HUGE_PROVE_X		HAK_HUGE_PROVE_X	/* KCFLAGS=-DHUGE_PROVE_X=n to try */
+#endif
 
 static size_t nr_advised, nr_withdrawn, nr_collapses, nr_collapse_fails;	/* atomic */
+static size_t nr_at_map, nr_earned;	/* atomic */
 static unsigned collapse_after;		/* ms; ss_lock */
-/* Superslabs advised when already partly faulted: collapse candidates. */
+/*
+ * Superslabs advised when they turned dense (their pages already faulted
+ * as 4 KiB ones), with the time: the proof of a heap that stays, and the
+ * collapse candidates.
+ */
 static struct hak_superslab *cand[HUGE_CAND];	/* ss_lock */
+static unsigned cand_ms[HUGE_CAND];		/* ss_lock */
 static unsigned ncand;				/* ss_lock */
+static bool earned;		/* new superslabs advised at map time; ss_lock */
+/*
+ * Withdrawals in this proof window and the one before (the window moves
+ * at a pass once it is a proof time old), and the candidates proven at
+ * the last pass: the heap churns when the withdrawals reach one per
+ * HUGE_CHURN proven superslabs (a few decayed pages of the first, mixed
+ * superslab do not take the grant from a heap of 64 that stays).
+ */
+static unsigned nwd, nwd_prev, wd_ms, nproven;	/* ss_lock */
+
+static bool churns(void)
+{
+	return (nwd + nwd_prev) * HUGE_CHURN >= nproven;
+}
 
 static void advise(struct hak_superslab *ss, bool on)
 {
@@ -65,18 +99,51 @@ static void advise(struct hak_superslab *ss, bool on)
 		return;
 	ss->huge = on ? HAK_HUGE_ON : HAK_HUGE_OFF;
 	arch_fetch_add(on ? &nr_advised : &nr_withdrawn, 1UL);
+	if (!on) {
+		nwd++;
+		/* The heap churns: new superslabs fault 4 KiB pages again. */
+		if (churns())
+			earned = false;
+	}
 }
 
 void hak_huge_on_new(struct hak_superslab *ss, size_t nr)
 {
-	if (nr >= HUGE_MIN_SS)
-		advise(ss, true);
+	if (nr < HUGE_MIN_SS || !(earned || !__hak_opt.purge_delay_ms))
+		return;
+	advise(ss, true);
+	if ((ss->huge & 3) == HAK_HUGE_ON) {
+		/* Sparse while it fills: not a withdrawal (it is huge already). */
+		ss->huge |= HAK_HUGE_FRESH;
+		arch_fetch_add(&nr_at_map, 1UL);
+	}
+}
+
+static void cand_del(unsigned i)
+{
+	ncand--;
+	cand[i] = cand[ncand];
+	cand_ms[i] = cand_ms[ncand];
+}
+
+/* Still a candidate: advised, dense, not collapsed yet. */
+static bool cand_live(const struct hak_superslab *ss)
+{
+	unsigned used = HAK_SS_PAGES - (unsigned)__builtin_popcount(ss->free_mask);
+
+	return (ss->huge & (3 | HAK_HUGE_COLLAPSED)) == HAK_HUGE_ON &&
+	       used >= HUGE_DENSE;
 }
 
 void hak_huge_on_used(struct hak_superslab *ss, unsigned used)
 {
 	unsigned st = ss->huge & 3;
 
+	if (ss->huge & HAK_HUGE_FRESH) {
+		if (used >= HUGE_DENSE)
+			ss->huge &= ~(uint32_t)HAK_HUGE_FRESH;
+		return;
+	}
 	if (ss->huge & HAK_HUGE_COLD) {
 		unsigned then = (ss->huge >> HAK_HUGE_COLD_SHIFT) & 0xff;
 
@@ -92,8 +159,10 @@ void hak_huge_on_used(struct hak_superslab *ss, unsigned used)
 	if (st != HAK_HUGE_ON && used >= HUGE_DENSE) {
 		advise(ss, true);
 		if ((ss->huge & 3) == HAK_HUGE_ON && ncand < HUGE_CAND &&
-		    !(ss->huge & HAK_HUGE_COLLAPSED))
+		    !(ss->huge & HAK_HUGE_COLLAPSED)) {
+			cand_ms[ncand] = __hak_now_ms();
 			cand[ncand++] = ss;
+		}
 	} else if (st == HAK_HUGE_ON && used <= HUGE_SPARSE)
 		advise(ss, false);
 }
@@ -122,24 +191,44 @@ void hak_huge_on_unmap(struct hak_superslab *ss)
 	/* Every entry: a superslab advised again after a withdrawal is there twice. */
 	while (i < ncand) {
 		if (cand[i] == ss)
-			cand[i] = cand[--ncand];
+			cand_del(i);
 		else
 			i++;
 	}
 }
 
-bool hak_huge_collapse(unsigned now)
+bool hak_huge_pass(unsigned now)
 {
+	unsigned prove = HUGE_PROVE_X * (unsigned)__hak_opt.purge_delay_ms;
+	unsigned i = 0, proven = 0, pick = HUGE_CAND;
 	struct hak_superslab *ss;
-	unsigned used;
 
-	if (!__hak_opt.hugepage_collapse || !ncand || (int)(now - collapse_after) < 0)
+	while (i < ncand) {
+		if (!cand_live(cand[i])) {
+			cand_del(i);	/* withdrawn, sparse or collapsed */
+			continue;
+		}
+		if (now - cand_ms[i] >= prove) {
+			proven++;
+			pick = i;
+		}
+		i++;
+	}
+	nproven = proven;
+	if (now - wd_ms >= prove) {
+		nwd_prev = nwd;
+		nwd = 0;
+		wd_ms = now;
+	}
+	if (!earned && proven >= HUGE_MIN_SS && !churns()) {
+		earned = true;
+		arch_fetch_add(&nr_earned, 1UL);
+	}
+	if (!__hak_opt.hugepage_collapse || pick == HUGE_CAND ||
+	    (int)(now - collapse_after) < 0)
 		return false;
-	ss = cand[--ncand];
-	used = HAK_SS_PAGES - (unsigned)__builtin_popcount(ss->free_mask);
-	if ((ss->huge & 3) != HAK_HUGE_ON || (ss->huge & HAK_HUGE_COLLAPSED) ||
-	    used < HUGE_DENSE)
-		return false;
+	ss = cand[pick];
+	cand_del(pick);
 	ss->huge |= HAK_HUGE_COLLAPSED;
 	if (__hak_os_collapse(ss, HAK_SS_SIZE)) {
 		arch_fetch_add(&nr_collapses, 1UL);
@@ -182,5 +271,7 @@ void hak_huge_stats(struct hak_huge_stats *st)
 	st->withdrawn = arch_load_relaxed(&nr_withdrawn);
 	st->collapses = arch_load_relaxed(&nr_collapses);
 	st->collapse_fails = arch_load_relaxed(&nr_collapse_fails);
+	st->at_map = arch_load_relaxed(&nr_at_map);
+	st->earned = arch_load_relaxed(&nr_earned);
 	st->anon_huge_bytes = anon_huge_bytes();
 }

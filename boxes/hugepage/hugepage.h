@@ -3,7 +3,8 @@
  * Hook header of the hugepage box (CONFIG_HAK_HUGEPAGE). lib/superslab.c
  * calls, with ss_lock held:
  *   hak_huge_on_new(ss, nr)     a superslab just mapped (nr live ones, this
- *       included), before its first touch: advise it when the heap is large;
+ *       included), before its first touch: advise it when the heap is large
+ *       and has earned it (superslabs that stayed dense, no withdrawal);
  *   hak_huge_on_used(ss, used)  its pages in slabs changed to used: advise
  *       it when dense, withdraw the advice when sparse;
  *   hak_huge_keeps(ss, used)    the time decay leaves the few free pages
@@ -16,8 +17,9 @@
  *       slab of ss could be purged: false keeps them (ss is advised and
  *       the slab is neither cold nor mostly free: a few KiB are not worth
  *       its 2 MiB page), else as hak_huge_on_purge and true;
- *   hak_huge_collapse(now)      from the decay pass: maybe MADV_COLLAPSE one
- *       dense advised superslab; true when it tried;
+ *   hak_huge_pass(now)          from the decay pass: grant map-time advice
+ *       when enough superslabs stayed dense, and maybe MADV_COLLAPSE one of
+ *       them; true when it tried a collapse;
  *   hak_huge_on_unmap(ss)       a superslab is about to be unmapped.
  * hak_huge_stats() is for HAKMEM_STATS. With the box off the hooks are
  * empty and hak_huge_keeps() is false.
@@ -35,14 +37,19 @@
 #define HAK_HUGE_OFF		2	/* MADV_NOHUGEPAGE (was on, turned sparse) */
 #define HAK_HUGE_COLLAPSED	4	/* flag: MADV_COLLAPSE done */
 #define HAK_HUGE_COLD		8	/* flag: withdrawn for a purge while dense */
+#define HAK_HUGE_FRESH		16	/* flag: advised at map time, not dense yet */
 #define HAK_HUGE_COLD_SHIFT	8	/* pages in slabs then (bits 8..15) */
 #define HAK_HUGE_DENSE		28	/* pages in slabs (of 32) to advise */
+/* A dense superslab proves the heap stays after this many purge delays. */
+#define HAK_HUGE_PROVE_X	2
 
 struct hak_huge_stats {
 	size_t advised;		/* MADV_HUGEPAGE given, ever */
 	size_t withdrawn;	/* MADV_NOHUGEPAGE given, ever */
 	size_t collapses;	/* MADV_COLLAPSE that worked */
 	size_t collapse_fails;
+	size_t at_map;		/* of advised: before the first touch */
+	size_t earned;		/* times map-time advice was granted */
 	size_t anon_huge_bytes;	/* AnonHugePages of the process now */
 };
 
@@ -55,7 +62,7 @@ static inline bool hak_huge_keeps(const struct hak_superslab *ss, unsigned used)
 }
 void hak_huge_on_purge(struct hak_superslab *ss, unsigned used);
 bool hak_huge_may_purge(struct hak_superslab *ss, unsigned used, bool cold);
-bool hak_huge_collapse(unsigned now);
+bool hak_huge_pass(unsigned now);
 void hak_huge_on_unmap(struct hak_superslab *ss);
 void hak_huge_stats(struct hak_huge_stats *st);
 #else
@@ -81,7 +88,7 @@ static inline bool hak_huge_may_purge(struct hak_superslab *ss, unsigned used, b
 	(void)ss; (void)used; (void)cold;
 	return true;
 }
-static inline bool hak_huge_collapse(unsigned now)
+static inline bool hak_huge_pass(unsigned now)
 {
 	(void)now;
 	return false;
