@@ -91,8 +91,9 @@
  * it (from one of the next L25_BORROW classes when its own has none),
  * neither takes a lock. A cached block stays live in its shard's
  * accounting (so its region cannot be released), with state B_CACHED:
- * only the thread whose cache holds it writes that byte (pop: B_LIVE;
- * flush: B_DIRTY under the shard lock), and the lock-free writes are
+ * the thread whose cache holds it writes that byte (pop: B_LIVE; flush,
+ * under the shard lock: B_DIRTY, or B_CLEAN if the decay purged it), the
+ * decay pass too (below), and the lock-free writes are
  * LIVE -> CACHED by the thread caching a live block, LIVE -> REMOTE
  * (compare-and-swap) by a thread of another shard, and CACHED -> CPURGE
  * -> CACHED by the decay pass (under the shard lock; the owner's pop is a
@@ -125,6 +126,8 @@
 #include <string.h>
 #include <time.h>
 #include <pthread.h>
+#include <unistd.h>
+#include <sys/syscall.h>
 #include <asm/atomic.h>
 #include "box.h"
 #include "boxes/l25_pool/l25.h"
@@ -1116,10 +1119,14 @@ static __noinline void *l25_alloc_slow(unsigned c, unsigned pages)
  * The decay pass is purging block i's pages (B_CPURGE, tc_purge()): wait
  * for it to put the block back, clean, then take it. The pass may run on
  * this CPU at a lower priority (a background purge thread under a
- * SCHED_FIFO program): spin briefly, then yield, then sleep.
+ * SCHED_FIFO program): spin briefly, then yield, then sleep. The sleep is
+ * the raw system call: nanosleep() is a cancellation point, and a thread
+ * cancelled here, inside malloc, would lose block i (out of its cache,
+ * never marked live); errno is kept, as malloc's success leaves it.
  */
 static __noinline void tc_wait(struct l25_region *r, unsigned i)
 {
+	int saved = errno;
 	unsigned n;
 
 	for (n = 0; arch_cmpxchg(&r->state[i], (uint8_t)B_CACHED, (uint8_t)B_LIVE) != B_CACHED;
@@ -1131,15 +1138,17 @@ static __noinline void tc_wait(struct l25_region *r, unsigned i)
 		} else {
 			struct timespec ts = { 0, 50000 };
 
-			nanosleep(&ts, NULL);
+			syscall(SYS_nanosleep, &ts, NULL);
 		}
 	}
+	errno = saved;
 }
 
 /*
- * No cached block of class c: one of the next L25_BORROW classes, as the
- * shard's borrow() would take (a resident block, waste under 75%), or
- * L25_TC_NCLASS.
+ * No cached block of class c: one of the next L25_BORROW classes (waste
+ * under 75%, as the shard's borrow()), or L25_TC_NCLASS. Unlike borrow()
+ * it does not ask for a resident block: a cached block is resident but
+ * for the decay's purge of one that sat a whole delay.
  */
 static __noinline unsigned tc_borrow(unsigned c)
 {
