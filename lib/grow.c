@@ -120,9 +120,12 @@ static bool grow_enabled(void)
  * len made a guard unless it is one (the kernel frees it if it was
  * resident). A guard past len stays (the next growth may end right at
  * it: a call saved twice); of two past len the farther goes. The rest of
- * the slot keeps its pages for the block's growth. A failed call may
- * leave a guard where the slot's next block would be: the slot is never
- * used again (false).
+ * the slot keeps its pages for the block's growth. The new guard goes in
+ * first and the old ones come out farthest first, so a failed call
+ * (false) leaves the block as it was, guard included; it may leave a
+ * guard where the slot's next block would be: the slot is never used
+ * again. A failure to drop the farther guard past len harms only reuse:
+ * the slot is dead, the block guarded (true).
  */
 static bool slot_guard_at(struct grow_area *a, unsigned s, size_t len)
 {
@@ -133,12 +136,8 @@ static bool slot_guard_at(struct grow_area *a, unsigned s, size_t len)
 	unsigned i;
 
 	for (i = 0; i < 2; i++) {
-		if (g[i] == GUARD_NONE)
-			continue;
-		if (g[i] < len) {
-			/* inside the block now */
-			if (!__hak_os_unguard(slot + g[i], HAK_HD_GUARD_PAGE))
-				goto dead;
+		if (g[i] == GUARD_NONE || g[i] < len) {
+			continue;	/* none, or inside the block now: below */
 		} else if (g[i] == len) {
 			there = true;
 		} else if (past == GUARD_NONE) {
@@ -152,14 +151,34 @@ static bool slot_guard_at(struct grow_area *a, unsigned s, size_t len)
 	}
 	if (!there && !__hak_os_guard(slot + len, HAK_HD_GUARD_PAGE))
 		goto dead;
-	if (far != GUARD_NONE && !__hak_os_unguard(slot + far, HAK_HD_GUARD_PAGE))
-		goto dead;
+	/* stray (past guard) before guard: guard is the block's own end */
+	for (i = 2; i-- > 0;)
+		if (g[i] != GUARD_NONE && g[i] < len &&
+		    !__hak_os_unguard(slot + g[i], HAK_HD_GUARD_PAGE))
+			goto dead;
 	a->guard[s] = len;
 	a->stray[s] = past;
+	if (far != GUARD_NONE && !__hak_os_unguard(slot + far, HAK_HD_GUARD_PAGE))
+		a->dead |= 1u << s;
 	return true;
 dead:
 	a->dead |= 1u << s;
 	return false;
+}
+
+/*
+ * Count the growth of a slot with d dirty bytes to *len as mapped; when
+ * that is refused (memory limit, fault injection) and *len was stretched
+ * past want (hardened's lengths), count only want and make it *len.
+ */
+static bool slot_commit(size_t d, size_t *len, size_t want)
+{
+	if (*len <= d || __hak_os_commit(*len - d))
+		return true;
+	if (want >= *len)
+		return false;
+	*len = want;
+	return want <= d || __hak_os_commit(want - d);
 }
 
 /* A guard page of free or resized slot s at an offset in [lo, hi], else GUARD_NONE. */
@@ -262,7 +281,7 @@ static int slot_pick(struct grow_area *a, size_t len)
 void *__hak_grow_take(size_t *lenp, size_t *fresh)
 {
 	struct grow_area *a = my_area;
-	size_t len = *lenp;
+	size_t want = *lenp, len = want;
 	void *p = NULL;
 	int s;
 
@@ -286,10 +305,13 @@ void *__hak_grow_take(size_t *lenp, size_t *fresh)
 	 * its usable size, and a take's request already has half again the
 	 * size realloc moves.
 	 */
-	if (hak_hd_guard_len() && s >= 0 &&
-	    slot_fit(a, (unsigned)s, len, len + len / 4) != GUARD_NONE)
-		len = slot_fit(a, (unsigned)s, len, len + len / 4);
-	if (s >= 0 && (a->dirty[s] >= len || __hak_os_commit(len - a->dirty[s]))) {
+	if (hak_hd_guard_len() && s >= 0) {
+		size_t at = slot_fit(a, (unsigned)s, len, len + len / 4);
+
+		if (at != GUARD_NONE)
+			len = at;
+	}
+	if (s >= 0 && slot_commit(a->dirty[s], &len, want)) {
 		if (hak_hd_guard_len() && !slot_guard_at(a, (unsigned)s, len)) {
 			if (a->dirty[s] < len)
 				__hak_os_uncommit(len - a->dirty[s]);
@@ -342,14 +364,15 @@ bool __hak_grow_resize(void *p, size_t old_len, size_t *lenp, size_t *fresh)
 		new_len = at != GUARD_NONE ? at : new_len > most ? new_len : most;
 	}
 	d = a->dirty[s];
-	if (new_len > d) {
-		ok = __hak_os_commit(new_len - d);
+	ok = slot_commit(d, &new_len, *lenp);
+	if (!ok) {
+		/* refused: nothing changed */
+	} else if (new_len > d) {
 		/* hardened: the guard follows the block's end */
-		if (ok && hak_hd_guard_len() && !slot_guard_at(a, s, new_len)) {
+		if (hak_hd_guard_len() && !slot_guard_at(a, s, new_len)) {
 			__hak_os_uncommit(new_len - d);
 			ok = false;
-		}
-		if (ok) {
+		} else {
 			*fresh = new_len - d;
 			a->dirty[s] = new_len;
 		}
