@@ -216,8 +216,10 @@ void *__hak_alloc_big(size_t n)
  * A free the page map did not match to this thread: another heap's block
  * (or this thread has no heap yet), a free page, a mid or large block,
  * NULL, a foreign pointer; also every small free when the map could not
- * be reserved. Sorted out by the 2 MiB registry and the superslab's page
- * lines, as the fast path did before the page map.
+ * be reserved. A block of the idle owner this thread caches frees by its
+ * page-map entry (below); the rest are sorted out by the 2 MiB registry
+ * and the superslab's page lines, as the fast path did before the page
+ * map.
  */
 void __hak_free_slow(void *p)
 {
@@ -253,6 +255,8 @@ void __hak_free_slow(void *p)
 		 * each time they are freed again). Tested here rather than in
 		 * __hak_free_remote, such a free takes no call, no second
 		 * owner read and no prefetch. Any other block goes home.
+		 * (With a page map the test above took these first: this one
+		 * serves the one-page fallback, where there is none.)
 		 */
 		if (o == __hak_tc.tag ||
 		    (o == __hak_rf_tag && __hak_rf_tag && c < HAK_NCLASS))

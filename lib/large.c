@@ -53,10 +53,10 @@
  * Grow areas (lib/grow.c): a block that realloc moves past the L2.5 pool
  * is placed in a slot of its thread's reserved area instead of a mapping
  * of its own (entry->area), and grows there to HAK_GROW_SLOT with no
- * system call (hardened: one guard call per resize, the rest of the slot
- * past the block being its guard); past it, it is copied out to a block
- * of this file's usual
- * kind (area_move_out). Free and usable size go through the registry as
+ * system call (hardened: a guard page right after the block, moved by a
+ * resize, which is given room to spare so that few resizes move it);
+ * past it, it is copied out to a block of this file's usual kind
+ * (area_move_out). Free and usable size go through the registry as
  * for any block; the area's functions are called with no shard lock held.
  *
  * Lock order: shard lock -> meta_lock. No other lock is held with a shard.
