@@ -1941,6 +1941,18 @@ void __hak_tcache_overflow(void *p, uintptr_t ix)
 		errno = saved;
 		return;
 	}
+	/*
+	 * The push took room for p, which is not on the list yet: give it
+	 * back until p is linked, so the bin's count is its list's length
+	 * while the calls below look at the bin. An attach's kept_restore
+	 * sets the count afresh, and the purge tick's idle-bin trim
+	 * (trim_idle_bins) takes the count for the list's: with p counted
+	 * and not listed, a trim left the bin one block short of its count,
+	 * and once emptied by pops its count wrapped (head NULL, count huge):
+	 * the next trim to a capacity (adaptive sizing) followed the NULL
+	 * head (larson_sim, hardened: SEGV at 0 in bin_trim).
+	 */
+	b->room++;
 	h = heap_of_thread();
 	if (unlikely(!h)) {
 		/*
@@ -1949,8 +1961,7 @@ void __hak_tcache_overflow(void *p, uintptr_t ix)
 		 */
 		struct hak_slab *s = __hak_slab_head(__hak_page_of((uintptr_t)p));
 
-		b->room++;	/* p does not stay */
-		__hak_remote_push(s, p, p, 1);
+		__hak_remote_push(s, p, p, 1);	/* p does not stay */
 		errno = saved;
 		return;
 	}
@@ -1960,6 +1971,7 @@ void __hak_tcache_overflow(void *p, uintptr_t ix)
 	__hak_purge_tick();
 	__hak_set_link(p, b->head);
 	b->head = p;
+	b->room--;		/* may be "minus one": spilled below */
 	settle_if_any(h, true);
 	if (__hak_tbin_count(b) > b->cap) {
 		uint32_t n = __hak_tbin_count(b) - b->cap / 2;
