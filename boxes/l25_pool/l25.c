@@ -691,6 +691,55 @@ static void region_detach(struct l25_shard *sh, struct l25_region *r)
 /* ---- decay (shard lock) ---- */
 
 /*
+ * The run walk of both decay purges: take(r, i, now, min_age) claims block
+ * i; neighbouring claimed blocks share one madvise, then settle(r, j, purged)
+ * finishes each block of the run (a purged block's span is 0 by then).
+ * Returns the bytes purged.
+ */
+static uint64_t purge_runs(struct l25_region *r, uint32_t now, uint32_t min_age,
+			   bool (*take)(struct l25_region *, unsigned, uint32_t, uint32_t),
+			   void (*settle)(struct l25_region *, unsigned, bool))
+{
+	unsigned i, j, run = 0, start = 0;
+	uint64_t done = 0;
+
+	for (i = 0; i <= r->nblocks; i++) {
+		size_t len;
+		bool purged;
+
+		if (i < r->nblocks && take(r, i, now, min_age)) {
+			if (!run++)
+				start = i;
+			continue;
+		}
+		if (!run)
+			continue;
+		len = (size_t)run * r->stride;
+		purged = __hak_os_purge((void *)block_addr(r, start), len);
+		if (purged)
+			done += len;
+		for (j = start; j < start + run; j++) {
+			if (purged)
+				r->span[j] = 0;
+			settle(r, j, purged);
+		}
+		run = 0;
+	}
+	return done;
+}
+
+static bool dirty_old(struct l25_region *r, unsigned i, uint32_t now, uint32_t min_age)
+{
+	return arch_load_relaxed(&r->state[i]) == B_DIRTY && now - r->stamp[i] >= min_age;
+}
+
+static void dirty_settle(struct l25_region *r, unsigned j, bool purged)
+{
+	if (purged)
+		r->state[j] = B_CLEAN;
+}
+
+/*
  * Purge r's dirty free blocks freed at least min_age ms before now (all of
  * them for 0), merging neighbours into one madvise, then restack so the
  * blocks still resident are handed out first.
@@ -698,31 +747,12 @@ static void region_detach(struct l25_shard *sh, struct l25_region *r)
 static void region_purge(struct l25_shard *sh, struct l25_region *r, uint32_t now,
 			 uint32_t min_age)
 {
-	unsigned i, j, run = 0, start = 0, n;
+	uint64_t done = purge_runs(r, now, min_age, dirty_old, dirty_settle);
 	uint8_t clean[L25_MAXBLK], dirty[L25_MAXBLK];
-	unsigned nc = 0, nd = 0;
+	unsigned i, n, nc = 0, nd = 0;
 
-	for (i = 0; i <= r->nblocks; i++) {
-		bool old = i < r->nblocks && arch_load_relaxed(&r->state[i]) == B_DIRTY &&
-			   now - r->stamp[i] >= min_age;
-
-		if (old) {
-			if (!run++)
-				start = i;
-			continue;
-		}
-		if (!run)
-			continue;
-		if (__hak_os_purge((void *)block_addr(r, start), (size_t)run * r->stride)) {
-			for (j = start; j < start + run; j++) {
-				r->state[j] = B_CLEAN;
-				r->span[j] = 0;
-			}
-			sh->dirty_bytes -= (size_t)run * r->stride;
-			sh->purged_bytes += (uint64_t)run * r->stride;
-		}
-		run = 0;
-	}
+	sh->dirty_bytes -= (size_t)done;
+	sh->purged_bytes += done;
 	n = r->nfree;
 	for (i = 0; i < n; i++) {
 		uint8_t b = r->stack[i];
@@ -773,42 +803,33 @@ static inline bool tc_old(uint32_t stamp, uint32_t now, uint32_t min_age)
  * stamp is read again after the claim (the block may have been popped
  * and cached anew since the look). Neighbouring blocks share one madvise.
  */
+static bool tc_claim(struct l25_region *r, unsigned i, uint32_t now, uint32_t min_age)
+{
+	if (arch_load_relaxed(&r->state[i]) != B_CACHED ||
+	    !tc_old(arch_load_relaxed(&r->stamp[i]), now, min_age) ||
+	    arch_cmpxchg(&r->state[i], (uint8_t)B_CACHED, (uint8_t)B_CPURGE) != B_CACHED)
+		return false;
+	if (r->span[i] && tc_old(arch_load_relaxed(&r->stamp[i]), now, min_age))
+		return true;
+	arch_store_release(&r->state[i], B_CACHED);
+	return false;
+}
+
+static void tc_settle(struct l25_region *r, unsigned j, bool purged)
+{
+	(void)purged;
+	arch_store_release(&r->state[j], B_CACHED);
+}
+
 static void tc_purge(struct l25_shard *sh, uint32_t now, uint32_t min_age)
 {
 	struct l25_region *r;
 
 	for (r = sh->all; r; r = r->snext) {
-		unsigned i, j, run = 0, start = 0;
+		uint64_t done = purge_runs(r, now, min_age, tc_claim, tc_settle);
 
-		for (i = 0; i <= r->nblocks; i++) {
-			bool old = false;
-
-			if (i < r->nblocks && arch_load_relaxed(&r->state[i]) == B_CACHED &&
-			    tc_old(arch_load_relaxed(&r->stamp[i]), now, min_age) &&
-			    arch_cmpxchg(&r->state[i], (uint8_t)B_CACHED,
-					 (uint8_t)B_CPURGE) == B_CACHED) {
-				old = r->span[i] &&
-				      tc_old(arch_load_relaxed(&r->stamp[i]), now, min_age);
-				if (!old)
-					arch_store_release(&r->state[i], B_CACHED);
-			}
-			if (old) {
-				if (!run++)
-					start = i;
-				continue;
-			}
-			if (!run)
-				continue;
-			if (__hak_os_purge((void *)block_addr(r, start), (size_t)run * r->stride)) {
-				for (j = start; j < start + run; j++)
-					r->span[j] = 0;
-				sh->purged_bytes += (uint64_t)run * r->stride;
-				sh->tc_purged += (uint64_t)run * r->stride;
-			}
-			for (j = start; j < start + run; j++)
-				arch_store_release(&r->state[j], B_CACHED);
-			run = 0;
-		}
+		sh->purged_bytes += done;
+		sh->tc_purged += done;
 	}
 }
 
