@@ -264,14 +264,21 @@ struct third {
 	pthread_barrier_t bar;
 };
 
+/* Thread B's start: it allocates (so it caches), then frees the k blocks. */
+static void cacher_fill(struct third *t)
+{
+	unsigned i;
+
+	free(launder(malloc(1000)));
+	for (i = 0; i < t->k; i++)
+		free(t->v[i]);
+}
+
 static void *third_cacher(void *arg)
 {
 	struct third *t = arg;
-	unsigned i;
 
-	free(launder(malloc(1000)));	/* a thread that allocates caches */
-	for (i = 0; i < t->k; i++)
-		free(t->v[i]);
+	cacher_fill(t);
 	free(launder(stash));
 	pthread_barrier_wait(&t->bar);	/* p sits in this thread's cache */
 	pthread_barrier_wait(&t->bar);	/* C has freed it again */
@@ -308,11 +315,8 @@ static void third(size_t n, int bad, int owner)
 static void *cacher_twice(void *arg)
 {
 	struct third *t = arg;
-	unsigned i;
 
-	free(launder(malloc(1000)));	/* a thread that allocates caches */
-	for (i = 0; i < t->k; i++)
-		free(t->v[i]);
+	cacher_fill(t);
 	*shared = (uintptr_t)stash;
 	free(launder(stash));
 	if (t->bad)
