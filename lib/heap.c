@@ -1199,53 +1199,6 @@ static bool slab_before_purge(struct hak_slab *s, bool idle, bool *told)
 }
 
 /*
- * Prefetch the first line of every carved block of slab s (for writing
- * when write is true) before a walk of its free list: each step of the
- * walk reads the link in the next block's line, a dependent cold miss
- * per block when the list was freed long ago (in the program's order),
- * which holds retirement and serialises the walk. Issued here the lines
- * come in together, as independent misses, and the walk finds them in
- * the L1 or L2. Three walks call it: a refill that takes the list whole
- * (malloc pops it), a refill that pops many blocks of a long list, and
- * the purge's scan of a slab's free blocks. Each only when at least half
- * the carved blocks are free (slab_walk_cold), so at most two lines are
- * fetched per block walked (the other lines are live blocks'); a line of
- * a live block costs a fetch, never a fault (prefetches do not fault).
- * footprint at fixed work: Documentation/design.md, "The free path".
- */
-static void slab_prefetch(const struct hak_slab *s, unsigned c, bool write)
-{
-	size_t step = __hak_class_stride(c);
-	uintptr_t q = __hak_slab_block(s, 0);
-	uintptr_t end = q + (uintptr_t)s->carved * step;
-
-	if (step < ARCH_CACHE_LINE) {
-		step = ARCH_CACHE_LINE;
-		q &= ~(uintptr_t)(ARCH_CACHE_LINE - 1);
-	}
-	if (write) {
-		for (; q < end; q += step)
-			arch_prefetchw((void *)q);
-	} else {
-		for (; q < end; q += step)
-			arch_prefetch((void *)q);
-	}
-}
-
-/*
- * Will a walk of n free blocks of slab s be worth slab_prefetch()? A
- * list of at least HAK_WALK_COLD blocks that holds at least half the
- * carved ones (a shorter walk misses a few lines only; a sparser list
- * would fetch mostly live blocks' lines).
- */
-#define HAK_WALK_COLD	16
-
-static inline bool slab_walk_cold(const struct hak_slab *s, uint32_t n)
-{
-	return n >= HAK_WALK_COLD && 2 * n >= s->carved;
-}
-
-/*
  * Scan s and queue its wholly free sub-pages on b (purged when the caller
  * flushes b, before it lets the owner back in).
  */
@@ -1262,12 +1215,7 @@ static void slab_purge_pages(struct hak_slab *s, struct hak_purge_batch *b, bool
 
 	if (s->capacity > HAK_SLAB_MAX_BLOCKS)
 		return;
-	/*
-	 * Free blocks: the free list and the parked ones. The list (at most
-	 * carved - used blocks) is read only, unless pages are purged below.
-	 */
-	if (s->free && slab_walk_cold(s, s->carved - s->used))
-		slab_prefetch(s, s->class_idx, false);
+	/* Free blocks: the free list and the parked ones. */
 	for (p = s->free; p; p = __hak_link(p)) {
 		i = (uint32_t)(((uintptr_t)p - HAK_HDR_SIZE - start) / stride);
 		bits[i / 64] |= 1ULL << (i % 64);
@@ -1529,6 +1477,33 @@ size_t __hak_heap_pages_purged(void)
 }
 
 /*
+ * Prefetch (for writing) the first line of every carved block of slab s,
+ * whose free list a refill has just taken whole: malloc will pop those
+ * blocks one by one, and each pop reads the link in the block's line, a
+ * dependent cold miss per block (the list was freed long ago, in the
+ * program's order), which holds retirement and serialises the pops.
+ * Issued here the lines come in together, as independent misses, and the
+ * pops find them in the L1 or L2. The refill calls it only when at least
+ * half the carved blocks are free, so at most two lines are fetched per
+ * block handed out (the other lines are live blocks'); a line of a live
+ * block costs a fetch, never a fault (prefetches do not fault).
+ * footprint at fixed work: Documentation/design.md, "The free path".
+ */
+static void slab_prefetch(const struct hak_slab *s, unsigned c)
+{
+	size_t step = __hak_class_stride(c);
+	uintptr_t q = __hak_slab_block(s, 0);
+	uintptr_t end = q + (uintptr_t)s->carved * step;
+
+	if (step < ARCH_CACHE_LINE) {
+		step = ARCH_CACHE_LINE;
+		q &= ~(uintptr_t)(ARCH_CACHE_LINE - 1);
+	}
+	for (; q < end; q += step)
+		arch_prefetchw((void *)q);
+}
+
+/*
  * Take up to want blocks of slab s onto *list; returns how many. Carved
  * blocks get the free mark of the bin they go to (mark), so a free of one
  * the program was never given is caught like a double free.
@@ -1563,11 +1538,7 @@ static uint32_t slab_take(struct hak_heap *h, struct hak_slab *s,
 		s->free = NULL;
 		*all = true;
 		if (2 * got >= s->carved)
-			slab_prefetch(s, c, true);
-	} else if (s->free && want - got >= HAK_WALK_COLD &&
-		   slab_walk_cold(s, s->carved - s->used)) {
-		/* many pops of a long list: its lines first, then the walk */
-		slab_prefetch(s, c, true);
+			slab_prefetch(s, c);
 	}
 	while (got < want && s->free) {
 		void *p = s->free;
