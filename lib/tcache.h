@@ -48,7 +48,6 @@
 #include <hak/compiler.h>
 #include "size_class.h"
 #include "superslab.h"
-#include <asm/prefetch.h>
 #include <asm/processor.h>
 #include <asm/tls.h>
 #include "boxes/failfast/failfast.h"
@@ -274,18 +273,7 @@ static __always_inline void *__hak_tcache_pop_ix(hak_tc_tls *t, uintptr_t ix)
 
 	if (unlikely(!p))
 		return __hak_tcache_refill(ix);	/* ends in __hak_tbin_take too */
-	{
-		void *next = __hak_link(p);
-
-		/*
-		 * The next pop's line, fetched while the program works on p:
-		 * a list freed long ago is otherwise read one dependent miss
-		 * per malloc (footprint). NULL at the list's end: a prefetch
-		 * never faults.
-		 */
-		__hak_tbin_at(t, &ix)->head = next;
-		arch_prefetchw(next);
-	}
+	__hak_tbin_at(t, &ix)->head = __hak_link(p);
 	__hak_tbin_at(t, &ix)->room++;
 	return __hak_tbin_took(p, (unsigned)(ix / 4));
 }
@@ -316,18 +304,7 @@ static __always_inline void *__hak_tcache_pop_direct(hak_tc_tls *t, size_t n, ui
 			return __hak_prof_direct(n);
 		return __hak_tcache_refill(ix);
 	}
-	{
-		void *next = __hak_link(p);
-
-		/*
-		 * The next pop's line, fetched while the program works on p:
-		 * a list freed long ago is otherwise read one dependent miss
-		 * per malloc (footprint). NULL at the list's end: a prefetch
-		 * never faults.
-		 */
-		__hak_tbin_at(t, &ix)->head = next;
-		arch_prefetchw(next);
-	}
+	__hak_tbin_at(t, &ix)->head = __hak_link(p);
 	__hak_tbin_at(t, &ix)->room++;
 	return __hak_tbin_took(p, (unsigned)(ix / 4));
 }
