@@ -1026,36 +1026,45 @@ static void *spill_insertion(void **a, uint32_t k, void *p)
 	return p;
 }
 
-static void *spill_sorted(void *head, unsigned c)
+/*
+ * Take bin b's n newest blocks (n <= HAK_SPILL) off it and return them as
+ * a list in falling address order (as they came when they span more than
+ * HAK_SPILL_SORT_SPAN); one walk, which the cut needs anyway.
+ */
+static void *spill_sorted(struct hak_tbin *b, uint32_t n, unsigned c)
 {
-	void *a[HAK_SPILL], *slot[HAK_SPILL_SLOTS], *p = head;
+	void *a[HAK_SPILL], *slot[HAK_SPILL_SLOTS], *p = b->head;
 	uint64_t used[HAK_SPILL_SLOTS / 64] = { 0 };
 	uintptr_t lo = UINTPTR_MAX, hi = 0;
 	unsigned sh = 63 - (unsigned)__builtin_clzll(__hak_class_stride(c));
-	uint32_t k = 0, i, w;
+	uint32_t k, w;
 
-	while (p && k < HAK_SPILL) {
+	for (k = 0; k < n; k++) {
 		uintptr_t q = (uintptr_t)p;
 
 		p = __hak_link(p);
-		a[k++] = (void *)q;
+		a[k] = (void *)q;
 		lo = q < lo ? q : lo;
 		hi = q > hi ? q : hi;
 	}
-	if (hi - lo > HAK_SPILL_SORT_SPAN)
-		return head;
+	b->head = p;
+	if (hi - lo > HAK_SPILL_SORT_SPAN) {
+		__hak_set_link(a[n - 1], NULL);
+		return a[0];
+	}
 	if ((hi - lo) >> sh >= HAK_SPILL_SLOTS)
-		return spill_insertion(a, k, p);
-	for (i = 0; i < k; i++) {
-		uintptr_t x = ((uintptr_t)a[i] - lo) >> sh;
+		return spill_insertion(a, n, NULL);
+	for (k = 0; k < n; k++) {
+		uintptr_t x = ((uintptr_t)a[k] - lo) >> sh;
 		uint64_t bit = 1ULL << (x & 63);
 
 		if (unlikely(used[x / 64] & bit))	/* cannot happen: two a unit */
-			return spill_insertion(a, k, p);
+			return spill_insertion(a, n, NULL);
 		used[x / 64] |= bit;
-		slot[x] = a[i];
+		slot[x] = a[k];
 	}
 	/* lowest first, each in front: the head is the highest */
+	p = NULL;
 	for (w = 0; w < HAK_SPILL_SLOTS / 64; w++) {
 		uint64_t m = used[w];
 
@@ -1075,14 +1084,16 @@ static void bin_spill(struct hak_heap *h, struct hak_tbin *b, unsigned c, uint32
 	void *head = b->head, *cut = head;
 	uint32_t i;
 
-	for (i = 1; i < n; i++)
-		cut = __hak_link(cut);
-	b->head = __hak_link(cut);
-	__hak_set_link(cut, NULL);
+	if (hak_hd_on()) {
+		head = spill_sorted(b, n, c);
+	} else {
+		for (i = 1; i < n; i++)
+			cut = __hak_link(cut);
+		b->head = __hak_link(cut);
+		__hak_set_link(cut, NULL);
+	}
 	__hak_tbin_set_count(b, __hak_tbin_count(b) - n);
 	HAK_STAT_ADD(h, blocks_flushed, n);
-	if (hak_hd_on())
-		head = spill_sorted(head, c);
 	flush_list(h, head);
 }
 
