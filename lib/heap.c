@@ -1001,12 +1001,14 @@ static void bin_trim(struct hak_heap *h, struct hak_tbin *b, uint32_t keep)
  * largest power of two not above the class's stride, is under this many
  * is put in order by placing each block at its unit (two blocks of one
  * class lie a stride apart at least, so no two share a unit) and reading
- * the occupied units back with a bit scan: two passes of about five
+ * the occupied units back with a bit scan: two passes of about six
  * instructions a block, no comparison between blocks. A spill of blocks
  * freed in carve order spans about 48 strides (the 32 blocks and the 16
- * of the carve window), under 96 units.
+ * of the carve window); 1024 units cover the whole HAK_SPILL_SORT_SPAN
+ * from 64 B blocks up, 16 KiB of 16 B blocks. A slot holds the block's
+ * index in the spill (a byte), so the slots take 1 KiB of stack.
  */
-#define HAK_SPILL_SLOTS		256
+#define HAK_SPILL_SLOTS		1024
 
 static void *spill_insertion(void **a, uint32_t k, void *p)
 {
@@ -1033,12 +1035,14 @@ static void *spill_insertion(void **a, uint32_t k, void *p)
  */
 static void *spill_sorted(struct hak_tbin *b, uint32_t n, unsigned c)
 {
-	void *a[HAK_SPILL], *slot[HAK_SPILL_SLOTS], *p = b->head;
+	void *a[HAK_SPILL], *p = b->head;
+	uint8_t slot[HAK_SPILL_SLOTS];
 	uint64_t used[HAK_SPILL_SLOTS / 64] = { 0 };
-	uintptr_t lo = UINTPTR_MAX, hi = 0;
+	uintptr_t lo = UINTPTR_MAX, hi = 0, top;
 	unsigned sh = 63 - (unsigned)__builtin_clzll(__hak_class_stride(c));
 	uint32_t k, w;
 
+	HAK_BUILD_BUG_ON(HAK_SPILL > 256);
 	for (k = 0; k < n; k++) {
 		uintptr_t q = (uintptr_t)p;
 
@@ -1052,7 +1056,8 @@ static void *spill_sorted(struct hak_tbin *b, uint32_t n, unsigned c)
 		__hak_set_link(a[n - 1], NULL);
 		return a[0];
 	}
-	if ((hi - lo) >> sh >= HAK_SPILL_SLOTS)
+	top = (hi - lo) >> sh;
+	if (top >= HAK_SPILL_SLOTS)
 		return spill_insertion(a, n, NULL);
 	for (k = 0; k < n; k++) {
 		uintptr_t x = ((uintptr_t)a[k] - lo) >> sh;
@@ -1061,15 +1066,15 @@ static void *spill_sorted(struct hak_tbin *b, uint32_t n, unsigned c)
 		if (unlikely(used[x / 64] & bit))	/* cannot happen: two a unit */
 			return spill_insertion(a, n, NULL);
 		used[x / 64] |= bit;
-		slot[x] = a[k];
+		slot[x] = (uint8_t)k;
 	}
 	/* lowest first, each in front: the head is the highest */
 	p = NULL;
-	for (w = 0; w < HAK_SPILL_SLOTS / 64; w++) {
+	for (w = 0; w <= top / 64; w++) {
 		uint64_t m = used[w];
 
 		while (m) {
-			void *q = slot[w * 64 + (unsigned)__builtin_ctzll(m)];
+			void *q = a[slot[w * 64 + (unsigned)__builtin_ctzll(m)]];
 
 			m &= m - 1;
 			__hak_set_link(q, p);
