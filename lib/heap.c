@@ -1001,8 +1001,8 @@ static void bin_trim(struct hak_heap *h, struct hak_tbin *b, uint32_t keep)
  * largest power of two not above the class's stride, is under this many
  * is put in order by placing each block at its unit (two blocks of one
  * class lie a stride apart at least, so no two share a unit) and reading
- * the occupied units back with a bit scan: two passes of about six
- * instructions a block, no comparison between blocks. A spill of blocks
+ * the occupied units back with a bit scan: two passes, no comparison
+ * between blocks and no branch on them. A spill of blocks
  * freed in carve order spans about 48 strides (the 32 blocks and the 16
  * of the carve window); 1024 units cover the whole HAK_SPILL_SORT_SPAN
  * from 64 B blocks up, 16 KiB of 16 B blocks. A slot holds the block's
@@ -1063,7 +1063,7 @@ static void *spill_sorted(struct hak_tbin *b, uint32_t n, unsigned c)
 		uintptr_t x = ((uintptr_t)a[k] - lo) >> sh;
 		uint64_t bit = 1ULL << (x & 63);
 
-		if (unlikely(used[x / 64] & bit))	/* cannot happen: two a unit */
+		if (unlikely(used[x / 64] & bit))	/* cannot be: a unit holds one block */
 			return spill_insertion(a, n, NULL);
 		used[x / 64] |= bit;
 		slot[x] = (uint8_t)k;
