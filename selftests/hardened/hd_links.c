@@ -97,22 +97,33 @@ static void clean(void *arg)
  * (lib/heap.c, spill_sorted: a full bin's newest 32, when they lie within
  * 64 KiB): their slabs' free lists run down through memory, where the
  * random carve order alone leaves them going up and down about half the
- * time. Walks the free list of every slab of the blocks (this thread owns
- * them) and counts the links that go down; *pairs is how many were seen.
+ * time. Gets n blocks of size bytes, frees every step-th in the order they
+ * came (step 1: a spill spans about 48 blocks; 16 B blocks 12 apart:
+ * about 400 units of 16 B; both sorted by their slots; 32 B blocks 40
+ * apart: about 40 KiB, past the 1024 slots of 32 B, sorted by the
+ * insertion sort, freed mixed within each 8 so that only a sort puts them
+ * in order; each size once: a bin that spilled grows),
+ * walks the free list of every slab of the freed
+ * blocks (this thread owns them) and counts the links that go down;
+ * *pairs is how many were seen. Frees the rest after.
  */
-static unsigned spill_order(unsigned *pairs)
+static unsigned spill_order(size_t size, unsigned n, unsigned step, bool mix, unsigned *pairs)
 {
-	enum { N = 600 };
+	enum { N = 24000 };
 	static char *v[N];
 	struct hak_slab *seen[64];
 	unsigned i, k, ns = 0, down = 0;
 
 	*pairs = 0;
-	for (i = 0; i < N; i++)
-		v[i] = malloc(320);
-	for (i = 0; i < N; i++)
-		free(v[i]);
-	for (i = 0; i < N; i++) {
+	for (i = 0; i < n && i < N; i++)
+		v[i] = malloc(size);
+	for (i = 0; i < n && i < N; i += step) {
+		/* mix (n a multiple of 8 steps): each 8 in the order 0 4 2 6 1 5 3 7 */
+		unsigned t = i / step, j = mix ? (t & ~7u) | (t & 1) << 2 | (t & 2) | (t & 4) >> 2 : t;
+
+		free(v[j * step]);
+	}
+	for (i = 0; i < n && i < N; i += step) {
 		struct hak_slab *sl = __hak_slab_head(__hak_page_of((uintptr_t)v[i]));
 		void *p;
 
@@ -126,6 +137,9 @@ static unsigned spill_order(unsigned *pairs)
 			(*pairs)++;
 		}
 	}
+	for (i = 0; i < n && i < N; i++)
+		if (i % step)
+			free(v[i]);
 	return down;
 }
 
@@ -137,7 +151,7 @@ int main(void)
 	long steps[48];
 	char *v[64], *lo = NULL;
 
-	tap_plan(4 * ARRAY_SIZE(sizes) + 4);
+	tap_plan(4 * ARRAY_SIZE(sizes) + 6);
 	for (s = 0; s < ARRAY_SIZE(sizes); s++) {
 		struct job j = { sizes[s], 1 };
 
@@ -200,11 +214,18 @@ int main(void)
 		free(v[i]);
 
 	{
-		unsigned pairs, down = spill_order(&pairs);
+		unsigned pairs, down = spill_order(320, 600, 1, false, &pairs);
 
 		tap_ok(pairs >= 300 && down * 10 >= pairs * 9,
 		       "blocks freed in the order they came go home in address order "
 		       "(%u of %u links in the slabs' free lists go down)", down, pairs);
+		down = spill_order(16, 7200, 12, false, &pairs);
+		tap_ok(pairs >= 300 && down * 10 >= pairs * 9,
+		       "so do 16 B blocks 12 apart (%u of %u links go down)", down, pairs);
+		down = spill_order(32, 24000, 40, true, &pairs);
+		tap_ok(pairs >= 300 && down * 10 >= pairs * 9,
+		       "and 32 B blocks 40 apart freed out of order by 8 (%u of %u links go down)",
+		       down, pairs);
 	}
 
 	if (IS_ENABLED(CONFIG_HAK_HARDENED_ZERO_ON_FREE)) {
