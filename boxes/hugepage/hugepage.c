@@ -75,6 +75,7 @@
 static size_t nr_advised, nr_withdrawn, nr_collapses, nr_collapse_fails;	/* atomic */
 static size_t nr_at_map, nr_earned, nr_proven;	/* atomic */
 static unsigned collapse_after;		/* ms; ss_lock */
+static size_t nr_ss;			/* superslabs mapped; ss_lock */
 /*
  * Superslabs advised when they turned dense (their pages already faulted
  * as 4 KiB ones) or at map time and now dense, with the time: the proof of
@@ -114,6 +115,7 @@ static void advise(struct hak_superslab *ss, bool on)
 
 void hak_huge_on_new(struct hak_superslab *ss, size_t nr)
 {
+	nr_ss = nr;
 	if (nr < HUGE_MIN_SS || !(earned || !__hak_opt.purge_delay_ms))
 		return;
 	advise(ss, true);
@@ -187,7 +189,8 @@ void hak_huge_on_used(struct hak_superslab *ss, unsigned used)
 		if (used == then || used < HUGE_DENSE)
 			return;
 	}
-	if (st != HAK_HUGE_ON && used >= HUGE_DENSE) {
+	/* A heap of fewer superslabs fits the TLB's reach with 4 KiB pages. */
+	if (st != HAK_HUGE_ON && used >= HUGE_DENSE && nr_ss >= HUGE_MIN_SS) {
 		advise(ss, true);
 		if ((ss->huge & 3) == HAK_HUGE_ON)
 			cand_add(ss);
@@ -216,6 +219,7 @@ void hak_huge_on_unmap(struct hak_superslab *ss)
 {
 	unsigned i = 0;
 
+	nr_ss--;
 	/* Every entry: a superslab advised again after a withdrawal is there twice. */
 	while (i < ncand) {
 		if (cand[i] == ss)
