@@ -18,7 +18,11 @@
  *     after (a 2 MiB page zeroed whole, then split by the purge of its
  *     holes) or a churning heap never earns it and keeps 4 KiB faults; a heap that fills and stays
  *     (large working sets) earns it about half a second into its fill.
- *     Withdrawals (below) past that share take it away again;
+ *     Withdrawals (below) past that share take it away again. A
+ *     superslab advised at map time is a candidate too once it turns
+ *     dense (at most half of cand[]; it is never collapsed: its pages
+ *     are 2 MiB ones already), so the grant rests on the whole heap
+ *     that stays, not only on the superslabs that turned dense before;
  *   - an advised superslab with at most HUGE_SPARSE pages in slabs gets
  *     MADV_NOHUGEPAGE: its free pages may then be purged one by one (which
  *     splits the 2 MiB page) and khugepaged will not collapse them back.
@@ -44,7 +48,8 @@
  *
  * MADV_COLLAPSE (HAKMEM_HUGEPAGE_COLLAPSE=1, off by default): each decay
  * pass collapses at most one candidate that has stayed dense and advised
- * for the proof time (a burst freed soon after is not copied); after a
+ * for the proof time (a burst freed soon after is not copied) and was
+ * not advised at map time; after a
  * failure none for HUGE_BACKOFF_MS. It copies up to 2 MiB under ss_lock,
  * so it never runs on an allocation path.
  * With the time decay off (HAKMEM_PURGE_DELAY_MS=0) there are no passes
@@ -68,12 +73,13 @@
 #endif
 
 static size_t nr_advised, nr_withdrawn, nr_collapses, nr_collapse_fails;	/* atomic */
-static size_t nr_at_map, nr_earned;	/* atomic */
+static size_t nr_at_map, nr_earned, nr_proven;	/* atomic */
 static unsigned collapse_after;		/* ms; ss_lock */
+static size_t nr_ss;			/* superslabs mapped; ss_lock */
 /*
  * Superslabs advised when they turned dense (their pages already faulted
- * as 4 KiB ones), with the time: the proof of a heap that stays, and the
- * collapse candidates.
+ * as 4 KiB ones) or at map time and now dense, with the time: the proof of
+ * a heap that stays, and (the former) the collapse candidates.
  */
 static struct hak_superslab *cand[HUGE_CAND];	/* ss_lock */
 static unsigned cand_ms[HUGE_CAND];		/* ss_lock */
@@ -109,12 +115,13 @@ static void advise(struct hak_superslab *ss, bool on)
 
 void hak_huge_on_new(struct hak_superslab *ss, size_t nr)
 {
+	nr_ss = nr;
 	if (nr < HUGE_MIN_SS || !(earned || !__hak_opt.purge_delay_ms))
 		return;
 	advise(ss, true);
 	if ((ss->huge & 3) == HAK_HUGE_ON) {
 		/* Sparse while it fills: not a withdrawal (it is huge already). */
-		ss->huge |= HAK_HUGE_FRESH;
+		ss->huge |= HAK_HUGE_FRESH | HAK_HUGE_ATMAP;
 		arch_fetch_add(&nr_at_map, 1UL);
 	}
 }
@@ -124,6 +131,24 @@ static void cand_del(unsigned i)
 	ncand--;
 	cand[i] = cand[ncand];
 	cand_ms[i] = cand_ms[ncand];
+}
+
+/* ss turned dense and advised: a proof of the heap, and to collapse unless huge at map time. */
+static void cand_add(struct hak_superslab *ss)
+{
+	unsigned i, atmap = 0;
+
+	if (ncand == HUGE_CAND || (ss->huge & HAK_HUGE_COLLAPSED))
+		return;
+	/* Those huge at map time take half the room at most: the rest is for collapses. */
+	if (ss->huge & HAK_HUGE_ATMAP) {
+		for (i = 0; i < ncand; i++)
+			atmap += !!(cand[i]->huge & HAK_HUGE_ATMAP);
+		if (atmap >= HUGE_CAND / 2)
+			return;
+	}
+	cand_ms[ncand] = __hak_now_ms();
+	cand[ncand++] = ss;
 }
 
 /* Still a candidate: advised, dense, not collapsed yet. */
@@ -140,8 +165,16 @@ void hak_huge_on_used(struct hak_superslab *ss, unsigned used)
 	unsigned st = ss->huge & 3;
 
 	if (ss->huge & HAK_HUGE_FRESH) {
-		if (used >= HUGE_DENSE)
-			ss->huge &= ~(uint32_t)HAK_HUGE_FRESH;
+		if (used < HUGE_DENSE)
+			return;
+		/*
+		 * Dense: from now on it proves the heap stays like the
+		 * superslabs advised when they turned dense (the grant would
+		 * otherwise rest on the few of those made before it, and a
+		 * handful of withdrawals would take it away again).
+		 */
+		ss->huge &= ~(uint32_t)HAK_HUGE_FRESH;
+		cand_add(ss);
 		return;
 	}
 	if (ss->huge & HAK_HUGE_COLD) {
@@ -156,13 +189,11 @@ void hak_huge_on_used(struct hak_superslab *ss, unsigned used)
 		if (used == then || used < HUGE_DENSE)
 			return;
 	}
-	if (st != HAK_HUGE_ON && used >= HUGE_DENSE) {
+	/* A heap of fewer superslabs fits the TLB's reach with 4 KiB pages. */
+	if (st != HAK_HUGE_ON && used >= HUGE_DENSE && nr_ss >= HUGE_MIN_SS) {
 		advise(ss, true);
-		if ((ss->huge & 3) == HAK_HUGE_ON && ncand < HUGE_CAND &&
-		    !(ss->huge & HAK_HUGE_COLLAPSED)) {
-			cand_ms[ncand] = __hak_now_ms();
-			cand[ncand++] = ss;
-		}
+		if ((ss->huge & 3) == HAK_HUGE_ON)
+			cand_add(ss);
 	} else if (st == HAK_HUGE_ON && used <= HUGE_SPARSE)
 		advise(ss, false);
 }
@@ -188,6 +219,7 @@ void hak_huge_on_unmap(struct hak_superslab *ss)
 {
 	unsigned i = 0;
 
+	nr_ss--;
 	/* Every entry: a superslab advised again after a withdrawal is there twice. */
 	while (i < ncand) {
 		if (cand[i] == ss)
@@ -210,11 +242,13 @@ bool hak_huge_pass(unsigned now)
 		}
 		if (now - cand_ms[i] >= prove) {
 			proven++;
-			pick = i;
+			if (!(cand[i]->huge & HAK_HUGE_ATMAP))
+				pick = i;	/* 4 KiB pages: worth a collapse */
 		}
 		i++;
 	}
 	nproven = proven;
+	arch_store_relaxed(&nr_proven, (size_t)proven);
 	if (now - wd_ms >= prove) {
 		nwd_prev = nwd;
 		nwd = 0;
@@ -273,5 +307,6 @@ void hak_huge_stats(struct hak_huge_stats *st)
 	st->collapse_fails = arch_load_relaxed(&nr_collapse_fails);
 	st->at_map = arch_load_relaxed(&nr_at_map);
 	st->earned = arch_load_relaxed(&nr_earned);
+	st->proven = arch_load_relaxed(&nr_proven);
 	st->anon_huge_bytes = anon_huge_bytes();
 }

@@ -38,6 +38,7 @@
 #define HAK_HUGE_COLLAPSED	4	/* flag: MADV_COLLAPSE done */
 #define HAK_HUGE_COLD		8	/* flag: withdrawn for a purge while dense */
 #define HAK_HUGE_FRESH		16	/* flag: advised at map time, not dense yet */
+#define HAK_HUGE_ATMAP		32	/* flag: advised at map time (2 MiB pages already) */
 #define HAK_HUGE_COLD_SHIFT	8	/* pages in slabs then (bits 8..15) */
 #define HAK_HUGE_DENSE		28	/* pages in slabs (of 32) to advise */
 /* A dense superslab proves the heap stays after this many purge delays. */
@@ -50,6 +51,7 @@ struct hak_huge_stats {
 	size_t collapse_fails;
 	size_t at_map;		/* of advised: before the first touch */
 	size_t earned;		/* times map-time advice was granted */
+	size_t proven;		/* candidates dense for the proof time, last pass */
 	size_t anon_huge_bytes;	/* AnonHugePages of the process now */
 };
 

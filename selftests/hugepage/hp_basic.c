@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
  * The hugepage box: the superslabs of a heap of small blocks are advised
- * MADV_HUGEPAGE once dense; a small heap is not advised; with
+ * MADV_HUGEPAGE once dense; a small heap (under 5 superslabs) is not
+ * advised, dense or not; with
  * HAKMEM_HUGEPAGE_COLLAPSE on, the decay pass collapses a superslab that
  * has stayed dense and advised for the proof time (or counts a failure
  * and backs off), never more than one per pass; freeing everything
@@ -61,7 +62,15 @@ int main(void)
 	for (i = 0; i < 1000; i++)
 		b[i] = malloc(64);
 	tap_ok(hs().advised == a.advised, "a small heap is not advised (%zu advised)", hs().advised);
-	for (i = 1000; i < NB; i++) {
+	/* 6 MiB: its superslabs are dense, but fewer than 5 of them fit the TLB's reach. */
+	for (i = 1000; i < NB / 11; i++) {
+		b[i] = malloc(64);
+		memset(b[i], 1, 64);
+	}
+	tap_ok(hs().advised == a.advised,
+	       "6 MiB of 64 B blocks, dense but under 5 superslabs: not advised (%zu advised)",
+	       hs().advised);
+	for (; i < NB; i++) {
 		b[i] = malloc(64);
 		memset(b[i], 1, 64);
 	}
