@@ -18,7 +18,9 @@
  * takes no slot. With guard pages as page-table markers (hardened, Linux
  * 6.13 on) the page right after a slot's block is a guard wherever the
  * block is: taken, grown in place (to the whole slot), a slot taken again
- * by a shorter block, after the decay purged the slot (main_guarded).
+ * by a shorter block, after the decay purged the slot (main_guarded); a
+ * take in a resident slot purges the page of the next growth's guard
+ * beforehand (one TLB flush for the pages, none for the guards later).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -150,6 +152,38 @@ static int guard_at(unsigned char *p, size_t off)
 }
 
 /*
+ * A take in a slot resident to its end (its last block filled the whole
+ * slot and moved out) purges the pages where the new block's guard will
+ * go as it grows (twice the old length less a page at each resize), so
+ * the guards made there later free no resident page (no TLB flush); the
+ * slot's other pages stay resident for the growth.
+ */
+static void check_prezap(void)
+{
+	unsigned char *a, *b, *c, *slot;
+	size_t u, at, n = 0, bad = 0;
+
+	a = chain(300 * KIB);		/* holds the slot used so far */
+	b = chain(300 * KIB);		/* a slot of its own, its first block */
+	slot = ct_launder(b);
+	b = realloc(b, SLOT);
+	if (b)
+		fill(b, 0, SLOT);
+	c = b ? realloc(b, SLOT + 1) : NULL;	/* moves out: the slot free, resident */
+	free(c ? c : b);
+	c = chain(260 * KIB);		/* the take's length: no resize yet */
+	u = malloc_usable_size(c);
+	for (at = 2 * u - 4096; c == slot && at < SLOT; at = 2 * at - 4096, n++)
+		bad += resident(c + at, 4096) != 0;
+	tap_ok(c == slot && n > 0 && !bad && resident(c + u + 4096, 4096) == 1 &&
+	       resident(c + SLOT - 4096, 4096) == 1,
+	       "a take in a resident slot purged the %zu pages of its later guards (%zu still resident), kept the rest",
+	       n, bad);
+	free(c);
+	free(a);
+}
+
+/*
  * Hardened with page-table markers: areas in use, each block followed by
  * its guard page.
  */
@@ -160,7 +194,7 @@ static void main_guarded(void)
 	size_t sz, u;
 	int moved;
 
-	tap_plan(9);
+	tap_plan(10);
 	__hak_opt.purge_delay_ms = 60000;
 
 	s0 = gs();
@@ -210,6 +244,7 @@ static void main_guarded(void)
 	tap_ok(p == slot && intact(p, 300 * KIB) && guard_at(p, u),
 	       "after the purge the slot's next block still ends at a guard (%zu KiB)", u / KIB);
 	free(p);
+	check_prezap();
 	malloc_trim(0);
 	s1 = gs();
 	tap_ok(s1.live == 0 && s1.committed == 0, "all freed and trimmed: no slot live or counted");
