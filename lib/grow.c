@@ -49,8 +49,13 @@
  * rest of the slot keeps its pages for the growth, as without guards. A
  * free leaves the guard where it is, and a take prefers a free slot whose
  * guard is up to a quarter past the request, whose length the block then
- * gets: no call. With mprotect guards (kernels before 6.13) each guard
- * would split the area's mapping: no areas then, as before.
+ * gets: no call. A guard put on a resident page frees it, and the kernel
+ * then interrupts the other CPUs the process runs on to flush their TLBs
+ * (about 20 us a guard at two threads); so a take purges, in one batch,
+ * the pages its block's guards will use and the same pages of the other
+ * free slots (slot_prezap), and the guards made there later cost no
+ * flush. With mprotect guards (kernels before 6.13) each guard would
+ * split the area's mapping: no areas then, as before.
  *
  * Lock order: areas_lock -> an area's lock -> nothing (the OS layer takes
  * none). Called with no registry lock held; the decay and the retry's
@@ -91,6 +96,11 @@ struct grow_area {
 	 * past it, left by a longer block before.
 	 */
 	size_t guard[GROW_NSLOT], stray[GROW_NSLOT];
+	/*
+	 * Hardened: offset of a page of free slot i purged for the guard of
+	 * a later take of that length (slot_prezap), GUARD_NONE for none.
+	 */
+	size_t clean[GROW_NSLOT];
 	uint32_t dead;			/* slots a failed guard call left unusable */
 } __aligned(ARCH_CACHE_LINE);
 
@@ -167,6 +177,63 @@ dead:
 }
 
 /*
+ * Hardened, a take of slot s for a block of len bytes: the pages where
+ * its guard goes, at the take and at each resize of a chain of small
+ * growths (len, then twice the old length less a page: the resize rule
+ * of __hak_grow_resize), are purged in one batch where the slot is
+ * resident, and with them the same pages of every other free slot, for
+ * the next takes (realloc moves its chains out of the L2.5 pool with one
+ * length, half again the pool's largest, so takes ask that length again;
+ * clean[] remembers the length a free slot was purged for).
+ * Why: a guard put on a resident page frees the page, and the kernel
+ * flushes the TLB of every CPU the process runs on (two threads on two
+ * CPUs: an interrupt to the other, 18 us a guard against 0.9 us on a page
+ * that is not resident; hardened.md). Purged together the pages cost one
+ * flush (process_madvise batches it), the guards made on them later
+ * none. The pages lie past every block (a free slot has none), which may
+ * not touch them, and stay counted in dirty (over by a few pages, as a
+ * marker leaves it). a's lock is held.
+ */
+#define PREZAP_MAX	HAK_PURGE_BATCH
+
+/* Slot i's pages of the guards of a block taken at len, where resident. */
+static void ladder_add(struct grow_area *a, unsigned i, size_t len, struct hak_purge_batch *b)
+{
+	char *slot = a->base + (size_t)i * GROW_STRIDE;
+	size_t p;
+
+	if (a->clean[i] == len)
+		return;		/* purged already, no block since */
+	for (p = len; p < a->dirty[i] && b->n < PREZAP_MAX;
+	     p = 2 * p - HAK_OS_PAGE < HAK_GROW_SLOT ? 2 * p - HAK_OS_PAGE : HAK_GROW_SLOT) {
+		if (p != a->guard[i] && p != a->stray[i])
+			__hak_os_purge_add(b, slot + p, HAK_OS_PAGE);
+	}
+}
+
+static void slot_prezap(struct grow_area *a, unsigned s, size_t len)
+{
+	struct hak_purge_batch b;
+	unsigned i;
+
+	b.n = 0;
+	b.done = 0;
+	ladder_add(a, s, len, &b);
+	a->clean[s] = GUARD_NONE;	/* its block may write there now */
+	if (!b.n)
+		return;			/* no guard of this block flushes */
+	for (i = 0; i < GROW_NSLOT && b.n + 2 <= PREZAP_MAX; i++) {
+		if (i == s || ((a->used | a->dead) & (1u << i)) || a->dirty[i] <= len)
+			continue;
+		ladder_add(a, i, len, &b);
+		a->clean[i] = len;
+	}
+	/* one page: its guard's own flush is as cheap */
+	if (b.n > 1)
+		__hak_os_purge_flush(&b);
+}
+
+/*
  * Count the growth of a slot with d dirty bytes to *len as mapped; when
  * that is refused (memory limit, fault injection) and *len was stretched
  * past want (hardened's lengths), count only want and make it *len.
@@ -226,7 +293,7 @@ static struct grow_area *area_claim(void)
 	if (fresh)
 		a = &areas[n];
 	for (i = 0; i < GROW_NSLOT; i++)
-		a->guard[i] = a->stray[i] = GUARD_NONE;
+		a->guard[i] = a->stray[i] = a->clean[i] = GUARD_NONE;
 	a->dead = 0;
 	arch_store_relaxed(&a->base, (char *)p);
 	if (fresh)
@@ -259,11 +326,16 @@ static struct grow_area *area_of(const void *p, unsigned *slot)
 /*
  * The free slot with the most dirty bytes, or -1 when all are used; with
  * guard pages, first one whose guard starts within a quarter past len
- * (the most dirty of those): it needs no guard call.
+ * (the most dirty of those): it needs no guard call; then one whose page
+ * at len was purged for a guard (slot_prezap) and that has at most
+ * CLEAN_SLACK fewer dirty bytes (a fresh page faults, about a
+ * microsecond; a flush costs some twenty).
  */
+#define CLEAN_SLACK	((size_t)64 << 10)
+
 static int slot_pick(struct grow_area *a, size_t len)
 {
-	int best = -1, fit = -1;
+	int best = -1, fit = -1, cl = -1;
 	unsigned i;
 
 	for (i = 0; i < GROW_NSLOT; i++) {
@@ -274,8 +346,16 @@ static int slot_pick(struct grow_area *a, size_t len)
 		if (hak_hd_guard_len() && slot_fit(a, i, len, len + len / 4) != GUARD_NONE &&
 		    (fit < 0 || a->dirty[i] > a->dirty[fit]))
 			fit = (int)i;
+		if (hak_hd_guard_len() && a->clean[i] == len &&
+		    (cl < 0 || a->dirty[i] > a->dirty[cl]))
+			cl = (int)i;
 	}
-	return fit >= 0 ? fit : best;
+	if (fit >= 0)
+		return fit;
+	/* a guard on a purged page costs no TLB flush (slot_prezap) */
+	if (cl >= 0 && a->dirty[cl] + CLEAN_SLACK >= a->dirty[best])
+		return cl;
+	return best;
 }
 
 void *__hak_grow_take(size_t *lenp, size_t *fresh)
@@ -312,6 +392,8 @@ void *__hak_grow_take(size_t *lenp, size_t *fresh)
 			len = at;
 	}
 	if (s >= 0 && slot_commit(a->dirty[s], &len, want)) {
+		if (hak_hd_guard_len())
+			slot_prezap(a, (unsigned)s, len);
 		if (hak_hd_guard_len() && !slot_guard_at(a, (unsigned)s, len)) {
 			if (a->dirty[s] < len)
 				__hak_os_uncommit(len - a->dirty[s]);

@@ -18,7 +18,10 @@
  * takes no slot. With guard pages as page-table markers (hardened, Linux
  * 6.13 on) the page right after a slot's block is a guard wherever the
  * block is: taken, grown in place (to the whole slot), a slot taken again
- * by a shorter block, after the decay purged the slot (main_guarded).
+ * by a shorter block, after the decay purged the slot (main_guarded); a
+ * take in a resident slot purges the pages of its later guards, and the
+ * same pages of the other free resident slots, beforehand (one TLB flush
+ * for the pages, none for the guards later; check_prezap).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -149,6 +152,73 @@ static int guard_at(unsigned char *p, size_t off)
 	       strstr(r.err, "wrote") != NULL;
 }
 
+/* Two slots, each left free and resident to its end by a block of the whole slot. */
+static void slots_dirtied(unsigned char **s1, unsigned char **s2)
+{
+	unsigned char *b[2], *c;
+	int k;
+
+	for (k = 0; k < 2; k++) {
+		b[k] = chain(300 * KIB);
+		if (b[k])
+			b[k] = realloc(b[k], SLOT);
+		if (b[k])
+			fill(b[k], 0, SLOT);
+	}
+	*s1 = ct_launder(b[0]);
+	*s2 = ct_launder(b[1]);
+	for (k = 0; k < 2; k++) {
+		c = b[k] ? realloc(b[k], SLOT + 1) : NULL;	/* moves out */
+		free(c ? c : b[k]);
+	}
+}
+
+/* Pages of the guards of a block taken at u in slot (u, then 2u - 4 KiB ...) still resident. */
+static size_t ladder_resident(unsigned char *slot, size_t u, size_t *n)
+{
+	size_t at, bad = 0;
+
+	*n = 0;
+	for (at = u; at < SLOT; at = 2 * at - 4096, (*n)++)
+		bad += resident(slot + at, 4096) != 0;
+	return bad;
+}
+
+/*
+ * A take in a slot resident to its end purges the pages where the new
+ * block's guard will go as it grows (twice the old length less a page at
+ * each resize), and the same pages of the other free resident slots, in
+ * one batch: the guards made there later free no resident page (no TLB
+ * flush); the slots' other pages stay resident. The next take of that
+ * length picks a slot so purged.
+ */
+static void check_prezap(void)
+{
+	unsigned char *a, *c, *d, *s1, *s2, *other;
+	size_t u, n, m, bad, bad2;
+
+	a = chain(300 * KIB);		/* holds the slot used so far */
+	slots_dirtied(&s1, &s2);
+	c = chain(260 * KIB);		/* the take's length: no resize yet */
+	u = malloc_usable_size(c);
+	other = c == s1 ? s2 : s1;
+	bad = ladder_resident(c, 2 * u - 4096, &n);
+	bad2 = ladder_resident(other, u, &m);
+	tap_ok(s1 != s2 && (c == s1 || c == s2) && n > 0 && !bad && resident(c + u + 4096, 4096) == 1 &&
+	       resident(c + SLOT - 4096, 4096) == 1,
+	       "a take in a resident slot purged the %zu pages of its later guards (%zu still resident), kept the rest",
+	       n, bad);
+	tap_ok(m > 1 && !bad2 && resident(other + u + 4096, 4096) == 1,
+	       "and the same %zu pages of another free resident slot (%zu still resident), kept the rest",
+	       m, bad2);
+	d = chain(260 * KIB);
+	tap_ok(d == other && guard_at(d, malloc_usable_size(d)),
+	       "the next take of that length takes that slot, its guard right after it");
+	free(d);
+	free(c);
+	free(a);
+}
+
 /*
  * Hardened with page-table markers: areas in use, each block followed by
  * its guard page.
@@ -160,7 +230,7 @@ static void main_guarded(void)
 	size_t sz, u;
 	int moved;
 
-	tap_plan(9);
+	tap_plan(12);
 	__hak_opt.purge_delay_ms = 60000;
 
 	s0 = gs();
@@ -210,6 +280,7 @@ static void main_guarded(void)
 	tap_ok(p == slot && intact(p, 300 * KIB) && guard_at(p, u),
 	       "after the purge the slot's next block still ends at a guard (%zu KiB)", u / KIB);
 	free(p);
+	check_prezap();
 	malloc_trim(0);
 	s1 = gs();
 	tap_ok(s1.live == 0 && s1.committed == 0, "all freed and trimmed: no slot live or counted");
