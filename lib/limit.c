@@ -7,6 +7,7 @@
  * runs inside the first malloc. The limit goes to the OS layer, which
  * counts every mapping against it (lib/os.c, lib/purge.c).
  */
+#include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
 #include <string.h>
@@ -131,6 +132,44 @@ size_t __hak_cgroup_limit(void)
 			best = v;
 	}
 	return best >= CG_NONE ? 0 : best;
+}
+
+/* The number after key in a /proc/meminfo text, in bytes; 0 when absent. */
+static size_t meminfo_bytes(const char *buf, const char *key)
+{
+	const char *s = strstr(buf, key);
+	size_t v = 0;
+
+	if (!s)
+		return 0;
+	for (s += strlen(key); *s == ' '; s++)
+		;
+	for (; *s >= '0' && *s <= '9'; s++) {
+		if (v > (SIZE_MAX >> 10) / 10)
+			return 0;
+		v = v * 10 + (size_t)(*s - '0');
+	}
+	return v << 10;		/* the file counts in kB */
+}
+
+/*
+ * Free RAM alone (sysinfo's freeram) says "tight" on any machine whose
+ * page cache has filled its memory, the normal state of a busy server and
+ * of a build machine: the kernel gives that cache back on demand. The
+ * first lines of /proc/meminfo suffice (MemAvailable is the third).
+ */
+bool __hak_mem_available(size_t *avail, size_t *total)
+{
+	char buf[512];
+	int saved = errno;	/* a malloc that succeeds leaves errno alone */
+	ssize_t got = read_small("/proc/meminfo", buf, sizeof(buf));
+
+	errno = saved;
+	if (got <= 0)
+		return false;
+	*total = meminfo_bytes(buf, "MemTotal:");
+	*avail = meminfo_bytes(buf, "MemAvailable:");
+	return *total && strstr(buf, "MemAvailable:");
 }
 
 void __hak_limit_init(void)

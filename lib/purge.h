@@ -66,5 +66,11 @@ void __hak_purge_fork_child(void);
 void __hak_limit_init(void);
 /* The cgroup memory limit of the process, 0 when none (lib/limit.c). */
 size_t __hak_cgroup_limit(void);
+/*
+ * Memory the machine can still give without swapping (MemAvailable of
+ * /proc/meminfo: free pages plus reclaimable page cache), and its total,
+ * in bytes; false when /proc cannot be read (lib/limit.c).
+ */
+bool __hak_mem_available(size_t *avail, size_t *total);
 
 #endif /* HAK_PURGE_H */

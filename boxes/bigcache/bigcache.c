@@ -51,8 +51,8 @@
  * decay_ms from the hot list's old end (the list is in stamp order).
  *
  * Policy (put): refuse blocks over max/4; evict (unmap) the coldest until
- * the new block fits in max. Under memory pressure (free + buffer RAM below
- * 1/16 of RAM, sampled with sysinfo() every 256 puts) purge every hot
+ * the new block fits in max. Under memory pressure (MemAvailable below
+ * 1/16 of RAM, sampled from /proc/meminfo every 256 puts) purge every hot
  * block, oldest first, at each put. Without pressure everything cached
  * stays resident (BC_RESIDENT_DIV = 1): a purged block costs the same page
  * faults as a fresh mapping, and keeping only half resident cost ~6x in the
@@ -92,7 +92,7 @@
 #define BC_MIN_BITS		8
 #define BC_MAX_BITS		16
 #define BC_WALK_MAX		32	/* chain entries take() looks at */
-#define BC_PRESSURE_EVERY	256	/* puts between sysinfo() samples */
+#define BC_PRESSURE_EVERY	256	/* puts between memory samples */
 #define BC_RESIDENT_DIV		1	/* resident limit: max / this (no pressure) */
 #define BC_DECAY_BATCH		4	/* idle blocks purged per operation, at most */
 #define BC_DEMAND_WINDOWS	8	/* decay windows of requests remembered */
@@ -674,17 +674,26 @@ static void finish(struct bc_batch *b)
 	hak_unlock(&bc.lock);
 }
 
-/* Memory is tight when free + buffer RAM is below 1/16 of all RAM. */
+/*
+ * Memory is tight when what the machine can still give (MemAvailable: free
+ * RAM and the page cache it can drop) is below 1/16 of all RAM; without
+ * /proc, free + buffer RAM (sysinfo), which reads "tight" whenever the page
+ * cache has filled the memory (a loaded build machine: selftests found
+ * every cached block purged at each put).
+ */
 static void sample_pressure(void)
 {
 	struct sysinfo si;
+	size_t avail, total;
 	int tight = 0;
 
-	if (sysinfo(&si) == 0) {
+	if (__hak_mem_available(&avail, &total)) {
+		tight = avail < total / 16;
+	} else if (sysinfo(&si) == 0) {
 		unsigned long long unit = si.mem_unit ? si.mem_unit : 1;
-		unsigned long long avail = (si.freeram + si.bufferram) * unit;
+		unsigned long long free = (si.freeram + si.bufferram) * unit;
 
-		tight = avail < si.totalram * unit / 16;
+		tight = free < si.totalram * unit / 16;
 	}
 	if (arch_load_relaxed(&bc_pressure_forced) >= 0)
 		tight = arch_load_relaxed(&bc_pressure_forced);

@@ -48,6 +48,7 @@ int main(void)
 	if (bc_large_min() > b)
 		tap_skip_all("1 MiB is not a large block in this build");
 	__hak_bigcache_set_decay(0);	/* only the misses may drop a block */
+	__hak_bigcache_force_pressure(0);	/* nor a busy machine's memory */
 	__hak_bigcache_set_merge(false);	/* no runs: nothing cached fits a miss */
 	bc_set_max(256 * MIB);		/* refuses blocks over 64 MiB */
 

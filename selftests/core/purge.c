@@ -453,6 +453,34 @@ static void test_purge_batch(const char *how)
 	munmap(m, PAGES * 4096UL);
 }
 
+/*
+ * BigCache's memory-pressure sample: MemAvailable as stdio reads it, give
+ * or take what moved between the two reads, and errno left alone.
+ */
+static void test_mem_available(void)
+{
+	size_t avail = 0, total = 0, kb = 0, tkb = 0, slack = 64UL << 20;
+	FILE *f = fopen("/proc/meminfo", "r");
+	char line[128];
+	bool ok;
+
+	if (!f) {
+		tap_skip("no /proc/meminfo");
+		return;
+	}
+	while (fgets(line, sizeof(line), f)) {
+		sscanf(line, "MemTotal: %zu kB", &tkb);
+		sscanf(line, "MemAvailable: %zu kB", &kb);
+	}
+	fclose(f);
+	errno = 4242;
+	ok = __hak_mem_available(&avail, &total);
+	tap_ok(ok && errno == 4242 && total == tkb << 10 && avail <= total &&
+	       avail + slack >= kb << 10 && avail <= (kb << 10) + slack,
+	       "available memory read without stdio: %zu of %zu MiB (stdio: %zu of %zu)",
+	       avail >> 20, total >> 20, kb >> 10, tkb >> 10);
+}
+
 int main(int argc, char **argv)
 {
 	size_t cg;
@@ -478,5 +506,6 @@ int main(int argc, char **argv)
 	tap_ok(__hak_cgroup_limit() == cg,
 	       "cgroup memory limit read without stdio: %zu (stdio: %zu)",
 	       __hak_cgroup_limit(), cg);
+	test_mem_available();
 	tap_finish();
 }
