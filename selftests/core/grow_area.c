@@ -152,6 +152,36 @@ static int guard_at(unsigned char *p, size_t off)
 	       strstr(r.err, "wrote") != NULL;
 }
 
+/*
+ * Grow *pp (a block of 300 KiB) to the slot's end in steps of 4 KiB and a
+ * bit, filling each new part; the size reached. *moved gets 1 when a step
+ * moved the block and, with guards, 2 when a step's usable size did not
+ * end at a guard page.
+ */
+static size_t grow_to_slot(unsigned char **pp, int *moved, bool guards)
+{
+	unsigned char *p = *pp, *q;
+	size_t sz, u = malloc_usable_size(p);
+
+	*moved = 0;
+	for (sz = 300 * KIB; p && sz < SLOT; ) {
+		size_t to = sz + 4 * KIB + 123 < SLOT ? sz + 4 * KIB + 123 : SLOT;
+
+		q = realloc(p, to);
+		if (!q)
+			break;
+		*moved |= q != p;
+		p = q;
+		fill(p, sz, to);
+		sz = to;
+		if (guards && malloc_usable_size(p) != u && !guard_at(p, malloc_usable_size(p)))
+			*moved |= 2;
+		u = malloc_usable_size(p);
+	}
+	*pp = p;
+	return sz;
+}
+
 /* Two slots, each left free and resident to its end by a block of the whole slot. */
 static void slots_dirtied(unsigned char **s1, unsigned char **s2)
 {
@@ -242,21 +272,7 @@ static void main_guarded(void)
 	tap_ok(u >= 300 * KIB && guard_at(p, u),
 	       "its guard page is right after its usable size (%zu KiB)", u / KIB);
 	slot = ct_launder(p);
-	moved = 0;
-	for (sz = 300 * KIB; p && sz < SLOT; ) {
-		size_t to = sz + 4 * KIB + 123 < SLOT ? sz + 4 * KIB + 123 : SLOT;
-
-		q = realloc(p, to);
-		if (!q)
-			break;
-		moved |= q != p;
-		p = q;
-		fill(p, sz, to);
-		sz = to;
-		if (malloc_usable_size(p) != u && !guard_at(p, malloc_usable_size(p)))
-			moved |= 2;
-		u = malloc_usable_size(p);
-	}
+	sz = grow_to_slot(&p, &moved, true);
 	tap_ok(sz == SLOT && !moved && p == slot && intact(p, sz),
 	       "it grows in place to the whole slot, contents kept, the guard after it at every size (%d)",
 	       moved);
@@ -324,18 +340,7 @@ int main(void)
 	tap_ok(p && intact(p, 300 * KIB) && s1.takes == s0.takes + 1 && s1.live == 1 &&
 	       s1.areas == 1, "a block grown past 256 KiB takes a slot of the thread's area");
 	slot = ct_launder(p);
-	moved = 0;
-	for (sz = 300 * KIB; p && sz < SLOT; ) {
-		size_t to = sz + 4 * KIB + 123 < SLOT ? sz + 4 * KIB + 123 : SLOT;
-
-		q = realloc(p, to);
-		if (!q)
-			break;
-		moved |= q != p;
-		p = q;
-		fill(p, sz, to);
-		sz = to;
-	}
+	sz = grow_to_slot(&p, &moved, false);
 	__hak_large_stats(&l1);
 	tap_ok(sz == SLOT && !moved && p == slot && l1.maps == l0.maps &&
 	       l1.moves == l0.moves, "it grows in place to the slot's %zu KiB in 4 KiB steps, no mapping made",

@@ -32,20 +32,10 @@ static size_t passes(void)
 	return st.passes;
 }
 
-static struct hak_huge_stats hs(void)
-{
-	struct hak_huge_stats st;
-
-	hak_huge_stats(&st);
-	return st;
-}
-
 /* A large malloc/free: a slow path of this thread, which ticks the decay. */
 static void tick(void)
 {
-	void *volatile p = malloc(1u << 20);
-
-	free(p);
+	tick_len(1u << 20);
 }
 
 int main(void)

@@ -24,20 +24,10 @@
 
 #define NB	(1u << 19)	/* 512 Ki blocks of 64 B: 32 MiB per fill */
 
-static struct hak_huge_stats hs(void)
-{
-	struct hak_huge_stats st;
-
-	hak_huge_stats(&st);
-	return st;
-}
-
 /* A large malloc/free: a slow path of this thread, which ticks the decay. */
 static void tick(void)
 {
-	void *volatile p = malloc(1u << 20);
-
-	free(p);
+	tick_len(1u << 20);
 }
 
 static unsigned now_ms(void)

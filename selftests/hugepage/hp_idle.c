@@ -44,9 +44,7 @@ static long rss_kib(void)
 /* A large malloc/free: a slow path of this thread, which ticks the decay. */
 static void tick(void)
 {
-	void *volatile p = malloc(4u << 20);
-
-	free(p);
+	tick_len(4u << 20);
 }
 
 struct vma {
