@@ -47,6 +47,7 @@ int main(void)
 
 	if (thp_never())
 		tap_skip_all("transparent hugepages are off (\"never\") here");
+	thp_exclude(b, sizeof(b));
 	tap_plan(0);
 	a = hs();
 	for (i = 0; i < 1000; i++)

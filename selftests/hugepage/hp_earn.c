@@ -61,6 +61,9 @@ int main(void)
 		tap_skip_all("transparent hugepages are off (\"never\") here");
 	if (!__hak_opt.purge_delay_ms)
 		tap_skip_all("HAKMEM_PURGE_DELAY_MS=0: no decay passes, map-time advice is not earned");
+	thp_exclude(b1, sizeof(b1));
+	thp_exclude(b2, sizeof(b2));
+	thp_exclude(b3, sizeof(b3));
 	tap_plan(0);
 	a = hs();
 	ms = fill(b1);

@@ -8,9 +8,11 @@
 #ifndef HAK_SELFTEST_HP_THP_H
 #define HAK_SELFTEST_HP_THP_H
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include "boxes/hugepage/hugepage.h"
 
 static inline int thp_never(void)
@@ -40,6 +42,22 @@ static inline void tick_len(size_t len)
 	void *volatile p = malloc(len);
 
 	free(p);
+}
+
+/*
+ * Keep a test's own big array (a static one: .bss) out of 2 MiB pages.
+ * With THP "always" the kernel backs any aligned 2 MiB of it with one,
+ * and AnonHugePages (the whole process's) then counts the test's array
+ * beside the heap: hp_basic's 8 MiB pointer array read 6 MiB of it, of
+ * the 8 MiB the heap may keep after malloc_trim. Call before touching.
+ */
+static inline void thp_exclude(void *p, size_t len)
+{
+	uintptr_t lo = ((uintptr_t)p + 4095) & ~(uintptr_t)4095;
+	uintptr_t hi = ((uintptr_t)p + len) & ~(uintptr_t)4095;
+
+	if (hi > lo)
+		madvise((void *)lo, hi - lo, MADV_NOHUGEPAGE);
 }
 
 #endif /* HAK_SELFTEST_HP_THP_H */
