@@ -90,6 +90,8 @@ struct hak_superslab {
 	uint32_t free_mask;		/* pages not in any slab */
 	uint32_t dirty_mask;		/* free pages that may be resident */
 	uint32_t huge;			/* hugepage box state (HAK_HUGE_*), ss_lock */
+	uint32_t huge_ms;		/* hugepage box: dense since (ms), ss_lock */
+	struct hak_superslab *huge_next;	/* hugepage box: pending list, ss_lock */
 	struct hak_superslab *next;	/* global list, ss_lock */
 	struct hak_superslab *prev;
 	uint32_t dirty_stamp[HAK_SS_PAGES];	/* ms a free page went dirty, ss_lock */

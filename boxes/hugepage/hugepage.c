@@ -4,10 +4,20 @@
  * advice for superslabs.
  *
  * Policy, per superslab (state in ss->huge, under ss_lock):
- *   - any superslab with at least HUGE_DENSE of its 32 pages in slabs is
- *     advised (MADV_HUGEPAGE): khugepaged, or MADV_COLLAPSE below, may
- *     make it huge. Its pages were faulted in as 4 KiB ones, so this costs
- *     nothing until then. It becomes a candidate (cand[], with the time);
+ *   - any superslab that has had at least HUGE_DENSE of its 32 pages in
+ *     slabs for a purge delay, with nothing purged in it meanwhile, is
+ *     advised (MADV_HUGEPAGE) by the decay pass: khugepaged, or
+ *     MADV_COLLAPSE below, may make it huge. Its pages were faulted in as
+ *     4 KiB ones, so this costs nothing until then. The allocation path
+ *     only notes the time it turned dense (HAK_HUGE_PEND, the pend list):
+ *     advice there took the mm's locks for writing under ss_lock while
+ *     other threads faulted (idle-rss's burst lost 10% to about 130
+ *     advised and withdrawn superslabs, all freed within 60 ms), and a
+ *     burst freed within the delay now gets no advice and no withdrawal.
+ *     A pending superslab is purged as one with no advice (decayed
+ *     pages, the dirty limit, a heap's holes), and such a purge cancels
+ *     the advice to come as it would withdraw advice given (HAK_HUGE_COLD).
+ *     It becomes a candidate (cand[], with the time it turned dense);
  *   - a new superslab is advised before its first touch (its header write
  *     then faults the whole 2 MiB in as one zeroed page) only once the
  *     heap has earned it: the process has HUGE_MIN_SS superslabs, and
@@ -68,6 +78,7 @@
 #define HUGE_BACKOFF_MS		1000
 #define HUGE_CAND		64	/* candidates remembered */
 #define HUGE_CHURN		8	/* proven superslabs per withdrawal allowed */
+#define HUGE_PASS_MAX		64	/* pending superslabs advised per pass */
 #ifndef HUGE_PROVE_X
 #define HUGE_PROVE_X		HAK_HUGE_PROVE_X	/* KCFLAGS=-DHUGE_PROVE_X=n to try */
 #endif
@@ -85,6 +96,8 @@ static struct hak_superslab *cand[HUGE_CAND];	/* ss_lock */
 static unsigned cand_ms[HUGE_CAND];		/* ss_lock */
 static unsigned ncand;				/* ss_lock */
 static bool earned;		/* new superslabs advised at map time; ss_lock */
+/* Superslabs that turned dense (HAK_HUGE_LISTED), linked by huge_next. */
+static struct hak_superslab *pend;	/* ss_lock */
 /*
  * Withdrawals in this proof window and the one before (the window moves
  * at a pass once it is a proof time old), and the candidates proven at
@@ -103,7 +116,7 @@ static void advise(struct hak_superslab *ss, bool on)
 {
 	if (!__hak_os_advise_huge(ss, HAK_SS_SIZE, on))
 		return;
-	ss->huge = on ? HAK_HUGE_ON : HAK_HUGE_OFF;
+	ss->huge = (ss->huge & HAK_HUGE_LISTED) | (on ? HAK_HUGE_ON : HAK_HUGE_OFF);
 	arch_fetch_add(on ? &nr_advised : &nr_withdrawn, 1UL);
 	if (!on) {
 		nwd++;
@@ -133,8 +146,11 @@ static void cand_del(unsigned i)
 	cand_ms[i] = cand_ms[ncand];
 }
 
-/* ss turned dense and advised: a proof of the heap, and to collapse unless huge at map time. */
-static void cand_add(struct hak_superslab *ss)
+/*
+ * ss dense since ms and advised: a proof of the heap, and to collapse
+ * unless huge at map time.
+ */
+static void cand_add(struct hak_superslab *ss, unsigned ms)
 {
 	unsigned i, atmap = 0;
 
@@ -147,7 +163,7 @@ static void cand_add(struct hak_superslab *ss)
 		if (atmap >= HUGE_CAND / 2)
 			return;
 	}
-	cand_ms[ncand] = __hak_now_ms();
+	cand_ms[ncand] = ms;
 	cand[ncand++] = ss;
 }
 
@@ -158,6 +174,49 @@ static bool cand_live(const struct hak_superslab *ss)
 
 	return (ss->huge & (3 | HAK_HUGE_COLLAPSED)) == HAK_HUGE_ON &&
 	       used >= HUGE_DENSE;
+}
+
+/* ss turned dense (or is still): on the pend list, dense since now unless it was. */
+static void pend_note(struct hak_superslab *ss)
+{
+	if (ss->huge & HAK_HUGE_PEND)
+		return;
+	ss->huge |= HAK_HUGE_PEND;
+	ss->huge_ms = __hak_now_ms();
+	if (ss->huge & HAK_HUGE_LISTED)
+		return;
+	ss->huge |= HAK_HUGE_LISTED;
+	ss->huge_next = pend;
+	pend = ss;
+}
+
+/*
+ * From the decay pass: advise the pending superslabs that have stayed
+ * dense for delay ms (at most HUGE_PASS_MAX a pass), and drop from the
+ * list those that are no longer pending.
+ */
+static void pend_pass(unsigned now, unsigned delay)
+{
+	struct hak_superslab **pp = &pend, *ss;
+	unsigned n = 0;
+
+	while ((ss = *pp)) {
+		if ((ss->huge & HAK_HUGE_PEND) &&
+		    (now - ss->huge_ms < delay || n == HUGE_PASS_MAX)) {
+			pp = &ss->huge_next;
+			continue;
+		}
+		*pp = ss->huge_next;
+		ss->huge_next = NULL;
+		ss->huge &= ~(uint32_t)HAK_HUGE_LISTED;
+		if (!(ss->huge & HAK_HUGE_PEND))
+			continue;	/* turned sparse, or purged */
+		ss->huge &= ~(uint32_t)HAK_HUGE_PEND;
+		n++;
+		advise(ss, true);
+		if ((ss->huge & 3) == HAK_HUGE_ON)
+			cand_add(ss, ss->huge_ms);
+	}
 }
 
 void hak_huge_on_used(struct hak_superslab *ss, unsigned used)
@@ -174,9 +233,11 @@ void hak_huge_on_used(struct hak_superslab *ss, unsigned used)
 		 * handful of withdrawals would take it away again).
 		 */
 		ss->huge &= ~(uint32_t)HAK_HUGE_FRESH;
-		cand_add(ss);
+		cand_add(ss, __hak_now_ms());
 		return;
 	}
+	if (used < HUGE_DENSE)
+		ss->huge &= ~(uint32_t)HAK_HUGE_PEND;	/* not dense since */
 	if (ss->huge & HAK_HUGE_COLD) {
 		unsigned then = (ss->huge >> HAK_HUGE_COLD_SHIFT) & 0xff;
 
@@ -191,15 +252,25 @@ void hak_huge_on_used(struct hak_superslab *ss, unsigned used)
 	}
 	/* A heap of fewer superslabs fits the TLB's reach with 4 KiB pages. */
 	if (st != HAK_HUGE_ON && used >= HUGE_DENSE && nr_ss >= HUGE_MIN_SS) {
-		advise(ss, true);
+		if (__hak_opt.purge_delay_ms) {
+			pend_note(ss);	/* the decay pass advises it */
+			return;
+		}
+		advise(ss, true);	/* no passes: at once */
 		if ((ss->huge & 3) == HAK_HUGE_ON)
-			cand_add(ss);
+			cand_add(ss, __hak_now_ms());
 	} else if (st == HAK_HUGE_ON && used <= HUGE_SPARSE)
 		advise(ss, false);
 }
 
 void hak_huge_on_purge(struct hak_superslab *ss, unsigned used)
 {
+	if (ss->huge & HAK_HUGE_PEND) {
+		/* Pending advice cancelled as given advice is withdrawn. */
+		ss->huge = (ss->huge & ~(HAK_HUGE_PEND | 0xffu << HAK_HUGE_COLD_SHIFT)) |
+			   HAK_HUGE_COLD | used << HAK_HUGE_COLD_SHIFT;
+		return;
+	}
 	if ((ss->huge & 3) != HAK_HUGE_ON)
 		return;
 	advise(ss, false);
@@ -217,9 +288,15 @@ bool hak_huge_may_purge(struct hak_superslab *ss, unsigned used, bool cold)
 
 void hak_huge_on_unmap(struct hak_superslab *ss)
 {
+	struct hak_superslab **pp = &pend;
 	unsigned i = 0;
 
 	nr_ss--;
+	if (ss->huge & HAK_HUGE_LISTED) {
+		while (*pp != ss)
+			pp = &(*pp)->huge_next;
+		*pp = ss->huge_next;
+	}
 	/* Every entry: a superslab advised again after a withdrawal is there twice. */
 	while (i < ncand) {
 		if (cand[i] == ss)
@@ -235,6 +312,7 @@ bool hak_huge_pass(unsigned now)
 	unsigned i = 0, proven = 0, pick = HUGE_CAND;
 	struct hak_superslab *ss;
 
+	pend_pass(now, (unsigned)__hak_opt.purge_delay_ms);
 	while (i < ncand) {
 		if (!cand_live(cand[i])) {
 			cand_del(i);	/* withdrawn, sparse or collapsed */

@@ -5,8 +5,9 @@
  *   hak_huge_on_new(ss, nr)     a superslab just mapped (nr live ones, this
  *       included), before its first touch: advise it when the heap is large
  *       and has earned it (superslabs that stayed dense, no withdrawal);
- *   hak_huge_on_used(ss, used)  its pages in slabs changed to used: advise
- *       it when dense, withdraw the advice when sparse;
+ *   hak_huge_on_used(ss, used)  its pages in slabs changed to used: note
+ *       the time it turned dense (the decay pass advises it once it stayed
+ *       so for a purge delay), withdraw the advice when sparse;
  *   hak_huge_keeps(ss, used)    the time decay leaves the few free pages
  *       of a dense advised superslab alone (purging part of a 2 MiB page
  *       splits it);
@@ -17,9 +18,10 @@
  *       slab of ss could be purged: false keeps them (ss is advised and
  *       the slab is neither cold nor mostly free: a few KiB are not worth
  *       its 2 MiB page), else as hak_huge_on_purge and true;
- *   hak_huge_pass(now)          from the decay pass: grant map-time advice
- *       when enough superslabs stayed dense, and maybe MADV_COLLAPSE one of
- *       them; true when it tried a collapse;
+ *   hak_huge_pass(now)          from the decay pass: advise the superslabs
+ *       that stayed dense for a purge delay, grant map-time advice when
+ *       enough stayed dense, and maybe MADV_COLLAPSE one of them; true when
+ *       it tried a collapse;
  *   hak_huge_on_unmap(ss)       a superslab is about to be unmapped.
  * hak_huge_stats() is for HAKMEM_STATS. With the box off the hooks are
  * empty and hak_huge_keeps() is false.
@@ -39,6 +41,8 @@
 #define HAK_HUGE_COLD		8	/* flag: withdrawn for a purge while dense */
 #define HAK_HUGE_FRESH		16	/* flag: advised at map time, not dense yet */
 #define HAK_HUGE_ATMAP		32	/* flag: advised at map time (2 MiB pages already) */
+#define HAK_HUGE_PEND		64	/* flag: dense since huge_ms, not advised yet */
+#define HAK_HUGE_LISTED		128	/* flag: on the box's pending list */
 #define HAK_HUGE_COLD_SHIFT	8	/* pages in slabs then (bits 8..15) */
 #define HAK_HUGE_DENSE		28	/* pages in slabs (of 32) to advise */
 /* A dense superslab proves the heap stays after this many purge delays. */
