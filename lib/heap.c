@@ -168,10 +168,12 @@ static uint32_t tcache_cap_of(size_t share, unsigned c)
  * waited for a CPU (about 60 at 64 pairs). A list longer than the bin's
  * room was popped one link at a time, a dependent miss per block (the
  * consumer wrote each link last): 48% of producer-consumer's time at 64
- * pairs. So a refill past the cores takes such a list whole, unread, up to
- * the capacity a thread has while threads do not outnumber the CPUs
- * (refill_limit), and the bin's capacity is raised to what it then holds
- * (bin_raise, room 0). Only blocks already free and resident move (no
+ * pairs. So a refill past the cores, with a room less than half of what
+ * a thread has while threads do not outnumber the CPUs, takes such a list
+ * whole, unread, up to that unshrunk capacity (refill_limit; a milder
+ * shrink, 3 threads on 2 CPUs, is left alone: larson at 2 threads plus
+ * its main thread lost ~5% with it), and the bin's capacity is raised to
+ * what it then holds (bin_raise, room 0). Only blocks already free and resident move (no
  * page is carved for it: the refill's want is unchanged), and the raise
  * lasts until the class's next refill (bin_lower), so a bin never holds
  * more than a thread's unshrunk capacity. cap_lift[c] is the raised
@@ -188,7 +190,7 @@ static uint32_t refill_limit(unsigned c, uint32_t room)
 	if (arch_load_relaxed(&nr_live) <= arch_load_relaxed(&nr_cpus))
 		return room;
 	full = tcache_cap_of(tcache_bytes, c);
-	return full > room ? full : room;
+	return full > 2 * room ? full : room;
 }
 
 /* Bin b of class c now holds n blocks, more than its capacity. */
