@@ -187,7 +187,9 @@ static uint32_t refill_limit(unsigned c, uint32_t room)
 {
 	uint32_t full;
 
-	if (arch_load_relaxed(&nr_live) <= arch_load_relaxed(&nr_cpus))
+	/* an exiting thread's bins have capacity 0: they must stay so */
+	if (arch_load_relaxed(&nr_live) <= arch_load_relaxed(&nr_cpus) ||
+	    __hak_tc.state != HAK_T_LIVE)
 		return room;
 	full = tcache_cap_of(tcache_bytes, c);
 	return full > 2 * room ? full : room;
@@ -196,7 +198,7 @@ static uint32_t refill_limit(unsigned c, uint32_t room)
 /* Bin b of class c now holds n blocks, more than its capacity. */
 static void bin_raise(struct hak_tbin *b, unsigned c, uint32_t n)
 {
-	if (cap_lift[c] != b->cap)
+	if (!cap_lift[c] || cap_lift[c] != b->cap)
 		cap_base[c] = b->cap;
 	cap_lift[c] = n;
 	b->cap = n;
