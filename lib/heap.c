@@ -160,6 +160,61 @@ static uint32_t tcache_cap_of(size_t share, unsigned c)
 	return (uint32_t)cap;
 }
 
+/*
+ * Past the cores the default capacities are small (8 blocks of most
+ * classes at 64 pairs of threads on 2 CPUs), but a refill still finds the
+ * free blocks of a class in long lists: a producer's slab gets back, in
+ * one remote chain, every block its consumer freed while the producer
+ * waited for a CPU (about 60 at 64 pairs). A list longer than the bin's
+ * room was popped one link at a time, a dependent miss per block (the
+ * consumer wrote each link last): 48% of producer-consumer's time at 64
+ * pairs. So a refill past the cores, with a room less than half of what
+ * a thread has while threads do not outnumber the CPUs, takes such a list
+ * whole, unread, up to that unshrunk capacity (refill_limit; a milder
+ * shrink, 3 threads on 2 CPUs, is left alone: larson at 2 threads plus
+ * its main thread lost ~5% with it), and the bin's capacity is raised to
+ * what it then holds (bin_raise, room 0). Only blocks already free and resident move (no
+ * page is carved for it: the refill's want is unchanged), and the raise
+ * lasts until the class's next refill (bin_lower), so a bin never holds
+ * more than a thread's unshrunk capacity. cap_lift[c] is the raised
+ * capacity and cap_base[c] the one it replaced; a capacity set since by
+ * anything else (the adaptive box, an exit) is left alone.
+ */
+static __thread uint32_t cap_lift[HAK_NCLASS] __attribute__((tls_model("initial-exec")));
+static __thread uint32_t cap_base[HAK_NCLASS] __attribute__((tls_model("initial-exec")));
+
+static uint32_t refill_limit(unsigned c, uint32_t room)
+{
+	uint32_t full;
+
+	/* an exiting thread's bins have capacity 0: they must stay so */
+	if (arch_load_relaxed(&nr_live) <= arch_load_relaxed(&nr_cpus) ||
+	    __hak_tc.state != HAK_T_LIVE)
+		return room;
+	full = tcache_cap_of(tcache_bytes, c);
+	return full > 2 * room ? full : room;
+}
+
+/* Bin b of class c now holds n blocks, more than its capacity. */
+static void bin_raise(struct hak_tbin *b, unsigned c, uint32_t n)
+{
+	if (!cap_lift[c] || cap_lift[c] != b->cap)
+		cap_base[c] = b->cap;
+	cap_lift[c] = n;
+	b->cap = n;
+	__hak_tbin_set_count(b, n);
+}
+
+/* Undo bin_raise (b empty: the class's next refill). */
+static void bin_lower(struct hak_tbin *b, unsigned c)
+{
+	if (unlikely(cap_lift[c])) {
+		if (b->cap == cap_lift[c] && __hak_tbin_count(b) <= cap_base[c])
+			__hak_tbin_set_cap(b, cap_base[c]);
+		cap_lift[c] = 0;
+	}
+}
+
 uint32_t __hak_tcache_cap(unsigned c)
 {
 	return tcache_cap_of(thread_share(tcache_bytes), c);
@@ -1693,10 +1748,11 @@ static uint32_t bin_fill(struct hak_heap *h, struct hak_tbin *b, unsigned c,
 {
 	uint32_t got = 0, room = b->cap > __hak_tbin_count(b) ?
 				    b->cap - __hak_tbin_count(b) : 0;
+	uint32_t lim = refill ? refill_limit(c, room) : room;
 	void *list = b->head;
 
 	if (arch_load_relaxed(&h->pending))
-		got = collect_pending(h, c, &list, room);
+		got = collect_pending(h, c, &list, lim);
 	while (got < want) {
 		struct hak_slab *s = h->partial[c];
 		bool all = false;
@@ -1722,7 +1778,7 @@ static uint32_t bin_fill(struct hak_heap *h, struct hak_tbin *b, unsigned c,
 			partial_add(h, s);
 		}
 		got += slab_take(h, s, &list, want - got,
-				 (room > want ? room : want) - got, __hak_free_key(), &all);
+				 (lim > want ? lim : want) - got, __hak_free_key(), &all);
 		/*
 		 * A free list taken whole (unread) ends the refill, short of
 		 * want: the next slab's blocks would be popped one cold link
@@ -1737,7 +1793,10 @@ static uint32_t bin_fill(struct hak_heap *h, struct hak_tbin *b, unsigned c,
 			break;
 	}
 	b->head = list;
-	b->room -= got;
+	if (got > room)
+		bin_raise(b, c, __hak_tbin_count(b) + got);
+	else
+		b->room -= got;
 	return got;
 }
 
@@ -1782,6 +1841,7 @@ void *__hak_tcache_refill(uintptr_t ix)
 	settle_if_any(h, true);
 	__hak_purge_tick();
 	if (!b->head) {
+		bin_lower(b, c);
 		hak_adapt_on_refill(c);
 		/*
 		 * The thread's first refill warms its hot classes (this one
@@ -2332,6 +2392,7 @@ struct hak_heap *__hak_heap_attach(void)
 		__hak_tbin_set_cap(b, c < HAK_NCLASS ?
 				   hak_adapt_initial_cap(c, tcache_cap_of(share, c)) : 0);
 	}
+	memset(cap_lift, 0, sizeof(cap_lift));	/* a thread attaching again */
 	__hak_tcache_direct_setup();
 	tc->tagx = HAK_TAGX(h->tag);
 	tc->state = HAK_T_LIVE;

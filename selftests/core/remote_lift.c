@@ -1,0 +1,193 @@
+// SPDX-License-Identifier: MIT
+/*
+ * remote_lift: past the cores, a refill takes a long list of free blocks
+ * whole and lifts the bin's capacity for it (lib/heap.c, refill_limit,
+ * bin_raise and bin_lower).
+ *
+ * With more threads live than CPUs, the default capacity of a class
+ * shrinks (64 B with a 4 KiB budget: 64 blocks alone, 8 with 8 threads a
+ * CPU, 16 with the adaptive box); a producer's
+ * consumer then sends back a chain of NB blocks that does not fit the
+ * bin. Popped link by link, that chain cost a refill per capacity / 2
+ * blocks and a cache miss per block. Checked here:
+ *   - the producer allocates NB blocks of 64 B, another thread frees them
+ *     all (one remote chain), and the producer's next NB mallocs take at
+ *     most 3 refills (without the lift: NB / 4 or NB / 8);
+ *   - every block handed out is distinct and writable, and the freed ones
+ *     come back (the chain was taken, not lost);
+ *   - the lift ends at the class's next refill: fresh blocks then come
+ *     the shrunk capacity's half a refill again, not the lifted one's;
+ *   - every block sent home was collected after a trim.
+ * Skipped when the CPUs are too many to outnumber with helper threads;
+ * the first check is skipped with the fail-fast box, whose checks walk
+ * every list a refill takes (no whole takes, so no lift).
+ */
+#include <pthread.h>
+#include <sched.h>
+#include <hakmem/hakmem.h>
+#include "core_test.h"
+
+#define NB	64
+#define BS	64
+#define BUDGET	"4096"	/* HAKMEM_TCACHE_BYTES: 64 blocks of 64 B unshrunk */
+#define MAX_HELPERS	129
+
+static void *blk[NB], *again[NB];
+static int n;
+static unsigned nh;
+static pthread_barrier_t hold;
+
+static void *helper(void *arg)
+{
+	void *p = malloc(16);	/* attach a heap: one more thread live */
+
+	(void)arg;
+	if (!p)
+		tap_bail("malloc failed");
+	((volatile char *)p)[0] = 1;	/* keep the pair: the compiler drops it */
+	free(p);
+	pthread_barrier_wait(&hold);	/* helpers up */
+	pthread_barrier_wait(&hold);	/* test done */
+	return NULL;
+}
+
+static void *freer(void *arg)
+{
+	unsigned i;
+
+	(void)arg;
+	for (i = 0; i < NB; i++)
+		free(blk[i]);
+	return NULL;		/* the exit sends the last run home */
+}
+
+/*
+ * The producer: a thread attached after the helpers, so its capacities
+ * are the shrunk ones (the main thread's were set when it ran alone).
+ */
+static void *producer(void *arg)
+{
+	struct hak_stats s0, s1;
+	unsigned i, j, found = 0, distinct = 1;
+	pthread_t t;
+
+	(void)arg;
+	for (i = 0; i < NB; i++) {
+		blk[i] = malloc(BS);
+		if (!blk[i])
+			tap_bail("malloc failed");
+		memset(blk[i], 0x5a, BS);
+	}
+	if (pthread_create(&t, NULL, freer, NULL))
+		tap_bail("pthread_create: %s", strerror(errno));
+	pthread_join(t, NULL);
+
+	hak_stats_get(&s0);
+	for (i = 0; i < NB; i++) {
+		again[i] = malloc(BS);
+		if (!again[i])
+			tap_bail("malloc failed");
+	}
+	hak_stats_get(&s1);
+	if (IS_ENABLED(CONFIG_HAK_FAILFAST))	/* checks walk every list taken */
+		tap_skip("fail-fast box: a refill walks the lists it takes, no lift");
+	else
+		tap_ok(s1.refills - s0.refills <= 3,
+		       "%u threads on %d CPUs: %u mallocs after a remote chain of %u took %llu refills",
+		       nh + 1, n, NB, NB, (unsigned long long)(s1.refills - s0.refills));
+
+	for (i = 0; i < NB; i++) {
+		memset(again[i], (int)i, BS);
+		for (j = 0; j < NB; j++)
+			if (again[i] == blk[j])
+				found++;
+	}
+	for (i = 0; i < NB && distinct; i++)
+		for (j = i + 1; j < NB; j++)
+			if (again[i] == again[j] || ((unsigned char *)again[i])[BS - 1] != (unsigned char)i) {
+				distinct = 0;
+				break;
+			}
+	tap_ok(distinct && found >= NB / 2,
+	       "the blocks are distinct and intact, %u of the %u freed came back", found, NB);
+
+	/*
+	 * The lift ends at the class's next refill: fresh blocks (carved,
+	 * nothing on the way home) come cap / 2 a refill again, the shrunk
+	 * capacity's (8 or 4 a refill), not the lifted one's (32).
+	 */
+	{
+		static void *more[4 * NB];
+
+		hak_stats_get(&s0);
+		for (i = 0; i < 4 * NB; i++)
+			if (!(more[i] = malloc(BS)))
+				tap_bail("malloc failed");
+		hak_stats_get(&s1);
+		for (i = 0; i < 4 * NB; i++)
+			free(more[i]);
+		tap_ok(s1.refills - s0.refills > 4 * NB / 32 + 2,
+		       "the lift ends at the next refill: %u fresh mallocs took %llu refills",
+		       4 * NB, (unsigned long long)(s1.refills - s0.refills));
+	}
+
+	for (i = 0; i < NB; i++)
+		free(again[i]);
+	return NULL;
+}
+
+static int cpus(void)
+{
+	cpu_set_t set;
+
+	if (sched_getaffinity(0, sizeof(set), &set))
+		return 1;
+	return CPU_COUNT(&set);
+}
+
+int main(int argc, char **argv)
+{
+	pthread_t helpers[MAX_HELPERS], t;
+
+	(void)argc;
+	struct hak_stats st0, st;
+	unsigned i;
+
+	/*
+	 * The budget is read once, at the first malloc (which may come before
+	 * main): run again with it in the environment.
+	 */
+	if (!getenv("HAKMEM_TCACHE_BYTES") || strcmp(getenv("HAKMEM_TCACHE_BYTES"), BUDGET)) {
+		setenv("HAKMEM_TCACHE_BYTES", BUDGET, 1);
+		execv("/proc/self/exe", argv);
+		tap_bail("execv: %s", strerror(errno));
+	}
+	n = cpus();
+	tap_plan(4);
+	nh = 8u * (unsigned)n + 1;	/* 64 B: 64 * cpus / live <= 8 */
+	if (nh > MAX_HELPERS)
+		tap_skip_all("%d CPUs: too many to outnumber", n);
+	hak_stats_get(&st0);
+	if (pthread_barrier_init(&hold, NULL, nh + 1))
+		tap_bail("barrier: %s", strerror(errno));
+	for (i = 0; i < nh; i++)
+		if (pthread_create(&helpers[i], NULL, helper, NULL))
+			tap_bail("pthread_create: %s", strerror(errno));
+	pthread_barrier_wait(&hold);
+
+	if (pthread_create(&t, NULL, producer, NULL))
+		tap_bail("pthread_create: %s", strerror(errno));
+	pthread_join(t, NULL);
+	pthread_barrier_wait(&hold);
+	for (i = 0; i < nh; i++)
+		pthread_join(helpers[i], NULL);
+	pthread_barrier_destroy(&hold);
+	malloc_trim(0);
+	malloc_trim(0);
+	hak_stats_get(&st);
+	tap_ok(st.remote_frees - st0.remote_frees == st.remote_collected - st0.remote_collected,
+	       "every block sent home collected (%llu sent, %llu collected)",
+	       (unsigned long long)(st.remote_frees - st0.remote_frees),
+	       (unsigned long long)(st.remote_collected - st0.remote_collected));
+	tap_finish();
+}
