@@ -691,9 +691,9 @@ static void sample_pressure(void)
 		tight = avail < total / 16;
 	} else if (sysinfo(&si) == 0) {
 		unsigned long long unit = si.mem_unit ? si.mem_unit : 1;
-		unsigned long long free = (si.freeram + si.bufferram) * unit;
+		unsigned long long spare = (si.freeram + si.bufferram) * unit;
 
-		tight = free < si.totalram * unit / 16;
+		tight = spare < si.totalram * unit / 16;
 	}
 	if (arch_load_relaxed(&bc_pressure_forced) >= 0)
 		tight = arch_load_relaxed(&bc_pressure_forced);
