@@ -176,6 +176,14 @@ static bool cand_live(const struct hak_superslab *ss)
 	       used >= HUGE_DENSE;
 }
 
+/* Advise ss, dense since ms; once huge, it is a candidate. */
+static void advise_dense(struct hak_superslab *ss, unsigned ms)
+{
+	advise(ss, true);
+	if ((ss->huge & 3) == HAK_HUGE_ON)
+		cand_add(ss, ms);
+}
+
 /* ss turned dense (or is still): on the pend list, dense since now unless it was. */
 static void pend_note(struct hak_superslab *ss)
 {
@@ -213,9 +221,7 @@ static void pend_pass(unsigned now, unsigned delay)
 			continue;	/* turned sparse, or purged */
 		ss->huge &= ~(uint32_t)HAK_HUGE_PEND;
 		n++;
-		advise(ss, true);
-		if ((ss->huge & 3) == HAK_HUGE_ON)
-			cand_add(ss, ss->huge_ms);
+		advise_dense(ss, ss->huge_ms);
 	}
 }
 
@@ -256,9 +262,7 @@ void hak_huge_on_used(struct hak_superslab *ss, unsigned used)
 			pend_note(ss);	/* the decay pass advises it */
 			return;
 		}
-		advise(ss, true);	/* no passes: at once */
-		if ((ss->huge & 3) == HAK_HUGE_ON)
-			cand_add(ss, __hak_now_ms());
+		advise_dense(ss, __hak_now_ms());	/* no passes: at once */
 	} else if (st == HAK_HUGE_ON && used <= HUGE_SPARSE)
 		advise(ss, false);
 }
