@@ -196,6 +196,16 @@ dead:
  */
 #define PREZAP_MAX	HAK_PURGE_BATCH
 
+/*
+ * Hardened: the length a resize of a block of len bytes is given (twice
+ * len less a page, at most the slot: __hak_grow_resize), which is where
+ * its next guard goes.
+ */
+static inline size_t guarded_growth(size_t len)
+{
+	return 2 * len - HAK_OS_PAGE < HAK_GROW_SLOT ? 2 * len - HAK_OS_PAGE : HAK_GROW_SLOT;
+}
+
 /* Slot i's pages of the guards of a block taken at len, where resident. */
 static void ladder_add(struct grow_area *a, unsigned i, size_t len, struct hak_purge_batch *b)
 {
@@ -205,7 +215,7 @@ static void ladder_add(struct grow_area *a, unsigned i, size_t len, struct hak_p
 	if (a->clean[i] == len)
 		return;		/* purged already, no block since */
 	for (p = len; p < a->dirty[i] && b->n < PREZAP_MAX;
-	     p = 2 * p - HAK_OS_PAGE < HAK_GROW_SLOT ? 2 * p - HAK_OS_PAGE : HAK_GROW_SLOT) {
+	     p = guarded_growth(p)) {
 		if (p != a->guard[i] && p != a->stray[i])
 			__hak_os_purge_add(b, slot + p, HAK_OS_PAGE);
 	}
@@ -439,8 +449,7 @@ bool __hak_grow_resize(void *p, size_t old_len, size_t *lenp, size_t *fresh)
 	 * program writes cost nothing until it does.
 	 */
 	if (hak_hd_guard_len() && new_len > old_len) {
-		size_t most = 2 * old_len - HAK_OS_PAGE < HAK_GROW_SLOT ?
-			      2 * old_len - HAK_OS_PAGE : HAK_GROW_SLOT;
+		size_t most = guarded_growth(old_len);
 		size_t at = slot_fit(a, s, new_len, most);
 
 		new_len = at != GUARD_NONE ? at : new_len > most ? new_len : most;
