@@ -156,7 +156,10 @@ bool __hak_os_collapse(void *p, size_t len);
 /* Bytes currently mapped through this layer, for statistics. */
 size_t __hak_os_mapped(void);
 
-/* Milliseconds of CLOCK_MONOTONIC_COARSE (a vDSO read, no system call). */
+/*
+ * Milliseconds of CLOCK_MONOTONIC_COARSE (a vDSO read, no system call),
+ * counted from the first reading in the process (1 then; see os.c).
+ */
 unsigned __hak_now_ms(void);
 
 /*

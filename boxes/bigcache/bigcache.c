@@ -81,7 +81,6 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/sysinfo.h>
-#include <time.h>
 #include <asm/atomic.h>
 #include "box.h"
 #include "boxes/bigcache/bigcache.h"
@@ -452,15 +451,6 @@ static bool evict_coldest(struct bc_batch *b)
 	return true;
 }
 
-/* Milliseconds of CLOCK_MONOTONIC_COARSE (a vDSO read, no system call). */
-static unsigned now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-	return (unsigned)ts.tv_sec * 1000u + (unsigned)(ts.tv_nsec / 1000000);
-}
-
 /*
  * Demand: the shortest request take() saw in each of the last
  * BC_DEMAND_WINDOWS decay windows (hits and misses alike; take_at is growth
@@ -723,6 +713,9 @@ bool __hak_bigcache_lock_held(void)
 void __hak_bigcache_set_decay(unsigned ms)
 {
 	hak_lock(&bc.lock);
+	/* windows are counted in delays: those of another delay do not compare */
+	if (bc.decay_ms != ms)
+		memset(bc.dmin, 0, sizeof(bc.dmin));
 	bc.decay_ms = ms;
 	hak_unlock(&bc.lock);
 }
@@ -1103,7 +1096,7 @@ static void *take(size_t len, size_t align, size_t *got, bool *zeroed, bool exac
 	struct bc_split sp = { NULL, NULL, 0 };
 	struct bc_join jn;	/* .at[] is set by coalesce() only */
 	size_t slack = HAK_ALIGN_DOWN(len / 4, HAK_OS_PAGE);
-	unsigned c0 = bc_class(len), now = now_ms();
+	unsigned c0 = bc_class(len), now = __hak_now_ms();
 	struct bc_ent *e = NULL;
 	void *p;
 
@@ -1242,7 +1235,7 @@ void *hak_bigcache_take_at(void *addr, size_t len, size_t *got)
 	struct bc_batch b = { NULL, NULL, 0 };
 	struct bc_split sp = { NULL, NULL, 0 };
 	struct bc_join jn;	/* .at[] is set by coalesce() only */
-	unsigned now = now_ms();
+	unsigned now = __hak_now_ms();
 	struct bc_ent *e;
 	void *p = NULL;
 
@@ -1366,7 +1359,7 @@ bool hak_bigcache_put(void *p, size_t len)
 {
 	struct bc_batch b = { NULL, NULL, 0 };
 	struct bc_ent *e = NULL;
-	unsigned now = now_ms();
+	unsigned now = __hak_now_ms();
 
 	if ((arch_fetch_add(&bc_put_tick, 1UL) % BC_PRESSURE_EVERY) == 0)
 		sample_pressure();

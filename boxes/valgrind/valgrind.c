@@ -14,7 +14,9 @@
  * No pointer to a live block is kept in defined metadata except the large
  * registry's keys, which memcheck would take for a reference from a root:
  * a leaked large block would be "still reachable". So under the box the
- * registry stores keys scrambled (lib/large.c: hak_vg_key()).
+ * registry stores keys scrambled (lib/large.c: hak_vg_key()). Time stamps
+ * in metadata count from the process's start (lib/os.c: __hak_now_ms), so
+ * they stay below the addresses valgrind gives its client's mappings.
  */
 #include <stdint.h>
 #include "box.h"
