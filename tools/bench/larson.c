@@ -13,7 +13,12 @@
  * The tables are first filled by the main thread (untimed).  After
  * <seconds> the lanes are stopped; one operation = one free + one malloc.
  *
- *   usage: larson seconds min max chunks rounds seed threads
+ * With [generations], each lane stops after that many threads (so every
+ * allocator does the same work: generations x rounds x chunks operations
+ * per lane, for CPU time per operation under `perf stat`), and <seconds>
+ * only limits the run; a run cut by it says so on stderr.
+ *
+ *   usage: larson seconds min max chunks rounds seed threads [generations]
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -25,11 +30,13 @@ struct lane {
 	size_t chunks;
 	size_t min, max;
 	unsigned long rounds;
+	unsigned long gen;	/* threads of this lane started so far */
 	struct rng rng;
 	uint64_t ops;
 };
 
 static atomic_int stop;
+static unsigned long generations;	/* 0: until <seconds> */
 static atomic_int live_lanes;
 static atomic_int failed;
 
@@ -76,7 +83,8 @@ static void *lane_thread(void *arg)
 	l->ops += ops;
 
 	/* Hand the table to a successor thread, unless time is up. */
-	if (atomic_load(&stop) || atomic_load(&failed) || start_lane(l))
+	if ((generations && ++l->gen >= generations) ||
+	    atomic_load(&stop) || atomic_load(&failed) || start_lane(l))
 		atomic_fetch_sub(&live_lanes, 1);
 	return NULL;
 }
@@ -91,8 +99,8 @@ int main(int argc, char **argv)
 	int threads;
 	char extra[128];
 
-	if (argc != 8) {
-		fprintf(stderr, "usage: %s seconds min max chunks rounds seed threads\n",
+	if (argc != 8 && argc != 9) {
+		fprintf(stderr, "usage: %s seconds min max chunks rounds seed threads [generations]\n",
 			argv[0]);
 		return 2;
 	}
@@ -103,6 +111,8 @@ int main(int argc, char **argv)
 	rounds = arg_long(argv[5], "rounds");
 	seed = arg_long(argv[6], "seed");
 	threads = (int)arg_long(argv[7], "threads");
+	if (argc == 9)
+		generations = arg_long(argv[8], "generations");
 	if (secs <= 0 || min < 1 || max < min || !chunks || !rounds || threads < 1)
 		die("bad arguments");
 
@@ -115,6 +125,7 @@ int main(int argc, char **argv)
 		l->max = max;
 		l->rounds = rounds;
 		l->ops = 0;
+		l->gen = 0;
 		rng_seed(&l->rng, seed * 7919 + i);
 		l->slot = xmalloc(sizeof(void *) * chunks);
 		for (size_t c = 0; c < chunks; c++) {
@@ -132,8 +143,17 @@ int main(int argc, char **argv)
 			die("pthread_create failed");
 	ts.tv_sec = (time_t)secs;
 	ts.tv_nsec = (long)((secs - (double)ts.tv_sec) * 1e9);
-	while (nanosleep(&ts, &ts) && errno == EINTR)
-		;
+	if (generations) {
+		/* fixed work: wait for the lanes, <seconds> at most */
+		while (atomic_load(&live_lanes) > 0 && now_sec() - t0 < secs)
+			usleep(1000);
+		if (atomic_load(&live_lanes) > 0)
+			fprintf(stderr, "larson: stopped after %.2f s, before %lu generations\n",
+				secs, generations);
+	} else {
+		while (nanosleep(&ts, &ts) && errno == EINTR)
+			;
+	}
 	atomic_store(&stop, 1);
 	while (atomic_load(&live_lanes) > 0)
 		usleep(200);
