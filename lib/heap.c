@@ -1681,11 +1681,19 @@ static uint32_t slab_take(struct hak_heap *h, struct hak_slab *s,
 		if (hak_hd_on()) {
 			carve_random(h, s, list, n, mark);
 		} else {
-			/* Carve from the top down so the list runs in address order. */
-			blk = __hak_slab_block(s, s->carved + n - 1);
+			/*
+			 * Carve from the bottom up, so the list runs in
+			 * falling address order (the head is the highest
+			 * block), as a hardened spill's does. Handed out
+			 * going up, the same blocks made larson 10-25%
+			 * slower on this machine at the same instructions
+			 * and simulated misses (Documentation/design.md,
+			 * "The carve's direction").
+			 */
+			blk = __hak_slab_block(s, s->carved);
 			for (k = n; k; k--) {
 				carve_one(h, c, list, blk, mark);
-				blk -= stride;
+				blk += stride;
 			}
 		}
 		s->carved += n;
