@@ -22,8 +22,8 @@
 #   --only LIST    only these benchmarks (names as in the table, prefixes ok)
 #   --threads L    thread counts for the threaded benchmarks (default "1 2";
 #                  e.g. "1 2 4 8 16 64" or 1,2,16,64; past 2 threads the
-#                  per-thread work of producer-consumer, cache-scratch and
-#                  footprint shrinks so the total stays that of 2 threads)
+#                  per-thread work of producer-consumer, cache-scratch,
+#                  footprint and size-chain shrinks so the total stays that of 2 threads)
 #   --alloc LIST   only these allocators (hakmem-perf, hakmem-default, glibc,
 #                  mimalloc, jemalloc, tcmalloc, tbbmalloc)
 #   --with N=SO    also run LD_PRELOAD=SO under the name N (repeatable)
@@ -290,7 +290,7 @@ fi
 # with @T@ for the thread count and @W:N@ for per-thread work N at 1 and 2
 # threads, N * 2 / T past 2 (so 64 threads on 2 cores do the total work of
 # 2 and a row stays about a second).  Every run takes ~0.2-1 s, so the
-# default suite (18 rows x 7 allocators x 5 rounds) takes ~8 minutes on 2
+# default suite (16 rows x 7 allocators x 5 rounds) takes ~8 minutes on 2
 # cores.
 
 suite=(
@@ -307,6 +307,7 @@ suite=(
 	"realloc-large|1|realloc-chain @T@ 1000000 4 33554432 42 0.75 10"
 	"large-replace|1|large-replace @T@ 100000 16 5242880 26214400 42 1.5"
 	"footprint|1|footprint @T@ 5 @W:200000@ 42"
+	"size-chain|1|size-chain @T@ @W:1600@ 2000 0 42"
 	"idle-rss|0|idle-rss 2 256 256 1000 42"
 	"large-ws|0|large-ws 1 1024 10000000 42"
 )
