@@ -213,8 +213,9 @@ extern HAK_HIDDEN int __hak_pm_fixed;
 
 /*
  * The wrapped movable map (x86_64 where the map is not fixed: the hardened
- * and header boxes, CONFIG_HAK_PM_FIXED=n; not the measurement builds
- * without the free checks): the fixed map's index (SHLD, AND with mask)
+ * box, CONFIG_HAK_PM_FIXED=n; not the measurement builds without the free
+ * checks, nor the header box, whose free reads the block's header before
+ * any mask could refuse a wrapped pointer): the fixed map's index (SHLD, AND with mask)
  * with the movable map's address in a register (a MOV; it is the free key
  * too), where the range check took a copy, a CMP and a JAE: 4 instructions
  * to the entry instead of 6. mask is 0 until the map exists (published
@@ -225,7 +226,8 @@ extern HAK_HIDDEN int __hak_pm_fixed;
  * mask (HAK_MASK_HIGH) refuses it before anything reads or writes through
  * it, as with the fixed map.
  */
-#if defined(ARCH_PM_FIXED) && !defined(HAK_PM_FIXED) && HAK_FREE_CHECKS
+#if defined(ARCH_PM_FIXED) && !defined(__CHECKER__) && !defined(HAK_PM_FIXED) && \
+    HAK_FREE_CHECKS && !IS_ENABLED(CONFIG_HAK_HEADER_CLASSIDX)
 #define HAK_PM_WRAP		1
 #endif
 

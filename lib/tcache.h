@@ -34,9 +34,9 @@
  * pop, room, mark clear; 14 above 1 KiB); free hit 17 on the fixed page
  * map (index by SHLD and AND, entry, owner-byte xor and its branch,
  * boundary mask, mark test, room, push, mark store; superslab.h), 20 on
- * the movable one where it cannot wrap (sanitizers, other
+ * the movable one where it cannot wrap (header box, sanitizers, other
  * architectures: range check, map address), 18 where it wraps (x86_64
- * hardened and header boxes: the map address; superslab.h, HAK_PM_WRAP).
+ * hardened: the map address; superslab.h, HAK_PM_WRAP).
  * Hardened: malloc 16 (the link's two XORs, one with the thread's copy of
  * the secret, and the bin mask's TEST and JNE), free 20 (the encode's two
  * XORs). The
