@@ -37,9 +37,9 @@
  * the movable one where it cannot wrap (header box, sanitizers, other
  * architectures: range check, map address), 18 where it wraps (x86_64
  * hardened: the map address; superslab.h, HAK_PM_WRAP).
- * Hardened: malloc 16 (the link's two XORs, one with the thread's copy of
- * the secret, and the bin mask's TEST and JNE), free 20 (the encode's two
- * XORs). The
+ * Hardened: malloc 16 (the secret's load from the thread's cache, the
+ * decode's two XORs, the bin mask's TEST and JNE; the link's load is an
+ * XOR's operand), free 20 (the encode's two XORs). The
  * bin is addressed in each access's operand, %fs:off(t, ix, 8), with no
  * LEA of its own (__hak_tbin_at). Keep them there: the figures are in Documentation/design.md and
  * checked by tools/boxcost.sh.
@@ -248,7 +248,7 @@ static __always_inline void *__hak_link(void *p)
  * fast path: *next gets the link; true when it is bad (the caller then
  * returns hak_hd_bad_pop(p, *next), a tail call: a call that does not
  * return made GCC set up a stack frame on malloc's direct path). The
- * secret comes from this thread's copy (an XOR with a %fs operand) and
+ * secret comes from this thread's copy (a %fs-relative load) and
  * the check is the bin's own boundary mask (a TEST with a %fs operand, no
  * MOVABS of HAK_LINK_BAD): every block in the bin is of its class, so a
  * good link passes the class's boundary mask, whose high bits and low
@@ -264,10 +264,22 @@ static __always_inline bool __hak_tbin_link_bad(hak_tc_tls *t, uintptr_t ix, voi
 {
 	uintptr_t d;
 
-	*next = hak_vg_next(p);
-	if (!hak_hd_on())
+	uintptr_t k;
+
+	if (!hak_hd_on()) {
+		*next = hak_vg_next(p);
 		return false;
-	d = (uintptr_t)*next ^ (uintptr_t)p ^ t->hd_secret;
+	}
+	/*
+	 * p ^ secret first (an empty asm keeps GCC from reassociating it):
+	 * then the link's load is the last XOR's operand, one XOR after the
+	 * load on the pop's chain of dependent loads instead of two, for
+	 * the same count (MOV of the secret, XOR, XOR with memory).
+	 */
+	k = (uintptr_t)p ^ t->hd_secret;
+	__asm__("" : "+r"(k));
+	*next = hak_vg_next(p);
+	d = (uintptr_t)*next ^ k;
 	*next = (void *)d;
 	return HAK_HDR_SIZE ? (d & HAK_LINK_BAD) != 0 :
 	       arch_tls_test_ne(d, &__hak_tbin_at(t, &ix)->mask);
