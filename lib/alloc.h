@@ -55,10 +55,11 @@ HAK_FASTPATH void *__hak_alloc(size_t n)
 	hak_tc_tls *t = __hak_tc_tls();
 
 	/*
-	 * Not with the hardened box: its link check's cold call made GCC
-	 * set up a stack frame on the direct path (+2 for the LEA's -1).
+	 * The hardened box too since its link check's cold path is a tail
+	 * call (a call that does not return made GCC set up a stack frame
+	 * here: +2 for the LEA's -1).
 	 */
-	if (!hak_hd_on() && likely(n <= HAK_DIRECT_MAX))
+	if (likely(n <= HAK_DIRECT_MAX))
 		return __hak_tcache_pop_direct(t, n, t->size_ix[n]);
 	if (HAK_PROF_BUILT) {
 		if (hak_prof_tick(&t->prof_left, n))

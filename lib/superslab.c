@@ -57,35 +57,38 @@
 HAK_BUILD_BUG_ON(HAK_SS_PAGES != 32);
 
 uint8_t __hak_ssmap[HAK_SSMAP_SIZE];
-struct hak_pagemap __hak_pm;
+uint16_t __hak_pm_none;		/* never written: 0 for good */
+struct hak_pagemap __hak_pm = { .map = &__hak_pm_none };
 
 /*
  * Reserve the page map once, before the first superslab (ss_lock held).
  * The map's address is also the free mark (__hak_free_key), so it must be
- * set before any block exists: without a map it is the address of the
- * map's descriptor, never indexed (lim stays 0) and not retried.
+ * set before any block exists: without a map it stays __hak_pm_none, read
+ * only as entry 0 (mask and lim stay 0), and is not retried.
  */
 static void pm_init(void)
 {
+	static bool tried;	/* ss_lock */
 	uint16_t *m;
 
-	if (__hak_pm.map)
+	if (tried)
 		return;
+	tried = true;
 #ifdef HAK_PM_FIXED
 	/* reserved at relocation (alloc.c); with one page only, no map */
 	m = __hak_pm_fixed == 1 ? (uint16_t *)HAK_PM_FIXED : NULL;
 #else
 	m = __hak_os_reserve(HAK_PM_ENTRIES * sizeof(uint16_t));
 #endif
-	if (!m) {
-		/* every free takes the slow path, which needs no map */
-		__atomic_store_n(&__hak_pm.map, (uint16_t *)(void *)&__hak_pm, __ATOMIC_RELAXED);
-		return;
-	}
+	if (!m)
+		return;		/* every free takes the slow path, which needs no map */
 	/* 16-bit entries, no pointers: memcheck's leak check need not scan it */
 	hak_vg_unscanned(m, HAK_PM_ENTRIES * sizeof(uint16_t));
 	__atomic_store_n(&__hak_pm.map, m, __ATOMIC_RELAXED);
 	__atomic_store_n(&__hak_pm.lim, HAK_PM_ENTRIES, __ATOMIC_RELEASE);
+#ifdef HAK_PM_WRAP
+	__atomic_store_n(&__hak_pm.mask, HAK_PM_ENTRIES - 1, __ATOMIC_RELEASE);
+#endif
 }
 
 /* Page-map entry of the 64 KiB page at a (ss_lock held). */

@@ -164,10 +164,18 @@ void __hak_ssmap_set(uintptr_t region, unsigned kind);
 struct hak_pagemap {
 	uint16_t *map;
 	unsigned long lim;	/* entries in map; 0: no map */
-	unsigned long mask;	/* fixed map: index mask, 0 without the map */
+	unsigned long mask;	/* index mask (fixed or wrapped map), 0 without the map */
 };
 
 extern HAK_HIDDEN struct hak_pagemap __hak_pm;
+/*
+ * The map's address before the map exists or when it could not be
+ * reserved: one entry, 0 for good (superslab.c), so that a wrapped index
+ * (below) of 0 reads it. Also the free key then (no block exists before
+ * the map, and none is marked with it after a failed reservation but by
+ * design: every free takes the slow path).
+ */
+extern HAK_HIDDEN uint16_t __hak_pm_none;
 
 /*
  * The fixed page map (CONFIG_HAK_PM_FIXED: x86_64, not sanitized, neither
@@ -201,6 +209,26 @@ extern HAK_HIDDEN struct hak_pagemap __hak_pm;
 
 /* 0: not tried; 1: the map is at HAK_PM_FIXED; 2: one page only (lib/alloc.c). */
 extern HAK_HIDDEN int __hak_pm_fixed;
+#endif
+
+/*
+ * The wrapped movable map (x86_64 where the map is not fixed: the hardened
+ * box, CONFIG_HAK_PM_FIXED=n; not the measurement builds without the free
+ * checks, nor the header box, whose free reads the block's header before
+ * any mask could refuse a wrapped pointer): the fixed map's index (SHLD, AND with mask)
+ * with the movable map's address in a register (a MOV; it is the free key
+ * too), where the range check took a copy, a CMP and a JAE: 4 instructions
+ * to the entry instead of 6. mask is 0 until the map exists (published
+ * after map, with release) and map then __hak_pm_none, whose one entry is
+ * 0: every free before the map, or without one, reads it and takes the
+ * slow path. The map covers every index from the start (HAK_PM_ENTRIES);
+ * a pointer at or above 2^47 wraps onto some page and the bin's boundary
+ * mask (HAK_MASK_HIGH) refuses it before anything reads or writes through
+ * it, as with the fixed map.
+ */
+#if defined(ARCH_PM_FIXED) && !defined(__CHECKER__) && !defined(HAK_PM_FIXED) && \
+    HAK_FREE_CHECKS && !IS_ENABLED(CONFIG_HAK_HEADER_CLASSIDX)
+#define HAK_PM_WRAP		1
 #endif
 
 /*
@@ -256,6 +284,14 @@ static __always_inline bool __hak_pm_load(uintptr_t a, uintptr_t *e, uintptr_t *
 		*e = 0;
 		return false;
 	}
+	*e = __atomic_load_n(&map[i], __ATOMIC_RELAXED);
+	return true;
+#endif
+#ifdef HAK_PM_WRAP
+	/* mask read with acquire first: a mask not 0 comes with its map */
+	i = arch_and_acquire(arch_shr_dirty(a, HAK_PM_SHIFT), &__hak_pm.mask);
+	map = __atomic_load_n(&__hak_pm.map, __ATOMIC_RELAXED);
+	*key = (uintptr_t)map;
 	*e = __atomic_load_n(&map[i], __ATOMIC_RELAXED);
 	return true;
 #endif

@@ -34,8 +34,12 @@
  * pop, room, mark clear; 14 above 1 KiB); free hit 17 on the fixed page
  * map (index by SHLD and AND, entry, owner-byte xor and its branch,
  * boundary mask, mark test, room, push, mark store; superslab.h), 20 on
- * the movable one (hardened and header boxes: range check, map address).
- * The
+ * the movable one where it cannot wrap (header box, sanitizers, other
+ * architectures: range check, map address), 18 where it wraps (x86_64
+ * hardened: the map address; superslab.h, HAK_PM_WRAP).
+ * Hardened: malloc 16 (the secret's load from the thread's cache, the
+ * decode's two XORs, the bin mask's TEST and JNE; the link's load is an
+ * XOR's operand), free 20 (the encode's two XORs). The
  * bin is addressed in each access's operand, %fs:off(t, ix, 8), with no
  * LEA of its own (__hak_tbin_at). Keep them there: the figures are in Documentation/design.md and
  * checked by tools/boxcost.sh.
@@ -107,6 +111,13 @@ struct hak_tcache {
 	 */
 	uint32_t tagx;
 	unsigned long prof_left;	/* heap profiler: fast byte budget */
+	/*
+	 * The hardened box's link secret (hak_hd_secret()), copied at attach
+	 * before this thread reads or writes a link, so the pop's decode XORs
+	 * it %fs-relative (one instruction, where the global took a MOV more);
+	 * 0 with the box off.
+	 */
+	uintptr_t hd_secret;
 	/*
 	 * The bin index of a request of n <= HAK_DIRECT_MAX bytes: the first
 	 * entries of __hak_size_ix, copied here by the TLS initialiser so
@@ -232,6 +243,48 @@ static __always_inline void *__hak_link(void *p)
 	return next;
 }
 
+/*
+ * The same for the head p of the bin at TLS offset t + 8 * ix, on the pop
+ * fast path: *next gets the link; true when it is bad (the caller then
+ * returns hak_hd_bad_pop(p, *next), a tail call: a call that does not
+ * return made GCC set up a stack frame on malloc's direct path). The
+ * secret comes from this thread's copy (a %fs-relative load) and
+ * the check is the bin's own boundary mask (a TEST with a %fs operand, no
+ * MOVABS of HAK_LINK_BAD): every block in the bin is of its class, so a
+ * good link passes the class's boundary mask, whose high bits and low
+ * four bits cover HAK_LINK_BAD's (so it is as strict for the classes
+ * whose stride is an odd multiple of 16 and stricter for the rest: a
+ * forged link passes with odds 2^-21 to 2^-28). The header box's blocks
+ * sit off the mask's boundary: there the check of __hak_link. The report
+ * gets the decoded word, which is live anyway (the stored one, or the
+ * secret, would be kept live for it).
+ */
+static __always_inline bool __hak_tbin_link_bad(hak_tc_tls *t, uintptr_t ix, void *p,
+						void **next)
+{
+	uintptr_t d;
+
+	uintptr_t k;
+
+	if (!hak_hd_on()) {
+		*next = hak_vg_next(p);
+		return false;
+	}
+	/*
+	 * p ^ secret first (an empty asm keeps GCC from reassociating it):
+	 * then the link's load is the last XOR's operand, one XOR after the
+	 * load on the pop's chain of dependent loads instead of two, for
+	 * the same count (MOV of the secret, XOR, XOR with memory).
+	 */
+	k = (uintptr_t)p ^ t->hd_secret;
+	__asm__("" : "+r"(k));
+	*next = hak_vg_next(p);
+	d = (uintptr_t)*next ^ k;
+	*next = (void *)d;
+	return HAK_HDR_SIZE ? (d & HAK_LINK_BAD) != 0 :
+	       arch_tls_test_ne(d, &__hak_tbin_at(t, &ix)->mask);
+}
+
 static __always_inline void __hak_set_link(void *p, void *next)
 {
 	hak_vg_set_next(p, hak_hd_on() ? (void *)hak_hd_enc(p, next) : next);
@@ -269,11 +322,13 @@ static __always_inline void *__hak_tbin_take(struct hak_tbin *b, void *p, unsign
 /* Pop a block of bin index ix (4 * class c), or take the refill slow path. */
 static __always_inline void *__hak_tcache_pop_ix(hak_tc_tls *t, uintptr_t ix)
 {
-	void *p = __hak_tbin_at(t, &ix)->head;
+	void *p = __hak_tbin_at(t, &ix)->head, *next;
 
 	if (unlikely(!p))
 		return __hak_tcache_refill(ix);	/* ends in __hak_tbin_take too */
-	__hak_tbin_at(t, &ix)->head = __hak_link(p);
+	if (unlikely(__hak_tbin_link_bad(t, ix, p, &next)))
+		return hak_hd_bad_pop(p, (uintptr_t)next);
+	__hak_tbin_at(t, &ix)->head = next;
 	__hak_tbin_at(t, &ix)->room++;
 	return __hak_tbin_took(p, (unsigned)(ix / 4));
 }
@@ -294,9 +349,11 @@ void *__hak_prof_direct(size_t n) __noinline;
  */
 static __always_inline void *__hak_tcache_pop_direct(hak_tc_tls *t, size_t n, uintptr_t ix)
 {
-	void *p;
+	void *p, *next;
 
-	arch_tls_ix_reg(ix);
+	/* (in hardened GCC then put the decoded link in %rsi: two MOVs) */
+	if (!hak_hd_on())
+		arch_tls_ix_reg(ix);
 	p = __hak_tbin_at(t, &ix)->head;
 
 	if (unlikely(!p)) {
@@ -304,7 +361,9 @@ static __always_inline void *__hak_tcache_pop_direct(hak_tc_tls *t, size_t n, ui
 			return __hak_prof_direct(n);
 		return __hak_tcache_refill(ix);
 	}
-	__hak_tbin_at(t, &ix)->head = __hak_link(p);
+	if (unlikely(__hak_tbin_link_bad(t, ix, p, &next)))
+		return hak_hd_bad_pop(p, (uintptr_t)next);
+	__hak_tbin_at(t, &ix)->head = next;
 	__hak_tbin_at(t, &ix)->room++;
 	return __hak_tbin_took(p, (unsigned)(ix / 4));
 }

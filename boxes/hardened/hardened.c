@@ -66,9 +66,18 @@ void hak_hd_init(void)
 
 void hak_hd_bad_link(const void *where, uintptr_t v)
 {
-	__hak_report("corrupted free-list link in the free block at %p (stored %#lx): "
+	__hak_report("corrupted free-list link in the free block at %p (stored 0x%lx): "
 		     "overflow or write after free", where, (unsigned long)v);
 	abort();
+}
+
+/*
+ * The same from the decoded word d (the stored one is d ^ where ^ secret),
+ * for the pop fast path, which tail-calls it.
+ */
+void *hak_hd_bad_pop(const void *where, uintptr_t d)
+{
+	hak_hd_bad_link(where, d ^ (uintptr_t)where ^ __hak_hd_secret);
 }
 
 /*

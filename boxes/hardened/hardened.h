@@ -15,10 +15,15 @@
  *   hak_hd_dec(where, v)       the link stored as v at where (the core
  *                              then checks it: NULL, or 16-byte aligned
  *                              below 2^47, else
- *                              hak_hd_bad_link() reports and aborts);
+ *                              hak_hd_bad_link() reports and aborts;
+ *                              hak_hd_bad_pop() the same from the
+ *                              decoded word, for the pop fast path);
  *   hak_hd_init()              pick the secret (every heap attach calls
  *                              it; the first, before any link exists,
  *                              sets it);
+ *   hak_hd_secret()            the secret (0 with the box off), which the
+ *                              attach copies into the thread's cache for
+ *                              the pop's decode (lib/tcache.h);
  *   hak_hd_carve_order(idx, n) the order in which to cut n new blocks
  *                              (n <= HAK_HD_CARVE_MAX), a permutation of
  *                              0..n-1 in idx: each next one a random one
@@ -72,6 +77,8 @@ extern HAK_HIDDEN uintptr_t __hak_hd_secret;
 
 void hak_hd_init(void);
 void hak_hd_bad_link(const void *where, uintptr_t v) __noreturn __cold;
+/* Never returns; not __noreturn, so that the pop tail-calls it. */
+void *hak_hd_bad_pop(const void *where, uintptr_t d) __cold;
 void hak_hd_carve_order(uint16_t *idx, uint32_t n);
 
 static __always_inline uintptr_t hak_hd_enc(const void *where, const void *next)
@@ -82,6 +89,11 @@ static __always_inline uintptr_t hak_hd_enc(const void *where, const void *next)
 static __always_inline void *hak_hd_dec(const void *where, uintptr_t v)
 {
 	return (void *)((v ^ __hak_hd_secret) ^ (uintptr_t)where);
+}
+
+static __always_inline uintptr_t hak_hd_secret(void)
+{
+	return __hak_hd_secret;
 }
 
 static __always_inline bool hak_hd_zero_on_free(void)
@@ -118,11 +130,22 @@ static __always_inline void *hak_hd_dec(const void *where, uintptr_t v)
 	return (void *)v;
 }
 
+static __always_inline uintptr_t hak_hd_secret(void)
+{
+	return 0;
+}
+
 static inline void hak_hd_init(void) { }
 
 static inline void hak_hd_bad_link(const void *where, uintptr_t v)
 {
 	(void)where; (void)v;
+}
+
+static inline void *hak_hd_bad_pop(const void *where, uintptr_t d)
+{
+	(void)where; (void)d;
+	return NULL;
 }
 
 static inline void hak_hd_carve_order(uint16_t *idx, uint32_t n)

@@ -18,7 +18,10 @@
  *  - where the fixed page map is built (x86_64, not sanitized, neither
  *    the hardened nor the header box), the resolver run at relocation
  *    (lib/alloc.c) reserved it at HAK_PM_FIXED, the map in use is that
- *    one, its index mask covers it and the free key is its address.
+ *    one, its index mask covers it and the free key is its address;
+ *  - where the movable map is indexed the same way (HAK_PM_WRAP: x86_64
+ *    hardened), the map in use is reserved (not the stand-in entry every
+ *    free reads before), and its mask covers it.
  */
 #include <pthread.h>
 #include <stdint.h>
@@ -99,8 +102,14 @@ int main(void)
 	       __hak_pm.mask == HAK_PM_ENTRIES - 1 && __hak_free_key() == HAK_PM_FIXED,
 	       "the page map is at its fixed address %#lx (%p, state %d, mask %#lx)",
 	       HAK_PM_FIXED, (void *)__hak_pm.map, __hak_pm_fixed, __hak_pm.mask);
+#elif defined(HAK_PM_WRAP)
+	tap_ok(__hak_pm.map != &__hak_pm_none && __hak_pm.lim == HAK_PM_ENTRIES &&
+	       __hak_pm.mask == HAK_PM_ENTRIES - 1 && __hak_free_key() == (uintptr_t)__hak_pm.map &&
+	       __hak_pm_none == 0,
+	       "the movable page map is wrapped: reserved at %p, mask %#lx, the stand-in entry 0",
+	       (void *)__hak_pm.map, __hak_pm.mask);
 #else
-	tap_ok(1, "no fixed page map in this build");
+	tap_ok(1, "no fixed or wrapped page map in this build");
 #endif
 	free(other_block);
 	free(p);

@@ -6,8 +6,12 @@
  *   overflow     a write past the end of a live block, over the link of
  *                the free block after it, then allocations of the size;
  *   uaf-link     a write after free into the freed block's first word,
- *                then an allocation of the size.
- * Each ends in abort() with one line naming the check. (Mid
+ *                then an allocation of the size;
+ *   aimed        a link encoded with the secret at a 16-byte-aligned
+ *                address inside another free block of the bin: the class
+ *                boundary (the bin's mask) refuses it.
+ * Each ends in abort() with one line naming the check and the stored
+ * word. (Mid
  * blocks of the L2.5 pool keep no link inside a block: a write after
  * free corrupts nothing of ours there, so there is nothing to catch.)
  * Also: a clean workload passes; zero-on-free (when configured) leaves a
@@ -72,6 +76,35 @@ static void uaf_link(void *arg)
 		*(uintptr_t *)stash = 0x4141414141414141UL;	/* write after free */
 	(void)launder(malloc(j->n));	/* p: its link is read and checked */
 	(void)launder(malloc(j->n));
+}
+
+/*
+ * Aimed: a link written with the secret (as an attacker who had read it
+ * would), at q + 16, inside the free block q of the same bin, where a
+ * link to NULL is written too: 16-byte aligned and below 2^47, so only
+ * the bin's class boundary (64 B blocks: 64-byte steps) refuses it (with
+ * the alignment check alone q + 16 came out of the next malloc). The twin
+ * aims at q itself, a real block.
+ */
+static void aimed(void *arg)
+{
+	const struct job *j = arg;
+	unsigned c = __hak_class_of(j->n);
+	char *q = malloc(j->n), *p;
+	uintptr_t qa = (uintptr_t)q, to = j->bad ? qa + 16 : qa;
+
+	stash = malloc(j->n);
+	free(q);
+	free(stash);
+	p = launder(stash);	/* the bin holds p -> q */
+	if (__hak_tc.bins[c].head != p)
+		abort();
+	*(uintptr_t *)p = to ^ (uintptr_t)p ^ __hak_hd_secret;
+	/* and at q + 16 the end of the list (NULL), so q + 16 would pass out */
+	*(uintptr_t *)(qa + 16) = (qa + 16) ^ __hak_hd_secret;
+	(void)launder(malloc(j->n));	/* p: its link is read and checked */
+	if ((uintptr_t)launder(malloc(j->n)) != to)
+		abort();
 }
 
 static void clean(void *arg)
@@ -151,13 +184,13 @@ int main(void)
 	long steps[48];
 	char *v[64], *lo = NULL;
 
-	tap_plan(4 * ARRAY_SIZE(sizes) + 6);
+	tap_plan(4 * ARRAY_SIZE(sizes) + 8);
 	for (s = 0; s < ARRAY_SIZE(sizes); s++) {
 		struct job j = { sizes[s], 1 };
 
 		child_run(overflow, &j, &r);
 		tap_ok(child_aborted(&r) && strstr(r.err, "corrupted free-list link") &&
-		       child_err_lines(&r) == 1,
+		       strstr(r.err, "stored 0x4141414141414141") && child_err_lines(&r) == 1,
 		       "overflow into the next free block's link, %zu B: caught at malloc", j.n);
 		if (!child_aborted(&r))
 			tap_diag("status %#x, stderr: %s", r.status, r.err);
@@ -168,13 +201,32 @@ int main(void)
 		j.bad = 1;
 		child_run(uaf_link, &j, &r);
 		tap_ok(child_aborted(&r) && strstr(r.err, "corrupted free-list link") &&
-		       child_err_lines(&r) == 1,
+		       strstr(r.err, "stored 0x4141414141414141") && child_err_lines(&r) == 1,
 		       "write after free into a free-list link, %zu B: caught at malloc", j.n);
 		if (!child_aborted(&r))
 			tap_diag("status %#x, stderr: %s", r.status, r.err);
 		j.bad = 0;
 		child_run(uaf_link, &j, &r);
 		tap_ok(child_exited_ok(&r) && !r.err[0], "write-after-free twin without the write, %zu B", j.n);
+	}
+
+	if (!HAK_HDR_SIZE) {
+		struct job j = { 64, 1 };
+
+		child_run(aimed, &j, &r);
+		tap_ok(child_aborted(&r) && strstr(r.err, "corrupted free-list link") &&
+		       child_err_lines(&r) == 1,
+		       "a link aimed inside a free block of its bin (aligned, below 2^47): "
+		       "caught by the class boundary at malloc");
+		if (!child_aborted(&r))
+			tap_diag("status %#x, stderr: %s", r.status, r.err);
+		j.bad = 0;
+		child_run(aimed, &j, &r);
+		tap_ok(child_exited_ok(&r) && !r.err[0],
+		       "the same link aimed at the block itself is followed");
+	} else {
+		tap_skip("aimed link: the header box's blocks are off the class boundary");
+		tap_skip("aimed link twin: the header box");
 	}
 
 	child_run(clean, NULL, &r);
