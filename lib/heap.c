@@ -1506,7 +1506,7 @@ size_t __hak_heap_purge_pages(unsigned now, unsigned delay)
 	if (!h)
 		return 0;
 	arch_store_relaxed(&h->active_ms, now);
-	if (now - h->bin_pass_ms > delay / 8) {
+	if (__hak_ms_age(now, h->bin_pass_ms) > delay / 8) {
 		h->bin_pass_ms = now;
 		heap_enter(h);
 		trim_idle_bins(h);
@@ -1516,7 +1516,7 @@ size_t __hak_heap_purge_pages(unsigned now, unsigned delay)
 	 * Per heap, not per thread: a heap adopted by a new thread keeps its
 	 * pace, so "unchanged since the last pass" means for a whole delay.
 	 */
-	if (now - h->page_pass_ms < delay)
+	if (__hak_ms_age(now, h->page_pass_ms) < delay)
 		return 0;
 	/*
 	 * A heap still freeing in bulk (a teardown, a burst) is not scanned,

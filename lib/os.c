@@ -133,7 +133,11 @@ unsigned __hak_now_ms(void)
 		arch_cmpxchg(&clock_base, 0u, boot - 1 ? boot - 1 : ~0u);
 		base = arch_load_relaxed(&clock_base);
 	}
-	return boot - base;
+	/*
+	 * A reader that read boot before another thread set the base gets
+	 * a time before it: 1, the first time, not 49 days on.
+	 */
+	return (int)(boot - base) > 0 ? boot - base : 1;
 }
 
 void *__hak_os_map(size_t len)

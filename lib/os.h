@@ -163,6 +163,19 @@ size_t __hak_os_mapped(void);
 unsigned __hak_now_ms(void);
 
 /*
+ * Milliseconds from stamp to now, 0 when the stamp is later: a pass that
+ * read its clock before another thread stamped something (a caller's
+ * now is read before its locks and long loops) must see that stamp as
+ * young, not as 49 days old (unsigned wrap).
+ */
+static inline unsigned __hak_ms_age(unsigned now, unsigned stamp)
+{
+	int d = (int)(now - stamp);
+
+	return d > 0 ? (unsigned)d : 0;
+}
+
+/*
  * Memory limit (lib/limit.c sets it at start-up; 0: none). A mapping that
  * would take the mapped bytes within 1/8 of the limit raises the "near"
  * flag, which the next purge tick consumes by purging every cache; with

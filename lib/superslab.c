@@ -349,7 +349,7 @@ static uint32_t ss_young(const struct hak_superslab *ss, unsigned now, unsigned 
 		unsigned i = (unsigned)__builtin_ctz(m);
 
 		m &= m - 1;
-		if (now - ss->dirty_stamp[i] < young)
+		if (__hak_ms_age(now, ss->dirty_stamp[i]) < young)
 			y |= 1u << i;
 	}
 	return y;
@@ -486,7 +486,7 @@ static size_t ss_release(bool all) __must_hold(&ss_lock)
 			young = 0;
 		if (young) {
 			now = __hak_now_ms();
-			if (now - young_pass_ms < young / 4)
+			if (__hak_ms_age(now, young_pass_ms) < young / 4)
 				return 0;
 			young_pass_ms = now;
 		}
@@ -587,7 +587,7 @@ static void ss_decay_pick(unsigned now, unsigned delay, struct ss_batch *b)
 			unsigned i = (unsigned)__builtin_ctz(m);
 
 			m &= m - 1;
-			if (now - ss->dirty_stamp[i] >= delay)
+			if (__hak_ms_age(now, ss->dirty_stamp[i]) >= delay)
 				old |= 1u << i;
 		}
 		if (!old)

@@ -452,6 +452,17 @@ static bool evict_coldest(struct bc_batch *b)
 }
 
 /*
+ * The cache's clock moves to now, never back: callers read the clock
+ * before the lock (and the decay pass before its other caches' work), so
+ * a later holder may bring an earlier time than the stamps already made.
+ */
+static void bc_clock(unsigned now)
+{
+	if ((int)(now - bc.now) > 0)
+		bc.now = now;
+}
+
+/*
  * Demand: the shortest request take() saw in each of the last
  * BC_DEMAND_WINDOWS decay windows (hits and misses alike; take_at is growth
  * of a live block, not a new request). A slot belongs to the window in its
@@ -544,7 +555,7 @@ static bool wanted(const struct bc_ent *e)
 	unsigned w, i;
 	size_t m = SIZE_MAX;
 
-	if (bc.now - bc.last_take > active_ms())
+	if (__hak_ms_age(bc.now, bc.last_take) > active_ms())
 		return false;
 	w = bc.now / bc.decay_ms;
 	for (i = 0; i < BC_DEMAND_WINDOWS; i++)
@@ -565,7 +576,7 @@ static bool decayed(struct bc_ent *e)
 {
 	unsigned due;
 
-	if (!bc.decay_ms || bc.now - e->stamp <= bc.decay_ms)
+	if (!bc.decay_ms || __hak_ms_age(bc.now, e->stamp) <= bc.decay_ms)
 		return false;
 	if (!wanted(e))
 		return true;
@@ -599,7 +610,7 @@ static void pick_purges(struct bc_batch *b)
 		struct bc_ent *e = bc.hot.oldest;
 
 		if (bc.resident <= limit) {
-			if (!decay || bc.now - e->stamp <= bc.decay_ms || !bc.decay_ms)
+			if (!decay || __hak_ms_age(bc.now, e->stamp) <= bc.decay_ms || !bc.decay_ms)
 				break;
 			if (!decayed(e))
 				continue;	/* re-stamped: look at the next */
@@ -1102,7 +1113,7 @@ static void *take(size_t len, size_t align, size_t *got, bool *zeroed, bool exac
 
 	jn.n = 0;
 	hak_lock(&bc.lock);
-	bc.now = now;
+	bc_clock(now);
 	note_demand(len);
 	note_user();
 	bc.takes++;
@@ -1241,7 +1252,7 @@ void *hak_bigcache_take_at(void *addr, size_t len, size_t *got)
 
 	jn.n = 0;
 	hak_lock(&bc.lock);
-	bc.now = now;
+	bc_clock(now);
 	if (!bc.count)
 		goto out;
 	e = find_start((uintptr_t)addr);
@@ -1364,7 +1375,7 @@ bool hak_bigcache_put(void *p, size_t len)
 	if ((arch_fetch_add(&bc_put_tick, 1UL) % BC_PRESSURE_EVERY) == 0)
 		sample_pressure();
 	hak_lock(&bc.lock);
-	bc.now = now;
+	bc_clock(now);
 	bc_setup();
 	note_user();
 	if (len > bc.base / 4)
@@ -1390,7 +1401,7 @@ bool hak_bigcache_put(void *p, size_t len)
 	e->addr = p;
 	e->len = len;
 	e->cls = bc_class(len);
-	e->stamp = now;
+	e->stamp = bc.now;	/* not now: bc.now may be later (bc_clock) */
 	e->taken = bc.takes;
 	e->purged = false;
 	list_add_newest(&bc.hot, e);
@@ -1427,8 +1438,8 @@ size_t hak_bigcache_decay(unsigned now)
 	struct bc_ent *e;
 
 	hak_lock(&bc.lock);
-	bc.now = now;
-	while ((e = bc.hot.oldest) && bc.decay_ms && bc.now - e->stamp > bc.decay_ms) {
+	bc_clock(now);
+	while ((e = bc.hot.oldest) && bc.decay_ms && __hak_ms_age(bc.now, e->stamp) > bc.decay_ms) {
 		if (!decayed(e))
 			continue;	/* still wanted: re-stamped */
 		unlink_ent(e);

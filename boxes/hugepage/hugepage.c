@@ -210,7 +210,7 @@ static void pend_pass(unsigned now, unsigned delay)
 
 	while ((ss = *pp)) {
 		if ((ss->huge & HAK_HUGE_PEND) &&
-		    (now - ss->huge_ms < delay || n == HUGE_PASS_MAX)) {
+		    (__hak_ms_age(now, ss->huge_ms) < delay || n == HUGE_PASS_MAX)) {
 			pp = &ss->huge_next;
 			continue;
 		}
@@ -322,7 +322,7 @@ bool hak_huge_pass(unsigned now)
 			cand_del(i);	/* withdrawn, sparse or collapsed */
 			continue;
 		}
-		if (now - cand_ms[i] >= prove) {
+		if (__hak_ms_age(now, cand_ms[i]) >= prove) {
 			proven++;
 			if (!(cand[i]->huge & HAK_HUGE_ATMAP))
 				pick = i;	/* 4 KiB pages: worth a collapse */
@@ -331,7 +331,7 @@ bool hak_huge_pass(unsigned now)
 	}
 	nproven = proven;
 	arch_store_relaxed(&nr_proven, (size_t)proven);
-	if (now - wd_ms >= prove) {
+	if (__hak_ms_age(now, wd_ms) >= prove) {
 		nwd_prev = nwd;
 		nwd = 0;
 		wd_ms = now;

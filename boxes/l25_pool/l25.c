@@ -730,7 +730,7 @@ static uint64_t purge_runs(struct l25_region *r, uint32_t now, uint32_t min_age,
 
 static bool dirty_old(struct l25_region *r, unsigned i, uint32_t now, uint32_t min_age)
 {
-	return arch_load_relaxed(&r->state[i]) == B_DIRTY && now - r->stamp[i] >= min_age;
+	return arch_load_relaxed(&r->state[i]) == B_DIRTY && __hak_ms_age(now, r->stamp[i]) >= min_age;
 }
 
 static void dirty_settle(struct l25_region *r, unsigned j, bool purged)
@@ -855,7 +855,7 @@ static struct l25_region *detach_empty(struct l25_shard *sh, bool all, uint32_t 
 				kept = true;
 				continue;
 			}
-			if (now - r->idle < min_age)
+			if (__hak_ms_age(now, r->idle) < min_age)
 				continue;
 			region_detach(sh, r);
 			r->next = out;

@@ -14,12 +14,14 @@
  * requests could use; a miss grows a shorter cached block where it lies
  * when the address space next to it is free (no new mapping, its pages
  * stay resident), else, with enough cached, is filled from the longest
- * shorter blocks by moving their pages in.
+ * shorter blocks by moving their pages in. A decay pass with a clock read
+ * before the last put leaves that block resident.
  */
 #include <time.h>
 #include <sys/mman.h>
 #include "bc_test.h"
 #include "boxes/bigcache/bc_internal.h"
+#include "os.h"
 #include "boxes/hardened/hardened.h"
 #include "boxes/valgrind/valgrind_hooks.h"
 
@@ -346,6 +348,37 @@ static void test_decay_wanted(size_t s)
 }
 
 /*
+ * A decay pass reads its clock before its other caches' work: handed a
+ * time 12 ms older than a block just put (a take and a put meanwhile), it
+ * keeps that block resident, where an unsigned age of the stale time read
+ * the block as 49 days old and the cache as unused, and purged it.
+ */
+static void test_decay_stale_now(size_t s)
+{
+	struct hak_bigcache_stats a, b;
+	unsigned char *p;
+	unsigned t0;
+
+	__hak_bigcache_set_decay(100);
+	p = bc_launder(malloc(2 * s));
+	memset(p, 0x33, 2 * s);
+	free(p);
+	t0 = __hak_now_ms();
+	sleep_ms(12);
+	p = bc_launder(malloc(2 * s));
+	memset(p, 0x44, 2 * s);
+	free(p);
+	a = bc_stats();
+	(void)hak_bigcache_decay(t0);
+	b = bc_stats();
+	tap_ok(b.purges == a.purges && b.resident_bytes == a.resident_bytes,
+	       "a decay pass with a clock 12 ms older than the last put purges nothing: purges +%zu, resident %zu -> %zu KiB",
+	       b.purges - a.purges, a.resident_bytes >> 10, b.resident_bytes >> 10);
+	__hak_bigcache_set_decay(0);
+	malloc_trim(0);
+}
+
+/*
  * A cached 4 MiB block and a 6 MiB request: the block grows where it lies
  * (up or down, into free address space) instead of a fresh mapping next to
  * it, its old pages still resident; when both sides are taken it stays
@@ -553,6 +586,7 @@ int main(void)
 	test_increments(s);
 	test_decay(s);
 	test_decay_wanted(s);
+	test_decay_stale_now(s);
 	test_grow_shorter();
 	test_fill();
 	test_move();
