@@ -564,7 +564,7 @@ void __hak_remote_push(struct hak_slab *s, void *head, void *tail, uint32_t n)
 	if (HAK_RW_COUNT(old))
 		return;		/* s is already on its owner's pending stack */
 	owner = s->owner;
-	if (!arch_load_relaxed(&owner->tid) && !arch_load_relaxed(&pool_dirty))
+	if (!arch_load_relaxed(&owner->attached) && !arch_load_relaxed(&pool_dirty))
 		arch_store_relaxed(&pool_dirty, 1);
 	top = arch_load_relaxed(&owner->pending);
 	for (;;) {
@@ -1581,7 +1581,7 @@ size_t __hak_heap_purge_idle(unsigned now, unsigned delay)
 		 * bins its last thread left, a delay ago, go back to their
 		 * slabs (the scan lock keeps an adopter out meanwhile).
 		 */
-		if (arch_load_relaxed(&h->tid))
+		if (arch_load_relaxed(&h->attached))
 			done += heap_scan(h, false, true);
 		else if (kept_any(h))
 			pool_decay(h);
@@ -1991,7 +1991,7 @@ void __hak_free_remote(void *p, unsigned c)
 	 * data this thread inherited): take it, and the block, with the rest
 	 * of that data, is then our own.
 	 */
-	if (!arch_load_relaxed(&s->owner->tid)) {
+	if (!arch_load_relaxed(&s->owner->attached)) {
 		bool took;
 
 		saved = errno;
@@ -2293,7 +2293,7 @@ static void heap_leave(struct hak_tcache *tc, struct hak_heap *h)
 	collect_all(h);
 	release_empty(h);
 	arch_store_relaxed(&h->active_ms, __hak_now_ms());	/* pooled since */
-	arch_store_relaxed(&h->tid, 0);
+	arch_store_relaxed(&h->attached, 0);
 }
 
 /*
@@ -2345,7 +2345,7 @@ static bool heap_handover(struct hak_tcache *tc, struct hak_heap *to)
 	heap_pool_push(h);
 
 	heap_enter(to);
-	arch_store_relaxed(&to->tid, gettid());
+	arch_store_relaxed(&to->attached, 1);
 	HAK_STAT_ADD(to, handovers, 1);
 	tc->heap = to;
 	tc->tag = to->tag;
@@ -2389,7 +2389,7 @@ struct hak_heap *__hak_heap_attach(void)
 	}
 	heap_enter(h);
 	arch_fetch_add(&nr_live, 1u);
-	arch_store_relaxed(&h->tid, gettid());
+	arch_store_relaxed(&h->attached, 1);
 	tc->heap = h;
 	tc->tag = h->tag;
 	share = thread_share(tcache_bytes);
