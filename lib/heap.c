@@ -161,6 +161,21 @@ static uint32_t tcache_cap_of(size_t share, unsigned c)
 }
 
 /*
+ * The capacities of the whole tcache_bytes, set with it at init: while
+ * threads do not outnumber the CPUs every attach wants them, and working
+ * them out took a division per class at each thread's start (thread-churn).
+ * 0 until set (a capacity is at least HAK_TCACHE_CAP_MIN).
+ */
+static uint32_t cap_full[HAK_NCLASS];
+
+static uint32_t default_cap(size_t share, unsigned c)
+{
+	if (share == tcache_bytes && cap_full[c])
+		return cap_full[c];
+	return tcache_cap_of(share, c);
+}
+
+/*
  * Past the cores the default capacities are small (8 blocks of most
  * classes at 64 pairs of threads on 2 CPUs), but a refill still finds the
  * free blocks of a class in long lists: a producer's slab gets back, in
@@ -191,7 +206,7 @@ static uint32_t refill_limit(unsigned c, uint32_t room)
 	if (arch_load_relaxed(&nr_live) <= arch_load_relaxed(&nr_cpus) ||
 	    __hak_tc.state != HAK_T_LIVE)
 		return room;
-	full = tcache_cap_of(tcache_bytes, c);
+	full = default_cap(tcache_bytes, c);
 	return full > 2 * room ? full : room;
 }
 
@@ -217,12 +232,17 @@ static void bin_lower(struct hak_tbin *b, unsigned c)
 
 uint32_t __hak_tcache_cap(unsigned c)
 {
-	return tcache_cap_of(thread_share(tcache_bytes), c);
+	return default_cap(thread_share(tcache_bytes), c);
 }
 
+/* At init (__hak_options_read), before any thread attaches. */
 void __hak_tcache_set_bytes(size_t bytes)
 {
+	unsigned c;
+
 	tcache_bytes = bytes;
+	for (c = 0; c < HAK_NCLASS; c++)
+		cap_full[c] = tcache_cap_of(bytes, c);
 }
 
 /*
@@ -2398,7 +2418,7 @@ struct hak_heap *__hak_heap_attach(void)
 
 		b->mask = __hak_class_mask[c] | HAK_MASK_HIGH;
 		__hak_tbin_set_cap(b, c < HAK_NCLASS ?
-				   hak_adapt_initial_cap(c, tcache_cap_of(share, c)) : 0);
+				   hak_adapt_initial_cap(c, default_cap(share, c)) : 0);
 	}
 	memset(cap_lift, 0, sizeof(cap_lift));	/* a thread attaching again */
 	__hak_tcache_direct_setup();

@@ -179,9 +179,12 @@ uint32_t hak_adapt_initial_cap(unsigned c, uint32_t cap)
 		cap = ADAPT_CAP_MIN;
 	if (cap > ADAPT_CAP_MAX)
 		cap = ADAPT_CAP_MAX;
-	fit = room() / stride(c);
-	if (cap > fit)
+	/* cap > room / stride without the division (once per class per thread) */
+	fit = room();
+	if ((size_t)cap * stride(c) > fit) {
+		fit /= stride(c);
 		cap = fit > ADAPT_CAP_MIN ? (uint32_t)fit : ADAPT_CAP_MIN;
+	}
 	*ab = (struct adapt_bin){ .cap = (uint16_t)cap };
 	adapt.bytes += cap * stride(c);
 	return cap;
