@@ -2390,6 +2390,7 @@ void __hak_tcache_direct_setup(void)
 struct hak_heap *__hak_heap_attach(void)
 {
 	struct hak_tcache *tc = &__hak_tc;
+	uint32_t cap[HAK_NCLASS];
 	struct hak_heap *h;
 	size_t share;
 	unsigned c;
@@ -2413,12 +2414,14 @@ struct hak_heap *__hak_heap_attach(void)
 	tc->heap = h;
 	tc->tag = h->tag;
 	share = thread_share(tcache_bytes);
+	for (c = 0; c < HAK_NCLASS; c++)
+		cap[c] = default_cap(share, c);
+	hak_adapt_initial_caps(cap);
 	for (c = 0; c <= HAK_NCLASS; c++) {
 		struct hak_tbin *b = &tc->bins[c];
 
 		b->mask = __hak_class_mask[c] | HAK_MASK_HIGH;
-		__hak_tbin_set_cap(b, c < HAK_NCLASS ?
-				   hak_adapt_initial_cap(c, default_cap(share, c)) : 0);
+		__hak_tbin_set_cap(b, c < HAK_NCLASS ? cap[c] : 0);
 	}
 	memset(cap_lift, 0, sizeof(cap_lift));	/* a thread attaching again */
 	__hak_tcache_direct_setup();
