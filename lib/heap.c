@@ -161,6 +161,21 @@ static uint32_t tcache_cap_of(size_t share, unsigned c)
 }
 
 /*
+ * The capacities of the whole tcache_bytes, set with it at init: while
+ * threads do not outnumber the CPUs every attach wants them, and working
+ * them out took a division per class at each thread's start (thread-churn).
+ * 0 until set (a capacity is at least HAK_TCACHE_CAP_MIN).
+ */
+static uint32_t cap_full[HAK_NCLASS];
+
+static uint32_t default_cap(size_t share, unsigned c)
+{
+	if (share == tcache_bytes && cap_full[c])
+		return cap_full[c];
+	return tcache_cap_of(share, c);
+}
+
+/*
  * Past the cores the default capacities are small (8 blocks of most
  * classes at 64 pairs of threads on 2 CPUs), but a refill still finds the
  * free blocks of a class in long lists: a producer's slab gets back, in
@@ -191,7 +206,7 @@ static uint32_t refill_limit(unsigned c, uint32_t room)
 	if (arch_load_relaxed(&nr_live) <= arch_load_relaxed(&nr_cpus) ||
 	    __hak_tc.state != HAK_T_LIVE)
 		return room;
-	full = tcache_cap_of(tcache_bytes, c);
+	full = default_cap(tcache_bytes, c);
 	return full > 2 * room ? full : room;
 }
 
@@ -217,12 +232,17 @@ static void bin_lower(struct hak_tbin *b, unsigned c)
 
 uint32_t __hak_tcache_cap(unsigned c)
 {
-	return tcache_cap_of(thread_share(tcache_bytes), c);
+	return default_cap(thread_share(tcache_bytes), c);
 }
 
+/* At init (__hak_options_read), before any thread attaches. */
 void __hak_tcache_set_bytes(size_t bytes)
 {
+	unsigned c;
+
 	tcache_bytes = bytes;
+	for (c = 0; c < HAK_NCLASS; c++)
+		cap_full[c] = tcache_cap_of(bytes, c);
 }
 
 /*
@@ -564,7 +584,7 @@ void __hak_remote_push(struct hak_slab *s, void *head, void *tail, uint32_t n)
 	if (HAK_RW_COUNT(old))
 		return;		/* s is already on its owner's pending stack */
 	owner = s->owner;
-	if (!arch_load_relaxed(&owner->tid) && !arch_load_relaxed(&pool_dirty))
+	if (!arch_load_relaxed(&owner->attached) && !arch_load_relaxed(&pool_dirty))
 		arch_store_relaxed(&pool_dirty, 1);
 	top = arch_load_relaxed(&owner->pending);
 	for (;;) {
@@ -1581,7 +1601,7 @@ size_t __hak_heap_purge_idle(unsigned now, unsigned delay)
 		 * bins its last thread left, a delay ago, go back to their
 		 * slabs (the scan lock keeps an adopter out meanwhile).
 		 */
-		if (arch_load_relaxed(&h->tid))
+		if (arch_load_relaxed(&h->attached))
 			done += heap_scan(h, false, true);
 		else if (kept_any(h))
 			pool_decay(h);
@@ -1991,7 +2011,7 @@ void __hak_free_remote(void *p, unsigned c)
 	 * data this thread inherited): take it, and the block, with the rest
 	 * of that data, is then our own.
 	 */
-	if (!arch_load_relaxed(&s->owner->tid)) {
+	if (!arch_load_relaxed(&s->owner->attached)) {
 		bool took;
 
 		saved = errno;
@@ -2293,7 +2313,7 @@ static void heap_leave(struct hak_tcache *tc, struct hak_heap *h)
 	collect_all(h);
 	release_empty(h);
 	arch_store_relaxed(&h->active_ms, __hak_now_ms());	/* pooled since */
-	arch_store_relaxed(&h->tid, 0);
+	arch_store_relaxed(&h->attached, 0);
 }
 
 /*
@@ -2345,7 +2365,7 @@ static bool heap_handover(struct hak_tcache *tc, struct hak_heap *to)
 	heap_pool_push(h);
 
 	heap_enter(to);
-	arch_store_relaxed(&to->tid, gettid());
+	arch_store_relaxed(&to->attached, 1);
 	HAK_STAT_ADD(to, handovers, 1);
 	tc->heap = to;
 	tc->tag = to->tag;
@@ -2370,6 +2390,7 @@ void __hak_tcache_direct_setup(void)
 struct hak_heap *__hak_heap_attach(void)
 {
 	struct hak_tcache *tc = &__hak_tc;
+	uint32_t cap[HAK_NCLASS];
 	struct hak_heap *h;
 	size_t share;
 	unsigned c;
@@ -2390,16 +2411,18 @@ struct hak_heap *__hak_heap_attach(void)
 	}
 	heap_enter(h);
 	arch_fetch_add(&nr_live, 1u);
-	arch_store_relaxed(&h->tid, gettid());
+	arch_store_relaxed(&h->attached, 1);
 	tc->heap = h;
 	tc->tag = h->tag;
 	share = thread_share(tcache_bytes);
+	for (c = 0; c < HAK_NCLASS; c++)
+		cap[c] = default_cap(share, c);
+	hak_adapt_initial_caps(cap);
 	for (c = 0; c <= HAK_NCLASS; c++) {
 		struct hak_tbin *b = &tc->bins[c];
 
 		b->mask = __hak_class_mask[c] | HAK_MASK_HIGH;
-		__hak_tbin_set_cap(b, c < HAK_NCLASS ?
-				   hak_adapt_initial_cap(c, tcache_cap_of(share, c)) : 0);
+		__hak_tbin_set_cap(b, c < HAK_NCLASS ? cap[c] : 0);
 	}
 	memset(cap_lift, 0, sizeof(cap_lift));	/* a thread attaching again */
 	__hak_tcache_direct_setup();

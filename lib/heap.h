@@ -55,7 +55,7 @@ struct hak_heap {
 	struct hak_slab *pending;	/* remote-freed slabs; atomic push */
 	struct hak_heap *all_next;	/* heap_lock */
 	struct hak_heap *pool_next;	/* heap_lock */
-	pid_t tid;			/* thread attached, 0 in the pool */
+	int attached;			/* atomic: 1 while a thread holds it, 0 in the pool */
 	uint8_t tag;			/* 1..255, in page_owner[] and headers */
 	uint32_t adopted;		/* times taken from the pool */
 	unsigned page_pass_ms;		/* last in-slab page purge pass (owner) */

@@ -3,7 +3,9 @@
  * Hook header of the adaptive-sizing box (CONFIG_HAK_ADAPTIVE_SIZING).
  *
  * The core calls these from its thread-cache slow paths only:
- *   hak_adapt_initial_cap(c, cap)  capacity of class c for a new thread;
+ *   hak_adapt_initial_caps(cap)    capacities of a new thread's classes
+ *                                  (cap[0..HAK_NCLASS-1]: the core's
+ *                                  defaults in, the box's out);
  *   hak_adapt_on_refill(c)         bin c ran empty (before the refill);
  *   hak_adapt_on_overflow(c)       bin c overflowed (before the flush).
  * The box may change __hak_tc.bins[c].cap (16..2048) and return excess
@@ -17,15 +19,11 @@
 #include <hak/compiler.h>
 
 #if IS_ENABLED(CONFIG_HAK_ADAPTIVE_SIZING)
-uint32_t hak_adapt_initial_cap(unsigned c, uint32_t cap);
+void hak_adapt_initial_caps(uint32_t *cap);
 void hak_adapt_on_refill(unsigned c);
 void hak_adapt_on_overflow(unsigned c);
 #else
-static inline uint32_t hak_adapt_initial_cap(unsigned c, uint32_t cap)
-{
-	(void)c;
-	return cap;
-}
+static inline void hak_adapt_initial_caps(uint32_t *cap) { (void)cap; }
 static inline void hak_adapt_on_refill(unsigned c) { (void)c; }
 static inline void hak_adapt_on_overflow(unsigned c) { (void)c; }
 #endif
