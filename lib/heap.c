@@ -2397,7 +2397,8 @@ struct hak_heap *__hak_heap_attach(void)
 
 	__hak_init();
 	hak_hd_init();		/* before this thread writes any link */
-	tc->hd_secret = hak_hd_secret();	/* and before it pops one */
+	if (hak_hd_on())
+		tc->hd_secret = hak_hd_secret();	/* and before it pops one */
 	if (unlikely(!arch_load_relaxed(&nr_cpus)))
 		arch_store_relaxed(&nr_cpus, count_cpus());
 	h = heap_pool_pop();

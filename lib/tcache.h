@@ -36,7 +36,8 @@
  * boundary mask, mark test, room, push, mark store; superslab.h), 20 on
  * the movable one where it cannot wrap (header box, sanitizers, other
  * architectures: range check, map address), 18 where it wraps (x86_64
- * hardened: the map address; superslab.h, HAK_PM_WRAP).
+ * without the fixed map: hardened, or CONFIG_HAK_PM_FIXED=n; the map
+ * address; superslab.h, HAK_PM_WRAP).
  * Hardened: malloc 16 (the secret's load from the thread's cache, the
  * decode's two XORs, the bin mask's TEST and JNE; the link's load is an
  * XOR's operand), free 20 (the encode's two XORs). The

@@ -20,7 +20,8 @@
  *    (lib/alloc.c) reserved it at HAK_PM_FIXED, the map in use is that
  *    one, its index mask covers it and the free key is its address;
  *  - where the movable map is indexed the same way (HAK_PM_WRAP: x86_64
- *    hardened), the map in use is reserved (not the stand-in entry every
+ *    without the fixed map but for the header box: hardened, or
+ *    CONFIG_HAK_PM_FIXED=n), the map in use is reserved (not the stand-in entry every
  *    free reads before), and its mask covers it.
  */
 #include <pthread.h>
