@@ -198,16 +198,35 @@ static uint32_t default_cap(size_t share, unsigned c)
 static __thread uint32_t cap_lift[HAK_NCLASS] __attribute__((tls_model("initial-exec")));
 static __thread uint32_t cap_base[HAK_NCLASS] __attribute__((tls_model("initial-exec")));
 
+/*
+ * The most a whole-list take past the cores may hold: twice the class's
+ * share of the unshrunk budget in bytes (64 KiB by default: one 64 KiB
+ * slab's blocks, so a slab's free list, however long, goes over unread),
+ * at most HAK_LIFT_MAX blocks (the adaptive box's largest capacity: what
+ * one thread may hold of a class while threads do not outnumber the CPUs).
+ * Found on a pool of batches (tools/bench/batch-pool.c, xmalloc-test's
+ * shape): the producers' slabs get their consumers' frees back as lists
+ * of 256-1,023 blocks, longer than the unshrunk capacity (256 at most),
+ * and 2.1M of 8.2M blocks were popped one cold link at a time.
+ */
+#define HAK_LIFT_MAX	2048
+
 static uint32_t refill_limit(unsigned c, uint32_t room)
 {
 	uint32_t full;
+	size_t lift;
 
 	/* an exiting thread's bins have capacity 0: they must stay so */
 	if (arch_load_relaxed(&nr_live) <= arch_load_relaxed(&nr_cpus) ||
 	    __hak_tc.state != HAK_T_LIVE)
 		return room;
 	full = default_cap(tcache_bytes, c);
-	return full > 2 * room ? full : room;
+	if (full <= 2 * room)
+		return room;
+	lift = 2 * tcache_bytes / __hak_class_size[c];
+	if (lift > HAK_LIFT_MAX)
+		lift = HAK_LIFT_MAX;
+	return lift > full ? (uint32_t)lift : full;
 }
 
 /* Bin b of class c now holds n blocks, more than its capacity. */
