@@ -185,13 +185,15 @@ static uint32_t default_cap(size_t share, unsigned c)
  * consumer wrote each link last): 48% of producer-consumer's time at 64
  * pairs. So a refill past the cores, with a room less than half of what
  * a thread has while threads do not outnumber the CPUs, takes such a list
- * whole, unread, up to that unshrunk capacity (refill_limit; a milder
+ * whole, unread, up to twice that unshrunk share in bytes (a slab's list,
+ * at most HAK_LIFT_MAX blocks: refill_limit; a milder
  * shrink, 3 threads on 2 CPUs, is left alone: larson at 2 threads plus
  * its main thread lost ~5% with it), and the bin's capacity is raised to
  * what it then holds (bin_raise, room 0). Only blocks already free and resident move (no
  * page is carved for it: the refill's want is unchanged), and the raise
  * lasts until the class's next refill (bin_lower), so a bin never holds
- * more than a thread's unshrunk capacity. cap_lift[c] is the raised
+ * more than twice a thread's unshrunk share of the class in bytes (nor
+ * more blocks than the adaptive box gives a class). cap_lift[c] is the raised
  * capacity and cap_base[c] the one it replaced; a capacity set since by
  * anything else (the adaptive box, an exit) is left alone.
  */
