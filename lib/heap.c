@@ -185,29 +185,50 @@ static uint32_t default_cap(size_t share, unsigned c)
  * consumer wrote each link last): 48% of producer-consumer's time at 64
  * pairs. So a refill past the cores, with a room less than half of what
  * a thread has while threads do not outnumber the CPUs, takes such a list
- * whole, unread, up to that unshrunk capacity (refill_limit; a milder
+ * whole, unread, up to twice that unshrunk share in bytes (a slab's list,
+ * at most HAK_LIFT_MAX blocks: refill_limit; a milder
  * shrink, 3 threads on 2 CPUs, is left alone: larson at 2 threads plus
  * its main thread lost ~5% with it), and the bin's capacity is raised to
  * what it then holds (bin_raise, room 0). Only blocks already free and resident move (no
  * page is carved for it: the refill's want is unchanged), and the raise
  * lasts until the class's next refill (bin_lower), so a bin never holds
- * more than a thread's unshrunk capacity. cap_lift[c] is the raised
+ * more than twice a thread's unshrunk share of the class in bytes (nor
+ * more blocks than the adaptive box gives a class). cap_lift[c] is the raised
  * capacity and cap_base[c] the one it replaced; a capacity set since by
  * anything else (the adaptive box, an exit) is left alone.
  */
 static __thread uint32_t cap_lift[HAK_NCLASS] __attribute__((tls_model("initial-exec")));
 static __thread uint32_t cap_base[HAK_NCLASS] __attribute__((tls_model("initial-exec")));
 
+/*
+ * The most a whole-list take past the cores may hold: twice the class's
+ * share of the unshrunk budget in bytes (64 KiB by default: one 64 KiB
+ * slab's blocks, so a slab's free list, however long, goes over unread),
+ * at most HAK_LIFT_MAX blocks (the adaptive box's largest capacity: what
+ * one thread may hold of a class while threads do not outnumber the CPUs).
+ * Found on a pool of batches (tools/bench/batch-pool.c, xmalloc-test's
+ * shape): the producers' slabs get their consumers' frees back as lists
+ * of 256-1,023 blocks, longer than the unshrunk capacity (256 at most),
+ * and 2.1M of 8.2M blocks were popped one cold link at a time.
+ */
+#define HAK_LIFT_MAX	2048
+
 static uint32_t refill_limit(unsigned c, uint32_t room)
 {
 	uint32_t full;
+	size_t lift;
 
 	/* an exiting thread's bins have capacity 0: they must stay so */
 	if (arch_load_relaxed(&nr_live) <= arch_load_relaxed(&nr_cpus) ||
 	    __hak_tc.state != HAK_T_LIVE)
 		return room;
 	full = default_cap(tcache_bytes, c);
-	return full > 2 * room ? full : room;
+	if (full <= 2 * room)
+		return room;
+	lift = 2 * tcache_bytes / __hak_class_size[c];
+	if (lift > HAK_LIFT_MAX)
+		lift = HAK_LIFT_MAX;
+	return lift > full ? (uint32_t)lift : full;
 }
 
 /* Bin b of class c now holds n blocks, more than its capacity. */

@@ -17,6 +17,12 @@
  *     come back (the chain was taken, not lost);
  *   - the lift ends at the class's next refill: fresh blocks then come
  *     the shrunk capacity's half a refill again, not the lifted one's;
+ *   - a slab's free list longer than the unshrunk capacity (NB2 blocks of
+ *     80 B, a class nobody used before, more than the 51 a thread holds
+ *     unshrunk, within the lift of twice the budget: 102) goes over whole
+ *     too: the chain is collected onto its slab's list by a refill of
+ *     another class, and the next NB2 mallocs take at most 2 refills
+ *     (popped link by link, a refill per half capacity: 5 before);
  *   - every block sent home was collected after a trim.
  * Skipped when the CPUs are too many to outnumber with helper threads;
  * the first check is skipped with the fail-fast box, whose checks walk
@@ -28,11 +34,13 @@
 #include "core_test.h"
 
 #define NB	64
+#define NB2	80	/* of BS2: > 51 unshrunk, <= 102 lifted */
+#define BS2	80
 #define BS	64
 #define BUDGET	"4096"	/* HAKMEM_TCACHE_BYTES: 64 blocks of 64 B unshrunk */
 #define MAX_HELPERS	129
 
-static void *blk[NB], *again[NB];
+static void *blk[NB], *again[NB], *blk2[NB2];
 static int n;
 static unsigned nh;
 static pthread_barrier_t hold;
@@ -136,6 +144,71 @@ static void *producer(void *arg)
 	return NULL;
 }
 
+static void *freer2(void *arg)
+{
+	unsigned i;
+
+	(void)arg;
+	for (i = 0; i < NB2; i++)
+		free(blk2[i]);
+	return NULL;
+}
+
+/*
+ * A second producer: its consumer's chain goes onto the slab's free list
+ * (collected by a refill of another class), and the refill of this class
+ * then finds a slab list longer than the unshrunk capacity.
+ */
+static void *producer2(void *arg)
+{
+	struct hak_stats s0, s1;
+	unsigned i, j, distinct = 1;
+	void *other;
+	pthread_t t;
+
+	(void)arg;
+	for (i = 0; i < NB2; i++) {
+		blk2[i] = malloc(BS2);
+		if (!blk2[i])
+			tap_bail("malloc failed");
+		memset(blk2[i], 0x5a, BS2);
+	}
+	if (pthread_create(&t, NULL, freer2, NULL))
+		tap_bail("pthread_create: %s", strerror(errno));
+	pthread_join(t, NULL);
+	other = malloc(256);		/* another class's refill collects the chain */
+	if (!other)
+		tap_bail("malloc failed");
+	((volatile char *)other)[0] = 1;
+
+	hak_stats_get(&s0);
+	for (i = 0; i < NB2; i++) {
+		blk2[i] = malloc(BS2);
+		if (!blk2[i])
+			tap_bail("malloc failed");
+	}
+	hak_stats_get(&s1);
+	if (IS_ENABLED(CONFIG_HAK_FAILFAST))
+		tap_skip("fail-fast box: a refill walks the lists it takes, no lift");
+	else
+		tap_ok(s1.refills - s0.refills <= 2,
+		       "%u mallocs after a slab list of about %u took %llu refills",
+		       NB2, NB2, (unsigned long long)(s1.refills - s0.refills));
+	for (i = 0; i < NB2; i++)
+		memset(blk2[i], (int)i, BS2);
+	for (i = 0; i < NB2 && distinct; i++)
+		for (j = i + 1; j < NB2; j++)
+			if (blk2[i] == blk2[j] || ((unsigned char *)blk2[i])[BS2 - 1] != (unsigned char)i) {
+				distinct = 0;
+				break;
+			}
+	tap_ok(distinct, "the %u blocks taken from the slab list are distinct and intact", NB2);
+	for (i = 0; i < NB2; i++)
+		free(blk2[i]);
+	free(other);
+	return NULL;
+}
+
 static int cpus(void)
 {
 	cpu_set_t set;
@@ -163,7 +236,7 @@ int main(int argc, char **argv)
 		tap_bail("execv: %s", strerror(errno));
 	}
 	n = cpus();
-	tap_plan(4);
+	tap_plan(6);
 	nh = 8u * (unsigned)n + 1;	/* 64 B: 64 * cpus / live <= 8 */
 	if (nh > MAX_HELPERS)
 		tap_skip_all("%d CPUs: too many to outnumber", n);
@@ -176,6 +249,9 @@ int main(int argc, char **argv)
 	pthread_barrier_wait(&hold);
 
 	if (pthread_create(&t, NULL, producer, NULL))
+		tap_bail("pthread_create: %s", strerror(errno));
+	pthread_join(t, NULL);
+	if (pthread_create(&t, NULL, producer2, NULL))
 		tap_bail("pthread_create: %s", strerror(errno));
 	pthread_join(t, NULL);
 	pthread_barrier_wait(&hold);
