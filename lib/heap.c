@@ -333,15 +333,26 @@ void __hak_free_misaligned(void *p, uintptr_t ix)
 static void *remote_top(const struct hak_slab *s);
 static bool run_holds(const void *p, unsigned c);
 
-/* Is p on the list from head (at most limit links)? */
+/*
+ * Is p among the first limit blocks of the list from head? The link of the
+ * limit-th block is never read: a run's tail (below) is not linked until
+ * the run is sent home, so its first word is still the program's data
+ * (and the walk used to go one block further: it followed that word, a
+ * SEGV, or with the hardened box a "corrupted free-list link" abort,
+ * whenever the owner confirmed a free that carried the free mark while
+ * its thread held a run of that class).
+ */
 static bool on_list(void *head, const void *p, uint32_t limit)
 {
-	void *q;
-	uint32_t n = 0;
+	void *q = head;
+	uint32_t n;
 
-	for (q = head; q && n <= limit; q = __hak_link(q), n++)
+	for (n = 0; q && n < limit; n++) {
 		if (q == p)
 			return true;
+		if (n + 1 < limit)
+			q = __hak_link(q);
+	}
 	return false;
 }
 
@@ -2083,17 +2094,22 @@ static void free_unclassed(void *p)
 	hak_hdr_write(slot, sc, hd->owner);
 	hak_vg_alloc(slot, __hak_class_size[sc], false);	/* whole again, then freed */
 	/*
-	 * A block cut at its slot's start (delta 0) was just given the free
-	 * mark by the class-less bin's push that sent it here, at the very
-	 * word the slot's push below tests: it would take the slot for a
-	 * block freed twice, and park it for good once its heap has lent
-	 * blocks (stolen from, or cached by an idle owner's freer). The
-	 * aligned header proves it live (a second free finds the slot's own
-	 * header, restored above, and goes the usual way). Fail-fast level 2
-	 * keeps its own mark there, and ours was not written.
+	 * The class-less bin's push that sent p here gave it the free mark.
+	 * Cut at its slot's start (delta 0), p's mark word is the very word
+	 * the slot's push below tests: it would take the slot for a block
+	 * freed twice, and park it for good once its heap has lent blocks
+	 * (stolen from, or cached by an idle owner's freer). The aligned
+	 * header proves it live (a second free finds the slot's own header,
+	 * restored above, and goes the usual way). Cut further in, the mark
+	 * stayed in the slot's data, where the next block cut at the same
+	 * offset (whose program need not write it) carried it while live, as
+	 * did the block realloc copied it into: their frees were taken for
+	 * double frees (and parked, or crashed the owner's walk of a run).
+	 * So it is cleared for every cut. Fail-fast level 2 keeps its own
+	 * mark there, and ours was not written.
 	 */
-	if (slot == p && hak_ff_level() < 2)
-		hak_vg_set_mark(slot, 0);
+	if (hak_ff_level() < 2)
+		hak_vg_set_mark(p, 0);
 	/*
 	 * The push re-checks the header just written (always a pass here);
 	 * the barrier keeps sparse from calling that a self-comparison.
