@@ -30,6 +30,7 @@
  */
 #include <pthread.h>
 #include <sched.h>
+#include <stdbool.h>
 #include <hakmem/hakmem.h>
 #include "core_test.h"
 
@@ -59,14 +60,52 @@ static void *helper(void *arg)
 	return NULL;
 }
 
+struct batch {
+	void **v;
+	unsigned nb;
+};
+
 static void *freer(void *arg)
 {
+	const struct batch *b = arg;
 	unsigned i;
 
-	(void)arg;
-	for (i = 0; i < NB; i++)
-		free(blk[i]);
+	for (i = 0; i < b->nb; i++)
+		free(b->v[i]);
 	return NULL;		/* the exit sends the last run home */
+}
+
+/* nb blocks of bs bytes into v, written, then freed by another thread. */
+static void made_then_freed_remote(void **v, unsigned nb, size_t bs)
+{
+	struct batch b = { v, nb };
+	pthread_t t;
+	unsigned i;
+
+	for (i = 0; i < nb; i++) {
+		v[i] = malloc(bs);
+		if (!v[i])
+			tap_bail("malloc failed");
+		memset(v[i], 0x5a, bs);
+	}
+	if (pthread_create(&t, NULL, freer, &b))
+		tap_bail("pthread_create: %s", strerror(errno));
+	pthread_join(t, NULL);
+}
+
+/* The nb blocks of v are distinct, each still ending with its index. */
+static bool distinct_intact(void **v, unsigned nb, size_t bs)
+{
+	unsigned i, j;
+
+	for (i = 0; i < nb; i++) {
+		if (((unsigned char *)v[i])[bs - 1] != (unsigned char)i)
+			return false;
+		for (j = i + 1; j < nb; j++)
+			if (v[i] == v[j])
+				return false;
+	}
+	return true;
 }
 
 /*
@@ -76,19 +115,10 @@ static void *freer(void *arg)
 static void *producer(void *arg)
 {
 	struct hak_stats s0, s1;
-	unsigned i, j, found = 0, distinct = 1;
-	pthread_t t;
+	unsigned i, j, found = 0;
 
 	(void)arg;
-	for (i = 0; i < NB; i++) {
-		blk[i] = malloc(BS);
-		if (!blk[i])
-			tap_bail("malloc failed");
-		memset(blk[i], 0x5a, BS);
-	}
-	if (pthread_create(&t, NULL, freer, NULL))
-		tap_bail("pthread_create: %s", strerror(errno));
-	pthread_join(t, NULL);
+	made_then_freed_remote(blk, NB, BS);
 
 	hak_stats_get(&s0);
 	for (i = 0; i < NB; i++) {
@@ -110,13 +140,7 @@ static void *producer(void *arg)
 			if (again[i] == blk[j])
 				found++;
 	}
-	for (i = 0; i < NB && distinct; i++)
-		for (j = i + 1; j < NB; j++)
-			if (again[i] == again[j] || ((unsigned char *)again[i])[BS - 1] != (unsigned char)i) {
-				distinct = 0;
-				break;
-			}
-	tap_ok(distinct && found >= NB / 2,
+	tap_ok(distinct_intact(again, NB, BS) && found >= NB / 2,
 	       "the blocks are distinct and intact, %u of the %u freed came back", found, NB);
 
 	/*
@@ -144,16 +168,6 @@ static void *producer(void *arg)
 	return NULL;
 }
 
-static void *freer2(void *arg)
-{
-	unsigned i;
-
-	(void)arg;
-	for (i = 0; i < NB2; i++)
-		free(blk2[i]);
-	return NULL;
-}
-
 /*
  * A second producer: its consumer's chain goes onto the slab's free list
  * (collected by a refill of another class), and the refill of this class
@@ -162,20 +176,11 @@ static void *freer2(void *arg)
 static void *producer2(void *arg)
 {
 	struct hak_stats s0, s1;
-	unsigned i, j, distinct = 1;
+	unsigned i;
 	void *other;
-	pthread_t t;
 
 	(void)arg;
-	for (i = 0; i < NB2; i++) {
-		blk2[i] = malloc(BS2);
-		if (!blk2[i])
-			tap_bail("malloc failed");
-		memset(blk2[i], 0x5a, BS2);
-	}
-	if (pthread_create(&t, NULL, freer2, NULL))
-		tap_bail("pthread_create: %s", strerror(errno));
-	pthread_join(t, NULL);
+	made_then_freed_remote(blk2, NB2, BS2);
 	other = malloc(256);		/* another class's refill collects the chain */
 	if (!other)
 		tap_bail("malloc failed");
@@ -196,13 +201,7 @@ static void *producer2(void *arg)
 		       NB2, NB2, (unsigned long long)(s1.refills - s0.refills));
 	for (i = 0; i < NB2; i++)
 		memset(blk2[i], (int)i, BS2);
-	for (i = 0; i < NB2 && distinct; i++)
-		for (j = i + 1; j < NB2; j++)
-			if (blk2[i] == blk2[j] || ((unsigned char *)blk2[i])[BS2 - 1] != (unsigned char)i) {
-				distinct = 0;
-				break;
-			}
-	tap_ok(distinct, "the %u blocks taken from the slab list are distinct and intact", NB2);
+	tap_ok(distinct_intact(blk2, NB2, BS2), "the %u blocks taken from the slab list are distinct and intact", NB2);
 	for (i = 0; i < NB2; i++)
 		free(blk2[i]);
 	free(other);
