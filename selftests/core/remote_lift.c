@@ -108,31 +108,41 @@ static bool distinct_intact(void **v, unsigned nb, size_t bs)
 	return true;
 }
 
+/* Refills this thread took to malloc nb blocks of bs bytes into v. */
+static unsigned long long refills_to_take(void **v, unsigned nb, size_t bs)
+{
+	struct hak_stats s0, s1;
+	unsigned i;
+
+	hak_stats_get(&s0);
+	for (i = 0; i < nb; i++) {
+		v[i] = malloc(bs);
+		if (!v[i])
+			tap_bail("malloc failed");
+	}
+	hak_stats_get(&s1);
+	return (unsigned long long)(s1.refills - s0.refills);
+}
+
 /*
  * The producer: a thread attached after the helpers, so its capacities
  * are the shrunk ones (the main thread's were set when it ran alone).
  */
 static void *producer(void *arg)
 {
-	struct hak_stats s0, s1;
+	unsigned long long r;
 	unsigned i, j, found = 0;
 
 	(void)arg;
 	made_then_freed_remote(blk, NB, BS);
 
-	hak_stats_get(&s0);
-	for (i = 0; i < NB; i++) {
-		again[i] = malloc(BS);
-		if (!again[i])
-			tap_bail("malloc failed");
-	}
-	hak_stats_get(&s1);
+	r = refills_to_take(again, NB, BS);
 	if (IS_ENABLED(CONFIG_HAK_FAILFAST))	/* checks walk every list taken */
 		tap_skip("fail-fast box: a refill walks the lists it takes, no lift");
 	else
-		tap_ok(s1.refills - s0.refills <= 3,
+		tap_ok(r <= 3,
 		       "%u threads on %d CPUs: %u mallocs after a remote chain of %u took %llu refills",
-		       nh + 1, n, NB, NB, (unsigned long long)(s1.refills - s0.refills));
+		       nh + 1, n, NB, NB, r);
 
 	for (i = 0; i < NB; i++) {
 		memset(again[i], (int)i, BS);
@@ -151,16 +161,12 @@ static void *producer(void *arg)
 	{
 		static void *more[4 * NB];
 
-		hak_stats_get(&s0);
-		for (i = 0; i < 4 * NB; i++)
-			if (!(more[i] = malloc(BS)))
-				tap_bail("malloc failed");
-		hak_stats_get(&s1);
+		r = refills_to_take(more, 4 * NB, BS);
 		for (i = 0; i < 4 * NB; i++)
 			free(more[i]);
-		tap_ok(s1.refills - s0.refills > 4 * NB / 32 + 2,
+		tap_ok(r > 4 * NB / 32 + 2,
 		       "the lift ends at the next refill: %u fresh mallocs took %llu refills",
-		       4 * NB, (unsigned long long)(s1.refills - s0.refills));
+		       4 * NB, r);
 	}
 
 	for (i = 0; i < NB; i++)
@@ -175,7 +181,7 @@ static void *producer(void *arg)
  */
 static void *producer2(void *arg)
 {
-	struct hak_stats s0, s1;
+	unsigned long long r;
 	unsigned i;
 	void *other;
 
@@ -186,19 +192,12 @@ static void *producer2(void *arg)
 		tap_bail("malloc failed");
 	((volatile char *)other)[0] = 1;
 
-	hak_stats_get(&s0);
-	for (i = 0; i < NB2; i++) {
-		blk2[i] = malloc(BS2);
-		if (!blk2[i])
-			tap_bail("malloc failed");
-	}
-	hak_stats_get(&s1);
+	r = refills_to_take(blk2, NB2, BS2);
 	if (IS_ENABLED(CONFIG_HAK_FAILFAST))
 		tap_skip("fail-fast box: a refill walks the lists it takes, no lift");
 	else
-		tap_ok(s1.refills - s0.refills <= 2,
-		       "%u mallocs after a slab list of about %u took %llu refills",
-		       NB2, NB2, (unsigned long long)(s1.refills - s0.refills));
+		tap_ok(r <= 2, "%u mallocs after a slab list of about %u took %llu refills",
+		       NB2, NB2, r);
 	for (i = 0; i < NB2; i++)
 		memset(blk2[i], (int)i, BS2);
 	tap_ok(distinct_intact(blk2, NB2, BS2), "the %u blocks taken from the slab list are distinct and intact", NB2);
