@@ -517,7 +517,7 @@ static size_t area_purge(struct grow_area *a, unsigned now, unsigned delay, bool
 	for (i = 0; i < GROW_NSLOT; i++) {
 		size_t d = a->dirty[i], keep = 0;
 
-		if (!all && (int)(now - a->stamp[i]) < (int)delay)
+		if (!all && __hak_ms_age(now, a->stamp[i]) < delay)
 			continue;
 		if (a->used & (1u << i)) {
 			keep = HAK_ALIGN_UP(a->len[i], HAK_OS_PAGE);

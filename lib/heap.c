@@ -1624,8 +1624,8 @@ size_t __hak_heap_purge_idle(unsigned now, unsigned delay)
 	h = all_heaps;
 	hak_unlock(&heap_lock);
 	for (; h && !arch_load_relaxed(&scan_stop); h = h->all_next) {
-		/* Signed: a tick after our clock read is not an old one. */
-		if ((int)(now - arch_load_relaxed(&h->active_ms)) < (int)delay ||
+		/* a tick after our clock read is not an old one */
+		if (__hak_ms_age(now, arch_load_relaxed(&h->active_ms)) < delay ||
 		    arch_cmpxchg(&h->scan_lk, 0, HAK_SCAN_OTHER) != 0)
 			continue;
 		/*

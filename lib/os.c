@@ -117,27 +117,41 @@ bool __hak_os_take_near(void)
  * the start, stamps stay below 0x4000000, where valgrind begins to map its
  * client's memory, for the first 18 h of a run. Differences, the only use
  * of stamps, do not change.
+ *
+ * The base and the difference are 64-bit: the unsigned result wraps every
+ * 49.7 days as any 32-bit stamp does (ages and deadlines compare through
+ * __hak_ms_age and __hak_ms_due, lib/os.h), and only a reading taken
+ * before another thread set the base is held at 1. (A 32-bit difference
+ * tested as signed held the clock at 1 from day 24.9 to day 49.7 of a
+ * process's life, and no decay pass ran in that time.)
  */
-static unsigned clock_base;	/* atomic: boot ms at the first reading, less 1 */
+static uint64_t clock_base;	/* atomic: boot ms at the first reading, bit 63 set */
+
+#define CLOCK_SET	(1ULL << 63)
 
 unsigned __hak_now_ms(void)
 {
 	struct timespec ts;
-	unsigned boot, base;
+	uint64_t boot, base;
+	int64_t since;
 
 	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-	boot = (unsigned)ts.tv_sec * 1000u + (unsigned)(ts.tv_nsec / 1000000);
+	boot = (uint64_t)ts.tv_sec * 1000u + (uint64_t)(ts.tv_nsec / 1000000);
 	base = arch_load_relaxed(&clock_base);
 	if (unlikely(!base)) {
-		/* the first reader sets it; a base of 0 would mean unset */
-		arch_cmpxchg(&clock_base, 0u, boot - 1 ? boot - 1 : ~0u);
+		/* the first reader sets it; bit 63 keeps a base of 0 apart from unset */
+		arch_cmpxchg(&clock_base, (uint64_t)0, boot | CLOCK_SET);
 		base = arch_load_relaxed(&clock_base);
 	}
+	since = (int64_t)(boot - (base & ~CLOCK_SET)) + 1;
 	/*
 	 * A reader that read boot before another thread set the base gets
-	 * a time before it: 1, the first time, not 49 days on.
+	 * a time before it: 1, the first time, not 49 days on. 0 is skipped
+	 * at each wrap (1 ms late), so a stamp is never 0.
 	 */
-	return (int)(boot - base) > 0 ? boot - base : 1;
+	if (since < 1 || !(unsigned)since)
+		return 1;
+	return (unsigned)since;
 }
 
 void *__hak_os_map(size_t len)

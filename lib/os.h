@@ -163,16 +163,36 @@ size_t __hak_os_mapped(void);
 unsigned __hak_now_ms(void);
 
 /*
- * Milliseconds from stamp to now, 0 when the stamp is later: a pass that
- * read its clock before another thread stamped something (a caller's
- * now is read before its locks and long loops) must see that stamp as
- * young, not as 49 days old (unsigned wrap).
+ * How far a stamp or a deadline can lie after a reading of now: a pass
+ * reads its clock before its locks and long loops, so another thread's
+ * stamp may be a little later, and a deadline is at most one purge delay
+ * (HAKMEM_PURGE_DELAY_MS, at most 1 h) after the reading that set it.
+ * Anything further "ahead" is in fact more than 24.8 days old (the 32-bit
+ * difference wrapped): an idle process, a cache untouched that long.
+ */
+#define HAK_MS_AHEAD_MAX	(2u * 3600u * 1000u)
+
+/*
+ * Milliseconds from stamp to now: 0 when the stamp is later (a pass that
+ * read its clock before another thread stamped something must see that
+ * stamp as young, not as 49 days old), and the wrapped unsigned difference
+ * (over 24.8 days) when it is more than HAK_MS_AHEAD_MAX "later": old, so
+ * a pass that only restamps when it runs is not put off by another 24.8
+ * days after a long idle time.
  */
 static inline unsigned __hak_ms_age(unsigned now, unsigned stamp)
 {
 	int d = (int)(now - stamp);
 
-	return d > 0 ? (unsigned)d : 0;
+	return d > 0 || d < -(int)HAK_MS_AHEAD_MAX ? (unsigned)d : 0;
+}
+
+/* Has now reached deadline (set as a reading plus at most one delay)? */
+static inline bool __hak_ms_due(unsigned now, unsigned deadline)
+{
+	int d = (int)(now - deadline);
+
+	return d >= 0 || d < -(int)HAK_MS_AHEAD_MAX;
 }
 
 /*

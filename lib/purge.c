@@ -67,7 +67,7 @@ size_t __hak_purge_idle(bool *ran)
 	unsigned now = __hak_now_ms();
 
 	*ran = false;
-	if (!__hak_opt.purge_delay_ms || (int)(now - arch_load_relaxed(&next_ms)) < 0)
+	if (!__hak_opt.purge_delay_ms || !__hak_ms_due(now, arch_load_relaxed(&next_ms)))
 		return 0;
 	*ran = true;
 	return __hak_purge_decay(now);
@@ -111,7 +111,7 @@ void __hak_purge_tick(void)
 	delay = (unsigned)__hak_opt.purge_delay_ms;
 
 	if (unlikely(__hak_os_take_near()) &&
-	    (int)(now - arch_load_relaxed(&limit_next_ms)) >= 0) {
+	    __hak_ms_due(now, arch_load_relaxed(&limit_next_ms))) {
 		/* At most once per delay (10 ms at least): a program that
 		 * lives near its limit must not purge at every mapping. */
 		arch_store_relaxed(&limit_next_ms, now + (delay > 10 ? delay : 10));
@@ -128,7 +128,7 @@ void __hak_purge_tick(void)
 	if (now == __hak_tick_ms)
 		return;
 	__hak_tick_ms = now;
-	if (delay && (int)(now - arch_load_relaxed(&next_ms)) >= 0)
+	if (delay && __hak_ms_due(now, arch_load_relaxed(&next_ms)))
 		__hak_purge_decay(now);
 	if (delay)
 		__hak_heap_purge_pages(now, delay);	/* once per delay per heap */

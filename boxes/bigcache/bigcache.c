@@ -458,7 +458,7 @@ static bool evict_coldest(struct bc_batch *b)
  */
 static void bc_clock(unsigned now)
 {
-	if ((int)(now - bc.now) > 0)
+	if (__hak_ms_age(now, bc.now))
 		bc.now = now;
 }
 

@@ -341,7 +341,7 @@ bool hak_huge_pass(unsigned now)
 		arch_fetch_add(&nr_earned, 1UL);
 	}
 	if (!__hak_opt.hugepage_collapse || pick == HUGE_CAND ||
-	    (int)(now - collapse_after) < 0)
+	    !__hak_ms_due(now, collapse_after))
 		return false;
 	ss = cand[pick];
 	cand_del(pick);

@@ -787,7 +787,7 @@ static void purge_older(struct l25_shard *sh, uint32_t now, uint32_t min_age)
  */
 static inline bool tc_old(uint32_t stamp, uint32_t now, uint32_t min_age)
 {
-	return !min_age || (int32_t)(now - stamp) >= (int32_t)min_age;
+	return !min_age || __hak_ms_age(now, stamp) >= min_age;
 }
 
 /*
