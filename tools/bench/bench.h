@@ -21,6 +21,8 @@
 #include <time.h>
 #include <errno.h>
 #include <pthread.h>
+#include <fcntl.h>
+#include <unistd.h>
 
 #define BENCH_NOINLINE	__attribute__((noinline))
 #define BENCH_UNUSED	__attribute__((unused))
@@ -93,24 +95,31 @@ static inline double now_sec(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-/* Read a "Key:  N kB" line of a /proc file (status, smaps_rollup); 0 if not found. */
+/*
+ * Read a "Key:  N kB" line of a /proc file (status, smaps_rollup); 0 if not
+ * found. With open/read into a stack buffer, not stdio: fopen calls malloc,
+ * and an allocator that purges lazily would do its purge in that call, so
+ * a reading meant to be taken "before any allocator call" (idle-rss's
+ * rss_idle_kb) came after one.
+ */
 static BENCH_UNUSED long proc_file_kb(const char *path, const char *key)
 {
-	char line[256];
-	size_t klen = strlen(key);
-	long v = 0;
-	FILE *f = fopen(path, "r");
+	char buf[8192], *line;
+	size_t klen = strlen(key), got = 0;
+	ssize_t n;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
 
-	if (!f)
+	if (fd < 0)
 		return 0;
-	while (fgets(line, sizeof(line), f)) {
-		if (!strncmp(line, key, klen) && line[klen] == ':') {
-			v = strtol(line + klen + 1, NULL, 10);
-			break;
-		}
-	}
-	fclose(f);
-	return v;
+	while (got < sizeof(buf) - 1 &&
+	       (n = read(fd, buf + got, sizeof(buf) - 1 - got)) > 0)
+		got += (size_t)n;
+	close(fd);
+	buf[got] = 0;
+	for (line = buf; line && *line; line = strchr(line, '\n'), line = line ? line + 1 : NULL)
+		if (!strncmp(line, key, klen) && line[klen] == ':')
+			return strtol(line + klen + 1, NULL, 10);
+	return 0;
 }
 
 /* A "Key:  N kB" line of /proc/self/status; 0 if not found. */
