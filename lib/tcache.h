@@ -212,7 +212,10 @@ void __hak_free_remote(void *p, unsigned c) __noinline;
 void __hak_free_confirm(void *p, uintptr_t ix) __noinline __cold;
 /* p fails its class's block-boundary mask: report it and abort. */
 void __hak_free_misaligned(void *p, uintptr_t ix) __noreturn __noinline __cold;
-/* For boxes: add up to n blocks to bin c / flush bin c down to keep blocks. */
+/*
+ * For boxes: add up to n blocks to bin c / flush bin c down to keep blocks
+ * (its newest go home, the older ones stay: heap.c, bin_shed).
+ */
 uint32_t __hak_tcache_fill(unsigned c, uint32_t n);
 void __hak_tcache_trim(unsigned c, uint32_t keep);
 

@@ -29,9 +29,15 @@
  *           floor = sum of ADAPT_CAP_MIN * stride (about 3.3 MiB). Since a
  *           bin never holds more than its capacity (one block more inside
  *           the overflow slow path), that bounds the bytes the thread
- *           caches. A class that cannot grow within the budget first
- *           halves every other class idle for a window, then grows by
- *           what is left.
+ *           caches. A class that cannot double within the budget grows
+ *           by what is left; the capacity of the classes gone idle
+ *           comes back at the sweeps. Halving every class idle for a
+ *           window at such a growth, as the box did until 2026-12-03,
+ *           made programs whose classes change (size-chain: 2.2k
+ *           reclaims, 8.4k halvings in 1,600 chains) halve and regrow
+ *           the same classes, a trim and refills each time: 0.78 of the
+ *           CPU without it (Documentation/design.md, "The adaptive
+ *           shrink's trim").
  *
  * All state is the calling thread's own (initial-exec TLS, touched only by
  * the hooks on that thread), so no locks or atomics. The capacity charged
@@ -129,16 +135,6 @@ static void event(unsigned c)
 		sweep();
 }
 
-/* Make room for class c to grow: halve the classes idle for a window. */
-static void reclaim(unsigned c)
-{
-	unsigned d;
-
-	for (d = 0; d < HAK_NCLASS; d++)
-		if (d != c && adapt.bin[d].idle && adapt.bin[d].cap > ADAPT_CAP_MIN)
-			shrink(d);
-}
-
 static void grow(unsigned c)
 {
 	uint32_t cap = adapt.bin[c].cap, want;
@@ -148,8 +144,6 @@ static void grow(unsigned c)
 		return;
 	want = cap * 2 < ADAPT_CAP_MAX ? cap * 2 : ADAPT_CAP_MAX;
 	need = (want - cap) * stride(c);
-	if (need > room())
-		reclaim(c);
 	if (need > room())
 		want = cap + (uint32_t)(room() / stride(c));
 	if (want > cap)

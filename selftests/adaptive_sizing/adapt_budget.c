@@ -6,7 +6,7 @@
  * budget. The box must keep the sum of capacity x block size over all
  * classes, and so the bytes actually cached, within
  * max(CONFIG_HAK_ADAPTIVE_BUDGET_KIB, the 16-block floors), while the hot
- * classes still grow (taking capacity back from the classes gone idle).
+ * classes still grow (into the capacity the classes gone idle give back).
  * The same holds in a second thread running at the same time.
  */
 #include <string.h>
