@@ -24,7 +24,9 @@
  *                 set by the sizing boxes; prof_left, the heap profiler's
  *                 countdown, hak_tc_tls for its %fs-relative tick),
  *                 __hak_tcache_fill and
- *                 __hak_tcache_trim (move blocks between a bin and the heap)
+ *                 __hak_tcache_trim (move blocks between a bin and the heap),
+ *                 __hak_tcache_live_share (a thread's share of a per-thread
+ *                 budget past the cores)
  *   alloc.h       __hak_usable_size (annotations that describe a block);
  *                 __hak_alloc_nosample and __hak_alloc_big (the heap
  *                 profiler allocates without its countdown, and serves

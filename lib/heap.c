@@ -135,15 +135,32 @@ unsigned __hak_heap_nr_live(void)
  * memory held in caches (and the page faults to fill it) would otherwise
  * grow with the thread count. Applied to the default capacities
  * (HAKMEM_TCACHE_BYTES); the adaptive-sizing box grows a class past them
- * only when it both refills and overflows, whatever the thread count
- * (larson's lanes need it: scaling the box's budget too cut larson at 16
- * threads from 8M to 2M ops/s).
+ * only when it both refills and overflows, within its own budget, which
+ * falls the same way but not below CONFIG_HAK_ADAPTIVE_BUDGET_MIN_KIB
+ * (larson's lanes need grown caches: __hak_tcache_live_share below).
  */
 static size_t thread_share(size_t bytes)
 {
 	unsigned live = arch_load_relaxed(&nr_live), cpus = arch_load_relaxed(&nr_cpus);
 
 	if (!cpus || live <= cpus)
+		return bytes;
+	return (size_t)((unsigned __int128)bytes * cpus / live);
+}
+
+/*
+ * For boxes: a thread's share of a per-thread budget of bytes, as
+ * thread_share but with one thread more than the CPUs still taking the
+ * whole: a main thread waiting in join is live and idle (larson and
+ * size-chain at 2 threads run 3 on 2 CPUs), and the 1- and 2-thread rows
+ * must not pay for it. The adaptive-sizing box bounds its budget with it
+ * (boxes/adaptive_sizing/adaptive.c, "Past the cores").
+ */
+size_t __hak_tcache_live_share(size_t bytes)
+{
+	unsigned live = arch_load_relaxed(&nr_live), cpus = arch_load_relaxed(&nr_cpus);
+
+	if (!cpus || live <= cpus + 1)
 		return bytes;
 	return (size_t)((unsigned __int128)bytes * cpus / live);
 }

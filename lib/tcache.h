@@ -218,6 +218,12 @@ void __hak_free_misaligned(void *p, uintptr_t ix) __noreturn __noinline __cold;
  */
 uint32_t __hak_tcache_fill(unsigned c, uint32_t n);
 void __hak_tcache_trim(unsigned c, uint32_t keep);
+/*
+ * For boxes: a thread's share of a per-thread budget of bytes, the whole
+ * while threads do not outnumber the CPUs by more than one, bytes * cpus /
+ * threads past that (heap.c).
+ */
+size_t __hak_tcache_live_share(size_t bytes);
 
 /*
  * The free-list link in free block p, and setting it: every list of free

@@ -38,6 +38,20 @@
  *           the same classes, a trim and refills each time: 0.78 of the
  *           CPU without it (Documentation/design.md, "The adaptive
  *           shrink's trim").
+ *   Past the cores: while threads outnumber the CPUs by more than one,
+ *           the budget is the thread's share, budget * cpus / threads,
+ *           but not below CONFIG_HAK_ADAPTIVE_BUDGET_MIN_KIB; and a class
+ *           idle for one window drops to the floor at once. Threads
+ *           beyond the CPUs wait for them holding their caches: at 64
+ *           threads on 2 CPUs, size-chain's caches held 225 MB of its
+ *           400 MB peak (each thread near its 8 MiB budget, mostly the
+ *           blocks of classes its last chains used and the next ones do
+ *           not). The minimum keeps larson's lanes, whose classes are all
+ *           busy: a budget at the 16-block floors (3.3 MiB) cost it ~16%
+ *           more CPU per operation at 16 threads, 5 MiB nothing we could
+ *           measure. A thread whose budget fell (more threads started)
+ *           comes down to it at its next window's end, idle classes
+ *           first (fit_budget).
  *
  * All state is the calling thread's own (initial-exec TLS, touched only by
  * the hooks on that thread), so no locks or atomics. The capacity charged
@@ -56,6 +70,7 @@
 #define ADAPT_HOT_REFILLS	2	/* refills in a window that make a class hot */
 #define ADAPT_COLD_WINDOWS	2	/* idle windows before a class shrinks */
 #define ADAPT_BUDGET		((size_t)CONFIG_HAK_ADAPTIVE_BUDGET_KIB << 10)
+#define ADAPT_BUDGET_MIN	((size_t)CONFIG_HAK_ADAPTIVE_BUDGET_MIN_KIB << 10)
 #define ADAPT_WINDOW		((uint32_t)CONFIG_HAK_ADAPTIVE_WINDOW)
 
 struct adapt_bin {
@@ -81,9 +96,25 @@ static inline size_t stride(unsigned c)
 	return __hak_class_stride(c);
 }
 
+/*
+ * The calling thread's budget now: the whole while threads do not
+ * outnumber the CPUs by more than one, its share past that, at least
+ * ADAPT_BUDGET_MIN (and never more than the whole).
+ */
+size_t hak_adapt_budget(void)
+{
+	size_t b = __hak_tcache_live_share(ADAPT_BUDGET);
+
+	if (b >= ADAPT_BUDGET_MIN)
+		return b;
+	return ADAPT_BUDGET_MIN < ADAPT_BUDGET ? ADAPT_BUDGET_MIN : ADAPT_BUDGET;
+}
+
 static size_t room(void)
 {
-	return adapt.bytes < ADAPT_BUDGET ? ADAPT_BUDGET - adapt.bytes : 0;
+	size_t b = hak_adapt_budget();
+
+	return adapt.bytes < b ? b - adapt.bytes : 0;
 }
 
 /* Set class c's capacity to cap (the budget was checked by the caller). */
@@ -105,10 +136,35 @@ static void shrink(unsigned c)
 	set_cap(c, cap > ADAPT_CAP_MIN ? cap : ADAPT_CAP_MIN);
 }
 
-/* Close the window: age every class, shrink the cold ones. */
-static void sweep(void)
+/*
+ * Bring the charge down to the budget, which fell since the classes grew
+ * (more threads): halve the idle classes, then any class but cur (the
+ * class of the event in progress, whose bin its slow path is using),
+ * until it fits or every class is at the floor.
+ */
+static void fit_budget(unsigned cur, size_t b)
 {
 	unsigned c;
+
+	for (c = 0; c < HAK_NCLASS && adapt.bytes > b; c++)
+		if (adapt.bin[c].idle && adapt.bin[c].cap > ADAPT_CAP_MIN)
+			shrink(c);
+	for (c = 0; c < HAK_NCLASS && adapt.bytes > b; c++)
+		if (c != cur && adapt.bin[c].cap > ADAPT_CAP_MIN)
+			shrink(c);
+}
+
+/*
+ * Close the window: age every class, shrink the cold ones and fit the
+ * budget. Past the cores a class idle for one window drops to the floor
+ * at once (its blocks back to their slabs, where other classes and
+ * threads can have the pages), rather than halving after two.
+ */
+static void sweep(unsigned cur)
+{
+	size_t b = hak_adapt_budget();
+	bool past = b < ADAPT_BUDGET;
+	unsigned c, cold = past ? 1 : ADAPT_COLD_WINDOWS;
 
 	adapt.window_start = adapt.tick;
 	for (c = 0; c < HAK_NCLASS; c++) {
@@ -122,9 +178,14 @@ static void sweep(void)
 		ab->refills = 0;
 		if (ab->overflowed)
 			ab->overflowed--;
-		if (ab->idle >= ADAPT_COLD_WINDOWS && ab->cap > ADAPT_CAP_MIN)
-			shrink(c);
+		if (ab->idle >= cold && ab->cap > ADAPT_CAP_MIN) {
+			if (past)
+				set_cap(c, ADAPT_CAP_MIN);
+			else
+				shrink(c);
+		}
 	}
+	fit_budget(cur, b);
 }
 
 /* Count a slow-path event of class c; close the window when it is due. */
@@ -132,7 +193,7 @@ static void event(unsigned c)
 {
 	adapt.bin[c].active = 1;
 	if (++adapt.tick - adapt.window_start >= ADAPT_WINDOW)
-		sweep();
+		sweep(c);
 }
 
 static void grow(unsigned c)
@@ -161,7 +222,7 @@ static void grow(unsigned c)
 void hak_adapt_initial_caps(uint32_t *cap)
 {
 	bool fresh = !adapt.ready;
-	size_t bytes = adapt.bytes;
+	size_t bytes = adapt.bytes, budget = hak_adapt_budget();
 	unsigned c;
 
 	if (fresh) {
@@ -185,7 +246,7 @@ void hak_adapt_initial_caps(uint32_t *cap)
 			k = ADAPT_CAP_MIN;
 		if (k > ADAPT_CAP_MAX)
 			k = ADAPT_CAP_MAX;
-		room = bytes < ADAPT_BUDGET ? ADAPT_BUDGET - bytes : 0;
+		room = bytes < budget ? budget - bytes : 0;
 		if ((size_t)k * s > room) {	/* k > room / s, one division less */
 			size_t fit = room / s;
 
