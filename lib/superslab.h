@@ -151,7 +151,8 @@ void __hak_ssmap_set(uintptr_t region, unsigned kind);
  * this thread's heap (tags are never 0; tagx of a thread without a heap
  * is above every entry). Written under ss_lock with the page's class and
  * owner lines; lim is 0 until the map exists (every free goes the slow
- * way, which needs no map), or if it could not be reserved (map is then
+ * way, which needs no map), or if it could not be reserved (or was not,
+ * under a finite RLIMIT_AS or RLIMIT_DATA) (map is then
  * a dummy, never indexed: it is also the free mark, __hak_free_key).
  */
 #define HAK_PM_SHIFT		HAK_PAGE_SHIFT
@@ -194,8 +195,8 @@ extern HAK_HIDDEN uint16_t __hak_pm_none;
  * Address: below 2^31 (a displacement and an immediate are 32 bits,
  * sign-extended), above valgrind's tool (0x58000000) and rr's page
  * (0x70000000), above a non-PIE executable and its brk (0x400000 up):
- * [0x7fff0000, 0x17fff0000). When it cannot be reserved there (or with
- * RLIMIT_AS under 4 GiB), its first page is, and mask stays 0: every index is 0, whose entry
+ * [0x7fff0000, 0x17fff0000). When it cannot be reserved there, or
+ * RLIMIT_AS or RLIMIT_DATA is finite (the map would take 4 GiB of it), its first page is, and mask stays 0: every index is 0, whose entry
  * (addresses below 64 KiB) is 0 for good, so every free takes the slow
  * path, which needs no map. When even that page is taken by another copy
  * of hakmem (its signature is in the page before the map), the same holds
