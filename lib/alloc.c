@@ -46,7 +46,7 @@ static void pm_fixed_noop(void)
 {
 }
 
-/* A finite soft limit on address space or data (system calls only). */
+/* A soft limit on address space or data under HAK_PM_LIMIT_MIN (system calls only). */
 __attribute__((no_stack_protector)) static bool pm_fixed_limited(void)
 {
 	static const int res[] = { RLIMIT_AS, RLIMIT_DATA };
@@ -54,7 +54,7 @@ __attribute__((no_stack_protector)) static bool pm_fixed_limited(void)
 
 	for (unsigned i = 0; i < 2; i++)
 		if (!arch_raw_syscall3(SYS_getrlimit, res[i], (unsigned long)&rl, 0) &&
-		    rl.rlim_cur != RLIM_INFINITY)
+		    rl.rlim_cur < HAK_PM_LIMIT_MIN)
 			return true;
 	return false;
 }
@@ -75,9 +75,9 @@ __attribute__((no_stack_protector)) static void (*pm_fixed_resolve(void))(void)
 	if (__hak_pm_fixed)
 		return pm_fixed_noop;
 	/*
-	 * Under a finite RLIMIT_AS or RLIMIT_DATA the map's 4 GiB would come
-	 * out of the program's own limit: with the limit at 4.3 GiB a 700 MB
-	 * block failed that glibc serves. No map then (the one page below).
+	 * Under an RLIMIT_AS or RLIMIT_DATA below 64 GiB the map's 4 GiB would
+	 * come out of the program's own limit: with the limit at 4.3 GiB a
+	 * 700 MB block failed that glibc serves. No map then (the one page below).
 	 */
 	r = pm_fixed_limited() ? -ENOMEM :
 	    arch_raw_mmap(PM_FIXED_SIG, PM_FIXED_LEN + 4096, PROT_READ | PROT_WRITE,

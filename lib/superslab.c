@@ -62,13 +62,13 @@ uint16_t __hak_pm_none;		/* never written: 0 for good */
 struct hak_pagemap __hak_pm = { .map = &__hak_pm_none };
 
 #ifndef HAK_PM_FIXED
-/* A finite soft RLIMIT_AS or RLIMIT_DATA (getrlimit keeps errno when it succeeds). */
+/* A soft RLIMIT_AS or RLIMIT_DATA under HAK_PM_LIMIT_MIN (getrlimit keeps errno). */
 static bool pm_limited(void)
 {
 	struct rlimit rl;
 
-	return (!getrlimit(RLIMIT_AS, &rl) && rl.rlim_cur != RLIM_INFINITY) ||
-	       (!getrlimit(RLIMIT_DATA, &rl) && rl.rlim_cur != RLIM_INFINITY);
+	return (!getrlimit(RLIMIT_AS, &rl) && rl.rlim_cur < HAK_PM_LIMIT_MIN) ||
+	       (!getrlimit(RLIMIT_DATA, &rl) && rl.rlim_cur < HAK_PM_LIMIT_MIN);
 }
 #endif
 
@@ -90,7 +90,7 @@ static void pm_init(void)
 	/* reserved at relocation (alloc.c); with one page only, no map */
 	m = __hak_pm_fixed == 1 ? (uint16_t *)HAK_PM_FIXED : NULL;
 #else
-	/* not out of a finite address-space or data limit (alloc.c, pm_fixed_limited) */
+	/* not out of an address-space or data limit under 64 GiB (HAK_PM_LIMIT_MIN) */
 	m = pm_limited() ? NULL : __hak_os_reserve(HAK_PM_ENTRIES * sizeof(uint16_t));
 #endif
 	if (!m)

@@ -23,7 +23,7 @@
  *    without the fixed map but for the header box: hardened, or
  *    CONFIG_HAK_PM_FIXED=n), the map in use is reserved (not the stand-in entry every
  *    free reads before), and its mask covers it.
- * Under a finite RLIMIT_AS or RLIMIT_DATA there is no map on purpose
+ * Under an RLIMIT_AS or RLIMIT_DATA below 64 GiB there is no map on purpose
  * (selftests/core/rlimit_map): the three checks of the map are skipped.
  */
 #include <pthread.h>
@@ -37,13 +37,13 @@
 
 static void *other_block;
 
-/* A finite soft limit: the library reserved no page map (lib/superslab.h). */
+/* A soft limit under HAK_PM_LIMIT_MIN: the library reserved no page map. */
 static bool limited(void)
 {
 	struct rlimit rl;
 
-	return (!getrlimit(RLIMIT_AS, &rl) && rl.rlim_cur != RLIM_INFINITY) ||
-	       (!getrlimit(RLIMIT_DATA, &rl) && rl.rlim_cur != RLIM_INFINITY);
+	return (!getrlimit(RLIMIT_AS, &rl) && rl.rlim_cur < HAK_PM_LIMIT_MIN) ||
+	       (!getrlimit(RLIMIT_DATA, &rl) && rl.rlim_cur < HAK_PM_LIMIT_MIN);
 }
 
 static void *other_thread(void *arg)
@@ -81,7 +81,7 @@ int main(void)
 	p = malloc(100);
 	x = __hak_pm_entry((uintptr_t)p) ^ __hak_tc.tagx;
 	if (nomap)
-		tap_skip("no page map under a finite RLIMIT_AS or RLIMIT_DATA");
+		tap_skip("no page map under RLIMIT_AS or RLIMIT_DATA < 64 GiB");
 	else
 		tap_ok(x == 4 * __hak_class_of(100),
 		       "a block's page-map entry ^ tagx is its bin index (%#x)", x);
@@ -104,7 +104,7 @@ int main(void)
 			bad++;
 	}
 	if (nomap)
-		tap_skip("no page map (free key) under a finite RLIMIT_AS or RLIMIT_DATA");
+		tap_skip("no page map (free key) under RLIMIT_AS or RLIMIT_DATA < 64 GiB");
 	else
 		tap_ok(bad == 0, "the free key is the page map's address, every bin's mask the class's (%u wrong)",
 		       bad);
@@ -122,7 +122,7 @@ int main(void)
 	tap_ok(bad == 0, "room + blocks held == cap in every bin (%u wrong)", bad);
 #ifdef HAK_PM_FIXED
 	if (nomap)
-		tap_skip("no fixed page map under a finite RLIMIT_AS or RLIMIT_DATA");
+		tap_skip("no fixed page map under RLIMIT_AS or RLIMIT_DATA < 64 GiB");
 	else
 		tap_ok(__hak_pm_fixed == 1 && (uintptr_t)__hak_pm.map == HAK_PM_FIXED &&
 		       __hak_pm.mask == HAK_PM_ENTRIES - 1 && __hak_free_key() == HAK_PM_FIXED,
@@ -130,7 +130,7 @@ int main(void)
 		       HAK_PM_FIXED, (void *)__hak_pm.map, __hak_pm_fixed, __hak_pm.mask);
 #elif defined(HAK_PM_WRAP)
 	if (nomap)
-		tap_skip("no movable page map under a finite RLIMIT_AS or RLIMIT_DATA");
+		tap_skip("no movable page map under RLIMIT_AS or RLIMIT_DATA < 64 GiB");
 	else
 		tap_ok(__hak_pm.map != &__hak_pm_none && __hak_pm.lim == HAK_PM_ENTRIES &&
 		       __hak_pm.mask == HAK_PM_ENTRIES - 1 && __hak_free_key() == (uintptr_t)__hak_pm.map &&

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * rlimit_map: under a finite RLIMIT_AS or RLIMIT_DATA the program keeps
+ * rlimit_map: under an RLIMIT_AS or RLIMIT_DATA below 64 GiB the program keeps
  * its limit for its own blocks.
  *
  * The page map (lib/superslab.h) is 4 GiB of address space reserved
