@@ -32,6 +32,7 @@
 
 #ifdef HAK_PM_FIXED
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -43,6 +44,19 @@ int __hak_pm_fixed;
 
 static void pm_fixed_noop(void)
 {
+}
+
+/* A soft limit on address space or data under HAK_PM_LIMIT_MIN (system calls only). */
+__attribute__((no_stack_protector)) static bool pm_fixed_limited(void)
+{
+	static const int res[] = { RLIMIT_AS, RLIMIT_DATA };
+	struct rlimit rl;
+
+	for (unsigned i = 0; i < 2; i++)
+		if (!arch_raw_syscall3(SYS_getrlimit, res[i], (unsigned long)&rl, 0) &&
+		    rl.rlim_cur < HAK_PM_LIMIT_MIN)
+			return true;
+	return false;
 }
 
 /*
@@ -60,7 +74,13 @@ __attribute__((no_stack_protector)) static void (*pm_fixed_resolve(void))(void)
 
 	if (__hak_pm_fixed)
 		return pm_fixed_noop;
-	r = arch_raw_mmap(PM_FIXED_SIG, PM_FIXED_LEN + 4096, PROT_READ | PROT_WRITE,
+	/*
+	 * Under an RLIMIT_AS or RLIMIT_DATA below 64 GiB the map's 4 GiB would
+	 * come out of the program's own limit: with the limit at 4.3 GiB a
+	 * 700 MB block failed that glibc serves. No map then (the one page below).
+	 */
+	r = pm_fixed_limited() ? -ENOMEM :
+	    arch_raw_mmap(PM_FIXED_SIG, PM_FIXED_LEN + 4096, PROT_READ | PROT_WRITE,
 			  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE);
 	if (r == (long)PM_FIXED_SIG) {
 		*(volatile unsigned long *)PM_FIXED_SIG = HAK_PM_FIXED_SIG;

@@ -34,6 +34,7 @@
  * operation or a purge).
  */
 #include <errno.h>
+#include <sys/resource.h>
 #include <asm/atomic.h>
 #include "heap.h"
 #include "init.h"
@@ -60,6 +61,17 @@ uint8_t __hak_ssmap[HAK_SSMAP_SIZE];
 uint16_t __hak_pm_none;		/* never written: 0 for good */
 struct hak_pagemap __hak_pm = { .map = &__hak_pm_none };
 
+#ifndef HAK_PM_FIXED
+/* A soft RLIMIT_AS or RLIMIT_DATA under HAK_PM_LIMIT_MIN (getrlimit keeps errno). */
+static bool pm_limited(void)
+{
+	struct rlimit rl;
+
+	return (!getrlimit(RLIMIT_AS, &rl) && rl.rlim_cur < HAK_PM_LIMIT_MIN) ||
+	       (!getrlimit(RLIMIT_DATA, &rl) && rl.rlim_cur < HAK_PM_LIMIT_MIN);
+}
+#endif
+
 /*
  * Reserve the page map once, before the first superslab (ss_lock held).
  * The map's address is also the free mark (__hak_free_key), so it must be
@@ -78,7 +90,8 @@ static void pm_init(void)
 	/* reserved at relocation (alloc.c); with one page only, no map */
 	m = __hak_pm_fixed == 1 ? (uint16_t *)HAK_PM_FIXED : NULL;
 #else
-	m = __hak_os_reserve(HAK_PM_ENTRIES * sizeof(uint16_t));
+	/* not out of an address-space or data limit under 64 GiB (HAK_PM_LIMIT_MIN) */
+	m = pm_limited() ? NULL : __hak_os_reserve(HAK_PM_ENTRIES * sizeof(uint16_t));
 #endif
 	if (!m)
 		return;		/* every free takes the slow path, which needs no map */
