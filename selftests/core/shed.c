@@ -16,21 +16,12 @@
 #include "tap.h"
 #include "tcache.h"
 #include "superslab.h"
+#include "bin_list.h"
 
 #define SZ		64
 #define NBLK		4096
 
 static void *blk[NBLK], *was[NBLK];
-
-static int on_list(void *head, const void *p, uint32_t limit)
-{
-	void *q;
-
-	for (q = head; q && limit; q = __hak_link(q), limit--)
-		if (q == p)
-			return 1;
-	return 0;
-}
 
 int main(void)
 {
@@ -59,7 +50,7 @@ int main(void)
 	for (i = 0; i < n - keep; i++) {
 		struct hak_slab *s = __hak_slab_head(__hak_page_of((uintptr_t)was[i]));
 
-		if (on_list(b->head, was[i], keep + 1) || !on_list(s->free, was[i], s->carved))
+		if (bl_on_list(b->head, was[i], keep + 1) || !bl_on_list(s->free, was[i], s->carved))
 			bad_gone++;
 	}
 	tap_ok(bad_gone == 0, "the %u newest are on their slabs' free lists (%u wrong)", n - keep,

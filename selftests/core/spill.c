@@ -17,22 +17,13 @@
 #include "tap.h"
 #include "tcache.h"
 #include "superslab.h"
+#include "bin_list.h"
 
 #define SZ		64
 #define NBLK		3000
 #define SPILL_MAX	32
 
 static void *blk[NBLK];
-
-static int on_list(void *head, const void *p, uint32_t limit)
-{
-	void *q;
-
-	for (q = head; q && limit; q = __hak_link(q), limit--)
-		if (q == p)
-			return 1;
-	return 0;
-}
 
 int main(void)
 {
@@ -62,10 +53,10 @@ int main(void)
 			void *p = blk[i - k];
 			struct hak_slab *s = __hak_slab_head(__hak_page_of((uintptr_t)p));
 
-			if (on_list(b->head, p, after + 1) || !on_list(s->free, p, s->carved))
+			if (bl_on_list(b->head, p, after + 1) || !bl_on_list(s->free, p, s->carved))
 				bad_new++;
 		}
-		if (!on_list(b->head, blk[0], after + 1))
+		if (!bl_on_list(b->head, blk[0], after + 1))
 			bad_old++;
 	}
 	tap_ok(over > 0, "%u frees of %d B overflowed the bin %u times (capacity %u)",

@@ -24,16 +24,10 @@ int main(void)
 	size_t top = 0, n = 0, i, j;
 	struct hak_l25_stats st0, st1;
 	uintptr_t base[NREG];
-	unsigned nb = 0, bad = 0, c;
+	unsigned nb = 0, bad = 0;
 	void *p;
 
-	for (c = 0; ; c++) {
-		size_t s = ((size_t)(c & 3) + 5) << ((c >> 2) + 13);
-
-		if (s > L25_TEST_MAX)
-			break;
-		top = s;
-	}
+	top = lt_top_class();
 	tap_plan(4);
 	hak_l25_stats(&st0);
 	while (nb < NREG && n < MAXBLK) {

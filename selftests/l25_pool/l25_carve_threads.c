@@ -62,16 +62,10 @@ static void *worker(void *arg)
 int main(void)
 {
 	struct hak_l25_stats st0, st1;
-	unsigned c, t, u, i, j, shared = 0, bad = 0, failed = 0, total = 0;
+	unsigned t, u, i, j, shared = 0, bad = 0, failed = 0, total = 0;
 	size_t k;
 
-	for (c = 0; ; c++) {
-		size_t s = ((size_t)(c & 3) + 5) << ((c >> 2) + 13);
-
-		if (s > L25_TEST_MAX)
-			break;
-		top = s;
-	}
+	top = lt_top_class();
 	tap_plan(4);
 	if (pthread_barrier_init(&bar, NULL, NTHREADS))
 		tap_bail("pthread_barrier_init failed");

@@ -22,6 +22,20 @@
 
 #define L25_TEST_MAX	((size_t)CONFIG_HAK_L25_MAX_KIB << 10)
 
+/* The pool's largest class: (5..8) << (13 + n / 4) up to L25_TEST_MAX. */
+static inline size_t lt_top_class(void)
+{
+	size_t top = 0, s;
+	unsigned c;
+
+	for (c = 0; ; c++) {
+		s = ((size_t)(c & 3) + 5) << ((c >> 2) + 13);
+		if (s > L25_TEST_MAX)
+			return top;
+		top = s;
+	}
+}
+
 /* Hide a value from the optimiser (no folding of malloc/free pairs). */
 static inline size_t lt_opaque(size_t n)
 {
