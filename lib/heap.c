@@ -2642,4 +2642,10 @@ void __hak_heap_fork_child(void) __releases(&heap_lock)
 	__release(&heap_lock);
 	hak_lock_reinit(&heap_lock);
 	arch_store_release(&scan_stop, 0);
+	/*
+	 * Only the forking thread lives on: the parent's other threads
+	 * counted as live would keep the child's caches at a share of the
+	 * budget for good (thread_share, __hak_tcache_live_share).
+	 */
+	arch_store_relaxed(&nr_live, __hak_tc.heap ? 1u : 0u);
 }

@@ -199,14 +199,20 @@ static void event(unsigned c)
 static void grow(unsigned c)
 {
 	uint32_t cap = adapt.bin[c].cap, want;
-	size_t need;
+	size_t need, left;
 
 	if (cap >= ADAPT_CAP_MAX)
 		return;
 	want = cap * 2 < ADAPT_CAP_MAX ? cap * 2 : ADAPT_CAP_MAX;
 	need = (want - cap) * stride(c);
-	if (need > room())
-		want = cap + (uint32_t)(room() / stride(c));
+	/*
+	 * One reading of the room: the budget follows the live-thread count,
+	 * and a second reading after threads exited could be larger than
+	 * the first (want past ADAPT_CAP_MAX, truncated in the 16-bit cap).
+	 */
+	left = room();
+	if (need > left)
+		want = cap + (uint32_t)(left / stride(c));
 	if (want > cap)
 		set_cap(c, want);
 }
