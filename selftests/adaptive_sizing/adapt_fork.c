@@ -5,13 +5,11 @@
  * the live-thread count), not the share of the parent's thread count for
  * the rest of its life, as it was before (found by review, 2026-12-03).
  */
-#include <sched.h>
 #include <sys/wait.h>
 #include "boxes/adaptive_sizing/adaptive.h"
 #include "adapt_test.h"
 
 #define MAX_THREADS	1028
-#define AF_BUDGET_MIN	((size_t)CONFIG_HAK_ADAPTIVE_BUDGET_MIN_KIB << 10)
 
 static pthread_barrier_t all_live, forked;
 
@@ -31,18 +29,11 @@ int main(void)
 	static pthread_t tid[MAX_THREADS];
 	unsigned n, i;
 	size_t parent;
-	cpu_set_t set;
-	int cpus = 1, st = 0;
+	int cpus, st = 0;
 	pid_t pid;
 
 	tap_plan(2);
-	if (AF_BUDGET_MIN >= AT_BUDGET)
-		tap_skip_all("the budget past the cores is the whole (HAK_ADAPTIVE_BUDGET_MIN_KIB)");
-	if (!sched_getaffinity(0, sizeof(set), &set))
-		cpus = CPU_COUNT(&set);
-	n = 2 * (unsigned)cpus + 4;
-	if (n > MAX_THREADS)
-		n = MAX_THREADS;
+	n = at_past_cores(&cpus, MAX_THREADS);
 	hak_free(hak_malloc(64));	/* the main thread is live too */
 	if (pthread_barrier_init(&all_live, NULL, n + 1) || pthread_barrier_init(&forked, NULL, n + 1))
 		tap_bail("pthread_barrier_init failed");

@@ -9,6 +9,7 @@
 #define HAK_SELFTEST_ADAPT_H
 
 #include <pthread.h>
+#include <sched.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <hakmem/hakmem.h>
@@ -20,6 +21,27 @@
 #define AT_CAP_MIN	16u
 #define AT_CAP_MAX	2048u
 #define AT_BUDGET	((size_t)CONFIG_HAK_ADAPTIVE_BUDGET_KIB << 10)
+
+#define AT_BUDGET_MIN	((size_t)CONFIG_HAK_ADAPTIVE_BUDGET_MIN_KIB << 10)
+
+/*
+ * For the tests past the cores: skip when the budget there is the whole,
+ * else the CPUs this process may run on (*cpus) and a thread count past
+ * them by more than one (2 x CPUs + 4, at most max).
+ */
+static inline unsigned at_past_cores(int *cpus, unsigned max)
+{
+	cpu_set_t set;
+	unsigned n;
+
+	if (AT_BUDGET_MIN >= AT_BUDGET)
+		tap_skip_all("the budget past the cores is the whole (HAK_ADAPTIVE_BUDGET_MIN_KIB)");
+	*cpus = 1;
+	if (!sched_getaffinity(0, sizeof(set), &set))
+		*cpus = CPU_COUNT(&set);
+	n = 2 * (unsigned)*cpus + 4;
+	return n < max ? n : max;
+}
 
 static inline size_t at_stride(unsigned c)
 {

@@ -20,14 +20,12 @@
  *          again.
  * Workers record, the main thread prints the TAP lines after the joins.
  */
-#include <sched.h>
 #include <string.h>
 #include "boxes/adaptive_sizing/adaptive.h"
 #include "adapt_test.h"
 
 #define N		1500
 #define MAX_THREADS	1028
-#define AT_BUDGET_MIN	((size_t)CONFIG_HAK_ADAPTIVE_BUDGET_MIN_KIB << 10)
 /*
  * Past the cores the core may raise a bin's capacity above the box's, for
  * one refill, to take a slab's free list whole (lib/heap.c, refill_limit:
@@ -122,17 +120,10 @@ int main(void)
 	static pthread_t tid[MAX_THREADS];
 	size_t lo = AT_BUDGET_MIN < AT_BUDGET ? AT_BUDGET_MIN : AT_BUDGET;
 	unsigned n, i, over = 0, over_held = 0, below = 0, grew = 0, sane = 1;
-	cpu_set_t set;
-	int cpus = 1;
+	int cpus;
 
 	tap_plan(0);
-	if (lo >= AT_BUDGET)
-		tap_skip_all("the budget past the cores is the whole (HAK_ADAPTIVE_BUDGET_MIN_KIB)");
-	if (!sched_getaffinity(0, sizeof(set), &set))
-		cpus = CPU_COUNT(&set);
-	n = 2 * (unsigned)cpus + 4;
-	if (n > MAX_THREADS)
-		n = MAX_THREADS;
+	n = at_past_cores(&cpus, MAX_THREADS);
 	tap_diag("%d CPUs, %u threads, budget %zu, at least %zu", cpus, n, AT_BUDGET, lo);
 	if (pthread_barrier_init(&all_live, NULL, n) || pthread_barrier_init(&all_done, NULL, n))
 		tap_bail("pthread_barrier_init failed");
