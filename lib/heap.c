@@ -138,14 +138,20 @@ unsigned __hak_heap_nr_live(void)
  * only when it both refills and overflows, within its own budget, which
  * falls the same way but not below CONFIG_HAK_ADAPTIVE_BUDGET_MIN_KIB
  * (larson's lanes need grown caches: __hak_tcache_live_share below).
+ * Up to spare threads past the CPUs still take the whole.
  */
-static size_t thread_share(size_t bytes)
+static size_t share_past(size_t bytes, unsigned spare)
 {
 	unsigned live = arch_load_relaxed(&nr_live), cpus = arch_load_relaxed(&nr_cpus);
 
-	if (!cpus || live <= cpus)
+	if (!cpus || live <= cpus + spare)
 		return bytes;
 	return (size_t)((unsigned __int128)bytes * cpus / live);
+}
+
+static size_t thread_share(size_t bytes)
+{
+	return share_past(bytes, 0);
 }
 
 /*
@@ -158,11 +164,7 @@ static size_t thread_share(size_t bytes)
  */
 size_t __hak_tcache_live_share(size_t bytes)
 {
-	unsigned live = arch_load_relaxed(&nr_live), cpus = arch_load_relaxed(&nr_cpus);
-
-	if (!cpus || live <= cpus + 1)
-		return bytes;
-	return (size_t)((unsigned __int128)bytes * cpus / live);
+	return share_past(bytes, 1);
 }
 
 /* Default capacity of class c for a thread's share of the cache bytes. */
