@@ -670,11 +670,7 @@ int __hak_trim(size_t pad)
 	size_t done;
 
 	(void)pad;
-	__hak_heap_flush_self();
-	__hak_heap_scavenge_pool();
-	done = __hak_ss_release(true);
-	done += hak_l25_release();
-	done += __hak_large_release_cache();
+	done = __hak_purge_all();
 	errno = saved;
 	return done != 0;
 }
