@@ -17,6 +17,8 @@
 #include <errno.h>
 #include <string.h>
 #include <stdint.h>
+#include <sys/resource.h>
+#include <asm/processor.h>
 #include "alloc.h"
 #include "heap.h"
 #include "grow.h"
@@ -136,13 +138,39 @@ static void *fail_enomem(void)
 	return NULL;
 }
 
+/*
+ * A mapping was refused: can releasing every cache make room for n bytes?
+ * Not when n alone is past a soft RLIMIT_AS or RLIMIT_DATA (the process
+ * would need more than its limit with nothing else mapped). Then the purge
+ * would only cost: it empties every cache (the next small malloc maps a
+ * superslab again), and a program that probes sizes downwards, or glibc's
+ * tst-malloc-too-large (a million refused requests, each after a
+ * malloc(16)), paid a purge and a 64 MiB map and unmap per refusal: more
+ * than 20 s where glibc takes 3. getrlimit keeps errno.
+ */
+static bool purge_may_help(size_t n)
+{
+	static const int res[] = { RLIMIT_AS, RLIMIT_DATA };
+	struct rlimit rl;
+
+	for (unsigned i = 0; i < 2; i++)
+		if (!getrlimit(res[i], &rl) && rl.rlim_cur != RLIM_INFINITY && n > rl.rlim_cur)
+			return false;
+	return true;
+}
+
 static void *large_alloc(size_t n, size_t align, bool zero, bool grow)
 {
 	bool zeroed = false;
 	int saved;
 	void *p;
 
-	if (n > HAK_MAX_REQUEST)
+	/*
+	 * No mapping is as large as the address space's window: fail without
+	 * the system call, and above all without the purge of every cache
+	 * that follows a refused mapping (purge_may_help).
+	 */
+	if (n > HAK_MAX_REQUEST || n >= ARCH_MAP_WINDOW)
 		return fail_enomem();
 	/* a first allocation may be large: the fork handlers before any lock */
 	__hak_init();
@@ -157,7 +185,7 @@ static void *large_alloc(size_t n, size_t align, bool zero, bool grow)
 	 */
 	saved = errno;
 	p = grow ? __hak_large_alloc_grow(n, &zeroed) : __hak_large_alloc(n, align, &zeroed);
-	if (unlikely(!p) && __hak_purge_for_retry())
+	if (unlikely(!p) && purge_may_help(n) && __hak_purge_for_retry())
 		p = __hak_large_alloc(n, align, &zeroed);
 	if (p)
 		errno = saved;

@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/syscall.h>
 #include "init.h"
 #include "os.h"
 #include "purge.h"
@@ -19,21 +20,27 @@
 #define CG_PATH_MAX	512
 #define CG_NONE		((size_t)1 << 62)	/* v1 "unlimited" is just below 2^63 */
 
-/* Read a small file into buf (NUL-terminated); bytes read or -1. */
+/*
+ * Read a small file into buf (NUL-terminated); bytes read or -1. Through
+ * syscall(), never a cancellation point: open, read and close are ones,
+ * and this runs inside malloc and free (the first malloc; BigCache's
+ * memory samples at a free), which a thread with a cancel pending must
+ * leave normally, as from glibc's.
+ */
 static ssize_t read_small(const char *path, char *buf, size_t size)
 {
 	ssize_t n, got = 0;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = (int)syscall(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC);
 
 	if (fd < 0)
 		return -1;
 	while ((size_t)got < size - 1) {
-		n = read(fd, buf + got, size - 1 - (size_t)got);
+		n = syscall(SYS_read, fd, buf + got, size - 1 - (size_t)got);
 		if (n <= 0)
 			break;
 		got += n;
 	}
-	close(fd);
+	syscall(SYS_close, fd);
 	buf[got] = '\0';
 	return got;
 }

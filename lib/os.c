@@ -491,7 +491,13 @@ static bool purge_batched(struct hak_purge_batch *b)
 	if (fd < 0)
 		return false;		/* EMFILE, or no pidfd: per range */
 	r = syscall(SYS_process_madvise, fd, b->r, (size_t)b->n, MADV_DONTNEED, 0);
-	close(fd);
+	/*
+	 * Not close(): it is a cancellation point, and this runs inside
+	 * malloc and free with the heap's scan lock held (lib/heap.c
+	 * heap_scan): a thread with a cancel pending was unwound from here,
+	 * the lock still held. syscall() is never a cancellation point.
+	 */
+	syscall(SYS_close, fd);
 	if (r < 0) {
 		if (errno == EINVAL || errno == ENOSYS || errno == EPERM)
 			arch_store_relaxed(&batch_works, -1);

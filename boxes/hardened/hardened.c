@@ -28,6 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <sys/random.h>
+#include <sys/syscall.h>
 #include <asm/atomic.h>
 #include "box.h"
 #include "boxes/hardened/hardened.h"
@@ -146,11 +147,12 @@ static size_t read_map_count(void)
 	ssize_t n, i;
 	int fd;
 
-	fd = open("/proc/sys/vm/max_map_count", O_RDONLY | O_CLOEXEC);
+	/* syscall(): open, read and close are cancellation points, not malloc */
+	fd = (int)syscall(SYS_openat, AT_FDCWD, "/proc/sys/vm/max_map_count", O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return HD_MAP_COUNT_DEFAULT;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
+	n = syscall(SYS_read, fd, buf, sizeof(buf) - 1);
+	syscall(SYS_close, fd);
 	for (i = 0; i < n && buf[i] >= '0' && buf[i] <= '9'; i++)
 		v = v * 10 + (size_t)(buf[i] - '0');
 	return v ? v : HD_MAP_COUNT_DEFAULT;

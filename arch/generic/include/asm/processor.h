@@ -8,6 +8,11 @@
 
 #define ARCH_CACHE_LINE		64
 #define ARCH_NAME		"generic"
+/*
+ * No mapping is as large as this: 5-level page tables, the largest user
+ * address space of a 64-bit Linux, have 2^57 bytes. A port knows better.
+ */
+#define ARCH_MAP_WINDOW		(1UL << 57)
 
 /* Nothing portable to hint with; a compiler barrier keeps the loop honest. */
 #define arch_cpu_relax()	__asm__ __volatile__("" ::: "memory")

@@ -8,6 +8,12 @@
 
 #define ARCH_CACHE_LINE		64
 #define ARCH_NAME		"x86_64"
+/*
+ * No mapping made without an address hint is as large as this: the
+ * default user window is 128 TiB, also under 5-level paging (only a hint
+ * above it reaches the rest). A larger request cannot be served.
+ */
+#define ARCH_MAP_WINDOW		(1UL << 47)
 
 /*
  * PAUSE: tells the core it is in a spin loop, saving power and avoiding
