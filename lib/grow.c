@@ -276,6 +276,15 @@ static struct grow_area *area_claim(void)
 	bool fresh;
 	void *p;
 
+	/*
+	 * Under vm.overcommit_memory=2 an area's MAP_NORESERVE reserve would
+	 * be charged in full (32 MiB per growing thread, whatever its blocks
+	 * use): no areas there, blocks grow the usual large way (mremap).
+	 */
+	if (__hak_os_commit_strict()) {
+		arch_store_relaxed(&grow_off, 1);
+		return NULL;
+	}
 	hak_lock(&areas_lock);
 	n = arch_load_relaxed(&nr_areas);
 	for (i = 0; i < n; i++) {

@@ -126,7 +126,18 @@ static __always_inline bool __hak_ss_owns(uintptr_t a)
 	return i < HAK_SSMAP_SIZE && __hak_ssmap[i] == HAK_SSMAP_SLAB;
 }
 
-/* Register (kind != 0) or unregister a 2 MiB-aligned region. */
+/*
+ * Make region's registry byte writable: the registry is read-only (it
+ * would cost 64 MiB of commit charge) but for the granules opened here,
+ * each the first time a region in it is registered (superslab.c). false
+ * with errno ENOMEM when the kernel refuses (the commit limit): the
+ * region must not be used then.
+ */
+bool __hak_ssmap_open(uintptr_t region) __must_check;
+/*
+ * Register (kind != 0) or unregister a 2 MiB-aligned region, opened
+ * (__hak_ssmap_open) before its first registration.
+ */
 void __hak_ssmap_set(uintptr_t region, unsigned kind);
 
 /*
