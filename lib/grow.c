@@ -38,7 +38,9 @@
  * its index reserved again by a later claim (at most GROW_MAX_AREAS; past
  * that, and when an area is full, blocks go the usual large way). A used
  * slot's dirty tail past its block is purged like a free slot, once the
- * block has been there for the delay. Under valgrind there are no areas.
+ * block has been there for the delay. Under valgrind there are no areas,
+ * nor under vm.overcommit_memory=2, which charges a MAP_NORESERVE reserve
+ * in full (area_claim).
  *
  * Guard pages (hardened, where guards are page-table markers): a slot is
  * a page longer (GROW_STRIDE), and the page right after its block is a

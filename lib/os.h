@@ -22,9 +22,10 @@ void *__hak_os_map(size_t len) __must_check;
 /* Same, aligned to align (a power of two >= page size), or NULL. */
 void *__hak_os_map_aligned(size_t len, size_t align) __must_check;
 /*
- * Reserve len bytes of zeroed address space for a sparse table (the page
- * map): no swap accounting, not counted against the memory limit (only
- * touched pages become memory); NULL when the kernel refuses it.
+ * Reserve len bytes of zeroed read-write address space (a grow area):
+ * no swap accounting (but for vm.overcommit_memory=2, which ignores
+ * MAP_NORESERVE), not counted against the memory limit (only touched
+ * pages become memory); NULL when the kernel refuses it.
  */
 void *__hak_os_reserve(size_t len) __must_check;
 /* Give back what __hak_os_reserve reserved (never counted as mapped). */

@@ -93,8 +93,25 @@ struct hak_pagemap __hak_pm = { .map = &__hak_pm_none };
 
 static unsigned long ssmap_open_bits[SSMAP_NGRAN / GRAN_BITS];
 static unsigned long pm_open_bits[PM_NGRAN / GRAN_BITS];
+/*
+ * ThreadSanitizer's mmap interceptor records the registry's replacement as
+ * a write of all of it, with which any free(NULL) or foreign free in
+ * another thread then "races" (it reads zeros either way): under TSan
+ * (test builds, whose charge does not matter) it stays the writable .bss.
+ */
+#if defined(__SANITIZE_THREAD__)
+#define SSMAP_KEEP_BSS		1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define SSMAP_KEEP_BSS		1
+#endif
+#endif
+#ifndef SSMAP_KEEP_BSS
+#define SSMAP_KEEP_BSS		0
+#endif
+
 /* ss_lock (or the loader): 1 read-only now, -1 could not be (stays writable) */
-static int ssmap_ro;
+static int ssmap_ro = SSMAP_KEEP_BSS ? -1 : 0;
 
 static bool gran_is_open(const unsigned long *bits, size_t g)
 {
