@@ -58,7 +58,7 @@
 
 HAK_BUILD_BUG_ON(HAK_SS_PAGES != 32);
 
-/* page-aligned: its pages are replaced by a read-only mapping (ssmap_open) */
+/* page-aligned: its pages are replaced by a read-only mapping (ssmap_ro_resolve) */
 uint8_t __hak_ssmap[HAK_SSMAP_SIZE] __attribute__((aligned(HAK_OS_PAGE)));
 uint16_t __hak_pm_none;		/* never written: 0 for good */
 struct hak_pagemap __hak_pm = { .map = &__hak_pm_none };
@@ -82,8 +82,9 @@ struct hak_pagemap __hak_pm = { .map = &__hak_pm_none };
  *
  * Granules: a registry page (4 KiB: 8 GiB of address space) and 64 KiB
  * of the map (2 GiB of address space), so a program's heap, which the
- * kernel maps in a few places, opens one or two of each: two or three
- * VMAs more each (measured: Documentation/design.md).
+ * kernel maps close together, opens one or two of each: the map's mapping
+ * splits in three and the library's .bss in five, adjacent open granules
+ * merging (VMAs measured: Documentation/design.md).
  */
 #define SSMAP_GRAN		HAK_OS_PAGE
 #define SSMAP_NGRAN		(HAK_SSMAP_SIZE / SSMAP_GRAN)
