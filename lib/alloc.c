@@ -62,6 +62,22 @@ __attribute__((no_stack_protector)) static bool pm_fixed_limited(void)
 }
 
 /*
+ * Write the signature into the page before the map, mapped read-only with
+ * the map: made writable for the store and read-only again (in modes 0
+ * and 1 it then merges back into the map's mapping; under mode 2 it stays
+ * a mapping of its own, its 4 KiB charged). Should the kernel refuse (the
+ * commit limit), the map works all the same; only another copy of hakmem
+ * would not know it for ours.
+ */
+__attribute__((no_stack_protector)) static void pm_fixed_sign(void)
+{
+	if (arch_raw_syscall3(SYS_mprotect, PM_FIXED_SIG, 4096, PROT_READ | PROT_WRITE))
+		return;
+	*(volatile unsigned long *)PM_FIXED_SIG = HAK_PM_FIXED_SIG;
+	arch_raw_syscall3(SYS_mprotect, PM_FIXED_SIG, 4096, PROT_READ);
+}
+
+/*
  * Reserve the fixed page map (lib/superslab.h), with the page before it
  * holding HAK_PM_FIXED_SIG so that another copy of hakmem in the process
  * can tell its map from anything else. The resolver of an IRELATIVE
@@ -81,11 +97,17 @@ __attribute__((no_stack_protector)) static void (*pm_fixed_resolve(void))(void)
 	 * come out of the program's own limit: with the limit at 4.3 GiB a
 	 * 700 MB block failed that glibc serves. No map then (the one page below).
 	 */
+	/*
+	 * Read-only: no commit charge in any overcommit mode (a writable
+	 * reserve is charged in full under vm.overcommit_memory=2, which
+	 * ignores MAP_NORESERVE); lib/superslab.c makes a granule writable
+	 * (pm_open) before its first entry is written.
+	 */
 	r = pm_fixed_limited() ? -ENOMEM :
-	    arch_raw_mmap(PM_FIXED_SIG, PM_FIXED_LEN + 4096, PROT_READ | PROT_WRITE,
+	    arch_raw_mmap(PM_FIXED_SIG, PM_FIXED_LEN + 4096, PROT_READ,
 			  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE);
 	if (r == (long)PM_FIXED_SIG) {
-		*(volatile unsigned long *)PM_FIXED_SIG = HAK_PM_FIXED_SIG;
+		pm_fixed_sign();
 		__hak_pm.mask = HAK_PM_ENTRIES - 1;	/* no thread runs yet */
 		__hak_pm_fixed = 1;
 		return pm_fixed_noop;
@@ -97,10 +119,10 @@ __attribute__((no_stack_protector)) static void (*pm_fixed_resolve(void))(void)
 	 * The signature too, for another copy of hakmem.
 	 */
 	__hak_pm_fixed = 2;
-	r = arch_raw_mmap(PM_FIXED_SIG, 2 * 4096, PROT_READ | PROT_WRITE,
-			  MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE);
+	r = arch_raw_mmap(PM_FIXED_SIG, 2 * 4096, PROT_READ,
+			  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE);
 	if (r == (long)PM_FIXED_SIG) {
-		*(volatile unsigned long *)PM_FIXED_SIG = HAK_PM_FIXED_SIG;
+		pm_fixed_sign();
 		return pm_fixed_noop;
 	}
 	if (!PM_RAW_ERR(r))

@@ -12,7 +12,7 @@
  *                 tables (__hak_class_size, __hak_class_span), the
  *                 size -> class map (__hak_class_of, __hak_class_for_align)
  *   superslab.h   geometry (HAK_SS_*, HAK_PAGE_*), the ownership registry
- *                 (__hak_ssmap_kind, __hak_ss_owns, __hak_ssmap_set and the
+ *                 (__hak_ssmap_kind, __hak_ss_owns, __hak_ssmap_open, __hak_ssmap_set and the
  *                 kinds HAK_SSMAP_SLAB/HAK_SSMAP_L25), page and slab lookup
  *                 (__hak_page_of, __hak_slab_head, __hak_slab_start/end,
  *                 __hak_page_class, __hak_page_owner), struct

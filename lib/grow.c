@@ -38,7 +38,9 @@
  * its index reserved again by a later claim (at most GROW_MAX_AREAS; past
  * that, and when an area is full, blocks go the usual large way). A used
  * slot's dirty tail past its block is purged like a free slot, once the
- * block has been there for the delay. Under valgrind there are no areas.
+ * block has been there for the delay. Under valgrind there are no areas,
+ * nor under vm.overcommit_memory=2, which charges a MAP_NORESERVE reserve
+ * in full (area_claim).
  *
  * Guard pages (hardened, where guards are page-table markers): a slot is
  * a page longer (GROW_STRIDE), and the page right after its block is a
@@ -276,6 +278,15 @@ static struct grow_area *area_claim(void)
 	bool fresh;
 	void *p;
 
+	/*
+	 * Under vm.overcommit_memory=2 an area's MAP_NORESERVE reserve would
+	 * be charged in full (32 MiB per growing thread, whatever its blocks
+	 * use): no areas there, blocks grow the usual large way (mremap).
+	 */
+	if (__hak_os_commit_strict()) {
+		arch_store_relaxed(&grow_off, 1);
+		return NULL;
+	}
 	hak_lock(&areas_lock);
 	n = arch_load_relaxed(&nr_areas);
 	for (i = 0; i < n; i++) {

@@ -7,6 +7,7 @@
  * needed. Counters are atomics because any thread may map.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -203,6 +204,61 @@ void *__hak_os_reserve(size_t len)
 void __hak_os_unreserve(void *p, size_t len)
 {
 	munmap(p, len);
+}
+
+/*
+ * Read-only, MAP_NORESERVE: the kernel charges commit (Committed_AS) only
+ * for private mappings that are writable (mm/mmap.c, accountable_mapping),
+ * and under vm.overcommit_memory=2 it ignores MAP_NORESERVE, so a
+ * read-write reserve would be charged in full there. A read-only one never
+ * is, reads as zeros (the zero page), and __hak_os_open charges what it
+ * makes writable (mm/mprotect.c, mprotect_fixup; not in modes 0 and 1,
+ * where MAP_NORESERVE holds).
+ */
+void *__hak_os_reserve_ro(size_t len)
+{
+	void *p = mmap(NULL, len, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+
+	return p == MAP_FAILED ? NULL : p;
+}
+
+bool __hak_os_reserve_ro_at(void *p, size_t len)
+{
+	return mmap(p, len, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED,
+		    -1, 0) == p;
+}
+
+bool __hak_os_commit_strict(void)
+{
+	static int strict;	/* atomic: 0 not read yet, 1 no, 2 yes */
+	int s = arch_load_relaxed(&strict);
+
+	if (!s) {
+		/* syscall(): never a cancellation point inside malloc (lib/limit.c) */
+		int err = errno, fd = (int)syscall(SYS_openat, AT_FDCWD,
+						   "/proc/sys/vm/overcommit_memory",
+						   O_RDONLY | O_CLOEXEC);
+		char c = 0;
+
+		if (fd >= 0) {
+			if (syscall(SYS_read, fd, &c, 1) != 1)
+				c = 0;
+			syscall(SYS_close, fd);
+		}
+		errno = err;
+		s = c == '2' ? 2 : 1;
+		arch_store_relaxed(&strict, s);
+	}
+	return s == 2;
+}
+
+bool __hak_os_open(void *p, size_t len)
+{
+	if (fault_hit(HAK_OS_PROTECT) || mprotect(p, len, PROT_READ | PROT_WRITE)) {
+		errno = ENOMEM;
+		return false;
+	}
+	return true;
 }
 
 /*

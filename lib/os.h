@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The OS layer: the only place hakmem talks to the kernel about memory.
- * mmap/munmap/mremap/madvise, nothing else. Every call can be made to fail
+ * mmap/munmap/mremap/madvise/mprotect, nothing else. Every call can be made to fail
  * on purpose by the fault-injection test hook (CONFIG_HAK_FAULT_INJECT) so
  * tests reach each caller's error path.
  */
@@ -22,13 +22,33 @@ void *__hak_os_map(size_t len) __must_check;
 /* Same, aligned to align (a power of two >= page size), or NULL. */
 void *__hak_os_map_aligned(size_t len, size_t align) __must_check;
 /*
- * Reserve len bytes of zeroed address space for a sparse table (the page
- * map): no swap accounting, not counted against the memory limit (only
- * touched pages become memory); NULL when the kernel refuses it.
+ * Reserve len bytes of zeroed read-write address space (a grow area):
+ * no swap accounting (but for vm.overcommit_memory=2, which ignores
+ * MAP_NORESERVE), not counted against the memory limit (only touched
+ * pages become memory); NULL when the kernel refuses it.
  */
 void *__hak_os_reserve(size_t len) __must_check;
 /* Give back what __hak_os_reserve reserved (never counted as mapped). */
 void __hak_os_unreserve(void *p, size_t len);
+/*
+ * A sparse table that costs no commit charge, not even under
+ * vm.overcommit_memory=2 (which ignores MAP_NORESERVE and charges every
+ * private writable mapping in full): len bytes reserved read-only (reads
+ * see zeros), or at p with MAP_FIXED (replacing what is there: pages of
+ * zeros that nothing has written yet; false when refused). Its parts are
+ * made writable one at a time with __hak_os_open, which the kernel
+ * charges under mode 2: false with errno ENOMEM when refused (at the
+ * commit limit, past vm.max_map_count, or the fault-injection site
+ * HAK_OS_PROTECT). Never counted as mapped.
+ */
+void *__hak_os_reserve_ro(size_t len) __must_check;
+bool __hak_os_reserve_ro_at(void *p, size_t len) __must_check;
+bool __hak_os_open(void *p, size_t len) __must_check;
+/*
+ * Is vm.overcommit_memory 2 (read at the first call)? Then a MAP_NORESERVE
+ * reserve (__hak_os_reserve) is charged in full against the commit limit.
+ */
+bool __hak_os_commit_strict(void);
 void __hak_os_unmap(void *p, size_t len);
 /*
  * Count len bytes of reserved address space as mapped, as __hak_os_map
@@ -211,6 +231,7 @@ enum hak_os_site {
 	HAK_OS_MAP,
 	HAK_OS_REMAP,
 	HAK_OS_PURGE,
+	HAK_OS_PROTECT,		/* __hak_os_open (mprotect) */
 	HAK_OS_NSITES,
 };
 

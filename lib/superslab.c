@@ -34,6 +34,7 @@
  * operation or a purge).
  */
 #include <errno.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <asm/atomic.h>
 #include "heap.h"
@@ -57,9 +58,72 @@
 
 HAK_BUILD_BUG_ON(HAK_SS_PAGES != 32);
 
-uint8_t __hak_ssmap[HAK_SSMAP_SIZE];
+/* page-aligned: its pages are replaced by a read-only mapping (ssmap_ro_resolve) */
+uint8_t __hak_ssmap[HAK_SSMAP_SIZE] __attribute__((aligned(HAK_OS_PAGE)));
 uint16_t __hak_pm_none;		/* never written: 0 for good */
 struct hak_pagemap __hak_pm = { .map = &__hak_pm_none };
+
+/*
+ * Commit charge. The registry (64 MiB of .bss) and the page map (4 GiB)
+ * are read without a lock by every free, for any pointer, so they must
+ * be readable everywhere; but a private writable mapping is charged in
+ * full against the commit limit (.bss in every overcommit mode, the
+ * map's MAP_NORESERVE reserve under vm.overcommit_memory=2, which ignores
+ * MAP_NORESERVE): ~4.07 GiB of Committed_AS per idle process, enough for
+ * three idle processes to starve a 12 GiB machine in mode 2. So both are
+ * read-only (the registry's pages replaced by a read-only mapping before
+ * the first registration; the map reserved so) and read as zeros, and a
+ * granule is made writable (__hak_os_open: an mprotect, charged then)
+ * the first time a writer needs it, under ss_lock, never made read-only
+ * again. A bit per granule, set under ss_lock after its mprotect
+ * succeeded (release), read by writers without the lock (acquire). A
+ * refused mprotect (the commit limit) fails the superslab or region that
+ * needed it: NULL with ENOMEM, never a write to a read-only page.
+ *
+ * Granules: a registry page (4 KiB: 8 GiB of address space) and 64 KiB
+ * of the map (2 GiB of address space), so a program's heap, which the
+ * kernel maps close together, opens one or two of each: the map's mapping
+ * splits in three and the library's .bss in five, adjacent open granules
+ * merging (VMAs measured: Documentation/design.md).
+ */
+#define SSMAP_GRAN		HAK_OS_PAGE
+#define SSMAP_NGRAN		(HAK_SSMAP_SIZE / SSMAP_GRAN)
+#define PM_GRAN			(64UL << 10)
+#define PM_NGRAN		(HAK_PM_ENTRIES * sizeof(uint16_t) / PM_GRAN)
+#define GRAN_BITS		(8 * sizeof(unsigned long))
+
+static unsigned long ssmap_open_bits[SSMAP_NGRAN / GRAN_BITS];
+static unsigned long pm_open_bits[PM_NGRAN / GRAN_BITS];
+/*
+ * ThreadSanitizer's mmap interceptor records the registry's replacement as
+ * a write of all of it, with which any free(NULL) or foreign free in
+ * another thread then "races" (it reads zeros either way): under TSan
+ * (test builds, whose charge does not matter) it stays the writable .bss.
+ */
+#if defined(__SANITIZE_THREAD__)
+#define SSMAP_KEEP_BSS		1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define SSMAP_KEEP_BSS		1
+#endif
+#endif
+#ifndef SSMAP_KEEP_BSS
+#define SSMAP_KEEP_BSS		0
+#endif
+
+/* ss_lock (or the loader): 1 read-only now, -1 could not be (stays writable) */
+static int ssmap_ro = SSMAP_KEEP_BSS ? -1 : 0;
+
+static bool gran_is_open(const unsigned long *bits, size_t g)
+{
+	return arch_load_acquire(&bits[g / GRAN_BITS]) & (1UL << (g % GRAN_BITS));
+}
+
+static void gran_set_open(unsigned long *bits, size_t g)
+{
+	arch_store_release(&bits[g / GRAN_BITS],
+			   bits[g / GRAN_BITS] | (1UL << (g % GRAN_BITS)));
+}
 
 #ifndef HAK_PM_FIXED
 /* A soft RLIMIT_AS or RLIMIT_DATA under HAK_PM_LIMIT_MIN (getrlimit keeps errno). */
@@ -91,7 +155,7 @@ static void pm_init(void)
 	m = __hak_pm_fixed == 1 ? (uint16_t *)HAK_PM_FIXED : NULL;
 #else
 	/* not out of an address-space or data limit under 64 GiB (HAK_PM_LIMIT_MIN) */
-	m = pm_limited() ? NULL : __hak_os_reserve(HAK_PM_ENTRIES * sizeof(uint16_t));
+	m = pm_limited() ? NULL : __hak_os_reserve_ro(HAK_PM_ENTRIES * sizeof(uint16_t));
 #endif
 	if (!m)
 		return;		/* every free takes the slow path, which needs no map */
@@ -115,6 +179,86 @@ static void pm_set(uintptr_t a, unsigned c, unsigned tag)
 }
 
 static struct hak_lock ss_lock = HAK_LOCK_INIT;
+
+#if defined(ARCH_PM_FIXED) && !defined(__CHECKER__)
+/*
+ * x86_64 (not sanitized): the registry is made read-only while the
+ * library is relocated, before any code of ours runs, so that it costs
+ * its 64 MiB of charge only from the loader's mapping of .bss to here,
+ * also in a process that never allocates. The resolver of an IRELATIVE
+ * relocation, as pm_fixed_resolve (lib/alloc.c): system calls only. If
+ * it is refused, the first registration tries again (ssmap_open_locked).
+ */
+static void ssmap_ro_noop(void)
+{
+}
+
+__attribute__((no_stack_protector)) static void (*ssmap_ro_resolve(void))(void)
+{
+	if (!ssmap_ro &&
+	    arch_raw_mmap((unsigned long)__hak_ssmap, HAK_SSMAP_SIZE, PROT_READ,
+			  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED) ==
+	    (long)__hak_ssmap)
+		ssmap_ro = 1;
+	return ssmap_ro_noop;
+}
+
+static void ssmap_ro_hook(void) __attribute__((ifunc("ssmap_ro_resolve")));
+
+/* Its address in data is the IRELATIVE relocation that runs the resolver. */
+__attribute__((used)) static void (*const ssmap_ro_at_load)(void) = ssmap_ro_hook;
+#endif
+
+/*
+ * Make the map's entries of superslab ss writable (ss_lock held); false
+ * with errno ENOMEM when the kernel refuses. Without a map, nothing to do.
+ */
+static bool pm_open(uintptr_t ss)
+{
+	uintptr_t off = (ss >> HAK_PM_SHIFT) * sizeof(uint16_t);
+	size_t g = off / PM_GRAN;
+
+	if (!__hak_pm.lim || gran_is_open(pm_open_bits, g))
+		return true;
+	if (!__hak_os_open((char *)__hak_pm.map + g * PM_GRAN, PM_GRAN))
+		return false;
+	gran_set_open(pm_open_bits, g);
+	return true;
+}
+
+/*
+ * ss_lock held. The first registration replaces the registry's .bss
+ * pages with a read-only mapping (a new mapping uncharges them; an
+ * mprotect to read-only would not): nothing was written there yet, so
+ * lock-free readers see zeros before and after (the kernel swaps the
+ * mapping under its mmap lock). Should that be refused, the registry
+ * stays the writable .bss it was, charged as before.
+ */
+static bool ssmap_open_locked(uintptr_t region)
+{
+	size_t g = (region >> HAK_SS_SHIFT) / SSMAP_GRAN;
+
+	if (gran_is_open(ssmap_open_bits, g))
+		return true;
+	if (!ssmap_ro)
+		ssmap_ro = __hak_os_reserve_ro_at(__hak_ssmap, HAK_SSMAP_SIZE) ? 1 : -1;
+	if (ssmap_ro > 0 && !__hak_os_open(&__hak_ssmap[g * SSMAP_GRAN], SSMAP_GRAN))
+		return false;
+	gran_set_open(ssmap_open_bits, g);
+	return true;
+}
+
+bool __hak_ssmap_open(uintptr_t region)
+{
+	bool ok;
+
+	if (gran_is_open(ssmap_open_bits, (region >> HAK_SS_SHIFT) / SSMAP_GRAN))
+		return true;
+	hak_lock(&ss_lock);
+	ok = ssmap_open_locked(region);
+	hak_unlock(&ss_lock);
+	return ok;
+}
 
 void __hak_ssmap_set(uintptr_t region, unsigned kind)
 {
@@ -164,6 +308,10 @@ static struct hak_superslab *ss_new(void)
 	ss = __hak_os_stock_take(&ss_stock, HAK_SS_SIZE);
 	if (!ss)
 		return NULL;
+	if (!pm_open((uintptr_t)ss) || !ssmap_open_locked((uintptr_t)ss)) {
+		__hak_os_unmap(ss, HAK_SS_SIZE);	/* errno ENOMEM */
+		return NULL;
+	}
 	hak_huge_on_new(ss, nr_superslabs + 1);	/* before the first touch */
 	ss->magic = HAK_SS_MAGIC;
 	ss->free_mask = HAK_SS_ALL_FREE;

@@ -126,7 +126,18 @@ static __always_inline bool __hak_ss_owns(uintptr_t a)
 	return i < HAK_SSMAP_SIZE && __hak_ssmap[i] == HAK_SSMAP_SLAB;
 }
 
-/* Register (kind != 0) or unregister a 2 MiB-aligned region. */
+/*
+ * Make region's registry byte writable: the registry is read-only (it
+ * would cost 64 MiB of commit charge) but for the granules opened here,
+ * each the first time a region in it is registered (superslab.c). false
+ * with errno ENOMEM when the kernel refuses (the commit limit): the
+ * region must not be used then.
+ */
+bool __hak_ssmap_open(uintptr_t region) __must_check;
+/*
+ * Register (kind != 0) or unregister a 2 MiB-aligned region, opened
+ * (__hak_ssmap_open) before its first registration.
+ */
 void __hak_ssmap_set(uintptr_t region, unsigned kind);
 
 /*
@@ -141,9 +152,10 @@ void __hak_ssmap_set(uintptr_t region, unsigned kind);
 
 /*
  * The page map: one 16-bit entry per 64 KiB page of the 47-bit address
- * space (4 GiB of address space reserved without swap accounting, mapped
- * with the first superslab; only touched pages cost memory, one per
- * 128 MiB of superslabs). The entry of a page in a live slab of class c
+ * space (4 GiB of address space reserved read-only without swap
+ * accounting, mapped with the first superslab; only touched pages cost
+ * memory, one per 128 MiB of superslabs, and only the granules made
+ * writable cost commit charge: superslab.c, "Commit charge"). The entry of a page in a live slab of class c
  * owned by the heap tagged t is t << 8 | 4 * c, 0 for any other page, so
  * the free fast path gets ownership proof, owner tag and bin index in one
  * load and never reads the pointer's own memory for it: entry ^

@@ -625,9 +625,16 @@ static struct l25_region *region_get(struct l25_shard *sh, unsigned c)
 	hak_unlock(&pool_lock);
 	if (!r) {
 		uintptr_t m = region_map();
+		int err = errno;
 
 		if (!m)
 			return NULL;
+		/* its registry byte writable (an mprotect the first time) */
+		if (!__hak_ssmap_open(m)) {
+			__hak_os_unmap((void *)m, L25_REGION);
+			errno = err;	/* as region_map: the caller sets ENOMEM */
+			return NULL;
+		}
 		r = region_at(m);
 		arch_fetch_add(&nr_regions, 1);
 		arch_fetch_add(&nr_maps, 1);

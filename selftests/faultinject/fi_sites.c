@@ -50,7 +50,7 @@
 #define SWEEP_MAX	400
 #define ALL		(~0UL)
 
-static const char *const site_name[HAK_OS_NSITES] = { "mmap", "mremap", "madvise" };
+static const char *const site_name[HAK_OS_NSITES] = { "mmap", "mremap", "madvise", "mprotect" };
 
 /* Results a child hands back (MAP_SHARED). */
 struct result {
