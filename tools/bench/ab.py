@@ -72,7 +72,8 @@ def run_one(lib, cmd, chrt, timeout):
             faults = int(f[0])
     ops = float(kv["ops"])
     return {"cpu": cpu, "faults": faults, "ops": ops,
-            "secs": float(kv["seconds"])}
+            "secs": float(kv["seconds"]),
+            "rss": float(kv.get("rss_peak_kb", "nan"))}
 
 
 def main():
@@ -99,7 +100,7 @@ def main():
     data = {}	# (row, t, lib) -> list of per-round dicts (None: failed)
     csv = open(a.csv, "w") if a.csv else None
     if csv:
-        csv.write("round,row,threads,build,cpu_ms,faults,ops,seconds\n")
+        csv.write("round,row,threads,build,cpu_ms,faults,ops,seconds,rss_peak_kb\n")
     for r in range(a.rounds):
         with open("/proc/loadavg") as f:
             load = f.read().split()[0]
@@ -110,16 +111,16 @@ def main():
                 x = run_one(lib, cmd, a.chrt, a.timeout)
                 data.setdefault((name, t, bname), []).append(x)
                 if csv and x:
-                    csv.write("%d,%s,%d,%s,%.2f,%d,%d,%.6f\n" % (
+                    csv.write("%d,%s,%d,%s,%.2f,%d,%d,%.6f,%.0f\n" % (
                         r, name, t, bname, x["cpu"], x["faults"], x["ops"],
-                        x["secs"]))
+                        x["secs"], x["rss"]))
                     csv.flush()
 
     ref = libs[0][0]
-    geo = {b: {"cpu": [], "wall": [], "pcpu": []} for b, _ in libs[1:]}
+    geo = {b: {"cpu": [], "wall": [], "pcpu": [], "rss": []} for b, _ in libs[1:]}
     hdr = "%-22s %2s  %11s" % ("row", "t", "cpu ms " + ref)
     for b, _ in libs[1:]:
-        hdr += " | %-26s" % (b + " cpu/op wall/op paired")
+        hdr += " | %-33s" % (b + " cpu/op wall/op paired rss")
     print(hdr)
     for name, t, _ in jobs:
         rr = data[(name, t, ref)]
@@ -137,7 +138,7 @@ def main():
             bc = [v for v in per(bb, "cpu") if v]
             bw = [v for v in per(bb, "secs") if v]
             if not bc:
-                line += " | %-26s" % "failed"
+                line += " | %-33s" % "failed"
                 continue
             c = statistics.median(bc) / statistics.median(ref_cpu)
             w = statistics.median(bw) / statistics.median(ref_wall)
@@ -147,16 +148,22 @@ def main():
             geo[b]["cpu"].append(c)
             geo[b]["wall"].append(w)
             geo[b]["pcpu"].append(p)
+            # peak RSS at the same work only where the row does fixed work
+            rs = statistics.median([x["rss"] for x in bb if x]) / \
+                statistics.median([x["rss"] for x in rr if x])
+            if rs == rs:
+                geo[b]["rss"].append(rs)
             q = sorted(pair)
-            line += " | %6.3f %6.3f %6.3f (%.2f-%.2f)" % (
-                c, w, p, q[len(q) // 4], q[(3 * len(q)) // 4])
+            line += " | %6.3f %6.3f %6.3f (%.2f-%.2f) %6.3f" % (
+                c, w, p, q[len(q) // 4], q[(3 * len(q)) // 4], rs)
         print(line)
     nrows = len(geo[libs[1][0]]["cpu"]) if len(libs) > 1 else 0
     line = "%-37s" % ("geomean of %d rows" % nrows)
     for b, _ in libs[1:]:
         g = {k: math.exp(sum(map(math.log, v)) / len(v)) if v else float("nan")
              for k, v in geo[b].items()}
-        line += " | %6.3f %6.3f %6.3f %11s" % (g["cpu"], g["wall"], g["pcpu"], "")
+        line += " | %6.3f %6.3f %6.3f %11s %6.3f" % (g["cpu"], g["wall"], g["pcpu"], "",
+                                                   g["rss"])
     print(line)
 
 
