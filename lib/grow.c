@@ -379,6 +379,12 @@ void *__hak_grow_take(size_t *lenp, size_t *fresh)
 	if (len > HAK_GROW_SLOT || !grow_enabled())
 		return NULL;
 	if (!a) {
+		/*
+		 * Not after the thread-exit destructor gave the area up: no
+		 * destructor may run to give a new one up (heap.c, late_done).
+		 */
+		if (__hak_tc.state >= HAK_T_EXITING)
+			return NULL;
 		a = area_claim();
 		if (!a)
 			goto refused;
