@@ -305,6 +305,12 @@ void __hak_tcache_set_bytes(size_t bytes)
  */
 static int scan_stop;		/* atomic */
 static int heap_scanning;	/* atomic: a scan of other heaps runs */
+/*
+ * This thread runs it: a fork in a signal handler that interrupted the
+ * scan does not wait for itself; the interrupted frame ends the scan when
+ * the handler returns, in the child too (lock.h, hak_lock_fork_take).
+ */
+static __thread bool scanning_here;
 
 /* Another thread scans our heap: it stops at the next slab when asked. */
 static void __cold heap_enter_wait(struct hak_heap *h)
@@ -1660,6 +1666,7 @@ size_t __hak_heap_purge_idle(unsigned now, unsigned delay)
 		arch_store_release(&heap_scanning, 0);
 		return 0;
 	}
+	scanning_here = true;
 	hak_lock(&heap_lock);
 	h = all_heaps;
 	hak_unlock(&heap_lock);
@@ -1679,6 +1686,7 @@ size_t __hak_heap_purge_idle(unsigned now, unsigned delay)
 			pool_decay(h);
 		arch_store_release(&h->scan_lk, 0);
 	}
+	scanning_here = false;
 	arch_store_release(&heap_scanning, 0);
 	return done;
 }
@@ -2669,21 +2677,20 @@ void __hak_heap_stats(struct hak_heap_stats *sum, size_t *nr)
 void __hak_heap_fork_prepare(void) __acquires(&heap_lock)
 {
 	arch_xchg(&scan_stop, 1);
-	while (arch_load_acquire(&heap_scanning))
+	while (arch_load_acquire(&heap_scanning) && !scanning_here)
 		sched_yield();
-	hak_lock(&heap_lock);
+	hak_lock_fork_prepare(&heap_lock);
 }
 
 void __hak_heap_fork_parent(void) __releases(&heap_lock)
 {
-	hak_unlock(&heap_lock);
+	hak_lock_fork_parent(&heap_lock);
 	arch_store_release(&scan_stop, 0);
 }
 
 void __hak_heap_fork_child(void) __releases(&heap_lock)
 {
-	__release(&heap_lock);
-	hak_lock_reinit(&heap_lock);
+	hak_lock_fork_child(&heap_lock);
 	arch_store_release(&scan_stop, 0);
 	/*
 	 * Only the forking thread lives on: the parent's other threads
