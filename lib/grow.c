@@ -390,6 +390,12 @@ void *__hak_grow_take(size_t *lenp, size_t *fresh)
 	if (len > HAK_GROW_SLOT || !grow_enabled())
 		return NULL;
 	if (!a) {
+		/*
+		 * Not after the thread-exit destructor gave the area up: no
+		 * destructor may run to give a new one up (heap.c, late_done).
+		 */
+		if (__hak_tc.state >= HAK_T_EXITING)
+			return NULL;
 		a = area_claim();
 		if (!a)
 			goto refused;
@@ -645,9 +651,9 @@ void __hak_grow_fork_prepare(void) __acquires(&areas_lock)
 {
 	unsigned i;
 
-	hak_lock(&areas_lock);
+	hak_lock_fork_prepare(&areas_lock);
 	for (i = 0; i < GROW_MAX_AREAS; i++)
-		pthread_mutex_lock(&areas[i].lock.mu);
+		hak_lock_fork_take(&areas[i].lock);
 }
 
 void __hak_grow_fork_parent(void) __releases(&areas_lock)
@@ -655,8 +661,8 @@ void __hak_grow_fork_parent(void) __releases(&areas_lock)
 	unsigned i;
 
 	for (i = 0; i < GROW_MAX_AREAS; i++)
-		pthread_mutex_unlock(&areas[i].lock.mu);
-	hak_unlock(&areas_lock);
+		hak_lock_fork_give(&areas[i].lock);
+	hak_lock_fork_parent(&areas_lock);
 }
 
 /* Only the forking thread exists in the child: every other area is free. */
@@ -664,10 +670,9 @@ void __hak_grow_fork_child(void) __releases(&areas_lock)
 {
 	unsigned i;
 
-	__release(&areas_lock);
-	hak_lock_reinit(&areas_lock);
+	hak_lock_fork_child(&areas_lock);
 	for (i = 0; i < GROW_MAX_AREAS; i++) {
-		hak_lock_reinit(&areas[i].lock);
+		hak_lock_fork_reset(&areas[i].lock);
 		if (&areas[i] != my_area)
 			areas[i].owner = 0;
 	}

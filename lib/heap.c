@@ -305,6 +305,12 @@ void __hak_tcache_set_bytes(size_t bytes)
  */
 static int scan_stop;		/* atomic */
 static int heap_scanning;	/* atomic: a scan of other heaps runs */
+/*
+ * This thread runs it: a fork in a signal handler that interrupted the
+ * scan does not wait for itself; the interrupted frame ends the scan when
+ * the handler returns, in the child too (lock.h, hak_lock_fork_take).
+ */
+static __thread bool scanning_here;
 
 /* Another thread scans our heap: it stops at the next slab when asked. */
 static void __cold heap_enter_wait(struct hak_heap *h)
@@ -1660,6 +1666,7 @@ size_t __hak_heap_purge_idle(unsigned now, unsigned delay)
 		arch_store_release(&heap_scanning, 0);
 		return 0;
 	}
+	scanning_here = true;
 	hak_lock(&heap_lock);
 	h = all_heaps;
 	hak_unlock(&heap_lock);
@@ -1679,6 +1686,7 @@ size_t __hak_heap_purge_idle(unsigned now, unsigned delay)
 			pool_decay(h);
 		arch_store_release(&h->scan_lk, 0);
 	}
+	scanning_here = false;
 	arch_store_release(&heap_scanning, 0);
 	return done;
 }
@@ -1822,6 +1830,23 @@ static unsigned block_owner_tag(const void *p)
 	return __hak_page_owner((uintptr_t)p);
 }
 
+/*
+ * A slow path of a thread whose exit destructor ran already attached a heap
+ * (HAK_T_LATE): glibc frees its own per-thread buffers (strerror's message
+ * of an unknown errno, dlerror's, the resolver's) after the last round of
+ * key destructors, and another key's destructor may allocate in that last
+ * round, after ours. Nothing would detach that heap: it stayed attached
+ * for good, with its slabs, and counted live (thread_share), one per
+ * exited thread (selftests/core/exit_late). So such a slow path detaches
+ * again before it returns, which pools the heap with the bins kept, as at
+ * thread exit; the thread's next slow path attaches it (or another) anew.
+ */
+static inline void late_done(void)
+{
+	if (unlikely(__hak_tc.state == HAK_T_LATE))
+		__hak_heap_detach();
+}
+
 static struct hak_heap *heap_of_thread(void)
 {
 	struct hak_tcache *tc = &__hak_tc;
@@ -1959,11 +1984,18 @@ void *__hak_tcache_refill(uintptr_t ix)
 		HAK_STAT_ADD(h, blocks_refilled, got);
 		if (!b->head) {
 			heap_exit(h);
+			late_done();
 			errno = ENOMEM;
 			return NULL;
 		}
 	}
 	heap_exit(h);
+	if (unlikely(__hak_tc.state == HAK_T_LATE)) {
+		void *p = __hak_tbin_take(b, b->head, c);
+
+		late_done();
+		return p;
+	}
 	return __hak_tbin_take(b, b->head, c);
 }
 
@@ -2055,6 +2087,11 @@ void __hak_free_remote(void *p, unsigned c)
 		saved = errno;
 		if (heap_of_thread())
 			errno = saved;
+		if (unlikely(tc->state == HAK_T_LATE)) {
+			__hak_free_remote(p, c);	/* with the heap */
+			late_done();
+			return;
+		}
 	}
 	if (c >= HAK_NCLASS || !tc->heap || block_owner_tag(p) == tc->tag) {
 		__hak_tcache_push(p, c);
@@ -2217,6 +2254,7 @@ void __hak_tcache_overflow(void *p, uintptr_t ix)
 		bin_spill(h, b, c, n);
 	}
 	heap_exit(h);
+	late_done();
 	errno = saved;
 }
 
@@ -2505,8 +2543,16 @@ struct hak_heap *__hak_heap_attach(void)
 	memset(cap_lift, 0, sizeof(cap_lift));	/* a thread attaching again */
 	__hak_tcache_direct_setup();
 	tc->tagx = HAK_TAGX(h->tag);
-	tc->state = HAK_T_LIVE;
-	__hak_thread_register(tc);
+	/*
+	 * After the exit destructor (state EXITING) the key may never be
+	 * called again: the slow path that attached detaches (late_done).
+	 */
+	if (tc->state == HAK_T_EXITING) {
+		tc->state = HAK_T_LATE;
+	} else {
+		tc->state = HAK_T_LIVE;
+		__hak_thread_register(tc);
+	}
 	kept_restore(h, tc);
 	collect_all(h);
 	heap_exit(h);
@@ -2518,8 +2564,11 @@ void __hak_heap_detach(void)
 	struct hak_tcache *tc = &__hak_tc;
 	struct hak_heap *h = tc->heap;
 
-	if (!h)
+	if (!h) {
+		/* a thread that never attached (a grow area only) exits too */
+		tc->state = HAK_T_EXITING;
 		return;
+	}
 	heap_enter(h);
 	heap_leave(tc, h);
 	tc->heap = NULL;
@@ -2628,21 +2677,20 @@ void __hak_heap_stats(struct hak_heap_stats *sum, size_t *nr)
 void __hak_heap_fork_prepare(void) __acquires(&heap_lock)
 {
 	arch_xchg(&scan_stop, 1);
-	while (arch_load_acquire(&heap_scanning))
+	while (arch_load_acquire(&heap_scanning) && !scanning_here)
 		sched_yield();
-	hak_lock(&heap_lock);
+	hak_lock_fork_prepare(&heap_lock);
 }
 
 void __hak_heap_fork_parent(void) __releases(&heap_lock)
 {
-	hak_unlock(&heap_lock);
+	hak_lock_fork_parent(&heap_lock);
 	arch_store_release(&scan_stop, 0);
 }
 
 void __hak_heap_fork_child(void) __releases(&heap_lock)
 {
-	__release(&heap_lock);
-	hak_lock_reinit(&heap_lock);
+	hak_lock_fork_child(&heap_lock);
 	arch_store_release(&scan_stop, 0);
 	/*
 	 * Only the forking thread lives on: the parent's other threads

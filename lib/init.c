@@ -70,6 +70,14 @@ static void thread_exit(void *arg)
  * parent/child follow it (fork_locked, the forking thread's own), so the
  * three always agree.
  *
+ * Multi-threaded process, fork() in a signal handler that interrupted the
+ * allocator: the interrupted frame may hold some of our locks. Prepare
+ * takes every other lock and leaves those (hak_lock_fork_take, lock.h):
+ * no other thread can be inside them, and the frame releases them when the
+ * handler returns, in the parent and in the child, where they are
+ * re-initialised held by the child's thread. Before, prepare waited for
+ * its own thread (selftests/core/fork_signal_mt).
+ *
  * Multi-threaded process, the forking thread takes, in this order:
  *
  *   1. the C library's list-of-streams lock (_IO_list_lock, exported by
@@ -129,6 +137,37 @@ static void thread_exit(void *arg)
 __thread int __hak_fork_holder __attribute__((tls_model("initial-exec")));
 /* this thread's fork took the locks (prepare, parent and child all run on it) */
 static __thread bool fork_locked;
+/* the calling thread's id, for __hak_lock_mine (0: not read yet) */
+static __thread pid_t my_tid __attribute__((tls_model("initial-exec")));
+
+/*
+ * glibc records the holder's thread id in every mutex it locks (and clears
+ * it at unlock); only the holder writes its own id there, so reading it
+ * back equal to ours means we hold it, whatever the race. Elsewhere the
+ * answer is "no": the caller then waits, as it always did.
+ */
+bool __hak_lock_mine(const struct hak_lock *l)
+{
+#ifdef __GLIBC__
+	if (!my_tid)
+		my_tid = gettid();
+	return __atomic_load_n(&l->mu.__data.__owner, __ATOMIC_RELAXED) == my_tid;
+#else
+	(void)l;
+	return false;
+#endif
+}
+
+void __hak_lock_wait(struct hak_lock *l)
+{
+	if (__hak_lock_mine(l)) {
+		__hak_report("the allocator was called again while this thread holds one of its "
+			     "locks (from a signal handler that interrupted it? malloc is not "
+			     "async-signal-safe)");
+		abort();
+	}
+	pthread_mutex_lock(&l->mu);
+}
 
 extern void _IO_list_lock(void) __attribute__((weak));
 extern void _IO_list_unlock(void) __attribute__((weak));
@@ -175,6 +214,7 @@ static void fork_parent(void)
 
 static void fork_child(void)
 {
+	my_tid = 0;		/* the child's thread has an id of its own */
 	if (!fork_locked)
 		return;
 	__hak_fork_holder = 0;

@@ -958,7 +958,7 @@ void __hak_large_fork_prepare(void)
 	unsigned i;
 
 	for (i = 0; i < NSHARD; i++)
-		pthread_mutex_lock(&shards[i].lock.mu);
+		hak_lock_fork_take(&shards[i].lock);
 }
 
 void __hak_large_fork_parent(void)
@@ -966,7 +966,7 @@ void __hak_large_fork_parent(void)
 	unsigned i;
 
 	for (i = 0; i < NSHARD; i++)
-		pthread_mutex_unlock(&shards[i].lock.mu);
+		hak_lock_fork_give(&shards[i].lock);
 }
 
 void __hak_large_fork_child(void)
@@ -974,5 +974,5 @@ void __hak_large_fork_child(void)
 	unsigned i;
 
 	for (i = 0; i < NSHARD; i++)
-		hak_lock_reinit(&shards[i].lock);
+		hak_lock_fork_reset(&shards[i].lock);
 }

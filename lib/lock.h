@@ -15,9 +15,10 @@
 
 struct hak_lock {
 	pthread_mutex_t mu;
+	bool fork_own;		/* fork prepare found it held by its own thread */
 };
 
-#define HAK_LOCK_INIT	{ PTHREAD_MUTEX_INITIALIZER }
+#define HAK_LOCK_INIT	{ PTHREAD_MUTEX_INITIALIZER, false }
 
 /*
  * Set on the thread inside fork() while it holds every allocator lock
@@ -33,10 +34,22 @@ static inline bool hak_lock_passed(void)
 	return unlikely(__hak_fork_holder);
 }
 
+/* Is l held by the calling thread (init.c; false where it cannot tell)? */
+bool __hak_lock_mine(const struct hak_lock *l);
+/* l was busy: wait for it, or report a thread waiting for itself (init.c). */
+void __hak_lock_wait(struct hak_lock *l);
+
+/*
+ * Uncontended, a try-lock costs what a lock does; a busy lock goes out of
+ * line, which first checks that the calling thread is not the holder: a
+ * signal handler that interrupted the allocator and calls it again (malloc
+ * is not async-signal-safe) would otherwise wait for itself, silently, for
+ * good; it is reported and aborts instead.
+ */
 static inline void hak_lock(struct hak_lock *l) __acquires(l)
 {
-	if (!hak_lock_passed())
-		pthread_mutex_lock(&l->mu);
+	if (!hak_lock_passed() && unlikely(pthread_mutex_trylock(&l->mu)))
+		__hak_lock_wait(l);
 	__acquire(l);
 }
 
@@ -54,26 +67,81 @@ static inline void hak_lock_reinit(struct hak_lock *l)
 }
 
 /*
- * The fork handlers of a file whose one global lock is `lock`: prepare
- * takes it, the parent releases it, and the child re-initialises it (the
- * thread that held it may not exist in the child). Defines
- * prefix_fork_prepare/_parent/_child, declared in the file's header.
+ * Fork handlers, per lock. Prepare takes l, unless the forking thread holds
+ * it already: fork() from a signal handler that interrupted the allocator
+ * (init.c, "Fork"). Then the interrupted frame holds it, no other thread
+ * can be inside, and that frame releases it when the handler returns, in
+ * the parent and in the child alike: the parent leaves it alone, and the
+ * child re-initialises it held by its one thread (whose id is new), for
+ * that frame to release.
+ */
+static inline void hak_lock_fork_take(struct hak_lock *l)
+{
+	bool own = false;
+
+	if (pthread_mutex_trylock(&l->mu)) {
+		own = __hak_lock_mine(l);
+		if (!own)
+			pthread_mutex_lock(&l->mu);
+	}
+	l->fork_own = own;
+}
+
+static inline void hak_lock_fork_give(struct hak_lock *l)
+{
+	if (l->fork_own)
+		l->fork_own = false;
+	else
+		pthread_mutex_unlock(&l->mu);
+}
+
+static inline void hak_lock_fork_reset(struct hak_lock *l)
+{
+	bool own = l->fork_own;
+
+	l->fork_own = false;
+	hak_lock_reinit(l);
+	if (own)
+		pthread_mutex_lock(&l->mu);
+}
+
+/* The same with lock context, for a handler of one lock (sparse). */
+static inline void hak_lock_fork_prepare(struct hak_lock *l) __acquires(l)
+{
+	__acquire(l);
+	hak_lock_fork_take(l);
+}
+
+static inline void hak_lock_fork_parent(struct hak_lock *l) __releases(l)
+{
+	__release(l);
+	hak_lock_fork_give(l);
+}
+
+static inline void hak_lock_fork_child(struct hak_lock *l) __releases(l)
+{
+	__release(l);
+	hak_lock_fork_reset(l);
+}
+
+/*
+ * The fork handlers of a file whose one global lock is `lock`.
+ * Defines prefix_fork_prepare/_parent/_child, declared in the file's header.
  */
 #define HAK_DEFINE_FORK_LOCK(prefix, lock)				\
 void prefix##_fork_prepare(void) __acquires(lock)			\
 {									\
-	hak_lock(lock);							\
+	hak_lock_fork_prepare(lock);					\
 }									\
 									\
 void prefix##_fork_parent(void) __releases(lock)			\
 {									\
-	hak_unlock(lock);						\
+	hak_lock_fork_parent(lock);					\
 }									\
 									\
 void prefix##_fork_child(void) __releases(lock)				\
 {									\
-	__release(lock);						\
-	hak_lock_reinit(lock);						\
+	hak_lock_fork_child(lock);					\
 }
 
 #endif /* HAK_LOCK_H */

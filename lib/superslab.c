@@ -819,12 +819,12 @@ void __hak_ss_stats(struct hak_ss_stats *st)
 
 void __hak_ss_fork_prepare(void) __acquires(&ss_lock)
 {
-	hak_lock(&ss_lock);
+	hak_lock_fork_prepare(&ss_lock);
 }
 
 void __hak_ss_fork_parent(void) __releases(&ss_lock)
 {
-	hak_unlock(&ss_lock);
+	hak_lock_fork_parent(&ss_lock);
 }
 
 /*
@@ -835,7 +835,6 @@ void __hak_ss_fork_parent(void) __releases(&ss_lock)
  */
 void __hak_ss_fork_child(void) __releases(&ss_lock)
 {
-	__release(&ss_lock);
-	hak_lock_reinit(&ss_lock);
+	hak_lock_fork_child(&ss_lock);
 	purging = false;
 }

@@ -94,6 +94,7 @@ enum hak_tstate {
 	HAK_T_NEW = 0,		/* no heap yet */
 	HAK_T_LIVE,		/* heap attached */
 	HAK_T_EXITING,		/* heap detached by the thread-exit destructor */
+	HAK_T_LATE,		/* heap attached for one slow path after that */
 };
 
 HAK_BUILD_BUG_ON(sizeof(struct hak_tbin) != 32);	/* ix * 8, ix = 4 * class */

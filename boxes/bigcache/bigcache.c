@@ -1508,12 +1508,12 @@ void hak_bigcache_init(void)
 
 void hak_bigcache_fork_prepare(void)
 {
-	pthread_mutex_lock(&bc.lock.mu);
+	hak_lock_fork_take(&bc.lock);
 }
 
 void hak_bigcache_fork_parent(void)
 {
-	pthread_mutex_unlock(&bc.lock.mu);
+	hak_lock_fork_give(&bc.lock);
 }
 
 /*
@@ -1522,7 +1522,7 @@ void hak_bigcache_fork_parent(void)
  */
 void hak_bigcache_fork_child(void)
 {
-	hak_lock_reinit(&bc.lock);
+	hak_lock_fork_reset(&bc.lock);
 	bc.bytes -= bc.inflight;
 	bc.inflight = 0;
 }

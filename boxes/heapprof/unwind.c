@@ -156,18 +156,17 @@ bool __hak_prof_module_of(uintptr_t pc, struct hp_module *out)
 
 void __hak_prof_unwind_fork_prepare(void) __acquires(&module_lock)
 {
-	hak_lock(&module_lock);
+	hak_lock_fork_prepare(&module_lock);
 }
 
 void __hak_prof_unwind_fork_parent(void) __releases(&module_lock)
 {
-	hak_unlock(&module_lock);
+	hak_lock_fork_parent(&module_lock);
 }
 
 void __hak_prof_unwind_fork_child(void) __releases(&module_lock)
 {
-	__release(&module_lock);
-	hak_lock_reinit(&module_lock);
+	hak_lock_fork_child(&module_lock);
 }
 
 #if defined(__x86_64__)

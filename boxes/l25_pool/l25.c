@@ -413,7 +413,7 @@ static void shard_lock(struct l25_shard *sh) __acquires(&sh->lock)
 	bool waited = !hak_lock_passed() && pthread_mutex_trylock(&sh->lock.mu) != 0;
 
 	if (waited)
-		pthread_mutex_lock(&sh->lock.mu);
+		__hak_lock_wait(&sh->lock);
 	__acquire(&sh->lock);
 	sh->win_ops++;
 	if (waited) {
@@ -1627,7 +1627,7 @@ void hak_l25_stats(struct hak_l25_stats *st)
 
 /*
  * Fork: every shard lock (all of the static array, so a shard added
- * meanwhile is covered), then the pool. Raw mutex calls: sparse cannot
+ * meanwhile is covered), then the pool. Calls without lock context: sparse cannot
  * follow a lock count that depends on a loop.
  */
 void hak_l25_fork_prepare(void)
@@ -1635,17 +1635,17 @@ void hak_l25_fork_prepare(void)
 	unsigned s;
 
 	for (s = 0; s < L25_SHARDS_MAX; s++)
-		pthread_mutex_lock(&shards[s].lock.mu);
-	pthread_mutex_lock(&pool_lock.mu);
+		hak_lock_fork_take(&shards[s].lock);
+	hak_lock_fork_take(&pool_lock);
 }
 
 void hak_l25_fork_parent(void)
 {
 	unsigned s = L25_SHARDS_MAX;
 
-	pthread_mutex_unlock(&pool_lock.mu);
+	hak_lock_fork_give(&pool_lock);
 	while (s--)
-		pthread_mutex_unlock(&shards[s].lock.mu);
+		hak_lock_fork_give(&shards[s].lock);
 }
 
 /*
@@ -1688,8 +1688,8 @@ void hak_l25_fork_child(void)
 {
 	unsigned s;
 
-	hak_lock_reinit(&pool_lock);
+	hak_lock_fork_reset(&pool_lock);
 	for (s = 0; s < L25_SHARDS_MAX; s++)
-		hak_lock_reinit(&shards[s].lock);
+		hak_lock_fork_reset(&shards[s].lock);
 	remote_rebuild();
 }
