@@ -140,27 +140,47 @@ static __thread bool fork_locked;
 /* the calling thread's id, for __hak_lock_mine (0: not read yet) */
 static __thread pid_t my_tid __attribute__((tls_model("initial-exec")));
 
+__thread struct hak_lock *__hak_lock_edge __attribute__((tls_model("initial-exec")));
+
 /*
  * glibc records the holder's thread id in every mutex it locks (and clears
  * it at unlock); only the holder writes its own id there, so reading it
- * back equal to ours means we hold it, whatever the race. Elsewhere the
- * answer is "no": the caller then waits, as it always did.
+ * back equal to ours means we hold it, whatever the race. A busy lock with
+ * no holder is a thread between the lock word and the holder field: ours,
+ * interrupted there, if edge is l (it never moves on while we run), or
+ * another, which writes its id or frees the word in a moment: a bounded
+ * wait tells them apart. Elsewhere the answer is "no": the caller then
+ * waits, as it always did.
  */
-bool __hak_lock_mine(const struct hak_lock *l)
+bool __hak_lock_mine(const struct hak_lock *l, const struct hak_lock *edge)
 {
 #ifdef __GLIBC__
+	int owner;
+
 	if (!my_tid)
 		my_tid = gettid();
-	return __atomic_load_n(&l->mu.__data.__owner, __ATOMIC_RELAXED) == my_tid;
+	owner = __atomic_load_n(&l->mu.__data.__owner, __ATOMIC_RELAXED);
+	if (owner || edge != l)
+		return owner == my_tid;
+	for (unsigned n = 0; n < 256; n++) {
+		sched_yield();
+		owner = __atomic_load_n(&l->mu.__data.__owner, __ATOMIC_RELAXED);
+		if (owner)
+			return owner == my_tid;
+		if (!__atomic_load_n(&l->mu.__data.__lock, __ATOMIC_RELAXED))
+			return false;	/* given back: another thread's */
+	}
+	return true;
 #else
 	(void)l;
+	(void)edge;
 	return false;
 #endif
 }
 
-void __hak_lock_wait(struct hak_lock *l)
+void __hak_lock_wait(struct hak_lock *l, const struct hak_lock *edge)
 {
-	if (__hak_lock_mine(l)) {
+	if (__hak_lock_mine(l, edge)) {
 		__hak_report("the allocator was called again while this thread holds one of its "
 			     "locks (from a signal handler that interrupted it? malloc is not "
 			     "async-signal-safe)");

@@ -34,30 +34,73 @@ static inline bool hak_lock_passed(void)
 	return unlikely(__hak_fork_holder);
 }
 
-/* Is l held by the calling thread (init.c; false where it cannot tell)? */
-bool __hak_lock_mine(const struct hak_lock *l);
-/* l was busy: wait for it, or report a thread waiting for itself (init.c). */
-void __hak_lock_wait(struct hak_lock *l);
+/*
+ * The lock this thread is taking or giving back right now (NULL: none).
+ * glibc writes a mutex's holder after winning its lock word and clears it
+ * before giving the word back; a signal handler that interrupted its own
+ * thread between the two finds the lock busy and no holder, and must still
+ * know it for its own (fork from a handler waited for itself, 1 run in 30
+ * of core/fork_signal_mt). Saved and restored around each call, so a
+ * handler's own lock calls nest.
+ */
+extern HAK_HIDDEN __thread struct hak_lock *__hak_lock_edge
+	__attribute__((tls_model("initial-exec")));
 
 /*
- * Uncontended, a try-lock costs what a lock does; a busy lock goes out of
- * line, which first checks that the calling thread is not the holder: a
- * signal handler that interrupted the allocator and calls it again (malloc
- * is not async-signal-safe) would otherwise wait for itself, silently, for
- * good; it is reported and aborts instead.
+ * Is l held by the calling thread, its interrupted frame (edge: the
+ * __hak_lock_edge that frame left) being between l's lock word and its
+ * holder field counting as holding it? False where it cannot tell (init.c).
  */
+bool __hak_lock_mine(const struct hak_lock *l, const struct hak_lock *edge);
+/*
+ * l was busy: wait for it, or report a thread waiting for itself (init.c);
+ * edge as for __hak_lock_mine.
+ */
+void __hak_lock_wait(struct hak_lock *l, const struct hak_lock *edge);
+
+/*
+ * Take l; true when it was busy. Uncontended, a try-lock costs what a lock
+ * does; a busy lock goes out of line, which first checks that the calling
+ * thread is not the holder: a signal handler that interrupted the allocator
+ * and calls it again (malloc is not async-signal-safe) would otherwise wait
+ * for itself, silently, for good; it is reported and aborts instead.
+ */
+static inline bool hak_lock_waited(struct hak_lock *l) __acquires(l)
+{
+	struct hak_lock *outer = __hak_lock_edge;
+	bool busy = false;
+
+	__acquire(l);
+	if (hak_lock_passed())
+		return false;
+	__hak_lock_edge = l;
+	barrier();
+	if (unlikely(pthread_mutex_trylock(&l->mu))) {
+		__hak_lock_wait(l, outer);
+		busy = true;
+	}
+	barrier();
+	__hak_lock_edge = outer;
+	return busy;
+}
+
 static inline void hak_lock(struct hak_lock *l) __acquires(l)
 {
-	if (!hak_lock_passed() && unlikely(pthread_mutex_trylock(&l->mu)))
-		__hak_lock_wait(l);
-	__acquire(l);
+	(void)hak_lock_waited(l);
 }
 
 static inline void hak_unlock(struct hak_lock *l) __releases(l)
 {
+	struct hak_lock *outer = __hak_lock_edge;
+
 	__release(l);
-	if (!hak_lock_passed())
-		pthread_mutex_unlock(&l->mu);
+	if (hak_lock_passed())
+		return;
+	__hak_lock_edge = l;
+	barrier();
+	pthread_mutex_unlock(&l->mu);
+	barrier();
+	__hak_lock_edge = outer;
 }
 
 /* Child side of fork(): the lock may have been held by a thread that is gone. */
@@ -80,7 +123,7 @@ static inline void hak_lock_fork_take(struct hak_lock *l)
 	bool own = false;
 
 	if (pthread_mutex_trylock(&l->mu)) {
-		own = __hak_lock_mine(l);
+		own = __hak_lock_mine(l, __hak_lock_edge);
 		if (!own)
 			pthread_mutex_lock(&l->mu);
 	}

@@ -410,11 +410,8 @@ static void shards_grow(void)
  */
 static void shard_lock(struct l25_shard *sh) __acquires(&sh->lock)
 {
-	bool waited = !hak_lock_passed() && pthread_mutex_trylock(&sh->lock.mu) != 0;
+	bool waited = hak_lock_waited(&sh->lock);
 
-	if (waited)
-		__hak_lock_wait(&sh->lock);
-	__acquire(&sh->lock);
 	sh->win_ops++;
 	if (waited) {
 		sh->win_fails++;
