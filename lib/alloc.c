@@ -148,7 +148,7 @@ __attribute__((no_stack_protector)) static void (*pm_fixed_resolve(void))(void)
 static void pm_fixed_hook(void) __attribute__((ifunc("pm_fixed_resolve")));
 
 /* Its address in data is the IRELATIVE relocation that runs the resolver. */
-__attribute__((used)) static void (*const pm_fixed_at_load)(void) = pm_fixed_hook;
+__retain static void (*const pm_fixed_at_load)(void) = pm_fixed_hook;
 #endif
 
 /* glibc's limit: no object may be larger than PTRDIFF_MAX. */

@@ -206,7 +206,7 @@ __attribute__((no_stack_protector)) static void (*ssmap_ro_resolve(void))(void)
 static void ssmap_ro_hook(void) __attribute__((ifunc("ssmap_ro_resolve")));
 
 /* Its address in data is the IRELATIVE relocation that runs the resolver. */
-__attribute__((used)) static void (*const ssmap_ro_at_load)(void) = ssmap_ro_hook;
+__retain static void (*const ssmap_ro_at_load)(void) = ssmap_ro_hook;
 #endif
 
 /*

@@ -63,6 +63,22 @@
 # define __force
 #endif
 
+/*
+ * Data that nothing refers to but that must be linked all the same: an
+ * IRELATIVE relocation's anchor (lib/alloc.c, lib/superslab.c). "used"
+ * keeps it from the compiler, "retain" (SHF_GNU_RETAIN) from the linker:
+ * a program linked with libhakmem.a and -Wl,--gc-sections dropped the
+ * anchor, the resolver never ran, and free read the unmapped fixed map.
+ */
+#if defined(__has_attribute)
+# if __has_attribute(retain)
+#  define __retain		__attribute__((used, retain))
+# endif
+#endif
+#ifndef __retain
+# define __retain		__attribute__((used))
+#endif
+
 #define ARRAY_SIZE(a)		(sizeof(a) / sizeof((a)[0]))
 #define HAK_ALIGN_UP(x, a)	(((x) + ((a) - 1)) & ~((__typeof__(x))(a) - 1))
 #define HAK_ALIGN_DOWN(x, a)	((x) & ~((__typeof__(x))(a) - 1))
