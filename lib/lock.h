@@ -5,6 +5,14 @@
  * mmap while holding it, and a statically initialised mutex works before
  * the C library has run any constructor. Fork handling re-initialises every
  * lock in the child (init.c); nothing here allocates.
+ *
+ * The adaptive kind (glibc's PTHREAD_MUTEX_ADAPTIVE_NP): a waiter spins a
+ * little (glibc.pthread.mutex_spin_count, 100 by default) before it
+ * sleeps in futex. The sections are short and their holder is usually
+ * running on another CPU; past the cores a waiter that sleeps gives its
+ * CPU to another thread, which under SCHED_FIFO (and often under the
+ * default scheduler) starts that thread's work and its memory
+ * (Documentation/design.md, "Scaling past the cores", fifteenth pass).
  */
 #ifndef HAK_LOCK_H
 #define HAK_LOCK_H
@@ -18,7 +26,11 @@ struct hak_lock {
 	bool fork_own;		/* fork prepare found it held by its own thread */
 };
 
+#ifdef PTHREAD_ADAPTIVE_MUTEX_INITIALIZER_NP
+#define HAK_LOCK_INIT	{ PTHREAD_ADAPTIVE_MUTEX_INITIALIZER_NP, false }
+#else
 #define HAK_LOCK_INIT	{ PTHREAD_MUTEX_INITIALIZER, false }
+#endif
 
 /*
  * Set on the thread inside fork() while it holds every allocator lock
@@ -106,7 +118,7 @@ static inline void hak_unlock(struct hak_lock *l) __releases(l)
 /* Child side of fork(): the lock may have been held by a thread that is gone. */
 static inline void hak_lock_reinit(struct hak_lock *l)
 {
-	pthread_mutex_init(&l->mu, NULL);
+	*l = (struct hak_lock)HAK_LOCK_INIT;
 }
 
 /*

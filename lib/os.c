@@ -338,41 +338,63 @@ void *__hak_os_map_aligned(size_t len, size_t align)
  * in a 0.1 s burst on two threads, and each thread slept about 100 times
  * on those locks (perf record -e context-switches: 36% in mmap's
  * vma_expand, 48% in page faults waiting in lock_mm_and_find_vma).
- * Mapping them in growing batches makes it 9 calls, and a process that
- * needs one superslab still maps one. The memory limit and the mapped
+ * Mapping them in batches makes it a few calls, and a process that
+ * needs one superslab still maps one: the first refill maps one piece,
+ * every later one HAK_OS_STOCK_MAX (64 MiB of address space for the
+ * superslabs). Batches used to grow 1, 2, 4 .. 32, eight calls for 100
+ * superslabs; each mmap (and the munmap of its alignment slack) write-
+ * locks the neighbouring VMA, so the page faults in flight there sleep,
+ * and past the cores each sleep let another thread start (size-chain
+ * under SCHED_FIFO at 16 threads: 68 MB peak against 26 MB with one
+ * piece, then 32; Documentation/design.md, "Scaling past the cores",
+ * fifteenth pass). The memory limit and the mapped
  * bytes count a piece when it is taken, so a limit (a cgroup's, usually)
  * needs no exception: the rest of a refill is address space, not memory.
  */
-void *__hak_os_stock_take(struct hak_os_stock *st, size_t len)
+bool __hak_os_stock_fill(struct hak_os_stock *st, size_t len)
 {
 	unsigned n = 1u << st->shift;
 	void *p = NULL;
+
+	if (n > 1) {
+		int err = errno;	/* a refused batch is no error */
+
+		p = os_map_raw_aligned((size_t)n * len, len);
+		if (!p)
+			errno = err;
+	}
+	if (!p) {
+		n = 1;
+		p = os_map_raw_aligned(len, len);
+	}
+	if (!p)
+		return false;
+	st->refills++;
+	st->next = (uintptr_t)p;
+	st->left = n;
+	/*
+	 * Under vm.overcommit_memory=2 the untouched rest of a refill is
+	 * charged as memory (a writable private mapping): batches grow
+	 * 1, 2, 4 and no further there (8 MiB, against 64 MiB).
+	 */
+	if (!__hak_os_commit_strict())
+		st->shift = HAK_OS_STOCK_MAX_SHIFT;
+	else if (st->shift < 2)
+		st->shift++;
+	return true;
+}
+
+void *__hak_os_stock_take(struct hak_os_stock *st, size_t len)
+{
+	void *p;
 
 	if (fault_hit(HAK_OS_MAP) || !limit_allows(len)) {
 		errno = ENOMEM;
 		return NULL;
 	}
-	if (!st->left) {
-		if (n > 1) {
-			int err = errno;	/* a refused batch is no error */
-
-			p = os_map_raw_aligned((size_t)n * len, len);
-			if (!p)
-				errno = err;
-		}
-		if (!p) {
-			n = 1;
-			p = os_map_raw_aligned(len, len);
-		}
-		if (!p) {
-			errno = ENOMEM;
-			return NULL;
-		}
-		st->refills++;
-		st->next = (uintptr_t)p;
-		st->left = n;
-		if ((1u << st->shift) < HAK_OS_STOCK_MAX)
-			st->shift++;
+	if (!st->left && !__hak_os_stock_fill(st, len)) {
+		errno = ENOMEM;
+		return NULL;
 	}
 	p = (void *)st->next;
 	st->next += len;

@@ -59,14 +59,15 @@ bool __hak_os_commit(size_t len) __must_check;
 void __hak_os_uncommit(size_t len);
 /*
  * A stock of address space for mappings of one length, aligned to it (the
- * superslabs): refilled by one mmap of 1, 2, 4, ... up to
- * HAK_OS_STOCK_MAX pieces, handed out a piece at a time. Each piece counts
+ * superslabs): refilled by one mmap of one piece the first time and of
+ * HAK_OS_STOCK_MAX pieces after, handed out a piece at a time. Each piece counts
  * as one mapping (the memory limit, the mapped bytes and the fault
  * injection site HAK_OS_MAP see it when it is taken); the untouched rest of
  * a refill is address space only. Pieces go back with __hak_os_unmap. The
  * caller serializes.
  */
-#define HAK_OS_STOCK_MAX	32
+#define HAK_OS_STOCK_MAX_SHIFT	5
+#define HAK_OS_STOCK_MAX	(1u << HAK_OS_STOCK_MAX_SHIFT)
 struct hak_os_stock {
 	uintptr_t next;		/* the next piece */
 	unsigned left;		/* pieces left from next on */
@@ -74,6 +75,12 @@ struct hak_os_stock {
 	unsigned long refills;	/* mmap calls made, for statistics and tests */
 };
 void *__hak_os_stock_take(struct hak_os_stock *st, size_t len) __must_check;
+/*
+ * Refill an empty st (its next batch, as a take would map it) without
+ * taking a piece; false when nothing could be mapped (errno unchanged or
+ * set by mmap). Lets a caller map outside its lock (superslab.c).
+ */
+bool __hak_os_stock_fill(struct hak_os_stock *st, size_t len) __must_check;
 /* Unmap the untouched rest of st (pieces of len bytes); st is empty after. */
 void __hak_os_stock_drop(struct hak_os_stock *st, size_t len);
 /* Grow or shrink a mapping; may move it. NULL on failure (old one intact). */

@@ -13,10 +13,11 @@
  * beyond HAK_SS_KEEP is unmapped.
  * Neither system call runs under ss_lock (see ss_release).
  * Superslabs are mapped from a stock (__hak_os_stock_take, lib/os.c)
- * refilled 1, 2, 4 .. 32 at a time, so threads that fault in pages of
+ * refilled 1, then 32 at a time, so threads that fault in pages of
  * their superslabs rarely wait on a neighbouring mapping's VMA write lock;
- * the refill's mmap is the one system call made under ss_lock, and a trim
- * (release all) unmaps the stock's untouched rest after dropping it.
+ * the refill maps with ss_lock dropped (ss_stock_fill; ss_new maps under
+ * it only when that failed), and a trim (release all) unmaps the stock's
+ * untouched rest after dropping it.
  * Each free page also carries the time it went dirty (dirty_stamp), so the
  * decay pass (lib/purge.c, __hak_ss_decay) purges pages free for longer
  * than the purge delay whatever the limit, and an idle process gives them
@@ -387,6 +388,45 @@ static void slab_init(struct hak_superslab *ss, unsigned first, unsigned span,
 		      (first == 0 ? HAK_SS_HDR : 0), bytes);
 }
 
+/*
+ * The stock is empty: map its next batch with ss_lock dropped, so that
+ * no thread waits for the lock behind an mmap (which itself waits for
+ * the page faults in flight in the neighbouring mapping, lib/os.c).
+ * Past the cores a thread that sleeps on the lock lets another one start
+ * (size-chain under SCHED_FIFO: Documentation/design.md, "Scaling past
+ * the cores"), and every thread that then needs a slab sleeps behind the
+ * same mmap. Called and returns with ss_lock held; true when the caller
+ * should look for a free run again (the lock was dropped, and the stock
+ * has pieces). A batch mapped while another thread refilled the stock
+ * goes back. The hugepage box's advice still comes before a superslab's
+ * first touch (ss_new).
+ */
+static bool ss_stock_fill(void) __must_hold(&ss_lock)
+{
+	struct hak_os_stock st = ss_stock;
+	int saved = errno;	/* a refused map is not the caller's error */
+	bool mapped;
+
+	hak_unlock(&ss_lock);
+	mapped = __hak_os_stock_fill(&st, HAK_SS_SIZE);
+	hak_lock(&ss_lock);
+	if (!mapped) {
+		errno = saved;
+		return false;	/* ss_new tries once more, under the lock */
+	}
+	if (ss_stock.left) {
+		hak_unlock(&ss_lock);
+		__hak_os_stock_drop(&st, HAK_SS_SIZE);
+		hak_lock(&ss_lock);
+		return true;
+	}
+	st.refills = ss_stock.refills + 1;
+	if (st.shift < ss_stock.shift)
+		st.shift = ss_stock.shift;
+	ss_stock = st;
+	return true;
+}
+
 struct hak_slab *__hak_span_alloc(struct hak_heap *owner, unsigned tag, unsigned c)
 {
 	unsigned span = __hak_class_span[c];
@@ -397,10 +437,16 @@ struct hak_slab *__hak_span_alloc(struct hak_heap *owner, unsigned tag, unsigned
 	size_t g;
 
 	hak_lock(&ss_lock);
+again:
 	for (ss = avail; ss; ss = ss->next) {
 		first = ss_find_run(ss, span);
 		if (first >= 0)
 			break;
+	}
+	if (!ss && !ss_stock.left) {
+		pm_init();	/* the map first, as ss_new would (its errno stays its own) */
+		if (ss_stock_fill())
+			goto again;
 	}
 	if (!ss) {
 		int saved = errno;
@@ -831,7 +877,9 @@ void __hak_ss_fork_parent(void) __releases(&ss_lock)
  * A purge that another thread had running at the fork never finishes in
  * the child: its claimed pages stay out of circulation there (free pages
  * the child never reuses, at most HAK_SS_BATCH superslabs' worth), and
- * purging is cleared so the child purges again.
+ * purging is cleared so the child purges again. A stock refill another
+ * thread was mapping (ss_stock_fill) is address space the child never
+ * uses; the child's stock is the parent's at the fork.
  */
 void __hak_ss_fork_child(void) __releases(&ss_lock)
 {

@@ -25,7 +25,11 @@
 #include "core_test.h"
 
 #define MIB		((size_t)1 << 20)
-#define MAXPTR		(1u << 20)
+/*
+ * Enough blocks to exhaust what is mapped before the cap: the superslab
+ * stock may hold 31 superslabs (62 MiB) of address space mapped then.
+ */
+#define MAXPTR		(1u << 22)
 #define SLACK_KIB	(2 * 1024)
 
 static void **ptrs;	/* mmap'ed before the cap: not from the allocator */
