@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/wait.h>
 
 #include "../lib/tap.h"
 
@@ -135,5 +136,45 @@ static inline int ct_is_aligned(const void *p, size_t a)
 {
 	return ((uintptr_t)p & (a - 1)) == 0;
 }
+
+/*
+ * From a signal handler (fork_signal, fork_signal_mt): fork, the child
+ * _exit()s at once, reap it; count a failed fork, or a child that did not
+ * exit 0.
+ */
+static inline void ct_fork_reap(volatile long *bad_child, volatile long *fork_failed)
+{
+	pid_t pid = fork();
+	int st;
+
+	if (pid == 0)
+		_exit(0);
+	if (pid < 0) {
+		(*fork_failed)++;
+		return;
+	}
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+		(*bad_child)++;
+}
+
+#if CT_HAKMEM
+#include "purge.h"
+
+/* Failed allocations hakmem retried after purging every cache. */
+static inline size_t ct_purge_retries(void)
+{
+	struct hak_purge_stats st;
+
+	__hak_purge_stats(&st);
+	return st.retries;
+}
+#else
+static inline size_t ct_purge_retries(void)
+{
+	return 0;
+}
+#endif
 
 #endif /* HAK_SELFTEST_CORE_H */

@@ -52,17 +52,6 @@ static const struct {
 	{ 8 << 20, 1, "calloc(1, 8 MiB)" },
 };
 
-static size_t retries(void)
-{
-#if CT_HAKMEM
-	struct hak_purge_stats st;
-
-	__hak_purge_stats(&st);
-	return st.retries;
-#else
-	return 0;
-#endif
-}
 
 static void *get(size_t n, int zero)
 {
@@ -98,7 +87,7 @@ static int child(size_t n, int zero)
 	rl.rlim_cur = rl.rlim_max = ((size_t)vm << 10) + (4u << 20);
 	if (setrlimit(RLIMIT_AS, &rl))
 		return 5;
-	r0 = retries();
+	r0 = ct_purge_retries();
 	for (; got < NHOLD; got++) {
 		errno = SENTINEL;
 		p = get(n, zero);
@@ -116,7 +105,7 @@ static int child(size_t n, int zero)
 			return 1;
 		}
 	}
-	if (CT_HAKMEM && retries() == r0)
+	if (CT_HAKMEM && ct_purge_retries() == r0)
 		return 4;
 	for (size_t i = 0; i < got; i++)
 		free(hold[i]);

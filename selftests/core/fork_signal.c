@@ -42,21 +42,10 @@ static struct shared *sh;
 
 static void on_usr1(int sig)
 {
-	int saved = errno, st;
-	pid_t pid;
+	int saved = errno;
 
 	(void)sig;
-	pid = fork();
-	if (pid == 0)
-		_exit(0);
-	if (pid < 0) {
-		sh->fork_failed++;
-	} else {
-		while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-			;
-		if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-			sh->bad_child++;
-	}
+	ct_fork_reap(&sh->bad_child, &sh->fork_failed);
 	__atomic_add_fetch(&sh->handled, 1, __ATOMIC_RELEASE);
 	errno = saved;
 }

@@ -37,21 +37,10 @@ static pthread_t main_thread;
 
 static void on_usr1(int sig)
 {
-	int saved = errno, st;
-	pid_t pid;
+	int saved = errno;
 
 	(void)sig;
-	pid = fork();
-	if (pid == 0)
-		_exit(0);
-	if (pid < 0) {
-		fork_failed++;
-	} else {
-		while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-			;
-		if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-			bad_child++;
-	}
+	ct_fork_reap(&bad_child, &fork_failed);
 	__atomic_add_fetch(&handled, 1, __ATOMIC_RELEASE);
 	errno = saved;
 }

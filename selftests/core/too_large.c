@@ -43,17 +43,6 @@ static void *(*volatile const v_valloc)(size_t) = valloc;
 static void *(*volatile const v_pvalloc)(size_t) = pvalloc;
 static int (*volatile const v_posix_memalign)(void **, size_t, size_t) = posix_memalign;
 
-static size_t retries(void)
-{
-#if CT_HAKMEM
-	struct hak_purge_stats st;
-
-	__hak_purge_stats(&st);
-	return st.retries;
-#else
-	return 0;
-#endif
-}
 
 /* As the glibc test does between requests: a small block comes and goes. */
 static void small_churn(void)
@@ -156,11 +145,11 @@ static int under_limit(void)
 	rl.rlim_cur = lim;
 	if (setrlimit(RLIMIT_AS, &rl))
 		return 10;
-	r0 = retries();
+	r0 = ct_purge_retries();
 	bad = refuse_all(lim + (1UL << 20));
-	if (retries() != r0) {
+	if (ct_purge_retries() != r0) {
 		printf("# %zu purges for a retry over a request above the limit\n",
-		       retries() - r0);
+		       ct_purge_retries() - r0);
 		bad++;
 	}
 	/* What fits is still served. */
@@ -192,12 +181,12 @@ int main(void)
 
 	if (!keep)
 		tap_bail("malloc(16) failed");
-	r0 = retries();
+	r0 = ct_purge_retries();
 	for (size_t i = 0; i < ARRAY_SIZE_CT(sizes); i++)
 		tap_ok(!refuse_all(sizes[i]),
 		       "size %#zx: every allocation function refuses it with ENOMEM", sizes[i]);
-	tap_ok(retries() == r0, "no purge for a retry over those %zu requests (%zu)",
-	       10 * ARRAY_SIZE_CT(sizes), retries() - r0);
+	tap_ok(ct_purge_retries() == r0, "no purge for a retry over those %zu requests (%zu)",
+	       10 * ARRAY_SIZE_CT(sizes), ct_purge_retries() - r0);
 	free(keep);
 
 	fflush(stdout);
