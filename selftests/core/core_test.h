@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <unistd.h>
 #include <sys/wait.h>
 
@@ -135,6 +136,23 @@ static inline int ct_quick(void)
 static inline int ct_is_aligned(const void *p, size_t a)
 {
 	return ((uintptr_t)p & (a - 1)) == 0;
+}
+
+/*
+ * Handle sig with fn (SA_RESTART), then make the allocator initialise, so
+ * its fork handlers are registered before the first signal.
+ */
+static inline void ct_handle(int sig, void (*fn)(int))
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = fn;
+	sa.sa_flags = SA_RESTART;
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(sig, &sa, NULL))
+		tap_bail("sigaction failed");
+	free(malloc(1));
 }
 
 /*

@@ -92,7 +92,6 @@ int main(int argc, char **argv)
 	size_t len[SLOTS] = { 0 };
 	uint64_t x = 0x9e3779b97f4a7c15ull;
 	unsigned long bad = 0, rounds = 0;
-	struct sigaction sa;
 	pid_t snd;
 	int st;
 
@@ -100,13 +99,7 @@ int main(int argc, char **argv)
 	sh = mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (sh == MAP_FAILED)
 		tap_bail("mmap failed");
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_usr1;
-	sa.sa_flags = SA_RESTART;
-	sigemptyset(&sa.sa_mask);
-	if (sigaction(SIGUSR1, &sa, NULL))
-		tap_bail("sigaction failed");
-	free(malloc(1));	/* hakmem initialised: its fork handlers are registered */
+	ct_handle(SIGUSR1, on_usr1);
 
 	fflush(stdout);
 	snd = fork();

@@ -78,7 +78,6 @@ int main(int argc, char **argv)
 	static const size_t sz[] = { 100, 5000, 300000, 2u << 20 };
 	void *keep[16] = { 0 };
 	unsigned long rounds = 0;
-	struct sigaction sa;
 	sigset_t usr1;
 	pthread_t t;
 	unsigned x = 1;
@@ -86,13 +85,7 @@ int main(int argc, char **argv)
 	tap_plan(3);
 	if (!CT_HAKMEM)
 		tap_skip_all("glibc's malloc hangs here (its fork takes its arena locks)");
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_usr1;
-	sa.sa_flags = SA_RESTART;
-	sigemptyset(&sa.sa_mask);
-	if (sigaction(SIGUSR1, &sa, NULL))
-		tap_bail("sigaction failed");
-	free(malloc(1));	/* hakmem initialised: its fork handlers are registered */
+	ct_handle(SIGUSR1, on_usr1);
 	main_thread = pthread_self();
 	sigemptyset(&usr1);
 	sigaddset(&usr1, SIGUSR1);
