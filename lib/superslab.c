@@ -768,6 +768,7 @@ size_t __hak_ss_release(bool all)
 	if (all) {	/* trim: the stock's untouched address space goes too */
 		rest = ss_stock;
 		ss_stock.left = 0;
+		ss_stock.next = 0;	/* no stale address (lib/os.c, __hak_os_stock_take) */
 	}
 	hak_unlock(&ss_lock);
 	__hak_os_stock_drop(&rest, HAK_SS_SIZE);

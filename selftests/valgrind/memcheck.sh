@@ -59,6 +59,7 @@ leak_ok() {
 	else
 		tap_ok 1 "$1"
 		grep -A6 "definitely lost in loss" "$workdir/$2" | head -n 20 | sed 's/^/# /'
+		grep -A6 "$3 bytes in" "$workdir/$2" | head -n 20 | sed 's/^/# /'
 	fi
 }
 
