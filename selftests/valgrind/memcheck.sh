@@ -48,10 +48,11 @@ grep_ok() {
 	tap_ok 0 "$desc"
 }
 
-# leak_ok DESCRIPTION LOG BYTES: BYTES definitely lost, allocated in leak()
+# leak_ok DESCRIPTION LOG BYTES [KINDS]: BYTES lost (KINDS, an ERE: "definitely" unless
+# given), allocated in leak()
 leak_ok() {
-	if awk -v bytes="$3" '
-		/definitely lost in loss record/ { hit = index($0, " " bytes " bytes in 1 blocks") > 0; next }
+	if awk -v bytes="$3" -v kinds="${4:-definitely}" '
+		$0 ~ ("(" kinds ") lost in loss record") { hit = index($0, " " bytes " bytes in 1 blocks") > 0; next }
 		hit && /by 0x[0-9A-F]*: leak \(vg_target.c:/ { found = 1 }
 		/^==[0-9]*== *$/ { hit = 0 }
 		END { exit !found }' "$workdir/$2"; then
@@ -77,8 +78,13 @@ run_set() {
 	vg "$tag.leak" "$@" leak
 	leak_ok "$tag: planted 100-byte leak is definitely lost (112 usable bytes), stack names leak()" \
 		"$tag.leak" "112"
-	leak_ok "$tag: planted 1200 KiB leak is definitely lost, stack names leak()" \
-		"$tag.leak" "1,228,800"
+	# Under valgrind blocks sit near 80 MB, and a 1.2 MB block is a wide
+	# target: a word of hakmem's (a byte count, a stamp) that falls inside
+	# it makes memcheck call it "possibly lost" (an interior pointer), in
+	# about 2 of 3 box-matrix runs on 2026-12-03; it is reported, with its
+	# stack, either way, which is what the valgrind box promises.
+	leak_ok "$tag: planted 1200 KiB leak is reported lost (definitely, or possibly: a stray interior word), stack names leak()" \
+		"$tag.leak" "1,228,800" "definitely|possibly"
 	vg "$tag.uaf" "$@" uaf
 	grep_ok "$tag: use-after-free is an invalid read at the reading line, in a free'd 224-byte block" \
 		"$tag.uaf" 'Invalid read of size 1' 'at 0x[0-9A-F]*: use_after_free \(vg_target.c:' \
