@@ -20,31 +20,6 @@
 #define CG_PATH_MAX	512
 #define CG_NONE		((size_t)1 << 62)	/* v1 "unlimited" is just below 2^63 */
 
-/*
- * Read a small file into buf (NUL-terminated); bytes read or -1. Through
- * syscall(), never a cancellation point: open, read and close are ones,
- * and this runs inside malloc and free (the first malloc; BigCache's
- * memory samples at a free), which a thread with a cancel pending must
- * leave normally, as from glibc's.
- */
-static ssize_t read_small(const char *path, char *buf, size_t size)
-{
-	ssize_t n, got = 0;
-	int fd = (int)syscall(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC);
-
-	if (fd < 0)
-		return -1;
-	while ((size_t)got < size - 1) {
-		n = syscall(SYS_read, fd, buf + got, size - 1 - (size_t)got);
-		if (n <= 0)
-			break;
-		got += n;
-	}
-	syscall(SYS_close, fd);
-	buf[got] = '\0';
-	return got;
-}
-
 /* The number in file dir/name ("max" or anything unparsable: none). */
 static size_t read_limit(const char *dir, size_t dlen, const char *name)
 {
@@ -57,7 +32,7 @@ static size_t read_limit(const char *dir, size_t dlen, const char *name)
 	memcpy(path, dir, dlen);
 	path[dlen] = '/';
 	memcpy(path + dlen + 1, name, nlen + 1);
-	if (read_small(path, buf, sizeof(buf)) <= 0)
+	if (__hak_os_read_file(path, buf, sizeof(buf)) <= 0)
 		return CG_NONE;
 	for (s = buf; *s >= '0' && *s <= '9'; s++) {
 		if (v > (SIZE_MAX - 9) / 10)
@@ -100,7 +75,7 @@ size_t __hak_cgroup_limit(void)
 	size_t best = CG_NONE, v;
 	char *line, *end;
 
-	if (read_small("/proc/self/cgroup", buf, sizeof(buf)) <= 0)
+	if (__hak_os_read_file("/proc/self/cgroup", buf, sizeof(buf)) <= 0)
 		return 0;
 	for (line = buf; *line; line = end) {
 		char *c1, *c2, *nl;
@@ -168,10 +143,8 @@ static size_t meminfo_bytes(const char *buf, const char *key)
 bool __hak_mem_available(size_t *avail, size_t *total)
 {
 	char buf[512];
-	int saved = errno;	/* a malloc that succeeds leaves errno alone */
-	ssize_t got = read_small("/proc/meminfo", buf, sizeof(buf));
+	ssize_t got = __hak_os_read_file("/proc/meminfo", buf, sizeof(buf));
 
-	errno = saved;
 	if (got <= 0)
 		return false;
 	*total = meminfo_bytes(buf, "MemTotal:");

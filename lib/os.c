@@ -228,25 +228,45 @@ bool __hak_os_reserve_ro_at(void *p, size_t len)
 		    -1, 0) == p;
 }
 
+/*
+ * Through syscall(), never a cancellation point: open, read and close are
+ * ones, and this runs inside malloc and free (the first malloc; BigCache's
+ * memory samples at a free), which a thread with a cancel pending must
+ * leave normally, as from glibc's. errno is kept: a malloc that succeeds
+ * leaves it alone.
+ */
+ssize_t __hak_os_read_file(const char *path, char *buf, size_t size)
+{
+	ssize_t n, got = 0;
+	int err = errno, fd = (int)syscall(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0) {
+		errno = err;
+		return -1;
+	}
+	while ((size_t)got < size - 1) {
+		n = syscall(SYS_read, fd, buf + got, size - 1 - (size_t)got);
+		if (n <= 0)
+			break;
+		got += n;
+	}
+	syscall(SYS_close, fd);
+	buf[got] = '\0';
+	errno = err;
+	return got;
+}
+
 bool __hak_os_commit_strict(void)
 {
 	static int strict;	/* atomic: 0 not read yet, 1 no, 2 yes */
 	int s = arch_load_relaxed(&strict);
 
 	if (!s) {
-		/* syscall(): never a cancellation point inside malloc (lib/limit.c) */
-		int err = errno, fd = (int)syscall(SYS_openat, AT_FDCWD,
-						   "/proc/sys/vm/overcommit_memory",
-						   O_RDONLY | O_CLOEXEC);
-		char c = 0;
+		char c[4];
 
-		if (fd >= 0) {
-			if (syscall(SYS_read, fd, &c, 1) != 1)
-				c = 0;
-			syscall(SYS_close, fd);
-		}
-		errno = err;
-		s = c == '2' ? 2 : 1;
+		if (__hak_os_read_file("/proc/sys/vm/overcommit_memory", c, sizeof(c)) < 1)
+			c[0] = 0;
+		s = c[0] == '2' ? 2 : 1;
 		arch_store_relaxed(&strict, s);
 	}
 	return s == 2;

@@ -10,6 +10,7 @@
 
 #include <stddef.h>
 #include <stdbool.h>
+#include <sys/types.h>
 #include <sys/uio.h>
 #include <hak/compiler.h>
 
@@ -49,6 +50,12 @@ bool __hak_os_open(void *p, size_t len) __must_check;
  * reserve (__hak_os_reserve) is charged in full against the commit limit.
  */
 bool __hak_os_commit_strict(void);
+/*
+ * Read a small file (a /proc or cgroup one) into buf, NUL-terminated: bytes
+ * read, or -1 when it cannot be opened. Safe inside malloc: no cancellation
+ * point, errno unchanged.
+ */
+ssize_t __hak_os_read_file(const char *path, char *buf, size_t size);
 void __hak_os_unmap(void *p, size_t len);
 /*
  * Count len bytes of reserved address space as mapped, as __hak_os_map

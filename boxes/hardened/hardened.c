@@ -144,15 +144,8 @@ static size_t read_map_count(void)
 {
 	char buf[32];
 	size_t v = 0;
-	ssize_t n, i;
-	int fd;
+	ssize_t n = __hak_os_read_file("/proc/sys/vm/max_map_count", buf, sizeof(buf)), i;
 
-	/* syscall(): open, read and close are cancellation points, not malloc */
-	fd = (int)syscall(SYS_openat, AT_FDCWD, "/proc/sys/vm/max_map_count", O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return HD_MAP_COUNT_DEFAULT;
-	n = syscall(SYS_read, fd, buf, sizeof(buf) - 1);
-	syscall(SYS_close, fd);
 	for (i = 0; i < n && buf[i] >= '0' && buf[i] <= '9'; i++)
 		v = v * 10 + (size_t)(buf[i] - '0');
 	return v ? v : HD_MAP_COUNT_DEFAULT;
