@@ -155,7 +155,7 @@ static void __hak_stats_print_memory(int fd)
 	n = snprintf(buf, sizeof(buf),
 		"  small slabs     %12zu bytes in slabs, %zu dirty, %zu purged, %zu in live slabs\n"
 		"  mid (L2.5)      %12zu bytes in use, %zu dirty, %zu purged (%zu at the size bound, "
-		"%zu in thread caches), "
+		"%zu in thread caches; %zu kept for re-takes, %zu regions handed over), "
 		"%zu shards, %zu lock waits, %zu remote frees\n"
 		"  large cache     %12zu bytes cached, %zu resident, %zu purges, %zu hits, "
 "%zu misses, %zu splits, %zu merges, %zu shorter, %zu evictions, %zu offsets\n"
@@ -169,7 +169,7 @@ static void __hak_stats_print_memory(int fd)
 		m.ss.pages_used << HAK_PAGE_SHIFT, m.ss.pages_dirty << HAK_PAGE_SHIFT,
 		m.ss.purged_bytes, __hak_heap_pages_purged(),
 		m.l25.bytes_in_use, m.l25.dirty_bytes, m.l25.purged_bytes, m.l25.cap_purged_bytes,
-		m.l25.tc_purged_bytes, m.l25.shards, m.l25.contended, m.l25.remote_frees,
+		m.l25.tc_purged_bytes, m.l25.reserve_bytes, m.l25.handed, m.l25.shards, m.l25.contended, m.l25.remote_frees,
 		m.bc.cached_bytes, m.bc.resident_bytes, m.bc.purges, m.bc.hits,
 		m.bc.misses, m.bc.splits, m.bc.merges, m.bc.shorter, m.bc.evictions, m.bc.offsets,
 		m.gr.committed, m.gr.areas, m.gr.live, m.gr.takes, m.gr.grows, m.gr.refused,

@@ -142,13 +142,15 @@
 
 #define L25_DIRTY_BASE	(16UL << 20)	/* freed resident bytes a shard may hold, */
 					/* plus as many as it has in use */
-#define L25_PEAK_PASSES	4		/* decay passes (a purge delay) a peak is kept */
+#define L25_PEAK_PASSES	(4 * L25_HOLD)	/* decay passes (L25_HOLD delays) a peak is kept */
 #define L25_BORROW	2		/* classes up a resident block may come from */
 #define L25_RESERVE	2		/* purged regions kept in the pool */
 #define L25_WINDOW	1024		/* lock acquisitions per contention window */
 #define L25_GROW_FAILS	8		/* failed trylocks in a window to grow */
 #define L25_FIT_SCAN	64		/* free blocks span_fit() looks at */
 #define L25_COLORS	32		/* header offsets, 64 bytes apart (region_at) */
+#define L25_HOLD	HAK_L25_HOLD	/* delays a class in demand keeps its blocks */
+#define L25_STEAL_SCAN	16		/* regions region_steal() looks at per shard */
 #define L25_CARVE_MAX	16		/* regions mapped at once, at most (region_map) */
 
 /* Thread cache: slots per class, byte cap, classes up to L25_MAX. */
@@ -233,6 +235,19 @@ struct l25_shard {
 	uint64_t allocs, frees, remote_frees, contended, purged_bytes;
 	uint64_t cap_purged;		/* bytes purged at dirty_limit() */
 	uint64_t tc_purged;		/* bytes of cached blocks purged (tc_purge) */
+	/*
+	 * The re-take reserve (take_note(), purge_class()): bytes of each
+	 * class handed out in the take window that ends at take_end and in
+	 * the one before; the decay pass keeps that many of the class's
+	 * blocks free longer than the delay resident.
+	 */
+	uint32_t take_end;		/* ms the current take window ends */
+	size_t take_cur[L25_NCLASS], take_prev[L25_NCLASS];
+	uint32_t take_last[L25_NCLASS];	/* ms of the class's last take */
+	size_t purge_left;		/* purge_class(): bytes it may still purge */
+	size_t reserve_kept;		/* old free bytes the last pass kept */
+	uint64_t handed;		/* regions other shards took (region_steal) */
+	uint64_t reserve_passes;	/* passes that kept some */
 	/* Written by other shards' threads: a line of its own. */
 	struct l25_region *remote_head __aligned(64);	/* atomic */
 } __aligned(64);
@@ -607,6 +622,8 @@ static uintptr_t region_map(void)
 	return m;
 }
 
+static void region_attach(struct l25_shard *sh, struct l25_region *r);
+
 /* A fresh, clean region of class c for sh; NULL when the OS refuses. */
 static struct l25_region *region_get(struct l25_shard *sh, unsigned c)
 {
@@ -655,6 +672,13 @@ static struct l25_region *region_get(struct l25_shard *sh, unsigned c)
 	for (i = 0; i < nb; i++)
 		r->stack[i] = (uint8_t)(nb - 1 - i);	/* block 0 on top */
 	r->gmask = 0;	/* no guard yet (a pooled region's were cleared) */
+	region_attach(sh, r);
+	return r;
+}
+
+/* r (no live block, on no list) is sh's from now on (shard lock). */
+static void region_attach(struct l25_shard *sh, struct l25_region *r)
+{
 	arch_store_release(&r->shard, sh);
 	/*
 	 * Always stored, never tested first: a plain read here races (for
@@ -670,7 +694,6 @@ static struct l25_region *region_get(struct l25_shard *sh, unsigned c)
 	sh->all = r;
 	/* the decay pass peeks at it without the lock */
 	arch_store_relaxed(&sh->regions, sh->regions + 1);
-	return r;
 }
 
 /* Take the wholly free region r away from sh (shard lock held). */
@@ -745,13 +768,15 @@ static void dirty_settle(struct l25_region *r, unsigned j, bool purged)
 
 /*
  * Purge r's dirty free blocks freed at least min_age ms before now (all of
- * them for 0), merging neighbours into one madvise, then restack so the
+ * them for 0) that take() claims (dirty_old, or dirty_left within a
+ * budget), merging neighbours into one madvise, then restack so the
  * blocks still resident are handed out first.
  */
-static void region_purge(struct l25_shard *sh, struct l25_region *r, uint32_t now,
-			 uint32_t min_age)
+static void region_purge_by(struct l25_shard *sh, struct l25_region *r, uint32_t now,
+			    uint32_t min_age,
+			    bool (*take)(struct l25_region *, unsigned, uint32_t, uint32_t))
 {
-	uint64_t done = purge_runs(r, now, min_age, dirty_old, dirty_settle);
+	uint64_t done = purge_runs(r, now, min_age, take, dirty_settle);
 	uint8_t clean[L25_MAXBLK], dirty[L25_MAXBLK];
 	unsigned i, n, nc = 0, nd = 0;
 
@@ -770,6 +795,12 @@ static void region_purge(struct l25_shard *sh, struct l25_region *r, uint32_t no
 	memcpy(r->stack + nc, dirty, nd);
 }
 
+static void region_purge(struct l25_shard *sh, struct l25_region *r, uint32_t now,
+			 uint32_t min_age)
+{
+	region_purge_by(sh, r, now, min_age, dirty_old);
+}
+
 static void purge_older(struct l25_shard *sh, uint32_t now, uint32_t min_age)
 {
 	struct l25_region *r;
@@ -778,6 +809,111 @@ static void purge_older(struct l25_shard *sh, uint32_t now, uint32_t min_age)
 	for (c = 0; c < L25_NCLASS && sh->dirty_bytes; c++)
 		for (r = sh->partial[c]; r && sh->dirty_bytes; r = r->next)
 			region_purge(sh, r, now, min_age);
+}
+
+/*
+ * The re-take rule. A block free for the delay is purged by the pass
+ * unless its class is in demand: a program whose phases are a little
+ * longer than the delay (threads that each work a few hundred ms and are
+ * replaced, as mimalloc-bench's mstress does) frees blocks that the next
+ * phase takes again, and purging them cost a madvise and a page fault
+ * per page for nothing (707 MB purged and faulted back in a 2.6 s run).
+ * So a shard notes, per class, when it last handed a block out and how
+ * many bytes it handed out in windows of one delay (take_note(), on the
+ * locked path only: the thread cache does not count), and the pass
+ * (purge_class()):
+ *  - purges at the delay, as before, a class not taken for L25_HOLD
+ *    delays: an idle program, or a size it no longer asks for;
+ *  - keeps the blocks of a class taken within L25_HOLD delays until they
+ *    are L25_HOLD delays old, and past that as many bytes of them as the
+ *    class handed out in the current window and the one before (the
+ *    re-take reserve, one to two delays' worth of demand), purging the
+ *    longest-free first.
+ * A wholly free region with a block so kept stays with its shard
+ * (detach_empty()). L25_HOLD is 3: an idle program gives its mid blocks
+ * back within 3.25 delays of its last take (under the 1 s of the
+ * idle-rss row at the default delay, with the background purge thread
+ * too); mstress's gaps between a block's free and its next take are
+ * mostly under 500 ms, up to about 700 ms on a loaded machine.
+ */
+static __noinline void take_roll_slow(struct l25_shard *sh, uint32_t now, uint32_t delay)
+{
+	bool near = __hak_ms_age(now, sh->take_end) < delay;
+	unsigned c;
+
+	for (c = 0; c < L25_NCLASS; c++) {
+		sh->take_prev[c] = near ? sh->take_cur[c] : 0;
+		sh->take_cur[c] = 0;
+	}
+	sh->take_end = near ? sh->take_end + delay : now + delay;
+}
+
+/* Start a new take window when the current one has ended (shard lock). */
+static inline void take_roll(struct l25_shard *sh, uint32_t now, uint32_t delay)
+{
+	if (unlikely(__hak_ms_due(now, sh->take_end)))
+		take_roll_slow(sh, now, delay);
+}
+
+/* The shard hands out bytes of class c (shard lock): count them. */
+static inline void take_note(struct l25_shard *sh, unsigned c, size_t bytes)
+{
+	uint32_t delay = (uint32_t)__hak_opt.purge_delay_ms;
+
+	if (!delay)
+		return;
+	/* this thread's tick ran just before its miss: no clock read */
+	take_roll(sh, __hak_tick_ms, delay);
+	sh->take_cur[c] += bytes;
+	sh->take_last[c] = __hak_tick_ms;
+}
+
+/* dirty_old, while the pass's purge budget (sh->purge_left) lasts. */
+static bool dirty_left(struct l25_region *r, unsigned i, uint32_t now, uint32_t min_age)
+{
+	struct l25_shard *sh = arch_load_relaxed(&r->shard);	/* locked: its owner's */
+
+	if (!dirty_old(r, i, now, min_age) || sh->purge_left < r->stride)
+		return false;
+	sh->purge_left -= r->stride;
+	return true;
+}
+
+/*
+ * The decay of class c (shard lock) by the re-take rule (above). Past
+ * the hold, the longest-free go first: walks at 4, 2 and 1 holds, only
+ * while what is left exceeds the reserve.
+ */
+static void purge_class(struct l25_shard *sh, unsigned c, uint32_t now, uint32_t delay)
+{
+	size_t keep = sh->take_cur[c] + sh->take_prev[c], old = 0;
+	uint64_t before = sh->purged_bytes;
+	struct l25_region *r;
+	uint32_t age, hold;
+	unsigned k;
+
+	if (__hak_ms_age(now, sh->take_last[c]) >= delay * L25_HOLD) {
+		for (r = sh->partial[c]; r; r = r->next)
+			region_purge(sh, r, now, delay);
+		return;
+	}
+	for (r = sh->partial[c]; r; r = r->next)
+		for (k = 0; k < r->nfree; k++)
+			if (dirty_old(r, r->stack[k], now, delay))
+				old += r->stride;
+	if (old > keep) {
+		sh->purge_left = old - keep;
+		hold = delay * L25_HOLD;
+		for (age = hold * 4;; age /= 2) {
+			if (age < hold)
+				age = hold;
+			for (r = sh->partial[c]; r && sh->purge_left; r = r->next)
+				region_purge_by(sh, r, now, age, dirty_left);
+			if (age == hold || !sh->purge_left)
+				break;
+		}
+	}
+	sh->reserve_kept += old - (size_t)(sh->purged_bytes - before);
 }
 
 /*
@@ -837,13 +973,25 @@ static void tc_purge(struct l25_shard *sh, uint32_t now, uint32_t min_age)
 	}
 }
 
+/* A free block of r is resident (dirty; span 0 is clean, region header). */
+static bool region_dirty(const struct l25_region *r)
+{
+	unsigned k;
+
+	for (k = 0; k < r->nfree; k++)
+		if (r->span[r->stack[k]])
+			return true;
+	return false;
+}
+
 /*
  * Detach the wholly free regions of sh empty for at least min_age ms,
- * except the first empty region of each class unless all. Returns them
- * linked by next, for pool_put_list() once unlocked.
+ * except the first empty region of each class unless all, and for the
+ * decay pass (kept) those with a block the re-take reserve kept resident.
+ * Returns them linked by next, for pool_put_list() once unlocked.
  */
 static struct l25_region *detach_empty(struct l25_shard *sh, bool all, uint32_t now,
-				       uint32_t min_age)
+				       uint32_t min_age, bool kept_stay)
 {
 	struct l25_region *out = NULL, *r, *next;
 	unsigned c;
@@ -859,7 +1007,8 @@ static struct l25_region *detach_empty(struct l25_shard *sh, bool all, uint32_t 
 				kept = true;
 				continue;
 			}
-			if (__hak_ms_age(now, r->idle) < min_age)
+			if (__hak_ms_age(now, r->idle) < min_age ||
+			    (kept_stay && region_dirty(r)))
 				continue;
 			region_detach(sh, r);
 			r->next = out;
@@ -877,7 +1026,10 @@ static struct l25_region *detach_empty(struct l25_shard *sh, bool all, uint32_t 
  * within the delay (phases, cycles: the footprint row purged 94 MB at a
  * bound of 16 MiB + bytes in use, and faulted it all back) keeps them up
  * to its recent peak in use: the largest in use over the last
- * L25_PEAK_PASSES decay passes (a purge delay). Until 2026-12-02 the
+ * L25_PEAK_PASSES decay passes (L25_HOLD purge delays; one delay until
+ * 2026-12-03: a thread freeing 600 MB at its exit for longer than that
+ * on a loaded machine had 450 MB of them purged at the bound, which its
+ * successor faulted back). Until 2026-12-02 the
  * peak was halved at each pass: a producer descheduled for a pass or two
  * (2 threads on a loaded machine) then saw the blocks it had in flight,
  * freed by its consumer, purged at the bound and faulted back.
@@ -906,7 +1058,7 @@ static __noinline struct l25_region *shard_over(struct l25_shard *sh, uint32_t n
 
 	purge_to(sh, now, dirty_limit(sh) * 3 / 4);
 	sh->cap_purged += sh->purged_bytes - before;
-	return detach_empty(sh, false, now, 0);
+	return detach_empty(sh, false, now, 0, false);
 }
 
 /* After a free (shard lock): apply the size bound. Regions to release. */
@@ -1078,6 +1230,71 @@ found:
 	return best;
 }
 
+/*
+ * Hand-over. A shard is a thread's by its sequence number, so a thread
+ * that replaces another (a pool that recreates its workers, mstress's
+ * iterations) may land in another shard than the one holding the
+ * blocks its predecessor freed: mstress's thread 0 frees 600 MB of
+ * 80 KiB blocks at its end, and its successor, one shard further
+ * (whichever new thread asked first), faulted 600 MB anew while the
+ * old ones waited for the delay (RSS 1.2 GB with a longer one). So
+ * before it takes a fresh region, a shard takes a wholly free region of
+ * the class with resident blocks from another shard (try-lock only, at
+ * most L25_STEAL_SCAN regions looked at per shard); it counts as a take
+ * of the shard it came from (take_note()), whose re-take reserve then
+ * keeps the rest of them while the hand-over goes on. A wholly free
+ * region has no live, cached or remote block: no free can race with the
+ * move (a stray one finds region->shard changed and is reported as any
+ * pointer that is not a live block).
+ */
+static bool shard_trylock(struct l25_shard *v) __attribute__((warn_unused_result));
+static bool shard_trylock(struct l25_shard *v)
+{
+	/* inside fork's window every lock is this thread's: no hand-over */
+	return !hak_lock_passed() && !pthread_mutex_trylock(&v->lock.mu);
+}
+
+static __noinline struct l25_region *region_steal(struct l25_shard *sh, unsigned c)
+{
+	unsigned n = arch_load_relaxed(&nshards), k, walk;
+	struct l25_region *r = NULL;
+
+	for (k = 0; k < n && !r; k++) {
+		struct l25_shard *v = &shards[k];
+		size_t bytes = 0;
+		unsigned j;
+
+		if (v == sh || !arch_load_relaxed(&v->regions) || !shard_trylock(v))
+			continue;
+		__acquire(&v->lock);
+		for (r = v->partial[c], walk = 0; r && walk < L25_STEAL_SCAN; r = r->next, walk++)
+			if (r->nfree == r->nblocks && region_dirty(r))
+				break;
+		if (r && walk < L25_STEAL_SCAN) {
+			for (j = 0; j < r->nblocks; j++)
+				if (r->state[j] == B_DIRTY)
+					bytes += r->stride;
+			region_detach(v, r);
+			take_note(v, c, bytes);
+			v->handed++;
+		} else {
+			r = NULL;
+		}
+		hak_unlock(&v->lock);
+		if (r) {
+			region_attach(sh, r);
+			sh->dirty_bytes += bytes;
+			/*
+			 * its resident bytes come with their credit at the
+			 * size bound: a thief that frees what it took must not
+			 * find itself over dirty_limit() by what it stole
+			 */
+			sh->peak_in_use += bytes;
+		}
+	}
+	return r;
+}
+
 static void *shard_alloc(struct l25_shard *sh, unsigned c, unsigned pages)
 {
 	struct l25_region *r = pick_region(sh->partial[c]);
@@ -1096,6 +1313,8 @@ static void *shard_alloc(struct l25_shard *sh, unsigned c, unsigned pages)
 		if (b)
 			r = b;
 	}
+	if (!r && arch_load_relaxed(&nshards) > 1)
+		r = region_steal(sh, c);
 	if (!r) {
 		r = region_get(sh, c);
 		if (!r)
@@ -1112,6 +1331,7 @@ static void *shard_alloc(struct l25_shard *sh, unsigned c, unsigned pages)
 	r->state[i] = B_LIVE;
 	if (!r->nfree)
 		partial_del(sh, r);
+	take_note(sh, r->cls, r->stride);
 	sh->allocs++;
 	sh->blocks_in_use++;
 	sh->bytes_in_use += r->stride;
@@ -1497,7 +1717,7 @@ size_t hak_l25_usable(const void *p)
 
 /*
  * A decay pass (shard lock): the peak in use of the pass that ends goes
- * into the window of the last L25_PEAK_PASSES passes (one purge delay),
+ * into the window of the last L25_PEAK_PASSES passes (L25_HOLD delays),
  * whose largest is what dirty_limit() allows above L25_DIRTY_BASE.
  */
 static void peak_pass(struct l25_shard *sh)
@@ -1518,7 +1738,7 @@ size_t hak_l25_decay(unsigned now, unsigned delay)
 {
 	struct l25_region *rel, *r;
 	size_t done = 0;
-	unsigned s, n = arch_load_relaxed(&nshards);
+	unsigned c, s, n = arch_load_relaxed(&nshards);
 
 	for (s = 0; s < n; s++) {
 		struct l25_shard *sh = &shards[s];
@@ -1530,9 +1750,14 @@ size_t hak_l25_decay(unsigned now, unsigned delay)
 		remote_collect(sh, now);
 		before = sh->purged_bytes;
 		peak_pass(sh);
-		purge_older(sh, now, delay);
+		take_roll(sh, now, delay);
+		sh->reserve_kept = 0;
+		for (c = 0; c < L25_NCLASS && sh->dirty_bytes; c++)
+			purge_class(sh, c, now, delay);
+		if (sh->reserve_kept)
+			sh->reserve_passes++;
 		tc_purge(sh, now, delay);
-		rel = detach_empty(sh, false, now, delay);
+		rel = detach_empty(sh, false, now, delay, true);
 		done += (size_t)(sh->purged_bytes - before);
 		hak_unlock(&sh->lock);
 		for (r = rel; r; r = r->next)
@@ -1559,7 +1784,7 @@ size_t hak_l25_release(void)
 		before = sh->purged_bytes;
 		purge_older(sh, 0, 0);
 		tc_purge(sh, 0, 0);
-		rel = detach_empty(sh, true, 0, 0);
+		rel = detach_empty(sh, true, 0, 0, false);
 		done += (size_t)(sh->purged_bytes - before);
 		hak_unlock(&sh->lock);
 		for (r = rel; r; r = r->next)
@@ -1603,6 +1828,9 @@ void hak_l25_stats(struct hak_l25_stats *st)
 		purged += sh->purged_bytes;
 		st->cap_purged_bytes += (size_t)sh->cap_purged;
 		st->tc_purged_bytes += (size_t)sh->tc_purged;
+		st->reserve_bytes += sh->reserve_kept;
+		st->reserve_passes += (size_t)sh->reserve_passes;
+		st->handed += (size_t)sh->handed;
 		hak_unlock(&sh->lock);
 	}
 	st->regions = arch_load_relaxed(&nr_regions);

@@ -22,10 +22,11 @@
  *   hak_l25_release()      flush the calling thread's cache, give empty
  *                          pages back (trim; other threads' cached blocks
  *                          are purged in place), bytes released;
- *   hak_l25_decay(now, delay)  purge the free blocks of shards idle for
- *                          delay ms and the blocks cached that long in any
- *                          thread's cache (the core's decay pass), bytes
- *                          released;
+ *   hak_l25_decay(now, delay)  purge the free blocks unused for delay ms
+ *                          (HAK_L25_HOLD delays for a class taken within
+ *                          as long, down to what it took recently) and the
+ *                          blocks cached that long in any thread's cache
+ *                          (the core's decay pass), bytes released;
  *   fork hooks.
  */
 #ifndef HAK_BOX_L25_POOL_H
@@ -46,6 +47,10 @@ struct hak_l25_stats {
 	size_t purged_bytes;	/* bytes given back with madvise, ever */
 	size_t cap_purged_bytes; /* of which at the size bound (not the delay) */
 	size_t tc_purged_bytes;	/* of which of blocks in thread caches (any thread's) */
+	size_t reserve_bytes;	/* free longer than the delay, kept resident by the */
+				/* last decay pass (their class is in demand) */
+	size_t reserve_passes;	/* shard passes that kept some, ever */
+	size_t handed;		/* wholly free resident regions another shard took, ever */
 	size_t region_maps;	/* 2 MiB regions mapped, ever */
 	size_t region_unmaps;	/* and unmapped */
 	size_t pooled;		/* empty purged regions kept in reserve */
@@ -53,6 +58,13 @@ struct hak_l25_stats {
 	size_t map_calls;	/* mmap calls that made regions, ever */
 	size_t reserved_bytes;	/* mapped ahead, not yet a region */
 };
+
+/*
+ * Purge delays a class taken within that many keeps its free blocks
+ * before the pass purges them down to the re-take reserve (l25.c, "The
+ * re-take rule"); a class not taken for as long is purged at the delay.
+ */
+#define HAK_L25_HOLD	3
 
 #if IS_ENABLED(CONFIG_HAK_L25_POOL)
 static __always_inline bool hak_l25_wants(size_t n)

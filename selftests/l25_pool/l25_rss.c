@@ -5,13 +5,15 @@
  *  - burst: 96 MiB of 128 KiB blocks, every page touched, then all freed:
  *    they stay resident within the delay (up to the shard's recent peak
  *    in use, so a program that takes them again faults nothing), RSS
- *    falls to within 16 MiB of the start at the allocator calls a delay
- *    later, and malloc_trim gives back the rest and unmaps every region;
+ *    falls to within 16 MiB of the start at the allocator calls
+ *    HAK_L25_HOLD delays later (the class was taken within as long: the
+ *    re-take rule holds it that long), and malloc_trim gives back the rest and unmaps every region;
  *  - delay: blocks freed (by a thread that exits: its cache goes back)
  *    stay resident while other pool traffic runs within the purge
- *    delay, and are purged by the allocator calls after the delay, while
+ *    delay, and are purged by the allocator calls after HAK_L25_HOLD
+ *    delays (the re-take rule, as above), while
  *    the blocks in use meanwhile stay;
- *  - delay with cached traffic only: the same purge a delay later when
+ *  - delay with cached traffic only: the same purge HAK_L25_HOLD delays later when
  *    every pool call after it is a thread-cache hit (no shard operation);
  *  - steady state: after a warm-up, 200,000 malloc/free pairs of random
  *    mid sizes (a fixed number of slots per class, random order) map and
@@ -101,13 +103,13 @@ static void test_burst(void)
 	tap_ok(freed - base >= (long)(BURST / 1024) * 3 / 4,
 	       "all freed: kept resident within the delay, up to the recent peak "
 	       "(RSS %ld KiB, %ld above the start)", freed, freed - base);
-	/* A delay later, the next allocator calls give them back. */
-	usleep((CONFIG_HAK_PURGE_DELAY_MS * 3 / 2 + 30) * 1000);
+	/* The hold later, the next allocator calls give them back. */
+	usleep((CONFIG_HAK_PURGE_DELAY_MS * (HAK_L25_HOLD * 2 + 1) / 2 + 30) * 1000);
 	traffic(8);
 	after = lt_rss_kib();
 	hak_l25_stats(&st);
 	tap_ok(after - base <= 16 * 1024,
-	       "a delay later: RSS %ld KiB (%ld above the start; pool keeps %zu KiB dirty, "
+	       "the hold later: RSS %ld KiB (%ld above the start; pool keeps %zu KiB dirty, "
 	       "%zu regions)", after, after - base, st.dirty_bytes >> 10, st.regions);
 	malloc_trim(0);
 	trimmed = lt_rss_kib();
@@ -176,22 +178,22 @@ static void test_delay(void)
 		       "%zu KiB purged)", busy * 1000, (b.purged_bytes - a.purged_bytes) >> 10);
 	else
 		tap_skip("the traffic took %.0f ms, half the delay or more", busy * 1000);
-	/* A delay later, the next allocator calls purge what stayed unused. */
-	usleep((delay + delay / 2 + 30) * 1000);
+	/* The hold later, the next allocator calls purge what stayed unused. */
+	usleep((HAK_L25_HOLD * delay + delay / 2 + 30) * 1000);
 	traffic(8);
 	hak_l25_stats(&c);
 	r1 = lt_rss_kib();
 	tap_ok(a.dirty_bytes >= NIDLE * 100000 &&
 	       c.purged_bytes - a.purged_bytes >= NIDLE * 100000 &&
 	       c.dirty_bytes >= 4 * 40000,
-	       "freed blocks left alone are purged after the delay, the hot ones stay: "
+	       "freed blocks left alone are purged after the hold, the hot ones stay: "
 	       "dirty %zu -> %zu KiB, %zu KiB purged, RSS %ld -> %ld KiB", a.dirty_bytes >> 10,
 	       c.dirty_bytes >> 10, (c.purged_bytes - a.purged_bytes) >> 10, r0, r1);
 	free(keep);
 }
 
 /*
- * Blocks freed to the shard are purged a delay later even when all the
+ * Blocks freed to the shard are purged the hold later even when all the
  * pool traffic after it is thread-cache hits (one block freed and taken
  * again): those skip the purge tick but one in 64, which must still run
  * the decay pass.
@@ -215,7 +217,7 @@ static void test_delay_cached(void)
 	*(volatile char *)q = 1;
 	free(q);
 	hak_l25_stats(&a);
-	usleep((delay + delay / 2 + 30) * 1000);
+	usleep((HAK_L25_HOLD * delay + delay / 2 + 30) * 1000);
 	for (i = 0; i < 1000; i++) {
 		q = malloc(lt_opaque(40000));
 		*(volatile char *)q = 1;
@@ -223,12 +225,12 @@ static void test_delay_cached(void)
 	}
 	hak_l25_stats(&b);
 	tap_ok(b.allocs == a.allocs && b.frees == a.frees,
-	       "1000 pairs after the delay all served by the thread cache "
+	       "1000 pairs after the hold all served by the thread cache "
 	       "(%zu shard allocs, %zu shard frees)", b.allocs - a.allocs, b.frees - a.frees);
 	hak_l25_stats(&c);
 	tap_ok(a.dirty_bytes >= NIDLE / 2 * 100000 &&
 	       c.purged_bytes - a.purged_bytes >= a.dirty_bytes,
-	       "and they purge what was freed to the shard a delay before: "
+	       "and they purge what was freed to the shard the hold before: "
 	       "dirty %zu -> %zu KiB, %zu KiB purged", a.dirty_bytes >> 10,
 	       c.dirty_bytes >> 10, (c.purged_bytes - a.purged_bytes) >> 10);
 }
