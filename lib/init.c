@@ -17,6 +17,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <pthread.h>
 #include <sys/single_threaded.h>
@@ -178,6 +179,59 @@ bool __hak_lock_mine(const struct hak_lock *l, const struct hak_lock *edge)
 #endif
 }
 
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/*
+ * Under SCHED_FIFO or SCHED_RR a thread that sleeps hands its CPU to the
+ * next runnable thread of its priority, never back to the one it waits
+ * for: past the cores that is a thread not started yet, which then starts
+ * its work (and its memory), and the sleeper, once woken, queues behind
+ * every thread started so far. Nothing sleeps while it holds an allocator
+ * lock (system calls and first touches happen with ss_lock dropped,
+ * lib/superslab.c), so there a waiter spins, up to HAK_RT_SPIN_NS; the
+ * default scheduler runs the holder when a waiter sleeps, so there it
+ * does not (glibc's adaptive spin only). size-chain at 64 threads under
+ * chrt -f 1: Documentation/design.md, "Scaling past the cores", sixteenth
+ * pass. A system call, only when a lock or a refill is found busy.
+ */
+#define HAK_RT_SPIN_NS		1000000u
+
+static bool rt_policy(void)
+{
+	int p = sched_getscheduler(0);
+
+	return p == SCHED_FIFO || p == SCHED_RR;
+}
+
+/*
+ * Spin while *word is not 0: true once it is, false when the caller does
+ * not run under a real-time policy or HAK_RT_SPIN_NS have passed since
+ * the first call with *end 0 (the deadline is kept there).
+ */
+bool __hak_rt_spin(const int *word, uint64_t *end)
+{
+	unsigned n;
+
+	if (!*end) {
+		if (!rt_policy())
+			return false;
+		*end = mono_ns() + HAK_RT_SPIN_NS;
+	}
+	for (n = 1;; n++) {
+		arch_cpu_relax();
+		if (!__atomic_load_n(word, __ATOMIC_ACQUIRE))
+			return true;
+		if (!(n % 64) && mono_ns() > *end)
+			return false;
+	}
+}
+
 void __hak_lock_wait(struct hak_lock *l, const struct hak_lock *edge)
 {
 	if (__hak_lock_mine(l, edge)) {
@@ -186,6 +240,16 @@ void __hak_lock_wait(struct hak_lock *l, const struct hak_lock *edge)
 			     "async-signal-safe)");
 		abort();
 	}
+#ifdef __GLIBC__
+	{
+		uint64_t end = 0;
+
+		/* free again before the spin ran out: try it (another may win it) */
+		while (__hak_rt_spin(&l->mu.__data.__lock, &end))
+			if (!pthread_mutex_trylock(&l->mu))
+				return;
+	}
+#endif
 	pthread_mutex_lock(&l->mu);
 }
 

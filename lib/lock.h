@@ -13,12 +13,15 @@
  * CPU to another thread, which under SCHED_FIFO (and often under the
  * default scheduler) starts that thread's work and its memory
  * (Documentation/design.md, "Scaling past the cores", fifteenth pass).
+ * Under a real-time policy a waiter spins longer (up to 1 ms) before it
+ * sleeps (__hak_rt_spin; sixteenth pass).
  */
 #ifndef HAK_LOCK_H
 #define HAK_LOCK_H
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <hak/compiler.h>
 
 struct hak_lock {
@@ -69,6 +72,11 @@ bool __hak_lock_mine(const struct hak_lock *l, const struct hak_lock *edge);
  * edge as for __hak_lock_mine.
  */
 void __hak_lock_wait(struct hak_lock *l, const struct hak_lock *edge);
+/*
+ * Under SCHED_FIFO or SCHED_RR, spin while *word is not 0, up to a bound
+ * counted from the first call with *end 0: true once it is 0 (init.c).
+ */
+bool __hak_rt_spin(const int *word, uint64_t *end);
 
 /*
  * Take l; true when it was busy. Uncontended, a try-lock costs what a lock

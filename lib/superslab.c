@@ -15,9 +15,11 @@
  * Superslabs are mapped from a stock (__hak_os_stock_take, lib/os.c)
  * refilled 1, then 32 at a time, so threads that fault in pages of
  * their superslabs rarely wait on a neighbouring mapping's VMA write lock;
- * the refill maps with ss_lock dropped (ss_stock_fill; ss_new maps under
- * it only when that failed), and a trim (release all) unmaps the stock's
- * untouched rest after dropping it.
+ * the refill maps with ss_lock dropped (ss_stock_fill, one thread at a
+ * time; ss_new maps under it only when that failed), a superslab's
+ * registration makes its system calls and first touches with it dropped
+ * (ss_prepare), and a trim (release all) unmaps the stock's untouched
+ * rest after dropping it.
  * Each free page also carries the time it went dirty (dirty_stamp), so the
  * decay pass (lib/purge.c, __hak_ss_decay) purges pages free for longer
  * than the purge delay whatever the limit, and an idle process gives them
@@ -120,10 +122,10 @@ static bool gran_is_open(const unsigned long *bits, size_t g)
 	return arch_load_acquire(&bits[g / GRAN_BITS]) & (1UL << (g % GRAN_BITS));
 }
 
+/* Atomic: ss_prepare opens granules without ss_lock (the mprotect is idempotent). */
 static void gran_set_open(unsigned long *bits, size_t g)
 {
-	arch_store_release(&bits[g / GRAN_BITS],
-			   bits[g / GRAN_BITS] | (1UL << (g % GRAN_BITS)));
+	__atomic_fetch_or(&bits[g / GRAN_BITS], 1UL << (g % GRAN_BITS), __ATOMIC_RELEASE);
 }
 
 #ifndef HAK_PM_FIXED
@@ -211,8 +213,9 @@ __retain static void (*const ssmap_ro_at_load)(void) = ssmap_ro_hook;
 #endif
 
 /*
- * Make the map's entries of superslab ss writable (ss_lock held); false
- * with errno ENOMEM when the kernel refuses. Without a map, nothing to do.
+ * Make the map's entries of superslab ss writable; false with errno ENOMEM
+ * when the kernel refuses. Without a map, nothing to do. Under ss_lock or
+ * not (ss_prepare): two threads may both open a granule, which is harmless.
  */
 static bool pm_open(uintptr_t ss)
 {
@@ -228,7 +231,8 @@ static bool pm_open(uintptr_t ss)
 }
 
 /*
- * ss_lock held. The first registration replaces the registry's .bss
+ * ss_lock held, or not once ssmap_ro is decided (ss_prepare: then this is
+ * pm_open's idempotent mprotect). The first registration replaces the registry's .bss
  * pages with a read-only mapping (a new mapping uncharges them; an
  * mprotect to read-only would not): nothing was written there yet, so
  * lock-free readers see zeros before and after (the kernel swaps the
@@ -300,16 +304,60 @@ static void avail_del(struct hak_superslab *ss)
 
 static struct hak_os_stock ss_stock;	/* ss_lock */
 
-static struct hak_superslab *ss_new(void)
+/*
+ * Unlocked, on a superslab just taken from the stock (no other thread can
+ * reach it): everything its registration under ss_lock would otherwise
+ * wait for in the kernel. Opening a granule of the page map or the
+ * registry is an mprotect (the mmap lock, for writing), and the first
+ * write to a fresh mapping (the header, the map's and the registry's
+ * pages) faults through the mmap lock too (a VMA's first fault sets up its
+ * anon_vma). While a thread creates others (each stack an mmap and an
+ * mprotect) those wait, and a holder of ss_lock asleep there made every
+ * thread that then needed a slab sleep on the lock: under SCHED_FIFO each
+ * such sleep starts another thread (Documentation/design.md, "Scaling past
+ * the cores", sixteenth pass). The map's and registry's words are written
+ * by a no-op atomic OR (a neighbour's word may be in use; this one is 0
+ * until registration). The hugepage box advises a superslab before its
+ * first touch, so with it the header is left to ss_new. false with errno
+ * ENOMEM when an open is refused.
+ */
+static bool ss_prepare(struct hak_superslab *ss)
+{
+	uintptr_t a = (uintptr_t)ss;
+
+	if (!pm_open(a))
+		return false;
+	if (__hak_pm.lim)
+		__atomic_fetch_or(&__hak_pm.map[a >> HAK_PM_SHIFT], 0, __ATOMIC_RELAXED);
+	if (__atomic_load_n(&ssmap_ro, __ATOMIC_RELAXED)) {	/* else ss_new decides it */
+		if (!ssmap_open_locked(a))
+			return false;
+		__atomic_fetch_or(&__hak_ssmap[a >> HAK_SS_SHIFT], 0, __ATOMIC_RELAXED);
+	}
+	if (!IS_ENABLED(CONFIG_HAK_HUGEPAGE))
+		*(volatile uint32_t *)&ss->magic = 0;
+	return true;
+}
+
+/*
+ * Take a superslab from the stock and register it. Called and returns
+ * with ss_lock held, which is dropped around ss_prepare.
+ */
+static struct hak_superslab *ss_new(void) __must_hold(&ss_lock)
 {
 	struct hak_superslab *ss;
 	unsigned i;
+	bool ok;
 
 	pm_init();
 	ss = __hak_os_stock_take(&ss_stock, HAK_SS_SIZE);
 	if (!ss)
 		return NULL;
-	if (!pm_open((uintptr_t)ss) || !ssmap_open_locked((uintptr_t)ss)) {
+	hak_unlock(&ss_lock);
+	ok = ss_prepare(ss);
+	hak_lock(&ss_lock);
+	/* both find their granules open now, unless ssmap_ro was undecided */
+	if (!ok || !pm_open((uintptr_t)ss) || !ssmap_open_locked((uintptr_t)ss)) {
 		__hak_os_unmap(ss, HAK_SS_SIZE);	/* errno ENOMEM */
 		return NULL;
 	}
@@ -388,6 +436,8 @@ static void slab_init(struct hak_superslab *ss, unsigned first, unsigned span,
 		      (first == 0 ? HAK_SS_HDR : 0), bytes);
 }
 
+static int ss_refilling;	/* a refill is being mapped; written under ss_lock */
+
 /*
  * The stock is empty: map its next batch with ss_lock dropped, so that
  * no thread waits for the lock behind an mmap (which itself waits for
@@ -397,19 +447,42 @@ static void slab_init(struct hak_superslab *ss, unsigned first, unsigned span,
  * the cores"), and every thread that then needs a slab sleeps behind the
  * same mmap. Called and returns with ss_lock held; true when the caller
  * should look for a free run again (the lock was dropped, and the stock
- * has pieces). A batch mapped while another thread refilled the stock
- * goes back. The hugepage box's advice still comes before a superslab's
- * first touch (ss_new).
+ * may have pieces). One thread maps at a time: one that finds a refill
+ * running waits for it, spinning under a real-time policy
+ * (__hak_rt_spin, lib/init.c), and maps a batch of its own only when the
+ * spin runs out or is not allowed; before, every such thread mapped one,
+ * each mmap (and the munmap of those that then went back) asleep on the
+ * mmap lock, and under SCHED_FIFO each of those sleeps started another
+ * thread (sixteenth pass). A batch mapped while another thread refilled
+ * the stock goes back. The first write to a batch (the header of its
+ * first superslab, ss_prepare) also happens without the lock.
  */
 static bool ss_stock_fill(void) __must_hold(&ss_lock)
 {
-	struct hak_os_stock st = ss_stock;
+	struct hak_os_stock st;
 	int saved = errno;	/* a refused map is not the caller's error */
-	bool mapped;
+	bool mapped, mine = false;
 
+	if (ss_refilling) {
+		uint64_t end = 0;
+		bool done;
+
+		hak_unlock(&ss_lock);
+		done = __hak_rt_spin(&ss_refilling, &end);
+		hak_lock(&ss_lock);
+		if (done || ss_stock.left)
+			return true;
+	}
+	if (!ss_refilling) {
+		__atomic_store_n(&ss_refilling, 1, __ATOMIC_RELAXED);
+		mine = true;
+	}
+	st = ss_stock;
 	hak_unlock(&ss_lock);
 	mapped = __hak_os_stock_fill(&st, HAK_SS_SIZE);
 	hak_lock(&ss_lock);
+	if (mine)
+		__atomic_store_n(&ss_refilling, 0, __ATOMIC_RELEASE);
 	if (!mapped) {
 		errno = saved;
 		return false;	/* ss_new tries once more, under the lock */
@@ -880,10 +953,13 @@ void __hak_ss_fork_parent(void) __releases(&ss_lock)
  * the child never reuses, at most HAK_SS_BATCH superslabs' worth), and
  * purging is cleared so the child purges again. A stock refill another
  * thread was mapping (ss_stock_fill) is address space the child never
- * uses; the child's stock is the parent's at the fork.
+ * uses (the child's stock is the parent's at the fork; its refill flag is
+ * cleared, nobody maps there), and so is a superslab another thread had
+ * taken from the stock and was preparing (ss_new, lock dropped).
  */
 void __hak_ss_fork_child(void) __releases(&ss_lock)
 {
 	hak_lock_fork_child(&ss_lock);
 	purging = false;
+	ss_refilling = 0;
 }
