@@ -1650,6 +1650,28 @@ static void pool_decay(struct hak_heap *h)
 	release_empty(h);
 }
 
+/*
+ * An idle owner's remote frees (decay pass, the scan lock held): a thread
+ * that stopped calling the allocator (larson's main thread, which filled
+ * every lane's table and sleeps) never collects what other threads free to
+ * it, so those blocks sat on its slabs' remote stacks, counted out, for as
+ * long as it slept: 3.0 MB of larson's 20-24 MB at 2 threads
+ * (Documentation/design.md, "Scaling past the cores", the sixteenth pass).
+ * Collected here, they are free on their slabs' lists, where the scan that
+ * follows purges their whole pages, and a slab they empty goes back to its
+ * superslab (release_empty: an idle heap keeps no empty slab), whose pages
+ * the working threads' next slabs take. The owner's fast paths touch only
+ * its bins, and its slow paths wait for the scan lock (heap_enter), as for
+ * the scan itself.
+ */
+static void idle_collect(struct hak_heap *h)
+{
+	if (!arch_load_relaxed(&h->pending))
+		return;
+	collect_all(h);
+	release_empty(h);
+}
+
 size_t __hak_heap_purge_idle(unsigned now, unsigned delay)
 {
 	struct hak_heap *h;
@@ -1680,9 +1702,10 @@ size_t __hak_heap_purge_idle(unsigned now, unsigned delay)
 		 * bins its last thread left, a delay ago, go back to their
 		 * slabs (the scan lock keeps an adopter out meanwhile).
 		 */
-		if (arch_load_relaxed(&h->attached))
+		if (arch_load_relaxed(&h->attached)) {
+			idle_collect(h);
 			done += heap_scan(h, false, true);
-		else if (kept_any(h))
+		} else if (kept_any(h))
 			pool_decay(h);
 		arch_store_release(&h->scan_lk, 0);
 	}
