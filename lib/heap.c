@@ -7,7 +7,9 @@
  *   1. push the chain onto s->remote with cmpxchg;
  *   2. if s->remote was empty before, push s onto owner->pending.
  * The owner takes owner->pending whole with xchg and, for each slab, reads
- * pending_next first, then takes s->remote whole with xchg. So a slab is
+ * pending_next first, then takes s->remote whole with xchg (so does the
+ * decay pass for an owner idle for the delay, holding its scan lock:
+ * idle_collect). So a slab is
  * on at most one pending stack, is on it exactly while s->remote is
  * non-empty, and its blocks count in s->used until collected: a slab with
  * used == 0 has no block in flight and may be released. Both stacks are
@@ -1650,6 +1652,28 @@ static void pool_decay(struct hak_heap *h)
 	release_empty(h);
 }
 
+/*
+ * An idle owner's remote frees (decay pass, the scan lock held): a thread
+ * that stopped calling the allocator (larson's main thread, which filled
+ * every lane's table and sleeps) never collects what other threads free to
+ * it, so those blocks sat on its slabs' remote stacks, counted out, for as
+ * long as it slept: 3.0 MB of larson's 20-24 MB at 2 threads
+ * (Documentation/design.md, "Scaling past the cores", the sixteenth pass).
+ * Collected here, they are free on their slabs' lists, where the scan that
+ * follows purges their whole pages, and a slab they empty goes back to its
+ * superslab beyond the one kept per class (slab_emptied), whose pages the
+ * working threads' next slabs take. Not release_empty(): "idle" is a
+ * delay without a purge tick, which a thread that only hits its cache
+ * also shows, and taking its kept slabs made it take new ones (thread-
+ * churn at 16 threads: CPU 1.02-1.17 of main's in 7 of 7 rounds). The
+ * owner's fast paths touch only its bins, and its slow paths wait for the
+ * scan lock (heap_enter), as for the scan itself.
+ */
+static void idle_collect(struct hak_heap *h)
+{
+	collect_all(h);
+}
+
 size_t __hak_heap_purge_idle(unsigned now, unsigned delay)
 {
 	struct hak_heap *h;
@@ -1680,9 +1704,10 @@ size_t __hak_heap_purge_idle(unsigned now, unsigned delay)
 		 * bins its last thread left, a delay ago, go back to their
 		 * slabs (the scan lock keeps an adopter out meanwhile).
 		 */
-		if (arch_load_relaxed(&h->attached))
+		if (arch_load_relaxed(&h->attached)) {
+			idle_collect(h);
 			done += heap_scan(h, false, true);
-		else if (kept_any(h))
+		} else if (kept_any(h))
 			pool_decay(h);
 		arch_store_release(&h->scan_lk, 0);
 	}
