@@ -16,30 +16,17 @@
 #include <sys/syscall.h>
 #include <hakmem/hakmem.h>
 #include "core_test.h"
+#include "clock_offset.h"
 #include "os.h"
 
 #define DAY_MS		(86400LL * 1000)
 #define NS		(200u * 1000)	/* blocks of 200 B: 40 MB */
 
-static volatile long long off_ms;
-
-int clock_gettime(clockid_t id, struct timespec *ts)
-{
-	long r = syscall(SYS_clock_gettime, id, ts);
-	long long off = off_ms, ns;
-
-	if (!r && id == CLOCK_MONOTONIC_COARSE && off) {
-		ns = ts->tv_nsec + (off % 1000) * 1000000LL;
-		ts->tv_sec += off / 1000 + ns / 1000000000LL;
-		ts->tv_nsec = ns % 1000000000LL;
-	}
-	return (int)r;
-}
 
 /* The clock at offset off, less its reading at offset 0 (a). */
 static unsigned since(long long off, unsigned a)
 {
-	off_ms = off;
+	clock_off_ms = off;
 	return __hak_now_ms() - a;
 }
 
@@ -51,7 +38,7 @@ static void test_readings(void)
 	};
 	unsigned a, d, bad = 0, i;
 
-	off_ms = 0;
+	clock_off_ms = 0;
 	a = __hak_now_ms();
 	for (i = 0; i < ARRAY_SIZE_CT(offs); i++) {
 		d = since(offs[i], a);
@@ -61,7 +48,7 @@ static void test_readings(void)
 			bad++;
 		}
 	}
-	off_ms = (1LL << 32) - (long long)a;	/* the 32-bit value would be 0 */
+	clock_off_ms = (1LL << 32) - (long long)a;	/* the 32-bit value would be 0 */
 	d = __hak_now_ms();
 	tap_ok(!bad && d != 0,
 	       "the coarse clock counts on past 24.9 and 49.7 days (%u readings off, %u at the wrap)",
@@ -98,7 +85,7 @@ static size_t free_then_age(void)
 		void *q[64];
 		unsigned j;
 
-		off_ms += 1000;
+		clock_off_ms += 1000;
 		for (j = 0; j < 64; j++)
 			q[j] = malloc(3000 + (k & 7) * 1024);
 		for (j = 0; j < 64; j++)
@@ -117,9 +104,9 @@ int main(void)
 	test_readings();
 
 	/* the process ages to day 26 as a running one would: 1000 s steps */
-	off_ms = (1LL << 31) - 10 * 1000 * 1000;
-	while (off_ms < 26 * DAY_MS) {
-		off_ms += 1000 * 1000;
+	clock_off_ms = (1LL << 31) - 10 * 1000 * 1000;
+	while (clock_off_ms < 26 * DAY_MS) {
+		clock_off_ms += 1000 * 1000;
 		free(malloc(3000));
 		free(malloc(300000));
 	}
@@ -127,7 +114,7 @@ int main(void)
 	tap_ok(p >= (16u << 20), "decay passes purge on day 26: %zu KiB purged", p >> 10);
 
 	/* idle for 30 days, no allocator call: the passes are due at once */
-	off_ms += 30 * DAY_MS;
+	clock_off_ms += 30 * DAY_MS;
 	p = free_then_age();
 	tap_ok(p >= (16u << 20), "and after 30 idle days (day 56): %zu KiB purged", p >> 10);
 	tap_finish();

@@ -22,34 +22,21 @@
 #include <pthread.h>
 #include <sys/syscall.h>
 #include "l25_test.h"
+#include "clock_offset.h"
 #include "init.h"
 
 #define NBLK		64
 #define BLK		(256UL << 10)	/* 64 x 256 KiB: 16 MiB */
 #define TAKE		12		/* per tick: 8 from the thread cache, 4 from the shard */
 
-static volatile long long off_ms;
 static void *blk[NBLK];
-
-int clock_gettime(clockid_t id, struct timespec *ts)
-{
-	long r = syscall(SYS_clock_gettime, id, ts);
-	long long off = off_ms, ns;
-
-	if (!r && id == CLOCK_MONOTONIC_COARSE && off) {
-		ns = ts->tv_nsec + (off % 1000) * 1000000LL;
-		ts->tv_sec += off / 1000 + ns / 1000000000LL;
-		ts->tv_nsec = ns % 1000000000LL;
-	}
-	return (int)r;
-}
 
 /* Move the clock, then one slow path (a large block) that ticks the decay. */
 static void age_and_tick(unsigned ms)
 {
 	void *p;
 
-	off_ms += ms;
+	clock_off_ms += ms;
 	p = malloc(lt_opaque(4UL << 20));
 	((volatile char *)p)[0] = 1;
 	free(p);
@@ -98,7 +85,7 @@ static void demand_tick(unsigned ms)
 	void *q[TAKE];
 	unsigned j;
 
-	off_ms += ms;
+	clock_off_ms += ms;
 	for (j = 0; j < TAKE; j++) {
 		q[j] = malloc(lt_opaque(BLK));
 		memset(q[j], 3, 4096);
@@ -175,7 +162,7 @@ static void test_idle(void)
 	age_and_tick(10);
 	free_all();
 	a = l25();
-	off_ms += hold + 100;	/* idle: no allocator call at all */
+	clock_off_ms += hold + 100;	/* idle: no allocator call at all */
 	age_and_tick(1);
 	age_and_tick(delay / 4 + 1);
 	b = l25();
@@ -201,7 +188,7 @@ static void test_other_class(void)
 		void *q[16];
 		unsigned j;
 
-		off_ms += 60;
+		clock_off_ms += 60;
 		for (j = 0; j < 16; j++) {
 			q[j] = malloc(lt_opaque(40000));
 			*(volatile char *)q[j] = 1;
@@ -219,7 +206,7 @@ static void test_other_class(void)
 
 int main(void)
 {
-	off_ms = 1000;
+	clock_off_ms = 1000;
 	age_and_tick(1);	/* initialises the library: the delay is known */
 	if (__hak_opt.purge_delay_ms != 250) {
 		tap_skip_all("the steps are timed for a purge delay of 250 ms, not %zu",
