@@ -1658,7 +1658,7 @@ static void pool_decay(struct hak_heap *h)
  * every lane's table and sleeps) never collects what other threads free to
  * it, so those blocks sat on its slabs' remote stacks, counted out, for as
  * long as it slept: 3.0 MB of larson's 20-24 MB at 2 threads
- * (Documentation/design.md, "Scaling past the cores", the sixteenth pass).
+ * (Documentation/design.md, "Scaling past the cores", the seventeenth pass).
  * Collected here, they are free on their slabs' lists, where the scan that
  * follows purges their whole pages, and a slab they empty goes back to its
  * superslab beyond the one kept per class (slab_emptied), whose pages the

@@ -2,7 +2,7 @@
 /*
  * idle_collect: the remote frees of an owner that makes no allocator call
  * are collected by the decay pass (lib/heap.c, idle_collect;
- * Documentation/design.md, "Scaling past the cores", the sixteenth pass).
+ * Documentation/design.md, "Scaling past the cores", the seventeenth pass).
  * Before, they sat on its slabs' remote stacks for as long as it slept:
  * larson's main thread, which fills every lane's table and sleeps, held
  * 3 MB that way.
