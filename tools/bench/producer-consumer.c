@@ -4,20 +4,38 @@
  * them to <threads> consumer threads, which free them.  Every free is a
  * cross-thread (remote) free, the pattern of pipelines and message queues.
  *
- *   usage: producer-consumer threads ops_per_producer min max seed
+ *   usage: producer-consumer threads ops_per_producer min max seed [pin [depth]]
  *
  * Each producer/consumer pair shares a single-producer single-consumer ring
  * of batches of BATCH pointers, so the queue costs one synchronisation per
- * BATCH blocks and the allocator dominates.  One operation = one block
- * allocated by a producer and freed by its consumer.
+ * BATCH blocks and the allocator dominates.  A producer may run up to depth
+ * batches (1..RING, default RING) ahead of its consumer.  One operation =
+ * one block allocated by a producer and freed by its consumer.
+ *
+ * Placement (pin): by default (1) both threads of pair i are pinned to the
+ * i-th CPU the process may use (modulo their number), so a pair takes
+ * turns on one CPU: the producer runs until depth batches are in flight
+ * and yields, the consumer frees them all and yields.  Every free is still
+ * a remote free (another thread's cache), and the hand-over is the same for
+ * every allocator (two context switches per depth batches).  With depth 1
+ * the queue holds at most one batch even if the allocator yields inside
+ * malloc; deeper, such a yield lets the consumer drain the ring early.
+ *
+ * Unpinned (0), where the scheduler put the two ends decided the result:
+ * both on one CPU (a hand-over every full ring, as pinned) or one on each,
+ * where every block's cache lines cross between the cores and the CPU per
+ * run itself took one of two values ~3x apart; so one build measured 8.6
+ * to 52.8 Mops/s in five rounds (Documentation/benchmarks.md,
+ * "producer-consumer: pinned pairs").
  */
+#define _GNU_SOURCE
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include "bench.h"
 
 #define BATCH		64
-#define RING		16	/* batches in flight per pair */
+#define RING		16	/* most batches in flight per pair */
 #define CACHELINE	64
 
 struct pair {
@@ -25,11 +43,13 @@ struct pair {
 	_Alignas(CACHELINE) atomic_ulong tail;	/* batches produced */
 	_Alignas(CACHELINE) void *ring[RING][BATCH];
 	unsigned long batches;
+	unsigned long depth;	/* batches the producer may run ahead */
 	size_t min, max;
 	uint64_t seed;
 };
 
 static atomic_int go;
+static int pinned;	/* both ends of a pair share one CPU */
 
 static void wait_go(void)
 {
@@ -37,9 +57,14 @@ static void wait_go(void)
 		sched_yield();
 }
 
+/*
+ * Wait for the other end of the pair.  Pinned, it shares our CPU and can
+ * only make progress once we yield, so spinning would only add a constant
+ * to every hand-over.
+ */
 static void backoff(unsigned *spins)
 {
-	if (++*spins < 64)
+	if (!pinned && ++*spins < 64)
 		__builtin_ia32_pause();
 	else
 		sched_yield();
@@ -59,7 +84,7 @@ static void *producer(void *arg)
 
 		for (;;) {
 			head = atomic_load_explicit(&pr->head, memory_order_acquire);
-			if (b - head < RING)
+			if (b - head < pr->depth)
 				break;
 			backoff(&s);
 		}
@@ -99,14 +124,16 @@ int main(int argc, char **argv)
 {
 	struct pair *pairs;
 	pthread_t *tids;
-	unsigned long ops, seed;
+	unsigned long ops, seed, depth;
 	size_t min, max;
-	int threads;
+	int threads, ncpus = 0;
+	cpu_set_t allowed;
+	pthread_attr_t attr;
 	double t0, t1;
 	char extra[96];
 
-	if (argc != 6) {
-		fprintf(stderr, "usage: %s threads ops_per_producer min max seed\n",
+	if (argc < 6 || argc > 8) {
+		fprintf(stderr, "usage: %s threads ops_per_producer min max seed [pin [depth]]\n",
 			argv[0]);
 		return 2;
 	}
@@ -115,8 +142,15 @@ int main(int argc, char **argv)
 	min = arg_long(argv[3], "min");
 	max = arg_long(argv[4], "max");
 	seed = arg_long(argv[5], "seed");
-	if (threads < 1 || ops < BATCH || !min || max < min)
+	pinned = argc > 6 ? arg_long(argv[6], "pin") != 0 : 1;
+	depth = argc > 7 ? (unsigned long)arg_long(argv[7], "depth") : RING;
+	if (threads < 1 || ops < BATCH || !min || max < min || !depth ||
+	    depth > RING)
 		die("bad arguments");
+	if (pinned && sched_getaffinity(0, sizeof(allowed), &allowed))
+		die("sched_getaffinity failed");
+	if (pinned)
+		ncpus = CPU_COUNT(&allowed);
 
 	if (posix_memalign((void **)&pairs, CACHELINE, sizeof(*pairs) * threads))
 		die("out of memory");
@@ -125,12 +159,29 @@ int main(int argc, char **argv)
 		atomic_init(&pairs[i].head, 0);
 		atomic_init(&pairs[i].tail, 0);
 		pairs[i].batches = ops / BATCH;
+		pairs[i].depth = depth;
 		pairs[i].min = min;
 		pairs[i].max = max;
 		pairs[i].seed = seed * 31 + i;
-		if (pthread_create(&tids[2 * i], NULL, producer, &pairs[i]) ||
-		    pthread_create(&tids[2 * i + 1], NULL, consumer, &pairs[i]))
+		if (pthread_attr_init(&attr))
+			die("pthread_attr_init failed");
+		if (pinned) {
+			cpu_set_t one;
+			int cpu = -1;
+
+			/* The (i mod ncpus)-th CPU of the allowed set. */
+			for (int n = i % ncpus; n >= 0; n--)
+				while (!CPU_ISSET(++cpu, &allowed))
+					;
+			CPU_ZERO(&one);
+			CPU_SET(cpu, &one);
+			if (pthread_attr_setaffinity_np(&attr, sizeof(one), &one))
+				die("pthread_attr_setaffinity_np failed");
+		}
+		if (pthread_create(&tids[2 * i], &attr, producer, &pairs[i]) ||
+		    pthread_create(&tids[2 * i + 1], &attr, consumer, &pairs[i]))
 			die("pthread_create failed");
+		pthread_attr_destroy(&attr);
 	}
 	t0 = now_sec();
 	atomic_store_explicit(&go, 1, memory_order_release);
@@ -138,8 +189,9 @@ int main(int argc, char **argv)
 		pthread_join(tids[i], NULL);
 	t1 = now_sec();
 
-	snprintf(extra, sizeof(extra), " min=%zu max=%zu batch=%d", min, max,
-		 BATCH);
+	snprintf(extra, sizeof(extra),
+		 " min=%zu max=%zu batch=%d depth=%lu pinned=%d", min, max, BATCH,
+		 depth, pinned);
 	bench_report("producer-consumer", threads,
 		     (double)(ops / BATCH * BATCH) * threads, t1 - t0, extra);
 	free(tids);

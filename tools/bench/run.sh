@@ -298,7 +298,7 @@ suite=(
 	"random-mixed-128|0|random-mixed 128 15000000 4096 42"
 	"random-mixed-1024|0|random-mixed 1024 10000000 4096 42"
 	"producer-consumer|1|producer-consumer @T@ @W:1500000@ 8 512 42"
-	"producer-consumer-mid|1|producer-consumer @T@ @W:8000@ 8192 524288 42"
+	"producer-consumer-mid|1|producer-consumer @T@ @W:8000@ 8192 524288 42 1 1"
 	"cache-scratch|1|cache-scratch @T@ @W:1000@ 8 40000"
 	"thread-churn|1|thread-churn @T@ 8000 64 42"
 	"mid-size|1|size-mix mid-size @T@ 1000000 1024 262144 256 42 0.75"
