@@ -19,7 +19,8 @@
  *           high-water mark of live blocks above its capacity; doubling
  *           stops once the capacity covers it (the refills stop), so the
  *           capacity ends within 2x of the mark. The refill that follows
- *           takes half the new capacity.
+ *           takes half the new capacity (at most 64 KiB of blocks of a
+ *           class of 512 B or more: lib/heap.c, refill_want).
  *   Shrink: at the end of a window, a class that had neither refill nor
  *           overflow for ADAPT_COLD_WINDOWS windows halves its capacity
  *           (and again each further idle window, down to the floor); the
