@@ -1251,7 +1251,7 @@ static bool shard_trylock(struct l25_shard *v) __attribute__((warn_unused_result
 static bool shard_trylock(struct l25_shard *v)
 {
 	/* inside fork's window every lock is this thread's: no hand-over */
-	return !hak_lock_passed() && !pthread_mutex_trylock(&v->lock.mu);
+	return hak_trylock(&v->lock);
 }
 
 static __noinline struct l25_region *region_steal(struct l25_shard *sh, unsigned c)
