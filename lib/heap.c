@@ -1623,7 +1623,8 @@ size_t __hak_heap_purge_pages(unsigned now, unsigned delay)
 	 * only aged: its slabs are likely to empty whole, and purging pages
 	 * first would only add madvise calls and TLB shootdowns.
 	 */
-	act = h->stats.blocks_flushed + h->stats.remote_collected;
+	/* relaxed: the decay pass writes remote_collected too (idle_collect) */
+	act = h->stats.blocks_flushed + arch_load_relaxed(&h->stats.remote_collected);
 	busy = act - h->page_pass_act > HAK_PURGE_BUSY_BLOCKS;
 	h->page_pass_act = act;
 	h->page_pass_ms = now;
@@ -2520,7 +2521,8 @@ static bool heap_handover(struct hak_tcache *tc, struct hak_heap *to)
 		return false;
 	}
 	if (!h || h->depth ||
-	    arch_load_relaxed(&to->stats.bytes_out) <= 2 * h->stats.bytes_out)
+	    arch_load_relaxed(&to->stats.bytes_out) <=
+	    2 * arch_load_relaxed(&h->stats.bytes_out))	/* idle_collect writes it too */
 		return false;
 	if (!heap_pool_take(to)) {
 		handover_skip = HAK_IDLE_FREES;	/* adopted or scavenged meanwhile */

@@ -204,7 +204,12 @@ static uint64_t mono_ns(void)
 
 static bool rt_policy(void)
 {
-	int p = sched_getscheduler(0);
+	/*
+	 * The policy comes back with SCHED_RESET_ON_FORK or'ed in when that
+	 * is set, and it always is for a thread made real-time by rtkit (which
+	 * grants nothing without it) or by chrt -R: masked, or they never spin.
+	 */
+	int p = sched_getscheduler(0) & ~SCHED_RESET_ON_FORK;
 
 	return p == SCHED_FIFO || p == SCHED_RR;
 }

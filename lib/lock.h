@@ -109,6 +109,30 @@ static inline void hak_lock(struct hak_lock *l) __acquires(l)
 	(void)hak_lock_waited(l);
 }
 
+/*
+ * Take l only if it is free: true when taken (no lock context: the caller
+ * says __acquire on success). The edge is set as hak_lock_waited() sets
+ * it, so a fork in a signal handler that interrupted the try between l's
+ * word and its holder field knows l for its own; without it, prepare
+ * waited for itself (the L2.5 pool's hand-over, selftests l25_steal_fork).
+ * Inside fork's window (hak_lock_passed) every lock is this thread's, held
+ * for the fork: false.
+ */
+static inline bool hak_trylock(struct hak_lock *l)
+{
+	struct hak_lock *outer = __hak_lock_edge;
+	bool got;
+
+	if (hak_lock_passed())
+		return false;
+	__hak_lock_edge = l;
+	barrier();
+	got = !pthread_mutex_trylock(&l->mu);
+	barrier();
+	__hak_lock_edge = outer;
+	return got;
+}
+
 static inline void hak_unlock(struct hak_lock *l) __releases(l)
 {
 	struct hak_lock *outer = __hak_lock_edge;

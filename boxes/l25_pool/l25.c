@@ -290,7 +290,7 @@ static unsigned tc_key_state;		/* atomic: 0 none, 1 being made, 2 made, 3 failed
 static struct hak_lock pool_lock = HAK_LOCK_INIT;
 static struct l25_region *pool;		/* pool_lock */
 static struct l25_region *all_regions;	/* pool_lock: every mapped region */
-static size_t npool;			/* pool_lock */
+static size_t npool;			/* pool_lock; written atomic (pool_put_list peeks) */
 /* Address space mapped ahead for regions, not yet handed out (pool_lock). */
 static uintptr_t carve_cur, carve_end;
 static unsigned carve_n = 1;		/* regions the next mapping takes */
@@ -551,7 +551,7 @@ static void pool_put_list(struct l25_region *r, bool keep)
 			if (npool < L25_RESERVE) {
 				r->next = pool;
 				pool = r;
-				npool++;
+				arch_store_relaxed(&npool, npool + 1);
 				r = NULL;
 			}
 			hak_unlock(&pool_lock);
@@ -634,7 +634,7 @@ static struct l25_region *region_get(struct l25_shard *sh, unsigned c)
 	r = pool;
 	if (r) {
 		pool = r->next;
-		npool--;
+		arch_store_relaxed(&npool, npool - 1);
 	}
 	hak_unlock(&pool_lock);
 	if (!r) {
@@ -1251,7 +1251,7 @@ static bool shard_trylock(struct l25_shard *v) __attribute__((warn_unused_result
 static bool shard_trylock(struct l25_shard *v)
 {
 	/* inside fork's window every lock is this thread's: no hand-over */
-	return !hak_lock_passed() && !pthread_mutex_trylock(&v->lock.mu);
+	return hak_trylock(&v->lock);
 }
 
 static __noinline struct l25_region *region_steal(struct l25_shard *sh, unsigned c)
@@ -1794,7 +1794,7 @@ size_t hak_l25_release(void)
 	hak_lock(&pool_lock);
 	rel = pool;
 	pool = NULL;
-	npool = 0;
+	arch_store_relaxed(&npool, (size_t)0);
 	cur = carve_cur;
 	end = carve_end;
 	carve_cur = carve_end = 0;
