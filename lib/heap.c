@@ -549,37 +549,61 @@ static void partial_del(struct hak_heap *h, struct hak_slab *s)
 	s->flags &= ~HAK_SLAB_PARTIAL;
 }
 
+/*
+ * Give the empty slab s of h back to its superslab: false when it stays
+ * h's (an empty slab on its class's list). The decay pass's scan of another
+ * heap (scanning_here) never waits for the superslab lock: a fork in a
+ * signal handler that interrupted that lock's holder waits for the scan to
+ * end (__hak_heap_fork_prepare), and the holder cannot let go before its
+ * handler returns; so the scan keeps the slab for a later release instead.
+ */
+static bool slab_give_back(struct hak_heap *h, struct hak_slab *s)
+{
+	struct hak_slab *prev = s->prev, *next = s->next;
+	unsigned c = s->class_idx;
+
+	partial_del(h, s);
+	if (scanning_here ? !__hak_span_free_try(s) : (__hak_span_free(s), false)) {
+		/* back where it was: a walk of the list may hold next */
+		s->prev = prev;
+		s->next = next;
+		if (prev)
+			prev->next = s;
+		else
+			h->partial[c] = s;
+		if (next)
+			next->prev = s;
+		s->flags |= HAK_SLAB_PARTIAL;
+		return false;
+	}
+	HAK_STAT_ADD(h, slabs_released, 1);
+	return true;
+}
+
 /* s just reached used == 0: keep it for reuse or give it back. */
 static void slab_emptied(struct hak_heap *h, struct hak_slab *s)
 {
 	unsigned c = s->class_idx;
 
-	if (h->nempty[c] < HAK_KEEP_EMPTY) {
+	if (h->nempty[c] < HAK_KEEP_EMPTY || !slab_give_back(h, s))
 		h->nempty[c]++;
-		return;
-	}
-	partial_del(h, s);
-	HAK_STAT_ADD(h, slabs_released, 1);
-	__hak_span_free(s);
 }
 
-/* Give every empty slab of h back (thread exit, trim). */
+/* Give every empty slab of h back (thread exit, trim, a pooled heap's decay). */
 static void release_empty(struct hak_heap *h)
 {
 	unsigned c;
 
 	for (c = 0; c < HAK_NCLASS; c++) {
 		struct hak_slab *s = h->partial[c], *next;
+		unsigned kept = 0;
 
 		for (; s; s = next) {
 			next = s->next;
-			if (s->used)
-				continue;
-			partial_del(h, s);
-			HAK_STAT_ADD(h, slabs_released, 1);
-			__hak_span_free(s);
+			if (!s->used && !slab_give_back(h, s))
+				kept++;
 		}
-		h->nempty[c] = 0;
+		h->nempty[c] = kept;
 	}
 }
 

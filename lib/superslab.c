@@ -783,24 +783,13 @@ static size_t ss_release(bool all) __must_hold(&ss_lock)
 	return done;
 }
 
-void __hak_span_free(struct hak_slab *s)
+/* The body of __hak_span_free, ss_lock held, s's guard gone. */
+static void span_free_locked(struct hak_slab *s)
 {
 	struct hak_superslab *ss = (struct hak_superslab *)((uintptr_t)s & ~(HAK_SS_SIZE - 1));
 	unsigned first = __hak_slab_index(s), span = s->span, k;
 	uint32_t run = (1u << span) - 1;
 
-	/*
-	 * The guard becomes an ordinary page again first. Should the OS
-	 * refuse, the slab's pages stay out of circulation (never handed out
-	 * with a guard in them); the class and owner stay, so a stray free
-	 * of them is still sorted out by the slow path.
-	 */
-	if (s->flags & HAK_SLAB_GUARDED) {
-		if (!hak_hd_guard_unset((void *)(__hak_slab_end(s) - HAK_HD_GUARD_PAGE)))
-			return;
-		s->flags &= ~HAK_SLAB_GUARDED;
-	}
-	hak_lock(&ss_lock);
 	for (k = 0; k < span; k++) {
 		ss->slabs[first + k].class_idx = HAK_CLASS_NONE;
 		ss->slabs[first + k].head_off = 0;
@@ -828,7 +817,49 @@ void __hak_span_free(struct hak_slab *s)
 	if ((nr_pages_dirty << HAK_PAGE_SHIFT) > dirty_max ||
 	    nr_free_superslabs > HAK_SS_KEEP)
 		ss_release(false);
+}
+
+/*
+ * The guard becomes an ordinary page again first (no system call under
+ * ss_lock). Should the OS refuse, the slab's pages stay out of circulation
+ * (never handed out with a guard in them); the class and owner stay, so a
+ * stray free of them is still sorted out by the slow path.
+ */
+static bool span_unguard(struct hak_slab *s)
+{
+	if (s->flags & HAK_SLAB_GUARDED) {
+		if (!hak_hd_guard_unset((void *)(__hak_slab_end(s) - HAK_HD_GUARD_PAGE)))
+			return false;
+		s->flags &= ~HAK_SLAB_GUARDED;
+	}
+	return true;
+}
+
+void __hak_span_free(struct hak_slab *s)
+{
+	if (!span_unguard(s))
+		return;
+	hak_lock(&ss_lock);
+	span_free_locked(s);
 	hak_unlock(&ss_lock);
+}
+
+bool __hak_span_free_try(struct hak_slab *s)
+{
+	bool guarded = s->flags & HAK_SLAB_GUARDED;
+
+	if (!span_unguard(s))
+		return true;	/* out of circulation, as in __hak_span_free */
+	if (!hak_trylock(&ss_lock)) {
+		/* kept by its heap: the guard back (a rare path: busy, hardened) */
+		if (guarded && hak_hd_guard_set((void *)(__hak_slab_end(s) - HAK_HD_GUARD_PAGE)))
+			s->flags |= HAK_SLAB_GUARDED;
+		return false;
+	}
+	__acquire(&ss_lock);
+	span_free_locked(s);
+	hak_unlock(&ss_lock);
+	return true;
 }
 
 size_t __hak_ss_release(bool all)

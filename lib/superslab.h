@@ -449,6 +449,12 @@ struct hak_slab *__hak_span_alloc(struct hak_heap *owner, unsigned tag,
 				  unsigned c) __must_check;
 /* Give an empty slab (used == 0, no remote blocks) back to its superslab. */
 void __hak_span_free(struct hak_slab *s);
+/*
+ * The same without waiting for the superslab lock: false, s untouched and
+ * still its heap's, when another thread holds it (the decay pass's scan,
+ * lib/heap.c, slab_give_back).
+ */
+bool __hak_span_free_try(struct hak_slab *s) __must_check;
 
 /*
  * Return free pages to the OS: all of them when all is true, else only as
