@@ -528,11 +528,11 @@ static void *realloc_big_try(void *p, size_t n, size_t old)
 		/* not out of a grow area's slot for headroom alone (lib/grow.h) */
 		if (n <= HAK_GROW_SLOT && want > HAK_GROW_SLOT)
 			want = HAK_GROW_SLOT;
-		q = __hak_large_resize(p, want);
+		q = __hak_large_resize(p, want, n);
 		if (q)
 			return hak_prof_moved(p, q, n);
 	}
-	q = __hak_large_resize(p, n);
+	q = __hak_large_resize(p, n, n);
 	if (q)
 		return hak_prof_moved(p, q, n);
 	return realloc_move(p, old, n);

@@ -785,19 +785,36 @@ link:
 	return link_block(f, q, got, guard, false);
 }
 
+/* Cached bytes a block (e) needs after its guard to reach len bytes. */
+static size_t over_need(const struct large_ent *e, size_t len)
+{
+	size_t need = len - e->len;
+
+	return need > e->guard + HAK_OS_PAGE ? need - e->guard : HAK_OS_PAGE;
+}
+
 /*
  * Grow e's block (at p, unlinked) in place over the cached range right
- * after it: after its guard, with one, which then joins the block (the
- * range brings its own guard). false when there is no such range.
+ * after it, to new_len bytes, or to what the range holds when that is at
+ * least min_len (the caller's request: new_len adds the headroom): after
+ * its guard, with one, which then joins the block (the range brings its
+ * own guard). false when there is no such range.
+ *
+ * Taking a range shorter than the headroom saves a copy of the whole
+ * block into a cached one (realloc-large, 1 thread, fixed work: copied
+ * bytes -40%, CPU -27%; Documentation/boxes/bigcache.md, "Growth over a
+ * range shorter than the headroom").
  */
-static bool grow_over_cache(void *p, struct large_ent *e, size_t new_len)
+static bool grow_over_cache(void *p, struct large_ent *e, size_t min_len, size_t new_len)
 {
 	char *end = (char *)p + e->len;
-	size_t got, need = new_len - e->len;
+	size_t got;
 	void *q;
 
-	need = need > e->guard + HAK_OS_PAGE ? need - e->guard : HAK_OS_PAGE;
-	q = hak_bigcache_take_at(end + e->guard, need, &got);
+	if (min_len > new_len || min_len <= e->len)
+		min_len = new_len;
+	q = hak_bigcache_take_at(end + e->guard, over_need(e, min_len), over_need(e, new_len),
+				 &got);
 	if (!q)
 		return false;
 	if (e->guard && !hak_hd_guard_unset(end)) {
@@ -888,7 +905,7 @@ static void *area_move_out(void *p, struct large_ent *e, size_t new_len)
 	return link_block(f, q, got, guard, false);
 }
 
-void *__hak_large_resize(void *p, size_t n)
+void *__hak_large_resize(void *p, size_t n, size_t least)
 {
 	struct large_ent *e;
 	size_t new_len, fresh;
@@ -915,7 +932,7 @@ void *__hak_large_resize(void *p, size_t n)
 		}
 	} else if (new_len > e->len) {
 		/* The cached range right after p, a cached block, mremap. */
-		if (!grow_over_cache(p, e, new_len)) {
+		if (!grow_over_cache(p, e, large_len(least), new_len)) {
 			q = grow_by_copy(p, e, new_len, false);
 			if (q)
 				return q;

@@ -27,10 +27,12 @@ bool __hak_large_free(void *p);
 /* Usable bytes of p, or 0 when p is not a registered large block. */
 size_t __hak_large_usable(const void *p);
 /*
- * Resize in place or by moving the mapping (mremap). NULL when it cannot:
- * the block is then untouched and still registered.
+ * Resize to n bytes in place or by moving the mapping (mremap). A growth
+ * in place over a cached range may stop short of n at no fewer than least
+ * bytes (least <= n: the caller's request, n with its headroom). NULL when
+ * it cannot: the block is then untouched and still registered.
  */
-void *__hak_large_resize(void *p, size_t n) __must_check;
+void *__hak_large_resize(void *p, size_t n, size_t least) __must_check;
 
 /*
  * Give mappings kept by the BigCache box, and the grow areas' free slots,

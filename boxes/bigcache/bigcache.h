@@ -9,9 +9,10 @@
  *       *got is its real length, *zeroed whether it reads as zero;
  *   hak_bigcache_take_grow(len, &got, &zeroed)  as take, for a realloc
  *       growth's copy: exactly len bytes, the rest left cached after it;
- *   hak_bigcache_take_at(addr, len, &got)  the cached block that starts at
- *       addr, when at least len bytes long (its head, when much longer), or
- *       NULL: lib/large.c grows a block in place over it;
+ *   hak_bigcache_take_at(addr, min, len, &got)  the cached block that
+ *       starts at addr, when at least min bytes long (its head of len
+ *       bytes when longer, all of it when shorter), or NULL: lib/large.c
+ *       grows a block in place over it;
  *   hak_bigcache_take_shorter(len, &got)  after a miss: the longest resident
  *       cached block shorter than len (whole), or NULL: lib/large.c grows
  *       it to len where it lies (its pages stay, only the rest is fresh)
@@ -62,7 +63,7 @@ struct hak_bigcache_stats {
 #define HAK_BIGCACHE_DEFAULT_MAX	((size_t)CONFIG_HAK_BIGCACHE_MAX_MB << 20)
 void *hak_bigcache_take(size_t len, size_t align, size_t *got, bool *zeroed);
 void *hak_bigcache_take_grow(size_t len, size_t *got, bool *zeroed);
-void *hak_bigcache_take_at(void *addr, size_t len, size_t *got);
+void *hak_bigcache_take_at(void *addr, size_t min, size_t len, size_t *got);
 void *hak_bigcache_take_shorter(size_t len, size_t *got);
 bool hak_bigcache_put(void *p, size_t len);
 void hak_bigcache_offset(size_t len);
@@ -87,9 +88,9 @@ static inline void *hak_bigcache_take_grow(size_t len, size_t *got, bool *zeroed
 	(void)len; (void)got; (void)zeroed;
 	return NULL;
 }
-static inline void *hak_bigcache_take_at(void *addr, size_t len, size_t *got)
+static inline void *hak_bigcache_take_at(void *addr, size_t min, size_t len, size_t *got)
 {
-	(void)addr; (void)len; (void)got;
+	(void)addr; (void)min; (void)len; (void)got;
 	return NULL;
 }
 static inline void *hak_bigcache_take_shorter(size_t len, size_t *got)

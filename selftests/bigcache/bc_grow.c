@@ -5,7 +5,8 @@
  * block whose neighbour is not cached grows into a cached block by a copy
  * (no new mapping), taking exactly what it asks when the cached block is
  * a little longer (the rest stays cached behind it, and the next growth
- * extends over it); a block grown over two mappings still grows (mremap or
+ * extends over it); a cached range after a block that is shorter than the
+ * growth's headroom but covers the request is taken whole, in place; a block grown over two mappings still grows (mremap or
  * the copy fallback), shrinks and frees; a block over two kernel mappings
  * that mremap cannot resize has its pages moved to a new mapping; a chain
  * of small increments copies once per 50% of growth, not once per page;
@@ -179,11 +180,45 @@ static void test_grow_exact(size_t s)
 	       "grown into a cached %zu KiB block: exactly %zu KiB out (usable %zu KiB)",
 	       c >> 10, want >> 10, malloc_usable_size(q) >> 10);
 	/* with guard pages the tail's first page is the head's guard */
-	t = hak_bigcache_take_at(q + want + hak_hd_guard_len(), BC_PAGE, &got);
+	t = hak_bigcache_take_at(q + want + hak_hd_guard_len(), BC_PAGE, BC_PAGE, &got);
 	tap_ok(t == q + want + hak_hd_guard_len(), "the rest (%zu KiB) is cached right behind it",
 	       (c - want - hak_hd_guard_len()) >> 10);
 	if (t && !hak_bigcache_put(t, got))
 		munmap(t, got);
+	free(q);
+	malloc_trim(0);
+}
+
+/*
+ * A cached range right after a block that is shorter than the growth's
+ * headroom (half again the block) but covers the request: the block grows
+ * in place over all of it (no copy into a cached block, no mremap).
+ */
+static void test_grow_short_range(size_t s)
+{
+	size_t big = 4 * s + BC_PAGE, g = hak_hd_guard_len(), ext0;
+	unsigned char *a, *b, *q;
+	volatile uintptr_t ub;
+
+	malloc_trim(0);
+	a = bc_launder(malloc(s));
+	b = bc_launder(malloc(big));
+	if (b + big + g != a) {
+		tap_skip("the kernel did not place the two mappings next to each other (%p, %p)",
+			 (void *)b, (void *)a);
+		free(a);
+		free(b);
+		return;
+	}
+	fill(b, big, 10);
+	free(a);
+	ext0 = bc_stats().extends;
+	ub = (uintptr_t)b;
+	q = bc_launder(realloc(b, big + 1));
+	tap_ok((uintptr_t)q == ub && check(q, big, 10) && bc_stats().extends == ext0 + 1 &&
+	       malloc_usable_size(q) == big + g + s,
+	       "%zu KiB grown in place over a cached %zu KiB (headroom %zu KiB): usable %zu KiB",
+	       big >> 10, s >> 10, big / 2 >> 10, malloc_usable_size(q) >> 10);
 	free(q);
 	malloc_trim(0);
 }
@@ -248,7 +283,7 @@ static void test_decay(size_t s)
 		 */
 		free(t);
 		for (i = 0; i < NB; i++)
-			if (hak_bigcache_take_at((void *)BC_PAGE, BC_PAGE, &got))
+			if (hak_bigcache_take_at((void *)BC_PAGE, BC_PAGE, BC_PAGE, &got))
 				tap_bail("take_at of an address never cached");
 		st = bc_stats();
 		rss_after = bc_rss();
@@ -583,6 +618,7 @@ int main(void)
 	test_two_mappings(s);
 	test_grow_by_copy(s);
 	test_grow_exact(s);
+	test_grow_short_range(s);
 	test_increments(s);
 	test_decay(s);
 	test_decay_wanted(s);
