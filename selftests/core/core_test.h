@@ -133,6 +133,61 @@ static inline int ct_quick(void)
 	return quick;
 }
 
+/*
+ * One slow path of the calling thread: a large malloc/free, which ticks
+ * the decay pass (purge, idle_collect, idle_collect_busy).
+ */
+static inline void ct_decay_tick(void)
+{
+	void *p = malloc(4u << 20);
+
+	if (!p)
+		tap_bail("a 4 MiB malloc failed");
+	((volatile char *)p)[0] = 1;
+	free(p);
+}
+
+/*
+ * Free the nb blocks of blk (another thread's, class of bs bytes): they go
+ * home as remote frees; this thread's first refill after them sends home
+ * the runs it still holds (idle_collect, idle_collect_busy).
+ */
+static inline void ct_free_home(void **blk, unsigned nb, size_t bs)
+{
+	unsigned i;
+
+	for (i = 0; i < nb; i++)
+		free(blk[i]);
+	free(ct_launder(malloc(bs)));
+}
+
+/* nb blocks of bs bytes into blk, each filled with its pattern. */
+static inline void ct_alloc_fill(void **blk, unsigned nb, size_t bs)
+{
+	unsigned i;
+
+	for (i = 0; i < nb; i++) {
+		blk[i] = malloc(bs);
+		if (!blk[i])
+			tap_bail("malloc(%zu) failed", bs);
+		ct_fill(blk[i], bs);
+	}
+}
+
+/* Free the nb blocks of ct_alloc_fill(); how many lost their pattern. */
+static inline unsigned long ct_check_free(void **blk, unsigned nb, size_t bs)
+{
+	unsigned long bad = 0;
+	unsigned i;
+
+	for (i = 0; i < nb; i++) {
+		if (ct_check(blk[i], bs) != bs)
+			bad++;
+		free(blk[i]);
+	}
+	return bad;
+}
+
 static inline int ct_is_aligned(const void *p, size_t a)
 {
 	return ((uintptr_t)p & (a - 1)) == 0;

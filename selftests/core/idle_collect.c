@@ -30,66 +30,34 @@ static void *blk[NB];
 static struct hak_stats st[4];
 static unsigned long bad;
 
-/* One slow path of this thread: a large malloc/free ticks the decay. */
-static void tick(void)
-{
-	void *p = malloc(4u << 20);
-
-	if (!p)
-		abort();
-	((volatile char *)p)[0] = 1;
-	free(p);
-}
-
 static void *freer(void *arg)
 {
-	void *q;
 	unsigned i;
 
 	(void)arg;
 	hak_stats_get(&st[0]);
-	for (i = 0; i < NB; i++)
-		free(blk[i]);
-	/* its first refill sends the runs it still holds home */
-	q = malloc(BS);
-	if (!q)
-		abort();
-	free(q);
+	ct_free_home(blk, NB, BS);
 	hak_stats_get(&st[1]);
 	for (i = 0; i < 40; i++) {
 		usleep(CONFIG_HAK_PURGE_DELAY_MS * 1000u / 4 + 1000u);
-		tick();
+		ct_decay_tick();
 		hak_stats_get(&st[2]);
 		if (st[2].remote_collected - st[0].remote_collected >= NB &&
 		    st[2].slabs_released - st[0].slabs_released >= NB * BS / (64u << 10) / 2)
 			break;
 	}
-	for (i = 0; i < NB; i++) {
-		blk[i] = malloc(BS);
-		if (!blk[i])
-			abort();
-		ct_fill(blk[i], BS);
-	}
+	ct_alloc_fill(blk, NB, BS);
 	hak_stats_get(&st[3]);
-	for (i = 0; i < NB; i++) {
-		if (ct_check(blk[i], BS) != BS)
-			bad++;
-		free(blk[i]);
-	}
+	bad = ct_check_free(blk, NB, BS);
 	return NULL;
 }
 
 int main(void)
 {
 	pthread_t t;
-	unsigned i;
 
 	tap_plan(6);
-	for (i = 0; i < NB; i++) {
-		blk[i] = malloc(BS);
-		if (!blk[i])
-			abort();
-	}
+	ct_alloc_fill(blk, NB, BS);
 	if (pthread_create(&t, NULL, freer, NULL))
 		abort();
 	pthread_join(t, NULL);
@@ -109,18 +77,8 @@ int main(void)
 	       st[2].mapped_bytes, st[3].mapped_bytes);
 	tap_ok(bad == 0, "the freer's blocks intact (%lu bad)", bad);
 
-	bad = 0;
-	for (i = 0; i < NB; i++) {
-		blk[i] = malloc(BS);
-		if (!blk[i])
-			abort();
-		ct_fill(blk[i], BS);
-	}
-	for (i = 0; i < NB; i++) {
-		if (ct_check(blk[i], BS) != BS)
-			bad++;
-		free(blk[i]);
-	}
+	ct_alloc_fill(blk, NB, BS);
+	bad = ct_check_free(blk, NB, BS);
 	tap_ok(bad == 0, "the owner, back at work: %d blocks intact (%lu bad)", NB, bad);
 	tap_finish();
 	return 0;

@@ -45,35 +45,17 @@ int __wrap_pthread_mutex_trylock(pthread_mutex_t *m)
 	return __real_pthread_mutex_trylock(m);
 }
 
-/* One slow path of this thread: a large malloc/free ticks the decay. */
-static void tick(void)
-{
-	void *p = malloc(4u << 20);
-
-	if (!p)
-		abort();
-	((volatile char *)p)[0] = 1;
-	free(p);
-}
-
 static void *freer(void *arg)
 {
-	void *q;
 	unsigned i;
 
 	(void)arg;
 	hak_stats_get(&st[0]);
-	for (i = 0; i < NB; i++)
-		free(blk[i]);
-	/* its first refill sends the runs it still holds home */
-	q = malloc(BS);
-	if (!q)
-		abort();
-	free(q);
+	ct_free_home(blk, NB, BS);
 	for (i = 0; i < 40; i++) {
 		usleep(CONFIG_HAK_PURGE_DELAY_MS * 1000u / 4 + 1000u);
 		armed = 1;
-		tick();
+		ct_decay_tick();
 		armed = 0;
 		hak_stats_get(&st[1]);
 		if (st[1].remote_collected - st[0].remote_collected >= NB)
@@ -85,15 +67,10 @@ static void *freer(void *arg)
 int main(void)
 {
 	pthread_t t;
-	unsigned long bad = 0;
-	unsigned i;
+	unsigned long bad;
 
 	tap_plan(5);
-	for (i = 0; i < NB; i++) {
-		blk[i] = malloc(BS);
-		if (!blk[i])
-			abort();
-	}
+	ct_alloc_fill(blk, NB, BS);
 	if (pthread_create(&t, NULL, freer, NULL))
 		abort();
 	pthread_join(t, NULL);
@@ -112,17 +89,8 @@ int main(void)
 	       "the kept slabs went back at the owner's release (%llu released, %u slabs' worth)",
 	       (unsigned long long)(st[2].slabs_released - st[1].slabs_released), SLABS);
 
-	for (i = 0; i < NB; i++) {
-		blk[i] = malloc(BS);
-		if (!blk[i])
-			abort();
-		ct_fill(blk[i], BS);
-	}
-	for (i = 0; i < NB; i++) {
-		if (ct_check(blk[i], BS) != BS)
-			bad++;
-		free(blk[i]);
-	}
+	ct_alloc_fill(blk, NB, BS);
+	bad = ct_check_free(blk, NB, BS);
 	tap_ok(bad == 0, "the owner, back at work: %d blocks intact (%lu bad)", NB, bad);
 	tap_finish();
 	return 0;

@@ -34,15 +34,6 @@ static void sleep_ms(unsigned ms)
 	usleep(ms * 1000u);
 }
 
-/* One slow path of this thread: a large malloc/free ticks the decay. */
-static void tick(void)
-{
-	void *p = malloc(4u << 20);
-
-	((volatile char *)p)[0] = 1;
-	free(p);
-}
-
 static void test_pages(void)
 {
 	static unsigned char *b[NB], *again[NB];
@@ -65,16 +56,16 @@ static void test_pages(void)
 		free(b[i]);
 		b[i] = NULL;
 	}
-	tick();
+	ct_decay_tick();
 	sleep_ms(3 * CONFIG_HAK_PURGE_DELAY_MS + 30);
-	tick();
+	ct_decay_tick();
 	sleep_ms(CONFIG_HAK_PURGE_DELAY_MS + 30);
-	tick();
+	ct_decay_tick();
 	after = ct_status_kib("VmRSS");
 	hak_stats_get(&st);
 	/*
 	 * One live block per 32 KiB: at most an eighth of the pages stay,
-	 * plus tick()'s own 4 MiB block, which BigCache keeps resident (the
+	 * plus ct_decay_tick()'s own 4 MiB block, which BigCache keeps resident (the
 	 * program takes one every tick: a block it still requests). The
 	 * same with the hugepage box: it withdraws its advice from a
 	 * superslab before purging pages inside its slabs, so khugepaged
@@ -128,12 +119,12 @@ static void test_decay(void)
 	 * delay later.
 	 */
 	for (int i = 0; i < 3; i++) {
-		tick();
+		ct_decay_tick();
 		sleep_ms(CONFIG_HAK_PURGE_DELAY_MS / 4 + 30);
 	}
-	tick();
+	ct_decay_tick();
 	sleep_ms(2 * CONFIG_HAK_PURGE_DELAY_MS + 30);
-	tick();
+	ct_decay_tick();
 	hak_stats_get(&st);
 	/*
 	 * The hugepage box keeps the few free pages (4 at most, 256 KiB) of
@@ -179,7 +170,7 @@ static void test_idle_thread(void)
 	sleep_ms(2 * CONFIG_HAK_PURGE_DELAY_MS);
 	for (int i = 0; i < 4; i++) {
 		sleep_ms(CONFIG_HAK_PURGE_DELAY_MS + 30);
-		tick();
+		ct_decay_tick();
 		after = ct_status_kib("VmRSS");
 		if (after + 16 * 1024 < before)
 			break;
