@@ -559,21 +559,12 @@ static void partial_del(struct hak_heap *h, struct hak_slab *s)
  */
 static bool slab_give_back(struct hak_heap *h, struct hak_slab *s)
 {
-	struct hak_slab *prev = s->prev, *next = s->next;
-	unsigned c = s->class_idx;
-
 	partial_del(h, s);
-	if (scanning_here ? !__hak_span_free_try(s) : (__hak_span_free(s), false)) {
-		/* back where it was: a walk of the list may hold next */
-		s->prev = prev;
-		s->next = next;
-		if (prev)
-			prev->next = s;
-		else
-			h->partial[c] = s;
-		if (next)
-			next->prev = s;
-		s->flags |= HAK_SLAB_PARTIAL;
+	if (!scanning_here) {
+		__hak_span_free(s);
+	} else if (!__hak_span_free_try(s)) {
+		/* at the list's head: a walk that saved s->next goes on from there */
+		partial_add(h, s);
 		return false;
 	}
 	HAK_STAT_ADD(h, slabs_released, 1);

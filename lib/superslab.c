@@ -825,10 +825,15 @@ static void span_free_locked(struct hak_slab *s)
  * (never handed out with a guard in them); the class and owner stay, so a
  * stray free of them is still sorted out by the slow path.
  */
+static void *span_guard_page(const struct hak_slab *s)
+{
+	return (void *)(__hak_slab_end(s) - HAK_HD_GUARD_PAGE);
+}
+
 static bool span_unguard(struct hak_slab *s)
 {
 	if (s->flags & HAK_SLAB_GUARDED) {
-		if (!hak_hd_guard_unset((void *)(__hak_slab_end(s) - HAK_HD_GUARD_PAGE)))
+		if (!hak_hd_guard_unset(span_guard_page(s)))
 			return false;
 		s->flags &= ~HAK_SLAB_GUARDED;
 	}
@@ -852,7 +857,7 @@ bool __hak_span_free_try(struct hak_slab *s)
 		return true;	/* out of circulation, as in __hak_span_free */
 	if (!hak_trylock(&ss_lock)) {
 		/* kept by its heap: the guard back (a rare path: busy, hardened) */
-		if (guarded && hak_hd_guard_set((void *)(__hak_slab_end(s) - HAK_HD_GUARD_PAGE)))
+		if (guarded && hak_hd_guard_set(span_guard_page(s)))
 			s->flags |= HAK_SLAB_GUARDED;
 		return false;
 	}
