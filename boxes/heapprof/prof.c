@@ -38,6 +38,7 @@
 #include <errno.h>
 #include <stddef.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -514,19 +515,37 @@ static void hp_default_path(char *buf, size_t len, unsigned seq)
 	strcpy(buf + n, hp_format == HP_FMT_PPROF ? ".pb.gz" : ".folded");
 }
 
+/*
+ * Cancellation is off for the whole dump: open, write, read (pprof.c
+ * reads /proc/self/maps and the modules' files) and close are
+ * cancellation points, and the dump runs with the profile lock held,
+ * inside malloc or free when HAKMEM_PROF_SIGNAL asked for it. A thread
+ * cancelled in a blocked write was unwound with the lock held, and every
+ * later sample, sampled free and fork spun on it for good
+ * (selftests/heapprof/hp_cancel); malloc and free must not be
+ * cancellation points anyway (selftests/core/cancel_points).
+ */
 static int hp_dump_to(const char *path)
 {
-	int fd, rc, err;
+	int fd, rc, err, cancel;
 
+	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel);
 	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return -1;
+	if (fd < 0) {
+		err = errno;
+		rc = -1;
+		goto out;
+	}
 	prof_lock_take();
 	rc = __hak_prof_write(fd, hp_format, hp_all, hp_mean);
 	prof_lock_drop();
 	err = errno;
-	if (close(fd) < 0 && rc == 0)
-		return -1;
+	if (close(fd) < 0 && rc == 0) {
+		err = errno;
+		rc = -1;
+	}
+out:
+	pthread_setcancelstate(cancel, NULL);
 	errno = err;
 	return rc;
 }
@@ -622,8 +641,14 @@ __attribute__((destructor)) static void hp_exit(void)
 	hp_default_path(path, sizeof(path), 0);
 	if (hp_dump_to(path) < 0)
 		__hak_report("heap profile %s: %s", path, strerror(errno));
-	if (__hak_opt.prof_leaks)
+	if (__hak_opt.prof_leaks) {
+		int cancel;
+
+		/* write() under the profile lock, as in hp_dump_to() */
+		pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel);
 		hp_leaks();
+		pthread_setcancelstate(cancel, NULL);
+	}
 	hp_busy = 0;
 }
 
