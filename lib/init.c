@@ -136,6 +136,35 @@ static void thread_exit(void *arg)
  * call async-signal-safe functions (POSIX), so it never reaches malloc.
  */
 __thread int __hak_fork_holder __attribute__((tls_model("initial-exec")));
+
+#ifdef __GLIBC__
+/* What pthread_atfork() calls, with the caller's __dso_handle (glibc 2.3.2 on). */
+extern int __register_atfork(void (*prepare)(void), void (*parent)(void),
+			     void (*child)(void), void *dso_handle);
+#endif
+
+/*
+ * Register fork handlers that stay registered for the life of the process.
+ * pthread_atfork() ties them to the calling object, and glibc's
+ * __cxa_finalize() for that object (run by exit() with the object's
+ * destructors, or by dlclose) takes them off the list. exit() runs while
+ * other threads still fork, and glibc's fork drops its handler-list lock
+ * while each handler runs: the handlers were removed between a fork's
+ * prepare (every allocator lock and the stream-list lock taken) and its
+ * parent handler, which then never ran, nor did the child's; exit() waited
+ * in _IO_cleanup for the stream-list lock and the child for the allocator's,
+ * for good (selftests/core/exit_fork: 7 runs in 10 hung). The allocator
+ * serves the process until its very end (it is never unloaded while in use),
+ * so its handlers are registered with no object, which nothing unregisters.
+ */
+int __hak_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void))
+{
+#ifdef __GLIBC__
+	return __register_atfork(prepare, parent, child, NULL);
+#else
+	return pthread_atfork(prepare, parent, child);
+#endif
+}
 /* this thread's fork took the locks (prepare, parent and child all run on it) */
 static __thread bool fork_locked;
 /* the calling thread's id, for __hak_lock_mine (0: not read yet) */
@@ -353,7 +382,7 @@ void __hak_init_slow(void)
 	 * registration itself may allocate (it then holds glibc's handler-list
 	 * lock, which keeps any fork out of its locked window meanwhile).
 	 */
-	pthread_atfork(fork_prepare, fork_parent, fork_child);
+	__hak_atfork(fork_prepare, fork_parent, fork_child);
 	__hak_options_read();
 	if (!__hak_opt.purge_batch)
 		__hak_os_purge_batch_off();

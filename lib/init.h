@@ -57,6 +57,8 @@ static inline void __hak_init(void)
 
 /* Read the option table from the environment (init.c calls it once). */
 void __hak_options_read(void);
+/* pthread_atfork() that exit() and dlclose() never undo (init.c). */
+int __hak_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void));
 
 /* Arrange for the calling thread's heap to be detached at thread exit. */
 void __hak_thread_register(struct hak_tcache *tc);

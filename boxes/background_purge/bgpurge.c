@@ -13,8 +13,8 @@
  * handlers); it never allocates.
  *
  * Fork: the child has no purge thread. An atfork child handler (registered
- * at the first start) puts the state back to 0, so the child starts its
- * own at its first slow path, if it has the option on.
+ * at the first start, for good: __hak_atfork) puts the state back to 0, so
+ * the child starts its own at its first slow path, if it has the option on.
  *
  * Exit: the thread is detached and exit() ends it with the process; it
  * holds no lock across its sleep.
@@ -110,7 +110,7 @@ void hak_bgpurge_start(void)
 		return;
 	if (!arch_load_relaxed(&bg_atfork_done)) {
 		arch_store_relaxed(&bg_atfork_done, 1);
-		pthread_atfork(NULL, NULL, bg_fork_child);
+		__hak_atfork(NULL, NULL, bg_fork_child);
 	}
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
