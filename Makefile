@@ -322,9 +322,12 @@ $(lib-objs): $(objtree)/%.o: $(srctree)/%.c FORCE
 	@mkdir -p $(@D)
 	$(call if_changed_cc,cc_o_c)
 
+# -z nodelete: the fork handlers stay registered for the life of the process
+# (lib/init.c, __hak_atfork), so the code they point to must never be unmapped
+# by a dlclose.
 quiet_cmd_ld_so = LD      $(call short,$@)
       cmd_ld_so = $(CC) $(opt-flags) $(KCFLAGS) $(KLDFLAGS) -shared -o $@ $(lib-objs) \
-	-Wl,-soname,libhakmem.so -Wl,-z,defs -lpthread $(lib-ldlibs)
+	-Wl,-soname,libhakmem.so -Wl,-z,defs -Wl,-z,nodelete -lpthread $(lib-ldlibs)
 
 quiet_cmd_ar = AR      $(call short,$@)
       cmd_ar = rm -f $@; $(AR) rcsD $@ $(lib-objs)

@@ -155,7 +155,8 @@ extern int __register_atfork(void (*prepare)(void), void (*parent)(void),
  * in _IO_cleanup for the stream-list lock and the child for the allocator's,
  * for good (selftests/core/exit_fork: 7 runs in 10 hung). The allocator
  * serves the process until its very end (it is never unloaded while in use),
- * so its handlers are registered with no object, which nothing unregisters.
+ * so its handlers are registered with no object, which nothing unregisters
+ * (and the shared library is linked -z nodelete: a dlclose never unmaps them).
  */
 int __hak_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void))
 {
