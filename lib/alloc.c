@@ -286,12 +286,46 @@ void *__hak_alloc_big(size_t n)
  * A free the page map did not match to this thread: another heap's block
  * (or this thread has no heap yet), a free page, a mid or large block,
  * NULL, a foreign pointer; also every small free when the map could not
- * be reserved. A block of the idle owner this thread caches frees by its
- * page-map entry (below); the rest are sorted out by the 2 MiB registry
- * and the superslab's page lines, as the fast path did before the page
- * map.
+ * be reserved. ex is the fast path's entry with our tag byte XORed in
+ * (lib/alloc.h). An entry that is not 0 proves p a block of a live slab
+ * of the heap it names and gives its class, exactly as the fast path's
+ * match proves one of ours: a block of the idle owner this thread caches
+ * is pushed here, any other heap's goes home by its entry
+ * (__hak_free_home), and neither the registry nor the superslab's page
+ * lines are read (they took 20 of the 33 instructions this function spent
+ * per block, and __hak_free_remote read the owner's line again: 7;
+ * Documentation/benchmarks.md, "Where hakmem's extra instructions per
+ * block go"). A pointer at or above 2^47, whose index the fixed or
+ * wrapped map wraps onto some page, is refused by its bin's boundary
+ * mask (HAK_MASK_HIGH) before anything reads or writes through it, as on
+ * the fast path. With the header box the class is the header's, not the
+ * map's: it sorts every such free out as before.
  */
-void __hak_free_slow(void *p)
+void __hak_free_slow(void *p, uintptr_t ex)
+{
+	hak_tc_tls *t = __hak_tc_tls();
+
+	if (!HAK_HDR_SIZE && likely(ex & 0xff00)) {
+		uintptr_t e = ex ^ (t->tagx & 0xff00);
+
+		if (likely(e >> 8)) {
+			if ((e >> 8) == __hak_rf_tag)
+				__hak_tcache_push_ix(t, p, e & 0xff, __hak_free_key());
+			else
+				__hak_free_home(p, e & 0xff);
+			return;
+		}
+	}
+	__hak_free_any(p);
+}
+
+/*
+ * The rest: sorted out by the 2 MiB registry and the superslab's page
+ * lines, as the fast path did before the page map. A block of the idle
+ * owner this thread caches frees by its page-map entry (below): with the
+ * header box, or when __hak_free_home sends a free back here.
+ */
+void __hak_free_any(void *p)
 {
 	uintptr_t a = (uintptr_t)p;
 	uint32_t rf = __hak_rf_tag;

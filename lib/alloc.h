@@ -95,8 +95,17 @@ static __always_inline unsigned __hak_block_owner(uintptr_t a)
 	return __hak_page_owner(a);
 }
 
-/* Free of anything the fast path does not take (alloc.c). */
-void __hak_free_slow(void *p) HAK_SLOWPATH;
+/*
+ * Free of anything the fast path does not take (alloc.c). ex is the fast
+ * path's page-map entry of p with this thread's tag byte XORed into its
+ * owner byte (arch_tls_xor_byte1_ne), or 0 when no entry was read (p
+ * outside the map): its owner byte is then 0, which the fast path never
+ * sends here otherwise (that byte not 0 is its branch). The slow path
+ * takes another heap's block by the entry, as the fast path does ours,
+ * and sorts anything else out from the registry (__hak_free_any,
+ * tcache.h).
+ */
+void __hak_free_slow(void *p, uintptr_t ex) HAK_SLOWPATH;
 
 /*
  * Bin index of small block p whose page-map entry matched this thread
@@ -138,7 +147,7 @@ HAK_FASTPATH void __hak_free(void *p)
 	arch_tls_ix_reg_free(ix);
 	if (unlikely(arch_tls_xor_byte1_ne(&ix, (uintptr_t)t, HAK_TC_TAGB_OFF))) {
 slow:
-		__hak_free_slow(p);
+		__hak_free_slow(p, ix);
 		return;
 	}
 	arch_tls_ix_reg_free(ix);

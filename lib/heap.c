@@ -773,10 +773,18 @@ static void local_free(struct hak_heap *h, struct hak_slab *s, void *p)
 #define HAK_RUN_BYTES	4096
 #endif
 
+/*
+ * s is NULL while the run is empty, so run_add() tests one word; left
+ * counts down to the send, and the run holds lim - left blocks. lim
+ * depends on the class only: worked out at the class's first run and
+ * kept (the division, a DIV per run, was the most of what starting one
+ * cost beyond sending the last).
+ */
 struct hak_run {
 	struct hak_slab *s;
 	void *head, *tail;
-	uint32_t n, lim;	/* blocks held; sent home at lim */
+	uint32_t left;		/* blocks it takes before it goes home */
+	uint32_t lim;		/* blocks a run of the class holds; 0: not known yet */
 };
 
 static __thread struct hak_run runs[HAK_NCLASS] __attribute__((tls_model("initial-exec")));
@@ -785,16 +793,27 @@ static __thread uint64_t runs_held __attribute__((tls_model("initial-exec")));
 
 HAK_BUILD_BUG_ON(HAK_NCLASS > 64);
 
-static inline struct hak_run *run_of(unsigned c)
+/*
+ * The run of class c as run_add() addresses it: relative to the thread
+ * pointer, one operand per field (asm/tls.h), where &runs[c] took
+ * %fs:0, the GOT's offset and two ADDs, twice (9 instructions a block
+ * with the LEA for the calls' argument, which now take c).
+ */
+typedef struct hak_run ARCH_TLS_SEG hak_run_tls;
+
+static __always_inline hak_run_tls *run_tls(unsigned c)
 {
-	return &runs[c];
+	return (hak_run_tls *)(arch_tls_off(runs) + (uintptr_t)c * sizeof(struct hak_run));
 }
 
+/* The push last, a tail call (no register to save around it). */
 static void run_send(struct hak_run *r)
 {
-	__hak_remote_push(r->s, r->head, r->tail, r->n);
-	r->n = 0;
+	struct hak_slab *s = r->s;
+
+	r->s = NULL;
 	runs_held &= ~(1ull << (r - runs));
+	__hak_remote_push(s, r->head, r->tail, r->lim - r->left);
 }
 
 /* Send every run home (this thread's slow paths, exit, hand-over). */
@@ -817,51 +836,62 @@ static bool run_holds(const void *p, unsigned c)
 
 	if (c >= HAK_NCLASS)
 		return false;
-	r = run_of(c);
-	return r->n && on_list(r->head, p, r->n);
+	r = &runs[c];
+	return r->s && on_list(r->head, p, r->lim - r->left);
 }
 
 /*
- * p (class c) starts this thread's run r of slab s, after r's blocks of
- * another slab went home. Out of line, like run_full(), so that the
+ * p (class c) starts this thread's run of slab s, after the run's blocks
+ * of another slab went home. Out of line, like run_full(), so that the
  * common case of run_add() makes no call and __hak_free_remote saves no
  * register (callgrind: 16 instructions of its 79 per block were the
  * saves and restores; Documentation/benchmarks.md, "producer-consumer:
  * pinned pairs").
  */
-static void run_start(struct hak_run *r, struct hak_slab *s, void *p, unsigned c) __noinline;
+static void run_start(unsigned c, struct hak_slab *s, void *p) __noinline;
 
-/* r is full: send it home (a tail call of run_add()) */
-static void run_full(struct hak_run *r) __noinline;
+/* the run of class c is full: send it home (a tail call of run_add()) */
+static void run_full(unsigned c) __noinline;
 
-static void run_full(struct hak_run *r)
+static void run_full(unsigned c)
 {
-	run_send(r);
+	hak_run_tls *r = run_tls(c);
+	struct hak_slab *s = r->s;
+
+	r->s = NULL;
+	runs_held &= ~(1ull << c);
+	__hak_remote_push(s, r->head, r->tail, r->lim);	/* left is 0 */
 }
 
 /* p, of slab s (class c, another heap's), goes home in this thread's run. */
-static inline void run_add(struct hak_slab *s, void *p, unsigned c)
+static __always_inline void run_add(struct hak_slab *s, void *p, unsigned c)
 {
-	struct hak_run *r = run_of(c);
+	hak_run_tls *r = run_tls(c);
 
-	if (likely(r->n && r->s == s)) {
+	if (likely(r->s == s)) {
 		__hak_set_link(p, r->head);
 		r->head = p;
-		if (unlikely(++r->n >= r->lim))
-			run_full(r);
+		if (unlikely(--r->left == 0))
+			run_full(c);
 		return;
 	}
-	run_start(r, s, p, c);
+	run_start(c, s, p);
 }
 
-static void run_start(struct hak_run *r, struct hak_slab *s, void *p, unsigned c)
+static void run_start(unsigned c, struct hak_slab *s, void *p)
 {
-	uint32_t lim;
+	hak_run_tls *r = run_tls(c);
+	struct hak_slab *old = r->s;
+	void *head = r->head, *tail = r->tail;
+	uint32_t lim = r->lim, n = lim - r->left;
 
-	if (r->n)
-		run_send(r);
-	lim = HAK_RUN_BYTES / __hak_class_size[c];
+	if (unlikely(!lim)) {
+		lim = HAK_RUN_BYTES / __hak_class_size[c];
+		lim = lim < 1 ? 1 : lim < HAK_RUN_MAX ? lim : HAK_RUN_MAX;
+		r->lim = lim;
+	}
 	if (lim < 2) {
+		/* no run of this class ever started: nothing to send first */
 		__hak_remote_push(s, p, p, 1);
 		return;
 	}
@@ -873,9 +903,16 @@ static void run_start(struct hak_run *r, struct hak_slab *s, void *p, unsigned c
 		arch_store_relaxed(&s->owner->lent, 1);
 	r->s = s;
 	r->head = r->tail = p;
-	r->n = 1;
-	r->lim = lim < HAK_RUN_MAX ? lim : HAK_RUN_MAX;
-	runs_held |= 1ull << (r - runs);
+	r->left = lim - 1;
+	/*
+	 * The run it replaces goes home last, a tail call: a call in the
+	 * middle made this function save and restore six registers, 12 of
+	 * the 52 instructions it took (callgrind, producer-consumer).
+	 */
+	if (old)
+		__hak_remote_push(old, head, tail, n);
+	else
+		runs_held |= 1ull << c;
 }
 
 /* Idle-owner detection (__hak_free_remote): this thread's view. */
@@ -2145,6 +2182,7 @@ static inline bool heap_allocates(const struct hak_heap *h)
 
 static void free_remote_all(void *p, unsigned c) __noinline;
 static void free_remote_idle(struct hak_slab *s, void *p, unsigned c) __noinline;
+static __always_inline void free_remote_go(struct hak_heap *h, void *p, unsigned c);
 
 /*
  * Free of block p (class c) of a slab owned by another heap: give it
@@ -2167,7 +2205,6 @@ static void free_remote_idle(struct hak_slab *s, void *p, unsigned c) __noinline
 void __hak_free_remote(void *p, unsigned c)
 {
 	struct hak_tcache *tc = &__hak_tc;
-	struct hak_slab *s;
 
 	arch_prefetchw(p);	/* see free_remote_all() */
 	if (unlikely(c >= HAK_NCLASS || !tc->heap || block_owner_tag(p) == tc->tag ||
@@ -2176,22 +2213,55 @@ void __hak_free_remote(void *p, unsigned c)
 		free_remote_all(p, c);
 		return;
 	}
-	s = __hak_slab_head(__hak_page_of((uintptr_t)p));
+	free_remote_go(tc->heap, p, c);
+}
+
+/*
+ * The common case of both: p (class c, inside its boundary) of another
+ * heap's slab, from a thread with heap h, fail-fast off.
+ */
+static __always_inline void free_remote_go(struct hak_heap *h, void *p, unsigned c)
+{
+	struct hak_slab *s = __hak_slab_head(__hak_page_of((uintptr_t)p));
+
 	if (unlikely(hak_vg_mark(p) == __hak_free_key() ||
 		     !arch_load_relaxed(&s->owner->attached))) {
 		free_remote_all(p, c);
 		return;
 	}
 	/* owner_idle() makes no call: its count stays one per free */
-	if (heap_allocates(tc->heap) && owner_idle(s->owner)) {
+	if (heap_allocates(h) && owner_idle(s->owner)) {
 		free_remote_idle(s, p, c);
 		return;
 	}
 	__hak_zero_freed(p, c);
 	hak_vg_set_mark(p, __hak_free_key());
 	hak_vg_free(p);
-	HAK_STAT_ADD(tc->heap, remote_frees, 1);
+	HAK_STAT_ADD(h, remote_frees, 1);
 	run_add(s, p, c);
+}
+
+/*
+ * The page-map entry said another heap's block of bin ix (lib/alloc.c,
+ * __hak_free_slow): the tests of __hak_free_remote that the entry did
+ * not settle. The boundary is the bin's mask, in the TLS block like the
+ * heap (its high bits refuse a pointer the map's index wrapped); without
+ * a heap (the attach), on a boundary miss or with fail-fast, the free is
+ * sorted out from the registry again, which ends in free_remote_all()
+ * and its every test.
+ */
+void __hak_free_home(void *p, uintptr_t ix)
+{
+	hak_tc_tls *t = __hak_tc_tls();
+	struct hak_heap *h = t->heap;
+
+	arch_prefetchw(p);	/* see free_remote_all() */
+	if (unlikely(!h || arch_tls_test_ne((uintptr_t)p, &__hak_tbin_at(t, &ix)->mask) ||
+		     hak_ff_level())) {
+		__hak_free_any(p);
+		return;
+	}
+	free_remote_go(h, p, (unsigned)(ix / 4));
 }
 
 /* An idle owner's block: cached here (see free_remote_all()). */

@@ -280,9 +280,10 @@ static __always_inline uint32_t __hak_pm_lookup(uintptr_t a, uintptr_t *key)
 }
 
 /*
- * The free fast path's form: false when the map does not cover a; else
- * *e is a's entry and *key the map's address. The caller branches on the
- * range itself, so no out-of-range entry value is ever compared.
+ * The free fast path's form: false when the map does not cover a (*e is
+ * then 0); else *e is a's entry and *key the map's address. The caller
+ * branches on the range itself, so no out-of-range entry value is ever
+ * compared.
  */
 static __always_inline bool __hak_pm_load(uintptr_t a, uintptr_t *e, uintptr_t *key)
 {
@@ -317,7 +318,7 @@ static __always_inline bool __hak_pm_load(uintptr_t a, uintptr_t *e, uintptr_t *
 #endif
 
 	if (unlikely(!arch_below_acquire(i, &__hak_pm.lim))) {
-		*e = 0;		/* never read (the caller branches): for -Og's warning */
+		*e = 0;		/* free's slow path: no entry (lib/alloc.h) */
 		*key = 0;
 		return false;
 	}

@@ -207,6 +207,20 @@ void __hak_tcache_overflow(void *p, uintptr_t ix) __noinline;
 /* Free of a block whose slab another heap owns (or before attach). */
 void __hak_free_remote(void *p, unsigned c) __noinline;
 /*
+ * The same for block p of bin index ix whose page-map entry the free fast
+ * path read and found another heap's (so p < 2^47 or its bin's boundary
+ * mask refuses it): the owner's tag and the class come from that entry,
+ * as the fast path takes ours, not from the registry and the superslab's
+ * page lines (__hak_free_slow, lib/alloc.c).
+ */
+void __hak_free_home(void *p, uintptr_t ix) __noinline;
+/*
+ * Free of anything, sorted out from the 2 MiB registry and the superslab's
+ * page lines (alloc.c): free's slow path for what the page map does not
+ * prove, and __hak_free_home's for whatever its entry does not settle.
+ */
+void __hak_free_any(void *p) __noinline;
+/*
  * p carries this thread's free mark: report it if it is free, else free it
  * (the rest of __hak_tcache_push).
  */

@@ -58,6 +58,12 @@
  *     never        free of a block start the program was never given: the
  *                  next block in the thread cache (mid/large: p + 4 * size)
  *     global       free of a global, never returned by malloc
+ *     remote interior, remote past 2^47
+ *                  the same as interior and past 2^47, freed by another
+ *                  thread that has a heap: the slow path takes another
+ *                  heap's block by its page-map entry (lib/alloc.c,
+ *                  __hak_free_slow), and the entry of p's page must not
+ *                  vouch for a pointer inside a block or one that wraps
  *
  * Pointers go through a volatile stash so the compiler neither drops a
  * pair nor warns about the deliberate misuse.
@@ -446,6 +452,47 @@ static void k_past_va(size_t n, int bad)
 	free(p);
 }
 
+struct bad_arg {
+	char *q;
+	int bad;
+};
+
+static void *thread_bad_free(void *arg)
+{
+	const struct bad_arg *a = arg;
+	void *mine = malloc(16);	/* a heap: q's page-map entry is another heap's */
+
+	last_free(a->q, a->bad);
+	free(mine);
+	return NULL;
+}
+
+/* The last free, by a thread with a heap of its own. */
+static void last_free_in_thread(char *q, int bad)
+{
+	struct bad_arg a = { q, bad };
+	pthread_t t;
+
+	if (pthread_create(&t, NULL, thread_bad_free, &a) == 0)
+		pthread_join(t, NULL);
+}
+
+static void k_remote_interior(size_t n, int bad)
+{
+	char *p = malloc(n);
+
+	last_free_in_thread(p + (n < 64 ? 8 : n / 2), bad);
+	free(p);
+}
+
+static void k_remote_past_va(size_t n, int bad)
+{
+	char *p = malloc(n);
+
+	last_free_in_thread(p + (1UL << 47), bad);
+	free(p);
+}
+
 /* Does the L2.5 pool serve mid-size n (its regions hold never-used slots)? */
 static int l25_serves(size_t n)
 {
@@ -511,6 +558,8 @@ static const struct kind kinds[] = {
 	{ "invalid free, past 2^47 (wraps onto the block's page)", k_past_va },
 	{ "invalid free, block never handed out", k_never },
 	{ "invalid free, global never returned by malloc", k_global },
+	{ "invalid free by another thread, interior pointer", k_remote_interior },
+	{ "invalid free by another thread, past 2^47", k_remote_past_va },
 };
 
 struct job {
