@@ -510,10 +510,17 @@ static void k_never(size_t n, int bad)
 	void *q = p + 4 * n;	/* mid or large: a slot of the region, or nothing */
 
 	if (n <= HAK_SMALL_MAX) {
-		struct hak_tbin *b = &__hak_tc.bins[__hak_class_of(n)];
+		unsigned c = __hak_class_of(n);
+		struct hak_tbin *b = &__hak_tc.bins[c];
 
-		while (!b->head)
-			(void)launder(malloc(n));
+		(void)launder(malloc(n));
+		/*
+		 * A refill of a class under 4 KiB caches more than the block
+		 * it hands out; one of a page class carves that one block
+		 * only (lib/heap.c, refill_want): cache one as a box does.
+		 */
+		if (!b->head && !__hak_tcache_fill(c, 1))
+			tap_bail("no block of %zu B cached", n);
 		q = b->head;	/* carved, cached, never handed out */
 	} else if (!l25_serves(n)) {
 		/*
