@@ -16,6 +16,14 @@
  * when the address space next to it is free, before it maps a fresh one
  * (grow_shorter).
  *
+ * Whole blocks (grow_whole): a block that realloc grows past 2 MiB moves
+ * once into a mapping of its own (kept from an earlier whole block, or
+ * fresh) and grows from then on over that mapping's tail and by mremap of
+ * it (entry->map: the mapping's bytes, entry->len the block's); freed, the
+ * mapping is kept whole, apart from BigCache, for the next such block. No
+ * guard pages there: with the hardened box (or valgrind) no block is made
+ * whole.
+ *
  * With the hardened box, a block's mapping ends in a guard page (PROT_NONE,
  * right after the block: entry->guard says it is there), so a linear
  * overflow off the end faults. A cached range keeps its guard: BigCache
@@ -90,6 +98,7 @@ struct large_ent {
 	size_t guard;		/* bytes of the guard page after it, or 0 */
 	struct large_ent *next;
 	bool area;		/* in a grow area's slot (lib/grow.c), not a mapping */
+	size_t map;		/* whole block: its mapping's bytes (grow_whole), or 0 */
 };
 
 struct large_shard {
@@ -227,7 +236,10 @@ static struct large_ent *ent_take(uintptr_t key)
 	return e;
 }
 
-/* A spare entry of key's shard, or a new one; counts a mapping if mapped. */
+/*
+ * A spare entry of key's shard, or a new one (not whole: map 0); counts a
+ * mapping if mapped.
+ */
 static struct large_ent *ent_get(uintptr_t key, bool mapped)
 {
 	struct large_shard *sh = shard_of(key);
@@ -242,6 +254,8 @@ static struct large_ent *ent_get(uintptr_t key, bool mapped)
 	if (e && mapped)
 		sh->maps++;
 	hak_unlock(&sh->lock);
+	if (e)
+		e->map = 0;
 	return e;
 }
 
@@ -297,6 +311,131 @@ static bool cache_put(void *p, size_t len, size_t guard)
 	if (hak_hd_guard_len() && !guard)
 		return false;
 	return hak_bigcache_put(p, len);
+}
+
+/*
+ * Whole blocks: a block that realloc grows past __hak_large_whole_min
+ * gets a mapping of its own (one kernel mapping, never split or joined by
+ * BigCache) and grows from then on by mremap of that mapping, which moves
+ * page tables, not bytes (growth into a cached block copied the whole
+ * block every 50%, and BigCache's ranges, split and joined anywhere, could
+ * not be mremapped). Freed, the mapping is kept whole here, not in
+ * BigCache: the next block that grows past the threshold takes the
+ * longest one and grows over its resident pages with no copy and no page
+ * fault. At most WHOLE_N of them, each at most a quarter of BigCache's
+ * bound and together at most the bound; beyond that the shortest goes to
+ * BigCache as ordinary stock (where the chains below 2 MiB use it). With
+ * half the bound, realloc-large at 2 threads made 3-3.6x the page faults:
+ * mappings kept 32-48 MiB long went to BigCache, were split, and fresh
+ * ones were mapped. Unused for the purge delay, they are unmapped.
+ * Documentation/boxes/bigcache.md, "Whole blocks".
+ */
+#define WHOLE_N		8
+
+/* 2 MiB; SIZE_MAX: none (the selftests of the page move set it) */
+size_t __hak_large_whole_min = 2u << 20;
+
+struct whole_map {
+	char *p;
+	size_t len;
+	unsigned stamp;
+};
+
+static struct {
+	struct hak_lock lock;
+	unsigned n;
+	size_t bytes;
+	size_t takes, maps;
+	struct whole_map m[WHOLE_N + 1];	/* one more while whole_put trims */
+} wholes = { .lock = HAK_LOCK_INIT };
+
+/* Give a whole mapping up: to BigCache as ordinary stock, else unmapped. */
+static void whole_drop(const struct whole_map *w)
+{
+	if (!cache_put(w->p, w->len, 0))
+		unmap_block(w->p, w->len, 0);
+}
+
+/*
+ * A freed whole block's mapping (p, len bytes), kept; the shortest kept
+ * ones given up while there are too many.
+ */
+static void whole_put(char *p, size_t len)
+{
+	struct whole_map out[WHOLE_N + 1];
+	size_t max = __hak_opt.bigcache_max;
+	unsigned i, k = 0, min;
+
+	out[0] = (struct whole_map){ p, len, __hak_now_ms() };
+	if (len > max / 4) {
+		whole_drop(&out[0]);
+		return;
+	}
+	hak_lock(&wholes.lock);
+	wholes.m[wholes.n++] = out[0];
+	wholes.bytes += len;
+	while (wholes.n > WHOLE_N || wholes.bytes > max) {
+		for (min = 0, i = 1; i < wholes.n; i++)
+			if (wholes.m[i].len < wholes.m[min].len)
+				min = i;
+		out[k++] = wholes.m[min];
+		wholes.bytes -= wholes.m[min].len;
+		wholes.m[min] = wholes.m[--wholes.n];
+	}
+	hak_unlock(&wholes.lock);
+	for (i = 0; i < k; i++)
+		whole_drop(&out[i]);
+}
+
+/* The longest kept whole mapping, or false. */
+static bool whole_take(struct whole_map *w)
+{
+	unsigned i, max = 0;
+
+	hak_lock(&wholes.lock);
+	if (!wholes.n) {
+		hak_unlock(&wholes.lock);
+		return false;
+	}
+	for (i = 1; i < wholes.n; i++)
+		if (wholes.m[i].len > wholes.m[max].len)
+			max = i;
+	*w = wholes.m[max];
+	wholes.bytes -= w->len;
+	wholes.takes++;
+	wholes.m[max] = wholes.m[--wholes.n];
+	hak_unlock(&wholes.lock);
+	return true;
+}
+
+/* Unmap the kept mappings unused for delay ms (all with delay 0): bytes. */
+static size_t whole_release(unsigned now, unsigned delay)
+{
+	struct whole_map out[WHOLE_N];
+	unsigned i = 0, k = 0;
+	size_t bytes = 0;
+
+	hak_lock(&wholes.lock);
+	while (i < wholes.n) {
+		if (delay && __hak_ms_age(now, wholes.m[i].stamp) < delay) {
+			i++;
+			continue;
+		}
+		out[k++] = wholes.m[i];
+		wholes.bytes -= wholes.m[i].len;
+		wholes.m[i] = wholes.m[--wholes.n];
+	}
+	hak_unlock(&wholes.lock);
+	for (i = 0; i < k; i++) {
+		unmap_block(out[i].p, out[i].len, 0);
+		bytes += out[i].len;
+	}
+	return bytes;
+}
+
+size_t __hak_large_decay(unsigned now, unsigned delay)
+{
+	return whole_release(now, delay);
 }
 
 /*
@@ -558,6 +697,11 @@ bool __hak_large_free(void *p)
 		ent_put(e, false);
 		return true;
 	}
+	if (e->map) {
+		whole_put(p, e->map);
+		ent_put(e, false);
+		return true;
+	}
 	unmap = !cache_put(p, e->len, e->guard);
 	if (unmap)
 		unmap_block(p, e->len, e->guard);
@@ -567,7 +711,7 @@ bool __hak_large_free(void *p)
 
 size_t __hak_large_release_cache(void)
 {
-	return hak_bigcache_release() + __hak_grow_release();
+	return whole_release(0, 0) + hak_bigcache_release() + __hak_grow_release();
 }
 
 /*
@@ -905,6 +1049,109 @@ static void *area_move_out(void *p, struct large_ent *e, size_t new_len)
 	return link_block(f, q, got, guard, false);
 }
 
+/*
+ * Whole blocks are made only without guard pages (a guard right after the
+ * block would cut the mapping) and not under valgrind (memcheck cannot
+ * follow a block that mremap moves).
+ */
+static bool whole_wants(const struct large_ent *e, size_t new_len)
+{
+	return new_len >= __hak_large_whole_min && !e->guard && !hak_hd_guard_len() &&
+	       !hak_vg_running();
+}
+
+/*
+ * A block (e, unlinked, not whole) growing past __hak_large_whole_min:
+ * copied once into the longest kept whole mapping (mremapped longer when
+ * it is shorter than the request) or a fresh one, half again its length;
+ * its old block is cached as usual and e recycled. The block's length is at most half
+ * again the old one even where the mapping is longer, so that realloc's
+ * stay-in-place rule (a block more than twice the request shrinks) never
+ * cuts the mapping's resident tail off. NULL when neither can be had (e
+ * untouched).
+ */
+static void *grow_whole(void *p, struct large_ent *e, size_t new_len)
+{
+	size_t want = large_len(e->len + e->len / 2), map;
+	struct large_ent *f, tmp = { 0 };
+	struct whole_map w;
+	bool fresh = false;
+	char *q;
+
+	if (want < new_len)
+		want = new_len;
+	if (whole_take(&w)) {
+		q = w.p;
+		map = w.len;
+		if (map < new_len) {
+			tmp.len = map;
+			q = remap_block(q, &tmp, want);
+			if (!q) {
+				whole_drop(&w);
+				return NULL;
+			}
+			map = tmp.len;
+		}
+	} else {
+		q = __hak_os_map_aligned(want, HAK_OS_PAGE);
+		if (!q)
+			return NULL;
+		map = want;
+		fresh = true;
+		hak_lock(&wholes.lock);
+		wholes.maps++;
+		hak_unlock(&wholes.lock);
+		if (want - e->len >= OFFSET_MIN)
+			hak_bigcache_offset(want - e->len);
+	}
+	f = ent_get(hak_vg_key(q), fresh);
+	if (!f) {
+		unmap_block(q, map, 0);
+		return NULL;
+	}
+	memcpy(q, p, e->len);
+	fresh = !cache_put(p, e->len, e->guard);
+	if (fresh)
+		unmap_block(p, e->len, e->guard);
+	ent_put(e, fresh);
+	f->map = map;
+	return link_block(f, q, want < map ? want : map, 0, false);
+}
+
+/*
+ * A whole block (e, unlinked) resized: within its mapping by its length
+ * alone (no call), past it by mremap of the whole mapping, half again (the
+ * pages move with their page tables; one mapping, so mremap cannot fail
+ * for being over two), shorter with the mapping cut to it (a program that
+ * shrinks gets the memory back). NULL when mremap fails (e as it was).
+ */
+static void *whole_resize(void *p, struct large_ent *e, size_t new_len)
+{
+	size_t want = large_len(e->len + e->len / 2);
+	char *q = p;
+
+	if (new_len < e->len) {
+		q = __hak_os_remap(p, e->map, new_len);
+		if (q) {
+			e->map = new_len;
+			ent_store(e->len, new_len);
+		}
+		return q;
+	}
+	if (want < new_len)
+		want = new_len;
+	if (new_len > e->map) {
+		q = __hak_os_remap(p, e->map, want);
+		if (!q)
+			return NULL;
+		if (want - e->map >= OFFSET_MIN)
+			hak_bigcache_offset(want - e->map);
+		e->map = want;
+	}
+	ent_store(e->len, want < e->map ? want : e->map);
+	return q;
+}
+
 void *__hak_large_resize(void *p, size_t n, size_t least)
 {
 	struct large_ent *e;
@@ -930,7 +1177,14 @@ void *__hak_large_resize(void *p, size_t n, size_t least)
 		} else {
 			q = NULL;
 		}
+	} else if (e->map) {
+		if (new_len != e->len)
+			q = whole_resize(p, e, new_len);
+	} else if (new_len > e->len && whole_wants(e, new_len) &&
+		   (q = grow_whole(p, e, new_len))) {
+		return q;	/* e recycled */
 	} else if (new_len > e->len) {
+		q = p;
 		/* The cached range right after p, a cached block, mremap. */
 		if (!grow_over_cache(p, e, large_len(least), new_len)) {
 			q = grow_by_copy(p, e, new_len, false);
@@ -968,12 +1222,19 @@ void __hak_large_stats(struct hak_large_stats *st)
 		st->fills += shards[i].fills;
 		hak_unlock(&shards[i].lock);
 	}
+	hak_lock(&wholes.lock);
+	st->wholes_kept = wholes.n;
+	st->whole_bytes = wholes.bytes;
+	st->whole_takes = wholes.takes;
+	st->whole_maps = wholes.maps;
+	hak_unlock(&wholes.lock);
 }
 
 void __hak_large_fork_prepare(void)
 {
 	unsigned i;
 
+	hak_lock_fork_take(&wholes.lock);
 	for (i = 0; i < NSHARD; i++)
 		hak_lock_fork_take(&shards[i].lock);
 }
@@ -984,6 +1245,7 @@ void __hak_large_fork_parent(void)
 
 	for (i = 0; i < NSHARD; i++)
 		hak_lock_fork_give(&shards[i].lock);
+	hak_lock_fork_give(&wholes.lock);
 }
 
 void __hak_large_fork_child(void)
@@ -992,4 +1254,5 @@ void __hak_large_fork_child(void)
 
 	for (i = 0; i < NSHARD; i++)
 		hak_lock_fork_reset(&shards[i].lock);
+	hak_lock_fork_reset(&wholes.lock);
 }

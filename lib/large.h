@@ -39,6 +39,8 @@ void *__hak_large_resize(void *p, size_t n, size_t least) __must_check;
  * back to the OS; bytes released.
  */
 size_t __hak_large_release_cache(void);
+size_t __hak_large_decay(unsigned now, unsigned delay);
+extern size_t __hak_large_whole_min;
 
 struct hak_large_stats {
 	size_t blocks;		/* live large blocks */
@@ -48,6 +50,10 @@ struct hak_large_stats {
 	size_t moves;		/* growths that moved the pages to a new mapping */
 	size_t move_fails;	/* moves the kernel refused (then a copy) */
 	size_t fills;		/* cached blocks moved into a miss's new block */
+	size_t wholes_kept;	/* freed whole blocks' mappings kept (grow_whole) */
+	size_t whole_bytes;	/* their bytes */
+	size_t whole_takes;	/* kept mappings taken by a block growing whole */
+	size_t whole_maps;	/* fresh mappings made for one */
 };
 void __hak_large_stats(struct hak_large_stats *st);
 

@@ -52,6 +52,7 @@ size_t __hak_purge_decay(unsigned now)
 	arch_store_relaxed(&next_ms, now + pass_step(delay));
 	done = __hak_ss_decay(now, delay);
 	done += __hak_heap_purge_idle(now, delay);
+	done += __hak_large_decay(now, delay);
 	done += hak_bigcache_decay(now);
 	done += hak_l25_decay(now, delay);
 	done += __hak_grow_decay(now, delay);

@@ -15,7 +15,11 @@
  * move). A second unmap of a moved block's old range would take
  * a mapper's mapping (it faults) and a move over someone else's mapping
  * would change its stamps: both are caught. Bounded in time
- * (BC_MOVE_MS, 2,500 ms by default, 1,000 with HAKMEM_SELFTEST_QUICK=1).
+ * (BC_MOVE_MS, 2,500 ms by default, 1,000 with HAKMEM_SELFTEST_QUICK=1),
+ * once without whole blocks (lib/large.c grow_whole: past 2 MiB a chain
+ * would otherwise grow by mremap of a mapping of its own and never move)
+ * and once with them (their mremaps, kept mappings and takes under the
+ * same churn; a split whole mapping fails its mremap and realloc copies).
  *
  * With CONFIG_HAK_FAULT_INJECT, the move's failure paths: the injected
  * failure unmaps dst first (as mremap does before it finds the source
@@ -159,9 +163,11 @@ static void test_stress(void)
 		pthread_join(t[i], NULL);
 	l1 = bc_large_stats();
 	tap_ok(bad == 0 && chains > 0 && maps > 0,
-	       "%d threads grow chains past 16 MiB while %d map and unmap: %lu chains, %lu growths, %lu mappings, %lu moves, %lu refused, %lu wrong pages or failures",
-	       GROWERS, MAPPERS, chains, grows, maps, l1.moves - l0.moves,
-	       l1.move_fails - l0.move_fails, bad);
+	       "%d threads grow chains past 16 MiB%s while %d map and unmap: %lu chains, %lu growths, %lu mappings, %lu moves, %lu refused, %lu whole takes, %lu wrong pages or failures",
+	       GROWERS, __hak_large_whole_min == SIZE_MAX ? "" : " (whole blocks)", MAPPERS,
+	       chains, grows, maps, l1.moves - l0.moves, l1.move_fails - l0.move_fails,
+	       l1.whole_takes - l0.whole_takes, bad);
+	chains = grows = maps = 0;
 }
 
 static char *taken;
@@ -259,7 +265,12 @@ int main(void)
 		run_ms = (unsigned)strtoul(e, NULL, 0);
 	tap_plan(0);
 	bc_set_max(256 * MIB);
+	/* the page move first: no whole blocks (lib/large.c, grow_whole) */
+	__hak_large_whole_min = SIZE_MAX;
 	test_inject();
+	test_stress();
+	/* the same churn over whole blocks: grown by mremap, kept, taken */
+	__hak_large_whole_min = 2u << 20;
 	test_stress();
 	tap_finish();
 }
