@@ -42,6 +42,12 @@
  *     cacher       thread B frees 300 blocks of this thread's (idle to B,
  *                  which then takes the idle owner's blocks by their
  *                  page-map entry, lib/alloc.c), then p, then p again
+ *                  (third, third-owner and cacher: B checks that p sits
+ *                  in its bin, and says so on stderr if not, which fails
+ *                  both runs of the kind; they run beside a crowd of
+ *                  parked threads, selftests/lib/crowd.h, so that B still
+ *                  caches if that is kept to when threads outnumber the
+ *                  CPUs: Documentation/benchmarks.md, "larson 1 thread")
  *     adopted      a thread frees p and exits; a thread on a stack of its
  *                  own (so its thread cache lies elsewhere in TLS) adopts
  *                  the exited thread's heap and frees p
@@ -77,6 +83,7 @@
 #include "tap.h"
 #include "child.h"
 #include "tcache.h"
+#include "crowd.h"
 
 static void *volatile stash;
 static uintptr_t *shared;	/* the address freed last, for the parent */
@@ -265,6 +272,7 @@ static void k_run_owner(size_t n, int bad)
 /* k_third's thread B: caches this thread's blocks, waits for C's free. */
 struct third {
 	void **v;
+	size_t n;
 	unsigned k;
 	int bad;			/* k_cacher: B frees p twice */
 	pthread_barrier_t bar;
@@ -280,12 +288,20 @@ static void cacher_fill(struct third *t)
 		free(t->v[i]);
 }
 
+/* Thread B, after its free of p: p must be in its bin, or the kind misses the path. */
+static void cached_or_say(const struct third *t)
+{
+	if (t->n <= HAK_SMALL_MAX && __hak_tc.bins[__hak_class_of(t->n)].head != stash)
+		fprintf(stderr, "bad_free: %p is not in the caching thread's bin\n", stash);
+}
+
 static void *third_cacher(void *arg)
 {
 	struct third *t = arg;
 
 	cacher_fill(t);
 	free(launder(stash));
+	cached_or_say(t);
 	pthread_barrier_wait(&t->bar);	/* p sits in this thread's cache */
 	pthread_barrier_wait(&t->bar);	/* C has freed it again */
 	return NULL;			/* the exit is this thread's slow path */
@@ -293,10 +309,13 @@ static void *third_cacher(void *arg)
 
 static void third(size_t n, int bad, int owner)
 {
-	struct third t = { .k = n > 65536 ? 24 : 300 };
+	struct third t = { .n = n, .k = n > 65536 ? 24 : 300 };
+	struct crowd crowd;
 	pthread_t b;
 	unsigned i;
 
+	if (crowd_start(&crowd))
+		tap_bail("k_third: crowd");
 	t.v = mmap(NULL, t.k * sizeof(void *), PROT_READ | PROT_WRITE,
 		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (t.v == MAP_FAILED || pthread_barrier_init(&t.bar, NULL, 2))
@@ -314,6 +333,7 @@ static void third(size_t n, int bad, int owner)
 		free_in_thread(stash);
 	pthread_barrier_wait(&t.bar);
 	pthread_join(b, NULL);
+	crowd_stop(&crowd);
 	malloc_trim(0);
 }
 
@@ -325,6 +345,7 @@ static void *cacher_twice(void *arg)
 	cacher_fill(t);
 	*shared = (uintptr_t)stash;
 	free(launder(stash));
+	cached_or_say(t);
 	if (t->bad)
 		free(launder(stash));
 	return NULL;
@@ -332,10 +353,13 @@ static void *cacher_twice(void *arg)
 
 static void k_cacher(size_t n, int bad)
 {
-	struct third t = { .k = n > 65536 ? 24 : 300, .bad = bad };
+	struct third t = { .n = n, .k = n > 65536 ? 24 : 300, .bad = bad };
+	struct crowd crowd;
 	pthread_t b;
 	unsigned i;
 
+	if (crowd_start(&crowd))
+		tap_bail("k_cacher: crowd");
 	t.v = mmap(NULL, t.k * sizeof(void *), PROT_READ | PROT_WRITE,
 		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (t.v == MAP_FAILED)
@@ -345,6 +369,7 @@ static void k_cacher(size_t n, int bad)
 	stash = malloc(n);
 	if (pthread_create(&b, NULL, cacher_twice, &t) || pthread_join(b, NULL))
 		tap_bail("k_cacher: pthread");
+	crowd_stop(&crowd);
 	malloc_trim(0);
 }
 
