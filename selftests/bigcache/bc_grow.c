@@ -34,14 +34,6 @@ static void fill(unsigned char *p, size_t n, unsigned seed)
 		p[i] = (unsigned char)(i * 13 + seed);
 }
 
-static int check(const unsigned char *p, size_t n, unsigned seed)
-{
-	for (size_t i = 0; i < n; i += 509)
-		if (p[i] != (unsigned char)(i * 13 + seed))
-			return 0;
-	return 1;
-}
-
 static void sleep_ms(unsigned ms)
 {
 	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
@@ -68,7 +60,7 @@ static void test_grow_in_place(size_t s)
 	ext0 = bc_stats().extends;
 	x = (uintptr_t)p;
 	q = bc_launder(realloc(p, s + 1));
-	tap_ok((uintptr_t)q == x && check(q, s, 1), "realloc(%zu + 1) grows in place, contents kept",
+	tap_ok((uintptr_t)q == x && bc_check(q, s, 1), "realloc(%zu + 1) grows in place, contents kept",
 	       s);
 	tap_ok(bc_stats().extends == ext0 + 1 && bc_core_stats().large_maps == maps0 &&
 	       malloc_usable_size(q) >= s + s / 2,
@@ -78,9 +70,9 @@ static void test_grow_in_place(size_t s)
 	/* Grow far beyond the cache's tail; shrink; free. */
 	fill(q, s + 1, 2);
 	p = bc_launder(realloc(q, 16 * MIB));
-	tap_ok(p && check(p, s + 1, 2), "then realloc to 16 MiB keeps contents");
+	tap_ok(p && bc_check(p, s + 1, 2), "then realloc to 16 MiB keeps contents");
 	q = bc_launder(realloc(p, s));
-	tap_ok(q && check(q, s, 2), "and back to %zu KiB", s >> 10);
+	tap_ok(q && bc_check(q, s, 2), "and back to %zu KiB", s >> 10);
 	free(q);
 	malloc_trim(0);
 }
@@ -109,15 +101,15 @@ static void test_two_mappings(size_t s)
 	free(a);
 	q = bc_launder(realloc(b, s + 1));
 	if (adjacent)
-		tap_ok((uintptr_t)q == ub && bc_stats().extends == ext0 + 1 && check(q, s, 4),
+		tap_ok((uintptr_t)q == ub && bc_stats().extends == ext0 + 1 && bc_check(q, s, 4),
 		       "grown in place over the next mapping");
 	else
 		tap_skip("the kernel did not place the two mappings next to each other");
 	fill(q, s + 1, 5);
 	b = bc_launder(realloc(q, 8 * MIB));
-	tap_ok(b && check(b, s + 1, 5), "grown again to 8 MiB, contents kept");
+	tap_ok(b && bc_check(b, s + 1, 5), "grown again to 8 MiB, contents kept");
 	q = bc_launder(realloc(b, s / 2 > bc_large_min() ? s / 2 : s));
-	tap_ok(q && check(q, s / 2, 5), "shrunk, contents kept");
+	tap_ok(q && bc_check(q, s / 2, 5), "shrunk, contents kept");
 	free(q);
 	malloc_trim(0);
 	tap_ok(bc_stats().cached_bytes == 0, "freed and trimmed");
@@ -143,7 +135,7 @@ static void test_grow_by_copy(size_t s)
 		return;
 	}
 	q = bc_launder(realloc(p, s + 1));
-	tap_ok((uintptr_t)q == y && check(q, s, 6) && bc_core_stats().large_maps == maps0 &&
+	tap_ok((uintptr_t)q == y && bc_check(q, s, 6) && bc_core_stats().large_maps == maps0 &&
 	       malloc_usable_size(q) >= s + s / 2,
 	       "grown into the cached 8 MiB block: copied, no new mapping, usable %zu KiB",
 	       malloc_usable_size(q) >> 10);
@@ -176,7 +168,7 @@ static void test_grow_exact(size_t s)
 		return;
 	}
 	q = bc_launder(realloc(p, s + 1));
-	tap_ok((uintptr_t)q == y && check(q, s, 9) && malloc_usable_size(q) == want,
+	tap_ok((uintptr_t)q == y && bc_check(q, s, 9) && malloc_usable_size(q) == want,
 	       "grown into a cached %zu KiB block: exactly %zu KiB out (usable %zu KiB)",
 	       c >> 10, want >> 10, malloc_usable_size(q) >> 10);
 	/* with guard pages the tail's first page is the head's guard */
@@ -215,7 +207,7 @@ static void test_grow_short_range(size_t s)
 	ext0 = bc_stats().extends;
 	ub = (uintptr_t)b;
 	q = bc_launder(realloc(b, big + 1));
-	tap_ok((uintptr_t)q == ub && check(q, big, 10) && bc_stats().extends == ext0 + 1 &&
+	tap_ok((uintptr_t)q == ub && bc_check(q, big, 10) && bc_stats().extends == ext0 + 1 &&
 	       malloc_usable_size(q) == big + g + s,
 	       "%zu KiB grown in place over a cached %zu KiB (headroom %zu KiB): usable %zu KiB",
 	       big >> 10, s >> 10, big / 2 >> 10, malloc_usable_size(q) >> 10);
@@ -241,7 +233,7 @@ static void test_increments(size_t s)
 		moves += (uintptr_t)q != old;
 		p = q;
 	}
-	tap_ok(n >= 8 * MIB && check(p, s, 7) && moves <= 8,
+	tap_ok(n >= 8 * MIB && bc_check(p, s, 7) && moves <= 8,
 	       "%zu KiB -> 8 MiB a page at a time: %zu moves", s >> 10, moves);
 	free(p);
 	malloc_trim(0);
@@ -465,7 +457,7 @@ static void test_grow_shorter(void)
 		       "no free space next to it: a fresh mapping, the block cached again");
 	}
 	fill(q, 6 * MIB, 6);
-	tap_ok(check(q, 6 * MIB, 6), "the grown block holds 6 MiB");
+	tap_ok(bc_check(q, 6 * MIB, 6), "the grown block holds 6 MiB");
 	free(q);
 	malloc_trim(0);
 }
@@ -499,7 +491,7 @@ static void test_move(void)
 	cached0 = bc_stats().cached_bytes;
 	q = bc_launder(realloc(p, 8 * MIB));
 	l1 = bc_large_stats();
-	tap_ok(q && check(q, len, 7), "a block over two mappings grown to 8 MiB, contents kept");
+	tap_ok(q && bc_check(q, len, 7), "a block over two mappings grown to 8 MiB, contents kept");
 	if (l1.moves == l0.moves + 1) {
 		tap_ok(bc_range_free(x, x + len + g) && bc_stats().cached_bytes == cached0 &&
 		       l1.maps == l0.maps + 1 && l1.unmaps == l0.unmaps + 1,
@@ -510,7 +502,7 @@ static void test_move(void)
 		       "the kernel moves one mapping per call: copied");
 	}
 	fill(q, 8 * MIB, 8);
-	tap_ok(check(q, 8 * MIB, 8), "the moved block holds 8 MiB");
+	tap_ok(bc_check(q, 8 * MIB, 8), "the moved block holds 8 MiB");
 	free(q);
 	malloc_trim(0);
 }
@@ -566,7 +558,7 @@ static void test_fill(void)
 		tap_skip("two of the cached blocks are neighbours (a run serves the request)");
 	} else {
 		for (i = 0; i < 4; i++)
-			if (check(q, 3 * MIB, 20 + (unsigned)i))
+			if (bc_check(q, 3 * MIB, 20 + (unsigned)i))
 				src = (int)i;
 		if (mincore(q, 3 * MIB, vec) == 0)
 			for (i = 0; i < sizeof(vec); i++)
@@ -590,7 +582,7 @@ static void test_fill(void)
 		}
 	}
 	fill(q, 4 * MIB, 30);
-	tap_ok(check(q, 4 * MIB, 30), "the filled block holds 4 MiB");
+	tap_ok(bc_check(q, 4 * MIB, 30), "the filled block holds 4 MiB");
 	free(q);
 	for (i = 0; i < 4; i++)
 		free(sp[i]);

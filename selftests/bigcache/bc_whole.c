@@ -20,19 +20,11 @@
 
 #define MIB	(1u << 20)
 
-/* Every page of [from, to) touched; the bytes check() reads set. */
+/* Every page of [from, to) touched; the bytes bc_check() reads set. */
 static void fill(unsigned char *p, size_t from, size_t to, unsigned seed)
 {
 	for (size_t i = (from + 508) / 509 * 509; i < to; i += 509)
 		p[i] = (unsigned char)(i * 13 + seed);
-}
-
-static int check(const unsigned char *p, size_t n, unsigned seed)
-{
-	for (size_t i = 0; i < n; i += 509)
-		if (p[i] != (unsigned char)(i * 13 + seed))
-			return 0;
-	return 1;
 }
 
 /* A block's address as a number the use-after-free analysis leaves alone. */
@@ -117,13 +109,13 @@ static void test_whole(void)
 	fill(p, 0, MIB + MIB / 2, 1);
 	q = bc_launder(realloc(p, 2 * MIB + 4096));
 	st = bc_large_stats();
-	tap_ok(q && check(q, MIB + MIB / 2, 1) && st.whole_maps == st0.whole_maps + 1,
+	tap_ok(q && bc_check(q, MIB + MIB / 2, 1) && st.whole_maps == st0.whole_maps + 1,
 	       "past 2 MiB: one fresh whole mapping (%zu), contents kept",
 	       st.whole_maps - st0.whole_maps);
 	fill(q, MIB + MIB / 2, 2 * MIB + 4096, 1);
 	q = grow_chain(q, 2 * MIB + 4096, 24 * MIB, 1, &moved);
 	st = bc_large_stats();
-	tap_ok(check(q, 24 * MIB, 1) && st.whole_maps == st0.whole_maps + 1 &&
+	tap_ok(bc_check(q, 24 * MIB, 1) && st.whole_maps == st0.whole_maps + 1 &&
 	       st.moves == st0.moves,
 	       "grown to 24 MiB by mremap: contents kept, no other mapping, %d moves", moved);
 	tap_ok(one_mapping((uintptr_t)q, (uintptr_t)q + malloc_usable_size(q)),
@@ -141,14 +133,14 @@ static void test_whole(void)
 	k = bc_launder(realloc(q, 2 * MIB + 4096));
 	st = bc_large_stats();
 	tap_ok((uintptr_t)k == a && st.whole_takes == st0.whole_takes + 1 && st.wholes_kept == 0 &&
-	       st.whole_maps == st0.whole_maps + 1 && check(k, MIB + MIB / 2, 2),
+	       st.whole_maps == st0.whole_maps + 1 && bc_check(k, MIB + MIB / 2, 2),
 	       "the next block past 2 MiB takes the kept mapping (same address, contents kept)");
 	fill(k, MIB + MIB / 2, 2 * MIB + 4096, 2);
 	f0 = minflt();
 	a = addr_of(k);
 	k = grow_chain(k, 2 * MIB + 4096, 20 * MIB, 2, &moved);
 	f0 = minflt() - f0;
-	tap_ok((uintptr_t)k == a && !moved && check(k, 20 * MIB, 2) && f0 < 64,
+	tap_ok((uintptr_t)k == a && !moved && bc_check(k, 20 * MIB, 2) && f0 < 64,
 	       "grown to 20 MiB over the kept pages: same address, %ld page faults for %u pages",
 	       f0, 20 * MIB / 4096);
 	tap_ok(malloc_usable_size(k) <= 20 * MIB + 10 * MIB,
@@ -158,7 +150,7 @@ static void test_whole(void)
 	/* A shrink cuts the mapping to the block. */
 	a = addr_of(k);
 	k = bc_launder(realloc(k, 3 * MIB));
-	tap_ok(k && check(k, 3 * MIB, 2) && malloc_usable_size(k) == 3 * MIB &&
+	tap_ok(k && bc_check(k, 3 * MIB, 2) && malloc_usable_size(k) == 3 * MIB &&
 	       bc_range_free((uintptr_t)k + 3 * MIB, a + 20 * MIB),
 	       "shrunk to 3 MiB: contents kept, the rest of the mapping unmapped");
 	a = addr_of(k);
