@@ -213,7 +213,27 @@ static int workload(void)
 		}
 		if (!intact(q, a, n))
 			bad += problem("%s: realloc lost the contents%lu", "realloc", 0);
-		bad += got(q, m, 16, 0, "realloc");
+		/*
+		 * Grown past 2 MiB the block is a mapping of its own (a
+		 * whole block, lib/large.c): growing it past its tail again
+		 * is an mremap of that mapping, or a move when it fails.
+		 */
+		stamp(q, m);
+		a = (uintptr_t)q;
+		errno = 0;
+		p = hak_realloc(q, 3 * m);
+		if (!p) {
+			if (errno != ENOMEM)
+				bad += problem("%s: NULL without ENOMEM%lu", "realloc again", 0);
+			if (!intact(q, a, m))
+				bad += problem("%s: failed realloc damaged the block%lu", "realloc again", 0);
+			res->nulls++;
+			bad += got(q, m, 16, ENOMEM, "kept");
+			continue;
+		}
+		if (!intact(p, a, m))
+			bad += problem("%s: realloc lost the contents%lu", "realloc again", 0);
+		bad += got(p, 3 * m, 16, 0, "realloc");
 	}
 	/* free every other block, give memory back, allocate again */
 	for (unsigned i = 0; i < nblk; i += 2) {
