@@ -132,6 +132,33 @@ static int got(void *p, size_t n, size_t align, int err, const char *what)
 	return 0;
 }
 
+/*
+ * p (n bytes, stamped here) grown by realloc to m: the grown block with
+ * p's contents, or NULL after a failure, which must be ENOMEM with p
+ * intact (then kept in blk[] and counted).
+ */
+static void *grow_checked(void *p, size_t n, size_t m, const char *what, int *bad)
+{
+	uintptr_t a = (uintptr_t)p;
+	void *q;
+
+	stamp(p, n);
+	errno = 0;
+	q = hak_realloc(p, m);
+	if (!q) {
+		if (errno != ENOMEM)
+			*bad += problem("%s: NULL without ENOMEM%lu", what, 0);
+		if (!intact(p, a, n))
+			*bad += problem("%s: failed realloc damaged the block%lu", what, 0);
+		res->nulls++;
+		*bad += got(p, n, 16, ENOMEM, "kept");
+		return NULL;
+	}
+	if (!intact(q, a, n))
+		*bad += problem("%s: realloc lost the contents%lu", what, 0);
+	return q;
+}
+
 static void *thread_first_malloc(void *arg)
 {
 	void *p;
@@ -189,7 +216,6 @@ static int workload(void)
 	/* large realloc growth: mremap, or a move when mremap fails */
 	for (int i = 0; i < 4; i++) {
 		size_t n = 2 * MIB + (size_t)i * 4096, m = 9 * MIB + (size_t)i * 8192;
-		uintptr_t a;
 		void *q;
 
 		errno = 0;
@@ -198,42 +224,16 @@ static int workload(void)
 			bad += got(p, n, 16, errno, "malloc(2 MiB)");
 			continue;
 		}
-		stamp(p, n);
-		a = (uintptr_t)p;
-		errno = 0;
-		q = hak_realloc(p, m);
-		if (!q) {
-			if (errno != ENOMEM)
-				bad += problem("%s: NULL without ENOMEM%lu", "realloc", 0);
-			if (!intact(p, a, n))
-				bad += problem("%s: failed realloc damaged the block%lu", "realloc", 0);
-			res->nulls++;
-			bad += got(p, n, 16, ENOMEM, "kept");
-			continue;
-		}
-		if (!intact(q, a, n))
-			bad += problem("%s: realloc lost the contents%lu", "realloc", 0);
+		q = grow_checked(p, n, m, "realloc", &bad);
 		/*
 		 * Grown past 2 MiB the block is a mapping of its own (a
 		 * whole block, lib/large.c): growing it past its tail again
 		 * is an mremap of that mapping, or a move when it fails.
 		 */
-		stamp(q, m);
-		a = (uintptr_t)q;
-		errno = 0;
-		p = hak_realloc(q, 3 * m);
-		if (!p) {
-			if (errno != ENOMEM)
-				bad += problem("%s: NULL without ENOMEM%lu", "realloc again", 0);
-			if (!intact(q, a, m))
-				bad += problem("%s: failed realloc damaged the block%lu", "realloc again", 0);
-			res->nulls++;
-			bad += got(q, m, 16, ENOMEM, "kept");
-			continue;
-		}
-		if (!intact(p, a, m))
-			bad += problem("%s: realloc lost the contents%lu", "realloc again", 0);
-		bad += got(p, 3 * m, 16, 0, "realloc");
+		if (q)
+			q = grow_checked(q, m, 3 * m, "realloc again", &bad);
+		if (q)
+			bad += got(q, 3 * m, 16, 0, "realloc");
 	}
 	/* free every other block, give memory back, allocate again */
 	for (unsigned i = 0; i < nblk; i += 2) {
