@@ -647,13 +647,21 @@ void __hak_grow_stats(struct hak_grow_stats *st)
 	st->purged = arch_load_relaxed(&nr_purged);
 }
 
-void __hak_grow_fork_prepare(void) __acquires(&areas_lock)
+/* False: backed off (lock.h), nothing held. */
+bool __hak_grow_fork_prepare(void) __acquires(&areas_lock)
 {
 	unsigned i;
 
-	hak_lock_fork_prepare(&areas_lock);
+	if (!hak_lock_fork_prepare(&areas_lock))
+		return false;
 	for (i = 0; i < GROW_MAX_AREAS; i++)
-		hak_lock_fork_take(&areas[i].lock);
+		if (!hak_lock_fork_take(&areas[i].lock)) {
+			while (i--)
+				hak_lock_fork_give(&areas[i].lock);
+			hak_lock_fork_give(&areas_lock);
+			return false;
+		}
+	return true;
 }
 
 void __hak_grow_fork_parent(void) __releases(&areas_lock)

@@ -65,7 +65,7 @@ struct hak_grow_stats {
 };
 void __hak_grow_stats(struct hak_grow_stats *st);
 
-void __hak_grow_fork_prepare(void);
+bool __hak_grow_fork_prepare(void);
 void __hak_grow_fork_parent(void);
 void __hak_grow_fork_child(void);
 

@@ -303,9 +303,11 @@ void __hak_tcache_set_bytes(size_t bytes)
 
 /*
  * Fork must not copy a scan in progress (the child has no scanner to end
- * it): its prepare handler sets scan_stop and waits for heap_scanning.
+ * it): its prepare handler raises scan_stop and waits for heap_scanning.
+ * A count, not a flag: forks overlap (glibc does not serialise them), and
+ * the first to finish must not let a scan start under the others.
  */
-static int scan_stop;		/* atomic */
+static int scan_stop;		/* atomic: forks between prepare and parent */
 static int heap_scanning;	/* atomic: a scan of other heaps runs */
 /*
  * This thread runs it: a fork in a signal handler that interrupted the
@@ -2900,24 +2902,40 @@ void __hak_heap_stats(struct hak_heap_stats *sum, size_t *nr)
 	hak_unlock(&heap_lock);
 }
 
-void __hak_heap_fork_prepare(void) __acquires(&heap_lock)
+/* False: backed off (lock.h), nothing held. */
+bool __hak_heap_fork_prepare(void) __acquires(&heap_lock)
 {
-	arch_xchg(&scan_stop, 1);
-	while (arch_load_acquire(&heap_scanning) && !scanning_here)
+	arch_fetch_add(&scan_stop, 1);
+	while (arch_load_acquire(&heap_scanning) && !scanning_here && !__hak_fork_scan_skip()) {
+		if (__hak_fork_backoff())
+			goto back_off;
 		sched_yield();
-	hak_lock_fork_prepare(&heap_lock);
+	}
+	if (hak_lock_fork_prepare(&heap_lock))
+		return true;
+back_off:
+	arch_fetch_add(&scan_stop, -1);
+	return false;
 }
 
 void __hak_heap_fork_parent(void) __releases(&heap_lock)
 {
 	hak_lock_fork_parent(&heap_lock);
-	arch_store_release(&scan_stop, 0);
+	arch_fetch_add(&scan_stop, -1);
+}
+
+bool __hak_heap_scanning_here(void)
+{
+	return scanning_here;
 }
 
 void __hak_heap_fork_child(void) __releases(&heap_lock)
 {
 	hak_lock_fork_child(&heap_lock);
 	arch_store_release(&scan_stop, 0);
+	/* a scan that another handler fork's frame ran (fork_scan_skip) */
+	if (!scanning_here)
+		arch_store_release(&heap_scanning, 0);
 	/*
 	 * Only the forking thread lives on: the parent's other threads
 	 * counted as live would keep the child's caches at a share of the

@@ -134,8 +134,10 @@ void __hak_remote_push(struct hak_slab *s, void *head, void *tail, uint32_t n);
 /* Sum of every heap's counters (including pooled ones). */
 void __hak_heap_stats(struct hak_heap_stats *sum, size_t *nr_heaps);
 
-void __hak_heap_fork_prepare(void);
+bool __hak_heap_fork_prepare(void);
 void __hak_heap_fork_parent(void);
 void __hak_heap_fork_child(void);
+/* This thread runs a scan of other heaps (fork's prepare, init.c). */
+bool __hak_heap_scanning_here(void);
 
 #endif /* HAK_HEAP_H */

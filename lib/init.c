@@ -172,6 +172,7 @@ static __thread bool fork_locked;
 static __thread pid_t my_tid __attribute__((tls_model("initial-exec")));
 
 __thread struct hak_lock *__hak_lock_edge __attribute__((tls_model("initial-exec")));
+__thread unsigned __hak_locks_held __attribute__((tls_model("initial-exec")));
 
 /*
  * glibc records the holder's thread id in every mutex it locks (and clears
@@ -298,42 +299,216 @@ static void call_weak(void (*fn)(void))
 		fn();
 }
 
+/*
+ * Each layer's locks, in the order prepare takes them: take returns false
+ * when it backed off (it then holds none of its own), give is the parent
+ * handler.
+ */
+static const struct fork_step {
+	bool (*take)(void);
+	void (*give)(void);
+} fork_steps[] = {
+	{ hak_prof_fork_prepare, hak_prof_fork_parent },
+	{ __hak_heap_fork_prepare, __hak_heap_fork_parent },
+	{ hak_l25_fork_prepare, hak_l25_fork_parent },
+	{ hak_bigcache_fork_prepare, hak_bigcache_fork_parent },
+	{ __hak_large_fork_prepare, __hak_large_fork_parent },
+	{ __hak_grow_fork_prepare, __hak_grow_fork_parent },
+	{ __hak_meta_fork_prepare, __hak_meta_fork_parent },
+	{ __hak_ss_fork_prepare, __hak_ss_fork_parent },
+};
+#define NR_FORK_STEPS	(sizeof(fork_steps) / sizeof(fork_steps[0]))
+
+/*
+ * Handler forks whose frame holds an allocator lock ("urgent"): how many
+ * have announced themselves (at the top of their prepare; withdrawn at the
+ * top of their parent handler), and each one's thread id, the lock its
+ * frame was taking or giving back (its edge, when that frame holds it) and
+ * whether that frame scans other heaps. See "Fork, back-off" above.
+ */
+#define FORK_URGENT_SLOTS	32
+static struct fork_urgent {
+	pid_t tid;			/* atomic: 0 free, -1 being filled */
+	const struct hak_lock *edge;
+	bool scanning;
+} urgent_slots[FORK_URGENT_SLOTS];
+static int nr_urgent;			/* atomic */
+static __thread struct fork_urgent *urgent_here;	/* this thread's slot... */
+static __thread bool fork_urgent_here;			/* ...or announcement */
+static unsigned long nr_forks, nr_fork_urgent, nr_fork_backoffs, nr_fork_skips;	/* atomic */
+
+/* A fork polls for announcements this often while it waits for a lock. */
+#define FORK_POLL_NS		200000u
+
+static void fork_announce(void)
+{
+	struct hak_lock *edge = __hak_lock_edge;
+	bool scanning = __hak_heap_scanning_here();
+	bool edge_mine = edge && __hak_lock_mine(edge, edge);
+	unsigned i;
+
+	if (!__hak_locks_held && !edge_mine && !scanning)
+		return;
+	if (!my_tid)
+		my_tid = gettid();
+	fork_urgent_here = true;
+	arch_fetch_add(&nr_fork_urgent, 1UL);
+	arch_fetch_add(&nr_urgent, 1);
+	/* no slot free (32 such forks at once): others wait for this frame */
+	for (i = 0; i < FORK_URGENT_SLOTS; i++) {
+		struct fork_urgent *u = &urgent_slots[i];
+
+		if (arch_cmpxchg(&u->tid, (pid_t)0, (pid_t)-1) != 0)
+			continue;
+		u->edge = edge_mine ? edge : NULL;
+		u->scanning = scanning;
+		arch_store_release(&u->tid, my_tid);
+		urgent_here = u;
+		break;
+	}
+}
+
+static void fork_withdraw(void)
+{
+	if (!fork_urgent_here)
+		return;
+	fork_urgent_here = false;
+	if (urgent_here) {
+		arch_store_release(&urgent_here->tid, (pid_t)0);
+		urgent_here = NULL;
+	}
+	arch_fetch_add(&nr_urgent, -1);
+}
+
+/*
+ * Is l (busy; scan: a scan of other heaps) held by the frame of another
+ * handler fork that announced itself? Only asked by an urgent fork, which
+ * holds the stream-list lock: every other fork's prepare is then outside
+ * its lock-taking part, so a lock another urgent thread holds is its
+ * frame's.
+ */
+static bool other_urgent_holds(const struct hak_lock *l, bool scan)
+{
+	pid_t owner = 0;
+	unsigned i;
+
+#ifdef __GLIBC__
+	if (l)
+		owner = __atomic_load_n(&l->mu.__data.__owner, __ATOMIC_RELAXED);
+#endif
+	for (i = 0; i < FORK_URGENT_SLOTS; i++) {
+		struct fork_urgent *u = &urgent_slots[i];
+		pid_t tid = arch_load_acquire(&u->tid);
+
+		if (tid <= 0 || u == urgent_here)
+			continue;
+		if (scan ? u->scanning : (tid == owner || u->edge == l))
+			return true;
+	}
+	return false;
+}
+
+bool __hak_fork_backoff(void)
+{
+	return !fork_urgent_here && arch_load_acquire(&nr_urgent);
+}
+
+bool __hak_fork_scan_skip(void)
+{
+	return fork_urgent_here && other_urgent_holds(NULL, true);
+}
+
+int __hak_lock_fork_wait(struct hak_lock *l)
+{
+	for (;;) {
+		struct timespec ts;
+
+		if (__hak_fork_backoff())
+			return -1;
+		if (fork_urgent_here && other_urgent_holds(l, false)) {
+			arch_fetch_add(&nr_fork_skips, 1UL);
+			return HAK_FORK_SKIP;
+		}
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_nsec += FORK_POLL_NS;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+#ifdef __GLIBC__
+		if (!pthread_mutex_clocklock(&l->mu, CLOCK_MONOTONIC, &ts))
+			return HAK_FORK_TAKEN;
+#else
+		if (!pthread_mutex_trylock(&l->mu))
+			return HAK_FORK_TAKEN;
+		nanosleep(&(struct timespec){ 0, FORK_POLL_NS }, NULL);
+#endif
+	}
+}
+
+/* Take every allocator lock in order; false: backed off, none held. */
+static bool fork_take_all(void)
+{
+	unsigned i;
+
+	for (i = 0; i < NR_FORK_STEPS; i++)
+		if (!fork_steps[i].take())
+			break;
+	if (i == NR_FORK_STEPS)
+		return true;
+	while (i--)
+		fork_steps[i].give();
+	return false;
+}
+
 static void fork_prepare(void)
 {
 	fork_locked = !__libc_single_threaded;
 	if (!fork_locked)
 		return;
-	call_weak(_IO_list_lock);
-	hak_prof_fork_prepare();
-	__hak_heap_fork_prepare();
-	hak_l25_fork_prepare();
-	hak_bigcache_fork_prepare();
-	__hak_large_fork_prepare();
-	__hak_grow_fork_prepare();
-	__hak_meta_fork_prepare();
-	__hak_ss_fork_prepare();
+	arch_fetch_add(&nr_forks, 1UL);
+	fork_announce();
+	for (;;) {
+		while (__hak_fork_backoff())
+			nanosleep(&(struct timespec){ 0, FORK_POLL_NS / 4 }, NULL);
+		call_weak(_IO_list_lock);
+		if (fork_take_all())
+			break;
+		call_weak(_IO_list_unlock);
+		arch_fetch_add(&nr_fork_backoffs, 1UL);
+	}
 	__hak_fork_holder = 1;
+}
+
+void __hak_fork_stats(struct hak_fork_stats *st)
+{
+	st->forks = arch_load_relaxed(&nr_forks);
+	st->urgent = arch_load_relaxed(&nr_fork_urgent);
+	st->backoffs = arch_load_relaxed(&nr_fork_backoffs);
+	st->skips = arch_load_relaxed(&nr_fork_skips);
 }
 
 static void fork_parent(void)
 {
+	unsigned i = NR_FORK_STEPS;
+
 	if (!fork_locked)
 		return;
 	__hak_fork_holder = 0;
-	__hak_ss_fork_parent();
-	__hak_meta_fork_parent();
-	__hak_grow_fork_parent();
-	__hak_large_fork_parent();
-	hak_bigcache_fork_parent();
-	hak_l25_fork_parent();
-	__hak_heap_fork_parent();
-	hak_prof_fork_parent();
+	fork_withdraw();
+	while (i--)
+		fork_steps[i].give();
 	call_weak(_IO_list_unlock);
 }
 
 static void fork_child(void)
 {
 	my_tid = 0;		/* the child's thread has an id of its own */
+	/* the parent's other forks and their announcements are not here */
+	fork_urgent_here = false;
+	urgent_here = NULL;
+	memset(urgent_slots, 0, sizeof(urgent_slots));
+	arch_store_relaxed(&nr_urgent, 0);
 	if (!fork_locked)
 		return;
 	__hak_fork_holder = 0;

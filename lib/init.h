@@ -68,6 +68,17 @@ void __hak_report(const char *fmt, ...) __printf(1, 2) __cold;
 /* A free (or size query) of p failed check: report it and abort. */
 void __hak_bad_free(const void *p, const char *check) __noreturn __cold;
 
+/*
+ * Forks of a multi-threaded process; of them, forks from a signal handler
+ * whose frame held an allocator lock; back-offs of other forks' prepares
+ * for them; locks such a fork left to another one's frame (init.c, "Fork,
+ * back-off").
+ */
+struct hak_fork_stats {
+	unsigned long forks, urgent, backoffs, skips;
+};
+void __hak_fork_stats(struct hak_fork_stats *st);
+
 /* Print statistics to fd (HAKMEM_STATS, malloc_stats). */
 void __hak_stats_print(int fd);
 

@@ -1230,13 +1230,21 @@ void __hak_large_stats(struct hak_large_stats *st)
 	hak_unlock(&wholes.lock);
 }
 
-void __hak_large_fork_prepare(void)
+/* False: backed off (lock.h), nothing held. */
+bool __hak_large_fork_prepare(void)
 {
 	unsigned i;
 
-	hak_lock_fork_take(&wholes.lock);
+	if (!hak_lock_fork_take(&wholes.lock))
+		return false;
 	for (i = 0; i < NSHARD; i++)
-		hak_lock_fork_take(&shards[i].lock);
+		if (!hak_lock_fork_take(&shards[i].lock)) {
+			while (i--)
+				hak_lock_fork_give(&shards[i].lock);
+			hak_lock_fork_give(&wholes.lock);
+			return false;
+		}
+	return true;
 }
 
 void __hak_large_fork_parent(void)

@@ -57,7 +57,7 @@ struct hak_large_stats {
 };
 void __hak_large_stats(struct hak_large_stats *st);
 
-void __hak_large_fork_prepare(void);
+bool __hak_large_fork_prepare(void);
 void __hak_large_fork_parent(void);
 void __hak_large_fork_child(void);
 

@@ -26,14 +26,18 @@
 
 struct hak_lock {
 	pthread_mutex_t mu;
-	bool fork_own;		/* fork prepare found it held by its own thread */
+	unsigned char fork_state;	/* HAK_FORK_*: what fork's prepare did */
 };
 
 #ifdef PTHREAD_ADAPTIVE_MUTEX_INITIALIZER_NP
-#define HAK_LOCK_INIT	{ PTHREAD_ADAPTIVE_MUTEX_INITIALIZER_NP, false }
+#define HAK_LOCK_INIT	{ PTHREAD_ADAPTIVE_MUTEX_INITIALIZER_NP, 0 }
 #else
-#define HAK_LOCK_INIT	{ PTHREAD_MUTEX_INITIALIZER, false }
+#define HAK_LOCK_INIT	{ PTHREAD_MUTEX_INITIALIZER, 0 }
 #endif
+
+#define HAK_FORK_TAKEN	0	/* fork's prepare took it */
+#define HAK_FORK_OWN	1	/* the forking thread's interrupted frame holds it */
+#define HAK_FORK_SKIP	2	/* another handler fork's interrupted frame holds it */
 
 /*
  * Set on the thread inside fork() while it holds every allocator lock
@@ -59,6 +63,17 @@ static inline bool hak_lock_passed(void)
  * handler's own lock calls nest.
  */
 extern HAK_HIDDEN __thread struct hak_lock *__hak_lock_edge
+	__attribute__((tls_model("initial-exec")));
+
+/*
+ * Allocator locks the calling thread holds (taken by hak_lock or
+ * hak_trylock, not yet given back by hak_unlock). Counted while the edge
+ * names the lock, so a signal handler that reads 0 with the edge clear
+ * knows its interrupted frame holds none; with the edge set it asks
+ * __hak_lock_mine. Read by fork's prepare (init.c): a fork from a handler
+ * whose frame holds one makes other forks back off.
+ */
+extern HAK_HIDDEN __thread unsigned __hak_locks_held
 	__attribute__((tls_model("initial-exec")));
 
 /*
@@ -99,6 +114,7 @@ static inline bool hak_lock_waited(struct hak_lock *l) __acquires(l)
 		__hak_lock_wait(l, outer);
 		busy = true;
 	}
+	__hak_locks_held++;
 	barrier();
 	__hak_lock_edge = outer;
 	return busy;
@@ -128,6 +144,7 @@ static inline bool hak_trylock(struct hak_lock *l)
 	__hak_lock_edge = l;
 	barrier();
 	got = !pthread_mutex_trylock(&l->mu);
+	__hak_locks_held += got;
 	barrier();
 	__hak_lock_edge = outer;
 	return got;
@@ -142,6 +159,7 @@ static inline void hak_unlock(struct hak_lock *l) __releases(l)
 		return;
 	__hak_lock_edge = l;
 	barrier();
+	__hak_locks_held--;
 	pthread_mutex_unlock(&l->mu);
 	barrier();
 	__hak_lock_edge = outer;
@@ -161,42 +179,67 @@ static inline void hak_lock_reinit(struct hak_lock *l)
  * the parent and in the child alike: the parent leaves it alone, and the
  * child re-initialises it held by its one thread (whose id is new), for
  * that frame to release.
+ *
+ * A busy lock of another thread's is waited for (__hak_lock_fork_wait,
+ * init.c, "Fork, back-off"), which may instead leave it to the frame of
+ * another handler fork that holds it (HAK_FORK_SKIP: left alone in the
+ * parent, re-initialised free in the child), or tell the fork to back off:
+ * false, and the caller gives back what it took, in reverse.
  */
-static inline void hak_lock_fork_take(struct hak_lock *l)
+int __hak_lock_fork_wait(struct hak_lock *l) __must_check;
+
+static inline bool __must_check hak_lock_fork_take(struct hak_lock *l)
 {
-	bool own = false;
+	int st = HAK_FORK_TAKEN;
 
 	if (pthread_mutex_trylock(&l->mu)) {
-		own = __hak_lock_mine(l, __hak_lock_edge);
-		if (!own)
-			pthread_mutex_lock(&l->mu);
+		if (__hak_lock_mine(l, __hak_lock_edge))
+			st = HAK_FORK_OWN;
+		else if ((st = __hak_lock_fork_wait(l)) < 0)
+			return false;
 	}
-	l->fork_own = own;
+	l->fork_state = (unsigned char)st;
+	return true;
 }
+
+/*
+ * Other waits of a fork's prepare (a scan of other heaps, the profile
+ * lock) poll this: true when the fork is to back off as above (init.c).
+ */
+bool __hak_fork_backoff(void) __must_check;
+/*
+ * True when the scan of other heaps that fork's prepare waits for is run by
+ * the frame of another handler fork that holds a lock: not waited for.
+ */
+bool __hak_fork_scan_skip(void) __must_check;
 
 static inline void hak_lock_fork_give(struct hak_lock *l)
 {
-	if (l->fork_own)
-		l->fork_own = false;
+	if (l->fork_state)
+		l->fork_state = HAK_FORK_TAKEN;
 	else
 		pthread_mutex_unlock(&l->mu);
 }
 
 static inline void hak_lock_fork_reset(struct hak_lock *l)
 {
-	bool own = l->fork_own;
+	bool own = l->fork_state == HAK_FORK_OWN;
 
-	l->fork_own = false;
 	hak_lock_reinit(l);
 	if (own)
 		pthread_mutex_lock(&l->mu);
 }
 
-/* The same with lock context, for a handler of one lock (sparse). */
-static inline void hak_lock_fork_prepare(struct hak_lock *l) __acquires(l)
+/*
+ * The same with lock context, for a handler of one lock (sparse): the
+ * context is l's whether it was taken or not (a try-lock's caller says
+ * __acquire on success, here the prepare that backed off says nothing
+ * more: its parent handler is not called).
+ */
+static inline bool __must_check hak_lock_fork_prepare(struct hak_lock *l) __acquires(l)
 {
 	__acquire(l);
-	hak_lock_fork_take(l);
+	return hak_lock_fork_take(l);
 }
 
 static inline void hak_lock_fork_parent(struct hak_lock *l) __releases(l)
@@ -216,9 +259,9 @@ static inline void hak_lock_fork_child(struct hak_lock *l) __releases(l)
  * Defines prefix_fork_prepare/_parent/_child, declared in the file's header.
  */
 #define HAK_DEFINE_FORK_LOCK(prefix, lock)				\
-void prefix##_fork_prepare(void) __acquires(lock)			\
+bool prefix##_fork_prepare(void) __acquires(lock)			\
 {									\
-	hak_lock_fork_prepare(lock);					\
+	return hak_lock_fork_prepare(lock);				\
 }									\
 									\
 void prefix##_fork_parent(void) __releases(lock)			\

@@ -13,7 +13,7 @@
 void *__hak_meta_alloc(size_t size) __must_check;
 size_t __hak_meta_bytes(void);
 
-void __hak_meta_fork_prepare(void);
+bool __hak_meta_fork_prepare(void);
 void __hak_meta_fork_parent(void);
 void __hak_meta_fork_child(void);
 

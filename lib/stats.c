@@ -242,10 +242,12 @@ int __hak_malloc_info(int options, FILE *fp)
 void __hak_stats_print(int fd)
 {
 	struct hak_stats st;
+	struct hak_fork_stats fs;
 	char buf[1536];
 	int n;
 
 	__hak_stats_get(&st);
+	__hak_fork_stats(&fs);
 	n = snprintf(buf, sizeof(buf),
 		"hakmem %s statistics (%s)\n"
 		"  mapped          %12zu bytes\n"
@@ -256,7 +258,9 @@ void __hak_stats_print(int fd)
 		"  refills         %12llu\n"
 		"  overflows       %12llu\n"
 		"  remote frees    %12llu (collected %llu)\n"
-		"  slabs           %12llu taken, %llu released\n",
+		"  slabs           %12llu taken, %llu released\n"
+		"  forks           %12lu (multi-threaded; %lu from a handler whose frame "
+		"held a lock, %lu back-offs, %lu locks left to another such frame)\n",
 		HAKMEM_VERSION, __hak_config(), st.mapped_bytes,
 		st.superslabs, st.slab_bytes, st.dirty_bytes, st.purged_bytes,
 		st.small_in_use, st.large_blocks, st.large_bytes, st.large_maps,
@@ -266,7 +270,8 @@ void __hak_stats_print(int fd)
 		(unsigned long long)st.remote_frees,
 		(unsigned long long)st.remote_collected,
 		(unsigned long long)st.slabs_taken,
-		(unsigned long long)st.slabs_released);
+		(unsigned long long)st.slabs_released,
+		fs.forks, fs.urgent, fs.backoffs, fs.skips);
 	if (n > (int)sizeof(buf))
 		n = sizeof(buf);
 	if (n > 0 && write(fd, buf, (size_t)n) < 0)

@@ -973,9 +973,9 @@ void __hak_ss_stats(struct hak_ss_stats *st)
 	hak_unlock(&ss_lock);
 }
 
-void __hak_ss_fork_prepare(void) __acquires(&ss_lock)
+bool __hak_ss_fork_prepare(void) __acquires(&ss_lock)
 {
-	hak_lock_fork_prepare(&ss_lock);
+	return hak_lock_fork_prepare(&ss_lock);
 }
 
 void __hak_ss_fork_parent(void) __releases(&ss_lock)

@@ -488,7 +488,7 @@ struct hak_ss_stats {
 };
 void __hak_ss_stats(struct hak_ss_stats *st);
 
-void __hak_ss_fork_prepare(void);
+bool __hak_ss_fork_prepare(void);
 void __hak_ss_fork_parent(void);
 void __hak_ss_fork_child(void);
 

@@ -1517,9 +1517,9 @@ void hak_bigcache_init(void)
 	finish(&b);
 }
 
-void hak_bigcache_fork_prepare(void)
+bool hak_bigcache_fork_prepare(void)
 {
-	hak_lock_fork_take(&bc.lock);
+	return hak_lock_fork_take(&bc.lock);
 }
 
 void hak_bigcache_fork_parent(void)

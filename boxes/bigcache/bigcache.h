@@ -72,7 +72,7 @@ size_t hak_bigcache_release(void);
 size_t hak_bigcache_decay(unsigned now);
 void hak_bigcache_stats(struct hak_bigcache_stats *st);
 void hak_bigcache_init(void);
-void hak_bigcache_fork_prepare(void);
+bool hak_bigcache_fork_prepare(void);
 void hak_bigcache_fork_parent(void);
 void hak_bigcache_fork_child(void);
 #else
@@ -120,7 +120,7 @@ static inline void hak_bigcache_stats(struct hak_bigcache_stats *st)
 	*st = (struct hak_bigcache_stats){ 0 };
 }
 static inline void hak_bigcache_init(void) { }
-static inline void hak_bigcache_fork_prepare(void) { }
+static inline bool hak_bigcache_fork_prepare(void) { return true; }
 static inline void hak_bigcache_fork_parent(void) { }
 static inline void hak_bigcache_fork_child(void) { }
 #endif

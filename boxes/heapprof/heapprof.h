@@ -92,7 +92,7 @@ void hak_prof_init(void);
  * requests up to HAK_DIRECT_MAX bytes reach the countdown.
  */
 bool hak_prof_sampling(void);
-void hak_prof_fork_prepare(void);
+bool hak_prof_fork_prepare(void);
 void hak_prof_fork_parent(void);
 void hak_prof_fork_child(void);
 
@@ -118,7 +118,7 @@ static __always_inline void *hak_prof_moved(void *p, void *q, size_t n)
 
 static inline void hak_prof_init(void) { }
 static inline bool hak_prof_sampling(void) { return false; }
-static inline void hak_prof_fork_prepare(void) { }
+static inline bool hak_prof_fork_prepare(void) { return true; }
 static inline void hak_prof_fork_parent(void) { }
 static inline void hak_prof_fork_child(void) { }
 

@@ -697,10 +697,20 @@ bool hak_prof_sampling(void)
 	return __atomic_load_n(&hp_on, __ATOMIC_ACQUIRE);
 }
 
-void hak_prof_fork_prepare(void) __acquires(&prof_lock)
+/* False: backed off (lock.h), nothing held. */
+bool hak_prof_fork_prepare(void) __acquires(&prof_lock)
 {
-	prof_lock_take();
-	__hak_prof_unwind_fork_prepare();
+	__acquire(&prof_lock);
+	while (__atomic_exchange_n(&prof_lock, 1, __ATOMIC_ACQUIRE))
+		while (__atomic_load_n(&prof_lock, __ATOMIC_RELAXED)) {
+			if (__hak_fork_backoff())
+				return false;
+			sched_yield();
+		}
+	if (__hak_prof_unwind_fork_prepare())
+		return true;
+	__atomic_store_n(&prof_lock, 0, __ATOMIC_RELEASE);
+	return false;
 }
 
 void hak_prof_fork_parent(void) __releases(&prof_lock)

@@ -54,7 +54,7 @@ void *__hak_prof_backtrace(uintptr_t *pc, unsigned max, uintptr_t ra, unsigned *
 /* After a NULL from __hak_prof_backtrace, in the same hold of prof_lock. */
 void __hak_prof_backtrace_remember(void *result);
 bool __hak_prof_module_of(uintptr_t pc, struct hp_module *out);
-void __hak_prof_unwind_fork_prepare(void);
+bool __hak_prof_unwind_fork_prepare(void);
 void __hak_prof_unwind_fork_parent(void);
 void __hak_prof_unwind_fork_child(void);
 

@@ -154,9 +154,9 @@ bool __hak_prof_module_of(uintptr_t pc, struct hp_module *out)
 	return m != NULL;
 }
 
-void __hak_prof_unwind_fork_prepare(void) __acquires(&module_lock)
+bool __hak_prof_unwind_fork_prepare(void) __acquires(&module_lock)
 {
-	hak_lock_fork_prepare(&module_lock);
+	return hak_lock_fork_prepare(&module_lock);
 }
 
 void __hak_prof_unwind_fork_parent(void) __releases(&module_lock)

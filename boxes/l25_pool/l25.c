@@ -1855,13 +1855,19 @@ void hak_l25_stats(struct hak_l25_stats *st)
  * meanwhile is covered), then the pool. Calls without lock context: sparse cannot
  * follow a lock count that depends on a loop.
  */
-void hak_l25_fork_prepare(void)
+bool hak_l25_fork_prepare(void)
 {
 	unsigned s;
 
 	for (s = 0; s < L25_SHARDS_MAX; s++)
-		hak_lock_fork_take(&shards[s].lock);
-	hak_lock_fork_take(&pool_lock);
+		if (!hak_lock_fork_take(&shards[s].lock))
+			goto back_off;
+	if (hak_lock_fork_take(&pool_lock))
+		return true;
+back_off:
+	while (s--)
+		hak_lock_fork_give(&shards[s].lock);
+	return false;
 }
 
 void hak_l25_fork_parent(void)

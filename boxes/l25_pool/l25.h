@@ -78,7 +78,7 @@ size_t hak_l25_usable(const void *p);
 size_t hak_l25_release(void);
 size_t hak_l25_decay(unsigned now, unsigned delay);
 void hak_l25_stats(struct hak_l25_stats *st);
-void hak_l25_fork_prepare(void);
+bool hak_l25_fork_prepare(void);
 void hak_l25_fork_parent(void);
 void hak_l25_fork_child(void);
 /* Selftests only: half a remote free (step 1), then its push (step 2). */
@@ -119,7 +119,7 @@ static inline void hak_l25_stats(struct hak_l25_stats *st)
 {
 	*st = (struct hak_l25_stats){ 0 };
 }
-static inline void hak_l25_fork_prepare(void) { }
+static inline bool hak_l25_fork_prepare(void) { return true; }
 static inline void hak_l25_fork_parent(void) { }
 static inline void hak_l25_fork_child(void) { }
 #endif
