@@ -647,6 +647,13 @@ void __hak_grow_stats(struct hak_grow_stats *st)
 	st->purged = arch_load_relaxed(&nr_purged);
 }
 
+/* Give back the first n areas' locks, in reverse. */
+static void grow_fork_give(unsigned n)
+{
+	for (; n; n--)
+		hak_lock_fork_give(&areas[n - 1].lock);
+}
+
 /* False: backed off (lock.h), nothing held. */
 bool __hak_grow_fork_prepare(void) __acquires(&areas_lock)
 {
@@ -656,8 +663,7 @@ bool __hak_grow_fork_prepare(void) __acquires(&areas_lock)
 		return false;
 	for (i = 0; i < GROW_MAX_AREAS; i++)
 		if (!hak_lock_fork_take(&areas[i].lock)) {
-			while (i--)
-				hak_lock_fork_give(&areas[i].lock);
+			grow_fork_give(i);
 			hak_lock_fork_give(&areas_lock);
 			return false;
 		}
@@ -666,10 +672,7 @@ bool __hak_grow_fork_prepare(void) __acquires(&areas_lock)
 
 void __hak_grow_fork_parent(void) __releases(&areas_lock)
 {
-	unsigned i;
-
-	for (i = 0; i < GROW_MAX_AREAS; i++)
-		hak_lock_fork_give(&areas[i].lock);
+	grow_fork_give(GROW_MAX_AREAS);
 	hak_lock_fork_parent(&areas_lock);
 }
 

@@ -79,6 +79,51 @@ static void thread_exit(void *arg)
  * re-initialised held by the child's thread. Before, prepare waited for
  * its own thread (selftests/core/fork_signal_mt).
  *
+ * Fork, back-off. glibc does not serialise forks: it drops its handler-list
+ * lock while each prepare handler runs. A handler fork whose frame holds an
+ * allocator lock L ("urgent") meets another fork whose prepare holds the
+ * stream-list lock and the locks before L and waits for L: the urgent fork
+ * waits for the stream-list lock, the frame cannot give L back before its
+ * handler returns, and both wait for good (tools/repro/fork_storm -s, branch
+ * fk16). So:
+ *  - an urgent fork announces itself at the top of its prepare, before it
+ *    takes anything: a per-thread count of held locks (__hak_locks_held),
+ *    the edge lock if the frame holds it, or a scan of other heaps run by
+ *    the frame (others' prepares wait for that too), publishing its thread
+ *    id, that edge and the scan in a slot;
+ *  - every other prepare (its frame holds nothing, so it may wait) waits
+ *    for a busy lock with a timed lock that polls the announcements every
+ *    FORK_POLL_NS, and while one is pending gives back everything it took,
+ *    stream-list lock last, waits for the count to reach 0 and starts
+ *    again (and waits for it before it starts at all). A prepare that found
+ *    every lock free never polls: an announced frame holds one;
+ *  - two urgent forks: each needs the locks the other's frame holds, and
+ *    those frames cannot move before their handlers return, so neither
+ *    could complete. The stream-list lock serialises every prepare's lock
+ *    taking, so while an urgent fork holds it, a lock held by another
+ *    announced thread (by id, or its published edge) is held by that
+ *    thread's frame: it is left to that frame (HAK_FORK_SKIP, lock.h) as
+ *    the forking thread's own locks are: not taken, left alone by the
+ *    parent handler, re-initialised free in the child. A scan another
+ *    urgent frame runs is not waited for either (and is cleared in the
+ *    child). The parent loses nothing: every frame finishes what it began
+ *    once its handler returns. The child may meet that frame's half-done
+ *    update, which nobody there finishes: like everything after a fork
+ *    from a handler of a multi-threaded process, the child may only call
+ *    async-signal-safe functions (POSIX);
+ *  - the announcement is withdrawn at the top of the parent handler (before
+ *    any lock is given back: an urgent fork that sees another announced
+ *    knows that one is still in its prepare), and cleared in the child.
+ *  A plain fork waits only while urgent forks are pending, each of which
+ *    completes (their frames' locks are the only ones nobody gives back),
+ *    so it gets through unless such forks arrive back to back for good.
+ *    The common fork pays one atomic count and a read of the thread's count.
+ *  Still impossible: a thread that holds an allocator lock M and waits for
+ *    L held by an urgent fork's frame (locks nest: a box's before the
+ *    core's) keeps M from that fork; and the stream-list lock held by a
+ *    thread inside stdio that waits for such an L (glibc's own fork takes
+ *    that lock too).
+ *
  * Multi-threaded process, the forking thread takes, in this order:
  *
  *   1. the C library's list-of-streams lock (_IO_list_lock, exported by
@@ -268,6 +313,59 @@ bool __hak_rt_spin(const int *word, uint64_t *end)
 	}
 }
 
+/*
+ * Threads waiting in __hak_lock_wait, and for which lock, by thread id
+ * (probed linearly; a waiter that finds no free slot is not listed). An
+ * urgent fork follows them to a holder that cannot move before it
+ * completes.
+ */
+#define LOCK_WAITERS		256
+#define LOCK_WAITER_PROBES	8
+static struct lock_waiter {
+	pid_t tid;				/* atomic: 0 free, -1 being filled */
+	const struct hak_lock *lock;
+} lock_waiters[LOCK_WAITERS];
+
+static struct lock_waiter *waiter_add(const struct hak_lock *l)
+{
+	unsigned i;
+
+	for (i = 0; my_tid > 0 && i < LOCK_WAITER_PROBES; i++) {
+		struct lock_waiter *w = &lock_waiters[((unsigned)my_tid + i) % LOCK_WAITERS];
+
+		if (arch_load_relaxed(&w->tid) || arch_cmpxchg(&w->tid, (pid_t)0, (pid_t)-1) != 0)
+			continue;
+		w->lock = l;
+		arch_store_release(&w->tid, my_tid);
+		return w;
+	}
+	return NULL;
+}
+
+static void waiter_del(struct lock_waiter *w)
+{
+	if (w)
+		arch_store_release(&w->tid, (pid_t)0);
+}
+
+static const struct hak_lock *waiting_for(pid_t tid)
+{
+	unsigned i;
+
+	for (i = 0; i < LOCK_WAITER_PROBES; i++) {
+		struct lock_waiter *w = &lock_waiters[((unsigned)tid + i) % LOCK_WAITERS];
+		const struct hak_lock *l;
+
+		if (arch_load_acquire(&w->tid) != tid)
+			continue;
+		l = arch_load_relaxed(&w->lock);
+		/* still tid's entry after the read (not freed and taken meanwhile) */
+		arch_smp_mb();
+		return arch_load_relaxed(&w->tid) == tid ? l : NULL;
+	}
+	return NULL;
+}
+
 void __hak_lock_wait(struct hak_lock *l, const struct hak_lock *edge)
 {
 	if (__hak_lock_mine(l, edge)) {
@@ -279,11 +377,17 @@ void __hak_lock_wait(struct hak_lock *l, const struct hak_lock *edge)
 #ifdef __GLIBC__
 	{
 		uint64_t end = 0;
+		/* listed for a handler fork's prepare (holder_frozen) */
+		struct lock_waiter *w = waiter_add(l);
+		bool got = false;
 
 		/* free again before the spin ran out: try it (another may win it) */
-		while (__hak_rt_spin(&l->mu.__data.__lock, &end))
-			if (!pthread_mutex_trylock(&l->mu))
-				return;
+		while (!got && __hak_rt_spin(&l->mu.__data.__lock, &end))
+			got = !pthread_mutex_trylock(&l->mu);
+		if (!got)
+			pthread_mutex_lock(&l->mu);
+		waiter_del(w);
+		return;
 	}
 #endif
 	pthread_mutex_lock(&l->mu);
@@ -380,31 +484,60 @@ static void fork_withdraw(void)
 	arch_fetch_add(&nr_urgent, -1);
 }
 
-/*
- * Is l (busy; scan: a scan of other heaps) held by the frame of another
- * handler fork that announced itself? Only asked by an urgent fork, which
- * holds the stream-list lock: every other fork's prepare is then outside
- * its lock-taking part, so a lock another urgent thread holds is its
- * frame's.
- */
-static bool other_urgent_holds(const struct hak_lock *l, bool scan)
+/* Is tid an announced urgent fork's thread, or l the edge its frame holds? */
+static bool urgent_frame(pid_t tid, const struct hak_lock *l)
 {
-	pid_t owner = 0;
 	unsigned i;
 
-#ifdef __GLIBC__
-	if (l)
-		owner = __atomic_load_n(&l->mu.__data.__owner, __ATOMIC_RELAXED);
-#endif
 	for (i = 0; i < FORK_URGENT_SLOTS; i++) {
 		struct fork_urgent *u = &urgent_slots[i];
-		pid_t tid = arch_load_acquire(&u->tid);
+		pid_t t = arch_load_acquire(&u->tid);
 
-		if (tid <= 0 || u == urgent_here)
-			continue;
-		if (scan ? u->scanning : (tid == owner || u->edge == l))
+		if (t > 0 && ((tid && t == tid) || (l && u->edge == l)))
 			return true;
 	}
+	return false;
+}
+
+/* Does the frame of another announced urgent fork run a scan of other heaps? */
+static bool other_urgent_scans(void)
+{
+	unsigned i;
+
+	for (i = 0; i < FORK_URGENT_SLOTS; i++) {
+		struct fork_urgent *u = &urgent_slots[i];
+
+		if (u != urgent_here && arch_load_acquire(&u->tid) > 0 && u->scanning)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * Asked by an urgent fork, which holds the stream-list lock: every other
+ * fork's prepare is then outside its lock-taking part, so a lock another
+ * urgent thread holds is its frame's, and that frame cannot move before its
+ * handler returns. Can the holder of the busy lock l not move before this
+ * fork completes? It is such a frame (ours included), or it waits, directly
+ * or down a short chain of waiters, for a lock one of those holds.
+ */
+static bool holder_frozen(const struct hak_lock *l)
+{
+#ifdef __GLIBC__
+	unsigned n;
+
+	for (n = 0; l && n < 8; n++) {
+		pid_t owner = __atomic_load_n(&l->mu.__data.__owner, __ATOMIC_RELAXED);
+
+		if (urgent_frame(owner, l))
+			return true;
+		if (owner <= 0)
+			return false;
+		l = waiting_for(owner);
+	}
+#else
+	(void)l;
+#endif
 	return false;
 }
 
@@ -415,7 +548,7 @@ bool __hak_fork_backoff(void)
 
 bool __hak_fork_scan_skip(void)
 {
-	return fork_urgent_here && other_urgent_holds(NULL, true);
+	return fork_urgent_here && other_urgent_scans();
 }
 
 int __hak_lock_fork_wait(struct hak_lock *l)
@@ -425,7 +558,7 @@ int __hak_lock_fork_wait(struct hak_lock *l)
 
 		if (__hak_fork_backoff())
 			return -1;
-		if (fork_urgent_here && other_urgent_holds(l, false)) {
+		if (fork_urgent_here && holder_frozen(l)) {
 			arch_fetch_add(&nr_fork_skips, 1UL);
 			return HAK_FORK_SKIP;
 		}

@@ -1230,6 +1230,14 @@ void __hak_large_stats(struct hak_large_stats *st)
 	hak_unlock(&wholes.lock);
 }
 
+/* Give back the first n shards (in reverse), then the wholes' lock. */
+static void large_fork_give(unsigned n)
+{
+	for (; n; n--)
+		hak_lock_fork_give(&shards[n - 1].lock);
+	hak_lock_fork_give(&wholes.lock);
+}
+
 /* False: backed off (lock.h), nothing held. */
 bool __hak_large_fork_prepare(void)
 {
@@ -1239,9 +1247,7 @@ bool __hak_large_fork_prepare(void)
 		return false;
 	for (i = 0; i < NSHARD; i++)
 		if (!hak_lock_fork_take(&shards[i].lock)) {
-			while (i--)
-				hak_lock_fork_give(&shards[i].lock);
-			hak_lock_fork_give(&wholes.lock);
+			large_fork_give(i);
 			return false;
 		}
 	return true;
@@ -1249,11 +1255,7 @@ bool __hak_large_fork_prepare(void)
 
 void __hak_large_fork_parent(void)
 {
-	unsigned i;
-
-	for (i = 0; i < NSHARD; i++)
-		hak_lock_fork_give(&shards[i].lock);
-	hak_lock_fork_give(&wholes.lock);
+	large_fork_give(NSHARD);
 }
 
 void __hak_large_fork_child(void)

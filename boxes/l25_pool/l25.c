@@ -1855,28 +1855,33 @@ void hak_l25_stats(struct hak_l25_stats *st)
  * meanwhile is covered), then the pool. Calls without lock context: sparse cannot
  * follow a lock count that depends on a loop.
  */
+/* Give back the first n shards' locks, in reverse. */
+static void l25_fork_give(unsigned n)
+{
+	for (; n; n--)
+		hak_lock_fork_give(&shards[n - 1].lock);
+}
+
+/* False: backed off (lock.h), nothing held. */
 bool hak_l25_fork_prepare(void)
 {
 	unsigned s;
 
 	for (s = 0; s < L25_SHARDS_MAX; s++)
-		if (!hak_lock_fork_take(&shards[s].lock))
-			goto back_off;
+		if (!hak_lock_fork_take(&shards[s].lock)) {
+			l25_fork_give(s);
+			return false;
+		}
 	if (hak_lock_fork_take(&pool_lock))
 		return true;
-back_off:
-	while (s--)
-		hak_lock_fork_give(&shards[s].lock);
+	l25_fork_give(L25_SHARDS_MAX);
 	return false;
 }
 
 void hak_l25_fork_parent(void)
 {
-	unsigned s = L25_SHARDS_MAX;
-
 	hak_lock_fork_give(&pool_lock);
-	while (s--)
-		hak_lock_fork_give(&shards[s].lock);
+	l25_fork_give(L25_SHARDS_MAX);
 }
 
 /*
