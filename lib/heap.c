@@ -2905,17 +2905,21 @@ void __hak_heap_stats(struct hak_heap_stats *sum, size_t *nr)
 /* False: backed off (lock.h), nothing held. */
 bool __hak_heap_fork_prepare(void) __acquires(&heap_lock)
 {
+	bool took = false;
+
 	arch_fetch_add(&scan_stop, 1);
 	while (arch_load_acquire(&heap_scanning) && !scanning_here && !__hak_fork_scan_skip()) {
-		if (__hak_fork_backoff())
-			goto back_off;
+		if (__hak_fork_backoff()) {
+			__acquire(&heap_lock);	/* the context says taken (lock.h) */
+			goto out;
+		}
 		sched_yield();
 	}
-	if (hak_lock_fork_prepare(&heap_lock))
-		return true;
-back_off:
-	arch_fetch_add(&scan_stop, -1);
-	return false;
+	took = hak_lock_fork_prepare(&heap_lock);
+out:
+	if (!took)
+		arch_fetch_add(&scan_stop, -1);
+	return took;
 }
 
 void __hak_heap_fork_parent(void) __releases(&heap_lock)

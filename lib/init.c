@@ -93,7 +93,8 @@ static void thread_exit(void *arg)
  *    id, that edge and the scan in a slot;
  *  - every other prepare (its frame holds nothing, so it may wait) waits
  *    for a busy lock with a timed lock that polls the announcements every
- *    FORK_POLL_NS, and while one is pending gives back everything it took,
+ *    FORK_POLL_NS (also in its waits for a scan and the profile lock), and
+ *    while one is pending gives back everything it took,
  *    stream-list lock last, waits for the count to reach 0 and starts
  *    again (and waits for it before it starts at all). A prepare that found
  *    every lock free never polls: an announced frame holds one;
@@ -104,25 +105,32 @@ static void thread_exit(void *arg)
  *    announced thread (by id, or its published edge) is held by that
  *    thread's frame: it is left to that frame (HAK_FORK_SKIP, lock.h) as
  *    the forking thread's own locks are: not taken, left alone by the
- *    parent handler, re-initialised free in the child. A scan another
- *    urgent frame runs is not waited for either (and is cleared in the
- *    child). The parent loses nothing: every frame finishes what it began
- *    once its handler returns. The child may meet that frame's half-done
- *    update, which nobody there finishes: like everything after a fork
- *    from a handler of a multi-threaded process, the child may only call
- *    async-signal-safe functions (POSIX);
+ *    parent handler, re-initialised free in the child. So is a lock whose
+ *    holder waits in __hak_lock_wait (which lists the lock it waits for,
+ *    by thread id) for a lock such a frame, or ours, holds, followed down
+ *    a chain of up to 8 waiters: locks nest (a box's before the core's),
+ *    and a thread holding an L2.5 shard while it waits for the pool lock
+ *    an urgent frame holds kept that fork waiting for the shard (gdb, 1
+ *    run in 40-80 of fork_storm -s at 16 threads). A scan another urgent
+ *    frame runs is not waited for either (and is cleared in the child).
+ *    The parent loses nothing: every frame and every frozen holder
+ *    finishes what it began once the handlers return. The child may meet
+ *    their half-done updates, which nobody there finishes: like everything
+ *    after a fork from a handler of a multi-threaded process, the child
+ *    may only call async-signal-safe functions (POSIX). Another library's
+ *    fork handler that allocates in an urgent fork's window passes a left
+ *    lock as it passes the others, and may meet such an update too;
  *  - the announcement is withdrawn at the top of the parent handler (before
  *    any lock is given back: an urgent fork that sees another announced
  *    knows that one is still in its prepare), and cleared in the child.
  *  A plain fork waits only while urgent forks are pending, each of which
- *    completes (their frames' locks are the only ones nobody gives back),
- *    so it gets through unless such forks arrive back to back for good.
- *    The common fork pays one atomic count and a read of the thread's count.
- *  Still impossible: a thread that holds an allocator lock M and waits for
- *    L held by an urgent fork's frame (locks nest: a box's before the
- *    core's) keeps M from that fork; and the stream-list lock held by a
- *    thread inside stdio that waits for such an L (glibc's own fork takes
- *    that lock too).
+ *    completes, so it gets through unless such forks arrive back to back
+ *    for good. The common fork pays one atomic count and a read of the
+ *    thread's count; a contended lock, a slot claimed and given back.
+ *  Still impossible: a holder frozen otherwise (not listed: 8 probes of
+ *    the table full, a chain past 8, the profile spin lock, a wait for a
+ *    scan), and the stream-list lock held by a thread inside stdio that
+ *    waits for an urgent frame's lock (glibc's own fork takes that lock).
  *
  * Multi-threaded process, the forking thread takes, in this order:
  *
@@ -641,6 +649,7 @@ static void fork_child(void)
 	fork_urgent_here = false;
 	urgent_here = NULL;
 	memset(urgent_slots, 0, sizeof(urgent_slots));
+	memset(lock_waiters, 0, sizeof(lock_waiters));
 	arch_store_relaxed(&nr_urgent, 0);
 	if (!fork_locked)
 		return;
