@@ -1763,12 +1763,21 @@ size_t __hak_heap_purge_idle(unsigned now, unsigned delay)
 	 * can take long (thousands of madvise calls) and must not hold up
 	 * threads that start or exit. Fork waits for it (scan_stop).
 	 */
+	/*
+	 * scanning_here covers heap_scanning on both sides: a handler fork
+	 * that interrupted this thread between the two waited for its own scan
+	 * (selftests/core/fork_signal_race, 1 run in 88 of its two handler
+	 * forks: the frame past the xchg, scanning_here not yet set).
+	 */
+	scanning_here = true;
+	barrier();
 	arch_xchg(&heap_scanning, 1);
 	if (arch_load_relaxed(&scan_stop)) {
 		arch_store_release(&heap_scanning, 0);
+		barrier();
+		scanning_here = false;
 		return 0;
 	}
-	scanning_here = true;
 	hak_lock(&heap_lock);
 	h = all_heaps;
 	hak_unlock(&heap_lock);
@@ -1789,8 +1798,9 @@ size_t __hak_heap_purge_idle(unsigned now, unsigned delay)
 			pool_decay(h);
 		arch_store_release(&h->scan_lk, 0);
 	}
-	scanning_here = false;
 	arch_store_release(&heap_scanning, 0);
+	barrier();
+	scanning_here = false;
 	return done;
 }
 
