@@ -443,6 +443,7 @@ static struct fork_urgent {
 	pid_t tid;			/* atomic: 0 free, -1 being filled */
 	const struct hak_lock *edge;
 	bool scanning;
+	bool prof;			/* holds the profile lock */
 } urgent_slots[FORK_URGENT_SLOTS];
 static int nr_urgent;			/* atomic */
 static __thread struct fork_urgent *urgent_here;	/* this thread's slot... */
@@ -456,10 +457,11 @@ static void fork_announce(void)
 {
 	struct hak_lock *edge = __hak_lock_edge;
 	bool scanning = __hak_heap_scanning_here();
+	bool prof = hak_prof_fork_mine();
 	bool edge_mine = edge && __hak_lock_mine(edge, edge);
 	unsigned i;
 
-	if (!__hak_locks_held && !edge_mine && !scanning)
+	if (!__hak_locks_held && !edge_mine && !scanning && !prof)
 		return;
 	if (!my_tid)
 		my_tid = gettid();
@@ -474,6 +476,7 @@ static void fork_announce(void)
 			continue;
 		u->edge = edge_mine ? edge : NULL;
 		u->scanning = scanning;
+		u->prof = prof;
 		arch_store_release(&u->tid, my_tid);
 		urgent_here = u;
 		break;
@@ -507,15 +510,19 @@ static bool urgent_frame(pid_t tid, const struct hak_lock *l)
 	return false;
 }
 
-/* Does the frame of another announced urgent fork run a scan of other heaps? */
-static bool other_urgent_scans(void)
+/*
+ * Does the frame of another announced urgent fork run a scan of other heaps
+ * (prof: hold the profile lock)?
+ */
+static bool other_urgent_has(bool prof)
 {
 	unsigned i;
 
 	for (i = 0; i < FORK_URGENT_SLOTS; i++) {
 		struct fork_urgent *u = &urgent_slots[i];
 
-		if (u != urgent_here && arch_load_acquire(&u->tid) > 0 && u->scanning)
+		if (u != urgent_here && arch_load_acquire(&u->tid) > 0 &&
+		    (prof ? u->prof : u->scanning))
 			return true;
 	}
 	return false;
@@ -556,7 +563,12 @@ bool __hak_fork_backoff(void)
 
 bool __hak_fork_scan_skip(void)
 {
-	return fork_urgent_here && other_urgent_scans();
+	return fork_urgent_here && other_urgent_has(false);
+}
+
+bool __hak_fork_prof_skip(void)
+{
+	return fork_urgent_here && other_urgent_has(true);
 }
 
 int __hak_lock_fork_wait(struct hak_lock *l)

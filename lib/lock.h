@@ -212,6 +212,8 @@ bool __hak_fork_backoff(void) __must_check;
  * the frame of another handler fork that holds a lock: not waited for.
  */
 bool __hak_fork_scan_skip(void) __must_check;
+/* The same for the profile lock, held by such a frame (boxes/heapprof). */
+bool __hak_fork_prof_skip(void) __must_check;
 
 static inline void hak_lock_fork_give(struct hak_lock *l)
 {

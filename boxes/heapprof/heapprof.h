@@ -95,6 +95,8 @@ bool hak_prof_sampling(void);
 bool hak_prof_fork_prepare(void);
 void hak_prof_fork_parent(void);
 void hak_prof_fork_child(void);
+/* The calling thread (its frame a signal handler interrupted) holds the profile lock. */
+bool hak_prof_fork_mine(void);
 
 #else
 
@@ -121,6 +123,7 @@ static inline bool hak_prof_sampling(void) { return false; }
 static inline bool hak_prof_fork_prepare(void) { return true; }
 static inline void hak_prof_fork_parent(void) { }
 static inline void hak_prof_fork_child(void) { }
+static inline bool hak_prof_fork_mine(void) { return false; }
 
 #endif
 

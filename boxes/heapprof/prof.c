@@ -78,8 +78,24 @@ static unsigned hp_signal_dumps;
  * every sample paid twice. A waiter spins briefly, then yields the CPU
  * (the holder may be preempted, or in a full walk or a dump). Like every
  * allocator lock, it is passed by the thread inside fork (lock.h).
+ *
+ * The word holds its holder's id, the address of that thread's prof_me
+ * (0: free), so a fork from a signal handler tells a hold of its own
+ * interrupted frame, which it must not wait for, and others' forks learn
+ * that such a frame holds it (lib/init.c, "Fork, back-off"; HAKMEM_PROF=1
+ * runs of fork_storm -s hung 1 in 10 at 16 threads).
  */
-static int prof_lock;
+static uintptr_t prof_lock;
+static __thread char prof_me __attribute__((tls_model("initial-exec")));
+static unsigned char prof_fork_state;	/* HAK_FORK_*, by the fork's prepare */
+
+static __always_inline bool prof_lock_try(void)
+{
+	uintptr_t free = 0;
+
+	return __atomic_compare_exchange_n(&prof_lock, &free, (uintptr_t)&prof_me, false,
+					   __ATOMIC_ACQUIRE, __ATOMIC_RELAXED);
+}
 
 static __always_inline void prof_lock_take(void) __acquires(&prof_lock)
 {
@@ -88,7 +104,7 @@ static __always_inline void prof_lock_take(void) __acquires(&prof_lock)
 	__acquire(&prof_lock);
 	if (hak_lock_passed())
 		return;
-	while (__atomic_exchange_n(&prof_lock, 1, __ATOMIC_ACQUIRE))
+	while (!prof_lock_try())
 		while (__atomic_load_n(&prof_lock, __ATOMIC_RELAXED)) {
 			if (++spins < 64)
 				arch_cpu_relax();
@@ -697,31 +713,56 @@ bool hak_prof_sampling(void)
 	return __atomic_load_n(&hp_on, __ATOMIC_ACQUIRE);
 }
 
-/* False: backed off (lock.h), nothing held. */
+bool hak_prof_fork_mine(void)
+{
+	return __atomic_load_n(&prof_lock, __ATOMIC_RELAXED) == (uintptr_t)&prof_me;
+}
+
+/*
+ * False: backed off (lock.h), nothing held. As for a struct hak_lock: a
+ * hold of the forking thread's own frame is left to it, so is one of
+ * another handler fork's frame (__hak_fork_prof_skip).
+ */
 bool hak_prof_fork_prepare(void) __acquires(&prof_lock)
 {
 	__acquire(&prof_lock);
-	while (__atomic_exchange_n(&prof_lock, 1, __ATOMIC_ACQUIRE))
-		while (__atomic_load_n(&prof_lock, __ATOMIC_RELAXED)) {
-			if (__hak_fork_backoff())
-				return false;
-			sched_yield();
+	prof_fork_state = HAK_FORK_TAKEN;
+	while (!prof_lock_try()) {
+		if (hak_prof_fork_mine()) {
+			prof_fork_state = HAK_FORK_OWN;
+			break;
 		}
+		if (__hak_fork_prof_skip()) {
+			prof_fork_state = HAK_FORK_SKIP;
+			break;
+		}
+		if (__hak_fork_backoff())
+			return false;
+		sched_yield();
+	}
 	if (__hak_prof_unwind_fork_prepare())
 		return true;
-	__atomic_store_n(&prof_lock, 0, __ATOMIC_RELEASE);
+	if (prof_fork_state == HAK_FORK_TAKEN)
+		__atomic_store_n(&prof_lock, 0, __ATOMIC_RELEASE);
+	prof_fork_state = HAK_FORK_TAKEN;
 	return false;
 }
 
 void hak_prof_fork_parent(void) __releases(&prof_lock)
 {
 	__hak_prof_unwind_fork_parent();
-	prof_lock_drop();
+	__release(&prof_lock);
+	if (prof_fork_state == HAK_FORK_TAKEN)
+		__atomic_store_n(&prof_lock, 0, __ATOMIC_RELEASE);
+	prof_fork_state = HAK_FORK_TAKEN;
 }
 
 void hak_prof_fork_child(void) __releases(&prof_lock)
 {
 	__hak_prof_unwind_fork_child();
 	__release(&prof_lock);
-	__atomic_store_n(&prof_lock, 0, __ATOMIC_RELAXED);
+	/* the frame's own hold stays, held by the child's thread (same prof_me) */
+	if (prof_fork_state != HAK_FORK_OWN)
+		__atomic_store_n(&prof_lock, 0, __ATOMIC_RELAXED);
+	prof_fork_state = HAK_FORK_TAKEN;
 }
