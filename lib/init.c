@@ -88,9 +88,10 @@ static void thread_exit(void *arg)
  * fk16). So:
  *  - an urgent fork announces itself at the top of its prepare, before it
  *    takes anything: a per-thread count of held locks (__hak_locks_held),
- *    the edge lock if the frame holds it, or a scan of other heaps run by
- *    the frame (others' prepares wait for that too), publishing its thread
- *    id, that edge and the scan in a slot;
+ *    the edge lock if the frame holds it, the profile lock, or a scan of
+ *    other heaps run by the frame (others' prepares wait for that too),
+ *    publishing its thread id, that edge, the scan and the profile lock in
+ *    a slot;
  *  - every other prepare (its frame holds nothing, so it may wait) waits
  *    for a busy lock with a timed lock that polls the announcements every
  *    FORK_POLL_NS (also in its waits for a scan and the profile lock), and
@@ -112,7 +113,8 @@ static void thread_exit(void *arg)
  *    and a thread holding an L2.5 shard while it waits for the pool lock
  *    an urgent frame holds kept that fork waiting for the shard (gdb, 1
  *    run in 40-80 of fork_storm -s at 16 threads). A scan another urgent
- *    frame runs is not waited for either (and is cleared in the child).
+ *    frame runs is not waited for either (and is cleared in the child),
+ *    nor the profile lock such a frame holds.
  *    The parent loses nothing: every frame and every frozen holder
  *    finishes what it began once the handlers return. The child may meet
  *    their half-done updates, which nobody there finishes: like everything
@@ -128,8 +130,8 @@ static void thread_exit(void *arg)
  *    for good. The common fork pays one atomic count and a read of the
  *    thread's count; a contended lock, a slot claimed and given back.
  *  Still impossible: a holder frozen otherwise (not listed: 8 probes of
- *    the table full, a chain past 8, the profile spin lock, a wait for a
- *    scan), and the stream-list lock held by a thread inside stdio that
+ *    the table full, a chain past 8, a spin on the profile lock or a wait
+ *    for a scan), and the stream-list lock held by a thread inside stdio that
  *    waits for an urgent frame's lock (glibc's own fork takes that lock).
  *
  * Multi-threaded process, the forking thread takes, in this order:
