@@ -183,7 +183,7 @@ static bool purge_may_help(size_t n)
 
 static void *large_alloc(size_t n, size_t align, bool zero, bool grow)
 {
-	bool zeroed = false;
+	struct hak_large_dirty d = { 0, SIZE_MAX };
 	int saved;
 	void *p;
 
@@ -206,14 +206,15 @@ static void *large_alloc(size_t n, size_t align, bool zero, bool grow)
 	 * large block.
 	 */
 	saved = errno;
-	p = grow ? __hak_large_alloc_grow(n, &zeroed) : __hak_large_alloc(n, align, &zeroed);
+	p = grow ? __hak_large_alloc_grow(n, &d) : __hak_large_alloc(n, align, &d);
 	if (unlikely(!p) && purge_may_help(n) && __hak_purge_for_retry())
-		p = __hak_large_alloc(n, align, &zeroed);
+		p = __hak_large_alloc(n, align, &d);
 	if (p)
 		errno = saved;
 	p = hak_vg_big(p, zero);
-	if (p && zero && !zeroed)
-		memset(p, 0, n);
+	/* only the old pages: the fresh ones read as 0 untouched (lib/large.h) */
+	if (p && zero && d.off < n)
+		memset((char *)p + d.off, 0, d.len < n - d.off ? d.len : n - d.off);
 	return p;
 }
 

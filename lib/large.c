@@ -464,9 +464,9 @@ static size_t live_bytes(void)
  * the cached range's guard, right after it, then stays right after the
  * grown block (no mprotect; growing up would need the guard opened, the
  * range remapped over it and a new guard made). Not for alignments above
- * a page.
+ * a page. *dirty: where the cached pages are in the grown block.
  */
-static void *grow_shorter(size_t len, size_t align)
+static void *grow_shorter(size_t len, size_t align, struct hak_large_dirty *dirty)
 {
 	size_t got, g = hak_hd_guard_len();
 	void *p, *q;
@@ -477,9 +477,11 @@ static void *grow_shorter(size_t len, size_t align)
 	if (!p)
 		return NULL;
 	q = __hak_os_extend(p, got, len, !g);
-	if (q)
+	if (q) {
 		hak_bigcache_offset_miss(len - got, live_bytes() + len);
-	else if (!cache_put(p, got, g))
+		dirty->off = q == p ? 0 : len - got;	/* grown up, or down */
+		dirty->len = got;
+	} else if (!cache_put(p, got, g))
 		unmap_block(p, got, g);
 	return q;
 }
@@ -503,7 +505,7 @@ static void *grow_shorter(size_t len, size_t align)
  *
  * Returns p, or a new fresh block when the kernel gave part of p's range
  * to another thread (HAK_MOVE_LOST), or NULL when none can be mapped;
- * *zeroed is false once a piece moved, *filled the bytes moved in (0 when
+ * *dirty the pieces moved in (at its head), *filled their bytes (0 when
  * none); *guard: the returned block's guard page (map_block). With guard
  * pages a piece's guard stays where it was and is unmapped after the move:
  * p's own guard, after p + len, is the one the block keeps (a piece never
@@ -516,8 +518,8 @@ static void *grow_shorter(size_t len, size_t align)
 #define FILL_PIECES	4
 #define FILL_STOCK	3
 
-static char *fill_from_cache(char *p, size_t len, size_t *guard, bool *zeroed,
-			     size_t *filled)
+static char *fill_from_cache(char *p, size_t len, size_t *guard,
+			     struct hak_large_dirty *dirty, size_t *filled)
 {
 	struct large_shard *sh = shard_of(hak_vg_key(p));
 	size_t off = 0, got, moved = 0, fails = 0, g = hak_hd_guard_len();
@@ -577,7 +579,8 @@ out:
 	sh->fills += moved;
 	sh->move_fails += fails;
 	hak_unlock(&sh->lock);
-	*zeroed = !moved;
+	dirty->off = 0;
+	dirty->len = *filled;
 	return p;
 }
 
@@ -595,11 +598,11 @@ static void *link_block(struct large_ent *e, void *p, size_t len, size_t guard, 
 	return p;
 }
 
-void *__hak_large_alloc(size_t n, size_t align, bool *zeroed)
+void *__hak_large_alloc(size_t n, size_t align, struct hak_large_dirty *dirty)
 {
 	struct large_ent *e;
 	size_t len, got, guard, filled = 0;
-	bool cached;
+	bool cached, zeroed = false;
 	void *p;
 
 	if (n > SIZE_MAX / 2 || align > SIZE_MAX / 4) {
@@ -607,11 +610,13 @@ void *__hak_large_alloc(size_t n, size_t align, bool *zeroed)
 		return NULL;
 	}
 	len = large_len(n);	/* n <= SIZE_MAX / 2: len plus a guard page cannot wrap */
-	p = hak_bigcache_take(len, align, &got, zeroed);
-	if (!p) {
-		p = grow_shorter(len, align);
+	p = hak_bigcache_take(len, align, &got, &zeroed);
+	if (p) {
+		dirty->off = 0;
+		dirty->len = zeroed ? 0 : SIZE_MAX;
+	} else {
+		p = grow_shorter(len, align, dirty);
 		got = len;
-		*zeroed = false;
 	}
 	cached = p != NULL;
 	if (cached) {
@@ -621,9 +626,9 @@ void *__hak_large_alloc(size_t n, size_t align, bool *zeroed)
 		p = map_block(len, align, &guard);
 		if (!p)
 			return NULL;
-		*zeroed = true;
+		dirty->off = dirty->len = 0;
 		if (align <= HAK_OS_PAGE && !hak_vg_running()) {
-			p = fill_from_cache(p, len, &guard, zeroed, &filled);
+			p = fill_from_cache(p, len, &guard, dirty, &filled);
 			if (!p)
 				return NULL;
 		}
@@ -662,18 +667,18 @@ static void grow_offset(size_t fresh)
  * and will likely grow on: a slot of this thread's grow area, where it
  * grows without system calls (lib/grow.c); else as __hak_large_alloc.
  */
-void *__hak_large_alloc_grow(size_t n, bool *zeroed)
+void *__hak_large_alloc_grow(size_t n, struct hak_large_dirty *dirty)
 {
 	struct large_ent *e;
 	size_t len, fresh;
 	void *p;
 
 	if (n > HAK_GROW_SLOT)
-		return __hak_large_alloc(n, HAK_OS_PAGE, zeroed);
+		return __hak_large_alloc(n, HAK_OS_PAGE, dirty);
 	len = large_len(n);
 	p = __hak_grow_take(&len, &fresh);
 	if (!p)
-		return __hak_large_alloc(n, HAK_OS_PAGE, zeroed);
+		return __hak_large_alloc(n, HAK_OS_PAGE, dirty);
 	grow_offset(fresh);
 	e = ent_get(hak_vg_key(p), false);
 	if (!e) {
@@ -681,7 +686,8 @@ void *__hak_large_alloc_grow(size_t n, bool *zeroed)
 		errno = ENOMEM;
 		return NULL;
 	}
-	*zeroed = false;
+	dirty->off = 0;
+	dirty->len = SIZE_MAX;
 	return link_block(e, p, len, 0, true);
 }
 

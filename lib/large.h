@@ -15,13 +15,26 @@
 #include <stdbool.h>
 #include <hak/compiler.h>
 
-/* NULL with errno ENOMEM on failure. *zeroed tells whether it reads as 0. */
-void *__hak_large_alloc(size_t n, size_t align, bool *zeroed) __must_check;
+/*
+ * The part of a new large block that may hold old data: [off, off + len)
+ * (len 0: it all reads as 0; len SIZE_MAX: any of it may not). A block
+ * grown from a shorter cached one, or filled with cached pages, is old only
+ * where those pages went; the rest is fresh, so calloc clears just this
+ * part: clearing all of it faulted in every fresh page (gdk-pixbuf's
+ * pixbuf-jpeg, a 12 GiB calloc grown from a cached 39 MiB block: 12 GiB
+ * resident where glibc touches nothing).
+ */
+struct hak_large_dirty {
+	size_t off, len;
+};
+
+/* NULL with errno ENOMEM on failure; *dirty: what may not read as 0. */
+void *__hak_large_alloc(size_t n, size_t align, struct hak_large_dirty *dirty) __must_check;
 /*
  * Same, for a block realloc moves to the large path as it grows: placed in
  * a slot of the thread's grow area when it can (lib/grow.h).
  */
-void *__hak_large_alloc_grow(size_t n, bool *zeroed) __must_check;
+void *__hak_large_alloc_grow(size_t n, struct hak_large_dirty *dirty) __must_check;
 /* false when p is not a registered large block. */
 bool __hak_large_free(void *p);
 /* Usable bytes of p, or 0 when p is not a registered large block. */
