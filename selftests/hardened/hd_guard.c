@@ -36,6 +36,7 @@
 #include "child.h"
 #include "guardpage.h"
 #include "box.h"
+#include "large.h"
 #include "boxes/hardened/hardened.h"
 #include "boxes/hardened/hd_internal.h"
 #include "boxes/bigcache/bigcache.h"
@@ -202,6 +203,8 @@ static void run(void *arg)
 		p = realloc(p, 3 * j->n);
 		break;
 	case K_REMAP:
+		/* BigCache's own growth by mremap, not a whole block (K_WHOLE) */
+		__hak_large_whole_min = SIZE_MAX;
 		malloc_trim(0);
 		p = malloc(8u << 20);
 		p = realloc(p, 24u << 20);
@@ -242,11 +245,18 @@ static void run(void *arg)
 	case K_WHOLE:
 		p = grow_steps(malloc(1u << 20), 1u << 20, 12u << 20);
 		break;
-	case K_WHOLE_KEPT:
+	case K_WHOLE_KEPT: {
+		struct hak_large_stats st0, st;
+
 		/* the kept mapping's guard, at 16 MiB, moves after the new block */
 		free(grow_steps(malloc(1u << 20), 1u << 20, 16u << 20));
+		__hak_large_stats(&st0);
 		p = grow_steps(malloc(1u << 20), 1u << 20, 3u << 20);
+		__hak_large_stats(&st);
+		if (st.whole_takes != st0.whole_takes + 1)
+			put_addr("not-kept", st.whole_takes - st0.whole_takes);
 		break;
+	}
 	case K_WHOLE_SHRINK:
 		p = grow_steps(malloc(1u << 20), 1u << 20, 8u << 20);
 		p = realloc(p, 3u << 20);
