@@ -20,9 +20,10 @@
  * once into a mapping of its own (kept from an earlier whole block, or
  * fresh) and grows from then on over that mapping's tail and by mremap of
  * it (entry->map: the mapping's bytes, entry->len the block's); freed, the
- * mapping is kept whole, apart from BigCache, for the next such block. No
- * guard pages there: with the hardened box (or valgrind) no block is made
- * whole.
+ * mapping is kept whole, apart from BigCache, for the next such block.
+ * With the hardened box the mapping holds the block's guard page, right
+ * after the block (entry->guard) wherever its end is inside the mapping,
+ * moved at every change of its length (whole_guard). Not under valgrind.
  *
  * With the hardened box, a block's mapping ends in a guard page (PROT_NONE,
  * right after the block: entry->guard says it is there), so a linear
@@ -335,9 +336,16 @@ static bool cache_put(void *p, size_t len, size_t guard)
 /* 2 MiB; SIZE_MAX: none (the selftests of the page move set it) */
 size_t __hak_large_whole_min = 2u << 20;
 
+/*
+ * A kept mapping: len bytes at p; with guard pages, its guard (guard bytes,
+ * or none: 0) where the freed block ended, at p + at. A whole block's
+ * mapping always has room for a guard after the block (len >= at +
+ * hak_hd_guard_len()), so a guard can be put after it whatever its length.
+ */
 struct whole_map {
 	char *p;
 	size_t len;
+	size_t at, guard;
 	unsigned stamp;
 };
 
@@ -349,24 +357,45 @@ static struct {
 	struct whole_map m[WHOLE_N + 1];	/* one more while whole_put trims */
 } wholes = { .lock = HAK_LOCK_INIT };
 
-/* Give a whole mapping up: to BigCache as ordinary stock, else unmapped. */
-static void whole_drop(const struct whole_map *w)
+static void whole_unmap(const struct whole_map *w)
 {
-	if (!cache_put(w->p, w->len, 0))
-		unmap_block(w->p, w->len, 0);
+	__hak_os_unmap(w->p, w->len);
+	if (w->guard)
+		hak_hd_guard_gone(1);
 }
 
 /*
- * A freed whole block's mapping (p, len bytes), kept; the shortest kept
- * ones given up while there are too many.
+ * Give a whole mapping up: to BigCache as ordinary stock, else unmapped.
+ * With a guard, BigCache gets the part before it (its ranges end at their
+ * guard); the rest after the guard is unmapped first, while it is ours.
  */
-static void whole_put(char *p, size_t len)
+static void whole_drop(const struct whole_map *w)
+{
+	size_t end = w->at + w->guard;
+
+	if (w->guard) {
+		if (w->len > end)
+			__hak_os_unmap(w->p + end, w->len - end);
+		if (!cache_put(w->p, w->at, w->guard))
+			unmap_block(w->p, w->at, w->guard);
+		return;
+	}
+	if (!cache_put(w->p, w->len, 0))
+		whole_unmap(w);
+}
+
+/*
+ * A freed whole block's mapping (p, len bytes; its guard, guard bytes or
+ * 0, at p + at), kept; the shortest kept ones given up while there are
+ * too many.
+ */
+static void whole_put(char *p, size_t len, size_t at, size_t guard)
 {
 	struct whole_map out[WHOLE_N + 1];
 	size_t max = __hak_opt.bigcache_max;
 	unsigned i, k = 0, min;
 
-	out[0] = (struct whole_map){ p, len, __hak_now_ms() };
+	out[0] = (struct whole_map){ p, len, at, guard, __hak_now_ms() };
 	if (len > max / 4) {
 		whole_drop(&out[0]);
 		return;
@@ -427,7 +456,7 @@ static size_t whole_release(unsigned now, unsigned delay)
 	}
 	hak_unlock(&wholes.lock);
 	for (i = 0; i < k; i++) {
-		unmap_block(out[i].p, out[i].len, 0);
+		whole_unmap(&out[i]);
 		bytes += out[i].len;
 	}
 	return bytes;
@@ -704,7 +733,7 @@ bool __hak_large_free(void *p)
 		return true;
 	}
 	if (e->map) {
-		whole_put(p, e->map);
+		whole_put(p, e->map, e->len, e->guard);
 		ent_put(e, false);
 		return true;
 	}
@@ -1056,14 +1085,60 @@ static void *area_move_out(void *p, struct large_ent *e, size_t new_len)
 }
 
 /*
- * Whole blocks are made only without guard pages (a guard right after the
- * block would cut the mapping) and not under valgrind (memcheck cannot
- * follow a block that mremap moves).
+ * Whole blocks are not made under valgrind (memcheck cannot follow a
+ * block that mremap moves).
  */
-static bool whole_wants(const struct large_ent *e, size_t new_len)
+static bool whole_wants(size_t new_len)
 {
-	return new_len >= __hak_large_whole_min && !e->guard && !hak_hd_guard_len() &&
-	       !hak_vg_running();
+	return new_len >= __hak_large_whole_min && !hak_vg_running();
+}
+
+/*
+ * Put a whole mapping's guard (*guard bytes at q + at, or none: 0) right
+ * after its block, at q + to: the old one removed first (a move never
+ * counts one guard more than the budget), then the new one made (*guard:
+ * its bytes; 0 when it could not be, the block goes on without one, as a
+ * block past the budget does). One guard call with none before, two for a
+ * move, none when it is there already. false when the OS refused to
+ * remove the old one (nothing changed).
+ */
+static bool whole_guard(char *q, size_t *guard, size_t at, size_t to)
+{
+	if (*guard) {
+		if (at == to)
+			return true;
+		if (!hak_hd_guard_unset(q + at))
+			return false;
+	}
+	*guard = hak_hd_guard_len();
+	if (*guard && !hak_hd_guard_set(q + to))
+		*guard = 0;
+	return true;
+}
+
+/*
+ * A whole mapping (q, *map bytes, its guard *guard bytes at q + at)
+ * mremapped to len bytes, its guard removed first (an mprotect guard
+ * splits the mapping, and mremap takes only one; the caller puts the new
+ * one): the new start, or NULL when the OS refused (the mapping as it
+ * was, *guard 0 if its guard went).
+ */
+static char *whole_remap(char *q, size_t *map, size_t *guard, size_t at, size_t len)
+{
+	char *r;
+
+	if (*guard) {
+		if (!hak_hd_guard_unset(q + at))
+			return NULL;
+		*guard = 0;
+	}
+	r = __hak_os_remap(q, *map, len);
+	if (!r)
+		return NULL;
+	if (len - *map >= OFFSET_MIN)
+		hak_bigcache_offset(len - *map);
+	*map = len;
+	return r;
 }
 
 /*
@@ -1073,13 +1148,14 @@ static bool whole_wants(const struct large_ent *e, size_t new_len)
  * its old block is cached as usual and e recycled. The block's length is at most half
  * again the old one even where the mapping is longer, so that realloc's
  * stay-in-place rule (a block more than twice the request shrinks) never
- * cuts the mapping's resident tail off. NULL when neither can be had (e
- * untouched).
+ * cuts the mapping's resident tail off. With guard pages the mapping
+ * holds the guard after the block: a kept one's guard is moved there, a
+ * fresh one gets it. NULL when neither can be had (e untouched).
  */
 static void *grow_whole(void *p, struct large_ent *e, size_t new_len)
 {
-	size_t want = large_len(e->len + e->len / 2), map;
-	struct large_ent *f, tmp = { 0 };
+	size_t want = large_len(e->len + e->len / 2), g = hak_hd_guard_len(), map, len;
+	struct large_ent *f;
 	struct whole_map w;
 	bool fresh = false;
 	char *q;
@@ -1089,20 +1165,19 @@ static void *grow_whole(void *p, struct large_ent *e, size_t new_len)
 	if (whole_take(&w)) {
 		q = w.p;
 		map = w.len;
-		if (map < new_len) {
-			tmp.len = map;
-			q = remap_block(q, &tmp, want);
+		if (map < new_len + g) {
+			q = whole_remap(q, &map, &w.guard, w.at, want + g);
 			if (!q) {
 				whole_drop(&w);
 				return NULL;
 			}
-			map = tmp.len;
 		}
 	} else {
-		q = __hak_os_map_aligned(want, HAK_OS_PAGE);
+		q = __hak_os_map_aligned(want + g, HAK_OS_PAGE);
 		if (!q)
 			return NULL;
-		map = want;
+		w = (struct whole_map){ q, want + g, 0, 0, 0 };
+		map = want + g;
 		fresh = true;
 		hak_lock(&wholes.lock);
 		wholes.maps++;
@@ -1110,9 +1185,20 @@ static void *grow_whole(void *p, struct large_ent *e, size_t new_len)
 		if (want - e->len >= OFFSET_MIN)
 			hak_bigcache_offset(want - e->len);
 	}
+	len = want < map - g ? want : map - g;
+	/* before the copy, which must not run into the kept mapping's guard */
+	if (!whole_guard(q, &w.guard, w.at, len)) {
+		w.p = q;
+		w.len = map;
+		whole_drop(&w);
+		return NULL;
+	}
+	w.p = q;
+	w.len = map;
+	w.at = len;
 	f = ent_get(hak_vg_key(q), fresh);
 	if (!f) {
-		unmap_block(q, map, 0);
+		whole_unmap(&w);
 		return NULL;
 	}
 	memcpy(q, p, e->len);
@@ -1121,40 +1207,56 @@ static void *grow_whole(void *p, struct large_ent *e, size_t new_len)
 		unmap_block(p, e->len, e->guard);
 	ent_put(e, fresh);
 	f->map = map;
-	return link_block(f, q, want < map ? want : map, 0, false);
+	return link_block(f, q, len, w.guard, false);
 }
 
 /*
  * A whole block (e, unlinked) resized: within its mapping by its length
- * alone (no call), past it by mremap of the whole mapping, half again (the
- * pages move with their page tables; one mapping, so mremap cannot fail
- * for being over two), shorter with the mapping cut to it (a program that
- * shrinks gets the memory back). NULL when mremap fails (e as it was).
+ * alone (no call; with guard pages the guard moved after it: two), past
+ * it by mremap of the whole mapping, half again (the pages move with their
+ * page tables; one mapping, so mremap cannot fail for being over two),
+ * shorter with the mapping cut to it (a program that shrinks gets the
+ * memory back). The mapping keeps a guard page's room after the block. NULL
+ * when the OS refused (e as it was, though it may have lost its guard).
  */
 static void *whole_resize(void *p, struct large_ent *e, size_t new_len)
 {
-	size_t want = large_len(e->len + e->len / 2);
+	size_t want = large_len(e->len + e->len / 2), g = hak_hd_guard_len(), len;
 	char *q = p;
 
 	if (new_len < e->len) {
-		q = __hak_os_remap(p, e->map, new_len);
-		if (q) {
-			e->map = new_len;
-			ent_store(e->len, new_len);
+		if (!g) {
+			q = __hak_os_remap(p, e->map, new_len);
+			if (q) {
+				e->map = new_len;
+				ent_store(e->len, new_len);
+			}
+			return q;
 		}
+		if (!whole_guard(q, &e->guard, e->len, new_len))
+			return NULL;
+		__hak_os_unmap(q + new_len + g, e->map - new_len - g);
+		e->map = new_len + g;
+		ent_store(e->len, new_len);
 		return q;
 	}
 	if (want < new_len)
 		want = new_len;
-	if (new_len > e->map) {
-		q = __hak_os_remap(p, e->map, want);
-		if (!q)
+	if (new_len + g > e->map) {
+		q = whole_remap(p, &e->map, &e->guard, e->len, want + g);
+		/* the guard, removed (or never made), put after the block */
+		if (!q) {
+			(void)whole_guard(p, &e->guard, e->len, e->len);
 			return NULL;
-		if (want - e->map >= OFFSET_MIN)
-			hak_bigcache_offset(want - e->map);
-		e->map = want;
+		}
+		(void)whole_guard(q, &e->guard, want, want);
+		ent_store(e->len, want);
+		return q;
 	}
-	ent_store(e->len, want < e->map ? want : e->map);
+	len = want < e->map - g ? want : e->map - g;
+	if (!whole_guard(q, &e->guard, e->len, len))
+		return NULL;
+	ent_store(e->len, len);
 	return q;
 }
 
@@ -1186,7 +1288,7 @@ void *__hak_large_resize(void *p, size_t n, size_t least)
 	} else if (e->map) {
 		if (new_len != e->len)
 			q = whole_resize(p, e, new_len);
-	} else if (new_len > e->len && whole_wants(e, new_len) &&
+	} else if (new_len > e->len && whole_wants(new_len) &&
 		   (q = grow_whole(p, e, new_len))) {
 		return q;	/* e recycled */
 	} else if (new_len > e->len) {

@@ -6,14 +6,18 @@
  * that grows past 2 MiB takes it and grows over its resident pages at the
  * same address with almost no page fault; a shrink cuts the mapping; a
  * decay pass and malloc_trim unmap kept mappings; a double free and a
- * free of a pointer inside a whole block abort. Not made with guard pages
- * (hardened) or under valgrind: there it checks that none is.
+ * free of a pointer inside a whole block abort. With guard pages
+ * (hardened) the mapping holds the block's guard: after every step the
+ * page right after the usable size is a guard and none is inside the
+ * block, and the mapping's lengths count one page more. Not made under
+ * valgrind: there it checks that none is.
  */
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include "bc_test.h"
 #include "os.h"
 #include "../lib/child.h"
+#include "../lib/guardpage.h"
 #include "boxes/bigcache/bc_internal.h"
 #include "boxes/hardened/hardened.h"
 #include "boxes/valgrind/valgrind_hooks.h"
@@ -62,7 +66,13 @@ static int one_mapping(uintptr_t lo, uintptr_t hi)
 	return 0;
 }
 
-/* Grow p (n bytes, filled with seed) to to bytes by 5% steps, filling. */
+/* With guard pages, steps of grow_chain after which no guard followed the block. */
+static unsigned unguarded_steps;
+
+/*
+ * Grow p (n bytes, filled with seed) to to bytes by 5% steps, filling;
+ * with guard pages, each step checks the page after the usable size.
+ */
 static unsigned char *grow_chain(unsigned char *p, size_t n, size_t to, unsigned seed,
 				 int *moved)
 {
@@ -77,11 +87,26 @@ static unsigned char *grow_chain(unsigned char *p, size_t n, size_t to, unsigned
 		if (!q)
 			tap_bail("realloc(%zu) failed", m);
 		*moved += q != p;
+		if (hak_hd_guard_len() && !page_is_guard(addr_of(q) + malloc_usable_size(q)))
+			unguarded_steps++;
 		fill(q, n, m, seed);
 		p = q;
 		n = m;
 	}
 	return p;
+}
+
+/*
+ * With guard pages: the page after p's usable size is a guard, and no page
+ * of the block is one (the guard moved, not left behind).
+ */
+static int guarded(const void *p)
+{
+	uintptr_t a = addr_of(p), end = a + malloc_usable_size((void *)p), first;
+
+	if (!hak_hd_guard_len())
+		return 1;
+	return page_is_guard(end) && !guards_in(a, end, &first);
 }
 
 static void *volatile stash;
@@ -99,7 +124,7 @@ static void double_free(void *arg)
 static void test_whole(void)
 {
 	struct hak_large_stats st0 = bc_large_stats(), st;
-	size_t kept;
+	size_t kept, g = hak_hd_guard_len();
 	unsigned char *p, *q, *k;
 	uintptr_t a;
 	int moved;
@@ -109,17 +134,19 @@ static void test_whole(void)
 	fill(p, 0, MIB + MIB / 2, 1);
 	q = bc_launder(realloc(p, 2 * MIB + 4096));
 	st = bc_large_stats();
-	tap_ok(q && bc_check(q, MIB + MIB / 2, 1) && st.whole_maps == st0.whole_maps + 1,
-	       "past 2 MiB: one fresh whole mapping (%zu), contents kept",
-	       st.whole_maps - st0.whole_maps);
+	tap_ok(q && bc_check(q, MIB + MIB / 2, 1) && st.whole_maps == st0.whole_maps + 1 &&
+	       guarded(q),
+	       "past 2 MiB: one fresh whole mapping (%zu), contents kept%s",
+	       st.whole_maps - st0.whole_maps, g ? ", guard after it" : "");
 	fill(q, MIB + MIB / 2, 2 * MIB + 4096, 1);
 	q = grow_chain(q, 2 * MIB + 4096, 24 * MIB, 1, &moved);
 	st = bc_large_stats();
 	tap_ok(bc_check(q, 24 * MIB, 1) && st.whole_maps == st0.whole_maps + 1 &&
-	       st.moves == st0.moves,
-	       "grown to 24 MiB by mremap: contents kept, no other mapping, %d moves", moved);
-	tap_ok(one_mapping((uintptr_t)q, (uintptr_t)q + malloc_usable_size(q)),
-	       "the block is inside one kernel mapping");
+	       st.moves == st0.moves && !unguarded_steps,
+	       "grown to 24 MiB by mremap: contents kept, no other mapping, %d moves, "
+	       "%u steps without a guard after the block", moved, unguarded_steps);
+	tap_ok(one_mapping((uintptr_t)q, (uintptr_t)q + malloc_usable_size(q)) && guarded(q),
+	       "the block is inside one kernel mapping%s", g ? ", its guard after it" : "");
 	a = addr_of(q);
 	free(q);
 	st = bc_large_stats();
@@ -133,16 +160,18 @@ static void test_whole(void)
 	k = bc_launder(realloc(q, 2 * MIB + 4096));
 	st = bc_large_stats();
 	tap_ok((uintptr_t)k == a && st.whole_takes == st0.whole_takes + 1 && st.wholes_kept == 0 &&
-	       st.whole_maps == st0.whole_maps + 1 && bc_check(k, MIB + MIB / 2, 2),
-	       "the next block past 2 MiB takes the kept mapping (same address, contents kept)");
+	       st.whole_maps == st0.whole_maps + 1 && bc_check(k, MIB + MIB / 2, 2) && guarded(k),
+	       "the next block past 2 MiB takes the kept mapping (same address, contents kept%s)",
+	       g ? ", the guard moved after it" : "");
 	fill(k, MIB + MIB / 2, 2 * MIB + 4096, 2);
 	f0 = minflt();
 	a = addr_of(k);
 	k = grow_chain(k, 2 * MIB + 4096, 20 * MIB, 2, &moved);
 	f0 = minflt() - f0;
-	tap_ok((uintptr_t)k == a && !moved && bc_check(k, 20 * MIB, 2) && f0 < 64,
-	       "grown to 20 MiB over the kept pages: same address, %ld page faults for %u pages",
-	       f0, 20 * MIB / 4096);
+	tap_ok((uintptr_t)k == a && !moved && bc_check(k, 20 * MIB, 2) && f0 < 64 && guarded(k) &&
+	       !unguarded_steps,
+	       "grown to 20 MiB over the kept pages: same address, %ld page faults for %u pages%s",
+	       f0, 20 * MIB / 4096, g ? ", the guard after it" : "");
 	tap_ok(malloc_usable_size(k) <= 20 * MIB + 10 * MIB,
 	       "its usable size stays within half again the request (%zu KiB)",
 	       malloc_usable_size(k) >> 10);
@@ -151,17 +180,18 @@ static void test_whole(void)
 	a = addr_of(k);
 	k = bc_launder(realloc(k, 3 * MIB));
 	tap_ok(k && bc_check(k, 3 * MIB, 2) && malloc_usable_size(k) == 3 * MIB &&
-	       bc_range_free((uintptr_t)k + 3 * MIB, a + 20 * MIB),
-	       "shrunk to 3 MiB: contents kept, the rest of the mapping unmapped");
+	       bc_range_free((uintptr_t)k + 3 * MIB + g, a + 20 * MIB) && guarded(k),
+	       "shrunk to 3 MiB: contents kept, the rest of the mapping unmapped%s",
+	       g ? " (but the guard after it)" : "");
 	a = addr_of(k);
 	free(k);
 	st = bc_large_stats();
-	tap_ok(st.wholes_kept == 1 && st.whole_bytes == 3 * MIB, "freed, kept again (%zu bytes)",
+	tap_ok(st.wholes_kept == 1 && st.whole_bytes == 3 * MIB + g, "freed, kept again (%zu bytes)",
 	       st.whole_bytes);
 	__hak_large_decay(__hak_now_ms(), 1000000);
 	tap_ok(bc_large_stats().wholes_kept == 1, "a decay pass keeps a young one");
 	__hak_large_decay(__hak_now_ms() + 2000, 1000);
-	tap_ok(bc_large_stats().wholes_kept == 0 && bc_range_free(a, a + 3 * MIB),
+	tap_ok(bc_large_stats().wholes_kept == 0 && bc_range_free(a, a + 3 * MIB + g),
 	       "a decay pass after the delay unmaps it");
 
 	/* malloc_trim gives every kept mapping back. */
@@ -170,7 +200,7 @@ static void test_whole(void)
 	free(k);
 	tap_ok(bc_large_stats().wholes_kept == 1, "one more kept");
 	malloc_trim(0);
-	tap_ok(bc_large_stats().wholes_kept == 0 && bc_range_free(a, a + 4 * MIB),
+	tap_ok(bc_large_stats().wholes_kept == 0 && bc_range_free(a, a + 4 * MIB + g),
 	       "malloc_trim unmaps it");
 }
 
@@ -192,13 +222,13 @@ int main(void)
 	tap_plan(0);
 	bc_set_max(256 * MIB);
 	__hak_bigcache_set_decay(0);
-	if (hak_hd_guard_len() || hak_vg_running()) {
+	if (hak_vg_running()) {
 		st0 = bc_large_stats();
 		p = bc_launder(realloc(bc_launder(malloc(MIB)), 8 * MIB));
 		free(p);
 		tap_ok(bc_large_stats().whole_maps == st0.whole_maps &&
 		       bc_large_stats().wholes_kept == 0,
-		       "no whole block with guard pages or under valgrind");
+		       "no whole block under valgrind");
 		tap_finish();
 	}
 	test_whole();

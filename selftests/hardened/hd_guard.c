@@ -9,6 +9,9 @@
  * (whole, the head of a split, three merged neighbours), a cached block
  * purged by the decay, a cached block a miss grew down to a larger size, a
  * block grown by realloc (over a fresh mapping, by mremap) and shrunk, a
+ * whole block (lib/large.c: grown past 2 MiB in a mapping of its own) grown
+ * in steps inside its mapping and by mremap of it, taken again from a kept
+ * mapping and shrunk, a
  * slab of 32 KiB and of 10 KiB blocks, a block grown by realloc in a
  * process that locked its future mappings (mlockall: the kernel refuses
  * markers there, the guard falls back to mprotect), and in a fork child of
@@ -33,6 +36,7 @@
 #include "child.h"
 #include "guardpage.h"
 #include "box.h"
+#include "large.h"
 #include "boxes/hardened/hardened.h"
 #include "boxes/hardened/hd_internal.h"
 #include "boxes/bigcache/bigcache.h"
@@ -106,7 +110,27 @@ struct job {
 };
 
 enum { K_PLAIN, K_REUSE, K_SPLIT, K_MERGE, K_GROW, K_REMAP, K_SHRINK, K_SLAB32, K_SLAB10,
-       K_SHORTER, K_LOCKED };
+       K_SHORTER, K_LOCKED, K_WHOLE, K_WHOLE_KEPT, K_WHOLE_SHRINK };
+
+/*
+ * Grow p (n bytes) to to bytes by realloc in 5% steps, writing each new
+ * tail: past 2 MiB a whole block, grown inside its mapping (the guard
+ * moved after it) and by mremap of the mapping.
+ */
+static char *grow_steps(char *p, size_t n, size_t to)
+{
+	while (p && n < to) {
+		size_t m = n + n / 20 + 4096;
+
+		if (m > to)
+			m = to;
+		p = launder(realloc(p, m));
+		if (p)
+			memset(p + n, 2, m - n);
+		n = m;
+	}
+	return p;
+}
 
 /* A block of class n that is its slab's last one (ends at the guard). */
 static char *last_of_slab(size_t n)
@@ -179,6 +203,8 @@ static void run(void *arg)
 		p = realloc(p, 3 * j->n);
 		break;
 	case K_REMAP:
+		/* BigCache's own growth by mremap, not a whole block (K_WHOLE) */
+		__hak_large_whole_min = SIZE_MAX;
 		malloc_trim(0);
 		p = malloc(8u << 20);
 		p = realloc(p, 24u << 20);
@@ -215,6 +241,25 @@ static void run(void *arg)
 		p = malloc(j->n);
 		memset(p, 1, j->n);
 		p = realloc(p, 3 * j->n);
+		break;
+	case K_WHOLE:
+		p = grow_steps(malloc(1u << 20), 1u << 20, 12u << 20);
+		break;
+	case K_WHOLE_KEPT: {
+		struct hak_large_stats st0, st;
+
+		/* the kept mapping's guard, at 16 MiB, moves after the new block */
+		free(grow_steps(malloc(1u << 20), 1u << 20, 16u << 20));
+		__hak_large_stats(&st0);
+		p = grow_steps(malloc(1u << 20), 1u << 20, 3u << 20);
+		__hak_large_stats(&st);
+		if (st.whole_takes != st0.whole_takes + 1)
+			put_addr("not-kept", st.whole_takes - st0.whole_takes);
+		break;
+	}
+	case K_WHOLE_SHRINK:
+		p = grow_steps(malloc(1u << 20), 1u << 20, 8u << 20);
+		p = realloc(p, 3u << 20);
 		break;
 	case K_SLAB32:
 		p = last_of_slab(32768);
@@ -380,6 +425,12 @@ int main(void)
 	check(&j, "realloc shrink (8 -> 1 MiB)");
 	j.kind = K_SHORTER;
 	check(&j, "a cached 4 MiB block grown down to 6 MiB");
+	j.kind = K_WHOLE;
+	check(&j, "a whole block grown in 5% steps to 12 MiB");
+	j.kind = K_WHOLE_KEPT;
+	check(&j, "a whole block grown over a kept 16 MiB mapping");
+	j.kind = K_WHOLE_SHRINK;
+	check(&j, "a whole block shrunk (8 -> 3 MiB)");
 	j.kind = K_SLAB32;
 	check(&j, "last 32 KiB block of a slab");
 	j.kind = K_SLAB10;
