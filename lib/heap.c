@@ -1317,7 +1317,7 @@ static void bin_spill(struct hak_heap *h, struct hak_tbin *b, unsigned c, uint32
  * Send bin b's newest blocks home until it holds keep (the adaptive box's
  * shrink of a class gone idle). Cutting the oldest off instead, as
  * bin_trim does, walks the keep blocks that stay first, a cold link read
- * each (the class has been idle for two windows), on top of the read of
+ * each (the class had been idle for two windows), on top of the read of
  * every block sent home: size-chain, whose classes go idle and come back
  * chain after chain, read 929k kept links to send 576k blocks home
  * (1,600 chains), bin_trim 8% of its CPU samples. The newest go in spills

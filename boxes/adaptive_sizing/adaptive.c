@@ -69,7 +69,15 @@
 #define ADAPT_CAP_MIN		16u
 #define ADAPT_CAP_MAX		2048u
 #define ADAPT_HOT_REFILLS	2	/* refills in a window that make a class hot */
-#define ADAPT_COLD_WINDOWS	2	/* idle windows before a class shrinks */
+/*
+ * Idle windows before a class shrinks. 2 until 2026-12-04: programs whose
+ * classes come back a few windows later (size-chain: a window is about
+ * three of its chains) halved, trimmed and regrew them, refills and
+ * overflows each time; 4 took 2-5% off its CPU at one thread and 6-9% at
+ * two, for 3-4% more peak RSS, the other rows level (Documentation/
+ * design.md, "size-chain: the idle windows and the resident memory").
+ */
+#define ADAPT_COLD_WINDOWS	4
 #define ADAPT_BUDGET		((size_t)CONFIG_HAK_ADAPTIVE_BUDGET_KIB << 10)
 #define ADAPT_BUDGET_MIN	((size_t)CONFIG_HAK_ADAPTIVE_BUDGET_MIN_KIB << 10)
 #define ADAPT_WINDOW		((uint32_t)CONFIG_HAK_ADAPTIVE_WINDOW)
@@ -159,7 +167,8 @@ static void fit_budget(unsigned cur, size_t b)
  * Close the window: age every class, shrink the cold ones and fit the
  * budget. Past the cores a class idle for one window drops to the floor
  * at once (its blocks back to their slabs, where other classes and
- * threads can have the pages), rather than halving after two.
+ * threads can have the pages), rather than halving after
+ * ADAPT_COLD_WINDOWS.
  */
 static void sweep(unsigned cur)
 {
