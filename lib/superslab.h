@@ -31,14 +31,15 @@
  *     other thread holds a block of it);
  *   free_mask, dirty_mask, heap_tag, superslab list: ss_lock.
  *
- * One heap per superslab: its slabs go to the heap of heap_tag only (set by
- * the first slab handed out, cleared when the last page comes back), so
- * the header's descriptors, written at every refill by the owner and at
- * every remote push by its freers, and the superslab's page-map line are
- * never written from two threads' cores (producer-consumer at 2 pairs:
+ * One heap per superslab: heap_tag is the heap its first slab went to
+ * (cleared when its last page comes back), and its free pages go to that
+ * heap, so the header's descriptors, written at every refill by the owner
+ * and at every remote push by its freers, and the superslab's page-map
+ * line are written from one thread's core (producer-consumer at 2 pairs:
  * 1.27 times mimalloc's CPU with the heaps' slabs interleaved, 1.0 apart;
- * Documentation/design.md, "Two heaps in one superslab"). Only when no
- * superslab can be mapped does a heap take pages of another's.
+ * Documentation/design.md, "Two heaps in one superslab"). Another heap
+ * takes its resident (dirty) free pages before it touches new ones, and
+ * its clean ones only when no superslab can be mapped (ss_pick).
  */
 #ifndef HAK_SUPERSLAB_H
 #define HAK_SUPERSLAB_H
