@@ -235,6 +235,29 @@ static int workload(void)
 		if (q)
 			bad += got(q, 3 * m, 16, 0, "realloc");
 	}
+	/*
+	 * Two slabs' worth of 2 KiB blocks, freed: the trim below releases
+	 * the emptied slabs beside this heap's live ones and purges their
+	 * pages (madvise). The thread's block above did that before, when
+	 * its slab shared a superslab with this heap's; now each heap's
+	 * slabs are in superslabs of their own, and its superslab goes back
+	 * whole (lib/superslab.c, ss_pick).
+	 */
+	{
+		void *e[64];
+
+		for (int i = 0; i < 64; i++) {
+			errno = 0;
+			e[i] = hak_malloc(2048);
+			if (!e[i] && errno != ENOMEM)
+				bad += problem("%s: NULL with errno %lu, not ENOMEM", "malloc(2048)",
+					       (unsigned long)errno);
+			else if (!e[i])
+				res->nulls++;
+		}
+		for (int i = 0; i < 64; i++)
+			hak_free(e[i]);
+	}
 	/* free every other block, give memory back, allocate again */
 	for (unsigned i = 0; i < nblk; i += 2) {
 		hak_free(blk[i].p);
