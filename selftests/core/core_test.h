@@ -232,6 +232,34 @@ static inline void ct_fork_reap(volatile long *bad_child, volatile long *fork_fa
 		(*bad_child)++;
 }
 
+/*
+ * One step of the fork-in-handler tests' churn (fork_signal_mt,
+ * fork_signal_race): replace or grow one of 16 kept blocks of small, mid,
+ * large and whole-block sizes (mallinfo2 walks the heaps under their locks),
+ * and now and then trim (purges: system calls under the locks), so a signal
+ * often lands inside the allocator holding one of them.
+ */
+static inline void ct_fork_churn_step(void *keep[16], unsigned *x)
+{
+	static const size_t sz[] = { 100, 5000, 300000, 2u << 20 };
+	struct mallinfo2 mi = mallinfo2();
+	unsigned k;
+
+	*x = *x * 1103515245u + 12345u;
+	k = (*x >> 8) % 16;
+	if (keep[k] && (*x & 1)) {
+		void *q = realloc(keep[k], sz[(*x >> 16) % 4] + mi.hblks % 64);
+
+		if (q)
+			keep[k] = q;
+	} else {
+		free(keep[k]);
+		keep[k] = malloc(sz[(*x >> 16) % 4]);
+	}
+	if (!(*x & 0x300))
+		malloc_trim(0);
+}
+
 #if CT_HAKMEM
 #include "purge.h"
 

@@ -75,7 +75,6 @@ static void *sender(void *arg)
 int main(int argc, char **argv)
 {
 	long iters = argc > 1 ? atol(argv[1]) : ct_quick() ? 300 : 1000;
-	static const size_t sz[] = { 100, 5000, 300000, 2u << 20 };
 	void *keep[16] = { 0 };
 	unsigned long rounds = 0;
 	sigset_t usr1;
@@ -94,22 +93,7 @@ int main(int argc, char **argv)
 		tap_bail("pthread_create failed");
 	pthread_sigmask(SIG_UNBLOCK, &usr1, NULL);
 	while (__atomic_load_n(&handled, __ATOMIC_ACQUIRE) < iters) {
-		struct mallinfo2 mi = mallinfo2();
-		unsigned k;
-
-		x = x * 1103515245u + 12345u;
-		k = (x >> 8) % 16;
-		if (keep[k] && (x & 1)) {
-			void *q = realloc(keep[k], sz[(x >> 16) % 4] + mi.hblks % 64);
-
-			if (q)
-				keep[k] = q;
-		} else {
-			free(keep[k]);
-			keep[k] = malloc(sz[(x >> 16) % 4]);
-		}
-		if (!(x & 0x300))
-			malloc_trim(0);	/* purges under the locks: system calls */
+		ct_fork_churn_step(keep, &x);
 		rounds++;
 	}
 	__atomic_store_n(&done, 1, __ATOMIC_RELEASE);

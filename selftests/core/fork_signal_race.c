@@ -53,28 +53,11 @@ static void on_usr1(int sig)
 /* Inside the locks most of the time: the walks, the purges, large blocks. */
 static void *worker(void *arg)
 {
-	static const size_t sz[] = { 100, 5000, 300000, 2u << 20 };
 	void *keep[16] = { 0 };
 	unsigned x = (unsigned)(uintptr_t)arg * 7919u + 1;
 
-	while (!__atomic_load_n(&stop, __ATOMIC_RELAXED)) {
-		struct mallinfo2 mi = mallinfo2();
-		unsigned k;
-
-		x = x * 1103515245u + 12345u;
-		k = (x >> 8) % 16;
-		if (keep[k] && (x & 1)) {
-			void *q = realloc(keep[k], sz[(x >> 16) % 4] + mi.hblks % 64);
-
-			if (q)
-				keep[k] = q;
-		} else {
-			free(keep[k]);
-			keep[k] = malloc(sz[(x >> 16) % 4]);
-		}
-		if (!(x & 0x300))
-			malloc_trim(0);
-	}
+	while (!__atomic_load_n(&stop, __ATOMIC_RELAXED))
+		ct_fork_churn_step(keep, &x);
 	for (unsigned k = 0; k < 16; k++)
 		free(keep[k]);
 	return NULL;
