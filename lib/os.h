@@ -135,6 +135,12 @@ enum hak_os_move __hak_os_move(void *src, void *dst, size_t len) __must_check;
 extern void (*hak_test_os_move_hole)(void *dst, size_t len);
 /* Give the pages back; they read as zero on next touch. false on failure. */
 bool __hak_os_purge(void *p, size_t len);
+/*
+ * Which pages of [p, p + len) (p page-aligned, len a page multiple) are
+ * resident (mincore): bit 0 of vec[i] for the i-th page; false, errno set,
+ * when the kernel refuses. Faults nothing in.
+ */
+bool __hak_os_resident(void *p, size_t len, unsigned char *vec) __must_check;
 
 /*
  * Many scattered ranges to give back (a page scan): collected, then purged
