@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The OS layer: the only place hakmem talks to the kernel about memory.
- * mmap/munmap/mremap/madvise/mprotect, nothing else. Every call can be made to fail
- * on purpose by the fault-injection test hook (CONFIG_HAK_FAULT_INJECT) so
- * tests reach each caller's error path.
+ * mmap/munmap/mremap/madvise/mprotect, and mincore, nothing else. Every call
+ * but mincore (whose one caller falls back to what it does without it) can
+ * be made to fail on purpose by the fault-injection test hook
+ * (CONFIG_HAK_FAULT_INJECT) so tests reach each caller's error path.
  */
 #ifndef HAK_OS_H
 #define HAK_OS_H

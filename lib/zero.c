@@ -15,10 +15,12 @@
  *     tenth of giving the pages back and faulting them in again
  *     (madvise + write: 2.4x to 13x memset + write, 256 KiB..64 MiB);
  *   - else mincore says which of its pages are resident, and each page is
- *     data (resident, not reading as 0: cleared with memset, in runs) or
- *     not (never touched, swapped out, or mapped to the kernel's zero page
- *     by a read: given back with madvise(MADV_DONTNEED), in runs; they read
- *     as 0 and stay out of RSS until the program writes them).
+ *     data (resident, not reading as 0: cleared with memset, in runs),
+ *     zero (resident and reading as 0, such as the kernel's zero page
+ *     after a read: left alone) or absent (never touched, or swapped out:
+ *     given back with madvise(MADV_DONTNEED), in runs with the zero pages
+ *     between them; they read as 0 and stay out of RSS until the program
+ *     writes them).
  * Correctness does not rest on the sampling or on mincore: every page ends
  * up written with zeros, read as zero, or dropped (the block is private
  * anonymous memory, and nobody else touches it yet), so a guess that is
@@ -106,16 +108,22 @@ static bool looks_written(const char *p, size_t n)
 	return true;
 }
 
+enum { PAGE_ABSENT, PAGE_ZERO, PAGE_DATA };
+
 /*
- * Clear the n <= ZERO_VEC whole pages at p. A page holds data when it is
- * resident and does not read as 0: runs of those are cleared with memset,
- * runs of the others (not resident, or zeros) given back with madvise.
+ * Clear the n <= ZERO_VEC whole pages at p. Each page is absent (not
+ * resident), zero (resident, reads as 0: a page that held zeros, or the
+ * kernel's zero page after a read) or data. Runs of data pages are
+ * cleared with memset; a run of the others is given back with madvise
+ * when it holds an absent page (the zero pages in it go too: a sampled
+ * page that the look mapped to the zero page does not cut the run), and
+ * is left alone when all of it reads as 0 already.
  */
 static void zero_chunk(char *p, size_t n)
 {
 	unsigned char vec[ZERO_VEC];
-	size_t i = 0, j;
-	bool data;
+	size_t i, j;
+	bool data, absent;
 
 	if (looks_written(p, n)) {
 		memset(p, 0, n * HAK_OS_PAGE);
@@ -126,16 +134,18 @@ static void zero_chunk(char *p, size_t n)
 		return;
 	}
 	for (i = 0; i < n; i++)
-		vec[i] = (vec[i] & 1) && !page_zero(p + i * HAK_OS_PAGE);
+		vec[i] = !(vec[i] & 1) ? PAGE_ABSENT :
+			 page_zero(p + i * HAK_OS_PAGE) ? PAGE_ZERO : PAGE_DATA;
 	for (i = 0; i < n; i = j) {
 		char *q = p + i * HAK_OS_PAGE;
 
-		data = vec[i];
-		for (j = i + 1; j < n && vec[j] == data; j++)
-			;
+		data = vec[i] == PAGE_DATA;
+		absent = vec[i] == PAGE_ABSENT;
+		for (j = i + 1; j < n && (vec[j] == PAGE_DATA) == data; j++)
+			absent |= vec[j] == PAGE_ABSENT;
 		if (data)
 			memset(q, 0, (j - i) * HAK_OS_PAGE);
-		else if (!__hak_os_purge(q, (j - i) * HAK_OS_PAGE))
+		else if (absent && !__hak_os_purge(q, (j - i) * HAK_OS_PAGE))
 			clear_pages(q, j - i);
 	}
 }
