@@ -26,6 +26,7 @@
 #include "large.h"
 #include "os.h"
 #include "purge.h"
+#include "zero.h"
 #include "boxes/failfast/failfast.h"
 #include "boxes/header_classidx/header.h"
 #include "boxes/heapprof/heapprof.h"
@@ -212,9 +213,12 @@ static void *large_alloc(size_t n, size_t align, bool zero, bool grow)
 	if (p)
 		errno = saved;
 	p = hak_vg_big(p, zero);
-	/* only the old pages: the fresh ones read as 0 untouched (lib/large.h) */
+	/*
+	 * only the old pages: the fresh ones read as 0 untouched (lib/large.h),
+	 * and of the old ones those not resident are given back (lib/zero.c)
+	 */
 	if (p && zero && d.off < n)
-		memset((char *)p + d.off, 0, d.len < n - d.off ? d.len : n - d.off);
+		__hak_zero_big((char *)p + d.off, d.len < n - d.off ? d.len : n - d.off);
 	return p;
 }
 

@@ -574,6 +574,11 @@ bool __hak_os_purge(void *p, size_t len)
 	return madvise(p, len, MADV_DONTNEED) == 0;
 }
 
+bool __hak_os_resident(void *p, size_t len, unsigned char *vec)
+{
+	return mincore(p, len, vec) == 0;
+}
+
 /* 0: untried, 1: process_madvise takes MADV_DONTNEED, -1: it does not */
 static int batch_works;		/* atomic */
 

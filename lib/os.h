@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The OS layer: the only place hakmem talks to the kernel about memory.
- * mmap/munmap/mremap/madvise/mprotect, nothing else. Every call can be made to fail
- * on purpose by the fault-injection test hook (CONFIG_HAK_FAULT_INJECT) so
- * tests reach each caller's error path.
+ * mmap/munmap/mremap/madvise/mprotect, and mincore, nothing else. Every call
+ * but mincore (whose one caller falls back to what it does without it) can
+ * be made to fail on purpose by the fault-injection test hook
+ * (CONFIG_HAK_FAULT_INJECT) so tests reach each caller's error path.
  */
 #ifndef HAK_OS_H
 #define HAK_OS_H
@@ -135,6 +136,12 @@ enum hak_os_move __hak_os_move(void *src, void *dst, size_t len) __must_check;
 extern void (*hak_test_os_move_hole)(void *dst, size_t len);
 /* Give the pages back; they read as zero on next touch. false on failure. */
 bool __hak_os_purge(void *p, size_t len);
+/*
+ * Which pages of [p, p + len) (p page-aligned, len a page multiple) are
+ * resident (mincore): bit 0 of vec[i] for the i-th page; false, errno set,
+ * when the kernel refuses. Faults nothing in.
+ */
+bool __hak_os_resident(void *p, size_t len, unsigned char *vec) __must_check;
 
 /*
  * Many scattered ranges to give back (a page scan): collected, then purged
