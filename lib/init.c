@@ -513,21 +513,25 @@ static void fork_announce(void)
 
 static void fork_withdraw(void)
 {
-	unsigned d;
+	unsigned d = fork_depth;
 
 	/* 0: an outer fork going on in the child of an inner one (reset there) */
-	if (!fork_depth)
+	if (!d--)
 		return;
-	d = --fork_depth;
-	if (d >= FORK_NEST)
-		return;
-	if (fork_levels[d].announced) {
-		if (urgent_here)
-			arch_store_release(&urgent_here->tid, (pid_t)0);
-		arch_fetch_add(&nr_urgent, -1);
+	if (d < FORK_NEST) {
+		struct fork_level lv = fork_levels[d];
+
+		if (lv.announced) {
+			if (urgent_here)
+				arch_store_release(&urgent_here->tid, (pid_t)0);
+			arch_fetch_add(&nr_urgent, -1);
+		}
+		urgent_here = lv.slot;
+		fork_urgent_here = lv.urgent;
 	}
-	urgent_here = fork_levels[d].slot;
-	fork_urgent_here = fork_levels[d].urgent;
+	/* last: a handler fork before this nests a level deeper, not over d */
+	barrier();
+	fork_depth = d;
 }
 
 /* Is tid an announced urgent fork's thread, or l the edge its frame holds? */
