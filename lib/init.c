@@ -452,6 +452,26 @@ static __thread struct fork_urgent *urgent_here;	/* this thread's slot... */
 static __thread bool fork_urgent_here;			/* ...or announcement */
 static unsigned long nr_forks, nr_fork_urgent, nr_fork_backoffs, nr_fork_skips;	/* atomic */
 
+/*
+ * This thread's forks between their prepare and parent handlers: more than
+ * one when a handler fork interrupted the thread's own fork (in its
+ * prepare, or its system call, which restarts; lock.h, HAK_FORK_BITS). Each
+ * level keeps the enclosing one's announcement and gives it back in its
+ * parent handler: the inner fork withdrew "the thread's" announcement, the
+ * outer then had none to withdraw, nr_urgent stayed 1, and every later fork
+ * of a thread holding no lock backed off for good (selftests/core/
+ * fork_nested). An inner fork whose own frame holds nothing stays urgent
+ * if the outer is: its frame (the outer's prepare) holds the outer's locks.
+ * Past FORK_NEST levels the enclosing announcement stands.
+ */
+#define FORK_NEST	4
+static __thread unsigned fork_depth;
+static __thread struct fork_level {
+	struct fork_urgent *slot;	/* the enclosing level's urgent_here */
+	bool urgent;			/* the enclosing level's fork_urgent_here */
+	bool announced;			/* this level counts in nr_urgent */
+} fork_levels[FORK_NEST];
+
 /* A fork polls for announcements this often while it waits for a lock. */
 #define FORK_POLL_NS		200000u
 
@@ -461,13 +481,19 @@ static void fork_announce(void)
 	bool scanning = __hak_heap_scanning_here();
 	bool prof = hak_prof_fork_mine();
 	bool edge_mine = edge && __hak_lock_mine(edge, edge);
-	unsigned i;
+	unsigned i, d = fork_depth++;
 
+	barrier();	/* a handler fork in here nests one level deeper */
+	if (d >= FORK_NEST)
+		return;
+	fork_levels[d] = (struct fork_level){ urgent_here, fork_urgent_here, false };
 	if (!__hak_locks_held && !edge_mine && !scanning && !prof)
 		return;
 	if (!my_tid)
 		my_tid = gettid();
+	fork_levels[d].announced = true;
 	fork_urgent_here = true;
+	urgent_here = NULL;
 	arch_fetch_add(&nr_fork_urgent, 1UL);
 	arch_fetch_add(&nr_urgent, 1);
 	/* no slot free (32 such forks at once): others wait for this frame */
@@ -487,14 +513,25 @@ static void fork_announce(void)
 
 static void fork_withdraw(void)
 {
-	if (!fork_urgent_here)
+	unsigned d = fork_depth;
+
+	/* 0: an outer fork going on in the child of an inner one (reset there) */
+	if (!d--)
 		return;
-	fork_urgent_here = false;
-	if (urgent_here) {
-		arch_store_release(&urgent_here->tid, (pid_t)0);
-		urgent_here = NULL;
+	if (d < FORK_NEST) {
+		struct fork_level lv = fork_levels[d];
+
+		if (lv.announced) {
+			if (urgent_here)
+				arch_store_release(&urgent_here->tid, (pid_t)0);
+			arch_fetch_add(&nr_urgent, -1);
+		}
+		urgent_here = lv.slot;
+		fork_urgent_here = lv.urgent;
 	}
-	arch_fetch_add(&nr_urgent, -1);
+	/* last: a handler fork before this nests a level deeper, not over d */
+	barrier();
+	fork_depth = d;
 }
 
 /* Is tid an announced urgent fork's thread, or l the edge its frame holds? */
@@ -662,6 +699,7 @@ static void fork_child(void)
 	/* the parent's other forks and their announcements are not here */
 	fork_urgent_here = false;
 	urgent_here = NULL;
+	fork_depth = 0;
 	memset(urgent_slots, 0, sizeof(urgent_slots));
 	memset(lock_waiters, 0, sizeof(lock_waiters));
 	arch_store_relaxed(&nr_urgent, 0);

@@ -26,7 +26,7 @@
 
 struct hak_lock {
 	pthread_mutex_t mu;
-	unsigned char fork_state;	/* HAK_FORK_*: what fork's prepare did */
+	unsigned char fork_state;	/* HAK_FORK_* per fork level: what prepare did */
 };
 
 #ifdef PTHREAD_ADAPTIVE_MUTEX_INITIALIZER_NP
@@ -38,6 +38,17 @@ struct hak_lock {
 #define HAK_FORK_TAKEN	0	/* fork's prepare took it */
 #define HAK_FORK_OWN	1	/* the forking thread's interrupted frame holds it */
 #define HAK_FORK_SKIP	2	/* another handler fork's interrupted frame holds it */
+/*
+ * A handler fork may interrupt its own thread's fork (in its prepare, or in
+ * its system call, which restarts): the inner fork runs every handler and
+ * completes before the outer goes on. So fork_state is a stack, the
+ * innermost fork's state in the low HAK_FORK_BITS bits: the inner's parent
+ * handler pops its own and leaves the outer's, which it once overwrote
+ * (the outer then unlocked a lock its frame held; selftests/core/
+ * fork_nested). Four levels; a fifth loses the outermost.
+ */
+#define HAK_FORK_BITS	2
+#define HAK_FORK_MASK	((1u << HAK_FORK_BITS) - 1)
 
 /*
  * Set on the thread inside fork() while it holds every allocator lock
@@ -198,7 +209,7 @@ static inline bool __must_check hak_lock_fork_take(struct hak_lock *l)
 		else if ((st = __hak_lock_fork_wait(l)) < 0)
 			return false;
 	}
-	l->fork_state = (unsigned char)st;
+	l->fork_state = (unsigned char)(l->fork_state << HAK_FORK_BITS | (unsigned)st);
 	return true;
 }
 
@@ -217,17 +228,18 @@ bool __hak_fork_prof_skip(void) __must_check;
 
 static inline void hak_lock_fork_give(struct hak_lock *l)
 {
-	if (l->fork_state)
-		l->fork_state = HAK_FORK_TAKEN;
-	else
+	if (!(l->fork_state & HAK_FORK_MASK))
 		pthread_mutex_unlock(&l->mu);
+	l->fork_state >>= HAK_FORK_BITS;
 }
 
 static inline void hak_lock_fork_reset(struct hak_lock *l)
 {
-	bool own = l->fork_state == HAK_FORK_OWN;
+	unsigned char outer = l->fork_state >> HAK_FORK_BITS;
+	bool own = (l->fork_state & HAK_FORK_MASK) == HAK_FORK_OWN;
 
 	hak_lock_reinit(l);
+	l->fork_state = outer;	/* an outer fork of this thread goes on in the child */
 	if (own)
 		pthread_mutex_lock(&l->mu);
 }

@@ -87,7 +87,7 @@ static unsigned hp_signal_dumps;
  */
 static uintptr_t prof_lock;
 static __thread char prof_me __attribute__((tls_model("initial-exec")));
-static unsigned char prof_fork_state;	/* HAK_FORK_*, by the fork's prepare */
+static unsigned char prof_fork_state;	/* HAK_FORK_* per fork level (lock.h) */
 
 static __always_inline bool prof_lock_try(void)
 {
@@ -725,36 +725,39 @@ bool hak_prof_fork_mine(void)
  */
 bool hak_prof_fork_prepare(void) __acquires(&prof_lock)
 {
+	unsigned st = HAK_FORK_TAKEN;
+
 	__acquire(&prof_lock);
-	prof_fork_state = HAK_FORK_TAKEN;
 	while (!prof_lock_try()) {
 		if (hak_prof_fork_mine()) {
-			prof_fork_state = HAK_FORK_OWN;
+			st = HAK_FORK_OWN;
 			break;
 		}
 		if (__hak_fork_prof_skip()) {
-			prof_fork_state = HAK_FORK_SKIP;
+			st = HAK_FORK_SKIP;
 			break;
 		}
 		if (__hak_fork_backoff())
 			return false;
 		sched_yield();
 	}
-	if (__hak_prof_unwind_fork_prepare())
-		return true;
-	if (prof_fork_state == HAK_FORK_TAKEN)
-		__atomic_store_n(&prof_lock, 0, __ATOMIC_RELEASE);
-	prof_fork_state = HAK_FORK_TAKEN;
-	return false;
+	if (!__hak_prof_unwind_fork_prepare()) {
+		if (st == HAK_FORK_TAKEN)
+			__atomic_store_n(&prof_lock, 0, __ATOMIC_RELEASE);
+		return false;
+	}
+	/* a stack, as a struct hak_lock's (lock.h: a fork nested in its thread's own) */
+	prof_fork_state = (unsigned char)(prof_fork_state << HAK_FORK_BITS | st);
+	return true;
 }
 
 void hak_prof_fork_parent(void) __releases(&prof_lock)
 {
 	__hak_prof_unwind_fork_parent();
 	__release(&prof_lock);
-	if (prof_fork_state == HAK_FORK_TAKEN)
+	if (!(prof_fork_state & HAK_FORK_MASK))
 		__atomic_store_n(&prof_lock, 0, __ATOMIC_RELEASE);
-	prof_fork_state = HAK_FORK_TAKEN;
+	prof_fork_state >>= HAK_FORK_BITS;
 }
 
 void hak_prof_fork_child(void) __releases(&prof_lock)
@@ -762,7 +765,7 @@ void hak_prof_fork_child(void) __releases(&prof_lock)
 	__hak_prof_unwind_fork_child();
 	__release(&prof_lock);
 	/* the frame's own hold stays, held by the child's thread (same prof_me) */
-	if (prof_fork_state != HAK_FORK_OWN)
+	if ((prof_fork_state & HAK_FORK_MASK) != HAK_FORK_OWN)
 		__atomic_store_n(&prof_lock, 0, __ATOMIC_RELAXED);
-	prof_fork_state = HAK_FORK_TAKEN;
+	prof_fork_state >>= HAK_FORK_BITS;
 }
