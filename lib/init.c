@@ -239,9 +239,27 @@ __thread unsigned __hak_locks_held __attribute__((tls_model("initial-exec")));
  * wait tells them apart. Elsewhere the answer is "no": the caller then
  * waits, as it always did.
  */
+static bool frame_waits_for(const struct hak_lock *l);
+static uint64_t mono_ns(void);
+
+/*
+ * How long a busy lock with no holder id is watched, when the frame is
+ * known to be waiting for it in __hak_lock_wait, before it is taken as the
+ * frame's: there the frame is asleep in the futex (not holding it) unless
+ * the signal landed in the few instructions of pthread_mutex_lock between
+ * the lock word and the holder field, so the other case, another thread
+ * between the two (locking, or unlocking: glibc clears the holder first)
+ * and preempted, must have all the time a loaded machine may take to run
+ * it again. 256 yields were not enough at load 130 (fork_storm -c, rv18):
+ * the fork left a lock it never had to the frame, and the child's copy
+ * of it stayed held.
+ */
+#define LOCK_MINE_WAIT_NS	(1000 * 1000 * 1000ull)
+
 bool __hak_lock_mine(const struct hak_lock *l, const struct hak_lock *edge)
 {
 #ifdef __GLIBC__
+	uint64_t until = 0;
 	int owner;
 
 	if (!my_tid)
@@ -249,7 +267,13 @@ bool __hak_lock_mine(const struct hak_lock *l, const struct hak_lock *edge)
 	owner = __atomic_load_n(&l->mu.__data.__owner, __ATOMIC_RELAXED);
 	if (owner || edge != l)
 		return owner == my_tid;
-	for (unsigned n = 0; n < 256; n++) {
+	for (unsigned n = 0;; n++) {
+		if (n >= 256) {
+			if (!until && frame_waits_for(l))
+				until = mono_ns() + LOCK_MINE_WAIT_NS;
+			if (!until || mono_ns() >= until)
+				return true;
+		}
 		sched_yield();
 		owner = __atomic_load_n(&l->mu.__data.__owner, __ATOMIC_RELAXED);
 		if (owner)
@@ -257,7 +281,6 @@ bool __hak_lock_mine(const struct hak_lock *l, const struct hak_lock *edge)
 		if (!__atomic_load_n(&l->mu.__data.__lock, __ATOMIC_RELAXED))
 			return false;	/* given back: another thread's */
 	}
-	return true;
 #else
 	(void)l;
 	(void)edge;
@@ -356,6 +379,20 @@ static void waiter_del(struct lock_waiter *w)
 {
 	if (w)
 		arch_store_release(&w->tid, (pid_t)0);
+}
+
+/* Is the calling thread's interrupted frame listed as waiting for l? */
+static bool frame_waits_for(const struct hak_lock *l)
+{
+	unsigned i;
+
+	for (i = 0; my_tid > 0 && i < LOCK_WAITER_PROBES; i++) {
+		struct lock_waiter *w = &lock_waiters[((unsigned)my_tid + i) % LOCK_WAITERS];
+
+		if (arch_load_acquire(&w->tid) == my_tid && arch_load_relaxed(&w->lock) == l)
+			return true;
+	}
+	return false;
 }
 
 static const struct hak_lock *waiting_for(pid_t tid)
