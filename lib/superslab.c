@@ -270,6 +270,52 @@ void __hak_ssmap_set(uintptr_t region, unsigned kind)
 	arch_store_release(&__hak_ssmap[region >> HAK_SS_SHIFT], (uint8_t)kind);
 }
 static struct hak_superslab *avail;	/* superslabs with a free page */
+/*
+ * Per heap tag, ss_lock: NULL or a superslab of that tag, the last one
+ * its heap took a slab from: ss_pick's guess for a clean run of the
+ * heap's own when no superslab has resident free pages. Cleared when the
+ * superslab's tag is (ss_untag), so it never names one that is unmapped.
+ */
+static struct hak_superslab *tag_hint[256];
+/*
+ * ss_lock: per heap tag (0: no heap's), the superslabs with resident free
+ * pages (dirty_mask not 0), where ss_pick finds its first three ranks
+ * without walking the avail list; and how many there are. The walk read a
+ * header line (a cache miss) per superslab under ss_lock, and with a
+ * superslab or more per heap it went through the whole list at nearly
+ * every pick: 4% of xmalloc-test's CPU at 64 threads (0.25% when the
+ * first free run was taken; Documentation/benchmarks.md, "Many threads
+ * after one heap per superslab"). ss_dirty_list(ss, false) before a
+ * change of ss's dirty_mask or heap_tag, (ss, true) after.
+ */
+static struct hak_superslab *dirty_ss[256];
+static unsigned nr_dirty_ss;
+
+static void ss_dirty_list(struct hak_superslab *ss, bool add)
+{
+	struct hak_superslab **head = &dirty_ss[ss->heap_tag & 0xff];
+
+	if (!ss->dirty_mask)
+		return;
+	if (add) {
+		ss->dprev = NULL;
+		ss->dnext = *head;
+		if (*head)
+			(*head)->dprev = ss;
+		*head = ss;
+		nr_dirty_ss++;
+		return;
+	}
+	if (ss->dprev)
+		ss->dprev->dnext = ss->dnext;
+	else
+		*head = ss->dnext;
+	if (ss->dnext)
+		ss->dnext->dprev = ss->dprev;
+	ss->dnext = ss->dprev = NULL;
+	nr_dirty_ss--;
+}
+
 static size_t nr_superslabs;
 static size_t nr_pages_used;
 static size_t nr_pages_dirty;
@@ -300,6 +346,14 @@ static void avail_del(struct hak_superslab *ss)
 	if (ss->next)
 		ss->next->prev = ss->prev;
 	ss->next = ss->prev = NULL;
+}
+
+/* ss went wholly free: it serves no heap any more. */
+static void ss_untag(struct hak_superslab *ss)
+{
+	if (tag_hint[ss->heap_tag & 0xff] == ss)
+		tag_hint[ss->heap_tag & 0xff] = NULL;
+	ss->heap_tag = 0;
 }
 
 static struct hak_os_stock ss_stock;	/* ss_lock */
@@ -397,50 +451,80 @@ static int ss_find_run(const struct hak_superslab *ss, unsigned span)
 	return found;
 }
 
+/* The first superslab of list ss with a resident run of span pages. */
+static struct hak_superslab *ss_dirty_run(struct hak_superslab *ss, unsigned span, int *first)
+{
+	uint32_t run = (span == 32) ? HAK_SS_ALL_FREE : ((1u << span) - 1);
+
+	for (; ss; ss = ss->dnext) {
+		int i = ss_find_run(ss, span);
+
+		if (i >= 0 && ((ss->dirty_mask >> i) & run) == run) {
+			*first = i;
+			return ss;
+		}
+	}
+	return NULL;
+}
+
 /*
- * The superslab of the avail list to take a run of span pages from for
- * the heap tagged tag, and the run in *first, best first: a dirty run
- * (resident pages) of one of the heap's own superslabs, of one with no
- * live slab (it becomes the heap's), of another heap's; then a clean run
- * of the heap's own, of one with no live slab; then (share) a clean run
- * of another heap's. NULL when none: the caller maps a new superslab
- * before it shares clean pages. Keeping heaps apart keeps the header
- * lines and the page-map line each core writes its own (superslab.h);
- * taking another heap's resident pages before new ones keeps the RSS
- * (size-chain at 16 threads: 74 -> 83 MB peak when they waited for
- * their heap).
+ * The superslab to take a run of span pages from for the heap tagged
+ * tag, and the run in *first, best first: a dirty run (resident pages) of
+ * one of the heap's own superslabs, of one with no live slab (it becomes
+ * the heap's), of another heap's; then a clean run of the heap's own, of
+ * one with no live slab; then (share) a clean run of another heap's. NULL
+ * when none: the caller maps a new superslab before it shares clean pages.
+ * Keeping heaps apart keeps the header lines and the page-map line each
+ * core writes its own (superslab.h); taking another heap's resident pages
+ * before new ones keeps the RSS (size-chain at 16 threads: 74 -> 83 MB
+ * peak when they waited for their heap). The dirty runs come from the
+ * tags' lists (dirty_ss); only the clean ones need the walk of the avail
+ * list, a header line (a cache miss) per superslab.
  */
 static struct hak_superslab *ss_pick(unsigned tag, unsigned span, bool share, int *first)
 {
-	uint32_t run = (span == 32) ? HAK_SS_ALL_FREE : ((1u << span) - 1);
 	struct hak_superslab *ss, *best = NULL;
-	unsigned best_rank = share ? 6 : 5;
+	unsigned best_rank = share ? 6 : 5, u;
 	int best_first = -1;
 
+	tag &= 0xff;
+	if (nr_dirty_ss) {
+		ss = ss_dirty_run(dirty_ss[tag], span, first);
+		if (!ss && tag)
+			ss = ss_dirty_run(dirty_ss[0], span, first);
+		/* another heap's, from the next tag on (not all on the lowest) */
+		for (u = (tag + 1) & 0xff; !ss && u != tag; u = (u + 1) & 0xff)
+			if (u && dirty_ss[u])
+				ss = ss_dirty_run(dirty_ss[u], span, first);
+		if (ss)
+			return ss;
+	} else {
+		/* no resident free page anywhere: try the heap's last superslab */
+		ss = tag_hint[tag];
+		if (ss && ss->free_mask) {
+			*first = ss_find_run(ss, span);
+			if (*first >= 0)
+				return ss;
+		}
+	}
+	/* no resident run anywhere: clean ones, ranked 3, 4 and 5 */
 	for (ss = avail; ss; ss = ss->next) {
 		unsigned t = ss->heap_tag, rank;
-		bool dirty;
 		int i;
 
-		if (t != tag && best_rank <= (t ? 2u : 1u))
+		if (t != tag && best_rank <= (t ? 5u : 4u))
 			continue;	/* nothing better to find here */
-		if (t != tag && t && !(ss->free_mask & ss->dirty_mask) && !share)
+		if (t != tag && t && !share)
 			continue;	/* another heap's clean pages: last resort */
 		i = ss_find_run(ss, span);
 		if (i < 0)
 			continue;
-		dirty = ((ss->dirty_mask >> i) & run) == run;
-		if (t == tag)
-			rank = dirty ? 0 : 3;
-		else if (!t)
-			rank = dirty ? 1 : 4;
-		else
-			rank = dirty ? 2 : 5;
+		rank = (t == tag) ? 3 : t ? 5 : 4;
 		if (rank < best_rank) {
 			best = ss;
 			best_rank = rank;
 			best_first = i;
-			if (!rank)
+			if (rank == 3)
 				break;
 		}
 	}
@@ -594,11 +678,15 @@ again:
 	}
 	if (ss->free_mask == HAK_SS_ALL_FREE)
 		nr_free_superslabs--;
+	ss_dirty_list(ss, false);
 	if (!ss->heap_tag)
 		ss->heap_tag = tag;
+	if (ss->heap_tag == tag)
+		tag_hint[tag & 0xff] = ss;
 	ss->free_mask &= ~(run << first);
 	nr_pages_dirty -= __builtin_popcount(ss->dirty_mask & (run << first));
 	ss->dirty_mask &= ~(run << first);
+	ss_dirty_list(ss, true);
 	if (!ss->free_mask)
 		avail_del(ss);
 	nr_pages_used += span;
@@ -641,8 +729,10 @@ static void ss_claim(struct hak_superslab *ss, uint32_t mask)
 {
 	if (ss->free_mask == HAK_SS_ALL_FREE)
 		nr_free_superslabs--;
+	ss_dirty_list(ss, false);
 	ss->free_mask &= ~mask;
 	ss->dirty_mask &= ~mask;
+	ss_dirty_list(ss, true);
 	nr_pages_dirty -= __builtin_popcount(mask);
 	if (!ss->free_mask)
 		avail_del(ss);
@@ -653,13 +743,15 @@ static void ss_unclaim(struct hak_superslab *ss, uint32_t mask, uint32_t dirty)
 {
 	if (!ss->free_mask)
 		avail_add(ss);
+	ss_dirty_list(ss, false);
 	ss->free_mask |= mask;
 	ss->dirty_mask |= dirty;
 	nr_pages_dirty += __builtin_popcount(dirty);
 	if (ss->free_mask == HAK_SS_ALL_FREE) {
 		nr_free_superslabs++;
-		ss->heap_tag = 0;
+		ss_untag(ss);
 	}
+	ss_dirty_list(ss, true);
 }
 
 /*
@@ -669,6 +761,7 @@ static void ss_unclaim(struct hak_superslab *ss, uint32_t mask, uint32_t dirty)
 static void ss_take_unmap(struct hak_superslab *ss, struct ss_batch *b)
 {
 	avail_del(ss);
+	ss_dirty_list(ss, false);
 	nr_pages_dirty -= __builtin_popcount(ss->dirty_mask);
 	nr_superslabs--;
 	nr_free_superslabs--;
@@ -860,12 +953,14 @@ static void span_free_locked(struct hak_slab *s)
 	s->span = 0;
 	if (!ss->free_mask)
 		avail_add(ss);
+	ss_dirty_list(ss, false);
 	ss->free_mask |= run << first;
 	ss->dirty_mask |= run << first;
 	if (ss->free_mask == HAK_SS_ALL_FREE) {
 		nr_free_superslabs++;
-		ss->heap_tag = 0;
+		ss_untag(ss);
 	}
+	ss_dirty_list(ss, true);
 	nr_pages_used -= span;
 	nr_pages_dirty += span;
 	{

@@ -105,6 +105,8 @@ struct hak_superslab {
 	struct hak_superslab *huge_next;	/* hugepage box: pending list, ss_lock */
 	struct hak_superslab *next;	/* global list, ss_lock */
 	struct hak_superslab *prev;
+	struct hak_superslab *dnext;	/* its tag's list of those with resident free pages, ss_lock */
+	struct hak_superslab *dprev;
 	uint32_t dirty_stamp[HAK_SS_PAGES];	/* ms a free page went dirty, ss_lock */
 	/*
 	 * Per 64 KiB page in a slab, the 4 KiB pages purged inside the live
