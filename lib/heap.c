@@ -210,8 +210,7 @@ static uint32_t default_cap(size_t share, unsigned c)
  * at most HAK_LIFT_MAX blocks: refill_limit; a milder
  * shrink, 3 threads on 2 CPUs, is left alone: larson at 2 threads plus
  * its main thread lost ~5% with it), and the bin's capacity is raised to
- * what it then holds (bin_raise, room 0). A list that is at least half its
- * slab is taken whole the same way at any thread count (dense_limit). Only blocks already free and resident move (no
+ * what it then holds (bin_raise, room 0). Only blocks already free and resident move (no
  * page is carved for it: the refill's want is unchanged), and the raise
  * lasts until the class's next refill (bin_lower), so a bin never holds
  * more than twice a thread's unshrunk share of the class in bytes (nor
@@ -251,34 +250,6 @@ static uint32_t refill_limit(unsigned c, uint32_t room)
 	if (lift > HAK_LIFT_MAX)
 		lift = HAK_LIFT_MAX;
 	return lift > full ? (uint32_t)lift : full;
-}
-
-/*
- * The longest slab free list a refill takes whole past the bin's room when
- * at least half the slab's carved blocks are on it (slab_take), at any
- * thread count: the same bound as the lift past the cores (twice the
- * class's unshrunk share in bytes, at most HAK_LIFT_MAX blocks), and the
- * bin is raised for it the same way (bin_raise, until the next refill).
- * footprint's random frees leave the small classes' slabs 90% free, with
- * lists of 250-900 blocks against rooms of 100-250: a refill popped half
- * a bin of them one cold dependent link at a time (454k of 900k blocks
- * allocated in `footprint 1 3 200000 42`), where a list taken whole is
- * prefetched at once (slab_prefetch) and not read here. A sparse list
- * (most of the slab live) keeps the pops: its prefetch would fetch mostly
- * live lines, and lifting every list cost footprint at 2 threads
- * (Documentation/benchmarks.md, "footprint: the refill's pops of dense
- * lists").
- */
-static uint32_t dense_limit(unsigned c, uint32_t room)
-{
-	size_t lift;
-
-	if (__hak_tc.state != HAK_T_LIVE)
-		return room;
-	lift = 2 * tcache_bytes / __hak_class_size[c];
-	if (lift > HAK_LIFT_MAX)
-		lift = HAK_LIFT_MAX;
-	return lift > room ? (uint32_t)lift : room;
 }
 
 /* Bin b of class c now holds n blocks, more than its capacity. */
@@ -1871,11 +1842,11 @@ static void slab_prefetch(const struct hak_slab *s, unsigned c)
  * the program was never given is caught like a double free.
  */
 static uint32_t slab_take(struct hak_heap *h, struct hak_slab *s,
-			  void **list, uint32_t want, uint32_t whole, uint32_t dense,
-			  uintptr_t mark, bool *all)
+			  void **list, uint32_t want, uint32_t whole, uintptr_t mark,
+			  bool *all)
 {
 	unsigned c = s->class_idx;
-	uint32_t got = 0, len = s->carved - s->used;
+	uint32_t got = 0;
 
 	if (s->used == 0 && h->nempty[c])
 		h->nempty[c]--;
@@ -1891,13 +1862,11 @@ static uint32_t slab_take(struct hak_heap *h, struct hak_slab *s,
 	 * lists), and a full bin costs the frees that follow only a spill
 	 * of its newest blocks. Its length is carved - used while nothing
 	 * is parked. The bin's list must be empty (the free list's tail is
-	 * unknown); carving below may still prepend to it. A longer list
-	 * still goes whole, up to dense, when at least half the slab is on
-	 * it (dense_limit): then slab_prefetch below fetches its lines.
+	 * unknown); carving below may still prepend to it.
 	 */
-	if (!*list && s->free && !hak_ff_level() && !slab_parked(s) &&
-	    (len <= whole || (len <= dense && 2 * len >= s->carved))) {
-		got = len;
+	if (!*list && s->free && !hak_ff_level() && s->carved - s->used <= whole &&
+	    !slab_parked(s)) {
+		got = s->carved - s->used;
 		*list = s->free;
 		s->free = NULL;
 		*all = true;
@@ -2018,7 +1987,6 @@ static uint32_t bin_fill(struct hak_heap *h, struct hak_tbin *b, unsigned c,
 	uint32_t got = 0, room = b->cap > __hak_tbin_count(b) ?
 				    b->cap - __hak_tbin_count(b) : 0;
 	uint32_t lim = refill ? refill_limit(c, room) : room;
-	uint32_t dense = refill ? dense_limit(c, room) : 0;
 	void *list = b->head;
 
 	if (arch_load_relaxed(&h->pending))
@@ -2048,8 +2016,7 @@ static uint32_t bin_fill(struct hak_heap *h, struct hak_tbin *b, unsigned c,
 			partial_add(h, s);
 		}
 		got += slab_take(h, s, &list, want - got,
-				 (lim > want ? lim : want) - got, dense > got ? dense - got : 0,
-				 __hak_free_key(), &all);
+				 (lim > want ? lim : want) - got, __hak_free_key(), &all);
 		/*
 		 * A free list taken whole (unread) ends the refill, short of
 		 * want: the next slab's blocks would be popped one cold link
