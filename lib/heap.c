@@ -308,6 +308,12 @@ void __hak_tcache_set_bytes(size_t bytes)
  * the first to finish must not let a scan start under the others.
  */
 static int scan_stop;		/* atomic: forks between prepare and parent */
+/*
+ * This thread's part of scan_stop: a handler fork nested in the thread's
+ * own fork (rv18, fork_nested) leaves in its child the outer fork's
+ * count, which that fork's parent handler takes back there.
+ */
+static __thread int scan_stop_mine;
 static int heap_scanning;	/* atomic: a scan of other heaps runs */
 /*
  * This thread runs it: a fork in a signal handler that interrupted the
@@ -2918,6 +2924,7 @@ bool __hak_heap_fork_prepare(void) __acquires(&heap_lock)
 	bool took = false;
 
 	arch_fetch_add(&scan_stop, 1);
+	scan_stop_mine++;
 	while (arch_load_acquire(&heap_scanning) && !scanning_here && !__hak_fork_scan_skip()) {
 		if (__hak_fork_backoff()) {
 			__acquire(&heap_lock);	/* the context says taken (lock.h) */
@@ -2927,8 +2934,10 @@ bool __hak_heap_fork_prepare(void) __acquires(&heap_lock)
 	}
 	took = hak_lock_fork_prepare(&heap_lock);
 out:
-	if (!took)
+	if (!took) {
 		arch_fetch_add(&scan_stop, -1);
+		scan_stop_mine--;
+	}
 	return took;
 }
 
@@ -2936,6 +2945,7 @@ void __hak_heap_fork_parent(void) __releases(&heap_lock)
 {
 	hak_lock_fork_parent(&heap_lock);
 	arch_fetch_add(&scan_stop, -1);
+	scan_stop_mine--;
 }
 
 bool __hak_heap_scanning_here(void)
@@ -2946,7 +2956,7 @@ bool __hak_heap_scanning_here(void)
 void __hak_heap_fork_child(void) __releases(&heap_lock)
 {
 	hak_lock_fork_child(&heap_lock);
-	arch_store_release(&scan_stop, 0);
+	arch_store_release(&scan_stop, --scan_stop_mine);
 	/* a scan that another handler fork's frame ran (fork_scan_skip) */
 	if (!scanning_here)
 		arch_store_release(&heap_scanning, 0);

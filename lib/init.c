@@ -706,7 +706,11 @@ static void fork_prepare(void)
 		call_weak(_IO_list_unlock);
 		arch_fetch_add(&nr_fork_backoffs, 1UL);
 	}
-	__hak_fork_holder = 1;
+	/*
+	 * A count, not a flag: a handler fork inside this thread's own fork
+	 * window (rv18, fork_nested) ends its level and leaves the outer's.
+	 */
+	__hak_fork_holder++;
 }
 
 void __hak_fork_stats(struct hak_fork_stats *st)
@@ -723,7 +727,7 @@ static void fork_parent(void)
 
 	if (!fork_locked)
 		return;
-	__hak_fork_holder = 0;
+	__hak_fork_holder--;
 	fork_withdraw();
 	while (i--)
 		fork_steps[i].give();
@@ -742,7 +746,7 @@ static void fork_child(void)
 	arch_store_relaxed(&nr_urgent, 0);
 	if (!fork_locked)
 		return;
-	__hak_fork_holder = 0;
+	__hak_fork_holder--;	/* an outer fork of this thread goes on in the child */
 	__hak_ss_fork_child();
 	__hak_meta_fork_child();
 	__hak_grow_fork_child();
