@@ -11,6 +11,8 @@
 # Why --verbose-log: under a harness a test's stderr goes to /dev/null; the log keeps it, so a
 # "hakmem: ..." line from any git process can be found afterwards.
 # Each script runs under `timeout 600` (the whole process group), so a hang is counted.
+# Scripts that start a daemon (git daemon, http) take its port from the test number: two runs
+# side by side must not run the same one at the same time, or the second skips itself.
 set -u
 src=$1 out=$2 pre=$3 jobs=$4; shift 4
 mkdir -p "$out/tap"
