@@ -392,49 +392,42 @@ static void test_mechanism(void)
 	       markers ? "markers" : "mprotect");
 }
 
+/* The cases main runs in turn (the sizes above the L2.5 pool's 1 MiB are large blocks). */
+static const struct {
+	int kind;
+	size_t n;
+	const char *what;
+} cases[] = {
+	{ K_PLAIN, 40000, "fresh 40000 B block (L2.5 pool when on)" },
+	{ K_PLAIN, 200000, "fresh 200000 B block (L2.5 pool when on)" },
+	{ K_PLAIN, 1000000, "fresh 1000000 B block (a mapping)" },
+	{ K_REUSE, 1200000, "block reused from BigCache" },
+	{ K_SPLIT, 1200000, "head of a split cached block" },
+	{ K_MERGE, 1u << 20, "three neighbours merged in BigCache, taken whole" },
+	{ K_GROW, 100000, "realloc growth" },
+	{ K_REMAP, 100000, "realloc growth by mremap (8 -> 24 MiB)" },
+	{ K_SHRINK, 100000, "realloc shrink (8 -> 1 MiB)" },
+	{ K_SHORTER, 100000, "a cached 4 MiB block grown down to 6 MiB" },
+	{ K_WHOLE, 100000, "a whole block grown in 5% steps to 12 MiB" },
+	{ K_WHOLE_KEPT, 100000, "a whole block grown over a kept 16 MiB mapping" },
+	{ K_WHOLE_SHRINK, 100000, "a whole block shrunk (8 -> 3 MiB)" },
+	{ K_SLAB32, 100000, "last 32 KiB block of a slab" },
+	{ K_SLAB10, 100000, "last 10 KiB block of a slab" },
+};
+
 int main(void)
 {
 	struct job j;
+	size_t i;
 	char *p;
 
 	tap_plan(0);
 	memset(&j, 0, sizeof(j));
-	j.kind = K_PLAIN;
-	j.n = 40000;
-	check(&j, "fresh 40000 B block (L2.5 pool when on)");
-	j.n = 200000;
-	check(&j, "fresh 200000 B block (L2.5 pool when on)");
-	j.n = 1000000;
-	check(&j, "fresh 1000000 B block (a mapping)");
-	/* above the L2.5 pool's largest maximum (1 MiB): large blocks */
-	j.kind = K_REUSE;
-	j.n = 1200000;
-	check(&j, "block reused from BigCache");
-	j.kind = K_SPLIT;
-	j.n = 1200000;
-	check(&j, "head of a split cached block");
-	j.kind = K_MERGE;
-	j.n = 1u << 20;
-	check(&j, "three neighbours merged in BigCache, taken whole");
-	j.kind = K_GROW;
-	j.n = 100000;
-	check(&j, "realloc growth");
-	j.kind = K_REMAP;
-	check(&j, "realloc growth by mremap (8 -> 24 MiB)");
-	j.kind = K_SHRINK;
-	check(&j, "realloc shrink (8 -> 1 MiB)");
-	j.kind = K_SHORTER;
-	check(&j, "a cached 4 MiB block grown down to 6 MiB");
-	j.kind = K_WHOLE;
-	check(&j, "a whole block grown in 5% steps to 12 MiB");
-	j.kind = K_WHOLE_KEPT;
-	check(&j, "a whole block grown over a kept 16 MiB mapping");
-	j.kind = K_WHOLE_SHRINK;
-	check(&j, "a whole block shrunk (8 -> 3 MiB)");
-	j.kind = K_SLAB32;
-	check(&j, "last 32 KiB block of a slab");
-	j.kind = K_SLAB10;
-	check(&j, "last 10 KiB block of a slab");
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		j.kind = cases[i].kind;
+		j.n = cases[i].n;
+		check(&j, cases[i].what);
+	}
 
 	{
 		struct rlimit rl;
