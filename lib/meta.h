@@ -7,6 +7,7 @@
 #ifndef HAK_META_H
 #define HAK_META_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <hak/compiler.h>
 

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # Run scripts of git's own test suite under one allocator, one script at a time per job,
 # and keep each script's TAP so runs can be compared test by test (tools/repro/tap_cmp.py).
 #

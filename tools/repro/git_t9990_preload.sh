@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Copy into a git tree's t/ as t9990-preload.sh and run it there (tools/repro/git_suite.sh runs
 # it like any script): checks that the allocator under test reached git and a child git
 # (upload-pack of a clone --no-local), by their /proc/<pid>/maps. EXPECT_MAPPED names the

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Compare runs of tools/repro/git_suite.sh test by test.
 
     tap_cmp.py BASEDIR OTHERDIR...
