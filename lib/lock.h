@@ -51,11 +51,12 @@ struct hak_lock {
 #define HAK_FORK_MASK	((1u << HAK_FORK_BITS) - 1)
 
 /*
- * Set on the thread inside fork() while it holds every allocator lock
+ * Not 0 on the thread inside fork() while it holds every allocator lock
  * (from the end of hakmem's prepare handler to the start of its parent or
- * child handler, init.c). That thread passes the locks: a malloc made by
- * another library's fork handler in that window would otherwise wait for
- * a lock its own thread holds.
+ * child handler, init.c): a count, one per fork of the thread in that
+ * window (a handler fork may nest in it). That thread passes the locks: a
+ * malloc made by another library's fork handler in that window would
+ * otherwise wait for a lock its own thread holds.
  */
 extern HAK_HIDDEN __thread int __hak_fork_holder __attribute__((tls_model("initial-exec")));
 
