@@ -17,28 +17,6 @@
 #define OLD		(4 * MIB)
 #define NEW		(64 * MIB)
 
-static unsigned char vec[NEW / BC_PAGE];
-
-/* Resident pages of [p, p + n) (mincore faults nothing in). */
-static size_t resident(const void *p, size_t n)
-{
-	size_t i, r = 0;
-
-	if (mincore((void *)p, n, vec))
-		return SIZE_MAX;
-	for (i = 0; i < n / BC_PAGE; i++)
-		r += vec[i] & 1;
-	return r;
-}
-
-static int all_zero(const unsigned char *p, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if (p[i])
-			return 0;
-	return 1;
-}
-
 int main(void)
 {
 	size_t sh0, r;
@@ -62,12 +40,12 @@ int main(void)
 	if (!room || bc_stats().shorter != sh0 + 1) {
 		tap_skip("no free address space next to the cached block (or it was not grown)");
 	} else {
-		r = resident(q, NEW);
+		r = bc_resident(q, NEW);
 		tap_ok(r <= OLD / BC_PAGE,
 		       "calloc(%u MiB) grown from a cached %u MiB block: %zu pages resident (at most %lu)",
 		       NEW >> 20, OLD >> 20, r, OLD / BC_PAGE);
 	}
-	tap_ok(q && all_zero(q, NEW), "and it reads as 0, the cached part too");
+	tap_ok(q && bc_nonzero_at(q, NEW) == NEW, "and it reads as 0, the cached part too");
 	free(q);
 	malloc_trim(0);
 	tap_finish();

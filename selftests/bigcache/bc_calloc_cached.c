@@ -19,29 +19,6 @@
 #define MIB		((size_t)1 << 20)
 #define BIG		(64 * MIB)
 
-static unsigned char vec[BIG / BC_PAGE];
-
-/* Resident pages of [p, p + n) (mincore faults nothing in). */
-static size_t resident(const void *p, size_t n)
-{
-	size_t i, r = 0;
-
-	if (mincore((void *)p, bc_page_up(n), vec))
-		return SIZE_MAX;
-	for (i = 0; i < bc_page_up(n) / BC_PAGE; i++)
-		r += vec[i] & 1;
-	return r;
-}
-
-/* First nonzero byte of p[0, n), or n. */
-static size_t nonzero_at(const unsigned char *p, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if (p[i])
-			return i;
-	return n;
-}
-
 /*
  * A fresh block of n bytes: the cache emptied first (a block cleared in
  * place by an earlier case would be resident all over).
@@ -94,10 +71,10 @@ static void untouched(void)
 	q = recalloc(p, BIG, 2);
 	if (!q)
 		return;
-	r = resident(q, BIG);
+	r = bc_resident(q, BIG);
 	tap_ok(r <= 1, "calloc(64 MiB) of a cached block written on one page: %zu pages "
 	       "resident (at most 1)", r);
-	r = nonzero_at(q, BIG);
+	r = bc_nonzero_at(q, BIG);
 	tap_ok(r == BIG, "and it reads as 0 (first nonzero byte at %zu of %zu)", r, BIG);
 	free(q);
 }
@@ -126,7 +103,7 @@ static void read_only(void)
 	rss = bc_rss() - rss;
 	tap_ok(sum == 0 && rss < 2 * MIB, "calloc(64 MiB) of a cached block that was only "
 	       "read: RSS grew by %zu KiB (less than 2 MiB)", rss >> 10);
-	i = nonzero_at(q, BIG);
+	i = bc_nonzero_at(q, BIG);
 	tap_ok(i == BIG, "and it reads as 0 (first nonzero byte at %zu of %zu)", i, BIG);
 	free(q);
 }
@@ -146,10 +123,10 @@ static void written(void)
 	q = recalloc(p, n, 2);
 	if (!q)
 		return;
-	r = resident(q, n);
+	r = bc_resident(q, n);
 	tap_ok(r == bc_page_up(n) / BC_PAGE, "a cached block written all over: cleared in "
 	       "place, %zu of %zu pages resident", r, bc_page_up(n) / BC_PAGE);
-	r = nonzero_at(q, n);
+	r = bc_nonzero_at(q, n);
 	tap_ok(r == n, "and it reads as 0 up to its last byte (first nonzero byte at %zu of %zu)",
 	       r, n);
 	free(q);
@@ -174,10 +151,10 @@ static void stripes(void)
 	q = recalloc(p, BIG, 2);
 	if (!q)
 		return;
-	r = resident(q, BIG);
+	r = bc_resident(q, BIG);
 	tap_ok(r == want, "a cached block written in stripes: %zu pages resident (%zu written)",
 	       r, want);
-	r = nonzero_at(q, BIG);
+	r = bc_nonzero_at(q, BIG);
 	tap_ok(r == BIG, "and it reads as 0 (first nonzero byte at %zu of %zu)", r, BIG);
 	free(q);
 }
@@ -202,7 +179,7 @@ static void purge_refused(void)
 	hak_test_os_fail(HAK_OS_PURGE, 0, 0);
 	if (!q)
 		return;
-	r = nonzero_at(q, BIG);
+	r = bc_nonzero_at(q, BIG);
 	tap_ok(r == BIG && hak_test_os_failed(HAK_OS_PURGE) > f0,
 	       "madvise refused: the block is cleared with memset (first nonzero byte at %zu, "
 	       "%lu refusals)", r, hak_test_os_failed(HAK_OS_PURGE) - f0);

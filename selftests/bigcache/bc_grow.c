@@ -414,8 +414,8 @@ static void test_decay_stale_now(size_t s)
  */
 static void test_grow_shorter(void)
 {
-	static unsigned char vec[4 * MIB / BC_PAGE];
-	size_t maps0, sh0, i, resident = 0;
+	const size_t pages = 4 * MIB / BC_PAGE;
+	size_t maps0, sh0, resident = 0;
 	unsigned char *p, *q;
 	volatile uintptr_t x;
 	int room;
@@ -433,23 +433,19 @@ static void test_grow_shorter(void)
 	if (IS_ENABLED(CONFIG_HAK_HARDENED) && room) {
 		tap_ok(q && bc_stats().shorter == sh0 + 1,
 		       "guard pages: a 6 MiB miss takes the cached 4 MiB block to grow");
-		if (mincore((void *)x, 4 * MIB, vec) == 0)
-			for (i = 0; i < sizeof(vec); i++)
-				resident += vec[i] & 1;
+		resident = bc_resident((void *)x, 4 * MIB);
 		tap_ok(bc_core_stats().large_maps == maps0 && (uintptr_t)q == x - 2 * MIB &&
-		       resident == sizeof(vec) && bc_page_none(x + 4 * MIB),
+		       resident == pages && bc_page_none(x + 4 * MIB),
 		       "grown down, no new mapping, %zu of %zu old pages resident, the guard still right after it",
-		       resident, sizeof(vec));
+		       resident, pages);
 	} else if (room) {
 		tap_ok(q && bc_stats().shorter == sh0 + 1,
 		       "a 6 MiB miss takes the cached 4 MiB block to grow");
-		if (mincore((void *)x, 4 * MIB, vec) == 0)
-			for (i = 0; i < sizeof(vec); i++)
-				resident += vec[i] & 1;
+		resident = bc_resident((void *)x, 4 * MIB);
 		tap_ok(bc_core_stats().large_maps == maps0 && (uintptr_t)q <= x &&
-		       (uintptr_t)q + 6 * MIB >= x + 4 * MIB && resident == sizeof(vec),
+		       (uintptr_t)q + 6 * MIB >= x + 4 * MIB && resident == pages,
 		       "free space next to it: grown in place (%+ld KiB), no new mapping, %zu of %zu old pages resident",
-		       (long)((intptr_t)q - (intptr_t)x) / 1024, resident, sizeof(vec));
+		       (long)((intptr_t)q - (intptr_t)x) / 1024, resident, pages);
 	} else {
 		tap_ok(q && bc_stats().shorter == sh0 + 1,
 		       "a 6 MiB miss takes the cached 4 MiB block to grow");
@@ -517,7 +513,7 @@ static void test_move(void)
  */
 static void test_fill(void)
 {
-	static unsigned char vec[3 * MIB / BC_PAGE];
+	const size_t pages = 3 * MIB / BC_PAGE;
 	unsigned char *b[4], *sp[4], *q;
 	void *fence[8];
 	size_t fills0, cached0, i, j, nf = 0, resident = 0;
@@ -560,13 +556,11 @@ static void test_fill(void)
 		for (i = 0; i < 4; i++)
 			if (bc_check(q, 3 * MIB, 20 + (unsigned)i))
 				src = (int)i;
-		if (mincore(q, 3 * MIB, vec) == 0)
-			for (i = 0; i < sizeof(vec); i++)
-				resident += vec[i] & 1;
+		resident = bc_resident(q, 3 * MIB);
 		tap_ok(bc_large_stats().fills == fills0 + 1 && src >= 0 &&
-		       resident == sizeof(vec) && bc_stats().cached_bytes == cached0 - 3 * MIB,
+		       resident == pages && bc_stats().cached_bytes == cached0 - 3 * MIB,
 		       "a 4 MiB miss with 4 x 3 MiB cached: %zu block moved in (block %d's contents, %zu of %zu pages resident), %zu KiB left cached",
-		       bc_large_stats().fills - fills0, src, resident, sizeof(vec),
+		       bc_large_stats().fills - fills0, src, resident, pages,
 		       bc_stats().cached_bytes >> 10);
 		/*
 		 * Guard pages (hardened): the block keeps its own guard, right

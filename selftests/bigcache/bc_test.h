@@ -16,6 +16,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/mman.h>
 #include <hakmem/hakmem.h>
 
 #include "../lib/tap.h"
@@ -110,6 +111,35 @@ static inline size_t bc_large_min(void)
 static inline size_t bc_page_up(size_t n)
 {
 	return (n + BC_PAGE - 1) & ~(BC_PAGE - 1);
+}
+
+/*
+ * Resident pages of [p, p + n) (p page-aligned; mincore faults nothing in),
+ * SIZE_MAX when mincore refuses. Asked a chunk at a time, so any length
+ * fits the one buffer.
+ */
+static inline size_t bc_resident(const void *p, size_t n)
+{
+	static unsigned char vec[256];
+	size_t pages = bc_page_up(n) / BC_PAGE, done, i, k, r = 0;
+
+	for (done = 0; done < pages; done += k) {
+		k = pages - done < sizeof(vec) ? pages - done : sizeof(vec);
+		if (mincore((char *)p + done * BC_PAGE, k * BC_PAGE, vec))
+			return SIZE_MAX;
+		for (i = 0; i < k; i++)
+			r += vec[i] & 1;
+	}
+	return r;
+}
+
+/* The first nonzero byte of p[0, n), or n. */
+static inline size_t bc_nonzero_at(const unsigned char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i])
+			return i;
+	return n;
 }
 
 /* Resident set size of this process in bytes. */
