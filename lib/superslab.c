@@ -431,10 +431,16 @@ static struct hak_superslab *ss_new(void) __must_hold(&ss_lock)
 	return ss;
 }
 
+/* The bits of a run of span pages at page 0 (32: the whole superslab). */
+static inline uint32_t ss_run_mask(unsigned span)
+{
+	return span == 32 ? HAK_SS_ALL_FREE : (1u << span) - 1;
+}
+
 /* A free run of span pages (span-aligned) in ss, preferring resident pages. */
 static int ss_find_run(const struct hak_superslab *ss, unsigned span)
 {
-	uint32_t run = (span == 32) ? HAK_SS_ALL_FREE : ((1u << span) - 1);
+	uint32_t run = ss_run_mask(span);
 	int found = -1;
 	unsigned i;
 
@@ -454,7 +460,7 @@ static int ss_find_run(const struct hak_superslab *ss, unsigned span)
 /* The first superslab of list ss with a resident run of span pages. */
 static struct hak_superslab *ss_dirty_run(struct hak_superslab *ss, unsigned span, int *first)
 {
-	uint32_t run = (span == 32) ? HAK_SS_ALL_FREE : ((1u << span) - 1);
+	uint32_t run = ss_run_mask(span);
 
 	for (; ss; ss = ss->dnext) {
 		int i = ss_find_run(ss, span);
@@ -738,7 +744,10 @@ static void ss_claim(struct hak_superslab *ss, uint32_t mask)
 		avail_del(ss);
 }
 
-/* Give claimed pages back; those in `dirty` could not be purged. */
+/*
+ * Pages back into ss's free runs: claimed ones after a purge, those in
+ * `dirty` not purged, or a freed span (all of it resident).
+ */
 static void ss_unclaim(struct hak_superslab *ss, uint32_t mask, uint32_t dirty)
 {
 	if (!ss->free_mask)
@@ -951,18 +960,8 @@ static void span_free_locked(struct hak_slab *s)
 	}
 	s->owner = NULL;
 	s->span = 0;
-	if (!ss->free_mask)
-		avail_add(ss);
-	ss_dirty_list(ss, false);
-	ss->free_mask |= run << first;
-	ss->dirty_mask |= run << first;
-	if (ss->free_mask == HAK_SS_ALL_FREE) {
-		nr_free_superslabs++;
-		ss_untag(ss);
-	}
-	ss_dirty_list(ss, true);
+	ss_unclaim(ss, run << first, run << first);	/* free, and resident */
 	nr_pages_used -= span;
-	nr_pages_dirty += span;
 	{
 		unsigned now = __hak_now_ms();
 
