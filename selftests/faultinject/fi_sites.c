@@ -110,16 +110,20 @@ static int problem(const char *fmt, const char *what, unsigned long v)
 	return 1;
 }
 
+/* An allocation that returned NULL with errno err: 1 unless it was ENOMEM. */
+static int got_null(int err, const char *what)
+{
+	if (err != ENOMEM)
+		return problem("%s: NULL with errno %lu, not ENOMEM", what, (unsigned long)err);
+	res->nulls++;
+	return 0;
+}
+
 /* Record the outcome of one allocation; 1 when it broke a rule. */
 static int got(void *p, size_t n, size_t align, int err, const char *what)
 {
-	if (!p) {
-		if (err != ENOMEM)
-			return problem("%s: NULL with errno %lu, not ENOMEM", what,
-				       (unsigned long)err);
-		res->nulls++;
-		return 0;
-	}
+	if (!p)
+		return got_null(err, what);
 	if (align && ((uintptr_t)p & (align - 1)))
 		return problem("%s: misaligned block (align %lu)", what, align);
 	if (hak_malloc_usable_size(p) < n)
@@ -249,11 +253,8 @@ static int workload(void)
 		for (int i = 0; i < 64; i++) {
 			errno = 0;
 			e[i] = hak_malloc(2048);
-			if (!e[i] && errno != ENOMEM)
-				bad += problem("%s: NULL with errno %lu, not ENOMEM", "malloc(2048)",
-					       (unsigned long)errno);
-			else if (!e[i])
-				res->nulls++;
+			if (!e[i])
+				bad += got_null(errno, "malloc(2048)");
 		}
 		for (int i = 0; i < 64; i++)
 			hak_free(e[i]);
