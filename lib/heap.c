@@ -210,7 +210,9 @@ static uint32_t default_cap(size_t share, unsigned c)
  * at most HAK_LIFT_MAX blocks: refill_limit; a milder
  * shrink, 3 threads on 2 CPUs, is left alone: larson at 2 threads plus
  * its main thread lost ~5% with it), and the bin's capacity is raised to
- * what it then holds (bin_raise, room 0). Only blocks already free and resident move (no
+ * what it then holds (bin_raise, room 0). A list that is at least half
+ * its slab goes whole the same way at any thread count (dense_limit).
+ * Only blocks already free and resident move (no
  * page is carved for it: the refill's want is unchanged), and the raise
  * lasts until the class's next refill (bin_lower), so a bin never holds
  * more than twice a thread's unshrunk share of the class in bytes (nor
@@ -252,6 +254,37 @@ static uint32_t refill_limit(unsigned c, uint32_t room)
 	return lift > full ? (uint32_t)lift : full;
 }
 
+/*
+ * The longest slab free list a refill takes whole past the bin's room when
+ * at least half the slab's carved blocks are on it (slab_take), at any
+ * thread count: the bound of the lift past the cores (twice the class's
+ * unshrunk share in bytes, at most HAK_LIFT_MAX blocks), the bin raised
+ * for it the same way (bin_raise, until the class's next refill).
+ * footprint's random frees leave the small classes' slabs 90% free, with
+ * lists of 200-1,400 blocks against rooms of 30-250: a refill popped half
+ * a bin of them one cold dependent link at a time (454k of the 900k blocks
+ * allocated in `footprint 1 3 200000 42`), where a list taken whole is
+ * fetched at once (slab_prefetch) and each block's line is read by the
+ * malloc that hands it out, overlapped with the program's work, as a
+ * page-local free list is. A sparse list (most of the slab live) keeps
+ * the pops: its prefetch would fetch mostly live lines, and lifting every
+ * list cost footprint at 2 threads. The adaptive box's changes to a
+ * raised bin wait for its next refill (__hak_tcache_set_cap), as its
+ * growth trimmed such bins a cold walk at a time.
+ * Documentation/benchmarks.md, "footprint: dense lists taken whole".
+ */
+static uint32_t dense_limit(unsigned c, uint32_t room)
+{
+	size_t lift;
+
+	if (__hak_tc.state != HAK_T_LIVE)
+		return room;
+	lift = 2 * tcache_bytes / __hak_class_size[c];
+	if (lift > HAK_LIFT_MAX)
+		lift = HAK_LIFT_MAX;
+	return lift > room ? (uint32_t)lift : room;
+}
+
 /* Bin b of class c now holds n blocks, more than its capacity. */
 static void bin_raise(struct hak_tbin *b, unsigned c, uint32_t n)
 {
@@ -270,6 +303,43 @@ static void bin_lower(struct hak_tbin *b, unsigned c)
 			__hak_tbin_set_cap(b, cap_base[c]);
 		cap_lift[c] = 0;
 	}
+}
+
+/* A refill raised bin b of class c, and nothing set its capacity since. */
+static inline bool bin_raised(const struct hak_tbin *b, unsigned c)
+{
+	return cap_lift[c] && b->cap == cap_lift[c];
+}
+
+/*
+ * For boxes: set class c's capacity. A raised bin holds a slab's list
+ * taken whole and unread (bin_raise): a larger capacity that does not
+ * cover it becomes the one bin_lower restores at the class's next
+ * refill, so the box's growth does not send those blocks back to their
+ * slabs (a walk of cold links: the adaptive box grew such bins step by
+ * step, a trim each time); a smaller one (the class went idle, or the
+ * budget fell) lowers the bin at once, its excess back to the slabs.
+ */
+void __hak_tcache_set_cap(unsigned c, uint32_t cap)
+{
+	struct hak_tbin *b = &__hak_tc.bins[c];
+
+	if (bin_raised(b, c) && cap >= cap_base[c] && cap < b->cap) {
+		cap_base[c] = cap;
+		return;
+	}
+	cap_lift[c] = 0;
+	__hak_tbin_set_cap(b, cap);
+	if (__hak_tbin_count(b) > cap)
+		__hak_tcache_trim(c, cap);
+}
+
+/* Class c's capacity as last set: a raised bin's is the one it replaced. */
+uint32_t __hak_tcache_cap_set(unsigned c)
+{
+	const struct hak_tbin *b = &__hak_tc.bins[c];
+
+	return bin_raised(b, c) ? cap_base[c] : b->cap;
 }
 
 uint32_t __hak_tcache_cap(unsigned c)
@@ -1848,11 +1918,11 @@ static void slab_prefetch(const struct hak_slab *s, unsigned c)
  * the program was never given is caught like a double free.
  */
 static uint32_t slab_take(struct hak_heap *h, struct hak_slab *s,
-			  void **list, uint32_t want, uint32_t whole, uintptr_t mark,
-			  bool *all)
+			  void **list, uint32_t want, uint32_t whole, uint32_t dense,
+			  uintptr_t mark, bool *all)
 {
 	unsigned c = s->class_idx;
-	uint32_t got = 0;
+	uint32_t got = 0, len = s->carved - s->used;
 
 	if (s->used == 0 && h->nempty[c])
 		h->nempty[c]--;
@@ -1868,11 +1938,13 @@ static uint32_t slab_take(struct hak_heap *h, struct hak_slab *s,
 	 * lists), and a full bin costs the frees that follow only a spill
 	 * of its newest blocks. Its length is carved - used while nothing
 	 * is parked. The bin's list must be empty (the free list's tail is
-	 * unknown); carving below may still prepend to it.
+	 * unknown); carving below may still prepend to it. A longer list
+	 * still goes whole, up to dense, when at least half the slab is on
+	 * it (dense_limit): then slab_prefetch below fetches its lines.
 	 */
-	if (!*list && s->free && !hak_ff_level() && s->carved - s->used <= whole &&
-	    !slab_parked(s)) {
-		got = s->carved - s->used;
+	if (!*list && s->free && !hak_ff_level() && !slab_parked(s) &&
+	    (len <= whole || (len <= dense && 2 * len >= s->carved))) {
+		got = len;
 		*list = s->free;
 		s->free = NULL;
 		*all = true;
@@ -1993,6 +2065,7 @@ static uint32_t bin_fill(struct hak_heap *h, struct hak_tbin *b, unsigned c,
 	uint32_t got = 0, room = b->cap > __hak_tbin_count(b) ?
 				    b->cap - __hak_tbin_count(b) : 0;
 	uint32_t lim = refill ? refill_limit(c, room) : room;
+	uint32_t dense = refill ? dense_limit(c, room) : 0;
 	void *list = b->head;
 
 	if (arch_load_relaxed(&h->pending))
@@ -2022,7 +2095,8 @@ static uint32_t bin_fill(struct hak_heap *h, struct hak_tbin *b, unsigned c,
 			partial_add(h, s);
 		}
 		got += slab_take(h, s, &list, want - got,
-				 (lim > want ? lim : want) - got, __hak_free_key(), &all);
+				 (lim > want ? lim : want) - got, dense > got ? dense - got : 0,
+				 __hak_free_key(), &all);
 		/*
 		 * A free list taken whole (unread) ends the refill, short of
 		 * want: the next slab's blocks would be popped one cold link

@@ -234,6 +234,13 @@ void __hak_free_misaligned(void *p, uintptr_t ix) __noreturn __noinline __cold;
 uint32_t __hak_tcache_fill(unsigned c, uint32_t n);
 void __hak_tcache_trim(unsigned c, uint32_t keep);
 /*
+ * For boxes: set class c's capacity (a bin a refill raised past it keeps
+ * its blocks until the class's next refill, unless the capacity falls),
+ * and read it back (a raised bin's is the one it will return to): heap.c.
+ */
+void __hak_tcache_set_cap(unsigned c, uint32_t cap);
+uint32_t __hak_tcache_cap_set(unsigned c);
+/*
  * For boxes: a thread's share of a per-thread budget of bytes, the whole
  * while threads do not outnumber the CPUs by more than one, bytes * cpus /
  * threads past that (heap.c).

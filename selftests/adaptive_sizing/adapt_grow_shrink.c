@@ -56,7 +56,7 @@ static void hot_round(unsigned c, struct steps *st)
 	for (i = 0; i < HOT_N; i++) {
 		blk[i] = hak_malloc(HOT_SIZE);
 		if (st)
-			note(st, __hak_tc.bins[c].cap);
+			note(st, __hak_tcache_cap_set(c));
 	}
 	for (i = 0; i < HOT_N; i++)
 		hak_free(blk[i]);
@@ -80,10 +80,10 @@ static void *worker(void *arg)
 
 	hak_free(hak_malloc(16));	/* attach (class 0) */
 	s->sane_start = at_bins_sane();
-	s->cap_start = __hak_tc.bins[c].cap;
+	s->cap_start = __hak_tcache_cap_set(c);
 	s->cap_default = __hak_tcache_cap(c);
 
-	note(&s->grow, __hak_tc.bins[c].cap);
+	note(&s->grow, __hak_tcache_cap_set(c));
 	for (r = 0; r < 10; r++)
 		hot_round(c, &s->grow);
 	r0 = at_refills();
@@ -93,18 +93,18 @@ static void *worker(void *arg)
 	s->count_hot = __hak_tbin_count(&__hak_tc.bins[c]);
 	s->sane_hot = at_bins_sane();
 
-	note(&s->shrink, __hak_tc.bins[c].cap);
-	for (r = 0; r < 1000 && __hak_tc.bins[c].cap > AT_CAP_MIN; r++) {
+	note(&s->shrink, __hak_tcache_cap_set(c));
+	for (r = 0; r < 1000 && __hak_tcache_cap_set(c) > AT_CAP_MIN; r++) {
 		churn(32, COLD_N);
-		note(&s->shrink, __hak_tc.bins[c].cap);
+		note(&s->shrink, __hak_tcache_cap_set(c));
 		churn(48, COLD_N);
-		note(&s->shrink, __hak_tc.bins[c].cap);
+		note(&s->shrink, __hak_tcache_cap_set(c));
 	}
 	s->cold_rounds = r;
 	s->count_cold = __hak_tbin_count(&__hak_tc.bins[c]);
 	s->sane_cold = at_bins_sane();
 
-	note(&s->regrow, __hak_tc.bins[c].cap);
+	note(&s->regrow, __hak_tcache_cap_set(c));
 	for (r = 0; r < 10; r++)
 		hot_round(c, &s->regrow);
 	return NULL;

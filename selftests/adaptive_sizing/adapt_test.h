@@ -65,7 +65,7 @@ static inline size_t at_cap_bytes(void)
 	unsigned c;
 
 	for (c = 0; c < HAK_NCLASS; c++)
-		n += __hak_tc.bins[c].cap * at_stride(c);
+		n += __hak_tcache_cap_set(c) * at_stride(c);
 	return n;
 }
 
