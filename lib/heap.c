@@ -268,9 +268,9 @@ static uint32_t refill_limit(unsigned c, uint32_t room)
  * malloc that hands it out, overlapped with the program's work, as a
  * page-local free list is. A sparse list (most of the slab live) keeps
  * the pops: its prefetch would fetch mostly live lines, and lifting every
- * list cost footprint at 2 threads. The adaptive box's changes to a
- * raised bin wait for its next refill (__hak_tcache_set_cap), as its
- * growth trimmed such bins a cold walk at a time.
+ * list cost footprint at 2 threads. The adaptive box's growth of a
+ * raised bin waits for the class's next refill (__hak_tcache_set_cap):
+ * set directly, it trimmed the list just taken, a cold walk each time.
  * Documentation/benchmarks.md, "footprint: dense lists taken whole".
  */
 static uint32_t dense_limit(unsigned c, uint32_t room)
