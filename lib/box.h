@@ -21,11 +21,9 @@
  *                 regions of its own (L2.5)
  *   tcache.h      the calling thread's cache (__hak_tc: bins' head and
  *                 cap, __hak_tbin_count and __hak_tbin_set_cap, read and
- *                 set by the sizing boxes, which set a capacity with
- *                 __hak_tcache_set_cap and read it with __hak_tcache_cap_set,
- *                 as a refill may raise a bin for a while; prof_left, the
- *                 heap profiler's countdown, hak_tc_tls for its
- *                 %fs-relative tick), __hak_tcache_fill and
+ *                 set by the sizing boxes; prof_left, the heap profiler's
+ *                 countdown, hak_tc_tls for its %fs-relative tick),
+ *                 __hak_tcache_fill and
  *                 __hak_tcache_trim (move blocks between a bin and the heap),
  *                 __hak_tcache_live_share (a thread's share of a per-thread
  *                 budget past the cores)

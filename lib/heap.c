@@ -268,9 +268,7 @@ static uint32_t refill_limit(unsigned c, uint32_t room)
  * malloc that hands it out, overlapped with the program's work, as a
  * page-local free list is. A sparse list (most of the slab live) keeps
  * the pops: its prefetch would fetch mostly live lines, and lifting every
- * list cost footprint at 2 threads. The adaptive box's growth of a
- * raised bin waits for the class's next refill (__hak_tcache_set_cap):
- * set directly, it trimmed the list just taken, a cold walk each time.
+ * list cost footprint at 2 threads.
  * Documentation/benchmarks.md, "footprint: dense lists taken whole".
  */
 static uint32_t dense_limit(unsigned c, uint32_t room)
@@ -305,41 +303,15 @@ static void bin_lower(struct hak_tbin *b, unsigned c)
 	}
 }
 
-/* A refill raised bin b of class c, and nothing set its capacity since. */
-static inline bool bin_raised(const struct hak_tbin *b, unsigned c)
-{
-	return cap_lift[c] && b->cap == cap_lift[c];
-}
-
 /*
- * For boxes: set class c's capacity. A raised bin holds a slab's list
- * taken whole and unread (bin_raise): a larger capacity that does not
- * cover it becomes the one bin_lower restores at the class's next
- * refill, so the box's growth does not send those blocks back to their
- * slabs (a walk of cold links: the adaptive box grew such bins step by
- * step, a trim each time); a smaller one (the class went idle, or the
- * budget fell) lowers the bin at once, its excess back to the slabs.
+ * Class c's capacity as last set: a raised bin's (nothing set its
+ * capacity since bin_raise) is the one it replaced.
  */
-void __hak_tcache_set_cap(unsigned c, uint32_t cap)
-{
-	struct hak_tbin *b = &__hak_tc.bins[c];
-
-	if (bin_raised(b, c) && cap >= cap_base[c] && cap < b->cap) {
-		cap_base[c] = cap;
-		return;
-	}
-	cap_lift[c] = 0;
-	__hak_tbin_set_cap(b, cap);
-	if (__hak_tbin_count(b) > cap)
-		__hak_tcache_trim(c, cap);
-}
-
-/* Class c's capacity as last set: a raised bin's is the one it replaced. */
 uint32_t __hak_tcache_cap_set(unsigned c)
 {
 	const struct hak_tbin *b = &__hak_tc.bins[c];
 
-	return bin_raised(b, c) ? cap_base[c] : b->cap;
+	return cap_lift[c] && b->cap == cap_lift[c] ? cap_base[c] : b->cap;
 }
 
 uint32_t __hak_tcache_cap(unsigned c)

@@ -234,11 +234,10 @@ void __hak_free_misaligned(void *p, uintptr_t ix) __noreturn __noinline __cold;
 uint32_t __hak_tcache_fill(unsigned c, uint32_t n);
 void __hak_tcache_trim(unsigned c, uint32_t keep);
 /*
- * For boxes: set class c's capacity (a bin a refill raised past it keeps
- * its blocks until the class's next refill, unless the capacity falls),
- * and read it back (a raised bin's is the one it will return to): heap.c.
+ * Class c's capacity as last set: a bin a refill raised past it, until
+ * the class's next refill (heap.c, bin_raise), reads as the capacity it
+ * returns to then. For the selftests of the sizing boxes.
  */
-void __hak_tcache_set_cap(unsigned c, uint32_t cap);
 uint32_t __hak_tcache_cap_set(unsigned c);
 /*
  * For boxes: a thread's share of a per-thread budget of bytes, the whole

@@ -56,8 +56,11 @@
  *
  * All state is the calling thread's own (initial-exec TLS, touched only by
  * the hooks on that thread), so no locks or atomics. The capacity charged
- * here for class c equals __hak_tcache_cap_set(c) while the heap is attached
- * (the bin's cap, but while a refill has raised it: lib/heap.c, bin_raise);
+ * here for class c equals __hak_tc.bins[c].cap while the heap is attached,
+ * but while a refill has raised the bin above it until the class's next
+ * refill (lib/heap.c, bin_raise; __hak_tcache_cap_set reads past a raise:
+ * grow runs after that refill lowered the bin, and a smaller capacity set
+ * on a raised bin trims it like any other);
  * a class not yet started is charged the floor, so the bound holds while a
  * thread's capacities are being set up at attach.
  */
@@ -134,7 +137,9 @@ static void set_cap(unsigned c, uint32_t cap)
 
 	adapt.bytes = adapt.bytes - ab->cap * stride(c) + cap * stride(c);
 	ab->cap = (uint16_t)cap;
-	__hak_tcache_set_cap(c, cap);	/* a smaller one: excess back to its slabs */
+	__hak_tbin_set_cap(&__hak_tc.bins[c], cap);
+	if (__hak_tbin_count(&__hak_tc.bins[c]) > cap)
+		__hak_tcache_trim(c, cap);	/* excess back to its slabs */
 }
 
 static void shrink(unsigned c)
