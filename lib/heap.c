@@ -131,42 +131,46 @@ unsigned __hak_heap_nr_live(void)
 
 /*
  * A thread's share of a per-thread budget: the whole of it while threads
- * do not outnumber the CPUs, bytes * cpus / threads past that. Threads
- * beyond the CPU count take turns on them, so their caches serve no more
- * operations per second between them than the CPUs' worth would, and the
- * memory held in caches (and the page faults to fill it) would otherwise
- * grow with the thread count. Applied to the default capacities
- * (HAKMEM_TCACHE_BYTES); the adaptive-sizing box grows a class past them
- * only when it both refills and overflows, within its own budget, which
- * falls the same way but not below CONFIG_HAK_ADAPTIVE_BUDGET_MIN_KIB
- * (larson's lanes need grown caches: __hak_tcache_live_share below).
- * Up to spare threads past the CPUs still take the whole.
+ * do not outnumber the CPUs by more than one, bytes * cpus / threads past
+ * that. Threads beyond the CPU count take turns on them, so their caches
+ * serve no more operations per second between them than the CPUs' worth
+ * would, and the memory held in caches (and the page faults to fill it)
+ * would otherwise grow with the thread count. Applied to the default
+ * capacities (HAKMEM_TCACHE_BYTES) at attach; the adaptive-sizing box
+ * grows a class past them only when it both refills and overflows, within
+ * its own budget, which falls the same way but not below
+ * CONFIG_HAK_ADAPTIVE_BUDGET_MIN_KIB (larson's lanes need grown caches).
+ *
+ * One thread past the CPUs still takes the whole: a main thread waiting
+ * in join is live and idle, and the 1- and 2-thread rows must not pay for
+ * it. The box's budget always had that spare; the default capacities did
+ * not until 2026-12-04 (pc19), so in a program of two workers and its
+ * main thread the worker that attached second got 2/3 of the capacities
+ * of the classes above 128 B (a third worker 1/2, ...) for good, by the
+ * order of attach alone. producer-consumer at 2 pairs runs 5 threads (the
+ * consumers attach after the producers, and never refill): the second
+ * producer refilled more often, its `bin_fill` took 43% more samples than
+ * the first's, and the run's wall time, which is the slower pair's, 4%
+ * more than mimalloc's (Documentation/benchmarks.md, "producer-consumer
+ * at 2 pairs: the second producer's capacities").
  */
-static size_t share_past(size_t bytes, unsigned spare)
+static size_t thread_share(size_t bytes)
 {
 	unsigned live = arch_load_relaxed(&nr_live), cpus = arch_load_relaxed(&nr_cpus);
 
-	if (!cpus || live <= cpus + spare)
+	if (!cpus || live <= cpus + 1)
 		return bytes;
 	return (size_t)((unsigned __int128)bytes * cpus / live);
 }
 
-static size_t thread_share(size_t bytes)
-{
-	return share_past(bytes, 0);
-}
-
 /*
- * For boxes: a thread's share of a per-thread budget of bytes, as
- * thread_share but with one thread more than the CPUs still taking the
- * whole: a main thread waiting in join is live and idle (larson and
- * size-chain at 2 threads run 3 on 2 CPUs), and the 1- and 2-thread rows
- * must not pay for it. The adaptive-sizing box bounds its budget with it
+ * For boxes: a thread's share of a per-thread budget of bytes (above).
+ * The adaptive-sizing box bounds its budget with it
  * (boxes/adaptive_sizing/adaptive.c, "Past the cores").
  */
 size_t __hak_tcache_live_share(size_t bytes)
 {
-	return share_past(bytes, 1);
+	return thread_share(bytes);
 }
 
 /* Default capacity of class c for a thread's share of the cache bytes. */
