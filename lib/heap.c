@@ -146,12 +146,12 @@ unsigned __hak_heap_nr_live(void)
  * it. The box's budget always had that spare; the default capacities did
  * not until 2026-12-04 (pc19), so in a program of two workers and its
  * main thread the worker that attached second got 2/3 of the capacities
- * of the classes above 128 B (a third worker 1/2, ...) for good, by the
- * order of attach alone. producer-consumer at 2 pairs runs 5 threads (the
- * consumers attach after the producers, and never refill): the second
- * producer refilled more often, its `bin_fill` took 43% more samples than
- * the first's, and the run's wall time, which is the slower pair's, 4%
- * more than mimalloc's (Documentation/benchmarks.md, "producer-consumer
+ * of the classes of 96 B and more (a third worker 1/2, ...) for good, by
+ * the order of attach alone. producer-consumer at 2 pairs runs 5 threads
+ * (the consumers attach after the producers, and never refill): the
+ * second producer refilled more often, its bin_fill took 43% more samples
+ * than the first's, and the run's wall time, which is the slower pair's,
+ * 4% more than mimalloc's (Documentation/benchmarks.md, "producer-consumer
  * at 2 pairs: the second producer's capacities").
  */
 static size_t thread_share(size_t bytes)
