@@ -101,12 +101,15 @@ static size_t nr_heaps;			/* heap_lock */
 static int pool_dirty;
 static size_t tcache_bytes = CONFIG_HAK_TCACHE_BYTES;
 /*
- * Threads with a heap attached, and the CPUs this process may run on
- * (read at the first attach). Past the CPU count the threads' default
- * cache capacities shrink with the thread count (thread_share).
+ * Threads with a heap attached, those of them that have refilled since
+ * they attached (so allocate: thread_share), and the CPUs this process
+ * may run on (read at the first attach).
  */
 static unsigned nr_live;
+static unsigned nr_alloc;
 static unsigned nr_cpus;
+/* This thread counts in nr_alloc (its first refill since attach). */
+static __thread bool alloc_counted __attribute__((tls_model("initial-exec")));
 
 /*
  * Blocks freed by a non-owner thread with the free mark on them, to be
@@ -130,43 +133,52 @@ unsigned __hak_heap_nr_live(void)
 }
 
 /*
- * A thread's share of a per-thread budget: the whole of it while threads
- * do not outnumber the CPUs, bytes * cpus / threads past that. Threads
- * beyond the CPU count take turns on them, so their caches serve no more
- * operations per second between them than the CPUs' worth would, and the
- * memory held in caches (and the page faults to fill it) would otherwise
- * grow with the thread count. Applied to the default capacities
- * (HAKMEM_TCACHE_BYTES); the adaptive-sizing box grows a class past them
- * only when it both refills and overflows, within its own budget, which
- * falls the same way but not below CONFIG_HAK_ADAPTIVE_BUDGET_MIN_KIB
- * (larson's lanes need grown caches: __hak_tcache_live_share below).
- * Up to spare threads past the CPUs still take the whole.
+ * A thread's share of a per-thread budget: the whole of it while the
+ * threads that allocate do not outnumber the CPUs by more than one,
+ * bytes * cpus / threads past that. Threads beyond the CPU count take
+ * turns on them, so their caches serve no more operations per second
+ * between them than the CPUs' worth would, and the memory held in caches
+ * (and the page faults to fill it) would otherwise grow with the thread
+ * count. Applied to the default capacities (HAKMEM_TCACHE_BYTES) at
+ * attach; the adaptive-sizing box grows a class past them only when it
+ * both refills and overflows, within its own budget, which falls the same
+ * way but not below CONFIG_HAK_ADAPTIVE_BUDGET_MIN_KIB (larson's lanes
+ * need grown caches).
+ *
+ * A thread counts from its first refill since attach (nr_alloc), and the
+ * calling thread always does (its capacities are for when it allocates):
+ * a thread that only frees other threads' blocks (a consumer) never fills
+ * a bin, so it holds none of the budget. One thread past the CPUs still
+ * takes the whole: a main thread waiting in join is live and idle, and
+ * the 1- and 2-thread rows must not pay for it. Until 2026-12-04 (pc19)
+ * every attached thread counted, with no spare, so a thread's share
+ * depended on how many had attached before it: producer-consumer at 2
+ * pairs (5 threads: main, two producers, two consumers) gave the producer
+ * that attached third or fourth 2/3 or 1/2 of the capacities of every
+ * class of 96 B and more, for the whole run. It refilled more often (its
+ * bin_fill took 43% more samples than the other producer's), and the
+ * run's wall time, the slower pair's, was 4% over mimalloc's
+ * (Documentation/benchmarks.md, "producer-consumer at 2 pairs: the second
+ * producer's capacities").
  */
-static size_t share_past(size_t bytes, unsigned spare)
-{
-	unsigned live = arch_load_relaxed(&nr_live), cpus = arch_load_relaxed(&nr_cpus);
-
-	if (!cpus || live <= cpus + spare)
-		return bytes;
-	return (size_t)((unsigned __int128)bytes * cpus / live);
-}
-
 static size_t thread_share(size_t bytes)
 {
-	return share_past(bytes, 0);
+	unsigned n = arch_load_relaxed(&nr_alloc) + !alloc_counted;
+	unsigned cpus = arch_load_relaxed(&nr_cpus);
+
+	if (!cpus || n <= cpus + 1)
+		return bytes;
+	return (size_t)((unsigned __int128)bytes * cpus / n);
 }
 
 /*
- * For boxes: a thread's share of a per-thread budget of bytes, as
- * thread_share but with one thread more than the CPUs still taking the
- * whole: a main thread waiting in join is live and idle (larson and
- * size-chain at 2 threads run 3 on 2 CPUs), and the 1- and 2-thread rows
- * must not pay for it. The adaptive-sizing box bounds its budget with it
+ * For boxes: a thread's share of a per-thread budget of bytes (above).
+ * The adaptive-sizing box bounds its budget with it
  * (boxes/adaptive_sizing/adaptive.c, "Past the cores").
  */
 size_t __hak_tcache_live_share(size_t bytes)
 {
-	return share_past(bytes, 1);
+	return thread_share(bytes);
 }
 
 /* Default capacity of class c for a thread's share of the cache bytes. */
@@ -2179,6 +2191,10 @@ void *__hak_tcache_refill(uintptr_t ix)
 		 * takes blocks it would not use.
 		 */
 		hak_prewarm_thread();
+		if (unlikely(!alloc_counted)) {
+			alloc_counted = true;
+			arch_fetch_add(&nr_alloc, 1u);
+		}
 		got = 0;
 		if (!b->head) {
 			uint32_t want = refill_want(b, c);
@@ -2869,6 +2885,10 @@ void __hak_heap_detach(void)
 	rf_owner = NULL;
 	__hak_rf_tag = 0;
 	arch_fetch_add(&nr_live, -1u);
+	if (alloc_counted) {
+		alloc_counted = false;
+		arch_fetch_add(&nr_alloc, -1u);
+	}
 	heap_exit(h);
 	heap_pool_push(h);
 }
@@ -3012,4 +3032,5 @@ void __hak_heap_fork_child(void) __releases(&heap_lock)
 	 * budget for good (thread_share, __hak_tcache_live_share).
 	 */
 	arch_store_relaxed(&nr_live, __hak_tc.heap ? 1u : 0u);
+	arch_store_relaxed(&nr_alloc, alloc_counted ? 1u : 0u);
 }

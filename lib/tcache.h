@@ -241,8 +241,9 @@ void __hak_tcache_trim(unsigned c, uint32_t keep);
 uint32_t __hak_tcache_cap_set(unsigned c);
 /*
  * For boxes: a thread's share of a per-thread budget of bytes, the whole
- * while threads do not outnumber the CPUs by more than one, bytes * cpus /
- * threads past that (heap.c).
+ * while the threads that allocate (have refilled since their attach; the
+ * caller counts) do not outnumber the CPUs by more than one, bytes * cpus
+ * / threads past that (heap.c, thread_share).
  */
 size_t __hak_tcache_live_share(size_t bytes);
 

@@ -39,8 +39,10 @@
  *           the same classes, a trim and refills each time: 0.78 of the
  *           CPU without it (Documentation/design.md, "The adaptive
  *           shrink's trim").
- *   Past the cores: while threads outnumber the CPUs by more than one,
- *           the budget is the thread's share, budget * cpus / threads,
+ *   Past the cores: while threads outnumber the CPUs by more than one
+ *           (the threads that allocate: a consumer that only frees does
+ *           not count; lib/heap.c, thread_share), the budget is the
+ *           thread's share, budget * cpus / threads,
  *           but not below CONFIG_HAK_ADAPTIVE_BUDGET_MIN_KIB; and a class
  *           idle for one window drops to the floor at once. Threads
  *           beyond the CPUs wait for them holding their caches: at 64
