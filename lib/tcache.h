@@ -112,6 +112,16 @@ struct hak_tcache {
 	 * TLS, so a new thread's key already fails every entry.
 	 */
 	uint32_t tagx;
+	/*
+	 * The owner byte of the free fast path's entry (the entry's tag xor
+	 * ours, as __hak_free_slow gets it) of a block of the idle owner
+	 * this thread caches (__hak_rf_tag, lib/heap.c), HAK_RFX_NONE when
+	 * there is none: the slow path pushes such a block after one compare
+	 * with this, where undoing the XOR and loading __hak_rf_tag took
+	 * nine instructions more on most of the frees of larson's first
+	 * generation past the cores. Written only with __hak_rf_tag.
+	 */
+	uint32_t rfx;
 	unsigned long prof_left;	/* heap profiler: fast byte budget */
 	/*
 	 * The hardened box's link secret (hak_hd_secret()), copied at attach
@@ -136,6 +146,11 @@ struct hak_tcache {
  */
 #define HAK_TAGX_NONE	0x1ff00u
 #define HAK_TAG_MAX	254
+/*
+ * rfx without a cached idle owner: above every owner byte, so it matches
+ * no entry, nor the 0 the slow path gets for a pointer outside the map.
+ */
+#define HAK_RFX_NONE	0x100u
 
 extern HAK_HIDDEN __thread struct hak_tcache __hak_tc __attribute__((tls_model("initial-exec")));
 
