@@ -112,16 +112,6 @@ struct hak_tcache {
 	 * TLS, so a new thread's key already fails every entry.
 	 */
 	uint32_t tagx;
-	/*
-	 * The owner byte of the free fast path's entry (the entry's tag xor
-	 * ours, as __hak_free_slow gets it) of a block of the idle owner
-	 * this thread caches (__hak_rf_tag, lib/heap.c), HAK_RFX_NONE when
-	 * there is none: the slow path pushes such a block after one compare
-	 * with this, where undoing the XOR and loading __hak_rf_tag took
-	 * nine instructions more on most of the frees of larson's first
-	 * generation past the cores. Written only with __hak_rf_tag.
-	 */
-	uint32_t rfx;
 	unsigned long prof_left;	/* heap profiler: fast byte budget */
 	/*
 	 * The hardened box's link secret (hak_hd_secret()), copied at attach
@@ -137,6 +127,17 @@ struct hak_tcache {
 	 * (lib/alloc.h; the const table costs a LEA more). Never written.
 	 */
 	uint8_t size_ix[HAK_DIRECT_MAX + 1];
+	/*
+	 * The owner byte of the free fast path's entry (the entry's tag xor
+	 * ours, as __hak_free_slow gets it) of a block of the idle owner
+	 * this thread caches (__hak_rf_tag, lib/heap.c), HAK_RFX_NONE when
+	 * there is none: the slow path pushes such a block after one compare
+	 * with this, where undoing the XOR and loading __hak_rf_tag took
+	 * nine instructions more on most of the frees of larson's first
+	 * generation past the cores. Written only with __hak_rf_tag. Last, in
+	 * the padding after size_ix, so no field the fast paths address moves.
+	 */
+	uint32_t rfx;
 };
 
 /*
