@@ -310,14 +310,15 @@ void __hak_free_slow(void *p, uintptr_t ex)
 {
 	hak_tc_tls *t = __hak_tc_tls();
 
+	if (!HAK_HDR_SIZE && likely((ex >> 8) == t->rfx)) {
+		__hak_tcache_push_ix(t, p, ex & 0xff, __hak_free_key());
+		return;
+	}
 	if (!HAK_HDR_SIZE && likely(ex & 0xff00)) {
 		uintptr_t e = ex ^ (t->tagx & 0xff00);
 
 		if (likely(e >> 8)) {
-			if ((e >> 8) == __hak_rf_tag)
-				__hak_tcache_push_ix(t, p, e & 0xff, __hak_free_key());
-			else
-				__hak_free_home(p, e & 0xff);
+			__hak_free_home(p, e & 0xff);
 			return;
 		}
 	}

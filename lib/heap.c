@@ -90,6 +90,7 @@
 
 __thread struct hak_tcache __hak_tc __attribute__((tls_model("initial-exec"))) = {
 	.tagx = HAK_TAGX_NONE,	/* no heap: the free fast path matches nothing */
+	.rfx = HAK_RFX_NONE,	/* no idle owner cached */
 	.size_ix = { HAK_SIZE_IX_DIRECT },
 };
 
@@ -991,6 +992,21 @@ static __thread uint32_t rf_same __attribute__((tls_model("initial-exec")));
  * refill count).
  */
 HAK_HIDDEN __thread uint32_t __hak_rf_tag __attribute__((tls_model("initial-exec")));
+
+/*
+ * Set __hak_rf_tag and its form for __hak_free_slow (rfx, tcache.h): the
+ * owner byte the fast path hands that function for a block of that tag,
+ * tag xor this thread's tag byte. Also after tagx changes. A tag equal to
+ * ours gives 0, which no block comes with (the fast path takes those as
+ * ours): none then, so a pointer outside the map (ex 0) never matches.
+ */
+static void rf_tag_set(uint32_t tag)
+{
+	uint32_t x = (tag ^ (__hak_tc.tagx >> 8)) & 0xff;
+
+	__hak_rf_tag = tag;
+	__hak_tc.rfx = tag && x ? x : HAK_RFX_NONE;
+}
 
 /*
  * Heap hand-over (heap_handover(), below): frees of pooled heaps' blocks
@@ -2177,7 +2193,7 @@ void *__hak_tcache_refill(uintptr_t ix)
 
 	if (unlikely(!h))
 		return NULL;
-	__hak_rf_tag = 0;	/* look at the idle owner again */
+	rf_tag_set(0);	/* look at the idle owner again */
 	runs_send_any();
 	heap_enter(h);
 	settle_if_any(h, true);
@@ -2245,14 +2261,14 @@ static bool owner_idle(const struct hak_heap *h)
 		rf_owner = (struct hak_heap *)h;
 		rf_refills = r;
 		rf_same = 0;
-		__hak_rf_tag = 0;
+		rf_tag_set(0);
 		return false;
 	}
 	if (rf_same < HAK_IDLE_FREES)
 		rf_same++;
 	if (rf_same < HAK_IDLE_FREES)
 		return false;
-	__hak_rf_tag = h->tag;
+	rf_tag_set(h->tag);
 	return true;
 }
 
@@ -2537,7 +2553,7 @@ void __hak_tcache_overflow(void *p, uintptr_t ix)
 		errno = saved;
 		return;
 	}
-	__hak_rf_tag = 0;	/* look at the idle owner again */
+	rf_tag_set(0);	/* look at the idle owner again */
 	runs_send_any();
 	heap_enter(h);
 	__hak_purge_tick();
@@ -2797,7 +2813,7 @@ static bool heap_handover(struct hak_tcache *tc, struct hak_heap *to)
 	collect_all(to);
 	heap_exit(to);
 	rf_owner = NULL;	/* the idle-owner memo may name either heap */
-	__hak_rf_tag = 0;
+	rf_tag_set(0);
 	return true;
 }
 
@@ -2849,6 +2865,7 @@ struct hak_heap *__hak_heap_attach(void)
 	memset(cap_lift, 0, sizeof(cap_lift));	/* a thread attaching again */
 	__hak_tcache_direct_setup();
 	tc->tagx = HAK_TAGX(h->tag);
+	rf_tag_set(__hak_rf_tag);	/* rfx follows our tag */
 	/*
 	 * After the exit destructor (state EXITING) the key may never be
 	 * called again: the slow path that attached detaches (late_done).
@@ -2883,7 +2900,7 @@ void __hak_heap_detach(void)
 	tc->state = HAK_T_EXITING;
 	tc->exits++;
 	rf_owner = NULL;
-	__hak_rf_tag = 0;
+	rf_tag_set(0);
 	arch_fetch_add(&nr_live, -1u);
 	if (alloc_counted) {
 		alloc_counted = false;

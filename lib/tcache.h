@@ -127,6 +127,17 @@ struct hak_tcache {
 	 * (lib/alloc.h; the const table costs a LEA more). Never written.
 	 */
 	uint8_t size_ix[HAK_DIRECT_MAX + 1];
+	/*
+	 * The owner byte of the free fast path's entry (the entry's tag xor
+	 * ours, as __hak_free_slow gets it) of a block of the idle owner
+	 * this thread caches (__hak_rf_tag, lib/heap.c), HAK_RFX_NONE when
+	 * there is none: the slow path pushes such a block after one compare
+	 * with this, where undoing the XOR and loading __hak_rf_tag took
+	 * nine instructions more on most of the frees of larson's first
+	 * generation past the cores. Written only with __hak_rf_tag. Last, in
+	 * the padding after size_ix, so no field the fast paths address moves.
+	 */
+	uint32_t rfx;
 };
 
 /*
@@ -136,6 +147,11 @@ struct hak_tcache {
  */
 #define HAK_TAGX_NONE	0x1ff00u
 #define HAK_TAG_MAX	254
+/*
+ * rfx without a cached idle owner: above every owner byte, so it matches
+ * no entry, nor the 0 the slow path gets for a pointer outside the map.
+ */
+#define HAK_RFX_NONE	0x100u
 
 extern HAK_HIDDEN __thread struct hak_tcache __hak_tc __attribute__((tls_model("initial-exec")));
 
