@@ -128,7 +128,6 @@ static void gran_set_open(unsigned long *bits, size_t g)
 	__atomic_fetch_or(&bits[g / GRAN_BITS], 1UL << (g % GRAN_BITS), __ATOMIC_RELEASE);
 }
 
-#ifndef HAK_PM_FIXED
 /* A soft RLIMIT_AS or RLIMIT_DATA under HAK_PM_LIMIT_MIN (getrlimit keeps errno). */
 static bool pm_limited(void)
 {
@@ -136,6 +135,32 @@ static bool pm_limited(void)
 
 	return (!getrlimit(RLIMIT_AS, &rl) && rl.rlim_cur < HAK_PM_LIMIT_MIN) ||
 	       (!getrlimit(RLIMIT_DATA, &rl) && rl.rlim_cur < HAK_PM_LIMIT_MIN);
+}
+
+#ifdef HAK_PM_FIXED
+#include <sys/syscall.h>
+#include <asm/processor.h>
+
+/*
+ * The fixed map's rest, after its first page (reserved at relocation,
+ * lib/alloc.c, with the signature page before it): NULL when something
+ * mapped part of the range since (a non-PIE program's brk, a mapping
+ * placed by the program), the map then stays one page. A raw system
+ * call: errno stays the caller's (ss_new's refusals set their own).
+ */
+static uint16_t *pm_fixed_grow(void)
+{
+	const unsigned long a = HAK_PM_FIXED + HAK_OS_PAGE;
+	const unsigned long len = HAK_PM_ENTRIES * sizeof(uint16_t) - HAK_OS_PAGE;
+	long r;
+
+	r = arch_raw_mmap(a, len, PROT_READ,
+			  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE);
+	if (r == (long)a)
+		return (uint16_t *)HAK_PM_FIXED;
+	if ((unsigned long)r <= -4096UL)	/* a kernel before 4.17 took a as a hint */
+		arch_raw_syscall3(SYS_munmap, (unsigned long)r, len, 0);
+	return NULL;
 }
 #endif
 
@@ -154,8 +179,14 @@ static void pm_init(void)
 		return;
 	tried = true;
 #ifdef HAK_PM_FIXED
-	/* reserved at relocation (alloc.c); with one page only, no map */
-	m = __hak_pm_fixed == 1 ? (uint16_t *)HAK_PM_FIXED : NULL;
+	/*
+	 * Its first page was reserved at relocation (alloc.c), the rest now,
+	 * under the limits of this moment (a program may have lowered them
+	 * since it started); with one page only, no map for good.
+	 */
+	m = __hak_pm_fixed == 3 && !pm_limited() ? pm_fixed_grow() : NULL;
+	if (__hak_pm_fixed == 3)
+		__hak_pm_fixed = m ? 1 : 2;
 #else
 	/* not out of an address-space or data limit under 64 GiB (HAK_PM_LIMIT_MIN) */
 	m = pm_limited() ? NULL : __hak_os_reserve_ro(HAK_PM_ENTRIES * sizeof(uint16_t));
@@ -166,7 +197,12 @@ static void pm_init(void)
 	hak_vg_unscanned(m, HAK_PM_ENTRIES * sizeof(uint16_t));
 	__atomic_store_n(&__hak_pm.map, m, __ATOMIC_RELAXED);
 	__atomic_store_n(&__hak_pm.lim, HAK_PM_ENTRIES, __ATOMIC_RELEASE);
-#ifdef HAK_PM_WRAP
+	/*
+	 * The fast path reads mask with acquire and then the map: a mask not
+	 * 0 comes after the mapping (made above by this thread). A fork
+	 * takes ss_lock first, so a child has both or neither.
+	 */
+#if defined(HAK_PM_WRAP) || defined(HAK_PM_FIXED)
 	__atomic_store_n(&__hak_pm.mask, HAK_PM_ENTRIES - 1, __ATOMIC_RELEASE);
 #endif
 }

@@ -240,7 +240,11 @@ extern HAK_HIDDEN uint16_t __hak_pm_none;
 #define HAK_PM_FIXED		0x7fff0000UL
 #define HAK_PM_FIXED_SIG	0x70614d656761506bUL	/* "kPageMap" */
 
-/* 0: not tried; 1: the map is at HAK_PM_FIXED; 2: one page only (lib/alloc.c). */
+/*
+ * 0: not tried; 3: its first page only, the rest to come at the first
+ * superslab (ss_lock); 1: the map is at HAK_PM_FIXED; 2: one page only,
+ * for good (lib/alloc.c, lib/superslab.c pm_init).
+ */
 extern HAK_HIDDEN int __hak_pm_fixed;
 #endif
 
