@@ -211,6 +211,19 @@ extern HAK_HIDDEN struct hak_pagemap __hak_pm;
 extern HAK_HIDDEN uint16_t __hak_pm_none;
 
 /*
+ * A soft RLIMIT_AS lowered under HAK_PM_LIMIT_MIN after the map was
+ * reserved (the program allocated first): give the map up, so that its
+ * 4 GiB do not count against the program's limit. mask and lim go to 0
+ * (every free takes the slow path from then on) and all of the map is
+ * unmapped but what a free racing with it may still read (superslab.c).
+ * true when it was given up now; errno kept. Called by the interposed
+ * setrlimit and prlimit (interpose.c) and before a retry of a refused
+ * mapping (__hak_purge_for_retry). __hak_pm_drops counts them.
+ */
+bool __hak_pm_fit_limit(void);
+unsigned long __hak_pm_drops(void);
+
+/*
  * The fixed page map (CONFIG_HAK_PM_FIXED: x86_64, not sanitized, neither
  * the hardened nor the header box): the map is reserved at HAK_PM_FIXED when the library is
  * relocated, before any of its code runs (pm_fixed_resolve, the resolver
