@@ -35,13 +35,11 @@
 
 #ifdef HAK_PM_FIXED
 #include <sys/mman.h>
-#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 int __hak_pm_fixed;
 
-#define PM_FIXED_LEN	(HAK_PM_ENTRIES * sizeof(uint16_t))
 #define PM_FIXED_SIG	(HAK_PM_FIXED - 4096)	/* the signature's page */
 #define PM_RAW_ERR(r)	((unsigned long)(r) > -4096UL)
 
@@ -49,26 +47,11 @@ static void pm_fixed_noop(void)
 {
 }
 
-/* A soft limit on address space or data under HAK_PM_LIMIT_MIN (system calls only). */
-__attribute__((no_stack_protector)) static bool pm_fixed_limited(void)
-{
-	static const int res[] = { RLIMIT_AS, RLIMIT_DATA };
-	struct rlimit rl;
-
-	for (unsigned i = 0; i < 2; i++)
-		if (!arch_raw_syscall3(SYS_getrlimit, res[i], (unsigned long)&rl, 0) &&
-		    rl.rlim_cur < HAK_PM_LIMIT_MIN)
-			return true;
-	return false;
-}
-
 /*
  * Write the signature into the page before the map, mapped read-only with
- * the map: made writable for the store and read-only again (in modes 0
- * and 1 it then merges back into the map's mapping; under mode 2 it stays
- * a mapping of its own, its 4 KiB charged). Should the kernel refuse (the
- * commit limit), the map works all the same; only another copy of hakmem
- * would not know it for ours.
+ * the map's first page: made writable for the store and read-only again.
+ * Should the kernel refuse (the commit limit), the map works all the same;
+ * only another copy of hakmem would not know it for ours.
  */
 __attribute__((no_stack_protector)) static void pm_fixed_sign(void)
 {
@@ -79,13 +62,22 @@ __attribute__((no_stack_protector)) static void pm_fixed_sign(void)
 }
 
 /*
- * Reserve the fixed page map (lib/superslab.h), with the page before it
- * holding HAK_PM_FIXED_SIG so that another copy of hakmem in the process
- * can tell its map from anything else. The resolver of an IRELATIVE
- * relocation: it runs while this library (or the executable it is linked
- * into) is relocated, before any code of ours can run, and maybe before
- * the library's own relocations are done: system calls only (no PLT, no
- * errno, no TLS, no stack protector).
+ * Reserve the fixed page map's signature page and first page (lib/superslab.h):
+ * with them the fast path's immediate address is ours and its entry 0
+ * reads 0, so every free takes the slow path until the rest is reserved
+ * at the first superslab (pm_init, lib/superslab.c), or for good if it
+ * cannot be then. The page before the map holds HAK_PM_FIXED_SIG so that
+ * another copy of hakmem in the process can tell our map from anything
+ * else. The resolver of an IRELATIVE relocation: it runs while this
+ * library (or the executable it is linked into) is relocated, before any
+ * code of ours can run, and maybe before the library's own relocations
+ * are done: system calls only (no PLT, no errno, no TLS, no stack
+ * protector).
+ *
+ * Only these 8 KiB here, not the map's 4 GiB: a program that lowers
+ * RLIMIT_AS before its first allocation (glibc's tst-malloc-thread-fail,
+ * a sandbox or a judge run by a launcher) would otherwise find its limit
+ * spent before main; the first superslab tests the limits of that moment.
  */
 __attribute__((no_stack_protector)) static void (*pm_fixed_resolve(void))(void)
 {
@@ -94,44 +86,26 @@ __attribute__((no_stack_protector)) static void (*pm_fixed_resolve(void))(void)
 	if (__hak_pm_fixed)
 		return pm_fixed_noop;
 	/*
-	 * Under an RLIMIT_AS or RLIMIT_DATA below 64 GiB the map's 4 GiB would
-	 * come out of the program's own limit: with the limit at 4.3 GiB a
-	 * 700 MB block failed that glibc serves. No map then (the one page below).
-	 */
-	/*
 	 * Read-only: no commit charge in any overcommit mode (a writable
 	 * reserve is charged in full under vm.overcommit_memory=2, which
 	 * ignores MAP_NORESERVE); lib/superslab.c makes a granule writable
 	 * (pm_open) before its first entry is written.
 	 */
-	r = pm_fixed_limited() ? -ENOMEM :
-	    arch_raw_mmap(PM_FIXED_SIG, PM_FIXED_LEN + 4096, PROT_READ,
-			  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE);
-	if (r == (long)PM_FIXED_SIG) {
-		pm_fixed_sign();
-		__hak_pm.mask = HAK_PM_ENTRIES - 1;	/* no thread runs yet */
-		__hak_pm_fixed = 1;
-		return pm_fixed_noop;
-	}
-	if (!PM_RAW_ERR(r))	/* a kernel before 4.17 took the address as a hint */
-		arch_raw_syscall3(SYS_munmap, (unsigned long)r, PM_FIXED_LEN + 4096, 0);
-	/*
-	 * mask stays 0: every free reads entry 0 (below 64 KiB), which is 0.
-	 * The signature too, for another copy of hakmem.
-	 */
-	__hak_pm_fixed = 2;
 	r = arch_raw_mmap(PM_FIXED_SIG, 2 * 4096, PROT_READ,
 			  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE);
 	if (r == (long)PM_FIXED_SIG) {
 		pm_fixed_sign();
+		__hak_pm_fixed = 3;	/* mask stays 0 until the rest is there */
 		return pm_fixed_noop;
 	}
-	if (!PM_RAW_ERR(r))
+	if (!PM_RAW_ERR(r))	/* a kernel before 4.17 took the address as a hint */
 		arch_raw_syscall3(SYS_munmap, (unsigned long)r, 2 * 4096, 0);
 	/*
 	 * Taken. Another hakmem's map holds 0 at entry 0 for good: its
 	 * signature page says so (readable: access() does not fault on it).
+	 * mask stays 0: every free reads that entry 0 and takes the slow path.
 	 */
+	__hak_pm_fixed = 2;
 	if (arch_raw_syscall3(SYS_access, PM_FIXED_SIG, F_OK, 0) != -EFAULT &&
 	    *(volatile unsigned long *)PM_FIXED_SIG == HAK_PM_FIXED_SIG)
 		return pm_fixed_noop;

@@ -11,8 +11,12 @@
 #include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include "init.h"
 #include "stats.h"
+#include "superslab.h"
 
 /* C23 names that glibc 2.36's headers do not declare yet. */
 void free_sized(void *p, size_t n);
@@ -66,3 +70,43 @@ HAK_EXPORT void *__libc_realloc(void *p, size_t n) HAK_ALIAS_OF(realloc);
 HAK_EXPORT void *__libc_memalign(size_t align, size_t n) HAK_ALIAS_OF(memalign);
 HAK_EXPORT void *__libc_valloc(size_t n) HAK_ALIAS_OF(valloc);
 HAK_EXPORT void *__libc_pvalloc(size_t n) HAK_ALIAS_OF(pvalloc);
+
+/*
+ * setrlimit and prlimit: the system call glibc makes, unchanged, then,
+ * when this process's soft RLIMIT_AS went under what the page map needs,
+ * the map is given up (lib/superslab.h, __hak_pm_fit_limit) before the
+ * program's next mapping meets its 4 GiB: a program that allocated
+ * before it limited itself (Python's resource.setrlimit) would otherwise
+ * fail its next thread's stack or its own mmap, which hakmem never sees.
+ * A limit lowered another way (ulimit(), the system call, another
+ * process's prlimit) is caught at hakmem's next refused mapping
+ * (__hak_purge_for_retry). The limit itself is never changed: adding
+ * the map's 4 GiB to it would pass them on to exec'd programs.
+ */
+HAK_BUILD_BUG_ON(sizeof(struct rlimit) != sizeof(struct rlimit64));
+
+HAK_EXPORT int prlimit(pid_t pid, __rlimit_resource_t res, const struct rlimit *rl,
+		       struct rlimit *old)
+{
+	long r = syscall(SYS_prlimit64, pid, res, rl, old);
+
+	if (!r && rl && res == RLIMIT_AS && (!pid || pid == getpid()))
+		__hak_pm_fit_limit();
+	return (int)r;
+}
+
+HAK_EXPORT int prlimit64(pid_t pid, __rlimit_resource_t res, const struct rlimit64 *rl,
+			 struct rlimit64 *old)
+{
+	return prlimit(pid, res, (const struct rlimit *)rl, (struct rlimit *)old);
+}
+
+HAK_EXPORT int setrlimit(__rlimit_resource_t res, const struct rlimit *rl)
+{
+	return prlimit(0, res, rl, NULL);
+}
+
+HAK_EXPORT int setrlimit64(__rlimit_resource_t res, const struct rlimit64 *rl)
+{
+	return prlimit(0, res, (const struct rlimit *)rl, NULL);
+}

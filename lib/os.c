@@ -256,6 +256,56 @@ ssize_t __hak_os_read_file(const char *path, char *buf, size_t size)
 	return got;
 }
 
+int __hak_os_maps_open(void)
+{
+	int err = errno, fd = (int)syscall(SYS_openat, AT_FDCWD, "/proc/self/maps",
+					   O_RDONLY | O_CLOEXEC);
+
+	errno = err;
+	return fd;
+}
+
+/* Each line starts "start-end " in hex; the rest of it is skipped. */
+bool __hak_os_maps_each(int fd, void (*fn)(uintptr_t start, uintptr_t end, void *arg),
+			void *arg)
+{
+	char buf[512];
+	uintptr_t v[2] = { 0, 0 };
+	int err = errno, field = 0;	/* 0: start, 1: end, 2: the rest */
+	bool ok = true;
+	ssize_t n = 0;
+
+	while (ok && (n = syscall(SYS_read, fd, buf, sizeof(buf))) > 0) {
+		for (ssize_t i = 0; i < n && ok; i++) {
+			char c = buf[i];
+
+			if (c == '\n') {
+				ok = field == 2;
+				field = 0;
+				v[0] = v[1] = 0;
+			} else if (field == 2) {
+				continue;
+			} else if (c == '-' && field == 0) {
+				field = 1;
+			} else if (c == ' ' && field == 1) {
+				fn(v[0], v[1], arg);
+				field = 2;
+			} else if (c >= '0' && c <= '9') {
+				v[field] = v[field] << 4 | (uintptr_t)(c - '0');
+			} else if (c >= 'a' && c <= 'f') {
+				v[field] = v[field] << 4 | (uintptr_t)(c - 'a' + 10);
+			} else {
+				ok = false;	/* not the format: stop, not at the end */
+			}
+		}
+	}
+	if (n < 0 || field != 0)
+		ok = false;
+	syscall(SYS_close, fd);
+	errno = err;
+	return ok;
+}
+
 bool __hak_os_commit_strict(void)
 {
 	static int strict;	/* atomic: 0 not read yet, 1 no, 2 yes */

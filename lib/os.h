@@ -57,6 +57,16 @@ bool __hak_os_commit_strict(void);
  * point, errno unchanged.
  */
 ssize_t __hak_os_read_file(const char *path, char *buf, size_t size);
+/*
+ * The process's mappings, in address order (/proc/self/maps): open it
+ * with __hak_os_maps_open (-1 when it cannot be read: no /proc), then
+ * __hak_os_maps_each calls fn(start, end, arg) for each and closes it;
+ * true when it read to the end. fn may unmap below start. Streamed
+ * through a small stack buffer; safe inside malloc, as read_file.
+ */
+int __hak_os_maps_open(void);
+bool __hak_os_maps_each(int fd, void (*fn)(uintptr_t start, uintptr_t end, void *arg),
+			void *arg);
 void __hak_os_unmap(void *p, size_t len);
 /*
  * Count len bytes of reserved address space as mapped, as __hak_os_map

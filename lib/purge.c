@@ -89,7 +89,10 @@ size_t __hak_purge_all(void)
 bool __hak_purge_for_retry(void)
 {
 	int saved = errno;
-	bool got = __hak_purge_all() != 0;
+	/* the page map first: under a limit lowered since, it is most of VmSize */
+	bool got = __hak_pm_fit_limit();
+
+	got |= __hak_purge_all() != 0;
 
 	arch_fetch_add(&nr_retries, 1UL);
 	errno = saved;

@@ -128,7 +128,6 @@ static void gran_set_open(unsigned long *bits, size_t g)
 	__atomic_fetch_or(&bits[g / GRAN_BITS], 1UL << (g % GRAN_BITS), __ATOMIC_RELEASE);
 }
 
-#ifndef HAK_PM_FIXED
 /* A soft RLIMIT_AS or RLIMIT_DATA under HAK_PM_LIMIT_MIN (getrlimit keeps errno). */
 static bool pm_limited(void)
 {
@@ -136,6 +135,32 @@ static bool pm_limited(void)
 
 	return (!getrlimit(RLIMIT_AS, &rl) && rl.rlim_cur < HAK_PM_LIMIT_MIN) ||
 	       (!getrlimit(RLIMIT_DATA, &rl) && rl.rlim_cur < HAK_PM_LIMIT_MIN);
+}
+
+#ifdef HAK_PM_FIXED
+#include <sys/syscall.h>
+#include <asm/processor.h>
+
+/*
+ * The fixed map's rest, after its first page (reserved at relocation,
+ * lib/alloc.c, with the signature page before it): NULL when something
+ * mapped part of the range since (a non-PIE program's brk, a mapping
+ * placed by the program), the map then stays one page. A raw system
+ * call: errno stays the caller's (ss_new's refusals set their own).
+ */
+static uint16_t *pm_fixed_grow(void)
+{
+	const unsigned long a = HAK_PM_FIXED + HAK_OS_PAGE;
+	const unsigned long len = HAK_PM_ENTRIES * sizeof(uint16_t) - HAK_OS_PAGE;
+	long r;
+
+	r = arch_raw_mmap(a, len, PROT_READ,
+			  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE);
+	if (r == (long)a)
+		return (uint16_t *)HAK_PM_FIXED;
+	if ((unsigned long)r <= -4096UL)	/* a kernel before 4.17 took a as a hint */
+		arch_raw_syscall3(SYS_munmap, (unsigned long)r, len, 0);
+	return NULL;
 }
 #endif
 
@@ -154,8 +179,14 @@ static void pm_init(void)
 		return;
 	tried = true;
 #ifdef HAK_PM_FIXED
-	/* reserved at relocation (alloc.c); with one page only, no map */
-	m = __hak_pm_fixed == 1 ? (uint16_t *)HAK_PM_FIXED : NULL;
+	/*
+	 * Its first page was reserved at relocation (alloc.c), the rest now,
+	 * under the limits of this moment (a program may have lowered them
+	 * since it started); with one page only, no map for good.
+	 */
+	m = __hak_pm_fixed == 3 && !pm_limited() ? pm_fixed_grow() : NULL;
+	if (__hak_pm_fixed == 3)
+		__hak_pm_fixed = m ? 1 : 2;
 #else
 	/* not out of an address-space or data limit under 64 GiB (HAK_PM_LIMIT_MIN) */
 	m = pm_limited() ? NULL : __hak_os_reserve_ro(HAK_PM_ENTRIES * sizeof(uint16_t));
@@ -166,7 +197,12 @@ static void pm_init(void)
 	hak_vg_unscanned(m, HAK_PM_ENTRIES * sizeof(uint16_t));
 	__atomic_store_n(&__hak_pm.map, m, __ATOMIC_RELAXED);
 	__atomic_store_n(&__hak_pm.lim, HAK_PM_ENTRIES, __ATOMIC_RELEASE);
-#ifdef HAK_PM_WRAP
+	/*
+	 * The fast path reads mask with acquire and then the map: a mask not
+	 * 0 comes after the mapping (made above by this thread). A fork
+	 * takes ss_lock first, so a child has both or neither.
+	 */
+#if defined(HAK_PM_WRAP) || defined(HAK_PM_FIXED)
 	__atomic_store_n(&__hak_pm.mask, HAK_PM_ENTRIES - 1, __ATOMIC_RELEASE);
 #endif
 }
@@ -182,6 +218,100 @@ static void pm_set(uintptr_t a, unsigned c, unsigned tag)
 }
 
 static struct hak_lock ss_lock = HAK_LOCK_INIT;
+
+/*
+ * Giving the map up (__hak_pm_fit_limit). The free fast path and the
+ * slow path's lookups read entries without a lock: a thread may have
+ * loaded mask (or lim) before it goes to 0 and read its entry any time
+ * later (preempted between the two loads, or a signal handler run
+ * there). No grace period can be known without a cost on that path, so
+ * what such a reader may read stays mapped: entry 0, and the granules
+ * of every address range mapped when mask went to 0 (a block being
+ * freed was mapped before its free loaded mask; on x86_64, and with the
+ * fence, a mapping made before that load is in /proc/self/maps read
+ * after the store). Every entry is zeroed first (a reader of one then
+ * takes the slow path, which needs no map), the rest of the 4 GiB is
+ * unmapped. Only a pointer outside every mapping, freed at that moment
+ * by a thread between the two loads, could read an unmapped granule:
+ * an invalid free, which aborts anyway. Without /proc, the map is kept.
+ */
+struct pm_keep {
+	uintptr_t base;		/* the map */
+	size_t next;		/* granules below this are kept or unmapped */
+};
+
+/* Unmap the granules from k->next up to (not including) to. */
+static void pm_unkeep(struct pm_keep *k, size_t to)
+{
+	if (to > k->next)
+		__hak_os_unreserve((void *)(k->base + k->next * PM_GRAN),
+				   (to - k->next) * PM_GRAN);
+}
+
+/* A mapping [start, end): its granules stay, those before it (if none kept) go. */
+static void pm_keep_vma(uintptr_t start, uintptr_t end, void *arg)
+{
+	struct pm_keep *k = arg;
+	const uintptr_t top = 1UL << HAK_VA_BITS;
+	size_t g0, g1;
+
+	if (start >= top || end <= start)
+		return;		/* no block of ours up there (the index wraps) */
+	if (end > top)
+		end = top;
+	g0 = (start >> HAK_PM_SHIFT) * sizeof(uint16_t) / PM_GRAN;
+	g1 = ((end - 1) >> HAK_PM_SHIFT) * sizeof(uint16_t) / PM_GRAN + 1;
+	pm_unkeep(k, g0);
+	if (g1 > k->next)
+		k->next = g1;
+}
+
+static unsigned long nr_pm_drops;	/* ss_lock */
+
+static bool pm_drop_locked(void) __must_hold(&ss_lock)
+{
+	struct pm_keep k = { (uintptr_t)__hak_pm.map, 1 };	/* entry 0's granule stays */
+	int fd;
+
+	if (!__hak_pm.lim)
+		return false;
+	fd = __hak_os_maps_open();
+	if (fd < 0)
+		return false;
+	__atomic_store_n(&__hak_pm.mask, 0, __ATOMIC_RELEASE);
+	__atomic_store_n(&__hak_pm.lim, 0, __ATOMIC_RELEASE);
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	/* no pm_set from here (lim 0, under ss_lock): entries read 0 for good */
+	(void)__hak_os_purge(__hak_pm.map, HAK_PM_ENTRIES * sizeof(uint16_t));
+	if (__hak_os_maps_each(fd, pm_keep_vma, &k))
+		pm_unkeep(&k, PM_NGRAN);	/* past the last mapping (else: all kept) */
+#ifdef HAK_PM_FIXED
+	__hak_pm_fixed = 2;
+#endif
+	nr_pm_drops++;
+	return true;
+}
+
+bool __hak_pm_fit_limit(void)
+{
+	struct rlimit rl;
+	int err = errno;
+	bool done = false;
+
+	if (__atomic_load_n(&__hak_pm.lim, __ATOMIC_RELAXED) &&
+	    !getrlimit(RLIMIT_AS, &rl) && rl.rlim_cur < HAK_PM_LIMIT_MIN) {
+		hak_lock(&ss_lock);
+		done = pm_drop_locked();
+		hak_unlock(&ss_lock);
+	}
+	errno = err;
+	return done;
+}
+
+unsigned long __hak_pm_drops(void)
+{
+	return __atomic_load_n(&nr_pm_drops, __ATOMIC_RELAXED);
+}
 
 #if defined(ARCH_PM_FIXED) && !defined(__CHECKER__)
 /*

@@ -211,14 +211,28 @@ extern HAK_HIDDEN struct hak_pagemap __hak_pm;
 extern HAK_HIDDEN uint16_t __hak_pm_none;
 
 /*
+ * A soft RLIMIT_AS lowered under HAK_PM_LIMIT_MIN after the map was
+ * reserved (the program allocated first): give the map up, so that its
+ * 4 GiB do not count against the program's limit. mask and lim go to 0
+ * (every free takes the slow path from then on) and all of the map is
+ * unmapped but what a free racing with it may still read (superslab.c).
+ * true when it was given up now; errno kept. Called by the interposed
+ * setrlimit and prlimit (interpose.c) and before a retry of a refused
+ * mapping (__hak_purge_for_retry). __hak_pm_drops counts them.
+ */
+bool __hak_pm_fit_limit(void);
+unsigned long __hak_pm_drops(void);
+
+/*
  * The fixed page map (CONFIG_HAK_PM_FIXED: x86_64, not sanitized, neither
- * the hardened nor the header box): the map is reserved at HAK_PM_FIXED when the library is
- * relocated, before any of its code runs (pm_fixed_resolve, the resolver
- * of an IRELATIVE relocation in alloc.c), and the free fast path knows its
- * address: the map's base is a 32-bit displacement and the free key an
- * immediate (no MOV of the map's address). The range check becomes an AND
- * of the index with __hak_pm.mask (2^31 - 1: the map covers every index
- * from the start), the index taken from the pointer with one SHLD (the
+ * the hardened nor the header box): the map lives at HAK_PM_FIXED, its
+ * first page reserved when the library is relocated, before any of its
+ * code runs (pm_fixed_resolve, the resolver of an IRELATIVE relocation in
+ * alloc.c), the rest at the first superslab (pm_init), and the free fast
+ * path knows its address: the map's base is a 32-bit displacement and the
+ * free key an immediate (no MOV of the map's address). The range check
+ * becomes an AND of the index with __hak_pm.mask (2^31 - 1 once the map
+ * covers every index, 0 before), the index taken from the pointer with one SHLD (the
  * copy and the shift were two). A pointer at or above 2^47 wraps onto
  * some page; the bin's boundary mask (HAK_MASK_HIGH) refuses it in the
  * same TEST before anything reads or writes through it. 3 of free's 20
@@ -227,8 +241,10 @@ extern HAK_HIDDEN uint16_t __hak_pm_none;
  * Address: below 2^31 (a displacement and an immediate are 32 bits,
  * sign-extended), above valgrind's tool (0x58000000) and rr's page
  * (0x70000000), above a non-PIE executable and its brk (0x400000 up):
- * [0x7fff0000, 0x17fff0000). When it cannot be reserved there, or
- * RLIMIT_AS or RLIMIT_DATA is under HAK_PM_LIMIT_MIN (the map would take 4 GiB of it), its first page is, and mask stays 0: every index is 0, whose entry
+ * [0x7fff0000, 0x17fff0000). When the rest cannot be reserved there, or
+ * RLIMIT_AS or RLIMIT_DATA is under HAK_PM_LIMIT_MIN at the first
+ * superslab (the map would take 4 GiB of it), or the map was given up
+ * since (__hak_pm_fit_limit), its first page stays, and mask is 0: every index is 0, whose entry
  * (addresses below 64 KiB) is 0 for good, so every free takes the slow
  * path, which needs no map. When even that page is taken by another copy
  * of hakmem (its signature is in the page before the map), the same holds
@@ -240,7 +256,11 @@ extern HAK_HIDDEN uint16_t __hak_pm_none;
 #define HAK_PM_FIXED		0x7fff0000UL
 #define HAK_PM_FIXED_SIG	0x70614d656761506bUL	/* "kPageMap" */
 
-/* 0: not tried; 1: the map is at HAK_PM_FIXED; 2: one page only (lib/alloc.c). */
+/*
+ * 0: not tried; 3: its first page only, the rest to come at the first
+ * superslab (ss_lock); 1: the map is at HAK_PM_FIXED; 2: one page only,
+ * for good (lib/alloc.c, lib/superslab.c pm_init).
+ */
 extern HAK_HIDDEN int __hak_pm_fixed;
 #endif
 

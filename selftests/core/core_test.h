@@ -20,6 +20,7 @@
 #include <string.h>
 #include <signal.h>
 #include <unistd.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 
 #include "../lib/tap.h"
@@ -103,6 +104,35 @@ static inline long ct_status_kib(const char *key)
 	}
 	fclose(f);
 	return v;
+}
+
+/*
+ * Cap RLIMIT_AS at VmSize + slack bytes (the hard limit too when hard;
+ * base gives the rest), so that every mapping past the slack fails.
+ * Lowering the limit may make the allocator give address space back
+ * (hakmem gives up its page map's 4 GiB under a limit below 64 GiB), so
+ * VmSize is read again and the cap set again until VmSize stays. 0, or
+ * -1 when VmSize or setrlimit failed.
+ */
+static inline int ct_cap_as(const struct rlimit *base, size_t slack, int hard)
+{
+	struct rlimit rl = *base;
+	long vm = ct_status_kib("VmSize"), was;
+
+	for (int i = 0; i < 4; i++) {
+		if (vm <= 0)
+			return -1;
+		rl.rlim_cur = ((rlim_t)vm << 10) + slack;
+		if (hard)
+			rl.rlim_max = rl.rlim_cur;
+		if (setrlimit(RLIMIT_AS, &rl))
+			return -1;
+		was = vm;
+		vm = ct_status_kib("VmSize");
+		if (vm >= was)
+			break;
+	}
+	return 0;
 }
 
 /*

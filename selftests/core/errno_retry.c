@@ -69,7 +69,6 @@ static int child(size_t n, int zero)
 	void *h[32];
 	struct rlimit rl;
 	size_t got = 0, r0;
-	long vm;
 	void *p;
 	int e;
 
@@ -81,11 +80,7 @@ static int child(size_t n, int zero)
 	}
 	for (int i = 0; i < 32; i += 2)
 		free(h[i]);
-	vm = ct_status_kib("VmSize");
-	if (vm <= 0)
-		return 5;
-	rl.rlim_cur = rl.rlim_max = ((size_t)vm << 10) + (4u << 20);
-	if (setrlimit(RLIMIT_AS, &rl))
+	if (getrlimit(RLIMIT_AS, &rl) || ct_cap_as(&rl, 4u << 20, 1))
 		return 5;
 	r0 = ct_purge_retries();
 	for (; got < NHOLD; got++) {

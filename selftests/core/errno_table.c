@@ -225,14 +225,12 @@ static const char *const fn_name[NFN] = {
 static int exhaust(enum fn f)
 {
 	struct rlimit rl;
-	long vm = ct_status_kib("VmSize");
 	void *blk = NULL;
 	size_t grow = 0;
 
-	if (vm <= 0)
+	if (getrlimit(RLIMIT_AS, &rl))
 		return 5;
-	rl.rlim_cur = rl.rlim_max = ((size_t)vm << 10) + (64u << 20);
-	if (setrlimit(RLIMIT_AS, &rl))
+	if (ct_cap_as(&rl, 64u << 20, 1))
 		return 6;
 	for (long i = 0; i < 4000000; i++) {
 		void *p = NULL, *q = NULL;

@@ -16,9 +16,10 @@
  *    class's with every bit from 2^47 up, and
  *    room + blocks held == cap while a heap is attached;
  *  - where the fixed page map is built (x86_64, not sanitized, neither
- *    the hardened nor the header box), the resolver run at relocation
- *    (lib/alloc.c) reserved it at HAK_PM_FIXED, the map in use is that
- *    one, its index mask covers it and the free key is its address;
+ *    the hardened nor the header box), it was reserved at HAK_PM_FIXED
+ *    (its first page at relocation, lib/alloc.c, the rest at the first
+ *    superslab), the map in use is that one, its index mask covers it and
+ *    the free key is its address;
  *  - where the movable map is indexed the same way (HAK_PM_WRAP: x86_64
  *    without the fixed map but for the header box: hardened, or
  *    CONFIG_HAK_PM_FIXED=n), the map in use is reserved (not the stand-in entry every

@@ -38,13 +38,7 @@ static struct rlimit saved_as;
 
 static void cap(void)
 {
-	long vm = ct_status_kib("VmSize");
-	struct rlimit rl = saved_as;
-
-	if (vm <= 0)
-		_exit(90);
-	rl.rlim_cur = ((rlim_t)vm + SLACK_KIB) * 1024;
-	if (setrlimit(RLIMIT_AS, &rl))
+	if (ct_cap_as(&saved_as, (size_t)SLACK_KIB << 10, 0))
 		_exit(91);
 }
 

@@ -48,9 +48,15 @@ static int child(void)
 		if (st1.region_maps - st0.region_maps >= 20 && !st1.reserved_bytes)
 			break;
 	}
-	rl.rlim_cur = rl.rlim_max = vm_bytes() + ((size_t)12 << 20);
-	if (setrlimit(RLIMIT_AS, &rl))
-		return 2;
+	/*
+	 * Twice: the first limit (under 64 GiB) makes hakmem give its page
+	 * map's 4 GiB back (lib/superslab.h, __hak_pm_fit_limit).
+	 */
+	for (int i = 0; i < 2; i++) {
+		rl.rlim_cur = rl.rlim_max = vm_bytes() + ((size_t)12 << 20);
+		if (setrlimit(RLIMIT_AS, &rl))
+			return 2;
+	}
 	while (n < NBLK && made < 2) {
 		hak_l25_stats(&st0);
 		errno = EDOM;
