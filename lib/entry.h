@@ -30,8 +30,15 @@ HAK_EXPORT void *HAK_API(calloc)(size_t n, size_t size)
 	return __hak_calloc(n, size);
 }
 
+/*
+ * realloc(NULL, n) is how some programs allocate every block (Lua's
+ * allocator, for one): malloc's fast path inlined here, instead of the
+ * registry lookup and two calls of __hak_realloc's way to it.
+ */
 HAK_EXPORT void *HAK_API(realloc)(void *p, size_t n)
 {
+	if (!p)
+		return __hak_alloc(n);
 	return __hak_realloc(p, n);
 }
 
