@@ -64,6 +64,8 @@ struct hak_grow_stats {
 	size_t purged;		/* bytes purged from free slots */
 };
 void __hak_grow_stats(struct hak_grow_stats *st);
+/* Resident bytes of the areas, live and free slots (mincore, for the statistics). */
+size_t __hak_grow_resident(void);
 
 bool __hak_grow_fork_prepare(void);
 void __hak_grow_fork_parent(void);

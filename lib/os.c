@@ -579,6 +579,28 @@ bool __hak_os_resident(void *p, size_t len, unsigned char *vec)
 	return mincore(p, len, vec) == 0;
 }
 
+#define RESIDENT_VEC	1024	/* pages per mincore call of the statistics */
+
+size_t __hak_os_resident_bytes(void *p, size_t len)
+{
+	unsigned char vec[RESIDENT_VEC];
+	char *a = p;
+	size_t n, i, bytes = 0;
+	int saved = errno;
+
+	len = HAK_ALIGN_UP(len, HAK_OS_PAGE);
+	while (len) {
+		n = len / HAK_OS_PAGE < RESIDENT_VEC ? len / HAK_OS_PAGE : RESIDENT_VEC;
+		if (!mincore(a, n * HAK_OS_PAGE, vec))
+			for (i = 0; i < n; i++)
+				bytes += (vec[i] & 1) * HAK_OS_PAGE;
+		a += n * HAK_OS_PAGE;
+		len -= n * HAK_OS_PAGE;
+	}
+	errno = saved;
+	return bytes;
+}
+
 /* 0: untried, 1: process_madvise takes MADV_DONTNEED, -1: it does not */
 static int batch_works;		/* atomic */
 

@@ -142,6 +142,13 @@ bool __hak_os_purge(void *p, size_t len);
  * when the kernel refuses. Faults nothing in.
  */
 bool __hak_os_resident(void *p, size_t len, unsigned char *vec) __must_check;
+/*
+ * Resident bytes of [p, p + len) (p page-aligned), for the statistics:
+ * mincore a chunk at a time; a chunk the kernel refuses (unmapped since
+ * the caller looked) counts 0. A page that maps the kernel's zero page (read,
+ * never written) counts as resident here, not in the kernel's Rss.
+ */
+size_t __hak_os_resident_bytes(void *p, size_t len);
 
 /*
  * Many scattered ranges to give back (a page scan): collected, then purged

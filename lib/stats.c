@@ -22,6 +22,7 @@
 #include "purge.h"
 #include "stats.h"
 #include "superslab.h"
+#include "zero.h"
 #include "boxes/background_purge/bgpurge.h"
 #include "boxes/bigcache/bigcache.h"
 #include "boxes/hugepage/hugepage.h"
@@ -127,7 +128,29 @@ struct layer_stats {
 	struct hak_bgpurge_stats bg;
 	struct hak_huge_stats hp;
 	struct hak_grow_stats gr;
+	struct hak_large_stats lg;
 };
+
+/*
+ * What the kernel holds now, per layer (mincore over each layer's
+ * ranges): the counters say what each layer has not given back, which is
+ * more than it holds when pages were never touched or calloc gave them
+ * back (lib/zero.c). Only for the reports: a system call per 4 MiB.
+ */
+struct layer_resident {
+	size_t small, mid, large, cached, kept, grow, meta, total;
+};
+
+static void layer_resident_get(struct layer_resident *r)
+{
+	r->small = __hak_ssmap_resident(HAK_SSMAP_SLAB);
+	r->mid = __hak_ssmap_resident(HAK_SSMAP_L25);
+	__hak_large_resident(&r->large, &r->kept);
+	r->cached = hak_bigcache_resident();
+	r->grow = __hak_grow_resident();
+	r->meta = __hak_meta_resident();
+	r->total = r->small + r->mid + r->large + r->cached + r->kept + r->grow + r->meta;
+}
 
 static void layer_stats_get(struct layer_stats *m)
 {
@@ -138,41 +161,51 @@ static void layer_stats_get(struct layer_stats *m)
 	hak_bgpurge_stats(&m->bg);
 	hak_huge_stats(&m->hp);
 	__hak_grow_stats(&m->gr);
+	__hak_large_stats(&m->lg);
 }
 
 /*
- * Where memory sits, per layer: resident (in use or cached and not
- * purged), dirty (free, possibly resident), purged (given back, ever) and
- * cached bytes; the purge delay, the limit and the background thread.
+ * Where memory sits, per layer: resident (what the kernel holds now:
+ * mincore), in slabs / in use / cached (what the layer holds, touched or
+ * not), dirty (freed, not purged since: resident or not), purged (given
+ * back, ever); the purge delay, the limit and the background thread.
  */
 static void __hak_stats_print_memory(int fd)
 {
 	struct layer_stats m;
-	char buf[2048];
+	struct layer_resident r;
+	char buf[2560];
 	int n;
 
 	layer_stats_get(&m);
+	layer_resident_get(&r);
 	n = snprintf(buf, sizeof(buf),
-		"  small slabs     %12zu bytes in slabs, %zu dirty, %zu purged, %zu in live slabs\n"
-		"  mid (L2.5)      %12zu bytes in use, %zu dirty, %zu purged (%zu at the size bound, "
+		"  resident        %12zu bytes (mincore over every layer; of which metadata %zu)\n"
+		"  small slabs     %12zu bytes resident, %zu in slabs, %zu dirty, %zu purged, "
+		"%zu in live slabs\n"
+		"  mid (L2.5)      %12zu bytes resident, %zu in use, %zu dirty, %zu purged (%zu at the size bound, "
 		"%zu in thread caches; %zu kept for re-takes, %zu regions handed over), "
 		"%zu shards, %zu lock waits, %zu remote frees\n"
-		"  large cache     %12zu bytes cached, %zu resident, %zu purges, %zu hits, "
+		"  large blocks    %12zu bytes resident, %zu in kept whole mappings, %zu given "
+		"back by calloc\n"
+		"  large cache     %12zu bytes cached, %zu resident, %zu not purged, %zu purges, %zu hits, "
 "%zu misses, %zu splits, %zu merges, %zu shorter, %zu evictions, %zu offsets\n"
-		"  grow areas      %12zu bytes committed (%zu areas, %zu blocks live, %zu takes, "
-		"%zu resizes, %zu refused, %zu bytes purged)\n"
+		"  grow areas      %12zu bytes committed, %zu resident (%zu areas, %zu blocks live, "
+		"%zu takes, %zu resizes, %zu refused, %zu bytes purged)\n"
 		"  purge           %12zu ms delay, %zu passes, %zu bytes decayed\n"
 		"  memory limit    %12zu bytes%s, %zu purges near it, %zu retries\n"
 		"  background      %12s (%zu starts, %zu wakeups, %zu passes, %zu bytes)\n"
 		"  hugepages       %12zu bytes (AnonHugePages; %zu advised, %zu at map, "
 		"%zu earned, %zu withdrawn, %zu collapsed, %zu failed)\n",
-		m.ss.pages_used << HAK_PAGE_SHIFT, m.ss.pages_dirty << HAK_PAGE_SHIFT,
+		r.total, r.meta,
+		r.small, m.ss.pages_used << HAK_PAGE_SHIFT, m.ss.pages_dirty << HAK_PAGE_SHIFT,
 		m.ss.purged_bytes, __hak_heap_pages_purged(),
-		m.l25.bytes_in_use, m.l25.dirty_bytes, m.l25.purged_bytes, m.l25.cap_purged_bytes,
+		r.mid, m.l25.bytes_in_use, m.l25.dirty_bytes, m.l25.purged_bytes, m.l25.cap_purged_bytes,
 		m.l25.tc_purged_bytes, m.l25.reserve_bytes, m.l25.handed, m.l25.shards, m.l25.contended, m.l25.remote_frees,
-		m.bc.cached_bytes, m.bc.resident_bytes, m.bc.purges, m.bc.hits,
+		r.large, r.kept, __hak_zero_purged(),
+		m.bc.cached_bytes, r.cached, m.bc.resident_bytes, m.bc.purges, m.bc.hits,
 		m.bc.misses, m.bc.splits, m.bc.merges, m.bc.shorter, m.bc.evictions, m.bc.offsets,
-		m.gr.committed, m.gr.areas, m.gr.live, m.gr.takes, m.gr.grows, m.gr.refused,
+		m.gr.committed, r.grow, m.gr.areas, m.gr.live, m.gr.takes, m.gr.grows, m.gr.refused,
 		m.gr.purged,
 		m.ps.delay_ms, m.ps.passes, m.ps.decayed_bytes,
 		m.ps.limit, m.ps.limit_hard ? " (hard)" : "", m.ps.limit_purges, m.ps.retries,
@@ -189,6 +222,7 @@ int __hak_malloc_info(int options, FILE *fp)
 {
 	struct hak_stats st;
 	struct layer_stats m;
+	struct layer_resident r;
 	size_t page_purged;
 
 	if (options != 0 || !fp) {
@@ -197,45 +231,59 @@ int __hak_malloc_info(int options, FILE *fp)
 	}
 	__hak_stats_get(&st);
 	layer_stats_get(&m);
+	layer_resident_get(&r);
 	page_purged = __hak_heap_pages_purged();
 	fprintf(fp, "<malloc version=\"hakmem-%s\">\n", HAKMEM_VERSION);
 	fprintf(fp, "<heap nr=\"0\" name=\"small\">\n"
 		"<total type=\"in_use\" size=\"%zu\"/>\n"
 		"<total type=\"resident\" size=\"%zu\"/>\n"
+		"<total type=\"in_slabs\" size=\"%zu\"/>\n"
 		"<total type=\"dirty\" size=\"%zu\"/>\n"
 		"<total type=\"purged\" size=\"%zu\"/>\n"
 		"<total type=\"purged_in_slabs\" size=\"%zu\"/>\n"
 		"<total type=\"hugepage\" size=\"%zu\"/>\n"
 		"</heap>\n",
-		st.small_in_use, m.ss.pages_used << HAK_PAGE_SHIFT,
+		st.small_in_use, r.small, m.ss.pages_used << HAK_PAGE_SHIFT,
 		m.ss.pages_dirty << HAK_PAGE_SHIFT, m.ss.purged_bytes, page_purged,
 		m.hp.anon_huge_bytes);
 	fprintf(fp, "<heap nr=\"1\" name=\"mid\">\n"
 		"<total type=\"in_use\" size=\"%zu\"/>\n"
+		"<total type=\"resident\" size=\"%zu\"/>\n"
 		"<total type=\"dirty\" size=\"%zu\"/>\n"
 		"<total type=\"purged\" size=\"%zu\"/>\n"
 		"<total type=\"mapped\" count=\"%zu\" size=\"%zu\"/>\n"
 		"</heap>\n",
-		m.l25.bytes_in_use, m.l25.dirty_bytes, m.l25.purged_bytes,
+		m.l25.bytes_in_use, r.mid, m.l25.dirty_bytes, m.l25.purged_bytes,
 		m.l25.regions, m.l25.regions * HAK_SS_SIZE);
 	fprintf(fp, "<heap nr=\"2\" name=\"large\">\n"
 		"<total type=\"in_use\" count=\"%zu\" size=\"%zu\"/>\n"
+		"<total type=\"resident\" size=\"%zu\"/>\n"
+		"<total type=\"zero_purged\" size=\"%zu\"/>\n"
 		"<total type=\"cached\" count=\"%zu\" size=\"%zu\"/>\n"
 		"<total type=\"cached_resident\" size=\"%zu\"/>\n"
+		"<total type=\"cached_unpurged\" size=\"%zu\"/>\n"
 		"<total type=\"purges\" count=\"%zu\"/>\n"
+		"<total type=\"kept\" count=\"%zu\" size=\"%zu\"/>\n"
+		"<total type=\"kept_resident\" size=\"%zu\"/>\n"
 		"<total type=\"grow_committed\" count=\"%zu\" size=\"%zu\"/>\n"
+		"<total type=\"grow_resident\" size=\"%zu\"/>\n"
 		"<total type=\"grow_purged\" size=\"%zu\"/>\n"
 		"</heap>\n",
-		st.large_blocks, st.large_bytes, m.bc.cached_blocks, m.bc.cached_bytes,
-		m.bc.resident_bytes, m.bc.purges, m.gr.live, m.gr.committed, m.gr.purged);
+		st.large_blocks, st.large_bytes, r.large, __hak_zero_purged(),
+		m.bc.cached_blocks, m.bc.cached_bytes, r.cached, m.bc.resident_bytes,
+		m.bc.purges, m.lg.wholes_kept, m.lg.whole_bytes, r.kept,
+		m.gr.live, m.gr.committed, r.grow, m.gr.purged);
 	fprintf(fp, "<purge delay_ms=\"%zu\" passes=\"%zu\" decayed=\"%zu\" "
 		"limit=\"%zu\" hard=\"%zu\" limit_purges=\"%zu\" retries=\"%zu\" "
 		"background=\"%zu\" background_passes=\"%zu\" background_purged=\"%zu\"/>\n",
 		m.ps.delay_ms, m.ps.passes, m.ps.decayed_bytes, m.ps.limit, m.ps.limit_hard,
 		m.ps.limit_purges, m.ps.retries, m.bg.running, m.bg.passes, m.bg.purged_bytes);
 	fprintf(fp, "<system type=\"current\" size=\"%zu\"/>\n"
+		"<system type=\"resident\" size=\"%zu\"/>\n"
+		"<system type=\"meta\" size=\"%zu\"/>\n"
+		"<system type=\"meta_resident\" size=\"%zu\"/>\n"
 		"<aspace type=\"total\" size=\"%zu\"/>\n"
-		"</malloc>\n", st.mapped_bytes, st.mapped_bytes);
+		"</malloc>\n", st.mapped_bytes, r.total, st.meta_bytes, r.meta, st.mapped_bytes);
 	return 0;
 }
 
