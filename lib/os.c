@@ -584,11 +584,11 @@ bool __hak_os_resident(void *p, size_t len, unsigned char *vec)
 size_t __hak_os_resident_bytes(void *p, size_t len)
 {
 	unsigned char vec[RESIDENT_VEC];
-	char *a = p;
+	char *a = (char *)((uintptr_t)p & ~(HAK_OS_PAGE - 1));
 	size_t n, i, bytes = 0;
 	int saved = errno;
 
-	len = HAK_ALIGN_UP(len, HAK_OS_PAGE);
+	len = HAK_ALIGN_UP(len + (size_t)((char *)p - a), HAK_OS_PAGE);
 	while (len) {
 		n = len / HAK_OS_PAGE < RESIDENT_VEC ? len / HAK_OS_PAGE : RESIDENT_VEC;
 		if (!mincore(a, n * HAK_OS_PAGE, vec))

@@ -143,7 +143,7 @@ bool __hak_os_purge(void *p, size_t len);
  */
 bool __hak_os_resident(void *p, size_t len, unsigned char *vec) __must_check;
 /*
- * Resident bytes of [p, p + len) (p page-aligned), for the statistics:
+ * Resident bytes of the pages that hold [p, p + len), for the statistics:
  * mincore a chunk at a time; a chunk the kernel refuses (unmapped since
  * the caller looked) counts 0. A page that maps the kernel's zero page (read,
  * never written) counts as resident here, not in the kernel's Rss.

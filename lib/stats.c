@@ -3,7 +3,10 @@
  * Statistics: one snapshot (hak_stats_get) gathered from the superslab
  * pool, the large registry, the heaps and the OS layer, and the views of it
  * that libc programs know: mallinfo2 and malloc_stats. Figures are exact at
- * the moment each subsystem is read, not across subsystems.
+ * the moment each subsystem is read, not across subsystems. The memory
+ * reports (malloc_info, the HAKMEM_STATS memory lines) add each layer's
+ * resident bytes as the kernel counts them (layer_resident_get); which
+ * figure is which: Documentation/design.md, "What the reports say".
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -188,7 +191,7 @@ static void __hak_stats_print_memory(int fd)
 		"%zu shards, %zu lock waits, %zu remote frees\n"
 		"  large blocks    %12zu bytes resident, %zu in kept whole mappings, %zu given "
 		"back by calloc\n"
-		"  large cache     %12zu bytes cached, %zu resident, %zu not purged, %zu purges, %zu hits, "
+		"  large cache     %12zu bytes cached, %zu resident, %zu not purged, %zu purges (%zu bytes), %zu hits, "
 "%zu misses, %zu splits, %zu merges, %zu shorter, %zu evictions, %zu offsets\n"
 		"  grow areas      %12zu bytes committed, %zu resident (%zu areas, %zu blocks live, "
 		"%zu takes, %zu resizes, %zu refused, %zu bytes purged)\n"
@@ -203,7 +206,7 @@ static void __hak_stats_print_memory(int fd)
 		r.mid, m.l25.bytes_in_use, m.l25.dirty_bytes, m.l25.purged_bytes, m.l25.cap_purged_bytes,
 		m.l25.tc_purged_bytes, m.l25.reserve_bytes, m.l25.handed, m.l25.shards, m.l25.contended, m.l25.remote_frees,
 		r.large, r.kept, __hak_zero_purged(),
-		m.bc.cached_bytes, r.cached, m.bc.resident_bytes, m.bc.purges, m.bc.hits,
+		m.bc.cached_bytes, r.cached, m.bc.resident_bytes, m.bc.purges, m.bc.purged_bytes, m.bc.hits,
 		m.bc.misses, m.bc.splits, m.bc.merges, m.bc.shorter, m.bc.evictions, m.bc.offsets,
 		m.gr.committed, r.grow, m.gr.areas, m.gr.live, m.gr.takes, m.gr.grows, m.gr.refused,
 		m.gr.purged,
@@ -262,7 +265,7 @@ int __hak_malloc_info(int options, FILE *fp)
 		"<total type=\"cached\" count=\"%zu\" size=\"%zu\"/>\n"
 		"<total type=\"cached_resident\" size=\"%zu\"/>\n"
 		"<total type=\"cached_unpurged\" size=\"%zu\"/>\n"
-		"<total type=\"purges\" count=\"%zu\"/>\n"
+		"<total type=\"purges\" count=\"%zu\" size=\"%zu\"/>\n"
 		"<total type=\"kept\" count=\"%zu\" size=\"%zu\"/>\n"
 		"<total type=\"kept_resident\" size=\"%zu\"/>\n"
 		"<total type=\"grow_committed\" count=\"%zu\" size=\"%zu\"/>\n"
@@ -271,7 +274,7 @@ int __hak_malloc_info(int options, FILE *fp)
 		"</heap>\n",
 		st.large_blocks, st.large_bytes, r.large, __hak_zero_purged(),
 		m.bc.cached_blocks, m.bc.cached_bytes, r.cached, m.bc.resident_bytes,
-		m.bc.purges, m.lg.wholes_kept, m.lg.whole_bytes, r.kept,
+		m.bc.purges, m.bc.purged_bytes, m.lg.wholes_kept, m.lg.whole_bytes, r.kept,
 		m.gr.live, m.gr.committed, r.grow, m.gr.purged);
 	fprintf(fp, "<purge delay_ms=\"%zu\" passes=\"%zu\" decayed=\"%zu\" "
 		"limit=\"%zu\" hard=\"%zu\" limit_purges=\"%zu\" retries=\"%zu\" "

@@ -667,6 +667,7 @@ static void finish(struct bc_batch *b)
 			continue;
 		}
 		bc.st.purges++;
+		bc.st.purged_bytes += e->len;
 		list_add_newest(&bc.cold, e);
 		tab_insert(e);
 		bc.count++;

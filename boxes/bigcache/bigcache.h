@@ -48,6 +48,7 @@ struct hak_bigcache_stats {
 	size_t buckets;
 	size_t refused;		/* puts refused (too big, bound 0, no metadata) */
 	size_t purges;		/* blocks released with madvise, ever */
+	size_t purged_bytes;	/* and their bytes */
 	size_t resident_bytes;	/* cached bytes not purged */
 	size_t peak_bytes;	/* most cached_bytes since the bound was set */
 	size_t max_bytes;	/* the bound (HAKMEM_BIGCACHE_MAX) */
