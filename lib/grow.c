@@ -647,7 +647,7 @@ void __hak_grow_stats(struct hak_grow_stats *st)
 	st->purged = arch_load_relaxed(&nr_purged);
 }
 
-size_t __hak_grow_resident(void)
+size_t __hak_grow_resident(const struct hak_os_rss *r)
 {
 	unsigned i, n = arch_load_acquire(&nr_areas);
 	size_t bytes = 0;
@@ -656,7 +656,7 @@ size_t __hak_grow_resident(void)
 	for (i = 0; i < n; i++) {
 		hak_lock(&areas[i].lock);
 		if (areas[i].base)
-			bytes += __hak_os_resident_bytes(areas[i].base, GROW_AREA_LEN);
+			bytes += __hak_os_resident_bytes(r, areas[i].base, GROW_AREA_LEN);
 		hak_unlock(&areas[i].lock);
 	}
 	return bytes;

@@ -1338,7 +1338,7 @@ void __hak_large_stats(struct hak_large_stats *st)
 	hak_unlock(&wholes.lock);
 }
 
-void __hak_large_resident(size_t *live, size_t *kept)
+void __hak_large_resident(const struct hak_os_rss *r, size_t *live, size_t *kept)
 {
 	struct large_ent *e;
 	unsigned i, b;
@@ -1349,12 +1349,12 @@ void __hak_large_resident(size_t *live, size_t *kept)
 		for (b = 0; shards[i].tab && b < (1u << shards[i].bits); b++)
 			for (e = shards[i].tab[b]; e; e = e->next)
 				if (!e->area)
-					*live += __hak_os_resident_bytes((void *)e->key, e->len);
+					*live += __hak_os_resident_bytes(r, (void *)e->key, e->len);
 		hak_unlock(&shards[i].lock);
 	}
 	hak_lock(&wholes.lock);
 	for (i = 0; i < wholes.n; i++)
-		*kept += __hak_os_resident_bytes(wholes.m[i].p, wholes.m[i].len);
+		*kept += __hak_os_resident_bytes(r, wholes.m[i].p, wholes.m[i].len);
 	hak_unlock(&wholes.lock);
 }
 

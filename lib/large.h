@@ -74,7 +74,8 @@ void __hak_large_stats(struct hak_large_stats *st);
  * have their own mapping (a grow area's are the area's: lib/grow.h), and
  * of the kept whole mappings. Each shard is walked under its lock.
  */
-void __hak_large_resident(size_t *live, size_t *kept);
+struct hak_os_rss;
+void __hak_large_resident(const struct hak_os_rss *r, size_t *live, size_t *kept);
 
 bool __hak_large_fork_prepare(void);
 void __hak_large_fork_parent(void);

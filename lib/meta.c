@@ -65,14 +65,14 @@ size_t __hak_meta_bytes(void)
 	return n;
 }
 
-size_t __hak_meta_resident(void)
+size_t __hak_meta_resident(const struct hak_os_rss *r)
 {
 	size_t n = 0;
 	void *c;
 
 	hak_lock(&meta_lock);
 	for (c = meta_last; c; c = *(void **)c)
-		n += __hak_os_resident_bytes(c, META_CHUNK);
+		n += __hak_os_resident_bytes(r, c, META_CHUNK);
 	hak_unlock(&meta_lock);
 	return n;
 }

@@ -135,10 +135,11 @@ struct layer_stats {
 };
 
 /*
- * What the kernel holds now, per layer (mincore over each layer's
- * ranges): the counters say what each layer has not given back, which is
- * more than it holds when pages were never touched or calloc gave them
- * back (lib/zero.c). Only for the reports: a system call per 4 MiB.
+ * What the kernel holds now, per layer (lib/os.h, struct hak_os_rss, over
+ * each layer's ranges): the counters say what each layer has not given
+ * back, which is more than it holds when pages were never touched or
+ * calloc gave them back (lib/zero.c). Only for the reports: a system call
+ * per range and per 64 runs of resident pages in it (mincore: per 4 MiB).
  */
 struct layer_resident {
 	size_t small, mid, large, cached, kept, grow, meta, total;
@@ -146,12 +147,16 @@ struct layer_resident {
 
 static void layer_resident_get(struct layer_resident *r)
 {
-	r->small = __hak_ssmap_resident(HAK_SSMAP_SLAB);
-	r->mid = __hak_ssmap_resident(HAK_SSMAP_L25);
-	__hak_large_resident(&r->large, &r->kept);
-	r->cached = hak_bigcache_resident();
-	r->grow = __hak_grow_resident();
-	r->meta = __hak_meta_resident();
+	struct hak_os_rss rss;
+
+	__hak_os_rss_open(&rss);
+	r->small = __hak_ssmap_resident(&rss, HAK_SSMAP_SLAB);
+	r->mid = __hak_ssmap_resident(&rss, HAK_SSMAP_L25);
+	__hak_large_resident(&rss, &r->large, &r->kept);
+	r->cached = hak_bigcache_resident(&rss);
+	r->grow = __hak_grow_resident(&rss);
+	r->meta = __hak_meta_resident(&rss);
+	__hak_os_rss_close(&rss);
 	r->total = r->small + r->mid + r->large + r->cached + r->kept + r->grow + r->meta;
 }
 

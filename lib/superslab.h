@@ -157,7 +157,8 @@ void __hak_ssmap_set(uintptr_t region, unsigned kind);
  * the statistics: lib/stats.c). Reads the registry without a lock: a
  * region registered or unregistered meanwhile may count or not.
  */
-size_t __hak_ssmap_resident(unsigned kind);
+struct hak_os_rss;
+size_t __hak_ssmap_resident(const struct hak_os_rss *r, unsigned kind);
 
 /*
  * Issue 13's double- and invalid-free checks on the fast paths (the

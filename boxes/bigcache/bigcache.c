@@ -1501,7 +1501,7 @@ void hak_bigcache_stats(struct hak_bigcache_stats *st)
  * and steers the purges; this is for the statistics. Blocks in flight are
  * not counted.
  */
-size_t hak_bigcache_resident(void)
+size_t hak_bigcache_resident(const struct hak_os_rss *r)
 {
 	const struct bc_list *l[2] = { &bc.hot, &bc.cold };
 	const struct bc_ent *e;
@@ -1511,7 +1511,7 @@ size_t hak_bigcache_resident(void)
 	hak_lock(&bc.lock);
 	for (i = 0; i < ARRAY_SIZE(l); i++)
 		for (e = l[i]->newest; e; e = e->older)
-			bytes += __hak_os_resident_bytes(e->addr, e->len);
+			bytes += __hak_os_resident_bytes(r, e->addr, e->len);
 	hak_unlock(&bc.lock);
 	return bytes;
 }

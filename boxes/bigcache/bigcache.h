@@ -27,8 +27,8 @@
  *       same for the part that lifts live + resident cached bytes over
  *       their highest at any miss so far;
  *   hak_bigcache_release()     give every cached mapping back (trim);
- *   hak_bigcache_resident()    bytes of cached blocks the kernel holds
- *       (mincore; statistics only);
+ *   hak_bigcache_resident(r)   bytes of cached blocks the kernel holds
+ *       (lib/os.h, struct hak_os_rss; statistics only);
  *   hak_bigcache_decay(now)    purge the blocks unused for longer than the
  *       purge delay (HAKMEM_PURGE_DELAY_MS) at time now; bytes purged;
  *   hak_bigcache_init()        apply HAKMEM_BIGCACHE_MAX (__hak_opt);
@@ -74,7 +74,8 @@ void hak_bigcache_offset_miss(size_t fresh, size_t live);
 size_t hak_bigcache_release(void);
 size_t hak_bigcache_decay(unsigned now);
 void hak_bigcache_stats(struct hak_bigcache_stats *st);
-size_t hak_bigcache_resident(void);
+struct hak_os_rss;
+size_t hak_bigcache_resident(const struct hak_os_rss *r);
 void hak_bigcache_init(void);
 bool hak_bigcache_fork_prepare(void);
 void hak_bigcache_fork_parent(void);
@@ -123,7 +124,11 @@ static inline void hak_bigcache_stats(struct hak_bigcache_stats *st)
 {
 	*st = (struct hak_bigcache_stats){ 0 };
 }
-static inline size_t hak_bigcache_resident(void) { return 0; }
+static inline size_t hak_bigcache_resident(const struct hak_os_rss *r)
+{
+	(void)r;
+	return 0;
+}
 static inline void hak_bigcache_init(void) { }
 static inline bool hak_bigcache_fork_prepare(void) { return true; }
 static inline void hak_bigcache_fork_parent(void) { }
