@@ -14,7 +14,9 @@
  *   - mincore over the ranges the test knows (its blocks' superslabs and
  *     L2.5 regions, its large blocks): the layer's resident figure holds
  *     at least that, and at most that plus what the layer held before the
- *     scenario (its other blocks) plus LAYER_TOL;
+ *     scenario (its other blocks) plus LAYER_TOL; what left it when blocks
+ *     were freed and purged was counted purged (or unmapped), within
+ *     LAYER_TOL;
  *   - Anonymous of /proc/self/smaps_rollup (the kernel's Rss of every
  *     private anonymous page) minus malloc_info's <system type="resident">
  *     is what is not hakmem's (the program's stack and .bss, libc's data,
@@ -51,6 +53,7 @@ static char xml[16384];
 struct report {
 	size_t small_res, small_slabs, small_dirty, mid_res, mid_dirty, large_res, zero_purged;
 	size_t cached, cached_res, cached_unpurged, grow_res, kept_res;
+	size_t small_purged, mid_purged, mid_mapped;
 	size_t total, meta_res, bg_passes;
 };
 
@@ -90,6 +93,9 @@ static void report(struct report *r)
 	r->mid_dirty = field("mid", "dirty");
 	r->large_res = field("large", "resident");
 	r->zero_purged = field("large", "zero_purged");
+	r->small_purged = field("small", "purged") + field("small", "purged_in_slabs");
+	r->mid_purged = field("mid", "purged");
+	r->mid_mapped = field("mid", "mapped");
 	r->cached = field("large", "cached");
 	r->cached_res = field("large", "cached_resident");
 	r->cached_unpurged = field("large", "cached_unpurged");
@@ -196,6 +202,22 @@ static void check_total(const char *when)
 	       when, (other - other0) >> 10, TOTAL_TOL >> 10, r.total >> 10);
 }
 
+/*
+ * A layer's purged counters against the kernel: what left its resident
+ * bytes was counted as purged (or unmapped, where the layer says so).
+ */
+static void check_purged(const char *what, const struct report *a, size_t res_a,
+			 const struct report *b, size_t res_b, size_t purged, size_t unmapped)
+{
+	size_t drop = res_a > res_b ? res_a - res_b : 0;
+
+	(void)a;
+	(void)b;
+	check(purged + unmapped + LAYER_TOL >= drop,
+	      "%s: %zu KiB left the resident bytes, %zu KiB counted purged, %zu KiB unmapped",
+	      what, drop >> 10, purged >> 10, unmapped >> 10);
+}
+
 /* A layer's figure against the kernel's count of the test's ranges. */
 static void check_layer(const char *what, size_t got, size_t known, size_t before)
 {
@@ -245,7 +267,7 @@ static void decay(void)
 
 static void test_small(void)
 {
-	struct report r0, r;
+	struct report r0, w, r;
 	unsigned i;
 
 	report(&r0);
@@ -256,8 +278,8 @@ static void test_small(void)
 		memset(small[i], 0x5a, BSMALL);
 		base_add(small[i]);
 	}
-	report(&r);
-	check_layer("small blocks written", r.small_res, bases_resident(), r0.small_res);
+	report(&w);
+	check_layer("small blocks written", w.small_res, bases_resident(), r0.small_res);
 	check_total("small blocks written");
 	/* one block in 64 kept: every slab stays live, most pages purgeable */
 	for (i = 0; i < NSMALL; i++)
@@ -268,6 +290,9 @@ static void test_small(void)
 	decay();
 	report(&r);
 	check_layer("small blocks freed and purged", r.small_res, bases_resident(), r0.small_res);
+	/* every slab keeps a live block: nothing is unmapped */
+	check_purged("small blocks freed and purged", &w, w.small_res, &r, r.small_res,
+		     r.small_purged - w.small_purged, 0);
 	tap_diag("small: resident %zu KiB, in slabs %zu KiB (the old 'resident'), "
 		 "dirty %zu KiB", r.small_res >> 10, r.small_slabs >> 10, r.small_dirty >> 10);
 	check_total("small blocks freed and purged");
@@ -282,7 +307,7 @@ static void test_small(void)
 
 static void test_mid(void)
 {
-	struct report r0, r;
+	struct report r0, w, r;
 	unsigned i;
 
 	report(&r0);
@@ -292,9 +317,9 @@ static void test_mid(void)
 		memset(mid[i], 0x33, BMID);
 		base_add(mid[i]);
 	}
-	report(&r);
+	report(&w);
 	if (IS_ENABLED(CONFIG_HAK_L25_POOL))
-		check_layer("mid blocks written", r.mid_res, bases_resident(), r0.mid_res);
+		check_layer("mid blocks written", w.mid_res, bases_resident(), r0.mid_res);
 	else
 		tap_skip("mid blocks: no L2.5 pool (they are large blocks)");
 	check_total("mid blocks written");
@@ -306,6 +331,9 @@ static void test_mid(void)
 		check_layer("mid blocks freed and decayed", r.mid_res, bases_resident(), r0.mid_res);
 	else
 		tap_skip("mid blocks: no L2.5 pool");
+	check_purged("mid blocks freed and decayed", &w, w.mid_res, &r, r.mid_res,
+		     r.mid_purged - w.mid_purged,
+		     w.mid_mapped > r.mid_mapped ? w.mid_mapped - r.mid_mapped : 0);
 	tap_diag("mid: resident %zu KiB, dirty %zu KiB", r.mid_res >> 10, r.mid_dirty >> 10);
 	check_total("mid blocks freed and decayed");
 }
