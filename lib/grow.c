@@ -647,7 +647,7 @@ void __hak_grow_stats(struct hak_grow_stats *st)
 	st->purged = arch_load_relaxed(&nr_purged);
 }
 
-size_t __hak_grow_resident(const struct hak_os_rss *r)
+size_t __hak_grow_resident(struct hak_os_rss *r)
 {
 	unsigned i, n = arch_load_acquire(&nr_areas);
 	size_t bytes = 0;

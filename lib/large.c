@@ -1338,7 +1338,7 @@ void __hak_large_stats(struct hak_large_stats *st)
 	hak_unlock(&wholes.lock);
 }
 
-void __hak_large_resident(const struct hak_os_rss *r, size_t *live, size_t *kept)
+void __hak_large_resident(struct hak_os_rss *r, size_t *live, size_t *kept)
 {
 	struct large_ent *e;
 	unsigned i, b;

@@ -75,7 +75,7 @@ void __hak_large_stats(struct hak_large_stats *st);
  * of the kept whole mappings. Each shard is walked under its lock.
  */
 struct hak_os_rss;
-void __hak_large_resident(const struct hak_os_rss *r, size_t *live, size_t *kept);
+void __hak_large_resident(struct hak_os_rss *r, size_t *live, size_t *kept);
 
 bool __hak_large_fork_prepare(void);
 void __hak_large_fork_parent(void);

@@ -65,7 +65,7 @@ size_t __hak_meta_bytes(void)
 	return n;
 }
 
-size_t __hak_meta_resident(const struct hak_os_rss *r)
+size_t __hak_meta_resident(struct hak_os_rss *r)
 {
 	size_t n = 0;
 	void *c;

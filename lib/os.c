@@ -596,12 +596,14 @@ struct os_pm_scan_arg {
 #define OS_PAGEMAP_SCAN		_IOWR('f', 16, struct os_pm_scan_arg)
 #define OS_PAGE_IS_PRESENT	(1u << 3)
 #define OS_PAGE_IS_PFNZERO	(1u << 5)
+#define OS_PAGE_IS_HUGE		(1u << 6)
 
 /*
- * Bytes of [a, a + len) present and not the zero page; false when the
- * kernel refuses the call (too old: ENOTTY or EINVAL).
+ * Bytes of [a, a + len) present and not the zero page, and of those in
+ * huge pages; false when the kernel refuses the call (too old: ENOTTY or
+ * EINVAL).
  */
-static bool rss_scan(int fd, char *a, size_t len, size_t *bytes)
+static bool rss_scan(int fd, char *a, size_t len, size_t *bytes, size_t *huge)
 {
 	struct os_page_region vec[RESIDENT_REGIONS];
 	struct os_pm_scan_arg arg;
@@ -617,12 +619,15 @@ static bool rss_scan(int fd, char *a, size_t len, size_t *bytes)
 		arg.vec_len = RESIDENT_REGIONS;
 		arg.category_mask = OS_PAGE_IS_PRESENT | OS_PAGE_IS_PFNZERO;
 		arg.category_inverted = OS_PAGE_IS_PFNZERO;
-		arg.return_mask = OS_PAGE_IS_PRESENT;
+		arg.return_mask = OS_PAGE_IS_PRESENT | OS_PAGE_IS_HUGE;
 		n = ioctl(fd, OS_PAGEMAP_SCAN, &arg);
 		if (n < 0)
 			return errno == ENOMEM;	/* a hole: the rest counts 0 */
-		for (i = 0; i < n; i++)
+		for (i = 0; i < n; i++) {
 			*bytes += vec[i].end - vec[i].start;
+			if (vec[i].categories & OS_PAGE_IS_HUGE)
+				*huge += vec[i].end - vec[i].start;
+		}
 		if (arg.walk_end <= at)
 			break;
 		at = arg.walk_end;
@@ -634,17 +639,18 @@ static int rss_scan_works;	/* atomic: 0 untried, 1 works, -1 not */
 
 void __hak_os_rss_open(struct hak_os_rss *r)
 {
-	size_t probe = 0;
+	size_t probe = 0, huge = 0;
 	int saved = errno;
 
 	r->fd = -1;
+	r->huge = 0;
 	if (arch_load_relaxed(&rss_scan_works) < 0 || hak_vg_running())
 		return;
 	r->fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
 	if (r->fd >= 0 && !arch_load_relaxed(&rss_scan_works))
 		arch_store_relaxed(&rss_scan_works,
 				   rss_scan(r->fd, (char *)&rss_scan_works - ((uintptr_t)&rss_scan_works &
-						(HAK_OS_PAGE - 1)), HAK_OS_PAGE, &probe) ? 1 : -1);
+						(HAK_OS_PAGE - 1)), HAK_OS_PAGE, &probe, &huge) ? 1 : -1);
 	if (r->fd >= 0 && arch_load_relaxed(&rss_scan_works) < 0) {
 		close(r->fd);
 		r->fd = -1;
@@ -659,15 +665,16 @@ void __hak_os_rss_close(struct hak_os_rss *r)
 	r->fd = -1;
 }
 
-size_t __hak_os_resident_bytes(const struct hak_os_rss *r, void *p, size_t len)
+size_t __hak_os_resident_bytes(struct hak_os_rss *r, void *p, size_t len)
 {
 	unsigned char vec[RESIDENT_VEC];
 	char *a = (char *)((uintptr_t)p & ~(HAK_OS_PAGE - 1));
-	size_t n, i, bytes = 0;
+	size_t n, i, bytes = 0, huge = 0;
 	int saved = errno;
 
 	len = HAK_ALIGN_UP(len + (size_t)((char *)p - a), HAK_OS_PAGE);
-	if (r->fd >= 0 && rss_scan(r->fd, a, len, &bytes)) {
+	if (r->fd >= 0 && rss_scan(r->fd, a, len, &bytes, &huge)) {
+		r->huge += huge;
 		errno = saved;
 		return bytes;
 	}

@@ -155,11 +155,12 @@ bool __hak_os_resident(void *p, size_t len, unsigned char *vec) __must_check;
  */
 struct hak_os_rss {
 	int fd;			/* /proc/self/pagemap, -1: mincore */
+	size_t huge;		/* bytes counted that were in huge pages (fd >= 0) */
 };
 void __hak_os_rss_open(struct hak_os_rss *r);
 void __hak_os_rss_close(struct hak_os_rss *r);
-/* Resident bytes of the pages that hold [p, p + len). */
-size_t __hak_os_resident_bytes(const struct hak_os_rss *r, void *p, size_t len);
+/* Resident bytes of the pages that hold [p, p + len); adds to r->huge. */
+size_t __hak_os_resident_bytes(struct hak_os_rss *r, void *p, size_t len);
 
 /*
  * Many scattered ranges to give back (a page scan): collected, then purged

@@ -143,6 +143,8 @@ struct layer_stats {
  */
 struct layer_resident {
 	size_t small, mid, large, cached, kept, grow, meta, total;
+	size_t small_huge, mid_huge, large_huge;	/* of those, in huge pages */
+	bool huge_known;			/* PAGEMAP_SCAN told the huge pages */
 };
 
 static void layer_resident_get(struct layer_resident *r)
@@ -150,11 +152,15 @@ static void layer_resident_get(struct layer_resident *r)
 	struct hak_os_rss rss;
 
 	__hak_os_rss_open(&rss);
+	r->huge_known = rss.fd >= 0;
 	r->small = __hak_ssmap_resident(&rss, HAK_SSMAP_SLAB);
+	r->small_huge = rss.huge;
 	r->mid = __hak_ssmap_resident(&rss, HAK_SSMAP_L25);
+	r->mid_huge = rss.huge - r->small_huge;
 	__hak_large_resident(&rss, &r->large, &r->kept);
 	r->cached = hak_bigcache_resident(&rss);
 	r->grow = __hak_grow_resident(&rss);
+	r->large_huge = rss.huge - r->small_huge - r->mid_huge;
 	r->meta = __hak_meta_resident(&rss);
 	__hak_os_rss_close(&rss);
 	r->total = r->small + r->mid + r->large + r->cached + r->kept + r->grow + r->meta;
@@ -188,7 +194,7 @@ static void __hak_stats_print_memory(int fd)
 	layer_stats_get(&m);
 	layer_resident_get(&r);
 	n = snprintf(buf, sizeof(buf),
-		"  resident        %12zu bytes (mincore over every layer; of which metadata %zu)\n"
+		"  resident        %12zu bytes (the kernel's count over every layer; metadata %zu)\n"
 		"  small slabs     %12zu bytes resident, %zu in slabs, %zu dirty, %zu purged, "
 		"%zu in live slabs\n"
 		"  mid (L2.5)      %12zu bytes resident, %zu in use, %zu dirty, %zu purged (%zu at the size bound, "
@@ -203,7 +209,8 @@ static void __hak_stats_print_memory(int fd)
 		"  purge           %12zu ms delay, %zu passes, %zu bytes decayed\n"
 		"  memory limit    %12zu bytes%s, %zu purges near it, %zu retries\n"
 		"  background      %12s (%zu starts, %zu wakeups, %zu passes, %zu bytes)\n"
-		"  hugepages       %12zu bytes (AnonHugePages; %zu advised, %zu at map, "
+		"  hugepages       %12zu bytes of hakmem's in huge pages (small %zu, mid %zu, "
+		"large %zu%s; the process's AnonHugePages %zu; %zu advised, %zu at map, "
 		"%zu earned, %zu withdrawn, %zu collapsed, %zu failed)\n",
 		r.total, r.meta,
 		r.small, m.ss.pages_used << HAK_PAGE_SHIFT, m.ss.pages_dirty << HAK_PAGE_SHIFT,
@@ -219,6 +226,8 @@ static void __hak_stats_print_memory(int fd)
 		m.ps.limit, m.ps.limit_hard ? " (hard)" : "", m.ps.limit_purges, m.ps.retries,
 		m.bg.running ? "running" : IS_ENABLED(CONFIG_HAK_BACKGROUND_PURGE) ? "off" : "not built",
 		m.bg.starts, m.bg.wakeups, m.bg.passes, m.bg.purged_bytes,
+		r.small_huge + r.mid_huge + r.large_huge, r.small_huge, r.mid_huge,
+		r.large_huge, r.huge_known ? "" : ": unknown, no PAGEMAP_SCAN",
 		m.hp.anon_huge_bytes, m.hp.advised, m.hp.at_map, m.hp.earned, m.hp.withdrawn, m.hp.collapses, m.hp.collapse_fails);
 	if (n > (int)sizeof(buf))
 		n = sizeof(buf);
@@ -253,16 +262,17 @@ int __hak_malloc_info(int options, FILE *fp)
 		"</heap>\n",
 		st.small_in_use, r.small, m.ss.pages_used << HAK_PAGE_SHIFT,
 		m.ss.pages_dirty << HAK_PAGE_SHIFT, m.ss.purged_bytes, page_purged,
-		m.hp.anon_huge_bytes);
+		r.huge_known ? r.small_huge : m.hp.anon_huge_bytes);
 	fprintf(fp, "<heap nr=\"1\" name=\"mid\">\n"
 		"<total type=\"in_use\" size=\"%zu\"/>\n"
 		"<total type=\"resident\" size=\"%zu\"/>\n"
 		"<total type=\"dirty\" size=\"%zu\"/>\n"
 		"<total type=\"purged\" size=\"%zu\"/>\n"
 		"<total type=\"mapped\" count=\"%zu\" size=\"%zu\"/>\n"
+		"<total type=\"hugepage\" size=\"%zu\"/>\n"
 		"</heap>\n",
 		m.l25.bytes_in_use, r.mid, m.l25.dirty_bytes, m.l25.purged_bytes,
-		m.l25.regions, m.l25.regions * HAK_SS_SIZE);
+		m.l25.regions, m.l25.regions * HAK_SS_SIZE, r.mid_huge);
 	fprintf(fp, "<heap nr=\"2\" name=\"large\">\n"
 		"<total type=\"in_use\" count=\"%zu\" size=\"%zu\"/>\n"
 		"<total type=\"resident\" size=\"%zu\"/>\n"
@@ -276,11 +286,12 @@ int __hak_malloc_info(int options, FILE *fp)
 		"<total type=\"grow_committed\" count=\"%zu\" size=\"%zu\"/>\n"
 		"<total type=\"grow_resident\" size=\"%zu\"/>\n"
 		"<total type=\"grow_purged\" size=\"%zu\"/>\n"
+		"<total type=\"hugepage\" size=\"%zu\"/>\n"
 		"</heap>\n",
 		st.large_blocks, st.large_bytes, r.large, __hak_zero_purged(),
 		m.bc.cached_blocks, m.bc.cached_bytes, r.cached, m.bc.resident_bytes,
 		m.bc.purges, m.bc.purged_bytes, m.lg.wholes_kept, m.lg.whole_bytes, r.kept,
-		m.gr.live, m.gr.committed, r.grow, m.gr.purged);
+		m.gr.live, m.gr.committed, r.grow, m.gr.purged, r.large_huge);
 	fprintf(fp, "<purge delay_ms=\"%zu\" passes=\"%zu\" decayed=\"%zu\" "
 		"limit=\"%zu\" hard=\"%zu\" limit_purges=\"%zu\" retries=\"%zu\" "
 		"background=\"%zu\" background_passes=\"%zu\" background_purged=\"%zu\"/>\n",
@@ -290,8 +301,10 @@ int __hak_malloc_info(int options, FILE *fp)
 		"<system type=\"resident\" size=\"%zu\"/>\n"
 		"<system type=\"meta\" size=\"%zu\"/>\n"
 		"<system type=\"meta_resident\" size=\"%zu\"/>\n"
+		"<system type=\"anon_huge\" size=\"%zu\"/>\n"
 		"<aspace type=\"total\" size=\"%zu\"/>\n"
-		"</malloc>\n", st.mapped_bytes, r.total, st.meta_bytes, r.meta, st.mapped_bytes);
+		"</malloc>\n", st.mapped_bytes, r.total, st.meta_bytes, r.meta,
+		m.hp.anon_huge_bytes, st.mapped_bytes);
 	return 0;
 }
 

@@ -276,7 +276,7 @@ void __hak_ssmap_set(uintptr_t region, unsigned kind)
  * read as zeros), so mincore says which of its 16 Ki pages to scan: a
  * page or two in a usual process.
  */
-size_t __hak_ssmap_resident(const struct hak_os_rss *r, unsigned kind)
+size_t __hak_ssmap_resident(struct hak_os_rss *r, unsigned kind)
 {
 	unsigned char vec[256];
 	size_t i, j, k, bytes = 0;

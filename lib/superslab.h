@@ -158,7 +158,7 @@ void __hak_ssmap_set(uintptr_t region, unsigned kind);
  * region registered or unregistered meanwhile may count or not.
  */
 struct hak_os_rss;
-size_t __hak_ssmap_resident(const struct hak_os_rss *r, unsigned kind);
+size_t __hak_ssmap_resident(struct hak_os_rss *r, unsigned kind);
 
 /*
  * Issue 13's double- and invalid-free checks on the fast paths (the

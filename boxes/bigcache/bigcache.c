@@ -1501,7 +1501,7 @@ void hak_bigcache_stats(struct hak_bigcache_stats *st)
  * and steers the purges; this is for the statistics. Blocks in flight are
  * not counted.
  */
-size_t hak_bigcache_resident(const struct hak_os_rss *r)
+size_t hak_bigcache_resident(struct hak_os_rss *r)
 {
 	const struct bc_list *l[2] = { &bc.hot, &bc.cold };
 	const struct bc_ent *e;

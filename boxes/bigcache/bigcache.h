@@ -75,7 +75,7 @@ size_t hak_bigcache_release(void);
 size_t hak_bigcache_decay(unsigned now);
 void hak_bigcache_stats(struct hak_bigcache_stats *st);
 struct hak_os_rss;
-size_t hak_bigcache_resident(const struct hak_os_rss *r);
+size_t hak_bigcache_resident(struct hak_os_rss *r);
 void hak_bigcache_init(void);
 bool hak_bigcache_fork_prepare(void);
 void hak_bigcache_fork_parent(void);
@@ -124,7 +124,7 @@ static inline void hak_bigcache_stats(struct hak_bigcache_stats *st)
 {
 	*st = (struct hak_bigcache_stats){ 0 };
 }
-static inline size_t hak_bigcache_resident(const struct hak_os_rss *r)
+static inline size_t hak_bigcache_resident(struct hak_os_rss *r)
 {
 	(void)r;
 	return 0;

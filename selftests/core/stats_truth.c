@@ -54,6 +54,7 @@ struct report {
 	size_t small_res, small_slabs, small_dirty, mid_res, mid_dirty, large_res, zero_purged;
 	size_t cached, cached_res, cached_unpurged, grow_res, kept_res;
 	size_t small_purged, mid_purged, mid_mapped;
+	size_t huge;		/* the layers' hugepage figures, summed */
 	size_t total, meta_res, bg_passes;
 };
 
@@ -96,6 +97,8 @@ static void report(struct report *r)
 	r->small_purged = field("small", "purged") + field("small", "purged_in_slabs");
 	r->mid_purged = field("mid", "purged");
 	r->mid_mapped = field("mid", "mapped");
+	r->huge = field("small", "hugepage") + field("mid", "hugepage") +
+		  field("large", "hugepage");
 	r->cached = field("large", "cached");
 	r->cached_res = field("large", "cached_resident");
 	r->cached_unpurged = field("large", "cached_unpurged");
@@ -108,8 +111,8 @@ static void report(struct report *r)
 	r->bg_passes = b ? strtoul(b + 19, NULL, 10) : 0;
 }
 
-/* Anonymous of /proc/self/smaps_rollup in bytes, read with no allocation. */
-static size_t anon_bytes(void)
+/* A field of /proc/self/smaps_rollup in bytes, read with no allocation. */
+static size_t rollup(const char *key)
 {
 	static char buf[8192];
 	ssize_t n;
@@ -123,8 +126,13 @@ static size_t anon_bytes(void)
 	if (n <= 0)
 		return 0;
 	buf[n] = 0;
-	p = strstr(buf, "\nAnonymous:");
-	return p ? strtoul(p + 11, NULL, 10) << 10 : 0;
+	p = strstr(buf, key);
+	return p ? strtoul(p + strlen(key), NULL, 10) << 10 : 0;
+}
+
+static size_t anon_bytes(void)
+{
+	return rollup("\nAnonymous:");
 }
 
 /* The kernel's count of resident bytes in [p, p + len): the test's own. */
@@ -419,6 +427,41 @@ static void test_read_only(void)
 	free((void *)p);
 }
 
+/*
+ * Huge pages: the program asks for them on its own large block
+ * (MADV_HUGEPAGE, allowed in the "madvise" THP mode), and the layers'
+ * hugepage figures, summed, are the process's AnonHugePages.
+ */
+static void test_huge(void)
+{
+	struct hak_os_rss rss;
+	struct report r;
+	size_t ahp;
+	char *p, *a;
+
+	__hak_os_rss_open(&rss);
+	if (rss.fd < 0) {
+		tap_skip("huge pages: no PAGEMAP_SCAN");
+		return;
+	}
+	__hak_os_rss_close(&rss);
+	malloc_trim(0);		/* a fresh mapping: no cached 4 KiB pages in it */
+	p = malloc(8 * MIB);
+	a = (char *)(((uintptr_t)p + SS - 1) & ~(SS - 1));
+	if (madvise(a, 4 * MIB, MADV_HUGEPAGE))
+		tap_diag("madvise(MADV_HUGEPAGE): %s", strerror(errno));
+	memset(a, 0x66, 4 * MIB);
+	report(&r);
+	ahp = rollup("\nAnonHugePages:");
+	if (!ahp)
+		tap_skip("huge pages: the kernel gave none (THP off or no 2 MiB page free)");
+	else
+		tap_ok(r.huge <= ahp && r.huge + 2 * MIB >= ahp,
+		       "huge pages: the layers report %zu KiB, AnonHugePages %zu KiB",
+		       r.huge >> 10, ahp >> 10);
+	free(ct_launder(p));
+}
+
 static void *thread_main(void *arg)
 {
 	static void *b[1u << 14];
@@ -502,6 +545,7 @@ int main(int argc, char **argv)
 	test_mid();
 	test_big();
 	test_read_only();
+	test_huge();
 	test_thread();
 	if (IS_ENABLED(CONFIG_HAK_BACKGROUND_PURGE)) {
 		pid_t pid;
