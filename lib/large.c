@@ -1349,7 +1349,8 @@ void __hak_large_resident(struct hak_os_rss *r, size_t *live, size_t *kept)
 		for (b = 0; shards[i].tab && b < (1u << shards[i].bits); b++)
 			for (e = shards[i].tab[b]; e; e = e->next)
 				if (!e->area)
-					*live += __hak_os_resident_bytes(r, (void *)e->key, e->len);
+					*live += __hak_os_resident_bytes(r, hak_vg_unkey(e->key),
+									 e->len);
 		hak_unlock(&shards[i].lock);
 	}
 	hak_lock(&wholes.lock);
