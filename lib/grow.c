@@ -647,6 +647,21 @@ void __hak_grow_stats(struct hak_grow_stats *st)
 	st->purged = arch_load_relaxed(&nr_purged);
 }
 
+size_t __hak_grow_resident(struct hak_os_rss *r)
+{
+	unsigned i, n = arch_load_acquire(&nr_areas);
+	size_t bytes = 0;
+
+	/* the whole area, not the counted parts: what the kernel holds */
+	for (i = 0; i < n; i++) {
+		hak_lock(&areas[i].lock);
+		if (areas[i].base)
+			bytes += __hak_os_resident_bytes(r, areas[i].base, GROW_AREA_LEN);
+		hak_unlock(&areas[i].lock);
+	}
+	return bytes;
+}
+
 /* Give back the first n areas' locks, in reverse. */
 static void grow_fork_give(unsigned n)
 {

@@ -64,6 +64,9 @@ struct hak_grow_stats {
 	size_t purged;		/* bytes purged from free slots */
 };
 void __hak_grow_stats(struct hak_grow_stats *st);
+/* Resident bytes of the areas, live and free slots (mincore, for the statistics). */
+struct hak_os_rss;
+size_t __hak_grow_resident(struct hak_os_rss *r);
 
 bool __hak_grow_fork_prepare(void);
 void __hak_grow_fork_parent(void);

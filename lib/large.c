@@ -1338,6 +1338,27 @@ void __hak_large_stats(struct hak_large_stats *st)
 	hak_unlock(&wholes.lock);
 }
 
+void __hak_large_resident(struct hak_os_rss *r, size_t *live, size_t *kept)
+{
+	struct large_ent *e;
+	unsigned i, b;
+
+	*live = *kept = 0;
+	for (i = 0; i < NSHARD; i++) {
+		hak_lock(&shards[i].lock);
+		for (b = 0; shards[i].tab && b < (1u << shards[i].bits); b++)
+			for (e = shards[i].tab[b]; e; e = e->next)
+				if (!e->area)
+					*live += __hak_os_resident_bytes(r, hak_vg_unkey(e->key),
+									 e->len);
+		hak_unlock(&shards[i].lock);
+	}
+	hak_lock(&wholes.lock);
+	for (i = 0; i < wholes.n; i++)
+		*kept += __hak_os_resident_bytes(r, wholes.m[i].p, wholes.m[i].len);
+	hak_unlock(&wholes.lock);
+}
+
 /* Give back the first n shards (in reverse), then the wholes' lock. */
 static void large_fork_give(unsigned n)
 {

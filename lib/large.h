@@ -69,6 +69,13 @@ struct hak_large_stats {
 	size_t whole_maps;	/* fresh mappings made for one */
 };
 void __hak_large_stats(struct hak_large_stats *st);
+/*
+ * Resident bytes (mincore, for the statistics): of the live blocks that
+ * have their own mapping (a grow area's are the area's: lib/grow.h), and
+ * of the kept whole mappings. Each shard is walked under its lock.
+ */
+struct hak_os_rss;
+void __hak_large_resident(struct hak_os_rss *r, size_t *live, size_t *kept);
 
 bool __hak_large_fork_prepare(void);
 void __hak_large_fork_parent(void);

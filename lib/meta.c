@@ -2,7 +2,9 @@
 /*
  * Metadata arena: a bump pointer in the current chunk under meta_lock
  * (a leaf lock). Allocation is rare (a heap per new thread, a registry
- * entry per new large block), so one lock is enough.
+ * entry per new large block), so one lock is enough. Each chunk's first
+ * META_ALIGN bytes link it to the one before, for the statistics' walk
+ * (__hak_meta_resident).
  */
 #include <errno.h>
 #include <stdint.h>
@@ -22,6 +24,7 @@ static struct hak_lock meta_lock = HAK_LOCK_INIT;
 static uintptr_t meta_cur;
 static size_t meta_left;
 static size_t meta_bytes;
+static void *meta_last;		/* the newest chunk; its first word: the one before */
 
 void *__hak_meta_alloc(size_t size)
 {
@@ -38,8 +41,10 @@ void *__hak_meta_alloc(size_t size)
 
 		if (!chunk)
 			goto out;
-		meta_cur = (uintptr_t)chunk;
-		meta_left = META_CHUNK;
+		*(void **)chunk = meta_last;
+		meta_last = chunk;
+		meta_cur = (uintptr_t)chunk + META_ALIGN;
+		meta_left = META_CHUNK - META_ALIGN;
 		meta_bytes += META_CHUNK;
 	}
 	p = (void *)meta_cur;
@@ -56,6 +61,18 @@ size_t __hak_meta_bytes(void)
 
 	hak_lock(&meta_lock);
 	n = meta_bytes;
+	hak_unlock(&meta_lock);
+	return n;
+}
+
+size_t __hak_meta_resident(struct hak_os_rss *r)
+{
+	size_t n = 0;
+	void *c;
+
+	hak_lock(&meta_lock);
+	for (c = meta_last; c; c = *(void **)c)
+		n += __hak_os_resident_bytes(r, c, META_CHUNK);
 	hak_unlock(&meta_lock);
 	return n;
 }

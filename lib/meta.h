@@ -13,6 +13,9 @@
 
 void *__hak_meta_alloc(size_t size) __must_check;
 size_t __hak_meta_bytes(void);
+/* Resident bytes of the arena's chunks (mincore, for the statistics). */
+struct hak_os_rss;
+size_t __hak_meta_resident(struct hak_os_rss *r);
 
 bool __hak_meta_fork_prepare(void);
 void __hak_meta_fork_parent(void);

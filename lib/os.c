@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -627,6 +628,117 @@ bool __hak_os_purge(void *p, size_t len)
 bool __hak_os_resident(void *p, size_t len, unsigned char *vec)
 {
 	return mincore(p, len, vec) == 0;
+}
+
+#define RESIDENT_VEC	1024	/* pages per mincore call of the statistics */
+#define RESIDENT_REGIONS 64	/* regions per PAGEMAP_SCAN call */
+
+/* linux/fs.h of Linux 6.7 on; the build's headers may be older */
+struct os_page_region {
+	uint64_t start, end, categories;
+};
+
+struct os_pm_scan_arg {
+	uint64_t size, flags, start, end, walk_end, vec, vec_len, max_pages;
+	uint64_t category_inverted, category_mask, category_anyof_mask, return_mask;
+};
+
+#define OS_PAGEMAP_SCAN		_IOWR('f', 16, struct os_pm_scan_arg)
+#define OS_PAGE_IS_PRESENT	(1u << 3)
+#define OS_PAGE_IS_PFNZERO	(1u << 5)
+#define OS_PAGE_IS_HUGE		(1u << 6)
+
+/*
+ * Bytes of [a, a + len) present and not the zero page, and of those in
+ * huge pages; false when the kernel refuses the call (too old: ENOTTY or
+ * EINVAL).
+ */
+static bool rss_scan(int fd, char *a, size_t len, size_t *bytes, size_t *huge)
+{
+	struct os_page_region vec[RESIDENT_REGIONS];
+	struct os_pm_scan_arg arg;
+	uint64_t at = (uintptr_t)a, end = at + len;
+	long n, i;
+
+	while (at < end) {
+		memset(&arg, 0, sizeof(arg));
+		arg.size = sizeof(arg);
+		arg.start = at;
+		arg.end = end;
+		arg.vec = (uintptr_t)vec;
+		arg.vec_len = RESIDENT_REGIONS;
+		arg.category_mask = OS_PAGE_IS_PRESENT | OS_PAGE_IS_PFNZERO;
+		arg.category_inverted = OS_PAGE_IS_PFNZERO;
+		arg.return_mask = OS_PAGE_IS_PRESENT | OS_PAGE_IS_HUGE;
+		n = ioctl(fd, OS_PAGEMAP_SCAN, &arg);
+		if (n < 0)
+			return errno == ENOMEM;	/* a hole: the rest counts 0 */
+		for (i = 0; i < n; i++) {
+			*bytes += vec[i].end - vec[i].start;
+			if (vec[i].categories & OS_PAGE_IS_HUGE)
+				*huge += vec[i].end - vec[i].start;
+		}
+		if (arg.walk_end <= at)
+			break;
+		at = arg.walk_end;
+	}
+	return true;
+}
+
+static int rss_scan_works;	/* atomic: 0 untried, 1 works, -1 not */
+
+void __hak_os_rss_open(struct hak_os_rss *r)
+{
+	size_t probe = 0, huge = 0;
+	int saved = errno;
+
+	r->fd = -1;
+	r->huge = 0;
+	if (arch_load_relaxed(&rss_scan_works) < 0 || hak_vg_running())
+		return;
+	r->fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	if (r->fd >= 0 && !arch_load_relaxed(&rss_scan_works))
+		arch_store_relaxed(&rss_scan_works,
+				   rss_scan(r->fd, (char *)&rss_scan_works - ((uintptr_t)&rss_scan_works &
+						(HAK_OS_PAGE - 1)), HAK_OS_PAGE, &probe, &huge) ? 1 : -1);
+	if (r->fd >= 0 && arch_load_relaxed(&rss_scan_works) < 0) {
+		close(r->fd);
+		r->fd = -1;
+	}
+	errno = saved;
+}
+
+void __hak_os_rss_close(struct hak_os_rss *r)
+{
+	if (r->fd >= 0)
+		close(r->fd);
+	r->fd = -1;
+}
+
+size_t __hak_os_resident_bytes(struct hak_os_rss *r, void *p, size_t len)
+{
+	unsigned char vec[RESIDENT_VEC];
+	char *a = (char *)((uintptr_t)p & ~(HAK_OS_PAGE - 1));
+	size_t n, i, bytes = 0, huge = 0;
+	int saved = errno;
+
+	len = HAK_ALIGN_UP(len + (size_t)((char *)p - a), HAK_OS_PAGE);
+	if (r->fd >= 0 && rss_scan(r->fd, a, len, &bytes, &huge)) {
+		r->huge += huge;
+		errno = saved;
+		return bytes;
+	}
+	bytes = 0;
+	while (len) {
+		n = len / HAK_OS_PAGE < RESIDENT_VEC ? len / HAK_OS_PAGE : RESIDENT_VEC;
+		if (!mincore(a, n * HAK_OS_PAGE, vec))
+			for (i = 0; i < n; i++)
+				bytes += (vec[i] & 1) * HAK_OS_PAGE;
+		a += n * HAK_OS_PAGE;
+		len -= n * HAK_OS_PAGE;
+	}
+	errno = saved;
+	return bytes;
 }
 
 /* 0: untried, 1: process_madvise takes MADV_DONTNEED, -1: it does not */

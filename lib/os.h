@@ -152,6 +152,25 @@ bool __hak_os_purge(void *p, size_t len);
  * when the kernel refuses. Faults nothing in.
  */
 bool __hak_os_resident(void *p, size_t len, unsigned char *vec) __must_check;
+/*
+ * What the kernel holds of hakmem's ranges, for the statistics: a report
+ * opens a reader, counts its ranges with it and closes it.
+ * __hak_os_rss_open: /proc/self/pagemap's PAGEMAP_SCAN (Linux 6.7 on)
+ * where it works (not under valgrind), which tells the pages mapped to the
+ * kernel's zero page (read, never written: not in Rss) from the others;
+ * else mincore, which counts them as resident. A range the kernel refuses
+ * (unmapped since the caller looked) counts 0. The reader's descriptor is
+ * the caller's own (a report on the stack): no other thread, no fork child
+ * and no program that closes descriptors can see it.
+ */
+struct hak_os_rss {
+	int fd;			/* /proc/self/pagemap, -1: mincore */
+	size_t huge;		/* bytes counted that were in huge pages (fd >= 0) */
+};
+void __hak_os_rss_open(struct hak_os_rss *r);
+void __hak_os_rss_close(struct hak_os_rss *r);
+/* Resident bytes of the pages that hold [p, p + len); adds to r->huge. */
+size_t __hak_os_resident_bytes(struct hak_os_rss *r, void *p, size_t len);
 
 /*
  * Many scattered ranges to give back (a page scan): collected, then purged

@@ -3,7 +3,10 @@
  * Statistics: one snapshot (hak_stats_get) gathered from the superslab
  * pool, the large registry, the heaps and the OS layer, and the views of it
  * that libc programs know: mallinfo2 and malloc_stats. Figures are exact at
- * the moment each subsystem is read, not across subsystems.
+ * the moment each subsystem is read, not across subsystems. The memory
+ * reports (malloc_info, the HAKMEM_STATS memory lines) add each layer's
+ * resident bytes as the kernel counts them (layer_resident_get); which
+ * figure is which: Documentation/design.md, "What the reports say".
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -22,6 +25,7 @@
 #include "purge.h"
 #include "stats.h"
 #include "superslab.h"
+#include "zero.h"
 #include "boxes/background_purge/bgpurge.h"
 #include "boxes/bigcache/bigcache.h"
 #include "boxes/hugepage/hugepage.h"
@@ -127,7 +131,40 @@ struct layer_stats {
 	struct hak_bgpurge_stats bg;
 	struct hak_huge_stats hp;
 	struct hak_grow_stats gr;
+	struct hak_large_stats lg;
 };
+
+/*
+ * What the kernel holds now, per layer (lib/os.h, struct hak_os_rss, over
+ * each layer's ranges): the counters say what each layer has not given
+ * back, which is more than it holds when pages were never touched or
+ * calloc gave them back (lib/zero.c). Only for the reports: a system call
+ * per range and per 64 runs of resident pages in it (mincore: per 4 MiB).
+ */
+struct layer_resident {
+	size_t small, mid, large, cached, kept, grow, meta, total;
+	size_t small_huge, mid_huge, large_huge;	/* of those, in huge pages */
+	bool huge_known;			/* PAGEMAP_SCAN told the huge pages */
+};
+
+static void layer_resident_get(struct layer_resident *r)
+{
+	struct hak_os_rss rss;
+
+	__hak_os_rss_open(&rss);
+	r->huge_known = rss.fd >= 0;
+	r->small = __hak_ssmap_resident(&rss, HAK_SSMAP_SLAB);
+	r->small_huge = rss.huge;
+	r->mid = __hak_ssmap_resident(&rss, HAK_SSMAP_L25);
+	r->mid_huge = rss.huge - r->small_huge;
+	__hak_large_resident(&rss, &r->large, &r->kept);
+	r->cached = hak_bigcache_resident(&rss);
+	r->grow = __hak_grow_resident(&rss);
+	r->large_huge = rss.huge - r->small_huge - r->mid_huge;
+	r->meta = __hak_meta_resident(&rss);
+	__hak_os_rss_close(&rss);
+	r->total = r->small + r->mid + r->large + r->cached + r->kept + r->grow + r->meta;
+}
 
 static void layer_stats_get(struct layer_stats *m)
 {
@@ -138,46 +175,59 @@ static void layer_stats_get(struct layer_stats *m)
 	hak_bgpurge_stats(&m->bg);
 	hak_huge_stats(&m->hp);
 	__hak_grow_stats(&m->gr);
+	__hak_large_stats(&m->lg);
 }
 
 /*
- * Where memory sits, per layer: resident (in use or cached and not
- * purged), dirty (free, possibly resident), purged (given back, ever) and
- * cached bytes; the purge delay, the limit and the background thread.
+ * Where memory sits, per layer: resident (what the kernel holds now:
+ * mincore), in slabs / in use / cached (what the layer holds, touched or
+ * not), dirty (freed, not purged since: resident or not), purged (given
+ * back, ever); the purge delay, the limit and the background thread.
  */
 static void __hak_stats_print_memory(int fd)
 {
 	struct layer_stats m;
-	char buf[2048];
+	struct layer_resident r;
+	char buf[2560];
 	int n;
 
 	layer_stats_get(&m);
+	layer_resident_get(&r);
 	n = snprintf(buf, sizeof(buf),
-		"  small slabs     %12zu bytes in slabs, %zu dirty, %zu purged, %zu in live slabs\n"
-		"  mid (L2.5)      %12zu bytes in use, %zu dirty, %zu purged (%zu at the size bound, "
+		"  resident        %12zu bytes (the kernel's count over every layer; metadata %zu)\n"
+		"  small slabs     %12zu bytes resident, %zu in slabs, %zu dirty, %zu purged, "
+		"%zu in live slabs\n"
+		"  mid (L2.5)      %12zu bytes resident, %zu in use, %zu dirty, %zu purged (%zu at the size bound, "
 		"%zu in thread caches; %zu kept for re-takes, %zu regions handed over), "
 		"%zu shards, %zu lock waits, %zu remote frees\n"
-		"  large cache     %12zu bytes cached, %zu resident, %zu purges, %zu hits, "
+		"  large blocks    %12zu bytes resident, %zu in kept whole mappings, %zu given "
+		"back by calloc\n"
+		"  large cache     %12zu bytes cached, %zu resident, %zu not purged, %zu purges (%zu bytes), %zu hits, "
 "%zu misses, %zu splits, %zu merges, %zu shorter, %zu evictions, %zu offsets\n"
-		"  grow areas      %12zu bytes committed (%zu areas, %zu blocks live, %zu takes, "
-		"%zu resizes, %zu refused, %zu bytes purged)\n"
+		"  grow areas      %12zu bytes committed, %zu resident (%zu areas, %zu blocks live, "
+		"%zu takes, %zu resizes, %zu refused, %zu bytes purged)\n"
 		"  purge           %12zu ms delay, %zu passes, %zu bytes decayed\n"
 		"  memory limit    %12zu bytes%s, %zu purges near it, %zu retries\n"
 		"  background      %12s (%zu starts, %zu wakeups, %zu passes, %zu bytes)\n"
-		"  hugepages       %12zu bytes (AnonHugePages; %zu advised, %zu at map, "
+		"  hugepages       %12zu bytes of hakmem's in huge pages (small %zu, mid %zu, "
+		"large %zu%s; the process's AnonHugePages %zu; %zu advised, %zu at map, "
 		"%zu earned, %zu withdrawn, %zu collapsed, %zu failed)\n",
-		m.ss.pages_used << HAK_PAGE_SHIFT, m.ss.pages_dirty << HAK_PAGE_SHIFT,
+		r.total, r.meta,
+		r.small, m.ss.pages_used << HAK_PAGE_SHIFT, m.ss.pages_dirty << HAK_PAGE_SHIFT,
 		m.ss.purged_bytes, __hak_heap_pages_purged(),
-		m.l25.bytes_in_use, m.l25.dirty_bytes, m.l25.purged_bytes, m.l25.cap_purged_bytes,
+		r.mid, m.l25.bytes_in_use, m.l25.dirty_bytes, m.l25.purged_bytes, m.l25.cap_purged_bytes,
 		m.l25.tc_purged_bytes, m.l25.reserve_bytes, m.l25.handed, m.l25.shards, m.l25.contended, m.l25.remote_frees,
-		m.bc.cached_bytes, m.bc.resident_bytes, m.bc.purges, m.bc.hits,
+		r.large, r.kept, __hak_zero_purged(),
+		m.bc.cached_bytes, r.cached, m.bc.resident_bytes, m.bc.purges, m.bc.purged_bytes, m.bc.hits,
 		m.bc.misses, m.bc.splits, m.bc.merges, m.bc.shorter, m.bc.evictions, m.bc.offsets,
-		m.gr.committed, m.gr.areas, m.gr.live, m.gr.takes, m.gr.grows, m.gr.refused,
+		m.gr.committed, r.grow, m.gr.areas, m.gr.live, m.gr.takes, m.gr.grows, m.gr.refused,
 		m.gr.purged,
 		m.ps.delay_ms, m.ps.passes, m.ps.decayed_bytes,
 		m.ps.limit, m.ps.limit_hard ? " (hard)" : "", m.ps.limit_purges, m.ps.retries,
 		m.bg.running ? "running" : IS_ENABLED(CONFIG_HAK_BACKGROUND_PURGE) ? "off" : "not built",
 		m.bg.starts, m.bg.wakeups, m.bg.passes, m.bg.purged_bytes,
+		r.small_huge + r.mid_huge + r.large_huge, r.small_huge, r.mid_huge,
+		r.large_huge, r.huge_known ? "" : ": unknown, no PAGEMAP_SCAN",
 		m.hp.anon_huge_bytes, m.hp.advised, m.hp.at_map, m.hp.earned, m.hp.withdrawn, m.hp.collapses, m.hp.collapse_fails);
 	if (n > (int)sizeof(buf))
 		n = sizeof(buf);
@@ -189,6 +239,7 @@ int __hak_malloc_info(int options, FILE *fp)
 {
 	struct hak_stats st;
 	struct layer_stats m;
+	struct layer_resident r;
 	size_t page_purged;
 
 	if (options != 0 || !fp) {
@@ -197,45 +248,63 @@ int __hak_malloc_info(int options, FILE *fp)
 	}
 	__hak_stats_get(&st);
 	layer_stats_get(&m);
+	layer_resident_get(&r);
 	page_purged = __hak_heap_pages_purged();
 	fprintf(fp, "<malloc version=\"hakmem-%s\">\n", HAKMEM_VERSION);
 	fprintf(fp, "<heap nr=\"0\" name=\"small\">\n"
 		"<total type=\"in_use\" size=\"%zu\"/>\n"
 		"<total type=\"resident\" size=\"%zu\"/>\n"
+		"<total type=\"in_slabs\" size=\"%zu\"/>\n"
 		"<total type=\"dirty\" size=\"%zu\"/>\n"
 		"<total type=\"purged\" size=\"%zu\"/>\n"
 		"<total type=\"purged_in_slabs\" size=\"%zu\"/>\n"
 		"<total type=\"hugepage\" size=\"%zu\"/>\n"
 		"</heap>\n",
-		st.small_in_use, m.ss.pages_used << HAK_PAGE_SHIFT,
+		st.small_in_use, r.small, m.ss.pages_used << HAK_PAGE_SHIFT,
 		m.ss.pages_dirty << HAK_PAGE_SHIFT, m.ss.purged_bytes, page_purged,
-		m.hp.anon_huge_bytes);
+		r.huge_known ? r.small_huge : m.hp.anon_huge_bytes);
 	fprintf(fp, "<heap nr=\"1\" name=\"mid\">\n"
 		"<total type=\"in_use\" size=\"%zu\"/>\n"
+		"<total type=\"resident\" size=\"%zu\"/>\n"
 		"<total type=\"dirty\" size=\"%zu\"/>\n"
 		"<total type=\"purged\" size=\"%zu\"/>\n"
 		"<total type=\"mapped\" count=\"%zu\" size=\"%zu\"/>\n"
+		"<total type=\"hugepage\" size=\"%zu\"/>\n"
 		"</heap>\n",
-		m.l25.bytes_in_use, m.l25.dirty_bytes, m.l25.purged_bytes,
-		m.l25.regions, m.l25.regions * HAK_SS_SIZE);
+		m.l25.bytes_in_use, r.mid, m.l25.dirty_bytes, m.l25.purged_bytes,
+		m.l25.regions, m.l25.regions * HAK_SS_SIZE, r.mid_huge);
 	fprintf(fp, "<heap nr=\"2\" name=\"large\">\n"
 		"<total type=\"in_use\" count=\"%zu\" size=\"%zu\"/>\n"
+		"<total type=\"resident\" size=\"%zu\"/>\n"
+		"<total type=\"zero_purged\" size=\"%zu\"/>\n"
 		"<total type=\"cached\" count=\"%zu\" size=\"%zu\"/>\n"
 		"<total type=\"cached_resident\" size=\"%zu\"/>\n"
-		"<total type=\"purges\" count=\"%zu\"/>\n"
+		"<total type=\"cached_unpurged\" size=\"%zu\"/>\n"
+		"<total type=\"purges\" count=\"%zu\" size=\"%zu\"/>\n"
+		"<total type=\"kept\" count=\"%zu\" size=\"%zu\"/>\n"
+		"<total type=\"kept_resident\" size=\"%zu\"/>\n"
 		"<total type=\"grow_committed\" count=\"%zu\" size=\"%zu\"/>\n"
+		"<total type=\"grow_resident\" size=\"%zu\"/>\n"
 		"<total type=\"grow_purged\" size=\"%zu\"/>\n"
+		"<total type=\"hugepage\" size=\"%zu\"/>\n"
 		"</heap>\n",
-		st.large_blocks, st.large_bytes, m.bc.cached_blocks, m.bc.cached_bytes,
-		m.bc.resident_bytes, m.bc.purges, m.gr.live, m.gr.committed, m.gr.purged);
+		st.large_blocks, st.large_bytes, r.large, __hak_zero_purged(),
+		m.bc.cached_blocks, m.bc.cached_bytes, r.cached, m.bc.resident_bytes,
+		m.bc.purges, m.bc.purged_bytes, m.lg.wholes_kept, m.lg.whole_bytes, r.kept,
+		m.gr.live, m.gr.committed, r.grow, m.gr.purged, r.large_huge);
 	fprintf(fp, "<purge delay_ms=\"%zu\" passes=\"%zu\" decayed=\"%zu\" "
 		"limit=\"%zu\" hard=\"%zu\" limit_purges=\"%zu\" retries=\"%zu\" "
 		"background=\"%zu\" background_passes=\"%zu\" background_purged=\"%zu\"/>\n",
 		m.ps.delay_ms, m.ps.passes, m.ps.decayed_bytes, m.ps.limit, m.ps.limit_hard,
 		m.ps.limit_purges, m.ps.retries, m.bg.running, m.bg.passes, m.bg.purged_bytes);
 	fprintf(fp, "<system type=\"current\" size=\"%zu\"/>\n"
+		"<system type=\"resident\" size=\"%zu\"/>\n"
+		"<system type=\"meta\" size=\"%zu\"/>\n"
+		"<system type=\"meta_resident\" size=\"%zu\"/>\n"
+		"<system type=\"anon_huge\" size=\"%zu\"/>\n"
 		"<aspace type=\"total\" size=\"%zu\"/>\n"
-		"</malloc>\n", st.mapped_bytes, st.mapped_bytes);
+		"</malloc>\n", st.mapped_bytes, r.total, st.meta_bytes, r.meta,
+		m.hp.anon_huge_bytes, st.mapped_bytes);
 	return 0;
 }
 

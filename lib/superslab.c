@@ -37,6 +37,7 @@
  * operation or a purge).
  */
 #include <errno.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <asm/atomic.h>
@@ -399,6 +400,37 @@ void __hak_ssmap_set(uintptr_t region, unsigned kind)
 {
 	arch_store_release(&__hak_ssmap[region >> HAK_SS_SHIFT], (uint8_t)kind);
 }
+
+/*
+ * Only the registry's resident pages can hold a nonzero byte (the others
+ * read as zeros), so mincore says which of its 16 Ki pages to scan: a
+ * page or two in a usual process.
+ */
+size_t __hak_ssmap_resident(struct hak_os_rss *r, unsigned kind)
+{
+	unsigned char vec[256];
+	size_t i, j, k, bytes = 0;
+	const size_t pages = HAK_SSMAP_SIZE / HAK_OS_PAGE;
+
+	for (i = 0; i < pages; i += ARRAY_SIZE(vec)) {
+		if (!__hak_os_resident(__hak_ssmap + i * HAK_OS_PAGE,
+				       ARRAY_SIZE(vec) * HAK_OS_PAGE, vec))
+			memset(vec, 1, sizeof(vec));	/* look at every byte */
+		for (j = 0; j < ARRAY_SIZE(vec); j++) {
+			const uint8_t *m = __hak_ssmap + (i + j) * HAK_OS_PAGE;
+
+			if (!(vec[j] & 1))
+				continue;
+			for (k = 0; k < HAK_OS_PAGE; k++)
+				if (arch_load_relaxed(&m[k]) == kind)
+					bytes += __hak_os_resident_bytes(r,
+						(void *)(((i + j) * HAK_OS_PAGE + k) << HAK_SS_SHIFT),
+						HAK_SS_SIZE);
+		}
+	}
+	return bytes;
+}
+
 static struct hak_superslab *avail;	/* superslabs with a free page */
 /*
  * Per heap tag, ss_lock: NULL or a superslab of that tag, the last one

@@ -152,6 +152,13 @@ bool __hak_ssmap_open(uintptr_t region) __must_check;
  * (__hak_ssmap_open) before its first registration.
  */
 void __hak_ssmap_set(uintptr_t region, unsigned kind);
+/*
+ * Resident bytes of every 2 MiB region registered as kind (mincore, for
+ * the statistics: lib/stats.c). Reads the registry without a lock: a
+ * region registered or unregistered meanwhile may count or not.
+ */
+struct hak_os_rss;
+size_t __hak_ssmap_resident(struct hak_os_rss *r, unsigned kind);
 
 /*
  * Issue 13's double- and invalid-free checks on the fast paths (the

@@ -32,16 +32,19 @@
  * to fault, and most of them get written.
  *
  * Guard pages (hardened box) are never inside a block; a whole block's
- * mapping is never calloc'ed. Page accounting is unchanged: the block
- * stays mapped (the large registry's bytes), and BigCache counts a block
- * it caches as resident whatever pages of it were touched, as it does a
- * fresh block's.
+ * mapping is never calloc'ed. Page accounting: the block stays mapped
+ * (the large registry's bytes); the bytes given back are counted
+ * (__hak_zero_purged, malloc_info's zero_purged). BigCache's own counter
+ * still takes a block it caches later as resident whatever pages of it
+ * are (it steers its purges by it); its reported resident bytes come from
+ * mincore (hak_bigcache_resident).
  */
 #include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 #include <hak/compiler.h>
+#include <asm/atomic.h>
 #include "os.h"
 #include "zero.h"
 
@@ -50,6 +53,8 @@
 #define ZERO_SAMPLE	16	/* a chunk's pages per sampled page */
 
 typedef uint64_t __attribute__((may_alias)) zero_word;
+
+static size_t zero_purged;	/* atomic: bytes given back, ever */
 
 static inline bool first_word_zero(const char *p)
 {
@@ -147,7 +152,14 @@ static void zero_chunk(char *p, size_t n)
 			memset(q, 0, (j - i) * HAK_OS_PAGE);
 		else if (absent && !__hak_os_purge(q, (j - i) * HAK_OS_PAGE))
 			clear_pages(q, j - i);
+		else if (absent)
+			arch_fetch_add(&zero_purged, (j - i) * HAK_OS_PAGE);
 	}
+}
+
+size_t __hak_zero_purged(void)
+{
+	return arch_load_relaxed(&zero_purged);
 }
 
 void __hak_zero_big(void *p, size_t len)

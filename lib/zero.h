@@ -14,5 +14,11 @@
  * is kept.
  */
 void __hak_zero_big(void *p, size_t len);
+/*
+ * Bytes __hak_zero_big gave back with madvise, ever (statistics): pages
+ * of blocks in use that were absent (or read as zero) when calloc took
+ * them.
+ */
+size_t __hak_zero_purged(void);
 
 #endif /* HAK_ZERO_H */

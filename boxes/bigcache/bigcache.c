@@ -667,6 +667,7 @@ static void finish(struct bc_batch *b)
 			continue;
 		}
 		bc.st.purges++;
+		bc.st.purged_bytes += e->len;
 		list_add_newest(&bc.cold, e);
 		tab_insert(e);
 		bc.count++;
@@ -1491,6 +1492,28 @@ void hak_bigcache_stats(struct hak_bigcache_stats *st)
 	if (!st->peak_buckets)
 		st->peak_buckets = st->buckets;
 	hak_unlock(&bc.lock);
+}
+
+/*
+ * What the kernel holds of the linked blocks (mincore): resident_bytes is
+ * the hot list's bytes, which counts a block's pages resident whether or
+ * not its last user touched them or calloc gave them back (lib/zero.c),
+ * and steers the purges; this is for the statistics. Blocks in flight are
+ * not counted.
+ */
+size_t hak_bigcache_resident(struct hak_os_rss *r)
+{
+	const struct bc_list *l[2] = { &bc.hot, &bc.cold };
+	const struct bc_ent *e;
+	size_t bytes = 0;
+	unsigned i;
+
+	hak_lock(&bc.lock);
+	for (i = 0; i < ARRAY_SIZE(l); i++)
+		for (e = l[i]->newest; e; e = e->older)
+			bytes += __hak_os_resident_bytes(r, e->addr, e->len);
+	hak_unlock(&bc.lock);
+	return bytes;
 }
 
 /* Apply HAKMEM_BIGCACHE_MAX; may be called again (tests) to change it. */

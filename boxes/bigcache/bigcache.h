@@ -27,6 +27,8 @@
  *       same for the part that lifts live + resident cached bytes over
  *       their highest at any miss so far;
  *   hak_bigcache_release()     give every cached mapping back (trim);
+ *   hak_bigcache_resident(r)   bytes of cached blocks the kernel holds
+ *       (lib/os.h, struct hak_os_rss; statistics only);
  *   hak_bigcache_decay(now)    purge the blocks unused for longer than the
  *       purge delay (HAKMEM_PURGE_DELAY_MS) at time now; bytes purged;
  *   hak_bigcache_init()        apply HAKMEM_BIGCACHE_MAX (__hak_opt);
@@ -46,6 +48,7 @@ struct hak_bigcache_stats {
 	size_t buckets;
 	size_t refused;		/* puts refused (too big, bound 0, no metadata) */
 	size_t purges;		/* blocks released with madvise, ever */
+	size_t purged_bytes;	/* and their bytes */
 	size_t resident_bytes;	/* cached bytes not purged */
 	size_t peak_bytes;	/* most cached_bytes since the bound was set */
 	size_t max_bytes;	/* the bound (HAKMEM_BIGCACHE_MAX) */
@@ -71,6 +74,8 @@ void hak_bigcache_offset_miss(size_t fresh, size_t live);
 size_t hak_bigcache_release(void);
 size_t hak_bigcache_decay(unsigned now);
 void hak_bigcache_stats(struct hak_bigcache_stats *st);
+struct hak_os_rss;
+size_t hak_bigcache_resident(struct hak_os_rss *r);
 void hak_bigcache_init(void);
 bool hak_bigcache_fork_prepare(void);
 void hak_bigcache_fork_parent(void);
@@ -118,6 +123,11 @@ static inline size_t hak_bigcache_decay(unsigned now)
 static inline void hak_bigcache_stats(struct hak_bigcache_stats *st)
 {
 	*st = (struct hak_bigcache_stats){ 0 };
+}
+static inline size_t hak_bigcache_resident(struct hak_os_rss *r)
+{
+	(void)r;
+	return 0;
 }
 static inline void hak_bigcache_init(void) { }
 static inline bool hak_bigcache_fork_prepare(void) { return true; }

@@ -42,7 +42,8 @@
  *   hak_vg_key(p)               the large registry's key for block p:
  *                               scrambled with the box, so memcheck's leak
  *                               scan does not take the registry for a
- *                               reference to the block;
+ *                               reference to the block; hak_vg_unkey(key)
+ *                               the block again (the statistics' walk);
  *   hak_vg_running()            true under valgrind (realloc then copies
  *                               instead of mremap, which memcheck cannot
  *                               follow for a described block).
@@ -142,6 +143,11 @@ static __always_inline uintptr_t hak_vg_key(const void *p)
 	return (uintptr_t)p ^ HAK_VG_KEY_MASK;
 }
 
+static __always_inline void *hak_vg_unkey(uintptr_t key)
+{
+	return (void *)(key ^ HAK_VG_KEY_MASK);
+}
+
 void *hak_vg_big(void *p, bool zero);
 void hak_vg_slot_alias(void *slot, unsigned c, void *q);
 
@@ -207,6 +213,11 @@ static __always_inline bool hak_vg_running(void)
 static __always_inline uintptr_t hak_vg_key(const void *p)
 {
 	return (uintptr_t)p;
+}
+
+static __always_inline void *hak_vg_unkey(uintptr_t key)
+{
+	return (void *)key;
 }
 
 static __always_inline void *hak_vg_big(void *p, bool zero)
