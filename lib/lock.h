@@ -220,12 +220,14 @@ static inline bool __must_check hak_lock_fork_take(struct hak_lock *l)
  */
 bool __hak_fork_backoff(void) __must_check;
 /*
- * True when the scan of other heaps that fork's prepare waits for is run by
- * the frame of another handler fork that holds a lock: not waited for.
+ * True when the scan of other heaps that fork's prepare waits for is not
+ * waited for (any more): the fork is a handler fork whose frame holds a
+ * lock, and the scan is run by another such frame, or the fork has waited
+ * for it past a bound since *start (0 before the first call; init.c).
  */
-bool __hak_fork_scan_skip(void) __must_check;
-/* The same for the profile lock, held by such a frame (boxes/heapprof). */
-bool __hak_fork_prof_skip(void) __must_check;
+bool __hak_fork_scan_skip(uint64_t *start) __must_check;
+/* The same for the profile lock (boxes/heapprof). */
+bool __hak_fork_prof_skip(uint64_t *start) __must_check;
 
 static inline void hak_lock_fork_give(struct hak_lock *l)
 {
