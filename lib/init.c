@@ -109,7 +109,7 @@ static void thread_exit(void *arg)
  *    parent handler, re-initialised free in the child. So is a lock whose
  *    holder waits in __hak_lock_wait (which lists the lock it waits for,
  *    by thread id) for a lock such a frame, or ours, holds, followed down
- *    a chain of up to 8 waiters: locks nest (a box's before the core's),
+ *    a chain of waiters (FORK_CHAIN_MAX): locks nest (a box's before the core's),
  *    and a thread holding an L2.5 shard while it waits for the pool lock
  *    an urgent frame holds kept that fork waiting for the shard (gdb, 1
  *    run in 40-80 of fork_storm -s at 16 threads). A scan another urgent
@@ -125,13 +125,19 @@ static void thread_exit(void *arg)
  *  - the announcement is withdrawn at the top of the parent handler (before
  *    any lock is given back: an urgent fork that sees another announced
  *    knows that one is still in its prepare), and cleared in the child.
+ *  - every wait of an urgent fork is bounded: a holder kept behind a
+ *    frozen frame that the fork cannot see (a waiter with no free slot in
+ *    the table, a spin on the profile lock, a scan of other heaps waiting
+ *    for the heap lock) would otherwise hang it. While a waiter or an
+ *    urgent fork went unlisted, a holder not found is unsure, and its lock
+ *    is left after FORK_UNSURE_NS; any busy lock, scan or profile lock
+ *    after FORK_WAIT_MAX_NS (selftests/core/fork_waiters_full,
+ *    fork_scan_wait; fs19).
  *  A plain fork waits only while urgent forks are pending, each of which
  *    completes, so it gets through unless such forks arrive back to back
  *    for good. The common fork pays one atomic count and a read of the
  *    thread's count; a contended lock, a slot claimed and given back.
- *  Still impossible: a holder frozen otherwise (not listed: 8 probes of
- *    the table full, a chain past 8, a spin on the profile lock or a wait
- *    for a scan), and the stream-list lock held by a thread inside stdio that
+ *  Still impossible: the stream-list lock held by a thread inside stdio that
  *    waits for an urgent frame's lock (glibc's own fork takes that lock).
  *
  * Multi-threaded process, the forking thread takes, in this order:
@@ -688,11 +694,19 @@ static enum holder holder_state(const struct hak_lock *l)
 #define FORK_UNSURE_NS		(20 * 1000 * 1000ull)
 #define FORK_WAIT_MAX_NS	(1000 * 1000 * 1000ull)
 
-/* Has this urgent fork waited long enough (since *start; 0: not yet started)? */
+/*
+ * Has this urgent fork waited long enough (since *start; 0: not yet
+ * started)? Never without the stream-list lock (a C library other than
+ * glibc): there nothing serialises the forks' windows, on which the
+ * argument for leaving a lock rests (lock.h, HAK_FORK_BITS).
+ */
 static bool fork_waited_out(enum holder h, uint64_t *start)
 {
-	uint64_t now = mono_ns();
+	uint64_t now;
 
+	if (!_IO_list_lock)
+		return false;
+	now = mono_ns();
 	if (!*start) {
 		*start = now;
 		return false;

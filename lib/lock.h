@@ -46,6 +46,17 @@ struct hak_lock {
  * handler pops its own and leaves the outer's, which it once overwrote
  * (the outer then unlocked a lock its frame held; selftests/core/
  * fork_nested). Four levels; a fifth loses the outermost.
+ *
+ * The stack only ever holds one thread's forks, though it lives in the
+ * lock: every prepare takes the C library's stream-list lock before it
+ * pushes anything and keeps it until its parent handler has popped (glibc's
+ * fork holds it across the system call too), so two threads' windows never
+ * overlap, and the lock is recursive, so only the same thread's handler
+ * fork nests inside one; the child, where glibc resets it, has one thread.
+ * An urgent fork's OWN and another thread's SKIP are never on one stack at
+ * once. Without that lock (not glibc) no fork pushes OWN or SKIP
+ * (__hak_lock_mine cannot tell, init.c leaves no lock): only TAKEN, which
+ * only the lock's holder pushes.
  */
 #define HAK_FORK_BITS	2
 #define HAK_FORK_MASK	((1u << HAK_FORK_BITS) - 1)
