@@ -370,6 +370,8 @@ static struct lock_waiter {
  * (selftests/core/fork_waiters_full: 512 waiters, the fork waited for good).
  */
 static int nr_unlisted;
+/* this thread's part of it: its frame's, in the child of a handler fork */
+static __thread int unlisted_here;
 
 static struct lock_waiter *waiter_add(const struct hak_lock *l)
 {
@@ -440,17 +442,21 @@ void __hak_lock_wait(struct hak_lock *l, const struct hak_lock *edge)
 		struct lock_waiter *w = waiter_add(l);
 		bool got = false;
 
-		if (!w)
+		if (!w) {
+			unlisted_here++;
 			arch_fetch_add(&nr_unlisted, 1);
+		}
 		/* free again before the spin ran out: try it (another may win it) */
 		while (!got && __hak_rt_spin(&l->mu.__data.__lock, &end))
 			got = !pthread_mutex_trylock(&l->mu);
 		if (!got)
 			pthread_mutex_lock(&l->mu);
-		if (w)
+		if (w) {
 			waiter_del(w);
-		else
+		} else {
 			arch_fetch_add(&nr_unlisted, -1);
+			unlisted_here--;
+		}
 		return;
 	}
 #endif
@@ -837,7 +843,8 @@ static void fork_child(void)
 	memset(lock_waiters, 0, sizeof(lock_waiters));
 	arch_store_relaxed(&nr_urgent, 0);
 	arch_store_relaxed(&nr_unslotted, 0);
-	arch_store_relaxed(&nr_unlisted, 0);
+	/* an interrupted frame of this thread's, unlisted, still counts itself out */
+	arch_store_relaxed(&nr_unlisted, unlisted_here);
 	if (!fork_locked)
 		return;
 	__hak_fork_holder--;	/* an outer fork of this thread goes on in the child */
