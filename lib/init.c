@@ -646,10 +646,11 @@ enum holder {
 
 /*
  * Locks nest in the order fork takes them (each holder down a chain waits
- * for a lock later in that order than the one it holds), which has fewer
- * ranks than this (profile, unwind, heap, L2.5 shards, L2.5 pool,
- * BigCache, large wholes, large shards, grow list, grow area, meta,
- * superslab: 12); a walk longer than that read the chain while it changed.
+ * for a lock later in that order than the one it holds), so a chain has at
+ * most as many links as the order has ranks, fewer than this (profile,
+ * unwind, heap, L2.5 shards, L2.5 pool, BigCache, large wholes, large
+ * shards, grow list, grow area, meta, superslab: 12); a walk longer than
+ * that read the chain while it changed.
  */
 #define FORK_CHAIN_MAX		16
 
