@@ -128,11 +128,13 @@ static void thread_exit(void *arg)
  *  - every wait of an urgent fork is bounded: a holder kept behind a
  *    frozen frame that the fork cannot see (a waiter with no free slot in
  *    the table, a spin on the profile lock, a scan of other heaps waiting
- *    for the heap lock) would otherwise hang it. While a waiter or an
+ *    for the heap lock), or such a frame itself once its fork withdrew
+ *    (its handler has not returned: it waits for this fork, say) would
+ *    otherwise hang it. While a waiter or an
  *    urgent fork went unlisted, a holder not found is unsure, and its lock
  *    is left after FORK_UNSURE_NS; any busy lock, scan or profile lock
  *    after FORK_WAIT_MAX_NS (selftests/core/fork_waiters_full,
- *    fork_scan_wait; fs19).
+ *    fork_scan_wait, fork_two_urgent; fs19).
  *  A plain fork waits only while urgent forks are pending, each of which
  *    completes, so it gets through unless such forks arrive back to back
  *    for good. The common fork pays one atomic count and a read of the
@@ -516,7 +518,8 @@ static int nr_unslotted;
 static __thread struct fork_urgent *urgent_here;	/* this thread's slot... */
 static __thread bool fork_urgent_here;			/* ...or announcement */
 static unsigned long nr_forks, nr_fork_urgent, nr_fork_backoffs, nr_fork_skips;	/* atomic */
-static unsigned long nr_fork_waited_out;	/* atomic: of the skips, left after a bounded wait */
+/* atomic: waits given up after a bound (a lock's count in the skips too, a scan, the profile lock) */
+static unsigned long nr_fork_waited_out;
 
 /*
  * This thread's forks between their prepare and parent handlers: more than
