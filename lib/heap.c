@@ -3005,10 +3005,12 @@ void __hak_heap_stats(struct hak_heap_stats *sum, size_t *nr)
 bool __hak_heap_fork_prepare(void) __acquires(&heap_lock)
 {
 	bool took = false;
+	uint64_t start = 0;
 
 	arch_fetch_add(&scan_stop, 1);
 	scan_stop_mine++;
-	while (arch_load_acquire(&heap_scanning) && !scanning_here && !__hak_fork_scan_skip()) {
+	while (arch_load_acquire(&heap_scanning) && !scanning_here &&
+	       !__hak_fork_scan_skip(&start)) {
 		if (__hak_fork_backoff()) {
 			__acquire(&heap_lock);	/* the context says taken (lock.h) */
 			goto out;

@@ -109,7 +109,7 @@ static void thread_exit(void *arg)
  *    parent handler, re-initialised free in the child. So is a lock whose
  *    holder waits in __hak_lock_wait (which lists the lock it waits for,
  *    by thread id) for a lock such a frame, or ours, holds, followed down
- *    a chain of up to 8 waiters: locks nest (a box's before the core's),
+ *    a chain of waiters (FORK_CHAIN_MAX): locks nest (a box's before the core's),
  *    and a thread holding an L2.5 shard while it waits for the pool lock
  *    an urgent frame holds kept that fork waiting for the shard (gdb, 1
  *    run in 40-80 of fork_storm -s at 16 threads). A scan another urgent
@@ -125,13 +125,21 @@ static void thread_exit(void *arg)
  *  - the announcement is withdrawn at the top of the parent handler (before
  *    any lock is given back: an urgent fork that sees another announced
  *    knows that one is still in its prepare), and cleared in the child.
+ *  - every wait of an urgent fork is bounded: a holder kept behind a
+ *    frozen frame that the fork cannot see (a waiter with no free slot in
+ *    the table, a spin on the profile lock, a scan of other heaps waiting
+ *    for the heap lock), or such a frame itself once its fork withdrew
+ *    (its handler has not returned: it waits for this fork, say) would
+ *    otherwise hang it. While a waiter or an
+ *    urgent fork went unlisted, a holder not found is unsure, and its lock
+ *    is left after FORK_UNSURE_NS; any busy lock, scan or profile lock
+ *    after FORK_WAIT_MAX_NS (selftests/core/fork_waiters_full,
+ *    fork_scan_wait, fork_two_urgent; fs19).
  *  A plain fork waits only while urgent forks are pending, each of which
  *    completes, so it gets through unless such forks arrive back to back
  *    for good. The common fork pays one atomic count and a read of the
  *    thread's count; a contended lock, a slot claimed and given back.
- *  Still impossible: a holder frozen otherwise (not listed: 8 probes of
- *    the table full, a chain past 8, a spin on the profile lock or a wait
- *    for a scan), and the stream-list lock held by a thread inside stdio that
+ *  Still impossible: the stream-list lock held by a thread inside stdio that
  *    waits for an urgent frame's lock (glibc's own fork takes that lock).
  *
  * Multi-threaded process, the forking thread takes, in this order:
@@ -358,6 +366,14 @@ static struct lock_waiter {
 	pid_t tid;				/* atomic: 0 free, -1 being filled */
 	const struct hak_lock *lock;
 } lock_waiters[LOCK_WAITERS];
+/*
+ * Waiters that found no slot (atomic): while there are any, a holder not
+ * found in the table may be one of them, waiting for a frozen frame's lock
+ * (selftests/core/fork_waiters_full: 512 waiters, the fork waited for good).
+ */
+static int nr_unlisted;
+/* this thread's part of it: its frame's, in the child of a handler fork */
+static __thread int unlisted_here;
 
 static struct lock_waiter *waiter_add(const struct hak_lock *l)
 {
@@ -428,12 +444,21 @@ void __hak_lock_wait(struct hak_lock *l, const struct hak_lock *edge)
 		struct lock_waiter *w = waiter_add(l);
 		bool got = false;
 
+		if (!w) {
+			unlisted_here++;
+			arch_fetch_add(&nr_unlisted, 1);
+		}
 		/* free again before the spin ran out: try it (another may win it) */
 		while (!got && __hak_rt_spin(&l->mu.__data.__lock, &end))
 			got = !pthread_mutex_trylock(&l->mu);
 		if (!got)
 			pthread_mutex_lock(&l->mu);
-		waiter_del(w);
+		if (w) {
+			waiter_del(w);
+		} else {
+			arch_fetch_add(&nr_unlisted, -1);
+			unlisted_here--;
+		}
 		return;
 	}
 #endif
@@ -485,9 +510,16 @@ static struct fork_urgent {
 	bool prof;			/* holds the profile lock */
 } urgent_slots[FORK_URGENT_SLOTS];
 static int nr_urgent;			/* atomic */
+/*
+ * Of those, announced without a slot (atomic): while there are any, a
+ * holder not found in the slots may be such a frame.
+ */
+static int nr_unslotted;
 static __thread struct fork_urgent *urgent_here;	/* this thread's slot... */
 static __thread bool fork_urgent_here;			/* ...or announcement */
 static unsigned long nr_forks, nr_fork_urgent, nr_fork_backoffs, nr_fork_skips;	/* atomic */
+/* atomic: waits given up after a bound (a lock's count in the skips too, a scan, the profile lock) */
+static unsigned long nr_fork_waited_out;
 
 /*
  * This thread's forks between their prepare and parent handlers: more than
@@ -546,6 +578,8 @@ static void fork_announce(void)
 		urgent_here = u;
 		break;
 	}
+	if (!urgent_here)
+		arch_fetch_add(&nr_unslotted, 1);
 }
 
 static void fork_withdraw(void)
@@ -561,6 +595,8 @@ static void fork_withdraw(void)
 		if (lv.announced) {
 			if (urgent_here)
 				arch_store_release(&urgent_here->tid, (pid_t)0);
+			else
+				arch_fetch_add(&nr_unslotted, -1);
 			arch_fetch_add(&nr_urgent, -1);
 		}
 		urgent_here = lv.slot;
@@ -604,32 +640,91 @@ static bool other_urgent_has(bool prof)
 	return false;
 }
 
+/* What an urgent fork's prepare knows of a busy lock's holder (holder_state). */
+enum holder {
+	HOLDER_MOVES,		/* found running, or waiting for a holder that runs */
+	HOLDER_FROZEN,		/* cannot move before this fork completes */
+	HOLDER_UNSURE,		/* not found, while some waiter or urgent fork is unlisted */
+};
+
+/*
+ * Locks nest in the order fork takes them (each holder down a chain waits
+ * for a lock later in that order than the one it holds), so a chain has at
+ * most as many links as the order has ranks, fewer than this (profile,
+ * unwind, heap, L2.5 shards, L2.5 pool, BigCache, large wholes, large
+ * shards, grow list, grow area, meta, superslab: 12); a walk longer than
+ * that read the chain while it changed.
+ */
+#define FORK_CHAIN_MAX		16
+
 /*
  * Asked by an urgent fork, which holds the stream-list lock: every other
  * fork's prepare is then outside its lock-taking part, so a lock another
  * urgent thread holds is its frame's, and that frame cannot move before its
  * handler returns. Can the holder of the busy lock l not move before this
  * fork completes? It is such a frame (ours included), or it waits, directly
- * or down a short chain of waiters, for a lock one of those holds.
+ * or down a chain of waiters, for a lock one of those holds. A holder found
+ * neither waiting nor such a frame may still be one that went unlisted (no
+ * free slot in either table): unsure.
  */
-static bool holder_frozen(const struct hak_lock *l)
+static enum holder holder_state(const struct hak_lock *l)
 {
 #ifdef __GLIBC__
+	bool unsure = arch_load_relaxed(&nr_unlisted) || arch_load_relaxed(&nr_unslotted);
 	unsigned n;
 
-	for (n = 0; l && n < 8; n++) {
+	for (n = 0; n < FORK_CHAIN_MAX; n++) {
 		pid_t owner = __atomic_load_n(&l->mu.__data.__owner, __ATOMIC_RELAXED);
 
 		if (urgent_frame(owner, l))
-			return true;
-		if (owner <= 0)
-			return false;
-		l = waiting_for(owner);
+			return HOLDER_FROZEN;
+		if (owner <= 0 || !(l = waiting_for(owner)))
+			return unsure ? HOLDER_UNSURE : HOLDER_MOVES;
 	}
+	return HOLDER_UNSURE;
 #else
 	(void)l;
+	return HOLDER_MOVES;
 #endif
-	return false;
+}
+
+/*
+ * How long an urgent fork waits for a busy lock (a scan, the profile lock)
+ * before it leaves it to its holder all the same, as it leaves a frozen
+ * holder's at once: unsure, a little; found moving, long enough for any
+ * preempted holder at the loads seen here (as LOCK_MINE_WAIT_NS). These
+ * bound every wait of an urgent fork, whatever keeps a holder from moving
+ * (a waiter not listed, a thread spinning on the profile lock or waiting
+ * for a scan while it holds a lock, a scan waiting for a frame's lock):
+ * the frame cannot go on before the fork completes, so a holder that waits
+ * for it, however, would wait for good. Leaving costs what every left lock
+ * costs: nothing in the parent, a half-done update in the child, which may
+ * only call async-signal-safe functions.
+ */
+#define FORK_UNSURE_NS		(20 * 1000 * 1000ull)
+#define FORK_WAIT_MAX_NS	(1000 * 1000 * 1000ull)
+
+/*
+ * Has this urgent fork waited long enough (since *start; 0: not yet
+ * started)? Never without the stream-list lock (a C library other than
+ * glibc): there nothing serialises the forks' windows, on which the
+ * argument for leaving a lock rests (lock.h, HAK_FORK_BITS).
+ */
+static bool fork_waited_out(enum holder h, uint64_t *start)
+{
+	uint64_t now;
+
+	if (!_IO_list_lock)
+		return false;
+	now = mono_ns();
+	if (!*start) {
+		*start = now;
+		return false;
+	}
+	if (now - *start < (h == HOLDER_UNSURE ? FORK_UNSURE_NS : FORK_WAIT_MAX_NS))
+		return false;
+	arch_fetch_add(&nr_fork_waited_out, 1UL);
+	return true;
 }
 
 bool __hak_fork_backoff(void)
@@ -637,24 +732,30 @@ bool __hak_fork_backoff(void)
 	return !fork_urgent_here && arch_load_acquire(&nr_urgent);
 }
 
-bool __hak_fork_scan_skip(void)
+bool __hak_fork_scan_skip(uint64_t *start)
 {
-	return fork_urgent_here && other_urgent_has(false);
+	return fork_urgent_here &&
+	       (other_urgent_has(false) || fork_waited_out(HOLDER_MOVES, start));
 }
 
-bool __hak_fork_prof_skip(void)
+bool __hak_fork_prof_skip(uint64_t *start)
 {
-	return fork_urgent_here && other_urgent_has(true);
+	return fork_urgent_here &&
+	       (other_urgent_has(true) || fork_waited_out(HOLDER_MOVES, start));
 }
 
 int __hak_lock_fork_wait(struct hak_lock *l)
 {
+	uint64_t start = 0;
+
 	for (;;) {
 		struct timespec ts;
+		enum holder h;
 
 		if (__hak_fork_backoff())
 			return -1;
-		if (fork_urgent_here && holder_frozen(l)) {
+		if (fork_urgent_here && ((h = holder_state(l)) == HOLDER_FROZEN ||
+					 fork_waited_out(h, &start))) {
 			arch_fetch_add(&nr_fork_skips, 1UL);
 			return HAK_FORK_SKIP;
 		}
@@ -719,6 +820,7 @@ void __hak_fork_stats(struct hak_fork_stats *st)
 	st->urgent = arch_load_relaxed(&nr_fork_urgent);
 	st->backoffs = arch_load_relaxed(&nr_fork_backoffs);
 	st->skips = arch_load_relaxed(&nr_fork_skips);
+	st->waited_out = arch_load_relaxed(&nr_fork_waited_out);
 }
 
 static void fork_parent(void)
@@ -744,6 +846,9 @@ static void fork_child(void)
 	memset(urgent_slots, 0, sizeof(urgent_slots));
 	memset(lock_waiters, 0, sizeof(lock_waiters));
 	arch_store_relaxed(&nr_urgent, 0);
+	arch_store_relaxed(&nr_unslotted, 0);
+	/* an interrupted frame of this thread's, unlisted, still counts itself out */
+	arch_store_relaxed(&nr_unlisted, unlisted_here);
 	if (!fork_locked)
 		return;
 	__hak_fork_holder--;	/* an outer fork of this thread goes on in the child */

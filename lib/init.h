@@ -72,10 +72,11 @@ void __hak_bad_free(const void *p, const char *check) __noreturn __cold;
  * Forks of a multi-threaded process; of them, forks from a signal handler
  * whose frame held an allocator lock; back-offs of other forks' prepares
  * for them; locks such a fork left to another one's frame (init.c, "Fork,
- * back-off").
+ * back-off"); waits of such a fork it gave up after a bound (a lock, then
+ * counted in skips too, a scan, the profile lock).
  */
 struct hak_fork_stats {
-	unsigned long forks, urgent, backoffs, skips;
+	unsigned long forks, urgent, backoffs, skips, waited_out;
 };
 void __hak_fork_stats(struct hak_fork_stats *st);
 

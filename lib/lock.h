@@ -46,6 +46,17 @@ struct hak_lock {
  * handler pops its own and leaves the outer's, which it once overwrote
  * (the outer then unlocked a lock its frame held; selftests/core/
  * fork_nested). Four levels; a fifth loses the outermost.
+ *
+ * The stack only ever holds one thread's forks, though it lives in the
+ * lock: every prepare takes the C library's stream-list lock before it
+ * pushes anything and keeps it until its parent handler has popped (glibc's
+ * fork holds it across the system call too), so two threads' windows never
+ * overlap, and the lock is recursive, so only the same thread's handler
+ * fork nests inside one; the child, where glibc resets it, has one thread.
+ * An urgent fork's OWN and another thread's SKIP are never on one stack at
+ * once. Without that lock (not glibc) no fork pushes OWN or SKIP
+ * (__hak_lock_mine cannot tell, init.c leaves no lock): only TAKEN, which
+ * only the lock's holder pushes.
  */
 #define HAK_FORK_BITS	2
 #define HAK_FORK_MASK	((1u << HAK_FORK_BITS) - 1)
@@ -220,12 +231,14 @@ static inline bool __must_check hak_lock_fork_take(struct hak_lock *l)
  */
 bool __hak_fork_backoff(void) __must_check;
 /*
- * True when the scan of other heaps that fork's prepare waits for is run by
- * the frame of another handler fork that holds a lock: not waited for.
+ * True when the scan of other heaps that fork's prepare waits for is not
+ * waited for (any more): the fork is a handler fork whose frame holds a
+ * lock, and the scan is run by another such frame, or the fork has waited
+ * for it past a bound since *start (0 before the first call; init.c).
  */
-bool __hak_fork_scan_skip(void) __must_check;
-/* The same for the profile lock, held by such a frame (boxes/heapprof). */
-bool __hak_fork_prof_skip(void) __must_check;
+bool __hak_fork_scan_skip(uint64_t *start) __must_check;
+/* The same for the profile lock (boxes/heapprof). */
+bool __hak_fork_prof_skip(uint64_t *start) __must_check;
 
 static inline void hak_lock_fork_give(struct hak_lock *l)
 {

@@ -329,7 +329,8 @@ void __hak_stats_print(int fd)
 		"  remote frees    %12llu (collected %llu)\n"
 		"  slabs           %12llu taken, %llu released\n"
 		"  forks           %12lu (multi-threaded; %lu from a handler whose frame "
-		"held a lock, %lu back-offs, %lu locks left to another such frame)\n",
+		"held a lock, %lu back-offs, %lu locks left to another such frame, "
+		"%lu waits given up)\n",
 		HAKMEM_VERSION, __hak_config(), st.mapped_bytes,
 		st.superslabs, st.slab_bytes, st.dirty_bytes, st.purged_bytes,
 		st.small_in_use, st.large_blocks, st.large_bytes, st.large_maps,
@@ -340,7 +341,7 @@ void __hak_stats_print(int fd)
 		(unsigned long long)st.remote_collected,
 		(unsigned long long)st.slabs_taken,
 		(unsigned long long)st.slabs_released,
-		fs.forks, fs.urgent, fs.backoffs, fs.skips);
+		fs.forks, fs.urgent, fs.backoffs, fs.skips, fs.waited_out);
 	if (n > (int)sizeof(buf))
 		n = sizeof(buf);
 	if (n > 0 && write(fd, buf, (size_t)n) < 0)

@@ -726,6 +726,7 @@ bool hak_prof_fork_mine(void)
 bool hak_prof_fork_prepare(void) __acquires(&prof_lock)
 {
 	unsigned st = HAK_FORK_TAKEN;
+	uint64_t start = 0;
 
 	__acquire(&prof_lock);
 	while (!prof_lock_try()) {
@@ -733,7 +734,7 @@ bool hak_prof_fork_prepare(void) __acquires(&prof_lock)
 			st = HAK_FORK_OWN;
 			break;
 		}
-		if (__hak_fork_prof_skip()) {
+		if (__hak_fork_prof_skip(&start)) {
 			st = HAK_FORK_SKIP;
 			break;
 		}
