@@ -256,8 +256,11 @@ static inline void ct_fork_reap(volatile long *bad_child, volatile long *fork_fa
 		(*fork_failed)++;
 		return;
 	}
-	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-		;
+	while (waitpid(pid, &st, 0) < 0)
+		if (errno != EINTR) {
+			(*bad_child)++;	/* the child is not ours to wait for: lost */
+			return;
+		}
 	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
 		(*bad_child)++;
 }

@@ -132,7 +132,9 @@ static void one_run(char mode)
 	fig[3] = (unsigned long)handled;
 	if (write(3, fig, sizeof(fig)) != sizeof(fig))
 		_exit(3);
-	_exit(bad_child || fork_failed || !handled || (mode == 'a' && !plain) ? 1 : 0);
+	/* which check failed, for the harness's diagnostic (3 and 127: set-up) */
+	_exit((bad_child ? 16 : 0) | (fork_failed ? 32 : 0) | (!handled ? 64 : 0) |
+	      (mode == 'a' && !plain ? 8 : 0));
 }
 
 /* Runs of one case; true when none hung or failed. */
@@ -173,7 +175,8 @@ static int run_case(const char *self, char mode, int runs, const char *what)
 			waitpid(pid, &st, 0);
 		} else if (!WIFEXITED(st) || WEXITSTATUS(st)) {
 			failed++;
-			tap_diag("%s, run %d: status 0x%x", what, r, (unsigned)st);
+			tap_diag("%s, run %d: status 0x%x (exit 16: a child did not exit 0, 32: a fork "
+				 "failed, 64: no handler fork, 8: no plain fork)", what, r, (unsigned)st);
 		} else {
 			unsigned long fig[4];
 
