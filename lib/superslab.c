@@ -281,7 +281,7 @@ static bool pm_drop_locked(void) __must_hold(&ss_lock)
 		return false;
 	__atomic_store_n(&__hak_pm.mask, 0, __ATOMIC_RELEASE);
 	__atomic_store_n(&__hak_pm.lim, 0, __ATOMIC_RELEASE);
-	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	arch_smp_mb();	/* not __atomic_thread_fence: TSan builds refuse it (asm/atomic.h) */
 	/* no pm_set from here (lim 0, under ss_lock): entries read 0 for good */
 	(void)__hak_os_purge(__hak_pm.map, HAK_PM_ENTRIES * sizeof(uint16_t));
 	if (__hak_os_maps_each(fd, pm_keep_vma, &k))

@@ -42,6 +42,8 @@
 #include <stdbool.h>
 #include <hak/compiler.h>
 
+struct hak_os_rss;	/* lib/os.h: only pointers to it cross this header */
+
 struct hak_bigcache_stats {
 	size_t hits, misses, puts, evictions;
 	size_t cached_blocks, cached_bytes;
@@ -74,7 +76,6 @@ void hak_bigcache_offset_miss(size_t fresh, size_t live);
 size_t hak_bigcache_release(void);
 size_t hak_bigcache_decay(unsigned now);
 void hak_bigcache_stats(struct hak_bigcache_stats *st);
-struct hak_os_rss;
 size_t hak_bigcache_resident(struct hak_os_rss *r);
 void hak_bigcache_init(void);
 bool hak_bigcache_fork_prepare(void);
