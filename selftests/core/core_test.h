@@ -13,6 +13,7 @@
 #define HAK_SELFTEST_CORE_H
 
 #include <errno.h>
+#include <fcntl.h>
 #include <malloc.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -21,6 +22,8 @@
 #include <signal.h>
 #include <unistd.h>
 #include <sys/resource.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 
 #include "../lib/tap.h"
@@ -291,6 +294,56 @@ static inline void ct_fork_churn_step(void *keep[16], unsigned *x)
 	}
 	if (!(*x & 0x300))
 		malloc_trim(0);
+}
+
+/* Shared anonymous memory for a scenario child's results (ct_scenario_child). */
+static inline void *ct_shared(size_t n)
+{
+	void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+
+	if (p == MAP_FAILED)
+		tap_bail("mmap: %s", strerror(errno));
+	return p;
+}
+
+/*
+ * Run scenario (which _exit()s) in a child of its own, so a hang its alarm
+ * ends or a lock it leaves stays there; the child's wait status.
+ */
+static inline int ct_scenario_child(void (*scenario)(void))
+{
+	pid_t pid = fork();
+	int st = 0;
+
+	if (pid < 0)
+		tap_bail("fork: %s", strerror(errno));
+	if (pid == 0)
+		scenario();
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	return st;
+}
+
+/*
+ * Is thread tid (of this process) blocked in futex? Read from /proc without
+ * allocating: the fork tests call it while a frame holds an allocator lock.
+ */
+static inline int ct_in_futex(pid_t tid)
+{
+	char path[64], buf[32];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/syscall", (int)tid);
+	fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = 0;
+	return atoi(buf) == SYS_futex;
 }
 
 #if CT_HAKMEM

@@ -139,22 +139,13 @@ static void scenario(void)
 
 int main(void)
 {
-	pid_t pid;
 	int st;
 
 	if (!CT_HAKMEM)
 		tap_skip_all("hakmem's fork handlers only");
 	tap_plan(2);
-	res = mmap(NULL, sizeof(*res), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	if (res == MAP_FAILED)
-		tap_bail("mmap: %s", strerror(errno));
-	pid = fork();
-	if (pid < 0)
-		tap_bail("fork: %s", strerror(errno));
-	if (pid == 0)
-		scenario();
-	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-		;
+	res = ct_shared(sizeof(*res));
+	st = ct_scenario_child(scenario);
 	if (res->held_after == -1)
 		tap_bail("mallinfo2 took no lock by try-lock (status 0x%x)", (unsigned)st);
 	if (res->held_after == -2)

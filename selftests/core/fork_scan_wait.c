@@ -39,8 +39,6 @@ static void scan(void)
 #endif
 
 #define HANG_S		20
-/* Linux x86_64's futex system call number, as /proc/PID/task/TID/syscall shows it */
-#define NR_FUTEX	202
 
 int __real_pthread_mutex_trylock(pthread_mutex_t *m);
 int __wrap_pthread_mutex_trylock(pthread_mutex_t *m);
@@ -50,25 +48,6 @@ static volatile int arm;	/* 1: record the first lock a scan takes; 2: fork at he
 static pthread_mutex_t *volatile heap_mu;
 static int go_scan[2];
 static volatile int forked = -1;	/* the handler fork's child exited 0 */
-
-/* Is thread tid blocked in futex (read without allocating: the frame holds a lock)? */
-static int in_futex(pid_t tid)
-{
-	char path[64], buf[32];
-	ssize_t n;
-	int fd;
-
-	snprintf(path, sizeof(path), "/proc/self/task/%d/syscall", (int)tid);
-	fd = open(path, O_RDONLY);
-	if (fd < 0)
-		return 0;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = 0;
-	return atoi(buf) == NR_FUTEX;
-}
 
 int __wrap_pthread_mutex_trylock(pthread_mutex_t *m)
 {
@@ -88,7 +67,7 @@ int __wrap_pthread_mutex_trylock(pthread_mutex_t *m)
 		if (write(go_scan[1], "x", 1) != 1)
 			_exit(5);
 		while (calm < 5) {
-			calm = in_futex(scan_tid) ? calm + 1 : 0;
+			calm = ct_in_futex(scan_tid) ? calm + 1 : 0;
 			usleep(20000);
 		}
 		pid = fork();
@@ -148,22 +127,13 @@ static void scenario(void)
 
 int main(void)
 {
-	pid_t pid;
 	int st;
 
 	if (!CT_HAKMEM)
 		tap_skip_all("hakmem's fork handlers only");
 	tap_plan(2);
-	res = mmap(NULL, sizeof(*res), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	if (res == MAP_FAILED)
-		tap_bail("mmap: %s", strerror(errno));
-	pid = fork();
-	if (pid < 0)
-		tap_bail("fork: %s", strerror(errno));
-	if (pid == 0)
-		scenario();
-	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-		;
+	res = ct_shared(sizeof(*res));
+	st = ct_scenario_child(scenario);
 	if (!res->heap_found)
 		tap_bail("a scan took no lock by try-lock (status 0x%x)", (unsigned)st);
 	tap_ok(res->forked == 1,

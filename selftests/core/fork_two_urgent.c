@@ -152,22 +152,13 @@ static void scenario(void)
 
 int main(void)
 {
-	pid_t pid;
 	int st;
 
 	if (!CT_HAKMEM)
 		tap_skip_all("hakmem's fork handlers only");
 	tap_plan(2);
-	res = mmap(NULL, sizeof(*res), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	if (res == MAP_FAILED)
-		tap_bail("mmap: %s", strerror(errno));
-	pid = fork();
-	if (pid < 0)
-		tap_bail("fork: %s", strerror(errno));
-	if (pid == 0)
-		scenario();
-	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-		;
+	res = ct_shared(sizeof(*res));
+	st = ct_scenario_child(scenario);
 	tap_ok(res->forked_a == 1 && res->forked_b == 1 && res->distinct && res->skips >= 2,
 	       "two handler forks whose frames each hold a lock the other takes both complete, "
 	       "each leaving the other's (%lu left; status 0x%x%s)", res->skips, (unsigned)st,

@@ -29,8 +29,6 @@
 
 #define HANG_S		20
 #define WAITERS		512
-/* Linux x86_64's futex system call number, as /proc/PID/task/TID/syscall shows it */
-#define NR_FUTEX	202
 
 int __real_pthread_mutex_trylock(pthread_mutex_t *m);
 int __wrap_pthread_mutex_trylock(pthread_mutex_t *m);
@@ -43,32 +41,13 @@ static pid_t tids[WAITERS + 1];	/* the waiters, then the holder */
 static int go_waiters[2], go_holder[2];
 static volatile int forked = -1;	/* the handler fork's child exited 0 */
 
-/* Is thread tid blocked in futex (read without allocating: the frame holds a lock)? */
-static int in_futex(pid_t tid)
-{
-	char path[64], buf[32];
-	ssize_t n;
-	int fd;
-
-	snprintf(path, sizeof(path), "/proc/self/task/%d/syscall", (int)tid);
-	fd = open(path, O_RDONLY);
-	if (fd < 0)
-		return 0;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = 0;
-	return atoi(buf) == NR_FUTEX;
-}
-
 /* Wait until threads [from, to) sleep in futex, and stay there a while. */
 static void wait_blocked(unsigned from, unsigned to)
 {
 	unsigned calm = 0, i;
 
 	while (calm < 5) {
-		for (i = from; i < to && tids[i] && in_futex(tids[i]); i++)
+		for (i = from; i < to && tids[i] && ct_in_futex(tids[i]); i++)
 			;
 		calm = i == to ? calm + 1 : 0;
 		usleep(20000);
@@ -186,10 +165,8 @@ static void scenario(void)
 
 int main(void)
 {
-	pid_t pid;
-	int st;
-
 	struct rlimit nproc;
+	int st;
 
 	if (!CT_HAKMEM)
 		tap_skip_all("hakmem's fork handlers only");
@@ -199,16 +176,8 @@ int main(void)
 		tap_skip_all("RLIMIT_NPROC %lu is too low for %d threads", (unsigned long)nproc.rlim_cur,
 			     WAITERS + 1);
 	tap_plan(2);
-	res = mmap(NULL, sizeof(*res), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	if (res == MAP_FAILED)
-		tap_bail("mmap: %s", strerror(errno));
-	pid = fork();
-	if (pid < 0)
-		tap_bail("fork: %s", strerror(errno));
-	if (pid == 0)
-		scenario();
-	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-		;
+	res = ct_shared(sizeof(*res));
+	st = ct_scenario_child(scenario);
 	if (!res->meta_found)
 		tap_bail("mallinfo2 took no lock by try-lock (status 0x%x)", (unsigned)st);
 	tap_ok(res->forked == 1,
