@@ -1778,7 +1778,7 @@ size_t __hak_heap_purge_pages(unsigned now, unsigned delay)
 	 * is net of what the thread took back: a steady churn that refills
 	 * as much as it flushes (thousands of blocks a delay) left every
 	 * pass busy, so its idle slabs' free pages were never purged
-	 * (dk19: 70 MiB resident for good, selftests/core/purge_churn).
+	 * (dk19: 76 MiB resident for good, selftests/core/purge_churn).
 	 * The difference wraps; read as signed, a delay of more refills
 	 * than returns is quiet.
 	 */

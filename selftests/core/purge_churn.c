@@ -12,7 +12,7 @@
  *   - the survivors kept their contents.
  * Before (dk19), the page scan took every flushed block for a teardown
  * ("freeing in bulk") and skipped the heap: a churn of more than 4096
- * blocks a delay kept all 70 MiB resident for as long as it ran.
+ * blocks a delay kept all 76 MiB resident for as long as it ran.
  */
 #include <hakmem/hakmem.h>
 #include "core_test.h"
