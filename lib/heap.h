@@ -59,7 +59,7 @@ struct hak_heap {
 	uint8_t tag;			/* 1..255, in page_owner[] and headers */
 	uint32_t adopted;		/* times taken from the pool */
 	unsigned page_pass_ms;		/* last in-slab page purge pass (owner) */
-	uint64_t page_pass_act;		/* blocks flushed + collected by then */
+	uint64_t page_pass_act;		/* blocks flushed + collected - refilled by then */
 	int scan_lk;			/* atomic: HAK_SCAN_* (lib/heap.c) */
 	int scan_want;			/* atomic: the owner waits for scan_lk */
 	/*
