@@ -325,25 +325,51 @@ static inline int ct_scenario_child(void (*scenario)(void))
 }
 
 /*
- * Is thread tid (of this process) blocked in futex? Read from /proc without
- * allocating: the fork tests call it while a frame holds an allocator lock.
+ * Read path whole into buf (NUL-terminated) by open and read only: no
+ * allocation, for callers inside an allocator lock or that must not tick
+ * the decay. Its length, or -1.
  */
+static inline ssize_t ct_read_raw(const char *path, char *buf, size_t size)
+{
+	ssize_t n;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, size - 1);
+	close(fd);
+	if (n < 0)
+		return -1;
+	buf[n] = 0;
+	return n;
+}
+
+/* Is thread tid (of this process) blocked in futex? (ct_read_raw: a frame may hold a lock) */
 static inline int ct_in_futex(pid_t tid)
 {
 	char path[64], buf[32];
-	ssize_t n;
-	int fd;
 
 	snprintf(path, sizeof(path), "/proc/self/task/%d/syscall", (int)tid);
-	fd = open(path, O_RDONLY);
-	if (fd < 0)
+	return ct_read_raw(path, buf, sizeof(buf)) > 0 && atoi(buf) == SYS_futex;
+}
+
+/*
+ * Fork a child that exits at once and wait for it: 1 when it exited 0, 0
+ * when it did not or the fork failed (the fork tests' handler forks).
+ */
+static inline int ct_fork_exit0(void)
+{
+	pid_t pid = fork();
+	int st;
+
+	if (pid == 0)
+		_exit(0);
+	if (pid < 0)
 		return 0;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = 0;
-	return atoi(buf) == SYS_futex;
+	while (waitpid(pid, &st, 0) < 0)
+		if (errno != EINTR)
+			return 0;
+	return WIFEXITED(st) && !WEXITSTATUS(st);
 }
 
 #if CT_HAKMEM

@@ -52,19 +52,6 @@ static volatile int nested;	/* the inner fork ran */
 static unsigned taken;		/* locks mallinfo2 took so far */
 static pthread_mutex_t *frame_mu;
 
-static int reap(pid_t pid)
-{
-	int st;
-
-	if (pid < 0)
-		return 0;
-	if (pid == 0)
-		_exit(0);
-	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-		;
-	return WIFEXITED(st) && !WEXITSTATUS(st);
-}
-
 int __wrap_pthread_mutex_trylock(pthread_mutex_t *m)
 {
 	int r = __real_pthread_mutex_trylock(m);
@@ -75,7 +62,7 @@ int __wrap_pthread_mutex_trylock(pthread_mutex_t *m)
 		/* as a handler that interrupted the frame just past the lock */
 		frame_mu = m;
 		arm = 2;
-		if (!reap(fork()))
+		if (!ct_fork_exit0())
 			bad_child++;
 		held_after = m->__data.__owner == main_tid;
 		arm = 0;
@@ -85,7 +72,7 @@ int __wrap_pthread_mutex_trylock(pthread_mutex_t *m)
 		/* as a handler that interrupted the outer fork's prepare past that */
 		arm = 0;
 		nested = 1;
-		if (!reap(fork()))
+		if (!ct_fork_exit0())
 			bad_child++;
 	}
 	return r;
@@ -104,7 +91,7 @@ static void *idle(void *arg)
 static void *forker(void *arg)
 {
 	(void)arg;
-	return (void *)(intptr_t)reap(fork());
+	return (void *)(intptr_t)ct_fork_exit0();
 }
 
 /* What the scenario saw, in a page shared with the test. */

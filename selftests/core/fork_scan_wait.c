@@ -53,8 +53,6 @@ int __wrap_pthread_mutex_trylock(pthread_mutex_t *m)
 {
 	int r = __real_pthread_mutex_trylock(m);
 	unsigned calm = 0;
-	pid_t pid;
-	int st;
 
 	if (!arm || r || gettid() != main_tid)
 		return r;
@@ -70,12 +68,7 @@ int __wrap_pthread_mutex_trylock(pthread_mutex_t *m)
 			calm = ct_in_futex(scan_tid) ? calm + 1 : 0;
 			usleep(20000);
 		}
-		pid = fork();
-		if (pid == 0)
-			_exit(0);
-		while (pid > 0 && waitpid(pid, &st, 0) < 0 && errno == EINTR)
-			;
-		forked = pid > 0 && WIFEXITED(st) && !WEXITSTATUS(st);
+		forked = ct_fork_exit0();
 	}
 	return r;
 }

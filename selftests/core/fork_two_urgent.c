@@ -57,18 +57,6 @@ static pthread_mutex_t *volatile a_mu, *volatile b_mu;
 static volatile int forked_a = -1, forked_b = -1;
 static int go_b[2];
 
-static int fork_reap(void)
-{
-	pid_t pid = fork();
-	int st;
-
-	if (pid == 0)
-		_exit(0);
-	while (pid > 0 && waitpid(pid, &st, 0) < 0 && errno == EINTR)
-		;
-	return pid > 0 && WIFEXITED(st) && !WEXITSTATUS(st);
-}
-
 int __wrap_pthread_mutex_trylock(pthread_mutex_t *m)
 {
 	int r = __real_pthread_mutex_trylock(m);
@@ -87,7 +75,7 @@ int __wrap_pthread_mutex_trylock(pthread_mutex_t *m)
 		while (!b_holds)
 			usleep(1000);
 		go_fork = 1;
-		forked_a = fork_reap();
+		forked_a = ct_fork_exit0();
 		/* the frame holds its lock until both forks are through */
 		while (forked_b == -1)
 			usleep(1000);
@@ -98,7 +86,7 @@ int __wrap_pthread_mutex_trylock(pthread_mutex_t *m)
 		b_holds = 1;
 		while (!go_fork)
 			usleep(100);
-		forked_b = fork_reap();
+		forked_b = ct_fork_exit0();
 		while (forked_a == -1)
 			usleep(1000);
 	}

@@ -72,8 +72,6 @@ static void wait_go(int fd[2])
 int __wrap_pthread_mutex_trylock(pthread_mutex_t *m)
 {
 	int r = __real_pthread_mutex_trylock(m);
-	pid_t pid;
-	int st;
 
 	if (!arm || r || gettid() != main_tid)
 		return r;
@@ -86,12 +84,7 @@ int __wrap_pthread_mutex_trylock(pthread_mutex_t *m)
 		wait_blocked(0, WAITERS);
 		go(go_holder, 1);
 		wait_blocked(WAITERS, WAITERS + 1);
-		pid = fork();
-		if (pid == 0)
-			_exit(0);
-		while (pid > 0 && waitpid(pid, &st, 0) < 0 && errno == EINTR)
-			;
-		forked = pid > 0 && WIFEXITED(st) && !WEXITSTATUS(st);
+		forked = ct_fork_exit0();
 	}
 	return r;
 }

@@ -115,17 +115,10 @@ static void report(struct report *r)
 static size_t rollup(const char *key)
 {
 	static char buf[8192];
-	ssize_t n;
 	char *p;
-	int fd = open("/proc/self/smaps_rollup", O_RDONLY);
 
-	if (fd < 0)
+	if (ct_read_raw("/proc/self/smaps_rollup", buf, sizeof(buf)) <= 0)
 		return 0;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = 0;
 	p = strstr(buf, key);
 	return p ? strtoul(p + strlen(key), NULL, 10) << 10 : 0;
 }
