@@ -29,7 +29,6 @@
  * every list a refill takes (no whole takes, so no lift).
  */
 #include <pthread.h>
-#include <sched.h>
 #include <stdbool.h>
 #include <hakmem/hakmem.h>
 #include "core_test.h"
@@ -207,15 +206,6 @@ static void *producer2(void *arg)
 	return NULL;
 }
 
-static int cpus(void)
-{
-	cpu_set_t set;
-
-	if (sched_getaffinity(0, sizeof(set), &set))
-		return 1;
-	return CPU_COUNT(&set);
-}
-
 int main(int argc, char **argv)
 {
 	pthread_t helpers[MAX_HELPERS], t;
@@ -233,7 +223,7 @@ int main(int argc, char **argv)
 		execv("/proc/self/exe", argv);
 		tap_bail("execv: %s", strerror(errno));
 	}
-	n = cpus();
+	n = ct_cpus();
 	tap_plan(6);
 	nh = 8u * (unsigned)n + 1;	/* 64 B: 64 * cpus / live <= 8 */
 	if (nh > MAX_HELPERS)

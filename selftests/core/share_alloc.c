@@ -23,7 +23,6 @@
  * Skipped when the CPUs are too many to outnumber with helper threads.
  */
 #include <pthread.h>
-#include <sched.h>
 #include <hakmem/hakmem.h>
 #include "core_test.h"
 
@@ -91,15 +90,6 @@ static unsigned long long measured(size_t bs)
 	return refills;
 }
 
-static int cpus(void)
-{
-	cpu_set_t set;
-
-	if (sched_getaffinity(0, sizeof(set), &set))
-		return 1;
-	return CPU_COUNT(&set);
-}
-
 int main(int argc, char **argv)
 {
 	pthread_t helpers[MAX_HELPERS];
@@ -118,7 +108,7 @@ int main(int argc, char **argv)
 		execv("/proc/self/exe", argv);
 		tap_bail("execv: %s", strerror(errno));
 	}
-	n = cpus();
+	n = ct_cpus();
 	tap_plan(2);
 	nh = 8u * (unsigned)n + 1;
 	if (nh > MAX_HELPERS)
