@@ -293,6 +293,20 @@ static bool pm_drop_locked(void) __must_hold(&ss_lock)
 	return true;
 }
 
+/*
+ * setrlimit is a system call, which a signal handler may make: one that
+ * interrupted its own thread inside ss_lock would wait for itself there
+ * (hak_lock reports that as a reentered malloc and aborts). When this
+ * thread's frame holds an allocator lock, or is taking or giving one back
+ * (the edge), only try: busy, the map stays until the next setrlimit or
+ * refused mapping, as under a limit lowered by the raw system call. A try
+ * never waits, so taking ss_lock out of the lock order here is harmless.
+ */
+static bool pm_frame_locked(void)
+{
+	return __hak_locks_held || __hak_lock_edge;
+}
+
 bool __hak_pm_fit_limit(void)
 {
 	struct rlimit rl;
@@ -301,10 +315,16 @@ bool __hak_pm_fit_limit(void)
 
 	if (__atomic_load_n(&__hak_pm.lim, __ATOMIC_RELAXED) &&
 	    !getrlimit(RLIMIT_AS, &rl) && rl.rlim_cur < HAK_PM_LIMIT_MIN) {
-		hak_lock(&ss_lock);
+		if (!pm_frame_locked())
+			hak_lock(&ss_lock);
+		else if (hak_trylock(&ss_lock))
+			__acquire(&ss_lock);
+		else
+			goto out;
 		done = pm_drop_locked();
 		hak_unlock(&ss_lock);
 	}
+out:
 	errno = err;
 	return done;
 }
