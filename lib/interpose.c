@@ -85,12 +85,25 @@ HAK_EXPORT void *__libc_pvalloc(size_t n) HAK_ALIAS_OF(pvalloc);
  */
 HAK_BUILD_BUG_ON(sizeof(struct rlimit) != sizeof(struct rlimit64));
 
+/*
+ * Is pid this process? The kernel takes any of its threads' ids for it
+ * too (rlimits are the process's): tgkill with signal 0 tells one of ours.
+ */
+static bool pid_is_self(pid_t pid)
+{
+	int err = errno;
+	bool self = !pid || pid == getpid() || !syscall(SYS_tgkill, getpid(), pid, 0);
+
+	errno = err;
+	return self;
+}
+
 HAK_EXPORT int prlimit(pid_t pid, __rlimit_resource_t res, const struct rlimit *rl,
 		       struct rlimit *old)
 {
 	long r = syscall(SYS_prlimit64, pid, res, rl, old);
 
-	if (!r && rl && res == RLIMIT_AS && (!pid || pid == getpid()))
+	if (!r && rl && res == RLIMIT_AS && pid_is_self(pid))
 		__hak_pm_fit_limit();
 	return (int)r;
 }

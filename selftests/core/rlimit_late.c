@@ -19,7 +19,10 @@
  *     stock held, at most 62 MiB);
  *  3. setrlimit while 4 threads malloc, fill, check and free blocks of
  *     16 B to 1 KiB (the free fast path racing the map going away): no
- *     crash, no block damaged, and then (hakmem) VmSize under the limit.
+ *     crash, no block damaged, and then (hakmem) VmSize under the limit;
+ *  4. prlimit on the id of a thread of ours (from that thread), which the
+ *     kernel applies to the whole process: VmSize under the limit at once;
+ *  5. prlimit on another process (a child): our limit and map stay.
  * Also built against the C library's malloc; it passes there too.
  */
 #include <pthread.h>
@@ -183,6 +186,71 @@ static int case_race(void)
 	return !CT_HAKMEM || (vm >= 0 && (rlim_t)vm << 10 <= limit) ? 0 : 1;
 }
 
+static void *thread_prlimit(void *arg)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_AS, &rl))
+		return NULL;
+	rl.rlim_cur = limit;
+	*(int *)arg = prlimit(gettid(), RLIMIT_AS, &rl, NULL);
+	return NULL;
+}
+
+/*
+ * 4: prlimit on a thread's id (not the process's) limits the process:
+ * 0 ok; 1 VmSize over the limit (the map was kept).
+ */
+static int case_tid(void)
+{
+	pthread_t t;
+	int r = -1;
+	long vm;
+
+	if (pthread_create(&t, NULL, thread_prlimit, &r) || pthread_join(t, NULL) || r)
+		return 9;
+	vm = ct_status_kib("VmSize");
+	return vm >= 0 && (rlim_t)vm << 10 <= limit ? 0 : 1;
+}
+
+/*
+ * 5: prlimit on another process limits that one only (ours keeps the
+ * map, and its VmSize its 4 GiB): 0 ok; 6 ours changed; 7 the child's not.
+ */
+static int case_other(void)
+{
+	struct rlimit rl, mine, its;
+	long before = ct_status_kib("VmSize"), after;
+	int pfd[2], st, r;
+	pid_t pid;
+	char c;
+
+	if (pipe(pfd) || getrlimit(RLIMIT_AS, &mine))
+		return 9;
+	pid = fork();
+	if (pid < 0)
+		return 9;
+	if (pid == 0) {
+		close(pfd[1]);
+		(void)!read(pfd[0], &c, 1);	/* until the parent is done */
+		_exit(0);
+	}
+	rl = mine;
+	rl.rlim_cur = limit;
+	r = prlimit(pid, RLIMIT_AS, &rl, NULL);
+	if (!r)
+		r = prlimit(pid, RLIMIT_AS, NULL, &its);
+	after = ct_status_kib("VmSize");
+	close(pfd[1]);
+	waitpid(pid, &st, 0);
+	if (r)
+		return 9;
+	if (getrlimit(RLIMIT_AS, &rl) || rl.rlim_cur != mine.rlim_cur ||
+	    (CT_HAKMEM && after < before - 1024))
+		return 6;
+	return its.rlim_cur == limit ? 0 : 7;
+}
+
 int main(void)
 {
 	static const struct { int (*fn)(void); const char *what; } cases[] = {
@@ -192,6 +260,8 @@ int main(void)
 			    "before ENOMEM" },
 		{ case_race, "setrlimit while 4 threads malloc and free: no block damaged, "
 			     "VmSize under the limit" },
+		{ case_tid, "prlimit on a thread's id, from that thread: VmSize under the limit" },
+		{ case_other, "prlimit on another process: ours keeps its limit and map" },
 	};
 	struct rlimit rl;
 	void *keep[64];
