@@ -3049,9 +3049,22 @@ void __hak_heap_fork_child(void) __releases(&heap_lock)
 {
 	hak_lock_fork_child(&heap_lock);
 	arch_store_release(&scan_stop, --scan_stop_mine);
-	/* a scan that another handler fork's frame ran (fork_scan_skip) */
-	if (!scanning_here)
+	/*
+	 * A scan another thread ran (fork_scan_skip: another handler fork's
+	 * frame, or one waited for past the bound): that thread is not here,
+	 * and neither the flag nor the scan lock it held on a heap would ever
+	 * be cleared. The forking thread's own heap may be that one (it was
+	 * idle), whose next slow path waited for it in heap_enter for good
+	 * (selftests/core/fork_scan_left). What the scan left half done on
+	 * that heap stays so, as under any lock a fork leaves.
+	 */
+	if (!scanning_here && arch_load_relaxed(&heap_scanning)) {
+		struct hak_heap *h;
+
+		for (h = all_heaps; h; h = h->all_next)
+			(void)arch_cmpxchg(&h->scan_lk, HAK_SCAN_OTHER, 0);
 		arch_store_release(&heap_scanning, 0);
+	}
 	/*
 	 * Only the forking thread lives on: the parent's other threads
 	 * counted as live would keep the child's caches at a share of the
