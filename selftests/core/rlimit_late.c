@@ -22,7 +22,10 @@
  *     crash, no block damaged, and then (hakmem) VmSize under the limit;
  *  4. prlimit on the id of a thread of ours (from that thread), which the
  *     kernel applies to the whole process: VmSize under the limit at once;
- *  5. prlimit on another process (a child): our limit and map stay.
+ *  5. prlimit on another process (a child): our limit and map stay;
+ *  6. after the give-up: a refused setrlimit sets EINVAL, a prlimit that
+ *     only reads changes nothing, a fork's child allocates, and with the
+ *     limit raised again the process allocates, its map not taken again.
  * Also built against the C library's malloc; it passes there too.
  */
 #include <pthread.h>
@@ -251,6 +254,63 @@ static int case_other(void)
 	return its.rlim_cur == limit ? 0 : 7;
 }
 
+/* Allocate, fill, check and free 20,000 blocks of 16 B to 2 KiB: 0 ok. */
+static int churn_once(void)
+{
+	static void *b[20000];
+	int bad = 0;
+
+	for (int i = 0; i < 20000; i++) {
+		b[i] = v_malloc(16 + (size_t)(i % 2000));
+		if (!b[i])
+			return 1;
+		ct_fill(b[i], 16 + (size_t)(i % 2000));
+	}
+	for (int i = 0; i < 20000; i++) {
+		bad |= ct_check(b[i], 16 + (size_t)(i % 2000)) != 16 + (size_t)(i % 2000);
+		free(b[i]);
+	}
+	return bad;
+}
+
+/*
+ * 6: after the give-up: a failed setrlimit keeps errno, a prlimit that
+ * only reads changes nothing, a fork's child allocates, and with the
+ * limit raised again the process allocates (the map is not taken again):
+ * 0 ok; 10 errno; 11 VmSize back over the limit; 12 the child; 13 churn.
+ */
+static int case_after(void)
+{
+	struct rlimit rl, bad;
+	pid_t pid;
+	int st;
+
+	if (set_limit(false) || getrlimit(RLIMIT_AS, &rl))
+		return 9;
+	bad = rl;
+	bad.rlim_cur = bad.rlim_max == RLIM_INFINITY ? RLIM_INFINITY : bad.rlim_max + 1;
+	bad.rlim_max = 1;
+	errno = 0;
+	if (setrlimit(RLIMIT_AS, &bad) != -1 || errno != EINVAL)
+		return 10;
+	if (prlimit(0, RLIMIT_AS, NULL, &bad) || bad.rlim_cur != rl.rlim_cur)
+		return 10;
+	pid = fork();
+	if (pid < 0)
+		return 9;
+	if (pid == 0)
+		_exit(churn_once() | churn_once());
+	if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st))
+		return 12;
+	rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_AS, &rl))
+		return 9;
+	if (churn_once())
+		return 13;
+	/* not glibc's: its arenas come and go with the threads of case 3 */
+	return !CT_HAKMEM || ct_status_kib("VmSize") << 10 <= (long)limit ? 0 : 11;
+}
+
 int main(void)
 {
 	static const struct { int (*fn)(void); const char *what; } cases[] = {
@@ -262,6 +322,8 @@ int main(void)
 			     "VmSize under the limit" },
 		{ case_tid, "prlimit on a thread's id, from that thread: VmSize under the limit" },
 		{ case_other, "prlimit on another process: ours keeps its limit and map" },
+		{ case_after, "after the give-up: errno of a refused call, a fork's child, "
+			      "the limit raised again" },
 	};
 	struct rlimit rl;
 	void *keep[64];
