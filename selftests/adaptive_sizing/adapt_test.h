@@ -17,6 +17,7 @@
 #include "heap.h"
 #include "tcache.h"
 #include "tap.h"
+#include "proc.h"
 
 #define AT_CAP_MIN	16u
 #define AT_CAP_MAX	2048u
@@ -31,14 +32,11 @@
  */
 static inline unsigned at_past_cores(int *cpus, unsigned max)
 {
-	cpu_set_t set;
 	unsigned n;
 
 	if (AT_BUDGET_MIN >= AT_BUDGET)
 		tap_skip_all("the budget past the cores is the whole (HAK_ADAPTIVE_BUDGET_MIN_KIB)");
-	*cpus = 1;
-	if (!sched_getaffinity(0, sizeof(set), &set))
-		*cpus = CPU_COUNT(&set);
+	*cpus = (int)proc_cpus();
 	n = 2 * (unsigned)*cpus + 4;
 	return n < max ? n : max;
 }

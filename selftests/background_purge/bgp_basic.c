@@ -20,6 +20,7 @@
 #include <sys/wait.h>
 #include <hakmem/hakmem.h>
 #include "../lib/tap.h"
+#include "../lib/proc.h"
 #include "../lib/idle_burst.h"
 #include "init.h"
 #include "boxes/background_purge/bgpurge.h"
@@ -31,21 +32,6 @@ static void use_allocator(size_t n)
 	void *volatile p = malloc(n);
 
 	free(p);
-}
-
-static long rss_kib(void)
-{
-	char buf[4096];
-	FILE *f = fopen("/proc/self/status", "r");
-	long v = 0;
-
-	if (!f)
-		return 0;
-	while (fgets(buf, sizeof(buf), f))
-		if (!strncmp(buf, "VmRSS:", 6))
-			v = strtol(buf + 6, NULL, 10);
-	fclose(f);
-	return v;
 }
 
 /* Threads of this process named name. */
@@ -86,24 +72,6 @@ static struct hak_bgpurge_stats bg(void)
 enum { IDLE_NB = 48 << 10 };	/* 48 MiB in the burst */
 static void *idle_b[IDLE_NB], *idle_keep[IDLE_NB / IDLE_BURST_KEEP];
 
-/* VmRSS with open/read: stdio would allocate (and so tick the decay). */
-static long rss_kib_raw(void)
-{
-	char buf[4096], *p;
-	ssize_t n;
-	int fd = open("/proc/self/status", O_RDONLY);
-
-	if (fd < 0)
-		return 0;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = '\0';
-	p = strstr(buf, "VmRSS:");
-	return p ? strtol(p + 6, NULL, 10) : 0;
-}
-
 /*
  * RSS before and after the idle thread's pages are released, waiting up
  * to 6 s (0.1 s steps) in which no thread calls the allocator: on a loaded
@@ -118,10 +86,10 @@ static int idle_thread_release(long *before, long *after)
 
 	if (idle_burst_start(&ib, IDLE_NB, idle_b, idle_keep))
 		return 0;
-	*before = ib.peak_kib > 0 ? ib.peak_kib : rss_kib_raw();
+	*before = ib.peak_kib > 0 ? ib.peak_kib : proc_status_kib("VmRSS");
 	for (i = 0; i < 60; i++) {
 		usleep(100 * 1000);
-		*after = rss_kib_raw();
+		*after = proc_status_kib("VmRSS");
 		if (*after + goal < *before)
 			break;
 	}
@@ -145,11 +113,11 @@ static int idle_release(long *before, long *after)
 		v[i] = malloc(SZ);
 		memset(v[i], 0x5a, SZ);
 	}
-	*before = rss_kib();
+	*before = proc_status_kib("VmRSS");
 	for (i = 0; i < N; i++)
 		free(v[i]);
 	/*
-	 * No allocator call while idle (rss_kib_raw does not allocate). The
+	 * No allocator call while idle (proc_status_kib does not allocate). The
 	 * thread purges within two delays (1 s here); a loaded machine may
 	 * not run it in time (two helpers' runs at load 13+ missed the 1 s
 	 * mark), so wait up to 6 s in 0.1 s steps, the way
@@ -158,7 +126,7 @@ static int idle_release(long *before, long *after)
 	 */
 	usleep(1000 * 1000);
 	for (i = 0; i < 50; i++) {
-		*after = rss_kib_raw();
+		*after = proc_status_kib("VmRSS");
 		if (*after + (N * SZ >> 10) / 2 < *before)
 			return 1;
 		usleep(100 * 1000);

@@ -89,7 +89,7 @@ static void rss_falls(void)
 	 * otherwise decay (purge delay) during the loop and hide the peak.
 	 */
 	malloc_trim(0);
-	base = ct_status_kib("VmRSS");
+	base = proc_status_kib("VmRSS");
 	for (int i = 0; i < N; i++) {
 		/* a mix of small and mid sizes: 64 MiB in all */
 		size_t n = (i & 15) == 0 ? 8192 : 512;
@@ -99,15 +99,15 @@ static void rss_falls(void)
 			tap_bail("malloc failed");
 		memset(v[i], 0x33, n);
 	}
-	peak = ct_status_kib("VmRSS");
+	peak = proc_status_kib("VmRSS");
 	for (int i = 0; i < N; i++)
 		free(v[i]);
-	after = ct_status_kib("VmRSS");
+	after = proc_status_kib("VmRSS");
 	tap_diag("VmRSS: start %ld KiB, peak %ld KiB, after free %ld KiB", base, peak, after);
 	tap_ok(peak - base >= 40 * 1024 && after < base + (peak - base) / 2,
 	       "RSS falls by at least half of a 64 MiB small-block peak after the frees");
 	r = malloc_trim(0);
-	trimmed = ct_status_kib("VmRSS");
+	trimmed = proc_status_kib("VmRSS");
 	tap_ok((r == 0 || r == 1) && trimmed < base + (peak - base) / 2,
 	       "malloc_trim(0) returns %d, RSS stays low (%ld KiB)", r, trimmed);
 	r = malloc_trim(1 << 20);

@@ -28,6 +28,7 @@
 #include <sys/wait.h>
 
 #include "../lib/tap.h"
+#include "../lib/proc.h"
 
 #ifdef HAK_KCONFIG_H
 # define CT_HAKMEM 1
@@ -90,26 +91,6 @@ static inline size_t ct_check(const void *p, size_t n)
 	return n;
 }
 
-/* A value from /proc/self/status in KiB ("VmRSS", "VmSize"), or -1. */
-static inline long ct_status_kib(const char *key)
-{
-	char line[256];
-	size_t kl = strlen(key);
-	long v = -1;
-	FILE *f = fopen("/proc/self/status", "r");
-
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f)) {
-		if (!strncmp(line, key, kl) && line[kl] == ':') {
-			v = strtol(line + kl + 1, NULL, 10);
-			break;
-		}
-	}
-	fclose(f);
-	return v;
-}
-
 /*
  * Cap RLIMIT_AS at VmSize + slack bytes (the hard limit too when hard;
  * base gives the rest), so that every mapping past the slack fails.
@@ -121,7 +102,7 @@ static inline long ct_status_kib(const char *key)
 static inline int ct_cap_as(const struct rlimit *base, size_t slack, int hard)
 {
 	struct rlimit rl = *base;
-	long vm = ct_status_kib("VmSize"), was;
+	long vm = proc_status_kib("VmSize"), was;
 
 	for (int i = 0; i < 4; i++) {
 		if (vm <= 0)
@@ -132,7 +113,7 @@ static inline int ct_cap_as(const struct rlimit *base, size_t slack, int hard)
 		if (setrlimit(RLIMIT_AS, &rl))
 			return -1;
 		was = vm;
-		vm = ct_status_kib("VmSize");
+		vm = proc_status_kib("VmSize");
 		if (vm >= was)
 			break;
 	}
@@ -148,7 +129,7 @@ static inline int ct_cap_as(const struct rlimit *base, size_t slack, int hard)
 static inline long ct_retained_kib(void)
 {
 	malloc_trim(0);
-	return ct_status_kib("VmRSS");
+	return proc_status_kib("VmRSS");
 }
 
 /*
@@ -325,43 +306,13 @@ static inline int ct_scenario_child(void (*scenario)(void))
 	return st;
 }
 
-/* The CPUs this process may run on (1 when it cannot be read). */
-static inline int ct_cpus(void)
-{
-	cpu_set_t set;
-
-	if (sched_getaffinity(0, sizeof(set), &set))
-		return 1;
-	return CPU_COUNT(&set);
-}
-
-/*
- * Read path whole into buf (NUL-terminated) by open and read only: no
- * allocation, for callers inside an allocator lock or that must not tick
- * the decay. Its length, or -1.
- */
-static inline ssize_t ct_read_raw(const char *path, char *buf, size_t size)
-{
-	ssize_t n;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-
-	if (fd < 0)
-		return -1;
-	n = read(fd, buf, size - 1);
-	close(fd);
-	if (n < 0)
-		return -1;
-	buf[n] = 0;
-	return n;
-}
-
-/* Is thread tid (of this process) blocked in futex? (ct_read_raw: a frame may hold a lock) */
+/* Is thread tid (of this process) blocked in futex? (proc_read_raw: a frame may hold a lock) */
 static inline int ct_in_futex(pid_t tid)
 {
 	char path[64], buf[32];
 
 	snprintf(path, sizeof(path), "/proc/self/task/%d/syscall", (int)tid);
-	return ct_read_raw(path, buf, sizeof(buf)) > 0 && atoi(buf) == SYS_futex;
+	return proc_read_raw(path, buf, sizeof(buf)) > 0 && atoi(buf) == SYS_futex;
 }
 
 /*

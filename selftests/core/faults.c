@@ -341,7 +341,7 @@ int main(void)
 {
 	if (getrlimit(RLIMIT_AS, &saved_as))
 		tap_skip_all("getrlimit(RLIMIT_AS) failed");
-	if (ct_status_kib("VmSize") <= 0)
+	if (proc_status_kib("VmSize") <= 0)
 		tap_skip_all("no VmSize in /proc/self/status");
 	ptrs = mmap(NULL, MAXPTR * sizeof(void *), PROT_READ | PROT_WRITE,
 		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);

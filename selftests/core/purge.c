@@ -46,7 +46,7 @@ static void test_pages(void)
 		memset(b[i], (int)(i & 0xff), BS);
 	}
 	/* Slow builds purge while the loop below still frees: measure here. */
-	before = ct_status_kib("VmRSS");
+	before = proc_status_kib("VmRSS");
 	/* Keep every 64th block: one per 32 KiB, so every slab stays live. */
 	for (i = 0; i < NB; i++) {
 		if (i % 64 == 0) {
@@ -61,7 +61,7 @@ static void test_pages(void)
 	ct_decay_tick();
 	sleep_ms(CONFIG_HAK_PURGE_DELAY_MS + 30);
 	ct_decay_tick();
-	after = ct_status_kib("VmRSS");
+	after = proc_status_kib("VmRSS");
 	hak_stats_get(&st);
 	/*
 	 * One live block per 32 KiB: at most an eighth of the pages stay,
@@ -155,7 +155,7 @@ static void test_idle_thread(void)
 		tap_ok(0, "pthread_create");
 		return;
 	}
-	before = ib.peak_kib > 0 ? ib.peak_kib : ct_status_kib("VmRSS");
+	before = ib.peak_kib > 0 ? ib.peak_kib : proc_status_kib("VmRSS");
 	/*
 	 * 31 MiB freed; the idle thread's cache may keep a few MiB of it.
 	 * Usually one call three delays later purges the rest; a loaded
@@ -171,7 +171,7 @@ static void test_idle_thread(void)
 	for (int i = 0; i < 4; i++) {
 		sleep_ms(CONFIG_HAK_PURGE_DELAY_MS + 30);
 		ct_decay_tick();
-		after = ct_status_kib("VmRSS");
+		after = proc_status_kib("VmRSS");
 		if (after + 16 * 1024 < before)
 			break;
 	}

@@ -71,14 +71,14 @@ int main(void)
 			free(blk[i]);
 			blk[i] = NULL;
 		}
-	freed = ct_status_kib("VmRSS");
+	freed = proc_status_kib("VmRSS");
 	hak_stats_get(&s0);
 	/* ticks an eighth of a delay apart for up to 8 delays; stop once purged */
 	rounds = 64;
 	for (round = 0; round < rounds; round++) {
 		churn_round();
 		usleep((delay / 8 + 1) * 1000u);
-		rss = ct_status_kib("VmRSS");
+		rss = proc_status_kib("VmRSS");
 		if (rss < freed / 2 && round >= 8)
 			break;
 	}

@@ -109,7 +109,7 @@ int main(void)
 	tap_ok(remote == NB && overflows == 0,
 	       "past the cores (%u CPUs, %u more threads), a thread that only frees sends "
 	       "all %u blocks of an idle owner home (%llu remote frees, %llu overflows)",
-	       crowd_cpus(), crowd.n, NB, (unsigned long long)remote,
+	       proc_cpus(), crowd.n, NB, (unsigned long long)remote,
 	       (unsigned long long)overflows);
 
 	run(1, &remote, &overflows);

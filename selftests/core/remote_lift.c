@@ -223,7 +223,7 @@ int main(int argc, char **argv)
 		execv("/proc/self/exe", argv);
 		tap_bail("execv: %s", strerror(errno));
 	}
-	n = ct_cpus();
+	n = proc_cpus();
 	tap_plan(6);
 	nh = 8u * (unsigned)n + 1;	/* 64 B: 64 * cpus / live <= 8 */
 	if (nh > MAX_HELPERS)

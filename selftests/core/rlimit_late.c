@@ -99,7 +99,7 @@ static int case_threads(void)
 
 	if (set_limit(false))
 		return 9;
-	vm = ct_status_kib("VmSize");
+	vm = proc_status_kib("VmSize");
 	if (vm < 0 || (rlim_t)vm << 10 > limit)
 		return 1;
 	if (pthread_attr_init(&attr) || pthread_attr_setstacksize(&attr, STACK))
@@ -185,7 +185,7 @@ static int case_race(void)
 	if (bad)
 		return 5;
 	/* not glibc's: its threads' arenas, 64 MiB each, were reserved before */
-	vm = ct_status_kib("VmSize");
+	vm = proc_status_kib("VmSize");
 	return !CT_HAKMEM || (vm >= 0 && (rlim_t)vm << 10 <= limit) ? 0 : 1;
 }
 
@@ -332,7 +332,7 @@ int main(void)
 	/* allocate first: the page map exists before the limit */
 	for (int i = 0; i < 64; i++)
 		keep[i] = v_malloc((size_t)16 << (i % 13));
-	vm = ct_status_kib("VmSize");
+	vm = proc_status_kib("VmSize");
 	if (vm <= 0)
 		tap_skip_all("no VmSize in /proc/self/status");
 	if ((unsigned long)vm > MAP_KIB)

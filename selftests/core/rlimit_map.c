@@ -32,7 +32,7 @@ static int child(void)
 
 	if (!p) {
 		printf("# malloc(2 GiB) failed, errno %d, VmSize %ld KiB\n", errno,
-		       ct_status_kib("VmSize"));
+		       proc_status_kib("VmSize"));
 		return 1;
 	}
 	p[0] = 1;

@@ -17,7 +17,6 @@
  * blocks (the freed memory came back). Also built against the C
  * library's malloc; it passes there too.
  */
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <sys/resource.h>
@@ -95,22 +94,6 @@ static size_t round_at(size_t n, const char **why)
 	return *why ? 0 : sum;
 }
 
-/* VmSize in KiB, read without stdio (no allocation: the limit comes first). */
-static long vm_size_kib(void)
-{
-	char b[4096], *p;
-	int fd = open("/proc/self/status", O_RDONLY);
-	ssize_t n = fd < 0 ? -1 : read(fd, b, sizeof(b) - 1);
-
-	if (fd >= 0)
-		close(fd);
-	if (n <= 0)
-		return -1;
-	b[n] = 0;
-	p = strstr(b, "VmSize:");
-	return p ? strtol(p + 7, NULL, 10) : -1;
-}
-
 int main(void)
 {
 	static const size_t sizes[] = { 144, 4096, 17 * 4096 };
@@ -125,7 +108,7 @@ int main(void)
 		rl.rlim_cur = LIMIT;
 		can = !setrlimit(RLIMIT_AS, &rl);
 	}
-	vm = vm_size_kib();
+	vm = proc_status_kib("VmSize");
 	if (!can)
 		tap_skip_all("cannot set RLIMIT_AS to 200 MiB");
 	tap_plan(2 + ARRAY_SIZE_CT(sizes));

@@ -108,7 +108,7 @@ int main(int argc, char **argv)
 		execv("/proc/self/exe", argv);
 		tap_bail("execv: %s", strerror(errno));
 	}
-	n = ct_cpus();
+	n = proc_cpus();
 	tap_plan(2);
 	nh = 8u * (unsigned)n + 1;
 	if (nh > MAX_HELPERS)

@@ -117,7 +117,7 @@ static size_t rollup(const char *key)
 	static char buf[8192];
 	char *p;
 
-	if (ct_read_raw("/proc/self/smaps_rollup", buf, sizeof(buf)) <= 0)
+	if (proc_read_raw("/proc/self/smaps_rollup", buf, sizeof(buf)) <= 0)
 		return 0;
 	p = strstr(buf, key);
 	return p ? strtoul(p + strlen(key), NULL, 10) << 10 : 0;

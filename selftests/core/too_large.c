@@ -136,7 +136,7 @@ static int under_limit(void)
 	}
 	for (int i = 0; i < 8; i += 2)
 		free(h[i]);
-	vm = ct_status_kib("VmSize");
+	vm = proc_status_kib("VmSize");
 	if (vm <= 0 || getrlimit(RLIMIT_AS, &rl))
 		return 10;
 	lim = ((size_t)vm << 10) + (64UL << 20);

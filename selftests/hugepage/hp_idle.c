@@ -22,6 +22,7 @@
 #include <unistd.h>
 #include <hakmem/hakmem.h>
 #include "../lib/tap.h"
+#include "../lib/proc.h"
 #include "../lib/idle_burst.h"
 #include "init.h"
 #include "boxes/hugepage/hugepage.h"
@@ -29,20 +30,6 @@
 
 enum { NB = 32 << 10 };	/* 32 MiB in the burst */
 static void *b[NB], *keep[NB / IDLE_BURST_KEEP];
-
-static long rss_kib(void)
-{
-	char line[256];
-	long v = -1;
-	FILE *f = fopen("/proc/self/status", "r");
-
-	while (f && fgets(line, sizeof(line), f))
-		if (!strncmp(line, "VmRSS:", 6))
-			v = strtol(line + 6, NULL, 10);
-	if (f)
-		fclose(f);
-	return v;
-}
 
 static unsigned now_ms(void)
 {
@@ -126,7 +113,7 @@ int main(void)
 		tap_bail("pthread_create");
 	ms = now_ms() - ms;
 	hak_huge_stats(&h1);
-	before = rss_kib();
+	before = proc_status_kib("VmRSS");
 	if (ms < CONFIG_HAK_PURGE_DELAY_MS)
 		tap_ok(h1.advised == h0.advised,
 		       "a burst of %u ms gets no advice while it runs (%zu advised, "
@@ -138,7 +125,7 @@ int main(void)
 	for (i = 0; i < 4; i++) {
 		usleep(1000u * (CONFIG_HAK_PURGE_DELAY_MS + 30));
 		tick();
-		after = rss_kib();
+		after = proc_status_kib("VmRSS");
 		if (after + 16 * 1024 < before)
 			break;
 	}
@@ -155,7 +142,7 @@ int main(void)
 			sleep(1);
 			tick();
 		}
-		later = rss_kib();
+		later = proc_status_kib("VmRSS");
 		hak_huge_stats(&h1);
 		tap_ok(later < after + 4096, "%d s later RSS is %ld KiB (AnonHugePages %zu KiB)",
 		       atoi(w), later, h1.anon_huge_bytes >> 10);

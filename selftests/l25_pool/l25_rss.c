@@ -87,17 +87,17 @@ static void test_burst(void)
 	size_t i, n = ARRAY_SIZE(blk);
 
 	malloc_trim(0);
-	base = lt_rss_kib();
+	base = proc_status_kib("VmRSS");
 	for (i = 0; i < n; i++) {
 		blk[i] = malloc(lt_opaque(BURST_BLOCK));
 		if (!blk[i])
 			abort();
 		memset(blk[i], 1, BURST_BLOCK);
 	}
-	peak = lt_rss_kib();
+	peak = proc_status_kib("VmRSS");
 	for (i = 0; i < n; i++)
 		free(blk[i]);
-	freed = lt_rss_kib();
+	freed = proc_status_kib("VmRSS");
 	tap_ok(peak - base >= (long)(BURST / 1024) * 9 / 10,
 	       "burst of %zu x 128 KiB: RSS %ld -> %ld KiB", n, base, peak);
 	tap_ok(freed - base >= (long)(BURST / 1024) * 3 / 4,
@@ -106,13 +106,13 @@ static void test_burst(void)
 	/* The hold later, the next allocator calls give them back. */
 	usleep((CONFIG_HAK_PURGE_DELAY_MS * (HAK_L25_HOLD * 2 + 1) / 2 + 30) * 1000);
 	traffic(8);
-	after = lt_rss_kib();
+	after = proc_status_kib("VmRSS");
 	hak_l25_stats(&st);
 	tap_ok(after - base <= 16 * 1024,
 	       "the hold later: RSS %ld KiB (%ld above the start; pool keeps %zu KiB dirty, "
 	       "%zu regions)", after, after - base, st.dirty_bytes >> 10, st.regions);
 	malloc_trim(0);
-	trimmed = lt_rss_kib();
+	trimmed = proc_status_kib("VmRSS");
 	hak_l25_stats(&st);
 	tap_ok(trimmed - base <= 2 * 1024 && st.regions == 0 && st.dirty_bytes == 0,
 	       "malloc_trim: RSS %ld KiB (%ld above the start), %zu regions left",
@@ -166,7 +166,7 @@ static void test_delay(void)
 	pthread_create(&t, NULL, free_idle, p);
 	pthread_join(t, NULL);
 	hak_l25_stats(&a);
-	r0 = lt_rss_kib();
+	r0 = proc_status_kib("VmRSS");
 	/* Traffic on other blocks within the delay purges nothing. */
 	t0 = lt_now();
 	traffic(2000);
@@ -182,7 +182,7 @@ static void test_delay(void)
 	usleep((HAK_L25_HOLD * delay + delay / 2 + 30) * 1000);
 	traffic(8);
 	hak_l25_stats(&c);
-	r1 = lt_rss_kib();
+	r1 = proc_status_kib("VmRSS");
 	tap_ok(a.dirty_bytes >= NIDLE * 100000 &&
 	       c.purged_bytes - a.purged_bytes >= NIDLE * 100000 &&
 	       c.dirty_bytes >= 4 * 40000,

@@ -19,6 +19,7 @@
 #include "superslab.h"
 #include "boxes/l25_pool/l25.h"
 #include "../lib/tap.h"
+#include "../lib/proc.h"
 
 #define L25_TEST_MAX	((size_t)CONFIG_HAK_L25_MAX_KIB << 10)
 
@@ -96,19 +97,6 @@ static inline int lt_check_sparse(const void *p, size_t n)
 		if (c[i] != lt_pat(p, i))
 			return 0;
 	return 1;
-}
-
-static inline long lt_rss_kib(void)
-{
-	long pages = 0, rss = 0;
-	FILE *f = fopen("/proc/self/statm", "r");
-
-	if (!f)
-		return -1;
-	if (fscanf(f, "%ld %ld", &pages, &rss) != 2)
-		rss = -1;
-	fclose(f);
-	return rss < 0 ? -1 : rss * (sysconf(_SC_PAGESIZE) / 1024);
 }
 
 static inline double lt_now(void)

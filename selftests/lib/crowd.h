@@ -24,6 +24,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdlib.h>
+#include "proc.h"
 
 struct crowd {
 	unsigned n;		/* members started */
@@ -33,17 +34,6 @@ struct crowd {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 };
-
-static inline unsigned crowd_cpus(void)
-{
-	cpu_set_t set;
-	int n;
-
-	if (sched_getaffinity(0, sizeof(set), &set))
-		return 1;
-	n = CPU_COUNT(&set);
-	return n > 0 ? (unsigned)n : 1;
-}
 
 static void *crowd_member(void *arg)
 {
@@ -80,7 +70,7 @@ static inline void crowd_stop(struct crowd *c)
 /* 0 once cpus + 2 members are attached and parked, -1 if they could not start. */
 static inline int crowd_start(struct crowd *c)
 {
-	unsigned want = crowd_cpus() + 2;
+	unsigned want = proc_cpus() + 2;
 
 	c->n = c->ready = 0;
 	c->go = 0;

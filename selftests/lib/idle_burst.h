@@ -19,11 +19,11 @@
 #ifndef HAK_SELFTEST_IDLE_BURST_H
 #define HAK_SELFTEST_IDLE_BURST_H
 
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "proc.h"
 
 #define IDLE_BURST_BS	1024
 #define IDLE_BURST_KEEP	32
@@ -38,24 +38,6 @@ struct idle_burst {
 	int state;		/* 1: burst done, 2: may exit */
 	long peak_kib;		/* VmRSS with the burst live; -1 unknown */
 };
-
-/* VmRSS in KiB, -1 if unknown; open/read only: no allocation. */
-static inline long idle_burst_rss_kib(void)
-{
-	char buf[4096], *p;
-	ssize_t n;
-	int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
-
-	if (fd < 0)
-		return -1;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return -1;
-	buf[n] = 0;
-	p = strstr(buf, "VmRSS:");
-	return p ? strtol(p + 6, NULL, 10) : -1;
-}
 
 static void idle_burst_set(struct idle_burst *ib, int state)
 {
@@ -82,7 +64,7 @@ static void *idle_burst_main(void *arg)
 		ib->b[i] = malloc(IDLE_BURST_BS);
 		memset(ib->b[i], (int)i, IDLE_BURST_BS);
 	}
-	ib->peak_kib = idle_burst_rss_kib();
+	ib->peak_kib = proc_status_kib("VmRSS");
 	for (i = 0; i < ib->nb; i++) {
 		if (i % IDLE_BURST_KEEP == 0)
 			ib->keep[i / IDLE_BURST_KEEP] = ib->b[i];

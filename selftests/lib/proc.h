@@ -1,0 +1,64 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * What the tests read about their own process: a /proc file, a value of
+ * /proc/self/status, the CPUs they may run on. Reads use open and read
+ * only, never stdio: a test may call them with an allocator lock held by a
+ * frozen frame (the fork tests), before a resource limit it is about to
+ * set, or in an idle window that an allocation would disturb (a malloc
+ * ticks the decay pass: the purge and background-purge tests).
+ */
+#ifndef HAK_SELFTEST_PROC_H
+#define HAK_SELFTEST_PROC_H
+
+#include <fcntl.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Read path whole into buf (NUL-terminated). Its length, or -1. */
+static inline ssize_t proc_read_raw(const char *path, char *buf, size_t size)
+{
+	ssize_t n;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, size - 1);
+	close(fd);
+	if (n < 0)
+		return -1;
+	buf[n] = 0;
+	return n;
+}
+
+/* A value of /proc/self/status in KiB ("VmRSS", "VmSize"), or -1. */
+static inline long proc_status_kib(const char *key)
+{
+	char buf[4096], *p = buf;
+	size_t kl = strlen(key);
+
+	if (proc_read_raw("/proc/self/status", buf, sizeof(buf)) <= 0)
+		return -1;
+	/* A key starts a line and ends at its colon ("VmRSS:" only). */
+	while ((p = strstr(p, key))) {
+		if ((p == buf || p[-1] == '\n') && p[kl] == ':')
+			return strtol(p + kl + 1, NULL, 10);
+		p += kl;
+	}
+	return -1;
+}
+
+/* The CPUs this process may run on (1 when it cannot be read). */
+static inline unsigned proc_cpus(void)
+{
+	cpu_set_t set;
+	int n;
+
+	if (sched_getaffinity(0, sizeof(set), &set))
+		return 1;
+	n = CPU_COUNT(&set);
+	return n > 0 ? (unsigned)n : 1;
+}
+
+#endif
