@@ -212,7 +212,7 @@ static int case_tid(void)
 
 	if (pthread_create(&t, NULL, thread_prlimit, &r) || pthread_join(t, NULL) || r)
 		return 9;
-	vm = ct_status_kib("VmSize");
+	vm = proc_status_kib("VmSize");
 	return vm >= 0 && (rlim_t)vm << 10 <= limit ? 0 : 1;
 }
 
@@ -223,7 +223,7 @@ static int case_tid(void)
 static int case_other(void)
 {
 	struct rlimit rl, mine, its;
-	long before = ct_status_kib("VmSize"), after;
+	long before = proc_status_kib("VmSize"), after;
 	int pfd[2], st, r;
 	pid_t pid;
 	char c;
@@ -243,7 +243,7 @@ static int case_other(void)
 	r = prlimit(pid, RLIMIT_AS, &rl, NULL);
 	if (!r)
 		r = prlimit(pid, RLIMIT_AS, NULL, &its);
-	after = ct_status_kib("VmSize");
+	after = proc_status_kib("VmSize");
 	close(pfd[1]);
 	waitpid(pid, &st, 0);
 	if (r)
@@ -308,7 +308,7 @@ static int case_after(void)
 	if (churn_once())
 		return 13;
 	/* not glibc's: its arenas come and go with the threads of case 3 */
-	return !CT_HAKMEM || ct_status_kib("VmSize") << 10 <= (long)limit ? 0 : 11;
+	return !CT_HAKMEM || proc_status_kib("VmSize") << 10 <= (long)limit ? 0 : 11;
 }
 
 int main(void)
