@@ -1391,7 +1391,21 @@ void __hak_large_fork_child(void)
 {
 	unsigned i;
 
-	for (i = 0; i < NSHARD; i++)
-		hak_lock_fork_reset(&shards[i].lock);
+	for (i = 0; i < NSHARD; i++) {
+		struct large_shard *sh = &shards[i];
+
+		/*
+		 * A lock the fork left to a holder that the child does not
+		 * have may have been left mid-change, its count odd: made even
+		 * again, or the child's next writer would flip its meaning
+		 * (odd read as stable). The chains stay as left, as any left
+		 * lock's data does. A lock our own frame holds keeps its odd
+		 * count for that frame's seq_end().
+		 */
+		if ((sh->lock.fork_state & HAK_FORK_MASK) != HAK_FORK_OWN &&
+		    (sh->seq & 1))
+			sh->seq++;
+		hak_lock_fork_reset(&sh->lock);
+	}
 	hak_lock_fork_reset(&wholes.lock);
 }
