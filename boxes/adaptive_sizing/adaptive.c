@@ -84,6 +84,13 @@
  * design.md, "size-chain: the idle windows and the resident memory").
  */
 #define ADAPT_COLD_WINDOWS	4
+/*
+ * The classes HAKMEM_ADAPTIVE_CLASS_MAX bounds: those whose refill is
+ * bounded in bytes too (lib/heap.c, refill_want), where a grown bin holds
+ * hundreds of KiB; under them a bin of 2,048 blocks is at most 1 MiB
+ * (footprint's and larson's classes live there).
+ */
+#define ADAPT_CEIL_CLASS_MIN	512u
 #define ADAPT_BUDGET		((size_t)CONFIG_HAK_ADAPTIVE_BUDGET_KIB << 10)
 #define ADAPT_BUDGET_MIN	((size_t)CONFIG_HAK_ADAPTIVE_BUDGET_MIN_KIB << 10)
 #define ADAPT_WINDOW		((uint32_t)CONFIG_HAK_ADAPTIVE_WINDOW)
@@ -212,14 +219,32 @@ static void event(unsigned c)
 		sweep(c);
 }
 
+/*
+ * The most blocks class c may grow to: ADAPT_CAP_MAX, but for a class of
+ * ADAPT_CEIL_CLASS_MIN bytes and more only lim bytes of blocks
+ * (HAKMEM_ADAPTIVE_CLASS_MAX, 0 for no ceiling), never below the floor.
+ */
+static uint32_t cap_most(unsigned c, size_t lim)
+{
+	size_t s = stride(c), n;
+
+	if (!lim || s < ADAPT_CEIL_CLASS_MIN)
+		return ADAPT_CAP_MAX;
+	n = lim / s;
+	if (n < ADAPT_CAP_MIN)
+		return ADAPT_CAP_MIN;
+	return n < ADAPT_CAP_MAX ? (uint32_t)n : ADAPT_CAP_MAX;
+}
+
 static void grow(unsigned c)
 {
 	uint32_t cap = adapt.bin[c].cap, want;
+	uint32_t most = cap_most(c, __hak_opt.adapt_class_max);
 	size_t need, left;
 
-	if (cap >= ADAPT_CAP_MAX)
+	if (cap >= most)
 		return;
-	want = cap * 2 < ADAPT_CAP_MAX ? cap * 2 : ADAPT_CAP_MAX;
+	want = cap * 2 < most ? cap * 2 : most;
 	need = (want - cap) * stride(c);
 	/*
 	 * One reading of the room: the budget follows the live-thread count,
@@ -245,6 +270,7 @@ void hak_adapt_initial_caps(uint32_t *cap)
 {
 	bool fresh = !adapt.ready;
 	size_t bytes = adapt.bytes, budget = hak_adapt_budget();
+	size_t lim = __hak_opt.adapt_class_max;
 	unsigned c;
 
 	if (fresh) {
@@ -268,6 +294,8 @@ void hak_adapt_initial_caps(uint32_t *cap)
 			k = ADAPT_CAP_MIN;
 		if (k > ADAPT_CAP_MAX)
 			k = ADAPT_CAP_MAX;
+		if (unlikely(lim) && k > cap_most(c, lim))
+			k = cap_most(c, lim);
 		room = bytes < budget ? budget - bytes : 0;
 		if ((size_t)k * s > room) {	/* k > room / s, one division less */
 			size_t fit = room / s;
