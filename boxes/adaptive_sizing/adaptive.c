@@ -39,6 +39,12 @@
  *           the same classes, a trim and refills each time: 0.78 of the
  *           CPU without it (Documentation/design.md, "The adaptive
  *           shrink's trim").
+ *   Ceiling: with HAKMEM_ADAPTIVE_CLASS_MAX set, a class of 512 B or
+ *           more grows only to that many bytes of blocks (cap_most). A
+ *           grown bin keeps its class's recent high-water whether or not
+ *           the next chains use it: size-chain's peak RSS is the sum of
+ *           them (1.38x mimalloc's; 64k: 1.17x, at 1.2-1.3x the CPU, as
+ *           the blocks past the ceiling go home and come back).
  *   Past the cores: while threads outnumber the CPUs by more than one
  *           (the threads that allocate: a consumer that only frees does
  *           not count; lib/heap.c, thread_share), the budget is the
