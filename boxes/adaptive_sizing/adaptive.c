@@ -279,6 +279,12 @@ void hak_adapt_initial_caps(uint32_t *cap)
 	size_t lim = __hak_opt.adapt_class_max;
 	unsigned c;
 
+	if (unlikely(lim)) {
+		/* before the loop, which gains nothing when it is unset */
+		for (c = 0; c < HAK_NCLASS; c++)
+			if (cap[c] > cap_most(c, lim))
+				cap[c] = cap_most(c, lim);
+	}
 	if (fresh) {
 		/* a new thread's state is all zero: only the charge to set */
 		bytes = 0;
@@ -300,8 +306,6 @@ void hak_adapt_initial_caps(uint32_t *cap)
 			k = ADAPT_CAP_MIN;
 		if (k > ADAPT_CAP_MAX)
 			k = ADAPT_CAP_MAX;
-		if (unlikely(lim) && k > cap_most(c, lim))
-			k = cap_most(c, lim);
 		room = bytes < budget ? budget - bytes : 0;
 		if ((size_t)k * s > room) {	/* k > room / s, one division less */
 			size_t fit = room / s;

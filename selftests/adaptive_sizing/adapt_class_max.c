@@ -11,10 +11,14 @@
  *   the 256 B class, under the classes the ceiling bounds (512 B), still
  *   reaches 2,048 blocks.
  * The capacities are read after every round; the worker records, the main
- * thread prints the TAP lines after the join.
+ * thread prints the TAP lines after the join. Then a child runs with
+ * HAKMEM_TCACHE_BYTES=1m too, where the core's starting capacities (256
+ * blocks of 1,280 B, 64 of 16 KiB) are past the ceiling: a new thread
+ * starts those classes at 51 and 16 blocks.
  */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include "adapt_test.h"
 
@@ -58,6 +62,39 @@ static void *worker(void *arg)
 	return NULL;
 }
 
+/* The child's thread: 0 if it starts both classes at the ceiling. */
+static void *start_caps(void *arg)
+{
+	uint32_t big, huge;
+
+	hak_free(hak_malloc(16));	/* attach (class 0) */
+	big = __hak_tcache_cap_set(__hak_class_of(g[0].size));
+	huge = __hak_tcache_cap_set(__hak_class_of(g[1].size));
+	*(int *)arg = big == CEIL_BYTES / at_stride(__hak_class_of(g[0].size)) &&
+		      huge == AT_CAP_MIN ? 0 : 1;
+	return NULL;
+}
+
+/* Run this program again as the child above; its exit status. */
+static int start_child(char **argv)
+{
+	char *av[] = { argv[0], (char *)"start", NULL };
+	int status;
+	pid_t pid = fork();
+
+	if (pid < 0)
+		return -1;
+	if (!pid) {
+		setenv("HAKMEM_TCACHE_BYTES", "1m", 1);
+		alarm(20);
+		execv("/proc/self/exe", av);
+		_exit(9);
+	}
+	if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status))
+		return -1;
+	return WEXITSTATUS(status);
+}
+
 static size_t stride_of(size_t size)
 {
 	return at_stride(__hak_class_of(size));
@@ -69,11 +106,16 @@ int main(int argc, char **argv)
 	size_t small = stride_of(g[2].size);
 	uint32_t most = (uint32_t)(CEIL_BYTES / big);
 
-	(void)argc;
 	if (!getenv(CEIL_ENV)) {
 		setenv(CEIL_ENV, "64k", 1);
 		execv("/proc/self/exe", argv);
 		return 1;
+	}
+	if (argc > 1 && !strcmp(argv[1], "start")) {
+		int bad = 2;
+
+		at_run(start_caps, &bad);
+		return bad;
 	}
 	tap_plan(0);
 	at_run(worker, NULL);
@@ -87,5 +129,8 @@ int main(int argc, char **argv)
 	       huge, AT_CAP_MIN, g[1].most);
 	tap_ok(g[2].last == AT_CAP_MAX, "%zu B class, under the ceiling's classes, grows to %u (%u)",
 	       small, AT_CAP_MAX, g[2].last);
+	tap_ok(start_child(argv) == 0,
+	       "with HAKMEM_TCACHE_BYTES=1m a new thread starts them at %u and %u blocks", most,
+	       AT_CAP_MIN);
 	tap_finish();
 }
