@@ -36,6 +36,7 @@ struct hak_options {
 	size_t hugepage_collapse; /* HAKMEM_HUGEPAGE_COLLAPSE: MADV_COLLAPSE dense superslabs */
 	size_t purge_batch;	/* HAKMEM_PURGE_BATCH: process_madvise for page scans */
 	size_t grow_area;	/* HAKMEM_GROW_AREA: realloc growth in per-thread areas */
+	size_t adapt_class_max;	/* HAKMEM_ADAPTIVE_CLASS_MAX: bytes a grown class may cache */
 };
 #define HAK_LIMIT_UNSET		((size_t)-1)
 extern struct hak_options __hak_opt;

@@ -54,6 +54,7 @@ static const struct hak_option options[] = {
 	{ "HAKMEM_PROF_SIGNAL", &__hak_opt.prof_signal, 0, 64 },
 	{ "HAKMEM_BACKGROUND_PURGE", &__hak_opt.background_purge, 0, 1 },
 	{ "HAKMEM_HUGEPAGE_COLLAPSE", &__hak_opt.hugepage_collapse, 0, 1 },
+	{ "HAKMEM_ADAPTIVE_CLASS_MAX", &__hak_opt.adapt_class_max, 0, 1UL << 30 },
 };
 
 /* Parse "123", "64k", "16M", "1g"; false on anything else. */

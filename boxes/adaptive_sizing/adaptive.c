@@ -39,6 +39,12 @@
  *           the same classes, a trim and refills each time: 0.78 of the
  *           CPU without it (Documentation/design.md, "The adaptive
  *           shrink's trim").
+ *   Ceiling: with HAKMEM_ADAPTIVE_CLASS_MAX set, a class of 512 B or
+ *           more grows only to that many bytes of blocks (cap_most). A
+ *           grown bin keeps its class's recent high-water whether or not
+ *           the next chains use it: size-chain's peak RSS is the sum of
+ *           them (1.38x mimalloc's; 64k: 1.17x, at 1.2-1.3x the CPU, as
+ *           the blocks past the ceiling go home and come back).
  *   Past the cores: while threads outnumber the CPUs by more than one
  *           (the threads that allocate: a consumer that only frees does
  *           not count; lib/heap.c, thread_share), the budget is the
@@ -84,6 +90,13 @@
  * design.md, "size-chain: the idle windows and the resident memory").
  */
 #define ADAPT_COLD_WINDOWS	4
+/*
+ * The classes HAKMEM_ADAPTIVE_CLASS_MAX bounds: those whose refill is
+ * bounded in bytes too (lib/heap.c, refill_want), where a grown bin holds
+ * hundreds of KiB; under them a bin of 2,048 blocks is at most 1 MiB
+ * (footprint's and larson's classes live there).
+ */
+#define ADAPT_CEIL_CLASS_MIN	512u
 #define ADAPT_BUDGET		((size_t)CONFIG_HAK_ADAPTIVE_BUDGET_KIB << 10)
 #define ADAPT_BUDGET_MIN	((size_t)CONFIG_HAK_ADAPTIVE_BUDGET_MIN_KIB << 10)
 #define ADAPT_WINDOW		((uint32_t)CONFIG_HAK_ADAPTIVE_WINDOW)
@@ -212,14 +225,32 @@ static void event(unsigned c)
 		sweep(c);
 }
 
+/*
+ * The most blocks class c may grow to: ADAPT_CAP_MAX, but for a class of
+ * ADAPT_CEIL_CLASS_MIN bytes and more only lim bytes of blocks
+ * (HAKMEM_ADAPTIVE_CLASS_MAX, 0 for no ceiling), never below the floor.
+ */
+static uint32_t cap_most(unsigned c, size_t lim)
+{
+	size_t s = stride(c), n;
+
+	if (!lim || s < ADAPT_CEIL_CLASS_MIN)
+		return ADAPT_CAP_MAX;
+	n = lim / s;
+	if (n < ADAPT_CAP_MIN)
+		return ADAPT_CAP_MIN;
+	return n < ADAPT_CAP_MAX ? (uint32_t)n : ADAPT_CAP_MAX;
+}
+
 static void grow(unsigned c)
 {
 	uint32_t cap = adapt.bin[c].cap, want;
+	uint32_t most = cap_most(c, __hak_opt.adapt_class_max);
 	size_t need, left;
 
-	if (cap >= ADAPT_CAP_MAX)
+	if (cap >= most)
 		return;
-	want = cap * 2 < ADAPT_CAP_MAX ? cap * 2 : ADAPT_CAP_MAX;
+	want = cap * 2 < most ? cap * 2 : most;
 	need = (want - cap) * stride(c);
 	/*
 	 * One reading of the room: the budget follows the live-thread count,
@@ -245,8 +276,15 @@ void hak_adapt_initial_caps(uint32_t *cap)
 {
 	bool fresh = !adapt.ready;
 	size_t bytes = adapt.bytes, budget = hak_adapt_budget();
+	size_t lim = __hak_opt.adapt_class_max;
 	unsigned c;
 
+	if (unlikely(lim)) {
+		/* before the loop, which gains nothing when it is unset */
+		for (c = 0; c < HAK_NCLASS; c++)
+			if (cap[c] > cap_most(c, lim))
+				cap[c] = cap_most(c, lim);
+	}
 	if (fresh) {
 		/* a new thread's state is all zero: only the charge to set */
 		bytes = 0;
