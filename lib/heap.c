@@ -1369,9 +1369,9 @@ static void *spill_sorted(struct hak_heap *h, struct hak_tbin *b, uint32_t n, un
 	 * when that lies below the run (falling) or above it (rising). A
 	 * program that frees in the order it allocated frees going up after
 	 * a carve, and going down in its next sweep (handed out from lists
-	 * that fall): always falling, that sweep's runs each started 64
-	 * blocks above the last one's end, a zigzag that the sweeps after
-	 * inherit (footprint at fixed work: 4-7% of its CPU,
+	 * that fall): always falling, that sweep's lists went down through a
+	 * run and jumped 64 blocks up to the top of the next, a zigzag that
+	 * the sweeps after inherit (footprint at fixed work: 4-7% of its CPU,
 	 * Documentation/boxes/hardened.md, "The spill's direction"). With no list, one inside the
 	 * run or another heap's slab (its list is its owner's to read), the
 	 * way the bin's order runs: falling when the newer half lies higher.

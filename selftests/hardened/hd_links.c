@@ -323,8 +323,8 @@ int main(int argc, char **argv)
 		/*
 		 * The 320 B blocks again, freed last first: the bin's order
 		 * rises from its head, and so do the spills' runs, each in
-		 * front of the one before (a run sorted falling would start
-		 * 64 blocks above the last one's end: 18 of 509 links up).
+		 * front of the one above it (sorted falling, each run's end
+		 * would jump 64 blocks up to the next: 18 of 509 links up).
 		 */
 		down = spill_fresh(320, 600, 1, 2, &pairs);
 		tap_ok(pairs >= 300 && (pairs - down) * 4 >= pairs * 3,
