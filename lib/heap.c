@@ -1326,10 +1326,11 @@ static void *spill_insertion(void **a, uint32_t k, bool fall)
 }
 
 /*
- * Take bin b's n newest blocks (n <= HAK_SPILL) off it and return them as
- * a list in address order, running the way the bin's order runs (as they
- * came when they span more than HAK_SPILL_SORT_SPAN); one walk, which the
- * cut needs anyway, also weighs the newer half against the older.
+ * Take bin b's n newest blocks (n <= HAK_SPILL) off it (h's bin) and
+ * return them as a list in address order, falling or rising (below; as
+ * they came when they span more than HAK_SPILL_SORT_SPAN); one walk, which
+ * the cut needs anyway, also weighs the newer half against the older and
+ * counts the steps down.
  */
 static void *spill_sorted(struct hak_heap *h, struct hak_tbin *b, uint32_t n, unsigned c)
 {
@@ -1371,10 +1372,11 @@ static void *spill_sorted(struct hak_heap *h, struct hak_tbin *b, uint32_t n, un
 	 * a carve, and going down in its next sweep (handed out from lists
 	 * that fall): always falling, that sweep's lists went down through a
 	 * run and jumped 64 blocks up to the top of the next, a zigzag that
-	 * the sweeps after inherit (footprint at fixed work: 4-7% of its CPU,
-	 * Documentation/boxes/hardened.md, "The spill's direction"). With no list, one inside the
-	 * run or another heap's slab (its list is its owner's to read), the
-	 * way the bin's order runs: falling when the newer half lies higher.
+	 * the sweeps after inherit (footprint at fixed work: 4-7% of its
+	 * CPU; Documentation/boxes/hardened.md, "The spill's direction").
+	 * With no list, one inside the run or another heap's slab (its list
+	 * is its owner's to read), the way the bin's order runs: falling
+	 * when the newer half lies higher.
 	 */
 	fall = (n - n / 2) * older <= n / 2 * newer;	/* the halves' means */
 	{
