@@ -1257,7 +1257,9 @@ static void bin_trim(struct hak_heap *h, struct hak_tbin *b, uint32_t keep)
 
 /*
  * Hardened: the list head (n <= HAK_SPILL blocks, NULL-terminated) relinked
- * in falling address order. The carve order is random 16 wide (above), so
+ * in address order, falling or rising (spill_sorted: the way that makes
+ * the run continue its slab's free list, which it goes in front of; else
+ * the way the bin's order runs). The carve order is random 16 wide (above), so
  * a program that frees its blocks in the order it got them frees them
  * nearly, not exactly, in address order; the spill's run goes to the front
  * of its slab's free list, and a refill pops that list, one dependent load
@@ -1297,8 +1299,9 @@ static void bin_trim(struct hak_heap *h, struct hak_tbin *b, uint32_t keep)
  */
 #define HAK_SPILL_SLOTS		1024
 
-static void *spill_insertion(void **a, uint32_t k, void *p)
+static void *spill_insertion(void **a, uint32_t k, bool fall)
 {
+	void *p = NULL;
 	uint32_t i, j;
 
 	for (i = 1; i < k; i++) {
@@ -1308,28 +1311,40 @@ static void *spill_insertion(void **a, uint32_t k, void *p)
 			a[j] = a[j - 1];
 		a[j] = q;
 	}
-	for (j = k; j--;) {
-		__hak_set_link(a[j], p);
-		p = a[j];
+	if (fall) {
+		for (j = k; j--;) {
+			__hak_set_link(a[j], p);
+			p = a[j];
+		}
+	} else {
+		for (j = 0; j < k; j++) {
+			__hak_set_link(a[j], p);
+			p = a[j];
+		}
 	}
 	return p;
 }
 
 /*
- * Take bin b's n newest blocks (n <= HAK_SPILL) off it and return them as
- * a list in falling address order (as they came when they span more than
- * HAK_SPILL_SORT_SPAN); one walk, which the cut needs anyway.
+ * Take bin b's n newest blocks (n <= HAK_SPILL) off it (h's bin) and
+ * return them as a list in address order, falling or rising (below; as
+ * they came when they span more than HAK_SPILL_SORT_SPAN); one walk, which
+ * the cut needs anyway, also weighs the newer half against the older and
+ * counts the steps down.
  */
-static void *spill_sorted(struct hak_tbin *b, uint32_t n, unsigned c)
+static void *spill_sorted(struct hak_heap *h, struct hak_tbin *b, uint32_t n, unsigned c)
 {
 	void *a[HAK_SPILL], *p = b->head;
 	uint8_t slot[HAK_SPILL_SLOTS];
-	uint64_t used[HAK_SPILL_SLOTS / 64] = { 0 };
-	uintptr_t lo = UINTPTR_MAX, hi = 0, top;
+	uint64_t used[HAK_SPILL_SLOTS / 64];
+	uintptr_t lo = UINTPTR_MAX, hi = 0, top, newer = 0, older = 0, last = 0;
 	unsigned sh = 63 - (unsigned)__builtin_clzll(__hak_class_stride(c));
-	uint32_t k, w;
+	uint32_t k, w, falls = 0;
+	bool fall;
 
 	HAK_BUILD_BUG_ON(HAK_SPILL > 256);
+	if (unlikely(!n))	/* never: a spill takes one block at least */
+		return NULL;
 	for (k = 0; k < n; k++) {
 		uintptr_t q = (uintptr_t)p;
 
@@ -1337,33 +1352,88 @@ static void *spill_sorted(struct hak_tbin *b, uint32_t n, unsigned c)
 		a[k] = (void *)q;
 		lo = q < lo ? q : lo;
 		hi = q > hi ? q : hi;
+		if (2 * k < n)
+			newer += q >> 4;	/* no wrap: 32 addresses below 2^47 */
+		else
+			older += q >> 4;
+		falls += q < last;	/* k == 0: not below 0 */
+		last = q;
 	}
 	b->head = p;
 	if (hi - lo > HAK_SPILL_SORT_SPAN) {
 		__hak_set_link(a[n - 1], NULL);
 		return a[0];
 	}
+	/*
+	 * Which way: the run goes in front of its slab's free list
+	 * (flush_list_home splices it), so it ends next to the list's head
+	 * when that lies below the run (falling) or above it (rising). A
+	 * program that frees in the order it allocated frees going up after
+	 * a carve, and going down in its next sweep (handed out from lists
+	 * that fall): always falling, that sweep's lists went down through a
+	 * run and jumped 64 blocks up to the top of the next, a zigzag that
+	 * the sweeps after inherit (footprint at fixed work: 4-7% of its
+	 * CPU; Documentation/boxes/hardened.md, "The spill's direction").
+	 * With no list, one inside the run or another heap's slab (its list
+	 * is its owner's to read), the way the bin's order runs: falling
+	 * when the newer half lies higher.
+	 */
+	fall = (n - n / 2) * older <= n / 2 * newer;	/* the halves' means */
+	{
+		struct hak_slab *s = __hak_slab_head(__hak_page_of((uintptr_t)a[0]));
+
+		if (s->owner == h && s->free)
+			fall = (uintptr_t)s->free < lo ? true :
+			       (uintptr_t)s->free > hi ? false : fall;
+	}
+	/*
+	 * Already in that order: the cut alone, as in the default build.
+	 * Blocks handed out from sorted runs come back so when the program
+	 * frees them in the order it got them (footprint after its first
+	 * sweep).
+	 */
+	if (falls == (fall ? n - 1 : 0)) {
+		__hak_set_link(a[n - 1], NULL);
+		return a[0];
+	}
 	top = (hi - lo) >> sh;
 	if (top >= HAK_SPILL_SLOTS)
-		return spill_insertion(a, n, NULL);
+		return spill_insertion(a, n, fall);
+	memset(used, 0, sizeof(used));
 	for (k = 0; k < n; k++) {
 		uintptr_t x = ((uintptr_t)a[k] - lo) >> sh;
 		uint64_t bit = 1ULL << (x & 63);
 
 		if (unlikely(used[x / 64] & bit))	/* cannot be: a unit holds one block */
-			return spill_insertion(a, n, NULL);
+			return spill_insertion(a, n, fall);
 		used[x / 64] |= bit;
 		slot[x] = (uint8_t)k;
 	}
-	/* lowest first, each in front: the head is the highest */
 	p = NULL;
-	for (w = 0; w <= top / 64; w++) {
+	if (fall) {
+		/* lowest first, each in front: the head is the highest */
+		for (w = 0; w <= top / 64; w++) {
+			uint64_t m = used[w];
+
+			while (m) {
+				void *q = a[slot[w * 64 + (unsigned)__builtin_ctzll(m)]];
+
+				m &= m - 1;
+				__hak_set_link(q, p);
+				p = q;
+			}
+		}
+		return p;
+	}
+	/* highest first: the head is the lowest */
+	for (w = (uint32_t)(top / 64) + 1; w--;) {
 		uint64_t m = used[w];
 
 		while (m) {
-			void *q = a[slot[w * 64 + (unsigned)__builtin_ctzll(m)]];
+			unsigned bit = 63 - (unsigned)__builtin_clzll(m);
+			void *q = a[slot[w * 64 + bit]];
 
-			m &= m - 1;
+			m &= ~(1ULL << bit);
 			__hak_set_link(q, p);
 			p = q;
 		}
@@ -1377,7 +1447,7 @@ static void bin_spill(struct hak_heap *h, struct hak_tbin *b, unsigned c, uint32
 	uint32_t i;
 
 	if (hak_hd_on()) {
-		head = spill_sorted(b, n, c);
+		head = spill_sorted(h, b, n, c);
 	} else {
 		for (i = 1; i < n; i++)
 			cut = __hak_link(cut);

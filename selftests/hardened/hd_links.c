@@ -18,7 +18,8 @@
  * freed block zeroed past its first two words; consecutive allocations
  * from a new slab are not in address order (each a random one of the 16
  * lowest blocks not yet cut); blocks freed in the order they came go home
- * in address order (the spill sort).
+ * in address order (the spill sort), going down, and freed last first,
+ * going up (each spill's run continues its slab's list).
  */
 #include <stdint.h>
 #include <string.h>
@@ -141,12 +142,12 @@ static void clean(void *arg)
  * about 400 units of 16 B; both sorted by their slots; 32 B blocks 40
  * apart: about 40 KiB, past the 1024 slots of 32 B, sorted by the
  * insertion sort, freed mixed within each 8 so that only a sort puts them
- * in order; each size once: a bin that spilled grows),
- * walks the free list of every slab of the freed
+ * in order; each size once: a bin that spilled grows; mix 2: freed last
+ * first instead), walks the free list of every slab of the freed
  * blocks (this thread owns them) and counts the links that go down;
  * *pairs is how many were seen. Frees the rest after.
  */
-static unsigned spill_order(size_t size, unsigned n, unsigned step, bool mix, unsigned *pairs)
+static unsigned spill_order(size_t size, unsigned n, unsigned step, int mix, unsigned *pairs)
 {
 	enum { N = 24000 };
 	static char *v[N];
@@ -159,6 +160,9 @@ static unsigned spill_order(size_t size, unsigned n, unsigned step, bool mix, un
 	for (i = 0; i < n && i < N; i += step) {
 		/* mix (n a multiple of 8 steps): each 8 in the order 0 4 2 6 1 5 3 7 */
 		unsigned t = i / step, j = mix ? (t & ~7u) | (t & 1) << 2 | (t & 2) | (t & 4) >> 2 : t;
+
+		if (mix == 2)
+			j = ((n < N ? n : N) - 1) / step - t;
 
 		free(v[j * step]);
 	}
@@ -189,7 +193,7 @@ static unsigned spill_order(size_t size, unsigned n, unsigned step, bool mix, un
  * it left (other classes' bins shed by the adaptive box, slabs released and
  * reused) moved the 32 B case from 99% to 86-89% of links going down.
  */
-static unsigned spill_fresh(size_t size, unsigned n, unsigned step, bool mix, unsigned *pairs)
+static unsigned spill_fresh(size_t size, unsigned n, unsigned step, int mix, unsigned *pairs)
 {
 	char cmd[256];
 	unsigned down = 0;
@@ -222,7 +226,7 @@ int main(int argc, char **argv)
 		printf("%u %u\n", down, pairs);
 		return 0;
 	}
-	tap_plan(4 * ARRAY_SIZE(sizes) + 8);
+	tap_plan(4 * ARRAY_SIZE(sizes) + 9);
 	for (s = 0; s < ARRAY_SIZE(sizes); s++) {
 		struct job j = { sizes[s], 1 };
 
@@ -316,6 +320,16 @@ int main(int argc, char **argv)
 		tap_ok(pairs >= 300 && down * 10 >= pairs * 9,
 		       "and 32 B blocks 40 apart freed out of order by 8 (%u of %u links go down)",
 		       down, pairs);
+		/*
+		 * The 320 B blocks again, freed last first: the bin's order
+		 * rises from its head, and so do the spills' runs, each in
+		 * front of the one above it (sorted falling, each run's end
+		 * would jump 64 blocks up to the next: 18 of 509 links up).
+		 */
+		down = spill_fresh(320, 600, 1, 2, &pairs);
+		tap_ok(pairs >= 300 && (pairs - down) * 4 >= pairs * 3,
+		       "blocks freed last first go home going up (%u of %u links go up)",
+		       pairs - down, pairs);
 	}
 
 	if (IS_ENABLED(CONFIG_HAK_HARDENED_ZERO_ON_FREE)) {
