@@ -5,17 +5,23 @@
 # suite (the rows and command lines are read from tools/bench/run.sh).
 #
 #   tools/bench/ab.py [--rounds N] [--only NAME[,NAME..]] [--threads "1 2"]
-#                     [--chrt] [--csv FILE] REF=LIB.so NAME=LIB.so ...
+#                     [--chrt] [--csv FILE] [--row "NAME|THREADED|CMD" ...]
+#                     REF=LIB.so NAME=LIB.so ...
 #
 # Each round runs every row once under every build, the builds in turn and
 # their order reversed every other round, each run under
-# `perf stat -e task-clock,page-faults env LD_PRELOAD=LIB <row>` (with
+# `perf stat -e task-clock,page-faults,context-switches env LD_PRELOAD=LIB
+# <row>` (with
 # --chrt under `chrt -f 1`).  Several rows stop at a time limit (larson,
 # mid-size, large-block, ...), so a run's cost is taken per operation: CPU
 # per op (task-clock / the ops= the program reports) and wall per op (its
 # seconds= / ops=, i.e. 1 / ops_per_sec).  For each row and build: the
 # median over the rounds of each, its ratio to REF's median, and the median
 # of the per-round (paired) ratios; then the geomean of the rows' ratios.
+# --row runs the given rows instead of the suite's (written as in run.sh's
+# suite array), e.g. a time-limited row without its limit, so that every
+# build does the same work.  Faults and context switches per op are shown
+# after the CPU ratios (their ratio to REF's medians).
 # Why not run.sh: its rounds are wall-time throughput, which on a shared
 # 2-core machine moves rows by 10-30% between runs of the same library.
 
@@ -50,7 +56,8 @@ def run_one(lib, cmd, chrt, timeout):
     argv = cmd.split()
     argv[0] = os.path.join(here, "../../build/bench", argv[0])
     pre = ["chrt", "-f", "1"] if chrt else []
-    full = pre + ["perf", "stat", "-x,", "-e", "task-clock,page-faults",
+    full = pre + ["perf", "stat", "-x,", "-e",
+                  "task-clock,page-faults,context-switches",
                   "env", "LD_PRELOAD=" + lib] + argv
     try:
         p = subprocess.run(full, capture_output=True, text=True,
@@ -63,15 +70,17 @@ def run_one(lib, cmd, chrt, timeout):
                                                   p.stderr[-400:]))
         return None
     kv = dict(x.split("=", 1) for x in res.group(0).split()[1:] if "=" in x)
-    cpu = faults = None
+    cpu = faults = ctx = None
     for line in p.stderr.splitlines():
         f = line.split(",")
         if len(f) > 2 and f[2] == "task-clock":
             cpu = float(f[0])
         elif len(f) > 2 and f[2] == "page-faults":
             faults = int(f[0])
+        elif len(f) > 2 and f[2] == "context-switches" and f[0].isdigit():
+            ctx = int(f[0])
     ops = float(kv["ops"])
-    return {"cpu": cpu, "faults": faults, "ops": ops,
+    return {"cpu": cpu, "faults": faults, "ctx": ctx, "ops": ops,
             "secs": float(kv["seconds"]),
             "rss": float(kv.get("rss_peak_kb", "nan"))}
 
@@ -84,6 +93,8 @@ def main():
     ap.add_argument("--chrt", action="store_true")
     ap.add_argument("--timeout", type=int, default=60)
     ap.add_argument("--csv")
+    ap.add_argument("--row", action="append", default=[],
+                    help="NAME|THREADED|CMD instead of the suite's rows")
     ap.add_argument("libs", nargs="+", help="NAME=LIB.so, the first is the reference")
     a = ap.parse_args()
     libs = [x.split("=", 1) for x in a.libs]
@@ -91,7 +102,8 @@ def main():
     threads = [int(t) for t in a.threads.replace(",", " ").split()]
 
     jobs = []
-    for name, threaded, cmd in suite_rows():
+    rows = [tuple(x.split("|", 2)) for x in a.row] or suite_rows()
+    for name, threaded, cmd in rows:
         if only and not any(name.startswith(o) for o in only):
             continue
         for t in (threads if threaded == "1" else [1]):
@@ -100,7 +112,8 @@ def main():
     data = {}	# (row, t, lib) -> list of per-round dicts (None: failed)
     csv = open(a.csv, "w") if a.csv else None
     if csv:
-        csv.write("round,row,threads,build,cpu_ms,faults,ops,seconds,rss_peak_kb\n")
+        csv.write("round,row,threads,build,cpu_ms,faults,ops,seconds,rss_peak_kb,"
+                  "ctx_switches\n")
     for r in range(a.rounds):
         with open("/proc/loadavg") as f:
             load = f.read().split()[0]
@@ -111,22 +124,24 @@ def main():
                 x = run_one(lib, cmd, a.chrt, a.timeout)
                 data.setdefault((name, t, bname), []).append(x)
                 if csv and x:
-                    csv.write("%d,%s,%d,%s,%.2f,%d,%d,%.6f,%.0f\n" % (
+                    csv.write("%d,%s,%d,%s,%.2f,%d,%d,%.6f,%.0f,%s\n" % (
                         r, name, t, bname, x["cpu"], x["faults"], x["ops"],
-                        x["secs"], x["rss"]))
+                        x["secs"], x["rss"],
+                        "" if x["ctx"] is None else x["ctx"]))
                     csv.flush()
 
     ref = libs[0][0]
     geo = {b: {"cpu": [], "wall": [], "pcpu": [], "rss": []} for b, _ in libs[1:]}
     hdr = "%-22s %2s  %11s" % ("row", "t", "cpu ms " + ref)
     for b, _ in libs[1:]:
-        hdr += " | %-33s" % (b + " cpu/op wall/op paired rss")
+        hdr += " | %-47s" % (b + " cpu/op wall/op paired rss flt/op ctx/op")
     print(hdr)
     for name, t, _ in jobs:
         rr = data[(name, t, ref)]
 
         def per(xs, k):
-            return [x[k] / x["ops"] if x else None for x in xs]
+            return [x[k] / x["ops"] if x and x[k] is not None else None
+                    for x in xs]
         ref_cpu = [v for v in per(rr, "cpu") if v]
         ref_wall = [v for v in per(rr, "secs") if v]
         if not ref_cpu:
@@ -138,7 +153,7 @@ def main():
             bc = [v for v in per(bb, "cpu") if v]
             bw = [v for v in per(bb, "secs") if v]
             if not bc:
-                line += " | %-33s" % "failed"
+                line += " | %-47s" % "failed"
                 continue
             c = statistics.median(bc) / statistics.median(ref_cpu)
             w = statistics.median(bw) / statistics.median(ref_wall)
@@ -154,8 +169,16 @@ def main():
             if rs == rs:
                 geo[b]["rss"].append(rs)
             q = sorted(pair)
-            line += " | %6.3f %6.3f %6.3f (%.2f-%.2f) %6.3f" % (
-                c, w, p, q[len(q) // 4], q[(3 * len(q)) // 4], rs)
+
+            def ratio(k):
+                x, y = per(bb, k), per(rr, k)
+                x = [v for v in x if v is not None]
+                y = [v for v in y if v is not None]
+                m = statistics.median(y) if y else 0
+                return statistics.median(x) / m if x and m else float("nan")
+            line += " | %6.3f %6.3f %6.3f (%.2f-%.2f) %6.3f %6.3f %6.3f" % (
+                c, w, p, q[len(q) // 4], q[(3 * len(q)) // 4], rs,
+                ratio("faults"), ratio("ctx"))
         print(line)
     nrows = len(geo[libs[1][0]]["cpu"]) if len(libs) > 1 else 0
     line = "%-37s" % ("geomean of %d rows" % nrows)
