@@ -652,12 +652,19 @@ size_t __hak_grow_resident(struct hak_os_rss *r)
 	unsigned i, n = arch_load_acquire(&nr_areas);
 	size_t bytes = 0;
 
-	/* the whole area, not the counted parts: what the kernel holds */
+	/*
+	 * The whole area, not the counted parts: what the kernel holds. The
+	 * base is read under the area's lock, the kernel asked after it
+	 * (lib/os.h, __hak_os_rss_room): an area given back meanwhile counts 0.
+	 */
 	for (i = 0; i < n; i++) {
+		void *base;
+
 		hak_lock(&areas[i].lock);
-		if (areas[i].base)
-			bytes += __hak_os_resident_bytes(r, areas[i].base, GROW_AREA_LEN);
+		base = areas[i].base;
 		hak_unlock(&areas[i].lock);
+		if (base)
+			bytes += __hak_os_resident_bytes(r, base, GROW_AREA_LEN);
 	}
 	return bytes;
 }

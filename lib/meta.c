@@ -65,16 +65,27 @@ size_t __hak_meta_bytes(void)
 	return n;
 }
 
+/*
+ * Chunks are never given back: copied under the lock, counted after it
+ * (lib/os.h, __hak_os_rss_room), so no allocation of metadata waits for
+ * the kernel.
+ */
 size_t __hak_meta_resident(struct hak_os_rss *r)
 {
-	size_t n = 0;
+	size_t n;
 	void *c;
 
 	hak_lock(&meta_lock);
+	n = meta_bytes / META_CHUNK;
+	if (!__hak_os_rss_fits(r, n)) {
+		hak_unlock(&meta_lock);
+		__hak_os_rss_room(r, n);	/* else counted under the lock */
+		hak_lock(&meta_lock);
+	}
 	for (c = meta_last; c; c = *(void **)c)
-		n += __hak_os_resident_bytes(r, c, META_CHUNK);
+		__hak_os_rss_add(r, c, META_CHUNK);
 	hak_unlock(&meta_lock);
-	return n;
+	return __hak_os_rss_flush(r);
 }
 
 HAK_DEFINE_FORK_LOCK(__hak_meta, &meta_lock)

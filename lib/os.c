@@ -692,8 +692,7 @@ void __hak_os_rss_open(struct hak_os_rss *r)
 	size_t probe = 0, huge = 0;
 	int saved = errno;
 
-	r->fd = -1;
-	r->huge = 0;
+	*r = (struct hak_os_rss){ .fd = -1 };
 	if (arch_load_relaxed(&rss_scan_works) < 0 || hak_vg_running())
 		return;
 	r->fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
@@ -713,6 +712,54 @@ void __hak_os_rss_close(struct hak_os_rss *r)
 	if (r->fd >= 0)
 		close(r->fd);
 	r->fd = -1;
+	if (r->v)
+		munmap(r->v, r->cap * sizeof(*r->v));
+	r->v = NULL;
+	r->n = r->cap = 0;
+}
+
+/*
+ * Mapped directly (not counted as hakmem's, not under its memory limit):
+ * the report's scratch, gone at close. Grows only when empty (after a
+ * flush), so nothing is copied.
+ */
+bool __hak_os_rss_room(struct hak_os_rss *r, size_t n)
+{
+	size_t bytes;
+	void *v;
+
+	if (n <= r->cap - r->n)
+		return true;
+	if (r->n || n > SIZE_MAX / 2 / sizeof(*r->v))
+		return false;
+	bytes = HAK_ALIGN_UP((n + n / 4 + 64) * sizeof(*r->v), HAK_OS_PAGE);
+	v = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (v == MAP_FAILED)
+		return false;
+	if (r->v)
+		munmap(r->v, r->cap * sizeof(*r->v));
+	r->v = v;
+	r->cap = bytes / sizeof(*r->v);
+	return true;
+}
+
+void __hak_os_rss_add(struct hak_os_rss *r, void *p, size_t len)
+{
+	if (r->n < r->cap)
+		r->v[r->n++] = (struct hak_os_rss_range){ p, len };
+	else
+		r->early += __hak_os_resident_bytes(r, p, len);
+}
+
+size_t __hak_os_rss_flush(struct hak_os_rss *r)
+{
+	size_t i, bytes = r->early;
+
+	for (i = 0; i < r->n; i++)
+		bytes += __hak_os_resident_bytes(r, r->v[i].p, r->v[i].len);
+	r->n = 0;
+	r->early = 0;
+	return bytes;
 }
 
 size_t __hak_os_resident_bytes(struct hak_os_rss *r, void *p, size_t len)

@@ -163,14 +163,46 @@ bool __hak_os_resident(void *p, size_t len, unsigned char *vec) __must_check;
  * the caller's own (a report on the stack): no other thread, no fork child
  * and no program that closes descriptors can see it.
  */
+struct hak_os_rss_range {
+	void *p;
+	size_t len;
+};
+
 struct hak_os_rss {
 	int fd;			/* /proc/self/pagemap, -1: mincore */
 	size_t huge;		/* bytes counted that were in huge pages (fd >= 0) */
+	/* ranges copied under a layer's lock, counted once it is dropped */
+	struct hak_os_rss_range *v;	/* the reader's own mapping, not malloc's */
+	size_t n, cap;			/* ranges in v; room for */
+	size_t early;			/* bytes counted at add: v was full */
 };
 void __hak_os_rss_open(struct hak_os_rss *r);
 void __hak_os_rss_close(struct hak_os_rss *r);
 /* Resident bytes of the pages that hold [p, p + len); adds to r->huge. */
 size_t __hak_os_resident_bytes(struct hak_os_rss *r, void *p, size_t len);
+/*
+ * A layer's locks are never held across the kernel calls (a report over
+ * 50,000 large blocks took 80 ms, and each large shard's lock ~5 ms:
+ * every large malloc and free of the other threads waited). Under the
+ * lock the layer reads how many ranges it has; if they do not fit
+ * (__hak_os_rss_fits) it drops the lock, makes room with
+ * __hak_os_rss_room (one mmap; false when the kernel refuses) and takes it
+ * again; copies its ranges with __hak_os_rss_add, which makes no system
+ * call while there is room (past it, it counts the range at once, under
+ * the lock, as before); drops the lock; and __hak_os_rss_flush asks the
+ * kernel and returns the bytes of the ranges added since the last flush.
+ * The answer may be a little stale: a range freed meanwhile counts 0 (or
+ * what was mapped there since), one added meanwhile is missed; each is
+ * what a report taken a moment earlier or later would say.
+ */
+bool __hak_os_rss_room(struct hak_os_rss *r, size_t n);
+/* Under the lock: is there room for n more (no system call)? */
+static inline bool __hak_os_rss_fits(const struct hak_os_rss *r, size_t n)
+{
+	return n <= r->cap - r->n;
+}
+void __hak_os_rss_add(struct hak_os_rss *r, void *p, size_t len);
+size_t __hak_os_rss_flush(struct hak_os_rss *r);
 
 /*
  * Many scattered ranges to give back (a page scan): collected, then purged

@@ -1499,21 +1499,28 @@ void hak_bigcache_stats(struct hak_bigcache_stats *st)
  * the hot list's bytes, which counts a block's pages resident whether or
  * not its last user touched them or calloc gave them back (lib/zero.c),
  * and steers the purges; this is for the statistics. Blocks in flight are
- * not counted.
+ * not counted, nor those taken between the copy and the kernel's answer.
  */
 size_t hak_bigcache_resident(struct hak_os_rss *r)
 {
 	const struct bc_list *l[2] = { &bc.hot, &bc.cold };
 	const struct bc_ent *e;
-	size_t bytes = 0;
 	unsigned i;
+	size_t n;
 
+	/* copied under the lock, counted after it (lib/os.h, __hak_os_rss_room) */
 	hak_lock(&bc.lock);
+	n = bc.count;
+	if (!__hak_os_rss_fits(r, n)) {
+		hak_unlock(&bc.lock);
+		__hak_os_rss_room(r, n);	/* else counted under the lock */
+		hak_lock(&bc.lock);
+	}
 	for (i = 0; i < ARRAY_SIZE(l); i++)
 		for (e = l[i]->newest; e; e = e->older)
-			bytes += __hak_os_resident_bytes(r, e->addr, e->len);
+			__hak_os_rss_add(r, e->addr, e->len);
 	hak_unlock(&bc.lock);
-	return bytes;
+	return __hak_os_rss_flush(r);
 }
 
 /* Apply HAKMEM_BIGCACHE_MAX; may be called again (tests) to change it. */
