@@ -654,8 +654,9 @@ size_t __hak_grow_resident(struct hak_os_rss *r)
 
 	/*
 	 * The whole area, not the counted parts: what the kernel holds. The
-	 * base is read under the area's lock, the kernel asked after it
-	 * (lib/os.h, __hak_os_rss_room): an area given back meanwhile counts 0.
+	 * base is read under the area's lock, the kernel asked after it (as
+	 * for the other layers, lib/os.h): an area given back meanwhile
+	 * counts 0, or what was mapped there since.
 	 */
 	for (i = 0; i < n; i++) {
 		void *base;

@@ -726,21 +726,24 @@ void __hak_os_rss_close(struct hak_os_rss *r)
 bool __hak_os_rss_room(struct hak_os_rss *r, size_t n)
 {
 	size_t bytes;
+	int saved;
 	void *v;
 
 	if (n <= r->cap - r->n)
 		return true;
 	if (r->n || n > SIZE_MAX / 2 / sizeof(*r->v))
 		return false;
+	saved = errno;		/* a report leaves errno alone */
 	bytes = HAK_ALIGN_UP((n + n / 4 + 64) * sizeof(*r->v), HAK_OS_PAGE);
 	v = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (v == MAP_FAILED)
-		return false;
-	if (r->v)
-		munmap(r->v, r->cap * sizeof(*r->v));
-	r->v = v;
-	r->cap = bytes / sizeof(*r->v);
-	return true;
+	if (v != MAP_FAILED) {
+		if (r->v)
+			munmap(r->v, r->cap * sizeof(*r->v));
+		r->v = v;
+		r->cap = bytes / sizeof(*r->v);
+	}
+	errno = saved;
+	return v != MAP_FAILED;
 }
 
 void __hak_os_rss_add(struct hak_os_rss *r, void *p, size_t len)
