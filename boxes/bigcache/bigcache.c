@@ -703,9 +703,10 @@ static void sample_pressure(void)
 }
 
 /*
- * A sample reads /proc/meminfo (open, read, close: ~10 us). Every 256 puts
- * it was 12,000 reads a second under a 1 MiB malloc/free loop (report-wait,
- * 1.5M pairs/s): by time, at most one per BC_PRESSURE_MS, whoever claims it.
+ * A sample reads /proc/meminfo (open, read, close: microseconds). Every 256
+ * puts it was 12,066 reads in 2 s of a 1 MiB malloc/free loop (report-wait
+ * under strace; the loop runs ~3M pairs a second without it): by time, at
+ * most one per BC_PRESSURE_MS, by whichever put claims it.
  */
 static void pressure_tick(unsigned now)
 {
