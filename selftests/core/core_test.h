@@ -306,6 +306,12 @@ static inline int ct_scenario_child(void (*scenario)(void))
 	return st;
 }
 
+/* ", hung" when a scenario child's alarm ended it (status st), else "": for diagnostics. */
+static inline const char *ct_hung(int st)
+{
+	return WIFSIGNALED(st) && WTERMSIG(st) == SIGALRM ? ", hung" : "";
+}
+
 /* Is thread tid (of this process) blocked in futex? (proc_read_raw: a frame may hold a lock) */
 static inline int ct_in_futex(pid_t tid)
 {

@@ -141,6 +141,6 @@ int main(void)
 	       "the interrupted frame still holds its lock after a fork nested in its handler fork");
 	tap_ok(res->forked == 1 && WIFEXITED(st) && !WEXITSTATUS(st),
 	       "a later fork of a thread holding no lock completes (status 0x%x%s)",
-	       (unsigned)st, WIFSIGNALED(st) && WTERMSIG(st) == SIGALRM ? ", hung" : "");
+	       (unsigned)st, ct_hung(st));
 	tap_finish();
 }

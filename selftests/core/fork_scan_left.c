@@ -199,7 +199,7 @@ int main(void)
 	cs = res->child_status;
 	tap_ok(res->forked && WIFEXITED(cs) && !WEXITSTATUS(cs),
 	       "the child of a fork that left a scan allocates on its heap (status 0x%x%s)",
-	       (unsigned)cs, WIFSIGNALED(cs) && WTERMSIG(cs) == SIGALRM ? ", hung" : "");
+	       (unsigned)cs, ct_hung(cs));
 	tap_ok(res->joined && WIFEXITED(st) && !WEXITSTATUS(st), "the scan went on after it");
 	tap_finish();
 }

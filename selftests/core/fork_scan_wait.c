@@ -131,8 +131,7 @@ int main(void)
 		tap_bail("a scan took no lock by try-lock (status 0x%x)", (unsigned)st);
 	tap_ok(res->forked == 1,
 	       "a handler fork completes while a scan of other heaps waits for its frame's lock "
-	       "(status 0x%x%s)", (unsigned)st,
-	       WIFSIGNALED(st) && WTERMSIG(st) == SIGALRM ? ", hung" : "");
+	       "(status 0x%x%s)", (unsigned)st, ct_hung(st));
 	tap_ok(res->joined && WIFEXITED(st) && !WEXITSTATUS(st), "the scan went on after it");
 	tap_finish();
 }

@@ -150,7 +150,7 @@ int main(void)
 	tap_ok(res->forked_a == 1 && res->forked_b == 1 && res->distinct && res->skips >= 2,
 	       "two handler forks whose frames each hold a lock the other takes both complete, "
 	       "each leaving the other's (%lu left; status 0x%x%s)", res->skips, (unsigned)st,
-	       WIFSIGNALED(st) && WTERMSIG(st) == SIGALRM ? ", hung" : "");
+	       ct_hung(st));
 	tap_ok(res->joined && WIFEXITED(st) && !WEXITSTATUS(st), "both frames went on after them");
 	tap_finish();
 }

@@ -175,8 +175,7 @@ int main(void)
 		tap_bail("mallinfo2 took no lock by try-lock (status 0x%x)", (unsigned)st);
 	tap_ok(res->forked == 1,
 	       "a handler fork completes while the lock waiters overflow their table "
-	       "(status 0x%x%s)", (unsigned)st,
-	       WIFSIGNALED(st) && WTERMSIG(st) == SIGALRM ? ", hung" : "");
+	       "(status 0x%x%s)", (unsigned)st, ct_hung(st));
 	tap_ok(res->joined && WIFEXITED(st) && !WEXITSTATUS(st),
 	       "every waiter and the holder went on after it");
 	tap_finish();
