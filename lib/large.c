@@ -1340,7 +1340,7 @@ void __hak_large_stats(struct hak_large_stats *st)
 
 /*
  * Each shard's blocks are copied under its lock and counted after it
- * (lib/os.h, __hak_os_rss_room): a large malloc or free of another thread
+ * (lib/os.h, __hak_os_rss_reserve): a large malloc or free of another thread
  * waits for the copy (~625 ranges at 10,000 blocks), not for a system
  * call per block.
  */
@@ -1348,17 +1348,11 @@ void __hak_large_resident(struct hak_os_rss *r, size_t *live, size_t *kept)
 {
 	struct large_ent *e;
 	unsigned i, b;
-	size_t n;
 
 	*live = *kept = 0;
 	for (i = 0; i < NSHARD; i++) {
 		hak_lock(&shards[i].lock);
-		n = shards[i].count;
-		if (!__hak_os_rss_fits(r, n)) {
-			hak_unlock(&shards[i].lock);
-			__hak_os_rss_room(r, n);	/* else counted under the lock */
-			hak_lock(&shards[i].lock);
-		}
+		__hak_os_rss_reserve(r, &shards[i].lock, shards[i].count);
 		for (b = 0; shards[i].tab && b < (1u << shards[i].bits); b++)
 			for (e = shards[i].tab[b]; e; e = e->next)
 				if (!e->area)
@@ -1367,12 +1361,7 @@ void __hak_large_resident(struct hak_os_rss *r, size_t *live, size_t *kept)
 		*live += __hak_os_rss_flush(r);
 	}
 	hak_lock(&wholes.lock);
-	n = wholes.n;
-	if (!__hak_os_rss_fits(r, n)) {
-		hak_unlock(&wholes.lock);
-		__hak_os_rss_room(r, n);
-		hak_lock(&wholes.lock);
-	}
+	__hak_os_rss_reserve(r, &wholes.lock, wholes.n);
 	for (i = 0; i < wholes.n; i++)
 		__hak_os_rss_add(r, wholes.m[i].p, wholes.m[i].len);
 	hak_unlock(&wholes.lock);

@@ -67,21 +67,15 @@ size_t __hak_meta_bytes(void)
 
 /*
  * Chunks are never given back: copied under the lock, counted after it
- * (lib/os.h, __hak_os_rss_room), so no allocation of metadata waits for
+ * (lib/os.h, __hak_os_rss_reserve), so no allocation of metadata waits for
  * the kernel.
  */
 size_t __hak_meta_resident(struct hak_os_rss *r)
 {
-	size_t n;
 	void *c;
 
 	hak_lock(&meta_lock);
-	n = meta_bytes / META_CHUNK;
-	if (!__hak_os_rss_fits(r, n)) {
-		hak_unlock(&meta_lock);
-		__hak_os_rss_room(r, n);	/* else counted under the lock */
-		hak_lock(&meta_lock);
-	}
+	__hak_os_rss_reserve(r, &meta_lock, meta_bytes / META_CHUNK);
 	for (c = meta_last; c; c = *(void **)c)
 		__hak_os_rss_add(r, c, META_CHUNK);
 	hak_unlock(&meta_lock);

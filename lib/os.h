@@ -14,6 +14,7 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 #include <hak/compiler.h>
+#include "lock.h"
 
 #include <stdint.h>
 
@@ -184,10 +185,9 @@ size_t __hak_os_resident_bytes(struct hak_os_rss *r, void *p, size_t len);
  * A layer's locks are never held across the kernel calls (a report over
  * 50,000 large blocks took 80 ms, and each large shard's lock ~5 ms:
  * every large malloc and free of the other threads waited). Under the
- * lock the layer reads how many ranges it has; if they do not fit
- * (__hak_os_rss_fits) it drops the lock, makes room with
- * __hak_os_rss_room (one mmap; false when the kernel refuses) and takes it
- * again; copies its ranges with __hak_os_rss_add, which makes no system
+ * lock the layer reads how many ranges it has and makes room for them
+ * (__hak_os_rss_reserve: if they do not fit, the lock is dropped around
+ * __hak_os_rss_room, one mmap, false when the kernel refuses); copies its ranges with __hak_os_rss_add, which makes no system
  * call while there is room (past it, it counts the range at once, under
  * the lock, as before); drops the lock; and __hak_os_rss_flush asks the
  * kernel and returns the bytes of the ranges added since the last flush.
@@ -196,10 +196,20 @@ size_t __hak_os_resident_bytes(struct hak_os_rss *r, void *p, size_t len);
  * what a report taken a moment earlier or later would say.
  */
 bool __hak_os_rss_room(struct hak_os_rss *r, size_t n);
-/* Under the lock: is there room for n more (no system call)? */
-static inline bool __hak_os_rss_fits(const struct hak_os_rss *r, size_t n)
+/*
+ * Under l, which the caller holds: room for the n ranges it is about to
+ * add. When they do not fit, l is dropped around the mmap, so the caller
+ * must read nothing under l before this that it relies on after (a count
+ * read before may have grown: __hak_os_rss_add counts the overflow).
+ */
+static inline void __hak_os_rss_reserve(struct hak_os_rss *r, struct hak_lock *l, size_t n)
+	__must_hold(l)
 {
-	return n <= r->cap - r->n;
+	if (n <= r->cap - r->n)
+		return;
+	hak_unlock(l);
+	__hak_os_rss_room(r, n);	/* refused: the rest is counted under l */
+	hak_lock(l);
 }
 void __hak_os_rss_add(struct hak_os_rss *r, void *p, size_t len);
 size_t __hak_os_rss_flush(struct hak_os_rss *r);

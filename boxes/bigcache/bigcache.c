@@ -1520,16 +1520,10 @@ size_t hak_bigcache_resident(struct hak_os_rss *r)
 	const struct bc_list *l[2] = { &bc.hot, &bc.cold };
 	const struct bc_ent *e;
 	unsigned i;
-	size_t n;
 
-	/* copied under the lock, counted after it (lib/os.h, __hak_os_rss_room) */
+	/* copied under the lock, counted after it (lib/os.h, __hak_os_rss_reserve) */
 	hak_lock(&bc.lock);
-	n = bc.count;
-	if (!__hak_os_rss_fits(r, n)) {
-		hak_unlock(&bc.lock);
-		__hak_os_rss_room(r, n);	/* else counted under the lock */
-		hak_lock(&bc.lock);
-	}
+	__hak_os_rss_reserve(r, &bc.lock, bc.count);
 	for (i = 0; i < ARRAY_SIZE(l); i++)
 		for (e = l[i]->newest; e; e = e->older)
 			__hak_os_rss_add(r, e->addr, e->len);
