@@ -159,7 +159,7 @@ static struct {
 	.decay_ms = CONFIG_HAK_PURGE_DELAY_MS,
 };
 
-static unsigned bc_sampled_ms;		/* __hak_now_ms() of the last sample */
+static unsigned bc_sampled_ms;		/* __hak_now_ms() of the last sample, 0: none yet */
 static int bc_pressure;
 static int bc_pressure_forced = -1;	/* tests: -1 sample, else 0/1 */
 static bool bc_merge = true;		/* tests may turn merging off */
@@ -706,13 +706,16 @@ static void sample_pressure(void)
  * A sample reads /proc/meminfo (open, read, close: microseconds). Every 256
  * puts it was 12,066 reads in 2 s of a 1 MiB malloc/free loop (report-wait
  * under strace; the loop runs ~3M pairs a second without it): by time, at
- * most one per BC_PRESSURE_MS, by whichever put claims it.
+ * most one per BC_PRESSURE_MS, by whichever put claims it. The first put
+ * samples at once (a reading is never 0): the clock starts at 1 in each
+ * process, and a process short of memory from the start kept its first
+ * 10 ms of frees resident (selftests/bigcache/bc_pressure_first).
  */
 static void pressure_tick(unsigned now)
 {
 	unsigned last = arch_load_relaxed(&bc_sampled_ms);
 
-	if (__hak_ms_age(now, last) >= BC_PRESSURE_MS &&
+	if ((!last || __hak_ms_age(now, last) >= BC_PRESSURE_MS) &&
 	    arch_cmpxchg(&bc_sampled_ms, last, now) == last)
 		sample_pressure();
 }
