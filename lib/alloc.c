@@ -79,7 +79,7 @@ __attribute__((no_stack_protector)) static void pm_fixed_sign(void)
  * a sandbox or a judge run by a launcher) would otherwise find its limit
  * spent before main; the first superslab tests the limits of that moment.
  */
-__attribute__((no_stack_protector)) static void (*pm_fixed_resolve(void))(void)
+__attribute__((no_stack_protector, used)) static void (*pm_fixed_resolve(void))(void)
 {
 	long r;
 

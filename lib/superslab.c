@@ -347,7 +347,7 @@ static void ssmap_ro_noop(void)
 {
 }
 
-__attribute__((no_stack_protector)) static void (*ssmap_ro_resolve(void))(void)
+__attribute__((no_stack_protector, used)) static void (*ssmap_ro_resolve(void))(void)
 {
 	if (!ssmap_ro &&
 	    arch_raw_mmap((unsigned long)__hak_ssmap, HAK_SSMAP_SIZE, PROT_READ,
