@@ -22,7 +22,12 @@
  */
 #define arch_cpu_relax()	__asm__ __volatile__("pause" ::: "memory")
 
-#ifndef __CHECKER__
+/*
+ * Not for clang: the asm below declares *p an input only and relies on
+ * GCC not to read *p again before the slow path; clang gives no such
+ * promise, so it gets the C form (a SUB and a SETB or JB as it likes).
+ */
+#if !defined(__CHECKER__) && !defined(__clang__)
 /*
  * *p -= n; true when that borrowed (n > *p). One SUB on memory and one
  * JB: compilers fuse the signed form (sub; js) but not this one, and the

@@ -54,6 +54,24 @@
 	__off;								\
 })
 
+#ifdef __clang__
+/*
+ * clang (14) prints an "m" operand in the %fs address space without its
+ * %fs: prefix, so an asm given such an operand reads and writes the
+ * offset as an address (every malloc past the first size check crashed):
+ * clang gets the C forms, whose %fs accesses it emits itself.
+ */
+static inline __attribute__((always_inline)) int
+arch_tls_sub_borrows(unsigned long ARCH_TLS_SEG *p, unsigned long n)
+{
+	unsigned long old = *p;
+
+	*p = old - n;
+	return n > old;
+}
+
+#define arch_tls_test_ne(a, m)	(((a) & *(m)) != 0)
+#else
 /* *p -= n; true when that borrowed (n > old *p): SUB and JB. */
 static inline __attribute__((always_inline)) int
 arch_tls_sub_borrows(unsigned long ARCH_TLS_SEG *p, unsigned long n)
@@ -64,6 +82,7 @@ arch_tls_sub_borrows(unsigned long ARCH_TLS_SEG *p, unsigned long n)
 borrow:
 	return 1;
 }
+#endif
 
 /*
  * *x ^= (the byte at TLS offset base + disp) << 8, on bits 8..15 only;
@@ -90,11 +109,13 @@ borrow:
  * (a & *m) != 0 for a word *m in TLS: one TEST with *m as its operand
  * (GCC copied a and used an AND for the 64-bit form: two instructions).
  */
+#ifndef __clang__
 #define arch_tls_test_ne(a, m) ({					\
 	int __ne;							\
 	__asm__("testq %1, %2" : "=@ccnz"(__ne) : "r"(a), "m"(*(m)));	\
 	__ne;								\
 })
+#endif
 
 #else
 
