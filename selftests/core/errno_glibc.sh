@@ -15,7 +15,7 @@ if ! command -v "$cc" >/dev/null 2>&1; then
 fi
 tmp=$(mktemp -d) || exit 1
 trap 'rm -rf "$tmp"' EXIT
-if ! "$cc" -std=gnu11 -D_GNU_SOURCE -O1 -I"$src/selftests/lib" \
+if ! "$cc" -std=gnu11 -D_GNU_SOURCE -O1 -fno-builtin -I"$src/selftests/lib" \
 	-o "$tmp/errno_table" "$src/selftests/core/errno_table.c" 2>"$tmp/cc.log"; then
 	echo "TAP version 13"
 	echo "1..1"

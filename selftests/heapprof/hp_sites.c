@@ -33,7 +33,16 @@
 #include "tcache.h"
 
 #define MiB (1UL << 20)
+/*
+ * clang has neither noclone nor per-function optimize: its build keeps the
+ * sites as the configuration compiles them (frame pointers or not), so
+ * only gcc's build is sure to take the .eh_frame walk.
+ */
+#ifdef __clang__
+#define NOFP __attribute__((noinline))
+#else
 #define NOFP __attribute__((noinline, noclone, optimize("omit-frame-pointer")))
+#endif
 
 static uint64_t rng = 88172645463325252ULL;
 
