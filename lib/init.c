@@ -141,7 +141,7 @@ static void thread_exit(void *arg)
  *
  * Fork, turn. Urgent forks arriving back to back, each announced before the
  * one before it withdrew, kept a plain fork on another thread waiting for
- * as long as they went on (selftests/core/fork_plain_turn: the whole 1.5 s
+ * as long as they went on (selftests/core/fork_plain_turn: the whole 3 s
  * relay of two threads whose handlers fork; fk21): it cannot go before
  * their frames give their locks back, and none of them can wait for it. So
  * a plain fork that has to wait raises __hak_fork_turn until its prepare
