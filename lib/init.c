@@ -570,6 +570,12 @@ static __thread struct fork_level {
  */
 int __hak_fork_turn;
 static unsigned long nr_forks_done, nr_fork_turns, nr_fork_gated;	/* atomic */
+/*
+ * The process the turns were taken in: a child made without our fork
+ * handlers (_Fork, vfork, a raw clone) inherits __hak_fork_turn raised and
+ * no fork there will lower it; it is not held back.
+ */
+static pid_t turn_pid;
 
 static void fork_announce(void)
 {
@@ -822,6 +828,11 @@ void __hak_fork_gate(void)
 	if (__hak_heap_scanning_here() || hak_prof_fork_mine())
 		return;
 	saved = errno;
+	/* the acquire orders turn_pid, stored before the count was raised */
+	if (!arch_load_acquire(&__hak_fork_turn) || arch_load_relaxed(&turn_pid) != getpid()) {
+		errno = saved;
+		return;
+	}
 	arch_fetch_add(&nr_fork_gated, 1UL);
 	while (arch_load_acquire(&__hak_fork_turn)) {
 		unsigned long d = arch_load_relaxed(&nr_forks_done);
@@ -860,6 +871,7 @@ static void fork_turn_take(bool *turn)
 		return;
 	*turn = true;
 	arch_fetch_add(&nr_fork_turns, 1UL);
+	arch_store_relaxed(&turn_pid, getpid());
 	arch_fetch_add(&__hak_fork_turn, 1);
 }
 
