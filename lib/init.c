@@ -150,13 +150,14 @@ static void thread_exit(void *arg)
  * hold a lock, the urgent forks in flight complete, their frames let go,
  * and the plain fork goes next. A frame that already holds locks, scans
  * other heaps or holds the profile lock is not held back (the fork needs
- * what it holds). The wait is bounded, because the held-back thread may
- * hold what the forks need that is not ours (the stream-list lock: exit's
- * stream clean-up frees under it; glibc's handler-list lock around a
- * pthread_atfork that allocates; a stream lock that fflush(NULL) waits for
- * under the list lock): it goes on once no fork has completed for
- * FORK_GATE_IDLE_NS, a fork holding up another as long as that only when
- * one of those is held. A relay whose forks each take longer than that
+ * what it holds), nor a thread of a child made without our handlers
+ * (turn_pid). The wait is bounded, because the held-back thread may hold
+ * what the forks need that is not ours (the stream-list lock: exit's
+ * stream clean-up frees under it in Debian's 2.36; glibc's handler-list
+ * lock around a pthread_atfork that allocates; a stream lock that
+ * fflush(NULL) waits for under the list lock): it goes on once no fork has
+ * completed for FORK_GATE_IDLE_NS, a fork holding up another as long as
+ * that only when one of those is held. A relay whose forks each take longer than that
  * (a process of many GiB) can still outlast the plain fork's turn.
  *  Still impossible: the stream-list lock held by a thread inside stdio that
  *    waits for an urgent frame's lock (glibc's own fork takes that lock).
