@@ -157,8 +157,9 @@ static void thread_exit(void *arg)
  * lock around a pthread_atfork that allocates; a stream lock that
  * fflush(NULL) waits for under the list lock): it goes on once no fork has
  * completed for FORK_GATE_IDLE_NS, a fork holding up another as long as
- * that only when one of those is held. A relay whose forks each take longer than that
- * (a process of many GiB) can still outlast the plain fork's turn.
+ * that only when one of those is held. A relay whose forks each take
+ * longer than that (a process of many GiB) can still outlast the plain
+ * fork's turn.
  *  Still impossible: the stream-list lock held by a thread inside stdio that
  *    waits for an urgent frame's lock (glibc's own fork takes that lock).
  *
