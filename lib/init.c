@@ -136,9 +136,30 @@ static void thread_exit(void *arg)
  *    after FORK_WAIT_MAX_NS (selftests/core/fork_waiters_full,
  *    fork_scan_wait, fork_two_urgent; fs19).
  *  A plain fork waits only while urgent forks are pending, each of which
- *    completes, so it gets through unless such forks arrive back to back
- *    for good. The common fork pays one atomic count and a read of the
+ *    completes. The common fork pays one atomic count and a read of the
  *    thread's count; a contended lock, a slot claimed and given back.
+ *
+ * Fork, turn. Urgent forks arriving back to back, each announced before the
+ * one before it withdrew, kept a plain fork on another thread waiting for
+ * as long as they went on (selftests/core/fork_plain_turn: the whole 3 s
+ * relay of two threads whose handlers fork; fk21): it cannot go before
+ * their frames give their locks back, and none of them can wait for it. So
+ * a plain fork that has to wait raises __hak_fork_turn until its prepare
+ * holds every lock, and meanwhile a thread that holds no allocator lock
+ * waits before it takes one (hak_fork_gate, lock.h): no new frame comes to
+ * hold a lock, the urgent forks in flight complete, their frames let go,
+ * and the plain fork goes next. A frame that already holds locks, scans
+ * other heaps or holds the profile lock is not held back (the fork needs
+ * what it holds), nor a thread of a child made without our handlers
+ * (turn_pid). The wait is bounded, because the held-back thread may hold
+ * what the forks need that is not ours (the stream-list lock: exit's
+ * stream clean-up frees under it in Debian's 2.36; glibc's handler-list
+ * lock around a pthread_atfork that allocates; a stream lock that
+ * fflush(NULL) waits for under the list lock): it goes on once no fork has
+ * completed for FORK_GATE_IDLE_NS, a fork holding up another as long as
+ * that only when one of those is held. A relay whose forks each take
+ * longer than that (a process of many GiB) can still outlast the plain
+ * fork's turn.
  *  Still impossible: the stream-list lock held by a thread inside stdio that
  *    waits for an urgent frame's lock (glibc's own fork takes that lock).
  *
@@ -544,6 +565,20 @@ static __thread struct fork_level {
 /* A fork polls for announcements this often while it waits for a lock. */
 #define FORK_POLL_NS		200000u
 
+/*
+ * Plain forks waiting their turn behind urgent ones (atomic; "Fork, turn"),
+ * and the forks of a multi-threaded process through their parent handler,
+ * by which a thread held back for a turn tells that forks still complete.
+ */
+int __hak_fork_turn;
+static unsigned long nr_forks_done, nr_fork_turns, nr_fork_gated;	/* atomic */
+/*
+ * The process the turns were taken in: a child made without our fork
+ * handlers (_Fork, vfork, a raw clone) inherits __hak_fork_turn raised and
+ * no fork there will lower it; it is not held back.
+ */
+static pid_t turn_pid;
+
 static void fork_announce(void)
 {
 	struct hak_lock *edge = __hak_lock_edge;
@@ -776,6 +811,46 @@ int __hak_lock_fork_wait(struct hak_lock *l)
 	}
 }
 
+/*
+ * How long a thread held back for a plain fork's turn waits with no fork
+ * completing meanwhile: as long as an urgent fork waits for a busy lock
+ * (a fork of a large process, or of one on a loaded machine, completes in
+ * it; a held-back thread holding the stream-list lock stalls the forks
+ * that long).
+ */
+#define FORK_GATE_IDLE_NS	FORK_WAIT_MAX_NS
+
+void __hak_fork_gate(void)
+{
+	unsigned long done = 0;
+	uint64_t since = 0;
+	int saved;
+
+	/* what a fork waits for: this frame must finish it (as an urgent fork's) */
+	if (__hak_heap_scanning_here() || hak_prof_fork_mine())
+		return;
+	saved = errno;
+	/* the acquire orders turn_pid, stored before the count was raised */
+	if (!arch_load_acquire(&__hak_fork_turn) || arch_load_relaxed(&turn_pid) != getpid()) {
+		errno = saved;
+		return;
+	}
+	arch_fetch_add(&nr_fork_gated, 1UL);
+	while (arch_load_acquire(&__hak_fork_turn)) {
+		unsigned long d = arch_load_relaxed(&nr_forks_done);
+		uint64_t now = mono_ns();
+
+		if (!since || d != done) {
+			since = now;
+			done = d;
+		} else if (now - since >= FORK_GATE_IDLE_NS) {
+			break;
+		}
+		nanosleep(&(struct timespec){ 0, FORK_POLL_NS / 4 }, NULL);
+	}
+	errno = saved;
+}
+
 /* Take every allocator lock in order; false: backed off, none held. */
 static bool fork_take_all(void)
 {
@@ -791,22 +866,41 @@ static bool fork_take_all(void)
 	return false;
 }
 
+/* A plain fork that has to wait for urgent ones takes its turn ("Fork, turn"). */
+static void fork_turn_take(bool *turn)
+{
+	if (*turn)
+		return;
+	*turn = true;
+	arch_fetch_add(&nr_fork_turns, 1UL);
+	arch_store_relaxed(&turn_pid, getpid());
+	arch_fetch_add(&__hak_fork_turn, 1);
+}
+
 static void fork_prepare(void)
 {
+	bool turn = false;
+
 	fork_locked = !__libc_single_threaded;
 	if (!fork_locked)
 		return;
 	arch_fetch_add(&nr_forks, 1UL);
 	fork_announce();
 	for (;;) {
-		while (__hak_fork_backoff())
+		while (__hak_fork_backoff()) {
+			fork_turn_take(&turn);
 			nanosleep(&(struct timespec){ 0, FORK_POLL_NS / 4 }, NULL);
+		}
 		call_weak(_IO_list_lock);
 		if (fork_take_all())
 			break;
 		call_weak(_IO_list_unlock);
 		arch_fetch_add(&nr_fork_backoffs, 1UL);
+		fork_turn_take(&turn);
 	}
+	/* held: the threads held back now wait for our locks, as they would */
+	if (turn)
+		arch_fetch_add(&__hak_fork_turn, -1);
 	/*
 	 * A count, not a flag: a handler fork inside this thread's own fork
 	 * window (rv18, fork_nested) ends its level and leaves the outer's.
@@ -821,6 +915,8 @@ void __hak_fork_stats(struct hak_fork_stats *st)
 	st->backoffs = arch_load_relaxed(&nr_fork_backoffs);
 	st->skips = arch_load_relaxed(&nr_fork_skips);
 	st->waited_out = arch_load_relaxed(&nr_fork_waited_out);
+	st->turns = arch_load_relaxed(&nr_fork_turns);
+	st->gated = arch_load_relaxed(&nr_fork_gated);
 }
 
 static void fork_parent(void)
@@ -834,6 +930,7 @@ static void fork_parent(void)
 	while (i--)
 		fork_steps[i].give();
 	call_weak(_IO_list_unlock);
+	arch_fetch_add(&nr_forks_done, 1UL);
 }
 
 static void fork_child(void)
@@ -847,6 +944,8 @@ static void fork_child(void)
 	memset(lock_waiters, 0, sizeof(lock_waiters));
 	arch_store_relaxed(&nr_urgent, 0);
 	arch_store_relaxed(&nr_unslotted, 0);
+	/* the parent's waiting forks are not here either (nor held-back threads) */
+	arch_store_relaxed(&__hak_fork_turn, 0);
 	/* an interrupted frame of this thread's, unlisted, still counts itself out */
 	arch_store_relaxed(&nr_unlisted, unlisted_here);
 	if (!fork_locked)

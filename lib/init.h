@@ -74,10 +74,12 @@ void __hak_bad_free(const void *p, const char *check) __noreturn __cold;
  * whose frame held an allocator lock; back-offs of other forks' prepares
  * for them; locks such a fork left to another one's frame (init.c, "Fork,
  * back-off"); waits of such a fork it gave up after a bound (a lock, then
- * counted in skips too, a scan, the profile lock).
+ * counted in skips too, a scan, the profile lock); forks without a lock
+ * that waited their turn behind those, and the lock takes that waited for
+ * such a turn meanwhile.
  */
 struct hak_fork_stats {
-	unsigned long forks, urgent, backoffs, skips, waited_out;
+	unsigned long forks, urgent, backoffs, skips, waited_out, turns, gated;
 };
 void __hak_fork_stats(struct hak_fork_stats *st);
 

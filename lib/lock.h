@@ -100,6 +100,22 @@ extern HAK_HIDDEN __thread unsigned __hak_locks_held
 	__attribute__((tls_model("initial-exec")));
 
 /*
+ * Not 0 while a fork whose frame holds nothing ("plain") waits its turn
+ * behind handler forks whose frames hold a lock (init.c, "Fork, turn"):
+ * meanwhile a thread that holds no allocator lock waits before it takes
+ * one (__hak_fork_gate, bounded), so no new such frame keeps the plain
+ * fork waiting for good. One load and a branch per lock taken.
+ */
+extern HAK_HIDDEN int __hak_fork_turn;
+void __hak_fork_gate(void);
+
+static inline void hak_fork_gate(void)
+{
+	if (unlikely(__atomic_load_n(&__hak_fork_turn, __ATOMIC_RELAXED)) && !__hak_locks_held)
+		__hak_fork_gate();
+}
+
+/*
  * Is l held by the calling thread, its interrupted frame (edge: the
  * __hak_lock_edge that frame left) being between l's lock word and its
  * holder field counting as holding it? False where it cannot tell (init.c).
@@ -131,6 +147,7 @@ static inline bool hak_lock_waited(struct hak_lock *l) __acquires(l)
 	__acquire(l);
 	if (hak_lock_passed())
 		return false;
+	hak_fork_gate();
 	__hak_lock_edge = l;
 	barrier();
 	if (unlikely(pthread_mutex_trylock(&l->mu))) {
@@ -164,6 +181,7 @@ static inline bool hak_trylock(struct hak_lock *l)
 
 	if (hak_lock_passed())
 		return false;
+	hak_fork_gate();
 	__hak_lock_edge = l;
 	barrier();
 	got = !pthread_mutex_trylock(&l->mu);

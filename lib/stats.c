@@ -330,7 +330,7 @@ void __hak_stats_print(int fd)
 		"  slabs           %12llu taken, %llu released\n"
 		"  forks           %12lu (multi-threaded; %lu from a handler whose frame "
 		"held a lock, %lu back-offs, %lu locks left to another such frame, "
-		"%lu waits given up)\n",
+		"%lu waits given up, %lu turns waited for, %lu lock takes held back for one)\n",
 		HAKMEM_VERSION, __hak_config(), st.mapped_bytes,
 		st.superslabs, st.slab_bytes, st.dirty_bytes, st.purged_bytes,
 		st.small_in_use, st.large_blocks, st.large_bytes, st.large_maps,
@@ -341,7 +341,7 @@ void __hak_stats_print(int fd)
 		(unsigned long long)st.remote_collected,
 		(unsigned long long)st.slabs_taken,
 		(unsigned long long)st.slabs_released,
-		fs.forks, fs.urgent, fs.backoffs, fs.skips, fs.waited_out);
+		fs.forks, fs.urgent, fs.backoffs, fs.skips, fs.waited_out, fs.turns, fs.gated);
 	if (n > (int)sizeof(buf))
 		n = sizeof(buf);
 	if (n > 0 && write(fd, buf, (size_t)n) < 0)
