@@ -2409,7 +2409,8 @@ static __always_inline void free_remote_go(struct hak_heap *h, void *p, unsigned
 {
 	struct hak_slab *s = __hak_slab_head(__hak_page_of((uintptr_t)p));
 
-	if (unlikely(hak_vg_mark(p) == __hak_free_key() ||
+	/* a measurement build without the checks skips the mark: HAK_FREE_CHECKS */
+	if (unlikely((HAK_FREE_CHECKS && hak_vg_mark(p) == __hak_free_key()) ||
 		     !arch_load_relaxed(&s->owner->attached))) {
 		free_remote_all(p, c);
 		return;
@@ -2500,7 +2501,7 @@ static void free_remote_all(void *p, unsigned c)
 	if (unlikely(__hak_off_boundary((uintptr_t)p, (uint16_t)__hak_class_mask[c])))
 		__hak_free_misaligned(p, 4 * (uintptr_t)c);
 	s = __hak_slab_head(__hak_page_of((uintptr_t)p));
-	if (unlikely(hak_vg_mark(p) == __hak_free_key())) {
+	if (HAK_FREE_CHECKS && unlikely(hak_vg_mark(p) == __hak_free_key())) {
 		/*
 		 * Free already, or a live block holding that value. In this
 		 * thread's bin (an idle owner's block cached here): report it

@@ -165,6 +165,9 @@ size_t __hak_ssmap_resident(struct hak_os_rss *r, unsigned kind);
  * boundary mask and the free mark). Not a configuration option: the
  * checks are always on; KCFLAGS=-DHAK_FREE_CHECKS=0 builds the same paths
  * without them only to measure what they cost (Documentation/bad-input.md).
+ * That build drops the mark's test on cross-thread frees too: its malloc
+ * no longer clears the mark, so the test would park live blocks as
+ * suspects and make the base slower, not faster (lib/heap.c).
  */
 #ifndef HAK_FREE_CHECKS
 #define HAK_FREE_CHECKS	1
