@@ -978,12 +978,28 @@ static void run_start(unsigned c, struct hak_slab *s, void *p)
 		runs_held |= 1ull << c;
 }
 
-/* Idle-owner detection (__hak_free_remote): this thread's view. */
+/*
+ * Idle-owner detection (__hak_free_remote): this thread's view. An owner is
+ * idle after HAK_IDLE_FREES frees to it with no refill of its own, over at
+ * least HAK_IDLE_MS of this thread's clock (__hak_tick_ms, moved by its
+ * own slow paths). The count alone took a busy owner for idle whenever
+ * another thread freed a batch of its blocks while its bins were full
+ * enough to need no refill (a structure handed over and dropped whole):
+ * size-chain with chains handed to the next thread, 2 threads, cached
+ * about 750 of each 1,000 foreign blocks in classes the freer was not
+ * using, 28 MB peak RSS and 0.40 s where the blocks sent home gave 23 MB
+ * and 0.31 s (Documentation/benchmarks.md, "Workloads outside the suite,
+ * again"). A sleeping owner (larson's main thread) still counts as idle
+ * a few ticks later.
+ */
 #define HAK_IDLE_FREES	256
+#define HAK_IDLE_MS	10
 
 static __thread struct hak_heap *rf_owner __attribute__((tls_model("initial-exec")));
 static __thread uint64_t rf_refills __attribute__((tls_model("initial-exec")));
 static __thread uint32_t rf_same __attribute__((tls_model("initial-exec")));
+/* __hak_tick_ms when rf_owner's refill count was first seen unchanged */
+static __thread unsigned rf_since __attribute__((tls_model("initial-exec")));
 /*
  * The tag of rf_owner while it counts as idle, 0 otherwise: a free of a
  * block with that tag is cached at once (__hak_free_slow, lib/alloc.c).
@@ -2322,7 +2338,9 @@ void *__hak_tcache_refill(uintptr_t ix)
  * whole timed run was such a warm-up, twice the peers' page faults. The
  * freeing thread remembers the last owner it freed to and that owner's
  * refill count; after HAK_IDLE_FREES frees to it with no refill in
- * between, the owner counts as idle and its blocks are cached here (then
+ * between, and HAK_IDLE_MS of this thread's clock (a busy owner whose
+ * bins are full does not refill either), the owner counts as idle and
+ * its blocks are cached here (then
  * served to this thread, or sent home in batches at overflow, as for a
  * tag collision), if this thread allocates (heap_allocates). A working
  * owner refills often, so producer/consumer pairs and cache-scratch's
@@ -2338,13 +2356,20 @@ static bool owner_idle(const struct hak_heap *h)
 		rf_owner = (struct hak_heap *)h;
 		rf_refills = r;
 		rf_same = 0;
+		rf_since = __hak_tick_ms;
 		rf_tag_set(0);
 		return false;
 	}
-	if (rf_same < HAK_IDLE_FREES)
+	/* rf_same reaches HAK_IDLE_FREES (owner_seen_idle) only with the time */
+	if (rf_same < HAK_IDLE_FREES - 1) {
 		rf_same++;
-	if (rf_same < HAK_IDLE_FREES)
 		return false;
+	}
+	if (rf_same < HAK_IDLE_FREES) {
+		if (__hak_ms_age(__hak_tick_ms, rf_since) < HAK_IDLE_MS)
+			return false;
+		rf_same = HAK_IDLE_FREES;
+	}
 	rf_tag_set(h->tag);
 	return true;
 }

@@ -163,6 +163,18 @@ static inline void ct_decay_tick(void)
 }
 
 /*
+ * Let the calling thread's clock pass an owner's idle time: a freer takes
+ * an owner for idle only after HAK_IDLE_MS (10 ms, lib/heap.c) of its own
+ * clock, which moves at its slow paths. Call it after the first free of
+ * the owner's blocks: sleep three times that, then tick.
+ */
+static inline void ct_idle_wait(void)
+{
+	usleep(30 * 1000);
+	ct_decay_tick();
+}
+
+/*
  * Free the nb blocks of blk (another thread's, class of bs bytes): they go
  * home as remote frees; this thread's first refill after them sends home
  * the runs it still holds (idle_collect, idle_collect_busy).
