@@ -980,17 +980,20 @@ static void run_start(unsigned c, struct hak_slab *s, void *p)
 
 /*
  * Idle-owner detection (__hak_free_remote): this thread's view. An owner is
- * idle after HAK_IDLE_FREES frees to it with no refill of its own, over at
- * least HAK_IDLE_MS of this thread's clock (__hak_tick_ms, moved by its
- * own slow paths). The count alone took a busy owner for idle whenever
- * another thread freed a batch of its blocks while its bins were full
- * enough to need no refill (a structure handed over and dropped whole):
- * size-chain with chains handed to the next thread, 2 threads, cached
- * about 750 of each 1,000 foreign blocks in classes the freer was not
- * using, 28 MB peak RSS and 0.40 s where the blocks sent home gave 23 MB
- * and 0.31 s (Documentation/benchmarks.md, "Workloads outside the suite,
- * again"). A sleeping owner (larson's main thread) still counts as idle
- * a few ticks later.
+ * idle after HAK_IDLE_FREES frees to it with no refill of its own, if its
+ * last purge tick (h->active_ms: any slow path of its thread once the
+ * coarse clock moved) is HAK_IDLE_MS older than this thread's own
+ * (__hak_tick_ms; no clock read here). The count alone took a busy owner
+ * for idle whenever another thread freed 256 of its blocks in a row while
+ * its bins were full enough to need no refill (a structure handed to
+ * another thread and dropped whole), and that thread cached them in bins
+ * of classes it was not using: size-chain with half of each chain handed
+ * to the next thread, 2 threads, had its peak RSS grow through the run
+ * to 28 MB at 0.39 s of CPU, 22 MB and 0.29 s with the blocks sent home
+ * (Documentation/benchmarks.md, "Workloads outside the suite, again"). A
+ * sleeping owner (larson's main thread) ticks no more, and is idle at the
+ * 256th free as before. With time-based purging off
+ * (HAKMEM_PURGE_DELAY_MS=0) nothing writes active_ms: the count decides.
  */
 #define HAK_IDLE_FREES	256
 #define HAK_IDLE_MS	10
@@ -998,8 +1001,6 @@ static void run_start(unsigned c, struct hak_slab *s, void *p)
 static __thread struct hak_heap *rf_owner __attribute__((tls_model("initial-exec")));
 static __thread uint64_t rf_refills __attribute__((tls_model("initial-exec")));
 static __thread uint32_t rf_same __attribute__((tls_model("initial-exec")));
-/* __hak_tick_ms when rf_owner's refill count was first seen unchanged */
-static __thread unsigned rf_since __attribute__((tls_model("initial-exec")));
 /*
  * The tag of rf_owner while it counts as idle, 0 otherwise: a free of a
  * block with that tag is cached at once (__hak_free_slow, lib/alloc.c).
@@ -2338,9 +2339,9 @@ void *__hak_tcache_refill(uintptr_t ix)
  * whole timed run was such a warm-up, twice the peers' page faults. The
  * freeing thread remembers the last owner it freed to and that owner's
  * refill count; after HAK_IDLE_FREES frees to it with no refill in
- * between, and HAK_IDLE_MS of this thread's clock (a busy owner whose
- * bins are full does not refill either), the owner counts as idle and
- * its blocks are cached here (then
+ * between, from an owner whose thread has not ticked for HAK_IDLE_MS (a
+ * busy owner whose bins are full does not refill either), the owner
+ * counts as idle and its blocks are cached here (then
  * served to this thread, or sent home in batches at overflow, as for a
  * tag collision), if this thread allocates (heap_allocates). A working
  * owner refills often, so producer/consumer pairs and cache-scratch's
@@ -2356,17 +2357,16 @@ static bool owner_idle(const struct hak_heap *h)
 		rf_owner = (struct hak_heap *)h;
 		rf_refills = r;
 		rf_same = 0;
-		rf_since = __hak_tick_ms;
 		rf_tag_set(0);
 		return false;
 	}
-	/* rf_same reaches HAK_IDLE_FREES (owner_seen_idle) only with the time */
+	/* rf_same reaches HAK_IDLE_FREES (owner_seen_idle) only past the time */
 	if (rf_same < HAK_IDLE_FREES - 1) {
 		rf_same++;
 		return false;
 	}
 	if (rf_same < HAK_IDLE_FREES) {
-		if (__hak_ms_age(__hak_tick_ms, rf_since) < HAK_IDLE_MS)
+		if (__hak_ms_age(__hak_tick_ms, arch_load_relaxed(&h->active_ms)) < HAK_IDLE_MS)
 			return false;
 		rf_same = HAK_IDLE_FREES;
 	}

@@ -280,9 +280,10 @@ struct third {
 };
 
 /*
- * B takes this thread for idle only after HAK_IDLE_MS (10 ms, lib/heap.c)
- * of its own clock, which moves at its slow paths: sleep three times that,
- * then tick (a 4 MiB block; core_test.h's ct_idle_wait).
+ * B takes this thread for idle only when this thread's last tick is
+ * HAK_IDLE_MS (10 ms, lib/heap.c) older than B's own, which moves at its
+ * slow paths: sleep three times that, then tick (a 4 MiB block;
+ * core_test.h's ct_idle_wait).
  */
 static void idle_wait(void)
 {

@@ -164,9 +164,10 @@ static inline void ct_decay_tick(void)
 
 /*
  * Let the calling thread's clock pass an owner's idle time: a freer takes
- * an owner for idle only after HAK_IDLE_MS (10 ms, lib/heap.c) of its own
- * clock, which moves at its slow paths. Call it after the first free of
- * the owner's blocks: sleep three times that, then tick.
+ * an owner for idle only when the owner's last tick is HAK_IDLE_MS (10 ms,
+ * lib/heap.c) older than the freer's own, which moves at its slow paths.
+ * Call it before the owner's 256th block is freed: sleep three times
+ * that, then tick.
  */
 static inline void ct_idle_wait(void)
 {

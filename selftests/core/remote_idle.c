@@ -3,8 +3,8 @@
  * remote_idle: which thread caches the blocks of an owner that looks idle
  * (lib/heap.c, owner_idle and heap_allocates). The main thread allocates
  * NB blocks of 64 B and waits while another thread frees them all, so
- * after 256 of those frees, and 10 ms of the freer's clock (ct_idle_wait),
- * the main thread counts as idle to the freer.
+ * after 256 of those frees, with its last tick 10 ms older than the
+ * freer's (ct_idle_wait), the main thread counts as idle to the freer.
  *
  *   - A thread that only frees (it never refilled a bin: a consumer)
  *     sends every block home, one remote free each, and never overflows
