@@ -978,8 +978,25 @@ static void run_start(unsigned c, struct hak_slab *s, void *p)
 		runs_held |= 1ull << c;
 }
 
-/* Idle-owner detection (__hak_free_remote): this thread's view. */
+/*
+ * Idle-owner detection (__hak_free_remote): this thread's view. An owner is
+ * idle after HAK_IDLE_FREES frees to it with no refill of its own, if its
+ * last purge tick (h->active_ms: any slow path of its thread once the
+ * coarse clock moved) is HAK_IDLE_MS older than this thread's own
+ * (__hak_tick_ms; no clock read here). The count alone took a busy owner
+ * for idle whenever another thread freed 256 of its blocks in a row while
+ * its bins were full enough to need no refill (a structure handed to
+ * another thread and dropped whole), and that thread cached them in bins
+ * of classes it was not using: size-chain with half of each chain handed
+ * to the next thread, 2 threads, had its peak RSS grow through the run
+ * to 28 MB at 0.39 s of CPU, 22 MB and 0.29 s with the blocks sent home
+ * (Documentation/benchmarks.md, "Workloads outside the suite, again"). A
+ * sleeping owner (larson's main thread) ticks no more, and is idle at the
+ * 256th free as before. With time-based purging off
+ * (HAKMEM_PURGE_DELAY_MS=0) nothing writes active_ms: the count decides.
+ */
 #define HAK_IDLE_FREES	256
+#define HAK_IDLE_MS	10
 
 static __thread struct hak_heap *rf_owner __attribute__((tls_model("initial-exec")));
 static __thread uint64_t rf_refills __attribute__((tls_model("initial-exec")));
@@ -2322,7 +2339,9 @@ void *__hak_tcache_refill(uintptr_t ix)
  * whole timed run was such a warm-up, twice the peers' page faults. The
  * freeing thread remembers the last owner it freed to and that owner's
  * refill count; after HAK_IDLE_FREES frees to it with no refill in
- * between, the owner counts as idle and its blocks are cached here (then
+ * between, from an owner whose thread has not ticked for HAK_IDLE_MS (a
+ * busy owner whose bins are full does not refill either), the owner
+ * counts as idle and its blocks are cached here (then
  * served to this thread, or sent home in batches at overflow, as for a
  * tag collision), if this thread allocates (heap_allocates). A working
  * owner refills often, so producer/consumer pairs and cache-scratch's
@@ -2341,10 +2360,16 @@ static bool owner_idle(const struct hak_heap *h)
 		rf_tag_set(0);
 		return false;
 	}
-	if (rf_same < HAK_IDLE_FREES)
+	/* rf_same reaches HAK_IDLE_FREES (owner_seen_idle) only past the time */
+	if (rf_same < HAK_IDLE_FREES - 1) {
 		rf_same++;
-	if (rf_same < HAK_IDLE_FREES)
 		return false;
+	}
+	if (rf_same < HAK_IDLE_FREES) {
+		if (__hak_ms_age(__hak_tick_ms, arch_load_relaxed(&h->active_ms)) < HAK_IDLE_MS)
+			return false;
+		rf_same = HAK_IDLE_FREES;
+	}
 	rf_tag_set(h->tag);
 	return true;
 }

@@ -80,6 +80,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 #include "tap.h"
 #include "child.h"
 #include "tcache.h"
@@ -278,14 +279,35 @@ struct third {
 	pthread_barrier_t bar;
 };
 
+/*
+ * B takes this thread for idle only when this thread's last tick is
+ * HAK_IDLE_MS (10 ms, lib/heap.c) older than B's own, which moves at its
+ * slow paths: sleep three times that, then tick (a 4 MiB block;
+ * core_test.h's ct_idle_wait).
+ */
+static void idle_wait(void)
+{
+	void *p;
+
+	usleep(30 * 1000);
+	p = malloc(4u << 20);
+	if (!p)
+		tap_bail("a 4 MiB malloc failed");
+	((volatile char *)p)[0] = 1;
+	free(p);
+}
+
 /* Thread B's start: it allocates (so it caches), then frees the k blocks. */
 static void cacher_fill(struct third *t)
 {
 	unsigned i;
 
 	free(launder(malloc(1000)));
-	for (i = 0; i < t->k; i++)
+	for (i = 0; i < t->k; i++) {
 		free(t->v[i]);
+		if (!i)
+			idle_wait();	/* the owner's idle time, after the first */
+	}
 }
 
 /* Thread B, after its free of p: p must be in its bin, or the kind misses the path. */

@@ -163,6 +163,19 @@ static inline void ct_decay_tick(void)
 }
 
 /*
+ * Let the calling thread's clock pass an owner's idle time: a freer takes
+ * an owner for idle only when the owner's last tick is HAK_IDLE_MS (10 ms,
+ * lib/heap.c) older than the freer's own, which moves at its slow paths.
+ * Call it before the owner's 256th block is freed: sleep three times
+ * that, then tick.
+ */
+static inline void ct_idle_wait(void)
+{
+	usleep(30 * 1000);
+	ct_decay_tick();
+}
+
+/*
  * Free the nb blocks of blk (another thread's, class of bs bytes): they go
  * home as remote frees; this thread's first refill after them sends home
  * the runs it still holds (idle_collect, idle_collect_busy).

@@ -16,6 +16,7 @@
 #include <malloc.h>
 #include <pthread.h>
 #include <sys/mman.h>
+#include <unistd.h>
 #include "tap.h"
 #include "child.h"
 #include "crowd.h"
@@ -50,8 +51,8 @@ static void do_double_free(void)
 
 /*
  * A block of this thread's that a thread B cached (B, which allocates too,
- * freed 300 of this thread's blocks first, so this thread counts as idle
- * to B), freed again by a third thread C while it sits in B's cache. B
+ * freed 300 of this thread's blocks first, 30 ms after this thread's
+ * last tick, so this thread counts as idle to B), freed again by a third thread C while it sits in B's cache. B
  * says on stderr if p is not in its bin (the scenario then fails: two
  * lines). A crowd of parked threads runs beside (selftests/lib/crowd.h),
  * so that B still caches if that is kept to when threads outnumber the
@@ -66,6 +67,12 @@ static void *third_cacher(void *arg)
 
 	(void)arg;
 	free(launder(malloc(1000)));	/* a thread that allocates caches */
+	/*
+	 * This thread's clock past the owner's last tick by HAK_IDLE_MS
+	 * (10 ms, lib/heap.c): sleep three times that, then tick (4 MiB).
+	 */
+	usleep(30 * 1000);
+	free(launder(malloc(4u << 20)));
 	for (i = 0; i < ARRAY_SIZE(third_blocks); i++)
 		free(third_blocks[i]);
 	free(launder(stash));

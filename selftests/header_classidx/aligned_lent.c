@@ -10,12 +10,14 @@
  *
  * The main thread lends its heap deterministically: another thread, which
  * allocates too, frees 400 of its blocks while it waits, and caches them
- * from the 257th on (the owner counts as idle, lib/heap.c). Then aligned blocks of several
+ * from the 257th on (the owner counts as idle, lib/heap.c, its last tick
+ * 30 ms before the freer's). Then aligned blocks of several
  * sizes and alignments are taken in batches and freed; some start their
  * slot. After a trim nothing may be left in use.
  */
 #include <pthread.h>
 #include <stdint.h>
+#include <unistd.h>
 #include <hakmem/hakmem.h>
 #include "tap.h"
 #include "size_class.h"
@@ -32,6 +34,12 @@ static void *freer(void *arg)
 
 	(void)arg;
 	hak_free(hak_malloc(1000));	/* a thread that allocates caches */
+	/*
+	 * This thread's clock past the owner's last tick by HAK_IDLE_MS
+	 * (10 ms, lib/heap.c): sleep three times that, then tick (4 MiB).
+	 */
+	usleep(30 * 1000);
+	hak_free(hak_malloc(4u << 20));
 	for (i = 0; i < NLEND; i++)
 		hak_free(lend[i]);
 	return NULL;
