@@ -138,10 +138,12 @@ static void scenario(void)
 	_exit(0);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	int st;
 
+	if (argc > 0)
+		ct_no_decay(argv);
 	if (!CT_HAKMEM)
 		tap_skip_all("hakmem's fork handlers only");
 	tap_plan(2);

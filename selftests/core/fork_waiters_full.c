@@ -156,11 +156,13 @@ static void scenario(void)
 	_exit(0);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	struct rlimit nproc;
 	int st;
 
+	if (argc > 0)
+		ct_no_decay(argv);
 	if (!CT_HAKMEM)
 		tap_skip_all("hakmem's fork handlers only");
 	/* 513 threads: a low RLIMIT_NPROC is the machine's, not a failure (root is exempt) */
