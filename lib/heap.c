@@ -1948,8 +1948,8 @@ size_t __hak_heap_purge_idle(unsigned now, unsigned delay)
 		if (arch_load_relaxed(&h->attached)) {
 			/* the owner's sharded paths take no scan lock: shard_enter */
 			if (__hak_shard_min != UINT32_MAX) {
-				__hak_os_fence_others();
-				if (arch_load_acquire(&h->shard_busy)) {
+				if (!__hak_os_fence_others() ||
+				    arch_load_acquire(&h->shard_busy)) {
 					arch_store_release(&h->scan_lk, 0);
 					continue;
 				}
@@ -3311,5 +3311,12 @@ void __hak_heap_fork_child(void) __releases(&heap_lock)
 	 * budget for good (thread_share, __hak_tcache_live_share).
 	 */
 	arch_store_relaxed(&nr_live, __hak_tc.heap ? 1u : 0u);
+	/*
+	 * The decay pass's fence needs the registration, which a kernel that
+	 * does not carry it into the child refuses here: then no class is
+	 * sharded from now on (the generic paths serve their small bins).
+	 */
+	if (__hak_shard_min != UINT32_MAX && !__hak_os_fence_others_init())
+		__hak_shard_min = UINT32_MAX;
 	arch_store_relaxed(&nr_alloc, alloc_counted ? 1u : 0u);
 }

@@ -137,10 +137,9 @@ bool __hak_os_fence_others_init(void)
 	return syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
 }
 
-void __hak_os_fence_others(void)
+bool __hak_os_fence_others(void)
 {
-	/* registered (the caller checked): it cannot fail */
-	(void)syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0);
+	return syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0;
 }
 
 unsigned __hak_now_ms(void)
