@@ -6,7 +6,9 @@
  *   the 1,200 B class has capacity 0 and the 250 B class a bin;
  *   a block freed and allocated again comes back (its slab's list, LIFO);
  *   a chain of 3,000 blocks freed whole leaves no byte of the class out
- *   of its slabs, and gives back all its slabs but the one kept empty;
+ *   of its slabs (no more bytes out than before the chain: a purge tick
+ *   may have sent other classes' bins home meanwhile), and gives back all
+ *   its slabs but the one kept empty;
  *   the next chain, of the 2,500 B class and as many bytes, takes those
  *   pages: the bytes in slabs do not grow past the first chain's;
  *   a second thread frees half of a chain (remote frees), the first
@@ -117,8 +119,9 @@ int main(int argc, char **argv)
 	for (i = 0; i < CHAIN; i++)
 		hak_free(blk[i]);
 	hak_stats_get(&c);
-	tap_ok(c.small_in_use == a.small_in_use,
-	       "a chain freed whole: bytes out of slabs %zu, as before it (%zu)",
+	/* at most: a purge tick in between may have sent other bins home */
+	tap_ok(c.small_in_use <= a.small_in_use,
+	       "a chain freed whole: bytes out of slabs %zu, at most as before it (%zu)",
 	       c.small_in_use, a.small_in_use);
 	tap_ok(c.slabs_released - b.slabs_released + 1 >= b.slabs_taken - a.slabs_taken,
 	       "its slabs went back: %llu taken, %llu released",
