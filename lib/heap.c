@@ -2457,15 +2457,6 @@ static void *refill_slow(uintptr_t ix)
 			uint32_t want = refill_want(b, c);
 			bool gen = !__hak_sharded_class(c);
 
-			/*
-			 * A sharded class carves here only when hardened (its
-			 * carve order is random: shard_alloc does not carve):
-			 * a batch, which the bin holds raised until its next
-			 * refill (bin_raise), not one block per slow path.
-			 */
-			if (!gen && hak_hd_on() && want < HAK_WHOLE_MIN)
-				want = HAK_WHOLE_MIN;
-
 			got = bin_fill(h, b, c, want, gen);
 			if (!got && __hak_purge_for_retry())
 				got = bin_fill(h, b, c, want, gen);
