@@ -125,6 +125,7 @@ static unsigned nr_suspects;
 static int tags_shared;
 
 #define HAK_KEEP_EMPTY		1	/* empty slabs a heap keeps per class */
+
 #define HAK_TCACHE_CAP_MIN	8
 #define HAK_TCACHE_CAP_MAX	256
 
@@ -1962,6 +1963,14 @@ size_t __hak_heap_purge_idle(unsigned now, unsigned delay)
 		 * slabs (the scan lock keeps an adopter out meanwhile).
 		 */
 		if (arch_load_relaxed(&h->attached)) {
+			/* the owner's sharded paths take no scan lock: shard_enter */
+			if (__hak_shard_min != UINT32_MAX) {
+				if (!__hak_os_fence_others() ||
+				    arch_load_acquire(&h->shard_busy)) {
+					arch_store_release(&h->scan_lk, 0);
+					continue;
+				}
+			}
 			idle_collect(h);
 			done += heap_scan(h, false, true);
 		} else if (kept_any(h))
@@ -2278,7 +2287,162 @@ static inline uint32_t refill_want(const struct hak_tbin *b, unsigned c)
 	return want < most ? want : (uint32_t)most;
 }
 
+/*
+ * ---- free-list sharding (tcache.h, __hak_shard_min) ----
+ *
+ * A sharded class keeps a bin of __hak_shard_cap_of() blocks at most. A malloc
+ * that finds it empty pops one block off the class's first partial slab
+ * (or carves one) and a free that finds it full pushes the block onto its
+ * own slab's free list: the bin no longer keeps a share of every slab the
+ * class has, so a chain freed whole leaves its slabs whole (size-chain's
+ * peak RSS). Neither takes the scan lock (shard_enter below).
+ * Anything out of the simple case goes to the generic paths.
+ */
+uint32_t __hak_shard_min = UINT32_MAX;
+uint32_t __hak_shard_cap;
+uint32_t __hak_shard_bytes;
+static int shard_ready;	/* atomic: the two above are set */
+
+/*
+ * At a thread's first attach: the options, and the fence the decay pass
+ * needs (without it no class is sharded).
+ */
+static void shard_setup(void)
+{
+	size_t min = __hak_opt.shard_min;
+
+	if (min && __hak_os_fence_others_init()) {
+		__hak_shard_cap = (uint32_t)__hak_opt.shard_cap;
+		__hak_shard_bytes = (uint32_t)__hak_opt.shard_bytes;
+		__hak_shard_min = (uint32_t)min;
+	}
+	arch_store_release(&shard_ready, 1);
+}
+
+/*
+ * The owner's side of the scan lock for the sharded paths: a store and a
+ * load with no fence between them (a compiler barrier only), where
+ * heap_enter's cmpxchg cost a fifth of size-chain's CPU. The decay pass
+ * takes scan_lk, fences this thread (__hak_os_fence_others: its store
+ * buffer drains), then reads shard_busy: either it sees this thread's
+ * store and backs off, or this thread's load comes after the fence and
+ * sees scan_lk taken, and the path goes the generic way (heap_enter
+ * waits). False: take the generic path.
+ */
+static __always_inline bool shard_enter(struct hak_heap *h)
+{
+	arch_store_relaxed(&h->shard_busy, 1);
+	barrier();
+	if (likely(!arch_load_acquire(&h->scan_lk)))
+		return true;
+	arch_store_release(&h->shard_busy, 0);
+	return false;
+}
+
+static __always_inline void shard_exit(struct hak_heap *h)
+{
+	arch_store_release(&h->shard_busy, 0);
+}
+
+static void *refill_slow(uintptr_t ix) __noinline;
+static void overflow_slow(void *p, uintptr_t ix) __noinline;
+
+/* A malloc of sharded class ix / 4 whose bin is empty. */
+static void *__noinline shard_alloc(uintptr_t ix)
+{
+	struct hak_tcache *tc = &__hak_tc;
+	struct hak_heap *h = tc->heap;
+	unsigned c = (unsigned)(ix / 4);
+	struct hak_slab *s;
+	void *p;
+
+	if (unlikely(!h || tc->state != HAK_T_LIVE || !alloc_counted || tc->bins[c].head ||
+		     arch_load_relaxed(&h->pending) || arch_load_relaxed(&nr_suspects) ||
+		     hak_ff_level()))
+		return refill_slow(ix);
+	if (unlikely(!shard_enter(h)))
+		return refill_slow(ix);
+	s = h->partial[c];
+	if (unlikely(!s))
+		goto slow;
+	/*
+	 * Parked pages (purged inside the slab, their blocks off the list)
+	 * matter only once the list and the bump area are used up: then the
+	 * generic path unparks them, or takes the slab off the partial list.
+	 */
+	if (likely(s->free)) {
+		p = s->free;
+		s->free = __hak_link(p);
+	} else if (s->carved < s->capacity && !hak_hd_on()) {
+		p = (void *)__hak_slab_block(s, s->carved);
+		s->carved++;
+		if (HAK_HDR_SIZE)
+			hak_hdr_write(p, c, h->tag);
+	} else {
+		goto slow;
+	}
+	if (unlikely(s->used == 0) && h->nempty[c])
+		h->nempty[c]--;
+	s->used++;
+	s->flags &= ~(HAK_SLAB_SCANNED | HAK_SLAB_IDLE_MASK);
+	HAK_STAT_ADD(h, bytes_out, __hak_class_size[c]);
+	if (unlikely(!s->free && s->carved == s->capacity) && !slab_parked(s))
+		partial_del(h, s);
+	shard_exit(h);
+	return __hak_tbin_took(p, c);
+slow:
+	shard_exit(h);
+	return refill_slow(ix);
+}
+
+/* A free of block p (marked free) of sharded class ix / 4 whose bin is full. */
+static void __noinline shard_free(void *p, uintptr_t ix)
+{
+	struct hak_tcache *tc = &__hak_tc;
+	struct hak_heap *h = tc->heap;
+	unsigned c = (unsigned)(ix / 4);
+	struct hak_slab *s;
+
+	if (unlikely(!h || tc->state != HAK_T_LIVE || arch_load_relaxed(&nr_suspects) ||
+		     hak_ff_level()))
+		goto slow;
+	s = __hak_slab_head(__hak_page_of((uintptr_t)p));
+	if (unlikely(s->owner != h || s->class_idx != c))
+		goto slow;
+	if (unlikely(!shard_enter(h)))
+		goto slow;
+	tc->bins[c].room++;	/* the push took room for p */
+	__hak_set_link(p, s->free);
+	s->free = p;
+	s->used--;
+	s->flags &= ~(HAK_SLAB_SCANNED | HAK_SLAB_IDLE_MASK);
+	HAK_STAT_ADD(h, bytes_out, -(uint64_t)__hak_class_size[c]);
+	if (unlikely(!(s->flags & HAK_SLAB_PARTIAL)))
+		partial_add(h, s);
+	if (unlikely(s->used == 0))
+		slab_emptied(h, s);
+	shard_exit(h);
+	return;
+slow:
+	overflow_slow(p, ix);
+}
+
 void *__hak_tcache_refill(uintptr_t ix)
+{
+	if (__hak_sharded_class((unsigned)(ix / 4)))
+		return shard_alloc(ix);
+	return refill_slow(ix);
+}
+
+void __hak_tcache_overflow(void *p, uintptr_t ix)
+{
+	if (__hak_sharded_class((unsigned)(ix / 4)))
+		shard_free(p, ix);
+	else
+		overflow_slow(p, ix);
+}
+
+static void *refill_slow(uintptr_t ix)
 {
 	unsigned c = (unsigned)(ix / 4);
 	struct hak_tbin *b = &__hak_tc.bins[c];
@@ -2308,10 +2472,11 @@ void *__hak_tcache_refill(uintptr_t ix)
 		got = 0;
 		if (!b->head) {
 			uint32_t want = refill_want(b, c);
+			bool gen = !__hak_sharded_class(c);
 
-			got = bin_fill(h, b, c, want, true);
+			got = bin_fill(h, b, c, want, gen);
 			if (!got && __hak_purge_for_retry())
-				got = bin_fill(h, b, c, want, true);
+				got = bin_fill(h, b, c, want, gen);
 		}
 		HAK_STAT_ADD(h, refills, 1);
 		HAK_STAT_ADD(h, blocks_refilled, got);
@@ -2619,7 +2784,7 @@ static void free_unclassed(void *p)
 	__hak_tcache_push(slot, sc);
 }
 
-void __hak_tcache_overflow(void *p, uintptr_t ix)
+static void overflow_slow(void *p, uintptr_t ix)
 {
 	unsigned c = (unsigned)(ix / 4);
 	struct hak_tbin *b = &__hak_tc.bins[c];
@@ -2941,6 +3106,8 @@ struct hak_heap *__hak_heap_attach(void)
 		tc->hd_secret = hak_hd_secret();	/* and before it pops one */
 	if (unlikely(!arch_load_relaxed(&nr_cpus)))
 		arch_store_relaxed(&nr_cpus, count_cpus());
+	if (unlikely(!arch_load_acquire(&shard_ready)))
+		shard_setup();
 	h = heap_pool_pop();
 	if (h)
 		h->adopted++;
@@ -2959,6 +3126,9 @@ struct hak_heap *__hak_heap_attach(void)
 	for (c = 0; c < HAK_NCLASS; c++)
 		cap[c] = default_cap(share, c);
 	hak_adapt_initial_caps(cap);
+	for (c = 0; c < HAK_NCLASS; c++)
+		if (__hak_sharded_class(c))
+			cap[c] = __hak_shard_cap_of(c);
 	for (c = 0; c <= HAK_NCLASS; c++) {
 		struct hak_tbin *b = &tc->bins[c];
 
@@ -3167,5 +3337,12 @@ void __hak_heap_fork_child(void) __releases(&heap_lock)
 	 * budget for good (thread_share, __hak_tcache_live_share).
 	 */
 	arch_store_relaxed(&nr_live, __hak_tc.heap ? 1u : 0u);
+	/*
+	 * The decay pass's fence needs the registration, which a kernel that
+	 * does not carry it into the child refuses here: then no class is
+	 * sharded from now on (the generic paths serve their small bins).
+	 */
+	if (__hak_shard_min != UINT32_MAX && !__hak_os_fence_others_init())
+		__hak_shard_min = UINT32_MAX;
 	arch_store_relaxed(&nr_alloc, alloc_counted ? 1u : 0u);
 }

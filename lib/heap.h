@@ -69,6 +69,13 @@ struct hak_heap {
 	 */
 	int lent;
 	unsigned depth;			/* owner's nesting of scan_lk */
+	/*
+	 * atomic: the owner is in a sharded path (shard_alloc, shard_free),
+	 * which does not take scan_lk: a scanner that took scan_lk fences
+	 * the owner's thread (__hak_os_fence_others) and backs off while
+	 * this is set.
+	 */
+	int shard_busy;
 	unsigned active_ms;		/* atomic: the owner's last purge tick, or detach */
 	unsigned bin_pass_ms;		/* last idle-bin check (owner) */
 	void *bin_seen[HAK_NCLASS];	/* bin heads at that check (owner) */

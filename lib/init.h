@@ -37,7 +37,14 @@ struct hak_options {
 	size_t purge_batch;	/* HAKMEM_PURGE_BATCH: process_madvise for page scans */
 	size_t grow_area;	/* HAKMEM_GROW_AREA: realloc growth in per-thread areas */
 	size_t adapt_class_max;	/* HAKMEM_ADAPTIVE_CLASS_MAX: bytes a grown class may cache */
+	size_t shard_min;	/* HAKMEM_SHARD_MIN: classes of this stride and more are sharded; 0 off */
+	size_t shard_cap;	/* HAKMEM_SHARD_CAP: the bin of a sharded class, blocks */
+	size_t shard_bytes;	/* HAKMEM_SHARD_BYTES: the same in bytes (the larger wins) */
 };
+/* HAKMEM_SHARD_MIN's default (lib/tcache.h): off */
+#ifndef HAK_SHARD_MIN_DEFAULT
+#define HAK_SHARD_MIN_DEFAULT	0
+#endif
 #define HAK_LIMIT_UNSET		((size_t)-1)
 extern struct hak_options __hak_opt;
 

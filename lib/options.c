@@ -27,6 +27,8 @@ struct hak_options __hak_opt = {
 	.memory_limit = HAK_LIMIT_UNSET,
 	.purge_batch = 1,
 	.grow_area = 1,
+	.shard_min = HAK_SHARD_MIN_DEFAULT,
+	.shard_cap = 0,
 };
 
 struct hak_option {
@@ -55,6 +57,9 @@ static const struct hak_option options[] = {
 	{ "HAKMEM_BACKGROUND_PURGE", &__hak_opt.background_purge, 0, 1 },
 	{ "HAKMEM_HUGEPAGE_COLLAPSE", &__hak_opt.hugepage_collapse, 0, 1 },
 	{ "HAKMEM_ADAPTIVE_CLASS_MAX", &__hak_opt.adapt_class_max, 0, 1UL << 30 },
+	{ "HAKMEM_SHARD_MIN", &__hak_opt.shard_min, 0, 1UL << 20 },
+	{ "HAKMEM_SHARD_CAP", &__hak_opt.shard_cap, 0, 256 },
+	{ "HAKMEM_SHARD_BYTES", &__hak_opt.shard_bytes, 0, 1UL << 20 },
 };
 
 /* Parse "123", "64k", "16M", "1g"; false on anything else. */

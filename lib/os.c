@@ -16,6 +16,7 @@
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
+#include <linux/membarrier.h>
 #include <asm/atomic.h>
 #include "os.h"
 #include "boxes/valgrind/valgrind_hooks.h"
@@ -130,6 +131,16 @@ bool __hak_os_take_near(void)
 static uint64_t clock_base;	/* atomic: boot ms at the first reading, bit 63 set */
 
 #define CLOCK_SET	(1ULL << 63)
+
+bool __hak_os_fence_others_init(void)
+{
+	return syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
+}
+
+bool __hak_os_fence_others(void)
+{
+	return syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0;
+}
 
 unsigned __hak_now_ms(void)
 {

@@ -275,6 +275,17 @@ size_t __hak_os_mapped(void);
 unsigned __hak_now_ms(void);
 
 /*
+ * Asymmetric fences (membarrier(2), private expedited): register once
+ * (false when the kernel or a seccomp filter refuses it), then make every
+ * running thread of the process execute a full barrier before the call
+ * returns (false: it did not, the registration was refused or lost).
+ * For the rare side of a Dekker handshake whose frequent side stores and
+ * loads with no fence (lib/heap.c, the sharded paths).
+ */
+bool __hak_os_fence_others_init(void);
+bool __hak_os_fence_others(void) __must_check;
+
+/*
  * How far a stamp or a deadline can lie after a reading of now: a pass
  * reads its clock before its locks and long loops, so another thread's
  * stamp may be a little later, and a deadline is at most one purge delay

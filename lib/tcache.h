@@ -216,6 +216,37 @@ static __always_inline void __hak_tbin_set_cap(struct hak_tbin *b, uint32_t cap)
 	__hak_tbin_set_count(b, n);
 }
 
+/*
+ * Free-list sharding (issue 10 item 1; Documentation/design.md, "size-chain:
+ * frees that go home to their slab"): the classes whose stride is at least
+ * __hak_shard_min keep a bin of __hak_shard_cap_of() blocks at most; a
+ * free past it goes straight onto its slab's free list and a malloc of an
+ * empty bin pops one block off the class's first partial slab (heap.c,
+ * shard_free / shard_alloc). HAKMEM_SHARD_MIN, HAKMEM_SHARD_CAP; set at a
+ * thread's first attach; UINT32_MAX: no class.
+ */
+extern HAK_HIDDEN uint32_t __hak_shard_min;
+extern HAK_HIDDEN uint32_t __hak_shard_cap;
+extern HAK_HIDDEN uint32_t __hak_shard_bytes;
+
+static __always_inline bool __hak_sharded_class(unsigned c)
+{
+	return c < HAK_NCLASS && __hak_class_stride(c) >= __hak_shard_min;
+}
+
+/*
+ * The bin capacity of sharded class c: HAKMEM_SHARD_BYTES of blocks, at
+ * least HAKMEM_SHARD_CAP, at most 256.
+ */
+static inline uint32_t __hak_shard_cap_of(unsigned c)
+{
+	uint32_t n = __hak_shard_bytes / (uint32_t)__hak_class_stride(c);
+
+	if (n < __hak_shard_cap)
+		n = __hak_shard_cap;
+	return n < 256 ? n : 256;
+}
+
 /* Slow paths (heap.c). */
 /* The slow paths take the bin index ix = 4 * class (the fast paths' value). */
 void *__hak_tcache_refill(uintptr_t ix) __noinline;

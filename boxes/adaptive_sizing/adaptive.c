@@ -312,6 +312,8 @@ void hak_adapt_initial_caps(uint32_t *cap)
 
 			k = fit > ADAPT_CAP_MIN ? (uint32_t)fit : ADAPT_CAP_MIN;
 		}
+		if (__hak_sharded_class(c))
+			k = __hak_shard_cap_of(c);	/* the core's small bin: never grown */
 		adapt.bin[c].cap = (uint16_t)k;
 		bytes += k * s;
 		cap[c] = k;
@@ -323,7 +325,7 @@ void hak_adapt_on_refill(unsigned c)
 {
 	struct adapt_bin *ab;
 
-	if (c >= HAK_NCLASS || !adapt.ready)
+	if (c >= HAK_NCLASS || !adapt.ready || __hak_sharded_class(c))
 		return;
 	ab = &adapt.bin[c];
 	event(c);
@@ -335,7 +337,7 @@ void hak_adapt_on_refill(unsigned c)
 
 void hak_adapt_on_overflow(unsigned c)
 {
-	if (c >= HAK_NCLASS || !adapt.ready)
+	if (c >= HAK_NCLASS || !adapt.ready || __hak_sharded_class(c))
 		return;
 	adapt.bin[c].overflowed = 2;	/* this window and the next */
 	event(c);
