@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "san_test.h"
+#include "../lib/proc.h"
 
 #define NCHURN		2
 #define LIVE_MAX	24		/* live large blocks per churner */
@@ -134,30 +135,6 @@ static void *mapper(void *arg)
 	return NULL;
 }
 
-/* A "VmHWM:" style line of /proc/self/status, in bytes (0: unknown). */
-static size_t status_bytes(const char *key)
-{
-	char buf[4096];
-	size_t len = strlen(key), got = 0;
-	ssize_t n;
-	int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
-	char *s;
-
-	if (fd < 0)
-		return 0;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = '\0';
-	for (s = buf; s && *s; s = strchr(s, '\n'), s = s ? s + 1 : NULL)
-		if (!strncmp(s, key, len)) {
-			got = strtoull(s + len, NULL, 10) << 10;
-			break;
-		}
-	return got;
-}
-
 /* The value of <system type="resident" size="N"/>; -1 when absent. */
 static long long xml_resident(const char *xml)
 {
@@ -185,6 +162,7 @@ int main(int argc, char **argv)
 	for (k = 0; k < reports; k++) {
 		FILE *f = fmemopen(xml, sizeof(xml), "w");
 		size_t hwm;
+		long kib;
 		int rc;
 
 		if (!f)
@@ -201,7 +179,8 @@ int main(int argc, char **argv)
 			missing++;
 			continue;
 		}
-		hwm = status_bytes("VmHWM:");
+		kib = proc_status_kib("VmHWM");
+		hwm = kib > 0 ? (size_t)kib << 10 : 0;
 		if (hwm && (size_t)res > hwm + slack)
 			over++;
 		most = res > most ? res : most;
