@@ -578,6 +578,13 @@ static unsigned long nr_forks_done, nr_fork_turns, nr_fork_gated;	/* atomic */
  * no fork there will lower it; it is not held back.
  */
 static pid_t turn_pid;
+/*
+ * Turns this thread's prepare holds raised (a handler fork may nest in its
+ * wait): a handler of this thread that waited for them would wait for the
+ * frame it interrupted, which alone lowers them; in a child of such a
+ * handler fork, the outer frames that go on lower these and no others.
+ */
+static __thread int turn_here;
 
 static void fork_announce(void)
 {
@@ -829,6 +836,13 @@ void __hak_fork_gate(void)
 	/* what a fork waits for: this frame must finish it (as an urgent fork's) */
 	if (__hak_heap_scanning_here() || hak_prof_fork_mine())
 		return;
+	/*
+	 * An interrupted frame between a lock word and __hak_locks_held (its
+	 * edge set) may hold that lock; a turn of this thread's is lowered
+	 * only by the frame interrupted (selftests/core/fork_turn_held; rv21b).
+	 */
+	if (__hak_lock_edge || turn_here)
+		return;
 	saved = errno;
 	/* the acquire orders turn_pid, stored before the count was raised */
 	if (!arch_load_acquire(&__hak_fork_turn) || arch_load_relaxed(&turn_pid) != getpid()) {
@@ -874,6 +888,7 @@ static void fork_turn_take(bool *turn)
 	*turn = true;
 	arch_fetch_add(&nr_fork_turns, 1UL);
 	arch_store_relaxed(&turn_pid, getpid());
+	turn_here++;
 	arch_fetch_add(&__hak_fork_turn, 1);
 }
 
@@ -899,8 +914,10 @@ static void fork_prepare(void)
 		fork_turn_take(&turn);
 	}
 	/* held: the threads held back now wait for our locks, as they would */
-	if (turn)
+	if (turn) {
 		arch_fetch_add(&__hak_fork_turn, -1);
+		turn_here--;
+	}
 	/*
 	 * A count, not a flag: a handler fork inside this thread's own fork
 	 * window (rv18, fork_nested) ends its level and leaves the outer's.
@@ -944,8 +961,12 @@ static void fork_child(void)
 	memset(lock_waiters, 0, sizeof(lock_waiters));
 	arch_store_relaxed(&nr_urgent, 0);
 	arch_store_relaxed(&nr_unslotted, 0);
-	/* the parent's waiting forks are not here either (nor held-back threads) */
-	arch_store_relaxed(&__hak_fork_turn, 0);
+	/*
+	 * The parent's waiting forks are not here either (nor held-back
+	 * threads), but this thread's interrupted prepares go on and lower
+	 * their own turns: 0 left -1 after them (a count taken for raised).
+	 */
+	arch_store_relaxed(&__hak_fork_turn, turn_here);
 	/* an interrupted frame of this thread's, unlisted, still counts itself out */
 	arch_store_relaxed(&nr_unlisted, unlisted_here);
 	if (!fork_locked)
