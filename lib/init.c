@@ -150,7 +150,11 @@ static void thread_exit(void *arg)
  * hold a lock, the urgent forks in flight complete, their frames let go,
  * and the plain fork goes next. A frame that already holds locks, scans
  * other heaps or holds the profile lock is not held back (the fork needs
- * what it holds), nor a thread of a child made without our handlers
+ * what it holds), nor a handler whose interrupted frame is between a lock
+ * word and __hak_locks_held (its edge set: it may hold that lock), nor a
+ * handler on the plain fork's own thread (only the prepare it interrupted
+ * lowers the turn; each waited the whole bound: fork_turn_held, rv21b),
+ * nor a thread of a child made without our handlers
  * (turn_pid). The wait is bounded, because the held-back thread may hold
  * what the forks need that is not ours (the stream-list lock: exit's
  * stream clean-up frees under it in Debian's 2.36; glibc's handler-list
