@@ -19,7 +19,11 @@
  * try-lock won (the window), the main thread forks (plain: it waits behind
  * U and takes a turn), and G then takes another lock as a handler of that
  * window would, and sends the main thread a signal whose handler takes a
- * lock. Each take must go through at once. hakmem only.
+ * lock. Each take must go through at once. That handler then forks (a
+ * handler fork nested in the turn's wait): in its child the interrupted
+ * prepare goes on and lowers its turn, which must leave the count at 0
+ * there (it was reset to 0, and went to -1: a later turn of that child's
+ * held every lock-free take back for good). hakmem only.
  */
 #include <pthread.h>
 #include <signal.h>
@@ -53,12 +57,15 @@ static __thread int role;
 /* 1: the frame is taking its lock; 2: U's fork is on, before its prepare's first try-lock */
 static __thread int phase;
 static volatile int g_in, u_in, g_done, h_done;
+/* set in the child of the handler's fork (the outer fork then goes on there) */
+static volatile int in_nested_child;
 static unsigned long turns0;
 static pthread_t main_thread;
 
 /* What the scenario saw, in a page shared with the test. */
 static struct result {
 	int g_in, u_in, turned, u_fork_ok, child_ok, handler_ran;
+	int nested_seen, nested_turn, turn_after;
 	double g_ms, h_ms, fork_ms;
 } *res;
 
@@ -83,6 +90,8 @@ static int wait_for(volatile int *flag)
 static void on_usr1(int sig)
 {
 	double t0 = now_ms();
+	pid_t pid;
+	int st;
 
 	(void)sig;
 	hak_lock(&lh);
@@ -90,6 +99,13 @@ static void on_usr1(int sig)
 	res->h_ms = now_ms() - t0;
 	res->handler_ran = 1;
 	h_done = 1;
+	pid = fork();
+	if (pid == 0) {
+		in_nested_child = 1;
+		return;
+	}
+	while (pid > 0 && waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
 }
 
 /* G, in the window: its lock word won, the count not yet raised */
@@ -194,6 +210,17 @@ static void scenario(void)
 	res->fork_ms = now_ms() - t0;
 	if (pid < 0)
 		_exit(5);
+#if CT_HAKMEM
+	if (in_nested_child) {
+		/* the handler fork's child: the outer fork went on here */
+		res->nested_turn = __atomic_load_n(&__hak_fork_turn, __ATOMIC_RELAXED);
+		res->nested_seen = 1;
+		while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+			;
+		_exit(0);
+	}
+	res->turn_after = __atomic_load_n(&__hak_fork_turn, __ATOMIC_RELAXED);
+#endif
 	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
 		;
 	res->child_ok = WIFEXITED(st) && !WEXITSTATUS(st);
@@ -208,7 +235,7 @@ int main(void)
 
 	if (!CT_HAKMEM)
 		tap_skip_all("hakmem's fork handlers only");
-	tap_plan(4);
+	tap_plan(5);
 	res = ct_shared(sizeof(*res));
 	st = ct_scenario_child(scenario);
 	tap_ok(res->g_in && res->u_in && res->turned && res->handler_ran && res->u_fork_ok &&
@@ -224,5 +251,9 @@ int main(void)
 	       "(%.0f ms, bound %d)", res->h_ms, BOUND_MS);
 	tap_ok(res->child_ok, "the plain fork went through (%.0f ms) and its child allocated",
 	       res->fork_ms);
+	tap_ok(res->nested_seen && !res->nested_turn && !res->turn_after,
+	       "in the child of a handler fork made during the turn's wait, the count is 0 once "
+	       "the interrupted prepare lowered its turn (%d; seen %d; in the parent %d)",
+	       res->nested_turn, res->nested_seen, res->turn_after);
 	tap_finish();
 }
