@@ -994,7 +994,12 @@ static void run_start(unsigned c, struct hak_slab *s, void *p)
  * (Documentation/benchmarks.md, "Workloads outside the suite, again"). A
  * sleeping owner (larson's main thread) ticks no more, and is idle at the
  * 256th free as before. With time-based purging off
- * (HAKMEM_PURGE_DELAY_MS=0) nothing writes active_ms: the count decides.
+ * (HAKMEM_PURGE_DELAY_MS=0) nothing writes active_ms: the count decides,
+ * once this thread has ticked 10 ms into the run. A freer whose own last
+ * tick is not 10 ms past the owner's (one that only frees) finds no owner
+ * idle until its next slow path: every block goes home meanwhile, as
+ * under the watch before (rv21b: 200,000 frees of a sleeping owner's
+ * blocks, none cached; after one slow path of the freer, all of them).
  */
 #define HAK_IDLE_FREES	256
 #define HAK_IDLE_MS	10
