@@ -814,8 +814,11 @@ static inline void local_free_run(struct hak_heap *h, struct hak_slab *s, void *
 
 static void local_free(struct hak_heap *h, struct hak_slab *s, void *p)
 {
+	/* read before: an emptied slab given back is another class's after */
+	unsigned c = s->class_idx;
+
 	local_free_run(h, s, p, p, 1);
-	HAK_STAT_ADD(h, bytes_out, -(uint64_t)__hak_class_size[s->class_idx]);
+	HAK_STAT_ADD(h, bytes_out, -(uint64_t)__hak_class_size[c]);
 }
 
 /* ---- runs of blocks going home (__hak_free_remote) ---- */
@@ -2417,15 +2420,7 @@ static void __noinline shard_free(void *p, uintptr_t ix)
 	if (unlikely(!shard_enter(h)))
 		goto slow;
 	tc->bins[c].room++;	/* the push took room for p */
-	__hak_set_link(p, s->free);
-	s->free = p;
-	s->used--;
-	s->flags &= ~(HAK_SLAB_SCANNED | HAK_SLAB_IDLE_MASK);
-	HAK_STAT_ADD(h, bytes_out, -(uint64_t)__hak_class_size[c]);
-	if (unlikely(!(s->flags & HAK_SLAB_PARTIAL)))
-		partial_add(h, s);
-	if (unlikely(s->used == 0))
-		slab_emptied(h, s);
+	local_free(h, s, p);
 	shard_exit(h);
 	return;
 slow:
