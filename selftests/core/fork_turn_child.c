@@ -10,17 +10,19 @@
  * first fork backed off for it for good. Now each count is one word with
  * its process's id in it, read as 0 by any other process.
  *
- * Made exact with --wrap=pthread_mutex_trylock, as fork_turn_held: thread U
- * takes a lock of its own with hak_lock() and forks right after the
- * try-lock that took it (an urgent fork), then waits inside that fork's
- * prepare, before its first lock, until released. The main thread forks
- * (plain: it waits behind U and takes a turn); thread H, once the turn is
- * raised, makes a child with _Fork and waits for it, then releases U. The
- * child gives back the stream-list lock U's prepare held (glibc's fork
- * resets it in the child; _Fork does not), takes a lock TAKES times
- * counting getpid() calls (--wrap=getpid), forks (it must go through), and
- * runs the same scene itself: a turn of its own, which must start from 0
- * and end at 0, after which a lock take is not held back. hakmem only.
+ * Made exact with --wrap=pthread_mutex_trylock, as fork_turn_held: thread S
+ * holds the C library's stream-list lock; thread U takes a lock of its own
+ * with hak_lock() and forks right after the try-lock that took it (an
+ * urgent fork), which announces itself and then waits for the stream-list
+ * lock, holding no allocator lock (a child made while it held one could
+ * not allocate at all). The main thread forks (plain: it waits behind U
+ * and takes a turn); thread H, once the turn is raised, makes a child with
+ * _Fork and waits for it, then releases S. The child gives back S's copy
+ * of the stream-list lock (glibc's fork resets it in the child; _Fork does
+ * not), takes a lock TAKES times counting getpid() calls (--wrap=getpid),
+ * forks (it must go through), and runs the same scene itself: a turn of its
+ * own, which must start from 0 and end at 0, after which a lock take is not
+ * held back. hakmem only.
  */
 #include <pthread.h>
 #include <time.h>
@@ -28,6 +30,14 @@
 #if CT_HAKMEM
 #include "init.h"
 #include "lock.h"
+
+static unsigned long urgent_forks(void)
+{
+	struct hak_fork_stats fs;
+
+	__hak_fork_stats(&fs);
+	return fs.urgent;
+}
 
 static unsigned long turns_taken(void)
 {
@@ -48,17 +58,19 @@ static struct hak_lock lu[2] = { HAK_LOCK_INIT, HAK_LOCK_INIT }, lc = HAK_LOCK_I
 #define FORK_MS		500	/* the child's fork (a hang before fk22) */
 #define BOUND_MS	300	/* a take after the child's turn (1 s held before) */
 
+extern void _IO_list_lock(void) __attribute__((weak));
 extern void _IO_list_unlock(void) __attribute__((weak));
 int __real_pthread_mutex_trylock(pthread_mutex_t *m);
 int __wrap_pthread_mutex_trylock(pthread_mutex_t *m);
 pid_t __real_getpid(void);
 pid_t __wrap_getpid(void);
 
-/* 'u', 'h' for the scene's two threads, 0 for any other */
+/* 'u' for the thread whose frame forks, 0 for any other */
 static __thread int role;
-/* U: 1 taking its lock, 2 its fork is on, before its prepare's first try-lock */
+/* U: 1 taking its lock */
 static __thread int phase;
-static volatile int h_ready, u_in, release, run;
+static volatile int h_ready, u_in, s_in, release, run;
+static volatile pid_t u_tid;
 static unsigned long turns0, getpids;
 static void (*during)(void);
 
@@ -102,24 +114,27 @@ pid_t __wrap_getpid(void)
 
 int __wrap_pthread_mutex_trylock(pthread_mutex_t *m)
 {
-	int r;
+	int r = __real_pthread_mutex_trylock(m);
 
-	if (role == 'u' && phase == 2) {
-		/* inside U's fork's prepare: it has announced itself */
-		phase = 3;
-		u_in = 1;
-		wait_for(&release);
-	}
-	r = __real_pthread_mutex_trylock(m);
 #if CT_HAKMEM
 	if (role == 'u' && phase == 1 && !r) {
 		/* as the handler of a signal that landed right after the lock */
-		phase = 2;
-		res->sc[run].u_fork_ok = ct_fork_exit0();
 		phase = 0;
+		res->sc[run].u_fork_ok = ct_fork_exit0();
 	}
 #endif
 	return r;
+}
+
+/* S: holds the stream-list lock until released (U's prepare waits for it) */
+static void *thread_s(void *arg)
+{
+	(void)arg;
+	_IO_list_lock();
+	s_in = 1;
+	wait_for(&release);
+	_IO_list_unlock();
+	return NULL;
 }
 
 static void *thread_u(void *arg)
@@ -127,6 +142,7 @@ static void *thread_u(void *arg)
 	(void)arg;
 	role = 'u';
 	free(malloc(16));
+	u_tid = (pid_t)syscall(SYS_gettid);
 #if CT_HAKMEM
 	phase = 1;
 	hak_lock(&lu[run]);
@@ -175,22 +191,33 @@ static void *thread_h(void *arg)
 static void scene(void (*fn)(void))
 {
 	struct scene *sc = &res->sc[run];
-	pthread_t u, h;
+	unsigned long u0 = 0;
+	pthread_t u, h, s;
 	double t0;
 	pid_t pid;
 	int st;
 
-	h_ready = u_in = release = 0;
+	h_ready = u_in = s_in = release = 0;
+	u_tid = 0;
 	during = fn;
 #if CT_HAKMEM
 	turns0 = turns_taken();
+	u0 = urgent_forks();
 #endif
 	if (pthread_create(&h, NULL, thread_h, NULL))
 		_exit(5);
 	wait_for(&h_ready);
+	if (pthread_create(&s, NULL, thread_s, NULL))
+		_exit(5);
+	wait_for(&s_in);
 	if (pthread_create(&u, NULL, thread_u, NULL))
 		_exit(5);
-	sc->u_in = wait_for(&u_in);
+	/* U's fork announced, and asleep on the stream-list lock */
+	t0 = now_ms();
+	while (!(u_in = urgent_forks() != u0 && u_tid && ct_in_futex(u_tid)) &&
+	       now_ms() - t0 < WAIT_MS)
+		usleep(100);
+	sc->u_in = u_in;
 	t0 = now_ms();
 	pid = fork();
 	if (pid == 0) {
@@ -204,6 +231,7 @@ static void scene(void (*fn)(void))
 		;
 	sc->fork_ok = WIFEXITED(st) && !WEXITSTATUS(st);
 	pthread_join(h, NULL);
+	pthread_join(s, NULL);
 	pthread_join(u, NULL);
 }
 
@@ -218,9 +246,8 @@ static void in_child(void)
 	alarm(CHILD_S);
 	role = 0;
 	res->started_raised = turn_word() != 0;
-	/* U's prepare held it when the child was made: as glibc's fork resets it */
-	if (_IO_list_unlock)
-		_IO_list_unlock();
+	/* S held it when the child was made: as glibc's fork resets it */
+	_IO_list_unlock();
 	g0 = __atomic_load_n(&getpids, __ATOMIC_RELAXED);
 	t0 = now_ms();
 	for (int i = 0; i < TAKES; i++) {
@@ -289,6 +316,8 @@ int main(void)
 
 	if (!CT_HAKMEM)
 		tap_skip_all("hakmem's fork handlers only");
+	if (!_IO_list_lock || !_IO_list_unlock)
+		tap_skip_all("glibc's stream-list lock");
 	tap_plan(5);
 	res = ct_shared(sizeof(*res));
 	st = ct_scenario_child(scenario);
