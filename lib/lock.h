@@ -110,7 +110,7 @@ extern HAK_HIDDEN __thread unsigned __hak_locks_held
  * low 32, 0 when there are none. A child made without our fork handlers
  * (_Fork, a raw clone) inherits it raised with its parent's id, and
  * nothing there would lower it: it counts as 0 there, and the child's
- * first held-back take clears it (init.c).
+ * first take that enters __hak_fork_gate clears it (init.c).
  */
 extern HAK_HIDDEN uint64_t __hak_fork_turn;
 void __hak_fork_gate(void);
