@@ -159,13 +159,15 @@ static void thread_exit(void *arg)
  * (proc_count below), 0 in any other. The wait is bounded, because the
  * held-back thread may hold what the forks need that is not ours (the
  * stream-list lock: exit's stream clean-up frees under it in Debian's
- * 2.36; glibc's handler-list
- * lock around a pthread_atfork that allocates; a stream lock that
- * fflush(NULL) waits for under the list lock): it goes on once no fork has
- * completed for FORK_GATE_IDLE_NS, a fork holding up another as long as
- * that only when one of those is held. A relay whose forks each take
- * longer than that (a process of many GiB) can still outlast the plain
- * fork's turn.
+ * 2.36; glibc's handler-list lock around a pthread_atfork that allocates;
+ * a stream lock that fflush(NULL) waits for under the list lock): it goes
+ * on once no fork has completed for FORK_GATE_IDLE_NS, a fork holding up
+ * another as long as that only when one of those is held. A relay whose
+ * forks each take longer than that (a process of many GiB) can still
+ * outlast the plain fork's turn: it delays it, never hangs it (each
+ * urgent fork completes, and each new one is the program forking again
+ * from a handler whose frame is in the allocator; design.md, "A relay of
+ * slow forks").
  *  Still impossible: the stream-list lock held by a thread inside stdio that
  *    waits for an urgent frame's lock (glibc's own fork takes that lock).
  *
@@ -603,7 +605,8 @@ static __thread int turn_here;
  * or _Fork that interrupted its prepare) leaves the child's count alone.
  * Read in a process that shares the parent's memory under another id (a
  * vfork child, a raw clone with CLONE_VM), the parent's counts are 0 too:
- * such a child's lock takes are not held back, as before.
+ * such a child's lock takes are not held back, as before, and the first
+ * clears the parent's turn (its plain fork then waits as before fk21).
  */
 static uint32_t proc_count(uint64_t v, pid_t pid)
 {
