@@ -49,6 +49,16 @@ static unsigned long turns_taken(void)
 
 /* U's frame lock in the parent, then in the child; a lock the child takes */
 static struct hak_lock lu[2] = { HAK_LOCK_INIT, HAK_LOCK_INIT }, lc = HAK_LOCK_INIT;
+#else
+static unsigned long urgent_forks(void)
+{
+	return 0;
+}
+
+static unsigned long turns_taken(void)
+{
+	return 0;
+}
 #endif
 
 #define HANG_S		30
@@ -116,13 +126,11 @@ int __wrap_pthread_mutex_trylock(pthread_mutex_t *m)
 {
 	int r = __real_pthread_mutex_trylock(m);
 
-#if CT_HAKMEM
 	if (role == 'u' && phase == 1 && !r) {
 		/* as the handler of a signal that landed right after the lock */
 		phase = 0;
 		res->sc[run].u_fork_ok = ct_fork_exit0();
 	}
-#endif
 	return r;
 }
 
@@ -172,12 +180,10 @@ static void *thread_h(void *arg)
 	h_ready = 1;
 	wait_for(&u_in);
 	t0 = now_ms();
-#if CT_HAKMEM
 	/* counted before it is raised */
 	while ((turns_taken() == turns0 || !turn_word()) && now_ms() - t0 < WAIT_MS)
 		usleep(100);
 	res->sc[run].turned = turns_taken() != turns0 && turn_word();
-#endif
 	if (during)
 		during();
 	release = 1;
@@ -191,7 +197,7 @@ static void *thread_h(void *arg)
 static void scene(void (*fn)(void))
 {
 	struct scene *sc = &res->sc[run];
-	unsigned long u0 = 0;
+	unsigned long u0;
 	pthread_t u, h, s;
 	double t0;
 	pid_t pid;
@@ -200,10 +206,8 @@ static void scene(void (*fn)(void))
 	h_ready = u_in = s_in = release = 0;
 	u_tid = 0;
 	during = fn;
-#if CT_HAKMEM
 	turns0 = turns_taken();
 	u0 = urgent_forks();
-#endif
 	if (pthread_create(&h, NULL, thread_h, NULL))
 		_exit(5);
 	wait_for(&h_ready);
