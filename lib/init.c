@@ -154,16 +154,20 @@ static void thread_exit(void *arg)
  * word and __hak_locks_held (its edge set: it may hold that lock), nor a
  * handler on the plain fork's own thread (only the prepare it interrupted
  * lowers the turn; each waited the whole bound: fork_turn_held, rv21b),
- * nor a thread of a child made without our handlers
- * (turn_pid). The wait is bounded, because the held-back thread may hold
- * what the forks need that is not ours (the stream-list lock: exit's
- * stream clean-up frees under it in Debian's 2.36; glibc's handler-list
- * lock around a pthread_atfork that allocates; a stream lock that
- * fflush(NULL) waits for under the list lock): it goes on once no fork has
- * completed for FORK_GATE_IDLE_NS, a fork holding up another as long as
- * that only when one of those is held. A relay whose forks each take
- * longer than that (a process of many GiB) can still outlast the plain
- * fork's turn.
+ * nor a thread of a child made without our handlers, which inherits the
+ * turn raised by a thread that is not there: the count is the process's
+ * (proc_count below), 0 in any other. The wait is bounded, because the
+ * held-back thread may hold what the forks need that is not ours (the
+ * stream-list lock: exit's stream clean-up frees under it in Debian's
+ * 2.36; glibc's handler-list lock around a pthread_atfork that allocates;
+ * a stream lock that fflush(NULL) waits for under the list lock): it goes
+ * on once no fork has completed for FORK_GATE_IDLE_NS, a fork holding up
+ * another as long as that only when one of those is held. A relay whose
+ * forks each take longer than that (a process of many GiB) can still
+ * outlast the plain fork's turn: it delays it, never hangs it (each
+ * urgent fork completes, and each new one is the program forking again
+ * from a handler whose frame is in the allocator; design.md, "A relay of
+ * slow forks").
  *  Still impossible: the stream-list lock held by a thread inside stdio that
  *    waits for an urgent frame's lock (glibc's own fork takes that lock).
  *
@@ -534,7 +538,8 @@ static struct fork_urgent {
 	bool scanning;
 	bool prof;			/* holds the profile lock */
 } urgent_slots[FORK_URGENT_SLOTS];
-static int nr_urgent;			/* atomic */
+/* atomic; a count of one process (proc_count_add), as __hak_fork_turn */
+static uint64_t nr_urgent;
 /*
  * Of those, announced without a slot (atomic): while there are any, a
  * holder not found in the slots may be such a frame.
@@ -563,7 +568,7 @@ static __thread unsigned fork_depth;
 static __thread struct fork_level {
 	struct fork_urgent *slot;	/* the enclosing level's urgent_here */
 	bool urgent;			/* the enclosing level's fork_urgent_here */
-	bool announced;			/* this level counts in nr_urgent */
+	pid_t announced;		/* this level counts in nr_urgent of this process */
 } fork_levels[FORK_NEST];
 
 /* A fork polls for announcements this often while it waits for a lock. */
@@ -574,14 +579,8 @@ static __thread struct fork_level {
  * and the forks of a multi-threaded process through their parent handler,
  * by which a thread held back for a turn tells that forks still complete.
  */
-int __hak_fork_turn;
+uint64_t __hak_fork_turn;
 static unsigned long nr_forks_done, nr_fork_turns, nr_fork_gated;	/* atomic */
-/*
- * The process the turns were taken in: a child made without our fork
- * handlers (_Fork, vfork, a raw clone) inherits __hak_fork_turn raised and
- * no fork there will lower it; it is not held back.
- */
-static pid_t turn_pid;
 /*
  * Turns this thread's prepare holds raised (a handler fork may nest in its
  * wait): a handler of this thread that waited for them would wait for the
@@ -589,6 +588,49 @@ static pid_t turn_pid;
  * handler fork, the outer frames that go on lower these and no others.
  */
 static __thread int turn_here;
+
+/*
+ * Counts of one process: __hak_fork_turn and nr_urgent, each one word with
+ * the process's id in its high 32 bits and the count in its low 32, 0 when
+ * the count is 0. A child made without our fork handlers (_Fork, a raw
+ * clone) inherits both raised by threads that are not there, and nothing
+ * there would lower them: with a count in a word and the process in
+ * another (turn_pid, fk21), every lock take there paid a getpid() to learn
+ * the turn was not its own, a turn it took added to the parent's and was
+ * never lowered to 0 (each lock take held back the whole gate bound), and
+ * its first fork backed off for good for the parent's announcement
+ * (selftests/core/fork_turn_child). Now a count raised in another process
+ * is 0 here, one raised here starts from 0, and each is lowered under the
+ * id it was raised under: a frame that goes on in a child (a handler fork
+ * or _Fork that interrupted its prepare) leaves the child's count alone.
+ * Read in a process that shares the parent's memory under another id (a
+ * vfork child, a raw clone with CLONE_VM), the parent's counts are 0 too:
+ * such a child's lock takes are not held back, as before, and the first
+ * clears the parent's turn (its plain fork then waits as before fk21).
+ */
+static uint32_t proc_count(uint64_t v, pid_t pid)
+{
+	return v && (pid_t)(v >> 32) == pid ? (uint32_t)v : 0;
+}
+
+/* d is 1 or -1; -1 from a count that is 0 in pid (raised in another process) does nothing */
+static void proc_count_add(uint64_t *w, pid_t pid, int d)
+{
+	uint64_t old = arch_load_relaxed(w);
+
+	for (;;) {
+		uint32_t n = proc_count(old, pid);
+		uint64_t seen;
+
+		if (d < 0 && !n)
+			return;
+		n += (uint32_t)d;
+		seen = arch_cmpxchg(w, old, n ? (uint64_t)(uint32_t)pid << 32 | n : 0);
+		if (seen == old)
+			return;
+		old = seen;
+	}
+}
 
 static void fork_announce(void)
 {
@@ -601,16 +643,16 @@ static void fork_announce(void)
 	barrier();	/* a handler fork in here nests one level deeper */
 	if (d >= FORK_NEST)
 		return;
-	fork_levels[d] = (struct fork_level){ urgent_here, fork_urgent_here, false };
+	fork_levels[d] = (struct fork_level){ urgent_here, fork_urgent_here, 0 };
 	if (!__hak_locks_held && !edge_mine && !scanning && !prof)
 		return;
 	if (!my_tid)
 		my_tid = gettid();
-	fork_levels[d].announced = true;
+	fork_levels[d].announced = getpid();
 	fork_urgent_here = true;
 	urgent_here = NULL;
 	arch_fetch_add(&nr_fork_urgent, 1UL);
-	arch_fetch_add(&nr_urgent, 1);
+	proc_count_add(&nr_urgent, fork_levels[d].announced, 1);
 	/* no slot free (32 such forks at once): others wait for this frame */
 	for (i = 0; i < FORK_URGENT_SLOTS; i++) {
 		struct fork_urgent *u = &urgent_slots[i];
@@ -643,7 +685,7 @@ static void fork_withdraw(void)
 				arch_store_release(&urgent_here->tid, (pid_t)0);
 			else
 				arch_fetch_add(&nr_unslotted, -1);
-			arch_fetch_add(&nr_urgent, -1);
+			proc_count_add(&nr_urgent, lv.announced, -1);
 		}
 		urgent_here = lv.slot;
 		fork_urgent_here = lv.urgent;
@@ -775,7 +817,11 @@ static bool fork_waited_out(enum holder h, uint64_t *start)
 
 bool __hak_fork_backoff(void)
 {
-	return !fork_urgent_here && arch_load_acquire(&nr_urgent);
+	uint64_t v;
+
+	if (fork_urgent_here || !(v = arch_load_acquire(&nr_urgent)))
+		return false;
+	return proc_count(v, getpid());
 }
 
 bool __hak_fork_scan_skip(uint64_t *start)
@@ -834,7 +880,8 @@ int __hak_lock_fork_wait(struct hak_lock *l)
 void __hak_fork_gate(void)
 {
 	unsigned long done = 0;
-	uint64_t since = 0;
+	uint64_t since = 0, v;
+	pid_t pid;
 	int saved;
 
 	/* what a fork waits for: this frame must finish it (as an urgent fork's) */
@@ -847,14 +894,22 @@ void __hak_fork_gate(void)
 	 */
 	if (__hak_lock_edge || turn_here)
 		return;
+	if (!(v = arch_load_acquire(&__hak_fork_turn)))
+		return;
 	saved = errno;
-	/* the acquire orders turn_pid, stored before the count was raised */
-	if (!arch_load_acquire(&__hak_fork_turn) || arch_load_relaxed(&turn_pid) != getpid()) {
+	pid = getpid();
+	if (!proc_count(v, pid)) {
+		/*
+		 * Raised in another process, counting nothing here: cleared, so
+		 * this child's later takes cost the one load again (a turn
+		 * raised here meanwhile changed the word, and stays).
+		 */
+		arch_cmpxchg(&__hak_fork_turn, v, (uint64_t)0);
 		errno = saved;
 		return;
 	}
 	arch_fetch_add(&nr_fork_gated, 1UL);
-	while (arch_load_acquire(&__hak_fork_turn)) {
+	while (proc_count(arch_load_acquire(&__hak_fork_turn), pid)) {
 		unsigned long d = arch_load_relaxed(&nr_forks_done);
 		uint64_t now = mono_ns();
 
@@ -884,21 +939,29 @@ static bool fork_take_all(void)
 	return false;
 }
 
-/* A plain fork that has to wait for urgent ones takes its turn ("Fork, turn"). */
-static void fork_turn_take(bool *turn)
+/*
+ * A plain fork that has to wait for urgent ones takes its turn ("Fork,
+ * turn"), under this process's id (*turn, 0: none taken yet). A prepare
+ * that goes on in a child (a handler fork that interrupted it) and waits
+ * there takes it again, under the child's.
+ */
+static void fork_turn_take(pid_t *turn)
 {
-	if (*turn)
+	pid_t pid = getpid();
+
+	if (*turn == pid)
 		return;
-	*turn = true;
-	arch_fetch_add(&nr_fork_turns, 1UL);
-	arch_store_relaxed(&turn_pid, getpid());
-	turn_here++;
-	arch_fetch_add(&__hak_fork_turn, 1);
+	if (!*turn) {
+		arch_fetch_add(&nr_fork_turns, 1UL);
+		turn_here++;
+	}
+	*turn = pid;
+	proc_count_add(&__hak_fork_turn, pid, 1);
 }
 
 static void fork_prepare(void)
 {
-	bool turn = false;
+	pid_t turn = 0;
 
 	fork_locked = !__libc_single_threaded;
 	if (!fork_locked)
@@ -919,7 +982,7 @@ static void fork_prepare(void)
 	}
 	/* held: the threads held back now wait for our locks, as they would */
 	if (turn) {
-		arch_fetch_add(&__hak_fork_turn, -1);
+		proc_count_add(&__hak_fork_turn, turn, -1);
 		turn_here--;
 	}
 	/*
@@ -963,14 +1026,15 @@ static void fork_child(void)
 	fork_depth = 0;
 	memset(urgent_slots, 0, sizeof(urgent_slots));
 	memset(lock_waiters, 0, sizeof(lock_waiters));
-	arch_store_relaxed(&nr_urgent, 0);
+	arch_store_relaxed(&nr_urgent, (uint64_t)0);
 	arch_store_relaxed(&nr_unslotted, 0);
 	/*
 	 * The parent's waiting forks are not here either (nor held-back
-	 * threads), but this thread's interrupted prepares go on and lower
-	 * their own turns: 0 left -1 after them (a count taken for raised).
+	 * threads); this thread's interrupted prepares go on, and lower their
+	 * turns under the parent's id, which leaves this count alone (a count
+	 * reset to 0 went to -1 after them, taken for raised: fork_turn_held).
 	 */
-	arch_store_relaxed(&__hak_fork_turn, turn_here);
+	arch_store_relaxed(&__hak_fork_turn, (uint64_t)0);
 	/* an interrupted frame of this thread's, unlisted, still counts itself out */
 	arch_store_relaxed(&nr_unlisted, unlisted_here);
 	if (!fork_locked)

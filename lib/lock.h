@@ -105,8 +105,14 @@ extern HAK_HIDDEN __thread unsigned __hak_locks_held
  * meanwhile a thread that holds no allocator lock waits before it takes
  * one (__hak_fork_gate, bounded), so no new such frame keeps the plain
  * fork waiting for good. One load and a branch per lock taken.
+ *
+ * The count of one process: its id in the high 32 bits, the turns in the
+ * low 32, 0 when there are none. A child made without our fork handlers
+ * (_Fork, a raw clone) inherits it raised with its parent's id, and
+ * nothing there would lower it: it counts as 0 there, and the child's
+ * first take that enters __hak_fork_gate clears it (init.c).
  */
-extern HAK_HIDDEN int __hak_fork_turn;
+extern HAK_HIDDEN uint64_t __hak_fork_turn;
 void __hak_fork_gate(void);
 
 static inline void hak_fork_gate(void)
