@@ -1972,7 +1972,7 @@ size_t __hak_heap_purge_idle(unsigned now, unsigned delay)
 		 */
 		if (arch_load_relaxed(&h->attached)) {
 			/* the owner's sharded paths take no scan lock: shard_enter */
-			if (__hak_shard_min != UINT32_MAX) {
+			if (arch_load_relaxed(&__hak_shard_min) != UINT32_MAX) {
 				if (!__hak_os_fence_others() ||
 				    arch_load_acquire(&h->shard_busy)) {
 					arch_store_release(&h->scan_lk, 0);
@@ -2306,23 +2306,27 @@ static inline uint32_t refill_want(const struct hak_tbin *b, unsigned c)
  * peak RSS). Neither takes the scan lock (shard_enter below).
  * Anything out of the simple case goes to the generic paths.
  */
-uint32_t __hak_shard_min = UINT32_MAX;
+uint32_t __hak_shard_min = UINT32_MAX;	/* atomic, as the two below */
 uint32_t __hak_shard_cap;
 uint32_t __hak_shard_bytes;
-static int shard_ready;	/* atomic: the two above are set */
+static int shard_ready;	/* atomic: the three above are set */
 
 /*
  * At a thread's first attach: the options, and the fence the decay pass
- * needs (without it no class is sharded).
+ * needs (without it no class is sharded). Threads that attach together
+ * all get here and write the same values, while a thread without a heap
+ * may read __hak_shard_min on its first refill (__hak_tcache_refill):
+ * atomic stores and loads (plain MOVs on x86_64), or TSan reports the
+ * race (rv22: four threads whose first malloc came at once).
  */
 static void shard_setup(void)
 {
 	size_t min = __hak_opt.shard_min;
 
 	if (min && __hak_os_fence_others_init()) {
-		__hak_shard_cap = (uint32_t)__hak_opt.shard_cap;
-		__hak_shard_bytes = (uint32_t)__hak_opt.shard_bytes;
-		__hak_shard_min = (uint32_t)min;
+		arch_store_relaxed(&__hak_shard_cap, (uint32_t)__hak_opt.shard_cap);
+		arch_store_relaxed(&__hak_shard_bytes, (uint32_t)__hak_opt.shard_bytes);
+		arch_store_relaxed(&__hak_shard_min, (uint32_t)min);
 	}
 	arch_store_release(&shard_ready, 1);
 }
@@ -3342,7 +3346,7 @@ void __hak_heap_fork_child(void) __releases(&heap_lock)
 	 * does not carry it into the child refuses here: then no class is
 	 * sharded from now on (the generic paths serve their small bins).
 	 */
-	if (__hak_shard_min != UINT32_MAX && !__hak_os_fence_others_init())
-		__hak_shard_min = UINT32_MAX;
+	if (arch_load_relaxed(&__hak_shard_min) != UINT32_MAX && !__hak_os_fence_others_init())
+		arch_store_relaxed(&__hak_shard_min, UINT32_MAX);
 	arch_store_relaxed(&nr_alloc, alloc_counted ? 1u : 0u);
 }

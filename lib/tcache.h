@@ -53,6 +53,7 @@
 #include <hak/compiler.h>
 #include "size_class.h"
 #include "superslab.h"
+#include <asm/atomic.h>
 #include <asm/processor.h>
 #include <asm/tls.h>
 #include "boxes/failfast/failfast.h"
@@ -223,7 +224,8 @@ static __always_inline void __hak_tbin_set_cap(struct hak_tbin *b, uint32_t cap)
  * free past it goes straight onto its slab's free list and a malloc of an
  * empty bin pops one block off the class's first partial slab (heap.c,
  * shard_free / shard_alloc). HAKMEM_SHARD_MIN, HAKMEM_SHARD_CAP; set at a
- * thread's first attach; UINT32_MAX: no class.
+ * thread's first attach (atomic: lib/heap.c, shard_setup); UINT32_MAX: no
+ * class.
  */
 extern HAK_HIDDEN uint32_t __hak_shard_min;
 extern HAK_HIDDEN uint32_t __hak_shard_cap;
@@ -231,7 +233,7 @@ extern HAK_HIDDEN uint32_t __hak_shard_bytes;
 
 static __always_inline bool __hak_sharded_class(unsigned c)
 {
-	return c < HAK_NCLASS && __hak_class_stride(c) >= __hak_shard_min;
+	return c < HAK_NCLASS && __hak_class_stride(c) >= arch_load_relaxed(&__hak_shard_min);
 }
 
 /*
@@ -240,10 +242,11 @@ static __always_inline bool __hak_sharded_class(unsigned c)
  */
 static inline uint32_t __hak_shard_cap_of(unsigned c)
 {
-	uint32_t n = __hak_shard_bytes / (uint32_t)__hak_class_stride(c);
+	uint32_t n = arch_load_relaxed(&__hak_shard_bytes) / (uint32_t)__hak_class_stride(c);
+	uint32_t least = arch_load_relaxed(&__hak_shard_cap);
 
-	if (n < __hak_shard_cap)
-		n = __hak_shard_cap;
+	if (n < least)
+		n = least;
 	return n < 256 ? n : 256;
 }
 
