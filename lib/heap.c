@@ -647,14 +647,18 @@ static bool slab_give_back(struct hak_heap *h, struct hak_slab *s)
  * a whole idle-bin check (an eighth of the purge delay) goes back at the
  * next, as do all of an idle heap's at the decay pass, so the superslab's
  * decay purges their pages about as soon as if they had gone back at once.
- * Not hardened: its slabs carry a guard page sized by the class.
+ * Not hardened: its slabs carry a guard page sized by the class. Only
+ * with free-list sharding on (__hak_shard_min, below), whose chains freed
+ * whole empty slab after slab: without it a heap empties few (size-chain:
+ * 3 released a run), and a heap's spares sit outside the dirty limit
+ * (idle-rss's peak, as xm14's spares found: design.md).
  */
 static inline uint64_t slab_parked(const struct hak_slab *s);
 
 static bool spare_put(struct hak_heap *h, struct hak_slab *s)
 {
-	if (h->nspare + s->span > HAK_SPARE_PAGES || hak_hd_on() || slab_parked(s) ||
-	    (s->flags & HAK_SLAB_GUARDED))
+	if (__hak_shard_min == UINT32_MAX || h->nspare + s->span > HAK_SPARE_PAGES ||
+	    hak_hd_on() || slab_parked(s) || (s->flags & HAK_SLAB_GUARDED))
 		return false;
 	partial_del(h, s);
 	s->flags &= ~(HAK_SLAB_SCANNED | HAK_SLAB_IDLE_MASK);
