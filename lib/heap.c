@@ -635,12 +635,92 @@ static bool slab_give_back(struct hak_heap *h, struct hak_slab *s)
 	return true;
 }
 
+/*
+ * ---- spare slabs ----
+ *
+ * An empty slab past the one its class keeps waits on h->spare, for any
+ * class of its span, instead of going back to its superslab at once: a
+ * program whose phases use different classes (size-chain's chains) had
+ * each emptied slab go back under ss_lock, with the purge clock read, and
+ * the next phase's classes take the same pages again through ss_pick and
+ * a refill. At most HAK_SPARE_PAGES pages (heap.h); one that sat through
+ * a whole idle-bin check (an eighth of the purge delay) goes back at the
+ * next, as do all of an idle heap's at the decay pass, so the superslab's
+ * decay purges their pages about as soon as if they had gone back at once.
+ * Not hardened: its slabs carry a guard page sized by the class. Only
+ * with free-list sharding on (__hak_shard_min, below), whose chains freed
+ * whole empty slab after slab: without it a heap empties few (size-chain:
+ * 3 released a run), and a heap's spares sit outside the dirty limit
+ * (idle-rss's peak, as xm14's spares found: design.md).
+ */
+static inline uint64_t slab_parked(const struct hak_slab *s);
+
+static bool spare_put(struct hak_heap *h, struct hak_slab *s)
+{
+	if (__hak_shard_min == UINT32_MAX || h->nspare + s->span > HAK_SPARE_PAGES ||
+	    hak_hd_on() || slab_parked(s) || (s->flags & HAK_SLAB_GUARDED))
+		return false;
+	partial_del(h, s);
+	s->flags &= ~(HAK_SLAB_SCANNED | HAK_SLAB_IDLE_MASK);
+	s->next = h->spare;
+	h->spare = s;
+	h->nspare += s->span;
+	return true;
+}
+
+/* A spare slab of class c's span, formatted for c and on no list; or NULL. */
+static struct hak_slab *spare_take(struct hak_heap *h, unsigned c)
+{
+	struct hak_slab **pp, *s;
+
+	for (pp = &h->spare; (s = *pp); pp = &s->next) {
+		if (s->span != __hak_class_span[c])
+			continue;
+		*pp = s->next;
+		h->nspare -= s->span;
+		__hak_span_reclass(s, h->tag, c);
+		return s;
+	}
+	return NULL;
+}
+
+/*
+ * Give back the spare slabs (all: every one, else those that sat through
+ * the last pass); those the superslab lock keeps (a scan's try) stay.
+ */
+static void spare_release(struct hak_heap *h, bool all)
+{
+	struct hak_slab **pp = &h->spare, *s;
+
+	while ((s = *pp)) {
+		unsigned span = s->span;	/* 0 once given back */
+
+		if (!all && !(s->flags & HAK_SLAB_IDLE1)) {
+			s->flags |= HAK_SLAB_IDLE1;
+			pp = &s->next;
+			continue;
+		}
+		*pp = s->next;
+		s->next = NULL;
+		if (!scanning_here) {
+			__hak_span_free(s);
+		} else if (!__hak_span_free_try(s)) {
+			s->next = *pp;
+			*pp = s;
+			pp = &s->next;
+			continue;
+		}
+		h->nspare -= span;
+		HAK_STAT_ADD(h, slabs_released, 1);
+	}
+}
+
 /* s just reached used == 0: keep it for reuse or give it back. */
 static void slab_emptied(struct hak_heap *h, struct hak_slab *s)
 {
 	unsigned c = s->class_idx;
 
-	if (h->nempty[c] < HAK_KEEP_EMPTY || !slab_give_back(h, s))
+	if (h->nempty[c] < HAK_KEEP_EMPTY || (!spare_put(h, s) && !slab_give_back(h, s)))
 		h->nempty[c]++;
 }
 
@@ -660,6 +740,7 @@ static void release_empty(struct hak_heap *h)
 		}
 		h->nempty[c] = kept;
 	}
+	spare_release(h, true);
 }
 
 /* ---- remote free ---- */
@@ -1837,6 +1918,8 @@ static size_t heap_scan(struct hak_heap *h, bool busy, bool idle)
 			slab_purge_pages(s, &b, idle);
 		}
 	}
+	if (idle)
+		spare_release(h, true);	/* idle for a delay: none is wanted */
 out:
 	/* Before the owner may touch these pages again (the caller's unlock). */
 	done = __hak_os_purge_flush(&b);
@@ -1859,6 +1942,7 @@ size_t __hak_heap_purge_pages(unsigned now, unsigned delay)
 		h->bin_pass_ms = now;
 		heap_enter(h);
 		trim_idle_bins(h);
+		spare_release(h, false);
 		heap_exit(h);
 	}
 	/*
@@ -2196,13 +2280,16 @@ static uint32_t bin_fill(struct hak_heap *h, struct hak_tbin *b, unsigned c,
 			 * Before taking new pages, let pooled heaps (of exited
 			 * threads) give back slabs that remote frees emptied.
 			 */
-			if (arch_load_relaxed(&pool_dirty) &&
-			    arch_xchg(&pool_dirty, 0))
-				scavenge_pool(false);
-			s = __hak_span_alloc(h, h->tag, c);
-			if (!s)
-				break;
-			HAK_STAT_ADD(h, slabs_taken, 1);
+			s = spare_take(h, c);
+			if (!s) {
+				if (arch_load_relaxed(&pool_dirty) &&
+				    arch_xchg(&pool_dirty, 0))
+					scavenge_pool(false);
+				s = __hak_span_alloc(h, h->tag, c);
+				if (!s)
+					break;
+				HAK_STAT_ADD(h, slabs_taken, 1);
+			}
 			partial_add(h, s);
 		}
 		got += slab_take(h, s, &list, want - got,
@@ -2375,8 +2462,12 @@ static void *__noinline shard_alloc(uintptr_t ix)
 	if (unlikely(!shard_enter(h)))
 		return refill_slow(ix);
 	s = h->partial[c];
-	if (unlikely(!s))
-		goto slow;
+	if (unlikely(!s)) {
+		s = spare_take(h, c);
+		if (!s)
+			goto slow;
+		partial_add(h, s);
+	}
 	/*
 	 * Parked pages (purged inside the slab, their blocks off the list)
 	 * matter only once the list and the bump area are used up: then the

@@ -49,9 +49,23 @@ struct hak_kept_bin {
 	uint32_t n;
 };
 
+/*
+ * Pages of empty slabs a heap keeps for any class (lib/heap.c, spare
+ * slabs): 2 MiB.
+ */
+#ifndef HAK_SPARE_PAGES
+#define HAK_SPARE_PAGES	32
+#endif
+
 struct hak_heap {
 	struct hak_slab *partial[HAK_NCLASS];
 	uint16_t nempty[HAK_NCLASS];	/* empty slabs kept on partial[c] */
+	/*
+	 * Empty slabs any class of the same span may take (owner; linked by
+	 * next): the ones slab_emptied would give back to the superslab.
+	 */
+	struct hak_slab *spare;
+	unsigned nspare;		/* pages on spare */
 	struct hak_slab *pending;	/* remote-freed slabs; atomic push */
 	struct hak_heap *all_next;	/* heap_lock */
 	struct hak_heap *pool_next;	/* heap_lock */

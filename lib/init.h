@@ -45,6 +45,13 @@ struct hak_options {
 #ifndef HAK_SHARD_MIN_DEFAULT
 #define HAK_SHARD_MIN_DEFAULT	0
 #endif
+/* HAKMEM_SHARD_BYTES's and _CAP's defaults (used once _MIN is set) */
+#ifndef HAK_SHARD_BYTES_DEFAULT
+#define HAK_SHARD_BYTES_DEFAULT	0
+#endif
+#ifndef HAK_SHARD_CAP_DEFAULT
+#define HAK_SHARD_CAP_DEFAULT	0
+#endif
 #define HAK_LIMIT_UNSET		((size_t)-1)
 extern struct hak_options __hak_opt;
 

@@ -28,7 +28,8 @@ struct hak_options __hak_opt = {
 	.purge_batch = 1,
 	.grow_area = 1,
 	.shard_min = HAK_SHARD_MIN_DEFAULT,
-	.shard_cap = 0,
+	.shard_cap = HAK_SHARD_CAP_DEFAULT,
+	.shard_bytes = HAK_SHARD_BYTES_DEFAULT,
 };
 
 struct hak_option {

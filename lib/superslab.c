@@ -1126,6 +1126,20 @@ static size_t ss_release(bool all) __must_hold(&ss_lock)
 	return done;
 }
 
+/*
+ * The pages stay used and resident, so the counts, the dirty masks and the
+ * hugepage box do not change; ss_lock only because the page map is
+ * written under it (its drop, __hak_pm_fit_limit, leaves no entry set).
+ */
+void __hak_span_reclass(struct hak_slab *s, unsigned tag, unsigned c)
+{
+	struct hak_superslab *ss = (struct hak_superslab *)((uintptr_t)s & ~(HAK_SS_SIZE - 1));
+
+	hak_lock(&ss_lock);
+	slab_init(ss, __hak_slab_index(s), s->span, s->owner, tag, c);
+	hak_unlock(&ss_lock);
+}
+
 /* The body of __hak_span_free, ss_lock held, s's guard gone. */
 static void span_free_locked(struct hak_slab *s)
 {

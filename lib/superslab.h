@@ -491,6 +491,12 @@ static inline uintptr_t __hak_slab_end(const struct hak_slab *s)
  */
 struct hak_slab *__hak_span_alloc(struct hak_heap *owner, unsigned tag,
 				  unsigned c) __must_check;
+/*
+ * Reformat s, an empty slab of its heap's (used == 0, no remote blocks,
+ * no guard page), for class c of the same span, without giving its pages
+ * back: the heap's spare slabs (lib/heap.c, spare_take).
+ */
+void __hak_span_reclass(struct hak_slab *s, unsigned tag, unsigned c);
 /* Give an empty slab (used == 0, no remote blocks) back to its superslab. */
 void __hak_span_free(struct hak_slab *s);
 /*
