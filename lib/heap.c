@@ -657,7 +657,7 @@ static inline uint64_t slab_parked(const struct hak_slab *s);
 
 static bool spare_put(struct hak_heap *h, struct hak_slab *s)
 {
-	if (__hak_shard_min == UINT32_MAX || h->nspare + s->span > HAK_SPARE_PAGES ||
+	if (arch_load_relaxed(&__hak_shard_min) == UINT32_MAX || h->nspare + s->span > HAK_SPARE_PAGES ||
 	    hak_hd_on() || slab_parked(s) || (s->flags & HAK_SLAB_GUARDED))
 		return false;
 	partial_del(h, s);
