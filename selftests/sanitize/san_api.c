@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: MIT
 /*
- * san_api: the whole hak_* API from 4 threads at once, with cross-thread
- * frees through shared hand-off slots, while a fifth thread calls
- * hak_malloc_trim, hak_stats_get and hak_malloc_usable_size on its own
- * blocks. Covers the aligned family (small classes and trimmed mappings),
+ * san_api: the whole hak_* API from 4 threads at once (HAKMEM_SAN_THREADS=T:
+ * T), with cross-thread frees through shared hand-off slots, while one more
+ * thread calls hak_malloc_trim, hak_stats_get and hak_malloc_usable_size on
+ * its own blocks. Covers the aligned family (small classes and trimmed mappings),
  * realloc growth and shrink across the small/mid/large borders (mremap),
  * reallocarray, calloc, free_sized and free_aligned_sized. Every block is
  * checked against its address-derived pattern before it is freed; an
@@ -15,7 +15,6 @@
 
 #include "san_test.h"
 
-#define NTHR	4
 #define NSLOT	16	/* hand-off slots shared by all threads */
 #define LIVE	64	/* blocks each thread keeps */
 
@@ -166,25 +165,26 @@ static void *janitor(void *arg)
 int main(int argc, char **argv)
 {
 	unsigned long ops = 3000 * san_scale(argc, argv), left = 0, bad = 0;
-	unsigned long arg[NTHR];
-	pthread_t th[NTHR], jt;
+	unsigned nthr = san_threads(4);
+	unsigned long arg[SAN_MAX_THREADS];
+	pthread_t th[SAN_MAX_THREADS], jt;
 	void *jr;
 	struct hak_stats st0, st;
 	size_t slack;
 
 	tap_plan(4);
-	tap_diag("%d threads x %lu API calls, a trim/stats thread beside them", NTHR, ops);
+	tap_diag("%u threads x %lu API calls, a trim/stats thread beside them", nthr, ops);
 	/* the C library's own blocks (stdio) are hakmem's too when interposed */
 	hak_malloc_trim(0);
 	hak_stats_get(&st0);
 	if (pthread_create(&jt, NULL, janitor, NULL))
 		tap_bail("pthread_create failed");
-	for (unsigned i = 0; i < NTHR; i++) {
+	for (unsigned i = 0; i < nthr; i++) {
 		arg[i] = ops << 8 | i;
 		if (pthread_create(&th[i], NULL, work, &arg[i]))
 			tap_bail("pthread_create failed");
 	}
-	for (unsigned i = 0; i < NTHR; i++)
+	for (unsigned i = 0; i < nthr; i++)
 		pthread_join(th[i], NULL);
 	__atomic_store_n(&stop, 1, __ATOMIC_RELEASE);
 	pthread_join(jt, &jr);
@@ -199,7 +199,7 @@ int main(int argc, char **argv)
 	hak_malloc_trim(0);
 	hak_stats_get(&st);
 	tap_ok(total_bad == 0 && bad == 0, "%lu API calls: %lu damaged/misaligned blocks",
-	       ops * NTHR, total_bad + bad);
+	       ops * nthr, total_bad + bad);
 	tap_ok(total_nulls == 0, "no unexpected NULL (%lu)", total_nulls);
 	tap_ok(total_handed > 0, "%lu blocks handed to other threads, %lu left in slots",
 	       total_handed, left);
@@ -207,7 +207,7 @@ int main(int argc, char **argv)
 	 * Interposed, glibc's thread descriptors (one DTV per cached stack)
 	 * are hakmem blocks too: allow 512 bytes per thread created.
 	 */
-	slack = IS_ENABLED(CONFIG_HAK_INTERPOSE) ? 512 * (NTHR + 1) : 0;
+	slack = IS_ENABLED(CONFIG_HAK_INTERPOSE) ? 512 * (nthr + 1) : 0;
 	tap_ok(st.large_blocks == st0.large_blocks && st.small_in_use <= st0.small_in_use + slack,
 	       "nothing left in use after freeing all and trimming (%zu large, %zu small bytes "
 	       "before; %zu, %zu after; janitor ran %lu rounds)", st0.large_blocks,

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
 /*
  * san_larson: Larson-style churn through the hak_* API, 4 threads per
- * round, fresh threads every round. Each lane owns a table of live blocks;
- * round r's thread i works on lane (i + r) % 4, so nearly every free is of
+ * round (HAKMEM_SAN_THREADS=T: T), fresh threads every round. Each lane
+ * owns a table of live blocks; round r's thread i works on lane
+ * (i + r) % T, so nearly every free is of
  * a block allocated by a thread that has exited (its heap pooled, then
  * adopted by a new thread). Replacements use malloc, calloc and realloc
  * over tiny, small, mid and large sizes; every block is checked against
@@ -15,7 +16,7 @@
 
 #include "san_test.h"
 
-#define LANES	4
+#define LANES	SAN_MAX_THREADS	/* the most; san_threads() says how many run */
 #define SLOTS	500
 #define ROUNDS	4
 
@@ -96,29 +97,30 @@ fresh:
 int main(int argc, char **argv)
 {
 	unsigned long ops = 4000 * san_scale(argc, argv), bad = 0, nulls = 0, final_bad = 0;
+	unsigned nthr = san_threads(4);
 	struct hak_stats st0, st;
 
 	tap_plan(3);
-	tap_diag("%d rounds x %d threads x %lu replacements", ROUNDS, LANES, ops);
+	tap_diag("%d rounds x %u threads x %lu replacements", ROUNDS, nthr, ops);
 	/* interposed, the C library's (and a sanitizer runtime's) blocks count too */
 	hak_stats_get(&st0);
 	for (unsigned r = 0; r < ROUNDS; r++) {
 		pthread_t th[LANES];
 		struct worker w[LANES];
 
-		for (unsigned i = 0; i < LANES; i++) {
-			w[i] = (struct worker){ .lane = &lanes[(i + r) % LANES], .ops = ops,
+		for (unsigned i = 0; i < nthr; i++) {
+			w[i] = (struct worker){ .lane = &lanes[(i + r) % nthr], .ops = ops,
 						.rng = 0x2545f4914f6cdd1dull * (r + 1) + i * 7919 + 1 };
 			if (pthread_create(&th[i], NULL, work, &w[i]))
 				tap_bail("pthread_create failed");
 		}
-		for (unsigned i = 0; i < LANES; i++) {
+		for (unsigned i = 0; i < nthr; i++) {
 			pthread_join(th[i], NULL);
 			bad += w[i].bad;
 			nulls += w[i].nulls;
 		}
 	}
-	for (unsigned l = 0; l < LANES; l++)
+	for (unsigned l = 0; l < nthr; l++)
 		for (unsigned s = 0; s < SLOTS; s++) {
 			if (lanes[l].p[s] && !san_check(lanes[l].p[s], lanes[l].n[s]))
 				final_bad++;
@@ -127,7 +129,7 @@ int main(int argc, char **argv)
 	hak_malloc_trim(0);
 	hak_stats_get(&st);
 	tap_ok(bad == 0 && nulls == 0, "%lu replacements: %lu damaged, %lu NULL",
-	       (unsigned long)ROUNDS * LANES * ops, bad, nulls);
+	       (unsigned long)ROUNDS * nthr * ops, bad, nulls);
 	tap_ok(final_bad == 0, "all surviving blocks intact, freed by the main thread");
 	tap_ok(st.large_blocks == st0.large_blocks,
 	       "no large block left after freeing all (%zu before, %zu after)",

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
- * san_prodcons: 8 threads, 4 producers and 4 consumers, every block
+ * san_prodcons: 8 threads, 4 producers and 4 consumers
+ * (HAKMEM_SAN_THREADS=T: T/2 producers, the rest consumers), every block
  * allocated by one thread and freed by another through hak_malloc and
  * hak_free. The hand-off is a mutex-protected ring, so any data race a
  * sanitizer reports is inside the allocator: the remote-free push, the
@@ -14,8 +15,6 @@
 
 #include "san_test.h"
 
-#define NPROD	4
-#define NCONS	4
 #define RING	256
 
 struct item {
@@ -118,28 +117,29 @@ int main(int argc, char **argv)
 {
 	unsigned long scale = san_scale(argc, argv);
 	unsigned rounds = 3;
+	unsigned nthr = san_threads(8), nprod = nthr / 2;
 	struct hak_stats st0, st1;
 
-	per_producer = 3000 * scale / NPROD;
+	per_producer = 3000 * scale / nprod;
 	tap_plan(3);
-	tap_diag("%u rounds of %d producers -> %d consumers, %lu blocks each", rounds, NPROD,
-		 NCONS, per_producer * NPROD);
+	tap_diag("%u rounds of %u producers -> %u consumers, %lu blocks each", rounds, nprod,
+		 nthr - nprod, per_producer * nprod);
 	hak_stats_get(&st0);
 	for (unsigned r = 0; r < rounds; r++) {
-		pthread_t th[NPROD + NCONS];
+		pthread_t th[SAN_MAX_THREADS];
 
-		q.producers = NPROD;
-		for (unsigned i = 0; i < NPROD + NCONS; i++)
-			if (pthread_create(&th[i], NULL, i < NPROD ? producer : consumer,
-					   (void *)(uintptr_t)(r * 16 + i + 1)))
+		q.producers = nprod;
+		for (unsigned i = 0; i < nthr; i++)
+			if (pthread_create(&th[i], NULL, i < nprod ? producer : consumer,
+					   (void *)(uintptr_t)(r * SAN_MAX_THREADS + i + 1)))
 				tap_bail("pthread_create failed");
-		for (unsigned i = 0; i < NPROD + NCONS; i++)
+		for (unsigned i = 0; i < nthr; i++)
 			pthread_join(th[i], NULL);
 	}
 	hak_stats_get(&st1);
 	tap_ok(bad == 0 && nulls == 0, "%lu blocks freed cross-thread: %lu damaged, %lu NULL",
 	       consumed, bad, nulls);
-	tap_ok(consumed == rounds * per_producer * NPROD, "every block produced was consumed");
+	tap_ok(consumed == rounds * per_producer * nprod, "every block produced was consumed");
 	tap_ok(st1.remote_frees > st0.remote_frees,
 	       "the remote-free path ran (%llu blocks freed to another thread's slab)",
 	       (unsigned long long)(st1.remote_frees - st0.remote_frees));

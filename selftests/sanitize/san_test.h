@@ -104,4 +104,22 @@ static inline unsigned long san_scale(int argc, char **argv)
 	return s ? s : 1;
 }
 
+/*
+ * HAKMEM_SAN_THREADS=T: how many worker threads a program runs instead of
+ * its default (clamped to 2..SAN_MAX_THREADS), so the stress can run the
+ * sanitizer builds at 16 and 64 threads (tools/stress.sh -t) the way the
+ * core programs run under the plain builds.
+ */
+#define SAN_MAX_THREADS	64
+
+static inline unsigned san_threads(unsigned dflt)
+{
+	const char *e = getenv("HAKMEM_SAN_THREADS");
+	unsigned long t = e ? strtoul(e, NULL, 0) : dflt;
+
+	if (t < 2)
+		t = 2;
+	return t > SAN_MAX_THREADS ? SAN_MAX_THREADS : (unsigned)t;
+}
+
 #endif /* HAK_SELFTEST_SAN_H */
