@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <signal.h>
+#include <time.h>
 #include <unistd.h>
 #include <sys/resource.h>
 #include <sys/mman.h>
@@ -307,6 +308,25 @@ static inline void ct_fork_churn_step(void *keep[16], unsigned *x)
 	}
 	if (!(*x & 0x300))
 		malloc_trim(0);
+}
+
+/* Milliseconds on the monotonic clock, for the fork scenarios' bounds. */
+static inline double ct_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+/* Wait until another thread or process sets *flag, at most ms; the flag. */
+static inline int ct_wait_flag(volatile int *flag, double ms)
+{
+	double t0 = ct_now_ms();
+
+	while (!*flag && ct_now_ms() - t0 < ms)
+		usleep(100);
+	return *flag;
 }
 
 /* Shared anonymous memory for a scenario child's results (ct_scenario_child). */

@@ -83,14 +83,6 @@ static double t_start, relay_ms;
 static void *volatile keep;
 static volatile unsigned long relay_forks, handoffs, misses;
 
-static double now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
 int __wrap_pthread_mutex_trylock(pthread_mutex_t *m)
 {
 	int r = __real_pthread_mutex_trylock(m);
@@ -108,11 +100,11 @@ int __wrap_pthread_mutex_trylock(pthread_mutex_t *m)
 	} else if (phase == 2) {
 		/* inside this fork's prepare: it has announced itself */
 		unsigned long u0 = urgent_forks();
-		double t0 = now_ms();
+		double t0 = ct_now_ms();
 
 		phase = 3;
 		__atomic_store_n(&baton, 1 - w, __ATOMIC_RELEASE);
-		while (urgent_forks() == u0 && !stop && now_ms() - t0 < HANDOFF_MS)
+		while (urgent_forks() == u0 && !stop && ct_now_ms() - t0 < HANDOFF_MS)
 			usleep(50);
 		if (urgent_forks() != u0)
 			__atomic_add_fetch(&handoffs, 1, __ATOMIC_RELAXED);
@@ -131,7 +123,7 @@ static void *relay(void *arg)
 		/* the relay ends by itself, whatever the main thread's fork does */
 		while (__atomic_load_n(&baton, __ATOMIC_ACQUIRE) != my_w && !stop)
 			usleep(20);
-		if (now_ms() - t_start >= relay_ms)
+		if (ct_now_ms() - t_start >= relay_ms)
 			stop = 1;
 		if (stop)
 			break;
@@ -162,15 +154,15 @@ static void scenario(void)
 
 	alarm(HANG_S);
 	relay_ms = ct_quick() ? 3000 : 5000;
-	t_start = now_ms();
+	t_start = ct_now_ms();
 	for (intptr_t i = 0; i < 2; i++)
 		if (pthread_create(&t[i], NULL, relay, (void *)i))
 			_exit(5);
-	while (relay_forks < 4 && now_ms() - t_start < 5000)
+	while (relay_forks < 4 && ct_now_ms() - t_start < 5000)
 		usleep(1000);
 	res->started = relay_forks >= 4;
 	u0 = urgent_forks();
-	t0 = now_ms();
+	t0 = ct_now_ms();
 	pid = fork();
 	if (pid == 0) {
 		void *b[1024];
@@ -185,7 +177,7 @@ static void scenario(void)
 		free(b[0]);
 		_exit(0);
 	}
-	res->waited_ms = now_ms() - t0;
+	res->waited_ms = ct_now_ms() - t0;
 	res->relay_on = !stop;
 	stop = 1;
 	res->during = urgent_forks() - u0;

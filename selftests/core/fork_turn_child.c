@@ -99,23 +99,6 @@ static struct result {
 	double takes_ms, child_fork_ms, take_ms;
 } *res;
 
-static double now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
-static int wait_for(volatile int *flag)
-{
-	double t0 = now_ms();
-
-	while (!*flag && now_ms() - t0 < WAIT_MS)
-		usleep(100);
-	return *flag;
-}
-
 pid_t __wrap_getpid(void)
 {
 	__atomic_add_fetch(&getpids, 1, __ATOMIC_RELAXED);
@@ -140,7 +123,7 @@ static void *thread_s(void *arg)
 	(void)arg;
 	_IO_list_lock();
 	s_in = 1;
-	wait_for(&release);
+	ct_wait_flag(&release, WAIT_MS);
 	_IO_list_unlock();
 	return NULL;
 }
@@ -178,10 +161,10 @@ static void *thread_h(void *arg)
 	/* before the turn: a first malloc may take a lock, which the turn holds back */
 	free(malloc(16));
 	h_ready = 1;
-	wait_for(&u_in);
-	t0 = now_ms();
+	ct_wait_flag(&u_in, WAIT_MS);
+	t0 = ct_now_ms();
 	/* counted before it is raised */
-	while ((turns_taken() == turns0 || !turn_word()) && now_ms() - t0 < WAIT_MS)
+	while ((turns_taken() == turns0 || !turn_word()) && ct_now_ms() - t0 < WAIT_MS)
 		usleep(100);
 	res->sc[run].turned = turns_taken() != turns0 && turn_word();
 	if (during)
@@ -210,25 +193,25 @@ static void scene(void (*fn)(void))
 	u0 = urgent_forks();
 	if (pthread_create(&h, NULL, thread_h, NULL))
 		_exit(5);
-	wait_for(&h_ready);
+	ct_wait_flag(&h_ready, WAIT_MS);
 	if (pthread_create(&s, NULL, thread_s, NULL))
 		_exit(5);
-	wait_for(&s_in);
+	ct_wait_flag(&s_in, WAIT_MS);
 	if (pthread_create(&u, NULL, thread_u, NULL))
 		_exit(5);
 	/* U's fork announced, and asleep on the stream-list lock */
-	t0 = now_ms();
+	t0 = ct_now_ms();
 	while (!(u_in = urgent_forks() != u0 && u_tid && ct_in_futex(u_tid)) &&
-	       now_ms() - t0 < WAIT_MS)
+	       ct_now_ms() - t0 < WAIT_MS)
 		usleep(100);
 	sc->u_in = u_in;
-	t0 = now_ms();
+	t0 = ct_now_ms();
 	pid = fork();
 	if (pid == 0) {
 		free(malloc(100));
 		_exit(0);
 	}
-	sc->fork_ms = now_ms() - t0;
+	sc->fork_ms = ct_now_ms() - t0;
 	if (pid < 0)
 		_exit(5);
 	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
@@ -253,7 +236,7 @@ static void in_child(void)
 	/* S held it when the child was made: as glibc's fork resets it */
 	_IO_list_unlock();
 	g0 = __atomic_load_n(&getpids, __ATOMIC_RELAXED);
-	t0 = now_ms();
+	t0 = ct_now_ms();
 	for (int i = 0; i < TAKES; i++) {
 #if CT_HAKMEM
 		hak_lock(&lc);
@@ -261,15 +244,15 @@ static void in_child(void)
 #endif
 		free(malloc(16 + (size_t)(i % 32) * 16));
 	}
-	res->takes_ms = now_ms() - t0;
+	res->takes_ms = ct_now_ms() - t0;
 	res->takes_getpid = __atomic_load_n(&getpids, __ATOMIC_RELAXED) - g0;
-	t0 = now_ms();
+	t0 = ct_now_ms();
 	pid = fork();
 	if (pid == 0) {
 		free(malloc(100));
 		_exit(0);
 	}
-	res->child_fork_ms = now_ms() - t0;
+	res->child_fork_ms = ct_now_ms() - t0;
 	if (pid < 0)
 		_exit(5);
 	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
@@ -280,12 +263,12 @@ static void in_child(void)
 	run = 1;
 	scene(NULL);
 	res->turn_end = turn_word();
-	t0 = now_ms();
+	t0 = ct_now_ms();
 #if CT_HAKMEM
 	hak_lock(&lc);
 	hak_unlock(&lc);
 #endif
-	res->take_ms = now_ms() - t0;
+	res->take_ms = ct_now_ms() - t0;
 	_exit(0);
 }
 

@@ -69,34 +69,17 @@ static struct result {
 	double g_ms, h_ms, fork_ms;
 } *res;
 
-static double now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
-static int wait_for(volatile int *flag)
-{
-	double t0 = now_ms();
-
-	while (!*flag && now_ms() - t0 < WAIT_MS)
-		usleep(100);
-	return *flag;
-}
-
 #if CT_HAKMEM
 static void on_usr1(int sig)
 {
-	double t0 = now_ms();
+	double t0 = ct_now_ms();
 	pid_t pid;
 	int st;
 
 	(void)sig;
 	hak_lock(&lh);
 	hak_unlock(&lh);
-	res->h_ms = now_ms() - t0;
+	res->h_ms = ct_now_ms() - t0;
 	res->handler_ran = 1;
 	h_done = 1;
 	pid = fork();
@@ -111,20 +94,20 @@ static void on_usr1(int sig)
 /* G, in the window: its lock word won, the count not yet raised */
 static void g_window(void)
 {
-	double t0 = now_ms();
+	double t0 = ct_now_ms();
 
 	g_in = 1;
-	while (turns_taken() == turns0 && now_ms() - t0 < WAIT_MS)
+	while (turns_taken() == turns0 && ct_now_ms() - t0 < WAIT_MS)
 		usleep(100);
 	res->turned = turns_taken() != turns0;
 	/* as a handler that interrupted the frame there */
-	t0 = now_ms();
+	t0 = ct_now_ms();
 	hak_lock(&lg2);
 	hak_unlock(&lg2);
-	res->g_ms = now_ms() - t0;
+	res->g_ms = ct_now_ms() - t0;
 	/* the plain fork's own thread, in its prepare's wait */
 	pthread_kill(main_thread, SIGUSR1);
-	wait_for(&h_done);
+	ct_wait_flag(&h_done, WAIT_MS);
 	g_done = 1;
 }
 #endif
@@ -146,7 +129,7 @@ int __wrap_pthread_mutex_trylock(pthread_mutex_t *m)
 		/* inside U's fork's prepare: it has announced itself */
 		phase = 3;
 		u_in = 1;
-		wait_for(&g_done);
+		ct_wait_flag(&g_done, WAIT_MS);
 	}
 #endif
 	return r;
@@ -197,17 +180,17 @@ static void scenario(void)
 	main_thread = pthread_self();
 	if (pthread_create(&g, NULL, thread_g, NULL))
 		_exit(5);
-	res->g_in = wait_for(&g_in);
+	res->g_in = ct_wait_flag(&g_in, WAIT_MS);
 	if (pthread_create(&u, NULL, thread_u, NULL))
 		_exit(5);
-	res->u_in = wait_for(&u_in);
-	t0 = now_ms();
+	res->u_in = ct_wait_flag(&u_in, WAIT_MS);
+	t0 = ct_now_ms();
 	pid = fork();
 	if (pid == 0) {
 		free(malloc(100));
 		_exit(0);
 	}
-	res->fork_ms = now_ms() - t0;
+	res->fork_ms = ct_now_ms() - t0;
 	if (pid < 0)
 		_exit(5);
 #if CT_HAKMEM
