@@ -373,22 +373,35 @@ static inline int ct_in_futex(pid_t tid)
 }
 
 /*
- * Fork a child that exits at once and wait for it: 1 when it exited 0, 0
- * when it did not or the fork failed (the fork tests' handler forks).
+ * Fork a child that runs child (which _exit()s; NULL: exits at once) and
+ * wait for it: 1 when it exited 0, 0 when it did not or the fork failed.
+ * fork_ms, if not NULL: how long fork() took here, the fork tests' figure.
  */
-static inline int ct_fork_exit0(void)
+static inline int ct_fork_run(void (*child)(void), double *fork_ms)
 {
+	double t0 = fork_ms ? ct_now_ms() : 0;
 	pid_t pid = fork();
 	int st;
 
-	if (pid == 0)
+	if (pid == 0) {
+		if (child)
+			child();
 		_exit(0);
+	}
+	if (fork_ms)
+		*fork_ms = ct_now_ms() - t0;
 	if (pid < 0)
 		return 0;
 	while (waitpid(pid, &st, 0) < 0)
 		if (errno != EINTR)
 			return 0;
 	return WIFEXITED(st) && !WEXITSTATUS(st);
+}
+
+/* A child that exits at once (the fork tests' handler forks): ct_fork_run. */
+static inline int ct_fork_exit0(void)
+{
+	return ct_fork_run(NULL, NULL);
 }
 
 #if CT_HAKMEM

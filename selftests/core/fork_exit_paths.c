@@ -37,21 +37,6 @@ static void child_allocates(void)
 	_exit(0);
 }
 
-static int fork_and_wait(void)
-{
-	pid_t pid = fork();
-	int st;
-
-	if (pid == 0)
-		child_allocates();
-	if (pid < 0)
-		return 0;
-	while (waitpid(pid, &st, 0) < 0)
-		if (errno != EINTR)
-			return 0;
-	return WIFEXITED(st) && !WEXITSTATUS(st);
-}
-
 static void *allocator(void *arg)
 {
 	(void)arg;
@@ -81,7 +66,7 @@ static struct result {
 
 static void at_exit_fork(void)
 {
-	res->atexit_ok = fork_and_wait();
+	res->atexit_ok = ct_fork_run(child_allocates, NULL);
 }
 
 static void scenario_atexit(void)
@@ -99,7 +84,7 @@ static pthread_key_t key;
 static void key_fork(void *v)
 {
 	(void)v;
-	if (fork_and_wait())
+	if (ct_fork_run(child_allocates, NULL))
 		__atomic_add_fetch(&res->keyed_ok, 1, __ATOMIC_RELAXED);
 }
 
@@ -144,7 +129,7 @@ static void scenario_daemon(void)
 			_exit(3);
 		alarm(HANG_S);		/* not inherited across fork */
 		/* the daemon: tell the test, then allocate */
-		res->daemon_ok = fork_and_wait() ? 1 : 0;
+		res->daemon_ok = ct_fork_run(child_allocates, NULL) ? 1 : 0;
 		child_allocates();
 	}
 	if (pid < 0)

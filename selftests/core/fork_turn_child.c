@@ -173,6 +173,12 @@ static void *thread_h(void *arg)
 	return NULL;
 }
 
+/* The timed forks' child: one block through the allocator, then exit 0. */
+static void alloc_one(void)
+{
+	free(malloc(100));
+}
+
 /*
  * The scene: U's urgent fork waits in its prepare, this thread's plain fork
  * waits its turn behind it, H runs `during` meanwhile, then releases U.
@@ -183,8 +189,6 @@ static void scene(void (*fn)(void))
 	unsigned long u0;
 	pthread_t u, h, s;
 	double t0;
-	pid_t pid;
-	int st;
 
 	h_ready = u_in = s_in = release = 0;
 	u_tid = 0;
@@ -205,18 +209,7 @@ static void scene(void (*fn)(void))
 	       ct_now_ms() - t0 < WAIT_MS)
 		usleep(100);
 	sc->u_in = u_in;
-	t0 = ct_now_ms();
-	pid = fork();
-	if (pid == 0) {
-		free(malloc(100));
-		_exit(0);
-	}
-	sc->fork_ms = ct_now_ms() - t0;
-	if (pid < 0)
-		_exit(5);
-	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-		;
-	sc->fork_ok = WIFEXITED(st) && !WEXITSTATUS(st);
+	sc->fork_ok = ct_fork_run(alloc_one, &sc->fork_ms);
 	pthread_join(h, NULL);
 	pthread_join(s, NULL);
 	pthread_join(u, NULL);
@@ -227,8 +220,6 @@ static void in_child(void)
 {
 	unsigned long g0;
 	double t0;
-	pid_t pid;
-	int st;
 
 	alarm(CHILD_S);
 	role = 0;
@@ -246,18 +237,7 @@ static void in_child(void)
 	}
 	res->takes_ms = ct_now_ms() - t0;
 	res->takes_getpid = __atomic_load_n(&getpids, __ATOMIC_RELAXED) - g0;
-	t0 = ct_now_ms();
-	pid = fork();
-	if (pid == 0) {
-		free(malloc(100));
-		_exit(0);
-	}
-	res->child_fork_ms = ct_now_ms() - t0;
-	if (pid < 0)
-		_exit(5);
-	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-		;
-	res->child_fork_ok = WIFEXITED(st) && !WEXITSTATUS(st);
+	res->child_fork_ok = ct_fork_run(alloc_one, &res->child_fork_ms);
 	res->turn_after_fork = turn_word();
 	/* a turn of the child's own */
 	run = 1;
