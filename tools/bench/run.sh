@@ -292,13 +292,16 @@ fi
 # 2 and a row stays about a second).  Every run takes ~0.2-1 s, so the
 # default suite (16 rows x 7 allocators x 5 rounds) takes ~8 minutes on 2
 # cores.
+# producer-consumer-mid gives a producer 160,000 blocks: at 8,000 its runs
+# had become 7-80 ms, a fifth to half of that thread start and first touch
+# (benchmarks.md, random-mixed and producer-consumer at 16 and 64 threads).
 
 suite=(
 	"larson|1|larson 0.75 8 1000 5000 100 4141 @T@"
 	"random-mixed-128|0|random-mixed 128 15000000 4096 42"
 	"random-mixed-1024|0|random-mixed 1024 10000000 4096 42"
 	"producer-consumer|1|producer-consumer @T@ @W:1500000@ 8 512 42"
-	"producer-consumer-mid|1|producer-consumer @T@ @W:8000@ 8192 524288 42 1 1"
+	"producer-consumer-mid|1|producer-consumer @T@ @W:160000@ 8192 524288 42 1 1"
 	"cache-scratch|1|cache-scratch @T@ @W:1000@ 8 40000"
 	"thread-churn|1|thread-churn @T@ 8000 64 42"
 	"mid-size|1|size-mix mid-size @T@ 1000000 1024 262144 256 42 0.75"
