@@ -31,7 +31,6 @@
 #include <asm/atomic.h>
 /* blocks on a slab's remote stack: the low 16 bits of the word (lib/heap.c) */
 #define HAK_RW_COUNT(w)	((uint32_t)((w) & 0xffff))
-#endif
 
 #define BS		(16 << 10)
 #define NB		96
@@ -45,7 +44,6 @@ static int armed, caught, released;	/* __atomic */
 static pid_t t_tid;
 static unsigned long *finished;	/* shared: pushes the children finished */
 
-#if CT_HAKMEM
 /* The distinct slabs of blk[], found before each round (nslabs of them). */
 static struct hak_slab *slabs[NB];
 static unsigned nslabs;
