@@ -100,6 +100,8 @@ static struct hak_heap *heap_pool;	/* heap_lock */
 static size_t nr_heaps;			/* heap_lock */
 /* Set by a remote free to a pooled heap: its slabs may be reclaimable. */
 static int pool_dirty;
+/* half-done remote pushes a fork child finished (fork_child_pushes) */
+static unsigned long nr_pushes_finished;
 static size_t tcache_bytes = CONFIG_HAK_TCACHE_BYTES;
 /*
  * Threads with a heap attached, those of them that have refilled since
@@ -778,13 +780,24 @@ static void *remote_top(const struct hak_slab *s)
 	return HAK_RW_COUNT(w) ? rw_ptr(slab_base(s), HAK_RW_TOP(w)) : NULL;
 }
 
+/*
+ * Step 2 runs only after step 1 succeeded, so a thread caught by a fork
+ * between the two leaves the child a slab with remote blocks on no
+ * pending stack, which later pushes (seeing remote non-empty) never push
+ * either. The pusher names the slab in its heap (h->pushing) from before
+ * step 1 to after step 2; the child finishes the push for the threads
+ * that are not there (fork_child_pushes). The release of each cmpxchg
+ * keeps the first store before step 1, their acquire the clear after.
+ */
 void __hak_remote_push(struct hak_slab *s, void *head, void *tail, uint32_t n)
 {
 	uintptr_t base = slab_base(s);
-	struct hak_heap *owner;
+	struct hak_heap *owner, *me = __hak_tc.heap;
 	uint64_t old, seen, w;
 	struct hak_slab *top, *was;
 
+	if (me)
+		arch_store_relaxed(&me->pushing, s);
 	old = arch_load_relaxed(&s->remote);
 	for (;;) {
 		if (HAK_RW_COUNT(old)) {
@@ -801,7 +814,7 @@ void __hak_remote_push(struct hak_slab *s, void *head, void *tail, uint32_t n)
 		old = seen;
 	}
 	if (HAK_RW_COUNT(old))
-		return;		/* s is already on its owner's pending stack */
+		goto out;	/* s is already on its owner's pending stack */
 	owner = s->owner;
 	if (!arch_load_relaxed(&owner->attached) && !arch_load_relaxed(&pool_dirty))
 		arch_store_relaxed(&pool_dirty, 1);
@@ -813,6 +826,9 @@ void __hak_remote_push(struct hak_slab *s, void *head, void *tail, uint32_t n)
 			break;
 		top = was;
 	}
+out:
+	if (me)
+		arch_store_relaxed(&me->pushing, NULL);
 }
 
 /*
@@ -3406,6 +3422,51 @@ bool __hak_heap_scanning_here(void)
 	return scanning_here;
 }
 
+/*
+ * In the child, before anything else runs: the remote pushes that threads
+ * not here left half done (h->pushing, __hak_remote_push). A slab whose
+ * remote stack holds blocks but which is on no pending stack is pushed
+ * onto its owner's, as its pusher would have. Whatever else that thread
+ * was doing, a slab with an empty stack, or one on its owner's pending
+ * stack, is left as it is. The forking thread's own push (a fork from a
+ * signal handler that interrupted it) is left to its frame, which
+ * finishes it when the handler returns; so is an owner with a frame in it
+ * (scan_lk held: the forking thread's, or a thread's that is not here and
+ * whose heap nobody enters again), whose frame may hold its pending stack
+ * taken whole. One load per heap, and a walk of one pending stack per
+ * push found half done.
+ */
+static void fork_child_pushes(void)
+{
+	struct hak_heap *h, *owner, *me = __hak_tc.heap;
+	struct hak_slab *s, *p;
+
+	for (h = all_heaps; h; h = h->all_next) {
+		s = arch_load_relaxed(&h->pushing);
+		if (!s || h == me)
+			continue;
+		arch_store_relaxed(&h->pushing, NULL);	/* its thread is not here */
+		owner = s->owner;
+		if (!HAK_RW_COUNT(arch_load_relaxed(&s->remote)) ||
+		    arch_load_relaxed(&owner->scan_lk))
+			continue;
+		for (p = arch_load_relaxed(&owner->pending); p && p != s; p = p->pending_next)
+			;
+		if (p)
+			continue;
+		if (!arch_load_relaxed(&owner->attached))
+			arch_store_relaxed(&pool_dirty, 1);
+		s->pending_next = arch_load_relaxed(&owner->pending);
+		arch_store_relaxed(&owner->pending, s);
+		nr_pushes_finished++;
+	}
+}
+
+unsigned long __hak_heap_fork_pushes(void)
+{
+	return nr_pushes_finished;
+}
+
 void __hak_heap_fork_child(void) __releases(&heap_lock)
 {
 	hak_lock_fork_child(&heap_lock);
@@ -3426,6 +3487,7 @@ void __hak_heap_fork_child(void) __releases(&heap_lock)
 			(void)arch_cmpxchg(&h->scan_lk, HAK_SCAN_OTHER, 0);
 		arch_store_release(&heap_scanning, 0);
 	}
+	fork_child_pushes();
 	/*
 	 * Only the forking thread lives on: the parent's other threads
 	 * counted as live would keep the child's caches at a share of the

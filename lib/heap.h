@@ -100,6 +100,13 @@ struct hak_heap {
 	 * thread adopts the heap, the mark being one key for all (tcache.h).
 	 */
 	struct hak_kept_bin kept[HAK_NCLASS];
+	/*
+	 * The slab whose remote stack the holding thread is pushing to
+	 * (__hak_remote_push, lib/heap.c), NULL between pushes: a fork child
+	 * finishes a push that a thread not in the child left half done.
+	 * Holder only; next to the stats its remote frees write anyway.
+	 */
+	struct hak_slab *pushing;
 	struct hak_heap_stats stats;
 };
 
@@ -135,6 +142,9 @@ size_t __hak_heap_purge_idle(unsigned now, unsigned delay);
 size_t __hak_heap_pages_purged(void);
 /* Return pooled heaps' kept bins, remote frees and empty slabs (trim). */
 void __hak_heap_scavenge_pool(void);
+
+/* Half-done remote pushes this process's fork children finished (tests). */
+unsigned long __hak_heap_fork_pushes(void);
 
 /* Threads with a heap attached (a hint: it may change at once). */
 unsigned __hak_heap_nr_live(void);
