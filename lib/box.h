@@ -26,7 +26,8 @@
  *                 __hak_tcache_fill and
  *                 __hak_tcache_trim (move blocks between a bin and the heap),
  *                 __hak_tcache_live_share (a thread's share of a per-thread
- *                 budget past the cores), __hak_sharded_class and
+ *                 budget past the cores), __hak_nr_cpus (the CPUs
+ *                 the process may run on, for sharding), __hak_sharded_class and
  *                 __hak_shard_cap_of (the classes whose small bin the core
  *                 sizes: free-list sharding, the adaptive box leaves them)
  *   alloc.h       __hak_usable_size (annotations that describe a block);

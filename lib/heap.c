@@ -3042,6 +3042,26 @@ static unsigned count_cpus(void)
 }
 
 /*
+ * The CPUs this process may run on, counted once, by the first thread to
+ * attach (normally the main thread, at its first malloc, before a program
+ * pins its workers). Boxes size their sharding by it too: a box that
+ * counted the mask of its own first caller got 1 CPU when that caller was
+ * a worker pinned to one, and so 2 L2.5 shards for 64 producers on any
+ * machine (Documentation/benchmarks.md, producer-consumer-mid at 16 and 64
+ * pairs).
+ */
+unsigned __hak_nr_cpus(void)
+{
+	unsigned n = arch_load_relaxed(&nr_cpus);
+
+	if (unlikely(!n)) {
+		n = count_cpus();
+		arch_store_relaxed(&nr_cpus, n);
+	}
+	return n;
+}
+
+/*
  * Thread exit: keep the bins in the heap, as they are, for the next thread
  * that adopts it. Flushing them block by block to their slabs, and the
  * next thread refilling from those cold lists, were most of a short-lived
@@ -3215,8 +3235,7 @@ struct hak_heap *__hak_heap_attach(void)
 	hak_hd_init();		/* before this thread writes any link */
 	if (hak_hd_on())
 		tc->hd_secret = hak_hd_secret();	/* and before it pops one */
-	if (unlikely(!arch_load_relaxed(&nr_cpus)))
-		arch_store_relaxed(&nr_cpus, count_cpus());
+	__hak_nr_cpus();
 	if (unlikely(!arch_load_acquire(&shard_ready)))
 		shard_setup();
 	h = heap_pool_pop();

@@ -296,6 +296,12 @@ uint32_t __hak_tcache_cap_set(unsigned c);
  * / threads past that (heap.c, thread_share).
  */
 size_t __hak_tcache_live_share(size_t bytes);
+/*
+ * For boxes: the CPUs this process may run on, counted once by the first
+ * thread that attached (heap.c), not the calling thread's own mask, which
+ * a program may have narrowed to one CPU.
+ */
+unsigned __hak_nr_cpus(void);
 
 /*
  * The free-list link in free block p, and setting it: every list of free

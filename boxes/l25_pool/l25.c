@@ -351,15 +351,14 @@ static inline uintptr_t block_addr(const struct l25_region *r, unsigned i)
 
 /* ---- shards ---- */
 
+/*
+ * Twice the process's CPUs (the core's count, not this thread's mask: the
+ * first mid-size request may come from a worker pinned to one CPU).
+ */
 static unsigned compute_cap(void)
 {
-	cpu_set_t set;
-	unsigned cpus = 1, cap = 1;
+	unsigned cpus = __hak_nr_cpus(), cap = 1;
 
-	if (sched_getaffinity(0, sizeof(set), &set) == 0)
-		cpus = (unsigned)CPU_COUNT(&set);
-	if (cpus < 1)
-		cpus = 1;
 	while (cap * 2 <= 2 * cpus && cap * 2 <= L25_SHARDS_MAX)
 		cap *= 2;
 	return cap;
