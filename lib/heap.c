@@ -787,7 +787,12 @@ static void *remote_top(const struct hak_slab *s)
  * either. The pusher names the slab in its heap (h->pushing) from before
  * step 1 to after step 2; the child finishes the push for the threads
  * that are not there (fork_child_pushes). The release of each cmpxchg
- * keeps the first store before step 1, their acquire the clear after.
+ * keeps the first store before step 1. The clear is a release of its own:
+ * the cmpxchg's acquire orders what follows after its load, not after its
+ * store, so a relaxed clear could be seen before step 2 (C11; an LL/SC
+ * arch), and a child that saw it so would keep the leak. A plain mov on
+ * x86_64 either way. The clear comes after step 2, so the name outlives
+ * the push for a moment: the child checks that the slab is still live.
  */
 void __hak_remote_push(struct hak_slab *s, void *head, void *tail, uint32_t n)
 {
@@ -828,7 +833,7 @@ void __hak_remote_push(struct hak_slab *s, void *head, void *tail, uint32_t n)
 	}
 out:
 	if (me)
-		arch_store_relaxed(&me->pushing, NULL);
+		arch_store_release(&me->pushing, NULL);
 }
 
 /*
@@ -3465,8 +3470,18 @@ static void fork_child_pushes(void)
 		if (!s || h == me)
 			continue;
 		arch_store_relaxed(&h->pushing, NULL);	/* its thread is not here */
+		/*
+		 * A thread caught past its push onto the pending stack, before
+		 * its clear, names a slab its owner may have collected and
+		 * released since, and a trim unmapped with its superslab
+		 * (selftests/core/fork_push_stale): read only a live
+		 * superslab's header. A released slab's has no owner and an
+		 * empty remote stack.
+		 */
+		if (!__hak_ss_owns((uintptr_t)s))
+			continue;
 		owner = s->owner;
-		if (!HAK_RW_COUNT(arch_load_relaxed(&s->remote)) ||
+		if (!owner || !HAK_RW_COUNT(arch_load_relaxed(&s->remote)) ||
 		    arch_load_relaxed(&owner->scan_lk))
 			continue;
 		for (p = arch_load_relaxed(&owner->pending); p && p != s; p = p->pending_next)
