@@ -18,10 +18,8 @@
  * superslabs unmapped) and forks; the child must exit normally. hakmem
  * only.
  *
- * Usage: fork_push_stale   (CATCHES forks; HAKMEM_SELFTEST_QUICK=1: fewer)
+ * Usage: fork_push_stale   (16 catches and forks; HAKMEM_SELFTEST_QUICK=1: 4)
  */
-#include <pthread.h>
-#include <time.h>
 #include "core_test.h"
 
 #if CT_HAKMEM
@@ -29,145 +27,55 @@
 #include "heap.h"
 #include "tcache.h"
 #include <asm/atomic.h>
+#include "fork_catch.h"
 
 #define BS		(16 << 10)
 #define NB		512		/* 8 MiB: whole superslabs of these blocks */
-#define CATCHES		16
-#define TRY_MS		20000
 
-static void *blk[NB];		/* __atomic: taken by whoever frees it */
-static int round_go, round_done, quit;	/* __atomic */
-static int armed, caught, released;	/* __atomic */
-static pid_t t_tid;
+static void *blk[NB];
+static bool trim_and_fork(void);
 
 /* On T: the slab its heap names, when that slab is on its owner's pending stack. */
-static struct hak_slab *named_pending(void)
+static bool named_pending(void)
 {
 	struct hak_heap *h = __hak_tc.heap;
 	struct hak_slab *s, *p;
 
 	if (!h || !(s = arch_load_relaxed(&h->pushing)) || !s->owner)
-		return NULL;
+		return false;
 	for (p = arch_load_relaxed(&s->owner->pending); p && p != s; p = p->pending_next)
 		;
 	return p;
 }
 
-static void on_tick(int sig)
+static struct ct_catch c = {
+	.blk = blk, .nb = NB, .bs = BS, .in_window = named_pending,
+	.on_catch = trim_and_fork, .try_ms = 20000,
+};
+
+/* T held: its slab empties here, its superslab goes, then a fork. */
+static bool trim_and_fork(void)
 {
-	int e = errno;
-
-	(void)sig;
-	if (__atomic_load_n(&armed, __ATOMIC_ACQUIRE) && named_pending()) {
-		__atomic_store_n(&armed, 0, __ATOMIC_RELAXED);
-		__atomic_store_n(&caught, 1, __ATOMIC_RELEASE);
-		while (!__atomic_load_n(&released, __ATOMIC_ACQUIRE))
-			sched_yield();
-		__atomic_store_n(&released, 0, __ATOMIC_RELAXED);
-	}
-	errno = e;
-}
-
-static void *pusher(void *arg)
-{
-	void *mine = malloc(64);	/* T has a heap of its own */
-	unsigned i;
-
-	(void)arg;
-	__atomic_store_n(&t_tid, (pid_t)syscall(SYS_gettid), __ATOMIC_RELEASE);
-	while (!__atomic_load_n(&quit, __ATOMIC_ACQUIRE)) {
-		if (!__atomic_load_n(&round_go, __ATOMIC_ACQUIRE)) {
-			sched_yield();
-			continue;
-		}
-		for (i = 0; i < NB; i++)
-			free(__atomic_exchange_n(&blk[i], NULL, __ATOMIC_ACQ_REL));
-		__atomic_store_n(&armed, 0, __ATOMIC_RELAXED);
-		__atomic_store_n(&round_go, 0, __ATOMIC_RELEASE);
-		__atomic_store_n(&round_done, 1, __ATOMIC_RELEASE);
-	}
-	free(mine);
-	return NULL;
-}
-
-/* Fork a child that exits at once; its wait status (-1: no child). */
-static int fork_status(void)
-{
-	pid_t pid = fork();
-	int st;
-
-	if (pid == 0)
-		_exit(0);
-	if (pid < 0)
-		return -1;
-	while (waitpid(pid, &st, 0) < 0)
-		if (errno != EINTR)
-			return -1;
-	return st;
+	ct_catch_free_all(&c);
+	hak_malloc_trim(0);
+	return ct_fork_exit0();
 }
 #endif
 
 int main(void)
 {
 #if CT_HAKMEM
-	struct sigevent sev = { 0 };
-	struct itimerspec its = { { 0, 20000 }, { 0, 20000 } };
-	unsigned want = ct_quick() ? 4 : CATCHES, got = 0, bad = 0, rounds = 0, i;
-	int st, sig = 0;
-	double t0;
-	pthread_t t;
-	timer_t tm;
-
-	alarm(TRY_MS / 1000 + 60);
-	ct_handle(SIGUSR1, on_tick);
-	if (pthread_create(&t, NULL, pusher, NULL))
-		tap_bail("pthread_create");
-	while (!__atomic_load_n(&t_tid, __ATOMIC_ACQUIRE))
-		sched_yield();
-	sev.sigev_notify = SIGEV_THREAD_ID;
-	sev.sigev_signo = SIGUSR1;
-	sev._sigev_un._tid = t_tid;
-	if (timer_create(CLOCK_MONOTONIC, &sev, &tm) || timer_settime(tm, 0, &its, NULL))
-		tap_bail("timer: %s", strerror(errno));
-	t0 = ct_now_ms();
-	while (got < want && ct_now_ms() - t0 < TRY_MS) {
-		for (i = 0; i < NB; i++)
-			blk[i] = malloc(BS);
-		rounds++;
-		__atomic_store_n(&round_done, 0, __ATOMIC_RELAXED);
-		__atomic_store_n(&armed, 1, __ATOMIC_RELAXED);
-		__atomic_store_n(&round_go, 1, __ATOMIC_RELEASE);
-		while (!__atomic_load_n(&round_done, __ATOMIC_ACQUIRE)) {
-			if (__atomic_load_n(&caught, __ATOMIC_ACQUIRE)) {
-				got++;
-				/* T's slab empties here, its superslab goes */
-				for (i = 0; i < NB; i++)
-					free(__atomic_exchange_n(&blk[i], NULL, __ATOMIC_ACQ_REL));
-				hak_malloc_trim(0);
-				st = fork_status();
-				if (st == -1 || !WIFEXITED(st) || WEXITSTATUS(st)) {
-					bad++;
-					if (st != -1 && WIFSIGNALED(st))
-						sig = WTERMSIG(st);
-				}
-				__atomic_store_n(&caught, 0, __ATOMIC_RELAXED);
-				__atomic_store_n(&released, 1, __ATOMIC_RELEASE);
-			}
-			sched_yield();
-		}
-	}
-	timer_delete(tm);
-	__atomic_store_n(&quit, 1, __ATOMIC_RELEASE);
-	pthread_join(t, NULL);
-	if (!got)
-		tap_skip_all("no pusher caught naming a pending slab in %d s (%u rounds)",
-			     TRY_MS / 1000, rounds);
+	c.want = ct_quick() ? 4 : 16;
+	alarm(c.try_ms / 1000 + 60);
+	ct_catch_run(&c);
+	if (!c.got)
+		tap_skip_all("no pusher caught naming a pending slab in %u s (%u rounds)",
+			     c.try_ms / 1000, c.rounds);
 	tap_plan(2);
-	tap_ok(got > 0, "caught a pusher naming a pending slab %u times (%u rounds, %.0f ms)",
-	       got, rounds, ct_now_ms() - t0);
-	tap_ok(!bad, "every child forked then (slab released, superslab trimmed) exited "
-	       "normally (%u of %u failed%s%s)", bad, got, sig ? ", killed by " : "",
-	       sig ? strsignal(sig) : "");
+	tap_ok(c.got > 0, "caught a pusher naming a pending slab %u times (%u rounds, %.0f ms)",
+	       c.got, c.rounds, c.ms);
+	tap_ok(!c.bad, "every child forked then (slab released, superslab trimmed) exited "
+	       "normally (%u of %u failed)", c.bad, c.got);
 	tap_finish();
 #else
 	tap_skip_all("hakmem's remote stacks only");

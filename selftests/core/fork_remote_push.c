@@ -19,29 +19,22 @@
  * the fix, def), and the owner's trim, which collects every pending slab,
  * must go through. hakmem only.
  *
- * Usage: fork_remote_push   (CATCHES forks; HAKMEM_SELFTEST_QUICK=1: fewer)
+ * Usage: fork_remote_push   (8 catches and forks; HAKMEM_SELFTEST_QUICK=1: 3)
  */
-#include <pthread.h>
-#include <time.h>
 #include "core_test.h"
 
 #if CT_HAKMEM
 #include <hakmem/hakmem.h>
 #include "heap.h"
 #include <asm/atomic.h>
+#include "fork_catch.h"
 /* blocks on a slab's remote stack: the low 16 bits of the word (lib/heap.c) */
 #define HAK_RW_COUNT(w)	((uint32_t)((w) & 0xffff))
 
 #define BS		(16 << 10)
 #define NB		96
-#define CATCHES		8
-#define TRY_MS		20000
 
 static void *blk[NB];
-static int round_go, round_done, quit;	/* __atomic */
-/* armed: main, once per round (a pending tick would catch the same push again) */
-static int armed, caught, released;	/* __atomic */
-static pid_t t_tid;
 static unsigned long *finished;	/* shared: pushes the children finished */
 
 /* The distinct slabs of blk[], found before each round (nslabs of them). */
@@ -81,42 +74,10 @@ static unsigned long stuck_slabs(void)
 	return n;
 }
 
-/* On T: is its interrupted frame between the two pushes? Then hold it for the fork. */
-static void on_tick(int sig)
+/* On T: is its interrupted frame between the two pushes? */
+static bool between_pushes(void)
 {
-	int e = errno;
-
-	(void)sig;
-	if (__atomic_load_n(&armed, __ATOMIC_ACQUIRE) && stuck_slabs()) {
-		__atomic_store_n(&armed, 0, __ATOMIC_RELAXED);
-		__atomic_store_n(&caught, 1, __ATOMIC_RELEASE);
-		while (!__atomic_load_n(&released, __ATOMIC_ACQUIRE))
-			sched_yield();
-		__atomic_store_n(&released, 0, __ATOMIC_RELAXED);
-	}
-	errno = e;
-}
-
-static void *pusher(void *arg)
-{
-	void *mine = malloc(64);	/* T has a heap of its own */
-	unsigned i;
-
-	(void)arg;
-	__atomic_store_n(&t_tid, (pid_t)syscall(SYS_gettid), __ATOMIC_RELEASE);
-	while (!__atomic_load_n(&quit, __ATOMIC_ACQUIRE)) {
-		if (!__atomic_load_n(&round_go, __ATOMIC_ACQUIRE)) {
-			sched_yield();
-			continue;
-		}
-		for (i = 0; i < NB; i++)
-			free(blk[i]);
-		__atomic_store_n(&armed, 0, __ATOMIC_RELAXED);
-		__atomic_store_n(&round_go, 0, __ATOMIC_RELEASE);
-		__atomic_store_n(&round_done, 1, __ATOMIC_RELEASE);
-	}
-	free(mine);
-	return NULL;
+	return stuck_slabs();
 }
 
 /*
@@ -134,61 +95,33 @@ static void child_check(void)
 	hak_malloc_trim(0);
 	_exit(stuck ? 1 : 0);
 }
+static bool fork_check(void)
+{
+	return ct_fork_run(child_check, NULL);
+}
 #endif
 
 int main(void)
 {
 #if CT_HAKMEM
-	struct sigevent sev = { 0 };
-	struct itimerspec its = { { 0, 20000 }, { 0, 20000 } };
-	unsigned want = ct_quick() ? 3 : CATCHES, got = 0, bad = 0, rounds = 0, i;
-	double t0;
-	pthread_t t;
-	timer_t tm;
+	struct ct_catch c = {
+		.blk = blk, .nb = NB, .bs = BS, .in_window = between_pushes,
+		.m_round = find_slabs, .on_catch = fork_check,
+		.want = ct_quick() ? 3 : 8, .try_ms = 20000,
+	};
 
-	alarm(TRY_MS / 1000 + 60);
+	alarm(c.try_ms / 1000 + 60);
 	finished = ct_shared(sizeof(*finished));
-	ct_handle(SIGUSR1, on_tick);
-	if (pthread_create(&t, NULL, pusher, NULL))
-		tap_bail("pthread_create");
-	while (!__atomic_load_n(&t_tid, __ATOMIC_ACQUIRE))
-		sched_yield();
-	sev.sigev_notify = SIGEV_THREAD_ID;
-	sev.sigev_signo = SIGUSR1;
-	sev._sigev_un._tid = t_tid;
-	if (timer_create(CLOCK_MONOTONIC, &sev, &tm) || timer_settime(tm, 0, &its, NULL))
-		tap_bail("timer: %s", strerror(errno));
-	t0 = ct_now_ms();
-	while (got < want && ct_now_ms() - t0 < TRY_MS) {
-		for (i = 0; i < NB; i++)
-			blk[i] = malloc(BS);
-		find_slabs();
-		rounds++;
-		__atomic_store_n(&round_done, 0, __ATOMIC_RELAXED);
-		__atomic_store_n(&armed, 1, __ATOMIC_RELAXED);
-		__atomic_store_n(&round_go, 1, __ATOMIC_RELEASE);
-		while (!__atomic_load_n(&round_done, __ATOMIC_ACQUIRE)) {
-			if (__atomic_load_n(&caught, __ATOMIC_ACQUIRE)) {
-				got++;
-				bad += !ct_fork_run(child_check, NULL);
-				__atomic_store_n(&caught, 0, __ATOMIC_RELAXED);
-				__atomic_store_n(&released, 1, __ATOMIC_RELEASE);
-			}
-			sched_yield();
-		}
-	}
-	timer_delete(tm);
-	__atomic_store_n(&quit, 1, __ATOMIC_RELEASE);
-	pthread_join(t, NULL);
-	if (!got)
-		tap_skip_all("no push caught between its two steps in %d s (%u rounds)",
-			     TRY_MS / 1000, rounds);
+	ct_catch_run(&c);
+	if (!c.got)
+		tap_skip_all("no push caught between its two steps in %u s (%u rounds)",
+			     c.try_ms / 1000, c.rounds);
 	tap_plan(2);
-	tap_ok(got > 0, "caught a push between its two steps %u times (%u rounds, %.0f ms)",
-	       got, rounds, ct_now_ms() - t0);
-	tap_ok(!bad, "every child had the caught slab on its owner's pending stack and "
+	tap_ok(c.got > 0, "caught a push between its two steps %u times (%u rounds, %.0f ms)",
+	       c.got, c.rounds, c.ms);
+	tap_ok(!c.bad, "every child had the caught slab on its owner's pending stack and "
 	       "trimmed (%u of %u failed; %lu half-done pushes the children finished)",
-	       bad, got, *finished);
+	       c.bad, c.got, *finished);
 	tap_finish();
 #else
 	tap_skip_all("hakmem's remote stacks only");
