@@ -781,6 +781,27 @@ static void *remote_top(const struct hak_slab *s)
 }
 
 /*
+ * Push slab s onto its owner's pending stack (step 2 below), and flag the
+ * pool when the owner is pooled: its slabs may then be reclaimable.
+ */
+static void pending_push(struct hak_slab *s)
+{
+	struct hak_heap *owner = s->owner;
+	struct hak_slab *top, *was;
+
+	if (!arch_load_relaxed(&owner->attached) && !arch_load_relaxed(&pool_dirty))
+		arch_store_relaxed(&pool_dirty, 1);
+	top = arch_load_relaxed(&owner->pending);
+	for (;;) {
+		s->pending_next = top;
+		was = arch_cmpxchg(&owner->pending, top, s);
+		if (was == top)
+			break;
+		top = was;
+	}
+}
+
+/*
  * Step 2 runs only after step 1 succeeded, so a thread caught by a fork
  * between the two leaves the child a slab with remote blocks on no
  * pending stack, which later pushes (seeing remote non-empty) never push
@@ -797,9 +818,8 @@ static void *remote_top(const struct hak_slab *s)
 void __hak_remote_push(struct hak_slab *s, void *head, void *tail, uint32_t n)
 {
 	uintptr_t base = slab_base(s);
-	struct hak_heap *owner, *me = __hak_tc.heap;
+	struct hak_heap *me = __hak_tc.heap;
 	uint64_t old, seen, w;
-	struct hak_slab *top, *was;
 
 	if (me)
 		arch_store_relaxed(&me->pushing, s);
@@ -818,20 +838,8 @@ void __hak_remote_push(struct hak_slab *s, void *head, void *tail, uint32_t n)
 			break;
 		old = seen;
 	}
-	if (HAK_RW_COUNT(old))
-		goto out;	/* s is already on its owner's pending stack */
-	owner = s->owner;
-	if (!arch_load_relaxed(&owner->attached) && !arch_load_relaxed(&pool_dirty))
-		arch_store_relaxed(&pool_dirty, 1);
-	top = arch_load_relaxed(&owner->pending);
-	for (;;) {
-		s->pending_next = top;
-		was = arch_cmpxchg(&owner->pending, top, s);
-		if (was == top)
-			break;
-		top = was;
-	}
-out:
+	if (!HAK_RW_COUNT(old))	/* else s is already on its owner's pending stack */
+		pending_push(s);
 	if (me)
 		arch_store_release(&me->pushing, NULL);
 }
@@ -3488,10 +3496,7 @@ static void fork_child_pushes(void)
 			;
 		if (p)
 			continue;
-		if (!arch_load_relaxed(&owner->attached))
-			arch_store_relaxed(&pool_dirty, 1);
-		s->pending_next = arch_load_relaxed(&owner->pending);
-		arch_store_relaxed(&owner->pending, s);
+		pending_push(s);
 		nr_pushes_finished++;
 	}
 }
