@@ -246,7 +246,9 @@ unsigned long __hak_pm_drops(void);
  * copy and the shift were two). A pointer at or above 2^47 wraps onto
  * some page; the bin's boundary mask (HAK_MASK_HIGH) refuses it in the
  * same TEST before anything reads or writes through it. 3 of free's 20
- * instructions go (Documentation/design.md, "Fast-path cost").
+ * instructions went; against the wrapped movable map below, which took
+ * 2 of them since, 1 (the MOV of the map's address): 17 against 18
+ * (Documentation/design.md, "Fast-path cost").
  *
  * Address: below 2^31 (a displacement and an immediate are 32 bits,
  * sign-extended), above valgrind's tool (0x58000000) and rr's page

@@ -12,7 +12,8 @@
 #
 # Which combinations: tools/boxcombos picks them from every box in
 # boxes/*/Kconfig. By default a covering array of strength 3 (every three
-# boxes see all eight of their on/off settings; `make check` runs this);
+# boxes see all eight of their on/off settings; `make boxmatrix` runs this,
+# `make check` strength 2);
 # --all runs every valid combination (2^boxes; `make boxmatrix-all`).
 # N... runs only those entries of the list (numbers as printed).
 # -j: combinations built and tested at once (default: the CPU count).
