@@ -61,7 +61,6 @@ BUILD_KNOBS = [
     ("HAK_L25_MAX_KIB", ["1024"]),
     ("HAK_L25_TCACHE_KIB", ["64", "4096"]),
     ("HAK_ADAPTIVE_BUDGET_KIB", ["8192", "32768"]),
-    ("HAK_BIGCACHE_DECAY_MS", ["0", "1000"]),
 ]
 
 # Run-time options: name, alternatives, the box that must be on (or None),
