@@ -7,10 +7,11 @@
 # build/bench/, builds the hakmem perf_defconfig and defconfig variants into
 # build/bench-perf and build/bench-default, then runs every benchmark under
 # every allocator through LD_PRELOAD in interleaved rounds (A B C ... A B C
-# ...), so all allocators see the same machine noise.  Reports the median
-# throughput, peak RSS (/usr/bin/time %M) and ratios against the system
-# malloc and the best peer; writes CSV, a Markdown table and PNG plots under
-# bench-results/<date>/ (bench-results/latest points there).
+# ...; each round and each row starts one allocator later), so all
+# allocators see the same machine noise.  Reports the median throughput, peak
+# RSS (/usr/bin/time %M) and ratios against the system malloc and the best
+# peer; writes CSV, a Markdown table and PNG plots under bench-results/<date>/
+# (bench-results/latest points there).
 #
 #   tools/bench/run.sh [--quick] [--rounds N] [--only NAME[,NAME..]]
 #                      [--threads "1 2"] [--alloc NAME[,NAME..]]
@@ -360,10 +361,19 @@ t_start=$(date +%s)
 say "==> running ${#jobs_list[@]} benchmarks x ${#alloc_names[@]} allocators x $rounds rounds = $total runs -> ${out#"$srctree"/}/"
 tf=$(mktemp)
 trap 'rm -f "$tf" "$tf.out" "$tf.err"' EXIT
+jn=0
 for j in "${jobs_list[@]}"; do
 	IFS='|' read -r name t cmd <<<"$j"
+	jn=$((jn + 1))
 	for ((r = 1; r <= rounds; r++)); do
-		for i in "${!alloc_names[@]}"; do
+		# Round r of job jn starts one allocator later than round r - 1,
+		# and each job one later than the last: the first run of a row
+		# (the first at 2 threads after its 1-thread runs) read low in
+		# the suites, and with a fixed order it was always
+		# hakmem-perf's (Documentation/benchmarks.md, "The near-misses
+		# of feb5302").
+		for ((k = 0; k < ${#alloc_names[@]}; k++)); do
+			i=$(( (k + jn + r - 2) % ${#alloc_names[@]} ))
 			a=${alloc_names[$i]}
 			pre=${alloc_preload[$i]}
 			n=$((n + 1))
