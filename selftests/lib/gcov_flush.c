@@ -16,19 +16,21 @@
  * counts, lost as before. Another thread's lock is only waited for; the
  * alarm bounds that wait, so a dump never turns an exit into a hang: the
  * child of a _Fork (no fork handlers) made while another thread was inside
- * a locked section waits for a lock no thread will give back, and dies of
- * SIGALRM (core/fork_others fails so, now and then, in a COVERAGE=1 build).
+ * a locked section waits for a lock no thread will give back (core/
+ * fork_others); after 2 s it ends as it was going to, its counts lost.
  *
  * libgcov dereferences a failed allocation (a child that lowered
  * RLIMIT_AS to test ENOMEM died of SIGSEGV): the soft limits go back up to
  * the hard ones first, and where memory is still short (the hard limit
- * lowered too) the counts are dropped. After a diagnostic the heap is known broken, and the
- * dump's own malloc and free may meet the same damage and report it again:
- * stderr is closed for the dump, so the test reads the one report it
- * expects (and a second abort ends the process as the first would have).
+ * lowered too) the counts are dropped. After a diagnostic the heap is
+ * known broken, and the dump's own malloc and free may meet the same
+ * damage and report it again: stderr is closed for the dump, so the test
+ * reads the one report it expects (and a second abort ends the process as
+ * the first would have).
  */
 #include <fcntl.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -42,6 +44,16 @@ void __wrap_abort(void) __attribute__((noreturn));
 void __wrap__exit(int status) __attribute__((noreturn));
 
 static __thread int dumping;	/* abort() inside the dump: no second one */
+static int aborting, exit_status;	/* how the process was ending */
+
+/* The probe waited too long: end as the process was going to, uncounted. */
+static void probe_timeout(int sig)
+{
+	(void)sig;
+	if (aborting)
+		__real_abort();
+	__real__exit(exit_status);
+}
 
 static void unlimit(int resource)
 {
@@ -53,39 +65,50 @@ static void unlimit(int resource)
 	}
 }
 
-static void dump(int quiet)
+static void dump(bool aborts, int status)
 {
 	void *probe;
 	int null;
 
 	if (dumping++ || __hak_locks_held || __hak_lock_edge || __hak_fork_holder)
 		return;
-	alarm(2);
 	unlimit(RLIMIT_AS);
 	unlimit(RLIMIT_DATA);
-	probe = malloc(256 << 10);
-	if (!probe)
-		return;
-	free(probe);
-	if (quiet) {
+	aborting = aborts;
+	exit_status = status;
+	if (aborts) {
 		null = open("/dev/null", O_WRONLY | O_CLOEXEC);
 		if (null >= 0 && null != 2) {
 			dup2(null, 2);
 			close(null);
 		}
 	}
-	__gcov_dump();
+	/*
+	 * A small and a large block, as stdio and libgcov ask for: under the
+	 * alarm, so that a process killed while it waits for a lock dies here,
+	 * before it has written half a .gcda file.
+	 */
+	signal(SIGALRM, probe_timeout);
+	alarm(2);
+	probe = malloc(512);
+	free(probe);
+	if (probe)
+		probe = malloc(256 << 10);
 	alarm(0);
+	if (!probe)
+		return;
+	free(probe);
+	__gcov_dump();
 }
 
 void __wrap_abort(void)
 {
-	dump(1);
+	dump(true, 0);
 	__real_abort();
 }
 
 void __wrap__exit(int status)
 {
-	dump(0);
+	dump(false, status);
 	__real__exit(status);
 }
