@@ -160,6 +160,21 @@ static void stats_print(void (*print)(void), const char *name)
 }
 
 #if CT_HAK_API
+/* Without the heapprof box hak_prof_dump is still there, and says ENOSYS. */
+static void prof_dump_stub(void)
+{
+	int r;
+
+	if (IS_ENABLED(CONFIG_HAK_HEAPPROF)) {
+		tap_skip("hak_prof_dump without the heapprof box: the box is in");
+		return;
+	}
+	errno = 0;
+	r = hak_prof_dump("/nonexistent/hak-prof");
+	tap_ok(r == -1 && errno == ENOSYS, "hak_prof_dump without the box: -1, ENOSYS "
+	       "(%d, errno %d)", r, errno);
+}
+
 static void hak_api(void)
 {
 	void *p, *q;
@@ -257,6 +272,7 @@ int main(void)
 	stats_print(malloc_stats, "malloc_stats");
 #if CT_HAK_API
 	stats_print(hak_malloc_stats, "hak_malloc_stats");
+	prof_dump_stub();
 	hak_api();
 #else
 	tap_skip("hak_* API: tested when linked with hakmem only");
