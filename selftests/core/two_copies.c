@@ -11,7 +11,7 @@
  * signature in the page before), and runs without a fixed map: every free
  * takes the slow path. Proves, in the preloaded child, that
  *  - (fixed-map builds) the program's copy saw the other's page: state 2;
- *  - 4 threads allocate, fill, check and free 20,000 blocks of 16 B to
+ *  - 4 threads allocate, fill, check and free 10,000 blocks of 16 B to
  *    64 KiB each, their last blocks freed by another thread, and the child
  *    exits 0;
  *  - realloc, calloc and aligned blocks behave.
@@ -22,7 +22,7 @@
 #include "superslab.h"
 
 #define NT	4
-#define ROUNDS	20000
+#define ROUNDS	10000
 #define WIN	256
 
 static void *shared_win[NT][WIN];

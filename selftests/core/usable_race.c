@@ -9,7 +9,7 @@
  * lock (lib/large.c, usable_walk). Before this test nothing took that
  * locked look. A wrong answer there is 0, which malloc_usable_size turns
  * into "not allocated by hakmem" and an abort, or a size too small.
- * Proves that for 400 ms, 64 live blocks of 1 MiB + i pages, asked for in
+ * Proves that for 250 ms, 64 live blocks of 1 MiB + i pages, asked for in
  * turn (so the memo misses), always report at least their size while a
  * second thread allocates, writes and frees blocks of 1..4 MiB, and that
  * realloc of the same blocks (which asks the registry too) keeps their data.
@@ -75,7 +75,7 @@ int main(void)
 	}
 	if (pthread_create(&t, NULL, churn, NULL))
 		tap_bail("pthread_create failed");
-	end = ct_now_ms() + 400;
+	end = ct_now_ms() + 250;
 	while (ct_now_ms() < end) {
 		for (unsigned i = 0; i < NB; i++, asks++)
 			bad += malloc_usable_size(b[i]) < want[i];
