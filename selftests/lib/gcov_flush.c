@@ -26,7 +26,9 @@
  * known broken, and the dump's own malloc and free may meet the same
  * damage and report it again: stderr is closed for the dump, so the test
  * reads the one report it expects (and a second abort ends the process as
- * the first would have).
+ * the first would have), or crash on it: SIGSEGV and SIGBUS end the
+ * process as it was going to end (failfast/failfast_abort's corrupted
+ * link, now and then).
  */
 #include <fcntl.h>
 #include <signal.h>
@@ -46,8 +48,11 @@ void __wrap__exit(int status) __attribute__((noreturn));
 static __thread int dumping;	/* abort() inside the dump: no second one */
 static int aborting, exit_status;	/* how the process was ending */
 
-/* The probe waited too long: end as the process was going to, uncounted. */
-static void probe_timeout(int sig)
+/*
+ * The probe waited too long, or the dump crashed on a heap a diagnostic
+ * found broken: end as the process was going to, uncounted.
+ */
+static void dump_failed(int sig)
 {
 	(void)sig;
 	if (aborting)
@@ -88,7 +93,9 @@ static void dump(bool aborts, int status)
 	 * alarm, so that a process killed while it waits for a lock dies here,
 	 * before it has written half a .gcda file.
 	 */
-	signal(SIGALRM, probe_timeout);
+	signal(SIGALRM, dump_failed);
+	signal(SIGSEGV, dump_failed);
+	signal(SIGBUS, dump_failed);
 	alarm(2);
 	probe = malloc(512);
 	free(probe);
