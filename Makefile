@@ -11,7 +11,8 @@
 #   make check            what CI runs (tools/check.sh)
 #
 # Variables: O=dir (out-of-tree), ARCH=, V=1, C=1/C=2 (sparse), T=,
-# CC=, KCFLAGS=, PREFIX=, DESTDIR=. Documentation/building-variants.md.
+# CC=, KCFLAGS=, PREFIX=, DESTDIR=, COVERAGE=1 (gcov, tools/coverage.sh).
+# Documentation/building-variants.md.
 
 HAKMEM_VERSION := 0.1.0
 
@@ -307,6 +308,23 @@ test-nobuiltin := -fno-builtin
 test-cflags := -std=gnu11 $(opt-flags) $(hak-warnings) $(test-nobuiltin)
 test-cxxflags := -std=gnu++17 $(opt-flags) $(hak-warnings) $(test-nobuiltin)
 
+# COVERAGE=1: gcov counters in the library and the selftests, for
+# tools/coverage.sh (never on by default; Documentation/reliability.md,
+# "Coverage"). -O1 after the configuration's level keeps the lines close to
+# the source; atomic counters stay right in the threaded tests. Every
+# program and the shared library also link selftests/lib/gcov_flush.c,
+# which writes the counters before abort() and _exit(): a process ends
+# through them in every fail-fast diagnostic and in most forked children,
+# and would otherwise take its counts with it.
+ifeq ($(COVERAGE),1)
+cov-cflags := --coverage -O1 -fprofile-update=atomic
+cov-obj := $(objtree)/selftests/lib/gcov_flush.o
+cov-ldflags := $(cov-obj) -Wl,--wrap=abort -Wl,--wrap=_exit
+lib-cflags += $(cov-cflags)
+test-cflags += $(cov-cflags)
+test-cxxflags += $(cov-cflags)
+endif
+
 # sparse: flag set checked on this toolchain (Documentation/building-variants.md)
 sparse-flags := -std=gnu11 -D_GNU_SOURCE -Wsparse-all -Wno-unknown-attribute \
 	-Wno-declaration-after-statement -Wno-non-pointer-null \
@@ -336,14 +354,22 @@ $(lib-objs): $(objtree)/%.o: $(srctree)/%.c FORCE
 # (lib/init.c, __hak_atfork), so the code they point to must never be unmapped
 # by a dlclose.
 quiet_cmd_ld_so = LD      $(call short,$@)
-      cmd_ld_so = $(CC) $(opt-flags) $(KCFLAGS) $(KLDFLAGS) -shared -o $@ $(lib-objs) \
-	-Wl,-soname,libhakmem.so -Wl,-z,defs -Wl,-z,nodelete -lpthread $(lib-ldlibs)
+      cmd_ld_so = $(CC) $(opt-flags) $(cov-cflags) $(KCFLAGS) $(KLDFLAGS) -shared -o $@ $(lib-objs) \
+	$(cov-ldflags) -Wl,-soname,libhakmem.so -Wl,-z,defs -Wl,-z,nodelete -lpthread $(lib-ldlibs)
 
 quiet_cmd_ar = AR      $(call short,$@)
       cmd_ar = rm -f $@; $(AR) rcsD $@ $(lib-objs)
 
-$(so): $(lib-objs) FORCE
+$(so): $(lib-objs) $(cov-obj) FORCE
 	$(call if_changed,ld_so)
+
+quiet_cmd_cov_o = CC      $(call short,$@)
+      cmd_cov_o = $(CC) $(hak-cppflags) -std=gnu11 -O2 -fPIC -ftls-model=initial-exec \
+	$(hak-warnings) -c -o $@ $<
+
+$(cov-obj): $(srctree)/selftests/lib/gcov_flush.c FORCE
+	@mkdir -p $(@D)
+	$(call if_changed,cov_o)
 
 $(ar): $(lib-objs) FORCE
 	$(call if_changed,ar)
@@ -390,19 +416,19 @@ test-ldlibs = $(ldlibs_$(patsubst $(objtree)/%,%,$@))
 
 quiet_cmd_test_c = CC      $(call short,$@)
       cmd_test_c = $(CC) $(test-cppflags) $(test-cflags) $(KCFLAGS) -MMD -MF $(depfile) \
-	-o $@ $< -Wl,--whole-archive $(ar) -Wl,--no-whole-archive -lpthread $(test-ldlibs)
+	-o $@ $< -Wl,--whole-archive $(ar) -Wl,--no-whole-archive $(cov-ldflags) -lpthread $(test-ldlibs)
 
 quiet_cmd_test_cc = CXX     $(call short,$@)
       cmd_test_cc = $(CXX) $(test-cppflags) $(test-cxxflags) $(KCFLAGS) -MMD -MF $(depfile) \
-	-o $@ $< -Wl,--whole-archive $(ar) -Wl,--no-whole-archive -lpthread $(test-ldlibs)
+	-o $@ $< -Wl,--whole-archive $(ar) -Wl,--no-whole-archive $(cov-ldflags) -lpthread $(test-ldlibs)
 
 $(test-progs): cppflags-for-sparse = $(test-cppflags)
-$(test-progs-c): $(objtree)/selftests/%: $(srctree)/selftests/%.c $(ar) FORCE
+$(test-progs-c): $(objtree)/selftests/%: $(srctree)/selftests/%.c $(ar) $(cov-obj) FORCE
 	@mkdir -p $(@D)
 	$(call if_changed_cc,test_c)
 
 # C++: no sparse
-$(test-progs-cc): $(objtree)/selftests/%: $(srctree)/selftests/%.cc $(ar) FORCE
+$(test-progs-cc): $(objtree)/selftests/%: $(srctree)/selftests/%.cc $(ar) $(cov-obj) FORCE
 	@mkdir -p $(@D)
 	$(if $(if-changed-cond),$(call cmd_and_fixdep,test_cc),@:)
 
@@ -569,8 +595,9 @@ help:
 	@echo '  V=1       show full commands'
 	@echo '  C=1       sparse on every compiled C file (C=2: every C file)'
 	@echo '  CC= KCFLAGS= KLDFLAGS=   compiler, extra compile/link flags'
+	@echo '  COVERAGE=1               gcov counters (tools/coverage.sh)'
 
--include $(foreach f,$(lib-objs) $(so) $(ar) $(pc) $(test-progs),$(dir $(f)).$(notdir $(f)).cmd)
+-include $(foreach f,$(lib-objs) $(so) $(ar) $(pc) $(test-progs) $(cov-obj),$(dir $(f)).$(notdir $(f)).cmd)
 
 endif # mixed-build
 

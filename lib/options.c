@@ -63,12 +63,16 @@ static const struct hak_option options[] = {
 	{ "HAKMEM_SHARD_BYTES", &__hak_opt.shard_bytes, 0, 1UL << 20 },
 };
 
-/* Parse "123", "64k", "16M", "1g"; false on anything else. */
+/*
+ * Parse "123", "64k", "16M", "1g"; false on anything else. At least one
+ * digit: a suffix alone ("k", a typo for a number) read as 0 and turned
+ * BigCache or the purge delay off without a word.
+ */
 static bool parse_size(const char *s, size_t *out)
 {
 	size_t v = 0, shift = 0;
 
-	if (!*s)
+	if (*s < '0' || *s > '9')
 		return false;
 	for (; *s >= '0' && *s <= '9'; s++) {
 		if (v > (SIZE_MAX - 9) / 10)

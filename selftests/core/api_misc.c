@@ -11,7 +11,8 @@
  *    peak of small blocks once they are freed (and malloc_trim(0) does not
  *    undo that);
  *  - malloc_trim returns 0 or 1 and the allocator still works after it;
- *  - malloc_stats prints something to stderr;
+ *  - malloc_stats (and hak_malloc_stats) print something to stderr and
+ *    leave errno alone;
  *  - (hakmem builds) the hak_* public API behaves like the libc names
  *    (allocation, alignment, errors, usable size, sized frees, a shared
  *    heap with the libc names) and hak_stats_get/hak_version/hak_config
@@ -121,13 +122,14 @@ static void rss_falls(void)
 	}
 }
 
-static void stats_print(void)
+static void stats_print(void (*print)(void), const char *name)
 {
 	char path[] = "/tmp/hak-api-misc-XXXXXX";
 	char buf[4096];
 	int fd = mkstemp(path), saved;
 	ssize_t n;
 	void *keep = malloc(1000);
+	int errno_kept;
 
 	if (fd < 0)
 		tap_bail("mkstemp failed");
@@ -135,7 +137,9 @@ static void stats_print(void)
 	fflush(stderr);
 	saved = dup(2);
 	dup2(fd, 2);
-	malloc_stats();
+	errno = 1234;
+	print();
+	errno_kept = errno == 1234;
 	fflush(stderr);
 	dup2(saved, 2);
 	close(saved);
@@ -150,12 +154,27 @@ static void stats_print(void)
 		nl = strchr(buf, '\n');
 		if (nl)
 			*nl = 0;
-		tap_diag("malloc_stats: %s", buf);
+		tap_diag("%s: %s", name, buf);
 	}
-	tap_ok(n > 0, "malloc_stats prints to stderr (%zd bytes)", n);
+	tap_ok(n > 0 && errno_kept, "%s prints to stderr (%zd bytes), errno kept", name, n);
 }
 
 #if CT_HAK_API
+/* Without the heapprof box hak_prof_dump is still there, and says ENOSYS. */
+static void prof_dump_stub(void)
+{
+	int r;
+
+	if (IS_ENABLED(CONFIG_HAK_HEAPPROF)) {
+		tap_skip("hak_prof_dump without the heapprof box: the box is in");
+		return;
+	}
+	errno = 0;
+	r = hak_prof_dump("/nonexistent/hak-prof");
+	tap_ok(r == -1 && errno == ENOSYS, "hak_prof_dump without the box: -1, ENOSYS "
+	       "(%d, errno %d)", r, errno);
+}
+
 static void hak_api(void)
 {
 	void *p, *q;
@@ -250,8 +269,10 @@ int main(void)
 	tap_plan(0);
 	mallinfo_moves();
 	rss_falls();
-	stats_print();
+	stats_print(malloc_stats, "malloc_stats");
 #if CT_HAK_API
+	stats_print(hak_malloc_stats, "hak_malloc_stats");
+	prof_dump_stub();
 	hak_api();
 #else
 	tap_skip("hak_* API: tested when linked with hakmem only");

@@ -459,6 +459,30 @@ static void k_adopted_trim(size_t n, int bad)
 	adopted(n, bad, 1);
 }
 
+/*
+ * A block freed again after every block of its size was freed and trimmed:
+ * its slab (or region) went back, so the block lies in a free page with no
+ * class, or in nothing of ours (lib/heap.c free_unclassed, never run by a
+ * test before).
+ */
+static void k_trimmed(size_t n, int bad)
+{
+	enum { MAXB = 8192 };
+	static void *v[MAXB];
+	size_t nb = (4u << 20) / n;
+	void *p;
+
+	if (nb > MAXB)
+		nb = MAXB;
+	for (size_t i = 0; i < nb; i++)
+		v[i] = malloc(n);
+	p = v[nb / 2];
+	for (size_t i = 0; i < nb; i++)
+		free(v[i]);
+	malloc_trim(0);
+	last_free(p, bad);
+}
+
 static void k_interior(size_t n, int bad)
 {
 	char *p = malloc(n);
@@ -605,6 +629,7 @@ static const struct kind kinds[] = {
 	{ "double free by a thread caching an idle owner's blocks", k_cacher },
 	{ "double free by the thread that adopted the freeing thread's heap", k_adopted },
 	{ "double free by an adopting thread, after trim", k_adopted_trim },
+	{ "double free after every block of the size was freed and trimmed", k_trimmed },
 	{ "invalid free, interior pointer", k_interior },
 	{ "invalid free, unaligned pointer", k_unaligned },
 	{ "invalid free, just before a block", k_before },

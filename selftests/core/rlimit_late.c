@@ -25,7 +25,10 @@
  *  5. prlimit on another process (a child): our limit and map stay;
  *  6. after the give-up: a refused setrlimit sets EINVAL, a prlimit that
  *     only reads changes nothing, a fork's child allocates, and with the
- *     limit raised again the process allocates, its map not taken again.
+ *     limit raised again the process allocates, its map not taken again;
+ *  7. setrlimit64 and prlimit64, the names a program built with
+ *     _FILE_OFFSET_BITS=64 calls (interposed too): VmSize under the limit
+ *     at once, as with setrlimit.
  * Also built against the C library's malloc; it passes there too.
  */
 #include <pthread.h>
@@ -311,6 +314,42 @@ static int case_after(void)
 	return !CT_HAKMEM || proc_status_kib("VmSize") << 10 <= (long)limit ? 0 : 11;
 }
 
+/*
+ * 7: the 64-bit names (their own symbols, which glibc's headers pick
+ * under _FILE_OFFSET_BITS=64): 0 ok; 1 VmSize over the limit after
+ * setrlimit64; 14 after prlimit64 (each in its own child, the map once).
+ */
+static int lfs_one(bool pr)
+{
+	struct rlimit64 rl;
+	long vm;
+
+	if (getrlimit64(RLIMIT_AS, &rl))
+		return 9;
+	rl.rlim_cur = limit;
+	if (pr ? prlimit64(0, RLIMIT_AS, &rl, NULL) : setrlimit64(RLIMIT_AS, &rl))
+		return 9;
+	vm = proc_status_kib("VmSize");
+	return vm >= 0 && (rlim_t)vm << 10 <= limit ? 0 : pr ? 14 : 1;
+}
+
+static int case_lfs(void)
+{
+	pid_t pid;
+	int st;
+
+	pid = fork();
+	if (pid < 0)
+		return 9;
+	if (pid == 0)
+		_exit(lfs_one(false));
+	if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st))
+		return 9;
+	if (WEXITSTATUS(st))
+		return WEXITSTATUS(st);
+	return lfs_one(true);
+}
+
 int main(void)
 {
 	static const struct { int (*fn)(void); const char *what; } cases[] = {
@@ -324,6 +363,7 @@ int main(void)
 		{ case_other, "prlimit on another process: ours keeps its limit and map" },
 		{ case_after, "after the give-up: errno of a refused call, a fork's child, "
 			      "the limit raised again" },
+		{ case_lfs, "setrlimit64, and prlimit64: VmSize under the limit at once" },
 	};
 	struct rlimit rl;
 	void *keep[64];
