@@ -15,6 +15,7 @@
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <string.h>
 #include <time.h>
 #include "core_test.h"
 
@@ -84,13 +85,14 @@ static void *cc_thread(void *arg)
 /* Run rounds until c->want catches or c->try_ms; bails on a setup error. */
 static void ct_catch_run(struct ct_catch *c)
 {
-	struct sigevent sev = { 0 };
+	struct sigevent sev;
 	struct itimerspec its = { { 0, 20000 }, { 0, 20000 } };
 	double t0;
 	pthread_t t;
 	timer_t tm;
 	unsigned i;
 
+	memset(&sev, 0, sizeof(sev));	/* glibc's union members: no braced zero sparse accepts */
 	cc_cur = c;
 	ct_handle(SIGUSR1, cc_on_tick);
 	if (pthread_create(&t, NULL, cc_thread, NULL))
