@@ -543,11 +543,15 @@ static bool run_cfa(const uint8_t *p, const uint8_t *end, const struct cie *c,
 				return false;
 			break;
 		case 0x02:	/* advance_loc1 */
+			if (end - p < 1)
+				return false;	/* a truncated program: stop, read nothing past it */
 			loc += *p++ * c->code_align;
 			break;
 		case 0x03: {	/* advance_loc2 */
 			uint16_t d;
 
+			if (end - p < 2)
+				return false;
 			memcpy(&d, p, 2);
 			p += 2;
 			loc += d * c->code_align;
@@ -556,6 +560,8 @@ static bool run_cfa(const uint8_t *p, const uint8_t *end, const struct cie *c,
 		case 0x04: {	/* advance_loc4 */
 			uint32_t d;
 
+			if (end - p < 4)
+				return false;
 			memcpy(&d, p, 4);
 			p += 4;
 			loc += d * c->code_align;
