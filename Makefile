@@ -43,15 +43,6 @@ else
 endif
 
 # ---------------------------------------------------------------------------
-# ARCH: detected like the kernel's SUBARCH, overridable (ARCH=generic).
-
-SUBARCH := $(shell uname -m | sed -e 's/^amd64$$/x86_64/')
-ARCH ?= $(if $(filter x86_64,$(SUBARCH)),x86_64,generic)
-ifeq ($(wildcard $(srctree)/arch/$(ARCH)/include/asm),)
-  $(error ARCH=$(ARCH): no arch/$(ARCH)/include/asm; use one of: $(notdir $(wildcard $(srctree)/arch/*)))
-endif
-
-# ---------------------------------------------------------------------------
 # V=1 prints whole commands; the default prints "  CC      lib/x.o".
 
 ifeq ("$(origin V)", "command line")
@@ -73,22 +64,35 @@ ifeq ("$(origin C)", "command line")
   KBUILD_CHECKSRC := $(C)
 endif
 
-export srctree objtree ARCH
+export srctree objtree
 export KCONFIG_CONFIG := $(objtree)/.config
 export KCONFIG_WARN_UNDEF := y
 
 # ---------------------------------------------------------------------------
 # Tools
 
+# CROSS_COMPILE=aarch64-linux-gnu- prefixes the default tools, the kernel
+# way (Documentation/building-variants.md, "Other architectures").
 ifneq ($(filter default undefined,$(origin CC)),)
-  CC := gcc
+  CC := $(CROSS_COMPILE)gcc
 endif
 ifneq ($(filter default undefined,$(origin CXX)),)
-  CXX := g++
+  CXX := $(CROSS_COMPILE)g++
 endif
 ifneq ($(filter default undefined,$(origin AR)),)
-  AR := ar
+  AR := $(CROSS_COMPILE)ar
 endif
+
+# ARCH: like the kernel's SUBARCH, but the compiler's target rather than
+# the host's (`$(CC) -dumpmachine`), so that a CROSS_COMPILE or CC= build
+# for another architecture picks generic by itself; overridable (ARCH=generic).
+cc-machine := $(firstword $(subst -, ,$(shell $(CC) -dumpmachine 2>/dev/null)))
+SUBARCH := $(or $(cc-machine),$(shell uname -m | sed -e 's/^amd64$$/x86_64/'))
+ARCH ?= $(if $(filter x86_64,$(SUBARCH)),x86_64,generic)
+ifeq ($(wildcard $(srctree)/arch/$(ARCH)/include/asm),)
+  $(error ARCH=$(ARCH): no arch/$(ARCH)/include/asm; use one of: $(notdir $(wildcard $(srctree)/arch/*)))
+endif
+export ARCH
 SPARSE ?= sparse
 INSTALL ?= install
 # Debian's python3-kconfiglib lives in /usr/bin/python3's path; a pyenv or
