@@ -34,10 +34,14 @@
 #endif
 
 /*
- * No mapping is as large as this: 5-level page tables, the largest user
- * address space of a 64-bit Linux, have 2^57 bytes. A port knows better.
+ * No mapping made without a hint is as large as the window: a larger
+ * request fails at once, without the system call and the purge of every
+ * cache a refused mapping brings (lib/alloc.c; glibc's
+ * tst-malloc-too-large asks for 2^50 and more a million times). It was
+ * 2^57 (5-level tables), which let such requests through to mmap, and
+ * bigcache's classes (BC_NCLASS) cover lengths below 2^52 only.
  */
-#define ARCH_MAP_WINDOW		(1UL << 57)
+#define ARCH_MAP_WINDOW		(1UL << ARCH_VA_BITS)
 
 /* Nothing portable to hint with; a compiler barrier keeps the loop honest. */
 #define arch_cpu_relax()	__asm__ __volatile__("" ::: "memory")
