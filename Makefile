@@ -156,7 +156,7 @@ FORCE:
 config-targets := menuconfig oldconfig olddefconfig defconfig %_defconfig \
 	savedefconfig listnewconfig alldefconfig allnoconfig allyesconfig setconfig
 clean-targets := clean mrproper distclean
-no-dot-config-targets := $(config-targets) $(clean-targets) help check bench \
+no-dot-config-targets := $(config-targets) $(clean-targets) help check bench cross-check \
 	uninstall stress fuzz boxmatrix boxmatrix-all autotune
 
 mixed-build :=
@@ -409,6 +409,12 @@ $(test-progs-c): $(objtree)/selftests/%: $(srctree)/selftests/%.c $(ar) FORCE
 $(test-progs-cc): $(objtree)/selftests/%: $(srctree)/selftests/%.cc $(ar) FORCE
 	@mkdir -p $(@D)
 	$(if $(if-changed-cond),$(call cmd_and_fixdep,test_cc),@:)
+
+# Another architecture: a cross build, its quick selftests under qemu-user
+# (tools/cross-check.sh; not in make check: Documentation/building-variants.md).
+PHONY += cross-check
+cross-check:
+	$(Q)MAKEFLAGS= MAKELEVEL= BUILD=$(objtree)/build $(srctree)/tools/cross-check.sh $(or $(CROSS_COMPILE),aarch64-linux-gnu-)
 
 PHONY += selftests selftests-build
 selftests-build: $(so) $(ar) $(test-progs)
