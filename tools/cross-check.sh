@@ -44,9 +44,9 @@ configs=("$@")
 triplet=${CROSS_COMPILE%-}
 cpu=${triplet%%-*}
 case $cpu in
-powerpc64le)	qemu=qemu-ppc64le ;;
-powerpc64)	qemu=qemu-ppc64 ;;
-*)		qemu=qemu-$cpu ;;
+powerpc64le)	qemu="qemu-ppc64le" ;;
+powerpc64)	qemu="qemu-ppc64" ;;
+*)		qemu="qemu-$cpu" ;;
 esac
 sysroot=/usr/$triplet
 
@@ -89,6 +89,11 @@ skip_proc="core/fork_scan_wait core/fork_turn_child"
 skip_rss="core/purge_churn core/stats_truth core/threads_churn bigcache/bc_basic bigcache/bc_grow"
 skip_qemu_bug="core/threads_fork l25_pool/l25_fork"
 
+# one line, single spaces (the lists are split on purpose)
+# shellcheck disable=SC2086
+skip=$(printf '%s\n' $skip_exec $skip_rlimit $skip_abort_line $skip_proc $skip_rss \
+	$skip_qemu_bug | tr '\n' ' ')
+
 fail=0
 for cfg in "${configs[@]}"; do
 	o=$BUILD/cross-$cpu-${cfg%_defconfig}
@@ -104,8 +109,7 @@ for cfg in "${configs[@]}"; do
 	echo "== $cpu $cfg: quick selftests under $qemu"
 	if ! HAKMEM_SELFTEST_QUICK=1 HAKMEM_TEST_TIMEOUT=${HAKMEM_TEST_TIMEOUT:-300} \
 	     HAKMEM_TEST_WRAPPER="$qemu -L $sysroot" \
-	     HAKMEM_TEST_SKIP="$(echo $skip_exec $skip_rlimit $skip_abort_line $skip_proc \
-				      $skip_rss $skip_qemu_bug)" \
+	     HAKMEM_TEST_SKIP="$skip" \
 	     HAKMEM_TEST_SKIP_WHY="qemu-user cannot run it: tools/cross-check.sh" \
 	     make -s -C "$SRCTREE" O="$o" CROSS_COMPILE="$CROSS_COMPILE" selftests T="$folders" \
 	     >"$o/cross-check.log" 2>&1; then
