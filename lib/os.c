@@ -75,9 +75,9 @@ static void __cold __attribute__((noinline)) os_page_check_slow(void)
 		arch_store_relaxed(&os_page_ok, 1);
 		return;
 	}
-	do
+	do {
 		*--p = (char)('0' + ps % 10);
-	while (ps /= 10);
+	} while (ps /= 10);
 	memcpy(msg, head, n);
 	memcpy(msg + n, p, (size_t)(num + sizeof(num) - p));
 	n += (size_t)(num + sizeof(num) - p);
