@@ -96,8 +96,9 @@ struct hak_pagemap __hak_pm = { .map = &__hak_pm_none };
 #define PM_NGRAN		(HAK_PM_ENTRIES * sizeof(uint16_t) / PM_GRAN)
 #define GRAN_BITS		(8 * sizeof(unsigned long))
 
-static unsigned long ssmap_open_bits[SSMAP_NGRAN / GRAN_BITS];
-static unsigned long pm_open_bits[PM_NGRAN / GRAN_BITS];
+/* rounded up: with fewer than 39 bits (ARCH_VA_BITS) a bitmap is under a word */
+static unsigned long ssmap_open_bits[(SSMAP_NGRAN + GRAN_BITS - 1) / GRAN_BITS];
+static unsigned long pm_open_bits[(PM_NGRAN + GRAN_BITS - 1) / GRAN_BITS];
 /*
  * ThreadSanitizer's mmap interceptor records the registry's replacement as
  * a write of all of it, with which any free(NULL) or foreign free in
