@@ -77,17 +77,19 @@ folders=$(cd "$SRCTREE/selftests" && for d in */Makefile; do
 #  - they measure RSS or mremap, which qemu's own memory and its mremap
 #    emulation change;
 #  - qemu-user 7.2 asserts in its own code (plugins/core.c, cpu-exec.c)
-#    when threads and fork mix.
+#    when threads and fork mix, or hangs (a fork from a signal handler
+#    with a second thread: fork_signal_mt, also with qemu-x86_64).
 skip_exec="core/errno_first core/exit_fork core/fork_signal_race core/fork_two_urgent
 	core/fork_waiters_full core/remote_lift core/report_copy core/rlimit_map
 	core/share_alloc core/shard core/purge adaptive_sizing/adapt_class_max
-	adaptive_sizing/adapt_class_max_env background_purge/bgp_basic heapprof/hp_cancel"
+	adaptive_sizing/adapt_class_max_env background_purge/bgp_basic heapprof/hp_cancel
+	sanitize/san_shard"
 skip_rlimit="core/errno_retry core/errno_table core/faults core/rlimit_late core/rlimit_run
 	core/rlimit_signal core/too_large"
 skip_abort_line="core/bad_free core/bad_input l25_pool/l25_tcache"
 skip_proc="core/fork_scan_wait core/fork_turn_child"
 skip_rss="core/purge_churn core/stats_truth core/threads_churn bigcache/bc_basic bigcache/bc_grow"
-skip_qemu_bug="core/threads_fork l25_pool/l25_fork"
+skip_qemu_bug="core/threads_fork l25_pool/l25_fork core/fork_signal_mt"
 
 # one line, single spaces (the lists are split on purpose)
 # shellcheck disable=SC2086
