@@ -61,7 +61,7 @@ static struct fault_site fault[HAK_OS_NSITES];
  */
 static int os_page_ok;	/* atomic: the page size matched */
 
-static void __cold __attribute__((noinline)) os_page_check_slow(void)
+static void __cold __noinline os_page_check_slow(void)
 {
 	static const char head[] = "hakmem: built for 4096-byte pages, but the system's are ";
 	static const char tail[] = " bytes: refusing to run (its purges would drop live data)\n";
