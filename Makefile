@@ -93,6 +93,14 @@ ifeq ($(wildcard $(srctree)/arch/$(ARCH)/include/asm),)
   $(error ARCH=$(ARCH): no arch/$(ARCH)/include/asm; use one of: $(notdir $(wildcard $(srctree)/arch/*)))
 endif
 export ARCH
+
+# Atomics on 1- and 2-byte objects are calls into libatomic where the
+# compiler does not inline them (riscv64 with GCC 12: no sub-word AMO).
+# Asked of the compiler, once, on generic builds only: x86_64 never needs it.
+ifneq ($(ARCH),x86_64)
+  arch-ldlibs := $(shell printf 'int main(void){static unsigned char c; return __atomic_fetch_or(&c, 1, 5);}\n' | \
+	$(CC) -x c -o /dev/null - >/dev/null 2>&1 || echo -latomic)
+endif
 SPARSE ?= sparse
 INSTALL ?= install
 # Debian's python3-kconfiglib lives in /usr/bin/python3's path; a pyenv or
@@ -341,7 +349,7 @@ $(lib-objs): $(objtree)/%.o: $(srctree)/%.c FORCE
 # by a dlclose.
 quiet_cmd_ld_so = LD      $(call short,$@)
       cmd_ld_so = $(CC) $(opt-flags) $(KCFLAGS) $(KLDFLAGS) -shared -o $@ $(lib-objs) \
-	-Wl,-soname,libhakmem.so -Wl,-z,defs -Wl,-z,nodelete -lpthread $(lib-ldlibs)
+	-Wl,-soname,libhakmem.so -Wl,-z,defs -Wl,-z,nodelete -lpthread $(lib-ldlibs) $(arch-ldlibs)
 
 quiet_cmd_ar = AR      $(call short,$@)
       cmd_ar = rm -f $@; $(AR) rcsD $@ $(lib-objs)
@@ -394,11 +402,11 @@ test-ldlibs = $(ldlibs_$(patsubst $(objtree)/%,%,$@))
 
 quiet_cmd_test_c = CC      $(call short,$@)
       cmd_test_c = $(CC) $(test-cppflags) $(test-cflags) $(KCFLAGS) -MMD -MF $(depfile) \
-	-o $@ $< -Wl,--whole-archive $(ar) -Wl,--no-whole-archive -lpthread $(test-ldlibs)
+	-o $@ $< -Wl,--whole-archive $(ar) -Wl,--no-whole-archive -lpthread $(test-ldlibs) $(arch-ldlibs)
 
 quiet_cmd_test_cc = CXX     $(call short,$@)
       cmd_test_cc = $(CXX) $(test-cppflags) $(test-cxxflags) $(KCFLAGS) -MMD -MF $(depfile) \
-	-o $@ $< -Wl,--whole-archive $(ar) -Wl,--no-whole-archive -lpthread $(test-ldlibs)
+	-o $@ $< -Wl,--whole-archive $(ar) -Wl,--no-whole-archive -lpthread $(test-ldlibs) $(arch-ldlibs)
 
 $(test-progs): cppflags-for-sparse = $(test-cppflags)
 $(test-progs-c): $(objtree)/selftests/%: $(srctree)/selftests/%.c $(ar) FORCE
