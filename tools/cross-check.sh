@@ -90,6 +90,13 @@ skip_abort_line="core/bad_free core/bad_input l25_pool/l25_tcache"
 skip_proc="core/fork_scan_wait core/fork_turn_child"
 skip_rss="core/purge_churn core/stats_truth core/threads_churn bigcache/bc_basic bigcache/bc_grow"
 skip_qemu_bug="core/threads_fork l25_pool/l25_fork core/fork_signal_mt"
+# Hardened configs only: these failed with the same counts for an x86_64
+# hardened build under qemu-x86_64, and pass natively. Overflows do not
+# fault at the guard pages (qemu 7.2 seems to answer madvise advice it
+# does not know, MADV_GUARD_INSTALL, with success) and aborts carry
+# qemu's extra line.
+skip_guards="hardened/hd_guard hardened/hd_links hardened/hd_l25_lazy hardened/hd_bc_join
+	hardened/hd_spill_links bigcache/bc_whole core/grow_area"
 
 # one line, single spaces (the lists are split on purpose)
 # shellcheck disable=SC2086
@@ -111,7 +118,7 @@ for cfg in "${configs[@]}"; do
 	echo "== $cpu $cfg: quick selftests under $qemu"
 	if ! HAKMEM_SELFTEST_QUICK=1 HAKMEM_TEST_TIMEOUT=${HAKMEM_TEST_TIMEOUT:-300} \
 	     HAKMEM_TEST_WRAPPER="$qemu -L $sysroot" \
-	     HAKMEM_TEST_SKIP="$skip" \
+	     HAKMEM_TEST_SKIP="$skip$(case $cfg in *hardened*) echo " $skip_guards" | tr '\n\t' '  ' ;; esac)" \
 	     HAKMEM_TEST_SKIP_WHY="qemu-user cannot run it: tools/cross-check.sh" \
 	     make -s -C "$SRCTREE" O="$o" CROSS_COMPILE="$CROSS_COMPILE" selftests T="$folders" \
 	     >"$o/cross-check.log" 2>&1; then
