@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
@@ -45,6 +46,53 @@ struct fault_site {
 };
 
 static struct fault_site fault[HAK_OS_NSITES];
+
+/*
+ * The page size. The core cuts, purges, guards and trims in HAK_OS_PAGE
+ * units (4 KiB) and takes them for the system's pages. On a kernel with
+ * larger ones (arm64 or ppc64 with 64 KiB, arm64 with 16 KiB), a 4 KiB
+ * MADV_DONTNEED that starts on a page boundary drops the whole page, live
+ * blocks and all, a 4 KiB guard's mprotect makes the page around it
+ * inaccessible, and an unaligned one fails (EINVAL). So no memory is ever
+ * handed out there: the first mapping asks the kernel's page size
+ * (AT_PAGESZ, which needs no malloc) and a mismatch stops the process with
+ * one line on stderr, exit status 127 (as lib/alloc.c does when the fixed
+ * page map's address is taken). Checked once, on the mapping paths only.
+ */
+static int os_page_ok;	/* atomic: the page size matched */
+
+static void __cold __noinline os_page_check_slow(void)
+{
+	static const char head[] = "hakmem: built for 4096-byte pages, but the system's are ";
+	static const char tail[] = " bytes: refusing to run (its purges would drop live data)\n";
+	unsigned long ps = getauxval(AT_PAGESZ);
+	char num[24], *p = num + sizeof(num);
+	char msg[sizeof(head) + sizeof(num) + sizeof(tail)];
+	size_t n = sizeof(head) - 1;
+	ssize_t r;
+
+	if (!ps || ps == HAK_OS_PAGE) {
+		arch_store_relaxed(&os_page_ok, 1);
+		return;
+	}
+	do {
+		*--p = (char)('0' + ps % 10);
+	} while (ps /= 10);
+	memcpy(msg, head, n);
+	memcpy(msg + n, p, (size_t)(num + sizeof(num) - p));
+	n += (size_t)(num + sizeof(num) - p);
+	memcpy(msg + n, tail, sizeof(tail) - 1);
+	n += sizeof(tail) - 1;
+	r = write(STDERR_FILENO, msg, n);
+	(void)r;
+	_exit(127);
+}
+
+static inline void os_page_check(void)
+{
+	if (unlikely(!arch_load_relaxed(&os_page_ok)))
+		os_page_check_slow();
+}
 
 /* True when the test hook wants this call at site to fail. */
 static bool fault_hit(enum hak_os_site site)
@@ -171,6 +219,7 @@ void *__hak_os_map(size_t len)
 {
 	void *p;
 
+	os_page_check();
 	if (fault_hit(HAK_OS_MAP) || !limit_allows(len)) {
 		errno = ENOMEM;
 		return NULL;
@@ -207,7 +256,10 @@ void __hak_os_uncommit(size_t len)
 
 void *__hak_os_reserve(size_t len)
 {
-	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+	void *p;
+
+	os_page_check();
+	p = mmap(NULL, len, PROT_READ | PROT_WRITE,
 		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 
 	return p == MAP_FAILED ? NULL : p;
@@ -229,7 +281,10 @@ void __hak_os_unreserve(void *p, size_t len)
  */
 void *__hak_os_reserve_ro(size_t len)
 {
-	void *p = mmap(NULL, len, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	void *p;
+
+	os_page_check();
+	p = mmap(NULL, len, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 
 	return p == MAP_FAILED ? NULL : p;
 }
@@ -362,6 +417,7 @@ static void *os_map_raw_aligned(size_t len, size_t align)
 	size_t over;
 	void *p;
 
+	os_page_check();
 	if (len % OS_PMD_SIZE == 0 && align <= OS_PMD_SIZE &&
 	    !arch_load_relaxed(&exact_off)) {
 		p = mmap(NULL, len, PROT_READ | PROT_WRITE,

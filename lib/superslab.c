@@ -96,8 +96,9 @@ struct hak_pagemap __hak_pm = { .map = &__hak_pm_none };
 #define PM_NGRAN		(HAK_PM_ENTRIES * sizeof(uint16_t) / PM_GRAN)
 #define GRAN_BITS		(8 * sizeof(unsigned long))
 
-static unsigned long ssmap_open_bits[SSMAP_NGRAN / GRAN_BITS];
-static unsigned long pm_open_bits[PM_NGRAN / GRAN_BITS];
+/* rounded up: with fewer than 39 bits (ARCH_VA_BITS) a bitmap is under a word */
+static unsigned long ssmap_open_bits[(SSMAP_NGRAN + GRAN_BITS - 1) / GRAN_BITS];
+static unsigned long pm_open_bits[(PM_NGRAN + GRAN_BITS - 1) / GRAN_BITS];
 /*
  * ThreadSanitizer's mmap interceptor records the registry's replacement as
  * a write of all of it, with which any free(NULL) or foreign free in
@@ -364,6 +365,29 @@ __retain static void (*const ssmap_ro_at_load)(void) = ssmap_ro_hook;
 #endif
 
 /*
+ * Is the 2 MiB region at region inside the address space the registry and
+ * the page map cover (HAK_VA_BITS, from asm/processor.h)? A kernel whose
+ * user window is larger than the build assumed may map above it: such a
+ * region must never be registered (its index falls past both maps, and
+ * past the bitmaps of their open granules), so it is refused the way a
+ * refused mapping is, errno ENOMEM, with one line on stderr the first
+ * time. Not a fast path: once per superslab or pool region.
+ */
+static bool ss_in_window(uintptr_t region)
+{
+	static int told;
+
+	if (likely((region >> HAK_SS_SHIFT) < HAK_SSMAP_SIZE))
+		return true;
+	if (!arch_xchg(&told, 1))
+		__hak_report("mapping at %p is above the %d-bit address space of this build "
+			     "(ARCH_VA_BITS); small blocks cannot be served from it",
+			     (void *)region, HAK_VA_BITS);
+	errno = ENOMEM;
+	return false;
+}
+
+/*
  * Make the map's entries of superslab ss writable; false with errno ENOMEM
  * when the kernel refuses. Without a map, nothing to do. Under ss_lock or
  * not (ss_prepare): two threads may both open a granule, which is harmless.
@@ -408,6 +432,8 @@ bool __hak_ssmap_open(uintptr_t region)
 {
 	bool ok;
 
+	if (!ss_in_window(region))
+		return false;
 	if (gran_is_open(ssmap_open_bits, (region >> HAK_SS_SHIFT) / SSMAP_GRAN))
 		return true;
 	hak_lock(&ss_lock);
@@ -561,6 +587,8 @@ static bool ss_prepare(struct hak_superslab *ss)
 {
 	uintptr_t a = (uintptr_t)ss;
 
+	if (!ss_in_window(a))
+		return false;
 	if (!pm_open(a))
 		return false;
 	if (__hak_pm.lim)

@@ -5,9 +5,10 @@
  * slab descriptors and the page bitmaps) sits at the start of page 0, whose
  * blocks start HAK_SS_HDR bytes in.
  *
- * Ownership registry: __hak_ssmap has one byte per 2 MiB of the 47-bit user
- * address space: HAK_SSMAP_SLAB for a live superslab, HAK_SSMAP_L25 for a
- * region of the L2.5 pool box, 0 for anything else. Lookup is one shift and
+ * Ownership registry: __hak_ssmap has one byte per 2 MiB of the user
+ * address space (HAK_VA_BITS, 47 bits on x86_64: asm/processor.h):
+ * HAK_SSMAP_SLAB for a live superslab, HAK_SSMAP_L25 for a region of the
+ * L2.5 pool box, 0 for anything else. Lookup is one shift and
  * one load and never touches the pointer's own memory, so a foreign pointer
  * is recognised without reading through it.
  *
@@ -50,6 +51,7 @@
 #include <hak/compiler.h>
 #include <asm/tls.h>
 #include <asm/atomic.h>
+#include <asm/processor.h>
 #include "size_class.h"
 #include "boxes/hardened/hardened.h"
 
@@ -61,7 +63,8 @@
 #define HAK_SS_HDR		4096UL
 /* Every slab's first block is aligned to this; see __hak_class_for_align. */
 #define HAK_SLAB_ALIGN_MAX	HAK_SS_HDR
-#define HAK_VA_BITS		47
+/* The address space the registry and the page map cover (asm/processor.h). */
+#define HAK_VA_BITS		ARCH_VA_BITS
 #define HAK_SSMAP_SIZE		(1UL << (HAK_VA_BITS - HAK_SS_SHIFT))
 #define HAK_SSMAP_SLAB		1
 #define HAK_SSMAP_L25		2
@@ -143,8 +146,9 @@ static __always_inline bool __hak_ss_owns(uintptr_t a)
  * Make region's registry byte writable: the registry is read-only (it
  * would cost 64 MiB of commit charge) but for the granules opened here,
  * each the first time a region in it is registered (superslab.c). false
- * with errno ENOMEM when the kernel refuses (the commit limit): the
- * region must not be used then.
+ * with errno ENOMEM when the kernel refuses (the commit limit), or when
+ * the region lies above the HAK_VA_BITS the registry covers (one line on
+ * stderr): the region must not be used then.
  */
 bool __hak_ssmap_open(uintptr_t region) __must_check;
 /*
@@ -174,8 +178,8 @@ size_t __hak_ssmap_resident(struct hak_os_rss *r, unsigned kind);
 #endif
 
 /*
- * The page map: one 16-bit entry per 64 KiB page of the 47-bit address
- * space (4 GiB of address space reserved read-only without swap
+ * The page map: one 16-bit entry per 64 KiB page of the HAK_VA_BITS address
+ * space (4 GiB at 47 bits, 8 at 48, reserved read-only without swap
  * accounting, mapped with the first superslab; only touched pages cost
  * memory, one per 128 MiB of superslabs, and only the granules made
  * writable cost commit charge: superslab.c, "Commit charge"). The entry of a page in a live slab of class c
@@ -298,7 +302,7 @@ extern HAK_HIDDEN int __hak_pm_fixed;
 
 /*
  * Page-map entry of a, or HAK_PM_OUT when the map does not cover a (no
- * map yet, or a at or above 2^47); *key is the map's address (see
+ * map yet, or a at or above 2^HAK_VA_BITS); *key is the map's address (see
  * __hak_free_key), loaded for the entry anyway. Never reads *a.
  */
 #define HAK_PM_OUT		0xffffffffu

@@ -98,7 +98,7 @@
 #define BC_ACTIVE_DELAYS	2	/* a cache is idle 2 delays after its last take */
 #define BC_RUN_MAX		32	/* neighbours a run walk looks at */
 #define BC_RUN_SCAN		1024	/* blocks a miss looks at for a run */
-#define BC_NCLASS		320	/* > bc_class() of any 47-bit length */
+#define BC_NCLASS		320	/* > bc_class() of any length below 2^52 */
 #define BC_MAP_WORDS		(BC_NCLASS / 64)
 #define BC_USERS_MAX		4	/* threads the default bound scales to */
 #define BC_USER_WINDOW_MS	1000	/* users counted per window of this */
@@ -180,6 +180,14 @@ static unsigned bc_class(size_t len)
 	if (n < 16)
 		return (unsigned)n;
 	b = 63 - (unsigned)__builtin_clzl(n);
+	/*
+	 * Lengths of 2^52 and more share the last class: no mapping is that
+	 * long (ARCH_MAP_WINDOW), but a request may be asked about, and the
+	 * class indexes the class map and counts (prev_class read past
+	 * cls_map for one of 2^54 when the generic window was 2^57).
+	 */
+	if (b >= 52 - 12)
+		return BC_NCLASS - 1;
 	return 16 + (b - 4) * 8 + (unsigned)((n >> (b - 3)) & 7);
 }
 

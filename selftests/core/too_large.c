@@ -11,8 +11,8 @@
  * and its unmap per request, more than 20 s (the test's timeout) where
  * glibc takes 3. Two kinds of request cannot be helped by a purge:
  *  - as large as the address space's window (ARCH_MAP_WINDOW, 2^47 on
- *    x86_64: the glibc test's sizes; 2^57 in the generic port): refused
- *    before any system call;
+ *    x86_64: the glibc test's sizes; 2^ARCH_VA_BITS in the generic port,
+ *    2^48 on arm64): refused before any system call;
  *  - larger than a soft RLIMIT_AS by itself: the mapping is tried, the
  *    purge is not.
  * Hakmem builds count the purges for a retry (__hak_purge_stats): none may

@@ -9,11 +9,14 @@
 #define ARCH_CACHE_LINE		64
 #define ARCH_NAME		"x86_64"
 /*
- * No mapping made without an address hint is as large as this: the
- * default user window is 128 TiB, also under 5-level paging (only a hint
- * above it reaches the rest). A larger request cannot be served.
+ * Every address the kernel gives without an address hint is below
+ * 2^ARCH_VA_BITS: the default user window is 128 TiB, also under 5-level
+ * paging (only a hint above it reaches the rest). The ownership registry
+ * and the page map cover that much (lib/superslab.h). No mapping is as
+ * large as the window either: a larger request cannot be served.
  */
-#define ARCH_MAP_WINDOW		(1UL << 47)
+#define ARCH_VA_BITS		47
+#define ARCH_MAP_WINDOW		(1UL << ARCH_VA_BITS)
 
 /*
  * PAUSE: tells the core it is in a spin loop, saving power and avoiding
