@@ -170,24 +170,6 @@ static void test_stress(void)
 	chains = grows = maps = 0;
 }
 
-static char *taken;
-
-/* The hook: another thread maps a page in the middle of dst's hole. */
-static void take_hole(void *dst, size_t len)
-{
-	char *want = (char *)dst + (len / 2 & ~(BC_PAGE - 1));
-
-	taken = mmap(want, BC_PAGE, PROT_READ | PROT_WRITE,
-		     MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
-	if (taken != want) {
-		if (taken != MAP_FAILED)
-			munmap(taken, BC_PAGE);
-		taken = NULL;
-		return;
-	}
-	memset(taken, 0x5a, BC_PAGE);
-}
-
 /* A block over two mappings (MADV_DONTFORK half), grown with nothing cached. */
 static unsigned char *two_mappings(size_t *len, uint64_t seed)
 {
@@ -232,16 +214,16 @@ static void test_inject(void)
 	free(q);
 
 	p = two_mappings(&len, 12);
-	hak_test_os_move_hole = take_hole;
-	taken = NULL;
+	hak_test_os_move_hole = bc_take_hole;
+	bc_hole_page = NULL;
 	hak_test_os_fail(HAK_OS_REMAP, 1, 1);
 	q = p ? realloc(p, 8 * MIB) : NULL;
 	hak_test_os_fail(HAK_OS_REMAP, 0, 0);
 	hak_test_os_move_hole = NULL;
-	ok = q && check_pages(q, len, 12) == 0 && taken;
+	ok = q && check_pages(q, len, 12) == 0 && bc_hole_page;
 	for (i = 0; ok && i < BC_PAGE; i++)
-		ok = (unsigned char)taken[i] == 0x5a;
-	ok = ok && (taken < (char *)q || taken >= (char *)q + malloc_usable_size(q));
+		ok = (unsigned char)bc_hole_page[i] == 0x5a;
+	ok = ok && (bc_hole_page < (char *)q || bc_hole_page >= (char *)q + malloc_usable_size(q));
 	tap_ok(ok, "a hole taken by another thread: its page left alone, the block copied elsewhere");
 	if (q) {
 		stamp_pages(q, 0, 8 * MIB, 13);
@@ -250,8 +232,8 @@ static void test_inject(void)
 		tap_ok(0, "the copied block holds 8 MiB");
 	}
 	free(q);
-	if (taken)
-		munmap(taken, BC_PAGE);
+	if (bc_hole_page)
+		munmap(bc_hole_page, BC_PAGE);
 	malloc_trim(0);
 }
 

@@ -229,4 +229,27 @@ static inline size_t bc_log_size(uint64_t *s, size_t lo, size_t hi)
 	return n < lo ? lo : n > hi ? hi : n;
 }
 
+/*
+ * A page of a move's destination hole, mapped by "another thread" (the
+ * fault-injection hook hak_test_os_move_hole, called after an injected
+ * move failure unmapped the hole and before it is mapped back): bc_move
+ * and fi_fill check that this page is left alone. NULL if not had.
+ */
+static char *bc_hole_page __attribute__((unused));
+
+static inline void bc_take_hole(void *dst, size_t len)
+{
+	char *want = (char *)dst + (len / 2 & ~(BC_PAGE - 1));
+
+	bc_hole_page = mmap(want, BC_PAGE, PROT_READ | PROT_WRITE,
+			    MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+	if (bc_hole_page != want) {
+		if (bc_hole_page != MAP_FAILED)
+			munmap(bc_hole_page, BC_PAGE);
+		bc_hole_page = NULL;
+		return;
+	}
+	memset(bc_hole_page, 0x5a, BC_PAGE);
+}
+
 #endif /* HAK_SELFTEST_BIGCACHE_H */

@@ -28,28 +28,10 @@
 static unsigned char *b[4], *sp[4];
 static void *fence[8];
 static size_t nf;
-static char *taken;
-
 static void fill(unsigned char *p, size_t n, unsigned seed)
 {
 	for (size_t i = 0; i < n; i += 509)
 		p[i] = (unsigned char)(i * 13 + seed);
-}
-
-/* The hook: another thread maps a page in the middle of dst's hole. */
-static void take_hole(void *dst, size_t len)
-{
-	char *want = (char *)dst + (len / 2 & ~(BC_PAGE - 1));
-
-	taken = mmap(want, BC_PAGE, PROT_READ | PROT_WRITE,
-		     MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
-	if (taken != want) {
-		if (taken != MAP_FAILED)
-			munmap(taken, BC_PAGE);
-		taken = NULL;
-		return;
-	}
-	memset(taken, 0x5a, BC_PAGE);
 }
 
 /* Four 3 MiB blocks cached, none next to another; false when they touch. */
@@ -140,21 +122,22 @@ static void lost(void)
 		uncache();
 		return;
 	}
-	taken = NULL;
-	hak_test_os_move_hole = take_hole;
+	bc_hole_page = NULL;
+	hak_test_os_move_hole = bc_take_hole;
 	hak_test_os_fail(HAK_OS_REMAP, 0, 1);
 	q = bc_launder(malloc(4 * MIB));
 	hak_test_os_fail(HAK_OS_REMAP, 0, 0);
 	hak_test_os_move_hole = NULL;
-	ok = q && taken && ((char *)q + 4 * MIB <= taken || (char *)q > taken);
+	ok = q && bc_hole_page &&
+	     ((char *)q + 4 * MIB <= bc_hole_page || (char *)q > bc_hole_page);
 	for (size_t i = 0; ok && i < BC_PAGE; i++)
-		ok = (unsigned char)taken[i] == 0x5a;
+		ok = (unsigned char)bc_hole_page[i] == 0x5a;
 	tap_ok(ok && whole(q, 4 * MIB, 41),
 	       "the fill's destination hole taken by another thread (lost): its page left "
 	       "alone, the block mapped anew and whole");
 	free(q);
-	if (taken)
-		munmap(taken, BC_PAGE);
+	if (bc_hole_page)
+		munmap(bc_hole_page, BC_PAGE);
 	uncache();
 }
 
