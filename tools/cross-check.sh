@@ -29,6 +29,12 @@
 
 set -u
 
+# Always the generic port, whatever ARCH the caller's environment holds:
+# `make cross-check` exports the host's (x86_64, from gcc -dumpmachine),
+# and the inner builds took it over the cross compiler's target, so
+# arch/x86_64's asm met the aarch64 compiler ("impossible constraint").
+export ARCH=generic
+
 SRCTREE=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${BUILD:-$SRCTREE/build}
 build_only=0
