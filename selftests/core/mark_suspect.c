@@ -29,7 +29,6 @@
 #define NBLK	4096
 
 static pthread_barrier_t crowd_bar;
-static volatile int crowd_go;
 
 /* One of the crowd: a heap of its own, held until all have one. */
 static void *crowd(void *arg)
