@@ -20,6 +20,7 @@
 #include <linux/membarrier.h>
 #include <asm/atomic.h>
 #include "os.h"
+#include "init.h"
 #include "boxes/valgrind/valgrind_hooks.h"
 
 /* Generic numbers (the same on every architecture but alpha). */
@@ -63,28 +64,15 @@ static int os_page_ok;	/* atomic: the page size matched */
 
 static void __cold __noinline os_page_check_slow(void)
 {
-	static const char head[] = "hakmem: built for 4096-byte pages, but the system's are ";
-	static const char tail[] = " bytes: refusing to run (its purges would drop live data)\n";
 	unsigned long ps = getauxval(AT_PAGESZ);
-	char num[24], *p = num + sizeof(num);
-	char msg[sizeof(head) + sizeof(num) + sizeof(tail)];
-	size_t n = sizeof(head) - 1;
-	ssize_t r;
 
 	if (!ps || ps == HAK_OS_PAGE) {
 		arch_store_relaxed(&os_page_ok, 1);
 		return;
 	}
-	do {
-		*--p = (char)('0' + ps % 10);
-	} while (ps /= 10);
-	memcpy(msg, head, n);
-	memcpy(msg + n, p, (size_t)(num + sizeof(num) - p));
-	n += (size_t)(num + sizeof(num) - p);
-	memcpy(msg + n, tail, sizeof(tail) - 1);
-	n += sizeof(tail) - 1;
-	r = write(STDERR_FILENO, msg, n);
-	(void)r;
+	__hak_report("built for %lu-byte pages, but the system's are %lu bytes: "
+		     "refusing to run (its purges would drop live data)",
+		     (unsigned long)HAK_OS_PAGE, ps);
 	_exit(127);
 }
 
