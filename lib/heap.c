@@ -380,12 +380,28 @@ static int heap_scanning;	/* atomic: a scan of other heaps runs */
  */
 static __thread bool scanning_here;
 
-/* Another thread scans our heap: it stops at the next slab when asked. */
+/*
+ * Another thread scans our heap: it stops at the next slab when asked, but
+ * it needs a CPU for that, maybe this one, at a lower priority (a default-
+ * policy thread's decay pass, a SCHED_FIFO owner): sched_yield() never
+ * hands the CPU down, so past the yields the wait sleeps (the throttle of
+ * real-time threads let the scanner run 50 ms a second: a 0.95 s stall per
+ * wait, a hang with the throttle off; rv25, selftests/core/fifo_scan_wait).
+ */
+#define HAK_SCAN_YIELDS	64
+#define HAK_SCAN_NAP_NS	50000u
+
 static void __cold heap_enter_wait(struct hak_heap *h)
 {
+	unsigned n;
+
 	arch_store_relaxed(&h->scan_want, 1);
-	while (arch_cmpxchg(&h->scan_lk, 0, HAK_SCAN_OWNER) != 0)
-		sched_yield();
+	for (n = 0; arch_cmpxchg(&h->scan_lk, 0, HAK_SCAN_OWNER) != 0; n++) {
+		if (n < HAK_SCAN_YIELDS)
+			sched_yield();
+		else
+			__hak_os_nap(HAK_SCAN_NAP_NS);
+	}
 	arch_store_relaxed(&h->scan_want, 0);
 }
 
