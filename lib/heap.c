@@ -3433,11 +3433,17 @@ void __hak_heap_stats(struct hak_heap_stats *sum, size_t *nr)
 	hak_unlock(&heap_lock);
 }
 
-/* False: backed off (lock.h), nothing held. */
+/*
+ * False: backed off (lock.h), nothing held. The wait for a scan sleeps
+ * past the yields, as heap_enter_wait: the scanner may be a default-policy
+ * thread on the CPU of a real-time forker (selftests/core/fifo_scan_wait:
+ * 4 s for one fork before).
+ */
 bool __hak_heap_fork_prepare(void) __acquires(&heap_lock)
 {
 	bool took = false;
 	uint64_t start = 0;
+	unsigned n = 0;
 
 	arch_fetch_add(&scan_stop, 1);
 	scan_stop_mine++;
@@ -3447,7 +3453,10 @@ bool __hak_heap_fork_prepare(void) __acquires(&heap_lock)
 			__acquire(&heap_lock);	/* the context says taken (lock.h) */
 			goto out;
 		}
-		sched_yield();
+		if (n++ < HAK_SCAN_YIELDS)
+			sched_yield();
+		else
+			__hak_os_nap(HAK_SCAN_NAP_NS);
 	}
 	took = hak_lock_fork_prepare(&heap_lock);
 out:
