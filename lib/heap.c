@@ -3437,7 +3437,7 @@ void __hak_heap_stats(struct hak_heap_stats *sum, size_t *nr)
  * False: backed off (lock.h), nothing held. The wait for a scan sleeps
  * past the yields, as heap_enter_wait: the scanner may be a default-policy
  * thread on the CPU of a real-time forker (selftests/core/fifo_scan_wait:
- * 4 s for one fork before).
+ * 1.0-4.0 s for one fork before).
  */
 bool __hak_heap_fork_prepare(void) __acquires(&heap_lock)
 {
