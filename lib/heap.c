@@ -380,12 +380,28 @@ static int heap_scanning;	/* atomic: a scan of other heaps runs */
  */
 static __thread bool scanning_here;
 
-/* Another thread scans our heap: it stops at the next slab when asked. */
+/*
+ * Another thread scans our heap: it stops at the next slab when asked, but
+ * it needs a CPU for that, maybe this one, at a lower priority (a default-
+ * policy thread's decay pass, a SCHED_FIFO owner): sched_yield() never
+ * hands the CPU down, so past the yields the wait sleeps (the throttle of
+ * real-time threads let the scanner run 50 ms a second: a 0.95 s stall per
+ * wait, a hang with the throttle off; rv25, selftests/core/fifo_scan_wait).
+ */
+#define HAK_SCAN_YIELDS	64
+#define HAK_SCAN_NAP_NS	50000u
+
 static void __cold heap_enter_wait(struct hak_heap *h)
 {
+	unsigned n;
+
 	arch_store_relaxed(&h->scan_want, 1);
-	while (arch_cmpxchg(&h->scan_lk, 0, HAK_SCAN_OWNER) != 0)
-		sched_yield();
+	for (n = 0; arch_cmpxchg(&h->scan_lk, 0, HAK_SCAN_OWNER) != 0; n++) {
+		if (n < HAK_SCAN_YIELDS)
+			sched_yield();
+		else
+			__hak_os_nap(HAK_SCAN_NAP_NS);
+	}
 	arch_store_relaxed(&h->scan_want, 0);
 }
 
@@ -3417,11 +3433,17 @@ void __hak_heap_stats(struct hak_heap_stats *sum, size_t *nr)
 	hak_unlock(&heap_lock);
 }
 
-/* False: backed off (lock.h), nothing held. */
+/*
+ * False: backed off (lock.h), nothing held. The wait for a scan sleeps
+ * past the yields, as heap_enter_wait: the scanner may be a default-policy
+ * thread on the CPU of a real-time forker (selftests/core/fifo_scan_wait:
+ * 1.0-4.0 s for one fork before).
+ */
 bool __hak_heap_fork_prepare(void) __acquires(&heap_lock)
 {
 	bool took = false;
 	uint64_t start = 0;
+	unsigned n = 0;
 
 	arch_fetch_add(&scan_stop, 1);
 	scan_stop_mine++;
@@ -3431,7 +3453,10 @@ bool __hak_heap_fork_prepare(void) __acquires(&heap_lock)
 			__acquire(&heap_lock);	/* the context says taken (lock.h) */
 			goto out;
 		}
-		sched_yield();
+		if (n++ < HAK_SCAN_YIELDS)
+			sched_yield();
+		else
+			__hak_os_nap(HAK_SCAN_NAP_NS);
 	}
 	took = hak_lock_fork_prepare(&heap_lock);
 out:

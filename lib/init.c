@@ -863,7 +863,7 @@ int __hak_lock_fork_wait(struct hak_lock *l)
 #else
 		if (!pthread_mutex_trylock(&l->mu))
 			return HAK_FORK_TAKEN;
-		nanosleep(&(struct timespec){ 0, FORK_POLL_NS }, NULL);
+		__hak_os_nap(FORK_POLL_NS);
 #endif
 	}
 }
@@ -919,7 +919,7 @@ void __hak_fork_gate(void)
 		} else if (now - since >= FORK_GATE_IDLE_NS) {
 			break;
 		}
-		nanosleep(&(struct timespec){ 0, FORK_POLL_NS / 4 }, NULL);
+		__hak_os_nap(FORK_POLL_NS / 4);
 	}
 	errno = saved;
 }
@@ -971,7 +971,7 @@ static void fork_prepare(void)
 	for (;;) {
 		while (__hak_fork_backoff()) {
 			fork_turn_take(&turn);
-			nanosleep(&(struct timespec){ 0, FORK_POLL_NS / 4 }, NULL);
+			__hak_os_nap(FORK_POLL_NS / 4);
 		}
 		call_weak(_IO_list_lock);
 		if (fork_take_all())
@@ -1210,8 +1210,7 @@ void __hak_report(const char *fmt, ...)
 	format(&b, fmt, ap);
 	va_end(ap);
 	*b.p++ = '\n';
-	if (write(STDERR_FILENO, buf, (size_t)(b.p - buf)) < 0)
-		return;
+	__hak_os_write(STDERR_FILENO, buf, (size_t)(b.p - buf));
 }
 
 void __hak_bad_free(const void *p, const char *check)

@@ -311,6 +311,30 @@ ssize_t __hak_os_read_file(const char *path, char *buf, size_t size)
 	return got;
 }
 
+/*
+ * Through syscall() too, for the same reason: nanosleep() and write() are
+ * cancellation points, and the waits of a lock take held back for a fork's
+ * turn and of fork's prepare run inside malloc and fork, the report of a
+ * bad free inside free, before its abort() (init.c; rv25,
+ * selftests/core/cancel_points). errno is kept.
+ */
+void __hak_os_nap(unsigned long ns)
+{
+	struct timespec ts = { (time_t)(ns / 1000000000ul), (long)(ns % 1000000000ul) };
+	int err = errno;
+
+	syscall(SYS_clock_nanosleep, CLOCK_MONOTONIC, 0, &ts, NULL);
+	errno = err;
+}
+
+void __hak_os_write(int fd, const void *buf, size_t len)
+{
+	int err = errno;
+
+	syscall(SYS_write, fd, buf, len);
+	errno = err;
+}
+
 int __hak_os_maps_open(void)
 {
 	int err = errno, fd = (int)syscall(SYS_openat, AT_FDCWD, "/proc/self/maps",

@@ -59,6 +59,13 @@ bool __hak_os_commit_strict(void);
  */
 ssize_t __hak_os_read_file(const char *path, char *buf, size_t size);
 /*
+ * Sleep ns nanoseconds (less if a signal comes), and write len bytes of
+ * buf to fd once: neither is a cancellation point (safe inside malloc,
+ * free and fork's handlers), errno unchanged.
+ */
+void __hak_os_nap(unsigned long ns);
+void __hak_os_write(int fd, const void *buf, size_t len);
+/*
  * The process's mappings, in address order (/proc/self/maps): open it
  * with __hak_os_maps_open (-1 when it cannot be read: no /proc), then
  * __hak_os_maps_each calls fn(start, end, arg) for each and closes it;

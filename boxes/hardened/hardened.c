@@ -23,6 +23,7 @@
  * nothing and have no budget. fork keeps the guards in the child.
  */
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <time.h>
@@ -46,14 +47,26 @@ static uint64_t mix(uint64_t x)
 	return x ^ (x >> 33);
 }
 
+/*
+ * getrandom() is a cancellation point in glibc, and this runs inside the
+ * first malloc: cancellation is off around it (a pending cancel stays
+ * pending; turning it back on acts on nothing), so a thread with a cancel
+ * pending returns from malloc (rv25, selftests/hardened/hd_cancel). Not
+ * syscall(): hd_norandom wraps getrandom to refuse it.
+ */
 void hak_hd_init(void)
 {
 	uint64_t v[2] = { 0, 0 };
 	struct timespec ts;
+	ssize_t got;
+	int cs;
 
 	if (arch_load_relaxed(&__hak_hd_secret))
 		return;
-	if (getrandom(v, sizeof(v), GRND_NONBLOCK) != sizeof(v)) {
+	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cs);
+	got = getrandom(v, sizeof(v), GRND_NONBLOCK);
+	pthread_setcancelstate(cs, &cs);
+	if (got != sizeof(v)) {
 		clock_gettime(CLOCK_MONOTONIC, &ts);
 		v[0] = mix((uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 32) ^
 			   (uint64_t)getpid() ^ (uint64_t)(uintptr_t)&ts);

@@ -16,11 +16,24 @@
  * the thread must return, not be cancelled. The batched purge needs a
  * kernel whose process_madvise takes MADV_DONTNEED (6.13); elsewhere that
  * check passes without reaching the close.
+ *
+ * Found by rv25 (Documentation/reliability.md, "Many-thread paths
+ * reviewed"), checked end to end through malloc and free:
+ *  - nanosleep() in the wait of a lock take held back for a plain fork's
+ *    turn (init.c __hak_fork_gate): a thread's first malloc, with a cancel
+ *    pending and the turn raised, was unwound out of malloc;
+ *  - write() of the one-line report of a double free (init.c
+ *    __hak_report): a thread with a cancel pending was unwound there,
+ *    before abort(), and the process went on with the bad free unreported
+ *    to its exit status.
  */
 #include <pthread.h>
+#include <signal.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 
 #include "core_test.h"
+#include "lock.h"
 #include "os.h"
 #include "purge.h"
 
@@ -58,6 +71,47 @@ static void *cgroup_limit(void *arg)
 	return NULL;
 }
 
+static volatile int gate_go;
+
+/* Waits (no cancellation point) until the turn is raised, then mallocs. */
+static void *malloc_gated(void *arg)
+{
+	void *p;
+
+	(void)arg;
+	pthread_cancel(pthread_self());
+	while (!gate_go)
+		sched_yield();
+	p = malloc(100);	/* the thread's first: its attach takes a lock */
+	free(p);
+	return p;
+}
+
+static void *double_free(void *arg)
+{
+	void *p = malloc(32);
+
+	(void)arg;
+	free(p);
+	pthread_cancel(pthread_self());
+	free(ct_launder(p));
+	return NULL;
+}
+
+/* In a child: the double free above, in a thread; 0 if that thread came back. */
+static void double_free_child(void)
+{
+	pthread_t t;
+	int fd = open("/dev/null", O_WRONLY);
+
+	if (fd >= 0)
+		dup2(fd, STDERR_FILENO);
+	alarm(30);
+	if (pthread_create(&t, NULL, double_free, NULL) || pthread_join(t, NULL))
+		_exit(2);
+	_exit(0);
+}
+
 static void *run(void *(*fn)(void *))
 {
 	pthread_t t;
@@ -73,7 +127,7 @@ int main(void)
 	size_t len = 2 * RANGES * HAK_OS_PAGE;
 	void *rv;
 
-	tap_plan(4);
+	tap_plan(6);
 	area = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (area == MAP_FAILED)
 		tap_bail("mmap failed");
@@ -89,6 +143,30 @@ int main(void)
 	tap_ok(rv != PTHREAD_CANCELED, "reading /proc/meminfo with a cancel pending returns");
 	rv = run(cgroup_limit);
 	tap_ok(rv != PTHREAD_CANCELED, "reading the cgroup limit with a cancel pending returns");
+
+	{
+		pthread_t t;
+		int st;
+
+		if (pthread_create(&t, NULL, malloc_gated, NULL))
+			tap_bail("pthread_create failed");
+		__atomic_store_n(&__hak_fork_turn, (uint64_t)(uint32_t)getpid() << 32 | 1,
+				 __ATOMIC_RELEASE);
+		gate_go = 1;
+		nanosleep(&(struct timespec){ 0, 30 * 1000 * 1000 }, NULL);
+		__atomic_store_n(&__hak_fork_turn, (uint64_t)0, __ATOMIC_RELEASE);
+		if (pthread_join(t, &rv))
+			tap_bail("pthread_join failed");
+		tap_ok(rv != PTHREAD_CANCELED && rv,
+		       "malloc with a cancel pending, held back for a fork's turn, returns (%s)",
+		       rv == PTHREAD_CANCELED ? "cancelled" : "returned");
+
+		st = ct_scenario_child(double_free_child);
+		tap_ok(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT,
+		       "a double free by a thread with a cancel pending aborts (%s %d%s)",
+		       WIFSIGNALED(st) ? "signal" : "exit",
+		       WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st), ct_hung(st));
+	}
 	munmap(area, len);
 	tap_finish();
 }
