@@ -1140,7 +1140,9 @@ static void *take_settle(void *p, struct bc_split *sp, size_t *got, struct bc_jo
  * while the program calls the allocator). The large path's own growth
  * between two passes (a miss's fresh mapping, a realloc growth, a take of
  * a purged block whose pages fault in afresh: proc_raise) raises the mark
- * by what it adds, once the stale-block rules below had their say; any
+ * by what it adds, once the stale-block rules below had their say (what
+ * is not in the resident set yet at a pass, pages not touched so far,
+ * waits for the next pass, up to the bound's worth); any
  * other growth past the mark (the small and mid heaps filling, the
  * program's own mappings) is paid for at the pass by purging resident
  * blocks idle for a quarter delay or more, oldest first, until the
@@ -1367,11 +1369,16 @@ static size_t pay_growth(struct bc_batch *b, size_t rss)
 	if (!rss)
 		return 0;
 	lim = bc.proc_rss + bc.proc_grown;	/* the large path's own growth */
-	if (!bc.proc_peak || lim > rss)
+	bc.proc_grown = 0;
+	if (lim > rss) {
+		/* pages not touched yet: their credit waits (at most a bound's worth) */
+		bc.proc_grown = lim - rss < bc.max ? lim - rss : bc.max;
+		lim = rss;
+	}
+	if (!bc.proc_peak)
 		lim = rss;
 	if (lim > bc.proc_peak)
 		bc.proc_peak = lim;
-	bc.proc_grown = 0;
 	if (rss <= bc.proc_peak + bc.proc_peak / BC_PAY_SLACK_DIV)
 		goto out;
 	while (rss > bc.proc_peak && (e = bc.hot.oldest) &&
