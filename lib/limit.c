@@ -152,6 +152,30 @@ bool __hak_mem_available(size_t *avail, size_t *total)
 	return *total && strstr(buf, "MemAvailable:");
 }
 
+/*
+ * The process's resident set (the second number of /proc/self/statm, in
+ * pages), in bytes; 0 when it cannot be read.
+ */
+size_t __hak_rss(void)
+{
+	char buf[128], *s = buf;
+	ssize_t got = __hak_os_read_file("/proc/self/statm", buf, sizeof(buf));
+	size_t v = 0;
+
+	if (got <= 0)
+		return 0;
+	while (*s >= '0' && *s <= '9')		/* the size */
+		s++;
+	if (*s++ != ' ')
+		return 0;
+	for (; *s >= '0' && *s <= '9'; s++) {
+		if (v > (SIZE_MAX / HAK_OS_PAGE) / 10)
+			return 0;
+		v = v * 10 + (size_t)(*s - '0');
+	}
+	return v * HAK_OS_PAGE;
+}
+
 void __hak_limit_init(void)
 {
 	size_t lim = __hak_opt.memory_limit;

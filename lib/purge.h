@@ -72,5 +72,7 @@ size_t __hak_cgroup_limit(void);
  * in bytes; false when /proc cannot be read (lib/limit.c).
  */
 bool __hak_mem_available(size_t *avail, size_t *total);
+/* The process's resident set in bytes, 0 when unknown (lib/limit.c). */
+size_t __hak_rss(void);
 
 #endif /* HAK_PURGE_H */

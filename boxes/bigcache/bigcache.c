@@ -57,6 +57,9 @@
  * stays resident (BC_RESIDENT_DIV = 1): a purged block costs the same page
  * faults as a fresh mapping, and keeping only half resident cost ~6x in the
  * large-block churn (Documentation/boxes/bigcache.md).
+ * The growth rule (pay_growth, at the decay passes): when the rest of the
+ * process grows its resident set past its high-water mark, idle resident
+ * blocks are purged to pay for it.
  * munmap and madvise run outside the lock; a table resize maps its bucket
  * array under it (rare: log2 steps).
  *
@@ -105,6 +108,8 @@
 #define BC_STALE_TAKES		32	/* a block no take chose for this many */
 #define BC_STALE_PER_BLOCK	4	/* ... or 4 per cached block, is stale */
 #define BC_MISS_STALE_PER_BLOCK	8	/* at a miss: 8 per cached block */
+#define BC_PAY_IDLE_DIV		4	/* growth is paid by blocks idle delay/4 */
+#define BC_PAY_SLACK_DIV	32	/* ... once it is 1/32 over the mark */
 
 struct bc_ent {
 	struct bc_ent *next, **pprev;	/* hash chain */
@@ -133,6 +138,9 @@ static struct {
 	size_t resident;		/* bytes on the hot list */
 	size_t inflight;		/* bytes being purged or split */
 	size_t foot_peak;		/* most live large + resident, at a miss */
+	size_t proc_peak;		/* the resident set's mark (pay_growth) */
+	size_t proc_rss;		/* the resident set at the last pass, less its pay */
+	size_t proc_grown;		/* the large path's growth since that pass */
 	size_t max;			/* the bound: base * users (note_user) */
 	size_t base;			/* HAKMEM_BIGCACHE_MAX */
 	bool scaled;			/* base is the default: scale it */
@@ -1124,6 +1132,37 @@ static void *take_settle(void *p, struct bc_split *sp, size_t *got, struct bc_jo
 }
 
 /*
+ * The growth rule: resident cached bytes follow the rest of the process.
+ *
+ * Cached blocks are the one part of the process's resident set that the
+ * allocator holds by choice. bc.proc_peak is a high-water mark of that
+ * set (/proc/self/statm, read at each decay pass: every quarter delay
+ * while the program calls the allocator). The large path's own growth
+ * between two passes (a miss's fresh mapping, a realloc growth, a take of
+ * a purged block whose pages fault in afresh: proc_raise) raises the mark
+ * by what it adds, once the stale-block rules below had their say (what
+ * is not in the resident set yet at a pass, pages not touched so far,
+ * waits for the next pass, up to the bound's worth); any
+ * other growth past the mark (the small and mid heaps filling, the
+ * program's own mappings) is paid for at the pass by purging resident
+ * blocks idle for a quarter delay or more, oldest first, until the
+ * resident set is back at the mark (pay_growth); what is left over when
+ * nothing idle remains raises the mark. So the cache keeps resident what
+ * the rest of the process has left below its highest, plus what its own
+ * misses added: a program that frees a burst of large blocks and then
+ * fills its heap gets their pages back for the heap instead of adding the
+ * heap on top (soffice: two 64 MiB and two 4 MiB blocks taken and freed
+ * in turn, then heap growth with 136 MB still cached: Documentation/
+ * boxes/bigcache.md, "The growth rule"). A churn of large blocks alone
+ * grows only at misses and is left alone; so is a block taken or freed
+ * within the last quarter delay.
+ */
+static void proc_raise(size_t fresh)
+{
+	bc.proc_grown += fresh;
+}
+
+/*
  * A take of len bytes; a block within slack of len is handed out whole
  * (take_head splits a longer one). The search for a whole block always
  * allows len/4: what differs is only how much of it goes out.
@@ -1172,6 +1211,8 @@ hit:
 	bc.st.hits++;
 	*zeroed = e->purged;
 	p = take_head(e, len, exact ? 0 : slack, got, &sp);
+	if (*zeroed)
+		proc_raise(*got);	/* its pages fault in afresh */
 	tab_check_size();
 	pick_purges(&b);
 	hak_unlock(&bc.lock);
@@ -1284,6 +1325,7 @@ void *hak_bigcache_take_at(void *addr, size_t min, size_t len, size_t *got)
 	unsigned now = __hak_now_ms();
 	struct bc_ent *e;
 	void *p = NULL;
+	bool cold;
 
 	jn.n = 0;
 	hak_lock(&bc.lock);
@@ -1299,7 +1341,10 @@ void *hak_bigcache_take_at(void *addr, size_t min, size_t len, size_t *got)
 		len = e->len;
 	bc.st.extends++;
 	bc.takes++;
+	cold = e->purged;
 	p = take_head(e, len, HAK_ALIGN_DOWN(len / 4, HAK_OS_PAGE), got, &sp);
+	if (cold)
+		proc_raise(*got);
 	tab_check_size();
 out:
 	pick_purges(&b);
@@ -1308,6 +1353,49 @@ out:
 		p = take_settle(p, &sp, got, &jn);
 	finish(&b);
 	return p;
+}
+
+/*
+ * A decay pass's half of the growth rule, with the resident set rss read
+ * before the lock (0: unknown, nothing done). Bytes put in flight; under
+ * bc.lock.
+ */
+static size_t pay_growth(struct bc_batch *b, size_t rss)
+{
+	size_t lim, done = 0;
+	unsigned idle = bc.decay_ms / BC_PAY_IDLE_DIV;
+	struct bc_ent *e;
+
+	if (!rss)
+		return 0;
+	lim = bc.proc_rss + bc.proc_grown;	/* the large path's own growth */
+	bc.proc_grown = 0;
+	if (lim > rss) {
+		/* pages not touched yet: their credit waits (at most a bound's worth) */
+		bc.proc_grown = lim - rss < bc.max ? lim - rss : bc.max;
+		lim = rss;
+	}
+	if (!bc.proc_peak)
+		lim = rss;
+	if (lim > bc.proc_peak)
+		bc.proc_peak = lim;
+	if (rss <= bc.proc_peak + bc.proc_peak / BC_PAY_SLACK_DIV)
+		goto out;
+	while (rss > bc.proc_peak && (e = bc.hot.oldest) &&
+	       __hak_ms_age(bc.now, e->stamp) >= idle) {
+		unlink_ent(e);
+		bc.inflight += e->len;
+		rss = rss > e->len ? rss - e->len : 0;
+		done += e->len;
+		bc.st.paid++;
+		e->older = b->purge;
+		b->purge = e;
+	}
+	if (rss > bc.proc_peak)
+		bc.proc_peak = rss;	/* nothing idle left: the program grew */
+out:
+	bc.proc_rss = rss;
+	return done;
 }
 
 /*
@@ -1365,6 +1453,7 @@ void hak_bigcache_offset(size_t len)
 	hak_lock(&bc.lock);
 	if (bc.resident)
 		evict_stale(&b, len, BC_STALE_PER_BLOCK);
+	proc_raise(len);
 	hak_unlock(&bc.lock);
 	finish(&b);
 }
@@ -1400,6 +1489,7 @@ void hak_bigcache_offset_miss(size_t fresh, size_t live)
 		if (foot > bc.foot_peak)
 			bc.foot_peak = foot;
 	}
+	proc_raise(fresh);
 	hak_unlock(&bc.lock);
 	finish(&b);
 }
@@ -1471,7 +1561,7 @@ refuse:
 size_t hak_bigcache_decay(unsigned now)
 {
 	struct bc_batch b = { NULL, NULL, 0 };
-	size_t done = 0;
+	size_t done = 0, rss = __hak_rss();
 	struct bc_ent *e;
 
 	hak_lock(&bc.lock);
@@ -1485,6 +1575,7 @@ size_t hak_bigcache_decay(unsigned now)
 		e->older = b.purge;
 		b.purge = e;
 	}
+	done += pay_growth(&b, rss);
 	hak_unlock(&bc.lock);
 	finish(&b);
 	return done;
@@ -1512,6 +1603,7 @@ void hak_bigcache_stats(struct hak_bigcache_stats *st)
 	st->cached_bytes = bc.bytes;
 	st->resident_bytes = bc.resident;
 	st->foot_peak = bc.foot_peak;
+	st->proc_peak = bc.proc_peak;
 	st->max_bytes = bc.max;
 	st->buckets = bc.tab ? (size_t)1 << bc.bits : (size_t)1 << BC_MIN_BITS;
 	if (!st->peak_buckets)
@@ -1561,6 +1653,7 @@ void hak_bigcache_init(void)
 		;
 	bc.st.peak_bytes = bc.bytes;	/* the high-water mark under this bound */
 	bc.foot_peak = 0;		/* and the footprint's, at misses */
+	bc.proc_peak = bc.proc_rss = bc.proc_grown = 0;	/* and the resident set's */
 	tab_check_size();
 	hak_unlock(&bc.lock);
 	finish(&b);

@@ -30,7 +30,9 @@
  *   hak_bigcache_resident(r)   bytes of cached blocks the kernel holds
  *       (lib/os.h, struct hak_os_rss; statistics only);
  *   hak_bigcache_decay(now)    purge the blocks unused for longer than the
- *       purge delay (HAKMEM_PURGE_DELAY_MS) at time now; bytes purged;
+ *       purge delay (HAKMEM_PURGE_DELAY_MS) at time now, and idle blocks
+ *       while the rest of the process grows past its high-water mark
+ *       (the growth rule, bigcache.c); bytes purged;
  *   hak_bigcache_init()        apply HAKMEM_BIGCACHE_MAX (__hak_opt);
  *   fork hooks                 the cache's locks around fork().
  * With the box off nothing is cached.
@@ -62,6 +64,8 @@ struct hak_bigcache_stats {
 	size_t shorter;		/* misses that took a shorter block to grow */
 	size_t offsets;		/* stale blocks unmapped as fresh pages came (in evictions) */
 	size_t foot_peak;	/* most live large + resident cached bytes at a miss */
+	size_t proc_peak;	/* most of the process's footprint (growth rule) */
+	size_t paid;		/* idle blocks purged as the rest of the process grew */
 };
 
 #if IS_ENABLED(CONFIG_HAK_BIGCACHE)
