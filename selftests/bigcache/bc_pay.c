@@ -38,10 +38,12 @@ static void pass(void)
 
 static void idle(void)
 {
-	struct timespec ts = { 0, IDLE_MS * 1000000L };
+	/* tv_nsec must stay under a second: nanosleep refuses it (EINVAL) */
+	struct timespec ts = { IDLE_MS / 1000, (IDLE_MS % 1000) * 1000000L };
 
-	while (nanosleep(&ts, &ts) && errno == EINTR)
-		;
+	while (nanosleep(&ts, &ts))
+		if (errno != EINTR)
+			tap_bail("nanosleep: %s", strerror(errno));
 }
 
 /* n bytes of the program's own, every page written. */
