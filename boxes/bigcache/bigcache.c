@@ -1163,6 +1163,14 @@ static void proc_raise(size_t fresh)
 }
 
 /*
+ * Set at the first put: until the cache has held a block the growth rule
+ * has nothing to pay with, so a decay pass reads the resident set only
+ * from then on (a program that never frees a large block opens no /proc
+ * file for it). Atomic: read before the lock.
+ */
+static int bc_used;
+
+/*
  * A take of len bytes; a block within slack of len is handed out whole
  * (take_head splits a longer one). The search for a whole block always
  * allows len/4: what differs is only how much of it goes out.
@@ -1536,6 +1544,8 @@ bool hak_bigcache_put(void *p, size_t len)
 	bc.count++;
 	bc.bytes += len;
 	bc.resident += len;
+	if (!arch_load_relaxed(&bc_used))
+		arch_store_relaxed(&bc_used, 1);
 	bc.st.puts++;
 	if (bc.bytes > bc.st.peak_bytes)
 		bc.st.peak_bytes = bc.bytes;
@@ -1561,7 +1571,7 @@ refuse:
 size_t hak_bigcache_decay(unsigned now)
 {
 	struct bc_batch b = { NULL, NULL, 0 };
-	size_t done = 0, rss = __hak_rss();
+	size_t done = 0, rss = arch_load_relaxed(&bc_used) ? __hak_rss() : 0;
 	struct bc_ent *e;
 
 	hak_lock(&bc.lock);
