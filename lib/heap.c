@@ -383,25 +383,16 @@ static __thread bool scanning_here;
 /*
  * Another thread scans our heap: it stops at the next slab when asked, but
  * it needs a CPU for that, maybe this one, at a lower priority (a default-
- * policy thread's decay pass, a SCHED_FIFO owner): sched_yield() never
- * hands the CPU down, so past the yields the wait sleeps (the throttle of
- * real-time threads let the scanner run 50 ms a second: a 0.95 s stall per
- * wait, a hang with the throttle off; rv25, selftests/core/fifo_scan_wait).
+ * policy thread's decay pass, a SCHED_FIFO owner): so the wait backs off
+ * to naps (os.h, __hak_os_backoff; rv25, selftests/core/fifo_scan_wait).
  */
-#define HAK_SCAN_YIELDS	64
-#define HAK_SCAN_NAP_NS	50000u
-
 static void __cold heap_enter_wait(struct hak_heap *h)
 {
 	unsigned n;
 
 	arch_store_relaxed(&h->scan_want, 1);
-	for (n = 0; arch_cmpxchg(&h->scan_lk, 0, HAK_SCAN_OWNER) != 0; n++) {
-		if (n < HAK_SCAN_YIELDS)
-			sched_yield();
-		else
-			__hak_os_nap(HAK_SCAN_NAP_NS);
-	}
+	for (n = 0; arch_cmpxchg(&h->scan_lk, 0, HAK_SCAN_OWNER) != 0; n++)
+		__hak_os_backoff(n);
 	arch_store_relaxed(&h->scan_want, 0);
 }
 
@@ -3434,10 +3425,10 @@ void __hak_heap_stats(struct hak_heap_stats *sum, size_t *nr)
 }
 
 /*
- * False: backed off (lock.h), nothing held. The wait for a scan sleeps
- * past the yields, as heap_enter_wait: the scanner may be a default-policy
- * thread on the CPU of a real-time forker (selftests/core/fifo_scan_wait:
- * 1.0-4.0 s for one fork before).
+ * False: backed off (lock.h), nothing held. The wait for a scan backs off
+ * to naps, as heap_enter_wait: the scanner may be a default-policy thread
+ * on the CPU of a real-time forker (selftests/core/fifo_scan_wait: 1.0-4.0
+ * s for one fork before).
  */
 bool __hak_heap_fork_prepare(void) __acquires(&heap_lock)
 {
@@ -3453,10 +3444,7 @@ bool __hak_heap_fork_prepare(void) __acquires(&heap_lock)
 			__acquire(&heap_lock);	/* the context says taken (lock.h) */
 			goto out;
 		}
-		if (n++ < HAK_SCAN_YIELDS)
-			sched_yield();
-		else
-			__hak_os_nap(HAK_SCAN_NAP_NS);
+		__hak_os_backoff(n++);
 	}
 	took = hak_lock_fork_prepare(&heap_lock);
 out:

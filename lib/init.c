@@ -1058,19 +1058,16 @@ void __hak_init_slow(void)
 	if (init_running)
 		return;
 	if (arch_cmpxchg(&init_state, 0, 1) != 0) {
-		unsigned spins = 0;
+		unsigned n = 0;
 
 		/*
-		 * Spin briefly, then yield: with more threads than cores the
+		 * Back off (os.h): with more threads than cores the
 		 * initialising thread may be preempted, and pure spinning
-		 * would burn the time slices it needs to finish.
+		 * would burn the time slices it needs to finish; under a
+		 * real-time policy a yield would not even hand it the CPU.
 		 */
-		while (arch_load_acquire(&init_state) != 2) {
-			if (++spins < 64)
-				arch_cpu_relax();
-			else
-				sched_yield();
-		}
+		while (arch_load_acquire(&init_state) != 2)
+			__hak_os_backoff(n++);
 		return;
 	}
 	init_running = 1;

@@ -17,6 +17,8 @@
 #include "lock.h"
 
 #include <stdint.h>
+#include <sched.h>
+#include <asm/processor.h>
 
 #define HAK_OS_PAGE	4096UL
 
@@ -65,6 +67,31 @@ ssize_t __hak_os_read_file(const char *path, char *buf, size_t size);
  */
 void __hak_os_nap(unsigned long ns);
 void __hak_os_write(int fd, const void *buf, size_t len);
+
+/*
+ * Step n (0, 1, 2, ...) of a wait for another thread that may need this
+ * very CPU before we can go on (an initialising thread, a scan of our heap,
+ * a lock holder preempted when threads outnumber the CPUs): spin a little,
+ * then yield, then nap. The nap is what ends the wait under a real-time
+ * policy: sched_yield() never hands the CPU down to a thread of lower
+ * priority (a default-policy holder under a SCHED_FIFO waiter), so a wait
+ * that only yielded lasted until the real-time throttle, 0.95 s of every
+ * second, or forever with the throttle off (rv25, core/fifo_scan_wait).
+ * No cancellation point, errno unchanged (__hak_os_nap).
+ */
+#define HAK_BACKOFF_SPINS	64
+#define HAK_BACKOFF_YIELDS	128
+#define HAK_BACKOFF_NAP_NS	50000u
+
+static inline void __hak_os_backoff(unsigned n)
+{
+	if (n < HAK_BACKOFF_SPINS)
+		arch_cpu_relax();
+	else if (n < HAK_BACKOFF_YIELDS)
+		sched_yield();
+	else
+		__hak_os_nap(HAK_BACKOFF_NAP_NS);
+}
 /*
  * The process's mappings, in address order (/proc/self/maps): open it
  * with __hak_os_maps_open (-1 when it cannot be read: no /proc), then

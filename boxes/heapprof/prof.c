@@ -39,7 +39,6 @@
 #include <stddef.h>
 #include <fcntl.h>
 #include <pthread.h>
-#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -75,9 +74,10 @@ static unsigned hp_signal_dumps;
  * The profile lock is a test-and-set word, not a struct hak_lock: a
  * sample or a sampled free holds it for about a hundred instructions, and
  * a glibc mutex lock/unlock pair costs some fifty more (callgrind), which
- * every sample paid twice. A waiter spins briefly, then yields the CPU
- * (the holder may be preempted, or in a full walk or a dump). Like every
- * allocator lock, it is passed by the thread inside fork (lock.h).
+ * every sample paid twice. A waiter spins briefly, then yields, then naps
+ * (os.h, __hak_os_backoff: the holder may be preempted, in a full walk or
+ * a dump, or at a lower priority on this CPU). Like every allocator lock,
+ * it is passed by the thread inside fork (lock.h).
  *
  * The word holds its holder's id, the address of that thread's prof_me
  * (0: free), so a fork from a signal handler tells a hold of its own
@@ -99,18 +99,14 @@ static __always_inline bool prof_lock_try(void)
 
 static __always_inline void prof_lock_take(void) __acquires(&prof_lock)
 {
-	unsigned spins = 0;
+	unsigned n = 0;
 
 	__acquire(&prof_lock);
 	if (hak_lock_passed())
 		return;
 	while (!prof_lock_try())
-		while (__atomic_load_n(&prof_lock, __ATOMIC_RELAXED)) {
-			if (++spins < 64)
-				arch_cpu_relax();
-			else
-				sched_yield();
-		}
+		while (__atomic_load_n(&prof_lock, __ATOMIC_RELAXED))
+			__hak_os_backoff(n++);
 }
 
 static __always_inline void prof_lock_drop(void) __releases(&prof_lock)
@@ -727,6 +723,7 @@ bool hak_prof_fork_prepare(void) __acquires(&prof_lock)
 {
 	unsigned st = HAK_FORK_TAKEN;
 	uint64_t start = 0;
+	unsigned n = 0;
 
 	__acquire(&prof_lock);
 	while (!prof_lock_try()) {
@@ -740,7 +737,7 @@ bool hak_prof_fork_prepare(void) __acquires(&prof_lock)
 		}
 		if (__hak_fork_backoff())
 			return false;
-		sched_yield();
+		__hak_os_backoff(n++);
 	}
 	if (!__hak_prof_unwind_fork_prepare()) {
 		if (st == HAK_FORK_TAKEN)

@@ -121,13 +121,10 @@
  * instructions between the registry load and ours.
  */
 #include <errno.h>
-#include <sched.h>
 #include <stdint.h>
 #include <string.h>
-#include <time.h>
 #include <pthread.h>
 #include <unistd.h>
-#include <sys/syscall.h>
 #include <asm/atomic.h>
 #include "box.h"
 #include "boxes/l25_pool/l25.h"
@@ -1363,29 +1360,18 @@ static __noinline void *l25_alloc_slow(unsigned c, unsigned pages)
  * The decay pass is purging block i's pages (B_CPURGE, tc_purge()): wait
  * for it to put the block back, clean, then take it. The pass may run on
  * this CPU at a lower priority (a background purge thread under a
- * SCHED_FIFO program): spin briefly, then yield, then sleep. The sleep is
- * the raw system call: nanosleep() is a cancellation point, and a thread
- * cancelled here, inside malloc, would lose block i (out of its cache,
- * never marked live); errno is kept, as malloc's success leaves it.
+ * SCHED_FIFO program): back off to naps (os.h, __hak_os_backoff). The nap
+ * is no cancellation point: a thread cancelled here, inside malloc, would
+ * lose block i (out of its cache, never marked live); errno is kept, as
+ * malloc's success leaves it.
  */
 static __noinline void tc_wait(struct l25_region *r, unsigned i)
 {
-	int saved = errno;
 	unsigned n;
 
 	for (n = 0; arch_cmpxchg(&r->state[i], (uint8_t)B_CACHED, (uint8_t)B_LIVE) != B_CACHED;
-	     n++) {
-		if (n < 64) {
-			arch_cpu_relax();
-		} else if (n < 128) {
-			sched_yield();
-		} else {
-			struct timespec ts = { 0, 50000 };
-
-			syscall(SYS_nanosleep, &ts, NULL);
-		}
-	}
-	errno = saved;
+	     n++)
+		__hak_os_backoff(n);
 }
 
 /*
@@ -1625,8 +1611,8 @@ static __noinline bool tc_attach(void)
 		st = pthread_key_create(&tc_key, tc_dtor) == 0 ? 2 : 3;
 		arch_store_release(&tc_key_state, st);
 	}
-	while ((st = arch_load_acquire(&tc_key_state)) == 1)
-		sched_yield();
+	for (unsigned n = 0; (st = arch_load_acquire(&tc_key_state)) == 1; n++)
+		__hak_os_backoff(n);
 	if (st != 2 || pthread_setspecific(tc_key, &tc) != 0) {
 		tc.state = TC_DEAD;
 		return false;
