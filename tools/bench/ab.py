@@ -21,7 +21,13 @@
 # --row runs the given rows instead of the suite's (written as in run.sh's
 # suite array), e.g. a time-limited row without its limit, so that every
 # build does the same work.  Faults and context switches per op are shown
-# after the CPU ratios (their ratio to REF's medians).
+# after the CPU ratios (their ratio to REF's medians).  "win" is the CPU
+# per op inside the program's timed window (the cpu_seconds= the programs
+# that time one window report, bench.h): task-clock also holds the process's
+# start and exit, which differ by allocator (tcmalloc's load and init cost
+# about 15 ms more than hakmem's, a fifth of a 70 ms size-chain run;
+# Documentation/benchmarks.md, "large-block and size-chain: wall against
+# CPU"), so on short rows "win" is the ratio to read.
 # Why not run.sh: its rounds are wall-time throughput, which on a shared
 # 2-core machine moves rows by 10-30% between runs of the same library.
 
@@ -82,7 +88,8 @@ def run_one(lib, cmd, chrt, timeout):
     ops = float(kv["ops"])
     return {"cpu": cpu, "faults": faults, "ctx": ctx, "ops": ops,
             "secs": float(kv["seconds"]),
-            "rss": float(kv.get("rss_peak_kb", "nan"))}
+            "rss": float(kv.get("rss_peak_kb", "nan")),
+            "win": float(kv["cpu_seconds"]) * 1e3 if "cpu_seconds" in kv else None}
 
 
 def main():
@@ -113,7 +120,7 @@ def main():
     csv = open(a.csv, "w") if a.csv else None
     if csv:
         csv.write("round,row,threads,build,cpu_ms,faults,ops,seconds,rss_peak_kb,"
-                  "ctx_switches\n")
+                  "ctx_switches,win_cpu_ms\n")
     for r in range(a.rounds):
         with open("/proc/loadavg") as f:
             load = f.read().split()[0]
@@ -124,17 +131,19 @@ def main():
                 x = run_one(lib, cmd, a.chrt, a.timeout)
                 data.setdefault((name, t, bname), []).append(x)
                 if csv and x:
-                    csv.write("%d,%s,%d,%s,%.2f,%d,%d,%.6f,%.0f,%s\n" % (
+                    csv.write("%d,%s,%d,%s,%.2f,%d,%d,%.6f,%.0f,%s,%s\n" % (
                         r, name, t, bname, x["cpu"], x["faults"], x["ops"],
                         x["secs"], x["rss"],
-                        "" if x["ctx"] is None else x["ctx"]))
+                        "" if x["ctx"] is None else x["ctx"],
+                        "" if x["win"] is None else "%.2f" % x["win"]))
                     csv.flush()
 
     ref = libs[0][0]
-    geo = {b: {"cpu": [], "wall": [], "pcpu": [], "rss": []} for b, _ in libs[1:]}
+    geo = {b: {"cpu": [], "wall": [], "pcpu": [], "rss": [], "win": []}
+           for b, _ in libs[1:]}
     hdr = "%-22s %2s  %11s" % ("row", "t", "cpu ms " + ref)
     for b, _ in libs[1:]:
-        hdr += " | %-47s" % (b + " cpu/op wall/op paired rss flt/op ctx/op")
+        hdr += " | %-54s" % (b + " cpu/op wall/op paired rss flt/op ctx/op win")
     print(hdr)
     for name, t, _ in jobs:
         rr = data[(name, t, ref)]
@@ -153,7 +162,7 @@ def main():
             bc = [v for v in per(bb, "cpu") if v]
             bw = [v for v in per(bb, "secs") if v]
             if not bc:
-                line += " | %-47s" % "failed"
+                line += " | %-54s" % "failed"
                 continue
             c = statistics.median(bc) / statistics.median(ref_cpu)
             w = statistics.median(bw) / statistics.median(ref_wall)
@@ -176,17 +185,20 @@ def main():
                 y = [v for v in y if v is not None]
                 m = statistics.median(y) if y else 0
                 return statistics.median(x) / m if x and m else float("nan")
-            line += " | %6.3f %6.3f %6.3f (%.2f-%.2f) %6.3f %6.3f %6.3f" % (
+            wi = ratio("win")
+            if wi == wi:
+                geo[b]["win"].append(wi)
+            line += " | %6.3f %6.3f %6.3f (%.2f-%.2f) %6.3f %6.3f %6.3f %6.3f" % (
                 c, w, p, q[len(q) // 4], q[(3 * len(q)) // 4], rs,
-                ratio("faults"), ratio("ctx"))
+                ratio("faults"), ratio("ctx"), wi)
         print(line)
     nrows = len(geo[libs[1][0]]["cpu"]) if len(libs) > 1 else 0
     line = "%-37s" % ("geomean of %d rows" % nrows)
     for b, _ in libs[1:]:
         g = {k: math.exp(sum(map(math.log, v)) / len(v)) if v else float("nan")
              for k, v in geo[b].items()}
-        line += " | %6.3f %6.3f %6.3f %11s %6.3f" % (g["cpu"], g["wall"], g["pcpu"], "",
-                                                   g["rss"])
+        line += " | %6.3f %6.3f %6.3f %11s %6.3f %13s %6.3f" % (
+            g["cpu"], g["wall"], g["pcpu"], "", g["rss"], "", g["win"])
     print(line)
 
 

@@ -135,9 +135,9 @@ int main(int argc, char **argv)
 		ws[i].id = i;
 		ws[i].producer = i < threads / 2;
 	}
-	t0 = now_sec();
+	t0 = bench_start();
 	run_threads(threads, worker_main, ws, sizeof(*ws));
-	t1 = now_sec();
+	t1 = bench_stop();
 	if (atomic_load(&bad))
 		die("corrupted block");
 	snprintf(extra, sizeof(extra), " batch=%lu", batch_len);

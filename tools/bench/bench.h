@@ -7,9 +7,15 @@
  * result line on stdout:
  *
  *   RESULT bench=<name> threads=<n> ops=<count> seconds=<s> ops_per_sec=<x>
- *          rss_peak_kb=<VmHWM> rss_end_kb=<VmRSS> [key=value ...]
+ *          rss_peak_kb=<VmHWM> rss_end_kb=<VmRSS> [cpu_seconds=<c>]
+ *          [key=value ...]
  *
  * (on one line).  tools/bench/run.sh parses the key=value pairs.
+ * cpu_seconds is the process's user + system time between bench_start()
+ * and bench_stop() (all threads, getrusage), printed by the programs that
+ * time one window with those two: the CPU of the timed work alone, without
+ * the process's start (the allocator's load and init) and exit, which
+ * perf stat's task-clock includes (tools/bench/ab.py reads both).
  */
 #ifndef HAK_BENCH_H
 #define HAK_BENCH_H
@@ -19,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/resource.h>
 #include <errno.h>
 #include <pthread.h>
 #include <fcntl.h>
@@ -173,6 +180,32 @@ static BENCH_UNUSED long arg_long(const char *s, const char *what)
 	}
 	return v;
 }
+/* The timed window's start and end: now_sec(), and the process's CPU then. */
+static double bench_cpu[2] = { -1, -1 };
+
+static inline double bench_cpu_now(void)
+{
+	struct rusage ru;
+
+	if (getrusage(RUSAGE_SELF, &ru))
+		return -1;
+	return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec * 1e-6 +
+	       (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec * 1e-6;
+}
+
+static BENCH_UNUSED double bench_start(void)
+{
+	bench_cpu[0] = bench_cpu_now();
+	return now_sec();
+}
+
+static BENCH_UNUSED double bench_stop(void)
+{
+	double t = now_sec();
+
+	bench_cpu[1] = bench_cpu_now();
+	return t;
+}
 
 /*
  * Print the result line.  extra is NULL or " key=value ..." (leading space).
@@ -186,11 +219,16 @@ static BENCH_UNUSED void bench_report(const char *name, int threads,
 	long hwm = proc_status_kb("VmHWM");
 	long rss = proc_status_kb("VmRSS");
 
+	char cpu[40] = "";
+
 	if (secs <= 0)
 		secs = 1e-9;
+	if (bench_cpu[0] >= 0 && bench_cpu[1] >= bench_cpu[0])
+		snprintf(cpu, sizeof(cpu), " cpu_seconds=%.6f",
+			 bench_cpu[1] - bench_cpu[0]);
 	printf("RESULT bench=%s threads=%d ops=%.0f seconds=%.6f "
-	       "ops_per_sec=%.0f rss_peak_kb=%ld rss_end_kb=%ld%s\n",
-	       name, threads, ops, secs, ops / secs, hwm, rss,
+	       "ops_per_sec=%.0f rss_peak_kb=%ld rss_end_kb=%ld%s%s\n",
+	       name, threads, ops, secs, ops / secs, hwm, rss, cpu,
 	       extra ? extra : "");
 	fflush(stdout);
 }

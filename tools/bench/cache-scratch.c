@@ -72,9 +72,9 @@ int main(int argc, char **argv)
 		w[i].repetitions = repetitions;
 		w[i].objsize = objsize;
 	}
-	t0 = now_sec();
+	t0 = bench_start();
 	run_threads(threads, worker_thread, w, sizeof(*w));
-	t1 = now_sec();
+	t1 = bench_stop();
 
 	snprintf(extra, sizeof(extra), " objsize=%zu repetitions=%lu", objsize,
 		 repetitions);

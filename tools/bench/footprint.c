@@ -120,9 +120,9 @@ int main(int argc, char **argv)
 		w[i].nkeep = 0;
 		w[i].live_bytes = 0;
 	}
-	t0 = now_sec();
+	t0 = bench_start();
 	run_threads(threads, worker_thread, w, sizeof(*w));
-	t1 = now_sec();
+	t1 = bench_stop();
 
 	/* Idle, then a little activity: lazy purging gets its chance. */
 	usleep(50000);

@@ -122,7 +122,7 @@ int main(int argc, char **argv)
 		w[i].large_bytes = (large_mib << 20) / threads;
 		rng_seed(&w[i].rng, seed * 7919 + i);
 	}
-	t0 = now_sec();
+	t0 = bench_start();
 	for (int i = 0; i < threads; i++)
 		if (pthread_create(&tids[i], NULL, worker_thread, &w[i]))
 			die("pthread_create failed");
@@ -130,7 +130,7 @@ int main(int argc, char **argv)
 	while (done_workers < threads)
 		pthread_cond_wait(&cv, &mu);
 	pthread_mutex_unlock(&mu);
-	t1 = now_sec();
+	t1 = bench_stop();
 
 	usleep(idle_ms * 1000);
 	hwm_before = proc_status_kb("VmHWM");

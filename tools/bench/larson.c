@@ -137,7 +137,7 @@ int main(int argc, char **argv)
 	}
 
 	atomic_store(&live_lanes, threads);
-	t0 = now_sec();
+	t0 = bench_start();
 	for (int i = 0; i < threads; i++)
 		if (start_lane(&lanes[i]))
 			die("pthread_create failed");
@@ -157,7 +157,7 @@ int main(int argc, char **argv)
 	atomic_store(&stop, 1);
 	while (atomic_load(&live_lanes) > 0)
 		usleep(200);
-	t1 = now_sec();
+	t1 = bench_stop();
 	if (atomic_load(&failed))
 		die("malloc failed");
 

@@ -183,11 +183,11 @@ int main(int argc, char **argv)
 			die("pthread_create failed");
 		pthread_attr_destroy(&attr);
 	}
-	t0 = now_sec();
+	t0 = bench_start();
 	atomic_store_explicit(&go, 1, memory_order_release);
 	for (int i = 0; i < 2 * threads; i++)
 		pthread_join(tids[i], NULL);
-	t1 = now_sec();
+	t1 = bench_stop();
 
 	snprintf(extra, sizeof(extra),
 		 " min=%zu max=%zu batch=%d depth=%lu pinned=%d", min, max, BATCH,

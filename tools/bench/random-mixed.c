@@ -93,9 +93,9 @@ int main(int argc, char **argv)
 			die("malloc failed");
 	}
 
-	t0 = now_sec();
+	t0 = bench_start();
 	bench_loop(slot, slots, max, ops, &r);
-	t1 = now_sec();
+	t1 = bench_stop();
 
 	snprintf(name, sizeof(name), "random-mixed-%zu", max);
 	snprintf(extra, sizeof(extra), " max_size=%zu slots=%zu noop=%d",

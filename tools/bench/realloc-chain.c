@@ -107,11 +107,11 @@ int main(int argc, char **argv)
 		w[i].grow_pct = grow_pct;
 		rng_seed(&w[i].rng, seed * 613 + i);
 	}
-	t0 = now_sec();
+	t0 = bench_start();
 	for (int i = 0; i < threads; i++)
 		w[i].deadline = max_seconds > 0 ? t0 + max_seconds : 0;
 	run_threads(threads, worker_thread, w, sizeof(*w));
-	t1 = now_sec();
+	t1 = bench_stop();
 	for (int i = 0; i < threads; i++)
 		done += (double)w[i].done;
 

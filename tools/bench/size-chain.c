@@ -181,9 +181,9 @@ int main(int argc, char **argv)
 					.chains = chains, .len = len, .boxes = boxes };
 		rng_seed(&w[i].rng, seed * 977 + i);
 	}
-	t0 = now_sec();
+	t0 = bench_start();
 	run_threads(threads, worker_thread, w, sizeof(*w));
-	t1 = now_sec();
+	t1 = bench_stop();
 	for (int i = 0; i < threads; i++) {
 		struct chain *c = atomic_load(&boxes[i].c);
 

@@ -77,12 +77,12 @@ int main(int argc, char **argv)
 		rng_seed(&lanes[i].rng, seed * 131 + i);
 	}
 
-	t0 = now_sec();
+	t0 = bench_start();
 	while (done < total) {
 		run_threads(threads, churn_thread, lanes, sizeof(*lanes));
 		done += threads;
 	}
-	t1 = now_sec();
+	t1 = bench_stop();
 
 	snprintf(extra, sizeof(extra), " blocks=%zu", blocks);
 	bench_report("thread-churn", threads, (double)done, t1 - t0, extra);
