@@ -18,12 +18,13 @@
  * takes the main thread's scan lock as the decay pass does (HAK_SCAN_OTHER)
  * and gives it back as soon as it sees scan_want; the main thread, now
  * SCHED_FIFO, calls malloc_trim (its slow path enters its heap). Checked:
- * the wait ends within 800 ms (1.0 s before; a scenario child, ended by
+ * the wait ends within 500 ms (1.0 s before; a scenario child, ended by
  * an alarm after 10 s). Quiet, it takes 0.3-3 ms; with six busy loops on
  * the machine 0.4-66 ms (the scanner gets the CPU in its turn among the
- * other default-policy tasks while the owner naps), and once, in a
- * selftest run at load 22, 533 ms: hence the bound's margin, still under
- * the throttle's 950 ms.
+ * other default-policy tasks while the owner naps). Other processes'
+ * SCHED_FIFO work on the CPUs (benchmarks under chrt) delays both threads
+ * beyond any bound: 533 ms and 3.8 s were read so, on either side of the
+ * change to __hak_os_backoff.
  *
  * The same for fork: its prepare waits for a decay pass over other heaps
  * to end (__hak_heap_fork_prepare, heap_scanning), and yielded as well. A
@@ -72,7 +73,7 @@ static void *scanner(void *arg)
 	return NULL;
 }
 
-/* The scenario child: exits 0 when the wait took under 800 ms, 3 on no FIFO. */
+/* The scenario child: exits 0 when the wait took under 500 ms, 3 on no FIFO. */
 static void scenario(void)
 {
 	struct sched_param sp = { .sched_priority = 1 };
@@ -102,7 +103,7 @@ static void scenario(void)
 	pthread_join(t, NULL);
 	printf("# the owner waited %.1f ms\n", ms);
 	fflush(stdout);
-	_exit(ms < 800 ? 0 : 1);
+	_exit(ms < 500 ? 0 : 1);
 }
 
 #define IDLE_HEAPS	64
