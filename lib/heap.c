@@ -163,7 +163,11 @@ unsigned __hak_heap_nr_live(void)
  * bin_fill took 43% more samples than the other producer's), and the
  * run's wall time, the slower pair's, was 4% over mimalloc's
  * (Documentation/benchmarks.md, "producer-consumer at 2 pairs: the second
- * producer's capacities").
+ * producer's capacities"). The shrink itself pays past the cores: the
+ * whole capacities there (pc26) cut producer-consumer's refills by a
+ * third to a half, but the blocks the bigger bins hold are pages first
+ * touched, and its CPU a block rose 4-8% at 16 pairs and 11-21% at 64
+ * (same file, "The bins' default capacity past the cores").
  */
 static size_t thread_share(size_t bytes)
 {
