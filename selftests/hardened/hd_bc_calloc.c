@@ -108,8 +108,8 @@ int main(void)
 	tap_ok((uintptr_t)q == lo, "head, guard and tail joined for the calloc (%p)", (void *)q);
 	at = q ? first_nonzero(q, 2 * len + PAGE) : 0;
 	tap_ok(q && at == 2 * len + PAGE,
-	       "calloc's block reads as 0 (first nonzero byte at offset %zu, the old guard at %zu)",
-	       at, want);
+	       "calloc's block of %zu bytes reads as 0 (first nonzero byte at %zu; the old guard at %zu)",
+	       2 * len + PAGE, at, want);
 	free(q);
 	free_kept();
 	__hak_bigcache_force_pressure(-1);
