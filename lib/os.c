@@ -1013,6 +1013,14 @@ bool __hak_os_guard(void *p, size_t len)
 		/* before the mprotect: an unguard of this page must undo it */
 		arch_store_relaxed(&guard_mixed, 1);
 	}
+	/*
+	 * mprotect keeps the pages, a marker drops them: drop them here too.
+	 * A split's guard is the cached tail's first page, old data; lifted
+	 * inside a block joined from purged ones it was handed to calloc as
+	 * zeros (selftests/hardened/hd_bc_calloc, rv26).
+	 */
+	if (madvise(p, len, MADV_DONTNEED))
+		memset(p, 0, len);
 	ok = mprotect(p, len, PROT_NONE) == 0;
 	errno = err;
 	return ok;

@@ -271,13 +271,17 @@ void __hak_os_purge_batch_off(void);
 size_t __hak_os_purge_flush(struct hak_purge_batch *b);
 /*
  * Guard pages (the hardened box): __hak_os_guard makes [p, p + len) fault
- * on any access, __hak_os_unguard makes it read-write memory again (it
- * then reads as zeros or as it was: callers rely on neither). Linux 6.13
+ * on any access, __hak_os_unguard makes it read-write memory again, and it
+ * then reads as zeros: BigCache joins purged blocks over guards that a
+ * split made out of pages with old data, and calls the result zeroed
+ * (selftests/hardened/hd_bc_calloc). Linux 6.13
  * on: MADV_GUARD_INSTALL / MADV_GUARD_REMOVE, markers in the page table,
  * under the mmap lock taken for reading, without splitting the mapping;
  * they stay through MADV_DONTNEED, MADV_FREE, mremap and fork, and go
- * with munmap. Older kernels (EINVAL): mprotect, which splits a mapping in
- * three and takes the mmap lock for writing. Chosen once, by a probe at
+ * with munmap (an installed marker drops the page). Older kernels (EINVAL):
+ * mprotect, which splits a mapping in three and takes the mmap lock for
+ * writing, after a MADV_DONTNEED of the range (a memset when refused: an
+ * mlock()ed range), as mprotect keeps the pages. Chosen once, by a probe at
  * the first call; always mprotect under valgrind (memcheck follows it). A
  * range the kernel refuses markers in (EINVAL: mlock()ed) gets mprotect.
  * false on failure (ENOMEM: with mprotect, the split would pass

@@ -5,7 +5,7 @@
  * guards with mprotect. A seccomp filter makes madvise() with
  * MADV_GUARD_INSTALL or MADV_GUARD_REMOVE fail with EINVAL, as such a
  * kernel does (an unknown advice); the filter stays through fork and exec,
- * so hd_guard, hd_l25_lazy and hd_bc_join run under it, with
+ * so hd_guard, hd_l25_lazy, hd_bc_join and hd_bc_calloc run under it, with
  * HAKMEM_TEST_EXPECT_GUARDS=mprotect
  * (hd_guard checks that the probe chose mprotect). Each program is one
  * test point; its own output is shown indented.
@@ -104,7 +104,8 @@ static int run(const char *path)
 
 int main(int argc, char **argv)
 {
-	static const char *const progs[] = { "hd_guard", "hd_l25_lazy", "hd_bc_join" };
+	static const char *const progs[] = { "hd_guard", "hd_l25_lazy", "hd_bc_join",
+						     "hd_bc_calloc" };
 	char dir[4096], path[4200];
 	ssize_t n;
 	unsigned i;
