@@ -8,7 +8,9 @@
  * quarter delay, oldest first, until the resident set is back at the mark.
  *
  *   1. a purged cached block taken and filled (its 16 MiB fault in
- *      afresh): the idle 32 MiB block stays;
+ *      afresh): the idle 12 MiB block stays (shorter than the take: a
+ *      resident block that holds it would go out instead of the purged
+ *      one, bc_prefer_resident);
  *   2. 48 MiB of the program's own pages: the idle block is purged (still
  *      cached, not resident, one paid), the resident set falls by it;
  *   3. growth while the only cached block is young: nothing paid, the mark
@@ -59,7 +61,7 @@ static void *own(size_t n)
 
 int main(void)
 {
-	size_t a = 32 * MIB, m = 16 * MIB, g = 48 * MIB, rss0, rss1, small;
+	size_t a = 12 * MIB, m = 16 * MIB, g = 48 * MIB, rss0, rss1, small;
 	struct hak_bigcache_stats st0, st1;
 	void *va, *vm, *vg, *vy, *vs;
 
@@ -72,7 +74,7 @@ int main(void)
 	__hak_bigcache_set_decay(DELAY_MS);
 	__hak_bigcache_set_merge(false);	/* each block stays what it was */
 
-	/* A purged 16 MiB block (memory "tight" at its put), then 32 MiB resident. */
+	/* A purged 16 MiB block (memory "tight" at its put), then 12 MiB resident. */
 	vm = bc_launder(malloc(m));
 	va = bc_launder(malloc(a));
 	if (!vm || !va)
