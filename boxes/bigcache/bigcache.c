@@ -23,11 +23,12 @@
  * uses, in this order, a whole block of len..len + len/4 bytes (best fit);
  * the best run of adjacent cached blocks that holds len (joined from its
  * first block as far as needed, the head handed out, the rest of the last
- * block kept); any longer block (head handed out, tail kept). Merging at
- * the put, as this box first did, made every reuse a cut of a merged range
- * whose pages nobody had touched: twice the page faults and 3x the peak
- * RSS in producer-consumer at 8..512 KiB. A bitmap of the classes that
- * hold blocks lets take() skip empty classes.
+ * block kept); any longer block (head handed out, tail kept); a purged
+ * whole block only when no resident block or run holds len (take()).
+ * Merging at the put, as this box first did, made every reuse a cut of a
+ * merged range whose pages nobody had touched: twice the page faults and
+ * 3x the peak RSS in producer-consumer at 8..512 KiB. A bitmap of the
+ * classes that hold blocks lets take() skip empty classes.
  *
  * LRU: every cached block is on one of two lists, newest first: hot
  * (resident) and cold (purged with madvise: no RSS, reads as zero). Blocks
