@@ -41,8 +41,10 @@
  *                 fault injection and accounting see every mapping);
  *                 hugepage advice and collapse (__hak_os_advise_huge,
  *                 __hak_os_collapse), the coarse clock (__hak_now_ms),
- *                 __hak_os_read_file (a /proc file, inside malloc) and
+ *                 __hak_os_read_file (a /proc file, inside malloc),
  *                 __hak_os_resident_bytes (what the kernel holds, for statistics)
+ *                 and __hak_os_backoff (one step of a wait for another
+ *                 thread: spin, yield, then a nap that is no cancellation point)
  *   meta.h        __hak_meta_alloc: zeroed metadata memory that is never
  *                 freed (a box never calls malloc)
  *   lock.h        struct hak_lock, hak_lock/hak_unlock, HAK_DEFINE_FORK_LOCK
