@@ -92,6 +92,7 @@ static inline void __hak_os_backoff(unsigned n)
 	else
 		__hak_os_nap(HAK_BACKOFF_NAP_NS);
 }
+
 /*
  * The process's mappings, in address order (/proc/self/maps): open it
  * with __hak_os_maps_open (-1 when it cannot be read: no /proc), then

@@ -1207,7 +1207,7 @@ static void *take(size_t len, size_t align, size_t *got, bool *zeroed, bool exac
 	 * neighbours from a resident block, goes out instead. numpy phases
 	 * of 4-32 MB arrays between phases of heap growth (whose growth
 	 * rule purged the oldest blocks, Documentation/boxes/bigcache.md):
-	 * peak RSS 193-201 -> 152-162 MB, as many page faults.
+	 * peak RSS 193-203 -> 152-175 MB, as many page faults.
 	 */
 	e = classes_fit(c0, bc_class(len + slack), len, len + slack, align, false);
 	if (e && e->purged && bc.resident >= len) {
