@@ -20,11 +20,26 @@
 #define CG_PATH_MAX	512
 #define CG_NONE		((size_t)1 << 62)	/* v1 "unlimited" is just below 2^63 */
 
+/*
+ * The decimal number at *s into *v, *s moved past its digits (0 when
+ * there are none); false when a digit would come while *v is over
+ * limit / 10, the caller's bound before its scaling.
+ */
+static bool parse_dec(const char **s, size_t limit, size_t *v)
+{
+	for (*v = 0; **s >= '0' && **s <= '9'; (*s)++) {
+		if (*v > limit / 10)
+			return false;
+		*v = *v * 10 + (size_t)(**s - '0');
+	}
+	return true;
+}
+
 /* The number in file dir/name ("max" or anything unparsable: none). */
 static size_t read_limit(const char *dir, size_t dlen, const char *name)
 {
 	char path[CG_PATH_MAX + 64], buf[64];
-	size_t nlen = strlen(name), v = 0;
+	size_t nlen = strlen(name), v;
 	const char *s;
 
 	if (dlen + nlen + 2 > sizeof(path))
@@ -34,11 +49,9 @@ static size_t read_limit(const char *dir, size_t dlen, const char *name)
 	memcpy(path + dlen + 1, name, nlen + 1);
 	if (__hak_os_read_file(path, buf, sizeof(buf)) <= 0)
 		return CG_NONE;
-	for (s = buf; *s >= '0' && *s <= '9'; s++) {
-		if (v > (SIZE_MAX - 9) / 10)
-			return CG_NONE;
-		v = v * 10 + (size_t)(*s - '0');
-	}
+	s = buf;
+	if (!parse_dec(&s, SIZE_MAX - 9, &v))
+		return CG_NONE;
 	return s == buf ? CG_NONE : v;
 }
 
@@ -120,17 +133,14 @@ size_t __hak_cgroup_limit(void)
 static size_t meminfo_bytes(const char *buf, const char *key)
 {
 	const char *s = strstr(buf, key);
-	size_t v = 0;
+	size_t v;
 
 	if (!s)
 		return 0;
 	for (s += strlen(key); *s == ' '; s++)
 		;
-	for (; *s >= '0' && *s <= '9'; s++) {
-		if (v > (SIZE_MAX >> 10) / 10)
-			return 0;
-		v = v * 10 + (size_t)(*s - '0');
-	}
+	if (!parse_dec(&s, SIZE_MAX >> 10, &v))
+		return 0;
 	return v << 10;		/* the file counts in kB */
 }
 
@@ -158,21 +168,17 @@ bool __hak_mem_available(size_t *avail, size_t *total)
  */
 size_t __hak_rss(void)
 {
-	char buf[128], *s = buf;
+	char buf[128];
+	const char *s = buf;
 	ssize_t got = __hak_os_read_file("/proc/self/statm", buf, sizeof(buf));
-	size_t v = 0;
+	size_t v;
 
 	if (got <= 0)
 		return 0;
 	while (*s >= '0' && *s <= '9')		/* the size */
 		s++;
-	if (*s++ != ' ')
+	if (*s++ != ' ' || !parse_dec(&s, SIZE_MAX / HAK_OS_PAGE, &v))
 		return 0;
-	for (; *s >= '0' && *s <= '9'; s++) {
-		if (v > (SIZE_MAX / HAK_OS_PAGE) / 10)
-			return 0;
-		v = v * 10 + (size_t)(*s - '0');
-	}
 	return v * HAK_OS_PAGE;
 }
 
