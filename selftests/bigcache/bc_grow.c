@@ -25,6 +25,7 @@
 #include "os.h"
 #include "boxes/hardened/hardened.h"
 #include "boxes/valgrind/valgrind_hooks.h"
+#include "../lib/coarse_sleep.h"
 
 #define MIB	(1u << 20)
 
@@ -32,14 +33,6 @@ static void fill(unsigned char *p, size_t n, unsigned seed)
 {
 	for (size_t i = 0; i < n; i += 509)
 		p[i] = (unsigned char)(i * 13 + seed);
-}
-
-static void sleep_ms(unsigned ms)
-{
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-
-	while (nanosleep(&ts, &ts))
-		;
 }
 
 /* Cache a 4 MiB block, take its head, grow it: extended in place. */
@@ -266,7 +259,7 @@ static void test_decay(size_t s)
 		rss_before = bc_rss();
 		for (i = 0; i < NB; i++)
 			free(v[i]);
-		sleep_ms(100);
+		tst_sleep_ms(100);
 		/*
 		 * A put, then operations that find nothing: each purges a few
 		 * idle blocks (the box looks at its clock only when called).
@@ -344,7 +337,7 @@ static bool decay_wanted_once(size_t s, unsigned long *gap, size_t *purges)
 		last = t;
 		p[0] = 1;
 		free(p);
-		sleep_ms(5);
+		tst_sleep_ms(5);
 	}
 	st = bc_stats();
 	*purges = st.purges - purges0;
@@ -391,7 +384,7 @@ static void test_decay_stale_now(size_t s)
 	memset(p, 0x33, 2 * s);
 	free(p);
 	t0 = __hak_now_ms();
-	sleep_ms(12);
+	tst_sleep_ms(12);
 	p = bc_launder(malloc(2 * s));
 	memset(p, 0x44, 2 * s);
 	free(p);

@@ -34,6 +34,7 @@
 #include <sys/mman.h>
 #include "bc_test.h"
 #include "os.h"
+#include "../lib/coarse_sleep.h"
 
 #define MIB		(1ul << 20)
 #define GROWERS		3
@@ -157,7 +158,7 @@ static void test_stress(void)
 	for (i = 0; i < MAPPERS; i++)
 		pthread_create(&t[GROWERS + i], NULL, mapper, (void *)(uintptr_t)(i + 1));
 	while (bc_now_ms() - t0 < run_ms)
-		usleep(20000);
+		tst_sleep_ms(20);
 	stop = 1;
 	for (i = 0; i < GROWERS + MAPPERS; i++)
 		pthread_join(t[i], NULL);

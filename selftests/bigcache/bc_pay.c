@@ -23,6 +23,7 @@
 #include "boxes/bigcache/bc_internal.h"
 #include "os.h"
 #include "purge.h"
+#include "../lib/coarse_sleep.h"
 
 #define MIB		(1UL << 20)
 #define DELAY_MS	4000	/* the decay delay: nothing decays in this test */
@@ -40,12 +41,7 @@ static void pass(void)
 
 static void idle(void)
 {
-	/* tv_nsec must stay under a second: nanosleep refuses it (EINVAL) */
-	struct timespec ts = { IDLE_MS / 1000, (IDLE_MS % 1000) * 1000000L };
-
-	while (nanosleep(&ts, &ts))
-		if (errno != EINTR)
-			tap_bail("nanosleep: %s", strerror(errno));
+	tst_sleep_ms(IDLE_MS);
 }
 
 /* n bytes of the program's own, every page written. */

@@ -23,6 +23,7 @@
 #include <sys/syscall.h>
 #include "bc_test.h"
 #include "os.h"
+#include "../lib/coarse_sleep.h"
 
 #define LEN	(4UL << 20)
 
@@ -87,7 +88,7 @@ int main(void)
 	tap_ok(a1.resident_bytes == 0 && a1.purges > a0.purges,
 	       "under pressure from the start, its first put purged it (%zu bytes resident, "
 	       "%zu purges)", a1.resident_bytes, a1.purges - a0.purges);
-	usleep(20000);
+	tst_sleep_ms(20);
 	one_put(&b0, &b1);
 	tap_ok(b1.resident_bytes == 0 && b1.purges > b0.purges,
 	       "and a put 20 ms later (%zu bytes resident, %zu purges)", b1.resident_bytes,

@@ -30,6 +30,7 @@
 
 #include "../lib/tap.h"
 #include "../lib/proc.h"
+#include "../lib/coarse_sleep.h"
 
 #ifdef HAK_KCONFIG_H
 # define CT_HAKMEM 1
@@ -190,7 +191,7 @@ static inline void ct_no_decay(char **argv)
  */
 static inline void ct_idle_wait(void)
 {
-	usleep(30 * 1000);
+	tst_sleep_ms(30);
 	ct_decay_tick();
 }
 

@@ -35,6 +35,7 @@
 #include "os.h"
 #include "boxes/hardened/hardened.h"
 #include "boxes/valgrind/valgrind_hooks.h"
+#include "../lib/coarse_sleep.h"
 
 #define KIB	((size_t)1 << 10)
 #define MIB	((size_t)1 << 20)
@@ -289,7 +290,7 @@ static void main_guarded(void)
 	       "a shorter block takes the slot again, its guard right after it (%zu KiB)",
 	       u / KIB);
 	free(p);
-	usleep(30000);
+	tst_sleep_ms(30);
 	tap_ok(__hak_grow_decay(__hak_now_ms(), 20) > 0, "the decay purges the free slot");
 	p = chain(300 * KIB);
 	u = malloc_usable_size(p);
@@ -374,7 +375,7 @@ int main(void)
 	       resident(slot + u, SLOT - u) == (SLOT - u) / 4096,
 	       "decay leaves the tail past a block taken less than the delay ago (block %zu KiB)",
 	       u / KIB);
-	usleep(30000);
+	tst_sleep_ms(30);
 	tap_ok(__hak_grow_decay(__hak_now_ms(), 20) >= SLOT - u &&
 	       resident(slot + u, SLOT - u) == 0 && resident(slot, u) == u / 4096 &&
 	       intact(p, 300 * KIB) && gs().committed <= s0.committed - (SLOT - u),
@@ -426,7 +427,7 @@ int main(void)
 	free(q);
 	tap_ok(__hak_grow_decay(__hak_now_ms(), 60000) == 0 && resident(slot, SLOT / 2) > 0,
 	       "decay leaves a slot freed less than the delay ago");
-	usleep(30000);
+	tst_sleep_ms(30);
 	tap_ok(__hak_grow_decay(__hak_now_ms(), 20) >= SLOT / 2 && resident(slot, SLOT / 2) == 0,
 	       "and purges it once it is older");
 

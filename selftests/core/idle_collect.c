@@ -39,7 +39,7 @@ static void *freer(void *arg)
 	ct_free_home(blk, NB, BS);
 	hak_stats_get(&st[1]);
 	for (i = 0; i < 40; i++) {
-		usleep(CONFIG_HAK_PURGE_DELAY_MS * 1000u / 4 + 1000u);
+		tst_sleep_ms(CONFIG_HAK_PURGE_DELAY_MS / 4 + 1);
 		ct_decay_tick();
 		hak_stats_get(&st[2]);
 		if (st[2].remote_collected - st[0].remote_collected >= NB &&

@@ -53,7 +53,7 @@ static void *freer(void *arg)
 	hak_stats_get(&st[0]);
 	ct_free_home(blk, NB, BS);
 	for (i = 0; i < 40; i++) {
-		usleep(CONFIG_HAK_PURGE_DELAY_MS * 1000u / 4 + 1000u);
+		tst_sleep_ms(CONFIG_HAK_PURGE_DELAY_MS / 4 + 1);
 		armed = 1;
 		ct_decay_tick();
 		armed = 0;

@@ -22,6 +22,7 @@
 #include <hakmem/hakmem.h>
 #include "core_test.h"
 #include "../lib/idle_burst.h"
+#include "../lib/coarse_sleep.h"
 #include "init.h"
 #include "os.h"
 #include "purge.h"
@@ -31,7 +32,7 @@
 
 static void sleep_ms(unsigned ms)
 {
-	usleep(ms * 1000u);
+	tst_sleep_ms(ms);
 }
 
 static void test_pages(void)

@@ -17,6 +17,7 @@
 #include <hakmem/hakmem.h>
 #include "core_test.h"
 #include "init.h"
+#include "../lib/coarse_sleep.h"
 
 #define TOTAL	(64u << 20)	/* bytes of small blocks written */
 #define NMAX	(TOTAL / 64)
@@ -77,7 +78,7 @@ int main(void)
 	rounds = 64;
 	for (round = 0; round < rounds; round++) {
 		churn_round();
-		usleep((delay / 8 + 1) * 1000u);
+		tst_sleep_ms(delay / 8 + 1);
 		rss = proc_status_kib("VmRSS");
 		if (rss < freed / 2 && round >= 8)
 			break;

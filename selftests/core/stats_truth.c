@@ -32,6 +32,7 @@
 #include <sys/mman.h>
 #include "core_test.h"
 #include "os.h"
+#include "../lib/coarse_sleep.h"
 
 #define MIB		(1UL << 20)
 #define LAYER_TOL	(256UL << 10)	/* pages the report's own calls touch */
@@ -229,7 +230,7 @@ static void check_layer(const char *what, size_t got, size_t known, size_t befor
 
 static void sleep_ms(unsigned ms)
 {
-	usleep(ms * 1000u);
+	tst_sleep_ms(ms);
 }
 
 static int tick_bases;	/* the small scenario: tick's superslabs count as known */

@@ -42,6 +42,7 @@
 #include "boxes/hardened/hd_internal.h"
 #include "boxes/bigcache/bigcache.h"
 #include "boxes/valgrind/valgrind_hooks.h"
+#include "../lib/coarse_sleep.h"
 
 #define PAGE	4096UL
 
@@ -471,7 +472,7 @@ int main(void)
 		 * use after the last take (at most 3 delays): a block the
 		 * program could still want is kept resident until then.
 		 */
-		usleep((3 * CONFIG_HAK_PURGE_DELAY_MS + 100) * 1000);
+		tst_sleep_ms(3 * CONFIG_HAK_PURGE_DELAY_MS + 100);
 		/* the decay pass itself: no allocation that could take or merge p */
 		(void)__hak_purge_decay(__hak_now_ms());
 		hak_bigcache_stats(&bs);

@@ -22,6 +22,7 @@
 #include "tap.h"
 #include "size_class.h"
 #include "boxes/header_classidx/header.h"
+#include "../lib/coarse_sleep.h"
 
 #define NLEND	400
 #define BATCH	64
@@ -38,7 +39,7 @@ static void *freer(void *arg)
 	 * This thread's clock past the owner's last tick by HAK_IDLE_MS
 	 * (10 ms, lib/heap.c): sleep three times that, then tick (4 MiB).
 	 */
-	usleep(30 * 1000);
+	tst_sleep_ms(30);
 	hak_free(hak_malloc(4u << 20));
 	for (i = 0; i < NLEND; i++)
 		hak_free(lend[i]);

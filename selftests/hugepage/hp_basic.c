@@ -22,6 +22,7 @@
 #include "purge.h"
 #include "boxes/hugepage/hugepage.h"
 #include "hp_thp.h"
+#include "../lib/coarse_sleep.h"
 
 #define NB	(1u << 20)	/* 1 Mi blocks of 64 B: 64 MiB */
 
@@ -45,7 +46,7 @@ static void tick_for(unsigned ms)
 	unsigned i;
 
 	for (i = 0; i < ms; i += 30) {
-		usleep(30000);
+		tst_sleep_ms(30);
 		tick();
 	}
 }
@@ -99,7 +100,7 @@ int main(void)
 	np = passes();
 	__hak_opt.hugepage_collapse = 1;
 	for (i = 0; i < 6; i++) {
-		usleep(30000);
+		tst_sleep_ms(30);
 		tick();
 	}
 	__hak_opt.hugepage_collapse = 0;

@@ -22,6 +22,7 @@
 #include "init.h"
 #include "boxes/hugepage/hugepage.h"
 #include "hp_thp.h"
+#include "../lib/coarse_sleep.h"
 
 #define NB	(1u << 19)	/* 512 Ki blocks of 64 B: 32 MiB per fill */
 
@@ -83,7 +84,7 @@ int main(void)
 	 * superslab) restarts the proof, so wait for it up to 8x as long.
 	 */
 	for (i = 0; i < 8 * wait_ms; i += 30) {
-		usleep(30000);
+		tst_sleep_ms(30);
 		tick();
 		if (i >= wait_ms && hs().earned > a.earned)
 			break;
@@ -109,7 +110,7 @@ int main(void)
 	 * the heap that stays, not only on the few dense ones before it.
 	 */
 	for (i = 0; i < 8 * wait_ms; i += 30) {
-		usleep(30000);
+		tst_sleep_ms(30);
 		tick();
 		if (i >= wait_ms && hs().proven >= a.proven + 10)
 			break;

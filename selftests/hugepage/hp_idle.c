@@ -27,6 +27,7 @@
 #include "init.h"
 #include "boxes/hugepage/hugepage.h"
 #include "hp_thp.h"
+#include "../lib/coarse_sleep.h"
 
 enum { NB = 32 << 10 };	/* 32 MiB in the burst */
 static void *b[NB], *keep[NB / IDLE_BURST_KEEP];
@@ -121,9 +122,9 @@ int main(void)
 		       h1.anon_huge_bytes >> 10);
 	else
 		tap_skip("the burst took %u ms, past the purge delay", ms);
-	usleep(2000u * CONFIG_HAK_PURGE_DELAY_MS);
+	tst_sleep_ms(2u * CONFIG_HAK_PURGE_DELAY_MS);
 	for (i = 0; i < 4; i++) {
-		usleep(1000u * (CONFIG_HAK_PURGE_DELAY_MS + 30));
+		tst_sleep_ms(CONFIG_HAK_PURGE_DELAY_MS + 30);
 		tick();
 		after = proc_status_kib("VmRSS");
 		if (after + 16 * 1024 < before)

@@ -24,6 +24,7 @@
  */
 #include <pthread.h>
 #include "l25_test.h"
+#include "../lib/coarse_sleep.h"
 
 #define MiB		(1UL << 20)
 #define BURST		(96 * MiB)
@@ -104,7 +105,7 @@ static void test_burst(void)
 	       "all freed: kept resident within the delay, up to the recent peak "
 	       "(RSS %ld KiB, %ld above the start)", freed, freed - base);
 	/* The hold later, the next allocator calls give them back. */
-	usleep((CONFIG_HAK_PURGE_DELAY_MS * (HAK_L25_HOLD * 2 + 1) / 2 + 30) * 1000);
+	tst_sleep_ms(CONFIG_HAK_PURGE_DELAY_MS * (HAK_L25_HOLD * 2 + 1) / 2 + 30);
 	traffic(8);
 	after = proc_status_kib("VmRSS");
 	hak_l25_stats(&st);
@@ -179,7 +180,7 @@ static void test_delay(void)
 	else
 		tap_skip("the traffic took %.0f ms, half the delay or more", busy * 1000);
 	/* The hold later, the next allocator calls purge what stayed unused. */
-	usleep((HAK_L25_HOLD * delay + delay / 2 + 30) * 1000);
+	tst_sleep_ms(HAK_L25_HOLD * delay + delay / 2 + 30);
 	traffic(8);
 	hak_l25_stats(&c);
 	r1 = proc_status_kib("VmRSS");
@@ -217,7 +218,7 @@ static void test_delay_cached(void)
 	*(volatile char *)q = 1;
 	free(q);
 	hak_l25_stats(&a);
-	usleep((HAK_L25_HOLD * delay + delay / 2 + 30) * 1000);
+	tst_sleep_ms(HAK_L25_HOLD * delay + delay / 2 + 30);
 	for (i = 0; i < 1000; i++) {
 		q = malloc(lt_opaque(40000));
 		*(volatile char *)q = 1;
