@@ -384,7 +384,16 @@ static size_t small_usable(const void *p, const char *what)
 
 	if (hak_ff_level())
 		hak_ff_check_live(p, c);
-	if (likely(c < HAK_NCLASS))
+	/*
+	 * Exactly a block's address: an interior pointer that passes the
+	 * class's mask (p + 16 in a 48-byte block) would otherwise be
+	 * answered the whole class size (writes past the block), and
+	 * realloc would hand it back as the block.
+	 */
+	if (likely(c < HAK_NCLASS &&
+		   (HAK_HDR_SIZE ? !__hak_off_boundary((uintptr_t)p, 0) :
+		    __hak_slab_is_block(__hak_slab_head(__hak_page_of((uintptr_t)p)),
+					(uintptr_t)p))))
 		return __hak_class_size[c];
 	if (HAK_HDR_SIZE) {
 		const struct hak_hdr *hd = hak_hdr_of(p);

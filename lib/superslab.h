@@ -492,6 +492,26 @@ static inline uintptr_t __hak_slab_end(const struct hak_slab *s)
 }
 
 /*
+ * Is a the address of one of slab s's blocks (a in s's pages)? Exact,
+ * where the free fast path's boundary mask sees only the largest power
+ * of two dividing the stride: p + 16 inside a 48-byte block passes the
+ * mask. For the slow paths that answer about a pointer (usable size,
+ * realloc) and the fail-fast box; one 32-bit division (a slab is at most
+ * a superslab, so the offset fits).
+ */
+static inline bool __hak_slab_is_block(const struct hak_slab *s, uintptr_t a)
+{
+	uintptr_t start = __hak_slab_start(s) + HAK_HDR_SIZE;
+	uint32_t stride = (uint32_t)__hak_class_stride(s->class_idx), off, i;
+
+	if (a < start || a - start >= HAK_SS_SIZE)
+		return false;
+	off = (uint32_t)(a - start);
+	i = off / stride;
+	return off == i * stride && i < s->capacity;
+}
+
+/*
  * Take a slab of class c for owner (tagged tag); NULL when no superslab
  * could be mapped, errno unchanged (the refill sets ENOMEM if it gives up).
  */

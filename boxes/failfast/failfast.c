@@ -68,21 +68,13 @@ static inline bool use_marks(void)
  */
 static void check_block(const void *p, unsigned c, const char *what)
 {
-	uintptr_t a = (uintptr_t)p, start, off;
-	const struct hak_slab *s;
-	size_t stride;
+	uintptr_t a = (uintptr_t)p;
 
 	if (!__hak_ss_owns(a))
 		hak_ff_fail(p, c, what);
 	if (__hak_page_class(a) != c)
 		hak_ff_fail(p, c, what);
-	s = __hak_slab_head(__hak_page_of(a));
-	start = __hak_slab_start(s) + HAK_HDR_SIZE;
-	stride = __hak_class_stride(c);
-	if (a < start)
-		hak_ff_fail(p, c, what);
-	off = a - start;
-	if (off % stride || off / stride >= s->capacity)
+	if (!__hak_slab_is_block(__hak_slab_head(__hak_page_of(a)), a))
 		hak_ff_fail(p, c, what);
 	if (HAK_HDR_SIZE && hak_hdr_of(p)->check != hak_hdr_check(p))
 		hak_ff_fail(p, c, what);

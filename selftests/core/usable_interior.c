@@ -1,0 +1,93 @@
+// SPDX-License-Identifier: MIT
+/*
+ * usable_interior: malloc_usable_size and realloc of a pointer inside a
+ * small block, at an offset that the free fast path's boundary mask lets
+ * through (the largest power of two dividing the block size: p + 16 in a
+ * 48-byte block, p + 1024 in a 3,072-byte one), end in abort() with one
+ * line naming that pointer, in every variant. Before, both answered as
+ * for the block: the usable size was the whole class size (a program
+ * writing that much from p + 16 wrote past the block) and a realloc that
+ * fit returned the interior pointer as the block. A clean twin asks the
+ * same of the block itself and exits normally.
+ */
+#include <errno.h>
+#include <malloc.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include "tap.h"
+#include "child.h"
+#include <hak/compiler.h>
+
+/* Class sizes that are not powers of two (lib/size_class.c). */
+static const size_t sizes[] = { 48, 80, 96, 112, 160, 320, 1280, 3072, 5120, 24576 };
+
+static uintptr_t *shared;	/* the pointer asked about, for the parent */
+
+struct job {
+	size_t n;
+	int realloc_it;
+	int bad;
+};
+
+static void run_job(void *arg)
+{
+	const struct job *j = arg;
+	char *p = malloc(j->n), *q;
+	size_t g = j->n & -j->n;	/* the mask's granule */
+
+	if (!p)
+		_exit(3);
+	memset(p, 0x5a, j->n);
+	q = j->bad ? p + g : p;
+	*shared = (uintptr_t)q;
+	if (j->realloc_it) {
+		/* fits in the block and wastes less than half: stays put */
+		char *r = realloc(q, j->n / 2 + 8);
+
+		if (r != q)
+			_exit(4);
+	} else if (malloc_usable_size(q) < j->n) {
+		_exit(5);
+	}
+	free(p);
+}
+
+int main(void)
+{
+	struct child_result r;
+	unsigned i, k;
+
+	shared = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (shared == MAP_FAILED)
+		tap_bail("mmap: %s", strerror(errno));
+	tap_plan(4 * ARRAY_SIZE(sizes));
+	for (i = 0; i < ARRAY_SIZE(sizes); i++) {
+		for (k = 0; k < 2; k++) {
+			struct job j = { sizes[i], (int)k, 1 };
+			const char *what = k ? "realloc" : "malloc_usable_size";
+			char addr[32];
+			const char *line;
+
+			child_run(run_job, &j, &r);
+			snprintf(addr, sizeof(addr), "%p", (void *)*shared);
+			line = strstr(r.err, "hakmem: ");
+			tap_ok(child_aborted(&r) && line && strstr(line, addr) &&
+			       child_err_lines(&r) == 1,
+			       "%s of p + %zu inside a %zu B block: abort, one line naming %s",
+			       what, sizes[i] & -sizes[i], sizes[i], addr);
+			if (!child_aborted(&r) || !line || !strstr(line, addr))
+				tap_diag("status %#x, stderr: %s", r.status, r.err);
+
+			j.bad = 0;
+			child_run(run_job, &j, &r);
+			tap_ok(child_exited_ok(&r) && !r.err[0], "%s of a %zu B block itself: clean",
+			       what, sizes[i]);
+			if (!child_exited_ok(&r) || r.err[0])
+				tap_diag("status %#x, stderr: %s", r.status, r.err);
+		}
+	}
+	tap_finish();
+}
