@@ -60,7 +60,8 @@
  * large-block churn (Documentation/boxes/bigcache.md).
  * The growth rule (pay_growth, at the decay passes): when the rest of the
  * process grows its resident set past its high-water mark, idle resident
- * blocks are purged to pay for it.
+ * blocks are purged to pay for it; once a take got paid pages back, not
+ * those that could serve a take of that length (paid_back).
  * munmap and madvise run outside the lock; a table resize maps its bucket
  * array under it (rare: log2 steps).
  *
@@ -1194,7 +1195,8 @@ static void *take_settle(void *p, struct bc_split *sp, size_t *got, struct bc_jo
  * other growth past the mark (the small and mid heaps filling, the
  * program's own mappings) is paid for at the pass by purging resident
  * blocks idle for a quarter delay or more, oldest first, until the
- * resident set is back at the mark (pay_growth); what is left over when
+ * resident set is back at the mark (pay_growth), passing over the blocks
+ * the program has shown it takes back (paid_back); what is left over when
  * nothing idle remains raises the mark. So the cache keeps resident what
  * the rest of the process has left below its highest, plus what its own
  * misses added: a program that frees a burst of large blocks and then
