@@ -15,7 +15,6 @@
  *      block (older, first in line before) stays resident, and the mark
  *      rises by what is left.
  */
-#include <errno.h>
 #include "bc_test.h"
 #include "boxes/bigcache/bc_internal.h"
 #include "os.h"
@@ -24,36 +23,6 @@
 #define MIB		(1UL << 20)
 #define DELAY_MS	4000	/* the decay delay: nothing decays in this test */
 #define IDLE_MS		1100	/* past a quarter delay: idle for the rule */
-
-static size_t mib(size_t b)
-{
-	return b >> 20;
-}
-
-static void pass(void)
-{
-	(void)hak_bigcache_decay(__hak_now_ms());
-}
-
-static void idle(void)
-{
-	struct timespec ts = { IDLE_MS / 1000, (IDLE_MS % 1000) * 1000000L };
-
-	while (nanosleep(&ts, &ts))
-		if (errno != EINTR)
-			tap_bail("nanosleep: %s", strerror(errno));
-}
-
-/* n bytes of the program's own, every page written. */
-static void *own(size_t n)
-{
-	void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-
-	if (p == MAP_FAILED)
-		tap_bail("mmap %zu MiB", mib(n));
-	memset(p, 7, n);
-	return p;
-}
 
 int main(void)
 {
@@ -77,15 +46,15 @@ int main(void)
 		tap_bail("malloc");
 	memset(va, 3, a);
 	free(va);
-	pass();				/* the first pass sets the mark */
-	idle();
+	bc_pass();			/* the first pass sets the mark */
+	tst_sleep_ms(IDLE_MS);
 	st0 = bc_stats();
-	vg1 = own(g);
-	pass();
+	vg1 = bc_own(g);
+	bc_pass();
 	st1 = bc_stats();
 	tap_ok(st1.paid == st0.paid + 1 && st1.resident_bytes == 0 && st1.paid_back == st0.paid_back,
 	       "an idle block pays while nothing came back: %zu paid, %zu MiB resident",
-	       st1.paid - st0.paid, mib(st1.resident_bytes));
+	       st1.paid - st0.paid, bc_mib(st1.resident_bytes));
 
 	/* 2. The program takes it back: its pages fault in again. */
 	st0 = st1;
@@ -105,17 +74,17 @@ int main(void)
 	memset(vs, 5, s);
 	free(va);			/* the older of the two */
 	free(vs);
-	pass();				/* the large path's growth raises the mark */
-	idle();
+	bc_pass();			/* the large path's growth raises the mark */
+	tst_sleep_ms(IDLE_MS);
 	st0 = bc_stats();
-	vg2 = own(g);
-	pass();
+	vg2 = bc_own(g);
+	bc_pass();
 	st1 = bc_stats();
 	tap_ok(st1.paid == st0.paid + 1 && st1.resident_bytes == a,
 	       "the 4 MiB block pays, the 16 MiB one stays: %zu paid, %zu MiB resident",
-	       st1.paid - st0.paid, mib(st1.resident_bytes));
+	       st1.paid - st0.paid, bc_mib(st1.resident_bytes));
 	tap_ok(st1.proc_peak > st0.proc_peak, "the mark rose by what was left: %zu -> %zu MiB",
-	       mib(st0.proc_peak), mib(st1.proc_peak));
+	       bc_mib(st0.proc_peak), bc_mib(st1.proc_peak));
 
 	munmap(vg2, g);
 	munmap(vg1, g);
