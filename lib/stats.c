@@ -203,7 +203,7 @@ static void __hak_stats_print_memory(int fd)
 		"  large blocks    %12zu bytes resident, %zu in kept whole mappings, %zu given "
 		"back by calloc\n"
 		"  large cache     %12zu bytes cached, %zu resident, %zu not purged, %zu purges (%zu bytes), %zu hits, "
-"%zu misses, %zu splits, %zu merges, %zu shorter, %zu evictions, %zu offsets, %zu paid\n"
+"%zu misses, %zu splits, %zu merges, %zu shorter, %zu evictions, %zu offsets, %zu paid (%zu came back)\n"
 		"  grow areas      %12zu bytes committed, %zu resident (%zu areas, %zu blocks live, "
 		"%zu takes, %zu resizes, %zu refused, %zu bytes purged)\n"
 		"  purge           %12zu ms delay, %zu passes, %zu bytes decayed\n"
@@ -220,6 +220,7 @@ static void __hak_stats_print_memory(int fd)
 		r.large, r.kept, __hak_zero_purged(),
 		m.bc.cached_bytes, r.cached, m.bc.resident_bytes, m.bc.purges, m.bc.purged_bytes, m.bc.hits,
 		m.bc.misses, m.bc.splits, m.bc.merges, m.bc.shorter, m.bc.evictions, m.bc.offsets, m.bc.paid,
+		m.bc.paid_back,
 		m.gr.committed, r.grow, m.gr.areas, m.gr.live, m.gr.takes, m.gr.grows, m.gr.refused,
 		m.gr.purged,
 		m.ps.delay_ms, m.ps.passes, m.ps.decayed_bytes,

@@ -60,7 +60,8 @@
  * large-block churn (Documentation/boxes/bigcache.md).
  * The growth rule (pay_growth, at the decay passes): when the rest of the
  * process grows its resident set past its high-water mark, idle resident
- * blocks are purged to pay for it.
+ * blocks are purged to pay for it; once a take got paid pages back, not
+ * those that could serve a take of that length (paid_back).
  * munmap and madvise run outside the lock; a table resize maps its bucket
  * array under it (rare: log2 steps).
  *
@@ -123,6 +124,7 @@ struct bc_ent {
 	unsigned stamp;			/* bc.now when it went on the hot list */
 	unsigned long taken;		/* bc.takes when it was cached */
 	bool purged;
+	bool paid;			/* holds pages pay_growth purged */
 };
 
 struct bc_list {
@@ -142,6 +144,7 @@ static struct {
 	size_t proc_peak;		/* the resident set's mark (pay_growth) */
 	size_t proc_rss;		/* the resident set at the last pass, less its pay */
 	size_t proc_grown;		/* the large path's growth since that pass */
+	size_t back_min;		/* shortest take a paid block served (paid_back) */
 	size_t max;			/* the bound: base * users (note_user) */
 	size_t base;			/* HAKMEM_BIGCACHE_MAX */
 	bool scaled;			/* base is the default: scale it */
@@ -480,6 +483,20 @@ static void bc_clock(unsigned now)
 }
 
 /*
+ * How long after the last take the cache counts as in use (ms): two delays.
+ * With one, a program descheduled for 450 ms on a loaded machine
+ * (large-replace at load 30 on 2 cores) found its whole stock purged at its
+ * next take, faulted it back (slower still), and did so again at the next
+ * stall. Longer windows (up to 8 delays, stretched by the longest recent gap
+ * between takes) were tried: they kept a program that had gone idle
+ * resident past a second (issue 11's idle bar, bgp_basic's fork child).
+ */
+static unsigned active_ms(void)
+{
+	return BC_ACTIVE_DELAYS * bc.decay_ms;
+}
+
+/*
  * Demand: the shortest request take() saw in each of the last
  * BC_DEMAND_WINDOWS decay windows (hits and misses alike; take_at is growth
  * of a live block, not a new request). A slot belongs to the window in its
@@ -490,6 +507,8 @@ static void note_demand(size_t len)
 {
 	unsigned w, i;
 
+	if (bc.decay_ms && __hak_ms_age(bc.now, bc.last_take) > active_ms())
+		bc.back_min = 0;	/* the cache was idle: paid_back starts again */
 	bc.last_take = bc.now;
 	if (!bc.decay_ms)
 		return;
@@ -542,20 +561,6 @@ static void note_user(void)
 }
 
 /*
- * How long after the last take the cache counts as in use (ms): two delays.
- * With one, a program descheduled for 450 ms on a loaded machine
- * (large-replace at load 30 on 2 cores) found its whole stock purged at its
- * next take, faulted it back (slower still), and did so again at the next
- * stall. Longer windows (up to 8 delays, stretched by the longest recent gap
- * between takes) were tried: they kept a program that had gone idle
- * resident past a second (issue 11's idle bar, bgp_basic's fork child).
- */
-static unsigned active_ms(void)
-{
-	return BC_ACTIVE_DELAYS * bc.decay_ms;
-}
-
-/*
  * Is the idle block e still wanted? Yes while the program takes from the
  * cache (a take within the delay) and e could serve a request of the size
  * it has been making (no shorter than the shortest take of the last
@@ -579,6 +584,44 @@ static bool wanted(const struct bc_ent *e)
 		if (bc.dmin[i] && w - bc.dwin[i] < BC_DEMAND_WINDOWS && bc.dmin[i] < m)
 			m = bc.dmin[i];
 	return e->len >= m || (bc_merge && run_len(e, m) >= m);
+}
+
+/*
+ * Pages the growth rule purged come back: a take of len bytes hands out a
+ * block that holds some (e, before the take cuts it). The rule's pay
+ * saved nothing then, the pages fault in again; len becomes a length the
+ * program asks for again after a pay (paid_back). Under the lock.
+ */
+static void note_back(const struct bc_ent *e, size_t len)
+{
+	if (!e->paid)
+		return;
+	bc.st.paid_back++;
+	if (!bc.back_min || len < bc.back_min)
+		bc.back_min = len;
+}
+
+/*
+ * Does the growth rule leave the idle block e alone? Yes when, since the
+ * cache was last idle (no take for active_ms), a take got paid pages back
+ * (note_back) and e could serve one of that length (as long, or in a run
+ * that long). A program whose large-block phases alternate with phases of
+ * heap growth takes the blocks back at its next large phase: paying with
+ * them lowers no peak (the peak is the next large phase, on top of the
+ * heap), it only faults every page in again (numpy at a fixed pace: +8 to
+ * +28 % minor faults; Documentation/boxes/bigcache.md, "Paid blocks that
+ * come back"). One such take is the evidence; the blocks that could serve
+ * it are kept while the program keeps taking, shorter ones still pay, and
+ * a program that never takes paid pages back (soffice: its burst's blocks
+ * stay unused) pays as before. An idle cache forgets it (note_demand).
+ */
+static bool paid_back(const struct bc_ent *e)
+{
+	if (!bc.back_min)
+		return false;
+	if (bc.decay_ms && __hak_ms_age(bc.now, bc.last_take) > active_ms())
+		return false;
+	return e->len >= bc.back_min || (bc_merge && run_len(e, bc.back_min) >= bc.back_min);
 }
 
 /*
@@ -892,7 +935,7 @@ static bool join_reaches(const struct bc_ent *s, size_t len)
 static struct bc_ent *coalesce(struct bc_ent *s, size_t len, struct bc_join *j)
 {
 	size_t g = hak_hd_guard_len();
-	bool purged = s->purged, defer = g && join_reaches(s, len);
+	bool purged = s->purged, paid = s->paid, defer = g && join_reaches(s, len);
 	struct bc_ent *n;
 	unsigned i = 0;
 
@@ -909,6 +952,7 @@ static struct bc_ent *coalesce(struct bc_ent *s, size_t len, struct bc_join *j)
 		s->len += g + n->len;
 		bc.bytes += g;
 		purged = purged && n->purged;
+		paid = paid || n->paid;
 		bc.st.merges++;
 		if (defer) {
 			j->at[j->n++] = (char *)n->addr - g;
@@ -918,6 +962,7 @@ static struct bc_ent *coalesce(struct bc_ent *s, size_t len, struct bc_join *j)
 	}
 	s->cls = bc_class(s->len);
 	s->purged = purged;
+	s->paid = paid;
 	s->stamp = bc.now;
 	s->taken = bc.takes;
 	list_add_newest(purged ? &bc.cold : &bc.hot, s);
@@ -1014,6 +1059,7 @@ static void tail_link(struct bc_ent *e, struct bc_ent *t, size_t len, size_t g)
 	t->len = e->len - len - g;
 	t->cls = bc_class(t->len);
 	t->purged = e->purged;
+	t->paid = e->paid;
 	t->stamp = bc.now;
 	t->taken = bc.takes;
 	list_add_newest(t->purged ? &bc.cold : &bc.hot, t);
@@ -1149,7 +1195,8 @@ static void *take_settle(void *p, struct bc_split *sp, size_t *got, struct bc_jo
  * other growth past the mark (the small and mid heaps filling, the
  * program's own mappings) is paid for at the pass by purging resident
  * blocks idle for a quarter delay or more, oldest first, until the
- * resident set is back at the mark (pay_growth); what is left over when
+ * resident set is back at the mark (pay_growth), passing over the blocks
+ * the program has shown it takes back (paid_back); what is left over when
  * nothing idle remains raises the mark. So the cache keeps resident what
  * the rest of the process has left below its highest, plus what its own
  * misses added: a program that frees a burst of large blocks and then
@@ -1240,6 +1287,7 @@ miss:
 hit:
 	bc.st.hits++;
 	*zeroed = e->purged;
+	note_back(e, len);
 	p = take_head(e, len, exact ? 0 : slack, got, &sp);
 	if (*zeroed)
 		proc_raise(*got);	/* its pages fault in afresh */
@@ -1394,7 +1442,7 @@ static size_t pay_growth(struct bc_batch *b, size_t rss)
 {
 	size_t lim, done = 0;
 	unsigned idle = bc.decay_ms / BC_PAY_IDLE_DIV;
-	struct bc_ent *e;
+	struct bc_ent *e, *n;
 
 	if (!rss)
 		return 0;
@@ -1411,13 +1459,17 @@ static size_t pay_growth(struct bc_batch *b, size_t rss)
 		bc.proc_peak = lim;
 	if (rss <= bc.proc_peak + bc.proc_peak / BC_PAY_SLACK_DIV)
 		goto out;
-	while (rss > bc.proc_peak && (e = bc.hot.oldest) &&
-	       __hak_ms_age(bc.now, e->stamp) >= idle) {
+	for (e = bc.hot.oldest; e && rss > bc.proc_peak &&
+	     __hak_ms_age(bc.now, e->stamp) >= idle; e = n) {
+		n = e->newer;
+		if (paid_back(e))
+			continue;	/* the program takes such blocks back */
 		unlink_ent(e);
 		bc.inflight += e->len;
 		rss = rss > e->len ? rss - e->len : 0;
 		done += e->len;
 		bc.st.paid++;
+		e->paid = true;
 		e->older = b->purge;
 		b->purge = e;
 	}
@@ -1561,6 +1613,7 @@ bool hak_bigcache_put(void *p, size_t len)
 	e->stamp = bc.now;	/* not now: bc.now may be later (bc_clock) */
 	e->taken = bc.takes;
 	e->purged = false;
+	e->paid = false;
 	list_add_newest(&bc.hot, e);
 	tab_insert(e);
 	bc.count++;
@@ -1686,6 +1739,7 @@ void hak_bigcache_init(void)
 	bc.st.peak_bytes = bc.bytes;	/* the high-water mark under this bound */
 	bc.foot_peak = 0;		/* and the footprint's, at misses */
 	bc.proc_peak = bc.proc_rss = bc.proc_grown = 0;	/* and the resident set's */
+	bc.back_min = 0;
 	tab_check_size();
 	hak_unlock(&bc.lock);
 	finish(&b);

@@ -66,6 +66,7 @@ struct hak_bigcache_stats {
 	size_t foot_peak;	/* most live large + resident cached bytes at a miss */
 	size_t proc_peak;	/* most of the process's footprint (growth rule) */
 	size_t paid;		/* idle blocks purged as the rest of the process grew */
+	size_t paid_back;	/* takes that handed out such a block's pages again */
 };
 
 #if IS_ENABLED(CONFIG_HAK_BIGCACHE)

@@ -18,42 +18,14 @@
  *      still resident (the mark is not exceeded any more);
  *   4. growth under 1/32 of the mark with an idle block: nothing paid.
  */
-#include <errno.h>
 #include "bc_test.h"
 #include "boxes/bigcache/bc_internal.h"
 #include "os.h"
 #include "purge.h"
-#include "../lib/coarse_sleep.h"
 
 #define MIB		(1UL << 20)
 #define DELAY_MS	4000	/* the decay delay: nothing decays in this test */
 #define IDLE_MS		1100	/* past a quarter delay: idle for the rule */
-
-static size_t mib(size_t b)
-{
-	return b >> 20;
-}
-
-static void pass(void)
-{
-	(void)hak_bigcache_decay(__hak_now_ms());
-}
-
-static void idle(void)
-{
-	tst_sleep_ms(IDLE_MS);
-}
-
-/* n bytes of the program's own, every page written. */
-static void *own(size_t n)
-{
-	void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-
-	if (p == MAP_FAILED)
-		tap_bail("mmap %zu MiB", mib(n));
-	memset(p, 7, n);
-	return p;
-}
 
 int main(void)
 {
@@ -83,10 +55,10 @@ int main(void)
 	free(va);
 	st0 = bc_stats();
 	if (st0.resident_bytes != a || st0.cached_bytes != a + m)
-		tap_bail("cached %zu MiB, %zu MiB resident", mib(st0.cached_bytes),
-			 mib(st0.resident_bytes));
-	pass();				/* the first pass sets the mark */
-	idle();
+		tap_bail("cached %zu MiB, %zu MiB resident", bc_mib(st0.cached_bytes),
+			 bc_mib(st0.resident_bytes));
+	bc_pass();			/* the first pass sets the mark */
+	tst_sleep_ms(IDLE_MS);
 
 	/*
 	 * 1. The purged block taken and filled: its pages fault in afresh,
@@ -97,53 +69,53 @@ int main(void)
 	if (!vm)
 		tap_bail("malloc");
 	memset(vm, 4, m);
-	pass();
+	bc_pass();
 	st1 = bc_stats();
 	tap_ok(st1.hits == st0.hits + 1 && st1.paid == st0.paid && st1.resident_bytes == a,
 	       "the large path's own growth pays nothing: %zu paid, %zu MiB resident, mark %zu -> %zu MiB",
-	       st1.paid - st0.paid, mib(st1.resident_bytes), mib(st0.proc_peak),
-	       mib(st1.proc_peak));
+	       st1.paid - st0.paid, bc_mib(st1.resident_bytes), bc_mib(st0.proc_peak),
+	       bc_mib(st1.proc_peak));
 	/* 2. The program's own 48 MiB: the idle block pays. */
 	st0 = st1;
-	vg = own(g);
+	vg = bc_own(g);
 	rss0 = __hak_rss();
-	pass();
+	bc_pass();
 	rss1 = __hak_rss();
 	st1 = bc_stats();
 	tap_ok(st1.paid == st0.paid + 1 && st1.resident_bytes == 0 && st1.cached_bytes >= a,
 	       "other growth is paid by the idle block: %zu paid, %zu MiB resident, %zu MiB cached",
-	       st1.paid - st0.paid, mib(st1.resident_bytes), mib(st1.cached_bytes));
+	       st1.paid - st0.paid, bc_mib(st1.resident_bytes), bc_mib(st1.cached_bytes));
 	tap_ok(rss1 + a - 4 * MIB <= rss0, "the resident set fell by it: %zu -> %zu MiB",
-	       mib(rss0), mib(rss1));
+	       bc_mib(rss0), bc_mib(rss1));
 	tap_ok(st1.proc_peak >= st0.proc_peak, "the mark did not fall: %zu -> %zu MiB",
-	       mib(st0.proc_peak), mib(st1.proc_peak));
+	       bc_mib(st0.proc_peak), bc_mib(st1.proc_peak));
 
 	/* 3. A young block does not pay: the mark rises instead. */
 	free(vm);			/* cached, resident, young */
 	vm = NULL;
-	vy = own(16 * MIB);
+	vy = bc_own(16 * MIB);
 	st0 = bc_stats();
-	pass();
+	bc_pass();
 	st1 = bc_stats();
 	tap_ok(st1.paid == st0.paid && st1.resident_bytes >= m && st1.proc_peak >= __hak_rss(),
 	       "a young block stays: %zu paid, %zu MiB resident, mark %zu MiB",
-	       st1.paid - st0.paid, mib(st1.resident_bytes), mib(st1.proc_peak));
-	idle();
-	pass();
+	       st1.paid - st0.paid, bc_mib(st1.resident_bytes), bc_mib(st1.proc_peak));
+	tst_sleep_ms(IDLE_MS);
+	bc_pass();
 	st1 = bc_stats();
 	tap_ok(st1.paid == st0.paid && st1.resident_bytes >= m,
 	       "and stays once idle, under the mark: %zu paid, %zu MiB resident",
-	       st1.paid - st0.paid, mib(st1.resident_bytes));
+	       st1.paid - st0.paid, bc_mib(st1.resident_bytes));
 
 	/* 4. Growth under 1/32 of the mark pays nothing. */
 	small = (st1.proc_peak / 64) & ~(BC_PAGE - 1);
-	vs = own(small);
+	vs = bc_own(small);
 	st0 = bc_stats();
-	pass();
+	bc_pass();
 	st1 = bc_stats();
 	tap_ok(st1.paid == st0.paid && st1.resident_bytes >= m,
 	       "%zu MiB of growth under the slack pays nothing: %zu paid, %zu MiB resident",
-	       mib(small), st1.paid - st0.paid, mib(st1.resident_bytes));
+	       bc_mib(small), st1.paid - st0.paid, bc_mib(st1.resident_bytes));
 
 	munmap(vs, small);
 	munmap(vy, 16 * MIB);

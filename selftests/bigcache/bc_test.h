@@ -21,9 +21,11 @@
 
 #include "../lib/tap.h"
 #include "../lib/guardpage.h"
+#include "../lib/coarse_sleep.h"
 #include "init.h"
 #include "boxes/bigcache/bigcache.h"
 #include "large.h"
+#include "os.h"
 
 #define BC_PAGE		4096UL
 
@@ -250,6 +252,29 @@ static inline void bc_take_hole(void *dst, size_t len)
 		return;
 	}
 	memset(bc_hole_page, 0x5a, BC_PAGE);
+}
+
+/* Whole MiB in b bytes, for messages. */
+static inline size_t bc_mib(size_t b)
+{
+	return b >> 20;
+}
+
+/* One decay pass of the box, now (the growth rule's tests: bc_pay, bc_pay_back). */
+static inline void bc_pass(void)
+{
+	(void)hak_bigcache_decay(__hak_now_ms());
+}
+
+/* n bytes of the program's own (not the allocator's), every page written. */
+static inline void *bc_own(size_t n)
+{
+	void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (p == MAP_FAILED)
+		tap_bail("mmap %zu MiB", bc_mib(n));
+	memset(p, 7, n);
+	return p;
 }
 
 #endif /* HAK_SELFTEST_BIGCACHE_H */
