@@ -387,10 +387,9 @@ static size_t small_usable(const void *p, const char *what)
 	if (likely(c < HAK_NCLASS))
 		return __hak_class_size[c];
 	if (HAK_HDR_SIZE) {
-		const struct hak_hdr *hd = hak_hdr_of(p);
+		uintptr_t slot = __hak_hdr_slot(p, &c, what);
 
-		if (hd->check == hak_hdr_check(p) && hd->slot_class < HAK_NCLASS)
-			return __hak_class_size[hd->slot_class] - 16 * (size_t)hd->delta;
+		return __hak_class_size[c] - ((uintptr_t)p - slot);
 	}
 	__hak_bad_free(p, what);
 }
