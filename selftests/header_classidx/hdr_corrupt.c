@@ -44,7 +44,7 @@ static void ff_off(void)
 /* malloc(48), its class byte set to v, freed; then what a malloc(n) serves. */
 static void class_byte(unsigned v, size_t n)
 {
-	unsigned char *p = malloc(48), *q;
+	unsigned char *p = launder(malloc(48)), *q;
 	unsigned i;
 
 	ff_off();
@@ -79,7 +79,7 @@ static void do_class_255(void *arg)
 
 static void do_class_realloc(void *arg)
 {
-	unsigned char *p = malloc(48);
+	unsigned char *p = launder(malloc(48));
 
 	(void)arg;
 	ff_off();
@@ -91,7 +91,7 @@ static void do_class_realloc(void *arg)
 
 static void do_class_usable(void *arg)
 {
-	unsigned char *p = malloc(48);
+	unsigned char *p = launder(malloc(48));
 
 	(void)arg;
 	ff_off();
@@ -102,7 +102,7 @@ static void do_class_usable(void *arg)
 /* The thread frees the main thread's block with the thread's own tag in it. */
 static void *owner_thread(void *arg)
 {
-	unsigned char *p = arg;
+	unsigned char *p = launder(arg);
 
 	free(malloc(48));		/* a heap of its own */
 	p[-4] = __hak_tc.tag;
@@ -117,13 +117,13 @@ static void do_owner_byte(void *arg)
 
 	(void)arg;
 	ff_off();
-	if (pthread_create(&t, NULL, owner_thread, malloc(48)) == 0)
+	if (pthread_create(&t, NULL, owner_thread, launder(malloc(48))) == 0)
 		pthread_join(t, NULL);
 }
 
 static void do_slot_class(void *arg)
 {
-	unsigned char *p = aligned_alloc(256, 16);
+	unsigned char *p = launder(aligned_alloc(256, 16));
 
 	(void)arg;
 	ff_off();
@@ -136,7 +136,7 @@ static void do_slot_class(void *arg)
 
 static void do_slot_delta(void *arg)
 {
-	unsigned char *p = aligned_alloc(256, 16);
+	unsigned char *p = launder(aligned_alloc(256, 16));
 
 	(void)arg;
 	ff_off();
