@@ -28,6 +28,7 @@
  * recently) or nothing to purge doubles the sleep, up to the delay (at
  * most BG_MAX_MS); one that purged something goes back to the short sleep.
  */
+#include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <string.h>
@@ -124,6 +125,17 @@ void hak_bgpurge_start(void)
 	if (!err) {
 		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 		pthread_attr_setstacksize(&attr, BG_STACK);
+		err = pthread_create(&t, &attr, bg_main, NULL);
+		pthread_attr_destroy(&attr);
+	}
+	/*
+	 * glibc puts the static TLS (the program's and its libraries'
+	 * initial-exec variables) in the stack and refuses (EINVAL) a stack
+	 * that cannot hold it with room to spare: a program with 100 KiB of
+	 * __thread data had no purge thread. The default size then.
+	 */
+	if (err == EINVAL && !pthread_attr_init(&attr)) {
+		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 		err = pthread_create(&t, &attr, bg_main, NULL);
 		pthread_attr_destroy(&attr);
 	}
