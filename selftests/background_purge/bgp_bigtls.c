@@ -15,8 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <sys/wait.h>
 #include "tap.h"
+#include "child.h"
 #include "init.h"
 #include "boxes/background_purge/bgpurge.h"
 
@@ -39,38 +39,18 @@ static int child_main(void)
 
 int main(int argc, char **argv)
 {
-	static char err[4096];
-	int fds[2], status = -1;
-	size_t got = 0;
-	ssize_t n;
-	pid_t pid;
+	char *env[] = { "BGP_BIGTLS_CHILD", "1", "HAKMEM_BACKGROUND_PURGE", "1", NULL };
+	struct child_result r;
 
 	(void)argc;
 	if (getenv("BGP_BIGTLS_CHILD"))
 		return child_main();
 	tap_plan(2);
-	if (pipe(fds) < 0)
-		tap_bail("pipe");
-	fflush(stdout);
-	pid = fork();
-	if (pid == 0) {
-		close(fds[0]);
-		dup2(fds[1], STDERR_FILENO);
-		setenv("BGP_BIGTLS_CHILD", "1", 1);
-		setenv("HAKMEM_BACKGROUND_PURGE", "1", 1);
-		execv("/proc/self/exe", argv);
-		_exit(127);
-	}
-	close(fds[1]);
-	while (got + 1 < sizeof(err) && (n = read(fds[0], err + got, sizeof(err) - 1 - got)) > 0)
-		got += (size_t)n;
-	close(fds[0]);
-	if (pid < 0 || waitpid(pid, &status, 0) < 0)
-		status = -1;
-	tap_ok(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0,
-	       "128 KiB of __thread data: the purge thread runs, started once (status 0x%x)", status);
-	tap_ok(!*err, "nothing on stderr");
-	if (*err)
-		tap_diag("%.*s", (int)strcspn(err, "\n"), err);
+	child_exec(NULL, argv, env, NULL, &r);
+	tap_ok(child_exited_ok(&r),
+	       "128 KiB of __thread data: the purge thread runs, started once (status 0x%x)", r.status);
+	tap_ok(!*r.err, "nothing on stderr");
+	if (*r.err)
+		tap_diag("%.*s", (int)strcspn(r.err, "\n"), r.err);
 	tap_finish();
 }

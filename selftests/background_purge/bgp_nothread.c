@@ -17,8 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <sys/wait.h>
 #include "tap.h"
+#include "child.h"
 #include "init.h"
 #include "boxes/background_purge/bgpurge.h"
 
@@ -55,43 +55,22 @@ static int child_main(void)
 
 int main(int argc, char **argv)
 {
-	static char err[4096];
-	int fds[2], status = -1, lines = 0;
-	size_t got = 0;
-	ssize_t n;
-	pid_t pid;
-	char *s;
+	char *env[] = { "BGP_NOTHREAD_CHILD", "1", "HAKMEM_BACKGROUND_PURGE", "1",
+			"HAKMEM_PURGE_DELAY_MS", "10", NULL };
+	struct child_result r;
+	int lines;
 
 	(void)argc;
 	if (getenv("BGP_NOTHREAD_CHILD"))
 		return child_main();
 	tap_plan(2);
-	if (pipe(fds) < 0)
-		tap_bail("pipe");
-	fflush(stdout);
-	pid = fork();
-	if (pid == 0) {
-		close(fds[0]);
-		dup2(fds[1], STDERR_FILENO);
-		setenv("BGP_NOTHREAD_CHILD", "1", 1);
-		setenv("HAKMEM_BACKGROUND_PURGE", "1", 1);
-		setenv("HAKMEM_PURGE_DELAY_MS", "10", 1);
-		execv("/proc/self/exe", argv);
-		_exit(127);
-	}
-	close(fds[1]);
-	while (got + 1 < sizeof(err) && (n = read(fds[0], err + got, sizeof(err) - 1 - got)) > 0)
-		got += (size_t)n;
-	close(fds[0]);
-	if (pid < 0 || waitpid(pid, &status, 0) < 0)
-		status = -1;
-	for (s = err; *s; s++)
-		lines += *s == '\n';
-	tap_ok(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0,
-	       "allocations work without the thread, and no thread is counted (status 0x%x)", status);
-	tap_ok(lines == 1 && strstr(err, "HAKMEM_BACKGROUND_PURGE") && strstr(err, "no purge thread"),
+	child_exec(NULL, argv, env, NULL, &r);
+	lines = child_err_lines(&r);
+	tap_ok(child_exited_ok(&r),
+	       "allocations work without the thread, and no thread is counted (status 0x%x)", r.status);
+	tap_ok(lines == 1 && strstr(r.err, "HAKMEM_BACKGROUND_PURGE") && strstr(r.err, "no purge thread"),
 	       "one line says there is no purge thread (%d lines)", lines);
-	if (*err)
-		tap_diag("%.*s", (int)strcspn(err, "\n"), err);
+	if (*r.err)
+		tap_diag("%.*s", (int)strcspn(r.err, "\n"), r.err);
 	tap_finish();
 }

@@ -13,12 +13,11 @@
  * set-user-ID bits: skipped otherwise (the copy reports AT_SECURE).
  */
 #include <fcntl.h>
-#include <dirent.h>
 #include <grp.h>
 #include <sys/auxv.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include "core_test.h"
+#include "child.h"
 #include "init.h"
 
 #define NOBODY	65534
@@ -55,45 +54,21 @@ static int copy_file(const char *from, const char *to)
 	return rc;
 }
 
-static int count_prefix(const char *dir, const char *prefix)
+/* In the child, before the exec: become nobody. */
+static void become_nobody(void)
 {
-	DIR *d = opendir(dir);
-	struct dirent *e;
-	int n = 0;
-
-	if (!d)
-		return -1;
-	while ((e = readdir(d)))
-		n += !strncmp(e->d_name, prefix, strlen(prefix));
-	closedir(d);
-	return n;
-}
-
-static void remove_files(const char *dir)
-{
-	DIR *d = opendir(dir);
-	struct dirent *e;
-	char path[400];
-
-	if (!d)
-		return;
-	while ((e = readdir(d)))
-		if (e->d_name[0] != '.') {
-			snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-			unlink(path);
-		}
-	closedir(d);
+	if (setgroups(0, NULL) < 0 || setgid(NOBODY) < 0 || setuid(NOBODY) < 0)
+		_exit(126);
 }
 
 int main(int argc, char **argv)
 {
-	static char err[4096];
 	char dir[] = "/tmp/opt_secure.XXXXXX", exe[64], out[96];
-	int fds[2], status = -1, lines = 0;
-	size_t got = 0;
-	ssize_t n;
-	pid_t pid;
-	char *s;
+	char *av[] = { exe, "child", NULL };
+	char *env[] = { "HAKMEM_PROF", "1", "HAKMEM_PROF_OUT", out, "HAKMEM_MEMORY_LIMIT", "1m",
+			"HAKMEM_MEMORY_LIMIT_HARD", "1", NULL };
+	struct child_result r;
+	int lines;
 
 	if (argc > 1 && !strcmp(argv[1], "child"))
 		return child_main();
@@ -106,50 +81,25 @@ int main(int argc, char **argv)
 	snprintf(out, sizeof(out), "%s/prof", dir);
 	if (copy_file("/proc/self/exe", exe) < 0 || chmod(exe, 04755) < 0)
 		tap_bail("cannot copy itself");
-	if (pipe(fds) < 0)
-		tap_bail("pipe");
-	fflush(stdout);
-	pid = fork();
-	if (pid == 0) {
-		char *av[] = { exe, "child", NULL };
-
-		close(fds[0]);
-		dup2(fds[1], STDERR_FILENO);
-		setenv("HAKMEM_PROF", "1", 1);
-		setenv("HAKMEM_PROF_OUT", out, 1);
-		setenv("HAKMEM_MEMORY_LIMIT", "1m", 1);
-		setenv("HAKMEM_MEMORY_LIMIT_HARD", "1", 1);
-		if (setgroups(0, NULL) < 0 || setgid(NOBODY) < 0 || setuid(NOBODY) < 0)
-			_exit(126);
-		execv(exe, av);
-		_exit(127);
-	}
-	close(fds[1]);
-	while (got + 1 < sizeof(err) && (n = read(fds[0], err + got, sizeof(err) - 1 - got)) > 0)
-		got += (size_t)n;
-	close(fds[0]);
-	if (pid < 0 || waitpid(pid, &status, 0) < 0)
-		status = -1;
-	for (s = err; *s; s++)
-		lines += *s == '\n';
-	if (status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 3) {
+	child_exec(exe, av, env, become_nobody, &r);
+	lines = child_err_lines(&r);
+	if (r.status != -1 && WIFEXITED(r.status) && WEXITSTATUS(r.status) == 3) {
 		tap_skip("the copy did not run set-user-ID (a nosuid file system?)");
 		tap_skip("the copy did not run set-user-ID");
 		tap_skip("the copy did not run set-user-ID");
 	} else {
-		tap_ok(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0,
+		tap_ok(child_exited_ok(&r),
 		       "run by nobody, the program took no option: its 4 MiB malloc past the "
-		       "1 MiB hard limit worked (status 0x%x)", status);
-		tap_ok(count_prefix(dir, "prof") == 0, "no profile written as root at the caller's path");
+		       "1 MiB hard limit worked (status 0x%x)", r.status);
+		tap_ok(dir_count(dir, "prof") == 0, "no profile written as root at the caller's path");
 		/* HAKMEM_PROF_OUT is the profiler's own, never read with it off */
-		tap_ok(lines == 3 && strstr(err, "ignoring HAKMEM_PROF in a set-user-ID") &&
-		       strstr(err, "ignoring HAKMEM_MEMORY_LIMIT in a set-user-ID") &&
-		       strstr(err, "ignoring HAKMEM_MEMORY_LIMIT_HARD in a set-user-ID"),
+		tap_ok(lines == 3 && strstr(r.err, "ignoring HAKMEM_PROF in a set-user-ID") &&
+		       strstr(r.err, "ignoring HAKMEM_MEMORY_LIMIT in a set-user-ID") &&
+		       strstr(r.err, "ignoring HAKMEM_MEMORY_LIMIT_HARD in a set-user-ID"),
 		       "one line for each of the 3 table variables set (%d lines)", lines);
-		if (*err)
-			tap_diag("%.*s", (int)strcspn(err, "\n"), err);
+		if (*r.err)
+			tap_diag("%.*s", (int)strcspn(r.err, "\n"), r.err);
 	}
-	remove_files(dir);
-	rmdir(dir);
+	dir_remove(dir);
 	tap_finish();
 }

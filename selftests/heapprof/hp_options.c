@@ -17,14 +17,14 @@
  * first malloc) in a directory of its own, which it removes after; a
  * child that is still running after 20 s is killed and the case fails.
  */
-#include <dirent.h>
+#include <stdbool.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 #include "tap.h"
+#include "child.h"
 
 static volatile int zero;
 
@@ -43,86 +43,42 @@ static int child_main(const char *mode)
 	return 0;
 }
 
-/* Run mode in a child with env[] added; its status and stderr. */
-static int run(const char *mode, char *const env[], char *err, size_t len)
+static struct child_result r;
+
+/* A child that spins at a fault is ended by this (an alarm lives on across exec). */
+static void deadline(void)
 {
-	int fds[2], status = -1;
-	size_t got = 0;
-	ssize_t n;
-	pid_t pid;
-
-	fflush(stdout);
-	if (pipe(fds) < 0)
-		return -1;
-	pid = fork();
-	if (pid == 0) {
-		char *argv[] = { "hp_options", (char *)mode, NULL };
-		unsigned i;
-
-		close(fds[0]);
-		dup2(fds[1], STDERR_FILENO);
-		setenv("HAKMEM_PROF", "1", 1);
-		for (i = 0; env[i]; i += 2)
-			setenv(env[i], env[i + 1], 1);
-		alarm(20);
-		execv("/proc/self/exe", argv);
-		_exit(127);
-	}
-	close(fds[1]);
-	while (got + 1 < len && (n = read(fds[0], err + got, len - 1 - got)) > 0)
-		got += (size_t)n;
-	err[got] = 0;
-	close(fds[0]);
-	if (pid < 0 || waitpid(pid, &status, 0) < 0)
-		return -1;
-	return status;
+	alarm(20);
 }
 
-static int lines(const char *s)
+/* Run mode again, with env set, in the directory made. */
+static void run(const char *mode, char *const env[])
 {
-	int n = 0;
+	char *argv[] = { "hp_options", (char *)mode, NULL };
 
-	for (; *s; s++)
-		n += *s == '\n';
-	return n;
+	child_exec(NULL, argv, env, deadline, &r);
 }
 
-/* Files in the current directory whose name starts with prefix. */
-static int count_files(const char *prefix)
+static void diag(void)
 {
-	DIR *d = opendir(".");
-	struct dirent *e;
-	int n = 0;
-
-	if (!d)
-		return -1;
-	while ((e = readdir(d)))
-		n += !strncmp(e->d_name, prefix, strlen(prefix));
-	closedir(d);
-	return n;
+	tap_diag("status 0x%x, %d default-named files, stderr: %.*s", r.status,
+		 dir_count(".", "hakmem-prof."), (int)strcspn(r.err, "\n"), r.err);
 }
 
-static void clean_dir(void)
+/* A child that dies of sig, after one line on stderr that names want. */
+static bool died_of(int sig, const char *want)
 {
-	DIR *d = opendir(".");
-	struct dirent *e;
-
-	if (!d)
-		return;
-	while ((e = readdir(d)))
-		if (e->d_name[0] != '.')
-			unlink(e->d_name);
-	closedir(d);
+	return r.status != -1 && WIFSIGNALED(r.status) && WTERMSIG(r.status) == sig &&
+	       child_err_lines(&r) == 1 && strstr(r.err, want);
 }
 
 int main(int argc, char **argv)
 {
-	static char err[8192], longout[5001];
-	char dir[] = "/tmp/hp_options.XXXXXX";
-	char *segv[] = { "HAKMEM_PROF_SIGNAL", "11", NULL };
-	char *fpe[] = { "HAKMEM_PROF_SIGNAL", "8", NULL };
-	char *out[] = { "HAKMEM_PROF_OUT", longout, NULL };
-	int st;
+	static char longout[5001];
+	char dir[] = "/tmp/hp_options.XXXXXX", cwd[64];
+	char *segv[] = { "HAKMEM_PROF", "1", "HAKMEM_PROF_SIGNAL", "11", NULL };
+	char *fpe[] = { "HAKMEM_PROF", "1", "HAKMEM_PROF_SIGNAL", "8", NULL };
+	char *out[] = { "HAKMEM_PROF", "1", "HAKMEM_PROF_OUT", longout, NULL };
 
 	if (argc > 1)
 		return child_main(argv[1]);
@@ -131,29 +87,21 @@ int main(int argc, char **argv)
 		tap_bail("no directory of its own");
 	memset(longout, 'x', sizeof(longout) - 1);
 
-	st = run("segv", segv, err, sizeof(err));
-	tap_ok(st != -1 && WIFSIGNALED(st) && WTERMSIG(st) == SIGSEGV && lines(err) == 1 &&
-	       strstr(err, "HAKMEM_PROF_SIGNAL=11"),
+	run("segv", segv);
+	tap_ok(died_of(SIGSEGV, "HAKMEM_PROF_SIGNAL=11"),
 	       "HAKMEM_PROF_SIGNAL=11: ignored with one line, a NULL store dies of SIGSEGV");
-	tap_diag("status 0x%x, stderr: %.*s", st, (int)strcspn(err, "\n"), err);
-	clean_dir();
-
-	st = run("fpe", fpe, err, sizeof(err));
-	tap_ok(st != -1 && WIFSIGNALED(st) && WTERMSIG(st) == SIGFPE && lines(err) == 1 &&
-	       strstr(err, "HAKMEM_PROF_SIGNAL=8"),
+	diag();
+	run("fpe", fpe);
+	tap_ok(died_of(SIGFPE, "HAKMEM_PROF_SIGNAL=8"),
 	       "HAKMEM_PROF_SIGNAL=8: ignored with one line, a division by zero dies of SIGFPE");
-	tap_diag("status 0x%x, stderr: %.*s", st, (int)strcspn(err, "\n"), err);
-	clean_dir();
-
-	st = run("out", out, err, sizeof(err));
-	tap_ok(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0 && lines(err) == 1 &&
-	       strstr(err, "HAKMEM_PROF_OUT") && count_files("hakmem-prof.") == 1,
+	diag();
+	run("out", out);
+	tap_ok(child_exited_ok(&r) && child_err_lines(&r) == 1 && strstr(r.err, "HAKMEM_PROF_OUT") &&
+	       dir_count(".", "hakmem-prof.") == 1,
 	       "HAKMEM_PROF_OUT of 5,000 bytes: ignored with one line, the default name used");
-	tap_diag("status 0x%x, %d default-named files, stderr: %.*s", st,
-		 count_files("hakmem-prof."), (int)strcspn(err, "\n"), err);
-	clean_dir();
-
+	diag();
+	snprintf(cwd, sizeof(cwd), "%s", dir);
 	if (chdir("/") == 0)
-		rmdir(dir);
+		dir_remove(cwd);
 	tap_finish();
 }
