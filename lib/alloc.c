@@ -277,8 +277,8 @@ void *__hak_alloc_big(size_t n)
  * block go"). A pointer at or above 2^47, whose index the fixed or
  * wrapped map wraps onto some page, is refused by its bin's boundary
  * mask (HAK_MASK_HIGH) before anything reads or writes through it, as on
- * the fast path. With the header box the class is the header's, not the
- * map's: it sorts every such free out as before.
+ * the fast path. With the header box every such free goes to
+ * __hak_free_any, which checks the header's bytes against the slab.
  */
 void __hak_free_slow(void *p, uintptr_t ex)
 {
@@ -396,10 +396,9 @@ static size_t small_usable(const void *p, const char *what)
 					(uintptr_t)p))))
 		return __hak_class_size[c];
 	if (HAK_HDR_SIZE) {
-		const struct hak_hdr *hd = hak_hdr_of(p);
+		uintptr_t slot = __hak_hdr_slot(p, &c, what);
 
-		if (hd->check == hak_hdr_check(p) && hd->slot_class < HAK_NCLASS)
-			return __hak_class_size[hd->slot_class] - 16 * (size_t)hd->delta;
+		return __hak_class_size[c] - ((uintptr_t)p - slot);
 	}
 	__hak_bad_free(p, what);
 }

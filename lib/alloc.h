@@ -19,6 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <hak/compiler.h>
+#include "init.h"
 #include "size_class.h"
 #include "superslab.h"
 #include "tcache.h"
@@ -72,27 +73,39 @@ HAK_FASTPATH void *__hak_alloc(size_t n)
 }
 
 /*
- * Class of a small block p (a inside a live superslab): from the block's
- * header with that box, else from the superslab's page-class line. For
- * the slow paths (the fast path has it from the page map).
+ * Class of a small block p (a inside a live superslab): the superslab's
+ * page-class line. For the slow paths (the fast path has it from the page
+ * map).
  */
 static __always_inline unsigned __hak_block_class(uintptr_t a)
 {
-	if (HAK_HDR_SIZE) {
-		unsigned c = hak_hdr_class((const void *)a);
+	unsigned c = __hak_page_class(a);
 
-		/* A wild pointer's "header" must not index past the bins. */
-		return c < HAK_CLASS_NONE ? c : HAK_CLASS_NONE;
-	}
-	return __hak_page_class(a);
+	/*
+	 * The header's class byte is the program's to overwrite (a write
+	 * one byte before its block): trusted only where the page's class
+	 * agrees, anything else (an aligned block's HAK_HDR_ALIGNED, a
+	 * corrupt byte) is HAK_CLASS_NONE, which the slow path checks as an
+	 * aligned block's header (__hak_hdr_slot) or reports.
+	 */
+	if (HAK_HDR_SIZE && hak_hdr_class((const void *)a) != c)
+		return HAK_CLASS_NONE;
+	return c;
 }
 
-/* Tag of the heap that owns block p's slab (header or page-owner line). */
+/*
+ * Tag of the heap that owns block p's slab: the page-owner line's. With
+ * the header box the header's owner byte must say the same (it always
+ * does for a block malloc returned); a free that trusted a corrupt one
+ * cached another heap's block in this thread's bins.
+ */
 static __always_inline unsigned __hak_block_owner(uintptr_t a)
 {
-	if (HAK_HDR_SIZE)
-		return hak_hdr_owner((const void *)a);
-	return __hak_page_owner(a);
+	unsigned o = __hak_page_owner(a);
+
+	if (HAK_HDR_SIZE && unlikely(hak_hdr_owner((const void *)a) != o))
+		__hak_bad_free((const void *)a, "corrupt block header (owner byte)");
+	return o;
 }
 
 /*
@@ -109,17 +122,15 @@ void __hak_free_slow(void *p, uintptr_t ex) HAK_SLOWPATH;
 
 /*
  * Bin index of small block p whose page-map entry matched this thread
- * (ix): from the page map, or with the header box from the block's header
- * (an aligned block's says HAK_CLASS_NONE: the slow path finds its slot).
+ * (ix): the map's. With the header box, HAK_CLASS_NONE unless the block's
+ * class byte says the same (an aligned block's HAK_HDR_ALIGNED: the slow
+ * path finds its slot; a corrupt byte: the slow path reports it).
  */
 static __always_inline uintptr_t __hak_block_ix(uintptr_t a, uintptr_t ix)
 {
-	if (HAK_HDR_SIZE) {
-		unsigned c = hak_hdr_class((const void *)a);
-
-		/* A wild pointer's "header" must not index past the bins. */
-		return 4 * (uintptr_t)(c < HAK_CLASS_NONE ? c : HAK_CLASS_NONE);
-	}
+	/* A class byte the map does not confirm: the slow path (above). */
+	if (HAK_HDR_SIZE && 4 * (uintptr_t)hak_hdr_class((const void *)a) != ix)
+		return 4 * (uintptr_t)HAK_CLASS_NONE;
 	return ix;
 }
 

@@ -2248,12 +2248,18 @@ static uint32_t slab_take(struct hak_heap *h, struct hak_slab *s,
 
 static void scavenge_pool(bool kept);
 
-/* Owner tag of small block p, as the free fast path reads it. */
+/*
+ * Owner tag of small block p: the page-owner line's, which the header's
+ * owner byte must repeat (alloc.h, __hak_block_owner: this is its copy for
+ * the remote-free paths, which alloc.h's layer does not reach).
+ */
 static unsigned block_owner_tag(const void *p)
 {
-	if (HAK_HDR_SIZE)
-		return hak_hdr_owner(p);
-	return __hak_page_owner((uintptr_t)p);
+	unsigned o = __hak_page_owner((uintptr_t)p);
+
+	if (HAK_HDR_SIZE && unlikely(hak_hdr_owner(p) != o))
+		__hak_bad_free(p, "corrupt block header (owner byte)");
+	return o;
 }
 
 /*
@@ -2877,6 +2883,38 @@ static void free_remote_all(void *p, unsigned c)
 }
 
 /*
+ * With the header box, the slot aligned block p was cut from, its class in
+ * *sc. Every header byte on the way is checked against the slab, since
+ * the program may have written over them (a write before its block):
+ * trusted, a forged slot class cached a slot in another class's bin (a
+ * 48-byte block served for 1,000 bytes), a forged distance an address
+ * that is no block. Anything else, a corrupt class byte among them (the
+ * page's class did not confirm it: alloc.h), is reported with what. The
+ * fail-fast box checks the same first, with its own words.
+ */
+uintptr_t __hak_hdr_slot(const void *p, unsigned *sc, const char *what)
+{
+	const struct hak_hdr *hd = hak_hdr_of(p);
+	uintptr_t slot = (uintptr_t)p - 16 * (uintptr_t)hd->delta, start;
+	const struct hak_slab *s;
+	unsigned c;
+
+	if (!HAK_HDR_SIZE || hd->check != hak_hdr_check(p) || hd->class_idx != HAK_HDR_ALIGNED)
+		__hak_bad_free(p, what);
+	c = __hak_page_class(slot);
+	if (hd->slot_class != c || c >= HAK_NCLASS)
+		__hak_bad_free(p, "corrupt block header (slot class)");
+	s = __hak_slab_head(__hak_page_of(slot));
+	start = __hak_slab_start(s) + HAK_HDR_SIZE;
+	if (slot < start || (slot - start) % __hak_class_stride(c) ||
+	    (slot - start) / __hak_class_stride(c) >= s->capacity ||
+	    16 * (size_t)hd->delta + 16 > __hak_class_size[c])
+		__hak_bad_free(p, "corrupt block header (slot distance)");
+	*sc = c;
+	return slot;
+}
+
+/*
  * With the header box, an aligned block's header sends its free here (its
  * class byte is HAK_HDR_ALIGNED): find the slot it was cut from, restore the
  * slot's header and cache the slot. Without the box a block of class
@@ -2888,10 +2926,9 @@ static void free_unclassed(void *p)
 	unsigned sc;
 	void *slot;
 
-	if (!HAK_HDR_SIZE || hd->check != hak_hdr_check(p) || hd->slot_class >= HAK_NCLASS)
-		__hak_bad_free(p, "not a live block (free page or bad header)");
-	sc = hd->slot_class;
-	slot = (char *)p - 16 * (size_t)hd->delta;
+	if (!HAK_HDR_SIZE)
+		__hak_bad_free(p, "not a live block (free page)");
+	slot = (void *)__hak_hdr_slot(p, &sc, "not a live block (free page or bad header)");
 	hak_hdr_write(slot, sc, hd->owner);
 	hak_vg_alloc(slot, __hak_class_size[sc], false);	/* whole again, then freed */
 	/*

@@ -152,6 +152,8 @@ unsigned __hak_heap_nr_live(void);
 /* Default tcache capacity of class c. */
 uint32_t __hak_tcache_cap(unsigned c);
 void __hak_tcache_set_bytes(size_t bytes);
+/* Header box: the checked slot of aligned block p (heap.c), else report what. */
+uintptr_t __hak_hdr_slot(const void *p, unsigned *sc, const char *what);
 
 /*
  * The owner tag whose blocks this thread caches as an idle owner's (0:

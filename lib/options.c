@@ -3,10 +3,12 @@
  * The one table of HAKMEM_* environment variables. Each entry names a
  * size_t in __hak_opt, its bounds and what it does; values take an optional
  * k/m/g suffix. Read once, at the first slow path, with getenv (which does
- * not allocate). Documentation/options.md lists the same table.
+ * not allocate), and not at all in a privileged program (below).
+ * Documentation/options.md lists the same table.
  */
 #include <stdlib.h>
 #include <stdint.h>
+#include <sys/auxv.h>
 #include "heap.h"
 #include "init.h"
 #include "purge.h"
@@ -103,8 +105,17 @@ static bool parse_size(const char *s, size_t *out)
 	return true;
 }
 
+/*
+ * A set-user-ID or set-group-ID program (or one that gained capabilities
+ * at exec: the kernel's AT_SECURE) takes none of them: its environment
+ * is its caller's, who could have it write a profile as its owner to any
+ * path (HAKMEM_PROF_OUT, created and truncated) or fail its allocations
+ * at will (HAKMEM_MEMORY_LIMIT_HARD), as glibc's own tunables and
+ * jemalloc's MALLOC_CONF are not taken there. Each one set is reported.
+ */
 void __hak_options_read(void)
 {
+	bool secure = getauxval(AT_SECURE) != 0;
 	unsigned i;
 
 	for (i = 0; i < ARRAY_SIZE(options); i++) {
@@ -114,6 +125,11 @@ void __hak_options_read(void)
 
 		if (!s)
 			continue;
+		if (secure) {
+			__hak_report("ignoring %s in a set-user-ID or set-group-ID program",
+				     o->name);
+			continue;
+		}
 		if (!parse_size(s, &v) || v < o->min || v > o->max) {
 			__hak_report("ignoring %s=%s (want %zu..%zu, k/m/g suffix)",
 				     o->name, s, o->min, o->max);

@@ -16,6 +16,10 @@
  * at the first start, for good: __hak_atfork) puts the state back to 0, so
  * the child starts its own at its first slow path, if it has the option on.
  *
+ * A thread that cannot be made (RLIMIT_NPROC, a sandbox that refuses
+ * clone, no memory for its stack) is reported with one line; the process
+ * goes on without it (the purge ticks of its own calls still purge).
+ *
  * Exit: the thread is detached and exit() ends it with the process; it
  * holds no lock across its sleep.
  *
@@ -24,8 +28,10 @@
  * recently) or nothing to purge doubles the sleep, up to the delay (at
  * most BG_MAX_MS); one that purged something goes back to the short sleep.
  */
+#include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <string.h>
 #include <time.h>
 #include <asm/atomic.h>
 #include "box.h"
@@ -104,6 +110,7 @@ void hak_bgpurge_start(void)
 	sigset_t all, old;
 	pthread_attr_t attr;
 	pthread_t t;
+	int err;
 	bool ok;
 
 	if (arch_cmpxchg(&__hak_bgpurge_state, BG_NONE, BG_STARTING) != BG_NONE)
@@ -114,17 +121,33 @@ void hak_bgpurge_start(void)
 	}
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
-	ok = pthread_attr_init(&attr) == 0;
-	if (ok) {
+	err = pthread_attr_init(&attr);
+	if (!err) {
 		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 		pthread_attr_setstacksize(&attr, BG_STACK);
-		ok = pthread_create(&t, &attr, bg_main, NULL) == 0;
+		err = pthread_create(&t, &attr, bg_main, NULL);
+		pthread_attr_destroy(&attr);
+	}
+	/*
+	 * glibc puts the static TLS (the program's and its libraries'
+	 * initial-exec variables) in the stack and refuses (EINVAL) a stack
+	 * that cannot hold it with room to spare: a program with 100 KiB of
+	 * __thread data had no purge thread. The default size then.
+	 */
+	if (err == EINVAL && !pthread_attr_init(&attr)) {
+		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+		err = pthread_create(&t, &attr, bg_main, NULL);
 		pthread_attr_destroy(&attr);
 	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	ok = !err;
 	if (ok) {
 		pthread_setname_np(t, "hakmem-purge");
 		arch_fetch_add(&bg_starts, 1UL);
+	} else {
+		/* once per process: the state stays FAILED (a fork child tries again) */
+		__hak_report("HAKMEM_BACKGROUND_PURGE=1: no purge thread (%s); "
+			     "only the program's own calls purge", strerror(err));
 	}
 	arch_store_release(&__hak_bgpurge_state, ok ? BG_RUNNING : BG_FAILED);
 }

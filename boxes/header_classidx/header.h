@@ -7,17 +7,18 @@
  *
  *	bytes 0..7	check word: (address of the block) ^ HAK_HDR_MAGIC
  *	bytes 8..11	unused
- *	byte  12	tag of the heap that owns the block's slab (free's
- *			local/remote test reads it here, not in the superslab)
+ *	byte  12	tag of the heap that owns the block's slab (the
+ *			slow paths check it against the page-owner line)
  *	byte  13	aligned block: the slot's class
  *	byte  14	aligned block: (block - slot start) / 16
  *	byte  15	class index (HAK_HDR_ALIGNED for an aligned block)
  *
- * free reads the class from byte p[-1], next to the block it is about to
- * write anyway, instead of the superslab's page table. The core still
- * checks the registry first, so a foreign pointer is never read. An
- * aligned allocation hands out an address inside a larger slot; its header
- * says HAK_HDR_ALIGNED, which sends free to the slow path to find the slot.
+ * free takes the class from the page map, as without the box, and checks
+ * the byte p[-1] against it (a byte the program wrote over is reported,
+ * never trusted: lib/alloc.h, __hak_block_ix). An aligned allocation
+ * hands out an address inside a larger slot; its header says
+ * HAK_HDR_ALIGNED, which sends free to the slow path to find the slot
+ * (lib/heap.c, __hak_hdr_slot, checks that header against the slab).
  *
  * With the box off, HAK_HDR_SIZE is 0 and everything here is unused.
  */

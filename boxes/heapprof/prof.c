@@ -666,6 +666,18 @@ __attribute__((destructor)) static void hp_exit(void)
 
 /* ---- set-up and fork ---- */
 
+/*
+ * The signals a fault raises (a bad address, an integer division by zero,
+ * a bad instruction, a breakpoint, a refused system call): the dump
+ * handler only sets a flag and returns, to the faulting instruction, which
+ * faults again; a program that crashed spun at full CPU instead.
+ */
+static bool hp_fault_signal(int sig)
+{
+	return sig == SIGSEGV || sig == SIGBUS || sig == SIGFPE || sig == SIGILL ||
+	       sig == SIGTRAP || sig == SIGSYS;
+}
+
 void hak_prof_init(void)
 {
 	const char *s;
@@ -679,6 +691,9 @@ void hak_prof_init(void)
 	s = getenv("HAKMEM_PROF_OUT");
 	if (s && *s && strlen(s) < sizeof(hp_out))
 		strcpy(hp_out, s);
+	else if (s)
+		__hak_report("ignoring HAKMEM_PROF_OUT of %zu bytes (want 1..%zu); writing %s.<pid>",
+			     strlen(s), sizeof(hp_out) - 1, hp_out);
 	s = getenv("HAKMEM_PROF_FORMAT");
 	if (s && !strcmp(s, "collapsed"))
 		hp_format = HP_FMT_COLLAPSED;
@@ -690,7 +705,10 @@ void hak_prof_init(void)
 		__hak_report("heap profiler: no memory for its tables; not profiling");
 		return;
 	}
-	if (__hak_opt.prof_signal) {
+	if (hp_fault_signal((int)__hak_opt.prof_signal)) {
+		__hak_report("ignoring HAKMEM_PROF_SIGNAL=%zu (a fault's signal: its handler "
+			     "would return to the fault for good)", __hak_opt.prof_signal);
+	} else if (__hak_opt.prof_signal) {
 		struct sigaction sa;
 
 		memset(&sa, 0, sizeof(sa));

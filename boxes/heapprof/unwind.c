@@ -117,6 +117,23 @@ static int scan_one(struct dl_phdr_info *info, size_t size, void *arg)
 	return 0;
 }
 
+/*
+ * The DWARF walk finds a frame's rule through its module's .eh_frame_hdr.
+ * A program linked with -static gets none unless it asks
+ * (-Wl,--eh-frame-hdr; gcc passes it only to dynamic links): every frame
+ * of its was [unknown], without a word. Said once, at the first scan.
+ */
+static void modules_check(void)
+{
+	static bool said;
+
+	if (IS_ENABLED(__x86_64__) && !said && nmods && !mods[0].eh_hdr) {
+		said = true;
+		__hak_report("heap profiler: the program has no .eh_frame_hdr (linked -static "
+			     "without -Wl,--eh-frame-hdr?): its frames will read [unknown]");
+	}
+}
+
 static void modules_refresh(void)
 {
 	struct scan sc = { .first = true };
@@ -126,6 +143,7 @@ static void modules_refresh(void)
 		mods_valid = true;
 		rules_clear();
 		walk_gen++;
+		modules_check();
 	}
 }
 
