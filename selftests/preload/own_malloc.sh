@@ -19,10 +19,7 @@ dir=$(dirname "$0")
 preload_setup
 tap_plan 6
 
-cc=$(command -v cc 2>/dev/null || command -v gcc 2>/dev/null)
-if [ -z "$cc" ]; then
-	tap_skip_rest "no C compiler"
-fi
+preload_cc
 
 prog=$workdir/own_malloc
 "$cc" -O2 -Wall -Wextra -Werror -o "$prog" "$dir/own_malloc.c" 2>"$workdir/build.err" &&
