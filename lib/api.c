@@ -13,6 +13,12 @@
 #define HAK_API_CONST	const
 #include "entry.h"
 
+/* The process's reallocarray is interpose.c's: it calls the process's realloc. */
+HAK_EXPORT void *hak_reallocarray(void *p, size_t n, size_t size)
+{
+	return __hak_reallocarray(p, n, size);
+}
+
 HAK_EXPORT void hak_stats_get(struct hak_stats *st)
 {
 	__hak_stats_get(st);

@@ -42,11 +42,6 @@ HAK_EXPORT void *HAK_API(realloc)(void *p, size_t n)
 	return __hak_realloc(p, n);
 }
 
-HAK_EXPORT void *HAK_API(reallocarray)(void *p, size_t n, size_t size)
-{
-	return __hak_reallocarray(p, n, size);
-}
-
 HAK_EXPORT int HAK_API(posix_memalign)(void **out, size_t align, size_t n)
 {
 	return __hak_posix_memalign(out, align, n);

@@ -26,6 +26,34 @@ void free_aligned_sized(void *p, size_t align, size_t n);
 #define HAK_API_CONST
 #include "entry.h"
 
+/*
+ * reallocarray is realloc behind an overflow check, and glibc's calls the
+ * process's realloc, whichever object defines it. A program may bring its
+ * own malloc family ahead of the preload: Firefox's executable exports
+ * mozjemalloc's malloc, free, realloc, memalign and more, but no
+ * reallocarray, so the dynamic linker binds that one name to us. Calling
+ * __hak_realloc here gave libX11's reallocarray(NULL, ...) a hakmem block
+ * that XFree passed to mozjemalloc's free (SIGSEGV as Firefox opened its
+ * display), and a block of the program's own would have been reported as
+ * "not allocated by hakmem". The address comes from the GOT, which the
+ * dynamic linker filled with the realloc every library calls: hakmem's
+ * own when hakmem is the process's allocator. The empty asm keeps the
+ * compiler from calling or inlining our definition instead.
+ * (Documentation/reliability.md, "Fifteenth run").
+ */
+HAK_EXPORT void *reallocarray(void *p, size_t n, size_t size)
+{
+	void *(*process_realloc)(void *, size_t) = realloc;
+	size_t total;
+
+	if (__builtin_mul_overflow(n, size, &total)) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	__asm__("" : "+r"(process_realloc));
+	return process_realloc(p, total);
+}
+
 HAK_EXPORT struct mallinfo2 mallinfo2(void)
 {
 	struct mallinfo2 mi;

@@ -22,10 +22,7 @@ dir=$(dirname "$0")
 preload_setup
 tap_plan 4
 
-cc=$(command -v cc 2>/dev/null || command -v gcc 2>/dev/null)
-if [ -z "$cc" ]; then
-	tap_skip_rest "no C compiler"
-fi
+preload_cc
 
 prog=$workdir/commit_charge
 "$cc" -O2 -Wall -Wextra -Werror -pthread -o "$prog" "$dir/commit_charge.c" 2>"$workdir/build.err"

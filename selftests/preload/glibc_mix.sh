@@ -19,10 +19,7 @@ preload_setup
 sizes="100 100000 10000000"
 tap_plan 13
 
-cc=$(command -v cc 2>/dev/null || command -v gcc 2>/dev/null)
-if [ -z "$cc" ]; then
-	tap_skip_rest "no C compiler"
-fi
+preload_cc
 
 prog=$workdir/glibc_mix
 "$cc" -O2 -Wall -Wextra -Werror -o "$prog" "$dir/glibc_mix.c" -ldl 2>"$workdir/build.err"

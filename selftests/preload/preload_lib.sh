@@ -83,6 +83,13 @@ preload_setup() {
 	export LC_ALL
 }
 
+# preload_cc: $cc is the C compiler; without one every planned point left
+# is skipped and the script finishes.
+preload_cc() {
+	cc=$(command -v cc 2>/dev/null || command -v gcc 2>/dev/null)
+	[ -n "$cc" ] || tap_skip_rest "no C compiler"
+}
+
 # with_hakmem CMD...: run CMD with hakmem preloaded (only for that process tree)
 with_hakmem() {
 	env LD_PRELOAD="$HAKMEM_LIB" "$@"
