@@ -155,4 +155,16 @@ static inline int child_err_lines(const struct child_result *r)
 	return lines;
 }
 
+/*
+ * Did the child abort with exactly one line, a "hakmem: " report naming
+ * the address a? addr gets a as printed (%p), for the test's message.
+ */
+static inline int child_reported(const struct child_result *r, const void *a, char addr[32])
+{
+	const char *line = strstr(r->err, "hakmem: ");
+
+	snprintf(addr, 32, "%p", a);
+	return child_aborted(r) && line && strstr(line, addr) && child_err_lines(r) == 1;
+}
+
 #endif /* HAK_SELFTEST_CHILD_H */
