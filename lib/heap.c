@@ -2895,8 +2895,7 @@ static void free_remote_all(void *p, unsigned c)
 uintptr_t __hak_hdr_slot(const void *p, unsigned *sc, const char *what)
 {
 	const struct hak_hdr *hd = hak_hdr_of(p);
-	uintptr_t slot = (uintptr_t)p - 16 * (uintptr_t)hd->delta, start;
-	const struct hak_slab *s;
+	uintptr_t slot = (uintptr_t)p - 16 * (uintptr_t)hd->delta;
 	unsigned c;
 
 	if (!HAK_HDR_SIZE || hd->check != hak_hdr_check(p) || hd->class_idx != HAK_HDR_ALIGNED)
@@ -2904,10 +2903,7 @@ uintptr_t __hak_hdr_slot(const void *p, unsigned *sc, const char *what)
 	c = __hak_page_class(slot);
 	if (hd->slot_class != c || c >= HAK_NCLASS)
 		__hak_bad_free(p, "corrupt block header (slot class)");
-	s = __hak_slab_head(__hak_page_of(slot));
-	start = __hak_slab_start(s) + HAK_HDR_SIZE;
-	if (slot < start || (slot - start) % __hak_class_stride(c) ||
-	    (slot - start) / __hak_class_stride(c) >= s->capacity ||
+	if (!__hak_slab_is_block(__hak_slab_head(__hak_page_of(slot)), slot) ||
 	    16 * (size_t)hd->delta + 16 > __hak_class_size[c])
 		__hak_bad_free(p, "corrupt block header (slot distance)");
 	*sc = c;
