@@ -496,8 +496,9 @@ static inline uintptr_t __hak_slab_end(const struct hak_slab *s)
  * where the free fast path's boundary mask sees only the largest power
  * of two dividing the stride: p + 16 inside a 48-byte block passes the
  * mask. For the slow paths that answer about a pointer (usable size,
- * realloc) and the fail-fast box; one 32-bit division (a slab is at most
- * a superslab, so the offset fits).
+ * realloc), the header box's aligned-block slot (__hak_hdr_slot) and the
+ * fail-fast box; one 32-bit division (a slab is at most a superslab, so
+ * the offset fits).
  */
 static inline bool __hak_slab_is_block(const struct hak_slab *s, uintptr_t a)
 {
