@@ -94,21 +94,6 @@ static __always_inline unsigned __hak_block_class(uintptr_t a)
 }
 
 /*
- * Tag of the heap that owns block p's slab: the page-owner line's. With
- * the header box the header's owner byte must say the same (it always
- * does for a block malloc returned); a free that trusted a corrupt one
- * cached another heap's block in this thread's bins.
- */
-static __always_inline unsigned __hak_block_owner(uintptr_t a)
-{
-	unsigned o = __hak_page_owner(a);
-
-	if (HAK_HDR_SIZE && unlikely(hak_hdr_owner((const void *)a) != o))
-		__hak_bad_free((const void *)a, "corrupt block header (owner byte)");
-	return o;
-}
-
-/*
  * Free of anything the fast path does not take (alloc.c). ex is the fast
  * path's page-map entry of p with this thread's tag byte XORed into its
  * owner byte (arch_tls_xor_byte1_ne), or 0 when no entry was read (p

@@ -2249,20 +2249,6 @@ static uint32_t slab_take(struct hak_heap *h, struct hak_slab *s,
 static void scavenge_pool(bool kept);
 
 /*
- * Owner tag of small block p: the page-owner line's, which the header's
- * owner byte must repeat (alloc.h, __hak_block_owner: this is its copy for
- * the remote-free paths, which alloc.h's layer does not reach).
- */
-static unsigned block_owner_tag(const void *p)
-{
-	unsigned o = __hak_page_owner((uintptr_t)p);
-
-	if (HAK_HDR_SIZE && unlikely(hak_hdr_owner(p) != o))
-		__hak_bad_free(p, "corrupt block header (owner byte)");
-	return o;
-}
-
-/*
  * A slow path of a thread whose exit destructor ran already attached a heap
  * (HAK_T_LATE): glibc frees its own per-thread buffers (strerror's message
  * of an unknown errno, dlerror's, the resolver's) after the last round of
@@ -2723,7 +2709,7 @@ void __hak_free_remote(void *p, unsigned c)
 	struct hak_tcache *tc = &__hak_tc;
 
 	arch_prefetchw(p);	/* see free_remote_all() */
-	if (unlikely(c >= HAK_NCLASS || !tc->heap || block_owner_tag(p) == tc->tag ||
+	if (unlikely(c >= HAK_NCLASS || !tc->heap || __hak_block_owner((uintptr_t)p) == tc->tag ||
 		     __hak_off_boundary((uintptr_t)p, (uint16_t)__hak_class_mask[c]) ||
 		     hak_ff_level())) {
 		free_remote_all(p, c);
@@ -2825,7 +2811,7 @@ static void free_remote_all(void *p, unsigned c)
 			return;
 		}
 	}
-	if (c >= HAK_NCLASS || !tc->heap || block_owner_tag(p) == tc->tag) {
+	if (c >= HAK_NCLASS || !tc->heap || __hak_block_owner((uintptr_t)p) == tc->tag) {
 		__hak_tcache_push(p, c);
 		return;
 	}

@@ -29,6 +29,8 @@
 #include "size_class.h"
 #include "superslab.h"
 #include "tcache.h"
+#include "init.h"
+#include "boxes/header_classidx/header.h"
 
 struct hak_heap_stats {
 	uint64_t refills;		/* tcache refills */
@@ -148,6 +150,21 @@ unsigned long __hak_heap_fork_pushes(void);
 
 /* Threads with a heap attached (a hint: it may change at once). */
 unsigned __hak_heap_nr_live(void);
+
+/*
+ * Tag of the heap that owns block p's slab: the page-owner line's. With
+ * the header box the header's owner byte must say the same (it always
+ * does for a block malloc returned); a free that trusted a corrupt one
+ * cached another heap's block in this thread's bins.
+ */
+static __always_inline unsigned __hak_block_owner(uintptr_t a)
+{
+	unsigned o = __hak_page_owner(a);
+
+	if (HAK_HDR_SIZE && unlikely(hak_hdr_owner((const void *)a) != o))
+		__hak_bad_free((const void *)a, "corrupt block header (owner byte)");
+	return o;
+}
 
 /* Default tcache capacity of class c. */
 uint32_t __hak_tcache_cap(unsigned c);
