@@ -30,11 +30,6 @@
 #define NB	(1u << 17)	/* 128 Ki blocks of 512 B: 64 MiB */
 #define BS	512
 
-static void sleep_ms(unsigned ms)
-{
-	tst_sleep_ms(ms);
-}
-
 static void test_pages(void)
 {
 	static unsigned char *b[NB], *again[NB];
@@ -58,9 +53,9 @@ static void test_pages(void)
 		b[i] = NULL;
 	}
 	ct_decay_tick();
-	sleep_ms(3 * CONFIG_HAK_PURGE_DELAY_MS + 30);
+	tst_sleep_ms(3 * CONFIG_HAK_PURGE_DELAY_MS + 30);
 	ct_decay_tick();
-	sleep_ms(CONFIG_HAK_PURGE_DELAY_MS + 30);
+	tst_sleep_ms(CONFIG_HAK_PURGE_DELAY_MS + 30);
 	ct_decay_tick();
 	after = proc_status_kib("VmRSS");
 	hak_stats_get(&st);
@@ -121,10 +116,10 @@ static void test_decay(void)
 	 */
 	for (int i = 0; i < 3; i++) {
 		ct_decay_tick();
-		sleep_ms(CONFIG_HAK_PURGE_DELAY_MS / 4 + 30);
+		tst_sleep_ms(CONFIG_HAK_PURGE_DELAY_MS / 4 + 30);
 	}
 	ct_decay_tick();
-	sleep_ms(2 * CONFIG_HAK_PURGE_DELAY_MS + 30);
+	tst_sleep_ms(2 * CONFIG_HAK_PURGE_DELAY_MS + 30);
 	ct_decay_tick();
 	hak_stats_get(&st);
 	/*
@@ -168,9 +163,9 @@ static void test_idle_thread(void)
 	 * (38728 -> 22592 KiB once), until the box withdrew its advice
 	 * before the purge: the same bar holds.
 	 */
-	sleep_ms(2 * CONFIG_HAK_PURGE_DELAY_MS);
+	tst_sleep_ms(2 * CONFIG_HAK_PURGE_DELAY_MS);
 	for (int i = 0; i < 4; i++) {
-		sleep_ms(CONFIG_HAK_PURGE_DELAY_MS + 30);
+		tst_sleep_ms(CONFIG_HAK_PURGE_DELAY_MS + 30);
 		ct_decay_tick();
 		after = proc_status_kib("VmRSS");
 		if (after + 16 * 1024 < before)
@@ -479,14 +474,6 @@ static void test_mem_available(void)
  * of the boot clock in metadata read to memcheck as pointers into blocks
  * once the machine has been up about 23 h (lib/os.c).
  */
-static unsigned long coarse_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-	return (unsigned long)ts.tv_sec * 1000 + (unsigned long)ts.tv_nsec / 1000000;
-}
-
 /*
  * The library's clock is CLOCK_MONOTONIC_COARSE counted from its first
  * read. It is checked against that same clock read around the sleep,
@@ -499,9 +486,9 @@ static void test_clock(void)
 	unsigned a, b;
 
 	a = __hak_now_ms();
-	t0 = coarse_ms();
-	sleep_ms(50);
-	t1 = coarse_ms();
+	t0 = tst_coarse_ms();
+	tst_sleep_ms(50);
+	t1 = tst_coarse_ms();
 	b = __hak_now_ms();
 	tap_ok(a >= 1 && b < 60000 && b >= a && b - a >= t1 - t0,
 	       "the coarse clock counts from the start: %u then %u ms (the boot clock moved %lu ms over the 50 ms sleep)",

@@ -228,11 +228,6 @@ static void check_layer(const char *what, size_t got, size_t known, size_t befor
 	       what, got >> 10, known >> 10, before >> 10);
 }
 
-static void sleep_ms(unsigned ms)
-{
-	tst_sleep_ms(ms);
-}
-
 static int tick_bases;	/* the small scenario: tick's superslabs count as known */
 
 /* A slow path (a refill) that runs the decay pass when it is due. */
@@ -262,7 +257,7 @@ static void decay(void)
 	for (i = 0; i < 40; i++) {
 		tick();
 		ct_decay_tick();
-		sleep_ms(DELAY_MS / 8 + 1);
+		tst_sleep_ms(DELAY_MS / 8 + 1);
 	}
 	tick();
 }
@@ -504,7 +499,7 @@ static int bg_child(void)
 	for (i = 0; i < NSMALL; i++)
 		if (i % 64)
 			free(small[i]);
-	sleep_ms(6 * DELAY_MS + 200);	/* no allocator call */
+	tst_sleep_ms(6 * DELAY_MS + 200);	/* no allocator call */
 	idle = anon_bytes();
 	report(&r);
 	after = anon_bytes();
