@@ -105,10 +105,25 @@ static void bg_fork_child(void)
 	arch_store_relaxed(&__hak_bgpurge_state, BG_NONE);
 }
 
+/* The purge thread, detached, with a stack of stack bytes (0: the default). */
+static int bg_create(pthread_t *t, size_t stack)
+{
+	pthread_attr_t attr;
+	int err = pthread_attr_init(&attr);
+
+	if (err)
+		return err;
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	if (stack)
+		pthread_attr_setstacksize(&attr, stack);
+	err = pthread_create(t, &attr, bg_main, NULL);
+	pthread_attr_destroy(&attr);
+	return err;
+}
+
 void hak_bgpurge_start(void)
 {
 	sigset_t all, old;
-	pthread_attr_t attr;
 	pthread_t t;
 	int err;
 	bool ok;
@@ -121,24 +136,15 @@ void hak_bgpurge_start(void)
 	}
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
-	err = pthread_attr_init(&attr);
-	if (!err) {
-		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-		pthread_attr_setstacksize(&attr, BG_STACK);
-		err = pthread_create(&t, &attr, bg_main, NULL);
-		pthread_attr_destroy(&attr);
-	}
+	err = bg_create(&t, BG_STACK);
 	/*
 	 * glibc puts the static TLS (the program's and its libraries'
 	 * initial-exec variables) in the stack and refuses (EINVAL) a stack
 	 * that cannot hold it with room to spare: a program with 100 KiB of
 	 * __thread data had no purge thread. The default size then.
 	 */
-	if (err == EINVAL && !pthread_attr_init(&attr)) {
-		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-		err = pthread_create(&t, &attr, bg_main, NULL);
-		pthread_attr_destroy(&attr);
-	}
+	if (err == EINVAL)
+		err = bg_create(&t, 0);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	ok = !err;
 	if (ok) {
