@@ -7,6 +7,8 @@
 # at full size). The runs use the trees of the variants above
 # (build/check-<name>, same configuration and flags; -o), so no
 # configuration is built twice (about 80 s of CPU).
+# (first tier only: tools/check.sh)
+tier check || return 0
 step stress tools/stress.sh -o "$BUILD/check" -n 50 defconfig
 # perf and debug share defconfig's code paths but for their boxes; 20 runs
 # each keep make check under 20 minutes (make stress runs them for hours)
