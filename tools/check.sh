@@ -243,16 +243,25 @@ bgstep() {
 	bg_pid+=("$!")
 }
 
-variant() {
-	local label=$1 target=$2; shift 2
-	local dir=$BUILD/check-$label set= vars=() a
+# variant_args ARG...: a variant's arguments split into v_set (the value
+# of SET=) and v_vars (the make variables).
+variant_args() {
+	local a
+	v_set= v_vars=()
 	for a in "$@"; do
 		case $a in
-		SET=*) set=${a#SET=} ;;
-		*) vars+=("$a") ;;
+		SET=*) v_set=${a#SET=} ;;
+		*) v_vars+=("$a") ;;
 		esac
 	done
-	local o=("O=$dir" "${vars[@]}")
+}
+
+variant() {
+	local label=$1 target=$2; shift 2
+	local dir=$BUILD/check-$label set
+	variant_args "$@"
+	set=$v_set
+	local o=("O=$dir" "${v_vars[@]}")
 	if [ -z "$list_only" ] && wanted "$label:config"; then
 		rm -rf "$dir"
 	fi
@@ -265,14 +274,9 @@ variant() {
 # more_selftests LABEL TARGET [SET=...] [MAKEVAR=value...] (header above)
 more_selftests() {
 	local label=$1 target=$2; shift 2
-	local dir=$BUILD/check-$label set= vars=() a
-	for a in "$@"; do
-		case $a in
-		SET=*) set=${a#SET=} ;;
-		*) vars+=("$a") ;;
-		esac
-	done
-	step "$label:selftests-more" more_tree_selftests "$dir" "$target" "$set" "O=$dir" "${vars[@]}"
+	variant_args "$@"
+	step "$label:selftests-more" more_tree_selftests "$BUILD/check-$label" "$target" "$v_set" \
+		"O=$BUILD/check-$label" "${v_vars[@]}"
 }
 
 # more_tree_selftests DIR TARGET SET MAKEARGS...: the selftests in DIR,
