@@ -38,46 +38,21 @@ fi
 # the situation under test: mallocx from jemalloc, malloc from hakmem
 env LD_DEBUG=bindings LD_PRELOAD="$HAKMEM_LIB" "$prog" clean 100 >/dev/null 2>"$workdir/bind.err"
 lib=$(basename "$HAKMEM_LIB")
-if grep -q "to .*libjemalloc.so.2 .*symbol \`mallocx'" "$workdir/bind.err" &&
-   grep -q "to .*$lib .*symbol \`malloc'" "$workdir/bind.err"; then
+if bound_to mallocx libjemalloc.so.2 && bound_to malloc "$lib"; then
 	tap_ok 0 "mallocx binds to libjemalloc.so.2, malloc to $lib"
 else
 	tap_ok 1 "mallocx binds to libjemalloc.so.2, malloc to $lib"
 	grep -E "symbol \`(mallocx|malloc)'" "$workdir/bind.err" | head -n 3 | sed 's/^/# /'
 fi
 
-# aborts OP SIZE WHAT: the preloaded run dies by SIGABRT (status 134) with
-# exactly one hakmem line naming WHAT, and never reaches "reached".
-aborts() {
-	with_hakmem "$prog" "$1" "$2" >"$workdir/out" 2>"$workdir/err"
-	rc=$?
-	lines=$(grep -c '^hakmem: ' "$workdir/err")
-	if [ "$rc" -eq 134 ] && [ "$lines" -eq 1 ] && grep -q "$3" "$workdir/err" &&
-	   ! grep -q reached "$workdir/out"; then
-		tap_ok 0 "jemalloc's $2-byte block to $1: fail-fast abort ($3)"
-	else
-		tap_ok 1 "jemalloc's $2-byte block to $1: fail-fast abort ($3)"
-		tap_diag "exit $rc, $lines hakmem lines; stdout/stderr:"
-		head -n 3 "$workdir/out" "$workdir/err" | sed 's/^/# /'
-	fi
-}
-
 for n in 100 100000 10000000; do
-	aborts free "$n" "invalid free of 0x[0-9a-f]*: not allocated by hakmem"
-	aborts realloc "$n" "realloc of a pointer not allocated by hakmem"
-	aborts usable "$n" "usable size of a pointer not allocated by hakmem"
+	foreign_aborts jemalloc "$prog" free "$n" "invalid free of 0x[0-9a-f]*: not allocated by hakmem"
+	foreign_aborts jemalloc "$prog" realloc "$n" "realloc of a pointer not allocated by hakmem"
+	foreign_aborts jemalloc "$prog" usable "$n" "usable size of a pointer not allocated by hakmem"
 done
 
 for n in 100 100000; do
-	with_hakmem "$prog" clean "$n" >"$workdir/out" 2>"$workdir/err"
-	rc=$?
-	if [ "$rc" -eq 0 ] && grep -q '^clean$' "$workdir/out" && ! grep -q hakmem "$workdir/err"; then
-		tap_ok 0 "clean twin ($n bytes, 2 threads): each allocator gets its own blocks, exit 0"
-	else
-		tap_ok 1 "clean twin ($n bytes, 2 threads): each allocator gets its own blocks, exit 0"
-		tap_diag "exit $rc"
-		head -n 3 "$workdir/err" | sed 's/^/# /'
-	fi
+	clean_twin "clean twin ($n bytes, 2 threads): each allocator gets its own blocks, exit 0" "$prog" clean "$n"
 done
 "$prog" clean 100 >"$workdir/out" 2>&1
 tap_ok $? "clean twin without hakmem (jemalloc alone) exits 0"
