@@ -25,7 +25,7 @@
 
 #define JM_ZERO 0x40	/* MALLOCX_ZERO */
 #define JM_ALIGN64 6	/* MALLOCX_LG_ALIGN(6) */
-#define ROUNDS 2000
+#define ROUNDS 1000
 
 void *mallocx(size_t size, int flags);
 void *rallocx(void *ptr, size_t size, int flags);
