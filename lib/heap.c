@@ -3429,11 +3429,11 @@ static void scavenge_pool(bool kept)
 	 * finds it (heap_scav, then the pool) as soon as its pass is done:
 	 * when the pass kept the heaps it took to itself, every thread that
 	 * started meanwhile found the pool empty and made a new heap, with a
-	 * superslab of its own (56-107 heaps for at most 65 threads, 32
+	 * superslab of its own (54-165 heaps for at most 65 threads, 32
 	 * parents starting short threads in turn: selftests/core/churn_heaps;
-	 * Documentation/benchmarks.md, "Threads far past the cores"). Each pass is bounded (by the heaps there are,
-	 * then by what the first moved), so two scavenges passing heaps back
-	 * and forth end.
+	 * Documentation/benchmarks.md, "Threads far past the cores"). Each
+	 * pass is bounded (by the heaps there are, then by what the first
+	 * moved), so two scavenges passing heaps back and forth end.
 	 */
 	while (left-- && (h = pool_pop_from(&heap_pool))) {
 		heap_enter(h);

@@ -11,8 +11,8 @@
  * threads hold a heap at once, so the heaps made must stay near that: a
  * scavenge that kept the pooled heaps to itself while it ran made each
  * thread starting meanwhile a new heap with a superslab of its own (33
- * threads at 16 parents: 24-75 heaps; 65 at 32: 56-107, 7 runs in 11
- * over this bound; lib/heap.c, scavenge_pool).
+ * threads at 16 parents: 29-75 heaps; 65 at 32: 54-165, 11 runs in 19
+ * over this bound, against 43-55; lib/heap.c, scavenge_pool).
  *
  * Usage: churn_heaps [parents] [children per parent]  (default 32 150;
  * 16 60 with HAKMEM_SELFTEST_QUICK=1).
