@@ -3250,8 +3250,9 @@ static void heap_leave(struct hak_tcache *tc, struct hak_heap *h)
  * need a heap larger still, so threads do not trade heaps back and forth.
  * Nothing moves between heaps, so a slab's owner still never changes; only
  * which thread holds which heap. heap_lock is taken once per try (a walk
- * of the pool); after a failed take (the heap was adopted or is being
- * scavenged) the next HAK_IDLE_FREES frees of pooled heaps do not try.
+ * of the pool and of heap_scav); after a failed take (the heap was adopted
+ * or is in a scavenge's hands) the next HAK_IDLE_FREES frees of pooled
+ * heaps do not try.
  */
 static bool heap_handover(struct hak_tcache *tc, struct hak_heap *to)
 {
