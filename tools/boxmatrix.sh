@@ -102,7 +102,7 @@ hakmake() {
 
 # One combination, from scratch; prints its result line, then "RESULT p f".
 run_combo() {
-	local m=$1 set_args=${combos[$1]} label= a dir log start rc line p f want got dirs
+	local m=$1 set_args=${combos[$1]} label= a dir log start rc line p f want got dirs why
 	for a in $set_args; do
 		[ "${a#*=}" = y ] && label+="$(echo "${a%=y}" | sed 's/^HAK_//') "
 	done
@@ -130,8 +130,9 @@ run_combo() {
 	done
 	dirs=$(combo_dirs "$set_args")
 	if [ -n "$build_only" ] || [ -z "$dirs" ]; then
-		echo "built $(( $(date +%s) - start ))s (no selftests${dirs:+ asked}${dirs:- of its own})"
-		rm -rf "$dir"
+		if [ -n "$build_only" ]; then why=asked; else why="of its own"; fi
+		echo "built $(( $(date +%s) - start ))s (no selftests $why)"
+		[ -n "$build_only" ] || rm -rf "$dir"	# --build-only keeps the tree
 		echo "RESULT 1 0"
 		return
 	fi

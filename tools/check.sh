@@ -11,9 +11,10 @@
 # every variant and box combination built with -Werror, sparse and the
 # header checks, and a slice of the selftests of each. "more" (`make
 # check-more`): the selftests that slice leaves out, in the trees the first
-# tier left in build/check-* (a tree that is missing is built first), and
-# the box combinations' core runs. Documentation/building-variants.md,
-# "Time", says which part runs where.
+# tier left in build/check-* (a tree that is missing is built first), the
+# box combinations with their other folders, the perf and debug stress runs
+# and the fault-injection variant. Documentation/building-variants.md
+# ("make check", "Time") says which part runs where.
 #
 # Steps live in tools/check.d/*.sh, sourced in name order; add a file there
 # to add steps (no edit here). A step file calls:

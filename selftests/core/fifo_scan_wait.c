@@ -196,9 +196,11 @@ static void fork_scenario(void)
 
 int main(void)
 {
+	double load;
 	int st;
 
-	bound = 500 * (proc_load_per_cpu() > 4 ? proc_load_per_cpu() / 4 : 1);
+	load = proc_load_per_cpu();
+	bound = load > 4 ? 500 * load / 4 : 500;
 	tap_plan(2);
 	printf("# the bound of a wait: %.0f ms\n", bound);
 	fflush(stdout);
