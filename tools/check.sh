@@ -12,8 +12,8 @@
 # header checks, and a slice of the selftests of each. "more" (`make
 # check-more`): the selftests that slice leaves out, in the trees the first
 # tier left in build/check-* (a tree that is missing is built first), the
-# box combinations with their other folders, the perf and debug stress runs
-# and the fault-injection variant. Documentation/building-variants.md
+# box combinations with their other folders, the perf and debug stress runs,
+# the fault-injection variant and sparse over every selftest's source. Documentation/building-variants.md
 # ("make check", "Time") says which part runs where.
 #
 # Steps live in tools/check.d/*.sh, sourced in name order; add a file there

@@ -145,7 +145,7 @@ static void do_corrupt_link(void)
 	stash = p;
 	free(q);
 	free(p);	/* the cache now holds p -> q */
-	*(uintptr_t *)stash = 0x5a5a5a5a5a50;	/* use-after-free write */
+	*(uintptr_t *)stash = 0x5a5a5a5a5a50UL;	/* use-after-free write */
 	stash = malloc(64);	/* pops p and exposes the bad link */
 	free(stash);
 }

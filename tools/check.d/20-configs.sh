@@ -23,6 +23,13 @@ savedefconfig_roundtrip() {
 	fi
 }
 
+sparse_selftests() {
+	local d=$BUILD/check-allyes
+	rm -rf "$d"
+	hakmake O="$d" allyesconfig >/dev/null &&
+	hakmake O="$d" C=2 selftests-build
+}
+
 # Selftest folders by tier (check.sh: "check" stays under 20 minutes on a
 # quiet 2-core machine, "more" runs the rest of what CI runs, in the same
 # trees). The real programs of preload/ (about 100 s of test time a variant)
@@ -73,6 +80,9 @@ if tier more; then
 		"T=$(dirs_but preload $smoke_first)"
 	HAKMEM_SELFTEST_QUICK=1 more_selftests clang defconfig CC=clang \
 		"T=$(dirs_but preload $smoke_first)"
+	# sparse over every selftest's source (the variants sparse the
+	# library only): allyesconfig, so every box's folder is built
+	step "allyes:sparse-selftests" sparse_selftests
 	return 0
 fi
 
