@@ -26,11 +26,7 @@ prog=$workdir/deepbind_mix
 "$cc" -O2 -Wall -Wextra -Werror -shared -fPIC -o "$workdir/deepbind_plug.so" \
 	"$dir/deepbind_plug.c" 2>"$workdir/build.err" &&
 "$cc" -O2 -Wall -Wextra -Werror -o "$prog" "$dir/deepbind_mix.c" -ldl 2>>"$workdir/build.err"
-tap_ok $? "deepbind_mix.c and deepbind_plug.c build"
-if [ ! -x "$prog" ]; then
-	sed 's/^/# /' "$workdir/build.err" | head -n 10
-	tap_skip_rest "deepbind_mix.c did not build"
-fi
+built_or_skip $? "deepbind_mix.c and deepbind_plug.c build" "$prog" deepbind_mix.c
 
 # the situation under test: the plugin's malloc from libc, the program's from hakmem
 env LD_DEBUG=bindings LD_PRELOAD="$HAKMEM_LIB" "$prog" clean 100 >/dev/null 2>"$workdir/bind.err"
