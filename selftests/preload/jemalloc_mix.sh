@@ -29,11 +29,7 @@ preload_cc
 
 prog=$workdir/jemalloc_mix
 "$cc" -O2 -Wall -Wextra -Werror -pthread -o "$prog" "$dir/jemalloc_mix.c" "$jelib" 2>"$workdir/build.err"
-tap_ok $? "jemalloc_mix.c builds against $jelib"
-if [ ! -x "$prog" ]; then
-	sed 's/^/# /' "$workdir/build.err" | head -n 10
-	tap_skip_rest "jemalloc_mix.c did not build"
-fi
+built_or_skip $? "jemalloc_mix.c builds against $jelib" "$prog" jemalloc_mix.c
 
 # the situation under test: mallocx from jemalloc, malloc from hakmem
 env LD_DEBUG=bindings LD_PRELOAD="$HAKMEM_LIB" "$prog" clean 100 >/dev/null 2>"$workdir/bind.err"

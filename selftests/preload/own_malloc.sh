@@ -24,11 +24,7 @@ preload_cc
 prog=$workdir/own_malloc
 "$cc" -O2 -Wall -Wextra -Werror -o "$prog" "$dir/own_malloc.c" 2>"$workdir/build.err" &&
 	"$cc" -O2 -Wall -Wextra -Werror -DPLAIN -o "$prog.plain" "$dir/own_malloc.c" 2>>"$workdir/build.err"
-tap_ok $? "own_malloc.c builds (with and without its own allocator)"
-if [ ! -x "$prog.plain" ]; then
-	sed 's/^/# /' "$workdir/build.err" | head -n 10
-	tap_skip_rest "own_malloc.c did not build"
-fi
+built_or_skip $? "own_malloc.c builds (with and without its own allocator)" "$prog.plain" own_malloc.c
 
 # passes PROG MODE WHAT: exit 0, "ok", no line from hakmem or the program's
 # allocator, and the same as without hakmem.

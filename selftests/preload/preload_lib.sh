@@ -90,6 +90,17 @@ preload_cc() {
 	[ -n "$cc" ] || tap_skip_rest "no C compiler"
 }
 
+# built_or_skip STATUS DESC PROG NAME: one point for a test program's build
+# (STATUS is the compiler's); when PROG was not made, the compiler's first
+# lines go to the log and every point left is skipped.
+built_or_skip() {
+	tap_ok "$1" "$2"
+	if [ ! -x "$3" ]; then
+		sed 's/^/# /' "$workdir/build.err" | head -n 10
+		tap_skip_rest "$4 did not build"
+	fi
+}
+
 # with_hakmem CMD...: run CMD with hakmem preloaded (only for that process tree)
 with_hakmem() {
 	env LD_PRELOAD="$HAKMEM_LIB" "$@"
