@@ -97,6 +97,11 @@ __thread struct hak_tcache __hak_tc __attribute__((tls_model("initial-exec"))) =
 static struct hak_lock heap_lock = HAK_LOCK_INIT;
 static struct hak_heap *all_heaps;	/* heap_lock */
 static struct hak_heap *heap_pool;	/* heap_lock */
+/*
+ * Pooled heaps a scavenge has settled and not yet collected (between its
+ * two passes, scavenge_pool): still in the pool for attach and hand-over.
+ */
+static struct hak_heap *heap_scav;	/* heap_lock */
 static size_t nr_heaps;			/* heap_lock */
 /* Set by a remote free to a pooled heap: its slabs may be reclaimable. */
 static int pool_dirty;
@@ -3030,14 +3035,44 @@ static struct hak_heap *heap_new(void)
 	return h;
 }
 
+static struct hak_heap *list_pop(struct hak_heap **list) __must_hold(&heap_lock)
+{
+	struct hak_heap *h = *list;
+
+	if (h)
+		*list = h->pool_next;
+	return h;
+}
+
+static struct hak_heap *pool_pop_from(struct hak_heap **list)
+{
+	struct hak_heap *h;
+
+	hak_lock(&heap_lock);
+	h = list_pop(list);
+	hak_unlock(&heap_lock);
+	if (h)
+		h->pool_next = NULL;
+	return h;
+}
+
+static void pool_push_to(struct hak_heap **list, struct hak_heap *h)
+{
+	hak_lock(&heap_lock);
+	h->pool_next = *list;
+	*list = h;
+	hak_unlock(&heap_lock);
+}
+
+/* A pooled heap for a thread that attaches: a scavenge's too (heap_scav). */
 static struct hak_heap *heap_pool_pop(void)
 {
 	struct hak_heap *h;
 
 	hak_lock(&heap_lock);
-	h = heap_pool;
-	if (h)
-		heap_pool = h->pool_next;
+	h = list_pop(&heap_pool);
+	if (!h)
+		h = list_pop(&heap_scav);
 	hak_unlock(&heap_lock);
 	if (h)
 		h->pool_next = NULL;
@@ -3046,26 +3081,27 @@ static struct hak_heap *heap_pool_pop(void)
 
 static void heap_pool_push(struct hak_heap *h)
 {
-	hak_lock(&heap_lock);
-	h->pool_next = heap_pool;
-	heap_pool = h;
-	hak_unlock(&heap_lock);
+	pool_push_to(&heap_pool, h);
+}
+
+static bool list_unlink(struct hak_heap **pp, struct hak_heap *h) __must_hold(&heap_lock)
+{
+	for (; *pp; pp = &(*pp)->pool_next) {
+		if (*pp == h) {
+			*pp = h->pool_next;
+			return true;
+		}
+	}
+	return false;
 }
 
 /* Take h out of the pool if it is there (not adopted, not being scavenged). */
 static bool heap_pool_take(struct hak_heap *h)
 {
-	struct hak_heap **pp;
-	bool found = false;
+	bool found;
 
 	hak_lock(&heap_lock);
-	for (pp = &heap_pool; *pp; pp = &(*pp)->pool_next) {
-		if (*pp == h) {
-			*pp = h->pool_next;
-			found = true;
-			break;
-		}
-	}
+	found = list_unlink(&heap_pool, h) || list_unlink(&heap_scav, h);
 	hak_unlock(&heap_lock);
 	if (found)
 		h->pool_next = NULL;
@@ -3214,8 +3250,9 @@ static void heap_leave(struct hak_tcache *tc, struct hak_heap *h)
  * need a heap larger still, so threads do not trade heaps back and forth.
  * Nothing moves between heaps, so a slab's owner still never changes; only
  * which thread holds which heap. heap_lock is taken once per try (a walk
- * of the pool); after a failed take (the heap was adopted or is being
- * scavenged) the next HAK_IDLE_FREES frees of pooled heaps do not try.
+ * of the pool and of heap_scav); after a failed take (the heap was adopted
+ * or is in a scavenge's hands) the next HAK_IDLE_FREES frees of pooled
+ * heaps do not try.
  */
 static bool heap_handover(struct hak_tcache *tc, struct hak_heap *to)
 {
@@ -3382,31 +3419,43 @@ void __hak_heap_flush_self(void)
  */
 static void scavenge_pool(bool kept)
 {
-	struct hak_heap *taken = NULL, *h;
+	size_t left, n = 0;
+	struct hak_heap *h;
 
-	/* Take the pooled heaps one at a time so new threads can still attach. */
-	while ((h = heap_pool_pop())) {
+	hak_lock(&heap_lock);
+	left = nr_heaps;
+	hak_unlock(&heap_lock);
+	/*
+	 * One heap at a time, and each goes back where an attaching thread
+	 * finds it (heap_scav, then the pool) as soon as its pass is done:
+	 * when the pass kept the heaps it took to itself, every thread that
+	 * started meanwhile found the pool empty and made a new heap, with a
+	 * superslab of its own (54-165 heaps for at most 65 threads, 32
+	 * parents starting short threads in turn: selftests/core/churn_heaps;
+	 * Documentation/benchmarks.md, "Threads far past the cores"). Each
+	 * pass is bounded (by the heaps there are, then by what the first
+	 * moved), so two scavenges passing heaps back and forth end.
+	 */
+	while (left-- && (h = pool_pop_from(&heap_pool))) {
 		heap_enter(h);
 		settle_if_any(h, false);
 		if (kept)
 			kept_flush(h);
 		heap_exit(h);
-		h->pool_next = taken;
-		taken = h;
+		pool_push_to(&heap_scav, h);
+		n++;
 	}
 	/*
 	 * Collect in a second pass: a kept bin holds other heaps' blocks (an
 	 * idle owner's blocks cached by the freer, blocks taken from an idle
-	 * heap), and its flush sends them home to heaps taken before it.
+	 * heap), and its flush sends them home to heaps settled before it. A
+	 * heap adopted in between is collected by its new thread (attach).
 	 */
-	for (h = taken; h; h = h->pool_next) {
+	while (n-- && (h = pool_pop_from(&heap_scav))) {
 		heap_enter(h);
 		collect_all(h);
 		release_empty(h);
 		heap_exit(h);
-	}
-	while ((h = taken)) {
-		taken = h->pool_next;
 		heap_pool_push(h);
 	}
 }

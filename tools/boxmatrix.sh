@@ -8,7 +8,13 @@
 # not depend on the other boxes, such as valgrind's preloaded run). Each combination is built from scratch in
 # build/matrix/<n>. Ends with "N passed, N failed".
 #
-#   tools/boxmatrix.sh [-j LANES] [--build-only] [--all | --strength T] [N...]
+#   tools/boxmatrix.sh [-j LANES] [--build-only] [--tests own|rest]
+#                      [--all | --strength T] [N...]
+#
+# --tests own: a combination runs only the selftest folders of the boxes it
+# turns on (each box's own tests against the others' settings; make check's
+# first tier); --tests rest: every other folder (the core's and the boxes'
+# it turns off; the second tier). Both together are the default set.
 #
 # Which combinations: tools/boxcombos picks them from every box in
 # boxes/*/Kconfig. By default a covering array of strength 3 (every three
@@ -27,6 +33,7 @@ OUT=$SRCTREE/build/matrix
 LANES=$(nproc 2>/dev/null || echo 2)
 JOBS=1
 build_only=
+tests=all
 select=()
 combo_args=()
 unset MAKEFLAGS MFLAGS MAKELEVEL MAKEOVERRIDES O ARCH V C T KBUILD_OUTPUT
@@ -35,6 +42,10 @@ while [ $# -gt 0 ]; do
 	case $1 in
 	-j) LANES=$2; shift ;;
 	--build-only) build_only=1 ;;
+	--tests) tests=$2; shift
+		case $tests in own|rest|all) ;;
+		*) echo "boxmatrix.sh: --tests own, rest or all" >&2; exit 2 ;;
+		esac ;;
 	--all) combo_args=(--all) ;;
 	--strength) combo_args=(--strength "$2"); shift ;;
 	*) select+=("$1") ;;
@@ -65,13 +76,33 @@ tdirs=$(cd "$SRCTREE/selftests" && for d in */Makefile; do d=${d%/Makefile}
 	case $d in preload|arch) ;; *) echo "$d" ;; esac; done)
 tdirs=$(echo $tdirs)
 
+# combo_dirs SET_ARGS: the folders of tdirs this combination runs (--tests):
+# a box's folder is its Kconfig symbol without HAK_, in lower case.
+combo_dirs() {
+	local on=" " a d out=
+	for a in $1; do
+		[ "${a#*=}" = y ] || continue
+		d=${a%=y}; d=${d#HAK_}
+		on+="${d,,} "
+	done
+	for d in $tdirs; do
+		case $tests:$on in
+		all:*) out+="$d " ;;
+		own:*" $d "*) out+="$d " ;;
+		rest:*" $d "*) ;;
+		rest:*) out+="$d " ;;
+		esac
+	done
+	echo "$out"
+}
+
 hakmake() {
 	make -C "$SRCTREE" --no-print-directory -j"$JOBS" "$@"
 }
 
 # One combination, from scratch; prints its result line, then "RESULT p f".
 run_combo() {
-	local m=$1 set_args=${combos[$1]} label= a dir log start rc line p f want got
+	local m=$1 set_args=${combos[$1]} label= a dir log start rc line p f want got dirs why
 	for a in $set_args; do
 		[ "${a#*=}" = y ] && label+="$(echo "${a%=y}" | sed 's/^HAK_//') "
 	done
@@ -97,13 +128,16 @@ run_combo() {
 			return
 		fi
 	done
-	if [ -n "$build_only" ]; then
-		echo "built $(( $(date +%s) - start ))s"
+	dirs=$(combo_dirs "$set_args")
+	if [ -n "$build_only" ] || [ -z "$dirs" ]; then
+		if [ -n "$build_only" ]; then why=asked; else why="of its own"; fi
+		echo "built $(( $(date +%s) - start ))s (no selftests $why)"
+		[ -n "$build_only" ] || rm -rf "$dir"	# --build-only keeps the tree
 		echo "RESULT 1 0"
 		return
 	fi
 	HAKMEM_SELFTEST_QUICK=1 HAKMEM_SELFTEST_MATRIX=1 HAKMEM_TEST_JOBS=$TEST_JOBS \
-		hakmake O="$dir" selftests T="$tdirs" >>"$log" 2>&1
+		hakmake O="$dir" selftests T="$dirs" >>"$log" 2>&1
 	rc=$?
 	line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$log" | tail -n 1)
 	p=${line%% passed*}; p=${p:-0}
@@ -119,7 +153,7 @@ run_combo() {
 	echo "RESULT $p $f"
 }
 
-echo "box matrix: $("$SRCTREE"/tools/boxcombos --list-boxes) (${#masks[@]} of ${#combos[@]} combinations, $LANES at a time, $TEST_JOBS test program(s) each), selftests: $tdirs"
+echo "box matrix: $("$SRCTREE"/tools/boxcombos --list-boxes) (${#masks[@]} of ${#combos[@]} combinations, $LANES at a time, $TEST_JOBS test program(s) each), selftests ($tests): $tdirs"
 mkdir -p "$OUT"
 passed=0 failed=0
 pending=()

@@ -1,10 +1,20 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
 #
-# check.sh: everything CI checks (`make check` runs it; .ci/run runs that).
+# check.sh: everything CI checks, in two tiers (.ci/run runs both):
 #
 #   tools/check.sh [PATTERN...]   run the steps whose name matches a glob
 #   tools/check.sh --list         list the steps
+#
+# HAKMEM_CHECK_TIER picks the tier. "check" (the default; `make check`): the
+# bounded part, which must stay under 20 minutes on a quiet 2-core machine:
+# every variant and box combination built with -Werror, sparse and the
+# header checks, and a slice of the selftests of each. "more" (`make
+# check-more`): the selftests that slice leaves out, in the trees the first
+# tier left in build/check-* (a tree that is missing is built first), the
+# box combinations with their other folders, the perf and debug stress runs
+# and the fault-injection variant. Documentation/building-variants.md
+# ("make check", "Time") says which part runs where.
 #
 # Steps live in tools/check.d/*.sh, sourced in name order; add a file there
 # to add steps (no edit here). A step file calls:
@@ -21,6 +31,13 @@
 #       (with sparse, C=1), "LABEL:headers" (hermetic headers, sparse) and
 #       "LABEL:selftests". After a failed step the variant's later steps
 #       are not run.
+#
+#   more_selftests LABEL CONFIG_TARGET [SET="HAK_X=y ..."] [MAKEVAR=value...]
+#       Tier "more": step "LABEL:selftests-more", the variant's selftests
+#       (MAKEVAR T= picks the folders) in build/check-LABEL as the first
+#       tier left it; a tree that is missing is configured and built first.
+#
+#   tier check|more      true in that tier (for step files)
 #
 #   bgstep NAME COMMAND [ARG...]
 #       As step, but in the background: the steps after it run at the same
@@ -44,6 +61,13 @@ BUILD=$SRCTREE/build
 LOGDIR=$BUILD/check/logs
 JOBS=$(nproc 2>/dev/null || echo 2)
 export SRCTREE BUILD JOBS
+
+TIER=${HAKMEM_CHECK_TIER:-check}
+case $TIER in
+check|more) ;;
+*) echo "check.sh: HAKMEM_CHECK_TIER is check or more, not '$TIER'" >&2; exit 2 ;;
+esac
+export TIER
 
 # We are a script, not a sub-make: start clean of the caller's make state.
 unset MAKEFLAGS MFLAGS MAKELEVEL MAKEOVERRIDES GNUMAKEFLAGS
@@ -79,6 +103,10 @@ wanted() {
 
 hakmake() {
 	make -C "$SRCTREE" --no-print-directory -j"$JOBS" "$@"
+}
+
+tier() {
+	[ "$TIER" = "$1" ]
 }
 
 # CPU seconds (user + system) used so far by finished children: a step's
@@ -216,16 +244,25 @@ bgstep() {
 	bg_pid+=("$!")
 }
 
-variant() {
-	local label=$1 target=$2; shift 2
-	local dir=$BUILD/check-$label set= vars=() a
+# variant_args ARG...: a variant's arguments split into v_set (the value
+# of SET=) and v_vars (the make variables).
+variant_args() {
+	local a
+	v_set= v_vars=()
 	for a in "$@"; do
 		case $a in
-		SET=*) set=${a#SET=} ;;
-		*) vars+=("$a") ;;
+		SET=*) v_set=${a#SET=} ;;
+		*) v_vars+=("$a") ;;
 		esac
 	done
-	local o=("O=$dir" "${vars[@]}")
+}
+
+variant() {
+	local label=$1 target=$2; shift 2
+	local dir=$BUILD/check-$label set
+	variant_args "$@"
+	set=$v_set
+	local o=("O=$dir" "${v_vars[@]}")
 	if [ -z "$list_only" ] && wanted "$label:config"; then
 		rm -rf "$dir"
 	fi
@@ -235,7 +272,27 @@ variant() {
 	step "$label:selftests" hakmake "${o[@]}" selftests
 }
 
-[ -z "$list_only" ] && echo "hakmem check: $SRCTREE, $JOBS jobs, logs in ${LOGDIR#"$SRCTREE"/}"
+# more_selftests LABEL TARGET [SET=...] [MAKEVAR=value...] (header above)
+more_selftests() {
+	local label=$1 target=$2; shift 2
+	variant_args "$@"
+	step "$label:selftests-more" more_tree_selftests "$BUILD/check-$label" "$target" "$v_set" \
+		"O=$BUILD/check-$label" "${v_vars[@]}"
+}
+
+# more_tree_selftests DIR TARGET SET MAKEARGS...: the selftests in DIR,
+# which is configured and built first if the first tier did not leave it.
+more_tree_selftests() {
+	local dir=$1 target=$2 set=$3; shift 3
+	if [ ! -f "$dir/libhakmem.so" ]; then
+		rm -rf "$dir"
+		hakmake "$@" "$target" ${set:+setconfig "SET=$set"} >/dev/null &&
+		hakmake "$@" all || return 1
+	fi
+	hakmake "$@" selftests
+}
+
+[ -z "$list_only" ] && echo "hakmem check ($TIER): $SRCTREE, $JOBS jobs, logs in ${LOGDIR#"$SRCTREE"/}"
 started=$(date +%s)
 # For tools/check.d/90-srctree-clean.sh: the tree as it was before any step.
 SRCTREE_STATUS_BEFORE=

@@ -26,6 +26,7 @@ PACKAGES="
 	libclang-rt-14-dev
 	gnuplot-nox
 	golang-go
+	libjemalloc2
 "
 
 set -eu

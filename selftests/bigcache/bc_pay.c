@@ -24,8 +24,6 @@
 #include "purge.h"
 
 #define MIB		(1UL << 20)
-#define DELAY_MS	4000	/* the decay delay: nothing decays in this test */
-#define IDLE_MS		1100	/* past a quarter delay: idle for the rule */
 
 int main(void)
 {
@@ -39,7 +37,7 @@ int main(void)
 	if (bc_large_min() > m)
 		tap_skip_all("16 MiB is not a large block in this build");
 	bc_set_max(256 * MIB);
-	__hak_bigcache_set_decay(DELAY_MS);
+	__hak_bigcache_set_decay(BC_PAY_DELAY_MS);
 	__hak_bigcache_set_merge(false);	/* each block stays what it was */
 
 	/* A purged 16 MiB block (memory "tight" at its put), then 12 MiB resident. */
@@ -58,7 +56,7 @@ int main(void)
 		tap_bail("cached %zu MiB, %zu MiB resident", bc_mib(st0.cached_bytes),
 			 bc_mib(st0.resident_bytes));
 	bc_pass();			/* the first pass sets the mark */
-	tst_sleep_ms(IDLE_MS);
+	tst_sleep_ms(BC_PAY_IDLE_MS);
 
 	/*
 	 * 1. The purged block taken and filled: its pages fault in afresh,
@@ -100,7 +98,7 @@ int main(void)
 	tap_ok(st1.paid == st0.paid && st1.resident_bytes >= m && st1.proc_peak >= __hak_rss(),
 	       "a young block stays: %zu paid, %zu MiB resident, mark %zu MiB",
 	       st1.paid - st0.paid, bc_mib(st1.resident_bytes), bc_mib(st1.proc_peak));
-	tst_sleep_ms(IDLE_MS);
+	tst_sleep_ms(BC_PAY_IDLE_MS);
 	bc_pass();
 	st1 = bc_stats();
 	tap_ok(st1.paid == st0.paid && st1.resident_bytes >= m,

@@ -21,8 +21,6 @@
 #include "purge.h"
 
 #define MIB		(1UL << 20)
-#define DELAY_MS	4000	/* the decay delay: nothing decays in this test */
-#define IDLE_MS		1100	/* past a quarter delay: idle for the rule */
 
 int main(void)
 {
@@ -37,7 +35,7 @@ int main(void)
 		tap_skip_all("4 MiB is not a large block in this build");
 	__hak_bigcache_force_pressure(0);
 	bc_set_max(256 * MIB);
-	__hak_bigcache_set_decay(DELAY_MS);
+	__hak_bigcache_set_decay(BC_PAY_DELAY_MS);
 	__hak_bigcache_set_merge(false);	/* each block stays what it was */
 
 	/* 1. Nothing came back yet: the idle block pays for the growth. */
@@ -47,7 +45,7 @@ int main(void)
 	memset(va, 3, a);
 	free(va);
 	bc_pass();			/* the first pass sets the mark */
-	tst_sleep_ms(IDLE_MS);
+	tst_sleep_ms(BC_PAY_IDLE_MS);
 	st0 = bc_stats();
 	vg1 = bc_own(g);
 	bc_pass();
@@ -75,7 +73,7 @@ int main(void)
 	free(va);			/* the older of the two */
 	free(vs);
 	bc_pass();			/* the large path's growth raises the mark */
-	tst_sleep_ms(IDLE_MS);
+	tst_sleep_ms(BC_PAY_IDLE_MS);
 	st0 = bc_stats();
 	vg2 = bc_own(g);
 	bc_pass();

@@ -29,6 +29,16 @@
 
 #define BC_PAGE		4096UL
 
+/*
+ * The growth rule's tests (bc_pay, bc_pay_back): the decay delay they set
+ * (nothing decays in them) and a sleep past a quarter of it (idle for the
+ * rule). A block stays young for that quarter, 2 s: with 1 s, a loaded
+ * machine (load 30-50) sometimes took longer than that between a free and
+ * the next pass, and a young block was paid.
+ */
+#define BC_PAY_DELAY_MS	8000
+#define BC_PAY_IDLE_MS	2100
+
 /* Milliseconds on the monotonic clock (timing of decay and churn tests). */
 static inline unsigned long bc_now_ms(void)
 {

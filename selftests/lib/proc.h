@@ -61,4 +61,20 @@ static inline unsigned proc_cpus(void)
 	return n > 0 ? (unsigned)n : 1;
 }
 
+/*
+ * The machine's runnable tasks per online CPU (the 1-minute load average
+ * over the CPU count), 0 when it cannot be read. A test whose bound is a
+ * wait for a default-policy thread scales it by this: such a thread gets
+ * its CPU in turn with every other runnable task there.
+ */
+static inline double proc_load_per_cpu(void)
+{
+	char buf[128];
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+
+	if (proc_read_raw("/proc/loadavg", buf, sizeof(buf)) <= 0 || cpus < 1)
+		return 0;
+	return strtod(buf, NULL) / (double)cpus;
+}
+
 #endif

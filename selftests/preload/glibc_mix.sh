@@ -26,38 +26,14 @@ prog=$workdir/glibc_mix
 tap_ok $? "glibc_mix.c builds"
 [ -x "$prog" ] || sed 's/^/# /' "$workdir/build.err" | head -n 10
 
-# aborts OP SIZE WHAT: the preloaded run dies by SIGABRT (status 134) with
-# exactly one hakmem line naming WHAT, and never reaches "reached".
-aborts() {
-	with_hakmem "$prog" "$1" "$2" >"$workdir/out" 2>"$workdir/err"
-	rc=$?
-	lines=$(grep -c '^hakmem: ' "$workdir/err")
-	if [ "$rc" -eq 134 ] && [ "$lines" -eq 1 ] && grep -q "$3" "$workdir/err" &&
-	   ! grep -q reached "$workdir/out"; then
-		tap_ok 0 "glibc's $2-byte block to $1: fail-fast abort ($3)"
-	else
-		tap_ok 1 "glibc's $2-byte block to $1: fail-fast abort ($3)"
-		tap_diag "exit $rc, $lines hakmem lines; stdout/stderr:"
-		head -n 3 "$workdir/out" "$workdir/err" | sed 's/^/# /'
-	fi
-}
-
 for n in $sizes; do
-	aborts free "$n" "invalid free of 0x[0-9a-f]*: not allocated by hakmem"
-	aborts realloc "$n" "realloc of a pointer not allocated by hakmem"
-	aborts usable "$n" "usable size of a pointer not allocated by hakmem"
+	foreign_aborts glibc "$prog" free "$n" "invalid free of 0x[0-9a-f]*: not allocated by hakmem"
+	foreign_aborts glibc "$prog" realloc "$n" "realloc of a pointer not allocated by hakmem"
+	foreign_aborts glibc "$prog" usable "$n" "usable size of a pointer not allocated by hakmem"
 done
-aborts calloc 100000 "not allocated by hakmem"
+foreign_aborts glibc "$prog" calloc 100000 "not allocated by hakmem"
 
 for n in 100 10000000; do
-	with_hakmem "$prog" clean "$n" >"$workdir/out" 2>"$workdir/err"
-	rc=$?
-	if [ "$rc" -eq 0 ] && grep -q '^clean$' "$workdir/out" && ! grep -q hakmem "$workdir/err"; then
-		tap_ok 0 "clean twin ($n bytes): each allocator frees its own blocks, exit 0"
-	else
-		tap_ok 1 "clean twin ($n bytes): each allocator frees its own blocks, exit 0"
-		tap_diag "exit $rc"
-		head -n 3 "$workdir/err" | sed 's/^/# /'
-	fi
+	clean_twin "clean twin ($n bytes): each allocator frees its own blocks, exit 0" "$prog" clean "$n"
 done
 tap_finish

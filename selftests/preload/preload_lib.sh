@@ -144,6 +144,12 @@ same_run() {
 	same_files "$output_desc" "$workdir/plain.out" "$workdir/hak.out"
 }
 
+# bound_to SYMBOL LIB: the LD_DEBUG=bindings log in $workdir/bind.err shows
+# SYMBOL bound to the library named LIB (a basename).
+bound_to() {
+	grep -q "to .*$2 .*symbol \`$1'" "$workdir/bind.err"
+}
+
 # binding_check NAME CMD...: the dynamic linker binds the program's malloc
 # and free to libhakmem.so. For programs that close stderr before exiting
 # (GNU coreutils' close_stdout), where HAKMEM_STATS output cannot appear.
@@ -152,11 +158,46 @@ binding_check() {
 	shift
 	env LD_DEBUG=bindings LD_PRELOAD="$HAKMEM_LIB" "$@" >/dev/null 2>"$workdir/bind.err"
 	lib=$(basename "$HAKMEM_LIB")
-	if grep -q "to .*$lib .*symbol \`malloc'" "$workdir/bind.err" &&
-	   grep -q "to .*$lib .*symbol \`free'" "$workdir/bind.err"; then
+	if bound_to malloc "$lib" && bound_to free "$lib"; then
 		tap_ok 0 "$name under LD_PRELOAD binds malloc and free to $lib"
 	else
 		tap_ok 1 "$name under LD_PRELOAD binds malloc and free to $lib"
 		grep "symbol \`malloc'" "$workdir/bind.err" | head -n 3 | sed 's/^/# /'
+	fi
+}
+
+# foreign_aborts WHOSE PROG OP SIZE WHAT: "PROG OP SIZE" hands another
+# allocator's SIZE-byte block to hakmem's OP; the preloaded run must die by
+# SIGABRT (status 134) with exactly one hakmem line matching WHAT, and never
+# print "reached" (the foreign pointer accepted). WHOSE names the other
+# allocator in the point's description.
+foreign_aborts() {
+	desc="$1's $4-byte block to $3: fail-fast abort ($5)"
+	with_hakmem "$2" "$3" "$4" >"$workdir/out" 2>"$workdir/err"
+	rc=$?
+	lines=$(grep -c '^hakmem: ' "$workdir/err")
+	if [ "$rc" -eq 134 ] && [ "$lines" -eq 1 ] && grep -q "$5" "$workdir/err" &&
+	   ! grep -q reached "$workdir/out"; then
+		tap_ok 0 "$desc"
+	else
+		tap_ok 1 "$desc"
+		tap_diag "exit $rc, $lines hakmem lines; stdout/stderr:"
+		head -n 3 "$workdir/out" "$workdir/err" | sed 's/^/# /'
+	fi
+}
+
+# clean_twin DESCRIPTION CMD...: the preloaded CMD, each allocator getting
+# its own blocks back, must exit 0, print "clean" and no hakmem line.
+clean_twin() {
+	desc=$1
+	shift
+	with_hakmem "$@" >"$workdir/out" 2>"$workdir/err"
+	rc=$?
+	if [ "$rc" -eq 0 ] && grep -q '^clean$' "$workdir/out" && ! grep -q hakmem "$workdir/err"; then
+		tap_ok 0 "$desc"
+	else
+		tap_ok 1 "$desc"
+		tap_diag "exit $rc"
+		head -n 3 "$workdir/err" | sed 's/^/# /'
 	fi
 }

@@ -19,4 +19,4 @@ boxapi_check() {
 	echo "$n box files checked"
 	return $bad
 }
-step boxapi boxapi_check
+tier check && step boxapi boxapi_check

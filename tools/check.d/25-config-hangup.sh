@@ -8,4 +8,4 @@
 # next to install and the box matrix.
 py=/usr/bin/python3
 [ -x "$py" ] || py=python3
-bgstep config-hangup "$py" tools/config-hangup-test "$BUILD/check-hangup"
+tier check && bgstep config-hangup "$py" tools/config-hangup-test "$BUILD/check-hangup"

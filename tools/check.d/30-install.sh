@@ -39,4 +39,4 @@ EOT
 	LD_LIBRARY_PATH="$dest$prefix/lib" ldd "$d/t" | grep -q "$dest$prefix/lib/libhakmem.so" || {
 		echo "program built against the installed hakmem did not run with it"; return 1; }
 }
-step install install_check
+tier check && step install install_check

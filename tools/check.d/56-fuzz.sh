@@ -3,4 +3,6 @@
 # (tools/fuzz.sh; `make fuzz` for long runs). Right after faultinject-core
 # (55-faultinject.sh), which runs in the background: both are one process
 # at a time, so together they keep the two CPUs busy.
+# (first tier only: tools/check.sh)
+tier check || return 0
 step fuzz tools/fuzz.sh -t 45
