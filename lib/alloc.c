@@ -403,23 +403,19 @@ static size_t small_usable(const void *p, const char *what)
 	__hak_bad_free(p, what);
 }
 
-/* Usable bytes of a mid or large block p, 0 when p is neither. */
-static size_t big_usable(const void *p)
-{
-	if (__hak_ssmap_kind((uintptr_t)p) == HAK_SSMAP_L25)
-		return hak_l25_usable(p);
-	return __hak_large_usable(p);
-}
-
 size_t __hak_usable_size(const void *p)
 {
+	unsigned kind;
 	size_t n;
 
 	if (!p)
 		return 0;
-	if (__hak_ss_owns((uintptr_t)p))
+	/* one registry lookup: its bound is read with acquire, never merged */
+	kind = __hak_ssmap_kind((uintptr_t)p);
+	if (kind == HAK_SSMAP_SLAB)
 		return small_usable(p, "usable size of a pointer that is not a live block");
-	n = big_usable(p);
+	/* a mid or large block, 0 when p is neither */
+	n = kind == HAK_SSMAP_L25 ? hak_l25_usable(p) : __hak_large_usable(p);
 	if (!n)
 		__hak_bad_free(p, "usable size of a pointer not allocated by hakmem");
 	return n;

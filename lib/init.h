@@ -3,10 +3,10 @@
  * Start-up, thread exit, fork, runtime options and diagnostics.
  *
  * Nothing needs initialising before the first malloc: the size tables are
- * const, the registry is zeroed .bss and the locks are static. The first
- * slow path of the process reads the HAKMEM_* options and registers the
- * thread-exit key and the fork handlers; a malloc that those calls make
- * re-enters safely.
+ * const, the registry reads 0 until its first registration makes it, and
+ * the locks are static. The first slow path of the process reads the
+ * HAKMEM_* options and registers the thread-exit key and the fork
+ * handlers; a malloc that those calls make re-enters safely.
  */
 #ifndef HAK_INIT_H
 #define HAK_INIT_H

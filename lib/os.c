@@ -277,12 +277,6 @@ void *__hak_os_reserve_ro(size_t len)
 	return p == MAP_FAILED ? NULL : p;
 }
 
-bool __hak_os_reserve_ro_at(void *p, size_t len)
-{
-	return mmap(p, len, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED,
-		    -1, 0) == p;
-}
-
 /*
  * Through syscall(), never a cancellation point: open, read and close are
  * ones, and this runs inside malloc and free (the first malloc; BigCache's

@@ -39,15 +39,13 @@ void __hak_os_unreserve(void *p, size_t len);
  * A sparse table that costs no commit charge, not even under
  * vm.overcommit_memory=2 (which ignores MAP_NORESERVE and charges every
  * private writable mapping in full): len bytes reserved read-only (reads
- * see zeros), or at p with MAP_FIXED (replacing what is there: pages of
- * zeros that nothing has written yet; false when refused). Its parts are
- * made writable one at a time with __hak_os_open, which the kernel
+ * see zeros). Its parts are made writable one at a time with
+ * __hak_os_open, which the kernel
  * charges under mode 2: false with errno ENOMEM when refused (at the
  * commit limit, past vm.max_map_count, or the fault-injection site
  * HAK_OS_PROTECT). Never counted as mapped.
  */
 void *__hak_os_reserve_ro(size_t len) __must_check;
-bool __hak_os_reserve_ro_at(void *p, size_t len) __must_check;
 bool __hak_os_open(void *p, size_t len) __must_check;
 /*
  * Is vm.overcommit_memory 2 (read at the first call)? Then a MAP_NORESERVE

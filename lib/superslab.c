@@ -2,7 +2,7 @@
 /*
  * Superslab pool: hands out page runs (slabs) to heaps and takes them back.
  *
- * Every superslab is in the registry (__hak_ssmap) from its mapping until it
+ * Every superslab is in the registry (__hak_ssreg) from its mapping until it
  * is unmapped. Those with at least one free page are on the avail list;
  * full ones are on no list and come back to it when a page is freed.
  * Free pages stay resident ("dirty") until more than dirty_max bytes of them
@@ -62,21 +62,22 @@
 
 HAK_BUILD_BUG_ON(HAK_SS_PAGES != 32);
 
-/* page-aligned: its pages are replaced by a read-only mapping (ssmap_ro_resolve) */
-uint8_t __hak_ssmap[HAK_SSMAP_SIZE] __attribute__((aligned(HAK_OS_PAGE)));
+/* the registry: map made by ssmap_open_locked (superslab.h) */
+struct hak_ssreg __hak_ssreg;
 uint16_t __hak_pm_none;		/* never written: 0 for good */
 struct hak_pagemap __hak_pm = { .map = &__hak_pm_none };
 
 /*
- * Commit charge. The registry (64 MiB of .bss) and the page map (4 GiB)
- * are read without a lock by every free, for any pointer, so they must
- * be readable everywhere; but a private writable mapping is charged in
- * full against the commit limit (.bss in every overcommit mode, the
- * map's MAP_NORESERVE reserve under vm.overcommit_memory=2, which ignores
- * MAP_NORESERVE): ~4.07 GiB of Committed_AS per idle process, enough for
- * three idle processes to starve a 12 GiB machine in mode 2. So both are
- * read-only (the registry's pages replaced by a read-only mapping before
- * the first registration; the map reserved so) and read as zeros, and a
+ * Commit charge. The registry (64 MiB) and the page map (4 GiB) are
+ * read without a lock by every free, for any pointer, so they must be
+ * readable everywhere once they exist; but a private writable mapping is
+ * charged in full against the commit limit (the map's MAP_NORESERVE
+ * reserve under vm.overcommit_memory=2, which ignores MAP_NORESERVE; the
+ * registry was .bss, charged in every mode): ~4.07 GiB of Committed_AS
+ * per idle process, enough for three idle processes to starve a 12 GiB
+ * machine in mode 2. So both are read-only reserves (the registry's made
+ * at the first registration, before it lim is 0 and every lookup reads 0)
+ * and read as zeros, and a
  * granule is made writable (__hak_os_open: an mprotect, charged then)
  * the first time a writer needs it, under ss_lock, never made read-only
  * again. A bit per granule, set under ss_lock after its mprotect
@@ -86,9 +87,9 @@ struct hak_pagemap __hak_pm = { .map = &__hak_pm_none };
  *
  * Granules: a registry page (4 KiB: 8 GiB of address space) and 64 KiB
  * of the map (2 GiB of address space), so a program's heap, which the
- * kernel maps close together, opens one or two of each: the map's mapping
- * splits in three and the library's .bss in five, adjacent open granules
- * merging (VMAs measured: Documentation/design.md).
+ * kernel maps close together, opens one or two of each: each mapping
+ * splits in three, adjacent open granules merging (VMAs measured:
+ * Documentation/design.md).
  */
 #define SSMAP_GRAN		HAK_OS_PAGE
 #define SSMAP_NGRAN		(HAK_SSMAP_SIZE / SSMAP_GRAN)
@@ -99,26 +100,6 @@ struct hak_pagemap __hak_pm = { .map = &__hak_pm_none };
 /* rounded up: with fewer than 39 bits (ARCH_VA_BITS) a bitmap is under a word */
 static unsigned long ssmap_open_bits[(SSMAP_NGRAN + GRAN_BITS - 1) / GRAN_BITS];
 static unsigned long pm_open_bits[(PM_NGRAN + GRAN_BITS - 1) / GRAN_BITS];
-/*
- * ThreadSanitizer's mmap interceptor records the registry's replacement as
- * a write of all of it, with which any free(NULL) or foreign free in
- * another thread then "races" (it reads zeros either way): under TSan
- * (test builds, whose charge does not matter) it stays the writable .bss.
- */
-#if defined(__SANITIZE_THREAD__)
-#define SSMAP_KEEP_BSS		1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define SSMAP_KEEP_BSS		1
-#endif
-#endif
-#ifndef SSMAP_KEEP_BSS
-#define SSMAP_KEEP_BSS		0
-#endif
-
-/* ss_lock (or the loader): 1 read-only now, -1 could not be (stays writable) */
-static int ssmap_ro = SSMAP_KEEP_BSS ? -1 : 0;
-
 static bool gran_is_open(const unsigned long *bits, size_t g)
 {
 	return arch_load_acquire(&bits[g / GRAN_BITS]) & (1UL << (g % GRAN_BITS));
@@ -335,35 +316,6 @@ unsigned long __hak_pm_drops(void)
 	return __atomic_load_n(&nr_pm_drops, __ATOMIC_RELAXED);
 }
 
-#if defined(ARCH_PM_FIXED) && !defined(__CHECKER__)
-/*
- * x86_64 (not sanitized): the registry is made read-only while the
- * library is relocated, before any code of ours runs, so that it costs
- * its 64 MiB of charge only from the loader's mapping of .bss to here,
- * also in a process that never allocates. The resolver of an IRELATIVE
- * relocation, as pm_fixed_resolve (lib/alloc.c): system calls only. If
- * it is refused, the first registration tries again (ssmap_open_locked).
- */
-static void ssmap_ro_noop(void)
-{
-}
-
-__attribute__((no_stack_protector, used)) static void (*ssmap_ro_resolve(void))(void)
-{
-	if (!ssmap_ro &&
-	    arch_raw_mmap((unsigned long)__hak_ssmap, HAK_SSMAP_SIZE, PROT_READ,
-			  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED) ==
-	    (long)__hak_ssmap)
-		ssmap_ro = 1;
-	return ssmap_ro_noop;
-}
-
-static void ssmap_ro_hook(void) __attribute__((ifunc("ssmap_ro_resolve")));
-
-/* Its address in data is the IRELATIVE relocation that runs the resolver. */
-__retain static void (*const ssmap_ro_at_load)(void) = ssmap_ro_hook;
-#endif
-
 /*
  * Is the 2 MiB region at region inside the address space the registry and
  * the page map cover (HAK_VA_BITS, from asm/processor.h)? A kernel whose
@@ -406,23 +358,29 @@ static bool pm_open(uintptr_t ss)
 }
 
 /*
- * ss_lock held, or not once ssmap_ro is decided (ss_prepare: then this is
- * pm_open's idempotent mprotect). The first registration replaces the registry's .bss
- * pages with a read-only mapping (a new mapping uncharges them; an
- * mprotect to read-only would not): nothing was written there yet, so
- * lock-free readers see zeros before and after (the kernel swaps the
- * mapping under its mmap lock). Should that be refused, the registry
- * stays the writable .bss it was, charged as before.
+ * ss_lock held, or not once the registry exists (ss_prepare: then this is
+ * pm_open's idempotent mprotect). The first registration reserves the
+ * registry (read-only, so uncharged) and publishes it: map, then lim with
+ * release; lock-free readers read 0 before. Should that be refused, the
+ * registration fails (errno ENOMEM) and the next one tries again.
  */
 static bool ssmap_open_locked(uintptr_t region)
 {
 	size_t g = (region >> HAK_SS_SHIFT) / SSMAP_GRAN;
+	uint8_t *m;
 
 	if (gran_is_open(ssmap_open_bits, g))
 		return true;
-	if (!ssmap_ro)
-		ssmap_ro = __hak_os_reserve_ro_at(__hak_ssmap, HAK_SSMAP_SIZE) ? 1 : -1;
-	if (ssmap_ro > 0 && !__hak_os_open(&__hak_ssmap[g * SSMAP_GRAN], SSMAP_GRAN))
+	if (!__hak_ssreg.lim) {
+		m = __hak_os_reserve_ro(HAK_SSMAP_SIZE);
+		if (!m) {
+			errno = ENOMEM;
+			return false;
+		}
+		__hak_ssreg.map = m;
+		arch_store_release(&__hak_ssreg.lim, HAK_SSMAP_SIZE);
+	}
+	if (!__hak_os_open(&__hak_ssreg.map[g * SSMAP_GRAN], SSMAP_GRAN))
 		return false;
 	gran_set_open(ssmap_open_bits, g);
 	return true;
@@ -444,7 +402,7 @@ bool __hak_ssmap_open(uintptr_t region)
 
 void __hak_ssmap_set(uintptr_t region, unsigned kind)
 {
-	arch_store_release(&__hak_ssmap[region >> HAK_SS_SHIFT], (uint8_t)kind);
+	arch_store_release(&__hak_ssreg.map[region >> HAK_SS_SHIFT], (uint8_t)kind);
 }
 
 /*
@@ -458,12 +416,14 @@ size_t __hak_ssmap_resident(struct hak_os_rss *r, unsigned kind)
 	size_t i, j, k, bytes = 0;
 	const size_t pages = HAK_SSMAP_SIZE / HAK_OS_PAGE;
 
+	if (!arch_load_acquire(&__hak_ssreg.lim))
+		return 0;
 	for (i = 0; i < pages; i += ARRAY_SIZE(vec)) {
-		if (!__hak_os_resident(__hak_ssmap + i * HAK_OS_PAGE,
+		if (!__hak_os_resident(__hak_ssreg.map + i * HAK_OS_PAGE,
 				       ARRAY_SIZE(vec) * HAK_OS_PAGE, vec))
 			memset(vec, 1, sizeof(vec));	/* look at every byte */
 		for (j = 0; j < ARRAY_SIZE(vec); j++) {
-			const uint8_t *m = __hak_ssmap + (i + j) * HAK_OS_PAGE;
+			const uint8_t *m = __hak_ssreg.map + (i + j) * HAK_OS_PAGE;
 
 			if (!(vec[j] & 1))
 				continue;
@@ -593,10 +553,10 @@ static bool ss_prepare(struct hak_superslab *ss)
 		return false;
 	if (__hak_pm.lim)
 		__atomic_fetch_or(&__hak_pm.map[a >> HAK_PM_SHIFT], 0, __ATOMIC_RELAXED);
-	if (__atomic_load_n(&ssmap_ro, __ATOMIC_RELAXED)) {	/* else ss_new decides it */
+	if (arch_load_acquire(&__hak_ssreg.lim)) {	/* else ss_new makes it */
 		if (!ssmap_open_locked(a))
 			return false;
-		__atomic_fetch_or(&__hak_ssmap[a >> HAK_SS_SHIFT], 0, __ATOMIC_RELAXED);
+		__atomic_fetch_or(&__hak_ssreg.map[a >> HAK_SS_SHIFT], 0, __ATOMIC_RELAXED);
 	}
 	if (!IS_ENABLED(CONFIG_HAK_HUGEPAGE))
 		*(volatile uint32_t *)&ss->magic = 0;
@@ -620,7 +580,7 @@ static struct hak_superslab *ss_new(void) __must_hold(&ss_lock)
 	hak_unlock(&ss_lock);
 	ok = ss_prepare(ss);
 	hak_lock(&ss_lock);
-	/* both find their granules open now, unless ssmap_ro was undecided */
+	/* both find their granules open now, unless the registry was not made */
 	if (!ok || !pm_open((uintptr_t)ss) || !ssmap_open_locked((uintptr_t)ss)) {
 		__hak_os_unmap(ss, HAK_SS_SIZE);	/* errno ENOMEM */
 		return NULL;

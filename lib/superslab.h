@@ -5,7 +5,7 @@
  * slab descriptors and the page bitmaps) sits at the start of page 0, whose
  * blocks start HAK_SS_HDR bytes in.
  *
- * Ownership registry: __hak_ssmap has one byte per 2 MiB of the user
+ * Ownership registry: __hak_ssreg.map has one byte per 2 MiB of the user
  * address space (HAK_VA_BITS, 47 bits on x86_64: asm/processor.h):
  * HAK_SSMAP_SLAB for a live superslab, HAK_SSMAP_L25 for a region of the
  * L2.5 pool box, 0 for anything else. Lookup is one shift and
@@ -124,22 +124,40 @@ struct hak_superslab {
 HAK_BUILD_BUG_ON(sizeof(struct hak_slab) != 64);
 HAK_BUILD_BUG_ON(sizeof(struct hak_superslab) > HAK_SS_HDR);
 
-extern HAK_HIDDEN uint8_t __hak_ssmap[HAK_SSMAP_SIZE];
+/*
+ * The registry's bytes are an anonymous read-only mapping of
+ * HAK_SSMAP_SIZE bytes made at the first registration, not an array in
+ * the library's .bss: a conservative collector scans every loaded
+ * object's writable segments as roots and sizes its heap by them (Boehm
+ * GC lets a third of its roots' size be allocated between collections),
+ * and 64 MiB of .bss grew Guile's heap by about 25 MB
+ * (Documentation/design.md, "The registry out of .bss"). lim is 0 until
+ * map exists, then HAK_SSMAP_SIZE, stored after map with release: a
+ * lookup reads lim with acquire (one CMP with it as operand, as the
+ * immediate was) and takes map (one MOV, as the LEA of the array's
+ * address was), so a lookup before the first registration reads 0.
+ */
+struct hak_ssreg {
+	uint8_t *map;
+	unsigned long lim;
+};
+
+extern HAK_HIDDEN struct hak_ssreg __hak_ssreg;
 
 /* Registry kind of a's 2 MiB region (0: not hakmem's). Never reads *a. */
 static __always_inline unsigned __hak_ssmap_kind(uintptr_t a)
 {
 	uintptr_t i = a >> HAK_SS_SHIFT;
 
-	return i < HAK_SSMAP_SIZE ? __hak_ssmap[i] : 0;
+	if (!arch_below_acquire(i, &__hak_ssreg.lim))
+		return 0;
+	return __atomic_load_n(&__hak_ssreg.map, __ATOMIC_RELAXED)[i];
 }
 
 /* Is a inside a live superslab? Never reads *a. */
 static __always_inline bool __hak_ss_owns(uintptr_t a)
 {
-	uintptr_t i = a >> HAK_SS_SHIFT;
-
-	return i < HAK_SSMAP_SIZE && __hak_ssmap[i] == HAK_SSMAP_SLAB;
+	return __hak_ssmap_kind(a) == HAK_SSMAP_SLAB;
 }
 
 /*
