@@ -137,10 +137,11 @@ HAK_BUILD_BUG_ON(sizeof(struct hak_superslab) > HAK_SS_HDR);
  * immediate was) and takes map (one MOV, as the LEA of the array's
  * address was), so a lookup before the first registration reads 0.
  */
+/* a line of its own: every free reads it; purge passes write the pool's flags that sat beside it */
 struct hak_ssreg {
 	uint8_t *map;
 	unsigned long lim;
-};
+} __aligned(64);
 
 extern HAK_HIDDEN struct hak_ssreg __hak_ssreg;
 
