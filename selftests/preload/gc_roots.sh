@@ -23,11 +23,7 @@ preload_cc
 
 prog=$workdir/gc_roots
 "$cc" -O2 -Wall -Wextra -Werror -o "$prog" "$dir/gc_roots.c" 2>"$workdir/build.err"
-tap_ok $? "gc_roots.c builds"
-if [ ! -x "$prog" ]; then
-	sed 's/^/# /' "$workdir/build.err" | head -n 10
-	tap_skip_rest "gc_roots.c did not build"
-fi
+built_or_skip $? "gc_roots.c builds" "$prog" gc_roots.c
 
 w=$(with_hakmem "$prog" segs)
 case $w in
