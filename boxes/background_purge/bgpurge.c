@@ -10,7 +10,8 @@
  * the state moves 0 -> STARTING with a cmpxchg first, so the re-entry
  * (and every other thread) sees a non-zero state and returns. All signals
  * are blocked in the new thread (it must never run the program's
- * handlers); it never allocates.
+ * handlers); it never allocates. It has BG_STACK of stack beside the
+ * static TLS (bg_stack).
  *
  * Fork: the child has no purge thread. An atfork child handler (registered
  * at the first start, for good: __hak_atfork) puts the state back to 0, so
@@ -105,8 +106,34 @@ static void bg_fork_child(void)
 	arch_store_relaxed(&__hak_bgpurge_state, BG_NONE);
 }
 
-/* The purge thread, detached, with a stack of stack bytes (0: the default). */
-static int bg_create(pthread_t *t, size_t stack)
+#ifdef __GLIBC__
+/*
+ * glibc's least stack for a thread of attr: its static TLS, a page and
+ * PTHREAD_STACK_MIN (exported since 2.15 for this use; Rust's standard
+ * library asks it too). Weak: 0 where it is missing.
+ */
+extern size_t __pthread_get_minstack(const pthread_attr_t *attr) __attribute__((weak));
+#endif
+
+/*
+ * The stack to ask for: BG_STACK beside the static TLS, which glibc carves
+ * out of the stack and checks only against a 2 KiB rest (with 59-62 KiB of
+ * it a 64 KiB stack left the passes a few KiB, and they ran into the
+ * guard page: bgp_tlsfit). Elsewhere (musl adds the TLS to the size asked
+ * for) BG_STACK.
+ */
+static size_t bg_stack(const pthread_attr_t *attr)
+{
+#ifdef __GLIBC__
+	if (__pthread_get_minstack)
+		return BG_STACK + __pthread_get_minstack(attr);
+#endif
+	(void)attr;
+	return BG_STACK;
+}
+
+/* The purge thread, detached, with BG_STACK of stack (small false: the default). */
+static int bg_create(pthread_t *t, bool small)
 {
 	pthread_attr_t attr;
 	int err = pthread_attr_init(&attr);
@@ -114,8 +141,8 @@ static int bg_create(pthread_t *t, size_t stack)
 	if (err)
 		return err;
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	if (stack)
-		pthread_attr_setstacksize(&attr, stack);
+	if (small)
+		pthread_attr_setstacksize(&attr, bg_stack(&attr));
 	err = pthread_create(t, &attr, bg_main, NULL);
 	pthread_attr_destroy(&attr);
 	return err;
@@ -136,15 +163,16 @@ void hak_bgpurge_start(void)
 	}
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
-	err = bg_create(&t, BG_STACK);
+	err = bg_create(&t, true);
 	/*
 	 * glibc puts the static TLS (the program's and its libraries'
 	 * initial-exec variables) in the stack and refuses (EINVAL) a stack
 	 * that cannot hold it with room to spare: a program with 100 KiB of
-	 * __thread data had no purge thread. The default size then.
+	 * __thread data had no purge thread. The default size then (where
+	 * bg_stack cannot know the TLS).
 	 */
 	if (err == EINVAL)
-		err = bg_create(&t, 0);
+		err = bg_create(&t, false);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	ok = !err;
 	if (ok) {
