@@ -11,7 +11,8 @@
  * (and every other thread) sees a non-zero state and returns. All signals
  * are blocked in the new thread (it must never run the program's
  * handlers); it never allocates. It has BG_STACK of stack beside the
- * static TLS (bg_stack).
+ * static TLS (bg_stack) and the default policy, whatever the starting
+ * thread's (bg_create).
  *
  * Fork: the child has no purge thread. An atfork child handler (registered
  * at the first start, for good: __hak_atfork) puts the state back to 0, so
@@ -31,6 +32,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <string.h>
 #include <time.h>
@@ -132,15 +134,27 @@ static size_t bg_stack(const pthread_attr_t *attr)
 	return BG_STACK;
 }
 
-/* The purge thread, detached, with BG_STACK of stack (small false: the default). */
+/*
+ * The purge thread, detached, with BG_STACK of stack (small false: the
+ * default size). It runs at the default policy: pthread_create copies
+ * the creator's, and the thread whose slow path starts it may be a
+ * SCHED_FIFO one (bgp_sched). Asked for only then: a sandbox may refuse
+ * sched_setscheduler, which that asks of the kernel.
+ */
 static int bg_create(pthread_t *t, bool small)
 {
+	struct sched_param none = { 0 };
 	pthread_attr_t attr;
-	int err = pthread_attr_init(&attr);
+	int err = pthread_attr_init(&attr), pol = sched_getscheduler(0);
 
 	if (err)
 		return err;
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	if (pol == SCHED_FIFO || pol == SCHED_RR) {
+		pthread_attr_setinheritsched(&attr, PTHREAD_EXPLICIT_SCHED);
+		pthread_attr_setschedpolicy(&attr, SCHED_OTHER);
+		pthread_attr_setschedparam(&attr, &none);
+	}
 	if (small)
 		pthread_attr_setstacksize(&attr, bg_stack(&attr));
 	err = pthread_create(t, &attr, bg_main, NULL);
