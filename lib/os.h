@@ -363,6 +363,12 @@ static inline bool __hak_ms_due(unsigned now, unsigned deadline)
  */
 void __hak_os_set_limit(size_t bytes, bool hard);
 size_t __hak_os_limit(void);
+/*
+ * Does a hard limit refuse len bytes by themselves, with nothing else
+ * mapped? Then purging every cache cannot make room: such a refusal
+ * raises no near flag, and the caller's retry skips the purge.
+ */
+bool __hak_os_limit_refuses(size_t len);
 /* Was the near-limit flag raised since the last call? Clears it. */
 bool __hak_os_take_near(void);
 
