@@ -124,14 +124,19 @@ extern size_t __pthread_get_minstack(const pthread_attr_t *attr) __attribute__((
  * guard page: bgp_tlsfit). Elsewhere (musl adds the TLS to the size asked
  * for) BG_STACK.
  */
+static size_t bg_stack_with(size_t (*minstack)(const pthread_attr_t *),
+			    const pthread_attr_t *attr)
+{
+	return BG_STACK + (minstack ? minstack(attr) : 0);
+}
+
 static size_t bg_stack(const pthread_attr_t *attr)
 {
 #ifdef __GLIBC__
-	if (__pthread_get_minstack)
-		return BG_STACK + __pthread_get_minstack(attr);
+	return bg_stack_with(__pthread_get_minstack, attr);
+#else
+	return bg_stack_with(NULL, attr);
 #endif
-	(void)attr;
-	return BG_STACK;
 }
 
 /*
