@@ -68,7 +68,10 @@ static void *worker(void *arg)
 	return NULL;
 }
 
-/* 0: passes ran and purged; 2: no thread; 3: no pass purged in 5 s. */
+/*
+ * 0: the thread ran passes (until one purged, 5 s at most: a purge is
+ * what runs deepest); 2: no thread; 3: no pass at all.
+ */
 static int child_main(void)
 {
 	struct hak_bgpurge_stats st;
@@ -87,7 +90,7 @@ static int child_main(void)
 	pthread_join(t, NULL);
 	if (!st.running)
 		return 2;
-	return st.purged_bytes ? 0 : 3;
+	return st.passes ? 0 : 3;
 }
 
 int main(int argc, char **argv)
