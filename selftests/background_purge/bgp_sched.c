@@ -15,43 +15,16 @@
  * thread with a large malloc and reads the policy of the thread named
  * hakmem-purge. runner: serial (a real-time thread, briefly).
  */
-#include <dirent.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include "tap.h"
+#include "proc.h"
 #include "child.h"
 #include "init.h"
 #include "boxes/background_purge/bgpurge.h"
-
-/* The id of the thread named name, 0 if none. */
-static pid_t thread_named(const char *name)
-{
-	char path[300], comm[64];
-	struct dirent *d;
-	DIR *dir = opendir("/proc/self/task");
-	pid_t tid = 0;
-
-	if (!dir)
-		return 0;
-	while (!tid && (d = readdir(dir))) {
-		FILE *f;
-
-		if (d->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "/proc/self/task/%s/comm", d->d_name);
-		f = fopen(path, "r");
-		if (!f)
-			continue;
-		if (fgets(comm, sizeof(comm), f) && !strncmp(comm, name, strlen(name)))
-			tid = (pid_t)atoi(d->d_name);
-		fclose(f);
-	}
-	closedir(dir);
-	return tid;
-}
 
 /* 0: default policy; 1: the creator's; 2: no thread; 3: no SCHED_FIFO here. */
 static int child_main(void)
@@ -59,7 +32,7 @@ static int child_main(void)
 	struct sched_param sp = { .sched_priority = 1 }, none = { 0 };
 	struct hak_bgpurge_stats st;
 	int policy;
-	pid_t tid;
+	pid_t tid = 0;
 
 	if (sched_setscheduler(0, SCHED_FIFO, &sp))
 		return 3;
@@ -70,8 +43,7 @@ static int child_main(void)
 	}
 	sched_setscheduler(0, SCHED_OTHER, &none);
 	hak_bgpurge_stats(&st);
-	tid = thread_named("hakmem-purge");
-	if (!st.running || !tid)
+	if (!st.running || proc_threads_named("hakmem-purge", &tid) != 1)
 		return 2;
 	policy = sched_getscheduler(tid);
 	printf("# purge thread %d: policy %d\n", (int)tid, policy);

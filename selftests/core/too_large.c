@@ -122,6 +122,34 @@ static int refuse_all(size_t n)
 	return bad;
 }
 
+/* Something cached that a purge could release: half of h freed. false if not. */
+static bool cache_some(void *h[8])
+{
+	for (int i = 0; i < 8; i++) {
+		h[i] = v_malloc(3000000);
+		if (!h[i])
+			return false;
+		memset(h[i], 1, 3000000);
+	}
+	for (int i = 0; i < 8; i += 2)
+		free(h[i]);
+	return true;
+}
+
+/* After the refusals: what fits is still served (1 if not); the rest of h freed. */
+static int fits_still(void *h[8])
+{
+	void *p = v_malloc(8UL << 20);
+	int bad = !p;
+
+	if (bad)
+		printf("# malloc(8 MiB) under the limit failed, errno %d\n", errno);
+	free(p);
+	for (int i = 1; i < 8; i += 2)
+		free(h[i]);
+	return bad;
+}
+
 /* In the child: RLIMIT_AS a little above what is mapped; 0 when passed. */
 static int under_limit(void)
 {
@@ -130,17 +158,9 @@ static int under_limit(void)
 	size_t r0, lim;
 	long vm;
 	int bad;
-	void *p;
 
-	/* Something cached that a purge could release. */
-	for (int i = 0; i < 8; i++) {
-		h[i] = v_malloc(3000000);
-		if (!h[i])
-			return 10;
-		memset(h[i], 1, 3000000);
-	}
-	for (int i = 0; i < 8; i += 2)
-		free(h[i]);
+	if (!cache_some(h))
+		return 10;
 	vm = proc_status_kib("VmSize");
 	if (vm <= 0 || getrlimit(RLIMIT_AS, &rl))
 		return 10;
@@ -157,15 +177,7 @@ static int under_limit(void)
 		       ct_purge_retries() - r0);
 		bad++;
 	}
-	/* What fits is still served. */
-	p = v_malloc(8UL << 20);
-	if (!p) {
-		printf("# malloc(8 MiB) under the limit failed, errno %d\n", errno);
-		bad++;
-	}
-	free(p);
-	for (int i = 1; i < 8; i += 2)
-		free(h[i]);
+	bad += fits_still(h);
 	return bad ? 1 : 0;
 }
 
@@ -181,15 +193,8 @@ static int over_hard_limit(void)
 	size_t lim;
 	int bad;
 
-	/* Something cached that a purge would release. */
-	for (int i = 0; i < 8; i++) {
-		h[i] = v_malloc(3000000);
-		if (!h[i])
-			return 10;
-		memset(h[i], 1, 3000000);
-	}
-	for (int i = 0; i < 8; i += 2)
-		free(h[i]);
+	if (!cache_some(h))
+		return 10;
 	lim = __hak_os_mapped() + (256UL << 20);
 	__hak_os_set_limit(lim, true);
 	__hak_purge_stats(&a);
@@ -205,14 +210,7 @@ static int over_hard_limit(void)
 		       b.retries - a.retries, b.limit_purges - a.limit_purges);
 		bad++;
 	}
-	p = v_malloc(8UL << 20);
-	if (!p) {
-		printf("# malloc(8 MiB) under the limit failed, errno %d\n", errno);
-		bad++;
-	}
-	free(p);
-	for (int i = 1; i < 8; i += 2)
-		free(h[i]);
+	bad += fits_still(h);
 	return bad ? 1 : 0;
 }
 #endif
