@@ -137,8 +137,9 @@ static void *fail_enomem(void)
 
 /*
  * A mapping was refused: can releasing every cache make room for n bytes?
- * Not when n alone is past a soft RLIMIT_AS or RLIMIT_DATA (the process
- * would need more than its limit with nothing else mapped). Then the purge
+ * Not when n alone is past a soft RLIMIT_AS or RLIMIT_DATA, or past a hard
+ * memory limit (HAKMEM_MEMORY_LIMIT_HARD; the process would need more
+ * than its limit with nothing else mapped). Then the purge
  * would only cost: it empties every cache (the next small malloc maps a
  * superslab again), and a program that probes sizes downwards, or glibc's
  * tst-malloc-too-large (a million refused requests, each after a
@@ -150,6 +151,8 @@ static bool purge_may_help(size_t n)
 	static const int res[] = { RLIMIT_AS, RLIMIT_DATA };
 	struct rlimit rl;
 
+	if (__hak_os_limit_refuses(n))
+		return false;
 	for (unsigned i = 0; i < 2; i++)
 		if (!getrlimit(res[i], &rl) && rl.rlim_cur != RLIM_INFINITY && n > rl.rlim_cur)
 			return false;

@@ -114,21 +114,30 @@ unsigned long hak_test_os_failed(enum hak_os_site site)
 }
 
 /*
- * May len more bytes be mapped? Raises the near flag within 1/8 of the
- * limit; refuses past it when the limit is hard. Racing mappers may
- * overshoot by one mapping each: the limit is a bound on our own
+ * May len more bytes be mapped, for a mapping of whole bytes in all (a
+ * growth's old part is mapped already)? Raises the near flag within 1/8
+ * of the limit; refuses past it when the limit is hard. Racing mappers
+ * may overshoot by one mapping each: the limit is a bound on our own
  * accounting, the kernel's is the one that cannot be crossed.
  */
-static bool limit_allows(size_t len)
+static bool limit_grow_allows(size_t len, size_t whole)
 {
 	size_t lim = arch_load_relaxed(&os_limit);
 	size_t m = arch_load_relaxed(&os_mapped) + len;
 
 	if (likely(!lim) || m <= lim - lim / 8)
 		return true;
+	/* past a hard limit by itself: no purge makes room, so not near */
+	if (whole > lim && arch_load_relaxed(&os_limit_hard))
+		return false;
 	if (!arch_load_relaxed(&os_near))
 		arch_store_relaxed(&os_near, 1);
 	return !(arch_load_relaxed(&os_limit_hard) && m > lim);
+}
+
+static bool limit_allows(size_t len)
+{
+	return limit_grow_allows(len, len);
 }
 
 void __hak_os_set_limit(size_t bytes, bool hard)
@@ -140,6 +149,13 @@ void __hak_os_set_limit(size_t bytes, bool hard)
 size_t __hak_os_limit(void)
 {
 	return arch_load_relaxed(&os_limit);
+}
+
+bool __hak_os_limit_refuses(size_t len)
+{
+	size_t lim = arch_load_relaxed(&os_limit);
+
+	return lim && len > lim && arch_load_relaxed(&os_limit_hard);
 }
 
 bool __hak_os_take_near(void)
@@ -572,7 +588,7 @@ void *__hak_os_remap(void *p, size_t old_len, size_t new_len)
 	void *q;
 
 	if (fault_hit(HAK_OS_REMAP) ||
-	    (new_len > old_len && !limit_allows(new_len - old_len))) {
+	    (new_len > old_len && !limit_grow_allows(new_len - old_len, new_len))) {
 		errno = ENOMEM;
 		return NULL;
 	}
@@ -591,7 +607,7 @@ void *__hak_os_extend(void *p, size_t old_len, size_t new_len, bool up)
 	int err = errno;	/* a refused side is no error: the caller maps fresh */
 	char *q;
 
-	if (fault_hit(HAK_OS_MAP) || !limit_allows(more))
+	if (fault_hit(HAK_OS_MAP) || !limit_grow_allows(more, new_len))
 		return NULL;
 	if (up && mremap(p, old_len, new_len, 0) != MAP_FAILED) {
 		arch_fetch_add(&os_mapped, more);

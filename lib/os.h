@@ -358,11 +358,18 @@ static inline bool __hak_ms_due(unsigned now, unsigned deadline)
 /*
  * Memory limit (lib/limit.c sets it at start-up; 0: none). A mapping that
  * would take the mapped bytes within 1/8 of the limit raises the "near"
- * flag, which the next purge tick consumes by purging every cache; with
- * hard set, a mapping past the limit fails with ENOMEM.
+ * flag, which the first purge tick a delay after the last such purge
+ * consumes by purging every cache; with hard set, a mapping past the
+ * limit fails with ENOMEM.
  */
 void __hak_os_set_limit(size_t bytes, bool hard);
 size_t __hak_os_limit(void);
+/*
+ * Does a hard limit refuse len bytes by themselves, with nothing else
+ * mapped? Then purging every cache cannot make room: such a refusal
+ * raises no near flag, and the caller's retry skips the purge.
+ */
+bool __hak_os_limit_refuses(size_t len);
 /* Was the near-limit flag raised since the last call? Clears it. */
 bool __hak_os_take_near(void);
 

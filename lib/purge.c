@@ -114,10 +114,12 @@ void __hak_purge_tick(void)
 	now = __hak_now_ms();
 	delay = (unsigned)__hak_opt.purge_delay_ms;
 
-	if (unlikely(__hak_os_take_near()) &&
-	    __hak_ms_due(now, arch_load_relaxed(&limit_next_ms))) {
+	if (__hak_ms_due(now, arch_load_relaxed(&limit_next_ms)) &&
+	    unlikely(__hak_os_take_near())) {
 		/* At most once per delay (10 ms at least): a program that
-		 * lives near its limit must not purge at every mapping. */
+		 * lives near its limit must not purge at every mapping. The
+		 * time first: a flag raised meanwhile waits for the next
+		 * tick that may act on it (limit_near). */
 		arch_store_relaxed(&limit_next_ms, now + (delay > 10 ? delay : 10));
 		arch_fetch_add(&nr_limit_purges, 1UL);
 		__hak_purge_all();

@@ -10,7 +10,9 @@
  * the state moves 0 -> STARTING with a cmpxchg first, so the re-entry
  * (and every other thread) sees a non-zero state and returns. All signals
  * are blocked in the new thread (it must never run the program's
- * handlers); it never allocates.
+ * handlers); it never allocates. It has BG_STACK of stack beside the
+ * static TLS (bg_stack) and the default policy, whatever the starting
+ * thread's (bg_create).
  *
  * Fork: the child has no purge thread. An atfork child handler (registered
  * at the first start, for good: __hak_atfork) puts the state back to 0, so
@@ -30,6 +32,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <string.h>
 #include <time.h>
@@ -105,17 +108,60 @@ static void bg_fork_child(void)
 	arch_store_relaxed(&__hak_bgpurge_state, BG_NONE);
 }
 
-/* The purge thread, detached, with a stack of stack bytes (0: the default). */
-static int bg_create(pthread_t *t, size_t stack)
+#ifdef __GLIBC__
+/*
+ * glibc's least stack for a thread of attr: its static TLS, a page and
+ * PTHREAD_STACK_MIN (exported since 2.15 for this use; Rust's standard
+ * library asks it too). Weak: 0 where it is missing.
+ */
+extern size_t __pthread_get_minstack(const pthread_attr_t *attr) __attribute__((weak));
+#endif
+
+/*
+ * The stack to ask for: BG_STACK beside the static TLS, which glibc carves
+ * out of the stack and checks only against a 2 KiB rest (with 59-62 KiB of
+ * it a 64 KiB stack left the passes a few KiB, and they ran into the
+ * guard page: bgp_tlsfit). Elsewhere (musl adds the TLS to the size asked
+ * for) BG_STACK.
+ */
+static size_t bg_stack_with(size_t (*minstack)(const pthread_attr_t *),
+			    const pthread_attr_t *attr)
 {
+	return BG_STACK + (minstack ? minstack(attr) : 0);
+}
+
+static size_t bg_stack(const pthread_attr_t *attr)
+{
+#ifdef __GLIBC__
+	return bg_stack_with(__pthread_get_minstack, attr);
+#else
+	return bg_stack_with(NULL, attr);
+#endif
+}
+
+/*
+ * The purge thread, detached, with BG_STACK of stack (small false: the
+ * default size). It runs at the default policy: pthread_create copies
+ * the creator's, and the thread whose slow path starts it may be a
+ * SCHED_FIFO one (bgp_sched). Asked for only then: a sandbox may refuse
+ * sched_setscheduler, which that asks of the kernel.
+ */
+static int bg_create(pthread_t *t, bool small)
+{
+	struct sched_param none = { 0 };
 	pthread_attr_t attr;
-	int err = pthread_attr_init(&attr);
+	int err = pthread_attr_init(&attr), pol = sched_getscheduler(0);
 
 	if (err)
 		return err;
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	if (stack)
-		pthread_attr_setstacksize(&attr, stack);
+	if (pol == SCHED_FIFO || pol == SCHED_RR) {
+		pthread_attr_setinheritsched(&attr, PTHREAD_EXPLICIT_SCHED);
+		pthread_attr_setschedpolicy(&attr, SCHED_OTHER);
+		pthread_attr_setschedparam(&attr, &none);
+	}
+	if (small)
+		pthread_attr_setstacksize(&attr, bg_stack(&attr));
 	err = pthread_create(t, &attr, bg_main, NULL);
 	pthread_attr_destroy(&attr);
 	return err;
@@ -136,15 +182,16 @@ void hak_bgpurge_start(void)
 	}
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
-	err = bg_create(&t, BG_STACK);
+	err = bg_create(&t, true);
 	/*
 	 * glibc puts the static TLS (the program's and its libraries'
 	 * initial-exec variables) in the stack and refuses (EINVAL) a stack
 	 * that cannot hold it with room to spare: a program with 100 KiB of
-	 * __thread data had no purge thread. The default size then.
+	 * __thread data had no purge thread. The default size then (where
+	 * bg_stack cannot know the TLS).
 	 */
 	if (err == EINVAL)
-		err = bg_create(&t, 0);
+		err = bg_create(&t, false);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	ok = !err;
 	if (ok) {

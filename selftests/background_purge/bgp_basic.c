@@ -37,28 +37,7 @@ static void use_allocator(size_t n)
 /* Threads of this process named name. */
 static int threads_named(const char *name)
 {
-	char path[300], comm[64];
-	struct dirent *d;
-	DIR *dir = opendir("/proc/self/task");
-	int n = 0;
-
-	if (!dir)
-		return -1;
-	while ((d = readdir(dir))) {
-		FILE *f;
-
-		if (d->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "/proc/self/task/%s/comm", d->d_name);
-		f = fopen(path, "r");
-		if (!f)
-			continue;
-		if (fgets(comm, sizeof(comm), f) && !strncmp(comm, name, strlen(name)))
-			n++;
-		fclose(f);
-	}
-	closedir(dir);
-	return n;
+	return proc_threads_named(name, NULL);
 }
 
 static struct hak_bgpurge_stats bg(void)

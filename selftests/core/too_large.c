@@ -14,7 +14,11 @@
  *    x86_64: the glibc test's sizes; 2^ARCH_VA_BITS in the generic port,
  *    2^48 on arm64): refused before any system call;
  *  - larger than a soft RLIMIT_AS by itself: the mapping is tried, the
- *    purge is not.
+ *    purge is not;
+ *  - larger than a hard memory limit by itself (HAKMEM_MEMORY_LIMIT_HARD):
+ *    refused, and neither the retry's purge nor the purge of every cache
+ *    that a mapping near the limit asks of the next tick happens (rv30:
+ *    both did, each refusal emptied every cache). Hakmem builds only.
  * Hakmem builds count the purges for a retry (__hak_purge_stats): none may
  * happen here. Every call must return NULL (posix_memalign ENOMEM) with
  * errno ENOMEM, and a block passed to realloc stays intact. The limit part
@@ -29,6 +33,7 @@
 
 #if CT_HAKMEM
 #include <asm/processor.h>
+#include "os.h"
 #include "purge.h"
 #define WINDOW	ARCH_MAP_WINDOW
 #else
@@ -117,6 +122,34 @@ static int refuse_all(size_t n)
 	return bad;
 }
 
+/* Something cached that a purge could release: half of h freed. false if not. */
+static bool cache_some(void *h[8])
+{
+	for (int i = 0; i < 8; i++) {
+		h[i] = v_malloc(3000000);
+		if (!h[i])
+			return false;
+		memset(h[i], 1, 3000000);
+	}
+	for (int i = 0; i < 8; i += 2)
+		free(h[i]);
+	return true;
+}
+
+/* After the refusals: what fits is still served (1 if not); the rest of h freed. */
+static int fits_still(void *h[8])
+{
+	void *p = v_malloc(8UL << 20);
+	int bad = !p;
+
+	if (bad)
+		printf("# malloc(8 MiB) under the limit failed, errno %d\n", errno);
+	free(p);
+	for (int i = 1; i < 8; i += 2)
+		free(h[i]);
+	return bad;
+}
+
 /* In the child: RLIMIT_AS a little above what is mapped; 0 when passed. */
 static int under_limit(void)
 {
@@ -125,17 +158,9 @@ static int under_limit(void)
 	size_t r0, lim;
 	long vm;
 	int bad;
-	void *p;
 
-	/* Something cached that a purge could release. */
-	for (int i = 0; i < 8; i++) {
-		h[i] = v_malloc(3000000);
-		if (!h[i])
-			return 10;
-		memset(h[i], 1, 3000000);
-	}
-	for (int i = 0; i < 8; i += 2)
-		free(h[i]);
+	if (!cache_some(h))
+		return 10;
 	vm = proc_status_kib("VmSize");
 	if (vm <= 0 || getrlimit(RLIMIT_AS, &rl))
 		return 10;
@@ -152,17 +177,43 @@ static int under_limit(void)
 		       ct_purge_retries() - r0);
 		bad++;
 	}
-	/* What fits is still served. */
-	p = v_malloc(8UL << 20);
-	if (!p) {
-		printf("# malloc(8 MiB) under the limit failed, errno %d\n", errno);
-		bad++;
-	}
-	free(p);
-	for (int i = 1; i < 8; i += 2)
-		free(h[i]);
+	bad += fits_still(h);
 	return bad ? 1 : 0;
 }
+
+#if CT_HAKMEM
+/*
+ * In the child: a hard limit 256 MiB above what is mapped, a request
+ * past it by itself through every function; 0 when passed.
+ */
+static int over_hard_limit(void)
+{
+	struct hak_purge_stats a, b;
+	void *h[8], *p;
+	size_t lim;
+	int bad;
+
+	if (!cache_some(h))
+		return 10;
+	lim = __hak_os_mapped() + (256UL << 20);
+	__hak_os_set_limit(lim, true);
+	__hak_purge_stats(&a);
+	bad = refuse_all(lim + (1UL << 20));
+	/* a tick with nothing to map: it would run the purge near the limit */
+	for (int i = 0; i < 3; i++) {
+		p = v_malloc(3000000);
+		free(p);
+	}
+	__hak_purge_stats(&b);
+	if (b.retries != a.retries || b.limit_purges != a.limit_purges) {
+		printf("# over the hard limit: %zu purges for a retry, %zu near the limit\n",
+		       b.retries - a.retries, b.limit_purges - a.limit_purges);
+		bad++;
+	}
+	bad += fits_still(h);
+	return bad ? 1 : 0;
+}
+#endif
 
 int main(void)
 {
@@ -175,7 +226,7 @@ int main(void)
 	size_t r0;
 	pid_t pid;
 
-	tap_plan(ARRAY_SIZE_CT(sizes) + 2);
+	tap_plan(ARRAY_SIZE_CT(sizes) + 2 + CT_HAKMEM);
 	/* A live small block: its superslab is what a purge would not keep. */
 	void *keep = v_malloc(16);
 
@@ -204,5 +255,20 @@ int main(void)
 	else
 		tap_ok(rc == 0, "a request above RLIMIT_AS by itself: ENOMEM without a purge, "
 		       "8 MiB still served%s", rc == 10 ? " (set-up failed)" : rc < 0 ? " (killed)" : "");
+#if CT_HAKMEM
+	fflush(stdout);
+	pid = fork();
+	if (pid == 0) {
+		rc = over_hard_limit();
+		fflush(stdout);
+		_exit(rc);
+	}
+	if (pid < 0 || waitpid(pid, &st, 0) != pid)
+		tap_bail("fork/waitpid failed");
+	rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+	tap_ok(rc == 0, "a request above a hard memory limit by itself: ENOMEM without a "
+	       "purge, none near the limit after it, 8 MiB still served%s",
+	       rc == 10 ? " (set-up failed)" : rc < 0 ? " (killed)" : "");
+#endif
 	tap_finish();
 }

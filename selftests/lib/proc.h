@@ -10,8 +10,10 @@
 #ifndef HAK_SELFTEST_PROC_H
 #define HAK_SELFTEST_PROC_H
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sched.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -29,6 +31,34 @@ static inline ssize_t proc_read_raw(const char *path, char *buf, size_t size)
 	if (n < 0)
 		return -1;
 	buf[n] = 0;
+	return n;
+}
+
+/*
+ * Threads of this process whose name starts with name; *tid (may be NULL)
+ * the first one's id. -1 if /proc/self/task cannot be read. Not for the
+ * windows above: opendir allocates.
+ */
+static inline int proc_threads_named(const char *name, pid_t *tid)
+{
+	char path[300], comm[64];
+	struct dirent *d;
+	DIR *dir = opendir("/proc/self/task");
+	int n = 0;
+
+	if (!dir)
+		return -1;
+	while ((d = readdir(dir))) {
+		if (d->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/self/task/%s/comm", d->d_name);
+		if (proc_read_raw(path, comm, sizeof(comm)) <= 0 ||
+		    strncmp(comm, name, strlen(name)))
+			continue;
+		if (!n++ && tid)
+			*tid = (pid_t)atoi(d->d_name);
+	}
+	closedir(dir);
 	return n;
 }
 
