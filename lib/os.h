@@ -304,6 +304,11 @@ bool __hak_os_collapse(void *p, size_t len);
 
 /* Bytes currently mapped through this layer, for statistics. */
 size_t __hak_os_mapped(void);
+/*
+ * Minor page faults of the whole process so far (getrusage: one system
+ * call), 0 when unknown. The purge's refault feedback (lib/purge.c).
+ */
+size_t __hak_os_minor_faults(void);
 
 /*
  * Milliseconds of CLOCK_MONOTONIC_COARSE (a vDSO read, no system call),

@@ -17,6 +17,21 @@
  * purge_busy makes passes exclusive without a lock: a tick that finds a
  * pass running skips it (re-entry from the background box's thread
  * creation, which may allocate, lands here too).
+ *
+ * Refault feedback (learn()): a purge the program faults back soon was a
+ * mistake (threads that come back to the same working set after a gap a
+ * little longer than the delay pay a madvise and a fault per page each
+ * time). A pass that purges opens a window of LEARN_WINDOW base delays;
+ * when it ends, the process's minor faults in it, less the growth of the
+ * mapped bytes' high-water mark (first touches of new memory), are
+ * compared at each pass with the bytes the busy passes purged in it:
+ * once half or more came back, the delay the busy passes use doubles (up
+ * to HAKMEM_PURGE_DELAY_MAX_MS) and the window closes; if under an eighth
+ * came back by its end, it halves back toward HAKMEM_PURGE_DELAY_MS. A pass that comes a base delay or more after the
+ * last one (no slow path in the whole process meanwhile: an idle
+ * program), and the background thread's passes, use the base delay and
+ * are not watched, so an idle program gives memory back as configured.
+ * The window's state is written only by the pass (under purge_busy).
  */
 #include <errno.h>
 #include <stdint.h>
@@ -37,30 +52,114 @@ static unsigned next_ms;		/* atomic: when the next pass is due */
 static unsigned limit_next_ms;		/* atomic: next purge-all near the limit */
 static size_t nr_passes, nr_decayed, nr_limit_purges, nr_retries;	/* atomic */
 
+#define LEARN_WINDOW	4		/* base delays a purge is watched */
+#define LEARN_MIN	(1UL << 20)	/* bytes a window must purge to count */
+
+static unsigned learned_ms;		/* atomic: the busy passes' delay (0: base) */
+static unsigned last_pass_ms;		/* under purge_busy: the last pass's time */
+static size_t map_hwm;			/* under purge_busy: mapped bytes' peak at passes */
+static struct {
+	unsigned end;			/* when it is judged; 0: no window open */
+	size_t purged;			/* bytes the busy passes purged in it */
+	size_t faults;			/* minor faults at its start */
+	size_t hwm;			/* map_hwm at its start */
+} watch;				/* under purge_busy */
+static size_t nr_learn_up, nr_learn_down;	/* atomic */
+
 static unsigned pass_step(unsigned delay)
 {
 	return delay / 4 ? delay / 4 : 1;
 }
 
-size_t __hak_purge_decay(unsigned now)
+/* The delay the busy passes (and the ticks' heap scans) use. */
+static unsigned busy_delay(unsigned base)
 {
-	unsigned delay = (unsigned)__hak_opt.purge_delay_ms;
+	unsigned l = arch_load_relaxed(&learned_ms);
+
+	return l > base ? l : base;
+}
+
+/*
+ * The open window's verdict at a pass: true when it is closed (half of
+ * what it purged came back: at once; less: at its end).
+ */
+static bool judge(unsigned now, unsigned base, unsigned cap)
+{
+	size_t faulted = (__hak_os_minor_faults() - watch.faults) * HAK_OS_PAGE;
+	size_t fresh = map_hwm - watch.hwm;
+	unsigned cur = busy_delay(base), to = cur;
+	bool end = __hak_ms_due(now, watch.end);
+
+	faulted = faulted > fresh ? faulted - fresh : 0;
+	if (watch.purged < LEARN_MIN)
+		return end;		/* too little to tell */
+	if (faulted >= watch.purged / 2)
+		to = cur < cap / 2 ? cur * 2 : cap;
+	else if (!end)
+		return false;
+	else if (faulted < watch.purged / 8)
+		to = cur / 2 > base ? cur / 2 : base;
+	if (to != cur) {
+		arch_store_relaxed(&learned_ms, to);
+		arch_fetch_add(to > cur ? &nr_learn_up : &nr_learn_down, 1UL);
+	}
+	return true;
+}
+
+/* After a busy pass that purged done bytes (under purge_busy). */
+static void learn(unsigned now, unsigned base, size_t done)
+{
+	unsigned cap = (unsigned)__hak_opt.purge_delay_max_ms;
+	size_t mapped = __hak_os_mapped();
+
+	if (cap <= base)
+		return;
+	if (mapped > map_hwm)
+		map_hwm = mapped;
+	if (watch.end) {
+		watch.purged += done;
+		if (!judge(now, base, cap))
+			return;
+		watch.end = 0;
+	}
+	if (!done)
+		return;
+	watch.end = now + LEARN_WINDOW * base;
+	watch.end += !watch.end;
+	watch.purged = done;
+	watch.faults = __hak_os_minor_faults();
+	watch.hwm = map_hwm;
+}
+
+static size_t decay_pass(unsigned now, bool idle)
+{
+	unsigned base = (unsigned)__hak_opt.purge_delay_ms, delay;
 	size_t done;
 
-	if (!delay || arch_xchg(&purge_busy, 1))
+	if (!base || arch_xchg(&purge_busy, 1))
 		return 0;
-	arch_store_relaxed(&next_ms, now + pass_step(delay));
+	arch_store_relaxed(&next_ms, now + pass_step(base));
+	idle |= last_pass_ms && __hak_ms_age(now, last_pass_ms) >= base;
+	last_pass_ms = now;
+	delay = idle ? base : busy_delay(base);
 	done = __hak_ss_decay(now, delay);
 	done += __hak_heap_purge_idle(now, delay);
 	done += __hak_large_decay(now, delay);
 	done += hak_bigcache_decay(now);
 	done += hak_l25_decay(now, delay);
 	done += __hak_grow_decay(now, delay);
+	if (!idle)
+		learn(now, base, done);
 	arch_fetch_add(&nr_passes, 1UL);
 	if (done)
 		arch_fetch_add(&nr_decayed, done);
 	arch_store_release(&purge_busy, 0);
 	return done;
+}
+
+size_t __hak_purge_decay(unsigned now)
+{
+	return decay_pass(now, false);
 }
 
 size_t __hak_purge_idle(bool *ran)
@@ -71,7 +170,7 @@ size_t __hak_purge_idle(bool *ran)
 	if (!__hak_opt.purge_delay_ms || !__hak_ms_due(now, arch_load_relaxed(&next_ms)))
 		return 0;
 	*ran = true;
-	return __hak_purge_decay(now);
+	return decay_pass(now, true);
 }
 
 size_t __hak_purge_all(void)
@@ -134,8 +233,8 @@ void __hak_purge_tick(void)
 	__hak_tick_ms = now;
 	if (delay && __hak_ms_due(now, arch_load_relaxed(&next_ms)))
 		__hak_purge_decay(now);
-	if (delay)
-		__hak_heap_purge_pages(now, delay);	/* once per delay per heap */
+	if (delay)	/* once per delay per heap */
+		__hak_heap_purge_pages(now, busy_delay(delay));
 	hak_bgpurge_kick();
 }
 
@@ -148,6 +247,9 @@ void __hak_purge_fork_child(void)
 void __hak_purge_stats(struct hak_purge_stats *st)
 {
 	st->delay_ms = __hak_opt.purge_delay_ms;
+	st->learned_ms = busy_delay((unsigned)__hak_opt.purge_delay_ms);
+	st->learn_up = arch_load_relaxed(&nr_learn_up);
+	st->learn_down = arch_load_relaxed(&nr_learn_down);
 	st->passes = arch_load_relaxed(&nr_passes);
 	st->decayed_bytes = arch_load_relaxed(&nr_decayed);
 	st->limit = __hak_os_limit();

@@ -51,7 +51,9 @@ size_t __hak_purge_all(void);
 bool __hak_purge_for_retry(void) __cold;
 
 struct hak_purge_stats {
-	size_t delay_ms;	/* the purge delay in force */
+	size_t delay_ms;	/* the purge delay configured */
+	size_t learned_ms;	/* the busy passes' delay (refault feedback) */
+	size_t learn_up, learn_down;	/* times it doubled, halved */
 	size_t passes;		/* decay passes run */
 	size_t decayed_bytes;	/* bytes released by decay passes */
 	size_t limit;		/* memory limit (0: none) */
