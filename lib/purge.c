@@ -22,8 +22,8 @@
  * mistake (threads that come back to the same working set after a gap a
  * little longer than the delay pay a madvise and a fault per page each
  * time). A pass that purges opens a window of LEARN_WINDOW base delays;
- * when it ends, the process's minor faults in it, less the growth of the
- * mapped bytes' high-water mark (first touches of new memory), are
+ * the process's minor faults in it, less the bytes mapped in it (first
+ * touches of new memory, and of memory unmapped and mapped again), are
  * compared at each pass with the bytes the busy passes purged in it:
  * once half or more came back, the delay the busy passes use doubles (up
  * to HAKMEM_PURGE_DELAY_MAX_MS) and the window closes; if under an eighth
@@ -57,12 +57,11 @@ static size_t nr_passes, nr_decayed, nr_limit_purges, nr_retries;	/* atomic */
 
 static unsigned learned_ms;		/* atomic: the busy passes' delay (0: base) */
 static unsigned last_pass_ms;		/* under purge_busy: the last pass's time */
-static size_t map_hwm;			/* under purge_busy: mapped bytes' peak at passes */
 static struct {
 	unsigned end;			/* when it is judged; 0: no window open */
 	size_t purged;			/* bytes the busy passes purged in it */
 	size_t faults;			/* minor faults at its start */
-	size_t hwm;			/* map_hwm at its start */
+	size_t mapped_in;		/* __hak_os_mapped_in() at its start */
 } watch;				/* under purge_busy */
 static size_t nr_learn_up, nr_learn_down;	/* atomic */
 
@@ -86,7 +85,7 @@ static unsigned busy_delay(unsigned base)
 static bool judge(unsigned now, unsigned base, unsigned cap)
 {
 	size_t faulted = (__hak_os_minor_faults() - watch.faults) * HAK_OS_PAGE;
-	size_t fresh = map_hwm - watch.hwm;
+	size_t fresh = __hak_os_mapped_in() - watch.mapped_in;
 	unsigned cur = busy_delay(base), to = cur;
 	bool end = __hak_ms_due(now, watch.end);
 
@@ -110,12 +109,9 @@ static bool judge(unsigned now, unsigned base, unsigned cap)
 static void learn(unsigned now, unsigned base, size_t done)
 {
 	unsigned cap = (unsigned)__hak_opt.purge_delay_max_ms;
-	size_t mapped = __hak_os_mapped();
 
 	if (cap <= base)
 		return;
-	if (mapped > map_hwm)
-		map_hwm = mapped;
 	if (watch.end) {
 		watch.purged += done;
 		if (!judge(now, base, cap))
@@ -128,7 +124,7 @@ static void learn(unsigned now, unsigned base, size_t done)
 	watch.end += !watch.end;
 	watch.purged = done;
 	watch.faults = __hak_os_minor_faults();
-	watch.hwm = map_hwm;
+	watch.mapped_in = __hak_os_mapped_in();
 }
 
 static size_t decay_pass(unsigned now, bool idle)

@@ -1,0 +1,124 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Refault feedback (lib/purge.c, learn()): a thread that frees its working
+ * set, waits past the purge delay while the rest of the process stays busy
+ * (another thread calls the allocator every 10 ms), and takes the set back,
+ * round after round. With the configured delay every re-take faults the set
+ * in again; once the allocator has seen its purges faulted back, the busy
+ * passes' delay grows past the gap and the re-takes fault far less. Then
+ * the whole process goes idle: the first pass after the idle spell uses the
+ * configured delay, so the learned one does not keep an idle program's
+ * memory.
+ */
+#include <pthread.h>
+#include <hakmem/hakmem.h>
+#include "core_test.h"
+#include "init.h"
+#include "purge.h"
+
+#define NMID	24
+#define MIDSZ	(160u << 10)		/* L2.5 pool blocks */
+#define GROWSZ	(1u << 20)		/* a realloc-grown buffer */
+#define ROUNDS	8
+#define SET_PAGES ((NMID * (size_t)MIDSZ + GROWSZ) / 4096)
+
+static volatile int stop;
+static long faults[ROUNDS];
+
+static long thread_minflt(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_THREAD, &ru);
+	return ru.ru_minflt;
+}
+
+static void *ticker(void *arg)
+{
+	(void)arg;
+	while (!stop) {
+		ct_decay_tick();
+		tst_sleep_ms(10);
+	}
+	return NULL;
+}
+
+static void *worker(void *arg)
+{
+	unsigned gap = *(unsigned *)arg;
+	char *mid[NMID], *grow;
+	int r, i;
+
+	for (r = 0; r < ROUNDS; r++) {
+		long f0 = thread_minflt();
+		size_t len;
+
+		for (i = 0; i < NMID; i++) {
+			mid[i] = malloc(MIDSZ);
+			if (!mid[i])
+				tap_bail("malloc(%u) failed", MIDSZ);
+			memset(mid[i], r + i, MIDSZ);
+		}
+		grow = NULL;
+		for (len = 16u << 10; len <= GROWSZ; len *= 2) {
+			grow = realloc(grow, len);
+			if (!grow)
+				tap_bail("realloc(%zu) failed", len);
+			memset(grow, r, len);
+		}
+		faults[r] = thread_minflt() - f0;
+		for (i = 0; i < NMID; i++)
+			free(mid[i]);
+		free(grow);
+		tst_sleep_ms(gap);
+	}
+	return NULL;
+}
+
+int main(void)
+{
+	unsigned delay, gap;
+	struct hak_purge_stats ps;
+	pthread_t tk, wk;
+	long late = 0, before, after;
+	int r;
+
+	free(malloc(1));		/* the options are read at the first call */
+	delay = (unsigned)__hak_opt.purge_delay_ms;
+	if (!delay || __hak_opt.purge_delay_max_ms <= delay || delay > 1000) {
+		tap_skip_all("purge delay %u ms, cap %zu ms: no learning to test", delay,
+			     __hak_opt.purge_delay_max_ms);
+	}
+	tap_plan(4);
+	gap = 3 * delay + 50;
+	if (pthread_create(&tk, NULL, ticker, NULL) || pthread_create(&wk, NULL, worker, &gap))
+		tap_bail("pthread_create");
+	pthread_join(wk, NULL);
+	for (r = 0; r < ROUNDS; r++)
+		tap_diag("round %d: %ld minor faults (working set %zu pages)", r, faults[r],
+			 (size_t)SET_PAGES);
+	for (r = ROUNDS - 3; r < ROUNDS; r++)
+		late += faults[r];
+	late /= 3;
+	tap_ok(faults[1] >= (long)SET_PAGES / 2,
+	       "the first re-take after %u ms faults the set in again (%ld faults)", gap, faults[1]);
+	tap_ok(late <= faults[1] / 4,
+	       "after learning the re-takes fault far less (%ld a round, first %ld)", late, faults[1]);
+	__hak_purge_stats(&ps);
+	tap_ok(ps.learned_ms > delay, "busy delay learned: %zu ms (configured %u, %zu up, %zu down)",
+	       ps.learned_ms, delay, ps.learn_up, ps.learn_down);
+
+	stop = 1;
+	pthread_join(tk, NULL);
+	before = proc_status_kib("VmRSS");
+	/* idle: no call for the L2.5 pool's hold (3 delays) and more */
+	tst_sleep_ms(4 * delay + 50);
+	ct_decay_tick();
+	tst_sleep_ms(delay / 4 + 30);
+	ct_decay_tick();
+	after = proc_status_kib("VmRSS");
+	tap_ok(before - after >= (long)(SET_PAGES * 4) / 2,
+	       "an idle process gives the set back at the configured delay: RSS %ld -> %ld KiB",
+	       before, after);
+	tap_finish();
+}
