@@ -33,15 +33,6 @@
 #endif
 
 static size_t os_mapped;
-static size_t os_mapped_in;	/* atomic: every byte ever counted in os_mapped */
-
-/* Count len more bytes as mapped. */
-static void mapped_in(size_t len)
-{
-	arch_fetch_add(&os_mapped, len);
-	arch_fetch_add(&os_mapped_in, len);
-}
-
 static size_t os_limit;		/* 0: no limit */
 static int os_limit_hard;
 static int os_near;		/* atomic: mappings came near the limit */
@@ -228,7 +219,7 @@ void *__hak_os_map(size_t len)
 		errno = ENOMEM;
 		return NULL;
 	}
-	mapped_in(len);
+	arch_fetch_add(&os_mapped, len);
 	return p;
 }
 
@@ -243,7 +234,7 @@ bool __hak_os_commit(size_t len)
 		errno = ENOMEM;
 		return false;
 	}
-	mapped_in(len);
+	arch_fetch_add(&os_mapped, len);
 	return true;
 }
 
@@ -479,7 +470,7 @@ void *__hak_os_map_aligned(size_t len, size_t align)
 		errno = ENOMEM;
 		return NULL;
 	}
-	mapped_in(len);
+	arch_fetch_add(&os_mapped, len);
 	return p;
 }
 
@@ -559,7 +550,7 @@ void *__hak_os_stock_take(struct hak_os_stock *st, size_t len)
 	 */
 	st->left--;
 	st->next = st->left ? st->next + len : 0;
-	mapped_in(len);
+	arch_fetch_add(&os_mapped, len);
 	return p;
 }
 
@@ -591,10 +582,7 @@ void *__hak_os_remap(void *p, size_t old_len, size_t new_len)
 		errno = ENOMEM;
 		return NULL;
 	}
-	if (new_len > old_len)
-		mapped_in(new_len - old_len);
-	else
-		arch_fetch_add(&os_mapped, new_len - old_len);
+	arch_fetch_add(&os_mapped, new_len - old_len);
 	return q;
 }
 
@@ -607,7 +595,7 @@ void *__hak_os_extend(void *p, size_t old_len, size_t new_len, bool up)
 	if (fault_hit(HAK_OS_MAP) || !limit_allows(more))
 		return NULL;
 	if (up && mremap(p, old_len, new_len, 0) != MAP_FAILED) {
-		mapped_in(more);
+		arch_fetch_add(&os_mapped, more);
 		return p;
 	}
 	errno = err;
@@ -622,7 +610,7 @@ void *__hak_os_extend(void *p, size_t old_len, size_t new_len, bool up)
 		munmap(q, more);
 		return NULL;
 	}
-	mapped_in(more);
+	arch_fetch_add(&os_mapped, more);
 	return q;
 }
 
@@ -1069,11 +1057,6 @@ bool __hak_os_collapse(void *p, size_t len)
 size_t __hak_os_mapped(void)
 {
 	return arch_load_relaxed(&os_mapped);
-}
-
-size_t __hak_os_mapped_in(void)
-{
-	return arch_load_relaxed(&os_mapped_in);
 }
 
 size_t __hak_os_minor_faults(void)

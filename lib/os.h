@@ -304,8 +304,6 @@ bool __hak_os_collapse(void *p, size_t len);
 
 /* Bytes currently mapped through this layer, for statistics. */
 size_t __hak_os_mapped(void);
-/* Bytes ever counted as mapped (never decreases): new mappings. */
-size_t __hak_os_mapped_in(void);
 /*
  * Minor page faults of the whole process so far (getrusage: one system
  * call), 0 when unknown. The purge's refault feedback (lib/purge.c).

@@ -22,8 +22,8 @@
  * mistake (threads that come back to the same working set after a gap a
  * little longer than the delay pay a madvise and a fault per page each
  * time). A pass that purges opens a window of LEARN_WINDOW base delays;
- * the process's minor faults in it, less the bytes mapped in it (first
- * touches of new memory, and of memory unmapped and mapped again), are
+ * the process's minor faults in it, less the growth of the mapped bytes'
+ * high-water mark (first touches of new memory), are
  * compared at each pass with the bytes the busy passes purged in it:
  * once half or more came back, the delay the busy passes use doubles (up
  * to HAKMEM_PURGE_DELAY_MAX_MS) and the window closes; if under an eighth
@@ -31,6 +31,9 @@
  * last one (no slow path in the whole process meanwhile: an idle
  * program), and the background thread's passes, use the base delay and
  * are not watched, so an idle program gives memory back as configured.
+ * A purge-all (malloc_trim, the memory limit, a failed allocation's
+ * retry) gives back what is then faulted in again by design: it drops the
+ * open window, and none opens for LEARN_WINDOW base delays after it.
  * The window's state is written only by the pass (under purge_busy).
  */
 #include <errno.h>
@@ -57,11 +60,14 @@ static size_t nr_passes, nr_decayed, nr_limit_purges, nr_retries;	/* atomic */
 
 static unsigned learned_ms;		/* atomic: the busy passes' delay (0: base) */
 static unsigned last_pass_ms;		/* under purge_busy: the last pass's time */
+static size_t map_hwm;			/* under purge_busy: mapped bytes' peak at passes */
+static unsigned quiet_ms;		/* atomic: no window opens before (purge-all) */
+static int watch_drop;			/* atomic: a purge-all came: drop the window */
 static struct {
 	unsigned end;			/* when it is judged; 0: no window open */
 	size_t purged;			/* bytes the busy passes purged in it */
 	size_t faults;			/* minor faults at its start */
-	size_t mapped_in;		/* __hak_os_mapped_in() at its start */
+	size_t hwm;			/* map_hwm at its start */
 } watch;				/* under purge_busy */
 static size_t nr_learn_up, nr_learn_down;	/* atomic */
 
@@ -85,7 +91,7 @@ static unsigned busy_delay(unsigned base)
 static bool judge(unsigned now, unsigned base, unsigned cap)
 {
 	size_t faulted = (__hak_os_minor_faults() - watch.faults) * HAK_OS_PAGE;
-	size_t fresh = __hak_os_mapped_in() - watch.mapped_in;
+	size_t fresh = map_hwm - watch.hwm;
 	unsigned cur = busy_delay(base), to = cur;
 	bool end = __hak_ms_due(now, watch.end);
 
@@ -109,22 +115,27 @@ static bool judge(unsigned now, unsigned base, unsigned cap)
 static void learn(unsigned now, unsigned base, size_t done)
 {
 	unsigned cap = (unsigned)__hak_opt.purge_delay_max_ms;
+	size_t mapped = __hak_os_mapped();
 
 	if (cap <= base)
 		return;
-	if (watch.end) {
+	if (mapped > map_hwm)
+		map_hwm = mapped;
+	if (arch_xchg(&watch_drop, 0)) {
+		watch.end = 0;		/* a purge-all came since it opened */
+	} else if (watch.end) {
 		watch.purged += done;
 		if (!judge(now, base, cap))
 			return;
 		watch.end = 0;
 	}
-	if (!done)
+	if (!done || !__hak_ms_due(now, arch_load_relaxed(&quiet_ms)))
 		return;
 	watch.end = now + LEARN_WINDOW * base;
 	watch.end += !watch.end;
 	watch.purged = done;
 	watch.faults = __hak_os_minor_faults();
-	watch.mapped_in = __hak_os_mapped_in();
+	watch.hwm = map_hwm;
 }
 
 static size_t decay_pass(unsigned now, bool idle)
@@ -171,8 +182,11 @@ size_t __hak_purge_idle(bool *ran)
 
 size_t __hak_purge_all(void)
 {
+	unsigned base = (unsigned)__hak_opt.purge_delay_ms;
 	size_t done;
 
+	arch_store_relaxed(&quiet_ms, __hak_now_ms() + LEARN_WINDOW * base);
+	arch_store_relaxed(&watch_drop, 1);
 	__hak_heap_flush_self();
 	__hak_heap_scavenge_pool();
 	done = __hak_ss_release(true);
