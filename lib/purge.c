@@ -90,7 +90,8 @@ static unsigned busy_delay(unsigned base)
  */
 static bool judge(unsigned now, unsigned base, unsigned cap)
 {
-	size_t faulted = (__hak_os_minor_faults() - watch.faults) * HAK_OS_PAGE;
+	size_t faults = __hak_os_minor_faults();
+	size_t faulted = faults > watch.faults ? (faults - watch.faults) * HAK_OS_PAGE : 0;
 	size_t fresh = map_hwm - watch.hwm;
 	unsigned cur = busy_delay(base), to = cur;
 	bool end = __hak_ms_due(now, watch.end);
@@ -248,10 +249,14 @@ void __hak_purge_tick(void)
 	hak_bgpurge_kick();
 }
 
-/* A pass that was running in another thread at fork never ends here. */
+/*
+ * A pass that was running in another thread at fork never ends here. The
+ * child's fault count starts again from its own: the window goes.
+ */
 void __hak_purge_fork_child(void)
 {
 	purge_busy = 0;
+	watch.end = 0;
 }
 
 void __hak_purge_stats(struct hak_purge_stats *st)
