@@ -15,23 +15,12 @@
 #include "core_test.h"
 #include "init.h"
 #include "purge.h"
+#include "refault_set.h"
 
-#define NMID	24
-#define MIDSZ	(160u << 10)		/* L2.5 pool blocks */
-#define GROWSZ	(1u << 20)		/* a realloc-grown buffer */
 #define ROUNDS	8
-#define SET_PAGES ((NMID * (size_t)MIDSZ + GROWSZ) / 4096)
 
 static volatile int stop;
 static long faults[ROUNDS];
-
-static long thread_minflt(void)
-{
-	struct rusage ru;
-
-	getrusage(RUSAGE_THREAD, &ru);
-	return ru.ru_minflt;
-}
 
 static void *ticker(void *arg)
 {
@@ -46,30 +35,12 @@ static void *ticker(void *arg)
 static void *worker(void *arg)
 {
 	unsigned gap = *(unsigned *)arg;
-	char *mid[NMID], *grow;
-	int r, i;
+	struct refault_set set;
+	int r;
 
 	for (r = 0; r < ROUNDS; r++) {
-		long f0 = thread_minflt();
-		size_t len;
-
-		for (i = 0; i < NMID; i++) {
-			mid[i] = malloc(MIDSZ);
-			if (!mid[i])
-				tap_bail("malloc(%u) failed", MIDSZ);
-			memset(mid[i], r + i, MIDSZ);
-		}
-		grow = NULL;
-		for (len = 16u << 10; len <= GROWSZ; len *= 2) {
-			grow = realloc(grow, len);
-			if (!grow)
-				tap_bail("realloc(%zu) failed", len);
-			memset(grow, r, len);
-		}
-		faults[r] = thread_minflt() - f0;
-		for (i = 0; i < NMID; i++)
-			free(mid[i]);
-		free(grow);
+		faults[r] = refault_set_take(&set, r);
+		refault_set_free(&set);
 		tst_sleep_ms(gap);
 	}
 	return NULL;
@@ -96,11 +67,11 @@ int main(void)
 	pthread_join(wk, NULL);
 	for (r = 0; r < ROUNDS; r++)
 		tap_diag("round %d: %ld minor faults (working set %zu pages)", r, faults[r],
-			 (size_t)SET_PAGES);
+			 REFAULT_PAGES);
 	for (r = ROUNDS - 3; r < ROUNDS; r++)
 		late += faults[r];
 	late /= 3;
-	tap_ok(faults[1] >= (long)SET_PAGES / 2,
+	tap_ok(faults[1] >= (long)REFAULT_PAGES / 2,
 	       "the first re-take after %u ms faults the set in again (%ld faults)", gap, faults[1]);
 	tap_ok(late <= faults[1] / 4,
 	       "after learning the re-takes fault far less (%ld a round, first %ld)", late, faults[1]);
@@ -117,7 +88,7 @@ int main(void)
 	tst_sleep_ms(delay / 4 + 30);
 	ct_decay_tick();
 	after = proc_status_kib("VmRSS");
-	tap_ok(before - after >= (long)(SET_PAGES * 4) / 2,
+	tap_ok(before - after >= (long)(REFAULT_PAGES * 4) / 2,
 	       "an idle process gives the set back at the configured delay: RSS %ld -> %ld KiB",
 	       before, after);
 	tap_finish();
