@@ -27,10 +27,13 @@
  * compared at each pass with the bytes the busy passes purged in it:
  * once half or more came back, the delay the busy passes use doubles (up
  * to HAKMEM_PURGE_DELAY_MAX_MS) and the window closes; if under an eighth
- * came back by its end, it halves back toward HAKMEM_PURGE_DELAY_MS. A pass that comes a base delay or more after the
- * last one (no slow path in the whole process meanwhile: an idle
- * program), and the background thread's passes, use the base delay and
- * are not watched, so an idle program gives memory back as configured.
+ * came back by its end, it halves back toward HAKMEM_PURGE_DELAY_MS.
+ * A pass when no slow path has run in the whole process for a base delay
+ * (active_ms: an idle program), be it the first tick after the idle spell
+ * or the background thread's, uses the base delay and is not watched, so
+ * an idle program gives memory back as configured; the background
+ * thread's passes while the program is busy use the learned delay (at the
+ * base delay they purged the working sets of threads between requests).
  * A purge-all (malloc_trim, the memory limit, a failed allocation's
  * retry) gives back what is then faulted in again by design: it drops the
  * open window, and none opens for LEARN_WINDOW base delays after it.
@@ -59,7 +62,7 @@ static size_t nr_passes, nr_decayed, nr_limit_purges, nr_retries;	/* atomic */
 #define LEARN_MIN	(1UL << 20)	/* bytes a window must purge to count */
 
 static unsigned learned_ms;		/* atomic: the busy passes' delay (0: base) */
-static unsigned last_pass_ms;		/* under purge_busy: the last pass's time */
+static unsigned active_ms;		/* atomic: the last full tick (a slow path) */
 static size_t map_hwm;			/* under purge_busy: mapped bytes' peak at passes */
 static unsigned quiet_ms;		/* atomic: no window opens before (purge-all) */
 static int watch_drop;			/* atomic: a purge-all came: drop the window */
@@ -139,6 +142,16 @@ static void learn(unsigned now, unsigned base, size_t done)
 	watch.hwm = map_hwm;
 }
 
+/*
+ * Is the program idle at now: no slow path in any thread for a base delay
+ * since last (active_ms as read before this tick stamped it)?
+ */
+static bool idle_since(unsigned now, unsigned last, unsigned base)
+{
+	return last && __hak_ms_age(now, last) >= base;
+}
+
+/* A pass at now; idle: the program is idle (base delay, not watched). */
 static size_t decay_pass(unsigned now, bool idle)
 {
 	unsigned base = (unsigned)__hak_opt.purge_delay_ms, delay;
@@ -147,8 +160,6 @@ static size_t decay_pass(unsigned now, bool idle)
 	if (!base || arch_xchg(&purge_busy, 1))
 		return 0;
 	arch_store_relaxed(&next_ms, now + pass_step(base));
-	idle |= last_pass_ms && __hak_ms_age(now, last_pass_ms) >= base;
-	last_pass_ms = now;
 	delay = idle ? base : busy_delay(base);
 	done = __hak_ss_decay(now, delay);
 	done += __hak_heap_purge_idle(now, delay);
@@ -167,7 +178,9 @@ static size_t decay_pass(unsigned now, bool idle)
 
 size_t __hak_purge_decay(unsigned now)
 {
-	return decay_pass(now, false);
+	unsigned base = (unsigned)__hak_opt.purge_delay_ms;
+
+	return decay_pass(now, idle_since(now, arch_load_relaxed(&active_ms), base));
 }
 
 size_t __hak_purge_idle(bool *ran)
@@ -178,7 +191,8 @@ size_t __hak_purge_idle(bool *ran)
 	if (!__hak_opt.purge_delay_ms || !__hak_ms_due(now, arch_load_relaxed(&next_ms)))
 		return 0;
 	*ran = true;
-	return decay_pass(now, true);
+	return decay_pass(now, idle_since(now, arch_load_relaxed(&active_ms),
+					  (unsigned)__hak_opt.purge_delay_ms));
 }
 
 size_t __hak_purge_all(void)
@@ -217,7 +231,7 @@ __thread unsigned __hak_tick_ms __attribute__((tls_model("initial-exec")));
 
 void __hak_purge_tick(void)
 {
-	unsigned now, delay;
+	unsigned now, delay, last;
 
 	/* A mid or large request may come before any small one. */
 	__hak_init();
@@ -242,8 +256,11 @@ void __hak_purge_tick(void)
 	if (now == __hak_tick_ms)
 		return;
 	__hak_tick_ms = now;
+	last = arch_load_relaxed(&active_ms);
+	if (last != now)	/* another thread may have stamped this ms */
+		arch_store_relaxed(&active_ms, now);
 	if (delay && __hak_ms_due(now, arch_load_relaxed(&next_ms)))
-		__hak_purge_decay(now);
+		decay_pass(now, idle_since(now, last, delay));
 	if (delay)	/* once per delay per heap */
 		__hak_heap_purge_pages(now, busy_delay(delay));
 	hak_bgpurge_kick();
