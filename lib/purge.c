@@ -64,7 +64,7 @@ static size_t nr_passes, nr_decayed, nr_limit_purges, nr_retries;	/* atomic */
 static unsigned learned_ms;		/* atomic: the busy passes' delay (0: base) */
 static unsigned active_ms;		/* atomic: the last full tick (a slow path) */
 static size_t map_hwm;			/* under purge_busy: mapped bytes' peak at passes */
-static unsigned quiet_ms;		/* atomic: no window opens before (purge-all) */
+static unsigned quiet_ms;		/* atomic: no window opens before (0: none) */
 static int watch_drop;			/* atomic: a purge-all came: drop the window */
 static struct {
 	unsigned end;			/* when it is judged; 0: no window open */
@@ -77,6 +77,12 @@ static size_t nr_learn_up, nr_learn_down;	/* atomic */
 static unsigned pass_step(unsigned delay)
 {
 	return delay / 4 ? delay / 4 : 1;
+}
+
+/* A window's length: a deadline further ahead would read as due at once. */
+static unsigned window_ms(unsigned base)
+{
+	return base < HAK_MS_AHEAD_MAX / LEARN_WINDOW ? LEARN_WINDOW * base : HAK_MS_AHEAD_MAX;
 }
 
 /* The delay the busy passes (and the ticks' heap scans) use. */
@@ -118,7 +124,7 @@ static bool judge(unsigned now, unsigned base, unsigned cap)
 /* After a busy pass that purged done bytes (under purge_busy). */
 static void learn(unsigned now, unsigned base, size_t done)
 {
-	unsigned cap = (unsigned)__hak_opt.purge_delay_max_ms;
+	unsigned cap = (unsigned)__hak_opt.purge_delay_max_ms, quiet;
 	size_t mapped = __hak_os_mapped();
 
 	if (cap <= base)
@@ -133,9 +139,10 @@ static void learn(unsigned now, unsigned base, size_t done)
 			return;
 		watch.end = 0;
 	}
-	if (!done || !__hak_ms_due(now, arch_load_relaxed(&quiet_ms)))
+	quiet = arch_load_relaxed(&quiet_ms);
+	if (!done || (quiet && !__hak_ms_due(now, quiet)))
 		return;
-	watch.end = now + LEARN_WINDOW * base;
+	watch.end = now + window_ms(base);
 	watch.end += !watch.end;
 	watch.purged = done;
 	watch.faults = __hak_os_minor_faults();
@@ -200,7 +207,7 @@ size_t __hak_purge_all(void)
 	unsigned base = (unsigned)__hak_opt.purge_delay_ms;
 	size_t done;
 
-	arch_store_relaxed(&quiet_ms, __hak_now_ms() + LEARN_WINDOW * base);
+	arch_store_relaxed(&quiet_ms, __hak_now_ms() + window_ms(base));
 	arch_store_relaxed(&watch_drop, 1);
 	__hak_heap_flush_self();
 	__hak_heap_scavenge_pool();
