@@ -51,24 +51,6 @@ static void *ticker(void *arg)
 	return NULL;
 }
 
-static void *worker(void *arg)
-{
-	unsigned gap = *(unsigned *)arg;
-	struct refault_set set;
-	int r;
-
-	for (r = 0; r < ROUNDS; r++) {
-		struct hak_purge_stats ps;
-
-		faults[r] = refault_set_take(&set, r);
-		__hak_purge_stats(&ps);
-		busy_ms[r] = ps.learned_ms;
-		refault_set_free(&set);
-		tst_sleep_ms(gap);
-	}
-	return NULL;
-}
-
 int main(int argc, char **argv)
 {
 	struct hak_bgpurge_stats bg0, bg1;
@@ -76,7 +58,8 @@ int main(int argc, char **argv)
 	struct refault_set set;
 	pthread_t tk, wk;
 	long late = 0, before, after = 0;
-	unsigned gap, waited;
+	struct refault_rounds rr = { 0, ROUNDS, faults, busy_ms };
+	unsigned waited;
 	int r;
 
 	if (!getenv("HAKMEM_BACKGROUND_PURGE")) {
@@ -93,8 +76,8 @@ int main(int argc, char **argv)
 	}
 	tap_plan(5);
 	hak_bgpurge_stats(&bg0);
-	gap = 4 * delay + 100;
-	if (pthread_create(&tk, NULL, ticker, NULL) || pthread_create(&wk, NULL, worker, &gap))
+	rr.gap = 4 * delay + 100;
+	if (pthread_create(&tk, NULL, ticker, NULL) || pthread_create(&wk, NULL, refault_worker, &rr))
 		tap_bail("pthread_create");
 	pthread_join(wk, NULL);
 	hak_bgpurge_stats(&bg1);
@@ -108,7 +91,8 @@ int main(int argc, char **argv)
 	       "the background thread ran passes while the program was busy (%zu)",
 	       bg1.passes - bg0.passes);
 	tap_ok(faults[1] >= (long)REFAULT_PAGES / 2,
-	       "the first re-take after %u ms faults the set in again (%ld faults)", gap, faults[1]);
+	       "the first re-take after %u ms faults the set in again (%ld faults)", rr.gap,
+	       faults[1]);
 	tap_ok(late <= faults[1] / 4,
 	       "after learning the re-takes fault far less (%ld a round, first %ld)", late, faults[1]);
 	__hak_purge_stats(&ps);

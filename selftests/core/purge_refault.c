@@ -21,6 +21,7 @@
 
 static volatile int stop;
 static long faults[ROUNDS];
+static size_t busy_ms[ROUNDS];
 
 static void *ticker(void *arg)
 {
@@ -32,23 +33,10 @@ static void *ticker(void *arg)
 	return NULL;
 }
 
-static void *worker(void *arg)
-{
-	unsigned gap = *(unsigned *)arg;
-	struct refault_set set;
-	int r;
-
-	for (r = 0; r < ROUNDS; r++) {
-		faults[r] = refault_set_take(&set, r);
-		refault_set_free(&set);
-		tst_sleep_ms(gap);
-	}
-	return NULL;
-}
-
 int main(void)
 {
-	unsigned delay, gap;
+	struct refault_rounds rr = { 0, ROUNDS, faults, busy_ms };
+	unsigned delay;
 	struct hak_purge_stats ps;
 	pthread_t tk, wk;
 	long late = 0, before, after;
@@ -61,18 +49,19 @@ int main(void)
 			     __hak_opt.purge_delay_max_ms);
 	}
 	tap_plan(4);
-	gap = 3 * delay + 50;
-	if (pthread_create(&tk, NULL, ticker, NULL) || pthread_create(&wk, NULL, worker, &gap))
+	rr.gap = 3 * delay + 50;
+	if (pthread_create(&tk, NULL, ticker, NULL) || pthread_create(&wk, NULL, refault_worker, &rr))
 		tap_bail("pthread_create");
 	pthread_join(wk, NULL);
 	for (r = 0; r < ROUNDS; r++)
-		tap_diag("round %d: %ld minor faults (working set %zu pages)", r, faults[r],
-			 REFAULT_PAGES);
+		tap_diag("round %d: %ld minor faults (working set %zu pages), busy delay %zu ms",
+			 r, faults[r], REFAULT_PAGES, busy_ms[r]);
 	for (r = ROUNDS - 3; r < ROUNDS; r++)
 		late += faults[r];
 	late /= 3;
 	tap_ok(faults[1] >= (long)REFAULT_PAGES / 2,
-	       "the first re-take after %u ms faults the set in again (%ld faults)", gap, faults[1]);
+	       "the first re-take after %u ms faults the set in again (%ld faults)", rr.gap,
+	       faults[1]);
 	tap_ok(late <= faults[1] / 4,
 	       "after learning the re-takes fault far less (%ld a round, first %ld)", late, faults[1]);
 	__hak_purge_stats(&ps);

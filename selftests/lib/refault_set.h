@@ -5,7 +5,9 @@
  * buffer grown by realloc to REFAULT_GROWSZ (a grow-area slot), each
  * written in full. refault_set_take() returns the minor faults the calling
  * thread took while building it (getrusage RUSAGE_THREAD);
- * refault_set_free() gives it all back.
+ * refault_set_free() gives it all back. refault_worker() is a thread that
+ * takes and frees a set, then sleeps gap ms, rounds times, noting each
+ * round's faults and the busy passes' delay at its take.
  */
 #ifndef HAK_SELFTEST_REFAULT_SET_H
 #define HAK_SELFTEST_REFAULT_SET_H
@@ -14,6 +16,8 @@
 #include <string.h>
 #include <sys/resource.h>
 #include "tap.h"
+#include "coarse_sleep.h"
+#include "purge.h"
 
 #define REFAULT_NMID	24
 #define REFAULT_MIDSZ	(160u << 10)
@@ -64,6 +68,31 @@ static inline void refault_set_free(struct refault_set *s)
 	for (i = 0; i < REFAULT_NMID; i++)
 		free(s->mid[i]);
 	free(s->grow);
+}
+
+struct refault_rounds {
+	unsigned gap;			/* ms between a round's free and the next take */
+	int rounds;
+	long *faults;			/* [rounds] */
+	size_t *busy_ms;		/* [rounds]: hak_purge_stats' learned_ms */
+};
+
+static inline void *refault_worker(void *arg)
+{
+	struct refault_rounds *rr = arg;
+	struct refault_set set;
+	int r;
+
+	for (r = 0; r < rr->rounds; r++) {
+		struct hak_purge_stats ps;
+
+		rr->faults[r] = refault_set_take(&set, r);
+		__hak_purge_stats(&ps);
+		rr->busy_ms[r] = ps.learned_ms;
+		refault_set_free(&set);
+		tst_sleep_ms(rr->gap);
+	}
+	return NULL;
 }
 
 #endif
