@@ -39,8 +39,7 @@ int main(void)
 	unsigned delay;
 	struct hak_purge_stats ps;
 	pthread_t tk, wk;
-	long late = 0, before, after;
-	int r;
+	long before, after;
 
 	free(malloc(1));		/* the options are read at the first call */
 	delay = (unsigned)__hak_opt.purge_delay_ms;
@@ -53,17 +52,7 @@ int main(void)
 	if (pthread_create(&tk, NULL, ticker, NULL) || pthread_create(&wk, NULL, refault_worker, &rr))
 		tap_bail("pthread_create");
 	pthread_join(wk, NULL);
-	for (r = 0; r < ROUNDS; r++)
-		tap_diag("round %d: %ld minor faults (working set %zu pages), busy delay %zu ms",
-			 r, faults[r], REFAULT_PAGES, busy_ms[r]);
-	for (r = ROUNDS - 3; r < ROUNDS; r++)
-		late += faults[r];
-	late /= 3;
-	tap_ok(faults[1] >= (long)REFAULT_PAGES / 2,
-	       "the first re-take after %u ms faults the set in again (%ld faults)", rr.gap,
-	       faults[1]);
-	tap_ok(late <= faults[1] / 4,
-	       "after learning the re-takes fault far less (%ld a round, first %ld)", late, faults[1]);
+	refault_check(&rr);
 	__hak_purge_stats(&ps);
 	tap_ok(ps.learned_ms > delay, "busy delay learned: %zu ms (configured %u, %zu up, %zu down)",
 	       ps.learned_ms, delay, ps.learn_up, ps.learn_down);

@@ -7,7 +7,9 @@
  * thread took while building it (getrusage RUSAGE_THREAD);
  * refault_set_free() gives it all back. refault_worker() is a thread that
  * takes and frees a set, then sleeps gap ms, rounds times, noting each
- * round's faults and the busy passes' delay at its take.
+ * round's faults and the busy passes' delay at its take; refault_check()
+ * prints them and asks that the first re-take faulted the set in again and
+ * the last three rounds far less (two TAP checks).
  */
 #ifndef HAK_SELFTEST_REFAULT_SET_H
 #define HAK_SELFTEST_REFAULT_SET_H
@@ -93,6 +95,25 @@ static inline void *refault_worker(void *arg)
 		tst_sleep_ms(rr->gap);
 	}
 	return NULL;
+}
+
+static inline void refault_check(const struct refault_rounds *rr)
+{
+	long late = 0;
+	int r;
+
+	for (r = 0; r < rr->rounds; r++)
+		tap_diag("round %d: %ld minor faults (working set %zu pages), busy delay %zu ms",
+			 r, rr->faults[r], REFAULT_PAGES, rr->busy_ms[r]);
+	for (r = rr->rounds - 3; r < rr->rounds; r++)
+		late += rr->faults[r];
+	late /= 3;
+	tap_ok(rr->faults[1] >= (long)REFAULT_PAGES / 2,
+	       "the first re-take after %u ms faults the set in again (%ld faults)", rr->gap,
+	       rr->faults[1]);
+	tap_ok(late <= rr->faults[1] / 4,
+	       "after learning the re-takes fault far less (%ld a round, first %ld)", late,
+	       rr->faults[1]);
 }
 
 #endif
