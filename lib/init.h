@@ -30,6 +30,7 @@ struct hak_options {
 	size_t prof_leaks;	/* HAKMEM_PROF_LEAKS: live stacks at exit */
 	size_t prof_signal;	/* HAKMEM_PROF_SIGNAL: dump on this signal */
 	size_t purge_delay_ms;	/* HAKMEM_PURGE_DELAY_MS: purge caches unused this long */
+	size_t purge_delay_max_ms; /* HAKMEM_PURGE_DELAY_MAX_MS: cap of the learned delay */
 	size_t memory_limit;	/* HAKMEM_MEMORY_LIMIT: bytes; HAK_LIMIT_UNSET: cgroup's */
 	size_t memory_limit_hard; /* HAKMEM_MEMORY_LIMIT_HARD: fail past the limit */
 	size_t background_purge; /* HAKMEM_BACKGROUND_PURGE: start the purge thread */

@@ -13,6 +13,7 @@
 #include <sys/auxv.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -1072,4 +1073,13 @@ bool __hak_os_collapse(void *p, size_t len)
 size_t __hak_os_mapped(void)
 {
 	return arch_load_relaxed(&os_mapped);
+}
+
+size_t __hak_os_minor_faults(void)
+{
+	struct rusage ru;
+
+	if (getrusage(RUSAGE_SELF, &ru))
+		return 0;
+	return (size_t)ru.ru_minflt;
 }

@@ -304,6 +304,11 @@ bool __hak_os_collapse(void *p, size_t len);
 
 /* Bytes currently mapped through this layer, for statistics. */
 size_t __hak_os_mapped(void);
+/*
+ * Minor page faults of the whole process so far (getrusage: one system
+ * call), 0 when unknown. The purge's refault feedback (lib/purge.c).
+ */
+size_t __hak_os_minor_faults(void);
 
 /*
  * Milliseconds of CLOCK_MONOTONIC_COARSE (a vDSO read, no system call),
@@ -326,7 +331,8 @@ bool __hak_os_fence_others(void) __must_check;
  * How far a stamp or a deadline can lie after a reading of now: a pass
  * reads its clock before its locks and long loops, so another thread's
  * stamp may be a little later, and a deadline is at most one purge delay
- * (HAKMEM_PURGE_DELAY_MS, at most 1 h) after the reading that set it.
+ * (HAKMEM_PURGE_DELAY_MS, at most 1 h; the refault feedback's windows of
+ * four delays are cut to this) after the reading that set it.
  * Anything further "ahead" is in fact more than 24.8 days old (the 32-bit
  * difference wrapped): an idle process, a cache untouched that long.
  */

@@ -17,6 +17,27 @@
  * purge_busy makes passes exclusive without a lock: a tick that finds a
  * pass running skips it (re-entry from the background box's thread
  * creation, which may allocate, lands here too).
+ *
+ * Refault feedback (learn()): a purge the program faults back soon was a
+ * mistake (threads that come back to the same working set after a gap a
+ * little longer than the delay pay a madvise and a fault per page each
+ * time). A pass that purges opens a window of LEARN_WINDOW base delays;
+ * the process's minor faults in it, less the growth of the mapped bytes'
+ * high-water mark (first touches of new memory), are
+ * compared at each pass with the bytes the busy passes purged in it:
+ * once half or more came back, the delay the busy passes use doubles (up
+ * to HAKMEM_PURGE_DELAY_MAX_MS) and the window closes; if under an eighth
+ * came back by its end, it halves back toward HAKMEM_PURGE_DELAY_MS.
+ * A pass when no slow path has run in the whole process for a base delay
+ * (active_ms: an idle program), be it the first tick after the idle spell
+ * or the background thread's, uses the base delay and is not watched, so
+ * an idle program gives memory back as configured; the background
+ * thread's passes while the program is busy use the learned delay (at the
+ * base delay they purged the working sets of threads between requests).
+ * A purge-all (malloc_trim, the memory limit, a failed allocation's
+ * retry) gives back what is then faulted in again by design: it drops the
+ * open window, and none opens for LEARN_WINDOW base delays after it.
+ * The window's state is written only by the pass (under purge_busy).
  */
 #include <errno.h>
 #include <stdint.h>
@@ -37,30 +58,136 @@ static unsigned next_ms;		/* atomic: when the next pass is due */
 static unsigned limit_next_ms;		/* atomic: next purge-all near the limit */
 static size_t nr_passes, nr_decayed, nr_limit_purges, nr_retries;	/* atomic */
 
+#define LEARN_WINDOW	4		/* base delays a purge is watched */
+#define LEARN_MIN	(1UL << 20)	/* bytes a window must purge to count */
+
+static unsigned learned_ms;		/* atomic: the busy passes' delay (0: base) */
+static unsigned active_ms;		/* atomic: the last full tick (a slow path) */
+static size_t map_hwm;			/* under purge_busy: mapped bytes' peak at passes */
+static unsigned quiet_ms;		/* atomic: no window opens before (0: none) */
+static int watch_drop;			/* atomic: a purge-all came: drop the window */
+static struct {
+	unsigned end;			/* when it is judged; 0: no window open */
+	size_t purged;			/* bytes the busy passes purged in it */
+	size_t faults;			/* minor faults at its start */
+	size_t hwm;			/* map_hwm at its start */
+} watch;				/* under purge_busy */
+static size_t nr_learn_up, nr_learn_down;	/* atomic */
+
 static unsigned pass_step(unsigned delay)
 {
 	return delay / 4 ? delay / 4 : 1;
 }
 
-size_t __hak_purge_decay(unsigned now)
+/* A window's length: a deadline further ahead would read as due at once. */
+static unsigned window_ms(unsigned base)
 {
-	unsigned delay = (unsigned)__hak_opt.purge_delay_ms;
+	return base < HAK_MS_AHEAD_MAX / LEARN_WINDOW ? LEARN_WINDOW * base : HAK_MS_AHEAD_MAX;
+}
+
+/* The delay the busy passes (and the ticks' heap scans) use. */
+static unsigned busy_delay(unsigned base)
+{
+	unsigned l = arch_load_relaxed(&learned_ms);
+
+	return l > base ? l : base;
+}
+
+/*
+ * The open window's verdict at a pass: true when it is closed (half of
+ * what it purged came back: at once; less: at its end).
+ */
+static bool judge(unsigned now, unsigned base, unsigned cap)
+{
+	size_t faults = __hak_os_minor_faults();
+	size_t faulted = faults > watch.faults ? (faults - watch.faults) * HAK_OS_PAGE : 0;
+	size_t fresh = map_hwm - watch.hwm;
+	unsigned cur = busy_delay(base), to = cur;
+	bool end = __hak_ms_due(now, watch.end);
+
+	faulted = faulted > fresh ? faulted - fresh : 0;
+	if (watch.purged < LEARN_MIN)
+		return end;		/* too little to tell */
+	if (faulted >= watch.purged / 2)
+		to = cur < cap / 2 ? cur * 2 : cap;
+	else if (!end)
+		return false;
+	else if (faulted < watch.purged / 8)
+		to = cur / 2 > base ? cur / 2 : base;
+	if (to != cur) {
+		arch_store_relaxed(&learned_ms, to);
+		arch_fetch_add(to > cur ? &nr_learn_up : &nr_learn_down, 1UL);
+	}
+	return true;
+}
+
+/* After a busy pass that purged done bytes (under purge_busy). */
+static void learn(unsigned now, unsigned base, size_t done)
+{
+	unsigned cap = (unsigned)__hak_opt.purge_delay_max_ms, quiet;
+	size_t mapped = __hak_os_mapped();
+
+	if (cap <= base)
+		return;
+	if (mapped > map_hwm)
+		map_hwm = mapped;
+	if (arch_xchg(&watch_drop, 0)) {
+		watch.end = 0;		/* a purge-all came since it opened */
+	} else if (watch.end) {
+		watch.purged += done;
+		if (!judge(now, base, cap))
+			return;
+		watch.end = 0;
+	}
+	quiet = arch_load_relaxed(&quiet_ms);
+	if (!done || (quiet && !__hak_ms_due(now, quiet)))
+		return;
+	watch.end = now + window_ms(base);
+	watch.end += !watch.end;
+	watch.purged = done;
+	watch.faults = __hak_os_minor_faults();
+	watch.hwm = map_hwm;
+}
+
+/*
+ * Is the program idle at now: no slow path in any thread for a base delay
+ * since last (active_ms as read before this tick stamped it)?
+ */
+static bool idle_since(unsigned now, unsigned last, unsigned base)
+{
+	return last && __hak_ms_age(now, last) >= base;
+}
+
+/* A pass at now; idle: the program is idle (base delay, not watched). */
+static size_t decay_pass(unsigned now, bool idle)
+{
+	unsigned base = (unsigned)__hak_opt.purge_delay_ms, delay;
 	size_t done;
 
-	if (!delay || arch_xchg(&purge_busy, 1))
+	if (!base || arch_xchg(&purge_busy, 1))
 		return 0;
-	arch_store_relaxed(&next_ms, now + pass_step(delay));
+	arch_store_relaxed(&next_ms, now + pass_step(base));
+	delay = idle ? base : busy_delay(base);
 	done = __hak_ss_decay(now, delay);
 	done += __hak_heap_purge_idle(now, delay);
 	done += __hak_large_decay(now, delay);
 	done += hak_bigcache_decay(now);
 	done += hak_l25_decay(now, delay);
 	done += __hak_grow_decay(now, delay);
+	if (!idle)
+		learn(now, base, done);
 	arch_fetch_add(&nr_passes, 1UL);
 	if (done)
 		arch_fetch_add(&nr_decayed, done);
 	arch_store_release(&purge_busy, 0);
 	return done;
+}
+
+size_t __hak_purge_decay(unsigned now)
+{
+	unsigned base = (unsigned)__hak_opt.purge_delay_ms;
+
+	return decay_pass(now, idle_since(now, arch_load_relaxed(&active_ms), base));
 }
 
 size_t __hak_purge_idle(bool *ran)
@@ -71,13 +198,17 @@ size_t __hak_purge_idle(bool *ran)
 	if (!__hak_opt.purge_delay_ms || !__hak_ms_due(now, arch_load_relaxed(&next_ms)))
 		return 0;
 	*ran = true;
-	return __hak_purge_decay(now);
+	return decay_pass(now, idle_since(now, arch_load_relaxed(&active_ms),
+					  (unsigned)__hak_opt.purge_delay_ms));
 }
 
 size_t __hak_purge_all(void)
 {
+	unsigned base = (unsigned)__hak_opt.purge_delay_ms;
 	size_t done;
 
+	arch_store_relaxed(&quiet_ms, __hak_now_ms() + window_ms(base));
+	arch_store_relaxed(&watch_drop, 1);
 	__hak_heap_flush_self();
 	__hak_heap_scavenge_pool();
 	done = __hak_ss_release(true);
@@ -107,7 +238,7 @@ __thread unsigned __hak_tick_ms __attribute__((tls_model("initial-exec")));
 
 void __hak_purge_tick(void)
 {
-	unsigned now, delay;
+	unsigned now, delay, last;
 
 	/* A mid or large request may come before any small one. */
 	__hak_init();
@@ -134,22 +265,32 @@ void __hak_purge_tick(void)
 	if (now == __hak_tick_ms)
 		return;
 	__hak_tick_ms = now;
+	last = arch_load_relaxed(&active_ms);
+	if (last != now)	/* another thread may have stamped this ms */
+		arch_store_relaxed(&active_ms, now);
 	if (delay && __hak_ms_due(now, arch_load_relaxed(&next_ms)))
-		__hak_purge_decay(now);
-	if (delay)
-		__hak_heap_purge_pages(now, delay);	/* once per delay per heap */
+		decay_pass(now, idle_since(now, last, delay));
+	if (delay)	/* once per delay per heap */
+		__hak_heap_purge_pages(now, busy_delay(delay));
 	hak_bgpurge_kick();
 }
 
-/* A pass that was running in another thread at fork never ends here. */
+/*
+ * A pass that was running in another thread at fork never ends here. The
+ * child's fault count starts again from its own: the window goes.
+ */
 void __hak_purge_fork_child(void)
 {
 	purge_busy = 0;
+	watch.end = 0;
 }
 
 void __hak_purge_stats(struct hak_purge_stats *st)
 {
 	st->delay_ms = __hak_opt.purge_delay_ms;
+	st->learned_ms = busy_delay((unsigned)__hak_opt.purge_delay_ms);
+	st->learn_up = arch_load_relaxed(&nr_learn_up);
+	st->learn_down = arch_load_relaxed(&nr_learn_down);
 	st->passes = arch_load_relaxed(&nr_passes);
 	st->decayed_bytes = arch_load_relaxed(&nr_decayed);
 	st->limit = __hak_os_limit();

@@ -32,14 +32,16 @@ void __hak_purge_tick(void);
 extern __thread unsigned __hak_tick_ms __attribute__((tls_model("initial-exec")));
 /*
  * One decay pass over the shared caches at time now (ms, __hak_now_ms):
- * what has been unused for the purge delay is purged. Bytes released.
- * Called by the tick and by the background purge thread.
+ * what has been unused for the purge delay (the learned one while the
+ * program is busy) is purged. Bytes released. The pass a tick runs, for
+ * tests that want one now.
  */
 size_t __hak_purge_decay(unsigned now);
 /*
- * A decay pass if one is due (no tick ran one for a quarter of the delay:
- * the program is idle); *ran tells whether it ran. For the background
- * purge box.
+ * A decay pass if one is due (no tick ran one for a quarter of the delay);
+ * *ran tells whether it ran. For the background purge box. It uses the
+ * base delay when no slow path ran for a delay (the program is idle), the
+ * learned one otherwise.
  */
 size_t __hak_purge_idle(bool *ran);
 /* Purge every cache now (near the limit, trim-like). Bytes released. */
@@ -51,7 +53,9 @@ size_t __hak_purge_all(void);
 bool __hak_purge_for_retry(void) __cold;
 
 struct hak_purge_stats {
-	size_t delay_ms;	/* the purge delay in force */
+	size_t delay_ms;	/* the purge delay configured */
+	size_t learned_ms;	/* the busy passes' delay (refault feedback) */
+	size_t learn_up, learn_down;	/* times it doubled, halved */
 	size_t passes;		/* decay passes run */
 	size_t decayed_bytes;	/* bytes released by decay passes */
 	size_t limit;		/* memory limit (0: none) */

@@ -206,7 +206,7 @@ static void __hak_stats_print_memory(int fd)
 "%zu misses, %zu splits, %zu merges, %zu shorter, %zu evictions, %zu offsets, %zu paid (%zu came back)\n"
 		"  grow areas      %12zu bytes committed, %zu resident (%zu areas, %zu blocks live, "
 		"%zu takes, %zu resizes, %zu refused, %zu bytes purged)\n"
-		"  purge           %12zu ms delay, %zu passes, %zu bytes decayed\n"
+		"  purge           %12zu ms delay (busy %zu ms: %zu up, %zu down), %zu passes, %zu bytes decayed\n"
 		"  memory limit    %12zu bytes%s, %zu purges near it, %zu retries\n"
 		"  background      %12s (%zu starts, %zu wakeups, %zu passes, %zu bytes)\n"
 		"  hugepages       %12zu bytes of hakmem's in huge pages (small %zu, mid %zu, "
@@ -223,7 +223,8 @@ static void __hak_stats_print_memory(int fd)
 		m.bc.paid_back,
 		m.gr.committed, r.grow, m.gr.areas, m.gr.live, m.gr.takes, m.gr.grows, m.gr.refused,
 		m.gr.purged,
-		m.ps.delay_ms, m.ps.passes, m.ps.decayed_bytes,
+		m.ps.delay_ms, m.ps.learned_ms, m.ps.learn_up, m.ps.learn_down,
+		m.ps.passes, m.ps.decayed_bytes,
 		m.ps.limit, m.ps.limit_hard ? " (hard)" : "", m.ps.limit_purges, m.ps.retries,
 		m.bg.running ? "running" : IS_ENABLED(CONFIG_HAK_BACKGROUND_PURGE) ? "off" : "not built",
 		m.bg.starts, m.bg.wakeups, m.bg.passes, m.bg.purged_bytes,
@@ -293,10 +294,11 @@ int __hak_malloc_info(int options, FILE *fp)
 		m.bc.cached_blocks, m.bc.cached_bytes, r.cached, m.bc.resident_bytes,
 		m.bc.purges, m.bc.purged_bytes, m.lg.wholes_kept, m.lg.whole_bytes, r.kept,
 		m.gr.live, m.gr.committed, r.grow, m.gr.purged, r.large_huge);
-	fprintf(fp, "<purge delay_ms=\"%zu\" passes=\"%zu\" decayed=\"%zu\" "
+	fprintf(fp, "<purge delay_ms=\"%zu\" learned_ms=\"%zu\" passes=\"%zu\" decayed=\"%zu\" "
 		"limit=\"%zu\" hard=\"%zu\" limit_purges=\"%zu\" retries=\"%zu\" "
 		"background=\"%zu\" background_passes=\"%zu\" background_purged=\"%zu\"/>\n",
-		m.ps.delay_ms, m.ps.passes, m.ps.decayed_bytes, m.ps.limit, m.ps.limit_hard,
+		m.ps.delay_ms, m.ps.learned_ms, m.ps.passes, m.ps.decayed_bytes, m.ps.limit,
+		m.ps.limit_hard,
 		m.ps.limit_purges, m.ps.retries, m.bg.running, m.bg.passes, m.bg.purged_bytes);
 	fprintf(fp, "<system type=\"current\" size=\"%zu\"/>\n"
 		"<system type=\"resident\" size=\"%zu\"/>\n"
