@@ -10,9 +10,8 @@
  * the state moves 0 -> STARTING with a cmpxchg first, so the re-entry
  * (and every other thread) sees a non-zero state and returns. All signals
  * are blocked in the new thread (it must never run the program's
- * handlers); it never allocates. It has BG_STACK of stack beside the
- * static TLS (bg_stack) and the default policy, whatever the starting
- * thread's (bg_create).
+ * handlers); it never allocates. It has the default stack size and the
+ * default policy, whatever the starting thread's (bg_create).
  *
  * Fork: the child has no purge thread. An atfork child handler (registered
  * at the first start, for good: __hak_atfork) puts the state back to 0, so
@@ -42,7 +41,6 @@
 
 #define BG_MIN_MS	10
 #define BG_MAX_MS	1000
-#define BG_STACK	(64UL << 10)
 
 enum { BG_NONE, BG_STARTING, BG_RUNNING, BG_FAILED };
 
@@ -108,45 +106,21 @@ static void bg_fork_child(void)
 	arch_store_relaxed(&__hak_bgpurge_state, BG_NONE);
 }
 
-#ifdef __GLIBC__
 /*
- * glibc's least stack for a thread of attr: its static TLS, a page and
- * PTHREAD_STACK_MIN (exported since 2.15 for this use; Rust's standard
- * library asks it too). Weak: 0 where it is missing.
+ * The purge thread, detached, with the default stack size: a stack sized
+ * here (64 KiB until 2026-12-06) holds glibc's static TLS too, which glibc
+ * checks only against a 2 KiB rest, so a program with 59-62 KiB of
+ * __thread data left the passes a few KiB and they ran into the guard page
+ * (bgp_tlsfit), and one with more had the thread refused (bgp_bigtls).
+ * The size glibc would need is known only to a GLIBC_PRIVATE function,
+ * which would tie the library to one glibc release; the default stack is
+ * address space, with only the pages a pass touches resident. It runs at
+ * the default policy: pthread_create copies the creator's, and the thread
+ * whose slow path starts it may be a SCHED_FIFO one (bgp_sched). Asked
+ * for only then: a sandbox may refuse sched_setscheduler, which that asks
+ * of the kernel.
  */
-extern size_t __pthread_get_minstack(const pthread_attr_t *attr) __attribute__((weak));
-#endif
-
-/*
- * The stack to ask for: BG_STACK beside the static TLS, which glibc carves
- * out of the stack and checks only against a 2 KiB rest (with 59-62 KiB of
- * it a 64 KiB stack left the passes a few KiB, and they ran into the
- * guard page: bgp_tlsfit). Elsewhere (musl adds the TLS to the size asked
- * for) BG_STACK.
- */
-static size_t bg_stack_with(size_t (*minstack)(const pthread_attr_t *),
-			    const pthread_attr_t *attr)
-{
-	return BG_STACK + (minstack ? minstack(attr) : 0);
-}
-
-static size_t bg_stack(const pthread_attr_t *attr)
-{
-#ifdef __GLIBC__
-	return bg_stack_with(__pthread_get_minstack, attr);
-#else
-	return bg_stack_with(NULL, attr);
-#endif
-}
-
-/*
- * The purge thread, detached, with BG_STACK of stack (small false: the
- * default size). It runs at the default policy: pthread_create copies
- * the creator's, and the thread whose slow path starts it may be a
- * SCHED_FIFO one (bgp_sched). Asked for only then: a sandbox may refuse
- * sched_setscheduler, which that asks of the kernel.
- */
-static int bg_create(pthread_t *t, bool small)
+static int bg_create(pthread_t *t)
 {
 	struct sched_param none = { 0 };
 	pthread_attr_t attr;
@@ -160,8 +134,6 @@ static int bg_create(pthread_t *t, bool small)
 		pthread_attr_setschedpolicy(&attr, SCHED_OTHER);
 		pthread_attr_setschedparam(&attr, &none);
 	}
-	if (small)
-		pthread_attr_setstacksize(&attr, bg_stack(&attr));
 	err = pthread_create(t, &attr, bg_main, NULL);
 	pthread_attr_destroy(&attr);
 	return err;
@@ -182,16 +154,7 @@ void hak_bgpurge_start(void)
 	}
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
-	err = bg_create(&t, true);
-	/*
-	 * glibc puts the static TLS (the program's and its libraries'
-	 * initial-exec variables) in the stack and refuses (EINVAL) a stack
-	 * that cannot hold it with room to spare: a program with 100 KiB of
-	 * __thread data had no purge thread. The default size then (where
-	 * bg_stack cannot know the TLS).
-	 */
-	if (err == EINVAL)
-		err = bg_create(&t, false);
+	err = bg_create(&t);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	ok = !err;
 	if (ok) {

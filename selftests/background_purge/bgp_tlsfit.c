@@ -7,10 +7,11 @@
  * and its libraries, plus a surplus that glibc.rtld.optional_static_tls
  * raises) out of a new thread's stack, and refuses only a stack that
  * leaves less than 2 KiB (MINIMAL_REST_STACK) beside it. The purge thread
- * asked for 64 KiB: with 59-62 KiB of static TLS it got a few KiB of
- * stack, and its first pass over an idle heap ran off the end into the
- * guard page: the whole program died of SIGSEGV (rv30). bgp_bigtls covers
- * a TLS too big for the stack (EINVAL).
+ * asked for 64 KiB until 2026-12-06: with 59-62 KiB of static TLS it got a
+ * few KiB of stack, and its first pass over an idle heap ran off the end
+ * into the guard page: the whole program died of SIGSEGV (rv30). It has
+ * the default size now. bgp_bigtls covers a TLS larger than that old
+ * stack (EINVAL then).
  *
  * The static TLS is set here with the tunable, which adds to it: the child
  * (this program again, with the option, a 10 ms purge delay and the
