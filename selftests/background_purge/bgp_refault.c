@@ -13,6 +13,7 @@
  * learned one (which has grown past the gap, to 8 delays here), so RSS
  * falls within about four delays (the L2.5 pool holds a class taken from
  * for three): issue 11's idle bar.
+ * runner: long (it sleeps through its rounds, 14 s; started first)
  */
 #include <pthread.h>
 #include <stdio.h>

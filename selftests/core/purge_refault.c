@@ -8,7 +8,7 @@
  * passes' delay grows past the gap and the re-takes fault far less. Then
  * the whole process goes idle: the first pass after the idle spell uses the
  * configured delay, so the learned one does not keep an idle program's
- * memory.
+ * memory. runner: long (it sleeps through its rounds, 8 s; started first)
  */
 #include <pthread.h>
 #include <hakmem/hakmem.h>
