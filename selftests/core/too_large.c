@@ -215,6 +215,27 @@ static int over_hard_limit(void)
 }
 #endif
 
+/*
+ * fn() in a forked child (it sets limits this process must not keep):
+ * its exit status, -1 if it was killed.
+ */
+static int forked(int (*fn)(void))
+{
+	int st = 0, rc;
+	pid_t pid;
+
+	fflush(stdout);
+	pid = fork();
+	if (pid == 0) {
+		rc = fn();
+		fflush(stdout);
+		_exit(rc);
+	}
+	if (pid < 0 || waitpid(pid, &st, 0) != pid)
+		tap_bail("fork/waitpid failed");
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
 int main(void)
 {
 	static const size_t sizes[] = {
@@ -222,9 +243,8 @@ int main(void)
 		(size_t)PTRDIFF_MAX, (size_t)PTRDIFF_MAX - 4095, (size_t)PTRDIFF_MAX + 1,
 		SIZE_MAX - 4096, SIZE_MAX,
 	};
-	int st = 0, rc;
 	size_t r0;
-	pid_t pid;
+	int rc;
 
 	tap_plan(ARRAY_SIZE_CT(sizes) + 2 + CT_HAKMEM);
 	/* A live small block: its superslab is what a purge would not keep. */
@@ -240,32 +260,14 @@ int main(void)
 	       10 * ARRAY_SIZE_CT(sizes), ct_purge_retries() - r0);
 	free(keep);
 
-	fflush(stdout);
-	pid = fork();
-	if (pid == 0) {
-		rc = under_limit();
-		fflush(stdout);
-		_exit(rc);
-	}
-	if (pid < 0 || waitpid(pid, &st, 0) != pid)
-		tap_bail("fork/waitpid failed");
-	rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+	rc = forked(under_limit);
 	if (rc == 11)
 		tap_skip("hard RLIMIT_AS too low for the test");
 	else
 		tap_ok(rc == 0, "a request above RLIMIT_AS by itself: ENOMEM without a purge, "
 		       "8 MiB still served%s", rc == 10 ? " (set-up failed)" : rc < 0 ? " (killed)" : "");
 #if CT_HAKMEM
-	fflush(stdout);
-	pid = fork();
-	if (pid == 0) {
-		rc = over_hard_limit();
-		fflush(stdout);
-		_exit(rc);
-	}
-	if (pid < 0 || waitpid(pid, &st, 0) != pid)
-		tap_bail("fork/waitpid failed");
-	rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+	rc = forked(over_hard_limit);
 	tap_ok(rc == 0, "a request above a hard memory limit by itself: ENOMEM without a "
 	       "purge, none near the limit after it, 8 MiB still served%s",
 	       rc == 10 ? " (set-up failed)" : rc < 0 ? " (killed)" : "");
