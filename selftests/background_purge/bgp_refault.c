@@ -35,6 +35,7 @@ static volatile int stop;
 static unsigned delay;
 static long faults[ROUNDS];
 static size_t busy_ms[ROUNDS];
+static unsigned tick_gap[ROUNDS];
 
 /* A slow path (a 4 MiB block) every half delay: busy, but rarely. */
 static void *ticker(void *arg)
@@ -47,6 +48,7 @@ static void *ticker(void *arg)
 			tap_bail("a 4 MiB malloc failed");
 		p[0] = 1;
 		free(p);
+		refault_tick();
 		tst_sleep_ms(delay / 2);
 	}
 	return NULL;
@@ -59,7 +61,7 @@ int main(int argc, char **argv)
 	struct refault_set set;
 	pthread_t tk, wk;
 	long before, after = 0;
-	struct refault_rounds rr = { 0, ROUNDS, faults, busy_ms };
+	struct refault_rounds rr = { 0, ROUNDS, faults, busy_ms, tick_gap, 0 };
 	unsigned waited;
 
 	if (!getenv("HAKMEM_BACKGROUND_PURGE")) {
@@ -80,6 +82,7 @@ int main(int argc, char **argv)
 	tap_plan(5);
 	hak_bgpurge_stats(&bg0);
 	rr.gap = 4 * delay + 100;
+	rr.delay = delay;
 	if (pthread_create(&tk, NULL, ticker, NULL) || pthread_create(&wk, NULL, refault_worker, &rr))
 		tap_bail("pthread_create");
 	pthread_join(wk, NULL);

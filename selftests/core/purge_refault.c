@@ -22,12 +22,14 @@
 static volatile int stop;
 static long faults[ROUNDS];
 static size_t busy_ms[ROUNDS];
+static unsigned tick_gap[ROUNDS];
 
 static void *ticker(void *arg)
 {
 	(void)arg;
 	while (!stop) {
 		ct_decay_tick();
+		refault_tick();
 		tst_sleep_ms(10);
 	}
 	return NULL;
@@ -35,7 +37,7 @@ static void *ticker(void *arg)
 
 int main(void)
 {
-	struct refault_rounds rr = { 0, ROUNDS, faults, busy_ms };
+	struct refault_rounds rr = { 0, ROUNDS, faults, busy_ms, tick_gap, 0 };
 	unsigned delay;
 	struct hak_purge_stats ps;
 	pthread_t tk, wk;
@@ -52,6 +54,7 @@ int main(void)
 		tap_skip_all("no L2.5 pool: the set is given back at free, no purge to learn from");
 	tap_plan(4);
 	rr.gap = 3 * delay + 50;
+	rr.delay = delay;
 	if (pthread_create(&tk, NULL, ticker, NULL) || pthread_create(&wk, NULL, refault_worker, &rr))
 		tap_bail("pthread_create");
 	pthread_join(wk, NULL);
