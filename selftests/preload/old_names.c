@@ -4,8 +4,9 @@
  * which a program can still reach.
  *
  *   old_names names        where the dynamic linker finds mallopt,
- *                          __libc_mallopt, __libc_mallinfo and
- *                          cfree@GLIBC_2.2.5 (one line each: name, file)
+ *                          __libc_mallopt, __libc_mallinfo, and where it
+ *                          bound this program's cfree@GLIBC_2.2.5 (one
+ *                          line each: name, file)
  *   old_names mallopt      mallopt's answers (compared with glibc's)
  *   old_names cfree SIZE   a SIZE-byte block freed with cfree, as a
  *                          program linked before glibc 2.26 does (cfree is
@@ -55,7 +56,8 @@ int main(int argc, char **argv)
 		where("mallopt", dlsym(RTLD_DEFAULT, "mallopt"));
 		where("__libc_mallopt", dlsym(RTLD_DEFAULT, "__libc_mallopt"));
 		where("__libc_mallinfo", dlsym(RTLD_DEFAULT, "__libc_mallinfo"));
-		where("cfree", dlvsym(RTLD_DEFAULT, "cfree", OLD_VERSION));
+		/* the program's own reference (dlvsym wants the version itself) */
+		where("cfree", (void *)cfree);
 		return 0;
 	}
 	if (!strcmp(argv[1], "mallopt")) {
