@@ -396,8 +396,21 @@ static size_t small_usable(const void *p, const char *what)
 	if (likely(c < HAK_NCLASS &&
 		   (HAK_HDR_SIZE ? !__hak_off_boundary((uintptr_t)p, 0) :
 		    __hak_slab_is_block(__hak_slab_head(__hak_page_of((uintptr_t)p)),
-					(uintptr_t)p))))
+					(uintptr_t)p)))) {
+		/*
+		 * A block with the free mark (tcache.h) is confirmed as a
+		 * free confirms one: a freed block was answered as live, and
+		 * a realloc that fit handed it back while the cache would
+		 * hand it out again. Fail-fast level 2 checked it above; its
+		 * mark replaces ours. Memcheck sees use after free itself
+		 * (and the word may be one the program never wrote). A tail
+		 * call, so the check costs its compare and branch alone.
+		 */
+		if (HAK_FREE_CHECKS && hak_ff_level() < 2 && !hak_vg_running() &&
+		    unlikely(((const uintptr_t *)p)[1] == __hak_free_key()))
+			return __hak_use_confirm(p, c, what);
 		return __hak_class_size[c];
+	}
 	if (HAK_HDR_SIZE) {
 		uintptr_t slot = __hak_hdr_slot(p, &c, what);
 
