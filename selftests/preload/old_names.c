@@ -11,7 +11,7 @@
  *   old_names cfree SIZE   a SIZE-byte block freed with cfree, as a
  *                          program linked before glibc 2.26 does (cfree is
  *                          a compatibility symbol since then): "clean"
- *   old_names cfree2       the same 64-byte block freed twice with cfree
+ *   old_names cfree-twice  a 64-byte block freed twice with cfree
  *
  * cfree is bound through its old version, GLIBC_2.2.5 (x86_64) or
  * GLIBC_2.17 (aarch64), so the program is such an old binary.
@@ -82,7 +82,7 @@ int main(int argc, char **argv)
 		puts("clean");
 		return 0;
 	}
-	if (!strcmp(argv[1], "cfree2")) {
+	if (!strcmp(argv[1], "cfree-twice")) {
 		stash = malloc(64);
 		cfree(stash);
 		cfree(stash);
