@@ -396,8 +396,21 @@ static size_t small_usable(const void *p, const char *what)
 	if (likely(c < HAK_NCLASS &&
 		   (HAK_HDR_SIZE ? !__hak_off_boundary((uintptr_t)p, 0) :
 		    __hak_slab_is_block(__hak_slab_head(__hak_page_of((uintptr_t)p)),
-					(uintptr_t)p))))
+					(uintptr_t)p)))) {
+		/*
+		 * A block with the free mark (tcache.h) is confirmed as a
+		 * free confirms one: a freed block was answered as live, and
+		 * a realloc that fit handed it back while the cache would
+		 * hand it out again. Fail-fast level 2 checked it above; its
+		 * mark replaces ours. Memcheck sees use after free itself
+		 * (and the word may be one the program never wrote). A tail
+		 * call, so the check costs its compare and branch alone.
+		 */
+		if (HAK_FREE_CHECKS && hak_ff_level() < 2 && !hak_vg_running() &&
+		    unlikely(((const uintptr_t *)p)[1] == __hak_free_key()))
+			return __hak_use_confirm(p, c, what);
 		return __hak_class_size[c];
+	}
 	if (HAK_HDR_SIZE) {
 		uintptr_t slot = __hak_hdr_slot(p, &c, what);
 
@@ -406,22 +419,33 @@ static size_t small_usable(const void *p, const char *what)
 	__hak_bad_free(p, what);
 }
 
-size_t __hak_usable_size(const void *p)
+/*
+ * Usable size of p (not NULL); reported in the words of the call that asks
+ * (small: a small block's check; big: another pointer's) unless p is a
+ * live block.
+ */
+static __always_inline size_t usable_checked(const void *p, const char *small,
+					      const char *big)
 {
-	unsigned kind;
+	/* one registry lookup: its bound is read with acquire, never merged */
+	unsigned kind = __hak_ssmap_kind((uintptr_t)p);
 	size_t n;
 
-	if (!p)
-		return 0;
-	/* one registry lookup: its bound is read with acquire, never merged */
-	kind = __hak_ssmap_kind((uintptr_t)p);
 	if (kind == HAK_SSMAP_SLAB)
-		return small_usable(p, "usable size of a pointer that is not a live block");
+		return small_usable(p, small);
 	/* a mid or large block, 0 when p is neither */
 	n = kind == HAK_SSMAP_L25 ? hak_l25_usable(p) : __hak_large_usable(p);
 	if (!n)
-		__hak_bad_free(p, "usable size of a pointer not allocated by hakmem");
+		__hak_bad_free(p, big);
 	return n;
+}
+
+size_t __hak_usable_size(const void *p)
+{
+	if (!p)
+		return 0;
+	return usable_checked(p, "usable size of a pointer that is not a live block",
+			      "usable size of a pointer not allocated by hakmem");
 }
 
 void *__hak_calloc(size_t n, size_t size)
@@ -502,7 +526,11 @@ static void *realloc_grow_move(void *p, size_t old, size_t n)
 	return realloc_move(p, old, n);
 }
 
-/* NULL p, size 0, a size too big. */
+/*
+ * NULL p, size 0, a size too big. The pointer is checked before the size
+ * is refused, as glibc's realloc checks it: a foreign or freed pointer
+ * was answered NULL and ENOMEM, as if it were a block (rv31).
+ */
 static __noinline void *realloc_odd(void *p, size_t n)
 {
 	if (!p)
@@ -511,6 +539,8 @@ static __noinline void *realloc_odd(void *p, size_t n)
 		__hak_free(p);
 		return NULL;
 	}
+	usable_checked(p, "realloc of a pointer that is not a live block",
+		       "realloc of a pointer not allocated by hakmem");
 	return fail_enomem();
 }
 

@@ -465,31 +465,67 @@ static bool on_list(void *head, const void *p, uint32_t limit)
 	return false;
 }
 
+/* Report p (class c) as what (the check) and where it was found. */
+static void __noreturn __cold bad_block_at(const void *p, unsigned c, const char *what,
+					   const char *where)
+{
+	__hak_report("%s (%s) of %p (class %u, %u bytes)", what, where, p, c,
+		     (unsigned)__hak_class_size[c]);
+	abort();
+}
+
 /*
  * Owner-side confirmation: report p (of slab s, class c, owned by h) if it
  * sits in h's thread's bin (when mine), its slab's free list or its remote
- * list, or was never carved; return when it is a live block.
+ * list, or was never carved; return when it is a live block. use: NULL for
+ * a free ("double free", "invalid free"), else the check that asked (a
+ * realloc or usable size of p, __hak_use_confirm), which the report names.
  */
-static void confirm_owned(struct hak_heap *h, struct hak_slab *s, void *p,
-			  unsigned c, bool mine)
+static void confirm_owned(struct hak_heap *h, struct hak_slab *s, const void *p,
+			  unsigned c, bool mine, const char *use)
 {
 	struct hak_tbin *b = &__hak_tc.bins[c];
 	uintptr_t first = __hak_slab_block(s, 0);
+	const char *dbl = use ? use : "double free";
 
 	if (mine && on_list(b->head, p, __hak_tbin_count(b)))
-		bad_block(p, c, "double free (block in the thread cache)");
+		bad_block_at(p, c, dbl, "block in the thread cache");
 	if (mine && run_holds(p, c))
-		bad_block(p, c, "double free (block on its way home)");
+		bad_block_at(p, c, dbl, "block on its way home");
 	if (on_list(h->kept[c].head, p, h->kept[c].n))
-		bad_block(p, c, "double free (block in an exited thread's cache)");
+		bad_block_at(p, c, dbl, "block in an exited thread's cache");
 	if (s->owner != h)
 		return;
 	if ((uintptr_t)p >= first + (uintptr_t)s->carved * __hak_class_stride(c))
-		bad_block(p, c, "invalid free (block never allocated)");
+		bad_block_at(p, c, use ? use : "invalid free", "block never allocated");
 	if (on_list(s->free, p, s->carved))
-		bad_block(p, c, "double free (block in its slab's free list)");
+		bad_block_at(p, c, dbl, "block in its slab's free list");
 	if (on_list(remote_top(s), p, s->carved))
-		bad_block(p, c, "double free (block in its slab's remote-free list)");
+		bad_block_at(p, c, dbl, "block in its slab's remote-free list");
+}
+
+/*
+ * realloc or malloc_usable_size of small block p (class c), whose mark
+ * word holds the free key (alloc.c, small_usable): reported as what if p
+ * is free where this thread can look, as a free confirms one (its bins,
+ * its heap's kept bins, and for a block of its heap the slab's lists);
+ * otherwise a live block that holds the key's value, or a free one in
+ * another thread's cache, which is answered as a live block: its usable
+ * size, the class's.
+ */
+size_t __hak_use_confirm(const void *p, unsigned c, const char *what)
+{
+	struct hak_heap *h = __hak_tc.heap;
+	struct hak_tbin *b = &__hak_tc.bins[c];
+
+	if (on_list(b->head, p, __hak_tbin_count(b)))
+		bad_block_at(p, c, what, "block in the thread cache");
+	if (h) {
+		heap_enter(h);
+		confirm_owned(h, __hak_slab_head(__hak_page_of((uintptr_t)p)), p, c, true, what);
+		heap_exit(h);
+	}
+	return __hak_class_size[c];
 }
 
 static void local_free(struct hak_heap *h, struct hak_slab *s, void *p);
@@ -525,7 +561,7 @@ static void settle_suspects(struct hak_heap *h, bool mine)
 		s = __hak_slab_head(__hak_page_of((uintptr_t)p));
 		c = s->class_idx;
 		/* the bin and kept walks of confirm_owned, for any owner */
-		confirm_owned(h, s, p, c, mine);
+		confirm_owned(h, s, p, c, mine, NULL);
 		if (s->owner != h)
 			continue;
 		if (heap_lent(h)) {
@@ -561,7 +597,7 @@ void __hak_free_confirm(void *p, uintptr_t ix)
 			bad_block(p, c, "double free (block in the thread cache)");
 		if (h) {
 			heap_enter(h);
-			confirm_owned(h, s, p, c, true);
+			confirm_owned(h, s, p, c, true, NULL);
 			heap_exit(h);
 		}
 		/*

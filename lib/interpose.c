@@ -91,6 +91,33 @@ HAK_EXPORT int malloc_info(int options, FILE *fp)
 	return __hak_malloc_info(options, fp);
 }
 
+/*
+ * mallopt: glibc's tunables (M_MMAP_THRESHOLD, M_ARENA_MAX, M_PERTURB, ...)
+ * mean nothing to hakmem, which has its own (HAKMEM_*, options.md): each
+ * is accepted and ignored, with glibc's answer (1; 0 for an M_MXFAST
+ * outside 0..80 * sizeof(size_t) / 4, the only value glibc refuses).
+ * Ours so that libc's is never linked: libc.a keeps mallopt in the object
+ * of its malloc, so a -static program that called it failed to link
+ * beside us ("multiple definition of `malloc'"); preloaded, libc's tuned
+ * an arena nobody uses (rv31, selftests/core/api_static).
+ */
+HAK_EXPORT int mallopt(int param, int value)
+{
+	if (param == M_MXFAST)
+		return value >= 0 && (size_t)value <= 80 * sizeof(size_t) / 4;
+	return 1;
+}
+
+/*
+ * cfree is free under its pre-2.26 name, which glibc keeps as a
+ * compatibility symbol for programs linked before: without ours such a
+ * program freed hakmem's blocks with glibc's free (selftests/preload/
+ * old_names). An unversioned definition satisfies their versioned
+ * reference.
+ */
+void cfree(void *p);
+
+HAK_EXPORT void cfree(void *p) HAK_ALIAS_OF(free);
 HAK_EXPORT void *__libc_malloc(size_t n) HAK_ALIAS_OF(malloc);
 HAK_EXPORT void __libc_free(void *p) HAK_ALIAS_OF(free);
 HAK_EXPORT void *__libc_calloc(size_t n, size_t size) HAK_ALIAS_OF(calloc);
@@ -98,6 +125,16 @@ HAK_EXPORT void *__libc_realloc(void *p, size_t n) HAK_ALIAS_OF(realloc);
 HAK_EXPORT void *__libc_memalign(size_t align, size_t n) HAK_ALIAS_OF(memalign);
 HAK_EXPORT void *__libc_valloc(size_t n) HAK_ALIAS_OF(valloc);
 HAK_EXPORT void *__libc_pvalloc(size_t n) HAK_ALIAS_OF(pvalloc);
+
+/* glibc exports these too (undeclared); libc.a defines them in its malloc.o */
+int __libc_mallopt(int param, int value);
+struct mallinfo __libc_mallinfo(void);
+
+HAK_EXPORT int __libc_mallopt(int param, int value) HAK_ALIAS_OF(mallopt);
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"	/* glibc's, not ours */
+HAK_EXPORT struct mallinfo __libc_mallinfo(void) HAK_ALIAS_OF(mallinfo);
+#pragma GCC diagnostic pop
 
 /*
  * setrlimit and prlimit: the system call glibc makes, unchanged, then,

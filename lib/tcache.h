@@ -275,6 +275,13 @@ void __hak_free_any(void *p) __noinline;
  * (the rest of __hak_tcache_push).
  */
 void __hak_free_confirm(void *p, uintptr_t ix) __noinline __cold;
+/*
+ * realloc or malloc_usable_size (what: the report's words) of small block
+ * p of class c whose mark word holds the free key: report it if it is
+ * free where this thread can look, else return the class's size, the
+ * usable size of a live block (lib/heap.c).
+ */
+size_t __hak_use_confirm(const void *p, unsigned c, const char *what) __noinline __cold;
 /* p fails its class's block-boundary mask: report it and abort. */
 void __hak_free_misaligned(void *p, uintptr_t ix) __noreturn __noinline __cold;
 /*

@@ -23,7 +23,10 @@
 static unsigned char *foreign;	/* shared with the children */
 static char global_buf[256];
 
-enum op { OP_FREE, OP_REALLOC, OP_USABLE, OP_FREE_SIZED };
+enum op { OP_FREE, OP_REALLOC, OP_REALLOC_HUGE, OP_USABLE, OP_FREE_SIZED };
+
+/* A size no request can have (over PTRDIFF_MAX), out of the compiler's sight. */
+static volatile size_t huge = SIZE_MAX;
 
 struct scenario {
 	const char *name;
@@ -78,6 +81,10 @@ static void run(void *arg)
 	case OP_REALLOC:
 		p = realloc(p, 100);
 		break;
+	case OP_REALLOC_HUGE:
+		/* the pointer is checked before the size, as glibc's realloc does */
+		p = realloc(p, huge);
+		break;
 	case OP_USABLE:
 		printf("%zu\n", malloc_usable_size(p));
 		break;
@@ -101,6 +108,8 @@ static const struct scenario scenarios[] = {
 	{ "free of a global", in_global, OP_FREE, "not allocated by hakmem" },
 	{ "free of a kernel-half address", in_high, OP_FREE, "not allocated by hakmem" },
 	{ "realloc of a foreign pointer", in_foreign, OP_REALLOC, "not allocated by hakmem" },
+	{ "realloc of a foreign pointer to SIZE_MAX", in_foreign, OP_REALLOC_HUGE, "not allocated by hakmem" },
+	{ "realloc of a stack address to SIZE_MAX", in_stack, OP_REALLOC_HUGE, "not allocated by hakmem" },
 	{ "malloc_usable_size of a foreign pointer", in_foreign, OP_USABLE, "not allocated by hakmem" },
 	{ "free_sized of a foreign pointer", in_foreign, OP_FREE_SIZED, "not allocated by hakmem" },
 };
