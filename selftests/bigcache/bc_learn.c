@@ -96,9 +96,8 @@ int main(int argc, char **argv)
 	struct hak_purge_stats ps;
 	char *set[NBLK];
 	unsigned delay, gap;
-	long late = 0;
+	int r, kept = 0;
 	pthread_t tk;
-	int r;
 
 	if (!getenv("HAKMEM_PURGE_DELAY_MS")) {
 		setenv("HAKMEM_PURGE_DELAY_MS", "100", 1);
@@ -138,15 +137,19 @@ int main(int argc, char **argv)
 	for (r = 0; r < ROUNDS; r++)
 		tap_diag("round %d: %ld minor faults (set %lu pages), busy delay %zu ms", r,
 			 faults[r], SET_PAGES, busy_ms[r]);
+	/*
+	 * Two of the last three: on a loaded machine a round's gap may
+	 * stretch past the learned delay (the delay doubles again then).
+	 */
 	for (r = ROUNDS - 3; r < ROUNDS; r++)
-		late += faults[r];
-	late /= 3;
+		kept += faults[r] <= (long)SET_PAGES / 8;
 	tap_ok(faults[1] >= (long)SET_PAGES / 2,
 	       "the first re-take after %u ms faults the set in again (%ld faults)", gap,
 	       faults[1]);
-	tap_ok(late <= (long)SET_PAGES / 8,
-	       "once the delay is learned BigCache keeps the set: %ld faults a re-take (first %ld)",
-	       late, faults[1]);
+	tap_ok(kept >= 2,
+	       "once the delay is learned BigCache keeps the set: %d of the last 3 re-takes "
+	       "fault under 1/8 of it (%ld, %ld, %ld; first %ld)", kept, faults[ROUNDS - 3],
+	       faults[ROUNDS - 2], faults[ROUNDS - 1], faults[1]);
 
 	/* Idle: the set cached, then no allocator call in any thread. */
 	stop = 1;
@@ -155,9 +158,10 @@ int main(int argc, char **argv)
 	set_free(set);
 	__hak_purge_stats(&ps);
 	st0 = bc_stats();
-	tap_ok(ps.learned_ms > delay && st0.resident_bytes >= NBLK * BLK,
-	       "busy delay learned: %zu ms (configured %u), %lu KiB resident in the cache",
-	       ps.learned_ms, delay, st0.resident_bytes >> 10);
+	tap_ok(ps.learn_up && st0.resident_bytes >= NBLK * BLK,
+	       "busy delay learned: %zu ms (configured %u, %zu up, %zu down), %lu KiB resident "
+	       "in the cache", ps.learned_ms, delay, ps.learn_up, ps.learn_down,
+	       st0.resident_bytes >> 10);
 	/* the gap the busy process kept the set across */
 	tst_sleep_ms(gap);
 	churn();			/* the first pass after the idle spell */
