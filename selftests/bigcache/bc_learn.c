@@ -31,7 +31,7 @@
 #define BLK		(4 * MIB)
 #define ROUNDS		7
 #define SET_PAGES	(NBLK * BLK / BC_PAGE)
-#define CHURN		2048
+#define CHURN		8192	/* past any bin's capacity (2048): refills */
 
 static volatile int stop;
 static long faults[ROUNDS];
@@ -45,10 +45,17 @@ static long thread_minflt(void)
 	return ru.ru_minflt;
 }
 
-/* A slow path without a large block: small blocks past the tcache. */
+/*
+ * A slow path without a large block: more small blocks than the thread
+ * cache holds (2,048 of 1 KiB fit in a grown bin: with perf_defconfig's
+ * sizing that churn never refilled, and no pass ran). The ticker's, then
+ * once the main thread's after the ticker is joined: one array serves both.
+ */
+static void *churn_blk[CHURN];
+
 static void churn(void)
 {
-	static __thread void *p[CHURN];
+	void **p = churn_blk;
 	int i;
 
 	for (i = 0; i < CHURN; i++) {
