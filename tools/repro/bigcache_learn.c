@@ -5,7 +5,8 @@
  * R rounds: four buffers of 4-25 MiB taken, written in full and freed,
  * then PAUSE ms of small-block work (NS blocks of SZ bytes taken and freed
  * every 5 ms: tcache refills, so the allocator's slow paths keep running
- * and the core's passes are busy ones). With BigCache purging at the
+ * and the core's passes are busy ones; with perf_defconfig's grown bins
+ * pass NS=8192, more than a bin holds). With BigCache purging at the
  * configured delay every round faults every buffer in again; with the
  * learned delay (branch bc31; Documentation/design.md, "BigCache follows
  * the learned delay") the buffers stay once the delay has grown.
