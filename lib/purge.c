@@ -171,7 +171,7 @@ static size_t decay_pass(unsigned now, bool idle)
 	done = __hak_ss_decay(now, delay);
 	done += __hak_heap_purge_idle(now, delay);
 	done += __hak_large_decay(now, delay);
-	done += hak_bigcache_decay(now);
+	done += hak_bigcache_decay(now, delay);
 	done += hak_l25_decay(now, delay);
 	done += __hak_grow_decay(now, delay);
 	if (!idle)

@@ -23,8 +23,9 @@ void __hak_bigcache_set_merge(bool on);
 
 /*
  * Purge hot blocks unused for more than ms milliseconds (checked at each
- * put and take); 0 turns the decay off. The default is
- * CONFIG_HAK_PURGE_DELAY_MS.
+ * put and take), or for the longer delay a core pass learned from refaults
+ * while the program is busy (pass_delay()); 0 turns the decay off. The
+ * default is CONFIG_HAK_PURGE_DELAY_MS.
  */
 void __hak_bigcache_set_decay(unsigned ms);
 

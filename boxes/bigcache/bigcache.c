@@ -49,7 +49,11 @@
  *
  * Decay: a hot block carries bc.now of its put (a split tail: of the take);
  * each put/take/take_at purges up to BC_DECAY_BATCH hot blocks older than
- * decay_ms from the hot list's old end (the list is in stamp order).
+ * delay_ms from the hot list's old end (the list is in stamp order).
+ * delay_ms is the delay the core's last decay pass used (lib/purge.c: the
+ * configured one, or the one learned from refaults while the program is
+ * busy; pass_delay()); the demand windows stay counted in the configured
+ * one (decay_ms), so a delay that doubles keeps the demand history.
  *
  * Policy (put): refuse blocks over max/4; evict (unmap) the coldest until
  * the new block fits in max. Under memory pressure (MemAvailable below
@@ -150,7 +154,8 @@ static struct {
 	bool scaled;			/* base is the default: scale it */
 	unsigned uwin;			/* window (now / BC_USER_WINDOW_MS + 1) */
 	unsigned users, users_prev;	/* threads seen in it, in the one before */
-	unsigned decay_ms;		/* purge hot blocks idle longer; 0: never */
+	unsigned decay_ms;		/* the configured delay; 0: never purge */
+	unsigned delay_ms;		/* the delay in force (pass_delay); 0 with decay_ms */
 	bool delay_read;		/* decay_ms taken from HAKMEM_PURGE_DELAY_MS */
 	unsigned now;			/* ms, coarse clock, at the last operation */
 	unsigned last_take;		/* bc.now of the last take() */
@@ -169,6 +174,7 @@ static struct {
 	.base = HAK_BIGCACHE_DEFAULT_MAX,
 	.scaled = true,
 	.decay_ms = CONFIG_HAK_PURGE_DELAY_MS,
+	.delay_ms = CONFIG_HAK_PURGE_DELAY_MS,
 };
 
 static unsigned bc_sampled_ms;		/* __hak_now_ms() of the last sample, 0: none yet */
@@ -483,7 +489,8 @@ static void bc_clock(unsigned now)
 }
 
 /*
- * How long after the last take the cache counts as in use (ms): two delays.
+ * How long after the last take the cache counts as in use (ms): two delays
+ * (of the delay in force: an idle program's pass brings the configured one).
  * With one, a program descheduled for 450 ms on a loaded machine
  * (large-replace at load 30 on 2 cores) found its whole stock purged at its
  * next take, faulted it back (slower still), and did so again at the next
@@ -493,21 +500,24 @@ static void bc_clock(unsigned now)
  */
 static unsigned active_ms(void)
 {
-	return BC_ACTIVE_DELAYS * bc.decay_ms;
+	return BC_ACTIVE_DELAYS * bc.delay_ms;
 }
 
 /*
  * Demand: the shortest request take() saw in each of the last
  * BC_DEMAND_WINDOWS decay windows (hits and misses alike; take_at is growth
  * of a live block, not a new request). A slot belongs to the window in its
- * dwin; a slot of an older window is reused. Called under the lock with
- * bc.now set.
+ * dwin; a slot of an older window is reused. Windows are configured delays
+ * long, whatever delay is in force: the learned one doubles at each judged
+ * window and halves back, and windows counted in it would not compare
+ * across a move (each move would wipe the history it is learned for).
+ * Called under the lock with bc.now set.
  */
 static void note_demand(size_t len)
 {
 	unsigned w, i;
 
-	if (bc.decay_ms && __hak_ms_age(bc.now, bc.last_take) > active_ms())
+	if (bc.delay_ms && __hak_ms_age(bc.now, bc.last_take) > active_ms())
 		bc.back_min = 0;	/* the cache was idle: paid_back starts again */
 	bc.last_take = bc.now;
 	if (!bc.decay_ms)
@@ -619,7 +629,7 @@ static bool paid_back(const struct bc_ent *e)
 {
 	if (!bc.back_min)
 		return false;
-	if (bc.decay_ms && __hak_ms_age(bc.now, bc.last_take) > active_ms())
+	if (bc.delay_ms && __hak_ms_age(bc.now, bc.last_take) > active_ms())
 		return false;
 	return e->len >= bc.back_min || (bc_merge && run_len(e, bc.back_min) >= bc.back_min);
 }
@@ -636,7 +646,7 @@ static bool decayed(struct bc_ent *e)
 {
 	unsigned due;
 
-	if (!bc.decay_ms || __hak_ms_age(bc.now, e->stamp) <= bc.decay_ms)
+	if (!bc.delay_ms || __hak_ms_age(bc.now, e->stamp) <= bc.delay_ms)
 		return false;
 	if (!wanted(e))
 		return true;
@@ -648,7 +658,7 @@ static bool decayed(struct bc_ent *e)
 	 * program's activity warrants (idle-rss: 180 MiB still resident one
 	 * second after the last take).
 	 */
-	due = bc.last_take + active_ms() - bc.decay_ms;
+	due = bc.last_take + active_ms() - bc.delay_ms;
 	list_remove(&bc.hot, e);
 	e->stamp = (int)(due - bc.now) < 0 ? due : bc.now;	/* never ahead */
 	list_add_newest(&bc.hot, e);
@@ -670,7 +680,7 @@ static void pick_purges(struct bc_batch *b)
 		struct bc_ent *e = bc.hot.oldest;
 
 		if (bc.resident <= limit) {
-			if (!decay || __hak_ms_age(bc.now, e->stamp) <= bc.decay_ms || !bc.decay_ms)
+			if (!decay || __hak_ms_age(bc.now, e->stamp) <= bc.delay_ms || !bc.delay_ms)
 				break;
 			if (!decayed(e))
 				continue;	/* re-stamped: look at the next */
@@ -807,6 +817,7 @@ void __hak_bigcache_set_decay(unsigned ms)
 	if (bc.decay_ms != ms)
 		memset(bc.dmin, 0, sizeof(bc.dmin));
 	bc.decay_ms = ms;
+	bc.delay_ms = ms;
 	hak_unlock(&bc.lock);
 }
 
@@ -1441,7 +1452,7 @@ out:
 static size_t pay_growth(struct bc_batch *b, size_t rss)
 {
 	size_t lim, done = 0;
-	unsigned idle = bc.decay_ms / BC_PAY_IDLE_DIV;
+	unsigned idle = bc.delay_ms / BC_PAY_IDLE_DIV;
 	struct bc_ent *e, *n;
 
 	if (!rss)
@@ -1639,11 +1650,28 @@ refuse:
 }
 
 /*
- * The core's decay pass (lib/purge.c, possibly from the background purge
- * thread while the program is idle): purge every hot block unused for
- * longer than the delay, not just the few an operation purges.
+ * The delay in force after a core pass that used delay: the configured one
+ * (decay_ms), or the pass's when that is longer than HAKMEM_PURGE_DELAY_MS
+ * (learned from refaults while the program is busy: lib/purge.c, learn()).
+ * So BigCache purges, between passes too, at the delay every other cache
+ * uses, and an idle program's pass (the configured delay) brings it back.
+ * decay_ms differs from the option only in tests (__hak_bigcache_set_decay):
+ * the learned delay lengthens theirs, never shortens it or turns it on.
  */
-size_t hak_bigcache_decay(unsigned now)
+static unsigned pass_delay(unsigned delay)
+{
+	if (!bc.decay_ms || delay <= __hak_opt.purge_delay_ms)
+		return bc.decay_ms;
+	return delay > bc.decay_ms ? delay : bc.decay_ms;
+}
+
+/*
+ * The core's decay pass (lib/purge.c, possibly from the background purge
+ * thread while the program is idle), at the delay it uses: purge every hot
+ * block unused for longer than the delay, not just the few an operation
+ * purges.
+ */
+size_t hak_bigcache_decay(unsigned now, unsigned delay)
 {
 	struct bc_batch b = { NULL, NULL, 0 };
 	size_t done = 0, rss = arch_load_relaxed(&bc_used) ? __hak_rss() : 0;
@@ -1651,7 +1679,8 @@ size_t hak_bigcache_decay(unsigned now)
 
 	hak_lock(&bc.lock);
 	bc_clock(now);
-	while ((e = bc.hot.oldest) && bc.decay_ms && __hak_ms_age(bc.now, e->stamp) > bc.decay_ms) {
+	bc.delay_ms = pass_delay(delay);
+	while ((e = bc.hot.oldest) && bc.delay_ms && __hak_ms_age(bc.now, e->stamp) > bc.delay_ms) {
 		if (!decayed(e))
 			continue;	/* still wanted: re-stamped */
 		unlink_ent(e);
@@ -1733,6 +1762,7 @@ void hak_bigcache_init(void)
 	if (!bc.delay_read) {
 		bc.delay_read = true;
 		bc.decay_ms = (unsigned)__hak_opt.purge_delay_ms;
+		bc.delay_ms = bc.decay_ms;
 	}
 	while (bc.bytes > bc.max && evict_coldest(&b))
 		;

@@ -29,10 +29,13 @@
  *   hak_bigcache_release()     give every cached mapping back (trim);
  *   hak_bigcache_resident(r)   bytes of cached blocks the kernel holds
  *       (lib/os.h, struct hak_os_rss; statistics only);
- *   hak_bigcache_decay(now)    purge the blocks unused for longer than the
- *       purge delay (HAKMEM_PURGE_DELAY_MS) at time now, and idle blocks
- *       while the rest of the process grows past its high-water mark
- *       (the growth rule, bigcache.c); bytes purged;
+ *   hak_bigcache_decay(now, delay)  the core's decay pass at time now,
+ *       with the delay it uses for every cache (HAKMEM_PURGE_DELAY_MS, or
+ *       the longer one learned from refaults while the program is busy):
+ *       purge the blocks unused for longer than it (the box's operations
+ *       use it too until the next pass), and idle blocks while the rest of
+ *       the process grows past its high-water mark (the growth rule,
+ *       bigcache.c); bytes purged;
  *   hak_bigcache_init()        apply HAKMEM_BIGCACHE_MAX (__hak_opt);
  *   fork hooks                 the cache's locks around fork().
  * With the box off nothing is cached.
@@ -79,7 +82,7 @@ bool hak_bigcache_put(void *p, size_t len);
 void hak_bigcache_offset(size_t len);
 void hak_bigcache_offset_miss(size_t fresh, size_t live);
 size_t hak_bigcache_release(void);
-size_t hak_bigcache_decay(unsigned now);
+size_t hak_bigcache_decay(unsigned now, unsigned delay);
 void hak_bigcache_stats(struct hak_bigcache_stats *st);
 size_t hak_bigcache_resident(struct hak_os_rss *r);
 void hak_bigcache_init(void);
@@ -121,9 +124,10 @@ static inline void hak_bigcache_offset_miss(size_t fresh, size_t live)
 	(void)live;
 }
 static inline size_t hak_bigcache_release(void) { return 0; }
-static inline size_t hak_bigcache_decay(unsigned now)
+static inline size_t hak_bigcache_decay(unsigned now, unsigned delay)
 {
 	(void)now;
+	(void)delay;
 	return 0;
 }
 static inline void hak_bigcache_stats(struct hak_bigcache_stats *st)

@@ -389,7 +389,7 @@ static void test_decay_stale_now(size_t s)
 	memset(p, 0x44, 2 * s);
 	free(p);
 	a = bc_stats();
-	(void)hak_bigcache_decay(t0);
+	(void)hak_bigcache_decay(t0, (unsigned)__hak_opt.purge_delay_ms);
 	b = bc_stats();
 	tap_ok(b.purges == a.purges && b.resident_bytes == a.resident_bytes,
 	       "a decay pass with a clock 12 ms older than the last put purges nothing: purges +%zu, resident %zu -> %zu KiB",

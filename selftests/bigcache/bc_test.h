@@ -273,7 +273,7 @@ static inline size_t bc_mib(size_t b)
 /* One decay pass of the box, now (the growth rule's tests: bc_pay, bc_pay_back). */
 static inline void bc_pass(void)
 {
-	(void)hak_bigcache_decay(__hak_now_ms());
+	(void)hak_bigcache_decay(__hak_now_ms(), (unsigned)__hak_opt.purge_delay_ms);
 }
 
 /* n bytes of the program's own (not the allocator's), every page written. */
