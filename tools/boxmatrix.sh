@@ -24,8 +24,9 @@
 # N... runs only those entries of the list (numbers as printed).
 # -j: combinations built and tested at once (default: the CPU count).
 # Each lane's selftest runner runs $HAKMEM_TEST_JOBS programs at once
-# (default here: CPUs / lanes, at least 1), so the lanes together do not
-# run more programs than there are CPUs.
+# (default here: 2 * CPUs / lanes, at least 1), so the lanes together run
+# as many programs as the runner alone would (twice the CPUs: most
+# selftests sleep through purge delays, selftests/lib/runner.sh).
 set -u
 export LC_ALL=C
 SRCTREE=$(cd "$(dirname "$0")/.." && pwd)
@@ -55,7 +56,7 @@ done
 
 # The combinations: one line each, "HAK_X=y HAK_Y=n ...".
 CPUS=$(nproc 2>/dev/null || echo 2)
-TEST_JOBS=${HAKMEM_TEST_JOBS:-$(( CPUS / LANES > 0 ? CPUS / LANES : 1 ))}
+TEST_JOBS=${HAKMEM_TEST_JOBS:-$(( 2 * CPUS / LANES > 0 ? 2 * CPUS / LANES : 1 ))}
 
 mapfile -t combos < <("$SRCTREE"/tools/boxcombos "${combo_args[@]+"${combo_args[@]}"}")
 if [ ${#combos[@]} -eq 0 ]; then

@@ -13,9 +13,12 @@
 # (default 300). Exit 4 is a whole-program skip. Exit status: 0 if
 # nothing failed.
 #
-# $HAKMEM_TEST_JOBS programs run at once (default: the CPU count): most
-# programs are one thread or sleep through purge delays, so one at a time
-# leaves cores idle. Output stays in the order of the arguments. A test
+# $HAKMEM_TEST_JOBS programs run at once (default: twice the CPU count):
+# most programs are one thread, and many sleep through purge delays (the
+# core folder of defconfig: about 100 s of test time for 46 s of CPU), so one
+# program per CPU leaves the CPUs idle much of the time. Each program's
+# line gives its wall and CPU seconds. Output stays in the order of the
+# arguments. A test
 # whose assertions need the machine to itself lists its name (as printed,
 # e.g. core/purge) in $HAKMEM_TEST_SERIAL or carries the line
 # "runner: serial" in its first 20 lines; it runs after the others, alone.
@@ -38,7 +41,7 @@ set -u
 ulimit -c 0 2>/dev/null
 
 timeout_s=${HAKMEM_TEST_TIMEOUT:-300}
-jobs=${HAKMEM_TEST_JOBS:-$(nproc 2>/dev/null || echo 1)}
+jobs=${HAKMEM_TEST_JOBS:-$(( 2 * $(nproc 2>/dev/null || echo 1) ))}
 [ "$jobs" -ge 1 ] 2>/dev/null || jobs=1
 passed=0
 failed=0
@@ -80,10 +83,19 @@ is_long() {
 	has_mark "$1" "$2" long "${HAKMEM_TEST_LONG:-}"
 }
 
+# tenths FILE: the user + system time of the waited-for children in the
+# output of the builtin "times" (its second line), in tenths of a second.
+# "times" must run in the test's shell itself, not in a $(...) subshell,
+# which has no children of its own.
+tenths() {
+	awk 'NR == 2 { split($0, f, /[ms ]+/)
+		printf "%d\n", (f[1] * 60 + f[2] + f[3] * 60 + f[4]) * 10 }' "$1"
+}
+
 # Runs test number $1 ($2 the path); writes its TAP block to $work/$1.out
 # and "ok notok skipped" to $work/$1.res.
 run_one() {
-	local n=$1 t=$2 name out start dir rc secs ok notok plan npoints why
+	local n=$1 t=$2 name out start dir rc secs cpu0 cpu ok notok plan npoints why
 	name=$(name_of "$t")
 	out=$work/$n.log
 	{
@@ -94,6 +106,8 @@ run_one() {
 		return
 	fi
 	start=$(date +%s)
+	times >"$work/$n.times"
+	cpu0=$(tenths "$work/$n.times")
 	dir=$(dirname "$t")
 	if [ "${t%.sh}" != "$t" ] && [ -n "${HAKMEM_TEST_WRAPPER:-}" ]; then
 		echo "# SKIP: a script, not run under HAKMEM_TEST_WRAPPER" >"$out"
@@ -109,6 +123,9 @@ run_one() {
 	fi
 	rc=$?
 	secs=$(( $(date +%s) - start ))
+	times >"$work/$n.times"
+	cpu=$(( $(tenths "$work/$n.times") - cpu0 ))
+	cpu=$((cpu / 10)).$((cpu % 10))
 	sed 's/^/# /' "$out"
 
 	# Count top-level points; "not ok ... # TODO" is not a failure.
@@ -140,10 +157,10 @@ run_one() {
 		echo "ok $n selftests: $name # SKIP"
 		echo "$ok $notok 1" >"$work/$n.res"
 	elif [ "$rc" -ne 0 ] || [ "$notok" -gt 0 ]; then
-		echo "not ok $n selftests: $name # $notok failed (exit $rc, ${secs}s)"
+		echo "not ok $n selftests: $name # $notok failed (exit $rc, ${secs}s, cpu ${cpu}s)"
 		echo "$ok $notok 0" >"$work/$n.res"
 	else
-		echo "ok $n selftests: $name # ${secs}s"
+		echo "ok $n selftests: $name # ${secs}s, cpu ${cpu}s"
 		echo "$ok $notok 0" >"$work/$n.res"
 	fi
 	} >"$work/$n.out"
