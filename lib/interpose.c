@@ -183,8 +183,13 @@ extern void _ZSt17__throw_bad_allocv(void) __attribute__((weak, noreturn));
 
 static __noinline __cold void *cxx_new_failed(size_t align, size_t n)
 {
+	hak_new_handler (*get_handler)(void) = _ZSt15get_new_handlerv;
+	void (*throw_bad_alloc)(void) = _ZSt17__throw_bad_allocv;
+
+	/* weak: NULL when absent (the empty asm: sparse takes them for never NULL) */
+	__asm__("" : "+r"(get_handler), "+r"(throw_bad_alloc));
 	for (;;) {
-		hak_new_handler h = _ZSt15get_new_handlerv ? _ZSt15get_new_handlerv() : NULL;
+		hak_new_handler h = get_handler ? get_handler() : NULL;
 		void *p;
 
 		if (!h)
@@ -194,8 +199,8 @@ static __noinline __cold void *cxx_new_failed(size_t align, size_t n)
 		if (p)
 			return p;
 	}
-	if (_ZSt17__throw_bad_allocv)
-		_ZSt17__throw_bad_allocv();
+	if (throw_bad_alloc)
+		throw_bad_alloc();
 	__hak_report("operator new(%zu) failed and std::bad_alloc cannot be thrown", n);
 	abort();
 }
