@@ -19,7 +19,7 @@ dir=$(dirname "$0")
 preload_setup
 tap_plan 7
 
-cxx=$(command -v g++) || tap_skip_rest "g++ is not installed"
+preload_cxx
 flags="-std=c++17 -O2 -Wall -Wextra -Werror -fno-builtin -fsized-deallocation"
 
 prog=$workdir/cxx_new
@@ -36,12 +36,10 @@ tap_ok $rc "cxx_new under hakmem: new(0), alignment, new-handler, bad_alloc, not
 
 env LD_DEBUG=bindings LD_PRELOAD="$HAKMEM_LIB" "$prog" >/dev/null 2>"$workdir/bind.err"
 lib=$(basename "$HAKMEM_LIB")
-if bound_to _Znwm "$lib" && bound_to _ZdlPv "$lib"; then
-	tap_ok 0 "operator new and delete bind to $lib"
-else
-	tap_ok 1 "operator new and delete bind to $lib"
-	grep -E "symbol \`(_Znwm|_ZdlPv)'" "$workdir/bind.err" | head -n 3 | sed 's/^/# /'
-fi
+bound_to _Znwm "$lib" && bound_to _ZdlPv "$lib"
+rc=$?
+tap_ok $rc "operator new and delete bind to $lib"
+[ $rc -eq 0 ] || grep -E "symbol \`(_Znwm|_ZdlPv)'" "$workdir/bind.err" | head -n 3 | sed 's/^/# /'
 
 jelib=
 for d in /usr/lib/x86_64-linux-gnu /usr/lib/aarch64-linux-gnu /usr/lib64 /usr/lib /usr/local/lib; do
