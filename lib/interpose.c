@@ -7,6 +7,7 @@
  *
  * glibc also exports __libc_malloc and friends; a few programs call them
  * directly, so they are aliases here too (never glibc's own allocator).
+ * C++'s global operator new and delete are here as well (at the end).
  */
 #include <malloc.h>
 #include <stdio.h>
