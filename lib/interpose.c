@@ -160,7 +160,7 @@ HAK_EXPORT int setrlimit64(__rlimit_resource_t res, const struct rlimit64 *rl)
  * to another allocator may define them too, ahead of libstdc++: Debian's
  * libjemalloc.so.2 does, and h2load links it. jemalloc's operator new
  * takes from its own arenas, while its unsized operator delete calls
- * free() through its PLT, which the preload binds to us: the first
+ * free() through its PLT, which the preload binds to us: a
  * std::string that libstdc++ grew in h2load ended in "invalid free"
  * (reliability.md, "Nineteenth run"). Defined here, every C++ allocation
  * of the process binds to hakmem ahead of such a library, as it does under

@@ -8,7 +8,7 @@
 # linker must bind the operators to hakmem. The same program linked to
 # libjemalloc.so.2, which defines the operators too and whose operator
 # delete calls free() through its PLT, is h2load's case (reliability.md,
-# "Nineteenth run"): before hakmem defined them, the first std::string that
+# "Nineteenth run"): before hakmem defined them, a std::string that
 # libstdc++ grew ended in "invalid free". It must now run on hakmem alone.
 
 dir=$(dirname "$0")
