@@ -7,6 +7,7 @@
  *
  * glibc also exports __libc_malloc and friends; a few programs call them
  * directly, so they are aliases here too (never glibc's own allocator).
+ * C++'s global operator new and delete are here as well (at the end).
  */
 #include <malloc.h>
 #include <stdio.h>
@@ -188,3 +189,167 @@ HAK_EXPORT int setrlimit64(__rlimit_resource_t res, const struct rlimit64 *rl)
 {
 	return prlimit(0, res, (const struct rlimit *)rl, NULL);
 }
+
+/*
+ * C++'s replaceable global operator new and delete, by their Itanium-ABI
+ * names. A process takes them from the first object that defines them, and
+ * libstdc++'s call malloc and free, which come here. But a library linked
+ * to another allocator may define them too, ahead of libstdc++: Debian's
+ * libjemalloc.so.2 does, and h2load links it. jemalloc's operator new
+ * takes from its own arenas, while its unsized operator delete calls
+ * free() through its PLT, which the preload binds to us: a
+ * std::string that libstdc++ grew in h2load ended in "invalid free"
+ * (reliability.md, "Nineteenth run"). Defined here, every C++ allocation
+ * of the process binds to hakmem ahead of such a library, as it does under
+ * mimalloc or tcmalloc preloaded, which define them as well.
+ *
+ * Failure, as [new.delete.single] asks: while std::get_new_handler()
+ * returns a handler, call it and try again; with none, operator new throws
+ * std::bad_alloc, and the nothrow forms return NULL (without calling a
+ * handler: one that throws could not be caught in C, and the exception
+ * would leave a function its callers compiled as noexcept). Both come
+ * from libstdc++ through weak references, resolved when this library is
+ * loaded: a C++ program has libstdc++ loaded by then. Where there is no
+ * __throw_bad_alloc to call (libc++, or libstdc++ first loaded by a later
+ * dlopen), a failed throwing new ends in a one-line report and abort(),
+ * never in a NULL return its caller would not check.
+ */
+typedef void (*hak_new_handler)(void);
+
+extern hak_new_handler _ZSt15get_new_handlerv(void) __attribute__((weak));
+extern void _ZSt17__throw_bad_allocv(void) __attribute__((weak, noreturn));
+
+static __noinline __cold void *cxx_new_failed(size_t align, size_t n)
+{
+	hak_new_handler (*get_handler)(void) = _ZSt15get_new_handlerv;
+	void (*throw_bad_alloc)(void) = _ZSt17__throw_bad_allocv;
+
+	/* weak: NULL when absent (the empty asm: sparse takes them for never NULL) */
+	__asm__("" : "+r"(get_handler), "+r"(throw_bad_alloc));
+	for (;;) {
+		hak_new_handler h = get_handler ? get_handler() : NULL;
+		void *p;
+
+		if (!h)
+			break;
+		h();
+		p = align ? __hak_aligned_alloc(align, n) : __hak_alloc(n);
+		if (p)
+			return p;
+	}
+	if (throw_bad_alloc)
+		throw_bad_alloc();
+	__hak_report("operator new(%zu) failed and std::bad_alloc cannot be thrown", n);
+	abort();
+}
+
+static inline void *cxx_new(size_t n)
+{
+	void *p = __hak_alloc(n ? n : 1);
+
+	if (unlikely(!p))
+		return cxx_new_failed(0, n ? n : 1);
+	return p;
+}
+
+static inline void *cxx_new_aligned(size_t align, size_t n)
+{
+	void *p = __hak_aligned_alloc(align, n ? n : 1);
+
+	if (unlikely(!p))
+		return cxx_new_failed(align, n ? n : 1);
+	return p;
+}
+
+/* new, new[], and their nothrow, aligned and aligned nothrow forms */
+HAK_EXPORT void *_Znwm(size_t n);
+HAK_EXPORT void *_Znam(size_t n);
+HAK_EXPORT void *_ZnwmRKSt9nothrow_t(size_t n, const void *nt);
+HAK_EXPORT void *_ZnamRKSt9nothrow_t(size_t n, const void *nt);
+HAK_EXPORT void *_ZnwmSt11align_val_t(size_t n, size_t align);
+HAK_EXPORT void *_ZnamSt11align_val_t(size_t n, size_t align);
+HAK_EXPORT void *_ZnwmSt11align_val_tRKSt9nothrow_t(size_t n, size_t align, const void *nt);
+HAK_EXPORT void *_ZnamSt11align_val_tRKSt9nothrow_t(size_t n, size_t align, const void *nt);
+/* delete, delete[], and their sized, nothrow, aligned and aligned sized forms */
+HAK_EXPORT void _ZdlPv(void *p);
+HAK_EXPORT void _ZdaPv(void *p);
+HAK_EXPORT void _ZdlPvm(void *p, size_t n);
+HAK_EXPORT void _ZdaPvm(void *p, size_t n);
+HAK_EXPORT void _ZdlPvRKSt9nothrow_t(void *p, const void *nt);
+HAK_EXPORT void _ZdaPvRKSt9nothrow_t(void *p, const void *nt);
+HAK_EXPORT void _ZdlPvSt11align_val_t(void *p, size_t align);
+HAK_EXPORT void _ZdaPvSt11align_val_t(void *p, size_t align);
+HAK_EXPORT void _ZdlPvmSt11align_val_t(void *p, size_t n, size_t align);
+HAK_EXPORT void _ZdaPvmSt11align_val_t(void *p, size_t n, size_t align);
+HAK_EXPORT void _ZdlPvSt11align_val_tRKSt9nothrow_t(void *p, size_t align, const void *nt);
+HAK_EXPORT void _ZdaPvSt11align_val_tRKSt9nothrow_t(void *p, size_t align, const void *nt);
+
+HAK_EXPORT void *_Znwm(size_t n)
+{
+	return cxx_new(n);
+}
+
+HAK_EXPORT void *_ZnwmRKSt9nothrow_t(size_t n, const void *nt)
+{
+	(void)nt;
+	return __hak_alloc(n ? n : 1);
+}
+
+HAK_EXPORT void *_ZnwmSt11align_val_t(size_t n, size_t align)
+{
+	return cxx_new_aligned(align, n);
+}
+
+HAK_EXPORT void *_ZnwmSt11align_val_tRKSt9nothrow_t(size_t n, size_t align, const void *nt)
+{
+	(void)nt;
+	return __hak_aligned_alloc(align, n ? n : 1);
+}
+
+HAK_EXPORT void *_Znam(size_t n) HAK_ALIAS_OF(_Znwm);
+HAK_EXPORT void *_ZnamRKSt9nothrow_t(size_t n, const void *nt) HAK_ALIAS_OF(_ZnwmRKSt9nothrow_t);
+HAK_EXPORT void *_ZnamSt11align_val_t(size_t n, size_t align) HAK_ALIAS_OF(_ZnwmSt11align_val_t);
+HAK_EXPORT void *_ZnamSt11align_val_tRKSt9nothrow_t(size_t n, size_t align, const void *nt)
+	HAK_ALIAS_OF(_ZnwmSt11align_val_tRKSt9nothrow_t);
+
+/* The sizes and alignments a delete passes are hints; free needs neither. */
+HAK_EXPORT void _ZdlPv(void *p)
+{
+	__hak_free(p);
+}
+
+HAK_EXPORT void _ZdlPvm(void *p, size_t n)
+{
+	(void)n;
+	__hak_free(p);
+}
+
+HAK_EXPORT void _ZdlPvmSt11align_val_t(void *p, size_t n, size_t align)
+{
+	(void)n;
+	(void)align;
+	__hak_free(p);
+}
+
+HAK_EXPORT void _ZdlPvRKSt9nothrow_t(void *p, const void *nt)
+{
+	(void)nt;
+	__hak_free(p);
+}
+
+HAK_EXPORT void _ZdlPvSt11align_val_tRKSt9nothrow_t(void *p, size_t align, const void *nt)
+{
+	(void)align;
+	(void)nt;
+	__hak_free(p);
+}
+
+HAK_EXPORT void _ZdaPv(void *p) HAK_ALIAS_OF(_ZdlPv);
+HAK_EXPORT void _ZdaPvm(void *p, size_t n) HAK_ALIAS_OF(_ZdlPvm);
+HAK_EXPORT void _ZdlPvSt11align_val_t(void *p, size_t align) HAK_ALIAS_OF(_ZdlPvm);
+HAK_EXPORT void _ZdaPvSt11align_val_t(void *p, size_t align) HAK_ALIAS_OF(_ZdlPvm);
+HAK_EXPORT void _ZdaPvmSt11align_val_t(void *p, size_t n, size_t align)
+	HAK_ALIAS_OF(_ZdlPvmSt11align_val_t);
+HAK_EXPORT void _ZdaPvRKSt9nothrow_t(void *p, const void *nt) HAK_ALIAS_OF(_ZdlPvRKSt9nothrow_t);
+HAK_EXPORT void _ZdaPvSt11align_val_tRKSt9nothrow_t(void *p, size_t align, const void *nt)
+	HAK_ALIAS_OF(_ZdlPvSt11align_val_tRKSt9nothrow_t);

@@ -15,7 +15,7 @@ dir=$(dirname "$0")
 preload_setup
 tap_plan 4
 
-cxx=$(command -v g++) || tap_skip_rest "g++ is not installed"
+preload_cxx
 
 prog=$workdir/cxx_threads
 "$cxx" -std=c++17 -O2 -g -Wall -Wextra -Werror -pthread -o "$prog" \

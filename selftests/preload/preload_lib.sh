@@ -90,6 +90,12 @@ preload_cc() {
 	[ -n "$cc" ] || tap_skip_rest "no C compiler"
 }
 
+# preload_cxx: $cxx is g++; without it every planned point left is skipped.
+preload_cxx() {
+	cxx=$(command -v g++ 2>/dev/null)
+	[ -n "$cxx" ] || tap_skip_rest "g++ is not installed"
+}
+
 # built_or_skip STATUS DESC PROG NAME: one point for a test program's build
 # (STATUS is the compiler's); when PROG was not made, the compiler's first
 # lines go to the log and every point left is skipped.
