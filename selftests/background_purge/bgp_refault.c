@@ -33,9 +33,6 @@
 
 static volatile int stop;
 static unsigned delay;
-static long faults[ROUNDS];
-static size_t busy_ms[ROUNDS];
-static unsigned tick_gap[ROUNDS];
 
 /* A slow path (a 4 MiB block) every half delay: busy, but rarely. */
 static void *ticker(void *arg)
@@ -61,7 +58,7 @@ int main(int argc, char **argv)
 	struct refault_set set;
 	pthread_t tk, wk;
 	long before, after = 0;
-	struct refault_rounds rr = { 0, ROUNDS, faults, busy_ms, tick_gap, 0 };
+	static struct refault_rounds rr = { .rounds = ROUNDS };
 	unsigned waited;
 
 	if (!getenv("HAKMEM_BACKGROUND_PURGE")) {

@@ -20,9 +20,6 @@
 #define ROUNDS	8
 
 static volatile int stop;
-static long faults[ROUNDS];
-static size_t busy_ms[ROUNDS];
-static unsigned tick_gap[ROUNDS];
 
 static void *ticker(void *arg)
 {
@@ -37,7 +34,7 @@ static void *ticker(void *arg)
 
 int main(void)
 {
-	struct refault_rounds rr = { 0, ROUNDS, faults, busy_ms, tick_gap, 0 };
+	static struct refault_rounds rr = { .rounds = ROUNDS };
 	unsigned delay;
 	struct hak_purge_stats ps;
 	pthread_t tk, wk;

@@ -81,13 +81,15 @@ static inline void refault_set_free(struct refault_set *s)
 	free(s->grow);
 }
 
+#define REFAULT_MAX_ROUNDS	16
+
 struct refault_rounds {
 	unsigned gap;			/* ms between a round's free and the next take */
-	int rounds;
-	long *faults;			/* [rounds] */
-	size_t *busy_ms;		/* [rounds]: hak_purge_stats' learned_ms */
-	unsigned *tick_gap;		/* [rounds]: longest ticker gap in the wait before */
+	int rounds;			/* at most REFAULT_MAX_ROUNDS */
 	unsigned delay;			/* the configured purge delay, ms */
+	long faults[REFAULT_MAX_ROUNDS];
+	size_t busy_ms[REFAULT_MAX_ROUNDS];	/* hak_purge_stats' learned_ms at the take */
+	unsigned tick_gap[REFAULT_MAX_ROUNDS];	/* longest ticker gap in the wait before */
 };
 
 static unsigned long refault_tick_last;	/* atomic: tst_coarse_ms() at the last tick */
@@ -122,6 +124,8 @@ static inline void *refault_worker(void *arg)
 	struct refault_set set;
 	int r;
 
+	if (rr->rounds > REFAULT_MAX_ROUNDS)
+		tap_bail("%d rounds, at most %d", rr->rounds, REFAULT_MAX_ROUNDS);
 	for (r = 0; r < rr->rounds; r++) {
 		struct hak_purge_stats ps;
 
