@@ -771,7 +771,7 @@ int __hak_trim(size_t pad)
 	size_t done;
 
 	(void)pad;
-	done = __hak_purge_all();
+	done = __hak_purge_trim();
 	errno = saved;
 	return done != 0;
 }

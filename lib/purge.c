@@ -202,7 +202,8 @@ size_t __hak_purge_idle(bool *ran)
 					  (unsigned)__hak_opt.purge_delay_ms));
 }
 
-size_t __hak_purge_all(void)
+/* Other threads' mid-size blocks cached within spare_ms stay (l25.h). */
+static size_t purge_every_cache(unsigned spare_ms)
 {
 	unsigned base = (unsigned)__hak_opt.purge_delay_ms;
 	size_t done;
@@ -212,9 +213,19 @@ size_t __hak_purge_all(void)
 	__hak_heap_flush_self();
 	__hak_heap_scavenge_pool();
 	done = __hak_ss_release(true);
-	done += hak_l25_release();
+	done += hak_l25_release(spare_ms);
 	done += __hak_large_release_cache();
 	return done;
+}
+
+size_t __hak_purge_all(void)
+{
+	return purge_every_cache(0);
+}
+
+size_t __hak_purge_trim(void)
+{
+	return purge_every_cache((unsigned)__hak_opt.purge_delay_ms);
 }
 
 bool __hak_purge_for_retry(void)

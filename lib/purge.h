@@ -44,8 +44,13 @@ size_t __hak_purge_decay(unsigned now);
  * learned one otherwise.
  */
 size_t __hak_purge_idle(bool *ran);
-/* Purge every cache now (near the limit, trim-like). Bytes released. */
+/* Purge every cache now (near the limit, the retry). Bytes released. */
 size_t __hak_purge_all(void);
+/*
+ * malloc_trim: the same, but the mid-size blocks other threads cached
+ * within the purge delay stay theirs (they are reusing them).
+ */
+size_t __hak_purge_trim(void);
 /*
  * An allocation failed: purge every cache; true when something was
  * released, so the caller retries once.

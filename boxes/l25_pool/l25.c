@@ -66,7 +66,8 @@
  * purges the pages of those cached for the delay in place (tc_purge()).
  * The pool keeps up to L25_RESERVE purged regions for any shard and
  * class; it unmaps the rest. hak_l25_release() purges and unmaps
- * everything empty.
+ * everything empty, and the blocks other threads cached before its
+ * spare_ms.
  *
  * Guard pages (hardened box): a block's slot (the stride) is its class
  * and a guard page (PROT_NONE) after it, made when the block is first
@@ -1752,12 +1753,21 @@ size_t hak_l25_decay(unsigned now, unsigned delay)
 	return done;
 }
 
-size_t hak_l25_release(void)
+/*
+ * Other threads' cached blocks are theirs to reuse: a trim from one thread
+ * (qemu's RCU thread calls malloc_trim(4 MiB) after each batch of
+ * callbacks, 40 times in one qemu-img convert) purged every worker's
+ * cache, and the workers faulted those pages straight back (def 1.32x
+ * glibc's CPU, 7-15x its faults: reliability.md, twentieth run). So a trim
+ * spares what was cached within spare_ms, as the decay pass does, and
+ * purges what sat longer; glibc's trim leaves its thread caches alone.
+ */
+size_t hak_l25_release(unsigned spare_ms)
 {
 	struct l25_region *rel, *r;
 	uintptr_t cur, end;
 	size_t done = 0;
-	unsigned s, n = arch_load_relaxed(&nshards);
+	unsigned s, n = arch_load_relaxed(&nshards), now = __hak_now_ms();
 
 	tc_flush_all();
 	for (s = 0; s < n; s++) {
@@ -1765,10 +1775,10 @@ size_t hak_l25_release(void)
 		uint64_t before;
 
 		shard_lock(sh);
-		remote_collect(sh, __hak_now_ms());
+		remote_collect(sh, now);
 		before = sh->purged_bytes;
 		purge_older(sh, 0, 0);
-		tc_purge(sh, 0, 0);
+		tc_purge(sh, now, spare_ms);
 		rel = detach_empty(sh, true, 0, 0, false);
 		done += (size_t)(sh->purged_bytes - before);
 		hak_unlock(&sh->lock);

@@ -19,9 +19,12 @@
  *   hak_l25_usable(p)      usable bytes of p (in an L2.5 region): its
  *                          class (with the hardened box a guard page
  *                          follows it in its slot);
- *   hak_l25_release()      flush the calling thread's cache, give empty
- *                          pages back (trim; other threads' cached blocks
- *                          are purged in place), bytes released;
+ *   hak_l25_release(spare) flush the calling thread's cache, give empty
+ *                          pages back, purge other threads' cached blocks
+ *                          in place but those cached within spare ms
+ *                          (malloc_trim: the purge delay; 0: every one,
+ *                          for the memory limit and a failed allocation's
+ *                          retry), bytes released;
  *   hak_l25_decay(now, delay)  purge the free blocks unused for delay ms
  *                          (HAK_L25_HOLD delays for a class taken within
  *                          as long, down to what it took recently) and the
@@ -75,7 +78,7 @@ void *hak_l25_alloc(size_t n);
 void *hak_l25_alloc_cached(size_t n);
 bool hak_l25_free(void *p);
 size_t hak_l25_usable(const void *p);
-size_t hak_l25_release(void);
+size_t hak_l25_release(unsigned spare_ms);
 size_t hak_l25_decay(unsigned now, unsigned delay);
 void hak_l25_stats(struct hak_l25_stats *st);
 bool hak_l25_fork_prepare(void);
@@ -109,7 +112,11 @@ static inline size_t hak_l25_usable(const void *p)
 	(void)p;
 	return 0;
 }
-static inline size_t hak_l25_release(void) { return 0; }
+static inline size_t hak_l25_release(unsigned spare_ms)
+{
+	(void)spare_ms;
+	return 0;
+}
 static inline size_t hak_l25_decay(unsigned now, unsigned delay)
 {
 	(void)now; (void)delay;

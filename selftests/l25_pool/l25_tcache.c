@@ -18,17 +18,23 @@
  *    later the passes other threads drive have given their pages back
  *    (mincore) while they stay in its cache, and it gets them again,
  *    zero-filled, without a shard operation;
- *  - a thread that reuses its cached blocks while another trims (purging
- *    every thread's cached blocks) never loses what it wrote to a live
- *    block.
+ *  - malloc_trim from another thread spares a block cached within the
+ *    purge delay (resident, handed out again without a fault) and purges
+ *    one cached longer (qemu's RCU thread trims while its workers reuse
+ *    their blocks);
+ *  - a thread that reuses its cached blocks while another purges every
+ *    thread's cached blocks (hak_l25_release(0), the memory limit's and a
+ *    failed allocation's purge) never loses what it wrote to a live block.
  */
 #include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include "l25_test.h"
+#include "init.h"
 
 #define SZ		100000		/* class 112 KiB */
 #define TC_N		CONFIG_HAK_L25_TCACHE
@@ -404,6 +410,110 @@ static void test_idle_purge(void)
 	malloc_trim(0);
 }
 
+/* ---- a trim from another thread ---- */
+
+static struct {
+	void *blk;
+	double cached_at;	/* lt_now() at the free that cached blk */
+	long faults;		/* this thread's, taking blk again and writing it */
+	int again;		/* blk handed out again */
+	int step, go;		/* atomic: the worker's step, the main's go */
+} sp;
+
+static long thread_faults(void)
+{
+	struct rusage ru;
+
+	return getrusage(RUSAGE_THREAD, &ru) ? -1 : ru.ru_minflt;
+}
+
+static void *spare_worker(void *arg)
+{
+	void *p = NULL, *q;
+	long f;
+	int i;
+
+	(void)arg;
+	for (i = 0; i < 4; i++) {	/* a few misses and hits: its ticks run */
+		p = malloc(lt_opaque(SZ));
+		memset(p, i, SZ);
+		free(p);
+		usleep(2000);
+	}
+	sp.blk = p;
+	sp.cached_at = lt_now();
+	__atomic_store_n(&sp.step, 1, __ATOMIC_RELEASE);
+	while (__atomic_load_n(&sp.go, __ATOMIC_ACQUIRE) < 1)
+		usleep(1000);
+	f = thread_faults();
+	q = malloc(lt_opaque(SZ));
+	memset(q, 9, SZ);
+	sp.faults = thread_faults() - f;
+	sp.again = q == p;
+	free(q);
+	sp.cached_at = lt_now();
+	__atomic_store_n(&sp.step, 2, __ATOMIC_RELEASE);
+	while (__atomic_load_n(&sp.go, __ATOMIC_ACQUIRE) < 2)
+		usleep(1000);
+	return NULL;
+}
+
+static size_t resident_pages(const void *p, size_t n)
+{
+	unsigned char vec[(SZ + 4095) / 4096 + 1];
+	uintptr_t a = (uintptr_t)p & ~(uintptr_t)4095;
+	size_t len = (uintptr_t)p + n - a, k, got = 0;
+
+	if (mincore((void *)a, len, vec))
+		return (size_t)-1;
+	for (k = 0; k < (len + 4095) / 4096; k++)
+		got += vec[k] & 1;
+	return got;
+}
+
+static void test_trim_spares(void)
+{
+	unsigned delay = (unsigned)__hak_opt.purge_delay_ms;
+	size_t pages = (SZ + 4095) / 4096, before, after;
+	double took;
+	pthread_t t;
+
+	if (!delay) {
+		tap_skip("HAKMEM_PURGE_DELAY_MS=0: no delay to spare blocks within");
+		tap_skip("HAKMEM_PURGE_DELAY_MS=0");
+		return;
+	}
+	malloc_trim(0);
+	memset(&sp, 0, sizeof(sp));
+	pthread_create(&t, NULL, spare_worker, NULL);
+	while (__atomic_load_n(&sp.step, __ATOMIC_ACQUIRE) < 1)
+		usleep(1000);
+	before = resident_pages(sp.blk, SZ);
+	malloc_trim(0);
+	after = resident_pages(sp.blk, SZ);
+	took = lt_now() - sp.cached_at;
+	__atomic_store_n(&sp.go, 1, __ATOMIC_RELEASE);
+	while (__atomic_load_n(&sp.step, __ATOMIC_ACQUIRE) < 2)
+		usleep(1000);
+	if (took * 1000 >= delay / 2)
+		tap_skip("the trim came %.0f ms after the free (delay %u ms): the machine "
+			 "is too slow to tell", took * 1000, delay);
+	else
+		tap_ok(before >= pages - 1 && after == before && sp.again && sp.faults == 0,
+		       "malloc_trim in another thread spares a block cached %.1f ms before "
+		       "(delay %u ms): %zu -> %zu of %zu pages resident, handed out again "
+		       "(%d) with %ld faults", took * 1000, delay, before, after, pages,
+		       sp.again, sp.faults);
+	usleep((delay * 2 + 50) * 1000);
+	malloc_trim(0);
+	after = resident_pages(sp.blk, SZ);
+	tap_ok(after == 0, "and purges it once it sat cached %u ms and more: %zu pages resident",
+	       delay * 2 + 50, after);
+	__atomic_store_n(&sp.go, 2, __ATOMIC_RELEASE);
+	pthread_join(t, NULL);
+	malloc_trim(0);
+}
+
 static volatile int race_stop;
 
 static void *race_trim(void *arg)
@@ -411,7 +521,7 @@ static void *race_trim(void *arg)
 	unsigned long *n = arg;
 
 	while (!race_stop) {
-		malloc_trim(0);
+		hak_l25_release(0);
 		(*n)++;
 	}
 	return NULL;
@@ -448,7 +558,7 @@ static void test_purge_race(void)
 	pthread_join(t, NULL);
 	b = stats();
 	tap_ok(!bad && b.tc_purged_bytes > a.tc_purged_bytes,
-	       "another thread trimming (purging cached blocks) while this one reuses them: "
+	       "another thread purging every cached block while this one reuses them: "
 	       "%lu of %lu rounds lost data, %lu trims, %zu KiB purged from caches",
 	       bad, ops, trims, (b.tc_purged_bytes - a.tc_purged_bytes) >> 10);
 	malloc_trim(0);
@@ -467,6 +577,7 @@ int main(void)
 	test_double_free();
 	test_fork();
 	test_idle_purge();
+	test_trim_spares();
 	test_purge_race();
 	tap_finish();
 }
