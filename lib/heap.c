@@ -9,7 +9,8 @@
  * The owner takes owner->pending whole with xchg and, for each slab, reads
  * pending_next first, then takes s->remote whole with xchg (so does the
  * decay pass for an owner idle for the delay, holding its scan lock:
- * idle_collect). So a slab is
+ * idle_collect; and, past the cores, another heap's refill about to take
+ * new pages, holding it too: collect_others). So a slab is
  * on at most one pending stack, is on it exactly while s->remote is
  * non-empty, and its blocks count in s->used until collected: a slab with
  * used == 0 has no block in flight and may be released. Both stacks are
