@@ -16,8 +16,8 @@
  *   4. a paid block of 4 MiB taken back keeps at most 4 MiB of idle blocks
  *      from paying, not every block of 4 MiB or more.
  *
- * Each case starts from an empty cache and no mark (bc_set_max). runner:
- * long (four sleeps past the idle age, about 9 s).
+ * Each case starts from an empty cache and no mark (bc_set_max).
+ * runner: long (four sleeps past the idle age, about 9 s)
  */
 #include "bc_test.h"
 #include "boxes/bigcache/bc_internal.h"
