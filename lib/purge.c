@@ -38,6 +38,11 @@
  * retry) gives back what is then faulted in again by design: it drops the
  * open window, and none opens for LEARN_WINDOW base delays after it.
  * The window's state is written only by the pass (under purge_busy).
+ * The learned delay holds only while the resident set stays within 1/32
+ * of its highest at any earlier busy pass (past_mark, /proc/self/statm
+ * read at those passes while the learned delay is longer than the base):
+ * a pass that finds it past that uses the base delay, since what the
+ * longer delay keeps would sit on top of the program's new peak.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -158,6 +163,23 @@ static bool idle_since(unsigned now, unsigned last, unsigned base)
 	return last && __hak_ms_age(now, last) >= base;
 }
 
+static size_t rss_mark;			/* under purge_busy: the resident set's peak at passes */
+
+/*
+ * Is the resident set past its highest at any earlier pass (by more than
+ * 1/32)? Then the learned delay is not worth its memory: it keeps caches
+ * resident to save refaults, and on top of new growth every byte it keeps
+ * raises the program's peak. Under purge_busy.
+ */
+static bool past_mark(void)
+{
+	size_t rss = __hak_rss(), mark = rss_mark;
+
+	if (rss > mark)
+		rss_mark = rss;
+	return mark && rss > mark + mark / 32;
+}
+
 /* A pass at now; idle: the program is idle (base delay, not watched). */
 static size_t decay_pass(unsigned now, bool idle)
 {
@@ -168,6 +190,8 @@ static size_t decay_pass(unsigned now, bool idle)
 		return 0;
 	arch_store_relaxed(&next_ms, now + pass_step(base));
 	delay = idle ? base : busy_delay(base);
+	if (delay > base && past_mark())
+		delay = base;
 	done = __hak_ss_decay(now, delay);
 	done += __hak_heap_purge_idle(now, delay);
 	done += __hak_large_decay(now, delay);
@@ -294,6 +318,11 @@ void __hak_purge_fork_child(void)
 {
 	purge_busy = 0;
 	watch.end = 0;
+}
+
+void __hak_purge_set_learned(unsigned ms)
+{
+	arch_store_relaxed(&learned_ms, ms);
 }
 
 void __hak_purge_stats(struct hak_purge_stats *st)

@@ -70,6 +70,8 @@ struct hak_purge_stats {
 };
 void __hak_purge_stats(struct hak_purge_stats *st);
 void __hak_purge_fork_child(void);
+/* Tests: set the busy passes' learned delay (as refaults would). */
+void __hak_purge_set_learned(unsigned ms);
 
 /* Read the cgroup memory limit and HAKMEM_MEMORY_LIMIT* (start-up). */
 void __hak_limit_init(void);

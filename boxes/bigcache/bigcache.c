@@ -148,7 +148,9 @@ static struct {
 	size_t proc_peak;		/* the resident set's mark (pay_growth) */
 	size_t proc_rss;		/* the resident set at the last pass, less its pay */
 	size_t proc_grown;		/* the large path's growth since that pass */
+	size_t proc_credit;		/* of the one before it, not resident at that pass */
 	size_t back_min;		/* shortest take a paid block served (paid_back) */
+	size_t back_bytes;		/* bytes of those takes (paid_back's budget) */
 	size_t max;			/* the bound: base * users (note_user) */
 	size_t base;			/* HAKMEM_BIGCACHE_MAX */
 	bool scaled;			/* base is the default: scale it */
@@ -518,7 +520,7 @@ static void note_demand(size_t len)
 	unsigned w, i;
 
 	if (bc.delay_ms && __hak_ms_age(bc.now, bc.last_take) > active_ms())
-		bc.back_min = 0;	/* the cache was idle: paid_back starts again */
+		bc.back_min = bc.back_bytes = 0;	/* the cache was idle: paid_back starts again */
 	bc.last_take = bc.now;
 	if (!bc.decay_ms)
 		return;
@@ -607,6 +609,7 @@ static void note_back(const struct bc_ent *e, size_t len)
 	if (!e->paid)
 		return;
 	bc.st.paid_back++;
+	bc.back_bytes += len;
 	if (!bc.back_min || len < bc.back_min)
 		bc.back_min = len;
 }
@@ -1451,17 +1454,32 @@ out:
  */
 static size_t pay_growth(struct bc_batch *b, size_t rss)
 {
-	size_t lim, done = 0;
+	size_t lim, grown = bc.proc_grown, kept = 0, done = 0, young;
 	unsigned idle = bc.delay_ms / BC_PAY_IDLE_DIV;
 	struct bc_ent *e, *n;
 
 	if (!rss)
 		return 0;
-	lim = bc.proc_rss + bc.proc_grown;	/* the large path's own growth */
-	bc.proc_grown = 0;
+	/*
+	 * The large path's own growth, and the last interval's credit, on
+	 * top of the resident set at the last pass; of that set, only what
+	 * the mark covers: growth within the slack was nobody's to raise the
+	 * mark with (taken as the base, it let every pass lift the mark by
+	 * up to 1/32 unpaid, so a heap that grew slowly never paid).
+	 */
+	lim = (bc.proc_rss < bc.proc_peak ? bc.proc_rss : bc.proc_peak) + bc.proc_credit + grown;
+	bc.proc_grown = bc.proc_credit = 0;
 	if (lim > rss) {
-		/* pages not touched yet: their credit waits (at most a bound's worth) */
-		bc.proc_grown = lim - rss < bc.max ? lim - rss : bc.max;
+		/*
+		 * Pages not touched yet: their credit waits one pass, and
+		 * only this interval's growth's (at most a bound's worth).
+		 * The difference also holds whatever the process gave back
+		 * since the last pass (purges, unmaps, frees of untouched
+		 * blocks); carried on, it let the heap grow unpaid later.
+		 */
+		bc.proc_credit = lim - rss < grown ? lim - rss : grown;
+		if (bc.proc_credit > bc.max)
+			bc.proc_credit = bc.max;
 		lim = rss;
 	}
 	if (!bc.proc_peak)
@@ -1473,8 +1491,10 @@ static size_t pay_growth(struct bc_batch *b, size_t rss)
 	for (e = bc.hot.oldest; e && rss > bc.proc_peak &&
 	     __hak_ms_age(bc.now, e->stamp) >= idle; e = n) {
 		n = e->newer;
-		if (paid_back(e))
-			continue;	/* the program takes such blocks back */
+		if (paid_back(e) && kept + e->len <= bc.back_bytes) {
+			kept += e->len;	/* the program takes such blocks back */
+			continue;
+		}
 		unlink_ent(e);
 		bc.inflight += e->len;
 		rss = rss > e->len ? rss - e->len : 0;
@@ -1484,8 +1504,17 @@ static size_t pay_growth(struct bc_batch *b, size_t rss)
 		e->older = b->purge;
 		b->purge = e;
 	}
-	if (rss > bc.proc_peak)
-		bc.proc_peak = rss;	/* nothing idle left: the program grew */
+	/*
+	 * Nothing idle left: the program grew, by what the young resident
+	 * blocks (left alone: taken or freed within the idle age) cannot
+	 * cover. The rest waits for them: once idle they pay, unless the
+	 * program took them back. Raising the mark by all of it kept a burst
+	 * freed just before the heap grew resident for good (R's examples:
+	 * 45 MB of freed vectors under a heap that grew by 20 MB).
+	 */
+	young = bc.resident > kept ? bc.resident - kept : 0;
+	if (rss > bc.proc_peak + young)
+		bc.proc_peak = rss - young;
 out:
 	bc.proc_rss = rss;
 	return done;
@@ -1768,8 +1797,8 @@ void hak_bigcache_init(void)
 		;
 	bc.st.peak_bytes = bc.bytes;	/* the high-water mark under this bound */
 	bc.foot_peak = 0;		/* and the footprint's, at misses */
-	bc.proc_peak = bc.proc_rss = bc.proc_grown = 0;	/* and the resident set's */
-	bc.back_min = 0;
+	bc.proc_peak = bc.proc_rss = bc.proc_grown = bc.proc_credit = 0;	/* and the resident set's */
+	bc.back_min = bc.back_bytes = 0;
 	tab_check_size();
 	hak_unlock(&bc.lock);
 	finish(&b);
