@@ -1083,3 +1083,133 @@ size_t __hak_os_minor_faults(void)
 		return 0;
 	return (size_t)ru.ru_minflt;
 }
+
+static int busy_sched = 1;	/* atomic: 0 once /proc's schedstat failed */
+
+/* "run wait slices": the first two fields, summed; false if unreadable. */
+static bool busy_read(int dir, const char *path, uint64_t *ns)
+{
+	char buf[96];
+	uint64_t v[2] = { 0, 0 };
+	int fd = (int)syscall(SYS_openat, dir, path, O_RDONLY | O_CLOEXEC), field = 0;
+	ssize_t n;
+
+	if (fd < 0)
+		return false;
+	n = syscall(SYS_read, fd, buf, sizeof(buf) - 1);
+	syscall(SYS_close, fd);
+	for (ssize_t i = 0; i < n && field < 2; i++) {
+		if (buf[i] >= '0' && buf[i] <= '9')
+			v[field] = v[field] * 10 + (uint64_t)(buf[i] - '0');
+		else if (buf[i] == ' ')
+			field++;
+		else
+			return false;
+	}
+	if (field < 2)
+		return false;
+	*ns = v[0] + v[1];
+	return true;
+}
+
+static uint64_t cpu_ns(clockid_t clk)
+{
+	struct timespec ts;
+
+	if (clock_gettime(clk, &ts))
+		return 0;
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+int __hak_os_busy_self(uint64_t *ns)
+{
+	int err = errno, src = HAK_OS_BUSY_SCHED;
+
+	errno = 0;
+	if (!arch_load_relaxed(&busy_sched) ||
+	    !busy_read(AT_FDCWD, "/proc/thread-self/schedstat", ns)) {
+		if (errno == EMFILE || errno == ENFILE) {
+			errno = err;
+			return HAK_OS_BUSY_NONE;
+		}
+		arch_store_relaxed(&busy_sched, 0);
+		*ns = cpu_ns(CLOCK_THREAD_CPUTIME_ID);
+		src = *ns ? HAK_OS_BUSY_CPU : HAK_OS_BUSY_NONE;
+	}
+	errno = err;
+	return src;
+}
+
+struct dirent64_hdr {			/* getdents64's record, name follows */
+	uint64_t ino;
+	int64_t off;
+	unsigned short reclen;
+	unsigned char type;
+	char name[];
+};
+
+/* The tasks' sum; false when /proc/self/task cannot be listed. */
+static bool busy_tasks(uint64_t *sum)
+{
+	char buf[1024] __attribute__((aligned(8)));
+	char me[24];
+	pid_t tid = (pid_t)syscall(SYS_gettid);
+	int dir = (int)syscall(SYS_openat, AT_FDCWD, "/proc/self/task",
+			       O_RDONLY | O_DIRECTORY | O_CLOEXEC), len = 0;
+	ssize_t n;
+
+	if (dir < 0)
+		return false;
+	do					/* tid in decimal, then the file */
+		me[len++] = (char)('0' + tid % 10);
+	while ((tid /= 10) && len < 10);
+	for (int i = 0; i < len / 2; i++) {
+		char c = me[i];
+
+		me[i] = me[len - 1 - i];
+		me[len - 1 - i] = c;
+	}
+	me[len] = 0;
+	*sum = 0;
+	while ((n = syscall(SYS_getdents64, dir, buf, sizeof(buf))) > 0) {
+		for (ssize_t at = 0; at < n;) {
+			struct dirent64_hdr *d = (struct dirent64_hdr *)(buf + at);
+			char path[40];
+			size_t nl = strnlen(d->name, 20);
+			uint64_t v;
+
+			at += d->reclen;
+			if (d->name[0] < '0' || d->name[0] > '9' || !strcmp(d->name, me) ||
+			    nl >= 20)
+				continue;
+			memcpy(path, d->name, nl);
+			memcpy(path + nl, "/schedstat", sizeof("/schedstat"));
+			if (busy_read(dir, path, &v))	/* gone meanwhile: skipped */
+				*sum += v;
+		}
+	}
+	syscall(SYS_close, dir);
+	return n == 0;
+}
+
+int __hak_os_busy_others(uint64_t *ns)
+{
+	int err = errno, src = HAK_OS_BUSY_SCHED;
+
+	errno = 0;
+	if (!arch_load_relaxed(&busy_sched) || !busy_tasks(ns)) {
+		uint64_t all, own;
+
+		if (errno == EMFILE || errno == ENFILE) {
+			errno = err;
+			return HAK_OS_BUSY_NONE;
+		}
+		all = cpu_ns(CLOCK_PROCESS_CPUTIME_ID);
+		own = cpu_ns(CLOCK_THREAD_CPUTIME_ID);
+		arch_store_relaxed(&busy_sched, 0);
+		*ns = all > own ? all - own : 0;
+		src = all ? HAK_OS_BUSY_CPU : HAK_OS_BUSY_NONE;
+	}
+	errno = err;
+	return src;
+}

@@ -311,6 +311,27 @@ size_t __hak_os_mapped(void);
 size_t __hak_os_minor_faults(void);
 
 /*
+ * Time on a CPU plus time waiting for one on a runqueue, in ns, so far:
+ * what a thread that computes accumulates whatever the machine's load,
+ * and one that sleeps does not. From /proc/.../schedstat (open and read
+ * with raw system calls: no stdio, no malloc, no cancellation point).
+ * Where /proc cannot be read, the CPU-time clocks instead (time on a CPU
+ * only, which a loaded machine shares out). The source of the figure,
+ * HAK_OS_BUSY_*; two figures are comparable only from the same source.
+ * Out of file descriptors: HAK_OS_BUSY_NONE (no figure) this time.
+ * The purge's idle rule (lib/purge.c).
+ */
+enum { HAK_OS_BUSY_NONE, HAK_OS_BUSY_SCHED, HAK_OS_BUSY_CPU };
+/* The calling thread's (/proc/thread-self/schedstat). */
+int __hak_os_busy_self(uint64_t *ns);
+/*
+ * Every other thread's of the process, summed (/proc/self/task/N/
+ * schedstat): three system calls per thread. A thread that exited takes its figure
+ * with it (under the CPU clocks it stays in the process's).
+ */
+int __hak_os_busy_others(uint64_t *ns);
+
+/*
  * Milliseconds of CLOCK_MONOTONIC_COARSE (a vDSO read, no system call),
  * counted from the first reading in the process (1 then; see os.c).
  */

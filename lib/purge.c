@@ -31,9 +31,14 @@
  * A pass when no slow path has run in the whole process for a base delay
  * (active_ms: an idle program), be it the first tick after the idle spell
  * or the background thread's, uses the base delay and is not watched, so
- * an idle program gives memory back as configured; the background
- * thread's passes while the program is busy use the learned delay (at the
- * base delay they purged the working sets of threads between requests).
+ * an idle program gives memory back as configured. Unless the program
+ * computed through that gap out of its thread caches: the tick's thread
+ * (tick_mark), or for the background thread every other thread (bg_mark),
+ * was on a CPU or waiting for one half the time or more (schedstat, which
+ * a loaded machine does not dilute): then the pass is a busy one. The
+ * background thread's passes while the program is busy use the learned
+ * delay (at the base delay they purged the working sets of threads
+ * between requests).
  * A purge-all (malloc_trim, the memory limit, a failed allocation's
  * retry) gives back what is then faulted in again by design: it drops the
  * open window, and none opens for LEARN_WINDOW base delays after it.
@@ -180,6 +185,54 @@ static bool past_mark(void)
 	return mark && rss > mark + mark / 32;
 }
 
+/*
+ * Computing or sleeping? A gap with no slow path is not idleness when the
+ * program computed through it out of its thread caches. A mark is a
+ * reading of time on a CPU plus time waiting for one (__hak_os_busy_*):
+ * a thread that computes accumulates about the time elapsed, whatever
+ * the load, and one that sleeps nothing. Read only while learning is on
+ * (otherwise idle and busy passes use the same delay).
+ */
+struct busy_mark {
+	uint64_t ns;			/* the reading */
+	unsigned ms;			/* when (__hak_now_ms) */
+	int src;			/* HAK_OS_BUSY_*; NONE: no mark */
+};
+/* This thread's, at most half a base delay old at each of its full ticks. */
+static __thread struct busy_mark tick_mark __attribute__((tls_model("initial-exec")));
+static struct busy_mark bg_mark;	/* the other threads', at the background passes */
+
+static bool learning(unsigned base)
+{
+	return (unsigned)__hak_opt.purge_delay_max_ms > base;
+}
+
+/*
+ * From mark *m to a new one (which replaces it): busy half the time or
+ * more? A gap is at least a base delay and the old mark at most half a
+ * base delay older: a thread that slept through the gap reads a third at
+ * most, one that computed through it two thirds at least.
+ */
+static bool busy_share(struct busy_mark *m, unsigned now, uint64_t ns, int src)
+{
+	struct busy_mark old = *m;
+	unsigned age = __hak_ms_age(now, old.ms);
+
+	*m = (struct busy_mark){ ns, now, src };
+	if (!src || src != old.src || !age || ns < old.ns)
+		return false;
+	return (ns - old.ns) * 2 >= (uint64_t)age * 1000000u;
+}
+
+/* The tick's: did this thread compute through the gap? */
+static bool self_computed(unsigned now)
+{
+	uint64_t ns = 0;
+	int src = __hak_os_busy_self(&ns);
+
+	return busy_share(&tick_mark, now, ns, src);
+}
+
 /* A pass at now; idle: the program is idle (base delay, not watched). */
 static size_t decay_pass(unsigned now, bool idle)
 {
@@ -216,14 +269,23 @@ size_t __hak_purge_decay(unsigned now)
 
 size_t __hak_purge_idle(bool *ran)
 {
-	unsigned now = __hak_now_ms();
+	unsigned now = __hak_now_ms(), base;
+	bool idle;
 
 	*ran = false;
 	if (!__hak_opt.purge_delay_ms || !__hak_ms_due(now, arch_load_relaxed(&next_ms)))
 		return 0;
 	*ran = true;
-	return decay_pass(now, idle_since(now, arch_load_relaxed(&active_ms),
-					  (unsigned)__hak_opt.purge_delay_ms));
+	base = (unsigned)__hak_opt.purge_delay_ms;
+	idle = idle_since(now, arch_load_relaxed(&active_ms), base);
+	if (learning(base)) {	/* the other threads computed since the last pass? */
+		uint64_t ns = 0;
+		int src = __hak_os_busy_others(&ns);
+
+		if (busy_share(&bg_mark, now, ns, src))
+			idle = false;
+	}
+	return decay_pass(now, idle);
 }
 
 /* Other threads' mid-size blocks cached within spare_ms stay (l25.h). */
@@ -303,8 +365,15 @@ void __hak_purge_tick(void)
 	last = arch_load_relaxed(&active_ms);
 	if (last != now)	/* another thread may have stamped this ms */
 		arch_store_relaxed(&active_ms, now);
-	if (delay && __hak_ms_due(now, arch_load_relaxed(&next_ms)))
-		decay_pass(now, idle_since(now, last, delay));
+	if (delay && __hak_ms_due(now, arch_load_relaxed(&next_ms))) {
+		bool idle = idle_since(now, last, delay);
+
+		if (idle && learning(delay))
+			idle = !self_computed(now);
+		decay_pass(now, idle);
+	}
+	if (delay && learning(delay) && __hak_ms_age(now, tick_mark.ms) > delay / 2)
+		(void)self_computed(now);	/* a fresh mark */
 	if (delay)	/* once per delay per heap */
 		__hak_heap_purge_pages(now, busy_delay(delay));
 	hak_bgpurge_kick();
@@ -318,6 +387,8 @@ void __hak_purge_fork_child(void)
 {
 	purge_busy = 0;
 	watch.end = 0;
+	tick_mark.src = HAK_OS_BUSY_NONE;	/* the counts restart in the child */
+	bg_mark.src = HAK_OS_BUSY_NONE;
 }
 
 void __hak_purge_set_learned(unsigned ms)

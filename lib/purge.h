@@ -40,8 +40,8 @@ size_t __hak_purge_decay(unsigned now);
 /*
  * A decay pass if one is due (no tick ran one for a quarter of the delay);
  * *ran tells whether it ran. For the background purge box. It uses the
- * base delay when no slow path ran for a delay (the program is idle), the
- * learned one otherwise.
+ * base delay when no slow path ran for a delay and the other threads did
+ * not compute through it (the program is idle), the learned one otherwise.
  */
 size_t __hak_purge_idle(bool *ran);
 /* Purge every cache now (near the limit, the retry). Bytes released. */

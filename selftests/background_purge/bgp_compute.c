@@ -1,0 +1,14 @@
+// SPDX-License-Identifier: MIT
+/*
+ * A program that computes between its calls is not idle (lib/purge.c's
+ * idle rule), with the background purge thread running its passes:
+ * selftests/lib/compute_gap.h. runner: long (it computes and sleeps
+ * through its rounds, about 5 s; started first)
+ */
+#include "compute_gap.h"
+
+int main(int argc, char **argv)
+{
+	(void)argc;
+	return compute_gap_main(argv, true);
+}
