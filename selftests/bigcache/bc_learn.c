@@ -153,9 +153,15 @@ int main(int argc, char **argv)
 	 */
 	for (r = ROUNDS - 3; r < ROUNDS; r++)
 		kept += faults[r] <= (long)SET_PAGES / 8;
-	tap_ok(faults[1] >= (long)SET_PAGES / 2,
-	       "the first re-take after %u ms faults the set in again (%ld faults)", gap,
-	       faults[1]);
+	/*
+	 * Unless a delay was learned before the set was ever purged: on a
+	 * loaded machine the ticker can wait for a CPU past a delay in the
+	 * warm-up, and since ic32 that gap is a busy one (the ticker was
+	 * runnable), whose purge of its churn's pages the churn faults back.
+	 */
+	tap_ok(faults[1] >= (long)SET_PAGES / 2 || busy_ms[0] > delay,
+	       "the first re-take after %u ms faults the set in again (%ld faults; busy delay "
+	       "at the first take %zu ms)", gap, faults[1], busy_ms[0]);
 	tap_ok(kept >= 2,
 	       "once the delay is learned BigCache keeps the set: %d of the last 3 re-takes "
 	       "fault under 1/8 of it (%ld, %ld, %ld; first %ld)", kept, faults[ROUNDS - 3],
