@@ -1160,9 +1160,9 @@ static bool busy_tasks(uint64_t *sum)
 
 	if (dir < 0)
 		return false;
-	do					/* tid in decimal, then the file */
+	do {					/* tid in decimal */
 		me[len++] = (char)('0' + tid % 10);
-	while ((tid /= 10) && len < 10);
+	} while ((tid /= 10) && len < 10);
 	for (int i = 0; i < len / 2; i++) {
 		char c = me[i];
 
