@@ -198,7 +198,10 @@ struct busy_mark {
 	unsigned ms;			/* when (__hak_now_ms) */
 	int src;			/* HAK_OS_BUSY_*; NONE: no mark */
 };
-/* This thread's, at most half a base delay old at each of its full ticks. */
+/*
+ * This thread's, at most half a base delay old at each of its full ticks
+ * but those of its first half delay (a short-lived thread reads nothing).
+ */
 static __thread struct busy_mark tick_mark __attribute__((tls_model("initial-exec")));
 static struct busy_mark bg_mark;	/* the other threads', at the background passes */
 
@@ -372,8 +375,12 @@ void __hak_purge_tick(void)
 			idle = !self_computed(now);
 		decay_pass(now, idle);
 	}
-	if (delay && learning(delay) && __hak_ms_age(now, tick_mark.ms) > delay / 2)
-		(void)self_computed(now);	/* a fresh mark */
+	if (delay && learning(delay)) {
+		if (!tick_mark.ms)	/* a new thread: its first reading half a delay on */
+			tick_mark.ms = now;
+		else if (__hak_ms_age(now, tick_mark.ms) > delay / 2)
+			(void)self_computed(now);	/* a fresh mark */
+	}
 	if (delay)	/* once per delay per heap */
 		__hak_heap_purge_pages(now, busy_delay(delay));
 	hak_bgpurge_kick();
