@@ -301,14 +301,16 @@ void *__hak_os_reserve_ro(size_t len)
  * leave normally, as from glibc's. errno is kept: a malloc that succeeds
  * leaves it alone.
  */
-ssize_t __hak_os_read_file(const char *path, char *buf, size_t size)
+/* The same under dir (AT_FDCWD: path as given); -errno when it cannot be opened. */
+static ssize_t read_file_at(int dir, const char *path, char *buf, size_t size)
 {
 	ssize_t n, got = 0;
-	int err = errno, fd = (int)syscall(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC);
+	int err = errno, fd = (int)syscall(SYS_openat, dir, path, O_RDONLY | O_CLOEXEC);
 
 	if (fd < 0) {
+		got = -(ssize_t)errno;
 		errno = err;
-		return -1;
+		return got;
 	}
 	while ((size_t)got < size - 1) {
 		n = syscall(SYS_read, fd, buf + got, size - 1 - (size_t)got);
@@ -320,6 +322,13 @@ ssize_t __hak_os_read_file(const char *path, char *buf, size_t size)
 	buf[got] = '\0';
 	errno = err;
 	return got;
+}
+
+ssize_t __hak_os_read_file(const char *path, char *buf, size_t size)
+{
+	ssize_t got = read_file_at(AT_FDCWD, path, buf, size);
+
+	return got < 0 ? -1 : got;
 }
 
 /*
@@ -1086,30 +1095,31 @@ size_t __hak_os_minor_faults(void)
 
 static int busy_sched = 1;	/* atomic: 0 once /proc's schedstat failed */
 
-/* "run wait slices": the first two fields, summed; false if unreadable. */
-static bool busy_read(int dir, const char *path, uint64_t *ns)
+/*
+ * "run wait slices": the first two fields, summed: 0, or the open's errno
+ * (EINVAL: not in that form).
+ */
+static int busy_read(int dir, const char *path, uint64_t *ns)
 {
 	char buf[96];
 	uint64_t v[2] = { 0, 0 };
-	int fd = (int)syscall(SYS_openat, dir, path, O_RDONLY | O_CLOEXEC), field = 0;
-	ssize_t n;
+	ssize_t n = read_file_at(dir, path, buf, sizeof(buf));
+	int field = 0;
 
-	if (fd < 0)
-		return false;
-	n = syscall(SYS_read, fd, buf, sizeof(buf) - 1);
-	syscall(SYS_close, fd);
+	if (n < 0)
+		return (int)-n;
 	for (ssize_t i = 0; i < n && field < 2; i++) {
 		if (buf[i] >= '0' && buf[i] <= '9')
 			v[field] = v[field] * 10 + (uint64_t)(buf[i] - '0');
 		else if (buf[i] == ' ')
 			field++;
 		else
-			return false;
+			return EINVAL;
 	}
 	if (field < 2)
-		return false;
+		return EINVAL;
 	*ns = v[0] + v[1];
-	return true;
+	return 0;
 }
 
 static uint64_t cpu_ns(clockid_t clk)
@@ -1121,17 +1131,23 @@ static uint64_t cpu_ns(clockid_t clk)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* Out of file descriptors: no figure this time, the source kept. */
+static bool fds_out(int e)
+{
+	return e == EMFILE || e == ENFILE;
+}
+
 int __hak_os_busy_self(uint64_t *ns)
 {
-	int err = errno, src = HAK_OS_BUSY_SCHED;
+	int err = errno, e = ENOENT, src = HAK_OS_BUSY_SCHED;
 
-	errno = 0;
-	if (!arch_load_relaxed(&busy_sched) ||
-	    !busy_read(AT_FDCWD, "/proc/thread-self/schedstat", ns)) {
-		if (errno == EMFILE || errno == ENFILE) {
-			errno = err;
-			return HAK_OS_BUSY_NONE;
-		}
+	if (arch_load_relaxed(&busy_sched))
+		e = busy_read(AT_FDCWD, "/proc/thread-self/schedstat", ns);
+	if (fds_out(e)) {
+		errno = err;
+		return HAK_OS_BUSY_NONE;
+	}
+	if (e) {
 		arch_store_relaxed(&busy_sched, 0);
 		*ns = cpu_ns(CLOCK_THREAD_CPUTIME_ID);
 		src = *ns ? HAK_OS_BUSY_CPU : HAK_OS_BUSY_NONE;
@@ -1148,64 +1164,57 @@ struct dirent64_hdr {			/* getdents64's record, name follows */
 	char name[];
 };
 
-/* The tasks' sum; false when /proc/self/task cannot be listed. */
-static bool busy_tasks(uint64_t *sum)
+/*
+ * The other tasks' sum: 0, or the errno of listing /proc/self/task (EIO:
+ * its read failed). A task gone meanwhile is skipped.
+ */
+static int busy_tasks(uint64_t *sum)
 {
 	char buf[1024] __attribute__((aligned(8)));
-	char me[24];
 	pid_t tid = (pid_t)syscall(SYS_gettid);
 	int dir = (int)syscall(SYS_openat, AT_FDCWD, "/proc/self/task",
-			       O_RDONLY | O_DIRECTORY | O_CLOEXEC), len = 0;
+			       O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	ssize_t n;
 
 	if (dir < 0)
-		return false;
-	do {					/* tid in decimal */
-		me[len++] = (char)('0' + tid % 10);
-	} while ((tid /= 10) && len < 10);
-	for (int i = 0; i < len / 2; i++) {
-		char c = me[i];
-
-		me[i] = me[len - 1 - i];
-		me[len - 1 - i] = c;
-	}
-	me[len] = 0;
+		return errno;
 	*sum = 0;
 	while ((n = syscall(SYS_getdents64, dir, buf, sizeof(buf))) > 0) {
 		for (ssize_t at = 0; at < n;) {
 			struct dirent64_hdr *d = (struct dirent64_hdr *)(buf + at);
+			const char *c = d->name;
 			char path[40];
-			size_t nl = strnlen(d->name, 20);
-			uint64_t v;
+			uint64_t t = 0, v;
 
 			at += d->reclen;
-			if (d->name[0] < '0' || d->name[0] > '9' || !strcmp(d->name, me) ||
-			    nl >= 20)
-				continue;
-			memcpy(path, d->name, nl);
-			memcpy(path + nl, "/schedstat", sizeof("/schedstat"));
-			if (busy_read(dir, path, &v))	/* gone meanwhile: skipped */
+			for (; *c >= '0' && *c <= '9' && c - d->name < 20; c++)
+				t = t * 10 + (uint64_t)(*c - '0');
+			if (*c || c == d->name || t == (uint64_t)tid)
+				continue;	/* ".", "..", this thread */
+			memcpy(path, d->name, (size_t)(c - d->name));
+			memcpy(path + (c - d->name), "/schedstat", sizeof("/schedstat"));
+			if (!busy_read(dir, path, &v))
 				*sum += v;
 		}
 	}
 	syscall(SYS_close, dir);
-	return n == 0;
+	return n ? EIO : 0;
 }
 
 int __hak_os_busy_others(uint64_t *ns)
 {
-	int err = errno, src = HAK_OS_BUSY_SCHED;
+	int err = errno, e = ENOENT, src = HAK_OS_BUSY_SCHED;
 
-	errno = 0;
-	if (!arch_load_relaxed(&busy_sched) || !busy_tasks(ns)) {
-		uint64_t all, own;
+	if (arch_load_relaxed(&busy_sched))
+		e = busy_tasks(ns);
+	if (fds_out(e)) {
+		errno = err;
+		return HAK_OS_BUSY_NONE;
+	}
+	if (e) {
+		uint64_t all = cpu_ns(CLOCK_PROCESS_CPUTIME_ID);
+		uint64_t own = cpu_ns(CLOCK_THREAD_CPUTIME_ID);
 
-		if (errno == EMFILE || errno == ENFILE) {
-			errno = err;
-			return HAK_OS_BUSY_NONE;
-		}
-		all = cpu_ns(CLOCK_PROCESS_CPUTIME_ID);
-		own = cpu_ns(CLOCK_THREAD_CPUTIME_ID);
 		arch_store_relaxed(&busy_sched, 0);
 		*ns = all > own ? all - own : 0;
 		src = all ? HAK_OS_BUSY_CPU : HAK_OS_BUSY_NONE;
