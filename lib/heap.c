@@ -143,6 +143,24 @@ unsigned __hak_heap_nr_live(void)
 }
 
 /*
+ * The threads that allocate (*n) outnumber the CPUs (*cpus) by more than
+ * one: some of them wait for a CPU (thread_share, collect_others).
+ */
+static bool past_cores_by(unsigned *n, unsigned *cpus)
+{
+	*n = arch_load_relaxed(&nr_alloc) + !alloc_counted;
+	*cpus = arch_load_relaxed(&nr_cpus);
+	return *cpus && *n > *cpus + 1;
+}
+
+static bool past_cores(void)
+{
+	unsigned n, cpus;
+
+	return past_cores_by(&n, &cpus);
+}
+
+/*
  * A thread's share of a per-thread budget: the whole of it while the
  * threads that allocate do not outnumber the CPUs by more than one,
  * bytes * cpus / threads past that. Threads beyond the CPU count take
@@ -177,24 +195,11 @@ unsigned __hak_heap_nr_live(void)
  */
 static size_t thread_share(size_t bytes)
 {
-	unsigned n = arch_load_relaxed(&nr_alloc) + !alloc_counted;
-	unsigned cpus = arch_load_relaxed(&nr_cpus);
+	unsigned n, cpus;
 
-	if (!cpus || n <= cpus + 1)
+	if (!past_cores_by(&n, &cpus))
 		return bytes;
 	return (size_t)((unsigned __int128)bytes * cpus / n);
-}
-
-/*
- * The threads that allocate outnumber the CPUs by more than one (the rule
- * of thread_share): some of them wait for a CPU (collect_others).
- */
-static bool past_cores(void)
-{
-	unsigned n = arch_load_relaxed(&nr_alloc) + !alloc_counted;
-	unsigned cpus = arch_load_relaxed(&nr_cpus);
-
-	return cpus && n > cpus + 1;
 }
 
 /*
