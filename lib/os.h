@@ -327,7 +327,8 @@ int __hak_os_busy_self(uint64_t *ns);
 /*
  * Every other thread's of the process, summed (/proc/self/task/N/
  * schedstat): three system calls per thread. A thread that exited takes its figure
- * with it (under the CPU clocks it stays in the process's).
+ * with it (under the CPU clocks it stays in the process's). Past 64 other
+ * threads the CPU clocks instead, for that reading (os.c, HAK_BUSY_TASKS_MAX).
  */
 int __hak_os_busy_others(uint64_t *ns);
 
