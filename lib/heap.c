@@ -465,14 +465,31 @@ static bool scan_begin(void)
  * it needs a CPU for that, maybe this one, at a lower priority (a default-
  * policy thread's decay pass, a SCHED_FIFO owner): so the wait backs off
  * to naps (os.h, __hak_os_backoff; rv25, selftests/core/fifo_scan_wait).
+ *
+ * Between its tries the wait does not count as held (depth 0): a signal
+ * handler of this thread that reaches a slow path meanwhile waits for the
+ * lock too (and lets go of it at its heap_exit), instead of finding depth
+ * 1 and running beside the scanner, both on the heap's lists. Since
+ * collect_others, busy owners wait here, not only ones idle for a delay
+ * (rv33, selftests/core/scan_wait_signal). Depth is 1 again before each
+ * try, so a handler after a successful one nests; what is left is the
+ * few instructions heap_enter has between its count and its try.
  */
 static void __cold heap_enter_wait(struct hak_heap *h)
 {
 	unsigned n;
 
-	arch_store_relaxed(&h->scan_want, 1);
-	for (n = 0; arch_cmpxchg(&h->scan_lk, 0, HAK_SCAN_OWNER) != 0; n++)
+	for (n = 0;; n++) {
+		arch_store_relaxed(&h->scan_want, 1);	/* a handler's wait clears it */
+		if (arch_cmpxchg(&h->scan_lk, 0, HAK_SCAN_OWNER) == 0)
+			break;
+		h->depth = 0;
+		barrier();
 		__hak_os_backoff(n);
+		barrier();
+		h->depth = 1;
+		barrier();
+	}
 	arch_store_relaxed(&h->scan_want, 0);
 }
 
