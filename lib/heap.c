@@ -473,8 +473,12 @@ static bool scan_begin(void)
  * collect_others, busy owners wait here, not only ones idle for a delay
  * (rv33, selftests/core/scan_wait_signal). Depth is 1 again before each
  * try, so a handler after a successful one nests; what is left is the
- * few instructions heap_enter has between its count and its try.
+ * few instructions heap_enter has between its count and its try. A frame
+ * is still inside the heap: enter_waits keeps heap_handover, which wants
+ * depth 0, from handing it over from such a handler.
  */
+static __thread unsigned enter_waits __attribute__((tls_model("initial-exec")));
+
 static void __cold heap_enter_wait(struct hak_heap *h)
 {
 	unsigned n;
@@ -483,12 +487,15 @@ static void __cold heap_enter_wait(struct hak_heap *h)
 		arch_store_relaxed(&h->scan_want, 1);	/* a handler's wait clears it */
 		if (arch_cmpxchg(&h->scan_lk, 0, HAK_SCAN_OWNER) == 0)
 			break;
+		enter_waits++;
+		barrier();
 		h->depth = 0;
 		barrier();
 		__hak_os_backoff(n);
 		barrier();
 		h->depth = 1;
 		barrier();
+		enter_waits--;
 	}
 	arch_store_relaxed(&h->scan_want, 0);
 }
@@ -3414,7 +3421,7 @@ static bool heap_handover(struct hak_tcache *tc, struct hak_heap *to)
 		handover_skip--;
 		return false;
 	}
-	if (!h || h->depth ||
+	if (!h || h->depth || enter_waits ||
 	    arch_load_relaxed(&to->stats.bytes_out) <=
 	    2 * arch_load_relaxed(&h->stats.bytes_out))	/* idle_collect writes it too */
 		return false;
