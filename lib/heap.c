@@ -412,13 +412,21 @@ static __thread bool scanning_here;
  * takes new pages (collect_others) both try-lock scan_gate before they set
  * scanning_here and heap_scanning, so heap_scanning has one owner, and a
  * handler fork that finds scanning_here set on its own thread never skips
- * its wait for another thread's scan. gate_here is set before the try and
- * cleared after the release: a fork child resets a gate this thread does
- * not hold (its holder is not there; heap_scanning's cleanup covers any
- * scan lock it held, and between the gate and heap_scanning it holds none).
+ * its wait for another thread's scan. The gate holds its holder's token
+ * (the address of its gate_here), so a fork child resets a gate this
+ * thread does not hold even when a handler fork interrupted this thread
+ * between gate_here and the try (its holder is not there; heap_scanning's
+ * cleanup covers any scan lock it held, and between the gate and
+ * heap_scanning it holds none). gate_here is set before the try and
+ * cleared after the release: a handler inside the frame does not try.
  */
-static int scan_gate;		/* atomic try-lock */
+static uintptr_t scan_gate;	/* atomic try-lock: 0 or the holder's token */
 static __thread bool gate_here;
+
+static uintptr_t gate_token(void)
+{
+	return (uintptr_t)&gate_here;
+}
 
 static void scan_end(void)
 {
@@ -439,7 +447,7 @@ static bool scan_begin(void)
 		return false;
 	gate_here = true;
 	barrier();
-	if (arch_xchg(&scan_gate, 1)) {
+	if (arch_cmpxchg(&scan_gate, 0, gate_token())) {
 		barrier();
 		gate_here = false;
 		return false;
@@ -3768,7 +3776,7 @@ void __hak_heap_fork_child(void) __releases(&heap_lock)
 			(void)arch_cmpxchg(&h->scan_lk, HAK_SCAN_OTHER, 0);
 		arch_store_release(&heap_scanning, 0);
 	}
-	if (!gate_here)
+	if (arch_load_relaxed(&scan_gate) != gate_token())
 		arch_store_relaxed(&scan_gate, 0);
 	fork_child_pushes();
 	/*
