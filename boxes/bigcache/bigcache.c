@@ -63,10 +63,9 @@
  * faults as a fresh mapping, and keeping only half resident cost ~6x in the
  * large-block churn (Documentation/boxes/bigcache.md).
  * The growth rule (pay_growth, at the decay passes): when the rest of the
- * process grows its resident set past its high-water mark, resident
- * blocks pay for exactly the excess, cut off their tails (pay_cut): idle
- * ones first, but for those that could serve a take of a length that got
- * paid pages back (paid_back), then, when those do not cover it, the rest.
+ * process grows its resident set past its high-water mark, idle resident
+ * blocks are purged to pay for it; once a take got paid pages back, not
+ * those that could serve a take of that length (paid_back).
  * munmap and madvise run outside the lock; a table resize maps its bucket
  * array under it (rare: log2 steps).
  *
@@ -116,8 +115,7 @@
 #define BC_STALE_PER_BLOCK	4	/* ... or 4 per cached block, is stale */
 #define BC_MISS_STALE_PER_BLOCK	8	/* at a miss: 8 per cached block */
 #define BC_PAY_IDLE_DIV		4	/* growth is paid by blocks idle delay/4 */
-#define BC_PAY_SLACK_DIV	64	/* ... once it is 1/64 over the mark */
-#define BC_PAY_CUT_MIN		(1UL << 20)	/* a pay leaves a head this long, or takes all */
+#define BC_PAY_SLACK_DIV	32	/* ... once it is 1/32 over the mark */
 
 struct bc_ent {
 	struct bc_ent *next, **pprev;	/* hash chain */
@@ -948,13 +946,10 @@ static bool join_reaches(const struct bc_ent *s, size_t len)
  * cached: its guards are removed here, under the lock, and a guard that
  * cannot be stops it.
  */
-static void proc_raise(size_t fresh);
-
 static struct bc_ent *coalesce(struct bc_ent *s, size_t len, struct bc_join *j)
 {
 	size_t g = hak_hd_guard_len();
 	bool purged = s->purged, paid = s->paid, defer = g && join_reaches(s, len);
-	size_t cold = s->purged ? s->len : 0;
 	struct bc_ent *n;
 	unsigned i = 0;
 
@@ -972,8 +967,6 @@ static struct bc_ent *coalesce(struct bc_ent *s, size_t len, struct bc_join *j)
 		bc.bytes += g;
 		purged = purged && n->purged;
 		paid = paid || n->paid;
-		if (n->purged)
-			cold += n->len;
 		bc.st.merges++;
 		if (defer) {
 			j->at[j->n++] = (char *)n->addr - g;
@@ -989,16 +982,8 @@ static struct bc_ent *coalesce(struct bc_ent *s, size_t len, struct bc_join *j)
 	list_add_newest(purged ? &bc.cold : &bc.hot, s);
 	tab_insert(s);
 	bc.count++;
-	if (!purged) {
+	if (!purged)
 		bc.resident += s->len;
-		/*
-		 * Purged parts in a hot block fault in afresh when used: the
-		 * large path's growth, as a take of a purged block is (a pay's
-		 * cut tail joined back to its head would otherwise read as
-		 * growth elsewhere at the next pass, and pay again).
-		 */
-		proc_raise(cold);
-	}
 	return s;
 }
 
@@ -1222,24 +1207,19 @@ static void *take_settle(void *p, struct bc_split *sp, size_t *got, struct bc_jo
  * is not in the resident set yet at a pass, pages not touched so far,
  * waits for the next pass, up to the bound's worth); any
  * other growth past the mark (the small and mid heaps filling, the
- * program's own mappings) is paid for at the pass by purging that many
- * bytes of resident blocks, cut off their tails, oldest first, until the
- * resident set is back at the mark (pay_growth): first blocks idle for a
- * quarter delay or more but for those the program has shown it takes back
- * (paid_back), then the young and taken-back ones; what is left over when
- * nothing resident remains to pay with raises the mark. The slack (1/64
- * of the mark) only spares a pass's madvise for a few pages: a pay costs
- * the growth, not a whole block. So the cache keeps resident what
+ * program's own mappings) is paid for at the pass by purging resident
+ * blocks idle for a quarter delay or more, oldest first, until the
+ * resident set is back at the mark (pay_growth), passing over the blocks
+ * the program has shown it takes back (paid_back); what is left over when
+ * nothing idle remains raises the mark. So the cache keeps resident what
  * the rest of the process has left below its highest, plus what its own
  * misses added: a program that frees a burst of large blocks and then
  * fills its heap gets their pages back for the heap instead of adding the
  * heap on top (soffice: two 64 MiB and two 4 MiB blocks taken and freed
  * in turn, then heap growth with 136 MB still cached: Documentation/
  * boxes/bigcache.md, "The growth rule"). A churn of large blocks alone
- * grows only at misses and is left alone. Young and taken-back blocks
- * pay too once nothing else covers the growth (r33): R's examples free
- * 35-45 MB of vectors and grow their heap by 7-10 MB in the next 130 ms,
- * and the blocks that waited to be idle sat on the program's peak.
+ * grows only at misses and is left alone; so is a block taken or freed
+ * within the last quarter delay.
  */
 static void proc_raise(size_t fresh)
 {
@@ -1468,60 +1448,15 @@ out:
 }
 
 /*
- * Pay need bytes with the hot block e (linked): its last need bytes
- * (page-rounded) cut off as a block of their own, off the table and in
- * flight, e keeping its head, its stamp and its place on the hot list; or
- * the whole of e when it is not much longer than that, when no entry is
- * to be had, without merging (tests: the two halves could not serve a
- * request of e's length again), or with guard pages (a cached range is
- * followed by its guard, which a cut would have to make: a take does that
- * after the lock, a pass does not split). The block to purge, with its
- * bytes counted in flight. Under bc.lock.
- */
-static struct bc_ent *pay_cut(struct bc_ent *e, size_t need)
-{
-	size_t cut = HAK_ALIGN_UP(need, HAK_OS_PAGE);
-	struct bc_ent *t = NULL;
-
-	if (bc_merge && !hak_hd_guard_len() && cut + BC_PAY_CUT_MIN <= e->len) {
-		t = bc.spare;
-		if (t)
-			bc.spare = t->next;
-		else
-			t = __hak_meta_alloc(sizeof(*t));
-	}
-	if (!t) {
-		unlink_ent(e);
-		t = e;
-	} else {
-		tab_remove(e);		/* its end and class change */
-		e->len -= cut;
-		e->cls = bc_class(e->len);
-		tab_insert(e);
-		bc.resident -= cut;
-		t->addr = (char *)e->addr + e->len;
-		t->len = cut;
-		t->cls = bc_class(cut);
-		t->stamp = e->stamp;
-		t->taken = e->taken;
-		t->purged = false;
-		bc.st.splits++;
-	}
-	t->paid = true;
-	bc.inflight += t->len;
-	return t;
-}
-
-/*
  * A decay pass's half of the growth rule, with the resident set rss read
  * before the lock (0: unknown, nothing done). Bytes put in flight; under
  * bc.lock.
  */
 static size_t pay_growth(struct bc_batch *b, size_t rss)
 {
-	size_t lim, grown = bc.proc_grown, kept = 0, done = 0;
-	unsigned idle = bc.delay_ms / BC_PAY_IDLE_DIV, round;
-	struct bc_ent *e, *n, *t;
+	size_t lim, grown = bc.proc_grown, kept = 0, done = 0, young;
+	unsigned idle = bc.delay_ms / BC_PAY_IDLE_DIV;
+	struct bc_ent *e, *n;
 
 	if (!rss)
 		return 0;
@@ -1530,7 +1465,7 @@ static size_t pay_growth(struct bc_batch *b, size_t rss)
 	 * top of the resident set at the last pass; of that set, only what
 	 * the mark covers: growth within the slack was nobody's to raise the
 	 * mark with (taken as the base, it let every pass lift the mark by
-	 * up to the slack unpaid, so a heap that grew slowly never paid).
+	 * up to 1/32 unpaid, so a heap that grew slowly never paid).
 	 */
 	lim = (bc.proc_rss < bc.proc_peak ? bc.proc_rss : bc.proc_peak) + bc.proc_credit + grown;
 	bc.proc_grown = bc.proc_credit = 0;
@@ -1553,37 +1488,33 @@ static size_t pay_growth(struct bc_batch *b, size_t rss)
 		bc.proc_peak = lim;
 	if (rss <= bc.proc_peak + bc.proc_peak / BC_PAY_SLACK_DIV)
 		goto out;
-	/*
-	 * Past the mark: pay exactly the excess, from the oldest blocks'
-	 * tails (pay_cut). First the idle blocks the program has not shown
-	 * it takes back (paid_back); then, when they do not cover it, the
-	 * rest, young and taken-back blocks alike: a block kept resident on
-	 * a new peak raises the peak by its length, and a cut pays no more
-	 * than the growth, so the pages that may come back are as many as the
-	 * growth, not a whole block for a megabyte of heap.
-	 */
-	for (round = 0; round < 2 && rss > bc.proc_peak; round++) {
-		for (e = bc.hot.oldest; e && rss > bc.proc_peak; e = n) {
-			n = e->newer;
-			if (!round) {
-				if (__hak_ms_age(bc.now, e->stamp) < idle)
-					continue;
-				if (paid_back(e) && kept + e->len <= bc.back_bytes) {
-					kept += e->len;	/* the program takes such blocks back */
-					continue;
-				}
-			}
-			t = pay_cut(e, rss - bc.proc_peak);
-			rss = rss > t->len ? rss - t->len : 0;
-			done += t->len;
-			bc.st.paid++;
-			t->older = b->purge;
-			b->purge = t;
+	for (e = bc.hot.oldest; e && rss > bc.proc_peak &&
+	     __hak_ms_age(bc.now, e->stamp) >= idle; e = n) {
+		n = e->newer;
+		if (paid_back(e) && kept + e->len <= bc.back_bytes) {
+			kept += e->len;	/* the program takes such blocks back */
+			continue;
 		}
+		unlink_ent(e);
+		bc.inflight += e->len;
+		rss = rss > e->len ? rss - e->len : 0;
+		done += e->len;
+		bc.st.paid++;
+		e->paid = true;
+		e->older = b->purge;
+		b->purge = e;
 	}
-	/* Nothing resident left to pay with: the program grew by the rest. */
-	if (rss > bc.proc_peak)
-		bc.proc_peak = rss;
+	/*
+	 * Nothing idle left: the program grew, by what the young resident
+	 * blocks (left alone: taken or freed within the idle age) cannot
+	 * cover. The rest waits for them: once idle they pay, unless the
+	 * program took them back. Raising the mark by all of it kept a burst
+	 * freed just before the heap grew resident for good (R's examples:
+	 * 45 MB of freed vectors under a heap that grew by 20 MB).
+	 */
+	young = bc.resident > kept ? bc.resident - kept : 0;
+	if (rss > bc.proc_peak + young)
+		bc.proc_peak = rss - young;
 out:
 	bc.proc_rss = rss;
 	return done;
