@@ -154,7 +154,7 @@ static bool purge_may_help(size_t n)
 	if (__hak_os_limit_refuses(n))
 		return false;
 	for (unsigned i = 0; i < 2; i++)
-		if (!getrlimit(res[i], &rl) && rl.rlim_cur != RLIM_INFINITY && n > rl.rlim_cur)
+		if (!__hak_os_getrlimit(res[i], &rl) && rl.rlim_cur != RLIM_INFINITY && n > rl.rlim_cur)
 			return false;
 	return true;
 }

@@ -1084,6 +1084,8 @@ void __hak_init_slow(void)
 	 * lock, which keeps any fork out of its locked window meanwhile).
 	 */
 	__hak_atfork(fork_prepare, fork_parent, fork_child);
+	/* before any call a seccomp filter in place since exec may not allow */
+	__hak_os_sandbox_probe();
 	__hak_options_read();
 	if (!__hak_opt.purge_batch)
 		__hak_os_purge_batch_off();

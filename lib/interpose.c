@@ -10,12 +10,16 @@
  * C++'s global operator new and delete are here as well (at the end).
  */
 #include <malloc.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
+#include <linux/seccomp.h>
 #include "init.h"
+#include "os.h"
 #include "stats.h"
 #include "superslab.h"
 
@@ -188,6 +192,34 @@ HAK_EXPORT int setrlimit(__rlimit_resource_t res, const struct rlimit *rl)
 HAK_EXPORT int setrlimit64(__rlimit_resource_t res, const struct rlimit64 *rl)
 {
 	return prlimit(0, res, (const struct rlimit *)rl, NULL);
+}
+
+/*
+ * prctl: the system call glibc makes, unchanged, after noting a program
+ * on its way into a seccomp sandbox (lib/os.c, "Sandboxes"): it installs
+ * a filter (PR_SET_SECCOMP: OpenSSH's pre-auth child, vsftpd) or sets
+ * no_new_privs, which an unprivileged filter needs first (libseccomp's
+ * seccomp_load does it for tor and others, Chromium's sandbox too).
+ * Noted before the call: a filter that applies to every thread at once
+ * (SECCOMP_FILTER_FLAG_TSYNC) must not meet a purge pass of another
+ * thread in between. A probe that installs nothing (systemd asks
+ * PR_SET_SECCOMP with no filter, to learn that seccomp is there) changes
+ * nothing. A filter installed by syscall(SYS_seccomp) or raw assembly
+ * is seen only after an exec (Seccomp: in /proc/self/status).
+ */
+HAK_EXPORT int prctl(int option, ...)
+{
+	unsigned long a[4];
+	va_list ap;
+
+	va_start(ap, option);
+	for (unsigned i = 0; i < 4; i++)
+		a[i] = va_arg(ap, unsigned long);
+	va_end(ap);
+	if ((option == PR_SET_SECCOMP && (a[0] == SECCOMP_MODE_STRICT || a[1])) ||
+	    (option == PR_SET_NO_NEW_PRIVS && a[0] == 1))
+		__hak_os_sandbox_enter(HAK_SANDBOX_PRCTL);
+	return (int)syscall(SYS_prctl, option, a[0], a[1], a[2], a[3]);
 }
 
 /*

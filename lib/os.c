@@ -83,6 +83,48 @@ static inline void os_page_check(void)
 		os_page_check_slow();
 }
 
+/*
+ * Sandboxes (design.md, "System calls in a sandbox"). A seccomp filter
+ * whose default action kills (OpenSSH's pre-auth child, systemd's
+ * SystemCallFilter=, vsftpd, tor) ends the process at the first call it
+ * does not list, and glibc's malloc makes brk, mmap, munmap, mremap,
+ * madvise, mprotect, futex and getrandom (and counts CPUs for its arenas).
+ * Once this process is in one, or on its way there, the calls below that
+ * glibc's malloc does not make are skipped and their callers take the
+ * answer they already take when the call fails (an old kernel, no /proc):
+ * no getrusage (the fault count comes from /proc/self/stat), getdents64
+ * or gettid (busy threads are told by the CPU-time clocks), no pidfd_open
+ * or process_madvise (one madvise per range), no membarrier (no sharded
+ * class is scanned by others), no mincore (calloc clears; the reports
+ * count nothing resident), no PAGEMAP_SCAN ioctl, no sched_yield in a
+ * wait (it naps), no purge thread. madvise stays, whatever the advice
+ * (glibc's asks MADV_HUGEPAGE too, with glibc.malloc.hugetlb=1; a filter
+ * that limits the advice fails the rest with an error).
+ *
+ * A filter installed after start-up ("late") also loses the /proc and
+ * cgroup reads (openat) and getrlimit (prlimit64): every glibc program
+ * makes those while it starts, so a filter in place at exec allows them,
+ * but a late one need not (OpenSSH's fails openat, kills prlimit64). There
+ * the fault count reads 0 and the purge delay stays at its base.
+ *
+ * Known two ways: at the first malloc, the Seccomp: line of
+ * /proc/self/status (a filter installed before exec: systemd, bwrap, a
+ * sandboxed parent); and the interposed prctl (lib/interpose.c: late),
+ * where the program asks for a filter or for no_new_privs, which an
+ * unprivileged filter needs first. Never cleared: a filter cannot be
+ * removed, and a fork inherits it.
+ */
+int __hak_os_sandbox;		/* atomic: enum hak_os_sandbox */
+
+/* Only ever up: a filter installed at start-up, then one of the program's. */
+void __hak_os_sandbox_enter(int how)
+{
+	int cur = arch_load_relaxed(&__hak_os_sandbox), seen;
+
+	while (cur < how && (seen = arch_cmpxchg(&__hak_os_sandbox, cur, how)) != cur)
+		cur = seen;
+}
+
 /* True when the test hook wants this call at site to fail. */
 static bool fault_hit(enum hak_os_site site)
 {
@@ -187,11 +229,15 @@ static uint64_t clock_base;	/* atomic: boot ms at the first reading, bit 63 set 
 
 bool __hak_os_fence_others_init(void)
 {
+	if (__hak_os_sandboxed())
+		return false;
 	return syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
 }
 
 bool __hak_os_fence_others(void)
 {
+	if (__hak_os_sandboxed())
+		return false;
 	return syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0;
 }
 
@@ -305,8 +351,11 @@ void *__hak_os_reserve_ro(size_t len)
 static ssize_t read_file_at(int dir, const char *path, char *buf, size_t size)
 {
 	ssize_t n, got = 0;
-	int err = errno, fd = (int)syscall(SYS_openat, dir, path, O_RDONLY | O_CLOEXEC);
+	int err = errno, fd;
 
+	if (__hak_os_sandboxed_late())
+		return -EPERM;
+	fd = (int)syscall(SYS_openat, dir, path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		got = -(ssize_t)errno;
 		errno = err;
@@ -329,6 +378,25 @@ ssize_t __hak_os_read_file(const char *path, char *buf, size_t size)
 	ssize_t got = read_file_at(AT_FDCWD, path, buf, size);
 
 	return got < 0 ? -1 : got;
+}
+
+/*
+ * At the first malloc, before any call this file guards: openat and read
+ * are what the dynamic loader has just made, so no filter in place at exec
+ * kills them. Without /proc nothing is known: nothing changes.
+ */
+void __hak_os_sandbox_probe(void)
+{
+	char buf[4096];
+	const char *s;
+	ssize_t n = read_file_at(AT_FDCWD, "/proc/self/status", buf, sizeof(buf));
+
+	if (n <= 0 || !(s = strstr(buf, "\nSeccomp:")))
+		return;
+	for (s += sizeof("\nSeccomp:") - 1; *s == ' ' || *s == '\t'; s++)
+		;
+	if (*s >= '1' && *s <= '9')
+		__hak_os_sandbox_enter(HAK_SANDBOX_AT_START);
 }
 
 /*
@@ -357,9 +425,11 @@ void __hak_os_write(int fd, const void *buf, size_t len)
 
 int __hak_os_maps_open(void)
 {
-	int err = errno, fd = (int)syscall(SYS_openat, AT_FDCWD, "/proc/self/maps",
-					   O_RDONLY | O_CLOEXEC);
+	int err = errno, fd;
 
+	if (__hak_os_sandboxed_late())
+		return -1;
+	fd = (int)syscall(SYS_openat, AT_FDCWD, "/proc/self/maps", O_RDONLY | O_CLOEXEC);
 	errno = err;
 	return fd;
 }
@@ -657,6 +727,8 @@ static bool all_mapped(void *p, size_t len)
 	unsigned char vec[256];
 	char *c = p, *end = c + len;
 
+	if (__hak_os_sandboxed())
+		return false;	/* unknown: src is given up, never used with holes */
 	while (c < end) {
 		size_t n = (size_t)(end - c) / HAK_OS_PAGE;
 
@@ -726,6 +798,8 @@ bool __hak_os_purge(void *p, size_t len)
 
 bool __hak_os_resident(void *p, size_t len, unsigned char *vec)
 {
+	if (__hak_os_sandboxed())
+		return false;
 	return mincore(p, len, vec) == 0;
 }
 
@@ -792,7 +866,7 @@ void __hak_os_rss_open(struct hak_os_rss *r)
 	int saved = errno;
 
 	*r = (struct hak_os_rss){ .fd = -1 };
-	if (arch_load_relaxed(&rss_scan_works) < 0 || hak_vg_running())
+	if (arch_load_relaxed(&rss_scan_works) < 0 || hak_vg_running() || __hak_os_sandboxed())
 		return;
 	r->fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
 	if (r->fd >= 0 && !arch_load_relaxed(&rss_scan_works))
@@ -878,7 +952,7 @@ size_t __hak_os_resident_bytes(struct hak_os_rss *r, void *p, size_t len)
 		return bytes;
 	}
 	bytes = 0;
-	while (len) {
+	while (len && !__hak_os_sandboxed()) {
 		n = len / HAK_OS_PAGE < RESIDENT_VEC ? len / HAK_OS_PAGE : RESIDENT_VEC;
 		if (!mincore(a, n * HAK_OS_PAGE, vec))
 			for (i = 0; i < n; i++)
@@ -906,7 +980,7 @@ static bool purge_batched(struct hak_purge_batch *b)
 	 * opened per batch, not kept, so fork and programs that close every
 	 * descriptor cannot leave us a stale one.
 	 */
-	if (arch_load_relaxed(&batch_works) < 0 || hak_vg_running())
+	if (arch_load_relaxed(&batch_works) < 0 || hak_vg_running() || __hak_os_sandboxed())
 		return false;
 	fd = (int)syscall(SYS_pidfd_open, getpid(), 0);
 	if (fd < 0)
@@ -1084,13 +1158,44 @@ size_t __hak_os_mapped(void)
 	return arch_load_relaxed(&os_mapped);
 }
 
+/*
+ * In a sandbox, the tenth field of /proc/self/stat (the same count, the
+ * whole process's): a filter in place at exec allows the read, and a late
+ * one refuses it (read_file_at), which reads as 0 faults.
+ */
+static size_t stat_minflt(void)
+{
+	char buf[512];
+	const char *s;
+	size_t v = 0;
+	int field = 2;		/* the first after the name, whose ')' may recur in it */
+
+	if (read_file_at(AT_FDCWD, "/proc/self/stat", buf, sizeof(buf)) <= 0 ||
+	    !(s = strrchr(buf, ')')))
+		return 0;
+	for (s++; *s && field < 10; s++)
+		field += *s == ' ';
+	while (field == 10 && *s >= '0' && *s <= '9')
+		v = v * 10 + (size_t)(*s++ - '0');
+	return v;
+}
+
 size_t __hak_os_minor_faults(void)
 {
 	struct rusage ru;
 
+	if (__hak_os_sandboxed())
+		return stat_minflt();
 	if (getrusage(RUSAGE_SELF, &ru))
 		return 0;
 	return (size_t)ru.ru_minflt;
+}
+
+int __hak_os_getrlimit(int res, struct rlimit *rl)
+{
+	if (__hak_os_sandboxed_late())
+		return -1;
+	return getrlimit((__rlimit_resource_t)res, rl);
 }
 
 static int busy_sched = 1;	/* atomic: 0 once /proc's schedstat failed */
@@ -1185,12 +1290,15 @@ struct dirent64_hdr {			/* getdents64's record, name follows */
 static int busy_tasks(uint64_t *sum)
 {
 	char buf[1024] __attribute__((aligned(8)));
-	pid_t tid = (pid_t)syscall(SYS_gettid);
-	int dir = (int)syscall(SYS_openat, AT_FDCWD, "/proc/self/task",
-			       O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	pid_t tid;
+	int dir;
 	unsigned tasks = 0;
 	ssize_t n;
 
+	if (__hak_os_sandboxed())
+		return EPERM;
+	tid = (pid_t)syscall(SYS_gettid);
+	dir = (int)syscall(SYS_openat, AT_FDCWD, "/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dir < 0)
 		return errno;
 	*sum = 0;

@@ -67,6 +67,38 @@ void __hak_os_nap(unsigned long ns);
 void __hak_os_write(int fd, const void *buf, size_t len);
 
 /*
+ * In a seccomp sandbox (lib/os.c, where the state is set: at the first
+ * malloc from /proc/self/status, or by the interposed prctl), the calls
+ * glibc's malloc does not make are skipped: their callers take the answer
+ * they take when the call fails. Never cleared.
+ */
+enum hak_os_sandbox {
+	HAK_SANDBOX_NONE,
+	HAK_SANDBOX_AT_START,	/* a filter was in place at the first malloc */
+	HAK_SANDBOX_PRCTL,	/* the program asked for a filter or no_new_privs */
+};
+extern int __hak_os_sandbox;
+
+static inline bool __hak_os_sandboxed(void)
+{
+	return __atomic_load_n(&__hak_os_sandbox, __ATOMIC_RELAXED) != HAK_SANDBOX_NONE;
+}
+/*
+ * A filter the program installed after start-up: even the calls every
+ * glibc program makes while it starts (openat, read, prlimit64), which a
+ * filter in place at exec must allow, may be refused.
+ */
+static inline bool __hak_os_sandboxed_late(void)
+{
+	return __atomic_load_n(&__hak_os_sandbox, __ATOMIC_RELAXED) == HAK_SANDBOX_PRCTL;
+}
+void __hak_os_sandbox_enter(int how);
+void __hak_os_sandbox_probe(void);
+/* getrlimit, or -1 (errno kept) in a late sandbox: prlimit64 is not malloc's. */
+struct rlimit;
+int __hak_os_getrlimit(int res, struct rlimit *rl);
+
+/*
  * Step n (0, 1, 2, ...) of a wait for another thread that may need this
  * very CPU before we can go on (an initialising thread, a scan of our heap,
  * a lock holder preempted when threads outnumber the CPUs): spin a little,
@@ -85,7 +117,7 @@ static inline void __hak_os_backoff(unsigned n)
 {
 	if (n < HAK_BACKOFF_SPINS)
 		arch_cpu_relax();
-	else if (n < HAK_BACKOFF_YIELDS)
+	else if (n < HAK_BACKOFF_YIELDS && !__hak_os_sandboxed())
 		sched_yield();
 	else
 		__hak_os_nap(HAK_BACKOFF_NAP_NS);

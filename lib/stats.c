@@ -178,6 +178,18 @@ static void layer_stats_get(struct layer_stats *m)
 	__hak_large_stats(&m->lg);
 }
 
+/* In a seccomp sandbox no mincore or PAGEMAP_SCAN is made: no resident counts (lib/os.c). */
+static const char *sandbox_note(void)
+{
+	switch (__atomic_load_n(&__hak_os_sandbox, __ATOMIC_RELAXED)) {
+	case HAK_SANDBOX_AT_START:
+		return "; in a seccomp sandbox since exec: the resident counts read 0";
+	case HAK_SANDBOX_PRCTL:
+		return "; in a seccomp sandbox (prctl): the resident counts read 0";
+	}
+	return "";
+}
+
 /*
  * Where memory sits, per layer: resident (what the kernel holds now:
  * mincore), in slabs / in use / cached (what the layer holds, touched or
@@ -206,7 +218,7 @@ static void __hak_stats_print_memory(int fd)
 "%zu misses, %zu splits, %zu merges, %zu shorter, %zu evictions, %zu offsets, %zu paid (%zu came back)\n"
 		"  grow areas      %12zu bytes committed, %zu resident (%zu areas, %zu blocks live, "
 		"%zu takes, %zu resizes, %zu refused, %zu bytes purged)\n"
-		"  purge           %12zu ms delay (busy %zu ms: %zu up, %zu down), %zu passes, %zu bytes decayed\n"
+		"  purge           %12zu ms delay (busy %zu ms: %zu up, %zu down), %zu passes, %zu bytes decayed%s\n"
 		"  memory limit    %12zu bytes%s, %zu purges near it, %zu retries\n"
 		"  background      %12s (%zu starts, %zu wakeups, %zu passes, %zu bytes)\n"
 		"  hugepages       %12zu bytes of hakmem's in huge pages (small %zu, mid %zu, "
@@ -224,7 +236,7 @@ static void __hak_stats_print_memory(int fd)
 		m.gr.committed, r.grow, m.gr.areas, m.gr.live, m.gr.takes, m.gr.grows, m.gr.refused,
 		m.gr.purged,
 		m.ps.delay_ms, m.ps.learned_ms, m.ps.learn_up, m.ps.learn_down,
-		m.ps.passes, m.ps.decayed_bytes,
+		m.ps.passes, m.ps.decayed_bytes, sandbox_note(),
 		m.ps.limit, m.ps.limit_hard ? " (hard)" : "", m.ps.limit_purges, m.ps.retries,
 		m.bg.running ? "running" : IS_ENABLED(CONFIG_HAK_BACKGROUND_PURGE) ? "off" : "not built",
 		m.bg.starts, m.bg.wakeups, m.bg.passes, m.bg.purged_bytes,

@@ -116,8 +116,8 @@ static bool pm_limited(void)
 {
 	struct rlimit rl;
 
-	return (!getrlimit(RLIMIT_AS, &rl) && rl.rlim_cur < HAK_PM_LIMIT_MIN) ||
-	       (!getrlimit(RLIMIT_DATA, &rl) && rl.rlim_cur < HAK_PM_LIMIT_MIN);
+	return (!__hak_os_getrlimit(RLIMIT_AS, &rl) && rl.rlim_cur < HAK_PM_LIMIT_MIN) ||
+	       (!__hak_os_getrlimit(RLIMIT_DATA, &rl) && rl.rlim_cur < HAK_PM_LIMIT_MIN);
 }
 
 #ifdef HAK_PM_FIXED
@@ -296,7 +296,7 @@ bool __hak_pm_fit_limit(void)
 	bool done = false;
 
 	if (__atomic_load_n(&__hak_pm.lim, __ATOMIC_RELAXED) &&
-	    !getrlimit(RLIMIT_AS, &rl) && rl.rlim_cur < HAK_PM_LIMIT_MIN) {
+	    !__hak_os_getrlimit(RLIMIT_AS, &rl) && rl.rlim_cur < HAK_PM_LIMIT_MIN) {
 		if (!pm_frame_locked())
 			hak_lock(&ss_lock);
 		else if (hak_trylock(&ss_lock))

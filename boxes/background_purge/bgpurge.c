@@ -19,7 +19,8 @@
  *
  * A thread that cannot be made (RLIMIT_NPROC, a sandbox that refuses
  * clone, no memory for its stack) is reported with one line; the process
- * goes on without it (the purge ticks of its own calls still purge).
+ * goes on without it (the purge ticks of its own calls still purge). In a
+ * seccomp sandbox (lib/os.c) none is tried: a filter may kill on clone.
  *
  * Exit: the thread is detached and exit() ends it with the process; it
  * holds no lock across its sleep.
@@ -148,6 +149,20 @@ void hak_bgpurge_start(void)
 
 	if (arch_cmpxchg(&__hak_bgpurge_state, BG_NONE, BG_STARTING) != BG_NONE)
 		return;
+	/*
+	 * Not in a seccomp sandbox (lib/os.c, "Sandboxes"): clone is not
+	 * among malloc's system calls, and OpenSSH's pre-auth child, for one,
+	 * is killed by it. Told once when the filter was there at exec (a
+	 * unit's setting); a program that sandboxes itself later (each
+	 * pre-auth child of sshd) is not told each time.
+	 */
+	if (__hak_os_sandboxed()) {
+		if (!__hak_os_sandboxed_late())
+			__hak_report("HAKMEM_BACKGROUND_PURGE=1: no purge thread in a seccomp "
+				     "sandbox; only the program's own calls purge");
+		arch_store_release(&__hak_bgpurge_state, BG_FAILED);
+		return;
+	}
 	if (!arch_load_relaxed(&bg_atfork_done)) {
 		arch_store_relaxed(&bg_atfork_done, 1);
 		__hak_atfork(NULL, NULL, bg_fork_child);

@@ -764,6 +764,9 @@ static void sample_pressure(void)
 
 	if (__hak_mem_available(&avail, &total)) {
 		tight = avail < total / 16;
+	} else if (__hak_os_sandboxed()) {
+		/* sysinfo is not malloc's (OpenSSH's filter kills on it): as it was */
+		tight = arch_load_relaxed(&bc_pressure);
 	} else if (sysinfo(&si) == 0) {
 		unsigned long long unit = si.mem_unit ? si.mem_unit : 1;
 		unsigned long long spare = (si.freeram + si.bufferram) * unit;

@@ -355,22 +355,18 @@ bool hak_huge_pass(unsigned now)
 	return true;
 }
 
-/* AnonHugePages of /proc/self/smaps_rollup, read without stdio. */
+/*
+ * AnonHugePages of /proc/self/smaps_rollup, read without stdio (and not in
+ * a sandbox the program installed itself: __hak_os_read_file).
+ */
 static size_t anon_huge_bytes(void)
 {
 	char buf[2048];
 	const char *key = "AnonHugePages:", *s;
-	ssize_t n;
 	size_t v = 0;
-	int fd = open("/proc/self/smaps_rollup", O_RDONLY | O_CLOEXEC);
 
-	if (fd < 0)
+	if (__hak_os_read_file("/proc/self/smaps_rollup", buf, sizeof(buf)) <= 0)
 		return 0;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = '\0';
 	s = strstr(buf, key);
 	if (!s)
 		return 0;
