@@ -160,8 +160,6 @@ static int sb_install(enum sb_kind k)
 #endif
 }
 
-static void *volatile sink;
-
 /* Sizes from the small classes to BigCache's, some of each. */
 static void churn(void)
 {
