@@ -311,7 +311,10 @@ bool __hak_lock_mine(const struct hak_lock *l, const struct hak_lock *edge)
 			if (!until || mono_ns() >= until)
 				return true;
 		}
-		sched_yield();
+		if (__hak_os_sandboxed())
+			__hak_os_nap(HAK_BACKOFF_NAP_NS);	/* sched_yield is not malloc's */
+		else
+			sched_yield();
 		owner = __atomic_load_n(&l->mu.__data.__owner, __ATOMIC_RELAXED);
 		if (owner)
 			return owner == my_tid;
@@ -355,8 +358,11 @@ static bool rt_policy(void)
 	 * is set, and it always is for a thread made real-time by rtkit (which
 	 * grants nothing without it) or by chrt -R: masked, or they never spin.
 	 */
-	int p = sched_getscheduler(0) & ~SCHED_RESET_ON_FORK;
+	int p;
 
+	if (__hak_os_sandboxed())
+		return false;	/* sched_getscheduler is not malloc's: glibc's wait */
+	p = sched_getscheduler(0) & ~SCHED_RESET_ON_FORK;
 	return p == SCHED_FIFO || p == SCHED_RR;
 }
 
