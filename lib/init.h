@@ -37,6 +37,7 @@ struct hak_options {
 	size_t hugepage_collapse; /* HAKMEM_HUGEPAGE_COLLAPSE: MADV_COLLAPSE dense superslabs */
 	size_t purge_batch;	/* HAKMEM_PURGE_BATCH: process_madvise for page scans */
 	size_t grow_area;	/* HAKMEM_GROW_AREA: realloc growth in per-thread areas */
+	size_t sandbox;		/* HAKMEM_SANDBOX: 0: never take the process for sandboxed */
 	size_t adapt_class_max;	/* HAKMEM_ADAPTIVE_CLASS_MAX: bytes a grown class may cache */
 	size_t shard_min;	/* HAKMEM_SHARD_MIN: classes of this stride and more are sharded; 0 off */
 	size_t shard_cap;	/* HAKMEM_SHARD_CAP: the bin of a sharded class, blocks */

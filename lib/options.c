@@ -30,6 +30,7 @@ struct hak_options __hak_opt = {
 	.memory_limit = HAK_LIMIT_UNSET,
 	.purge_batch = 1,
 	.grow_area = 1,
+	.sandbox = 1,
 	.shard_min = HAK_SHARD_MIN_DEFAULT,
 	.shard_cap = HAK_SHARD_CAP_DEFAULT,
 	.shard_bytes = HAK_SHARD_BYTES_DEFAULT,
@@ -51,6 +52,7 @@ static const struct hak_option options[] = {
 	{ "HAKMEM_MEMORY_LIMIT_HARD", &__hak_opt.memory_limit_hard, 0, 1 },
 	{ "HAKMEM_PURGE_BATCH", &__hak_opt.purge_batch, 0, 1 },
 	{ "HAKMEM_GROW_AREA", &__hak_opt.grow_area, 0, 1 },
+	{ "HAKMEM_SANDBOX", &__hak_opt.sandbox, 0, 1 },
 	/* Box options: read always, used only when the box is built in. */
 	{ "HAKMEM_TINY_REFILL_FAILFAST", &__hak_opt.failfast, 0, 2 },
 	{ "HAKMEM_BIGCACHE_MAX", &__hak_opt.bigcache_max, 0, SIZE_MAX / 2 },

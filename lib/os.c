@@ -116,11 +116,20 @@ static inline void os_page_check(void)
  */
 int __hak_os_sandbox;		/* atomic: enum hak_os_sandbox */
 
-/* Only ever up: a filter installed at start-up, then one of the program's. */
+/*
+ * Only ever up: a filter installed at start-up, then one of the program's.
+ * HAKMEM_SANDBOX=0 keeps every call (a container whose filter fails the
+ * calls it refuses with an error, as Docker's and Kubernetes' default
+ * profiles do, loses nothing by them; a filter that kills ends the
+ * process). Before the options are read (a prctl before the first
+ * malloc) the default holds.
+ */
 void __hak_os_sandbox_enter(int how)
 {
 	int cur = arch_load_relaxed(&__hak_os_sandbox), seen;
 
+	if (!__hak_opt.sandbox)
+		return;
 	while (cur < how && (seen = arch_cmpxchg(&__hak_os_sandbox, cur, how)) != cur)
 		cur = seen;
 }

@@ -159,7 +159,8 @@ void hak_bgpurge_start(void)
 	if (__hak_os_sandboxed()) {
 		if (!__hak_os_sandboxed_late())
 			__hak_report("HAKMEM_BACKGROUND_PURGE=1: no purge thread in a seccomp "
-				     "sandbox; only the program's own calls purge");
+				     "sandbox (HAKMEM_SANDBOX=0 if its filter fails calls "
+				     "instead of killing); only the program's own calls purge");
 		arch_store_release(&__hak_bgpurge_state, BG_FAILED);
 		return;
 	}

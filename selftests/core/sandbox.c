@@ -20,7 +20,11 @@
  *     system call, then this program again;
  *  4. point 1 with HAKMEM_BACKGROUND_PURGE=1 (the box built in): the
  *     fork child of a process whose purge thread runs starts its own at
- *     its first slow path.
+ *     its first slow path;
+ *  5. a filter in place since exec that allows every call (Docker's and
+ *     Kubernetes' default profiles fail what they refuse, they do not
+ *     kill): the process is taken as sandboxed, and with HAKMEM_SANDBOX=0
+ *     it is not.
  * On main each died: at sysinfo (BigCache's memory sample, once the
  * openat of /proc/meminfo failed), getrusage (a busy purge pass opens a
  * refault window), mincore (calloc of a cached block) and clone (the
@@ -40,6 +44,7 @@
 #include <linux/seccomp.h>
 #include "core_test.h"
 #include "init.h"
+#include "os.h"
 
 #if defined(__x86_64__)
 #define SB_ARCH	AUDIT_ARCH_X86_64
@@ -338,6 +343,45 @@ static const char *sb_run(enum sb_kind k, int exec_bg, char *self, int *nr)
 	return why;
 }
 
+/*
+ * Exec this program as "probe" under a filter that allows every call,
+ * HAKMEM_SANDBOX set to opt unless NULL: its exit status (10 + the state
+ * its first malloc found), or -1.
+ */
+static int probe_run(char *self, const char *opt)
+{
+#ifdef SB_ARCH
+	static struct sock_filter all[] = { BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW) };
+	struct sock_fprog prog = { .len = 1, .filter = all };
+	char *av[] = { self, (char *)"probe", NULL };
+	pid_t pid;
+	int st;
+
+	fflush(stdout);
+	pid = fork();
+	if (pid < 0)
+		tap_bail("fork");
+	if (pid == 0) {
+		if (opt)
+			setenv("HAKMEM_SANDBOX", opt, 1);
+		else
+			unsetenv("HAKMEM_SANDBOX");
+		if (syscall(SYS_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) ||
+		    syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog))
+			_exit(1);
+		execv(self, av);
+		_exit(2);
+	}
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+#else
+	(void)self;
+	(void)opt;
+	return -1;
+#endif
+}
+
 static void sb_point(const char *what, const char *why, int nr)
 {
 	if (nr >= 0)
@@ -357,6 +401,11 @@ int main(int argc, char **argv)
 		sb_pipe[1] = atoi(argv[2]);
 		set_trap(0);
 		workload(SB_START);
+	}
+	if (argc == 2 && !strcmp(argv[1], "probe")) {
+		/* exec'd under an allow-all filter: what the first malloc found */
+		free(malloc(64));
+		_exit(10 + __atomic_load_n(&__hak_os_sandbox, __ATOMIC_RELAXED));
 	}
 	if (argc == 3 && !strcmp(argv[1], "bg")) {
 		/* HAKMEM_BACKGROUND_PURGE=1: the thread runs, then a sandboxed child */
@@ -390,7 +439,7 @@ int main(int argc, char **argv)
 	if (n <= 0)
 		tap_skip_all("no /proc/self/exe");
 	self[n] = '\0';
-	tap_plan(4);
+	tap_plan(6);
 	warm();
 	why = sb_run(SB_SSH, 0, self, &nr);
 	sb_point("OpenSSH's pre-auth filter, installed late", why, nr);
@@ -404,5 +453,11 @@ int main(int argc, char **argv)
 	} else {
 		tap_skip("no background purge box");
 	}
+	nr = probe_run(self, NULL);
+	tap_ok(nr == 10 + HAK_SANDBOX_AT_START,
+	       "an allow-all filter in place since exec: taken as sandboxed (%d)", nr - 10);
+	nr = probe_run(self, "0");
+	tap_ok(nr == 10 + HAK_SANDBOX_NONE,
+	       "the same with HAKMEM_SANDBOX=0: not taken as sandboxed (%d)", nr - 10);
 	tap_finish();
 }
