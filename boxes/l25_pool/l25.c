@@ -1292,10 +1292,16 @@ static __noinline struct l25_region *region_steal(struct l25_shard *sh, unsigned
 	return r;
 }
 
-static void *shard_alloc(struct l25_shard *sh, unsigned c, unsigned pages)
+/*
+ * The region of sh to serve a request of class c (pages 4 KiB pages) from,
+ * best first: a resident free block that covers the request, then any
+ * resident one (span_fit), of the class or of one of the next L25_BORROW
+ * (borrow); else a region of the class with only clean free blocks; NULL
+ * when the class has no free block in sh (shard lock).
+ */
+static struct l25_region *shard_pick(struct l25_shard *sh, unsigned c, unsigned pages)
 {
 	struct l25_region *r = pick_region(sh->partial[c]);
-	unsigned i;
 
 	if (r && (!top_dirty(r) || r->span[r->stack[r->nfree - 1]] < pages)) {
 		struct l25_region *f = span_fit(sh->partial[c], pages);
@@ -1310,14 +1316,14 @@ static void *shard_alloc(struct l25_shard *sh, unsigned c, unsigned pages)
 		if (b)
 			r = b;
 	}
-	if (!r && arch_load_relaxed(&nshards) > 1)
-		r = region_steal(sh, c);
-	if (!r) {
-		r = region_get(sh, c);
-		if (!r)
-			return NULL;
-	}
-	i = r->stack[--r->nfree];
+	return r;
+}
+
+/* Hand out the block on top of r's stack (r is sh's, which is locked). */
+static void *block_take(struct l25_shard *sh, struct l25_region *r, unsigned pages)
+{
+	unsigned i = r->stack[--r->nfree];
+
 	guard_first_use(r, i);
 	if (r->state[i] == B_DIRTY) {
 		sh->dirty_bytes -= r->stride;
@@ -1337,6 +1343,87 @@ static void *shard_alloc(struct l25_shard *sh, unsigned c, unsigned pages)
 	return (void *)block_addr(r, i);
 }
 
+/*
+ * Past the cores: a resident free block of another shard before a clean
+ * one of ours. Threads share the shards (2 x CPUs of them) and wait for a
+ * CPU, and a shard's blocks freed by other threads wait on its remote
+ * stack until one of its own threads misses: so each shard's regions were
+ * touched up to that shard's own peak, lag included, and the sum of those
+ * peaks was what stayed resident. batch-pool at 16 threads (8 producers
+ * on 4 shards, every batch array of 32,784 B freed by a consumer) held
+ * 5-8 MB of 40 KiB blocks resident for ~3 MB in use
+ * (Documentation/design.md, "Mid blocks past the cores"). So a miss that
+ * finds no resident block of its class in its own shard tries the others
+ * (try-lock, never waited for, as region_steal), collects their remote
+ * frees and takes a resident block there, live for that shard (its free,
+ * from this thread, is a remote free to it). Regions its collection
+ * leaves over the size bound are added to *rel for the caller to give
+ * back once unlocked. Only past the cores (__hak_tcache_live_share less
+ * than the whole): with a CPU each, a shard's threads collect at their
+ * next miss, and the rows at 1-2 threads keep their own shards' blocks.
+ */
+static __noinline void *shard_alloc_other(struct l25_shard *sh, unsigned c, unsigned pages,
+					  struct l25_region **rel)
+{
+	unsigned n = arch_load_relaxed(&nshards), me = (unsigned)(sh - shards), k;
+
+	for (k = 1; k < n; k++) {
+		struct l25_shard *v = &shards[(me + k) & (n - 1)];
+		struct l25_region *r, *out = NULL;
+		void *p = NULL;
+
+		if (!arch_load_relaxed(&v->regions) || !shard_trylock(v))
+			continue;
+		__acquire(&v->lock);
+		if (arch_load_relaxed(&v->remote_head)) {
+			uint32_t now = __hak_now_ms();
+
+			remote_collect(v, now);
+			out = shard_check(v, now);
+		}
+		r = shard_pick(v, c, pages);
+		if (r && top_dirty(r))
+			p = block_take(v, r, pages);
+		hak_unlock(&v->lock);
+		while (out) {
+			r = out->next;
+			out->next = *rel;
+			*rel = out;
+			out = r;
+		}
+		if (p)
+			return p;
+	}
+	return NULL;
+}
+
+/* Past the cores (the core's rule: a thread's share is less than the whole). */
+static inline bool past_cores(void)
+{
+	return __hak_tcache_live_share(L25_REGION) < L25_REGION;
+}
+
+static void *shard_alloc(struct l25_shard *sh, unsigned c, unsigned pages,
+			 struct l25_region **rel)
+{
+	struct l25_region *r = shard_pick(sh, c, pages);
+
+	if ((!r || !top_dirty(r)) && arch_load_relaxed(&nshards) > 1 && past_cores()) {
+		void *p = shard_alloc_other(sh, c, pages, rel);
+
+		if (p)
+			return p;
+	}
+	if (!r && arch_load_relaxed(&nshards) > 1)
+		r = region_steal(sh, c);
+	if (!r) {
+		r = region_get(sh, c);
+		if (!r)
+			return NULL;
+	}
+	return block_take(sh, r, pages);
+}
+
 static __noinline void *l25_alloc_slow(unsigned c, unsigned pages)
 {
 	struct l25_shard *sh = my_shard();
@@ -1350,7 +1437,7 @@ static __noinline void *l25_alloc_slow(unsigned c, unsigned pages)
 		remote_collect(sh, now);
 		rel = shard_check(sh, now);
 	}
-	p = shard_alloc(sh, c, pages);
+	p = shard_alloc(sh, c, pages, &rel);
 	hak_unlock(&sh->lock);
 	if (unlikely(rel))
 		pool_put_list(rel, true);
