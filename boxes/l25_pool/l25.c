@@ -150,6 +150,8 @@
 #define L25_HOLD	HAK_L25_HOLD	/* delays a class in demand keeps its blocks */
 #define L25_STEAL_SCAN	16		/* regions region_steal() looks at per shard */
 #define L25_CARVE_MAX	16		/* regions mapped at once, at most (region_map) */
+#define L25_LAG_MS	4		/* a shard with no miss of its own for that long */
+					/* lends its resident blocks (shard_alloc_other) */
 
 /* Thread cache: slots per class, byte cap, classes up to L25_MAX. */
 #define L25_TC_N	CONFIG_HAK_L25_TCACHE
@@ -246,6 +248,8 @@ struct l25_shard {
 	size_t reserve_kept;		/* old free bytes the last pass kept */
 	uint64_t handed;		/* regions other shards took (region_steal) */
 	uint64_t reserve_passes;	/* passes that kept some */
+	/* ms (coarse clock) of its own threads' last miss: shard_alloc_other */
+	uint32_t miss_ms;		/* atomic */
 	/* Written by other shards' threads: a line of its own. */
 	struct l25_region *remote_head __aligned(64);	/* atomic */
 } __aligned(64);
@@ -1349,40 +1353,46 @@ static void *block_take(struct l25_shard *sh, struct l25_region *r, unsigned pag
  * CPU, and a shard's blocks freed by other threads wait on its remote
  * stack until one of its own threads misses: so each shard's regions were
  * touched up to that shard's own peak, lag included, and the sum of those
- * peaks was what stayed resident. batch-pool at 16 threads (8 producers
- * on 4 shards, every batch array of 32,784 B freed by a consumer) held
- * 5-8 MB of 40 KiB blocks resident for ~3 MB in use
- * (Documentation/design.md, "Mid blocks past the cores"). So a miss that
- * finds no resident block of its class in its own shard tries the others
- * (try-lock, never waited for, as region_steal), collects their remote
- * frees and takes a resident block there, live for that shard (its free,
- * from this thread, is a remote free to it). Regions its collection
- * leaves over the size bound are added to *rel for the caller to give
- * back once unlocked. Only past the cores (__hak_tcache_live_share less
- * than the whole): with a CPU each, a shard's threads collect at their
- * next miss, and the rows at 1-2 threads keep their own shards' blocks.
+ * peaks stayed resident. batch-pool at 16 threads (8 producers on 4
+ * shards, every batch array of 32,784 B freed by a consumer) held 7.9 MB
+ * of 40 KiB blocks resident for ~3 MB in use (Documentation/design.md,
+ * "Mid blocks past the cores"). So a miss that finds no resident block of
+ * its class (or the next L25_BORROW) in its own shard tries the shards
+ * none of whose threads missed for L25_LAG_MS (miss_ms), with a try-lock
+ * (never waited for, as region_steal): it collects their remote frees and
+ * takes a resident block of its class there (span_fit: no borrowing from
+ * the classes above, which took the larger blocks the lender's own
+ * threads then faulted in anew: producer-consumer-mid at 16 pairs, 1.10x
+ * main's CPU and 1.15x its faults with borrowing and no lag rule, 1.02x
+ * and 1.05x now). The block stays that shard's (its free by this thread
+ * is a remote free to it). Regions the collection leaves over the size
+ * bound are added to *rel for the caller to give back once unlocked.
+ * Only past the cores (__hak_tcache_live_share less than the whole): with
+ * a CPU each, a shard's threads collect at their next miss, and the rows
+ * at 1-2 threads keep their own shards' blocks.
  */
 static __noinline void *shard_alloc_other(struct l25_shard *sh, unsigned c, unsigned pages,
 					  struct l25_region **rel)
 {
-	unsigned n = arch_load_relaxed(&nshards), me = (unsigned)(sh - shards), k;
+	unsigned n = arch_load_relaxed(&nshards), k;
+	uint32_t now = __hak_now_ms();
 
-	for (k = 1; k < n; k++) {
-		struct l25_shard *v = &shards[(me + k) & (n - 1)];
+	for (k = 0; k < n; k++) {
+		struct l25_shard *v = &shards[k];
 		struct l25_region *r, *out = NULL;
 		void *p = NULL;
 
-		if (!arch_load_relaxed(&v->regions) || !shard_trylock(v))
+		if (v == sh || !arch_load_relaxed(&v->regions) ||
+		    __hak_ms_age(now, arch_load_relaxed(&v->miss_ms)) < L25_LAG_MS ||
+		    !shard_trylock(v))
 			continue;
 		__acquire(&v->lock);
 		if (arch_load_relaxed(&v->remote_head)) {
-			uint32_t now = __hak_now_ms();
-
 			remote_collect(v, now);
 			out = shard_check(v, now);
 		}
-		r = shard_pick(v, c, pages);
-		if (r && top_dirty(r))
+		r = span_fit(v->partial[c], pages);
+		if (r)
 			p = block_take(v, r, pages);
 		hak_unlock(&v->lock);
 		while (out) {
@@ -1431,6 +1441,8 @@ static __noinline void *l25_alloc_slow(unsigned c, unsigned pages)
 	void *p;
 
 	shard_lock(sh);
+	if (arch_load_relaxed(&sh->miss_ms) != __hak_tick_ms)
+		arch_store_relaxed(&sh->miss_ms, __hak_tick_ms);
 	if (arch_load_relaxed(&sh->remote_head)) {
 		uint32_t now = __hak_now_ms();
 
