@@ -13,7 +13,9 @@
  * take a mid block one each), take turns: one allocates NB blocks of
  * 36 KiB (the 40 KiB class) and writes a byte of every page, then waits;
  * the main thread, which takes no mid block (so has no shard), frees them
- * all: remote frees that no thread of that shard collects. A crowd of
+ * all: remote frees that no thread of that shard collects, and 20 ms
+ * pass (a shard lends only when its threads have not missed for 4 ms,
+ * L25_LAG_MS). A crowd of
  * parked threads keeps the process past the cores on any machine, and the
  * decay passes are off (they collect every shard's remote frees).
  *   - the blocks the pool holds touched (in use, remote included, plus
@@ -27,6 +29,7 @@
 #include <pthread.h>
 #include <semaphore.h>
 #include "l25_test.h"
+#include "../lib/coarse_sleep.h"
 #include "../lib/crowd.h"
 
 #define ROUNDS	4
@@ -100,6 +103,9 @@ int main(int argc, char **argv)
 			tap_bail("pthread_create");
 	}
 	for (r = 0; r < ROUNDS; r++) {
+		/* the last producer's shard lends only once idle for L25_LAG_MS (4) */
+		if (r)
+			tst_sleep_ms(20);
 		sem_post(&turn[r]);
 		sem_wait_all(&allocated);
 		hak_l25_stats(&st);
