@@ -150,7 +150,7 @@
 #define L25_HOLD	HAK_L25_HOLD	/* delays a class in demand keeps its blocks */
 #define L25_STEAL_SCAN	16		/* regions region_steal() looks at per shard */
 #define L25_CARVE_MAX	16		/* regions mapped at once, at most (region_map) */
-#define L25_LAG_MS	4		/* a shard with no miss of its own for that long */
+#define L25_LAG_MS	12		/* a shard with no miss of its own for that long */
 					/* lends its resident blocks (shard_alloc_other) */
 
 /* Thread cache: slots per class, byte cap, classes up to L25_MAX. */
@@ -1363,8 +1363,8 @@ static void *block_take(struct l25_shard *sh, struct l25_region *r, unsigned pag
  * takes a resident block of its class there (span_fit: no borrowing from
  * the classes above, which took the larger blocks the lender's own
  * threads then faulted in anew: producer-consumer-mid at 16 pairs, 1.10x
- * main's CPU and 1.15x its faults with borrowing and no lag rule, 1.02x
- * and 1.05x now). The block stays that shard's (its free by this thread
+ * main's CPU and 1.15x its faults with borrowing and no lag rule; a lag
+ * of 4 ms still cost it 1.02-1.14x, 12 ms 0.97x). The block stays that shard's (its free by this thread
  * is a remote free to it). Regions the collection leaves over the size
  * bound are added to *rel for the caller to give back once unlocked.
  * Only past the cores (__hak_tcache_live_share less than the whole): with

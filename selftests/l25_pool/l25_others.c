@@ -14,7 +14,7 @@
  * 36 KiB (the 40 KiB class) and writes a byte of every page, then waits;
  * the main thread, which takes no mid block (so has no shard), frees them
  * all: remote frees that no thread of that shard collects, and 20 ms
- * pass (a shard lends only when its threads have not missed for 4 ms,
+ * pass (a shard lends only when its threads have not missed for 12 ms,
  * L25_LAG_MS). A crowd of
  * parked threads keeps the process past the cores on any machine, and the
  * decay passes are off (they collect every shard's remote frees).
@@ -103,7 +103,7 @@ int main(int argc, char **argv)
 			tap_bail("pthread_create");
 	}
 	for (r = 0; r < ROUNDS; r++) {
-		/* the last producer's shard lends only once idle for L25_LAG_MS (4) */
+		/* the last producer's shard lends only once idle for L25_LAG_MS (12) */
 		if (r)
 			tst_sleep_ms(20);
 		sem_post(&turn[r]);
