@@ -2333,7 +2333,8 @@ static void slab_prefetch(const struct hak_slab *s, unsigned c)
  * for a scanner, as heap_enter) and undoes the reservation for the
  * caller's own counting. Only at the outer level of the owner's slow
  * paths (depth 1, with depth 0 in the window: a signal handler's slow path
- * takes the lock itself), without fail-fast checks, and only where
+ * takes the lock itself; enter_waits keeps heap_handover out, as in
+ * heap_enter_wait), without fail-fast checks, and only where
  * collect_others runs (past the cores, no free-list sharding): elsewhere
  * nothing would take the lock meanwhile.
  */
@@ -2347,6 +2348,8 @@ static bool carve_open(struct hak_heap *h, struct hak_slab *s, uint32_t n, size_
 		return false;
 	s->carved += n;
 	s->used += n;
+	enter_waits++;		/* a frame is inside: no heap_handover meanwhile */
+	barrier();
 	heap_exit(h);
 	return true;
 }
@@ -2354,6 +2357,8 @@ static bool carve_open(struct hak_heap *h, struct hak_slab *s, uint32_t n, size_
 static void carve_close(struct hak_heap *h, struct hak_slab *s, uint32_t n)
 {
 	heap_enter(h);
+	barrier();
+	enter_waits--;
 	s->carved -= n;
 	s->used -= n;
 }
