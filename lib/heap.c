@@ -2317,6 +2317,53 @@ static void slab_prefetch(const struct hak_slab *s, unsigned c)
 }
 
 /*
+ * Past the cores, the owner carves into pages never touched with its scan
+ * lock dropped. Those first touches are page faults (10-13 us each on the
+ * test VM), the longest stretch of a refill, and an owner preempted in
+ * one held its scan lock meanwhile: batch-pool at 16 threads, another
+ * heap's refill about to take new pages (collect_others) found the scan
+ * lock held by a producer in a carve 1,685-3,425 times a run and
+ * collected 31-84 heaps (Documentation/design.md, "The carve's page
+ * faults outside the scan lock"). So the n blocks are reserved first:
+ * counted carved and used, as blocks in the bin are, so no scanner takes
+ * them for free or uncarved (slab_purge_pages), and the slab, never empty
+ * while they are counted, is not released (collect_pending, slab_emptied);
+ * then the lock goes, the blocks are written (their memory is nobody
+ * else's: no list holds them), and carve_close takes it again (waiting
+ * for a scanner, as heap_enter) and undoes the reservation for the
+ * caller's own counting. Only at the outer level of the owner's slow
+ * paths (depth 1, with depth 0 in the window: a signal handler's slow path
+ * takes the lock itself; enter_waits keeps heap_handover out, as in
+ * heap_enter_wait), without fail-fast checks, and only where
+ * collect_others runs (past the cores, no free-list sharding): elsewhere
+ * nothing would take the lock meanwhile.
+ */
+static bool carve_open(struct hak_heap *h, struct hak_slab *s, uint32_t n, size_t stride)
+{
+	uintptr_t lo = __hak_slab_block(s, s->carved), hi = lo + (uintptr_t)n * stride;
+
+	/* the first page the carve touches that no carved block did */
+	if (hi <= ((lo - 1) | (HAK_SUBPAGE - 1)) + 1 || h->depth != 1 || hak_ff_level() ||
+	    arch_load_relaxed(&__hak_shard_min) != UINT32_MAX || !past_cores())
+		return false;
+	s->carved += n;
+	s->used += n;
+	enter_waits++;		/* a frame is inside: no heap_handover meanwhile */
+	barrier();
+	heap_exit(h);
+	return true;
+}
+
+static void carve_close(struct hak_heap *h, struct hak_slab *s, uint32_t n)
+{
+	heap_enter(h);
+	barrier();
+	enter_waits--;
+	s->carved -= n;
+	s->used -= n;
+}
+
+/*
  * Take up to want blocks of slab s onto *list; returns how many. Carved
  * blocks get the free mark of the bin they go to (mark), so a free of one
  * the program was never given is caught like a double free.
@@ -2385,11 +2432,15 @@ static uint32_t slab_take(struct hak_heap *h, struct hak_slab *s,
 			 * and simulated misses (Documentation/design.md,
 			 * "The carve's direction").
 			 */
-			blk = __hak_slab_block(s, s->carved);
+			bool open = carve_open(h, s, n, stride);
+
+			blk = __hak_slab_block(s, s->carved - (open ? n : 0));
 			for (k = n; k; k--) {
 				carve_one(h, c, list, blk, mark);
 				blk += stride;
 			}
+			if (open)
+				carve_close(h, s, n);
 		}
 		s->carved += n;
 		got += n;
@@ -2410,7 +2461,9 @@ static uint32_t slab_take(struct hak_heap *h, struct hak_slab *s,
 		hak_ff_fail(*list, c, "slab used counter overflow");
 	s->used += got;
 	HAK_STAT_ADD(h, bytes_out, (uint64_t)got * __hak_class_size[c]);
-	if (!s->free && s->carved == s->capacity && !slab_parked(s))
+	/* PARTIAL: a signal handler's refill inside carve_open's window may have */
+	if (!s->free && s->carved == s->capacity && !slab_parked(s) &&
+	    (s->flags & HAK_SLAB_PARTIAL))
 		partial_del(h, s);
 	return got;
 }

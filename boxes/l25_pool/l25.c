@@ -150,6 +150,8 @@
 #define L25_HOLD	HAK_L25_HOLD	/* delays a class in demand keeps its blocks */
 #define L25_STEAL_SCAN	16		/* regions region_steal() looks at per shard */
 #define L25_CARVE_MAX	16		/* regions mapped at once, at most (region_map) */
+#define L25_LAG_MS	12		/* a shard with no miss of its own for that long */
+					/* lends its resident blocks (shard_alloc_other) */
 
 /* Thread cache: slots per class, byte cap, classes up to L25_MAX. */
 #define L25_TC_N	CONFIG_HAK_L25_TCACHE
@@ -246,6 +248,8 @@ struct l25_shard {
 	size_t reserve_kept;		/* old free bytes the last pass kept */
 	uint64_t handed;		/* regions other shards took (region_steal) */
 	uint64_t reserve_passes;	/* passes that kept some */
+	/* ms (coarse clock) of its own threads' last miss: shard_alloc_other */
+	uint32_t miss_ms;		/* atomic */
 	/* Written by other shards' threads: a line of its own. */
 	struct l25_region *remote_head __aligned(64);	/* atomic */
 } __aligned(64);
@@ -1292,10 +1296,16 @@ static __noinline struct l25_region *region_steal(struct l25_shard *sh, unsigned
 	return r;
 }
 
-static void *shard_alloc(struct l25_shard *sh, unsigned c, unsigned pages)
+/*
+ * The region of sh to serve a request of class c (pages 4 KiB pages) from,
+ * best first: a resident free block that covers the request, then any
+ * resident one (span_fit), of the class or of one of the next L25_BORROW
+ * (borrow); else a region of the class with only clean free blocks; NULL
+ * when the class has no free block in sh (shard lock).
+ */
+static struct l25_region *shard_pick(struct l25_shard *sh, unsigned c, unsigned pages)
 {
 	struct l25_region *r = pick_region(sh->partial[c]);
-	unsigned i;
 
 	if (r && (!top_dirty(r) || r->span[r->stack[r->nfree - 1]] < pages)) {
 		struct l25_region *f = span_fit(sh->partial[c], pages);
@@ -1310,14 +1320,14 @@ static void *shard_alloc(struct l25_shard *sh, unsigned c, unsigned pages)
 		if (b)
 			r = b;
 	}
-	if (!r && arch_load_relaxed(&nshards) > 1)
-		r = region_steal(sh, c);
-	if (!r) {
-		r = region_get(sh, c);
-		if (!r)
-			return NULL;
-	}
-	i = r->stack[--r->nfree];
+	return r;
+}
+
+/* Hand out the block on top of r's stack (r is sh's, which is locked). */
+static void *block_take(struct l25_shard *sh, struct l25_region *r, unsigned pages)
+{
+	unsigned i = r->stack[--r->nfree];
+
 	guard_first_use(r, i);
 	if (r->state[i] == B_DIRTY) {
 		sh->dirty_bytes -= r->stride;
@@ -1337,6 +1347,93 @@ static void *shard_alloc(struct l25_shard *sh, unsigned c, unsigned pages)
 	return (void *)block_addr(r, i);
 }
 
+/*
+ * Past the cores: a resident free block of another shard before a clean
+ * one of ours. Threads share the shards (2 x CPUs of them) and wait for a
+ * CPU, and a shard's blocks freed by other threads wait on its remote
+ * stack until one of its own threads misses: so each shard's regions were
+ * touched up to that shard's own peak, lag included, and the sum of those
+ * peaks stayed resident. batch-pool at 16 threads (8 producers on 4
+ * shards, every batch array of 32,784 B freed by a consumer) held 7.9 MB
+ * of 40 KiB blocks resident for ~3 MB in use (Documentation/design.md,
+ * "Mid blocks past the cores"). So a miss that finds no resident block of
+ * its class (or the next L25_BORROW) in its own shard tries the shards
+ * none of whose threads missed for L25_LAG_MS (miss_ms), with a try-lock
+ * (never waited for, as region_steal): it collects their remote frees and
+ * takes a resident block of its class there (span_fit: no borrowing from
+ * the classes above, which took the larger blocks the lender's own
+ * threads then faulted in anew: producer-consumer-mid at 16 pairs, 1.10x
+ * main's CPU and 1.15x its faults with borrowing and no lag rule; a lag
+ * of 4 ms still cost it 1.02-1.14x, 12 ms 0.97x). The block stays that shard's (its free by this thread
+ * is a remote free to it). Regions the collection leaves over the size
+ * bound are added to *rel for the caller to give back once unlocked.
+ * Only past the cores (__hak_tcache_live_share less than the whole): with
+ * a CPU each, a shard's threads collect at their next miss, and the rows
+ * at 1-2 threads keep their own shards' blocks.
+ */
+static __noinline void *shard_alloc_other(struct l25_shard *sh, unsigned c, unsigned pages,
+					  struct l25_region **rel)
+{
+	unsigned n = arch_load_relaxed(&nshards), k;
+	uint32_t now = __hak_now_ms();
+
+	for (k = 0; k < n; k++) {
+		struct l25_shard *v = &shards[k];
+		struct l25_region *r, *out = NULL;
+		void *p = NULL;
+
+		if (v == sh || !arch_load_relaxed(&v->regions) ||
+		    __hak_ms_age(now, arch_load_relaxed(&v->miss_ms)) < L25_LAG_MS ||
+		    !shard_trylock(v))
+			continue;
+		__acquire(&v->lock);
+		if (arch_load_relaxed(&v->remote_head)) {
+			remote_collect(v, now);
+			out = shard_check(v, now);
+		}
+		r = span_fit(v->partial[c], pages);
+		if (r)
+			p = block_take(v, r, pages);
+		hak_unlock(&v->lock);
+		while (out) {
+			r = out->next;
+			out->next = *rel;
+			*rel = out;
+			out = r;
+		}
+		if (p)
+			return p;
+	}
+	return NULL;
+}
+
+/* Past the cores (the core's rule: a thread's share is less than the whole). */
+static inline bool past_cores(void)
+{
+	return __hak_tcache_live_share(L25_REGION) < L25_REGION;
+}
+
+static void *shard_alloc(struct l25_shard *sh, unsigned c, unsigned pages,
+			 struct l25_region **rel)
+{
+	struct l25_region *r = shard_pick(sh, c, pages);
+
+	if ((!r || !top_dirty(r)) && arch_load_relaxed(&nshards) > 1 && past_cores()) {
+		void *p = shard_alloc_other(sh, c, pages, rel);
+
+		if (p)
+			return p;
+	}
+	if (!r && arch_load_relaxed(&nshards) > 1)
+		r = region_steal(sh, c);
+	if (!r) {
+		r = region_get(sh, c);
+		if (!r)
+			return NULL;
+	}
+	return block_take(sh, r, pages);
+}
+
 static __noinline void *l25_alloc_slow(unsigned c, unsigned pages)
 {
 	struct l25_shard *sh = my_shard();
@@ -1344,13 +1441,15 @@ static __noinline void *l25_alloc_slow(unsigned c, unsigned pages)
 	void *p;
 
 	shard_lock(sh);
+	if (arch_load_relaxed(&sh->miss_ms) != __hak_tick_ms)
+		arch_store_relaxed(&sh->miss_ms, __hak_tick_ms);
 	if (arch_load_relaxed(&sh->remote_head)) {
 		uint32_t now = __hak_now_ms();
 
 		remote_collect(sh, now);
 		rel = shard_check(sh, now);
 	}
-	p = shard_alloc(sh, c, pages);
+	p = shard_alloc(sh, c, pages, &rel);
 	hak_unlock(&sh->lock);
 	if (unlikely(rel))
 		pool_put_list(rel, true);
