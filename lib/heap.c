@@ -2432,9 +2432,14 @@ static uint32_t slab_take(struct hak_heap *h, struct hak_slab *s,
 			 * and simulated misses (Documentation/design.md,
 			 * "The carve's direction").
 			 */
-			bool open = carve_open(h, s, n, stride);
+			bool open;
 
-			blk = __hak_slab_block(s, s->carved - (open ? n : 0));
+			/*
+			 * Read before the window: a handler's refill inside it
+			 * may carve past the reserved blocks of this slab.
+			 */
+			blk = __hak_slab_block(s, s->carved);
+			open = carve_open(h, s, n, stride);
 			for (k = n; k; k--) {
 				carve_one(h, c, list, blk, mark);
 				blk += stride;
