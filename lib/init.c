@@ -1090,12 +1090,7 @@ void __hak_init_slow(void)
 	 * lock, which keeps any fork out of its locked window meanwhile).
 	 */
 	__hak_atfork(fork_prepare, fork_parent, fork_child);
-	/*
-	 * Before any call a seccomp filter in place since exec may not allow
-	 * (reading the options makes none).
-	 */
-	__hak_options_read();
-	__hak_os_sandbox_probe();
+	__hak_options_read();	/* and the sandbox probe, between parse and use */
 	if (!__hak_opt.purge_batch)
 		__hak_os_purge_batch_off();
 	stats_setup();

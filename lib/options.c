@@ -12,6 +12,7 @@
 #include "heap.h"
 #include "init.h"
 #include "purge.h"
+#include "os.h"
 #include "superslab.h"
 #include "boxes/bigcache/bigcache.h"
 #include "boxes/failfast/failfast.h"
@@ -141,6 +142,13 @@ void __hak_options_read(void)
 		}
 		*o->value = v;
 	}
+	/*
+	 * Parsing made no system call; what follows may (the cgroup files,
+	 * BigCache's memory sample), so the probe comes here: after
+	 * HAKMEM_SANDBOX is known, before any call a seccomp filter in place
+	 * since exec may not allow.
+	 */
+	__hak_os_sandbox_probe();
 	__hak_ss_set_dirty_max(__hak_opt.dirty_max);
 	__hak_tcache_set_bytes(__hak_opt.tcache_bytes);
 	hak_ff_init();
