@@ -311,10 +311,7 @@ bool __hak_lock_mine(const struct hak_lock *l, const struct hak_lock *edge)
 			if (!until || mono_ns() >= until)
 				return true;
 		}
-		if (__hak_os_sandboxed())
-			__hak_os_nap(HAK_BACKOFF_NAP_NS);	/* sched_yield is not malloc's */
-		else
-			sched_yield();
+		__hak_os_yield();
 		owner = __atomic_load_n(&l->mu.__data.__owner, __ATOMIC_RELAXED);
 		if (owner)
 			return owner == my_tid;

@@ -113,12 +113,21 @@ int __hak_os_getrlimit(int res, struct rlimit *rl);
 #define HAK_BACKOFF_YIELDS	128
 #define HAK_BACKOFF_NAP_NS	50000u
 
+/* Give the CPU up once: sched_yield, or a nap in a sandbox (not malloc's call). */
+static inline void __hak_os_yield(void)
+{
+	if (__hak_os_sandboxed())
+		__hak_os_nap(HAK_BACKOFF_NAP_NS);
+	else
+		sched_yield();
+}
+
 static inline void __hak_os_backoff(unsigned n)
 {
 	if (n < HAK_BACKOFF_SPINS)
 		arch_cpu_relax();
-	else if (n < HAK_BACKOFF_YIELDS && !__hak_os_sandboxed())
-		sched_yield();
+	else if (n < HAK_BACKOFF_YIELDS)
+		__hak_os_yield();
 	else
 		__hak_os_nap(HAK_BACKOFF_NAP_NS);
 }
