@@ -26,7 +26,8 @@
  *                 __hak_tcache_fill and
  *                 __hak_tcache_trim (move blocks between a bin and the heap),
  *                 __hak_tcache_live_share (a thread's share of a per-thread
- *                 budget past the cores), __hak_nr_cpus (the CPUs
+ *                 budget past the cores) and __hak_tcache_past_cores (that
+ *                 rule's test), __hak_nr_cpus (the CPUs
  *                 the process may run on, for sharding), __hak_sharded_class and
  *                 __hak_shard_cap_of (the classes whose small bin the core
  *                 sizes: free-list sharding, the adaptive box leaves them)
@@ -44,7 +45,9 @@
  *                 __hak_os_read_file (a /proc file, inside malloc),
  *                 __hak_os_resident_bytes (what the kernel holds, for statistics)
  *                 and __hak_os_backoff (one step of a wait for another
- *                 thread: spin, yield, then a nap that is no cancellation point)
+ *                 thread: spin, yield, then a nap that is no cancellation point);
+ *                 __hak_os_sandboxed and __hak_os_sandboxed_late (a seccomp
+ *                 sandbox: make no system call glibc's malloc does not)
  *   meta.h        __hak_meta_alloc: zeroed metadata memory that is never
  *                 freed (a box never calls malloc)
  *   lock.h        struct hak_lock, hak_lock/hak_unlock, HAK_DEFINE_FORK_LOCK

@@ -212,6 +212,12 @@ size_t __hak_tcache_live_share(size_t bytes)
 	return thread_share(bytes);
 }
 
+/* For boxes: the L2.5 pool lends blocks between shards only past the cores. */
+bool __hak_tcache_past_cores(void)
+{
+	return past_cores();
+}
+
 /* Default capacity of class c for a thread's share of the cache bytes. */
 static uint32_t tcache_cap_of(size_t share, unsigned c)
 {

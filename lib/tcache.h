@@ -303,6 +303,8 @@ uint32_t __hak_tcache_cap_set(unsigned c);
  * / threads past that (heap.c, thread_share).
  */
 size_t __hak_tcache_live_share(size_t bytes);
+/* For boxes: the same rule's test, past the cores or not (heap.c, past_cores_by). */
+bool __hak_tcache_past_cores(void);
 /*
  * For boxes: the CPUs this process may run on, counted once by the first
  * thread that attached (heap.c), not the calling thread's own mask, which

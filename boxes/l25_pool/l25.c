@@ -1364,10 +1364,11 @@ static void *block_take(struct l25_shard *sh, struct l25_region *r, unsigned pag
  * the classes above, which took the larger blocks the lender's own
  * threads then faulted in anew: producer-consumer-mid at 16 pairs, 1.10x
  * main's CPU and 1.15x its faults with borrowing and no lag rule; a lag
- * of 4 ms still cost it 1.02-1.14x, 12 ms 0.97x). The block stays that shard's (its free by this thread
- * is a remote free to it). Regions the collection leaves over the size
- * bound are added to *rel for the caller to give back once unlocked.
- * Only past the cores (__hak_tcache_live_share less than the whole): with
+ * of 4 ms still cost it 1.02-1.14x, 12 ms 0.97x). The block stays that
+ * shard's (its free by this thread is a remote free to it). Regions the
+ * collection leaves over the size bound are added to *rel for the caller
+ * to give back once unlocked.
+ * Only past the cores (__hak_tcache_past_cores, the core's rule): with
  * a CPU each, a shard's threads collect at their next miss, and the rows
  * at 1-2 threads keep their own shards' blocks.
  */
@@ -1407,18 +1408,12 @@ static __noinline void *shard_alloc_other(struct l25_shard *sh, unsigned c, unsi
 	return NULL;
 }
 
-/* Past the cores (the core's rule: a thread's share is less than the whole). */
-static inline bool past_cores(void)
-{
-	return __hak_tcache_live_share(L25_REGION) < L25_REGION;
-}
-
 static void *shard_alloc(struct l25_shard *sh, unsigned c, unsigned pages,
 			 struct l25_region **rel)
 {
 	struct l25_region *r = shard_pick(sh, c, pages);
 
-	if ((!r || !top_dirty(r)) && arch_load_relaxed(&nshards) > 1 && past_cores()) {
+	if ((!r || !top_dirty(r)) && arch_load_relaxed(&nshards) > 1 && __hak_tcache_past_cores()) {
 		void *p = shard_alloc_other(sh, c, pages, rel);
 
 		if (p)
