@@ -36,6 +36,9 @@
 #include <signal.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <asm/atomic.h>
 #include "box.h"
 #include "boxes/background_purge/bgpurge.h"
@@ -140,6 +143,30 @@ static int bg_create(pthread_t *t)
 	return err;
 }
 
+/*
+ * The thread's name, hakmem-purge, comes with its clone: a new thread
+ * starts with its creator's name, so the creator takes that name for the
+ * length of pthread_create and then its own back (PR_SET_NAME, no file).
+ * pthread_setname_np on another thread opens /proc/self/task/N/comm,
+ * without O_CLOEXEC in glibc 2.36, so a thread of the program that
+ * forked and exec'd meanwhile passed the descriptor on, and a program at
+ * its descriptor limit had its purge thread unnamed (bgp_name). Every
+ * signal is blocked around it (hak_bgpurge_start), so no handler of the
+ * program reads the borrowed name; raw system calls, not the interposed
+ * prctl, which watches for sandboxes.
+ */
+static int bg_create_named(pthread_t *t)
+{
+	char own[16] = "";
+	bool named = !syscall(SYS_prctl, PR_GET_NAME, own, 0UL, 0UL, 0UL) &&
+		     !syscall(SYS_prctl, PR_SET_NAME, "hakmem-purge", 0UL, 0UL, 0UL);
+	int err = bg_create(t);
+
+	if (named)
+		syscall(SYS_prctl, PR_SET_NAME, own, 0UL, 0UL, 0UL);
+	return err;
+}
+
 void hak_bgpurge_start(void)
 {
 	sigset_t all, old;
@@ -170,11 +197,10 @@ void hak_bgpurge_start(void)
 	}
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
-	err = bg_create(&t);
+	err = bg_create_named(&t);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	ok = !err;
 	if (ok) {
-		pthread_setname_np(t, "hakmem-purge");
 		arch_fetch_add(&bg_starts, 1UL);
 	} else {
 		/* once per process: the state stays FAILED (a fork child tries again) */
