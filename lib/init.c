@@ -263,6 +263,29 @@ static __thread bool fork_locked;
 /* the calling thread's id, for __hak_lock_mine (0: not read yet) */
 static __thread pid_t my_tid __attribute__((tls_model("initial-exec")));
 
+/*
+ * The calling thread's id without a system call: glibc writes the
+ * locker's id into a mutex it takes (the field __hak_lock_mine reads), so
+ * a mutex of our own, taken and given back, tells it. gettid is not in
+ * every seccomp filter's list (OpenSSH's pre-auth one kills it), and a
+ * threaded program's first contended lock asked for it
+ * (selftests/core/sandbox, point 2).
+ */
+static pid_t own_tid(void)
+{
+#ifdef __GLIBC__
+	pthread_mutex_t m = PTHREAD_MUTEX_INITIALIZER;
+	pid_t tid;
+
+	pthread_mutex_lock(&m);
+	tid = m.__data.__owner;
+	pthread_mutex_unlock(&m);
+	if (tid > 0)
+		return tid;
+#endif
+	return gettid();
+}
+
 __thread struct hak_lock *__hak_lock_edge __attribute__((tls_model("initial-exec")));
 __thread unsigned __hak_locks_held __attribute__((tls_model("initial-exec")));
 
@@ -300,7 +323,7 @@ bool __hak_lock_mine(const struct hak_lock *l, const struct hak_lock *edge)
 	int owner;
 
 	if (!my_tid)
-		my_tid = gettid();
+		my_tid = own_tid();
 	owner = __atomic_load_n(&l->mu.__data.__owner, __ATOMIC_RELAXED);
 	if (owner || edge != l)
 		return owner == my_tid;
@@ -650,7 +673,7 @@ static void fork_announce(void)
 	if (!__hak_locks_held && !edge_mine && !scanning && !prof)
 		return;
 	if (!my_tid)
-		my_tid = gettid();
+		my_tid = own_tid();
 	fork_levels[d].announced = getpid();
 	fork_urgent_here = true;
 	urgent_here = NULL;

@@ -13,7 +13,8 @@
  *     with prctl as sshd does;
  *  2. the same plus what threads and fork need (clone, clone3, wait4,
  *     set_robust_list, rseq, rt_sigaction): a thread and a fork child
- *     allocate too;
+ *     allocate too, and four threads at once contend for the allocator's
+ *     locks (no gettid: a lock wait reads the thread's id from a mutex);
  *  3. a filter in place since exec (systemd's SystemCallFilter=, bwrap):
  *     it also allows what the dynamic loader and glibc's start-up make
  *     (openat, read, prlimit64, arch_prctl...), installed with the raw
@@ -168,7 +169,7 @@ static int sb_install(enum sb_kind k)
 /* Sizes from the small classes to BigCache's, some of each. */
 static void churn(void)
 {
-	static void *b[512];
+	void *b[512];	/* its own for each thread (thread_contend) */
 	static const size_t size[] = { 24, 200, 1500, 9000, 40000, 70000, 300000, 3u << 20 };
 	unsigned i;
 
@@ -221,6 +222,17 @@ static void *thread_work(void *arg)
 	return NULL;
 }
 
+/* Churn for 200 ms: run by 4 threads at once, the allocator's locks are contended. */
+static void *thread_contend(void *arg)
+{
+	double end = ct_now_ms() + 200;
+
+	(void)arg;
+	while (ct_now_ms() < end)
+		churn();
+	return NULL;
+}
+
 /* The allocator busy through ms (a slow path each 10 ms), then idle past the delay. */
 static void busy_then_idle(unsigned ms, unsigned delay)
 {
@@ -248,10 +260,17 @@ static void workload(enum sb_kind k)
 		pid_t pid;
 		int st;
 
+		pthread_t c[4];
+
 		if (pthread_create(&t, NULL, thread_work, NULL) == 0)
 			pthread_join(t, NULL);
 		else
 			_exit(EXIT_TRAPPED + 3);
+		for (unsigned i = 0; i < ARRAY_SIZE_CT(c); i++)
+			if (pthread_create(&c[i], NULL, thread_contend, NULL))
+				_exit(EXIT_TRAPPED + 3);
+		for (unsigned i = 0; i < ARRAY_SIZE_CT(c); i++)
+			pthread_join(c[i], NULL);
 		pid = fork();
 		if (pid == 0) {
 			thread_work(NULL);
