@@ -260,7 +260,7 @@ int __hak_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void
 }
 /* this thread's fork took the locks (prepare, parent and child all run on it) */
 static __thread bool fork_locked;
-/* the calling thread's id, for __hak_lock_mine (0: not read yet) */
+/* the calling thread's id, read again by each __hak_lock_mine and fork announcement */
 static __thread pid_t my_tid __attribute__((tls_model("initial-exec")));
 
 /*
@@ -322,8 +322,7 @@ bool __hak_lock_mine(const struct hak_lock *l, const struct hak_lock *edge)
 	uint64_t until = 0;
 	int owner;
 
-	if (!my_tid)
-		my_tid = own_tid();
+	my_tid = own_tid();	/* not cached: a _Fork child's thread has a new id */
 	owner = __atomic_load_n(&l->mu.__data.__owner, __ATOMIC_RELAXED);
 	if (owner || edge != l)
 		return owner == my_tid;
@@ -672,8 +671,7 @@ static void fork_announce(void)
 	fork_levels[d] = (struct fork_level){ urgent_here, fork_urgent_here, 0 };
 	if (!__hak_locks_held && !edge_mine && !scanning && !prof)
 		return;
-	if (!my_tid)
-		my_tid = own_tid();
+	my_tid = own_tid();	/* not cached: a _Fork child's thread has a new id */
 	fork_levels[d].announced = getpid();
 	fork_urgent_here = true;
 	urgent_here = NULL;
@@ -1045,7 +1043,6 @@ static void fork_parent(void)
 
 static void fork_child(void)
 {
-	my_tid = 0;		/* the child's thread has an id of its own */
 	/* the parent's other forks and their announcements are not here */
 	fork_urgent_here = false;
 	urgent_here = NULL;
