@@ -24,7 +24,13 @@
  *  5. a filter in place since exec that allows every call (Docker's and
  *     Kubernetes' default profiles fail what they refuse, they do not
  *     kill): the process is taken as sandboxed, and with HAKMEM_SANDBOX=0
- *     it is not.
+ *     it is not;
+ *  6. the same for a process in 2,000 supplementary groups (root only):
+ *     its Groups: line puts Seccomp: 16 KB into /proc/self/status, past
+ *     the 4 KiB the probe read on main, which took it for unsandboxed;
+ *  7. a program that sets no_new_privs before its first malloc, with
+ *     HAKMEM_SANDBOX=0: not taken as sandboxed (on main the prctl took
+ *     the default, the options being unread yet).
  * On main each died: at sysinfo (BigCache's memory sample, once the
  * openat of /proc/meminfo failed), getrusage (a busy purge pass opens a
  * refault window), mincore (calloc of a cached block) and clone (the
@@ -32,6 +38,7 @@
  * Skipped where the kernel has no seccomp filters.
  */
 #include <errno.h>
+#include <grp.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
@@ -344,16 +351,19 @@ static const char *sb_run(enum sb_kind k, int exec_bg, char *self, int *nr)
 }
 
 /*
- * Exec this program as "probe" under a filter that allows every call,
- * HAKMEM_SANDBOX set to opt unless NULL: its exit status (10 + the state
- * its first malloc found), or -1.
+ * Exec this program as mode ("probe": under a filter that allows every
+ * call, in groups supplementary groups unless 0; "early": no filter, a
+ * prctl before the first malloc), HAKMEM_SANDBOX set to opt unless NULL:
+ * its exit status (10 + the state its first malloc found), or -1; 5 when
+ * the groups cannot be set (not root).
  */
-static int probe_run(char *self, const char *opt)
+static int probe_run(char *self, const char *mode, const char *opt, unsigned groups)
 {
 #ifdef SB_ARCH
 	static struct sock_filter all[] = { BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW) };
+	static gid_t gid[2000];
 	struct sock_fprog prog = { .len = 1, .filter = all };
-	char *av[] = { self, (char *)"probe", NULL };
+	char *av[] = { self, (char *)mode, NULL };
 	pid_t pid;
 	int st;
 
@@ -366,8 +376,13 @@ static int probe_run(char *self, const char *opt)
 			setenv("HAKMEM_SANDBOX", opt, 1);
 		else
 			unsetenv("HAKMEM_SANDBOX");
-		if (syscall(SYS_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) ||
-		    syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog))
+		for (unsigned i = 0; i < groups && i < ARRAY_SIZE_CT(gid); i++)
+			gid[i] = (gid_t)(1000000000u + i);	/* ten digits each */
+		if (groups && setgroups(groups, gid))
+			_exit(5);
+		if (!strcmp(mode, "probe") &&
+		    (syscall(SYS_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) ||
+		     syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog)))
 			_exit(1);
 		execv(self, av);
 		_exit(2);
@@ -377,7 +392,9 @@ static int probe_run(char *self, const char *opt)
 	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 #else
 	(void)self;
+	(void)mode;
 	(void)opt;
+	(void)groups;
 	return -1;
 #endif
 }
@@ -401,6 +418,12 @@ int main(int argc, char **argv)
 		sb_pipe[1] = atoi(argv[2]);
 		set_trap(0);
 		workload(SB_START);
+	}
+	if (argc == 2 && !strcmp(argv[1], "early")) {
+		/* no_new_privs before the first malloc (if none came before main) */
+		prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+		free(malloc(64));
+		_exit(10 + __atomic_load_n(&__hak_os_sandbox, __ATOMIC_RELAXED));
 	}
 	if (argc == 2 && !strcmp(argv[1], "probe")) {
 		/* exec'd under an allow-all filter: what the first malloc found */
@@ -439,7 +462,7 @@ int main(int argc, char **argv)
 	if (n <= 0)
 		tap_skip_all("no /proc/self/exe");
 	self[n] = '\0';
-	tap_plan(6);
+	tap_plan(8);
 	warm();
 	why = sb_run(SB_SSH, 0, self, &nr);
 	sb_point("OpenSSH's pre-auth filter, installed late", why, nr);
@@ -453,11 +476,22 @@ int main(int argc, char **argv)
 	} else {
 		tap_skip("no background purge box");
 	}
-	nr = probe_run(self, NULL);
+	nr = probe_run(self, "probe", NULL, 0);
 	tap_ok(nr == 10 + HAK_SANDBOX_AT_START,
 	       "an allow-all filter in place since exec: taken as sandboxed (%d)", nr - 10);
-	nr = probe_run(self, "0");
+	nr = probe_run(self, "probe", "0", 0);
 	tap_ok(nr == 10 + HAK_SANDBOX_NONE,
 	       "the same with HAKMEM_SANDBOX=0: not taken as sandboxed (%d)", nr - 10);
+	nr = probe_run(self, "probe", NULL, 2000);
+	if (nr == 5)
+		tap_skip("2,000 supplementary groups: setgroups refused (not root)");
+	else
+		tap_ok(nr == 10 + HAK_SANDBOX_AT_START,
+		       "the same in 2,000 groups (Seccomp: past 16 KB): taken as sandboxed (%d)",
+		       nr - 10);
+	nr = probe_run(self, "early", "0", 0);
+	tap_ok(nr == 10 + HAK_SANDBOX_NONE,
+	       "no_new_privs before the first malloc, HAKMEM_SANDBOX=0: not sandboxed (%d)",
+	       nr - 10);
 	tap_finish();
 }
