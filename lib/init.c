@@ -293,6 +293,31 @@ static uint64_t mono_ns(void);
  */
 #define LOCK_MINE_WAIT_NS	(1000 * 1000 * 1000ull)
 
+/*
+ * This thread's id for my_tid. In a seccomp sandbox (lib/os.c) not by
+ * gettid, which glibc's malloc never makes: a filter written against its
+ * calls killed a multi-threaded program at its first contended lock
+ * (rv34, selftests/core/sandbox). There glibc's own copy is read back from
+ * a mutex of our own, which it writes into the holder field at every lock
+ * (no system call uncontended): the value __hak_lock_mine compares with.
+ */
+static pid_t self_tid(void)
+{
+#ifdef __GLIBC__
+	if (__hak_os_sandboxed()) {
+		pthread_mutex_t m = PTHREAD_MUTEX_INITIALIZER;
+		pid_t tid;
+
+		pthread_mutex_lock(&m);
+		tid = m.__data.__owner;
+		pthread_mutex_unlock(&m);
+		if (tid > 0)
+			return tid;
+	}
+#endif
+	return gettid();
+}
+
 bool __hak_lock_mine(const struct hak_lock *l, const struct hak_lock *edge)
 {
 #ifdef __GLIBC__
@@ -300,7 +325,7 @@ bool __hak_lock_mine(const struct hak_lock *l, const struct hak_lock *edge)
 	int owner;
 
 	if (!my_tid)
-		my_tid = gettid();
+		my_tid = self_tid();
 	owner = __atomic_load_n(&l->mu.__data.__owner, __ATOMIC_RELAXED);
 	if (owner || edge != l)
 		return owner == my_tid;
@@ -650,7 +675,7 @@ static void fork_announce(void)
 	if (!__hak_locks_held && !edge_mine && !scanning && !prof)
 		return;
 	if (!my_tid)
-		my_tid = gettid();
+		my_tid = self_tid();
 	fork_levels[d].announced = getpid();
 	fork_urgent_here = true;
 	urgent_here = NULL;
