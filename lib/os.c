@@ -122,7 +122,7 @@ int __hak_os_sandbox;		/* atomic: enum hak_os_sandbox */
  * calls it refuses with an error, as Docker's and Kubernetes' default
  * profiles do, loses nothing by them; a filter that kills ends the
  * process). Before the options are read (a prctl before the first
- * malloc) the default holds.
+ * malloc) the default holds, and the probe undoes it if the option is 0.
  */
 void __hak_os_sandbox_enter(int how)
 {
