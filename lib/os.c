@@ -396,9 +396,9 @@ ssize_t __hak_os_read_file(const char *path, char *buf, size_t size)
  *
  * The file is read through, not one buffer of it: Seccomp: comes after
  * Groups:, which lists every supplementary group (up to 65,536), and with
- * ~500 of them the line was past the first 4 KiB and a filter in place at
- * exec went unseen (rv34, selftests/core/sandbox). What is kept between
- * reads: the last bytes, in which the key may have begun.
+ * ~300 of 10 digits the line was past the first 4 KiB and a filter in
+ * place at exec went unseen (rv34, selftests/core/sandbox). What is kept
+ * between reads: the last bytes, in which the key may have begun.
  *
  * HAKMEM_SANDBOX=0 is known only now: a prctl before the first malloc took
  * the default, so the option undoes it here (rv34).
