@@ -21,20 +21,20 @@
  *  4. point 1 with HAKMEM_BACKGROUND_PURGE=1 (the box built in): the
  *     fork child of a process whose purge thread runs starts its own at
  *     its first slow path;
- *  5. a filter in place since exec that allows every call (Docker's and
- *     Kubernetes' default profiles fail what they refuse, they do not
+ *  5-6. a filter in place since exec that allows every call (Docker's
+ *     and Kubernetes' default profiles fail what they refuse, they do not
  *     kill): the process is taken as sandboxed, and with HAKMEM_SANDBOX=0
  *     it is not;
- *  6. the same for a process in 2,000 supplementary groups (root only):
+ *  7. the same for a process in 2,000 supplementary groups (root only):
  *     its Groups: line puts Seccomp: 16 KB into /proc/self/status, past
- *     the 4 KiB the probe read on main, which took it for unsandboxed;
- *  7. a program that sets no_new_privs before its first malloc, with
- *     HAKMEM_SANDBOX=0: not taken as sandboxed (on main the prctl took
+ *     the 4 KiB the probe read on 04efadd, which took it for unsandboxed;
+ *  8. a program that sets no_new_privs before its first malloc, with
+ *     HAKMEM_SANDBOX=0: not taken as sandboxed (on 04efadd the prctl took
  *     the default, the options being unread yet);
- *  8. point 2's filter, eight threads allocating at once for a while: a
+ *  9. point 2's filter, eight threads allocating at once for a while: a
  *     lock one waits for learned the thread's id with gettid, which
- *     OpenSSH's list (and glibc's malloc) lacks: killed on main.
- * On main each died: at sysinfo (BigCache's memory sample, once the
+ *     OpenSSH's list (and glibc's malloc) lacks: killed on 04efadd (rv34).
+ * Before sb33 points 1-4 died: at sysinfo (BigCache's memory sample, once the
  * openat of /proc/meminfo failed), getrusage (a busy purge pass opens a
  * refault window), mincore (calloc of a cached block) and clone (the
  * purge thread, started with every signal blocked: killed by SIGSYS).
