@@ -122,7 +122,7 @@ int __hak_os_sandbox;		/* atomic: enum hak_os_sandbox */
  * calls it refuses with an error, as Docker's and Kubernetes' default
  * profiles do, loses nothing by them; a filter that kills ends the
  * process). Before the options are read (a prctl before the first
- * malloc) the default holds.
+ * malloc) the default holds, and the probe undoes it if the option is 0.
  */
 void __hak_os_sandbox_enter(int how)
 {
@@ -393,19 +393,61 @@ ssize_t __hak_os_read_file(const char *path, char *buf, size_t size)
  * At the first malloc, before any call this file guards: openat and read
  * are what the dynamic loader has just made, so no filter in place at exec
  * kills them. Without /proc nothing is known: nothing changes.
+ *
+ * The file is read through, not one buffer of it: Seccomp: comes after
+ * Groups:, which lists every supplementary group (up to 65,536), and with
+ * ~300 of 10 digits the line was past the first 4 KiB and a filter in
+ * place at exec went unseen (rv34, selftests/core/sandbox). What is kept
+ * between reads: the last bytes, in which the key may have begun.
+ *
+ * HAKMEM_SANDBOX=0 is known only now: a prctl before the first malloc took
+ * the default, so the option undoes it here (rv34).
  */
 void __hak_os_sandbox_probe(void)
 {
+	static const char key[] = "\nSeccomp:";
 	char buf[4096];
 	const char *s;
-	ssize_t n = read_file_at(AT_FDCWD, "/proc/self/status", buf, sizeof(buf));
+	size_t have = 0;
+	ssize_t n;
+	int err = errno, fd;
 
-	if (n <= 0 || !(s = strstr(buf, "\nSeccomp:")))
+	if (!__hak_opt.sandbox) {
+		arch_store_relaxed(&__hak_os_sandbox, HAK_SANDBOX_NONE);
 		return;
-	for (s += sizeof("\nSeccomp:") - 1; *s == ' ' || *s == '\t'; s++)
-		;
-	if (*s >= '1' && *s <= '9')
-		__hak_os_sandbox_enter(HAK_SANDBOX_AT_START);
+	}
+	if (__hak_os_sandboxed_late())
+		return;
+	fd = (int)syscall(SYS_openat, AT_FDCWD, "/proc/self/status", O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		errno = err;
+		return;
+	}
+	while ((n = syscall(SYS_read, fd, buf + have, sizeof(buf) - 1 - have)) > 0) {
+		have += (size_t)n;
+		buf[have] = '\0';
+		s = strstr(buf, key);
+		if (s) {
+			const char *v = s + sizeof(key) - 1;
+
+			while (*v == ' ' || *v == '\t')
+				v++;
+			if (*v) {	/* the value is here */
+				if (*v >= '1' && *v <= '9')
+					__hak_os_sandbox_enter(HAK_SANDBOX_AT_START);
+				break;
+			}
+		} else {
+			/* the key may have begun in the last sizeof(key) - 2 bytes */
+			s = buf + have - (have < sizeof(key) - 2 ? have : sizeof(key) - 2);
+		}
+		if (s == buf && have == sizeof(buf) - 1)
+			break;		/* no /proc file has that much blank after the key */
+		have -= (size_t)(s - buf);
+		memmove(buf, s, have);
+	}
+	syscall(SYS_close, fd);
+	errno = err;
 }
 
 /*

@@ -22,17 +22,27 @@
  *  4. point 1 with HAKMEM_BACKGROUND_PURGE=1 (the box built in): the
  *     fork child of a process whose purge thread runs starts its own at
  *     its first slow path;
- *  5. a filter in place since exec that allows every call (Docker's and
- *     Kubernetes' default profiles fail what they refuse, they do not
+ *  5-6. a filter in place since exec that allows every call (Docker's
+ *     and Kubernetes' default profiles fail what they refuse, they do not
  *     kill): the process is taken as sandboxed, and with HAKMEM_SANDBOX=0
- *     it is not.
- * On main each died: at sysinfo (BigCache's memory sample, once the
+ *     it is not;
+ *  7. the same for a process in 2,000 supplementary groups (root only):
+ *     its Groups: line puts Seccomp: 16 KB into /proc/self/status, past
+ *     the 4 KiB the probe read on 04efadd, which took it for unsandboxed;
+ *  8. a program that sets no_new_privs before its first malloc, with
+ *     HAKMEM_SANDBOX=0: not taken as sandboxed (on 04efadd the prctl took
+ *     the default, the options being unread yet);
+ *  9. point 2's filter, eight threads allocating at once for a while: a
+ *     lock one waits for learned the thread's id with gettid, which
+ *     OpenSSH's list (and glibc's malloc) lacks: killed on 04efadd (rv34).
+ * Before sb33 points 1-4 died: at sysinfo (BigCache's memory sample, once the
  * openat of /proc/meminfo failed), getrusage (a busy purge pass opens a
  * refault window), mincore (calloc of a cached block) and clone (the
  * purge thread, started with every signal blocked: killed by SIGSYS).
  * Skipped where the kernel has no seccomp filters.
  */
 #include <errno.h>
+#include <grp.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
@@ -55,7 +65,7 @@
 
 #define EXIT_TRAPPED	3
 
-enum sb_kind { SB_SSH, SB_THREADS, SB_START };
+enum sb_kind { SB_SSH, SB_THREADS, SB_START, SB_CONTEND };
 
 /* OpenSSH 9.2's pre-auth list (the calls this architecture has). */
 static const long ssh_allow[] = {
@@ -140,7 +150,7 @@ static int sb_install(enum sb_kind k)
 	f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
 					      offsetof(struct seccomp_data, nr));
 	n = add_list(f, n, ssh_allow, ARRAY_SIZE_CT(ssh_allow), SECCOMP_RET_ALLOW);
-	if (k == SB_THREADS)
+	if (k == SB_THREADS || k == SB_CONTEND)
 		n = add_list(f, n, thread_allow, ARRAY_SIZE_CT(thread_allow), SECCOMP_RET_ALLOW);
 	if (k == SB_START)
 		n = add_list(f, n, start_allow, ARRAY_SIZE_CT(start_allow), SECCOMP_RET_ALLOW);
@@ -184,6 +194,22 @@ static void churn(void)
 		free(b[i]);
 }
 
+/* churn with its own array: threads run it at once */
+static void churn_local(void)
+{
+	static const size_t size[] = { 24, 200, 1500, 9000, 40000, 70000, 300000, 3u << 20 };
+	void *b[128];
+	unsigned i;
+
+	for (i = 0; i < ARRAY_SIZE_CT(b); i++) {
+		b[i] = malloc(size[i % ARRAY_SIZE_CT(size)] + i);
+		if (b[i])
+			memset(b[i], 1, 24);
+	}
+	for (i = 0; i < ARRAY_SIZE_CT(b); i++)
+		free(b[i]);
+}
+
 /* A large block written on its first page only, freed, then calloc'd. */
 static void calloc_cached(void)
 {
@@ -212,6 +238,23 @@ static void grow(void)
 		p[n - 1] = 1;
 	}
 	free(p);
+}
+
+/*
+ * Point 9: threads allocating at once, so allocator locks are contended;
+ * each stops after *arg rounds or 2 s, whichever comes first (a debug
+ * build's checks make a round many times slower).
+ */
+static void *contend_work(void *arg)
+{
+	unsigned rounds = *(const unsigned *)arg;
+	double end = ct_now_ms() + 2000;
+
+	for (unsigned r = 0; r < rounds && ct_now_ms() < end; r++) {
+		churn_local();
+		grow();
+	}
+	return NULL;
 }
 
 static void *thread_work(void *arg)
@@ -279,6 +322,19 @@ static void workload(enum sb_kind k)
 		if (pid < 0 || waitpid(pid, &st, 0) != pid || !WIFEXITED(st) ||
 		    WEXITSTATUS(st))
 			_exit(EXIT_TRAPPED + 4);
+	}
+	if (k == SB_CONTEND) {
+		static unsigned rounds;
+		pthread_t t[8];
+		unsigned i;
+
+		rounds = 300;	/* 04efadd: killed 5 of 5 at 150 (about 1 s), 2 of 5 at 20 */
+		for (i = 0; i < ARRAY_SIZE_CT(t); i++)
+			if (pthread_create(&t[i], NULL, contend_work, &rounds))
+				_exit(EXIT_TRAPPED + 3);
+		for (i = 0; i < ARRAY_SIZE_CT(t); i++)
+			pthread_join(t[i], NULL);
+		_exit(0);
 	}
 	busy_then_idle(2 * delay, delay);
 	grow();
@@ -363,16 +419,19 @@ static const char *sb_run(enum sb_kind k, int exec_bg, char *self, int *nr)
 }
 
 /*
- * Exec this program as "probe" under a filter that allows every call,
- * HAKMEM_SANDBOX set to opt unless NULL: its exit status (10 + the state
- * its first malloc found), or -1.
+ * Exec this program as mode ("probe": under a filter that allows every
+ * call, in groups supplementary groups unless 0; "early": no filter, a
+ * prctl before the first malloc), HAKMEM_SANDBOX set to opt unless NULL:
+ * its exit status (10 + the state its first malloc found), or -1; 5 when
+ * the groups cannot be set (not root).
  */
-static int probe_run(char *self, const char *opt)
+static int probe_run(char *self, const char *mode, const char *opt, unsigned groups)
 {
 #ifdef SB_ARCH
 	static struct sock_filter all[] = { BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW) };
+	static gid_t gid[2000];
 	struct sock_fprog prog = { .len = 1, .filter = all };
-	char *av[] = { self, (char *)"probe", NULL };
+	char *av[] = { self, (char *)mode, NULL };
 	pid_t pid;
 	int st;
 
@@ -385,8 +444,13 @@ static int probe_run(char *self, const char *opt)
 			setenv("HAKMEM_SANDBOX", opt, 1);
 		else
 			unsetenv("HAKMEM_SANDBOX");
-		if (syscall(SYS_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) ||
-		    syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog))
+		for (unsigned i = 0; i < groups && i < ARRAY_SIZE_CT(gid); i++)
+			gid[i] = (gid_t)(1000000000u + i);	/* ten digits each */
+		if (groups && setgroups(groups, gid))
+			_exit(5);
+		if (!strcmp(mode, "probe") &&
+		    (syscall(SYS_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) ||
+		     syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog)))
 			_exit(1);
 		execv(self, av);
 		_exit(2);
@@ -396,7 +460,9 @@ static int probe_run(char *self, const char *opt)
 	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 #else
 	(void)self;
+	(void)mode;
 	(void)opt;
+	(void)groups;
 	return -1;
 #endif
 }
@@ -420,6 +486,12 @@ int main(int argc, char **argv)
 		sb_pipe[1] = atoi(argv[2]);
 		set_trap(0);
 		workload(SB_START);
+	}
+	if (argc == 2 && !strcmp(argv[1], "early")) {
+		/* no_new_privs before the first malloc (if none came before main) */
+		prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+		free(malloc(64));
+		_exit(10 + __atomic_load_n(&__hak_os_sandbox, __ATOMIC_RELAXED));
 	}
 	if (argc == 2 && !strcmp(argv[1], "probe")) {
 		/* exec'd under an allow-all filter: what the first malloc found */
@@ -458,7 +530,7 @@ int main(int argc, char **argv)
 	if (n <= 0)
 		tap_skip_all("no /proc/self/exe");
 	self[n] = '\0';
-	tap_plan(6);
+	tap_plan(9);
 	warm();
 	why = sb_run(SB_SSH, 0, self, &nr);
 	sb_point("OpenSSH's pre-auth filter, installed late", why, nr);
@@ -472,11 +544,24 @@ int main(int argc, char **argv)
 	} else {
 		tap_skip("no background purge box");
 	}
-	nr = probe_run(self, NULL);
+	nr = probe_run(self, "probe", NULL, 0);
 	tap_ok(nr == 10 + HAK_SANDBOX_AT_START,
 	       "an allow-all filter in place since exec: taken as sandboxed (%d)", nr - 10);
-	nr = probe_run(self, "0");
+	nr = probe_run(self, "probe", "0", 0);
 	tap_ok(nr == 10 + HAK_SANDBOX_NONE,
 	       "the same with HAKMEM_SANDBOX=0: not taken as sandboxed (%d)", nr - 10);
+	nr = probe_run(self, "probe", NULL, 2000);
+	if (nr == 5)
+		tap_skip("2,000 supplementary groups: setgroups refused (not root)");
+	else
+		tap_ok(nr == 10 + HAK_SANDBOX_AT_START,
+		       "the same in 2,000 groups (Seccomp: past 16 KB): taken as sandboxed (%d)",
+		       nr - 10);
+	nr = probe_run(self, "early", "0", 0);
+	tap_ok(nr == 10 + HAK_SANDBOX_NONE,
+	       "no_new_privs before the first malloc, HAKMEM_SANDBOX=0: not sandboxed (%d)",
+	       nr - 10);
+	why = sb_run(SB_CONTEND, 0, self, &nr);
+	sb_point("the same with eight threads allocating at once", why, nr);
 	tap_finish();
 }
