@@ -1,12 +1,13 @@
 # SPDX-License-Identifier: MIT
-# rsscurve workload, two threads (PYTHONMALLOC=malloc): each worker builds half of ~400 MB
-# of dicts, strings and 1-64 KiB bytes; the main thread drops 95% (frees of another
-# thread's blocks); the workers stay alive and idle; then they rebuild a quarter each.
+# rsscurve workload, two threads (PYTHONMALLOC=malloc): each worker builds 300,000 dicts
+# and strings and 37,500 bytes(n) of 1-64 KiB (calloc'ed: 1.2 GB each if every page is
+# touched); the main thread drops 95% (frees of another thread's blocks); the workers stay
+# alive and idle; then they rebuild half of it each.
 import random, sys, threading, time
 def mark(m):
     sys.stdout.write(m + "\n"); sys.stdout.flush()
 IDLE = float(sys.argv[1]) if len(sys.argv) > 1 else 30.0
-N = int(sys.argv[2]) if len(sys.argv) > 2 else 500_000
+N = int(sys.argv[2]) if len(sys.argv) > 2 else 300_000
 res = [None, None]
 go = [threading.Event(), threading.Event()]
 done = [threading.Event(), threading.Event()]
@@ -20,6 +21,7 @@ def work(k):
             if i % 8 == 0:
                 out.append(bytes(rnd.randint(1024, 65536)))
         res[k] = out
+        out = None      # the main thread's drop frees them
         done[k].set()
 ts = [threading.Thread(target=work, args=(k,)) for k in (0, 1)]
 for t in ts:
