@@ -14,7 +14,8 @@ prints its phase marks (start, grown, shrunk, idle, regrown, end) on stdout, or,
 redis-server, the driver here sends the commands and makes the marks. Allocators run in
 interleaved order, one run at a time. Each run is one JSON line in --out; the table printed at
 the end gives RSS (MiB) at each mark and at shrunk+1 s/+10 s, the peak, the minor faults of
-the whole run and of the regrow, and CPU user+sys (s).
+the whole run and of the regrow, and CPU user+sys (s). redis-server with "-" runs on the
+jemalloc Debian links it with (there is no glibc row for it). Not in make check.
 """
 import argparse, json, os, shutil, signal, socket, subprocess, sys, threading, time
 
