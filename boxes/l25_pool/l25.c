@@ -1323,10 +1323,21 @@ static struct l25_region *shard_pick(struct l25_shard *sh, unsigned c, unsigned 
 	return r;
 }
 
-/* Hand out the block on top of r's stack (r is sh's, which is locked). */
+/*
+ * Bit 0 of what the slow path returns: the block was B_CLEAN (never
+ * touched, or purged with MADV_DONTNEED), so it reads as zero and calloc
+ * need not write it (hak_l25_alloc_zero). Blocks are page-aligned.
+ */
+#define L25_ZERO_TAG	((uintptr_t)1)
+
+/*
+ * Hand out the block on top of r's stack (r is sh's, which is locked),
+ * tagged with L25_ZERO_TAG when it was clean.
+ */
 static void *block_take(struct l25_shard *sh, struct l25_region *r, unsigned pages)
 {
 	unsigned i = r->stack[--r->nfree];
+	uintptr_t zero = r->state[i] == B_CLEAN ? L25_ZERO_TAG : 0;
 
 	guard_first_use(r, i);
 	if (r->state[i] == B_DIRTY) {
@@ -1344,7 +1355,7 @@ static void *block_take(struct l25_shard *sh, struct l25_region *r, unsigned pag
 	sh->bytes_in_use += r->stride;
 	if (sh->bytes_in_use > sh->peak_in_use)
 		sh->peak_in_use = sh->bytes_in_use;
-	return (void *)block_addr(r, i);
+	return (void *)(block_addr(r, i) | zero);
 }
 
 /*
@@ -1523,7 +1534,22 @@ void *hak_l25_alloc(size_t n)
 
 	if (likely(p))
 		return p;
-	return l25_alloc_slow(class_of(n), (unsigned)((n + 4095) >> 12));
+	p = l25_alloc_slow(class_of(n), (unsigned)((n + 4095) >> 12));
+	return (void *)((uintptr_t)p & ~L25_ZERO_TAG);
+}
+
+/*
+ * A thread-cache block is taken as written (B_CACHED holds no clean
+ * state); a shard's clean block, fresh or purged, reads as zero.
+ */
+void *hak_l25_alloc_zero(size_t n, bool *zero)
+{
+	uintptr_t p = (uintptr_t)hak_l25_alloc_cached(n);
+
+	if (!p)
+		p = (uintptr_t)l25_alloc_slow(class_of(n), (unsigned)((n + 4095) >> 12));
+	*zero = p & L25_ZERO_TAG;
+	return (void *)(p & ~L25_ZERO_TAG);
 }
 
 /*

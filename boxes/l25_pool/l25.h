@@ -10,6 +10,9 @@
  *   hak_l25_wants(n)       n is in the pool's range (inline, constant-folded);
  *   hak_l25_alloc(n)       a block, or NULL with errno unchanged (the
  *                          caller retries after a purge, then sets ENOMEM);
+ *   hak_l25_alloc_zero(n, &z)  hak_l25_alloc that sets z when the block
+ *                          reads as zero (taken clean: never touched, or
+ *                          purged), so calloc need not write it;
  *   hak_l25_alloc_cached(n)  a block from the calling thread's cache, or
  *                          NULL: no lock, no system call, no clock read;
  *   hak_l25_free(p)        p is in an L2.5 region: free it; true when it
@@ -75,6 +78,7 @@ static __always_inline bool hak_l25_wants(size_t n)
 	return n > HAK_SMALL_MAX && n <= ((size_t)CONFIG_HAK_L25_MAX_KIB << 10);
 }
 void *hak_l25_alloc(size_t n);
+void *hak_l25_alloc_zero(size_t n, bool *zero);
 void *hak_l25_alloc_cached(size_t n);
 bool hak_l25_free(void *p);
 size_t hak_l25_usable(const void *p);
@@ -95,6 +99,12 @@ static __always_inline bool hak_l25_wants(size_t n)
 static inline void *hak_l25_alloc(size_t n)
 {
 	(void)n;
+	return NULL;
+}
+static inline void *hak_l25_alloc_zero(size_t n, bool *zero)
+{
+	(void)n;
+	*zero = false;
 	return NULL;
 }
 static inline void *hak_l25_alloc_cached(size_t n)
