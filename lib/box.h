@@ -42,6 +42,7 @@
  *                 fault injection and accounting see every mapping);
  *                 hugepage advice and collapse (__hak_os_advise_huge,
  *                 __hak_os_collapse), the coarse clock (__hak_now_ms),
+ *                 the kernel's clocks past any interposer (__hak_os_clock),
  *                 __hak_os_read_file (a /proc file, inside malloc),
  *                 __hak_os_resident_bytes (what the kernel holds, for statistics)
  *                 and __hak_os_backoff (one step of a wait for another

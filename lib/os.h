@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <sys/types.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <hak/compiler.h>
 #include "lock.h"
 
@@ -372,6 +373,18 @@ int __hak_os_busy_self(uint64_t *ns);
  * threads the CPU clocks instead, for that reading (os.c, HAK_BUSY_TASKS_MAX).
  */
 int __hak_os_busy_others(uint64_t *ns);
+
+/*
+ * clock_gettime of the kernel's clock, never an interposer's (libfaketime,
+ * os.c): the vDSO's function, else the system call. No malloc, errno
+ * unchanged.
+ */
+int __hak_os_clock(clockid_t clk, struct timespec *ts);
+/*
+ * Defined by a program (a selftest that moves the clock), it answers for
+ * the kernel in __hak_os_clock; weak, so nothing when undefined.
+ */
+extern int __hak_clock_hook(clockid_t clk, struct timespec *ts) __attribute__((weak));
 
 /*
  * Milliseconds of CLOCK_MONOTONIC_COARSE (a vDSO read, no system call),

@@ -67,7 +67,7 @@ void hak_hd_init(void)
 	got = getrandom(v, sizeof(v), GRND_NONBLOCK);
 	pthread_setcancelstate(cs, &cs);
 	if (got != sizeof(v)) {
-		clock_gettime(CLOCK_MONOTONIC, &ts);
+		__hak_os_clock(CLOCK_MONOTONIC, &ts);
 		v[0] = mix((uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 32) ^
 			   (uint64_t)getpid() ^ (uint64_t)(uintptr_t)&ts);
 		v[1] = mix(v[0] ^ (uint64_t)(uintptr_t)&__hak_hd_secret);
