@@ -14,6 +14,7 @@
 #include <sys/auxv.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -553,6 +554,15 @@ void __hak_os_nap(unsigned long ns)
 
 	syscall(SYS_clock_nanosleep, CLOCK_MONOTONIC, 0, &ts, NULL);
 	errno = err;
+}
+
+ssize_t __hak_os_getrandom(void *buf, size_t len)
+{
+	int err = errno;
+	ssize_t r = (ssize_t)syscall(SYS_getrandom, buf, len, GRND_NONBLOCK);
+
+	errno = err;
+	return r;
 }
 
 void __hak_os_write(int fd, const void *buf, size_t len)

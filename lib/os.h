@@ -66,6 +66,13 @@ ssize_t __hak_os_read_file(const char *path, char *buf, size_t size);
  */
 void __hak_os_nap(unsigned long ns);
 void __hak_os_write(int fd, const void *buf, size_t len);
+/*
+ * len random bytes from the kernel (getrandom, GRND_NONBLOCK) through a
+ * system call, never an interposer's getrandom (libfaketime's, os.c
+ * __hak_os_clock): bytes written, or -1. No cancellation point, errno
+ * unchanged.
+ */
+ssize_t __hak_os_getrandom(void *buf, size_t len);
 
 /*
  * In a seccomp sandbox (lib/os.c, where the state is set: at the first
