@@ -388,10 +388,10 @@ int __hak_os_busy_others(uint64_t *ns);
  */
 int __hak_os_clock(clockid_t clk, struct timespec *ts);
 /*
- * Defined by a program (a selftest that moves the clock), it answers for
- * the kernel in __hak_os_clock; weak, so nothing when undefined.
+ * A program may define int __hak_clock_hook(clockid_t, struct timespec *)
+ * to answer for the kernel in __hak_os_clock (a selftest that moves the
+ * clock: selftests/lib/clock_offset.h); os.c declares it weak.
  */
-extern int __hak_clock_hook(clockid_t clk, struct timespec *ts) __attribute__((weak));
 
 /*
  * Milliseconds of CLOCK_MONOTONIC_COARSE (a vDSO read, no system call),
