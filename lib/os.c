@@ -229,8 +229,8 @@ bool __hak_os_take_near(void)
  * reaches the purge delay, or reaches it at every call; and the lock wait's
  * deadline (init.c), which the kernel takes on its own CLOCK_MONOTONIC,
  * in the past (a spin) or days away (no poll). No malloc, no lock, no
- * libc call past getauxval. Without a vDSO (valgrind's guest, an
- * architecture not listed) the system call, what libc makes then too.
+ * libc call past getauxval. Without a vDSO (a kernel built without one,
+ * an architecture not listed) the system call, what libc makes then too.
  * A program may define __hak_clock_hook (os.h): the selftests that age
  * the caches by days (selftests/lib/clock_offset.h) do.
  */
