@@ -35,6 +35,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <string.h>
+#include <time.h>
 #include <asm/atomic.h>
 #include "box.h"
 #include "boxes/background_purge/bgpurge.h"
