@@ -42,10 +42,13 @@
  *                 fault injection and accounting see every mapping);
  *                 hugepage advice and collapse (__hak_os_advise_huge,
  *                 __hak_os_collapse), the coarse clock (__hak_now_ms),
+ *                 the kernel's clocks past any interposer (__hak_os_clock),
  *                 __hak_os_read_file (a /proc file, inside malloc),
  *                 __hak_os_resident_bytes (what the kernel holds, for statistics)
  *                 and __hak_os_backoff (one step of a wait for another
  *                 thread: spin, yield, then a nap that is no cancellation point);
+ *                 __hak_os_nap (that nap: the background purge thread's sleep);
+ *                 __hak_os_getrandom (the hardened box's secret);
  *                 __hak_os_sandboxed and __hak_os_sandboxed_late (a seccomp
  *                 sandbox: make no system call glibc's malloc does not)
  *   meta.h        __hak_meta_alloc: zeroed metadata memory that is never

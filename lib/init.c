@@ -351,7 +351,7 @@ static uint64_t mono_ns(void)
 {
 	struct timespec ts;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
+	__hak_os_clock(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
@@ -875,7 +875,7 @@ int __hak_lock_fork_wait(struct hak_lock *l)
 			arch_fetch_add(&nr_fork_skips, 1UL);
 			return HAK_FORK_SKIP;
 		}
-		clock_gettime(CLOCK_MONOTONIC, &ts);
+		__hak_os_clock(CLOCK_MONOTONIC, &ts);
 		ts.tv_nsec += FORK_POLL_NS;
 		if (ts.tv_nsec >= 1000000000) {
 			ts.tv_sec++;

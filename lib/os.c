@@ -8,11 +8,13 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <link.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/auxv.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -216,6 +218,140 @@ bool __hak_os_take_near(void)
 }
 
 /*
+ * The kernel's clocks, read through the vDSO's own clock_gettime, found in
+ * its ELF image (AT_SYSINFO_EHDR), not through libc's symbol: a preloaded
+ * interposer answers for that symbol. libfaketime's clock_gettime, called
+ * before its initialiser ran, looks its symbols up with dlsym, whose error
+ * path calls malloc, whose slow path read the clock again: every process
+ * with both preloaded (either order) overflowed its stack at its first
+ * malloc (ext34). Past its initialiser it answered with a time that stops,
+ * jumps back or runs at ten times the rate: a decay clock that never
+ * reaches the purge delay, or reaches it at every call; and the lock wait's
+ * deadline (init.c), which the kernel takes on its own CLOCK_MONOTONIC,
+ * in the past (a spin) or days away (no poll). No malloc, no lock, no
+ * libc call past getauxval. Without a vDSO (a kernel built without one,
+ * an architecture not listed) the system call, what libc makes then too.
+ * A program may define __hak_clock_hook (os.h): the selftests that age
+ * the caches by days (selftests/lib/clock_offset.h) do.
+ */
+#if defined(__x86_64__) || defined(__riscv)
+#define VDSO_GETTIME	"__vdso_clock_gettime"
+#elif defined(__aarch64__)
+#define VDSO_GETTIME	"__kernel_clock_gettime"
+#endif
+
+typedef int (*gettime_fn)(clockid_t, struct timespec *);
+
+/* a program's own clock (os.h), for the selftests */
+extern int __hak_clock_hook(clockid_t clk, struct timespec *ts) __attribute__((weak));
+
+static uintptr_t vdso_gettime;	/* atomic: the function; 1: none; 0: not looked yet */
+
+#ifdef VDSO_GETTIME
+/* Symbols in the dynamic symbol table: DT_HASH's chain count, else DT_GNU_HASH's last chain's end. */
+static size_t vdso_nsyms(const ElfW(Word) *hash, const ElfW(Word) *gnu)
+{
+	const ElfW(Word) *buckets, *chain;
+	ElfW(Word) nbuckets, symoff, last = 0;
+
+	if (hash)
+		return hash[1];
+	if (!gnu)
+		return 0;
+	nbuckets = gnu[0];
+	symoff = gnu[1];
+	buckets = (const ElfW(Word) *)((const ElfW(Addr) *)(gnu + 4) + gnu[2]);
+	chain = buckets + nbuckets;
+	for (ElfW(Word) b = 0; b < nbuckets; b++)
+		if (buckets[b] > last)
+			last = buckets[b];
+	if (last < symoff)
+		return symoff;
+	while (!(chain[last - symoff] & 1))
+		last++;
+	return (size_t)last + 1;
+}
+
+static uintptr_t vdso_lookup(const char *name)
+{
+	const ElfW(Ehdr) *eh = (const ElfW(Ehdr) *)getauxval(AT_SYSINFO_EHDR);
+	const ElfW(Phdr) *ph;
+	const ElfW(Dyn) *dyn = NULL;
+	const ElfW(Sym) *sym = NULL;
+	const ElfW(Word) *hash = NULL, *gnu = NULL;
+	const char *str = NULL;
+	uintptr_t bias = 0;
+	bool loaded = false;
+	size_t n;
+
+	if (!eh || memcmp(eh->e_ident, ELFMAG, SELFMAG))
+		return 0;
+	ph = (const ElfW(Phdr) *)((const char *)eh + eh->e_phoff);
+	for (unsigned i = 0; i < eh->e_phnum; i++) {
+		if (ph[i].p_type == PT_LOAD && !loaded) {
+			bias = (uintptr_t)eh + ph[i].p_offset - ph[i].p_vaddr;
+			loaded = true;
+		} else if (ph[i].p_type == PT_DYNAMIC) {
+			dyn = (const ElfW(Dyn) *)((const char *)eh + ph[i].p_offset);
+		}
+	}
+	if (!loaded || !dyn)
+		return 0;
+	for (; dyn->d_tag != DT_NULL; dyn++) {
+		const void *at = (const void *)(dyn->d_un.d_ptr + bias);
+
+		if (dyn->d_tag == DT_SYMTAB)
+			sym = at;
+		else if (dyn->d_tag == DT_STRTAB)
+			str = at;
+		else if (dyn->d_tag == DT_HASH)
+			hash = at;
+		else if (dyn->d_tag == DT_GNU_HASH)
+			gnu = at;
+	}
+	if (!sym || !str)
+		return 0;
+	n = vdso_nsyms(hash, gnu);
+	for (size_t i = 0; i < n; i++) {
+		unsigned type = ELF64_ST_TYPE(sym[i].st_info);
+		unsigned bind = ELF64_ST_BIND(sym[i].st_info);
+
+		if (sym[i].st_shndx != SHN_UNDEF && type == STT_FUNC &&
+		    (bind == STB_GLOBAL || bind == STB_WEAK) &&
+		    !strcmp(str + sym[i].st_name, name))
+			return bias + sym[i].st_value;
+	}
+	return 0;
+}
+#endif
+
+int __hak_os_clock(clockid_t clk, struct timespec *ts)
+{
+	uintptr_t f = arch_load_relaxed(&vdso_gettime);
+	gettime_fn hook = __hak_clock_hook;
+
+	if (unlikely(hook != NULL))
+		return hook(clk, ts);
+	if (unlikely(!f)) {
+#ifdef VDSO_GETTIME
+		f = vdso_lookup(VDSO_GETTIME);
+#endif
+		if (!f)
+			f = 1;
+		/* the same answer in every thread: a plain store */
+		arch_store_relaxed(&vdso_gettime, f);
+	}
+	if (f != 1)
+		return ((gettime_fn)f)(clk, ts);
+	{
+		int err = errno, r = (int)syscall(SYS_clock_gettime, clk, ts);
+
+		errno = err;
+		return r;
+	}
+}
+
+/*
  * The coarse clock counts from its first reading in this process (1 then),
  * not from boot. Stamps (unsigned ms) sit in metadata beside zero words,
  * and memcheck's leak scan reads such a pair as a pointer: with boot time,
@@ -256,7 +392,7 @@ unsigned __hak_now_ms(void)
 	uint64_t boot, base;
 	int64_t since;
 
-	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	__hak_os_clock(CLOCK_MONOTONIC_COARSE, &ts);
 	boot = (uint64_t)ts.tv_sec * 1000u + (uint64_t)(ts.tv_nsec / 1000000);
 	base = arch_load_relaxed(&clock_base);
 	if (unlikely(!base)) {
@@ -464,6 +600,15 @@ void __hak_os_nap(unsigned long ns)
 
 	syscall(SYS_clock_nanosleep, CLOCK_MONOTONIC, 0, &ts, NULL);
 	errno = err;
+}
+
+ssize_t __hak_os_getrandom(void *buf, size_t len)
+{
+	int err = errno;
+	ssize_t r = (ssize_t)syscall(SYS_getrandom, buf, len, GRND_NONBLOCK);
+
+	errno = err;
+	return r;
 }
 
 void __hak_os_write(int fd, const void *buf, size_t len)
@@ -1282,7 +1427,7 @@ static uint64_t cpu_ns(clockid_t clk)
 {
 	struct timespec ts;
 
-	if (clock_gettime(clk, &ts))
+	if (__hak_os_clock(clk, &ts))
 		return 0;
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }

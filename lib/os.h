@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <sys/types.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <hak/compiler.h>
 #include "lock.h"
 
@@ -65,6 +66,13 @@ ssize_t __hak_os_read_file(const char *path, char *buf, size_t size);
  */
 void __hak_os_nap(unsigned long ns);
 void __hak_os_write(int fd, const void *buf, size_t len);
+/*
+ * len random bytes from the kernel (getrandom, GRND_NONBLOCK) through a
+ * system call, never an interposer's getrandom (libfaketime's, os.c
+ * __hak_os_clock): bytes written, or -1. No cancellation point, errno
+ * unchanged.
+ */
+ssize_t __hak_os_getrandom(void *buf, size_t len);
 
 /*
  * In a seccomp sandbox (lib/os.c, where the state is set: at the first
@@ -372,6 +380,18 @@ int __hak_os_busy_self(uint64_t *ns);
  * threads the CPU clocks instead, for that reading (os.c, HAK_BUSY_TASKS_MAX).
  */
 int __hak_os_busy_others(uint64_t *ns);
+
+/*
+ * clock_gettime of the kernel's clock, never an interposer's (libfaketime,
+ * os.c): the vDSO's function, else the system call. No malloc, errno
+ * unchanged.
+ */
+int __hak_os_clock(clockid_t clk, struct timespec *ts);
+/*
+ * A program may define int __hak_clock_hook(clockid_t, struct timespec *)
+ * to answer for the kernel in __hak_os_clock (a selftest that moves the
+ * clock: selftests/lib/clock_offset.h); os.c declares it weak.
+ */
 
 /*
  * Milliseconds of CLOCK_MONOTONIC_COARSE (a vDSO read, no system call),

@@ -52,12 +52,18 @@ int __hak_bgpurge_state;		/* atomic, BG_* */
 static int bg_atfork_done;		/* atomic */
 static size_t bg_starts, bg_wakeups, bg_passes, bg_bytes;	/* atomic */
 
+/*
+ * The kernel's sleep (__hak_os_nap, a system call), not the program's
+ * nanosleep: libfaketime's divides or multiplies it by its rate, and the
+ * decay clock this thread serves is the kernel's (lib/os.c,
+ * __hak_os_clock). At "x0.01" a quarter-delay nap lasted 6 s and an idle
+ * program's memory came back 100 times late; at "x100" the thread woke
+ * every 0.6 ms (ext34). All signals are blocked here: it sleeps the time
+ * through.
+ */
 static void sleep_ms(unsigned ms)
 {
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-
-	while (nanosleep(&ts, &ts) != 0)
-		;
+	__hak_os_nap((unsigned long)ms * 1000000ul);
 }
 
 static unsigned base_ms(void)

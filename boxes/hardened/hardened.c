@@ -23,12 +23,10 @@
  * nothing and have no budget. fork keeps the guards in the child.
  */
 #include <fcntl.h>
-#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
-#include <sys/random.h>
 #include <sys/syscall.h>
 #include <asm/atomic.h>
 #include "box.h"
@@ -48,26 +46,26 @@ static uint64_t mix(uint64_t x)
 }
 
 /*
- * getrandom() is a cancellation point in glibc, and this runs inside the
- * first malloc: cancellation is off around it (a pending cancel stays
- * pending; turning it back on acts on nothing), so a thread with a cancel
- * pending returns from malloc (rv25, selftests/hardened/hd_cancel). Not
- * syscall(): hd_norandom wraps getrandom to refuse it.
+ * The kernel's getrandom (__hak_os_getrandom, a system call), not libc's
+ * symbol: a preloaded interposer answers for that one, and libfaketime's
+ * (FAKERANDOM_SEED), called before its initialiser ran, looks its symbols
+ * up with dlsym, whose error path calls malloc, which came back here:
+ * every process of the hardened build with libfaketime preloaded overflowed
+ * its stack at its first malloc (ext34). A system call is no cancellation
+ * point either: the first malloc, this one's, returns with a cancel
+ * pending (rv25, selftests/hardened/hd_cancel).
  */
 void hak_hd_init(void)
 {
 	uint64_t v[2] = { 0, 0 };
 	struct timespec ts;
 	ssize_t got;
-	int cs;
 
 	if (arch_load_relaxed(&__hak_hd_secret))
 		return;
-	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cs);
-	got = getrandom(v, sizeof(v), GRND_NONBLOCK);
-	pthread_setcancelstate(cs, &cs);
+	got = __hak_os_getrandom(v, sizeof(v));
 	if (got != sizeof(v)) {
-		clock_gettime(CLOCK_MONOTONIC, &ts);
+		__hak_os_clock(CLOCK_MONOTONIC, &ts);
 		v[0] = mix((uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 32) ^
 			   (uint64_t)getpid() ^ (uint64_t)(uintptr_t)&ts);
 		v[1] = mix(v[0] ^ (uint64_t)(uintptr_t)&__hak_hd_secret);

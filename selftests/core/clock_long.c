@@ -4,9 +4,9 @@
  * 2^31 ms (24.9 days) and wraps at 2^32 ms (49.7 days) without stopping,
  * and the decay passes keep giving memory back past both, also after a
  * long idle spell with no allocator call at all. The test ages itself:
- * clock_gettime is replaced (this program is linked with libhakmem.a, so
- * the library's calls bind to the definition here) by the kernel's
- * CLOCK_MONOTONIC_COARSE plus an offset the test sets.
+ * the library's clock reads go to __hak_clock_hook (lib/os.h), defined
+ * here, which answers with the kernel's CLOCK_MONOTONIC_COARSE plus an
+ * offset the test sets.
  *
  * Before the fix the clock read 1 from day 24.9 to day 49.7 (a 32-bit
  * difference tested as signed), no decay pass ran in that time, and 40 MB

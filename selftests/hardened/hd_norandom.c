@@ -3,8 +3,9 @@
  * hd_norandom: the hardened box when getrandom() fails (very early boot, a
  * seccomp filter): the link secret and the carve order's seed come from
  * the clock, the pid and addresses (boxes/hardened/hardened.c, never run
- * by a test before). Linked with --wrap=getrandom, which fails with
- * ENOSYS and counts its calls.
+ * by a test before). Linked with --wrap=__hak_os_getrandom (the box asks
+ * the kernel through it, lib/os.c), which fails with ENOSYS and counts
+ * its calls.
  *
  * The program runs itself twice; each child allocates (the first heap
  * attach sets the secret), prints the secret and the order of 16 new
@@ -26,16 +27,14 @@
 
 #define NB	16
 
-ssize_t __real_getrandom(void *buf, size_t len, unsigned int flags);
-ssize_t __wrap_getrandom(void *buf, size_t len, unsigned int flags);
+ssize_t __wrap___hak_os_getrandom(void *buf, size_t len);
 
 static int refused;
 
-ssize_t __wrap_getrandom(void *buf, size_t len, unsigned int flags)
+ssize_t __wrap___hak_os_getrandom(void *buf, size_t len)
 {
 	(void)buf;
 	(void)len;
-	(void)flags;
 	refused++;
 	errno = ENOSYS;
 	return -1;

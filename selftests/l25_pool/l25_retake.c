@@ -17,9 +17,9 @@
  *    taken since are purged by the pass after the hold.
  * The refault feedback is off (it would lengthen the delay the steps are
  * timed for: selftests/core/purge_refault tests it).
- * The test runs on a clock of its own: clock_gettime is replaced (this
- * program links libhakmem.a) by CLOCK_MONOTONIC_COARSE plus an offset it
- * moves, so a loaded machine does not change the ages the passes see.
+ * The test runs on a clock of its own: the library's clock reads go to
+ * __hak_clock_hook (lib/os.h; this program links libhakmem.a), which adds
+ * an offset it moves to CLOCK_MONOTONIC_COARSE, so a loaded machine does not change the ages the passes see.
  */
 #include <pthread.h>
 #include <sys/syscall.h>
