@@ -282,8 +282,11 @@ static struct grow_area *area_claim(void)
 	 * Under vm.overcommit_memory=2 an area's MAP_NORESERVE reserve would
 	 * be charged in full (32 MiB per growing thread, whatever its blocks
 	 * use): no areas there, blocks grow the usual large way (mremap).
+	 * Nor under an RLIMIT_AS or RLIMIT_DATA under 64 GiB, which the
+	 * reserve would come out of whole (ml34: four threads' areas took
+	 * 128 MiB of a python3's ulimit -v).
 	 */
-	if (__hak_os_commit_strict()) {
+	if (__hak_os_commit_strict() || __hak_os_space_tight()) {
 		arch_store_relaxed(&grow_off, 1);
 		return NULL;
 	}

@@ -13,12 +13,30 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/syscall.h>
+#include <asm/atomic.h>
 #include "init.h"
 #include "os.h"
 #include "purge.h"
 
 #define CG_PATH_MAX	512
 #define CG_NONE		((size_t)1 << 62)	/* v1 "unlimited" is just below 2^63 */
+
+/*
+ * The directory whose limit is the least, when the limit is the cgroup's
+ * (set once by __hak_limit_init, read after): the kernel holds that
+ * directory's usage against the limit, all of the process's memory and
+ * its siblings' (an interpreter's own arenas, shared memory, other
+ * processes of the container), of which hakmem's mappings may be a small
+ * share (ml34: python3 near a cgroup limit, hakmem's caches not purged).
+ */
+struct cg_where {
+	char dir[CG_PATH_MAX];
+	size_t len;		/* 0: none */
+	bool v2;
+};
+static struct cg_where cg_limit_at;
+static char cg_stat_buf[4096];	/* one reader at a time: cg_busy */
+static int cg_busy;		/* atomic */
 
 /*
  * The decimal number at *s into *v, *s moved past its digits (0 when
@@ -55,23 +73,32 @@ static size_t read_limit(const char *dir, size_t dlen, const char *name)
 	return s == buf ? CG_NONE : v;
 }
 
-/* Least limit over root/path and its ancestors down to root. */
-static size_t walk_up(const char *root, const char *path, size_t plen, const char *name)
+/*
+ * Least limit over root/path and its ancestors down to root; the
+ * directory holding it into *at when it is less than *best (which it
+ * then becomes).
+ */
+static void walk_up(const char *root, const char *path, size_t plen, const char *name,
+		    size_t *best, struct cg_where *at, bool v2)
 {
 	char dir[CG_PATH_MAX];
-	size_t rlen = strlen(root), len, best = CG_NONE, v;
+	size_t rlen = strlen(root), len, v;
 
 	while (plen && path[plen - 1] == '/')
 		plen--;
 	if (rlen + plen + 1 > sizeof(dir))
-		return CG_NONE;
+		return;
 	memcpy(dir, root, rlen);
 	memcpy(dir + rlen, path, plen);
 	len = rlen + plen;
 	for (;;) {
 		v = read_limit(dir, len, name);
-		if (v < best)
-			best = v;
+		if (v < *best) {
+			*best = v;
+			memcpy(at->dir, dir, len);
+			at->len = len;
+			at->v2 = v2;
+		}
 		if (len <= rlen)
 			break;
 		while (len > rlen && dir[len - 1] != '/')
@@ -79,15 +106,15 @@ static size_t walk_up(const char *root, const char *path, size_t plen, const cha
 		if (len > rlen)
 			len--;		/* drop the '/' */
 	}
-	return best;
 }
 
-size_t __hak_cgroup_limit(void)
+static size_t cgroup_limit(struct cg_where *at)
 {
 	char buf[4096];
-	size_t best = CG_NONE, v;
+	size_t best = CG_NONE;
 	char *line, *end;
 
+	at->len = 0;
 	if (__hak_os_read_file("/proc/self/cgroup", buf, sizeof(buf)) <= 0)
 		return 0;
 	for (line = buf; *line; line = end) {
@@ -101,8 +128,8 @@ size_t __hak_cgroup_limit(void)
 			continue;
 		if (c1 == line + 1 && line[0] == '0' && c2 == c1 + 1) {
 			/* v2: "0::/path" */
-			v = walk_up("/sys/fs/cgroup", c2 + 1,
-				    (size_t)((nl ? nl : end) - c2 - 1), "memory.max");
+			walk_up("/sys/fs/cgroup", c2 + 1, (size_t)((nl ? nl : end) - c2 - 1),
+				"memory.max", &best, at, true);
 		} else {
 			/* v1: "N:ctrl,ctrl:/path", the memory controller's */
 			const char *p = c1 + 1;
@@ -119,14 +146,87 @@ size_t __hak_cgroup_limit(void)
 			}
 			if (!mem)
 				continue;
-			v = walk_up("/sys/fs/cgroup/memory", c2 + 1,
-				    (size_t)((nl ? nl : end) - c2 - 1),
-				    "memory.limit_in_bytes");
+			walk_up("/sys/fs/cgroup/memory", c2 + 1,
+				(size_t)((nl ? nl : end) - c2 - 1),
+				"memory.limit_in_bytes", &best, at, false);
 		}
-		if (v < best)
-			best = v;
 	}
-	return best >= CG_NONE ? 0 : best;
+	if (best >= CG_NONE) {
+		at->len = 0;
+		return 0;
+	}
+	return best;
+}
+
+size_t __hak_cgroup_limit(void)
+{
+	struct cg_where at;
+
+	return cgroup_limit(&at);
+}
+
+/* The number after the line-leading key in a memory.stat text; 0 when absent. */
+static size_t stat_key(const char *buf, const char *key)
+{
+	size_t klen = strlen(key), v;
+	const char *s = buf;
+
+	while (s && *s) {
+		if (!strncmp(s, key, klen) && s[klen] == ' ') {
+			s += klen + 1;
+			return parse_dec(&s, SIZE_MAX, &v) ? v : 0;
+		}
+		s = strchr(s, '\n');
+		if (s)
+			s++;
+	}
+	return 0;
+}
+
+/*
+ * Is the cgroup whose limit is ours within 1/8 of it, counting what the
+ * kernel cannot reclaim without the OOM killer (no swap: its usage less
+ * its page cache, the file LRUs of memory.stat; shared memory stays)?
+ * False when the limit is not the cgroup's or the files cannot be read
+ * (a late sandbox, a directory gone). One caller at a time reads; the
+ * others answer false.
+ */
+bool __hak_cgroup_near(void)
+{
+	const struct cg_where *at = &cg_limit_at;
+	size_t lim = __hak_os_limit(), used, file;
+	char path[CG_PATH_MAX + 16];
+	bool near = false;
+
+	if (!at->len || !lim || arch_xchg(&cg_busy, 1))
+		return false;
+	used = read_limit(at->dir, at->len, at->v2 ? "memory.current" : "memory.usage_in_bytes");
+	/*
+	 * memory.stat only when the usage alone is near: the kernel sums its
+	 * counters over the subtree for each read (v2 flushes them first),
+	 * and a container far below its limit would pay that every quarter
+	 * of the delay for nothing.
+	 */
+	if (used < CG_NONE && used > lim - lim / 8) {
+		memcpy(path, at->dir, at->len);
+		strcpy(path + at->len, "/memory.stat");
+		if (__hak_os_read_file(path, cg_stat_buf, sizeof(cg_stat_buf)) > 0) {
+			file = at->v2 ? stat_key(cg_stat_buf, "active_file") +
+					stat_key(cg_stat_buf, "inactive_file") :
+					stat_key(cg_stat_buf, "total_active_file") +
+					stat_key(cg_stat_buf, "total_inactive_file");
+			used = file < used ? used - file : 0;
+		}
+		near = used > lim - lim / 8;
+	}
+	arch_store_release(&cg_busy, 0);
+	return near;
+}
+
+/* A fork while another thread read leaves that thread's flag behind. */
+void __hak_cgroup_fork_child(void)
+{
+	cg_busy = 0;
 }
 
 /* The number after key in a /proc/meminfo text, in bytes; 0 when absent. */
@@ -187,6 +287,6 @@ void __hak_limit_init(void)
 	size_t lim = __hak_opt.memory_limit;
 
 	if (lim == HAK_LIMIT_UNSET)
-		lim = __hak_cgroup_limit();
+		lim = cgroup_limit(&cg_limit_at);
 	__hak_os_set_limit(lim, __hak_opt.memory_limit_hard != 0);
 }

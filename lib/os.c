@@ -687,6 +687,22 @@ bool __hak_os_commit_strict(void)
 	return s == 2;
 }
 
+/*
+ * A soft RLIMIT_AS or RLIMIT_DATA under 64 GiB (asked at each call: a
+ * program may lower it at any time; getrlimit keeps errno, and a late
+ * sandbox's refusal reads as no limit).
+ */
+bool __hak_os_space_tight(void)
+{
+	static const int res[] = { RLIMIT_AS, RLIMIT_DATA };
+	struct rlimit rl;
+
+	for (unsigned i = 0; i < sizeof(res) / sizeof(res[0]); i++)
+		if (!__hak_os_getrlimit(res[i], &rl) && rl.rlim_cur < (64ULL << 30))
+			return true;
+	return false;
+}
+
 bool __hak_os_open(void *p, size_t len)
 {
 	if (fault_hit(HAK_OS_PROTECT) || mprotect(p, len, PROT_READ | PROT_WRITE)) {
@@ -811,9 +827,11 @@ bool __hak_os_stock_fill(struct hak_os_stock *st, size_t len)
 	/*
 	 * Under vm.overcommit_memory=2 the untouched rest of a refill is
 	 * charged as memory (a writable private mapping): batches grow
-	 * 1, 2, 4 and no further there (8 MiB, against 64 MiB).
+	 * 1, 2, 4 and no further there (8 MiB, against 64 MiB). The same
+	 * under an address-space limit, of which the rest would take 62 MiB
+	 * from the start (ml34: python3 under ulimit -v).
 	 */
-	if (!__hak_os_commit_strict())
+	if (!__hak_os_commit_strict() && !__hak_os_space_tight())
 		st->shift = HAK_OS_STOCK_MAX_SHIFT;
 	else if (st->shift < 2)
 		st->shift++;

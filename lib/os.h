@@ -53,6 +53,8 @@ bool __hak_os_open(void *p, size_t len) __must_check;
  * reserve (__hak_os_reserve) is charged in full against the commit limit.
  */
 bool __hak_os_commit_strict(void);
+/* Is a soft RLIMIT_AS or RLIMIT_DATA under 64 GiB? (Asked anew each call.) */
+bool __hak_os_space_tight(void);
 /*
  * Read a small file (a /proc or cgroup one) into buf, NUL-terminated: bytes
  * read, or -1 when it cannot be opened. Safe inside malloc: no cancellation

@@ -66,6 +66,7 @@
 static int purge_busy;			/* atomic: a pass is running */
 static unsigned next_ms;		/* atomic: when the next pass is due */
 static unsigned limit_next_ms;		/* atomic: next purge-all near the limit */
+static unsigned cg_next_ms;		/* atomic: next read of the cgroup's usage */
 static size_t nr_passes, nr_decayed, nr_limit_purges, nr_retries;	/* atomic */
 
 #define LEARN_WINDOW	4		/* base delays a purge is watched */
@@ -331,6 +332,22 @@ bool __hak_purge_for_retry(void)
 }
 
 /*
+ * Is the cgroup near the limit? Its usage is read every quarter of the
+ * delay (10 ms at least), by the one tick that moves cg_next_ms: hakmem's
+ * own mappings, which the OS layer counts against the limit, may be a
+ * small share of what the kernel holds against it (ml34).
+ */
+static bool cgroup_near_due(unsigned now, unsigned delay)
+{
+	unsigned next = arch_load_relaxed(&cg_next_ms);
+
+	if (!__hak_ms_due(now, next) ||
+	    arch_cmpxchg(&cg_next_ms, next, now + (delay / 4 > 10 ? delay / 4 : 10)) != next)
+		return false;
+	return __hak_cgroup_near();
+}
+
+/*
  * The coarse clock's value at this thread's last full tick (lib/purge.h:
  * the L2.5 pool stamps the blocks going into its thread cache with it).
  */
@@ -346,7 +363,7 @@ void __hak_purge_tick(void)
 	delay = (unsigned)__hak_opt.purge_delay_ms;
 
 	if (__hak_ms_due(now, arch_load_relaxed(&limit_next_ms)) &&
-	    unlikely(__hak_os_take_near())) {
+	    unlikely(__hak_os_take_near() || cgroup_near_due(now, delay))) {
 		/* At most once per delay (10 ms at least): a program that
 		 * lives near its limit must not purge at every mapping. The
 		 * time first: a flag raised meanwhile waits for the next
@@ -393,6 +410,7 @@ void __hak_purge_tick(void)
 void __hak_purge_fork_child(void)
 {
 	purge_busy = 0;
+	__hak_cgroup_fork_child();
 	watch.end = 0;
 	tick_mark.src = HAK_OS_BUSY_NONE;	/* the counts restart in the child */
 	bg_mark.src = HAK_OS_BUSY_NONE;

@@ -78,6 +78,13 @@ void __hak_limit_init(void);
 /* The cgroup memory limit of the process, 0 when none (lib/limit.c). */
 size_t __hak_cgroup_limit(void);
 /*
+ * Is the cgroup directory the limit came from within 1/8 of it, by the
+ * kernel's count less its page cache (lib/limit.c)? False when the limit
+ * is not a cgroup's or cannot be read; one system call reader at a time.
+ */
+bool __hak_cgroup_near(void);
+void __hak_cgroup_fork_child(void);
+/*
  * Memory the machine can still give without swapping (MemAvailable of
  * /proc/meminfo: free pages plus reclaimable page cache), and its total,
  * in bytes; false when /proc cannot be read (lib/limit.c).
