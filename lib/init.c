@@ -620,7 +620,7 @@ static __thread int turn_here;
  * the count is 0. A child made without our fork handlers (_Fork, a raw
  * clone) inherits both raised by threads that are not there, and nothing
  * there would lower them: with a count in a word and the process in
- * another (turn_pid, fk21), every lock take there paid a getpid() to learn
+ * another (turn_pid, fk21), every lock take there paid a getpid to learn
  * the turn was not its own, a turn it took added to the parent's and was
  * never lowered to 0 (each lock take held back the whole gate bound), and
  * its first fork backed off for good for the parent's announcement
@@ -672,7 +672,7 @@ static void fork_announce(void)
 	if (!__hak_locks_held && !edge_mine && !scanning && !prof)
 		return;
 	my_tid = own_tid();	/* not cached: a _Fork child's thread has a new id */
-	fork_levels[d].announced = getpid();
+	fork_levels[d].announced = __hak_os_getpid();
 	fork_urgent_here = true;
 	urgent_here = NULL;
 	arch_fetch_add(&nr_fork_urgent, 1UL);
@@ -845,7 +845,7 @@ bool __hak_fork_backoff(void)
 
 	if (fork_urgent_here || !(v = arch_load_acquire(&nr_urgent)))
 		return false;
-	return proc_count(v, getpid());
+	return proc_count(v, __hak_os_getpid());
 }
 
 bool __hak_fork_scan_skip(uint64_t *start)
@@ -921,7 +921,7 @@ void __hak_fork_gate(void)
 	if (!(v = arch_load_acquire(&__hak_fork_turn)))
 		return;
 	saved = errno;
-	pid = getpid();
+	pid = __hak_os_getpid();
 	if (!proc_count(v, pid)) {
 		/*
 		 * Raised in another process, counting nothing here: cleared, so
@@ -971,7 +971,7 @@ static bool fork_take_all(void)
  */
 static void fork_turn_take(pid_t *turn)
 {
-	pid_t pid = getpid();
+	pid_t pid = __hak_os_getpid();
 
 	if (*turn == pid)
 		return;

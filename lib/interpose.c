@@ -162,7 +162,8 @@ HAK_BUILD_BUG_ON(sizeof(struct rlimit) != sizeof(struct rlimit64));
 static bool pid_is_self(pid_t pid)
 {
 	int err = errno;
-	bool self = !pid || pid == getpid() || !syscall(SYS_tgkill, getpid(), pid, 0);
+	bool self = !pid || pid == __hak_os_getpid() ||
+		    !syscall(SYS_tgkill, __hak_os_getpid(), pid, 0);
 
 	errno = err;
 	return self;

@@ -611,6 +611,11 @@ ssize_t __hak_os_getrandom(void *buf, size_t len)
 	return r;
 }
 
+pid_t __hak_os_getpid(void)
+{
+	return (pid_t)syscall(SYS_getpid);	/* cannot fail: errno untouched */
+}
+
 void __hak_os_write(int fd, const void *buf, size_t len)
 {
 	int err = errno;
@@ -1196,7 +1201,7 @@ static bool purge_batched(struct hak_purge_batch *b)
 	 */
 	if (arch_load_relaxed(&batch_works) < 0 || hak_vg_running() || __hak_os_sandboxed())
 		return false;
-	fd = (int)syscall(SYS_pidfd_open, getpid(), 0);
+	fd = (int)syscall(SYS_pidfd_open, __hak_os_getpid(), 0);
 	if (fd < 0)
 		return false;		/* EMFILE, or no pidfd: per range */
 	r = syscall(SYS_process_madvise, fd, b->r, (size_t)b->n, MADV_DONTNEED, 0);

@@ -75,6 +75,13 @@ void __hak_os_write(int fd, const void *buf, size_t len);
  * unchanged.
  */
 ssize_t __hak_os_getrandom(void *buf, size_t len);
+/*
+ * The kernel's id of this process (a system call), never an interposer's
+ * getpid: libfaketime's FAKETIME_FAKEPID answers one id in the parent and
+ * every child, which the fork bookkeeping (init.c) and the rlimit test of
+ * the interposed prlimit tell processes apart by. errno unchanged.
+ */
+pid_t __hak_os_getpid(void);
 
 /*
  * In a seccomp sandbox (lib/os.c, where the state is set: at the first

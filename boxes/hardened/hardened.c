@@ -67,7 +67,7 @@ void hak_hd_init(void)
 	if (got != sizeof(v)) {
 		__hak_os_clock(CLOCK_MONOTONIC, &ts);
 		v[0] = mix((uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 32) ^
-			   (uint64_t)getpid() ^ (uint64_t)(uintptr_t)&ts);
+			   (uint64_t)__hak_os_getpid() ^ (uint64_t)(uintptr_t)&ts);
 		v[1] = mix(v[0] ^ (uint64_t)(uintptr_t)&__hak_hd_secret);
 	}
 	/* never 0, the "not set" value */

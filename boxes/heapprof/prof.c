@@ -187,7 +187,7 @@ static uint64_t hp_next_random(void)
 	if (!hp_rng)
 		hp_rng = (uint64_t)(uintptr_t)&hp_rng ^
 			 (__atomic_add_fetch(&seq, 1, __ATOMIC_RELAXED) * 0x9e3779b97f4a7c15ULL) ^
-			 ((uint64_t)getpid() << 32);
+			 ((uint64_t)__hak_os_getpid() << 32);
 	z = (hp_rng += 0x9e3779b97f4a7c15ULL);
 	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
 	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
@@ -519,7 +519,7 @@ static void hp_default_path(char *buf, size_t len, unsigned seq)
 		n = len - 64;
 	memcpy(buf, hp_out, n);
 	buf[n++] = '.';
-	n += hp_utoa(buf + n, (unsigned long)getpid());
+	n += hp_utoa(buf + n, (unsigned long)__hak_os_getpid());
 	if (seq) {
 		buf[n++] = '.';
 		n += hp_utoa(buf + n, seq);
