@@ -247,9 +247,12 @@ extern int __hak_clock_hook(clockid_t clk, struct timespec *ts) __attribute__((w
 
 static uintptr_t vdso_gettime;	/* atomic: the function; 1: none; 0: not looked yet */
 
-#ifdef VDSO_GETTIME
-/* Symbols in the dynamic symbol table: DT_HASH's chain count, else DT_GNU_HASH's last chain's end. */
-static size_t vdso_nsyms(const ElfW(Word) *hash, const ElfW(Word) *gnu)
+/*
+ * Symbols in a dynamic symbol table: DT_HASH's chain count, else the end
+ * of DT_GNU_HASH's last chain (os.h; the vDSO lookup below and the heap
+ * profiler's names).
+ */
+size_t __hak_os_elf_nsyms(const uint32_t *hash, const uint32_t *gnu)
 {
 	const ElfW(Word) *buckets, *chain;
 	ElfW(Word) nbuckets, symoff, last = 0;
@@ -272,6 +275,7 @@ static size_t vdso_nsyms(const ElfW(Word) *hash, const ElfW(Word) *gnu)
 	return (size_t)last + 1;
 }
 
+#ifdef VDSO_GETTIME
 static uintptr_t vdso_lookup(const char *name)
 {
 	const ElfW(Ehdr) *eh = (const ElfW(Ehdr) *)getauxval(AT_SYSINFO_EHDR);
@@ -311,7 +315,7 @@ static uintptr_t vdso_lookup(const char *name)
 	}
 	if (!sym || !str)
 		return 0;
-	n = vdso_nsyms(hash, gnu);
+	n = __hak_os_elf_nsyms(hash, gnu);
 	for (size_t i = 0; i < n; i++) {
 		unsigned type = ELF64_ST_TYPE(sym[i].st_info);
 		unsigned bind = ELF64_ST_BIND(sym[i].st_info);

@@ -397,6 +397,12 @@ int __hak_os_busy_others(uint64_t *ns);
  */
 int __hak_os_clock(clockid_t clk, struct timespec *ts);
 /*
+ * The number of symbols in an ELF dynamic symbol table, from its DT_HASH
+ * table (preferred) or its DT_GNU_HASH table (either may be NULL; 0 when
+ * both are): the vDSO's, and a module's for the heap profiler's names.
+ */
+size_t __hak_os_elf_nsyms(const uint32_t *hash, const uint32_t *gnu);
+/*
  * A program may define int __hak_clock_hook(clockid_t, struct timespec *)
  * to answer for the kernel in __hak_os_clock (a selftest that moves the
  * clock: selftests/lib/clock_offset.h); os.c declares it weak.

@@ -19,29 +19,13 @@ static uintptr_t dyn_ptr(const struct hp_module *m, uintptr_t v)
 	return v < m->bias ? v + m->bias : v;
 }
 
-/* Symbols in the table: DT_HASH's nchain, or the end of DT_GNU_HASH's chains. */
-static size_t gnu_hash_count(const uint32_t *h)
-{
-	uint32_t nbuckets = h[0], symoff = h[1], bloom = h[2], i, last = 0;
-	const uint32_t *buckets = h + 4 + bloom * (sizeof(ElfW(Addr)) / 4);
-	const uint32_t *chain = buckets + nbuckets;
-
-	for (i = 0; i < nbuckets; i++)
-		if (buckets[i] > last)
-			last = buckets[i];
-	if (last < symoff)
-		return symoff;
-	while (!(chain[last - symoff] & 1))
-		last++;
-	return last + 1;
-}
-
 const char *__hak_prof_symbol(const struct hp_module *m, uintptr_t pc, uintptr_t *off)
 {
 	const ElfW(Dyn) *d;
 	const ElfW(Sym) *sym = NULL, *best = NULL;
+	const uint32_t *hash = NULL, *gnu = NULL;
 	const char *str = NULL;
-	size_t count = 0, i;
+	size_t count, i;
 	uintptr_t rel = pc - m->bias;
 
 	if (!m->dyn)
@@ -55,16 +39,16 @@ const char *__hak_prof_symbol(const struct hp_module *m, uintptr_t pc, uintptr_t
 			str = (const char *)dyn_ptr(m, d->d_un.d_ptr);
 			break;
 		case DT_HASH:
-			count = ((const uint32_t *)dyn_ptr(m, d->d_un.d_ptr))[1];
+			hash = (const uint32_t *)dyn_ptr(m, d->d_un.d_ptr);
 			break;
 		case DT_GNU_HASH:
-			if (!count)
-				count = gnu_hash_count((const uint32_t *)dyn_ptr(m, d->d_un.d_ptr));
+			gnu = (const uint32_t *)dyn_ptr(m, d->d_un.d_ptr);
 			break;
 		}
 	}
 	if (!sym || !str)
 		return NULL;
+	count = __hak_os_elf_nsyms(hash, gnu);
 	for (i = 1; i < count; i++) {
 		const ElfW(Sym) *s = &sym[i];
 
