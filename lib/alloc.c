@@ -246,21 +246,38 @@ static inline void mid_hit(void)
 		__hak_purge_tick();
 }
 
-void *__hak_alloc_big(size_t n)
+/*
+ * The pool's half of malloc and calloc (zero NULL: malloc). For calloc
+ * *zero tells whether the block came clean from a shard (never touched,
+ * or purged), so it reads as zero and need not be written, as glibc and
+ * jemalloc leave fresh memory alone. Before, every such calloc wrote its
+ * block and faulted in pages the program might never touch: Python's
+ * bytes(n) of 32-64 KiB (PyObject_Calloc) made every page resident
+ * (Documentation/benchmarks.md, "RSS over time in real programs"). A
+ * thread-cache hit counts as written (the cache keeps no clean state).
+ */
+static void *mid_alloc(size_t n, bool *zero)
 {
-	if (hak_l25_wants(n)) {
-		void *p = hak_l25_alloc_cached(n);
+	bool clean = false;
+	void *p = hak_l25_alloc_cached(n);
 
-		if (likely(p)) {
-			mid_hit();
-			return hak_vg_big(p, false);
-		}
+	if (likely(p)) {
+		mid_hit();
+	} else {
 		__hak_purge_tick();
-		p = hak_l25_alloc(n);
+		p = hak_l25_alloc_zero(n, &clean);
 		if (unlikely(!p))
 			p = l25_retry(n);
-		return hak_vg_big(p, false);
 	}
+	if (zero)
+		*zero = clean && p;
+	return hak_vg_big(p, zero && *zero);
+}
+
+void *__hak_alloc_big(size_t n)
+{
+	if (hak_l25_wants(n))
+		return mid_alloc(n, NULL);
 	return large_alloc(n, HAK_OS_PAGE, false, false);
 }
 
@@ -448,34 +465,6 @@ size_t __hak_usable_size(const void *p)
 			      "usable size of a pointer not allocated by hakmem");
 }
 
-/*
- * calloc of a mid size (__hak_alloc_big's pool half): a block the pool's
- * shard hands out clean (never touched, or purged) reads as zero and is not
- * written, as glibc and jemalloc leave fresh memory alone. Before, every
- * such calloc wrote its block and faulted in pages the program might never
- * touch: Python's bytes(n) of 32-64 KiB (PyObject_Calloc) made every page
- * resident (Documentation/benchmarks.md, "RSS over time in real programs").
- * A thread-cache hit is written (the cache keeps no clean state).
- */
-static void *mid_calloc(size_t n)
-{
-	bool zero = false;
-	void *p = hak_l25_alloc_cached(n);
-
-	if (likely(p)) {
-		mid_hit();
-	} else {
-		__hak_purge_tick();
-		p = hak_l25_alloc_zero(n, &zero);
-		if (unlikely(!p))
-			p = l25_retry(n);
-	}
-	p = hak_vg_big(p, zero && p);
-	if (p && !zero)
-		memset(p, 0, n);
-	return p;
-}
-
 void *__hak_calloc(size_t n, size_t size)
 {
 	size_t total;
@@ -483,8 +472,14 @@ void *__hak_calloc(size_t n, size_t size)
 
 	if (__builtin_mul_overflow(n, size, &total))
 		return fail_enomem();
-	if (hak_l25_wants(total))
-		return hak_prof_big(mid_calloc(total), total);
+	if (hak_l25_wants(total)) {
+		bool zero;
+
+		p = mid_alloc(total, &zero);
+		if (p && !zero)
+			memset(p, 0, total);
+		return hak_prof_big(p, total);
+	}
 	if (total > HAK_SMALL_MAX)
 		return hak_prof_big(large_alloc(total, HAK_OS_PAGE, true, false), total);
 	p = __hak_alloc(total);

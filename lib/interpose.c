@@ -162,8 +162,8 @@ HAK_BUILD_BUG_ON(sizeof(struct rlimit) != sizeof(struct rlimit64));
 static bool pid_is_self(pid_t pid)
 {
 	int err = errno;
-	bool self = !pid || pid == __hak_os_getpid() ||
-		    !syscall(SYS_tgkill, __hak_os_getpid(), pid, 0);
+	pid_t me = __hak_os_getpid();
+	bool self = !pid || pid == me || !syscall(SYS_tgkill, me, pid, 0);
 
 	errno = err;
 	return self;

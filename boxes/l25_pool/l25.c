@@ -1530,12 +1530,9 @@ void *hak_l25_alloc_cached(size_t n)
 
 void *hak_l25_alloc(size_t n)
 {
-	void *p = hak_l25_alloc_cached(n);
+	bool zero;
 
-	if (likely(p))
-		return p;
-	p = l25_alloc_slow(class_of(n), (unsigned)((n + 4095) >> 12));
-	return (void *)((uintptr_t)p & ~L25_ZERO_TAG);
+	return hak_l25_alloc_zero(n, &zero);
 }
 
 /*
