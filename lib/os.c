@@ -814,8 +814,19 @@ void *__hak_os_map_aligned(size_t len, size_t align)
  */
 bool __hak_os_stock_fill(struct hak_os_stock *st, size_t len)
 {
-	unsigned n = 1u << st->shift;
+	/*
+	 * Asked before the map, not only after it: a limit lowered since
+	 * the last refill (Python's resource.setrlimit, after the stock had
+	 * grown to HAK_OS_STOCK_MAX) took the next batch at 64 MiB and every
+	 * later one too, the shift being raised but never lowered (rv35).
+	 */
+	bool lean = __hak_os_commit_strict() || __hak_os_space_tight();
+	unsigned n;
 	void *p = NULL;
+
+	if (lean && st->shift > 2)
+		st->shift = 2;
+	n = 1u << st->shift;
 
 	if (n > 1) {
 		int err = errno;	/* a refused batch is no error */
@@ -840,7 +851,7 @@ bool __hak_os_stock_fill(struct hak_os_stock *st, size_t len)
 	 * under an address-space limit, of which the rest would take 62 MiB
 	 * from the start (ml34: python3 under ulimit -v).
 	 */
-	if (!__hak_os_commit_strict() && !__hak_os_space_tight())
+	if (!lean)
 		st->shift = HAK_OS_STOCK_MAX_SHIFT;
 	else if (st->shift < 2)
 		st->shift++;

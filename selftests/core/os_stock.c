@@ -6,10 +6,14 @@
  * piece and every later one HAK_OS_STOCK_MAX, so 100 superslabs cost 5 mmap
  * calls, not 100; the mapped bytes grow by one piece per take (the untouched rest
  * of a refill is not counted), and so does what a memory limit sees; a
- * piece unmaps alone; a drop unmaps the untouched rest.
+ * piece unmaps alone; a drop unmaps the untouched rest. An RLIMIT_DATA
+ * lowered under 64 GiB after the stock grew (rv35: the shift was raised to
+ * HAK_OS_STOCK_MAX and never lowered, so every refill after a program's
+ * setrlimit still mapped 64 MiB) makes the next refill 4 pieces at most.
  */
 #include <errno.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include "core_test.h"
 #include "os.h"
 
@@ -34,7 +38,7 @@ int main(void)
 	int ok = 1, counted = 1;
 	unsigned char *tail;
 
-	tap_plan(6);
+	tap_plan(7);
 
 	m0 = __hak_os_mapped();
 	for (k = 0; k < N; k++) {
@@ -104,5 +108,37 @@ int main(void)
 		if (v[k])
 			__hak_os_unmap(v[k], PIECE);
 	__hak_os_stock_drop(&lst, PIECE);
+
+	/*
+	 * The limit lowered between two refills: RLIMIT_DATA (RLIMIT_AS would
+	 * give up the page map, lib/interpose.c), 32 GiB, far above what this
+	 * process uses, under the 64 GiB that count as tight.
+	 */
+	{
+		struct hak_os_stock tst = { 0 };
+		struct rlimit old, rl;
+		unsigned grown, lowered;
+
+		if (getrlimit(RLIMIT_DATA, &old) || old.rlim_cur < (64ULL << 30) ||
+		    old.rlim_max < (32ULL << 30)) {
+			tap_skip("RLIMIT_DATA is under 64 GiB already");
+			tap_finish();
+		}
+		ok = __hak_os_stock_fill(&tst, PIECE);	/* 1 piece; the next refill 32 */
+		__hak_os_stock_drop(&tst, PIECE);
+		ok &= __hak_os_stock_fill(&tst, PIECE);
+		grown = tst.left;
+		__hak_os_stock_drop(&tst, PIECE);
+		rl = old;
+		rl.rlim_cur = 32ULL << 30;
+		ok &= !setrlimit(RLIMIT_DATA, &rl);
+		ok &= __hak_os_stock_fill(&tst, PIECE);
+		lowered = tst.left;
+		__hak_os_stock_drop(&tst, PIECE);
+		setrlimit(RLIMIT_DATA, &old);
+		tap_ok(ok && grown == HAK_OS_STOCK_MAX && lowered <= 4,
+		       "RLIMIT_DATA lowered to 32 GiB after a refill of %u pieces: the next maps "
+		       "%u (at most 4)", grown, lowered);
+	}
 	tap_finish();
 }
