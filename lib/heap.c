@@ -1350,6 +1350,14 @@ static struct depot {
 	struct depot_batch b[HAK_DEPOT_SLOTS];
 } __aligned(64) depot[HAK_NCLASS];
 
+/*
+ * atomic, never cleared: a batch was ever put. Until then a refill or a
+ * check does not read depot[c].nr: its 10 KiB span three pages that a
+ * program which never puts a batch (one thread) faulted in at start,
+ * reading them (Documentation/benchmarks.md, "Process start").
+ */
+static int depot_used;
+
 static inline bool depot_trylock(struct depot *d)
 {
 	return !arch_load_relaxed(&d->busy) && !arch_xchg(&d->busy, 1);
@@ -1372,6 +1380,8 @@ static bool depot_put(unsigned c, void *head, void *tail, uint32_t n)
 	if (nr < HAK_DEPOT_SLOTS) {
 		d->b[nr] = (struct depot_batch){ head, tail, n };
 		arch_store_relaxed(&d->nr, nr + 1);
+		if (!arch_load_relaxed(&depot_used))
+			arch_store_relaxed(&depot_used, 1);
 	}
 	depot_unlock(d);
 	return nr < HAK_DEPOT_SLOTS;
@@ -1384,7 +1394,7 @@ static uint32_t depot_take(unsigned c, void **list, uint32_t room)
 	struct depot_batch bt = { NULL, NULL, 0 };
 	unsigned i;
 
-	if (!arch_load_relaxed(&d->nr) || !depot_trylock(d))
+	if (!arch_load_relaxed(&depot_used) || !arch_load_relaxed(&d->nr) || !depot_trylock(d))
 		return 0;
 	for (i = d->nr; i--;) {
 		if (d->b[i].n > room)
@@ -1409,7 +1419,7 @@ static bool depot_holds(unsigned c, const void *p)
 	bool found = false;
 	unsigned i;
 
-	if (!arch_load_relaxed(&d->nr) || !depot_trylock(d))
+	if (!arch_load_relaxed(&depot_used) || !arch_load_relaxed(&d->nr) || !depot_trylock(d))
 		return false;
 	for (i = 0; i < d->nr && !found; i++)
 		found = on_list(d->b[i].head, p, d->b[i].n);
