@@ -2666,20 +2666,33 @@ static inline uint32_t refill_want(const struct hak_tbin *b, unsigned c)
  * of each where the program used one: sed made 22 refills, 72 pages of
  * slabs resident, a quarter of its page faults (Documentation/benchmarks.md,
  * "Process start"). A class in use pays one refill more in the heap's
- * life (a pooled heap keeps the mark for the next thread). Invariant: the
+ * life (a pooled heap keeps its marks for the next thread). Invariant: the
  * want is at least 1 and never more than refill_want's, so every other
  * rule (the bin's room, the whole free lists of slab_take, the page
  * classes' one block) holds as before.
+ *
+ * The refill that follows the young one completes it: the adaptive-sizing
+ * box does not see it (refill_slow), or two refills in one window made
+ * the class hot and doubled its capacity where one full refill had not
+ * (random-mixed 8..1024 B: 3% more CPU, 1.3% more page faults).
  */
+#define HAK_FILL_NONE	0	/* no refill of the class yet */
+#define HAK_FILL_YOUNG	1	/* one young refill; the next completes it */
+#define HAK_FILL_FULL	2
+
 static inline uint32_t refill_young(struct hak_heap *h, unsigned c, uint32_t want)
 {
 	uint32_t n;
 
-	if (likely(h->filled[c]))
+	if (likely(h->filled[c] == HAK_FILL_FULL))
 		return want;
-	h->filled[c] = 1;
+	if (h->filled[c] == HAK_FILL_YOUNG) {
+		h->filled[c] = HAK_FILL_FULL;
+		return want;
+	}
 	n = (uint32_t)(HAK_SUBPAGE / __hak_class_stride(c));
 	n = n ? n : 1;
+	h->filled[c] = n < want ? HAK_FILL_YOUNG : HAK_FILL_FULL;
 	return n < want ? n : want;
 }
 
@@ -2854,7 +2867,8 @@ static void *refill_slow(uintptr_t ix)
 	__hak_purge_tick();
 	if (!b->head) {
 		bin_lower(b, c);
-		hak_adapt_on_refill(c);
+		if (likely(h->filled[c] != HAK_FILL_YOUNG))	/* see refill_young */
+			hak_adapt_on_refill(c);
 		/*
 		 * The thread's first refill warms its hot classes (this one
 		 * too, if it is one of them): a thread that only frees never

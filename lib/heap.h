@@ -63,8 +63,8 @@ struct hak_heap {
 	struct hak_slab *partial[HAK_NCLASS];
 	uint16_t nempty[HAK_NCLASS];	/* empty slabs kept on partial[c] */
 	/*
-	 * 1 once the class has had a refill in this heap (owner): the first
-	 * asks for a page's worth of blocks (lib/heap.c, refill_young).
+	 * HAK_FILL_* (owner; lib/heap.c, refill_young): the class's first
+	 * refill in this heap asks for a page's worth of blocks.
 	 */
 	uint8_t filled[HAK_NCLASS];
 	/*
