@@ -63,6 +63,11 @@ struct hak_heap {
 	struct hak_slab *partial[HAK_NCLASS];
 	uint16_t nempty[HAK_NCLASS];	/* empty slabs kept on partial[c] */
 	/*
+	 * HAK_FILL_* (owner; lib/heap.c, refill_young): the class's first
+	 * refill in this heap asks for a page's worth of blocks.
+	 */
+	uint8_t filled[HAK_NCLASS];
+	/*
 	 * Empty slabs any class of the same span may take (owner; linked by
 	 * next): the ones slab_emptied would give back to the superslab.
 	 */
