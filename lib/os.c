@@ -1414,14 +1414,18 @@ static size_t stat_minflt(void)
 	return v;
 }
 
-size_t __hak_os_minor_faults(void)
+size_t __hak_os_minor_faults(size_t *peak)
 {
 	struct rusage ru;
 
+	if (peak)
+		*peak = 0;
 	if (__hak_os_sandboxed())
 		return stat_minflt();
 	if (getrusage(RUSAGE_SELF, &ru))
 		return 0;
+	if (peak && ru.ru_maxrss > 0)
+		*peak = (size_t)ru.ru_maxrss << 10;	/* KiB */
 	return (size_t)ru.ru_minflt;
 }
 

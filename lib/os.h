@@ -364,9 +364,11 @@ bool __hak_os_collapse(void *p, size_t len);
 size_t __hak_os_mapped(void);
 /*
  * Minor page faults of the whole process so far (getrusage: one system
- * call), 0 when unknown. The purge's refault feedback (lib/purge.c).
+ * call), 0 when unknown; *peak (if not NULL) gets the resident set's
+ * high-water mark in bytes from the same call (ru_maxrss), 0 when
+ * unknown (in a sandbox). The purge's refault feedback (lib/purge.c).
  */
-size_t __hak_os_minor_faults(void);
+size_t __hak_os_minor_faults(size_t *peak);
 
 /*
  * Time on a CPU plus time waiting for one on a runqueue, in ns, so far:

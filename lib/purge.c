@@ -82,6 +82,7 @@ static struct {
 	size_t purged;			/* bytes the busy passes purged in it */
 	size_t faults;			/* minor faults at its start */
 	size_t hwm;			/* map_hwm at its start */
+	size_t peak;			/* the resident set's peak then (0: unknown) */
 } watch;				/* under purge_busy */
 static size_t nr_learn_up, nr_learn_down;	/* atomic */
 
@@ -110,12 +111,19 @@ static unsigned busy_delay(unsigned base)
  */
 static bool judge(unsigned now, unsigned base, unsigned cap)
 {
-	size_t faults = __hak_os_minor_faults();
+	size_t peak, faults = __hak_os_minor_faults(&peak);
 	size_t faulted = faults > watch.faults ? (faults - watch.faults) * HAK_OS_PAGE : 0;
 	size_t fresh = map_hwm - watch.hwm;
 	unsigned cur = busy_delay(base), to = cur;
 	bool end = __hak_ms_due(now, watch.end);
 
+	/*
+	 * First touches are at most the growth of the mapped bytes' peak,
+	 * and at most the growth of the resident set's: a fault that leaves
+	 * the resident set under its peak took the room a purge made.
+	 */
+	if (peak && watch.peak && peak - watch.peak < fresh)
+		fresh = peak - watch.peak;
 	faulted = faulted > fresh ? faulted - fresh : 0;
 	if (watch.purged < LEARN_MIN)
 		return end;		/* too little to tell */
@@ -156,7 +164,7 @@ static void learn(unsigned now, unsigned base, size_t done)
 	watch.end = now + window_ms(base);
 	watch.end += !watch.end;
 	watch.purged = done;
-	watch.faults = __hak_os_minor_faults();
+	watch.faults = __hak_os_minor_faults(&watch.peak);
 	watch.hwm = map_hwm;
 }
 
