@@ -65,7 +65,7 @@ name_of() {
 # first 20 lines of its source (the program's .c/.cc, or the script), or
 # is named in the list
 has_mark() {
-	local name=$1 t=$2 s= c line i
+	local name=$1 t=$2 s="" c line i
 	case " $4 " in *" $name "*) return 0 ;; esac
 	case $t in
 	*.sh) s=$t ;;
