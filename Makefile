@@ -143,9 +143,11 @@ make-cmd = $(call escsq,$(subst $(pound),$$(pound),$(subst $$,$$$$,$(cmd_$(1))))
 if_changed = $(if $(if-changed-cond),$(cmd_and_savecmd),@:)
 cmd_and_savecmd = $(cmd); printf '%s\n' 'savedcmd_$@ := $(make-cmd)' > $(dot-target).cmd
 
-# Compile, then let tools/fixdep turn the .d into per-symbol dependencies.
+# Compile, then let tools/fixdep (awk: it runs after every compile) turn the
+# .d into per-symbol dependencies.
+AWK ?= awk
 cmd_and_fixdep = $(cmd); \
-	$(PYTHON3) $(srctree)/tools/fixdep $(depfile) $@ $(objtree)/include/config '$(call escsq,$(cmd_$(1)))' > $(dot-target).cmd; \
+	$(AWK) -f $(srctree)/tools/fixdep $(depfile) $@ $(objtree)/include/config '$(call escsq,$(cmd_$(1)))' > $(dot-target).cmd; \
 	rm -f $(depfile)
 
 # Compile-and-check rule: rebuild when needed; with C=2 also check sources

@@ -157,25 +157,56 @@ run_combo() {
 echo "box matrix: $("$SRCTREE"/tools/boxcombos --list-boxes) (${#masks[@]} of ${#combos[@]} combinations, $LANES at a time, $TEST_JOBS test program(s) each), selftests ($tests): $tdirs"
 mkdir -p "$OUT"
 passed=0 failed=0
-pending=()
 # Combinations run $LANES at a time (each make with -j1: the lanes are the
-# parallelism); results are printed in order as each lane finishes.
-flush_one() {
-	local m=${pending[0]} r
-	wait "${pids[$m]}"
-	grep -v '^RESULT ' "$OUT/$m.out"
-	r=$(sed -n 's/^RESULT //p' "$OUT/$m.out")
-	passed=$((passed + ${r% *}))
-	failed=$((failed + ${r#* }))
-	pending=("${pending[@]:1}")
-}
-declare -A pids=()
+# parallelism). A lane takes the next combination as soon as it is free
+# (not when the oldest one running ends: that left a lane idle for half a
+# minute of make check), the ones with more boxes on first (more selftest
+# folders: the longest, so that none starts last and runs alone); results
+# are printed in that order, each as soon as those before it are done.
+order=()
 for m in "${masks[@]}"; do
-	[ ${#pending[@]} -ge "$LANES" ] && flush_one
-	run_combo "$m" >"$OUT/$m.out" 2>&1 &
+	a=${combos[$m]}
+	on=${a//[^y]/}
+	order+=("$(printf '%03d %05d' $((999 - ${#on})) "$m")")
+done
+mapfile -t order < <(printf '%s\n' "${order[@]}" | sort)
+pending=()
+declare -A pids=()
+# flush_ready [all]: prints the results of the combinations done (with
+# "all", after the last wait: also of those that died before their end,
+# as failed)
+flush_ready() {
+	local m r
+	while [ ${#pending[@]} -gt 0 ] && { [ -e "$OUT/${pending[0]}.done" ] || [ -n "${1:-}" ]; }; do
+		m=${pending[0]}
+		wait "${pids[$m]}" 2>/dev/null
+		grep -v '^RESULT ' "$OUT/$m.out"
+		r=$(sed -n 's/^RESULT //p' "$OUT/$m.out")
+		[ -n "$r" ] || { echo "[$m] ended without a result"; r="0 1"; }
+		passed=$((passed + ${r% *}))
+		failed=$((failed + ${r#* }))
+		pending=("${pending[@]:1}")
+	done
+}
+running=0
+for o in "${order[@]}"; do
+	m=$((10#${o#* }))
+	while [ "$running" -ge "$LANES" ]; do
+		wait -n 2>/dev/null
+		[ $? -eq 127 ] && break	# no child left (one died before its .done)
+		running=0
+		for p in "${pending[@]}"; do
+			[ -e "$OUT/$p.done" ] || running=$((running + 1))
+		done
+		flush_ready
+	done
+	rm -f "$OUT/$m.done"
+	{ run_combo "$m" >"$OUT/$m.out" 2>&1; : >"$OUT/$m.done"; } &
 	pids[$m]=$!
 	pending+=("$m")
+	running=$((running + 1))
 done
-while [ ${#pending[@]} -gt 0 ]; do flush_one; done
+wait
+flush_ready all
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

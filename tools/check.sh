@@ -28,9 +28,10 @@
 #   variant LABEL CONFIG_TARGET [SET="HAK_X=y ..."] [MAKEVAR=value...]
 #       A build variant in build/check-LABEL (made from scratch): the config
 #       target (plus `make setconfig SET=...`), then steps "LABEL:build"
-#       (with sparse, C=1), "LABEL:headers" (hermetic headers, sparse) and
-#       "LABEL:selftests". After a failed step the variant's later steps
-#       are not run.
+#       (with sparse, C=1), "LABEL:headers" (hermetic headers, sparse; in
+#       the background, next to the selftests) and "LABEL:selftests".
+#       After a failed config or build the variant's later steps are not
+#       run.
 #
 #   more_selftests LABEL CONFIG_TARGET [SET="HAK_X=y ..."] [MAKEVAR=value...]
 #       Tier "more": step "LABEL:selftests-more", the variant's selftests
@@ -268,7 +269,9 @@ variant() {
 	fi
 	step "$label:config" hakmake "${o[@]}" "$target" ${set:+setconfig "SET=$set"} || return 1
 	step "$label:build" hakmake "${o[@]}" C=1 all || return 1
-	step "$label:headers" hakmake "${o[@]}" C=1 headers_check || return 1
+	# The header checks (one compiler or sparse at a time, writing
+	# nothing) in the background, next to the selftests' build
+	bgstep "$label:headers" hakmake "${o[@]}" C=1 headers_check
 	step "$label:selftests" hakmake "${o[@]}" selftests
 }
 

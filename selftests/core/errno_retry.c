@@ -5,6 +5,7 @@
  * and after the blocks are freed allocation works again. In every size
  * range: small (64 B, 2000 B), mid (100 KB, 300 KB, 700 KB: 256 KiB to
  * 1 MiB), large (2 MiB, 8 MiB) and 40 MiB (above 32 MiB), and calloc.
+ * runner: long (8-13 s: the runner starts it first, so it does not end the run alone)
  *
  * Each size in a child: 32 blocks of 3 MB are written and every other one
  * freed (48 MB an allocator may keep cached; the live ones between keep

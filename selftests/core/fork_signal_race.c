@@ -2,6 +2,7 @@
 /*
  * fork_signal_race: a fork from a signal handler whose interrupted frame
  * holds an allocator lock, while another thread forks too.
+ * runner: long (8-13 s: the runner starts it first, so it does not end the run alone)
  *
  * glibc does not serialise forks. Another fork's prepare took the stream-
  * list lock and the allocator locks before the held one, and waited for it;

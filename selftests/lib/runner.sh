@@ -30,6 +30,11 @@
 # Scripts get HAKMEM_LIB, O and SRCTREE from the environment (the Makefile
 # sets them).
 #
+# The runner's own work per program is bash builtins and one awk (about 5
+# processes a program, not the 55 it took before 2026-12-06): on this VM a
+# fork or exec costs 2-5 ms of CPU in page faults, and make check runs some
+# 1,000 programs (ck35, Documentation/building-variants.md "Time").
+#
 # $HAKMEM_TEST_WRAPPER, when set, is a command that runs each program
 # (split on spaces), e.g. "qemu-aarch64 -L /usr/aarch64-linux-gnu" for a
 # cross build (tools/cross-check.sh). Scripts are skipped then: they run
@@ -49,30 +54,33 @@ skipped=0
 work=$(mktemp -d "${TMPDIR:-/tmp}/hakmem-runner.XXXXXX") || exit 1
 trap 'rm -rf "$work"' EXIT
 
+# name_of PATH: sets $name (the test as printed, e.g. core/purge)
 name_of() {
-	local t=$1
-	t=${t#"${O:-/nonexistent}"/selftests/}
-	t=${t#"${SRCTREE:-/nonexistent}"/selftests/}
-	echo "$t"
+	name=$1
+	name=${name#"${O:-/nonexistent}"/selftests/}
+	name=${name#"${SRCTREE:-/nonexistent}"/selftests/}
 }
 
-# The source of a program (for its "runner: serial" mark) or the script.
-source_of() {
-	local name=$1 t=$2 s
-	case $t in *.sh) echo "$t"; return ;; esac
-	for s in "${SRCTREE:-/nonexistent}/selftests/$name.c" \
-		 "${SRCTREE:-/nonexistent}/selftests/$name.cc"; do
-		[ -e "$s" ] && { echo "$s"; return; }
-	done
-}
-
-# has_mark NAME PATH MARK LISTVAR: the test carries "runner: MARK" or is
-# named in the list
+# has_mark NAME PATH MARK LISTVAR: the test carries "runner: MARK" in the
+# first 20 lines of its source (the program's .c/.cc, or the script), or
+# is named in the list
 has_mark() {
-	local name=$1 t=$2 s
+	local name=$1 t=$2 s="" c line i
 	case " $4 " in *" $name "*) return 0 ;; esac
-	s=$(source_of "$name" "$t")
-	[ -n "$s" ] && head -n 20 "$s" | grep -q "runner: $3"
+	case $t in
+	*.sh) s=$t ;;
+	*)	for c in "${SRCTREE:-/nonexistent}/selftests/$name.c" \
+			 "${SRCTREE:-/nonexistent}/selftests/$name.cc"; do
+			[ -e "$c" ] && { s=$c; break; }
+		done ;;
+	esac
+	[ -n "$s" ] && [ -r "$s" ] || return 1
+	i=0
+	while [ $i -lt 20 ] && IFS= read -r line; do
+		case $line in *"runner: $3"*) return 0 ;; esac
+		i=$((i + 1))
+	done <"$s"
+	return 1
 }
 
 is_serial() {
@@ -83,20 +91,33 @@ is_long() {
 	has_mark "$1" "$2" long "${HAKMEM_TEST_LONG:-}"
 }
 
-# tenths FILE: the user + system time of the waited-for children in the
-# output of the builtin "times" (its second line), in tenths of a second.
-# "times" must run in the test's shell itself, not in a $(...) subshell,
-# which has no children of its own.
-tenths() {
-	awk 'NR == 2 { split($0, f, /[ms ]+/)
-		printf "%d\n", (f[1] * 60 + f[2] + f[3] * 60 + f[4]) * 10 }' "$1"
+# ms FIELD: a "times" field (1m2.345s) in milliseconds, in $ms
+ms() {
+	local f=$1 m s frac
+	m=${f%%m*}
+	s=${f#*m}
+	s=${s%s}
+	frac=${s##*[.,]}
+	s=${s%%[.,]*}
+	ms=$(( (10#$m * 60 + 10#$s) * 1000 + 10#$frac ))
+}
+
+# child_tenths: the user + system time of this shell's waited-for children
+# (the second line of the builtin "times"), in tenths of a second, in
+# $tenths. "times" runs in the test's shell itself, which is the parent.
+child_tenths() {
+	local u s
+	times >"$work/$n.times"
+	{ read -r _; read -r u s; } <"$work/$n.times"
+	ms "$u"; tenths=$ms
+	ms "$s"; tenths=$(( (tenths + ms) / 100 ))
 }
 
 # Runs test number $1 ($2 the path); writes its TAP block to $work/$1.out
 # and "ok notok skipped" to $work/$1.res.
 run_one() {
-	local n=$1 t=$2 name out start dir rc secs cpu0 cpu ok notok plan npoints why
-	name=$(name_of "$t")
+	local n=$1 t=$2 name out start dir rc secs cpu0 cpu ok notok plan npoints why tenths ms
+	name_of "$t"
 	out=$work/$n.log
 	{
 	echo "# selftests: $name"
@@ -105,34 +126,42 @@ run_one() {
 		echo "0 1 0" >"$work/$n.res"
 		return
 	fi
-	start=$(date +%s)
-	times >"$work/$n.times"
-	cpu0=$(tenths "$work/$n.times")
-	dir=$(dirname "$t")
+	start=$EPOCHSECONDS
+	child_tenths
+	cpu0=$tenths
+	case $t in */*) dir=${t%/*} ;; *) dir=. ;; esac
+	[ -n "$dir" ] || dir=/
 	if [ "${t%.sh}" != "$t" ] && [ -n "${HAKMEM_TEST_WRAPPER:-}" ]; then
 		echo "# SKIP: a script, not run under HAKMEM_TEST_WRAPPER" >"$out"
-		(exit 4)
+		rc=4
 	elif case " ${HAKMEM_TEST_SKIP:-} " in *" $name "*) true ;; *) false ;; esac; then
 		echo "# SKIP: in HAKMEM_TEST_SKIP${HAKMEM_TEST_SKIP_WHY:+ (${HAKMEM_TEST_SKIP_WHY})}" >"$out"
-		(exit 4)
+		rc=4
 	elif [ "${t%.sh}" != "$t" ] && [ ! -x "$t" ]; then
 		(cd "$dir" && exec timeout -k 10 "$timeout_s" bash "$t") >"$out" 2>&1 </dev/null
+		rc=$?
 	else
 		# shellcheck disable=SC2086 # the wrapper is a command line
 		(cd "$dir" && exec timeout -k 10 "$timeout_s" ${HAKMEM_TEST_WRAPPER:-} "$t") >"$out" 2>&1 </dev/null
+		rc=$?
 	fi
-	rc=$?
-	secs=$(( $(date +%s) - start ))
-	times >"$work/$n.times"
-	cpu=$(( $(tenths "$work/$n.times") - cpu0 ))
+	secs=$(( EPOCHSECONDS - start ))
+	child_tenths
+	cpu=$(( tenths - cpu0 ))
 	cpu=$((cpu / 10)).$((cpu % 10))
-	sed 's/^/# /' "$out"
 
-	# Count top-level points; "not ok ... # TODO" is not a failure.
-	ok=$(grep -cE '^ok [0-9]+' "$out")
-	notok=$(grep -E '^not ok [0-9]+' "$out" | grep -cvE '#[[:space:]]*TODO')
-	plan=$(sed -nE 's/^1\.\.([0-9]+).*/\1/p' "$out" | tail -n 1)
-	npoints=$(grep -cE '^(not )?ok [0-9]+' "$out")
+	# One awk: the output indented with "# ", and the counts of its
+	# top-level points ("not ok ... # TODO" is not a failure) and its
+	# last plan, to $work/$n.cnt.
+	awk -v cnt="$work/$n.cnt" '
+		{ print "# " $0 }
+		/^ok [0-9]/ { ok++; np++ }
+		/^not ok [0-9]/ { np++; if ($0 !~ /#[[:space:]]*TODO/) notok++ }
+		/^1\.\.[0-9]/ { plan = substr($0, 4); sub(/[^0-9].*/, "", plan) }
+		END { print ok + 0, notok + 0, np + 0, (plan == "" ? "-" : plan) > cnt }
+	' "$out"
+	read -r ok notok npoints plan <"$work/$n.cnt" || { ok=0 notok=0 npoints=0 plan=-; }
+	[ "$plan" = - ] && plan=
 
 	why=
 	case $rc in
@@ -179,11 +208,12 @@ short=()
 declare -A pid=()
 next=1	# the next block to print
 collect() {
-	local r
+	local r_ok r_notok r_skip lines
 	while [ "$next" -le ${#tests[@]} ] && [ -e "$work/$next.res" ]; do
 		# (wait -n may have reaped it already)
 		[ -n "${pid[$next]:-}" ] && wait "${pid[$next]}" 2>/dev/null
-		cat "$work/$next.out"
+		mapfile -t lines <"$work/$next.out"
+		[ ${#lines[@]} -gt 0 ] && printf '%s\n' "${lines[@]}"
 		read -r r_ok r_notok r_skip <"$work/$next.res"
 		passed=$((passed + r_ok))
 		failed=$((failed + r_notok))
@@ -191,14 +221,20 @@ collect() {
 		next=$((next + 1))
 	done
 }
+# running: the number of programs running, in $nrunning (the builtin
+# "jobs" into a file, not a pipe: no process)
 running() {
-	jobs -pr | wc -l
+	local r
+	jobs -pr >"$work/jobs"
+	mapfile -t r <"$work/jobs"
+	nrunning=${#r[@]}
 }
 for ((i = 1; i <= ${#tests[@]}; i++)); do
 	t=${tests[$((i - 1))]}
-	if [ "$jobs" -gt 1 ] && is_serial "$(name_of "$t")" "$t"; then
+	name_of "$t"
+	if [ "$jobs" -gt 1 ] && is_serial "$name" "$t"; then
 		serial+=("$i")
-	elif [ "$jobs" -gt 1 ] && is_long "$(name_of "$t")" "$t"; then
+	elif [ "$jobs" -gt 1 ] && is_long "$name" "$t"; then
 		long+=("$i")
 	else
 		short+=("$i")
@@ -206,9 +242,11 @@ for ((i = 1; i <= ${#tests[@]}; i++)); do
 done
 for i in "${long[@]+"${long[@]}"}" "${short[@]+"${short[@]}"}"; do
 	t=${tests[$((i - 1))]}
-	while [ "$(running)" -ge "$jobs" ]; do
+	running
+	while [ "$nrunning" -ge "$jobs" ]; do
 		wait -n 2>/dev/null
 		collect
+		running
 	done
 	run_one "$i" "$t" &
 	pid[$i]=$!

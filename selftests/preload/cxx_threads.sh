@@ -1,5 +1,6 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
+# runner: long (13-21 s of make check's defconfig run: started first, not last)
 #
 # A multi-threaded C++ program under LD_PRELOAD=$HAKMEM_LIB: cxx_threads.cc
 # (std::thread, std::map, std::unordered_map, std::vector, std::string,

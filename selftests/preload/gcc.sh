@@ -1,5 +1,6 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
+# runner: long (13-21 s of make check's defconfig run: started first, not last)
 #
 # gcc under LD_PRELOAD=$HAKMEM_LIB: compiling a generated C file (a
 # hundred-odd functions, switch tables, string literals) at -O2 -g must

@@ -1,5 +1,6 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
+# runner: long (13-21 s of make check's defconfig run: started first, not last)
 #
 # gcc -O2 building hakmem's own lib/*.c under LD_PRELOAD=$HAKMEM_LIB: each
 # source is compiled with the tree's flags and include paths against the

@@ -1,5 +1,6 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
+# runner: long (13-21 s of make check's defconfig run: started first, not last)
 #
 # python3 under LD_PRELOAD=$HAKMEM_LIB: an allocation-heavy script (dicts,
 # lists, strings, sets, sorting, json, deletions that free in bulk) must
