@@ -11,12 +11,9 @@
  * malloc of each page class may fault at most 3 pages per class: 13 under
  * defconfig and hardened_defconfig, 26 under perf_defconfig (its first
  * page-class malloc faults 15, metadata), glibc 14; 104-123 before.
- * getrusage(RUSAGE_THREAD) counts this thread's faults only.
  */
 #include <pthread.h>
-#include <stdlib.h>
-#include <sys/resource.h>
-#include "tap.h"
+#include "class_faults.h"
 
 static const size_t class_sz[] = {
 	4096, 5120, 6144, 7168, 8192, 10240, 12288, 14336,
@@ -26,30 +23,10 @@ static const size_t class_sz[] = {
 
 static long faults;
 
-static long thread_faults(void)
-{
-	struct rusage ru;
-
-	if (getrusage(RUSAGE_THREAD, &ru))
-		tap_bail("getrusage");
-	return ru.ru_minflt;
-}
-
 static void *run(void *arg)
 {
-	void *p[NCLS];
-	unsigned i;
-	long f0;
-
-	free(malloc(16));
-	f0 = thread_faults();
 	/* 64 B under the class size: the class itself with or without a header */
-	for (i = 0; i < NCLS; i++)
-		if (!(p[i] = malloc(class_sz[i] - 64)))
-			tap_bail("malloc(%zu) failed", class_sz[i] - 64);
-	faults = thread_faults() - f0;
-	for (i = 0; i < NCLS; i++)
-		free(p[i]);
+	faults = class_faults(class_sz, NCLS, 64);
 	return arg;
 }
 

@@ -1,24 +1,23 @@
 // SPDX-License-Identifier: MIT
 /*
- * carve_start: a class's first refills in a heap ask for about a 4 KiB page
- * of blocks, doubling with each refill (lib/heap.c, refill_young). A
- * first refill of half the bin carved and linked 16 KiB of each class of
- * 128 B and more, four pages made resident where a starting program used
- * a block or two: sed faulted 217 pages against glibc's 128, bin_fill a
- * quarter of them (Documentation/benchmarks.md, "Process start").
+ * carve_start: a class's first refill in a heap asks for about a 4 KiB
+ * page of blocks, the next for the rest of one refill's worth (lib/heap.c,
+ * refill_young). A first refill of half the bin carved and linked 16 KiB
+ * of each class of 128 B and more, four pages made resident where a
+ * starting program used a block or two: sed faulted 217 pages against
+ * glibc's 128, bin_fill a quarter of them (Documentation/benchmarks.md,
+ * "Process start").
  *
  * In a fresh thread (a new heap), after a first small malloc, one malloc
  * of each class below 4 KiB may fault at most 2 pages a class (its slab's
  * first page, a page more where the blocks cross one, the slab's
  * metadata): 97 faults on main, 25 with refill_young. Then the
  * same class keeps working past its young refills (blocks written, all
- * freed). getrusage(RUSAGE_THREAD) counts this thread's faults only.
+ * freed).
  */
 #include <pthread.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
-#include "tap.h"
+#include "class_faults.h"
 
 static const size_t class_sz[] = {
 	32, 48, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 384,
@@ -31,31 +30,13 @@ static const size_t class_sz[] = {
 static long faults;
 static int many_ok;
 
-static long thread_faults(void)
-{
-	struct rusage ru;
-
-	if (getrusage(RUSAGE_THREAD, &ru))
-		tap_bail("getrusage");
-	return ru.ru_minflt;
-}
-
 static void *run(void *arg)
 {
 	static void *many[NMANY];
-	void *p[NCLS];
 	unsigned i;
-	long f0;
 
-	free(malloc(16));
-	f0 = thread_faults();
 	/* 16 B under the class size: the class itself with or without a header */
-	for (i = 0; i < NCLS; i++)
-		if (!(p[i] = malloc(class_sz[i] - 16)))
-			tap_bail("malloc(%zu) failed", class_sz[i] - 16);
-	faults = thread_faults() - f0;
-	for (i = 0; i < NCLS; i++)
-		free(p[i]);
+	faults = class_faults(class_sz, NCLS, 16);
 	/* past the young refills: distinct blocks, all writable */
 	many_ok = 1;
 	for (i = 0; i < NMANY; i++) {
