@@ -68,14 +68,7 @@ int main(int argc, char **argv)
 	}
 	(void)argc;
 	free(malloc(1 << 20));		/* reads the options, starts the thread */
-	delay = (unsigned)__hak_opt.purge_delay_ms;
-	if (!delay || __hak_opt.purge_delay_max_ms <= 8 * delay || delay > 1000 || delay < 20) {
-		tap_skip_all("purge delay %u ms, cap %zu ms: no learning to test", delay,
-			     __hak_opt.purge_delay_max_ms);
-	}
-	/* Without the pool its blocks take the large path: given back at free. */
-	if (!IS_ENABLED(CONFIG_HAK_L25_POOL))
-		tap_skip_all("no L2.5 pool: the set is given back at free, no purge to learn from");
+	delay = refault_delay(8, 20);
 	tap_plan(5);
 	hak_bgpurge_stats(&bg0);
 	rr.gap = 4 * delay + 100;

@@ -40,15 +40,7 @@ int main(void)
 	pthread_t tk, wk;
 	long before, after;
 
-	free(malloc(1));		/* the options are read at the first call */
-	delay = (unsigned)__hak_opt.purge_delay_ms;
-	if (!delay || __hak_opt.purge_delay_max_ms <= delay || delay > 1000) {
-		tap_skip_all("purge delay %u ms, cap %zu ms: no learning to test", delay,
-			     __hak_opt.purge_delay_max_ms);
-	}
-	/* Without the pool its blocks take the large path: given back at free. */
-	if (!IS_ENABLED(CONFIG_HAK_L25_POOL))
-		tap_skip_all("no L2.5 pool: the set is given back at free, no purge to learn from");
+	delay = refault_delay(1, 0);
 	tap_plan(4);
 	rr.gap = 3 * delay + 50;
 	rr.delay = delay;

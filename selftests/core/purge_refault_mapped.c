@@ -58,14 +58,7 @@ int main(void)
 	unsigned delay, i, busy;
 	pthread_t tk, wk;
 
-	free(malloc(1));		/* the options are read at the first call */
-	delay = (unsigned)__hak_opt.purge_delay_ms;
-	if (!delay || __hak_opt.purge_delay_max_ms <= delay || delay > 1000) {
-		tap_skip_all("purge delay %u ms, cap %zu ms: no learning to test", delay,
-			     __hak_opt.purge_delay_max_ms);
-	}
-	if (!IS_ENABLED(CONFIG_HAK_L25_POOL))
-		tap_skip_all("no L2.5 pool: the set is given back at free, no purge to learn from");
+	delay = refault_delay(1, 0);
 	tap_plan(2);
 	rr.gap = 3 * delay + 50;
 	rr.delay = delay;

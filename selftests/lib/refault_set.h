@@ -28,6 +28,7 @@
 #include <sys/resource.h>
 #include "tap.h"
 #include "coarse_sleep.h"
+#include "init.h"
 #include "purge.h"
 
 #define REFAULT_NMID	24
@@ -79,6 +80,27 @@ static inline void refault_set_free(struct refault_set *s)
 	for (i = 0; i < REFAULT_NMID; i++)
 		free(s->mid[i]);
 	free(s->grow);
+}
+
+/*
+ * The configured purge delay (the options are read at the first call), or
+ * the whole test skipped where there is nothing to learn: no delay, one
+ * under min_ms or past 1 s, a cap at most cap_mult delays, or no L2.5
+ * pool (its blocks take the large path, given back at free).
+ */
+static inline unsigned refault_delay(unsigned cap_mult, unsigned min_ms)
+{
+	unsigned delay;
+
+	free(malloc(1));
+	delay = (unsigned)__hak_opt.purge_delay_ms;
+	if (!delay || __hak_opt.purge_delay_max_ms <= (size_t)cap_mult * delay || delay > 1000 ||
+	    delay < min_ms)
+		tap_skip_all("purge delay %u ms, cap %zu ms: no learning to test", delay,
+			     __hak_opt.purge_delay_max_ms);
+	if (!IS_ENABLED(CONFIG_HAK_L25_POOL))
+		tap_skip_all("no L2.5 pool: the set is given back at free, no purge to learn from");
+	return delay;
 }
 
 #define REFAULT_MAX_ROUNDS	16
