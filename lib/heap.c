@@ -2660,7 +2660,8 @@ static inline uint32_t refill_want(const struct hak_tbin *b, unsigned c)
 
 /*
  * A class's first refill in a heap asks for less: about a 4 KiB page of
- * blocks (at least one), the next ones for refill_want's. A process start
+ * blocks (at least one), the next for the rest of one refill's worth (see
+ * below), the ones after for refill_want's. A process start
  * makes a few blocks of most classes, and a first refill of half the bin
  * (16 KiB of each class of 128 B and more) carved and linked four pages
  * of each where the program used one: sed made 22 refills, 72 pages of
