@@ -51,6 +51,8 @@
  *                 __hak_os_getrandom (the hardened box's secret);
  *                 __hak_os_getpid (the kernel's id of the process);
  *                 __hak_os_elf_nsyms (a dynamic symbol table's size);
+ *                 __hak_os_space_costly (address space charged as memory:
+ *                 map little ahead of use);
  *                 __hak_os_sandboxed and __hak_os_sandboxed_late (a seccomp
  *                 sandbox: make no system call glibc's malloc does not)
  *   meta.h        __hak_meta_alloc: zeroed metadata memory that is never

@@ -286,7 +286,7 @@ static struct grow_area *area_claim(void)
 	 * reserve would come out of whole (ml34: four threads' areas took
 	 * 128 MiB of a python3's ulimit -v).
 	 */
-	if (__hak_os_commit_strict() || __hak_os_space_tight()) {
+	if (__hak_os_space_costly()) {
 		arch_store_relaxed(&grow_off, 1);
 		return NULL;
 	}

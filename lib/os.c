@@ -712,6 +712,11 @@ bool __hak_os_space_tight(void)
 	return false;
 }
 
+bool __hak_os_space_costly(void)
+{
+	return __hak_os_commit_strict() || __hak_os_space_tight();
+}
+
 bool __hak_os_open(void *p, size_t len)
 {
 	if (fault_hit(HAK_OS_PROTECT) || mprotect(p, len, PROT_READ | PROT_WRITE)) {
@@ -820,7 +825,7 @@ bool __hak_os_stock_fill(struct hak_os_stock *st, size_t len)
 	 * grown to HAK_OS_STOCK_MAX) took the next batch at 64 MiB and every
 	 * later one too, the shift being raised but never lowered (rv35).
 	 */
-	bool lean = __hak_os_commit_strict() || __hak_os_space_tight();
+	bool lean = __hak_os_space_costly();
 	unsigned n;
 	void *p = NULL;
 

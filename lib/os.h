@@ -56,6 +56,12 @@ bool __hak_os_commit_strict(void);
 /* Is a soft RLIMIT_AS or RLIMIT_DATA under 64 GiB? (Asked anew each call.) */
 bool __hak_os_space_tight(void);
 /*
+ * Is address space memory here (either of the two above)? Then a mapping
+ * made ahead of use (the superslab stock, the grow areas, the L2.5 pool's
+ * regions) is charged whole, so they map little ahead or nothing.
+ */
+bool __hak_os_space_costly(void);
+/*
  * Read a small file (a /proc or cgroup one) into buf, NUL-terminated: bytes
  * read, or -1 when it cannot be opened. Safe inside malloc: no cancellation
  * point, errno unchanged.

@@ -597,7 +597,7 @@ static uintptr_t region_map(void)
 	hak_unlock(&pool_lock);
 	if (p)
 		return p;
-	if (n > 2 && (__hak_os_commit_strict() || __hak_os_space_tight()))
+	if (n > 2 && __hak_os_space_costly())
 		n = 2;
 	err = errno;
 	m = (uintptr_t)__hak_os_map_aligned(n * L25_REGION, L25_REGION);
