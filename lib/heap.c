@@ -678,6 +678,18 @@ static void settle_suspects(struct hak_heap *h, bool mine)
 				bad_block(p, c, "double free (block in the depot)");
 			continue;	/* stays parked */
 		}
+		/*
+		 * Not on any list now. Live when it was parked, it would
+		 * still hold the key: nothing writes a parked block. Without
+		 * it, the block was free when parked and has been handed out
+		 * since (the pop clears the mark), or written after its free:
+		 * the parked free was a double free. Freed here, it went to
+		 * the cache under its new holder and was served twice (rv36:
+		 * free(p); another thread frees p; malloc() == p).
+		 */
+		if (hak_ff_level() < 2 && hak_vg_mark(p) != __hak_free_key())
+			bad_block_at(p, c, "double free",
+				     "freed by another thread while free, handed out since");
 		if (arch_cmpxchg(&suspects[i], p, NULL) != p)
 			continue;
 		arch_fetch_add(&nr_suspects, -1u);

@@ -24,6 +24,8 @@
  *     interleaved  free(p); free(q); free(p)
  *     thread       free(p); another thread frees p; the owner's next slow
  *                  path (here malloc_trim) settles it
+ *     thread-reused the same, the owner's malloc handing p out again
+ *                  before that slow path (p live when it is settled)
  *     remote       another thread frees p; free(p)
  *     foreign      another thread frees p, then frees p again: caught
  *                  at once when p waits in that thread's run of blocks
@@ -213,6 +215,34 @@ static void k_thread(size_t n, int bad)
 	if (bad)
 		free_in_thread(stash);
 	malloc_trim(0);
+}
+
+/*
+ * k_thread with the block handed out again before the owner's slow path:
+ * the parked block is live under its new holder when malloc_trim settles
+ * it. Taken for a live block that held the key by chance, it was freed
+ * there and served twice (rv36).
+ */
+static void k_thread_reused(size_t n, int bad)
+{
+	void *q, *r;
+
+	stash = malloc(n);
+	free(stash);
+	*shared = (uintptr_t)stash;
+	if (bad)
+		free_in_thread(stash);
+	q = launder(malloc(n));
+	if (q)
+		memset(q, 0x5a, n);
+	malloc_trim(0);
+	r = launder(malloc(n));
+	if (q && r == q) {
+		fprintf(stderr, "%p handed out twice\n", q);
+		_exit(1);
+	}
+	free(r);
+	free(q);
 }
 
 static void k_remote(size_t n, int bad)
@@ -621,6 +651,7 @@ static const struct kind kinds[] = {
 	{ "double free of a stale pointer after reuse", k_reused },
 	{ "double free, interleaved with another free", k_interleaved },
 	{ "double free from another thread", k_thread },
+	{ "double free from another thread, the block reused before the owner's slow path", k_thread_reused },
 	{ "double free after another thread's free", k_remote },
 	{ "double free by another thread, twice", k_foreign },
 	{ "double free by the owner of a block in another thread's run", k_run_owner },
