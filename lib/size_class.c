@@ -104,10 +104,13 @@ const uint8_t __hak_class_span[HAK_NCLASS] = {
 	2, 2, 2, 2, 4, 4, 4, 4,
 };
 
-/* Lowest set bit of a class's stride, at most HAK_SLAB_ALIGN_MAX, minus 1. */
+/*
+ * Lowest set bit of a class's stride, at most HAK_BLOCK_ALIGN_MAX, minus 1:
+ * every block of the class is aligned to it (__hak_slab_first_off).
+ */
 #define STRIDE(c)	((c) + HAK_HDR_SIZE)
-#define BMASK(c)	((STRIDE(c) & -STRIDE(c)) < HAK_SLAB_ALIGN_MAX ? \
-			 (STRIDE(c) & -STRIDE(c)) - 1 : HAK_SLAB_ALIGN_MAX - 1)
+#define BMASK(c)	((STRIDE(c) & -STRIDE(c)) < HAK_BLOCK_ALIGN_MAX ? \
+			 (STRIDE(c) & -STRIDE(c)) - 1 : HAK_BLOCK_ALIGN_MAX - 1)
 
 const uint32_t __hak_class_mask[HAK_NCLASS + 1] = {
 	BMASK(16), BMASK(32), BMASK(48), BMASK(64),

@@ -712,7 +712,7 @@ static void slab_init(struct hak_superslab *ss, unsigned first, unsigned span,
 		      struct hak_heap *owner, unsigned tag, unsigned c)
 {
 	struct hak_slab *s = &ss->slabs[first];
-	size_t bytes = ((size_t)span << HAK_PAGE_SHIFT) - (first == 0 ? HAK_SS_HDR : 0) -
+	size_t bytes = ((size_t)span << HAK_PAGE_SHIFT) - (first == 0 ? __hak_slab_first_off(c) : 0) -
 		       hak_hd_slab_guard(__hak_class_size[c]);
 	unsigned k;
 
@@ -745,7 +745,7 @@ static void slab_init(struct hak_superslab *ss, unsigned first, unsigned span,
 	 * anew is memory as from a fresh mapping.
 	 */
 	hak_vg_opened((char *)ss + ((size_t)first << HAK_PAGE_SHIFT) +
-		      (first == 0 ? HAK_SS_HDR : 0), bytes);
+		      (first == 0 ? __hak_slab_first_off(c) : 0), bytes);
 }
 
 static int ss_refilling;	/* a refill is being mapped; written under ss_lock */

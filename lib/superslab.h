@@ -63,6 +63,13 @@
 #define HAK_SS_HDR		4096UL
 /* Every slab's first block is aligned to this; see __hak_class_for_align. */
 #define HAK_SLAB_ALIGN_MAX	HAK_SS_HDR
+/*
+ * A class's blocks are aligned to the lowest set bit of its stride up to
+ * this (its boundary mask, lib/size_class.c; __hak_slab_first_off): half a
+ * 64 KiB page. With the hardened box's slab guards (classes from 10 KiB,
+ * whose blocks end at the guard) 4 KiB, as for every class before rv36.
+ */
+#define HAK_BLOCK_ALIGN_MAX	(hak_hd_on() ? HAK_SLAB_ALIGN_MAX : HAK_PAGE_SIZE / 2)
 /* The address space the registry and the page map cover (asm/processor.h). */
 #define HAK_VA_BITS		ARCH_VA_BITS
 #define HAK_SSMAP_SIZE		(1UL << (HAK_VA_BITS - HAK_SS_SHIFT))
@@ -477,6 +484,23 @@ static inline unsigned __hak_slab_index(const struct hak_slab *s)
 static inline uintptr_t __hak_slab_end(const struct hak_slab *s);
 
 /*
+ * Where a slab that is a superslab's first page (its header's) starts its
+ * blocks of class c: past the header, at the class's block alignment (its
+ * boundary mask + 1), so the blocks of every slab are aligned to it (the
+ * others start on a 64 KiB page) and the free path's mask test sees every
+ * interior pointer of a class whose stride is a power of two: p + 4096 in
+ * an 8 KiB block passed it when the mask stopped at 4 KiB (rv36). No slab
+ * holds a block less: 8, 16, 24 and 32 KiB blocks, 7, 7, 10 and 7 to a
+ * first-page slab with the header alone before them or this offset.
+ */
+static __always_inline uintptr_t __hak_slab_first_off(unsigned c)
+{
+	uintptr_t a = c < HAK_NCLASS ? (uintptr_t)__hak_class_mask[c] + 1 : 0;
+
+	return a > HAK_SS_HDR ? a : HAK_SS_HDR;
+}
+
+/*
  * First byte of the slab's block area (a block header, with that box).
  * A slab that ends in a guard page (hardened box, large classes) starts
  * its blocks as late as a 4 KiB boundary allows, so its last block ends
@@ -494,7 +518,7 @@ static inline uintptr_t __hak_slab_start(const struct hak_slab *s)
 		return HAK_ALIGN_DOWN(__hak_slab_end(s) - g -
 				      (uintptr_t)s->capacity * __hak_class_stride(c),
 				      (uintptr_t)HAK_SLAB_ALIGN_MAX);
-	return base + ((uintptr_t)i << HAK_PAGE_SHIFT) + (i == 0 ? HAK_SS_HDR : 0);
+	return base + ((uintptr_t)i << HAK_PAGE_SHIFT) + (i == 0 ? __hak_slab_first_off(c) : 0);
 }
 
 /* The address of block i of slab s, as handed to the program. */
