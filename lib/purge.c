@@ -249,10 +249,11 @@ static bool self_computed(unsigned now)
 static size_t decay_pass(unsigned now, bool idle)
 {
 	unsigned base = (unsigned)__hak_opt.purge_delay_ms, delay;
-	size_t done;
+	size_t done, bound;
 
 	if (!base || arch_xchg(&purge_busy, 1))
 		return 0;
+	bound = __hak_ss_take_bound_purged();
 	arch_store_relaxed(&next_ms, now + pass_step(base));
 	delay = idle ? base : busy_delay(base);
 	if (delay > base && past_mark())
@@ -264,7 +265,7 @@ static size_t decay_pass(unsigned now, bool idle)
 	done += hak_l25_decay(now, delay);
 	done += __hak_grow_decay(now, delay);
 	if (!idle)
-		learn(now, base, done);
+		learn(now, base, done + bound);
 	arch_fetch_add(&nr_passes, 1UL);
 	if (done)
 		arch_fetch_add(&nr_decayed, done);
@@ -422,6 +423,11 @@ void __hak_purge_fork_child(void)
 	watch.end = 0;
 	tick_mark.src = HAK_OS_BUSY_NONE;	/* the counts restart in the child */
 	bg_mark.src = HAK_OS_BUSY_NONE;
+}
+
+unsigned __hak_purge_busy_ms(void)
+{
+	return busy_delay((unsigned)__hak_opt.purge_delay_ms);
 }
 
 void __hak_purge_set_learned(unsigned ms)

@@ -70,6 +70,11 @@ struct hak_purge_stats {
 };
 void __hak_purge_stats(struct hak_purge_stats *st);
 void __hak_purge_fork_child(void);
+/*
+ * The delay the busy passes use: the learned one, at least the configured
+ * one (the dirty limit spares the pages freed within an eighth of it).
+ */
+unsigned __hak_purge_busy_ms(void);
 /* Tests: set the busy passes' learned delay (as refaults would). */
 void __hak_purge_set_learned(unsigned ms);
 

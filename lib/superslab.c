@@ -45,6 +45,7 @@
 #include "init.h"
 #include "lock.h"
 #include "os.h"
+#include "purge.h"
 #include "superslab.h"
 #include "boxes/hugepage/hugepage.h"
 #include "boxes/hardened/hardened.h"
@@ -1058,6 +1059,7 @@ static size_t ss_batch_run(struct ss_batch *b) __must_hold(&ss_lock)
 }
 
 static unsigned young_pass_ms;	/* ss_lock: last limit pass that spared pages */
+static size_t bound_purged;	/* atomic: bytes limit passes purged, for learn() */
 
 /*
  * Purge down to the target (half of dirty_max, or everything with all)
@@ -1080,6 +1082,15 @@ static unsigned young_pass_ms;	/* ss_lock: last limit pass that spared pages */
  * (the delay bounds how long any free page stays). Such a pass runs at
  * most once per quarter of that grace period. No purge delay (decay off)
  * or no limit (0) spares nothing.
+ *
+ * "The purge delay" is the busy passes' (__hak_purge_busy_ms: the learned
+ * one once the process faults purged pages back, else the configured
+ * one), and what a limit pass purges is counted in bound_purged, which the
+ * next busy decay pass takes for its refault feedback (lib/purge.c,
+ * learn()): rptest with 10-30% of its blocks freed by another thread
+ * swung its free pages past the limit and faulted the purges back at
+ * once, 11-98 MB a run, which the feedback never saw (Documentation/
+ * design.md, "The dirty limit's purges teach the feedback").
  */
 static size_t ss_release(bool all) __must_hold(&ss_lock)
 {
@@ -1091,7 +1102,7 @@ static size_t ss_release(bool all) __must_hold(&ss_lock)
 	if (purging && !all)
 		return 0;
 	if (!all) {
-		young = (unsigned)(__hak_opt.purge_delay_ms / HAK_SS_YOUNG_DIV);
+		young = __hak_purge_busy_ms() / HAK_SS_YOUNG_DIV;
 		if ((nr_pages_dirty << HAK_PAGE_SHIFT) / HAK_SS_DIRTY_CEIL > dirty_max ||
 		    __hak_heap_nr_live() < 2)
 			young = 0;
@@ -1109,9 +1120,17 @@ static size_t ss_release(bool all) __must_hold(&ss_lock)
 			break;
 		done += ss_batch_run(&b);
 	} while (b.npurge == HAK_SS_BATCH || b.nunmap == HAK_SS_BATCH);
-	if (!all)
+	if (!all) {
 		purging = false;
+		if (done)
+			arch_fetch_add(&bound_purged, done);
+	}
 	return done;
+}
+
+size_t __hak_ss_take_bound_purged(void)
+{
+	return arch_load_relaxed(&bound_purged) ? arch_xchg(&bound_purged, 0) : 0;
 }
 
 /*

@@ -582,6 +582,12 @@ bool __hak_span_free_try(struct hak_slab *s) __must_check;
  * are wholly free beyond the few kept for reuse. Returns bytes released.
  */
 size_t __hak_ss_release(bool all);
+/*
+ * Bytes the dirty limit purged (__hak_ss_release(false) and the frees that
+ * crossed it) since the last call: the decay pass's refault feedback
+ * watches them as it watches its own purges (lib/purge.c, learn()).
+ */
+size_t __hak_ss_take_bound_purged(void);
 void __hak_ss_set_dirty_max(size_t bytes);
 /*
  * Time-based decay: purge the free pages that have been dirty for at least
