@@ -24,6 +24,7 @@
 #include <asm/atomic.h>
 #include "os.h"
 #include "init.h"
+#include "purge.h"
 #include "boxes/valgrind/valgrind_hooks.h"
 
 /* Generic numbers (the same on every architecture but alpha). */
@@ -179,6 +180,11 @@ static bool limit_grow_allows(size_t len, size_t whole)
 	size_t lim = arch_load_relaxed(&os_limit);
 	size_t m = arch_load_relaxed(&os_mapped) + len;
 
+	/* the cgroup's limit, read late (lib/limit.c): no later than here */
+	if (unlikely(!lim && m > HAK_LIMIT_LAZY_BYTES) && __hak_limit_unread()) {
+		__hak_limit_resolve();
+		lim = arch_load_relaxed(&os_limit);
+	}
 	if (likely(!lim) || m <= lim - lim / 8)
 		return true;
 	/* past a hard limit by itself: no purge makes room, so not near */
@@ -202,6 +208,7 @@ void __hak_os_set_limit(size_t bytes, bool hard)
 
 size_t __hak_os_limit(void)
 {
+	__hak_limit_resolve();
 	return arch_load_relaxed(&os_limit);
 }
 

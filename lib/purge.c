@@ -349,6 +349,14 @@ static bool cgroup_near_due(unsigned now, unsigned delay)
 {
 	unsigned next = arch_load_relaxed(&cg_next_ms);
 
+	/*
+	 * The cgroup's limit is read (lib/limit.c) a delay into the process's
+	 * life (now counts from its first clock reading, at start-up) or
+	 * sooner past HAK_LIMIT_LAZY_BYTES mapped: a short process never
+	 * reads it.
+	 */
+	if (unlikely(__hak_limit_unread()) && now <= delay)
+		return false;
 	if (!__hak_ms_due(now, next) ||
 	    arch_cmpxchg(&cg_next_ms, next, now + (delay / 4 > 10 ? delay / 4 : 10)) != next)
 		return false;

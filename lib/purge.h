@@ -73,8 +73,19 @@ void __hak_purge_fork_child(void);
 /* Tests: set the busy passes' learned delay (as refaults would). */
 void __hak_purge_set_learned(unsigned ms);
 
-/* Read the cgroup memory limit and HAKMEM_MEMORY_LIMIT* (start-up). */
+/*
+ * HAKMEM_MEMORY_LIMIT* (start-up); the cgroup's limit is read then only
+ * under HAKMEM_MEMORY_LIMIT_HARD=1, else by __hak_limit_resolve.
+ */
 void __hak_limit_init(void);
+/*
+ * Read the cgroup's memory limit now if it was left for later (the OS
+ * layer past HAK_LIMIT_LAZY_BYTES mapped, the purge tick a delay into the
+ * process's life, __hak_os_limit); once, in one thread (lib/limit.c).
+ */
+void __hak_limit_resolve(void);
+/* Is the cgroup's limit still to be read? */
+bool __hak_limit_unread(void);
 /* The cgroup memory limit of the process, 0 when none (lib/limit.c). */
 size_t __hak_cgroup_limit(void);
 /*
