@@ -35,11 +35,11 @@
 #include "boxes/heapprof/heapprof.h"
 #include "boxes/l25_pool/l25.h"
 
-int __hak_init_done;
-static int init_state;			/* 0 none, 1 running, 2 done */
+int __hak_init_done __boot_once;
+static int init_state __boot_once;			/* 0 none, 1 running, 2 done */
 static __thread int init_running;	/* this thread is inside init */
-static pthread_key_t exit_key;
-static int exit_key_ok;
+static pthread_key_t exit_key __boot_once;
+static int exit_key_ok __boot_once;
 
 static void stats_setup(void);
 
@@ -604,7 +604,7 @@ static __thread struct fork_level {
  * and the forks of a multi-threaded process through their parent handler,
  * by which a thread held back for a turn tells that forks still complete.
  */
-uint64_t __hak_fork_turn;
+uint64_t __hak_fork_turn __boot_hot;
 static unsigned long nr_forks_done, nr_fork_turns, nr_fork_gated;	/* atomic */
 /*
  * Turns this thread's prepare holds raised (a handler fork may nest in its

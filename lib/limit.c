@@ -44,7 +44,7 @@ struct cg_where {
 	bool v2;
 };
 static struct cg_where cg_limit_at;
-static int cg_lazy;		/* atomic: 1 not read yet, 2 being read, 0 read */
+static int cg_lazy __boot_once;		/* atomic: 1 not read yet, 2 being read, 0 read */
 static char cg_stat_buf[4096];	/* one reader at a time: cg_busy */
 static int cg_busy;		/* atomic */
 
