@@ -831,12 +831,21 @@ bool __hak_os_stock_fill(struct hak_os_stock *st, size_t len)
 	 * the last refill (Python's resource.setrlimit, after the stock had
 	 * grown to HAK_OS_STOCK_MAX) took the next batch at 64 MiB and every
 	 * later one too, the shift being raised but never lowered (rv35).
+	 * Not at a stock's first refill, which maps one piece whatever the
+	 * answer: that is every process's first malloc, and the question
+	 * costs it overcommit_memory's open and read and two getrlimits
+	 * (design.md, "What the first malloc reads"). The answer acts
+	 * before the map: the batch of the refill after the first is 32
+	 * pieces where nothing is costly, as when it was set after the first.
 	 */
-	bool lean = __hak_os_space_costly();
+	bool first = !st->refills && !st->shift;
+	bool lean = first || __hak_os_space_costly();
 	unsigned n;
 	void *p = NULL;
 
-	if (lean && st->shift > 2)
+	if (!lean)
+		st->shift = HAK_OS_STOCK_MAX_SHIFT;
+	else if (st->shift > 2)
 		st->shift = 2;
 	n = 1u << st->shift;
 
@@ -861,11 +870,10 @@ bool __hak_os_stock_fill(struct hak_os_stock *st, size_t len)
 	 * charged as memory (a writable private mapping): batches grow
 	 * 1, 2, 4 and no further there (8 MiB, against 64 MiB). The same
 	 * under an address-space limit, of which the rest would take 62 MiB
-	 * from the start (ml34: python3 under ulimit -v).
+	 * from the start (ml34: python3 under ulimit -v). The first refill
+	 * grows as a lean one: the next asks.
 	 */
-	if (!lean)
-		st->shift = HAK_OS_STOCK_MAX_SHIFT;
-	else if (st->shift < 2)
+	if (lean && st->shift < 2)
 		st->shift++;
 	return true;
 }

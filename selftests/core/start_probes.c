@@ -10,8 +10,10 @@
  * variables it read or wrote lay on 7 pages of .bss, a fault each (10-13 us
  * on the VM of the measurements). Now the cgroup's limit is read late
  * (lib/limit.c: past HAK_LIMIT_LAZY_BYTES mapped, or a purge delay into the
- * process's life) and those variables sit in the hak_boot_* sections, on
- * the page the loader clears anyway (include/hak/compiler.h).
+ * process's life), the superslab stock's first refill asks nothing
+ * (lib/os.c, __hak_os_stock_fill), and those variables sit in the
+ * hak_boot_* sections, on the page the loader clears anyway
+ * (include/hak/compiler.h).
  *
  * A fresh process (this program run again through /proc/self/exe, its
  * HAKMEM_MEMORY_LIMIT* unset and a purge delay of an hour, so that only
@@ -24,10 +26,11 @@
  * HAK_LIMIT_LAZY_BYTES): the cgroup's limit is read then, and agrees with
  * the one read whole (__hak_cgroup_limit).
  *
- * Bars: at most 2 opens (the sandbox probe and overcommit_memory; main
- * made 3 more at least: /proc/self/cgroup whether it exists or not), at
- * most 3 pages of .bss (the page map's open bits: 1 or 2; main touched
- * 7 in this test too). Deterministic, a few ms.
+ * Bars: at most 2 opens (the sandbox probe's /proc/self/status, and one
+ * to spare; main opened /proc/self/cgroup whether it exists or not, a
+ * limit file per level and overcommit_memory: 7 here), at most 3 pages
+ * of .bss (the page map's open bits: 1 or 2; main touched 8 in this
+ * test). Deterministic, a few ms.
  */
 #include <stdarg.h>
 #include <sys/mman.h>
