@@ -45,6 +45,16 @@ struct cg_where {
 };
 static struct cg_where cg_limit_at;
 static int cg_lazy __boot_once;		/* atomic: 1 not read yet, 2 being read, 0 read */
+/*
+ * When the purge tick's wait for the late read began, in this thread: 0
+ * (the process's clock start), or HAK_LIMIT_FORKED from the fork of a
+ * fork child's thread until its first tick puts the time there. TLS, and
+ * set by lib/init.c's fork_child itself: a fork child writes its own
+ * thread's block anyway, where a store into the hak_boot_* page, a call
+ * into this file's text or a clock reading (the vDSO's data page) each
+ * cost every child of a shell a page fault.
+ */
+__thread unsigned __hak_limit_from_ms __attribute__((tls_model("initial-exec")));
 static char cg_stat_buf[4096];	/* one reader at a time: cg_busy */
 static int cg_busy;		/* atomic */
 
@@ -245,6 +255,15 @@ void __hak_cgroup_fork_child(void)
 bool __hak_limit_unread(void)
 {
 	return arch_load_relaxed(&cg_lazy) != 0;
+}
+
+bool __hak_limit_waits(unsigned now, unsigned delay)
+{
+	if (!arch_load_relaxed(&cg_lazy))
+		return false;
+	if (__hak_limit_from_ms == HAK_LIMIT_FORKED)
+		__hak_limit_from_ms = now;
+	return (int)(now - __hak_limit_from_ms) <= (int)delay;
 }
 
 /*

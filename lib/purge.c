@@ -351,11 +351,11 @@ static bool cgroup_near_due(unsigned now, unsigned delay)
 
 	/*
 	 * The cgroup's limit is read (lib/limit.c) a delay into the process's
-	 * life (now counts from its first clock reading, at start-up) or
-	 * sooner past HAK_LIMIT_LAZY_BYTES mapped: a short process never
-	 * reads it.
+	 * life (now counts from its first clock reading, at start-up; a fork
+	 * child's from its fork) or sooner past HAK_LIMIT_LAZY_BYTES mapped:
+	 * a short process never reads it.
 	 */
-	if (unlikely(__hak_limit_unread()) && now <= delay)
+	if (unlikely(__hak_limit_waits(now, delay)))
 		return false;
 	if (!__hak_ms_due(now, next) ||
 	    arch_cmpxchg(&cg_next_ms, next, now + (delay / 4 > 10 ? delay / 4 : 10)) != next)

@@ -86,6 +86,19 @@ void __hak_limit_init(void);
 void __hak_limit_resolve(void);
 /* Is the cgroup's limit still to be read? */
 bool __hak_limit_unread(void);
+/*
+ * Still to be read and not a purge delay into this process's life (its
+ * fork, for a fork child)? The purge tick waits for the late read then.
+ */
+bool __hak_limit_waits(unsigned now, unsigned delay);
+/*
+ * Where that wait starts in this thread (lib/limit.c); every fork child
+ * sets HAK_LIMIT_FORKED (lib/init.c), so that a shell's subshells, which
+ * the parent's clock puts past the delay, do not each read the cgroup
+ * before their exec: the wait starts at the child's first tick.
+ */
+extern __thread unsigned __hak_limit_from_ms __attribute__((tls_model("initial-exec")));
+#define HAK_LIMIT_FORKED	(~0u)
 /* The cgroup memory limit of the process, 0 when none (lib/limit.c). */
 size_t __hak_cgroup_limit(void);
 /*
