@@ -38,7 +38,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-int __hak_pm_fixed;
+int __hak_pm_fixed __boot_once;
 
 #define PM_FIXED_SIG	(HAK_PM_FIXED - 4096)	/* the signature's page */
 #define PM_RAW_ERR(r)	((unsigned long)(r) > -4096UL)

@@ -107,7 +107,7 @@ struct grow_area {
 } __aligned(ARCH_CACHE_LINE);
 
 static struct grow_area areas[GROW_MAX_AREAS];
-static unsigned nr_areas;		/* atomic: areas ever used */
+static unsigned nr_areas __boot_once;		/* atomic: areas ever used */
 static struct hak_lock areas_lock = HAK_LOCK_INIT;
 static size_t nr_takes, nr_grows, nr_refused, nr_purged;	/* atomic */
 static int grow_off;			/* atomic: no reservation possible */

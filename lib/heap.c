@@ -96,16 +96,16 @@ __thread struct hak_tcache __hak_tc __attribute__((tls_model("initial-exec"))) =
 };
 
 static struct hak_lock heap_lock = HAK_LOCK_INIT;
-static struct hak_heap *all_heaps;	/* heap_lock */
-static struct hak_heap *heap_pool;	/* heap_lock */
+static struct hak_heap *all_heaps __boot_hot;	/* heap_lock */
+static struct hak_heap *heap_pool __boot_hot;	/* heap_lock */
 /*
  * Pooled heaps a scavenge has settled and not yet collected (between its
  * two passes, scavenge_pool): still in the pool for attach and hand-over.
  */
-static struct hak_heap *heap_scav;	/* heap_lock */
-static size_t nr_heaps;			/* heap_lock */
+static struct hak_heap *heap_scav __boot_hot;	/* heap_lock */
+static size_t nr_heaps __boot_hot;			/* heap_lock */
 /* Set by a remote free to a pooled heap: its slabs may be reclaimable. */
-static int pool_dirty;
+static int pool_dirty __boot_hot;
 /* half-done remote pushes a fork child finished (fork_child_pushes) */
 static unsigned long nr_pushes_finished;
 static size_t tcache_bytes = CONFIG_HAK_TCACHE_BYTES;
@@ -114,9 +114,9 @@ static size_t tcache_bytes = CONFIG_HAK_TCACHE_BYTES;
  * they attached (so allocate: thread_share), and the CPUs this process
  * may run on (read at the first attach).
  */
-static unsigned nr_live;
-static unsigned nr_alloc;
-static unsigned nr_cpus;
+static unsigned nr_live __boot_hot;
+static unsigned nr_alloc __boot_hot;
+static unsigned nr_cpus __boot_once;
 /* This thread counts in nr_alloc (its first refill since attach). */
 static __thread bool alloc_counted __attribute__((tls_model("initial-exec")));
 
@@ -128,7 +128,7 @@ static __thread bool alloc_counted __attribute__((tls_model("initial-exec")));
  */
 #define HAK_SUSPECTS		64
 static void *suspects[HAK_SUSPECTS];
-static unsigned nr_suspects;
+static unsigned nr_suspects __boot_hot;
 /* atomic: more than HAK_TAG_MAX heaps exist, so two may share a tag */
 static int tags_shared;
 
@@ -236,7 +236,7 @@ static uint32_t tcache_cap_of(size_t share, unsigned c)
  * them out took a division per class at each thread's start (thread-churn).
  * 0 until set (a capacity is at least HAK_TCACHE_CAP_MIN).
  */
-static uint32_t cap_full[HAK_NCLASS];
+static uint32_t cap_full[HAK_NCLASS] __boot_once __aligned(64);
 
 static uint32_t default_cap(size_t share, unsigned c)
 {
@@ -398,14 +398,14 @@ void __hak_tcache_set_bytes(size_t bytes)
  * A count, not a flag: forks overlap (glibc does not serialise them), and
  * the first to finish must not let a scan start under the others.
  */
-static int scan_stop;		/* atomic: forks between prepare and parent */
+static int scan_stop __boot_once;		/* atomic: forks between prepare and parent */
 /*
  * This thread's part of scan_stop: a handler fork nested in the thread's
  * own fork (rv18, fork_nested) leaves in its child the outer fork's
  * count, which that fork's parent handler takes back there.
  */
 static __thread int scan_stop_mine;
-static int heap_scanning;	/* atomic: a scan of other heaps runs */
+static int heap_scanning __boot_hot;	/* atomic: a scan of other heaps runs */
 /*
  * This thread runs it: a fork in a signal handler that interrupted the
  * scan does not wait for itself; the interrupted frame ends the scan when
@@ -426,7 +426,7 @@ static __thread bool scanning_here;
  * heap_scanning it holds none). gate_here is set before the try and
  * cleared after the release: a handler inside the frame does not try.
  */
-static uintptr_t scan_gate;	/* atomic try-lock: 0 or the holder's token */
+static uintptr_t scan_gate __boot_hot;	/* atomic try-lock: 0 or the holder's token */
 static __thread bool gate_here;
 
 static uintptr_t gate_token(void)
@@ -1368,7 +1368,7 @@ static struct depot {
  * program which never puts a batch (one thread) faulted in at start,
  * reading them (Documentation/benchmarks.md, "Process start").
  */
-static int depot_used;
+static int depot_used __boot_once;
 
 static inline bool depot_trylock(struct depot *d)
 {
@@ -1861,7 +1861,7 @@ static void carve_random(struct hak_heap *h, struct hak_slab *s, void **list,
 
 #define HAK_PURGE_BUSY_BLOCKS	4096	/* blocks returned per delay: busy */
 
-static size_t heap_pages_purged;	/* atomic: bytes, ever */
+static size_t heap_pages_purged __boot_hot;	/* atomic: bytes, ever */
 
 
 static inline uint64_t slab_parked(const struct hak_slab *s)
@@ -2731,7 +2731,7 @@ static inline uint32_t refill_young(struct hak_heap *h, unsigned c, uint32_t wan
 uint32_t __hak_shard_min = UINT32_MAX;	/* atomic, as the two below */
 uint32_t __hak_shard_cap;
 uint32_t __hak_shard_bytes;
-static int shard_ready;	/* atomic: the three above are set */
+static int shard_ready __boot_once;	/* atomic: the three above are set */
 
 /*
  * At a thread's first attach: the options, and the fence the decay pass
@@ -3309,7 +3309,7 @@ static void overflow_slow(void *p, uintptr_t ix)
 
 static struct hak_heap *heap_new(void)
 {
-	static unsigned next_tag;
+	static unsigned next_tag __boot_once;
 	struct hak_heap *h = __hak_meta_alloc(sizeof(*h));
 	unsigned n;
 

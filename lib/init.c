@@ -35,11 +35,11 @@
 #include "boxes/heapprof/heapprof.h"
 #include "boxes/l25_pool/l25.h"
 
-int __hak_init_done;
-static int init_state;			/* 0 none, 1 running, 2 done */
+int __hak_init_done __boot_once;
+static int init_state __boot_once;			/* 0 none, 1 running, 2 done */
 static __thread int init_running;	/* this thread is inside init */
-static pthread_key_t exit_key;
-static int exit_key_ok;
+static pthread_key_t exit_key __boot_once;
+static int exit_key_ok __boot_once;
 
 static void stats_setup(void);
 
@@ -421,11 +421,24 @@ static struct lock_waiter {
 	const struct hak_lock *lock;
 } lock_waiters[LOCK_WAITERS];
 /*
+ * Was a slot of lock_waiters or urgent_slots ever taken in this process
+ * or its parents (atomic, set before the slot)? Else fork_child has
+ * nothing to clear: its memsets wrote 4.8 KiB of zeros over zeros in
+ * every child, two or three page faults a fork (a shell's subshells).
+ */
+static int slots_used __boot_once;
+
+static void slots_note(void)
+{
+	if (!arch_load_relaxed(&slots_used))
+		arch_store_release(&slots_used, 1);
+}
+/*
  * Waiters that found no slot (atomic): while there are any, a holder not
  * found in the table may be one of them, waiting for a frozen frame's lock
  * (selftests/core/fork_waiters_full: 512 waiters, the fork waited for good).
  */
-static int nr_unlisted;
+static int nr_unlisted __boot_once;
 /* this thread's part of it: its frame's, in the child of a handler fork */
 static __thread int unlisted_here;
 
@@ -433,6 +446,8 @@ static struct lock_waiter *waiter_add(const struct hak_lock *l)
 {
 	unsigned i;
 
+	if (my_tid > 0)
+		slots_note();
 	for (i = 0; my_tid > 0 && i < LOCK_WAITER_PROBES; i++) {
 		struct lock_waiter *w = &lock_waiters[((unsigned)my_tid + i) % LOCK_WAITERS];
 
@@ -564,12 +579,12 @@ static struct fork_urgent {
 	bool prof;			/* holds the profile lock */
 } urgent_slots[FORK_URGENT_SLOTS];
 /* atomic; a count of one process (proc_count_add), as __hak_fork_turn */
-static uint64_t nr_urgent;
+static uint64_t nr_urgent __boot_once;
 /*
  * Of those, announced without a slot (atomic): while there are any, a
  * holder not found in the slots may be such a frame.
  */
-static int nr_unslotted;
+static int nr_unslotted __boot_once;
 static __thread struct fork_urgent *urgent_here;	/* this thread's slot... */
 static __thread bool fork_urgent_here;			/* ...or announcement */
 static unsigned long nr_forks, nr_fork_urgent, nr_fork_backoffs, nr_fork_skips;	/* atomic */
@@ -604,7 +619,7 @@ static __thread struct fork_level {
  * and the forks of a multi-threaded process through their parent handler,
  * by which a thread held back for a turn tells that forks still complete.
  */
-uint64_t __hak_fork_turn;
+uint64_t __hak_fork_turn __boot_once;	/* read by every lock, written by waiting forks */
 static unsigned long nr_forks_done, nr_fork_turns, nr_fork_gated;	/* atomic */
 /*
  * Turns this thread's prepare holds raised (a handler fork may nest in its
@@ -678,6 +693,7 @@ static void fork_announce(void)
 	arch_fetch_add(&nr_fork_urgent, 1UL);
 	proc_count_add(&nr_urgent, fork_levels[d].announced, 1);
 	/* no slot free (32 such forks at once): others wait for this frame */
+	slots_note();
 	for (i = 0; i < FORK_URGENT_SLOTS; i++) {
 		struct fork_urgent *u = &urgent_slots[i];
 
@@ -1047,19 +1063,27 @@ static void fork_child(void)
 	fork_urgent_here = false;
 	urgent_here = NULL;
 	fork_depth = 0;
-	memset(urgent_slots, 0, sizeof(urgent_slots));
-	memset(lock_waiters, 0, sizeof(lock_waiters));
-	arch_store_relaxed(&nr_urgent, (uint64_t)0);
-	arch_store_relaxed(&nr_unslotted, 0);
+	if (arch_load_acquire(&slots_used)) {
+		memset(urgent_slots, 0, sizeof(urgent_slots));
+		memset(lock_waiters, 0, sizeof(lock_waiters));
+	}
+	/* stores only where they change something: a page written is a fault */
+	if (arch_load_relaxed(&nr_urgent))
+		arch_store_relaxed(&nr_urgent, (uint64_t)0);
+	if (arch_load_relaxed(&nr_unslotted))
+		arch_store_relaxed(&nr_unslotted, 0);
 	/*
 	 * The parent's waiting forks are not here either (nor held-back
 	 * threads); this thread's interrupted prepares go on, and lower their
 	 * turns under the parent's id, which leaves this count alone (a count
 	 * reset to 0 went to -1 after them, taken for raised: fork_turn_held).
 	 */
-	arch_store_relaxed(&__hak_fork_turn, (uint64_t)0);
+	if (arch_load_relaxed(&__hak_fork_turn))
+		arch_store_relaxed(&__hak_fork_turn, (uint64_t)0);
 	/* an interrupted frame of this thread's, unlisted, still counts itself out */
-	arch_store_relaxed(&nr_unlisted, unlisted_here);
+	if (arch_load_relaxed(&nr_unlisted) != unlisted_here)
+		arch_store_relaxed(&nr_unlisted, unlisted_here);
+	__hak_limit_from_ms = HAK_LIMIT_FORKED;	/* the late cgroup read's wait */
 	if (!fork_locked)
 		return;
 	__hak_fork_holder--;	/* an outer fork of this thread goes on in the child */

@@ -2,10 +2,19 @@
 /*
  * The memory limit: the cgroup's (v2 memory.max, v1 memory.limit_in_bytes,
  * the least over the process's cgroup and its ancestors) unless
- * HAKMEM_MEMORY_LIMIT says otherwise (0: no limit). Read once at start-up
- * with open/read into stack buffers: no stdio and no malloc, since this
- * runs inside the first malloc. The limit goes to the OS layer, which
- * counts every mapping against it (lib/os.c, lib/purge.c).
+ * HAKMEM_MEMORY_LIMIT says otherwise (0: no limit). Read once, with
+ * open/read into stack buffers: no stdio and no malloc, since this runs
+ * inside malloc. The limit goes to the OS layer, which counts every
+ * mapping against it (lib/os.c, lib/purge.c).
+ *
+ * The cgroup's is read late (design.md, "What the first malloc reads"):
+ * not at start-up but when hakmem's mappings first pass
+ * HAK_LIMIT_LAZY_BYTES, at the first purge tick a purge delay into the
+ * process's life, or when something asks for the limit (__hak_os_limit:
+ * the stats). Before that, a soft limit could only have raised the near
+ * flag, and only past 7/8 of it: a purge of caches that are at most the
+ * bytes mapped. A hard one (HAKMEM_MEMORY_LIMIT_HARD=1) is read at
+ * start-up, as before: its refusals hold from the first mapping.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -35,6 +44,17 @@ struct cg_where {
 	bool v2;
 };
 static struct cg_where cg_limit_at;
+static int cg_lazy __boot_once;		/* atomic: 1 not read yet, 2 being read, 0 read */
+/*
+ * When the purge tick's wait for the late read began, in this thread: 0
+ * (the process's clock start), or HAK_LIMIT_FORKED from the fork of a
+ * fork child's thread until its first tick puts the time there. TLS, and
+ * set by lib/init.c's fork_child itself: a fork child writes its own
+ * thread's block anyway, where a store into the hak_boot_* page, a call
+ * into this file's text or a clock reading (the vDSO's data page) each
+ * cost every child of a shell a page fault.
+ */
+__thread unsigned __hak_limit_from_ms __attribute__((tls_model("initial-exec")));
 static char cg_stat_buf[4096];	/* one reader at a time: cg_busy */
 static int cg_busy;		/* atomic */
 
@@ -198,7 +218,8 @@ bool __hak_cgroup_near(void)
 	char path[CG_PATH_MAX + 16];
 	bool near = false;
 
-	if (!at->len || !lim || arch_xchg(&cg_busy, 1))
+	/* acquire: cg_limit_at was written before cg_lazy went to 0 */
+	if (arch_load_acquire(&cg_lazy) || !at->len || !lim || arch_xchg(&cg_busy, 1))
 		return false;
 	used = read_limit(at->dir, at->len, at->v2 ? "memory.current" : "memory.usage_in_bytes");
 	/*
@@ -227,6 +248,34 @@ bool __hak_cgroup_near(void)
 void __hak_cgroup_fork_child(void)
 {
 	cg_busy = 0;
+	if (cg_lazy == 2)
+		cg_lazy = 1;	/* that thread's read is not ours: read again */
+}
+
+bool __hak_limit_unread(void)
+{
+	return arch_load_relaxed(&cg_lazy) != 0;
+}
+
+bool __hak_limit_waits(unsigned now, unsigned delay)
+{
+	if (!arch_load_relaxed(&cg_lazy))
+		return false;
+	if (__hak_limit_from_ms == HAK_LIMIT_FORKED)
+		__hak_limit_from_ms = now;
+	return (int)(now - __hak_limit_from_ms) <= (int)delay;
+}
+
+/*
+ * The cgroup's limit, if it is still to be read: one thread reads, the
+ * others go on without it meanwhile (a soft limit: nothing refuses).
+ */
+void __hak_limit_resolve(void)
+{
+	if (likely(!arch_load_relaxed(&cg_lazy)) || arch_cmpxchg(&cg_lazy, 1, 2) != 1)
+		return;
+	__hak_os_set_limit(cgroup_limit(&cg_limit_at), false);
+	arch_store_release(&cg_lazy, 0);
 }
 
 /* The number after key in a /proc/meminfo text, in bytes; 0 when absent. */
@@ -286,7 +335,13 @@ void __hak_limit_init(void)
 {
 	size_t lim = __hak_opt.memory_limit;
 
-	if (lim == HAK_LIMIT_UNSET)
+	if (lim == HAK_LIMIT_UNSET) {
+		if (!__hak_opt.memory_limit_hard) {
+			__hak_os_set_limit(0, false);
+			arch_store_relaxed(&cg_lazy, 1);	/* __hak_limit_resolve */
+			return;
+		}
 		lim = cgroup_limit(&cg_limit_at);
+	}
 	__hak_os_set_limit(lim, __hak_opt.memory_limit_hard != 0);
 }

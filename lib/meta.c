@@ -21,10 +21,10 @@ static struct hak_lock meta_lock = HAK_LOCK_INIT;
  * address of whatever is mapped next, a false reference for leak checkers
  * (valgrind box).
  */
-static uintptr_t meta_cur;
-static size_t meta_left;
-static size_t meta_bytes;
-static void *meta_last;		/* the newest chunk; its first word: the one before */
+static uintptr_t meta_cur __boot_hot;
+static size_t meta_left __boot_hot;
+static size_t meta_bytes __boot_hot;
+static void *meta_last __boot_hot;		/* the newest chunk; its first word: the one before */
 
 void *__hak_meta_alloc(size_t size)
 {

@@ -24,6 +24,7 @@
 #include <asm/atomic.h>
 #include "os.h"
 #include "init.h"
+#include "purge.h"
 #include "boxes/valgrind/valgrind_hooks.h"
 
 /* Generic numbers (the same on every architecture but alpha). */
@@ -34,11 +35,11 @@
 #define SYS_process_madvise	440
 #endif
 
-static size_t os_mapped;
-static size_t os_limit;		/* 0: no limit */
-static int os_limit_hard;
-static int os_near;		/* atomic: mappings came near the limit */
-static int exact_off;		/* atomic: an exact-length map came misaligned */
+static size_t os_mapped __boot_hot;
+static size_t os_limit __boot_once;		/* 0: no limit */
+static int os_limit_hard __boot_once;
+static int os_near __boot_hot;		/* atomic: mappings came near the limit */
+static int exact_off __boot_once;		/* atomic: an exact-length map came misaligned */
 
 /* The kernel's PMD size with 4 KiB pages (x86_64, arm64, riscv64). */
 #define OS_PMD_SIZE	((size_t)2 << 20)
@@ -63,7 +64,7 @@ static struct fault_site fault[HAK_OS_NSITES];
  * one line on stderr, exit status 127 (as lib/alloc.c does when the fixed
  * page map's address is taken). Checked once, on the mapping paths only.
  */
-static int os_page_ok;	/* atomic: the page size matched */
+static int os_page_ok __boot_once;	/* atomic: the page size matched */
 
 static void __cold __noinline os_page_check_slow(void)
 {
@@ -116,7 +117,7 @@ static inline void os_page_check(void)
  * unprivileged filter needs first. Never cleared: a filter cannot be
  * removed, and a fork inherits it.
  */
-int __hak_os_sandbox;		/* atomic: enum hak_os_sandbox */
+int __hak_os_sandbox __boot_once;		/* atomic: enum hak_os_sandbox */
 
 /*
  * Only ever up: a filter installed at start-up, then one of the program's.
@@ -179,6 +180,11 @@ static bool limit_grow_allows(size_t len, size_t whole)
 	size_t lim = arch_load_relaxed(&os_limit);
 	size_t m = arch_load_relaxed(&os_mapped) + len;
 
+	/* the cgroup's limit, read late (lib/limit.c): no later than here */
+	if (unlikely(!lim && m > HAK_LIMIT_LAZY_BYTES) && __hak_limit_unread()) {
+		__hak_limit_resolve();
+		lim = arch_load_relaxed(&os_limit);
+	}
 	if (likely(!lim) || m <= lim - lim / 8)
 		return true;
 	/* past a hard limit by itself: no purge makes room, so not near */
@@ -202,6 +208,7 @@ void __hak_os_set_limit(size_t bytes, bool hard)
 
 size_t __hak_os_limit(void)
 {
+	__hak_limit_resolve();
 	return arch_load_relaxed(&os_limit);
 }
 
@@ -245,7 +252,7 @@ typedef int (*gettime_fn)(clockid_t, struct timespec *);
 /* a program's own clock (os.h), for the selftests */
 extern int __hak_clock_hook(clockid_t clk, struct timespec *ts) __attribute__((weak));
 
-static uintptr_t vdso_gettime;	/* atomic: the function; 1: none; 0: not looked yet */
+static uintptr_t vdso_gettime __boot_once;	/* atomic: the function; 1: none; 0: not looked yet */
 
 /*
  * Symbols in a dynamic symbol table: DT_HASH's chain count, else the end
@@ -372,7 +379,7 @@ int __hak_os_clock(clockid_t clk, struct timespec *ts)
  * tested as signed held the clock at 1 from day 24.9 to day 49.7 of a
  * process's life, and no decay pass ran in that time.)
  */
-static uint64_t clock_base;	/* atomic: boot ms at the first reading, bit 63 set */
+static uint64_t clock_base __boot_once;	/* atomic: boot ms at the first reading, bit 63 set */
 
 #define CLOCK_SET	(1ULL << 63)
 
@@ -682,7 +689,7 @@ bool __hak_os_maps_each(int fd, void (*fn)(uintptr_t start, uintptr_t end, void 
 
 bool __hak_os_commit_strict(void)
 {
-	static int strict;	/* atomic: 0 not read yet, 1 no, 2 yes */
+	static int strict __boot_once;	/* atomic: 0 not read yet, 1 no, 2 yes */
 	int s = arch_load_relaxed(&strict);
 
 	if (!s) {
@@ -824,12 +831,21 @@ bool __hak_os_stock_fill(struct hak_os_stock *st, size_t len)
 	 * the last refill (Python's resource.setrlimit, after the stock had
 	 * grown to HAK_OS_STOCK_MAX) took the next batch at 64 MiB and every
 	 * later one too, the shift being raised but never lowered (rv35).
+	 * Not at a stock's first refill, which maps one piece whatever the
+	 * answer: that is every process's first malloc, and the question
+	 * costs it overcommit_memory's open and read and two getrlimits
+	 * (design.md, "What the first malloc reads"). The answer acts
+	 * before the map: the batch of the refill after the first is 32
+	 * pieces where nothing is costly, as when it was set after the first.
 	 */
-	bool lean = __hak_os_space_costly();
+	bool first = !st->refills && !st->shift;
+	bool lean = first || __hak_os_space_costly();
 	unsigned n;
 	void *p = NULL;
 
-	if (lean && st->shift > 2)
+	if (!lean)
+		st->shift = HAK_OS_STOCK_MAX_SHIFT;
+	else if (st->shift > 2)
 		st->shift = 2;
 	n = 1u << st->shift;
 
@@ -854,11 +870,10 @@ bool __hak_os_stock_fill(struct hak_os_stock *st, size_t len)
 	 * charged as memory (a writable private mapping): batches grow
 	 * 1, 2, 4 and no further there (8 MiB, against 64 MiB). The same
 	 * under an address-space limit, of which the rest would take 62 MiB
-	 * from the start (ml34: python3 under ulimit -v).
+	 * from the start (ml34: python3 under ulimit -v). The first refill
+	 * grows as a lean one: the next asks.
 	 */
-	if (!lean)
-		st->shift = HAK_OS_STOCK_MAX_SHIFT;
-	else if (st->shift < 2)
+	if (lean && st->shift < 2)
 		st->shift++;
 	return true;
 }
@@ -1097,7 +1112,7 @@ static bool rss_scan(int fd, char *a, size_t len, size_t *bytes, size_t *huge)
 	return true;
 }
 
-static int rss_scan_works;	/* atomic: 0 untried, 1 works, -1 not */
+static int rss_scan_works __boot_once;	/* atomic: 0 untried, 1 works, -1 not */
 
 void __hak_os_rss_open(struct hak_os_rss *r)
 {
@@ -1204,7 +1219,7 @@ size_t __hak_os_resident_bytes(struct hak_os_rss *r, void *p, size_t len)
 }
 
 /* 0: untried, 1: process_madvise takes MADV_DONTNEED, -1: it does not */
-static int batch_works;		/* atomic */
+static int batch_works __boot_once;		/* atomic */
 
 /* One system call for the whole batch; false when it cannot be used. */
 static bool purge_batched(struct hak_purge_batch *b)

@@ -468,14 +468,21 @@ static inline bool __hak_ms_due(unsigned now, unsigned deadline)
 }
 
 /*
- * Memory limit (lib/limit.c sets it at start-up; 0: none). A mapping that
- * would take the mapped bytes within 1/8 of the limit raises the "near"
- * flag, which the first purge tick a delay after the last such purge
+ * Memory limit (lib/limit.c sets it at start-up, a cgroup's later; 0:
+ * none). A mapping that would take the mapped bytes within 1/8 of the
+ * limit raises the "near" flag, which the first purge tick a delay after the last such purge
  * consumes by purging every cache; with hard set, a mapping past the
  * limit fails with ENOMEM.
  */
 void __hak_os_set_limit(size_t bytes, bool hard);
+/* The limit; a cgroup's still unread is read first (lib/limit.c). */
 size_t __hak_os_limit(void);
+/*
+ * Mapped bytes below which the cgroup's limit is not read (lib/limit.c):
+ * under it, only a limit below 8/7 of it could have raised the near flag.
+ * A short process maps 2-5 MiB (sed, perl, python3 -c pass).
+ */
+#define HAK_LIMIT_LAZY_BYTES	((size_t)8 << 20)
 /*
  * Does a hard limit refuse len bytes by themselves, with nothing else
  * mapped? Then purging every cache cannot make room: such a refusal

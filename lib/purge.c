@@ -63,27 +63,27 @@
 #include "boxes/bigcache/bigcache.h"
 #include "boxes/l25_pool/l25.h"
 
-static int purge_busy;			/* atomic: a pass is running */
-static unsigned next_ms;		/* atomic: when the next pass is due */
-static unsigned limit_next_ms;		/* atomic: next purge-all near the limit */
-static unsigned cg_next_ms;		/* atomic: next read of the cgroup's usage */
-static size_t nr_passes, nr_decayed, nr_limit_purges, nr_retries;	/* atomic */
+static int purge_busy __boot_hot;			/* atomic: a pass is running */
+static unsigned next_ms __boot_hot;		/* atomic: when the next pass is due */
+static unsigned limit_next_ms __boot_hot;		/* atomic: next purge-all near the limit */
+static unsigned cg_next_ms __boot_hot;		/* atomic: next read of the cgroup's usage */
+static size_t nr_passes __boot_hot, nr_decayed, nr_limit_purges, nr_retries;	/* atomic */
 
 #define LEARN_WINDOW	4		/* base delays a purge is watched */
 #define LEARN_MIN	(1UL << 20)	/* bytes a window must purge to count */
 
-static unsigned learned_ms;		/* atomic: the busy passes' delay (0: base) */
-static unsigned active_ms;		/* atomic: the last full tick (a slow path) */
-static size_t map_hwm;			/* under purge_busy: mapped bytes' peak at passes */
-static unsigned quiet_ms;		/* atomic: no window opens before (0: none) */
-static int watch_drop;			/* atomic: a purge-all came: drop the window */
+static unsigned learned_ms __boot_once;		/* atomic: the busy passes' delay (0: base) */
+static unsigned active_ms __boot_hot;		/* atomic: the last full tick (a slow path) */
+static size_t map_hwm __boot_hot;			/* under purge_busy: mapped bytes' peak at passes */
+static unsigned quiet_ms __boot_hot;		/* atomic: no window opens before (0: none) */
+static int watch_drop __boot_hot;			/* atomic: a purge-all came: drop the window */
 static struct {
 	unsigned end;			/* when it is judged; 0: no window open */
 	size_t purged;			/* bytes the busy passes purged in it */
 	size_t faults;			/* minor faults at its start */
 	size_t hwm;			/* map_hwm at its start */
 	size_t peak;			/* the resident set's peak then (0: unknown) */
-} watch;				/* under purge_busy */
+} watch __boot_hot;			/* under purge_busy */
 static size_t nr_learn_up, nr_learn_down;	/* atomic */
 
 static unsigned pass_step(unsigned delay)
@@ -350,6 +350,14 @@ static bool cgroup_near_due(unsigned now, unsigned delay)
 {
 	unsigned next = arch_load_relaxed(&cg_next_ms);
 
+	/*
+	 * The cgroup's limit is read (lib/limit.c) a delay into the process's
+	 * life (now counts from its first clock reading, at start-up; a fork
+	 * child's from its fork) or sooner past HAK_LIMIT_LAZY_BYTES mapped:
+	 * a short process never reads it.
+	 */
+	if (unlikely(__hak_limit_waits(now, delay)))
+		return false;
 	if (!__hak_ms_due(now, next) ||
 	    arch_cmpxchg(&cg_next_ms, next, now + (delay / 4 > 10 ? delay / 4 : 10)) != next)
 		return false;

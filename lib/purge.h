@@ -78,8 +78,32 @@ unsigned __hak_purge_busy_ms(void);
 /* Tests: set the busy passes' learned delay (as refaults would). */
 void __hak_purge_set_learned(unsigned ms);
 
-/* Read the cgroup memory limit and HAKMEM_MEMORY_LIMIT* (start-up). */
+/*
+ * HAKMEM_MEMORY_LIMIT* (start-up); the cgroup's limit is read then only
+ * under HAKMEM_MEMORY_LIMIT_HARD=1, else by __hak_limit_resolve.
+ */
 void __hak_limit_init(void);
+/*
+ * Read the cgroup's memory limit now if it was left for later (the OS
+ * layer past HAK_LIMIT_LAZY_BYTES mapped, the purge tick a delay into the
+ * process's life, __hak_os_limit); once, in one thread (lib/limit.c).
+ */
+void __hak_limit_resolve(void);
+/* Is the cgroup's limit still to be read? */
+bool __hak_limit_unread(void);
+/*
+ * Still to be read and not a purge delay into this process's life (its
+ * fork, for a fork child)? The purge tick waits for the late read then.
+ */
+bool __hak_limit_waits(unsigned now, unsigned delay);
+/*
+ * Where that wait starts in this thread (lib/limit.c); every fork child
+ * sets HAK_LIMIT_FORKED (lib/init.c), so that a shell's subshells, which
+ * the parent's clock puts past the delay, do not each read the cgroup
+ * before their exec: the wait starts at the child's first tick.
+ */
+extern __thread unsigned __hak_limit_from_ms __attribute__((tls_model("initial-exec")));
+#define HAK_LIMIT_FORKED	(~0u)
 /* The cgroup memory limit of the process, 0 when none (lib/limit.c). */
 size_t __hak_cgroup_limit(void);
 /*

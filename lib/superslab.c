@@ -64,8 +64,8 @@
 HAK_BUILD_BUG_ON(HAK_SS_PAGES != 32);
 
 /* the registry: map made by ssmap_open_locked (superslab.h) */
-struct hak_ssreg __hak_ssreg;
-uint16_t __hak_pm_none;		/* never written: 0 for good */
+struct hak_ssreg __hak_ssreg __boot_once;
+uint16_t __hak_pm_none __boot_once;	/* never written: 0 for good */
 struct hak_pagemap __hak_pm = { .map = &__hak_pm_none };
 
 /*
@@ -156,7 +156,7 @@ static uint16_t *pm_fixed_grow(void)
  */
 static void pm_init(void)
 {
-	static bool tried;	/* ss_lock */
+	static bool tried __boot_once;	/* ss_lock */
 	uint16_t *m;
 
 	if (tried)
@@ -438,14 +438,14 @@ size_t __hak_ssmap_resident(struct hak_os_rss *r, unsigned kind)
 	return bytes;
 }
 
-static struct hak_superslab *avail;	/* superslabs with a free page */
+static struct hak_superslab *avail __boot_hot;	/* superslabs with a free page */
 /*
  * Per heap tag, ss_lock: NULL or a superslab of that tag, the last one
  * its heap took a slab from: ss_pick's guess for a clean run of the
  * heap's own when no superslab has resident free pages. Cleared when the
  * superslab's tag is (ss_untag), so it never names one that is unmapped.
  */
-static struct hak_superslab *tag_hint[256];
+static struct hak_superslab *tag_hint[256] __boot_hot __aligned(64);
 /*
  * ss_lock: per heap tag (0: no heap's), the superslabs with resident free
  * pages (dirty_mask not 0), where ss_pick finds its first three ranks
@@ -458,7 +458,7 @@ static struct hak_superslab *tag_hint[256];
  * change of ss's dirty_mask or heap_tag, (ss, true) after.
  */
 static struct hak_superslab *dirty_ss[256];
-static unsigned nr_dirty_ss;
+static unsigned nr_dirty_ss __boot_hot;
 
 static void ss_dirty_list(struct hak_superslab *ss, bool add)
 {
@@ -485,10 +485,10 @@ static void ss_dirty_list(struct hak_superslab *ss, bool add)
 	nr_dirty_ss--;
 }
 
-static size_t nr_superslabs;
-static size_t nr_pages_used;
-static size_t nr_pages_dirty;
-static size_t nr_free_superslabs;	/* wholly free, still mapped */
+static size_t nr_superslabs __boot_hot;
+static size_t nr_pages_used __boot_hot;
+static size_t nr_pages_dirty __boot_hot;
+static size_t nr_free_superslabs __boot_hot;	/* wholly free, still mapped */
 static size_t purged_bytes;
 static size_t dirty_max = (size_t)CONFIG_HAK_DIRTY_MAX_KIB << 10;
 
@@ -525,7 +525,7 @@ static void ss_untag(struct hak_superslab *ss)
 	ss->heap_tag = 0;
 }
 
-static struct hak_os_stock ss_stock;	/* ss_lock */
+static struct hak_os_stock ss_stock __boot_hot;	/* ss_lock */
 
 /*
  * Unlocked, on a superslab just taken from the stock (no other thread can
@@ -749,7 +749,7 @@ static void slab_init(struct hak_superslab *ss, unsigned first, unsigned span,
 		      (first == 0 ? __hak_slab_first_off(c) : 0), bytes);
 }
 
-static int ss_refilling;	/* a refill is being mapped; written under ss_lock */
+static int ss_refilling __boot_hot;	/* a refill is being mapped; written under ss_lock */
 
 /*
  * The stock is empty: map its next batch with ss_lock dropped, so that

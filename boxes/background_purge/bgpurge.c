@@ -48,7 +48,7 @@
 
 enum { BG_NONE, BG_STARTING, BG_RUNNING, BG_FAILED };
 
-int __hak_bgpurge_state;		/* atomic, BG_* */
+int __hak_bgpurge_state __boot_once;		/* atomic, BG_* */
 static int bg_atfork_done;		/* atomic */
 static size_t bg_starts, bg_wakeups, bg_passes, bg_bytes;	/* atomic */
 

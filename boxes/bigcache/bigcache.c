@@ -1235,7 +1235,7 @@ static void proc_raise(size_t fresh)
  * from then on (a program that never frees a large block opens no /proc
  * file for it). Atomic: read before the lock.
  */
-static int bc_used;
+static int bc_used __boot_once;
 
 /*
  * A take of len bytes; a block within slack of len is handed out whole

@@ -33,8 +33,8 @@
 #include "boxes/hardened/hardened.h"
 #include "boxes/hardened/hd_internal.h"
 
-uintptr_t __hak_hd_secret;
-static uint64_t carve_state;		/* xorshift state, racy by design */
+uintptr_t __hak_hd_secret __boot_once;
+static uint64_t carve_state __boot_hot;		/* xorshift state, racy by design */
 
 static uint64_t mix(uint64_t x)
 {
@@ -145,10 +145,10 @@ void hak_hd_carve_order(uint16_t *idx, uint32_t n)
 
 #define HD_MAP_COUNT_DEFAULT	65530UL	/* Linux's DEFAULT_MAX_MAP_COUNT */
 
-static size_t hd_guards;		/* atomic: guard pages now protected */
-static size_t hd_guard_max;		/* atomic: the map-count budget; 0 until read */
-static size_t hd_guard_test_max;	/* atomic: a test's budget, 0: none */
-static size_t hd_guard_skipped;		/* atomic: guards not made, ever */
+static size_t hd_guards __boot_hot;		/* atomic: guard pages now protected */
+static size_t hd_guard_max __boot_once;		/* atomic: the map-count budget; 0 until read */
+static size_t hd_guard_test_max __boot_once;	/* atomic: a test's budget, 0: none */
+static size_t hd_guard_skipped __boot_hot;		/* atomic: guards not made, ever */
 
 /* vm.max_map_count, or Linux's default when /proc cannot say. */
 static size_t read_map_count(void)

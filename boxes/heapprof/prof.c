@@ -62,7 +62,7 @@ struct hp_entry {
 
 unsigned long __hak_prof_live;
 
-static int hp_on;			/* HAKMEM_PROF=1 and the tables exist */
+static int hp_on __boot_once;			/* HAKMEM_PROF=1 and the tables exist */
 static size_t hp_mean;
 static unsigned hp_depth;
 static enum hp_format hp_format;
