@@ -21,7 +21,7 @@
  * first)
  */
 #include <pthread.h>
-#include <sys/resource.h>
+#include "minflt.h"
 #include "bc_test.h"
 #include "boxes/bigcache/bc_internal.h"
 #include "purge.h"
@@ -36,14 +36,6 @@
 static volatile int stop;
 static long faults[ROUNDS];
 static size_t busy_ms[ROUNDS];
-
-static long thread_minflt(void)
-{
-	struct rusage ru;
-
-	getrusage(RUSAGE_THREAD, &ru);
-	return ru.ru_minflt;
-}
 
 /*
  * A slow path without a large block: more small blocks than the thread

@@ -13,7 +13,7 @@
  * valgrind: there it checks that none is.
  */
 #include <sys/mman.h>
-#include <sys/resource.h>
+#include "minflt.h"
 #include "bc_test.h"
 #include "os.h"
 #include "../lib/child.h"
@@ -38,14 +38,6 @@ static uintptr_t addr_of(const void *p)
 
 	__asm__("" : "=r"(a) : "0"(p));
 	return a;
-}
-
-static long minflt(void)
-{
-	struct rusage ru;
-
-	getrusage(RUSAGE_SELF, &ru);
-	return ru.ru_minflt;
 }
 
 /* Is [lo, hi) inside one line of /proc/self/maps? */
@@ -164,10 +156,10 @@ static void test_whole(void)
 	       "the next block past 2 MiB takes the kept mapping (same address, contents kept%s)",
 	       g ? ", the guard moved after it" : "");
 	fill(k, MIB + MIB / 2, 2 * MIB + 4096, 2);
-	f0 = minflt();
+	f0 = process_minflt();
 	a = addr_of(k);
 	k = grow_chain(k, 2 * MIB + 4096, 20 * MIB, 2, &moved);
-	f0 = minflt() - f0;
+	f0 = process_minflt() - f0;
 	tap_ok((uintptr_t)k == a && !moved && bc_check(k, 20 * MIB, 2) && f0 < 64 && guarded(k) &&
 	       !unguarded_steps,
 	       "grown to 20 MiB over the kept pages: same address, %ld page faults for %u pages%s",

@@ -15,7 +15,7 @@
  *   - the rounds purged and faulted the set back (the premise);
  *   - the busy passes' delay grew past the configured one.
  */
-#include <sys/resource.h>
+#include "minflt.h"
 #include <hakmem/hakmem.h>
 #include "core_test.h"
 #include "init.h"
@@ -26,14 +26,6 @@
 #define ROUNDS	8
 
 static char *blk[NB];
-
-static long minflt(void)
-{
-	struct rusage ru;
-
-	getrusage(RUSAGE_SELF, &ru);
-	return ru.ru_minflt;
-}
 
 int main(void)
 {
@@ -50,14 +42,14 @@ int main(void)
 		tap_skip_all("dirty limit %zu: the set does not cross it", __hak_opt.dirty_max);
 	tap_plan(2);
 	for (r = 0; r < ROUNDS; r++) {
-		f0 = minflt();
+		f0 = process_minflt();
 		for (i = 0; i < NB; i++) {
 			blk[i] = malloc(BS);
 			if (!blk[i])
 				tap_bail("malloc(%u) failed", BS);
 			memset(blk[i], (int)(r + i), BS);
 		}
-		faults[r] = minflt() - f0;
+		faults[r] = process_minflt() - f0;
 		for (i = 0; i < NB; i++) {
 			if (blk[i][BS - 1] != (char)(r + i))
 				tap_bail("block %u of round %u changed", i, r);

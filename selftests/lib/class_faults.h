@@ -11,17 +11,8 @@
 #define HAK_SELFTEST_CLASS_FAULTS_H
 
 #include <stdlib.h>
-#include <sys/resource.h>
+#include "minflt.h"
 #include "tap.h"
-
-static inline long thread_faults(void)
-{
-	struct rusage ru;
-
-	if (getrusage(RUSAGE_THREAD, &ru))
-		tap_bail("getrusage");
-	return ru.ru_minflt;
-}
 
 static inline long class_faults(const size_t *class_sz, size_t n, size_t under)
 {
@@ -32,11 +23,11 @@ static inline long class_faults(const size_t *class_sz, size_t n, size_t under)
 	if (n > sizeof(p) / sizeof(p[0]))
 		tap_bail("class_faults: %zu classes, at most 64", n);
 	free(malloc(16));
-	f0 = thread_faults();
+	f0 = thread_minflt();
 	for (i = 0; i < n; i++)
 		if (!(p[i] = malloc(class_sz[i] - under)))
 			tap_bail("malloc(%zu) failed", class_sz[i] - under);
-	f0 = thread_faults() - f0;
+	f0 = thread_minflt() - f0;
 	for (i = 0; i < n; i++)
 		free(p[i]);
 	return f0;

@@ -29,7 +29,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <sys/mman.h>
-#include <sys/resource.h>
+#include "minflt.h"
 #include "tap.h"
 #include "coarse_sleep.h"
 #include "init.h"
@@ -42,14 +42,6 @@
 
 /* BigCache purges at each put on a machine short of memory: not here. */
 void __hak_bigcache_force_pressure(int tight) __attribute__((weak));
-
-static long cg_minflt(void)
-{
-	struct rusage ru;
-
-	getrusage(RUSAGE_THREAD, &ru);
-	return ru.ru_minflt;
-}
 
 /* Compute for ms (by the library's clock too) without any allocator call. */
 static void cg_compute(unsigned ms)
@@ -64,7 +56,7 @@ static void cg_compute(unsigned ms)
 
 static long cg_take(char **set, int round)
 {
-	long f0 = cg_minflt();
+	long f0 = thread_minflt();
 
 	for (int i = 0; i < CG_NBLK; i++) {
 		set[i] = malloc(CG_BLK);
@@ -72,7 +64,7 @@ static long cg_take(char **set, int round)
 			tap_bail("malloc(%u) failed", CG_BLK);
 		memset(set[i], round + i + 1, CG_BLK);
 	}
-	return cg_minflt() - f0;
+	return thread_minflt() - f0;
 }
 
 static void cg_free(char **set)

@@ -25,7 +25,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
+#include "minflt.h"
 #include "tap.h"
 #include "coarse_sleep.h"
 #include "init.h"
@@ -41,17 +41,9 @@ struct refault_set {
 	char *grow;
 };
 
-static inline long refault_thread_minflt(void)
-{
-	struct rusage ru;
-
-	getrusage(RUSAGE_THREAD, &ru);
-	return ru.ru_minflt;
-}
-
 static inline long refault_set_take(struct refault_set *s, int round)
 {
-	long f0 = refault_thread_minflt();
+	long f0 = thread_minflt();
 	size_t len;
 	int i;
 
@@ -70,7 +62,7 @@ static inline long refault_set_take(struct refault_set *s, int round)
 		s->grow = g;
 		memset(s->grow, round, len);
 	}
-	return refault_thread_minflt() - f0;
+	return thread_minflt() - f0;
 }
 
 static inline void refault_set_free(struct refault_set *s)
