@@ -15,16 +15,17 @@
  * hak_boot_* sections, on the page the loader clears anyway
  * (include/hak/compiler.h).
  *
- * A fresh process (this program run again through /proc/self/exe, its
- * HAKMEM_MEMORY_LIMIT* unset and a purge delay of an hour, so that only
- * the size brings the cgroup's read) makes one malloc and one free, then
- * counts: the openat calls hakmem made (linked with -Wl,--wrap=syscall:
- * every system call of the library goes through syscall(), and the wrapper
- * counts SYS_openat) and the resident pages of [__bss_start, _end) past
- * the page .bss starts on (mincore: a page read maps the zero page, which
- * counts as resident, so reads count too). Then it maps 16 MiB (past
- * HAK_LIMIT_LAZY_BYTES): the cgroup's limit is read then, and agrees with
- * the one read whole (__hak_cgroup_limit).
+ * A fresh process (this program run again through /proc/self/exe by
+ * child_exec, its HAKMEM_MEMORY_LIMIT* unset and a purge delay of an hour,
+ * so that only the size brings the cgroup's read) makes one malloc and one
+ * free, then counts: the openat calls hakmem made (linked with
+ * -Wl,--wrap=syscall: every system call of the library goes through
+ * syscall(), and the wrapper counts SYS_openat) and the resident pages of
+ * [__bss_start, _end) past the page .bss starts on (mincore: a page read
+ * maps the zero page, which counts as resident, so reads count too). Then
+ * it maps 16 MiB (past HAK_LIMIT_LAZY_BYTES): the cgroup's limit is read
+ * then, and agrees with the one read whole (__hak_cgroup_limit). It
+ * reports on its stderr, which child_exec captures.
  *
  * Bars: at most 2 opens (the sandbox probe's /proc/self/status, and one
  * to spare; main opened /proc/self/cgroup whether it exists or not, a
@@ -34,8 +35,8 @@
  */
 #include <stdarg.h>
 #include <sys/mman.h>
-#include <sys/wait.h>
 #include "core_test.h"
+#include "child.h"
 #include "os.h"
 #include "purge.h"
 
@@ -124,46 +125,36 @@ static int child(void)
 	free((void *)p);
 	len = snprintf(out, sizeof(out), "%ld %ld %ld %zu %zu %s\n# .bss pages touched:%s\n",
 		       opens, pages, later, lim, cg, opened, pages_at + 1);
-	return write(1, out, (size_t)len) == len ? 0 : 1;
+	return write(2, out, (size_t)len) == len ? 0 : 1;
+}
+
+/* The child's options: read at its first malloc, in the exec'd image. */
+static void unset_limits(void)
+{
+	unsetenv("HAKMEM_MEMORY_LIMIT");
+	unsetenv("HAKMEM_MEMORY_LIMIT_HARD");
 }
 
 int main(int argc, char **argv)
 {
-	char buf[2048] = "", paths[1400] = "";
+	static char *const env[] = { "HAKMEM_PURGE_DELAY_MS", "3600000", NULL };
+	char *const args[] = { argv[0], "--child", NULL };
+	struct child_result r;
+	char paths[1400] = "";
 	long opens = -1, pages = -1, later = -1;
 	size_t lim = 0, cg = 1;
-	int fds[2], st = 0;
-	ssize_t n, got = 0;
-	pid_t pid;
 
 	if (argc == 2 && !strcmp(argv[1], "--child"))
 		return child();
 	tap_plan(3);
-	if (pipe(fds))
-		tap_bail("pipe failed");
-	fflush(stdout);
-	pid = fork();
-	if (pid == 0) {
-		dup2(fds[1], 1);
-		close(fds[0]);
-		unsetenv("HAKMEM_MEMORY_LIMIT");
-		unsetenv("HAKMEM_MEMORY_LIMIT_HARD");
-		setenv("HAKMEM_PURGE_DELAY_MS", "3600000", 1);
-		execl("/proc/self/exe", argv[0], "--child", (char *)NULL);
-		_exit(3);
-	}
-	close(fds[1]);
-	while (pid > 0 && got < (ssize_t)sizeof(buf) - 1 &&
-	       (n = read(fds[0], buf + got, sizeof(buf) - 1 - (size_t)got)) > 0)
-		got += n;
-	buf[got] = '\0';
-	if (pid < 0 || waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st) ||
-	    sscanf(buf, "%ld %ld %ld %zu %zu %1399[^\n]", &opens, &pages, &later, &lim, &cg,
+	child_exec(NULL, args, env, unset_limits, &r);
+	if (r.status == -1 || !WIFEXITED(r.status) || WEXITSTATUS(r.status) ||
+	    sscanf(r.err, "%ld %ld %ld %zu %zu %1399[^\n]", &opens, &pages, &later, &lim, &cg,
 		   paths) < 5)
-		tap_bail("the child failed (status %#x, output \"%s\")", st, buf);
+		tap_bail("the child failed (status %#x, output \"%s\")", r.status, r.err);
 	printf("# files opened by the first malloc%s\n", paths + 1);
-	if (strchr(buf, '#'))
-		printf("%s", strchr(buf, '#'));
+	if (strchr(r.err, '#'))
+		printf("%s", strchr(r.err, '#'));
 	tap_ok(opens >= 0 && opens <= MAX_OPENS,
 	       "a process's first malloc and free open %ld files (at most %d)", opens, MAX_OPENS);
 	tap_ok(pages >= 0 && pages <= MAX_BSS_PAGES,
